@@ -1,0 +1,272 @@
+/*
+ * eryx — the command line, modelled on `python`:
+ *   eryx -c CODE [arg...]     eryx FILE [arg...]     eryx -m MODULE [arg...]
+ *   eryx - [arg...]           (or code piped on stdin)
+ * Exit status: that of the Python code (0, 1 after an uncaught exception with
+ * the traceback on stderr, SystemExit's code), 2 for a usage error or a file
+ * that cannot be read, 70 when the sandbox trapped or failed inside, 71 when
+ * it could not be created. See docs/cli.md.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "eryx.h"
+
+enum { EXIT_USAGE = 2, EXIT_SANDBOX = 70, EXIT_SETUP = 71 };
+
+#define MAX_MOUNTS 32
+
+typedef struct cli {
+    eryx_run_mode mode;
+    const char *code_arg;     /* -c CODE or -m MODULE */
+    const char *file;         /* FILE, or "-" for stdin */
+    char **args;              /* arguments after the code/file/module */
+    int n_args;
+    eryx_mount mounts[MAX_MOUNTS];
+    size_t n_mounts;
+} cli;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: eryx [option] ... [-c cmd | -m mod | file | -] [arg] ...\n"
+            "Runs Python in a WebAssembly sandbox.\n\n"
+            "  -c cmd          program passed in as string\n"
+            "  -m mod          run library module as a script\n"
+            "  file            program read from a host file\n"
+            "  -               program read from stdin (default when stdin is not a terminal)\n"
+            "  --mount HOST:GUEST[:rw]\n"
+            "                  make host directory HOST visible at GUEST (read-only\n"
+            "                  unless :rw); repeatable\n"
+            "  -V, --version   print the eryx and Python versions and exit\n"
+            "  -h, --help      print this help and exit\n");
+}
+
+static int parse_mount(cli *c, char *spec)
+{
+    if (c->n_mounts == MAX_MOUNTS) {
+        fprintf(stderr, "eryx: too many --mount options (at most %d)\n", MAX_MOUNTS);
+        return -1;
+    }
+    eryx_mount *m = &c->mounts[c->n_mounts];
+    char *guest = strchr(spec, ':');
+    if (!guest || guest == spec || guest[1] != '/') {
+        fprintf(stderr, "eryx: --mount wants HOST:GUEST[:rw] with an absolute GUEST path\n");
+        return -1;
+    }
+    *guest++ = '\0';
+    char *flags = strchr(guest, ':');
+    if (flags) {
+        *flags++ = '\0';
+        if (strcmp(flags, "rw") != 0 && strcmp(flags, "ro") != 0) {
+            fprintf(stderr, "eryx: --mount flag must be ro or rw, not '%s'\n", flags);
+            return -1;
+        }
+        m->writable = strcmp(flags, "rw") == 0;
+    }
+    m->host_path = spec;
+    m->guest_path = guest;
+    c->n_mounts++;
+    return 0;
+}
+
+/* Returns -1 to exit with EXIT_USAGE, 1 to exit 0 (help/version), 0 to run. */
+static int parse_args(cli *c, int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc; i++) {
+        char *a = argv[i];
+        if (strcmp(a, "-c") == 0 || strcmp(a, "-m") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eryx: argument expected for the %s option\n", a);
+                return -1;
+            }
+            c->mode = a[1] == 'm' ? ERYX_RUN_MODULE : ERYX_RUN_CODE;
+            c->code_arg = argv[++i];
+            i++;
+            break;
+        } else if (strcmp(a, "--mount") == 0) {
+            if (i + 1 >= argc || parse_mount(c, argv[++i]) < 0)
+                return -1;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            printf("eryx %s (Python 3.13.5, wasm32-wasip1 via wasm2c)\n", eryx_version());
+            return 1;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--") == 0) {
+            i++;
+            if (i < argc)
+                c->file = argv[i++];
+            break;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "eryx: unknown option %s\n", a);
+            usage(stderr);
+            return -1;
+        } else {
+            c->file = argv[i++];
+            break;
+        }
+    }
+    c->args = argv + i;
+    c->n_args = argc - i;
+    return 0;
+}
+
+/* Reads all of f into a malloc'd buffer. */
+static char *read_all(FILE *f, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap)
+            break;
+        char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+        if (!bigger) {
+            free(buf);
+            return NULL;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    if (buf && ferror(f)) {
+        free(buf);
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+static void stream_output(void *ud, int fd, const char *data, size_t len)
+{
+    (void)ud;
+    if (fd == 2) {
+        /* Keep the order the guest wrote in when both go to one place. */
+        fflush(stdout);
+        fwrite(data, 1, len, stderr);
+    } else {
+        fwrite(data, 1, len, stdout);
+    }
+}
+
+/* Builds sys.argv as python does: ['-c', args...], [FILE, args...],
+ * [module, args...] (runpy sets argv[0] to the module's path). */
+static const char **build_argv(const cli *c, const char *argv0)
+{
+    const char **argv = calloc((size_t)c->n_args + 2, sizeof *argv);
+    if (!argv)
+        return NULL;
+    argv[0] = argv0;
+    for (int i = 0; i < c->n_args; i++)
+        argv[i + 1] = c->args[i];
+    return argv;
+}
+
+static int report(int rc, eryx_sandbox *sb, eryx_result *res)
+{
+    if (rc == ERYX_PYTHON_EXCEPTION && res->traceback) {
+        fflush(stdout);
+        fputs(res->traceback, stderr);
+        return 1;
+    }
+    if (rc == ERYX_OK)
+        return res->exit_code;
+    fflush(stdout);
+    fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb)[0] ? eryx_errmsg(sb) : eryx_errstr(rc));
+    if (res && res->traceback)
+        fputs(res->traceback, stderr);
+    return EXIT_SANDBOX;
+}
+
+static int run(const cli *c, const char *code, size_t len, const char *filename,
+               const char *argv0, const char *stdin_data, size_t stdin_len)
+{
+    eryx_runtime *rt = NULL;
+    eryx_sandbox *sb = NULL;
+    eryx_result *res = NULL;
+    const char **argv = build_argv(c, argv0);
+    int status = EXIT_SETUP;
+    int rc = argv ? eryx_runtime_new(NULL, &rt) : ERYX_NOMEM;
+    if (rc == ERYX_OK) {
+        eryx_sandbox_config cfg;
+        eryx_sandbox_config_default(&cfg);
+        cfg.mounts = c->mounts;
+        cfg.n_mounts = c->n_mounts;
+        cfg.on_output = stream_output;
+        rc = eryx_sandbox_new(rt, &cfg, &sb);
+    }
+    if (rc != ERYX_OK) {
+        fprintf(stderr, "eryx: %s\n", eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
+        goto done;
+    }
+    eryx_run_options opts;
+    eryx_run_options_default(&opts);
+    opts.mode = c->mode;
+    opts.filename = filename;
+    opts.argv = argv;
+    opts.stdin_data = stdin_data;
+    opts.stdin_len = stdin_len;
+    rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
+    status = report(rc, sb, res);
+done:
+    fflush(stdout);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+    eryx_runtime_free(rt);
+    free(argv);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {0};
+    int p = parse_args(&c, argc, argv);
+    if (p != 0)
+        return p < 0 ? EXIT_USAGE : 0;
+
+    char *code = NULL, *input = NULL;
+    size_t len = 0, input_len = 0;
+    const char *filename = "<string>", *argv0 = "-c";
+    int from_stdin = !c.code_arg && (!c.file || strcmp(c.file, "-") == 0);
+    if (c.code_arg) {
+        code = strdup(c.code_arg);
+        len = strlen(c.code_arg);
+        argv0 = c.mode == ERYX_RUN_MODULE ? c.code_arg : "-c";
+    } else if (from_stdin) {
+        if (!c.file && isatty(STDIN_FILENO)) {
+            fprintf(stderr, "eryx: no program given (interactive mode is not supported "
+                            "yet): use -c, -m, a file or pipe code on stdin\n");
+            return EXIT_USAGE;
+        }
+        code = read_all(stdin, &len);
+        filename = "<stdin>";
+        argv0 = c.file ? "-" : "";
+    } else {
+        FILE *f = fopen(c.file, "rb");
+        code = f ? read_all(f, &len) : NULL;
+        if (!code) {
+            fprintf(stderr, "eryx: can't open file '%s': %s\n", c.file, strerror(errno));
+            if (f)
+                fclose(f);
+            return EXIT_USAGE;
+        }
+        fclose(f);
+        filename = argv0 = c.file;
+    }
+    if (!code) {
+        fprintf(stderr, "eryx: cannot read the program: %s\n", strerror(errno));
+        return EXIT_SETUP;
+    }
+    /* The sandbox's stdin is ours when the program did not come from it and
+     * it is not a terminal (a terminal would block until EOF). */
+    if (!from_stdin && !isatty(STDIN_FILENO))
+        input = read_all(stdin, &input_len);
+    int status = run(&c, code, len, filename, argv0, input, input_len);
+    free(code);
+    free(input);
+    return status;
+}

@@ -1,0 +1,47 @@
+/*
+ * The host–guest ABI: shared by guest/eryx_guest.c (compiled to wasm) and the
+ * host (src/core/). Bump ERYX_GUEST_ABI_VERSION on any change; the host checks
+ * it when a runtime is created.
+ *
+ * Guest exports (all wasm i32):
+ *   eryx_abi_version() -> version
+ *   eryx_alloc(size) -> ptr | 0          malloc in guest memory
+ *   eryx_dealloc(ptr)
+ *   eryx_init() -> 0 | -1               start the interpreter, import _eryx
+ *   eryx_exec(req, req_len) -> result*  run one request (see below)
+ *
+ * A request is NUL-terminated fields, then the code bytes:
+ *   mode "\0" filename "\0" argc "\0" argv[0] "\0" ... argv[argc-1] "\0" code
+ * where argc is a decimal count (argv entries may be empty).
+ * mode is "c" (code: exec it as __main__) or "m" (code is a module name: run
+ * it as __main__ like `python -m`).
+ */
+#ifndef ERYX_GUEST_ABI_H
+#define ERYX_GUEST_ABI_H
+
+#include <stdint.h>
+
+#define ERYX_GUEST_ABI_VERSION 2
+
+/* Outcome of an execution, as the guest reports it. */
+enum eryx_guest_status {
+    ERYX_GUEST_OK = 0,          /* code ran to the end */
+    ERYX_GUEST_EXCEPTION = 1,   /* uncaught exception: type/message/traceback */
+    ERYX_GUEST_EXIT = 2,        /* SystemExit: exit_code */
+    ERYX_GUEST_INTERNAL = 3     /* the glue itself failed: message says why */
+};
+
+/* Result record in guest memory, little endian, written by eryx_exec. The
+ * strings are UTF-8, valid until the next eryx_exec. The host reads it with
+ * bounds checks like any other guest data. */
+typedef struct eryx_guest_result {
+    uint32_t status;
+    int32_t exit_code;
+    uint32_t type_ptr, type_len;     /* "ValueError", "json.decoder.JSONDecodeError" */
+    uint32_t msg_ptr, msg_len;       /* str(exception) */
+    uint32_t tb_ptr, tb_len;         /* formatted traceback, user frames only */
+} eryx_guest_result;
+
+#define ERYX_GUEST_RESULT_SIZE 32
+
+#endif

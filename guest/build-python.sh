@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds CPython twice from the Debian source tarball:
+#   native/  the "build python" (needed to cross-build, and our native baseline)
+#   wasi/    CPython for wasm32-wasip1, as static libraries we link into the guest
+# Each stage is cached under $ERYX_CACHE_DIR keyed by a hash of its inputs.
+# Prints the wasi build directory on success.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../scripts/env.sh"
+
+tarball=$("$here/../scripts/fetch-sources.sh" | tail -n 1)
+sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
+key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM"; cat "$0"; } | sha256sum | cut -c1-16)
+top="$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION-$key"
+jobs=$(nproc)
+log() { echo "build-python: $*" >&2; }
+
+mkdir -p "$top"
+if [ ! -f "$top/src.stamp" ]; then
+    log "unpacking $(basename "$tarball")"
+    rm -rf "$top/src" && mkdir -p "$top/src"
+    tar -C "$top/src" --strip-components=1 -xf "$tarball"
+    touch "$top/src.stamp"
+fi
+src="$top/src"
+
+# A wasi-sdk shaped directory over Debian's clang/lld and the wasi-libc sysroot,
+# which is the layout CPython's configure expects for the WASI build.
+sdk="$top/wasi-sdk"
+if [ ! -f "$sdk/stamp" ]; then
+    mkdir -p "$sdk/bin" "$sdk/share"
+    ln -sfn "$sysroot" "$sdk/share/wasi-sysroot"
+    for t in clang clang++ clang-cpp; do
+        drv=clang-$ERYX_LLVM; [ "$t" = clang++ ] && drv=clang++-$ERYX_LLVM
+        extra=""; [ "$t" = clang-cpp ] && extra="-E"
+        printf '#!/bin/sh\nexec %s --target=wasm32-wasip1 --sysroot=%s %s "$@"\n' \
+            "$drv" "$sysroot" "$extra" >"$sdk/bin/$t"
+        chmod +x "$sdk/bin/$t"
+    done
+    for t in ar ranlib nm strip; do ln -sfn "$(command -v llvm-$t-$ERYX_LLVM)" "$sdk/bin/llvm-$t"; done
+    ln -sfn "$(command -v llvm-ar-$ERYX_LLVM)" "$sdk/bin/ar"
+    ln -sfn "$(command -v llvm-ranlib-$ERYX_LLVM)" "$sdk/bin/ranlib"
+    ln -sfn "$(command -v wasm-ld-$ERYX_LLVM)" "$sdk/bin/wasm-ld"
+    touch "$sdk/stamp"
+fi
+
+native="$top/native"
+if [ ! -f "$native/stamp" ]; then
+    log "configuring and building the native build python (a few minutes)"
+    t0=$(date +%s)
+    rm -rf "$native" && mkdir -p "$native"
+    (cd "$native" && "$src/configure" -q --prefix="$native/install" >configure.log 2>&1 &&
+        make -s -j"$jobs" all >make.log 2>&1)
+    touch "$native/stamp"
+    log "native build python: $(( $(date +%s) - t0 )) s"
+fi
+
+wasi="$top/wasi"
+if [ ! -f "$wasi/stamp" ]; then
+    log "configuring and building CPython for wasm32-wasip1 (a few minutes)"
+    t0=$(date +%s)
+    rm -rf "$wasi" && mkdir -p "$wasi"
+    # make runs the freshly built python.wasm a few times (sysconfig data):
+    # Node's WASI is the host runner available from Debian.
+    cat >"$wasi/hostrunner.sh" <<RUN
+#!/bin/sh
+exec node --no-warnings --stack-size=4000 "$here/node-wasi-runner.mjs" "$src" "\$@"
+RUN
+    chmod +x "$wasi/hostrunner.sh"
+    # configure must be called by a relative path for the build tree to be found.
+    (cd "$wasi" &&
+        CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
+        HOSTRUNNER="$wasi/hostrunner.sh" \
+        CC="$sdk/bin/clang" CPP="$sdk/bin/clang-cpp" CXX="$sdk/bin/clang++" \
+        AR="$sdk/bin/ar" RANLIB="$sdk/bin/ranlib" \
+        PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+        "$(realpath --relative-to="$wasi" "$src")/configure" -q \
+            --host=wasm32-wasip1 --build="$(uname -m)-pc-linux-gnu" \
+            --with-build-python="$native/python" >configure.log 2>&1 &&
+        make -s -j"$jobs" all >make.log 2>&1)
+    touch "$wasi/stamp"
+    log "wasi python: $(( $(date +%s) - t0 )) s"
+fi
+echo "$top"

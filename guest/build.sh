@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Builds the guest and prints the directory holding it:
+#   guest.wasm   CPython + guest/eryx_guest.c, a WASI reactor (abi.h)
+#   stdlib.img   the .pyc standard library + the _eryx package (vfs.h format)
+#   guest.h      wasm2c's header for the module
+#   guest.o      wasm2c's C for the module, compiled
+# Stages are cached in $ERYX_CACHE_DIR keyed by a hash of their inputs, so a
+# rebuild with nothing changed takes a second.
+#
+# ERYX_GUEST_CC (default gcc) and ERYX_GUEST_CFLAGS (default -O2) choose how
+# the 70 MB of generated C is compiled: see docs/decisions.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../scripts/env.sh"
+ERYX_GUEST_CC=${ERYX_GUEST_CC:-gcc}
+ERYX_GUEST_CFLAGS=${ERYX_GUEST_CFLAGS:--O2}
+log() { echo "guest: $*" >&2; }
+
+"$here/../scripts/install-deps.sh"
+pytop=$("$here/build-python.sh" | tail -n 1)
+src="$pytop/src"
+wasi="$pytop/wasi"
+sdk="$pytop/wasi-sdk"
+native_py="$pytop/native/python"
+
+# Stage 1: guest.wasm and stdlib.img.
+key=$( { echo "$pytop"; cat "$0" "$here"/*.c "$here"/*.h "$here"/pack_stdlib.py;
+         find "$here/python" -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -c1-16)
+out="$ERYX_CACHE_DIR/guest-$key"
+if [ ! -f "$out/stamp" ]; then
+    t0=$(date +%s)
+    rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+    # The link line of python.wasm, with our reactor object instead of main.
+    vars=$(make -s -C "$wasi" -f Makefile -f "$here/print-vars.mk" print-link-vars)
+    eval "$vars"
+    log "compiling eryx_guest.c and linking guest.wasm"
+    "$sdk/bin/clang" -O2 -I"$src/Include" -I"$wasi" -I"$here" \
+        -c "$here/eryx_guest.c" -o "$out.tmp/eryx_guest.o"
+    # shellcheck disable=SC2086
+    (cd "$wasi" && "$sdk/bin/clang" -mexec-model=reactor \
+        -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
+        -Wl,--strip-debug \
+        "$out.tmp/eryx_guest.o" $PY_LIBS -o "$out.tmp/guest.wasm")
+    log "packing the standard library"
+    sysconfig_dir=$(ls -d "$wasi"/build/lib.wasi-wasm32-*)
+    "$native_py" "$here/pack_stdlib.py" "$src/Lib" "$sysconfig_dir" "$here/python" \
+        --prefix "/usr/lib/python$ERYX_PY_VERSION" -o "$out.tmp/stdlib.img"
+    touch "$out.tmp/stamp"
+    rm -rf "$out" && mv "$out.tmp" "$out"
+    log "guest.wasm + stdlib.img: $(( $(date +%s) - t0 )) s"
+fi
+
+# Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
+wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
+          "$ERYX_GUEST_CC" --version | head -n 1; cat /usr/include/wasm-rt.h; } | sha256sum | cut -c1-16)
+w2c="$ERYX_CACHE_DIR/w2c-$wkey"
+if [ ! -f "$w2c/stamp" ]; then
+    rm -rf "$w2c.tmp" && mkdir -p "$w2c.tmp"
+    t0=$(date +%s)
+    log "wasm2c guest.wasm"
+    wasm2c "$out/guest.wasm" -n python -o "$w2c.tmp/guest.c"
+    t1=$(date +%s)
+    log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
+    # shellcheck disable=SC2086
+    "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS -fPIC -w -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
+    log "compile: $(( $(date +%s) - t1 )) s"
+    rm -f "$w2c.tmp/guest.c"   # 70 MB; the object is what we keep
+    touch "$w2c.tmp/stamp"
+    rm -rf "$w2c" && mv "$w2c.tmp" "$w2c"
+fi
+# Where the sources and the native build python are, for the tests that run
+# CPython's own test suite and for the benchmarks.
+echo "$src" >"$out/python-src.path"
+echo "$native_py" >"$out/python-native.path"
+ln -sfn "$w2c/guest.h" "$out/guest.h"
+ln -sfn "$w2c/guest.o" "$out/guest.o"
+echo "$out"

@@ -1,0 +1,149 @@
+/*
+ * The guest module's C side: CPython linked as a library into a WASI reactor
+ * that exports the small ABI of abi.h. Everything Python-level lives in the
+ * _eryx package (guest/python/_eryx), which this file only calls.
+ */
+#include <Python.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "abi.h"
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+/* The stdlib image is mounted here by the host (see src/core/runtime.c). */
+#define PY_STR2(x) #x
+#define PY_STR1(x) PY_STR2(x)
+#define STDLIB_DIR L"/usr/lib/python" PY_STR1(PY_MAJOR_VERSION) "." PY_STR1(PY_MINOR_VERSION)
+
+static PyObject *run_fn;            /* _eryx.run */
+static PyObject *last_result;       /* keeps the result strings alive */
+static eryx_guest_result result;
+
+EXPORT(eryx_abi_version) int32_t eryx_abi_version(void)
+{
+    return ERYX_GUEST_ABI_VERSION;
+}
+
+EXPORT(eryx_alloc) void *eryx_alloc(size_t size)
+{
+    return malloc(size ? size : 1);
+}
+
+EXPORT(eryx_dealloc) void eryx_dealloc(void *p)
+{
+    free(p);
+}
+
+static int configure_and_start(void)
+{
+    PyPreConfig pre;
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.utf8_mode = 1;
+    if (PyStatus_Exception(Py_PreInitialize(&pre)))
+        return -1;
+
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0;
+    config.write_bytecode = 0;
+    config.parse_argv = 0;
+    config.pathconfig_warnings = 0;
+    config.safe_path = 1;
+    PyStatus st = PyConfig_SetString(&config, &config.home, L"/usr");
+    if (!PyStatus_Exception(st))
+        st = PyConfig_SetString(&config, &config.program_name, L"python3");
+    if (!PyStatus_Exception(st)) {
+        config.module_search_paths_set = 1;
+        st = PyWideStringList_Append(&config.module_search_paths, STDLIB_DIR);
+    }
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    return PyStatus_Exception(st) ? -1 : 0;
+}
+
+EXPORT(eryx_init) int32_t eryx_init(void)
+{
+    if (run_fn)
+        return 0;
+    if (configure_and_start() < 0)
+        return -1;
+    PyObject *mod = PyImport_ImportModule("_eryx");
+    if (mod) {
+        run_fn = PyObject_GetAttrString(mod, "run");
+        Py_DECREF(mod);
+    }
+    if (!run_fn) {
+        PyErr_Print();
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t guest_ptr(const void *p)
+{
+    return (uint32_t)(uintptr_t)p;
+}
+
+/* Points the result record at three str items of a tuple. */
+static int set_strings(PyObject *tuple)
+{
+    uint32_t *slots[3][2] = {
+        {&result.type_ptr, &result.type_len},
+        {&result.msg_ptr, &result.msg_len},
+        {&result.tb_ptr, &result.tb_len},
+    };
+    for (int i = 0; i < 3; i++) {
+        Py_ssize_t len;
+        const char *s = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(tuple, 2 + i), &len);
+        if (!s)
+            return -1;
+        *slots[i][0] = guest_ptr(s);
+        *slots[i][1] = (uint32_t)len;
+    }
+    return 0;
+}
+
+static void set_internal_error(const char *msg)
+{
+    static const char type[] = "InternalError";
+    memset(&result, 0, sizeof result);
+    result.status = ERYX_GUEST_INTERNAL;
+    result.exit_code = 1;
+    result.type_ptr = guest_ptr(type);
+    result.type_len = sizeof type - 1;
+    result.msg_ptr = guest_ptr(msg);
+    result.msg_len = (uint32_t)strlen(msg);
+}
+
+EXPORT(eryx_exec) eryx_guest_result *eryx_exec(const char *req, uint32_t req_len)
+{
+    Py_CLEAR(last_result);
+    if (!run_fn) {
+        set_internal_error("interpreter not initialised");
+        return &result;
+    }
+    PyObject *out = PyObject_CallFunction(run_fn, "y#", req, (Py_ssize_t)req_len);
+    /* run() catches everything the user code raises; an exception here means
+     * the glue itself failed, typically MemoryError while reporting. */
+    if (!out || !PyTuple_Check(out) || PyTuple_GET_SIZE(out) != 5) {
+        PyErr_Clear();
+        Py_XDECREF(out);
+        set_internal_error("the sandbox could not report the result (out of memory?)");
+        return &result;
+    }
+    memset(&result, 0, sizeof result);
+    result.status = (uint32_t)PyLong_AsLong(PyTuple_GET_ITEM(out, 0));
+    result.exit_code = (int32_t)PyLong_AsLong(PyTuple_GET_ITEM(out, 1));
+    if (PyErr_Occurred() || set_strings(out) < 0) {
+        PyErr_Clear();
+        Py_DECREF(out);
+        set_internal_error("malformed result from _eryx.run");
+        return &result;
+    }
+    last_result = out;
+    return &result;
+}
+
+_Static_assert(sizeof(eryx_guest_result) == ERYX_GUEST_RESULT_SIZE, "ABI size");

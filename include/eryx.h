@@ -1,0 +1,224 @@
+/*
+ * eryx — run untrusted Python inside a WebAssembly sandbox, in this process.
+ *
+ * This header is the whole public interface and its reference manual.
+ *
+ * Objects
+ *   eryx_runtime   The interpreter image: shared, immutable once created, used
+ *                  by any number of sandboxes on any number of threads.
+ *   eryx_sandbox   One isolated Python interpreter with its own linear memory,
+ *                  file tree and limits. Runs code with eryx_sandbox_run().
+ *   eryx_result    What one execution produced (output, exception, status).
+ *
+ * Ownership
+ *   Every object you get from an eryx_*_new() or a run is yours; free it with
+ *   the matching *_free(), which accepts NULL. Inputs (strings, buffers,
+ *   configs) are copied before the call returns unless stated otherwise.
+ *   Strings returned by eryx_errmsg() are borrowed until the next call on the
+ *   same handle (or, for eryx_errmsg(NULL), the next eryx call on the thread).
+ *
+ * Threading
+ *   A runtime may be used from any number of threads at once. A sandbox is
+ *   used by one thread at a time (any thread, one after the other); using one
+ *   sandbox from two threads at once is detected and fails with ERYX_MISUSE.
+ *   Results are plain data: read and free them from any thread.
+ *
+ * Signals
+ *   eryx installs a SIGSEGV/SIGBUS handler (once, at the first
+ *   eryx_runtime_new) that turns faults in sandboxed code into traps and
+ *   passes every other fault on to the handler that was installed before it.
+ *   Threads that run sandboxed code get an alternate signal stack of their own
+ *   unless they already have one.
+ *
+ * Status codes
+ *   Every function that can fail returns an int: ERYX_OK (0) or one of the
+ *   codes below. eryx_errstr(rc) names the code; eryx_errmsg(sb) gives the
+ *   message of the last failure on that sandbox.
+ */
+#ifndef ERYX_H
+#define ERYX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(ERYX_BUILDING) && defined(__GNUC__)
+#define ERYX_API __attribute__((visibility("default")))
+#else
+#define ERYX_API
+#endif
+
+#define ERYX_VERSION_MAJOR 0
+#define ERYX_VERSION_MINOR 1
+#define ERYX_VERSION_PATCH 0
+#define ERYX_VERSION_STRING "0.1.0"
+
+/* The status codes: X(NAME, value, description). */
+#define ERYX_STATUS_MAP(X)                                                          \
+    X(OK, 0, "success")                                                             \
+    X(NOMEM, 1, "out of memory (host allocation or address space)")                 \
+    X(MISUSE, 2, "API misuse: NULL or freed handle, or a sandbox used by two "      \
+                 "threads at once")                                                 \
+    X(INVALID, 3, "invalid argument")                                               \
+    X(PYTHON_EXCEPTION, 4, "the Python code raised an uncaught exception")          \
+    X(TRAP, 5, "the sandboxed code trapped (out-of-bounds access, stack "           \
+               "exhaustion, ...); the sandbox is now dead")                         \
+    X(DEAD, 6, "the sandbox can no longer run code (an earlier run trapped or "     \
+               "called os._exit); free it")                                         \
+    X(INIT, 7, "the interpreter could not be started or does not match this "       \
+               "library")                                                           \
+    X(IO, 8, "a host file or directory could not be used")                          \
+    X(INTERNAL, 9, "internal error in the sandbox glue")
+
+enum {
+#define ERYX__STATUS_ENUM(name, value, text) ERYX_##name = value,
+    ERYX_STATUS_MAP(ERYX__STATUS_ENUM)
+#undef ERYX__STATUS_ENUM
+};
+
+/* Name and description of a status code ("ERYX_TRAP: the sandboxed code ...").
+ * Static storage; never NULL (unknown codes give "unknown status"). */
+ERYX_API const char *eryx_errstr(int rc);
+
+/* Library version, e.g. "0.1.0" (static storage). */
+ERYX_API const char *eryx_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Runtime                                                                   */
+
+typedef struct eryx_runtime eryx_runtime;
+
+/* Configs start with their own size so fields can be appended without new
+ * function versions: fill them with the matching *_default() first. */
+typedef struct eryx_runtime_config {
+    size_t size; /* sizeof(eryx_runtime_config) */
+} eryx_runtime_config;
+
+ERYX_API void eryx_runtime_config_default(eryx_runtime_config *cfg);
+
+/* Creates a runtime. cfg may be NULL (defaults). Checks the embedded guest
+ * and standard library and their ABI version. On failure *out is NULL and
+ * eryx_errmsg(NULL) says why. Thread-safe. */
+ERYX_API int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
+
+/* Frees a runtime. Every sandbox made from it must be freed first (otherwise
+ * ERYX_MISUSE is returned and nothing is freed). NULL is accepted. */
+ERYX_API int eryx_runtime_free(eryx_runtime *rt);
+
+/* ------------------------------------------------------------------------ */
+/* Sandbox                                                                   */
+
+typedef struct eryx_sandbox eryx_sandbox;
+
+/* A host directory made visible to the guest at guest_path. Read-only unless
+ * writable is set. Paths inside are resolved beneath host_path: "..",
+ * absolute symlinks and /proc links cannot leave it. */
+typedef struct eryx_mount {
+    const char *host_path;
+    const char *guest_path; /* absolute, e.g. "/data" */
+    int writable;
+} eryx_mount;
+
+/* Receives the guest's output as it is written: fd is 1 (stdout) or 2
+ * (stderr). Called on the thread running the code, during the run. The
+ * complete output is also in the result. */
+typedef void (*eryx_output_fn)(void *user_data, int fd, const char *data, size_t len);
+
+typedef struct eryx_sandbox_config {
+    size_t size;               /* sizeof(eryx_sandbox_config) */
+    const char *const *env;    /* "NAME=value" strings, NULL-terminated; NULL =
+                                  empty environment. Nothing is inherited. */
+    const eryx_mount *mounts;  /* n_mounts host directories; may be NULL */
+    size_t n_mounts;
+    uint64_t max_memory;       /* linear memory cap in bytes (default 128 MiB);
+                                  growth beyond is refused: MemoryError */
+    uint64_t max_output;       /* bytes kept per stream per run (default
+                                  10 MiB); beyond, output is dropped and the
+                                  result's *_truncated flag is set */
+    uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
+    eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
+    void *output_user_data;
+} eryx_sandbox_config;
+
+ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);
+
+/* Creates a sandbox: a fresh interpreter that shares nothing with other
+ * sandboxes. cfg may be NULL. On failure *out is NULL and eryx_errmsg(NULL)
+ * says why. Thread-safe with respect to the runtime. */
+ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                              eryx_sandbox **out);
+
+/* Frees a sandbox and everything it holds. NULL is accepted. */
+ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
+
+/* ------------------------------------------------------------------------ */
+/* Running code                                                              */
+
+typedef struct eryx_result {
+    char *out;               /* stdout bytes, NUL-terminated (may contain NULs) */
+    size_t out_len;
+    char *err;               /* stderr bytes, NUL-terminated */
+    size_t err_len;
+    int out_truncated;       /* 1 if stdout exceeded max_output */
+    int err_truncated;
+    int exit_code;           /* 0 on success, 1 after an uncaught exception,
+                                SystemExit's code, os._exit's code */
+    int exited;              /* 1 if the code raised SystemExit or called
+                                os._exit */
+    char *exc_type;          /* "ValueError", "json.decoder.JSONDecodeError";
+                                NULL unless rc was ERYX_PYTHON_EXCEPTION */
+    char *exc_message;       /* str(exception), or NULL */
+    char *traceback;         /* formatted like Python's, or NULL */
+    uint64_t duration_ns;    /* wall time of the run */
+    uint64_t memory_bytes;   /* linear memory size after the run (its peak:
+                                linear memory never shrinks) */
+} eryx_result;
+
+typedef enum eryx_run_mode {
+    ERYX_RUN_CODE = 0,   /* code is Python source, run as __main__ */
+    ERYX_RUN_MODULE = 1  /* code is a module name, run like `python -m` */
+} eryx_run_mode;
+
+typedef struct eryx_run_options {
+    size_t size;               /* sizeof(eryx_run_options) */
+    eryx_run_mode mode;
+    const char *filename;      /* shown in tracebacks; default "<string>" */
+    const char *const *argv;   /* sys.argv, NULL-terminated; default [""] */
+    const void *stdin_data;    /* bytes sys.stdin reads, then EOF; default none */
+    size_t stdin_len;
+} eryx_run_options;
+
+ERYX_API void eryx_run_options_default(eryx_run_options *opts);
+
+/* Runs Python source (len bytes, need not be NUL-terminated; it may contain
+ * anything: invalid UTF-8 or NUL bytes give a SyntaxError, as in Python).
+ *
+ * Returns ERYX_OK when the code ran to its end or raised SystemExit, and
+ * ERYX_PYTHON_EXCEPTION for an uncaught exception; in both cases *out is a
+ * result to free with eryx_result_free(). ERYX_TRAP and ERYX_DEAD also give a
+ * result (with the output produced so far). Other codes leave *out NULL.
+ * The globals of __main__ persist from one run to the next in one sandbox. */
+ERYX_API int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
+                              eryx_result **out);
+
+/* eryx_sandbox_run with options (mode, filename, argv, stdin). opts may be
+ * NULL. */
+ERYX_API int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
+                                 const eryx_run_options *opts, eryx_result **out);
+
+/* Frees a result. NULL is accepted. */
+ERYX_API void eryx_result_free(eryx_result *res);
+
+/* Message of the last failure on sb, or, with NULL, of the last failure on
+ * this thread of a call that returns no handle (eryx_runtime_new,
+ * eryx_sandbox_new). Never NULL ("" when there was none). */
+ERYX_API const char *eryx_errmsg(const eryx_sandbox *sb);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ERYX_H */

@@ -1,0 +1,11 @@
+# Build variables shared by every script. Sourced, not run.
+# The guest CPython version is one variable: change it here (and the Debian
+# source package that serves it) and everything downstream is rebuilt, because
+# every cache key includes these values.
+ERYX_PY_VERSION=${ERYX_PY_VERSION:-3.13}
+ERYX_PY_DEB_VERSION=${ERYX_PY_DEB_VERSION:-3.13.5-2+deb13u5}
+ERYX_PY_SUITE=${ERYX_PY_SUITE:-trixie}
+ERYX_WASI_LIBC_DEB=${ERYX_WASI_LIBC_DEB:-0.0~git20260423.161b319-2}
+ERYX_LLVM=${ERYX_LLVM:-22}
+ERYX_CACHE_DIR=${ERYX_CACHE_DIR:-$HOME/.cache/eryx}
+export ERYX_PY_VERSION ERYX_PY_DEB_VERSION ERYX_PY_SUITE ERYX_WASI_LIBC_DEB ERYX_LLVM ERYX_CACHE_DIR

@@ -1,0 +1,148 @@
+/*
+ * Public entry points: argument and misuse checks, then src/core/.
+ * A bad handle, a NULL where an object is required, a config of an unknown
+ * size or a sandbox entered by two threads at once is an error code with a
+ * message, never a crash.
+ */
+#include <stddef.h>
+
+#include "core/internal.h"
+
+#define CONFIG_MIN_SIZE(type, first_field) (offsetof(type, first_field) + sizeof(((type *)0)->first_field))
+
+static int runtime_ok(const eryx_runtime *rt)
+{
+    return rt && rt->magic == ERYX__RUNTIME_MAGIC;
+}
+
+static int sandbox_ok(const eryx_sandbox *sb)
+{
+    return sb && sb->magic == ERYX__SANDBOX_MAGIC;
+}
+
+static int misuse(eryx_sandbox *sb, const char *what)
+{
+    eryx__set_errmsg(sb, "misuse: %s", what);
+    return ERYX_MISUSE;
+}
+
+int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
+{
+    eryx__clear_errmsg(NULL);
+    if (!out)
+        return misuse(NULL, "eryx_runtime_new: out is NULL");
+    *out = NULL;
+    if (cfg && eryx__check_config_size(cfg->size, CONFIG_MIN_SIZE(eryx_runtime_config, size),
+                                       sizeof *cfg) != ERYX_OK) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config.size is %zu: fill the config with "
+                               "eryx_runtime_config_default()", cfg->size);
+        return ERYX_INVALID;
+    }
+    return eryx__runtime_new(cfg, out);
+}
+
+int eryx_runtime_free(eryx_runtime *rt)
+{
+    if (!rt)
+        return ERYX_OK;
+    if (!runtime_ok(rt))
+        return misuse(NULL, "eryx_runtime_free: not a runtime (freed twice?)");
+    long live = atomic_load(&rt->n_sandboxes);
+    if (live != 0) {
+        eryx__set_errmsg(NULL, "misuse: eryx_runtime_free with %ld sandboxes alive", live);
+        return ERYX_MISUSE;
+    }
+    eryx__runtime_free(rt);
+    return ERYX_OK;
+}
+
+static int check_sandbox_config(const eryx_sandbox_config *cfg)
+{
+    if (eryx__check_config_size(cfg->size, CONFIG_MIN_SIZE(eryx_sandbox_config, size),
+                                sizeof *cfg) != ERYX_OK) {
+        eryx__set_errmsg(NULL, "eryx_sandbox_config.size is %zu: fill the config with "
+                               "eryx_sandbox_config_default()", cfg->size);
+        return ERYX_INVALID;
+    }
+    if (cfg->n_mounts && !cfg->mounts)
+        return misuse(NULL, "eryx_sandbox_config: n_mounts set but mounts is NULL");
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        const eryx_mount *m = &cfg->mounts[i];
+        if (!m->host_path || !m->guest_path || m->guest_path[0] != '/') {
+            eryx__set_errmsg(NULL, "mount %zu: host_path and an absolute guest_path "
+                                   "are required", i);
+            return ERYX_INVALID;
+        }
+    }
+    if (cfg->max_memory < (32u << 20)) {
+        eryx__set_errmsg(NULL, "max_memory %llu is below the 32 MiB the interpreter "
+                               "needs to start", (unsigned long long)cfg->max_memory);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
+{
+    eryx__clear_errmsg(NULL);
+    if (!out)
+        return misuse(NULL, "eryx_sandbox_new: out is NULL");
+    *out = NULL;
+    if (!runtime_ok(rt))
+        return misuse(NULL, "eryx_sandbox_new: not a runtime");
+    if (cfg) {
+        int rc = check_sandbox_config(cfg);
+        if (rc != ERYX_OK)
+            return rc;
+    }
+    return eryx__sandbox_new(rt, cfg, out);
+}
+
+void eryx_sandbox_free(eryx_sandbox *sb)
+{
+    /* A bad handle here cannot be reported: ignoring it beats crashing. */
+    if (sandbox_ok(sb) && !atomic_flag_test_and_set(&sb->busy))
+        eryx__sandbox_free(sb);
+}
+
+int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len, eryx_result **out)
+{
+    return eryx_sandbox_run_ex(sb, code, len, NULL, out);
+}
+
+int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
+                        const eryx_run_options *opts, eryx_result **out)
+{
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_run: not a sandbox (NULL or freed)");
+    if (!out || (!code && len))
+        return misuse(sb, "eryx_sandbox_run: out is NULL, or code is NULL with len > 0");
+    *out = NULL;
+    if (opts && eryx__check_config_size(opts->size, CONFIG_MIN_SIZE(eryx_run_options, size),
+                                        sizeof *opts) != ERYX_OK) {
+        eryx__set_errmsg(sb, "eryx_run_options.size is %zu: fill the options with "
+                             "eryx_run_options_default()", opts->size);
+        return ERYX_INVALID;
+    }
+    if (opts && opts->stdin_len && !opts->stdin_data)
+        return misuse(sb, "eryx_run_options: stdin_len set but stdin_data is NULL");
+    if (atomic_flag_test_and_set(&sb->busy))
+        return misuse(sb, "eryx_sandbox_run: the sandbox is in use by another thread");
+    int rc;
+    eryx__clear_errmsg(sb);
+    if (sb->state == ERYX__SB_DEAD) {
+        eryx__set_errmsg(sb, "the sandbox is dead (an earlier run trapped or exited)");
+        rc = ERYX_DEAD;
+    } else {
+        rc = eryx__sandbox_run(sb, code ? code : "", len, opts, out);
+    }
+    atomic_flag_clear(&sb->busy);
+    return rc;
+}
+
+const char *eryx_errmsg(const eryx_sandbox *sb)
+{
+    if (sb && !sandbox_ok(sb))
+        return "not a sandbox";
+    return eryx__errmsg(sb);
+}

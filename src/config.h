@@ -1,0 +1,45 @@
+/*
+ * Compile-time options of eryx, each with the reason for its default.
+ * Anything that would weaken the sandbox is named ERYX_UNSAFE_* (there is none
+ * yet).
+ */
+#ifndef ERYX_CONFIG_H
+#define ERYX_CONFIG_H
+
+/* Address space reserved for each linear memory: the 4 GiB a 32-bit guest can
+ * name plus 4 GiB for the largest constant offset a load or store can add, so
+ * that no guest address expression can reach outside the reservation. The
+ * generated code performs no bounds checks; the guard pages do. */
+#ifndef ERYX_MEMORY_RESERVATION
+#define ERYX_MEMORY_RESERVATION (8ull << 30)
+#endif
+
+/* Size of the alternate signal stack each guest-running thread gets, enough to
+ * run the fault handler after the thread's own stack overflowed. */
+#ifndef ERYX_SIGNAL_STACK_SIZE
+#define ERYX_SIGNAL_STACK_SIZE (64u * 1024u)
+#endif
+
+/* Native stack below which guest code is stopped with a stack-exhaustion trap
+ * rather than allowed to run into the thread's guard page: what stays is left
+ * for the host functions the guest calls. */
+#ifndef ERYX_STACK_RESERVE
+#define ERYX_STACK_RESERVE (256u * 1024u)
+#endif
+
+/* Default cap on linear memory per sandbox (bytes). */
+#ifndef ERYX_DEFAULT_MAX_MEMORY
+#define ERYX_DEFAULT_MAX_MEMORY (128ull << 20)
+#endif
+
+/* Default cap on the bytes the in-memory /tmp of one sandbox can hold. */
+#ifndef ERYX_DEFAULT_TMP_QUOTA
+#define ERYX_DEFAULT_TMP_QUOTA (64ull << 20)
+#endif
+
+/* Default cap on captured stdout + stderr of one execution (bytes). */
+#ifndef ERYX_DEFAULT_MAX_OUTPUT
+#define ERYX_DEFAULT_MAX_OUTPUT (10ull << 20)
+#endif
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * Definitions shared by src/core/ and src/api/. The public API (src/api/)
+ * checks arguments and handle states; src/core/ does the work and may assume
+ * its arguments are valid.
+ */
+#ifndef ERYX_CORE_INTERNAL_H
+#define ERYX_CORE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "eryx.h"
+#include "guest.h" /* wasm2c's header for the guest module */
+#include "wasi/wasi.h"
+
+#define ERYX__RUNTIME_MAGIC 0x52595852u /* "RXYR" */
+#define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */
+#define ERYX__FREED_MAGIC 0xdeadbeefu
+
+struct eryx_runtime {
+    uint32_t magic;
+    atomic_long n_sandboxes;    /* live sandboxes: the runtime outlives them */
+    const uint8_t *stdlib;      /* the embedded stdlib image */
+    size_t stdlib_size;
+};
+
+enum eryx__sandbox_state {
+    ERYX__SB_READY,
+    ERYX__SB_DEAD               /* trapped or exited: only free is allowed */
+};
+
+struct eryx_sandbox {
+    uint32_t magic;
+    atomic_flag busy;           /* set while a thread is inside a call */
+    enum eryx__sandbox_state state;
+    eryx_runtime *rt;
+    eryx__wasi *wasi;
+    Z_python_instance_t inst;
+    int instantiated;
+    char errmsg[512];
+};
+
+/* Error messages: on a sandbox, or thread-local for calls without one. */
+void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void eryx__clear_errmsg(eryx_sandbox *sb);
+const char *eryx__errmsg(const eryx_sandbox *sb);
+
+/* runtime.c */
+int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
+void eryx__runtime_free(eryx_runtime *rt);
+
+/* sandbox.c */
+int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                           eryx_sandbox **out);
+int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
+void eryx__sandbox_free(eryx_sandbox *sb);
+int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
+                      const eryx_run_options *opts, eryx_result **out);
+
+/* guest.c: the guest's exports, each called under eryx__engine_call. They
+ * return an eryx status and set sb's message on failure. */
+int eryx__guest_instantiate(eryx_sandbox *sb);
+int eryx__guest_start(eryx_sandbox *sb);
+int eryx__guest_abi_version(eryx_sandbox *sb, int32_t *version);
+
+/* The outcome of eryx_exec, copied out of guest memory. */
+typedef struct eryx__exec_outcome {
+    uint32_t status;            /* enum eryx_guest_status */
+    int32_t exit_code;
+    char *type, *message, *traceback;   /* malloc'd, NUL-terminated */
+} eryx__exec_outcome;
+
+int eryx__guest_exec(eryx_sandbox *sb, const char *req, size_t len,
+                     eryx__exec_outcome *out);
+void eryx__exec_outcome_clear(eryx__exec_outcome *o);
+
+/* Rejects configs whose size field is smaller than the first version or
+ * larger than this library knows (a newer header than the library). */
+int eryx__check_config_size(size_t given, size_t min, size_t known);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t eryx__now_ns(void);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * The runtime: process-wide set-up (engine, wasm2c module state) and the
+ * embedded standard library image that every sandbox mounts.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "engine/engine.h"
+#include "guest/abi.h"
+#include "vfs/vfs.h"
+
+/* The stdlib image, linked into the library by stdlib_image.S. */
+extern const uint8_t eryx__stdlib_image[];
+extern const uint8_t eryx__stdlib_image_end[];
+
+static pthread_once_t module_once = PTHREAD_ONCE_INIT;
+static int module_init_errno;
+
+static void init_module_once(void)
+{
+    if (eryx__engine_global_init() < 0) {
+        module_init_errno = errno ? errno : EINVAL;
+        return;
+    }
+    /* Registers the module's function types: process-global, done once. */
+    Z_python_init_module();
+}
+
+void eryx_runtime_config_default(eryx_runtime_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+}
+
+/* Instantiates a throwaway guest (without starting Python) to ask it for its
+ * ABI version: catches a library linked against a guest built from other
+ * sources. */
+static int check_guest_abi(eryx_runtime *rt)
+{
+    eryx_sandbox *probe = NULL;
+    int rc = eryx__sandbox_new_bare(rt, NULL, &probe);
+    if (rc != ERYX_OK)
+        return rc;
+    int32_t version = -1;
+    rc = eryx__guest_abi_version(probe, &version);
+    if (rc == ERYX_OK && version != ERYX_GUEST_ABI_VERSION) {
+        eryx__set_errmsg(NULL, "guest ABI version %d, this library speaks %d",
+                         (int)version, ERYX_GUEST_ABI_VERSION);
+        rc = ERYX_INIT;
+    } else if (rc != ERYX_OK) {
+        eryx__set_errmsg(NULL, "%s", eryx__errmsg(probe));
+    }
+    eryx__sandbox_free(probe);
+    return rc;
+}
+
+int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
+{
+    (void)cfg; /* no runtime options yet */
+    pthread_once(&module_once, init_module_once);
+    if (module_init_errno) {
+        eryx__set_errmsg(NULL, "cannot install the fault handler: %s",
+                         strerror(module_init_errno));
+        return ERYX_INIT;
+    }
+    eryx_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt)
+        return ERYX_NOMEM;
+    rt->magic = ERYX__RUNTIME_MAGIC;
+    rt->stdlib = eryx__stdlib_image;
+    rt->stdlib_size = (size_t)(eryx__stdlib_image_end - eryx__stdlib_image);
+    atomic_init(&rt->n_sandboxes, 0);
+    if (eryx__image_validate(rt->stdlib, rt->stdlib_size) < 0) {
+        eryx__set_errmsg(NULL, "the embedded standard library image is corrupt");
+        free(rt);
+        return ERYX_INIT;
+    }
+    int rc = check_guest_abi(rt);
+    if (rc != ERYX_OK) {
+        free(rt);
+        return rc;
+    }
+    *out = rt;
+    return ERYX_OK;
+}
+
+void eryx__runtime_free(eryx_runtime *rt)
+{
+    rt->magic = ERYX__FREED_MAGIC;
+    free(rt);
+}

@@ -1,0 +1,138 @@
+/*
+ * Sandboxes: one guest instance, its WASI state and file tree.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "core/internal.h"
+#include "engine/engine.h"
+#include "vfs/vfs.h"
+
+#define STDLIB_GUEST_DIR "/usr/lib/python3.13"
+
+void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+    cfg->max_memory = ERYX_DEFAULT_MAX_MEMORY;
+    cfg->max_output = ERYX_DEFAULT_MAX_OUTPUT;
+    cfg->tmp_quota = ERYX_DEFAULT_TMP_QUOTA;
+}
+
+/* The guest's file tree: the stdlib image, a private /tmp, the embedder's
+ * mounts. Returns an eryx status; the message goes to the thread. */
+static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs **out)
+{
+    eryx__vfs *vfs = eryx__vfs_new(cfg->tmp_quota);
+    if (!vfs)
+        return ERYX_NOMEM;
+    int err = eryx__vfs_mount_image(vfs, STDLIB_GUEST_DIR, rt->stdlib, rt->stdlib_size);
+    if (err == 0)
+        err = eryx__vfs_mount_tmp(vfs, "/tmp");
+    if (err != 0) {
+        eryx__vfs_free(vfs);
+        eryx__set_errmsg(NULL, "cannot build the sandbox file tree: %s", strerror(-err));
+        return ERYX_NOMEM;
+    }
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        const eryx_mount *m = &cfg->mounts[i];
+        err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
+        if (err != 0) {
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
+                             m->guest_path, strerror(-err));
+            eryx__vfs_free(vfs);
+            return ERYX_IO;
+        }
+    }
+    *out = vfs;
+    return ERYX_OK;
+}
+
+static int create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    eryx__vfs *vfs;
+    int rc = build_vfs(sb->rt, cfg, &vfs);
+    if (rc != ERYX_OK)
+        return rc;
+    static const char *const no_args[] = {"python3", NULL};
+    eryx__wasi_config wc = {
+        .argv = no_args,
+        .envp = cfg->env,
+        .vfs = vfs,
+        .max_output = cfg->max_output,
+    };
+    sb->wasi = eryx__wasi_new(&wc);
+    if (!sb->wasi)
+        return ERYX_NOMEM;
+    if (cfg->on_output)
+        eryx__wasi_set_output_fn(sb->wasi, cfg->on_output, cfg->output_user_data);
+    return ERYX_OK;
+}
+
+/* A sandbox with an instantiated guest whose interpreter is not started. */
+int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                           eryx_sandbox **out)
+{
+    eryx_sandbox_config defaults;
+    if (!cfg) {
+        eryx_sandbox_config_default(&defaults);
+        cfg = &defaults;
+    }
+    eryx_sandbox *sb = calloc(1, sizeof *sb);
+    if (!sb)
+        return ERYX_NOMEM;
+    sb->magic = ERYX__SANDBOX_MAGIC;
+    sb->rt = rt;
+    atomic_flag_clear(&sb->busy);
+    atomic_fetch_add(&rt->n_sandboxes, 1);
+    int rc = create_wasi(sb, cfg);
+    if (rc == ERYX_OK)
+        rc = eryx__guest_instantiate(sb);
+    if (rc == ERYX_OK) {
+        wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+        eryx__wasi_set_memory(sb->wasi, mem);
+        uint64_t pages = cfg->max_memory / 65536u;
+        eryx__memory_set_limit(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+    }
+    if (rc != ERYX_OK) {
+        if (sb->errmsg[0])
+            eryx__set_errmsg(NULL, "%s", sb->errmsg);
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    *out = sb;
+    return ERYX_OK;
+}
+
+int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
+{
+    eryx_sandbox *sb;
+    int rc = eryx__sandbox_new_bare(rt, cfg, &sb);
+    if (rc != ERYX_OK)
+        return rc;
+    eryx__wasi_begin_run(sb->wasi);
+    rc = eryx__guest_start(sb);
+    if (rc != ERYX_OK) {
+        /* Start-up problems print to the guest's stderr: pass them on. */
+        size_t len;
+        int truncated;
+        const char *err = eryx__wasi_output(sb->wasi, 2, &len, &truncated);
+        eryx__set_errmsg(NULL, "%s%s%.*s", sb->errmsg, len ? ": " : "",
+                         (int)(len > 300 ? 300 : len), err ? err : "");
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    *out = sb;
+    return ERYX_OK;
+}
+
+void eryx__sandbox_free(eryx_sandbox *sb)
+{
+    if (sb->instantiated)
+        Z_python_free(&sb->inst);
+    eryx__wasi_free(sb->wasi);
+    atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
+    sb->magic = ERYX__FREED_MAGIC;
+    free(sb);
+}

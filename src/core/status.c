@@ -1,0 +1,57 @@
+/* Status names and error messages. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+static _Thread_local char thread_errmsg[512];
+
+const char *eryx_errstr(int rc)
+{
+    switch (rc) {
+#define ERYX__STATUS_TEXT(name, value, text) \
+    case value:                              \
+        return "ERYX_" #name ": " text;
+        ERYX_STATUS_MAP(ERYX__STATUS_TEXT)
+#undef ERYX__STATUS_TEXT
+    }
+    return "unknown status";
+}
+
+const char *eryx_version(void)
+{
+    return ERYX_VERSION_STRING;
+}
+
+void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
+{
+    char *buf = sb ? sb->errmsg : thread_errmsg;
+    size_t cap = sb ? sizeof sb->errmsg : sizeof thread_errmsg;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+}
+
+void eryx__clear_errmsg(eryx_sandbox *sb)
+{
+    (sb ? sb->errmsg : thread_errmsg)[0] = '\0';
+}
+
+const char *eryx__errmsg(const eryx_sandbox *sb)
+{
+    return sb ? sb->errmsg : thread_errmsg;
+}
+
+int eryx__check_config_size(size_t given, size_t min, size_t known)
+{
+    return given >= min && given <= known ? ERYX_OK : ERYX_INVALID;
+}
+
+uint64_t eryx__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,138 @@
+/*
+ * Linear memories in guard reservations, and funcref/externref tables.
+ *
+ * Generated code does no bounds checks (WASM_RT_MEMCHECK_SIGNAL_HANDLER):
+ * every guest address is data + a 32-bit index + a 32-bit offset, so it lies
+ * below data + 8 GiB, and everything past the accessible pages is PROT_NONE.
+ */
+#include <stdlib.h>
+#include <sys/mman.h>
+
+#include "engine/internal.h"
+
+/* Makes [p, p + len) of a reservation readable and writable, zero-filled.
+ * A fixed anonymous mapping rather than mprotect: the cost is the same, the
+ * kernel merges it with its neighbours, and valgrind (which ignores
+ * mprotect) then knows the pages are accessible. */
+static int commit(uint8_t *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    void *q = mmap(p, len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0);
+    return q == MAP_FAILED ? -1 : 0;
+}
+
+static void memory_failed(wasm_rt_memory_t *m)
+{
+    m->data = NULL;
+    m->pages = m->max_pages = m->size = 0;
+    eryx__engine_nomem();
+}
+
+void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
+{
+    if (max_pages > ERYX__MAX_PAGES)
+        max_pages = ERYX__MAX_PAGES;
+    if (initial_pages > max_pages) {
+        memory_failed(m);
+        return;
+    }
+    /* MAP_NORESERVE: the reservation is address space only; pages count
+     * against memory only once made accessible and touched. */
+    void *p = mmap(NULL, ERYX__MEMORY_MAPPING, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        memory_failed(m);
+        return;
+    }
+    size_t bytes = (size_t)initial_pages * ERYX__WASM_PAGE;
+    if (commit(p, bytes) != 0) {
+        munmap(p, ERYX__MEMORY_MAPPING);
+        memory_failed(m);
+        return;
+    }
+    m->data = p;
+    m->pages = initial_pages;
+    m->max_pages = max_pages;
+    m->size = (uint32_t)bytes;
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
+{
+    uint32_t old = m->pages;
+    if (delta == 0)
+        return old;
+    if (m->data == NULL || delta > m->max_pages - old)
+        return UINT32_MAX;
+    /* A failed fixed mapping leaves the range as it was (PROT_NONE). */
+    if (commit(m->data + (size_t)old * ERYX__WASM_PAGE, (size_t)delta * ERYX__WASM_PAGE) != 0)
+        return UINT32_MAX;
+    m->pages = old + delta;
+    m->size = m->pages * ERYX__WASM_PAGE;
+    return old;
+}
+
+void wasm_rt_free_memory(wasm_rt_memory_t *m)
+{
+    if (m->data != NULL)
+        munmap(m->data, ERYX__MEMORY_MAPPING);
+    m->data = NULL;
+    m->pages = m->max_pages = m->size = 0;
+}
+
+void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
+{
+    if (max_pages < m->pages)
+        max_pages = m->pages;
+    if (max_pages < m->max_pages)
+        m->max_pages = max_pages;
+}
+
+/* Tables: plain heap arrays, grown with realloc. A failed allocation at
+ * instantiation ends the guarded call (or leaves data NULL, size 0); a failed
+ * table.grow returns -1 to the guest. */
+#define DEFINE_TABLE(kind, elem_t)                                                            \
+    void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t elements,     \
+                                         uint32_t max_elements)                              \
+    {                                                                                        \
+        t->data = NULL;                                                                      \
+        t->size = 0;                                                                         \
+        t->max_size = max_elements;                                                          \
+        if (elements == 0)                                                                   \
+            return;                                                                          \
+        t->data = calloc(elements, sizeof(elem_t));                                          \
+        if (t->data == NULL) {                                                               \
+            t->max_size = 0;                                                                 \
+            eryx__engine_nomem();                                                            \
+            return;                                                                          \
+        }                                                                                    \
+        t->size = elements;                                                                  \
+    }                                                                                        \
+    void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *t)                            \
+    {                                                                                        \
+        free(t->data);                                                                       \
+        t->data = NULL;                                                                      \
+        t->size = t->max_size = 0;                                                           \
+    }                                                                                        \
+    uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t delta,        \
+                                         elem_t init)                                        \
+    {                                                                                        \
+        uint32_t old = t->size;                                                              \
+        if (delta == 0)                                                                      \
+            return old;                                                                      \
+        if (delta > t->max_size - old)                                                       \
+            return UINT32_MAX;                                                               \
+        size_t n = (size_t)old + delta;                                                      \
+        elem_t *grown = realloc(t->data, n * sizeof(elem_t));                                \
+        if (grown == NULL)                                                                   \
+            return UINT32_MAX;                                                               \
+        for (size_t i = old; i < n; i++)                                                     \
+            grown[i] = init;                                                                 \
+        t->data = grown;                                                                     \
+        t->size = (uint32_t)n;                                                               \
+        return old;                                                                          \
+    }
+
+DEFINE_TABLE(funcref, wasm_rt_funcref_t)
+DEFINE_TABLE(externref, wasm_rt_externref_t)

@@ -1,0 +1,51 @@
+/*
+ * The virtual filesystem the guest sees through WASI.
+ *
+ * One tree per sandbox, made of:
+ * - read-only file images in memory (the stdlib image embedded in liberyx),
+ *   shared by every sandbox and never copied;
+ * - an in-memory writable directory (/tmp), with a byte quota;
+ * - host directories mounted read-only or read-write, resolved with
+ *   openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS) so no path leaves them.
+ *
+ * The WASI layer (src/wasi/) is the only user. Paths given here are absolute
+ * guest paths, already normalised by the caller or not: the VFS normalises
+ * ".", ".." and repeated slashes itself and never lets ".." climb above "/".
+ */
+#ifndef ERYX_VFS_H
+#define ERYX_VFS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Read-only file image format ("ERYXIMG1"), produced by guest/pack_stdlib.py:
+ *   char magic[8] = "ERYXIMG1";
+ *   uint32_t count, reserved;               little endian
+ *   struct { uint32_t path_off, path_len, data_off, data_len; } entry[count];
+ *   then path bytes and file data, at the offsets given (from image start).
+ * Entries are regular files, sorted by path (bytewise), paths relative to the
+ * mount point without a leading slash ("json/__init__.pyc"). Directories are
+ * implied by the paths. */
+#define ERYX_IMAGE_MAGIC "ERYXIMG1"
+
+typedef struct eryx__vfs eryx__vfs;
+
+/* Checks an image's header and every entry's bounds and order. Returns 0 if
+ * it is well formed, -1 otherwise. */
+int eryx__image_validate(const void *image, size_t size);
+
+eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
+void eryx__vfs_free(eryx__vfs *vfs);
+
+/* Mounts. The image memory is borrowed and must outlive the vfs; host_dir is
+ * opened now (O_PATH|O_DIRECTORY) and kept open. Return 0, or a negative errno. */
+int eryx__vfs_mount_image(eryx__vfs *vfs, const char *guest_path,
+                          const void *image, size_t size);
+int eryx__vfs_mount_tmp(eryx__vfs *vfs, const char *guest_path);
+int eryx__vfs_mount_host(eryx__vfs *vfs, const char *guest_path,
+                         const char *host_dir, int read_only);
+
+/* The file operations the WASI layer needs are declared in vfs_ops.h, which
+ * the vfs/wasi implementation owns. */
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * Shared between the VFS files: the mount table, the open-file structure and
+ * the interface of each backend (image, memfs, host). vfs.c resolves a guest
+ * path to (mount, relative path) and dispatches; relative paths are
+ * normalised, have no leading slash, and are "" for the mount's root.
+ */
+#ifndef ERYX_VFS_INTERNAL_H
+#define ERYX_VFS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vfs.h"
+#include "vfs_ops.h"
+
+enum { VFS_MNT_IMAGE, VFS_MNT_TMP, VFS_MNT_HOST };
+
+typedef struct vfs_image {
+    const uint8_t *base;
+    size_t size;
+    uint32_t count;
+} vfs_image;
+
+typedef struct memfs_node memfs_node;
+
+typedef struct vfs_mount {
+    char *path;                 /* normalised absolute guest path */
+    size_t len;
+    int kind;
+    uint64_t dev;               /* st_dev reported for everything in it */
+    union {
+        vfs_image img;
+        memfs_node *mroot;
+        struct {
+            int dirfd;          /* O_PATH directory: the resolution root */
+            int read_only;
+        } host;
+    } u;
+} vfs_mount;
+
+struct eryx__vfs {
+    vfs_mount **mounts;
+    size_t nmounts;
+    uint64_t tmp_quota, tmp_used;
+    uint64_t next_ino;          /* memfs inode numbers */
+};
+
+/* A growable directory snapshot (for cookie-based readdir). */
+typedef struct vfs_dirlist {
+    eryx__vfs_dirent *ents;
+    size_t n, cap;
+} vfs_dirlist;
+
+int vfs_dirlist_add(vfs_dirlist *l, const char *name, size_t len, uint8_t type, uint64_t ino);
+int vfs_dirlist_has(const vfs_dirlist *l, const char *name, size_t len);
+void vfs_dirlist_free(vfs_dirlist *l);
+
+enum { VFS_F_VIRTUAL, VFS_F_IMG_FILE, VFS_F_IMG_DIR, VFS_F_MEM, VFS_F_HOST };
+
+struct eryx__vfs_file {
+    eryx__vfs *vfs;
+    vfs_mount *mnt;             /* NULL for a virtual directory */
+    char *path;                 /* normalised absolute guest path */
+    int kind;                   /* VFS_F_* */
+    uint8_t type;               /* ERYX__VFS_T_* */
+    int writable;
+    union {
+        uint32_t img_index;     /* VFS_F_IMG_FILE: entry index */
+        memfs_node *node;       /* VFS_F_MEM: holds one reference */
+        int hostfd;             /* VFS_F_HOST */
+    } u;
+    vfs_dirlist list;           /* readdir snapshot */
+};
+
+/* Relative path of f inside its mount ("" for the root). */
+const char *vfs_file_rel(const eryx__vfs_file *f);
+
+/* Cheap stable inode number for names without a real inode. */
+uint64_t vfs_hash_ino(const char *s, size_t len);
+
+/* Image backend (vfs_image.c). */
+int vfs_img_init(vfs_image *img, const void *image, size_t size);
+int vfs_img_stat(const vfs_mount *m, const char *rel, eryx__vfs_attr *st);
+int vfs_img_open(eryx__vfs_file *f, const char *rel, int flags);
+int vfs_img_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n);
+int vfs_img_fstat(const eryx__vfs_file *f, eryx__vfs_attr *st);
+int vfs_img_list(const eryx__vfs_file *f, vfs_dirlist *l);
+
+/* In-memory tree (vfs_memfs.c). */
+memfs_node *vfs_mem_new_root(eryx__vfs *vfs);
+void vfs_mem_free_root(memfs_node *root);
+int vfs_mem_open(eryx__vfs_file *f, const char *rel, int flags);
+void vfs_mem_close(eryx__vfs_file *f);
+int vfs_mem_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n);
+int vfs_mem_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off, size_t *n);
+int vfs_mem_fstat(const eryx__vfs_file *f, eryx__vfs_attr *st);
+int vfs_mem_ftruncate(eryx__vfs_file *f, uint64_t size);
+int vfs_mem_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags);
+int vfs_mem_list(const eryx__vfs_file *f, vfs_dirlist *l);
+int vfs_mem_stat(const vfs_mount *m, const char *rel, eryx__vfs_attr *st);
+int vfs_mem_utimes(const vfs_mount *m, const char *rel, uint64_t atim, uint64_t mtim,
+                   int flags);
+int vfs_mem_mkdir(const vfs_mount *m, const char *rel);
+int vfs_mem_rmdir(const vfs_mount *m, const char *rel);
+int vfs_mem_unlink(const vfs_mount *m, const char *rel);
+int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to);
+
+/* Host directories (vfs_host.c). */
+int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only);
+void vfs_host_unmount(vfs_mount *m);
+int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags);
+void vfs_host_close_fd(eryx__vfs_file *f);
+int vfs_host_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n);
+int vfs_host_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off,
+                    size_t *n);
+int vfs_host_fstat(const eryx__vfs_file *f, eryx__vfs_attr *st);
+int vfs_host_ftruncate(eryx__vfs_file *f, uint64_t size);
+int vfs_host_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags);
+int vfs_host_list(const eryx__vfs_file *f, vfs_dirlist *l);
+int vfs_host_stat(const vfs_mount *m, const char *rel, int follow, eryx__vfs_attr *st);
+int vfs_host_utimes(const vfs_mount *m, const char *rel, int follow, uint64_t atim,
+                    uint64_t mtim, int flags);
+int vfs_host_mkdir(const vfs_mount *m, const char *rel);
+int vfs_host_rmdir(const vfs_mount *m, const char *rel);
+int vfs_host_unlink(const vfs_mount *m, const char *rel);
+int vfs_host_rename(const vfs_mount *m, const char *from, const char *to);
+int vfs_host_readlink(const vfs_mount *m, const char *rel, char *buf, size_t cap,
+                      size_t *len);
+
+/* Current realtime clock in nanoseconds (memfs timestamps). */
+uint64_t vfs_now_ns(void);
+
+#endif

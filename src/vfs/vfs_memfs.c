@@ -1,0 +1,508 @@
+/*
+ * The in-memory writable tree (/tmp). Nodes are reference counted: one
+ * reference for the directory entry naming the node and one per open file,
+ * so a file keeps working after it is unlinked and is freed with its last
+ * handle. Every byte held is charged to the vfs-wide quota: file buffers by
+ * their allocated capacity, and each node a fixed overhead plus its name,
+ * so neither big files nor millions of empty ones can exhaust the host.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vfs_internal.h"
+
+/* Bytes charged per node on top of its name and data. */
+#define NODE_COST 128u
+
+typedef struct memfs_entry {
+    char *name;
+    memfs_node *node;
+} memfs_entry;
+
+struct memfs_node {
+    int is_dir;
+    uint32_t refs;
+    eryx__vfs *vfs;             /* quota account */
+    uint64_t ino, atim, mtim, ctim;
+    uint8_t *data;              /* file contents */
+    uint64_t size, cap;
+    memfs_entry *kids;          /* directory entries, sorted by name */
+    size_t nkids, kcap;
+    memfs_node *parent;         /* directories: for rename cycle checks */
+    int linked;                 /* named by a directory entry */
+};
+
+static int charge(eryx__vfs *vfs, uint64_t bytes)
+{
+    if (bytes > vfs->tmp_quota || vfs->tmp_used > vfs->tmp_quota - bytes)
+        return -ENOSPC;
+    vfs->tmp_used += bytes;
+    return 0;
+}
+
+static void release(eryx__vfs *vfs, uint64_t bytes)
+{
+    vfs->tmp_used = bytes > vfs->tmp_used ? 0 : vfs->tmp_used - bytes;
+}
+
+static memfs_node *node_new(eryx__vfs *vfs, int is_dir)
+{
+    if (charge(vfs, NODE_COST) < 0)
+        return NULL;
+    memfs_node *n = calloc(1, sizeof *n);
+    if (!n) {
+        release(vfs, NODE_COST);
+        return NULL;
+    }
+    n->is_dir = is_dir;
+    n->vfs = vfs;
+    n->ino = vfs->next_ino++;
+    n->atim = n->mtim = n->ctim = vfs_now_ns();
+    return n;
+}
+
+static void node_unref(memfs_node *n)
+{
+    if (!n || --n->refs > 0)
+        return;
+    for (size_t i = 0; i < n->nkids; i++) {
+        release(n->vfs, strlen(n->kids[i].name));
+        free(n->kids[i].name);
+        n->kids[i].node->parent = NULL;
+        node_unref(n->kids[i].node);
+    }
+    free(n->kids);
+    release(n->vfs, n->cap + NODE_COST);
+    free(n->data);
+    free(n);
+}
+
+memfs_node *vfs_mem_new_root(eryx__vfs *vfs)
+{
+    memfs_node *n = node_new(vfs, 1);
+    if (n)
+        n->refs = 1;
+    return n;
+}
+
+void vfs_mem_free_root(memfs_node *root) { node_unref(root); }
+
+/* ---- directory entries ------------------------------------------------ */
+
+/* Index of name in dir, or -(insertion point) - 1. */
+static long find_kid(const memfs_node *dir, const char *name, size_t len)
+{
+    size_t lo = 0, hi = dir->nkids;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *k = dir->kids[mid].name;
+        size_t klen = strlen(k);
+        int c = memcmp(k, name, klen < len ? klen : len);
+        if (c == 0)
+            c = klen < len ? -1 : klen > len;
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -(long)lo - 1;
+}
+
+static int grow_kids(memfs_node *dir)
+{
+    if (dir->nkids < dir->kcap)
+        return 0;
+    size_t cap = dir->kcap ? dir->kcap * 2 : 8;
+    memfs_entry *k = realloc(dir->kids, cap * sizeof *k);
+    if (!k)
+        return -ENOMEM;
+    dir->kids = k;
+    dir->kcap = cap;
+    return 0;
+}
+
+static int add_kid(memfs_node *dir, long pos, const char *name, size_t len, memfs_node *n)
+{
+    if (charge(dir->vfs, len) < 0)
+        return -ENOSPC;
+    char *copy = malloc(len + 1);
+    if (!copy || grow_kids(dir) < 0) {
+        free(copy);
+        release(dir->vfs, len);
+        return -ENOMEM;
+    }
+    memcpy(copy, name, len);
+    copy[len] = '\0';
+    size_t at = (size_t)(-pos - 1);
+    memmove(dir->kids + at + 1, dir->kids + at, (dir->nkids - at) * sizeof *dir->kids);
+    dir->kids[at] = (memfs_entry){copy, n};
+    dir->nkids++;
+    n->refs++;
+    n->linked = 1;
+    if (n->is_dir)
+        n->parent = dir;
+    dir->mtim = dir->ctim = vfs_now_ns();
+    return 0;
+}
+
+/* Removes entry i of dir and drops the reference it held. */
+static void remove_kid(memfs_node *dir, size_t i)
+{
+    memfs_node *n = dir->kids[i].node;
+    release(dir->vfs, strlen(dir->kids[i].name));
+    free(dir->kids[i].name);
+    memmove(dir->kids + i, dir->kids + i + 1, (dir->nkids - i - 1) * sizeof *dir->kids);
+    dir->nkids--;
+    dir->mtim = dir->ctim = vfs_now_ns();
+    n->linked = 0;
+    node_unref(n);
+}
+
+/* ---- lookup ----------------------------------------------------------- */
+
+static int walk(memfs_node *root, const char *rel, size_t len, memfs_node **out)
+{
+    memfs_node *n = root;
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && rel[j] != '/')
+            j++;
+        if (!n->is_dir)
+            return -ENOTDIR;
+        long k = find_kid(n, rel + i, j - i);
+        if (k < 0)
+            return -ENOENT;
+        n = n->kids[k].node;
+        i = j + 1;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Finds the directory holding rel's last component; *name points into rel. */
+static int walk_parent(const vfs_mount *m, const char *rel, memfs_node **dir,
+                       const char **name)
+{
+    const char *slash = strrchr(rel, '/');
+    *name = slash ? slash + 1 : rel;
+    int rc = walk(m->u.mroot, rel, slash ? (size_t)(slash - rel) : 0, dir);
+    if (rc == 0 && !(*dir)->is_dir)
+        rc = -ENOTDIR;
+    return rc;
+}
+
+static int lookup(const vfs_mount *m, const char *rel, memfs_node **out)
+{
+    return walk(m->u.mroot, rel, strlen(rel), out);
+}
+
+/* ---- files ------------------------------------------------------------ */
+
+static int set_size(memfs_node *n, uint64_t size)
+{
+    if (size > n->cap) {
+        /* Grow geometrically, but never past what the quota allows. */
+        uint64_t want = n->cap * 2 > size ? n->cap * 2 : size;
+        uint64_t room = n->vfs->tmp_quota - n->vfs->tmp_used;
+        if (want - n->cap > room)
+            want = size;
+        if (want - n->cap > room)
+            return -ENOSPC;
+        uint8_t *d = realloc(n->data, (size_t)want);
+        if (!d)
+            return -ENOMEM;
+        charge(n->vfs, want - n->cap);
+        n->data = d;
+        n->cap = want;
+    }
+    if (size > n->size)
+        memset(n->data + n->size, 0, (size_t)(size - n->size));
+    if (size == 0 && n->cap) {
+        /* Give the memory and quota back when a file is emptied. */
+        free(n->data);
+        release(n->vfs, n->cap);
+        n->data = NULL;
+        n->cap = 0;
+    }
+    n->size = size;
+    n->mtim = n->ctim = vfs_now_ns();
+    return 0;
+}
+
+static int create(const vfs_mount *m, const char *rel, int is_dir, memfs_node **out)
+{
+    memfs_node *dir;
+    const char *name;
+    int rc = walk_parent(m, rel, &dir, &name);
+    if (rc < 0)
+        return rc;
+    long k = find_kid(dir, name, strlen(name));
+    if (k >= 0)
+        return -EEXIST;
+    memfs_node *n = node_new(dir->vfs, is_dir);
+    if (!n)
+        return -ENOSPC;
+    rc = add_kid(dir, k, name, strlen(name), n);
+    if (rc < 0) {
+        n->refs = 1;
+        node_unref(n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+static int open_node(const vfs_mount *m, const char *rel, int flags, memfs_node **out)
+{
+    int rc = lookup(m, rel, out);
+    if (rc == -ENOENT && (flags & ERYX__VFS_O_CREAT))
+        return create(m, rel, 0, out);
+    if (rc == 0 && (flags & ERYX__VFS_O_CREAT) && (flags & ERYX__VFS_O_EXCL))
+        return -EEXIST;
+    return rc;
+}
+
+int vfs_mem_open(eryx__vfs_file *f, const char *rel, int flags)
+{
+    memfs_node *n;
+    int rc = open_node(f->mnt, rel, flags, &n);
+    if (rc < 0)
+        return rc;
+    int writing = flags & (ERYX__VFS_O_WRITE | ERYX__VFS_O_TRUNC);
+    if (n->is_dir && writing)
+        return -EISDIR;
+    if (!n->is_dir && (flags & ERYX__VFS_O_DIRECTORY))
+        return -ENOTDIR;
+    if ((flags & ERYX__VFS_O_TRUNC) && n->size && (rc = set_size(n, 0)) < 0)
+        return rc;
+    n->refs++;
+    f->kind = VFS_F_MEM;
+    f->type = n->is_dir ? ERYX__VFS_T_DIR : ERYX__VFS_T_REG;
+    f->writable = !n->is_dir && (flags & ERYX__VFS_O_WRITE);
+    f->u.node = n;
+    return 0;
+}
+
+void vfs_mem_close(eryx__vfs_file *f) { node_unref(f->u.node); }
+
+int vfs_mem_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n)
+{
+    const memfs_node *node = f->u.node;
+    if (off >= node->size)
+        return 0;
+    size_t k = node->size - off < len ? (size_t)(node->size - off) : len;
+    memcpy(buf, node->data + off, k);
+    *n = k;
+    return 0;
+}
+
+int vfs_mem_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off, size_t *n)
+{
+    memfs_node *node = f->u.node;
+    if (len == 0)
+        return 0;
+    if (off > UINT64_MAX - len || off + len > node->vfs->tmp_quota)
+        return -ENOSPC;
+    if (off + len > node->size) {
+        int rc = set_size(node, off + len);
+        if (rc < 0)
+            return rc;
+    }
+    memcpy(node->data + off, buf, len);
+    node->mtim = node->ctim = vfs_now_ns();
+    *n = len;
+    return 0;
+}
+
+static void node_stat(const vfs_mount *m, const memfs_node *n, eryx__vfs_attr *st)
+{
+    memset(st, 0, sizeof *st);
+    st->dev = m->dev;
+    st->ino = n->ino;
+    st->type = n->is_dir ? ERYX__VFS_T_DIR : ERYX__VFS_T_REG;
+    /* A file's only link is its directory entry; unlinked open files have none. */
+    st->nlink = n->is_dir ? 2 : (uint64_t)n->linked;
+    st->size = n->is_dir ? 0 : n->size;
+    st->atim = n->atim;
+    st->mtim = n->mtim;
+    st->ctim = n->ctim;
+}
+
+int vfs_mem_fstat(const eryx__vfs_file *f, eryx__vfs_attr *st)
+{
+    node_stat(f->mnt, f->u.node, st);
+    return 0;
+}
+
+int vfs_mem_ftruncate(eryx__vfs_file *f, uint64_t size)
+{
+    if (size > f->vfs->tmp_quota)
+        return -ENOSPC;
+    return set_size(f->u.node, size);
+}
+
+static void set_times(memfs_node *n, uint64_t atim, uint64_t mtim, int flags)
+{
+    uint64_t now = vfs_now_ns();
+    if (flags & ERYX__VFS_SET_ATIM_NOW)
+        n->atim = now;
+    else if (flags & ERYX__VFS_SET_ATIM)
+        n->atim = atim;
+    if (flags & ERYX__VFS_SET_MTIM_NOW)
+        n->mtim = now;
+    else if (flags & ERYX__VFS_SET_MTIM)
+        n->mtim = mtim;
+    n->ctim = now;
+}
+
+int vfs_mem_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags)
+{
+    set_times(f->u.node, atim, mtim, flags);
+    return 0;
+}
+
+int vfs_mem_list(const eryx__vfs_file *f, vfs_dirlist *l)
+{
+    const memfs_node *dir = f->u.node;
+    for (size_t i = 0; i < dir->nkids; i++) {
+        const memfs_entry *e = &dir->kids[i];
+        uint8_t type = e->node->is_dir ? ERYX__VFS_T_DIR : ERYX__VFS_T_REG;
+        if (vfs_dirlist_add(l, e->name, strlen(e->name), type, e->node->ino) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- path operations -------------------------------------------------- */
+
+int vfs_mem_stat(const vfs_mount *m, const char *rel, eryx__vfs_attr *st)
+{
+    memfs_node *n;
+    int rc = lookup(m, rel, &n);
+    if (rc == 0)
+        node_stat(m, n, st);
+    return rc;
+}
+
+int vfs_mem_utimes(const vfs_mount *m, const char *rel, uint64_t atim, uint64_t mtim,
+                   int flags)
+{
+    memfs_node *n;
+    int rc = lookup(m, rel, &n);
+    if (rc == 0)
+        set_times(n, atim, mtim, flags);
+    return rc;
+}
+
+int vfs_mem_mkdir(const vfs_mount *m, const char *rel)
+{
+    memfs_node *n;
+    return create(m, rel, 1, &n);
+}
+
+/* Finds rel's entry: its directory and index there. */
+static int find_entry(const vfs_mount *m, const char *rel, memfs_node **dir, size_t *idx)
+{
+    const char *name;
+    int rc = walk_parent(m, rel, dir, &name);
+    if (rc < 0)
+        return rc;
+    long k = find_kid(*dir, name, strlen(name));
+    if (k < 0)
+        return -ENOENT;
+    *idx = (size_t)k;
+    return 0;
+}
+
+int vfs_mem_rmdir(const vfs_mount *m, const char *rel)
+{
+    memfs_node *dir;
+    size_t i;
+    int rc = find_entry(m, rel, &dir, &i);
+    if (rc < 0)
+        return rc;
+    const memfs_node *n = dir->kids[i].node;
+    if (!n->is_dir)
+        return -ENOTDIR;
+    if (n->nkids)
+        return -ENOTEMPTY;
+    dir->kids[i].node->parent = NULL;
+    remove_kid(dir, i);
+    return 0;
+}
+
+int vfs_mem_unlink(const vfs_mount *m, const char *rel)
+{
+    memfs_node *dir;
+    size_t i;
+    int rc = find_entry(m, rel, &dir, &i);
+    if (rc < 0)
+        return rc;
+    if (dir->kids[i].node->is_dir)
+        return -EISDIR;
+    remove_kid(dir, i);
+    return 0;
+}
+
+static int is_ancestor(const memfs_node *a, const memfs_node *n)
+{
+    for (; n; n = n->parent)
+        if (n == a)
+            return 1;
+    return 0;
+}
+
+/* POSIX rename rules for a target that exists. */
+static int check_replace(const memfs_node *src, const memfs_node *dst)
+{
+    if (src->is_dir && !dst->is_dir)
+        return -ENOTDIR;
+    if (!src->is_dir && dst->is_dir)
+        return -EISDIR;
+    if (dst->is_dir && dst->nkids)
+        return -ENOTEMPTY;
+    return 0;
+}
+
+int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to)
+{
+    memfs_node *sdir, *ddir;
+    size_t si;
+    const char *dname;
+    int rc = find_entry(m, from, &sdir, &si);
+    if (rc == 0)
+        rc = walk_parent(m, to, &ddir, &dname);
+    if (rc < 0)
+        return rc;
+    memfs_node *src = sdir->kids[si].node;
+    if (src->is_dir && is_ancestor(src, ddir))
+        return -EINVAL;     /* moving a directory into itself */
+    long di = find_kid(ddir, dname, strlen(dname));
+    if (di >= 0) {
+        if (ddir->kids[di].node == src)
+            return 0;
+        if ((rc = check_replace(src, ddir->kids[di].node)) < 0)
+            return rc;
+        ddir->kids[di].node->parent = NULL;
+    }
+    /* Link under the new name first so a failure leaves the old name intact. */
+    src->refs++;
+    if (di >= 0) {
+        remove_kid(ddir, (size_t)di);
+        di = find_kid(ddir, dname, strlen(dname));
+    }
+    rc = add_kid(ddir, di, dname, strlen(dname), src);
+    if (rc == 0) {
+        find_entry(m, from, &sdir, &si);
+        remove_kid(sdir, si);
+        src->linked = 1;
+        if (src->is_dir)
+            src->parent = ddir;
+    }
+    node_unref(src);
+    return rc;
+}

@@ -1,0 +1,319 @@
+/*
+ * The WASI instance: creation, args and environment, stdio capture, and the
+ * imports that touch neither files nor clocks (proc_*, random_get,
+ * sched_yield, sock_*).
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "../engine/engine.h"
+#include "wasi_imports.h"
+#include "wasi_internal.h"
+
+#define IMPORT(name) Z_wasi_snapshot_preview1Z_##name
+
+/* ---- creation --------------------------------------------------------- */
+
+/* Copies a NULL-terminated string list into one NUL-separated buffer. The
+ * total must fit the guest's 32-bit sizes. */
+static int strings_init(wasi_strings *s, const char *const *list)
+{
+    uint64_t size = 0;
+    uint32_t count = 0;
+    for (; list && list[count]; count++) {
+        size += strlen(list[count]) + 1;
+        if (size > UINT32_MAX / 2 || count >= UINT32_MAX / 8)
+            return -1;
+    }
+    s->buf = malloc(size ? (size_t)size : 1);
+    if (!s->buf)
+        return -1;
+    char *p = s->buf;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t n = strlen(list[i]) + 1;
+        memcpy(p, list[i], n);
+        p += n;
+    }
+    s->size = (uint32_t)size;
+    s->count = count;
+    return 0;
+}
+
+static int add_stdio(eryx__wasi *w)
+{
+    w->nfds = 8;
+    w->fds = calloc(w->nfds, sizeof *w->fds);
+    if (!w->fds)
+        return -1;
+    /* Not a tty (no CHARACTER_DEVICE): output is captured, like a pipe. */
+    w->fds[0] = (wasi_fd){.kind = WASI_FD_STDIN,
+                          .rights = WASI_RIGHT_FD_READ | WASI_RIGHT_POLL_FD_READWRITE |
+                                    WASI_RIGHT_FD_FILESTAT_GET |
+                                    WASI_RIGHT_FD_FDSTAT_SET_FLAGS};
+    uint64_t out_rights = WASI_RIGHT_FD_WRITE | WASI_RIGHT_POLL_FD_READWRITE |
+                          WASI_RIGHT_FD_FILESTAT_GET | WASI_RIGHT_FD_FDSTAT_SET_FLAGS |
+                          WASI_RIGHT_FD_SYNC | WASI_RIGHT_FD_DATASYNC;
+    w->fds[1] = (wasi_fd){.kind = WASI_FD_STDOUT, .rights = out_rights};
+    w->fds[2] = (wasi_fd){.kind = WASI_FD_STDERR, .rights = out_rights};
+    return 0;
+}
+
+static int add_root_preopen(eryx__wasi *w)
+{
+    eryx__vfs_file *root;
+    if (eryx__vfs_open(w->vfs, "/", ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, &root) < 0)
+        return -1;
+    int64_t fd = eryx__wasi_fd_add(w, root, WASI_RIGHTS_ALL, WASI_RIGHTS_ALL, 0);
+    if (fd != 3)
+        return -1;
+    w->fds[3].preopen = 1;
+    return 0;
+}
+
+eryx__wasi *eryx__wasi_new(const eryx__wasi_config *cfg)
+{
+    eryx__wasi *w = calloc(1, sizeof *w);
+    if (!w) {
+        eryx__vfs_free(cfg ? cfg->vfs : NULL);
+        return NULL;
+    }
+    if (cfg) {
+        w->vfs = cfg->vfs;
+        w->max_output = cfg->max_output;
+    }
+    atomic_init(&w->interrupted, 0);
+    if (strings_init(&w->args, cfg ? cfg->argv : NULL) < 0 ||
+        strings_init(&w->env, cfg ? cfg->envp : NULL) < 0 || add_stdio(w) < 0 ||
+        (w->vfs && add_root_preopen(w) < 0)) {
+        eryx__wasi_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void eryx__wasi_free(eryx__wasi *w)
+{
+    if (!w)
+        return;
+    /* Files borrow the vfs: close them before it goes. */
+    eryx__wasi_fd_close_all(w);
+    free(w->fds);
+    eryx__vfs_free(w->vfs);
+    free(w->args.buf);
+    free(w->env.buf);
+    free(w->in);
+    free(w->out[0].data);
+    free(w->out[1].data);
+    free(w);
+}
+
+void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem) { w->mem = mem; }
+
+void eryx__wasi_interrupt(eryx__wasi *w) { atomic_store(&w->interrupted, 1); }
+
+/* ---- stdio ------------------------------------------------------------ */
+
+int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len)
+{
+    uint8_t *copy = malloc(len ? len : 1);
+    if (!copy)
+        return -1;
+    if (len)
+        memcpy(copy, data, len);
+    free(w->in);
+    w->in = copy;
+    w->in_len = len;
+    w->in_pos = 0;
+    return 0;
+}
+
+size_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len)
+{
+    size_t left = w->in_len - w->in_pos;
+    size_t n = len < left ? len : left;
+    if (n)
+        memcpy(dst, w->in + w->in_pos, n);
+    w->in_pos += n;
+    return n;
+}
+
+void eryx__wasi_begin_run(eryx__wasi *w)
+{
+    for (int i = 0; i < 2; i++) {
+        w->out[i].len = 0;
+        w->out[i].truncated = 0;
+    }
+    atomic_store(&w->interrupted, 0);
+}
+
+void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud)
+{
+    w->output_fn = fn;
+    w->output_ud = ud;
+}
+
+/* Keeps at most max_output bytes per fd per run; beyond that the guest's
+ * write still succeeds but the bytes are dropped and the capture is marked
+ * truncated. The output callback sees exactly the bytes that are kept. */
+void eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len)
+{
+    wasi_capture *c = &w->out[fd - 1];
+    size_t room = w->max_output > c->len ? (size_t)(w->max_output - c->len) : 0;
+    size_t keep = len < room ? len : room;
+    if (keep < len)
+        c->truncated = 1;
+    if (keep && c->len + keep + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 256;
+        while (cap < c->len + keep + 1)
+            cap *= 2;
+        char *d = realloc(c->data, cap);
+        if (!d) {
+            c->truncated = 1;
+            return;
+        }
+        c->data = d;
+        c->cap = cap;
+    }
+    if (keep) {
+        memcpy(c->data + c->len, data, keep);
+        c->len += keep;
+        c->data[c->len] = '\0';
+        if (w->output_fn)
+            w->output_fn(w->output_ud, fd, (const char *)data, keep);
+    }
+}
+
+const char *eryx__wasi_output(const eryx__wasi *w, int fd, size_t *len, int *truncated)
+{
+    if (fd != 1 && fd != 2) {
+        *len = 0;
+        if (truncated)
+            *truncated = 0;
+        return "";
+    }
+    const wasi_capture *c = &w->out[fd - 1];
+    *len = c->len;
+    if (truncated)
+        *truncated = c->truncated;
+    return c->data ? c->data : "";
+}
+
+char *eryx__wasi_take_output(eryx__wasi *w, int fd, size_t *len)
+{
+    *len = 0;
+    if (fd != 1 && fd != 2)
+        return NULL;
+    wasi_capture *c = &w->out[fd - 1];
+    char *d = c->data;
+    if (!d && !(d = calloc(1, 1)))
+        return NULL;
+    *len = c->len;
+    c->data = NULL;
+    c->len = c->cap = 0;
+    return d;
+}
+
+/* ---- args and environment --------------------------------------------- */
+
+static uint32_t strings_get(eryx__wasi *w, const wasi_strings *s, uint32_t ptrs,
+                            uint32_t buf)
+{
+    uint8_t *pp = gm_span(w->mem, ptrs, gm_array_len(s->count, 4));
+    uint8_t *bp = gm_span(w->mem, buf, s->size);
+    if (!pp || !bp)
+        return WASI_EFAULT;
+    memcpy(bp, s->buf, s->size);
+    uint32_t off = 0;
+    for (uint32_t i = 0; i < s->count; i++) {
+        gm_st32(pp + 4 * (size_t)i, buf + off);
+        off += (uint32_t)strlen(s->buf + off) + 1;
+    }
+    return WASI_ESUCCESS;
+}
+
+static uint32_t strings_sizes(eryx__wasi *w, const wasi_strings *s, uint32_t count_ptr,
+                              uint32_t size_ptr)
+{
+    uint8_t *cp = gm_span(w->mem, count_ptr, 4);
+    uint8_t *sp = gm_span(w->mem, size_ptr, 4);
+    if (!cp || !sp)
+        return WASI_EFAULT;
+    gm_st32(cp, s->count);
+    gm_st32(sp, s->size);
+    return WASI_ESUCCESS;
+}
+
+uint32_t IMPORT(args_get)(eryx__wasi *w, uint32_t argv, uint32_t argv_buf)
+{
+    return strings_get(w, &w->args, argv, argv_buf);
+}
+
+uint32_t IMPORT(args_sizes_get)(eryx__wasi *w, uint32_t argc, uint32_t argv_buf_size)
+{
+    return strings_sizes(w, &w->args, argc, argv_buf_size);
+}
+
+uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t environ, uint32_t environ_buf)
+{
+    return strings_get(w, &w->env, environ, environ_buf);
+}
+
+uint32_t IMPORT(environ_sizes_get)(eryx__wasi *w, uint32_t count, uint32_t buf_size)
+{
+    return strings_sizes(w, &w->env, count, buf_size);
+}
+
+/* ---- process, randomness, sockets ------------------------------------- */
+
+void IMPORT(proc_exit)(eryx__wasi *w, uint32_t code)
+{
+    (void)w;
+    eryx__engine_exit((int)code);
+}
+
+uint32_t IMPORT(proc_raise)(eryx__wasi *w, uint32_t sig) { return WASI_ENOSYS; }
+
+uint32_t IMPORT(sched_yield)(eryx__wasi *w) { return WASI_ESUCCESS; }
+
+uint32_t IMPORT(random_get)(eryx__wasi *w, uint32_t buf, uint32_t len)
+{
+    uint8_t *p = gm_span(w->mem, buf, len);
+    if (!p)
+        return WASI_EFAULT;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = getrandom(p + done, len - done, 0);
+        if (r < 0 && errno != EINTR)
+            return WASI_EIO;
+        if (r > 0)
+            done += (size_t)r;
+    }
+    return WASI_ESUCCESS;
+}
+
+/* Sockets are not offered yet (src/net/ will provide them under policy). */
+uint32_t IMPORT(sock_accept)(eryx__wasi *w, uint32_t fd, uint32_t flags, uint32_t ret)
+{
+    return eryx__wasi_fd_get(w, fd) ? WASI_ENOTSUP : WASI_EBADF;
+}
+
+uint32_t IMPORT(sock_recv)(eryx__wasi *w, uint32_t fd, uint32_t ri_data,
+                           uint32_t ri_data_len, uint32_t ri_flags, uint32_t ro_datalen,
+                           uint32_t ro_flags)
+{
+    return WASI_ENOTSUP;
+}
+
+uint32_t IMPORT(sock_send)(eryx__wasi *w, uint32_t fd, uint32_t si_data,
+                           uint32_t si_data_len, uint32_t si_flags, uint32_t so_datalen)
+{
+    return WASI_ENOTSUP;
+}
+
+uint32_t IMPORT(sock_shutdown)(eryx__wasi *w, uint32_t fd, uint32_t how)
+{
+    return WASI_ENOTSUP;
+}

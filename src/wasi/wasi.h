@@ -1,0 +1,63 @@
+/*
+ * WASI preview1 for the guest: every import the guest module uses, over our own
+ * fd table and the VFS (src/vfs/).
+ *
+ * wasm2c names the import module's instance type
+ * `struct Z_wasi_snapshot_preview1_instance_t` and each import function
+ * `Z_wasi_snapshot_preview1Z_<name>`; this layer defines both. One eryx__wasi
+ * belongs to one guest instance and is used by one thread at a time.
+ *
+ * Every guest pointer and length is checked against the instance's memory
+ * before use; a bad one gives the guest ERRNO_FAULT (or INVAL), never a host
+ * fault. Nothing from the host environment leaks in: args, environment,
+ * stdin and the file tree are only what the embedder configured.
+ */
+#ifndef ERYX_WASI_H
+#define ERYX_WASI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm-rt.h>
+
+#include "../vfs/vfs.h"
+
+typedef struct Z_wasi_snapshot_preview1_instance_t eryx__wasi;
+
+/* Receives guest output as it is written (fd 1 or 2). Called from inside the
+ * guest call on the thread running it. */
+typedef void (*eryx__wasi_output_fn)(void *ud, int fd, const char *data, size_t len);
+
+typedef struct eryx__wasi_config {
+    const char *const *argv;     /* NULL-terminated; copied. NULL = none */
+    const char *const *envp;     /* "K=V" strings, NULL-terminated; copied */
+    eryx__vfs *vfs;              /* taken over: freed with the eryx__wasi */
+    uint64_t max_output;         /* cap on bytes kept per fd per execution */
+} eryx__wasi_config;
+
+/* Returns NULL on allocation failure (the vfs is then freed too). */
+eryx__wasi *eryx__wasi_new(const eryx__wasi_config *cfg);
+void eryx__wasi_free(eryx__wasi *w);
+
+/* Binds the guest's linear memory (after instantiation). */
+void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
+
+/* Per execution: stdin bytes (copied; read as a file that then hits EOF), and
+ * the capture buffers for fd 1 and 2, which eryx__wasi_begin_run() empties. */
+int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len);
+void eryx__wasi_begin_run(eryx__wasi *w);
+void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud);
+
+/* Thread-safe: makes a poll_oneoff sleep of the guest end early (within
+ * ~20 ms) with EINTR, now or, if none is running, at its next call until
+ * the next begin_run. For eryx_sandbox_interrupt(). */
+void eryx__wasi_interrupt(eryx__wasi *w);
+
+/* Captured output of the current run. The bytes stay owned by w until the next
+ * begin_run; *truncated is set when max_output was reached. */
+const char *eryx__wasi_output(const eryx__wasi *w, int fd, size_t *len, int *truncated);
+
+/* Takes the captured output of fd (1 or 2) out of w: the caller owns the
+ * returned malloc'd buffer (NUL-terminated, *len excludes the NUL). */
+char *eryx__wasi_take_output(eryx__wasi *w, int fd, size_t *len);
+
+#endif

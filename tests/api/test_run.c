@@ -1,0 +1,273 @@
+/* Running code: output, exceptions, exits, persistence, hostile input. */
+#include <eryx.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+static int run(eryx_sandbox *sb, const char *code, eryx_result **res)
+{
+    return eryx_sandbox_run(sb, code, strlen(code), res);
+}
+
+static eryx_sandbox *new_sandbox(void)
+{
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(rt, NULL, &sb);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK && sb);
+    return sb;
+}
+
+static void test_hello(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "print('hello')", &r), ERYX_OK);
+    CHECK_STR(r->out, "hello\n");
+    CHECK_INT(r->out_len, 6);
+    CHECK_STR(r->err, "");
+    CHECK_INT(r->exit_code, 0);
+    CHECK_INT(r->exited, 0);
+    CHECK(r->exc_type == NULL);
+    CHECK(r->duration_ns > 0);
+    CHECK(r->memory_bytes >= 20u << 20);
+    eryx_result_free(r);
+}
+
+static void test_stdout_stderr(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
+                      "sys.stdout.write('more')", &r), ERYX_OK);
+    CHECK_STR(r->out, "out\nmore");
+    CHECK_STR(r->err, "err\n");
+    eryx_result_free(r);
+}
+
+static void test_exception(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "print('before')\ndef f():\n    raise ValueError('bad value')\nf()", &r),
+              ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->out, "before\n");
+    CHECK_STR(r->exc_type, "ValueError");
+    CHECK_STR(r->exc_message, "bad value");
+    CHECK_CONTAINS(r->traceback, "Traceback (most recent call last):");
+    CHECK_CONTAINS(r->traceback, "File \"<string>\", line 4, in <module>");
+    CHECK_CONTAINS(r->traceback, "line 3, in f");
+    CHECK_CONTAINS(r->traceback, "ValueError: bad value");
+    CHECK(strstr(r->traceback, "_eryx") == NULL); /* our glue stays hidden */
+    CHECK_INT(r->exit_code, 1);
+    eryx_result_free(r);
+
+    CHECK_INT(run(sb, "import json\njson.loads('{')", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "json.decoder.JSONDecodeError");
+    eryx_result_free(r);
+
+    CHECK_INT(run(sb, "x = (", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "SyntaxError");
+    eryx_result_free(r);
+}
+
+static void check_exit(eryx_sandbox *sb, const char *code, int status, const char *err)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, code, &r), ERYX_OK);
+    CHECK_INT(r->exited, 1);
+    CHECK_INT(r->exit_code, status);
+    CHECK_STR(r->err, err);
+    eryx_result_free(r);
+}
+
+static void test_system_exit(eryx_sandbox *sb)
+{
+    check_exit(sb, "import sys; sys.exit()", 0, "");
+    check_exit(sb, "import sys; sys.exit(0)", 0, "");
+    check_exit(sb, "import sys; sys.exit(3)", 3, "");
+    check_exit(sb, "raise SystemExit(255)", 255, "");
+    check_exit(sb, "import sys; sys.exit('fatal: no input')", 1, "fatal: no input\n");
+    check_exit(sb, "exit(4)", 4, "");
+}
+
+static void test_persistence(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "x = 42\ndef double(v):\n    return v * 2", &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "print(double(x))", &r), ERYX_OK);
+    CHECK_STR(r->out, "84\n");
+    eryx_result_free(r);
+}
+
+static void test_unicode_and_bytes(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "s = 'héllo wörld ✓ 🐍'\nprint(s, len(s))", &r), ERYX_OK);
+    CHECK_STR(r->out, "héllo wörld ✓ 🐍 15\n");
+    eryx_result_free(r);
+
+    /* Non-UTF-8 output arrives byte for byte, NULs included. */
+    CHECK_INT(run(sb, "import sys\nsys.stdout.buffer.write(b'\\xff\\x00\\xfe')", &r), ERYX_OK);
+    CHECK_INT(r->out_len, 3);
+    CHECK(memcmp(r->out, "\xff\x00\xfe", 3) == 0);
+    eryx_result_free(r);
+
+    /* Invalid UTF-8 and NUL bytes in source are Python errors, not crashes. */
+    static const char bad_utf8[] = "print('\xff\xfe')";
+    CHECK_INT(eryx_sandbox_run(sb, bad_utf8, sizeof bad_utf8 - 1, &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "SyntaxError");
+    eryx_result_free(r);
+    static const char with_nul[] = "print(1)\0print(2)";
+    CHECK_INT(eryx_sandbox_run(sb, with_nul, sizeof with_nul - 1, &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "SyntaxError");
+    CHECK_CONTAINS(r->exc_message, "null bytes");
+    eryx_result_free(r);
+}
+
+static void test_large_output(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "import sys\nfor i in range(100000):\n    print(i)", &r), ERYX_OK);
+    CHECK_INT(r->out_len, 588890);
+    CHECK(strncmp(r->out, "0\n1\n2\n", 6) == 0);
+    CHECK(strcmp(r->out + r->out_len - 6, "99999\n") == 0);
+    CHECK_INT(r->out_truncated, 0);
+    eryx_result_free(r);
+    /* Past the 10 MiB default cap: truncated, and the run still completes. */
+    CHECK_INT(run(sb, "import sys\nchunk = 'x' * 1048576\nfor i in range(12):\n"
+                      "    sys.stdout.write(chunk)\nprint('done', file=sys.stderr)", &r), ERYX_OK);
+    CHECK_INT(r->out_len, 10u << 20);
+    CHECK_INT(r->out_truncated, 1);
+    CHECK_STR(r->err, "done\n");
+    eryx_result_free(r);
+}
+
+static void test_argv_stdin_module(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    const char *argv[] = {"prog.py", "a", "b c", NULL};
+    o.argv = argv;
+    o.filename = "prog.py";
+    o.stdin_data = "line1\nline2\n";
+    o.stdin_len = 12;
+    const char *code = "import sys\nprint(sys.argv)\nprint(sys.stdin.read().split())\n"
+                       "print(__file__)\n1/0";
+    CHECK_INT(eryx_sandbox_run_ex(sb, code, strlen(code), &o, &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->out, "['prog.py', 'a', 'b c']\n['line1', 'line2']\nprog.py\n");
+    CHECK_CONTAINS(r->traceback, "File \"prog.py\", line 5");
+    eryx_result_free(r);
+
+    eryx_run_options_default(&o);
+    o.mode = ERYX_RUN_MODULE;
+    const char *margv[] = {"json.tool", "--compact", NULL};
+    o.argv = margv;
+    o.stdin_data = "{\"a\": [1, 2]}";
+    o.stdin_len = strlen(o.stdin_data);
+    CHECK_INT(eryx_sandbox_run_ex(sb, "json.tool", 9, &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "{\"a\":[1,2]}\n");
+    eryx_result_free(r);
+
+    CHECK_INT(eryx_sandbox_run_ex(sb, "no_such_module", 14, &o, &r), ERYX_OK);
+    CHECK_INT(r->exit_code, 1);
+    CHECK_CONTAINS(r->err, "No module named no_such_module");
+    eryx_result_free(r);
+}
+
+/* The guest sees only its own file tree and nothing of the host's. */
+static void test_hostile_filesystem(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "open('/etc/passwd')", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "FileNotFoundError");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "open('/tmp/../../../../etc/passwd')", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "FileNotFoundError");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "import os\nprint(sorted(os.listdir('/')))", &r), ERYX_OK);
+    CHECK_STR(r->out, "['tmp', 'usr']\n");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "import os\nprint(dict(os.environ))", &r), ERYX_OK);
+    CHECK_STR(r->out, "{}\n");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "open('/usr/lib/python3.13/os.pyc', 'wb')", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK(r->exc_type && (strcmp(r->exc_type, "OSError") == 0 ||
+                          strcmp(r->exc_type, "PermissionError") == 0));
+    eryx_result_free(r);
+    /* /tmp is private and writable. */
+    CHECK_INT(run(sb, "with open('/tmp/f.txt', 'w') as f: f.write('data')\n"
+                      "print(open('/tmp/f.txt').read())", &r), ERYX_OK);
+    CHECK_STR(r->out, "data\n");
+    eryx_result_free(r);
+}
+
+static void test_recursion_and_memory(eryx_sandbox *sb)
+{
+    eryx_result *r;
+    CHECK_INT(run(sb, "def f(n): return f(n + 1)\nf(0)", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "RecursionError");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "x = bytearray(10**9)", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "MemoryError");
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "print('still alive')", &r), ERYX_OK);
+    CHECK_STR(r->out, "still alive\n");
+    eryx_result_free(r);
+}
+
+static void test_os_exit(void)
+{
+    eryx_sandbox *sb = new_sandbox();
+    eryx_result *r;
+    CHECK_INT(run(sb, "import os\nprint('bye', flush=True)\nos._exit(7)", &r), ERYX_OK);
+    CHECK_INT(r->exited, 1);
+    CHECK_INT(r->exit_code, 7);
+    CHECK_STR(r->out, "bye\n");
+    eryx_result_free(r);
+    r = (eryx_result *)1;
+    CHECK_INT(run(sb, "print(1)", &r), ERYX_DEAD);
+    CHECK(r == NULL);
+    CHECK_CONTAINS(eryx_errmsg(sb), "dead");
+    eryx_sandbox_free(sb);
+}
+
+/* Two sandboxes share nothing. */
+static void test_isolation(void)
+{
+    eryx_sandbox *a = new_sandbox(), *b = new_sandbox();
+    eryx_result *r;
+    CHECK_INT(run(a, "secret = 'a'\nopen('/tmp/x', 'w').write('a')", &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(run(b, "import os\nprint('secret' in globals(), os.path.exists('/tmp/x'))", &r),
+              ERYX_OK);
+    CHECK_STR(r->out, "False False\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(a);
+    eryx_sandbox_free(b);
+}
+
+int main(void)
+{
+    int rc = eryx_runtime_new(NULL, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_runtime_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    eryx_sandbox *sb = new_sandbox();
+    test_hello(sb);
+    test_stdout_stderr(sb);
+    test_exception(sb);
+    test_system_exit(sb);
+    test_persistence(sb);
+    test_unicode_and_bytes(sb);
+    test_large_output(sb);
+    test_argv_stdin_module(sb);
+    test_hostile_filesystem(sb);
+    test_recursion_and_memory(sb);
+    eryx_sandbox_free(sb);
+    test_os_exit();
+    test_isolation();
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}

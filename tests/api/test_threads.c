@@ -1,0 +1,96 @@
+/* Several threads run their own sandboxes at once, from one runtime. */
+#include <eryx.h>
+#include <pthread.h>
+#include <time.h>
+
+#include "../check.h"
+
+#define THREADS 4
+#define RUNS 5
+
+static eryx_runtime *rt;
+
+struct job {
+    int id;
+    int failures;
+};
+
+static void *worker(void *arg)
+{
+    struct job *j = arg;
+    for (int n = 0; n < RUNS; n++) {
+        eryx_sandbox *sb = NULL;
+        eryx_result *r = NULL;
+        if (eryx_sandbox_new(rt, NULL, &sb) != ERYX_OK) {
+            j->failures++;
+            continue;
+        }
+        char code[160], want[64];
+        snprintf(code, sizeof code,
+                 "total = sum(i * i for i in range(20000))\n"
+                 "print(%d, %d, total)", j->id, n);
+        snprintf(want, sizeof want, "%d %d 2666466670000\n", j->id, n);
+        if (eryx_sandbox_run(sb, code, strlen(code), &r) != ERYX_OK || strcmp(r->out, want))
+            j->failures++;
+        eryx_result_free(r);
+        /* A trap in one sandbox leaves the others running. */
+        if (eryx_sandbox_run(sb, "def f(): return f()\nf()", 23, &r) != ERYX_PYTHON_EXCEPTION)
+            j->failures++;
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    return NULL;
+}
+
+struct sleeper {
+    eryx_sandbox *sb;
+    int rc;
+};
+
+static void *sleep_in_sandbox(void *arg)
+{
+    struct sleeper *s = arg;
+    eryx_result *r = NULL;
+    const char *code = "import time\ntime.sleep(0.5)";
+    s->rc = eryx_sandbox_run(s->sb, code, strlen(code), &r);
+    eryx_result_free(r);
+    return NULL;
+}
+
+/* One sandbox entered by two threads at once: the second gets ERYX_MISUSE
+ * and the first run is not disturbed. */
+static void test_concurrent_use_detected(void)
+{
+    struct sleeper s = {NULL, -1};
+    REQUIRE(eryx_sandbox_new(rt, NULL, &s.sb) == ERYX_OK);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, sleep_in_sandbox, &s) == 0);
+    struct timespec pause = {0, 150 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(s.sb, "1", 1, &r), ERYX_MISUSE);
+    CHECK(r == NULL);
+    pthread_join(t, NULL);
+    CHECK_INT(s.rc, ERYX_OK);
+    CHECK_INT(eryx_sandbox_run(s.sb, "1", 1, &r), ERYX_OK);
+    eryx_result_free(r);
+    eryx_sandbox_free(s.sb);
+}
+
+int main(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+    pthread_t t[THREADS];
+    struct job jobs[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (struct job){i, 0};
+        REQUIRE(pthread_create(&t[i], NULL, worker, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(jobs[i].failures, 0);
+    }
+    test_concurrent_use_detected();
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}

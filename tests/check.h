@@ -1,0 +1,64 @@
+/*
+ * Minimal test assertions: a failing check prints both sides and the place,
+ * and the test program exits non-zero at the end (or at once with REQUIRE).
+ */
+#ifndef ERYX_TEST_CHECK_H
+#define ERYX_TEST_CHECK_H
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_failures;
+
+#define CHECK_FAIL_(...)                                                    \
+    do {                                                                    \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                     \
+        fprintf(stderr, __VA_ARGS__);                                       \
+        fputc('\n', stderr);                                                \
+        check_failures++;                                                   \
+    } while (0)
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond))                                                        \
+            CHECK_FAIL_("check failed: %s", #cond);                         \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                     \
+    do {                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                 \
+        if (a_ != b_)                                                       \
+            CHECK_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);          \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                     \
+    do {                                                                    \
+        const char *a_ = (a), *b_ = (b);                                    \
+        if (!a_ || !b_ || strcmp(a_, b_) != 0)                              \
+            CHECK_FAIL_("%s == %s:\n  \"%s\"\n  \"%s\"", #a, #b,            \
+                        a_ ? a_ : "(null)", b_ ? b_ : "(null)");            \
+    } while (0)
+
+#define CHECK_CONTAINS(hay, needle)                                         \
+    do {                                                                    \
+        const char *h_ = (hay), *n_ = (needle);                             \
+        if (!h_ || !strstr(h_, n_))                                         \
+            CHECK_FAIL_("%s contains \"%s\":\n  \"%s\"", #hay, n_,          \
+                        h_ ? h_ : "(null)");                                \
+    } while (0)
+
+/* Stops the test at once: for preconditions the rest depends on. */
+#define REQUIRE(cond)                                                       \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            CHECK_FAIL_("required: %s", #cond);                             \
+            exit(1);                                                        \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_DONE()                                                        \
+    (check_failures ? (fprintf(stderr, "%d check(s) failed\n", check_failures), 1) : 0)
+
+#endif

@@ -1,0 +1,1 @@
+$ERYX -c "import sys; print(sys.argv)" a "b c"

@@ -1,0 +1,1 @@
+$ERYX --bogus 2>/dev/null

@@ -1,0 +1,1 @@
+$ERYX /nonexistent/x.py

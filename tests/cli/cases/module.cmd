@@ -1,0 +1,1 @@
+echo "{\"a\": 1}" | $ERYX -m json.tool

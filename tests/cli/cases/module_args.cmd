@@ -1,0 +1,1 @@
+$ERYX -m platform --terse >/dev/null; echo $?

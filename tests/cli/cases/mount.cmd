@@ -1,0 +1,1 @@
+$ERYX --mount "$DATA:/data" -c "print(open(\"/data/hello.txt\").read(), end=\"\")"

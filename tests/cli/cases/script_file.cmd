@@ -1,0 +1,1 @@
+$ERYX "$DATA/script.py" x y | sed "s|$DATA|\$DATA|"

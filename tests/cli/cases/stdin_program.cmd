@@ -1,0 +1,1 @@
+echo "print(6 * 7)" | $ERYX

@@ -1,0 +1,1 @@
+printf "abc\nd" | $ERYX -c "import sys; print(repr(sys.stdin.read()))"

@@ -1,0 +1,1 @@
+$ERYX -c "import sys; sys.exit(5)"

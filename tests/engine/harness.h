@@ -1,0 +1,48 @@
+/*
+ * Shared by the engine tests: the host side of eng.wat (its imports) and a
+ * way to run one of its exports inside eryx__engine_call.
+ */
+#ifndef ERYX_TEST_HARNESS_H
+#define ERYX_TEST_HARNESS_H
+
+#include <stdint.h>
+
+#include "check.h"
+#include "eng.h"
+
+/* The import instance of eng.wat: "host" "exit"/"abort"/"ping". */
+struct Z_host_instance_t {
+    int pings;
+    /* If set, "ping" calls this instead of returning 2 * x. */
+    uint32_t (*on_ping)(struct Z_host_instance_t *host, uint32_t x);
+};
+
+typedef struct eng {
+    Z_eng_instance_t inst;
+    struct Z_host_instance_t host;
+} eng;
+
+enum op {
+    OP_LOAD32, OP_STORE32, OP_LOAD_FAR, OP_STORE_FAR, OP_LOAD64_FAR, OP_STORE8, OP_FILL,
+    OP_UNREACHABLE, OP_DIV_S, OP_REM_U, OP_TRUNC, OP_CALL_IND, OP_RECURSE, OP_GROW, OP_SIZE,
+    OP_THROW, OP_CATCH, OP_EXIT, OP_ABORT, OP_PING
+};
+
+/* eryx__engine_global_init + Z_eng_init_module, once. */
+void eng_global(void);
+
+/* Instantiates inside a guarded call (as the core must) and checks it. */
+void eng_new(eng *e);
+void eng_free(eng *e);
+
+/* Runs one export in a guarded call; its result goes to *out (if not NULL).
+ * `c` is the third i32 argument (fill) and `d` the f64 one (trunc). */
+int eng_run(eng *e, enum op op, uint32_t a, uint32_t b, uint64_t *out);
+int eng_run3(eng *e, enum op op, uint32_t a, uint32_t b, uint32_t c, double d, uint64_t *out,
+             eryx__call_info *info);
+
+/* Number of lines in /proc/self/maps, and resident set size in KiB. */
+int maps_count(void);
+long rss_kib(void);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * Test assertions for the WASI/VFS tests: a failing check prints both sides
+ * and where; the program's exit status is the number of failures (capped).
+ */
+#ifndef ERYX_TEST_WASI_CHECK_H
+#define ERYX_TEST_WASI_CHECK_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_failures;
+
+#define CHECK_FAIL_(...)                                                    \
+    do {                                                                    \
+        fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                     \
+        fprintf(stderr, __VA_ARGS__);                                       \
+        fputc('\n', stderr);                                                \
+        check_failures++;                                                   \
+    } while (0)
+
+#define CHECK(cond)                                                         \
+    do {                                                                    \
+        if (!(cond))                                                        \
+            CHECK_FAIL_("check failed: %s", #cond);                         \
+    } while (0)
+
+#define CHECK_INT(a, b)                                                     \
+    do {                                                                    \
+        long long a_ = (long long)(a), b_ = (long long)(b);                 \
+        if (a_ != b_)                                                       \
+            CHECK_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);          \
+    } while (0)
+
+/* Compares n bytes; prints both as escaped strings. */
+#define CHECK_MEM(a, b, n)                                                  \
+    do {                                                                    \
+        const void *a_ = (a), *b_ = (b);                                    \
+        size_t n_ = (n);                                                    \
+        if (!a_ || !b_ || memcmp(a_, b_, n_) != 0) {                        \
+            CHECK_FAIL_("%s == %s (%zu bytes):", #a, #b, n_);               \
+            check_dump_(a_, n_);                                            \
+            check_dump_(b_, n_);                                            \
+        }                                                                   \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                     \
+    do {                                                                    \
+        const char *s1_ = (a), *s2_ = (b);                                  \
+        if (!s1_ || !s2_ || strcmp(s1_, s2_) != 0)                          \
+            CHECK_FAIL_("%s == %s:\n  \"%s\"\n  \"%s\"", #a, #b,            \
+                        s1_ ? s1_ : "(null)", s2_ ? s2_ : "(null)");        \
+    } while (0)
+
+#define REQUIRE(cond)                                                       \
+    do {                                                                    \
+        if (!(cond)) {                                                      \
+            CHECK_FAIL_("required: %s", #cond);                             \
+            exit(1);                                                        \
+        }                                                                   \
+    } while (0)
+
+static inline void check_dump_(const void *p, size_t n)
+{
+    fputs("  \"", stderr);
+    for (size_t i = 0; p && i < n; i++) {
+        unsigned char c = ((const unsigned char *)p)[i];
+        if (c >= 32 && c < 127 && c != '\\')
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
+    }
+    fputs("\"\n", stderr);
+}
+
+#define CHECK_DONE()                                                        \
+    (check_failures ? (fprintf(stderr, "%d check(s) failed\n", check_failures), \
+                       check_failures > 100 ? 100 : check_failures)        \
+                    : 0)
+
+#endif

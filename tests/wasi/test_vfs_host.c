@@ -1,0 +1,188 @@
+/*
+ * Host directory mounts: reading and writing inside the mount, and every
+ * escape attempt refused: "..", an absolute symlink to /etc, a relative
+ * symlink climbing out, /proc magic links, FIFOs; read-only mounts refuse
+ * every write.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static char root[256];
+
+static void sh(const char *fmt, const char *arg)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, fmt, arg, arg, arg);
+    REQUIRE(system(cmd) == 0);
+}
+
+static void make_tree(void)
+{
+    snprintf(root, sizeof root, "/tmp/eryx-vfs-host-XXXXXX");
+    REQUIRE(mkdtemp(root));
+    sh("mkdir -p %s/rw/sub %s/ro && echo -n secret-in-mount > %s/rw/sub/file.txt", root);
+    sh("echo -n readonly > %s/ro/r.txt && ln -s /etc %s/rw/etc_link && "
+       "ln -s ../../ %s/rw/up_link", root);
+    sh("ln -s sub/file.txt %s/rw/good_link && ln -s /proc/self/root %s/rw/proc_link && "
+       "mkfifo %s/rw/fifo", root);
+    sh("echo -n outside > %s/outside.txt", root);
+}
+
+static int try_read(eryx__vfs *vfs, const char *path, char *buf, size_t cap)
+{
+    eryx__vfs_file *f;
+    int rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ, &f);
+    if (rc < 0)
+        return rc;
+    size_t n = 0;
+    rc = eryx__vfs_pread(f, buf, cap - 1, 0, &n);
+    buf[n] = '\0';
+    eryx__vfs_close(f);
+    return rc;
+}
+
+static void test_rw(eryx__vfs *vfs)
+{
+    char buf[256];
+    CHECK_INT(try_read(vfs, "/data/sub/file.txt", buf, sizeof buf), 0);
+    CHECK_STR(buf, "secret-in-mount");
+    CHECK_INT(try_read(vfs, "/data/good_link", buf, sizeof buf), 0);
+    CHECK_STR(buf, "secret-in-mount");
+    eryx__vfs_file *f;
+    CHECK_INT(eryx__vfs_open(vfs, "/data/new.txt",
+                             ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT | ERYX__VFS_O_EXCL, &f), 0);
+    size_t n;
+    CHECK_INT(eryx__vfs_pwrite(f, "written", 7, 0, &n), 0);
+    CHECK_INT(eryx__vfs_ftruncate(f, 3), 0);
+    eryx__vfs_close(f);
+    CHECK_INT(try_read(vfs, "/data/new.txt", buf, sizeof buf), 0);
+    CHECK_STR(buf, "wri");
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/data/newdir"), 0);
+    CHECK_INT(eryx__vfs_rename(vfs, "/data/new.txt", "/data/newdir/moved.txt"), 0);
+    eryx__vfs_attr st;
+    CHECK_INT(eryx__vfs_stat(vfs, "/data/newdir/moved.txt", 1, &st), 0);
+    CHECK_INT(st.size, 3);
+    CHECK_INT(eryx__vfs_utimes(vfs, "/data/newdir/moved.txt", 1, 5000000000ull, 7000000000ull,
+                               ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM), 0);
+    CHECK_INT(eryx__vfs_stat(vfs, "/data/newdir/moved.txt", 1, &st), 0);
+    CHECK_INT(st.mtim, 7000000000ull);
+    CHECK_INT(eryx__vfs_unlink(vfs, "/data/newdir/moved.txt"), 0);
+    CHECK_INT(eryx__vfs_rmdir(vfs, "/data/newdir"), 0);
+    CHECK_INT(eryx__vfs_stat(vfs, "/data/good_link", 0, &st), 0);
+    CHECK_INT(st.type, ERYX__VFS_T_SYMLINK);
+    size_t len;
+    CHECK_INT(eryx__vfs_readlink(vfs, "/data/good_link", buf, sizeof buf, &len), 0);
+    CHECK_MEM(buf, "sub/file.txt", len);
+    CHECK_INT(eryx__vfs_readlink(vfs, "/data/sub/file.txt", buf, sizeof buf, &len), -EINVAL);
+
+    char names[512] = "";
+    REQUIRE(eryx__vfs_open(vfs, "/data", ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, &f) == 0);
+    eryx__vfs_dirent d;
+    int count = 0, saw_sub = 0;
+    for (uint64_t c = 0; eryx__vfs_readdir(f, c, &d) == 0; c++) {
+        count++;
+        saw_sub |= strcmp(d.name, "sub") == 0 && d.type == ERYX__VFS_T_DIR;
+        strcat(names, d.name);
+    }
+    eryx__vfs_close(f);
+    CHECK_INT(count, 6);    /* sub etc_link up_link good_link proc_link fifo */
+    CHECK(saw_sub);
+}
+
+static void test_escapes(eryx__vfs *vfs)
+{
+    char buf[4096];
+    eryx__vfs_attr st;
+    /* ".." is lexical and stops at "/", which holds no host files. */
+    CHECK(try_read(vfs, "/data/../outside.txt", buf, sizeof buf) < 0);
+    CHECK(try_read(vfs, "/data/../../../../etc/passwd", buf, sizeof buf) < 0);
+    CHECK(try_read(vfs, "/data/sub/../../outside.txt", buf, sizeof buf) < 0);
+    /* Symlinks that leave the mount are refused by the kernel. */
+    CHECK(try_read(vfs, "/data/etc_link/passwd", buf, sizeof buf) < 0);
+    CHECK(eryx__vfs_stat(vfs, "/data/etc_link/passwd", 1, &st) < 0);
+    CHECK(eryx__vfs_stat(vfs, "/data/etc_link", 1, &st) < 0);
+    CHECK(try_read(vfs, "/data/up_link/outside.txt", buf, sizeof buf) < 0);
+    CHECK(try_read(vfs, "/data/proc_link/etc/passwd", buf, sizeof buf) < 0);
+    eryx__vfs_file *f;
+    CHECK(eryx__vfs_open(vfs, "/data/up_link", ERYX__VFS_O_READ, &f) < 0);
+    CHECK(eryx__vfs_open(vfs, "/data/etc_link/evil", ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT,
+                         &f) < 0);
+    CHECK(eryx__vfs_mkdir(vfs, "/data/etc_link/evil") < 0);
+    CHECK(eryx__vfs_unlink(vfs, "/data/up_link/outside.txt") < 0);
+    CHECK(eryx__vfs_rename(vfs, "/data/up_link/outside.txt", "/data/stolen") < 0);
+    CHECK(eryx__vfs_utimes(vfs, "/data/etc_link", 1, 0, 0, ERYX__VFS_SET_MTIM_NOW) < 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/outside.txt", root);
+    CHECK(access(p, F_OK) == 0);
+    /* A FIFO would block the host thread: refused without blocking. */
+    CHECK_INT(eryx__vfs_open(vfs, "/data/fifo", ERYX__VFS_O_READ, &f), -EACCES);
+    /* Opening with NOFOLLOW on a symlink fails (ELOOP). */
+    CHECK_INT(eryx__vfs_open(vfs, "/data/good_link", ERYX__VFS_O_READ | ERYX__VFS_O_NOFOLLOW,
+                             &f), -ELOOP);
+    /* Deleting the symlink itself is fine and leaves /etc alone. */
+    CHECK_INT(eryx__vfs_unlink(vfs, "/data/etc_link"), 0);
+    CHECK(access("/etc/passwd", F_OK) == 0);
+}
+
+static void test_read_only(eryx__vfs *vfs)
+{
+    char buf[64];
+    CHECK_INT(try_read(vfs, "/ro/r.txt", buf, sizeof buf), 0);
+    CHECK_STR(buf, "readonly");
+    eryx__vfs_file *f;
+    CHECK_INT(eryx__vfs_open(vfs, "/ro/r.txt", ERYX__VFS_O_WRITE, &f), -EROFS);
+    CHECK_INT(eryx__vfs_open(vfs, "/ro/r.txt", ERYX__VFS_O_READ | ERYX__VFS_O_TRUNC, &f), -EROFS);
+    CHECK_INT(eryx__vfs_open(vfs, "/ro/new", ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT, &f), -EROFS);
+    CHECK_INT(eryx__vfs_open(vfs, "/ro/missing", ERYX__VFS_O_WRITE, &f), -ENOENT);
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/ro/d"), -EROFS);
+    CHECK_INT(eryx__vfs_unlink(vfs, "/ro/r.txt"), -EROFS);
+    CHECK_INT(eryx__vfs_rename(vfs, "/ro/r.txt", "/ro/s.txt"), -EROFS);
+    CHECK_INT(eryx__vfs_utimes(vfs, "/ro/r.txt", 1, 0, 0, ERYX__VFS_SET_MTIM_NOW), -EROFS);
+    CHECK_INT(eryx__vfs_open(vfs, "/ro/r.txt", ERYX__VFS_O_READ, &f), 0);
+    size_t n;
+    CHECK_INT(eryx__vfs_pwrite(f, "x", 1, 0, &n), -EBADF);
+    CHECK_INT(eryx__vfs_ftruncate(f, 0), -EBADF);
+    CHECK_INT(eryx__vfs_futimes(f, 0, 0, ERYX__VFS_SET_MTIM_NOW), -EROFS);
+    eryx__vfs_close(f);
+    CHECK_INT(try_read(vfs, "/ro/r.txt", buf, sizeof buf), 0);
+    CHECK_STR(buf, "readonly");
+}
+
+static int open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    while (d && readdir(d))
+        n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+int main(void)
+{
+    int fds_before = open_fds();
+    make_tree();
+    eryx__vfs *vfs = eryx__vfs_new(1 << 20);
+    REQUIRE(vfs);
+    char p[512];
+    snprintf(p, sizeof p, "%s/rw", root);
+    REQUIRE(eryx__vfs_mount_host(vfs, "/data", p, 0) == 0);
+    snprintf(p, sizeof p, "%s/ro", root);
+    REQUIRE(eryx__vfs_mount_host(vfs, "/ro", p, 1) == 0);
+    CHECK(eryx__vfs_mount_host(vfs, "/nope", "/nonexistent-eryx-dir", 0) < 0);
+    CHECK(eryx__vfs_mount_host(vfs, "/data", p, 0) < 0);    /* mount point taken */
+    test_rw(vfs);
+    test_escapes(vfs);
+    test_read_only(vfs);
+    eryx__vfs_free(vfs);
+    CHECK_INT(open_fds(), fds_before);     /* no host fd leaked */
+    sh("rm -rf %s", root);
+    return CHECK_DONE();
+}
