@@ -8,6 +8,7 @@
  * it could not be created. See docs/cli.md.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ typedef struct cli {
     int n_args;
     eryx_mount mounts[MAX_MOUNTS];
     size_t n_mounts;
+    uint64_t max_memory;      /* 0: the library's default */
 } cli;
 
 static void usage(FILE *f)
@@ -38,6 +40,8 @@ static void usage(FILE *f)
             "  -m mod          run library module as a script\n"
             "  file            program read from a host file\n"
             "  -               program read from stdin (default when stdin is not a terminal)\n"
+            "  --max-memory BYTES\n"
+            "                  cap the sandbox's memory (suffixes k, M, G; default 128M)\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -73,6 +77,27 @@ static int parse_mount(cli *c, char *spec)
     return 0;
 }
 
+/* "512M", "2G", "1048576": bytes, with an optional binary suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    unsigned shift = 0;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    default: break;
+    }
+    if (errno || end == s || *end || s[0] == '-' || v > (UINT64_MAX >> shift)) {
+        fprintf(stderr, "eryx: not a size in bytes: '%s'\n", s);
+        return -1;
+    }
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 /* Returns -1 to exit with EXIT_USAGE, 1 to exit 0 (help/version), 0 to run. */
 static int parse_args(cli *c, int argc, char **argv)
 {
@@ -88,6 +113,9 @@ static int parse_args(cli *c, int argc, char **argv)
             c->code_arg = argv[++i];
             i++;
             break;
+        } else if (strcmp(a, "--max-memory") == 0) {
+            if (i + 1 >= argc || parse_size(argv[++i], &c->max_memory) < 0)
+                return -1;
         } else if (strcmp(a, "--mount") == 0) {
             if (i + 1 >= argc || parse_mount(c, argv[++i]) < 0)
                 return -1;
@@ -197,6 +225,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;
         cfg.on_output = stream_output;
+        if (c->max_memory)
+            cfg.max_memory = c->max_memory;
         rc = eryx_sandbox_new(rt, &cfg, &sb);
     }
     if (rc != ERYX_OK) {

@@ -20,13 +20,6 @@
 #define ERYX_SIGNAL_STACK_SIZE (64u * 1024u)
 #endif
 
-/* Native stack below which guest code is stopped with a stack-exhaustion trap
- * rather than allowed to run into the thread's guard page: what stays is left
- * for the host functions the guest calls. */
-#ifndef ERYX_STACK_RESERVE
-#define ERYX_STACK_RESERVE (256u * 1024u)
-#endif
-
 /* Default cap on linear memory per sandbox (bytes). */
 #ifndef ERYX_DEFAULT_MAX_MEMORY
 #define ERYX_DEFAULT_MAX_MEMORY (128ull << 20)

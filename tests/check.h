@@ -12,6 +12,8 @@
 
 static int check_failures;
 
+static inline void check_dump_(const void *p, size_t n);
+
 #define CHECK_FAIL_(...)                                                    \
     do {                                                                    \
         fprintf(stderr, "%s:%d: ", __FILE__, __LINE__);                     \
@@ -33,6 +35,18 @@ static int check_failures;
             CHECK_FAIL_("%s == %s: %lld != %lld", #a, #b, a_, b_);          \
     } while (0)
 
+/* Compares n bytes; prints both as escaped strings. */
+#define CHECK_MEM(a, b, n)                                                  \
+    do {                                                                    \
+        const void *a_ = (a), *b_ = (b);                                    \
+        size_t n_ = (n);                                                    \
+        if (!a_ || !b_ || memcmp(a_, b_, n_) != 0) {                        \
+            CHECK_FAIL_("%s == %s (%zu bytes):", #a, #b, n_);               \
+            check_dump_(a_, n_);                                            \
+            check_dump_(b_, n_);                                            \
+        }                                                                   \
+    } while (0)
+
 #define CHECK_STR(a, b)                                                     \
     do {                                                                    \
         const char *a_ = (a), *b_ = (b);                                    \
@@ -48,6 +62,19 @@ static int check_failures;
             CHECK_FAIL_("%s contains \"%s\":\n  \"%s\"", #hay, n_,          \
                         h_ ? h_ : "(null)");                                \
     } while (0)
+
+static inline void check_dump_(const void *p, size_t n)
+{
+    fputs("  \"", stderr);
+    for (size_t i = 0; p && i < n; i++) {
+        unsigned char c = ((const unsigned char *)p)[i];
+        if (c >= 32 && c < 127 && c != '\\')
+            fputc(c, stderr);
+        else
+            fprintf(stderr, "\\x%02x", c);
+    }
+    fputs("\"\n", stderr);
+}
 
 /* Stops the test at once: for preconditions the rest depends on. */
 #define REQUIRE(cond)                                                       \

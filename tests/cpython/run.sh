@@ -16,8 +16,8 @@ if [ $# -eq 0 ]; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$eryx" --mount "$src/Lib/test:/usr/lib/python3.13/test" \
-    -m test --verbose0 --no-randomize "$@" 2>&1 | tee "$log" | grep -E "^(0:|[0-9]+:).*(test_|Total)|^Total|^Result|FAIL|ERROR" | tail -n 80
+"$eryx" --max-memory 1G --mount "$src/Lib/test:/usr/lib/python3.13/test" \
+    -m test "$@" 2>&1 | tee "$log" | grep -E "^(0:|[0-9]+:).*(test_|Total)|^Total|^Result|FAIL|ERROR" | tail -n 80
 status=${PIPESTATUS[0]}
 # libregrtest: "Total tests: run=613 failures=0 skipped=28"
 totals=$(grep -E "^Total tests: run=" "$log" | tail -n 1)

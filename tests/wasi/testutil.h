@@ -10,7 +10,7 @@
 #include <string.h>
 #include <wasm-rt.h>
 
-#include "check.h"
+#include "../check.h"
 #include "vfs/vfs_ops.h"
 #include "wasi/wasi.h"
 #include "wasi/wasi_abi.h"
