@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "shell_callback.h"
 
 enum { EXIT_USAGE = 2, EXIT_SANDBOX = 70, EXIT_SETUP = 71 };
 
 #define MAX_MOUNTS 32
+#define MAX_CALLBACKS 64
 
 typedef struct cli {
     eryx_run_mode mode;
@@ -29,6 +31,8 @@ typedef struct cli {
     eryx_mount mounts[MAX_MOUNTS];
     size_t n_mounts;
     uint64_t max_memory;      /* 0: the library's default */
+    eryx_callback callbacks[MAX_CALLBACKS];
+    size_t n_callbacks;
 } cli;
 
 static void usage(FILE *f)
@@ -42,6 +46,12 @@ static void usage(FILE *f)
             "  -               program read from stdin (default when stdin is not a terminal)\n"
             "  --max-memory BYTES\n"
             "                  cap the sandbox's memory (suffixes k, M, G; default 128M)\n"
+            "  --callback NAME=COMMAND\n"
+            "                  offer `await NAME(**kw)` to the code: runs COMMAND with\n"
+            "                  /bin/sh, the JSON arguments on its stdin, its stdout as\n"
+            "                  the JSON result; repeatable\n"
+            "  --callback-description NAME=TEXT\n"
+            "                  describe callback NAME for list_callbacks()\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -74,6 +84,60 @@ static int parse_mount(cli *c, char *spec)
     m->host_path = spec;
     m->guest_path = guest;
     c->n_mounts++;
+    return 0;
+}
+
+/* NAME=VALUE: splits spec in place; returns VALUE or NULL. */
+static char *split_assignment(char *spec, const char *option)
+{
+    char *eq = strchr(spec, '=');
+    if (!eq || eq == spec) {
+        fprintf(stderr, "eryx: %s wants NAME=VALUE, not '%s'\n", option, spec);
+        return NULL;
+    }
+    *eq = '\0';
+    return eq + 1;
+}
+
+static eryx_callback *find_callback(cli *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_callbacks; i++)
+        if (strcmp(c->callbacks[i].name, name) == 0)
+            return &c->callbacks[i];
+    return NULL;
+}
+
+static int parse_callback(cli *c, char *spec)
+{
+    char *command = split_assignment(spec, "--callback");
+    if (!command)
+        return -1;
+    eryx_callback *cb = find_callback(c, spec);
+    if (!cb) {
+        if (c->n_callbacks == MAX_CALLBACKS) {
+            fprintf(stderr, "eryx: too many --callback options (at most %d)\n", MAX_CALLBACKS);
+            return -1;
+        }
+        cb = &c->callbacks[c->n_callbacks++];
+        cb->name = spec;
+    }
+    cb->handler = eryx_cli_shell_callback;
+    cb->user_data = command;
+    return 0;
+}
+
+static int parse_callback_description(cli *c, char *spec)
+{
+    char *text = split_assignment(spec, "--callback-description");
+    if (!text)
+        return -1;
+    eryx_callback *cb = find_callback(c, spec);
+    if (!cb) {
+        fprintf(stderr, "eryx: --callback-description %s: no --callback %s before it\n", spec,
+                spec);
+        return -1;
+    }
+    cb->description = text;
     return 0;
 }
 
@@ -113,6 +177,12 @@ static int parse_args(cli *c, int argc, char **argv)
             c->code_arg = argv[++i];
             i++;
             break;
+        } else if (strcmp(a, "--callback") == 0) {
+            if (i + 1 >= argc || parse_callback(c, argv[++i]) < 0)
+                return -1;
+        } else if (strcmp(a, "--callback-description") == 0) {
+            if (i + 1 >= argc || parse_callback_description(c, argv[++i]) < 0)
+                return -1;
         } else if (strcmp(a, "--max-memory") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->max_memory) < 0)
                 return -1;
@@ -227,6 +297,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.on_output = stream_output;
         if (c->max_memory)
             cfg.max_memory = c->max_memory;
+        cfg.callbacks = c->callbacks;
+        cfg.n_callbacks = c->n_callbacks;
         rc = eryx_sandbox_new(rt, &cfg, &sb);
     }
     if (rc != ERYX_OK) {

@@ -9,6 +9,14 @@
  *   eryx_dealloc(ptr)
  *   eryx_init() -> 0 | -1               start the interpreter, import _eryx
  *   eryx_exec(req, req_len) -> result*  run one request (see below)
+ *   eryx_interrupt_info() -> {eval_breaker*, async_exc*, exception, bit}
+ *
+ * Guest imports (module "eryx"), implemented by src/core/host_imports.c:
+ *   wait(req, len) -> reply_len     the host handles a JSON request (calls
+ *                                   to make, next timer) and may suspend the
+ *                                   guest until it has replies
+ *   read_reply(buf, len) -> copied  copies the reply out (after wait)
+ *   event(kind, data, len)          a report: ERYX_EVENT_* below
  *
  * A request is NUL-terminated fields, then the code bytes:
  *   mode "\0" filename "\0" argc "\0" argv[0] "\0" ... argv[argc-1] "\0" code
@@ -21,7 +29,14 @@
 
 #include <stdint.h>
 
-#define ERYX_GUEST_ABI_VERSION 2
+#define ERYX_GUEST_ABI_VERSION 3
+
+/* Kinds of eryx.event reports. */
+enum eryx_guest_event {
+    ERYX_EVENT_TRACE = 1,       /* "file\0line\0function": a line of user code */
+    ERYX_EVENT_RESULT = 2,      /* JSON of the global `result` */
+    ERYX_EVENT_RESULT_ERROR = 3 /* why `result` could not be serialised */
+};
 
 /* Outcome of an execution, as the guest reports it. */
 enum eryx_guest_status {

@@ -10,6 +10,12 @@
 #include "abi.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
+#define IMPORT(name) __attribute__((import_module("eryx"), import_name(#name)))
+
+/* Host functions (src/core/host_imports.c). */
+IMPORT(wait) uint32_t host_wait(const char *req, uint32_t len);
+IMPORT(read_reply) uint32_t host_read_reply(char *buf, uint32_t len);
+IMPORT(event) void host_event(uint32_t kind, const char *data, uint32_t len);
 
 /* The stdlib image is mounted here by the host (see src/core/runtime.c). */
 #define PY_STR2(x) #x
@@ -35,8 +41,84 @@ EXPORT(eryx_dealloc) void eryx_dealloc(void *p)
     free(p);
 }
 
+/* _eryx_host.wait(request: bytes) -> bytes
+ * Hands the host a request (callbacks to run, the next timer) and returns its
+ * reply. The host may suspend this call for as long as it likes: the guest
+ * runs on a stack of its own (see src/engine/fiber.c), so even a wait deep
+ * inside synchronous frames (asyncio.run) returns control to the embedder. */
+static PyObject *host_wait_py(PyObject *self, PyObject *arg)
+{
+    char *data;
+    Py_ssize_t len;
+    if (PyBytes_AsStringAndSize(arg, &data, &len) < 0)
+        return NULL;
+    if ((size_t)len > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "request too large");
+        return NULL;
+    }
+    uint32_t n = host_wait(data, (uint32_t)len);
+    PyObject *reply = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (!reply)
+        return NULL;
+    if (host_read_reply(PyBytes_AS_STRING(reply), n) != n) {
+        Py_DECREF(reply);
+        PyErr_SetString(PyExc_RuntimeError, "the host lost the reply");
+        return NULL;
+    }
+    return reply;
+}
+
+/* _eryx_host.event(kind: int, data: bytes): a report to the host (trace
+ * line, value of `result`, ...); see guest/abi.h. */
+static PyObject *host_event_py(PyObject *self, PyObject *args)
+{
+    unsigned int kind;
+    const char *data;
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "Iy#", &kind, &data, &len))
+        return NULL;
+    host_event(kind, data, (uint32_t)len);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef host_methods[] = {
+    {"wait", host_wait_py, METH_O, "Hand a request to the host, return its reply."},
+    {"event", host_event_py, METH_VARARGS, "Report an event to the host."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef host_module = {
+    PyModuleDef_HEAD_INIT, "_eryx_host", "The host's functions.", -1, host_methods,
+};
+
+static PyObject *init_host_module(void)
+{
+    return PyModule_Create(&host_module);
+}
+
+/* Where the host writes to interrupt Python code from another thread: it
+ * stores `exception` into *async_exc, then ORs `bit` into *eval_breaker; the
+ * eval loop raises the exception at its next check, as
+ * PyThreadState_SetAsyncExc would. KeyboardInterrupt is a static type, so it
+ * is immortal and the eval loop's decref is harmless. */
+static struct {
+    uint32_t eval_breaker, async_exc, exception, bit;
+} interrupt_info;
+
+EXPORT(eryx_interrupt_info) void *eryx_interrupt_info(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    interrupt_info.eval_breaker = (uint32_t)(uintptr_t)&ts->eval_breaker;
+    interrupt_info.async_exc = (uint32_t)(uintptr_t)&ts->async_exc;
+    interrupt_info.exception = (uint32_t)(uintptr_t)PyExc_KeyboardInterrupt;
+    interrupt_info.bit = 1u << 3; /* _PY_ASYNC_EXCEPTION_BIT in 3.13 */
+    return &interrupt_info;
+}
+
 static int configure_and_start(void)
 {
+    if (PyImport_AppendInittab("_eryx_host", init_host_module) < 0)
+        return -1;
     PyPreConfig pre;
     PyPreConfig_InitIsolatedConfig(&pre);
     pre.utf8_mode = 1;

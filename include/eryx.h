@@ -71,7 +71,10 @@ extern "C" {
     X(INIT, 7, "the interpreter could not be started or does not match this "       \
                "library")                                                           \
     X(IO, 8, "a host file or directory could not be used")                          \
-    X(INTERNAL, 9, "internal error in the sandbox glue")
+    X(INTERNAL, 9, "internal error in the sandbox glue")                            \
+    X(PENDING, 10, "the execution waits for callback replies or a timer: reply, "   \
+                   "then step again")                                               \
+    X(NOTFOUND, 11, "no such callback, or the call was already answered")
 
 enum {
 #define ERYX__STATUS_ENUM(name, value, text) ERYX_##name = value,
@@ -113,6 +116,51 @@ ERYX_API int eryx_runtime_free(eryx_runtime *rt);
 
 typedef struct eryx_sandbox eryx_sandbox;
 
+/* One invocation of a callback by the sandboxed code. The handler receives it
+ * and must complete it exactly once, now or later, from any thread, with
+ * eryx_call_reply() or eryx_call_fail(); that also releases it. A call stays
+ * valid until then, even if its sandbox is freed meanwhile (the reply then
+ * returns ERYX_NOTFOUND and is dropped). */
+typedef struct eryx_call eryx_call;
+
+typedef enum eryx_call_error {
+    ERYX_CALL_FAILED = 0,        /* the host function failed */
+    ERYX_CALL_INVALID_ARGS = 1,  /* the arguments were not acceptable */
+    ERYX_CALL_TIMEOUT = 2        /* the host function timed out */
+} eryx_call_error;
+
+typedef void (*eryx_callback_fn)(void *user_data, eryx_call *call);
+
+/* A host function offered to the sandbox. Inside, it is an async function in
+ * the globals of __main__: `await name(...)`. Dotted names ("http.get") form
+ * namespaces (`await http.get(url=...)`). Keyword arguments arrive as a JSON
+ * object; positional ones are mapped to the schema's "properties" in order.
+ * Names that would shadow a builtin are refused. */
+typedef struct eryx_callback {
+    const char *name;           /* identifiers separated by dots */
+    const char *description;    /* may be NULL */
+    const char *schema;         /* JSON Schema of the arguments (an object with
+                                   "properties"), or NULL for none */
+    eryx_callback_fn handler;
+    void *user_data;
+} eryx_callback;
+
+/* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
+ * execution) of a call. Borrowed until the call is completed. */
+ERYX_API const char *eryx_call_name(const eryx_call *call);
+ERYX_API const char *eryx_call_args(const eryx_call *call);
+ERYX_API uint64_t eryx_call_id(const eryx_call *call);
+
+/* Completes a call with a JSON value (copied), or with an error the guest
+ * sees as eryx.CallbackError (message copied; kind is eryx_call_error).
+ * Thread-safe. Returns ERYX_OK; ERYX_INVALID for malformed JSON (the guest
+ * then sees a failed call, and the call is completed all the same);
+ * ERYX_NOTFOUND when the call had already timed out or its sandbox is gone
+ * (the reply is dropped). Either way the call is released: do not use it
+ * again. */
+ERYX_API int eryx_call_reply(eryx_call *call, const char *json, size_t len);
+ERYX_API int eryx_call_fail(eryx_call *call, int kind, const char *message);
+
 /* A host directory made visible to the guest at guest_path. Read-only unless
  * writable is set. Paths inside are resolved beneath host_path: "..",
  * absolute symlinks and /proc links cannot leave it. */
@@ -141,6 +189,17 @@ typedef struct eryx_sandbox_config {
     uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
     eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
     void *output_user_data;
+    const eryx_callback *callbacks; /* n_callbacks host functions (copied) */
+    size_t n_callbacks;
+    uint64_t callback_timeout_ns;   /* per call (default 10 s): then the guest
+                                       sees a timeout error and a late reply
+                                       is dropped */
+    uint32_t max_callbacks;         /* invocations per execution (default
+                                       1000); beyond, calls fail at once */
+    /* Line events of the user's code (not of the standard library): file,
+     * line, function. Called during the run on the running thread. */
+    void (*on_trace)(void *user_data, const char *file, int line, const char *function);
+    void *trace_user_data;
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);
@@ -175,6 +234,10 @@ typedef struct eryx_result {
     uint64_t duration_ns;    /* wall time of the run */
     uint64_t memory_bytes;   /* linear memory size after the run (its peak:
                                 linear memory never shrinks) */
+    char *result_json;       /* JSON of the global `result` if the code set
+                                one, else NULL */
+    char *result_error;      /* why `result` could not be serialised, or NULL */
+    uint32_t n_callbacks;    /* callback invocations during the run */
 } eryx_result;
 
 typedef enum eryx_run_mode {
@@ -208,6 +271,60 @@ ERYX_API int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
  * NULL. */
 ERYX_API int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
                                  const eryx_run_options *opts, eryx_result **out);
+
+/* ------------------------------------------------------------------------ */
+/* The non-blocking core                                                     */
+/*
+ * eryx_sandbox_run() is a loop over these calls. Use them directly to drive
+ * executions from an event loop:
+ *
+ *   eryx_exec *ex;  eryx_exec_start(sb, code, len, NULL, &ex);
+ *   for (;;) {
+ *       int rc = eryx_exec_step(ex);
+ *       if (rc != ERYX_PENDING) break;         // done: rc as eryx_sandbox_run
+ *       eryx_call *c;
+ *       while ((c = eryx_exec_next_call(ex)))  // new calls: start them
+ *           start_my_async_work(c);            // reply later, any thread
+ *       wait until a reply came (eryx_exec_set_notify) or
+ *            eryx_exec_deadline_ns(ex) passed;
+ *   }
+ *   eryx_exec_finish(ex, &result);
+ *
+ * Steps never block: when every task of the guest waits for a call or a
+ * timer, the step returns ERYX_PENDING. Callback handlers registered in the
+ * config are NOT called by the step: the embedder starts each call it gets
+ * from eryx_exec_next_call (eryx_sandbox_run calls the handlers). One
+ * execution at a time per sandbox.
+ */
+typedef struct eryx_exec eryx_exec;
+
+ERYX_API int eryx_exec_start(eryx_sandbox *sb, const char *code, size_t len,
+                             const eryx_run_options *opts, eryx_exec **out);
+
+/* Runs the guest until it finishes or waits. Returns ERYX_PENDING, or the
+ * final status (as eryx_sandbox_run: ERYX_OK, ERYX_PYTHON_EXCEPTION, ...). */
+ERYX_API int eryx_exec_step(eryx_exec *ex);
+
+/* The calls issued since they were last asked for, one at a time, in the
+ * order the guest made them; NULL when there is none. */
+ERYX_API eryx_call *eryx_exec_next_call(eryx_exec *ex);
+
+/* CLOCK_MONOTONIC time (ns) at which the execution wants to be stepped even
+ * without replies (a timer, a callback timeout), or 0 when there is none. */
+ERYX_API uint64_t eryx_exec_deadline_ns(const eryx_exec *ex);
+
+/* 1 if a reply arrived since the last step (worth stepping now). */
+ERYX_API int eryx_exec_ready(const eryx_exec *ex);
+
+/* Called (from the replying thread) each time a reply arrives: wake your
+ * loop here (write to an eventfd, signal a condition). May be NULL. */
+ERYX_API void eryx_exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud);
+
+/* Takes the result of a finished execution (after a step returned something
+ * other than ERYX_PENDING) and frees the execution; *out may be NULL for
+ * statuses that give no result. Calling it on an unfinished execution
+ * abandons it: the sandbox is reset to dead (ERYX_DEAD afterwards). */
+ERYX_API int eryx_exec_finish(eryx_exec *ex, eryx_result **out);
 
 /* Frees a result. NULL is accepted. */
 ERYX_API void eryx_result_free(eryx_result *res);

@@ -35,4 +35,14 @@
 #define ERYX_DEFAULT_MAX_OUTPUT (10ull << 20)
 #endif
 
+/* Default time a callback may take before the guest sees a timeout. */
+#ifndef ERYX_DEFAULT_CALLBACK_TIMEOUT_NS
+#define ERYX_DEFAULT_CALLBACK_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+#endif
+
+/* Default number of callback invocations one execution may make. */
+#ifndef ERYX_DEFAULT_MAX_CALLBACKS
+#define ERYX_DEFAULT_MAX_CALLBACKS 1000u
+#endif
+
 #endif

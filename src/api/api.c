@@ -6,7 +6,7 @@
  */
 #include <stddef.h>
 
-#include "core/internal.h"
+#include "core/exec.h"
 
 #define CONFIG_MIN_SIZE(type, first_field) (offsetof(type, first_field) + sizeof(((type *)0)->first_field))
 
@@ -74,6 +74,8 @@ static int check_sandbox_config(const eryx_sandbox_config *cfg)
             return ERYX_INVALID;
         }
     }
+    if (cfg->n_callbacks && !cfg->callbacks)
+        return misuse(NULL, "eryx_sandbox_config: n_callbacks set but callbacks is NULL");
     if (cfg->max_memory < (32u << 20)) {
         eryx__set_errmsg(NULL, "max_memory %llu is below the 32 MiB the interpreter "
                                "needs to start", (unsigned long long)cfg->max_memory);
@@ -110,14 +112,18 @@ int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len, eryx_result
     return eryx_sandbox_run_ex(sb, code, len, NULL, out);
 }
 
-int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
-                        const eryx_run_options *opts, eryx_result **out)
+/* Checks shared by eryx_sandbox_run_ex and eryx_exec_start. */
+static int check_run(eryx_sandbox *sb, const char *code, size_t len,
+                     const eryx_run_options *opts, void *out, const char *fn)
 {
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_run: not a sandbox (NULL or freed)");
-    if (!out || (!code && len))
-        return misuse(sb, "eryx_sandbox_run: out is NULL, or code is NULL with len > 0");
-    *out = NULL;
+    if (!sandbox_ok(sb)) {
+        eryx__set_errmsg(NULL, "misuse: %s: not a sandbox (NULL or freed)", fn);
+        return ERYX_MISUSE;
+    }
+    if (!out || (!code && len)) {
+        eryx__set_errmsg(sb, "misuse: %s: out is NULL, or code is NULL with len > 0", fn);
+        return ERYX_MISUSE;
+    }
     if (opts && eryx__check_config_size(opts->size, CONFIG_MIN_SIZE(eryx_run_options, size),
                                         sizeof *opts) != ERYX_OK) {
         eryx__set_errmsg(sb, "eryx_run_options.size is %zu: fill the options with "
@@ -126,17 +132,89 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     }
     if (opts && opts->stdin_len && !opts->stdin_data)
         return misuse(sb, "eryx_run_options: stdin_len set but stdin_data is NULL");
+    return ERYX_OK;
+}
+
+/* Enters sb for one call: fails if another thread is inside, the sandbox is
+ * dead, or (when idle_only) an execution is in progress. */
+static int enter(eryx_sandbox *sb, int idle_only)
+{
     if (atomic_flag_test_and_set(&sb->busy))
-        return misuse(sb, "eryx_sandbox_run: the sandbox is in use by another thread");
-    int rc;
+        return misuse(sb, "the sandbox is in use by another thread");
     eryx__clear_errmsg(sb);
+    int rc = ERYX_OK;
     if (sb->state == ERYX__SB_DEAD) {
         eryx__set_errmsg(sb, "the sandbox is dead (an earlier run trapped or exited)");
         rc = ERYX_DEAD;
-    } else {
-        rc = eryx__sandbox_run(sb, code ? code : "", len, opts, out);
+    } else if (idle_only && sb->exec) {
+        rc = misuse(sb, "an execution is in progress: finish it first");
     }
+    if (rc != ERYX_OK)
+        atomic_flag_clear(&sb->busy);
+    return rc;
+}
+
+static void leave(eryx_sandbox *sb)
+{
     atomic_flag_clear(&sb->busy);
+}
+
+int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
+                        const eryx_run_options *opts, eryx_result **out)
+{
+    int rc = check_run(sb, code, len, opts, out, "eryx_sandbox_run");
+    if (rc != ERYX_OK)
+        return rc;
+    *out = NULL;
+    if ((rc = enter(sb, 1)) != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_run(sb, code ? code : "", len, opts, out);
+    leave(sb);
+    return rc;
+}
+
+int eryx_exec_start(eryx_sandbox *sb, const char *code, size_t len,
+                    const eryx_run_options *opts, eryx_exec **out)
+{
+    int rc = check_run(sb, code, len, opts, out, "eryx_exec_start");
+    if (rc != ERYX_OK)
+        return rc;
+    *out = NULL;
+    if ((rc = enter(sb, 1)) != ERYX_OK)
+        return rc;
+    rc = eryx__exec_start(sb, code ? code : "", len, opts, out);
+    leave(sb);
+    return rc;
+}
+
+/* An execution is valid while its sandbox is and still points at it. */
+static int exec_ok(const eryx_exec *ex)
+{
+    return ex && sandbox_ok(ex->sb) && (ex->sb->exec == ex || ex->state == EX_DONE);
+}
+
+int eryx_exec_step(eryx_exec *ex)
+{
+    if (!exec_ok(ex))
+        return misuse(NULL, "eryx_exec_step: not a live execution");
+    if (atomic_flag_test_and_set(&ex->sb->busy))
+        return misuse(ex->sb, "the sandbox is in use by another thread");
+    int rc = eryx__exec_step(ex);
+    leave(ex->sb);
+    return rc;
+}
+
+int eryx_exec_finish(eryx_exec *ex, eryx_result **out)
+{
+    if (out)
+        *out = NULL;
+    if (!exec_ok(ex))
+        return misuse(NULL, "eryx_exec_finish: not a live execution");
+    eryx_sandbox *sb = ex->sb;
+    if (atomic_flag_test_and_set(&sb->busy))
+        return misuse(sb, "the sandbox is in use by another thread");
+    int rc = eryx__exec_finish(ex, out);
+    leave(sb);
     return rc;
 }
 

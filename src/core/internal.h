@@ -10,9 +10,25 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "engine/engine.h"
 #include "eryx.h"
 #include "guest.h" /* wasm2c's header for the guest module */
 #include "wasi/wasi.h"
+
+typedef struct json_t json_t;
+
+/* A callback as registered (copied from eryx_callback). */
+typedef struct eryx__callback {
+    char *name;
+    json_t *schema;             /* NULL or a JSON object */
+    eryx_callback_fn handler;
+    void *user_data;
+} eryx__callback;
+
+/* The guest's "eryx" import module: its functions find the sandbox here. */
+struct Z_eryx_instance_t {
+    struct eryx_sandbox *sb;
+};
 
 #define ERYX__RUNTIME_MAGIC 0x52595852u /* "RXYR" */
 #define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */
@@ -38,6 +54,17 @@ struct eryx_sandbox {
     eryx__wasi *wasi;
     Z_python_instance_t inst;
     int instantiated;
+    struct Z_eryx_instance_t host;  /* the "eryx" imports' instance */
+    eryx__fiber *fiber;         /* the native stack guest code runs on */
+    eryx_exec *exec;            /* the execution in progress, or NULL */
+    int exit_code;              /* os._exit's status, once dead by it */
+    eryx__callback *callbacks;
+    size_t n_callbacks;
+    char *callbacks_json;       /* their description for the guest */
+    uint64_t callback_timeout_ns;
+    uint32_t max_callbacks;
+    void (*on_trace)(void *ud, const char *file, int line, const char *function);
+    void *trace_user_data;
     char errmsg[512];
 };
 
@@ -46,6 +73,11 @@ void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void eryx__clear_errmsg(eryx_sandbox *sb);
 const char *eryx__errmsg(const eryx_sandbox *sb);
+
+/* callbacks.c */
+int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
+void eryx__callbacks_free(eryx__callback *cbs, size_t n);
+const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *name);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
@@ -65,6 +97,14 @@ int eryx__guest_instantiate(eryx_sandbox *sb);
 int eryx__guest_start(eryx_sandbox *sb);
 int eryx__guest_abi_version(eryx_sandbox *sb, int32_t *version);
 
+/* Runs fn(arg) on the sandbox's fiber; a trap kills the sandbox. Returns an
+ * eryx status, or ERYX_PENDING when the guest suspended. */
+int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char *what);
+int eryx__guest_resume(eryx_sandbox *sb, const char *what);
+
+/* Guest memory, checked: NULL unless [ptr, ptr + len) is inside it. */
+uint8_t *eryx__guest_span(eryx_sandbox *sb, uint32_t ptr, uint64_t len);
+
 /* The outcome of eryx_exec, copied out of guest memory. */
 typedef struct eryx__exec_outcome {
     uint32_t status;            /* enum eryx_guest_status */
@@ -72,8 +112,8 @@ typedef struct eryx__exec_outcome {
     char *type, *message, *traceback;   /* malloc'd, NUL-terminated */
 } eryx__exec_outcome;
 
-int eryx__guest_exec(eryx_sandbox *sb, const char *req, size_t len,
-                     eryx__exec_outcome *out);
+uint32_t eryx__guest_alloc(eryx_sandbox *sb, uint32_t size, int *rc);
+int eryx__guest_read_outcome(eryx_sandbox *sb, uint32_t ptr, eryx__exec_outcome *o);
 void eryx__exec_outcome_clear(eryx__exec_outcome *o);
 
 /* Rejects configs whose size field is smaller than the first version or

@@ -1,12 +1,14 @@
 /*
- * One execution: the request the guest understands (guest/abi.h), the call,
- * and the eryx_result built from what the guest reported and wrote.
+ * Executions from the embedder's side: the request the guest understands
+ * (guest/abi.h), stepping, the eryx_result, and eryx_sandbox_run, the
+ * blocking loop over the non-blocking core.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#include "core/internal.h"
+#include "core/exec.h"
 #include "guest/abi.h"
 
 void eryx_run_options_default(eryx_run_options *opts)
@@ -15,16 +17,18 @@ void eryx_run_options_default(eryx_run_options *opts)
     opts->size = sizeof *opts;
 }
 
-/* mode \0 filename \0 argc \0 argv[0] \0 ... argv[argc-1] \0 code */
-static char *build_request(const eryx_run_options *o, const char *code, size_t len,
-                           size_t *req_len)
+/* mode \0 flags \0 filename \0 callbacks \0 argc \0 argv[0] \0 ... \0 code */
+static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
+                           const char *code, size_t len, size_t *req_len)
 {
     static const char *const default_argv[] = {"", NULL};
     const char *filename = o->filename ? o->filename : "<string>";
     const char *const *argv = o->argv && o->argv[0] ? o->argv : default_argv;
+    const char *flags = sb->on_trace ? "t" : "";
+    const char *cbs = sb->callbacks_json ? sb->callbacks_json : "[]";
     size_t argc = 0;
     char count[24];
-    size_t n = 2 + strlen(filename) + 1 + len;
+    size_t n = 2 + strlen(flags) + 1 + strlen(filename) + 1 + strlen(cbs) + 1 + len;
     for (; argv[argc]; argc++)
         n += strlen(argv[argc]) + 1;
     n += (size_t)snprintf(count, sizeof count, "%zu", argc) + 1;
@@ -34,7 +38,9 @@ static char *build_request(const eryx_run_options *o, const char *code, size_t l
     char *p = req;
     *p++ = o->mode == ERYX_RUN_MODULE ? 'm' : 'c';
     *p++ = '\0';
+    p = stpcpy(p, flags) + 1;
     p = stpcpy(p, filename) + 1;
+    p = stpcpy(p, cbs) + 1;
     p = stpcpy(p, count) + 1;
     for (size_t i = 0; i < argc; i++)
         p = stpcpy(p, argv[i]) + 1;
@@ -56,6 +62,62 @@ static int check_options(eryx_sandbox *sb, const eryx_run_options *o)
     return ERYX_OK;
 }
 
+int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
+                     const eryx_run_options *opts, eryx_exec **out)
+{
+    eryx_run_options defaults;
+    if (!opts) {
+        eryx_run_options_default(&defaults);
+        opts = &defaults;
+    }
+    int rc = check_options(sb, opts);
+    if (rc != ERYX_OK)
+        return rc;
+    if (len > UINT32_MAX / 2) {
+        eryx__set_errmsg(sb, "code too large");
+        return ERYX_INVALID;
+    }
+    size_t req_len = 0;
+    char *req = build_request(sb, opts, code, len, &req_len);
+    eryx_exec *ex = req ? eryx__exec_new(sb, req, req_len) : NULL;
+    if (!ex || eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
+        if (ex)
+            eryx__exec_free(ex);
+        else
+            free(req);
+        eryx__set_errmsg(sb, "out of memory preparing the run");
+        return ERYX_NOMEM;
+    }
+    eryx__wasi_begin_run(sb->wasi);
+    ex->t0 = eryx__now_ns();
+    sb->exec = ex;
+    *out = ex;
+    return ERYX_OK;
+}
+
+static void do_exec(void *arg)
+{
+    eryx_exec *ex = arg;
+    Z_python_instance_t *inst = &ex->sb->inst;
+    ex->outcome_ptr = Z_pythonZ_eryx_exec(inst, ex->request_ptr, (u32)ex->request_len);
+    Z_pythonZ_eryx_dealloc(inst, ex->request_ptr);
+}
+
+/* Copies the request into guest memory and starts eryx_exec on the fiber. */
+static int begin(eryx_exec *ex)
+{
+    eryx_sandbox *sb = ex->sb;
+    int rc;
+    ex->request_ptr = eryx__guest_alloc(sb, (uint32_t)ex->request_len, &rc);
+    if (rc != ERYX_OK)
+        return rc;
+    memcpy(eryx__guest_span(sb, ex->request_ptr, ex->request_len), ex->request,
+           ex->request_len);
+    free(ex->request);
+    ex->request = NULL;
+    return eryx__guest_call(sb, do_exec, ex, "the code");
+}
+
 static void take_output(eryx_sandbox *sb, eryx_result *r)
 {
     int t;
@@ -68,8 +130,9 @@ static void take_output(eryx_sandbox *sb, eryx_result *r)
 }
 
 /* Fills r from the guest's outcome; returns the run's status. */
-static int apply_outcome(eryx_result *r, eryx__exec_outcome *o, int rc)
+static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
 {
+    int rc = ERYX_OK;
     r->exit_code = o->exit_code;
     r->exited = o->status == ERYX_GUEST_EXIT;
     if (o->status == ERYX_GUEST_EXCEPTION || o->status == ERYX_GUEST_INTERNAL) {
@@ -77,57 +140,241 @@ static int apply_outcome(eryx_result *r, eryx__exec_outcome *o, int rc)
         r->exc_message = o->message;
         r->traceback = o->traceback;
         o->type = o->message = o->traceback = NULL;
-        if (rc == ERYX_OK)
-            rc = o->status == ERYX_GUEST_EXCEPTION ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
+        rc = o->status == ERYX_GUEST_EXCEPTION ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
     }
     eryx__exec_outcome_clear(o);
     return rc;
 }
 
-int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
-                      const eryx_run_options *opts, eryx_result **out)
+/* The guest finished (or died) with status rc: build the result. */
+static int conclude(eryx_exec *ex, int rc)
 {
-    eryx_run_options defaults;
-    if (!opts) {
-        eryx_run_options_default(&defaults);
-        opts = &defaults;
-    }
-    int rc = check_options(sb, opts);
-    if (rc != ERYX_OK)
-        return rc;
+    eryx_sandbox *sb = ex->sb;
     eryx_result *r = calloc(1, sizeof *r);
-    size_t req_len = 0;
-    char *req = r ? build_request(opts, code, len, &req_len) : NULL;
-    if (!req || eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
-        free(req);
-        free(r);
-        eryx__set_errmsg(sb, "out of memory preparing the run");
-        return ERYX_NOMEM;
-    }
-    uint64_t t0 = eryx__now_ns();
-    eryx__wasi_begin_run(sb->wasi);
     eryx__exec_outcome o = {0};
-    rc = eryx__guest_exec(sb, req, req_len, &o);
-    free(req);
-    r->duration_ns = eryx__now_ns() - t0;
+    ex->state = EX_DONE;
+    sb->exec = NULL;
+    if (!r)
+        return ex->final_rc = ERYX_NOMEM;
+    r->duration_ns = eryx__now_ns() - ex->t0;
     r->memory_bytes = sb->inst.w2c_memory.size;
+    r->n_callbacks = ex->n_invocations;
+    r->result_json = ex->result_json;
+    r->result_error = ex->result_error;
+    ex->result_json = ex->result_error = NULL;
     take_output(sb, r);
     if (!r->out || !r->err) {
-        eryx__exec_outcome_clear(&o);
         eryx_result_free(r);
         eryx__set_errmsg(sb, "out of memory collecting the output");
-        return ERYX_NOMEM;
+        return ex->final_rc = ERYX_NOMEM;
     }
+    if (rc == ERYX_OK)
+        rc = eryx__guest_read_outcome(sb, ex->outcome_ptr, &o);
     if (rc == ERYX_OK) {
-        rc = apply_outcome(r, &o, rc);
+        rc = apply_outcome(r, &o);
+    } else if (rc == ERYX_DEAD) {
+        /* os._exit(n): this run ends like a process; the sandbox is dead. */
+        r->exited = 1;
+        r->exit_code = sb->exit_code;
+        rc = ERYX_OK;
     } else if (rc == ERYX_TRAP) {
         r->exit_code = 1;
     } else {
         eryx_result_free(r);
-        return rc;
+        return ex->final_rc = rc;
     }
-    *out = r;
+    ex->result = r;
+    return ex->final_rc = rc;
+}
+
+int eryx__exec_step(eryx_exec *ex)
+{
+    int rc;
+    if (ex->state == EX_DONE)
+        return ex->final_rc;
+    if (ex->state == EX_NEW) {
+        rc = begin(ex);
+    } else {
+        if (!eryx__exec_has_news(ex))
+            return ERYX_PENDING;
+        if (eryx__exec_take_reply(ex, NULL) < 0) {
+            eryx__set_errmsg(ex->sb, "out of memory building the reply");
+            return ERYX_NOMEM; /* the execution stays pending: step again */
+        }
+        ex->timer_deadline_ns = 0;
+        rc = eryx__guest_resume(ex->sb, "the code");
+    }
+    if (rc == ERYX_PENDING) {
+        ex->state = EX_PENDING;
+        return ERYX_PENDING;
+    }
+    return conclude(ex, rc);
+}
+
+int eryx__exec_finish(eryx_exec *ex, eryx_result **out)
+{
+    eryx_sandbox *sb = ex->sb;
+    int rc = ex->final_rc;
+    if (ex->state != EX_DONE) {
+        /* Abandoned mid-way: the guest's stack is dropped, so the
+         * interpreter is in an unknown state. */
+        if (ex->state == EX_PENDING)
+            eryx__fiber_abandon(sb->fiber);
+        sb->exec = NULL;
+        sb->state = ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "the execution was abandoned before it finished");
+        rc = ERYX_DEAD;
+    }
+    if (out) {
+        *out = ex->result;
+        ex->result = NULL;
+    }
+    eryx__exec_free(ex);
     return rc;
+}
+
+/* ---- eryx_sandbox_run: the blocking loop ---------------------------------- */
+
+/* Handlers of one step, run several at once when the guest made several
+ * calls: each worker takes the next call until none is left. */
+typedef struct dispatch {
+    pthread_mutex_t mu;
+    eryx_call **calls;
+    size_t n, next;
+    int refs;
+} dispatch;
+
+static void run_handler(eryx_call *c)
+{
+    if (c->cb->handler)
+        c->cb->handler(c->cb->user_data, c);
+    else
+        eryx_call_fail(c, ERYX_CALL_FAILED, "no handler is registered for this function");
+}
+
+static void dispatch_unref(dispatch *d)
+{
+    pthread_mutex_lock(&d->mu);
+    int last = --d->refs == 0;
+    pthread_mutex_unlock(&d->mu);
+    if (last) {
+        pthread_mutex_destroy(&d->mu);
+        free(d->calls);
+        free(d);
+    }
+}
+
+static void *dispatch_worker(void *arg)
+{
+    dispatch *d = arg;
+    for (;;) {
+        pthread_mutex_lock(&d->mu);
+        eryx_call *c = d->next < d->n ? d->calls[d->next++] : NULL;
+        pthread_mutex_unlock(&d->mu);
+        if (!c)
+            break;
+        run_handler(c);
+    }
+    dispatch_unref(d);
+    return NULL;
+}
+
+#define MAX_HANDLER_THREADS 16
+
+/* Starts the handlers of the new calls: the first on this thread when it is
+ * alone, otherwise on up to MAX_HANDLER_THREADS detached workers. */
+static void dispatch_calls(eryx_exec *ex)
+{
+    size_t n = 0, cap = 0;
+    eryx_call **calls = NULL, *c;
+    while ((c = eryx_exec_next_call(ex))) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 8;
+            eryx_call **bigger = realloc(calls, cap * sizeof *bigger);
+            if (!bigger) {
+                eryx_call_fail(c, ERYX_CALL_FAILED, "out of memory on the host");
+                continue;
+            }
+            calls = bigger;
+        }
+        calls[n++] = c;
+    }
+    if (n <= 1) {
+        if (n == 1)
+            run_handler(calls[0]);
+        free(calls);
+        return;
+    }
+    dispatch *d = calloc(1, sizeof *d);
+    if (!d) {
+        for (size_t i = 0; i < n; i++)
+            run_handler(calls[i]);
+        free(calls);
+        return;
+    }
+    pthread_mutex_init(&d->mu, NULL);
+    d->calls = calls;
+    d->n = n;
+    d->refs = 1;
+    size_t workers = n < MAX_HANDLER_THREADS ? n : MAX_HANDLER_THREADS;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    for (size_t i = 1; i < workers; i++) {
+        pthread_t t;
+        pthread_mutex_lock(&d->mu);
+        d->refs++;
+        pthread_mutex_unlock(&d->mu);
+        if (pthread_create(&t, &attr, dispatch_worker, d) != 0) {
+            dispatch_unref(d);
+            break;
+        }
+    }
+    pthread_attr_destroy(&attr);
+    d->refs++;
+    dispatch_worker(d); /* this thread works too */
+    dispatch_unref(d);
+}
+
+/* Sleeps until a reply arrives or the execution's deadline passes. */
+static void wait_for_news(eryx_exec *ex)
+{
+    uint64_t deadline = eryx_exec_deadline_ns(ex);
+    eryx__hub *h = ex->hub;
+    pthread_mutex_lock(&h->mu);
+    while (h->n_ready == 0) {
+        if (!deadline) {
+            pthread_cond_wait(&h->cv, &h->mu);
+            continue;
+        }
+        if (eryx__now_ns() >= deadline)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t wait = deadline - eryx__now_ns();
+        ts.tv_sec += (time_t)(wait / 1000000000u);
+        ts.tv_nsec += (long)(wait % 1000000000u);
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
+                      const eryx_run_options *opts, eryx_result **out)
+{
+    eryx_exec *ex;
+    int rc = eryx__exec_start(sb, code, len, opts, &ex);
+    if (rc != ERYX_OK)
+        return rc;
+    while ((rc = eryx__exec_step(ex)) == ERYX_PENDING) {
+        dispatch_calls(ex);
+        wait_for_news(ex);
+    }
+    return eryx__exec_finish(ex, out);
 }
 
 void eryx_result_free(eryx_result *r)
@@ -139,5 +386,7 @@ void eryx_result_free(eryx_result *r)
     free(r->exc_type);
     free(r->exc_message);
     free(r->traceback);
+    free(r->result_json);
+    free(r->result_error);
     free(r);
 }

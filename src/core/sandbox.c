@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "config.h"
-#include "core/internal.h"
+#include "core/exec.h"
 #include "engine/engine.h"
 #include "vfs/vfs.h"
 
@@ -18,6 +18,8 @@ void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
     cfg->max_memory = ERYX_DEFAULT_MAX_MEMORY;
     cfg->max_output = ERYX_DEFAULT_MAX_OUTPUT;
     cfg->tmp_quota = ERYX_DEFAULT_TMP_QUOTA;
+    cfg->callback_timeout_ns = ERYX_DEFAULT_CALLBACK_TIMEOUT_NS;
+    cfg->max_callbacks = ERYX_DEFAULT_MAX_CALLBACKS;
 }
 
 /* The guest's file tree: the stdlib image, a private /tmp, the embedder's
@@ -84,9 +86,20 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
         return ERYX_NOMEM;
     sb->magic = ERYX__SANDBOX_MAGIC;
     sb->rt = rt;
+    sb->host.sb = sb;
+    sb->callback_timeout_ns = cfg->callback_timeout_ns;
+    sb->max_callbacks = cfg->max_callbacks;
+    sb->on_trace = cfg->on_trace;
+    sb->trace_user_data = cfg->trace_user_data;
     atomic_flag_clear(&sb->busy);
     atomic_fetch_add(&rt->n_sandboxes, 1);
-    int rc = create_wasi(sb, cfg);
+    int rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
+    if (rc == ERYX_OK && !(sb->fiber = eryx__fiber_new(0))) {
+        eryx__set_errmsg(NULL, "cannot map a stack for the sandbox");
+        rc = ERYX_NOMEM;
+    }
+    if (rc == ERYX_OK)
+        rc = create_wasi(sb, cfg);
     if (rc == ERYX_OK)
         rc = eryx__guest_instantiate(sb);
     if (rc == ERYX_OK) {
@@ -129,9 +142,14 @@ int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_san
 
 void eryx__sandbox_free(eryx_sandbox *sb)
 {
+    if (sb->exec)
+        eryx__exec_finish(sb->exec, NULL);
     if (sb->instantiated)
         Z_python_free(&sb->inst);
     eryx__wasi_free(sb->wasi);
+    eryx__fiber_free(sb->fiber);
+    eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
+    free(sb->callbacks_json);
     atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
     sb->magic = ERYX__FREED_MAGIC;
     free(sb);

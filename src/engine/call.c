@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine/internal.h"
@@ -128,7 +129,7 @@ static int alt_stack(eryx__engine_thread *t)
     return 0;
 }
 
-static int thread_setup(eryx__engine_thread *t)
+int eryx__engine_thread_setup(eryx__engine_thread *t)
 {
     int err;
     if (eryx__engine_global_init() != 0)
@@ -141,6 +142,7 @@ static int thread_setup(eryx__engine_thread *t)
         thread_exit(t);
         goto fail;
     }
+    t->tid = (int)syscall(SYS_gettid);
     t->ready = 1;
     return 0;
 fail:
@@ -167,13 +169,14 @@ int eryx__engine_call(wasm_rt_memory_t *mem, eryx__guest_fn fn, void *arg,
     eryx__engine_thread *t = &eryx__engine_tls;
     sigjmp_buf frame;
 
-    if (t->jmp != NULL) {
+    if (t->jmp != NULL || t->fiber != NULL) {
         errno = EBUSY;
         return -1;
     }
-    if (!t->ready && thread_setup(t) != 0)
+    if (!t->ready && eryx__engine_thread_setup(t) != 0)
         return -1;
     t->mem = mem;
+    t->host_depth = 0;
     t->result = ERYX__CALL_OK;
     t->exit_code = 0;
     t->abort_reason = 0;
@@ -187,6 +190,7 @@ int eryx__engine_call(wasm_rt_memory_t *mem, eryx__guest_fn fn, void *arg,
     t->jmp = NULL;
     t->mem = NULL;
     t->unwind = NULL;
+    t->host_depth = 0;
     if (info != NULL) {
         info->exit_code = t->exit_code;
         info->abort_reason = t->abort_reason;
@@ -249,7 +253,9 @@ const char *eryx__engine_strerror(int call_result)
     case ERYX__CALL_EXIT: return "guest exited";
     case ERYX__CALL_ABORTED: return "call aborted by the host";
     case ERYX__CALL_NOMEM: return "out of memory allocating a memory or table";
-    case -1: return "guarded call refused (reentrant, or thread set-up failed)";
+    case ERYX__CALL_SUSPENDED: return "guest suspended (waiting to be resumed)";
+    case ERYX__CALL_INTERRUPTED: return "interrupted";
+    case -1: return "guarded call refused (reentrant, busy fiber, or thread set-up failed)";
     default: return "unknown call result";
     }
 }

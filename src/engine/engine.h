@@ -11,8 +11,9 @@
  * Rules:
  * - eryx__engine_global_init() once per process (idempotent, thread-safe)
  *   before anything else here.
- * - Guest code runs only inside eryx__engine_call(). It returns how the call
- *   ended; longjmp never crosses any other frame of ours.
+ * - Guest code runs only inside eryx__engine_call() or, on a fiber of its
+ *   own, eryx__engine_call_on()/_resume() (see "Fibers" below). They return
+ *   how the call ended; longjmp never crosses any other frame of ours.
  * - Host imports called by guest code run inside that frame too: they may end
  *   the call with eryx__engine_exit() (WASI proc_exit) or eryx__engine_abort().
  * - Run the generated Z_<mod>_instantiate() inside eryx__engine_call() as
@@ -35,6 +36,8 @@
 #ifndef ERYX_ENGINE_H
 #define ERYX_ENGINE_H
 
+#include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <wasm-rt.h>
 
@@ -43,7 +46,9 @@ enum {
     ERYX__CALL_OK = 0,              /* returned normally (WASM_RT_TRAP_NONE) */
     ERYX__CALL_EXIT = 100,          /* guest called proc_exit: see exit_code */
     ERYX__CALL_ABORTED = 101,       /* a host import called eryx__engine_abort */
-    ERYX__CALL_NOMEM = 102          /* a memory or table could not be allocated */
+    ERYX__CALL_NOMEM = 102,         /* a memory or table could not be allocated */
+    ERYX__CALL_SUSPENDED = 103,     /* fiber calls: the guest is waiting (resume it) */
+    ERYX__CALL_INTERRUPTED = 104    /* fiber calls: stopped by eryx__engine_interrupt */
 };
 
 typedef struct eryx__call_info {
@@ -67,6 +72,156 @@ int eryx__engine_global_init(void);
 typedef void (*eryx__guest_fn)(void *arg);
 int eryx__engine_call(wasm_rt_memory_t *mem, eryx__guest_fn fn, void *arg,
                       eryx__call_info *info);
+
+/* ---- Fibers: guest code on its own stack, suspended and resumed ----------
+ *
+ * A fiber is a native stack that guest code runs on. A host import running
+ * inside a fiber call may suspend it (eryx__engine_suspend): the call then
+ * returns ERYX__CALL_SUSPENDED to the embedder with the guest's native stack
+ * left intact, and a later eryx__engine_resume, on any thread, continues the
+ * import as if it had simply blocked. Traps, proc_exit and host aborts end a
+ * fiber call exactly as they end eryx__engine_call, also after any number of
+ * suspends and on whichever thread the fiber runs by then; a stack overflow on
+ * the fiber (its guard region) is WASM_RT_TRAP_EXHAUSTION. Any end of a call
+ * leaves the fiber idle: the next call_on starts afresh on an empty stack.
+ *
+ * One thread at a time per fiber: call_on, resume, abandon, clear_interrupt
+ * and free must not race each other (the embedder serialises them). Only
+ * eryx__engine_interrupt may be called from any thread at any time (but not
+ * after, or racing with, eryx__fiber_free).
+ *
+ * Code that runs on the fiber and calls eryx__engine_suspend returns from it
+ * on possibly another thread: it must not keep thread-local addresses across
+ * the call (this includes errno's, which GCC may cache as __errno_location()
+ * is declared const: read errno before suspending), and must not hold locks
+ * or other resources tied to the thread. A suspended computation may also
+ * never continue (abandon, free, interrupt): nothing on its stack is run
+ * again, so a suspending import must not hold anything that needs releasing.
+ *
+ * Context switches are a hand-written register swap on x86-64 (a suspend +
+ * resume round trip through an import costs ~60 ns) and glibc swapcontext
+ * elsewhere (an rt_sigprocmask system call per switch: ~2.2 us per round
+ * trip on the development VM); see fiber.c for the measurements. On x86-64
+ * the switch is not compatible with a CET shadow stack: the library is not
+ * marked SHSTK-compatible. */
+
+/* Default fiber stack size: CPython's deepest recursion before its own
+ * RecursionError must fit. Address space only until touched. */
+#ifndef ERYX_FIBER_STACK_SIZE
+#define ERYX_FIBER_STACK_SIZE (8u << 20)
+#endif
+
+/* PROT_NONE bytes below each fiber stack. The generated code is built with
+ * -fstack-clash-protection (no frame skips a page), but host imports may not
+ * be, and the region costs address space only. */
+#ifndef ERYX_FIBER_GUARD_SIZE
+#define ERYX_FIBER_GUARD_SIZE (64u << 10)
+#endif
+
+/* 1: use glibc ucontext for switches even where a hand-written switch
+ * exists (for testing the fallback). */
+#ifndef ERYX_FIBER_UCONTEXT
+#define ERYX_FIBER_UCONTEXT 0
+#endif
+
+/* The signal eryx__engine_interrupt sends to the thread running the fiber.
+ * SIGURG: its default action is to ignore it (a stray or late delivery is
+ * harmless), standard signals coalesce instead of queueing (repeated
+ * interrupts cannot exhaust RLIMIT_SIGPENDING), and it is otherwise used only
+ * for socket out-of-band data with F_SETOWN (rare) and by the Go runtime for
+ * preemption (which tolerates extra deliveries). Real-time signals were
+ * rejected because they queue and because SIGRTMIN+n is a guess at what the
+ * embedder leaves free. Deliveries that are not for us are passed on to the
+ * handler installed before ours. */
+#ifndef ERYX_INTERRUPT_SIGNAL
+#define ERYX_INTERRUPT_SIGNAL SIGURG
+#endif
+
+typedef struct eryx__fiber eryx__fiber;
+
+/* A fiber with a stack of stack_size bytes (0: ERYX_FIBER_STACK_SIZE; rounded
+ * up to pages) mapped MAP_NORESERVE with ERYX_FIBER_GUARD_SIZE of PROT_NONE
+ * below. NULL with errno set on failure. Does not need global init. */
+eryx__fiber *eryx__fiber_new(size_t stack_size);
+
+/* Unmaps the fiber (NULL is fine). A suspended computation is abandoned:
+ * its stack goes away, nothing on it runs. Not while a call runs on it. */
+void eryx__fiber_free(eryx__fiber *f);
+
+/* Like eryx__engine_call, but fn runs on the fiber's stack. Returns what
+ * eryx__engine_call returns, or
+ * - ERYX__CALL_SUSPENDED: a host import called eryx__engine_suspend; the
+ *   fiber must be resumed (eryx__engine_resume) or abandoned before the next
+ *   call_on (which otherwise fails with -1, errno EBUSY);
+ * - ERYX__CALL_INTERRUPTED: see eryx__engine_interrupt.
+ * -1 with errno EBUSY: the fiber is not idle, or this thread is already
+ * inside a guarded call; other errno: this thread's set-up failed. */
+int eryx__engine_call_on(eryx__fiber *f, wasm_rt_memory_t *mem, eryx__guest_fn fn, void *arg,
+                         eryx__call_info *info);
+
+/* Continues a suspended fiber on this thread (any thread: the one that
+ * started the call or suspended it need not be). Returns like call_on. -1
+ * with errno EBUSY if the fiber is not suspended or this thread is inside a
+ * guarded call. */
+int eryx__engine_resume(eryx__fiber *f, eryx__call_info *info);
+
+/* Only from host code running inside a fiber call (an import): switches back
+ * to the thread's call_on/resume, which returns ERYX__CALL_SUSPENDED.
+ * Returns 0 when resumed, possibly on another thread, or -1 (errno EINVAL,
+ * nothing happened) when not inside a fiber call (e.g. under
+ * eryx__engine_call): the import should then do its work synchronously.
+ * If the computation is never resumed it does not return at all. */
+int eryx__engine_suspend(void);
+
+/* 1 if the fiber holds a suspended computation. */
+int eryx__fiber_suspended(const eryx__fiber *f);
+
+/* Forgets a suspended computation (nothing on its stack is run): the fiber
+ * is idle and can take a new call_on. No-op on an idle fiber. */
+void eryx__fiber_abandon(eryx__fiber *f);
+
+/* Hard stop. Thread-safe, async-signal-safe, callable at any time. Sets the
+ * fiber's interrupt flag, which stays set until eryx__fiber_clear_interrupt:
+ * - guest code running on the fiber (on any thread) is stopped within
+ *   microseconds by ERYX_INTERRUPT_SIGNAL sent to that thread, and the
+ *   call_on/resume running it returns ERYX__CALL_INTERRUPTED. The guest's
+ *   state (its memory, its globals) is whatever it was at that instruction:
+ *   the instance must be treated as dead;
+ * - host code running on the fiber (an import between
+ *   eryx__engine_enter_host and _leave_host, or our wasm_rt_* functions) is
+ *   never jumped out of: the stop happens in the outermost
+ *   eryx__engine_leave_host, or when the import suspends (call_on/resume
+ *   then returns ERYX__CALL_INTERRUPTED instead of SUSPENDED and the
+ *   computation is abandoned). Host code that loops or blocks should poll
+ *   eryx__engine_interrupt_pending();
+ * - if nothing runs on the fiber, the next call_on/resume returns
+ *   ERYX__CALL_INTERRUPTED at once without running anything (a suspended
+ *   computation is abandoned).
+ * A call that finishes while the interrupt is on its way returns its own
+ * result; the flag then stops the next one. The thread that ran the fiber may
+ * receive the signal late, after the call returned; our handler then passes
+ * it on to the previous handler (SIGURG's default ignores it), but an
+ * interrupted system call there may return EINTR (poll, nanosleep, ...).
+ * Handlers use SA_RESTART, so most system calls are restarted. */
+void eryx__engine_interrupt(eryx__fiber *f);
+
+/* Clears the interrupt flag (owner thread, not during a call on f). */
+void eryx__fiber_clear_interrupt(eryx__fiber *f);
+
+/* Host imports bracket their body with these (generated code calls imports
+ * as plain C functions, so this is how the engine knows it is in host code,
+ * where an interrupt must not jump). They nest. leave_host may not return:
+ * in the outermost host frame of a fiber call with an interrupt pending it
+ * ends the call with ERYX__CALL_INTERRUPTED, so call it only when the import
+ * holds nothing that needs releasing (right before returning). Outside fiber
+ * calls they only count. A trap or eryx__engine_exit/abort from inside an
+ * import needs no leave_host. */
+void eryx__engine_enter_host(void);
+void eryx__engine_leave_host(void);
+
+/* 1 if the fiber call running on this thread has been interrupted (for
+ * long-running imports), else 0. */
+int eryx__engine_interrupt_pending(void);
 
 /* Ends the current guarded call (only from code running inside it). */
 _Noreturn void eryx__engine_exit(int exit_code);

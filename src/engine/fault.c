@@ -3,6 +3,8 @@
  * trap of the thread's active guarded call; any other fault is passed on to
  * whatever handler was installed before ours, so host bugs still crash (or
  * reach the embedder's crash reporter) exactly as they would without eryx.
+ * Also the handler of ERYX_INTERRUPT_SIGNAL, which ends a fiber call that is
+ * running guest code (see eryx__engine_interrupt).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -12,7 +14,7 @@
 
 #include "engine/internal.h"
 
-static struct sigaction prev_segv, prev_bus;
+static struct sigaction prev_segv, prev_bus, prev_intr;
 static int install_errno = -1;          /* -1: not yet; 0: ok; else errno */
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
@@ -60,8 +62,15 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
         if (mem != NULL && mem->data != NULL
             && addr - (uintptr_t)mem->data < ERYX__MEMORY_MAPPING)
             trap = WASM_RT_TRAP_OOB;
-        else if (addr >= t->stack_fault_lo && addr < t->stack_hi)
-            trap = WASM_RT_TRAP_EXHAUSTION;
+        else {
+            /* On a fiber, its stack is "the stack" (and its guard region
+             * is where a runaway recursion faults). */
+            const eryx__fiber *f = t->fiber;
+            uintptr_t lo = f != NULL ? (uintptr_t)f->map : t->stack_fault_lo;
+            uintptr_t hi = f != NULL ? f->stack_hi : t->stack_hi;
+            if (addr >= lo && addr < hi)
+                trap = WASM_RT_TRAP_EXHAUSTION;
+        }
         if (trap != WASM_RT_TRAP_NONE) {
             /* The call was entered with sigsetjmp(buf, 0) (no mask saved, no
              * syscall), so restore the mask of the interrupted code here:
@@ -75,6 +84,43 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
     }
     errno = saved_errno;
     chain(sig, si, ctx);
+}
+
+static uintptr_t interrupted_sp(const void *ctx)
+{
+    const ucontext_t *uc = ctx;
+#if defined(__x86_64__)
+    return (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+    return (uintptr_t)uc->uc_mcontext.sp;
+#else
+    (void)uc;
+    return 0;
+#endif
+}
+
+/* The interrupt signal: jump out only if this thread is in guest code of an
+ * interrupted fiber (never out of host code, nor out of our fault handler on
+ * the alternate stack). Anything else (a late delivery after the call ended,
+ * a signal someone else sent) goes to the previous handler; SIG_DFL and
+ * SIG_IGN both mean ignoring it, since a late delivery of ours must not kill
+ * the process whatever the signal's default action. */
+static void on_interrupt(int sig, siginfo_t *si, void *ctx)
+{
+    eryx__engine_thread *t = &eryx__engine_tls;
+    int saved_errno = errno;
+
+    if (eryx__interrupt_here(t, interrupted_sp(ctx))) {
+        const ucontext_t *uc = ctx;
+        pthread_sigmask(SIG_SETMASK, &uc->uc_sigmask, NULL);
+        t->result = ERYX__CALL_INTERRUPTED;
+        siglongjmp(*t->jmp, 1);
+    }
+    if (prev_intr.sa_flags & SA_SIGINFO)
+        prev_intr.sa_sigaction(sig, si, ctx);
+    else if (prev_intr.sa_handler != SIG_DFL && prev_intr.sa_handler != SIG_IGN)
+        prev_intr.sa_handler(sig);
+    errno = saved_errno;
 }
 
 static void install(void)
@@ -91,6 +137,14 @@ static void install(void)
     if (sigaction(SIGBUS, &sa, &prev_bus) != 0) {
         install_errno = errno;
         sigaction(SIGSEGV, &prev_segv, NULL);
+        return;
+    }
+    sa.sa_sigaction = on_interrupt;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    if (sigaction(ERYX_INTERRUPT_SIGNAL, &sa, &prev_intr) != 0) {
+        install_errno = errno;
+        sigaction(SIGSEGV, &prev_segv, NULL);
+        sigaction(SIGBUS, &prev_bus, NULL);
         return;
     }
     install_errno = 0;

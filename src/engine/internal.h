@@ -41,6 +41,9 @@ typedef struct eryx__engine_thread {
     uint32_t exc_size;
     size_t exc_cap;
     void *exc_buf;
+    struct eryx__fiber *volatile fiber; /* the fiber this thread runs, or NULL */
+    volatile int host_depth;            /* > 0: in host code (imports, wasm_rt_*) */
+    int tid;                            /* kernel thread id (the interrupt target) */
 } eryx__engine_thread;
 
 /* Initial-exec TLS: one %fs-relative access, no __tls_get_addr call that
@@ -49,9 +52,72 @@ typedef struct eryx__engine_thread {
 extern _Thread_local eryx__engine_thread eryx__engine_tls
     __attribute__((tls_model("initial-exec")));
 
-/* fault.c: installs the SIGSEGV/SIGBUS handler once. */
+/* A saved machine context: where a switch resumes. On x86-64 it is the
+ * stack pointer of a stack holding the callee-saved registers (fiber_x86_64.S);
+ * elsewhere, or with ERYX_FIBER_UCONTEXT, a glibc ucontext. */
+#if defined(__x86_64__) && !ERYX_FIBER_UCONTEXT
+#define ERYX__FIBER_ASM 1
+typedef struct eryx__ctx {
+    void *sp;
+} eryx__ctx;
+#else
+#include <ucontext.h>
+#define ERYX__FIBER_ASM 0
+typedef struct eryx__ctx {
+    ucontext_t uc;
+} eryx__ctx;
+#endif
+
+enum { ERYX__FIBER_IDLE, ERYX__FIBER_RUNNING, ERYX__FIBER_SUSPENDED };
+
+/* A fiber: a stack for guest code and the state of the call running on it.
+ * While the fiber runs, the call's state lives in the running thread's
+ * eryx__engine_tls (where the fault handler and wasm-rt find it); while it is
+ * suspended, the part that must survive (frame, memory, wasm `try` target,
+ * host depth, exception) is saved here, to be loaded into whichever thread
+ * resumes it. */
+struct eryx__fiber {
+    eryx__ctx ctx;                      /* the fiber side, while not running */
+    eryx__ctx host;                     /* the thread side, while running */
+    _Atomic int state;                  /* ERYX__FIBER_* */
+    _Atomic int interrupt;              /* sticky: eryx__engine_interrupt */
+    _Atomic int tid;                    /* thread running guest code on it, or 0 */
+    char *map;                          /* guard + stack mapping */
+    size_t map_len;
+    uintptr_t stack_lo, stack_hi;       /* the usable stack */
+    unsigned vg_id;                     /* valgrind stack id */
+    eryx__guest_fn fn;                  /* the call */
+    void *arg;
+    wasm_rt_memory_t *mem;
+    sigjmp_buf *jmp;                    /* saved call state (see above) */
+    jmp_buf *unwind;
+    int host_depth;
+    int yielded;                        /* set by suspend: the switch back is a pause */
+    uint32_t exc_tag, exc_size;
+    size_t exc_cap;
+    void *exc_buf;
+    void *asan_fake;                    /* AddressSanitizer switch bookkeeping */
+    const void *asan_host_lo;
+    size_t asan_host_len;
+};
+
+/* fiber_x86_64.S: saves the callee-saved registers on the current stack,
+ * stores the stack pointer to *save and continues the context saved at `to`.
+ * eryx__ctx_start is where a new context begins: it calls r12(r13). */
+void eryx__ctx_swap(void **save, void *to);
+void eryx__ctx_start(void);
+
+/* fiber.c: 1 if the interrupt signal arriving on thread t, which was at
+ * stack pointer sp (0: unknown), may end t's fiber call. */
+int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp);
+
+/* fault.c: installs the SIGSEGV/SIGBUS and interrupt handlers once. */
 int eryx__fault_install(void);
 int eryx__fault_installed(void);
+
+/* call.c: the once-per-thread set-up (stack bounds, alt stack, tid);
+ * 0, or -1 with errno set. */
+int eryx__engine_thread_setup(eryx__engine_thread *t);
 
 /* call.c: ends the active call with ERYX__CALL_NOMEM; returns if there is
  * none (the allocator then reports failure through its out-parameter). */

@@ -30,7 +30,7 @@ static void memory_failed(wasm_rt_memory_t *m)
     eryx__engine_nomem();
 }
 
-void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
+static void allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
 {
     if (max_pages > ERYX__MAX_PAGES)
         max_pages = ERYX__MAX_PAGES;
@@ -58,7 +58,7 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32
     m->size = (uint32_t)bytes;
 }
 
-uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
+static uint32_t grow_memory(wasm_rt_memory_t *m, uint32_t delta)
 {
     uint32_t old = m->pages;
     if (delta == 0)
@@ -70,6 +70,25 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
         return UINT32_MAX;
     m->pages = old + delta;
     m->size = m->pages * ERYX__WASM_PAGE;
+    return old;
+}
+
+/* The wasm-rt functions generated code calls are host code for the
+ * interrupt (eryx__engine_enter_host): they mmap, malloc and realloc, and
+ * must not be jumped out of half-way. A pending interrupt takes effect when
+ * they return to the guest. */
+void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
+{
+    eryx__engine_enter_host();
+    allocate_memory(m, initial_pages, max_pages);
+    eryx__engine_leave_host();
+}
+
+uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
+{
+    eryx__engine_enter_host();
+    uint32_t old = grow_memory(m, delta);
+    eryx__engine_leave_host();
     return old;
 }
 
@@ -93,8 +112,8 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
  * instantiation ends the guarded call (or leaves data NULL, size 0); a failed
  * table.grow returns -1 to the guest. */
 #define DEFINE_TABLE(kind, elem_t)                                                            \
-    void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t elements,     \
-                                         uint32_t max_elements)                              \
+    static void allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t elements,      \
+                                        uint32_t max_elements)                               \
     {                                                                                        \
         t->data = NULL;                                                                      \
         t->size = 0;                                                                         \
@@ -115,8 +134,8 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
         t->data = NULL;                                                                      \
         t->size = t->max_size = 0;                                                           \
     }                                                                                        \
-    uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t delta,        \
-                                         elem_t init)                                        \
+    static uint32_t grow_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t delta,         \
+                                        elem_t init)                                         \
     {                                                                                        \
         uint32_t old = t->size;                                                              \
         if (delta == 0)                                                                      \
@@ -131,6 +150,21 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
             grown[i] = init;                                                                 \
         t->data = grown;                                                                     \
         t->size = (uint32_t)n;                                                               \
+        return old;                                                                          \
+    }                                                                                        \
+    void wasm_rt_allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t elements,     \
+                                         uint32_t max_elements)                              \
+    {                                                                                        \
+        eryx__engine_enter_host();                                                           \
+        allocate_##kind##_table(t, elements, max_elements);                                  \
+        eryx__engine_leave_host();                                                           \
+    }                                                                                        \
+    uint32_t wasm_rt_grow_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t delta,        \
+                                         elem_t init)                                        \
+    {                                                                                        \
+        eryx__engine_enter_host();                                                           \
+        uint32_t old = grow_##kind##_table(t, delta, init);                                  \
+        eryx__engine_leave_host();                                                           \
         return old;                                                                          \
     }
 

@@ -37,12 +37,16 @@ static pthread_mutex_t types_lock = PTHREAD_MUTEX_INITIALIZER;
 static func_type *types;
 static uint32_t types_len, types_cap;
 
+/* Host code for the interrupt (it locks and allocates), though in practice
+ * it runs at module init, outside any call. */
 uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...)
 {
     uint32_t n = params + results, i, index = 0;
-    int *sig = malloc((n ? n : 1) * sizeof *sig);
+    int *sig;
     va_list ap;
 
+    eryx__engine_enter_host();
+    sig = malloc((n ? n : 1) * sizeof *sig);
     if (sig == NULL)
         abort();            /* at module init, before any sandbox exists */
     va_start(ap, results);
@@ -73,6 +77,7 @@ uint32_t wasm_rt_register_func_type(uint32_t params, uint32_t results, ...)
     }
     pthread_mutex_unlock(&types_lock);
     free(sig);
+    eryx__engine_leave_host();
     return index;
 }
 
@@ -83,16 +88,19 @@ uint32_t wasm_rt_register_tag(uint32_t size)
     return next_tag++;
 }
 
+/* The realloc makes this host code for the interrupt. */
 void wasm_rt_load_exception(uint32_t tag, uint32_t size, const void *values)
 {
     eryx__engine_thread *t = &eryx__engine_tls;
     if (size > t->exc_cap) {
         size_t cap = size < 256 ? 256 : size;
+        eryx__engine_enter_host();
         void *buf = realloc(t->exc_buf, cap);
         if (buf == NULL)
             eryx__engine_unwind(ERYX__CALL_NOMEM);
         t->exc_buf = buf;
         t->exc_cap = cap;
+        eryx__engine_leave_host();
     }
     t->exc_tag = tag;
     t->exc_size = size;

@@ -167,8 +167,10 @@ static uint16_t file_write_offset(wasi_fd *e, uint64_t *off)
     }
     eryx__vfs_attr st;
     int rc = eryx__vfs_fstat(e->file, &st);
+    if (rc < 0)
+        return eryx__wasi_errno(rc);
     *off = st.size;
-    return rc < 0 ? eryx__wasi_errno(rc) : 0;
+    return 0;
 }
 
 static uint16_t do_write(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,

@@ -5,7 +5,7 @@
 # present, the exact expected stderr.
 # usage: run_golden.sh ERYX_BINARY
 set -u
-ERYX=$1
+ERYX=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
 DATA=$here/data
 export ERYX DATA

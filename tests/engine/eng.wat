@@ -3,6 +3,9 @@
   (import "host" "exit" (func $host_exit (param i32)))
   (import "host" "abort" (func $host_abort (param i32)))
   (import "host" "ping" (func $host_ping (param i32) (result i32)))
+  ;; Suspends the fiber call (eryx__engine_suspend); returns what the
+  ;; resumer left in the host instance.
+  (import "host" "wait" (func $host_wait (param i32) (result i32)))
   (memory (export "memory") 1)
   (table 4 funcref)
   (tag $e (param i32))
@@ -57,4 +60,78 @@
   (func (export "call_exit") (param i32) local.get 0 call $host_exit)
   (func (export "call_abort") (param i32) local.get 0 call $host_abort)
   (func (export "ping") (param i32) (result i32) local.get 0 call $host_ping)
+
+  ;; Fibers. n round trips: store i at [0], wait (the host reads [0] and
+  ;; writes [4]), add [4] to the sum.
+  (func (export "roundtrips") (param $n i32) (result i32)
+    (local $i i32) (local $sum i32)
+    block $done
+      loop $l
+        local.get $i local.get $n i32.ge_u br_if $done
+        i32.const 0 local.get $i i32.store
+        i32.const 0 call $host_wait drop
+        local.get $sum i32.const 4 i32.load i32.add local.set $sum
+        local.get $i i32.const 1 i32.add local.set $i
+        br $l
+      end
+    end
+    local.get $sum)
+
+  ;; n waits, then end the call in way `what`: 0 return n + the sum of what
+  ;; the waits returned, 1 unreachable, 2 out-of-bounds load, 3 exit(77),
+  ;; 4 abort(55), 5 runaway recursion, 6 spin forever, 7 ping(1) then spin
+  ;; forever, 8 return ping(2), 9 throw, 10 grow memory by 1 page forever.
+  (func (export "wait_then") (param $n i32) (param $what i32) (result i32)
+    (local $i i32) (local $sum i32)
+    block $done
+      loop $l
+        local.get $i local.get $n i32.ge_u br_if $done
+        local.get $sum local.get $i call $host_wait i32.add local.set $sum
+        local.get $i i32.const 1 i32.add local.set $i
+        br $l
+      end
+    end
+    block $b10 block $b9 block $b8 block $b7 block $b6 block $b5 block $b4
+    block $b3 block $b2 block $b1 block $b0
+      local.get $what
+      br_table $b0 $b1 $b2 $b3 $b4 $b5 $b6 $b7 $b8 $b9 $b10 $b0
+    end
+    local.get $n local.get $sum i32.add return
+    end
+    unreachable
+    end
+    i32.const 65536 i32.load return
+    end
+    i32.const 77 call $host_exit i32.const 0 return
+    end
+    i32.const 55 call $host_abort i32.const 0 return
+    end
+    i32.const 0 call $recurse return
+    end
+    loop $s6 br $s6 end unreachable
+    end
+    i32.const 1 call $host_ping drop
+    loop $s7 br $s7 end unreachable
+    end
+    i32.const 2 call $host_ping return
+    end
+    i32.const 99 throw $e
+    end
+    loop $s10 i32.const 1 memory.grow drop br $s10 end unreachable)
+
+  ;; n steps of xorshift32 from 1: a loop the C compiler cannot shortcut.
+  (func (export "count") (param $n i32) (result i32)
+    (local $x i32)
+    i32.const 1 local.set $x
+    block $done
+      loop $l
+        local.get $n i32.eqz br_if $done
+        local.get $x local.get $x i32.const 13 i32.shl i32.xor local.set $x
+        local.get $x local.get $x i32.const 17 i32.shr_u i32.xor local.set $x
+        local.get $x local.get $x i32.const 5 i32.shl i32.xor local.set $x
+        local.get $n i32.const 1 i32.sub local.set $n
+        br $l
+      end
+    end
+    local.get $x)
 )

@@ -16,8 +16,24 @@ void Z_hostZ_abort(struct Z_host_instance_t *host, u32 reason)
 
 u32 Z_hostZ_ping(struct Z_host_instance_t *host, u32 x)
 {
+    eryx__engine_enter_host();
     host->pings++;
-    return host->on_ping ? host->on_ping(host, x) : 2 * x;
+    u32 r = host->on_ping ? host->on_ping(host, x) : 2 * x;
+    eryx__engine_leave_host();
+    return r;
+}
+
+u32 Z_hostZ_wait(struct Z_host_instance_t *host, u32 x)
+{
+    eryx__engine_enter_host();
+    host->waits++;
+    if (host->on_wait)
+        host->on_wait(host);
+    if (eryx__engine_suspend() != 0)
+        host->suspend_failed++;
+    u32 r = host->reply;
+    eryx__engine_leave_host();
+    return r;
 }
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -54,15 +70,7 @@ void eng_free(eng *e)
     Z_eng_free(&e->inst);
 }
 
-typedef struct job {
-    eng *e;
-    enum op op;
-    uint32_t a, b, c;
-    double d;
-    uint64_t r;
-} job;
-
-static void run(void *arg)
+void eng_job_run(void *arg)
 {
     job *j = arg;
     Z_eng_instance_t *in = &j->e->inst;
@@ -87,6 +95,9 @@ static void run(void *arg)
     case OP_EXIT: Z_engZ_call_exit(in, j->a); break;
     case OP_ABORT: Z_engZ_call_abort(in, j->a); break;
     case OP_PING: j->r = Z_engZ_ping(in, j->a); break;
+    case OP_ROUNDTRIPS: j->r = Z_engZ_roundtrips(in, j->a); break;
+    case OP_WAIT_THEN: j->r = Z_engZ_wait_then(in, j->a, j->b); break;
+    case OP_COUNT: j->r = Z_engZ_count(in, j->a); break;
     }
 }
 
@@ -94,7 +105,7 @@ int eng_run3(eng *e, enum op op, uint32_t a, uint32_t b, uint32_t c, double d, u
              eryx__call_info *info)
 {
     job j = {e, op, a, b, c, d, UINT64_MAX};
-    int rc = eryx__engine_call(&e->inst.w2c_memory, run, &j, info);
+    int rc = eryx__engine_call(&e->inst.w2c_memory, eng_job_run, &j, info);
     if (out != NULL)
         *out = j.r;
     return rc;

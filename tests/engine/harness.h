@@ -10,11 +10,18 @@
 #include "check.h"
 #include "eng.h"
 
-/* The import instance of eng.wat: "host" "exit"/"abort"/"ping". */
+/* The import instance of eng.wat: "host" "exit"/"abort"/"ping"/"wait".
+ * ping and wait bracket themselves with eryx__engine_enter/leave_host, as
+ * the core's imports do. */
 struct Z_host_instance_t {
     int pings;
     /* If set, "ping" calls this instead of returning 2 * x. */
     uint32_t (*on_ping)(struct Z_host_instance_t *host, uint32_t x);
+    int waits;                  /* "wait" calls */
+    int suspend_failed;         /* of those, eryx__engine_suspend returned -1 */
+    uint32_t reply;             /* what "wait" returns (set by the resumer) */
+    /* If set, "wait" calls this before suspending. */
+    void (*on_wait)(struct Z_host_instance_t *host);
 };
 
 typedef struct eng {
@@ -25,7 +32,26 @@ typedef struct eng {
 enum op {
     OP_LOAD32, OP_STORE32, OP_LOAD_FAR, OP_STORE_FAR, OP_LOAD64_FAR, OP_STORE8, OP_FILL,
     OP_UNREACHABLE, OP_DIV_S, OP_REM_U, OP_TRUNC, OP_CALL_IND, OP_RECURSE, OP_GROW, OP_SIZE,
-    OP_THROW, OP_CATCH, OP_EXIT, OP_ABORT, OP_PING
+    OP_THROW, OP_CATCH, OP_EXIT, OP_ABORT, OP_PING,
+    OP_ROUNDTRIPS, OP_WAIT_THEN, OP_COUNT
+};
+
+/* What eng_job_run runs: one export with its arguments, and its result. */
+typedef struct job {
+    eng *e;
+    enum op op;
+    uint32_t a, b, c;
+    double d;
+    uint64_t r;
+} job;
+
+/* eryx__guest_fn running a job (for eryx__engine_call / _call_on). */
+void eng_job_run(void *job);
+
+/* Ways wait_then(n, what) ends after its n waits. */
+enum wait_then {
+    WT_RETURN, WT_UNREACHABLE, WT_OOB, WT_EXIT, WT_ABORT, WT_RECURSE, WT_SPIN, WT_PING_SPIN,
+    WT_PING, WT_THROW, WT_GROW_SPIN
 };
 
 /* eryx__engine_global_init + Z_eng_init_module, once. */

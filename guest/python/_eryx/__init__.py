@@ -7,18 +7,26 @@ user code does, it returns ``(status, exit_code, type, message, traceback)``.
 
 import sys
 
+import _eryx_host
+
+from . import callbacks
+
 OK, EXCEPTION, EXIT, INTERNAL = 0, 1, 2, 3
+EVENT_TRACE, EVENT_RESULT, EVENT_RESULT_ERROR = 1, 2, 3
+PyCF_ALLOW_TOP_LEVEL_AWAIT = 0x2000
+CO_COROUTINE = 0x80
 
 _main = sys.modules["__main__"]
+_MISSING = object()
 
 
 def _parse(request):
-    """(mode, filename, argv, code) of a request (format: guest/abi.h)."""
-    mode, filename, argc, rest = request.split(b"\0", 3)
+    """(mode, flags, filename, callbacks, argv, code) of a request."""
+    mode, flags, filename, cbs, argc, rest = request.split(b"\0", 5)
     argv = rest.split(b"\0", int(argc))
     code = argv.pop()
-    text = [x.decode("utf-8", "surrogateescape") for x in (mode, filename, *argv)]
-    return text[0], text[1], text[2:], code
+    text = [x.decode("utf-8", "surrogateescape") for x in (mode, flags, filename, *argv)]
+    return text[0], text[1], text[2], cbs, text[3:], code
 
 
 def _exit_code(exc):
@@ -43,7 +51,7 @@ def _type_name(exc):
 
 
 def _describe(exc, tb):
-    """(type, message, traceback) of an exception, skipping this module's frame."""
+    """(type, message, traceback) of an exception."""
     try:
         message = str(exc)
     except BaseException:
@@ -56,11 +64,44 @@ def _describe(exc, tb):
     return _type_name(exc), message, text
 
 
-def _run_code(filename, code):
+def _tracer(filename):
+    """A sys.settrace function reporting the lines of the user's code only."""
+    def local(frame, event, arg):
+        if event == "line":
+            data = f"{filename}\0{frame.f_lineno}\0{frame.f_code.co_name}"
+            _eryx_host.event(EVENT_TRACE, data.encode("utf-8", "surrogateescape"))
+        return local
+
+    def global_(frame, event, arg):
+        return local if frame.f_code.co_filename == filename else None
+    return global_
+
+
+def _install_asyncio_policy(code):
+    """Gives asyncio the sandbox's event loop (its default one cannot start
+    under WASI) when the code may use it. Importing asyncio costs tens of
+    milliseconds, so code that does not mention it does not pay."""
+    if "asyncio" in sys.modules or b"asyncio" in code:
+        from . import loop  # installs the policy
+
+
+def _run_code(filename, code, trace):
     g = _main.__dict__
-    g["__file__" if filename != "<string>" else "__eryx_unused__"] = filename
-    g.pop("__eryx_unused__", None)
-    exec(compile(code, filename, "exec", dont_inherit=True), g)
+    if filename != "<string>":
+        g["__file__"] = filename
+    co = compile(code, filename, "exec", flags=PyCF_ALLOW_TOP_LEVEL_AWAIT,
+                 dont_inherit=True)
+    if trace:
+        sys.settrace(_tracer(filename))
+    try:
+        if co.co_flags & CO_COROUTINE:
+            from . import loop
+            loop.run_top_level(eval(co, g))
+        else:
+            exec(co, g)
+    finally:
+        if trace:
+            sys.settrace(None)
 
 
 def _run_module(name):
@@ -99,27 +140,57 @@ def _flush():
             pass
 
 
+def _report_result(before):
+    """Hands the host the JSON of `result` if this run assigned it."""
+    value = _main.__dict__.get("result", _MISSING)
+    if value is _MISSING or value is before:
+        return
+    try:
+        import json
+        data = json.dumps(value)
+    except BaseException as exc:
+        _eryx_host.event(EVENT_RESULT_ERROR,
+                         f"result is not JSON-serialisable: {_type_name(exc)}: {exc}".encode())
+        return
+    _eryx_host.event(EVENT_RESULT, data.encode())
+
+
+def _user_traceback(tb, filename):
+    """The traceback from the user's first frame on: the glue's frames and
+    asyncio's driving frames above it are noise to the user. Without a user
+    frame (runpy, errors of the glue), only the glue's frames go."""
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename != filename:
+        first = first.tb_next
+    if first is not None:
+        return first
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("_eryx"):
+        tb = tb.tb_next
+    return tb
+
+
 def run(request):
     try:
-        mode, filename, argv, code = _parse(request)
+        mode, flags, filename, cbs, argv, code = _parse(request)
         sys.argv = argv or [""]
         _fresh_stdio()
+        callbacks.install(_main.__dict__, cbs)
+        _install_asyncio_policy(code)
     except Exception as exc:
-        return INTERNAL, 1, "InternalError", f"bad request: {exc}", ""
+        return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
+    before = _main.__dict__.get("result", _MISSING)
     try:
         if mode == "m":
             _run_module(code.decode("utf-8", "surrogateescape"))
         else:
-            _run_code(filename, code)
+            _run_code(filename, code, "t" in flags)
         status = (OK, 0, "", "", "")
     except SystemExit as exc:
         status = (EXIT, _exit_code(exc), "SystemExit", str(exc.code), "")
     except BaseException as exc:
-        # Frames of this module come first: the user does not need them.
-        tb = exc.__traceback__
-        while tb is not None and tb.tb_frame.f_globals is globals():
-            tb = tb.tb_next
+        tb = _user_traceback(exc.__traceback__, filename)
         status = (EXCEPTION, 1) + _describe(exc, tb)
         del exc, tb
+    _report_result(before)
     _flush()
     return status

@@ -1,0 +1,161 @@
+/*
+ * `--callback NAME=COMMAND`: a host function that runs COMMAND through
+ * /bin/sh with the call's JSON arguments on its stdin and takes its stdout as
+ * the JSON result. A non-zero exit fails the call with the command's stderr
+ * as the message. Calls issued together run at once (eryx_sandbox_run runs
+ * their handlers on several threads).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "shell_callback.h"
+
+extern char **environ;
+
+/* Output kept per stream of one command; beyond, the call fails. */
+#define MAX_COMMAND_OUTPUT (16u << 20)
+
+typedef struct buf {
+    char *data;
+    size_t len, cap;
+    int overflow;
+} buf;
+
+static void buf_add(buf *b, const char *p, size_t n)
+{
+    if (b->len + n > MAX_COMMAND_OUTPUT) {
+        b->overflow = 1;
+        return;
+    }
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *bigger = realloc(b->data, cap);
+        if (!bigger) {
+            b->overflow = 1;
+            return;
+        }
+        b->data = bigger;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+/* Feeds input to fds[0] while draining fds[1] (stdout) and fds[2] (stderr). */
+static void pump(int in_fd, const char *input, size_t in_len, int out_fd, int err_fd, buf *out,
+                 buf *err)
+{
+    struct pollfd p[3] = {{in_fd, POLLOUT, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+    size_t sent = 0;
+    if (in_len == 0) {
+        close(in_fd);
+        p[0].fd = -1;
+    }
+    while (p[0].fd >= 0 || p[1].fd >= 0 || p[2].fd >= 0) {
+        if (poll(p, 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].fd >= 0 && p[0].revents) {
+            ssize_t n = write(in_fd, input + sent, in_len - sent);
+            if (n > 0)
+                sent += (size_t)n;
+            if (n < 0 || sent == in_len) {
+                close(in_fd);
+                p[0].fd = -1;
+            }
+        }
+        for (int i = 1; i < 3; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            char chunk[8192];
+            ssize_t n = read(p[i].fd, chunk, sizeof chunk);
+            if (n > 0) {
+                buf_add(i == 1 ? out : err, chunk, (size_t)n);
+            } else if (n == 0 || errno != EINTR) {
+                close(p[i].fd);
+                p[i].fd = -1;
+            }
+        }
+    }
+}
+
+/* Spawns sh -c command with three pipes; returns the pid or -1. */
+static pid_t spawn(const char *command, int *in, int *out, int *err)
+{
+    int pin[2], pout[2], perr[2];
+    if (pipe2(pin, O_CLOEXEC) < 0)
+        return -1;
+    if (pipe2(pout, O_CLOEXEC) < 0) {
+        close(pin[0]), close(pin[1]);
+        return -1;
+    }
+    if (pipe2(perr, O_CLOEXEC) < 0) {
+        close(pin[0]), close(pin[1]), close(pout[0]), close(pout[1]);
+        return -1;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+    char *argv[] = {"sh", "-c", (char *)command, NULL};
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pin[0]), close(pout[1]), close(perr[1]);
+    if (rc != 0) {
+        close(pin[1]), close(pout[0]), close(perr[0]);
+        return -1;
+    }
+    *in = pin[1];
+    *out = pout[0];
+    *err = perr[0];
+    return pid;
+}
+
+void eryx_cli_shell_callback(void *user_data, eryx_call *call)
+{
+    const char *command = user_data;
+    const char *args = eryx_call_args(call);
+    int in, out, err, status = -1;
+    buf o = {0}, e = {0};
+    pid_t pid = spawn(command, &in, &out, &err);
+    if (pid < 0) {
+        eryx_call_fail(call, ERYX_CALL_FAILED, "cannot start the command");
+        return;
+    }
+    pump(in, args, strlen(args), out, err, &o, &e);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (o.overflow || e.overflow) {
+        eryx_call_fail(call, ERYX_CALL_FAILED, "the command wrote more than 16 MiB");
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        eryx_call_reply(call, o.data ? o.data : "", o.len);
+    } else {
+        char msg[160];
+        if (e.len == 0) {
+            snprintf(msg, sizeof msg, "the command %s %d", WIFEXITED(status) ? "exited with"
+                                                                             : "was killed by signal",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        }
+        /* The message is the command's stderr without its last newline. */
+        if (e.len && e.data[e.len - 1] == '\n')
+            e.data[--e.len] = '\0';
+        eryx_call_fail(call, ERYX_CALL_FAILED, e.len ? e.data : msg);
+    }
+    free(o.data);
+    free(e.data);
+}

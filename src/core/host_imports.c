@@ -1,0 +1,139 @@
+/*
+ * The guest's "eryx" imports (guest/abi.h): wait, read_reply, event.
+ * They run inside guest calls, on the sandbox's fiber; wait may suspend it.
+ * Every pointer and length from the guest is checked before use.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/exec.h"
+#include "guest/abi.h"
+
+/* Largest request the guest may hand over in one wait. */
+#define MAX_REQUEST_BYTES (64u << 20)
+
+/* Records the calls of a request; returns an error text for the guest, or
+ * NULL. */
+static const char *record_calls(eryx_exec *ex, json_t *calls)
+{
+    size_t i;
+    json_t *call;
+    if (!json_is_array(calls))
+        return "malformed request: calls is not a list";
+    json_array_foreach(calls, i, call) {
+        json_t *id = json_object_get(call, "id");
+        json_t *name = json_object_get(call, "name");
+        json_t *args = json_object_get(call, "args");
+        if (!json_is_integer(id) || !json_is_string(name) || !json_is_object(args))
+            return "malformed request: a call lacks its id, name or args";
+        if (eryx__exec_add_call(ex, (uint64_t)json_integer_value(id), json_string_value(name),
+                                args) < 0)
+            return "out of memory on the host";
+    }
+    return NULL;
+}
+
+/* Sets the guest's next timer from the request's "timeout" (seconds). */
+static void set_timer(eryx_exec *ex, json_t *timeout)
+{
+    ex->timer_deadline_ns = 0;
+    if (!json_is_number(timeout))
+        return;
+    double s = json_number_value(timeout);
+    if (s < 0)
+        s = 0;
+    if (s > 1e9)
+        s = 1e9;
+    ex->timer_deadline_ns = eryx__now_ns() + (uint64_t)(s * 1e9) + 1;
+}
+
+static int has_waiting_calls(eryx_exec *ex)
+{
+    for (size_t i = 0; i < ex->n_calls; i++)
+        if (ex->calls[i]->state == ERYX__CALL_WAITING)
+            return 1;
+    return 0;
+}
+
+u32 Z_eryxZ_wait(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
+{
+    eryx_sandbox *sb = host->sb;
+    eryx_exec *ex = sb->exec;
+    const char *error = NULL;
+    if (!ex)
+        return 0; /* no execution (start-up code): an empty reply */
+    const uint8_t *req = eryx__guest_span(sb, ptr, len);
+    size_t before = ex->n_calls;
+    json_error_t jerr;
+    json_t *root = req && len <= MAX_REQUEST_BYTES ? json_loadb((const char *)req, len, 0, &jerr)
+                                                   : NULL;
+    if (!root) {
+        error = "malformed request";
+    } else {
+        error = record_calls(ex, json_object_get(root, "calls"));
+        set_timer(ex, json_object_get(root, "timeout"));
+    }
+    json_decref(root);
+    int new_calls = ex->n_calls > before;
+    if (!error && !new_calls && !eryx__exec_has_completed(ex) && !ex->timer_deadline_ns &&
+        !has_waiting_calls(ex))
+        error = "deadlock: the event loop waits, but no callback or timer is pending";
+    /* Suspend unless the guest can go on at once: new calls must reach the
+     * embedder, and waiting only makes sense with something to wait for. */
+    if (!error && (new_calls || !eryx__exec_has_completed(ex)))
+        eryx__engine_suspend();
+    else if (eryx__exec_take_reply(ex, error) < 0)
+        return 0;
+    /* On resume, the step has put the reply in ex->reply. */
+    return (u32)ex->reply_len;
+}
+
+u32 Z_eryxZ_read_reply(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
+{
+    eryx_sandbox *sb = host->sb;
+    eryx_exec *ex = sb->exec;
+    if (!ex || !ex->reply)
+        return 0;
+    size_t n = len < ex->reply_len ? len : ex->reply_len;
+    uint8_t *dst = eryx__guest_span(sb, ptr, n);
+    if (!dst)
+        return 0;
+    memcpy(dst, ex->reply, n);
+    free(ex->reply);
+    ex->reply = NULL;
+    ex->reply_len = 0;
+    return (u32)n;
+}
+
+static void trace_event(eryx_sandbox *sb, const char *data, size_t len)
+{
+    /* "file\0line\0function" */
+    const char *line = memchr(data, '\0', len);
+    const char *func = line ? memchr(line + 1, '\0', len - (size_t)(line + 1 - data)) : NULL;
+    if (!func)
+        return;
+    char *copy = malloc(len + 1); /* NUL-terminates the function name */
+    if (copy) {
+        memcpy(copy, data, len);
+        copy[len] = '\0';
+        sb->on_trace(sb->trace_user_data, copy, atoi(copy + (line + 1 - data)),
+                     copy + (func + 1 - data));
+        free(copy);
+    }
+}
+
+void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
+{
+    eryx_sandbox *sb = host->sb;
+    eryx_exec *ex = sb->exec;
+    const char *data = (const char *)eryx__guest_span(sb, ptr, len);
+    if (!data || !ex)
+        return;
+    if (kind == ERYX_EVENT_TRACE && sb->on_trace) {
+        trace_event(sb, data, len);
+    } else if (kind == ERYX_EVENT_RESULT || kind == ERYX_EVENT_RESULT_ERROR) {
+        char **slot = kind == ERYX_EVENT_RESULT ? &ex->result_json : &ex->result_error;
+        free(*slot);
+        *slot = strndup(data, len);
+    }
+}

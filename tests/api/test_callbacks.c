@@ -1,0 +1,451 @@
+/* Host callbacks: await from Python, errors, limits, concurrency, asyncio. */
+#include <eryx.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+/* ---- handlers -------------------------------------------------------------- */
+
+/* echo(message) -> {"echo": message} */
+static void echo(void *ud, eryx_call *call)
+{
+    (void)ud;
+    char buf[4096];
+    snprintf(buf, sizeof buf, "{\"echo\": %s}", eryx_call_args(call));
+    eryx_call_reply(call, buf, strlen(buf));
+}
+
+static void add(void *ud, eryx_call *call)
+{
+    (void)ud;
+    int a = 0, b = 0;
+    const char *args = eryx_call_args(call);
+    const char *pa = strstr(args, "\"a\":"), *pb = strstr(args, "\"b\":");
+    if (pa)
+        a = atoi(pa + 4);
+    if (pb)
+        b = atoi(pb + 4);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%d", a + b);
+    eryx_call_reply(call, buf, strlen(buf));
+}
+
+static void fail(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_call_fail(call, ERYX_CALL_INVALID_ARGS, "no such user: bob");
+}
+
+static void bad_json(void *ud, eryx_call *call)
+{
+    int *rc = ud;
+    *rc = eryx_call_reply(call, "{not json", 9);
+}
+
+static void huge_error(void *ud, eryx_call *call)
+{
+    (void)ud;
+    size_t n = 1 << 20;
+    char *msg = malloc(n + 1);
+    memset(msg, 'e', n);
+    msg[n] = '\0';
+    eryx_call_fail(call, ERYX_CALL_FAILED, msg);
+    free(msg);
+}
+
+/* Never replies on its own: keeps the call for the test to answer late. */
+static eryx_call *kept_call;
+static void keep(void *ud, eryx_call *call)
+{
+    (void)ud;
+    kept_call = call;
+}
+
+/* Replies only once three handlers run at the same time: proves the blocking
+ * loop runs the handlers of one gather() concurrently. */
+static pthread_mutex_t meet_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t meet_cv = PTHREAD_COND_INITIALIZER;
+static int meet_active;
+static void meet(void *ud, eryx_call *call)
+{
+    (void)ud;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&meet_mu);
+    meet_active++;
+    pthread_cond_broadcast(&meet_cv);
+    int ok = 1;
+    while (meet_active < 3 && ok)
+        ok = pthread_cond_timedwait(&meet_cv, &meet_mu, &until) == 0;
+    pthread_mutex_unlock(&meet_mu);
+    const char *r = meet_active >= 3 ? "\"together\"" : "\"alone\"";
+    eryx_call_reply(call, r, strlen(r));
+}
+
+/* ---- helpers --------------------------------------------------------------- */
+
+static int bad_json_rc = -1;
+
+static const eryx_callback callbacks[] = {
+    {"echo", "Echoes its argument", "{\"properties\": {\"message\": {\"type\": \"string\"}}}",
+     echo, NULL},
+    {"add", "Adds two numbers", "{\"properties\": {\"a\": {}, \"b\": {}}}", add, NULL},
+    {"users.lookup", "Finds a user", NULL, fail, NULL},
+    {"http.api.get", NULL, NULL, echo, NULL},
+    {"bad_json", NULL, NULL, bad_json, &bad_json_rc},
+    {"huge_error", NULL, NULL, huge_error, NULL},
+    {"keep", NULL, NULL, keep, NULL},
+    {"meet", NULL, NULL, meet, NULL},
+};
+#define N_CALLBACKS (sizeof callbacks / sizeof *callbacks)
+
+static eryx_sandbox *new_sandbox_with(uint64_t timeout_ns, uint32_t max_calls)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = callbacks;
+    cfg.n_callbacks = N_CALLBACKS;
+    if (timeout_ns)
+        cfg.callback_timeout_ns = timeout_ns;
+    if (max_calls)
+        cfg.max_callbacks = max_calls;
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(rt, &cfg, &sb);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    return sb;
+}
+
+/* Runs code, expects status want, returns the result (to free). */
+static eryx_result *run_expect(eryx_sandbox *sb, const char *code, int want)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    if (rc != want)
+        fprintf(stderr, "run: %s\n  %s\n  %s%s\n", eryx_errstr(rc), eryx_errmsg(sb),
+                r && r->traceback ? r->traceback : "", r ? r->err : "");
+    CHECK_INT(rc, want);
+    REQUIRE(r != NULL);
+    return r;
+}
+
+static void check_output(eryx_sandbox *sb, const char *code, const char *want)
+{
+    eryx_result *r = run_expect(sb, code, ERYX_OK);
+    CHECK_STR(r->out, want);
+    eryx_result_free(r);
+}
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_basic_calls(eryx_sandbox *sb)
+{
+    check_output(sb, "r = await echo(message='hi')\nprint(r)", "{'echo': {'message': 'hi'}}\n");
+    check_output(sb, "print(await echo('positional'))", "{'echo': {'message': 'positional'}}\n");
+    check_output(sb, "print(await add(2, b=40))", "42\n");
+    check_output(sb, "print(await http.api.get(url='x'))", "{'echo': {'url': 'x'}}\n");
+    check_output(sb, "print(await invoke('add', a=1, b=2))", "3\n");
+    check_output(sb, "print([c['name'] for c in list_callbacks()])\n"
+                     "print(list_callbacks()[0]['description'])",
+                 "['echo', 'add', 'users.lookup', 'http.api.get', 'bad_json', 'huge_error', "
+                 "'keep', 'meet']\nEchoes its argument\n");
+    /* Callbacks from a function, in a session, several runs on. */
+    check_output(sb, "async def twice(m):\n    return [await echo(m), await echo(m)]",
+                 "");
+    check_output(sb, "print(len(await twice('x')))", "2\n");
+    eryx_result *r = run_expect(sb, "result = {'sum': await add(1, 2)}", ERYX_OK);
+    CHECK_STR(r->result_json, "{\"sum\": 3}");
+    CHECK_INT(r->n_callbacks, 1);
+    eryx_result_free(r);
+    r = run_expect(sb, "result = object()", ERYX_OK);
+    CHECK(r->result_json == NULL);
+    CHECK_CONTAINS(r->result_error, "not JSON-serialisable");
+    eryx_result_free(r);
+    /* `result` left over from an earlier run is not reported again. */
+    r = run_expect(sb, "x = 1", ERYX_OK);
+    CHECK(r->result_json == NULL && r->result_error == NULL);
+    eryx_result_free(r);
+}
+
+static void test_errors(eryx_sandbox *sb)
+{
+    check_output(sb, "try:\n    await users.lookup(name='bob')\n"
+                     "except CallbackError as e:\n    print(e.kind, e)",
+                 "invalid_arguments no such user: bob\n");
+    check_output(sb, "from eryx import CallbackError as E\ntry:\n    await invoke('nope')\n"
+                     "except E as e:\n    print(e)",
+                 "no host function named 'nope'\n");
+    eryx_result *r = run_expect(sb, "await add(1, 2, 3)", ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "TypeError");
+    CHECK_CONTAINS(r->exc_message, "takes 2 positional arguments but 3 were given");
+    eryx_result_free(r);
+    r = run_expect(sb, "await echo(message=object())", ERYX_PYTHON_EXCEPTION);
+    CHECK_CONTAINS(r->exc_message, "JSON-serialisable");
+    eryx_result_free(r);
+    check_output(sb, "try:\n    await bad_json()\nexcept CallbackError as e:\n    print(e)",
+                 "the host function returned malformed JSON\n");
+    CHECK_INT(bad_json_rc, ERYX_INVALID);
+    check_output(sb, "try:\n    await huge_error()\nexcept CallbackError as e:\n"
+                     "    print(len(str(e)))",
+                 "4095\n");
+    /* Unawaited errors surface as exceptions with a traceback of user code. */
+    r = run_expect(sb, "await users.lookup()", ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "eryx.CallbackError");
+    CHECK_CONTAINS(r->traceback, "File \"<string>\", line 1");
+    eryx_result_free(r);
+}
+
+static void test_asyncio(eryx_sandbox *sb)
+{
+    check_output(sb,
+                 "import asyncio\n"
+                 "async def main():\n"
+                 "    a, b = await asyncio.gather(add(1, 1), echo('g'))\n"
+                 "    await asyncio.sleep(0.01)\n"
+                 "    t = asyncio.create_task(add(5, 5))\n"
+                 "    return a, b, await t\n"
+                 "print(asyncio.run(main()))",
+                 "(2, {'echo': {'message': 'g'}}, 10)\n");
+    check_output(sb,
+                 "import asyncio, time\n"
+                 "t0 = time.monotonic()\n"
+                 "await asyncio.sleep(0.05)\n"
+                 "print(time.monotonic() - t0 >= 0.05)",
+                 "True\n");
+    check_output(sb,
+                 "import asyncio\n"
+                 "try:\n"
+                 "    await asyncio.wait_for(asyncio.sleep(10), timeout=0.02)\n"
+                 "except TimeoutError:\n"
+                 "    print('wait_for timed out')\n"
+                 "try:\n"
+                 "    async with asyncio.timeout(0.02):\n"
+                 "        await asyncio.sleep(10)\n"
+                 "except TimeoutError:\n"
+                 "    print('timeout() timed out')",
+                 "wait_for timed out\ntimeout() timed out\n");
+    check_output(sb,
+                 "import asyncio\n"
+                 "r = await asyncio.gather(add(1, 2), users.lookup(), return_exceptions=True)\n"
+                 "print(r[0], type(r[1]).__name__)\n"
+                 "async with asyncio.TaskGroup() as tg:\n"
+                 "    ts = [tg.create_task(add(i, i)) for i in range(5)]\n"
+                 "print([t.result() for t in ts])\n"
+                 "async def forever():\n"
+                 "    try:\n"
+                 "        await asyncio.sleep(100)\n"
+                 "    except asyncio.CancelledError:\n"
+                 "        print('cancelled')\n"
+                 "        raise\n"
+                 "t = asyncio.create_task(forever())\n"
+                 "await asyncio.sleep(0)\n"
+                 "t.cancel()\n"
+                 "try:\n"
+                 "    await t\n"
+                 "except asyncio.CancelledError:\n"
+                 "    print('done')",
+                 "3 CallbackError\n[0, 2, 4, 6, 8]\ncancelled\ndone\n");
+    /* Waiting on nothing is a clear error, not a hang. */
+    eryx_result *r = run_expect(sb, "import asyncio\nawait asyncio.Event().wait()",
+                                ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "RuntimeError");
+    CHECK_CONTAINS(r->exc_message, "deadlock");
+    eryx_result_free(r);
+}
+
+static void test_concurrent_handlers(eryx_sandbox *sb)
+{
+    meet_active = 0;
+    check_output(sb, "import asyncio\nprint(await asyncio.gather(meet(), meet(), meet()))",
+                 "['together', 'together', 'together']\n");
+}
+
+static void test_many_calls(void)
+{
+    eryx_sandbox *sb = new_sandbox_with(0, 20000);
+    check_output(sb,
+                 "import asyncio\n"
+                 "r = await asyncio.gather(*(add(i, 1) for i in range(10000)))\n"
+                 "print(len(r), r == [i + 1 for i in range(10000)])",
+                 "10000 True\n");
+    eryx_sandbox_free(sb);
+    sb = new_sandbox_with(0, 5);
+    check_output(sb,
+                 "import asyncio\n"
+                 "r = await asyncio.gather(*(add(i, 0) for i in range(8)), "
+                 "return_exceptions=True)\n"
+                 "print(r[:5], [str(e) for e in r[5:]])",
+                 "[0, 1, 2, 3, 4] ['callback limit reached: at most 5 calls per execution', "
+                 "'callback limit reached: at most 5 calls per execution', "
+                 "'callback limit reached: at most 5 calls per execution']\n");
+    eryx_sandbox_free(sb);
+}
+
+static void test_timeout_and_late_reply(void)
+{
+    eryx_sandbox *sb = new_sandbox_with(50ull * 1000 * 1000, 0);
+    kept_call = NULL;
+    check_output(sb, "try:\n    await keep()\nexcept CallbackError as e:\n    print(e.kind)",
+                 "timeout\n");
+    REQUIRE(kept_call != NULL);
+    CHECK_INT(eryx_call_reply(kept_call, "1", 1), ERYX_NOTFOUND);
+    /* The sandbox goes on. */
+    check_output(sb, "print(await add(1, 1))", "2\n");
+    eryx_sandbox_free(sb);
+}
+
+static void trace_fn(void *ud, const char *file, int line, const char *function)
+{
+    char *lines = ud;
+    size_t n = strlen(lines);
+    snprintf(lines + n, 256 - n, "%s:%d:%s ", file, line, function);
+}
+
+static void test_trace(void)
+{
+    static char lines[256];
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_trace = trace_fn;
+    cfg.trace_user_data = lines;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    check_output(sb, "import json\ndef f(x):\n    return json.dumps(x)\ny = f(1)\n", "");
+    CHECK_STR(lines, "<string>:1:<module> <string>:2:<module> <string>:4:<module> "
+                     "<string>:3:f ");
+    eryx_sandbox_free(sb);
+}
+
+static void test_registration_errors(void)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    eryx_sandbox *sb = NULL;
+    const char *bad_names[] = {"print", "1abc", "a..b", "", "os.x-y", "len.sub"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
+        eryx_callback cb = {bad_names[i], NULL, NULL, echo, NULL};
+        cfg.callbacks = &cb;
+        cfg.n_callbacks = 1;
+        CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
+        CHECK(sb == NULL);
+    }
+    CHECK_CONTAINS(eryx_errmsg(NULL), "shadow a Python builtin");
+    eryx_callback twice[] = {{"a", NULL, NULL, echo, NULL}, {"a", NULL, NULL, echo, NULL}};
+    cfg.callbacks = twice;
+    cfg.n_callbacks = 2;
+    CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "registered twice");
+    eryx_callback schema = {"a", NULL, "[1, 2", echo, NULL};
+    cfg.callbacks = &schema;
+    cfg.n_callbacks = 1;
+    CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "schema of callback 'a'");
+}
+
+/* ---- the non-blocking API, answered from worker threads ---------------------- */
+
+static void *reply_later(void *arg)
+{
+    eryx_call *call = arg;
+    usleep(1000);
+    char buf[128];
+    snprintf(buf, sizeof buf, "\"%s:%llu\"", eryx_call_name(call),
+             (unsigned long long)eryx_call_id(call));
+    eryx_call_reply(call, buf, strlen(buf));
+    return NULL;
+}
+
+static void test_nonblocking(void)
+{
+    eryx_sandbox *sb = new_sandbox_with(0, 0);
+    eryx_exec *ex = NULL;
+    const char *code = "import asyncio\n"
+                       "r = await asyncio.gather(echo('a'), add(1, 2), echo('b'))\n"
+                       "r2 = await add(3, 4)\n"
+                       "print(r, r2)";
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &ex) == ERYX_OK);
+    /* Only one execution at a time. */
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, "1", 1, &r), ERYX_MISUSE);
+    int steps = 0, rc, max_batch = 0;
+    pthread_t threads[16];
+    int n_threads = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        steps++;
+        int batch = 0;
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex))) {
+            REQUIRE(n_threads < 16);
+            pthread_create(&threads[n_threads++], NULL, reply_later, c);
+            batch++;
+        }
+        if (batch > max_batch)
+            max_batch = batch;
+        while (!eryx_exec_ready(ex))
+            usleep(200);
+    }
+    CHECK_INT(rc, ERYX_OK);
+    CHECK_INT(max_batch, 3); /* the gather's three calls came in one step */
+    CHECK(steps >= 2 && steps <= 4); /* replies may arrive one by one */
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "['echo:1', 'add:2', 'echo:3'] add:4\n");
+    CHECK_INT(r->n_callbacks, 4);
+    eryx_result_free(r);
+
+    /* A reply after the sandbox is gone is dropped safely. */
+    REQUIRE(eryx_exec_start(sb, "await echo('x')", 15, NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *late = eryx_exec_next_call(ex);
+    REQUIRE(late != NULL);
+    CHECK(eryx_exec_next_call(ex) == NULL);
+    CHECK(eryx_exec_deadline_ns(ex) > 0); /* the callback timeout */
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_call_reply(late, "1", 1), ERYX_NOTFOUND);
+}
+
+/* Abandoning a pending execution leaves the sandbox dead, not broken. */
+static void test_abandon(void)
+{
+    eryx_sandbox *sb = new_sandbox_with(0, 0);
+    eryx_exec *ex = NULL;
+    REQUIRE(eryx_exec_start(sb, "await echo('x')", 15, NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_DEAD);
+    CHECK(r == NULL);
+    CHECK_INT(eryx_call_fail(c, ERYX_CALL_FAILED, "too late"), ERYX_NOTFOUND);
+    CHECK_INT(eryx_sandbox_run(sb, "1", 1, &r), ERYX_DEAD);
+    eryx_sandbox_free(sb);
+}
+
+int main(void)
+{
+    int rc = eryx_runtime_new(NULL, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_runtime_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    eryx_sandbox *sb = new_sandbox_with(0, 0);
+    test_basic_calls(sb);
+    test_errors(sb);
+    test_asyncio(sb);
+    test_concurrent_handlers(sb);
+    eryx_sandbox_free(sb);
+    test_many_calls();
+    test_timeout_and_late_reply();
+    test_trace();
+    test_registration_errors();
+    test_nonblocking();
+    test_abandon();
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}

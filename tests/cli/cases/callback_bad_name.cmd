@@ -1,0 +1,1 @@
+$ERYX --callback print=cat -c 'pass'

@@ -1,0 +1,1 @@
+$ERYX --callback echo=cat -c 'print(await echo(x=1, s="hé"))'
