@@ -8,6 +8,8 @@
  * it could not be created. See docs/cli.md.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,15 @@
 #include "eryx.h"
 #include "shell_callback.h"
 
-enum { EXIT_USAGE = 2, EXIT_SANDBOX = 70, EXIT_SETUP = 71 };
+enum {
+    EXIT_USAGE = 2,
+    EXIT_SANDBOX = 70,      /* trapped, or the glue failed */
+    EXIT_SETUP = 71,        /* the runtime or sandbox could not be created */
+    EXIT_OUTPUT_LIMIT = 123,/* the code succeeded but its output was cut */
+    EXIT_TIMEOUT = 124,     /* --timeout */
+    EXIT_MEMORY = 125,      /* an uncaught MemoryError: --max-memory */
+    EXIT_INTERRUPTED = 130  /* Ctrl-C (SIGINT) */
+};
 
 #define MAX_MOUNTS 32
 #define MAX_CALLBACKS 64
@@ -31,6 +41,10 @@ typedef struct cli {
     eryx_mount mounts[MAX_MOUNTS];
     size_t n_mounts;
     uint64_t max_memory;      /* 0: the library's default */
+    uint64_t max_output;      /* 0: the library's default */
+    uint64_t timeout_ms;      /* 0: the library's default */
+    int timeout_set;
+    int stats;
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
 } cli;
@@ -44,6 +58,10 @@ static void usage(FILE *f)
             "  -m mod          run library module as a script\n"
             "  file            program read from a host file\n"
             "  -               program read from stdin (default when stdin is not a terminal)\n"
+            "  --timeout MS    stop the code after MS milliseconds (default 30000; 0 = none)\n"
+            "  --max-output BYTES\n"
+            "                  keep at most BYTES of stdout and of stderr (default 10M)\n"
+            "  --stats         print the run's statistics as JSON on stderr\n"
             "  --max-memory BYTES\n"
             "                  cap the sandbox's memory (suffixes k, M, G; default 128M)\n"
             "  --callback NAME=COMMAND\n"
@@ -183,6 +201,15 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--callback-description") == 0) {
             if (i + 1 >= argc || parse_callback_description(c, argv[++i]) < 0)
                 return -1;
+        } else if (strcmp(a, "--max-output") == 0) {
+            if (i + 1 >= argc || parse_size(argv[++i], &c->max_output) < 0)
+                return -1;
+        } else if (strcmp(a, "--timeout") == 0) {
+            if (i + 1 >= argc || parse_size(argv[++i], &c->timeout_ms) < 0)
+                return -1;
+            c->timeout_set = 1;
+        } else if (strcmp(a, "--stats") == 0) {
+            c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->max_memory) < 0)
                 return -1;
@@ -264,20 +291,85 @@ static const char **build_argv(const cli *c, const char *argv0)
     return argv;
 }
 
+static const char *status_name(int rc)
+{
+    switch (rc) {
+    case ERYX_OK: return "ok";
+    case ERYX_PYTHON_EXCEPTION: return "exception";
+    case ERYX_TIMEOUT: return "timeout";
+    case ERYX_INTERRUPTED: return "interrupted";
+    case ERYX_TRAP: return "trap";
+    default: return "error";
+    }
+}
+
+static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config *cfg)
+{
+    fprintf(stderr,
+            "{\"status\": \"%s\", \"exit_code\": %d, \"duration_ms\": %.3f, "
+            "\"memory_bytes\": %llu, \"memory_limit\": %llu, \"stdout_bytes\": %zu, "
+            "\"stderr_bytes\": %zu, \"output_limit\": %llu, \"output_truncated\": %s, "
+            "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %llu, "
+            "\"hard_stopped\": %s}\n",
+            status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
+            (unsigned long long)(r ? r->memory_bytes : 0), (unsigned long long)cfg->max_memory,
+            r ? r->out_len : 0, r ? r->err_len : 0, (unsigned long long)cfg->max_output,
+            r && (r->out_truncated || r->err_truncated) ? "true" : "false",
+            r ? r->n_callbacks : 0, cfg->max_callbacks,
+            (unsigned long long)(cfg->timeout_ns / 1000000u),
+            r && r->hard_stopped ? "true" : "false");
+}
+
 static int report(int rc, eryx_sandbox *sb, eryx_result *res)
 {
+    if (res && (res->out_truncated || res->err_truncated))
+        fprintf(stderr, "eryx: output truncated at the --max-output limit\n");
+    if (rc == ERYX_TIMEOUT || rc == ERYX_INTERRUPTED) {
+        fflush(stdout);
+        fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
+        return rc == ERYX_TIMEOUT ? EXIT_TIMEOUT : EXIT_INTERRUPTED;
+    }
     if (rc == ERYX_PYTHON_EXCEPTION && res->traceback) {
         fflush(stdout);
         fputs(res->traceback, stderr);
-        return 1;
+        return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
     }
     if (rc == ERYX_OK)
-        return res->exit_code;
+        return res->exit_code == 0 && (res->out_truncated || res->err_truncated)
+                   ? EXIT_OUTPUT_LIMIT
+                   : res->exit_code;
     fflush(stdout);
     fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb)[0] ? eryx_errmsg(sb) : eryx_errstr(rc));
     if (res && res->traceback)
         fputs(res->traceback, stderr);
     return EXIT_SANDBOX;
+}
+
+/* Ctrl-C interrupts the sandbox (gracefully, then hard after the grace
+ * period) instead of killing the process: a thread waits for SIGINT, which
+ * every other thread blocks. */
+static void *interrupt_on_sigint(void *arg)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) == 0)
+            eryx_sandbox_interrupt(arg);
+    }
+    return NULL;
+}
+
+static void start_interrupt_thread(eryx_sandbox *sb)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    pthread_t t;
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 &&
+        pthread_create(&t, NULL, interrupt_on_sigint, sb) == 0)
+        pthread_detach(t);
 }
 
 static int run(const cli *c, const char *code, size_t len, const char *filename,
@@ -288,15 +380,19 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     eryx_result *res = NULL;
     const char **argv = build_argv(c, argv0);
     int status = EXIT_SETUP;
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
     int rc = argv ? eryx_runtime_new(NULL, &rt) : ERYX_NOMEM;
     if (rc == ERYX_OK) {
-        eryx_sandbox_config cfg;
-        eryx_sandbox_config_default(&cfg);
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;
         cfg.on_output = stream_output;
         if (c->max_memory)
             cfg.max_memory = c->max_memory;
+        if (c->max_output)
+            cfg.max_output = c->max_output;
+        if (c->timeout_set)
+            cfg.timeout_ns = c->timeout_ms * 1000000u;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
         rc = eryx_sandbox_new(rt, &cfg, &sb);
@@ -312,8 +408,11 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     opts.argv = argv;
     opts.stdin_data = stdin_data;
     opts.stdin_len = stdin_len;
+    start_interrupt_thread(sb);
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
     status = report(rc, sb, res);
+    if (c->stats)
+        print_stats(rc, res, &cfg);
 done:
     fflush(stdout);
     eryx_result_free(res);

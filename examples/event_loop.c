@@ -71,7 +71,7 @@ int main(void)
 {
     static const eryx_callback fetch = {
         "fetch", "Waits delay_ms, then answers",
-        "{\"properties\": {\"delay_ms\": {\"type\": \"integer\"}}}", NULL, NULL};
+        "{\"properties\": {\"delay_ms\": {\"type\": \"integer\"}}}", NULL, NULL, 0};
     eryx_runtime *rt = NULL;
     eryx_sandbox *sb = NULL;
     eryx_exec *ex = NULL;

@@ -21,7 +21,9 @@
  *   A runtime may be used from any number of threads at once. A sandbox is
  *   used by one thread at a time (any thread, one after the other); using one
  *   sandbox from two threads at once is detected and fails with ERYX_MISUSE.
- *   Results are plain data: read and free them from any thread.
+ *   The exceptions: eryx_sandbox_interrupt() may be called from any thread
+ *   while another runs the sandbox, and eryx_call_reply()/eryx_call_fail()
+ *   from any thread. Results are plain data: read and free them anywhere.
  *
  * Signals
  *   eryx installs a SIGSEGV/SIGBUS handler (once, at the first
@@ -74,7 +76,9 @@ extern "C" {
     X(INTERNAL, 9, "internal error in the sandbox glue")                            \
     X(PENDING, 10, "the execution waits for callback replies or a timer: reply, "   \
                    "then step again")                                               \
-    X(NOTFOUND, 11, "no such callback, or the call was already answered")
+    X(NOTFOUND, 11, "no such callback, or the call was already answered")          \
+    X(TIMEOUT, 12, "the run exceeded its time limit and was stopped")               \
+    X(INTERRUPTED, 13, "the run was stopped by eryx_sandbox_interrupt()")
 
 enum {
 #define ERYX__STATUS_ENUM(name, value, text) ERYX_##name = value,
@@ -141,9 +145,16 @@ typedef struct eryx_callback {
     const char *description;    /* may be NULL */
     const char *schema;         /* JSON Schema of the arguments (an object with
                                    "properties"), or NULL for none */
-    eryx_callback_fn handler;
+    eryx_callback_fn handler;   /* called by eryx_sandbox_run; may be NULL
+                                   with the non-blocking API */
     void *user_data;
+    unsigned flags;             /* ERYX_CALLBACK_* */
 } eryx_callback;
+
+/* The handler never blocks (it replies at once, or hands the call to work of
+ * its own): eryx_sandbox_run calls it on the running thread, one call after
+ * the other, instead of on worker threads. Much cheaper per call. */
+#define ERYX_CALLBACK_INLINE 1u
 
 /* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
  * execution) of a call. Borrowed until the call is completed. */
@@ -200,6 +211,11 @@ typedef struct eryx_sandbox_config {
      * line, function. Called during the run on the running thread. */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
+    uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;
+                                    0 = none); eryx_run_options may override */
+    uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
+                                    Python code has to unwind before it is
+                                    stopped hard (default 200 ms) */
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);
@@ -238,6 +254,9 @@ typedef struct eryx_result {
                                 one, else NULL */
     char *result_error;      /* why `result` could not be serialised, or NULL */
     uint32_t n_callbacks;    /* callback invocations during the run */
+    int hard_stopped;        /* 1 if a timeout or interrupt had to stop the
+                                code hard (stuck in C, or catching the
+                                interruption): the sandbox is then dead */
 } eryx_result;
 
 typedef enum eryx_run_mode {
@@ -252,6 +271,7 @@ typedef struct eryx_run_options {
     const char *const *argv;   /* sys.argv, NULL-terminated; default [""] */
     const void *stdin_data;    /* bytes sys.stdin reads, then EOF; default none */
     size_t stdin_len;
+    uint64_t timeout_ns;       /* this run's time limit; 0 = the sandbox's */
 } eryx_run_options;
 
 ERYX_API void eryx_run_options_default(eryx_run_options *opts);
@@ -328,6 +348,20 @@ ERYX_API int eryx_exec_finish(eryx_exec *ex, eryx_result **out);
 
 /* Frees a result. NULL is accepted. */
 ERYX_API void eryx_result_free(eryx_result *res);
+
+/* Stops the run in progress on sb. Thread-safe: call it from any thread
+ * while another thread is inside eryx_sandbox_run or eryx_exec_step (not
+ * concurrently with eryx_sandbox_free).
+ *
+ * First gracefully: a KeyboardInterrupt is raised in the Python code at its
+ * next bytecode boundary, sleeps and waits on callbacks are cut short, so
+ * `finally` and `with` blocks run and the sandbox (its globals) survives; the
+ * run returns ERYX_INTERRUPTED. If the code has not finished interrupt_grace_ns
+ * later (stuck in C code: a regex, a huge multiplication; or it swallowed
+ * the exception), it is stopped hard: the run returns ERYX_INTERRUPTED with
+ * result->hard_stopped set and the sandbox is dead. Timeouts work the same
+ * way and return ERYX_TIMEOUT. No-op (ERYX_OK) when nothing runs. */
+ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
 
 /* Message of the last failure on sb, or, with NULL, of the last failure on
  * this thread of a call that returns no handle (eryx_runtime_new,

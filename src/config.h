@@ -45,4 +45,15 @@
 #define ERYX_DEFAULT_MAX_CALLBACKS 1000u
 #endif
 
+/* Default wall-clock limit of one run. */
+#ifndef ERYX_DEFAULT_TIMEOUT_NS
+#define ERYX_DEFAULT_TIMEOUT_NS (30ull * 1000 * 1000 * 1000)
+#endif
+
+/* Default time Python code has to unwind after a graceful stop before it is
+ * stopped hard. */
+#ifndef ERYX_DEFAULT_INTERRUPT_GRACE_NS
+#define ERYX_DEFAULT_INTERRUPT_GRACE_NS (200ull * 1000 * 1000)
+#endif
+
 #endif

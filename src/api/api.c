@@ -224,3 +224,11 @@ const char *eryx_errmsg(const eryx_sandbox *sb)
         return "not a sandbox";
     return eryx__errmsg(sb);
 }
+
+int eryx_sandbox_interrupt(eryx_sandbox *sb)
+{
+    /* No busy flag here: this is the call made while another thread runs. */
+    if (!sandbox_ok(sb))
+        return ERYX_MISUSE;
+    return eryx__sandbox_interrupt(sb);
+}

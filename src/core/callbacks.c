@@ -137,6 +137,7 @@ int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *src, size_t n)
         dst->name = strdup(cb->name);
         dst->handler = cb->handler;
         dst->user_data = cb->user_data;
+        dst->flags = cb->flags;
         sb->n_callbacks++;
         if (!dst->name || add_description(list, cb, dst->schema) < 0)
             goto nomem;

@@ -285,7 +285,9 @@ uint64_t eryx_exec_deadline_ns(const eryx_exec *ex)
 {
     if (!ex)
         return 0;
-    uint64_t d = ex->timer_deadline_ns;
+    uint64_t d = ex->timer_deadline_ns, limit = eryx__irq_deadline(ex->sb);
+    if (limit && (!d || limit < d))
+        d = limit;
     pthread_mutex_lock(&ex->hub->mu);
     for (size_t i = 0; i < ex->n_calls; i++) {
         const eryx_call *c = ex->calls[i];
@@ -330,6 +332,8 @@ int eryx__exec_has_news(eryx_exec *ex)
     uint64_t now = eryx__now_ns();
     if (ex->timer_deadline_ns && now >= ex->timer_deadline_ns)
         return 1;
+    if (eryx__irq_cause(ex->sb))
+        return 1; /* resume: the stop takes effect in the guest */
     pthread_mutex_lock(&ex->hub->mu);
     expire_calls_locked(ex, now);
     int ready = ex->hub->n_ready > 0;

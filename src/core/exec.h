@@ -27,6 +27,7 @@ typedef struct eryx__hub {
     int refs;
     int closed;                 /* the execution is gone */
     int n_ready;                /* completions not yet handed to the guest */
+    int stopping;               /* a timeout or interrupt wants a step */
     void (*notify)(void *ud);
     void *notify_ud;
 } eryx__hub;

@@ -27,6 +27,10 @@ static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
         eryx__set_errmsg(sb, "the guest exited with status %d during %s", info->exit_code,
                          what);
         return ERYX_DEAD;
+    case ERYX__CALL_INTERRUPTED:
+        sb->state = ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "%s was stopped hard", what);
+        return ERYX_INTERRUPTED;
     case ERYX__CALL_NOMEM:
         sb->state = ERYX__SB_DEAD;
         eryx__set_errmsg(sb, "out of memory or address space during %s", what);

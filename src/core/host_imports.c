@@ -55,9 +55,22 @@ static int has_waiting_calls(eryx_exec *ex)
     return 0;
 }
 
+/* Each import brackets its body with eryx__engine_enter_host/_leave_host:
+ * a hard interrupt never jumps out of host code (a held lock, a half-built
+ * JSON value), it takes effect when the import returns to the guest. */
+
+static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len);
+
 u32 Z_eryxZ_wait(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
 {
-    eryx_sandbox *sb = host->sb;
+    eryx__engine_enter_host();
+    u32 n = wait_for_host(host->sb, ptr, len);
+    eryx__engine_leave_host();
+    return n;
+}
+
+static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
+{
     eryx_exec *ex = sb->exec;
     const char *error = NULL;
     if (!ex)
@@ -98,10 +111,12 @@ u32 Z_eryxZ_read_reply(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
     uint8_t *dst = eryx__guest_span(sb, ptr, n);
     if (!dst)
         return 0;
+    eryx__engine_enter_host();
     memcpy(dst, ex->reply, n);
     free(ex->reply);
     ex->reply = NULL;
     ex->reply_len = 0;
+    eryx__engine_leave_host();
     return (u32)n;
 }
 
@@ -129,6 +144,7 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
     const char *data = (const char *)eryx__guest_span(sb, ptr, len);
     if (!data || !ex)
         return;
+    eryx__engine_enter_host();
     if (kind == ERYX_EVENT_TRACE && sb->on_trace) {
         trace_event(sb, data, len);
     } else if (kind == ERYX_EVENT_RESULT || kind == ERYX_EVENT_RESULT_ERROR) {
@@ -136,4 +152,5 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
         free(*slot);
         *slot = strndup(data, len);
     }
+    eryx__engine_leave_host();
 }

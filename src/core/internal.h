@@ -6,6 +6,7 @@
 #ifndef ERYX_CORE_INTERNAL_H
 #define ERYX_CORE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -23,6 +24,7 @@ typedef struct eryx__callback {
     json_t *schema;             /* NULL or a JSON object */
     eryx_callback_fn handler;
     void *user_data;
+    unsigned flags;
 } eryx__callback;
 
 /* The guest's "eryx" import module: its functions find the sandbox here. */
@@ -41,6 +43,25 @@ struct eryx_runtime {
     size_t stdlib_size;
 };
 
+struct eryx__hub;
+
+/* Timeout and interrupt state of a sandbox (interrupt.c). mu guards all but
+ * next/linked/wake_ns, which belong to the watchdog's lock. */
+typedef struct eryx__irq {
+    pthread_mutex_t mu;
+    int running;                /* a run is in progress */
+    int cause;                  /* 0, ERYX_TIMEOUT or ERYX_INTERRUPTED */
+    int hard;                   /* the hard stop was sent */
+    uint64_t deadline_ns;       /* the run's time limit, 0 = none */
+    uint64_t hard_at_ns;        /* when a graceful stop turns hard */
+    uint64_t grace_ns;
+    struct eryx__hub *hub;      /* of the execution, to wake its waiter */
+    uint32_t breaker_addr, async_exc_addr, exc_value, breaker_bit;
+    struct eryx_sandbox *next;  /* the watchdog's list */
+    int linked;
+    uint64_t wake_ns;
+} eryx__irq;
+
 enum eryx__sandbox_state {
     ERYX__SB_READY,
     ERYX__SB_DEAD               /* trapped or exited: only free is allowed */
@@ -58,6 +79,8 @@ struct eryx_sandbox {
     eryx__fiber *fiber;         /* the native stack guest code runs on */
     eryx_exec *exec;            /* the execution in progress, or NULL */
     int exit_code;              /* os._exit's status, once dead by it */
+    uint64_t timeout_ns;        /* default time limit of a run */
+    eryx__irq irq;
     eryx__callback *callbacks;
     size_t n_callbacks;
     char *callbacks_json;       /* their description for the guest */
@@ -78,6 +101,16 @@ const char *eryx__errmsg(const eryx_sandbox *sb);
 int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
 void eryx__callbacks_free(eryx__callback *cbs, size_t n);
 const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *name);
+
+/* interrupt.c */
+void eryx__irq_init(eryx_sandbox *sb, uint64_t grace_ns);
+void eryx__irq_destroy(eryx_sandbox *sb);
+int eryx__irq_fetch_addresses(eryx_sandbox *sb);
+int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, struct eryx__hub *hub);
+int eryx__irq_run_end(eryx_sandbox *sb, int *hard);
+int eryx__irq_cause(eryx_sandbox *sb);
+uint64_t eryx__irq_deadline(eryx_sandbox *sb);
+int eryx__sandbox_interrupt(eryx_sandbox *sb);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);

@@ -89,6 +89,12 @@ int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
         return ERYX_NOMEM;
     }
     eryx__wasi_begin_run(sb->wasi);
+    rc = eryx__irq_run_begin(sb, opts->timeout_ns ? opts->timeout_ns : sb->timeout_ns, ex->hub);
+    if (rc != ERYX_OK) {
+        eryx__exec_free(ex);
+        eryx__set_errmsg(sb, "cannot start the watchdog thread");
+        return rc;
+    }
     ex->t0 = eryx__now_ns();
     sb->exec = ex;
     *out = ex;
@@ -146,12 +152,29 @@ static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
     return rc;
 }
 
+/* A timeout or interrupt was requested during the run: unless the code
+ * finished anyway, the status says which stop ended it, the message how.
+ * (A graceful stop shows in the result as the KeyboardInterrupt it raised.) */
+static int stop_status(eryx_sandbox *sb, eryx_result *r, int rc, int cause, int hard)
+{
+    if (rc == ERYX_OK)
+        return rc;
+    r->hard_stopped = rc == ERYX_INTERRUPTED && hard;
+    eryx__set_errmsg(sb, "%s%s", cause == ERYX_TIMEOUT ? "the run exceeded its time limit"
+                                                       : "the run was interrupted",
+                     r->hard_stopped ? "; it did not unwind in time and was stopped hard "
+                                       "(the sandbox is dead)"
+                                     : "");
+    return cause;
+}
+
 /* The guest finished (or died) with status rc: build the result. */
 static int conclude(eryx_exec *ex, int rc)
 {
     eryx_sandbox *sb = ex->sb;
     eryx_result *r = calloc(1, sizeof *r);
     eryx__exec_outcome o = {0};
+    int hard, cause = eryx__irq_run_end(sb, &hard);
     ex->state = EX_DONE;
     sb->exec = NULL;
     if (!r)
@@ -177,12 +200,14 @@ static int conclude(eryx_exec *ex, int rc)
         r->exited = 1;
         r->exit_code = sb->exit_code;
         rc = ERYX_OK;
-    } else if (rc == ERYX_TRAP) {
+    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED) {
         r->exit_code = 1;
     } else {
         eryx_result_free(r);
         return ex->final_rc = rc;
     }
+    if (cause)
+        rc = stop_status(sb, r, rc, cause, hard);
     ex->result = r;
     return ex->final_rc = rc;
 }
@@ -281,13 +306,17 @@ static void *dispatch_worker(void *arg)
 
 #define MAX_HANDLER_THREADS 16
 
-/* Starts the handlers of the new calls: the first on this thread when it is
- * alone, otherwise on up to MAX_HANDLER_THREADS detached workers. */
+/* Starts the handlers of the new calls: inline handlers (and a lone call) on
+ * this thread, the others on up to MAX_HANDLER_THREADS detached workers. */
 static void dispatch_calls(eryx_exec *ex)
 {
     size_t n = 0, cap = 0;
     eryx_call **calls = NULL, *c;
     while ((c = eryx_exec_next_call(ex))) {
+        if (c->cb->flags & ERYX_CALLBACK_INLINE) {
+            run_handler(c);
+            continue;
+        }
         if (n == cap) {
             cap = cap ? cap * 2 : 8;
             eryx_call **bigger = realloc(calls, cap * sizeof *bigger);
@@ -342,7 +371,7 @@ static void wait_for_news(eryx_exec *ex)
     uint64_t deadline = eryx_exec_deadline_ns(ex);
     eryx__hub *h = ex->hub;
     pthread_mutex_lock(&h->mu);
-    while (h->n_ready == 0) {
+    while (h->n_ready == 0 && !h->stopping) {
         if (!deadline) {
             pthread_cond_wait(&h->cv, &h->mu);
             continue;

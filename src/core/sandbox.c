@@ -20,6 +20,8 @@ void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
     cfg->tmp_quota = ERYX_DEFAULT_TMP_QUOTA;
     cfg->callback_timeout_ns = ERYX_DEFAULT_CALLBACK_TIMEOUT_NS;
     cfg->max_callbacks = ERYX_DEFAULT_MAX_CALLBACKS;
+    cfg->timeout_ns = ERYX_DEFAULT_TIMEOUT_NS;
+    cfg->interrupt_grace_ns = ERYX_DEFAULT_INTERRUPT_GRACE_NS;
 }
 
 /* The guest's file tree: the stdlib image, a private /tmp, the embedder's
@@ -90,6 +92,8 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
     sb->on_trace = cfg->on_trace;
+    sb->timeout_ns = cfg->timeout_ns;
+    eryx__irq_init(sb, cfg->interrupt_grace_ns);
     sb->trace_user_data = cfg->trace_user_data;
     atomic_flag_clear(&sb->busy);
     atomic_fetch_add(&rt->n_sandboxes, 1);
@@ -126,6 +130,8 @@ int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_san
         return rc;
     eryx__wasi_begin_run(sb->wasi);
     rc = eryx__guest_start(sb);
+    if (rc == ERYX_OK)
+        rc = eryx__irq_fetch_addresses(sb);
     if (rc != ERYX_OK) {
         /* Start-up problems print to the guest's stderr: pass them on. */
         size_t len;
@@ -147,6 +153,7 @@ void eryx__sandbox_free(eryx_sandbox *sb)
     if (sb->instantiated)
         Z_python_free(&sb->inst);
     eryx__wasi_free(sb->wasi);
+    eryx__irq_destroy(sb);
     eryx__fiber_free(sb->fiber);
     eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
     free(sb->callbacks_json);

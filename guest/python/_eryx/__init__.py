@@ -114,7 +114,8 @@ def _stream(fd, mode):
     raw = io.FileIO(fd, mode, closefd=False)
     buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
     errors = "surrogateescape" if fd == 0 else "backslashreplace" if fd == 2 else "strict"
-    return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors)
+    return io.TextIOWrapper(buffered, encoding="utf-8", errors=errors,
+                            line_buffering=mode == "w")
 
 
 def _fresh_stdio():
@@ -130,6 +131,10 @@ def _fresh_stdio():
             stream = _stream(fd, "w")
             setattr(sys, name, stream)
             setattr(sys, f"__{name}__", stream)
+        elif stream is getattr(sys, f"__{name}__") and not stream.line_buffering:
+            # Line by line, so that output streams to the host as it is
+            # printed; a write is a host call, not a system call.
+            stream.reconfigure(line_buffering=True)
 
 
 def _flush():
@@ -169,6 +174,41 @@ def _user_traceback(tb, filename):
     return tb
 
 
+def _failure(exc, filename):
+    """The status of an uncaught exception. A timeout or interrupt raises its
+    KeyboardInterrupt once, at the next bytecode, which may fall while the
+    exception is being described: then describe again."""
+    for _ in range(2):
+        try:
+            tb = _user_traceback(exc.__traceback__, filename)
+            return (EXCEPTION, 1) + _describe(exc, tb)
+        except BaseException as late:
+            if not isinstance(exc, KeyboardInterrupt):
+                late.__context__ = exc
+                exc = late
+    return EXCEPTION, 1, "KeyboardInterrupt", "", ""
+
+
+def _execute(mode, filename, code, trace):
+    """Runs the user's code; returns the status. Never raises but for a late
+    KeyboardInterrupt of a timeout, raised once at the next bytecode."""
+    try:
+        if mode == "m":
+            _run_module(code.decode("utf-8", "surrogateescape"))
+        else:
+            _run_code(filename, code, trace)
+        return OK, 0, "", "", ""
+    except SystemExit as exc:
+        return EXIT, _exit_code(exc), "SystemExit", str(exc.code), ""
+    except BaseException as exc:
+        return _failure(exc, filename)
+
+
+def _finish(before):
+    _report_result(before)
+    _flush()
+
+
 def run(request):
     try:
         mode, flags, filename, cbs, argv, code = _parse(request)
@@ -179,18 +219,15 @@ def run(request):
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
     before = _main.__dict__.get("result", _MISSING)
+    # A timeout's KeyboardInterrupt may land in the glue's own code after the
+    # user's: it is raised only once, so each step is tried twice. No
+    # bytecode between the two try statements checks for it.
     try:
-        if mode == "m":
-            _run_module(code.decode("utf-8", "surrogateescape"))
-        else:
-            _run_code(filename, code, "t" in flags)
-        status = (OK, 0, "", "", "")
-    except SystemExit as exc:
-        status = (EXIT, _exit_code(exc), "SystemExit", str(exc.code), "")
-    except BaseException as exc:
-        tb = _user_traceback(exc.__traceback__, filename)
-        status = (EXCEPTION, 1) + _describe(exc, tb)
-        del exc, tb
-    _report_result(before)
-    _flush()
+        status = _execute(mode, filename, code, "t" in flags)
+    except BaseException:
+        status = EXCEPTION, 1, "KeyboardInterrupt", "", ""
+    try:
+        _finish(before)
+    except BaseException:
+        _finish(before)
     return status

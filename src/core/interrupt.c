@@ -1,0 +1,288 @@
+/*
+ * Timeouts and eryx_sandbox_interrupt: a graceful stop first, a hard one
+ * after the grace period.
+ *
+ * Graceful: the host writes KeyboardInterrupt into the guest thread state's
+ * async_exc and sets the async-exception bit of its eval_breaker (the
+ * addresses come from the guest's eryx_interrupt_info export), exactly what
+ * PyThreadState_SetAsyncExc does; the eval loop raises it at its next check.
+ * Sleeps (WASI poll_oneoff) and waits on callbacks are cut short too.
+ * Hard: eryx__engine_interrupt stops the guest's fiber wherever it is in
+ * guest code; the sandbox is dead afterwards.
+ *
+ * One watchdog thread per process fires the timers: each run with a time
+ * limit, and each graceful stop waiting for its hard stop, is armed there.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/exec.h"
+
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cv;           /* on CLOCK_MONOTONIC */
+static pthread_cond_t wd_idle_cv = PTHREAD_COND_INITIALIZER;
+static eryx_sandbox *wd_armed;         /* list through irq.next */
+static eryx_sandbox *wd_firing;        /* handled outside wd_mu right now */
+static int wd_started;
+
+/* When the watchdog must look at sb next; 0 = never. irq.mu held. */
+static uint64_t next_time(const eryx_sandbox *sb)
+{
+    const eryx__irq *q = &sb->irq;
+    if (!q->running || q->hard)
+        return 0;
+    return q->cause ? q->hard_at_ns : q->deadline_ns;
+}
+
+/* The graceful stop; irq.mu held, a run in progress. */
+static void soft_stop(eryx_sandbox *sb, int cause)
+{
+    eryx__irq *q = &sb->irq;
+    q->cause = cause;
+    q->hard_at_ns = eryx__now_ns() + q->grace_ns;
+    if (q->async_exc_addr) {
+        uint8_t *exc = eryx__guest_span(sb, q->async_exc_addr, 4);
+        uint8_t *brk = eryx__guest_span(sb, q->breaker_addr, 4);
+        if (exc && brk) {
+            atomic_store((_Atomic uint32_t *)(void *)exc, q->exc_value);
+            atomic_fetch_or((_Atomic uint32_t *)(void *)brk, q->breaker_bit);
+        }
+    }
+    eryx__wasi_interrupt(sb->wasi);
+    if (q->hub) {
+        pthread_mutex_lock(&q->hub->mu);
+        q->hub->stopping = 1;
+        pthread_cond_broadcast(&q->hub->cv);
+        if (q->hub->notify)
+            q->hub->notify(q->hub->notify_ud);
+        pthread_mutex_unlock(&q->hub->mu);
+    }
+}
+
+/* Does what is due for sb; irq.mu held. */
+static void fire(eryx_sandbox *sb, uint64_t now)
+{
+    eryx__irq *q = &sb->irq;
+    uint64_t t = next_time(sb);
+    if (!t || now < t)
+        return;
+    if (!q->cause) {
+        soft_stop(sb, ERYX_TIMEOUT);
+    } else {
+        q->hard = 1;
+        eryx__engine_interrupt(sb->fiber);
+    }
+}
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&wd_mu);
+    for (;;) {
+        uint64_t now = eryx__now_ns(), earliest = 0;
+        int fired = 0;
+        for (eryx_sandbox *sb = wd_armed; sb && !fired; sb = sb->irq.next) {
+            uint64_t t = sb->irq.wake_ns;
+            if (t && t <= now) {
+                /* Handle it without wd_mu (irq.mu comes first in the lock
+                 * order); disarm waits for us meanwhile. */
+                wd_firing = sb;
+                pthread_mutex_unlock(&wd_mu);
+                pthread_mutex_lock(&sb->irq.mu);
+                fire(sb, now);
+                uint64_t next = next_time(sb);
+                pthread_mutex_unlock(&sb->irq.mu);
+                pthread_mutex_lock(&wd_mu);
+                sb->irq.wake_ns = next;
+                wd_firing = NULL;
+                pthread_cond_broadcast(&wd_idle_cv);
+                fired = 1; /* the list may have changed: scan again */
+                continue;
+            }
+            if (t && (!earliest || t < earliest))
+                earliest = t;
+        }
+        if (fired)
+            continue;
+        if (earliest == 0) {
+            pthread_cond_wait(&wd_cv, &wd_mu);
+        } else if (earliest) {
+            struct timespec ts = {(time_t)(earliest / 1000000000u),
+                                  (long)(earliest % 1000000000u)};
+            pthread_cond_timedwait(&wd_cv, &wd_mu, &ts);
+        }
+    }
+    return NULL;
+}
+
+static int start_watchdog(void)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&wd_cv, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_t t;
+    pthread_attr_t ta;
+    pthread_attr_init(&ta);
+    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &ta, watchdog, NULL);
+    pthread_attr_destroy(&ta);
+    return rc;
+}
+
+/* (Re)arms sb at its next time; irq.mu held. */
+static int arm(eryx_sandbox *sb)
+{
+    uint64_t t = next_time(sb);
+    pthread_mutex_lock(&wd_mu);
+    if (!wd_started && t) {
+        if (start_watchdog() != 0) {
+            pthread_mutex_unlock(&wd_mu);
+            return -1;
+        }
+        wd_started = 1;
+    }
+    if (!sb->irq.linked && t) {
+        sb->irq.next = wd_armed;
+        wd_armed = sb;
+        sb->irq.linked = 1;
+    }
+    if (sb->irq.linked)
+        sb->irq.wake_ns = t;
+    if (wd_started)
+        pthread_cond_signal(&wd_cv);
+    pthread_mutex_unlock(&wd_mu);
+    return 0;
+}
+
+static void disarm(eryx_sandbox *sb)
+{
+    pthread_mutex_lock(&wd_mu);
+    while (wd_firing == sb)
+        pthread_cond_wait(&wd_idle_cv, &wd_mu);
+    if (sb->irq.linked) {
+        eryx_sandbox **p = &wd_armed;
+        while (*p != sb)
+            p = &(*p)->irq.next;
+        *p = sb->irq.next;
+        sb->irq.linked = 0;
+    }
+    pthread_mutex_unlock(&wd_mu);
+}
+
+/* ---- used by sandboxes and runs ----------------------------------------- */
+
+void eryx__irq_init(eryx_sandbox *sb, uint64_t grace_ns)
+{
+    pthread_mutex_init(&sb->irq.mu, NULL);
+    sb->irq.grace_ns = grace_ns;
+}
+
+void eryx__irq_destroy(eryx_sandbox *sb)
+{
+    disarm(sb);
+    pthread_mutex_destroy(&sb->irq.mu);
+}
+
+struct info_call {
+    eryx_sandbox *sb;
+    u32 ptr;
+};
+
+static void do_interrupt_info(void *arg)
+{
+    struct info_call *c = arg;
+    c->ptr = Z_pythonZ_eryx_interrupt_info(&c->sb->inst);
+}
+
+int eryx__irq_fetch_addresses(eryx_sandbox *sb)
+{
+    struct info_call c = {sb, 0};
+    int rc = eryx__guest_call(sb, do_interrupt_info, &c, "eryx_interrupt_info");
+    uint32_t f[4];
+    const uint8_t *p = rc == ERYX_OK ? eryx__guest_span(sb, c.ptr, sizeof f) : NULL;
+    if (!p) {
+        if (rc == ERYX_OK)
+            eryx__set_errmsg(sb, "the guest gave no interrupt addresses");
+        return rc == ERYX_OK ? ERYX_INIT : rc;
+    }
+    memcpy(f, p, sizeof f);
+    sb->irq.breaker_addr = f[0];
+    sb->irq.async_exc_addr = f[1];
+    sb->irq.exc_value = f[2];
+    sb->irq.breaker_bit = f[3];
+    return ERYX_OK;
+}
+
+/* A run begins: clear what a late interrupt of the previous one left. */
+int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, eryx__hub *hub)
+{
+    eryx__irq *q = &sb->irq;
+    uint8_t *exc = eryx__guest_span(sb, q->async_exc_addr, 4);
+    uint8_t *brk = eryx__guest_span(sb, q->breaker_addr, 4);
+    if (exc && brk && q->async_exc_addr) {
+        atomic_store((_Atomic uint32_t *)(void *)exc, 0);
+        atomic_fetch_and((_Atomic uint32_t *)(void *)brk, ~q->breaker_bit);
+    }
+    eryx__fiber_clear_interrupt(sb->fiber);
+    pthread_mutex_lock(&q->mu);
+    q->running = 1;
+    q->cause = 0;
+    q->hard = 0;
+    q->deadline_ns = timeout_ns ? eryx__now_ns() + timeout_ns : 0;
+    q->hub = hub;
+    int rc = arm(sb);
+    pthread_mutex_unlock(&q->mu);
+    return rc < 0 ? ERYX_NOMEM : ERYX_OK;
+}
+
+/* A run ended; returns the cause of a stop (0, ERYX_TIMEOUT, ERYX_INTERRUPTED)
+ * and whether it was hard. */
+int eryx__irq_run_end(eryx_sandbox *sb, int *hard)
+{
+    eryx__irq *q = &sb->irq;
+    pthread_mutex_lock(&q->mu);
+    q->running = 0;
+    q->hub = NULL;
+    int cause = q->cause;
+    *hard = q->hard;
+    pthread_mutex_unlock(&q->mu);
+    disarm(sb);
+    return cause;
+}
+
+/* The stop cause now (for a pending execution deciding to resume). */
+int eryx__irq_cause(eryx_sandbox *sb)
+{
+    pthread_mutex_lock(&sb->irq.mu);
+    int cause = sb->irq.cause;
+    pthread_mutex_unlock(&sb->irq.mu);
+    return cause;
+}
+
+/* The next time the run's limits need the execution stepped, or 0. */
+uint64_t eryx__irq_deadline(eryx_sandbox *sb)
+{
+    pthread_mutex_lock(&sb->irq.mu);
+    uint64_t t = next_time(sb);
+    pthread_mutex_unlock(&sb->irq.mu);
+    return t;
+}
+
+int eryx__sandbox_interrupt(eryx_sandbox *sb)
+{
+    eryx__irq *q = &sb->irq;
+    int rc = ERYX_OK;
+    pthread_mutex_lock(&q->mu);
+    if (q->running && !q->cause) {
+        soft_stop(sb, ERYX_INTERRUPTED);
+        if (arm(sb) < 0)
+            rc = ERYX_NOMEM;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}

@@ -1,0 +1,185 @@
+/* Limits against hostile code: time, interruption, memory, output. */
+#include <eryx.h>
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+static eryx_sandbox *new_sandbox(uint64_t grace_ms)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.interrupt_grace_ns = grace_ms * 1000000u;
+    cfg.max_memory = 64u << 20;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    return sb;
+}
+
+static int run_limited(eryx_sandbox *sb, const char *code, uint64_t timeout_ms, eryx_result **r)
+{
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = timeout_ms * 1000000u;
+    *r = NULL;
+    return eryx_sandbox_run_ex(sb, code, strlen(code), &o, r);
+}
+
+/* A Python loop times out gracefully: finally runs, the session survives. */
+static void test_timeout_graceful(void)
+{
+    eryx_sandbox *sb = new_sandbox(1000);
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, "state = 'kept'", 0, &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "try:\n    while True: pass\nfinally:\n    print('cleaned up')",
+                          100, &r),
+              ERYX_TIMEOUT);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "cleaned up\n");
+    CHECK_STR(r->exc_type, "KeyboardInterrupt");
+    CHECK_INT(r->hard_stopped, 0);
+    CHECK(r->duration_ns >= 100u * 1000000u);
+    CHECK_CONTAINS(eryx_errmsg(sb), "time limit");
+    eryx_result_free(r);
+    /* Sleeps and callback waits are cut too. */
+    CHECK_INT(run_limited(sb, "import time\ntime.sleep(30)", 100, &r), ERYX_TIMEOUT);
+    CHECK(r->duration_ns < 5ull * 1000000000u);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "import asyncio\nawait asyncio.sleep(30)", 100, &r), ERYX_TIMEOUT);
+    CHECK(r->duration_ns < 5ull * 1000000000u);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "print(state)", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "kept\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+/* Code stuck in C (catastrophic regex backtracking), or swallowing the
+ * interruption, is stopped hard; the sandbox then refuses further use. */
+static void test_timeout_hard(void)
+{
+    const char *stuck[] = {
+        "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')",
+        "while True:\n    try:\n        while True: pass\n    except BaseException: pass",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        eryx_sandbox *sb = new_sandbox(100);
+        eryx_result *r;
+        CHECK_INT(run_limited(sb, stuck[i], 100, &r), ERYX_TIMEOUT);
+        REQUIRE(r != NULL);
+        CHECK_INT(r->hard_stopped, 1);
+        CHECK(r->duration_ns < 5ull * 1000000000u);
+        CHECK_CONTAINS(eryx_errmsg(sb), "stopped hard");
+        eryx_result_free(r);
+        CHECK_INT(run_limited(sb, "1", 0, &r), ERYX_DEAD);
+        eryx_sandbox_free(sb);
+    }
+}
+
+struct interrupter {
+    eryx_sandbox *sb;
+    int delay_ms;
+};
+
+static void *interrupt_later(void *arg)
+{
+    struct interrupter *i = arg;
+    usleep((useconds_t)i->delay_ms * 1000u);
+    eryx_sandbox_interrupt(i->sb);
+    return NULL;
+}
+
+static void test_interrupt_from_thread(void)
+{
+    eryx_sandbox *sb = new_sandbox(2000);
+    struct interrupter i = {sb, 50};
+    pthread_t t;
+    eryx_result *r;
+    CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK); /* idle: nothing to do */
+    pthread_create(&t, NULL, interrupt_later, &i);
+    CHECK_INT(run_limited(sb, "n = 0\nwhile True:\n    n += 1", 0, &r), ERYX_INTERRUPTED);
+    pthread_join(t, NULL);
+    CHECK_STR(r->exc_type, "KeyboardInterrupt");
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "print(n > 0)", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "True\n");
+    eryx_result_free(r);
+    /* Hard: C code that never checks. */
+    eryx_sandbox_free(sb);
+    sb = new_sandbox(50);
+    i.sb = sb;
+    pthread_create(&t, NULL, interrupt_later, &i);
+    CHECK_INT(run_limited(sb, "x = 10 ** 10 ** 8", 0, &r), ERYX_INTERRUPTED);
+    pthread_join(t, NULL);
+    CHECK_INT(r->hard_stopped, 1);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+static long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* 200 timeouts in a row in one sandbox: nothing grows. */
+static void test_many_timeouts(void)
+{
+    eryx_sandbox *sb = new_sandbox(1000);
+    eryx_result *r;
+    long before = 0;
+    for (int i = 0; i < 200; i++) {
+        if (i == 20)
+            before = rss_kib();
+        int rc = run_limited(sb, "while True: pass", 5, &r);
+        if (rc != ERYX_TIMEOUT)
+            CHECK_INT(rc, ERYX_TIMEOUT);
+        eryx_result_free(r);
+    }
+    long after = rss_kib();
+    CHECK(after <= before + 4096);
+    CHECK_INT(run_limited(sb, "print('alive')", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "alive\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+static void test_memory_limit(void)
+{
+    eryx_sandbox *sb = new_sandbox(1000);
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, "x = bytearray(100 * 2**20)", 0, &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "MemoryError");
+    CHECK(r->memory_bytes <= 64u << 20);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "chunks = []\ntry:\n    while True:\n"
+                              "        chunks.append(bytearray(2**20))\n"
+                              "except MemoryError:\n    n = len(chunks)\n    del chunks\n"
+                              "print(20 < n < 64)", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "True\n");
+    CHECK(r->memory_bytes <= 64u << 20);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+int main(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+    test_timeout_graceful();
+    test_timeout_hard();
+    test_interrupt_from_thread();
+    test_many_timeouts();
+    test_memory_limit();
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}
