@@ -320,6 +320,53 @@ def fmt_s(x):
     return "%.3f" % x if x is not None else "–"
 
 
+SANDBOX_BENCH = os.path.join(ROOT, "build", "bench", "bench_sandbox")
+
+# What the reference system (Eryx, Rust + wasmtime) publishes for the same
+# operations; not measured here.
+REFERENCE = {"sandbox_new_p50_us": "~16 ms (pre-initialised)",
+             "pass_p50_us": "~1.6 ms per execution"}
+
+
+def sandbox_costs():
+    """In-process costs from build/bench/bench_sandbox (bench/bench_sandbox.c)."""
+    if not os.path.exists(SANDBOX_BENCH):
+        return None
+    out = subprocess.run([SANDBOX_BENCH, "20"], capture_output=True, text=True, timeout=600)
+    if out.returncode != 0:
+        log("bench_sandbox failed:", out.stderr[-500:])
+        return None
+    costs = json.loads(out.stdout.strip().splitlines()[-1])
+    costs["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    costs["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                                     capture_output=True, text=True).stdout.strip()
+    return costs
+
+
+def write_sandbox_section(w, sandbox):
+    rows = [("runtime creation (once per process)", "runtime_new_us", "µs"),
+            ("sandbox creation, p50", "sandbox_new_p50_us", "µs"),
+            ("sandbox creation, p99", "sandbox_new_p99_us", "µs"),
+            ("first run (`pass`) in a new sandbox, p50", "first_run_p50_us", "µs"),
+            ("`pass` in an existing sandbox, p50", "pass_p50_us", "µs"),
+            ("`pass` in an existing sandbox, p99", "pass_p99_us", "µs"),
+            ("`await noop()` round trip, p50 (timed in the guest)", "noop_roundtrip_p50_ns", "ns"),
+            ("`await noop()` round trip, p99", "noop_roundtrip_p99_ns", "ns"),
+            ("one run gathering 100 callbacks, p50", "gather100_p50_us", "µs")]
+    w("## Sandbox costs (in process)")
+    w("")
+    w("From `build/bench/bench_sandbox 20` (bench/bench_sandbox.c), run by this script "
+      "(%s, commit %s). Callbacks are `ERYX_CALLBACK_INLINE` handlers that reply "
+      "`null` at once." % (sandbox.get("when", "?"), sandbox.get("commit", "?")))
+    w("")
+    w("| operation | eryx | reference system (published) |")
+    w("|---|---|---|")
+    for label, key, unit in rows:
+        w("| %s | %s %s | %s |" % (label, "{:,.1f}".format(sandbox[key]).rstrip("0").rstrip("."),
+                                   unit, REFERENCE.get(key, "")))
+    w("")
+
+
 def write_markdown(path, res, t, plots):
     info, vers, kernels, runners = res["machine"], res["versions"], res["kernels"], res["runners"]
     start, notes = res["start"], res["notes"]
@@ -429,6 +476,8 @@ def write_markdown(path, res, t, plots):
                 w("%-20s %s" % (r + ":", " ".join(runner_cmd(r, t, ["-c", "pass"]))))
         w("```")
         w("")
+    if res.get("sandbox"):
+        write_sandbox_section(w, res["sandbox"])
     w("## Notes")
     w("")
     for n in notes:
@@ -465,9 +514,19 @@ def main():
     ap.add_argument("--no-write", action="store_true", help="print results only")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="no runs: rewrite the report (and plots) from a results.json")
+    ap.add_argument("--sandbox-only", action="store_true",
+                    help="re-measure only the in-process sandbox costs into "
+                         "bench/results/results.json and rewrite the report")
     args = ap.parse_args()
 
     t = find_tools(args)
+    if args.sandbox_only:
+        path = os.path.join(RESULTS, "results.json")
+        res = json.load(open(path))
+        res["sandbox"] = sandbox_costs()
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+        args.report_only = path
     if args.report_only:
         res = json.load(open(args.report_only))
         summarise(res)
@@ -539,7 +598,9 @@ def main():
                         "rss_mb": statistics.median(rss) / 1024 if rss else None}
     log("start:", {r: round(v["median_ms"], 1) for r, v in start.items()})
 
+    sandbox = sandbox_costs()
     res = {
+        "sandbox": sandbox,
         "command": " ".join(["python3", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "kernels": kernels, "runners": runners,
         "n": ns, "raw": raw, "start": start, "checks": checks, "failures": failures,
