@@ -181,7 +181,8 @@ int eryx__fiber_suspended(const eryx__fiber *f);
 void eryx__fiber_abandon(eryx__fiber *f);
 
 /* Hard stop. Thread-safe, async-signal-safe, callable at any time. Sets the
- * fiber's interrupt flag, which stays set until eryx__fiber_clear_interrupt:
+ * fiber's interrupt flag, which stays set until eryx__fiber_clear_interrupt
+ * (guest code run with plain eryx__engine_call cannot be interrupted):
  * - guest code running on the fiber (on any thread) is stopped within
  *   microseconds by ERYX_INTERRUPT_SIGNAL sent to that thread, and the
  *   call_on/resume running it returns ERYX__CALL_INTERRUPTED. The guest's
@@ -240,5 +241,77 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages);
 
 /* Linear memory never shrinks, so its current size is also its peak. The
  * limit is kept in m->max_pages, which wasm_rt_grow_memory enforces. */
+
+/* ---- Memory images: copy-on-write snapshots of linear memory ------------
+ *
+ * An image is the frozen contents of a linear memory in a sealed memfd (only
+ * its non-zero 4 KiB pages take memory). Any number of memories map it
+ * copy-on-write into their guard reservations: mapping costs page-table work,
+ * and a page is copied when the memory first writes it. See snapshot.c for
+ * the design and the measurements.
+ *
+ * Images are immutable and reference counted: ref/unref and every function
+ * taking a const image are thread-safe. A memory keeps working after the last
+ * unref of the image it maps (its mappings hold the file). The functions
+ * below that take a memory are host code, not for use inside a guarded call
+ * on that memory. Errors are negative errno values. */
+typedef struct eryx__mem_image eryx__mem_image;
+
+/* Most file mappings one image needs in a memory (short zero gaps between
+ * data ranges are mapped from the file to stay below). */
+#ifndef ERYX__IMAGE_MAX_EXTENTS
+#define ERYX__IMAGE_MAX_EXTENTS 32u
+#endif
+
+/* Captures m's `size` bytes into a new image (*out, one reference). Reads
+ * every page of m once and copies the non-zero ones. Returns 0 or -errno. */
+int eryx__mem_image_capture(const wasm_rt_memory_t *m, eryx__mem_image **out);
+void eryx__mem_image_ref(eryx__mem_image *img);
+void eryx__mem_image_unref(eryx__mem_image *img);      /* NULL is fine */
+/* Bytes of memory the image describes (a multiple of 64 KiB). */
+size_t eryx__mem_image_size(const eryx__mem_image *img);
+/* Bytes of non-zero pages it holds (what it costs). */
+size_t eryx__mem_image_data_bytes(const eryx__mem_image *img);
+/* File mappings eryx__memory_map_image makes for it (<= ERYX__IMAGE_MAX_EXTENTS). */
+uint32_t eryx__mem_image_mappings(const eryx__mem_image *img);
+
+/* A reservation with no accessible pages and the given limit, for a memory
+ * that will be given contents by eryx__memory_map_image (instead of
+ * wasm_rt_allocate_memory). 0, or -1 with errno set (m->data NULL). Freed
+ * with wasm_rt_free_memory. */
+int eryx__memory_reserve(wasm_rt_memory_t *m, uint32_t max_pages);
+
+/* Replaces the whole contents of the allocated memory m by a private
+ * copy-on-write mapping of img: m->size/pages become the image's, pages
+ * beyond become inaccessible, max_pages is kept (-EFBIG if the image is
+ * larger). Works on a fresh reservation as well as on a used memory (which
+ * is thereby reset to the image). Growth afterwards gives zero pages as
+ * usual; wasm_rt_free_memory releases everything. On failure m is left with
+ * 0 accessible pages (nothing of the old contents is reachable). */
+int eryx__memory_map_image(wasm_rt_memory_t *m, const eryx__mem_image *img);
+
+/* Makes dst a copy of src (a live memory): captures src into a new image and
+ * maps it into dst, so dst shares the copied pages with nothing but that
+ * image's page cache. Cost is one pass over src plus a copy of its non-zero
+ * pages (no per-page faults); to fork one state several times, capture once
+ * and map the image into each copy instead. dst may be unallocated
+ * (data == NULL: a reservation with src's limit is made) or allocated (its
+ * contents are replaced; its limit must fit src's size). 0 or -errno. */
+int eryx__memory_fork(const wasm_rt_memory_t *src, wasm_rt_memory_t *dst);
+
+/* Faults in [off, off + len) of m now, in one batch, instead of one page
+ * fault per page later: write=1 also breaks copy-on-write (private copies),
+ * write=0 maps the pages readable. A batch costs a fraction of the traps it
+ * replaces (see snapshot.c). 0, or -errno (-EINVAL out of range; the kernel
+ * may lack MADV_POPULATE_*: then nothing happened, which is harmless). */
+int eryx__memory_prefault(wasm_rt_memory_t *m, uint64_t off, uint64_t len, int write);
+
+/* Serialises an image: img's size bytes, raw, written to fd at its position
+ * (holes are seeked over when fd is a regular file written at its end).
+ * 0 or -errno. */
+int eryx__mem_image_write(const eryx__mem_image *img, int fd);
+/* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or
+ * -errno (-EIO for input shorter than size). */
+int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out);
 
 #endif

@@ -115,6 +115,12 @@ int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp);
 int eryx__fault_install(void);
 int eryx__fault_installed(void);
 
+/* memory.c: makes [p, p + len) of a reservation zero-filled read-write
+ * anonymous memory (commit) or PROT_NONE reservation again (decommit),
+ * releasing what was mapped there. 0, or -1 with errno set. */
+int eryx__memory_commit(uint8_t *p, size_t len);
+int eryx__memory_decommit(uint8_t *p, size_t len);
+
 /* call.c: the once-per-thread set-up (stack bounds, alt stack, tid);
  * 0, or -1 with errno set. */
 int eryx__engine_thread_setup(eryx__engine_thread *t);

@@ -23,6 +23,19 @@ static int commit(uint8_t *p, size_t len)
     return q == MAP_FAILED ? -1 : 0;
 }
 
+int eryx__memory_commit(uint8_t *p, size_t len) { return commit(p, len); }
+
+/* The opposite: [p, p + len) becomes inaccessible reservation again, and
+ * whatever was mapped there (private pages, file mappings) is released. */
+int eryx__memory_decommit(uint8_t *p, size_t len)
+{
+    if (len == 0)
+        return 0;
+    void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                   -1, 0);
+    return q == MAP_FAILED ? -1 : 0;
+}
+
 static void memory_failed(wasm_rt_memory_t *m)
 {
     m->data = NULL;
@@ -90,6 +103,23 @@ uint32_t wasm_rt_grow_memory(wasm_rt_memory_t *m, uint32_t delta)
     uint32_t old = grow_memory(m, delta);
     eryx__engine_leave_host();
     return old;
+}
+
+int eryx__memory_reserve(wasm_rt_memory_t *m, uint32_t max_pages)
+{
+    if (max_pages > ERYX__MAX_PAGES)
+        max_pages = ERYX__MAX_PAGES;
+    void *p = mmap(NULL, ERYX__MEMORY_MAPPING, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        m->data = NULL;
+        m->pages = m->max_pages = m->size = 0;
+        return -1;
+    }
+    m->data = p;
+    m->pages = m->size = 0;
+    m->max_pages = max_pages;
+    return 0;
 }
 
 void wasm_rt_free_memory(wasm_rt_memory_t *m)

@@ -105,6 +105,21 @@ int vfs_mem_rmdir(const vfs_mount *m, const char *rel);
 int vfs_mem_unlink(const vfs_mount *m, const char *rel);
 int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to);
 
+/* Cloning the in-memory tree (vfs_memfs.c, for eryx__vfs_clone): the map
+ * remembers which copy belongs to which source node, so that open files of
+ * the copy refer to the copies of the nodes the originals refer to. Clone
+ * the root, seal the map, then clone the files. */
+typedef struct vfs_node_map vfs_node_map;
+vfs_node_map *vfs_node_map_new(void);
+void vfs_node_map_free(vfs_node_map *map);
+void vfs_node_map_seal(vfs_node_map *map);
+/* A copy of the tree under root, charged to vfs's quota, holding the mount's
+ * reference; NULL on failure (ENOMEM, or ENOSPC if vfs's quota is smaller). */
+memfs_node *vfs_mem_clone_root(eryx__vfs *vfs, const memfs_node *root, vfs_node_map *map);
+/* Points `to` (vfs and mnt set) at the copy of from's node, taking a
+ * reference; an unlinked node is copied on first use. 0 or -ENOMEM. */
+int vfs_mem_clone_file(eryx__vfs_file *to, const eryx__vfs_file *from, vfs_node_map *map);
+
 /* Host directories (vfs_host.c). */
 int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only);
 void vfs_host_unmount(vfs_mount *m);

@@ -506,3 +506,151 @@ int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to)
     node_unref(src);
     return rc;
 }
+
+/* ---- cloning ---------------------------------------------------------- */
+
+/* Copies of the nodes made so far, for finding the copy of a node that open
+ * files refer to: sorted by source node once the tree is copied, plus an
+ * unsorted tail of unlinked nodes copied for open files. */
+struct vfs_node_map {
+    struct node_pair {
+        const memfs_node *from;
+        memfs_node *to;
+    } *p;
+    size_t n, cap, sorted;
+};
+
+vfs_node_map *vfs_node_map_new(void) { return calloc(1, sizeof(vfs_node_map)); }
+
+void vfs_node_map_free(vfs_node_map *map)
+{
+    if (map)
+        free(map->p);
+    free(map);
+}
+
+static int map_add(vfs_node_map *map, const memfs_node *from, memfs_node *to)
+{
+    if (map->n == map->cap) {
+        size_t cap = map->cap ? map->cap * 2 : 32;
+        struct node_pair *p = realloc(map->p, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        map->p = p;
+        map->cap = cap;
+    }
+    map->p[map->n++] = (struct node_pair){from, to};
+    return 0;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct node_pair *)a)->from;
+    uintptr_t y = (uintptr_t)((const struct node_pair *)b)->from;
+    return (x > y) - (x < y);
+}
+
+static memfs_node *map_find(const vfs_node_map *map, const memfs_node *from)
+{
+    size_t lo = 0, hi = map->sorted;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((uintptr_t)map->p[mid].from < (uintptr_t)from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < map->sorted && map->p[lo].from == from)
+        return map->p[lo].to;
+    for (size_t i = map->sorted; i < map->n; i++)
+        if (map->p[i].from == from)
+            return map->p[i].to;
+    return NULL;
+}
+
+/* Copies n (a directory with its whole subtree) into vfs, charging the copy
+ * to vfs's quota exactly as if it had been written there (a file's buffer is
+ * charged by its size: the copy has no slack). The copy has no references;
+ * the caller adds them. Inode numbers and times are kept. */
+static memfs_node *clone_node(eryx__vfs *vfs, const memfs_node *n, vfs_node_map *map)
+{
+    memfs_node *c = node_new(vfs, n->is_dir);
+    if (!c)
+        return NULL;
+    c->refs = 1;        /* ours until returned: node_unref frees a failed copy */
+    c->ino = n->ino;
+    c->atim = n->atim;
+    c->mtim = n->mtim;
+    c->ctim = n->ctim;
+    c->linked = n->linked;
+    if (!n->is_dir && n->size) {
+        if (charge(vfs, n->size) < 0)
+            goto fail;
+        if (!(c->data = malloc((size_t)n->size))) {
+            release(vfs, n->size);
+            goto fail;
+        }
+        memcpy(c->data, n->data, (size_t)n->size);
+        c->size = c->cap = n->size;
+    }
+    if (n->nkids) {
+        c->kids = malloc(n->nkids * sizeof *c->kids);
+        if (!c->kids)
+            goto fail;
+        c->kcap = n->nkids;
+        for (size_t i = 0; i < n->nkids; i++) {
+            const memfs_entry *e = &n->kids[i];
+            size_t len = strlen(e->name);
+            if (charge(vfs, len) < 0)
+                goto fail;
+            char *name = malloc(len + 1);
+            memfs_node *k = name ? clone_node(vfs, e->node, map) : NULL;
+            if (!k) {
+                free(name);
+                release(vfs, len);
+                goto fail;
+            }
+            memcpy(name, e->name, len + 1);
+            k->refs = 1;    /* the entry */
+            if (k->is_dir)
+                k->parent = c;
+            c->kids[c->nkids++] = (memfs_entry){name, k};
+        }
+    }
+    if (map_add(map, n, c) < 0)
+        goto fail;
+    c->refs = 0;
+    return c;
+fail:
+    node_unref(c);
+    return NULL;
+}
+
+memfs_node *vfs_mem_clone_root(eryx__vfs *vfs, const memfs_node *root, vfs_node_map *map)
+{
+    memfs_node *c = clone_node(vfs, root, map);
+    if (!c)
+        return NULL;
+    c->refs = 1;        /* the mount */
+    return c;
+}
+
+void vfs_node_map_seal(vfs_node_map *map)
+{
+    qsort(map->p, map->n, sizeof *map->p, cmp_pair);
+    map->sorted = map->n;
+}
+
+int vfs_mem_clone_file(eryx__vfs_file *to, const eryx__vfs_file *from, vfs_node_map *map)
+{
+    memfs_node *c = map_find(map, from->u.node);
+    if (!c) {
+        /* An unlinked node kept alive by open files: copied on its own, once. */
+        c = clone_node(to->vfs, from->u.node, map);
+        if (!c)
+            return -ENOMEM;
+    }
+    c->refs++;
+    to->u.node = c;
+    return 0;
+}

@@ -118,6 +118,14 @@ int eryx__vfs_rename(eryx__vfs *vfs, const char *from, const char *to);
 int eryx__vfs_readlink(eryx__vfs *vfs, const char *path, char *buf, size_t cap,
                        size_t *len);
 
+/* A deep copy of src with copies of the given files open in it (see
+ * vfs_clone.c for what is shared, copied or dup'ed): out_files[i] is the copy
+ * of files[i] (NULL entries stay NULL). The copy shares nothing mutable with
+ * src. Only reads src: several threads may clone one vfs at once while
+ * nothing modifies it. NULL on failure (nothing is left open). */
+eryx__vfs *eryx__vfs_clone(const eryx__vfs *src, eryx__vfs_file *const *files, size_t nfiles,
+                           eryx__vfs_file **out_files);
+
 /* Bytes the in-memory trees currently hold against the quota. */
 uint64_t eryx__vfs_tmp_used(const eryx__vfs *vfs);
 

@@ -110,6 +110,75 @@ void eryx__wasi_free(eryx__wasi *w)
     free(w);
 }
 
+static int strings_copy(wasi_strings *to, const wasi_strings *from)
+{
+    to->buf = malloc(from->size ? from->size : 1);
+    if (!to->buf)
+        return -1;
+    memcpy(to->buf, from->buf, from->size);
+    to->size = from->size;
+    to->count = from->count;
+    return 0;
+}
+
+/* Only reads w, so that several threads may clone one template at once. */
+eryx__wasi *eryx__wasi_clone(const eryx__wasi *w)
+{
+    eryx__wasi *c = calloc(1, sizeof *c);
+    eryx__vfs_file **from = NULL, **to = NULL;
+    if (!c)
+        return NULL;
+    atomic_init(&c->interrupted, 0);
+    c->max_output = w->max_output;
+    if (strings_copy(&c->args, &w->args) < 0 || strings_copy(&c->env, &w->env) < 0)
+        goto fail;
+    if (w->in) {
+        if (!(c->in = malloc(w->in_len ? w->in_len : 1)))
+            goto fail;
+        memcpy(c->in, w->in, w->in_len);
+        c->in_len = w->in_len;
+        c->in_pos = w->in_pos;
+    }
+    /* The fd table, entry for entry: offsets, flags, rights, preopens. Files
+     * are installed once the vfs copy (which copies them) exists. */
+    if (!(c->fds = calloc(w->nfds, sizeof *c->fds)))
+        goto fail;
+    c->nfds = w->nfds;
+    from = calloc(w->nfds, sizeof *from);
+    to = calloc(w->nfds, sizeof *to);
+    if (!from || !to)
+        goto fail;
+    for (uint32_t i = 0; i < w->nfds; i++) {
+        c->fds[i] = w->fds[i];
+        c->fds[i].file = NULL;
+        if (w->fds[i].kind == WASI_FD_FILE)
+            from[i] = w->fds[i].file;
+    }
+    if (w->vfs) {
+        if (!(c->vfs = eryx__vfs_clone(w->vfs, from, w->nfds, to)))
+            goto fail;
+        for (uint32_t i = 0; i < w->nfds; i++)
+            c->fds[i].file = to[i];
+    }
+    free(from);
+    free(to);
+    return c;
+fail:
+    /* A FILE slot without its file is released as a NULL file (a no-op). */
+    free(from);
+    free(to);
+    eryx__wasi_free(c);
+    return NULL;
+}
+
+void eryx__wasi_reset_output(eryx__wasi *w)
+{
+    for (int i = 0; i < 2; i++) {
+        free(w->out[i].data);
+        w->out[i] = (wasi_capture){0};
+    }
+}
+
 void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem) { w->mem = mem; }
 
 void eryx__wasi_interrupt(eryx__wasi *w) { atomic_store(&w->interrupted, 1); }

@@ -38,6 +38,20 @@ typedef struct eryx__wasi_config {
 eryx__wasi *eryx__wasi_new(const eryx__wasi_config *cfg);
 void eryx__wasi_free(eryx__wasi *w);
 
+/* A deep copy of w for a sandbox made from a template or a forked session:
+ * the fd table (every fd number, offset, flag, right and preopen), args,
+ * environment, stdin bytes and read position, the output limit, and the
+ * vfs (eryx__vfs_clone: image mounts shared, /tmp copied, host descriptors
+ * dup'ed), with open files copied into the new vfs. It starts with empty
+ * output buffers, no output callback, no pending interrupt, and no memory
+ * (eryx__wasi_set_memory before use). Only reads w: several threads may
+ * clone one template at once while nobody uses it. NULL on failure. */
+eryx__wasi *eryx__wasi_clone(const eryx__wasi *w);
+
+/* Frees both output buffers (begin_run only empties them), e.g. before a
+ * template is kept for cloning. */
+void eryx__wasi_reset_output(eryx__wasi *w);
+
 /* Binds the guest's linear memory (after instantiation). */
 void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 
