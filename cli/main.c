@@ -45,6 +45,7 @@ typedef struct cli {
     uint64_t timeout_ms;      /* 0: the library's default */
     int timeout_set;
     int stats;
+    const char *session;      /* --session FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
 } cli;
@@ -62,6 +63,8 @@ static void usage(FILE *f)
             "  --max-output BYTES\n"
             "                  keep at most BYTES of stdout and of stderr (default 10M)\n"
             "  --stats         print the run's statistics as JSON on stderr\n"
+            "  --session FILE  load the session saved in FILE (if it exists), run,\n"
+            "                  and save the session back to FILE\n"
             "  --max-memory BYTES\n"
             "                  cap the sandbox's memory (suffixes k, M, G; default 128M)\n"
             "  --callback NAME=COMMAND\n"
@@ -208,6 +211,12 @@ static int parse_args(cli *c, int argc, char **argv)
             if (i + 1 >= argc || parse_size(argv[++i], &c->timeout_ms) < 0)
                 return -1;
             c->timeout_set = 1;
+        } else if (strcmp(a, "--session") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eryx: argument expected for the --session option\n");
+                return -1;
+            }
+            c->session = argv[++i];
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
@@ -345,6 +354,22 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     return EXIT_SANDBOX;
 }
 
+/* Saves the session after the run, unless the run left the interpreter in
+ * an unknown state (trapped, stopped hard, os._exit). */
+static int save_session(const char *path, eryx_sandbox *sb, int rc, int status)
+{
+    if (eryx_sandbox_is_dead(sb)) {
+        fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
+        return status ? status : EXIT_SANDBOX;
+    }
+    (void)rc;
+    if (eryx_sandbox_save(sb, path) != ERYX_OK) {
+        fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
+        return status ? status : EXIT_SETUP;
+    }
+    return status;
+}
+
 /* Ctrl-C interrupts the sandbox (gracefully, then hard after the grace
  * period) instead of killing the process: a thread waits for SIGINT, which
  * every other thread blocks. */
@@ -395,7 +420,10 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
             cfg.timeout_ns = c->timeout_ms * 1000000u;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
-        rc = eryx_sandbox_new(rt, &cfg, &sb);
+        if (c->session && access(c->session, F_OK) == 0)
+            rc = eryx_sandbox_load(rt, &cfg, c->session, &sb);
+        else
+            rc = eryx_sandbox_new(rt, &cfg, &sb);
     }
     if (rc != ERYX_OK) {
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
@@ -413,6 +441,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     status = report(rc, sb, res);
     if (c->stats)
         print_stats(rc, res, &cfg);
+    if (c->session)
+        status = save_session(c->session, sb, rc, status);
 done:
     fflush(stdout);
     eryx_result_free(res);

@@ -19,8 +19,12 @@
  *   event(kind, data, len)          a report: ERYX_EVENT_* below
  *
  * A request is NUL-terminated fields, then the code bytes:
- *   mode "\0" filename "\0" argc "\0" argv[0] "\0" ... argv[argc-1] "\0" code
- * where argc is a decimal count (argv entries may be empty).
+ *   mode "\0" flags "\0" filename "\0" callbacks "\0" setup "\0"
+ *   argc "\0" argv[0] "\0" ... argv[argc-1] "\0" code
+ * where argc is a decimal count (argv entries may be empty), flags holds "t"
+ * to trace, callbacks is the JSON list of host functions and setup is "" or
+ * the JSON of first-run work ({"seed": true, "env": {...}}). Both ends of
+ * this format ship together (src/core/run.c, guest/python/_eryx).
  * mode is "c" (code: exec it as __main__) or "m" (code is a module name: run
  * it as __main__ like `python -m`).
  */

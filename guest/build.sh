@@ -52,6 +52,7 @@ fi
 
 # Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
 wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
+          cat "$here/w2c_hooks.h"; grep -A3 'Data segment copies' "$0";
           "$ERYX_GUEST_CC" --version | head -n 1; cat /usr/include/wasm-rt.h; } | sha256sum | cut -c1-16)
 w2c="$ERYX_CACHE_DIR/w2c-$wkey"
 if [ ! -f "$w2c/stamp" ]; then
@@ -59,10 +60,14 @@ if [ ! -f "$w2c/stamp" ]; then
     t0=$(date +%s)
     log "wasm2c guest.wasm"
     wasm2c "$out/guest.wasm" -n python -o "$w2c.tmp/guest.c"
+    # Data segment copies go through a hook (see guest/w2c_hooks.h).
+    sed -i 's/^  LOAD_DATA(instance->w2c_memory,/  ERYX_LOAD_DATA(instance->w2c_memory,/' "$w2c.tmp/guest.c"
+    grep -q '^  ERYX_LOAD_DATA(' "$w2c.tmp/guest.c" || { log "wasm2c output changed: no LOAD_DATA to hook"; exit 1; }
     t1=$(date +%s)
     log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
     # shellcheck disable=SC2086
-    "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS -fPIC -w -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
+    "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS -fPIC -w -include "$here/w2c_hooks.h" \
+        -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
     log "compile: $(( $(date +%s) - t1 )) s"
     rm -f "$w2c.tmp/guest.c"   # 70 MB; the object is what we keep
     touch "$w2c.tmp/stamp"

@@ -230,6 +230,47 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
 ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
 
 /* ------------------------------------------------------------------------ */
+/* Sessions: a sandbox lives between runs                                    */
+/*
+ * A runtime boots CPython once, imports the common modules (json, re,
+ * asyncio, collections, dataclasses, datetime, decimal, functools, itertools,
+ * math, random, typing) and keeps that state as a copy-on-write image: a new
+ * sandbox maps it instead of starting Python. Each sandbox is a session: the
+ * globals of __main__ persist from run to run. Every sandbox made from the
+ * image reseeds `random` on its first run; os.urandom, secrets and uuid4
+ * draw from the host's entropy on every call.
+ */
+
+/* Back to the runtime's image: user state dropped, in microseconds. The
+ * sandbox keeps its config; a dead sandbox comes back to life. */
+ERYX_API int eryx_sandbox_reset(eryx_sandbox *sb);
+
+/* A new sandbox with a copy of sb's whole state (memory copy-on-write, /tmp
+ * files, open files, callbacks, limits). sb must be idle. The fork reseeds
+ * `random` on its first run. */
+ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
+
+/* Saves sb's state to path (atomically: a temporary file renamed over it).
+ * The file holds the guest's memory; open files and /tmp contents are not
+ * saved. Only the same build of eryx loads it. */
+ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
+
+/* A sandbox in the state saved at path, with cfg (may be NULL) for its
+ * limits, mounts and callbacks. A file that is not a session, was saved by
+ * another build, is truncated, damaged or larger than cfg->max_memory is
+ * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped. */
+ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                               const char *path, eryx_sandbox **out);
+
+/* 1 if sb can no longer run code (a run trapped, was stopped hard or called
+ * os._exit; eryx_sandbox_reset revives it), else 0. */
+ERYX_API int eryx_sandbox_is_dead(const eryx_sandbox *sb);
+
+/* Runs started in this sandbox (or its saved/forked ancestors since their
+ * last reset). */
+ERYX_API uint64_t eryx_sandbox_run_count(const eryx_sandbox *sb);
+
+/* ------------------------------------------------------------------------ */
 /* Running code                                                              */
 
 typedef struct eryx_result {

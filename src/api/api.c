@@ -232,3 +232,74 @@ int eryx_sandbox_interrupt(eryx_sandbox *sb)
         return ERYX_MISUSE;
     return eryx__sandbox_interrupt(sb);
 }
+
+int eryx_sandbox_reset(eryx_sandbox *sb)
+{
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_reset: not a sandbox");
+    if (atomic_flag_test_and_set(&sb->busy))
+        return misuse(sb, "the sandbox is in use by another thread");
+    int rc = sb->exec ? misuse(sb, "an execution is in progress: finish it first")
+                      : eryx__sandbox_reset(sb);
+    leave(sb);
+    return rc;
+}
+
+int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
+{
+    if (!out)
+        return misuse(NULL, "eryx_sandbox_fork: out is NULL");
+    *out = NULL;
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_fork: not a sandbox");
+    int rc = enter(sb, 1);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_fork(sb, out);
+    leave(sb);
+    return rc;
+}
+
+int eryx_sandbox_save(eryx_sandbox *sb, const char *path)
+{
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_save: not a sandbox");
+    if (!path)
+        return misuse(sb, "eryx_sandbox_save: path is NULL");
+    int rc = enter(sb, 1);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_save(sb, path);
+    leave(sb);
+    return rc;
+}
+
+int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                      eryx_sandbox **out)
+{
+    eryx__clear_errmsg(NULL);
+    if (!out || !path)
+        return misuse(NULL, "eryx_sandbox_load: out or path is NULL");
+    *out = NULL;
+    if (!runtime_ok(rt))
+        return misuse(NULL, "eryx_sandbox_load: not a runtime");
+    eryx_sandbox_config defaults;
+    if (!cfg) {
+        eryx_sandbox_config_default(&defaults);
+        cfg = &defaults;
+    }
+    int rc = check_sandbox_config(cfg);
+    if (rc != ERYX_OK)
+        return rc;
+    return eryx__sandbox_load(rt, cfg, path, out);
+}
+
+uint64_t eryx_sandbox_run_count(const eryx_sandbox *sb)
+{
+    return sandbox_ok(sb) ? sb->run_count : 0;
+}
+
+int eryx_sandbox_is_dead(const eryx_sandbox *sb)
+{
+    return sandbox_ok(sb) ? sb->state == ERYX__SB_DEAD : 1;
+}

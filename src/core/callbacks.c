@@ -160,3 +160,23 @@ const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *na
             return &sb->callbacks[i];
     return NULL;
 }
+
+/* Gives a fork its parent's callbacks (the registrations are immutable). */
+int eryx__callbacks_copy(eryx_sandbox *dst, const eryx_sandbox *src)
+{
+    dst->callbacks = src->n_callbacks ? calloc(src->n_callbacks, sizeof *dst->callbacks) : NULL;
+    if (src->n_callbacks && !dst->callbacks)
+        return ERYX_NOMEM;
+    for (size_t i = 0; i < src->n_callbacks; i++) {
+        eryx__callback *d = &dst->callbacks[i];
+        *d = src->callbacks[i];
+        d->name = strdup(src->callbacks[i].name);
+        json_incref(d->schema);
+        dst->n_callbacks = i + 1;
+        if (!d->name)
+            return ERYX_NOMEM;
+    }
+    free(dst->callbacks_json);
+    dst->callbacks_json = strdup(src->callbacks_json ? src->callbacks_json : "[]");
+    return dst->callbacks_json ? ERYX_OK : ERYX_NOMEM;
+}

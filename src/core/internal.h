@@ -36,11 +36,21 @@ struct Z_eryx_instance_t {
 #define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */
 #define ERYX__FREED_MAGIC 0xdeadbeefu
 
+/* What a guest's linear memory does not hold: its two mutable globals and
+ * the addresses the interrupt writes to. */
+typedef struct eryx__snapshot_globals {
+    uint32_t stack_pointer, memory_base;
+    uint32_t breaker_addr, async_exc_addr, exc_value, breaker_bit;
+} eryx__snapshot_globals;
+
 struct eryx_runtime {
     uint32_t magic;
     atomic_long n_sandboxes;    /* live sandboxes: the runtime outlives them */
     const uint8_t *stdlib;      /* the embedded stdlib image */
     size_t stdlib_size;
+    struct eryx_sandbox *template; /* booted and warmed up; never runs user code */
+    eryx__mem_image *image;     /* its memory, which new sandboxes map */
+    eryx__snapshot_globals globals;
 };
 
 struct eryx__hub;
@@ -81,6 +91,12 @@ struct eryx_sandbox {
     int exit_code;              /* os._exit's status, once dead by it */
     uint64_t timeout_ns;        /* default time limit of a run */
     eryx__irq irq;
+    eryx_sandbox_config cfg;    /* as given, for resets and forks (below) */
+    eryx_mount *mounts_copy;
+    char **env_copy;
+    int needs_setup;            /* next run: reseed random, apply env */
+    int reseed_only;            /* next run: reseed random only */
+    uint64_t run_count;
     eryx__callback *callbacks;
     size_t n_callbacks;
     char *callbacks_json;       /* their description for the guest */
@@ -100,6 +116,7 @@ const char *eryx__errmsg(const eryx_sandbox *sb);
 /* callbacks.c */
 int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
 void eryx__callbacks_free(eryx__callback *cbs, size_t n);
+int eryx__callbacks_copy(eryx_sandbox *dst, const eryx_sandbox *src);
 const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *name);
 
 /* interrupt.c */
@@ -111,6 +128,18 @@ int eryx__irq_run_end(eryx_sandbox *sb, int *hard);
 int eryx__irq_cause(eryx_sandbox *sb);
 uint64_t eryx__irq_deadline(eryx_sandbox *sb);
 int eryx__sandbox_interrupt(eryx_sandbox *sb);
+
+/* snapshot.c */
+int eryx__runtime_snapshot(eryx_runtime *rt);
+void eryx__runtime_drop_snapshot(eryx_runtime *rt);
+int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                                 eryx_sandbox **out);
+int eryx__sandbox_reset(eryx_sandbox *sb);
+int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       eryx_sandbox **out);
+int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "core/exec.h"
 #include "guest/abi.h"
 
@@ -17,7 +19,35 @@ void eryx_run_options_default(eryx_run_options *opts)
     opts->size = sizeof *opts;
 }
 
-/* mode \0 flags \0 filename \0 callbacks \0 argc \0 argv[0] \0 ... \0 code */
+/* What a sandbox made from an image does on its first run: reseed random
+ * (the image holds the template's state) and, unless it is a fork or a
+ * loaded session, apply its environment. "" when nothing is to be done. */
+static char *build_setup(const eryx_sandbox *sb)
+{
+    if (!sb->needs_setup && !sb->reseed_only)
+        return strdup("");
+    json_t *setup = json_pack("{s:b}", "seed", 1);
+    json_t *env = json_object();
+    for (size_t i = 0; sb->needs_setup && sb->cfg.env && sb->cfg.env[i]; i++) {
+        const char *kv = sb->cfg.env[i], *eq = strchr(kv, '=');
+        if (eq && eq != kv) {
+            char *key = strndup(kv, (size_t)(eq - kv));
+            if (key)
+                json_object_set_new(env, key, json_string(eq + 1));
+            free(key);
+        }
+    }
+    if (sb->needs_setup && setup && env)
+        json_object_set(setup, "env", env);
+    if (sb->needs_setup && setup && sb->cfg.n_mounts)
+        json_object_set_new(setup, "mounts", json_true());
+    json_decref(env);
+    char *text = setup ? json_dumps(setup, JSON_COMPACT) : NULL;
+    json_decref(setup);
+    return text;
+}
+
+/* mode \0 flags \0 filename \0 callbacks \0 setup \0 argc \0 argv[0] \0 ... \0 code */
 static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
                            const char *code, size_t len, size_t *req_len)
 {
@@ -26,21 +56,29 @@ static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
     const char *const *argv = o->argv && o->argv[0] ? o->argv : default_argv;
     const char *flags = sb->on_trace ? "t" : "";
     const char *cbs = sb->callbacks_json ? sb->callbacks_json : "[]";
+    char *setup = build_setup(sb);
+    if (!setup)
+        return NULL;
     size_t argc = 0;
     char count[24];
-    size_t n = 2 + strlen(flags) + 1 + strlen(filename) + 1 + strlen(cbs) + 1 + len;
+    size_t n = 2 + strlen(flags) + 1 + strlen(filename) + 1 + strlen(cbs) + 1 +
+               strlen(setup) + 1 + len;
     for (; argv[argc]; argc++)
         n += strlen(argv[argc]) + 1;
     n += (size_t)snprintf(count, sizeof count, "%zu", argc) + 1;
     char *req = malloc(n);
-    if (!req)
+    if (!req) {
+        free(setup);
         return NULL;
+    }
     char *p = req;
     *p++ = o->mode == ERYX_RUN_MODULE ? 'm' : 'c';
     *p++ = '\0';
     p = stpcpy(p, flags) + 1;
     p = stpcpy(p, filename) + 1;
     p = stpcpy(p, cbs) + 1;
+    p = stpcpy(p, setup) + 1;
+    free(setup);
     p = stpcpy(p, count) + 1;
     for (size_t i = 0; i < argc; i++)
         p = stpcpy(p, argv[i]) + 1;
@@ -97,6 +135,8 @@ int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
     }
     ex->t0 = eryx__now_ns();
     sb->exec = ex;
+    sb->needs_setup = sb->reseed_only = 0;
+    sb->run_count++;
     *out = ex;
     return ERYX_OK;
 }

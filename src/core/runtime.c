@@ -79,16 +79,22 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
         return ERYX_INIT;
     }
     int rc = check_guest_abi(rt);
+    if (rc == ERYX_OK)
+        rc = eryx__runtime_snapshot(rt);
     if (rc != ERYX_OK) {
         free(rt);
         return rc;
     }
+    /* The template is the runtime's own: it does not keep it alive. */
+    atomic_fetch_sub(&rt->n_sandboxes, 1);
     *out = rt;
     return ERYX_OK;
 }
 
 void eryx__runtime_free(eryx_runtime *rt)
 {
+    atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
+    eryx__runtime_drop_snapshot(rt);
     rt->magic = ERYX__FREED_MAGIC;
     free(rt);
 }

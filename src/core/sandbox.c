@@ -74,9 +74,71 @@ static int create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     return ERYX_OK;
 }
 
-/* A sandbox with an instantiated guest whose interpreter is not started. */
-int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
-                           eryx_sandbox **out)
+static char **copy_strings(const char *const *src)
+{
+    size_t n = 0;
+    while (src && src[n])
+        n++;
+    char **dst = calloc(n + 1, sizeof *dst);
+    for (size_t i = 0; dst && i < n; i++) {
+        if (!(dst[i] = strdup(src[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(dst[j]);
+            free(dst);
+            return NULL;
+        }
+    }
+    return dst;
+}
+
+static void free_strings(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Keeps the embedder's config for resets and forks: scalars as they are,
+ * mounts and environment copied, callbacks held apart (sb->callbacks). */
+static int copy_config(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    sb->cfg = *cfg;
+    sb->cfg.callbacks = NULL;
+    sb->cfg.n_callbacks = 0;
+    sb->cfg.mounts = NULL;
+    sb->cfg.n_mounts = 0;
+    sb->cfg.env = NULL;
+    sb->env_copy = copy_strings(cfg->env);
+    sb->mounts_copy = cfg->n_mounts ? calloc(cfg->n_mounts, sizeof *sb->mounts_copy) : NULL;
+    if (!sb->env_copy || (cfg->n_mounts && !sb->mounts_copy))
+        return ERYX_NOMEM;
+    sb->cfg.env = (const char *const *)sb->env_copy;
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        eryx_mount *m = &sb->mounts_copy[i];
+        m->writable = cfg->mounts[i].writable;
+        m->host_path = strdup(cfg->mounts[i].host_path);
+        m->guest_path = strdup(cfg->mounts[i].guest_path);
+        sb->cfg.n_mounts = i + 1;
+        if (!m->host_path || !m->guest_path)
+            return ERYX_NOMEM;
+    }
+    sb->cfg.mounts = sb->mounts_copy;
+    return ERYX_OK;
+}
+
+static void free_config(eryx_sandbox *sb)
+{
+    for (size_t i = 0; i < sb->cfg.n_mounts; i++) {
+        free((char *)sb->mounts_copy[i].host_path);
+        free((char *)sb->mounts_copy[i].guest_path);
+    }
+    free(sb->mounts_copy);
+    free_strings(sb->env_copy);
+}
+
+/* A sandbox with its settings, callbacks and fiber, but no guest and no
+ * WASI state yet. */
+int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
 {
     eryx_sandbox_config defaults;
     if (!cfg) {
@@ -92,24 +154,41 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
     sb->on_trace = cfg->on_trace;
+    sb->trace_user_data = cfg->trace_user_data;
     sb->timeout_ns = cfg->timeout_ns;
     eryx__irq_init(sb, cfg->interrupt_grace_ns);
-    sb->trace_user_data = cfg->trace_user_data;
     atomic_flag_clear(&sb->busy);
     atomic_fetch_add(&rt->n_sandboxes, 1);
-    int rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
+    int rc = copy_config(sb, cfg);
+    if (rc == ERYX_OK)
+        rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
     if (rc == ERYX_OK && !(sb->fiber = eryx__fiber_new(0))) {
         eryx__set_errmsg(NULL, "cannot map a stack for the sandbox");
         rc = ERYX_NOMEM;
     }
-    if (rc == ERYX_OK)
-        rc = create_wasi(sb, cfg);
+    if (rc != ERYX_OK) {
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    *out = sb;
+    return ERYX_OK;
+}
+
+/* A sandbox with an instantiated guest whose interpreter is not started. */
+int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                           eryx_sandbox **out)
+{
+    eryx_sandbox *sb;
+    int rc = eryx__sandbox_alloc(rt, cfg, &sb);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = create_wasi(sb, &sb->cfg);
     if (rc == ERYX_OK)
         rc = eryx__guest_instantiate(sb);
     if (rc == ERYX_OK) {
         wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
         eryx__wasi_set_memory(sb->wasi, mem);
-        uint64_t pages = cfg->max_memory / 65536u;
+        uint64_t pages = sb->cfg.max_memory / 65536u;
         eryx__memory_set_limit(mem, pages > 65535u ? 65535u : (uint32_t)pages);
     }
     if (rc != ERYX_OK) {
@@ -122,7 +201,9 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     return ERYX_OK;
 }
 
-int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
+/* A sandbox that boots CPython itself: the runtime's template (and every
+ * sandbox of a runtime without an image). */
+static int sandbox_boot(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
 {
     eryx_sandbox *sb;
     int rc = eryx__sandbox_new_bare(rt, cfg, &sb);
@@ -146,6 +227,19 @@ int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_san
     return ERYX_OK;
 }
 
+int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
+{
+    if (rt->image) {
+        eryx_sandbox_config defaults;
+        if (!cfg) {
+            eryx_sandbox_config_default(&defaults);
+            cfg = &defaults;
+        }
+        return eryx__sandbox_new_from_image(rt, cfg, out);
+    }
+    return sandbox_boot(rt, cfg, out);
+}
+
 void eryx__sandbox_free(eryx_sandbox *sb)
 {
     if (sb->exec)
@@ -157,6 +251,7 @@ void eryx__sandbox_free(eryx_sandbox *sb)
     eryx__fiber_free(sb->fiber);
     eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
     free(sb->callbacks_json);
+    free_config(sb);
     atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
     sb->magic = ERYX__FREED_MAGIC;
     free(sb);

@@ -165,6 +165,11 @@ static void virtual_stat(const char *path, eryx__vfs_attr *st)
     st->ino = vfs_hash_ino(path, strlen(path));
 }
 
+void eryx__vfs_set_tmp_quota(eryx__vfs *vfs, uint64_t tmp_quota_bytes)
+{
+    vfs->tmp_quota = tmp_quota_bytes;
+}
+
 eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes)
 {
     eryx__vfs *vfs = calloc(1, sizeof *vfs);

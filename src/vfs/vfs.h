@@ -35,6 +35,10 @@ typedef struct eryx__vfs eryx__vfs;
 int eryx__image_validate(const void *image, size_t size);
 
 eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
+
+/* Changes the /tmp quota (a clone's new owner sets its own). What is already
+ * stored stays, even above the new quota. */
+void eryx__vfs_set_tmp_quota(eryx__vfs *vfs, uint64_t tmp_quota_bytes);
 void eryx__vfs_free(eryx__vfs *vfs);
 
 /* Mounts. The image memory is borrowed and must outlive the vfs; host_dir is

@@ -121,6 +121,16 @@ static int strings_copy(wasi_strings *to, const wasi_strings *from)
     return 0;
 }
 
+eryx__vfs *eryx__wasi_vfs(eryx__wasi *w)
+{
+    return w->vfs;
+}
+
+void eryx__wasi_set_max_output(eryx__wasi *w, uint64_t max_output)
+{
+    w->max_output = max_output;
+}
+
 /* Only reads w, so that several threads may clone one template at once. */
 eryx__wasi *eryx__wasi_clone(const eryx__wasi *w)
 {

@@ -48,6 +48,11 @@ void eryx__wasi_free(eryx__wasi *w);
  * clone one template at once while nobody uses it. NULL on failure. */
 eryx__wasi *eryx__wasi_clone(const eryx__wasi *w);
 
+/* For a clone taken from a template, the new owner's settings: its file
+ * tree (to add mounts) and its output cap. */
+eryx__vfs *eryx__wasi_vfs(eryx__wasi *w);
+void eryx__wasi_set_max_output(eryx__wasi *w, uint64_t max_output);
+
 /* Frees both output buffers (begin_run only empties them), e.g. before a
  * template is kept for cloning. */
 void eryx__wasi_reset_output(eryx__wasi *w);

@@ -16,7 +16,7 @@ if [ $# -eq 0 ]; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$eryx" --max-memory 1G --mount "$src/Lib/test:/usr/lib/python3.13/test" \
+"$eryx" --timeout 0 --max-memory 1G --mount "$src/Lib/test:/usr/lib/python3.13/test" \
     -m test "$@" 2>&1 | tee "$log" | grep -E "^(0:|[0-9]+:).*(test_|Total)|^Total|^Result|FAIL|ERROR" | tail -n 80
 status=${PIPESTATUS[0]}
 # libregrtest: "Total tests: run=613 failures=0 skipped=28"

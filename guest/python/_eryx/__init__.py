@@ -21,12 +21,33 @@ _MISSING = object()
 
 
 def _parse(request):
-    """(mode, flags, filename, callbacks, argv, code) of a request."""
-    mode, flags, filename, cbs, argc, rest = request.split(b"\0", 5)
+    """(mode, flags, filename, callbacks, setup, argv, code) of a request."""
+    mode, flags, filename, cbs, setup, argc, rest = request.split(b"\0", 6)
     argv = rest.split(b"\0", int(argc))
     code = argv.pop()
     text = [x.decode("utf-8", "surrogateescape") for x in (mode, flags, filename, *argv)]
-    return text[0], text[1], text[2], cbs, text[3:], code
+    return text[0], text[1], text[2], cbs, setup, text[3:], code
+
+
+def _setup(setup):
+    """First run of a sandbox made from an image: the image holds the
+    template's random state and environment, not this sandbox's."""
+    if not setup:
+        return
+    import json
+    spec = json.loads(setup)
+    if spec.get("seed"):
+        import random
+        random.seed()
+    if "env" in spec:
+        import os
+        os.environ.clear()
+        os.environ.update(spec["env"])
+    if spec.get("mounts"):
+        # The image's import system cached its directory listings before
+        # this sandbox's mounts existed.
+        import importlib
+        importlib.invalidate_caches()
 
 
 def _exit_code(exc):
@@ -211,7 +232,8 @@ def _finish(before):
 
 def run(request):
     try:
-        mode, flags, filename, cbs, argv, code = _parse(request)
+        mode, flags, filename, cbs, setup, argv, code = _parse(request)
+        _setup(setup)
         sys.argv = argv or [""]
         _fresh_stdio()
         callbacks.install(_main.__dict__, cbs)

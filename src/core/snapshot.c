@@ -1,0 +1,390 @@
+/*
+ * Copy-on-write sandboxes: the runtime's image, and what is made from it
+ * (new sandboxes, resets), from a live sandbox (forks) and from a file
+ * (loaded sessions).
+ *
+ * The runtime boots one template sandbox, imports the common modules and
+ * captures its linear memory into a sealed memfd (src/engine/snapshot.c)
+ * together with the instance's two mutable globals. A new sandbox is
+ * instantiated without its data segments (guest/w2c_hooks.h), maps the image
+ * MAP_PRIVATE over its memory, restores the globals and clones the
+ * template's WASI state: page-table work, not CPython's start-up.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/exec.h"
+
+_Thread_local int eryx__w2c_skip_data_segments;
+
+/* Modules every sandbox finds already imported (the issue's list, plus the
+ * glue's event loop). Imported through importlib so that __main__ stays
+ * clean. */
+static const char warm_up_code[] =
+    "import importlib as _i\n"
+    "for _m in ('json', 're', 'asyncio', 'collections', 'dataclasses', 'datetime',\n"
+    "           'decimal', 'functools', 'itertools', 'math', 'random', 'typing',\n"
+    "           'traceback', 'io', 'os', 'sys', '_eryx.loop'):\n"
+    "    _i.import_module(_m)\n"
+    "del _i, _m\n";
+
+/* The state of a guest that the image does not hold. */
+static void save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
+{
+    g->stack_pointer = sb->inst.w2c___stack_pointer;
+    g->memory_base = sb->inst.w2c_GOT_data_internal___memory_base;
+    g->breaker_addr = sb->irq.breaker_addr;
+    g->async_exc_addr = sb->irq.async_exc_addr;
+    g->exc_value = sb->irq.exc_value;
+    g->breaker_bit = sb->irq.breaker_bit;
+}
+
+static void restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
+{
+    sb->inst.w2c___stack_pointer = g->stack_pointer;
+    sb->inst.w2c_GOT_data_internal___memory_base = g->memory_base;
+    sb->irq.breaker_addr = g->breaker_addr;
+    sb->irq.async_exc_addr = g->async_exc_addr;
+    sb->irq.exc_value = g->exc_value;
+    sb->irq.breaker_bit = g->breaker_bit;
+}
+
+int eryx__runtime_snapshot(eryx_runtime *rt)
+{
+    eryx_sandbox *tpl;
+    int rc = eryx__sandbox_new(rt, NULL, &tpl);
+    if (rc != ERYX_OK)
+        return rc;
+    eryx_result *r = NULL;
+    rc = eryx__sandbox_run(tpl, warm_up_code, sizeof warm_up_code - 1, NULL, &r);
+    if (rc != ERYX_OK) {
+        eryx__set_errmsg(NULL, "warming up the runtime image failed: %s",
+                         r && r->traceback ? r->traceback : eryx__errmsg(tpl));
+        eryx_result_free(r);
+        eryx__sandbox_free(tpl);
+        return rc == ERYX_PYTHON_EXCEPTION ? ERYX_INIT : rc;
+    }
+    eryx_result_free(r);
+    int err = eryx__mem_image_capture(&tpl->inst.w2c_memory, &rt->image);
+    if (err < 0) {
+        eryx__set_errmsg(NULL, "cannot capture the runtime image: %s", strerror(-err));
+        eryx__sandbox_free(tpl);
+        return ERYX_NOMEM;
+    }
+    save_globals(tpl, &rt->globals);
+    rt->template = tpl;
+    return ERYX_OK;
+}
+
+void eryx__runtime_drop_snapshot(eryx_runtime *rt)
+{
+    if (rt->template)
+        eryx__sandbox_free(rt->template);
+    eryx__mem_image_unref(rt->image);
+    rt->template = NULL;
+    rt->image = NULL;
+}
+
+/* The embedder's file tree and caps on a WASI state cloned from the
+ * template. The message goes to the thread. */
+static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config *cfg,
+                      int mount)
+{
+    eryx__vfs *vfs = eryx__wasi_vfs(w);
+    eryx__vfs_set_tmp_quota(vfs, cfg->tmp_quota);
+    eryx__wasi_set_max_output(w, cfg->max_output);
+    for (size_t i = 0; mount && i < cfg->n_mounts; i++) {
+        const eryx_mount *m = &cfg->mounts[i];
+        int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
+        if (err != 0) {
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path, m->guest_path,
+                             strerror(-err));
+            return ERYX_IO;
+        }
+    }
+    if (cfg->on_output)
+        eryx__wasi_set_output_fn(w, cfg->on_output, cfg->output_user_data);
+    sb->wasi = w;
+    return ERYX_OK;
+}
+
+/* Instantiates sb's guest without copying its data segments: an image is
+ * about to replace its memory. */
+static int instantiate_bare(eryx_sandbox *sb)
+{
+    eryx__w2c_skip_data_segments = 1;
+    int rc = eryx__guest_instantiate(sb);
+    eryx__w2c_skip_data_segments = 0;
+    return rc;
+}
+
+/* Points sb's memory at img (copy-on-write) with the given globals. */
+static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
+                     const eryx__snapshot_globals *g, uint64_t max_memory)
+{
+    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    uint64_t pages = max_memory / 65536u;
+    eryx__memory_set_limit(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+    int err = eryx__memory_map_image(mem, img);
+    if (err < 0) {
+        eryx__set_errmsg(sb, "cannot map the image: %s", err == -EFBIG
+                                                              ? "larger than max_memory"
+                                                              : strerror(-err));
+        return err == -EFBIG ? ERYX_INVALID : ERYX_NOMEM;
+    }
+    restore_globals(sb, g);
+    eryx__wasi_set_memory(sb->wasi, mem);
+    return ERYX_OK;
+}
+
+/* A sandbox in the state given by img + g, with the WASI state of `wasi_src`
+ * (cloned) and the embedder's config. */
+static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                              const eryx__mem_image *img, const eryx__snapshot_globals *g,
+                              const eryx_sandbox *parent, eryx_sandbox **out)
+{
+    eryx_sandbox *sb;
+    int rc = eryx__sandbox_alloc(rt, cfg, &sb);
+    if (rc != ERYX_OK)
+        return rc;
+    /* A fork keeps its parent's files, mounts and callbacks; the others
+     * start from the template's tree and add the config's mounts. */
+    if (parent)
+        rc = eryx__callbacks_copy(sb, parent);
+    eryx__wasi *w = rc == ERYX_OK ? eryx__wasi_clone((parent ? parent : rt->template)->wasi)
+                                  : NULL;
+    rc = w ? adopt_wasi(sb, w, cfg, parent == NULL) : rc == ERYX_OK ? ERYX_NOMEM : rc;
+    if (w && rc != ERYX_OK)
+        eryx__wasi_free(w);
+    if (rc == ERYX_OK)
+        rc = instantiate_bare(sb);
+    if (rc == ERYX_OK)
+        rc = map_state(sb, img, g, cfg->max_memory);
+    if (rc != ERYX_OK) {
+        if (sb->errmsg[0])
+            eryx__set_errmsg(NULL, "%s", sb->errmsg);
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    /* The first run reseeds random and applies the environment: the image
+     * holds the template's. */
+    sb->needs_setup = 1;
+    *out = sb;
+    return ERYX_OK;
+}
+
+int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                                 eryx_sandbox **out)
+{
+    return sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
+}
+
+int eryx__sandbox_reset(eryx_sandbox *sb)
+{
+    eryx_runtime *rt = sb->rt;
+    if (!rt->image) {
+        eryx__set_errmsg(sb, "the runtime has no image to reset to");
+        return ERYX_INVALID;
+    }
+    eryx__wasi *old = sb->wasi, *w = eryx__wasi_clone(rt->template->wasi);
+    if (!w)
+        return ERYX_NOMEM;
+    /* Keep the sandbox's own mounts, caps and output handler: rebuild the
+     * tree from its config. */
+    int rc = adopt_wasi(sb, w, &sb->cfg, 1);
+    if (rc != ERYX_OK) {
+        eryx__wasi_free(w);
+        return rc;
+    }
+    /* The instance calls its WASI imports with the pointer it was
+     * instantiated with: point it at the new state before freeing the old. */
+    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    eryx__wasi_free(old);
+    eryx__fiber_abandon(sb->fiber);
+    rc = map_state(sb, rt->image, &rt->globals, sb->cfg.max_memory);
+    if (rc != ERYX_OK) {
+        sb->state = ERYX__SB_DEAD;
+        return rc;
+    }
+    sb->state = ERYX__SB_READY;
+    sb->needs_setup = 1;
+    sb->run_count = 0;
+    return ERYX_OK;
+}
+
+int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
+{
+    eryx__mem_image *img;
+    int err = eryx__mem_image_capture(&sb->inst.w2c_memory, &img);
+    if (err < 0) {
+        eryx__set_errmsg(sb, "cannot capture the sandbox's memory: %s", strerror(-err));
+        return ERYX_NOMEM;
+    }
+    eryx__snapshot_globals g;
+    save_globals(sb, &g);
+    int rc = sandbox_from_state(sb->rt, &sb->cfg, img, &g, sb, out);
+    eryx__mem_image_unref(img);
+    if (rc == ERYX_OK) {
+        (*out)->needs_setup = 0; /* a fork keeps its parent's random state... */
+        (*out)->reseed_only = 1; /* ...but must not share its future */
+        (*out)->run_count = sb->run_count;
+    } else {
+        eryx__set_errmsg(sb, "%s", eryx__errmsg(NULL));
+    }
+    return rc;
+}
+
+/* ---- session files ----------------------------------------------------- */
+
+#define SESSION_MAGIC "ERYXSES1"
+
+/* The header of a session file; little endian, followed by mem_size bytes of
+ * linear memory. A crafted file can only give a sandbox a strange guest
+ * state, which the sandbox contains like any other guest behaviour; the
+ * checksum is there to catch damage, and every field is range-checked. */
+typedef struct session_header {
+    char magic[8];
+    char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
+    uint64_t mem_size;
+    uint64_t run_count;
+    uint64_t checksum;          /* FNV-1a 64 of the memory bytes */
+    eryx__snapshot_globals globals;
+} session_header;
+
+static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
+{
+    const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    session_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, SESSION_MAGIC, 8);
+    snprintf(h.build_id, sizeof h.build_id, "%s", ERYX_BUILD_ID);
+    h.mem_size = mem->size;
+    h.run_count = sb->run_count;
+    h.checksum = fnv1a(0xcbf29ce484222325ull, mem->data, mem->size);
+    save_globals(sb, &h.globals);
+    /* Written next to the target and renamed over it: a crash never leaves
+     * a half-written session behind. */
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return ERYX_NOMEM;
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    int ok = fd >= 0 && write_all(fd, &h, sizeof h) == 0 &&
+             write_all(fd, mem->data, mem->size) == 0 && fsync(fd) == 0;
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return ok ? ERYX_OK : ERYX_IO;
+}
+
+/* Reads and checks a session file's header and memory checksum. */
+static int read_session_header(int fd, const char *path, uint64_t max_memory, session_header *h)
+{
+    struct stat st;
+    ssize_t got = pread(fd, h, sizeof *h, 0);
+    if (got != (ssize_t)sizeof *h || memcmp(h->magic, SESSION_MAGIC, 8) != 0) {
+        eryx__set_errmsg(NULL, "%s is not an eryx session file", path);
+        return ERYX_INVALID;
+    }
+    if (strncmp(h->build_id, ERYX_BUILD_ID, sizeof h->build_id) != 0) {
+        eryx__set_errmsg(NULL, "%s was saved by another build of eryx (%.64s, this is %s)",
+                         path, h->build_id, ERYX_BUILD_ID);
+        return ERYX_INVALID;
+    }
+    if (fstat(fd, &st) != 0 || h->mem_size % 65536u != 0 || h->mem_size == 0 ||
+        h->mem_size > max_memory || (uint64_t)st.st_size != sizeof *h + h->mem_size) {
+        eryx__set_errmsg(NULL, "%s is truncated, or its memory is larger than max_memory",
+                         path);
+        return ERYX_INVALID;
+    }
+    uint64_t sum = 0xcbf29ce484222325ull;
+    static const size_t chunk = 1 << 20;
+    uint8_t *buf = malloc(chunk);
+    if (!buf)
+        return ERYX_NOMEM;
+    for (uint64_t off = 0; off < h->mem_size;) {
+        size_t want = h->mem_size - off < chunk ? (size_t)(h->mem_size - off) : chunk;
+        ssize_t r = pread(fd, buf, want, (off_t)(sizeof *h + off));
+        if (r <= 0) {
+            free(buf);
+            eryx__set_errmsg(NULL, "cannot read %s", path);
+            return ERYX_IO;
+        }
+        sum = fnv1a(sum, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    free(buf);
+    if (sum != h->checksum) {
+        eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       eryx_sandbox **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    session_header h;
+    int rc = read_session_header(fd, path, cfg->max_memory, &h);
+    eryx__mem_image *img = NULL;
+    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0)
+        rc = ERYX_IO;
+    if (rc == ERYX_OK) {
+        int err = eryx__mem_image_read(fd, h.mem_size, &img);
+        if (err < 0) {
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(-err));
+            rc = ERYX_IO;
+        }
+    }
+    close(fd);
+    if (rc == ERYX_OK) {
+        rc = sandbox_from_state(rt, cfg, img, &h.globals, NULL, out);
+        if (rc == ERYX_OK) {
+            (*out)->needs_setup = 0;
+            (*out)->reseed_only = 1;
+            (*out)->run_count = h.run_count;
+        }
+    }
+    eryx__mem_image_unref(img);
+    return rc;
+}

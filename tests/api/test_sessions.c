@@ -1,0 +1,194 @@
+/* Sandboxes from the runtime's image; sessions: reset, fork, save, load. */
+#include <eryx.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+static eryx_sandbox *new_sandbox(const eryx_sandbox_config *cfg)
+{
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(rt, cfg, &sb);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_new: %s\n", eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    return sb;
+}
+
+/* Runs code that must succeed; returns its stdout (malloc'd). */
+static char *out_of(eryx_sandbox *sb, const char *code)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "run %s: %s %s\n", eryx_errstr(rc), eryx_errmsg(sb),
+                r && r->traceback ? r->traceback : "");
+    CHECK_INT(rc, ERYX_OK);
+    char *out = strdup(r && r->out ? r->out : "");
+    eryx_result_free(r);
+    return out;
+}
+
+static void check_out(eryx_sandbox *sb, const char *code, const char *want)
+{
+    char *out = out_of(sb, code);
+    CHECK_STR(out, want);
+    free(out);
+}
+
+static void test_fresh_from_image(void)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    const char *env[] = {"GREETING=hello", "EMPTY=", NULL};
+    cfg.env = env;
+    eryx_sandbox *a = new_sandbox(&cfg), *b = new_sandbox(NULL);
+    /* Common modules are loaded, but the user's namespace is clean. */
+    check_out(a, "m = __import__('sys').modules\nprint('json' in m, 'asyncio' in m, "
+                 "'json' in globals(), sorted(k for k in globals() if not k.startswith('__') "
+                 "and k != 'm'))",
+              "True True False ['CallbackError', 'invoke', 'list_callbacks']\n");
+    check_out(a, "import os\nprint(os.environ.get('GREETING'), repr(os.environ['EMPTY']))",
+              "hello ''\n");
+    check_out(b, "import os\nprint(dict(os.environ))", "{}\n");
+    /* Fresh entropy in each sandbox made from one image. */
+    char *ra = out_of(a, "import random, os, uuid\nprint(random.random(), os.urandom(8).hex(), "
+                         "uuid.uuid4())");
+    char *rb = out_of(b, "import random, os, uuid\nprint(random.random(), os.urandom(8).hex(), "
+                         "uuid.uuid4())");
+    CHECK(strlen(ra) > 20);
+    CHECK(strcmp(ra, rb) != 0);
+    char *ra1 = strdup(ra), *rb1 = strdup(rb);
+    *strchr(ra1, ' ') = '\0';
+    *strchr(rb1, ' ') = '\0';
+    CHECK(strcmp(ra1, rb1) != 0); /* random.random() alone differs too */
+    free(ra), free(rb), free(ra1), free(rb1);
+    /* Nothing one did is visible to the other. */
+    check_out(a, "secret = 1\nopen('/tmp/a', 'w').write('x')", "");
+    check_out(b, "import os\nprint('secret' in globals(), os.path.exists('/tmp/a'))",
+              "False False\n");
+    eryx_sandbox_free(a);
+    eryx_sandbox_free(b);
+}
+
+static void test_session_and_reset(void)
+{
+    eryx_sandbox *sb = new_sandbox(NULL);
+    check_out(sb, "x = 42\ndef twice(v):\n    return v * 2\nimport fractions", "");
+    check_out(sb, "print(twice(x), fractions.Fraction(1, 3))", "84 1/3\n");
+    CHECK_INT(eryx_sandbox_run_count(sb), 2);
+    CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+    CHECK_INT(eryx_sandbox_run_count(sb), 0);
+    check_out(sb, "print('x' in globals(), 'twice' in globals())", "False False\n");
+    /* A dead sandbox comes back with a reset. */
+    eryx_result *r = NULL;
+    const char *code = "import os\nos._exit(3)";
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_sandbox_is_dead(sb), 1);
+    CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+    CHECK_INT(eryx_sandbox_is_dead(sb), 0);
+    check_out(sb, "print('alive')", "alive\n");
+    eryx_sandbox_free(sb);
+}
+
+static void test_fork(void)
+{
+    eryx_sandbox *parent = new_sandbox(NULL);
+    check_out(parent, "data = list(range(5))\nopen('/tmp/f', 'w').write('parent')", "");
+    eryx_sandbox *child = NULL;
+    CHECK_INT(eryx_sandbox_fork(parent, &child), ERYX_OK);
+    REQUIRE(child != NULL);
+    check_out(child, "print(data, open('/tmp/f').read())", "[0, 1, 2, 3, 4] parent\n");
+    check_out(child, "data.append(99)\nopen('/tmp/f', 'w').write('child')", "");
+    check_out(parent, "print(data, open('/tmp/f').read())", "[0, 1, 2, 3, 4] parent\n");
+    check_out(child, "print(data[-1], open('/tmp/f').read())", "99 child\n");
+    CHECK_INT(eryx_sandbox_run_count(child), 4);
+    /* The child outlives its parent. */
+    eryx_sandbox_free(parent);
+    check_out(child, "print(len(data))", "6\n");
+    eryx_sandbox_free(child);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, data, n) == (ssize_t)n);
+    close(fd);
+}
+
+static void expect_load_refused(const char *path, const char *why)
+{
+    eryx_sandbox *sb = (eryx_sandbox *)1;
+    CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_INVALID);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), why);
+}
+
+static void test_save_load(void)
+{
+    char dir[] = "/tmp/eryx-test-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char path[128], bad[128];
+    snprintf(path, sizeof path, "%s/session.img", dir);
+    snprintf(bad, sizeof bad, "%s/bad.img", dir);
+    eryx_sandbox *sb = new_sandbox(NULL);
+    check_out(sb, "class Point:\n    def __init__(self, x): self.x = x\n"
+                  "p = Point(7)\nhistory = ['a', 'b']\nblob = bytearray(40 * 2**20)", "");
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
+    eryx_sandbox_free(sb);
+
+    CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_OK);
+    check_out(sb, "print(p.x, history, type(p).__name__, len(blob))",
+              "7 ['a', 'b'] Point 41943040\n");
+    CHECK_INT(eryx_sandbox_run_count(sb), 2);
+    eryx_sandbox_free(sb);
+
+    /* Files that are not good sessions are refused, never mapped. */
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *bytes = malloc((size_t)size);
+    REQUIRE(fread(bytes, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    write_file(bad, "hello world, not a session at all", 33);
+    expect_load_refused(bad, "not an eryx session");
+    write_file(bad, bytes, (size_t)size / 2);
+    expect_load_refused(bad, "truncated");
+    bytes[size - 100] ^= 0x40;
+    write_file(bad, bytes, (size_t)size);
+    expect_load_refused(bad, "damaged");
+    bytes[size - 100] ^= 0x40;
+    memcpy(bytes + 8, "another-build", 13);
+    write_file(bad, bytes, (size_t)size);
+    expect_load_refused(bad, "another build");
+    free(bytes);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.max_memory = 32u << 20; /* the session holds more than 40 MiB */
+    CHECK_INT(eryx_sandbox_load(rt, &cfg, path, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "larger than max_memory");
+    CHECK_INT(eryx_sandbox_load(rt, NULL, "/nonexistent/x.img", &sb), ERYX_IO);
+    unlink(path);
+    unlink(bad);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    int rc = eryx_runtime_new(NULL, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_runtime_new: %s\n", eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    test_fresh_from_image();
+    test_session_and_reset();
+    test_fork();
+    test_save_load();
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}
