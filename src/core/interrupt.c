@@ -28,12 +28,18 @@ static eryx_sandbox *wd_armed;         /* list through irq.next */
 static eryx_sandbox *wd_firing;        /* handled outside wd_mu right now */
 static int wd_started;
 
+/* A hard stop that lands in host code (a WASI import, libc) is dropped by
+ * the engine: it is sent again this often until the run ends. */
+#define HARD_RETRY_NS (1000u * 1000u)
+
 /* When the watchdog must look at sb next; 0 = never. irq.mu held. */
 static uint64_t next_time(const eryx_sandbox *sb)
 {
     const eryx__irq *q = &sb->irq;
-    if (!q->running || q->hard)
+    if (!q->running)
         return 0;
+    if (q->hard)
+        return q->hard_at_ns + HARD_RETRY_NS;
     return q->cause ? q->hard_at_ns : q->deadline_ns;
 }
 
@@ -73,6 +79,7 @@ static void fire(eryx_sandbox *sb, uint64_t now)
         soft_stop(sb, ERYX_TIMEOUT);
     } else {
         q->hard = 1;
+        q->hard_at_ns = now;
         eryx__engine_interrupt(sb->fiber);
     }
 }

@@ -16,6 +16,11 @@
 extern const uint8_t eryx__stdlib_image[];
 extern const uint8_t eryx__stdlib_image_end[];
 
+/* The generated guest code, in a section of its own (src/CMakeLists.txt
+ * renames guest.o's .text): hard interrupts jump only from there. */
+extern const char __start_eryx_guest_code[];
+extern const char __stop_eryx_guest_code[];
+
 static pthread_once_t module_once = PTHREAD_ONCE_INIT;
 static int module_init_errno;
 
@@ -25,6 +30,7 @@ static void init_module_once(void)
         module_init_errno = errno ? errno : EINVAL;
         return;
     }
+    eryx__engine_set_guest_code(__start_eryx_guest_code, __stop_eryx_guest_code);
     /* Registers the module's function types: process-global, done once. */
     Z_python_init_module();
 }

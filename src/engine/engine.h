@@ -206,6 +206,14 @@ void eryx__fiber_abandon(eryx__fiber *f);
  * Handlers use SA_RESTART, so most system calls are restarted. */
 void eryx__engine_interrupt(eryx__fiber *f);
 
+/* Declares where the generated guest code is (once, before interrupts):
+ * the hard interrupt then jumps only from instructions in [lo, hi). Host
+ * code the guest calls without enter/leave_host is thus safe too; an
+ * interrupt that arrives there is dropped, and the caller sends another
+ * (src/core/interrupt.c retries every millisecond). Without it, every
+ * instruction outside enter/leave_host counts as guest code. */
+void eryx__engine_set_guest_code(const void *lo, const void *hi);
+
 /* Clears the interrupt flag (owner thread, not during a call on f). */
 void eryx__fiber_clear_interrupt(eryx__fiber *f);
 

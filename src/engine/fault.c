@@ -99,6 +99,35 @@ static uintptr_t interrupted_sp(const void *ctx)
 #endif
 }
 
+/* Where the generated guest code lies, when the embedder told us
+ * (eryx__engine_set_guest_code): the interrupt then also requires the
+ * interrupted instruction to be in it. Host functions that guest code calls
+ * without eryx__engine_enter_host (the WASI imports, libc's memcpy) are then
+ * never jumped out of either; the caller retries the interrupt. */
+static uintptr_t guest_code_lo, guest_code_hi;
+
+void eryx__engine_set_guest_code(const void *lo, const void *hi)
+{
+    guest_code_lo = (uintptr_t)lo;
+    guest_code_hi = (uintptr_t)hi;
+}
+
+static int in_guest_code(const void *ctx)
+{
+    if (!guest_code_hi)
+        return 1;
+    const ucontext_t *uc = ctx;
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+#else
+    uintptr_t pc = guest_code_lo;
+    (void)uc;
+#endif
+    return pc >= guest_code_lo && pc < guest_code_hi;
+}
+
 /* The interrupt signal: jump out only if this thread is in guest code of an
  * interrupted fiber (never out of host code, nor out of our fault handler on
  * the alternate stack). Anything else (a late delivery after the call ended,
@@ -110,7 +139,7 @@ static void on_interrupt(int sig, siginfo_t *si, void *ctx)
     eryx__engine_thread *t = &eryx__engine_tls;
     int saved_errno = errno;
 
-    if (eryx__interrupt_here(t, interrupted_sp(ctx))) {
+    if (eryx__interrupt_here(t, interrupted_sp(ctx)) && in_guest_code(ctx)) {
         const ucontext_t *uc = ctx;
         pthread_sigmask(SIG_SETMASK, &uc->uc_sigmask, NULL);
         t->result = ERYX__CALL_INTERRUPTED;
