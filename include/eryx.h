@@ -271,6 +271,51 @@ ERYX_API int eryx_sandbox_is_dead(const eryx_sandbox *sb);
 ERYX_API uint64_t eryx_sandbox_run_count(const eryx_sandbox *sb);
 
 /* ------------------------------------------------------------------------ */
+/* Pool: warm sandboxes for many short jobs                                   */
+
+typedef struct eryx_pool eryx_pool;
+
+typedef struct eryx_pool_config {
+    size_t size;                        /* sizeof(eryx_pool_config) */
+    const eryx_sandbox_config *sandbox; /* for every sandbox; NULL = defaults.
+                                           Kept as given: what it points to
+                                           must outlive the pool */
+    uint32_t max_size;                  /* sandboxes at most, idle or not (16) */
+    uint32_t min_idle;                  /* kept ready (1) */
+    uint64_t idle_timeout_ns;           /* idle ones beyond min_idle are freed
+                                           after this (60 s) */
+} eryx_pool_config;
+
+typedef struct eryx_pool_stats {
+    uint64_t acquisitions;              /* successful acquires */
+    uint64_t creations;                 /* sandboxes created */
+    uint64_t waits;                     /* acquires that had to wait */
+    uint64_t evictions;                 /* idle sandboxes freed */
+    uint32_t idle, in_use;
+} eryx_pool_stats;
+
+ERYX_API void eryx_pool_config_default(eryx_pool_config *cfg);
+
+/* A thread-safe pool over rt (cfg may be NULL). All its functions may be
+ * called from any thread. */
+ERYX_API int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out);
+
+/* Frees the pool and its idle sandboxes; every acquired sandbox must have
+ * been released (else ERYX_MISUSE and nothing is freed). NULL is accepted. */
+ERYX_API int eryx_pool_free(eryx_pool *pool);
+
+/* A clean sandbox: idle, or new while fewer than max_size exist, or the
+ * first one released within timeout_ns (ERYX_TIMEOUT after that; 0 = do
+ * not wait). */
+ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbox **out);
+
+/* Gives a sandbox back: it is reset to the runtime image (nothing of this
+ * user's state reaches the next one), dead ones included. */
+ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
+
+ERYX_API void eryx_pool_get_stats(eryx_pool *pool, eryx_pool_stats *out);
+
+/* ------------------------------------------------------------------------ */
 /* Running code                                                              */
 
 typedef struct eryx_result {

@@ -1,0 +1,214 @@
+/*
+ * A thread-safe pool of warm sandboxes. Sandboxes go back clean: a release
+ * resets the sandbox to the runtime image (microseconds), so one user's
+ * state never reaches the next. Idle sandboxes beyond min_idle are evicted
+ * lazily, on the pool's own calls: the pool runs no thread.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+#define POOL_MAGIC 0x4c505852u /* "RXPL" */
+
+typedef struct idle_entry {
+    eryx_sandbox *sb;
+    uint64_t since_ns;
+} idle_entry;
+
+struct eryx_pool {
+    uint32_t magic;
+    eryx_runtime *rt;
+    eryx_pool_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* a sandbox was released */
+    idle_entry *idle;           /* a stack: the most recently used on top */
+    uint32_t n_idle, in_use;
+    eryx_pool_stats stats;
+};
+
+void eryx_pool_config_default(eryx_pool_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->size = sizeof *cfg;
+    cfg->max_size = 16;
+    cfg->min_idle = 1;
+    cfg->idle_timeout_ns = 60ull * 1000 * 1000 * 1000;
+}
+
+static int pool_ok(const eryx_pool *p)
+{
+    return p && p->magic == POOL_MAGIC;
+}
+
+int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out)
+{
+    eryx_pool_config defaults;
+    if (!out)
+        return ERYX_MISUSE;
+    *out = NULL;
+    if (!rt || rt->magic != ERYX__RUNTIME_MAGIC)
+        return ERYX_MISUSE;
+    if (!cfg) {
+        eryx_pool_config_default(&defaults);
+        cfg = &defaults;
+    }
+    if (cfg->size != sizeof *cfg || cfg->max_size == 0 || cfg->min_idle > cfg->max_size) {
+        eryx__set_errmsg(NULL, "eryx_pool_config: fill it with eryx_pool_config_default(); "
+                               "max_size must be > 0 and >= min_idle");
+        return ERYX_INVALID;
+    }
+    eryx_pool *p = calloc(1, sizeof *p);
+    if (!p || !(p->idle = calloc(cfg->max_size, sizeof *p->idle))) {
+        free(p);
+        return ERYX_NOMEM;
+    }
+    p->magic = POOL_MAGIC;
+    p->rt = rt;
+    p->cfg = *cfg;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, &attr);
+    pthread_condattr_destroy(&attr);
+    /* Fill min_idle now, so the first acquires find sandboxes ready. */
+    for (uint32_t i = 0; i < cfg->min_idle; i++) {
+        eryx_sandbox *sb;
+        int rc = eryx_sandbox_new(rt, cfg->sandbox, &sb);
+        if (rc != ERYX_OK) {
+            eryx_pool_free(p);
+            return rc;
+        }
+        p->idle[p->n_idle++] = (idle_entry){sb, eryx__now_ns()};
+        p->stats.creations++;
+    }
+    *out = p;
+    return ERYX_OK;
+}
+
+/* Frees idle sandboxes beyond min_idle that waited longer than the idle
+ * timeout (the oldest are at the bottom of the stack); mu held. */
+static void evict_locked(eryx_pool *p, uint64_t now)
+{
+    uint32_t keep_from = 0;
+    while (p->n_idle - keep_from > p->cfg.min_idle &&
+           now - p->idle[keep_from].since_ns >= p->cfg.idle_timeout_ns) {
+        eryx_sandbox_free(p->idle[keep_from].sb);
+        p->stats.evictions++;
+        keep_from++;
+    }
+    if (keep_from) {
+        memmove(p->idle, p->idle + keep_from, (p->n_idle - keep_from) * sizeof *p->idle);
+        p->n_idle -= keep_from;
+    }
+}
+
+static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(deadline_ns / 1000000000u);
+    ts->tv_nsec = (long)(deadline_ns % 1000000000u);
+}
+
+int eryx_pool_acquire(eryx_pool *p, uint64_t timeout_ns, eryx_sandbox **out)
+{
+    if (!out)
+        return ERYX_MISUSE;
+    *out = NULL;
+    if (!pool_ok(p))
+        return ERYX_MISUSE;
+    uint64_t deadline = eryx__now_ns() + timeout_ns;
+    int waited = 0, rc = ERYX_OK;
+    pthread_mutex_lock(&p->mu);
+    evict_locked(p, eryx__now_ns());
+    while (p->n_idle == 0 && p->n_idle + p->in_use >= p->cfg.max_size) {
+        if (timeout_ns == 0 || eryx__now_ns() >= deadline) {
+            rc = ERYX_TIMEOUT;
+            break;
+        }
+        waited = 1;
+        struct timespec ts;
+        deadline_ts(deadline, &ts);
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    p->stats.waits += (uint64_t)waited;
+    if (rc != ERYX_OK) {
+        pthread_mutex_unlock(&p->mu);
+        eryx__set_errmsg(NULL, "no sandbox became free in time (%u in use)", p->in_use);
+        return rc;
+    }
+    eryx_sandbox *sb = p->n_idle ? p->idle[--p->n_idle].sb : NULL;
+    p->in_use++; /* reserved: creation happens outside the lock */
+    pthread_mutex_unlock(&p->mu);
+    if (!sb) {
+        rc = eryx_sandbox_new(p->rt, p->cfg.sandbox, &sb);
+        pthread_mutex_lock(&p->mu);
+        if (rc == ERYX_OK)
+            p->stats.creations++;
+        else
+            p->in_use--;
+        pthread_mutex_unlock(&p->mu);
+        if (rc != ERYX_OK)
+            return rc;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->stats.acquisitions++;
+    pthread_mutex_unlock(&p->mu);
+    *out = sb;
+    return ERYX_OK;
+}
+
+int eryx_pool_release(eryx_pool *p, eryx_sandbox *sb)
+{
+    if (!pool_ok(p) || !sb)
+        return ERYX_MISUSE;
+    /* Clean before it is seen by anyone else. */
+    int rc = eryx_sandbox_reset(sb);
+    pthread_mutex_lock(&p->mu);
+    p->in_use--;
+    if (rc == ERYX_OK && p->n_idle < p->cfg.max_size) {
+        p->idle[p->n_idle++] = (idle_entry){sb, eryx__now_ns()};
+        sb = NULL;
+    }
+    evict_locked(p, eryx__now_ns());
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    eryx_sandbox_free(sb); /* one that could not be reset is not reused */
+    return rc;
+}
+
+void eryx_pool_get_stats(eryx_pool *p, eryx_pool_stats *out)
+{
+    if (!pool_ok(p) || !out)
+        return;
+    pthread_mutex_lock(&p->mu);
+    *out = p->stats;
+    out->idle = p->n_idle;
+    out->in_use = p->in_use;
+    pthread_mutex_unlock(&p->mu);
+}
+
+int eryx_pool_free(eryx_pool *p)
+{
+    if (!p)
+        return ERYX_OK;
+    if (!pool_ok(p))
+        return ERYX_MISUSE;
+    pthread_mutex_lock(&p->mu);
+    uint32_t in_use = p->in_use;
+    pthread_mutex_unlock(&p->mu);
+    if (in_use) {
+        eryx__set_errmsg(NULL, "misuse: eryx_pool_free with %u sandboxes acquired", in_use);
+        return ERYX_MISUSE;
+    }
+    for (uint32_t i = 0; i < p->n_idle; i++)
+        eryx_sandbox_free(p->idle[i].sb);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    p->magic = ERYX__FREED_MAGIC;
+    free(p->idle);
+    free(p);
+    return ERYX_OK;
+}

@@ -1,0 +1,145 @@
+/* The pool: limits, waiting, clean sandboxes, eviction, threads. */
+#include <eryx.h>
+#include <pthread.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+static char *run_out(eryx_sandbox *sb, const char *code)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    CHECK_INT(rc, ERYX_OK);
+    char *out = strdup(r && r->out ? r->out : "");
+    eryx_result_free(r);
+    return out;
+}
+
+static void test_limits_and_reuse(void)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 2;
+    cfg.min_idle = 1;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_pool_stats st;
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.idle, 1);
+    CHECK_INT(st.creations, 1);
+
+    eryx_sandbox *a = NULL, *b = NULL, *c = NULL;
+    CHECK_INT(eryx_pool_acquire(pool, 0, &a), ERYX_OK);
+    CHECK_INT(eryx_pool_acquire(pool, 0, &b), ERYX_OK);
+    CHECK_INT(eryx_pool_acquire(pool, 0, &c), ERYX_TIMEOUT); /* try-acquire: full */
+    CHECK(c == NULL);
+    CHECK_INT(eryx_pool_acquire(pool, 20u * 1000 * 1000, &c), ERYX_TIMEOUT); /* waited */
+    free(run_out(a, "secret = 'user A'\nopen('/tmp/a', 'w').write('A')"));
+    CHECK_INT(eryx_pool_release(pool, a), ERYX_OK);
+    /* The next user gets a clean sandbox. */
+    CHECK_INT(eryx_pool_acquire(pool, 0, &c), ERYX_OK);
+    char *out = run_out(c, "import os\nprint('secret' in globals(), os.path.exists('/tmp/a'))");
+    CHECK_STR(out, "False False\n");
+    free(out);
+    /* A dead sandbox comes back clean too. */
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(b, "import os\nos._exit(1)", 21, &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_pool_release(pool, b), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_MISUSE); /* c is still out */
+    CHECK_INT(eryx_pool_release(pool, c), ERYX_OK);
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.acquisitions, 3);
+    CHECK_INT(st.creations, 2);
+    CHECK_INT(st.waits, 1);
+    CHECK_INT(st.in_use, 0);
+    CHECK_INT(st.idle, 2);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+static void test_eviction(void)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 4;
+    cfg.min_idle = 1;
+    cfg.idle_timeout_ns = 1; /* anything idle beyond min_idle goes at once */
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *s[3];
+    for (int i = 0; i < 3; i++)
+        REQUIRE(eryx_pool_acquire(pool, 0, &s[i]) == ERYX_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(eryx_pool_release(pool, s[i]), ERYX_OK);
+    eryx_pool_stats st;
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.idle, 1);
+    CHECK_INT(st.evictions, 2);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+struct worker {
+    eryx_pool *pool;
+    int failures;
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    for (int i = 0; i < 25; i++) {
+        eryx_sandbox *sb = NULL;
+        if (eryx_pool_acquire(w->pool, 10ull * 1000 * 1000 * 1000, &sb) != ERYX_OK) {
+            w->failures++;
+            continue;
+        }
+        char code[96];
+        snprintf(code, sizeof code, "print('x' in globals())\nx = %d", i);
+        char *out = run_out(sb, code);
+        w->failures += strcmp(out, "False\n") != 0;
+        free(out);
+        if (eryx_pool_release(w->pool, sb) != ERYX_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+/* 4 threads share 2 sandboxes: each always gets a clean one. */
+static void test_threads(void)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 2;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    pthread_t t[4];
+    struct worker w[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct worker){pool, 0};
+        pthread_create(&t[i], NULL, work, &w[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(w[i].failures, 0);
+    }
+    eryx_pool_stats st;
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.acquisitions, 100);
+    CHECK(st.creations <= 2);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+int main(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+    test_limits_and_reuse();
+    test_eviction();
+    test_threads();
+    eryx_pool_config bad;
+    eryx_pool_config_default(&bad);
+    bad.min_idle = 100;
+    eryx_pool *p = NULL;
+    CHECK_INT(eryx_pool_new(rt, &bad, &p), ERYX_INVALID);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    return CHECK_DONE();
+}
