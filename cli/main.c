@@ -407,7 +407,13 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    int rc = argv ? eryx_runtime_new(NULL, &rt) : ERYX_NOMEM;
+    /* One sandbox: booting CPython directly beats building the runtime's
+     * image first, unless a session is loaded (that needs the image). */
+    eryx_runtime_config rcfg;
+    eryx_runtime_config_default(&rcfg);
+    if (!c->session)
+        rcfg.flags |= ERYX_RUNTIME_NO_IMAGE;
+    int rc = argv ? eryx_runtime_new(&rcfg, &rt) : ERYX_NOMEM;
     if (rc == ERYX_OK) {
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;

@@ -101,8 +101,15 @@ typedef struct eryx_runtime eryx_runtime;
 /* Configs start with their own size so fields can be appended without new
  * function versions: fill them with the matching *_default() first. */
 typedef struct eryx_runtime_config {
-    size_t size; /* sizeof(eryx_runtime_config) */
+    size_t size;    /* sizeof(eryx_runtime_config) */
+    unsigned flags; /* ERYX_RUNTIME_* */
 } eryx_runtime_config;
+
+/* Do not build the runtime's copy-on-write image (100–150 ms at creation):
+ * every sandbox then starts CPython itself (~35 ms), and eryx_sandbox_reset
+ * and eryx_sandbox_load are not available (ERYX_INVALID). For a process that
+ * makes one sandbox, like the eryx command. */
+#define ERYX_RUNTIME_NO_IMAGE 1u
 
 ERYX_API void eryx_runtime_config_default(eryx_runtime_config *cfg);
 

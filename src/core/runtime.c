@@ -65,7 +65,7 @@ static int check_guest_abi(eryx_runtime *rt)
 
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
 {
-    (void)cfg; /* no runtime options yet */
+    int with_image = !cfg || !(cfg->flags & ERYX_RUNTIME_NO_IMAGE);
     pthread_once(&module_once, init_module_once);
     if (module_init_errno) {
         eryx__set_errmsg(NULL, "cannot install the fault handler: %s",
@@ -85,21 +85,23 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
         return ERYX_INIT;
     }
     int rc = check_guest_abi(rt);
-    if (rc == ERYX_OK)
+    if (rc == ERYX_OK && with_image)
         rc = eryx__runtime_snapshot(rt);
     if (rc != ERYX_OK) {
         free(rt);
         return rc;
     }
     /* The template is the runtime's own: it does not keep it alive. */
-    atomic_fetch_sub(&rt->n_sandboxes, 1);
+    if (rt->template)
+        atomic_fetch_sub(&rt->n_sandboxes, 1);
     *out = rt;
     return ERYX_OK;
 }
 
 void eryx__runtime_free(eryx_runtime *rt)
 {
-    atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
+    if (rt->template)
+        atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
     eryx__runtime_drop_snapshot(rt);
     rt->magic = ERYX__FREED_MAGIC;
     free(rt);

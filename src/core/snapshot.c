@@ -188,7 +188,8 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
     if (!rt->image) {
-        eryx__set_errmsg(sb, "the runtime has no image to reset to");
+        eryx__set_errmsg(sb, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: "
+                             "there is no image to reset to");
         return ERYX_INVALID;
     }
     eryx__wasi *old = sb->wasi, *w = eryx__wasi_clone(rt->template->wasi);
@@ -359,6 +360,11 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out)
 {
+    if (!rt->image) {
+        eryx__set_errmsg(NULL, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: "
+                               "it cannot load sessions");
+        return ERYX_INVALID;
+    }
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));

@@ -179,6 +179,28 @@ static void test_save_load(void)
     rmdir(dir);
 }
 
+/* A runtime without an image: sandboxes boot CPython; no reset or load. */
+static void test_no_image(void)
+{
+    eryx_runtime_config rc;
+    eryx_runtime_config_default(&rc);
+    rc.flags = ERYX_RUNTIME_NO_IMAGE;
+    eryx_runtime *plain = NULL;
+    REQUIRE(eryx_runtime_new(&rc, &plain) == ERYX_OK);
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(plain, NULL, &sb) == ERYX_OK);
+    check_out(sb, "x = 5\nprint(x)", "5\n");
+    CHECK_INT(eryx_sandbox_reset(sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(sb), "ERYX_RUNTIME_NO_IMAGE");
+    eryx_sandbox *child = NULL;
+    CHECK_INT(eryx_sandbox_fork(sb, &child), ERYX_OK); /* forks need no image */
+    check_out(child, "print(x + 1)", "6\n");
+    eryx_sandbox_free(child);
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_sandbox_load(plain, NULL, "/nonexistent", &sb), ERYX_INVALID);
+    CHECK_INT(eryx_runtime_free(plain), ERYX_OK);
+}
+
 int main(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
@@ -189,6 +211,7 @@ int main(void)
     test_session_and_reset();
     test_fork();
     test_save_load();
+    test_no_image();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     return CHECK_DONE();
 }
