@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
 
 static double now_us(void)
 {
@@ -36,6 +37,78 @@ static double percentile(double *v, int n, double p)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return v[(int)(p * (n - 1))];
+}
+
+/* Private memory of the process (kB): Private_Clean + Private_Dirty. */
+static long private_kb(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long total = 0, v;
+    while (f && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
+            sscanf(line, "Private_Dirty: %ld kB", &v) == 1)
+            total += v;
+    }
+    if (f)
+        fclose(f);
+    return total;
+}
+
+static eryx_result *run(eryx_sandbox *sb, const char *code);
+
+/* Private memory per idle sandbox: n sandboxes, each after one `pass`. */
+static double idle_kb_per_sandbox(eryx_runtime *rt, int n)
+{
+    eryx_sandbox **sbs = calloc((size_t)n, sizeof *sbs);
+    long before = private_kb();
+    for (int i = 0; i < n; i++) {
+        if (eryx_sandbox_new(rt, NULL, &sbs[i]) != ERYX_OK)
+            exit(1);
+        eryx_result *r = NULL;
+        eryx_sandbox_run(sbs[i], "pass", 4, &r);
+        eryx_result_free(r);
+    }
+    double per = (double)(private_kb() - before) / n;
+    for (int i = 0; i < n; i++)
+        eryx_sandbox_free(sbs[i]);
+    free(sbs);
+    return per;
+}
+
+struct churn {
+    eryx_runtime *rt;
+    double seconds;
+    long done;
+};
+
+/* create -> run a small snippet -> free, for a fixed time. */
+static void *churn(void *arg)
+{
+    struct churn *c = arg;
+    double end = now_us() + c->seconds * 1e6;
+    while (now_us() < end) {
+        eryx_sandbox *sb = NULL;
+        eryx_result *r = NULL;
+        if (eryx_sandbox_new(c->rt, NULL, &sb) != ERYX_OK)
+            exit(1);
+        if (eryx_sandbox_run(sb, "x = sum(range(100))", 19, &r) == ERYX_OK)
+            c->done++;
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    return NULL;
+}
+
+static double throughput_2_threads(eryx_runtime *rt)
+{
+    struct churn c[2] = {{rt, 3.0, 0}, {rt, 3.0, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, churn, &c[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    return (c[0].done + c[1].done) / 3.0;
 }
 
 static eryx_result *run(eryx_sandbox *sb, const char *code)
@@ -112,7 +185,16 @@ int main(int argc, char **argv)
         gather[i] = now_us() - t;
     }
 
-    printf("{\"runtime_new_us\": %.0f, \"sandbox_new_p50_us\": %.0f, "
+    double idle_kb = idle_kb_per_sandbox(rt, 200);
+    double per_s = throughput_2_threads(rt);
+    /* Each sandbox reserves 8 GiB of address space (plus a fiber stack): a
+     * 47-bit user address space holds ~16000 of them whatever the memory. */
+    double by_ram = 24.0 * 1024 * 1024 / (idle_kb > 1 ? idle_kb : 1);
+    double by_va = (double)(1ull << 47) / (double)(8ull << 30);
+    printf("{\"idle_private_kb\": %.0f, \"live_sandboxes_24gib\": %.0f, "
+           "\"create_run_free_per_s_2_threads\": %.0f, ",
+           idle_kb, by_ram < by_va ? by_ram : by_va, per_s);
+    printf("\"runtime_new_us\": %.0f, \"sandbox_new_p50_us\": %.0f, "
            "\"sandbox_new_p99_us\": %.0f, \"first_run_p50_us\": %.0f, "
            "\"pass_p50_us\": %.1f, \"pass_p99_us\": %.1f, \"noop_roundtrip_p50_ns\": %.0f, "
            "\"noop_roundtrip_p99_ns\": %.0f, \"gather100_p50_us\": %.0f}\n",

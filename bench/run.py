@@ -352,7 +352,13 @@ def write_sandbox_section(w, sandbox):
             ("`pass` in an existing sandbox, p99", "pass_p99_us", "µs"),
             ("`await noop()` round trip, p50 (timed in the guest)", "noop_roundtrip_p50_ns", "ns"),
             ("`await noop()` round trip, p99", "noop_roundtrip_p99_ns", "ns"),
-            ("one run gathering 100 callbacks, p50", "gather100_p50_us", "µs")]
+            ("one run gathering 100 callbacks, p50", "gather100_p50_us", "µs"),
+            ("private memory per idle sandbox (200 sandboxes, one `pass` each)",
+             "idle_private_kb", "kB"),
+            ("live sandboxes in 24 GiB (by that memory, capped by 8 GiB of address "
+             "space each in a 47-bit space)", "live_sandboxes_24gib", ""),
+            ("create → run `x = sum(range(100))` → free on 2 threads, per second",
+             "create_run_free_per_s_2_threads", "")]
     w("## Sandbox costs (in process)")
     w("")
     w("From `build/bench/bench_sandbox 20` (bench/bench_sandbox.c), run by this script "
@@ -362,8 +368,10 @@ def write_sandbox_section(w, sandbox):
     w("| operation | eryx | reference system (published) |")
     w("|---|---|---|")
     for label, key, unit in rows:
-        w("| %s | %s %s | %s |" % (label, "{:,.1f}".format(sandbox[key]).rstrip("0").rstrip("."),
-                                   unit, REFERENCE.get(key, "")))
+        if key in sandbox:
+            w("| %s | %s %s | %s |" % (label,
+                                       "{:,.1f}".format(sandbox[key]).rstrip("0").rstrip("."),
+                                       unit, REFERENCE.get(key, "")))
     w("")
 
 

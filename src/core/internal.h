@@ -43,6 +43,11 @@ typedef struct eryx__snapshot_globals {
     uint32_t breaker_addr, async_exc_addr, exc_value, breaker_bit;
 } eryx__snapshot_globals;
 
+/* A range of guest memory, in bytes. */
+typedef struct eryx__page_run {
+    uint64_t start, len;
+} eryx__page_run;
+
 struct eryx_runtime {
     uint32_t magic;
     atomic_long n_sandboxes;    /* live sandboxes: the runtime outlives them */
@@ -51,6 +56,8 @@ struct eryx_runtime {
     struct eryx_sandbox *template; /* booted and warmed up; never runs user code */
     eryx__mem_image *image;     /* its memory, which new sandboxes map */
     eryx__snapshot_globals globals;
+    eryx__page_run *hot;        /* pages a first run writes: prefaulted */
+    size_t n_hot, cap_hot;
 };
 
 struct eryx__hub;

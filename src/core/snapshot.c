@@ -54,6 +54,86 @@ static void restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
     sb->irq.breaker_bit = g->breaker_bit;
 }
 
+/* ---- the pages a first run writes ------------------------------------- */
+
+/* Page faults are expensive (12–16 µs each on the VMs this was built on, a
+ * batch prefault ~1.8 µs a page): a new sandbox writes the same few hundred
+ * pages of the image in its first run, so they are copied in one batch when
+ * it is made. Which pages: the runtime makes a probe sandbox, runs `pass`,
+ * and asks /proc/self/pagemap which pages of its memory became private
+ * copies (present, and no longer the file's page). Mapping the pages it only
+ * read as well was measured: creation 1.3 ms instead of 0.4 ms, for a first
+ * run 0.5 ms shorter, so read pages are left to fault. */
+#define PAGE 4096u
+#define PM_PRESENT (1ull << 63)
+#define PM_FILE_OR_SHARED (1ull << 61)
+
+static int add_run(eryx_runtime *rt, uint64_t start, uint64_t len)
+{
+    if (rt->n_hot == rt->cap_hot) {
+        size_t cap = rt->cap_hot ? rt->cap_hot * 2 : 64;
+        eryx__page_run *bigger = realloc(rt->hot, cap * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        rt->hot = bigger;
+        rt->cap_hot = cap;
+    }
+    rt->hot[rt->n_hot++] = (eryx__page_run){start, len};
+    return 0;
+}
+
+static void find_hot_pages(eryx_runtime *rt, const wasm_rt_memory_t *mem)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* no pagemap: no prefault, only slower first runs */
+    uint64_t pages = mem->size / PAGE, run_start = 0, run_len = 0;
+    uint64_t entries[512];
+    for (uint64_t p = 0; p < pages; p += 512) {
+        size_t n = pages - p < 512 ? (size_t)(pages - p) : 512;
+        off_t at = (off_t)(((uintptr_t)mem->data / PAGE + p) * sizeof(uint64_t));
+        if (pread(fd, entries, n * sizeof *entries, at) != (ssize_t)(n * sizeof *entries))
+            break;
+        for (size_t i = 0; i < n; i++) {
+            /* Written pages became private copies; read ones are the file's. */
+            int written = (entries[i] & PM_PRESENT) && !(entries[i] & PM_FILE_OR_SHARED);
+            if (written && run_len && run_start + run_len == p + i) {
+                run_len++;
+            } else if (written) {
+                if (run_len && add_run(rt, run_start * PAGE, run_len * PAGE) < 0)
+                    goto done;
+                run_start = p + i;
+                run_len = 1;
+            }
+        }
+    }
+    if (run_len)
+        add_run(rt, run_start * PAGE, run_len * PAGE);
+done:
+    close(fd);
+}
+
+static void learn_hot_pages(eryx_runtime *rt)
+{
+    eryx_sandbox_config defaults;
+    eryx_sandbox_config_default(&defaults);
+    eryx_sandbox *probe;
+    if (eryx__sandbox_new_from_image(rt, &defaults, &probe) != ERYX_OK)
+        return;
+    eryx_result *r = NULL;
+    if (eryx__sandbox_run(probe, "pass", 4, NULL, &r) == ERYX_OK)
+        find_hot_pages(rt, &probe->inst.w2c_memory);
+    eryx_result_free(r);
+    eryx__sandbox_free(probe);
+}
+
+static void prefault_hot_pages(eryx_sandbox *sb)
+{
+    eryx_runtime *rt = sb->rt;
+    for (size_t i = 0; i < rt->n_hot; i++)
+        eryx__memory_prefault(&sb->inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
+}
+
 int eryx__runtime_snapshot(eryx_runtime *rt)
 {
     eryx_sandbox *tpl;
@@ -78,6 +158,7 @@ int eryx__runtime_snapshot(eryx_runtime *rt)
     }
     save_globals(tpl, &rt->globals);
     rt->template = tpl;
+    learn_hot_pages(rt);
     return ERYX_OK;
 }
 
@@ -86,8 +167,11 @@ void eryx__runtime_drop_snapshot(eryx_runtime *rt)
     if (rt->template)
         eryx__sandbox_free(rt->template);
     eryx__mem_image_unref(rt->image);
+    free(rt->hot);
     rt->template = NULL;
     rt->image = NULL;
+    rt->hot = NULL;
+    rt->n_hot = rt->cap_hot = 0;
 }
 
 /* The embedder's file tree and caps on a WASI state cloned from the
@@ -181,7 +265,10 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
 int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                  eryx_sandbox **out)
 {
-    return sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
+    int rc = sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
+    if (rc == ERYX_OK)
+        prefault_hot_pages(*out);
+    return rc;
 }
 
 int eryx__sandbox_reset(eryx_sandbox *sb)
