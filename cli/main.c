@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "repl.h"
 #include "shell_callback.h"
 
 enum {
@@ -443,10 +444,16 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     opts.stdin_data = stdin_data;
     opts.stdin_len = stdin_len;
     start_interrupt_thread(sb);
+    if (!code) {
+        status = eryx_cli_repl(sb);
+        rc = eryx_sandbox_is_dead(sb) ? ERYX_DEAD : ERYX_OK;
+        goto save;
+    }
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
     status = report(rc, sb, res);
     if (c->stats)
         print_stats(rc, res, &cfg);
+save:
     if (c->session)
         status = save_session(c->session, sb, rc, status);
 done:
@@ -474,11 +481,8 @@ int main(int argc, char **argv)
         len = strlen(c.code_arg);
         argv0 = c.mode == ERYX_RUN_MODULE ? c.code_arg : "-c";
     } else if (from_stdin) {
-        if (!c.file && isatty(STDIN_FILENO)) {
-            fprintf(stderr, "eryx: no program given (interactive mode is not supported "
-                            "yet): use -c, -m, a file or pipe code on stdin\n");
-            return EXIT_USAGE;
-        }
+        if (!c.file && isatty(STDIN_FILENO))
+            return run(&c, NULL, 0, "<stdin>", "", NULL, 0); /* the prompt */
         code = read_all(stdin, &len);
         filename = "<stdin>";
         argv0 = c.file ? "-" : "";

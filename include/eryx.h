@@ -353,8 +353,11 @@ typedef struct eryx_result {
 } eryx_result;
 
 typedef enum eryx_run_mode {
-    ERYX_RUN_CODE = 0,   /* code is Python source, run as __main__ */
-    ERYX_RUN_MODULE = 1  /* code is a module name, run like `python -m` */
+    ERYX_RUN_CODE = 0,       /* code is Python source, run as __main__ */
+    ERYX_RUN_MODULE = 1,     /* code is a module name, run like `python -m` */
+    ERYX_RUN_INTERACTIVE = 2 /* code is one statement or block typed at a
+                                prompt: the value of an expression statement
+                                is printed, as by Python's REPL */
 } eryx_run_mode;
 
 typedef struct eryx_run_options {

@@ -72,7 +72,7 @@ static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
         return NULL;
     }
     char *p = req;
-    *p++ = o->mode == ERYX_RUN_MODULE ? 'm' : 'c';
+    *p++ = o->mode == ERYX_RUN_MODULE ? 'm' : o->mode == ERYX_RUN_INTERACTIVE ? 'i' : 'c';
     *p++ = '\0';
     p = stpcpy(p, flags) + 1;
     p = stpcpy(p, filename) + 1;
@@ -93,7 +93,8 @@ static int check_options(eryx_sandbox *sb, const eryx_run_options *o)
         eryx__set_errmsg(sb, "filename must not be empty");
         return ERYX_INVALID;
     }
-    if (o->mode != ERYX_RUN_CODE && o->mode != ERYX_RUN_MODULE) {
+    if (o->mode != ERYX_RUN_CODE && o->mode != ERYX_RUN_MODULE &&
+        o->mode != ERYX_RUN_INTERACTIVE) {
         eryx__set_errmsg(sb, "unknown run mode %d", (int)o->mode);
         return ERYX_INVALID;
     }

@@ -106,12 +106,12 @@ def _install_asyncio_policy(code):
         from . import loop  # installs the policy
 
 
-def _run_code(filename, code, trace):
+def _run_code(filename, code, trace, interactive=False):
     g = _main.__dict__
-    if filename != "<string>":
+    if filename not in ("<string>", "<stdin>"):
         g["__file__"] = filename
-    co = compile(code, filename, "exec", flags=PyCF_ALLOW_TOP_LEVEL_AWAIT,
-                 dont_inherit=True)
+    co = compile(code, filename, "single" if interactive else "exec",
+                 flags=PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     if trace:
         sys.settrace(_tracer(filename))
     try:
@@ -217,7 +217,7 @@ def _execute(mode, filename, code, trace):
         if mode == "m":
             _run_module(code.decode("utf-8", "surrogateescape"))
         else:
-            _run_code(filename, code, trace)
+            _run_code(filename, code, trace, interactive=mode == "i")
         return OK, 0, "", "", ""
     except SystemExit as exc:
         return EXIT, _exit_code(exc), "SystemExit", str(exc.code), ""

@@ -1,0 +1,142 @@
+/*
+ * The interactive prompt of `eryx` (no program, a terminal on stdin): each
+ * statement or block runs in one session, so names persist from one to the
+ * next; expression values are printed as by Python's own prompt. Lines are
+ * read with libedit (history in ~/.eryx_history). Ctrl-C interrupts a
+ * running statement; Ctrl-D leaves.
+ */
+#include <editline/readline.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repl.h"
+
+/* Whether src needs more lines: an open bracket or triple-quoted string, a
+ * trailing backslash, or a compound statement (a line ending with ':')
+ * still waiting for the empty line that closes it. A heuristic in the
+ * spirit of codeop, good for what people type at a prompt. */
+static int needs_more(const char *src, int last_line_empty)
+{
+    int depth = 0, in_str = 0, triple = 0;
+    char quote = 0;
+    for (const char *p = src; *p; p++) {
+        if (in_str) {
+            if (*p == '\\' && p[1]) {
+                p++;
+            } else if (*p == quote && (!triple || (p[1] == quote && p[2] == quote))) {
+                in_str = 0;
+                p += triple ? 2 : 0;
+            } else if (*p == '\n' && !triple) {
+                in_str = 0; /* an unterminated string: Python reports it */
+            }
+        } else if (*p == '#') {
+            while (p[1] && p[1] != '\n')
+                p++;
+        } else if (*p == '\'' || *p == '"') {
+            quote = *p;
+            triple = p[1] == quote && p[2] == quote;
+            in_str = 1;
+            p += triple ? 2 : 0;
+        } else if (*p == '(' || *p == '[' || *p == '{') {
+            depth++;
+        } else if (*p == ')' || *p == ']' || *p == '}') {
+            depth--;
+        }
+    }
+    if (in_str || depth > 0)
+        return 1;
+    size_t n = strlen(src);
+    while (n && (src[n - 1] == '\n' || src[n - 1] == ' ' || src[n - 1] == '\t'))
+        n--;
+    if (n && (src[n - 1] == ':' || src[n - 1] == '\\'))
+        return 1;
+    /* A compound statement (its first line ends with ':', or a decorator)
+     * ends with an empty line. */
+    const char *first_end = strchr(src, '\n');
+    size_t first = first_end ? (size_t)(first_end - src) : strlen(src);
+    while (first && (src[first - 1] == ' ' || src[first - 1] == '\t'))
+        first--;
+    int compound = src[strspn(src, " \t")] == '@' || (first && src[first - 1] == ':');
+    return compound && !last_line_empty;
+}
+
+static char *history_path(void)
+{
+    const char *home = getenv("HOME");
+    if (!home)
+        return NULL;
+    size_t n = strlen(home) + 32;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/.eryx_history", home);
+    return p;
+}
+
+static void append(char **buf, size_t *len, const char *line)
+{
+    size_t n = strlen(line);
+    char *bigger = realloc(*buf, *len + n + 2);
+    if (!bigger)
+        return;
+    *buf = bigger;
+    memcpy(*buf + *len, line, n);
+    *len += n;
+    (*buf)[(*len)++] = '\n';
+    (*buf)[*len] = '\0';
+}
+
+static void run_block(eryx_sandbox *sb, const char *src, size_t len)
+{
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.mode = ERYX_RUN_INTERACTIVE;
+    o.filename = "<stdin>";
+    o.timeout_ns = 0; /* a person decides when to stop: Ctrl-C */
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run_ex(sb, src, len, &o, &r);
+    fflush(stdout);
+    if (rc == ERYX_PYTHON_EXCEPTION || rc == ERYX_INTERRUPTED) {
+        if (r && r->traceback)
+            fputs(r->traceback, stderr);
+    } else if (rc != ERYX_OK) {
+        fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
+    }
+    eryx_result_free(r);
+}
+
+int eryx_cli_repl(eryx_sandbox *sb)
+{
+    char *hist = history_path();
+    if (hist)
+        read_history(hist);
+    printf("eryx %s: Python 3.13 in a sandbox. Ctrl-D leaves.\n", eryx_version());
+    char *buf = NULL;
+    size_t len = 0;
+    for (;;) {
+        char *line = readline(len ? "... " : ">>> ");
+        if (!line) {
+            putchar('\n');
+            break;
+        }
+        if (*line)
+            add_history(line);
+        append(&buf, &len, line);
+        int empty = *line == '\0';
+        free(line);
+        if (len && needs_more(buf, empty))
+            continue;
+        if (buf && strspn(buf, " \t\n") < len)
+            run_block(sb, buf, len);
+        if (eryx_sandbox_is_dead(sb)) {
+            fprintf(stderr, "eryx: the session is dead: %s\n", eryx_errmsg(sb));
+            break;
+        }
+        len = 0;
+    }
+    free(buf);
+    if (hist)
+        write_history(hist);
+    free(hist);
+    return eryx_sandbox_is_dead(sb) ? 70 : 0;
+}
