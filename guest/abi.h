@@ -25,8 +25,10 @@
  * to trace, callbacks is the JSON list of host functions and setup is "" or
  * the JSON of first-run work ({"seed": true, "env": {...}}). Both ends of
  * this format ship together (src/core/run.c, guest/python/_eryx).
- * mode is "c" (code: exec it as __main__) or "m" (code is a module name: run
- * it as __main__ like `python -m`).
+ * mode is "c" (code: exec it as __main__), "m" (code is a module name: run
+ * it as __main__ like `python -m`), "i" (one interactive statement), "x"
+ * (export the session's globals: ERYX_EVENT_STATE) or "y" (code is such an
+ * export: import it).
  */
 #ifndef ERYX_GUEST_ABI_H
 #define ERYX_GUEST_ABI_H
@@ -39,7 +41,8 @@
 enum eryx_guest_event {
     ERYX_EVENT_TRACE = 1,       /* "file\0line\0function": a line of user code */
     ERYX_EVENT_RESULT = 2,      /* JSON of the global `result` */
-    ERYX_EVENT_RESULT_ERROR = 3 /* why `result` could not be serialised */
+    ERYX_EVENT_RESULT_ERROR = 3,/* why `result` could not be serialised */
+    ERYX_EVENT_STATE = 4        /* exported session state (mode "x") */
 };
 
 /* Outcome of an execution, as the guest reports it. */

@@ -269,6 +269,24 @@ ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
 ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                const char *path, eryx_sandbox **out);
 
+/* The user's globals of the session as bytes: values (pickled inside the
+ * sandbox) and functions defined in the session (their code); *skipped is a
+ * JSON list of the names that could not be exported (modules, classes
+ * defined in the session, closures, open files, ...), never silently lost.
+ * Free *data and *skipped with eryx_free(). */
+ERYX_API int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len,
+                                       char **skipped);
+
+/* Adds exported globals to sb's session. The bytes are decoded inside the
+ * sandbox (the host never unpickles them); corrupt or foreign bytes give
+ * ERYX_INVALID, bytes over 64 MiB too. *failed (eryx_free) lists the names
+ * that could not be rebuilt here. */
+ERYX_API int eryx_sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len,
+                                       char **failed);
+
+/* Frees memory the library handed over (eryx_sandbox_export_state). */
+ERYX_API void eryx_free(void *p);
+
 /* 1 if sb can no longer run code (a run trapped, was stopped hard or called
  * os._exit; eryx_sandbox_reset revives it), else 0. */
 ERYX_API int eryx_sandbox_is_dead(const eryx_sandbox *sb);

@@ -5,6 +5,7 @@
  * message, never a crash.
  */
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "core/exec.h"
 
@@ -302,4 +303,47 @@ uint64_t eryx_sandbox_run_count(const eryx_sandbox *sb)
 int eryx_sandbox_is_dead(const eryx_sandbox *sb)
 {
     return sandbox_ok(sb) ? sb->state == ERYX__SB_DEAD : 1;
+}
+
+int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped)
+{
+    if (!data || !len || !skipped)
+        return misuse(sandbox_ok(sb) ? sb : NULL, "eryx_sandbox_export_state: NULL out");
+    *data = NULL;
+    *len = 0;
+    *skipped = NULL;
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_export_state: not a sandbox");
+    int rc = enter(sb, 1);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_export_state(sb, data, len, skipped);
+    leave(sb);
+    return rc;
+}
+
+#define MAX_STATE_BYTES (64u << 20)
+
+int eryx_sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed)
+{
+    if (!failed || (!data && len))
+        return misuse(sandbox_ok(sb) ? sb : NULL, "eryx_sandbox_import_state: NULL argument");
+    *failed = NULL;
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_import_state: not a sandbox");
+    if (len > MAX_STATE_BYTES) {
+        eryx__set_errmsg(sb, "state of %zu bytes is over the 64 MiB limit", len);
+        return ERYX_INVALID;
+    }
+    int rc = enter(sb, 1);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_import_state(sb, data ? data : "", len, failed);
+    leave(sb);
+    return rc;
+}
+
+void eryx_free(void *p)
+{
+    free(p);
 }

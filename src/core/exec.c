@@ -354,6 +354,7 @@ void eryx__exec_free(eryx_exec *ex)
     free(ex->reply);
     free(ex->result_json);
     free(ex->result_error);
+    free(ex->exported);
     eryx_result_free(ex->result);
     free(ex);
 }

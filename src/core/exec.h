@@ -69,6 +69,8 @@ struct eryx_exec {
     size_t reply_len;
     uint32_t n_invocations;
     char *result_json, *result_error;
+    char *exported;             /* an exported session state (mode "x") */
+    size_t exported_len;
 };
 
 /* exec.c */
@@ -79,6 +81,9 @@ int eryx__exec_has_news(eryx_exec *ex);
 /* run.c */
 int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
                      const eryx_run_options *opts, eryx_exec **out);
+/* The same with an internal request mode (guest/abi.h: "x", "y"). */
+int eryx__exec_start_mode(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                          eryx_exec **out);
 int eryx__exec_step(eryx_exec *ex);
 int eryx__exec_finish(eryx_exec *ex, eryx_result **out);
 

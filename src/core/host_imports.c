@@ -147,6 +147,12 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
     eryx__engine_enter_host();
     if (kind == ERYX_EVENT_TRACE && sb->on_trace) {
         trace_event(sb, data, len);
+    } else if (kind == ERYX_EVENT_STATE) {
+        free(ex->exported);
+        ex->exported = malloc(len ? len : 1);
+        ex->exported_len = ex->exported ? len : 0;
+        if (ex->exported)
+            memcpy(ex->exported, data, len);
     } else if (kind == ERYX_EVENT_RESULT || kind == ERYX_EVENT_RESULT_ERROR) {
         char **slot = kind == ERYX_EVENT_RESULT ? &ex->result_json : &ex->result_error;
         free(*slot);

@@ -48,7 +48,7 @@ static char *build_setup(const eryx_sandbox *sb)
 }
 
 /* mode \0 flags \0 filename \0 callbacks \0 setup \0 argc \0 argv[0] \0 ... \0 code */
-static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
+static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o, char mode,
                            const char *code, size_t len, size_t *req_len)
 {
     static const char *const default_argv[] = {"", NULL};
@@ -72,7 +72,10 @@ static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o,
         return NULL;
     }
     char *p = req;
-    *p++ = o->mode == ERYX_RUN_MODULE ? 'm' : o->mode == ERYX_RUN_INTERACTIVE ? 'i' : 'c';
+    *p++ = mode ? mode
+                : o->mode == ERYX_RUN_MODULE        ? 'm'
+                : o->mode == ERYX_RUN_INTERACTIVE ? 'i'
+                                                  : 'c';
     *p++ = '\0';
     p = stpcpy(p, flags) + 1;
     p = stpcpy(p, filename) + 1;
@@ -101,8 +104,23 @@ static int check_options(eryx_sandbox *sb, const eryx_run_options *o)
     return ERYX_OK;
 }
 
+static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                      const eryx_run_options *opts, eryx_exec **out);
+
 int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
                      const eryx_run_options *opts, eryx_exec **out)
+{
+    return exec_start(sb, 0, code, len, opts, out);
+}
+
+int eryx__exec_start_mode(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                          eryx_exec **out)
+{
+    return exec_start(sb, mode, code, len, NULL, out);
+}
+
+static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                      const eryx_run_options *opts, eryx_exec **out)
 {
     eryx_run_options defaults;
     if (!opts) {
@@ -117,7 +135,7 @@ int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
         return ERYX_INVALID;
     }
     size_t req_len = 0;
-    char *req = build_request(sb, opts, code, len, &req_len);
+    char *req = build_request(sb, opts, mode, code, len, &req_len);
     eryx_exec *ex = req ? eryx__exec_new(sb, req, req_len) : NULL;
     if (!ex || eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
         if (ex)
@@ -459,4 +477,67 @@ void eryx_result_free(eryx_result *r)
     free(r->result_json);
     free(r->result_error);
     free(r);
+}
+
+/* Runs an internal request to its end (no callbacks are made by it). */
+static int run_mode(eryx_sandbox *sb, char mode, const char *data, size_t len,
+                    eryx_exec **done)
+{
+    eryx_exec *ex;
+    *done = NULL;
+    int rc = eryx__exec_start_mode(sb, mode, data, len, &ex);
+    if (rc != ERYX_OK)
+        return rc;
+    while ((rc = eryx__exec_step(ex)) == ERYX_PENDING)
+        wait_for_news(ex);
+    *done = ex;
+    return rc;
+}
+
+/* Takes the JSON `result` of an internal run out of its result. */
+static char *take_result_json(eryx_exec *ex)
+{
+    char *json = ex->result ? ex->result->result_json : NULL;
+    if (ex->result)
+        ex->result->result_json = NULL;
+    return json ? json : strdup("[]");
+}
+
+int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped)
+{
+    eryx_exec *ex;
+    int rc = run_mode(sb, 'x', "", 0, &ex);
+    if (!ex)
+        return rc;
+    if (rc == ERYX_OK && !ex->exported) {
+        eryx__set_errmsg(sb, "the sandbox exported no state");
+        rc = ERYX_INTERNAL;
+    }
+    if (rc == ERYX_OK) {
+        *data = ex->exported;
+        *len = ex->exported_len;
+        ex->exported = NULL;
+        *skipped = take_result_json(ex);
+    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
+        eryx__set_errmsg(sb, "exporting the state failed: %s", ex->result->exc_message);
+        rc = ERYX_INTERNAL;
+    }
+    eryx__exec_finish(ex, NULL);
+    return rc;
+}
+
+int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed)
+{
+    eryx_exec *ex;
+    int rc = run_mode(sb, 'y', data, len, &ex);
+    if (!ex)
+        return rc;
+    if (rc == ERYX_OK) {
+        *failed = take_result_json(ex);
+    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
+        eryx__set_errmsg(sb, "%s", ex->result->exc_message);
+        rc = ERYX_INVALID;
+    }
+    eryx__exec_finish(ex, NULL);
+    return rc;
 }

@@ -179,6 +179,35 @@ static void test_save_load(void)
     rmdir(dir);
 }
 
+static void test_state_export_import(void)
+{
+    eryx_sandbox *a = new_sandbox(NULL), *b = new_sandbox(NULL);
+    check_out(a, "import json\nn = 7\nitems = {'k': [1, 2.5, None]}\n"
+                 "def area(w, h=2):\n    return w * h * n\n"
+                 "class Local: pass\nobj = Local()\nfh = open('/tmp/x', 'w')", "");
+    void *data = NULL;
+    size_t len = 0;
+    char *skipped = NULL;
+    CHECK_INT(eryx_sandbox_export_state(a, &data, &len, &skipped), ERYX_OK);
+    CHECK(len > 0);
+    CHECK_STR(skipped, "[\"Local\", \"fh\", \"obj\"]");
+    char *failed = NULL;
+    CHECK_INT(eryx_sandbox_import_state(b, data, len, &failed), ERYX_OK);
+    CHECK_STR(failed, "[]");
+    check_out(b, "print(n, items, area(3))", "7 {'k': [1, 2.5, None]} 42\n");
+    eryx_free(failed);
+    /* Corrupt bytes are refused inside the sandbox, which goes on. */
+    ((unsigned char *)data)[len / 2] ^= 0xff;
+    failed = NULL;
+    CHECK_INT(eryx_sandbox_import_state(b, "garbage", 7, &failed), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(b), "not an eryx state export");
+    check_out(b, "print('fine')", "fine\n");
+    eryx_free(data);
+    eryx_free(skipped);
+    eryx_sandbox_free(a);
+    eryx_sandbox_free(b);
+}
+
 /* A runtime without an image: sandboxes boot CPython; no reset or load. */
 static void test_no_image(void)
 {
@@ -212,6 +241,7 @@ int main(void)
     test_fork();
     test_save_load();
     test_no_image();
+    test_state_export_import();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     return CHECK_DONE();
 }

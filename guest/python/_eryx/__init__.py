@@ -12,12 +12,13 @@ import _eryx_host
 from . import callbacks
 
 OK, EXCEPTION, EXIT, INTERNAL = 0, 1, 2, 3
-EVENT_TRACE, EVENT_RESULT, EVENT_RESULT_ERROR = 1, 2, 3
+EVENT_TRACE, EVENT_RESULT, EVENT_RESULT_ERROR, EVENT_STATE = 1, 2, 3, 4
 PyCF_ALLOW_TOP_LEVEL_AWAIT = 0x2000
 CO_COROUTINE = 0x80
 
 _main = sys.modules["__main__"]
 _MISSING = object()
+_STATE_RUN = object()   # export/import runs report their own result
 
 
 def _parse(request):
@@ -168,6 +169,8 @@ def _flush():
 
 def _report_result(before):
     """Hands the host the JSON of `result` if this run assigned it."""
+    if before is _STATE_RUN:
+        return
     value = _main.__dict__.get("result", _MISSING)
     if value is _MISSING or value is before:
         return
@@ -214,7 +217,11 @@ def _execute(mode, filename, code, trace):
     """Runs the user's code; returns the status. Never raises but for a late
     KeyboardInterrupt of a timeout, raised once at the next bytecode."""
     try:
-        if mode == "m":
+        if mode == "x":
+            _export_state()
+        elif mode == "y":
+            _import_state(code)
+        elif mode == "m":
             _run_module(code.decode("utf-8", "surrogateescape"))
         else:
             _run_code(filename, code, trace, interactive=mode == "i")
@@ -223,6 +230,23 @@ def _execute(mode, filename, code, trace):
         return EXIT, _exit_code(exc), "SystemExit", str(exc.code), ""
     except BaseException as exc:
         return _failure(exc, filename)
+
+
+def _export_state():
+    """The session's globals as bytes (an EVENT_STATE report) and the names
+    skipped (as the JSON `result`)."""
+    import json
+    from . import state
+    data, skipped = state.export(_main.__dict__)
+    _eryx_host.event(EVENT_STATE, data)
+    _eryx_host.event(EVENT_RESULT, json.dumps(skipped).encode())
+
+
+def _import_state(data):
+    import json
+    from . import state
+    failed = state.import_(_main.__dict__, data)
+    _eryx_host.event(EVENT_RESULT, json.dumps(failed).encode())
 
 
 def _finish(before):
@@ -240,7 +264,7 @@ def run(request):
         _install_asyncio_policy(code)
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
-    before = _main.__dict__.get("result", _MISSING)
+    before = _STATE_RUN if mode in ("x", "y") else _main.__dict__.get("result", _MISSING)
     # A timeout's KeyboardInterrupt may land in the glue's own code after the
     # user's: it is raised only once, so each step is tried twice. No
     # bytecode between the two try statements checks for it.
