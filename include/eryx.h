@@ -201,9 +201,11 @@ typedef struct eryx_sandbox_config {
     size_t n_mounts;
     uint64_t max_memory;       /* linear memory cap in bytes (default 128 MiB);
                                   growth beyond is refused: MemoryError */
-    uint64_t max_output;       /* bytes kept per stream per run (default
-                                  10 MiB); beyond, output is dropped and the
-                                  result's *_truncated flag is set */
+    uint64_t max_output;       /* bytes of stdout and stderr together kept
+                                  per run (default 10 MiB); beyond, output
+                                  is dropped, the stream gets a one-line
+                                  "[eryx: output truncated ...]" marker and
+                                  the result's *_truncated flag is set */
     uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
     eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
     void *output_user_data;
@@ -223,6 +225,10 @@ typedef struct eryx_sandbox_config {
     uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
                                     Python code has to unwind before it is
                                     stopped hard (default 200 ms) */
+    int output_limit_stops;      /* 0: past max_output the run goes on (the
+                                    rest is dropped); 1: the write that
+                                    crosses it fails, Python raises
+                                    OSError(EFBIG) */
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);

@@ -71,6 +71,7 @@ static int create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
         return ERYX_NOMEM;
     if (cfg->on_output)
         eryx__wasi_set_output_fn(sb->wasi, cfg->on_output, cfg->output_user_data);
+    eryx__wasi_set_output_stop(sb->wasi, cfg->output_limit_stops);
     return ERYX_OK;
 }
 

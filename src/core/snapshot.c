@@ -182,6 +182,7 @@ static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config
     eryx__vfs *vfs = eryx__wasi_vfs(w);
     eryx__vfs_set_tmp_quota(vfs, cfg->tmp_quota);
     eryx__wasi_set_max_output(w, cfg->max_output);
+    eryx__wasi_set_output_stop(w, cfg->output_limit_stops);
     for (size_t i = 0; mount && i < cfg->n_mounts; i++) {
         const eryx_mount *m = &cfg->mounts[i];
         int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -140,6 +141,7 @@ eryx__wasi *eryx__wasi_clone(const eryx__wasi *w)
         return NULL;
     atomic_init(&c->interrupted, 0);
     c->max_output = w->max_output;
+    c->output_stop = w->output_stop;
     if (strings_copy(&c->args, &w->args) < 0 || strings_copy(&c->env, &w->env) < 0)
         goto fail;
     if (w->in) {
@@ -224,8 +226,14 @@ void eryx__wasi_begin_run(eryx__wasi *w)
     for (int i = 0; i < 2; i++) {
         w->out[i].len = 0;
         w->out[i].truncated = 0;
+        w->out[i].marker = 0;
     }
     atomic_store(&w->interrupted, 0);
+}
+
+void eryx__wasi_set_output_stop(eryx__wasi *w, int stop)
+{
+    w->output_stop = stop;
 }
 
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud)
@@ -234,35 +242,51 @@ void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud)
     w->output_ud = ud;
 }
 
-/* Keeps at most max_output bytes per fd per run; beyond that the guest's
- * write still succeeds but the bytes are dropped and the capture is marked
- * truncated. The output callback sees exactly the bytes that are kept. */
-void eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len)
+/* Appends bytes to a capture (and to the output callback); 0 or -1. */
+static int capture_append(eryx__wasi *w, wasi_capture *c, int fd, const char *data, size_t n)
 {
-    wasi_capture *c = &w->out[fd - 1];
-    size_t room = w->max_output > c->len ? (size_t)(w->max_output - c->len) : 0;
-    size_t keep = len < room ? len : room;
-    if (keep < len)
-        c->truncated = 1;
-    if (keep && c->len + keep + 1 > c->cap) {
+    if (c->len + n + 1 > c->cap) {
         size_t cap = c->cap ? c->cap : 256;
-        while (cap < c->len + keep + 1)
+        while (cap < c->len + n + 1)
             cap *= 2;
         char *d = realloc(c->data, cap);
-        if (!d) {
-            c->truncated = 1;
-            return;
-        }
+        if (!d)
+            return -1;
         c->data = d;
         c->cap = cap;
     }
-    if (keep) {
-        memcpy(c->data + c->len, data, keep);
-        c->len += keep;
-        c->data[c->len] = '\0';
-        if (w->output_fn)
-            w->output_fn(w->output_ud, fd, (const char *)data, keep);
+    memcpy(c->data + c->len, data, n);
+    c->len += n;
+    c->data[c->len] = '\0';
+    if (w->output_fn)
+        w->output_fn(w->output_ud, fd, data, n);
+    return 0;
+}
+
+/* Keeps at most max_output bytes of stdout and stderr together per run.
+ * Beyond, the bytes are dropped, the capture is marked truncated and ends
+ * with a one-line marker; the guest's write succeeds, or fails with EFBIG
+ * (-1 here) when output_stop is set. The output callback sees exactly what
+ * is kept. */
+int eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len)
+{
+    wasi_capture *c = &w->out[fd - 1];
+    uint64_t used = w->out[0].len + w->out[1].len - w->out[0].marker - w->out[1].marker;
+    size_t room = w->max_output > used ? (size_t)(w->max_output - used) : 0;
+    size_t keep = len < room ? len : room;
+    if (keep && capture_append(w, c, fd, (const char *)data, keep) < 0)
+        keep = 0;
+    if (keep == len)
+        return 0;
+    if (!c->truncated) {
+        char marker[96];
+        int m = snprintf(marker, sizeof marker, "\n[eryx: output truncated at the %llu-byte limit]\n",
+                         (unsigned long long)w->max_output);
+        if (m > 0 && capture_append(w, c, fd, marker, (size_t)m) == 0)
+            c->marker = (size_t)m;
+        c->truncated = 1;
     }
+    return w->output_stop ? -1 : 0;
 }
 
 const char *eryx__wasi_output(const eryx__wasi *w, int fd, size_t *len, int *truncated)

@@ -31,7 +31,7 @@ typedef struct eryx__wasi_config {
     const char *const *argv;     /* NULL-terminated; copied. NULL = none */
     const char *const *envp;     /* "K=V" strings, NULL-terminated; copied */
     eryx__vfs *vfs;              /* taken over: freed with the eryx__wasi */
-    uint64_t max_output;         /* cap on bytes kept per fd per execution */
+    uint64_t max_output;         /* cap on stdout + stderr kept per execution */
 } eryx__wasi_config;
 
 /* Returns NULL on allocation failure (the vfs is then freed too). */
@@ -52,6 +52,10 @@ eryx__wasi *eryx__wasi_clone(const eryx__wasi *w);
  * tree (to add mounts) and its output cap. */
 eryx__vfs *eryx__wasi_vfs(eryx__wasi *w);
 void eryx__wasi_set_max_output(eryx__wasi *w, uint64_t max_output);
+
+/* With stop set, the guest's write that crosses max_output fails with EFBIG
+ * (Python raises OSError) instead of being cut silently. */
+void eryx__wasi_set_output_stop(eryx__wasi *w, int stop);
 
 /* Frees both output buffers (begin_run only empties them), e.g. before a
  * template is kept for cloning. */

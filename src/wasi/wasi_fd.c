@@ -194,7 +194,8 @@ static uint16_t do_write(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
             return WASI_ESPIPE;
         for (uint32_t i = 0; i < n; i++) {
             size_t len = clamp(&v[i], total);
-            eryx__wasi_capture(w, e->kind == WASI_FD_STDOUT ? 1 : 2, v[i].p, len);
+            if (eryx__wasi_capture(w, e->kind == WASI_FD_STDOUT ? 1 : 2, v[i].p, len) < 0)
+                return WASI_EFBIG; /* the output limit, configured to stop */
             total += len;
         }
     } else if (e->kind == WASI_FD_FILE) {

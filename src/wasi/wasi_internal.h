@@ -40,6 +40,7 @@ typedef struct wasi_capture {
     char *data;
     size_t len, cap;
     int truncated;
+    size_t marker;              /* bytes of the truncation marker in data */
 } wasi_capture;
 
 /* NUL-separated strings plus their count, as args_get/environ_get lay them out. */
@@ -57,7 +58,8 @@ struct Z_wasi_snapshot_preview1_instance_t {
     uint8_t *in;                /* stdin bytes */
     size_t in_len, in_pos;
     wasi_capture out[2];        /* fd 1, fd 2 */
-    uint64_t max_output;
+    uint64_t max_output;        /* stdout + stderr kept per run */
+    int output_stop;            /* a write past max_output fails (EFBIG) */
     eryx__wasi_output_fn output_fn;
     void *output_ud;
     atomic_int interrupted;
@@ -75,7 +77,7 @@ int64_t eryx__wasi_fd_add(eryx__wasi *w, eryx__vfs_file *file, uint64_t rights,
 void eryx__wasi_fd_close_all(eryx__wasi *w);
 
 /* Stdio: writes to the capture of fd 1/2; reads from stdin. */
-void eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len);
+int eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len);
 size_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len);
 
 /* Reads a guest path and joins it onto directory fd's path into

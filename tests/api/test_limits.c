@@ -172,6 +172,29 @@ static void test_memory_limit(void)
     eryx_sandbox_free(sb);
 }
 
+static void test_output_limit_stops(void)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.max_output = 1000;
+    cfg.output_limit_stops = 1;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, "import sys\nfor i in range(1000):\n"
+                              "    sys.stdout.write('x' * 100)\n    sys.stdout.flush()",
+                          0, &r),
+              ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "OSError");
+    CHECK_INT(r->out_truncated, 1);
+    CHECK(r->out_len >= 1000 && r->out_len < 1200);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "print('next run is fine')", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "next run is fine\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 int main(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
@@ -180,6 +203,7 @@ int main(void)
     test_interrupt_from_thread();
     test_many_timeouts();
     test_memory_limit();
+    test_output_limit_stops();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     return CHECK_DONE();
 }

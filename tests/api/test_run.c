@@ -137,9 +137,13 @@ static void test_large_output(eryx_sandbox *sb)
     /* Past the 10 MiB default cap: truncated, and the run still completes. */
     CHECK_INT(run(sb, "import sys\nchunk = 'x' * 1048576\nfor i in range(12):\n"
                       "    sys.stdout.write(chunk)\nprint('done', file=sys.stderr)", &r), ERYX_OK);
-    CHECK_INT(r->out_len, 10u << 20);
+    static const char marker[] = "\n[eryx: output truncated at the 10485760-byte limit]\n";
+    CHECK_INT(r->out_len, (10u << 20) + sizeof marker - 1);
+    CHECK(strcmp(r->out + (10u << 20), marker) == 0);
     CHECK_INT(r->out_truncated, 1);
-    CHECK_STR(r->err, "done\n");
+    /* stdout took the whole budget: stderr is cut too, with its marker. */
+    CHECK_STR(r->err, "\n[eryx: output truncated at the 10485760-byte limit]\n");
+    CHECK_INT(r->err_truncated, 1);
     eryx_result_free(r);
 }
 

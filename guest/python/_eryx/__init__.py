@@ -160,11 +160,18 @@ def _fresh_stdio():
 
 
 def _flush():
-    for stream in (sys.stdout, sys.stderr):
+    """Flushes the streams. One that cannot flush (the output limit refused
+    the bytes) is replaced: what it still buffers must not reach the next
+    run's output."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
         try:
             stream.flush()
         except BaseException:
-            pass
+            fresh = _stream(fd, "w")
+            setattr(sys, name, fresh)
+            if getattr(sys, f"__{name}__") is stream:
+                setattr(sys, f"__{name}__", fresh)
 
 
 def _report_result(before):
