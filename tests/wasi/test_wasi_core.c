@@ -94,28 +94,38 @@ static void test_stdio(void)
     CHECK_INT(len, 6);
     CHECK_MEM(out, "ab\xff\xfe\x00z", 6);
     CHECK_INT(trunc, 0);
-    /* Past max_output (10 per fd): the write succeeds, the rest is dropped. */
+    /* Past max_output (10 for stdout and stderr together): the write
+     * succeeds, the rest is dropped, a marker ends the stream. */
+    static const char marker[] = "\n[eryx: output truncated at the 10-byte limit]\n";
+    const size_t mlen = sizeof marker - 1;
     CHECK_INT(write_str(w, 1, "0123456789", 10), 0);
     CHECK_INT(ld32(mem, 8), 10);
     out = eryx__wasi_output(w, 1, &len, &trunc);
-    CHECK_INT(len, 10);
+    CHECK_INT(len, 10 + mlen);
     CHECK_MEM(out, "ab\xff\xfe\x00z0123", 10);
+    CHECK_MEM(out + 10, marker, mlen);
     CHECK_INT(trunc, 1);
+    /* stdout used the shared budget: stderr keeps only its marker. */
     CHECK_INT(write_str(w, 2, "err", 3), 0);
     out = eryx__wasi_output(w, 2, &len, &trunc);
-    CHECK_INT(len, 3);
-    CHECK_INT(trunc, 0);
-    CHECK_INT(cb_len, 3);
-    CHECK_MEM(cb_buf, "err", 3);
+    CHECK_INT(len, mlen);
+    CHECK_INT(trunc, 1);
+    CHECK_INT(cb_len, mlen);
+    CHECK_MEM(cb_buf, marker, mlen);
     char *taken = eryx__wasi_take_output(w, 2, &len);
     REQUIRE(taken);
-    CHECK_INT(len, 3);
-    CHECK_STR(taken, "err");
+    CHECK_INT(len, mlen);
+    CHECK_STR(taken, marker);
     free(taken);
     taken = eryx__wasi_take_output(w, 2, &len);
     REQUIRE(taken);
     CHECK_INT(len, 0);
     free(taken);
+    /* Configured to stop, the crossing write fails. */
+    eryx__wasi_begin_run(w);
+    eryx__wasi_set_output_stop(w, 1);
+    CHECK_INT(write_str(w, 1, "0123456789ab", 12), WASI_EFBIG);
+    eryx__wasi_set_output_stop(w, 0);
     eryx__wasi_begin_run(w);
     out = eryx__wasi_output(w, 1, &len, &trunc);
     CHECK_INT(len, 0);
