@@ -254,6 +254,10 @@ ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
  * draw from the host's entropy on every call.
  */
 
+/* Drops the user's globals (variables, functions, classes, imported names)
+ * and keeps everything else: imported modules stay loaded, /tmp stays. */
+ERYX_API int eryx_sandbox_clear(eryx_sandbox *sb);
+
 /* Back to the runtime's image: user state dropped, in microseconds. The
  * sandbox keeps its config; a dead sandbox comes back to life. */
 ERYX_API int eryx_sandbox_reset(eryx_sandbox *sb);

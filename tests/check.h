@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_failures;
 
@@ -84,6 +85,19 @@ static inline void check_dump_(const void *p, size_t n)
             exit(1);                                                        \
         }                                                                   \
     } while (0)
+
+/* Resident memory of this process in KiB (for leak checks). */
+static inline long check_rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+            resident = 0;
+        fclose(f);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
 
 #define CHECK_DONE()                                                        \
     (check_failures ? (fprintf(stderr, "%d check(s) failed\n", check_failures), 1) : 0)

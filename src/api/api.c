@@ -347,3 +347,15 @@ void eryx_free(void *p)
 {
     free(p);
 }
+
+int eryx_sandbox_clear(eryx_sandbox *sb)
+{
+    if (!sandbox_ok(sb))
+        return misuse(NULL, "eryx_sandbox_clear: not a sandbox");
+    int rc = enter(sb, 1);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = eryx__sandbox_clear(sb);
+    leave(sb);
+    return rc;
+}

@@ -160,6 +160,7 @@ void eryx__sandbox_free(eryx_sandbox *sb);
 int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
                       const eryx_run_options *opts, eryx_result **out);
 
+int eryx__sandbox_clear(eryx_sandbox *sb);
 int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped);
 int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed);
 

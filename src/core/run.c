@@ -541,3 +541,12 @@ int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, c
     eryx__exec_finish(ex, NULL);
     return rc;
 }
+
+int eryx__sandbox_clear(eryx_sandbox *sb)
+{
+    eryx_exec *ex;
+    int rc = run_mode(sb, 'z', "", 0, &ex);
+    if (ex)
+        eryx__exec_finish(ex, NULL);
+    return rc;
+}

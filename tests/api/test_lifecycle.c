@@ -15,18 +15,6 @@ __attribute__((visibility("default"))) const char *__asan_default_options(void)
 }
 #endif
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static long mapping_count(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -61,10 +49,10 @@ int main(int argc, char **argv)
     int warmup = iterations < 20 ? 1 : 10;
     for (int i = 0; i < warmup; i++)
         cycle(rt, i);
-    long rss0 = rss_kib(), maps0 = mapping_count();
+    long rss0 = check_rss_kib(), maps0 = mapping_count();
     for (int i = 0; i < iterations; i++)
         cycle(rt, i);
-    long rss1 = rss_kib(), maps1 = mapping_count();
+    long rss1 = check_rss_kib(), maps1 = mapping_count();
     printf("%d sandboxes: RSS %ld -> %ld KiB, mappings %ld -> %ld\n", iterations, rss0, rss1,
            maps0, maps1);
     /* A leak of one sandbox's memory (20 MiB of linear memory, or a single

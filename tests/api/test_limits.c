@@ -120,18 +120,6 @@ static void test_interrupt_from_thread(void)
     eryx_sandbox_free(sb);
 }
 
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-            resident = 0;
-        fclose(f);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* 200 timeouts in a row in one sandbox: nothing grows. */
 static void test_many_timeouts(void)
 {
@@ -140,13 +128,13 @@ static void test_many_timeouts(void)
     long before = 0;
     for (int i = 0; i < 200; i++) {
         if (i == 20)
-            before = rss_kib();
+            before = check_rss_kib();
         int rc = run_limited(sb, "while True: pass", 5, &r);
         if (rc != ERYX_TIMEOUT)
             CHECK_INT(rc, ERYX_TIMEOUT);
         eryx_result_free(r);
     }
-    long after = rss_kib();
+    long after = check_rss_kib();
     CHECK(after <= before + 4096);
     CHECK_INT(run_limited(sb, "print('alive')", 0, &r), ERYX_OK);
     CHECK_STR(r->out, "alive\n");

@@ -79,6 +79,11 @@ static void test_session_and_reset(void)
     check_out(sb, "x = 42\ndef twice(v):\n    return v * 2\nimport fractions", "");
     check_out(sb, "print(twice(x), fractions.Fraction(1, 3))", "84 1/3\n");
     CHECK_INT(eryx_sandbox_run_count(sb), 2);
+    /* clear: the user's names go, loaded modules and /tmp stay. */
+    check_out(sb, "open('/tmp/keep', 'w').write('k')", "");
+    CHECK_INT(eryx_sandbox_clear(sb), ERYX_OK);
+    check_out(sb, "import sys, os\nprint('x' in globals(), 'fractions' in sys.modules, "
+                  "os.path.exists('/tmp/keep'))", "False True True\n");
     CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
     CHECK_INT(eryx_sandbox_run_count(sb), 0);
     check_out(sb, "print('x' in globals(), 'twice' in globals())", "False False\n");

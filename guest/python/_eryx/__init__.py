@@ -224,7 +224,9 @@ def _execute(mode, filename, code, trace):
     """Runs the user's code; returns the status. Never raises but for a late
     KeyboardInterrupt of a timeout, raised once at the next bytecode."""
     try:
-        if mode == "x":
+        if mode == "z":
+            _clear()
+        elif mode == "x":
             _export_state()
         elif mode == "y":
             _import_state(code)
@@ -237,6 +239,14 @@ def _execute(mode, filename, code, trace):
         return EXIT, _exit_code(exc), "SystemExit", str(exc.code), ""
     except BaseException as exc:
         return _failure(exc, filename)
+
+
+def _clear():
+    """Drops the user's globals; keeps the dunders and the glue's names."""
+    g = _main.__dict__
+    keep = {"list_callbacks", "invoke", "CallbackError"}
+    for name in [n for n in g if not n.startswith("__") and n not in keep]:
+        del g[name]
 
 
 def _export_state():
@@ -271,7 +281,7 @@ def run(request):
         _install_asyncio_policy(code)
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
-    before = _STATE_RUN if mode in ("x", "y") else _main.__dict__.get("result", _MISSING)
+    before = _STATE_RUN if mode in ("x", "y", "z") else _main.__dict__.get("result", _MISSING)
     # A timeout's KeyboardInterrupt may land in the glue's own code after the
     # user's: it is raised only once, so each step is tried twice. No
     # bytecode between the two try statements checks for it.
