@@ -79,4 +79,11 @@ echo "$src" >"$out/python-src.path"
 echo "$native_py" >"$out/python-native.path"
 ln -sfn "$w2c/guest.h" "$out/guest.h"
 ln -sfn "$w2c/guest.o" "$out/guest.o"
+
+# The cache keeps the four most recently used builds of each stage: every
+# edit of the _eryx package makes a new guest-* (28 MB) directory.
+touch "$out" "$w2c"
+for kind in guest w2c; do
+    ls -dt "$ERYX_CACHE_DIR/$kind"-* 2>/dev/null | grep -v '\.tmp$' | tail -n +5 | xargs -r rm -rf
+done
 echo "$out"
