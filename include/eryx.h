@@ -209,7 +209,13 @@ typedef struct eryx_sandbox_config {
     uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
     eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
     void *output_user_data;
-    const eryx_callback *callbacks; /* n_callbacks host functions (copied) */
+    const eryx_callback *callbacks; /* n_callbacks host functions (copied;
+                                       what their user_data points to is
+                                       not). A handler that is still running
+                                       when its call timed out may outlive
+                                       the eryx_sandbox_run that started it:
+                                       keep its user_data valid until it
+                                       returns. */
     size_t n_callbacks;
     uint64_t callback_timeout_ns;   /* per call (default 10 s): then the guest
                                        sees a timeout error and a late reply
