@@ -24,6 +24,7 @@ enum {
     EXIT_USAGE = 2,
     EXIT_SANDBOX = 70,      /* trapped, or the glue failed */
     EXIT_SETUP = 71,        /* the runtime or sandbox could not be created */
+    EXIT_FUEL = 122,        /* --fuel used up */
     EXIT_OUTPUT_LIMIT = 123,/* the code succeeded but its output was cut */
     EXIT_TIMEOUT = 124,     /* --timeout */
     EXIT_MEMORY = 125,      /* an uncaught MemoryError: --max-memory */
@@ -44,6 +45,7 @@ typedef struct cli {
     uint64_t max_memory;      /* 0: the library's default */
     uint64_t max_output;      /* 0: the library's default */
     uint64_t timeout_ms;      /* 0: the library's default */
+    uint64_t fuel;            /* 0: unlimited */
     int timeout_set;
     int stats;
     const char *session;      /* --session FILE */
@@ -63,6 +65,8 @@ static void usage(FILE *f)
             "  --timeout MS    stop the code after MS milliseconds (default 30000; 0 = none)\n"
             "  --max-output BYTES\n"
             "                  keep at most BYTES of stdout and of stderr (default 10M)\n"
+            "  --fuel N        stop the code after N units of work (function calls and\n"
+            "                  loop iterations of the interpreter; deterministic)\n"
             "  --stats         print the run's statistics as JSON on stderr\n"
             "  --session FILE  load the session saved in FILE (if it exists), run,\n"
             "                  and save the session back to FILE\n"
@@ -218,6 +222,9 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
             }
             c->session = argv[++i];
+        } else if (strcmp(a, "--fuel") == 0) {
+            if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
+                return -1;
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
@@ -309,6 +316,7 @@ static const char *status_name(int rc)
     case ERYX_TIMEOUT: return "timeout";
     case ERYX_INTERRUPTED: return "interrupted";
     case ERYX_TRAP: return "trap";
+    case ERYX_FUEL: return "fuel";
     default: return "error";
     }
 }
@@ -320,20 +328,26 @@ static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config 
             "\"memory_bytes\": %llu, \"memory_limit\": %llu, \"stdout_bytes\": %zu, "
             "\"stderr_bytes\": %zu, \"output_limit\": %llu, \"output_truncated\": %s, "
             "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %llu, "
-            "\"hard_stopped\": %s}\n",
+            "\"hard_stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
             status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
             (unsigned long long)(r ? r->memory_bytes : 0), (unsigned long long)cfg->max_memory,
             r ? r->out_len : 0, r ? r->err_len : 0, (unsigned long long)cfg->max_output,
             r && (r->out_truncated || r->err_truncated) ? "true" : "false",
             r ? r->n_callbacks : 0, cfg->max_callbacks,
             (unsigned long long)(cfg->timeout_ns / 1000000u),
-            r && r->hard_stopped ? "true" : "false");
+            r && r->hard_stopped ? "true" : "false",
+            (unsigned long long)(r ? r->fuel_used : 0), (unsigned long long)cfg->fuel);
 }
 
 static int report(int rc, eryx_sandbox *sb, eryx_result *res)
 {
     if (res && (res->out_truncated || res->err_truncated))
         fprintf(stderr, "eryx: output truncated at the --max-output limit\n");
+    if (rc == ERYX_FUEL) {
+        fflush(stdout);
+        fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
+        return EXIT_FUEL;
+    }
     if (rc == ERYX_TIMEOUT || rc == ERYX_INTERRUPTED) {
         fflush(stdout);
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
@@ -425,6 +439,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
             cfg.max_output = c->max_output;
         if (c->timeout_set)
             cfg.timeout_ns = c->timeout_ms * 1000000u;
+        cfg.fuel = c->fuel;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
         if (c->session && access(c->session, F_OK) == 0)

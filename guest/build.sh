@@ -9,11 +9,14 @@
 #
 # ERYX_GUEST_CC (default gcc) and ERYX_GUEST_CFLAGS (default -O2) choose how
 # the 70 MB of generated C is compiled: see docs/decisions.md.
+# ERYX_GUEST_FUEL=1 builds the variant that counts fuel (docs/limits.md):
+# its output directory is the same path with "-fuel" appended.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
 ERYX_GUEST_CC=${ERYX_GUEST_CC:-gcc}
 ERYX_GUEST_CFLAGS=${ERYX_GUEST_CFLAGS:--O2}
+ERYX_GUEST_FUEL=${ERYX_GUEST_FUEL:-0}
 log() { echo "guest: $*" >&2; }
 
 "$here/../scripts/install-deps.sh"
@@ -52,7 +55,8 @@ fi
 
 # Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
 wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
-          cat "$here/w2c_hooks.h"; grep -A3 'Data segment copies' "$0";
+          echo "fuel=$ERYX_GUEST_FUEL";
+          cat "$here/w2c_hooks.h" "$here/host_instance.h"; grep -A7 '# Hooks (see' "$0";
           "$ERYX_GUEST_CC" --version | head -n 1; cat /usr/include/wasm-rt.h; } | sha256sum | cut -c1-16)
 w2c="$ERYX_CACHE_DIR/w2c-$wkey"
 if [ ! -f "$w2c/stamp" ]; then
@@ -60,14 +64,24 @@ if [ ! -f "$w2c/stamp" ]; then
     t0=$(date +%s)
     log "wasm2c guest.wasm"
     wasm2c "$out/guest.wasm" -n python -o "$w2c.tmp/guest.c"
-    # Data segment copies go through a hook (see guest/w2c_hooks.h).
-    sed -i 's/^  LOAD_DATA(instance->w2c_memory,/  ERYX_LOAD_DATA(instance->w2c_memory,/' "$w2c.tmp/guest.c"
-    grep -q '^  ERYX_LOAD_DATA(' "$w2c.tmp/guest.c" || { log "wasm2c output changed: no LOAD_DATA to hook"; exit 1; }
+    # Hooks (see guest/w2c_hooks.h): data segment copies, and in the fuel
+    # variant fuel charged at function entries (FUNC_PROLOGUE) and loop
+    # headers (w2c_L labels), which costs ~20 % (docs/limits.md).
+    hooks=('^  ERYX_LOAD_DATA(')
+    sed -i -e 's/^  LOAD_DATA(instance->w2c_memory,/  ERYX_LOAD_DATA(instance->w2c_memory,/' "$w2c.tmp/guest.c"
+    if [ "$ERYX_GUEST_FUEL" = 1 ]; then
+        sed -i -e 's/^#define FUNC_PROLOGUE$/#define FUNC_PROLOGUE ERYX_FUEL_TICK()/' \
+               -e 's/^\( *w2c_L[0-9]*:\) $/\1 ERYX_FUEL_TICK();/' "$w2c.tmp/guest.c"
+        hooks+=('^#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 'w2c_L[0-9]*: ERYX_FUEL_TICK();')
+    fi
+    for hook in "${hooks[@]}"; do
+        grep -q "$hook" "$w2c.tmp/guest.c" || { log "wasm2c output changed: no $hook to hook"; exit 1; }
+    done
     t1=$(date +%s)
     log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
     # shellcheck disable=SC2086
     "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS -fPIC -w -include "$here/w2c_hooks.h" \
-        -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
+        -I"$here" -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
     log "compile: $(( $(date +%s) - t1 )) s"
     rm -f "$w2c.tmp/guest.c"   # 70 MB; the object is what we keep
     touch "$w2c.tmp/stamp"
@@ -77,13 +91,23 @@ fi
 # CPython's own test suite and for the benchmarks.
 echo "$src" >"$out/python-src.path"
 echo "$native_py" >"$out/python-native.path"
-ln -sfn "$w2c/guest.h" "$out/guest.h"
-ln -sfn "$w2c/guest.o" "$out/guest.o"
+# The fuel variant shares stage 1 but gets a directory of its own.
+final=$out
+if [ "$ERYX_GUEST_FUEL" = 1 ]; then
+    final=$out-fuel
+    mkdir -p "$final"
+    for f in stdlib.img guest.wasm python-src.path python-native.path; do
+        ln -sfn "$out/$f" "$final/$f"
+    done
+fi
+echo "$ERYX_GUEST_FUEL" >"$final/fuel"
+ln -sfn "$w2c/guest.h" "$final/guest.h"
+ln -sfn "$w2c/guest.o" "$final/guest.o"
 
-# The cache keeps the four most recently used builds of each stage: every
+# The cache keeps the six most recently used builds of each stage: every
 # edit of the _eryx package makes a new guest-* (28 MB) directory.
-touch "$out" "$w2c"
+touch "$out" "$final" "$w2c"
 for kind in guest w2c; do
-    ls -dt "$ERYX_CACHE_DIR/$kind"-* 2>/dev/null | grep -v '\.tmp$' | tail -n +5 | xargs -r rm -rf
+    ls -dt "$ERYX_CACHE_DIR/$kind"-* 2>/dev/null | grep -v '\.tmp$' | tail -n +7 | xargs -r rm -rf
 done
-echo "$out"
+echo "$final"

@@ -132,6 +132,12 @@ static int configure_and_start(void)
     config.parse_argv = 0;
     config.pathconfig_warnings = 0;
     config.safe_path = 1;
+    /* A fixed string hash seed: the same code does the same work (the same
+     * fuel count) on every run and machine, and every sandbox of an image
+     * shares the template's seed anyway. Hash flooding can only slow the
+     * attacker's own sandbox, which the limits bound. */
+    config.use_hash_seed = 1;
+    config.hash_seed = 0;
     PyStatus st = PyConfig_SetString(&config, &config.home, L"/usr");
     if (!PyStatus_Exception(st))
         st = PyConfig_SetString(&config, &config.program_name, L"python3");

@@ -1,15 +1,21 @@
 /*
  * Included (-include) when compiling wasm2c's output: hooks the generated
- * code offers no other way to reach. guest/build.sh rewrites the data
- * segment copies of init_memories() into ERYX_LOAD_DATA.
+ * code offers no other way to reach. guest/build.sh rewrites three things in
+ * that output to use them:
  *
- * A sandbox made from a runtime's snapshot maps the snapshot over its memory
- * right after instantiation, so copying the 3 MB of data segments first would
- * only dirty pages that are thrown away. eryx__w2c_skip_data_segments
- * (src/core/snapshot.c) is set around such instantiations.
+ * - the data segment copies of init_memories() go through ERYX_LOAD_DATA.
+ *   A sandbox made from a runtime's image maps the image over its memory
+ *   right after instantiation, so copying the 3 MB of data segments first
+ *   would only dirty pages that are thrown away;
+ *   eryx__w2c_skip_data_segments (src/core/snapshot.c) is set around such
+ *   instantiations;
+ * - FUNC_PROLOGUE (every function entry) and every loop header charge one
+ *   unit of fuel (ERYX_FUEL_TICK): a deterministic count of guest work.
  */
 #ifndef ERYX_W2C_HOOKS_H
 #define ERYX_W2C_HOOKS_H
+
+#include "host_instance.h"
 
 extern _Thread_local int eryx__w2c_skip_data_segments;
 
@@ -17,6 +23,12 @@ extern _Thread_local int eryx__w2c_skip_data_segments;
     do {                                        \
         if (!eryx__w2c_skip_data_segments)      \
             LOAD_DATA(m, o, i, s);              \
+    } while (0)
+
+#define ERYX_FUEL_TICK()                                                    \
+    do {                                                                    \
+        if (__builtin_expect(--instance->Z_eryx_instance->fuel < 0, 0))     \
+            eryx__fuel_out(instance->Z_eryx_instance);                      \
     } while (0)
 
 #endif

@@ -78,7 +78,8 @@ extern "C" {
                    "then step again")                                               \
     X(NOTFOUND, 11, "no such callback, or the call was already answered")          \
     X(TIMEOUT, 12, "the run exceeded its time limit and was stopped")               \
-    X(INTERRUPTED, 13, "the run was stopped by eryx_sandbox_interrupt()")
+    X(INTERRUPTED, 13, "the run was stopped by eryx_sandbox_interrupt()")          \
+    X(FUEL, 14, "the run used up its fuel and was stopped; the sandbox is dead")
 
 enum {
 #define ERYX__STATUS_ENUM(name, value, text) ERYX_##name = value,
@@ -92,6 +93,10 @@ ERYX_API const char *eryx_errstr(int rc);
 
 /* Library version, e.g. "0.1.0" (static storage). */
 ERYX_API const char *eryx_version(void);
+
+/* 1 if this build counts fuel (its guest was built with ERYX_GUEST_FUEL=1,
+ * which costs ~20 % of guest speed: docs/limits.md), else 0. */
+ERYX_API int eryx_build_has_fuel(void);
 
 /* ------------------------------------------------------------------------ */
 /* Runtime                                                                   */
@@ -231,6 +236,13 @@ typedef struct eryx_sandbox_config {
     uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
                                     Python code has to unwind before it is
                                     stopped hard (default 200 ms) */
+    uint64_t fuel;               /* budget of guest work per run: one unit per
+                                    function call and loop iteration of the
+                                    interpreter's code (0 = unlimited; the
+                                    use is counted and reported anyway).
+                                    Only in builds that count fuel
+                                    (eryx_build_has_fuel()); elsewhere a
+                                    non-zero value is ERYX_INVALID */
     int output_limit_stops;      /* 0: past max_output the run goes on (the
                                     rest is dropped); 1: the write that
                                     crosses it fails, Python raises
@@ -381,6 +393,10 @@ typedef struct eryx_result {
                                 one, else NULL */
     char *result_error;      /* why `result` could not be serialised, or NULL */
     uint32_t n_callbacks;    /* callback invocations during the run */
+    uint64_t fuel_used;      /* guest work done by the run (see
+                                eryx_sandbox_config.fuel): the same code on
+                                the same input uses the same fuel; 0 in
+                                builds that do not count fuel */
     int hard_stopped;        /* 1 if a timeout or interrupt had to stop the
                                 code hard (stuck in C, or catching the
                                 interruption): the sandbox is then dead */
@@ -402,6 +418,7 @@ typedef struct eryx_run_options {
     const void *stdin_data;    /* bytes sys.stdin reads, then EOF; default none */
     size_t stdin_len;
     uint64_t timeout_ns;       /* this run's time limit; 0 = the sandbox's */
+    uint64_t fuel;             /* this run's fuel; 0 = the sandbox's */
 } eryx_run_options;
 
 ERYX_API void eryx_run_options_default(eryx_run_options *opts);

@@ -75,6 +75,11 @@ static int check_sandbox_config(const eryx_sandbox_config *cfg)
             return ERYX_INVALID;
         }
     }
+    if (cfg->fuel && !eryx_build_has_fuel()) {
+        eryx__set_errmsg(NULL, "this build does not count fuel: build its guest with "
+                               "ERYX_GUEST_FUEL=1 (docs/limits.md)");
+        return ERYX_INVALID;
+    }
     if (cfg->n_callbacks && !cfg->callbacks)
         return misuse(NULL, "eryx_sandbox_config: n_callbacks set but callbacks is NULL");
     if (cfg->max_memory < (32u << 20)) {
@@ -133,6 +138,11 @@ static int check_run(eryx_sandbox *sb, const char *code, size_t len,
     }
     if (opts && opts->stdin_len && !opts->stdin_data)
         return misuse(sb, "eryx_run_options: stdin_len set but stdin_data is NULL");
+    if (opts && opts->fuel && !eryx_build_has_fuel()) {
+        eryx__set_errmsg(sb, "this build does not count fuel: build its guest with "
+                             "ERYX_GUEST_FUEL=1 (docs/limits.md)");
+        return ERYX_INVALID;
+    }
     return ERYX_OK;
 }
 

@@ -61,6 +61,7 @@ struct eryx_exec {
     uint32_t request_ptr;       /* the request's copy in guest memory */
     uint32_t outcome_ptr;       /* what eryx_exec returned */
     uint64_t t0;
+    int64_t fuel_start;         /* the run's fuel budget */
     eryx_call **calls;          /* every call not yet delivered */
     size_t n_calls, cap_calls;
     size_t next_new;            /* first call not yet given by next_call */

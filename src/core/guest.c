@@ -27,6 +27,16 @@ static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
         eryx__set_errmsg(sb, "the guest exited with status %d during %s", info->exit_code,
                          what);
         return ERYX_DEAD;
+    case ERYX__CALL_ABORTED:
+        if (info->abort_reason == ERYX__ABORT_FUEL) {
+            sb->state = ERYX__SB_DEAD;
+            eryx__set_errmsg(sb, "%s used up its fuel and was stopped (the sandbox is dead)",
+                             what);
+            return ERYX_FUEL;
+        }
+        sb->state = ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "%s was aborted", what);
+        return ERYX_INTERNAL;
     case ERYX__CALL_INTERRUPTED:
         sb->state = ERYX__SB_DEAD;
         eryx__set_errmsg(sb, "%s was stopped hard", what);
@@ -170,4 +180,12 @@ void eryx__exec_outcome_clear(eryx__exec_outcome *o)
     free(o->message);
     free(o->traceback);
     memset(o, 0, sizeof *o);
+}
+
+/* The generated code ran out of fuel (guest/w2c_hooks.h): end the call. It
+ * stopped at an arbitrary instruction, so the sandbox is dead after it. */
+_Noreturn void eryx__fuel_out(struct Z_eryx_instance_t *host)
+{
+    (void)host;
+    eryx__engine_abort(ERYX__ABORT_FUEL);
 }

@@ -27,10 +27,15 @@ typedef struct eryx__callback {
     unsigned flags;
 } eryx__callback;
 
-/* The guest's "eryx" import module: its functions find the sandbox here. */
-struct Z_eryx_instance_t {
-    struct eryx_sandbox *sb;
-};
+/* The guest's "eryx" import module: its functions find the sandbox there,
+ * and the generated code its fuel. */
+#include "guest/host_instance.h"
+
+/* eryx__engine_abort reasons. */
+#define ERYX__ABORT_FUEL 1
+
+/* Fuel of a run without a limit: never runs out, still counts. */
+#define ERYX__FUEL_UNLIMITED INT64_MAX
 
 #define ERYX__RUNTIME_MAGIC 0x52595852u /* "RXYR" */
 #define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */

@@ -152,6 +152,10 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
         eryx__set_errmsg(sb, "cannot start the watchdog thread");
         return rc;
     }
+    uint64_t fuel = opts && opts->fuel ? opts->fuel : sb->cfg.fuel;
+    ex->fuel_start = fuel && fuel < (uint64_t)ERYX__FUEL_UNLIMITED ? (int64_t)fuel
+                                                                    : ERYX__FUEL_UNLIMITED;
+    sb->host.fuel = ex->fuel_start;
     ex->t0 = eryx__now_ns();
     sb->exec = ex;
     sb->needs_setup = sb->reseed_only = 0;
@@ -239,6 +243,9 @@ static int conclude(eryx_exec *ex, int rc)
     if (!r)
         return ex->final_rc = ERYX_NOMEM;
     r->duration_ns = eryx__now_ns() - ex->t0;
+    /* Out of fuel leaves the counter at -1: the run used all of it. */
+    r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->host.fuel < 0 ? 0 : sb->host.fuel))
+                                  : 0;
     r->memory_bytes = sb->inst.w2c_memory.size;
     r->n_callbacks = ex->n_invocations;
     r->result_json = ex->result_json;
@@ -259,7 +266,7 @@ static int conclude(eryx_exec *ex, int rc)
         r->exited = 1;
         r->exit_code = sb->exit_code;
         rc = ERYX_OK;
-    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED) {
+    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED || rc == ERYX_FUEL) {
         r->exit_code = 1;
     } else {
         eryx_result_free(r);

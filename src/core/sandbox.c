@@ -152,6 +152,7 @@ int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_s
     sb->magic = ERYX__SANDBOX_MAGIC;
     sb->rt = rt;
     sb->host.sb = sb;
+    sb->host.fuel = ERYX__FUEL_UNLIMITED;
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
     sb->on_trace = cfg->on_trace;

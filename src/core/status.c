@@ -24,6 +24,11 @@ const char *eryx_version(void)
     return ERYX_VERSION_STRING;
 }
 
+int eryx_build_has_fuel(void)
+{
+    return ERYX_HAVE_FUEL;
+}
+
 void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
 {
     char *buf = sb ? sb->errmsg : thread_errmsg;

@@ -183,6 +183,58 @@ static void test_output_limit_stops(void)
     eryx_sandbox_free(sb);
 }
 
+/* Fuel: counted always, the same for the same work, and a limit stops the
+ * run (Python loops and C-level loops alike). */
+static void test_fuel(void)
+{
+    if (!eryx_build_has_fuel()) {
+        /* This build does not count: a fuel limit is refused, not ignored. */
+        eryx_sandbox_config cfg;
+        eryx_sandbox_config_default(&cfg);
+        cfg.fuel = 1000;
+        eryx_sandbox *sb = NULL;
+        CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
+        CHECK_CONTAINS(eryx_errmsg(NULL), "ERYX_GUEST_FUEL=1");
+        return;
+    }
+    const char *work = "d = {}\nfor i in range(2000):\n    d[str(i)] = i * i\n"
+                       "s = sorted(d, key=lambda k: -d[k])\nprint(len(s))";
+    uint64_t used[3];
+    for (int i = 0; i < 3; i++) {
+        eryx_sandbox *sb = new_sandbox(1000);
+        eryx_result *r;
+        CHECK_INT(run_limited(sb, work, 0, &r), ERYX_OK);
+        CHECK_STR(r->out, "2000\n");
+        used[i] = r->fuel_used;
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    CHECK(used[0] > 10000);
+    CHECK(used[0] == used[1] && used[1] == used[2]);
+    /* More work, more fuel. */
+    eryx_sandbox *sb = new_sandbox(1000);
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, "x = sum(range(10))", 0, &r), ERYX_OK);
+    CHECK(r->fuel_used > 0 && r->fuel_used < used[0]);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.fuel = used[0] / 2;
+    const char *hostile[] = {"while True: pass", "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"};
+    for (int i = 0; i < 2; i++) {
+        REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+        CHECK_INT(run_limited(sb, hostile[i], 0, &r), ERYX_FUEL);
+        REQUIRE(r != NULL);
+        CHECK_INT(r->fuel_used, cfg.fuel);
+        CHECK_CONTAINS(eryx_errmsg(sb), "fuel");
+        eryx_result_free(r);
+        CHECK_INT(run_limited(sb, "1", 0, &r), ERYX_DEAD);
+        eryx_sandbox_free(sb);
+    }
+}
+
 int main(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
@@ -192,6 +244,7 @@ int main(void)
     test_many_timeouts();
     test_memory_limit();
     test_output_limit_stops();
+    test_fuel();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     return CHECK_DONE();
 }
