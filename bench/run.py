@@ -486,6 +486,11 @@ def write_markdown(path, res, t, plots):
         w("")
     if res.get("sandbox"):
         write_sandbox_section(w, res["sandbox"])
+    fuel_md = os.path.join(RESULTS, "fuel.md")
+    if os.path.exists(fuel_md):  # written by bench/fuel.py
+        for line in open(fuel_md).read().splitlines():
+            w(line)
+        w("")
     w("## Notes")
     w("")
     for n in notes:
