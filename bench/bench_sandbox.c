@@ -111,6 +111,62 @@ static double throughput_2_threads(eryx_runtime *rt)
     return (c[0].done + c[1].done) / 3.0;
 }
 
+struct looper {
+    eryx_sandbox *sb;
+    const char *code;
+    volatile int started;
+    double returned_us;
+};
+
+static void *loop_until_stopped(void *arg)
+{
+    struct looper *l = arg;
+    eryx_result *r = NULL;
+    l->started = 1;
+    eryx_sandbox_run(l->sb, l->code, strlen(l->code), &r);
+    l->returned_us = now_us();
+    eryx_result_free(r);
+    return NULL;
+}
+
+/* Time from eryx_sandbox_interrupt() to the run returning, for code that
+ * checks for it (a Python loop: the graceful stop) and code stuck in C (the
+ * hard stop, which comes after the grace period). */
+static void interrupt_latency(eryx_runtime *rt, const char *code, uint64_t grace_ns,
+                              double *p50, double *p99)
+{
+    enum { N = 20 };
+    double lat[N];
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.interrupt_grace_ns = grace_ns;
+    eryx_sandbox *sb = NULL;
+    for (int i = 0; i < N; i++) {
+        /* A session survives a graceful stop: it is reused (warm); a hard
+         * stop kills it: a fresh one each time. */
+        if (!sb && eryx_sandbox_new(rt, &cfg, &sb) != ERYX_OK)
+            exit(1);
+        struct looper l = {sb, code, 0, 0};
+        pthread_t t;
+        pthread_create(&t, NULL, loop_until_stopped, &l);
+        while (!l.started)
+            ;
+        struct timespec pause = {0, 20 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+        double t0 = now_us();
+        eryx_sandbox_interrupt(sb);
+        pthread_join(t, NULL);
+        lat[i] = l.returned_us - t0;
+        if (eryx_sandbox_is_dead(sb)) {
+            eryx_sandbox_free(sb);
+            sb = NULL;
+        }
+    }
+    eryx_sandbox_free(sb);
+    *p50 = percentile(lat, N, 0.5);
+    *p99 = percentile(lat, N, 0.99);
+}
+
 static eryx_result *run(eryx_sandbox *sb, const char *code)
 {
     eryx_result *r = NULL;
@@ -185,13 +241,20 @@ int main(int argc, char **argv)
         gather[i] = now_us() - t;
     }
 
+    double py50, py99, c50, c99;
+    /* The Python loop sees the graceful stop well within the default grace;
+     * the regex never does, and is stopped hard at once (grace 1 ns). */
+    interrupt_latency(rt, "while True: pass", 200u * 1000 * 1000, &py50, &py99);
+    interrupt_latency(rt, "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')", 1, &c50, &c99);
     double idle_kb = idle_kb_per_sandbox(rt, 200);
     double per_s = throughput_2_threads(rt);
     /* Each sandbox reserves 8 GiB of address space (plus a fiber stack): a
      * 47-bit user address space holds ~16000 of them whatever the memory. */
     double by_ram = 24.0 * 1024 * 1024 / (idle_kb > 1 ? idle_kb : 1);
     double by_va = (double)(1ull << 47) / (double)(8ull << 30);
-    printf("{\"idle_private_kb\": %.0f, \"live_sandboxes_24gib\": %.0f, "
+    printf("{\"interrupt_python_p50_us\": %.0f, \"interrupt_python_p99_us\": %.0f, "
+           "\"interrupt_c_p50_us\": %.0f, \"interrupt_c_p99_us\": %.0f, ", py50, py99, c50, c99);
+    printf("\"idle_private_kb\": %.0f, \"live_sandboxes_24gib\": %.0f, "
            "\"create_run_free_per_s_2_threads\": %.0f, ",
            idle_kb, by_ram < by_va ? by_ram : by_va, per_s);
     printf("\"runtime_new_us\": %.0f, \"sandbox_new_p50_us\": %.0f, "

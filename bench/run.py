@@ -358,7 +358,13 @@ def write_sandbox_section(w, sandbox):
             ("live sandboxes in 24 GiB (by that memory, capped by 8 GiB of address "
              "space each in a 47-bit space)", "live_sandboxes_24gib", ""),
             ("create → run `x = sum(range(100))` → free on 2 threads, per second",
-             "create_run_free_per_s_2_threads", "")]
+             "create_run_free_per_s_2_threads", ""),
+            ("eryx_sandbox_interrupt → run returns, Python loop (graceful), p50",
+             "interrupt_python_p50_us", "µs"),
+            ("… p99", "interrupt_python_p99_us", "µs"),
+            ("eryx_sandbox_interrupt → run returns, stuck in C (hard, grace 1 ns), p50",
+             "interrupt_c_p50_us", "µs"),
+            ("… p99", "interrupt_c_p99_us", "µs")]
     w("## Sandbox costs (in process)")
     w("")
     w("From `build/bench/bench_sandbox 20` (bench/bench_sandbox.c), run by this script "

@@ -29,7 +29,8 @@ static const char warm_up_code[] =
     "import importlib as _i\n"
     "for _m in ('json', 're', 'asyncio', 'collections', 'dataclasses', 'datetime',\n"
     "           'decimal', 'functools', 'itertools', 'math', 'random', 'typing',\n"
-    "           'traceback', 'io', 'os', 'sys', '_eryx.loop'):\n"
+    "           'traceback', 'linecache', 'tokenize', 'io', 'os', 'sys', '_eryx.loop',\n"
+    "           '_eryx.state'):\n"
     "    _i.import_module(_m)\n"
     "del _i, _m\n";
 
