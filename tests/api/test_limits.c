@@ -45,12 +45,13 @@ static void test_timeout_graceful(void)
     CHECK(r->duration_ns >= 100u * 1000000u);
     CHECK_CONTAINS(eryx_errmsg(sb), "time limit");
     eryx_result_free(r);
-    /* Sleeps and callback waits are cut too. */
+    /* Sleeps and callback waits are cut too: well before their 30 s (the
+     * bound is loose for slow runs under valgrind). */
     CHECK_INT(run_limited(sb, "import time\ntime.sleep(30)", 100, &r), ERYX_TIMEOUT);
-    CHECK(r->duration_ns < 5ull * 1000000000u);
+    CHECK(r->duration_ns < 20ull * 1000000000u);
     eryx_result_free(r);
     CHECK_INT(run_limited(sb, "import asyncio\nawait asyncio.sleep(30)", 100, &r), ERYX_TIMEOUT);
-    CHECK(r->duration_ns < 5ull * 1000000000u);
+    CHECK(r->duration_ns < 20ull * 1000000000u);
     eryx_result_free(r);
     CHECK_INT(run_limited(sb, "print(state)", 0, &r), ERYX_OK);
     CHECK_STR(r->out, "kept\n");
@@ -72,7 +73,7 @@ static void test_timeout_hard(void)
         CHECK_INT(run_limited(sb, stuck[i], 100, &r), ERYX_TIMEOUT);
         REQUIRE(r != NULL);
         CHECK_INT(r->hard_stopped, 1);
-        CHECK(r->duration_ns < 5ull * 1000000000u);
+        CHECK(r->duration_ns < 20ull * 1000000000u);
         CHECK_CONTAINS(eryx_errmsg(sb), "stopped hard");
         eryx_result_free(r);
         CHECK_INT(run_limited(sb, "1", 0, &r), ERYX_DEAD);
