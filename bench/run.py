@@ -343,7 +343,7 @@ def sandbox_costs():
     return costs
 
 
-def write_sandbox_section(w, sandbox):
+def write_sandbox_section(w, sandbox, start):
     rows = [("runtime creation (once per process)", "runtime_new_us", "µs"),
             ("sandbox creation, p50", "sandbox_new_p50_us", "µs"),
             ("sandbox creation, p99", "sandbox_new_p99_us", "µs"),
@@ -378,6 +378,9 @@ def write_sandbox_section(w, sandbox):
             w("| %s | %s %s | %s |" % (label,
                                        "{:,.1f}".format(sandbox[key]).rstrip("0").rstrip("."),
                                        unit, REFERENCE.get(key, "")))
+    if "native" in start:
+        w("| for comparison: a fresh native CPython process, `-c pass` (process start "
+          "table above) | %.1f ms | |" % start["native"]["median_ms"])
     w("")
 
 
@@ -491,7 +494,7 @@ def write_markdown(path, res, t, plots):
         w("```")
         w("")
     if res.get("sandbox"):
-        write_sandbox_section(w, res["sandbox"])
+        write_sandbox_section(w, res["sandbox"], res.get("start") or {})
     fuel_md = os.path.join(RESULTS, "fuel.md")
     if os.path.exists(fuel_md):  # written by bench/fuel.py
         for line in open(fuel_md).read().splitlines():
