@@ -10,6 +10,7 @@
 #include "core/internal.h"
 #include "engine/engine.h"
 #include "guest/abi.h"
+#include "wasi/guest_mem.h"
 
 /* Turns how a guarded call ended into a status. A trap kills the sandbox:
  * the interpreter's state is unknown from then on. */
@@ -65,12 +66,10 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
     return call_status(sb, eryx__engine_resume(sb->fiber, &info), &info, what);
 }
 
+/* The one bounds check of guest ranges, shared with the WASI layer. */
 uint8_t *eryx__guest_span(eryx_sandbox *sb, uint32_t ptr, uint64_t len)
 {
-    const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    if (ptr > mem->size || len > mem->size - ptr)
-        return NULL;
-    return mem->data + ptr;
+    return gm_span(&sb->inst.w2c_memory, ptr, len);
 }
 
 static void do_instantiate(void *arg)
