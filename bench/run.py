@@ -239,6 +239,12 @@ def versions(t, runners):
             v["eryx"] += " (binary sha256 %s, guest %s)" % (h, os.path.basename(t["guest_dir"]))
         except OSError:
             pass
+        try:
+            # How guest/build.sh compiled the generated C.
+            v["eryx"] += "; generated C compiled with " + open(
+                os.path.join(t["guest_dir"], "config")).read().strip()
+        except OSError:
+            pass
     if any(r.startswith("node") or r == "pyodide" for r in runners):
         v["node"] = sh([t["node"], "--version"])
     if any(r.startswith("node-wasi") for r in runners):

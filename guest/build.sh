@@ -7,16 +7,31 @@
 # Stages are cached in $ERYX_CACHE_DIR keyed by a hash of their inputs, so a
 # rebuild with nothing changed takes a second.
 #
-# ERYX_GUEST_CC (default gcc) and ERYX_GUEST_CFLAGS (default -O2) choose how
-# the 70 MB of generated C is compiled: see docs/decisions.md.
-# ERYX_GUEST_FUEL=1 builds the variant that counts fuel (docs/limits.md):
-# its output directory is the same path with "-fuel" appended.
+# ERYX_GUEST_CC (default clang-22) and ERYX_GUEST_CFLAGS (default -O2) choose
+# how the 70 MB of generated C is compiled; ERYX_GUEST_PGO=1 (the default
+# with clang, except for the fuel variant) compiles it twice, the second time
+# with a profile of guest/pgo_train.py: docs/performance.md.
+# ERYX_GUEST_FUEL=1 builds the variant that counts fuel (docs/limits.md);
+# ERYX_GUEST_SEGMENT=0 the variant that addresses linear memory through a
+# base pointer rather than the %gs segment (default 1 on x86-64: ~20 % faster,
+# but valgrind cannot run it; src/engine/segment.c). A variant's output
+# directory is the default's path with "-fuel" and/or "-noseg" appended.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
-ERYX_GUEST_CC=${ERYX_GUEST_CC:-gcc}
+ERYX_GUEST_CC=${ERYX_GUEST_CC:-clang-$ERYX_LLVM}
 ERYX_GUEST_CFLAGS=${ERYX_GUEST_CFLAGS:--O2}
 ERYX_GUEST_FUEL=${ERYX_GUEST_FUEL:-0}
+case "$ERYX_GUEST_CC" in
+    clang*) [ "$ERYX_GUEST_FUEL" = 1 ] && pgo_default=0 || pgo_default=1 ;;
+    *) pgo_default=0 ;;
+esac
+ERYX_GUEST_PGO=${ERYX_GUEST_PGO:-$pgo_default}
+if [ "$(uname -m)" = x86_64 ]; then
+    ERYX_GUEST_SEGMENT=${ERYX_GUEST_SEGMENT:-1}
+else
+    ERYX_GUEST_SEGMENT=0
+fi
 log() { echo "guest: $*" >&2; }
 
 "$here/../scripts/install-deps.sh"
@@ -53,10 +68,18 @@ if [ ! -f "$out/stamp" ]; then
     log "guest.wasm + stdlib.img: $(( $(date +%s) - t0 )) s"
 fi
 
+# Where the sources and the native build python are, for the tests that run
+# CPython's own test suite and for the benchmarks.
+echo "$src" >"$out/python-src.path"
+echo "$native_py" >"$out/python-native.path"
+
 # Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
 wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
-          echo "fuel=$ERYX_GUEST_FUEL";
-          cat "$here/w2c_hooks.h" "$here/host_instance.h"; grep -A7 '# Hooks (see' "$0";
+          echo "fuel=$ERYX_GUEST_FUEL segment=$ERYX_GUEST_SEGMENT pgo=$ERYX_GUEST_PGO";
+          cat "$here"/w2c_*.h "$here/w2c_rewrite.sh" "$here/host_instance.h";
+          # The profile depends on the training, not on the host code it
+          # ran under: a profile is advice, a stale one still builds correct code.
+          if [ "$ERYX_GUEST_PGO" = 1 ]; then cat "$here"/pgo_train.*; fi;
           "$ERYX_GUEST_CC" --version | head -n 1; cat /usr/include/wasm-rt.h; } | sha256sum | cut -c1-16)
 w2c="$ERYX_CACHE_DIR/w2c-$wkey"
 if [ ! -f "$w2c/stamp" ]; then
@@ -64,43 +87,55 @@ if [ ! -f "$w2c/stamp" ]; then
     t0=$(date +%s)
     log "wasm2c guest.wasm"
     wasm2c "$out/guest.wasm" -n python -o "$w2c.tmp/guest.c"
-    # Hooks (see guest/w2c_hooks.h): data segment copies, and in the fuel
-    # variant fuel charged at function entries (FUNC_PROLOGUE) and loop
-    # headers (w2c_L labels), which costs ~20 % (docs/limits.md).
-    hooks=('^  ERYX_LOAD_DATA(')
-    sed -i -e 's/^  LOAD_DATA(instance->w2c_memory,/  ERYX_LOAD_DATA(instance->w2c_memory,/' "$w2c.tmp/guest.c"
-    if [ "$ERYX_GUEST_FUEL" = 1 ]; then
-        sed -i -e 's/^#define FUNC_PROLOGUE$/#define FUNC_PROLOGUE ERYX_FUEL_TICK()/' \
-               -e 's/^\( *w2c_L[0-9]*:\) $/\1 ERYX_FUEL_TICK();/' "$w2c.tmp/guest.c"
-        hooks+=('^#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 'w2c_L[0-9]*: ERYX_FUEL_TICK();')
-    fi
-    for hook in "${hooks[@]}"; do
-        grep -q "$hook" "$w2c.tmp/guest.c" || { log "wasm2c output changed: no $hook to hook"; exit 1; }
-    done
+    # Hooks: guest/w2c_rewrite.sh (which is part of the key above).
+    rewrite=("$here/w2c_rewrite.sh" "$w2c.tmp/guest.c")
+    if [ "$ERYX_GUEST_FUEL" = 1 ]; then rewrite+=(--fuel); fi
+    "${rewrite[@]}"
     t1=$(date +%s)
     log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
-    # shellcheck disable=SC2086
-    "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS -fPIC -w -include "$here/w2c_hooks.h" \
-        -I"$here" -c "$w2c.tmp/guest.c" -o "$w2c.tmp/guest.o"
+    compile() {   # compile OUTPUT [extra flags...]
+        local o=$1
+        shift
+        # shellcheck disable=SC2086
+        "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS "$@" -fPIC -w -DERYX_W2C_SEGMENT="$ERYX_GUEST_SEGMENT" \
+            -include "$here/w2c_hooks.h" -I"$here" -c "$w2c.tmp/guest.c" -o "$o"
+    }
+    if [ "$ERYX_GUEST_PGO" = 1 ]; then
+        case "$ERYX_GUEST_CC" in
+            clang*) ;;
+            *) log "ERYX_GUEST_PGO=1 needs clang (ERYX_GUEST_CC=$ERYX_GUEST_CC)"; exit 1 ;;
+        esac
+        log "PGO 1/3: instrumented build"
+        compile "$w2c.tmp/guest-gen.o" -fprofile-generate
+        log "PGO 2/3: training run (guest/pgo_train.py): $(( $(date +%s) - t1 )) s so far"
+        "$here/pgo_train.sh" "$w2c.tmp/train" "$w2c.tmp/guest-gen.o" "$w2c.tmp/guest.h" \
+            "$out" "$ERYX_GUEST_SEGMENT" "$w2c.tmp/guest.profdata"
+        log "PGO 3/3: optimised build: $(( $(date +%s) - t1 )) s so far"
+        compile "$w2c.tmp/guest.o" -fprofile-use="$w2c.tmp/guest.profdata"
+        rm -f "$w2c.tmp/guest-gen.o"
+    else
+        compile "$w2c.tmp/guest.o"
+    fi
     log "compile: $(( $(date +%s) - t1 )) s"
     rm -f "$w2c.tmp/guest.c"   # 70 MB; the object is what we keep
     touch "$w2c.tmp/stamp"
     rm -rf "$w2c" && mv "$w2c.tmp" "$w2c"
 fi
-# Where the sources and the native build python are, for the tests that run
-# CPython's own test suite and for the benchmarks.
-echo "$src" >"$out/python-src.path"
-echo "$native_py" >"$out/python-native.path"
-# The fuel variant shares stage 1 but gets a directory of its own.
+# Variants share stage 1 but get a directory of their own.
 final=$out
-if [ "$ERYX_GUEST_FUEL" = 1 ]; then
-    final=$out-fuel
+[ "$ERYX_GUEST_FUEL" = 1 ] && final=$final-fuel
+[ "$ERYX_GUEST_SEGMENT" = 1 ] || final=$final-noseg
+if [ "$final" != "$out" ]; then
     mkdir -p "$final"
     for f in stdlib.img guest.wasm python-src.path python-native.path; do
         ln -sfn "$out/$f" "$final/$f"
     done
 fi
 echo "$ERYX_GUEST_FUEL" >"$final/fuel"
+echo "$ERYX_GUEST_SEGMENT" >"$final/segment"
+echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (PGO $([ "$ERYX_GUEST_PGO" = 1 ] && echo on || echo off), \
+%gs segment $([ "$ERYX_GUEST_SEGMENT" = 1 ] && echo on || echo off), \
+fuel $([ "$ERYX_GUEST_FUEL" = 1 ] && echo on || echo off))" >"$final/config"
 ln -sfn "$w2c/guest.h" "$final/guest.h"
 ln -sfn "$w2c/guest.o" "$final/guest.o"
 

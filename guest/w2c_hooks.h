@@ -10,7 +10,9 @@
  *   eryx__w2c_skip_data_segments (src/core/snapshot.c) is set around such
  *   instantiations;
  * - FUNC_PROLOGUE (every function entry) and every loop header charge one
- *   unit of fuel (ERYX_FUEL_TICK): a deterministic count of guest work.
+ *   unit of fuel (ERYX_FUEL_TICK): a deterministic count of guest work;
+ * - every load and store of linear memory, and the bulk copies, go through
+ *   the macros of w2c_segment.h.
  */
 #ifndef ERYX_W2C_HOOKS_H
 #define ERYX_W2C_HOOKS_H
@@ -30,5 +32,7 @@ extern _Thread_local int eryx__w2c_skip_data_segments;
         if (__builtin_expect(--instance->Z_eryx_instance->fuel < 0, 0))     \
             eryx__fuel_out(instance->Z_eryx_instance);                      \
     } while (0)
+
+#include "w2c_segment.h"
 
 #endif

@@ -2,7 +2,7 @@
 # Installs the Debian packages the build and the tests need, only when missing.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
-pkgs="clang-$ERYX_LLVM lld-$ERYX_LLVM llvm-$ERYX_LLVM libclang-rt-$ERYX_LLVM-dev-wasm32 wabt
+pkgs="clang-$ERYX_LLVM lld-$ERYX_LLVM llvm-$ERYX_LLVM libclang-rt-$ERYX_LLVM-dev-wasm32 libclang-rt-$ERYX_LLVM-dev wabt
       cmake make gcc g++ pkg-config libjansson-dev libedit-dev xz-utils dpkg-dev ca-certificates
       valgrind"
 missing=""

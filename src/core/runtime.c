@@ -23,13 +23,26 @@ extern const char __stop_eryx_guest_code[];
 
 static pthread_once_t module_once = PTHREAD_ONCE_INIT;
 static int module_init_errno;
+static const char *module_init_what;
 
 static void init_module_once(void)
 {
     if (eryx__engine_global_init() < 0) {
         module_init_errno = errno ? errno : EINVAL;
+        module_init_what = "cannot install the fault handler";
         return;
     }
+#if ERYX_GUEST_SEGMENT
+    /* The guest addresses its memory through %gs (guest/build.sh). */
+    if (eryx__engine_use_segment_base() < 0) {
+        module_init_errno = errno;
+        module_init_what = "this build's guest addresses memory through the %gs "
+                           "segment, which cannot be set up here (valgrind, or a "
+                           "seccomp filter forbidding arch_prctl?); build with "
+                           "ERYX_GUEST_SEGMENT=0";
+        return;
+    }
+#endif
     eryx__engine_set_guest_code(__start_eryx_guest_code, __stop_eryx_guest_code);
     /* Registers the module's function types: process-global, done once. */
     Z_python_init_module();
@@ -68,8 +81,7 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     int with_image = !cfg || !(cfg->flags & ERYX_RUNTIME_NO_IMAGE);
     pthread_once(&module_once, init_module_once);
     if (module_init_errno) {
-        eryx__set_errmsg(NULL, "cannot install the fault handler: %s",
-                         strerror(module_init_errno));
+        eryx__set_errmsg(NULL, "%s: %s", module_init_what, strerror(module_init_errno));
         return ERYX_INIT;
     }
     eryx_runtime *rt = calloc(1, sizeof *rt);

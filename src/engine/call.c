@@ -176,6 +176,7 @@ int eryx__engine_call(wasm_rt_memory_t *mem, eryx__guest_fn fn, void *arg,
     if (!t->ready && eryx__engine_thread_setup(t) != 0)
         return -1;
     t->mem = mem;
+    eryx__segment_enter(t, mem);
     t->host_depth = 0;
     t->result = ERYX__CALL_OK;
     t->exit_code = 0;

@@ -61,6 +61,14 @@ typedef struct eryx__call_info {
  * for the life of the process (wasm_rt_free() does not remove it). */
 int eryx__engine_global_init(void);
 
+/* Declares that the guest code addresses linear memory relative to %gs
+ * (built with ERYX_GUEST_SEGMENT=1; src/engine/segment.c): every guarded
+ * call then points %gs's base at the call's memory. Once, before the first
+ * call. 0, or -1 with errno ENOTSUP where the base cannot be set: not
+ * x86-64 Linux, a seccomp filter forbids arch_prctl, or under valgrind
+ * (which cannot decode %gs accesses). */
+int eryx__engine_use_segment_base(void);
+
 /* Runs fn(arg) on this thread with trap recovery. `mem` is the linear memory
  * of the instance being run: a fault inside its reservation is an
  * out-of-bounds trap (`mem` may be NULL for a module without memory).

@@ -300,6 +300,7 @@ static int run(eryx__fiber *f, eryx__engine_thread *t, eryx__call_info *info)
 
     swap_exc(t, f);
     t->mem = f->mem;
+    eryx__segment_enter(t, f->mem);
     t->unwind = f->unwind;
     t->result = ERYX__CALL_OK;
     t->exit_code = 0;

@@ -44,6 +44,7 @@ typedef struct eryx__engine_thread {
     struct eryx__fiber *volatile fiber; /* the fiber this thread runs, or NULL */
     volatile int host_depth;            /* > 0: in host code (imports, wasm_rt_*) */
     int tid;                            /* kernel thread id (the interrupt target) */
+    uintptr_t segment_base;             /* %gs base last set here (segment.c), 0: unknown */
 } eryx__engine_thread;
 
 /* Initial-exec TLS: one %fs-relative access, no __tls_get_addr call that
@@ -120,6 +121,11 @@ int eryx__fault_installed(void);
  * releasing what was mapped there. 0, or -1 with errno set. */
 int eryx__memory_commit(uint8_t *p, size_t len);
 int eryx__memory_decommit(uint8_t *p, size_t len);
+
+/* segment.c: points %gs at mem's data if the guest addresses memory
+ * through it (eryx__engine_use_segment_base) and it points elsewhere.
+ * Called wherever guest code is entered. */
+void eryx__segment_enter(eryx__engine_thread *t, const wasm_rt_memory_t *mem);
 
 /* call.c: the once-per-thread set-up (stack bounds, alt stack, tid);
  * 0, or -1 with errno set. */

@@ -94,6 +94,10 @@ void wasm_rt_allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32
 {
     eryx__engine_enter_host();
     allocate_memory(m, initial_pages, max_pages);
+    /* Instantiation allocates the memory inside a guarded call, after the
+     * call pointed %gs at a memory that did not exist yet. */
+    if (eryx__engine_tls.mem == m)
+        eryx__segment_enter(&eryx__engine_tls, m);
     eryx__engine_leave_host();
 }
 

@@ -42,6 +42,10 @@ static void global(void)
 {
     CHECK_EQ(eryx__engine_global_init(), 0);
     CHECK(wasm_rt_is_initialized());
+#if ERYX_TEST_SEGMENT
+    /* The module was built to address memory through %gs. */
+    CHECK_EQ(eryx__engine_use_segment_base(), 0);
+#endif
     Z_eng_init_module();
 }
 

@@ -1,0 +1,61 @@
+/*
+ * How wasm2c's output reaches linear memory. guest/w2c_rewrite.sh makes
+ * every load and store go through ERYX_MEM_LOAD / ERYX_MEM_STORE and every
+ * bulk copy (memory.fill, memory.copy, data segments) through ERYX_MEM_BULK.
+ *
+ * With ERYX_W2C_SEGMENT=1 (the default on x86-64) memory is addressed as
+ * %gs:address, the engine keeping %gs's base at the running instance's
+ * memory (src/engine/segment.c explains why, docs/performance.md measures
+ * it); the code must then run under an engine told so with
+ * eryx__engine_use_segment_base(). Otherwise the accesses are wasm2c's own:
+ * memory.data + address.
+ */
+#ifndef ERYX_W2C_SEGMENT_H
+#define ERYX_W2C_SEGMENT_H
+
+#if ERYX_W2C_SEGMENT
+#include <stdint.h>
+
+/* GCC 12 crashes (internal compiler error in fold_const_aggregate_ref) when
+ * it folds a __seg_gs access at an address it has computed; an empty asm
+ * hides the address from it. Clang needs no such help. */
+#if defined(__clang__)
+#define ERYX_SEG_ADDR(addr) ((uintptr_t)(addr))
+#else
+#define ERYX_SEG_ADDR(addr)                     \
+    __extension__({                             \
+        uint64_t eryx_a_ = (addr);              \
+        __asm__("" : "+r"(eryx_a_));            \
+        (uintptr_t)eryx_a_;                     \
+    })
+#endif
+
+/* Unaligned accesses are allowed in wasm: the types say so. */
+#define ERYX_MEM_LOAD(dst, mem, addr, t)                                    \
+    do {                                                                    \
+        typedef t __attribute__((aligned(1))) eryx_unaligned_;             \
+        (dst) = *(const __seg_gs eryx_unaligned_ *)ERYX_SEG_ADDR(addr);     \
+    } while (0)
+#define ERYX_MEM_STORE(mem, addr, val, t)                                   \
+    do {                                                                    \
+        typedef t __attribute__((aligned(1))) eryx_unaligned_;             \
+        *(__seg_gs eryx_unaligned_ *)ERYX_SEG_ADDR(addr) = (val);           \
+    } while (0)
+/* memset/memmove/memcpy reach the memory through ordinary pointers, which
+ * the compiler believes never alias %gs accesses: fence them. */
+#define ERYX_MEM_BULK(call)                     \
+    do {                                        \
+        __asm__ volatile("" ::: "memory");      \
+        call;                                   \
+        __asm__ volatile("" ::: "memory");      \
+    } while (0)
+
+#else
+
+#define ERYX_MEM_LOAD(dst, mem, addr, t) wasm_rt_memcpy(&(dst), &(mem)->data[addr], sizeof(t))
+#define ERYX_MEM_STORE(mem, addr, val, t) wasm_rt_memcpy(&(mem)->data[addr], &(val), sizeof(t))
+#define ERYX_MEM_BULK(call) call
+
+#endif
+
+#endif
