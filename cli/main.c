@@ -442,9 +442,13 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.fuel = c->fuel;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
-        if (c->session && access(c->session, F_OK) == 0)
+        if (c->session && access(c->session, F_OK) == 0) {
             rc = eryx_sandbox_load(rt, &cfg, c->session, &sb);
-        else
+            /* Files of the session that did not come back (a mount the
+             * command line no longer gives): */
+            if (rc == ERYX_OK && eryx_errmsg(sb)[0])
+                fprintf(stderr, "eryx: warning: %s: %s\n", c->session, eryx_errmsg(sb));
+        } else
             rc = eryx_sandbox_new(rt, &cfg, &sb);
     }
     if (rc != ERYX_OK) {

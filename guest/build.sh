@@ -9,8 +9,8 @@
 #
 # ERYX_GUEST_CC (default clang-22) and ERYX_GUEST_CFLAGS (default -O2) choose
 # how the 70 MB of generated C is compiled; ERYX_GUEST_PGO=1 (the default
-# with clang, except for the fuel variant) compiles it twice, the second time
-# with a profile of guest/pgo_train.py: docs/performance.md.
+# with clang) compiles it twice, the second time with a profile of
+# guest/pgo_train.py: docs/performance.md.
 # ERYX_GUEST_FUEL=1 builds the variant that counts fuel (docs/limits.md);
 # ERYX_GUEST_SEGMENT=0 the variant that addresses linear memory through a
 # base pointer rather than the %gs segment (default 1 on x86-64: ~20 % faster,
@@ -23,7 +23,7 @@ ERYX_GUEST_CC=${ERYX_GUEST_CC:-clang-$ERYX_LLVM}
 ERYX_GUEST_CFLAGS=${ERYX_GUEST_CFLAGS:--O2}
 ERYX_GUEST_FUEL=${ERYX_GUEST_FUEL:-0}
 case "$ERYX_GUEST_CC" in
-    clang*) [ "$ERYX_GUEST_FUEL" = 1 ] && pgo_default=0 || pgo_default=1 ;;
+    clang*) pgo_default=1 ;;
     *) pgo_default=0 ;;
 esac
 ERYX_GUEST_PGO=${ERYX_GUEST_PGO:-$pgo_default}

@@ -285,15 +285,21 @@ ERYX_API int eryx_sandbox_reset(eryx_sandbox *sb);
  * `random` on its first run. */
 ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
 
-/* Saves sb's state to path (atomically: a temporary file renamed over it).
- * The file holds the guest's memory; open files and /tmp contents are not
- * saved. Only the same build of eryx loads it. */
+/* Saves sb's state to path (atomically: a temporary file renamed over it):
+ * the guest's memory, the contents of /tmp (directories, files, timestamps)
+ * and the open files (by their current path, or by contents for a /tmp file
+ * unlinked while open; positions and flags kept). Only the same build of
+ * eryx loads it. ERYX_IO if the file cannot be written. */
 ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
 
 /* A sandbox in the state saved at path, with cfg (may be NULL) for its
  * limits, mounts and callbacks. A file that is not a session, was saved by
- * another build, is truncated, damaged or larger than cfg->max_memory is
- * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped. */
+ * another build, is truncated, damaged or larger than cfg->max_memory, or
+ * whose /tmp does not fit in cfg->tmp_quota or names paths outside /tmp, is
+ * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped.
+ * Open files are reopened by path in the new sandbox's tree: one that cannot
+ * be (a host mount cfg does not have) stays closed (the guest gets EBADF),
+ * and eryx_errmsg(*out) then names each such file; it is empty otherwise. */
 ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                const char *path, eryx_sandbox **out);
 

@@ -331,20 +331,28 @@ int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
 
 /* ---- session files ----------------------------------------------------- */
 
-#define SESSION_MAGIC "ERYXSES1"
+#define SESSION_MAGIC "ERYXSES2"
 
 /* The header of a session file; little endian, followed by mem_size bytes of
- * linear memory. A crafted file can only give a sandbox a strange guest
- * state, which the sandbox contains like any other guest behaviour; the
- * checksum is there to catch damage, and every field is range-checked. */
+ * linear memory and wasi_size bytes of WASI state (/tmp and the fd table,
+ * src/wasi/wasi_persist.c). A crafted file can only give a sandbox a
+ * strange guest state, which the sandbox contains like any other guest
+ * behaviour, and files in its own /tmp (nothing is created elsewhere); the
+ * checksum is there to catch damage, and every field is range-checked.
+ * ERYXSES1 files (memory only) came from builds before /tmp was saved. */
 typedef struct session_header {
     char magic[8];
     char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
     uint64_t mem_size;
+    uint64_t wasi_size;
     uint64_t run_count;
-    uint64_t checksum;          /* FNV-1a 64 of the memory bytes */
+    uint64_t checksum;          /* FNV-1a 64 of the memory, then the WASI bytes */
     eryx__snapshot_globals globals;
 } session_header;
+
+/* The WASI state may hold /tmp (its quota, 64 MiB by default) plus orphaned
+ * open files: more than this is not something we wrote. */
+#define MAX_WASI_STATE (1ull << 32)
 
 static uint64_t fnv1a(uint64_t h, const uint8_t *p, size_t n)
 {
@@ -371,24 +379,36 @@ static int write_all(int fd, const void *buf, size_t n)
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
 {
     const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    eryx__blob state = {0};
+    int err = eryx__wasi_save_state(sb->wasi, &state);
+    if (err < 0) {
+        free(state.p);
+        eryx__set_errmsg(sb, "cannot save the sandbox's files: %s", strerror(-err));
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
+    }
     session_header h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, SESSION_MAGIC, 8);
     snprintf(h.build_id, sizeof h.build_id, "%s", ERYX_BUILD_ID);
     h.mem_size = mem->size;
+    h.wasi_size = state.len;
     h.run_count = sb->run_count;
-    h.checksum = fnv1a(0xcbf29ce484222325ull, mem->data, mem->size);
+    h.checksum = fnv1a(fnv1a(0xcbf29ce484222325ull, mem->data, mem->size), state.p, state.len);
     save_globals(sb, &h.globals);
     /* Written next to the target and renamed over it: a crash never leaves
      * a half-written session behind. */
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
-    if (!tmp)
+    if (!tmp) {
+        free(state.p);
         return ERYX_NOMEM;
+    }
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
     int ok = fd >= 0 && write_all(fd, &h, sizeof h) == 0 &&
-             write_all(fd, mem->data, mem->size) == 0 && fsync(fd) == 0;
+             write_all(fd, mem->data, mem->size) == 0 &&
+             write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
+    free(state.p);
     if (fd >= 0 && close(fd) != 0)
         ok = 0;
     if (ok && rename(tmp, path) != 0)
@@ -407,6 +427,10 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
 {
     struct stat st;
     ssize_t got = pread(fd, h, sizeof *h, 0);
+    if (got >= 8 && memcmp(h->magic, "ERYXSES1", 8) == 0) {
+        eryx__set_errmsg(NULL, "%s was saved by an older eryx (a format without /tmp)", path);
+        return ERYX_INVALID;
+    }
     if (got != (ssize_t)sizeof *h || memcmp(h->magic, SESSION_MAGIC, 8) != 0) {
         eryx__set_errmsg(NULL, "%s is not an eryx session file", path);
         return ERYX_INVALID;
@@ -417,7 +441,8 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
         return ERYX_INVALID;
     }
     if (fstat(fd, &st) != 0 || h->mem_size % 65536u != 0 || h->mem_size == 0 ||
-        h->mem_size > max_memory || (uint64_t)st.st_size != sizeof *h + h->mem_size) {
+        h->mem_size > max_memory || h->wasi_size > MAX_WASI_STATE ||
+        (uint64_t)st.st_size != sizeof *h + h->mem_size + h->wasi_size) {
         eryx__set_errmsg(NULL, "%s is truncated, or its memory is larger than max_memory",
                          path);
         return ERYX_INVALID;
@@ -427,8 +452,9 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
     uint8_t *buf = malloc(chunk);
     if (!buf)
         return ERYX_NOMEM;
-    for (uint64_t off = 0; off < h->mem_size;) {
-        size_t want = h->mem_size - off < chunk ? (size_t)(h->mem_size - off) : chunk;
+    uint64_t total = h->mem_size + h->wasi_size;
+    for (uint64_t off = 0; off < total;) {
+        size_t want = total - off < chunk ? (size_t)(total - off) : chunk;
         ssize_t r = pread(fd, buf, want, (off_t)(sizeof *h + off));
         if (r <= 0) {
             free(buf);
@@ -443,6 +469,49 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
         eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
         return ERYX_INVALID;
     }
+    return ERYX_OK;
+}
+
+static int read_wasi_state(int fd, const char *path, const session_header *h, uint8_t **out)
+{
+    uint8_t *p = malloc(h->wasi_size ? (size_t)h->wasi_size : 1);
+    if (!p)
+        return ERYX_NOMEM;
+    for (uint64_t off = 0; off < h->wasi_size;) {
+        ssize_t r = pread(fd, p + off, (size_t)(h->wasi_size - off),
+                          (off_t)(sizeof *h + h->mem_size + off));
+        if (r <= 0) {
+            free(p);
+            eryx__set_errmsg(NULL, "cannot read %s", path);
+            return ERYX_IO;
+        }
+        off += (uint64_t)r;
+    }
+    *out = p;
+    return ERYX_OK;
+}
+
+/* Brings back /tmp and the open files; on failure sb is freed (it has a
+ * half-restored tree). Files that could not be reopened are named in sb's
+ * message. */
+static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t *state,
+                              size_t len)
+{
+    char *lost = NULL;
+    int err = eryx__wasi_restore_state(sb->wasi, state, len, &lost);
+    if (err < 0) {
+        eryx__set_errmsg(NULL, "cannot restore the files of %s: %s", path,
+                         err == -EINVAL   ? "its file state is malformed"
+                         : err == -ENOSPC ? "its /tmp does not fit in tmp_quota"
+                                          : strerror(-err));
+        free(lost);
+        eryx__sandbox_free(sb);
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_INVALID;
+    }
+    if (lost)
+        eryx__set_errmsg(sb, "loaded, but these open files could not be reopened and are "
+                             "closed: %s", lost);
+    free(lost);
     return ERYX_OK;
 }
 
@@ -471,15 +540,22 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
             rc = ERYX_IO;
         }
     }
+    uint8_t *state = NULL;
+    if (rc == ERYX_OK)
+        rc = read_wasi_state(fd, path, &h, &state);
     close(fd);
     if (rc == ERYX_OK) {
         rc = sandbox_from_state(rt, cfg, img, &h.globals, NULL, out);
+        if (rc == ERYX_OK && (rc = restore_wasi_state(*out, path, state,
+                                                      (size_t)h.wasi_size)) != ERYX_OK)
+            *out = NULL;
         if (rc == ERYX_OK) {
             (*out)->needs_setup = 0;
             (*out)->reseed_only = 1;
             (*out)->run_count = h.run_count;
         }
     }
+    free(state);
     eryx__mem_image_unref(img);
     return rc;
 }

@@ -122,6 +122,16 @@ static vfs_mount *resolve(const eryx__vfs *vfs, const char *path, const char **r
     return best;
 }
 
+int vfs_path_is_tmp(const eryx__vfs *vfs, const char *path)
+{
+    char p[ERYX__VFS_PATH_MAX];
+    const char *rel;
+    if (norm(path, p) < 0 || strcmp(p, path) != 0)
+        return 0;
+    const vfs_mount *m = resolve(vfs, p, &rel);
+    return m && m->kind == VFS_MNT_TMP;
+}
+
 /* Whether path is "/" or a strict ancestor of some mount point. */
 static int is_mount_ancestor(const eryx__vfs *vfs, const char *path)
 {

@@ -72,6 +72,9 @@ struct eryx__vfs_file {
     vfs_dirlist list;           /* readdir snapshot */
 };
 
+/* 1 if path is already normalised and lies in an in-memory (/tmp) mount. */
+int vfs_path_is_tmp(const eryx__vfs *vfs, const char *path);
+
 /* Relative path of f inside its mount ("" for the root). */
 const char *vfs_file_rel(const eryx__vfs_file *f);
 

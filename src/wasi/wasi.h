@@ -20,6 +20,7 @@
 #include <wasm-rt.h>
 
 #include "../vfs/vfs.h"
+#include "../vfs/vfs_persist.h"
 
 typedef struct Z_wasi_snapshot_preview1_instance_t eryx__wasi;
 
@@ -47,6 +48,21 @@ void eryx__wasi_free(eryx__wasi *w);
  * (eryx__wasi_set_memory before use). Only reads w: several threads may
  * clone one template at once while nobody uses it. NULL on failure. */
 eryx__wasi *eryx__wasi_clone(const eryx__wasi *w);
+
+/* Session files (src/wasi/wasi_persist.c): appends /tmp and the fd table
+ * to b (the files open in it by path, or by contents when unlinked).
+ * 0 or a negative errno. */
+int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b);
+
+/* Restores what eryx__wasi_save_state wrote into w, a fresh clone of the
+ * template whose /tmp is empty: the saved /tmp is recreated (w's quota
+ * applies) and the saved fd table replaces w's. A file that cannot be
+ * reopened (a host mount this sandbox lacks) leaves its fd closed and is
+ * named in *lost ("fd 5 (/data/x): No such file or directory; ...",
+ * malloc'd, NULL if none; the caller frees it, also on failure). 0,
+ * -EINVAL for bytes that are not such a state, or the failing operation's
+ * errno (-ENOSPC past the quota); w must then be discarded. */
+int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost);
 
 /* For a clone taken from a template, the new owner's settings: its file
  * tree (to add mounts) and its output cap. */

@@ -1,6 +1,8 @@
 /* Sandboxes from the runtime's image; sessions: reset, fork, save, load. */
 #include <eryx.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../check.h"
@@ -184,6 +186,115 @@ static void test_save_load(void)
     rmdir(dir);
 }
 
+/* FNV-1a 64, as the session file's checksum (src/core/snapshot.c). */
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* /tmp and open files travel with a session file: nested directories,
+ * binary contents and timestamps, an fd's read position, a file unlinked
+ * while open; a host file the loading sandbox cannot see is reported, not
+ * invented; a /tmp over the loader's quota and a crafted path outside /tmp
+ * are refused. */
+static void test_save_load_files(void)
+{
+    char dir[] = "/tmp/eryx-test-XXXXXX", host[160], path[160];
+    REQUIRE(mkdtemp(dir));
+    snprintf(host, sizeof host, "%s/host", dir);
+    snprintf(path, sizeof path, "%s/files.img", dir);
+    REQUIRE(mkdir(host, 0700) == 0);
+    eryx_mount m = {host, "/data", 1};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.mounts = &m;
+    cfg.n_mounts = 1;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    check_out(sb,
+              "import os\n"
+              "os.makedirs('/tmp/a/b/c')\n"
+              "with open('/tmp/a/b/c/bin', 'wb') as f: f.write(bytes(range(256)) * 1000)\n"
+              "os.utime('/tmp/a/b/c/bin', ns=(1_000_000_000, 2_000_000_000))\n"
+              "with open('/tmp/victim', 'w') as f: f.write('v')\n"
+              "fd = os.open('/tmp/a/b/c/bin', os.O_RDONLY)\n"
+              "assert os.read(fd, 1000) == (bytes(range(256)) * 4)[:1000]\n"
+              "os.rename('/tmp/a/b/c/bin', '/tmp/a/moved')\n"
+              "orphan = open('/tmp/orphan', 'w+')\n"
+              "orphan.write('still here'); orphan.flush()\n"
+              "os.unlink('/tmp/orphan')\n"
+              "with open('/data/h', 'w') as f: f.write('host')\n"
+              "hf = open('/data/h')\n",
+              "");
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
+    eryx_sandbox_free(sb);
+
+    /* Loaded without the /data mount. */
+    CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_OK);
+    CHECK_CONTAINS(eryx_errmsg(sb), "/data/h");
+    check_out(sb,
+              "print(sorted(os.listdir('/tmp')), os.listdir('/tmp/a/b/c'))\n"
+              "st = os.stat('/tmp/a/moved')\n"
+              "print(st.st_size, st.st_atime_ns, st.st_mtime_ns)\n"
+              "print(os.read(fd, 3) == bytes(range(232, 235)))\n"
+              "orphan.seek(0); print(orphan.read())\n"
+              "try:\n    hf.read()\nexcept OSError as e:\n    print('host file:', e.errno == 8)\n",
+              "['a', 'victim'] []\n256000 1000000000 2000000000\nTrue\nstill here\n"
+              "host file: True\n");
+    eryx_sandbox_free(sb);
+
+    /* Loaded with a quota /tmp does not fit in. */
+    eryx_sandbox_config small;
+    eryx_sandbox_config_default(&small);
+    small.tmp_quota = 64 * 1024;
+    sb = (eryx_sandbox *)1;
+    CHECK_INT(eryx_sandbox_load(rt, &small, path, &sb), ERYX_INVALID);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "tmp_quota");
+
+    /* A path outside /tmp, checksum and all made to look right. */
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f != NULL);
+    fseek(f, 0, SEEK_END);
+    size_t size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *bytes = malloc(size);
+    REQUIRE(bytes && fread(bytes, 1, size, f) == size);
+    fclose(f);
+    size_t data = size - (size_t)le64(bytes + 72) - (size_t)le64(bytes + 80);
+    unsigned char *victim = NULL;
+    for (size_t i = size - 11; i > data; i--)
+        if (memcmp(bytes + i, "/tmp/victim", 11) == 0) {
+            victim = bytes + i;
+            break;
+        }
+    REQUIRE(victim != NULL);
+    memcpy(victim, "/usr/victim", 11);
+    uint64_t sum = fnv1a(bytes + data, size - data);
+    for (int i = 0; i < 8; i++)
+        bytes[96 + i] = (unsigned char)(sum >> (8 * i));
+    write_file(path, bytes, size);
+    free(bytes);
+    expect_load_refused(path, "malformed");
+
+    unlink(path);
+    char h[200];
+    snprintf(h, sizeof h, "%s/h", host);
+    unlink(h);
+    rmdir(host);
+    rmdir(dir);
+}
+
 static void test_state_export_import(void)
 {
     eryx_sandbox *a = new_sandbox(NULL), *b = new_sandbox(NULL);
@@ -245,6 +356,7 @@ int main(void)
     test_session_and_reset();
     test_fork();
     test_save_load();
+    test_save_load_files();
     test_no_image();
     test_state_export_import();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);

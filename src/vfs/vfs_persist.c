@@ -1,0 +1,432 @@
+/*
+ * Saving /tmp and open files to bytes and back: see vfs_persist.h.
+ *
+ * Tree records, in walk order (a directory before what it holds), ended by
+ * a 0 byte:
+ *   u8 type (ERYX__VFS_T_DIR or _REG), str path, u64 atim, u64 mtim,
+ *   and for a file u64 size + the bytes.
+ * File records:
+ *   u8 how (REOPEN, ORPHAN, GONE), str path, u8 open flags,
+ *   and for an orphan u64 atim, u64 mtim, u64 size + the bytes (its path is
+ *   the mount it lived in).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vfs_internal.h"
+#include "vfs_persist.h"
+
+enum { REOPEN = 1, ORPHAN = 2, GONE = 3 };
+
+/* ---- the byte buffer -------------------------------------------------- */
+
+void eryx__blob_put(eryx__blob *b, const void *data, size_t n)
+{
+    if (b->err || n == 0)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->err = ENOMEM;
+                return;
+            }
+            cap *= 2;
+        }
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->err = ENOMEM;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+}
+
+void eryx__blob_u8(eryx__blob *b, uint8_t v) { eryx__blob_put(b, &v, 1); }
+
+void eryx__blob_u32(eryx__blob *b, uint32_t v)
+{
+    uint8_t x[4];
+    for (int i = 0; i < 4; i++)
+        x[i] = (uint8_t)(v >> (8 * i));
+    eryx__blob_put(b, x, 4);
+}
+
+void eryx__blob_u64(eryx__blob *b, uint64_t v)
+{
+    eryx__blob_u32(b, (uint32_t)v);
+    eryx__blob_u32(b, (uint32_t)(v >> 32));
+}
+
+void eryx__blob_str(eryx__blob *b, const char *s)
+{
+    size_t n = strlen(s);
+    eryx__blob_u32(b, (uint32_t)n);
+    eryx__blob_put(b, s, n);
+}
+
+int eryx__blob_get(eryx__blob_reader *r, void *out, size_t n)
+{
+    if (r->bad || n > r->len - r->pos) {
+        r->bad = 1;
+        return -1;
+    }
+    memcpy(out, r->p + r->pos, n);
+    r->pos += n;
+    return 0;
+}
+
+int eryx__blob_get_u8(eryx__blob_reader *r, uint8_t *v) { return eryx__blob_get(r, v, 1); }
+
+int eryx__blob_get_u32(eryx__blob_reader *r, uint32_t *v)
+{
+    uint8_t x[4];
+    if (eryx__blob_get(r, x, 4) < 0)
+        return -1;
+    *v = (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+    return 0;
+}
+
+int eryx__blob_get_u64(eryx__blob_reader *r, uint64_t *v)
+{
+    uint32_t lo, hi;
+    if (eryx__blob_get_u32(r, &lo) < 0 || eryx__blob_get_u32(r, &hi) < 0)
+        return -1;
+    *v = (uint64_t)hi << 32 | lo;
+    return 0;
+}
+
+int eryx__blob_get_str(eryx__blob_reader *r, char *out, size_t cap)
+{
+    uint32_t n;
+    if (eryx__blob_get_u32(r, &n) < 0 || n >= cap || eryx__blob_get(r, out, n) < 0 ||
+        memchr(out, '\0', n) != NULL) {
+        r->bad = 1;
+        return -1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+/* Bytes of a counted payload, borrowed from the reader. */
+static const uint8_t *get_bytes(eryx__blob_reader *r, uint64_t *size)
+{
+    if (eryx__blob_get_u64(r, size) < 0 || *size > r->len - r->pos) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->pos;
+    r->pos += (size_t)*size;
+    return p;
+}
+
+/* ---- saving ----------------------------------------------------------- */
+
+typedef struct saved_name {
+    uint64_t ino;
+    char *path;
+} saved_name;
+
+struct eryx__vfs_saved {
+    saved_name *names;
+    size_t n, cap;
+};
+
+void eryx__vfs_saved_free(eryx__vfs_saved *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        free(s->names[i].path);
+    free(s->names);
+    free(s);
+}
+
+static int remember(eryx__vfs_saved *s, uint64_t ino, const char *path)
+{
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 32;
+        saved_name *n = realloc(s->names, cap * sizeof *n);
+        if (!n)
+            return -ENOMEM;
+        s->names = n;
+        s->cap = cap;
+    }
+    if (!(s->names[s->n].path = strdup(path)))
+        return -ENOMEM;
+    s->names[s->n++].ino = ino;
+    return 0;
+}
+
+/* Appends a file's bytes (u64 size + data), read through f. */
+static int put_contents(eryx__vfs_file *f, uint64_t size, eryx__blob *b)
+{
+    eryx__blob_u64(b, size);
+    char buf[65536];
+    for (uint64_t off = 0; off < size;) {
+        size_t want = size - off < sizeof buf ? (size_t)(size - off) : sizeof buf, n;
+        int rc = eryx__vfs_pread(f, buf, want, off, &n);
+        if (rc < 0)
+            return rc;
+        if (n == 0)
+            return -EIO;        /* shorter than fstat said: cannot happen in memfs */
+        eryx__blob_put(b, buf, n);
+        off += n;
+    }
+    return b->err ? -b->err : 0;
+}
+
+static int save_file_record(eryx__vfs *vfs, const char *path, const eryx__vfs_attr *st,
+                            eryx__blob *b)
+{
+    eryx__vfs_file *f;
+    int rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ, &f);
+    if (rc < 0)
+        return rc;
+    eryx__blob_u8(b, ERYX__VFS_T_REG);
+    eryx__blob_str(b, path);
+    eryx__blob_u64(b, st->atim);
+    eryx__blob_u64(b, st->mtim);
+    rc = put_contents(f, st->size, b);
+    eryx__vfs_close(f);
+    return rc;
+}
+
+static int save_dir(eryx__vfs *vfs, const char *path, eryx__blob *b, eryx__vfs_saved *s)
+{
+    eryx__vfs_attr st;
+    eryx__vfs_file *dir;
+    int rc = eryx__vfs_stat(vfs, path, 0, &st);
+    if (rc < 0 || (rc = remember(s, st.ino, path)) < 0)
+        return rc;
+    eryx__blob_u8(b, ERYX__VFS_T_DIR);
+    eryx__blob_str(b, path);
+    eryx__blob_u64(b, st.atim);
+    eryx__blob_u64(b, st.mtim);
+    if ((rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, &dir)) < 0)
+        return rc;
+    char *child = malloc(ERYX__VFS_PATH_MAX);
+    eryx__vfs_dirent ent;
+    rc = child ? 0 : -ENOMEM;
+    for (uint64_t cookie = 0; rc == 0; cookie++) {
+        int more = eryx__vfs_readdir(dir, cookie, &ent);
+        if (more != 0) {
+            rc = more < 0 ? more : 0;
+            break;
+        }
+        int len = snprintf(child, ERYX__VFS_PATH_MAX, "%s/%.*s", strcmp(path, "/") ? path : "",
+                           (int)ent.name_len, ent.name);
+        if (len < 0 || len >= ERYX__VFS_PATH_MAX) {
+            rc = -ENAMETOOLONG;
+            break;
+        }
+        eryx__vfs_attr cst;
+        if ((rc = eryx__vfs_stat(vfs, child, 0, &cst)) < 0)
+            break;
+        if (cst.type == ERYX__VFS_T_DIR)
+            rc = save_dir(vfs, child, b, s);
+        else if ((rc = remember(s, cst.ino, child)) == 0)
+            rc = save_file_record(vfs, child, &cst, b);
+    }
+    free(child);
+    eryx__vfs_close(dir);
+    return rc < 0 ? rc : (b->err ? -b->err : 0);
+}
+
+int eryx__vfs_save_tmp(eryx__vfs *vfs, eryx__blob *b, eryx__vfs_saved **saved)
+{
+    eryx__vfs_saved *s = calloc(1, sizeof *s);
+    int rc = s ? 0 : -ENOMEM;
+    for (size_t i = 0; rc == 0 && i < vfs->nmounts; i++)
+        if (vfs->mounts[i]->kind == VFS_MNT_TMP)
+            rc = save_dir(vfs, vfs->mounts[i]->path, b, s);
+    eryx__blob_u8(b, 0);
+    if (rc == 0 && b->err)
+        rc = -b->err;
+    if (rc < 0) {
+        eryx__vfs_saved_free(s);
+        s = NULL;
+    }
+    *saved = s;
+    return rc;
+}
+
+static const char *saved_path(const eryx__vfs_saved *s, uint64_t ino)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->names[i].ino == ino)
+            return s->names[i].path;
+    return NULL;
+}
+
+static uint8_t reopen_flags(const eryx__vfs_file *f)
+{
+    return (uint8_t)(ERYX__VFS_O_READ | (f->writable ? ERYX__VFS_O_WRITE : 0) |
+                     (f->type == ERYX__VFS_T_DIR ? ERYX__VFS_O_DIRECTORY : 0));
+}
+
+int eryx__vfs_save_file(eryx__vfs_file *f, const eryx__vfs_saved *saved, eryx__blob *b)
+{
+    if (f->kind != VFS_F_MEM) {
+        eryx__blob_u8(b, REOPEN);
+        eryx__blob_str(b, f->path);
+        eryx__blob_u8(b, reopen_flags(f));
+        return b->err ? -b->err : 0;
+    }
+    eryx__vfs_attr st;
+    int rc = eryx__vfs_fstat(f, &st);
+    if (rc < 0)
+        return rc;
+    const char *now = saved_path(saved, st.ino);
+    if (now) {
+        eryx__blob_u8(b, REOPEN);
+        eryx__blob_str(b, now);
+    } else {
+        /* Unlinked: a directory has nothing worth keeping, a file its bytes. */
+        eryx__blob_u8(b, st.type == ERYX__VFS_T_DIR ? GONE : ORPHAN);
+        eryx__blob_str(b, st.type == ERYX__VFS_T_DIR ? f->path : f->mnt->path);
+    }
+    eryx__blob_u8(b, reopen_flags(f));
+    if (!now && st.type != ERYX__VFS_T_DIR) {
+        eryx__blob_u64(b, st.atim);
+        eryx__blob_u64(b, st.mtim);
+        if ((rc = put_contents(f, st.size, b)) < 0)
+            return rc;
+    }
+    return b->err ? -b->err : 0;
+}
+
+/* ---- restoring -------------------------------------------------------- */
+
+static int write_file(eryx__vfs *vfs, const char *path, int flags, const uint8_t *data,
+                      uint64_t size, uint64_t atim, uint64_t mtim, eryx__vfs_file **out)
+{
+    eryx__vfs_file *f;
+    int rc = eryx__vfs_open(vfs, path, flags, &f);
+    if (rc < 0)
+        return rc;
+    size_t n;
+    for (uint64_t off = 0; rc == 0 && off < size; off += n) {
+        if ((rc = eryx__vfs_pwrite(f, data + off, (size_t)(size - off), off, &n)) == 0 && n == 0)
+            rc = -EIO;
+    }
+    if (rc == 0)
+        rc = eryx__vfs_futimes(f, atim, mtim, ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM);
+    if (rc == 0 && out)
+        *out = f;
+    else
+        eryx__vfs_close(f);
+    return rc;
+}
+
+/* One pass over the tree records: creating (dir_times 0) or, once every
+ * file is in place, setting the directories' times (dir_times 1), since
+ * creating an entry changes its directory's mtime. */
+static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, int dir_times)
+{
+    for (;;) {
+        uint8_t type;
+        uint64_t atim, mtim, size = 0;
+        const uint8_t *data = NULL;
+        if (eryx__blob_get_u8(r, &type) < 0)
+            return -EINVAL;
+        if (type == 0)
+            return 0;
+        if ((type != ERYX__VFS_T_DIR && type != ERYX__VFS_T_REG) ||
+            eryx__blob_get_str(r, path, ERYX__VFS_PATH_MAX) < 0 ||
+            eryx__blob_get_u64(r, &atim) < 0 || eryx__blob_get_u64(r, &mtim) < 0 ||
+            (type == ERYX__VFS_T_REG && !(data = get_bytes(r, &size))) ||
+            !vfs_path_is_tmp(vfs, path))
+            return -EINVAL;
+        int rc = 0;
+        if (type == ERYX__VFS_T_DIR && !dir_times) {
+            rc = eryx__vfs_mkdir(vfs, path);
+            if (rc == -EEXIST)
+                rc = 0;
+        } else if (type == ERYX__VFS_T_DIR) {
+            rc = eryx__vfs_utimes(vfs, path, 0, atim, mtim,
+                                  ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM);
+        } else if (!dir_times) {
+            rc = write_file(vfs, path, ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT | ERYX__VFS_O_TRUNC,
+                            data, size, atim, mtim, NULL);
+        }
+        if (rc < 0)
+            return rc;
+    }
+}
+
+int eryx__vfs_restore_tmp(eryx__vfs *vfs, eryx__blob_reader *r)
+{
+    char *path = malloc(ERYX__VFS_PATH_MAX);
+    if (!path)
+        return -ENOMEM;
+    size_t start = r->pos;
+    int rc = tree_pass(vfs, r, path, 0);
+    if (rc == 0) {
+        size_t end = r->pos;
+        r->pos = start;
+        rc = tree_pass(vfs, r, path, 1);
+        r->pos = end;
+    }
+    free(path);
+    return rc;
+}
+
+/* An unlinked file comes back the way it went: created under a fresh name
+ * in its mount, opened, and unlinked again. */
+static int restore_orphan(eryx__vfs *vfs, eryx__blob_reader *r, char *mount, int flags,
+                          eryx__vfs_file **out)
+{
+    uint64_t atim, mtim, size;
+    const uint8_t *data;
+    if (eryx__blob_get_u64(r, &atim) < 0 || eryx__blob_get_u64(r, &mtim) < 0 ||
+        !(data = get_bytes(r, &size)) || !vfs_path_is_tmp(vfs, mount))
+        return -EINVAL;
+    char name[ERYX__VFS_PATH_MAX];
+    for (unsigned i = 0;; i++) {
+        if (snprintf(name, sizeof name, "%s/.eryx-orphan-%u", mount, i) >= (int)sizeof name)
+            return -ENAMETOOLONG;
+        int rc = write_file(vfs, name,
+                            ERYX__VFS_O_READ | ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT |
+                                ERYX__VFS_O_EXCL,
+                            data, size, atim, mtim, out);
+        if (rc == -EEXIST)
+            continue;
+        if (rc < 0)
+            return rc;
+        break;
+    }
+    (*out)->writable = (flags & ERYX__VFS_O_WRITE) != 0;
+    int rc = eryx__vfs_unlink(vfs, name);
+    if (rc < 0) {
+        eryx__vfs_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int eryx__vfs_restore_file(eryx__vfs *vfs, eryx__blob_reader *r, char *path,
+                           eryx__vfs_file **out)
+{
+    uint8_t how, flags;
+    *out = NULL;
+    if (eryx__blob_get_u8(r, &how) < 0 || eryx__blob_get_str(r, path, ERYX__VFS_PATH_MAX) < 0 ||
+        eryx__blob_get_u8(r, &flags) < 0 ||
+        (flags & ~(ERYX__VFS_O_READ | ERYX__VFS_O_WRITE | ERYX__VFS_O_DIRECTORY)) != 0)
+        return -EINVAL;
+    switch (how) {
+    case REOPEN:
+        return eryx__vfs_open(vfs, path, flags, out);
+    case ORPHAN:
+        return restore_orphan(vfs, r, path, flags, out);
+    case GONE:
+        return -ENOENT;
+    default:
+        return -EINVAL;
+    }
+}

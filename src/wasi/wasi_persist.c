@@ -1,0 +1,124 @@
+/*
+ * The WASI state of a session file: /tmp and the fd table (see
+ * src/vfs/vfs_persist.h for how files are saved and reopened).
+ *
+ * Format, after the magic: the /tmp tree records; u32 slot count; per slot
+ * u8 kind, and unless free: u64 offset, u32 fdflags, u64 rights, u64
+ * inherit, u8 preopen, and for a file its file record. Arguments,
+ * environment, stdin and the output cap are the loading sandbox's own.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../vfs/vfs_persist.h"
+#include "wasi_internal.h"
+
+#define STATE_MAGIC "ERYXWS01"
+
+int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
+{
+    eryx__vfs_saved *saved = NULL;
+    eryx__blob_put(b, STATE_MAGIC, 8);
+    int rc = eryx__vfs_save_tmp(w->vfs, b, &saved);
+    eryx__blob_u32(b, w->nfds);
+    for (uint32_t i = 0; rc == 0 && i < w->nfds; i++) {
+        const wasi_fd *fd = &w->fds[i];
+        eryx__blob_u8(b, (uint8_t)fd->kind);
+        if (fd->kind == WASI_FD_FREE)
+            continue;
+        eryx__blob_u64(b, fd->offset);
+        eryx__blob_u32(b, fd->fdflags);
+        eryx__blob_u64(b, fd->rights);
+        eryx__blob_u64(b, fd->inherit);
+        eryx__blob_u8(b, (uint8_t)fd->preopen);
+        if (fd->kind == WASI_FD_FILE)
+            rc = eryx__vfs_save_file(fd->file, saved, b);
+    }
+    eryx__vfs_saved_free(saved);
+    if (rc == 0 && b->err)
+        rc = -b->err;
+    return rc;
+}
+
+/* Adds "fd N (path): reason" to the list of files that did not come back. */
+static void note_lost(char **lost, uint32_t fd, const char *path, int err)
+{
+    size_t old = *lost ? strlen(*lost) : 0;
+    size_t add = strlen(path) + 64 + strlen(strerror(-err));
+    char *s = realloc(*lost, old + add);
+    if (!s)
+        return;             /* the report is best effort; the fd stays closed */
+    snprintf(s + old, add, "%sfd %u (%s): %s", old ? "; " : "", fd, path, strerror(-err));
+    *lost = s;
+}
+
+static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *path,
+                        char **lost)
+{
+    wasi_fd *fd = &w->fds[i];
+    uint8_t kind, preopen;
+    uint32_t fdflags;
+    if (eryx__blob_get_u8(r, &kind) < 0 || kind > WASI_FD_FILE)
+        return -EINVAL;
+    if (kind == WASI_FD_FREE)
+        return 0;
+    if (eryx__blob_get_u64(r, &fd->offset) < 0 || eryx__blob_get_u32(r, &fdflags) < 0 ||
+        fdflags > UINT16_MAX || eryx__blob_get_u64(r, &fd->rights) < 0 ||
+        eryx__blob_get_u64(r, &fd->inherit) < 0 || eryx__blob_get_u8(r, &preopen) < 0 ||
+        preopen > 1)
+        return -EINVAL;
+    fd->fdflags = (uint16_t)fdflags;
+    fd->preopen = preopen;
+    if (kind != WASI_FD_FILE) {
+        fd->kind = kind;
+        return 0;
+    }
+    eryx__vfs_file *f;
+    int rc = eryx__vfs_restore_file(w->vfs, r, path, &f);
+    if (rc == -EINVAL && r->bad)
+        return rc;
+    if (rc < 0) {
+        note_lost(lost, i, path, rc);
+        *fd = (wasi_fd){0};
+        return 0;
+    }
+    fd->kind = WASI_FD_FILE;
+    fd->file = f;
+    return 0;
+}
+
+int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost)
+{
+    eryx__blob_reader r = {p, len, 0, 0};
+    char magic[8];
+    uint32_t n;
+    *lost = NULL;
+    if (!w->vfs || eryx__blob_get(&r, magic, 8) < 0 || memcmp(magic, STATE_MAGIC, 8) != 0)
+        return -EINVAL;
+    int rc = eryx__vfs_restore_tmp(w->vfs, &r);
+    if (rc < 0)
+        return rc;
+    if (eryx__blob_get_u32(&r, &n) < 0 || n < 4 || n > WASI_MAX_FDS)
+        return -EINVAL;
+    /* The loading sandbox's table (stdio and the "/" preopen) gives way. */
+    eryx__wasi_fd_close_all(w);
+    wasi_fd *fds = calloc(n, sizeof *fds);
+    char *path = malloc(ERYX__VFS_PATH_MAX);
+    if (!fds || !path) {
+        free(fds);
+        free(path);
+        memset(w->fds, 0, w->nfds * sizeof *w->fds);
+        return -ENOMEM;
+    }
+    free(w->fds);
+    w->fds = fds;
+    w->nfds = n;
+    for (uint32_t i = 0; rc == 0 && i < n; i++)
+        rc = restore_slot(w, &r, i, path, lost);
+    free(path);
+    if (rc == 0 && r.pos != r.len)
+        rc = -EINVAL;           /* trailing bytes: not what we wrote */
+    return rc;
+}

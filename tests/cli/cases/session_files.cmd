@@ -1,0 +1,1 @@
+mkdir d && echo hi > d/h && $ERYX --session f.img --mount "$PWD/d:/data" -c "open('/tmp/notes', 'w').write('kept'); hf = open('/data/h'); log = open('/tmp/log', 'a')" && $ERYX --session f.img -c "print(open('/tmp/notes').read()); log.write('more'); log.flush(); print(open('/tmp/log').read())"
