@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <pthread.h>
+#include <unistd.h>
 
 static double now_us(void)
 {
@@ -167,6 +168,85 @@ static void interrupt_latency(eryx_runtime *rt, const char *code, uint64_t grace
     *p99 = percentile(lat, N, 0.99);
 }
 
+/* The pool: acquire (an idle sandbox, reset when it was released), the
+ * first `pass` in it, and the release (the reset back to the image). */
+static void pool_costs(eryx_runtime *rt, int n, double out[4])
+{
+    eryx_pool_config pc;
+    eryx_pool_config_default(&pc);
+    pc.max_size = 4;
+    pc.min_idle = 1;
+    eryx_pool *pool = NULL;
+    if (eryx_pool_new(rt, &pc, &pool) != ERYX_OK)
+        exit(1);
+    double *acq = calloc((size_t)n, sizeof *acq), *first = calloc((size_t)n, sizeof *first);
+    double *rel = calloc((size_t)n, sizeof *rel);
+    for (int i = 0; i < n; i++) {
+        eryx_sandbox *sb = NULL;
+        double t = now_us();
+        if (eryx_pool_acquire(pool, 1000000000u, &sb) != ERYX_OK)
+            exit(1);
+        acq[i] = now_us() - t;
+        t = now_us();
+        eryx_result_free(run(sb, "pass"));
+        first[i] = now_us() - t;
+        t = now_us();
+        eryx_pool_release(pool, sb);
+        rel[i] = now_us() - t;
+    }
+    out[0] = percentile(acq, n, 0.5);
+    out[1] = percentile(acq, n, 0.99);
+    out[2] = percentile(first, n, 0.5);
+    out[3] = percentile(rel, n, 0.5);
+    eryx_pool_free(pool);
+    free(acq);
+    free(first);
+    free(rel);
+}
+
+/* A session holding ~50 MB of Python objects: fork (p50 of 5), save to a
+ * file and load it back. out: MB of linear memory, fork ms, save ms, load ms. */
+static void session_image_costs(eryx_runtime *rt, double out[4])
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.max_memory = 512u << 20;
+    eryx_sandbox *sb = NULL, *copy = NULL;
+    if (eryx_sandbox_new(rt, &cfg, &sb) != ERYX_OK)
+        exit(1);
+    eryx_result *r = run(sb, "data = [('x%d' % i) * 5 for i in range(500_000)]\n"
+                             "index = {s: i for i, s in enumerate(data[:100_000])}");
+    out[0] = (double)r->memory_bytes / (1 << 20);
+    eryx_result_free(r);
+    double forks[5];
+    for (int i = 0; i < 5; i++) {
+        double t = now_us();
+        if (eryx_sandbox_fork(sb, &copy) != ERYX_OK)
+            exit(1);
+        forks[i] = (now_us() - t) / 1000;
+        eryx_result_free(run(copy, "assert len(data) == 500_000"));
+        eryx_sandbox_free(copy);
+    }
+    out[1] = percentile(forks, 5, 0.5);
+    char path[] = "/tmp/eryx-bench-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        exit(1);
+    close(fd);
+    double t = now_us();
+    if (eryx_sandbox_save(sb, path) != ERYX_OK)
+        exit(1);
+    out[2] = (now_us() - t) / 1000;
+    t = now_us();
+    if (eryx_sandbox_load(rt, &cfg, path, &copy) != ERYX_OK)
+        exit(1);
+    out[3] = (now_us() - t) / 1000;
+    eryx_result_free(run(copy, "assert len(data) == 500_000"));
+    eryx_sandbox_free(copy);
+    eryx_sandbox_free(sb);
+    unlink(path);
+}
+
 static eryx_result *run(eryx_sandbox *sb, const char *code)
 {
     eryx_result *r = NULL;
@@ -246,6 +326,9 @@ int main(int argc, char **argv)
      * the regex never does, and is stopped hard at once (grace 1 ns). */
     interrupt_latency(rt, "while True: pass", 200u * 1000 * 1000, &py50, &py99);
     interrupt_latency(rt, "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')", 1, &c50, &c99);
+    double pool[4], image[4];
+    pool_costs(rt, n, pool);
+    session_image_costs(rt, image);
     double idle_kb = idle_kb_per_sandbox(rt, 200);
     double per_s = throughput_2_threads(rt);
     /* Each sandbox reserves 8 GiB of address space (plus a fiber stack): a
@@ -254,6 +337,11 @@ int main(int argc, char **argv)
     double by_va = (double)(1ull << 47) / (double)(8ull << 30);
     printf("{\"interrupt_python_p50_us\": %.0f, \"interrupt_python_p99_us\": %.0f, "
            "\"interrupt_c_p50_us\": %.0f, \"interrupt_c_p99_us\": %.0f, ", py50, py99, c50, c99);
+    printf("\"pool_acquire_p50_us\": %.1f, \"pool_acquire_p99_us\": %.1f, "
+           "\"pool_first_run_p50_us\": %.0f, \"pool_release_p50_us\": %.0f, ",
+           pool[0], pool[1], pool[2], pool[3]);
+    printf("\"session_mb\": %.0f, \"fork_p50_ms\": %.1f, \"save_ms\": %.0f, "
+           "\"load_ms\": %.0f, ", image[0], image[1], image[2], image[3]);
     printf("\"idle_private_kb\": %.0f, \"live_sandboxes_24gib\": %.0f, "
            "\"create_run_free_per_s_2_threads\": %.0f, ",
            idle_kb, by_ram < by_va ? by_ram : by_va, per_s);

@@ -1,8 +1,16 @@
 /*
  * A thread-safe pool of warm sandboxes. Sandboxes go back clean: a release
- * resets the sandbox to the runtime image (microseconds), so one user's
- * state never reaches the next. Idle sandboxes beyond min_idle are evicted
- * lazily, on the pool's own calls: the pool runs no thread.
+ * resets the sandbox to the runtime image, so one user's state never
+ * reaches the next. Idle sandboxes beyond min_idle are evicted lazily, on
+ * the pool's own calls: the pool runs no thread.
+ *
+ * "Warm" means more than created: before a sandbox goes idle (made for
+ * min_idle, or reset on release) the pool runs `pass` in it. A sandbox's
+ * first run is its expensive one — copy-on-write faults on the pages it
+ * writes, reseeding `random` — ~3 ms against ~20 µs for the next
+ * (BENCHMARKS.md); paying it on release instead of after acquire puts it
+ * off the user's path. The warm-up holds no user state, and the run count
+ * is set back to 0.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -36,6 +44,16 @@ void eryx_pool_config_default(eryx_pool_config *cfg)
     cfg->max_size = 16;
     cfg->min_idle = 1;
     cfg->idle_timeout_ns = 60ull * 1000 * 1000 * 1000;
+}
+
+/* Pays the first run's costs now (see the top of the file). */
+static int warm_up(eryx_sandbox *sb)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, "pass", 4, &r);
+    eryx_result_free(r);
+    sb->run_count = 0;
+    return rc;
 }
 
 static int pool_ok(const eryx_pool *p)
@@ -78,6 +96,8 @@ int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out
     for (uint32_t i = 0; i < cfg->min_idle; i++) {
         eryx_sandbox *sb;
         int rc = eryx_sandbox_new(rt, cfg->sandbox, &sb);
+        if (rc == ERYX_OK && (rc = warm_up(sb)) != ERYX_OK)
+            eryx_sandbox_free(sb);
         if (rc != ERYX_OK) {
             eryx_pool_free(p);
             return rc;
@@ -166,6 +186,8 @@ int eryx_pool_release(eryx_pool *p, eryx_sandbox *sb)
         return ERYX_MISUSE;
     /* Clean before it is seen by anyone else. */
     int rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = warm_up(sb);
     pthread_mutex_lock(&p->mu);
     p->in_use--;
     if (rc == ERYX_OK && p->n_idle < p->cfg.max_size) {
