@@ -43,7 +43,7 @@ def main():
     lines = ["## Cost of the fuel-counting build", "",
              "`python3 bench/fuel.py %d`: the same kernels on the default build and on the "
              "fuel-counting build that scripts/test makes (`ERYX_GUEST_FUEL=1 "
-             "ERYX_GUEST_SEGMENT=0`, build-fuel/), interleaved, best of %d (seconds; ratio to "
+             "ERYX_GUEST_SEGMENT=0 ERYX_GUEST_PGO=0`, build-fuel/), interleaved, best of %d (seconds; ratio to "
              "the default build).%s That build also goes without the %%gs segment and PGO, "
              "so the ratio is the counter plus their absence (docs/limits.md)."
              % (rounds, rounds, config), "",
