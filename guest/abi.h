@@ -22,7 +22,7 @@
  *   mode "\0" flags "\0" filename "\0" callbacks "\0" setup "\0"
  *   argc "\0" argv[0] "\0" ... argv[argc-1] "\0" code
  * where argc is a decimal count (argv entries may be empty), flags holds "t"
- * to trace, callbacks is the JSON list of host functions and setup is "" or
+ * to trace and "s" when the run has stdin bytes, callbacks is the JSON list of host functions and setup is "" or
  * the JSON of first-run work ({"seed": true, "env": {...}}). Both ends of
  * this format ship together (src/core/run.c, guest/python/_eryx).
  * mode is "c" (code: exec it as __main__), "m" (code is a module name: run

@@ -178,6 +178,33 @@ static void test_argv_stdin_module(eryx_sandbox *sb)
     CHECK_INT(r->exit_code, 1);
     CHECK_CONTAINS(r->err, "No module named no_such_module");
     eryx_result_free(r);
+
+    /* A run reads a line of its stdin, leaving the rest buffered: nothing of
+     * it reaches the next runs, with or without stdin of their own (runs
+     * without keep their stdin object, runs with get a new one). */
+    eryx_run_options_default(&o);
+    o.stdin_data = "first\nleft over\n";
+    o.stdin_len = strlen(o.stdin_data);
+    CHECK_INT(eryx_sandbox_run_ex(sb, "print(input())", 14, &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "first\n");
+    eryx_result_free(r);
+    eryx_run_options_default(&o);
+    const char *rd = "import sys\nprint(repr(sys.stdin.read()))\nquiet = sys.stdin";
+    for (int i = 0; i < 2; i++) {
+        CHECK_INT(eryx_sandbox_run_ex(sb, rd, strlen(rd), &o, &r), ERYX_OK);
+        CHECK_STR(r->out, "''\n");
+        eryx_result_free(r);
+    }
+    o.stdin_data = "new\n";
+    o.stdin_len = 4;
+    const char *rd2 = "print(repr(sys.stdin.read()), sys.stdin is quiet)";
+    CHECK_INT(eryx_sandbox_run_ex(sb, rd2, strlen(rd2), &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "'new\\n' False\n");
+    eryx_result_free(r);
+    eryx_run_options_default(&o);
+    CHECK_INT(eryx_sandbox_run_ex(sb, rd, strlen(rd), &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "''\n");
+    eryx_result_free(r);
 }
 
 /* The guest sees only its own file tree and nothing of the host's. */

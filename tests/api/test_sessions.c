@@ -7,6 +7,15 @@
 
 #include "../check.h"
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 static eryx_runtime *rt;
 
 static eryx_sandbox *new_sandbox(const eryx_sandbox_config *cfg)
@@ -218,9 +227,15 @@ static void test_save_load_files(void)
     eryx_mount m = {host, "/data", 1};
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    cfg.mounts = &m;
-    cfg.n_mounts = 1;
+    /* valgrind 3.19 does not know openat2(2), which host mounts need: under
+     * it (only) the host file part is left out. */
+    int with_host = !RUNNING_ON_VALGRIND;
+    cfg.mounts = with_host ? &m : NULL;
+    cfg.n_mounts = with_host ? 1 : 0;
     eryx_sandbox *sb = new_sandbox(&cfg);
+    if (with_host)
+        check_out(sb, "with open('/data/h', 'w') as f: f.write('host')\n"
+                      "hf = open('/data/h')\n", "");
     check_out(sb,
               "import os\n"
               "os.makedirs('/tmp/a/b/c')\n"
@@ -232,25 +247,27 @@ static void test_save_load_files(void)
               "os.rename('/tmp/a/b/c/bin', '/tmp/a/moved')\n"
               "orphan = open('/tmp/orphan', 'w+')\n"
               "orphan.write('still here'); orphan.flush()\n"
-              "os.unlink('/tmp/orphan')\n"
-              "with open('/data/h', 'w') as f: f.write('host')\n"
-              "hf = open('/data/h')\n",
+              "os.unlink('/tmp/orphan')\n",
               "");
     CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
     eryx_sandbox_free(sb);
 
     /* Loaded without the /data mount. */
     CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_OK);
-    CHECK_CONTAINS(eryx_errmsg(sb), "/data/h");
+    if (with_host)
+        CHECK_CONTAINS(eryx_errmsg(sb), "/data/h");
+    else
+        CHECK_STR(eryx_errmsg(sb), "");
     check_out(sb,
               "print(sorted(os.listdir('/tmp')), os.listdir('/tmp/a/b/c'))\n"
               "st = os.stat('/tmp/a/moved')\n"
               "print(st.st_size, st.st_atime_ns, st.st_mtime_ns)\n"
               "print(os.read(fd, 3) == bytes(range(232, 235)))\n"
-              "orphan.seek(0); print(orphan.read())\n"
-              "try:\n    hf.read()\nexcept OSError as e:\n    print('host file:', e.errno == 8)\n",
-              "['a', 'victim'] []\n256000 1000000000 2000000000\nTrue\nstill here\n"
-              "host file: True\n");
+              "orphan.seek(0); print(orphan.read())\n",
+              "['a', 'victim'] []\n256000 1000000000 2000000000\nTrue\nstill here\n");
+    if (with_host)
+        check_out(sb, "try:\n    hf.read()\nexcept OSError as e:\n    print(e.errno == 8)\n",
+                  "True\n");
     eryx_sandbox_free(sb);
 
     /* Loaded with a quota /tmp does not fit in. */
