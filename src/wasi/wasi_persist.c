@@ -42,16 +42,18 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
     return rc;
 }
 
-/* Adds "fd N (path): reason" to the list of files that did not come back. */
-static void note_lost(char **lost, uint32_t fd, const char *path, int err)
+/* Adds "fd N (path): reason" to the list of files that did not come back.
+ * 0, or -ENOMEM: a file is never dropped without being named. */
+static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 {
     size_t old = *lost ? strlen(*lost) : 0;
     size_t add = strlen(path) + 64 + strlen(strerror(-err));
     char *s = realloc(*lost, old + add);
     if (!s)
-        return;             /* the report is best effort; the fd stays closed */
+        return -ENOMEM;
     snprintf(s + old, add, "%sfd %u (%s): %s", old ? "; " : "", fd, path, strerror(-err));
     *lost = s;
+    return 0;
 }
 
 static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *path,
@@ -77,12 +79,13 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
     }
     eryx__vfs_file *f;
     int rc = eryx__vfs_restore_file(w->vfs, r, path, &f);
-    if (rc == -EINVAL && r->bad)
+    /* A malformed record, or no memory (or quota) to restore with, fails
+     * the load; a file this sandbox's tree cannot give back is reported. */
+    if ((rc == -EINVAL && r->bad) || rc == -ENOMEM || rc == -ENOSPC)
         return rc;
     if (rc < 0) {
-        note_lost(lost, i, path, rc);
         *fd = (wasi_fd){0};
-        return 0;
+        return note_lost(lost, i, path, rc);
     }
     fd->kind = WASI_FD_FILE;
     fd->file = f;

@@ -1,0 +1,234 @@
+/*
+ * eryx__wasi_save_state / eryx__wasi_restore_state (session files):
+ * - a round trip keeps /tmp (directories, contents), every fd (numbers,
+ *   offsets), a file unlinked while open, and reopens host files;
+ * - the N-th allocation failing, for every N, in saving and in restoring:
+ *   an error, nothing leaked or left open (ASan and valgrind check);
+ * - every truncation of a saved state, and damaged bytes, are refused or
+ *   restored without harm, never a crash.
+ * Links with --wrap for the allocation functions, like the clone test.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "wasi/wasi.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+char *__real_strdup(const char *s);
+
+static long fail_at;    /* the allocation to fail (1-based), 0: none */
+static long count;
+
+static int failing(void)
+{
+    return fail_at && ++count == fail_at;
+}
+
+void *__wrap_malloc(size_t n) { return failing() ? NULL : __real_malloc(n); }
+void *__wrap_calloc(size_t n, size_t size) { return failing() ? NULL : __real_calloc(n, size); }
+void *__wrap_realloc(void *p, size_t n) { return failing() ? NULL : __real_realloc(p, n); }
+char *__wrap_strdup(const char *s) { return failing() ? NULL : __real_strdup(s); }
+
+static wasm_rt_memory_t *mem;
+static uint8_t *image;
+static size_t image_size;
+static char host[] = "/tmp/eryx-persist-XXXXXX";
+static int have_host;
+
+/* A fresh WASI instance as a sandbox gets it: image, /tmp, maybe /h. */
+static eryx__wasi *fresh(int with_host)
+{
+    eryx__vfs *vfs = eryx__vfs_new(1 << 20);
+    REQUIRE(vfs && eryx__vfs_mount_image(vfs, "/lib", image, image_size) == 0);
+    REQUIRE(eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
+    if (with_host)
+        eryx__vfs_mount_host(vfs, "/h", host, 0);
+    static const char *const argv[] = {"py", NULL};
+    eryx__wasi_config cfg = {argv, NULL, vfs, 1024};
+    eryx__wasi *w = eryx__wasi_new(&cfg);
+    REQUIRE(w);
+    eryx__wasi_set_memory(w, mem);
+    return w;
+}
+
+static uint32_t open_fd(eryx__wasi *w, const char *path, uint32_t oflags, uint64_t rights)
+{
+    CHECK_INT(W(path_open)(w, 3, 0, 0, put_str(mem, 0, path), oflags, rights, 0, 0, 256), 0);
+    return ld32(mem, 256);
+}
+
+static void write_fd(eryx__wasi *w, uint32_t fd, const char *text)
+{
+    uint32_t n = put_str(mem, 512, text);
+    put_iov(mem, 600, 512, n);
+    CHECK_INT(W(fd_write)(w, fd, 600, 1, 700), 0);
+}
+
+/* Reads up to 32 bytes at fd's offset into out (NUL-terminated). */
+static void read_fd(eryx__wasi *w, uint32_t fd, char out[33])
+{
+    put_iov(mem, 600, 800, 32);
+    CHECK_INT(W(fd_read)(w, fd, 600, 1, 700), 0);
+    uint32_t n = ld32(mem, 700);
+    memcpy(out, mem->data + 800, n);
+    out[n] = '\0';
+}
+
+int main(void)
+{
+    mem = gmem_new(1);
+    static const img_file files[] = {{"a.py", "A = 1\n"}};
+    image = img_build(files, 1, &image_size);
+    REQUIRE(mkdtemp(host));
+    eryx__wasi *w = fresh(1);
+    /* valgrind does not know openat2: host mounts are tested where they work. */
+    have_host = W(path_create_directory)(w, 3, 0, put_str(mem, 0, "h/sub")) == 0;
+    printf("host mount: %s\n", have_host ? "yes" : "unavailable, that part skipped");
+    /* State: directories, files with offsets, an unlinked open file, a
+     * read-only image file, a directory fd, a host file. */
+    CHECK_INT(W(path_create_directory)(w, 3, 0, put_str(mem, 0, "tmp/d")), 0);
+    uint32_t f = open_fd(w, "tmp/d/f", WASI_O_CREAT, WASI_RIGHTS_ALL);
+    write_fd(w, f, "0123456789");
+    CHECK_INT(W(fd_seek)(w, f, 4, WASI_WHENCE_SET, 700), 0);
+    uint32_t gone = open_fd(w, "tmp/gone", WASI_O_CREAT, WASI_RIGHTS_ALL);
+    write_fd(w, gone, "orphan");
+    CHECK_INT(W(fd_seek)(w, gone, 0, WASI_WHENCE_SET, 700), 0);
+    CHECK_INT(W(path_unlink_file)(w, 3, 0, put_str(mem, 0, "tmp/gone")), 0);
+    uint32_t lib = open_fd(w, "lib/a.py", 0, WASI_RIGHT_FD_READ);
+    uint32_t dir = open_fd(w, "tmp/d", WASI_O_DIRECTORY, WASI_RIGHT_FD_READDIR);
+    uint32_t hf = 0;
+    if (have_host) {
+        hf = open_fd(w, "h/x", WASI_O_CREAT, WASI_RIGHTS_ALL);
+        write_fd(w, hf, "host");
+        CHECK_INT(W(fd_seek)(w, hf, 1, WASI_WHENCE_SET, 700), 0);
+    }
+
+    eryx__blob b = {0};
+    CHECK_INT(eryx__wasi_save_state(w, &b), 0);
+    REQUIRE(b.err == 0 && b.len > 0);
+
+    /* The round trip, into an instance with the host mount and one without. */
+    for (int with_host = 0; with_host < 2; with_host++) {
+        eryx__wasi *c = fresh(with_host);
+        char *lost = NULL;
+        CHECK_INT(eryx__wasi_restore_state(c, b.p, b.len, &lost), 0);
+        char out[33];
+        read_fd(c, f, out);
+        CHECK_STR(out, "456789");
+        read_fd(c, gone, out);
+        CHECK_STR(out, "orphan");
+        read_fd(c, lib, out);
+        CHECK_STR(out, "A = 1\n");
+        CHECK_INT(W(fd_readdir)(c, dir, 1024, 200, 0, 700), 0);
+        CHECK(ld32(mem, 700) > 0);
+        if (have_host && with_host) {
+            CHECK(lost == NULL);
+            read_fd(c, hf, out);
+            CHECK_STR(out, "ost");
+        } else if (have_host) {
+            REQUIRE(lost != NULL);
+            CHECK(strstr(lost, "/h/x") != NULL);
+            CHECK_INT(W(fd_read)(c, hf, 600, 1, 700), WASI_EBADF);
+        }
+        /* Nothing but the restored files in /tmp: the orphan's scratch
+         * name is gone again. */
+        CHECK_INT(W(path_filestat_get)(c, 3, 0, 0, put_str(mem, 0, "tmp/.eryx-orphan-0"), 700),
+                  WASI_ENOENT);
+        free(lost);
+        eryx__wasi_free(c);
+    }
+
+    /* Allocation failures while saving. */
+    int fd_mark = open("/dev/null", O_RDONLY);
+    close(fd_mark);
+    /* Every allocation point in turn, until a call makes fewer allocations
+     * than the one to fail. A failure must give an error (saving) or an
+     * error or an intact result (restoring: the report of lost files is
+     * best effort). */
+    long n;
+    for (n = 1; n < 100000; n++) {
+        eryx__blob t = {0};
+        count = 0;
+        fail_at = n;
+        int rc = eryx__wasi_save_state(w, &t);
+        fail_at = 0;
+        if (rc != 0)
+            CHECK(rc == -ENOMEM);
+        else
+            CHECK(t.len == b.len && memcmp(t.p, b.p, b.len) == 0);
+        free(t.p);
+        if (count < n)
+            break;
+    }
+    printf("save: %ld allocation points failed in turn\n", n - 1);
+    CHECK(n > 5);
+
+    /* Allocation failures while restoring. */
+    long failed = 0;
+    for (n = 1; n < 100000; n++) {
+        eryx__wasi *c = fresh(have_host);
+        char *lost = NULL;
+        count = 0;
+        fail_at = n;
+        int rc = eryx__wasi_restore_state(c, b.p, b.len, &lost);
+        fail_at = 0;
+        failed += rc != 0;
+        if (rc == 0) {
+            char out[33];
+            read_fd(c, f, out);
+            CHECK_STR(out, "456789");
+        }
+        free(lost);
+        eryx__wasi_free(c);
+        if (count < n)
+            break;
+    }
+    printf("restore: %ld allocation points failed in turn, %ld gave an error\n", n - 1, failed);
+    CHECK(n > 5);
+    int fd_now = open("/dev/null", O_RDONLY);
+    close(fd_now);
+    CHECK_INT(fd_now, fd_mark);
+
+    /* Every truncation is refused; damaged bytes never crash. */
+    for (size_t len = 0; len < b.len; len++) {
+        eryx__wasi *c = fresh(0);
+        char *lost = NULL;
+        CHECK(eryx__wasi_restore_state(c, b.p, len, &lost) < 0);
+        free(lost);
+        eryx__wasi_free(c);
+    }
+    srand(7);
+    uint8_t *bad = malloc(b.len);
+    REQUIRE(bad);
+    for (int i = 0; i < 2000; i++) {
+        memcpy(bad, b.p, b.len);
+        for (int k = 0; k < 1 + i % 4; k++)
+            bad[(size_t)rand() % b.len] ^= (uint8_t)(1u << (rand() % 8));
+        eryx__wasi *c = fresh(0);
+        char *lost = NULL;
+        (void)eryx__wasi_restore_state(c, bad, b.len, &lost);
+        free(lost);
+        eryx__wasi_free(c);
+    }
+    free(bad);
+
+    free(b.p);
+    eryx__wasi_free(w);
+    if (have_host) {
+        char p[64];
+        snprintf(p, sizeof p, "%s/x", host);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/sub", host);
+        rmdir(p);
+    }
+    rmdir(host);
+    free(image);
+    gmem_free(mem);
+    return CHECK_DONE();
+}
