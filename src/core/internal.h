@@ -106,6 +106,8 @@ struct eryx_sandbox {
     eryx_sandbox_config cfg;    /* as given, for resets and forks (below) */
     eryx_mount *mounts_copy;
     char **env_copy;
+    const eryx__mem_image *mapped_from; /* the image the memory maps (its
+                                           copy-on-write base), or NULL */
     int needs_setup;            /* next run: reseed random, apply env */
     int reseed_only;            /* next run: reseed random only */
     uint64_t run_count;

@@ -225,6 +225,9 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
     }
     restore_globals(sb, g);
     eryx__wasi_set_memory(sb->wasi, mem);
+    /* Only the runtime's image outlives the call (forks and loads drop
+     * theirs once mapped): it is the one a reset can restore in place. */
+    sb->mapped_from = img == sb->rt->image ? img : NULL;
     return ERYX_OK;
 }
 
@@ -296,15 +299,26 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
     sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__wasi_free(old);
     eryx__fiber_abandon(sb->fiber);
-    rc = map_state(sb, rt->image, &rt->globals, sb->cfg.max_memory);
-    if (rc != ERYX_OK) {
-        sb->state = ERYX__SB_DEAD;
-        return rc;
+    /* Still mapping the runtime image: put back only the pages written since
+     * (src/engine/snapshot.c), keeping the page tables, so the next run takes
+     * no copy-on-write faults. Otherwise (a fork, a loaded session, no
+     * pagemap) map the image afresh and, as for a new sandbox, prefault the
+     * pages a first run writes: a pool hands reset sandboxes out, and without
+     * that their first run paid a fault per page (12.6 ms against 3.1 ms,
+     * bench_sandbox on the development VM). */
+    if (sb->mapped_from == rt->image &&
+        eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) == 0) {
+        restore_globals(sb, &rt->globals);
+        eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
+    } else {
+        rc = map_state(sb, rt->image, &rt->globals, sb->cfg.max_memory);
+        if (rc != ERYX_OK) {
+            sb->mapped_from = NULL;
+            sb->state = ERYX__SB_DEAD;
+            return rc;
+        }
+        prefault_hot_pages(sb);
     }
-    /* As for a new sandbox: a pool hands reset sandboxes out, and without
-     * this their first run pays a fault per page it writes (12.6 ms against
-     * 3.1 ms, bench_sandbox on the development VM). */
-    prefault_hot_pages(sb);
     sb->state = ERYX__SB_READY;
     sb->needs_setup = 1;
     sb->run_count = 0;

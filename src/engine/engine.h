@@ -306,6 +306,19 @@ int eryx__memory_reserve(wasm_rt_memory_t *m, uint32_t max_pages);
  * 0 accessible pages (nothing of the old contents is reachable). */
 int eryx__memory_map_image(wasm_rt_memory_t *m, const eryx__mem_image *img);
 
+/* Resets m, which was mapped from img by eryx__memory_map_image and has
+ * only been used since (written, grown), to img's contents *in place*: the
+ * pages /proc/self/pagemap shows as private copies get the image's bytes
+ * back (zeros in its gaps), growth is decommitted, and nothing else is
+ * touched. Unlike a new mapping this keeps the page tables, so the next run
+ * takes no copy-on-write faults on the pages the last one wrote. *restored
+ * (may be NULL) receives the number of pages copied back. 0; -ENOTSUP
+ * without a readable pagemap (remap instead); -EINVAL if m is smaller than
+ * the image; other -errno: m's contents are undefined (remap it). Not for a
+ * memory mapped from another image: its file pages would be kept. */
+int eryx__memory_restore_image(wasm_rt_memory_t *m, const eryx__mem_image *img,
+                               uint64_t *restored);
+
 /* Makes dst a copy of src (a live memory): captures src into a new image and
  * maps it into dst, so dst shares the copied pages with nothing but that
  * image's page cache. Cost is one pass over src plus a copy of its non-zero

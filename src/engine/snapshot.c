@@ -61,6 +61,7 @@ typedef struct image_extent {
 struct eryx__mem_image {
     atomic_uint refs;
     int fd;                     /* sealed memfd, size bytes */
+    const uint8_t *view;        /* fd mapped read-only (restoring in place) */
     uint64_t size;              /* a multiple of the wasm page size */
     uint64_t data_bytes;        /* bytes of non-zero pages it holds */
     uint32_t next;
@@ -201,11 +202,18 @@ static int finish(int fd, uint64_t size, eryx__mem_image **out)
     eryx__mem_image *img = NULL;
     if (rc == 0 && !(img = malloc(sizeof *img + n * sizeof *ext)))
         rc = -ENOMEM;
+    /* Address space only: pages come from the page cache when read. */
+    void *view = NULL;
+    if (rc == 0 && size &&
+        (view = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        rc = -errno;
     if (rc < 0) {
+        free(img);
         free(ext);
         close(fd);
         return rc;
     }
+    img->view = view;
     atomic_init(&img->refs, 1);
     img->fd = fd;
     img->size = size;
@@ -244,6 +252,8 @@ void eryx__mem_image_unref(eryx__mem_image *img)
 {
     if (!img || atomic_fetch_sub_explicit(&img->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (img->view)
+        munmap((void *)img->view, (size_t)img->size);
     close(img->fd);
     free(img);
 }
@@ -324,6 +334,79 @@ int eryx__memory_fork(const wasm_rt_memory_t *src, wasm_rt_memory_t *dst)
     eryx__mem_image_unref(img);
     if (rc < 0 && own)
         wasm_rt_free_memory(dst);
+    return rc;
+}
+
+/* ---- restoring in place ------------------------------------------------ */
+
+/* /proc/self/pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst). */
+#define PM_PRESENT (1ull << 63)
+#define PM_SWAPPED (1ull << 62)
+#define PM_FILE_OR_SHARED (1ull << 61)
+
+/* Whether the 4 KiB page at image offset off lies in a file extent of img
+ * (else in a zero gap). Extents are few and sorted. */
+static int in_extent(const eryx__mem_image *img, uint64_t off)
+{
+    for (uint32_t i = 0; i < img->next; i++)
+        if (off >= img->ext[i].off && off < img->ext[i].off + img->ext[i].len)
+            return 1;
+    return 0;
+}
+
+/* Puts one page back: the image's bytes where the image has data, zeros in
+ * a gap (skipped when already zero: reading a gap maps the shared zero
+ * page, and writing it would only allocate a private one). */
+static int restore_page(const eryx__mem_image *img, uint8_t *page, uint64_t off)
+{
+    if (!in_extent(img, off)) {
+        if (!page_is_zero(page))
+            memset(page, 0, PAGE4K);
+        return 0;
+    }
+    memcpy(page, img->view + off, PAGE4K);
+    return 0;
+}
+
+int eryx__memory_restore_image(wasm_rt_memory_t *m, const eryx__mem_image *img,
+                               uint64_t *restored)
+{
+    if (!m->data || !img || m->size < img->size)
+        return -EINVAL;
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -ENOTSUP;
+    uint64_t pages = img->size / PAGE4K, first = (uintptr_t)m->data / PAGE4K, n = 0;
+    uint64_t entries[512];
+    int rc = 0;
+    for (uint64_t p = 0; rc == 0 && p < pages; p += 512) {
+        size_t want = (size_t)(pages - p < 512 ? pages - p : 512);
+        ssize_t got = pread(fd, entries, want * 8, (off_t)((first + p) * 8));
+        if (got != (ssize_t)(want * 8)) {
+            rc = -ENOTSUP;
+            break;
+        }
+        for (size_t i = 0; rc == 0 && i < want; i++) {
+            /* A page the guest (or the host for it) wrote is a private
+             * copy now: present or swapped out, not the file's. */
+            uint64_t e = entries[i];
+            if (!(e & (PM_PRESENT | PM_SWAPPED)) || (e & PM_FILE_OR_SHARED))
+                continue;
+            rc = restore_page(img, m->data + (p + i) * PAGE4K, (p + i) * PAGE4K);
+            n++;
+        }
+    }
+    close(fd);
+    /* Growth beyond the image goes back to the reservation. */
+    if (rc == 0 && m->size > img->size &&
+        eryx__memory_decommit(m->data + img->size, (size_t)(m->size - img->size)) < 0)
+        rc = -errno;
+    if (rc == 0) {
+        m->pages = (uint32_t)(img->size / ERYX__WASM_PAGE);
+        m->size = (uint32_t)img->size;
+    }
+    if (restored)
+        *restored = n;
     return rc;
 }
 

@@ -98,6 +98,37 @@ static void test_session_and_reset(void)
     CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
     CHECK_INT(eryx_sandbox_run_count(sb), 0);
     check_out(sb, "print('x' in globals(), 'twice' in globals())", "False False\n");
+    /* After heavy use (modules patched, memory grown by 64 MiB, a module
+     * imported) a reset gives what a new sandbox has: the same modules,
+     * the same globals, an unpatched json, the memory size of the image. */
+    const char *probe = "import sys, json\nprint(sorted(sys.modules) == m0, sorted(set(globals()) "
+                        "- {'sys', 'json', 'm0', 'g0'}) == g0, json.dumps([1]))";
+    eryx_sandbox *ref = new_sandbox(NULL);
+    char *mods = out_of(ref, "import sys\nprint(repr(sorted(sys.modules)))");
+    char *names = out_of(ref, "print(repr(sorted(set(globals()) - {'sys'})))");
+    eryx_sandbox_free(ref);
+    for (int round = 0; round < 3; round++) {
+        check_out(sb, "import json, fractions\njson.dumps = lambda *a: 'patched'\n"
+                      "big = bytearray(64 << 20)\nbig[::4096] = b'x' * len(big[::4096])", "");
+        eryx_result *rr = NULL;
+        CHECK_INT(eryx_sandbox_run(sb, "pass", 4, &rr), ERYX_OK);
+        uint64_t grown = rr->memory_bytes;
+        eryx_result_free(rr);
+        CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+        size_t n = strlen(mods) + strlen(names) + 64;
+        char *code = malloc(n + strlen(probe));
+        REQUIRE(code);
+        snprintf(code, n + strlen(probe), "m0 = %.*s\ng0 = %.*s\n%s",
+                 (int)strlen(mods) - 1, mods, (int)strlen(names) - 1, names, probe);
+        check_out(sb, code, "True True [1]\n");
+        free(code);
+        CHECK_INT(eryx_sandbox_run(sb, "pass", 4, &rr), ERYX_OK);
+        CHECK(rr->memory_bytes + (48u << 20) <= grown);
+        eryx_result_free(rr);
+        CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+    }
+    free(mods);
+    free(names);
     /* A dead sandbox comes back with a reset. */
     eryx_result *r = NULL;
     const char *code = "import os\nos._exit(3)";
