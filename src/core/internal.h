@@ -40,6 +40,9 @@ typedef struct eryx__callback {
 #define ERYX__RUNTIME_MAGIC 0x52595852u /* "RXYR" */
 #define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */
 #define ERYX__FREED_MAGIC 0xdeadbeefu
+#define ERYX__PARKED_MAGIC 0x4b505852u /* "RXPK": kept for reuse (snapshot.c) */
+/* Freed sandboxes a runtime keeps for reuse, at most. */
+#define ERYX__PARKED_MAX 4
 
 /* What a guest's linear memory does not hold: its two mutable globals and
  * the addresses the interrupt writes to. */
@@ -63,6 +66,9 @@ struct eryx_runtime {
     eryx__snapshot_globals globals;
     eryx__page_run *hot;        /* pages a first run writes: prefaulted */
     size_t n_hot, cap_hot;
+    pthread_mutex_t park_mu;    /* guards parked/n_parked */
+    struct eryx_sandbox *parked[ERYX__PARKED_MAX]; /* freed, kept for reuse */
+    unsigned n_parked;
 };
 
 struct eryx__hub;
@@ -154,6 +160,12 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out);
 int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
+/* Keeps a sandbox being freed for reuse if it qualifies (its memory maps
+ * the runtime image and is restored in place) and there is room: 1 if it
+ * was parked (the caller must not free it), 0 otherwise. */
+int eryx__sandbox_park(eryx_sandbox *sb);
+/* Really frees the runtime's parked sandboxes. */
+void eryx__runtime_free_parked(eryx_runtime *rt);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
@@ -164,6 +176,12 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                            eryx_sandbox **out);
 int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
 void eryx__sandbox_free(eryx_sandbox *sb);
+/* Parking and reuse (snapshot.c decides when): retire drops what belonged
+ * to the user (WASI state, callbacks, config, timers, messages) and marks
+ * sb parked; reuse takes a new config into a parked sandbox (freeing it on
+ * failure). */
+void eryx__sandbox_retire(eryx_sandbox *sb);
+int eryx__sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
 int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
                       const eryx_run_options *opts, eryx_result **out);
 

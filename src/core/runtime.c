@@ -88,11 +88,13 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     if (!rt)
         return ERYX_NOMEM;
     rt->magic = ERYX__RUNTIME_MAGIC;
+    pthread_mutex_init(&rt->park_mu, NULL);
     rt->stdlib = eryx__stdlib_image;
     rt->stdlib_size = (size_t)(eryx__stdlib_image_end - eryx__stdlib_image);
     atomic_init(&rt->n_sandboxes, 0);
     if (eryx__image_validate(rt->stdlib, rt->stdlib_size) < 0) {
         eryx__set_errmsg(NULL, "the embedded standard library image is corrupt");
+        pthread_mutex_destroy(&rt->park_mu);
         free(rt);
         return ERYX_INIT;
     }
@@ -100,6 +102,8 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     if (rc == ERYX_OK && with_image)
         rc = eryx__runtime_snapshot(rt);
     if (rc != ERYX_OK) {
+        eryx__runtime_free_parked(rt);
+        pthread_mutex_destroy(&rt->park_mu);
         free(rt);
         return rc;
     }
@@ -112,9 +116,11 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
 
 void eryx__runtime_free(eryx_runtime *rt)
 {
+    eryx__runtime_free_parked(rt);
     if (rt->template)
         atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
     eryx__runtime_drop_snapshot(rt);
+    pthread_mutex_destroy(&rt->park_mu);
     rt->magic = ERYX__FREED_MAGIC;
     free(rt);
 }

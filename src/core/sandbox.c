@@ -137,6 +137,67 @@ static void free_config(eryx_sandbox *sb)
     free_strings(sb->env_copy);
 }
 
+/* What a sandbox takes from its config, on creation and on reuse
+ * (eryx__sandbox_reuse): counts it as live. */
+static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    sb->magic = ERYX__SANDBOX_MAGIC;
+    sb->host.fuel = ERYX__FUEL_UNLIMITED;
+    sb->callback_timeout_ns = cfg->callback_timeout_ns;
+    sb->max_callbacks = cfg->max_callbacks;
+    sb->on_trace = cfg->on_trace;
+    sb->trace_user_data = cfg->trace_user_data;
+    sb->timeout_ns = cfg->timeout_ns;
+    eryx__irq_init(sb, cfg->interrupt_grace_ns);
+    atomic_flag_clear(&sb->busy);
+    atomic_fetch_add(&sb->rt->n_sandboxes, 1);
+    int rc = copy_config(sb, cfg);
+    if (rc == ERYX_OK)
+        rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
+    return rc;
+}
+
+/* Everything a user gave or left, apart from the guest's memory and
+ * globals (src/core/snapshot.c restores those): WASI state, callbacks,
+ * config copies, timers, messages. No longer counted as live. */
+static void drop_settings(eryx_sandbox *sb)
+{
+    eryx__wasi_free(sb->wasi);
+    sb->wasi = NULL;
+    eryx__irq_destroy(sb);
+    eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
+    sb->callbacks = NULL;
+    sb->n_callbacks = 0;
+    free(sb->callbacks_json);
+    sb->callbacks_json = NULL;
+    free_config(sb);
+    sb->mounts_copy = NULL;
+    sb->env_copy = NULL;
+    atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
+}
+
+void eryx__sandbox_retire(eryx_sandbox *sb)
+{
+    drop_settings(sb);
+    memset(&sb->irq, 0, sizeof sb->irq);
+    memset(&sb->cfg, 0, sizeof sb->cfg);
+    sb->magic = ERYX__PARKED_MAGIC;
+    sb->state = ERYX__SB_READY;
+    sb->exit_code = 0;
+    sb->needs_setup = sb->reseed_only = 0;
+    sb->run_count = 0;
+    sb->host.fuel = ERYX__FUEL_UNLIMITED;
+    sb->errmsg[0] = '\0';
+}
+
+int eryx__sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    int rc = take_settings(sb, cfg);
+    if (rc != ERYX_OK)
+        eryx__sandbox_free(sb);
+    return rc;
+}
+
 /* A sandbox with its settings, callbacks and fiber, but no guest and no
  * WASI state yet. */
 int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
@@ -149,21 +210,9 @@ int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_s
     eryx_sandbox *sb = calloc(1, sizeof *sb);
     if (!sb)
         return ERYX_NOMEM;
-    sb->magic = ERYX__SANDBOX_MAGIC;
     sb->rt = rt;
     sb->host.sb = sb;
-    sb->host.fuel = ERYX__FUEL_UNLIMITED;
-    sb->callback_timeout_ns = cfg->callback_timeout_ns;
-    sb->max_callbacks = cfg->max_callbacks;
-    sb->on_trace = cfg->on_trace;
-    sb->trace_user_data = cfg->trace_user_data;
-    sb->timeout_ns = cfg->timeout_ns;
-    eryx__irq_init(sb, cfg->interrupt_grace_ns);
-    atomic_flag_clear(&sb->busy);
-    atomic_fetch_add(&rt->n_sandboxes, 1);
-    int rc = copy_config(sb, cfg);
-    if (rc == ERYX_OK)
-        rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
+    int rc = take_settings(sb, cfg);
     if (rc == ERYX_OK && !(sb->fiber = eryx__fiber_new(0))) {
         eryx__set_errmsg(NULL, "cannot map a stack for the sandbox");
         rc = ERYX_NOMEM;
@@ -246,15 +295,13 @@ void eryx__sandbox_free(eryx_sandbox *sb)
 {
     if (sb->exec)
         eryx__exec_finish(sb->exec, NULL);
+    if (sb->magic != ERYX__PARKED_MAGIC && eryx__sandbox_park(sb))
+        return;
     if (sb->instantiated)
         Z_python_free(&sb->inst);
-    eryx__wasi_free(sb->wasi);
-    eryx__irq_destroy(sb);
     eryx__fiber_free(sb->fiber);
-    eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
-    free(sb->callbacks_json);
-    free_config(sb);
-    atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
+    if (sb->magic != ERYX__PARKED_MAGIC)
+        drop_settings(sb);
     sb->magic = ERYX__FREED_MAGIC;
     free(sb);
 }

@@ -267,9 +267,106 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     return ERYX_OK;
 }
 
+/* ---- parked sandboxes ---------------------------------------------------
+ *
+ * A sandbox being freed whose memory still maps the runtime image is kept
+ * (up to ERYX__PARKED_MAX per runtime) instead of unmapped: its memory is
+ * restored to the image in place (eryx__memory_restore_image), its globals
+ * reset, and everything its user gave or left is dropped
+ * (eryx__sandbox_retire). The next eryx_sandbox_new takes it: the guest
+ * instance, the mapping with its page tables and the fiber stack are reused,
+ * so creation is a WASI clone and a config copy, and the first run takes no
+ * page faults: on this VM that is most of what a new sandbox cost
+ * (BENCHMARKS.md has both). What a new owner sees is what a new sandbox
+ * sees: the image's memory and globals, the template's WASI state, its own
+ * config, a fresh random seed on the first run. */
+
+int eryx__sandbox_park(eryx_sandbox *sb)
+{
+    eryx_runtime *rt = sb->rt;
+    if (!rt->image || sb->mapped_from != rt->image || !sb->instantiated ||
+        sb == rt->template)
+        return 0;
+    pthread_mutex_lock(&rt->park_mu);
+    int room = rt->n_parked < ERYX__PARKED_MAX;
+    pthread_mutex_unlock(&rt->park_mu);
+    if (!room)
+        return 0;
+    eryx__fiber_abandon(sb->fiber);
+    eryx__fiber_clear_interrupt(sb->fiber);
+    if (eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) != 0)
+        return 0;
+    restore_globals(sb, &rt->globals);
+    eryx__sandbox_retire(sb);
+    pthread_mutex_lock(&rt->park_mu);
+    if (rt->n_parked < ERYX__PARKED_MAX) {
+        rt->parked[rt->n_parked++] = sb;
+        sb = NULL;
+    }
+    pthread_mutex_unlock(&rt->park_mu);
+    if (sb)
+        eryx__sandbox_free(sb); /* the last place went meanwhile */
+    return 1;
+}
+
+void eryx__runtime_free_parked(eryx_runtime *rt)
+{
+    pthread_mutex_lock(&rt->park_mu);
+    unsigned n = rt->n_parked;
+    rt->n_parked = 0;
+    pthread_mutex_unlock(&rt->park_mu);
+    for (unsigned i = 0; i < n; i++)
+        eryx__sandbox_free(rt->parked[i]);
+}
+
+static eryx_sandbox *unpark(eryx_runtime *rt)
+{
+    eryx_sandbox *sb = NULL;
+    pthread_mutex_lock(&rt->park_mu);
+    if (rt->n_parked)
+        sb = rt->parked[--rt->n_parked];
+    pthread_mutex_unlock(&rt->park_mu);
+    return sb;
+}
+
+/* A parked sandbox for a new owner: its config, the template's WASI state. */
+static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    eryx_runtime *rt = sb->rt;
+    int rc = eryx__sandbox_reuse(sb, cfg);   /* frees sb on failure */
+    if (rc != ERYX_OK)
+        return rc;
+    eryx__wasi *w = eryx__wasi_clone(rt->template->wasi);
+    rc = w ? adopt_wasi(sb, w, &sb->cfg, 1) : ERYX_NOMEM;
+    if (rc != ERYX_OK) {
+        eryx__wasi_free(w);
+        if (sb->errmsg[0])
+            eryx__set_errmsg(NULL, "%s", sb->errmsg);
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    /* The instance calls its WASI imports through this pointer; the
+     * interrupt addresses went with the old owner's timers. */
+    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    restore_globals(sb, &rt->globals);
+    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    uint64_t pages = sb->cfg.max_memory / 65536u;
+    eryx__memory_set_max(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+    eryx__wasi_set_memory(sb->wasi, mem);
+    sb->needs_setup = 1;
+    return ERYX_OK;
+}
+
 int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                  eryx_sandbox **out)
 {
+    eryx_sandbox *sb = unpark(rt);
+    if (sb) {
+        int rc = reuse_parked(sb, cfg);
+        if (rc == ERYX_OK)
+            *out = sb;
+        return rc;
+    }
     int rc = sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
     if (rc == ERYX_OK)
         prefault_hot_pages(*out);

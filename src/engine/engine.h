@@ -254,6 +254,10 @@ static inline uint64_t eryx__memory_size(const wasm_rt_memory_t *m) { return m->
  * refused and memory.grow returns -1 to the guest). Shrinking below the
  * current size is not possible: the limit is then the current size. */
 void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages);
+/* Sets m's limit to max_pages exactly, raising it too (the reservation
+ * always spans ERYX__MAX_PAGES), but never below its current size: for a
+ * memory that passes to a new owner. */
+void eryx__memory_set_max(wasm_rt_memory_t *m, uint32_t max_pages);
 
 /* Linear memory never shrinks, so its current size is also its peak. The
  * limit is kept in m->max_pages, which wasm_rt_grow_memory enforces. */

@@ -134,6 +134,13 @@ void wasm_rt_free_memory(wasm_rt_memory_t *m)
     m->pages = m->max_pages = m->size = 0;
 }
 
+void eryx__memory_set_max(wasm_rt_memory_t *m, uint32_t max_pages)
+{
+    if (max_pages > ERYX__MAX_PAGES)
+        max_pages = ERYX__MAX_PAGES;
+    m->max_pages = max_pages < m->pages ? m->pages : max_pages;
+}
+
 void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
 {
     if (max_pages < m->pages)

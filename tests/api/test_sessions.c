@@ -343,6 +343,83 @@ static void test_save_load_files(void)
     rmdir(dir);
 }
 
+static void echo_cb(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_call_reply(call, "\"from b\"", 8);
+}
+
+/* Freed sandboxes are kept and handed to the next eryx_sandbox_new
+ * (src/core/snapshot.c, "parked sandboxes"): whatever the first owner did
+ * (globals, /tmp, a patched module, 64 MiB more memory, its config, even
+ * dying), the next one sees a new sandbox with its own config. */
+static void test_recycled_sandbox(void)
+{
+    char dir[] = "/tmp/eryx-recycle-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    for (int how = 0; how < 3; how++) {
+        const char *env_a[] = {"OWNER=a", NULL};
+        eryx_mount m = {dir, "/data", 1};
+        eryx_sandbox_config a_cfg;
+        eryx_sandbox_config_default(&a_cfg);
+        a_cfg.env = env_a;
+        int mount = !RUNNING_ON_VALGRIND;  /* valgrind 3.19 lacks openat2 */
+        a_cfg.mounts = mount ? &m : NULL;
+        a_cfg.n_mounts = mount ? 1 : 0;
+        a_cfg.max_memory = 512u << 20;
+        eryx_sandbox *a = new_sandbox(&a_cfg);
+        check_out(a, "import json, os, random\nsecret = 'a'\njson.dumps = None\n"
+                     "open('/tmp/a_file', 'w').write('a')\nbig = bytearray(64 << 20)\n"
+                     "print(os.environ['OWNER'], os.path.isdir('/data'))",
+                  mount ? "a True\n" : "a False\n");
+        char *ra = out_of(a, "print(random.random())");
+        eryx_result *r = NULL;
+        if (how == 1) {       /* dies by os._exit */
+            CHECK_INT(eryx_sandbox_run(a, "import os\nos._exit(3)", 21, &r), ERYX_OK);
+            eryx_result_free(r);
+            CHECK_INT(eryx_sandbox_is_dead(a), 1);
+        } else if (how == 2) { /* stopped hard in C */
+            eryx_run_options o;
+            eryx_run_options_default(&o);
+            o.timeout_ns = 50u * 1000000u;
+            const char *stuck = "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')";
+            CHECK_INT(eryx_sandbox_run_ex(a, stuck, strlen(stuck), &o, &r), ERYX_TIMEOUT);
+            eryx_result_free(r);
+        }
+        eryx_sandbox_free(a);
+
+        static const eryx_callback cb = {"who", NULL, NULL, echo_cb, NULL,
+                                         ERYX_CALLBACK_INLINE};
+        const char *env_b[] = {"OWNER=b", NULL};
+        eryx_sandbox_config b_cfg;
+        eryx_sandbox_config_default(&b_cfg);
+        b_cfg.env = env_b;
+        b_cfg.callbacks = &cb;
+        b_cfg.n_callbacks = 1;
+        b_cfg.max_memory = 48u << 20;
+        eryx_sandbox *b = new_sandbox(&b_cfg);
+        CHECK_INT(eryx_sandbox_run_count(b), 0);
+        CHECK_INT(eryx_sandbox_is_dead(b), 0);
+        CHECK_STR(eryx_errmsg(b), "");
+        check_out(b, "import json, os, sys\n"
+                     "print('secret' in globals(), json.dumps([1]), os.listdir('/tmp'), "
+                     "os.environ.get('OWNER'), os.path.exists('/data'), await who(), "
+                     "[c['name'] for c in list_callbacks()])",
+                  "False [1] [] b False from b ['who']\n");
+        char *rb = out_of(b, "import random\nprint(random.random())");
+        CHECK(strcmp(ra, rb) != 0);
+        eryx_result *rr = NULL;      /* b's own, lower memory limit holds */
+        CHECK_INT(eryx_sandbox_run(b, "x = bytearray(64 << 20)", 23, &rr),
+                  ERYX_PYTHON_EXCEPTION);
+        CHECK_STR(rr->exc_type, "MemoryError");
+        eryx_result_free(rr);
+        free(ra);
+        free(rb);
+        eryx_sandbox_free(b);
+    }
+    rmdir(dir);
+}
+
 static void test_state_export_import(void)
 {
     eryx_sandbox *a = new_sandbox(NULL), *b = new_sandbox(NULL);
@@ -405,6 +482,7 @@ int main(void)
     test_fork();
     test_save_load();
     test_save_load_files();
+    test_recycled_sandbox();
     test_no_image();
     test_state_export_import();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
