@@ -52,6 +52,31 @@ static void buf_add(buf *b, const char *p, size_t n)
     b->data[b->len] = '\0';
 }
 
+/* A command that exits without reading all its input must not kill the
+ * eryx command with SIGPIPE: the write happens with SIGPIPE blocked on this
+ * thread, and the signal it raised is taken back before unblocking (the
+ * process-wide disposition, which children inherit, is left alone). */
+static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w = write(fd, p, n);
+    int saved = errno;
+    /* Also after a partial write: the reader may go while we are blocked
+     * in write, which then returns what it wrote and raises SIGPIPE. */
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return w;
+}
+
 /* Feeds input to fds[0] while draining fds[1] (stdout) and fds[2] (stderr). */
 static void pump(int in_fd, const char *input, size_t in_len, int out_fd, int err_fd, buf *out,
                  buf *err)
@@ -69,7 +94,7 @@ static void pump(int in_fd, const char *input, size_t in_len, int out_fd, int er
             break;
         }
         if (p[0].fd >= 0 && p[0].revents) {
-            ssize_t n = write(in_fd, input + sent, in_len - sent);
+            ssize_t n = write_no_sigpipe(in_fd, input + sent, in_len - sent);
             if (n > 0)
                 sent += (size_t)n;
             if (n < 0 || sent == in_len) {
