@@ -17,23 +17,7 @@
 #include "testutil.h"
 #include "wasi/wasi.h"
 
-void *__real_malloc(size_t n);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t n);
-char *__real_strdup(const char *s);
-
-static long fail_at;    /* the allocation to fail (1-based), 0: none */
-static long count;
-
-static int failing(void)
-{
-    return fail_at && ++count == fail_at;
-}
-
-void *__wrap_malloc(size_t n) { return failing() ? NULL : __real_malloc(n); }
-void *__wrap_calloc(size_t n, size_t size) { return failing() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t n) { return failing() ? NULL : __real_realloc(p, n); }
-char *__wrap_strdup(const char *s) { return failing() ? NULL : __real_strdup(s); }
+#include "failing_alloc.h"
 
 static wasm_rt_memory_t *mem;
 static uint8_t *image;
