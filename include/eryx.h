@@ -287,7 +287,10 @@ ERYX_API int eryx_sandbox_reset(eryx_sandbox *sb);
 
 /* A new sandbox with a copy of sb's whole state (memory copy-on-write, /tmp
  * files, open files, callbacks, limits). sb must be idle. The fork reseeds
- * `random` on its first run. */
+ * `random` on its first run. The first fork after sb ran copies its memory
+ * once (milliseconds for tens of MB); further forks of the same state reuse
+ * that copy (tens of microseconds), which sb keeps until it next runs or is
+ * freed. A sandbox just made, reset, forked or loaded forks without a copy. */
 ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
 
 /* Saves sb's state to path (atomically: a temporary file renamed over it):

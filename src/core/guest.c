@@ -56,6 +56,7 @@ static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
 int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char *what)
 {
     eryx__call_info info = {0};
+    eryx__sandbox_drop_fork_base(sb);
     int how = eryx__engine_call_on(sb->fiber, &sb->inst.w2c_memory, fn, arg, &info);
     return call_status(sb, how, &info, what);
 }
@@ -63,6 +64,7 @@ int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char 
 int eryx__guest_resume(eryx_sandbox *sb, const char *what)
 {
     eryx__call_info info = {0};
+    eryx__sandbox_drop_fork_base(sb);
     return call_status(sb, eryx__engine_resume(sb->fiber, &info), &info, what);
 }
 

@@ -114,6 +114,9 @@ struct eryx_sandbox {
     char **env_copy;
     const eryx__mem_image *mapped_from; /* the image the memory maps (its
                                            copy-on-write base), or NULL */
+    eryx__mem_image *fork_base; /* an image holding exactly what the memory
+                                   holds, kept until guest code next runs
+                                   (a reference), or NULL: forks map it */
     int needs_setup;            /* next run: reseed random, apply env */
     int reseed_only;            /* next run: reseed random only */
     uint64_t run_count;
@@ -156,6 +159,9 @@ int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cf
                                  eryx_sandbox **out);
 int eryx__sandbox_reset(eryx_sandbox *sb);
 int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
+/* The memory is about to change (guest code runs, the sandbox is retired or
+ * freed): forget sb->fork_base. */
+void eryx__sandbox_drop_fork_base(eryx_sandbox *sb);
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out);

@@ -179,6 +179,7 @@ static void drop_settings(eryx_sandbox *sb)
 void eryx__sandbox_retire(eryx_sandbox *sb)
 {
     drop_settings(sb);
+    eryx__sandbox_drop_fork_base(sb);
     memset(&sb->irq, 0, sizeof sb->irq);
     memset(&sb->cfg, 0, sizeof sb->cfg);
     sb->magic = ERYX__PARKED_MAGIC;
@@ -297,6 +298,7 @@ void eryx__sandbox_free(eryx_sandbox *sb)
         eryx__exec_finish(sb->exec, NULL);
     if (sb->magic != ERYX__PARKED_MAGIC && eryx__sandbox_park(sb))
         return;
+    eryx__sandbox_drop_fork_base(sb);
     if (sb->instantiated)
         Z_python_free(&sb->inst);
     eryx__fiber_free(sb->fiber);

@@ -159,6 +159,63 @@ static void test_fork(void)
     eryx_sandbox_free(child);
 }
 
+static eryx_sandbox *fork_of(eryx_sandbox *sb)
+{
+    eryx_sandbox *child = NULL;
+    int rc = eryx_sandbox_fork(sb, &child);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_fork: %s\n", eryx_errmsg(sb));
+    REQUIRE(rc == ERYX_OK && child != NULL);
+    return child;
+}
+
+/* Forks of an unchanged state share one capture of it (and a sandbox just
+ * mapped from an image forks from that image): each must still see exactly
+ * the state at its fork, whatever ran since in its parent or siblings. */
+static void test_fork_shared_base(void)
+{
+    eryx_sandbox *parent = new_sandbox(NULL);
+    check_out(parent, "data = [1]", "");
+    eryx_sandbox *c1 = fork_of(parent), *c2 = fork_of(parent);
+    check_out(c1, "data.append('c1')\nprint(data)", "[1, 'c1']\n");
+    check_out(c2, "print(data)", "[1]\n");
+    check_out(parent, "print(data)\ndata.append(2)", "[1]\n");
+    eryx_sandbox *c3 = fork_of(parent);
+    eryx_sandbox *c4 = fork_of(c3); /* c3 has not run: it is its image */
+    check_out(c3, "data.append('c3')", "");
+    check_out(c4, "print(data)", "[1, 2]\n");
+    check_out(parent, "print(data)", "[1, 2]\n");
+    eryx_sandbox_free(c4);
+    eryx_sandbox_free(c3);
+    eryx_sandbox_free(c2);
+    eryx_sandbox_free(c1);
+    /* After a reset the memory is the runtime image again. */
+    CHECK_INT(eryx_sandbox_reset(parent), ERYX_OK);
+    eryx_sandbox *c5 = fork_of(parent);
+    check_out(c5, "print('data' in globals())", "False\n");
+    check_out(parent, "print('data' in globals())", "False\n");
+    eryx_sandbox_free(c5);
+    eryx_sandbox_free(parent);
+
+    /* A fork of a sandbox that never ran still gets its setup. */
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    const char *env[] = {"GREETING=forked", NULL};
+    cfg.env = env;
+    eryx_sandbox *fresh = new_sandbox(&cfg);
+    eryx_sandbox *c6 = fork_of(fresh);
+    const char *code = "import os, random\nprint(os.environ.get('GREETING'))\n"
+                       "print(random.random())";
+    char *a = out_of(c6, code), *b = out_of(fresh, code);
+    CHECK(strncmp(a, "forked\n", 7) == 0);
+    CHECK(strncmp(b, "forked\n", 7) == 0);
+    CHECK(strcmp(a, b) != 0); /* each reseeded */
+    free(a);
+    free(b);
+    eryx_sandbox_free(c6);
+    eryx_sandbox_free(fresh);
+}
+
 static void write_file(const char *path, const void *data, size_t n)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -480,6 +537,7 @@ int main(void)
     test_fresh_from_image();
     test_session_and_reset();
     test_fork();
+    test_fork_shared_base();
     test_save_load();
     test_save_load_files();
     test_recycled_sandbox();
