@@ -327,6 +327,7 @@ def fmt_s(x):
 
 
 SANDBOX_BENCH = os.path.join(ROOT, "build", "bench", "bench_sandbox")
+COW_BENCH = os.path.join(ROOT, "build", "bench", "bench_cow")
 
 # What the reference system (Eryx, Rust + wasmtime) publishes for the same
 # operations; not measured here.
@@ -344,6 +345,12 @@ def sandbox_costs():
         log("bench_sandbox failed:", out.stderr[-500:])
         return None
     costs = json.loads(out.stdout.strip().splitlines()[-1])
+    if os.path.exists(COW_BENCH):
+        cow = subprocess.run([COW_BENCH, "50"], capture_output=True, text=True, timeout=600)
+        if cow.returncode == 0:
+            costs["cow"] = json.loads(cow.stdout.strip().splitlines()[-1])
+        else:
+            log("bench_cow failed:", cow.stderr[-500:])
     costs["when"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     costs["commit"] = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                                      capture_output=True, text=True).stdout.strip()
@@ -407,6 +414,39 @@ def write_sandbox_section(w, sandbox, start):
     if "native" in start:
         w("| for comparison: a fresh native CPython process, `-c pass` (process start "
           "table above) | %.1f ms | |" % start["native"]["median_ms"])
+    w("")
+    cow = sandbox.get("cow")
+    if cow:
+        write_cow_section(w, cow)
+
+
+def write_cow_section(w, cow):
+    w("### What a lazy fork would cost here")
+    w("")
+    w("From `build/bench/bench_cow %d` (bench/bench_cow.c), in the same run: the kernel "
+      "primitives a copy-on-write fork of a %d MiB session would be built from, against "
+      "the copy eryx_sandbox_fork makes (docs/sessions.md has the reasoning)."
+      % (cow["mib"], cow["mib"]))
+    w("")
+    w("| primitive | cost |")
+    w("|---|---|")
+    rows = [("eryx's copy: pwrite of the memory into a memfd (first in the process)",
+             "capture_pwrite_first_us", "µs"),
+            ("eryx's copy: the same, later (best of 3)", "capture_pwrite_us", "µs"),
+            ("write-protect the parent with userfaultfd (UFFDIO_WRITEPROTECT)",
+             "uffd_writeprotect_us", "µs"),
+            ("write-protect the parent with mprotect", "mprotect_readonly_us", "µs"),
+            ("one page fault served by a userfaultfd thread (per page touched later)",
+             "uffd_fault_round_trip_us_per_page", "µs"),
+            ("one first-touch page fault (per page)", "first_touch_fault_us_per_page", "µs"),
+            ("MADV_POPULATE_WRITE (per page)", "populate_write_us_per_page", "µs"),
+            ("mremap moving the whole memory (page tables a PMD at a time)",
+             "mremap_move_us", "µs")]
+    for label, key, unit in rows:
+        if key in cow:
+            v = cow[key]
+            w("| %s | %s |" % (label, "unavailable" if v < 0 else
+                               "{:,.2f}".format(v).rstrip("0").rstrip(".") + " " + unit))
     w("")
 
 

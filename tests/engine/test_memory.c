@@ -174,10 +174,36 @@ static void test_tables(void)
     wasm_rt_free_externref_table(&x);
 }
 
+/* Large tables live in their own mapping (memory.c): growth from a heap
+ * array into one, and between mappings, keeps every entry. */
+static void test_large_tables(void)
+{
+    wasm_rt_funcref_table_t f;
+    wasm_rt_funcref_t a = {1, (wasm_rt_function_ptr_t)test_tables, &f};
+    wasm_rt_funcref_t b = {2, (wasm_rt_function_ptr_t)test_large_tables, NULL};
+    wasm_rt_allocate_funcref_table(&f, 3, 20000);
+    CHECK(f.data != NULL);
+    CHECK_EQ(wasm_rt_grow_funcref_table(&f, 3000, a), 3);    /* ~94 KiB: mapped */
+    CHECK_EQ(wasm_rt_grow_funcref_table(&f, 10000, b), 3003);
+    CHECK_EQ(f.size, 13003);
+    CHECK(f.data[0].func == NULL && f.data[2].func_type == 0);
+    CHECK(f.data[3].func == a.func && f.data[3002].func_type == 1);
+    CHECK(f.data[3003].func == b.func && f.data[13002].func_type == 2);
+    CHECK_EQ(wasm_rt_grow_funcref_table(&f, 7000, a), UINT32_MAX);
+    CHECK_EQ(f.size, 13003);
+    wasm_rt_free_funcref_table(&f);
+
+    wasm_rt_allocate_funcref_table(&f, 5600, 5600); /* CPython's: mapped at once */
+    CHECK(f.data != NULL && f.data[5599].func == NULL);
+    f.data[5599] = a;
+    wasm_rt_free_funcref_table(&f);
+}
+
 int main(void)
 {
     eng_global();
     test_zero_size();
+    test_large_tables();
     test_limit();
     test_alloc_failure();
     test_tables();
