@@ -112,8 +112,9 @@ typedef struct eryx_runtime_config {
 
 /* Do not build the runtime's copy-on-write image (100–150 ms at creation):
  * every sandbox then starts CPython itself (~35 ms), and eryx_sandbox_reset
- * and eryx_sandbox_load are not available (ERYX_INVALID). For a process that
- * makes one sandbox, like the eryx command. */
+ * is not available (ERYX_INVALID). eryx_sandbox_fork and eryx_sandbox_load
+ * work as with an image. For a process that makes one sandbox, like the
+ * eryx command. */
 #define ERYX_RUNTIME_NO_IMAGE 1u
 
 ERYX_API void eryx_runtime_config_default(eryx_runtime_config *cfg);

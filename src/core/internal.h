@@ -166,6 +166,10 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out);
 int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
+/* A fresh WASI state for sb (the standard library, /tmp, cfg's mounts,
+ * output settings), as a booting sandbox gets: sb->wasi. The message goes to
+ * the thread. */
+int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
 /* Keeps a sandbox being freed for reuse if it qualifies (its memory maps
  * the runtime image and is restored in place) and there is room: 1 if it
  * was parked (the caller must not free it), 0 otherwise. */

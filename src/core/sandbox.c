@@ -53,7 +53,7 @@ static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs
     return ERYX_OK;
 }
 
-static int create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 {
     eryx__vfs *vfs;
     int rc = build_vfs(sb->rt, cfg, &vfs);
@@ -234,7 +234,7 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     int rc = eryx__sandbox_alloc(rt, cfg, &sb);
     if (rc != ERYX_OK)
         return rc;
-    rc = create_wasi(sb, &sb->cfg);
+    rc = eryx__sandbox_create_wasi(sb, &sb->cfg);
     if (rc == ERYX_OK)
         rc = eryx__guest_instantiate(sb);
     if (rc == ERYX_OK) {

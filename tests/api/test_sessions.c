@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "../check.h"
 
@@ -271,6 +272,9 @@ static void test_save_load(void)
     memcpy(bytes + 8, "another-build", 13);
     write_file(bad, bytes, (size_t)size);
     expect_load_refused(bad, "another build");
+    memcpy(bytes, "ERYXSES2", 8); /* the format before XXH3 checksums */
+    write_file(bad, bytes, (size_t)size);
+    expect_load_refused(bad, "older eryx");
     free(bytes);
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
@@ -283,13 +287,10 @@ static void test_save_load(void)
     rmdir(dir);
 }
 
-/* FNV-1a 64, as the session file's checksum (src/core/snapshot.c). */
-static uint64_t fnv1a(const unsigned char *p, size_t n)
+/* The session file's checksum (src/core/snapshot.c). */
+static uint64_t checksum(const unsigned char *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
+    return XXH3_64bits(p, n);
 }
 
 static uint64_t le64(const unsigned char *p)
@@ -385,7 +386,7 @@ static void test_save_load_files(void)
         }
     REQUIRE(victim != NULL);
     memcpy(victim, "/usr/victim", 11);
-    uint64_t sum = fnv1a(bytes + data, size - data);
+    uint64_t sum = checksum(bytes + data, size - data);
     for (int i = 0; i < 8; i++)
         bytes[96 + i] = (unsigned char)(sum >> (8 * i));
     write_file(path, bytes, size);
@@ -523,8 +524,31 @@ static void test_no_image(void)
     CHECK_INT(eryx_sandbox_fork(sb, &child), ERYX_OK); /* forks need no image */
     check_out(child, "print(x + 1)", "6\n");
     eryx_sandbox_free(child);
+
+    /* Sessions go both ways between runtimes with and without an image
+     * (what the eryx command does: it never builds one). */
+    char dir[] = "/tmp/eryx-test-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/plain.img", dir);
+    check_out(sb, "open('/tmp/note', 'w').write('kept')", "");
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
     eryx_sandbox_free(sb);
-    CHECK_INT(eryx_sandbox_load(plain, NULL, "/nonexistent", &sb), ERYX_INVALID);
+    sb = NULL;
+    CHECK_INT(eryx_sandbox_load(plain, NULL, path, &sb), ERYX_OK);
+    check_out(sb, "print(x, open('/tmp/note').read())\nx = 7", "5 kept\n");
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_OK);
+    check_out(sb, "print(x, open('/tmp/note').read())\ny = 8", "7 kept\n");
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_sandbox_load(plain, NULL, path, &sb), ERYX_OK);
+    check_out(sb, "print(x + y)", "15\n");
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_sandbox_load(plain, NULL, "/nonexistent", &sb), ERYX_IO);
+    unlink(path);
+    rmdir(dir);
     CHECK_INT(eryx_runtime_free(plain), ERYX_OK);
 }
 
