@@ -538,6 +538,15 @@ static int write_all(int fd, const void *buf, size_t n)
     return 0;
 }
 
+/* eryx__memory_write_sparse, with errno set on failure. */
+static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
+{
+    int err = eryx__memory_write_sparse(mem, fd, at);
+    if (err < 0)
+        errno = -err;
+    return err < 0 ? -1 : 0;
+}
+
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
 {
     const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
@@ -570,8 +579,14 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
     }
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
-    int ok = fd >= 0 && write_all(fd, &h, sizeof h) == 0 &&
-             write_all(fd, mem->data, mem->size) == 0 &&
+    /* The memory's zero pages are holes in the file (more than half of a
+     * small session's): less to write and to fsync, and they read back as
+     * zeros. The size is set first so that the file is whole whatever the
+     * last page is. */
+    off_t end = (off_t)(sizeof h + mem->size + state.len);
+    int ok = fd >= 0 && ftruncate(fd, end) == 0 && write_all(fd, &h, sizeof h) == 0 &&
+             write_memory(fd, mem, sizeof h) == 0 &&
+             lseek(fd, (off_t)(sizeof h + mem->size), SEEK_SET) >= 0 &&
              write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
     free(state.p);
     if (fd >= 0 && close(fd) != 0)

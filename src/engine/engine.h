@@ -343,6 +343,11 @@ int eryx__memory_prefault(wasm_rt_memory_t *m, uint64_t off, uint64_t len, int w
  * (holes are seeked over when fd is a regular file written at its end).
  * 0 or -errno. */
 int eryx__mem_image_write(const eryx__mem_image *img, int fd);
+/* Writes m's memory to fd at offset `at` as it would be read back (m->size
+ * bytes), but only its non-zero pages: the zero ones are left as holes, or
+ * as whatever fd already holds there (write into a fresh or truncated
+ * file). 0 or -errno. */
+int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or
  * -errno (-EIO for input shorter than size). */
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out);

@@ -505,6 +505,13 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd)
     return rc;
 }
 
+int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at)
+{
+    if (!m->data)
+        return 0;
+    return write_nonzero(fd, m->data, m->size, at);
+}
+
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out)
 {
     *out = NULL;
