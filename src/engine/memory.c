@@ -151,38 +151,27 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
 }
 
 /* Table storage. CPython's funcref table has 5600 entries (175 KiB), and
- * every sandbox fills its own (an entry holds the instance's address): from
- * malloc that is fresh memory taking a page fault per page as it is filled,
- * ~11 us each on the development VM. Large tables are therefore mapped and
- * populated in one MADV_POPULATE_WRITE (~1 us a page): instantiation went
- * from ~500 to ~300 us (a cold eryx_sandbox_new, docs/sessions.md). The
- * storage of a table is mapped exactly when its byte size is at least
- * TABLE_MAP_MIN, which is how it is freed. Zero-filled either way. */
-#define TABLE_MAP_MIN (64u * 1024u)
-
-static size_t page_round(size_t bytes) { return (bytes + 4095u) & ~(size_t)4095u; }
+ * every sandbox fills its own (an entry holds the instance's address). Fresh
+ * memory takes a page fault per page as it is filled, ~11 us each on the
+ * development VM, so large tables have their pages populated in one
+ * MADV_POPULATE_WRITE (~1 us a page) before they are cleared: a cold
+ * instantiation went from ~500 to ~300 us (docs/sessions.md). They still
+ * come from malloc, which hands a freed table's memory, pages and all, to
+ * the next one: mapping each table afresh instead made a fork + free cycle
+ * 200 us slower. */
+#define TABLE_POPULATE_MIN (64u * 1024u)
 
 static void *table_storage_new(size_t bytes)
 {
-    if (bytes < TABLE_MAP_MIN)
-        return calloc(1, bytes);
-    void *p = mmap(NULL, page_round(bytes), PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
+    uint8_t *p = malloc(bytes);
+    if (p == NULL || bytes < TABLE_POPULATE_MIN)
+        return p == NULL ? NULL : memset(p, 0, bytes);
+    uintptr_t lo = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u;
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)4095u;
     /* Best effort: without it (kernels before 5.14) the pages fault in. */
-    (void)madvise(p, page_round(bytes), MADV_POPULATE_WRITE);
-    return p;
-}
-
-static void table_storage_free(void *p, size_t bytes)
-{
-    if (p == NULL)
-        return;
-    if (bytes < TABLE_MAP_MIN)
-        free(p);
-    else
-        munmap(p, page_round(bytes));
+    if (hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
+    return memset(p, 0, bytes);
 }
 
 /* Tables: arrays from table_storage_new, grown by copying. A failed
@@ -207,7 +196,7 @@ static void table_storage_free(void *p, size_t bytes)
     }                                                                                        \
     void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *t)                            \
     {                                                                                        \
-        table_storage_free(t->data, (size_t)t->size * sizeof(elem_t));                      \
+        free(t->data);                                                                       \
         t->data = NULL;                                                                      \
         t->size = t->max_size = 0;                                                           \
     }                                                                                        \
@@ -225,7 +214,7 @@ static void table_storage_free(void *p, size_t bytes)
             return UINT32_MAX;                                                               \
         if (old > 0)                                                                         \
             memcpy(grown, t->data, (size_t)old * sizeof(elem_t));                            \
-        table_storage_free(t->data, (size_t)old * sizeof(elem_t));                           \
+        free(t->data);                                                                       \
         for (size_t i = old; i < n; i++)                                                     \
             grown[i] = init;                                                                 \
         t->data = grown;                                                                     \

@@ -174,8 +174,8 @@ static void test_tables(void)
     wasm_rt_free_externref_table(&x);
 }
 
-/* Large tables live in their own mapping (memory.c): growth from a heap
- * array into one, and between mappings, keeps every entry. */
+/* Large tables have their pages populated up front (memory.c): growth
+ * across that threshold, and beyond, keeps every entry and zeroes none. */
 static void test_large_tables(void)
 {
     wasm_rt_funcref_table_t f;
@@ -183,7 +183,7 @@ static void test_large_tables(void)
     wasm_rt_funcref_t b = {2, (wasm_rt_function_ptr_t)test_large_tables, NULL};
     wasm_rt_allocate_funcref_table(&f, 3, 20000);
     CHECK(f.data != NULL);
-    CHECK_EQ(wasm_rt_grow_funcref_table(&f, 3000, a), 3);    /* ~94 KiB: mapped */
+    CHECK_EQ(wasm_rt_grow_funcref_table(&f, 3000, a), 3);    /* ~94 KiB: populated */
     CHECK_EQ(wasm_rt_grow_funcref_table(&f, 10000, b), 3003);
     CHECK_EQ(f.size, 13003);
     CHECK(f.data[0].func == NULL && f.data[2].func_type == 0);
@@ -193,7 +193,7 @@ static void test_large_tables(void)
     CHECK_EQ(f.size, 13003);
     wasm_rt_free_funcref_table(&f);
 
-    wasm_rt_allocate_funcref_table(&f, 5600, 5600); /* CPython's: mapped at once */
+    wasm_rt_allocate_funcref_table(&f, 5600, 5600); /* CPython's size */
     CHECK(f.data != NULL && f.data[5599].func == NULL);
     f.data[5599] = a;
     wasm_rt_free_funcref_table(&f);
