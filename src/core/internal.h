@@ -114,6 +114,8 @@ struct eryx_sandbox {
     char **env_copy;
     const eryx__mem_image *mapped_from; /* the image the memory maps (its
                                            copy-on-write base), or NULL */
+    int pages_warm;             /* parked, mapping the runtime image with the
+                                   pages a first run writes already private */
     eryx__mem_image *fork_base; /* an image holding exactly what the memory
                                    holds, kept until guest code next runs
                                    (a reference), or NULL: forks map it */

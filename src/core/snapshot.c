@@ -257,16 +257,22 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
     return ERYX_OK;
 }
 
-/* A sandbox in the state given by img + g, with the WASI state of `wasi_src`
- * (cloned) and the embedder's config. */
+static eryx_sandbox *unpark(eryx_runtime *rt, int want_warm);
+
+/* A sandbox in the state given by img + g, with the WASI state of `parent`
+ * (cloned) or a new one, and the embedder's config. A parked sandbox is
+ * taken when there is one (its instance, fiber and tables are reused, and
+ * img is mapped over the runtime image it maps), preferably one whose
+ * pages are not warm: those are better kept for new sandboxes. */
 static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                               const eryx__mem_image *img, const eryx__snapshot_globals *g,
                               const eryx_sandbox *parent, eryx_sandbox **out)
 {
-    eryx_sandbox *sb;
-    int rc = eryx__sandbox_alloc(rt, cfg, &sb);
+    eryx_sandbox *sb = unpark(rt, 0);
+    int reused = sb != NULL;
+    int rc = reused ? eryx__sandbox_reuse(sb, cfg) : eryx__sandbox_alloc(rt, cfg, &sb);
     if (rc != ERYX_OK)
-        return rc;
+        return rc; /* both free sb on failure */
     /* A fork keeps its parent's files, mounts and callbacks; the others
      * start from the template's tree and add the config's mounts, or, in a
      * runtime without an image (and so without a template: a session being
@@ -282,7 +288,13 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
         if (w && rc != ERYX_OK)
             eryx__wasi_free(w);
     }
-    if (rc == ERYX_OK)
+    /* The instance calls its WASI imports through this pointer, and its
+     * memory limit is the last owner's: map_state can only lower it. */
+    if (rc == ERYX_OK && reused) {
+        sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+        uint64_t pages = cfg->max_memory / 65536u;
+        eryx__memory_set_max(&sb->inst.w2c_memory, pages > 65535u ? 65535u : (uint32_t)pages);
+    } else if (rc == ERYX_OK)
         rc = instantiate_bare(sb);
     if (rc == ERYX_OK)
         rc = map_state(sb, img, g, cfg->max_memory);
@@ -316,8 +328,7 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
 int eryx__sandbox_park(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
-    if (!rt->image || sb->mapped_from != rt->image || !sb->instantiated ||
-        sb == rt->template)
+    if (!rt->image || !sb->instantiated || sb == rt->template)
         return 0;
     pthread_mutex_lock(&rt->park_mu);
     int room = rt->n_parked < ERYX__PARKED_MAX;
@@ -326,8 +337,17 @@ int eryx__sandbox_park(eryx_sandbox *sb)
         return 0;
     eryx__fiber_abandon(sb->fiber);
     eryx__fiber_clear_interrupt(sb->fiber);
-    if (eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) != 0)
+    /* Still mapping the image: restored in place, page tables kept (warm).
+     * Anything else (a fork, a loaded session) maps the image afresh: its
+     * next owner pays the first run's faults, or, if it is a fork or a
+     * load, maps its own image over it anyway. */
+    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    int warm = sb->mapped_from == rt->image &&
+               eryx__memory_restore_image(mem, rt->image, NULL) == 0;
+    if (!warm && eryx__memory_map_image(mem, rt->image) != 0)
         return 0;
+    sb->mapped_from = rt->image;
+    sb->pages_warm = warm;
     restore_globals(sb, &rt->globals);
     eryx__sandbox_retire(sb);
     pthread_mutex_lock(&rt->park_mu);
@@ -351,12 +371,22 @@ void eryx__runtime_free_parked(eryx_runtime *rt)
         eryx__sandbox_free(rt->parked[i]);
 }
 
-static eryx_sandbox *unpark(eryx_runtime *rt)
+/* A parked sandbox, preferably one whose pages_warm is want_warm; NULL if
+ * none is parked. */
+static eryx_sandbox *unpark(eryx_runtime *rt, int want_warm)
 {
     eryx_sandbox *sb = NULL;
     pthread_mutex_lock(&rt->park_mu);
-    if (rt->n_parked)
-        sb = rt->parked[--rt->n_parked];
+    unsigned n = rt->n_parked, pick = n;
+    for (unsigned i = n; i-- > 0 && pick == n;)
+        if (rt->parked[i]->pages_warm == want_warm)
+            pick = i;
+    if (n) {
+        pick = pick == n ? n - 1 : pick;
+        sb = rt->parked[pick];
+        rt->parked[pick] = rt->parked[n - 1];
+        rt->n_parked = n - 1;
+    }
     pthread_mutex_unlock(&rt->park_mu);
     return sb;
 }
@@ -393,9 +423,12 @@ static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                  eryx_sandbox **out)
 {
-    eryx_sandbox *sb = unpark(rt);
+    eryx_sandbox *sb = unpark(rt, 1);
     if (sb) {
+        int warm = sb->pages_warm;
         int rc = reuse_parked(sb, cfg);
+        if (rc == ERYX_OK && !warm)
+            prefault_hot_pages(sb);
         if (rc == ERYX_OK)
             *out = sb;
         return rc;

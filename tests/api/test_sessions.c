@@ -478,6 +478,68 @@ static void test_recycled_sandbox(void)
     rmdir(dir);
 }
 
+/* Forks and loads take parked sandboxes, and a fork or a loaded session
+ * is parked when freed (mapping the image afresh): whoever gets one next
+ * must see only its own state, with its own memory limit. */
+static void test_parked_forks(void)
+{
+    eryx_sandbox *p = new_sandbox(NULL);
+    check_out(p, "import json\nsecret = 'p'\njson.dumps = None\nopen('/tmp/p', 'w').write('p')",
+              "");
+    eryx_sandbox *c = fork_of(p);
+    check_out(c, "secret2 = 'c'\nopen('/tmp/c', 'w').write('c')", "");
+    eryx_sandbox_free(c); /* parked, mapping the image afresh */
+    eryx_sandbox_free(p); /* parked, restored in place */
+    eryx_sandbox *n[3];
+    for (int i = 0; i < 3; i++) {
+        n[i] = new_sandbox(NULL);
+        check_out(n[i], "import json, os\nprint('secret' in globals(), 'secret2' in globals(), "
+                        "json.dumps([1]), os.listdir('/tmp'))",
+                  "False False [1] []\n");
+    }
+    for (int i = 0; i < 3; i++)
+        eryx_sandbox_free(n[i]);
+
+    eryx_sandbox_config big_cfg, small_cfg;
+    eryx_sandbox_config_default(&big_cfg);
+    eryx_sandbox_config_default(&small_cfg);
+    big_cfg.max_memory = 512u << 20;
+    small_cfg.max_memory = 48u << 20;
+    eryx_sandbox *big = new_sandbox(&big_cfg);
+    check_out(big, "data = bytearray(100 << 20)\ndata[-1] = 7\nopen('/tmp/big', 'w').write('b')",
+              "");
+    eryx_sandbox *small[4];
+    for (int i = 0; i < 4; i++)
+        small[i] = new_sandbox(&small_cfg);
+    for (int i = 0; i < 4; i++)
+        eryx_sandbox_free(small[i]); /* every parked place: a 48 MiB limit */
+    eryx_sandbox *child = fork_of(big);
+    check_out(child, "import os\nmore = bytearray(100 << 20)\n"
+                     "print(data[-1], len(more), os.listdir('/tmp'))",
+              "7 104857600 ['big']\n");
+    eryx_sandbox_free(child);
+    char dir[] = "/tmp/eryx-test-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/big.img", dir);
+    CHECK_INT(eryx_sandbox_save(big, path), ERYX_OK);
+    eryx_sandbox_free(big);
+    eryx_sandbox *loaded = NULL;
+    CHECK_INT(eryx_sandbox_load(rt, &big_cfg, path, &loaded), ERYX_OK);
+    check_out(loaded, "more = bytearray(100 << 20)\nprint(data[-1], len(more))",
+              "7 104857600\n");
+    eryx_sandbox_free(loaded);
+    /* A small limit holds on a sandbox that last served a big one. */
+    eryx_sandbox *s = new_sandbox(&small_cfg);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(s, "x = bytearray(64 << 20)", 23, &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_STR(r->exc_type, "MemoryError");
+    eryx_result_free(r);
+    eryx_sandbox_free(s);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_state_export_import(void)
 {
     eryx_sandbox *a = new_sandbox(NULL), *b = new_sandbox(NULL);
@@ -565,6 +627,7 @@ int main(void)
     test_save_load();
     test_save_load_files();
     test_recycled_sandbox();
+    test_parked_forks();
     test_no_image();
     test_state_export_import();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
