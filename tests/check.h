@@ -11,6 +11,17 @@
 #include <string.h>
 #include <unistd.h>
 
+/* RUNNING_ON_VALGRIND: 1 under valgrind (for tests that skip what valgrind
+ * cannot do), 0 otherwise or without valgrind's header. */
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
+#endif
+#ifndef RUNNING_ON_VALGRIND
+#define RUNNING_ON_VALGRIND 0
+#endif
+
 static int check_failures;
 
 static inline void check_dump_(const void *p, size_t n);

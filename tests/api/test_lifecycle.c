@@ -9,15 +9,6 @@
 
 #include "../check.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 #ifdef __SANITIZE_ADDRESS__
 /* ASan's quarantine keeps freed blocks resident: it would read as growth. */
 const char *__asan_default_options(void);

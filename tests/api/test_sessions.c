@@ -8,15 +8,6 @@
 
 #include "../check.h"
 
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
-
 static eryx_runtime *rt;
 
 static eryx_sandbox *new_sandbox(const eryx_sandbox_config *cfg)
