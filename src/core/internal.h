@@ -116,6 +116,8 @@ struct eryx_sandbox {
                                            copy-on-write base), or NULL */
     int pages_warm;             /* parked, mapping the runtime image with the
                                    pages a first run writes already private */
+    int prefault_pending;       /* next run: prefault the runtime's hot pages
+                                   first (a fork or a loaded session) */
     eryx__mem_image *fork_base; /* an image holding exactly what the memory
                                    holds, kept until guest code next runs
                                    (a reference), or NULL: forks map it */
@@ -161,6 +163,8 @@ int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cf
                                  eryx_sandbox **out);
 int eryx__sandbox_reset(eryx_sandbox *sb);
 int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
+/* Before a run: the prefault a fork or a loaded session deferred. */
+void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
 /* The memory is about to change (guest code runs, the sandbox is retired or
  * freed): forget sb->fork_base. */
 void eryx__sandbox_drop_fork_base(eryx_sandbox *sb);

@@ -148,6 +148,7 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
         eryx__set_errmsg(sb, "out of memory preparing the run");
         return ERYX_NOMEM;
     }
+    eryx__sandbox_prefault_pending(sb);
     eryx__wasi_begin_run(sb->wasi);
     rc = eryx__irq_run_begin(sb, opts->timeout_ns ? opts->timeout_ns : sb->timeout_ns, ex->hub);
     if (rc != ERYX_OK) {

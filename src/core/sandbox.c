@@ -186,6 +186,7 @@ void eryx__sandbox_retire(eryx_sandbox *sb)
     sb->state = ERYX__SB_READY;
     sb->exit_code = 0;
     sb->needs_setup = sb->reseed_only = 0;
+    sb->prefault_pending = 0;
     sb->run_count = 0;
     sb->host.fuel = ERYX__FUEL_UNLIMITED;
     sb->errmsg[0] = '\0';

@@ -136,6 +136,21 @@ static void prefault_hot_pages(eryx_sandbox *sb)
         eryx__memory_prefault(&sb->inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
 }
 
+/* A fork or a loaded session maps an image of its own, whose pages a first
+ * run writes are mostly where a new sandbox's are (the interpreter's state,
+ * the stack). Prefaulting them when the fork is made was measured
+ * (bench_sandbox, 70 MB session): the fork went from ~40 to ~450-670 us and
+ * its first run from 4.4-5.8 to 3.1-3.7 ms. Done before the first run
+ * instead, the fork stays cheap (a fork that never runs pays nothing) and
+ * the first run keeps most of the gain. */
+void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
+{
+    if (!sb->prefault_pending)
+        return;
+    sb->prefault_pending = 0;
+    prefault_hot_pages(sb);
+}
+
 int eryx__runtime_snapshot(eryx_runtime *rt)
 {
     eryx_sandbox *tpl;
@@ -253,6 +268,7 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
     /* Only the runtime's image outlives the call (forks and loads drop
      * theirs once mapped): it is the one a reset can restore in place. */
     sb->mapped_from = img == sb->rt->image ? img : NULL;
+    sb->prefault_pending = img != sb->rt->image && sb->rt->n_hot > 0;
     set_fork_base(sb, img);
     return ERYX_OK;
 }
