@@ -1,8 +1,12 @@
 /*
  * Included (-include) when compiling wasm2c's output: hooks the generated
- * code offers no other way to reach. guest/build.sh rewrites three things in
- * that output to use them:
+ * code offers no other way to reach. guest/w2c_rewrite.sh rewrites four
+ * things in that output to use them:
  *
+ * - the funcref table's elem segment initialisation goes through
+ *   ERYX_FUNCREF_TABLE_INIT, skipped when the table is shared with an
+ *   instance that filled it (src/engine/engine.h, "Shared tables"), and
+ *   call_indirect passes the caller's instance (guest/w2c_rewrite.sh);
  * - the data segment copies of init_memories() go through ERYX_LOAD_DATA.
  *   A sandbox made from a runtime's image maps the image over its memory
  *   right after instantiation, so copying the 3 MB of data segments first
@@ -17,6 +21,8 @@
 #ifndef ERYX_W2C_HOOKS_H
 #define ERYX_W2C_HOOKS_H
 
+#include <wasm-rt.h>
+
 #include "host_instance.h"
 
 extern _Thread_local int eryx__w2c_skip_data_segments;
@@ -25,6 +31,14 @@ extern _Thread_local int eryx__w2c_skip_data_segments;
     do {                                        \
         if (!eryx__w2c_skip_data_segments)      \
             LOAD_DATA(m, o, i, s);              \
+    } while (0)
+
+int eryx__funcref_table_shared(const wasm_rt_funcref_table_t *t);
+
+#define ERYX_FUNCREF_TABLE_INIT(dest, ...)                  \
+    do {                                                    \
+        if (!eryx__funcref_table_shared(dest))              \
+            funcref_table_init(dest, __VA_ARGS__);          \
     } while (0)
 
 #define ERYX_FUEL_TICK()                                                    \

@@ -215,13 +215,17 @@ static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config
     return ERYX_OK;
 }
 
-/* Instantiates sb's guest without copying its data segments: an image is
- * about to replace its memory. */
+/* Instantiates sb's guest without copying its data segments (an image is
+ * about to replace its memory) and sharing the template's funcref table
+ * (src/engine/engine.h, "Shared tables") instead of filling one. */
 static int instantiate_bare(eryx_sandbox *sb)
 {
+    eryx_sandbox *tpl = sb->rt->template;
     eryx__w2c_skip_data_segments = 1;
+    eryx__w2c_table_source = tpl ? &tpl->inst.w2c_T0 : NULL;
     int rc = eryx__guest_instantiate(sb);
     eryx__w2c_skip_data_segments = 0;
+    eryx__w2c_table_source = NULL;
     return rc;
 }
 
