@@ -42,6 +42,50 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Forks on several threads at once: parked sandboxes (warm from freed new
+ * ones, cold from freed forks) change hands between threads, and nobody
+ * sees another's state. */
+static void *forker(void *arg)
+{
+    struct job *j = arg;
+    for (int n = 0; n < 40; n++) {
+        eryx_sandbox *sb = NULL, *child = NULL, *grandchild = NULL;
+        eryx_result *r = NULL;
+        char code[96], want[32];
+        if (eryx_sandbox_new(rt, NULL, &sb) != ERYX_OK) {
+            j->failures++;
+            continue;
+        }
+        snprintf(code, sizeof code, "v = %d", j->id * 1000 + n);
+        if (eryx_sandbox_run(sb, code, strlen(code), &r) != ERYX_OK)
+            j->failures++;
+        eryx_result_free(r);
+        if (eryx_sandbox_fork(sb, &child) != ERYX_OK) {
+            j->failures++;
+            eryx_sandbox_free(sb);
+            continue;
+        }
+        eryx_sandbox_free(sb);
+        if (eryx_sandbox_fork(child, &grandchild) != ERYX_OK)
+            j->failures++;
+        snprintf(want, sizeof want, "%d\n", j->id * 1000 + n + 1);
+        const char *bump = "v += 1\nprint(v)", *look = "print(v)";
+        if (eryx_sandbox_run(child, bump, strlen(bump), &r) != ERYX_OK ||
+            strcmp(r->out, want) != 0)
+            j->failures++;
+        eryx_result_free(r);
+        eryx_sandbox_free(child);
+        /* Forked before the child's run: the value before it. */
+        snprintf(want, sizeof want, "%d\n", j->id * 1000 + n);
+        if (grandchild && (eryx_sandbox_run(grandchild, look, strlen(look), &r) != ERYX_OK ||
+                           strcmp(r->out, want) != 0))
+            j->failures++;
+        eryx_result_free(r);
+        eryx_sandbox_free(grandchild);
+    }
+    return NULL;
+}
+
 struct sleeper {
     eryx_sandbox *sb;
     int rc;
@@ -85,6 +129,14 @@ int main(void)
     for (int i = 0; i < THREADS; i++) {
         jobs[i] = (struct job){i, 0};
         REQUIRE(pthread_create(&t[i], NULL, worker, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_INT(jobs[i].failures, 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        jobs[i] = (struct job){i, 0};
+        REQUIRE(pthread_create(&t[i], NULL, forker, &jobs[i]) == 0);
     }
     for (int i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
