@@ -261,9 +261,10 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
 /* Frees a sandbox and everything its user gave it or left in it. NULL is
  * accepted. The runtime may keep up to 4 freed sandboxes' guest instances
  * (their memory restored to the runtime image, ~1 MB private each) and
- * give them to the next eryx_sandbox_new: creation then takes microseconds
- * and the first run no page faults (docs/sessions.md). They are released
- * by eryx_runtime_free. */
+ * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
+ * eryx_sandbox_load: creation then takes microseconds, and after a new
+ * sandbox that mapped the image before, the first run takes no page faults
+ * (docs/sessions.md). They are released by eryx_runtime_free. */
 ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
 
 /* ------------------------------------------------------------------------ */
