@@ -262,9 +262,10 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
  * accepted. The runtime may keep up to 4 freed sandboxes' guest instances
  * (their memory restored to the runtime image, ~1 MB private each) and
  * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
- * eryx_sandbox_load: creation then takes microseconds, and after a new
- * sandbox that mapped the image before, the first run takes no page faults
- * (docs/sessions.md). They are released by eryx_runtime_free. */
+ * eryx_sandbox_load: creation then takes microseconds, and when the freed
+ * sandbox still mapped the image (it was not a fork or a loaded session) a
+ * new sandbox's first run takes no page faults (docs/sessions.md). They are
+ * released by eryx_runtime_free. */
 ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
 
 /* ------------------------------------------------------------------------ */
