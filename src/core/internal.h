@@ -134,6 +134,14 @@ struct eryx_sandbox {
     char errmsg[512];
 };
 
+/* A memory limit in bytes as 64 KiB wasm pages, capped at what a memory
+ * can hold (src/engine/engine.h). */
+static inline uint32_t eryx__limit_pages(uint64_t max_memory)
+{
+    uint64_t pages = max_memory / 65536u;
+    return pages > 65535u ? 65535u : (uint32_t)pages;
+}
+
 /* Error messages: on a sandbox, or thread-local for calls without one. */
 void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -241,8 +241,7 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     if (rc == ERYX_OK) {
         wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
         eryx__wasi_set_memory(sb->wasi, mem);
-        uint64_t pages = sb->cfg.max_memory / 65536u;
-        eryx__memory_set_limit(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+        eryx__memory_set_limit(mem, eryx__limit_pages(sb->cfg.max_memory));
     }
     if (rc != ERYX_OK) {
         if (sb->errmsg[0])

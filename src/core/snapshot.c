@@ -258,8 +258,7 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
                      const eryx__snapshot_globals *g, uint64_t max_memory)
 {
     wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    uint64_t pages = max_memory / 65536u;
-    eryx__memory_set_limit(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+    eryx__memory_set_limit(mem, eryx__limit_pages(max_memory));
     int err = eryx__memory_map_image(mem, img);
     if (err < 0) {
         eryx__set_errmsg(sb, "cannot map the image: %s", err == -EFBIG
@@ -312,8 +311,7 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
      * memory limit is the last owner's: map_state can only lower it. */
     if (rc == ERYX_OK && reused) {
         sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
-        uint64_t pages = cfg->max_memory / 65536u;
-        eryx__memory_set_max(&sb->inst.w2c_memory, pages > 65535u ? 65535u : (uint32_t)pages);
+        eryx__memory_set_max(&sb->inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
     } else if (rc == ERYX_OK)
         rc = instantiate_bare(sb);
     if (rc == ERYX_OK)
@@ -432,8 +430,7 @@ static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     restore_globals(sb, &rt->globals);
     wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    uint64_t pages = sb->cfg.max_memory / 65536u;
-    eryx__memory_set_max(mem, pages > 65535u ? 65535u : (uint32_t)pages);
+    eryx__memory_set_max(mem, eryx__limit_pages(sb->cfg.max_memory));
     eryx__wasi_set_memory(sb->wasi, mem);
     set_fork_base(sb, rt->image); /* restored to it when parked */
     sb->needs_setup = 1;
