@@ -121,27 +121,26 @@ static void test_concurrent_use_detected(void)
     eryx_sandbox_free(s.sb);
 }
 
-int main(void)
+/* fn on THREADS threads at once; each must report no failure. */
+static void on_threads(void *(*fn)(void *))
 {
-    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
     pthread_t t[THREADS];
     struct job jobs[THREADS];
     for (int i = 0; i < THREADS; i++) {
         jobs[i] = (struct job){i, 0};
-        REQUIRE(pthread_create(&t[i], NULL, worker, &jobs[i]) == 0);
+        REQUIRE(pthread_create(&t[i], NULL, fn, &jobs[i]) == 0);
     }
     for (int i = 0; i < THREADS; i++) {
         pthread_join(t[i], NULL);
         CHECK_INT(jobs[i].failures, 0);
     }
-    for (int i = 0; i < THREADS; i++) {
-        jobs[i] = (struct job){i, 0};
-        REQUIRE(pthread_create(&t[i], NULL, forker, &jobs[i]) == 0);
-    }
-    for (int i = 0; i < THREADS; i++) {
-        pthread_join(t[i], NULL);
-        CHECK_INT(jobs[i].failures, 0);
-    }
+}
+
+int main(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+    on_threads(worker);
+    on_threads(forker);
     test_concurrent_use_detected();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     return CHECK_DONE();
