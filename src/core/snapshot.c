@@ -33,7 +33,12 @@ static const char warm_up_code[] =
     "           'traceback', 'linecache', 'tokenize', 'io', 'os', 'sys', '_eryx.loop',\n"
     "           '_eryx.state'):\n"
     "    _i.import_module(_m)\n"
-    "del _i, _m\n";
+    "del _i, _m\n"
+    "import gc as _gc, _eryx_host as _h\n"
+    "_gc.collect()\n"
+    "_gc.freeze()\n"
+    "_h.immortalize()\n"
+    "del _gc, _h\n";
 
 /* The state of a guest that the image does not hold. */
 static void save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
