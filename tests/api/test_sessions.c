@@ -72,6 +72,13 @@ static void test_fresh_from_image(void)
     check_out(a, "secret = 1\nopen('/tmp/a', 'w').write('x')", "");
     check_out(b, "import os\nprint('secret' in globals(), os.path.exists('/tmp/a'))",
               "False False\n");
+    /* The image's objects are immortal; the sandbox's own are counted, and
+     * an image module dropped and imported again works. */
+    check_out(b, "import sys, json\nx = object()\n"
+                 "print(sys.getrefcount(json) > 10**8, sys.getrefcount(json.dumps) > 10**8, "
+                 "sys.getrefcount(x))\n"
+                 "del sys.modules['json'], json\nimport json\nprint(json.dumps([1]))",
+              "True True 2\n[1]\n");
     eryx_sandbox_free(a);
     eryx_sandbox_free(b);
 }
