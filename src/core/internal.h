@@ -184,9 +184,9 @@ int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_s
  * output settings), as a booting sandbox gets: sb->wasi. The message goes to
  * the thread. */
 int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
-/* Keeps a sandbox being freed for reuse if it qualifies (its memory maps
- * the runtime image and is restored in place) and there is room: 1 if it
- * was parked (the caller must not free it), 0 otherwise. */
+/* Keeps a sandbox being freed for reuse if the runtime has an image and
+ * room (its memory is put back to the image, snapshot.c): 1 if it was
+ * parked (the caller must not free it), 0 otherwise. */
 int eryx__sandbox_park(eryx_sandbox *sb);
 /* Really frees the runtime's parked sandboxes. */
 void eryx__runtime_free_parked(eryx_runtime *rt);

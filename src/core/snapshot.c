@@ -298,8 +298,8 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
     }
     restore_globals(sb, g);
     eryx__wasi_set_memory(sb->wasi, mem);
-    /* Only the runtime's image outlives the call (forks and loads drop
-     * theirs once mapped): it is the one a reset can restore in place. */
+    /* A reset restores in place only over the runtime's image; the others
+     * live on as the fork base until the guest runs. */
     sb->mapped_from = img == sb->rt->image ? img : NULL;
     sb->prefault_pending = img != sb->rt->image && sb->rt->n_hot > 0;
     set_fork_base(sb, img);
@@ -361,17 +361,19 @@ static int sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
 
 /* ---- parked sandboxes ---------------------------------------------------
  *
- * A sandbox being freed whose memory still maps the runtime image is kept
- * (up to ERYX__PARKED_MAX per runtime) instead of unmapped: its memory is
- * restored to the image in place (eryx__memory_restore_image), its globals
- * reset, and everything its user gave or left is dropped
- * (eryx__sandbox_retire). The next eryx_sandbox_new takes it: the guest
- * instance, the mapping with its page tables and the fiber stack are reused,
- * so creation is a WASI clone and a config copy, and the first run takes no
- * page faults: on this VM that is most of what a new sandbox cost
- * (BENCHMARKS.md has both). What a new owner sees is what a new sandbox
- * sees: the image's memory and globals, the template's WASI state, its own
- * config, a fresh random seed on the first run. */
+ * A sandbox being freed is kept (up to ERYX__PARKED_MAX per runtime)
+ * instead of unmapped: its memory is put back to the runtime image — in
+ * place when it still maps it (eryx__memory_restore_image: page tables
+ * kept, "warm"), else by mapping the image afresh —, its globals reset, and
+ * everything its user gave or left is dropped (eryx__sandbox_retire). The
+ * next eryx_sandbox_new takes one, preferably warm: the guest instance, the
+ * mapping and the fiber stack are reused, so creation is a WASI clone and a
+ * config copy, and after a warm one the first run takes no page faults: on
+ * this VM that is most of what a new sandbox cost (BENCHMARKS.md has both).
+ * Forks and loads take one too (sandbox_from_state). What a new owner sees
+ * is what a new sandbox sees: the image's memory and globals, the
+ * template's WASI state, its own config, a fresh random seed on the first
+ * run. */
 
 int eryx__sandbox_park(eryx_sandbox *sb)
 {
@@ -687,7 +689,9 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
 {
     struct stat st;
     ssize_t got = pread(fd, h, sizeof *h, 0);
-    if (got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 || memcmp(h->magic, "ERYXSES2", 8) == 0)) {
+    int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES2", 8) == 0);
+    if (older) {
         eryx__set_errmsg(NULL, "%s was saved by an older eryx (session format %c, this one "
                                "reads %c)", path, h->magic[7], SESSION_MAGIC[7]);
         return ERYX_INVALID;

@@ -228,6 +228,7 @@ static int share_funcref_table(wasm_rt_funcref_table_t *t, uint32_t elements,
     return 1;
 }
 
+/* Externref tables hold host values per instance: never shared. */
 static int share_externref_table(wasm_rt_externref_table_t *t, uint32_t elements,
                                  uint32_t max_elements)
 {
