@@ -122,6 +122,15 @@ static eryx_sandbox *new_sandbox_with(uint64_t timeout_ns, uint32_t max_calls)
     return sb;
 }
 
+/* The sandbox of the running case, freed by teardown. */
+static eryx_sandbox *case_sb;
+
+static eryx_sandbox *case_sandbox(void)
+{
+    case_sb = new_sandbox_with(0, 0);
+    return case_sb;
+}
+
 /* Runs code, expects status want, returns the result (to free). */
 static eryx_result *run_expect(eryx_sandbox *sb, const char *code, int want)
 {
@@ -144,8 +153,9 @@ static void check_output(eryx_sandbox *sb, const char *code, const char *want)
 
 /* ---- tests ------------------------------------------------------------------ */
 
-static void test_basic_calls(eryx_sandbox *sb)
+TEST_CASE(test_basic_calls)
 {
+    eryx_sandbox *sb = case_sandbox();
     check_output(sb, "r = await echo(message='hi')\nprint(r)", "{'echo': {'message': 'hi'}}\n");
     check_output(sb, "print(await echo('positional'))", "{'echo': {'message': 'positional'}}\n");
     check_output(sb, "print(await add(2, b=40))", "42\n");
@@ -173,8 +183,9 @@ static void test_basic_calls(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_errors(eryx_sandbox *sb)
+TEST_CASE(test_errors)
 {
+    eryx_sandbox *sb = case_sandbox();
     check_output(sb, "try:\n    await users.lookup(name='bob')\n"
                      "except CallbackError as e:\n    print(e.kind, e)",
                  "invalid_arguments no such user: bob\n");
@@ -201,8 +212,9 @@ static void test_errors(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_asyncio(eryx_sandbox *sb)
+TEST_CASE(test_asyncio)
 {
+    eryx_sandbox *sb = case_sandbox();
     check_output(sb,
                  "import asyncio\n"
                  "async def main():\n"
@@ -259,14 +271,15 @@ static void test_asyncio(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_concurrent_handlers(eryx_sandbox *sb)
+TEST_CASE(test_concurrent_handlers)
 {
+    eryx_sandbox *sb = case_sandbox();
     meet_active = 0;
     check_output(sb, "import asyncio\nprint(await asyncio.gather(meet(), meet(), meet()))",
                  "['together', 'together', 'together']\n");
 }
 
-static void test_many_calls(void)
+TEST_CASE(test_many_calls)
 {
     eryx_sandbox *sb = new_sandbox_with(0, 20000);
     check_output(sb,
@@ -287,7 +300,7 @@ static void test_many_calls(void)
     eryx_sandbox_free(sb);
 }
 
-static void test_timeout_and_late_reply(void)
+TEST_CASE(test_timeout_and_late_reply)
 {
     eryx_sandbox *sb = new_sandbox_with(50ull * 1000 * 1000, 0);
     kept_call = NULL;
@@ -307,7 +320,7 @@ static void trace_fn(void *ud, const char *file, int line, const char *function)
     snprintf(lines + n, 256 - n, "%s:%d:%s ", file, line, function);
 }
 
-static void test_trace(void)
+TEST_CASE(test_trace)
 {
     static char lines[256];
     eryx_sandbox_config cfg;
@@ -322,7 +335,7 @@ static void test_trace(void)
     eryx_sandbox_free(sb);
 }
 
-static void test_registration_errors(void)
+TEST_CASE(test_registration_errors)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
@@ -361,7 +374,7 @@ static void *reply_later(void *arg)
     return NULL;
 }
 
-static void test_nonblocking(void)
+TEST_CASE(test_nonblocking)
 {
     eryx_sandbox *sb = new_sandbox_with(0, 0);
     eryx_exec *ex = NULL;
@@ -413,7 +426,7 @@ static void test_nonblocking(void)
 }
 
 /* Abandoning a pending execution leaves the sandbox dead, not broken. */
-static void test_abandon(void)
+TEST_CASE(test_abandon)
 {
     eryx_sandbox *sb = new_sandbox_with(0, 0);
     eryx_exec *ex = NULL;
@@ -428,24 +441,18 @@ static void test_abandon(void)
     eryx_sandbox_free(sb);
 }
 
-int main(void)
+static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
     if (rc != ERYX_OK)
         fprintf(stderr, "eryx_runtime_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
     REQUIRE(rc == ERYX_OK);
-    eryx_sandbox *sb = new_sandbox_with(0, 0);
-    test_basic_calls(sb);
-    test_errors(sb);
-    test_asyncio(sb);
-    test_concurrent_handlers(sb);
-    eryx_sandbox_free(sb);
-    test_many_calls();
-    test_timeout_and_late_reply();
-    test_trace();
-    test_registration_errors();
-    test_nonblocking();
-    test_abandon();
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    eryx_sandbox_free(case_sb);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -18,6 +18,8 @@ __attribute__((visibility("default"))) const char *__asan_default_options(void)
 }
 #endif
 
+static int iterations = 10000;
+
 static long mapping_count(void)
 {
     FILE *f = fopen("/proc/self/maps", "r");
@@ -128,7 +130,7 @@ static int exhaust_address_space(void)
  * message, nothing made so far harmed. In a child process, since RLIMIT_AS
  * cannot be raised back; not under ASan (its shadow memory needs more
  * address space than any useful limit) nor valgrind. */
-static void test_address_space(void)
+TEST_CASE(test_address_space)
 {
     if (RUNNING_ON_VALGRIND)
         return;
@@ -142,13 +144,10 @@ static void test_address_space(void)
     CHECK(WIFEXITED(status));
     CHECK_INT(WEXITSTATUS(status), 0);
 }
-#else
-static void test_address_space(void) {}
 #endif
 
-int main(int argc, char **argv)
+TEST_CASE(test_cycles)
 {
-    int iterations = argc > 1 ? atoi(argv[1]) : 10000;
     eryx_runtime *rt = NULL;
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
     int warmup = iterations < 20 ? 1 : 10;
@@ -177,6 +176,16 @@ int main(int argc, char **argv)
     CHECK(maps1 <= maps0 + 2);
     CHECK(rss1 <= rss0 + 8 * 1024);
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    test_address_space();
-    return CHECK_DONE();
+}
+
+int main(int argc, char **argv)
+{
+    /* The iteration count, if given, goes before case names. */
+    if (argc > 1 && argv[1][0] >= '0' && argv[1][0] <= '9') {
+        iterations = atoi(argv[1]);
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
+    return check_main_(argc, argv, NULL, NULL);
 }

@@ -29,7 +29,7 @@ static int run_limited(eryx_sandbox *sb, const char *code, uint64_t timeout_ms, 
 }
 
 /* A Python loop times out gracefully: finally runs, the session survives. */
-static void test_timeout_graceful(void)
+TEST_CASE(test_timeout_graceful)
 {
     eryx_sandbox *sb = new_sandbox(1000);
     eryx_result *r;
@@ -61,7 +61,7 @@ static void test_timeout_graceful(void)
 
 /* Code stuck in C (catastrophic regex backtracking), or swallowing the
  * interruption, is stopped hard; the sandbox then refuses further use. */
-static void test_timeout_hard(void)
+TEST_CASE(test_timeout_hard)
 {
     const char *stuck[] = {
         "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')",
@@ -94,7 +94,7 @@ static void *interrupt_later(void *arg)
     return NULL;
 }
 
-static void test_interrupt_from_thread(void)
+TEST_CASE(test_interrupt_from_thread)
 {
     eryx_sandbox *sb = new_sandbox(2000);
     struct interrupter i = {sb, 50};
@@ -122,7 +122,7 @@ static void test_interrupt_from_thread(void)
 }
 
 /* 200 timeouts in a row in one sandbox: nothing grows. */
-static void test_many_timeouts(void)
+TEST_CASE(test_many_timeouts)
 {
     eryx_sandbox *sb = new_sandbox(1000);
     eryx_result *r;
@@ -143,7 +143,7 @@ static void test_many_timeouts(void)
     eryx_sandbox_free(sb);
 }
 
-static void test_memory_limit(void)
+TEST_CASE(test_memory_limit)
 {
     eryx_sandbox *sb = new_sandbox(1000);
     eryx_result *r;
@@ -161,7 +161,7 @@ static void test_memory_limit(void)
     eryx_sandbox_free(sb);
 }
 
-static void test_output_limit_stops(void)
+TEST_CASE(test_output_limit_stops)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
@@ -186,7 +186,7 @@ static void test_output_limit_stops(void)
 
 /* Fuel: counted always, the same for the same work, and a limit stops the
  * run (Python loops and C-level loops alike). */
-static void test_fuel(void)
+TEST_CASE(test_fuel)
 {
     if (!eryx_build_has_fuel()) {
         /* This build does not count: a fuel limit is refused, not ignored. */
@@ -236,16 +236,14 @@ static void test_fuel(void)
     }
 }
 
-int main(void)
+static void setup(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
-    test_timeout_graceful();
-    test_timeout_hard();
-    test_interrupt_from_thread();
-    test_many_timeouts();
-    test_memory_limit();
-    test_output_limit_stops();
-    test_fuel();
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

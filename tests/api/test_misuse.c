@@ -3,7 +3,7 @@
 
 #include "../check.h"
 
-static void test_errstr(void)
+TEST_CASE(test_errstr)
 {
 #define CHECK_NAMED(name, value, text) CHECK_CONTAINS(eryx_errstr(value), "ERYX_" #name);
     ERYX_STATUS_MAP(CHECK_NAMED)
@@ -13,7 +13,7 @@ static void test_errstr(void)
     CHECK_STR(eryx_version(), ERYX_VERSION_STRING);
 }
 
-static void test_null_handles(void)
+TEST_CASE(test_null_handles)
 {
     eryx_result *r = NULL;
     CHECK_INT(eryx_runtime_new(NULL, NULL), ERYX_MISUSE);
@@ -27,8 +27,18 @@ static void test_null_handles(void)
     eryx_result_free(NULL);
 }
 
-static void test_bad_configs(eryx_runtime *rt)
+/* The runtime of the running case, freed by teardown. */
+static eryx_runtime *case_rt;
+
+static eryx_runtime *case_runtime(void)
 {
+    REQUIRE(eryx_runtime_new(NULL, &case_rt) == ERYX_OK);
+    return case_rt;
+}
+
+TEST_CASE(test_bad_configs)
+{
+    eryx_runtime *rt = case_runtime();
     eryx_sandbox *sb = NULL;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
@@ -56,8 +66,9 @@ static void test_bad_configs(eryx_runtime *rt)
     CHECK(rt2 == NULL);
 }
 
-static void test_bad_run_arguments(eryx_runtime *rt)
+TEST_CASE(test_bad_run_arguments)
 {
+    eryx_runtime *rt = case_runtime();
     eryx_sandbox *sb = NULL;
     REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
     eryx_result *r = NULL;
@@ -88,14 +99,10 @@ static void test_bad_run_arguments(eryx_runtime *rt)
     eryx_sandbox_free(sb);
 }
 
-int main(void)
+static void teardown(void)
 {
-    test_errstr();
-    test_null_handles();
-    eryx_runtime *rt = NULL;
-    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
-    test_bad_configs(rt);
-    test_bad_run_arguments(rt);
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
+    if (case_rt)
+        CHECK_INT(eryx_runtime_free(case_rt), ERYX_OK);
 }
+
+TEST_MAIN_WITH(NULL, teardown)

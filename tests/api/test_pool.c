@@ -16,7 +16,7 @@ static char *run_out(eryx_sandbox *sb, const char *code)
     return out;
 }
 
-static void test_limits_and_reuse(void)
+TEST_CASE(test_limits_and_reuse)
 {
     eryx_pool_config cfg;
     eryx_pool_config_default(&cfg);
@@ -58,7 +58,7 @@ static void test_limits_and_reuse(void)
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
-static void test_eviction(void)
+TEST_CASE(test_eviction)
 {
     eryx_pool_config cfg;
     eryx_pool_config_default(&cfg);
@@ -105,7 +105,7 @@ static void *work(void *arg)
 }
 
 /* 4 threads share 2 sandboxes: each always gets a clean one. */
-static void test_threads(void)
+TEST_CASE(test_threads)
 {
     eryx_pool_config cfg;
     eryx_pool_config_default(&cfg);
@@ -129,17 +129,23 @@ static void test_threads(void)
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
-int main(void)
+TEST_CASE(test_bad_config)
 {
-    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
-    test_limits_and_reuse();
-    test_eviction();
-    test_threads();
     eryx_pool_config bad;
     eryx_pool_config_default(&bad);
     bad.min_idle = 100;
     eryx_pool *p = NULL;
     CHECK_INT(eryx_pool_new(rt, &bad, &p), ERYX_INVALID);
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void setup(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+}
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -20,8 +20,18 @@ static eryx_sandbox *new_sandbox(void)
     return sb;
 }
 
-static void test_hello(eryx_sandbox *sb)
+/* The sandbox of the running case, freed by teardown. */
+static eryx_sandbox *case_sb;
+
+static eryx_sandbox *case_sandbox(void)
 {
+    case_sb = new_sandbox();
+    return case_sb;
+}
+
+TEST_CASE(test_hello)
+{
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "print('hello')", &r), ERYX_OK);
     CHECK_STR(r->out, "hello\n");
@@ -35,8 +45,9 @@ static void test_hello(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_stdout_stderr(eryx_sandbox *sb)
+TEST_CASE(test_stdout_stderr)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
                       "sys.stdout.write('more')", &r), ERYX_OK);
@@ -45,8 +56,9 @@ static void test_stdout_stderr(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_exception(eryx_sandbox *sb)
+TEST_CASE(test_exception)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "print('before')\ndef f():\n    raise ValueError('bad value')\nf()", &r),
               ERYX_PYTHON_EXCEPTION);
@@ -80,8 +92,9 @@ static void check_exit(eryx_sandbox *sb, const char *code, int status, const cha
     eryx_result_free(r);
 }
 
-static void test_system_exit(eryx_sandbox *sb)
+TEST_CASE(test_system_exit)
 {
+    eryx_sandbox *sb = case_sandbox();
     check_exit(sb, "import sys; sys.exit()", 0, "");
     check_exit(sb, "import sys; sys.exit(0)", 0, "");
     check_exit(sb, "import sys; sys.exit(3)", 3, "");
@@ -90,8 +103,9 @@ static void test_system_exit(eryx_sandbox *sb)
     check_exit(sb, "exit(4)", 4, "");
 }
 
-static void test_persistence(eryx_sandbox *sb)
+TEST_CASE(test_persistence)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "x = 42\ndef double(v):\n    return v * 2", &r), ERYX_OK);
     eryx_result_free(r);
@@ -100,8 +114,9 @@ static void test_persistence(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_unicode_and_bytes(eryx_sandbox *sb)
+TEST_CASE(test_unicode_and_bytes)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "s = 'héllo wörld ✓ 🐍'\nprint(s, len(s))", &r), ERYX_OK);
     CHECK_STR(r->out, "héllo wörld ✓ 🐍 15\n");
@@ -125,8 +140,9 @@ static void test_unicode_and_bytes(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_large_output(eryx_sandbox *sb)
+TEST_CASE(test_large_output)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "import sys\nfor i in range(100000):\n    print(i)", &r), ERYX_OK);
     CHECK_INT(r->out_len, 588890);
@@ -147,8 +163,9 @@ static void test_large_output(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_argv_stdin_module(eryx_sandbox *sb)
+TEST_CASE(test_argv_stdin_module)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     eryx_run_options o;
     eryx_run_options_default(&o);
@@ -208,8 +225,9 @@ static void test_argv_stdin_module(eryx_sandbox *sb)
 }
 
 /* The guest sees only its own file tree and nothing of the host's. */
-static void test_hostile_filesystem(eryx_sandbox *sb)
+TEST_CASE(test_hostile_filesystem)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "open('/etc/passwd')", &r), ERYX_PYTHON_EXCEPTION);
     CHECK_STR(r->exc_type, "FileNotFoundError");
@@ -234,8 +252,9 @@ static void test_hostile_filesystem(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_recursion_and_memory(eryx_sandbox *sb)
+TEST_CASE(test_recursion_and_memory)
 {
+    eryx_sandbox *sb = case_sandbox();
     eryx_result *r;
     CHECK_INT(run(sb, "def f(n): return f(n + 1)\nf(0)", &r), ERYX_PYTHON_EXCEPTION);
     CHECK_STR(r->exc_type, "RecursionError");
@@ -248,7 +267,7 @@ static void test_recursion_and_memory(eryx_sandbox *sb)
     eryx_result_free(r);
 }
 
-static void test_os_exit(void)
+TEST_CASE(test_os_exit)
 {
     eryx_sandbox *sb = new_sandbox();
     eryx_result *r;
@@ -265,7 +284,7 @@ static void test_os_exit(void)
 }
 
 /* Two sandboxes share nothing. */
-static void test_isolation(void)
+TEST_CASE(test_isolation)
 {
     eryx_sandbox *a = new_sandbox(), *b = new_sandbox();
     eryx_result *r;
@@ -279,26 +298,18 @@ static void test_isolation(void)
     eryx_sandbox_free(b);
 }
 
-int main(void)
+static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
     if (rc != ERYX_OK)
         fprintf(stderr, "eryx_runtime_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
     REQUIRE(rc == ERYX_OK);
-    eryx_sandbox *sb = new_sandbox();
-    test_hello(sb);
-    test_stdout_stderr(sb);
-    test_exception(sb);
-    test_system_exit(sb);
-    test_persistence(sb);
-    test_unicode_and_bytes(sb);
-    test_large_output(sb);
-    test_argv_stdin_module(sb);
-    test_hostile_filesystem(sb);
-    test_recursion_and_memory(sb);
-    eryx_sandbox_free(sb);
-    test_os_exit();
-    test_isolation();
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    eryx_sandbox_free(case_sb);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -41,7 +41,7 @@ static void check_out(eryx_sandbox *sb, const char *code, const char *want)
     free(out);
 }
 
-static void test_fresh_from_image(void)
+TEST_CASE(test_fresh_from_image)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
@@ -83,7 +83,7 @@ static void test_fresh_from_image(void)
     eryx_sandbox_free(b);
 }
 
-static void test_session_and_reset(void)
+TEST_CASE(test_session_and_reset)
 {
     eryx_sandbox *sb = new_sandbox(NULL);
     check_out(sb, "x = 42\ndef twice(v):\n    return v * 2\nimport fractions", "");
@@ -140,7 +140,7 @@ static void test_session_and_reset(void)
     eryx_sandbox_free(sb);
 }
 
-static void test_fork(void)
+TEST_CASE(test_fork)
 {
     eryx_sandbox *parent = new_sandbox(NULL);
     check_out(parent, "data = list(range(5))\nopen('/tmp/f', 'w').write('parent')", "");
@@ -171,7 +171,7 @@ static eryx_sandbox *fork_of(eryx_sandbox *sb)
 /* Forks of an unchanged state share one capture of it (and a sandbox just
  * mapped from an image forks from that image): each must still see exactly
  * the state at its fork, whatever ran since in its parent or siblings. */
-static void test_fork_shared_base(void)
+TEST_CASE(test_fork_shared_base)
 {
     eryx_sandbox *parent = new_sandbox(NULL);
     check_out(parent, "data = [1]", "");
@@ -231,7 +231,7 @@ static void expect_load_refused(const char *path, const char *why)
     CHECK_CONTAINS(eryx_errmsg(NULL), why);
 }
 
-static void test_save_load(void)
+TEST_CASE(test_save_load)
 {
     char dir[] = "/tmp/eryx-test-XXXXXX";
     REQUIRE(mkdtemp(dir));
@@ -304,7 +304,7 @@ static uint64_t le64(const unsigned char *p)
  * while open; a host file the loading sandbox cannot see is reported, not
  * invented; a /tmp over the loader's quota and a crafted path outside /tmp
  * are refused. */
-static void test_save_load_files(void)
+TEST_CASE(test_save_load_files)
 {
     char dir[] = "/tmp/eryx-test-XXXXXX", host[160], path[160];
     REQUIRE(mkdtemp(dir));
@@ -409,7 +409,7 @@ static void echo_cb(void *ud, eryx_call *call)
  * (src/core/snapshot.c, "parked sandboxes"): whatever the first owner did
  * (globals, /tmp, a patched module, 64 MiB more memory, its config, even
  * dying), the next one sees a new sandbox with its own config. */
-static void test_recycled_sandbox(void)
+TEST_CASE(test_recycled_sandbox)
 {
     char dir[] = "/tmp/eryx-recycle-XXXXXX";
     REQUIRE(mkdtemp(dir));
@@ -479,7 +479,7 @@ static void test_recycled_sandbox(void)
 /* Forks and loads take parked sandboxes, and a fork or a loaded session
  * is parked when freed (mapping the image afresh): whoever gets one next
  * must see only its own state, with its own memory limit. */
-static void test_parked_forks(void)
+TEST_CASE(test_parked_forks)
 {
     eryx_sandbox *p = new_sandbox(NULL);
     check_out(p, "import json\nsecret = 'p'\njson.dumps = None\nopen('/tmp/p', 'w').write('p')",
@@ -538,7 +538,7 @@ static void test_parked_forks(void)
     rmdir(dir);
 }
 
-static void test_state_export_import(void)
+TEST_CASE(test_state_export_import)
 {
     eryx_sandbox *a = new_sandbox(NULL), *b = new_sandbox(NULL);
     check_out(a, "import json\nn = 7\nitems = {'k': [1, 2.5, None]}\n"
@@ -568,7 +568,7 @@ static void test_state_export_import(void)
 }
 
 /* A runtime without an image: sandboxes boot CPython; no reset or load. */
-static void test_no_image(void)
+TEST_CASE(test_no_image)
 {
     eryx_runtime_config rc;
     eryx_runtime_config_default(&rc);
@@ -612,22 +612,17 @@ static void test_no_image(void)
     CHECK_INT(eryx_runtime_free(plain), ERYX_OK);
 }
 
-int main(void)
+static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
     if (rc != ERYX_OK)
         fprintf(stderr, "eryx_runtime_new: %s\n", eryx_errmsg(NULL));
     REQUIRE(rc == ERYX_OK);
-    test_fresh_from_image();
-    test_session_and_reset();
-    test_fork();
-    test_fork_shared_base();
-    test_save_load();
-    test_save_load_files();
-    test_recycled_sandbox();
-    test_parked_forks();
-    test_no_image();
-    test_state_export_import();
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -103,7 +103,7 @@ static void *sleep_in_sandbox(void *arg)
 
 /* One sandbox entered by two threads at once: the second gets ERYX_MISUSE
  * and the first run is not disturbed. */
-static void test_concurrent_use_detected(void)
+TEST_CASE(test_concurrent_use_detected)
 {
     struct sleeper s = {NULL, -1};
     REQUIRE(eryx_sandbox_new(rt, NULL, &s.sb) == ERYX_OK);
@@ -136,12 +136,24 @@ static void on_threads(void *(*fn)(void *))
     }
 }
 
-int main(void)
+TEST_CASE(test_workers)
+{
+    on_threads(worker);
+}
+
+TEST_CASE(test_forkers)
+{
+    on_threads(forker);
+}
+
+static void setup(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
-    on_threads(worker);
-    on_threads(forker);
-    test_concurrent_use_detected();
-    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -61,6 +61,8 @@ static void child(enum prev prev, enum fault fault)
     eng_new(&e);
     /* Guest traps still work with any previous handler. */
     CHECK_RC(eng_run(&e, OP_LOAD32, 65536, 0, NULL), WASM_RT_TRAP_OOB);
+    if (check_failures)
+        _exit(98);      /* a failed check here must not pass for the fault */
     switch (fault) {
     case HOST_OUTSIDE:
         host_fault();
@@ -108,17 +110,49 @@ static void expect(enum prev prev, enum fault fault, int sig, int code)
     }
 }
 
-int main(void)
+TEST_CASE(default_host_outside)
 {
     expect(PREV_DFL, HOST_OUTSIDE, SIGSEGV, 0);
-    expect(PREV_DFL, HOST_IN_IMPORT, SIGSEGV, 0);
-    expect(PREV_IGN, HOST_OUTSIDE, SIGSEGV, 0);
-    expect(PREV_INFO, HOST_OUTSIDE, 0, 42);
-    expect(PREV_INFO, HOST_IN_IMPORT, 0, 42);
-    expect(PREV_PLAIN, HOST_OUTSIDE, 0, 43);
-    expect(PREV_DFL, HOST_SIGBUS, SIGBUS, 0);
-    expect(PREV_DFL, KILL_SEGV, SIGSEGV, 0);
-    expect(PREV_DFL, TRAP_OUTSIDE, SIGABRT, 0);
-    puts("ok");
-    return 0;
 }
+
+TEST_CASE(default_host_in_import)
+{
+    expect(PREV_DFL, HOST_IN_IMPORT, SIGSEGV, 0);
+}
+
+TEST_CASE(ignored_host_outside)
+{
+    expect(PREV_IGN, HOST_OUTSIDE, SIGSEGV, 0);
+}
+
+TEST_CASE(siginfo_host_outside)
+{
+    expect(PREV_INFO, HOST_OUTSIDE, 0, 42);
+}
+
+TEST_CASE(siginfo_host_in_import)
+{
+    expect(PREV_INFO, HOST_IN_IMPORT, 0, 42);
+}
+
+TEST_CASE(plain_host_outside)
+{
+    expect(PREV_PLAIN, HOST_OUTSIDE, 0, 43);
+}
+
+TEST_CASE(default_host_sigbus)
+{
+    expect(PREV_DFL, HOST_SIGBUS, SIGBUS, 0);
+}
+
+TEST_CASE(default_kill_segv)
+{
+    expect(PREV_DFL, KILL_SEGV, SIGSEGV, 0);
+}
+
+TEST_CASE(default_trap_outside)
+{
+    expect(PREV_DFL, TRAP_OUTSIDE, SIGABRT, 0);
+}
+
+TEST_MAIN()

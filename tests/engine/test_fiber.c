@@ -90,7 +90,7 @@ static void roundtrips(eryx__fiber *f, eng *e, uint32_t n, int migrate_every)
     CHECK_EQ(e->host.waits - waits0, (int)n);
 }
 
-static void test_roundtrips(void)
+TEST_CASE(test_roundtrips)
 {
     eng e;
     eryx__fiber *f = eryx__fiber_new(0);
@@ -195,7 +195,7 @@ static void *exhaust_thread(void *arg)
     return NULL;
 }
 
-static void test_exhaustion(void)
+TEST_CASE(test_exhaustion)
 {
     eng e;
     pthread_t th;
@@ -211,7 +211,7 @@ static void test_exhaustion(void)
     eng_free(&e);
 }
 
-static void test_abandon(void)
+TEST_CASE(test_abandon)
 {
     eng e;
     uint64_t r;
@@ -245,7 +245,7 @@ static void test_abandon(void)
 
 /* Fibers freed while suspended (and in every other state) leave no mapping
  * or memory behind. */
-static void test_free_suspended(void)
+TEST_CASE(test_free_suspended)
 {
     eng e;
     eng_new(&e);
@@ -300,7 +300,7 @@ static uint32_t nested_ping(struct Z_host_instance_t *host, uint32_t x)
     return x + 1;
 }
 
-static void test_misuse(void)
+TEST_CASE(test_misuse)
 {
     eng e;
     uint64_t r;
@@ -401,7 +401,7 @@ static void *hopper(void *arg)
     }
 }
 
-static void test_hopping(void)
+TEST_CASE(test_hopping)
 {
     static hop hops[HOPPERS];
     pthread_t th[HOPPERS];
@@ -425,17 +425,19 @@ static void test_hopping(void)
     }
 }
 
-int main(void)
+TEST_CASE(test_ends_default_stack)
+{
+    test_ends(0);
+}
+
+TEST_CASE(test_ends_small_stack)
+{
+    test_ends(256 * 1024);
+}
+
+static void setup(void)
 {
     eng_global();
-    test_roundtrips();
-    test_ends(0);
-    test_ends(256 * 1024);
-    test_exhaustion();
-    test_abandon();
-    test_free_suspended();
-    test_misuse();
-    test_hopping();
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN_WITH(setup, NULL)

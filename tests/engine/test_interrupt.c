@@ -43,7 +43,7 @@ static uint32_t xorshift_n(uint32_t n)
     return x;
 }
 
-static void test_idle_and_suspended(void)
+TEST_CASE(test_idle_and_suspended)
 {
     eng e;
     eryx__fiber *f = eryx__fiber_new(0);
@@ -122,7 +122,7 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void test_spin(void)
+TEST_CASE(test_spin)
 {
     enum { N = 100 };
     static double lat[N];
@@ -175,7 +175,7 @@ static void *resume_spin(void *arg)
     return NULL;
 }
 
-static void test_spin_elsewhere(void)
+TEST_CASE(test_spin_elsewhere)
 {
     enum { N = 50 };
     static double lat[N];
@@ -239,7 +239,7 @@ static void *interrupt_in_import(void *arg)
     return NULL;
 }
 
-static void test_in_import(void)
+TEST_CASE(test_in_import)
 {
     eng e;
     pthread_t th;
@@ -309,7 +309,7 @@ static void *race_interrupter(void *arg)
     }
 }
 
-static void test_race(void)
+TEST_CASE(test_race)
 {
     enum { N = 1000 };
     eng e;
@@ -360,14 +360,9 @@ static void test_race(void)
     eng_free(&e);
 }
 
-int main(void)
+static void setup(void)
 {
     eng_global();
-    test_idle_and_suspended();
-    test_in_import();
-    test_spin();
-    test_spin_elsewhere();
-    test_race();
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN_WITH(setup, NULL)

@@ -29,7 +29,7 @@ static uint32_t peek(eng *e, uint32_t addr)
     return v;
 }
 
-static void test_alternating(void)
+TEST_CASE(test_alternating)
 {
     eng a, b;
     eng_new(&a);
@@ -106,7 +106,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void test_threads(void)
+TEST_CASE(test_threads)
 {
     pthread_t th[4];
     for (intptr_t i = 0; i < 4; i++)
@@ -117,7 +117,7 @@ static void test_threads(void)
 
 /* A new instance often gets the freed one's address range back: it must
  * start from its own zeroed memory, not from anything cached. */
-static void test_reuse(void)
+TEST_CASE(test_reuse)
 {
     for (int i = 0; i < 20; i++) {
         eng e;
@@ -129,13 +129,14 @@ static void test_reuse(void)
     }
 }
 
-int main(void)
+TEST_CASE(test_fiber_interleaved_same_thread)
 {
-    test_alternating();
     test_fiber_interleaved(0);
-    test_fiber_interleaved(1);
-    test_threads();
-    test_reuse();
-    puts("engine isolation: ok");
-    return 0;
 }
+
+TEST_CASE(test_fiber_interleaved_migrating)
+{
+    test_fiber_interleaved(1);
+}
+
+TEST_MAIN()

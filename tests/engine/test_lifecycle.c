@@ -31,7 +31,7 @@ static void cycle(uint32_t i)
     eng_free(&e);
 }
 
-int main(void)
+TEST_CASE(test_cycles)
 {
     for (uint32_t i = 0; i < 20; i++)
         cycle(i);
@@ -44,6 +44,6 @@ int main(void)
     printf("maps %d -> %d, rss %ld -> %ld KiB\n", maps, maps_after, rss, rss_after);
     CHECK(maps_after <= maps + 2);
     CHECK(rss_after <= rss + 4096);
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN()

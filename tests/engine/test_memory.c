@@ -16,7 +16,7 @@ static void touch_first_byte(void *arg)
     p[0] = 1;
 }
 
-static void test_zero_size(void)
+TEST_CASE(test_zero_size)
 {
     wasm_rt_memory_t m;
     wasm_rt_allocate_memory(&m, 0, 10);
@@ -52,7 +52,7 @@ static void test_zero_size(void)
     wasm_rt_free_memory(&m);
 }
 
-static void test_limit(void)
+TEST_CASE(test_limit)
 {
     eng e;
     uint64_t r;
@@ -106,7 +106,7 @@ static void allocate_one(void *arg)
 }
 #endif
 
-static void test_alloc_failure(void)
+TEST_CASE(test_alloc_failure)
 {
     wasm_rt_memory_t m;
     memset(&m, 0xff, sizeof m);
@@ -144,7 +144,7 @@ static void test_alloc_failure(void)
 #endif
 }
 
-static void test_tables(void)
+TEST_CASE(test_tables)
 {
     wasm_rt_funcref_table_t f;
     wasm_rt_externref_table_t x;
@@ -176,7 +176,7 @@ static void test_tables(void)
 
 /* Large tables have their pages populated up front (memory.c): growth
  * across that threshold, and beyond, keeps every entry and zeroes none. */
-static void test_large_tables(void)
+TEST_CASE(test_large_tables)
 {
     wasm_rt_funcref_table_t f;
     wasm_rt_funcref_t a = {1, (wasm_rt_function_ptr_t)test_tables, &f};
@@ -202,7 +202,7 @@ static void test_large_tables(void)
 /* A table made while eryx__w2c_table_source points at another of its shape
  * shares that one's storage; growing one gives it its own copy; either may
  * be freed first. */
-static void test_shared_tables(void)
+TEST_CASE(test_shared_tables)
 {
     wasm_rt_funcref_table_t a, b, c;
     wasm_rt_funcref_t fr = {5, (wasm_rt_function_ptr_t)test_tables, &a};
@@ -230,15 +230,9 @@ static void test_shared_tables(void)
     wasm_rt_free_funcref_table(&b);
 }
 
-int main(void)
+static void setup(void)
 {
     eng_global();
-    test_zero_size();
-    test_large_tables();
-    test_shared_tables();
-    test_limit();
-    test_alloc_failure();
-    test_tables();
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN_WITH(setup, NULL)

@@ -122,7 +122,7 @@ static eryx__mem_image *make_image(uint32_t pages, uint8_t salt)
     return img;
 }
 
-static void test_capture_and_map(void)
+TEST_CASE(test_capture_and_map)
 {
     wasm_rt_memory_t src;
     wasm_rt_allocate_memory(&src, 100, 1000);
@@ -210,7 +210,7 @@ static void test_capture_and_map(void)
     wasm_rt_free_memory(&src);
 }
 
-static void test_empty_and_zero(void)
+TEST_CASE(test_empty_and_zero)
 {
     /* An image of a zero-size memory and one of an all-zero memory. */
     wasm_rt_memory_t z, m;
@@ -253,7 +253,7 @@ static void test_empty_and_zero(void)
     wasm_rt_free_memory(&m);
 }
 
-static void test_many_extents(void)
+TEST_CASE(test_many_extents)
 {
     /* Scattered data pages far apart: merged down to the mapping cap. */
     wasm_rt_memory_t m;
@@ -273,7 +273,7 @@ static void test_many_extents(void)
     wasm_rt_free_memory(&m);
 }
 
-static void test_no_leaks(void)
+TEST_CASE(test_no_leaks)
 {
     eryx__mem_image *img = make_image(100, 5);
     /* Warm up, then count mappings, fds and resident pages. */
@@ -317,7 +317,7 @@ static void test_no_leaks(void)
     CHECK_EQ(count_fds(), fds - 1);         /* the image's memfd is closed */
 }
 
-static void test_write_read(void)
+TEST_CASE(test_write_read)
 {
     eryx__mem_image *img = make_image(40, 7);
     char path[] = "/tmp/eryx-image-XXXXXX";
@@ -387,7 +387,7 @@ static void test_write_read(void)
     close(fd);
 }
 
-static void test_fork(void)
+TEST_CASE(test_fork)
 {
     /* The source: mapped from an image, then changed (private pages) and
      * grown: a fork must see all of it. */
@@ -438,7 +438,7 @@ static void test_fork(void)
     wasm_rt_free_memory(&src);
 }
 
-static void test_prefault(void)
+TEST_CASE(test_prefault)
 {
     eryx__mem_image *img = make_image(20, 1);
     wasm_rt_memory_t m;
@@ -478,7 +478,7 @@ static void *mapper(void *arg)
     return NULL;
 }
 
-static void test_threads(void)
+TEST_CASE(test_threads)
 {
     shared_img = make_image(30, 2);
     pthread_t t[4];
@@ -500,7 +500,7 @@ static long minor_faults(void)
  * one byte or all of it), growth, then restore: the memory equals the image
  * again, byte for byte where checked, the growth is gone, and writing the
  * same pages again takes no fault (the page tables were kept). */
-static void test_restore_in_place(void)
+TEST_CASE(test_restore_in_place)
 {
     eryx__mem_image *img = make_image(100, 9);
     wasm_rt_memory_t m;
@@ -546,18 +546,9 @@ static void test_restore_in_place(void)
     eryx__mem_image_unref(img);
 }
 
-int main(void)
+static void setup(void)
 {
     CHECK_EQ(eryx__engine_global_init(), 0);
-    test_restore_in_place();
-    test_capture_and_map();
-    test_empty_and_zero();
-    test_many_extents();
-    test_no_leaks();
-    test_write_read();
-    test_fork();
-    test_prefault();
-    test_threads();
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN_WITH(setup, NULL)

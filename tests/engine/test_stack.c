@@ -67,7 +67,7 @@ static void *one_trap_thread(void *arg)
     return NULL;
 }
 
-int main(void)
+TEST_CASE(test_recursion)
 {
     eng e, fresh;
     uint64_t r;
@@ -91,10 +91,10 @@ int main(void)
     int after = maps_count();
     if (after > before + 2) {
         fprintf(stderr, "mappings grew from %d to %d over 50 threads\n", before, after);
-        return 1;
+        exit(1);
     }
     recurse_then_work(&e, 1);
     eng_free(&e);
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN()

@@ -39,7 +39,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(void)
+TEST_CASE(test_threads_trap_independently)
 {
     pthread_t th[THREADS];
     pthread_attr_t attr;
@@ -51,6 +51,6 @@ int main(void)
     for (int i = 0; i < THREADS; i++)
         CHECK_EQ(pthread_join(th[i], NULL), 0);
     pthread_attr_destroy(&attr);
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN()

@@ -23,7 +23,7 @@ static void expect(enum op op, uint32_t a, uint32_t b, int want)
     still_works();
 }
 
-static void test_oob(void)
+TEST_CASE(test_oob)
 {
     uint64_t r;
     CHECK_RC(eng_run(&e, OP_STORE32, 0, 1234, NULL), ERYX__CALL_OK);
@@ -47,7 +47,7 @@ static void test_oob(void)
     CHECK_EQ(r, 0x09090909);
 }
 
-static void test_arith(void)
+TEST_CASE(test_arith)
 {
     uint64_t r;
     expect(OP_UNREACHABLE, 0, 0, WASM_RT_TRAP_UNREACHABLE);
@@ -64,7 +64,7 @@ static void test_arith(void)
     CHECK_EQ((int32_t)r, -3);
 }
 
-static void test_call_indirect(void)
+TEST_CASE(test_call_indirect)
 {
     uint64_t r;
     CHECK_RC(eng_run(&e, OP_CALL_IND, 0, 0, &r), ERYX__CALL_OK);
@@ -75,7 +75,7 @@ static void test_call_indirect(void)
     expect(OP_CALL_IND, 0xffffffffu, 0, WASM_RT_TRAP_CALL_INDIRECT);
 }
 
-static void test_exceptions(void)
+TEST_CASE(test_exceptions)
 {
     uint64_t r;
     expect(OP_THROW, 5, 0, WASM_RT_TRAP_UNCAUGHT_EXCEPTION);
@@ -89,7 +89,7 @@ static void test_exceptions(void)
     CHECK(wasm_rt_get_unwind_target() == NULL);
 }
 
-static void test_exit_abort(void)
+TEST_CASE(test_exit_abort)
 {
     eryx__call_info info = {-1, -1};
     CHECK_RC(eng_run3(&e, OP_EXIT, 3, 0, 0, 0, NULL, &info), ERYX__CALL_EXIT);
@@ -112,7 +112,7 @@ static uint32_t reenter(struct Z_host_instance_t *host, uint32_t x)
     return x + 1;
 }
 
-static void test_host_calls(void)
+TEST_CASE(test_host_calls)
 {
     uint64_t r;
     CHECK_RC(eng_run(&e, OP_PING, 21, 0, &r), ERYX__CALL_OK);
@@ -127,7 +127,7 @@ static void test_host_calls(void)
     CHECK_RC(eryx__engine_call(NULL, nothing, NULL, NULL), ERYX__CALL_OK);
 }
 
-static void test_strerror(void)
+TEST_CASE(test_strerror)
 {
     int codes[] = {ERYX__CALL_OK, WASM_RT_TRAP_OOB, WASM_RT_TRAP_INT_OVERFLOW,
                    WASM_RT_TRAP_DIV_BY_ZERO, WASM_RT_TRAP_INVALID_CONVERSION,
@@ -159,7 +159,7 @@ static void *register_types(void *arg)
     return NULL;
 }
 
-static void test_func_types(void)
+TEST_CASE(test_func_types)
 {
     pthread_t th[8];
     for (int i = 0; i < 8; i++)
@@ -178,29 +178,31 @@ static void test_func_types(void)
           != reg_results[0][0]);
 }
 
-int main(void)
+/* A fresh instance is independent of one that trapped. */
+TEST_CASE(test_fresh)
 {
     eng fresh;
     uint64_t r;
-
-    eng_new(&e);
-    test_oob();
-    test_arith();
-    test_call_indirect();
-    test_exceptions();
-    test_exit_abort();
-    test_host_calls();
-    test_strerror();
-    test_func_types();
-
+    expect(OP_LOAD32, 65536, 0, WASM_RT_TRAP_OOB);
     eng_new(&fresh);
     CHECK_RC(eng_run(&fresh, OP_LOAD32, 0, 0, &r), ERYX__CALL_OK);
     CHECK_EQ(r, 0);
     CHECK_RC(eng_run(&fresh, OP_LOAD32, 65536, 0, NULL), WASM_RT_TRAP_OOB);
     still_works();
     eng_free(&fresh);
+}
+
+/* Every case starts with an instance whose word 0 is 1234 (still_works). */
+static void setup(void)
+{
+    eng_new(&e);
+    CHECK_RC(eng_run(&e, OP_STORE32, 0, 1234, NULL), ERYX__CALL_OK);
+}
+
+static void teardown(void)
+{
     eng_free(&e);
     CHECK(e.inst.w2c_memory.data == NULL);
-    puts("ok");
-    return 0;
 }
+
+TEST_MAIN_WITH(setup, teardown)

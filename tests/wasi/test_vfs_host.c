@@ -15,6 +15,11 @@
 
 static char root[256];
 
+/* The file system of the running case, made by setup, and the lowest free
+ * descriptor before. */
+static eryx__vfs *case_vfs;
+static int fds_before;
+
 static void sh(const char *fmt, const char *arg)
 {
     char cmd[1024];
@@ -47,8 +52,9 @@ static int try_read(eryx__vfs *vfs, const char *path, char *buf, size_t cap)
     return rc;
 }
 
-static void test_rw(eryx__vfs *vfs)
+TEST_CASE(test_rw)
 {
+    eryx__vfs *vfs = case_vfs;
     char buf[256];
     CHECK_INT(try_read(vfs, "/data/sub/file.txt", buf, sizeof buf), 0);
     CHECK_STR(buf, "secret-in-mount");
@@ -95,8 +101,9 @@ static void test_rw(eryx__vfs *vfs)
     CHECK(saw_sub);
 }
 
-static void test_escapes(eryx__vfs *vfs)
+TEST_CASE(test_escapes)
 {
+    eryx__vfs *vfs = case_vfs;
     char buf[4096];
     eryx__vfs_attr st;
     /* ".." is lexical and stops at "/", which holds no host files. */
@@ -130,8 +137,9 @@ static void test_escapes(eryx__vfs *vfs)
     CHECK(access("/etc/passwd", F_OK) == 0);
 }
 
-static void test_read_only(eryx__vfs *vfs)
+TEST_CASE(test_read_only)
 {
+    eryx__vfs *vfs = case_vfs;
     char buf[64];
     CHECK_INT(try_read(vfs, "/ro/r.txt", buf, sizeof buf), 0);
     CHECK_STR(buf, "readonly");
@@ -165,24 +173,33 @@ static int open_fds(void)
     return n;
 }
 
-int main(void)
+/* Mounting what does not exist, or over a mount point. */
+TEST_CASE(test_mount_errors)
 {
-    int fds_before = open_fds();
+    char p[512];
+    snprintf(p, sizeof p, "%s/ro", root);
+    CHECK(eryx__vfs_mount_host(case_vfs, "/nope", "/nonexistent-eryx-dir", 0) < 0);
+    CHECK(eryx__vfs_mount_host(case_vfs, "/data", p, 0) < 0);    /* mount point taken */
+}
+
+static void setup(void)
+{
+    fds_before = open_fds();
     make_tree();
-    eryx__vfs *vfs = eryx__vfs_new(1 << 20);
-    REQUIRE(vfs);
+    case_vfs = eryx__vfs_new(1 << 20);
+    REQUIRE(case_vfs);
     char p[512];
     snprintf(p, sizeof p, "%s/rw", root);
-    REQUIRE(eryx__vfs_mount_host(vfs, "/data", p, 0) == 0);
+    REQUIRE(eryx__vfs_mount_host(case_vfs, "/data", p, 0) == 0);
     snprintf(p, sizeof p, "%s/ro", root);
-    REQUIRE(eryx__vfs_mount_host(vfs, "/ro", p, 1) == 0);
-    CHECK(eryx__vfs_mount_host(vfs, "/nope", "/nonexistent-eryx-dir", 0) < 0);
-    CHECK(eryx__vfs_mount_host(vfs, "/data", p, 0) < 0);    /* mount point taken */
-    test_rw(vfs);
-    test_escapes(vfs);
-    test_read_only(vfs);
-    eryx__vfs_free(vfs);
+    REQUIRE(eryx__vfs_mount_host(case_vfs, "/ro", p, 1) == 0);
+}
+
+static void teardown(void)
+{
+    eryx__vfs_free(case_vfs);
     CHECK_INT(open_fds(), fds_before);     /* no host fd leaked */
     sh("rm -rf %s", root);
-    return CHECK_DONE();
 }
+
+TEST_MAIN_WITH(setup, teardown)

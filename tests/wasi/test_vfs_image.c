@@ -16,7 +16,7 @@ static const img_file files[] = {
     {"zz.txt", ""},
 };
 
-static void test_validate(void)
+TEST_CASE(test_validate)
 {
     size_t size;
     uint8_t *img = img_build(files, sizeof files / sizeof files[0], &size);
@@ -68,7 +68,7 @@ static void test_validate(void)
     free(img);
 }
 
-static void test_path_join(void)
+TEST_CASE(test_path_join)
 {
     char out[ERYX__VFS_PATH_MAX];
     int ts;
@@ -116,7 +116,7 @@ static void list_dir(eryx__vfs *vfs, const char *path, char *out, size_t cap)
     eryx__vfs_close(f);
 }
 
-static void test_lookup(void)
+TEST_CASE(test_lookup)
 {
     size_t size;
     uint8_t *img = img_build(files, sizeof files / sizeof files[0], &size);
@@ -194,7 +194,7 @@ static void test_lookup(void)
 }
 
 /* The stdlib image has ~1500 files; lookups must stay fast and correct. */
-static void test_many(void)
+TEST_CASE(test_many)
 {
     enum { N = 2000 };
     img_file *fs = malloc(N * sizeof *fs);
@@ -229,11 +229,4 @@ static void test_many(void)
     free(names);
 }
 
-int main(void)
-{
-    test_validate();
-    test_path_join();
-    test_lookup();
-    test_many();
-    return CHECK_DONE();
-}
+TEST_MAIN()

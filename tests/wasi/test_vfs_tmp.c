@@ -17,7 +17,7 @@ static eryx__vfs_file *open_ok(eryx__vfs *vfs, const char *p, int flags)
     return f;
 }
 
-static void test_lifecycle(void)
+TEST_CASE(test_lifecycle)
 {
     eryx__vfs *vfs = eryx__vfs_new(1 << 20);
     REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
@@ -95,7 +95,7 @@ static void test_lifecycle(void)
     eryx__vfs_free(vfs);
 }
 
-static void test_quota(void)
+TEST_CASE(test_quota)
 {
     eryx__vfs *vfs = eryx__vfs_new(64 * 1024);
     REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
@@ -141,7 +141,7 @@ static void test_quota(void)
     eryx__vfs_free(vfs);
 }
 
-static void test_unlink_open(void)
+TEST_CASE(test_unlink_open)
 {
     eryx__vfs *vfs = eryx__vfs_new(1 << 20);
     REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
@@ -178,10 +178,4 @@ static void test_unlink_open(void)
     eryx__vfs_free(vfs);
 }
 
-int main(void)
-{
-    test_lifecycle();
-    test_quota();
-    test_unlink_open();
-    return CHECK_DONE();
-}
+TEST_MAIN()

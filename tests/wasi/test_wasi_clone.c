@@ -97,7 +97,7 @@ static int exists(eryx__wasi *w, const char *p)
     return W(path_filestat_get)(w, 3, 0, P_PATH, n, P_STAT) == 0;
 }
 
-static void test_clone_files(void)
+TEST_CASE(test_clone_files)
 {
     eryx__wasi *w = new_wasi(0);
     CHECK_INT(W(path_create_directory)(w, 3, P_PATH, put_str(mem, P_PATH, "tmp/d")), 0);
@@ -209,7 +209,7 @@ static void test_clone_files(void)
     eryx__wasi_free(cc);
 }
 
-static void test_clone_readdir(void)
+TEST_CASE(test_clone_readdir)
 {
     eryx__wasi *w = new_wasi(0);
     for (int i = 0; i < 5; i++) {
@@ -233,7 +233,7 @@ static void test_clone_readdir(void)
     eryx__wasi_free(c);
 }
 
-static void test_clone_host(void)
+TEST_CASE(test_clone_host)
 {
     eryx__wasi *w = new_wasi(1);
     if (!exists(w, "data")) {
@@ -263,7 +263,7 @@ static void test_clone_host(void)
     CHECK_INT(rmdir(path), 0);
 }
 
-static void test_clone_quota(void)
+TEST_CASE(test_clone_quota)
 {
     /* The copy is charged: a full /tmp clones into a full /tmp. */
     eryx__vfs *vfs = eryx__vfs_new(64 << 10);
@@ -293,7 +293,7 @@ static double now_us(void)
 
 /* Not asserted: what cloning costs for an empty /tmp, many small files, and
  * a few MiB of data. */
-static void report_cost(void)
+TEST_CASE(report_cost)
 {
     eryx__wasi *w = new_wasi(0);
     double t0 = now_us();
@@ -331,18 +331,20 @@ static void report_cost(void)
     eryx__wasi_free(w);
 }
 
-int main(void)
+/* The lowest free descriptor when the case began. */
+static int fds_before;
+
+static void setup(void)
 {
     mem = gmem_new(2);
     snprintf(host_root, sizeof host_root, "/tmp/eryx-clone-XXXXXX");
     REQUIRE(mkdtemp(host_root));
-    int fds_before = open("/dev/null", O_RDONLY);
+    fds_before = open("/dev/null", O_RDONLY);
     close(fds_before);
-    test_clone_files();
-    test_clone_readdir();
-    test_clone_host();
-    test_clone_quota();
-    report_cost();
+}
+
+static void teardown(void)
+{
     /* Every descriptor a clone made was closed again. */
     int fds_after = open("/dev/null", O_RDONLY);
     close(fds_after);
@@ -350,5 +352,7 @@ int main(void)
     rmdir(host_root);
     gmem_free(mem);
     free(image);
-    return CHECK_DONE();
+    image = NULL;
 }
+
+TEST_MAIN_WITH(setup, teardown)

@@ -12,7 +12,7 @@
 
 #include "failing_alloc.h"
 
-int main(void)
+TEST_CASE(test_clone_every_allocation_failing)
 {
     wasm_rt_memory_t *mem = gmem_new(1);
     static const img_file files[] = {{"a.py", "A"}};
@@ -81,5 +81,6 @@ int main(void)
     rmdir(host);
     free(image);
     gmem_free(mem);
-    return CHECK_DONE();
 }
+
+TEST_MAIN()

@@ -22,7 +22,7 @@ static eryx__wasi *new_wasi(uint64_t max_output)
     return w;
 }
 
-static void test_args_env(void)
+TEST_CASE(test_args_env)
 {
     eryx__wasi *w = new_wasi(100);
     CHECK_INT(W(args_sizes_get)(w, 0, 4), 0);
@@ -76,7 +76,7 @@ static uint32_t write_str(eryx__wasi *w, uint32_t fd, const char *s, size_t n)
     return W(fd_write)(w, fd, 16, 1, 8);
 }
 
-static void test_stdio(void)
+TEST_CASE(test_stdio)
 {
     eryx__wasi *w = new_wasi(10);
     eryx__wasi_set_output_fn(w, on_output, NULL);
@@ -159,7 +159,7 @@ static void test_stdio(void)
 }
 
 /* Every pointer/length the fd_write and fd_read paths take, made bad. */
-static void test_bad_pointers(void)
+TEST_CASE(test_bad_pointers)
 {
     eryx__wasi *w = new_wasi(1 << 20);
     uint32_t top = mem->size;
@@ -241,7 +241,7 @@ static void put_clock_sub(uint32_t off, uint64_t ud, uint32_t clock, uint64_t ti
     memcpy(mem->data + off + 40, &flags, 2);
 }
 
-static void test_clocks_poll(void)
+TEST_CASE(test_clocks_poll)
 {
     eryx__wasi *w = new_wasi(100);
     CHECK_INT(W(clock_time_get)(w, WASI_CLOCK_MONOTONIC, 0, 8), 0);
@@ -336,7 +336,7 @@ static void call_exit(void *arg)
     W(proc_exit)(exit_w, 42);
 }
 
-static void test_proc_exit(void)
+TEST_CASE(test_proc_exit)
 {
     REQUIRE(eryx__engine_global_init() == 0);
     exit_w = new_wasi(100);
@@ -346,14 +346,14 @@ static void test_proc_exit(void)
     eryx__wasi_free(exit_w);
 }
 
-int main(void)
+static void setup(void)
 {
     mem = gmem_new(2);
-    test_args_env();
-    test_stdio();
-    test_bad_pointers();
-    test_clocks_poll();
-    test_proc_exit();
-    gmem_free(mem);
-    return CHECK_DONE();
 }
+
+static void teardown(void)
+{
+    gmem_free(mem);
+}
+
+TEST_MAIN_WITH(setup, teardown)

@@ -19,6 +19,9 @@ enum { P_PATH = 256, P_PATH2 = 512, P_IOV = 1024, P_OUT = 1100, P_STAT = 1200,
                      WASI_RIGHT_FD_FILESTAT_GET | WASI_RIGHT_FD_READDIR)
 #define RW_RIGHTS (READ_RIGHTS | WASI_RIGHTS_WRITE)
 
+/* The instance of the running case, made by setup. */
+static eryx__wasi *case_w;
+
 static eryx__wasi *new_wasi(void)
 {
     static const img_file files[] = {
@@ -70,8 +73,9 @@ static uint32_t path_call(eryx__wasi *w, uint32_t (*fn)(eryx__wasi *, uint32_t, 
     return fn(w, 3, P_PATH, put_str(mem, P_PATH, path));
 }
 
-static void test_preopen(eryx__wasi *w)
+TEST_CASE(test_preopen)
 {
+    eryx__wasi *w = case_w;
     CHECK_INT(W(fd_prestat_get)(w, 3, P_STAT), 0);
     CHECK_INT(mem->data[P_STAT], 0);
     CHECK_INT(ld32(mem, P_STAT + 4), 1);
@@ -85,8 +89,9 @@ static void test_preopen(eryx__wasi *w)
     CHECK_INT(ld64(mem, P_STAT + 16), WASI_RIGHTS_ALL);
 }
 
-static void test_image_files(eryx__wasi *w)
+TEST_CASE(test_image_files)
 {
+    eryx__wasi *w = case_w;
     int64_t fd = open_at(w, 3, "usr/lib/python3.13/os.py", 0, READ_RIGHTS, 0);
     REQUIRE(fd > 3);
     CHECK_INT(read_fd(w, (uint32_t)fd, 6), 6);
@@ -172,8 +177,9 @@ static void readdir_all(eryx__wasi *w, uint32_t fd, uint32_t buf_len, char *out)
     CHECK_FAIL_("readdir did not finish");
 }
 
-static void test_readdir(eryx__wasi *w)
+TEST_CASE(test_readdir)
 {
+    eryx__wasi *w = case_w;
     char names[512];
     readdir_all(w, 3, 4096, names);
     CHECK_STR(names, "usr tmp ");
@@ -197,8 +203,9 @@ static void test_readdir(eryx__wasi *w)
     W(fd_close)(w, (uint32_t)fd);
 }
 
-static void test_tmp(eryx__wasi *w)
+TEST_CASE(test_tmp)
 {
+    eryx__wasi *w = case_w;
     int64_t fd = open_at(w, 3, "tmp/f.txt", WASI_O_CREAT | WASI_O_EXCL, RW_RIGHTS, 0);
     REQUIRE(fd > 3);
     CHECK_INT(write_fd(w, (uint32_t)fd, "hello"), 5);
@@ -281,8 +288,9 @@ static void test_tmp(eryx__wasi *w)
     CHECK_INT(W(path_open)(w, 3, 0, P_PATH, 6, 0, READ_RIGHTS, 0, 0, P_OUT), WASI_EINVAL);
 }
 
-static void test_fd_table(eryx__wasi *w)
+TEST_CASE(test_fd_table)
 {
+    eryx__wasi *w = case_w;
     int64_t a = open_at(w, 3, "usr/lib/python3.13/os.py", 0, READ_RIGHTS, 0);
     int64_t b = open_at(w, 3, "usr/lib/python3.13/abc.py", 0, READ_RIGHTS, 0);
     REQUIRE(a > 3 && b > a);
@@ -311,17 +319,18 @@ static void test_fd_table(eryx__wasi *w)
     CHECK_INT(open_at(w, 3, "usr/lib/python3.13/os.py", 0, READ_RIGHTS, 0), 1);
 }
 
-int main(void)
+static void setup(void)
 {
     mem = gmem_new(2);
-    eryx__wasi *w = new_wasi();
-    test_preopen(w);
-    test_image_files(w);
-    test_readdir(w);
-    test_tmp(w);
-    test_fd_table(w);
-    eryx__wasi_free(w);
+    case_w = new_wasi();
+}
+
+static void teardown(void)
+{
+    eryx__wasi_free(case_w);
     gmem_free(mem);
     free(image);
-    return CHECK_DONE();
+    image = NULL;
 }
+
+TEST_MAIN_WITH(setup, teardown)

@@ -64,7 +64,7 @@ static void read_fd(eryx__wasi *w, uint32_t fd, char out[33])
     out[n] = '\0';
 }
 
-int main(void)
+TEST_CASE(test_save_restore)
 {
     mem = gmem_new(1);
     static const img_file files[] = {{"a.py", "A = 1\n"}};
@@ -214,5 +214,6 @@ int main(void)
     rmdir(host);
     free(image);
     gmem_free(mem);
-    return CHECK_DONE();
 }
+
+TEST_MAIN()
