@@ -65,6 +65,17 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define ERYX__TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ERYX__TSAN 1
+#endif
+#endif
+#ifdef ERYX__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
 static void fiber_main(void *arg);
 static void leave_host(eryx__engine_thread *t);
 
@@ -172,6 +183,42 @@ static inline void asan_to_thread(eryx__fiber *f, int final)
 #endif
 }
 
+/* ThreadSanitizer keeps a shadow call stack and a vector clock per thread:
+ * the fiber gets its own, and every switch says where it goes. The switch also orders what the two sides did before it (flags 0),
+ * which is the hand-over run() and the fiber make through the call state. */
+static inline void tsan_to_fiber(eryx__fiber *f)
+{
+#ifdef ERYX__TSAN
+    f->tsan_host = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(f->tsan_fiber, 0);
+#else
+    (void)f;
+#endif
+}
+
+/* Each call gets a new one (the first makes it): the previous call ended by
+ * abandoning its context, with fiber_main's frame still on the old shadow
+ * stack, which would grow by a frame per call. */
+static inline void tsan_fresh_fiber(eryx__fiber *f)
+{
+#ifdef ERYX__TSAN
+    if (f->tsan_fiber != NULL)
+        __tsan_destroy_fiber(f->tsan_fiber);
+    f->tsan_fiber = __tsan_create_fiber(0);
+#else
+    (void)f;
+#endif
+}
+
+static inline void tsan_to_thread(eryx__fiber *f)
+{
+#ifdef ERYX__TSAN
+    __tsan_switch_to_fiber(f->tsan_host, 0);
+#else
+    (void)f;
+#endif
+}
+
 /* Forgets stale poisoning of [lo, hi) on the fiber stack: frames that were
  * jumped over or abandoned never unpoisoned their redzones. */
 static inline void asan_forget(uintptr_t lo, uintptr_t hi)
@@ -253,6 +300,10 @@ void eryx__fiber_free(eryx__fiber *f)
 #ifdef ERYX__VALGRIND
     VALGRIND_STACK_DEREGISTER(f->vg_id);
 #endif
+#ifdef ERYX__TSAN
+    if (f->tsan_fiber != NULL)
+        __tsan_destroy_fiber(f->tsan_fiber);
+#endif
     munmap(f->map, f->map_len);
     free(f->exc_buf);
     free(f);
@@ -316,6 +367,7 @@ static int run(eryx__fiber *f, eryx__engine_thread *t, eryx__call_info *info)
     atomic_signal_fence(memory_order_seq_cst);
 
     asan_to_fiber(f, &fake);
+    tsan_to_fiber(f);
     ctx_switch(&f->host, &f->ctx);
     asan_back_on_thread(fake);
 
@@ -393,6 +445,7 @@ int eryx__engine_call_on(eryx__fiber *f, wasm_rt_memory_t *mem, eryx__guest_fn f
     /* The previous call's fiber_main never returned: its frame, at the top
      * of the stack where the new one goes, is still poisoned. */
     asan_forget(f->stack_hi - 4096, f->stack_hi);
+    tsan_fresh_fiber(f);
     ctx_init(&f->ctx, f);
     return run(f, t, info);
 }
@@ -435,6 +488,7 @@ static void fiber_main(void *arg)
     atomic_signal_fence(memory_order_seq_cst);
     now->jmp = NULL;
     asan_to_thread(f, 1);
+    tsan_to_thread(f);
     ctx_switch(&f->ctx, &f->host);
     abort();                            /* never resumed */
 }
@@ -451,6 +505,7 @@ int eryx__engine_suspend(void)
     f->yielded = 1;
     atomic_signal_fence(memory_order_seq_cst);
     asan_to_thread(f, 0);
+    tsan_to_thread(f);
     ctx_switch(&f->ctx, &f->host);
     asan_on_fiber(f);
     /* Resumed, possibly on another thread: run() loaded our state there. */

@@ -100,6 +100,8 @@ struct eryx__fiber {
     void *asan_fake;                    /* AddressSanitizer switch bookkeeping */
     const void *asan_host_lo;
     size_t asan_host_len;
+    void *tsan_fiber;                   /* ThreadSanitizer's fiber for the stack */
+    void *tsan_host;                    /* and the thread side's, while running */
 };
 
 /* fiber_x86_64.S: saves the callee-saved registers on the current stack,
