@@ -17,6 +17,8 @@
  *     test_x [--list] [--no-fork] [CASE...]     run the named cases only
  *     ERYX_TEST_CASE=a,b test_x                 the same through ctest
  *     ERYX_TEST_NOFORK=1 test_x                 all in one process (gdb)
+ *     ERYX_TEST_XFAIL=a,b test_x                known failures: reported as
+ *                                               XFAIL, not counted
  *
  * A program may also keep its own main() and end with `return CHECK_DONE();`.
  */
@@ -41,6 +43,19 @@
 #endif
 #ifndef RUNNING_ON_VALGRIND
 #define RUNNING_ON_VALGRIND 0
+#endif
+
+/* CHECK_TSAN: 1 in ThreadSanitizer builds, whose runtime maps memory of its
+ * own for every thread and fiber: counts of mappings do not hold there. */
+#if defined(__SANITIZE_THREAD__)
+#define CHECK_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHECK_TSAN 1
+#endif
+#endif
+#ifndef CHECK_TSAN
+#define CHECK_TSAN 0
 #endif
 
 /* Failed checks so far, over every object of the program (the engine tests'
@@ -295,8 +310,14 @@ static inline int check_main_(int argc, char **argv, void (*setup)(void),
         double t0 = check_now_();
         int bad = nofork ? check_run_here_(c, setup, teardown)
                          : check_run_forked_(c, setup, teardown);
-        printf("[ %s ] %s (%.2f s)\n", bad ? "FAIL" : " OK ", c->name, check_now_() - t0);
+        /* A known failure (a bug reported but not fixed yet) still shows,
+         * with its output, but does not fail the run. */
+        const char *xfail = getenv("ERYX_TEST_XFAIL");
+        int known = xfail && check_in_list_(xfail, c->name);
+        const char *verdict = bad ? (known ? "XFAIL" : "FAIL") : (known ? "XPASS" : " OK ");
+        printf("[ %s ] %s (%.2f s)\n", verdict, c->name, check_now_() - t0);
         run++;
+        bad = bad && !known;
         failed += bad;
         bad_case[k] = (char)bad;
     }

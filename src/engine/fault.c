@@ -86,7 +86,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
     chain(sig, si, ctx);
 }
 
-static uintptr_t interrupted_sp(const void *ctx)
+ERYX__SIGNAL_PATH static uintptr_t interrupted_sp(const void *ctx)
 {
     const ucontext_t *uc = ctx;
 #if defined(__x86_64__)
@@ -112,7 +112,7 @@ void eryx__engine_set_guest_code(const void *lo, const void *hi)
     guest_code_hi = (uintptr_t)hi;
 }
 
-static int in_guest_code(const void *ctx)
+ERYX__SIGNAL_PATH static int in_guest_code(const void *ctx)
 {
     if (!guest_code_hi)
         return 1;
@@ -134,7 +134,7 @@ static int in_guest_code(const void *ctx)
  * a signal someone else sent) goes to the previous handler; SIG_DFL and
  * SIG_IGN both mean ignoring it, since a late delivery of ours must not kill
  * the process whatever the signal's default action. */
-static void on_interrupt(int sig, siginfo_t *si, void *ctx)
+ERYX__SIGNAL_PATH static void on_interrupt(int sig, siginfo_t *si, void *ctx)
 {
     eryx__engine_thread *t = &eryx__engine_tls;
     int saved_errno = errno;

@@ -563,7 +563,7 @@ int eryx__engine_interrupt_pending(void)
 /* Called by the interrupt signal handler (fault.c) on the thread that got
  * the signal: 1 if that thread is in guest code of an interrupted fiber,
  * which is the only place the handler may jump out of. */
-int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp)
+ERYX__SIGNAL_PATH int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp)
 {
     eryx__fiber *f = t->fiber;
     return f != NULL && t->jmp != NULL && t->host_depth == 0 && t->result == ERYX__CALL_OK

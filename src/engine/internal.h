@@ -112,7 +112,18 @@ void eryx__ctx_start(void);
 
 /* fiber.c: 1 if the interrupt signal arriving on thread t, which was at
  * stack pointer sp (0: unknown), may end t's fiber call. */
-int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp);
+/* On the interrupt signal's path: ThreadSanitizer delivers that signal at
+ * once, possibly inside its own runtime (see ERYX_TSAN in CMakeLists.txt),
+ * so the code that decides whether to jump must not call back into it. */
+#if defined(__has_attribute) && defined(__has_feature)
+#if __has_feature(thread_sanitizer) && __has_attribute(disable_sanitizer_instrumentation)
+#define ERYX__SIGNAL_PATH __attribute__((disable_sanitizer_instrumentation))
+#endif
+#endif
+#ifndef ERYX__SIGNAL_PATH
+#define ERYX__SIGNAL_PATH
+#endif
+ERYX__SIGNAL_PATH int eryx__interrupt_here(const eryx__engine_thread *t, uintptr_t sp);
 
 /* fault.c: installs the SIGSEGV/SIGBUS and interrupt handlers once. */
 int eryx__fault_install(void);
