@@ -438,7 +438,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         if (c->max_output)
             cfg.max_output = c->max_output;
         if (c->timeout_set)
-            cfg.timeout_ns = c->timeout_ms * 1000000u;
+            cfg.timeout_ns = c->timeout_ms ? c->timeout_ms * 1000000u : ERYX_NO_LIMIT;
         cfg.fuel = c->fuel;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;

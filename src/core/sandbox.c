@@ -72,6 +72,7 @@ int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     if (cfg->on_output)
         eryx__wasi_set_output_fn(sb->wasi, cfg->on_output, cfg->output_user_data);
     eryx__wasi_set_output_stop(sb->wasi, cfg->output_limit_stops);
+    eryx__wasi_set_sleeper(sb->wasi, eryx__exec_sleep, sb);
     return ERYX_OK;
 }
 
@@ -141,7 +142,7 @@ static void free_config(eryx_sandbox *sb)
  * (eryx__sandbox_reuse): counts it as live. */
 static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 {
-    sb->magic = ERYX__SANDBOX_MAGIC;
+    sb->state = ERYX__SB_READY;
     sb->host.fuel = ERYX__FUEL_UNLIMITED;
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
@@ -158,7 +159,7 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 }
 
 /* Everything a user gave or left, apart from the guest's memory and
- * globals (src/core/snapshot.c restores those): WASI state, callbacks,
+ * globals (src/core/instance.c restores those): WASI state, callbacks,
  * config copies, timers, messages. No longer counted as live. */
 static void drop_settings(eryx_sandbox *sb)
 {
@@ -182,8 +183,7 @@ void eryx__sandbox_retire(eryx_sandbox *sb)
     eryx__sandbox_drop_fork_base(sb);
     memset(&sb->irq, 0, sizeof sb->irq);
     memset(&sb->cfg, 0, sizeof sb->cfg);
-    sb->magic = ERYX__PARKED_MAGIC;
-    sb->state = ERYX__SB_READY;
+    sb->state = ERYX__SB_PARKED;
     sb->exit_code = 0;
     sb->needs_setup = sb->reseed_only = 0;
     sb->prefault_pending = 0;
@@ -296,14 +296,14 @@ void eryx__sandbox_free(eryx_sandbox *sb)
 {
     if (sb->exec)
         eryx__exec_finish(sb->exec, NULL);
-    if (sb->magic != ERYX__PARKED_MAGIC && eryx__sandbox_park(sb))
+    int parked = sb->state == ERYX__SB_PARKED;
+    if (!parked && eryx__sandbox_park(sb))
         return;
     eryx__sandbox_drop_fork_base(sb);
     if (sb->instantiated)
         Z_python_free(&sb->inst);
     eryx__fiber_free(sb->fiber);
-    if (sb->magic != ERYX__PARKED_MAGIC)
+    if (!parked)
         drop_settings(sb);
-    sb->magic = ERYX__FREED_MAGIC;
     free(sb);
 }

@@ -1,6 +1,6 @@
 /*
  * Saving the in-memory trees (/tmp) and open files to bytes and back, for
- * session files (src/core/snapshot.c via src/wasi/wasi_persist.c).
+ * session files (src/core/session_file.c via src/wasi/wasi_persist.c).
  *
  * Files are saved by what they are, not by pointer: a /tmp file by its
  * contents and timestamps, an open file by the path that names it now (found

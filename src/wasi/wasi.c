@@ -236,6 +236,12 @@ void eryx__wasi_set_output_stop(eryx__wasi *w, int stop)
     w->output_stop = stop;
 }
 
+void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud)
+{
+    w->sleep_fn = fn;
+    w->sleep_ud = ud;
+}
+
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud)
 {
     w->output_fn = fn;

@@ -22,6 +22,9 @@
 #include "../vfs/vfs.h"
 #include "../vfs/vfs_persist.h"
 
+/* See eryx__wasi_set_sleeper. */
+typedef int (*eryx__wasi_sleep_fn)(void *ud, uint64_t deadline_ns);
+
 typedef struct Z_wasi_snapshot_preview1_instance_t eryx__wasi;
 
 /* Receives guest output as it is written (fd 1 or 2). Called from inside the
@@ -85,6 +88,12 @@ void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len);
 void eryx__wasi_begin_run(eryx__wasi *w);
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud);
+
+/* How the guest sleeps (poll_oneoff with only clocks to wait for): fn
+ * suspends the guest until the monotonic deadline and returns 0, or returns
+ * -1 when it cannot (then the thread sleeps). Without one, the thread
+ * sleeps. Not carried by eryx__wasi_clone. */
+void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud);
 
 /* Thread-safe: makes a poll_oneoff sleep of the guest end early (within
  * ~20 ms) with EINTR, now or, if none is running, at its next call until

@@ -11,9 +11,10 @@
  * regular host files); they are reported at once with no sleep. Otherwise
  * the call sleeps until the earliest clock subscription (relative or
  * absolute, realtime or monotonic; precision is ignored) and reports every
- * clock that has expired. The sleep is taken in short slices so that
- * eryx__wasi_interrupt() from another thread ends it within a slice; the
- * guest then sees EINTR.
+ * clock that has expired. Within an execution the sleep suspends the guest
+ * (eryx__wasi_set_sleeper); otherwise it is taken in short slices so that
+ * eryx__wasi_interrupt() from another thread ends it within a slice. Either
+ * way an interrupted sleep gives the guest EINTR.
  */
 #include <errno.h>
 #include <string.h>
@@ -140,7 +141,10 @@ static uint32_t immediate_events(eryx__wasi *w, const uint8_t *in, uint8_t *out,
     return k;
 }
 
-/* Sleeps until the monotonic deadline; returns -1 if interrupted. */
+/* Sleeps until the monotonic deadline; returns -1 if interrupted. The
+ * sleeper, when there is one, suspends the guest instead (the step that ran
+ * it returns, and a later one resumes it here): a sleeping guest does not
+ * hold the thread. */
 static int sleep_until(eryx__wasi *w, uint64_t deadline)
 {
     for (;;) {
@@ -149,6 +153,8 @@ static int sleep_until(eryx__wasi *w, uint64_t deadline)
         uint64_t now = now_ns(CLOCK_MONOTONIC);
         if (now >= deadline)
             return 0;
+        if (w->sleep_fn && w->sleep_fn(w->sleep_ud, deadline) == 0)
+            continue;
         uint64_t until = deadline - now > SLEEP_SLICE_NS ? now + SLEEP_SLICE_NS : deadline;
         struct timespec ts = {(time_t)(until / 1000000000ull), (long)(until % 1000000000ull)};
         clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);

@@ -63,6 +63,9 @@ struct Z_wasi_snapshot_preview1_instance_t {
     eryx__wasi_output_fn output_fn;
     void *output_ud;
     atomic_int interrupted;
+    eryx__wasi_sleep_fn sleep_fn;   /* suspends the guest instead of
+                                       blocking the thread; may be NULL */
+    void *sleep_ud;
 };
 
 /* Maps a negative (or positive) host errno to a WASI errno. */

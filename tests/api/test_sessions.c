@@ -311,7 +311,7 @@ static void test_save_load_files(void)
     snprintf(host, sizeof host, "%s/host", dir);
     snprintf(path, sizeof path, "%s/files.img", dir);
     REQUIRE(mkdir(host, 0700) == 0);
-    eryx_mount m = {host, "/data", 1};
+    eryx_mount m = {0, host, "/data", 1};
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     /* valgrind 3.19 does not know openat2(2), which host mounts need: under
@@ -415,7 +415,7 @@ static void test_recycled_sandbox(void)
     REQUIRE(mkdtemp(dir));
     for (int how = 0; how < 3; how++) {
         const char *env_a[] = {"OWNER=a", NULL};
-        eryx_mount m = {dir, "/data", 1};
+        eryx_mount m = {0, dir, "/data", 1};
         eryx_sandbox_config a_cfg;
         eryx_sandbox_config_default(&a_cfg);
         a_cfg.env = env_a;
@@ -444,7 +444,7 @@ static void test_recycled_sandbox(void)
         }
         eryx_sandbox_free(a);
 
-        static const eryx_callback cb = {"who", NULL, NULL, echo_cb, NULL,
+        static const eryx_callback cb = {0, "who", NULL, NULL, echo_cb, NULL,
                                          ERYX_CALLBACK_INLINE};
         const char *env_b[] = {"OWNER=b", NULL};
         eryx_sandbox_config b_cfg;

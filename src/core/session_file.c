@@ -1,0 +1,280 @@
+/*
+ * Session files: a sandbox's memory, globals and WASI state (/tmp and the
+ * fd table) in one checksummed file, and the sandbox made from one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/exec.h"
+
+/* ---- session files ----------------------------------------------------- */
+
+#define SESSION_MAGIC "ERYXSES3"
+
+/* The header of a session file; little endian, followed by mem_size bytes of
+ * linear memory and wasi_size bytes of WASI state (/tmp and the fd table,
+ * src/wasi/wasi_persist.c). A crafted file can only give a sandbox a
+ * strange guest state, which the sandbox contains like any other guest
+ * behaviour, and files in its own /tmp (nothing is created elsewhere); the
+ * checksum is there to catch damage, and every field is range-checked.
+ * ERYXSES1 files (memory only) came from builds before /tmp was saved,
+ * ERYXSES2 ones from builds that summed with FNV-1a: byte by byte, it took
+ * ~20% of a save and as much of a load; XXH3 (libxxhash) runs at memory
+ * speed. */
+typedef struct session_header {
+    char magic[8];
+    char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
+    uint64_t mem_size;
+    uint64_t wasi_size;
+    uint64_t run_count;
+    uint64_t checksum;          /* XXH3-64 of the memory, then the WASI bytes */
+    eryx__snapshot_globals globals;
+} session_header;
+
+/* The WASI state may hold /tmp (its quota, 64 MiB by default) plus orphaned
+ * open files: more than this is not something we wrote. */
+#define MAX_WASI_STATE (1ull << 32)
+
+/* The checksum of a session's memory and WASI bytes: XXH3-64, seed 0. */
+static int session_checksum(const uint8_t *mem, size_t mem_len, const uint8_t *state,
+                            size_t state_len, uint64_t *out)
+{
+    XXH3_state_t *x = XXH3_createState();
+    if (!x)
+        return -1;
+    XXH3_64bits_reset(x);
+    XXH3_64bits_update(x, mem, mem_len);
+    XXH3_64bits_update(x, state, state_len);
+    *out = XXH3_64bits_digest(x);
+    XXH3_freeState(x);
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* eryx__memory_write_sparse, with errno set on failure. */
+static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
+{
+    int err = eryx__memory_write_sparse(mem, fd, at);
+    if (err < 0)
+        errno = -err;
+    return err < 0 ? -1 : 0;
+}
+
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
+{
+    const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    eryx__blob state = {0};
+    int err = eryx__wasi_save_state(sb->wasi, &state);
+    if (err < 0) {
+        free(state.p);
+        eryx__set_errmsg(sb, "cannot save the sandbox's files: %s", strerror(-err));
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
+    }
+    session_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, SESSION_MAGIC, 8);
+    snprintf(h.build_id, sizeof h.build_id, "%s", ERYX_BUILD_ID);
+    h.mem_size = mem->size;
+    h.wasi_size = state.len;
+    h.run_count = sb->run_count;
+    if (session_checksum(mem->data, mem->size, state.p, state.len, &h.checksum) < 0) {
+        free(state.p);
+        return ERYX_NOMEM;
+    }
+    eryx__save_globals(sb, &h.globals);
+    /* Written next to the target and renamed over it: a crash never leaves
+     * a half-written session behind. */
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        free(state.p);
+        return ERYX_NOMEM;
+    }
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    /* The memory's zero pages are holes in the file (more than half of a
+     * small session's): less to write and to fsync, and they read back as
+     * zeros. The size is set first so that the file is whole whatever the
+     * last page is. */
+    off_t end = (off_t)(sizeof h + mem->size + state.len);
+    int ok = fd >= 0 && ftruncate(fd, end) == 0 && write_all(fd, &h, sizeof h) == 0 &&
+             write_memory(fd, mem, sizeof h) == 0 &&
+             lseek(fd, (off_t)(sizeof h + mem->size), SEEK_SET) >= 0 &&
+             write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
+    free(state.p);
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return ok ? ERYX_OK : ERYX_IO;
+}
+
+/* Reads and checks a session file's header and memory checksum. */
+static int read_session_header(int fd, const char *path, uint64_t max_memory, session_header *h)
+{
+    struct stat st;
+    ssize_t got = pread(fd, h, sizeof *h, 0);
+    int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES2", 8) == 0);
+    if (older) {
+        eryx__set_errmsg(NULL, "%s was saved by an older eryx (session format %c, this one "
+                               "reads %c)", path, h->magic[7], SESSION_MAGIC[7]);
+        return ERYX_INVALID;
+    }
+    if (got != (ssize_t)sizeof *h || memcmp(h->magic, SESSION_MAGIC, 8) != 0) {
+        eryx__set_errmsg(NULL, "%s is not an eryx session file", path);
+        return ERYX_INVALID;
+    }
+    if (strncmp(h->build_id, ERYX_BUILD_ID, sizeof h->build_id) != 0) {
+        eryx__set_errmsg(NULL, "%s was saved by another build of eryx (%.64s, this is %s)",
+                         path, h->build_id, ERYX_BUILD_ID);
+        return ERYX_INVALID;
+    }
+    if (fstat(fd, &st) != 0 || h->mem_size % 65536u != 0 || h->mem_size == 0 ||
+        h->mem_size > max_memory || h->wasi_size > MAX_WASI_STATE ||
+        (uint64_t)st.st_size != sizeof *h + h->mem_size + h->wasi_size) {
+        eryx__set_errmsg(NULL, "%s is truncated, or its memory is larger than max_memory",
+                         path);
+        return ERYX_INVALID;
+    }
+    static const size_t chunk = 1 << 20;
+    uint8_t *buf = malloc(chunk);
+    XXH3_state_t *x = XXH3_createState();
+    if (!buf || !x) {
+        free(buf);
+        XXH3_freeState(x);
+        return ERYX_NOMEM;
+    }
+    XXH3_64bits_reset(x);
+    uint64_t total = h->mem_size + h->wasi_size;
+    for (uint64_t off = 0; off < total;) {
+        size_t want = total - off < chunk ? (size_t)(total - off) : chunk;
+        ssize_t r = pread(fd, buf, want, (off_t)(sizeof *h + off));
+        if (r <= 0) {
+            free(buf);
+            XXH3_freeState(x);
+            eryx__set_errmsg(NULL, "cannot read %s", path);
+            return ERYX_IO;
+        }
+        XXH3_64bits_update(x, buf, (size_t)r);
+        off += (uint64_t)r;
+    }
+    uint64_t sum = XXH3_64bits_digest(x);
+    free(buf);
+    XXH3_freeState(x);
+    if (sum != h->checksum) {
+        eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+static int read_wasi_state(int fd, const char *path, const session_header *h, uint8_t **out)
+{
+    uint8_t *p = malloc(h->wasi_size ? (size_t)h->wasi_size : 1);
+    if (!p)
+        return ERYX_NOMEM;
+    for (uint64_t off = 0; off < h->wasi_size;) {
+        ssize_t r = pread(fd, p + off, (size_t)(h->wasi_size - off),
+                          (off_t)(sizeof *h + h->mem_size + off));
+        if (r <= 0) {
+            free(p);
+            eryx__set_errmsg(NULL, "cannot read %s", path);
+            return ERYX_IO;
+        }
+        off += (uint64_t)r;
+    }
+    *out = p;
+    return ERYX_OK;
+}
+
+/* Brings back /tmp and the open files; on failure sb is freed (it has a
+ * half-restored tree). Files that could not be reopened are named in sb's
+ * message. */
+static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t *state,
+                              size_t len)
+{
+    char *lost = NULL;
+    int err = eryx__wasi_restore_state(sb->wasi, state, len, &lost);
+    if (err < 0) {
+        eryx__set_errmsg(NULL, "cannot restore the files of %s: %s", path,
+                         err == -EINVAL   ? "its file state is malformed"
+                         : err == -ENOSPC ? "its /tmp does not fit in tmp_quota"
+                                          : strerror(-err));
+        free(lost);
+        eryx__sandbox_free(sb);
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_INVALID;
+    }
+    if (lost)
+        eryx__set_errmsg(sb, "loaded, but these open files could not be reopened and are "
+                             "closed: %s", lost);
+    free(lost);
+    return ERYX_OK;
+}
+
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       eryx_sandbox **out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    session_header h;
+    int rc = read_session_header(fd, path, cfg->max_memory, &h);
+    eryx__mem_image *img = NULL;
+    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0)
+        rc = ERYX_IO;
+    if (rc == ERYX_OK) {
+        int err = eryx__mem_image_read(fd, h.mem_size, &img);
+        if (err < 0) {
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(-err));
+            rc = ERYX_IO;
+        }
+    }
+    uint8_t *state = NULL;
+    if (rc == ERYX_OK)
+        rc = read_wasi_state(fd, path, &h, &state);
+    close(fd);
+    if (rc == ERYX_OK) {
+        rc = eryx__sandbox_from_state(rt, cfg, img, &h.globals, NULL, out);
+        if (rc == ERYX_OK && (rc = restore_wasi_state(*out, path, state,
+                                                      (size_t)h.wasi_size)) != ERYX_OK)
+            *out = NULL;
+        if (rc == ERYX_OK) {
+            (*out)->needs_setup = 0;
+            (*out)->reseed_only = 1;
+            (*out)->run_count = h.run_count;
+        }
+    }
+    free(state);
+    eryx__mem_image_unref(img);
+    return rc;
+}
+
