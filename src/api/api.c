@@ -421,12 +421,7 @@ uint64_t eryx_exec_deadline_ns(const eryx_exec *h)
 int eryx_exec_ready(const eryx_exec *h)
 {
     eryx_exec *ex = get_exec(h);
-    if (!ex)
-        return 0;
-    pthread_mutex_lock(&ex->hub->mu);
-    int ready = ex->hub->n_ready > 0 || ex->hub->stopping;
-    pthread_mutex_unlock(&ex->hub->mu);
-    return ready;
+    return ex ? eryx__exec_ready(ex) : 0;
 }
 
 void eryx_exec_set_notify(eryx_exec *h, void (*notify)(void *ud), void *ud)

@@ -174,16 +174,22 @@ int eryx__call_pending(eryx_call *call)
 
 static int push_call(eryx_exec *ex, eryx_call *c)
 {
+    int rc = 0;
+    pthread_mutex_lock(&ex->hub->mu);
     if (ex->n_calls == ex->cap_calls) {
         size_t cap = ex->cap_calls ? ex->cap_calls * 2 : 16;
         eryx_call **bigger = realloc(ex->calls, cap * sizeof *bigger);
-        if (!bigger)
-            return -1;
-        ex->calls = bigger;
-        ex->cap_calls = cap;
+        if (bigger) {
+            ex->calls = bigger;
+            ex->cap_calls = cap;
+        }
     }
-    ex->calls[ex->n_calls++] = c;
-    return 0;
+    if (ex->n_calls < ex->cap_calls)
+        ex->calls[ex->n_calls++] = c;
+    else
+        rc = -1;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return rc;
 }
 
 /* A new call holding the execution's reference. */
@@ -353,6 +359,15 @@ eryx_call *eryx__exec_next_call(eryx_exec *ex)
     return NULL;
 }
 
+int eryx__exec_ready(eryx_exec *ex)
+{
+    int sleeping = atomic_load(&ex->sleeping);
+    pthread_mutex_lock(&ex->hub->mu);
+    int ready = (ex->hub->n_ready > 0 && !sleeping) || ex->hub->stopping;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return ready;
+}
+
 int eryx__exec_has_news(eryx_exec *ex)
 {
     if (ex->state != EX_PENDING)
@@ -362,11 +377,12 @@ int eryx__exec_has_news(eryx_exec *ex)
         return 1;
     if (eryx__irq_cause(ex->sb))
         return 1; /* resume: the stop takes effect in the guest */
-    pthread_mutex_lock(&ex->hub->mu);
-    expire_calls_locked(ex, now);
-    int ready = ex->hub->n_ready > 0 || ex->hub->stopping;
-    pthread_mutex_unlock(&ex->hub->mu);
-    return ready;
+    if (!atomic_load(&ex->sleeping)) {
+        pthread_mutex_lock(&ex->hub->mu);
+        expire_calls_locked(ex, now);
+        pthread_mutex_unlock(&ex->hub->mu);
+    }
+    return eryx__exec_ready(ex);
 }
 
 int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)
@@ -375,10 +391,10 @@ int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)
     eryx_exec *ex = sb->exec;
     if (!ex || ex->state == EX_DONE)
         return -1;
-    ex->sleeping = 1;
+    atomic_store(&ex->sleeping, 1);
     ex->timer_deadline_ns = deadline_ns;
     int rc = eryx__engine_suspend();
-    ex->sleeping = 0;
+    atomic_store(&ex->sleeping, 0);
     return rc;
 }
 
@@ -606,7 +622,7 @@ int eryx__exec_step(eryx_exec *ex)
         if (!eryx__exec_has_news(ex))
             return ERYX_PENDING;
         /* A sleeping guest is not in eryx.wait: replies wait for it. */
-        if (!ex->sleeping && eryx__exec_take_reply(ex, NULL) < 0) {
+        if (!atomic_load(&ex->sleeping) && eryx__exec_take_reply(ex, NULL) < 0) {
             eryx__set_errmsg(ex->sb, "out of memory building the reply");
             return ERYX_NOMEM; /* the execution stays pending: step again */
         }

@@ -87,11 +87,15 @@ struct eryx_exec {
     uint32_t outcome_ptr;       /* what eryx_exec returned */
     uint64_t t0;
     int64_t fuel_start;         /* the run's fuel budget */
-    eryx_call **calls;          /* every call not yet delivered */
+    eryx_call **calls;          /* every call not yet delivered; the array
+                                   changes under hub->mu (other threads
+                                   read it for eryx_exec_deadline_ns) */
     size_t n_calls, cap_calls;
     size_t next_new;            /* first call not yet given by next_call */
-    uint64_t timer_deadline_ns; /* the guest's next timer, 0 = none */
-    int sleeping;               /* suspended in a sleep, not in eryx.wait */
+    _Atomic uint64_t timer_deadline_ns; /* the guest's next timer, 0 = none */
+    atomic_int sleeping;        /* suspended in a sleep, not in eryx.wait:
+                                   replies wait for it to end (read by
+                                   eryx_exec_ready on other threads) */
     char *reply;                /* the reply the guest reads next */
     size_t reply_len;
     uint32_t n_invocations;
@@ -115,6 +119,9 @@ uint64_t eryx__exec_deadline(eryx_exec *ex);
 /* 1 if stepping now would make progress: a reply, a passed timer or
  * callback deadline, a stop request. */
 int eryx__exec_has_news(eryx_exec *ex);
+/* The cheap part of that, for any thread: a reply (unless the guest
+ * sleeps) or a stop request. */
+int eryx__exec_ready(eryx_exec *ex);
 void eryx__exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud);
 /* Runs an internal request (no callbacks) to its end on this thread;
  * *done is the finished execution (eryx__exec_finish it) or NULL. */

@@ -110,28 +110,6 @@ static void learn_hot_pages(eryx_runtime *rt)
     eryx__sandbox_free(probe);
 }
 
-void eryx__prefault_hot_pages(eryx_sandbox *sb)
-{
-    eryx_runtime *rt = sb->rt;
-    for (size_t i = 0; i < rt->n_hot; i++)
-        eryx__memory_prefault(&sb->inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
-}
-
-/* A fork or a loaded session maps an image of its own, whose pages a first
- * run writes are mostly where a new sandbox's are (the interpreter's state,
- * the stack). Prefaulting them when the fork is made was measured
- * (bench_sandbox, 70 MB session): the fork went from ~40 to ~450-670 us and
- * its first run from 4.4-5.8 to 3.1-3.7 ms. Done before the first run
- * instead, the fork stays cheap (a fork that never runs pays nothing) and
- * the first run keeps most of the gain. */
-void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
-{
-    if (!sb->prefault_pending)
-        return;
-    sb->prefault_pending = 0;
-    eryx__prefault_hot_pages(sb);
-}
-
 /* One run of the template's warm-up; the thread's message says why not. */
 static int warm_up(eryx_sandbox *tpl, const char *code)
 {

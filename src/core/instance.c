@@ -1,12 +1,12 @@
 /*
- * Copy-on-write sandboxes: what is made from the runtime's image (new
- * sandboxes, resets), from a live sandbox (forks) and from saved state
- * (loaded sessions), and the parking of freed sandboxes for reuse.
+ * The guest instance of a sandbox: its linear memory and what maps it, its
+ * fiber, its two mutable globals, its fork base, and the runtime's list of
+ * parked instances. This layer calls only the engine and the guest's
+ * exports (guest.c); the sandbox layer (sandbox.c) decides when.
  *
- * A new sandbox is instantiated without its data segments
- * (guest/w2c_hooks.h), maps an image MAP_PRIVATE over its memory, restores
- * the globals and clones the template's WASI state: page-table work, not
- * CPython's start-up.
+ * A sandbox made from an image is instantiated without its data segments
+ * (guest/w2c_hooks.h), maps the image MAP_PRIVATE over its memory and
+ * restores the globals: page-table work, not CPython's start-up.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,35 +41,10 @@ void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
     sb->irq.breaker_bit = g->breaker_bit;
 }
 
-/* The embedder's file tree and caps on a WASI state cloned from the
- * template. The message goes to the thread. */
-static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config *cfg,
-                      int mount)
-{
-    eryx__vfs *vfs = eryx__wasi_vfs(w);
-    eryx__vfs_set_tmp_quota(vfs, cfg->tmp_quota);
-    eryx__wasi_set_max_output(w, cfg->max_output);
-    eryx__wasi_set_output_stop(w, cfg->output_limit_stops);
-    for (size_t i = 0; mount && i < cfg->n_mounts; i++) {
-        const eryx_mount *m = &cfg->mounts[i];
-        int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
-        if (err != 0) {
-            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path, m->guest_path,
-                             strerror(-err));
-            return ERYX_IO;
-        }
-    }
-    if (cfg->on_output)
-        eryx__wasi_set_output_fn(w, cfg->on_output, cfg->output_user_data);
-    eryx__wasi_set_sleeper(w, eryx__exec_sleep, sb);
-    sb->wasi = w;
-    return ERYX_OK;
-}
-
 /* Instantiates sb's guest without copying its data segments (an image is
  * about to replace its memory) and sharing the template's funcref table
  * (src/engine/engine.h, "Shared tables") instead of filling one. */
-static int instantiate_bare(eryx_sandbox *sb)
+int eryx__instance_instantiate_bare(eryx_sandbox *sb)
 {
     eryx_sandbox *tpl = sb->rt->template;
     eryx__w2c_skip_data_segments = 1;
@@ -91,7 +66,7 @@ static int instantiate_bare(eryx_sandbox *sb)
  * parent's case (its own pages are not the image's), and only until it
  * next runs or is freed. */
 
-static void set_fork_base(eryx_sandbox *sb, const eryx__mem_image *img)
+void eryx__instance_set_fork_base(eryx_sandbox *sb, const eryx__mem_image *img)
 {
     eryx__sandbox_drop_fork_base(sb);
     eryx__mem_image_ref((eryx__mem_image *)img);
@@ -105,8 +80,8 @@ void eryx__sandbox_drop_fork_base(eryx_sandbox *sb)
 }
 
 /* Points sb's memory at img (copy-on-write) with the given globals. */
-static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
-                     const eryx__snapshot_globals *g, uint64_t max_memory)
+int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
+                       const eryx__snapshot_globals *g, uint64_t max_memory)
 {
     wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
     eryx__memory_set_limit(mem, eryx__limit_pages(max_memory));
@@ -118,133 +93,122 @@ static int map_state(eryx_sandbox *sb, const eryx__mem_image *img,
         return err == -EFBIG ? ERYX_INVALID : ERYX_NOMEM;
     }
     eryx__restore_globals(sb, g);
-    eryx__wasi_set_memory(sb->wasi, mem);
     /* A reset restores in place only over the runtime's image; the others
      * live on as the fork base until the guest runs. */
     sb->mapped_from = img == sb->rt->image ? img : NULL;
     sb->prefault_pending = img != sb->rt->image && sb->rt->n_hot > 0;
-    set_fork_base(sb, img);
+    eryx__instance_set_fork_base(sb, img);
     return ERYX_OK;
 }
 
-static eryx_sandbox *unpark(eryx_runtime *rt, int want_warm);
-
-/* A sandbox in the state given by img + g, with the WASI state of `parent`
- * (cloned) or a new one, and the embedder's config. A parked sandbox is
- * taken when there is one (its instance, fiber and tables are reused, and
- * img is mapped over the runtime image it maps), preferably one whose
- * pages are not warm: those are better kept for new sandboxes. */
-int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
-                              const eryx__mem_image *img, const eryx__snapshot_globals *g,
-                              const eryx_sandbox *parent, eryx_sandbox **out)
+/* Back to the runtime's image: in place when the memory still maps it
+ * (only the pages written since are put back, src/engine/snapshot.c, and
+ * the page tables kept, so the next run takes no copy-on-write faults),
+ * else mapped afresh and, as for a new sandbox, the pages a first run
+ * writes prefaulted: a pool hands reset sandboxes out, and without that
+ * their first run paid a fault per page (12.6 ms against 3.1 ms,
+ * bench_sandbox on the development VM). */
+int eryx__instance_restore_image(eryx_sandbox *sb, uint64_t max_memory)
 {
-    eryx_sandbox *sb = unpark(rt, 0);
-    int reused = sb != NULL;
-    int rc = reused ? eryx__sandbox_reuse(sb, cfg) : eryx__sandbox_alloc(rt, cfg, &sb);
-    if (rc != ERYX_OK)
-        return rc; /* both free sb on failure */
-    /* A fork keeps its parent's files, mounts and callbacks; the others
-     * start from the template's tree and add the config's mounts, or, in a
-     * runtime without an image (and so without a template: a session being
-     * loaded), from a fresh tree as a booting sandbox would. */
-    if (parent)
-        rc = eryx__callbacks_copy(sb, parent);
-    const eryx_sandbox *src = parent ? parent : rt->template;
-    if (rc == ERYX_OK && !src) {
-        rc = eryx__sandbox_create_wasi(sb, cfg);
-    } else if (rc == ERYX_OK) {
-        eryx__wasi *w = eryx__wasi_clone(src->wasi);
-        rc = w ? adopt_wasi(sb, w, cfg, parent == NULL) : ERYX_NOMEM;
-        if (w && rc != ERYX_OK)
-            eryx__wasi_free(w);
+    eryx_runtime *rt = sb->rt;
+    eryx__fiber_abandon(sb->fiber);
+    if (sb->mapped_from == rt->image &&
+        eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) == 0) {
+        eryx__restore_globals(sb, &rt->globals);
+        eryx__instance_set_fork_base(sb, rt->image);
+        return ERYX_OK;
     }
-    /* The instance calls its WASI imports through this pointer, and its
-     * memory limit is the last owner's: map_state can only lower it. */
-    if (rc == ERYX_OK && reused) {
-        sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
-        eryx__memory_set_max(&sb->inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
-    } else if (rc == ERYX_OK)
-        rc = instantiate_bare(sb);
-    if (rc == ERYX_OK)
-        rc = map_state(sb, img, g, cfg->max_memory);
+    int rc = eryx__instance_map(sb, rt->image, &rt->globals, max_memory);
     if (rc != ERYX_OK) {
-        if (sb->errmsg[0])
-            eryx__set_errmsg(NULL, "%s", sb->errmsg);
-        eryx__sandbox_free(sb);
+        sb->mapped_from = NULL;
         return rc;
     }
-    /* The first run reseeds random and applies the environment: the image
-     * holds the template's. */
-    sb->needs_setup = 1;
-    *out = sb;
+    eryx__prefault_hot_pages(sb);
     return ERYX_OK;
 }
 
-/* ---- parked sandboxes ---------------------------------------------------
+/* ---- prefaulting --------------------------------------------------------
  *
- * A sandbox being freed is kept (up to ERYX__PARKED_MAX per runtime)
- * instead of unmapped: its memory is put back to the runtime image — in
- * place when it still maps it (eryx__memory_restore_image: page tables
- * kept, "warm"), else by mapping the image afresh —, its globals reset, and
- * everything its user gave or left is dropped (eryx__sandbox_retire). The
- * next eryx_sandbox_new takes one, preferably warm: the guest instance, the
+ * The runtime learns which pages of its image a first run writes
+ * (image.c); a sandbox made from an image copies them in one batch
+ * (~1.8 us a page) instead of taking a fault for each (12-16 us). */
+
+void eryx__prefault_hot_pages(eryx_sandbox *sb)
+{
+    eryx_runtime *rt = sb->rt;
+    for (size_t i = 0; i < rt->n_hot; i++)
+        eryx__memory_prefault(&sb->inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
+}
+
+/* A fork or a loaded session maps an image of its own, whose pages a first
+ * run writes are mostly where a new sandbox's are (the interpreter's state,
+ * the stack). Prefaulting them when the fork is made was measured
+ * (bench_sandbox, 70 MB session): the fork went from ~40 to ~450-670 us and
+ * its first run from 4.4-5.8 to 3.1-3.7 ms. Done before the first run
+ * instead, the fork stays cheap (a fork that never runs pays nothing) and
+ * the first run keeps most of the gain. */
+void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
+{
+    if (!sb->prefault_pending)
+        return;
+    sb->prefault_pending = 0;
+    eryx__prefault_hot_pages(sb);
+}
+
+/* ---- parked instances ---------------------------------------------------
+ *
+ * A sandbox being freed keeps its instance (up to ERYX__PARKED_MAX per
+ * runtime) instead of unmapping it: its memory is put back to the runtime
+ * image — in place when it still maps it (page tables kept, "warm"), else
+ * by mapping the image afresh —, its globals reset, and the sandbox layer
+ * drops everything its user gave or left (eryx__sandbox_retire). The next
+ * eryx_sandbox_new takes one, preferably warm: the guest instance, the
  * mapping and the fiber stack are reused, so creation is a WASI clone and a
  * config copy, and after a warm one the first run takes no page faults: on
  * this VM that is most of what a new sandbox cost (BENCHMARKS.md has both).
- * Forks and loads take one too (sandbox_from_state). What a new owner sees
- * is what a new sandbox sees: the image's memory and globals, the
- * template's WASI state, its own config, a fresh random seed on the first
- * run. */
+ * Forks and loads take one too. What a new owner sees is what a new sandbox
+ * sees: the image's memory and globals, the template's WASI state, its own
+ * config, a fresh random seed on the first run. */
 
-int eryx__sandbox_park(eryx_sandbox *sb)
+int eryx__instance_park_prepare(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
     if (!rt->image || !sb->instantiated || sb == rt->template)
-        return 0;
+        return -1;
     pthread_mutex_lock(&rt->park_mu);
     int room = rt->n_parked < ERYX__PARKED_MAX;
     pthread_mutex_unlock(&rt->park_mu);
     if (!room)
-        return 0;
+        return -1;
     eryx__fiber_abandon(sb->fiber);
     eryx__fiber_clear_interrupt(sb->fiber);
-    /* Still mapping the image: restored in place, page tables kept (warm).
-     * Anything else (a fork, a loaded session) maps the image afresh: its
-     * next owner pays the first run's faults, or, if it is a fork or a
-     * load, maps its own image over it anyway. */
+    /* Anything but the runtime image (a fork, a loaded session) is mapped
+     * afresh: its next owner pays the first run's faults, or, if it is a
+     * fork or a load, maps its own image over it anyway. */
     wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
     int warm = sb->mapped_from == rt->image &&
                eryx__memory_restore_image(mem, rt->image, NULL) == 0;
     if (!warm && eryx__memory_map_image(mem, rt->image) != 0)
-        return 0;
+        return -1;
     sb->mapped_from = rt->image;
     sb->pages_warm = warm;
     eryx__restore_globals(sb, &rt->globals);
-    eryx__sandbox_retire(sb);
-    pthread_mutex_lock(&rt->park_mu);
-    if (rt->n_parked < ERYX__PARKED_MAX) {
-        rt->parked[rt->n_parked++] = sb;
-        sb = NULL;
-    }
-    pthread_mutex_unlock(&rt->park_mu);
-    if (sb)
-        eryx__sandbox_free(sb); /* the last place went meanwhile */
-    return 1;
+    eryx__sandbox_drop_fork_base(sb);
+    return 0;
 }
 
-void eryx__runtime_free_parked(eryx_runtime *rt)
+int eryx__instance_park(eryx_sandbox *sb)
 {
+    eryx_runtime *rt = sb->rt;
     pthread_mutex_lock(&rt->park_mu);
-    unsigned n = rt->n_parked;
-    rt->n_parked = 0;
+    int parked = rt->n_parked < ERYX__PARKED_MAX;
+    if (parked)
+        rt->parked[rt->n_parked++] = sb;
     pthread_mutex_unlock(&rt->park_mu);
-    for (unsigned i = 0; i < n; i++)
-        eryx__sandbox_free(rt->parked[i]);
+    return parked ? 0 : -1;
 }
 
-/* A parked sandbox, preferably one whose pages_warm is want_warm; NULL if
- * none is parked. */
-static eryx_sandbox *unpark(eryx_runtime *rt, int want_warm)
+eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm)
 {
     eryx_sandbox *sb = NULL;
     pthread_mutex_lock(&rt->park_mu);
@@ -262,124 +226,24 @@ static eryx_sandbox *unpark(eryx_runtime *rt, int want_warm)
     return sb;
 }
 
-/* A parked sandbox for a new owner: its config, the template's WASI state. */
-static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+void eryx__instance_destroy(eryx_sandbox *sb)
 {
-    eryx_runtime *rt = sb->rt;
-    int rc = eryx__sandbox_reuse(sb, cfg);   /* frees sb on failure */
-    if (rc != ERYX_OK)
-        return rc;
-    eryx__wasi *w = eryx__wasi_clone(rt->template->wasi);
-    rc = w ? adopt_wasi(sb, w, &sb->cfg, 1) : ERYX_NOMEM;
-    if (rc != ERYX_OK) {
-        eryx__wasi_free(w);
-        if (sb->errmsg[0])
-            eryx__set_errmsg(NULL, "%s", sb->errmsg);
-        eryx__sandbox_free(sb);
-        return rc;
-    }
-    /* The instance calls its WASI imports through this pointer; the
-     * interrupt addresses went with the old owner's timers. */
-    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
-    eryx__restore_globals(sb, &rt->globals);
-    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    eryx__memory_set_max(mem, eryx__limit_pages(sb->cfg.max_memory));
-    eryx__wasi_set_memory(sb->wasi, mem);
-    set_fork_base(sb, rt->image); /* restored to it when parked */
-    sb->needs_setup = 1;
-    return ERYX_OK;
+    eryx__sandbox_drop_fork_base(sb);
+    if (sb->instantiated)
+        Z_python_free(&sb->inst);
+    sb->instantiated = 0;
+    eryx__fiber_free(sb->fiber);
+    sb->fiber = NULL;
 }
 
-int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
-                                 eryx_sandbox **out)
+void eryx__runtime_free_parked(eryx_runtime *rt)
 {
-    eryx_sandbox *sb = unpark(rt, 1);
-    if (sb) {
-        int warm = sb->pages_warm;
-        int rc = reuse_parked(sb, cfg);
-        if (rc == ERYX_OK && !warm)
-            eryx__prefault_hot_pages(sb);
-        if (rc == ERYX_OK)
-            *out = sb;
-        return rc;
+    pthread_mutex_lock(&rt->park_mu);
+    unsigned n = rt->n_parked;
+    rt->n_parked = 0;
+    pthread_mutex_unlock(&rt->park_mu);
+    for (unsigned i = 0; i < n; i++) {
+        eryx__instance_destroy(rt->parked[i]);
+        free(rt->parked[i]);
     }
-    int rc = eryx__sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
-    if (rc == ERYX_OK)
-        eryx__prefault_hot_pages(*out);
-    return rc;
 }
-
-int eryx__sandbox_reset(eryx_sandbox *sb)
-{
-    eryx_runtime *rt = sb->rt;
-    if (!rt->image) {
-        eryx__set_errmsg(sb, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: "
-                             "there is no image to reset to");
-        return ERYX_INVALID;
-    }
-    eryx__wasi *old = sb->wasi, *w = eryx__wasi_clone(rt->template->wasi);
-    if (!w)
-        return ERYX_NOMEM;
-    /* Keep the sandbox's own mounts, caps and output handler: rebuild the
-     * tree from its config. */
-    int rc = adopt_wasi(sb, w, &sb->cfg, 1);
-    if (rc != ERYX_OK) {
-        eryx__wasi_free(w);
-        return rc;
-    }
-    /* The instance calls its WASI imports with the pointer it was
-     * instantiated with: point it at the new state before freeing the old. */
-    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
-    eryx__wasi_free(old);
-    eryx__fiber_abandon(sb->fiber);
-    /* Still mapping the runtime image: put back only the pages written since
-     * (src/engine/snapshot.c), keeping the page tables, so the next run takes
-     * no copy-on-write faults. Otherwise (a fork, a loaded session, no
-     * pagemap) map the image afresh and, as for a new sandbox, prefault the
-     * pages a first run writes: a pool hands reset sandboxes out, and without
-     * that their first run paid a fault per page (12.6 ms against 3.1 ms,
-     * bench_sandbox on the development VM). */
-    if (sb->mapped_from == rt->image &&
-        eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) == 0) {
-        eryx__restore_globals(sb, &rt->globals);
-        eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
-        set_fork_base(sb, rt->image);
-    } else {
-        rc = map_state(sb, rt->image, &rt->globals, sb->cfg.max_memory);
-        if (rc != ERYX_OK) {
-            sb->mapped_from = NULL;
-            sb->state = ERYX__SB_DEAD;
-            return rc;
-        }
-        eryx__prefault_hot_pages(sb);
-    }
-    sb->state = ERYX__SB_READY;
-    sb->needs_setup = 1;
-    sb->run_count = 0;
-    return ERYX_OK;
-}
-
-int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
-{
-    if (!sb->fork_base) {
-        int err = eryx__mem_image_capture(&sb->inst.w2c_memory, &sb->fork_base);
-        if (err < 0) {
-            eryx__set_errmsg(sb, "cannot capture the sandbox's memory: %s", strerror(-err));
-            return ERYX_NOMEM;
-        }
-    }
-    eryx__snapshot_globals g;
-    eryx__save_globals(sb, &g);
-    int rc = eryx__sandbox_from_state(sb->rt, &sb->cfg, sb->fork_base, &g, sb, out);
-    if (rc == ERYX_OK) {
-        /* A fork keeps its parent's random state (and, if the parent never
-         * ran, its pending setup)... */
-        (*out)->needs_setup = sb->needs_setup;
-        (*out)->reseed_only = 1; /* ...but must not share its future */
-        (*out)->run_count = sb->run_count;
-    } else {
-        eryx__set_errmsg(sb, "%s", eryx__errmsg(NULL));
-    }
-    return rc;
-}
-

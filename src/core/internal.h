@@ -167,14 +167,51 @@ int eryx__sandbox_interrupt(eryx_sandbox *sb);
 /* image.c: the runtime image */
 int eryx__runtime_snapshot(eryx_runtime *rt);
 void eryx__runtime_drop_snapshot(eryx_runtime *rt);
+
+/* instance.c: the guest instance (memory mapping, fiber, globals, fork
+ * base, parking); calls only the engine and guest.c. */
+void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g);
+void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g);
+/* Instantiates without data segments, sharing the template's table. */
+int eryx__instance_instantiate_bare(eryx_sandbox *sb);
+/* Maps img copy-on-write as the memory, with globals g. */
+int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
+                       const eryx__snapshot_globals *g, uint64_t max_memory);
+/* Back to the runtime image (in place when possible). */
+int eryx__instance_restore_image(eryx_sandbox *sb, uint64_t max_memory);
+/* The memory (img) is the state a fork would capture: keep a reference. */
+void eryx__instance_set_fork_base(eryx_sandbox *sb, const eryx__mem_image *img);
+/* The memory is about to change (guest code runs, the sandbox is retired or
+ * freed): forget sb->fork_base. */
+void eryx__sandbox_drop_fork_base(eryx_sandbox *sb);
+/* Parking: prepare (0 if the instance can be kept: its memory is back to
+ * the image), then park (0 if it found a place); unpark takes one,
+ * preferably with pages_warm == want_warm (NULL if none); destroy frees the
+ * instance (not the struct); free_parked frees every parked sandbox. */
+int eryx__instance_park_prepare(eryx_sandbox *sb);
+int eryx__instance_park(eryx_sandbox *sb);
+eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm);
+void eryx__instance_destroy(eryx_sandbox *sb);
+void eryx__runtime_free_parked(eryx_runtime *rt);
 /* Copies in advance the pages a first run writes (learnt by the runtime). */
 void eryx__prefault_hot_pages(eryx_sandbox *sb);
 /* Before a run: the prefault a fork or a loaded session deferred. */
 void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
 
-/* instance.c: sandboxes made from images, parking and reuse */
-void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g);
-void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g);
+/* session_file.c */
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       eryx_sandbox **out);
+
+/* runtime.c */
+int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
+void eryx__runtime_free(eryx_runtime *rt);
+
+/* sandbox.c: a sandbox's life (config, WASI state, callbacks over its
+ * instance) */
+int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                           eryx_sandbox **out);
+int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
 int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                  eryx_sandbox **out);
 /* A sandbox in the state img + g, with parent's WASI state (cloned) or a
@@ -184,47 +221,16 @@ int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                              const eryx_sandbox *parent, eryx_sandbox **out);
 int eryx__sandbox_reset(eryx_sandbox *sb);
 int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
-/* The memory is about to change (guest code runs, the sandbox is retired or
- * freed): forget sb->fork_base. */
-void eryx__sandbox_drop_fork_base(eryx_sandbox *sb);
-/* Keeps a sandbox being freed for reuse if the runtime has an image and
- * room (its memory is put back to the image): 1 if it was parked (the
- * caller must not free it), 0 otherwise. */
-int eryx__sandbox_park(eryx_sandbox *sb);
-/* Really frees the runtime's parked sandboxes. */
-void eryx__runtime_free_parked(eryx_runtime *rt);
-
-/* session_file.c */
-int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
-int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
-                       eryx_sandbox **out);
-
-/* sandbox.c: creation from a config */
+void eryx__sandbox_free(eryx_sandbox *sb);
+/* What belonged to the user (WASI state, callbacks, config, timers,
+ * messages) goes; the sandbox is then parked. */
+void eryx__sandbox_retire(eryx_sandbox *sb);
 int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
 /* A fresh WASI state for sb (the standard library, /tmp, cfg's mounts,
  * output settings), as a booting sandbox gets: sb->wasi. The message goes to
  * the thread. */
 int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
 
-/* runtime.c */
-int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
-void eryx__runtime_free(eryx_runtime *rt);
-
-/* sandbox.c */
-int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
-                           eryx_sandbox **out);
-int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
-void eryx__sandbox_free(eryx_sandbox *sb);
-/* Parking and reuse (instance.c decides when): retire drops what belonged
- * to the user (WASI state, callbacks, config, timers, messages) and marks
- * sb parked; reuse takes a new config into a parked sandbox (freeing it on
- * failure). */
-void eryx__sandbox_retire(eryx_sandbox *sb);
-int eryx__sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
-
-int eryx__sandbox_clear(eryx_sandbox *sb);
-int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped);
-int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed);
 
 /* guest.c: the guest's exports, each called under eryx__engine_call. They
  * return an eryx status and set sb's message on failure. */

@@ -255,6 +255,56 @@ static void test_sleep_does_not_block_step(void)
     eryx_sandbox_free(sb);
 }
 
+/* A reply that arrives while the guest sleeps waits for the sleep to end:
+ * the execution is not "ready" meanwhile, so a loop that steps when ready
+ * does not spin through the sleep. */
+static void *reply_later(void *arg)
+{
+    sleep_ms(50);
+    eryx_call_reply(arg, "7", 1);
+    return NULL;
+}
+
+static void test_reply_during_sleep(void)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    eryx_callback cb = {.name = "f"};
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_exec *ex = NULL;
+    const char *code = "import asyncio, time\nt = asyncio.create_task(f())\n"
+                       "await asyncio.sleep(0)\ntime.sleep(0.4)\nprint(await t)";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    int rc, steps = 0;
+    pthread_t t = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        steps++;
+        eryx_call *c = eryx_exec_next_call(ex);
+        if (c)
+            pthread_create(&t, NULL, reply_later, c);
+        uint64_t deadline = eryx_exec_deadline_ns(ex);
+        for (;;) { /* poll: step when ready or at the deadline */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+            if (eryx_exec_ready(ex) || (deadline && ns >= deadline))
+                break;
+            sleep_ms(1);
+        }
+    }
+    if (t)
+        pthread_join(t, NULL);
+    CHECK_INT(rc, ERYX_OK);
+    CHECK(steps < 30); /* ~400 if every poll during the sleep stepped */
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "7\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* ---- notify may call back into eryx -------------------------------------------- */
 
 typedef struct notify_probe {
@@ -488,6 +538,7 @@ int main(void)
     test_blocking_handler_callback_timeout();
     test_gathered_calls_bounded();
     test_sleep_does_not_block_step();
+    test_reply_during_sleep();
     test_reentrant_notify();
     test_free_with_pending_exec();
     test_older_config_size();
