@@ -301,12 +301,18 @@ int eryx__vfs_mount_host(eryx__vfs *vfs, const char *guest_path, const char *hos
 /* Host bytes of one snapshot name: the string and malloc's overhead. */
 #define NAME_COST(len) ((uint64_t)(len) + 1 + 16)
 
-/* Charges a snapshot's growth to its account; -ENOMEM past the quota. */
+/* Charges a snapshot's growth to its account; -ENOMEM past the quota. The
+ * /tmp quota is added to the bound: a snapshot of a /tmp directory costs
+ * less per entry than the entries themselves, so any one /tmp directory
+ * can always be listed. */
 static int list_charge(vfs_dirlist *l, uint64_t bytes)
 {
     eryx__vfs *a = l->acct;
     if (a) {
-        if (a->list_used > a->list_quota || bytes > a->list_quota - a->list_used)
+        uint64_t limit = a->list_quota + a->tmp_quota;
+        if (limit < a->list_quota)
+            limit = UINT64_MAX;
+        if (a->list_used > limit || bytes > limit - a->list_used)
             return -ENOMEM;
         a->list_used += bytes;
     }
@@ -517,7 +523,7 @@ int eryx__vfs_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags
 static int snapshot_dir(eryx__vfs_file *f)
 {
     vfs_dirlist_free(&f->list);
-    f->list.acct = f->vfs;
+    f->list.acct = f->uncharged ? NULL : f->vfs;
     int rc = 0;
     if (f->kind == VFS_F_IMG_DIR)
         rc = vfs_img_list(f, &f->list);

@@ -41,9 +41,11 @@ eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
 void eryx__vfs_set_tmp_quota(eryx__vfs *vfs, uint64_t tmp_quota_bytes);
 void eryx__vfs_free(eryx__vfs *vfs);
 
-/* Host memory all directory snapshots of one vfs may hold together (each
- * open directory being listed keeps one: names, inode numbers, types). Past
- * it, listing fails with ENOMEM. The default fits ~250 000 entries. */
+/* Host memory all directory snapshots of one vfs may hold together, on top
+ * of the /tmp quota (each open directory being listed keeps one: names,
+ * inode numbers, types; ~70 bytes an entry). Past it, listing fails with
+ * ENOMEM. Listings the host makes itself (saving a session) are not
+ * counted. */
 #define ERYX__VFS_LIST_QUOTA_DEFAULT (16u << 20)
 void eryx__vfs_set_list_quota(eryx__vfs *vfs, uint64_t bytes);
 

@@ -9,8 +9,8 @@
  * last component, which cannot escape. If openat2 is missing (old kernel,
  * seccomp) the mount fails: we never fall back to an unconfined lookup.
  *
- * Only regular files and directories can be opened or have their times
- * set: a path is first opened O_PATH (which opens nothing: no FIFO wait, no
+ * Only regular files and directories can be opened (or have their times
+ * set through a symlink): a path is first opened O_PATH (which opens nothing: no FIFO wait, no
  * device side effect), its type checked on that descriptor, and only then
  * is the very same inode opened for I/O through /proc/self/fd. FIFOs,
  * sockets and devices are refused before anything touches them.
@@ -198,7 +198,9 @@ static int open_checked(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int
         }
         return fd;
     }
-    return -EAGAIN;
+    /* The name keeps existing for O_EXCL and missing for O_PATH: a dangling
+     * symlink, which creation does not follow. */
+    return -EEXIST;
 }
 
 int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags)

@@ -70,6 +70,8 @@ struct eryx__vfs_file {
     int kind;                   /* VFS_F_* */
     uint8_t type;               /* ERYX__VFS_T_* */
     int writable;
+    int uncharged;              /* opened by the host (saving a session): its
+                                 * listings are not the guest's to pay for */
     union {
         uint32_t img_index;     /* VFS_F_IMG_FILE: entry index */
         memfs_node *node;       /* VFS_F_MEM: holds one reference */

@@ -209,7 +209,10 @@ static int save_dir_record(eryx__vfs *vfs, const char *path, eryx__blob *b,
     eryx__blob_str(b, path);
     eryx__blob_u64(b, st.atim);
     eryx__blob_u64(b, st.mtim);
-    return eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, dir);
+    rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, dir);
+    if (rc == 0)
+        (*dir)->uncharged = 1;  /* bounded by /tmp's quota, and the host's doing */
+    return rc;
 }
 
 /* One directory being listed: where its listing stands and the length of
