@@ -17,7 +17,8 @@ enum { P_PATH = 256, P_PATH2 = 512, P_IOV = 1024, P_OUT = 1100, P_STAT = 1200,
 
 #define READ_RIGHTS (WASI_RIGHT_FD_READ | WASI_RIGHT_FD_SEEK | WASI_RIGHT_FD_TELL | \
                      WASI_RIGHT_FD_FILESTAT_GET | WASI_RIGHT_FD_READDIR)
-#define RW_RIGHTS (READ_RIGHTS | WASI_RIGHTS_WRITE)
+#define RW_RIGHTS (READ_RIGHTS | WASI_RIGHTS_WRITE | WASI_RIGHT_FD_FILESTAT_SET_TIMES | \
+                   WASI_RIGHT_FD_SYNC | WASI_RIGHT_FD_ADVISE | WASI_RIGHT_FD_FDSTAT_SET_FLAGS)
 
 static eryx__wasi *new_wasi(void)
 {
@@ -134,8 +135,9 @@ static void test_image_files(eryx__wasi *w)
     CHECK_INT(path_call(w, W(path_create_directory), "usr/lib/python3.13/x"), WASI_EROFS);
     CHECK_INT(path_call(w, W(path_remove_directory), "usr/lib/python3.13/json"), WASI_EROFS);
 
-    /* Relative to a directory fd. */
-    int64_t dir = open_at(w, 3, "usr/lib/python3.13/json", WASI_O_DIRECTORY, READ_RIGHTS, 0);
+    /* Relative to a directory fd (which needs the right to open through). */
+    int64_t dir = open_at(w, 3, "usr/lib/python3.13/json", WASI_O_DIRECTORY,
+                          READ_RIGHTS | WASI_RIGHT_PATH_OPEN, 0);
     REQUIRE(dir > 3);
     fd = open_at(w, (uint32_t)dir, "tool.py", 0, READ_RIGHTS, 0);
     CHECK(fd > 3);
