@@ -240,14 +240,14 @@ static void *clone_vfs(void *vfs)
     return eryx__vfs_clone(vfs, NULL, 0, NULL);
 }
 
-/* Runs fn(arg) on a thread with a 64 KiB stack: a walk that recursed once
+/* Runs fn(arg) on a thread with a 32 KiB stack: a walk that recursed once
  * per level would need several times that at ERYX__VFS_MAX_DEPTH. */
 static void *on_small_stack(void *(*fn)(void *), void *arg)
 {
     pthread_attr_t a;
     pthread_t t;
     void *ret = NULL;
-    REQUIRE(pthread_attr_init(&a) == 0 && pthread_attr_setstacksize(&a, 64 * 1024) == 0);
+    REQUIRE(pthread_attr_init(&a) == 0 && pthread_attr_setstacksize(&a, 32 * 1024) == 0);
     REQUIRE(pthread_create(&t, &a, fn, arg) == 0);
     REQUIRE(pthread_join(t, &ret) == 0);
     pthread_attr_destroy(&a);
