@@ -761,7 +761,8 @@ memfs_node *vfs_mem_clone_root(eryx__vfs *vfs, const memfs_node *root, vfs_node_
 
 void vfs_node_map_seal(vfs_node_map *map)
 {
-    qsort(map->p, map->n, sizeof *map->p, cmp_pair);
+    if (map->n)     /* no /tmp mount: no array, and qsort wants one */
+        qsort(map->p, map->n, sizeof *map->p, cmp_pair);
     map->sorted = map->n;
 }
 
