@@ -197,10 +197,11 @@ static int save_file_record(eryx__vfs *vfs, const char *path, const eryx__vfs_at
     return rc;
 }
 
-static int save_dir(eryx__vfs *vfs, const char *path, eryx__blob *b, eryx__vfs_saved *s)
+/* Appends a directory's record and opens it for listing. */
+static int save_dir_record(eryx__vfs *vfs, const char *path, eryx__blob *b,
+                           eryx__vfs_saved *s, eryx__vfs_file **dir)
 {
     eryx__vfs_attr st;
-    eryx__vfs_file *dir;
     int rc = eryx__vfs_stat(vfs, path, 0, &st);
     if (rc < 0 || (rc = remember(s, st.ino, path)) < 0)
         return rc;
@@ -208,33 +209,102 @@ static int save_dir(eryx__vfs *vfs, const char *path, eryx__blob *b, eryx__vfs_s
     eryx__blob_str(b, path);
     eryx__blob_u64(b, st.atim);
     eryx__blob_u64(b, st.mtim);
-    if ((rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, &dir)) < 0)
-        return rc;
-    char *child = malloc(ERYX__VFS_PATH_MAX);
-    eryx__vfs_dirent ent;
-    rc = child ? 0 : -ENOMEM;
-    for (uint64_t cookie = 0; rc == 0; cookie++) {
-        int more = eryx__vfs_readdir(dir, cookie, &ent);
-        if (more != 0) {
-            rc = more < 0 ? more : 0;
-            break;
+    rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, dir);
+    if (rc == 0)
+        (*dir)->uncharged = 1;  /* bounded by /tmp's quota, and the host's doing */
+    return rc;
+}
+
+/* One directory being listed: where its listing stands and the length of
+ * its path in the shared path buffer. */
+typedef struct save_level {
+    eryx__vfs_file *dir;
+    uint64_t cookie;
+    size_t len;
+} save_level;
+
+typedef struct save_stack {
+    save_level *v;
+    size_t n, cap;
+} save_stack;
+
+static int push_level(save_stack *st, eryx__vfs_file *dir, size_t len)
+{
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 64;
+        save_level *v = realloc(st->v, cap * sizeof *v);
+        if (!v) {
+            eryx__vfs_close(dir);
+            return -ENOMEM;
         }
-        int len = snprintf(child, ERYX__VFS_PATH_MAX, "%s/%.*s", strcmp(path, "/") ? path : "",
-                           (int)ent.name_len, ent.name);
-        if (len < 0 || len >= ERYX__VFS_PATH_MAX) {
-            rc = -ENAMETOOLONG;
-            break;
-        }
-        eryx__vfs_attr cst;
-        if ((rc = eryx__vfs_stat(vfs, child, 0, &cst)) < 0)
-            break;
-        if (cst.type == ERYX__VFS_T_DIR)
-            rc = save_dir(vfs, child, b, s);
-        else if ((rc = remember(s, cst.ino, child)) == 0)
-            rc = save_file_record(vfs, child, &cst, b);
+        st->v = v;
+        st->cap = cap;
     }
-    free(child);
-    eryx__vfs_close(dir);
+    st->v[st->n++] = (save_level){dir, 0, len};
+    return 0;
+}
+
+/* Appends "/name" to the directory path path[0..len) (len 1 for "/"). */
+static int child_path(char *path, size_t len, const eryx__vfs_dirent *ent, size_t *out)
+{
+    size_t base = len == 1 ? 0 : len;
+    if (base + 1 + ent->name_len >= ERYX__VFS_PATH_MAX)
+        return -ENAMETOOLONG;
+    path[base] = '/';
+    memcpy(path + base + 1, ent->name, ent->name_len);
+    *out = base + 1 + ent->name_len;
+    path[*out] = '\0';
+    return 0;
+}
+
+/* Saves the next entry of the directory on top of the stack, or pops it
+ * when its listing is done. */
+static int save_step(eryx__vfs *vfs, char *path, save_stack *st, eryx__blob *b,
+                     eryx__vfs_saved *s)
+{
+    save_level *top = &st->v[st->n - 1];
+    eryx__vfs_dirent ent;
+    int rc = eryx__vfs_readdir(top->dir, top->cookie++, &ent);
+    if (rc != 0) {
+        eryx__vfs_close(top->dir);
+        st->n--;
+        return rc < 0 ? rc : 0;
+    }
+    size_t len;
+    eryx__vfs_attr cst;
+    if ((rc = child_path(path, top->len, &ent, &len)) < 0 ||
+        (rc = eryx__vfs_stat(vfs, path, 0, &cst)) < 0)
+        return rc;
+    if (cst.type != ERYX__VFS_T_DIR) {
+        rc = remember(s, cst.ino, path);
+        return rc < 0 ? rc : save_file_record(vfs, path, &cst, b);
+    }
+    eryx__vfs_file *dir;
+    if ((rc = save_dir_record(vfs, path, b, s, &dir)) < 0)
+        return rc;
+    return push_level(st, dir, len);
+}
+
+/* Saves the tree under root, a directory before what it holds. Iterative
+ * with an explicit stack: the depth of a tree is the guest's to choose (up
+ * to ERYX__VFS_MAX_DEPTH), the host stack is not. */
+static int save_dir(eryx__vfs *vfs, const char *root, eryx__blob *b, eryx__vfs_saved *s)
+{
+    char *path = malloc(ERYX__VFS_PATH_MAX);
+    save_stack st = {0};
+    eryx__vfs_file *dir;
+    int rc = path ? save_dir_record(vfs, root, b, s, &dir) : -ENOMEM;
+    if (rc == 0) {
+        size_t len = strlen(root);
+        memcpy(path, root, len + 1);
+        rc = push_level(&st, dir, len);
+    }
+    while (rc == 0 && st.n > 0 && !b->err)
+        rc = save_step(vfs, path, &st, b, s);
+    while (st.n > 0)
+        eryx__vfs_close(st.v[--st.n].dir);
+    free(st.v);
+    free(path);
     return rc < 0 ? rc : (b->err ? -b->err : 0);
 }
 

@@ -80,6 +80,15 @@ void eryx__wasi_set_output_stop(eryx__wasi *w, int stop);
  * template is kept for cloning. */
 void eryx__wasi_reset_output(eryx__wasi *w);
 
+/* The sandbox's own CPU time, which the guest reads as
+ * CLOCK_PROCESS_CPUTIME and CLOCK_THREAD_CPUTIME (the host process's would
+ * show other tenants' work): enter before every entry into guest code and
+ * leave after it, on the same thread; the clock is the thread CPU time
+ * spent between the two, summed over entries. Nested pairs count once.
+ * A clone starts at zero, as a forked process does. w may be NULL. */
+void eryx__wasi_cpu_enter(eryx__wasi *w);
+void eryx__wasi_cpu_leave(eryx__wasi *w);
+
 /* Binds the guest's linear memory (after instantiation). */
 void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 

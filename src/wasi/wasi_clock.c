@@ -1,10 +1,12 @@
 /*
  * Clocks and poll_oneoff.
  *
- * Clock ids map to the host's CLOCK_REALTIME, CLOCK_MONOTONIC,
- * CLOCK_PROCESS_CPUTIME_ID and CLOCK_THREAD_CPUTIME_ID. The thread clock is
- * the CPU time of whichever host thread runs the guest call, so it is only
- * meaningful within one call.
+ * Realtime and monotonic are the host's. Both CPU clocks (process and
+ * thread: the guest has one thread) are the sandbox's own CPU time, the
+ * host thread CPU time spent inside guest calls (eryx__wasi_cpu_enter and
+ * _leave bracket them): the host process's CPU clock would tell the guest
+ * how busy the other sandboxes in the process are. One clock_gettime per
+ * entry and exit.
  *
  * poll_oneoff: fd subscriptions (read/write) are always ready, since
  * nothing we serve ever blocks (stdin is a buffer, files are memory or
@@ -50,6 +52,38 @@ static uint64_t now_ns(clockid_t c)
     return to_ns(ts);
 }
 
+void eryx__wasi_cpu_enter(eryx__wasi *w)
+{
+    if (w && w->cpu_depth++ == 0)
+        w->cpu_since = now_ns(CLOCK_THREAD_CPUTIME_ID);
+}
+
+void eryx__wasi_cpu_leave(eryx__wasi *w)
+{
+    if (!w || w->cpu_depth == 0)
+        return;
+    if (--w->cpu_depth == 0) {
+        uint64_t now = now_ns(CLOCK_THREAD_CPUTIME_ID);
+        w->cpu_used += now > w->cpu_since ? now - w->cpu_since : 0;
+    }
+}
+
+static uint64_t sandbox_cpu_ns(const eryx__wasi *w)
+{
+    if (w->cpu_depth == 0)
+        return w->cpu_used;
+    uint64_t now = now_ns(CLOCK_THREAD_CPUTIME_ID);
+    return w->cpu_used + (now > w->cpu_since ? now - w->cpu_since : 0);
+}
+
+/* The current time of WASI clock id (known valid). */
+static uint64_t clock_now(const eryx__wasi *w, uint32_t id, clockid_t c)
+{
+    if (id == WASI_CLOCK_PROCESS_CPUTIME || id == WASI_CLOCK_THREAD_CPUTIME)
+        return sandbox_cpu_ns(w);
+    return now_ns(c);
+}
+
 uint32_t IMPORT(clock_res_get)(eryx__wasi *w, uint32_t id, uint32_t ptr)
 {
     clockid_t c;
@@ -67,7 +101,7 @@ uint32_t IMPORT(clock_time_get)(eryx__wasi *w, uint32_t id, uint64_t precision,
     clockid_t c;
     if (host_clock(id, &c) < 0)
         return WASI_EINVAL;
-    return gm_put64(w->mem, ptr, now_ns(c)) < 0 ? WASI_EFAULT : WASI_ESUCCESS;
+    return gm_put64(w->mem, ptr, clock_now(w, id, c)) < 0 ? WASI_EFAULT : WASI_ESUCCESS;
 }
 
 /* ---- poll_oneoff ------------------------------------------------------ */
@@ -83,7 +117,8 @@ static void put_event(uint8_t *ev, uint64_t userdata, uint16_t error, uint8_t ty
 }
 
 /* The monotonic deadline of a clock subscription, or an error. */
-static uint16_t clock_deadline(const uint8_t *sub, uint64_t mono_now, uint64_t *deadline)
+static uint16_t clock_deadline(const eryx__wasi *w, const uint8_t *sub, uint64_t mono_now,
+                               uint64_t *deadline)
 {
     uint32_t id = gm_ld32(sub + WASI_SUB_CLOCK_ID);
     uint64_t timeout = gm_ld64(sub + WASI_SUB_CLOCK_TIMEOUT);
@@ -93,7 +128,7 @@ static uint16_t clock_deadline(const uint8_t *sub, uint64_t mono_now, uint64_t *
         return WASI_EINVAL;
     if (flags & WASI_SUBCLOCK_ABSTIME) {
         /* Convert "at time T on clock c" into a monotonic deadline. */
-        uint64_t now = now_ns(c);
+        uint64_t now = clock_now(w, id, c);
         timeout = timeout > now ? timeout - now : 0;
     }
     *deadline = mono_now + timeout < mono_now ? UINT64_MAX : mono_now + timeout;
@@ -126,7 +161,7 @@ static uint32_t immediate_events(eryx__wasi *w, const uint8_t *in, uint8_t *out,
         uint8_t tag = sub[WASI_SUB_TAG];
         if (tag == WASI_EVENT_CLOCK) {
             uint64_t d;
-            uint16_t err = clock_deadline(sub, mono_now, &d);
+            uint16_t err = clock_deadline(w, sub, mono_now, &d);
             if (err)
                 put_event(out + (size_t)k++ * WASI_EVENT_SIZE, ud, err, tag, 0);
             else if (d < *earliest)
@@ -134,7 +169,9 @@ static uint32_t immediate_events(eryx__wasi *w, const uint8_t *in, uint8_t *out,
             continue;
         }
         wasi_fd *e = eryx__wasi_fd_get(w, gm_ld32(sub + WASI_SUB_FD));
-        uint16_t err = e ? WASI_ESUCCESS : WASI_EBADF;
+        uint16_t err = !e                                         ? WASI_EBADF
+                       : !wasi_has(e, WASI_RIGHT_POLL_FD_READWRITE) ? WASI_ENOTCAPABLE
+                                                                    : WASI_ESUCCESS;
         uint64_t nbytes = e && tag == WASI_EVENT_FD_READ ? readable(w, e) : 0;
         put_event(out + (size_t)k++ * WASI_EVENT_SIZE, ud, err, tag, nbytes);
     }
@@ -161,14 +198,14 @@ static int sleep_until(eryx__wasi *w, uint64_t deadline)
     }
 }
 
-static uint32_t expired_clocks(const uint8_t *in, uint8_t *out, uint32_t n,
+static uint32_t expired_clocks(const eryx__wasi *w, const uint8_t *in, uint8_t *out, uint32_t n,
                                uint64_t mono_start, uint64_t mono_now)
 {
     uint32_t k = 0;
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *sub = in + (size_t)i * WASI_SUBSCRIPTION_SIZE;
         uint64_t d;
-        if (sub[WASI_SUB_TAG] != WASI_EVENT_CLOCK || clock_deadline(sub, mono_start, &d) ||
+        if (sub[WASI_SUB_TAG] != WASI_EVENT_CLOCK || clock_deadline(w, sub, mono_start, &d) ||
             d > mono_now)
             continue;
         put_event(out + (size_t)k++ * WASI_EVENT_SIZE, gm_ld64(sub + WASI_SUB_USERDATA),
@@ -210,7 +247,7 @@ uint32_t IMPORT(poll_oneoff)(eryx__wasi *w, uint32_t in_ptr, uint32_t out_ptr,
     if (k == 0 && earliest != UINT64_MAX) {
         if (sleep_until(w, earliest) < 0)
             return WASI_EINTR;
-        k = expired_clocks(src, out, nsubs, start, now_ns(CLOCK_MONOTONIC));
+        k = expired_clocks(w, src, out, nsubs, start, now_ns(CLOCK_MONOTONIC));
     }
     gm_st32(nev, k);
     return WASI_ESUCCESS;
