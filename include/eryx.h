@@ -284,6 +284,12 @@ typedef struct eryx_sandbox_config {
                                     rest is dropped); 1: the write that
                                     crosses it fails, Python raises
                                     OSError(EFBIG) */
+    uint64_t host_write_quota;   /* bytes the guest may add to writable
+                                    mounts, all of them together (default
+                                    1 GiB; file growth, plus 4 KiB per file
+                                    or directory created; deleting gives
+                                    back only what it added): beyond,
+                                    OSError(EDQUOT) */
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);

@@ -51,6 +51,7 @@ static const field sandbox_fields[] = {
     FIELD(eryx_sandbox_config, interrupt_grace_ns),
     FIELD(eryx_sandbox_config, fuel),
     FIELD(eryx_sandbox_config, output_limit_stops),
+    FIELD(eryx_sandbox_config, host_write_quota),
 };
 
 static const field mount_fields[] = {
@@ -158,6 +159,8 @@ static void default_limits(eryx_sandbox_config *c)
         c->max_callbacks = d.max_callbacks;
     if (!c->timeout_ns)
         c->timeout_ns = d.timeout_ns;
+    if (!c->host_write_quota)
+        c->host_write_quota = d.host_write_quota;
 }
 
 static int check_sandbox_config(const eryx_sandbox_config *cfg)

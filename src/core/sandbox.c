@@ -23,6 +23,7 @@ void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
     cfg->max_callbacks = ERYX_DEFAULT_MAX_CALLBACKS;
     cfg->timeout_ns = ERYX_DEFAULT_TIMEOUT_NS;
     cfg->interrupt_grace_ns = ERYX_DEFAULT_INTERRUPT_GRACE_NS;
+    cfg->host_write_quota = ERYX__VFS_HOST_QUOTA_DEFAULT;
 }
 
 /* The guest's file tree: the stdlib image, a private /tmp, the embedder's
@@ -32,6 +33,7 @@ static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs
     eryx__vfs *vfs = eryx__vfs_new(cfg->tmp_quota);
     if (!vfs)
         return ERYX_NOMEM;
+    eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
     int err = eryx__vfs_mount_image(vfs, STDLIB_GUEST_DIR, rt->stdlib, rt->stdlib_size);
     if (err == 0)
         err = eryx__vfs_mount_tmp(vfs, "/tmp");
@@ -330,6 +332,7 @@ static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config
 {
     eryx__vfs *vfs = eryx__wasi_vfs(w);
     eryx__vfs_set_tmp_quota(vfs, cfg->tmp_quota);
+    eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
     eryx__wasi_set_max_output(w, cfg->max_output);
     eryx__wasi_set_output_stop(w, cfg->output_limit_stops);
     for (size_t i = 0; mount && i < cfg->n_mounts; i++) {

@@ -494,6 +494,48 @@ static void test_run_lifts_limit(void)
     eryx_sandbox_free(sb);
 }
 
+/* ---- host mounts ------------------------------------------------------------ */
+
+/* os.chmod on a read-only mount fails (it used to report success without
+ * reaching the host), and host_write_quota bounds what the guest writes
+ * into a writable mount. */
+static void test_mount_chmod_and_quota(void)
+{
+    char dir[] = "/tmp/eryx-robustness-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char file[64];
+    snprintf(file, sizeof file, "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    REQUIRE(f != NULL);
+    fputs("x", f);
+    fclose(f);
+    eryx_mount mounts[2] = {{.host_path = dir, .guest_path = "/ro"},
+                            {.host_path = dir, .guest_path = "/rw", .writable = 1}};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.mounts = mounts;
+    cfg.n_mounts = 2;
+    cfg.host_write_quota = 64 * 1024;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_result *r = NULL;
+    const char *code =
+        "import os, errno\n"
+        "try:\n    os.chmod('/ro/f', 0o777)\n    print('chmod ok')\n"
+        "except OSError as e:\n    print('chmod', errno.errorcode[e.errno])\n"
+        "os.chmod('/rw/f', 0o600)\n"
+        "try:\n    open('/rw/big', 'wb').write(b'y' * (1 << 20))\n    print('wrote')\n"
+        "except OSError as e:\n    print('write', errno.errorcode[e.errno])\n";
+    CHECK_INT(run(sb, code, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "chmod EROFS\nwrite EDQUOT\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    char big[64];
+    snprintf(big, sizeof big, "%s/big", dir);
+    unlink(big);
+    unlink(file);
+    rmdir(dir);
+}
+
 /* ---- bounded run requests ------------------------------------------------------- */
 
 /* argv strings whose lengths sum past 4 GiB used to wrap the request's
@@ -544,6 +586,7 @@ int main(void)
     test_older_config_size();
     test_array_element_sizes();
     test_run_lifts_limit();
+    test_mount_chmod_and_quota();
     test_huge_argv();
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     CHECK_INT(eryx_runtime_free(rt), ERYX_MISUSE);
