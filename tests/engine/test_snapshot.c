@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "harness.h"
 
 #define PAGE 65536u
 #define K4 4096u
