@@ -214,12 +214,18 @@ void eryx__fiber_abandon(eryx__fiber *f);
  * Handlers use SA_RESTART, so most system calls are restarted. */
 void eryx__engine_interrupt(eryx__fiber *f);
 
-/* Declares where the generated guest code is (once, before interrupts):
- * the hard interrupt then jumps only from instructions in [lo, hi). Host
- * code the guest calls without enter/leave_host is thus safe too; an
- * interrupt that arrives there is dropped, and the caller sends another
- * (src/core/interrupt.c retries every millisecond). Without it, every
- * instruction outside enter/leave_host counts as guest code. */
+/* Declares where the generated guest code is (once, before the first
+ * guarded call). Only a fault at an instruction in [lo, hi) becomes a trap
+ * (an out-of-bounds access or call-stack exhaustion): a fault in host code
+ * (an import, an embedder callback, the engine) is passed on as if eryx
+ * were not there and so crashes the process, even when its address is in a
+ * guest memory's reservation or a fiber's stack guard; without the
+ * declaration no fault is a trap at all. The hard interrupt likewise jumps
+ * only from instructions in [lo, hi): host code the guest calls without
+ * enter/leave_host is thus safe too; an interrupt that arrives there is
+ * dropped, and the caller sends another (src/core/interrupt.c retries every
+ * millisecond). Without the declaration, every instruction outside
+ * enter/leave_host counts as guest code for the interrupt. */
 void eryx__engine_set_guest_code(const void *lo, const void *hi);
 
 /* Clears the interrupt flag (owner thread, not during a call on f). */
