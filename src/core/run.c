@@ -49,6 +49,13 @@ static void pool_init(void)
     pthread_condattr_destroy(&attr);
 }
 
+/* A job whose run ended: its handler is never started. */
+static void drop_job(job *j)
+{
+    eryx_call_fail(j->call, ERYX_CALL_TIMEOUT, "the call was not started: its run ended first");
+    free(j);
+}
+
 static void run_job(job *j)
 {
     if (!eryx_call_pending(j->call))
@@ -160,7 +167,7 @@ static void purge(const void *owner)
     while (mine) {
         job *j = mine;
         mine = j->next;
-        run_job(j); /* not pending any more: failed, not run */
+        drop_job(j);
     }
 }
 
@@ -233,9 +240,9 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
         start_calls(ex, &w);
         wait_for_news(ex, &w);
     }
-    purge(&w);
     /* No notify runs after this returns: w can go. */
     int final = eryx_exec_finish(ex, out);
+    purge(&w);
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
     return rc == ERYX_MISUSE ? rc : final;

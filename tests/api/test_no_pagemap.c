@@ -7,7 +7,6 @@
  * the test runs in CI: as root) — and checks that every path still gives a
  * clean sandbox.
  */
-#define _GNU_SOURCE
 #include <eryx.h>
 #include <fcntl.h>
 #include <sched.h>
