@@ -349,9 +349,10 @@ eryx_call *eryx__exec_next_call(eryx_exec *ex)
     while (ex->next_new < ex->n_calls) {
         eryx_call *c = ex->calls[ex->next_new++];
         if (c->for_embedder) {
+            /* The embedder's reference, released by the reply. (A call
+             * holds one reference to the hub however many it has.) */
             pthread_mutex_lock(&ex->hub->mu);
-            c->refs++; /* the embedder's, released by the reply */
-            ex->hub->refs++;
+            c->refs++;
             pthread_mutex_unlock(&ex->hub->mu);
             return c;
         }

@@ -38,7 +38,7 @@ static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv;  /* a job was queued; CLOCK_MONOTONIC */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static job *queue_head, *queue_tail;
-static unsigned n_workers, n_idle;
+static unsigned n_queued, n_workers, n_idle;
 
 static void pool_init(void)
 {
@@ -86,6 +86,7 @@ static job *next_job_locked(void)
     queue_head = j->next;
     if (!queue_head)
         queue_tail = NULL;
+    n_queued--;
     return j;
 }
 
@@ -130,7 +131,10 @@ static void submit(eryx_call *c, eryx_callback_fn handler, void *user_data, cons
     *j = (job){NULL, c, handler, user_data, owner};
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&pool_mu);
-    if (n_idle == 0 && n_workers < MAX_WORKERS && add_worker_locked() < 0 && n_workers == 0) {
+    /* Every queued job needs an idle worker of its own: a signalled worker
+     * stays counted as idle until it takes its job. */
+    if (n_idle <= n_queued && n_workers < MAX_WORKERS && add_worker_locked() < 0 &&
+        n_workers == 0) {
         pthread_mutex_unlock(&pool_mu);
         free(j);
         eryx_call_fail(c, ERYX_CALL_FAILED, "cannot start a thread for the host function");
@@ -141,6 +145,7 @@ static void submit(eryx_call *c, eryx_callback_fn handler, void *user_data, cons
     else
         queue_head = j;
     queue_tail = j;
+    n_queued++;
     pthread_cond_signal(&pool_cv);
     pthread_mutex_unlock(&pool_mu);
 }
@@ -155,6 +160,7 @@ static void purge(const void *owner)
         job *j = *p;
         if (j->owner == owner) {
             *p = j->next;
+            n_queued--;
             j->next = mine;
             mine = j;
             continue;
