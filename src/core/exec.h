@@ -88,8 +88,9 @@ int eryx__exec_start_mode(eryx_sandbox *sb, char mode, const char *code, size_t 
 int eryx__exec_step(eryx_exec *ex);
 int eryx__exec_finish(eryx_exec *ex, eryx_result **out);
 
-/* host_imports.c: the guest's eryx.wait records calls through these. */
-int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *args);
+/* host_imports.c: the guest's eryx.wait records calls through these. args
+ * is the call's arguments as JSON object text (src/core/wait_request.h). */
+int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
 int eryx__exec_take_reply(eryx_exec *ex, const char *error);
