@@ -15,7 +15,7 @@
 
 static eryx_runtime *fuzz_rt;
 
-static void fuzz_runtime_init(void)
+static inline void fuzz_runtime_init(void)
 {
     int rc = eryx_runtime_new(NULL, &fuzz_rt);
     if (rc != ERYX_OK)
@@ -24,7 +24,7 @@ static void fuzz_runtime_init(void)
 }
 
 /* The first directory among the arguments (libFuzzer's output corpus). */
-static const char *fuzz_first_corpus(int argc, char **argv)
+static inline const char *fuzz_first_corpus(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         struct stat st;
@@ -35,7 +35,7 @@ static const char *fuzz_first_corpus(int argc, char **argv)
 }
 
 /* Writes a seed named name into the first corpus directory, if any. */
-static void fuzz_add_seed(int argc, char **argv, const char *name, const void *p, size_t n)
+static inline void fuzz_add_seed(int argc, char **argv, const char *name, const void *p, size_t n)
 {
     const char *dir = fuzz_first_corpus(argc, argv);
     if (!dir)
@@ -47,7 +47,7 @@ static void fuzz_add_seed(int argc, char **argv, const char *name, const void *p
 }
 
 /* Reads a whole file (malloc'd). */
-static uint8_t *fuzz_read_file(const char *path, size_t *n)
+static inline uint8_t *fuzz_read_file(const char *path, size_t *n)
 {
     FILE *f = fopen(path, "rb");
     FUZZ_CHECK(f);
@@ -61,14 +61,14 @@ static uint8_t *fuzz_read_file(const char *path, size_t *n)
     return p;
 }
 
-static void fuzz_write_file(const char *path, const void *p, size_t n)
+static inline void fuzz_write_file(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
     FUZZ_CHECK(f && fwrite(p, 1, n, f) == n && fclose(f) == 0);
 }
 
 /* Runs code that must succeed (seed making). */
-static void fuzz_run_ok(eryx_sandbox *sb, const char *code)
+static inline void fuzz_run_ok(eryx_sandbox *sb, const char *code)
 {
     eryx_result *r = NULL;
     int rc = eryx_sandbox_run(sb, code, strlen(code), &r);

@@ -28,7 +28,7 @@ static void fuzz_tree_remove(void)
         fprintf(stderr, "could not remove %s\n", fuzz_host_dir);
 }
 
-static void fuzz_tree_init(void)
+static inline void fuzz_tree_init(void)
 {
     static const img_file files[] = {
         {"os.py", "import abc\n"}, {"json/__init__.py", "J"}, {"json/decoder.py", "D"},
@@ -48,7 +48,7 @@ static void fuzz_tree_init(void)
 }
 
 /* A fresh tree (tmp_quota 64 KiB); NULL never (aborts). */
-static eryx__vfs *fuzz_tree_vfs(void)
+static inline eryx__vfs *fuzz_tree_vfs(void)
 {
     char host[128];
     snprintf(host, sizeof host, "%s/d", fuzz_host_dir);
