@@ -198,7 +198,11 @@ typedef struct eryx_callback {
 #define ERYX_CALLBACK_INLINE 1u
 
 /* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
- * execution) of a call. Borrowed until the call is completed. */
+ * execution) of a call. Borrowed until the call is completed. The arguments
+ * of one call are at most 4 MiB of JSON (larger ones fail in the guest with
+ * a CallbackError of kind "invalid_arguments" and never reach the handler),
+ * and the calls of one turn of the guest's event loop at most 8 MiB
+ * together (larger: RuntimeError in the guest). */
 ERYX_API const char *eryx_call_name(const eryx_call *call);
 ERYX_API const char *eryx_call_args(const eryx_call *call);
 ERYX_API uint64_t eryx_call_id(const eryx_call *call);

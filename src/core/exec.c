@@ -232,7 +232,7 @@ void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const cha
     pthread_mutex_unlock(&ex->hub->mu);
 }
 
-int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *args)
+int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
     const eryx__callback *cb = eryx__callback_find(sb, name);
@@ -249,7 +249,7 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *ar
         return 0;
     }
     eryx_call *c = call_new(ex, id, name);
-    if (!c || !(c->args = json_dumps(args, JSON_COMPACT)) || push_call(ex, c) < 0) {
+    if (!c || !(c->args = strdup(args)) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
         return -1;

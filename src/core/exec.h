@@ -138,8 +138,9 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message);
 int eryx__call_pending(eryx_call *call);
 
 /* exec.c: the guest's eryx.wait records calls through these
- * (host_imports.c). */
-int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *args);
+ * (host_imports.c). args is the call's arguments as JSON object text
+ * (src/core/wait_request.h). */
+int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
 int eryx__exec_take_reply(eryx_exec *ex, const char *error);

@@ -365,9 +365,9 @@ uint32_t IMPORT(args_sizes_get)(eryx__wasi *w, uint32_t argc, uint32_t argv_buf_
     return strings_sizes(w, &w->args, argc, argv_buf_size);
 }
 
-uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t environ, uint32_t environ_buf)
+uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t env_ptrs, uint32_t environ_buf)
 {
-    return strings_get(w, &w->env, environ, environ_buf);
+    return strings_get(w, &w->env, env_ptrs, environ_buf);
 }
 
 uint32_t IMPORT(environ_sizes_get)(eryx__wasi *w, uint32_t count, uint32_t buf_size)
