@@ -26,7 +26,7 @@ static void size_cb(void *ud, eryx_call *call)
 }
 
 static const eryx_callback callbacks[] = {
-    {"size", NULL, "{\"properties\": {\"data\": {}}}", size_cb, NULL, ERYX_CALLBACK_INLINE},
+    {0, "size", NULL, "{\"properties\": {\"data\": {}}}", size_cb, NULL, ERYX_CALLBACK_INLINE},
 };
 
 static eryx_sandbox *new_sandbox(uint64_t max_memory)

@@ -18,7 +18,7 @@ static eryx_sandbox *sb;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     fuzz_runtime_init();
-    static const eryx_callback cb = {"cb", NULL, NULL, NULL, NULL, 0};
+    static const eryx_callback cb = {0, "cb", NULL, NULL, NULL, NULL, 0};
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.callbacks = &cb;
