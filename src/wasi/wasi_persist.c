@@ -57,7 +57,7 @@ static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 }
 
 static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *path,
-                        char **lost)
+                        eryx__vfs_orphanage *orphans, char **lost)
 {
     wasi_fd *fd = &w->fds[i];
     uint8_t kind, preopen;
@@ -78,7 +78,7 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
         return 0;
     }
     eryx__vfs_file *f;
-    int rc = eryx__vfs_restore_file(w->vfs, r, path, &f);
+    int rc = eryx__vfs_restore_file(w->vfs, r, path, orphans, &f);
     /* A malformed record, or no memory (or quota) to restore with, fails
      * the load; a file this sandbox's tree cannot give back is reported. */
     if ((rc == -EINVAL && r->bad) || rc == -ENOMEM || rc == -ENOSPC)
@@ -90,6 +90,25 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
     fd->kind = WASI_FD_FILE;
     fd->file = f;
     return 0;
+}
+
+/* Every byte of a restored file is charged to the quota, and every node
+ * NODE_COST (vfs_memfs.c: 128 bytes) more; a tree record is at most a path
+ * plus 29 bytes, a slot a file record plus 30. With the default 64 MiB
+ * quota that allows ~2.2 GB (half a million files, each with a path of
+ * 4 KiB, are possible): the real guard is the file's own size, which the
+ * loader checks first; this bound only keeps a header from claiming more
+ * than any loadable state. Saturates instead of wrapping. */
+#define STATE_MIN_NODE_COST 128u
+#define STATE_RECORD_MAX (ERYX__VFS_PATH_MAX + 64u)
+
+uint64_t eryx__wasi_state_max(uint64_t tmp_quota)
+{
+    uint64_t nodes = tmp_quota / STATE_MIN_NODE_COST + 1;
+    uint64_t fixed = 64 + (uint64_t)WASI_MAX_FDS * STATE_RECORD_MAX;
+    if (nodes > (UINT64_MAX - fixed) / STATE_RECORD_MAX / 2)
+        return UINT64_MAX;
+    return tmp_quota + nodes * STATE_RECORD_MAX + fixed;
 }
 
 int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost)
@@ -109,9 +128,11 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     eryx__wasi_fd_close_all(w);
     wasi_fd *fds = calloc(n, sizeof *fds);
     char *path = malloc(ERYX__VFS_PATH_MAX);
-    if (!fds || !path) {
+    eryx__vfs_orphanage *orphans = eryx__vfs_orphanage_new(w->vfs);
+    if (!fds || !path || !orphans) {
         free(fds);
         free(path);
+        eryx__vfs_orphanage_free(orphans);
         memset(w->fds, 0, w->nfds * sizeof *w->fds);
         return -ENOMEM;
     }
@@ -119,7 +140,8 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     w->fds = fds;
     w->nfds = n;
     for (uint32_t i = 0; rc == 0 && i < n; i++)
-        rc = restore_slot(w, &r, i, path, lost);
+        rc = restore_slot(w, &r, i, path, orphans, lost);
+    eryx__vfs_orphanage_free(orphans);
     free(path);
     if (rc == 0 && r.pos != r.len)
         rc = -EINVAL;           /* trailing bytes: not what we wrote */
