@@ -15,7 +15,7 @@
 
 /* ---- session files ----------------------------------------------------- */
 
-#define SESSION_MAGIC "ERYXSES3"
+#define SESSION_MAGIC "ERYXSES4"
 
 /* The header of a session file; little endian, followed by mem_size bytes of
  * linear memory and wasi_size bytes of WASI state (/tmp and the fd table,
@@ -26,7 +26,10 @@
  * ERYXSES1 files (memory only) came from builds before /tmp was saved,
  * ERYXSES2 ones from builds that summed with FNV-1a: byte by byte, it took
  * ~20% of a save and as much of a load; XXH3 (libxxhash) runs at memory
- * speed. */
+ * speed. ERYXSES3 ones wrote whole paths in the /tmp records, which made
+ * the WASI state of a full /tmp up to ~32 times its quota: paths are now
+ * prefix-coded, and the loader bounds the state by the quota
+ * (eryx__wasi_state_max). */
 typedef struct session_header {
     char magic[8];
     char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
@@ -161,7 +164,8 @@ static int read_session_header(int fd, const char *path, const eryx_sandbox_conf
     struct stat st;
     ssize_t got = pread(fd, h, sizeof *h, 0);
     int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
-                             memcmp(h->magic, "ERYXSES2", 8) == 0);
+                             memcmp(h->magic, "ERYXSES2", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES3", 8) == 0);
     if (older) {
         eryx__set_errmsg(NULL, "%s was saved by an older eryx (session format %c, this one "
                                "reads %c)", path, h->magic[7], SESSION_MAGIC[7]);

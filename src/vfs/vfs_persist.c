@@ -1,10 +1,15 @@
 /*
  * Saving /tmp and open files to bytes and back: see vfs_persist.h.
  *
- * Tree records, in walk order (a directory before what it holds), ended by
- * a 0 byte:
- *   u8 type (ERYX__VFS_T_DIR or _REG), str path, u64 atim, u64 mtim,
+ * Tree records, in walk order (a directory before what it holds, the
+ * entries of a directory by name), ended by a 0 byte:
+ *   u8 type (ERYX__VFS_T_DIR or _REG), path, u64 atim, u64 mtim,
  *   and for a file u64 size + the bytes.
+ * A path is u32 k + str rest: the first k bytes of the previous record's
+ * path followed by rest. In walk order, rest is at most a name and a
+ * slash, so a tree costs its names, not its paths (which may be 4 KiB each
+ * for half a million files in 64 MiB of quota): the size of a state that
+ * fits a quota is bounded by a small multiple of it (eryx__wasi_state_max).
  * File records:
  *   u8 how (REOPEN, ORPHAN, GONE), str path, u8 open flags,
  *   and for an orphan u64 atim, u64 mtim, u64 size + the bytes (its path is
@@ -136,6 +141,7 @@ typedef struct saved_name {
 struct eryx__vfs_saved {
     saved_name *names;
     size_t n, cap;
+    char prev[ERYX__VFS_PATH_MAX]; /* the last tree record's path */
 };
 
 void eryx__vfs_saved_free(eryx__vfs_saved *s)
@@ -183,6 +189,19 @@ static void index_saved(eryx__vfs_saved *s)
         qsort(s->names, s->n, sizeof *s->names, by_ino);
 }
 
+/* Appends a tree record's path as the length of the prefix it shares with
+ * the last one and the rest (see the top of this file). */
+static void put_tree_path(eryx__blob *b, eryx__vfs_saved *s, const char *path)
+{
+    size_t k = 0, n = strlen(path);
+    while (s->prev[k] != '\0' && s->prev[k] == path[k])
+        k++;
+    eryx__blob_u32(b, (uint32_t)k);
+    eryx__blob_str(b, path + k);
+    if (n < sizeof s->prev)
+        memcpy(s->prev, path, n + 1);
+}
+
 /* Appends a file's bytes (u64 size + data), read through f. */
 static int put_contents(eryx__vfs_file *f, uint64_t size, eryx__blob *b)
 {
@@ -202,14 +221,14 @@ static int put_contents(eryx__vfs_file *f, uint64_t size, eryx__blob *b)
 }
 
 static int save_file_record(eryx__vfs *vfs, const char *path, const eryx__vfs_attr *st,
-                            eryx__blob *b)
+                            eryx__blob *b, eryx__vfs_saved *s)
 {
     eryx__vfs_file *f;
     int rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ, &f);
     if (rc < 0)
         return rc;
     eryx__blob_u8(b, ERYX__VFS_T_REG);
-    eryx__blob_str(b, path);
+    put_tree_path(b, s, path);
     eryx__blob_u64(b, st->atim);
     eryx__blob_u64(b, st->mtim);
     rc = put_contents(f, st->size, b);
@@ -225,7 +244,7 @@ static int save_dir(eryx__vfs *vfs, const char *path, eryx__blob *b, eryx__vfs_s
     if (rc < 0 || (rc = remember(s, st.ino, path)) < 0)
         return rc;
     eryx__blob_u8(b, ERYX__VFS_T_DIR);
-    eryx__blob_str(b, path);
+    put_tree_path(b, s, path);
     eryx__blob_u64(b, st.atim);
     eryx__blob_u64(b, st.mtim);
     if ((rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, &dir)) < 0)
@@ -251,7 +270,7 @@ static int save_dir(eryx__vfs *vfs, const char *path, eryx__blob *b, eryx__vfs_s
         if (cst.type == ERYX__VFS_T_DIR)
             rc = save_dir(vfs, child, b, s);
         else if ((rc = remember(s, cst.ino, child)) == 0)
-            rc = save_file_record(vfs, child, &cst, b);
+            rc = save_file_record(vfs, child, &cst, b, s);
     }
     free(child);
     eryx__vfs_close(dir);
@@ -395,6 +414,19 @@ static int in_order(const char *prev, const char *path)
     return a < b;
 }
 
+/* Reads a tree record's path (see the top of this file) after prev. */
+static int get_tree_path(eryx__blob_reader *r, const char *prev, char *path)
+{
+    uint32_t k;
+    if (eryx__blob_get_u32(r, &k) < 0 || k > strlen(prev) ||
+        eryx__blob_get_str(r, path + k, ERYX__VFS_PATH_MAX - k) < 0) {
+        r->bad = 1;
+        return -1;
+    }
+    memcpy(path, prev, k);
+    return 0;
+}
+
 /* One pass over the tree records: creating (dir_times 0) or, once every
  * file is in place, setting the directories' times (dir_times 1), since
  * creating an entry changes its directory's mtime. prev holds
@@ -412,7 +444,7 @@ static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, char *pre
         if (type == 0)
             return 0;
         if ((type != ERYX__VFS_T_DIR && type != ERYX__VFS_T_REG) ||
-            eryx__blob_get_str(r, path, ERYX__VFS_PATH_MAX) < 0 ||
+            get_tree_path(r, prev, path) < 0 ||
             eryx__blob_get_u64(r, &atim) < 0 || eryx__blob_get_u64(r, &mtim) < 0 ||
             (type == ERYX__VFS_T_REG && !(data = get_bytes(r, &size))) ||
             !vfs_path_is_tmp(vfs, path) || !canonical(path))

@@ -15,7 +15,8 @@
 #include "../vfs/vfs_persist.h"
 #include "wasi_internal.h"
 
-#define STATE_MAGIC "ERYXWS01"
+/* ERYXWS01 wrote whole paths in tree records (up to 32 times the quota). */
+#define STATE_MAGIC "ERYXWS02"
 
 int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
 {
@@ -92,23 +93,27 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
     return 0;
 }
 
-/* Every byte of a restored file is charged to the quota, and every node
- * NODE_COST (vfs_memfs.c: 128 bytes) more; a tree record is at most a path
- * plus 29 bytes, a slot a file record plus 30. With the default 64 MiB
- * quota that allows ~2.2 GB (half a million files, each with a path of
- * 4 KiB, are possible): the real guard is the file's own size, which the
- * loader checks first; this bound only keeps a header from claiming more
- * than any loadable state. Saturates instead of wrapping. */
-#define STATE_MIN_NODE_COST 128u
-#define STATE_RECORD_MAX (ERYX__VFS_PATH_MAX + 64u)
+/* What a state that fits tmp_quota can take: every byte of a restored file
+ * is charged to the quota (orphans too, each copy), so is every name, and
+ * every node NODE_COST more (vfs_memfs.c: 128 bytes; 64 here leaves room
+ * for that to change). A tree record is then its name and a slash (paths
+ * are prefix-coded: vfs_persist.c), its data and at most 42 bytes; a slot
+ * is at most a file record with a whole path and 64 bytes. With the
+ * default 64 MiB quota that is ~180 MiB: a session file claiming more is
+ * refused before anything is read (the loader also checks the file's real
+ * size). Saturates instead of wrapping. */
+#define STATE_MIN_NODE_COST 64u
+#define STATE_TREE_RECORD 44u
+#define STATE_SLOT_MAX (ERYX__VFS_PATH_MAX + 64u)
 
 uint64_t eryx__wasi_state_max(uint64_t tmp_quota)
 {
-    uint64_t nodes = tmp_quota / STATE_MIN_NODE_COST + 1;
-    uint64_t fixed = 64 + (uint64_t)WASI_MAX_FDS * STATE_RECORD_MAX;
-    if (nodes > (UINT64_MAX - fixed) / STATE_RECORD_MAX / 2)
+    uint64_t fixed = 64 + (uint64_t)WASI_MAX_FDS * STATE_SLOT_MAX;
+    if (tmp_quota > (UINT64_MAX - fixed) / 4)
         return UINT64_MAX;
-    return tmp_quota + nodes * STATE_RECORD_MAX + fixed;
+    uint64_t nodes = tmp_quota / STATE_MIN_NODE_COST + 1;
+    return 2 * tmp_quota /* file bytes and names, with room */ + nodes * STATE_TREE_RECORD +
+           fixed;
 }
 
 int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost)
