@@ -607,8 +607,14 @@ static int restore_orphan(eryx__vfs *vfs, eryx__blob_reader *r, const char *moun
     uint64_t atim, mtim, size;
     const uint8_t *data;
     if (eryx__blob_get_u64(r, &atim) < 0 || eryx__blob_get_u64(r, &mtim) < 0 ||
-        !(data = get_bytes(r, &size)) || !vfs_path_is_tmp(vfs, mount) || o->vfs != vfs)
+        !(data = get_bytes(r, &size)))
         return -EINVAL;
+    /* Saved as its mount's path, as such: spellings of one directory that
+     * differ would each make and remove a scratch directory. */
+    if (!is_tmp_root(vfs, mount) || o->vfs != vfs) {
+        r->bad = 1;
+        return -EINVAL;
+    }
     int rc = make_orphan(o, mount, data, size, atim, mtim, out);
     if (rc == 0)
         (*out)->writable = (flags & ERYX__VFS_O_WRITE) != 0;

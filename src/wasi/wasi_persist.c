@@ -43,11 +43,27 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
     return rc;
 }
 
+#define LOST_MAX 2048u
+
 /* Adds "fd N (path): reason" to the list of files that did not come back.
- * 0, or -ENOMEM: a file is never dropped without being named. */
+ * 0, or -ENOMEM: a file is never dropped silently (past LOST_MAX it is
+ * counted in the final "..."). */
 static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 {
     size_t old = *lost ? strlen(*lost) : 0;
+    /* It ends up in a message (eryx_errmsg keeps ~500 bytes): past
+     * LOST_MAX the rest is "...", which also keeps a crafted table of a
+     * thousand 4 KiB paths from costing a quadratic amount of copying. */
+    if (old >= LOST_MAX) {
+        if (strcmp(*lost + old - 5, "; ...") == 0)
+            return 0;
+        char *s = realloc(*lost, old + 6);
+        if (!s)
+            return -ENOMEM;
+        memcpy(s + old, "; ...", 6);
+        *lost = s;
+        return 0;
+    }
     size_t add = strlen(path) + 64 + strlen(strerror(-err));
     char *s = realloc(*lost, old + add);
     if (!s)
