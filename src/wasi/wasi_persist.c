@@ -47,7 +47,7 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
 
 /* Adds "fd N (path): reason" to the list of files that did not come back.
  * 0, or -ENOMEM: a file is never dropped silently (past LOST_MAX it is
- * counted in the final "..."). */
+ * noted as a final "..."). */
 static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 {
     size_t old = *lost ? strlen(*lost) : 0;
