@@ -128,6 +128,8 @@ static void expect_refused(const char *path, const char *why)
     CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_INVALID);
     CHECK(sb == NULL);
     CHECK_CONTAINS(eryx_errmsg(NULL), why);
+    if (sb != NULL && sb != (eryx_sandbox *)1)
+        eryx_sandbox_free(sb);
 }
 
 static char *run_out(eryx_sandbox *sb, const char *code)
