@@ -204,11 +204,13 @@ static int read_session_header(int fd, const char *path, const eryx_sandbox_conf
                          (unsigned long long)cfg->tmp_quota, (unsigned long long)wasi_max);
         return ERYX_INVALID;
     }
-    uint64_t want = sizeof *h + h->mem_size + h->wasi_size; /* both bounded above */
-    if ((uint64_t)st.st_size != want) {
+    /* Without overflow, whatever the quota (the bound saturates). */
+    uint64_t size = (uint64_t)st.st_size, body = size - sizeof *h;
+    if (size < sizeof *h || h->mem_size > body || h->wasi_size != body - h->mem_size) {
         eryx__set_errmsg(NULL, "%s is truncated or has trailing bytes (%llu bytes, its header "
-                               "says %llu)",
-                         path, (unsigned long long)st.st_size, (unsigned long long)want);
+                               "says %llu of memory and %llu of file state after %zu)",
+                         path, (unsigned long long)size, (unsigned long long)h->mem_size,
+                         (unsigned long long)h->wasi_size, sizeof *h);
         return ERYX_INVALID;
     }
     if (!globals_ok(&h->globals, h->mem_size)) {
