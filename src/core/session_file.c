@@ -15,7 +15,7 @@
 
 /* ---- session files ----------------------------------------------------- */
 
-#define SESSION_MAGIC "ERYXSES3"
+#define SESSION_MAGIC "ERYXSES4"
 
 /* The header of a session file; little endian, followed by mem_size bytes of
  * linear memory and wasi_size bytes of WASI state (/tmp and the fd table,
@@ -26,7 +26,10 @@
  * ERYXSES1 files (memory only) came from builds before /tmp was saved,
  * ERYXSES2 ones from builds that summed with FNV-1a: byte by byte, it took
  * ~20% of a save and as much of a load; XXH3 (libxxhash) runs at memory
- * speed. */
+ * speed. ERYXSES3 ones wrote whole paths in the /tmp records, which made
+ * the WASI state of a full /tmp up to ~32 times its quota: paths are now
+ * prefix-coded, and the loader bounds the state by the quota
+ * (eryx__wasi_state_max). */
 typedef struct session_header {
     char magic[8];
     char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
@@ -36,10 +39,6 @@ typedef struct session_header {
     uint64_t checksum;          /* XXH3-64 of the memory, then the WASI bytes */
     eryx__snapshot_globals globals;
 } session_header;
-
-/* The WASI state may hold /tmp (its quota, 64 MiB by default) plus orphaned
- * open files: more than this is not something we wrote. */
-#define MAX_WASI_STATE (1ull << 32)
 
 /* The checksum of a session's memory and WASI bytes: XXH3-64, seed 0. */
 static int session_checksum(const uint8_t *mem, size_t mem_len, const uint8_t *state,
@@ -135,13 +134,38 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
     return ok ? ERYX_OK : ERYX_IO;
 }
 
-/* Reads and checks a session file's header and memory checksum. */
-static int read_session_header(int fd, const char *path, uint64_t max_memory, session_header *h)
+/* Refuses a header whose saved globals could not have come from a guest of
+ * mem_size bytes: the interrupt words become host atomics at these guest
+ * addresses (4-aligned and inside the memory, or both 0 when the sandbox
+ * never learnt them), the exception is a pointer into the memory, the bit a
+ * single bit, and the stack pointer (16-aligned between runs, clang's wasm
+ * ABI) and memory base lie inside the memory. */
+static int globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size)
+{
+    int unset = g->breaker_addr == 0 && g->async_exc_addr == 0;
+    int words = unset || (g->breaker_addr % 4u == 0 && g->async_exc_addr % 4u == 0 &&
+                          g->breaker_addr != 0 && g->async_exc_addr != 0 &&
+                          g->breaker_addr <= mem_size - 4 && g->async_exc_addr <= mem_size - 4);
+    int exc = unset ? g->exc_value == 0 && g->breaker_bit == 0
+                    : g->exc_value % 4u == 0 && g->exc_value < mem_size &&
+                          g->breaker_bit != 0 && (g->breaker_bit & (g->breaker_bit - 1)) == 0;
+    return words && exc && g->stack_pointer % 16u == 0 && g->stack_pointer <= mem_size &&
+           g->memory_base % 16u == 0 && g->memory_base <= mem_size;
+}
+
+/* Reads and checks a session file's header, against the file's real size
+ * and the loading config, before anything is allocated: a header cannot
+ * make the loader allocate more than the file holds, nor more WASI state
+ * than cfg's tmp_quota can take. The checksum is checked later, over the
+ * bytes as they were read (eryx__sandbox_load). */
+static int read_session_header(int fd, const char *path, const eryx_sandbox_config *cfg,
+                               session_header *h)
 {
     struct stat st;
     ssize_t got = pread(fd, h, sizeof *h, 0);
     int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
-                             memcmp(h->magic, "ERYXSES2", 8) == 0);
+                             memcmp(h->magic, "ERYXSES2", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES3", 8) == 0);
     if (older) {
         eryx__set_errmsg(NULL, "%s was saved by an older eryx (session format %c, this one "
                                "reads %c)", path, h->magic[7], SESSION_MAGIC[7]);
@@ -156,45 +180,50 @@ static int read_session_header(int fd, const char *path, uint64_t max_memory, se
                          path, h->build_id, ERYX_BUILD_ID);
         return ERYX_INVALID;
     }
-    if (fstat(fd, &st) != 0 || h->mem_size % 65536u != 0 || h->mem_size == 0 ||
-        h->mem_size > max_memory || h->wasi_size > MAX_WASI_STATE ||
-        (uint64_t)st.st_size != sizeof *h + h->mem_size + h->wasi_size) {
-        eryx__set_errmsg(NULL, "%s is truncated, or its memory is larger than max_memory",
-                         path);
+    if (fstat(fd, &st) != 0) {
+        eryx__set_errmsg(NULL, "cannot stat %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    /* A wasm32 memory, whole 64 KiB pages (the engine's cap: 65535). */
+    if (h->mem_size % 65536u != 0 || h->mem_size == 0 || h->mem_size > 65535ull * 65536u) {
+        eryx__set_errmsg(NULL, "%s has a malformed header (memory size %llu)", path,
+                         (unsigned long long)h->mem_size);
         return ERYX_INVALID;
     }
-    static const size_t chunk = 1 << 20;
-    uint8_t *buf = malloc(chunk);
-    XXH3_state_t *x = XXH3_createState();
-    if (!buf || !x) {
-        free(buf);
-        XXH3_freeState(x);
-        return ERYX_NOMEM;
+    if (h->mem_size > cfg->max_memory) {
+        eryx__set_errmsg(NULL, "%s holds %llu bytes of memory: larger than max_memory (%llu)",
+                         path, (unsigned long long)h->mem_size,
+                         (unsigned long long)cfg->max_memory);
+        return ERYX_INVALID;
     }
-    XXH3_64bits_reset(x);
-    uint64_t total = h->mem_size + h->wasi_size;
-    for (uint64_t off = 0; off < total;) {
-        size_t want = total - off < chunk ? (size_t)(total - off) : chunk;
-        ssize_t r = pread(fd, buf, want, (off_t)(sizeof *h + off));
-        if (r <= 0) {
-            free(buf);
-            XXH3_freeState(x);
-            eryx__set_errmsg(NULL, "cannot read %s", path);
-            return ERYX_IO;
-        }
-        XXH3_64bits_update(x, buf, (size_t)r);
-        off += (uint64_t)r;
+    uint64_t wasi_max = eryx__wasi_state_max(cfg->tmp_quota);
+    if (h->wasi_size > wasi_max) {
+        eryx__set_errmsg(NULL, "%s has a malformed header: %llu bytes of file state, more than "
+                               "a tmp_quota of %llu bytes can hold (at most %llu)",
+                         path, (unsigned long long)h->wasi_size,
+                         (unsigned long long)cfg->tmp_quota, (unsigned long long)wasi_max);
+        return ERYX_INVALID;
     }
-    uint64_t sum = XXH3_64bits_digest(x);
-    free(buf);
-    XXH3_freeState(x);
-    if (sum != h->checksum) {
-        eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
+    /* Without overflow, whatever the quota (the bound saturates). */
+    uint64_t size = (uint64_t)st.st_size, body = size - sizeof *h;
+    if (size < sizeof *h || h->mem_size > body || h->wasi_size != body - h->mem_size) {
+        eryx__set_errmsg(NULL, "%s is truncated or has trailing bytes (%llu bytes, its header "
+                               "says %llu of memory and %llu of file state after %zu)",
+                         path, (unsigned long long)size, (unsigned long long)h->mem_size,
+                         (unsigned long long)h->wasi_size, sizeof *h);
+        return ERYX_INVALID;
+    }
+    if (!globals_ok(&h->globals, h->mem_size)) {
+        eryx__set_errmsg(NULL, "%s has a malformed header: its saved stack pointer, memory "
+                               "base or interrupt addresses are unaligned or outside its "
+                               "memory", path);
         return ERYX_INVALID;
     }
     return ERYX_OK;
 }
 
+/* The WASI bytes, read once into a buffer of their own (the size is the
+ * file's, checked). */
 static int read_wasi_state(int fd, const char *path, const session_header *h, uint8_t **out)
 {
     uint8_t *p = malloc(h->wasi_size ? (size_t)h->wasi_size : 1);
@@ -203,14 +232,36 @@ static int read_wasi_state(int fd, const char *path, const session_header *h, ui
     for (uint64_t off = 0; off < h->wasi_size;) {
         ssize_t r = pread(fd, p + off, (size_t)(h->wasi_size - off),
                           (off_t)(sizeof *h + h->mem_size + off));
+        if (r < 0 && errno == EINTR)
+            continue;
         if (r <= 0) {
             free(p);
-            eryx__set_errmsg(NULL, "cannot read %s", path);
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path,
+                             r < 0 ? strerror(errno) : "it shrank while being loaded");
             return ERYX_IO;
         }
         off += (uint64_t)r;
     }
     *out = p;
+    return ERYX_OK;
+}
+
+/* Checks the checksum of what sb was made from: its memory, which maps the
+ * image read from the file (a sealed memfd: nothing can change it), and
+ * the WASI bytes, before either is used. Read faults on the memory are
+ * batched first (its zero pages map the zero page: no memory is taken). */
+static int check_sum(eryx_sandbox *sb, const char *path, const uint8_t *state, size_t len,
+                     uint64_t want)
+{
+    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    (void)eryx__memory_prefault(mem, 0, mem->size, 0); /* only a speed-up */
+    uint64_t sum;
+    if (session_checksum(mem->data, mem->size, state, len, &sum) < 0)
+        return ERYX_NOMEM;
+    if (sum != want) {
+        eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
+        return ERYX_INVALID;
+    }
     return ERYX_OK;
 }
 
@@ -238,43 +289,58 @@ static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t 
     return ERYX_OK;
 }
 
+/* Every byte of the file is read once: the memory into an image (a sealed
+ * memfd), the WASI state into a buffer, and the checksum is computed over
+ * those copies — the memory through the new sandbox's mapping of the image —
+ * before the sandbox is returned or its files restored. A file changed
+ * while it is loaded (between two reads, or after the check) thus cannot
+ * smuggle in unchecked bytes: what is used is what was summed. */
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out)
 {
+    *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
         return ERYX_IO;
     }
     session_header h;
-    int rc = read_session_header(fd, path, cfg->max_memory, &h);
+    int rc = read_session_header(fd, path, cfg, &h);
     eryx__mem_image *img = NULL;
-    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0)
+    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0) {
+        eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
         rc = ERYX_IO;
+    }
     if (rc == ERYX_OK) {
         int err = eryx__mem_image_read(fd, h.mem_size, &img);
         if (err < 0) {
-            eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(-err));
-            rc = ERYX_IO;
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path,
+                             err == -EIO ? "it shrank while being loaded" : strerror(-err));
+            rc = err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
         }
     }
     uint8_t *state = NULL;
     if (rc == ERYX_OK)
         rc = read_wasi_state(fd, path, &h, &state);
     close(fd);
+    eryx_sandbox *sb = NULL;
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_from_state(rt, cfg, img, &h.globals, NULL, &sb);
+    if (rc == ERYX_OK &&
+        (rc = check_sum(sb, path, state, (size_t)h.wasi_size, h.checksum)) != ERYX_OK) {
+        eryx__sandbox_free(sb);
+        sb = NULL;
+    }
+    if (rc == ERYX_OK && (rc = restore_wasi_state(sb, path, state, (size_t)h.wasi_size)) !=
+                             ERYX_OK)
+        sb = NULL; /* freed */
     if (rc == ERYX_OK) {
-        rc = eryx__sandbox_from_state(rt, cfg, img, &h.globals, NULL, out);
-        if (rc == ERYX_OK && (rc = restore_wasi_state(*out, path, state,
-                                                      (size_t)h.wasi_size)) != ERYX_OK)
-            *out = NULL;
-        if (rc == ERYX_OK) {
-            (*out)->needs_setup = 0;
-            (*out)->reseed_only = 1;
-            (*out)->run_count = h.run_count;
-        }
+        sb->needs_setup = 0;
+        sb->reseed_only = 1;
+        sb->run_count = h.run_count;
+        *out = sb;
     }
     free(state);
     eryx__mem_image_unref(img);
     return rc;
 }
-

@@ -67,6 +67,12 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b);
  * errno (-ENOSPC past the quota); w must then be discarded. */
 int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost);
 
+/* The most bytes eryx__wasi_save_state can write for a state that
+ * eryx__wasi_restore_state can bring back under the given /tmp quota (its
+ * files' bytes, plus a bounded record per node and per fd): a session
+ * file claiming more is refused before anything is allocated. */
+uint64_t eryx__wasi_state_max(uint64_t tmp_quota);
+
 /* For a clone taken from a template, the new owner's settings: its file
  * tree (to add mounts) and its output cap. */
 eryx__vfs *eryx__wasi_vfs(eryx__wasi *w);
