@@ -246,19 +246,19 @@ static int read_wasi_state(int fd, const char *path, const session_header *h, ui
     return ERYX_OK;
 }
 
-/* Checks the checksum of what sb was made from: its memory, which maps the
- * image read from the file (a sealed memfd: nothing can change it), and
- * the WASI bytes, before either is used. Read faults on the memory are
- * batched first (its zero pages map the zero page: no memory is taken). */
-static int check_sum(eryx_sandbox *sb, const char *path, const uint8_t *state, size_t len,
+static void hash_chunk(void *ud, const uint8_t *p, size_t n)
+{
+    XXH3_64bits_update(ud, p, n);
+}
+
+/* Checks the checksum of what the sandbox is made from: the memory, hashed
+ * chunk by chunk as it went into the image (a sealed memfd: nothing can
+ * change it afterwards), then the WASI bytes, before either is used. */
+static int check_sum(XXH3_state_t *x, const char *path, const uint8_t *state, size_t len,
                      uint64_t want)
 {
-    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    (void)eryx__memory_prefault(mem, 0, mem->size, 0); /* only a speed-up */
-    uint64_t sum;
-    if (session_checksum(mem->data, mem->size, state, len, &sum) < 0)
-        return ERYX_NOMEM;
-    if (sum != want) {
+    XXH3_64bits_update(x, state, len);
+    if (XXH3_64bits_digest(x) != want) {
         eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
         return ERYX_INVALID;
     }
@@ -290,9 +290,10 @@ static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t 
 }
 
 /* Every byte of the file is read once: the memory into an image (a sealed
- * memfd), the WASI state into a buffer, and the checksum is computed over
- * those copies — the memory through the new sandbox's mapping of the image —
- * before the sandbox is returned or its files restored. A file changed
+ * memfd), hashed chunk by chunk on its way in, the WASI state into a
+ * buffer, and the checksum is compared before anything is used. (Hashing
+ * through the new sandbox's mapping instead read every page a second time:
+ * a 70 MB load took 96 instead of 62 ms, bench_sandbox.) A file changed
  * while it is loaded (between two reads, or after the check) thus cannot
  * smuggle in unchecked bytes: what is used is what was summed. */
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
@@ -311,8 +312,12 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
         eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
         rc = ERYX_IO;
     }
+    XXH3_state_t *x = XXH3_createState();
+    if (rc == ERYX_OK && !x)
+        rc = ERYX_NOMEM;
     if (rc == ERYX_OK) {
-        int err = eryx__mem_image_read(fd, h.mem_size, &img);
+        XXH3_64bits_reset(x);
+        int err = eryx__mem_image_read_each(fd, h.mem_size, hash_chunk, x, &img);
         if (err < 0) {
             eryx__set_errmsg(NULL, "cannot read %s: %s", path,
                              err == -EIO ? "it shrank while being loaded" : strerror(-err));
@@ -323,14 +328,12 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
     if (rc == ERYX_OK)
         rc = read_wasi_state(fd, path, &h, &state);
     close(fd);
+    if (rc == ERYX_OK)
+        rc = check_sum(x, path, state, (size_t)h.wasi_size, h.checksum);
+    XXH3_freeState(x);
     eryx_sandbox *sb = NULL;
     if (rc == ERYX_OK)
         rc = eryx__sandbox_from_state(rt, cfg, img, &h.globals, NULL, &sb);
-    if (rc == ERYX_OK &&
-        (rc = check_sum(sb, path, state, (size_t)h.wasi_size, h.checksum)) != ERYX_OK) {
-        eryx__sandbox_free(sb);
-        sb = NULL;
-    }
     if (rc == ERYX_OK && (rc = restore_wasi_state(sb, path, state, (size_t)h.wasi_size)) !=
                              ERYX_OK)
         sb = NULL; /* freed */

@@ -376,5 +376,11 @@ int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or
  * -errno (-EIO for input shorter than size). */
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out);
+/* The same, handing every chunk read to each(ud, bytes, n) in order before
+ * it goes into the image: a checksum over exactly the bytes the image
+ * holds (it is sealed once read), without reading them a second time. */
+int eryx__mem_image_read_each(int fd, uint64_t size,
+                              void (*each)(void *ud, const uint8_t *p, size_t n), void *ud,
+                              eryx__mem_image **out);
 
 #endif
