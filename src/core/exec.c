@@ -18,12 +18,8 @@ static eryx__hub *hub_new(void)
     eryx__hub *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* deadlines are monotonic */
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&h->cv);
     h->refs = 1;
     return h;
 }

@@ -266,6 +266,10 @@ void eryx__call_handler(const eryx_call *call, eryx_callback_fn *handler, void *
 int eryx__sandbox_rehandle(eryx_sandbox **handle);
 void eryx__sandbox_forget_runs(eryx_sandbox *handle);
 
+/* A condition whose timed waits take CLOCK_MONOTONIC deadlines (every
+ * deadline here is one: eryx__now_ns). */
+void eryx__cond_init_monotonic(pthread_cond_t *cv);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t eryx__now_ns(void);
 

@@ -147,11 +147,7 @@ static void *watchdog(void *arg)
 
 static int start_watchdog(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd_cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&wd_cv);
     pthread_t t;
     pthread_attr_t ta;
     pthread_attr_init(&ta);

@@ -96,12 +96,8 @@ int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *given, eryx_pool **o
     }
     p->rt = rt;
     p->cfg = *cfg;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&p->cv);
     /* Fill min_idle now, so the first acquires find sandboxes ready. */
     for (uint32_t i = 0; i < cfg->min_idle; i++) {
         eryx_sandbox *sb;

@@ -42,11 +42,7 @@ static unsigned n_queued, n_workers, n_idle;
 
 static void pool_init(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&pool_cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&pool_cv);
 }
 
 /* A job whose run ended: its handler is never started. */
@@ -235,12 +231,8 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     if (rc != ERYX_OK)
         return rc;
     waiter w = {.woken = 0};
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&w.mu, NULL);
-    pthread_cond_init(&w.cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&w.cv);
     eryx_exec_set_notify(ex, wake, &w);
     while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
         start_calls(ex, &w);

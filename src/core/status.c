@@ -61,3 +61,12 @@ uint64_t eryx__deadline_after(uint64_t ns)
     uint64_t now = eryx__now_ns();
     return ns && ns < UINT64_MAX - now ? now + ns : 0;
 }
+
+void eryx__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
+}

@@ -26,6 +26,17 @@ static eryx_sandbox *new_sandbox(const eryx_sandbox_config *cfg)
     return sb;
 }
 
+/* A sandbox offering `await f(...)`, with no handler: the test answers. */
+static eryx_sandbox *sandbox_with_f(void)
+{
+    static const eryx_callback cb = {.name = "f"};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    return new_sandbox(&cfg);
+}
+
 static int run(eryx_sandbox *sb, const char *code, eryx_result **r)
 {
     return eryx_sandbox_run(sb, code, strlen(code), r);
@@ -72,12 +83,7 @@ static void test_stale_sandbox_handle(void)
 
 static void test_stale_exec_and_call(void)
 {
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    eryx_callback cb = {.name = "f"};
-    cfg.callbacks = &cb;
-    cfg.n_callbacks = 1;
-    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_sandbox *sb = sandbox_with_f();
     eryx_exec *ex = NULL;
     const char *code = "print(await f(a=1))";
     CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
@@ -267,12 +273,7 @@ static void *reply_later(void *arg)
 
 static void test_reply_during_sleep(void)
 {
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    eryx_callback cb = {.name = "f"};
-    cfg.callbacks = &cb;
-    cfg.n_callbacks = 1;
-    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_sandbox *sb = sandbox_with_f();
     eryx_exec *ex = NULL;
     const char *code = "import asyncio, time\nt = asyncio.create_task(f())\n"
                        "await asyncio.sleep(0)\ntime.sleep(0.4)\nprint(await t)";
@@ -331,12 +332,7 @@ static void *interrupt_later(void *arg)
 
 static void test_reentrant_notify(void)
 {
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    eryx_callback cb = {.name = "f"};
-    cfg.callbacks = &cb;
-    cfg.n_callbacks = 1;
-    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_sandbox *sb = sandbox_with_f();
     notify_probe p = {0};
     const char *code = "await f()\nimport asyncio\nawait asyncio.sleep(30)";
     CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &p.ex), ERYX_OK);
@@ -364,12 +360,7 @@ static void test_reentrant_notify(void)
 
 static void test_free_with_pending_exec(void)
 {
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    eryx_callback cb = {.name = "f"};
-    cfg.callbacks = &cb;
-    cfg.n_callbacks = 1;
-    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_sandbox *sb = sandbox_with_f();
     eryx_exec *ex = NULL;
     const char *code = "await f()";
     CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
