@@ -277,7 +277,7 @@ static eryx_result *run(eryx_sandbox *sb, const char *code)
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 20;
-    static const eryx_callback cb = {"noop", NULL, NULL, noop, NULL, ERYX_CALLBACK_INLINE};
+    static const eryx_callback cb = {0, "noop", NULL, NULL, noop, NULL, ERYX_CALLBACK_INLINE};
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.callbacks = &cb;

@@ -581,8 +581,19 @@ def write_markdown(path, res, t, plots):
             doc = " ".join(m.group(1).split())
         w("- `%s`: %s" % (k, doc))
     w("")
+    # Side-by-side comparisons (bench/compare_sandbox.py) are appended after
+    # this marker and kept when the report is rewritten.
+    kept = ""
+    if os.path.exists(path):
+        old = open(path).read()
+        at = old.find(KEEP_MARKER)
+        if at >= 0:
+            kept = "\n" + old[at:]
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L) + kept)
+
+
+KEEP_MARKER = "<!-- comparisons: kept by run.py -->"
 
 
 # ---------------------------------------------------------------- main

@@ -283,16 +283,16 @@ static char *read_all(FILE *f, size_t *len)
     return buf;
 }
 
+/* Each of the guest's writes goes out at once, also when stdout is a pipe
+ * (stdio would hold it in a block buffer): output streams, as documented,
+ * and stays in the order the guest wrote it in when both streams go to one
+ * place. A write is already a chunk the guest chose to flush. */
 static void stream_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
-    if (fd == 2) {
-        /* Keep the order the guest wrote in when both go to one place. */
-        fflush(stdout);
-        fwrite(data, 1, len, stderr);
-    } else {
-        fwrite(data, 1, len, stdout);
-    }
+    FILE *f = fd == 2 ? stderr : stdout;
+    fwrite(data, 1, len, f);
+    fflush(f);
 }
 
 /* Builds sys.argv as python does: ['-c', args...], [FILE, args...],
@@ -438,7 +438,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         if (c->max_output)
             cfg.max_output = c->max_output;
         if (c->timeout_set)
-            cfg.timeout_ns = c->timeout_ms * 1000000u;
+            cfg.timeout_ns = c->timeout_ms ? c->timeout_ms * 1000000u : ERYX_NO_LIMIT;
         cfg.fuel = c->fuel;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;

@@ -92,7 +92,7 @@ static void run_block(eryx_sandbox *sb, const char *src, size_t len)
     eryx_run_options_default(&o);
     o.mode = ERYX_RUN_INTERACTIVE;
     o.filename = "<stdin>";
-    o.timeout_ns = 0; /* a person decides when to stop: Ctrl-C */
+    o.timeout_ns = ERYX_NO_LIMIT; /* a person decides when to stop: Ctrl-C */
     eryx_result *r = NULL;
     int rc = eryx_sandbox_run_ex(sb, src, len, &o, &r);
     fflush(stdout);

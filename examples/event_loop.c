@@ -70,7 +70,7 @@ static void finish_call(int ep, pending *p, double t0)
 int main(void)
 {
     static const eryx_callback fetch = {
-        "fetch", "Waits delay_ms, then answers",
+        0, "fetch", "Waits delay_ms, then answers",
         "{\"properties\": {\"delay_ms\": {\"type\": \"integer\"}}}", NULL, NULL, 0};
     eryx_runtime *rt = NULL;
     eryx_sandbox *sb = NULL;

@@ -41,9 +41,16 @@ wasi="$pytop/wasi"
 sdk="$pytop/wasi-sdk"
 native_py="$pytop/native/python"
 
-# Stage 1: guest.wasm and stdlib.img.
-key=$( { echo "$pytop"; cat "$0" "$here"/*.c "$here"/*.h "$here"/pack_stdlib.py;
-         find "$here/python" -type f -name '*.py' | sort | xargs cat; } | sha256sum | cut -c1-16)
+# Stage 1: guest.wasm and stdlib.img. The key is also the build id (the
+# session format embeds it: src/CMakeLists.txt), so it is made of what the
+# stage is built from, never of where: CPython's stage by its name (its
+# versions and recipe), the compiler's version, our sources and the files of
+# the Python package with their names. Where things are must not reach the
+# outputs either (below), or one id would name different modules.
+key=$( { basename "$pytop"; "$sdk/bin/clang" --version | head -n 1; cat "$0";
+         cd "$here" && cat eryx_guest.c abi.h print-vars.mk pack_stdlib.py &&
+         find python -type f -name '*.py' | LC_ALL=C sort |
+         while read -r f; do echo "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 out="$ERYX_CACHE_DIR/guest-$key"
 if [ ! -f "$out/stamp" ]; then
     t0=$(date +%s)
@@ -52,7 +59,10 @@ if [ ! -f "$out/stamp" ]; then
     vars=$(make -s -C "$wasi" -f Makefile -f "$here/print-vars.mk" print-link-vars)
     eval "$vars"
     log "compiling eryx_guest.c and linking guest.wasm"
+    # __FILE__ (CPython's inline functions assert) names fixed directories,
+    # not this checkout's or this cache's.
     "$sdk/bin/clang" -O2 -I"$src/Include" -I"$wasi" -I"$here" \
+        -ffile-prefix-map="$ERYX_CACHE_DIR"=/eryx-cache -ffile-prefix-map="$here"=/eryx-guest \
         -c "$here/eryx_guest.c" -o "$out.tmp/eryx_guest.o"
     # shellcheck disable=SC2086
     (cd "$wasi" && "$sdk/bin/clang" -mexec-model=reactor \
@@ -60,9 +70,24 @@ if [ ! -f "$out/stamp" ]; then
         -Wl,--strip-debug \
         "$out.tmp/eryx_guest.o" $PY_LIBS -o "$out.tmp/guest.wasm")
     log "packing the standard library"
-    sysconfig_dir=$(ls -d "$wasi"/build/lib.wasi-wasm32-*)
-    "$native_py" "$here/pack_stdlib.py" "$src/Lib" "$sysconfig_dir" "$here/python" \
+    # CPython's build configuration (sysconfig) names the build directories:
+    # shipped with the cache directory replaced by a fixed name.
+    mkdir "$out.tmp/sysconfig"
+    for f in "$wasi"/build/lib.wasi-wasm32-*/*.py; do
+        text=$(cat "$f")
+        printf '%s\n' "${text//"$ERYX_CACHE_DIR"//eryx-cache}" >"$out.tmp/sysconfig/${f##*/}"
+    done
+    "$native_py" "$here/pack_stdlib.py" "$src/Lib" "$out.tmp/sysconfig" "$here/python" \
         --prefix "/usr/lib/python$ERYX_PY_VERSION" -o "$out.tmp/stdlib.img"
+    rm -rf "$out.tmp/sysconfig"
+    for f in guest.wasm stdlib.img; do
+        for dir in "$pytop" "$here"; do
+            if grep -qF "$dir" "$out.tmp/$f"; then
+                log "$f names $dir: the build id would not say what it holds"
+                exit 1
+            fi
+        done
+    done
     touch "$out.tmp/stamp"
     rm -rf "$out" && mv "$out.tmp" "$out"
     log "guest.wasm + stdlib.img: $(( $(date +%s) - t0 )) s"

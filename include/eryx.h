@@ -17,13 +17,37 @@
  *   Strings returned by eryx_errmsg() are borrowed until the next call on the
  *   same handle (or, for eryx_errmsg(NULL), the next eryx call on the thread).
  *
+ * Handles
+ *   eryx_runtime, eryx_sandbox, eryx_exec, eryx_call and eryx_pool pointers
+ *   are handles, not addresses: never dereference them. A handle dies with
+ *   its free (or, for a call, its reply; for an execution, its finish; for a
+ *   sandbox given back to a pool, the release). Every function given a dead
+ *   handle, or one of the wrong type, returns ERYX_MISUSE (0, NULL or ""
+ *   for functions without a status) and does nothing, also when the object
+ *   behind it was reused for another owner.
+ *
  * Threading
  *   A runtime may be used from any number of threads at once. A sandbox is
  *   used by one thread at a time (any thread, one after the other); using one
  *   sandbox from two threads at once is detected and fails with ERYX_MISUSE.
  *   The exceptions: eryx_sandbox_interrupt() may be called from any thread
- *   while another runs the sandbox, and eryx_call_reply()/eryx_call_fail()
- *   from any thread. Results are plain data: read and free them anywhere.
+ *   while another runs the sandbox, eryx_call_*() from any thread, and the
+ *   pool functions from any thread. Results are plain data: read and free
+ *   them anywhere.
+ *
+ * Versions of structs
+ *   Configs and options start with their own size, filled by *_default():
+ *   a library reads only the fields the caller's size covers and defaults
+ *   the rest, so a program built against an older header keeps working.
+ *   Structs passed in arrays (eryx_callback, eryx_mount) and
+ *   eryx_pool_stats also start with a size: 0 means this first version's
+ *   layout (so `{.name = ...}` initialisers stay valid); every element of
+ *   one array has the size of the first.
+ *
+ * Limits
+ *   One convention for every limit (timeouts, fuel): 0 means "not set" (the
+ *   default in a config, the sandbox's value in run options) and
+ *   ERYX_NO_LIMIT means none.
  *
  * Signals
  *   eryx installs a SIGSEGV/SIGBUS handler (once, at the first
@@ -57,6 +81,9 @@ extern "C" {
 #define ERYX_VERSION_MINOR 1
 #define ERYX_VERSION_PATCH 0
 #define ERYX_VERSION_STRING "0.1.0"
+
+/* No limit, for any limit field (see "Limits" above). */
+#define ERYX_NO_LIMIT UINT64_MAX
 
 /* The status codes: X(NAME, value, description). */
 #define ERYX_STATUS_MAP(X)                                                          \
@@ -154,6 +181,7 @@ typedef void (*eryx_callback_fn)(void *user_data, eryx_call *call);
  * object; positional ones are mapped to the schema's "properties" in order.
  * Names that would shadow a builtin are refused. */
 typedef struct eryx_callback {
+    size_t size;                /* 0 or sizeof(eryx_callback) */
     const char *name;           /* identifiers separated by dots */
     const char *description;    /* may be NULL */
     const char *schema;         /* JSON Schema of the arguments (an object with
@@ -170,7 +198,11 @@ typedef struct eryx_callback {
 #define ERYX_CALLBACK_INLINE 1u
 
 /* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
- * execution) of a call. Borrowed until the call is completed. */
+ * execution) of a call. Borrowed until the call is completed. The arguments
+ * of one call are at most 4 MiB of JSON (larger ones fail in the guest with
+ * a CallbackError of kind "invalid_arguments" and never reach the handler),
+ * and the calls of one turn of the guest's event loop at most 8 MiB
+ * together (larger: RuntimeError in the guest). */
 ERYX_API const char *eryx_call_name(const eryx_call *call);
 ERYX_API const char *eryx_call_args(const eryx_call *call);
 ERYX_API uint64_t eryx_call_id(const eryx_call *call);
@@ -185,10 +217,16 @@ ERYX_API uint64_t eryx_call_id(const eryx_call *call);
 ERYX_API int eryx_call_reply(eryx_call *call, const char *json, size_t len);
 ERYX_API int eryx_call_fail(eryx_call *call, int kind, const char *message);
 
+/* 1 while the guest still waits for this call's reply; 0 once it timed
+ * out, its execution ended, or for a dead handle. A handler with queued
+ * work can skip calls nobody waits for (it must still complete them). */
+ERYX_API int eryx_call_pending(const eryx_call *call);
+
 /* A host directory made visible to the guest at guest_path. Read-only unless
  * writable is set. Paths inside are resolved beneath host_path: "..",
  * absolute symlinks and /proc links cannot leave it. */
 typedef struct eryx_mount {
+    size_t size;            /* 0 or sizeof(eryx_mount) */
     const char *host_path;
     const char *guest_path; /* absolute, e.g. "/data" */
     int writable;
@@ -233,14 +271,16 @@ typedef struct eryx_sandbox_config {
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;
-                                    0 = none); eryx_run_options may override */
+                                    ERYX_NO_LIMIT = none); eryx_run_options
+                                    may override */
     uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
                                     Python code has to unwind before it is
                                     stopped hard (default 200 ms) */
     uint64_t fuel;               /* budget of guest work per run: one unit per
                                     function call and loop iteration of the
-                                    interpreter's code (0 = unlimited; the
-                                    use is counted and reported anyway).
+                                    interpreter's code (0 or ERYX_NO_LIMIT =
+                                    unlimited, the default; the use is
+                                    counted and reported anyway).
                                     Only in builds that count fuel
                                     (eryx_build_has_fuel()); elsewhere a
                                     non-zero value is ERYX_INVALID */
@@ -248,6 +288,12 @@ typedef struct eryx_sandbox_config {
                                     rest is dropped); 1: the write that
                                     crosses it fails, Python raises
                                     OSError(EFBIG) */
+    uint64_t host_write_quota;   /* bytes the guest may add to writable
+                                    mounts, all of them together (default
+                                    1 GiB; file growth, plus 4 KiB per file
+                                    or directory created; deleting gives
+                                    back only what it added): beyond,
+                                    OSError(EDQUOT) */
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);
@@ -361,6 +407,8 @@ typedef struct eryx_pool_config {
 } eryx_pool_config;
 
 typedef struct eryx_pool_stats {
+    size_t size;                        /* 0 or sizeof(eryx_pool_stats): set
+                                           it before eryx_pool_get_stats */
     uint64_t acquisitions;              /* successful acquires */
     uint64_t creations;                 /* sandboxes created */
     uint64_t waits;                     /* acquires that had to wait */
@@ -442,8 +490,10 @@ typedef struct eryx_run_options {
     const char *const *argv;   /* sys.argv, NULL-terminated; default [""] */
     const void *stdin_data;    /* bytes sys.stdin reads, then EOF; default none */
     size_t stdin_len;
-    uint64_t timeout_ns;       /* this run's time limit; 0 = the sandbox's */
-    uint64_t fuel;             /* this run's fuel; 0 = the sandbox's */
+    uint64_t timeout_ns;       /* this run's time limit; 0 = the sandbox's,
+                                  ERYX_NO_LIMIT = none */
+    uint64_t fuel;             /* this run's fuel; 0 = the sandbox's,
+                                  ERYX_NO_LIMIT = unlimited */
 } eryx_run_options;
 
 ERYX_API void eryx_run_options_default(eryx_run_options *opts);
@@ -483,7 +533,9 @@ ERYX_API int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
  *   eryx_exec_finish(ex, &result);
  *
  * Steps never block: when every task of the guest waits for a call or a
- * timer, the step returns ERYX_PENDING. Callback handlers registered in the
+ * timer, or the guest sleeps (time.sleep), the step returns ERYX_PENDING
+ * (a step runs Python code, which takes as long as it takes, bounded by the
+ * run's time limit). Callback handlers registered in the
  * config are NOT called by the step: the embedder starts each call it gets
  * from eryx_exec_next_call (eryx_sandbox_run calls the handlers). One
  * execution at a time per sandbox.
@@ -505,11 +557,17 @@ ERYX_API eryx_call *eryx_exec_next_call(eryx_exec *ex);
  * without replies (a timer, a callback timeout), or 0 when there is none. */
 ERYX_API uint64_t eryx_exec_deadline_ns(const eryx_exec *ex);
 
-/* 1 if a reply arrived since the last step (worth stepping now). */
+/* 1 if a reply arrived since the last step, or a stop was requested
+ * (worth stepping now). */
 ERYX_API int eryx_exec_ready(const eryx_exec *ex);
 
-/* Called (from the replying thread) each time a reply arrives: wake your
- * loop here (write to an eventfd, signal a condition). May be NULL. */
+/* Called each time stepping becomes worthwhile: a reply arrived (called on
+ * the replying thread) or a timeout or interrupt wants the guest stopped
+ * (on the thread that asked for it, or eryx's timer thread). Wake your
+ * loop here (write to an eventfd, signal a condition). It is called with no
+ * lock of eryx held: it may call eryx_exec_ready and eryx_exec_deadline_ns,
+ * but must not step or finish the execution. eryx_exec_finish waits for a
+ * notify in flight to return, so ud may be freed after it. May be NULL. */
 ERYX_API void eryx_exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud);
 
 /* Takes the result of a finished execution (after a step returned something

@@ -56,4 +56,28 @@
 #define ERYX_DEFAULT_INTERRUPT_GRACE_NS (200ull * 1000 * 1000)
 #endif
 
+/* Largest request the guest's event loop may hand the host in one eryx.wait:
+ * every host function call of one loop turn, arguments included. A larger
+ * request is refused unread (the loop raises RuntimeError). Decoding costs
+ * the host about the request's size once more (src/core/wait_request.h),
+ * so this bounds what a guest makes the host hold per turn; before it
+ * existed, 50 MB of JSON cost 1.1 GB and seconds no timeout could stop. */
+#ifndef ERYX_MAX_WAIT_REQUEST
+#define ERYX_MAX_WAIT_REQUEST (8u << 20)
+#endif
+
+/* Largest arguments of one host function call, as JSON text: beyond, that
+ * call fails at once (CallbackError of kind "invalid_arguments") without
+ * reaching the embedder, and the other calls go on. Handlers get a few MiB
+ * at most, which is what a callback ABI passing JSON is for. */
+#ifndef ERYX_MAX_CALL_ARGS
+#define ERYX_MAX_CALL_ARGS (4u << 20)
+#endif
+
+/* Most calls in one wait request (a gather() of 10000 calls is one request;
+ * max_callbacks still limits how many reach the embedder). */
+#ifndef ERYX_MAX_WAIT_CALLS
+#define ERYX_MAX_WAIT_CALLS 65536u
+#endif
+
 #endif

@@ -1,24 +1,38 @@
 /*
- * Public entry points: argument and misuse checks, then src/core/.
- * A bad handle, a NULL where an object is required, a config of an unknown
- * size or a sandbox entered by two threads at once is an error code with a
- * message, never a crash.
+ * Public entry points: handle and argument checks, then src/core/.
+ *
+ * Every handle goes through the handle table (src/core/handle.h): a dead
+ * handle, one of another type, NULL where an object is required, a config
+ * of an unknown size or a sandbox entered by two threads at once is an
+ * error code with a message, never a crash. Configs of any known version
+ * are brought to this library's layout here (config.c), so the core sees
+ * one shape only.
  */
 #include <stddef.h>
 #include <stdlib.h>
 
+#include "api/config.h"
 #include "core/exec.h"
+#include "core/handle.h"
 
-#define CONFIG_MIN_SIZE(type, first_field) (offsetof(type, first_field) + sizeof(((type *)0)->first_field))
-
-static int runtime_ok(const eryx_runtime *rt)
+static eryx_runtime *get_runtime(const eryx_runtime *h)
 {
-    return rt && rt->magic == ERYX__RUNTIME_MAGIC;
+    return eryx__handle_get(h, ERYX__H_RUNTIME);
 }
 
-static int sandbox_ok(const eryx_sandbox *sb)
+static eryx_sandbox *get_sandbox(const eryx_sandbox *h)
 {
-    return sb && sb->magic == ERYX__SANDBOX_MAGIC;
+    return eryx__handle_get(h, ERYX__H_SANDBOX);
+}
+
+static eryx_exec *get_exec(const eryx_exec *h)
+{
+    return eryx__handle_get(h, ERYX__H_EXEC);
+}
+
+static eryx_call *get_call(const eryx_call *h)
+{
+    return eryx__handle_get(h, ERYX__H_CALL);
 }
 
 static int misuse(eryx_sandbox *sb, const char *what)
@@ -27,134 +41,87 @@ static int misuse(eryx_sandbox *sb, const char *what)
     return ERYX_MISUSE;
 }
 
-int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
+/* ---- runtimes ------------------------------------------------------------- */
+
+int eryx_runtime_new(const eryx_runtime_config *given, eryx_runtime **out)
 {
     eryx__clear_errmsg(NULL);
     if (!out)
         return misuse(NULL, "eryx_runtime_new: out is NULL");
     *out = NULL;
-    if (cfg && eryx__check_config_size(cfg->size, CONFIG_MIN_SIZE(eryx_runtime_config, size),
-                                       sizeof *cfg) != ERYX_OK) {
-        eryx__set_errmsg(NULL, "eryx_runtime_config.size is %zu: fill the config with "
-                               "eryx_runtime_config_default()", cfg->size);
-        return ERYX_INVALID;
+    eryx_runtime_config cfg;
+    int rc = eryx__runtime_config_take(given, &cfg);
+    eryx_runtime *rt = NULL;
+    if (rc == ERYX_OK)
+        rc = eryx__runtime_new(&cfg, &rt);
+    if (rc != ERYX_OK)
+        return rc;
+    if (!(*out = eryx__handle_open(ERYX__H_RUNTIME, rt))) {
+        eryx__runtime_free(rt);
+        eryx__set_errmsg(NULL, "out of memory for a handle");
+        return ERYX_NOMEM;
     }
-    return eryx__runtime_new(cfg, out);
+    return ERYX_OK;
 }
 
-int eryx_runtime_free(eryx_runtime *rt)
+int eryx_runtime_free(eryx_runtime *h)
 {
-    if (!rt)
+    if (!h)
         return ERYX_OK;
-    if (!runtime_ok(rt))
+    eryx_runtime *rt = get_runtime(h);
+    if (!rt)
         return misuse(NULL, "eryx_runtime_free: not a runtime (freed twice?)");
     long live = atomic_load(&rt->n_sandboxes);
     if (live != 0) {
         eryx__set_errmsg(NULL, "misuse: eryx_runtime_free with %ld sandboxes alive", live);
         return ERYX_MISUSE;
     }
+    if (!eryx__handle_close(h, ERYX__H_RUNTIME))
+        return misuse(NULL, "eryx_runtime_free: freed by another thread meanwhile");
     eryx__runtime_free(rt);
     return ERYX_OK;
 }
 
-static int check_sandbox_config(const eryx_sandbox_config *cfg)
+/* ---- sandboxes ------------------------------------------------------------ */
+
+/* Gives a sandbox the core just made a handle; frees it if there is none. */
+static int hand_out(eryx_sandbox *sb, eryx_sandbox **out)
 {
-    if (eryx__check_config_size(cfg->size, CONFIG_MIN_SIZE(eryx_sandbox_config, size),
-                                sizeof *cfg) != ERYX_OK) {
-        eryx__set_errmsg(NULL, "eryx_sandbox_config.size is %zu: fill the config with "
-                               "eryx_sandbox_config_default()", cfg->size);
-        return ERYX_INVALID;
-    }
-    if (cfg->n_mounts && !cfg->mounts)
-        return misuse(NULL, "eryx_sandbox_config: n_mounts set but mounts is NULL");
-    for (size_t i = 0; i < cfg->n_mounts; i++) {
-        const eryx_mount *m = &cfg->mounts[i];
-        if (!m->host_path || !m->guest_path || m->guest_path[0] != '/') {
-            eryx__set_errmsg(NULL, "mount %zu: host_path and an absolute guest_path "
-                                   "are required", i);
-            return ERYX_INVALID;
-        }
-    }
-    if (cfg->fuel && !eryx_build_has_fuel()) {
-        eryx__set_errmsg(NULL, "this build does not count fuel: build its guest with "
-                               "ERYX_GUEST_FUEL=1 (docs/limits.md)");
-        return ERYX_INVALID;
-    }
-    if (cfg->n_callbacks && !cfg->callbacks)
-        return misuse(NULL, "eryx_sandbox_config: n_callbacks set but callbacks is NULL");
-    if (cfg->max_memory < (32u << 20)) {
-        eryx__set_errmsg(NULL, "max_memory %llu is below the 32 MiB the interpreter "
-                               "needs to start", (unsigned long long)cfg->max_memory);
-        return ERYX_INVALID;
+    if (!(*out = eryx__handle_open(ERYX__H_SANDBOX, sb))) {
+        eryx__sandbox_free(sb);
+        eryx__set_errmsg(NULL, "out of memory for a handle");
+        return ERYX_NOMEM;
     }
     return ERYX_OK;
 }
 
-int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out)
+int eryx_sandbox_new(eryx_runtime *rth, const eryx_sandbox_config *given, eryx_sandbox **out)
 {
     eryx__clear_errmsg(NULL);
     if (!out)
         return misuse(NULL, "eryx_sandbox_new: out is NULL");
     *out = NULL;
-    if (!runtime_ok(rt))
+    eryx_runtime *rt = get_runtime(rth);
+    if (!rt)
         return misuse(NULL, "eryx_sandbox_new: not a runtime");
-    if (cfg) {
-        int rc = check_sandbox_config(cfg);
-        if (rc != ERYX_OK)
-            return rc;
-    }
-    return eryx__sandbox_new(rt, cfg, out);
-}
-
-void eryx_sandbox_free(eryx_sandbox *sb)
-{
-    /* A bad handle here cannot be reported: ignoring it beats crashing. */
-    if (sandbox_ok(sb) && !atomic_flag_test_and_set(&sb->busy))
-        eryx__sandbox_free(sb);
-}
-
-int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len, eryx_result **out)
-{
-    return eryx_sandbox_run_ex(sb, code, len, NULL, out);
-}
-
-/* Checks shared by eryx_sandbox_run_ex and eryx_exec_start. */
-static int check_run(eryx_sandbox *sb, const char *code, size_t len,
-                     const eryx_run_options *opts, void *out, const char *fn)
-{
-    if (!sandbox_ok(sb)) {
-        eryx__set_errmsg(NULL, "misuse: %s: not a sandbox (NULL or freed)", fn);
-        return ERYX_MISUSE;
-    }
-    if (!out || (!code && len)) {
-        eryx__set_errmsg(sb, "misuse: %s: out is NULL, or code is NULL with len > 0", fn);
-        return ERYX_MISUSE;
-    }
-    if (opts && eryx__check_config_size(opts->size, CONFIG_MIN_SIZE(eryx_run_options, size),
-                                        sizeof *opts) != ERYX_OK) {
-        eryx__set_errmsg(sb, "eryx_run_options.size is %zu: fill the options with "
-                             "eryx_run_options_default()", opts->size);
-        return ERYX_INVALID;
-    }
-    if (opts && opts->stdin_len && !opts->stdin_data)
-        return misuse(sb, "eryx_run_options: stdin_len set but stdin_data is NULL");
-    if (opts && opts->fuel && !eryx_build_has_fuel()) {
-        eryx__set_errmsg(sb, "this build does not count fuel: build its guest with "
-                             "ERYX_GUEST_FUEL=1 (docs/limits.md)");
-        return ERYX_INVALID;
-    }
-    return ERYX_OK;
+    eryx__config_copy cfg;
+    int rc = eryx__sandbox_config_take(given, &cfg);
+    eryx_sandbox *sb = NULL;
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_new(rt, &cfg.cfg, &sb);
+    eryx__config_copy_free(&cfg);
+    return rc == ERYX_OK ? hand_out(sb, out) : rc;
 }
 
 /* Enters sb for one call: fails if another thread is inside, the sandbox is
- * dead, or (when idle_only) an execution is in progress. */
-static int enter(eryx_sandbox *sb, int idle_only)
+ * dead (unless dead_ok), or (when idle_only) an execution is in progress. */
+static int enter(eryx_sandbox *sb, int idle_only, int dead_ok)
 {
     if (atomic_flag_test_and_set(&sb->busy))
         return misuse(sb, "the sandbox is in use by another thread");
     eryx__clear_errmsg(sb);
     int rc = ERYX_OK;
-    if (sb->state == ERYX__SB_DEAD) {
+    if (sb->state == ERYX__SB_DEAD && !dead_ok) {
         eryx__set_errmsg(sb, "the sandbox is dead (an earlier run trapped or exited)");
         rc = ERYX_DEAD;
     } else if (idle_only && sb->exec) {
@@ -170,162 +137,150 @@ static void leave(eryx_sandbox *sb)
     atomic_flag_clear(&sb->busy);
 }
 
-int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
-                        const eryx_run_options *opts, eryx_result **out)
+/* The sandbox of a handle, entered; *rc says why not when NULL. */
+static eryx_sandbox *enter_handle(const eryx_sandbox *h, const char *fn, int idle_only,
+                                  int dead_ok, int *rc)
 {
-    int rc = check_run(sb, code, len, opts, out, "eryx_sandbox_run");
-    if (rc != ERYX_OK)
-        return rc;
-    *out = NULL;
-    if ((rc = enter(sb, 1)) != ERYX_OK)
-        return rc;
-    rc = eryx__sandbox_run(sb, code ? code : "", len, opts, out);
+    eryx_sandbox *sb = get_sandbox(h);
+    if (!sb) {
+        eryx__set_errmsg(NULL, "misuse: %s: not a sandbox (NULL or freed)", fn);
+        *rc = ERYX_MISUSE;
+        return NULL;
+    }
+    *rc = enter(sb, idle_only, dead_ok);
+    return *rc == ERYX_OK ? sb : NULL;
+}
+
+void eryx_sandbox_free(eryx_sandbox *h)
+{
+    /* A bad handle here cannot be reported: ignoring it beats crashing. */
+    eryx_sandbox *sb = get_sandbox(h);
+    if (!sb || atomic_flag_test_and_set(&sb->busy))
+        return;
+    if (eryx__handle_close(h, ERYX__H_SANDBOX))
+        eryx__sandbox_free(sb);
+}
+
+int eryx__sandbox_rehandle(eryx_sandbox **h)
+{
+    eryx_sandbox *sb = get_sandbox(*h);
+    if (!sb || sb->exec || atomic_flag_test_and_set(&sb->busy))
+        return ERYX_MISUSE;
+    int rc = ERYX_NOMEM;
+    eryx_sandbox *fresh = eryx__handle_open(ERYX__H_SANDBOX, sb);
+    if (fresh && eryx__handle_close(*h, ERYX__H_SANDBOX)) {
+        *h = fresh;
+        rc = ERYX_OK;
+    } else if (fresh) {
+        eryx__handle_close(fresh, ERYX__H_SANDBOX);
+        rc = ERYX_MISUSE;
+    }
     leave(sb);
     return rc;
 }
 
-int eryx_exec_start(eryx_sandbox *sb, const char *code, size_t len,
-                    const eryx_run_options *opts, eryx_exec **out)
+void eryx__sandbox_forget_runs(eryx_sandbox *h)
 {
-    int rc = check_run(sb, code, len, opts, out, "eryx_exec_start");
-    if (rc != ERYX_OK)
-        return rc;
-    *out = NULL;
-    if ((rc = enter(sb, 1)) != ERYX_OK)
-        return rc;
-    rc = eryx__exec_start(sb, code ? code : "", len, opts, out);
-    leave(sb);
-    return rc;
+    eryx_sandbox *sb = get_sandbox(h);
+    if (sb)
+        sb->run_count = 0;
 }
 
-/* An execution is valid while its sandbox is and still points at it. */
-static int exec_ok(const eryx_exec *ex)
+const char *eryx_errmsg(const eryx_sandbox *h)
 {
-    return ex && sandbox_ok(ex->sb) && (ex->sb->exec == ex || ex->state == EX_DONE);
+    if (!h)
+        return eryx__errmsg(NULL);
+    eryx_sandbox *sb = get_sandbox(h);
+    return sb ? eryx__errmsg(sb) : "not a sandbox (freed?)";
 }
 
-int eryx_exec_step(eryx_exec *ex)
-{
-    if (!exec_ok(ex))
-        return misuse(NULL, "eryx_exec_step: not a live execution");
-    if (atomic_flag_test_and_set(&ex->sb->busy))
-        return misuse(ex->sb, "the sandbox is in use by another thread");
-    int rc = eryx__exec_step(ex);
-    leave(ex->sb);
-    return rc;
-}
-
-int eryx_exec_finish(eryx_exec *ex, eryx_result **out)
-{
-    if (out)
-        *out = NULL;
-    if (!exec_ok(ex))
-        return misuse(NULL, "eryx_exec_finish: not a live execution");
-    eryx_sandbox *sb = ex->sb;
-    if (atomic_flag_test_and_set(&sb->busy))
-        return misuse(sb, "the sandbox is in use by another thread");
-    int rc = eryx__exec_finish(ex, out);
-    leave(sb);
-    return rc;
-}
-
-const char *eryx_errmsg(const eryx_sandbox *sb)
-{
-    if (sb && !sandbox_ok(sb))
-        return "not a sandbox";
-    return eryx__errmsg(sb);
-}
-
-int eryx_sandbox_interrupt(eryx_sandbox *sb)
+int eryx_sandbox_interrupt(eryx_sandbox *h)
 {
     /* No busy flag here: this is the call made while another thread runs. */
-    if (!sandbox_ok(sb))
-        return ERYX_MISUSE;
-    return eryx__sandbox_interrupt(sb);
+    eryx_sandbox *sb = get_sandbox(h);
+    return sb ? eryx__sandbox_interrupt(sb) : ERYX_MISUSE;
 }
 
-int eryx_sandbox_reset(eryx_sandbox *sb)
+int eryx_sandbox_reset(eryx_sandbox *h)
 {
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_reset: not a sandbox");
-    if (atomic_flag_test_and_set(&sb->busy))
-        return misuse(sb, "the sandbox is in use by another thread");
-    int rc = sb->exec ? misuse(sb, "an execution is in progress: finish it first")
-                      : eryx__sandbox_reset(sb);
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_reset", 1, 1, &rc);
+    if (!sb)
+        return rc;
+    rc = eryx__sandbox_reset(sb);
     leave(sb);
     return rc;
 }
 
-int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
+int eryx_sandbox_fork(eryx_sandbox *h, eryx_sandbox **out)
 {
     if (!out)
         return misuse(NULL, "eryx_sandbox_fork: out is NULL");
     *out = NULL;
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_fork: not a sandbox");
-    int rc = enter(sb, 1);
-    if (rc != ERYX_OK)
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_fork", 1, 0, &rc);
+    if (!sb)
         return rc;
-    rc = eryx__sandbox_fork(sb, out);
+    eryx_sandbox *child = NULL;
+    rc = eryx__sandbox_fork(sb, &child);
     leave(sb);
-    return rc;
+    return rc == ERYX_OK ? hand_out(child, out) : rc;
 }
 
-int eryx_sandbox_save(eryx_sandbox *sb, const char *path)
+int eryx_sandbox_save(eryx_sandbox *h, const char *path)
 {
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_save: not a sandbox");
     if (!path)
-        return misuse(sb, "eryx_sandbox_save: path is NULL");
-    int rc = enter(sb, 1);
-    if (rc != ERYX_OK)
+        return misuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_save", 1, 0, &rc);
+    if (!sb)
         return rc;
     rc = eryx__sandbox_save(sb, path);
     leave(sb);
     return rc;
 }
 
-int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+int eryx_sandbox_load(eryx_runtime *rth, const eryx_sandbox_config *given, const char *path,
                       eryx_sandbox **out)
 {
     eryx__clear_errmsg(NULL);
     if (!out || !path)
         return misuse(NULL, "eryx_sandbox_load: out or path is NULL");
     *out = NULL;
-    if (!runtime_ok(rt))
+    eryx_runtime *rt = get_runtime(rth);
+    if (!rt)
         return misuse(NULL, "eryx_sandbox_load: not a runtime");
-    eryx_sandbox_config defaults;
-    if (!cfg) {
-        eryx_sandbox_config_default(&defaults);
-        cfg = &defaults;
-    }
-    int rc = check_sandbox_config(cfg);
-    if (rc != ERYX_OK)
-        return rc;
-    return eryx__sandbox_load(rt, cfg, path, out);
+    eryx__config_copy cfg;
+    int rc = eryx__sandbox_config_take(given, &cfg);
+    eryx_sandbox *sb = NULL;
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_load(rt, &cfg.cfg, path, &sb);
+    eryx__config_copy_free(&cfg);
+    return rc == ERYX_OK ? hand_out(sb, out) : rc;
 }
 
-uint64_t eryx_sandbox_run_count(const eryx_sandbox *sb)
+uint64_t eryx_sandbox_run_count(const eryx_sandbox *h)
 {
-    return sandbox_ok(sb) ? sb->run_count : 0;
+    eryx_sandbox *sb = get_sandbox(h);
+    return sb ? sb->run_count : 0;
 }
 
-int eryx_sandbox_is_dead(const eryx_sandbox *sb)
+int eryx_sandbox_is_dead(const eryx_sandbox *h)
 {
-    return sandbox_ok(sb) ? sb->state == ERYX__SB_DEAD : 1;
+    eryx_sandbox *sb = get_sandbox(h);
+    return sb ? sb->state == ERYX__SB_DEAD : 1;
 }
 
-int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped)
+int eryx_sandbox_export_state(eryx_sandbox *h, void **data, size_t *len, char **skipped)
 {
     if (!data || !len || !skipped)
-        return misuse(sandbox_ok(sb) ? sb : NULL, "eryx_sandbox_export_state: NULL out");
+        return misuse(get_sandbox(h), "eryx_sandbox_export_state: NULL out");
     *data = NULL;
     *len = 0;
     *skipped = NULL;
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_export_state: not a sandbox");
-    int rc = enter(sb, 1);
-    if (rc != ERYX_OK)
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_export_state", 1, 0, &rc);
+    if (!sb)
         return rc;
     rc = eryx__sandbox_export_state(sb, data, len, skipped);
     leave(sb);
@@ -334,21 +289,21 @@ int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char *
 
 #define MAX_STATE_BYTES (64u << 20)
 
-int eryx_sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed)
+int eryx_sandbox_import_state(eryx_sandbox *h, const void *data, size_t len, char **failed)
 {
     if (!failed || (!data && len))
-        return misuse(sandbox_ok(sb) ? sb : NULL, "eryx_sandbox_import_state: NULL argument");
+        return misuse(get_sandbox(h), "eryx_sandbox_import_state: NULL argument");
     *failed = NULL;
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_import_state: not a sandbox");
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_import_state", 1, 0, &rc);
+    if (!sb)
+        return rc;
     if (len > MAX_STATE_BYTES) {
         eryx__set_errmsg(sb, "state of %zu bytes is over the 64 MiB limit", len);
-        return ERYX_INVALID;
+        rc = ERYX_INVALID;
+    } else {
+        rc = eryx__sandbox_import_state(sb, data ? data : "", len, failed);
     }
-    int rc = enter(sb, 1);
-    if (rc != ERYX_OK)
-        return rc;
-    rc = eryx__sandbox_import_state(sb, data ? data : "", len, failed);
     leave(sb);
     return rc;
 }
@@ -358,14 +313,167 @@ void eryx_free(void *p)
     free(p);
 }
 
-int eryx_sandbox_clear(eryx_sandbox *sb)
+int eryx_sandbox_clear(eryx_sandbox *h)
 {
-    if (!sandbox_ok(sb))
-        return misuse(NULL, "eryx_sandbox_clear: not a sandbox");
-    int rc = enter(sb, 1);
-    if (rc != ERYX_OK)
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_clear", 1, 0, &rc);
+    if (!sb)
         return rc;
     rc = eryx__sandbox_clear(sb);
     leave(sb);
     return rc;
+}
+
+/* ---- executions ----------------------------------------------------------- */
+
+int eryx_exec_start(eryx_sandbox *h, const char *code, size_t len,
+                    const eryx_run_options *given, eryx_exec **out)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    if (!sb) {
+        eryx__set_errmsg(NULL, "misuse: eryx_exec_start: not a sandbox (NULL or freed)");
+        return ERYX_MISUSE;
+    }
+    if (!out || (!code && len))
+        return misuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
+    *out = NULL;
+    eryx_run_options opts;
+    int rc = eryx__run_options_take(sb, given, &opts);
+    if (rc != ERYX_OK)
+        return rc;
+    if ((rc = enter(sb, 1, 0)) != ERYX_OK)
+        return rc;
+    eryx_exec *ex = NULL;
+    rc = eryx__exec_start(sb, 0, code ? code : "", len, &opts, &ex);
+    if (rc == ERYX_OK && !(ex->handle = eryx__handle_open(ERYX__H_EXEC, ex))) {
+        eryx__exec_finish(ex, NULL); /* abandoned: the sandbox is dead */
+        eryx__set_errmsg(sb, "out of memory for a handle");
+        rc = ERYX_NOMEM;
+    }
+    if (rc == ERYX_OK)
+        *out = ex->handle;
+    leave(sb);
+    return rc;
+}
+
+/* The execution of a handle with its sandbox entered, or NULL. */
+static eryx_exec *enter_exec(const eryx_exec *h, const char *fn, int *rc)
+{
+    eryx_exec *ex = get_exec(h);
+    if (!ex) {
+        eryx__set_errmsg(NULL, "misuse: %s: not a live execution", fn);
+        *rc = ERYX_MISUSE;
+        return NULL;
+    }
+    if (atomic_flag_test_and_set(&ex->sb->busy)) {
+        *rc = misuse(ex->sb, "the sandbox is in use by another thread");
+        return NULL;
+    }
+    return ex;
+}
+
+int eryx_exec_step(eryx_exec *h)
+{
+    int rc;
+    eryx_exec *ex = enter_exec(h, "eryx_exec_step", &rc);
+    if (!ex)
+        return rc;
+    rc = eryx__exec_step(ex);
+    leave(ex->sb);
+    return rc;
+}
+
+int eryx_exec_finish(eryx_exec *h, eryx_result **out)
+{
+    if (out)
+        *out = NULL;
+    int rc;
+    eryx_exec *ex = enter_exec(h, "eryx_exec_finish", &rc);
+    if (!ex)
+        return rc;
+    eryx_sandbox *sb = ex->sb;
+    rc = eryx__exec_finish(ex, out);
+    leave(sb);
+    return rc;
+}
+
+eryx_call *eryx_exec_next_call(eryx_exec *h)
+{
+    int rc;
+    eryx_exec *ex = enter_exec(h, "eryx_exec_next_call", &rc);
+    if (!ex)
+        return NULL;
+    eryx_call *c = eryx__exec_next_call(ex), *handle = NULL;
+    if (c && !(handle = eryx__handle_open(ERYX__H_CALL, c)))
+        eryx__call_fail(c, ERYX_CALL_FAILED, "out of memory on the host");
+    leave(ex->sb);
+    return handle;
+}
+
+/* The three below read the execution without entering its sandbox: they
+ * are what an event loop asks between steps, possibly from a notify. */
+uint64_t eryx_exec_deadline_ns(const eryx_exec *h)
+{
+    eryx_exec *ex = get_exec(h);
+    return ex ? eryx__exec_deadline(ex) : 0;
+}
+
+int eryx_exec_ready(const eryx_exec *h)
+{
+    eryx_exec *ex = get_exec(h);
+    return ex ? eryx__exec_ready(ex) : 0;
+}
+
+void eryx_exec_set_notify(eryx_exec *h, void (*notify)(void *ud), void *ud)
+{
+    eryx_exec *ex = get_exec(h);
+    if (ex)
+        eryx__exec_set_notify(ex, notify, ud);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+int eryx_call_reply(eryx_call *h, const char *json, size_t len)
+{
+    eryx_call *c = eryx__handle_close(h, ERYX__H_CALL);
+    return c ? eryx__call_reply(c, json, len) : ERYX_MISUSE;
+}
+
+int eryx_call_fail(eryx_call *h, int kind, const char *message)
+{
+    eryx_call *c = eryx__handle_close(h, ERYX__H_CALL);
+    return c ? eryx__call_fail(c, kind, message) : ERYX_MISUSE;
+}
+
+int eryx_call_pending(const eryx_call *h)
+{
+    eryx_call *c = get_call(h);
+    return c ? eryx__call_pending(c) : 0;
+}
+
+const char *eryx_call_name(const eryx_call *h)
+{
+    eryx_call *c = get_call(h);
+    return c ? c->name : NULL;
+}
+
+const char *eryx_call_args(const eryx_call *h)
+{
+    eryx_call *c = get_call(h);
+    return c ? c->args : NULL;
+}
+
+uint64_t eryx_call_id(const eryx_call *h)
+{
+    eryx_call *c = get_call(h);
+    return c ? c->id : 0;
+}
+
+void eryx__call_handler(const eryx_call *h, eryx_callback_fn *handler, void **user_data,
+                        unsigned *flags)
+{
+    eryx_call *c = get_call(h);
+    *handler = c ? c->handler : NULL;
+    *user_data = c ? c->user_data : NULL;
+    *flags = c ? c->flags : 0;
 }

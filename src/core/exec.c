@@ -1,5 +1,6 @@
 /*
- * The execution state machine: start, step, calls and replies. See exec.h.
+ * The execution state machine: start, step, calls and replies, finish. See
+ * exec.h. The public functions over it (handle checks) are in src/api/.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 
 #include "core/exec.h"
+#include "core/handle.h"
 #include "guest/abi.h"
 
 /* ---- hub and call lifetimes ------------------------------------------- */
@@ -16,12 +18,8 @@ static eryx__hub *hub_new(void)
     eryx__hub *h = calloc(1, sizeof *h);
     if (!h)
         return NULL;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC); /* deadlines are monotonic */
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&h->cv);
     h->refs = 1;
     return h;
 }
@@ -36,6 +34,35 @@ static void hub_unref_unlock(eryx__hub *h)
         pthread_cond_destroy(&h->cv);
         free(h);
     }
+}
+
+/* The embedder's notify is called with none of our locks held, so that it
+ * may call eryx_exec_ready or eryx_exec_deadline_ns; the execution is not
+ * freed while one is in flight (eryx__exec_finish waits for it). */
+int eryx__hub_notice_locked(eryx__hub *h, eryx__notice *n)
+{
+    n->hub = NULL;
+    if (h->closed || !h->notify)
+        return 0;
+    n->hub = h;
+    n->fn = h->notify;
+    n->ud = h->notify_ud;
+    h->notifying++;
+    h->refs++;
+    return 1;
+}
+
+void eryx__notice_deliver(eryx__notice *n)
+{
+    eryx__hub *h = n->hub;
+    if (!h)
+        return;
+    n->fn(n->ud);
+    pthread_mutex_lock(&h->mu);
+    if (--h->notifying == 0)
+        pthread_cond_broadcast(&h->cv);
+    hub_unref_unlock(h);
+    n->hub = NULL;
 }
 
 static void call_free(eryx_call *c)
@@ -64,8 +91,8 @@ static json_t *error_result(uint64_t id, const char *kind, const char *message)
                      "message", message ? message : "");
 }
 
-/* Stores the result of a waiting call and wakes whoever waits; h->mu held.
- * Takes the reference to result. */
+/* Stores the result of a waiting call and wakes a waiting step; h->mu
+ * held. Takes the reference to result. */
 static void complete_locked(eryx_call *c, json_t *result)
 {
     eryx__hub *h = c->hub;
@@ -73,36 +100,35 @@ static void complete_locked(eryx_call *c, json_t *result)
     c->state = ERYX__CALL_COMPLETED;
     h->n_ready++;
     pthread_cond_broadcast(&h->cv);
-    if (h->notify)
-        h->notify(h->notify_ud);
 }
 
-/* The embedder's side: completes the call if it still waits, then releases
- * the embedder's reference. */
+/* The embedder's side: completes the call if it still waits, releases the
+ * embedder's reference, then notifies with no lock held. */
 static int finish_call(eryx_call *call, json_t *result)
 {
     eryx__hub *h = call->hub;
+    eryx__notice notice = {0};
     pthread_mutex_lock(&h->mu);
     int rc = ERYX_NOTFOUND;
-    if (call->state == ERYX__CALL_WAITING && !h->closed) {
+    if (call->state == ERYX__CALL_WAITING && !h->closed && result) {
         complete_locked(call, result);
         result = NULL;
         rc = ERYX_OK;
+        eryx__hub_notice_locked(h, &notice);
     }
-    json_decref(result);
     h->refs++; /* keep the hub while the call goes */
     call_unref_locked(call);
     hub_unref_unlock(h);
+    json_decref(result);
+    eryx__notice_deliver(&notice);
     return rc;
 }
 
 /* Largest reply accepted from a handler: the guest gets an error beyond. */
 #define MAX_REPLY_BYTES (64u << 20)
 
-int eryx_call_reply(eryx_call *call, const char *json, size_t len)
+int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
-    if (!call)
-        return ERYX_MISUSE;
     json_error_t err;
     json_t *value = NULL;
     if (json && len <= MAX_REPLY_BYTES)
@@ -120,11 +146,9 @@ int eryx_call_reply(eryx_call *call, const char *json, size_t len)
     return finish_call(call, result);
 }
 
-int eryx_call_fail(eryx_call *call, int kind, const char *message)
+int eryx__call_fail(eryx_call *call, int kind, const char *message)
 {
     static const char *const kinds[] = {"failed", "invalid_arguments", "timeout"};
-    if (!call)
-        return ERYX_MISUSE;
     const char *k = kind >= 0 && kind <= ERYX_CALL_TIMEOUT ? kinds[kind] : "failed";
     /* Bound what one failure can make the guest allocate. */
     char buf[4096];
@@ -132,37 +156,39 @@ int eryx_call_fail(eryx_call *call, int kind, const char *message)
     return finish_call(call, error_result(call->id, k, buf));
 }
 
-const char *eryx_call_name(const eryx_call *call)
+int eryx__call_pending(eryx_call *call)
 {
-    return call ? call->name : NULL;
-}
-
-const char *eryx_call_args(const eryx_call *call)
-{
-    return call ? call->args : NULL;
-}
-
-uint64_t eryx_call_id(const eryx_call *call)
-{
-    return call ? call->id : 0;
+    eryx__hub *h = call->hub;
+    pthread_mutex_lock(&h->mu);
+    int pending = call->state == ERYX__CALL_WAITING && !h->closed &&
+                  (!call->deadline_ns || eryx__now_ns() < call->deadline_ns);
+    pthread_mutex_unlock(&h->mu);
+    return pending;
 }
 
 /* ---- the guest's side (called from host_imports.c) ------------------------ */
 
 static int push_call(eryx_exec *ex, eryx_call *c)
 {
+    int rc = 0;
+    pthread_mutex_lock(&ex->hub->mu);
     if (ex->n_calls == ex->cap_calls) {
         size_t cap = ex->cap_calls ? ex->cap_calls * 2 : 16;
         eryx_call **bigger = realloc(ex->calls, cap * sizeof *bigger);
-        if (!bigger)
-            return -1;
-        ex->calls = bigger;
-        ex->cap_calls = cap;
+        if (bigger) {
+            ex->calls = bigger;
+            ex->cap_calls = cap;
+        }
     }
-    ex->calls[ex->n_calls++] = c;
-    return 0;
+    if (ex->n_calls < ex->cap_calls)
+        ex->calls[ex->n_calls++] = c;
+    else
+        rc = -1;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return rc;
 }
 
+/* A new call holding the execution's reference. */
 static eryx_call *call_new(eryx_exec *ex, uint64_t id, const char *name)
 {
     eryx_call *c = calloc(1, sizeof *c);
@@ -172,7 +198,16 @@ static eryx_call *call_new(eryx_exec *ex, uint64_t id, const char *name)
     }
     c->hub = ex->hub;
     c->id = id;
+    c->refs = 1;
+    c->state = ERYX__CALL_WAITING;
     return c;
+}
+
+static void hub_add_ref(eryx__hub *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->refs++;
+    pthread_mutex_unlock(&h->mu);
 }
 
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg)
@@ -180,21 +215,20 @@ void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const cha
     eryx_call *c = call_new(ex, id, "");
     json_t *r = error_result(id, kind, msg);
     if (!c || !r || push_call(ex, c) < 0) {
-        free(c ? c->name : NULL);
-        free(c);
+        if (c)
+            call_free(c);
         json_decref(r);
         return; /* the guest's future then waits; out of memory anyway */
     }
+    /* Not for the embedder: eryx_exec_next_call skips it, and the step
+     * sees the completion itself (no notify). */
     pthread_mutex_lock(&ex->hub->mu);
-    c->refs = 1;
     ex->hub->refs++;
-    c->state = ERYX__CALL_WAITING;
     complete_locked(c, r);
     pthread_mutex_unlock(&ex->hub->mu);
-    /* c->cb is NULL: eryx_exec_next_call never hands it to the embedder. */
 }
 
-int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *args)
+int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
     const eryx__callback *cb = eryx__callback_find(sb, name);
@@ -211,17 +245,17 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *ar
         return 0;
     }
     eryx_call *c = call_new(ex, id, name);
-    if (!c || !(c->args = json_dumps(args, JSON_COMPACT)) || push_call(ex, c) < 0) {
+    if (!c || !(c->args = strdup(args)) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
         return -1;
     }
-    c->cb = cb;
-    c->deadline_ns = eryx__now_ns() + sb->callback_timeout_ns;
-    c->refs = 2; /* the execution's and the embedder's */
-    pthread_mutex_lock(&ex->hub->mu);
-    ex->hub->refs += 1;
-    pthread_mutex_unlock(&ex->hub->mu);
+    c->for_embedder = 1;
+    c->handler = cb->handler;
+    c->user_data = cb->user_data;
+    c->flags = cb->flags;
+    c->deadline_ns = eryx__deadline_after(sb->callback_timeout_ns);
+    hub_add_ref(ex->hub);
     ex->n_invocations++;
     return 0;
 }
@@ -279,12 +313,10 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     return ex->reply ? 0 : -1;
 }
 
-/* ---- the execution -------------------------------------------------------- */
+/* ---- what the embedder asks of a pending execution ------------------------ */
 
-uint64_t eryx_exec_deadline_ns(const eryx_exec *ex)
+uint64_t eryx__exec_deadline(eryx_exec *ex)
 {
-    if (!ex)
-        return 0;
     uint64_t d = ex->timer_deadline_ns, limit = eryx__irq_deadline(ex->sb);
     if (limit && (!d || limit < d))
         d = limit;
@@ -298,54 +330,82 @@ uint64_t eryx_exec_deadline_ns(const eryx_exec *ex)
     return d;
 }
 
-int eryx_exec_ready(const eryx_exec *ex)
+void eryx__exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud)
 {
-    return ex ? eryx__exec_has_completed((eryx_exec *)ex) : 0;
-}
-
-void eryx_exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud)
-{
-    if (!ex)
-        return;
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->notify = notify;
     ex->hub->notify_ud = ud;
     pthread_mutex_unlock(&ex->hub->mu);
 }
 
-eryx_call *eryx_exec_next_call(eryx_exec *ex)
+eryx_call *eryx__exec_next_call(eryx_exec *ex)
 {
-    if (!ex || ex->state != EX_PENDING)
+    if (ex->state != EX_PENDING)
         return NULL;
     while (ex->next_new < ex->n_calls) {
         eryx_call *c = ex->calls[ex->next_new++];
-        if (c->cb)
+        if (c->for_embedder) {
+            /* The embedder's reference, released by the reply. (A call
+             * holds one reference to the hub however many it has.) */
+            pthread_mutex_lock(&ex->hub->mu);
+            c->refs++;
+            pthread_mutex_unlock(&ex->hub->mu);
             return c;
+        }
     }
     return NULL;
 }
 
-/* Whether the execution has anything for the guest: a completion, or a
- * passed timer or callback deadline. */
+int eryx__exec_ready(eryx_exec *ex)
+{
+    int sleeping = atomic_load(&ex->sleeping);
+    pthread_mutex_lock(&ex->hub->mu);
+    int ready = (ex->hub->n_ready > 0 && !sleeping) || ex->hub->stopping;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return ready;
+}
+
 int eryx__exec_has_news(eryx_exec *ex)
 {
+    if (ex->state != EX_PENDING)
+        return ex->state == EX_NEW;
     uint64_t now = eryx__now_ns();
     if (ex->timer_deadline_ns && now >= ex->timer_deadline_ns)
         return 1;
     if (eryx__irq_cause(ex->sb))
         return 1; /* resume: the stop takes effect in the guest */
-    pthread_mutex_lock(&ex->hub->mu);
-    expire_calls_locked(ex, now);
-    int ready = ex->hub->n_ready > 0;
-    pthread_mutex_unlock(&ex->hub->mu);
-    return ready;
+    if (!atomic_load(&ex->sleeping)) {
+        pthread_mutex_lock(&ex->hub->mu);
+        expire_calls_locked(ex, now);
+        pthread_mutex_unlock(&ex->hub->mu);
+    }
+    return eryx__exec_ready(ex);
 }
 
-void eryx__exec_free(eryx_exec *ex)
+int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)
+{
+    eryx_sandbox *sb = sandbox;
+    eryx_exec *ex = sb->exec;
+    if (!ex || ex->state == EX_DONE)
+        return -1;
+    atomic_store(&ex->sleeping, 1);
+    ex->timer_deadline_ns = deadline_ns;
+    int rc = eryx__engine_suspend();
+    atomic_store(&ex->sleeping, 0);
+    return rc;
+}
+
+/* ---- running ------------------------------------------------------------- */
+
+static void exec_free(eryx_exec *ex)
 {
     eryx__hub *h = ex->hub;
+    if (ex->handle)
+        eryx__handle_close(ex->handle, ERYX__H_EXEC);
     pthread_mutex_lock(&h->mu);
     h->closed = 1;
+    while (h->notifying)
+        pthread_cond_wait(&h->cv, &h->mu);
     for (size_t i = 0; i < ex->n_calls; i++)
         call_unref_locked(ex->calls[i]);
     hub_unref_unlock(h);
@@ -359,15 +419,298 @@ void eryx__exec_free(eryx_exec *ex)
     free(ex);
 }
 
-eryx_exec *eryx__exec_new(eryx_sandbox *sb, char *request, size_t len)
+static int check_options(eryx_sandbox *sb, const eryx_run_options *o)
 {
+    if (o->filename && !o->filename[0]) {
+        eryx__set_errmsg(sb, "filename must not be empty");
+        return ERYX_INVALID;
+    }
+    if (o->mode != ERYX_RUN_CODE && o->mode != ERYX_RUN_MODULE &&
+        o->mode != ERYX_RUN_INTERACTIVE) {
+        eryx__set_errmsg(sb, "unknown run mode %d", (int)o->mode);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+/* A run's limit: the option, else the sandbox's; ERYX_NO_LIMIT is none. */
+static uint64_t run_limit(uint64_t option, uint64_t sandbox)
+{
+    uint64_t v = option ? option : sandbox;
+    return v == ERYX_NO_LIMIT ? 0 : v;
+}
+
+int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                     const eryx_run_options *opts, eryx_exec **out)
+{
+    eryx_run_options defaults;
+    if (!opts) {
+        eryx_run_options_default(&defaults);
+        opts = &defaults;
+    }
+    int rc = check_options(sb, opts);
+    if (rc != ERYX_OK)
+        return rc;
+    size_t req_len = 0;
+    char *req = eryx__request_build(sb, opts, mode, code, len, &req_len);
+    if (!req)
+        return ERYX_INVALID;
     eryx_exec *ex = calloc(1, sizeof *ex);
     if (!ex || !(ex->hub = hub_new())) {
         free(ex);
-        return NULL;
+        free(req);
+        eryx__set_errmsg(sb, "out of memory preparing the run");
+        return ERYX_NOMEM;
     }
     ex->sb = sb;
-    ex->request = request;
-    ex->request_len = len;
-    return ex;
+    ex->request = req;
+    ex->request_len = req_len;
+    if (eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
+        exec_free(ex);
+        eryx__set_errmsg(sb, "out of memory preparing the run");
+        return ERYX_NOMEM;
+    }
+    eryx__sandbox_prefault_pending(sb);
+    eryx__wasi_begin_run(sb->wasi);
+    rc = eryx__irq_run_begin(sb, run_limit(opts->timeout_ns, sb->timeout_ns), ex->hub);
+    if (rc != ERYX_OK) {
+        exec_free(ex);
+        eryx__set_errmsg(sb, "cannot start the watchdog thread");
+        return rc;
+    }
+    uint64_t fuel = run_limit(opts->fuel, sb->cfg.fuel);
+    ex->fuel_start = fuel && fuel < (uint64_t)ERYX__FUEL_UNLIMITED ? (int64_t)fuel
+                                                                    : ERYX__FUEL_UNLIMITED;
+    sb->host.fuel = ex->fuel_start;
+    ex->t0 = eryx__now_ns();
+    sb->exec = ex;
+    sb->needs_setup = sb->reseed_only = 0;
+    sb->run_count++;
+    *out = ex;
+    return ERYX_OK;
+}
+
+static void do_exec(void *arg)
+{
+    eryx_exec *ex = arg;
+    Z_python_instance_t *inst = &ex->sb->inst;
+    ex->outcome_ptr = Z_pythonZ_eryx_exec(inst, ex->request_ptr, (u32)ex->request_len);
+    Z_pythonZ_eryx_dealloc(inst, ex->request_ptr);
+}
+
+/* Copies the request into guest memory and starts eryx_exec on the fiber. */
+static int begin(eryx_exec *ex)
+{
+    eryx_sandbox *sb = ex->sb;
+    int rc;
+    ex->request_ptr = eryx__guest_alloc(sb, (uint32_t)ex->request_len, &rc);
+    if (rc != ERYX_OK)
+        return rc;
+    uint8_t *dst = eryx__guest_span(sb, ex->request_ptr, ex->request_len);
+    if (!dst) {
+        eryx__set_errmsg(sb, "no room for the run request in the sandbox's memory");
+        return ERYX_NOMEM;
+    }
+    memcpy(dst, ex->request, ex->request_len);
+    free(ex->request);
+    ex->request = NULL;
+    return eryx__guest_call(sb, do_exec, ex, "the code");
+}
+
+static void take_output(eryx_sandbox *sb, eryx_result *r)
+{
+    int t;
+    eryx__wasi_output(sb->wasi, 1, &r->out_len, &t);
+    r->out_truncated = t;
+    eryx__wasi_output(sb->wasi, 2, &r->err_len, &t);
+    r->err_truncated = t;
+    r->out = eryx__wasi_take_output(sb->wasi, 1, &r->out_len);
+    r->err = eryx__wasi_take_output(sb->wasi, 2, &r->err_len);
+}
+
+/* Fills r from the guest's outcome; returns the run's status. */
+static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
+{
+    int rc = ERYX_OK;
+    r->exit_code = o->exit_code;
+    r->exited = o->status == ERYX_GUEST_EXIT;
+    if (o->status == ERYX_GUEST_EXCEPTION || o->status == ERYX_GUEST_INTERNAL) {
+        r->exc_type = o->type;
+        r->exc_message = o->message;
+        r->traceback = o->traceback;
+        o->type = o->message = o->traceback = NULL;
+        rc = o->status == ERYX_GUEST_EXCEPTION ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
+    }
+    eryx__exec_outcome_clear(o);
+    return rc;
+}
+
+/* A timeout or interrupt was requested during the run: unless the code
+ * finished anyway, the status says which stop ended it, the message how.
+ * (A graceful stop shows in the result as the KeyboardInterrupt it raised.) */
+static int stop_status(eryx_sandbox *sb, eryx_result *r, int rc, int cause, int hard)
+{
+    if (rc == ERYX_OK)
+        return rc;
+    r->hard_stopped = rc == ERYX_INTERRUPTED && hard;
+    eryx__set_errmsg(sb, "%s%s", cause == ERYX_TIMEOUT ? "the run exceeded its time limit"
+                                                       : "the run was interrupted",
+                     r->hard_stopped ? "; it did not unwind in time and was stopped hard "
+                                       "(the sandbox is dead)"
+                                     : "");
+    return cause;
+}
+
+/* The guest finished (or died) with status rc: build the result. */
+static int conclude(eryx_exec *ex, int rc)
+{
+    eryx_sandbox *sb = ex->sb;
+    eryx_result *r = calloc(1, sizeof *r);
+    eryx__exec_outcome o = {0};
+    int hard, cause = eryx__irq_run_end(sb, &hard);
+    ex->state = EX_DONE;
+    sb->exec = NULL;
+    if (!r)
+        return ex->final_rc = ERYX_NOMEM;
+    r->duration_ns = eryx__now_ns() - ex->t0;
+    /* Out of fuel leaves the counter at -1: the run used all of it. */
+    r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->host.fuel < 0 ? 0 : sb->host.fuel))
+                                  : 0;
+    r->memory_bytes = sb->inst.w2c_memory.size;
+    r->n_callbacks = ex->n_invocations;
+    r->result_json = ex->result_json;
+    r->result_error = ex->result_error;
+    ex->result_json = ex->result_error = NULL;
+    take_output(sb, r);
+    if (!r->out || !r->err) {
+        eryx_result_free(r);
+        eryx__set_errmsg(sb, "out of memory collecting the output");
+        return ex->final_rc = ERYX_NOMEM;
+    }
+    if (rc == ERYX_OK)
+        rc = eryx__guest_read_outcome(sb, ex->outcome_ptr, &o);
+    if (rc == ERYX_OK) {
+        rc = apply_outcome(r, &o);
+    } else if (rc == ERYX_DEAD) {
+        /* os._exit(n): this run ends like a process; the sandbox is dead. */
+        r->exited = 1;
+        r->exit_code = sb->exit_code;
+        rc = ERYX_OK;
+    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED || rc == ERYX_FUEL) {
+        r->exit_code = 1;
+    } else {
+        eryx_result_free(r);
+        return ex->final_rc = rc;
+    }
+    if (cause)
+        rc = stop_status(sb, r, rc, cause, hard);
+    ex->result = r;
+    return ex->final_rc = rc;
+}
+
+int eryx__exec_step(eryx_exec *ex)
+{
+    int rc;
+    if (ex->state == EX_DONE)
+        return ex->final_rc;
+    if (ex->state == EX_NEW) {
+        rc = begin(ex);
+    } else {
+        if (!eryx__exec_has_news(ex))
+            return ERYX_PENDING;
+        /* A sleeping guest is not in eryx.wait: replies wait for it. */
+        if (!atomic_load(&ex->sleeping) && eryx__exec_take_reply(ex, NULL) < 0) {
+            eryx__set_errmsg(ex->sb, "out of memory building the reply");
+            return ERYX_NOMEM; /* the execution stays pending: step again */
+        }
+        pthread_mutex_lock(&ex->hub->mu);
+        ex->hub->stopping = 0;
+        pthread_mutex_unlock(&ex->hub->mu);
+        ex->timer_deadline_ns = 0;
+        rc = eryx__guest_resume(ex->sb, "the code");
+    }
+    if (rc == ERYX_PENDING) {
+        ex->state = EX_PENDING;
+        return ERYX_PENDING;
+    }
+    return conclude(ex, rc);
+}
+
+int eryx__exec_finish(eryx_exec *ex, eryx_result **out)
+{
+    eryx_sandbox *sb = ex->sb;
+    int rc = ex->final_rc;
+    if (ex->state != EX_DONE) {
+        /* Abandoned mid-way: the guest's stack is dropped, so the
+         * interpreter is in an unknown state. */
+        int hard;
+        if (ex->state == EX_PENDING)
+            eryx__fiber_abandon(sb->fiber);
+        eryx__irq_run_end(sb, &hard);
+        sb->exec = NULL;
+        sb->state = ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "the execution was abandoned before it finished");
+        rc = ERYX_DEAD;
+    }
+    if (out) {
+        *out = ex->result;
+        ex->result = NULL;
+    }
+    exec_free(ex);
+    return rc;
+}
+
+/* Sleeps until a reply arrives, a stop is requested or the execution's
+ * deadline passes. */
+static void wait_for_news(eryx_exec *ex)
+{
+    eryx__hub *h = ex->hub;
+    uint64_t deadline = eryx__exec_deadline(ex);
+    pthread_mutex_lock(&h->mu);
+    while (h->n_ready == 0 && !h->stopping) {
+        if (!deadline) {
+            pthread_cond_wait(&h->cv, &h->mu);
+            continue;
+        }
+        if (eryx__now_ns() >= deadline)
+            break;
+        struct timespec ts = {(time_t)(deadline / 1000000000u),
+                              (long)(deadline % 1000000000u)};
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+int eryx__exec_run_internal(eryx_sandbox *sb, char mode, const char *data, size_t len,
+                            const eryx_run_options *opts, eryx_exec **done)
+{
+    eryx_exec *ex;
+    *done = NULL;
+    int rc = eryx__exec_start(sb, mode, data, len, opts, &ex);
+    if (rc != ERYX_OK)
+        return rc;
+    while ((rc = eryx__exec_step(ex)) == ERYX_PENDING)
+        wait_for_news(ex);
+    *done = ex;
+    return rc;
+}
+
+void eryx_run_options_default(eryx_run_options *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->size = sizeof *opts;
+}
+
+void eryx_result_free(eryx_result *r)
+{
+    if (!r)
+        return;
+    free(r->out);
+    free(r->err);
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    free(r->result_json);
+    free(r->result_error);
+    free(r);
 }

@@ -4,12 +4,14 @@
  * An execution runs the guest on the sandbox's fiber. When the guest's event
  * loop has nothing to run, it calls the host import eryx.wait with the calls
  * its tasks await and its next timer; the import records them and suspends
- * the fiber, so eryx_exec_step returns ERYX_PENDING. Replies arrive from any
- * thread into the execution's hub; the next step hands the guest every
- * completed result and resumes the fiber.
+ * the fiber, so a step returns ERYX_PENDING. A guest that sleeps
+ * (time.sleep: WASI poll_oneoff) suspends the same way with a timer. Replies
+ * arrive from any thread into the execution's hub; the next step hands the
+ * guest every completed result and resumes the fiber.
  *
  * Locking: the hub's mutex guards every call's state and the hub's fields.
- * The execution itself is touched only by the thread stepping it.
+ * The execution itself is touched only by the thread stepping it. The
+ * embedder's notify function is called with no lock of ours held.
  */
 #ifndef ERYX_CORE_EXEC_H
 #define ERYX_CORE_EXEC_H
@@ -23,37 +25,60 @@
  * reply after the execution (or the sandbox) is gone is safe. */
 typedef struct eryx__hub {
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* broadcast on every reply */
+    pthread_cond_t cv;          /* broadcast on every reply and when a
+                                   notify in flight returns */
     int refs;
     int closed;                 /* the execution is gone */
     int n_ready;                /* completions not yet handed to the guest */
     int stopping;               /* a timeout or interrupt wants a step */
+    int notifying;              /* notify calls in flight (outside mu) */
     void (*notify)(void *ud);
     void *notify_ud;
 } eryx__hub;
 
+/* A notify to deliver once every lock is released (see exec.c). */
+typedef struct eryx__notice {
+    eryx__hub *hub;             /* NULL: nothing to deliver */
+    void (*fn)(void *ud);
+    void *ud;
+} eryx__notice;
+
+/* h->mu held: prepares a notice if the execution wants one; 1 if so. */
+int eryx__hub_notice_locked(eryx__hub *h, eryx__notice *n);
+/* No lock held: calls the notify and releases what the notice kept. */
+void eryx__notice_deliver(eryx__notice *n);
+
 enum eryx__call_state {
-    ERYX__CALL_WAITING,         /* handed out, no reply yet */
+    ERYX__CALL_WAITING,         /* no reply yet */
     ERYX__CALL_COMPLETED,       /* result ready for the guest */
     ERYX__CALL_DELIVERED        /* the guest has the result */
 };
 
+/* A call owns copies of everything its handler needs: a handler may run on
+ * a worker after its sandbox was freed. */
 struct eryx_call {
     eryx__hub *hub;
-    int refs;                   /* execution's + embedder's, under hub->mu */
+    int refs;                   /* the execution's, and the embedder's once
+                                   handed out; under hub->mu */
     enum eryx__call_state state;
     uint64_t id;                /* the guest's id */
     uint64_t deadline_ns;       /* the callback timeout */
     char *name;
     char *args;                 /* JSON object text */
     json_t *result;             /* {"id", "ok", "value" | "kind", "message"} */
-    const eryx__callback *cb;   /* the registration, for the handler */
+    int for_embedder;           /* a registered callback (not failed at once) */
+    eryx_callback_fn handler;
+    void *user_data;
+    unsigned flags;
 };
+
+enum eryx__exec_state { EX_NEW, EX_PENDING, EX_DONE };
 
 struct eryx_exec {
     eryx_sandbox *sb;
     eryx__hub *hub;
-    enum { EX_NEW, EX_PENDING, EX_DONE } state;
+    void *handle;               /* the embedder's, or NULL (internal runs) */
+    enum eryx__exec_state state;
     int final_rc;
     eryx_result *result;
     char *request;              /* the run request, until the first step */
@@ -62,10 +87,15 @@ struct eryx_exec {
     uint32_t outcome_ptr;       /* what eryx_exec returned */
     uint64_t t0;
     int64_t fuel_start;         /* the run's fuel budget */
-    eryx_call **calls;          /* every call not yet delivered */
+    eryx_call **calls;          /* every call not yet delivered; the array
+                                   changes under hub->mu (other threads
+                                   read it for eryx_exec_deadline_ns) */
     size_t n_calls, cap_calls;
     size_t next_new;            /* first call not yet given by next_call */
-    uint64_t timer_deadline_ns; /* the guest's next timer, 0 = none */
+    _Atomic uint64_t timer_deadline_ns; /* the guest's next timer, 0 = none */
+    atomic_int sleeping;        /* suspended in a sleep, not in eryx.wait:
+                                   replies wait for it to end (read by
+                                   eryx_exec_ready on other threads) */
     char *reply;                /* the reply the guest reads next */
     size_t reply_len;
     uint32_t n_invocations;
@@ -74,24 +104,50 @@ struct eryx_exec {
     size_t exported_len;
 };
 
-/* exec.c */
-eryx_exec *eryx__exec_new(eryx_sandbox *sb, char *request, size_t len);
-void eryx__exec_free(eryx_exec *ex);
-int eryx__exec_has_news(eryx_exec *ex);
+/* request.c: the run request the guest decodes (guest/abi.h). NULL with the
+ * sandbox's message set when it cannot be built. */
+char *eryx__request_build(eryx_sandbox *sb, const eryx_run_options *o, char mode,
+                          const char *code, size_t len, size_t *req_len);
 
-/* run.c */
-int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
+/* exec.c: executions */
+int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
                      const eryx_run_options *opts, eryx_exec **out);
-/* The same with an internal request mode (guest/abi.h: "x", "y"). */
-int eryx__exec_start_mode(eryx_sandbox *sb, char mode, const char *code, size_t len,
-                          eryx_exec **out);
 int eryx__exec_step(eryx_exec *ex);
 int eryx__exec_finish(eryx_exec *ex, eryx_result **out);
+eryx_call *eryx__exec_next_call(eryx_exec *ex);
+uint64_t eryx__exec_deadline(eryx_exec *ex);
+/* 1 if stepping now would make progress: a reply, a passed timer or
+ * callback deadline, a stop request. */
+int eryx__exec_has_news(eryx_exec *ex);
+/* The cheap part of that, for any thread: a reply (unless the guest
+ * sleeps) or a stop request. */
+int eryx__exec_ready(eryx_exec *ex);
+void eryx__exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud);
+/* Runs an internal request (no callbacks) to its end on this thread;
+ * *done is the finished execution (eryx__exec_finish it) or NULL. */
+int eryx__exec_run_internal(eryx_sandbox *sb, char mode, const char *data, size_t len,
+                            const eryx_run_options *opts, eryx_exec **done);
+/* The sandbox's WASI sleeper (eryx__wasi_set_sleeper; ud is the sandbox):
+ * the guest sleeps until deadline by suspending the execution like a timer.
+ * 0 when it slept, -1 when there is no execution to suspend. */
+int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns);
 
-/* host_imports.c: the guest's eryx.wait records calls through these. */
-int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, json_t *args);
+/* exec.c: calls, for the API layer (eryx_call_*) */
+int eryx__call_reply(eryx_call *call, const char *json, size_t len);
+int eryx__call_fail(eryx_call *call, int kind, const char *message);
+int eryx__call_pending(eryx_call *call);
+
+/* exec.c: the guest's eryx.wait records calls through these
+ * (host_imports.c). args is the call's arguments as JSON object text
+ * (src/core/wait_request.h). */
+int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
 int eryx__exec_take_reply(eryx_exec *ex, const char *error);
+
+/* state.c: sessions as data */
+int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped);
+int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed);
+int eryx__sandbox_clear(eryx_sandbox *sb);
 
 #endif

@@ -57,7 +57,9 @@ int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char 
 {
     eryx__call_info info = {0};
     eryx__sandbox_drop_fork_base(sb);
+    eryx__wasi_cpu_enter(sb->wasi);     /* the guest's CPU clocks count from here */
     int how = eryx__engine_call_on(sb->fiber, &sb->inst.w2c_memory, fn, arg, &info);
+    eryx__wasi_cpu_leave(sb->wasi);
     return call_status(sb, how, &info, what);
 }
 
@@ -65,7 +67,10 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
 {
     eryx__call_info info = {0};
     eryx__sandbox_drop_fork_base(sb);
-    return call_status(sb, eryx__engine_resume(sb->fiber, &info), &info, what);
+    eryx__wasi_cpu_enter(sb->wasi);
+    int how = eryx__engine_resume(sb->fiber, &info);
+    eryx__wasi_cpu_leave(sb->wasi);
+    return call_status(sb, how, &info, what);
 }
 
 /* The one bounds check of guest ranges, shared with the WASI layer. */

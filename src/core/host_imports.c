@@ -3,44 +3,41 @@
  * They run inside guest calls, on the sandbox's fiber; wait may suspend it.
  * Every pointer and length from the guest is checked before use.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/exec.h"
+#include "core/wait_request.h"
 #include "guest/abi.h"
 
-/* Largest request the guest may hand over in one wait. */
-#define MAX_REQUEST_BYTES (64u << 20)
-
-/* Records the calls of a request; returns an error text for the guest, or
- * NULL. */
-static const char *record_calls(eryx_exec *ex, json_t *calls)
+/* Records the calls of a decoded request; returns an error text for the
+ * guest, or NULL. A call whose arguments are over the limit fails alone. */
+static const char *record_calls(eryx_exec *ex, const eryx__wait_request *r)
 {
-    size_t i;
-    json_t *call;
-    if (!json_is_array(calls))
-        return "malformed request: calls is not a list";
-    json_array_foreach(calls, i, call) {
-        json_t *id = json_object_get(call, "id");
-        json_t *name = json_object_get(call, "name");
-        json_t *args = json_object_get(call, "args");
-        if (!json_is_integer(id) || !json_is_string(name) || !json_is_object(args))
-            return "malformed request: a call lacks its id, name or args";
-        if (eryx__exec_add_call(ex, (uint64_t)json_integer_value(id), json_string_value(name),
-                                args) < 0)
+    for (size_t i = 0; i < r->n_calls; i++) {
+        const eryx__wait_call *c = &r->calls[i];
+        if (!c->args) {
+            char msg[400];
+            snprintf(msg, sizeof msg,
+                     "the arguments of '%.200s' are %zu bytes of JSON; the limit is %u MiB",
+                     c->name, c->args_size, (unsigned)(ERYX_MAX_CALL_ARGS >> 20));
+            eryx__exec_fail_now(ex, c->id, "invalid_arguments", msg);
+        } else if (eryx__exec_add_call(ex, c->id, c->name, c->args) < 0) {
             return "out of memory on the host";
+        }
     }
     return NULL;
 }
 
-/* Sets the guest's next timer from the request's "timeout" (seconds). */
-static void set_timer(eryx_exec *ex, json_t *timeout)
+/* Sets the guest's next timer from the request's timeout (seconds). */
+static void set_timer(eryx_exec *ex, const eryx__wait_request *r)
 {
     ex->timer_deadline_ns = 0;
-    if (!json_is_number(timeout))
+    if (!r->has_timeout)
         return;
-    double s = json_number_value(timeout);
-    if (s < 0)
+    double s = r->timeout_s;
+    if (!(s >= 0))
         s = 0;
     if (s > 1e9)
         s = 1e9;
@@ -75,18 +72,26 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
     const char *error = NULL;
     if (!ex)
         return 0; /* no execution (start-up code): an empty reply */
-    const uint8_t *req = eryx__guest_span(sb, ptr, len);
     size_t before = ex->n_calls;
-    json_error_t jerr;
-    json_t *root = req && len <= MAX_REQUEST_BYTES ? json_loadb((const char *)req, len, 0, &jerr)
-                                                   : NULL;
-    if (!root) {
-        error = "malformed request";
+    char too_large[200];
+    /* Checked before the guest's bytes are touched: the decoder's cost is
+     * linear in len, and len is bounded first. */
+    if (len > ERYX_MAX_WAIT_REQUEST) {
+        snprintf(too_large, sizeof too_large,
+                 "request to the host too large: %u bytes of JSON in one turn of the "
+                 "event loop (the limit is %u MiB)",
+                 (unsigned)len, (unsigned)(ERYX_MAX_WAIT_REQUEST >> 20));
+        error = too_large;
     } else {
-        error = record_calls(ex, json_object_get(root, "calls"));
-        set_timer(ex, json_object_get(root, "timeout"));
+        const uint8_t *req = eryx__guest_span(sb, ptr, len);
+        eryx__wait_request r;
+        error = req ? eryx__wait_request_decode(req, len, &r) : "malformed request";
+        if (!error) {
+            error = record_calls(ex, &r);
+            set_timer(ex, &r);
+            eryx__wait_request_clear(&r);
+        }
     }
-    json_decref(root);
     int new_calls = ex->n_calls > before;
     if (!error && !new_calls && !eryx__exec_has_completed(ex) && !ex->timer_deadline_ns &&
         !has_waiting_calls(ex))

@@ -37,10 +37,6 @@ typedef struct eryx__callback {
 /* Fuel of a run without a limit: never runs out, still counts. */
 #define ERYX__FUEL_UNLIMITED INT64_MAX
 
-#define ERYX__RUNTIME_MAGIC 0x52595852u /* "RXYR" */
-#define ERYX__SANDBOX_MAGIC 0x42535852u /* "RXSB" */
-#define ERYX__FREED_MAGIC 0xdeadbeefu
-#define ERYX__PARKED_MAGIC 0x4b505852u /* "RXPK": kept for reuse (snapshot.c) */
 /* Freed sandboxes a runtime keeps for reuse, at most. */
 #define ERYX__PARKED_MAX 4
 
@@ -57,7 +53,6 @@ typedef struct eryx__page_run {
 } eryx__page_run;
 
 struct eryx_runtime {
-    uint32_t magic;
     atomic_long n_sandboxes;    /* live sandboxes: the runtime outlives them */
     const uint8_t *stdlib;      /* the embedded stdlib image */
     size_t stdlib_size;
@@ -90,13 +85,18 @@ typedef struct eryx__irq {
     uint64_t wake_ns;
 } eryx__irq;
 
+/* A sandbox's life. Whether an execution is in progress is sb->exec. */
 enum eryx__sandbox_state {
-    ERYX__SB_READY,
-    ERYX__SB_DEAD               /* trapped or exited: only free is allowed */
+    ERYX__SB_READY,             /* can run code */
+    ERYX__SB_DEAD,              /* trapped, stopped hard or exited: only
+                                   reset and free */
+    ERYX__SB_PARKED             /* freed by its owner; its instance is kept
+                                   by the runtime for the next one */
 };
 
+/* Handles (src/core/handle.h) name these objects: no pointer to one ever
+ * reaches the embedder, so none carries a magic number. */
 struct eryx_sandbox {
-    uint32_t magic;
     atomic_flag busy;           /* set while a thread is inside a call */
     enum eryx__sandbox_state state;
     eryx_runtime *rt;
@@ -164,54 +164,73 @@ int eryx__irq_cause(eryx_sandbox *sb);
 uint64_t eryx__irq_deadline(eryx_sandbox *sb);
 int eryx__sandbox_interrupt(eryx_sandbox *sb);
 
-/* snapshot.c */
+/* image.c: the runtime image */
 int eryx__runtime_snapshot(eryx_runtime *rt);
 void eryx__runtime_drop_snapshot(eryx_runtime *rt);
-int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
-                                 eryx_sandbox **out);
-int eryx__sandbox_reset(eryx_sandbox *sb);
-int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
-/* Before a run: the prefault a fork or a loaded session deferred. */
-void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
+
+/* instance.c: the guest instance (memory mapping, fiber, globals, fork
+ * base, parking); calls only the engine and guest.c. */
+void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g);
+void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g);
+/* Instantiates without data segments, sharing the template's table. */
+int eryx__instance_instantiate_bare(eryx_sandbox *sb);
+/* Maps img copy-on-write as the memory, with globals g. */
+int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
+                       const eryx__snapshot_globals *g, uint64_t max_memory);
+/* Back to the runtime image (in place when possible). */
+int eryx__instance_restore_image(eryx_sandbox *sb, uint64_t max_memory);
+/* The memory (img) is the state a fork would capture: keep a reference. */
+void eryx__instance_set_fork_base(eryx_sandbox *sb, const eryx__mem_image *img);
 /* The memory is about to change (guest code runs, the sandbox is retired or
  * freed): forget sb->fork_base. */
 void eryx__sandbox_drop_fork_base(eryx_sandbox *sb);
+/* Parking: prepare (0 if the instance can be kept: its memory is back to
+ * the image), then park (0 if it found a place); unpark takes one,
+ * preferably with pages_warm == want_warm (NULL if none); destroy frees the
+ * instance (not the struct); free_parked frees every parked sandbox. */
+int eryx__instance_park_prepare(eryx_sandbox *sb);
+int eryx__instance_park(eryx_sandbox *sb);
+eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm);
+void eryx__instance_destroy(eryx_sandbox *sb);
+void eryx__runtime_free_parked(eryx_runtime *rt);
+/* Copies in advance the pages a first run writes (learnt by the runtime). */
+void eryx__prefault_hot_pages(eryx_sandbox *sb);
+/* Before a run: the prefault a fork or a loaded session deferred. */
+void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
+
+/* session_file.c */
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        eryx_sandbox **out);
-int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
-/* A fresh WASI state for sb (the standard library, /tmp, cfg's mounts,
- * output settings), as a booting sandbox gets: sb->wasi. The message goes to
- * the thread. */
-int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
-/* Keeps a sandbox being freed for reuse if the runtime has an image and
- * room (its memory is put back to the image, snapshot.c): 1 if it was
- * parked (the caller must not free it), 0 otherwise. */
-int eryx__sandbox_park(eryx_sandbox *sb);
-/* Really frees the runtime's parked sandboxes. */
-void eryx__runtime_free_parked(eryx_runtime *rt);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
 void eryx__runtime_free(eryx_runtime *rt);
 
-/* sandbox.c */
+/* sandbox.c: a sandbox's life (config, WASI state, callbacks over its
+ * instance) */
 int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                            eryx_sandbox **out);
 int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
+int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                                 eryx_sandbox **out);
+/* A sandbox in the state img + g, with parent's WASI state (cloned) or a
+ * new one; frees what it made on failure (message to the thread). */
+int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                             const eryx__mem_image *img, const eryx__snapshot_globals *g,
+                             const eryx_sandbox *parent, eryx_sandbox **out);
+int eryx__sandbox_reset(eryx_sandbox *sb);
+int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
 void eryx__sandbox_free(eryx_sandbox *sb);
-/* Parking and reuse (snapshot.c decides when): retire drops what belonged
- * to the user (WASI state, callbacks, config, timers, messages) and marks
- * sb parked; reuse takes a new config into a parked sandbox (freeing it on
- * failure). */
+/* What belonged to the user (WASI state, callbacks, config, timers,
+ * messages) goes; the sandbox is then parked. */
 void eryx__sandbox_retire(eryx_sandbox *sb);
-int eryx__sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
-int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
-                      const eryx_run_options *opts, eryx_result **out);
+int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_sandbox **out);
+/* A fresh WASI state for sb (the standard library, /tmp, cfg's mounts,
+ * output settings), as a booting sandbox gets: sb->wasi. The message goes to
+ * the thread. */
+int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg);
 
-int eryx__sandbox_clear(eryx_sandbox *sb);
-int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped);
-int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed);
 
 /* guest.c: the guest's exports, each called under eryx__engine_call. They
  * return an eryx status and set sb's message on failure. */
@@ -238,11 +257,24 @@ uint32_t eryx__guest_alloc(eryx_sandbox *sb, uint32_t size, int *rc);
 int eryx__guest_read_outcome(eryx_sandbox *sb, uint32_t ptr, eryx__exec_outcome *o);
 void eryx__exec_outcome_clear(eryx__exec_outcome *o);
 
-/* Rejects configs whose size field is smaller than the first version or
- * larger than this library knows (a newer header than the library). */
-int eryx__check_config_size(size_t given, size_t min, size_t known);
+/* src/api/: what the layers over the public API (run.c, pool.c) need
+ * beyond it. The handler registered for a call (a handle); a sandbox handle
+ * replaced by a new one for the same sandbox (the pool's release: the old
+ * owner's handle dies), and its run count set back to 0. */
+void eryx__call_handler(const eryx_call *call, eryx_callback_fn *handler, void **user_data,
+                        unsigned *flags);
+int eryx__sandbox_rehandle(eryx_sandbox **handle);
+void eryx__sandbox_forget_runs(eryx_sandbox *handle);
+
+/* A condition whose timed waits take CLOCK_MONOTONIC deadlines (every
+ * deadline here is one: eryx__now_ns). */
+void eryx__cond_init_monotonic(pthread_cond_t *cv);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t eryx__now_ns(void);
+
+/* The monotonic time `ns` from now; 0 (none) for 0, ERYX_NO_LIMIT, or a
+ * span too long to be told from none. */
+uint64_t eryx__deadline_after(uint64_t ns);
 
 #endif

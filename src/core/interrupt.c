@@ -38,6 +38,17 @@ static uint64_t wd_wake_ns;
  * the engine: it is sent again this often until the run ends. */
 #define HARD_RETRY_NS (1000u * 1000u)
 
+/* A 32-bit word of guest memory used atomically by the host: NULL unless
+ * it is inside the memory and aligned (the addresses come from the guest,
+ * or from a session file: an unaligned atomic is undefined behaviour, and
+ * a split lock on x86). */
+static _Atomic uint32_t *guest_word(eryx_sandbox *sb, uint32_t addr)
+{
+    if (!addr || addr % 4u != 0)
+        return NULL;
+    return (_Atomic uint32_t *)(void *)eryx__guest_span(sb, addr, 4);
+}
+
 /* When the watchdog must look at sb next; 0 = never. irq.mu held. */
 static uint64_t next_time(const eryx_sandbox *sb)
 {
@@ -49,40 +60,39 @@ static uint64_t next_time(const eryx_sandbox *sb)
     return q->cause ? q->hard_at_ns : q->deadline_ns;
 }
 
-/* The graceful stop; irq.mu held, a run in progress. */
-static void soft_stop(eryx_sandbox *sb, int cause)
+/* The graceful stop; irq.mu held, a run in progress. The execution's
+ * notify, if any, goes into *n: deliver it once irq.mu is released (the
+ * embedder's notify may call functions that take it). */
+static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
     q->cause = cause;
     q->hard_at_ns = eryx__now_ns() + q->grace_ns;
-    if (q->async_exc_addr) {
-        uint8_t *exc = eryx__guest_span(sb, q->async_exc_addr, 4);
-        uint8_t *brk = eryx__guest_span(sb, q->breaker_addr, 4);
-        if (exc && brk) {
-            atomic_store((_Atomic uint32_t *)(void *)exc, q->exc_value);
-            atomic_fetch_or((_Atomic uint32_t *)(void *)brk, q->breaker_bit);
-        }
+    _Atomic uint32_t *exc = guest_word(sb, q->async_exc_addr);
+    _Atomic uint32_t *brk = guest_word(sb, q->breaker_addr);
+    if (exc && brk) {
+        atomic_store(exc, q->exc_value);
+        atomic_fetch_or(brk, q->breaker_bit);
     }
     eryx__wasi_interrupt(sb->wasi);
     if (q->hub) {
         pthread_mutex_lock(&q->hub->mu);
         q->hub->stopping = 1;
         pthread_cond_broadcast(&q->hub->cv);
-        if (q->hub->notify)
-            q->hub->notify(q->hub->notify_ud);
+        eryx__hub_notice_locked(q->hub, n);
         pthread_mutex_unlock(&q->hub->mu);
     }
 }
 
 /* Does what is due for sb; irq.mu held. */
-static void fire(eryx_sandbox *sb, uint64_t now)
+static void fire(eryx_sandbox *sb, uint64_t now, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
     uint64_t t = next_time(sb);
     if (!t || now < t)
         return;
     if (!q->cause) {
-        soft_stop(sb, ERYX_TIMEOUT);
+        soft_stop(sb, ERYX_TIMEOUT, n);
     } else {
         q->hard = 1;
         q->hard_at_ns = now;
@@ -105,10 +115,12 @@ static void *watchdog(void *arg)
                  * order); disarm waits for us meanwhile. */
                 wd_firing = sb;
                 pthread_mutex_unlock(&wd_mu);
+                eryx__notice notice = {0};
                 pthread_mutex_lock(&sb->irq.mu);
-                fire(sb, now);
+                fire(sb, now, &notice);
                 uint64_t next = next_time(sb);
                 pthread_mutex_unlock(&sb->irq.mu);
+                eryx__notice_deliver(&notice);
                 pthread_mutex_lock(&wd_mu);
                 sb->irq.wake_ns = next;
                 wd_firing = NULL;
@@ -135,11 +147,7 @@ static void *watchdog(void *arg)
 
 static int start_watchdog(void)
 {
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd_cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&wd_cv);
     pthread_t t;
     pthread_attr_t ta;
     pthread_attr_init(&ta);
@@ -237,18 +245,18 @@ int eryx__irq_fetch_addresses(eryx_sandbox *sb)
 int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, eryx__hub *hub)
 {
     eryx__irq *q = &sb->irq;
-    uint8_t *exc = eryx__guest_span(sb, q->async_exc_addr, 4);
-    uint8_t *brk = eryx__guest_span(sb, q->breaker_addr, 4);
-    if (exc && brk && q->async_exc_addr) {
-        atomic_store((_Atomic uint32_t *)(void *)exc, 0);
-        atomic_fetch_and((_Atomic uint32_t *)(void *)brk, ~q->breaker_bit);
+    _Atomic uint32_t *exc = guest_word(sb, q->async_exc_addr);
+    _Atomic uint32_t *brk = guest_word(sb, q->breaker_addr);
+    if (exc && brk) {
+        atomic_store(exc, 0);
+        atomic_fetch_and(brk, ~q->breaker_bit);
     }
     eryx__fiber_clear_interrupt(sb->fiber);
     pthread_mutex_lock(&q->mu);
     q->running = 1;
     q->cause = 0;
     q->hard = 0;
-    q->deadline_ns = timeout_ns ? eryx__now_ns() + timeout_ns : 0;
+    q->deadline_ns = eryx__deadline_after(timeout_ns);
     q->hub = hub;
     int rc = arm(sb);
     pthread_mutex_unlock(&q->mu);
@@ -291,13 +299,15 @@ uint64_t eryx__irq_deadline(eryx_sandbox *sb)
 int eryx__sandbox_interrupt(eryx_sandbox *sb)
 {
     eryx__irq *q = &sb->irq;
+    eryx__notice notice = {0};
     int rc = ERYX_OK;
     pthread_mutex_lock(&q->mu);
     if (q->running && !q->cause) {
-        soft_stop(sb, ERYX_INTERRUPTED);
+        soft_stop(sb, ERYX_INTERRUPTED, &notice);
         if (arm(sb) < 0)
             rc = ERYX_NOMEM;
     }
     pthread_mutex_unlock(&q->mu);
+    eryx__notice_deliver(&notice);
     return rc;
 }

@@ -11,15 +11,20 @@
  * (BENCHMARKS.md); paying it on release instead of after acquire puts it
  * off the user's path. The warm-up holds no user state, and the run count
  * is set back to 0.
+ *
+ * The pool is a layer over the public API: it holds sandbox handles and
+ * calls eryx_sandbox_*; a release gives the sandbox a new handle, so the
+ * releasing user's one is dead (ERYX_MISUSE) even while the pool keeps or
+ * hands out the sandbox again.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "api/config.h"
+#include "core/handle.h"
 #include "core/internal.h"
-
-#define POOL_MAGIC 0x4c505852u /* "RXPL" */
 
 typedef struct idle_entry {
     eryx_sandbox *sb;
@@ -27,8 +32,7 @@ typedef struct idle_entry {
 } idle_entry;
 
 struct eryx_pool {
-    uint32_t magic;
-    eryx_runtime *rt;
+    eryx_runtime *rt;           /* a handle */
     eryx_pool_config cfg;
     pthread_mutex_t mu;
     pthread_cond_t cv;          /* a sandbox was released */
@@ -52,60 +56,65 @@ static int warm_up(eryx_sandbox *sb)
     eryx_result *r = NULL;
     int rc = eryx_sandbox_run(sb, "pass", 4, &r);
     eryx_result_free(r);
-    sb->run_count = 0;
+    eryx__sandbox_forget_runs(sb);
     return rc;
 }
 
-static int pool_ok(const eryx_pool *p)
+static eryx_pool *get_pool(const eryx_pool *h)
 {
-    return p && p->magic == POOL_MAGIC;
+    return eryx__handle_get(h, ERYX__H_POOL);
 }
 
-int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out)
+static void pool_destroy(eryx_pool *p)
 {
-    eryx_pool_config defaults;
+    for (uint32_t i = 0; i < p->n_idle; i++)
+        eryx_sandbox_free(p->idle[i].sb);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->idle);
+    free(p);
+}
+
+int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *given, eryx_pool **out)
+{
+    eryx_pool_config config, *cfg = &config;
+    eryx__clear_errmsg(NULL);
     if (!out)
         return ERYX_MISUSE;
     *out = NULL;
-    if (!rt || rt->magic != ERYX__RUNTIME_MAGIC)
+    if (!eryx__handle_get(rt, ERYX__H_RUNTIME)) {
+        eryx__set_errmsg(NULL, "misuse: eryx_pool_new: not a runtime");
         return ERYX_MISUSE;
-    if (!cfg) {
-        eryx_pool_config_default(&defaults);
-        cfg = &defaults;
     }
-    if (cfg->size != sizeof *cfg || cfg->max_size == 0 || cfg->min_idle > cfg->max_size) {
-        eryx__set_errmsg(NULL, "eryx_pool_config: fill it with eryx_pool_config_default(); "
-                               "max_size must be > 0 and >= min_idle");
-        return ERYX_INVALID;
-    }
+    int rc = eryx__pool_config_take(given, cfg);
+    if (rc != ERYX_OK)
+        return rc;
     eryx_pool *p = calloc(1, sizeof *p);
     if (!p || !(p->idle = calloc(cfg->max_size, sizeof *p->idle))) {
         free(p);
         return ERYX_NOMEM;
     }
-    p->magic = POOL_MAGIC;
     p->rt = rt;
     p->cfg = *cfg;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->mu, NULL);
-    pthread_cond_init(&p->cv, &attr);
-    pthread_condattr_destroy(&attr);
+    eryx__cond_init_monotonic(&p->cv);
     /* Fill min_idle now, so the first acquires find sandboxes ready. */
     for (uint32_t i = 0; i < cfg->min_idle; i++) {
         eryx_sandbox *sb;
-        int rc = eryx_sandbox_new(rt, cfg->sandbox, &sb);
+        rc = eryx_sandbox_new(rt, cfg->sandbox, &sb);
         if (rc == ERYX_OK && (rc = warm_up(sb)) != ERYX_OK)
             eryx_sandbox_free(sb);
         if (rc != ERYX_OK) {
-            eryx_pool_free(p);
+            pool_destroy(p);
             return rc;
         }
         p->idle[p->n_idle++] = (idle_entry){sb, eryx__now_ns()};
         p->stats.creations++;
     }
-    *out = p;
+    if (!(*out = eryx__handle_open(ERYX__H_POOL, p))) {
+        pool_destroy(p);
+        return ERYX_NOMEM;
+    }
     return ERYX_OK;
 }
 
@@ -132,12 +141,13 @@ static void deadline_ts(uint64_t deadline_ns, struct timespec *ts)
     ts->tv_nsec = (long)(deadline_ns % 1000000000u);
 }
 
-int eryx_pool_acquire(eryx_pool *p, uint64_t timeout_ns, eryx_sandbox **out)
+int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
 {
     if (!out)
         return ERYX_MISUSE;
     *out = NULL;
-    if (!pool_ok(p))
+    eryx_pool *p = get_pool(h);
+    if (!p)
         return ERYX_MISUSE;
     uint64_t deadline = eryx__now_ns() + timeout_ns;
     int waited = 0, rc = ERYX_OK;
@@ -180,12 +190,17 @@ int eryx_pool_acquire(eryx_pool *p, uint64_t timeout_ns, eryx_sandbox **out)
     return ERYX_OK;
 }
 
-int eryx_pool_release(eryx_pool *p, eryx_sandbox *sb)
+int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
 {
-    if (!pool_ok(p) || !sb)
+    eryx_pool *p = get_pool(h);
+    if (!p || !eryx__handle_get(sb, ERYX__H_SANDBOX))
         return ERYX_MISUSE;
-    /* Clean before it is seen by anyone else. */
-    int rc = eryx_sandbox_reset(sb);
+    /* The user's handle dies first: nothing they do with it from now on
+     * reaches the sandbox. Then it is cleaned before anyone else sees it. */
+    int rc = eryx__sandbox_rehandle(&sb);
+    if (rc != ERYX_OK)
+        return rc; /* in use by another thread, or running: still theirs */
+    rc = eryx_sandbox_reset(sb);
     if (rc == ERYX_OK)
         rc = warm_up(sb);
     pthread_mutex_lock(&p->mu);
@@ -201,22 +216,25 @@ int eryx_pool_release(eryx_pool *p, eryx_sandbox *sb)
     return rc;
 }
 
-void eryx_pool_get_stats(eryx_pool *p, eryx_pool_stats *out)
+void eryx_pool_get_stats(eryx_pool *h, eryx_pool_stats *out)
 {
-    if (!pool_ok(p) || !out)
+    eryx_pool *p = get_pool(h);
+    if (!p || !out)
         return;
     pthread_mutex_lock(&p->mu);
-    *out = p->stats;
-    out->idle = p->n_idle;
-    out->in_use = p->in_use;
+    eryx_pool_stats full = p->stats;
+    full.idle = p->n_idle;
+    full.in_use = p->in_use;
     pthread_mutex_unlock(&p->mu);
+    eryx__pool_stats_give(&full, out);
 }
 
-int eryx_pool_free(eryx_pool *p)
+int eryx_pool_free(eryx_pool *h)
 {
-    if (!p)
+    if (!h)
         return ERYX_OK;
-    if (!pool_ok(p))
+    eryx_pool *p = get_pool(h);
+    if (!p)
         return ERYX_MISUSE;
     pthread_mutex_lock(&p->mu);
     uint32_t in_use = p->in_use;
@@ -225,12 +243,8 @@ int eryx_pool_free(eryx_pool *p)
         eryx__set_errmsg(NULL, "misuse: eryx_pool_free with %u sandboxes acquired", in_use);
         return ERYX_MISUSE;
     }
-    for (uint32_t i = 0; i < p->n_idle; i++)
-        eryx_sandbox_free(p->idle[i].sb);
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    p->magic = ERYX__FREED_MAGIC;
-    free(p->idle);
-    free(p);
+    if (!eryx__handle_close(h, ERYX__H_POOL))
+        return ERYX_MISUSE;
+    pool_destroy(p);
     return ERYX_OK;
 }

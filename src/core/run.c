@@ -1,563 +1,281 @@
 /*
- * Executions from the embedder's side: the request the guest understands
- * (guest/abi.h), stepping, the eryx_result, and eryx_sandbox_run, the
- * blocking loop over the non-blocking core.
+ * eryx_sandbox_run: the blocking loop over the public non-blocking API
+ * (eryx_exec_start / _step / _next_call / _finish), the way curl's easy
+ * interface sits on multi. It only adds what a loop needs: something to
+ * wait on (a notify that signals a condition) and threads for handlers.
+ *
+ * Handlers. An inline handler (ERYX_CALLBACK_INLINE) runs on the stepping
+ * thread: it promised not to block. Every other handler runs on a worker of
+ * one process-wide pool, never on the stepping thread, so a handler that
+ * blocks holds up neither the run's time limit nor its callback timeouts:
+ * the loop keeps waiting with the execution's deadline, the timeout
+ * interrupts the guest, and the run returns while the handler is still
+ * busy (its late reply is dropped). A call is started only while the guest
+ * still waits for it: calls past their deadline, or whose run ended, are
+ * failed without running their handler, and a run that ends takes its
+ * unstarted calls out of the queue.
  */
-#include <stdio.h>
+#include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
-#include <string.h>
 #include <time.h>
 
-#include <jansson.h>
+#include "core/internal.h"
 
-#include "core/exec.h"
-#include "guest/abi.h"
+/* Workers at most, over all runs; idle ones exit after IDLE_EXIT_NS. */
+#define MAX_WORKERS 64
+#define IDLE_EXIT_NS (2ull * 1000 * 1000 * 1000)
 
-void eryx_run_options_default(eryx_run_options *opts)
+typedef struct job {
+    struct job *next;
+    eryx_call *call;
+    eryx_callback_fn handler;
+    void *user_data;
+    const void *owner;          /* the run that queued it */
+} job;
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_cv;  /* a job was queued; CLOCK_MONOTONIC */
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static job *queue_head, *queue_tail;
+static unsigned n_queued, n_workers, n_busy; /* busy: running a job */
+
+static void pool_init(void)
 {
-    memset(opts, 0, sizeof *opts);
-    opts->size = sizeof *opts;
+    eryx__cond_init_monotonic(&pool_cv);
 }
 
-/* What a sandbox made from an image does on its first run: reseed random
- * (the image holds the template's state) and, unless it is a fork or a
- * loaded session, apply its environment. "" when nothing is to be done. */
-static char *build_setup(const eryx_sandbox *sb)
+/* A job whose run ended: its handler is never started. */
+static void drop_job(job *j)
 {
-    if (!sb->needs_setup && !sb->reseed_only)
-        return strdup("");
-    json_t *setup = json_pack("{s:b}", "seed", 1);
-    json_t *env = json_object();
-    for (size_t i = 0; sb->needs_setup && sb->cfg.env && sb->cfg.env[i]; i++) {
-        const char *kv = sb->cfg.env[i], *eq = strchr(kv, '=');
-        if (eq && eq != kv) {
-            char *key = strndup(kv, (size_t)(eq - kv));
-            if (key)
-                json_object_set_new(env, key, json_string(eq + 1));
-            free(key);
-        }
-    }
-    if (sb->needs_setup && setup && env)
-        json_object_set(setup, "env", env);
-    if (sb->needs_setup && setup && sb->cfg.n_mounts)
-        json_object_set_new(setup, "mounts", json_true());
-    json_decref(env);
-    char *text = setup ? json_dumps(setup, JSON_COMPACT) : NULL;
-    json_decref(setup);
-    return text;
+    eryx_call_fail(j->call, ERYX_CALL_TIMEOUT, "the call was not started: its run ended first");
+    free(j);
 }
 
-/* mode \0 flags \0 filename \0 callbacks \0 setup \0 argc \0 argv[0] \0 ... \0 code */
-static char *build_request(const eryx_sandbox *sb, const eryx_run_options *o, char mode,
-                           const char *code, size_t len, size_t *req_len)
+static void run_job(job *j)
 {
-    static const char *const default_argv[] = {"", NULL};
-    const char *filename = o->filename ? o->filename : "<string>";
-    const char *const *argv = o->argv && o->argv[0] ? o->argv : default_argv;
-    /* "t": trace; "s": this run has stdin bytes (without, the guest may
-     * keep the previous run's unused stdin object: a few microseconds). */
-    int has_stdin = o->stdin_len > 0;
-    const char *flags = sb->on_trace ? (has_stdin ? "ts" : "t") : (has_stdin ? "s" : "");
-    const char *cbs = sb->callbacks_json ? sb->callbacks_json : "[]";
-    char *setup = build_setup(sb);
-    if (!setup)
-        return NULL;
-    size_t argc = 0;
-    char count[24];
-    size_t n = 2 + strlen(flags) + 1 + strlen(filename) + 1 + strlen(cbs) + 1 +
-               strlen(setup) + 1 + len;
-    for (; argv[argc]; argc++)
-        n += strlen(argv[argc]) + 1;
-    n += (size_t)snprintf(count, sizeof count, "%zu", argc) + 1;
-    char *req = malloc(n);
-    if (!req) {
-        free(setup);
-        return NULL;
-    }
-    char *p = req;
-    *p++ = mode ? mode
-                : o->mode == ERYX_RUN_MODULE        ? 'm'
-                : o->mode == ERYX_RUN_INTERACTIVE ? 'i'
-                                                  : 'c';
-    *p++ = '\0';
-    p = stpcpy(p, flags) + 1;
-    p = stpcpy(p, filename) + 1;
-    p = stpcpy(p, cbs) + 1;
-    p = stpcpy(p, setup) + 1;
-    free(setup);
-    p = stpcpy(p, count) + 1;
-    for (size_t i = 0; i < argc; i++)
-        p = stpcpy(p, argv[i]) + 1;
-    memcpy(p, code, len);
-    *req_len = n;
-    return req;
-}
-
-static int check_options(eryx_sandbox *sb, const eryx_run_options *o)
-{
-    if (o->filename && !o->filename[0]) {
-        eryx__set_errmsg(sb, "filename must not be empty");
-        return ERYX_INVALID;
-    }
-    if (o->mode != ERYX_RUN_CODE && o->mode != ERYX_RUN_MODULE &&
-        o->mode != ERYX_RUN_INTERACTIVE) {
-        eryx__set_errmsg(sb, "unknown run mode %d", (int)o->mode);
-        return ERYX_INVALID;
-    }
-    return ERYX_OK;
-}
-
-static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
-                      const eryx_run_options *opts, eryx_exec **out);
-
-int eryx__exec_start(eryx_sandbox *sb, const char *code, size_t len,
-                     const eryx_run_options *opts, eryx_exec **out)
-{
-    return exec_start(sb, 0, code, len, opts, out);
-}
-
-int eryx__exec_start_mode(eryx_sandbox *sb, char mode, const char *code, size_t len,
-                          eryx_exec **out)
-{
-    return exec_start(sb, mode, code, len, NULL, out);
-}
-
-static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
-                      const eryx_run_options *opts, eryx_exec **out)
-{
-    eryx_run_options defaults;
-    if (!opts) {
-        eryx_run_options_default(&defaults);
-        opts = &defaults;
-    }
-    int rc = check_options(sb, opts);
-    if (rc != ERYX_OK)
-        return rc;
-    if (len > UINT32_MAX / 2) {
-        eryx__set_errmsg(sb, "code too large");
-        return ERYX_INVALID;
-    }
-    size_t req_len = 0;
-    char *req = build_request(sb, opts, mode, code, len, &req_len);
-    eryx_exec *ex = req ? eryx__exec_new(sb, req, req_len) : NULL;
-    if (!ex || eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
-        if (ex)
-            eryx__exec_free(ex);
-        else
-            free(req);
-        eryx__set_errmsg(sb, "out of memory preparing the run");
-        return ERYX_NOMEM;
-    }
-    eryx__sandbox_prefault_pending(sb);
-    eryx__wasi_begin_run(sb->wasi);
-    rc = eryx__irq_run_begin(sb, opts->timeout_ns ? opts->timeout_ns : sb->timeout_ns, ex->hub);
-    if (rc != ERYX_OK) {
-        eryx__exec_free(ex);
-        eryx__set_errmsg(sb, "cannot start the watchdog thread");
-        return rc;
-    }
-    uint64_t fuel = opts && opts->fuel ? opts->fuel : sb->cfg.fuel;
-    ex->fuel_start = fuel && fuel < (uint64_t)ERYX__FUEL_UNLIMITED ? (int64_t)fuel
-                                                                    : ERYX__FUEL_UNLIMITED;
-    sb->host.fuel = ex->fuel_start;
-    ex->t0 = eryx__now_ns();
-    sb->exec = ex;
-    sb->needs_setup = sb->reseed_only = 0;
-    sb->run_count++;
-    *out = ex;
-    return ERYX_OK;
-}
-
-static void do_exec(void *arg)
-{
-    eryx_exec *ex = arg;
-    Z_python_instance_t *inst = &ex->sb->inst;
-    ex->outcome_ptr = Z_pythonZ_eryx_exec(inst, ex->request_ptr, (u32)ex->request_len);
-    Z_pythonZ_eryx_dealloc(inst, ex->request_ptr);
-}
-
-/* Copies the request into guest memory and starts eryx_exec on the fiber. */
-static int begin(eryx_exec *ex)
-{
-    eryx_sandbox *sb = ex->sb;
-    int rc;
-    ex->request_ptr = eryx__guest_alloc(sb, (uint32_t)ex->request_len, &rc);
-    if (rc != ERYX_OK)
-        return rc;
-    memcpy(eryx__guest_span(sb, ex->request_ptr, ex->request_len), ex->request,
-           ex->request_len);
-    free(ex->request);
-    ex->request = NULL;
-    return eryx__guest_call(sb, do_exec, ex, "the code");
-}
-
-static void take_output(eryx_sandbox *sb, eryx_result *r)
-{
-    int t;
-    eryx__wasi_output(sb->wasi, 1, &r->out_len, &t);
-    r->out_truncated = t;
-    eryx__wasi_output(sb->wasi, 2, &r->err_len, &t);
-    r->err_truncated = t;
-    r->out = eryx__wasi_take_output(sb->wasi, 1, &r->out_len);
-    r->err = eryx__wasi_take_output(sb->wasi, 2, &r->err_len);
-}
-
-/* Fills r from the guest's outcome; returns the run's status. */
-static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
-{
-    int rc = ERYX_OK;
-    r->exit_code = o->exit_code;
-    r->exited = o->status == ERYX_GUEST_EXIT;
-    if (o->status == ERYX_GUEST_EXCEPTION || o->status == ERYX_GUEST_INTERNAL) {
-        r->exc_type = o->type;
-        r->exc_message = o->message;
-        r->traceback = o->traceback;
-        o->type = o->message = o->traceback = NULL;
-        rc = o->status == ERYX_GUEST_EXCEPTION ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
-    }
-    eryx__exec_outcome_clear(o);
-    return rc;
-}
-
-/* A timeout or interrupt was requested during the run: unless the code
- * finished anyway, the status says which stop ended it, the message how.
- * (A graceful stop shows in the result as the KeyboardInterrupt it raised.) */
-static int stop_status(eryx_sandbox *sb, eryx_result *r, int rc, int cause, int hard)
-{
-    if (rc == ERYX_OK)
-        return rc;
-    r->hard_stopped = rc == ERYX_INTERRUPTED && hard;
-    eryx__set_errmsg(sb, "%s%s", cause == ERYX_TIMEOUT ? "the run exceeded its time limit"
-                                                       : "the run was interrupted",
-                     r->hard_stopped ? "; it did not unwind in time and was stopped hard "
-                                       "(the sandbox is dead)"
-                                     : "");
-    return cause;
-}
-
-/* The guest finished (or died) with status rc: build the result. */
-static int conclude(eryx_exec *ex, int rc)
-{
-    eryx_sandbox *sb = ex->sb;
-    eryx_result *r = calloc(1, sizeof *r);
-    eryx__exec_outcome o = {0};
-    int hard, cause = eryx__irq_run_end(sb, &hard);
-    ex->state = EX_DONE;
-    sb->exec = NULL;
-    if (!r)
-        return ex->final_rc = ERYX_NOMEM;
-    r->duration_ns = eryx__now_ns() - ex->t0;
-    /* Out of fuel leaves the counter at -1: the run used all of it. */
-    r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->host.fuel < 0 ? 0 : sb->host.fuel))
-                                  : 0;
-    r->memory_bytes = sb->inst.w2c_memory.size;
-    r->n_callbacks = ex->n_invocations;
-    r->result_json = ex->result_json;
-    r->result_error = ex->result_error;
-    ex->result_json = ex->result_error = NULL;
-    take_output(sb, r);
-    if (!r->out || !r->err) {
-        eryx_result_free(r);
-        eryx__set_errmsg(sb, "out of memory collecting the output");
-        return ex->final_rc = ERYX_NOMEM;
-    }
-    if (rc == ERYX_OK)
-        rc = eryx__guest_read_outcome(sb, ex->outcome_ptr, &o);
-    if (rc == ERYX_OK) {
-        rc = apply_outcome(r, &o);
-    } else if (rc == ERYX_DEAD) {
-        /* os._exit(n): this run ends like a process; the sandbox is dead. */
-        r->exited = 1;
-        r->exit_code = sb->exit_code;
-        rc = ERYX_OK;
-    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED || rc == ERYX_FUEL) {
-        r->exit_code = 1;
-    } else {
-        eryx_result_free(r);
-        return ex->final_rc = rc;
-    }
-    if (cause)
-        rc = stop_status(sb, r, rc, cause, hard);
-    ex->result = r;
-    return ex->final_rc = rc;
-}
-
-int eryx__exec_step(eryx_exec *ex)
-{
-    int rc;
-    if (ex->state == EX_DONE)
-        return ex->final_rc;
-    if (ex->state == EX_NEW) {
-        rc = begin(ex);
-    } else {
-        if (!eryx__exec_has_news(ex))
-            return ERYX_PENDING;
-        if (eryx__exec_take_reply(ex, NULL) < 0) {
-            eryx__set_errmsg(ex->sb, "out of memory building the reply");
-            return ERYX_NOMEM; /* the execution stays pending: step again */
-        }
-        ex->timer_deadline_ns = 0;
-        rc = eryx__guest_resume(ex->sb, "the code");
-    }
-    if (rc == ERYX_PENDING) {
-        ex->state = EX_PENDING;
-        return ERYX_PENDING;
-    }
-    return conclude(ex, rc);
-}
-
-int eryx__exec_finish(eryx_exec *ex, eryx_result **out)
-{
-    eryx_sandbox *sb = ex->sb;
-    int rc = ex->final_rc;
-    if (ex->state != EX_DONE) {
-        /* Abandoned mid-way: the guest's stack is dropped, so the
-         * interpreter is in an unknown state. */
-        if (ex->state == EX_PENDING)
-            eryx__fiber_abandon(sb->fiber);
-        sb->exec = NULL;
-        sb->state = ERYX__SB_DEAD;
-        eryx__set_errmsg(sb, "the execution was abandoned before it finished");
-        rc = ERYX_DEAD;
-    }
-    if (out) {
-        *out = ex->result;
-        ex->result = NULL;
-    }
-    eryx__exec_free(ex);
-    return rc;
-}
-
-/* ---- eryx_sandbox_run: the blocking loop ---------------------------------- */
-
-/* Handlers of one step, run several at once when the guest made several
- * calls: each worker takes the next call until none is left. */
-typedef struct dispatch {
-    pthread_mutex_t mu;
-    eryx_call **calls;
-    size_t n, next;
-    int refs;
-} dispatch;
-
-static void run_handler(eryx_call *c)
-{
-    if (c->cb->handler)
-        c->cb->handler(c->cb->user_data, c);
+    if (!eryx_call_pending(j->call))
+        eryx_call_fail(j->call, ERYX_CALL_TIMEOUT,
+                       "the call was not started: it timed out or its run ended first");
+    else if (j->handler)
+        j->handler(j->user_data, j->call);
     else
-        eryx_call_fail(c, ERYX_CALL_FAILED, "no handler is registered for this function");
+        eryx_call_fail(j->call, ERYX_CALL_FAILED, "no handler is registered for this function");
+    free(j);
 }
 
-static void dispatch_unref(dispatch *d)
+/* The next job, or NULL when the worker has idled long enough; pool_mu
+ * held. */
+static job *next_job_locked(void)
 {
-    pthread_mutex_lock(&d->mu);
-    int last = --d->refs == 0;
-    pthread_mutex_unlock(&d->mu);
-    if (last) {
-        pthread_mutex_destroy(&d->mu);
-        free(d->calls);
-        free(d);
+    while (!queue_head) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_sec += (time_t)(IDLE_EXIT_NS / 1000000000u);
+        int rc = pthread_cond_timedwait(&pool_cv, &pool_mu, &ts);
+        if (rc == ETIMEDOUT && !queue_head)
+            return NULL;
     }
+    n_busy++;
+    job *j = queue_head;
+    queue_head = j->next;
+    if (!queue_head)
+        queue_tail = NULL;
+    n_queued--;
+    return j;
 }
 
-static void *dispatch_worker(void *arg)
+static void *worker(void *arg)
 {
-    dispatch *d = arg;
-    for (;;) {
-        pthread_mutex_lock(&d->mu);
-        eryx_call *c = d->next < d->n ? d->calls[d->next++] : NULL;
-        pthread_mutex_unlock(&d->mu);
-        if (!c)
-            break;
-        run_handler(c);
+    (void)arg;
+    pthread_mutex_lock(&pool_mu);
+    job *j;
+    while ((j = next_job_locked())) {
+        pthread_mutex_unlock(&pool_mu);
+        run_job(j);
+        pthread_mutex_lock(&pool_mu);
+        n_busy--;
     }
-    dispatch_unref(d);
+    n_workers--;
+    pthread_mutex_unlock(&pool_mu);
     return NULL;
 }
 
-#define MAX_HANDLER_THREADS 16
-
-/* Starts the handlers of the new calls: inline handlers (and a lone call) on
- * this thread, the others on up to MAX_HANDLER_THREADS detached workers. */
-static void dispatch_calls(eryx_exec *ex)
+/* Starts a worker; pool_mu held. 0, or -1 if no thread could be made. */
+static int add_worker_locked(void)
 {
-    size_t n = 0, cap = 0;
-    eryx_call **calls = NULL, *c;
-    while ((c = eryx_exec_next_call(ex))) {
-        if (c->cb->flags & ERYX_CALLBACK_INLINE) {
-            run_handler(c);
-            continue;
-        }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            eryx_call **bigger = realloc(calls, cap * sizeof *bigger);
-            if (!bigger) {
-                eryx_call_fail(c, ERYX_CALL_FAILED, "out of memory on the host");
-                continue;
-            }
-            calls = bigger;
-        }
-        calls[n++] = c;
-    }
-    if (n <= 1) {
-        if (n == 1)
-            run_handler(calls[0]);
-        free(calls);
-        return;
-    }
-    dispatch *d = calloc(1, sizeof *d);
-    if (!d) {
-        for (size_t i = 0; i < n; i++)
-            run_handler(calls[i]);
-        free(calls);
-        return;
-    }
-    pthread_mutex_init(&d->mu, NULL);
-    d->calls = calls;
-    d->n = n;
-    d->refs = 1;
-    size_t workers = n < MAX_HANDLER_THREADS ? n : MAX_HANDLER_THREADS;
     pthread_attr_t attr;
+    pthread_t t;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    for (size_t i = 1; i < workers; i++) {
-        pthread_t t;
-        pthread_mutex_lock(&d->mu);
-        d->refs++;
-        pthread_mutex_unlock(&d->mu);
-        if (pthread_create(&t, &attr, dispatch_worker, d) != 0) {
-            dispatch_unref(d);
-            break;
-        }
-    }
+    int rc = pthread_create(&t, &attr, worker, NULL);
     pthread_attr_destroy(&attr);
-    d->refs++;
-    dispatch_worker(d); /* this thread works too */
-    dispatch_unref(d);
+    if (rc != 0)
+        return -1;
+    n_workers++;
+    return 0;
 }
 
-/* Sleeps until a reply arrives or the execution's deadline passes. */
-static void wait_for_news(eryx_exec *ex)
+/* The jobs one step's calls make, queued together. */
+typedef struct batch {
+    job *head, *tail;
+    unsigned n;
+} batch;
+
+static void batch_add(batch *b, eryx_call *c, eryx_callback_fn handler, void *user_data,
+                      const void *owner)
 {
-    uint64_t deadline = eryx_exec_deadline_ns(ex);
-    eryx__hub *h = ex->hub;
-    pthread_mutex_lock(&h->mu);
-    while (h->n_ready == 0 && !h->stopping) {
-        if (!deadline) {
-            pthread_cond_wait(&h->cv, &h->mu);
+    job *j = malloc(sizeof *j);
+    if (!j) {
+        eryx_call_fail(c, ERYX_CALL_FAILED, "out of memory on the host");
+        return;
+    }
+    *j = (job){NULL, c, handler, user_data, owner};
+    if (b->tail)
+        b->tail->next = j;
+    else
+        b->head = j;
+    b->tail = j;
+    b->n++;
+}
+
+/* Queues a batch for the workers with one lock and one wake-up (a gather
+ * of 10,000 calls queued one by one was slow under valgrind), and adds
+ * workers so that every queued job has a worker not busy with another. */
+static void submit(batch *b)
+{
+    if (!b->n)
+        return;
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool_mu);
+    while (n_workers - n_busy < n_queued + b->n && n_workers < MAX_WORKERS &&
+           add_worker_locked() == 0)
+        ;
+    if (n_workers == 0) { /* no thread could be made: nobody would run them */
+        pthread_mutex_unlock(&pool_mu);
+        for (job *j = b->head, *next; j; j = next) {
+            next = j->next;
+            eryx_call_fail(j->call, ERYX_CALL_FAILED, "cannot start a thread for the host function");
+            free(j);
+        }
+        return;
+    }
+    if (queue_tail)
+        queue_tail->next = b->head;
+    else
+        queue_head = b->head;
+    queue_tail = b->tail;
+    n_queued += b->n;
+    if (b->n > 1)
+        pthread_cond_broadcast(&pool_cv);
+    else
+        pthread_cond_signal(&pool_cv);
+    pthread_mutex_unlock(&pool_mu);
+}
+
+/* A run ended: its calls still queued are failed without being started. */
+static void purge(const void *owner)
+{
+    job *mine = NULL, **p = &queue_head, *last = NULL;
+    pthread_once(&pool_once, pool_init);
+    pthread_mutex_lock(&pool_mu);
+    while (*p) {
+        job *j = *p;
+        if (j->owner == owner) {
+            *p = j->next;
+            n_queued--;
+            j->next = mine;
+            mine = j;
             continue;
         }
-        if (eryx__now_ns() >= deadline)
+        last = j;
+        p = &j->next;
+    }
+    queue_tail = last;
+    pthread_mutex_unlock(&pool_mu);
+    while (mine) {
+        job *j = mine;
+        mine = j->next;
+        drop_job(j);
+    }
+}
+
+/* Starts the handlers of the calls the last step issued. */
+static void start_calls(eryx_exec *ex, const void *owner)
+{
+    batch b = {NULL, NULL, 0};
+    eryx_call *c;
+    while ((c = eryx_exec_next_call(ex))) {
+        eryx_callback_fn handler;
+        void *user_data;
+        unsigned flags;
+        eryx__call_handler(c, &handler, &user_data, &flags);
+        if (handler && (flags & ERYX_CALLBACK_INLINE))
+            handler(user_data, c);
+        else
+            batch_add(&b, c, handler, user_data, owner);
+    }
+    submit(&b);
+}
+
+/* Woken by the execution's notify (a reply, a stop), or by its deadline. */
+typedef struct waiter {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int woken;
+} waiter;
+
+static void wake(void *ud)
+{
+    waiter *w = ud;
+    pthread_mutex_lock(&w->mu);
+    w->woken = 1;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+static void wait_for_news(eryx_exec *ex, waiter *w)
+{
+    uint64_t deadline = eryx_exec_deadline_ns(ex);
+    struct timespec ts = {(time_t)(deadline / 1000000000u), (long)(deadline % 1000000000u)};
+    pthread_mutex_lock(&w->mu);
+    while (!w->woken && !eryx_exec_ready(ex)) {
+        if (!deadline)
+            pthread_cond_wait(&w->cv, &w->mu);
+        else if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t wait = deadline - eryx__now_ns();
-        ts.tv_sec += (time_t)(wait / 1000000000u);
-        ts.tv_nsec += (long)(wait % 1000000000u);
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
     }
-    pthread_mutex_unlock(&h->mu);
+    w->woken = 0;
+    pthread_mutex_unlock(&w->mu);
 }
 
-int eryx__sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
-                      const eryx_run_options *opts, eryx_result **out)
+int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
+                        const eryx_run_options *opts, eryx_result **out)
 {
     eryx_exec *ex;
-    int rc = eryx__exec_start(sb, code, len, opts, &ex);
+    if (!out) /* eryx_exec_start reports the misuse */
+        return eryx_exec_start(sb, code, len, opts, NULL);
+    *out = NULL;
+    int rc = eryx_exec_start(sb, code, len, opts, &ex);
     if (rc != ERYX_OK)
         return rc;
-    while ((rc = eryx__exec_step(ex)) == ERYX_PENDING) {
-        dispatch_calls(ex);
-        wait_for_news(ex);
+    waiter w = {.woken = 0};
+    pthread_mutex_init(&w.mu, NULL);
+    eryx__cond_init_monotonic(&w.cv);
+    eryx_exec_set_notify(ex, wake, &w);
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        start_calls(ex, &w);
+        wait_for_news(ex, &w);
     }
-    return eryx__exec_finish(ex, out);
+    /* No notify runs after this returns: w can go. */
+    int final = eryx_exec_finish(ex, out);
+    purge(&w);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return rc == ERYX_MISUSE ? rc : final;
 }
 
-void eryx_result_free(eryx_result *r)
+int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len, eryx_result **out)
 {
-    if (!r)
-        return;
-    free(r->out);
-    free(r->err);
-    free(r->exc_type);
-    free(r->exc_message);
-    free(r->traceback);
-    free(r->result_json);
-    free(r->result_error);
-    free(r);
-}
-
-/* Runs an internal request to its end (no callbacks are made by it). */
-static int run_mode(eryx_sandbox *sb, char mode, const char *data, size_t len,
-                    eryx_exec **done)
-{
-    eryx_exec *ex;
-    *done = NULL;
-    int rc = eryx__exec_start_mode(sb, mode, data, len, &ex);
-    if (rc != ERYX_OK)
-        return rc;
-    while ((rc = eryx__exec_step(ex)) == ERYX_PENDING)
-        wait_for_news(ex);
-    *done = ex;
-    return rc;
-}
-
-/* Takes the JSON `result` of an internal run out of its result. */
-static char *take_result_json(eryx_exec *ex)
-{
-    char *json = ex->result ? ex->result->result_json : NULL;
-    if (ex->result)
-        ex->result->result_json = NULL;
-    return json ? json : strdup("[]");
-}
-
-int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped)
-{
-    eryx_exec *ex;
-    int rc = run_mode(sb, 'x', "", 0, &ex);
-    if (!ex)
-        return rc;
-    if (rc == ERYX_OK && !ex->exported) {
-        eryx__set_errmsg(sb, "the sandbox exported no state");
-        rc = ERYX_INTERNAL;
-    }
-    if (rc == ERYX_OK) {
-        *data = ex->exported;
-        *len = ex->exported_len;
-        ex->exported = NULL;
-        *skipped = take_result_json(ex);
-    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
-        eryx__set_errmsg(sb, "exporting the state failed: %s", ex->result->exc_message);
-        rc = ERYX_INTERNAL;
-    }
-    eryx__exec_finish(ex, NULL);
-    return rc;
-}
-
-int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed)
-{
-    eryx_exec *ex;
-    int rc = run_mode(sb, 'y', data, len, &ex);
-    if (!ex)
-        return rc;
-    if (rc == ERYX_OK) {
-        *failed = take_result_json(ex);
-    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
-        eryx__set_errmsg(sb, "%s", ex->result->exc_message);
-        rc = ERYX_INVALID;
-    }
-    eryx__exec_finish(ex, NULL);
-    return rc;
-}
-
-int eryx__sandbox_clear(eryx_sandbox *sb)
-{
-    eryx_exec *ex;
-    int rc = run_mode(sb, 'z', "", 0, &ex);
-    if (ex)
-        eryx__exec_finish(ex, NULL);
-    return rc;
+    return eryx_sandbox_run_ex(sb, code, len, NULL, out);
 }

@@ -87,7 +87,6 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     eryx_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return ERYX_NOMEM;
-    rt->magic = ERYX__RUNTIME_MAGIC;
     pthread_mutex_init(&rt->park_mu, NULL);
     rt->stdlib = eryx__stdlib_image;
     rt->stdlib_size = (size_t)(eryx__stdlib_image_end - eryx__stdlib_image);
@@ -121,6 +120,5 @@ void eryx__runtime_free(eryx_runtime *rt)
         atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
     eryx__runtime_drop_snapshot(rt);
     pthread_mutex_destroy(&rt->park_mu);
-    rt->magic = ERYX__FREED_MAGIC;
     free(rt);
 }

@@ -1,6 +1,7 @@
 /*
  * Sandboxes: one guest instance, its WASI state and file tree.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@ void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
     cfg->max_callbacks = ERYX_DEFAULT_MAX_CALLBACKS;
     cfg->timeout_ns = ERYX_DEFAULT_TIMEOUT_NS;
     cfg->interrupt_grace_ns = ERYX_DEFAULT_INTERRUPT_GRACE_NS;
+    cfg->host_write_quota = ERYX__VFS_HOST_QUOTA_DEFAULT;
 }
 
 /* The guest's file tree: the stdlib image, a private /tmp, the embedder's
@@ -31,6 +33,7 @@ static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs
     eryx__vfs *vfs = eryx__vfs_new(cfg->tmp_quota);
     if (!vfs)
         return ERYX_NOMEM;
+    eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
     int err = eryx__vfs_mount_image(vfs, STDLIB_GUEST_DIR, rt->stdlib, rt->stdlib_size);
     if (err == 0)
         err = eryx__vfs_mount_tmp(vfs, "/tmp");
@@ -72,6 +75,7 @@ int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     if (cfg->on_output)
         eryx__wasi_set_output_fn(sb->wasi, cfg->on_output, cfg->output_user_data);
     eryx__wasi_set_output_stop(sb->wasi, cfg->output_limit_stops);
+    eryx__wasi_set_sleeper(sb->wasi, eryx__exec_sleep, sb);
     return ERYX_OK;
 }
 
@@ -141,7 +145,7 @@ static void free_config(eryx_sandbox *sb)
  * (eryx__sandbox_reuse): counts it as live. */
 static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 {
-    sb->magic = ERYX__SANDBOX_MAGIC;
+    sb->state = ERYX__SB_READY;
     sb->host.fuel = ERYX__FUEL_UNLIMITED;
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
@@ -158,7 +162,7 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 }
 
 /* Everything a user gave or left, apart from the guest's memory and
- * globals (src/core/snapshot.c restores those): WASI state, callbacks,
+ * globals (src/core/instance.c restores those): WASI state, callbacks,
  * config copies, timers, messages. No longer counted as live. */
 static void drop_settings(eryx_sandbox *sb)
 {
@@ -176,14 +180,14 @@ static void drop_settings(eryx_sandbox *sb)
     atomic_fetch_sub(&sb->rt->n_sandboxes, 1);
 }
 
+/* What the user gave or left goes; the instance stays, parked. */
 void eryx__sandbox_retire(eryx_sandbox *sb)
 {
     drop_settings(sb);
     eryx__sandbox_drop_fork_base(sb);
     memset(&sb->irq, 0, sizeof sb->irq);
     memset(&sb->cfg, 0, sizeof sb->cfg);
-    sb->magic = ERYX__PARKED_MAGIC;
-    sb->state = ERYX__SB_READY;
+    sb->state = ERYX__SB_PARKED;
     sb->exit_code = 0;
     sb->needs_setup = sb->reseed_only = 0;
     sb->prefault_pending = 0;
@@ -192,7 +196,8 @@ void eryx__sandbox_retire(eryx_sandbox *sb)
     sb->errmsg[0] = '\0';
 }
 
-int eryx__sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+/* A parked sandbox takes a new owner's config; freed on failure. */
+static int sandbox_reuse(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 {
     int rc = take_settings(sb, cfg);
     if (rc != ERYX_OK)
@@ -292,18 +297,216 @@ int eryx__sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_san
     return sandbox_boot(rt, cfg, out);
 }
 
+/* A sandbox being freed keeps its instance for the next one when the
+ * runtime has room (instance.c, "parked instances"): its user's settings
+ * go, its memory goes back to the image. */
+static int park(eryx_sandbox *sb)
+{
+    if (eryx__instance_park_prepare(sb) != 0)
+        return 0;
+    eryx__sandbox_retire(sb);
+    if (eryx__instance_park(sb) != 0) { /* the last place went meanwhile */
+        eryx__instance_destroy(sb);
+        free(sb);
+    }
+    return 1;
+}
+
 void eryx__sandbox_free(eryx_sandbox *sb)
 {
     if (sb->exec)
         eryx__exec_finish(sb->exec, NULL);
-    if (sb->magic != ERYX__PARKED_MAGIC && eryx__sandbox_park(sb))
+    if (park(sb))
         return;
-    eryx__sandbox_drop_fork_base(sb);
-    if (sb->instantiated)
-        Z_python_free(&sb->inst);
-    eryx__fiber_free(sb->fiber);
-    if (sb->magic != ERYX__PARKED_MAGIC)
-        drop_settings(sb);
-    sb->magic = ERYX__FREED_MAGIC;
+    eryx__instance_destroy(sb);
+    drop_settings(sb);
     free(sb);
 }
+
+/* ---- sandboxes made from images ------------------------------------------ */
+
+/* The embedder's file tree and caps on a WASI state cloned from the
+ * template. The message goes to the thread. */
+static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config *cfg,
+                      int mount)
+{
+    eryx__vfs *vfs = eryx__wasi_vfs(w);
+    eryx__vfs_set_tmp_quota(vfs, cfg->tmp_quota);
+    eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
+    eryx__wasi_set_max_output(w, cfg->max_output);
+    eryx__wasi_set_output_stop(w, cfg->output_limit_stops);
+    for (size_t i = 0; mount && i < cfg->n_mounts; i++) {
+        const eryx_mount *m = &cfg->mounts[i];
+        int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
+        if (err != 0) {
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path, m->guest_path,
+                             strerror(-err));
+            return ERYX_IO;
+        }
+    }
+    if (cfg->on_output)
+        eryx__wasi_set_output_fn(w, cfg->on_output, cfg->output_user_data);
+    eryx__wasi_set_sleeper(w, eryx__exec_sleep, sb);
+    sb->wasi = w;
+    return ERYX_OK;
+}
+
+/* A sandbox in the state given by img + g, with the WASI state of `parent`
+ * (cloned) or a new one, and the embedder's config. A parked sandbox is
+ * taken when there is one (its instance, fiber and tables are reused, and
+ * img is mapped over the runtime image it maps), preferably one whose
+ * pages are not warm: those are better kept for new sandboxes. */
+int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                              const eryx__mem_image *img, const eryx__snapshot_globals *g,
+                              const eryx_sandbox *parent, eryx_sandbox **out)
+{
+    eryx_sandbox *sb = eryx__instance_unpark(rt, 0);
+    int reused = sb != NULL;
+    int rc = reused ? sandbox_reuse(sb, cfg) : eryx__sandbox_alloc(rt, cfg, &sb);
+    if (rc != ERYX_OK)
+        return rc; /* both free sb on failure */
+    /* A fork keeps its parent's files, mounts and callbacks; the others
+     * start from the template's tree and add the config's mounts, or, in a
+     * runtime without an image (and so without a template: a session being
+     * loaded), from a fresh tree as a booting sandbox would. */
+    if (parent)
+        rc = eryx__callbacks_copy(sb, parent);
+    const eryx_sandbox *src = parent ? parent : rt->template;
+    if (rc == ERYX_OK && !src) {
+        rc = eryx__sandbox_create_wasi(sb, cfg);
+    } else if (rc == ERYX_OK) {
+        eryx__wasi *w = eryx__wasi_clone(src->wasi);
+        rc = w ? adopt_wasi(sb, w, cfg, parent == NULL) : ERYX_NOMEM;
+        if (w && rc != ERYX_OK)
+            eryx__wasi_free(w);
+    }
+    /* The instance calls its WASI imports through this pointer, and its
+     * memory limit is the last owner's: mapping can only lower it. */
+    if (rc == ERYX_OK && reused) {
+        sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+        eryx__memory_set_max(&sb->inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
+    } else if (rc == ERYX_OK)
+        rc = eryx__instance_instantiate_bare(sb);
+    if (rc == ERYX_OK)
+        rc = eryx__instance_map(sb, img, g, cfg->max_memory);
+    if (rc == ERYX_OK)
+        eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
+    if (rc != ERYX_OK) {
+        if (sb->errmsg[0])
+            eryx__set_errmsg(NULL, "%s", sb->errmsg);
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    /* The first run reseeds random and applies the environment: the image
+     * holds the template's. */
+    sb->needs_setup = 1;
+    *out = sb;
+    return ERYX_OK;
+}
+
+/* A parked sandbox for a new owner: its config, the template's WASI state. */
+static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
+{
+    eryx_runtime *rt = sb->rt;
+    int rc = sandbox_reuse(sb, cfg);   /* frees sb on failure */
+    if (rc != ERYX_OK)
+        return rc;
+    eryx__wasi *w = eryx__wasi_clone(rt->template->wasi);
+    rc = w ? adopt_wasi(sb, w, &sb->cfg, 1) : ERYX_NOMEM;
+    if (rc != ERYX_OK) {
+        eryx__wasi_free(w);
+        if (sb->errmsg[0])
+            eryx__set_errmsg(NULL, "%s", sb->errmsg);
+        eryx__sandbox_free(sb);
+        return rc;
+    }
+    /* The instance calls its WASI imports through this pointer; the
+     * interrupt addresses went with the old owner's timers. */
+    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    eryx__restore_globals(sb, &rt->globals);
+    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    eryx__memory_set_max(mem, eryx__limit_pages(sb->cfg.max_memory));
+    eryx__wasi_set_memory(sb->wasi, mem);
+    eryx__instance_set_fork_base(sb, rt->image); /* restored to it when parked */
+    sb->needs_setup = 1;
+    return ERYX_OK;
+}
+
+int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cfg,
+                                 eryx_sandbox **out)
+{
+    eryx_sandbox *sb = eryx__instance_unpark(rt, 1);
+    if (sb) {
+        int warm = sb->pages_warm;
+        int rc = reuse_parked(sb, cfg);
+        if (rc == ERYX_OK && !warm)
+            eryx__prefault_hot_pages(sb);
+        if (rc == ERYX_OK)
+            *out = sb;
+        return rc;
+    }
+    int rc = eryx__sandbox_from_state(rt, cfg, rt->image, &rt->globals, NULL, out);
+    if (rc == ERYX_OK)
+        eryx__prefault_hot_pages(*out);
+    return rc;
+}
+
+int eryx__sandbox_reset(eryx_sandbox *sb)
+{
+    eryx_runtime *rt = sb->rt;
+    if (!rt->image) {
+        eryx__set_errmsg(sb, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: "
+                             "there is no image to reset to");
+        return ERYX_INVALID;
+    }
+    eryx__wasi *old = sb->wasi, *w = eryx__wasi_clone(rt->template->wasi);
+    if (!w)
+        return ERYX_NOMEM;
+    /* Keep the sandbox's own mounts, caps and output handler: rebuild the
+     * tree from its config. */
+    int rc = adopt_wasi(sb, w, &sb->cfg, 1);
+    if (rc != ERYX_OK) {
+        eryx__wasi_free(w);
+        return rc;
+    }
+    /* The instance calls its WASI imports with the pointer it was
+     * instantiated with: point it at the new state before freeing the old. */
+    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    eryx__wasi_free(old);
+    rc = eryx__instance_restore_image(sb, sb->cfg.max_memory);
+    eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
+    if (rc != ERYX_OK) {
+        sb->state = ERYX__SB_DEAD;
+        return rc;
+    }
+    sb->state = ERYX__SB_READY;
+    sb->needs_setup = 1;
+    sb->run_count = 0;
+    return ERYX_OK;
+}
+
+int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
+{
+    if (!sb->fork_base) {
+        int err = eryx__mem_image_capture(&sb->inst.w2c_memory, &sb->fork_base);
+        if (err < 0) {
+            eryx__set_errmsg(sb, "cannot capture the sandbox's memory: %s", strerror(-err));
+            return ERYX_NOMEM;
+        }
+    }
+    eryx__snapshot_globals g;
+    eryx__save_globals(sb, &g);
+    int rc = eryx__sandbox_from_state(sb->rt, &sb->cfg, sb->fork_base, &g, sb, out);
+    if (rc == ERYX_OK) {
+        /* A fork keeps its parent's random state (and, if the parent never
+         * ran, its pending setup)... */
+        (*out)->needs_setup = sb->needs_setup;
+        (*out)->reseed_only = 1; /* ...but must not share its future */
+        (*out)->run_count = sb->run_count;
+    } else {
+        eryx__set_errmsg(sb, "%s", eryx__errmsg(NULL));
+    }
+    return rc;
+}
+
+

@@ -49,14 +49,24 @@ const char *eryx__errmsg(const eryx_sandbox *sb)
     return sb ? sb->errmsg : thread_errmsg;
 }
 
-int eryx__check_config_size(size_t given, size_t min, size_t known)
-{
-    return given >= min && given <= known ? ERYX_OK : ERYX_INVALID;
-}
-
 uint64_t eryx__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t eryx__deadline_after(uint64_t ns)
+{
+    uint64_t now = eryx__now_ns();
+    return ns && ns < UINT64_MAX - now ? now + ns : 0;
+}
+
+void eryx__cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &attr);
+    pthread_condattr_destroy(&attr);
 }

@@ -214,12 +214,18 @@ void eryx__fiber_abandon(eryx__fiber *f);
  * Handlers use SA_RESTART, so most system calls are restarted. */
 void eryx__engine_interrupt(eryx__fiber *f);
 
-/* Declares where the generated guest code is (once, before interrupts):
- * the hard interrupt then jumps only from instructions in [lo, hi). Host
- * code the guest calls without enter/leave_host is thus safe too; an
- * interrupt that arrives there is dropped, and the caller sends another
- * (src/core/interrupt.c retries every millisecond). Without it, every
- * instruction outside enter/leave_host counts as guest code. */
+/* Declares where the generated guest code is (once, before the first
+ * guarded call). Only a fault at an instruction in [lo, hi) becomes a trap
+ * (an out-of-bounds access or call-stack exhaustion): a fault in host code
+ * (an import, an embedder callback, the engine) is passed on as if eryx
+ * were not there and so crashes the process, even when its address is in a
+ * guest memory's reservation or a fiber's stack guard; without the
+ * declaration no fault is a trap at all. The hard interrupt likewise jumps
+ * only from instructions in [lo, hi): host code the guest calls without
+ * enter/leave_host is thus safe too; an interrupt that arrives there is
+ * dropped, and the caller sends another (src/core/interrupt.c retries every
+ * millisecond). Without the declaration, every instruction outside
+ * enter/leave_host counts as guest code for the interrupt. */
 void eryx__engine_set_guest_code(const void *lo, const void *hi);
 
 /* Clears the interrupt flag (owner thread, not during a call on f). */
@@ -370,5 +376,11 @@ int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or
  * -errno (-EIO for input shorter than size). */
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out);
+/* The same, handing every chunk read to each(ud, bytes, n) in order before
+ * it goes into the image: a checksum over exactly the bytes the image
+ * holds (it is sealed once read), without reading them a second time. */
+int eryx__mem_image_read_each(int fd, uint64_t size,
+                              void (*each)(void *ud, const uint8_t *p, size_t n), void *ud,
+                              eryx__mem_image **out);
 
 #endif

@@ -514,6 +514,13 @@ int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at)
 
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out)
 {
+    return eryx__mem_image_read_each(fd, size, NULL, NULL, out);
+}
+
+int eryx__mem_image_read_each(int fd, uint64_t size,
+                              void (*each)(void *ud, const uint8_t *p, size_t n), void *ud,
+                              eryx__mem_image **out)
+{
     *out = NULL;
     if (!valid_size(size))
         return -EINVAL;
@@ -535,6 +542,8 @@ int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out)
             }
             got += (size_t)n;
         }
+        if (rc == 0 && each)
+            each(ud, buf, want);
         if (rc == 0)
             rc = write_nonzero(mfd, buf, want, pos);
         pos += want;

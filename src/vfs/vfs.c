@@ -186,9 +186,17 @@ eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes)
     if (!vfs)
         return NULL;
     vfs->tmp_quota = tmp_quota_bytes;
+    vfs->list_quota = ERYX__VFS_LIST_QUOTA_DEFAULT;
+    vfs->host_quota = ERYX__VFS_HOST_QUOTA_DEFAULT;
     vfs->next_ino = 1;
     return vfs;
 }
+
+void eryx__vfs_set_list_quota(eryx__vfs *vfs, uint64_t bytes) { vfs->list_quota = bytes; }
+
+void eryx__vfs_set_host_quota(eryx__vfs *vfs, uint64_t bytes) { vfs->host_quota = bytes; }
+
+uint64_t eryx__vfs_host_used(const eryx__vfs *vfs) { return vfs->host_used; }
 
 static void free_mount(vfs_mount *m)
 {
@@ -290,16 +298,49 @@ int eryx__vfs_mount_host(eryx__vfs *vfs, const char *guest_path, const char *hos
 
 /* ---- directory snapshots ---------------------------------------------- */
 
+/* Host bytes of one snapshot name: the string and malloc's overhead. */
+#define NAME_COST(len) ((uint64_t)(len) + 1 + 16)
+
+/* Charges a snapshot's growth to its account; -ENOMEM past the quota. The
+ * /tmp quota is added to the bound: a snapshot of a /tmp directory costs
+ * less per entry than the entries themselves, so any one /tmp directory
+ * can always be listed. */
+static int list_charge(vfs_dirlist *l, uint64_t bytes)
+{
+    eryx__vfs *a = l->acct;
+    if (a) {
+        uint64_t limit = a->list_quota + a->tmp_quota;
+        if (limit < a->list_quota)
+            limit = UINT64_MAX;
+        if (a->list_used > limit || bytes > limit - a->list_used)
+            return -ENOMEM;
+        a->list_used += bytes;
+    }
+    l->charged += bytes;
+    return 0;
+}
+
+static void list_release(vfs_dirlist *l)
+{
+    if (l->acct)
+        l->acct->list_used -= l->charged;
+    l->charged = 0;
+}
+
 int vfs_dirlist_add(vfs_dirlist *l, const char *name, size_t len, uint8_t type, uint64_t ino)
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
+        if (list_charge(l, (cap - l->cap) * sizeof *l->ents) < 0)
+            return -ENOMEM;
         eryx__vfs_dirent *e = realloc(l->ents, cap * sizeof *e);
         if (!e)
-            return -ENOMEM;
+            return -ENOMEM;     /* the charge stays with l until it is freed */
         l->ents = e;
         l->cap = cap;
     }
+    if (list_charge(l, NAME_COST(len)) < 0)
+        return -ENOMEM;
     char *copy = malloc(len + 1);
     if (!copy)
         return -ENOMEM;
@@ -322,7 +363,8 @@ void vfs_dirlist_free(vfs_dirlist *l)
     for (size_t i = 0; i < l->n; i++)
         free((char *)l->ents[i].name);
     free(l->ents);
-    memset(l, 0, sizeof *l);
+    list_release(l);
+    *l = (vfs_dirlist){.acct = l->acct};
 }
 
 /* ---- open files ------------------------------------------------------- */
@@ -481,6 +523,7 @@ int eryx__vfs_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags
 static int snapshot_dir(eryx__vfs_file *f)
 {
     vfs_dirlist_free(&f->list);
+    f->list.acct = f->uncharged ? NULL : f->vfs;
     int rc = 0;
     if (f->kind == VFS_F_IMG_DIR)
         rc = vfs_img_list(f, &f->list);
@@ -598,7 +641,7 @@ int eryx__vfs_mkdir(eryx__vfs *vfs, const char *path)
         return -EEXIST;
     if (!check_modifiable(vfs, m, p, rel, &rc))
         return eryx__vfs_stat(vfs, p, 0, &st) == 0 ? -EEXIST : rc;
-    return m->kind == VFS_MNT_TMP ? vfs_mem_mkdir(m, rel) : vfs_host_mkdir(m, rel);
+    return m->kind == VFS_MNT_TMP ? vfs_mem_mkdir(m, rel) : vfs_host_mkdir(vfs, m, rel);
 }
 
 int eryx__vfs_rmdir(eryx__vfs *vfs, const char *path)
@@ -612,7 +655,7 @@ int eryx__vfs_rmdir(eryx__vfs *vfs, const char *path)
     eryx__vfs_attr st;
     if (!check_modifiable(vfs, m, p, rel, &rc))
         return eryx__vfs_stat(vfs, p, 0, &st) < 0 ? -ENOENT : rc;
-    return m->kind == VFS_MNT_TMP ? vfs_mem_rmdir(m, rel) : vfs_host_rmdir(m, rel);
+    return m->kind == VFS_MNT_TMP ? vfs_mem_rmdir(m, rel) : vfs_host_rmdir(vfs, m, rel);
 }
 
 int eryx__vfs_unlink(eryx__vfs *vfs, const char *path)
@@ -629,7 +672,7 @@ int eryx__vfs_unlink(eryx__vfs *vfs, const char *path)
             return -ENOENT;
         return st.type == ERYX__VFS_T_DIR ? -EISDIR : rc;
     }
-    return m->kind == VFS_MNT_TMP ? vfs_mem_unlink(m, rel) : vfs_host_unlink(m, rel);
+    return m->kind == VFS_MNT_TMP ? vfs_mem_unlink(m, rel) : vfs_host_unlink(vfs, m, rel);
 }
 
 int eryx__vfs_rename(eryx__vfs *vfs, const char *from, const char *to)

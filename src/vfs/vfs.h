@@ -41,6 +41,22 @@ eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
 void eryx__vfs_set_tmp_quota(eryx__vfs *vfs, uint64_t tmp_quota_bytes);
 void eryx__vfs_free(eryx__vfs *vfs);
 
+/* Host memory all directory snapshots of one vfs may hold together, on top
+ * of the /tmp quota (each open directory being listed keeps one: names,
+ * inode numbers, types; ~70 bytes an entry). Past it, listing fails with
+ * ENOMEM. Listings the host makes itself (saving a session) are not
+ * counted. */
+#define ERYX__VFS_LIST_QUOTA_DEFAULT (16u << 20)
+void eryx__vfs_set_list_quota(eryx__vfs *vfs, uint64_t bytes);
+
+/* What the guest may add to the writable host mounts of one vfs, together:
+ * file growth, plus 4 KiB per file or directory it creates; shrinking and
+ * removing give back (never below zero). Past it, the write, truncate,
+ * create or mkdir fails with EDQUOT. eryx__vfs_host_used tells the count. */
+#define ERYX__VFS_HOST_QUOTA_DEFAULT (1ull << 30)
+void eryx__vfs_set_host_quota(eryx__vfs *vfs, uint64_t bytes);
+uint64_t eryx__vfs_host_used(const eryx__vfs *vfs);
+
 /* Mounts. The image memory is borrowed and must outlive the vfs; host_dir is
  * opened now (O_PATH|O_DIRECTORY) and kept open. Return 0, or a negative errno. */
 int eryx__vfs_mount_image(eryx__vfs *vfs, const char *guest_path,

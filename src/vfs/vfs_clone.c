@@ -93,6 +93,7 @@ static int clone_file(eryx__vfs *dst, const eryx__vfs *src, const eryx__vfs_file
         if (src->mounts[i] == from->mnt)
             f->mnt = dst->mounts[i];
     int rc = 0;
+    f->list.acct = dst;
     if (!(f->path = strdup(from->path)) || clone_list(&f->list, &from->list) < 0)
         rc = -ENOMEM;
     else if (from->kind == VFS_F_MEM)
@@ -125,6 +126,9 @@ eryx__vfs *eryx__vfs_clone(const eryx__vfs *src, eryx__vfs_file *const *files, s
                                                                  sizeof *dst->mounts))))
         goto fail;
     dst->next_ino = src->next_ino;
+    dst->list_quota = src->list_quota;
+    dst->host_quota = src->host_quota;
+    dst->host_used = src->host_used;
     for (size_t i = 0; i < src->nmounts; i++) {
         if (!(dst->mounts[i] = clone_mount(dst, src->mounts[i], map)))
             goto fail;

@@ -1,16 +1,24 @@
 /*
  * Host directory mounts. Every path is resolved by openat2(2) from the
- * mount's O_PATH directory with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: the
- * kernel refuses any resolution that leaves the mount, whether by "..", an
- * absolute symlink, a relative symlink climbing out, or /proc magic links.
- * Operations on a name (mkdir, unlink, rename, ...) first open its parent
- * that way and then act on the single last component, which cannot escape.
- * If openat2 is missing (old kernel, seccomp) the mount fails: we never fall
- * back to an unconfined lookup.
+ * mount's O_PATH directory with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS |
+ * RESOLVE_NO_XDEV: the kernel refuses any resolution that leaves the mount,
+ * whether by "..", an absolute symlink, a relative symlink climbing out,
+ * /proc magic links, or a mount point inside the directory (another file
+ * system the embedder did not name). Operations on a name (mkdir, unlink,
+ * rename, ...) first open its parent that way and then act on the single
+ * last component, which cannot escape. If openat2 is missing (old kernel,
+ * seccomp) the mount fails: we never fall back to an unconfined lookup.
  *
- * Only regular files and directories can be opened: FIFOs, sockets and
- * devices inside a mount are refused so the guest cannot block the host
- * thread or reach a device.
+ * Only regular files and directories can be opened (or have their times
+ * set through a symlink): a path is first opened O_PATH (which opens nothing: no FIFO wait, no
+ * device side effect), its type checked on that descriptor, and only then
+ * is the very same inode opened for I/O through /proc/self/fd. FIFOs,
+ * sockets and devices are refused before anything touches them.
+ *
+ * Writable mounts have a byte quota per vfs (eryx__vfs_set_host_quota):
+ * what the guest makes files grow by, plus HOST_ENTRY_COST per file or
+ * directory it creates; shrinking and removing give it back (never below
+ * zero, so deleting the host's own files earns nothing).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +42,7 @@ static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mod
     struct open_how how = {
         .flags = flags | O_CLOEXEC,
         .mode = (flags & O_CREAT) ? mode : 0,
-        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
     };
     for (int tries = 0; tries < 16; tries++) {
         long fd = syscall(SYS_openat2, dirfd, path[0] ? path : ".", &how, sizeof how);
@@ -71,22 +79,128 @@ void vfs_host_unmount(vfs_mount *m)
         close(m->u.host.dirfd);
 }
 
-static int open_flags(int flags)
+/* Quota charged for each file or directory the guest creates: about what
+ * an inode and a directory block cost the host's disk. */
+#define HOST_ENTRY_COST 4096u
+
+static int host_charge(eryx__vfs *vfs, uint64_t bytes)
+{
+    if (vfs->host_used > vfs->host_quota || bytes > vfs->host_quota - vfs->host_used)
+        return -EDQUOT;
+    vfs->host_used += bytes;
+    return 0;
+}
+
+static void host_release(eryx__vfs *vfs, uint64_t bytes)
+{
+    vfs->host_used = bytes > vfs->host_used ? 0 : vfs->host_used - bytes;
+}
+
+/* Flags for reopening a checked inode: the access mode and O_TRUNC. */
+static int io_flags(int flags)
 {
     int rw = flags & ERYX__VFS_O_WRITE;
     int o = rw ? ((flags & ERYX__VFS_O_READ) ? O_RDWR : O_WRONLY) : O_RDONLY;
-    if (flags & ERYX__VFS_O_CREAT)
-        o |= O_CREAT;
-    if (flags & ERYX__VFS_O_EXCL)
-        o |= O_EXCL;
     if (flags & ERYX__VFS_O_TRUNC)
         o |= O_TRUNC;
-    if (flags & ERYX__VFS_O_DIRECTORY)
-        o |= O_DIRECTORY;
+    /* Regular files and directories never block; this is for the fallback
+     * below, should the inode have been swapped for a FIFO meanwhile. */
+    return o | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+}
+
+/* Opens rel O_PATH (nothing is opened for I/O) and stats it. */
+static int open_path(const vfs_mount *m, const char *rel, int flags, struct stat *st)
+{
+    uint64_t o = O_PATH;
     if (flags & ERYX__VFS_O_NOFOLLOW)
         o |= O_NOFOLLOW;
-    /* O_NONBLOCK: opening a FIFO must not block before we can refuse it. */
-    return o | O_NONBLOCK;
+    if (flags & ERYX__VFS_O_DIRECTORY)
+        o |= O_DIRECTORY;
+    int fd = sys_openat2(m->u.host.dirfd, rel, o, 0);
+    if (fd >= 0 && fstat(fd, st) < 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* Why a checked inode may not be opened, or 0 if it may. */
+static int refuse_type(const struct stat *st)
+{
+    if (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode))
+        return 0;
+    /* An O_PATH|O_NOFOLLOW open lands on the link itself. */
+    return S_ISLNK(st->st_mode) ? -ELOOP : -EACCES;
+}
+
+/* Opens the inode behind the O_PATH descriptor pfd (stat st) for I/O.
+ * /proc/self/fd reaches exactly that inode; without /proc, rel is resolved
+ * again and must lead to the same inode. */
+static int reopen(const vfs_mount *m, const char *rel, int pfd, const struct stat *st, int o)
+{
+    char proc[40];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+    int fd = open(proc, o);
+    if (fd >= 0 || (errno != ENOENT && errno != ENOTDIR))
+        return fd >= 0 ? fd : -errno;
+    fd = sys_openat2(m->u.host.dirfd, rel, (uint64_t)o, 0);
+    struct stat now;
+    if (fd >= 0 && (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino)) {
+        close(fd);
+        return -EAGAIN;     /* replaced while we looked: the guest may retry */
+    }
+    return fd;
+}
+
+/* Creates rel as a new regular file (O_EXCL: never opens what is there),
+ * charging the quota. -EEXIST if a name appeared meanwhile. */
+static int create_file(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int flags)
+{
+    int rc = host_charge(vfs, HOST_ENTRY_COST);
+    if (rc < 0)
+        return rc;
+    int o = io_flags(flags) | O_CREAT | O_EXCL;
+    int fd = sys_openat2(m->u.host.dirfd, rel, (uint64_t)o, 0644);
+    if (fd < 0)
+        host_release(vfs, HOST_ENTRY_COST);
+    return fd;
+}
+
+/* Opens rel for I/O: O_PATH first, type check, then reopen. Returns the fd
+ * with *st describing it. */
+static int open_checked(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int flags,
+                        struct stat *st)
+{
+    for (int tries = 0; tries < 8; tries++) {
+        int pfd = open_path(m, rel, flags, st);
+        if (pfd == -ENOENT && (flags & ERYX__VFS_O_CREAT)) {
+            int fd = create_file(vfs, m, rel, flags);
+            if (fd == -EEXIST)
+                continue;   /* created by someone else since: look again */
+            if (fd >= 0 && fstat(fd, st) < 0) {
+                close(fd);
+                return -EIO;
+            }
+            return fd;
+        }
+        if (pfd < 0)
+            return pfd;
+        int rc = (flags & ERYX__VFS_O_CREAT) && (flags & ERYX__VFS_O_EXCL) ? -EEXIST
+                                                                             : refuse_type(st);
+        if (rc == 0 && S_ISDIR(st->st_mode) && (flags & (ERYX__VFS_O_WRITE | ERYX__VFS_O_TRUNC)))
+            rc = -EISDIR;
+        int fd = rc < 0 ? rc : reopen(m, rel, pfd, st, io_flags(flags));
+        close(pfd);
+        if (fd >= 0 && (flags & ERYX__VFS_O_TRUNC)) {
+            host_release(vfs, st->st_size > 0 ? (uint64_t)st->st_size : 0);
+            st->st_size = 0;
+        }
+        return fd;
+    }
+    /* The name keeps existing for O_EXCL and missing for O_PATH: a dangling
+     * symlink, which creation does not follow. */
+    return -EEXIST;
 }
 
 int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags)
@@ -99,14 +213,10 @@ int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags)
             return rc;
         return rc == 0 && st.type == ERYX__VFS_T_DIR ? -EISDIR : -EROFS;
     }
-    int fd = sys_openat2(f->mnt->u.host.dirfd, rel, (uint64_t)open_flags(flags), 0644);
+    struct stat st;
+    int fd = open_checked(f->vfs, f->mnt, rel, flags, &st);
     if (fd < 0)
         return fd;
-    struct stat st;
-    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
-        close(fd);
-        return -EACCES;
-    }
     f->kind = VFS_F_HOST;
     f->type = S_ISDIR(st.st_mode) ? ERYX__VFS_T_DIR : ERYX__VFS_T_REG;
     f->writable = !S_ISDIR(st.st_mode) && (flags & ERYX__VFS_O_WRITE);
@@ -130,18 +240,38 @@ int vfs_host_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off,
     return 0;
 }
 
+/* Current size of an open host file. */
+static int host_size(int fd, uint64_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    *size = st.st_size < 0 ? 0 : (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Writes are charged by how much they make the file grow: the growth is
+ * charged before and what did not happen given back after. */
 int vfs_host_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off, size_t *n)
 {
-    if (off > INT64_MAX)
+    if (off > INT64_MAX || len > INT64_MAX - off)
         return -EFBIG;
+    uint64_t size;
+    int rc = host_size(f->u.hostfd, &size);
+    uint64_t grow = off + len > size ? off + len - size : 0;
+    if (rc < 0 || (rc = host_charge(f->vfs, grow)) < 0)
+        return rc;
     ssize_t r;
     do
         r = pwrite(f->u.hostfd, buf, len, (off_t)off);
     while (r < 0 && errno == EINTR);
-    if (r < 0)
-        return -errno;
-    *n = (size_t)r;
-    return 0;
+    rc = r < 0 ? -errno : 0;
+    uint64_t done = r < 0 ? 0 : (uint64_t)r;
+    uint64_t grew = off + done > size ? off + done - size : 0;
+    host_release(f->vfs, grow - grew);
+    if (rc == 0)
+        *n = (size_t)done;
+    return rc;
 }
 
 static uint64_t ts_ns(struct timespec ts)
@@ -187,7 +317,19 @@ int vfs_host_ftruncate(eryx__vfs_file *f, uint64_t size)
 {
     if (size > INT64_MAX)
         return -EFBIG;
-    return ftruncate(f->u.hostfd, (off_t)size) < 0 ? -errno : 0;
+    uint64_t old;
+    int rc = host_size(f->u.hostfd, &old);
+    if (rc < 0 || (size > old && (rc = host_charge(f->vfs, size - old)) < 0))
+        return rc;
+    if (ftruncate(f->u.hostfd, (off_t)size) < 0) {
+        rc = -errno;
+        if (size > old)
+            host_release(f->vfs, size - old);
+        return rc;
+    }
+    if (size < old)
+        host_release(f->vfs, old - size);
+    return 0;
 }
 
 static void to_timespecs(uint64_t atim, uint64_t mtim, int flags, struct timespec ts[2])
@@ -296,13 +438,27 @@ int vfs_host_utimes(const vfs_mount *m, const char *rel, int follow, uint64_t at
     to_timespecs(atim, mtim, flags, ts);
     int rc = 0;
     if (follow) {
-        /* Following a symlink must stay beneath the mount: open the target
-         * through openat2 and set times on the open file. */
-        int fd = sys_openat2(m->u.host.dirfd, rel, O_RDONLY | O_NONBLOCK, 0);
-        if (fd < 0)
-            return fd;
-        rc = futimens(fd, ts) < 0 ? -errno : 0;
-        close(fd);
+        /* Following a symlink must stay beneath the mount: resolve the
+         * target through openat2 (O_PATH: nothing is opened), check its
+         * type, and set the times of that inode through /proc/self/fd. */
+        struct stat st;
+        int pfd = open_path(m, rel, 0, &st);
+        if (pfd < 0)
+            return pfd;
+        rc = refuse_type(&st);
+        if (rc == 0) {
+            char proc[40];
+            snprintf(proc, sizeof proc, "/proc/self/fd/%d", pfd);
+            rc = utimensat(AT_FDCWD, proc, ts, 0) < 0 ? -errno : 0;
+        }
+        if (rc == -ENOENT) {
+            /* No /proc: open the checked inode (never a FIFO or device). */
+            int fd = reopen(m, rel, pfd, &st, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            rc = fd < 0 ? fd : futimens(fd, ts) < 0 ? -errno : 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        close(pfd);
         return rc;
     }
     const char *name;
@@ -314,36 +470,49 @@ int vfs_host_utimes(const vfs_mount *m, const char *rel, int follow, uint64_t at
     return rc;
 }
 
-int vfs_host_mkdir(const vfs_mount *m, const char *rel)
+int vfs_host_mkdir(eryx__vfs *vfs, const vfs_mount *m, const char *rel)
 {
     const char *name;
+    int rc = host_charge(vfs, HOST_ENTRY_COST);
+    if (rc < 0)
+        return rc;
     int pfd = open_parent(m, rel, &name);
-    if (pfd < 0)
-        return pfd;
-    int rc = mkdirat(pfd, name, 0755) < 0 ? -errno : 0;
-    close(pfd);
+    rc = pfd < 0 ? pfd : mkdirat(pfd, name, 0755) < 0 ? -errno : 0;
+    if (pfd >= 0)
+        close(pfd);
+    if (rc < 0)
+        host_release(vfs, HOST_ENTRY_COST);
     return rc;
 }
 
-static int unlink_in(const vfs_mount *m, const char *rel, int flags)
+/* Removes a name; what it frees (the entry, and a file's bytes when this
+ * was its last link) goes back to the quota. */
+static int unlink_in(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int flags)
 {
     const char *name;
     int pfd = open_parent(m, rel, &name);
     if (pfd < 0)
         return pfd;
+    struct stat st;
+    uint64_t freed = HOST_ENTRY_COST;
+    if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+        st.st_nlink == 1 && st.st_size > 0)
+        freed += (uint64_t)st.st_size;
     int rc = unlinkat(pfd, name, flags) < 0 ? -errno : 0;
     close(pfd);
+    if (rc == 0)
+        host_release(vfs, freed);
     return rc;
 }
 
-int vfs_host_rmdir(const vfs_mount *m, const char *rel)
+int vfs_host_rmdir(eryx__vfs *vfs, const vfs_mount *m, const char *rel)
 {
-    return unlink_in(m, rel, AT_REMOVEDIR);
+    return unlink_in(vfs, m, rel, AT_REMOVEDIR);
 }
 
-int vfs_host_unlink(const vfs_mount *m, const char *rel)
+int vfs_host_unlink(eryx__vfs *vfs, const vfs_mount *m, const char *rel)
 {
-    return unlink_in(m, rel, 0);
+    return unlink_in(vfs, m, rel, 0);
 }
 
 int vfs_host_rename(const vfs_mount *m, const char *from, const char *to)

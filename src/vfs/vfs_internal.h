@@ -43,12 +43,18 @@ struct eryx__vfs {
     size_t nmounts;
     uint64_t tmp_quota, tmp_used;
     uint64_t next_ino;          /* memfs inode numbers */
+    uint64_t list_quota, list_used;     /* host memory of directory snapshots */
+    uint64_t host_quota, host_used;     /* growth of writable host mounts */
 };
 
-/* A growable directory snapshot (for cookie-based readdir). */
+/* A growable directory snapshot (for cookie-based readdir). Its host
+ * memory is charged to acct's list quota (when acct is set): every open
+ * directory may hold one, and the guest decides how many are open. */
 typedef struct vfs_dirlist {
     eryx__vfs_dirent *ents;
     size_t n, cap;
+    eryx__vfs *acct;
+    uint64_t charged;
 } vfs_dirlist;
 
 int vfs_dirlist_add(vfs_dirlist *l, const char *name, size_t len, uint8_t type, uint64_t ino);
@@ -64,6 +70,8 @@ struct eryx__vfs_file {
     int kind;                   /* VFS_F_* */
     uint8_t type;               /* ERYX__VFS_T_* */
     int writable;
+    int uncharged;              /* opened by the host (saving a session): its
+                                 * listings are not the guest's to pay for */
     union {
         uint32_t img_index;     /* VFS_F_IMG_FILE: entry index */
         memfs_node *node;       /* VFS_F_MEM: holds one reference */
@@ -138,9 +146,9 @@ int vfs_host_list(const eryx__vfs_file *f, vfs_dirlist *l);
 int vfs_host_stat(const vfs_mount *m, const char *rel, int follow, eryx__vfs_attr *st);
 int vfs_host_utimes(const vfs_mount *m, const char *rel, int follow, uint64_t atim,
                     uint64_t mtim, int flags);
-int vfs_host_mkdir(const vfs_mount *m, const char *rel);
-int vfs_host_rmdir(const vfs_mount *m, const char *rel);
-int vfs_host_unlink(const vfs_mount *m, const char *rel);
+int vfs_host_mkdir(eryx__vfs *vfs, const vfs_mount *m, const char *rel);
+int vfs_host_rmdir(eryx__vfs *vfs, const vfs_mount *m, const char *rel);
+int vfs_host_unlink(eryx__vfs *vfs, const vfs_mount *m, const char *rel);
 int vfs_host_rename(const vfs_mount *m, const char *from, const char *to);
 int vfs_host_readlink(const vfs_mount *m, const char *rel, char *buf, size_t cap,
                       size_t *len);

@@ -62,20 +62,34 @@ static memfs_node *node_new(eryx__vfs *vfs, int is_dir)
     return n;
 }
 
+/* Drops a reference; a node left with none is freed with every node only
+ * its entries kept alive. Iterative, whatever the depth: dead nodes wait on
+ * a list threaded through `parent`, which a dead node no longer needs. */
 static void node_unref(memfs_node *n)
 {
     if (!n || --n->refs > 0)
         return;
-    for (size_t i = 0; i < n->nkids; i++) {
-        release(n->vfs, strlen(n->kids[i].name));
-        free(n->kids[i].name);
-        n->kids[i].node->parent = NULL;
-        node_unref(n->kids[i].node);
+    n->parent = NULL;
+    memfs_node *dead = n;
+    while (dead) {
+        memfs_node *d = dead;
+        dead = d->parent;
+        for (size_t i = 0; i < d->nkids; i++) {
+            memfs_node *k = d->kids[i].node;
+            release(d->vfs, strlen(d->kids[i].name));
+            free(d->kids[i].name);
+            k->parent = NULL;
+            k->linked = 0;
+            if (--k->refs == 0) {
+                k->parent = dead;
+                dead = k;
+            }
+        }
+        free(d->kids);
+        release(d->vfs, d->cap + NODE_COST);
+        free(d->data);
+        free(d);
     }
-    free(n->kids);
-    release(n->vfs, n->cap + NODE_COST);
-    free(n->data);
-    free(n);
 }
 
 memfs_node *vfs_mem_new_root(eryx__vfs *vfs)
@@ -205,17 +219,21 @@ static int lookup(const vfs_mount *m, const char *rel, memfs_node **out)
 static int set_size(memfs_node *n, uint64_t size)
 {
     if (size > n->cap) {
-        /* Grow geometrically, but never past what the quota allows. */
+        /* Grow geometrically, but never past what the quota allows. Usage
+         * may exceed the quota (it was lowered, or a clone's owner set a
+         * smaller one): there is then no room at all. */
+        const eryx__vfs *vfs = n->vfs;
+        uint64_t room = vfs->tmp_used < vfs->tmp_quota ? vfs->tmp_quota - vfs->tmp_used : 0;
         uint64_t want = n->cap * 2 > size ? n->cap * 2 : size;
-        uint64_t room = n->vfs->tmp_quota - n->vfs->tmp_used;
         if (want - n->cap > room)
             want = size;
-        if (want - n->cap > room)
+        if (charge(n->vfs, want - n->cap) < 0)
             return -ENOSPC;
         uint8_t *d = realloc(n->data, (size_t)want);
-        if (!d)
+        if (!d) {
+            release(n->vfs, want - n->cap);
             return -ENOMEM;
-        charge(n->vfs, want - n->cap);
+        }
         n->data = d;
         n->cap = want;
     }
@@ -398,9 +416,21 @@ int vfs_mem_utimes(const vfs_mount *m, const char *rel, uint64_t atim, uint64_t 
     return rc;
 }
 
+/* Depth of the node rel names (1 for an entry of the root): in a tree
+ * without links that is its number of components. */
+static size_t rel_depth(const char *rel)
+{
+    size_t d = 1;
+    for (; *rel; rel++)
+        d += *rel == '/';
+    return d;
+}
+
 int vfs_mem_mkdir(const vfs_mount *m, const char *rel)
 {
     memfs_node *n;
+    if (rel_depth(rel) > ERYX__VFS_MAX_DEPTH)
+        return -ENAMETOOLONG;
     return create(m, rel, 1, &n);
 }
 
@@ -468,6 +498,52 @@ static int check_replace(const memfs_node *src, const memfs_node *dst)
     return 0;
 }
 
+/* Whether directories reach more than `limit` levels below dir: 1, 0, or
+ * -ENOMEM. Depth-first without recursion, one index per level. */
+static int deeper_than(const memfs_node *dir, size_t limit)
+{
+    size_t *next = malloc((limit + 1) * sizeof *next);
+    if (!next)
+        return -ENOMEM;
+    const memfs_node *cur = dir;
+    size_t level = 0;
+    int rc = 0;
+    next[0] = 0;
+    for (;;) {
+        if (next[level] < cur->nkids) {
+            const memfs_node *k = cur->kids[next[level]++].node;
+            if (!k->is_dir)
+                continue;
+            if (level == limit) {
+                rc = 1;
+                break;
+            }
+            cur = k;
+            next[++level] = 0;
+        } else if (level == 0) {
+            break;
+        } else {
+            cur = cur->parent;
+            level--;
+        }
+    }
+    free(next);
+    return rc;
+}
+
+/* Moving directory src from `from` to `to` must keep every directory within
+ * ERYX__VFS_MAX_DEPTH. Only a move deeper needs the subtree measured. */
+static int check_depth(const memfs_node *src, const char *from, const char *to)
+{
+    size_t old_depth = rel_depth(from), new_depth = rel_depth(to);
+    if (!src->is_dir || new_depth <= old_depth)
+        return 0;
+    if (new_depth > ERYX__VFS_MAX_DEPTH)
+        return -ENAMETOOLONG;
+    int rc = deeper_than(src, ERYX__VFS_MAX_DEPTH - new_depth);
+    return rc < 0 ? rc : rc ? -ENAMETOOLONG : 0;
+}
+
 int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to)
 {
     memfs_node *sdir, *ddir;
@@ -481,6 +557,8 @@ int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to)
     memfs_node *src = sdir->kids[si].node;
     if (src->is_dir && is_ancestor(src, ddir))
         return -EINVAL;     /* moving a directory into itself */
+    if ((rc = check_depth(src, from, to)) < 0)
+        return rc;
     long di = find_kid(ddir, dname, strlen(dname));
     if (di >= 0) {
         if (ddir->kids[di].node == src)
@@ -568,61 +646,107 @@ static memfs_node *map_find(const vfs_node_map *map, const memfs_node *from)
     return NULL;
 }
 
-/* Copies n (a directory with its whole subtree) into vfs, charging the copy
- * to vfs's quota exactly as if it had been written there (a file's buffer is
- * charged by its size: the copy has no slack). The copy has no references;
- * the caller adds them. Inode numbers and times are kept. */
-static memfs_node *clone_node(eryx__vfs *vfs, const memfs_node *n, vfs_node_map *map)
+/* Copies one node into vfs without its entries (room for them is made),
+ * charging the copy exactly as if it had been written there (a file's buffer
+ * is charged by its size: the copy has no slack). Inode number and times are
+ * kept. The copy has no references. */
+static memfs_node *copy_node(eryx__vfs *vfs, const memfs_node *n)
 {
     memfs_node *c = node_new(vfs, n->is_dir);
     if (!c)
         return NULL;
-    c->refs = 1;        /* ours until returned: node_unref frees a failed copy */
     c->ino = n->ino;
     c->atim = n->atim;
     c->mtim = n->mtim;
     c->ctim = n->ctim;
     c->linked = n->linked;
+    int ok = 1;
     if (!n->is_dir && n->size) {
-        if (charge(vfs, n->size) < 0)
-            goto fail;
-        if (!(c->data = malloc((size_t)n->size))) {
+        ok = charge(vfs, n->size) == 0;
+        if (ok && !(c->data = malloc((size_t)n->size))) {
             release(vfs, n->size);
-            goto fail;
+            ok = 0;
         }
-        memcpy(c->data, n->data, (size_t)n->size);
-        c->size = c->cap = n->size;
+        if (ok) {
+            memcpy(c->data, n->data, (size_t)n->size);
+            c->size = c->cap = n->size;
+        }
     }
-    if (n->nkids) {
-        c->kids = malloc(n->nkids * sizeof *c->kids);
-        if (!c->kids)
-            goto fail;
+    if (ok && n->nkids) {
+        ok = (c->kids = malloc(n->nkids * sizeof *c->kids)) != NULL;
         c->kcap = n->nkids;
-        for (size_t i = 0; i < n->nkids; i++) {
-            const memfs_entry *e = &n->kids[i];
-            size_t len = strlen(e->name);
-            if (charge(vfs, len) < 0)
+    }
+    if (!ok) {
+        c->refs = 1;
+        node_unref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Appends to dir (a copy with room made) a copy of entry e; *out is the
+ * copied node, holding the entry's reference. */
+static int copy_entry(eryx__vfs *vfs, memfs_node *dir, const memfs_entry *e, memfs_node **out)
+{
+    size_t len = strlen(e->name);
+    if (charge(vfs, len) < 0)
+        return -ENOSPC;
+    char *name = malloc(len + 1);
+    memfs_node *k = name ? copy_node(vfs, e->node) : NULL;
+    if (!k) {
+        free(name);
+        release(vfs, len);
+        return -ENOMEM;
+    }
+    memcpy(name, e->name, len + 1);
+    k->refs = 1;
+    if (k->is_dir)
+        k->parent = dir;
+    dir->kids[dir->nkids++] = (memfs_entry){name, k};
+    *out = k;
+    return 0;
+}
+
+/* Copies n with its whole subtree into vfs. Depth-first without recursion
+ * (a tree may be deeper than the host stack allows): a copied directory's
+ * entry count says which source entry comes next, and the parent pointers
+ * of source and copy lead back up. The copy has no references; the caller
+ * adds them. */
+static memfs_node *clone_node(eryx__vfs *vfs, const memfs_node *n, vfs_node_map *map)
+{
+    memfs_node *root = copy_node(vfs, n);
+    if (!root)
+        return NULL;
+    root->refs = 1;     /* ours until returned: node_unref frees a failed copy */
+    const memfs_node *s = n;
+    memfs_node *c = root;
+    for (;;) {
+        if (c->nkids < s->nkids) {
+            const memfs_entry *e = &s->kids[c->nkids];
+            memfs_node *k;
+            if (copy_entry(vfs, c, e, &k) < 0)
                 goto fail;
-            char *name = malloc(len + 1);
-            memfs_node *k = name ? clone_node(vfs, e->node, map) : NULL;
-            if (!k) {
-                free(name);
-                release(vfs, len);
+            if (e->node->nkids) {
+                s = e->node;
+                c = k;
+            } else if (map_add(map, e->node, k) < 0) {
                 goto fail;
             }
-            memcpy(name, e->name, len + 1);
-            k->refs = 1;    /* the entry */
-            if (k->is_dir)
-                k->parent = c;
-            c->kids[c->nkids++] = (memfs_entry){name, k};
+            continue;
         }
+        if (map_add(map, s, c) < 0)
+            goto fail;
+        if (c == root)
+            break;
+        if (!s->parent)
+            goto fail;      /* cannot happen: a named directory knows its parent */
+        s = s->parent;
+        c = c->parent;
     }
-    if (map_add(map, n, c) < 0)
-        goto fail;
-    c->refs = 0;
-    return c;
+    root->refs = 0;
+    return root;
 fail:
-    node_unref(c);
+    node_unref(root);
     return NULL;
 }
 
@@ -637,7 +761,8 @@ memfs_node *vfs_mem_clone_root(eryx__vfs *vfs, const memfs_node *root, vfs_node_
 
 void vfs_node_map_seal(vfs_node_map *map)
 {
-    qsort(map->p, map->n, sizeof *map->p, cmp_pair);
+    if (map->n)     /* no /tmp mount: no array, and qsort wants one */
+        qsort(map->p, map->n, sizeof *map->p, cmp_pair);
     map->sorted = map->n;
 }
 

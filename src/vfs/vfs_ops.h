@@ -27,6 +27,12 @@
 #define ERYX__VFS_PATH_MAX 4096
 /* Longest single path component. */
 #define ERYX__VFS_NAME_MAX 255
+/* Deepest directory in an in-memory tree, counted from the mount point:
+ * mkdir or rename past it fails with ENAMETOOLONG. Without a bound, mkdir
+ * and rename in a loop build chains deeper than any path could name (and
+ * a session holding one could not be saved, its paths being too long);
+ * 1024 levels of one-byte names still fit in ERYX__VFS_PATH_MAX. */
+#define ERYX__VFS_MAX_DEPTH 1024
 
 /* File types: the same numbers as WASI filetype, so the WASI layer passes
  * them through. */

@@ -1,6 +1,6 @@
 /*
  * Saving the in-memory trees (/tmp) and open files to bytes and back, for
- * session files (src/core/snapshot.c via src/wasi/wasi_persist.c).
+ * session files (src/core/session_file.c via src/wasi/wasi_persist.c).
  *
  * Files are saved by what they are, not by pointer: a /tmp file by its
  * contents and timestamps, an open file by the path that names it now (found
@@ -64,16 +64,27 @@ void eryx__vfs_saved_free(eryx__vfs_saved *saved);
 /* Appends how to reopen f: its current path, or its contents as an orphan. */
 int eryx__vfs_save_file(eryx__vfs_file *f, const eryx__vfs_saved *saved, eryx__blob *b);
 
-/* Recreates the trees saved by eryx__vfs_save_tmp in vfs. 0, -EINVAL for a
- * malformed or hostile blob, or the error of the operation that failed
- * (-ENOSPC past the quota). */
+/* Recreates the trees saved by eryx__vfs_save_tmp in vfs, whose in-memory
+ * trees are empty. 0, -EINVAL for a malformed or hostile blob (also for
+ * records out of the order eryx__vfs_save_tmp writes, or with paths not
+ * in canonical form: see in_order in vfs_persist.c), or the error of the
+ * operation that failed (-ENOSPC past the quota). Linear in the blob. */
 int eryx__vfs_restore_tmp(eryx__vfs *vfs, eryx__blob_reader *r);
 
-/* Reopens a file saved by eryx__vfs_save_file. Returns 0 with *out set, a
- * negative errno if it could not be reopened (the record was still
- * consumed: *path tells which file it was), or -EINVAL for a malformed
- * record (the reader is then unusable). path must hold ERYX__VFS_PATH_MAX. */
+/* Where the files of one restore that were unlinked while open are
+ * recreated (a scratch directory made in their mount on first use): one
+ * per restore, freed after its last eryx__vfs_restore_file, which removes
+ * the directory and puts the mount's times back. NULL without memory. */
+typedef struct eryx__vfs_orphanage eryx__vfs_orphanage;
+eryx__vfs_orphanage *eryx__vfs_orphanage_new(eryx__vfs *vfs);
+void eryx__vfs_orphanage_free(eryx__vfs_orphanage *o);     /* NULL is fine */
+
+/* Reopens a file saved by eryx__vfs_save_file (an unlinked one through
+ * `orphans`, made for vfs). Returns 0 with *out set, a negative errno if it
+ * could not be reopened (the record was still consumed: *path tells which
+ * file it was), or -EINVAL for a malformed record (the reader is then
+ * unusable). path must hold ERYX__VFS_PATH_MAX. */
 int eryx__vfs_restore_file(eryx__vfs *vfs, eryx__blob_reader *r, char *path,
-                           eryx__vfs_file **out);
+                           eryx__vfs_orphanage *orphans, eryx__vfs_file **out);
 
 #endif

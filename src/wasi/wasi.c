@@ -236,6 +236,12 @@ void eryx__wasi_set_output_stop(eryx__wasi *w, int stop)
     w->output_stop = stop;
 }
 
+void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud)
+{
+    w->sleep_fn = fn;
+    w->sleep_ud = ud;
+}
+
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud)
 {
     w->output_fn = fn;
@@ -359,9 +365,9 @@ uint32_t IMPORT(args_sizes_get)(eryx__wasi *w, uint32_t argc, uint32_t argv_buf_
     return strings_sizes(w, &w->args, argc, argv_buf_size);
 }
 
-uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t environ_ptrs, uint32_t environ_buf)
+uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t env_ptrs, uint32_t environ_buf)
 {
-    return strings_get(w, &w->env, environ_ptrs, environ_buf);
+    return strings_get(w, &w->env, env_ptrs, environ_buf);
 }
 
 uint32_t IMPORT(environ_sizes_get)(eryx__wasi *w, uint32_t count, uint32_t buf_size)

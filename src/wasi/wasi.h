@@ -22,6 +22,9 @@
 #include "../vfs/vfs.h"
 #include "../vfs/vfs_persist.h"
 
+/* See eryx__wasi_set_sleeper. */
+typedef int (*eryx__wasi_sleep_fn)(void *ud, uint64_t deadline_ns);
+
 typedef struct Z_wasi_snapshot_preview1_instance_t eryx__wasi;
 
 /* Receives guest output as it is written (fd 1 or 2). Called from inside the
@@ -64,6 +67,12 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b);
  * errno (-ENOSPC past the quota); w must then be discarded. */
 int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost);
 
+/* The most bytes eryx__wasi_save_state can write for a state that
+ * eryx__wasi_restore_state can bring back under the given /tmp quota (its
+ * files' bytes, plus a bounded record per node and per fd): a session
+ * file claiming more is refused before anything is allocated. */
+uint64_t eryx__wasi_state_max(uint64_t tmp_quota);
+
 /* For a clone taken from a template, the new owner's settings: its file
  * tree (to add mounts) and its output cap. */
 eryx__vfs *eryx__wasi_vfs(eryx__wasi *w);
@@ -77,6 +86,15 @@ void eryx__wasi_set_output_stop(eryx__wasi *w, int stop);
  * template is kept for cloning. */
 void eryx__wasi_reset_output(eryx__wasi *w);
 
+/* The sandbox's own CPU time, which the guest reads as
+ * CLOCK_PROCESS_CPUTIME and CLOCK_THREAD_CPUTIME (the host process's would
+ * show other tenants' work): enter before every entry into guest code and
+ * leave after it, on the same thread; the clock is the thread CPU time
+ * spent between the two, summed over entries. Nested pairs count once.
+ * A clone starts at zero, as a forked process does. w may be NULL. */
+void eryx__wasi_cpu_enter(eryx__wasi *w);
+void eryx__wasi_cpu_leave(eryx__wasi *w);
+
 /* Binds the guest's linear memory (after instantiation). */
 void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 
@@ -85,6 +103,12 @@ void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len);
 void eryx__wasi_begin_run(eryx__wasi *w);
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud);
+
+/* How the guest sleeps (poll_oneoff with only clocks to wait for): fn
+ * suspends the guest until the monotonic deadline and returns 0, or returns
+ * -1 when it cannot (then the thread sleeps). Without one, the thread
+ * sleeps. Not carried by eryx__wasi_clone. */
+void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud);
 
 /* Thread-safe: makes a poll_oneoff sleep of the guest end early (within
  * ~20 ms) with EINTR, now or, if none is running, at its next call until

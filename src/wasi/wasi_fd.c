@@ -251,6 +251,10 @@ uint32_t IMPORT(fd_seek)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint32_t w
         return WASI_ESPIPE;
     if (eryx__vfs_file_type(e->file) == ERYX__VFS_T_DIR)
         return WASI_EISDIR;
+    /* Asking where one stands is telling, not seeking. */
+    int tell_only = whence == WASI_WHENCE_CUR && offset == 0;
+    if (!wasi_has(e, WASI_RIGHT_FD_SEEK) && !(tell_only && wasi_has(e, WASI_RIGHT_FD_TELL)))
+        return WASI_ENOTCAPABLE;
     int64_t delta = (int64_t)offset, base;
     if (whence == WASI_WHENCE_SET) {
         base = 0;
@@ -283,6 +287,8 @@ uint32_t IMPORT(fd_tell)(eryx__wasi *w, uint32_t fd, uint32_t ptr)
         return WASI_EFAULT;
     if (e->kind != WASI_FD_FILE)
         return WASI_ESPIPE;
+    if (!wasi_has(e, WASI_RIGHT_FD_TELL))
+        return WASI_ENOTCAPABLE;
     gm_st64(out, e->offset);
     return WASI_ESUCCESS;
 }
@@ -343,6 +349,8 @@ uint32_t IMPORT(fd_fdstat_set_flags)(eryx__wasi *w, uint32_t fd, uint32_t flags)
      * and the sync flags are meaningless for memory-backed files. */
     if (flags > 0x1f)
         return WASI_EINVAL;
+    if (!wasi_has(e, WASI_RIGHT_FD_FDSTAT_SET_FLAGS))
+        return WASI_ENOTCAPABLE;
     e->fdflags = (uint16_t)flags;
     return WASI_ESUCCESS;
 }
@@ -381,6 +389,8 @@ uint32_t IMPORT(fd_filestat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
         return WASI_EBADF;
     if (!p)
         return WASI_EFAULT;
+    if (!wasi_has(e, WASI_RIGHT_FD_FILESTAT_GET))
+        return WASI_ENOTCAPABLE;
     eryx__vfs_attr st = {.type = WASI_FILETYPE_UNKNOWN};
     if (e->kind == WASI_FD_FILE) {
         int rc = eryx__vfs_fstat(e->file, &st);
@@ -415,15 +425,20 @@ uint32_t IMPORT(fd_filestat_set_times)(eryx__wasi *w, uint32_t fd, uint64_t atim
         return WASI_EBADF;
     if (!valid_fst(flags))
         return WASI_EINVAL;
+    if (!wasi_has(e, WASI_RIGHT_FD_FILESTAT_SET_TIMES))
+        return WASI_ENOTCAPABLE;
     return eryx__wasi_errno(eryx__vfs_futimes(e->file, atim, mtim, (int)flags));
 }
 
 uint32_t IMPORT(fd_advise)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64_t len,
                            uint32_t advice)
 {
-    if (!eryx__wasi_fd_get(w, fd))
+    wasi_fd *e = eryx__wasi_fd_get(w, fd);
+    if (!e)
         return WASI_EBADF;
-    return advice <= 5 ? WASI_ESUCCESS : WASI_EINVAL;
+    if (advice > 5)
+        return WASI_EINVAL;
+    return wasi_has(e, WASI_RIGHT_FD_ADVISE) ? WASI_ESUCCESS : WASI_ENOTCAPABLE;
 }
 
 uint32_t IMPORT(fd_allocate)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64_t len)
@@ -431,7 +446,7 @@ uint32_t IMPORT(fd_allocate)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64
     wasi_fd *e = get_file(w, fd);
     if (!e)
         return WASI_EBADF;
-    if (!eryx__vfs_file_writable(e->file))
+    if (!eryx__vfs_file_writable(e->file) || !wasi_has(e, WASI_RIGHT_FD_ALLOCATE))
         return WASI_EBADF;
     if (offset > INT64_MAX - len || len == 0)
         return WASI_EINVAL;
@@ -444,14 +459,24 @@ uint32_t IMPORT(fd_allocate)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64
 
 /* Nothing is buffered on our side: memfs is memory, host writes go straight
  * to the kernel, and the guest may not force host disk flushes. */
+static uint32_t sync_fd(eryx__wasi *w, uint32_t fd, uint64_t any_of)
+{
+    wasi_fd *e = eryx__wasi_fd_get(w, fd);
+    if (!e)
+        return WASI_EBADF;
+    return (e->rights & any_of) ? WASI_ESUCCESS : WASI_ENOTCAPABLE;
+}
+
+/* POSIX lets fdatasync work on any fd fsync works on (files opened for
+ * reading lack the datasync right). */
 uint32_t IMPORT(fd_datasync)(eryx__wasi *w, uint32_t fd)
 {
-    return eryx__wasi_fd_get(w, fd) ? WASI_ESUCCESS : WASI_EBADF;
+    return sync_fd(w, fd, WASI_RIGHT_FD_DATASYNC | WASI_RIGHT_FD_SYNC);
 }
 
 uint32_t IMPORT(fd_sync)(eryx__wasi *w, uint32_t fd)
 {
-    return eryx__wasi_fd_get(w, fd) ? WASI_ESUCCESS : WASI_EBADF;
+    return sync_fd(w, fd, WASI_RIGHT_FD_SYNC);
 }
 
 /* ---- preopens --------------------------------------------------------- */
@@ -516,6 +541,8 @@ uint32_t IMPORT(fd_readdir)(eryx__wasi *w, uint32_t fd, uint32_t buf, uint32_t b
         return WASI_EFAULT;
     if (eryx__vfs_file_type(e->file) != ERYX__VFS_T_DIR)
         return WASI_ENOTDIR;
+    if (!wasi_has(e, WASI_RIGHT_FD_READDIR))
+        return WASI_ENOTCAPABLE;
     size_t off = 0;
     for (uint64_t c = cookie; off < buf_len; c++) {
         eryx__vfs_dirent d;

@@ -63,6 +63,13 @@ struct Z_wasi_snapshot_preview1_instance_t {
     eryx__wasi_output_fn output_fn;
     void *output_ud;
     atomic_int interrupted;
+    eryx__wasi_sleep_fn sleep_fn;   /* suspends the guest instead of
+                                       blocking the thread; may be NULL */
+    void *sleep_ud;
+    /* The sandbox's CPU time: thread CPU time inside guest calls. */
+    uint64_t cpu_used;          /* ns, summed over finished entries */
+    uint64_t cpu_since;         /* thread CPU clock at the outermost entry */
+    uint32_t cpu_depth;         /* entries into guest code now open */
 };
 
 /* Maps a negative (or positive) host errno to a WASI errno. */
@@ -80,10 +87,27 @@ void eryx__wasi_fd_close_all(eryx__wasi *w);
 int eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len);
 size_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len);
 
+/* Rights. An fd holds base rights (what operations on it may do) and
+ * inheriting rights (the most a file opened through it may get). A
+ * directory fd's base rights gate the path_* operations through it; a file
+ * opened from it gets at most its inheriting rights (path_open asking for
+ * more fails with ENOTCAPABLE); fd_fdstat_set_rights only removes rights.
+ * An operation without its right fails with ENOTCAPABLE, except reading,
+ * writing and resizing (fd_read, fd_write, fd_allocate,
+ * fd_filestat_set_size), which fail with EBADF like their POSIX
+ * counterparts on a file opened without that access mode: the rights are
+ * how the access mode is kept. The VFS checks writability again below,
+ * so rights only ever narrow what the VFS allows. */
+static inline int wasi_has(const wasi_fd *e, uint64_t need)
+{
+    return (e->rights & need) == need;
+}
+
 /* Reads a guest path and joins it onto directory fd's path into
- * out[ERYX__VFS_PATH_MAX]. Returns 0 or a WASI errno. */
-uint16_t eryx__wasi_path(eryx__wasi *w, uint32_t dirfd, uint32_t ptr, uint32_t len,
-                         char *out, int *trailing_slash);
+ * out[ERYX__VFS_PATH_MAX], checking that dirfd holds the rights `need`.
+ * Returns 0 or a WASI errno. */
+uint16_t eryx__wasi_path(eryx__wasi *w, uint32_t dirfd, uint64_t need, uint32_t ptr,
+                         uint32_t len, char *out, int *trailing_slash);
 
 /* Writes a 64-byte WASI filestat. */
 void eryx__wasi_put_filestat(uint8_t *p, const eryx__vfs_attr *st);

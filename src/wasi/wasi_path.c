@@ -13,14 +13,16 @@
 
 #define IMPORT(name) Z_wasi_snapshot_preview1Z_##name
 
-uint16_t eryx__wasi_path(eryx__wasi *w, uint32_t dirfd, uint32_t ptr, uint32_t len,
-                         char *out, int *trailing_slash)
+uint16_t eryx__wasi_path(eryx__wasi *w, uint32_t dirfd, uint64_t need, uint32_t ptr,
+                         uint32_t len, char *out, int *trailing_slash)
 {
     wasi_fd *e = eryx__wasi_fd_get(w, dirfd);
     if (!e)
         return WASI_EBADF;
     if (e->kind != WASI_FD_FILE || eryx__vfs_file_type(e->file) != ERYX__VFS_T_DIR)
         return WASI_ENOTDIR;
+    if (!wasi_has(e, need))
+        return WASI_ENOTCAPABLE;
     const uint8_t *p = gm_span(w->mem, ptr, len);
     if (!p)
         return WASI_EFAULT;
@@ -31,8 +33,9 @@ uint16_t eryx__wasi_path(eryx__wasi *w, uint32_t dirfd, uint32_t ptr, uint32_t l
     return rc < 0 ? eryx__wasi_errno(rc) : WASI_ESUCCESS;
 }
 
-/* Rights a new fd gets: what was asked for, less writing on files that
- * cannot be written. */
+/* Rights a new fd gets: what was asked for (already checked against the
+ * directory's inheriting rights), less writing on files that cannot be
+ * written. */
 static uint64_t granted_rights(uint64_t asked, const eryx__vfs_file *f)
 {
     uint64_t r = asked & WASI_RIGHTS_ALL;
@@ -70,19 +73,26 @@ uint32_t IMPORT(path_open)(eryx__wasi *w, uint32_t dirfd, uint32_t dirflags, uin
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
     uint8_t *out = gm_span(w->mem, fd_out, 4);
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, &trailing);
+    uint64_t need = WASI_RIGHT_PATH_OPEN |
+                    ((oflags & WASI_O_CREAT) ? WASI_RIGHT_PATH_CREATE_FILE : 0) |
+                    ((oflags & WASI_O_TRUNC) ? WASI_RIGHT_PATH_FILESTAT_SET_SIZE : 0);
+    uint16_t err = eryx__wasi_path(w, dirfd, need, path, path_len, p, &trailing);
     if (err)
         return err;
     if (!out)
         return WASI_EFAULT;
     if (oflags > 0xf || fdflags > 0x1f)
         return WASI_EINVAL;
+    /* Nothing opened through a directory gets more than it may pass on. */
+    rights &= WASI_RIGHTS_ALL;
+    inherit &= WASI_RIGHTS_ALL;
+    if ((rights | inherit) & ~eryx__wasi_fd_get(w, dirfd)->inherit)
+        return WASI_ENOTCAPABLE;
     eryx__vfs_file *f;
     int rc = eryx__vfs_open(w->vfs, p, open_flags(dirflags, oflags, rights, trailing), &f);
     if (rc < 0)
         return eryx__wasi_errno(rc);
-    int64_t fd = eryx__wasi_fd_add(w, f, granted_rights(rights, f), inherit & WASI_RIGHTS_ALL,
-                                   (uint16_t)fdflags);
+    int64_t fd = eryx__wasi_fd_add(w, f, granted_rights(rights, f), inherit, (uint16_t)fdflags);
     if (fd < 0)
         return (uint32_t)-fd;
     gm_st32(out, (uint32_t)fd);
@@ -105,7 +115,8 @@ uint32_t IMPORT(path_filestat_get)(eryx__wasi *w, uint32_t dirfd, uint32_t flags
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
     uint8_t *out = gm_span(w->mem, buf, WASI_FILESTAT_SIZE);
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, &trailing);
+    uint16_t err = eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_FILESTAT_GET, path, path_len, p,
+                                   &trailing);
     if (err)
         return err;
     if (!out)
@@ -123,7 +134,8 @@ uint32_t IMPORT(path_filestat_set_times)(eryx__wasi *w, uint32_t dirfd, uint32_t
                                          uint64_t mtim, uint32_t fst_flags)
 {
     char p[ERYX__VFS_PATH_MAX];
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, NULL);
+    uint16_t err = eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_FILESTAT_SET_TIMES, path, path_len,
+                                   p, NULL);
     if (err)
         return err;
     if (fst_flags > 0xf || ((fst_flags & WASI_FST_ATIM) && (fst_flags & WASI_FST_ATIM_NOW)) ||
@@ -137,7 +149,8 @@ uint32_t IMPORT(path_create_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t p
                                        uint32_t path_len)
 {
     char p[ERYX__VFS_PATH_MAX];
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, NULL);
+    uint16_t err =
+        eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_CREATE_DIRECTORY, path, path_len, p, NULL);
     return err ? err : eryx__wasi_errno(eryx__vfs_mkdir(w->vfs, p));
 }
 
@@ -145,7 +158,8 @@ uint32_t IMPORT(path_remove_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t p
                                        uint32_t path_len)
 {
     char p[ERYX__VFS_PATH_MAX];
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, NULL);
+    uint16_t err =
+        eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_REMOVE_DIRECTORY, path, path_len, p, NULL);
     return err ? err : eryx__wasi_errno(eryx__vfs_rmdir(w->vfs, p));
 }
 
@@ -154,7 +168,8 @@ uint32_t IMPORT(path_unlink_file)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
 {
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, &trailing);
+    uint16_t err =
+        eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_UNLINK_FILE, path, path_len, p, &trailing);
     if (err)
         return err;
     if (trailing) {
@@ -171,9 +186,11 @@ uint32_t IMPORT(path_rename)(eryx__wasi *w, uint32_t fd, uint32_t old_path,
                              uint32_t new_len)
 {
     char from[ERYX__VFS_PATH_MAX], to[ERYX__VFS_PATH_MAX];
-    uint16_t err = eryx__wasi_path(w, fd, old_path, old_len, from, NULL);
+    uint16_t err =
+        eryx__wasi_path(w, fd, WASI_RIGHT_PATH_RENAME_SOURCE, old_path, old_len, from, NULL);
     if (!err)
-        err = eryx__wasi_path(w, new_fd, new_path, new_len, to, NULL);
+        err = eryx__wasi_path(w, new_fd, WASI_RIGHT_PATH_RENAME_TARGET, new_path, new_len, to,
+                              NULL);
     return err ? err : eryx__wasi_errno(eryx__vfs_rename(w->vfs, from, to));
 }
 
@@ -184,7 +201,7 @@ uint32_t IMPORT(path_readlink)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
     char p[ERYX__VFS_PATH_MAX], target[ERYX__VFS_PATH_MAX];
     uint8_t *dst = gm_span(w->mem, buf, buf_len);
     uint8_t *used = gm_span(w->mem, bufused, 4);
-    uint16_t err = eryx__wasi_path(w, dirfd, path, path_len, p, NULL);
+    uint16_t err = eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_READLINK, path, path_len, p, NULL);
     if (err)
         return err;
     if (!dst || !used)
@@ -208,9 +225,10 @@ uint32_t IMPORT(path_link)(eryx__wasi *w, uint32_t old_fd, uint32_t old_flags,
                            uint32_t new_path, uint32_t new_len)
 {
     char p[ERYX__VFS_PATH_MAX];
-    uint16_t err = eryx__wasi_path(w, old_fd, old_path, old_len, p, NULL);
+    uint16_t err =
+        eryx__wasi_path(w, old_fd, WASI_RIGHT_PATH_LINK_SOURCE, old_path, old_len, p, NULL);
     if (!err)
-        err = eryx__wasi_path(w, new_fd, new_path, new_len, p, NULL);
+        err = eryx__wasi_path(w, new_fd, WASI_RIGHT_PATH_LINK_TARGET, new_path, new_len, p, NULL);
     return err ? err : WASI_ENOTSUP;
 }
 
@@ -220,6 +238,6 @@ uint32_t IMPORT(path_symlink)(eryx__wasi *w, uint32_t old_path, uint32_t old_len
     char p[ERYX__VFS_PATH_MAX];
     if (!gm_span(w->mem, old_path, old_len))
         return WASI_EFAULT;
-    uint16_t err = eryx__wasi_path(w, dirfd, new_path, new_len, p, NULL);
+    uint16_t err = eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_SYMLINK, new_path, new_len, p, NULL);
     return err ? err : WASI_ENOTSUP;
 }

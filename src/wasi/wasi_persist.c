@@ -15,7 +15,8 @@
 #include "../vfs/vfs_persist.h"
 #include "wasi_internal.h"
 
-#define STATE_MAGIC "ERYXWS01"
+/* ERYXWS01 wrote whole paths in tree records (up to 32 times the quota). */
+#define STATE_MAGIC "ERYXWS02"
 
 int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
 {
@@ -42,11 +43,27 @@ int eryx__wasi_save_state(eryx__wasi *w, eryx__blob *b)
     return rc;
 }
 
+#define LOST_MAX 2048u
+
 /* Adds "fd N (path): reason" to the list of files that did not come back.
- * 0, or -ENOMEM: a file is never dropped without being named. */
+ * 0, or -ENOMEM: a file is never dropped silently (past LOST_MAX it is
+ * noted as a final "..."). */
 static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 {
     size_t old = *lost ? strlen(*lost) : 0;
+    /* It ends up in a message (eryx_errmsg keeps ~500 bytes): past
+     * LOST_MAX the rest is "...", which also keeps a crafted table of a
+     * thousand 4 KiB paths from costing a quadratic amount of copying. */
+    if (old >= LOST_MAX) {
+        if (strcmp(*lost + old - 5, "; ...") == 0)
+            return 0;
+        char *s = realloc(*lost, old + 6);
+        if (!s)
+            return -ENOMEM;
+        memcpy(s + old, "; ...", 6);
+        *lost = s;
+        return 0;
+    }
     size_t add = strlen(path) + 64 + strlen(strerror(-err));
     char *s = realloc(*lost, old + add);
     if (!s)
@@ -57,7 +74,7 @@ static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 }
 
 static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *path,
-                        char **lost)
+                        eryx__vfs_orphanage *orphans, char **lost)
 {
     wasi_fd *fd = &w->fds[i];
     uint8_t kind, preopen;
@@ -78,7 +95,7 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
         return 0;
     }
     eryx__vfs_file *f;
-    int rc = eryx__vfs_restore_file(w->vfs, r, path, &f);
+    int rc = eryx__vfs_restore_file(w->vfs, r, path, orphans, &f);
     /* A malformed record, or no memory (or quota) to restore with, fails
      * the load; a file this sandbox's tree cannot give back is reported. */
     if ((rc == -EINVAL && r->bad) || rc == -ENOMEM || rc == -ENOSPC)
@@ -90,6 +107,29 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
     fd->kind = WASI_FD_FILE;
     fd->file = f;
     return 0;
+}
+
+/* What a state that fits tmp_quota can take: every byte of a restored file
+ * is charged to the quota (orphans too, each copy), so is every name, and
+ * every node NODE_COST more (vfs_memfs.c: 128 bytes; 64 here leaves room
+ * for that to change). A tree record is then its name and a slash (paths
+ * are prefix-coded: vfs_persist.c), its data and at most 42 bytes; a slot
+ * is at most a file record with a whole path and 64 bytes. With the
+ * default 64 MiB quota that is ~180 MiB: a session file claiming more is
+ * refused before anything is read (the loader also checks the file's real
+ * size). Saturates instead of wrapping. */
+#define STATE_MIN_NODE_COST 64u
+#define STATE_TREE_RECORD 44u
+#define STATE_SLOT_MAX (ERYX__VFS_PATH_MAX + 64u)
+
+uint64_t eryx__wasi_state_max(uint64_t tmp_quota)
+{
+    uint64_t fixed = 64 + (uint64_t)WASI_MAX_FDS * STATE_SLOT_MAX;
+    if (tmp_quota > (UINT64_MAX - fixed) / 4)
+        return UINT64_MAX;
+    uint64_t nodes = tmp_quota / STATE_MIN_NODE_COST + 1;
+    return 2 * tmp_quota /* file bytes and names, with room */ + nodes * STATE_TREE_RECORD +
+           fixed;
 }
 
 int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char **lost)
@@ -109,9 +149,11 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     eryx__wasi_fd_close_all(w);
     wasi_fd *fds = calloc(n, sizeof *fds);
     char *path = malloc(ERYX__VFS_PATH_MAX);
-    if (!fds || !path) {
+    eryx__vfs_orphanage *orphans = eryx__vfs_orphanage_new(w->vfs);
+    if (!fds || !path || !orphans) {
         free(fds);
         free(path);
+        eryx__vfs_orphanage_free(orphans);
         memset(w->fds, 0, w->nfds * sizeof *w->fds);
         return -ENOMEM;
     }
@@ -119,7 +161,8 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     w->fds = fds;
     w->nfds = n;
     for (uint32_t i = 0; rc == 0 && i < n; i++)
-        rc = restore_slot(w, &r, i, path, lost);
+        rc = restore_slot(w, &r, i, path, orphans, lost);
+    eryx__vfs_orphanage_free(orphans);
     free(path);
     if (rc == 0 && r.pos != r.len)
         rc = -EINVAL;           /* trailing bytes: not what we wrote */

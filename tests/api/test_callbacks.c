@@ -92,15 +92,15 @@ static void meet(void *ud, eryx_call *call)
 static int bad_json_rc = -1;
 
 static const eryx_callback callbacks[] = {
-    {"echo", "Echoes its argument", "{\"properties\": {\"message\": {\"type\": \"string\"}}}",
+    {0, "echo", "Echoes its argument", "{\"properties\": {\"message\": {\"type\": \"string\"}}}",
      echo, NULL, ERYX_CALLBACK_INLINE},
-    {"add", "Adds two numbers", "{\"properties\": {\"a\": {}, \"b\": {}}}", add, NULL, 0},
-    {"users.lookup", "Finds a user", NULL, fail, NULL, 0},
-    {"http.api.get", NULL, NULL, echo, NULL, 0},
-    {"bad_json", NULL, NULL, bad_json, &bad_json_rc, 0},
-    {"huge_error", NULL, NULL, huge_error, NULL, 0},
-    {"keep", NULL, NULL, keep, NULL, ERYX_CALLBACK_INLINE},
-    {"meet", NULL, NULL, meet, NULL, 0},
+    {0, "add", "Adds two numbers", "{\"properties\": {\"a\": {}, \"b\": {}}}", add, NULL, 0},
+    {0, "users.lookup", "Finds a user", NULL, fail, NULL, 0},
+    {0, "http.api.get", NULL, NULL, echo, NULL, 0},
+    {0, "bad_json", NULL, NULL, bad_json, &bad_json_rc, 0},
+    {0, "huge_error", NULL, NULL, huge_error, NULL, 0},
+    {0, "keep", NULL, NULL, keep, NULL, ERYX_CALLBACK_INLINE},
+    {0, "meet", NULL, NULL, meet, NULL, 0},
 };
 #define N_CALLBACKS (sizeof callbacks / sizeof *callbacks)
 
@@ -342,19 +342,19 @@ TEST_CASE(test_registration_errors)
     eryx_sandbox *sb = NULL;
     const char *bad_names[] = {"print", "1abc", "a..b", "", "os.x-y", "len.sub"};
     for (size_t i = 0; i < sizeof bad_names / sizeof *bad_names; i++) {
-        eryx_callback cb = {bad_names[i], NULL, NULL, echo, NULL, 0};
+        eryx_callback cb = {0, bad_names[i], NULL, NULL, echo, NULL, 0};
         cfg.callbacks = &cb;
         cfg.n_callbacks = 1;
         CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
         CHECK(sb == NULL);
     }
     CHECK_CONTAINS(eryx_errmsg(NULL), "shadow a Python builtin");
-    eryx_callback twice[] = {{"a", NULL, NULL, echo, NULL, 0}, {"a", NULL, NULL, echo, NULL, 0}};
+    eryx_callback twice[] = {{0, "a", NULL, NULL, echo, NULL, 0}, {0, "a", NULL, NULL, echo, NULL, 0}};
     cfg.callbacks = twice;
     cfg.n_callbacks = 2;
     CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
     CHECK_CONTAINS(eryx_errmsg(NULL), "registered twice");
-    eryx_callback schema = {"a", NULL, "[1, 2", echo, NULL, 0};
+    eryx_callback schema = {0, "a", NULL, "[1, 2", echo, NULL, 0};
     cfg.callbacks = &schema;
     cfg.n_callbacks = 1;
     CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);

@@ -51,7 +51,7 @@ TEST_CASE(test_bad_configs)
     eryx_sandbox_config_default(&cfg);
     cfg.n_mounts = 1;
     CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_MISUSE);
-    eryx_mount m = {"/nonexistent/eryx-test-dir", "/data", 0};
+    eryx_mount m = {0, "/nonexistent/eryx-test-dir", "/data", 0};
     cfg.mounts = &m;
     CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_IO);
     CHECK_CONTAINS(eryx_errmsg(NULL), "/nonexistent/eryx-test-dir");

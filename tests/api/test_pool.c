@@ -24,7 +24,7 @@ TEST_CASE(test_limits_and_reuse)
     cfg.min_idle = 1;
     eryx_pool *pool = NULL;
     REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
-    eryx_pool_stats st;
+    eryx_pool_stats st = {.size = sizeof st};
     eryx_pool_get_stats(pool, &st);
     CHECK_INT(st.idle, 1);
     CHECK_INT(st.creations, 1);
@@ -72,7 +72,7 @@ TEST_CASE(test_eviction)
         REQUIRE(eryx_pool_acquire(pool, 0, &s[i]) == ERYX_OK);
     for (int i = 0; i < 3; i++)
         CHECK_INT(eryx_pool_release(pool, s[i]), ERYX_OK);
-    eryx_pool_stats st;
+    eryx_pool_stats st = {.size = sizeof st};
     eryx_pool_get_stats(pool, &st);
     CHECK_INT(st.idle, 1);
     CHECK_INT(st.evictions, 2);
@@ -122,7 +122,7 @@ TEST_CASE(test_threads)
         pthread_join(t[i], NULL);
         CHECK_INT(w[i].failures, 0);
     }
-    eryx_pool_stats st;
+    eryx_pool_stats st = {.size = sizeof st};
     eryx_pool_get_stats(pool, &st);
     CHECK_INT(st.acquisitions, 100);
     CHECK(st.creations <= 2);

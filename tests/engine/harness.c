@@ -38,9 +38,15 @@ u32 Z_hostZ_wait(struct Z_host_instance_t *host, u32 x)
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
+/* The linker's bounds of the section holding eng.wat's generated code and
+ * the tests' GUEST_CODE functions (CMakeLists.txt). */
+extern const char __start_eryx_guest_code[];
+extern const char __stop_eryx_guest_code[];
+
 static void global(void)
 {
     CHECK_EQ(eryx__engine_global_init(), 0);
+    eryx__engine_set_guest_code(__start_eryx_guest_code, __stop_eryx_guest_code);
     CHECK(wasm_rt_is_initialized());
 #if ERYX_TEST_SEGMENT
     /* The module was built to address memory through %gs. */

@@ -54,7 +54,13 @@ enum wait_then {
     WT_PING, WT_THROW, WT_GROW_SPIN
 };
 
-/* eryx__engine_global_init + Z_eng_init_module, once. */
+/* For a test function standing in for guest code (touching linear memory
+ * directly): it goes into the section eng.wat's code is in, which
+ * eng_global declares as the guest code, so its faults are traps. */
+#define GUEST_CODE __attribute__((section("eryx_guest_code"), noinline))
+
+/* eryx__engine_global_init, the guest code's bounds (the section
+ * eryx_guest_code) and Z_eng_init_module, once. */
 void eng_global(void);
 
 /* Instantiates inside a guarded call (as the core must) and checks it. */

@@ -10,7 +10,7 @@
 
 static wasm_rt_memory_t *touch_mem;
 
-static void touch_first_byte(void *arg)
+GUEST_CODE static void touch_first_byte(void *arg)
 {
     volatile uint8_t *p = touch_mem->data;
     p[0] = 1;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "harness.h"
 
 #define PAGE 65536u
 #define K4 4096u
@@ -96,7 +96,7 @@ static long rss_pages(void)
 static wasm_rt_memory_t *touch_mem;
 static uint64_t touch_off;
 
-static void snapshot_poke(void *arg)
+GUEST_CODE static void snapshot_poke(void *arg)
 {
     volatile uint8_t *p = touch_mem->data + touch_off;
     *p = 1;
@@ -548,7 +548,7 @@ TEST_CASE(test_restore_in_place)
 
 static void setup(void)
 {
-    CHECK_EQ(eryx__engine_global_init(), 0);
+    eng_global();
 }
 
 TEST_MAIN_WITH(setup, NULL)

@@ -7,7 +7,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -160,6 +162,97 @@ TEST_CASE(test_read_only)
     eryx__vfs_close(f);
     CHECK_INT(try_read(vfs, "/ro/r.txt", buf, sizeof buf), 0);
     CHECK_STR(buf, "readonly");
+}
+
+/* Special files are refused before anything opens them: a FIFO opened for
+ * writing without a reader used to fail with ENXIO (it had been opened),
+ * and opening one for reading was visible to the host (an open event, a
+ * writer's wake-up). Now they are only ever opened O_PATH, which opens
+ * nothing: no error but EACCES, and no open event. */
+TEST_CASE(test_special_files)
+{
+    eryx__vfs *vfs = case_vfs;
+    char p[512];
+    snprintf(p, sizeof p, "%s/rw/fifo", root);
+    int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    REQUIRE(in >= 0);
+    REQUIRE(inotify_add_watch(in, p, IN_OPEN | IN_ACCESS | IN_CLOSE) >= 0);
+    eryx__vfs_file *f;
+    CHECK_INT(eryx__vfs_open(vfs, "/data/fifo", ERYX__VFS_O_READ, &f), -EACCES);
+    CHECK_INT(eryx__vfs_open(vfs, "/data/fifo", ERYX__VFS_O_WRITE, &f), -EACCES);
+    CHECK_INT(eryx__vfs_open(vfs, "/data/fifo", ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT, &f),
+              -EACCES);
+    CHECK_INT(eryx__vfs_open(vfs, "/data/fifo", ERYX__VFS_O_WRITE | ERYX__VFS_O_TRUNC, &f),
+              -EACCES);
+    CHECK_INT(eryx__vfs_utimes(vfs, "/data/fifo", 1, 0, 0, ERYX__VFS_SET_MTIM_NOW), -EACCES);
+    char ev[4096];
+    struct pollfd pfd = {in, POLLIN, 0};
+    CHECK_INT(poll(&pfd, 1, 50), 0);
+    CHECK(read(in, ev, sizeof ev) < 0);
+    close(in);
+    /* A device, also in a read-only mount (/dev/null: opening has no side
+     * effect there, but the refusal must not depend on that). */
+    eryx__vfs *dev = eryx__vfs_new(0);
+    REQUIRE(dev && eryx__vfs_mount_host(dev, "/dev", "/dev", 1) == 0);
+    CHECK_INT(eryx__vfs_open(dev, "/dev/null", ERYX__VFS_O_READ, &f), -EACCES);
+    eryx__vfs_free(dev);
+}
+
+/* A mount is one file system: a mount point inside the mounted directory
+ * (here /proc inside a mount of "/") is not followed. */
+TEST_CASE(test_no_xdev)
+{
+    struct stat a, b;
+    REQUIRE(stat("/", &a) == 0 && stat("/proc", &b) == 0);
+    REQUIRE(a.st_dev != b.st_dev);  /* /proc is its own mount on Linux */
+    eryx__vfs *vfs = eryx__vfs_new(0);
+    REQUIRE(vfs && eryx__vfs_mount_host(vfs, "/host", "/", 1) == 0);
+    char buf[256];
+    CHECK_INT(try_read(vfs, "/host/proc/version", buf, sizeof buf), -EACCES);
+    eryx__vfs_attr st;
+    CHECK_INT(eryx__vfs_stat(vfs, "/host/proc/self", 0, &st), -EACCES);
+    CHECK_INT(eryx__vfs_stat(vfs, "/host/etc", 0, &st), 0);
+    eryx__vfs_free(vfs);
+}
+
+/* Writable mounts have a byte quota: file growth plus 4 KiB per entry
+ * created; truncating and removing give it back. */
+TEST_CASE(test_host_quota)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/rw", root);
+    eryx__vfs *vfs = eryx__vfs_new(0);
+    REQUIRE(vfs && eryx__vfs_mount_host(vfs, "/q", p, 0) == 0);
+    eryx__vfs_set_host_quota(vfs, 20000);
+    eryx__vfs_file *f;
+    int rw = ERYX__VFS_O_READ | ERYX__VFS_O_WRITE;
+    CHECK_INT(eryx__vfs_open(vfs, "/q/quota.bin", rw | ERYX__VFS_O_CREAT, &f), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 4096);
+    static char chunk[4096];
+    size_t n;
+    uint64_t off = 0;
+    int rc;
+    /* Bounded, so that without a quota the test fails instead of filling
+     * the disk. */
+    while (off < (1u << 20) && (rc = eryx__vfs_pwrite(f, chunk, sizeof chunk, off, &n)) == 0)
+        off += n;
+    CHECK_INT(rc, -EDQUOT);
+    CHECK_INT(off, 12288);      /* 4096 + 3 * 4096 <= 20000 < 4096 + 4 * 4096 */
+    CHECK_INT(eryx__vfs_pwrite(f, chunk, 100, 0, &n), 0);  /* overwriting is free */
+    CHECK_INT(eryx__vfs_ftruncate(f, 1u << 30), -EDQUOT);
+    CHECK_INT(eryx__vfs_pwrite(f, "x", 1, 1ull << 40, &n), -EDQUOT);   /* sparse counts */
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/q/qdir"), -EDQUOT);
+    CHECK_INT(eryx__vfs_ftruncate(f, 4096), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 8192);
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/q/qdir"), 0);
+    CHECK_INT(eryx__vfs_rmdir(vfs, "/q/qdir"), 0);
+    eryx__vfs_close(f);
+    CHECK_INT(eryx__vfs_unlink(vfs, "/q/quota.bin"), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 0);
+    /* Removing the host's own files earns nothing. */
+    CHECK_INT(eryx__vfs_unlink(vfs, "/q/sub/file.txt"), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 0);
+    eryx__vfs_free(vfs);
 }
 
 static int open_fds(void)

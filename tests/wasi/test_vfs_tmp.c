@@ -3,8 +3,10 @@
  * quota (ENOSPC) and its release, unlink while open, times.
  */
 #include <errno.h>
+#include <pthread.h>
 
 #include "testutil.h"
+#include "vfs/vfs_persist.h"
 
 #define RW (ERYX__VFS_O_READ | ERYX__VFS_O_WRITE)
 
@@ -141,6 +143,37 @@ TEST_CASE(test_quota)
     eryx__vfs_free(vfs);
 }
 
+/* Usage above the quota (lowered after the fact, as vfs.h allows): a file
+ * may not grow, and no byte goes uncharged. Guards the underflow of "room"
+ * in set_size and the ignored result of its charge. */
+TEST_CASE(test_quota_over_usage)
+{
+    eryx__vfs *vfs = eryx__vfs_new(1 << 20);
+    REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
+    eryx__vfs_file *big = open_ok(vfs, "/tmp/big", RW | ERYX__VFS_O_CREAT);
+    eryx__vfs_file *small = open_ok(vfs, "/tmp/small", RW | ERYX__VFS_O_CREAT);
+    static char chunk[65536];
+    size_t n;
+    for (uint64_t off = 0; off < 512 * 1024; off += sizeof chunk)
+        CHECK_INT(eryx__vfs_pwrite(big, chunk, sizeof chunk, off, &n), 0);
+    eryx__vfs_set_tmp_quota(vfs, 256 * 1024);
+    uint64_t used = eryx__vfs_tmp_used(vfs);
+    CHECK(used > 256 * 1024);
+    CHECK_INT(eryx__vfs_pwrite(small, "0123456789", 10, 0, &n), -ENOSPC);
+    CHECK_INT(eryx__vfs_ftruncate(small, 100), -ENOSPC);
+    CHECK_INT(eryx__vfs_tmp_used(vfs), used);
+    eryx__vfs_attr st;
+    CHECK_INT(eryx__vfs_fstat(small, &st), 0);
+    CHECK_INT(st.size, 0);
+    /* Shrinking is always allowed and gives the quota back. */
+    CHECK_INT(eryx__vfs_ftruncate(big, 0), 0);
+    CHECK(eryx__vfs_tmp_used(vfs) < 4096);
+    CHECK_INT(eryx__vfs_pwrite(small, "0123456789", 10, 0, &n), 0);
+    eryx__vfs_close(big);
+    eryx__vfs_close(small);
+    eryx__vfs_free(vfs);
+}
+
 TEST_CASE(test_unlink_open)
 {
     eryx__vfs *vfs = eryx__vfs_new(1 << 20);
@@ -174,6 +207,170 @@ TEST_CASE(test_unlink_open)
     CHECK_INT(eryx__vfs_rmdir(vfs, "/tmp/dd"), 0);
     eryx__vfs_dirent e;
     CHECK_INT(eryx__vfs_readdir(d, 0, &e), 1);
+    eryx__vfs_close(d);
+    eryx__vfs_free(vfs);
+}
+
+/* The attack that crashed the host: mkdir + rename in a loop nests
+ * directories one level deeper per step at a constant path length (300 000
+ * levels took the recursive free and copy off the end of the host stack).
+ * The depth is now bounded, and the deepest tree allowed is freed, copied,
+ * saved and restored. */
+static void deep_chain(eryx__vfs *vfs, int *levels, int *err)
+{
+    REQUIRE(eryx__vfs_mkdir(vfs, "/tmp/d") == 0);
+    *levels = 1;
+    *err = 0;
+    for (int i = 0; i < 300000 && *err == 0; i++) {
+        if ((*err = eryx__vfs_mkdir(vfs, "/tmp/x")) == 0 &&
+            (*err = eryx__vfs_rename(vfs, "/tmp/d", "/tmp/x/d")) == 0 &&
+            (*err = eryx__vfs_rename(vfs, "/tmp/x", "/tmp/d")) == 0)
+            (*levels)++;
+    }
+}
+
+static void *free_vfs(void *vfs)
+{
+    eryx__vfs_free(vfs);
+    return NULL;
+}
+
+static void *clone_vfs(void *vfs)
+{
+    return eryx__vfs_clone(vfs, NULL, 0, NULL);
+}
+
+/* Runs fn(arg) on a thread with a 32 KiB stack: a walk that recursed once
+ * per level would need several times that at ERYX__VFS_MAX_DEPTH. */
+static void *on_small_stack(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t a;
+    pthread_t t;
+    void *ret = NULL;
+    REQUIRE(pthread_attr_init(&a) == 0 && pthread_attr_setstacksize(&a, 32 * 1024) == 0);
+    REQUIRE(pthread_create(&t, &a, fn, arg) == 0);
+    REQUIRE(pthread_join(t, &ret) == 0);
+    pthread_attr_destroy(&a);
+    return ret;
+}
+
+TEST_CASE(test_deep_tree)
+{
+    eryx__vfs *vfs = eryx__vfs_new(256u << 20);
+    REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
+    int levels, err;
+    deep_chain(vfs, &levels, &err);
+    CHECK_INT(err, -ENAMETOOLONG);
+    CHECK_INT(levels, ERYX__VFS_MAX_DEPTH);
+    eryx__vfs_attr st;
+    CHECK_INT(eryx__vfs_stat(vfs, "/tmp/x", 0, &st), 0);
+    CHECK_INT(eryx__vfs_rmdir(vfs, "/tmp/x"), 0);
+    /* mkdir by path stops at the same depth. */
+    char *p = malloc(ERYX__VFS_PATH_MAX);
+    REQUIRE(p);
+    strcpy(p, "/tmp/d");
+    for (int i = 1; i < levels; i++)
+        strcat(p, "/d");
+    CHECK_INT(eryx__vfs_stat(vfs, p, 0, &st), 0);
+    CHECK_INT(st.type, ERYX__VFS_T_DIR);
+    strcat(p, "/f");
+    CHECK_INT(eryx__vfs_mkdir(vfs, p), -ENAMETOOLONG);
+    /* A file may sit in the deepest directory. */
+    eryx__vfs_file *f = open_ok(vfs, p, RW | ERYX__VFS_O_CREAT);
+    size_t n;
+    CHECK_INT(eryx__vfs_pwrite(f, "deep", 4, 0, &n), 0);
+    eryx__vfs_close(f);
+    /* Moving the tree deeper is refused; moving it up is fine. */
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/tmp/y"), 0);
+    CHECK_INT(eryx__vfs_rename(vfs, "/tmp/d", "/tmp/y/d"), -ENAMETOOLONG);
+    CHECK_INT(eryx__vfs_rename(vfs, "/tmp/d/d", "/tmp/z"), 0);
+    CHECK_INT(eryx__vfs_rename(vfs, "/tmp/z", "/tmp/d/d"), 0);
+
+    /* Copy and free with little stack. */
+    eryx__vfs *copy = on_small_stack(clone_vfs, vfs);
+    REQUIRE(copy);
+    CHECK_INT(eryx__vfs_tmp_used(copy), eryx__vfs_tmp_used(vfs));
+    CHECK_INT(eryx__vfs_stat(copy, p, 0, &st), 0);
+    CHECK_INT(st.size, 4);
+    on_small_stack(free_vfs, copy);
+
+    /* Save and restore: every level comes back. */
+    eryx__blob b = {0};
+    eryx__vfs_saved *saved = NULL;
+    CHECK_INT(eryx__vfs_save_tmp(vfs, &b, &saved), 0);
+    eryx__vfs_saved_free(saved);
+    eryx__vfs *back = eryx__vfs_new(256u << 20);
+    REQUIRE(back && eryx__vfs_mount_tmp(back, "/tmp") == 0);
+    eryx__blob_reader r = {b.p, b.len, 0, 0};
+    CHECK_INT(eryx__vfs_restore_tmp(back, &r), 0);
+    CHECK_INT(eryx__vfs_stat(back, p, 0, &st), 0);
+    CHECK_INT(st.size, 4);
+    CHECK_INT(eryx__vfs_tmp_used(back), eryx__vfs_tmp_used(vfs));
+    free(b.p);
+    eryx__vfs_free(back);
+    free(p);
+    on_small_stack(free_vfs, vfs);
+}
+
+/* Directory snapshots are host memory the guest controls (one per open
+ * directory being listed): they count against a per-vfs bound, and past
+ * it listing fails with ENOMEM instead of growing the host. */
+TEST_CASE(test_list_quota)
+{
+    eryx__vfs *vfs = eryx__vfs_new(512u << 10);
+    REQUIRE(vfs && eryx__vfs_mount_tmp(vfs, "/tmp") == 0);
+    CHECK_INT(eryx__vfs_mkdir(vfs, "/tmp/many"), 0);
+    for (int i = 0; i < 2000; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "/tmp/many/entry-with-a-longish-name-%05d", i);
+        eryx__vfs_file *f = open_ok(vfs, name, RW | ERYX__VFS_O_CREAT);
+        eryx__vfs_close(f);
+    }
+    eryx__vfs_set_list_quota(vfs, 1u << 20);
+    eryx__vfs_file *dirs[100];
+    int listed = 0, rc = 0;
+    for (int i = 0; i < 100; i++) {
+        dirs[i] = open_ok(vfs, "/tmp/many", ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY);
+        eryx__vfs_dirent e;
+        rc = eryx__vfs_readdir(dirs[i], 0, &e);
+        if (rc == 0)
+            listed++;
+        else
+            CHECK_INT(rc, -ENOMEM);
+    }
+    /* ~180 KB per listing of 2000 entries: a handful fit in 1 MiB plus
+     * the /tmp quota. */
+    CHECK(listed >= 3 && listed <= 10);
+    for (int i = 0; i < 100; i++)
+        eryx__vfs_close(dirs[i]);
+    /* Closing gives the memory back: listing works again, in full. */
+    eryx__vfs_file *d = open_ok(vfs, "/tmp/many", ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY);
+    eryx__vfs_dirent e;
+    uint64_t c = 0;
+    while (eryx__vfs_readdir(d, c, &e) == 0)
+        c++;
+    CHECK_INT(c, 2000);
+    /* A clone of a vfs with a listing open carries it within its bound. */
+    eryx__vfs_file *cf;
+    eryx__vfs *copy = eryx__vfs_clone(vfs, &d, 1, &cf);
+    REQUIRE(copy);
+    CHECK_INT(eryx__vfs_readdir(cf, 1999, &e), 0);
+    eryx__vfs_close(cf);
+    eryx__vfs_free(copy);
+    /* Saving lists on the host's account: the guest's listings, holding
+     * the whole bound, do not make the session unsaveable. */
+    eryx__vfs_file *hog[10];
+    for (int i = 0; i < 10; i++) {
+        hog[i] = open_ok(vfs, "/tmp/many", ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY);
+        eryx__vfs_readdir(hog[i], 0, &e);
+    }
+    eryx__blob b = {0};
+    eryx__vfs_saved *saved = NULL;
+    CHECK_INT(eryx__vfs_save_tmp(vfs, &b, &saved), 0);
+    eryx__vfs_saved_free(saved);
+    free(b.p);
+    for (int i = 0; i < 10; i++)
+        eryx__vfs_close(hog[i]);
     eryx__vfs_close(d);
     eryx__vfs_free(vfs);
 }

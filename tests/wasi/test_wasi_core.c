@@ -330,6 +330,60 @@ TEST_CASE(test_clocks_poll)
 }
 
 static eryx__wasi *exit_w;
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins until this thread has used ns more CPU time. */
+static void burn_cpu(uint64_t ns)
+{
+    uint64_t start = thread_cpu_ns();
+    volatile uint64_t x = 0;
+    while (thread_cpu_ns() - start < ns)
+        for (int i = 0; i < 1000; i++)
+            x += (uint64_t)i;
+}
+
+static uint64_t guest_clock(eryx__wasi *w, uint32_t id)
+{
+    CHECK_INT(W(clock_time_get)(w, id, 0, 8), 0);
+    return ld64(mem, 8);
+}
+
+/* The CPU clocks show the sandbox's own CPU time (inside guest calls), not
+ * the host process's, which includes other tenants' work. */
+TEST_CASE(test_cpu_clocks)
+{
+    eryx__wasi *w = new_wasi(100);
+    burn_cpu(40000000);     /* host work, not the sandbox's */
+    CHECK_INT(guest_clock(w, WASI_CLOCK_PROCESS_CPUTIME), 0);
+    CHECK_INT(guest_clock(w, WASI_CLOCK_THREAD_CPUTIME), 0);
+    eryx__wasi_cpu_enter(w);
+    burn_cpu(20000000);
+    uint64_t inside = guest_clock(w, WASI_CLOCK_PROCESS_CPUTIME);
+    CHECK(inside >= 20000000);
+    CHECK(guest_clock(w, WASI_CLOCK_THREAD_CPUTIME) >= inside);
+    eryx__wasi_cpu_enter(w);    /* nested entries count once */
+    eryx__wasi_cpu_leave(w);
+    eryx__wasi_cpu_leave(w);
+    uint64_t after = guest_clock(w, WASI_CLOCK_PROCESS_CPUTIME);
+    burn_cpu(40000000);
+    CHECK_INT(guest_clock(w, WASI_CLOCK_PROCESS_CPUTIME), after);
+    CHECK(after - inside < 20000000);
+    eryx__wasi_cpu_leave(w);    /* unbalanced: ignored */
+    CHECK_INT(guest_clock(w, WASI_CLOCK_PROCESS_CPUTIME), after);
+    /* A clone has used no CPU yet. */
+    eryx__wasi *c = eryx__wasi_clone(w);
+    REQUIRE(c);
+    eryx__wasi_set_memory(c, mem);
+    CHECK_INT(guest_clock(c, WASI_CLOCK_PROCESS_CPUTIME), 0);
+    eryx__wasi_free(c);
+    eryx__wasi_free(w);
+}
+
 static void call_exit(void *arg)
 {
     (void)arg;

@@ -17,7 +17,8 @@ enum { P_PATH = 256, P_PATH2 = 512, P_IOV = 1024, P_OUT = 1100, P_STAT = 1200,
 
 #define READ_RIGHTS (WASI_RIGHT_FD_READ | WASI_RIGHT_FD_SEEK | WASI_RIGHT_FD_TELL | \
                      WASI_RIGHT_FD_FILESTAT_GET | WASI_RIGHT_FD_READDIR)
-#define RW_RIGHTS (READ_RIGHTS | WASI_RIGHTS_WRITE)
+#define RW_RIGHTS (READ_RIGHTS | WASI_RIGHTS_WRITE | WASI_RIGHT_FD_FILESTAT_SET_TIMES | \
+                   WASI_RIGHT_FD_SYNC | WASI_RIGHT_FD_ADVISE | WASI_RIGHT_FD_FDSTAT_SET_FLAGS)
 
 /* The instance of the running case, made by setup. */
 static eryx__wasi *case_w;
@@ -139,8 +140,9 @@ TEST_CASE(test_image_files)
     CHECK_INT(path_call(w, W(path_create_directory), "usr/lib/python3.13/x"), WASI_EROFS);
     CHECK_INT(path_call(w, W(path_remove_directory), "usr/lib/python3.13/json"), WASI_EROFS);
 
-    /* Relative to a directory fd. */
-    int64_t dir = open_at(w, 3, "usr/lib/python3.13/json", WASI_O_DIRECTORY, READ_RIGHTS, 0);
+    /* Relative to a directory fd (which needs the right to open through). */
+    int64_t dir = open_at(w, 3, "usr/lib/python3.13/json", WASI_O_DIRECTORY,
+                          READ_RIGHTS | WASI_RIGHT_PATH_OPEN, 0);
     REQUIRE(dir > 3);
     fd = open_at(w, (uint32_t)dir, "tool.py", 0, READ_RIGHTS, 0);
     CHECK(fd > 3);
@@ -286,6 +288,75 @@ TEST_CASE(test_tmp)
     CHECK_INT(W(path_link)(w, 3, 0, P_PATH, 6, 3, P_PATH2, n2), WASI_ENOTSUP);
     memcpy(mem->data + P_PATH, "tmp/\0x", 6);
     CHECK_INT(W(path_open)(w, 3, 0, P_PATH, 6, 0, READ_RIGHTS, 0, 0, P_OUT), WASI_EINVAL);
+}
+
+/* path_open through dirfd with the given base and inheriting rights;
+ * returns the new fd or -(WASI errno). */
+static int64_t open_rights(eryx__wasi *w, uint32_t dirfd, const char *path, uint32_t oflags,
+                           uint64_t rights, uint64_t inherit)
+{
+    uint32_t n = put_str(mem, P_PATH, path);
+    uint32_t rc = W(path_open)(w, dirfd, 0, P_PATH, n, oflags, rights, inherit, 0, P_OUT);
+    return rc ? -(int64_t)rc : (int64_t)ld32(mem, P_OUT);
+}
+
+/* Rights are a barrier, not decoration: a directory fd passes on at most
+ * its inheriting rights, path operations need the directory's rights, and
+ * fd operations the fd's (ENOTCAPABLE; EBADF for the access-mode rights). */
+TEST_CASE(test_rights)
+{
+    eryx__wasi *w = case_w;
+    int64_t fd = open_at(w, 3, "tmp/r.txt", WASI_O_CREAT, RW_RIGHTS, 0);
+    REQUIRE(fd > 3);
+    W(fd_close)(w, (uint32_t)fd);
+    /* A directory that may open and list, and hand out read rights only. */
+    uint64_t dir_rights = WASI_RIGHT_PATH_OPEN | WASI_RIGHT_FD_READDIR |
+                          WASI_RIGHT_PATH_FILESTAT_GET;
+    int64_t dir = open_rights(w, 3, "tmp", WASI_O_DIRECTORY, dir_rights, READ_RIGHTS);
+    REQUIRE(dir > 3);
+    CHECK_INT(open_rights(w, (uint32_t)dir, "r.txt", 0, RW_RIGHTS, 0), -WASI_ENOTCAPABLE);
+    CHECK_INT(open_rights(w, (uint32_t)dir, "r.txt", 0, READ_RIGHTS, WASI_RIGHTS_ALL),
+              -WASI_ENOTCAPABLE);
+    CHECK_INT(open_rights(w, (uint32_t)dir, "new.txt", WASI_O_CREAT, READ_RIGHTS, 0),
+              -WASI_ENOTCAPABLE);
+    CHECK_INT(open_rights(w, (uint32_t)dir, "r.txt", WASI_O_TRUNC, READ_RIGHTS, 0),
+              -WASI_ENOTCAPABLE);
+    fd = open_rights(w, (uint32_t)dir, "r.txt", 0, READ_RIGHTS, 0);
+    REQUIRE(fd > 3);
+    CHECK_INT(write_fd(w, (uint32_t)fd, "x"), -WASI_EBADF);
+    CHECK_INT(W(fd_fdstat_get)(w, (uint32_t)fd, P_STAT), 0);
+    CHECK_INT(ld64(mem, P_STAT + 8), READ_RIGHTS);
+    /* Path operations through the directory need its rights. */
+    CHECK_INT(W(path_filestat_get)(w, (uint32_t)dir, 0, P_PATH, put_str(mem, P_PATH, "r.txt"),
+                                   P_STAT), 0);
+    CHECK_INT(W(path_filestat_set_times)(w, (uint32_t)dir, 0, P_PATH, 5, 0, 0,
+                                         WASI_FST_MTIM_NOW), WASI_ENOTCAPABLE);
+    CHECK_INT(W(path_unlink_file)(w, (uint32_t)dir, P_PATH, 5), WASI_ENOTCAPABLE);
+    CHECK_INT(W(path_create_directory)(w, (uint32_t)dir, P_PATH, 5), WASI_ENOTCAPABLE);
+    CHECK_INT(W(path_remove_directory)(w, (uint32_t)dir, P_PATH, 5), WASI_ENOTCAPABLE);
+    uint32_t n2 = put_str(mem, P_PATH2, "s.txt");
+    CHECK_INT(W(path_rename)(w, (uint32_t)dir, P_PATH, 5, 3, P_PATH2, n2), WASI_ENOTCAPABLE);
+    CHECK_INT(W(path_readlink)(w, (uint32_t)dir, P_PATH, 5, P_BUF, 10, P_OUT), WASI_ENOTCAPABLE);
+    /* fd operations need the fd's rights; dropped rights do not come back. */
+    CHECK_INT(W(fd_fdstat_set_rights)(w, (uint32_t)fd, WASI_RIGHT_FD_READ, 0), 0);
+    CHECK_INT(W(fd_seek)(w, (uint32_t)fd, 1, WASI_WHENCE_SET, P_OUT), WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_tell)(w, (uint32_t)fd, P_OUT), WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_filestat_get)(w, (uint32_t)fd, P_STAT), WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_filestat_set_times)(w, (uint32_t)fd, 0, 0, WASI_FST_MTIM_NOW),
+              WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_fdstat_set_flags)(w, (uint32_t)fd, WASI_FDFLAG_APPEND), WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_advise)(w, (uint32_t)fd, 0, 0, 1), WASI_ENOTCAPABLE);
+    CHECK_INT(W(fd_sync)(w, (uint32_t)fd), WASI_ENOTCAPABLE);
+    CHECK_INT(read_fd(w, (uint32_t)fd, 10), 0);
+    CHECK_INT(W(fd_fdstat_set_rights)(w, (uint32_t)fd, READ_RIGHTS, 0), WASI_ENOTCAPABLE);
+    W(fd_close)(w, (uint32_t)fd);
+    /* A directory without FD_READDIR cannot be listed, without PATH_OPEN
+     * nothing opens through it. */
+    CHECK_INT(W(fd_fdstat_set_rights)(w, (uint32_t)dir, WASI_RIGHT_PATH_FILESTAT_GET, 0), 0);
+    CHECK_INT(W(fd_readdir)(w, (uint32_t)dir, P_BUF, 4096, 0, P_OUT), WASI_ENOTCAPABLE);
+    CHECK_INT(open_rights(w, (uint32_t)dir, "r.txt", 0, 0, 0), -WASI_ENOTCAPABLE);
+    W(fd_close)(w, (uint32_t)dir);
+    CHECK_INT(path_call(w, W(path_unlink_file), "tmp/r.txt"), 0);
 }
 
 TEST_CASE(test_fd_table)

@@ -16,6 +16,24 @@ EVENT_TRACE, EVENT_RESULT, EVENT_RESULT_ERROR, EVENT_STATE = 1, 2, 3, 4
 PyCF_ALLOW_TOP_LEVEL_AWAIT = 0x2000
 CO_COROUTINE = 0x80
 
+def _install_chmod():
+    """CPython's WASI build has no chmod: os.chmod returned success without
+    asking the host, so a file on a read-only mount seemed to change. Modes
+    do not exist in the sandbox; chmod now checks that the file may be
+    changed at all by rewriting its times as they are, which the host
+    refuses on read-only mounts and the standard library (EROFS)."""
+    import os
+
+    def chmod(path, mode, *, dir_fd=None, follow_symlinks=True):
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        kw = {} if dir_fd is None else {"dir_fd": dir_fd}
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), **kw)
+
+    chmod.__doc__ = os.chmod.__doc__
+    os.chmod = chmod
+
+
+_install_chmod()
 _main = sys.modules["__main__"]
 _MISSING = object()
 _STATE_RUN = object()   # export/import runs report their own result

@@ -1,0 +1,349 @@
+/*
+ * Session files: a sandbox's memory, globals and WASI state (/tmp and the
+ * fd table) in one checksummed file, and the sandbox made from one.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "core/exec.h"
+
+/* ---- session files ----------------------------------------------------- */
+
+#define SESSION_MAGIC "ERYXSES4"
+
+/* The header of a session file; little endian, followed by mem_size bytes of
+ * linear memory and wasi_size bytes of WASI state (/tmp and the fd table,
+ * src/wasi/wasi_persist.c). A crafted file can only give a sandbox a
+ * strange guest state, which the sandbox contains like any other guest
+ * behaviour, and files in its own /tmp (nothing is created elsewhere); the
+ * checksum is there to catch damage, and every field is range-checked.
+ * ERYXSES1 files (memory only) came from builds before /tmp was saved,
+ * ERYXSES2 ones from builds that summed with FNV-1a: byte by byte, it took
+ * ~20% of a save and as much of a load; XXH3 (libxxhash) runs at memory
+ * speed. ERYXSES3 ones wrote whole paths in the /tmp records, which made
+ * the WASI state of a full /tmp up to ~32 times its quota: paths are now
+ * prefix-coded, and the loader bounds the state by the quota
+ * (eryx__wasi_state_max). */
+typedef struct session_header {
+    char magic[8];
+    char build_id[64];          /* ERYX_BUILD_ID, NUL-padded */
+    uint64_t mem_size;
+    uint64_t wasi_size;
+    uint64_t run_count;
+    uint64_t checksum;          /* XXH3-64 of the memory, then the WASI bytes */
+    eryx__snapshot_globals globals;
+} session_header;
+
+/* The checksum of a session's memory and WASI bytes: XXH3-64, seed 0. */
+static int session_checksum(const uint8_t *mem, size_t mem_len, const uint8_t *state,
+                            size_t state_len, uint64_t *out)
+{
+    XXH3_state_t *x = XXH3_createState();
+    if (!x)
+        return -1;
+    XXH3_64bits_reset(x);
+    XXH3_64bits_update(x, mem, mem_len);
+    XXH3_64bits_update(x, state, state_len);
+    *out = XXH3_64bits_digest(x);
+    XXH3_freeState(x);
+    return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* eryx__memory_write_sparse, with errno set on failure. */
+static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
+{
+    int err = eryx__memory_write_sparse(mem, fd, at);
+    if (err < 0)
+        errno = -err;
+    return err < 0 ? -1 : 0;
+}
+
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
+{
+    const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    eryx__blob state = {0};
+    int err = eryx__wasi_save_state(sb->wasi, &state);
+    if (err < 0) {
+        free(state.p);
+        eryx__set_errmsg(sb, "cannot save the sandbox's files: %s", strerror(-err));
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
+    }
+    session_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, SESSION_MAGIC, 8);
+    snprintf(h.build_id, sizeof h.build_id, "%s", ERYX_BUILD_ID);
+    h.mem_size = mem->size;
+    h.wasi_size = state.len;
+    h.run_count = sb->run_count;
+    if (session_checksum(mem->data, mem->size, state.p, state.len, &h.checksum) < 0) {
+        free(state.p);
+        return ERYX_NOMEM;
+    }
+    eryx__save_globals(sb, &h.globals);
+    /* Written next to the target and renamed over it: a crash never leaves
+     * a half-written session behind. */
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        free(state.p);
+        return ERYX_NOMEM;
+    }
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    /* The memory's zero pages are holes in the file (more than half of a
+     * small session's): less to write and to fsync, and they read back as
+     * zeros. The size is set first so that the file is whole whatever the
+     * last page is. */
+    off_t end = (off_t)(sizeof h + mem->size + state.len);
+    int ok = fd >= 0 && ftruncate(fd, end) == 0 && write_all(fd, &h, sizeof h) == 0 &&
+             write_memory(fd, mem, sizeof h) == 0 &&
+             lseek(fd, (off_t)(sizeof h + mem->size), SEEK_SET) >= 0 &&
+             write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
+    free(state.p);
+    if (fd >= 0 && close(fd) != 0)
+        ok = 0;
+    if (ok && rename(tmp, path) != 0)
+        ok = 0;
+    if (!ok) {
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    return ok ? ERYX_OK : ERYX_IO;
+}
+
+/* Refuses a header whose saved globals could not have come from a guest of
+ * mem_size bytes: the interrupt words become host atomics at these guest
+ * addresses (4-aligned and inside the memory, or both 0 when the sandbox
+ * never learnt them), the exception is a pointer into the memory, the bit a
+ * single bit, and the stack pointer (16-aligned between runs, clang's wasm
+ * ABI) and memory base lie inside the memory. */
+static int globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size)
+{
+    int unset = g->breaker_addr == 0 && g->async_exc_addr == 0;
+    int words = unset || (g->breaker_addr % 4u == 0 && g->async_exc_addr % 4u == 0 &&
+                          g->breaker_addr != 0 && g->async_exc_addr != 0 &&
+                          g->breaker_addr <= mem_size - 4 && g->async_exc_addr <= mem_size - 4);
+    int exc = unset ? g->exc_value == 0 && g->breaker_bit == 0
+                    : g->exc_value % 4u == 0 && g->exc_value < mem_size &&
+                          g->breaker_bit != 0 && (g->breaker_bit & (g->breaker_bit - 1)) == 0;
+    return words && exc && g->stack_pointer % 16u == 0 && g->stack_pointer <= mem_size &&
+           g->memory_base % 16u == 0 && g->memory_base <= mem_size;
+}
+
+/* Reads and checks a session file's header, against the file's real size
+ * and the loading config, before anything is allocated: a header cannot
+ * make the loader allocate more than the file holds, nor more WASI state
+ * than cfg's tmp_quota can take. The checksum is checked later, over the
+ * bytes as they were read (eryx__sandbox_load). */
+static int read_session_header(int fd, const char *path, const eryx_sandbox_config *cfg,
+                               session_header *h)
+{
+    struct stat st;
+    ssize_t got = pread(fd, h, sizeof *h, 0);
+    int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES2", 8) == 0 ||
+                             memcmp(h->magic, "ERYXSES3", 8) == 0);
+    if (older) {
+        eryx__set_errmsg(NULL, "%s was saved by an older eryx (session format %c, this one "
+                               "reads %c)", path, h->magic[7], SESSION_MAGIC[7]);
+        return ERYX_INVALID;
+    }
+    if (got != (ssize_t)sizeof *h || memcmp(h->magic, SESSION_MAGIC, 8) != 0) {
+        eryx__set_errmsg(NULL, "%s is not an eryx session file", path);
+        return ERYX_INVALID;
+    }
+    if (strncmp(h->build_id, ERYX_BUILD_ID, sizeof h->build_id) != 0) {
+        eryx__set_errmsg(NULL, "%s was saved by another build of eryx (%.64s, this is %s)",
+                         path, h->build_id, ERYX_BUILD_ID);
+        return ERYX_INVALID;
+    }
+    if (fstat(fd, &st) != 0) {
+        eryx__set_errmsg(NULL, "cannot stat %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    /* A wasm32 memory, whole 64 KiB pages (the engine's cap: 65535). */
+    if (h->mem_size % 65536u != 0 || h->mem_size == 0 || h->mem_size > 65535ull * 65536u) {
+        eryx__set_errmsg(NULL, "%s has a malformed header (memory size %llu)", path,
+                         (unsigned long long)h->mem_size);
+        return ERYX_INVALID;
+    }
+    if (h->mem_size > cfg->max_memory) {
+        eryx__set_errmsg(NULL, "%s holds %llu bytes of memory: larger than max_memory (%llu)",
+                         path, (unsigned long long)h->mem_size,
+                         (unsigned long long)cfg->max_memory);
+        return ERYX_INVALID;
+    }
+    uint64_t wasi_max = eryx__wasi_state_max(cfg->tmp_quota);
+    if (h->wasi_size > wasi_max) {
+        eryx__set_errmsg(NULL, "%s has a malformed header: %llu bytes of file state, more than "
+                               "a tmp_quota of %llu bytes can hold (at most %llu)",
+                         path, (unsigned long long)h->wasi_size,
+                         (unsigned long long)cfg->tmp_quota, (unsigned long long)wasi_max);
+        return ERYX_INVALID;
+    }
+    /* Without overflow, whatever the quota (the bound saturates). */
+    uint64_t size = (uint64_t)st.st_size, body = size - sizeof *h;
+    if (size < sizeof *h || h->mem_size > body || h->wasi_size != body - h->mem_size) {
+        eryx__set_errmsg(NULL, "%s is truncated or has trailing bytes (%llu bytes, its header "
+                               "says %llu of memory and %llu of file state after %zu)",
+                         path, (unsigned long long)size, (unsigned long long)h->mem_size,
+                         (unsigned long long)h->wasi_size, sizeof *h);
+        return ERYX_INVALID;
+    }
+    if (!globals_ok(&h->globals, h->mem_size)) {
+        eryx__set_errmsg(NULL, "%s has a malformed header: its saved stack pointer, memory "
+                               "base or interrupt addresses are unaligned or outside its "
+                               "memory", path);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+/* The WASI bytes, read once into a buffer of their own (the size is the
+ * file's, checked). */
+static int read_wasi_state(int fd, const char *path, const session_header *h, uint8_t **out)
+{
+    uint8_t *p = malloc(h->wasi_size ? (size_t)h->wasi_size : 1);
+    if (!p)
+        return ERYX_NOMEM;
+    for (uint64_t off = 0; off < h->wasi_size;) {
+        ssize_t r = pread(fd, p + off, (size_t)(h->wasi_size - off),
+                          (off_t)(sizeof *h + h->mem_size + off));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(p);
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path,
+                             r < 0 ? strerror(errno) : "it shrank while being loaded");
+            return ERYX_IO;
+        }
+        off += (uint64_t)r;
+    }
+    *out = p;
+    return ERYX_OK;
+}
+
+static void hash_chunk(void *ud, const uint8_t *p, size_t n)
+{
+    XXH3_64bits_update(ud, p, n);
+}
+
+/* Checks the checksum of what the sandbox is made from: the memory, hashed
+ * chunk by chunk as it went into the image (a sealed memfd: nothing can
+ * change it afterwards), then the WASI bytes, before either is used. */
+static int check_sum(XXH3_state_t *x, const char *path, const uint8_t *state, size_t len,
+                     uint64_t want)
+{
+    XXH3_64bits_update(x, state, len);
+    if (XXH3_64bits_digest(x) != want) {
+        eryx__set_errmsg(NULL, "%s is damaged (checksum mismatch)", path);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+/* Brings back /tmp and the open files; on failure sb is freed (it has a
+ * half-restored tree). Files that could not be reopened are named in sb's
+ * message. */
+static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t *state,
+                              size_t len)
+{
+    char *lost = NULL;
+    int err = eryx__wasi_restore_state(sb->wasi, state, len, &lost);
+    if (err < 0) {
+        eryx__set_errmsg(NULL, "cannot restore the files of %s: %s", path,
+                         err == -EINVAL   ? "its file state is malformed"
+                         : err == -ENOSPC ? "its /tmp does not fit in tmp_quota"
+                                          : strerror(-err));
+        free(lost);
+        eryx__sandbox_free(sb);
+        return err == -ENOMEM ? ERYX_NOMEM : ERYX_INVALID;
+    }
+    if (lost)
+        eryx__set_errmsg(sb, "loaded, but these open files could not be reopened and are "
+                             "closed: %s", lost);
+    free(lost);
+    return ERYX_OK;
+}
+
+/* Every byte of the file is read once: the memory into an image (a sealed
+ * memfd), hashed chunk by chunk on its way in, the WASI state into a
+ * buffer, and the checksum is compared before anything is used. (Hashing
+ * through the new sandbox's mapping instead read every page a second time:
+ * a 70 MB load took 96 instead of 62 ms, bench_sandbox.) A file changed
+ * while it is loaded (between two reads, or after the check) thus cannot
+ * smuggle in unchecked bytes: what is used is what was summed. */
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       eryx_sandbox **out)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    session_header h;
+    int rc = read_session_header(fd, path, cfg, &h);
+    eryx__mem_image *img = NULL;
+    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0) {
+        eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
+        rc = ERYX_IO;
+    }
+    XXH3_state_t *x = XXH3_createState();
+    if (rc == ERYX_OK && !x)
+        rc = ERYX_NOMEM;
+    if (rc == ERYX_OK) {
+        XXH3_64bits_reset(x);
+        int err = eryx__mem_image_read_each(fd, h.mem_size, hash_chunk, x, &img);
+        if (err < 0) {
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path,
+                             err == -EIO ? "it shrank while being loaded" : strerror(-err));
+            rc = err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
+        }
+    }
+    uint8_t *state = NULL;
+    if (rc == ERYX_OK)
+        rc = read_wasi_state(fd, path, &h, &state);
+    close(fd);
+    if (rc == ERYX_OK)
+        rc = check_sum(x, path, state, (size_t)h.wasi_size, h.checksum);
+    XXH3_freeState(x);
+    eryx_sandbox *sb = NULL;
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_from_state(rt, cfg, img, &h.globals, NULL, &sb);
+    if (rc == ERYX_OK && (rc = restore_wasi_state(sb, path, state, (size_t)h.wasi_size)) !=
+                             ERYX_OK)
+        sb = NULL; /* freed */
+    if (rc == ERYX_OK) {
+        sb->needs_setup = 0;
+        sb->reseed_only = 1;
+        sb->run_count = h.run_count;
+        *out = sb;
+    }
+    free(state);
+    eryx__mem_image_unref(img);
+    return rc;
+}

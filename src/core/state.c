@@ -1,0 +1,66 @@
+/*
+ * Sessions as data: the user's globals exported and imported, and cleared.
+ * Each is an internal run of the guest's glue (guest/abi.h modes "x", "y",
+ * "z") that makes no callbacks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/exec.h"
+
+/* Takes the JSON `result` of an internal run out of its result. */
+static char *take_result_json(eryx_exec *ex)
+{
+    char *json = ex->result ? ex->result->result_json : NULL;
+    if (ex->result)
+        ex->result->result_json = NULL;
+    return json ? json : strdup("[]");
+}
+
+int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char **skipped)
+{
+    eryx_exec *ex;
+    int rc = eryx__exec_run_internal(sb, 'x', "", 0, NULL, &ex);
+    if (!ex)
+        return rc;
+    if (rc == ERYX_OK && !ex->exported) {
+        eryx__set_errmsg(sb, "the sandbox exported no state");
+        rc = ERYX_INTERNAL;
+    }
+    if (rc == ERYX_OK) {
+        *data = ex->exported;
+        *len = ex->exported_len;
+        ex->exported = NULL;
+        *skipped = take_result_json(ex);
+    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
+        eryx__set_errmsg(sb, "exporting the state failed: %s", ex->result->exc_message);
+        rc = ERYX_INTERNAL;
+    }
+    eryx__exec_finish(ex, NULL);
+    return rc;
+}
+
+int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, char **failed)
+{
+    eryx_exec *ex;
+    int rc = eryx__exec_run_internal(sb, 'y', data, len, NULL, &ex);
+    if (!ex)
+        return rc;
+    if (rc == ERYX_OK) {
+        *failed = take_result_json(ex);
+    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
+        eryx__set_errmsg(sb, "%s", ex->result->exc_message);
+        rc = ERYX_INVALID;
+    }
+    eryx__exec_finish(ex, NULL);
+    return rc;
+}
+
+int eryx__sandbox_clear(eryx_sandbox *sb)
+{
+    eryx_exec *ex;
+    int rc = eryx__exec_run_internal(sb, 'z', "", 0, NULL, &ex);
+    if (ex)
+        eryx__exec_finish(ex, NULL);
+    return rc;
+}

@@ -1,0 +1,576 @@
+/*
+ * Regression tests for the lifecycle and concurrency defects of issue 11:
+ * stale handles (also when their sandbox was parked and handed to another
+ * owner), blocking handlers against both timeouts, calls not started after
+ * their run ended, sleeping guests that do not block a step, re-entrant
+ * notify, configs of an older size, freeing a sandbox with a pending
+ * execution, the one convention for limits, and oversized run requests.
+ */
+#include <eryx.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+static eryx_sandbox *new_sandbox(const eryx_sandbox_config *cfg)
+{
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(rt, cfg, &sb);
+    CHECK_INT(rc, ERYX_OK);
+    REQUIRE(sb != NULL);
+    return sb;
+}
+
+/* A sandbox offering `await f(...)`, with no handler: the test answers. */
+static eryx_sandbox *sandbox_with_f(void)
+{
+    static const eryx_callback cb = {.name = "f"};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    return new_sandbox(&cfg);
+}
+
+static int run(eryx_sandbox *sb, const char *code, eryx_result **r)
+{
+    return eryx_sandbox_run(sb, code, strlen(code), r);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- stale handles --------------------------------------------------------- */
+
+/* A freed sandbox's instance is parked and handed to the next one: the old
+ * handle must not reach it. */
+TEST_CASE(test_stale_sandbox_handle)
+{
+    eryx_result *r = NULL;
+    eryx_sandbox *a = new_sandbox(NULL);
+    CHECK_INT(run(a, "x = 'a'", &r), ERYX_OK);
+    eryx_result_free(r);
+    eryx_sandbox_free(a);
+    eryx_sandbox *b = new_sandbox(NULL);
+    CHECK_INT(run(b, "x = 'b'", &r), ERYX_OK);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(run(a, "x = 'stolen'", &r), ERYX_MISUSE);
+    CHECK(r == NULL);
+    CHECK_INT(eryx_sandbox_reset(a), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_clear(a), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_interrupt(a), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_is_dead(a), 1);
+    CHECK_INT(eryx_sandbox_run_count(a), 0);
+    CHECK_STR(eryx_errmsg(a), "not a sandbox (freed?)");
+    eryx_sandbox_free(a); /* a second free is ignored */
+    CHECK_INT(run(b, "print(x)", &r), ERYX_OK);
+    CHECK_STR(r->out, "b\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(b);
+    /* Not even a pointer-sized lie gets through. */
+    CHECK_INT(eryx_sandbox_run((eryx_sandbox *)(uintptr_t)0x1000, "1", 1, &r), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_run((eryx_sandbox *)rt, "1", 1, &r), ERYX_MISUSE);
+}
+
+TEST_CASE(test_stale_exec_and_call)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    eryx_exec *ex = NULL;
+    const char *code = "print(await f(a=1))";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    CHECK_STR(eryx_call_name(c), "f");
+    CHECK_INT(eryx_call_pending(c), 1);
+    CHECK_INT(eryx_call_reply(c, "2", 1), ERYX_OK);
+    /* The reply released the call: its handle is dead. */
+    CHECK_INT(eryx_call_reply(c, "3", 1), ERYX_MISUSE);
+    CHECK_INT(eryx_call_fail(c, ERYX_CALL_FAILED, "x"), ERYX_MISUSE);
+    CHECK(eryx_call_name(c) == NULL);
+    CHECK_INT(eryx_call_pending(c), 0);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r->out, "2\n");
+    eryx_result_free(r);
+    CHECK_INT(eryx_exec_step(ex), ERYX_MISUSE);
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_MISUSE);
+    CHECK(eryx_exec_next_call(ex) == NULL);
+    CHECK_INT(eryx_exec_deadline_ns(ex), 0);
+    eryx_sandbox_free(sb);
+}
+
+/* A sandbox given back to a pool is the pool's: the releasing user's handle
+ * dies, even while the pool hands the sandbox to someone else. */
+TEST_CASE(test_stale_pool_handle)
+{
+    eryx_pool_config pc;
+    eryx_pool_config_default(&pc);
+    pc.max_size = 1;
+    eryx_pool *pool = NULL;
+    CHECK_INT(eryx_pool_new(rt, &pc, &pool), ERYX_OK);
+    eryx_sandbox *first = NULL, *second = NULL;
+    CHECK_INT(eryx_pool_acquire(pool, 0, &first), ERYX_OK);
+    CHECK_INT(eryx_pool_release(pool, first), ERYX_OK);
+    CHECK_INT(eryx_pool_acquire(pool, 0, &second), ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(run(second, "secret = 42", &r), ERYX_OK);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(run(first, "print(secret)", &r), ERYX_MISUSE);
+    CHECK_INT(eryx_pool_release(pool, first), ERYX_MISUSE);
+    CHECK_INT(eryx_pool_release(pool, second), ERYX_OK);
+    eryx_pool_stats st = {0};
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.in_use, 0);
+    CHECK_INT(st.idle, 1);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_MISUSE);
+}
+
+/* ---- handlers that block ----------------------------------------------------- */
+
+static atomic_int started, finished;
+
+static void slow(void *ud, eryx_call *call)
+{
+    long ms = (long)(intptr_t)ud;
+    atomic_fetch_add(&started, 1);
+    sleep_ms(ms);
+    eryx_call_reply(call, "1", 1);
+    atomic_fetch_add(&finished, 1);
+}
+
+/* Waits (bounded) until every started handler returned, so that the next
+ * test starts clean and nothing outlives the test's data. */
+static void drain_handlers(void)
+{
+    for (int i = 0; i < 1000 && atomic_load(&finished) < atomic_load(&started); i++)
+        sleep_ms(10);
+    CHECK_INT(atomic_load(&finished), atomic_load(&started));
+    atomic_store(&started, 0);
+    atomic_store(&finished, 0);
+}
+
+static eryx_sandbox *slow_sandbox(long ms, uint64_t timeout_ns, uint64_t callback_timeout_ns)
+{
+    static eryx_callback cb = {.name = "slow", .handler = slow};
+    cb.user_data = (void *)(intptr_t)ms;
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    cfg.timeout_ns = timeout_ns;
+    cfg.callback_timeout_ns = callback_timeout_ns;
+    return new_sandbox(&cfg);
+}
+
+/* A lone call to a blocking handler no longer runs on the stepping thread:
+ * the run's time limit ends the run while the handler still blocks. */
+TEST_CASE(test_blocking_handler_run_timeout)
+{
+    eryx_sandbox *sb = slow_sandbox(1500, 200u * 1000000u, 0);
+    eryx_result *r = NULL;
+    CHECK_INT(run(sb, "await slow()", &r), ERYX_TIMEOUT);
+    CHECK_INT(atomic_load(&started), 1);
+    CHECK_INT(atomic_load(&finished), 0); /* returned before the handler */
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    drain_handlers();
+}
+
+/* The callback timeout holds against a handler that blocks. */
+TEST_CASE(test_blocking_handler_callback_timeout)
+{
+    eryx_sandbox *sb = slow_sandbox(1500, ERYX_NO_LIMIT, 200u * 1000000u);
+    eryx_result *r = NULL;
+    CHECK_INT(run(sb, "try:\n    await slow()\nexcept CallbackError as e:\n    print(e.kind)", &r),
+              ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "timeout\n");
+    CHECK_INT(atomic_load(&finished), 0);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    drain_handlers();
+}
+
+/* 160 gathered one-second calls under a 300 ms limit: the run ends at its
+ * limit, and the calls still queued then are never started (their
+ * handlers would otherwise read the freed sandbox's registrations). */
+TEST_CASE(test_gathered_calls_bounded)
+{
+    eryx_sandbox *sb = slow_sandbox(1000, 300u * 1000000u, 0);
+    eryx_result *r = NULL;
+    CHECK_INT(run(sb, "import asyncio\nawait asyncio.gather(*[slow() for _ in range(160)])", &r),
+              ERYX_TIMEOUT);
+    int at_end = atomic_load(&started);
+    CHECK(at_end < 160);
+    CHECK_INT(atomic_load(&finished), 0);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb); /* while handlers still run */
+    sleep_ms(1200);
+    /* Only those already running when the run ended ever ran. */
+    CHECK_INT(atomic_load(&started), at_end);
+    drain_handlers();
+}
+
+/* ---- steps never block --------------------------------------------------------- */
+
+TEST_CASE(test_sleep_does_not_block_step)
+{
+    eryx_sandbox *sb = new_sandbox(NULL);
+    eryx_exec *ex = NULL;
+    const char *code = "import time\nt = time.monotonic()\ntime.sleep(0.3)\n"
+                       "print(time.monotonic() - t >= 0.3)";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    int rc = eryx_exec_step(ex);
+    CHECK_INT(rc, ERYX_PENDING); /* the sleep suspended the guest */
+    CHECK(eryx_exec_deadline_ns(ex) != 0);
+    int steps = 1;
+    while (rc == ERYX_PENDING) {
+        sleep_ms(20);
+        rc = eryx_exec_step(ex);
+        steps++;
+    }
+    CHECK_INT(rc, ERYX_OK);
+    CHECK(steps > 2);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "True\n");
+    eryx_result_free(r);
+    /* An interrupt cuts a suspended sleep short. */
+    code = "import time\ntime.sleep(30)";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK);
+    CHECK_INT(eryx_exec_ready(ex), 1);
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        sleep_ms(5);
+    CHECK_INT(rc, ERYX_INTERRUPTED);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_INTERRUPTED);
+    CHECK_INT(eryx_sandbox_is_dead(sb), 0);
+    eryx_sandbox_free(sb);
+}
+
+/* A reply that arrives while the guest sleeps waits for the sleep to end:
+ * the execution is not "ready" meanwhile, so a loop that steps when ready
+ * does not spin through the sleep. */
+static void *reply_later(void *arg)
+{
+    sleep_ms(50);
+    eryx_call_reply(arg, "7", 1);
+    return NULL;
+}
+
+TEST_CASE(test_reply_during_sleep)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    eryx_exec *ex = NULL;
+    const char *code = "import asyncio, time\nt = asyncio.create_task(f())\n"
+                       "await asyncio.sleep(0)\ntime.sleep(0.4)\nprint(await t)";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    int rc, steps = 0;
+    pthread_t t = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        steps++;
+        eryx_call *c = eryx_exec_next_call(ex);
+        if (c)
+            pthread_create(&t, NULL, reply_later, c);
+        uint64_t deadline = eryx_exec_deadline_ns(ex);
+        for (;;) { /* poll: step when ready or at the deadline */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint64_t ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+            if (eryx_exec_ready(ex) || (deadline && ns >= deadline))
+                break;
+            sleep_ms(1);
+        }
+    }
+    if (t)
+        pthread_join(t, NULL);
+    CHECK_INT(rc, ERYX_OK);
+    CHECK(steps < 30); /* ~400 if every poll during the sleep stepped */
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "7\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+/* ---- notify may call back into eryx -------------------------------------------- */
+
+typedef struct notify_probe {
+    eryx_exec *ex;
+    atomic_int calls;
+    atomic_int saw_ready;
+} notify_probe;
+
+static void reentrant_notify(void *ud)
+{
+    notify_probe *p = ud;
+    atomic_fetch_add(&p->calls, 1);
+    (void)eryx_exec_deadline_ns(p->ex); /* takes the locks notify used to hold */
+    if (eryx_exec_ready(p->ex))
+        atomic_fetch_add(&p->saw_ready, 1);
+}
+
+static void *interrupt_later(void *arg)
+{
+    sleep_ms(50);
+    eryx_sandbox_interrupt(arg);
+    return NULL;
+}
+
+TEST_CASE(test_reentrant_notify)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    notify_probe p = {0};
+    const char *code = "await f()\nimport asyncio\nawait asyncio.sleep(30)";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &p.ex), ERYX_OK);
+    eryx_exec_set_notify(p.ex, reentrant_notify, &p);
+    CHECK_INT(eryx_exec_step(p.ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(p.ex);
+    REQUIRE(c != NULL);
+    CHECK_INT(eryx_call_reply(c, "null", 4), ERYX_OK); /* notify on this thread */
+    CHECK_INT(atomic_load(&p.calls), 1);
+    CHECK_INT(atomic_load(&p.saw_ready), 1);
+    CHECK_INT(eryx_exec_step(p.ex), ERYX_PENDING);     /* now in asyncio.sleep */
+    pthread_t t;
+    pthread_create(&t, NULL, interrupt_later, sb);     /* notify from the stop */
+    int rc;
+    while ((rc = eryx_exec_step(p.ex)) == ERYX_PENDING)
+        sleep_ms(5);
+    pthread_join(t, NULL);
+    CHECK_INT(rc, ERYX_INTERRUPTED);
+    CHECK_INT(atomic_load(&p.calls), 2);
+    CHECK_INT(eryx_exec_finish(p.ex, NULL), ERYX_INTERRUPTED);
+    eryx_sandbox_free(sb);
+}
+
+/* ---- freeing with an execution pending ------------------------------------------ */
+
+TEST_CASE(test_free_with_pending_exec)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    eryx_exec *ex = NULL;
+    const char *code = "await f()";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    eryx_sandbox_free(sb);
+    /* The call outlives its sandbox; the execution does not. */
+    CHECK_INT(eryx_call_pending(c), 0);
+    CHECK_INT(eryx_call_reply(c, "1", 1), ERYX_NOTFOUND);
+    CHECK_INT(eryx_exec_step(ex), ERYX_MISUSE);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_MISUSE);
+    /* The parked instance serves the next sandbox as new. */
+    eryx_sandbox *next = new_sandbox(NULL);
+    eryx_result *r = NULL;
+    CHECK_INT(run(next, "print(1 + 1)", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "2\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(next);
+}
+
+/* ---- versions of structs ------------------------------------------------------- */
+
+/* A caller built against a header whose config ended before
+ * output_limit_stops: the library must not read that field (here garbage
+ * that would make writes past max_output fail) and must default it. */
+TEST_CASE(test_older_config_size)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.size = offsetof(eryx_sandbox_config, output_limit_stops);
+    cfg.max_output = 1000;
+    cfg.output_limit_stops = 1; /* beyond the caller's size: not theirs */
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_result *r = NULL;
+    CHECK_INT(run(sb, "print('x' * 5000)\nprint('still running')", &r), ERYX_OK);
+    CHECK_INT(r ? r->out_truncated : 0, 1);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    /* Older run options: fuel and timeout beyond the size are not read. */
+    sb = new_sandbox(NULL);
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.size = offsetof(eryx_run_options, timeout_ns);
+    o.timeout_ns = 1; /* 1 ns if it were read */
+    CHECK_INT(eryx_sandbox_run_ex(sb, "sum(range(100000))", 18, &o, &r), ERYX_OK);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    /* A pool config of an older size is accepted (it used to need the
+     * exact size); its missing fields get their defaults. */
+    eryx_pool_config pc;
+    eryx_pool_config_default(&pc);
+    pc.size = offsetof(eryx_pool_config, min_idle);
+    pc.max_size = 2;
+    pc.min_idle = 7; /* not the caller's: would be > max_size */
+    eryx_pool *pool = NULL;
+    CHECK_INT(eryx_pool_new(rt, &pc, &pool), ERYX_OK);
+    eryx_pool_stats st;
+    memset(&st, 0xff, sizeof st);
+    st.size = offsetof(eryx_pool_stats, idle); /* an older, shorter struct */
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.creations, 1);
+    CHECK(st.idle == UINT32_MAX && st.in_use == UINT32_MAX); /* not written */
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+    /* Larger than this library knows: refused. */
+    eryx_sandbox_config_default(&cfg);
+    cfg.size = sizeof cfg + 8;
+    eryx_sandbox *none = NULL;
+    CHECK_INT(eryx_sandbox_new(rt, &cfg, &none), ERYX_INVALID);
+    CHECK(none == NULL);
+}
+
+/* Arrays of callbacks and mounts: elements of a declared size (0 = this
+ * first layout); disagreeing sizes are refused. */
+TEST_CASE(test_array_element_sizes)
+{
+    eryx_callback cbs[2] = {{.name = "a"}, {.name = "b"}};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = cbs;
+    cfg.n_callbacks = 2;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_sandbox_free(sb);
+    cbs[0].size = cbs[1].size = sizeof cbs[0];
+    sb = new_sandbox(&cfg);
+    eryx_sandbox_free(sb);
+    cbs[1].size = 0;
+    sb = NULL;
+    CHECK_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "eryx_callback.size");
+    CHECK(sb == NULL);
+}
+
+/* ---- one convention for limits --------------------------------------------------- */
+
+TEST_CASE(test_run_lifts_limit)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.timeout_ns = 100u * 1000000u;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = ERYX_NO_LIMIT;
+    eryx_result *r = NULL;
+    const char *code = "import time\ntime.sleep(0.3)\nprint('done')";
+    CHECK_INT(eryx_sandbox_run_ex(sb, code, strlen(code), &o, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "done\n");
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(run(sb, code, &r), ERYX_TIMEOUT); /* the sandbox's limit again */
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    /* 0 in a config is the default, not "none". */
+    eryx_sandbox_config_default(&cfg);
+    cfg.timeout_ns = 0;
+    cfg.max_output = 0;
+    sb = new_sandbox(&cfg);
+    CHECK_INT(run(sb, "print('y' * 100)", &r), ERYX_OK);
+    CHECK_INT(r ? (long long)r->out_len : -1, 101);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+/* ---- host mounts ------------------------------------------------------------ */
+
+/* os.chmod on a read-only mount fails (it used to report success without
+ * reaching the host), and host_write_quota bounds what the guest writes
+ * into a writable mount. */
+TEST_CASE(test_mount_chmod_and_quota)
+{
+    char dir[] = "/tmp/eryx-robustness-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    char file[64];
+    snprintf(file, sizeof file, "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    REQUIRE(f != NULL);
+    fputs("x", f);
+    fclose(f);
+    eryx_mount mounts[2] = {{.host_path = dir, .guest_path = "/ro"},
+                            {.host_path = dir, .guest_path = "/rw", .writable = 1}};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.mounts = mounts;
+    cfg.n_mounts = 2;
+    cfg.host_write_quota = 64 * 1024;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    eryx_result *r = NULL;
+    const char *code =
+        "import os, errno\n"
+        "try:\n    os.chmod('/ro/f', 0o777)\n    print('chmod ok')\n"
+        "except OSError as e:\n    print('chmod', errno.errorcode[e.errno])\n"
+        "os.chmod('/rw/f', 0o600)\n"
+        "try:\n    open('/rw/big', 'wb').write(b'y' * (1 << 20))\n    print('wrote')\n"
+        "except OSError as e:\n    print('write', errno.errorcode[e.errno])\n";
+    CHECK_INT(run(sb, code, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "chmod EROFS\nwrite EDQUOT\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    char big[64];
+    snprintf(big, sizeof big, "%s/big", dir);
+    unlink(big);
+    unlink(file);
+    rmdir(dir);
+}
+
+/* ---- bounded run requests ------------------------------------------------------- */
+
+/* argv strings whose lengths sum past 4 GiB used to wrap the request's
+ * 32-bit length; now the request is refused before anything is copied. */
+TEST_CASE(test_huge_argv)
+{
+    size_t big = 400u << 20;
+    char *s = malloc(big + 1);
+    REQUIRE(s != NULL);
+    memset(s, 'a', big);
+    s[big] = '\0';
+    const char *argv[12];
+    for (int i = 0; i < 11; i++)
+        argv[i] = s;
+    argv[11] = NULL;
+    eryx_sandbox *sb = new_sandbox(NULL);
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.argv = argv;
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run_ex(sb, "pass", 4, &o, &r), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(sb), "1 GiB");
+    o.argv = NULL;
+    o.filename = s;
+    /* 400 MB is a request, but more than the guest's 128 MiB can hold. */
+    CHECK_INT(eryx_sandbox_run_ex(sb, "pass", 4, &o, &r), ERYX_NOMEM);
+    CHECK(r == NULL);
+    CHECK_INT(run(sb, "print('alive')", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "alive\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    free(s);
+}
+
+/* Every case: a runtime of its own, freed once and then refused. */
+static void setup(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+}
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_MISUSE);
+}
+
+TEST_MAIN_WITH(setup, teardown)

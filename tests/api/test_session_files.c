@@ -1,0 +1,454 @@
+/*
+ * Session files as untrusted input (src/core/session_file.c): forged and
+ * tampered files are refused before anything they claim is used or
+ * allocated, a file changed while it is being loaded cannot smuggle in
+ * unchecked bytes, and files unlinked while open come back without the
+ * load depending on the names the guest left in /tmp.
+ *
+ * The file's reads are watched by defining read() and pread() here: the
+ * library is linked statically, so its calls land in this file, which
+ * forwards them to the kernel and counts the bytes of the session file
+ * read so far, to change the file at a chosen moment of a load.
+ */
+#include <eryx.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "../check.h"
+
+/* ---- watching the session file's reads ------------------------------- */
+
+static struct {
+    int on;
+    dev_t dev;
+    ino_t ino;
+    uint64_t seen;      /* bytes of the file read so far */
+    uint64_t at;        /* call fn once this many were read */
+    int fired;
+    void (*fn)(void);
+} watch;
+
+static void watched(int fd, ssize_t n)
+{
+    struct stat st;
+    if (!watch.on || n <= 0 || fstat(fd, &st) != 0 || st.st_dev != watch.dev ||
+        st.st_ino != watch.ino)
+        return;
+    watch.seen += (uint64_t)n;
+    if (!watch.fired && watch.seen >= watch.at) {
+        watch.fired = 1;
+        watch.fn();
+    }
+}
+
+ssize_t read(int fd, void *buf, size_t n)
+{
+    ssize_t r = (ssize_t)syscall(SYS_read, fd, buf, n);
+    watched(fd, r);
+    return r;
+}
+
+ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    ssize_t r = (ssize_t)syscall(SYS_pread64, fd, buf, n, off);
+    watched(fd, r);
+    return r;
+}
+
+ssize_t pread64(int fd, void *buf, size_t n, off_t off)
+{
+    return pread(fd, buf, n, off);
+}
+
+/* ---- session files as bytes ------------------------------------------ */
+
+/* The header (session_file.c): magic 0, build id 8, memory size 72, WASI
+ * size 80, run count 88, checksum 96, globals 104 (stack pointer, memory
+ * base, breaker address, async exception address, exception, bit), 128. */
+enum { H_MEM = 72, H_WASI = 80, H_SUM = 96, H_SP = 104, H_BASE = 108, H_BRK = 112,
+       H_EXC_ADDR = 116, H_EXC = 120, H_BIT = 124, H_SIZE = 128 };
+
+static eryx_runtime *rt;
+static char dir[] = "/tmp/eryx-sesfile-XXXXXX";
+static char good[160], bad[160];
+
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static unsigned char *file_bytes(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    REQUIRE(f != NULL);
+    fseek(f, 0, SEEK_END);
+    *size = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *p = malloc(*size);
+    REQUIRE(p && fread(p, 1, *size, f) == *size);
+    fclose(f);
+    return p;
+}
+
+static void write_bytes(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, p, n) == (ssize_t)n);
+    close(fd);
+}
+
+/* Makes the checksum right again, as a forger would. */
+static void fix_checksum(unsigned char *p, size_t size)
+{
+    REQUIRE(size >= H_SIZE);
+    put_le(p + H_SUM, XXH3_64bits(p + H_SIZE, size - H_SIZE), 8);
+}
+
+static void expect_refused(const char *path, const char *why)
+{
+    eryx_sandbox *sb = (eryx_sandbox *)1;
+    CHECK_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_INVALID);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), why);
+    if (sb != NULL && sb != (eryx_sandbox *)1)
+        eryx_sandbox_free(sb);
+}
+
+static char *run_out(eryx_sandbox *sb, const char *code)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "run: %s %s %s\n", eryx_errstr(rc), eryx_errmsg(sb),
+                r && r->traceback ? r->traceback : "");
+    CHECK_INT(rc, ERYX_OK);
+    char *out = strdup(r && r->out ? r->out : "");
+    eryx_result_free(r);
+    return out;
+}
+
+static void check_run(eryx_sandbox *sb, const char *code, const char *want)
+{
+    char *out = run_out(sb, code);
+    CHECK_STR(out, want);
+    free(out);
+}
+
+/* The markers: the same length, so one can replace the other in memory. */
+#define MARK_OLD "TOCTOU-MARKER-ORIGINAL-VALUE"
+#define MARK_NEW "TOCTOU-MARKER-SUBSTITUTE-VAL"
+
+/* Replaces every MARK_OLD in the memory part of p with MARK_NEW; returns
+ * how many. */
+static int swap_marker(unsigned char *p, size_t size)
+{
+    size_t mem_end = H_SIZE + (size_t)le64(p + H_MEM), n = strlen(MARK_OLD);
+    int k = 0;
+    for (size_t i = H_SIZE; i + n <= mem_end && i + n <= size; i++)
+        if (memcmp(p + i, MARK_OLD, n) == 0) {
+            memcpy(p + i, MARK_NEW, n);
+            k++;
+        }
+    return k;
+}
+
+/* A session whose memory holds MARK_OLD as the value of `marker` (built
+ * from two halves so that the source text does not hold it). */
+static void make_session(void)
+{
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    check_run(sb, "marker = ''.join(['TOCTOU-MARKER-', 'ORIGINAL-VALUE'])\n"
+                  "open('/tmp/kept', 'w').write('kept')", "");
+    REQUIRE(eryx_sandbox_save(sb, good) == ERYX_OK);
+    eryx_sandbox_free(sb);
+}
+
+/* ---- A1: what is checked is what is used -------------------------------- */
+
+/* A memory byte changed with the checksum kept is refused; with the
+ * checksum made right again it loads, changed (the checksum catches
+ * damage, it is no signature: everything else is range-checked). */
+TEST_CASE(test_memory_changed)
+{
+    size_t size;
+    unsigned char *p = file_bytes(good, &size);
+    REQUIRE(swap_marker(p, size) > 0);
+    write_bytes(bad, p, size);
+    expect_refused(bad, "damaged");
+    fix_checksum(p, size);
+    write_bytes(bad, p, size);
+    eryx_sandbox *sb = NULL;
+    CHECK_INT(eryx_sandbox_load(rt, NULL, bad, &sb), ERYX_OK);
+    if (sb)
+        check_run(sb, "print(marker)", MARK_NEW "\n");
+    eryx_sandbox_free(sb);
+    free(p);
+}
+
+static void tamper(void)
+{
+    size_t size;
+    unsigned char *p = file_bytes(bad, &size);
+    REQUIRE(swap_marker(p, size) > 0);
+    int fd = open(bad, O_WRONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(pwrite(fd, p, size, 0) == (ssize_t)size); /* in place: same inode */
+    close(fd);
+    free(p);
+}
+
+/* Loads bad with the watch on, calling tamper() once `at` bytes of it were
+ * read; returns the load's status and the sandbox's marker ("" if none). */
+static int load_tampered(uint64_t at, char **marker)
+{
+    struct stat st;
+    REQUIRE(stat(bad, &st) == 0);
+    watch.dev = st.st_dev;
+    watch.ino = st.st_ino;
+    watch.seen = 0;
+    watch.at = at;
+    watch.fired = 0;
+    watch.fn = tamper;
+    watch.on = 1;
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_load(rt, NULL, bad, &sb);
+    watch.on = 0;
+    REQUIRE(watch.fired); /* the reads were seen */
+    *marker = sb ? run_out(sb, "print(marker)") : strdup("");
+    eryx_sandbox_free(sb);
+    return rc;
+}
+
+/* The race of a file changed while it is loaded, made deterministic. The
+ * loader used to read the file twice: once to check the checksum, then
+ * again to use it, so a file swapped after the first pass was loaded
+ * unchecked (here: the marker in memory changes once the whole file has
+ * been read once). Now every byte is read once, into the image (a sealed
+ * memfd) and a private buffer, and the checksum is computed over those
+ * copies: a change after the reads cannot reach the sandbox, and a change
+ * during them is a checksum mismatch. */
+TEST_CASE(test_changed_while_loading)
+{
+    size_t size;
+    unsigned char *p = file_bytes(good, &size);
+    char *marker;
+    /* Changed once every byte has been read once: loaded as it was read. */
+    write_bytes(bad, p, size);
+    int rc = load_tampered(size, &marker);
+    CHECK(rc == ERYX_OK || rc == ERYX_INVALID);
+    CHECK(strcmp(marker, MARK_NEW "\n") != 0);
+    if (rc == ERYX_OK)
+        CHECK_STR(marker, MARK_OLD "\n");
+    free(marker);
+    /* Changed right after the header: refused. */
+    write_bytes(bad, p, size);
+    CHECK_INT(load_tampered(H_SIZE + 1, &marker), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "damaged");
+    free(marker);
+    free(p);
+}
+
+/* ---- A2: sizes from the header --------------------------------------- */
+
+/* Loads bad in a child process whose address space cannot grow by more
+ * than 256 MiB: a header must not make the loader allocate what it
+ * claims. Returns the load's status (or -1 if the child died). */
+static int load_in_tight_child(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(60);
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (!f || fscanf(f, "%ld", &pages) != 1)
+            _exit(100);
+        fclose(f);
+        rlim_t cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+        struct rlimit lim = {cur + (256u << 20), cur + (256u << 20)};
+        if (setrlimit(RLIMIT_AS, &lim) != 0)
+            _exit(101);
+        eryx_sandbox *sb = NULL;
+        int rc = eryx_sandbox_load(rt, NULL, bad, &sb);
+        if (rc == ERYX_INVALID && !strstr(eryx_errmsg(NULL), "tmp_quota"))
+            _exit(102);
+        _exit(rc);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    if (!WIFEXITED(status)) {
+        fprintf(stderr, "load child: died (status %d)\n", status);
+        return -1;
+    }
+    return WEXITSTATUS(status);
+}
+
+TEST_CASE(test_huge_sizes)
+{
+    size_t size;
+    unsigned char *p = file_bytes(good, &size);
+    uint64_t mem = le64(p + H_MEM);
+    /* WASI sizes the file does not have: within what the quota allows, and
+     * far beyond. */
+    put_le(p + H_WASI, 100u << 20, 8);
+    write_bytes(bad, p, H_SIZE);
+    expect_refused(bad, "truncated");
+    put_le(p + H_WASI, 3ull << 30, 8);
+    write_bytes(bad, p, H_SIZE);
+    expect_refused(bad, "tmp_quota");
+    /* A WASI size the (sparse) file does have, 1 GiB, with the checksum
+     * right: more than the default 64 MiB quota can hold (~180 MiB). It
+     * used to be read into a buffer of that size. */
+    put_le(p + H_WASI, 1ull << 30, 8);
+    XXH3_state_t *x = XXH3_createState();
+    REQUIRE(x);
+    XXH3_64bits_reset(x);
+    XXH3_64bits_update(x, p + H_SIZE, (size_t)mem);
+    static unsigned char zeros[1 << 16];
+    for (uint64_t i = 0; i < (1ull << 30); i += sizeof zeros)
+        XXH3_64bits_update(x, zeros, sizeof zeros);
+    put_le(p + H_SUM, XXH3_64bits_digest(x), 8);
+    XXH3_freeState(x);
+    int fd = open(bad, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, p, H_SIZE + (size_t)mem) == (ssize_t)(H_SIZE + mem));
+    REQUIRE(ftruncate(fd, (off_t)(H_SIZE + mem + (1ull << 30))) == 0);
+    close(fd);
+    CHECK_INT(load_in_tight_child(), ERYX_INVALID);
+    expect_refused(bad, "tmp_quota");
+    /* A memory size that is no wasm memory. */
+    free(p);
+    p = file_bytes(good, &size);
+    put_le(p + H_MEM, le64(p + H_MEM) + 1, 8);
+    write_bytes(bad, p, size);
+    expect_refused(bad, "memory size");
+    free(p);
+}
+
+/* ---- A3: saved addresses --------------------------------------------- */
+
+TEST_CASE(test_bad_addresses)
+{
+    size_t size;
+    unsigned char *p = file_bytes(good, &size);
+    uint64_t mem = le64(p + H_MEM);
+    static const struct {
+        int at;
+        uint32_t value;     /* OUTSIDE: just past the memory, aligned */
+    } forged[] = {
+        {H_BRK, 2},                     /* unaligned */
+        {H_EXC_ADDR, 6},
+        {H_BRK, 0},                     /* one of the pair unset */
+        {H_BRK, 1},                     /* outside the memory (OUTSIDE) */
+        {H_EXC_ADDR, 1},
+        {H_EXC, 1},
+        {H_EXC, 3},                     /* an unaligned object */
+        {H_BIT, 0},                     /* no bit */
+        {H_BIT, 3},                     /* not one bit */
+        {H_SP, 8},                      /* the stack pointer: unaligned */
+        {H_SP, 1},
+        {H_BASE, 1},
+    };
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+        unsigned char saved[4];
+        memcpy(saved, p + forged[i].at, 4);
+        int outside = forged[i].value == 1;
+        put_le(p + forged[i].at, outside ? mem + 16 : forged[i].value, 4);
+        write_bytes(bad, p, size);
+        expect_refused(bad, "unaligned or outside its memory");
+        memcpy(p + forged[i].at, saved, 4);
+    }
+    write_bytes(bad, p, size); /* the untouched header still loads */
+    eryx_sandbox *sb = NULL;
+    CHECK_INT(eryx_sandbox_load(rt, NULL, bad, &sb), ERYX_OK);
+    eryx_sandbox_free(sb);
+    free(p);
+}
+
+/* ---- B: unlinked open files and the names in /tmp --------------------- */
+
+/* Loading used to recreate each file unlinked while open under the first
+ * free name of "/tmp/.eryx-orphan-0", "-1", ...: with the guest's own
+ * 100 000 such names and 1000 such files that was 10^8 lookups, 41 s
+ * before every run of the session. (The work is counted in
+ * tests/wasi/test_wasi_persist.c; here: the state survives save/load
+ * cycles exactly, with no scratch name left behind, and the timeout of a
+ * run is not eaten by the load.) */
+TEST_CASE(test_orphans_among_names)
+{
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    check_run(sb,
+              "import os\n"
+              "for i in range(3000):\n"
+              "    open(f'/tmp/.eryx-orphan-{i}', 'w').close()\n"
+              "held = []\n"
+              "for i in range(200):\n"
+              "    f = open(f'/tmp/gone-{i}', 'w+')\n"
+              "    f.write(f'orphan {i}'); f.flush()\n"
+              "    os.unlink(f'/tmp/gone-{i}')\n"
+              "    held.append(f)\n"
+              "mtime = os.stat('/tmp').st_mtime_ns\n",
+              "");
+    REQUIRE(eryx_sandbox_save(sb, good) == ERYX_OK);
+    eryx_sandbox_free(sb);
+    for (int cycle = 0; cycle < 3; cycle++) {
+        sb = NULL;
+        REQUIRE(eryx_sandbox_load(rt, NULL, good, &sb) == ERYX_OK);
+        CHECK_STR(eryx_errmsg(sb), "");
+        check_run(sb,
+                  "names = os.listdir('/tmp')\n"
+                  "print(len(names), sorted(n for n in names if not n.startswith('.eryx-orphan-')))\n"
+                  "ok = 0\n"
+                  "for i, f in enumerate(held):\n"
+                  "    f.seek(0); ok += f.read() == f'orphan {i}'\n"
+                  "print(ok, os.stat('/tmp').st_mtime_ns == mtime)\n",
+                  "3000 []\n200 True\n");
+        REQUIRE(eryx_sandbox_save(sb, good) == ERYX_OK);
+        eryx_sandbox_free(sb);
+    }
+}
+
+/* Every case: a directory, a runtime and the saved session of its own. */
+static void setup(void)
+{
+    strcpy(dir, "/tmp/eryx-sesfile-XXXXXX");
+    REQUIRE(mkdtemp(dir));
+    snprintf(good, sizeof good, "%s/good.img", dir);
+    snprintf(bad, sizeof bad, "%s/bad.img", dir);
+    int rc = eryx_runtime_new(NULL, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_runtime_new: %s\n", eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    make_session();
+}
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    unlink(good);
+    unlink(bad);
+    rmdir(dir);
+}
+
+TEST_MAIN_WITH(setup, teardown)

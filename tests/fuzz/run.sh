@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Fuzzes each harness of an ERYX_FUZZ build for a bounded time, one after the
+# other, and prints a line per harness (runs, executions per second, corpus
+# growth). Exits non-zero if any harness found something: libFuzzer then
+# leaves the input in BUILD/fuzz-artifacts/ and its report in
+# BUILD/fuzz-logs/<name>.log.
+#   usage: tests/fuzz/run.sh BUILD SECONDS [NAME...]   (default: all six)
+# The scratch corpus (BUILD/fuzz-work/<name>) is kept between runs, so
+# longer runs build on earlier ones; the committed seeds are read only.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=$1
+seconds=$2
+shift 2
+names=("$@")
+[ ${#names[@]} -gt 0 ] || names=(wait_request vfs_path wasi session_load import_state call_reply)
+mkdir -p "$build/fuzz-work" "$build/fuzz-artifacts" "$build/fuzz-logs"
+# The guest's memory is guarded by SIGSEGV/SIGBUS handlers of the engine:
+# neither ASan nor libFuzzer may take those signals over.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:handle_segv=0:handle_sigbus=0:allow_user_segv_handler=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+status=0
+printf '%-14s %10s %10s %8s %s\n' harness runs exec/s corpus result
+for name in "${names[@]}"; do
+    bin=$build/tests/fuzz/fuzz_$name
+    if [ ! -x "$bin" ]; then
+        echo "$name: $bin is missing (configure with -DERYX_FUZZ=ON)" >&2
+        status=1
+        continue
+    fi
+    case $name in
+        session_load) max_len=65536 ;;
+        import_state) max_len=16384 ;;
+        *) max_len=4096 ;;
+    esac
+    work=$build/fuzz-work/$name
+    log=$build/fuzz-logs/$name.log
+    mkdir -p "$work"
+    "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=4096 -max_len="$max_len" \
+        -handle_segv=0 -handle_bus=0 -print_final_stats=1 \
+        -artifact_prefix="$build/fuzz-artifacts/$name-" \
+        "$work" "$here/corpus/$name" >"$log" 2>&1
+    rc=$?
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+    eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+    corpus=$(find "$work" -type f | wc -l)
+    if [ $rc -eq 0 ]; then
+        result=ok
+    else
+        result="FOUND (exit $rc): $(grep -m1 -E 'ERROR:|property failed|SUMMARY' "$log")"
+        status=1
+    fi
+    printf '%-14s %10s %10s %8s %s\n' "$name" "${runs:-?}" "${eps:-?}" "$corpus" "$result"
+    [ $rc -eq 0 ] || tail -n 60 "$log" >&2
+done
+exit $status
