@@ -382,6 +382,40 @@ static void test_free_with_pending_exec(void)
     eryx_sandbox_free(next);
 }
 
+/* A handler may not free the sandbox it runs in: the free is ignored (the
+ * run goes on), and a second run from the same thread is refused. */
+static eryx_sandbox *self_sb;
+static int nested_rc;
+
+static void free_self(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_result *r = NULL;
+    nested_rc = eryx_sandbox_run(self_sb, "1", 1, &r);
+    eryx_sandbox_free(self_sb);
+    eryx_call_reply(call, "\"still here\"", 12);
+}
+
+static void test_handler_frees_own_sandbox(void)
+{
+    static const eryx_callback cb = {.name = "f", .handler = free_self,
+                                     .flags = ERYX_CALLBACK_INLINE};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    self_sb = new_sandbox(&cfg);
+    eryx_result *r = NULL;
+    CHECK_INT(run(self_sb, "print(await f())", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "still here\n");
+    CHECK_INT(nested_rc, ERYX_MISUSE);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(run(self_sb, "print('alive')", &r), ERYX_OK);
+    eryx_result_free(r);
+    eryx_sandbox_free(self_sb);
+}
+
 /* ---- versions of structs ------------------------------------------------------- */
 
 /* A caller built against a header whose config ended before
@@ -574,6 +608,7 @@ int main(void)
     test_reply_during_sleep();
     test_reentrant_notify();
     test_free_with_pending_exec();
+    test_handler_frees_own_sandbox();
     test_older_config_size();
     test_array_element_sizes();
     test_run_lifts_limit();
