@@ -416,6 +416,26 @@ static void test_handler_frees_own_sandbox(void)
     eryx_sandbox_free(self_sb);
 }
 
+/* A failure whose message is not UTF-8 still reaches the guest (found by
+ * the call_reply fuzzer: the call used to be left waiting). */
+static void test_fail_message_not_utf8(void)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    eryx_exec *ex = NULL;
+    const char *code = "try:\n    await f()\nexcept CallbackError as e:\n    print('failed')";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    CHECK_INT(eryx_call_fail(c, ERYX_CALL_FAILED, "\xff\xfe bad"), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "failed\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* ---- versions of structs ------------------------------------------------------- */
 
 /* A caller built against a header whose config ended before
@@ -609,6 +629,7 @@ int main(void)
     test_reentrant_notify();
     test_free_with_pending_exec();
     test_handler_frees_own_sandbox();
+    test_fail_message_not_utf8();
     test_older_config_size();
     test_array_element_sizes();
     test_run_lifts_limit();
