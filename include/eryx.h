@@ -29,7 +29,9 @@
  * Threading
  *   A runtime may be used from any number of threads at once. A sandbox is
  *   used by one thread at a time (any thread, one after the other); using one
- *   sandbox from two threads at once is detected and fails with ERYX_MISUSE.
+ *   sandbox from two threads at once is detected and fails with ERYX_MISUSE,
+ *   with the message in eryx_errmsg(NULL) of the refused thread (the
+ *   sandbox's own message belongs to the thread inside).
  *   The exceptions: eryx_sandbox_interrupt() may be called from any thread
  *   while another runs the sandbox, eryx_call_*() from any thread, and the
  *   pool functions from any thread. Results are plain data: read and free

@@ -41,6 +41,40 @@ static int misuse(eryx_sandbox *sb, const char *what)
     return ERYX_MISUSE;
 }
 
+/* One thread at a time inside a sandbox, which may enter it again (the
+ * blocking run holds it around the eryx_exec_* calls it makes, so another
+ * thread is refused for the whole run, not only during steps). */
+static _Thread_local char this_thread;
+#define THIS_THREAD ((uintptr_t)&this_thread)
+
+static int claim(eryx_sandbox *sb)
+{
+    uintptr_t none = 0;
+    if (atomic_load(&sb->owner) == THIS_THREAD) {
+        sb->depth++;
+        return 1;
+    }
+    if (!atomic_compare_exchange_strong(&sb->owner, &none, THIS_THREAD))
+        return 0;
+    sb->depth = 1;
+    return 1;
+}
+
+static void leave(eryx_sandbox *sb)
+{
+    if (--sb->depth == 0)
+        atomic_store(&sb->owner, 0);
+}
+
+/* Another thread is inside sb: its message belongs to that thread (which
+ * may be writing it), so the refusal is told on this thread's message. */
+static int busy(eryx_sandbox *sb)
+{
+    (void)sb;
+    eryx__set_errmsg(NULL, "misuse: the sandbox is in use by another thread");
+    return ERYX_MISUSE;
+}
+
 /* ---- runtimes ------------------------------------------------------------- */
 
 int eryx_runtime_new(const eryx_runtime_config *given, eryx_runtime **out)
@@ -117,8 +151,8 @@ int eryx_sandbox_new(eryx_runtime *rth, const eryx_sandbox_config *given, eryx_s
  * dead (unless dead_ok), or (when idle_only) an execution is in progress. */
 static int enter(eryx_sandbox *sb, int idle_only, int dead_ok)
 {
-    if (atomic_flag_test_and_set(&sb->busy))
-        return misuse(sb, "the sandbox is in use by another thread");
+    if (!claim(sb))
+        return busy(sb);
     eryx__clear_errmsg(sb);
     int rc = ERYX_OK;
     if (sb->state == ERYX__SB_DEAD && !dead_ok) {
@@ -128,13 +162,8 @@ static int enter(eryx_sandbox *sb, int idle_only, int dead_ok)
         rc = misuse(sb, "an execution is in progress: finish it first");
     }
     if (rc != ERYX_OK)
-        atomic_flag_clear(&sb->busy);
+        leave(sb);
     return rc;
-}
-
-static void leave(eryx_sandbox *sb)
-{
-    atomic_flag_clear(&sb->busy);
 }
 
 /* The sandbox of a handle, entered; *rc says why not when NULL. */
@@ -154,18 +183,42 @@ static eryx_sandbox *enter_handle(const eryx_sandbox *h, const char *fn, int idl
 void eryx_sandbox_free(eryx_sandbox *h)
 {
     /* A bad handle here cannot be reported: ignoring it beats crashing. */
+    /* Not from inside a call on it (a handler freeing its own sandbox). */
     eryx_sandbox *sb = get_sandbox(h);
-    if (!sb || atomic_flag_test_and_set(&sb->busy))
+    if (!sb || atomic_load(&sb->owner) == THIS_THREAD || !claim(sb))
         return;
     if (eryx__handle_close(h, ERYX__H_SANDBOX))
         eryx__sandbox_free(sb);
+    else
+        leave(sb);
+}
+
+int eryx__sandbox_hold(eryx_sandbox *h)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    if (!sb) {
+        eryx__set_errmsg(NULL, "misuse: eryx_sandbox_run: not a sandbox (NULL or freed)");
+        return ERYX_MISUSE;
+    }
+    return claim(sb) ? ERYX_OK : busy(sb);
+}
+
+void eryx__sandbox_unhold(eryx_sandbox *h)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    if (sb && atomic_load(&sb->owner) == THIS_THREAD)
+        leave(sb);
 }
 
 int eryx__sandbox_rehandle(eryx_sandbox **h)
 {
     eryx_sandbox *sb = get_sandbox(*h);
-    if (!sb || sb->exec || atomic_flag_test_and_set(&sb->busy))
+    if (!sb || atomic_load(&sb->owner) == THIS_THREAD || !claim(sb))
         return ERYX_MISUSE;
+    if (sb->exec) {
+        leave(sb);
+        return ERYX_MISUSE;
+    }
     int rc = ERYX_NOMEM;
     eryx_sandbox *fresh = eryx__handle_open(ERYX__H_SANDBOX, sb);
     if (fresh && eryx__handle_close(*h, ERYX__H_SANDBOX)) {
@@ -365,8 +418,8 @@ static eryx_exec *enter_exec(const eryx_exec *h, const char *fn, int *rc)
         *rc = ERYX_MISUSE;
         return NULL;
     }
-    if (atomic_flag_test_and_set(&ex->sb->busy)) {
-        *rc = misuse(ex->sb, "the sandbox is in use by another thread");
+    if (!claim(ex->sb)) {
+        *rc = busy(ex->sb);
         return NULL;
     }
     return ex;

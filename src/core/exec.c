@@ -87,8 +87,14 @@ static int call_unref_locked(eryx_call *c)
 
 static json_t *error_result(uint64_t id, const char *kind, const char *message)
 {
-    return json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind", kind,
-                     "message", message ? message : "");
+    json_t *r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind", kind,
+                          "message", message ? message : "");
+    /* jansson refuses text that is not UTF-8: the guest still gets its
+     * failure (a NULL result would leave the call waiting forever). */
+    if (!r)
+        r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind", kind,
+                      "message", "(the host function's message was not valid UTF-8)");
+    return r;
 }
 
 /* Stores the result of a waiting call and wakes a waiting step; h->mu

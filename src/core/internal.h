@@ -97,7 +97,10 @@ enum eryx__sandbox_state {
 /* Handles (src/core/handle.h) name these objects: no pointer to one ever
  * reaches the embedder, so none carries a magic number. */
 struct eryx_sandbox {
-    atomic_flag busy;           /* set while a thread is inside a call */
+    _Atomic uintptr_t owner;    /* the thread inside a call (src/api/), 0 */
+    unsigned depth;             /* its nested calls: eryx_sandbox_run holds
+                                   the sandbox around the eryx_exec_* calls
+                                   it makes (owner's only) */
     enum eryx__sandbox_state state;
     eryx_runtime *rt;
     eryx__wasi *wasi;
@@ -264,6 +267,10 @@ void eryx__exec_outcome_clear(eryx__exec_outcome *o);
 void eryx__call_handler(const eryx_call *call, eryx_callback_fn *handler, void **user_data,
                         unsigned *flags);
 int eryx__sandbox_rehandle(eryx_sandbox **handle);
+/* The blocking run holds its sandbox for the whole run (another thread is
+ * refused with ERYX_MISUSE even between steps). */
+int eryx__sandbox_hold(eryx_sandbox *handle);
+void eryx__sandbox_unhold(eryx_sandbox *handle);
 void eryx__sandbox_forget_runs(eryx_sandbox *handle);
 
 /* A condition whose timed waits take CLOCK_MONOTONIC deadlines (every

@@ -256,9 +256,13 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     if (!out) /* eryx_exec_start reports the misuse */
         return eryx_exec_start(sb, code, len, opts, NULL);
     *out = NULL;
-    int rc = eryx_exec_start(sb, code, len, opts, &ex);
+    int rc = eryx__sandbox_hold(sb);
     if (rc != ERYX_OK)
         return rc;
+    if ((rc = eryx_exec_start(sb, code, len, opts, &ex)) != ERYX_OK) {
+        eryx__sandbox_unhold(sb);
+        return rc;
+    }
     waiter w = {.woken = 0};
     pthread_mutex_init(&w.mu, NULL);
     eryx__cond_init_monotonic(&w.cv);
@@ -272,6 +276,7 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     purge(&w);
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
+    eryx__sandbox_unhold(sb);
     return rc == ERYX_MISUSE ? rc : final;
 }
 

@@ -153,7 +153,8 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     sb->trace_user_data = cfg->trace_user_data;
     sb->timeout_ns = cfg->timeout_ns;
     eryx__irq_init(sb, cfg->interrupt_grace_ns);
-    atomic_flag_clear(&sb->busy);
+    atomic_store(&sb->owner, 0);
+    sb->depth = 0;
     atomic_fetch_add(&sb->rt->n_sandboxes, 1);
     int rc = copy_config(sb, cfg);
     if (rc == ERYX_OK)

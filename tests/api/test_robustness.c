@@ -382,6 +382,60 @@ TEST_CASE(test_free_with_pending_exec)
     eryx_sandbox_free(next);
 }
 
+/* A handler may not free the sandbox it runs in: the free is ignored (the
+ * run goes on), and a second run from the same thread is refused. */
+static eryx_sandbox *self_sb;
+static int nested_rc;
+
+static void free_self(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_result *r = NULL;
+    nested_rc = eryx_sandbox_run(self_sb, "1", 1, &r);
+    eryx_sandbox_free(self_sb);
+    eryx_call_reply(call, "\"still here\"", 12);
+}
+
+TEST_CASE(test_handler_frees_own_sandbox)
+{
+    static const eryx_callback cb = {.name = "f", .handler = free_self,
+                                     .flags = ERYX_CALLBACK_INLINE};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    self_sb = new_sandbox(&cfg);
+    eryx_result *r = NULL;
+    CHECK_INT(run(self_sb, "print(await f())", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "still here\n");
+    CHECK_INT(nested_rc, ERYX_MISUSE);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(run(self_sb, "print('alive')", &r), ERYX_OK);
+    eryx_result_free(r);
+    eryx_sandbox_free(self_sb);
+}
+
+/* A failure whose message is not UTF-8 still reaches the guest (found by
+ * the call_reply fuzzer: the call used to be left waiting). */
+TEST_CASE(test_fail_message_not_utf8)
+{
+    eryx_sandbox *sb = sandbox_with_f();
+    eryx_exec *ex = NULL;
+    const char *code = "try:\n    await f()\nexcept CallbackError as e:\n    print('failed')";
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    CHECK_INT(eryx_call_fail(c, ERYX_CALL_FAILED, "\xff\xfe bad"), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "failed\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* ---- versions of structs ------------------------------------------------------- */
 
 /* A caller built against a header whose config ended before

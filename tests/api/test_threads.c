@@ -113,6 +113,7 @@ TEST_CASE(test_concurrent_use_detected)
     nanosleep(&pause, NULL);
     eryx_result *r = NULL;
     CHECK_INT(eryx_sandbox_run(s.sb, "1", 1, &r), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "in use by another thread");
     CHECK(r == NULL);
     pthread_join(t, NULL);
     CHECK_INT(s.rc, ERYX_OK);
