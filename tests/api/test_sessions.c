@@ -285,7 +285,7 @@ TEST_CASE(test_save_load)
     rmdir(dir);
 }
 
-/* The session file's checksum (src/core/snapshot.c). */
+/* The session file's checksum (src/core/session_file.c). */
 static uint64_t checksum(const unsigned char *p, size_t n)
 {
     return XXH3_64bits(p, n);
@@ -410,7 +410,7 @@ static void echo_cb(void *ud, eryx_call *call)
 }
 
 /* Freed sandboxes are kept and handed to the next eryx_sandbox_new
- * (src/core/snapshot.c, "parked sandboxes"): whatever the first owner did
+ * (src/core/instance.c, "parked instances"): whatever the first owner did
  * (globals, /tmp, a patched module, 64 MiB more memory, its config, even
  * dying), the next one sees a new sandbox with its own config. */
 TEST_CASE(test_recycled_sandbox)

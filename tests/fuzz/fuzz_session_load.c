@@ -1,5 +1,5 @@
 /*
- * Session files (eryx_sandbox_load, src/core/snapshot.c and the WASI
+ * Session files (eryx_sandbox_load, src/core/session_file.c and the WASI
  * state of src/wasi/wasi_persist.c) from the fuzzer's bytes, written to a
  * file and loaded by one runtime.
  *
@@ -17,7 +17,7 @@
 
 #include "fuzz_sandbox.h"
 
-/* The header of src/core/snapshot.c (session format "ERYXSES3"). */
+/* The header of src/core/session_file.c (session format "ERYXSES4"). */
 enum { H_MAGIC = 0, H_BUILD = 8, H_MEM = 72, H_WASI = 80, H_CHECKSUM = 96, H_SIZE = 128 };
 
 static char dir[64], path[128], path2[128];
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (state_len)
         memcpy(file + H_SIZE + mem, state, state_len);
     if (flags & 1) {
-        memcpy(file + H_MAGIC, "ERYXSES3", 8);
+        memcpy(file + H_MAGIC, "ERYXSES4", 8);
         memcpy(file + H_BUILD, build_id, sizeof build_id);
         put64(file + H_MEM, mem);
         put64(file + H_WASI, state_len);
