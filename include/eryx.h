@@ -438,9 +438,14 @@ ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbo
  * once so that the next user's first run is as quick as any other (the
  * first run of a sandbox pays ~3 ms of page faults; docs/sessions.md). The
  * release thus takes ~0.2 ms; the acquire stays sub-microsecond when a
- * sandbox is idle. */
+ * sandbox is idle. The handle sb dies with the release (ERYX_MISUSE from
+ * then on, even while the pool hands the sandbox to someone else under a
+ * new handle). ERYX_MISUSE, and the sandbox stays the caller's, while it
+ * runs or another thread is inside it. */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
+/* Fills the fields of *out that its size covers (set out->size, or zero
+ * the struct, first); the others are left as they are. */
 ERYX_API void eryx_pool_get_stats(eryx_pool *pool, eryx_pool_stats *out);
 
 /* ------------------------------------------------------------------------ */
