@@ -487,7 +487,7 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     uint64_t fuel = run_limit(opts->fuel, sb->cfg.fuel);
     ex->fuel_start = fuel && fuel < (uint64_t)ERYX__FUEL_UNLIMITED ? (int64_t)fuel
                                                                     : ERYX__FUEL_UNLIMITED;
-    sb->host.fuel = ex->fuel_start;
+    sb->in.host.fuel = ex->fuel_start;
     ex->t0 = eryx__now_ns();
     sb->exec = ex;
     sb->needs_setup = sb->reseed_only = 0;
@@ -499,7 +499,7 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
 static void do_exec(void *arg)
 {
     eryx_exec *ex = arg;
-    Z_python_instance_t *inst = &ex->sb->inst;
+    Z_python_instance_t *inst = &ex->sb->in.inst;
     ex->outcome_ptr = Z_pythonZ_eryx_exec(inst, ex->request_ptr, (u32)ex->request_len);
     Z_pythonZ_eryx_dealloc(inst, ex->request_ptr);
 }
@@ -580,9 +580,9 @@ static int conclude(eryx_exec *ex, int rc)
         return ex->final_rc = ERYX_NOMEM;
     r->duration_ns = eryx__now_ns() - ex->t0;
     /* Out of fuel leaves the counter at -1: the run used all of it. */
-    r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->host.fuel < 0 ? 0 : sb->host.fuel))
+    r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->in.host.fuel < 0 ? 0 : sb->in.host.fuel))
                                   : 0;
-    r->memory_bytes = sb->inst.w2c_memory.size;
+    r->memory_bytes = sb->in.inst.w2c_memory.size;
     r->n_callbacks = ex->n_invocations;
     r->result_json = ex->result_json;
     r->result_error = ex->result_error;
@@ -651,7 +651,7 @@ int eryx__exec_finish(eryx_exec *ex, eryx_result **out)
          * interpreter is in an unknown state. */
         int hard;
         if (ex->state == EX_PENDING)
-            eryx__fiber_abandon(sb->fiber);
+            eryx__fiber_abandon(sb->in.fiber);
         eryx__irq_run_end(sb, &hard);
         sb->exec = NULL;
         sb->state = ERYX__SB_DEAD;

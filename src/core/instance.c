@@ -23,8 +23,8 @@ _Thread_local int eryx__w2c_skip_data_segments;
 /* The state of a guest that the image does not hold. */
 void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
 {
-    g->stack_pointer = sb->inst.w2c___stack_pointer;
-    g->memory_base = sb->inst.w2c_GOT_data_internal___memory_base;
+    g->stack_pointer = sb->in.inst.w2c___stack_pointer;
+    g->memory_base = sb->in.inst.w2c_GOT_data_internal___memory_base;
     g->breaker_addr = sb->irq.breaker_addr;
     g->async_exc_addr = sb->irq.async_exc_addr;
     g->exc_value = sb->irq.exc_value;
@@ -33,8 +33,8 @@ void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
 
 void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
 {
-    sb->inst.w2c___stack_pointer = g->stack_pointer;
-    sb->inst.w2c_GOT_data_internal___memory_base = g->memory_base;
+    sb->in.inst.w2c___stack_pointer = g->stack_pointer;
+    sb->in.inst.w2c_GOT_data_internal___memory_base = g->memory_base;
     sb->irq.breaker_addr = g->breaker_addr;
     sb->irq.async_exc_addr = g->async_exc_addr;
     sb->irq.exc_value = g->exc_value;
@@ -48,7 +48,7 @@ int eryx__instance_instantiate_bare(eryx_sandbox *sb)
 {
     eryx_sandbox *tpl = sb->rt->template;
     eryx__w2c_skip_data_segments = 1;
-    eryx__w2c_table_source = tpl ? &tpl->inst.w2c_T0 : NULL;
+    eryx__w2c_table_source = tpl ? &tpl->in.inst.w2c_T0 : NULL;
     int rc = eryx__guest_instantiate(sb);
     eryx__w2c_skip_data_segments = 0;
     eryx__w2c_table_source = NULL;
@@ -70,20 +70,20 @@ void eryx__instance_set_fork_base(eryx_sandbox *sb, const eryx__mem_image *img)
 {
     eryx__sandbox_drop_fork_base(sb);
     eryx__mem_image_ref((eryx__mem_image *)img);
-    sb->fork_base = (eryx__mem_image *)img;
+    sb->in.fork_base = (eryx__mem_image *)img;
 }
 
 void eryx__sandbox_drop_fork_base(eryx_sandbox *sb)
 {
-    eryx__mem_image_unref(sb->fork_base);
-    sb->fork_base = NULL;
+    eryx__mem_image_unref(sb->in.fork_base);
+    sb->in.fork_base = NULL;
 }
 
 /* Points sb's memory at img (copy-on-write) with the given globals. */
 int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
                        const eryx__snapshot_globals *g, uint64_t max_memory)
 {
-    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__memory_set_limit(mem, eryx__limit_pages(max_memory));
     int err = eryx__memory_map_image(mem, img);
     if (err < 0) {
@@ -95,8 +95,8 @@ int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
     eryx__restore_globals(sb, g);
     /* A reset restores in place only over the runtime's image; the others
      * live on as the fork base until the guest runs. */
-    sb->mapped_from = img == sb->rt->image ? img : NULL;
-    sb->prefault_pending = img != sb->rt->image && sb->rt->n_hot > 0;
+    sb->in.mapped_from = img == sb->rt->image ? img : NULL;
+    sb->in.prefault_pending = img != sb->rt->image && sb->rt->n_hot > 0;
     eryx__instance_set_fork_base(sb, img);
     return ERYX_OK;
 }
@@ -111,16 +111,16 @@ int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
 int eryx__instance_restore_image(eryx_sandbox *sb, uint64_t max_memory)
 {
     eryx_runtime *rt = sb->rt;
-    eryx__fiber_abandon(sb->fiber);
-    if (sb->mapped_from == rt->image &&
-        eryx__memory_restore_image(&sb->inst.w2c_memory, rt->image, NULL) == 0) {
+    eryx__fiber_abandon(sb->in.fiber);
+    if (sb->in.mapped_from == rt->image &&
+        eryx__memory_restore_image(&sb->in.inst.w2c_memory, rt->image, NULL) == 0) {
         eryx__restore_globals(sb, &rt->globals);
         eryx__instance_set_fork_base(sb, rt->image);
         return ERYX_OK;
     }
     int rc = eryx__instance_map(sb, rt->image, &rt->globals, max_memory);
     if (rc != ERYX_OK) {
-        sb->mapped_from = NULL;
+        sb->in.mapped_from = NULL;
         return rc;
     }
     eryx__prefault_hot_pages(sb);
@@ -137,7 +137,7 @@ void eryx__prefault_hot_pages(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
     for (size_t i = 0; i < rt->n_hot; i++)
-        eryx__memory_prefault(&sb->inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
+        eryx__memory_prefault(&sb->in.inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
 }
 
 /* A fork or a loaded session maps an image of its own, whose pages a first
@@ -149,9 +149,9 @@ void eryx__prefault_hot_pages(eryx_sandbox *sb)
  * the first run keeps most of the gain. */
 void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
 {
-    if (!sb->prefault_pending)
+    if (!sb->in.prefault_pending)
         return;
-    sb->prefault_pending = 0;
+    sb->in.prefault_pending = 0;
     eryx__prefault_hot_pages(sb);
 }
 
@@ -173,25 +173,25 @@ void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
 int eryx__instance_park_prepare(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
-    if (!rt->image || !sb->instantiated || sb == rt->template)
+    if (!rt->image || !sb->in.instantiated || sb == rt->template)
         return -1;
     pthread_mutex_lock(&rt->park_mu);
     int room = rt->n_parked < ERYX__PARKED_MAX;
     pthread_mutex_unlock(&rt->park_mu);
     if (!room)
         return -1;
-    eryx__fiber_abandon(sb->fiber);
-    eryx__fiber_clear_interrupt(sb->fiber);
+    eryx__fiber_abandon(sb->in.fiber);
+    eryx__fiber_clear_interrupt(sb->in.fiber);
     /* Anything but the runtime image (a fork, a loaded session) is mapped
      * afresh: its next owner pays the first run's faults, or, if it is a
      * fork or a load, maps its own image over it anyway. */
-    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
-    int warm = sb->mapped_from == rt->image &&
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
+    int warm = sb->in.mapped_from == rt->image &&
                eryx__memory_restore_image(mem, rt->image, NULL) == 0;
     if (!warm && eryx__memory_map_image(mem, rt->image) != 0)
         return -1;
-    sb->mapped_from = rt->image;
-    sb->pages_warm = warm;
+    sb->in.mapped_from = rt->image;
+    sb->in.pages_warm = warm;
     eryx__restore_globals(sb, &rt->globals);
     eryx__sandbox_drop_fork_base(sb);
     return 0;
@@ -214,7 +214,7 @@ eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm)
     pthread_mutex_lock(&rt->park_mu);
     unsigned n = rt->n_parked, pick = n;
     for (unsigned i = n; i-- > 0 && pick == n;)
-        if (rt->parked[i]->pages_warm == want_warm)
+        if (rt->parked[i]->in.pages_warm == want_warm)
             pick = i;
     if (n) {
         pick = pick == n ? n - 1 : pick;
@@ -229,11 +229,11 @@ eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm)
 void eryx__instance_destroy(eryx_sandbox *sb)
 {
     eryx__sandbox_drop_fork_base(sb);
-    if (sb->instantiated)
-        Z_python_free(&sb->inst);
-    sb->instantiated = 0;
-    eryx__fiber_free(sb->fiber);
-    sb->fiber = NULL;
+    if (sb->in.instantiated)
+        Z_python_free(&sb->in.inst);
+    sb->in.instantiated = 0;
+    eryx__fiber_free(sb->in.fiber);
+    sb->in.fiber = NULL;
 }
 
 void eryx__runtime_free_parked(eryx_runtime *rt)

@@ -94,27 +94,14 @@ enum eryx__sandbox_state {
                                    by the runtime for the next one */
 };
 
-/* Handles (src/core/handle.h) name these objects: no pointer to one ever
- * reaches the embedder, so none carries a magic number. */
-struct eryx_sandbox {
-    _Atomic uintptr_t owner;    /* the thread inside a call (src/api/), 0 */
-    unsigned depth;             /* its nested calls: eryx_sandbox_run holds
-                                   the sandbox around the eryx_exec_* calls
-                                   it makes (owner's only) */
-    enum eryx__sandbox_state state;
-    eryx_runtime *rt;
-    eryx__wasi *wasi;
+/* A guest instance: what instance.c owns (the guest module's instance,
+ * its linear memory's mapping, the fiber, the fork base). The sandbox layer
+ * above reads it, and only instance.c and guest.c change it. */
+typedef struct eryx__instance {
     Z_python_instance_t inst;
     int instantiated;
     struct Z_eryx_instance_t host;  /* the "eryx" imports' instance */
     eryx__fiber *fiber;         /* the native stack guest code runs on */
-    eryx_exec *exec;            /* the execution in progress, or NULL */
-    int exit_code;              /* os._exit's status, once dead by it */
-    uint64_t timeout_ns;        /* default time limit of a run */
-    eryx__irq irq;
-    eryx_sandbox_config cfg;    /* as given, for resets and forks (below) */
-    eryx_mount *mounts_copy;
-    char **env_copy;
     const eryx__mem_image *mapped_from; /* the image the memory maps (its
                                            copy-on-write base), or NULL */
     int pages_warm;             /* parked, mapping the runtime image with the
@@ -124,6 +111,26 @@ struct eryx_sandbox {
     eryx__mem_image *fork_base; /* an image holding exactly what the memory
                                    holds, kept until guest code next runs
                                    (a reference), or NULL: forks map it */
+} eryx__instance;
+
+/* Handles (src/core/handle.h) name these objects: no pointer to one ever
+ * reaches the embedder, so none carries a magic number. */
+struct eryx_sandbox {
+    _Atomic uintptr_t owner;    /* the thread inside a call (src/api/), 0 */
+    unsigned depth;             /* its nested calls: eryx_sandbox_run holds
+                                   the sandbox around the eryx_exec_* calls
+                                   it makes (owner's only) */
+    enum eryx__sandbox_state state;
+    eryx_runtime *rt;
+    eryx__instance in;          /* instance.c */
+    eryx__wasi *wasi;
+    eryx_exec *exec;            /* the execution in progress, or NULL */
+    int exit_code;              /* os._exit's status, once dead by it */
+    uint64_t timeout_ns;        /* default time limit of a run */
+    eryx__irq irq;
+    eryx_sandbox_config cfg;    /* as given, for resets and forks (below) */
+    eryx_mount *mounts_copy;
+    char **env_copy;
     int needs_setup;            /* next run: reseed random, apply env */
     int reseed_only;            /* next run: reseed random only */
     uint64_t run_count;

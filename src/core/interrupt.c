@@ -96,7 +96,7 @@ static void fire(eryx_sandbox *sb, uint64_t now, eryx__notice *n)
     } else {
         q->hard = 1;
         q->hard_at_ns = now;
-        eryx__engine_interrupt(sb->fiber);
+        eryx__engine_interrupt(sb->in.fiber);
     }
 }
 
@@ -219,7 +219,7 @@ struct info_call {
 static void do_interrupt_info(void *arg)
 {
     struct info_call *c = arg;
-    c->ptr = Z_pythonZ_eryx_interrupt_info(&c->sb->inst);
+    c->ptr = Z_pythonZ_eryx_interrupt_info(&c->sb->in.inst);
 }
 
 int eryx__irq_fetch_addresses(eryx_sandbox *sb)
@@ -251,7 +251,7 @@ int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, eryx__hub *hub)
         atomic_store(exc, 0);
         atomic_fetch_and(brk, ~q->breaker_bit);
     }
-    eryx__fiber_clear_interrupt(sb->fiber);
+    eryx__fiber_clear_interrupt(sb->in.fiber);
     pthread_mutex_lock(&q->mu);
     q->running = 1;
     q->cause = 0;

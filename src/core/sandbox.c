@@ -146,7 +146,7 @@ static void free_config(eryx_sandbox *sb)
 static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
 {
     sb->state = ERYX__SB_READY;
-    sb->host.fuel = ERYX__FUEL_UNLIMITED;
+    sb->in.host.fuel = ERYX__FUEL_UNLIMITED;
     sb->callback_timeout_ns = cfg->callback_timeout_ns;
     sb->max_callbacks = cfg->max_callbacks;
     sb->on_trace = cfg->on_trace;
@@ -191,9 +191,9 @@ void eryx__sandbox_retire(eryx_sandbox *sb)
     sb->state = ERYX__SB_PARKED;
     sb->exit_code = 0;
     sb->needs_setup = sb->reseed_only = 0;
-    sb->prefault_pending = 0;
+    sb->in.prefault_pending = 0;
     sb->run_count = 0;
-    sb->host.fuel = ERYX__FUEL_UNLIMITED;
+    sb->in.host.fuel = ERYX__FUEL_UNLIMITED;
     sb->errmsg[0] = '\0';
 }
 
@@ -219,9 +219,9 @@ int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_s
     if (!sb)
         return ERYX_NOMEM;
     sb->rt = rt;
-    sb->host.sb = sb;
+    sb->in.host.sb = sb;
     int rc = take_settings(sb, cfg);
-    if (rc == ERYX_OK && !(sb->fiber = eryx__fiber_new(0))) {
+    if (rc == ERYX_OK && !(sb->in.fiber = eryx__fiber_new(0))) {
         eryx__set_errmsg(NULL, "cannot map a stack for the sandbox");
         rc = ERYX_NOMEM;
     }
@@ -245,7 +245,7 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     if (rc == ERYX_OK)
         rc = eryx__guest_instantiate(sb);
     if (rc == ERYX_OK) {
-        wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+        wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
         eryx__wasi_set_memory(sb->wasi, mem);
         eryx__memory_set_limit(mem, eryx__limit_pages(sb->cfg.max_memory));
     }
@@ -384,14 +384,14 @@ int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     /* The instance calls its WASI imports through this pointer, and its
      * memory limit is the last owner's: mapping can only lower it. */
     if (rc == ERYX_OK && reused) {
-        sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
-        eryx__memory_set_max(&sb->inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
+        sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+        eryx__memory_set_max(&sb->in.inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
     } else if (rc == ERYX_OK)
         rc = eryx__instance_instantiate_bare(sb);
     if (rc == ERYX_OK)
         rc = eryx__instance_map(sb, img, g, cfg->max_memory);
     if (rc == ERYX_OK)
-        eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
+        eryx__wasi_set_memory(sb->wasi, &sb->in.inst.w2c_memory);
     if (rc != ERYX_OK) {
         if (sb->errmsg[0])
             eryx__set_errmsg(NULL, "%s", sb->errmsg);
@@ -423,9 +423,9 @@ static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     }
     /* The instance calls its WASI imports through this pointer; the
      * interrupt addresses went with the old owner's timers. */
-    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__restore_globals(sb, &rt->globals);
-    wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__memory_set_max(mem, eryx__limit_pages(sb->cfg.max_memory));
     eryx__wasi_set_memory(sb->wasi, mem);
     eryx__instance_set_fork_base(sb, rt->image); /* restored to it when parked */
@@ -438,7 +438,7 @@ int eryx__sandbox_new_from_image(eryx_runtime *rt, const eryx_sandbox_config *cf
 {
     eryx_sandbox *sb = eryx__instance_unpark(rt, 1);
     if (sb) {
-        int warm = sb->pages_warm;
+        int warm = sb->in.pages_warm;
         int rc = reuse_parked(sb, cfg);
         if (rc == ERYX_OK && !warm)
             eryx__prefault_hot_pages(sb);
@@ -472,10 +472,10 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
     }
     /* The instance calls its WASI imports with the pointer it was
      * instantiated with: point it at the new state before freeing the old. */
-    sb->inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+    sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__wasi_free(old);
     rc = eryx__instance_restore_image(sb, sb->cfg.max_memory);
-    eryx__wasi_set_memory(sb->wasi, &sb->inst.w2c_memory);
+    eryx__wasi_set_memory(sb->wasi, &sb->in.inst.w2c_memory);
     if (rc != ERYX_OK) {
         sb->state = ERYX__SB_DEAD;
         return rc;
@@ -488,8 +488,8 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
 
 int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
 {
-    if (!sb->fork_base) {
-        int err = eryx__mem_image_capture(&sb->inst.w2c_memory, &sb->fork_base);
+    if (!sb->in.fork_base) {
+        int err = eryx__mem_image_capture(&sb->in.inst.w2c_memory, &sb->in.fork_base);
         if (err < 0) {
             eryx__set_errmsg(sb, "cannot capture the sandbox's memory: %s", strerror(-err));
             return ERYX_NOMEM;
@@ -497,7 +497,7 @@ int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
     }
     eryx__snapshot_globals g;
     eryx__save_globals(sb, &g);
-    int rc = eryx__sandbox_from_state(sb->rt, &sb->cfg, sb->fork_base, &g, sb, out);
+    int rc = eryx__sandbox_from_state(sb->rt, &sb->cfg, sb->in.fork_base, &g, sb, out);
     if (rc == ERYX_OK) {
         /* A fork keeps its parent's random state (and, if the parent never
          * ran, its pending setup)... */

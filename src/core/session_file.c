@@ -81,7 +81,7 @@ static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
 
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
 {
-    const wasm_rt_memory_t *mem = &sb->inst.w2c_memory;
+    const wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__blob state = {0};
     int err = eryx__wasi_save_state(sb->wasi, &state);
     if (err < 0) {
