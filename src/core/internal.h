@@ -284,6 +284,9 @@ void eryx__sandbox_forget_runs(eryx_sandbox *handle);
  * deadline here is one: eryx__now_ns). */
 void eryx__cond_init_monotonic(pthread_cond_t *cv);
 
+/* Starts fn(arg) on a detached thread; 0 or pthread_create's error. */
+int eryx__thread_start_detached(void *(*fn)(void *), void *arg);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t eryx__now_ns(void);
 

@@ -148,13 +148,7 @@ static void *watchdog(void *arg)
 static int start_watchdog(void)
 {
     eryx__cond_init_monotonic(&wd_cv);
-    pthread_t t;
-    pthread_attr_t ta;
-    pthread_attr_init(&ta);
-    pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &ta, watchdog, NULL);
-    pthread_attr_destroy(&ta);
-    return rc;
+    return eryx__thread_start_detached(watchdog, NULL);
 }
 
 /* (Re)arms sb at its next time; irq.mu held. */

@@ -104,13 +104,7 @@ static void *worker(void *arg)
 /* Starts a worker; pool_mu held. 0, or -1 if no thread could be made. */
 static int add_worker_locked(void)
 {
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&t, &attr, worker, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc != 0)
+    if (eryx__thread_start_detached(worker, NULL) != 0)
         return -1;
     n_workers++;
     return 0;

@@ -70,3 +70,14 @@ void eryx__cond_init_monotonic(pthread_cond_t *cv)
     pthread_cond_init(cv, &attr);
     pthread_condattr_destroy(&attr);
 }
+
+int eryx__thread_start_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
