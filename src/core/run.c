@@ -194,8 +194,9 @@ static void purge(const void *owner)
     }
 }
 
-/* Starts the handlers of the calls the last step issued. */
-static void start_calls(eryx_exec *ex, const void *owner)
+/* Starts the handlers of the calls the last step issued; returns how many
+ * went to the workers' queue. */
+static unsigned start_calls(eryx_exec *ex, const void *owner)
 {
     batch b = {NULL, NULL, 0};
     eryx_call *c;
@@ -209,7 +210,9 @@ static void start_calls(eryx_exec *ex, const void *owner)
         else
             batch_add(&b, c, handler, user_data, owner);
     }
+    unsigned queued = b.n;
     submit(&b);
+    return queued;
 }
 
 /* Woken by the execution's notify (a reply, a stop), or by its deadline. */
@@ -217,6 +220,7 @@ typedef struct waiter {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int woken;
+    unsigned queued;            /* jobs the run gave the workers */
 } waiter;
 
 static void wake(void *ud)
@@ -262,12 +266,13 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     eryx__cond_init_monotonic(&w.cv);
     eryx_exec_set_notify(ex, wake, &w);
     while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
-        start_calls(ex, &w);
+        w.queued += start_calls(ex, &w);
         wait_for_news(ex, &w);
     }
     /* No notify runs after this returns: w can go. */
     int final = eryx_exec_finish(ex, out);
-    purge(&w);
+    if (w.queued) /* a run without queued calls skips the global queue's lock */
+        purge(&w);
     pthread_cond_destroy(&w.cv);
     pthread_mutex_destroy(&w.mu);
     eryx__sandbox_unhold(sb);
