@@ -494,7 +494,7 @@ static int fill_in(eryx__conn *c)
 static int scrub_in(eryx__conn *c)
 {
     const eryx__net_conf *conf = c->net->conf;
-    if (!conf->n_secrets) {
+    if (!conf->n_secrets || c->in_clean == c->in_len) {
         c->in_clean = c->in_len;
         return 0;
     }
@@ -651,10 +651,10 @@ static uint64_t op_deadline(const eryx__net_conf *conf, json_t *args, uint64_t c
 {
     json_t *t = json_object_get(args, "timeout");
     uint64_t ns = cap;
-    if (json_is_number(t)) {
+    /* A timeout of 0 (a non-blocking socket) is answered at once by the
+     * operation itself (EAGAIN): its call keeps the cap as deadline. */
+    if (json_is_number(t) && json_number_value(t) > 0) {
         double s = json_number_value(t);
-        if (s < 0)
-            s = 0;
         if (s < (double)cap / 1e9)
             ns = (uint64_t)(s * 1e9);
     }
@@ -668,19 +668,24 @@ static eryx__conn *conn_of(eryx__net *net, json_t *args)
     return json_is_integer(id) ? conn_find(net, (uint64_t)json_integer_value(id)) : NULL;
 }
 
-static void resolve_remember(eryx__net *net, const eryx__addr *a, const char *name)
+static void resolve_remember(eryx__net *net, const eryx__addr *a, uint16_t port,
+                             const char *name)
 {
     eryx__resolved *r = &net->resolved[net->n_resolved++ % RESOLVE_CACHE_N];
     r->addr = *a;
+    r->port = port;
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
-static const char *resolved_name(eryx__net *net, const eryx__addr *a)
+/* The name this sandbox last resolved to a:port, if any: a connection to
+ * the address is a connection to that name (for host rules, secrets and
+ * TLS names). */
+static const char *resolved_name(eryx__net *net, const eryx__addr *a, uint16_t port)
 {
     size_t n = net->n_resolved < RESOLVE_CACHE_N ? net->n_resolved : RESOLVE_CACHE_N;
     for (size_t k = 0; k < n; k++) { /* newest first */
         eryx__resolved *r = &net->resolved[(net->n_resolved - 1 - k) % RESOLVE_CACHE_N];
-        if (memcmp(&r->addr, a, sizeof *a) == 0)
+        if (r->port == port && memcmp(&r->addr, a, sizeof *a) == 0)
             return r->name;
     }
     return NULL;
@@ -747,7 +752,7 @@ static void finish_lookup(lookup *k, struct addrinfo *res, int gai)
                     snprintf(why, sizeof why, "%s", w);
                 continue;
             }
-            resolve_remember(net, &a, k->name);
+            resolve_remember(net, &a, k->port, k->name);
             json_array_append_new(list, addr_entry(&a));
         }
         if (list && json_array_size(list) == 0) {
@@ -803,7 +808,7 @@ static void op_resolve(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         if (!eryx__policy_check(&net->conf->policy, name, pin, (uint16_t)port, why, sizeof why)) {
             op_fail(l, op, EACCES, why);
         } else {
-            resolve_remember(net, pin, name);
+            resolve_remember(net, pin, (uint16_t)port, name);
             op_ok(l, op, json_pack("[o]", addr_entry(pin)));
         }
         return;
@@ -852,7 +857,7 @@ static void op_connect(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         op_fail(l, op, EINVAL, "connect: an IP address and a port are needed");
         return;
     }
-    const char *name = resolved_name(net, &a);
+    const char *name = resolved_name(net, &a, (uint16_t)port);
     if (!eryx__policy_check(&net->conf->policy, name, &a, (uint16_t)port, why, sizeof why)) {
         op_fail(l, op, EACCES, why);
         return;
