@@ -361,6 +361,21 @@ s.recv(1)
     if not ok:
         failures.append("interrupt")
 
+    case("a 1 GB server against the byte limit", ["--allow-net", f"127.0.0.1:{P['big']}",
+                                                  "--max-net-bytes", "4M"], f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {P['big']}))
+total = 0
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d: break
+        total += len(d)
+    print("read it all", total)
+except OSError as e:
+    print("stopped at", total, "::", e)
+""", want=["stopped at 4194304 :: [Errno", "max_bytes_received"])
+
     session = os.path.join(tmp, "s.eryx")
     case("a saved session's connections come back closed (1)", lo + ["--session", session], f"""
 import socket
