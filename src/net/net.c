@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/exec.h"
+#include "net/base64.h"
 #include "net/net_internal.h"
 
 #define NS_PER_S 1000000000ull
@@ -528,26 +529,11 @@ static int scrub_in(eryx__conn *c)
 
 static json_t *b64_value(const uint8_t *p, size_t n)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t outn = (n + 2) / 3 * 4;
-    char *o = malloc(outn + 1);
-    if (!o)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        o[j++] = tbl[(v >> 18) & 63];
-        o[j++] = tbl[(v >> 12) & 63];
-        o[j++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        o[j++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    json_t *s = json_stringn_nocheck(o, j);
+    size_t len;
+    char *o = eryx__b64_encode(p, n, &len);
+    json_t *v = o ? json_stringn_nocheck(o, len) : NULL;
     free(o);
-    return s;
+    return v;
 }
 
 /* Gives the guest's pending read what it may have. */
@@ -994,50 +980,6 @@ static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, si
     return cur;
 }
 
-static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
-{
-    static int8_t map[256];
-    static int ready;
-    if (!ready) {
-        memset(map, -1, sizeof map);
-        const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for (int i = 0; i < 64; i++)
-            map[(unsigned char)t[i]] = (int8_t)i;
-        ready = 1;
-    }
-    if (n % 4)
-        return -1;
-    uint8_t *o = malloc(n / 4 * 3 + 1);
-    if (!o)
-        return -1;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char ch = (unsigned char)s[i + k];
-            if (ch == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || map[ch] < 0) {
-                free(o);
-                return -1;
-            } else {
-                v[k] = map[ch];
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
-        o[j++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            o[j++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            o[j++] = (uint8_t)w;
-    }
-    *out = o;
-    *outlen = j;
-    return 0;
-}
-
 static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
 {
     json_t *d = json_object_get(args, "data");
@@ -1045,7 +987,7 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
     size_t len, wlen;
     char why[400];
     if (!json_is_string(d) ||
-        b64_decode(json_string_value(d), json_string_length(d), &data, &len) < 0) {
+        eryx__b64_decode(json_string_value(d), json_string_length(d), &data, &len) < 0) {
         op_fail(l, op, EINVAL, "send: data must be base64");
         return;
     }
