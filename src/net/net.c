@@ -619,7 +619,7 @@ static void progress(eryx__conn *c, done_list *l)
         if (err) {
             c->err = err;
             op_fail(l, &c->wr, err, c->ssl ? eryx__tls_errmsg(c, err) : NULL);
-            if (c->tls_handshaking) {
+            if (c->tls_handshaking && !c->tls_inband) {
                 c->tls_handshaking = 0;
                 op_fail(l, &c->rd, err, eryx__tls_errmsg(c, err));
             }
@@ -1006,6 +1006,23 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
         snprintf(why, sizeof why, "network limit: this run may send %llu bytes "
                  "(max_bytes_sent)", (unsigned long long)net->conf->max_sent);
         op_fail(l, op, EFBIG, why);
+        return;
+    }
+    static const char request[] = ERYX__TLS_REQUEST;
+    if (!c->ssl && len >= sizeof request - 1 && memcmp(data, request, sizeof request - 1) == 0) {
+        /* TLS asked for in band: the request is the whole write. */
+        const uint8_t *line = data + sizeof request - 1;
+        size_t rest = len - (sizeof request - 1);
+        const uint8_t *nl = memchr(line, '\n', rest);
+        int err = !nl || (size_t)(nl - line) + 1 != rest ? EINVAL
+                                                          : eryx__tls_start_inband(c, line, (size_t)(nl - line));
+        free(data);
+        if (err)
+            op_fail(l, op, err, "malformed in-band TLS request");
+        else {
+            op_ok(l, op, json_integer((json_int_t)len));
+            progress(c, l);
+        }
         return;
     }
     if (!(wire = apply_secrets(c, data, len, &wlen, why, sizeof why))) {
