@@ -580,14 +580,21 @@ static void deliver_read(eryx__conn *c, done_list *l)
         op_ok(l, &c->rd, v);
 }
 
-/* Whatever c can do now: finish connecting, the handshake, writing,
- * reading. G.mu held. */
-static void progress(eryx__conn *c, done_list *l)
+/* Forgets operations nobody waits for any more: timed out, or of an
+ * execution that ended (a session's socket outlives its run). */
+static void drop_stale(eryx__conn *c)
 {
     if (c->rd.call && !eryx__call_pending(c->rd.call))
         eryx__op_drop(&c->rd);
     if (c->wr.call && !eryx__call_pending(c->wr.call))
         eryx__op_drop(&c->wr);
+}
+
+/* Whatever c can do now: finish connecting, the handshake, writing,
+ * reading. G.mu held. */
+static void progress(eryx__conn *c, done_list *l)
+{
+    drop_stale(c);
     if (c->connecting) {
         int soerr = 0;
         socklen_t len = sizeof soerr;
@@ -1124,9 +1131,11 @@ void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const c
     eryx__call_set_deadline(call, op_deadline(conf, args, cap));
     eryx__conn *c = NULL;
     int needs_conn = strcmp(name, "resolve") && strcmp(name, "connect") && strcmp(name, "poll");
+    if (args && needs_conn && (c = conn_of(net, args)))
+        drop_stale(c);
     if (!args) {
         op_fail(&l, &op, EINVAL, "malformed network request");
-    } else if (needs_conn && !(c = conn_of(net, args))) {
+    } else if (needs_conn && !c) {
         op_fail(&l, &op, EBADF, "the connection is closed (or was made before a fork or a "
                                 "session load: connections are never carried over)");
     } else if (!strcmp(name, "resolve")) {

@@ -172,6 +172,38 @@ TEST_CASE(echo_round_trip)
     eryx_sandbox_free(sb);
 }
 
+TEST_CASE(a_socket_outlives_its_run_and_a_timed_out_read)
+{
+    server *s = start_server(ECHO);
+    net_setup n;
+    setup(&n, s->port, 0);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[400];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "s.settimeout(0.2)\n"
+             "try:\n"
+             "    s.recv(10)\n"
+             "except TimeoutError:\n"
+             "    result = 'timed out'\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_STR(res->result_json, "\"timed out\"");
+    eryx_result_free(res);
+    /* The next run reads on the same socket: the timed-out read is gone. */
+    CHECK_INT(run(sb, "s.settimeout(5)\n"
+                      "s.sendall(b'again')\n"
+                      "result = s.recv(10).decode()\n", &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_STR(res->result_json, "\"again\"");
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
 typedef struct seen_t {
     char args[4096];
     char trace[8192];
