@@ -1173,6 +1173,19 @@ void eryx__net_unref_locked(eryx__net *net)
     free(net);
 }
 
+void eryx__net_close_all(eryx__net *net)
+{
+    if (!net)
+        return;
+    done_list l = {0};
+    pthread_mutex_lock(&G.mu);
+    while (net->conns)
+        conn_close(net->conns, &l, "the sandbox was reset");
+    net->n_resolved = 0;
+    pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
+}
+
 void eryx__net_free(eryx__net *net)
 {
     if (!net)

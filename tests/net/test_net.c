@@ -201,6 +201,18 @@ TEST_CASE(a_socket_outlives_its_run_and_a_timed_out_read)
     REQUIRE(res && res->result_json);
     CHECK_STR(res->result_json, "\"again\"");
     eryx_result_free(res);
+    /* A reset (a pool's release) closes the connections: with a limit of
+     * one, a new one can be made. */
+    eryx_sandbox_free(sb);
+    n.net.max_connections = 1;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    snprintf(code, sizeof code, "import socket\ns = socket.create_connection(('127.0.0.1', %d))\n",
+             s->port);
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    eryx_result_free(res);
+    CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    eryx_result_free(res);
     eryx_sandbox_free(sb);
 }
 
