@@ -256,6 +256,11 @@ int jr_write_ex(int fd, pthread_mutex_t *lock, const json_t *msg, size_t max,
     return rc;
 }
 
+int jr_write_raw(int fd, const char *p, size_t n)
+{
+    return write_all(fd, p, n, NULL, NULL);
+}
+
 int jr_write(int fd, pthread_mutex_t *lock, const json_t *msg)
 {
     return jr_write_ex(fd, lock, msg, 0, NULL, NULL);

@@ -80,6 +80,9 @@ int jr_write(int fd, pthread_mutex_t *lock, const json_t *msg);
 int jr_write_ex(int fd, pthread_mutex_t *lock, const json_t *msg, size_t max,
                 int (*stop)(void *ud), void *ud);
 
+/* Writes n bytes to a blocking fd, SIGPIPE kept away; -1 when it fails. */
+int jr_write_raw(int fd, const char *p, size_t n);
+
 /* Builders (new references). id may be NULL (JSON null). */
 json_t *jr_response(json_t *id, json_t *result_stolen);
 json_t *jr_error(json_t *id, int code, const char *message);

@@ -30,6 +30,8 @@ typedef struct eryx_cli_mcp {
     uint64_t max_message;             /* --mcp-max-message: bytes of one JSON-RPC
                                          message, either direction (16M) */
     uint32_t max_sessions;            /* --max-sessions of `eryx mcp` (16) */
+    const char *http;                 /* --http ADDR:PORT: Streamable HTTP on a
+                                         loopback address instead of stdio */
 } eryx_cli_mcp;
 
 /* Looks at argv[*i]: 0 if it is not an MCP option; 1 if it was one (its

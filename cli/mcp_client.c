@@ -106,7 +106,10 @@ const char eryx_cli_mcp_usage[] =
     "  --callback-timeout MS\n"
     "                  how long one callback (or MCP tool) call may take\n"
     "                  (default 10000)\n"
-    "  --max-sessions N  sessions `eryx mcp` keeps at most (default 16)\n";
+    "  --max-sessions N  sessions `eryx mcp` keeps at most (default 16)\n"
+    "  --http ADDR:PORT  `eryx mcp` serves Streamable HTTP at http://ADDR:PORT/mcp\n"
+    "                  instead of stdio; ADDR is 127.0.0.1, localhost or [::1]\n"
+    "                  (PORT 0: any free port, printed on stderr)\n";
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out, int sizes)
 {
@@ -134,7 +137,7 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     static const char *const opts[] = {"--mcp-server", "--mcp-timeout", "--mcp-max-message",
-                                       "--callback-timeout", "--max-sessions"};
+                                       "--callback-timeout", "--max-sessions", "--http"};
     size_t k = 0;
     while (k < sizeof opts / sizeof *opts && strcmp(a, opts[k]) != 0)
         k++;
@@ -195,6 +198,9 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
             return -1;
         }
         m->callback_timeout_ms = n;
+        return 1;
+    case 5:
+        m->http = v;
         return 1;
     default:
         if (parse_u64(a, v, &n, 0) < 0 || n == 0 || n > 1024) {

@@ -14,6 +14,11 @@
  * response is sent. A call with a progressToken gets notifications/progress
  * once a second while it runs. When stdin closes (the client went away) the
  * runs in progress are interrupted and the process exits once they ended.
+ *
+ * With --http, the same requests come as Streamable HTTP POSTs instead
+ * (mcp_http.c); where an answer goes is the request's channel: stdout, or
+ * the HTTP connection that asked. Each HTTP client (MCP session) has its
+ * own namespace of sessions.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,6 +32,7 @@
 #include "jsonrpc.h"
 #include "mcp.h"
 #include "mcp_internal.h"
+#include "mcp_server.h"
 
 #define MAX_JOBS 256
 #define DEFAULT_MAX_SESSIONS 16
@@ -34,7 +40,8 @@
 typedef struct job job;
 
 typedef struct session {
-    char *name;
+    char *name;               /* "SID:NAME": the MCP session's id ("" on
+                                 stdio), then the name the client gave */
     eryx_sandbox *sb;
     int busy;
     uint64_t runs;
@@ -50,6 +57,9 @@ struct job {
     char *code;
     size_t code_len;
     char *session;            /* its name */
+    char *key;                /* "SID:NAME" (session's name) */
+    char sid[128];            /* the MCP session ("" on stdio) */
+    channel *ch;              /* where its answer goes */
     uint64_t timeout_ns;
     json_t *progress_token;   /* or NULL */
     int cancelled;
@@ -62,7 +72,6 @@ struct job {
 static struct {
     pthread_mutex_t lock;     /* sessions, jobs, closing */
     pthread_cond_t cond;
-    pthread_mutex_t out_lock; /* stdout */
     eryx_runtime *rt;
     eryx_sandbox_config cfg;
     session *sessions;
@@ -75,8 +84,7 @@ static struct {
     size_t max_message;
     json_t *tools;            /* the tools/list answer's array */
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER,
-       .cond = PTHREAD_COND_INITIALIZER,
-       .out_lock = PTHREAD_MUTEX_INITIALIZER};
+       .cond = PTHREAD_COND_INITIALIZER};
 
 static uint64_t now_ms(void)
 {
@@ -85,28 +93,110 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Sends msg (consumed). A client that went away ends the server. */
-static void send_msg(json_t *msg)
+/* ---- channels ---- */
+
+channel eryx_mcp_stdio = {.kind = CH_STDIO, .fd = STDOUT_FILENO,
+                          .lock = PTHREAD_MUTEX_INITIALIZER,
+                          .cond = PTHREAD_COND_INITIALIZER, .refs = 1};
+
+channel *eryx_mcp_channel_new(int fd, const char *sid)
+{
+    channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return NULL;
+    ch->kind = CH_HTTP;
+    ch->fd = fd;
+    ch->refs = 1;
+    snprintf(ch->sid, sizeof ch->sid, "%s", sid);
+    pthread_mutex_init(&ch->lock, NULL);
+    pthread_cond_init(&ch->cond, NULL);
+    return ch;
+}
+
+static channel *ch_ref(channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    ch->refs++;
+    pthread_mutex_unlock(&ch->lock);
+    return ch;
+}
+
+void eryx_mcp_channel_unref(channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    int last = --ch->refs == 0;
+    pthread_mutex_unlock(&ch->lock);
+    if (last && ch->kind == CH_HTTP) {
+        pthread_mutex_destroy(&ch->lock);
+        pthread_cond_destroy(&ch->cond);
+        free(ch);
+    }
+}
+
+/* Writes all of p to an HTTP connection (lock held); -1 when it is gone. */
+static int http_write(channel *ch, const char *p, size_t n)
+{
+    return jr_write_raw(ch->fd, p, n);
+}
+
+/* Sends msg (consumed) on ch; final marks the answer to the channel's
+ * request. On stdio a client that went away ends the server. */
+static void ch_send(channel *ch, json_t *msg, int final)
 {
     if (!msg)
         return;
-    if (jr_write_ex(STDOUT_FILENO, &S.out_lock, msg, S.max_message, NULL, NULL) < 0) {
-        if (errno == EMSGSIZE) {
-            /* Only a response can be this large: say so instead. */
-            json_t *id = json_object_get(msg, "id");
-            json_t *err = id ? jr_error(id, JR_INTERNAL_ERROR,
-                                        "the response is larger than --mcp-max-message")
-                             : NULL;
-            if (err)
-                jr_write(STDOUT_FILENO, &S.out_lock, err);
+    if (ch->kind == CH_STDIO) {
+        if (jr_write_ex(ch->fd, &ch->lock, msg, S.max_message, NULL, NULL) < 0) {
+            if (errno == EMSGSIZE) {
+                /* Only a response can be this large: say so instead. */
+                json_t *id = json_object_get(msg, "id");
+                json_t *err = id ? jr_error(id, JR_INTERNAL_ERROR,
+                                            "the response is larger than --mcp-max-message")
+                                 : NULL;
+                if (err)
+                    jr_write(ch->fd, &ch->lock, err);
+                json_decref(err);
+            } else {
+                pthread_mutex_lock(&S.lock);
+                S.out_broken = 1;
+                pthread_mutex_unlock(&S.lock);
+            }
+        }
+        json_decref(msg);
+        return;
+    }
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text && strlen(text) > S.max_message) {
+        free(text);
+        text = NULL;
+        if (final) {
+            json_t *err = jr_error(NULL, JR_INTERNAL_ERROR,
+                                   "the response is larger than --mcp-max-message");
+            text = err ? json_dumps(err, JSON_COMPACT) : NULL;
             json_decref(err);
-        } else {
-            pthread_mutex_lock(&S.lock);
-            S.out_broken = 1;
-            pthread_mutex_unlock(&S.lock);
         }
     }
-    json_decref(msg);
+    pthread_mutex_lock(&ch->lock);
+    if (text && !ch->broken && !ch->done) {
+        /* Answers to a tools/call go as a stream of server-sent events:
+         * progress notifications, then the response. */
+        static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+        if (!ch->started && http_write(ch, head, sizeof head - 1) < 0)
+            ch->broken = 1;
+        ch->started = 1;
+        if (!ch->broken && (http_write(ch, "event: message\ndata: ", 21) < 0 ||
+                            http_write(ch, text, strlen(text)) < 0 ||
+                            http_write(ch, "\n\n", 2) < 0))
+            ch->broken = 1;
+    }
+    if (final) {
+        ch->done = 1;
+        pthread_cond_broadcast(&ch->cond);
+    }
+    pthread_mutex_unlock(&ch->lock);
+    free(text);
 }
 
 /* ---- tool results ---- */
@@ -245,10 +335,10 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
 
 /* ---- jobs ---- */
 
-static session *find_session(const char *name)
+static session *find_session(const char *key)
 {
     for (session *s = S.sessions; s; s = s->next)
-        if (strcmp(s->name, name) == 0)
+        if (strcmp(s->name, key) == 0)
             return s;
     return NULL;
 }
@@ -271,6 +361,9 @@ static void free_job(job *j)
     json_decref(j->progress_token);
     free(j->code);
     free(j->session);
+    free(j->key);
+    if (j->ch)
+        eryx_mcp_channel_unref(j->ch);
     free(j);
 }
 
@@ -296,10 +389,22 @@ static int first_of_session(const job *j)
     for (job *k = S.jobs; k; k = k->next) {
         if (k == j)
             return 1;
-        if (!k->cancelled && strcmp(k->session, j->session) == 0)
+        if (!k->cancelled && strcmp(k->key, j->key) == 0)
             return 0;
     }
     return 0;
+}
+
+/* The request will get no answer (cancelled, or the server closes): an
+ * HTTP connection waiting for it is let go. */
+static void ch_abandon(channel *ch)
+{
+    if (ch->kind != CH_HTTP)
+        return;
+    pthread_mutex_lock(&ch->lock);
+    ch->done = 1;
+    pthread_cond_broadcast(&ch->cond);
+    pthread_mutex_unlock(&ch->lock);
 }
 
 static void *job_main(void *arg)
@@ -315,7 +420,7 @@ static void *job_main(void *arg)
             pthread_cond_wait(&S.cond, &S.lock);
             continue;
         }
-        s = find_session(j->session);
+        s = find_session(j->key);
         if (!s && j->kind == JOB_RESET)
             break;
         if (!s) {
@@ -327,7 +432,7 @@ static void *job_main(void *arg)
                 break;
             }
             s = calloc(1, sizeof *s);
-            s->name = s ? strdup(j->session) : NULL;
+            s->name = s ? strdup(j->key) : NULL;
             int rc = s && s->name ? eryx_sandbox_new(S.rt, &S.cfg, &s->sb) : ERYX_NOMEM;
             if (rc != ERYX_OK) {
                 char msg[300];
@@ -397,10 +502,12 @@ static void *job_main(void *arg)
     int cancelled = j->cancelled || S.closing;
     remove_job(j);
     pthread_mutex_unlock(&S.lock);
-    if (answer && !cancelled)
-        send_msg(jr_response(j->id, answer));
-    else
+    if (answer && !cancelled) {
+        ch_send(j->ch, jr_response(j->id, answer), 1);
+    } else {
         json_decref(answer);
+        ch_abandon(j->ch);
+    }
     free_job(j);
     return NULL;
 }
@@ -422,8 +529,8 @@ static int valid_session_name(const char *s)
 }
 
 /* Starts a job for tools/call; returns an immediate answer (a tool error)
- * or NULL when the job's thread will answer. */
-static json_t *start_job(json_t *id, int kind, json_t *args, json_t *meta)
+ * or NULL when the job's thread will answer on ch. */
+static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t *meta)
 {
     json_t *code = json_object_get(args, "code");
     json_t *sess = json_object_get(args, "session");
@@ -441,7 +548,13 @@ static json_t *start_job(json_t *id, int kind, json_t *args, json_t *meta)
         return tool_result("out of memory", NULL, 1);
     j->kind = kind;
     j->id = json_incref(id);
+    j->ch = ch_ref(ch);
+    snprintf(j->sid, sizeof j->sid, "%s", ch->sid);
     j->session = strdup(json_is_string(sess) ? json_string_value(sess) : "default");
+    size_t klen = strlen(j->sid) + (j->session ? strlen(j->session) : 0) + 2;
+    j->key = malloc(klen);
+    if (j->key && j->session)
+        snprintf(j->key, klen, "%s:%s", j->sid, j->session);
     if (kind == JOB_RUN) {
         j->code_len = json_string_length(code);
         j->code = malloc(j->code_len + 1);
@@ -460,7 +573,7 @@ static json_t *start_job(json_t *id, int kind, json_t *args, json_t *meta)
     json_t *token = json_object_get(meta, "progressToken");
     if (json_is_string(token) || json_is_integer(token))
         j->progress_token = json_incref(token);
-    if (!j->session || (kind == JOB_RUN && !j->code)) {
+    if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
         free_job(j);
         return tool_result("out of memory", NULL, 1);
     }
@@ -491,14 +604,18 @@ static json_t *start_job(json_t *id, int kind, json_t *args, json_t *meta)
     return NULL;
 }
 
-static json_t *list_sessions(void)
+static json_t *list_sessions(const channel *ch)
 {
     json_t *list = json_array();
+    size_t plen = strlen(ch->sid) + 1;
     pthread_mutex_lock(&S.lock);
-    for (session *s = S.sessions; s; s = s->next)
-        json_array_append_new(list, json_pack("{s:s, s:I, s:b, s:I}", "name", s->name, "runs",
-                                              (json_int_t)s->runs, "running", s->busy,
+    for (session *s = S.sessions; s; s = s->next) {
+        if (strncmp(s->name, ch->sid, plen - 1) != 0 || s->name[plen - 1] != ':')
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:I, s:b, s:I}", "name", s->name + plen,
+                                              "runs", (json_int_t)s->runs, "running", s->busy,
                                               "memory_bytes", (json_int_t)s->memory_bytes));
+    }
     pthread_mutex_unlock(&S.lock);
     char *text = json_dumps(list, JSON_INDENT(1));
     json_t *r = tool_result(json_array_size(list) ? (text ? text : "") : "no sessions yet",
@@ -507,20 +624,56 @@ static json_t *list_sessions(void)
     return r;
 }
 
-static void cancel(json_t *params)
+/* notifications/cancelled: the named request of this MCP session. */
+static void cancel(const channel *ch, json_t *params)
 {
     json_t *rid = json_object_get(params, "requestId");
     if (!rid)
         return;
     pthread_mutex_lock(&S.lock);
     for (job *j = S.jobs; j; j = j->next) {
-        if (!j->cancelled && json_equal(j->id, rid)) {
+        if (!j->cancelled && strcmp(j->sid, ch->sid) == 0 && json_equal(j->id, rid)) {
             j->cancelled = 1;
             if (j->running)
                 eryx_sandbox_interrupt(j->running->sb);
         }
     }
     pthread_cond_broadcast(&S.cond);
+    pthread_mutex_unlock(&S.lock);
+}
+
+void eryx_mcp_end_session(const char *sid)
+{
+    size_t plen = strlen(sid);
+    pthread_mutex_lock(&S.lock);
+    uint64_t until = now_ms() + 5000;
+    for (;;) {
+        int left = 0;
+        for (job *j = S.jobs; j; j = j->next) {
+            if (strcmp(j->sid, sid) != 0)
+                continue;
+            left = 1;
+            j->cancelled = 1;
+            if (j->running)
+                eryx_sandbox_interrupt(j->running->sb);
+        }
+        pthread_cond_broadcast(&S.cond);
+        if (!left || now_ms() >= until)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&S.cond, &S.lock, &ts);
+    }
+    for (session *s = S.sessions, *next; s; s = next) {
+        next = s->next;
+        if (!s->busy && strncmp(s->name, sid, plen) == 0 && s->name[plen] == ':')
+            drop_session(s);
+    }
     pthread_mutex_unlock(&S.lock);
 }
 
@@ -540,66 +693,61 @@ static json_t *initialize(json_t *params)
                      "one program (asyncio.gather) is faster than one tool call each.");
 }
 
-static void handle(const char *line, size_t len)
+json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 {
-    jr_msg m;
-    jr_decode(line, len, &m);
-    json_t *reply = NULL;
-    if (m.kind == JR_INVALID) {
-        reply = jr_error(NULL, m.parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
-                         m.parse_error ? "parse error: not JSON" : "not a JSON-RPC 2.0 message");
-    } else if (m.kind == JR_BATCH) {
-        reply = jr_error(NULL, JR_INVALID_REQUEST, "batches are not supported");
-    } else if (m.kind == JR_NOTIFICATION) {
-        if (strcmp(m.method, "notifications/cancelled") == 0)
-            cancel(m.params);
-    } else if (m.kind == JR_REQUEST) {
-        const char *meth = m.method;
-        if (m.params && !json_is_object(m.params)) {
-            reply = jr_error(m.id, JR_INVALID_PARAMS, "params must be an object");
-        } else if (strcmp(meth, "initialize") == 0) {
-            reply = jr_response(m.id, initialize(m.params));
-        } else if (strcmp(meth, "ping") == 0) {
-            reply = jr_response(m.id, NULL);
-        } else if (strcmp(meth, "tools/list") == 0) {
-            json_t *cursor = json_object_get(m.params, "cursor");
-            reply = cursor && !json_is_null(cursor)
-                        ? jr_error(m.id, JR_INVALID_PARAMS, "invalid cursor")
-                        : jr_response(m.id, json_pack("{s:O}", "tools", S.tools));
-        } else if (strcmp(meth, "tools/call") == 0) {
-            json_t *name = json_object_get(m.params, "name");
-            json_t *args = json_object_get(m.params, "arguments");
-            json_t *meta = json_object_get(m.params, "_meta");
-            const char *n = json_is_string(name) ? json_string_value(name) : "";
-            if (args && !json_is_object(args) && !json_is_null(args)) {
-                reply = jr_error(m.id, JR_INVALID_PARAMS, "arguments must be an object");
-            } else if (strcmp(n, "run_python") == 0 || strcmp(n, "reset_session") == 0) {
-                json_t *answer = start_job(m.id, n[0] == 'r' && n[1] == 'u' ? JOB_RUN
-                                                                            : JOB_RESET,
-                                           args, meta);
-                reply = answer ? jr_response(m.id, answer) : NULL;
-            } else if (strcmp(n, "list_sessions") == 0) {
-                reply = jr_response(m.id, list_sessions());
-            } else {
-                char msg[200];
-                snprintf(msg, sizeof msg, "unknown tool: %.100s", n);
-                reply = jr_error(m.id, JR_INVALID_PARAMS, msg);
-            }
-        } else {
-            reply = jr_error(m.id, JR_METHOD_NOT_FOUND, "method not found");
-        }
+    if (m->kind == JR_INVALID)
+        return jr_error(NULL, m->parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
+                        m->parse_error ? "parse error: not JSON" : "not a JSON-RPC 2.0 message");
+    if (m->kind == JR_BATCH)
+        return jr_error(NULL, JR_INVALID_REQUEST, "batches are not supported");
+    if (m->kind == JR_NOTIFICATION) {
+        if (strcmp(m->method, "notifications/cancelled") == 0)
+            cancel(ch, m->params);
+        return NULL;
     }
-    /* Responses from the client: we send it no requests; ignored. */
-    jr_msg_clear(&m);
-    send_msg(reply);
+    if (m->kind != JR_REQUEST)
+        return NULL; /* responses: we send the client no requests */
+    const char *meth = m->method;
+    if (m->params && !json_is_object(m->params))
+        return jr_error(m->id, JR_INVALID_PARAMS, "params must be an object");
+    if (strcmp(meth, "initialize") == 0)
+        return jr_response(m->id, initialize(m->params));
+    if (strcmp(meth, "ping") == 0)
+        return jr_response(m->id, NULL);
+    if (strcmp(meth, "tools/list") == 0) {
+        json_t *cursor = json_object_get(m->params, "cursor");
+        return cursor && !json_is_null(cursor)
+                   ? jr_error(m->id, JR_INVALID_PARAMS, "invalid cursor")
+                   : jr_response(m->id, json_pack("{s:O}", "tools", S.tools));
+    }
+    if (strcmp(meth, "tools/call") != 0)
+        return jr_error(m->id, JR_METHOD_NOT_FOUND, "method not found");
+    json_t *name = json_object_get(m->params, "name");
+    json_t *args = json_object_get(m->params, "arguments");
+    json_t *meta = json_object_get(m->params, "_meta");
+    const char *n = json_is_string(name) ? json_string_value(name) : "";
+    if (args && !json_is_object(args) && !json_is_null(args))
+        return jr_error(m->id, JR_INVALID_PARAMS, "arguments must be an object");
+    if (strcmp(n, "run_python") == 0 || strcmp(n, "reset_session") == 0) {
+        json_t *answer = start_job(ch, m->id, strcmp(n, "run_python") == 0 ? JOB_RUN : JOB_RESET,
+                                   args, meta);
+        return answer ? jr_response(m->id, answer) : NULL;
+    }
+    if (strcmp(n, "list_sessions") == 0)
+        return jr_response(m->id, list_sessions(ch));
+    char msg[200];
+    snprintf(msg, sizeof msg, "unknown tool: %.100s", n);
+    return jr_error(m->id, JR_INVALID_PARAMS, msg);
 }
 
 /* Once a second: a progress notification for each running call that
  * asked for them (progress counts seconds). */
-static void progress_tick(void)
+void eryx_mcp_progress_tick(void)
 {
     uint64_t now = now_ms();
-    json_t *batch = json_array();
+    channel *due[MAX_JOBS];
+    json_t *notes[MAX_JOBS];
+    size_t n = 0;
     pthread_mutex_lock(&S.lock);
     for (job *j = S.jobs; j; j = j->next) {
         /* Again for a cancel that came just before its run started (an
@@ -615,17 +763,17 @@ static void progress_tick(void)
         j->progress = (json_int_t)secs;
         char msg[80];
         snprintf(msg, sizeof msg, "running for %llu s", (unsigned long long)secs);
-        json_array_append_new(batch, jr_notification("notifications/progress",
-                                                     json_pack("{s:O, s:I, s:s}",
-                                                               "progressToken",
-                                                               j->progress_token, "progress",
-                                                               j->progress, "message", msg)));
+        notes[n] = jr_notification("notifications/progress",
+                                   json_pack("{s:O, s:I, s:s}", "progressToken",
+                                             j->progress_token, "progress", j->progress,
+                                             "message", msg));
+        due[n++] = ch_ref(j->ch);
     }
     pthread_mutex_unlock(&S.lock);
-    size_t i;
-    json_t *n;
-    json_array_foreach(batch, i, n) send_msg(json_incref(n));
-    json_decref(batch);
+    for (size_t i = 0; i < n; i++) {
+        ch_send(due[i], notes[i], 0);
+        eryx_mcp_channel_unref(due[i]);
+    }
 }
 
 /* ---- the tools' descriptions ---- */
@@ -783,20 +931,18 @@ static json_t *make_tools(void)
     return tools;
 }
 
-int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
+static void handle(const char *line, size_t len)
 {
-    S.rt = rt;
-    S.cfg = *cfg;
-    S.cfg.on_output = NULL;        /* stdout is the protocol's */
-    S.cfg.output_user_data = NULL;
-    S.cfg.on_trace = NULL;
-    S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
-    S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
-    S.tools = make_tools();
-    if (!S.tools) {
-        fprintf(stderr, "eryx: cannot describe the tools (out of memory)\n");
-        return 71;
-    }
+    jr_msg m;
+    jr_decode(line, len, &m);
+    json_t *reply = eryx_mcp_dispatch(&eryx_mcp_stdio, &m);
+    jr_msg_clear(&m);
+    ch_send(&eryx_mcp_stdio, reply, 1);
+}
+
+/* Reads requests on stdin until it closes (or stdout breaks). */
+static void serve_stdio(void)
+{
     jr_framer f;
     jr_framer_init(&f, S.max_message);
     for (;;) {
@@ -815,11 +961,13 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
                 if (k == JR_LINE)
                     handle(line, len);
                 else
-                    send_msg(jr_error(NULL, JR_INVALID_REQUEST,
-                                      "message larger than --mcp-max-message (dropped)"));
+                    ch_send(&eryx_mcp_stdio,
+                            jr_error(NULL, JR_INVALID_REQUEST,
+                                     "message larger than --mcp-max-message (dropped)"),
+                            1);
             }
         }
-        progress_tick();
+        eryx_mcp_progress_tick();
         pthread_mutex_lock(&S.lock);
         int broken = S.out_broken;
         pthread_mutex_unlock(&S.lock);
@@ -827,6 +975,29 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
             break;
     }
     jr_framer_free(&f);
+}
+
+int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
+{
+    S.rt = rt;
+    S.cfg = *cfg;
+    S.cfg.on_output = NULL;        /* stdout is the protocol's */
+    S.cfg.output_user_data = NULL;
+    S.cfg.on_trace = NULL;
+    S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
+    S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
+    int listen_fd = -1;
+    if (m->http && (listen_fd = eryx_mcp_http_listen(m->http)) < 0)
+        return 2;
+    S.tools = make_tools();
+    if (!S.tools) {
+        fprintf(stderr, "eryx: cannot describe the tools (out of memory)\n");
+        return 71;
+    }
+    if (listen_fd >= 0)
+        eryx_mcp_http_serve(listen_fd, S.max_message);
+    else
+        serve_stdio();
     /* The client is gone: stop every run, wait for their threads. */
     pthread_mutex_lock(&S.lock);
     S.closing = 1;

@@ -238,6 +238,55 @@ await test('malformed messages get JSON-RPC errors', async () => {
   assert.equal(rs[4].id, 'four');
 });
 
+await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
+  const { spawn } = await import('node:child_process');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  try {
+    const clients = [];
+    for (let i = 0; i < 2; i++) {
+      const t = new StreamableHTTPClientTransport(url);
+      const c = new Client({ name: `http-${i}`, version: '1' });
+      await c.connect(t);
+      assert.match(t.sessionId, /^[0-9a-f]{32}$/);
+      clients.push({ c, t });
+    }
+    // Each MCP session has its own "default" session.
+    await run(clients[0].c, 'v = "zero"');
+    await run(clients[1].c, 'v = "one"');
+    let r = await run(clients[0].c, 'result = v');
+    assert.equal(r.structuredContent.result, 'zero');
+    r = await clients[1].c.callTool({ name: 'list_sessions', arguments: {} });
+    assert.deepEqual(r.structuredContent.sessions.map((s) => s.name), ['default']);
+    // Progress arrives as server-sent events before the answer.
+    const seen = [];
+    r = await run(clients[1].c, 'import time\ntime.sleep(1.3)\nresult = v', {},
+      { onprogress: (p) => seen.push(p) });
+    assert.equal(r.structuredContent.result, 'one');
+    assert.ok(seen.length >= 1);
+    // Ending the MCP session: later requests with its id are refused.
+    const sid = clients[1].t.sessionId;
+    await clients[1].t.terminateSession();
+    const res = await fetch(url, { method: 'POST', headers: {
+      'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }) });
+    assert.equal(res.status, 404);
+    // Not loopback: refused (DNS rebinding).
+    const evil = await fetch(url, { method: 'POST', headers: { origin: 'http://evil.example' } });
+    assert.equal(evil.status, 403);
+    await clients[0].c.close();
+  } finally {
+    server.kill();
+  }
+});
+
 await client.close();
 fs.rmSync(dir, { recursive: true });
 console.log(`sdk_client: ${passed} passed`);
