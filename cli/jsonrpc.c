@@ -256,6 +256,30 @@ int jr_write_ex(int fd, pthread_mutex_t *lock, const json_t *msg, size_t max,
     return rc;
 }
 
+long jr_write_some(int fd, const char *p, size_t n)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w;
+    do
+        w = write(fd, p, n);
+    while (w < 0 && errno == EINTR);
+    int err = errno;
+    sigset_t pending;
+    if (sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (w < 0 && (err == EAGAIN || err == EWOULDBLOCK))
+        return 0;
+    errno = err;
+    return w < 0 ? -1 : (long)w;
+}
+
 int jr_write_raw(int fd, const char *p, size_t n)
 {
     return write_all(fd, p, n, NULL, NULL);

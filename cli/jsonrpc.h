@@ -80,6 +80,10 @@ int jr_write(int fd, pthread_mutex_t *lock, const json_t *msg);
 int jr_write_ex(int fd, pthread_mutex_t *lock, const json_t *msg, size_t max,
                 int (*stop)(void *ud), void *ud);
 
+/* One write attempt on a non-blocking fd, SIGPIPE kept away: the bytes
+ * written (0 when it would block), or -1 when the peer is gone. */
+long jr_write_some(int fd, const char *p, size_t n);
+
 /* Writes n bytes to a blocking fd, SIGPIPE kept away; -1 when it fails. */
 int jr_write_raw(int fd, const char *p, size_t n);
 

@@ -6,11 +6,13 @@
  * line; its stderr is ours. At start: initialize (protocol revision
  * 2025-11-25, or the 2025-06-18 a server answers with), the initialized
  * notification, tools/list page by page. Each tool becomes the callback
- * `mcp.NAME.TOOL`: its handler sends tools/call and returns at once; a
- * reader thread per server matches responses to calls by id and completes
- * them. So concurrent calls (asyncio.gather) are concurrent requests to
- * the server, and the callback timeout, count and size limits of the
- * sandbox apply to them as to any callback.
+ * `mcp.NAME.TOOL`: its handler (inline: it never blocks) writes tools/call
+ * to the server's stdin, or queues what the pipe does not take, and
+ * returns; an I/O thread per server flushes that queue and reads the
+ * answers, matches them to calls by id and completes them. So concurrent
+ * calls (asyncio.gather) are concurrent requests to the server, no thread
+ * is spent per call, and the callback timeout, count and size limits of
+ * the sandbox apply to them as to any callback.
  *
  * A server that misbehaves costs a catchable CallbackError, never eryx:
  * one that exits fails its calls in flight and every later one; a line
@@ -18,8 +20,8 @@
  * over --mcp-max-message is dropped as it streams (memory stays bounded)
  * and fails the calls in flight; one that stops answering leaves its calls
  * to the callback timeout (each then gets notifications/cancelled); one
- * that stops reading its stdin is stopped once a call waiting on the write
- * times out.
+ * that stops reading its stdin (its queue makes no progress for a callback
+ * timeout) is stopped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -60,7 +62,11 @@ typedef struct mcp_conn {
     int reader_started;
     pthread_mutex_t lock;  /* everything below */
     pthread_cond_t cond;
-    pthread_mutex_t write_lock;
+    char *out;             /* bytes for the server's stdin not written yet */
+    size_t out_len, out_off, out_cap, out_max;
+    uint64_t out_stalled;  /* when the queue last made progress */
+    uint64_t stall_ms;     /* no progress for this long: the server is stopped */
+    int wake[2];           /* wakes the I/O thread: the queue has bytes */
     pending *pending;
     json_int_t next_id;
     int dead, stopping, reaped;
@@ -408,12 +414,88 @@ static void complete_call(mcp_conn *c, pending *p, json_t *result, json_t *error
     free(p);
 }
 
+/* Writes msg to the server's stdin now, queueing what the pipe does not
+ * take (the I/O thread flushes it): never blocks. -1 with errno EMSGSIZE
+ * (over max), ENOBUFS (the queue is full: the server does not read), EPIPE
+ * (the server is gone) or ENOMEM. */
+static int send_msg(mcp_conn *c, const json_t *msg, size_t max)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    if (!text) {
+        errno = ENOMEM;
+        return -1;
+    }
+    size_t n = strlen(text);
+    if (max && n > max) {
+        free(text);
+        errno = EMSGSIZE;
+        return -1;
+    }
+    text[n++] = '\n'; /* the NUL becomes the line's end */
+    int rc = 0, err = 0;
+    pthread_mutex_lock(&c->lock);
+    size_t done = 0;
+    if (c->dead || c->to_fd < 0) {
+        rc = -1;
+        err = EPIPE;
+    } else if (c->out_off == c->out_len) {
+        long w = jr_write_some(c->to_fd, text, n);
+        if (w < 0) {
+            rc = -1;
+            err = EPIPE;
+        } else {
+            done = (size_t)w;
+        }
+    } else if (c->out_len - c->out_off + n > c->out_max) {
+        rc = -1;
+        err = ENOBUFS;
+    }
+    if (rc == 0 && done < n) {
+        if (c->out_off) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        size_t need = c->out_len + n - done;
+        if (need > c->out_cap) {
+            size_t cap = c->out_cap ? c->out_cap : 65536;
+            while (cap < need)
+                cap *= 2;
+            char *bigger = realloc(c->out, cap);
+            if (!bigger) {
+                /* Part of the message may be in the pipe: the stream is
+                 * broken. */
+                rc = -1;
+                err = ENOMEM;
+                set_dead(c, "MCP server %s %s", "could not be written to (out of memory)");
+            } else {
+                c->out = bigger;
+                c->out_cap = cap;
+            }
+        }
+        if (rc == 0) {
+            if (c->out_len == 0)
+                c->out_stalled = now_ms();
+            memcpy(c->out + c->out_len, text + done, n - done);
+            c->out_len += n - done;
+            char one = 1;
+            if (write(c->wake[1], &one, 1) < 0) {
+                /* full: the I/O thread is awake already */
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    free(text);
+    errno = err;
+    return rc;
+}
+
 static void send_cancel(mcp_conn *c, json_int_t id, const char *reason)
 {
     json_t *n = jr_notification("notifications/cancelled",
                                 json_pack("{s:I, s:s}", "requestId", id, "reason", reason));
-    if (n && !c->dead)
-        jr_write_ex(c->to_fd, &c->write_lock, n, 0, NULL, NULL);
+    if (n)
+        send_msg(c, n, 0);
     json_decref(n);
 }
 
@@ -451,7 +533,7 @@ static void handle_line(mcp_conn *c, const char *line, size_t len)
                             ? jr_response(m.id, NULL)
                             : jr_error(m.id, JR_METHOD_NOT_FOUND, "method not supported by eryx");
         if (reply)
-            jr_write_ex(c->to_fd, &c->write_lock, reply, 0, NULL, NULL);
+            send_msg(c, reply, 0);
         json_decref(reply);
         break;
     }
@@ -524,17 +606,52 @@ static void reap(mcp_conn *c, int wait_ms, char *how, size_t how_len)
     }
 }
 
+/* Writes what the queue holds, as far as the pipe takes it; a queue that
+ * made no progress for stall_ms means a server that does not read. */
+static void flush(mcp_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->out_off < c->out_len && !c->dead && c->to_fd >= 0) {
+        long w = jr_write_some(c->to_fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (w > 0) {
+            c->out_off += (size_t)w;
+            c->out_stalled = now_ms();
+            if (c->out_off == c->out_len)
+                c->out_off = c->out_len = 0;
+        } else if (w < 0) {
+            set_dead(c, "MCP server %s %s", "cannot be written to (it exited?)");
+            fail_all(c, c->dead_msg);
+        } else if (now_ms() - c->out_stalled > c->stall_ms) {
+            set_dead(c, "MCP server %s %s", "stopped reading its input; it was stopped");
+            fail_all(c, c->dead_msg);
+            kill(-c->pid, SIGKILL);
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
 static void *reader_main(void *arg)
 {
     mcp_conn *c = arg;
     jr_framer f;
     jr_framer_init(&f, c->max_message);
     for (;;) {
-        struct pollfd pfd = {c->from_fd, POLLIN, 0};
-        int r = poll(&pfd, 1, 200);
+        pthread_mutex_lock(&c->lock);
+        int want_out = c->out_off < c->out_len && !c->dead;
+        pthread_mutex_unlock(&c->lock);
+        struct pollfd pfd[3] = {{c->from_fd, POLLIN, 0},
+                                {c->wake[0], POLLIN, 0},
+                                {want_out ? c->to_fd : -1, POLLOUT, 0}};
+        int r = poll(pfd, 3, 200);
         if (r < 0 && errno != EINTR)
             break;
-        if (r > 0) {
+        if (r > 0 && pfd[1].revents) {
+            char drain[64];
+            while (read(c->wake[0], drain, sizeof drain) > 0) {
+            }
+        }
+        flush(c);
+        if (r > 0 && pfd[0].revents) {
             long n = jr_framer_read(&f, c->from_fd);
             if (n <= 0)
                 break;
@@ -580,37 +697,6 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-/* Stops waiting for a write when the call's guest stopped waiting. */
-static int call_gone(void *ud)
-{
-    return !eryx_call_pending(ud);
-}
-
-typedef struct {
-    mcp_conn *c;
-    uint64_t deadline;
-} deadline_ud;
-
-static int past_deadline(void *ud)
-{
-    deadline_ud *d = ud;
-    return now_ms() >= d->deadline || d->c->dead;
-}
-
-/* A peer that blocked a write until its caller gave up cannot be spoken to
- * again (half a message may be in the pipe): it is stopped. */
-static void write_failed(mcp_conn *c, int err)
-{
-    if (err == EMSGSIZE)
-        return;
-    pthread_mutex_lock(&c->lock);
-    set_dead(c, "MCP server %s %s", err == ETIMEDOUT ? "stopped reading its input; it was stopped"
-                                                     : "cannot be written to (it exited?)");
-    fail_all(c, c->dead_msg);
-    pthread_mutex_unlock(&c->lock);
-    kill(-c->pid, SIGKILL);
-}
-
 void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call)
 {
     struct eryx_cli_mcp_tool *t = user_data;
@@ -647,25 +733,23 @@ void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call)
     pthread_mutex_unlock(&c->lock);
     json_t *req = jr_request(id, "tools/call", json_pack("{s:s, s:o}", "name", t->tool,
                                                           "arguments", args));
-    int rc = req ? jr_write_ex(c->to_fd, &c->write_lock, req, c->max_message, call_gone, call)
-                 : -1;
+    int rc = req ? send_msg(c, req, c->max_message) : -1;
     int e = req ? errno : ENOMEM;
     json_decref(req);
     if (rc == 0)
         return;
-    /* Not sent: the call is ours to fail, unless the reader already did. */
+    /* Not sent: the call is ours to fail, unless the I/O thread did. */
     pthread_mutex_lock(&c->lock);
     p = take(c, id);
     pthread_mutex_unlock(&c->lock);
-    if (e != EMSGSIZE && e != ENOMEM)
-        write_failed(c, e);
     if (p) {
         char msg[200];
         snprintf(msg, sizeof msg, "MCP server %s, tool %s: %s", c->name, t->tool,
                  e == EMSGSIZE ? "the arguments are larger than --mcp-max-message"
-                 : e == ETIMEDOUT ? "the server does not read its input"
-                                  : "the request could not be sent");
-        eryx_call_fail(p->call, e == ETIMEDOUT ? ERYX_CALL_TIMEOUT : ERYX_CALL_FAILED, msg);
+                 : e == ENOBUFS ? "the server does not read its input"
+                 : e == EPIPE   ? "the server is gone"
+                                : "the request could not be sent");
+        eryx_call_fail(p->call, ERYX_CALL_FAILED, msg);
         free(p);
     }
 }
@@ -689,9 +773,7 @@ static json_t *request(mcp_conn *c, const char *method, json_t *params, uint64_t
     int dead = c->dead;
     pthread_mutex_unlock(&c->lock);
     json_t *req = jr_request(p->id, method, params);
-    deadline_ud d = {c, deadline};
-    if (dead || !req || jr_write_ex(c->to_fd, &c->write_lock, req, c->max_message,
-                                    past_deadline, &d) < 0) {
+    if (dead || !req || send_msg(c, req, c->max_message) < 0) {
         pthread_mutex_lock(&c->lock);
         if (!p->done)
             take(c, p->id);
@@ -786,7 +868,9 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
     c->to_fd = c->from_fd = -1;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
-    pthread_mutex_init(&c->write_lock, NULL);
+    c->wake[0] = c->wake[1] = -1;
+    c->stall_ms = m->callback_timeout_ms ? m->callback_timeout_ms : 10000;
+    c->out_max = c->max_message * 4 + (1u << 20);
     c->tools = json_array();
     pthread_mutex_lock(&conns_lock);
     c->next = conns;
@@ -795,6 +879,10 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
     char *error = NULL;
     json_t *res = NULL;
     uint64_t deadline = now_ms() + (m->connect_timeout_ms ? m->connect_timeout_ms : 30000);
+    if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        fprintf(stderr, "eryx: --mcp-server %s: %s\n", name, strerror(errno));
+        return NULL;
+    }
     c->pid = spawn(command, &c->to_fd, &c->from_fd);
     if (c->pid < 0) {
         fprintf(stderr, "eryx: --mcp-server %s: cannot start '%s': %s\n", name, command,
@@ -829,8 +917,7 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
     json_decref(res);
     res = NULL;
     json_t *note = jr_notification("notifications/initialized", NULL);
-    deadline_ud d = {c, deadline};
-    int wrc = note ? jr_write_ex(c->to_fd, &c->write_lock, note, 0, past_deadline, &d) : -1;
+    int wrc = note ? send_msg(c, note, 0) : -1;
     json_decref(note);
     if (wrc < 0) {
         fprintf(stderr, "eryx: --mcp-server %s: cannot write to it\n", name);
@@ -885,7 +972,10 @@ static void stop_one(mcp_conn *c)
     if (was_stopping)
         return;
     if (c->pid > 0 && !reaped(c)) {
+        pthread_mutex_lock(&c->lock);
         close(c->to_fd);
+        c->to_fd = -1;
+        pthread_mutex_unlock(&c->lock);
         char how[80];
         reap(c, 1000, how, sizeof how);
         if (!reaped(c)) {
@@ -990,6 +1080,7 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
             cb->schema = t->schema;
             cb->handler = eryx_cli_mcp_tool_handler;
             cb->user_data = t;
+            cb->flags = ERYX_CALLBACK_INLINE; /* it never blocks: send_msg queues */
         }
     }
     cfg->callbacks = merged;
