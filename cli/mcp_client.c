@@ -633,6 +633,12 @@ static void flush(mcp_conn *c)
 static void *reader_main(void *arg)
 {
     mcp_conn *c = arg;
+    /* Ctrl-C belongs to the command's own SIGINT thread (cli/main.c), which
+     * expects every other thread to block it; this one may start first. */
+    sigset_t intr;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &intr, NULL);
     jr_framer f;
     jr_framer_init(&f, c->max_message);
     for (;;) {
@@ -1008,6 +1014,10 @@ static const char *str_or(json_t *v, const char *dflt)
 
 int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
 {
+    if (m->http && !m->serve) {
+        fprintf(stderr, "eryx: --http is an option of `eryx mcp`\n");
+        return -1;
+    }
     if (m->callback_timeout_ms)
         cfg->callback_timeout_ns = m->callback_timeout_ms * 1000000u;
     if (m->n_servers == 0)

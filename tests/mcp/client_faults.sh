@@ -125,5 +125,21 @@ cat >"$tmp/paged.want" <<'EOF'
 EOF
 expect paged "$tmp/paged.want" 0 -- --mcp-server bad="$BAD paged" "$tmp/paged.py"
 
+# Ctrl-C (SIGINT) still interrupts the sandbox, not the process, with MCP
+# servers (and their threads) running: exit status 130.
+"$ERYX" --mcp-server bad="$BAD" -c 'import time
+print(await mcp.bad.ok(x=1), flush=True)
+while True: time.sleep(0.01)' >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for _ in $(seq 100); do grep -q x "$tmp/out" && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+status=$?
+if [ $status != 130 ]; then
+    echo "FAIL sigint: status $status (want 130)"; cat "$tmp/err"; fails=$((fails + 1))
+else
+    echo "ok   sigint"
+fi
+
 [ $fails = 0 ] && echo "client_faults: all passed" || echo "client_faults: $fails failed"
 [ $fails = 0 ]
