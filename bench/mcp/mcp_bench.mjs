@@ -32,17 +32,6 @@ async function connect(command, args) {
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]; };
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6;
 
-async function timeIt(fn, reps) {
-  await fn(); // warm
-  const per = [];
-  for (let r = 0; r < rounds; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = 0; i < reps; i++) await fn();
-    per.push(ms(t0) / reps);
-  }
-  return { median: median(per), min: Math.min(...per), max: Math.max(...per) };
-}
-
 const eryxClient = await connect(eryx, ['mcp', '--mcp-server', `ev=node ${everything} stdio`]);
 const nativeClient = await connect('node', [`${here}/native_python_server.mjs`, sdkDir, python]);
 const evClient = await connect('node', [everything, 'stdio']);
@@ -50,21 +39,40 @@ const evClient = await connect('node', [everything, 'stdio']);
 const call = (c, name, args) => c.callTool({ name, arguments: args });
 const check = (r) => { if (r.isError) throw new Error(JSON.stringify(r.content)); return r; };
 
-const rt = {
-  eryx: await timeIt(async () => check(await call(eryxClient, 'run_python', { code: 'pass' })), 50),
-  native: await timeIt(async () => check(await call(nativeClient, 'run_python', { code: 'pass' })), 10),
-  echo: await timeIt(async () => check(await call(evClient, 'echo', { message: 'x' })), 50),
-};
+// The figures of one table are taken interleaved, round by round, their
+// order rotated each round, so that a busy moment of the machine falls on
+// all of them alike.
+async function interleaved(fns) {
+  const names = Object.keys(fns);
+  const per = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) await fns[n].fn(); // warm
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < names.length; k++) {
+      const n = names[(k + r) % names.length];
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < fns[n].reps; i++) await fns[n].fn();
+      per[n].push(ms(t0) / fns[n].reps);
+    }
+  }
+  return Object.fromEntries(names.map((n) => [n,
+    { median: median(per[n]), min: Math.min(...per[n]), max: Math.max(...per[n]) }]));
+}
+
+const rt = await interleaved({
+  eryx: { reps: 20, fn: async () => check(await call(eryxClient, 'run_python', { code: 'pass' })) },
+  native: { reps: 3, fn: async () => check(await call(nativeClient, 'run_python', { code: 'pass' })) },
+  echo: { reps: 20, fn: async () => check(await call(evClient, 'echo', { message: 'x' })) },
+});
 
 const gatherCode = 'import asyncio\nr = await asyncio.gather(*[mcp.ev.get_sum(a=i, b=1) for i in range(100)])\nassert len(r) == 100';
 const serialCode = 'for i in range(100):\n    await mcp.ev.get_sum(a=i, b=1)';
-const hundred = {
-  gather: await timeIt(async () => check(await call(eryxClient, 'run_python', { code: gatherCode })), 1),
-  serial: await timeIt(async () => check(await call(eryxClient, 'run_python', { code: serialCode })), 1),
-  client: await timeIt(async () => {
+const hundred = await interleaved({
+  gather: { reps: 1, fn: async () => check(await call(eryxClient, 'run_python', { code: gatherCode })) },
+  serial: { reps: 1, fn: async () => check(await call(eryxClient, 'run_python', { code: serialCode })) },
+  client: { reps: 1, fn: async () => {
     for (let i = 0; i < 100; i++) check(await call(evClient, 'get-sum', { a: i, b: 1 }));
-  }, 1),
-};
+  } },
+});
 
 await eryxClient.close();
 await nativeClient.close();
@@ -78,7 +86,7 @@ console.log(`## MCP (issue 15): tool calls over stdio
 - git commit: ${sh('git', ['-C', here, 'rev-parse', '--short', 'HEAD'])}
 - machine: ${os.cpus()[0].model}, \`nproc\` = ${os.cpus().length}; load average before the run ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}
 - command: \`node bench/mcp/mcp_bench.mjs build/bin/eryx NPM_DIR NATIVE_PYTHON ${rounds}\` (NPM_DIR: \`scripts/install-npm.sh\`; NATIVE_PYTHON: the guest build's native CPython 3.13)
-- client: \`@modelcontextprotocol/sdk\` ${sh('node', ['-p', `require('${sdkDir}/package.json').version`])} \`Client\` over \`StdioClientTransport\`, Node ${process.version}; each figure the median (min–max) over ${rounds} rounds, after one warm-up call
+- client: \`@modelcontextprotocol/sdk\` ${sh('node', ['-p', `require('${sdkDir}/package.json').version`])} \`Client\` over \`StdioClientTransport\`, Node ${process.version}; each figure the median (min–max) over ${rounds} rounds, after one warm-up call; the figures of a table taken interleaved, their order rotated each round
 
 One tool call, client → server → client (per call):
 
