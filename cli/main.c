@@ -507,8 +507,9 @@ int main(int argc, char **argv)
     if (p != 0)
         return p < 0 ? EXIT_USAGE : 0;
     if (serve_mcp) {
-        if (c.code_arg || c.file) {
-            fprintf(stderr, "eryx mcp: takes options only (its code comes from the client)\n");
+        if (c.code_arg || c.file || c.session) {
+            fprintf(stderr, "eryx mcp: takes no program and no --session (code and sessions "
+                            "come from the client)\n");
             return EXIT_USAGE;
         }
         c.mcp.serve = 1;

@@ -1103,5 +1103,6 @@ const char *eryx_cli_mcp_tool_returns(const eryx_callback *cb)
     if (cb->handler != eryx_cli_mcp_tool_handler)
         return "Any";
     const struct eryx_cli_mcp_tool *t = cb->user_data;
-    return t->has_output_schema ? "dict" : "str | Any";
+    /* Text results are a str, mixed content a list, no content None. */
+    return t->has_output_schema ? "dict" : "str | list | None";
 }

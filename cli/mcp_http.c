@@ -36,11 +36,13 @@
 #include "mcp_server.h"
 
 #define MAX_MCP_SESSIONS 64
+#define MAX_CONNECTIONS 256
 
 static struct {
     pthread_mutex_t lock;
     char ids[MAX_MCP_SESSIONS][33];
     size_t n;
+    unsigned connections;     /* threads serving one */
     size_t max_message;
 } H = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -363,6 +365,9 @@ static void *connection_main(void *arg)
     serve_connection(fd);
     shutdown(fd, SHUT_RDWR);
     close(fd);
+    pthread_mutex_lock(&H.lock);
+    H.connections--;
+    pthread_mutex_unlock(&H.lock);
     return NULL;
 }
 
@@ -376,13 +381,26 @@ void eryx_mcp_http_serve(int listen_fd, size_t max_message)
             break;
         if (r > 0) {
             int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            if (fd >= 0) {
+            pthread_mutex_lock(&H.lock);
+            int full = H.connections >= MAX_CONNECTIONS;
+            if (fd >= 0 && !full)
+                H.connections++;
+            pthread_mutex_unlock(&H.lock);
+            if (fd >= 0 && full) {
+                /* At most MAX_CONNECTIONS threads: the rest are turned away. */
+                respond(fd, 503, "Service Unavailable", NULL, NULL, NULL);
+                close(fd);
+            } else if (fd >= 0) {
                 pthread_t t;
                 pthread_attr_t attr;
                 pthread_attr_init(&attr);
                 pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                if (pthread_create(&t, &attr, connection_main, (void *)(intptr_t)fd) != 0)
+                if (pthread_create(&t, &attr, connection_main, (void *)(intptr_t)fd) != 0) {
                     close(fd);
+                    pthread_mutex_lock(&H.lock);
+                    H.connections--;
+                    pthread_mutex_unlock(&H.lock);
+                }
                 pthread_attr_destroy(&attr);
             }
         }

@@ -19,7 +19,8 @@ int eryx_cli_py_keyword(const char *s);
 void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call);
 
 /* The Python return annotation of a callback for the stubs: "dict" for an
- * MCP tool with an output schema, "Any" otherwise. */
+ * MCP tool with an output schema, "str | list | None" for one without,
+ * "Any" for other callbacks. */
 const char *eryx_cli_mcp_tool_returns(const eryx_callback *cb);
 
 #endif

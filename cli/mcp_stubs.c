@@ -3,7 +3,7 @@
  * description of `eryx mcp`'s run_python tool: what a model reads to know
  * which host functions its code may await and how to call them.
  *
- *   async def mcp.fs.read_file(path: str, head: int | None = None) -> str | Any:
+ *   async def mcp.fs.read_file(path: str, head: int | None = None) -> str | list | None:
  *       """Read a file (MCP tool 'read_file' of server fs)"""
  */
 #include <jansson.h>

@@ -64,7 +64,7 @@ await test('tools/list', async () => {
   assert.match(rp.description, /96 MiB of memory/);
   assert.match(rp.description, /\/data \(read-only\)/);
   assert.match(rp.description, /async def add\(\) -> Any:\n {4}"""Adds two numbers\."""/);
-  assert.match(rp.description, /async def mcp\.ev\.get_sum\(a: float, b: float\) -> str \| Any:/);
+  assert.match(rp.description, /async def mcp\.ev\.get_sum\(a: float, b: float\) -> str \| list \| None:/);
   assert.match(rp.description, /async def mcp\.ev\.get_structured_content\(location: str\) -> dict:/);
 });
 
