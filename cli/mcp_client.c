@@ -643,11 +643,11 @@ static void *reader_main(void *arg)
     jr_framer_init(&f, c->max_message);
     for (;;) {
         pthread_mutex_lock(&c->lock);
-        int want_out = c->out_off < c->out_len && !c->dead;
+        int out_fd = c->out_off < c->out_len && !c->dead ? c->to_fd : -1;
         pthread_mutex_unlock(&c->lock);
         struct pollfd pfd[3] = {{c->from_fd, POLLIN, 0},
                                 {c->wake[0], POLLIN, 0},
-                                {want_out ? c->to_fd : -1, POLLOUT, 0}};
+                                {out_fd, POLLOUT, 0}};
         int r = poll(pfd, 3, 200);
         if (r < 0 && errno != EINTR)
             break;
