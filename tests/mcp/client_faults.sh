@@ -141,5 +141,14 @@ else
     echo "ok   sigint"
 fi
 
+# The interactive prompt has the tools too (a terminal from script(1)).
+printf 'print(await mcp.bad.ok(x=3))\n' |
+    HOME=$tmp timeout 30 script -qc "'$ERYX' --mcp-server bad='$BAD'" /dev/null >"$tmp/out" 2>&1
+if grep -q "^{'x': 3}" <(tr -d '\r' <"$tmp/out"); then
+    echo "ok   repl"
+else
+    echo "FAIL repl:"; cat "$tmp/out"; fails=$((fails + 1))
+fi
+
 [ $fails = 0 ] && echo "client_faults: all passed" || echo "client_faults: $fails failed"
 [ $fails = 0 ]
