@@ -515,7 +515,9 @@ static void handle_line(mcp_conn *c, const char *line, size_t len)
                 json_t *msg = json_object_get(m.error, "message");
                 p->error = strdup(json_is_string(msg) ? json_string_value(msg) : "error");
             } else {
-                p->result = json_incref(m.result);
+                /* A copy: the waiting thread must not share reference
+                 * counts with this message, which this thread frees. */
+                p->result = json_deep_copy(m.result);
             }
             p->done = 1;
             pthread_cond_broadcast(&c->cond);

@@ -547,7 +547,9 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     if (!j)
         return tool_result("out of memory", NULL, 1);
     j->kind = kind;
-    j->id = json_incref(id);
+    /* Copies, never references into the request: the job's thread must
+     * not share reference counts with the reading thread. */
+    j->id = json_deep_copy(id);
     j->ch = ch_ref(ch);
     snprintf(j->sid, sizeof j->sid, "%s", ch->sid);
     j->session = strdup(json_is_string(sess) ? json_string_value(sess) : "default");
@@ -572,7 +574,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     }
     json_t *token = json_object_get(meta, "progressToken");
     if (json_is_string(token) || json_is_integer(token))
-        j->progress_token = json_incref(token);
+        j->progress_token = json_deep_copy(token);
     if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
         free_job(j);
         return tool_result("out of memory", NULL, 1);
@@ -718,7 +720,7 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
         json_t *cursor = json_object_get(m->params, "cursor");
         return cursor && !json_is_null(cursor)
                    ? jr_error(m->id, JR_INVALID_PARAMS, "invalid cursor")
-                   : jr_response(m->id, json_pack("{s:O}", "tools", S.tools));
+                   : jr_response(m->id, json_pack("{s:o}", "tools", json_deep_copy(S.tools)));
     }
     if (strcmp(meth, "tools/call") != 0)
         return jr_error(m->id, JR_METHOD_NOT_FOUND, "method not found");
@@ -764,8 +766,9 @@ void eryx_mcp_progress_tick(void)
         char msg[80];
         snprintf(msg, sizeof msg, "running for %llu s", (unsigned long long)secs);
         notes[n] = jr_notification("notifications/progress",
-                                   json_pack("{s:O, s:I, s:s}", "progressToken",
-                                             j->progress_token, "progress", j->progress,
+                                   json_pack("{s:o, s:I, s:s}", "progressToken",
+                                             json_deep_copy(j->progress_token), "progress",
+                                             j->progress,
                                              "message", msg));
         due[n++] = ch_ref(j->ch);
     }
