@@ -250,16 +250,35 @@ static void append_str(char **text, size_t *len, const char *s)
 
 /* The answer of one run_python call: structured content (the output
  * schema's fields) and the same as readable text. */
+/* At most cap bytes of s as a JSON string, with a marker when cut. */
+static json_t *output_string(const char *s, size_t n, size_t cap)
+{
+    if (n <= cap)
+        return jr_string_lossy(s, n);
+    char marker[120];
+    int m = snprintf(marker, sizeof marker, "\n[eryx: %zu bytes cut here: the answer must fit "
+                     "--mcp-max-message]\n", n - cap);
+    char *buf = malloc(cap + (size_t)m);
+    if (!buf)
+        return NULL;
+    memcpy(buf, s, cap);
+    memcpy(buf + cap, marker, (size_t)m);
+    json_t *str = jr_string_lossy(buf, cap + (size_t)m);
+    free(buf);
+    return str;
+}
+
+/* out_cap: bytes of stdout and of stderr kept (the rest is cut). */
 static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *errmsg,
-                          int was_reset)
+                          int was_reset, size_t out_cap)
 {
     const char *status = status_of(rc, res);
     json_t *sc = json_object();
     json_object_set_new(sc, "status", json_string(status));
     json_object_set_new(sc, "session", json_string(j->session));
-    json_object_set_new(sc, "stdout", res ? jr_string_lossy(res->out, res->out_len)
+    json_object_set_new(sc, "stdout", res ? output_string(res->out, res->out_len, out_cap)
                                           : json_string(""));
-    json_object_set_new(sc, "stderr", res ? jr_string_lossy(res->err, res->err_len)
+    json_object_set_new(sc, "stderr", res ? output_string(res->err, res->err_len, out_cap)
                                           : json_string(""));
     json_t *result = NULL;
     if (res && res->result_json)
@@ -282,7 +301,8 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     json_object_set_new(sc, "exit_code", json_integer(res ? res->exit_code : 1));
     json_object_set_new(sc, "duration_ms", json_real(res ? (double)res->duration_ns / 1e6 : 0));
     json_object_set_new(sc, "output_truncated",
-                        json_boolean(res && (res->out_truncated || res->err_truncated)));
+                        json_boolean(res && (res->out_truncated || res->err_truncated ||
+                                             res->out_len > out_cap || res->err_len > out_cap)));
     json_object_set_new(sc, "session_reset", json_boolean(was_reset));
 
     /* The text: what a person would see in a terminal, then the rest. */
@@ -489,7 +509,17 @@ static void *job_main(void *arg)
          * comes back empty rather than failing every later call. */
         int was_reset = eryx_sandbox_is_dead(s->sb) && eryx_sandbox_reset(s->sb) == ERYX_OK;
         pthread_mutex_lock(&S.lock);
-        answer = j->cancelled || S.closing ? NULL : run_answer(j, rc, res, errmsg, was_reset);
+        answer = j->cancelled || S.closing ? NULL
+                                           : run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX);
+        /* An answer over --mcp-max-message (stdout and stderr appear twice,
+         * and JSON escapes may take 6 bytes a byte): the output is cut so
+         * that it fits, rather than the answer lost. */
+        char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+        if (text && strlen(text) + 1024 > S.max_message) {
+            json_decref(answer);
+            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 32);
+        }
+        free(text);
         s->busy = 0;
         s->runs++;
         if (res)

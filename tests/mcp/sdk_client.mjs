@@ -197,9 +197,9 @@ await test('a client that leaves ends the runs and the server', async () => {
 });
 
 // Raw lines on stdin, answers read from stdout: what the SDK never sends.
-async function raw(lines) {
+async function raw(lines, args = []) {
   const { spawn } = await import('node:child_process');
-  const child = spawn(eryx, ['mcp'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(eryx, ['mcp', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => { out += d; });
   for (const l of lines) child.stdin.write(l + '\n');
@@ -236,6 +236,17 @@ await test('malformed messages get JSON-RPC errors', async () => {
   assert.deepEqual(rs.map((r) => r.error ? r.error.code : 'ok'),
     [-32700, -32600, -32600, -32601, 'ok', -32602, -32602]);
   assert.equal(rs[4].id, 'four');
+});
+
+await test('an answer over --mcp-max-message is cut to fit', async () => {
+  const [r] = await raw([JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+    params: { name: 'run_python', arguments: { code: 'print("\\x01" * 300000)\nresult = 7' } } })],
+    ['--mcp-max-message', '256k']);
+  const sc = r.result.structuredContent;
+  assert.equal(sc.result, 7);
+  assert.equal(sc.output_truncated, true);
+  assert.match(sc.stdout, /bytes cut here/);
+  assert.ok(JSON.stringify(r).length < 256 * 1024);
 });
 
 await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
