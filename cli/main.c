@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "mcp.h"
 #include "net_options.h"
 #include "repl.h"
 #include "shell_callback.h"
@@ -53,6 +54,7 @@ typedef struct cli {
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
+    eryx_cli_mcp mcp;         /* `eryx mcp`, --mcp-server (cli/mcp.h) */
 } cli;
 
 static void usage(FILE *f)
@@ -85,7 +87,9 @@ static void usage(FILE *f)
             "                  unless :rw); repeatable\n"
             "%s"
             "  -V, --version   print the eryx and Python versions and exit\n"
-            "  -h, --help      print this help and exit\n", cli_net_usage);
+            "  -h, --help      print this help and exit\n"
+            "\nusage: eryx mcp [option] ...   serve MCP on stdin/stdout (docs/mcp.md)\n%s",
+            cli_net_usage, eryx_cli_mcp_usage);
 }
 
 static int parse_mount(cli *c, char *spec)
@@ -194,7 +198,7 @@ static int parse_size(const char *s, uint64_t *out)
 /* Returns -1 to exit with EXIT_USAGE, 1 to exit 0 (help/version), 0 to run. */
 static int parse_args(cli *c, int argc, char **argv)
 {
-    int i = 1, net;
+    int i = 1, net, mcp_opt;
     for (; i < argc; i++) {
         char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "-m") == 0) {
@@ -238,6 +242,9 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
         } else if (strcmp(a, "--mount") == 0) {
             if (i + 1 >= argc || parse_mount(c, argv[++i]) < 0)
+                return -1;
+        } else if ((mcp_opt = eryx_cli_mcp_option(&c->mcp, argc, argv, &i)) != 0) {
+            if (mcp_opt < 0)
                 return -1;
         } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
             printf("eryx %s (Python 3.13.5, wasm32-wasip1 via wasm2c)\n", eryx_version());
@@ -433,7 +440,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
      * memory. */
     eryx_runtime_config rcfg;
     eryx_runtime_config_default(&rcfg);
-    rcfg.flags |= ERYX_RUNTIME_NO_IMAGE;
+    if (!c->mcp.serve) /* the MCP server makes many sessions: an image pays */
+        rcfg.flags |= ERYX_RUNTIME_NO_IMAGE;
     int rc = argv ? eryx_runtime_new(&rcfg, &rt) : ERYX_NOMEM;
     if (rc == ERYX_OK) {
         cfg.mounts = c->mounts;
@@ -449,6 +457,12 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
         cli_net_apply(&c->net, &cfg);
+        if (eryx_cli_mcp_connect(&c->mcp, &cfg) < 0)
+            goto done;
+        if (c->mcp.serve) {
+            status = eryx_cli_mcp_serve(&c->mcp, rt, &cfg);
+            goto done;
+        }
         if (c->session && access(c->session, F_OK) == 0) {
             rc = eryx_sandbox_load(rt, &cfg, c->session, &sb);
             /* Files of the session that did not come back (a mount the
@@ -486,6 +500,7 @@ done:
     fflush(stdout);
     eryx_result_free(res);
     eryx_sandbox_free(sb);
+    eryx_cli_mcp_disconnect();
     eryx_runtime_free(rt);
     free(argv);
     return status;
@@ -494,9 +509,19 @@ done:
 int main(int argc, char **argv)
 {
     cli c = {0};
-    int p = parse_args(&c, argc, argv);
+    int serve_mcp = argc > 1 && strcmp(argv[1], "mcp") == 0; /* `eryx mcp [option]...` */
+    int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)
         return p < 0 ? EXIT_USAGE : 0;
+    if (serve_mcp) {
+        if (c.code_arg || c.file || c.session) {
+            fprintf(stderr, "eryx mcp: takes no program and no --session (code and sessions "
+                            "come from the client)\n");
+            return EXIT_USAGE;
+        }
+        c.mcp.serve = 1;
+        return run(&c, NULL, 0, "<mcp>", "", NULL, 0);
+    }
 
     char *code = NULL, *input = NULL;
     size_t len = 0, input_len = 0;

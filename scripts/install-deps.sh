@@ -16,3 +16,11 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing >/dev/null
 fi
+# Node and npm for the MCP tests (scripts/install-npm.sh installs their npm
+# packages): Debian's, unless a node and an npm are already there.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "install-deps: installing nodejs npm"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends nodejs npm >/dev/null
+fi

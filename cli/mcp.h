@@ -1,0 +1,63 @@
+/*
+ * MCP in the eryx command (docs/mcp.md):
+ *   - `--mcp-server NAME=COMMAND`: eryx is an MCP client of COMMAND and offers
+ *     each of its tools to the sandbox as `await mcp.NAME.TOOL(**args)`, a
+ *     callback like any other (mcp_client.c);
+ *   - `eryx mcp [options]`: eryx is an MCP server on stdin/stdout whose
+ *     tools run Python in sandboxes (mcp_server.c).
+ * The options of both are parsed by eryx_cli_mcp_option from main.c's own
+ * option loop, so every other option of the command applies to them.
+ */
+#ifndef ERYX_CLI_MCP_H
+#define ERYX_CLI_MCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eryx.h"
+
+#define ERYX_CLI_MAX_MCP_SERVERS 32
+
+typedef struct eryx_cli_mcp {
+    int serve;                        /* `eryx mcp` */
+    struct {
+        const char *name, *command;
+    } servers[ERYX_CLI_MAX_MCP_SERVERS];
+    size_t n_servers;
+    uint64_t connect_timeout_ms;      /* --mcp-timeout: start + initialize +
+                                         tools/list of a server (30000) */
+    uint64_t callback_timeout_ms;     /* --callback-timeout (0: the library's) */
+    uint64_t max_message;             /* --mcp-max-message: bytes of one JSON-RPC
+                                         message, either direction (16M) */
+    uint32_t max_sessions;            /* --max-sessions of `eryx mcp` (16) */
+    const char *http;                 /* --http ADDR:PORT: Streamable HTTP on a
+                                         loopback address instead of stdio */
+} eryx_cli_mcp;
+
+/* Looks at argv[*i]: 0 if it is not an MCP option; 1 if it was one (its
+ * argument consumed, *i advanced past it); -1 after printing a usage error. */
+int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i);
+
+/* The help text of the MCP options. */
+extern const char eryx_cli_mcp_usage[];
+
+/* Starts the --mcp-server processes, initializes them, lists their tools
+ * and makes cfg's callbacks the command's own followed by one per tool
+ * (cfg->callbacks then points to memory kept until the process exits).
+ * Messages go to stderr. 0, or -1 when a server could not be used. */
+int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg);
+
+/* Stops the servers started by eryx_cli_mcp_connect (closes their stdin,
+ * then SIGTERM, then SIGKILL). Idempotent. */
+void eryx_cli_mcp_disconnect(void);
+
+/* `eryx mcp`: serves MCP on stdin/stdout until stdin closes. rt, cfg: the
+ * command's runtime and sandbox config (limits, mounts, callbacks); the
+ * config's output streaming is replaced. Returns the exit status. */
+int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg);
+
+/* Python stubs of callbacks (`async def name(a: int, b: str = "x") -> Any:
+ * """description"""`), generated from their JSON schemas: malloc'd text. */
+char *eryx_cli_mcp_stubs(const eryx_callback *cbs, size_t n);
+
+#endif

@@ -1,0 +1,1057 @@
+/*
+ * `eryx mcp`: an MCP server on stdin/stdout (newline-delimited JSON-RPC
+ * 2.0) whose tools run Python in eryx sandboxes (docs/mcp.md).
+ *
+ * Tools: run_python(code, session?, timeout_ms?), reset_session(session?),
+ * list_sessions(). A session is a sandbox kept between calls, made from the
+ * runtime's image on first use; calls on one session run one after the
+ * other, calls on different sessions at once (a thread per call).
+ *
+ * The main thread reads and answers requests; a call's thread writes its
+ * own response (writes are serialised by one lock). notifications/cancelled
+ * interrupts the call's run (eryx_sandbox_interrupt: KeyboardInterrupt,
+ * then a hard stop) or drops it while it waits for its session, and no
+ * response is sent. A call with a progressToken gets notifications/progress
+ * once a second while it runs. When stdin closes (the client went away) the
+ * runs in progress are interrupted and the process exits once they ended.
+ *
+ * With --http, the same requests come as Streamable HTTP POSTs instead
+ * (mcp_http.c); where an answer goes is the request's channel: stdout, or
+ * the HTTP connection that asked. Each HTTP client (MCP session) has its
+ * own namespace of sessions.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonrpc.h"
+#include "mcp.h"
+#include "mcp_internal.h"
+#include "mcp_server.h"
+
+#define MAX_JOBS 256
+#define DEFAULT_MAX_SESSIONS 16
+
+typedef struct job job;
+
+typedef struct session {
+    char *name;               /* "SID:NAME": the MCP session's id ("" on
+                                 stdio), then the name the client gave */
+    eryx_sandbox *sb;
+    int busy;
+    uint64_t runs;
+    uint64_t memory_bytes;    /* after its last run */
+    struct session *next;
+} session;
+
+enum { JOB_RUN, JOB_RESET };
+
+struct job {
+    int kind;
+    json_t *id;               /* the request's id */
+    char *code;
+    size_t code_len;
+    char *session;            /* its name */
+    char *key;                /* "SID:NAME" (session's name) */
+    char sid[128];            /* the MCP session ("" on stdio) */
+    channel *ch;              /* where its answer goes */
+    uint64_t timeout_ns;
+    json_t *progress_token;   /* or NULL */
+    int cancelled;
+    session *running;         /* while it runs */
+    uint64_t started_ms;
+    json_int_t progress;
+    job *next;
+};
+
+static struct {
+    pthread_mutex_t lock;     /* sessions, jobs, closing */
+    pthread_cond_t cond;
+    eryx_runtime *rt;
+    eryx_sandbox_config cfg;
+    session *sessions;
+    size_t n_sessions;
+    uint32_t max_sessions;
+    job *jobs;
+    size_t n_jobs;
+    int closing;
+    int out_broken;
+    size_t max_message;
+    json_t *tools;            /* the tools/list answer's array */
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .cond = PTHREAD_COND_INITIALIZER};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- channels ---- */
+
+channel eryx_mcp_stdio = {.kind = CH_STDIO, .fd = STDOUT_FILENO,
+                          .lock = PTHREAD_MUTEX_INITIALIZER,
+                          .cond = PTHREAD_COND_INITIALIZER, .refs = 1};
+
+channel *eryx_mcp_channel_new(int fd, const char *sid)
+{
+    channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return NULL;
+    ch->kind = CH_HTTP;
+    ch->fd = fd;
+    ch->refs = 1;
+    snprintf(ch->sid, sizeof ch->sid, "%s", sid);
+    pthread_mutex_init(&ch->lock, NULL);
+    pthread_cond_init(&ch->cond, NULL);
+    return ch;
+}
+
+static channel *ch_ref(channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    ch->refs++;
+    pthread_mutex_unlock(&ch->lock);
+    return ch;
+}
+
+void eryx_mcp_channel_unref(channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    int last = --ch->refs == 0;
+    pthread_mutex_unlock(&ch->lock);
+    if (last && ch->kind == CH_HTTP) {
+        pthread_mutex_destroy(&ch->lock);
+        pthread_cond_destroy(&ch->cond);
+        free(ch);
+    }
+}
+
+/* Writes all of p to an HTTP connection (lock held); -1 when it is gone. */
+static int http_write(channel *ch, const char *p, size_t n)
+{
+    return jr_write_raw(ch->fd, p, n);
+}
+
+/* Sends msg (consumed) on ch; final marks the answer to the channel's
+ * request. On stdio a client that went away ends the server. */
+static void ch_send(channel *ch, json_t *msg, int final)
+{
+    if (!msg)
+        return;
+    if (ch->kind == CH_STDIO) {
+        if (jr_write_ex(ch->fd, &ch->lock, msg, S.max_message, NULL, NULL) < 0) {
+            if (errno == EMSGSIZE) {
+                /* Only a response can be this large: say so instead. */
+                json_t *id = json_object_get(msg, "id");
+                json_t *err = id ? jr_error(id, JR_INTERNAL_ERROR,
+                                            "the response is larger than --mcp-max-message")
+                                 : NULL;
+                if (err)
+                    jr_write(ch->fd, &ch->lock, err);
+                json_decref(err);
+            } else {
+                pthread_mutex_lock(&S.lock);
+                S.out_broken = 1;
+                pthread_mutex_unlock(&S.lock);
+            }
+        }
+        json_decref(msg);
+        return;
+    }
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (text && strlen(text) > S.max_message) {
+        free(text);
+        text = NULL;
+        if (final) {
+            json_t *err = jr_error(NULL, JR_INTERNAL_ERROR,
+                                   "the response is larger than --mcp-max-message");
+            text = err ? json_dumps(err, JSON_COMPACT) : NULL;
+            json_decref(err);
+        }
+    }
+    pthread_mutex_lock(&ch->lock);
+    if (text && !ch->broken && !ch->done) {
+        /* Answers to a tools/call go as a stream of server-sent events:
+         * progress notifications, then the response. */
+        static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
+        if (!ch->started && http_write(ch, head, sizeof head - 1) < 0)
+            ch->broken = 1;
+        ch->started = 1;
+        if (!ch->broken && (http_write(ch, "event: message\ndata: ", 21) < 0 ||
+                            http_write(ch, text, strlen(text)) < 0 ||
+                            http_write(ch, "\n\n", 2) < 0))
+            ch->broken = 1;
+    }
+    if (final) {
+        ch->done = 1;
+        pthread_cond_broadcast(&ch->cond);
+    }
+    pthread_mutex_unlock(&ch->lock);
+    free(text);
+}
+
+/* ---- tool results ---- */
+
+static json_t *text_item(const char *text)
+{
+    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+}
+
+/* A tool result with one text item and, optionally, structured content. */
+static json_t *tool_result(const char *text, json_t *structured_stolen, int is_error)
+{
+    json_t *r = json_pack("{s:[o], s:b}", "content", text_item(text), "isError", is_error);
+    if (r && structured_stolen)
+        json_object_set_new(r, "structuredContent", structured_stolen);
+    else
+        json_decref(structured_stolen);
+    return r;
+}
+
+static const char *status_of(int rc, const eryx_result *res)
+{
+    switch (rc) {
+    case ERYX_OK: return res && res->exit_code ? "exit" : "ok";
+    case ERYX_PYTHON_EXCEPTION: return "exception";
+    case ERYX_TIMEOUT: return "timeout";
+    case ERYX_INTERRUPTED: return "interrupted";
+    case ERYX_FUEL: return "fuel";
+    case ERYX_TRAP:
+    case ERYX_DEAD: return "crashed";
+    default: return "error";
+    }
+}
+
+/* Appends to a growing text (NUL-terminated). */
+static void append(char **text, size_t *len, const char *s, size_t n)
+{
+    char *bigger = realloc(*text, *len + n + 1);
+    if (!bigger)
+        return;
+    memcpy(bigger + *len, s, n);
+    *len += n;
+    bigger[*len] = '\0';
+    *text = bigger;
+}
+
+static void append_str(char **text, size_t *len, const char *s)
+{
+    append(text, len, s, strlen(s));
+}
+
+/* The answer of one run_python call: structured content (the output
+ * schema's fields) and the same as readable text. */
+/* At most cap bytes of s as a JSON string, with a marker when cut. */
+static json_t *output_string(const char *s, size_t n, size_t cap)
+{
+    if (n <= cap)
+        return jr_string_lossy(s, n);
+    char marker[120];
+    int m = snprintf(marker, sizeof marker, "\n[eryx: %zu bytes cut here: the answer must fit "
+                     "--mcp-max-message]\n", n - cap);
+    char *buf = malloc(cap + (size_t)m);
+    if (!buf)
+        return NULL;
+    memcpy(buf, s, cap);
+    memcpy(buf + cap, marker, (size_t)m);
+    json_t *str = jr_string_lossy(buf, cap + (size_t)m);
+    free(buf);
+    return str;
+}
+
+/* out_cap: bytes of stdout and of stderr kept (the rest is cut). */
+static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *errmsg,
+                          int was_reset, size_t out_cap)
+{
+    const char *status = status_of(rc, res);
+    json_t *sc = json_object();
+    json_object_set_new(sc, "status", json_string(status));
+    json_object_set_new(sc, "session", json_string(j->session));
+    json_object_set_new(sc, "stdout", res ? output_string(res->out, res->out_len, out_cap)
+                                          : json_string(""));
+    json_object_set_new(sc, "stderr", res ? output_string(res->err, res->err_len, out_cap)
+                                          : json_string(""));
+    json_t *result = NULL;
+    if (res && res->result_json)
+        result = json_loads(res->result_json, JSON_DECODE_ANY, NULL);
+    json_object_set_new(sc, "result", result ? json_incref(result) : json_null());
+    json_t *error = json_null();
+    if (res && res->exc_type) {
+        error = json_pack("{s:s, s:s?, s:s?}", "type", res->exc_type, "message",
+                          res->exc_message, "traceback", res->traceback);
+    } else if (rc != ERYX_OK) {
+        error = json_pack("{s:s, s:s, s:s?}", "type", status, "message",
+                          errmsg && errmsg[0] ? errmsg : eryx_errstr(rc), "traceback",
+                          res ? res->traceback : NULL);
+    }
+    if (!error)
+        error = json_null();
+    json_object_set_new(sc, "error", error);
+    if (res && res->result_error)
+        json_object_set_new(sc, "result_error", json_string(res->result_error));
+    json_object_set_new(sc, "exit_code", json_integer(res ? res->exit_code : 1));
+    json_object_set_new(sc, "duration_ms", json_real(res ? (double)res->duration_ns / 1e6 : 0));
+    json_object_set_new(sc, "output_truncated",
+                        json_boolean(res && (res->out_truncated || res->err_truncated ||
+                                             res->out_len > out_cap || res->err_len > out_cap)));
+    json_object_set_new(sc, "session_reset", json_boolean(was_reset));
+
+    /* The text: what a person would see in a terminal, then the rest. */
+    char *text = NULL;
+    size_t len = 0;
+    append_str(&text, &len, "");
+    json_t *out = json_object_get(sc, "stdout"), *err = json_object_get(sc, "stderr");
+    if (json_string_length(out))
+        append(&text, &len, json_string_value(out), json_string_length(out));
+    if (json_string_length(err)) {
+        append_str(&text, &len, len ? "\n[stderr]\n" : "[stderr]\n");
+        append(&text, &len, json_string_value(err), json_string_length(err));
+    }
+    if (result) {
+        char *r = json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (r) {
+            append_str(&text, &len, len ? "\n[result] " : "[result] ");
+            append_str(&text, &len, r);
+            free(r);
+        }
+    }
+    json_decref(result);
+    if (strcmp(status, "ok") != 0) {
+        char line[160];
+        snprintf(line, sizeof line, "%s[%s]", len ? "\n" : "", status);
+        append_str(&text, &len, line);
+        json_t *tb = json_object_get(error, "traceback");
+        json_t *msg = json_object_get(error, "message");
+        if (json_is_string(tb)) {
+            append_str(&text, &len, "\n");
+            append_str(&text, &len, json_string_value(tb));
+        } else if (json_is_string(msg)) {
+            append_str(&text, &len, " ");
+            append_str(&text, &len, json_string_value(msg));
+        }
+        if (strcmp(status, "exit") == 0) {
+            snprintf(line, sizeof line, " exit code %d", res ? res->exit_code : 1);
+            append_str(&text, &len, line);
+        }
+    }
+    if (was_reset)
+        append_str(&text, &len, "\n[the session could not go on and was reset: its "
+                                "variables are gone]");
+    if (len == 0)
+        append_str(&text, &len, "(no output)");
+    json_t *answer = tool_result(text ? text : "", sc, strcmp(status, "ok") != 0);
+    free(text);
+    return answer;
+}
+
+/* ---- jobs ---- */
+
+static session *find_session(const char *key)
+{
+    for (session *s = S.sessions; s; s = s->next)
+        if (strcmp(s->name, key) == 0)
+            return s;
+    return NULL;
+}
+
+static void remove_job(job *j)
+{
+    for (job **pp = &S.jobs; *pp; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            S.n_jobs--;
+            break;
+        }
+    }
+    pthread_cond_broadcast(&S.cond);
+}
+
+static void free_job(job *j)
+{
+    json_decref(j->id);
+    json_decref(j->progress_token);
+    free(j->code);
+    free(j->session);
+    free(j->key);
+    if (j->ch)
+        eryx_mcp_channel_unref(j->ch);
+    free(j);
+}
+
+static void drop_session(session *s)
+{
+    for (session **pp = &S.sessions; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            S.n_sessions--;
+            break;
+        }
+    }
+    eryx_sandbox_free(s->sb);
+    free(s->name);
+    free(s);
+}
+
+/* Calls on one session run in the order they came: j goes when it is the
+ * first job of its session still in the list (which is in arrival order;
+ * a running job stays in it until it ends). */
+static int first_of_session(const job *j)
+{
+    for (job *k = S.jobs; k; k = k->next) {
+        if (k == j)
+            return 1;
+        if (!k->cancelled && strcmp(k->key, j->key) == 0)
+            return 0;
+    }
+    return 0;
+}
+
+/* The request will get no answer (cancelled, or the server closes): an
+ * HTTP connection waiting for it is let go. */
+static void ch_abandon(channel *ch)
+{
+    if (ch->kind != CH_HTTP)
+        return;
+    pthread_mutex_lock(&ch->lock);
+    ch->done = 1;
+    pthread_cond_broadcast(&ch->cond);
+    pthread_mutex_unlock(&ch->lock);
+}
+
+static void *job_main(void *arg)
+{
+    job *j = arg;
+    json_t *answer = NULL;
+    session *s = NULL;
+    pthread_mutex_lock(&S.lock);
+    for (;;) {
+        if (j->cancelled || S.closing)
+            break;
+        if (!first_of_session(j)) {
+            pthread_cond_wait(&S.cond, &S.lock);
+            continue;
+        }
+        s = find_session(j->key);
+        if (!s && j->kind == JOB_RESET)
+            break;
+        if (!s) {
+            if (S.n_sessions >= S.max_sessions) {
+                char msg[200];
+                snprintf(msg, sizeof msg, "there are already %u sessions (the limit, "
+                         "--max-sessions): reset one with reset_session", S.max_sessions);
+                answer = tool_result(msg, NULL, 1);
+                break;
+            }
+            s = calloc(1, sizeof *s);
+            s->name = s ? strdup(j->key) : NULL;
+            int rc = s && s->name ? eryx_sandbox_new(S.rt, &S.cfg, &s->sb) : ERYX_NOMEM;
+            if (rc != ERYX_OK) {
+                char msg[300];
+                snprintf(msg, sizeof msg, "the session could not be created: %s",
+                         eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
+                if (s)
+                    free(s->name);
+                free(s);
+                s = NULL;
+                answer = tool_result(msg, NULL, 1);
+                break;
+            }
+            s->next = S.sessions;
+            S.sessions = s;
+            S.n_sessions++;
+        }
+        if (!s->busy)
+            break;
+        pthread_cond_wait(&S.cond, &S.lock);
+    }
+    int go = s && !s->busy && !answer && !j->cancelled && !S.closing;
+    if (go && j->kind == JOB_RESET) {
+        drop_session(s);
+        s = NULL;
+        go = 0;
+        char msg[160];
+        snprintf(msg, sizeof msg, "session '%.64s' reset: its variables are gone", j->session);
+        answer = tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", 1),
+                             0);
+    } else if (!s && j->kind == JOB_RESET && !j->cancelled && !S.closing) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "session '%.64s' did not exist (nothing to reset)",
+                 j->session);
+        answer = tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", 0),
+                             0);
+    }
+    if (go) {
+        s->busy = 1;
+        j->running = s;
+        j->started_ms = now_ms();
+    }
+    pthread_mutex_unlock(&S.lock);
+
+    if (go) {
+        eryx_run_options opts;
+        eryx_run_options_default(&opts);
+        opts.timeout_ns = j->timeout_ns;
+        opts.filename = "<run_python>";
+        eryx_result *res = NULL;
+        int rc = eryx_sandbox_run_ex(s->sb, j->code, j->code_len, &opts, &res);
+        char errmsg[300];
+        snprintf(errmsg, sizeof errmsg, "%s", eryx_errmsg(s->sb));
+        /* A session that can no longer run (trap, hard stop, os._exit)
+         * comes back empty rather than failing every later call. */
+        int was_reset = eryx_sandbox_is_dead(s->sb) && eryx_sandbox_reset(s->sb) == ERYX_OK;
+        pthread_mutex_lock(&S.lock);
+        answer = j->cancelled || S.closing ? NULL
+                                           : run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX);
+        /* An answer over --mcp-max-message (stdout and stderr appear twice,
+         * and JSON escapes may take 6 bytes a byte): the output is cut so
+         * that it fits, rather than the answer lost. */
+        char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
+        if (text && strlen(text) + 1024 > S.max_message) {
+            json_decref(answer);
+            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 32);
+        }
+        free(text);
+        s->busy = 0;
+        s->runs++;
+        if (res)
+            s->memory_bytes = res->memory_bytes;
+        j->running = NULL;
+        pthread_mutex_unlock(&S.lock);
+        eryx_result_free(res);
+    }
+    pthread_mutex_lock(&S.lock);
+    int cancelled = j->cancelled || S.closing;
+    remove_job(j);
+    pthread_mutex_unlock(&S.lock);
+    if (answer && !cancelled) {
+        ch_send(j->ch, jr_response(j->id, answer), 1);
+    } else {
+        json_decref(answer);
+        ch_abandon(j->ch);
+    }
+    free_job(j);
+    return NULL;
+}
+
+/* ---- requests ---- */
+
+static int valid_session_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Starts a job for tools/call; returns an immediate answer (a tool error)
+ * or NULL when the job's thread will answer on ch. */
+static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t *meta)
+{
+    json_t *code = json_object_get(args, "code");
+    json_t *sess = json_object_get(args, "session");
+    json_t *tmo = json_object_get(args, "timeout_ms");
+    if (kind == JOB_RUN && !json_is_string(code))
+        return tool_result("run_python needs `code`, a string of Python source", NULL, 1);
+    if (sess && !json_is_null(sess) &&
+        (!json_is_string(sess) || !valid_session_name(json_string_value(sess))))
+        return tool_result("`session` must be 1 to 64 letters, digits, '_', '-' or '.'", NULL,
+                           1);
+    if (tmo && !json_is_null(tmo) && (!json_is_integer(tmo) || json_integer_value(tmo) < 1))
+        return tool_result("`timeout_ms` must be a positive integer", NULL, 1);
+    job *j = calloc(1, sizeof *j);
+    if (!j)
+        return tool_result("out of memory", NULL, 1);
+    j->kind = kind;
+    /* Copies, never references into the request: the job's thread must
+     * not share reference counts with the reading thread. */
+    j->id = json_deep_copy(id);
+    j->ch = ch_ref(ch);
+    snprintf(j->sid, sizeof j->sid, "%s", ch->sid);
+    j->session = strdup(json_is_string(sess) ? json_string_value(sess) : "default");
+    size_t klen = strlen(j->sid) + (j->session ? strlen(j->session) : 0) + 2;
+    j->key = malloc(klen);
+    if (j->key && j->session)
+        snprintf(j->key, klen, "%s:%s", j->sid, j->session);
+    if (kind == JOB_RUN) {
+        j->code_len = json_string_length(code);
+        j->code = malloc(j->code_len + 1);
+        if (j->code)
+            memcpy(j->code, json_string_value(code), j->code_len + 1);
+    }
+    /* timeout_ms may shorten the operator's --timeout, never lengthen it. */
+    uint64_t limit = S.cfg.timeout_ns;
+    j->timeout_ns = limit;
+    if (json_is_integer(tmo)) {
+        uint64_t want = (uint64_t)json_integer_value(tmo);
+        want = want > UINT64_MAX / 1000000u ? UINT64_MAX : want * 1000000u;
+        if (limit == 0 || limit == ERYX_NO_LIMIT || want < limit)
+            j->timeout_ns = want;
+    }
+    json_t *token = json_object_get(meta, "progressToken");
+    if (json_is_string(token) || json_is_integer(token))
+        j->progress_token = json_deep_copy(token);
+    if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
+        free_job(j);
+        return tool_result("out of memory", NULL, 1);
+    }
+    pthread_mutex_lock(&S.lock);
+    if (S.n_jobs >= MAX_JOBS) {
+        pthread_mutex_unlock(&S.lock);
+        free_job(j);
+        return tool_result("too many calls in progress", NULL, 1);
+    }
+    job **tail = &S.jobs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = j;
+    S.n_jobs++;
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, job_main, j);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        remove_job(j);
+        pthread_mutex_unlock(&S.lock);
+        free_job(j);
+        return tool_result("cannot start a thread for the call", NULL, 1);
+    }
+    pthread_mutex_unlock(&S.lock);
+    return NULL;
+}
+
+static json_t *list_sessions(const channel *ch)
+{
+    json_t *list = json_array();
+    size_t plen = strlen(ch->sid) + 1;
+    pthread_mutex_lock(&S.lock);
+    for (session *s = S.sessions; s; s = s->next) {
+        if (strncmp(s->name, ch->sid, plen - 1) != 0 || s->name[plen - 1] != ':')
+            continue;
+        json_array_append_new(list, json_pack("{s:s, s:I, s:b, s:I}", "name", s->name + plen,
+                                              "runs", (json_int_t)s->runs, "running", s->busy,
+                                              "memory_bytes", (json_int_t)s->memory_bytes));
+    }
+    pthread_mutex_unlock(&S.lock);
+    char *text = json_dumps(list, JSON_INDENT(1));
+    json_t *r = tool_result(json_array_size(list) ? (text ? text : "") : "no sessions yet",
+                            json_pack("{s:o}", "sessions", list), 0);
+    free(text);
+    return r;
+}
+
+/* notifications/cancelled: the named request of this MCP session. */
+static void cancel(const channel *ch, json_t *params)
+{
+    json_t *rid = json_object_get(params, "requestId");
+    if (!rid)
+        return;
+    pthread_mutex_lock(&S.lock);
+    for (job *j = S.jobs; j; j = j->next) {
+        if (!j->cancelled && strcmp(j->sid, ch->sid) == 0 && json_equal(j->id, rid)) {
+            j->cancelled = 1;
+            if (j->running)
+                eryx_sandbox_interrupt(j->running->sb);
+        }
+    }
+    pthread_cond_broadcast(&S.cond);
+    pthread_mutex_unlock(&S.lock);
+}
+
+void eryx_mcp_end_session(const char *sid)
+{
+    size_t plen = strlen(sid);
+    pthread_mutex_lock(&S.lock);
+    uint64_t until = now_ms() + 5000;
+    for (;;) {
+        int left = 0;
+        for (job *j = S.jobs; j; j = j->next) {
+            if (strcmp(j->sid, sid) != 0)
+                continue;
+            left = 1;
+            j->cancelled = 1;
+            if (j->running)
+                eryx_sandbox_interrupt(j->running->sb);
+        }
+        pthread_cond_broadcast(&S.cond);
+        if (!left || now_ms() >= until)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&S.cond, &S.lock, &ts);
+    }
+    for (session *s = S.sessions, *next; s; s = next) {
+        next = s->next;
+        if (!s->busy && strncmp(s->name, sid, plen) == 0 && s->name[plen] == ':')
+            drop_session(s);
+    }
+    pthread_mutex_unlock(&S.lock);
+}
+
+static json_t *initialize(json_t *params)
+{
+    json_t *v = json_object_get(params, "protocolVersion");
+    const char *version = ERYX_MCP_VERSION;
+    if (json_is_string(v) && strcmp(json_string_value(v), ERYX_MCP_PREVIOUS_VERSION) == 0)
+        version = ERYX_MCP_PREVIOUS_VERSION;
+    return json_pack("{s:s, s:{s:{s:b}}, s:{s:s, s:s, s:s}, s:s}", "protocolVersion", version,
+                     "capabilities", "tools", "listChanged", 0, "serverInfo", "name", "eryx",
+                     "title", "eryx: Python in a WebAssembly sandbox", "version", eryx_version(),
+                     "instructions",
+                     "Use run_python to run Python code in an isolated sandbox. Variables "
+                     "persist within a session between calls. Host functions listed in the "
+                     "tool's description can be awaited from the code; calling several in "
+                     "one program (asyncio.gather) is faster than one tool call each.");
+}
+
+json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
+{
+    if (m->kind == JR_INVALID)
+        return jr_error(NULL, m->parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
+                        m->parse_error ? "parse error: not JSON" : "not a JSON-RPC 2.0 message");
+    if (m->kind == JR_BATCH)
+        return jr_error(NULL, JR_INVALID_REQUEST, "batches are not supported");
+    if (m->kind == JR_NOTIFICATION) {
+        if (strcmp(m->method, "notifications/cancelled") == 0)
+            cancel(ch, m->params);
+        return NULL;
+    }
+    if (m->kind != JR_REQUEST)
+        return NULL; /* responses: we send the client no requests */
+    const char *meth = m->method;
+    if (m->params && !json_is_object(m->params))
+        return jr_error(m->id, JR_INVALID_PARAMS, "params must be an object");
+    if (strcmp(meth, "initialize") == 0)
+        return jr_response(m->id, initialize(m->params));
+    if (strcmp(meth, "ping") == 0)
+        return jr_response(m->id, NULL);
+    if (strcmp(meth, "tools/list") == 0) {
+        json_t *cursor = json_object_get(m->params, "cursor");
+        return cursor && !json_is_null(cursor)
+                   ? jr_error(m->id, JR_INVALID_PARAMS, "invalid cursor")
+                   : jr_response(m->id, json_pack("{s:o}", "tools", json_deep_copy(S.tools)));
+    }
+    if (strcmp(meth, "tools/call") != 0)
+        return jr_error(m->id, JR_METHOD_NOT_FOUND, "method not found");
+    json_t *name = json_object_get(m->params, "name");
+    json_t *args = json_object_get(m->params, "arguments");
+    json_t *meta = json_object_get(m->params, "_meta");
+    const char *n = json_is_string(name) ? json_string_value(name) : "";
+    if (args && !json_is_object(args) && !json_is_null(args))
+        return jr_error(m->id, JR_INVALID_PARAMS, "arguments must be an object");
+    if (strcmp(n, "run_python") == 0 || strcmp(n, "reset_session") == 0) {
+        json_t *answer = start_job(ch, m->id, strcmp(n, "run_python") == 0 ? JOB_RUN : JOB_RESET,
+                                   args, meta);
+        return answer ? jr_response(m->id, answer) : NULL;
+    }
+    if (strcmp(n, "list_sessions") == 0)
+        return jr_response(m->id, list_sessions(ch));
+    char msg[200];
+    snprintf(msg, sizeof msg, "unknown tool: %.100s", n);
+    return jr_error(m->id, JR_INVALID_PARAMS, msg);
+}
+
+/* Once a second: a progress notification for each running call that
+ * asked for them (progress counts seconds). */
+void eryx_mcp_progress_tick(void)
+{
+    uint64_t now = now_ms();
+    channel *due[MAX_JOBS];
+    json_t *notes[MAX_JOBS];
+    size_t n = 0;
+    pthread_mutex_lock(&S.lock);
+    for (job *j = S.jobs; j; j = j->next) {
+        /* Again for a cancel that came just before its run started (an
+         * interrupt of an idle sandbox does nothing; of an interrupted
+         * one, nothing more). */
+        if (j->cancelled && j->running)
+            eryx_sandbox_interrupt(j->running->sb);
+        if (!j->progress_token || !j->running || j->cancelled)
+            continue;
+        uint64_t secs = (now - j->started_ms) / 1000u;
+        if (secs <= (uint64_t)j->progress)
+            continue;
+        j->progress = (json_int_t)secs;
+        char msg[80];
+        snprintf(msg, sizeof msg, "running for %llu s", (unsigned long long)secs);
+        notes[n] = jr_notification("notifications/progress",
+                                   json_pack("{s:o, s:I, s:s}", "progressToken",
+                                             json_deep_copy(j->progress_token), "progress",
+                                             j->progress,
+                                             "message", msg));
+        due[n++] = ch_ref(j->ch);
+    }
+    pthread_mutex_unlock(&S.lock);
+    for (size_t i = 0; i < n; i++) {
+        ch_send(due[i], notes[i], 0);
+        eryx_mcp_channel_unref(due[i]);
+    }
+}
+
+/* ---- the tools' descriptions ---- */
+
+/* What the sandbox has: Python's version, third-party packages, standard
+ * modules that are missing. Asked of a sandbox once at start. */
+static char *probe(void)
+{
+    static const char code[] =
+        "import sys, pkgutil\n"
+        "pk = sorted({m.name for m in pkgutil.iter_modules()\n"
+        "             if m.name not in sys.stdlib_module_names and not m.name.startswith('_')\n"
+        "             and m.name != 'eryx'})\n"
+        "missing = []\n"
+        "for n in ('zlib', 'sqlite3', 'ssl', 'ctypes', 'lzma', 'bz2', 'socket'):\n"
+        "    try:\n"
+        "        __import__(n)\n"
+        "    except Exception:\n"
+        "        missing.append(n)\n"
+        "result = {'version': sys.version.split()[0], 'packages': pk, 'missing': missing}\n";
+    eryx_sandbox *sb = NULL;
+    eryx_result *res = NULL;
+    char *out = NULL;
+    if (eryx_sandbox_new(S.rt, &S.cfg, &sb) == ERYX_OK &&
+        eryx_sandbox_run(sb, code, sizeof code - 1, &res) == ERYX_OK && res->result_json)
+        out = strdup(res->result_json);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+    return out;
+}
+
+static void join_strings(char **text, size_t *len, json_t *list, const char *none)
+{
+    size_t i;
+    json_t *s;
+    if (!json_array_size(list))
+        append_str(text, len, none);
+    json_array_foreach(list, i, s) {
+        if (i)
+            append_str(text, len, ", ");
+        append_str(text, len, json_is_string(s) ? json_string_value(s) : "?");
+    }
+}
+
+static char *run_python_description(void)
+{
+    char *text = NULL, line[512];
+    size_t len = 0;
+    char *facts_json = probe();
+    json_t *facts = facts_json ? json_loads(facts_json, 0, NULL) : NULL;
+    free(facts_json);
+    json_t *version = json_object_get(facts, "version");
+    snprintf(line, sizeof line,
+             "Run Python %s code in an isolated sandbox (CPython compiled to WebAssembly) and "
+             "get back its stdout, stderr, the value of a global named `result` (if the code "
+             "sets one; it must be JSON-serialisable) and, on failure, the exception with its "
+             "traceback.\n\n",
+             json_is_string(version) ? json_string_value(version) : "3.13");
+    append_str(&text, &len, line);
+    append_str(&text, &len,
+               "Sessions: globals (variables, functions, imports) persist between calls "
+               "with the same `session` (default \"default\"); reset_session empties one, "
+               "list_sessions lists them. Top-level `await` works, and so does asyncio "
+               "(gather, create_task, sleep, wait_for).\n\n");
+    uint64_t t = S.cfg.timeout_ns;
+    if (t && t != ERYX_NO_LIMIT)
+        snprintf(line, sizeof line, "Limits of each call: %.1f s of wall-clock time (less "
+                 "with timeout_ms), ", (double)t / 1e9);
+    else
+        snprintf(line, sizeof line, "Limits of each call: no time limit unless timeout_ms, ");
+    append_str(&text, &len, line);
+    snprintf(line, sizeof line, "%llu MiB of memory (MemoryError beyond), %llu KiB of output "
+             "(the rest is dropped).\n\n",
+             (unsigned long long)(S.cfg.max_memory ? S.cfg.max_memory >> 20 : 128),
+             (unsigned long long)(S.cfg.max_output ? S.cfg.max_output >> 10 : 10240));
+    append_str(&text, &len, line);
+    append_str(&text, &len, "What there is: the standard library");
+    json_t *missing = json_object_get(facts, "missing");
+    if (json_array_size(missing)) {
+        append_str(&text, &len, " except ");
+        join_strings(&text, &len, missing, "");
+    }
+    append_str(&text, &len, "; no subprocesses, no threads. Third-party packages: ");
+    join_strings(&text, &len, json_object_get(facts, "packages"), "none");
+    append_str(&text, &len, ". Files: a private in-memory /tmp");
+    for (size_t i = 0; i < S.cfg.n_mounts; i++) {
+        snprintf(line, sizeof line, "%s %s (%s)", i ? "," : "; host directories at",
+                 S.cfg.mounts[i].guest_path, S.cfg.mounts[i].writable ? "read-write"
+                                                                      : "read-only");
+        append_str(&text, &len, line);
+    }
+    append_str(&text, &len, ".\n");
+    json_decref(facts);
+    if (S.cfg.n_callbacks) {
+        append_str(&text, &len,
+                   "\nHost functions the code can await (keyword arguments; calls gathered "
+                   "with asyncio.gather run concurrently, so one program making many calls is "
+                   "much faster than many tool calls; failures raise CallbackError; "
+                   "list_callbacks() gives their JSON schemas):\n\n```python\n");
+        char *stubs = eryx_cli_mcp_stubs(S.cfg.callbacks, S.cfg.n_callbacks);
+        if (stubs)
+            append_str(&text, &len, stubs);
+        free(stubs);
+        append_str(&text, &len, "```\n");
+    }
+    return text;
+}
+
+static json_t *output_schema(void)
+{
+    return json_pack(
+        "{s:s, s:{s:{s:s, s:[s,s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{s:[s,s]},"
+        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s]}",
+        "type", "object", "properties",
+        "status", "type", "string", "enum", "ok", "exit", "exception", "timeout", "interrupted",
+        "fuel", "crashed", "error",
+        "session", "type", "string",
+        "stdout", "type", "string",
+        "stderr", "type", "string",
+        "result",
+        "error", "type", "object", "null",
+        "exit_code", "type", "integer",
+        "duration_ms", "type", "number",
+        "output_truncated", "type", "boolean",
+        "session_reset", "type", "boolean",
+        "result_error", "type", "string",
+        "required", "status", "session", "stdout", "stderr", "error");
+}
+
+static json_t *make_tools(void)
+{
+    char *desc = run_python_description();
+    json_t *tools = json_pack(
+        "[{s:s, s:s, s:s, s:{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:s}}, s:[s]},"
+        "  s:o},"
+        " {s:s, s:s, s:s, s:{s:s, s:{s:{s:s, s:s}}}},"
+        " {s:s, s:s, s:s, s:{s:s, s:{}}}]",
+        "name", "run_python", "title", "Run Python", "description", desc ? desc : "Run Python",
+        "inputSchema", "type", "object", "properties",
+        "code", "type", "string", "description", "Python source to run",
+        "session", "type", "string", "description",
+        "session to run in (1-64 of A-Z a-z 0-9 _ - .); default \"default\"",
+        "timeout_ms", "type", "integer", "minimum", 1, "description",
+        "time limit of this call in milliseconds (at most the server's)",
+        "required", "code",
+        "outputSchema", output_schema(),
+        "name", "reset_session", "title", "Reset a session", "description",
+        "Forget a session's state (its globals); its next run starts afresh.",
+        "inputSchema", "type", "object", "properties", "session", "type", "string",
+        "description", "the session; default \"default\"",
+        "name", "list_sessions", "title", "List sessions", "description",
+        "List the sessions: name, runs, whether one is running, memory.",
+        "inputSchema", "type", "object", "properties");
+    free(desc);
+    return tools;
+}
+
+static void handle(const char *line, size_t len)
+{
+    jr_msg m;
+    jr_decode(line, len, &m);
+    json_t *reply = eryx_mcp_dispatch(&eryx_mcp_stdio, &m);
+    jr_msg_clear(&m);
+    ch_send(&eryx_mcp_stdio, reply, 1);
+}
+
+/* Reads requests on stdin until it closes (or stdout breaks). */
+static void serve_stdio(void)
+{
+    jr_framer f;
+    jr_framer_init(&f, S.max_message);
+    for (;;) {
+        struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
+        int r = poll(&pfd, 1, 250);
+        if (r < 0 && errno != EINTR)
+            break;
+        if (r > 0) {
+            long n = jr_framer_read(&f, STDIN_FILENO);
+            if (n <= 0)
+                break;
+            char *line;
+            size_t len;
+            int k;
+            while ((k = jr_framer_next(&f, &line, &len)) != JR_NONE) {
+                if (k == JR_LINE)
+                    handle(line, len);
+                else
+                    ch_send(&eryx_mcp_stdio,
+                            jr_error(NULL, JR_INVALID_REQUEST,
+                                     "message larger than --mcp-max-message (dropped)"),
+                            1);
+            }
+        }
+        eryx_mcp_progress_tick();
+        pthread_mutex_lock(&S.lock);
+        int broken = S.out_broken;
+        pthread_mutex_unlock(&S.lock);
+        if (broken)
+            break;
+    }
+    jr_framer_free(&f);
+}
+
+int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
+{
+    S.rt = rt;
+    S.cfg = *cfg;
+    S.cfg.on_output = NULL;        /* stdout is the protocol's */
+    S.cfg.output_user_data = NULL;
+    S.cfg.on_trace = NULL;
+    S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
+    S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
+    int listen_fd = -1;
+    if (m->http && (listen_fd = eryx_mcp_http_listen(m->http)) < 0)
+        return 2;
+    S.tools = make_tools();
+    if (!S.tools) {
+        fprintf(stderr, "eryx: cannot describe the tools (out of memory)\n");
+        return 71;
+    }
+    if (listen_fd >= 0)
+        eryx_mcp_http_serve(listen_fd, S.max_message);
+    else
+        serve_stdio();
+    /* The client is gone: stop every run, wait for their threads. */
+    pthread_mutex_lock(&S.lock);
+    S.closing = 1;
+    pthread_cond_broadcast(&S.cond);
+    while (S.n_jobs) {
+        /* Repeated: a run may start between two looks (see progress_tick). */
+        for (job *j = S.jobs; j; j = j->next)
+            if (j->running)
+                eryx_sandbox_interrupt(j->running->sb);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 100000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&S.cond, &S.lock, &ts);
+    }
+    while (S.sessions)
+        drop_session(S.sessions);
+    pthread_mutex_unlock(&S.lock);
+    json_decref(S.tools);
+    return 0;
+}

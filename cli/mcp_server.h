@@ -1,0 +1,45 @@
+/* Between the MCP server (mcp_server.c) and its HTTP transport (mcp_http.c). */
+#ifndef ERYX_CLI_MCP_SERVER_H
+#define ERYX_CLI_MCP_SERVER_H
+
+#include <pthread.h>
+
+#include "jsonrpc.h"
+
+enum { CH_STDIO, CH_HTTP };
+
+/* Where the answers to a request go: stdout, or one HTTP connection (the
+ * tools/call answer as server-sent events, then the connection closes). */
+typedef struct channel {
+    int kind;
+    int fd;
+    pthread_mutex_t lock;     /* writes, and the fields below */
+    pthread_cond_t cond;      /* done */
+    int refs;
+    int started;              /* HTTP: the response head went out */
+    int done;                 /* HTTP: the answer went out, or never will */
+    int broken;               /* HTTP: the connection is gone */
+    char sid[128];            /* the MCP session ("" on stdio) */
+} channel;
+
+extern channel eryx_mcp_stdio;
+
+channel *eryx_mcp_channel_new(int fd, const char *sid);
+void eryx_mcp_channel_unref(channel *ch);
+
+/* Handles one message from ch's client: the answer to send at once, or
+ * NULL (a notification, or a job that answers on ch later). */
+json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m);
+
+/* Progress notifications and late interrupts: call a few times a second. */
+void eryx_mcp_progress_tick(void);
+
+/* Cancels the runs of an MCP session and drops its sandboxes. */
+void eryx_mcp_end_session(const char *sid);
+
+/* --http: opens the listening socket (loopback only; prints the URL on
+ * stderr); -1 after printing why not. Then serves until killed. */
+int eryx_mcp_http_listen(const char *addr_port);
+void eryx_mcp_http_serve(int listen_fd, size_t max_message);
+
+#endif

@@ -1,0 +1,1 @@
+$ERYX mcp -c 'print(1)'

@@ -1,0 +1,1 @@
+$ERYX --mcp-server noequals -c pass

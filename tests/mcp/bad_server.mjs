@@ -1,0 +1,85 @@
+// An MCP server over stdio that misbehaves on purpose, for the tests of
+// eryx's MCP client (tests/mcp/client_faults.sh). It initializes and lists
+// its tools properly, then each tool does one bad thing:
+//   ok(x)       answers {"x": x} as structured content
+//   crash()     exits (status 3) without answering
+//   hang()      never answers
+//   garbage()   writes lines that are not JSON-RPC, then answers ok
+//   huge(mb)    answers with one message of mb MiB
+//   stop_reading()  stops reading stdin (never answers)
+//   error()     answers with a JSON-RPC error
+//   tool_error()  answers with isError: true
+// Mode argument (argv[2]): "normal", "no-init" (never answers initialize),
+// "paged" (tools/list in pages of one tool, with cursors).
+import readline from 'node:readline';
+
+const mode = process.argv[2] || 'normal';
+const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'stop_reading', 'error', 'tool_error']
+  .map((name) => ({
+    name,
+    description: `misbehaves: ${name}`,
+    inputSchema: {
+      type: 'object',
+      properties: name === 'ok' ? { x: { type: 'integer' } } : name === 'huge' ? { mb: { type: 'number' } } : {},
+    },
+  }));
+
+function send(msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const msg = JSON.parse(line);
+  if (msg.method === 'initialize') {
+    if (mode === 'no-init') return;
+    send({ jsonrpc: '2.0', id: msg.id, result: {
+      protocolVersion: msg.params.protocolVersion,
+      capabilities: { tools: {} },
+      serverInfo: { name: 'bad', version: '1' },
+    } });
+  } else if (msg.method === 'tools/list') {
+    if (mode === 'paged') {
+      const i = msg.params && msg.params.cursor ? Number(msg.params.cursor) : 0;
+      const result = { tools: [tools[i]] };
+      if (i + 1 < tools.length) result.nextCursor = String(i + 1);
+      send({ jsonrpc: '2.0', id: msg.id, result });
+    } else {
+      send({ jsonrpc: '2.0', id: msg.id, result: { tools } });
+    }
+  } else if (msg.method === 'tools/call') {
+    const { name, arguments: args } = msg.params;
+    const reply = (result) => send({ jsonrpc: '2.0', id: msg.id, result });
+    switch (name) {
+      case 'ok':
+        reply({ content: [{ type: 'text', text: JSON.stringify({ x: args.x }) }], structuredContent: { x: args.x } });
+        break;
+      case 'crash':
+        process.exit(3);
+        break;
+      case 'hang':
+        break;
+      case 'garbage':
+        process.stdout.write('this is not json\n{"json": "but not json-rpc"}\n[1, 2\n');
+        reply({ content: [{ type: 'text', text: 'fine after all' }] });
+        break;
+      case 'huge': {
+        const text = 'x'.repeat(Math.floor(args.mb * 1024 * 1024));
+        reply({ content: [{ type: 'text', text }] });
+        break;
+      }
+      case 'stop_reading':
+        rl.pause();
+        setInterval(() => {}, 1000); // a paused stdin alone lets node exit
+        break;
+      case 'error':
+        send({ jsonrpc: '2.0', id: msg.id, error: { code: -32000, message: 'it went wrong' } });
+        break;
+      case 'tool_error':
+        reply({ content: [{ type: 'text', text: 'the tool failed' }], isError: true });
+        break;
+    }
+  } else if (msg.id !== undefined && msg.method) {
+    send({ jsonrpc: '2.0', id: msg.id, result: {} });
+  }
+});

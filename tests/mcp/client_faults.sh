@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# eryx as an MCP client of a server that misbehaves (bad_server.mjs): every
+# fault is a CallbackError the sandboxed code catches, eryx never hangs or
+# crashes, and a huge answer does not make it hold more than its limit.
+# usage: client_faults.sh ERYX_BINARY
+set -u
+ERYX=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+BAD="node $here/bad_server.mjs"
+fails=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# expect NAME WANTED_STDOUT_FILE WANTED_STATUS -- eryx args...
+expect() {
+    local name=$1 want=$2 want_status=$3
+    shift 4
+    timeout 60 "$ERYX" "$@" >"$tmp/out" 2>"$tmp/err"
+    local status=$?
+    if [ "$status" != "$want_status" ] || ! diff -u "$want" "$tmp/out" >"$tmp/diff"; then
+        echo "FAIL $name: status $status (want $want_status)"
+        cat "$tmp/diff"
+        sed 's/^/  stderr: /' "$tmp/err" | head -20
+        fails=$((fails + 1))
+    else
+        echo "ok   $name"
+    fi
+}
+
+# Each tool's fault, in one run; the crash last (it ends the server), then a
+# call after it fails at once with the same reason.
+cat >"$tmp/faults.py" <<'EOF'
+import time
+print(await mcp.bad.ok(x=5))
+for name in ["hang", "garbage", "error", "tool_error", "crash", "ok"]:
+    t = time.monotonic()
+    try:
+        r = await getattr(mcp.bad, name)()
+        print(name, "->", repr(r))
+    except CallbackError as e:
+        print(name, "CallbackError", e.kind, e)
+    assert time.monotonic() - t < 5, (name, time.monotonic() - t)
+EOF
+cat >"$tmp/faults.want" <<'EOF'
+{'x': 5}
+hang CallbackError timeout the host function did not answer in time
+garbage -> 'fine after all'
+error CallbackError failed MCP server bad, tool error: error -32000: it went wrong
+tool_error CallbackError failed MCP server bad, tool tool_error failed: the tool failed
+crash CallbackError failed MCP server bad exited with status 3
+ok CallbackError failed MCP server bad exited with status 3
+EOF
+expect faults "$tmp/faults.want" 0 -- --callback-timeout 1000 --mcp-server bad="$BAD" "$tmp/faults.py"
+grep -q "wrote a line that is not JSON-RPC" "$tmp/err" || { echo "FAIL faults: no warning about the garbage line"; fails=$((fails + 1)); }
+
+# A 40 MiB answer over a 2 MiB limit: dropped as it streams, the call fails,
+# the next call works; eryx's peak memory stays far below the answer's size.
+cat >"$tmp/huge.py" <<'EOF'
+try:
+    await mcp.bad.huge(mb=40)
+except CallbackError as e:
+    print("huge:", e)
+print(await mcp.bad.ok(x=1))
+print(len(await mcp.bad.huge(mb=1)))
+EOF
+cat >"$tmp/huge.want" <<'EOF'
+huge: MCP server bad sent a message over the 2097152-byte limit (--mcp-max-message); it was dropped, and the calls in flight fail
+{'x': 1}
+1048576
+EOF
+expect huge "$tmp/huge.want" 0 -- --callback-timeout 20000 --mcp-max-message 2M \
+    --mcp-server bad="$BAD" "$tmp/huge.py"
+rss_kb=$(/usr/bin/time -f %M "$ERYX" --callback-timeout 20000 --mcp-max-message 2M \
+    --mcp-server bad="$BAD" -c 'await mcp.bad.huge(mb=40)' 2>&1 >/dev/null | tail -1)
+# The sandbox alone takes ~60 MB; holding the answer would add 40+ MB.
+if [ "$rss_kb" -gt 100000 ]; then
+    echo "FAIL huge_memory: peak RSS $rss_kb KB"
+    fails=$((fails + 1))
+else
+    echo "ok   huge_memory ($rss_kb KB)"
+fi
+
+# A server that stops reading its stdin: the call that cannot be written
+# times out, the server is stopped, later calls fail at once.
+cat >"$tmp/stop.py" <<'EOF'
+import asyncio
+try:
+    await mcp.bad.stop_reading()
+except CallbackError as e:
+    print("stop_reading:", e.kind)
+big = "y" * (1 << 20)
+for i in range(2):
+    try:
+        await mcp.bad.ok(x=big)
+    except CallbackError as e:
+        print("ok:", e.kind, e)
+EOF
+cat >"$tmp/stop.want" <<'EOF'
+stop_reading: timeout
+ok: timeout the host function did not answer in time
+ok: failed MCP server bad stopped reading its input; it was stopped
+EOF
+expect stop_reading "$tmp/stop.want" 0 -- --callback-timeout 1000 --mcp-server bad="$BAD" "$tmp/stop.py"
+
+# Start-up faults: no answer to initialize, a command that does not exist,
+# a name that is not an identifier. eryx exits 71 (setup) or 2 (usage).
+: >"$tmp/empty"
+expect no_init "$tmp/empty" 71 -- --mcp-timeout 1000 --mcp-server bad="$BAD no-init" -c 'print(1)'
+grep -q "initialize failed: no answer in time" "$tmp/err" || { echo "FAIL no_init: message"; cat "$tmp/err"; fails=$((fails + 1)); }
+expect no_command "$tmp/empty" 71 -- --mcp-timeout 5000 --mcp-server bad="/nonexistent/server" -c 'print(1)'
+expect bad_name "$tmp/empty" 2 -- --mcp-server 'bad-name=true' -c 'print(1)'
+
+# Tools listed over several pages (cursors) all arrive; list_callbacks()
+# shows them with their schemas; positional arguments follow the schema.
+cat >"$tmp/paged.py" <<'EOF'
+names = sorted(c["name"] for c in list_callbacks())
+print(names)
+print([c["parameters"] for c in list_callbacks() if c["name"] == "mcp.bad.ok"])
+print(await mcp.bad.ok(7))
+EOF
+cat >"$tmp/paged.want" <<'EOF'
+['mcp.bad.crash', 'mcp.bad.error', 'mcp.bad.garbage', 'mcp.bad.hang', 'mcp.bad.huge', 'mcp.bad.ok', 'mcp.bad.stop_reading', 'mcp.bad.tool_error']
+[{'type': 'object', 'properties': {'x': {'type': 'integer'}}}]
+{'x': 7}
+EOF
+expect paged "$tmp/paged.want" 0 -- --mcp-server bad="$BAD paged" "$tmp/paged.py"
+
+# Ctrl-C (SIGINT) still interrupts the sandbox, not the process, with MCP
+# servers (and their threads) running: exit status 130.
+"$ERYX" --mcp-server bad="$BAD" -c 'import time
+print(await mcp.bad.ok(x=1), flush=True)
+while True: time.sleep(0.01)' >"$tmp/out" 2>"$tmp/err" &
+pid=$!
+for _ in $(seq 100); do grep -q x "$tmp/out" && break; sleep 0.1; done
+kill -INT $pid
+wait $pid
+status=$?
+if [ $status != 130 ]; then
+    echo "FAIL sigint: status $status (want 130)"; cat "$tmp/err"; fails=$((fails + 1))
+else
+    echo "ok   sigint"
+fi
+
+# The interactive prompt has the tools too (a terminal from script(1)).
+printf 'print(await mcp.bad.ok(x=3))\n' |
+    HOME=$tmp timeout 30 script -qc "'$ERYX' --mcp-server bad='$BAD'" /dev/null >"$tmp/out" 2>&1
+if grep -q "^{'x': 3}" <(tr -d '\r' <"$tmp/out"); then
+    echo "ok   repl"
+else
+    echo "FAIL repl:"; cat "$tmp/out"; fails=$((fails + 1))
+fi
+
+[ $fails = 0 ] && echo "client_faults: all passed" || echo "client_faults: $fails failed"
+[ $fails = 0 ]

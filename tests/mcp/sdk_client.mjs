@@ -1,0 +1,303 @@
+// Drives `eryx mcp` with the official TypeScript SDK's Client over its
+// StdioClientTransport: the handshake, tools/list (descriptions, schemas,
+// stubs), run_python with sessions, errors, limits, mounts, callbacks and
+// MCP tools (code mode), cancellation, progress, and a client that leaves
+// while code runs.
+// usage: node sdk_client.mjs ERYX_BINARY   (MCP_NPM_DIR: scripts/install-npm.sh's directory)
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const eryx = path.resolve(process.argv[2]);
+const npm = process.env.MCP_NPM_DIR;
+const sdk = `${npm}/node_modules/@modelcontextprotocol/sdk/dist/esm`;
+const { Client } = await import(`${sdk}/client/index.js`);
+const { StdioClientTransport } = await import(`${sdk}/client/stdio.js`);
+const everything = `${npm}/node_modules/@modelcontextprotocol/server-everything/dist/index.js`;
+
+let passed = 0;
+async function test(name, fn) {
+  const t0 = Date.now();
+  await fn();
+  passed++;
+  console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+}
+
+async function connect(args, capabilities = {}) {
+  const transport = new StdioClientTransport({ command: eryx, args: ['mcp', ...args], stderr: 'inherit' });
+  const client = new Client({ name: 'eryx-test', version: '1.0.0' }, { capabilities });
+  await client.connect(transport);
+  return { client, transport };
+}
+
+const run = (client, code, extra = {}, options = {}) =>
+  client.callTool({ name: 'run_python', arguments: { code, ...extra } }, undefined, options);
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-'));
+fs.writeFileSync(path.join(dir, 'data.txt'), 'mounted data\n');
+
+const { client, transport } = await connect([
+  '--timeout', '20000', '--max-memory', '96M', '--max-output', '64k',
+  '--mount', `${dir}:/data`,
+  '--callback', 'add=python3 -c "import json,sys; a=json.load(sys.stdin); print(a[\'a\']+a[\'b\'])"',
+  '--callback-description', 'add=Adds two numbers.',
+  '--mcp-server', `ev=node ${everything} stdio`,
+]);
+
+await test('initialize', async () => {
+  assert.equal(client.getServerVersion().name, 'eryx');
+  assert.ok(client.getServerCapabilities().tools);
+  assert.match(client.getInstructions(), /run_python/);
+});
+
+let tools;
+await test('tools/list', async () => {
+  ({ tools } = await client.listTools());
+  assert.deepEqual(tools.map((t) => t.name), ['run_python', 'reset_session', 'list_sessions']);
+  const rp = tools[0];
+  assert.deepEqual(rp.inputSchema.required, ['code']);
+  assert.equal(rp.outputSchema.type, 'object');
+  // What the model is told: version, limits, mounts, the callbacks as stubs.
+  assert.match(rp.description, /Run Python 3\.13\.\d+ code/);
+  assert.match(rp.description, /20\.0 s of wall-clock time/);
+  assert.match(rp.description, /96 MiB of memory/);
+  assert.match(rp.description, /\/data \(read-only\)/);
+  assert.match(rp.description, /async def add\(\) -> Any:\n {4}"""Adds two numbers\."""/);
+  assert.match(rp.description, /async def mcp\.ev\.get_sum\(a: float, b: float\) -> str \| list \| None:/);
+  assert.match(rp.description, /async def mcp\.ev\.get_structured_content\(location: str\) -> dict:/);
+});
+
+await test('run_python: output, result, sessions persist', async () => {
+  let r = await run(client, 'x = 41\nprint("hello")');
+  assert.equal(r.isError, false);
+  assert.equal(r.structuredContent.status, 'ok');
+  assert.equal(r.structuredContent.stdout, 'hello\n');
+  assert.equal(r.content[0].type, 'text');
+  assert.match(r.content[0].text, /^hello\n/);
+  r = await run(client, 'result = {"answer": x + 1}');
+  assert.deepEqual(r.structuredContent.result, { answer: 42 });
+  assert.match(r.content[0].text, /\[result\] \{"answer":42\}/);
+  assert.equal(r.structuredContent.session, 'default');
+});
+
+await test('run_python: sessions are separate', async () => {
+  let r = await run(client, 'y = "in b"', { session: 'b' });
+  assert.equal(r.structuredContent.status, 'ok');
+  r = await run(client, 'print(x)', { session: 'b' });
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.error.type, 'NameError');
+  r = await run(client, 'result = y', { session: 'b' });
+  assert.equal(r.structuredContent.result, 'in b');
+  r = await client.callTool({ name: 'list_sessions', arguments: {} });
+  assert.deepEqual(r.structuredContent.sessions.map((s) => s.name).sort(), ['b', 'default']);
+  r = await client.callTool({ name: 'reset_session', arguments: { session: 'b' } });
+  assert.equal(r.structuredContent.existed, true);
+  r = await run(client, 'print(y)', { session: 'b' });
+  assert.equal(r.structuredContent.error.type, 'NameError');
+  r = await run(client, 'result = x', {});
+  assert.equal(r.structuredContent.result, 41);
+});
+
+await test('run_python: exceptions and bad arguments', async () => {
+  let r = await run(client, 'def f():\n    1/0\nf()');
+  assert.equal(r.isError, true);
+  assert.equal(r.structuredContent.status, 'exception');
+  assert.equal(r.structuredContent.error.type, 'ZeroDivisionError');
+  assert.match(r.structuredContent.error.traceback, /line 2, in f/);
+  assert.match(r.content[0].text, /ZeroDivisionError: division by zero/);
+  r = await client.callTool({ name: 'run_python', arguments: { code: 'pass', session: 'no spaces' } });
+  assert.equal(r.isError, true);
+  r = await client.callTool({ name: 'run_python', arguments: {} });
+  assert.equal(r.isError, true);
+  await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), /unknown tool/);
+  r = await run(client, 'import sys; sys.exit(3)');
+  assert.equal(r.structuredContent.status, 'exit');
+  assert.equal(r.structuredContent.exit_code, 3);
+  r = await run(client, 'print(b"\\xff\\x00".decode("latin-1"))');
+  assert.equal(r.structuredContent.stdout, '\u00ff\u0000\n');
+});
+
+await test('limits: timeout, memory, output, mount', async () => {
+  let r = await run(client, 'while True: pass', { timeout_ms: 300 });
+  assert.equal(r.structuredContent.status, 'timeout');
+  r = await run(client, 'b = bytearray(200 << 20)');
+  assert.equal(r.structuredContent.error.type, 'MemoryError');
+  r = await run(client, 'print("z" * 100000)');
+  assert.equal(r.structuredContent.output_truncated, true);
+  assert.ok(r.structuredContent.stdout.length < 70000);
+  r = await run(client, 'result = open("/data/data.txt").read()');
+  assert.equal(r.structuredContent.result, 'mounted data\n');
+  r = await run(client, 'open("/data/new.txt", "w")');
+  assert.equal(r.structuredContent.error.type, 'OSError');
+  r = await run(client, 'result = x');     // the session survived all of it
+  assert.equal(r.structuredContent.result, 41);
+});
+
+await test('callbacks and MCP tools (code mode)', async () => {
+  let r = await run(client, 'result = await add(a=2, b=3)');
+  assert.equal(r.structuredContent.result, 5);
+  r = await run(client, [
+    'import asyncio',
+    'sums = await asyncio.gather(*[mcp.ev.get_sum(a=i, b=i) for i in range(20)])',
+    'weather = await mcp.ev.get_structured_content(location="Chicago")',
+    'result = {"n": len(sums), "last": sums[-1], "weather": weather,',
+    '          "callbacks": sorted(c["name"] for c in list_callbacks())[:2]}',
+  ].join('\n'));
+  assert.equal(r.isError, false, r.content[0].text);
+  assert.equal(r.structuredContent.result.n, 20);
+  assert.equal(r.structuredContent.result.last, 'The sum of 19 and 19 is 38.');
+  assert.equal(typeof r.structuredContent.result.weather.temperature, 'number');
+  assert.deepEqual(r.structuredContent.result.callbacks, ['add', 'mcp.ev.echo']);
+});
+
+await test('cancellation interrupts the run', async () => {
+  const ac = new AbortController();
+  const t0 = Date.now();
+  const p = run(client, 'import time\nfor i in range(100):\n    time.sleep(0.1)\nfinished = True',
+    { session: 'c' }, { signal: ac.signal });
+  setTimeout(() => ac.abort('test'), 500);
+  await assert.rejects(p);
+  // The next call on the session waits for the interrupted run: it ends at
+  // once, and it did not finish.
+  const r = await run(client, 'result = "finished" in globals()', { session: 'c' });
+  assert.equal(r.structuredContent.result, false);
+  assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
+});
+
+await test('progress notifications', async () => {
+  const seen = [];
+  const r = await run(client, 'import time\ntime.sleep(2.3)\nresult = 1', {},
+    { onprogress: (p) => seen.push(p), resetTimeoutOnProgress: true });
+  assert.equal(r.structuredContent.result, 1);
+  assert.ok(seen.length >= 2, `progress notifications: ${seen.length}`);
+  assert.ok(seen[1].progress > seen[0].progress);
+});
+
+await test('concurrent calls on different sessions run at once', async () => {
+  const t0 = Date.now();
+  const rs = await Promise.all([1, 2, 3].map((i) =>
+    run(client, 'import time\ntime.sleep(1)\nresult = 1', { session: `p${i}` })));
+  assert.ok(rs.every((r) => r.structuredContent.result === 1));
+  assert.ok(Date.now() - t0 < 2500, `took ${Date.now() - t0} ms`);
+});
+
+await test('a client that leaves ends the runs and the server', async () => {
+  const { client: c2, transport: t2 } = await connect(['--timeout', '0']);
+  const pid = t2.pid;
+  c2.callTool({ name: 'run_python', arguments: { code: 'while True: pass' } }).catch(() => {});
+  await new Promise((r) => setTimeout(r, 500));
+  const t0 = Date.now();
+  await c2.close();
+  let alive = true;
+  while (alive && Date.now() - t0 < 5000) {
+    try { process.kill(pid, 0); await new Promise((r) => setTimeout(r, 50)); } catch { alive = false; }
+  }
+  assert.equal(alive, false, 'eryx mcp still runs after the client left');
+});
+
+// Raw lines on stdin, answers read from stdout: what the SDK never sends.
+async function raw(lines, args = []) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(eryx, ['mcp', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  for (const l of lines) child.stdin.write(l + '\n');
+  const want = lines.filter((l) => !l.includes('"notifications/')).length;
+  const t0 = Date.now();
+  while (out.split('\n').length - 1 < want && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 20));
+  child.stdin.end();
+  await new Promise((r) => child.on('exit', r));
+  return out.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+await test('protocol revision negotiation', async () => {
+  const init = (id, v) => JSON.stringify({ jsonrpc: '2.0', id, method: 'initialize',
+    params: { protocolVersion: v, capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  for (const [asked, answered] of [['2025-11-25', '2025-11-25'], ['2025-06-18', '2025-06-18'],
+    ['2024-11-05', '2025-11-25'], ['1999-01-01', '2025-11-25']]) {
+    const [r] = await raw([init(1, asked)]);
+    assert.equal(r.result.protocolVersion, answered, `asked ${asked}`);
+  }
+});
+
+await test('malformed messages get JSON-RPC errors', async () => {
+  const rs = await raw([
+    'not json at all',
+    '{"jsonrpc": "1.0", "id": 1, "method": "ping"}',
+    '[{"jsonrpc": "2.0", "id": 2, "method": "ping"}]',
+    '{"jsonrpc": "2.0", "id": 3, "method": "no/such/method"}',
+    '{"jsonrpc": "2.0", "id": "four", "method": "ping"}',
+    '{"jsonrpc": "2.0", "method": "notifications/unknown"}',
+    '{"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {"cursor": "bogus"}}',
+    '{"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "run_python", "arguments": 7}}',
+  ]);
+  assert.deepEqual(rs.map((r) => r.error ? r.error.code : 'ok'),
+    [-32700, -32600, -32600, -32601, 'ok', -32602, -32602]);
+  assert.equal(rs[4].id, 'four');
+});
+
+await test('an answer over --mcp-max-message is cut to fit', async () => {
+  const [r] = await raw([JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+    params: { name: 'run_python', arguments: { code: 'print("\\x01" * 300000)\nresult = 7' } } })],
+    ['--mcp-max-message', '256k']);
+  const sc = r.result.structuredContent;
+  assert.equal(sc.result, 7);
+  assert.equal(sc.output_truncated, true);
+  assert.match(sc.stdout, /bytes cut here/);
+  assert.ok(JSON.stringify(r).length < 256 * 1024);
+});
+
+await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
+  const { spawn } = await import('node:child_process');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  try {
+    const clients = [];
+    for (let i = 0; i < 2; i++) {
+      const t = new StreamableHTTPClientTransport(url);
+      const c = new Client({ name: `http-${i}`, version: '1' });
+      await c.connect(t);
+      assert.match(t.sessionId, /^[0-9a-f]{32}$/);
+      clients.push({ c, t });
+    }
+    // Each MCP session has its own "default" session.
+    await run(clients[0].c, 'v = "zero"');
+    await run(clients[1].c, 'v = "one"');
+    let r = await run(clients[0].c, 'result = v');
+    assert.equal(r.structuredContent.result, 'zero');
+    r = await clients[1].c.callTool({ name: 'list_sessions', arguments: {} });
+    assert.deepEqual(r.structuredContent.sessions.map((s) => s.name), ['default']);
+    // Progress arrives as server-sent events before the answer.
+    const seen = [];
+    r = await run(clients[1].c, 'import time\ntime.sleep(1.3)\nresult = v', {},
+      { onprogress: (p) => seen.push(p) });
+    assert.equal(r.structuredContent.result, 'one');
+    assert.ok(seen.length >= 1);
+    // Ending the MCP session: later requests with its id are refused.
+    const sid = clients[1].t.sessionId;
+    await clients[1].t.terminateSession();
+    const res = await fetch(url, { method: 'POST', headers: {
+      'content-type': 'application/json', accept: 'application/json, text/event-stream',
+      'mcp-session-id': sid },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }) });
+    assert.equal(res.status, 404);
+    // Not loopback: refused (DNS rebinding).
+    const evil = await fetch(url, { method: 'POST', headers: { origin: 'http://evil.example' } });
+    assert.equal(evil.status, 403);
+    await clients[0].c.close();
+  } finally {
+    server.kill();
+  }
+});
+
+await client.close();
+fs.rmSync(dir, { recursive: true });
+console.log(`sdk_client: ${passed} passed`);
