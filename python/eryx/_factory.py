@@ -1,0 +1,273 @@
+"""SandboxFactory: sandboxes that start with packages imported and setup code run.
+
+Until liberyx can build runtime images with packages (ERYX_HAVE_IMAGE_FILES),
+a factory is a *template session*: one sandbox imports the modules and runs
+the setup code once, its whole state is saved as a session file, and every
+sandbox or session of the factory is loaded from that file (the file is
+mapped copy-on-write: milliseconds, not a CPython start plus the imports).
+Package files are made visible through read-only mounts under
+``/eryx-packages``; wheels are extracted once into a cache directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+import tarfile
+import tempfile
+import weakref
+import zipfile
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _eryx
+from ._callbacks import CallbacksArg
+from ._limits import NetConfig, ResourceLimits
+from ._sandbox import (OutputFn, Sandbox, SandboxPool, Session, Volumes, _runtime)
+
+PathLike = Union[str, "os.PathLike[str]"]
+_MAGIC = b"ERYXFAC1"
+_GUEST_ROOT = "/eryx-packages"
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("ERYX_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eryx")
+    return os.path.join(base, "python-packages")
+
+
+def _safe_members(names: List[str], what: str) -> None:
+    for n in names:
+        parts = n.replace("\\", "/").split("/")
+        if n.startswith("/") or ".." in parts:
+            raise _eryx.InitializationError(f"{what}: unsafe path in archive: {n!r}")
+
+
+def _extract(path: str) -> str:
+    """Extracts a wheel (.whl, a zip) or a .tar.gz once into the cache; returns the directory."""
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:32]
+    dest = os.path.join(_cache_dir(), digest)
+    if os.path.isdir(dest):
+        return dest
+    os.makedirs(_cache_dir(), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=_cache_dir(), prefix=".extract-")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                _safe_members(z.namelist(), path)
+                z.extractall(tmp)
+        elif tarfile.is_tarfile(path):
+            with tarfile.open(path) as t:
+                members = [m for m in t.getmembers() if m.isfile() or m.isdir()]
+                _safe_members([m.name for m in members], path)
+                t.extractall(tmp, members=members)
+            # A tarball's single top directory is the package root.
+            entries = os.listdir(tmp)
+            if len(entries) == 1 and os.path.isdir(os.path.join(tmp, entries[0])) and \
+                    not os.path.exists(os.path.join(tmp, entries[0], "__init__.py")):
+                inner = os.path.join(tmp, entries[0])
+                for e in os.listdir(inner):
+                    os.rename(os.path.join(inner, e), os.path.join(tmp, e))
+                os.rmdir(inner)
+        else:
+            raise _eryx.InitializationError(f"{path}: not a wheel (.whl) or a .tar.gz")
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process extracted it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+class SandboxFactory:
+    """Sandboxes and sessions that start with packages importable, modules
+    imported and setup code run.
+
+    Args (keyword-only):
+        site_packages: a host directory of pure-Python packages (mounted
+            read-only and put on sys.path).
+        packages: paths of wheels (.whl) or .tar.gz archives of pure-Python
+            packages (extracted once into ~/.cache/eryx/python-packages).
+        imports: module names imported into the factory's state.
+        setup_code: Python run after the imports; the globals it defines are
+            in every sandbox of the factory (each gets its own copy-on-write
+            copy).
+        callbacks: the default callbacks of create_sandbox()/create_session().
+            The setup code cannot call them.
+        setup_timeout_ms: limit of the imports and setup code (default 60000).
+
+    Example::
+
+        factory = eryx.SandboxFactory(imports=["decimal"], setup_code="D = decimal.Decimal")
+        sb = factory.create_sandbox()
+        sb.execute("print(D('1.1') + D('2.2'))")
+        factory.save("f.bin");  eryx.SandboxFactory.load("f.bin")
+    """
+
+    def __init__(self, *, site_packages: Optional[PathLike] = None,
+                 packages: Optional[Sequence[PathLike]] = None,
+                 imports: Optional[Sequence[str]] = None, setup_code: Optional[str] = None,
+                 callbacks: CallbacksArg = None, cache: bool = True,
+                 setup_timeout_ms: int = 60000, _state: Optional[Tuple[str, List]] = None) -> None:
+        self._callbacks = callbacks
+        self._dir = tempfile.mkdtemp(prefix="eryx-factory-")
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._file = os.path.join(self._dir, "state.session")
+        if _state is not None:
+            session_bytes, self._mounts = _state
+            with open(self._file, "wb") as f:
+                f.write(session_bytes)
+            self._check_load()
+            return
+        if imports is not None and (isinstance(imports, str) or
+                                    not all(isinstance(m, str) and m for m in imports)):
+            raise TypeError("imports must be a list of module names")
+        if setup_code is not None and not isinstance(setup_code, str):
+            raise TypeError("setup_code must be a str")
+        dirs: List[str] = []
+        if site_packages is not None:
+            sp = os.path.abspath(os.fspath(site_packages))
+            if not os.path.isdir(sp):
+                raise _eryx.InitializationError(f"site_packages {sp!r} is not a directory")
+            dirs.append(sp)
+        for p in packages or []:
+            p = os.path.abspath(os.fspath(p))
+            if os.path.isdir(p):
+                dirs.append(p)
+            elif os.path.isfile(p):
+                dirs.append(_extract(p))
+            else:
+                raise _eryx.InitializationError(f"package {p!r} does not exist")
+        self._mounts = [(d, f"{_GUEST_ROOT}/{i}", False) for i, d in enumerate(dirs)]
+        lines = ["import sys"]
+        if dirs:
+            paths = [m[1] for m in self._mounts]
+            lines.append(f"sys.path[:0] = {paths!r}")
+        for m in imports or []:
+            lines.append(f"import {m}")
+        code = "\n".join(lines) + "\n"
+        limits = ResourceLimits(execution_timeout_ms=setup_timeout_ms,
+                                max_memory_bytes=None)
+        template = Session(resource_limits=limits, volumes=self._mounts)
+        try:
+            try:
+                template.execute(code)
+                if setup_code:
+                    template.execute(setup_code)
+            except _eryx.EryxError as exc:
+                raise _eryx.InitializationError(f"the factory's setup failed:\n{exc}") from None
+            template.save(self._file)
+        finally:
+            template.close()
+
+    # -- internals ---------------------------------------------------------
+    def _check_load(self) -> None:
+        h = _eryx.SandboxHandle.load(_runtime(), self._file, mounts=self._mounts)
+        h.close()
+
+    def _load_handle(self, kw: Dict[str, Any]) -> Any:
+        return _eryx.SandboxHandle.load(_runtime(), self._file, **kw)
+
+    # -- API ----------------------------------------------------------------
+    def create_sandbox(self, *, resource_limits: Optional[ResourceLimits] = None,
+                       network: Optional[NetConfig] = None, callbacks: CallbacksArg = None,
+                       secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                       on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                       result_variable: Optional[str] = "result",
+                       env: Optional[Dict[str, str]] = None, **compat: Any) -> Sandbox:
+        """A Sandbox starting from the factory's state (every execute starts from it again)."""
+        _compat(compat)
+        return Sandbox(resource_limits=resource_limits, network=network,
+                       callbacks=callbacks if callbacks is not None else self._callbacks,
+                       secrets=secrets, volumes=volumes, on_stdout=on_stdout,
+                       on_stderr=on_stderr, result_variable=result_variable, env=env,
+                       _factory=self)
+
+    def create_session(self, *, resource_limits: Optional[ResourceLimits] = None,
+                       execution_timeout_ms: Optional[int] = None,
+                       network: Optional[NetConfig] = None, callbacks: CallbacksArg = None,
+                       secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                       on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                       result_variable: Optional[str] = "result",
+                       env: Optional[Dict[str, str]] = None, **compat: Any) -> Session:
+        """A Session starting from the factory's state; reset() goes back to it."""
+        _compat(compat)
+        return Session(resource_limits=resource_limits,
+                       execution_timeout_ms=execution_timeout_ms, network=network,
+                       callbacks=callbacks if callbacks is not None else self._callbacks,
+                       secrets=secrets, volumes=volumes, on_stdout=on_stdout,
+                       on_stderr=on_stderr, result_variable=result_variable, env=env,
+                       _factory=self)
+
+    def create_pool(self, **kw: Any) -> SandboxPool:
+        """Not available for factories yet: liberyx's pool resets its sandboxes
+        to the runtime's image, not to a factory's state."""
+        raise _eryx.EryxError("SandboxFactory.create_pool is not supported yet (liberyx's pool "
+                              "resets to the runtime image); use eryx.SandboxPool, or "
+                              "create_sandbox() per job")
+
+    def to_bytes(self) -> bytes:
+        """The factory as bytes (what save() writes)."""
+        header = json.dumps({"mounts": self._mounts}).encode()
+        with open(self._file, "rb") as f:
+            body = f.read()
+        return _MAGIC + struct.pack("<I", len(header)) + header + body
+
+    @property
+    def size_bytes(self) -> int:
+        """Size of the factory's saved state in bytes."""
+        return os.path.getsize(self._file)
+
+    def save(self, path: PathLike) -> None:
+        """Writes the factory to a file (atomically) for SandboxFactory.load()."""
+        path = os.fspath(path)
+        tmp = f"{path}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            f.write(self.to_bytes())
+        os.replace(tmp, path)
+
+    @staticmethod
+    def from_bytes(data: bytes, *, site_packages: Optional[PathLike] = None,
+                   callbacks: CallbacksArg = None) -> "SandboxFactory":
+        """A factory from to_bytes() output."""
+        data = bytes(data)
+        if len(data) < 12 or data[:8] != _MAGIC:
+            raise _eryx.InitializationError("not an eryx factory (bad magic)")
+        (n,) = struct.unpack("<I", data[8:12])
+        try:
+            header = json.loads(data[12:12 + n])
+            mounts = [(str(h), str(g), bool(w)) for h, g, w in header["mounts"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _eryx.InitializationError(f"damaged eryx factory header: {exc}") from None
+        if site_packages is not None and mounts:
+            mounts[0] = (os.path.abspath(os.fspath(site_packages)), mounts[0][1], False)
+        try:
+            return SandboxFactory(callbacks=callbacks, _state=(data[12 + n:], mounts))
+        except _eryx.InitializationError:
+            raise
+        except (ValueError, OSError) as exc:
+            raise _eryx.InitializationError(f"could not load the factory: {exc}") from None
+
+    @staticmethod
+    def load(path: PathLike, *, site_packages: Optional[PathLike] = None,
+             callbacks: CallbacksArg = None, cache: bool = True) -> "SandboxFactory":
+        """A factory saved by save(). site_packages replaces the saved
+        site_packages directory (when the factory had one)."""
+        with open(os.fspath(path), "rb") as f:
+            data = f.read()
+        return SandboxFactory.from_bytes(data, site_packages=site_packages, callbacks=callbacks)
+
+    def __repr__(self) -> str:
+        return f"<eryx.SandboxFactory {self.size_bytes} bytes, {len(self._mounts)} package dirs>"
+
+
+def _compat(kw: Dict[str, Any]) -> None:
+    allowed = {"site_packages", "scrub_stdout", "scrub_stderr", "scrub_files", "scrub_result"}
+    unknown = set(kw) - allowed
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
