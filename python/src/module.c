@@ -1007,6 +1007,7 @@ PyMODINIT_FUNC PyInit__eryx(void)
     PyObject *m = PyModule_Create(&module_def);
     if (!m)
         return NULL;
+    pyeryx_sigint_init();
     PyTypeObject *types[] = {&pyeryx_ResultType, &pyeryx_RuntimeType, &pyeryx_SandboxType,
                              &pyeryx_ExecType, &pyeryx_CallType, &pyeryx_PoolType};
     for (size_t i = 0; i < sizeof types / sizeof *types; i++) {

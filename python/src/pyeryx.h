@@ -94,6 +94,8 @@ PyObject *pyeryx_result_or_raise(int rc, eryx_result *res, const char *msg);
 PyObject *pyeryx_raise_status(int rc, const char *msg);
 
 int pyeryx_is_finalizing(void);
+/* Records the main thread (at module init). */
+void pyeryx_sigint_init(void);
 /* The current exception (normalised, with its traceback), cleared; NULL if none. */
 PyObject *pyeryx_fetch_exc(void);
 /* Sets exc (stolen) as the current exception. */

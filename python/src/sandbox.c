@@ -7,7 +7,129 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Ctrl-C during a blocking run on the main thread                           */
+/*
+ * Python's SIGINT handler only sets a flag that the interpreter checks
+ * between bytecodes, and the main thread is inside guest code with the GIL
+ * released: the KeyboardInterrupt would wait for the run to end (up to its
+ * time limit). So while a run is in progress on the main thread, a chained
+ * SIGINT handler writes a byte to a pipe (async-signal-safe) and calls
+ * Python's handler as before; a helper thread reading the pipe interrupts
+ * the running sandbox (eryx_sandbox_interrupt is not async-signal-safe, so
+ * it cannot be called from the handler). The run then returns, and the
+ * pending KeyboardInterrupt is raised in place of its result. If the
+ * program installs its own SIGINT handler later, ours is simply gone.
+ */
+static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
+static eryx_sandbox *sigint_target;   /* the main thread's running sandbox */
+static int sigint_pipe[2] = {-1, -1};
+static struct sigaction sigint_prev;
+static int sigint_state;              /* 0 untried, 1 installed, -1 not possible */
+static pthread_t main_thread;
+
+static void sigint_handler(int sig, siginfo_t *info, void *uctx)
+{
+    int saved = errno;
+    char c = 1;
+    ssize_t w = write(sigint_pipe[1], &c, 1);
+    (void)w;
+    errno = saved;
+    if (sigint_prev.sa_flags & SA_SIGINFO) {
+        if (sigint_prev.sa_sigaction)
+            sigint_prev.sa_sigaction(sig, info, uctx);
+    } else if (sigint_prev.sa_handler != SIG_IGN && sigint_prev.sa_handler != SIG_DFL &&
+               sigint_prev.sa_handler) {
+        sigint_prev.sa_handler(sig);
+    }
+}
+
+static void *sigint_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        char buf[16];
+        ssize_t n = read(sigint_pipe[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        pthread_mutex_lock(&sigint_mu);
+        if (sigint_target)
+            eryx_sandbox_interrupt(sigint_target);
+        pthread_mutex_unlock(&sigint_mu);
+    }
+}
+
+/* Installs the chained handler once, if SIGINT is Python's (not ignored,
+ * not the default). Called with the GIL held, on the main thread. */
+static void sigint_install(void)
+{
+    if (sigint_state != 0)
+        return;
+    sigint_state = -1;
+    struct sigaction cur;
+    if (sigaction(SIGINT, NULL, &cur) < 0 || (!(cur.sa_flags & SA_SIGINFO) &&
+                                              (cur.sa_handler == SIG_IGN ||
+                                               cur.sa_handler == SIG_DFL)))
+        return;
+    if (pipe2(sigint_pipe, O_CLOEXEC) < 0)
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the helper takes no signals */
+    int rc = pthread_create(&t, &attr, sigint_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        close(sigint_pipe[0]);
+        close(sigint_pipe[1]);
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sigint_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | (cur.sa_flags & SA_RESTART);
+    sigemptyset(&sa.sa_mask);
+    sigint_prev = cur;
+    if (sigaction(SIGINT, &sa, NULL) == 0)
+        sigint_state = 1;
+}
+
+void pyeryx_sigint_init(void)
+{
+    main_thread = pthread_self();
+}
+
+/* Whether this run should be interruptible by Ctrl-C (main thread). */
+static int sigint_begin(eryx_sandbox *sb)
+{
+    if (!pthread_equal(pthread_self(), main_thread))
+        return 0;
+    sigint_install();
+    if (sigint_state != 1)
+        return 0;
+    pthread_mutex_lock(&sigint_mu);
+    sigint_target = sb;
+    pthread_mutex_unlock(&sigint_mu);
+    return 1;
+}
+
+static void sigint_end(void)
+{
+    pthread_mutex_lock(&sigint_mu);
+    sigint_target = NULL;
+    pthread_mutex_unlock(&sigint_mu);
+}
 
 /* Status codes of the guard below. */
 static int sandbox_enter(pyeryx_sandbox *self)
@@ -245,15 +367,24 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
     eryx_result *res = NULL;
     int rc = ERYX_OK;
     int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
+    int ctrl_c = sigint_begin(sb);
     Py_BEGIN_ALLOW_THREADS
     if (fresh)
         rc = eryx_sandbox_reset(sb);
     if (rc == ERYX_OK)
         rc = eryx_sandbox_run_ex(sb, a.src, (size_t)a.len, &a.opts, &res);
     Py_END_ALLOW_THREADS
+    if (ctrl_c)
+        sigint_end();
     self->busy = 0;
     run_args_clear(&a);
     if (pyeryx_run_end(&run) < 0) {
+        eryx_result_free(res);
+        return NULL;
+    }
+    /* A Ctrl-C that arrived during the run (it interrupted the run):
+     * KeyboardInterrupt, as for any blocking call. */
+    if (ctrl_c && PyErr_CheckSignals() < 0) {
         eryx_result_free(res);
         return NULL;
     }
