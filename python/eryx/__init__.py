@@ -48,6 +48,12 @@ from ._sandbox import (
 )
 from ._factory import SandboxFactory
 
+for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, PooledSandbox, PoolStats,
+             ResourceLimits, NetConfig, CallbackRegistry, PoolError, PoolTimeoutError,
+             PoolClosedError, PoolExhaustedError):
+    _cls.__module__ = "eryx"
+del _cls
+
 __version__: str = _LIB_VERSION
 """Version of the package (that of liberyx it is built with)."""
 

@@ -707,7 +707,8 @@ class SandboxPool:
                             result_variable=result_variable, env=env)
         self._acquire_ns = acquire_timeout_ms * _MS
         self._pool = _eryx.Pool(_runtime(), max_size=max_size, min_idle=min_idle,
-                                idle_timeout_ns=idle_timeout_ms * _MS or None, **self._cfg.kw)
+                                idle_timeout_ns=idle_timeout_ms * _MS or None, stream=True,
+                                **self._cfg.kw)
 
     def _lease(self, timeout_ns: int, resource_limits: Optional[ResourceLimits],
                callbacks: CallbacksArg, on_stdout: OutputFn,

@@ -263,6 +263,7 @@ static const char *const config_keys[] = {
     "env", "mounts", "max_memory", "max_output", "tmp_quota", "callbacks", "dispatch",
     "callback_timeout_ns", "max_callbacks", "timeout_ns", "interrupt_grace_ns", "fuel",
     "output_limit_stops", "host_write_quota", "on_stdout", "on_stderr", "net", "secrets",
+    "stream",
     NULL};
 
 #ifdef ERYX_HAVE_NET
@@ -504,7 +505,15 @@ int pyeryx_config_parse(pyeryx_config *c, PyObject *kw)
                             outs[1] ? outs[1] : Py_None);
     if (!c->ctx)
         goto fail;
-    c->cfg.on_output = pyeryx_on_output;
+    /* Streaming only when someone listens (a run with on_output set pays a
+     * host call per write it would not otherwise); "stream" asks for it
+     * when the functions come per run (a pool's leases). */
+    PyObject *stream = kwget(kw, "stream");
+    int want_stream = stream ? PyObject_IsTrue(stream) : 0;
+    if (want_stream < 0)
+        goto fail;
+    if (want_stream || c->ctx->on_stdout || c->ctx->on_stderr)
+        c->cfg.on_output = pyeryx_on_output;
     c->cfg.output_user_data = NULL;
     if (cbs && cbs != Py_None) {
         PyObject *seq = PySequence_Fast(cbs, "callbacks must be a list of tuples");

@@ -251,3 +251,25 @@ def test_gc_frees_sandboxes():
 
 def test_version():
     assert eryx.__version__.count(".") == 2
+
+
+def test_every_public_name_is_documented():
+    import inspect
+    for name in eryx.__all__:
+        obj = getattr(eryx, name)
+        if name == "__version__":
+            continue
+        assert inspect.getdoc(obj), name
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not (callable(member) or isinstance(member, property)):
+                    continue
+                assert inspect.getdoc(getattr(obj, attr)), f"{name}.{attr}"
+    assert "execute" in __import__("pydoc").render_doc(eryx.Sandbox)
+
+
+def test_stub_files_ship():
+    import os
+    d = os.path.dirname(eryx.__file__)
+    assert os.path.exists(os.path.join(d, "py.typed"))
+    assert os.path.exists(os.path.join(d, "_eryx.pyi"))
