@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "net_options.h"
 #include "repl.h"
 #include "shell_callback.h"
 
@@ -51,6 +52,7 @@ typedef struct cli {
     const char *session;      /* --session FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
+    cli_net net;              /* --allow-net and friends */
 } cli;
 
 static void usage(FILE *f)
@@ -81,8 +83,9 @@ static void usage(FILE *f)
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
+            "%s"
             "  -V, --version   print the eryx and Python versions and exit\n"
-            "  -h, --help      print this help and exit\n");
+            "  -h, --help      print this help and exit\n", cli_net_usage);
 }
 
 static int parse_mount(cli *c, char *spec)
@@ -191,7 +194,7 @@ static int parse_size(const char *s, uint64_t *out)
 /* Returns -1 to exit with EXIT_USAGE, 1 to exit 0 (help/version), 0 to run. */
 static int parse_args(cli *c, int argc, char **argv)
 {
-    int i = 1;
+    int i = 1, net;
     for (; i < argc; i++) {
         char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "-m") == 0) {
@@ -203,6 +206,9 @@ static int parse_args(cli *c, int argc, char **argv)
             c->code_arg = argv[++i];
             i++;
             break;
+        } else if ((net = cli_net_option(&c->net, argc, argv, &i)) != 0) {
+            if (net < 0)
+                return -1;
         } else if (strcmp(a, "--callback") == 0) {
             if (i + 1 >= argc || parse_callback(c, argv[++i]) < 0)
                 return -1;
@@ -255,7 +261,7 @@ static int parse_args(cli *c, int argc, char **argv)
     }
     c->args = argv + i;
     c->n_args = argc - i;
-    return 0;
+    return cli_net_check(&c->net);
 }
 
 /* Reads all of f into a malloc'd buffer. */
@@ -442,6 +448,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.fuel = c->fuel;
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
+        cli_net_apply(&c->net, &cfg);
         if (c->session && access(c->session, F_OK) == 0) {
             rc = eryx_sandbox_load(rt, &cfg, c->session, &sb);
             /* Files of the session that did not come back (a mount the

@@ -234,6 +234,73 @@ typedef struct eryx_mount {
     int writable;
 } eryx_mount;
 
+/* The network a sandbox may reach (docs/networking.md). Without one
+ * (eryx_sandbox_config.net NULL, the default) the sandbox has no network:
+ * socket.connect raises PermissionError. With one, TCP client sockets,
+ * TLS (terminated on the host by OpenSSL, verifying against the system CA
+ * store plus ca_files / ca_pem), urllib, http.client, requests, httpx and
+ * asyncio streams work, for the destinations the rules allow:
+ *
+ * - Deny by default. Rules: "api.example.com", "*.example.com" (names under
+ *   it, not example.com itself), "*" (every name), an IP address or CIDR
+ *   range ("203.0.113.7", "10.0.0.0/8", "2001:db8::/32"), each with an
+ *   optional ":PORT" (IPv6 in brackets: "[::1]:8080").
+ * - Names are resolved on the host and every address is checked again:
+ *   loopback, private, link-local (cloud metadata), CGNAT, multicast,
+ *   reserved ranges and the IPv6 forms of all of them are refused unless
+ *   an address rule covers them, whatever name led there.
+ * - A refused connection is PermissionError in Python, its message naming
+ *   the rule (or the missing one).
+ *
+ * Every limit: 0 = the default; ERYX_NO_LIMIT = none where stated. All
+ * strings are copied. */
+typedef struct eryx_net_config {
+    size_t size;                     /* 0 or sizeof(eryx_net_config) */
+    const char *const *allow;        /* n_allow allow rules */
+    size_t n_allow;
+    const char *const *deny;         /* n_deny rules checked before allow */
+    size_t n_deny;
+    const char *const *resolve;      /* "HOST:PORT:ADDRESS": HOST at PORT
+                                        resolves to ADDRESS (curl's
+                                        --resolve); the address is still
+                                        checked by the rules */
+    size_t n_resolve;
+    const char *const *ca_files;     /* PEM files of CA certificates trusted
+                                        besides the system store */
+    size_t n_ca_files;
+    const char *ca_pem;              /* more CA certificates as PEM text, or
+                                        NULL */
+    uint32_t max_connections;        /* open at once (default 10) */
+    uint64_t connect_timeout_ns;     /* default 10 s */
+    uint64_t idle_timeout_ns;        /* a read or write that waits longer
+                                        fails (default 30 s; the socket's own
+                                        timeout may be shorter) */
+    uint64_t max_bytes_sent;         /* per run (default 1 GiB; ERYX_NO_LIMIT
+                                        = none): beyond, the write fails */
+    uint64_t max_bytes_received;     /* per run (default 1 GiB; ERYX_NO_LIMIT
+                                        = none): beyond, the read fails */
+} eryx_net_config;
+
+/* A secret the sandbox's code may send but never read. Inside the
+ * sandbox, os.environ[name] holds a placeholder (random, different in every
+ * sandbox, as long as the value and at least 24 characters). On
+ * connections to the hosts given (rules as above), eryx replaces the
+ * placeholder by the value in the bytes the code sends (anywhere: headers
+ * and bodies, plain TCP and inside TLS); sending the placeholder to any
+ * other host fails the write with PermissionError. The value in what a
+ * server sends back reaches the code as the placeholder. The value never
+ * enters the sandbox's memory, so it is in no output, result, trace, file
+ * or message. */
+typedef struct eryx_secret {
+    size_t size;                     /* 0 or sizeof(eryx_secret) */
+    const char *name;                /* environment variable name */
+    const char *value;               /* the real value (not empty) */
+    const char *const *hosts;        /* where it may be sent */
+    size_t n_hosts;
+} eryx_secret;
+
+#define ERYX_HAVE_NET 1
+
 /* Receives the guest's output as it is written: fd is 1 (stdout) or 2
  * (stderr). Called on the thread running the code, during the run. The
  * complete output is also in the result. */
@@ -296,6 +363,10 @@ typedef struct eryx_sandbox_config {
                                     or directory created; deleting gives
                                     back only what it added): beyond,
                                     OSError(EDQUOT) */
+    const eryx_net_config *net;  /* the network it may reach; NULL = none
+                                    (copied) */
+    const eryx_secret *secrets;  /* n_secrets secrets (copied; need net) */
+    size_t n_secrets;
 } eryx_sandbox_config;
 
 ERYX_API void eryx_sandbox_config_default(eryx_sandbox_config *cfg);

@@ -52,6 +52,9 @@ static const field sandbox_fields[] = {
     FIELD(eryx_sandbox_config, fuel),
     FIELD(eryx_sandbox_config, output_limit_stops),
     FIELD(eryx_sandbox_config, host_write_quota),
+    FIELD(eryx_sandbox_config, net),
+    FIELD(eryx_sandbox_config, secrets),
+    FIELD(eryx_sandbox_config, n_secrets),
 };
 
 static const field mount_fields[] = {
@@ -178,6 +181,11 @@ static int check_sandbox_config(const eryx_sandbox_config *cfg)
                                "ERYX_GUEST_FUEL=1 (docs/limits.md)");
         return ERYX_INVALID;
     }
+    if (cfg->n_secrets && !cfg->net) {
+        eryx__set_errmsg(NULL, "secrets need a network config (eryx_sandbox_config.net): "
+                               "there is nowhere to send them");
+        return ERYX_INVALID;
+    }
     if (cfg->max_memory < (32u << 20)) {
         eryx__set_errmsg(NULL, "max_memory %llu is below the 32 MiB the interpreter "
                                "needs to start", (unsigned long long)cfg->max_memory);
@@ -229,9 +237,10 @@ int eryx__sandbox_config_take(const eryx_sandbox_config *given, eryx__config_cop
         return ERYX_INVALID;
     }
     take_fields(c, given, given->size, sandbox_fields, N_FIELDS(sandbox_fields));
-    if ((c->n_mounts && !c->mounts) || (c->n_callbacks && !c->callbacks)) {
-        eryx__set_errmsg(NULL, "misuse: eryx_sandbox_config: n_mounts or n_callbacks set "
-                               "but its array is NULL");
+    if ((c->n_mounts && !c->mounts) || (c->n_callbacks && !c->callbacks) ||
+        (c->n_secrets && !c->secrets)) {
+        eryx__set_errmsg(NULL, "misuse: eryx_sandbox_config: n_mounts, n_callbacks or "
+                               "n_secrets set but its array is NULL");
         return ERYX_MISUSE;
     }
     default_limits(c);

@@ -10,6 +10,7 @@
 #include "core/exec.h"
 #include "core/handle.h"
 #include "guest/abi.h"
+#include "net/net.h"
 
 /* ---- hub and call lifetimes ------------------------------------------- */
 
@@ -162,6 +163,30 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
     return finish_call(call, error_result(call->id, k, buf));
 }
 
+int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
+{
+    json_t *result = value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)call->id, "ok", 1,
+                                       "value", value)
+                           : error_result(call->id, kind, msg);
+    return finish_call(call, result);
+}
+
+void eryx__call_release(eryx_call *call)
+{
+    eryx__hub *h = call->hub;
+    pthread_mutex_lock(&h->mu);
+    h->refs++;
+    call_unref_locked(call);
+    hub_unref_unlock(h);
+}
+
+void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns)
+{
+    pthread_mutex_lock(&call->hub->mu);
+    call->deadline_ns = deadline_ns;
+    pthread_mutex_unlock(&call->hub->mu);
+}
+
 int eryx__call_pending(eryx_call *call)
 {
     eryx__hub *h = call->hub;
@@ -234,9 +259,28 @@ void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const cha
     pthread_mutex_unlock(&ex->hub->mu);
 }
 
+/* A network operation: a call the network layer completes (src/net/). */
+static int add_net_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
+{
+    eryx_call *c = call_new(ex, id, name);
+    if (!c || push_call(ex, c) < 0) {
+        if (c)
+            call_free(c);
+        return -1;
+    }
+    pthread_mutex_lock(&ex->hub->mu);
+    ex->hub->refs++;
+    c->refs++; /* the network layer's, released when it completes */
+    pthread_mutex_unlock(&ex->hub->mu);
+    eryx__net_submit(ex->sb->net, c, name + strlen(ERYX__NET_PREFIX), args);
+    return 0;
+}
+
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
+    if (strncmp(name, ERYX__NET_PREFIX, strlen(ERYX__NET_PREFIX)) == 0)
+        return add_net_call(ex, id, name, args);
     const eryx__callback *cb = eryx__callback_find(sb, name);
     char msg[300];
     if (!cb) {
@@ -263,7 +307,7 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
     c->deadline_ns = eryx__deadline_after(sb->callback_timeout_ns);
     hub_add_ref(ex->hub);
     ex->n_invocations++;
-    return 0;
+    return 1;
 }
 
 int eryx__exec_has_completed(eryx_exec *ex)
@@ -478,6 +522,7 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     }
     eryx__sandbox_prefault_pending(sb);
     eryx__wasi_begin_run(sb->wasi);
+    eryx__net_run_begin(sb->net);
     rc = eryx__irq_run_begin(sb, run_limit(opts->timeout_ns, sb->timeout_ns), ex->hub);
     if (rc != ERYX_OK) {
         exec_free(ex);

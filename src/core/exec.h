@@ -136,10 +136,19 @@ int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns);
 int eryx__call_reply(eryx_call *call, const char *json, size_t len);
 int eryx__call_fail(eryx_call *call, int kind, const char *message);
 int eryx__call_pending(eryx_call *call);
+/* For the network layer (src/net/), which holds a reference to its calls:
+ * completes one with value (taken) or, when value is NULL, with the failure
+ * kind/msg, and releases the reference; notifies like a reply. */
+int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg);
+/* Releases the network layer's reference without completing the call. */
+void eryx__call_release(eryx_call *call);
+void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns);
 
 /* exec.c: the guest's eryx.wait records calls through these
  * (host_imports.c). args is the call's arguments as JSON object text
- * (src/core/wait_request.h). */
+ * (src/core/wait_request.h). eryx__exec_add_call returns 1 when the call
+ * went to the embedder, 0 when it did not (it failed at once, or the
+ * network layer has it), -1 when out of memory. */
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);

@@ -13,7 +13,7 @@
 
 /* Records the calls of a decoded request; returns an error text for the
  * guest, or NULL. A call whose arguments are over the limit fails alone. */
-static const char *record_calls(eryx_exec *ex, const eryx__wait_request *r)
+static const char *record_calls(eryx_exec *ex, const eryx__wait_request *r, int *to_embedder)
 {
     for (size_t i = 0; i < r->n_calls; i++) {
         const eryx__wait_call *c = &r->calls[i];
@@ -23,8 +23,11 @@ static const char *record_calls(eryx_exec *ex, const eryx__wait_request *r)
                      "the arguments of '%.200s' are %zu bytes of JSON; the limit is %u MiB",
                      c->name, c->args_size, (unsigned)(ERYX_MAX_CALL_ARGS >> 20));
             eryx__exec_fail_now(ex, c->id, "invalid_arguments", msg);
-        } else if (eryx__exec_add_call(ex, c->id, c->name, c->args) < 0) {
-            return "out of memory on the host";
+        } else {
+            int rc = eryx__exec_add_call(ex, c->id, c->name, c->args);
+            if (rc < 0)
+                return "out of memory on the host";
+            *to_embedder += rc;
         }
     }
     return NULL;
@@ -73,6 +76,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
     if (!ex)
         return 0; /* no execution (start-up code): an empty reply */
     size_t before = ex->n_calls;
+    int to_embedder = 0;
     char too_large[200];
     /* Checked before the guest's bytes are touched: the decoder's cost is
      * linear in len, and len is bounded first. */
@@ -87,7 +91,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
         eryx__wait_request r;
         error = req ? eryx__wait_request_decode(req, len, &r) : "malformed request";
         if (!error) {
-            error = record_calls(ex, &r);
+            error = record_calls(ex, &r, &to_embedder);
             set_timer(ex, &r);
             eryx__wait_request_clear(&r);
         }
@@ -97,8 +101,9 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
         !has_waiting_calls(ex))
         error = "deadlock: the event loop waits, but no callback or timer is pending";
     /* Suspend unless the guest can go on at once: new calls must reach the
-     * embedder, and waiting only makes sense with something to wait for. */
-    if (!error && (new_calls || !eryx__exec_has_completed(ex)))
+     * embedder, and waiting only makes sense with something to wait for
+     * (a network operation that completed at once does not suspend). */
+    if (!error && (to_embedder || !eryx__exec_has_completed(ex)))
         eryx__engine_suspend();
     else if (eryx__exec_take_reply(ex, error) < 0)
         return 0;

@@ -141,6 +141,7 @@ struct eryx_sandbox {
     uint32_t max_callbacks;
     void (*on_trace)(void *ud, const char *file, int line, const char *function);
     void *trace_user_data;
+    struct eryx__net *net;      /* its network (src/net/), or NULL: none */
     char errmsg[512];
 };
 

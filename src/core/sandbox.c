@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "core/exec.h"
+#include "net/net.h"
 #include "engine/engine.h"
 #include "vfs/vfs.h"
 
@@ -103,6 +104,38 @@ static void free_strings(char **v)
     free(v);
 }
 
+/* The secrets' placeholders join the environment (an entry of the same
+ * name given in env is replaced). */
+static int add_secret_env(eryx_sandbox *sb)
+{
+    size_t n = 0, k = eryx__net_secret_count(sb->net);
+    while (sb->env_copy[n])
+        n++;
+    char **v = realloc(sb->env_copy, (n + k + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    sb->env_copy = v;
+    for (size_t i = 0; i < k; i++) {
+        const char *name = eryx__net_secret_name(sb->net, i);
+        size_t len = strlen(name);
+        for (size_t j = 0; j < n; j++)
+            if (strncmp(v[j], name, len) == 0 && v[j][len] == '=') {
+                free(v[j]);
+                memmove(&v[j], &v[j + 1], (n - j) * sizeof *v);
+                n--;
+                break;
+            }
+        const char *ph = eryx__net_secret_placeholder(sb->net, i);
+        char *kv = malloc(len + strlen(ph) + 2);
+        if (!kv)
+            return -1;
+        sprintf(kv, "%s=%s", name, ph);
+        v[n++] = kv;
+        v[n] = NULL;
+    }
+    return 0;
+}
+
 /* Keeps the embedder's config for resets and forks: scalars as they are,
  * mounts and environment copied, callbacks held apart (sb->callbacks). */
 static int copy_config(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
@@ -113,7 +146,14 @@ static int copy_config(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     sb->cfg.mounts = NULL;
     sb->cfg.n_mounts = 0;
     sb->cfg.env = NULL;
+    /* The network is sb->net; a fork shares its parent's (placeholders
+     * included, which its environment already holds). */
+    sb->cfg.net = NULL;
+    sb->cfg.secrets = NULL;
+    sb->cfg.n_secrets = 0;
     sb->env_copy = copy_strings(cfg->env);
+    if (sb->env_copy && sb->net && add_secret_env(sb) < 0)
+        return ERYX_NOMEM;
     sb->mounts_copy = cfg->n_mounts ? calloc(cfg->n_mounts, sizeof *sb->mounts_copy) : NULL;
     if (!sb->env_copy || (cfg->n_mounts && !sb->mounts_copy))
         return ERYX_NOMEM;
@@ -156,6 +196,15 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     atomic_store(&sb->owner, 0);
     sb->depth = 0;
     atomic_fetch_add(&sb->rt->n_sandboxes, 1);
+    if (cfg->net) {
+        char err[512];
+        int nrc = eryx__net_new(cfg->net, cfg->secrets, cfg->n_secrets, &sb->net, err,
+                                sizeof err);
+        if (nrc != ERYX_OK) {
+            eryx__set_errmsg(NULL, "%s", err);
+            return nrc;
+        }
+    }
     int rc = copy_config(sb, cfg);
     if (rc == ERYX_OK)
         rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
@@ -167,6 +216,8 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
  * config copies, timers, messages. No longer counted as live. */
 static void drop_settings(eryx_sandbox *sb)
 {
+    eryx__net_free(sb->net);
+    sb->net = NULL;
     eryx__wasi_free(sb->wasi);
     sb->wasi = NULL;
     eryx__irq_destroy(sb);
@@ -498,6 +549,12 @@ int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
     eryx__snapshot_globals g;
     eryx__save_globals(sb, &g);
     int rc = eryx__sandbox_from_state(sb->rt, &sb->cfg, sb->in.fork_base, &g, sb, out);
+    if (rc == ERYX_OK && sb->net && !((*out)->net = eryx__net_share(sb->net))) {
+        eryx__sandbox_free(*out);
+        *out = NULL;
+        eryx__set_errmsg(NULL, "out of memory");
+        rc = ERYX_NOMEM;
+    }
     if (rc == ERYX_OK) {
         /* A fork keeps its parent's random state (and, if the parent never
          * ran, its pending setup)... */

@@ -34,6 +34,16 @@ def _install_chmod():
 
 
 _install_chmod()
+
+
+def _install_network():
+    """The sandbox's _socket, select and ssl (net.py, ssl.py): sockets whose
+    connections the host makes under its policy."""
+    from . import net
+    net.install()
+
+
+_install_network()
 _main = sys.modules["__main__"]
 _MISSING = object()
 _STATE_RUN = object()   # export/import runs report their own result

@@ -1,0 +1,1267 @@
+/*
+ * Connections made for the guest: operations, the poller thread, limits,
+ * secrets on the wire (net.h). TLS is tls.c.
+ */
+#include "net/net.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/exec.h"
+#include "net/net_internal.h"
+
+#define NS_PER_S 1000000000ull
+#define DEFAULT_MAX_CONNECTIONS 10u
+#define DEFAULT_CONNECT_TIMEOUT_NS (10 * NS_PER_S)
+#define DEFAULT_IDLE_TIMEOUT_NS (30 * NS_PER_S)
+#define DEFAULT_MAX_BYTES (1ull << 30)
+/* One recv hands the guest at most this (base64 in JSON: 4/3 of it). */
+#define MAX_RECV_CHUNK (1u << 20)
+/* Bytes read from the network and not yet taken by the guest, per
+ * connection: the poller stops reading beyond (TCP then pushes back). */
+#define MAX_INBUF (4u << 20)
+/* How long a possible start of a secret's value is held back from the
+ * guest while waiting for the rest. */
+#define HOLD_NS (200ull * 1000 * 1000)
+#define RESOLVE_CACHE 64
+
+eryx__net_global eryx__net_g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+#define G eryx__net_g
+
+/* ---- config ---------------------------------------------------------------- */
+
+static void conf_unref(eryx__net_conf *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    eryx__policy_clear(&c->policy);
+    for (size_t i = 0; i < c->n_secrets; i++)
+        eryx__secret_clear(&c->secrets[i]);
+    free(c->secrets);
+    eryx__tls_conf_clear(c);
+    free(c);
+}
+
+static uint64_t limit_or(uint64_t v, uint64_t def)
+{
+    if (v == 0)
+        return def;
+    return v == ERYX_NO_LIMIT ? UINT64_MAX : v;
+}
+
+static eryx__net *net_alloc(eryx__net_conf *conf)
+{
+    eryx__net *net = calloc(1, sizeof *net);
+    if (!net)
+        return NULL;
+    net->conf = conf;
+    atomic_fetch_add(&conf->refs, 1);
+    net->refs = 1;
+    /* Connection ids start at a random point: a socket object that
+     * survived a fork or a load names no connection of the new sandbox. */
+    uint32_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        r = (uint32_t)(uintptr_t)net;
+    net->next_id = ((uint64_t)r << 20) + 1;
+    return net;
+}
+
+int eryx__net_new(const eryx_net_config *given, const eryx_secret *secrets, size_t n_secrets,
+                  eryx__net **out, char *err, size_t errsize)
+{
+    *out = NULL;
+    eryx_net_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    size_t size = given->size ? given->size : sizeof cfg;
+    if (size < sizeof(size_t) || size > sizeof cfg) {
+        snprintf(err, errsize, "eryx_net_config.size is %zu: use sizeof(eryx_net_config)", size);
+        return ERYX_INVALID;
+    }
+    memcpy(&cfg, given, size);
+    if ((cfg.n_allow && !cfg.allow) || (cfg.n_deny && !cfg.deny) ||
+        (cfg.n_resolve && !cfg.resolve) || (cfg.n_ca_files && !cfg.ca_files) ||
+        (n_secrets && !secrets)) {
+        snprintf(err, errsize, "misuse: eryx_net_config: a count is set but its array is NULL");
+        return ERYX_MISUSE;
+    }
+    eryx__net_conf *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, errsize, "out of memory");
+        return ERYX_NOMEM;
+    }
+    atomic_init(&c->refs, 1);
+    c->max_connections = cfg.max_connections ? cfg.max_connections : DEFAULT_MAX_CONNECTIONS;
+    c->connect_timeout_ns = limit_or(cfg.connect_timeout_ns, DEFAULT_CONNECT_TIMEOUT_NS);
+    c->idle_timeout_ns = limit_or(cfg.idle_timeout_ns, DEFAULT_IDLE_TIMEOUT_NS);
+    c->max_sent = limit_or(cfg.max_bytes_sent, DEFAULT_MAX_BYTES);
+    c->max_received = limit_or(cfg.max_bytes_received, DEFAULT_MAX_BYTES);
+    int rc = ERYX_INVALID;
+    if (eryx__policy_init(&c->policy, cfg.allow, cfg.n_allow, cfg.deny, cfg.n_deny, cfg.resolve,
+                          cfg.n_resolve, err, errsize))
+        goto fail;
+    if (n_secrets && !(c->secrets = calloc(n_secrets, sizeof *c->secrets)))
+        goto nomem;
+    for (; c->n_secrets < n_secrets; c->n_secrets++) {
+        eryx_secret s;
+        memset(&s, 0, sizeof s);
+        size_t ssize = secrets[0].size ? secrets[0].size : sizeof s;
+        if (ssize < sizeof(size_t) || ssize > sizeof s) {
+            snprintf(err, errsize, "eryx_secret.size is %zu: use sizeof(eryx_secret)", ssize);
+            goto fail;
+        }
+        memcpy(&s, (const char *)secrets + c->n_secrets * ssize, ssize);
+        if (s.n_hosts && !s.hosts) {
+            snprintf(err, errsize, "misuse: eryx_secret %zu: n_hosts set, hosts NULL",
+                     c->n_secrets);
+            rc = ERYX_MISUSE;
+            goto fail;
+        }
+        if (s.value && strlen(s.value) < 8) {
+            snprintf(err, errsize, "secret %.100s: values shorter than 8 bytes are refused "
+                     "(their scrubbing from responses would mangle ordinary data)",
+                     s.name ? s.name : "(null)");
+            goto fail;
+        }
+        if (eryx__secret_init(&c->secrets[c->n_secrets], s.name, s.value, s.hosts, s.n_hosts,
+                              err, errsize) < 0)
+            goto fail;
+    }
+    if (eryx__tls_conf_init(c, &cfg, err, errsize) < 0)
+        goto fail;
+    eryx__net *net = net_alloc(c);
+    conf_unref(c); /* the network's reference is the one left */
+    if (!net) {
+        snprintf(err, errsize, "out of memory");
+        return ERYX_NOMEM;
+    }
+    *out = net;
+    return ERYX_OK;
+nomem:
+    snprintf(err, errsize, "out of memory");
+    rc = ERYX_NOMEM;
+fail:
+    conf_unref(c);
+    return rc;
+}
+
+eryx__net *eryx__net_share(const eryx__net *parent)
+{
+    return net_alloc(parent->conf);
+}
+
+size_t eryx__net_secret_count(const eryx__net *net)
+{
+    return net ? net->conf->n_secrets : 0;
+}
+
+const char *eryx__net_secret_name(const eryx__net *net, size_t i)
+{
+    return net->conf->secrets[i].name;
+}
+
+const char *eryx__net_secret_placeholder(const eryx__net *net, size_t i)
+{
+    return net->conf->secrets[i].placeholder;
+}
+
+void eryx__net_run_begin(eryx__net *net)
+{
+    if (!net)
+        return;
+    pthread_mutex_lock(&G.mu);
+    net->sent = net->received = 0;
+    pthread_mutex_unlock(&G.mu);
+}
+
+/* ---- completions, delivered with no lock held ------------------------------ */
+
+/* An operation's call, with the result to give it once G.mu is released. */
+typedef struct done {
+    eryx_call *call;
+    json_t *value;              /* NULL: failure */
+    char kind[24];
+    char msg[400];
+} done;
+
+typedef struct done_list {
+    done *d;
+    size_t n, cap;
+} done_list;
+
+static void done_add(done_list *l, eryx_call *call, json_t *value, const char *kind,
+                     const char *msg)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 8;
+        done *bigger = realloc(l->d, cap * sizeof *bigger);
+        if (!bigger) {
+            /* Completed as a failure right away would take locks in the
+             * wrong order; dropping the reference leaves the guest to its
+             * timeout. Out of memory anyway. */
+            json_decref(value);
+            eryx__call_release(call);
+            return;
+        }
+        l->d = bigger;
+        l->cap = cap;
+    }
+    done *d = &l->d[l->n++];
+    d->call = call;
+    d->value = value;
+    snprintf(d->kind, sizeof d->kind, "%s", kind ? kind : "");
+    snprintf(d->msg, sizeof d->msg, "%s", msg ? msg : "");
+}
+
+static void done_deliver(done_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        done *d = &l->d[i];
+        eryx__call_complete(d->call, d->value, d->kind, d->msg);
+    }
+    free(l->d);
+    memset(l, 0, sizeof *l);
+}
+
+static void op_ok(done_list *l, eryx__op *op, json_t *value)
+{
+    if (op->call)
+        done_add(l, op->call, value, NULL, NULL);
+    else
+        json_decref(value);
+    op->call = NULL;
+}
+
+static void op_fail(done_list *l, eryx__op *op, int err, const char *msg)
+{
+    char kind[24];
+    snprintf(kind, sizeof kind, "net:%s", eryx__net_errname(err));
+    if (op->call)
+        done_add(l, op->call, NULL, kind, msg ? msg : strerror(err));
+    op->call = NULL;
+}
+
+/* ---- connections ----------------------------------------------------------- */
+
+static eryx__conn *conn_find(eryx__net *net, uint64_t id)
+{
+    for (eryx__conn *c = net->conns; c; c = c->next)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+/* Registers c in the global slot table (the poller's names for it). */
+static int slot_take(eryx__conn *c)
+{
+    for (uint32_t i = 0; i < G.n_slots; i++)
+        if (!G.slots[i]) {
+            G.slots[i] = c;
+            c->slot = i;
+            return 0;
+        }
+    uint32_t n = G.n_slots ? G.n_slots * 2 : 64;
+    eryx__conn **s = realloc(G.slots, n * sizeof *s);
+    uint32_t *g = s ? realloc(G.gens, n * sizeof *g) : NULL;
+    if (s)
+        G.slots = s;
+    if (!g)
+        return -1;
+    G.gens = g;
+    for (uint32_t i = G.n_slots; i < n; i++) {
+        G.slots[i] = NULL;
+        G.gens[i] = 0;
+    }
+    c->slot = G.n_slots;
+    G.slots[G.n_slots] = c;
+    G.n_slots = n;
+    return 0;
+}
+
+static void conn_close(eryx__conn *c, done_list *l, const char *why)
+{
+    eryx__net *net = c->net;
+    op_fail(l, &c->rd, EBADF, why);
+    op_fail(l, &c->wr, EBADF, why);
+    if (c->fd >= 0) {
+        epoll_ctl(G.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    eryx__tls_conn_free(c);
+    G.slots[c->slot] = NULL;
+    G.gens[c->slot]++;
+    for (eryx__conn **p = &net->conns; *p; p = &(*p)->next)
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    net->n_conns--;
+    free(c->in);
+    free(c->out);
+    free(c);
+}
+
+/* Re-arms the poller for what c waits on (one-shot: an event disarms). */
+static void conn_arm(eryx__conn *c)
+{
+    uint32_t ev = 0;
+    if (c->connecting || c->out_len > c->out_off || c->tls_want_write)
+        ev |= EPOLLOUT;
+    if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
+        ev |= EPOLLIN;
+    if (!ev)
+        return;
+    struct epoll_event e = {.events = ev | EPOLLONESHOT,
+                            .data.u64 = ((uint64_t)G.gens[c->slot] << 32) | c->slot};
+    if (!c->registered) {
+        if (epoll_ctl(G.epfd, EPOLL_CTL_ADD, c->fd, &e) == 0)
+            c->registered = 1;
+    } else {
+        epoll_ctl(G.epfd, EPOLL_CTL_MOD, c->fd, &e);
+    }
+}
+
+/* ---- the poller thread ----------------------------------------------------- */
+
+static void progress(eryx__conn *c, done_list *l);
+
+static uint64_t hold_deadline(void)
+{
+    uint64_t d = 0;
+    for (uint32_t i = 0; i < G.n_slots; i++) {
+        eryx__conn *c = G.slots[i];
+        if (c && c->hold_until && c->rd.call && (!d || c->hold_until < d))
+            d = c->hold_until;
+    }
+    return d;
+}
+
+static void *poller(void *arg)
+{
+    (void)arg;
+    struct epoll_event ev[64];
+    for (;;) {
+        pthread_mutex_lock(&G.mu);
+        uint64_t hold = hold_deadline();
+        pthread_mutex_unlock(&G.mu);
+        int timeout = -1;
+        if (hold) {
+            uint64_t now = eryx__now_ns();
+            timeout = hold > now ? (int)((hold - now) / 1000000 + 1) : 0;
+        }
+        int n = epoll_wait(G.epfd, ev, 64, timeout);
+        done_list l = {0};
+        pthread_mutex_lock(&G.mu);
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.u64 == UINT64_MAX) {
+                uint64_t v;
+                if (read(G.wakefd, &v, sizeof v) < 0) { /* nothing to do */
+                }
+                continue;
+            }
+            uint32_t slot = (uint32_t)ev[i].data.u64, gen = (uint32_t)(ev[i].data.u64 >> 32);
+            if (slot < G.n_slots && G.slots[slot] && G.gens[slot] == gen)
+                progress(G.slots[slot], &l);
+        }
+        uint64_t now = eryx__now_ns();
+        for (uint32_t i = 0; i < G.n_slots; i++) {
+            eryx__conn *c = G.slots[i];
+            if (c && c->hold_until && c->hold_until <= now && c->rd.call) {
+                c->hold_release = 1;
+                progress(c, &l);
+            }
+        }
+        pthread_mutex_unlock(&G.mu);
+        done_deliver(&l);
+    }
+    return NULL;
+}
+
+/* G.mu held. */
+static int poller_start(void)
+{
+    if (G.started)
+        return 0;
+    G.epfd = epoll_create1(EPOLL_CLOEXEC);
+    G.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (G.epfd < 0 || G.wakefd < 0)
+        return -1;
+    struct epoll_event e = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
+    epoll_ctl(G.epfd, EPOLL_CTL_ADD, G.wakefd, &e);
+    if (eryx__thread_start_detached(poller, NULL) != 0)
+        return -1;
+    G.started = 1;
+    return 0;
+}
+
+/* The poller recomputes its timer (a new held-back read). */
+static void poller_wake(void)
+{
+    uint64_t one = 1;
+    if (write(G.wakefd, &one, sizeof one) < 0) { /* full: it wakes anyway */
+    }
+}
+
+/* ---- reading and writing --------------------------------------------------- */
+
+/* Plain bytes the guest sent, after the secrets: into c->out. */
+int eryx__conn_queue_plain(eryx__conn *c, const uint8_t *p, size_t n)
+{
+    if (c->out_off && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 16384;
+        while (cap < c->out_len + n)
+            cap *= 2;
+        uint8_t *b = realloc(c->out, cap);
+        if (!b)
+            return -1;
+        c->out = b;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+    return 0;
+}
+
+/* Writes what c->out holds; 0, or an errno. */
+static int flush_out(eryx__conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : errno == EINTR ? 0 : errno;
+        c->out_off += (size_t)w;
+    }
+    return 0;
+}
+
+/* Appends received plain bytes to c->in. */
+int eryx__conn_take_plain(eryx__conn *c, const uint8_t *p, size_t n)
+{
+    if (c->in_len + n > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 16384;
+        while (cap < c->in_len + n)
+            cap *= 2;
+        uint8_t *b = realloc(c->in, cap);
+        if (!b)
+            return -1;
+        c->in = b;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, p, n);
+    c->in_len += n;
+    return 0;
+}
+
+/* Reads what the socket has; 0, or an errno. Sets eof. */
+static int fill_in(eryx__conn *c)
+{
+    uint8_t buf[65536];
+    while (!c->eof && c->in_len < MAX_INBUF) {
+        ssize_t r = recv(c->fd, buf, sizeof buf, 0);
+        if (r < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : errno;
+        if (r == 0) {
+            c->eof = 1;
+            break;
+        }
+        int err = c->ssl ? eryx__tls_feed(c, buf, (size_t)r)
+                         : eryx__conn_take_plain(c, buf, (size_t)r) < 0 ? ENOMEM : 0;
+        if (err)
+            return err;
+    }
+    if (c->ssl && c->eof)
+        eryx__tls_feed(c, NULL, 0);
+    return 0;
+}
+
+/* Replaces the secrets' values by their placeholders in the bytes not yet
+ * final, and holds back a tail that could be the start of a value. */
+static int scrub_in(eryx__conn *c)
+{
+    const eryx__net_conf *conf = c->net->conf;
+    if (!conf->n_secrets) {
+        c->in_clean = c->in_len;
+        return 0;
+    }
+    for (size_t i = 0; i < conf->n_secrets; i++) {
+        const eryx__secret *s = &conf->secrets[i];
+        size_t region = c->in_len - c->in_clean, nlen;
+        uint8_t *r = eryx__replace_all(c->in + c->in_clean, region, s->value, s->value_len,
+                                       s->placeholder, s->placeholder_len, &nlen);
+        if (!r)
+            return -1;
+        if (r != c->in + c->in_clean) {
+            c->in_len = c->in_clean;
+            int rc = eryx__conn_take_plain(c, r, nlen);
+            free(r);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    size_t held = 0;
+    if (!c->eof && !c->hold_release)
+        for (size_t i = 0; i < conf->n_secrets; i++) {
+            const eryx__secret *s = &conf->secrets[i];
+            size_t k = eryx__tail_prefix(c->in + c->in_clean, c->in_len - c->in_clean,
+                                         s->value, s->value_len);
+            if (k > held)
+                held = k;
+        }
+    c->in_clean = c->in_len - held;
+    return 0;
+}
+
+static json_t *b64_value(const uint8_t *p, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t outn = (n + 2) / 3 * 4;
+    char *o = malloc(outn + 1);
+    if (!o)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        o[j++] = tbl[(v >> 18) & 63];
+        o[j++] = tbl[(v >> 12) & 63];
+        o[j++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
+        o[j++] = i + 2 < n ? tbl[v & 63] : '=';
+    }
+    json_t *s = json_stringn_nocheck(o, j);
+    free(o);
+    return s;
+}
+
+/* Gives the guest's pending read what it may have. */
+static void deliver_read(eryx__conn *c, done_list *l)
+{
+    if (!c->rd.call || c->tls_handshaking)
+        return;
+    if (scrub_in(c) < 0) {
+        op_fail(l, &c->rd, ENOMEM, "out of memory on the host");
+        return;
+    }
+    size_t n = c->in_clean;
+    if (n == 0 && !c->eof && !c->err) {
+        if (c->in_len > 0 && !c->hold_until) {
+            c->hold_until = eryx__now_ns() + HOLD_NS;
+            poller_wake();
+        }
+        return;
+    }
+    c->hold_until = 0;
+    c->hold_release = 0;
+    if (n == 0 && c->err) {
+        op_fail(l, &c->rd, c->err, NULL);
+        return;
+    }
+    if (n > c->rd.max)
+        n = c->rd.max;
+    eryx__net *net = c->net;
+    if (net->received + n > net->conf->max_received) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "network limit: this run may receive %llu bytes "
+                 "(max_bytes_received)", (unsigned long long)net->conf->max_received);
+        op_fail(l, &c->rd, EFBIG, msg);
+        return;
+    }
+    net->received += n;
+    json_t *v = b64_value(c->in, n);
+    memmove(c->in, c->in + n, c->in_len - n);
+    c->in_len -= n;
+    c->in_clean -= n;
+    if (!v)
+        op_fail(l, &c->rd, ENOMEM, "out of memory on the host");
+    else
+        op_ok(l, &c->rd, v);
+}
+
+/* Whatever c can do now: finish connecting, the handshake, writing,
+ * reading. G.mu held. */
+static void progress(eryx__conn *c, done_list *l)
+{
+    if (c->rd.call && !eryx__call_pending(c->rd.call))
+        eryx__op_drop(&c->rd);
+    if (c->wr.call && !eryx__call_pending(c->wr.call))
+        eryx__op_drop(&c->wr);
+    if (c->connecting) {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        if (poll(&p, 1, 0) == 1) {
+            getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+            c->connecting = 0;
+            if (soerr) {
+                /* The guest never learnt the id: the connection goes. */
+                op_fail(l, &c->wr, soerr, NULL);
+                conn_close(c, l, NULL);
+                return;
+            }
+            op_ok(l, &c->wr, json_pack("{s:I}", "conn", (json_int_t)c->id));
+        }
+    }
+    if (!c->connecting) {
+        int err = flush_out(c);
+        if (!err && c->ssl)
+            err = eryx__tls_progress(c, l);
+        if (!err)
+            err = flush_out(c);
+        if (!err && (c->rd.call || c->tls_handshaking))
+            err = fill_in(c);
+        if (!err && c->ssl)
+            err = eryx__tls_progress(c, l);
+        if (!err)
+            err = flush_out(c);
+        if (err) {
+            c->err = err;
+            op_fail(l, &c->wr, err, c->ssl ? eryx__tls_errmsg(c, err) : NULL);
+            if (c->tls_handshaking) {
+                c->tls_handshaking = 0;
+                op_fail(l, &c->rd, err, eryx__tls_errmsg(c, err));
+            }
+        }
+        if (c->wr.call && c->wr.kind == ERYX__OP_SEND && c->out_off == c->out_len)
+            op_ok(l, &c->wr, json_integer((json_int_t)c->wr.max));
+        deliver_read(c, l);
+    }
+    conn_arm(c);
+}
+
+/* ---- operations ------------------------------------------------------------ */
+
+static uint64_t op_deadline(const eryx__net_conf *conf, json_t *args, uint64_t cap)
+{
+    json_t *t = json_object_get(args, "timeout");
+    uint64_t ns = cap;
+    if (json_is_number(t)) {
+        double s = json_number_value(t);
+        if (s < 0)
+            s = 0;
+        if (s < (double)cap / 1e9)
+            ns = (uint64_t)(s * 1e9);
+    }
+    (void)conf;
+    return ns == UINT64_MAX ? 0 : eryx__now_ns() + ns + 1;
+}
+
+static eryx__conn *conn_of(eryx__net *net, json_t *args)
+{
+    json_t *id = json_object_get(args, "conn");
+    return json_is_integer(id) ? conn_find(net, (uint64_t)json_integer_value(id)) : NULL;
+}
+
+static void resolve_remember(eryx__net *net, const eryx__addr *a, const char *name)
+{
+    eryx__resolved *r = &net->resolved[net->n_resolved++ % RESOLVE_CACHE_N];
+    r->addr = *a;
+    snprintf(r->name, sizeof r->name, "%s", name);
+}
+
+static const char *resolved_name(eryx__net *net, const eryx__addr *a)
+{
+    size_t n = net->n_resolved < RESOLVE_CACHE_N ? net->n_resolved : RESOLVE_CACHE_N;
+    for (size_t k = 0; k < n; k++) { /* newest first */
+        eryx__resolved *r = &net->resolved[(net->n_resolved - 1 - k) % RESOLVE_CACHE_N];
+        if (memcmp(&r->addr, a, sizeof *a) == 0)
+            return r->name;
+    }
+    return NULL;
+}
+
+static json_t *addr_entry(const eryx__addr *a)
+{
+    char text[64];
+    eryx__addr_format(a, text, sizeof text);
+    return json_pack("{s:i, s:s}", "family", eryx__addr_is_v4(a) ? 4 : 6, "addr", text);
+}
+
+/* A name the guest gave: its normal form, or -1 with the reason. */
+static int guest_name(const char *host, char *name, size_t size, char *why, size_t whysize)
+{
+    if (eryx__host_normalise(host, name, size) < 0) {
+        snprintf(why, whysize, "\"%.100s\" is not a host name (names must be ASCII: "
+                 "encode international names with IDNA)", host);
+        return -1;
+    }
+    return 0;
+}
+
+/* A lookup that must ask DNS runs on a thread of its own. */
+typedef struct lookup {
+    eryx__net *net;
+    eryx_call *call;
+    char name[256];
+    uint16_t port;
+} lookup;
+
+static void finish_lookup(lookup *k, struct addrinfo *res, int gai)
+{
+    done_list l = {0};
+    eryx__op op = {.call = k->call};
+    pthread_mutex_lock(&G.mu);
+    eryx__net *net = k->net;
+    net->n_lookups--;
+    if (net->dead) {
+        op_fail(&l, &op, ECANCELED, "the sandbox is gone");
+    } else if (gai) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s: %s", k->name, gai_strerror(gai));
+        op_fail(&l, &op, EAI_NONAME_ERRNO, msg);
+    } else {
+        json_t *list = json_array();
+        char why[400] = "";
+        for (struct addrinfo *ai = res; ai && list; ai = ai->ai_next) {
+            eryx__addr a;
+            if (ai->ai_family == AF_INET) {
+                uint8_t v4[4];
+                memcpy(v4, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
+                static const uint8_t pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+                memcpy(a.b, pre, 12);
+                memcpy(a.b + 12, v4, 4);
+            } else if (ai->ai_family == AF_INET6) {
+                memcpy(a.b, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
+            } else {
+                continue;
+            }
+            char w[400];
+            if (!eryx__policy_check(&net->conf->policy, k->name, &a, k->port, w, sizeof w)) {
+                if (!why[0])
+                    snprintf(why, sizeof why, "%s", w);
+                continue;
+            }
+            resolve_remember(net, &a, k->name);
+            json_array_append_new(list, addr_entry(&a));
+        }
+        if (list && json_array_size(list) == 0) {
+            json_decref(list);
+            op_fail(&l, &op, EACCES, why[0] ? why : "no address");
+        } else if (!list) {
+            op_fail(&l, &op, ENOMEM, NULL);
+        } else {
+            op_ok(&l, &op, list);
+        }
+    }
+    eryx__net_unref_locked(net);
+    pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
+}
+
+static void *lookup_thread(void *arg)
+{
+    lookup *k = arg;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    int gai = getaddrinfo(k->name, NULL, &hints, &res);
+    finish_lookup(k, res, gai);
+    if (res)
+        freeaddrinfo(res);
+    free(k);
+    return NULL;
+}
+
+static void op_resolve(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
+{
+    const char *host = json_string_value(json_object_get(args, "host"));
+    json_int_t port = json_integer_value(json_object_get(args, "port"));
+    char name[256], why[400];
+    eryx__addr a;
+    if (!host || port < 0 || port > 65535) {
+        op_fail(l, op, EINVAL, "resolve: host and port are needed");
+        return;
+    }
+    if (eryx__addr_parse(host, &a)) { /* a literal in any spelling */
+        if (!eryx__policy_check(&net->conf->policy, NULL, &a, (uint16_t)port, why, sizeof why))
+            op_fail(l, op, EACCES, why);
+        else
+            op_ok(l, op, json_pack("[o]", addr_entry(&a)));
+        return;
+    }
+    if (guest_name(host, name, sizeof name, why, sizeof why) < 0) {
+        op_fail(l, op, EAI_NONAME_ERRNO, why);
+        return;
+    }
+    const eryx__addr *pin = eryx__policy_pin(&net->conf->policy, name, (uint16_t)port);
+    if (pin) {
+        if (!eryx__policy_check(&net->conf->policy, name, pin, (uint16_t)port, why, sizeof why)) {
+            op_fail(l, op, EACCES, why);
+        } else {
+            resolve_remember(net, pin, name);
+            op_ok(l, op, json_pack("[o]", addr_entry(pin)));
+        }
+        return;
+    }
+    if (!eryx__policy_name_possible(&net->conf->policy, name, (uint16_t)port)) {
+        eryx__addr none;
+        memset(&none, 0, sizeof none);
+        snprintf(why, sizeof why, "%s:%u is refused: %s", name, (unsigned)port,
+                 net->conf->policy.n_allow ? "no allow rule matches it"
+                                           : "the sandbox's network policy allows no destination");
+        op_fail(l, op, EACCES, why);
+        return;
+    }
+    if (net->n_lookups >= net->conf->max_connections) {
+        op_fail(l, op, EAGAIN, "too many name lookups at once");
+        return;
+    }
+    lookup *k = calloc(1, sizeof *k);
+    if (!k) {
+        op_fail(l, op, ENOMEM, NULL);
+        return;
+    }
+    k->net = net;
+    k->call = op->call;
+    snprintf(k->name, sizeof k->name, "%s", name);
+    k->port = (uint16_t)port;
+    net->refs++;
+    net->n_lookups++;
+    if (eryx__thread_start_detached(lookup_thread, k) != 0) {
+        net->refs--;
+        net->n_lookups--;
+        free(k);
+        op_fail(l, op, EAGAIN, "cannot start a lookup thread");
+        return;
+    }
+    op->call = NULL; /* the thread completes it */
+}
+
+static void op_connect(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
+{
+    const char *host = json_string_value(json_object_get(args, "addr"));
+    json_int_t port = json_integer_value(json_object_get(args, "port"));
+    eryx__addr a;
+    char why[400];
+    if (!host || port <= 0 || port > 65535 || !eryx__addr_parse(host, &a)) {
+        op_fail(l, op, EINVAL, "connect: an IP address and a port are needed");
+        return;
+    }
+    const char *name = resolved_name(net, &a);
+    if (!eryx__policy_check(&net->conf->policy, name, &a, (uint16_t)port, why, sizeof why)) {
+        op_fail(l, op, EACCES, why);
+        return;
+    }
+    if (net->n_conns >= net->conf->max_connections) {
+        snprintf(why, sizeof why, "too many connections: the sandbox may have %u open at once",
+                 net->conf->max_connections);
+        op_fail(l, op, EMFILE, why);
+        return;
+    }
+    if (poller_start() < 0) {
+        op_fail(l, op, EAGAIN, "cannot start the network thread");
+        return;
+    }
+    int v4 = eryx__addr_is_v4(&a);
+    int fd = socket(v4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    eryx__conn *c = fd >= 0 ? calloc(1, sizeof *c) : NULL;
+    if (!c || slot_take(c) < 0) {
+        int err = fd < 0 ? errno : ENOMEM;
+        if (fd >= 0)
+            close(fd);
+        free(c);
+        op_fail(l, op, err, NULL);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    c->net = net;
+    c->id = net->next_id++;
+    c->addr = a;
+    c->port = (uint16_t)port;
+    snprintf(c->host, sizeof c->host, "%s", name ? name : "");
+    c->next = net->conns;
+    net->conns = c;
+    net->n_conns++;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof ss);
+    if (v4) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        memcpy(&s4->sin_addr, a.b + 12, 4);
+        sl = sizeof *s4;
+    } else {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        memcpy(&s6->sin6_addr, a.b, 16);
+        sl = sizeof *s6;
+    }
+    json_t *ok = json_pack("{s:I}", "conn", (json_int_t)c->id);
+    if (connect(fd, (struct sockaddr *)&ss, sl) == 0) {
+        op_ok(l, op, ok);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        int err = errno;
+        json_decref(ok);
+        op_fail(l, op, err, NULL);
+        conn_close(c, l, NULL);
+        return;
+    }
+    json_decref(ok);
+    c->wr = *op;
+    c->wr.kind = ERYX__OP_CONNECT;
+    op->call = NULL;
+    c->connecting = 1;
+    conn_arm(c);
+}
+
+/* The secrets on what the guest sends on c: substituted where allowed,
+ * refused where not. Returns the bytes to send (data itself or a new
+ * buffer), or NULL with why set. */
+static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, size_t *outlen,
+                              char *why, size_t whysize)
+{
+    const eryx__net_conf *conf = c->net->conf;
+    const char *host = c->tls_name[0] ? c->tls_name : c->host[0] ? c->host : NULL;
+    uint8_t *cur = (uint8_t *)data;
+    size_t n = len;
+    *outlen = len;
+    for (size_t i = 0; i < conf->n_secrets; i++) {
+        const eryx__secret *s = &conf->secrets[i];
+        /* A placeholder split between two sends is found with the end of
+         * the previous one. */
+        int straddles = 0;
+        size_t k = c->sent_tail_len;
+        if (k) {
+            uint8_t joint[2 * 256];
+            size_t take = n < s->placeholder_len ? n : s->placeholder_len;
+            if (k + take <= sizeof joint) {
+                memcpy(joint, c->sent_tail, k);
+                memcpy(joint + k, cur, take);
+                straddles = memmem(joint, k + take, s->placeholder, s->placeholder_len) != NULL &&
+                            memmem(c->sent_tail, k, s->placeholder, s->placeholder_len) == NULL;
+            }
+        }
+        int found = straddles || memmem(cur, n, s->placeholder, s->placeholder_len) != NULL;
+        if (!found)
+            continue;
+        if (!eryx__secret_allowed(s, host, &c->addr, c->port)) {
+            char addr[64];
+            eryx__addr_format(&c->addr, addr, sizeof addr);
+            snprintf(why, whysize, "secret %s may not be sent to %s:%u (its hosts do not "
+                     "include it): nothing was sent", s->name, host ? host : addr, c->port);
+            if (cur != data)
+                free(cur);
+            return NULL;
+        }
+        size_t nn;
+        uint8_t *r = eryx__replace_all(cur, n, s->placeholder, s->placeholder_len, s->value,
+                                       s->value_len, &nn);
+        if (!r) {
+            snprintf(why, whysize, "out of memory on the host");
+            if (cur != data)
+                free(cur);
+            return NULL;
+        }
+        if (r != cur) {
+            if (cur != data)
+                free(cur);
+            cur = r;
+            n = nn;
+        }
+    }
+    /* Keep the end of what the guest sent (before substitution) for the
+     * next check. */
+    size_t keep = len < sizeof c->sent_tail ? len : sizeof c->sent_tail;
+    memcpy(c->sent_tail, data + len - keep, keep);
+    c->sent_tail_len = keep;
+    *outlen = n;
+    return cur;
+}
+
+static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
+{
+    static int8_t map[256];
+    static int ready;
+    if (!ready) {
+        memset(map, -1, sizeof map);
+        const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for (int i = 0; i < 64; i++)
+            map[(unsigned char)t[i]] = (int8_t)i;
+        ready = 1;
+    }
+    if (n % 4)
+        return -1;
+    uint8_t *o = malloc(n / 4 * 3 + 1);
+    if (!o)
+        return -1;
+    size_t j = 0;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char ch = (unsigned char)s[i + k];
+            if (ch == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+            } else if (pad || map[ch] < 0) {
+                free(o);
+                return -1;
+            } else {
+                v[k] = map[ch];
+            }
+        }
+        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
+                     (uint32_t)v[3];
+        o[j++] = (uint8_t)(w >> 16);
+        if (pad < 2)
+            o[j++] = (uint8_t)(w >> 8);
+        if (pad < 1)
+            o[j++] = (uint8_t)w;
+    }
+    *out = o;
+    *outlen = j;
+    return 0;
+}
+
+static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
+{
+    json_t *d = json_object_get(args, "data");
+    uint8_t *data, *wire;
+    size_t len, wlen;
+    char why[400];
+    if (!json_is_string(d) ||
+        b64_decode(json_string_value(d), json_string_length(d), &data, &len) < 0) {
+        op_fail(l, op, EINVAL, "send: data must be base64");
+        return;
+    }
+    if (c->wr.call || c->connecting) {
+        free(data);
+        op_fail(l, op, EBUSY, "another write on this socket has not finished");
+        return;
+    }
+    if (c->err || c->shut_wr) {
+        free(data);
+        op_fail(l, op, c->err ? c->err : EPIPE, NULL);
+        return;
+    }
+    if (net->sent + len > net->conf->max_sent) {
+        free(data);
+        snprintf(why, sizeof why, "network limit: this run may send %llu bytes "
+                 "(max_bytes_sent)", (unsigned long long)net->conf->max_sent);
+        op_fail(l, op, EFBIG, why);
+        return;
+    }
+    if (!(wire = apply_secrets(c, data, len, &wlen, why, sizeof why))) {
+        free(data);
+        op_fail(l, op, EACCES, why);
+        return;
+    }
+    int err = c->ssl ? eryx__tls_write(c, wire, wlen)
+                     : eryx__conn_queue_plain(c, wire, wlen) < 0 ? ENOMEM : 0;
+    if (wire != data)
+        free(wire);
+    free(data);
+    if (err) {
+        op_fail(l, op, err, NULL);
+        return;
+    }
+    net->sent += len;
+    c->wr = *op;
+    c->wr.kind = ERYX__OP_SEND;
+    c->wr.max = len;
+    op->call = NULL;
+    progress(c, l);
+}
+
+static void op_recv(eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
+{
+    json_int_t max = json_integer_value(json_object_get(args, "max"));
+    if (c->rd.call) {
+        op_fail(l, op, EBUSY, "another read on this socket has not finished");
+        return;
+    }
+    if (c->connecting) {
+        op_fail(l, op, ENOTCONN, NULL);
+        return;
+    }
+    c->rd = *op;
+    c->rd.kind = ERYX__OP_RECV;
+    c->rd.max = max <= 0 ? 1 : max > MAX_RECV_CHUNK ? MAX_RECV_CHUNK : (size_t)max;
+    op->call = NULL;
+    progress(c, l);
+    /* Nothing yet and the guest does not wait (timeout 0): EAGAIN. */
+    json_t *t = json_object_get(args, "timeout");
+    if (c->rd.call && json_is_number(t) && json_number_value(t) <= 0)
+        op_fail(l, &c->rd, EAGAIN, "no data yet");
+}
+
+static void op_shutdown(eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
+{
+    json_int_t how = json_integer_value(json_object_get(args, "how"));
+    if (how != SHUT_RD) {
+        c->shut_wr = 1;
+        if (!c->ssl && c->out_off == c->out_len)
+            shutdown(c->fd, SHUT_WR);
+    }
+    op_ok(l, op, json_true());
+}
+
+static void op_poll(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
+{
+    json_t *list = json_object_get(args, "conns"), *ready = json_array(), *e;
+    size_t i;
+    json_array_foreach(list, i, e) {
+        eryx__conn *c = conn_find(net, (uint64_t)json_integer_value(json_array_get(e, 0)));
+        int want = (int)json_integer_value(json_array_get(e, 1)), got = 0;
+        if (!c) {
+            got = POLLNVAL;
+        } else {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            int readable = c->in_len > 0 || c->eof || c->err ||
+                           (!c->connecting && poll(&p, 1, 0) == 1);
+            if ((want & POLLIN) && readable)
+                got |= POLLIN;
+            if ((want & POLLOUT) && !c->connecting && c->out_off == c->out_len)
+                got |= POLLOUT;
+        }
+        if (got)
+            json_array_append_new(ready, json_pack("[I, i]", json_integer_value(json_array_get(e, 0)), got));
+    }
+    op_ok(l, op, ready);
+}
+
+void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const char *argtext)
+{
+    done_list l = {0};
+    eryx__op op = {.call = call};
+    json_t *args = json_loads(argtext, 0, NULL);
+    if (!net) {
+        op_fail(&l, &op, EACCES, "this sandbox has no network (eryx_sandbox_config.net; the "
+                                 "command line's --allow-net)");
+        json_decref(args);
+        done_deliver(&l);
+        return;
+    }
+    const eryx__net_conf *conf = net->conf;
+    pthread_mutex_lock(&G.mu);
+    uint64_t cap = strcmp(name, "connect") == 0 ? conf->connect_timeout_ns
+                   : strcmp(name, "resolve") == 0 ? conf->connect_timeout_ns
+                                                   : conf->idle_timeout_ns;
+    eryx__call_set_deadline(call, op_deadline(conf, args, cap));
+    eryx__conn *c = NULL;
+    int needs_conn = strcmp(name, "resolve") && strcmp(name, "connect") && strcmp(name, "poll");
+    if (!args) {
+        op_fail(&l, &op, EINVAL, "malformed network request");
+    } else if (needs_conn && !(c = conn_of(net, args))) {
+        op_fail(&l, &op, EBADF, "the connection is closed (or was made before a fork or a "
+                                "session load: connections are never carried over)");
+    } else if (!strcmp(name, "resolve")) {
+        op_resolve(net, &op, args, &l);
+    } else if (!strcmp(name, "connect")) {
+        op_connect(net, &op, args, &l);
+    } else if (!strcmp(name, "send")) {
+        op_send(net, c, &op, args, &l);
+    } else if (!strcmp(name, "recv")) {
+        op_recv(c, &op, args, &l);
+    } else if (!strcmp(name, "tls")) {
+        eryx__tls_start(c, &op, args, &l);
+    } else if (!strcmp(name, "shutdown")) {
+        op_shutdown(c, &op, args, &l);
+    } else if (!strcmp(name, "close")) {
+        conn_close(c, &l, "the socket was closed");
+        op_ok(&l, &op, json_true());
+    } else if (!strcmp(name, "poll")) {
+        op_poll(net, &op, args, &l);
+    } else {
+        op_fail(&l, &op, EINVAL, "unknown network operation");
+    }
+    pthread_mutex_unlock(&G.mu);
+    json_decref(args);
+    done_deliver(&l);
+}
+
+/* ---- the end of a sandbox's network --------------------------------------- */
+
+void eryx__net_unref_locked(eryx__net *net)
+{
+    if (--net->refs > 0)
+        return;
+    conf_unref(net->conf);
+    free(net);
+}
+
+void eryx__net_free(eryx__net *net)
+{
+    if (!net)
+        return;
+    done_list l = {0};
+    pthread_mutex_lock(&G.mu);
+    while (net->conns)
+        conn_close(net->conns, &l, "the sandbox is gone");
+    net->dead = 1;
+    eryx__net_unref_locked(net);
+    pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
+}
+
+/* ---- helpers for tls.c ----------------------------------------------------- */
+
+void eryx__op_ok(void *list, eryx__op *op, json_t *value)
+{
+    op_ok(list, op, value);
+}
+
+void eryx__op_fail(void *list, eryx__op *op, int err, const char *msg)
+{
+    op_fail(list, op, err, msg);
+}
+
+void eryx__op_drop(eryx__op *op)
+{
+    if (op->call)
+        eryx__call_release(op->call);
+    op->call = NULL;
+}
+
+void eryx__conn_progress(eryx__conn *c, void *list)
+{
+    progress(c, list);
+}
+
+const char *eryx__net_errname(int err)
+{
+    switch (err) {
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ECONNRESET: return "ECONNRESET";
+    case ECONNABORTED: return "ECONNABORTED";
+    case ETIMEDOUT: return "ETIMEDOUT";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
+    case ENETUNREACH: return "ENETUNREACH";
+    case EPIPE: return "EPIPE";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
+    case EAGAIN: return "EAGAIN";
+    case EBUSY: return "EBUSY";
+    case EMFILE: return "EMFILE";
+    case EFBIG: return "EFBIG";
+    case ENOMEM: return "ENOMEM";
+    case ENOTCONN: return "ENOTCONN";
+    case ECANCELED: return "ECANCELED";
+    case EAI_NONAME_ERRNO: return "EAI_NONAME";
+    case ERYX__ETLS: return "SSL";
+    case ERYX__ETLS_VERIFY: return "SSL_VERIFY";
+    default: return "EIO";
+    }
+}
