@@ -501,6 +501,8 @@ static int scrub_in(eryx__conn *c)
     for (size_t i = 0; i < conf->n_secrets; i++) {
         const eryx__secret *s = &conf->secrets[i];
         size_t region = c->in_len - c->in_clean, nlen;
+        if (region == 0)
+            break; /* nothing new (c->in may be NULL: replace_all would return it) */
         uint8_t *r = eryx__replace_all(c->in + c->in_clean, region, s->value, s->value_len,
                                        s->placeholder, s->placeholder_len, &nlen);
         if (!r)
