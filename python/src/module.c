@@ -229,6 +229,22 @@ static char *own(pyeryx_config *c, const char *s, Py_ssize_t n)
     return d;
 }
 
+/* n zeroed bytes owned by the config. */
+static void *own_zeroed(pyeryx_config *c, size_t n)
+{
+    char *d = own(c, "", 0);
+    if (!d)
+        return NULL;
+    d = PyMem_RawCalloc(1, n ? n : 1);
+    if (!d) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    PyMem_RawFree(c->strings[c->n_strings - 1]);
+    c->strings[c->n_strings - 1] = d;
+    return d;
+}
+
 /* A str without NUL bytes, copied into the config. */
 static char *own_str(pyeryx_config *c, PyObject *o, const char *what)
 {
@@ -284,7 +300,7 @@ static int str_list(pyeryx_config *c, PyObject *o, const char *what,
     if (!seq)
         return -1;
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
-    char **arr = k ? (char **)own(c, "", (Py_ssize_t)(sizeof(char *) * (size_t)k)) : NULL;
+    char **arr = k ? own_zeroed(c, sizeof(char *) * (size_t)k) : NULL;
     if (k && !arr) {
         Py_DECREF(seq);
         return -1;
@@ -308,7 +324,7 @@ static int str_list(pyeryx_config *c, PyObject *o, const char *what,
  * hosts). */
 static int parse_net(pyeryx_config *c, PyObject *net, PyObject *secrets)
 {
-    net_holder *h = (net_holder *)own(c, "", (Py_ssize_t)sizeof *h);
+    net_holder *h = own_zeroed(c, sizeof *h);
     if (!h)
         return -1;
     memset(h, 0, sizeof *h);
@@ -356,8 +372,7 @@ static int parse_net(pyeryx_config *c, PyObject *net, PyObject *secrets)
         if (!seq)
             return -1;
         Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
-        h->secrets = k ? (eryx_secret *)own(c, "", (Py_ssize_t)(sizeof(eryx_secret) * (size_t)k))
-                       : NULL;
+        h->secrets = k ? own_zeroed(c, sizeof(eryx_secret) * (size_t)k) : NULL;
         if (k && !h->secrets) {
             Py_DECREF(seq);
             return -1;
