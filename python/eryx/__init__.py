@@ -36,6 +36,7 @@ from ._eryx import build_has_fuel
 from ._callbacks import CallbackRegistry, infer_schema
 from ._limits import NetConfig, ResourceLimits
 from ._sandbox import (
+    FactoryPool,
     PoolClosedError,
     PoolError,
     PoolExhaustedError,
@@ -48,7 +49,7 @@ from ._sandbox import (
 )
 from ._factory import SandboxFactory
 
-for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, PooledSandbox, PoolStats,
+for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, FactoryPool, PooledSandbox, PoolStats,
              ResourceLimits, NetConfig, CallbackRegistry, PoolError, PoolTimeoutError,
              PoolClosedError, PoolExhaustedError):
     _cls.__module__ = "eryx"
@@ -58,7 +59,7 @@ __version__: str = _LIB_VERSION
 """Version of the package (that of liberyx it is built with)."""
 
 __all__ = [
-    "Sandbox", "Session", "SandboxFactory", "SandboxPool", "PooledSandbox", "PoolStats",
+    "Sandbox", "Session", "SandboxFactory", "SandboxPool", "FactoryPool", "PooledSandbox", "PoolStats",
     "ExecuteResult", "ResourceLimits", "NetConfig", "CallbackRegistry", "infer_schema",
     "EryxError", "ExecutionError", "TimeoutError", "ResourceLimitError", "CancelledError",
     "InitializationError", "PoolError", "PoolTimeoutError", "PoolClosedError",

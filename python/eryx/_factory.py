@@ -25,7 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from . import _eryx
 from ._callbacks import CallbacksArg
 from ._limits import NetConfig, ResourceLimits
-from ._sandbox import (OutputFn, Sandbox, SandboxPool, Session, Volumes, _runtime)
+from ._sandbox import (FactoryPool, OutputFn, Sandbox, Session, Volumes, _runtime)
 
 PathLike = Union[str, "os.PathLike[str]"]
 _MAGIC = b"ERYXFAC1"
@@ -204,12 +204,17 @@ class SandboxFactory:
                        on_stderr=on_stderr, result_variable=result_variable, env=env,
                        _factory=self)
 
-    def create_pool(self, **kw: Any) -> SandboxPool:
-        """Not available for factories yet: liberyx's pool resets its sandboxes
-        to the runtime's image, not to a factory's state."""
-        raise _eryx.EryxError("SandboxFactory.create_pool is not supported yet (liberyx's pool "
-                              "resets to the runtime image); use eryx.SandboxPool, or "
-                              "create_sandbox() per job")
+    def create_pool(self, *, max_size: int = 10, min_idle: int = 1,
+                    acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
+                    **kw: Any) -> FactoryPool:
+        """A pool of sandboxes in the factory's state: acquire() as a context
+        manager, try_acquire(), stats(), close() (as SandboxPool). kw: the
+        sandboxes' config (resource_limits, callbacks, ...); callbacks default
+        to the factory's."""
+        kw.setdefault("callbacks", self._callbacks)
+        return FactoryPool(self, max_size=max_size, min_idle=min_idle,
+                           acquire_timeout_ms=acquire_timeout_ms,
+                           idle_timeout_ms=idle_timeout_ms, **kw)
 
     def to_bytes(self) -> bytes:
         """The factory as bytes (what save() writes)."""

@@ -666,6 +666,14 @@ class PooledSandbox(_Runner):
         Idempotent."""
         self.close()
 
+    def close(self) -> None:
+        h = self._h
+        super().close()
+        if h is not None and hasattr(self._pool, "_returned"):
+            self._pool._returned()
+
+    close.__doc__ = release.__doc__
+
 
 class SandboxPool:
     """A thread-safe pool of warm sandboxes (liberyx's eryx_pool) for many short jobs.
@@ -771,3 +779,131 @@ class SandboxPool:
 
     def __repr__(self) -> str:
         return f"<eryx.SandboxPool {self.stats()!r}>"
+
+
+class FactoryPool:
+    """A pool of sandboxes that start from a SandboxFactory's state
+    (``factory.create_pool()``). Same API as SandboxPool; each lease is a
+    sandbox loaded from the factory's saved state, freed when released
+    (idle ones are loaded ahead, up to min_idle)."""
+
+    def __init__(self, factory: Any, *, max_size: int = 10, min_idle: int = 1,
+                 acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
+                 resource_limits: Optional[ResourceLimits] = None,
+                 callbacks: CallbacksArg = None, network: Optional[NetConfig] = None,
+                 secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 result_variable: Optional[str] = "result",
+                 env: Optional[Dict[str, str]] = None) -> None:
+        for name, v in (("max_size", max_size), ("min_idle", min_idle),
+                        ("acquire_timeout_ms", acquire_timeout_ms),
+                        ("idle_timeout_ms", idle_timeout_ms)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {v!r}")
+        if max_size < 1 or min_idle > max_size:
+            raise ValueError("max_size must be at least 1 and min_idle at most max_size")
+        self._factory = factory
+        self._cfg = _Config(resource_limits=resource_limits, network=network,
+                            callbacks=callbacks, secrets=secrets, volumes=volumes,
+                            on_stdout=None, on_stderr=None, result_variable=result_variable,
+                            env=env, mounts=factory._mounts)
+        kw = dict(self._cfg.kw)
+        kw["stream"] = True
+        self._kw = kw
+        self._default_out = (on_stdout, on_stderr)
+        self._max = max_size
+        self._min_idle = min_idle
+        self._acquire_s = acquire_timeout_ms / 1000
+        self._cond = threading.Condition()
+        self._idle: List[Any] = []
+        self._in_use = 0
+        self._closed = False
+        self._counts = {"acquisitions": 0, "creations": 0, "waits": 0, "evictions": 0}
+        for _ in range(min_idle):
+            self._idle.append(self._load())
+
+    def _load(self) -> Any:
+        self._counts["creations"] += 1
+        return self._factory._load_handle(self._kw)
+
+    def _returned(self) -> None:
+        with self._cond:
+            self._in_use -= 1
+            self._cond.notify()
+
+    def _lease(self, wait_s: float, resource_limits: Optional[ResourceLimits],
+               callbacks: CallbacksArg, on_stdout: OutputFn,
+               on_stderr: OutputFn) -> Optional[PooledSandbox]:
+        if callbacks is not None:
+            raise ValueError("per-lease callbacks are not supported: give them to "
+                             "create_pool(callbacks=...)")
+        run_timeout = fuel = 0
+        if resource_limits is not None:
+            kw = resource_limits._config()
+            run_timeout, fuel = kw["timeout_ns"], kw.get("fuel", 0)
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            waited = False
+            while True:
+                if self._closed:
+                    raise PoolClosedError("the pool is closed")
+                if self._in_use < self._max:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                waited = True
+                self._cond.wait(left)
+            self._in_use += 1
+            self._counts["acquisitions"] += 1
+            self._counts["waits"] += waited
+            h = self._idle.pop() if self._idle else None
+        try:
+            if h is None:
+                h = self._load()
+        except BaseException:
+            self._returned()
+            raise
+        out, err = self._default_out
+        return PooledSandbox(self, h, run_timeout, fuel, on_stdout or out, on_stderr or err)
+
+    def acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                on_stderr: OutputFn = None) -> PooledSandbox:
+        """A sandbox in the factory's state, waiting up to acquire_timeout_ms."""
+        lease = self._lease(self._acquire_s, resource_limits, callbacks, on_stdout, on_stderr)
+        if lease is None:
+            raise PoolTimeoutError(f"no sandbox came free within {self._acquire_s:.3f} s")
+        return lease
+
+    def try_acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                    callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                    on_stderr: OutputFn = None) -> Optional[PooledSandbox]:
+        """A sandbox if one is free now, else None."""
+        return self._lease(0, resource_limits, callbacks, on_stdout, on_stderr)
+
+    def stats(self) -> PoolStats:
+        """The pool's counters."""
+        with self._cond:
+            return PoolStats(dict(self._counts, idle=len(self._idle), in_use=self._in_use,
+                                  max_size=self._max))
+
+    def close(self) -> None:
+        """No more acquires; idle sandboxes are freed, leases keep working."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for h in idle:
+            h.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once closed."""
+        return self._closed
+
+    def __enter__(self) -> "FactoryPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

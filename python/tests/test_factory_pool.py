@@ -136,3 +136,25 @@ def test_pool_bad_arguments():
         eryx.SandboxPool(max_size=0)
     with pytest.raises(ValueError):
         eryx.SandboxPool(max_size=-1)
+
+
+def test_factory_pool():
+    f = eryx.SandboxFactory(setup_code="base = [1]", callbacks=[{"name": "ten", "fn": lambda: 10}])
+    pool = f.create_pool(max_size=2, min_idle=1, acquire_timeout_ms=100)
+    with pool.acquire() as sb:
+        sb.execute("base.append(await ten())")
+        assert sb.execute("print(base)").stdout == "[1, 10]\n"
+    with pool.acquire() as sb:
+        assert sb.execute("print(base)").stdout == "[1]\n"
+    a, b = pool.acquire(), pool.try_acquire()
+    assert b is not None and pool.try_acquire() is None
+    with pytest.raises(eryx.PoolTimeoutError):
+        pool.acquire()
+    st = pool.stats()
+    assert st.in_use == 2 and st.total_acquisitions == 4
+    a.release()
+    b.release()
+    assert pool.stats().in_use == 0
+    pool.close()
+    with pytest.raises(eryx.PoolClosedError):
+        pool.acquire()
