@@ -149,12 +149,16 @@ static int sandbox_enter(pyeryx_sandbox *self)
     return 0;
 }
 
+static int pool_give_back(PyObject *pool, eryx_sandbox *sb);
+
 PyObject *pyeryx_sandbox_wrap(eryx_sandbox *sb, PyObject *runtime, pyeryx_ctx *ctx,
                               PyObject *pool)
 {
     pyeryx_sandbox *self = PyObject_GC_New(pyeryx_sandbox, &pyeryx_SandboxType);
     if (!self) {
-        if (!pool)
+        if (pool)
+            pool_give_back(pool, sb);
+        else
             eryx_sandbox_free(sb);
         return NULL;
     }
@@ -171,8 +175,6 @@ PyObject *pyeryx_sandbox_wrap(eryx_sandbox *sb, PyObject *runtime, pyeryx_ctx *c
     PyObject_GC_Track(self);
     return (PyObject *)self;
 }
-
-static int pool_give_back(PyObject *pool, eryx_sandbox *sb);
 
 static void sandbox_close_now(pyeryx_sandbox *self)
 {
