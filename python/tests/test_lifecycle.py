@@ -57,11 +57,11 @@ def test_many_sandboxes_do_not_leak():
         def rss():
             with open('/proc/self/statm') as f:
                 return int(f.read().split()[1]) * 4096
-        for _ in range(200):
+        for _ in range(100):
             eryx.Sandbox().execute("x = 1")
         gc.collect()
         before = rss()
-        for _ in range(1000):
+        for _ in range(400):
             s = eryx.Session(callbacks=[{"name": "f", "fn": lambda: 1}])
             s.execute("await f()")
             s.close()

@@ -120,7 +120,7 @@ def test_limits_validation():
     u = eryx.ResourceLimits.unlimited()
     assert u.execution_timeout_ms is None and u.max_memory_bytes is None
     sb = eryx.Sandbox(resource_limits=u)
-    assert sb.execute("print(len(bytearray(300 << 20)))").stdout == f"{300 << 20}\n"
+    assert sb.execute("print(len(bytearray(150 << 20)))").stdout == f"{150 << 20}\n"
 
 
 def test_fuel_limit_matches_the_build():
