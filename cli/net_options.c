@@ -3,6 +3,7 @@
  */
 #include "net_options.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,9 @@ const char cli_net_usage[] =
     "                  the value of the host's environment variable NAME may be\n"
     "                  sent to HOST; the code sees a placeholder in $NAME\n"
     "  --max-connections N\n"
-    "                  connections open at once (default 10)\n";
+    "                  connections open at once (default 10)\n"
+    "  --max-net-bytes BYTES\n"
+    "                  bytes a run may send, and receive (default 1G each)\n";
 
 static int add(const char **list, size_t *n, const char *opt, const char *v)
 {
@@ -82,7 +85,7 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
 {
     const char *opt = argv[*i];
     static const char *const names[] = {"--allow-net", "--deny-net", "--resolve", "--ca-file",
-                                        "--secret", "--max-connections"};
+                                        "--secret", "--max-connections", "--max-net-bytes"};
     size_t which = 0;
     while (which < sizeof names / sizeof names[0] && strcmp(opt, names[which]) != 0)
         which++;
@@ -99,6 +102,19 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
     case 2: return add(n->resolve, &n->n_resolve, opt, v);
     case 3: return add(n->ca_files, &n->n_ca_files, opt, v);
     case 4: return parse_secret(n, v);
+    case 6: {
+        char *end;
+        unsigned long long b = strtoull(v, &end, 10);
+        unsigned shift = *end == 'k' || *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+        if (shift)
+            end++;
+        if (*end || !*v || v[0] == '-' || b == 0 || b > (UINT64_MAX >> 30)) {
+            fprintf(stderr, "eryx: --max-net-bytes wants a size in bytes (suffixes k, M, G)\n");
+            return -1;
+        }
+        n->max_bytes = (uint64_t)b << shift;
+        return 1;
+    }
     default: {
         char *end;
         unsigned long m = strtoul(v, &end, 10);
@@ -115,7 +131,8 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
 int cli_net_check(cli_net *n)
 {
     if (!n->n_allow &&
-        (n->n_secrets || n->n_resolve || n->n_ca_files || n->n_deny || n->max_connections)) {
+        (n->n_secrets || n->n_resolve || n->n_ca_files || n->n_deny || n->max_connections ||
+         n->max_bytes)) {
         fprintf(stderr, "eryx: network options need --allow-net (without it the code has no "
                         "network)\n");
         return -1;
@@ -132,6 +149,7 @@ int cli_net_check(cli_net *n)
     c->ca_files = n->ca_files;
     c->n_ca_files = n->n_ca_files;
     c->max_connections = n->max_connections;
+    c->max_bytes_sent = c->max_bytes_received = n->max_bytes;
     return 0;
 }
 

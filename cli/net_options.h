@@ -1,6 +1,6 @@
 /*
  * The command line's network options (--allow-net, --deny-net, --resolve,
- * --ca-file, --secret, --max-connections): parsed into an eryx_net_config
+ * --ca-file, --secret, --max-connections, --max-net-bytes): parsed into an eryx_net_config
  * and a list of secrets (docs/networking.md).
  */
 #ifndef ERYX_CLI_NET_OPTIONS_H
@@ -15,6 +15,7 @@ typedef struct cli_net {
         *ca_files[CLI_NET_MAX];
     size_t n_allow, n_deny, n_resolve, n_ca_files;
     uint32_t max_connections;
+    uint64_t max_bytes;         /* --max-net-bytes: sent, and received */
     eryx_secret secrets[CLI_NET_MAX];
     char *secret_hosts[CLI_NET_MAX][CLI_NET_MAX];
     char *secret_text[CLI_NET_MAX];

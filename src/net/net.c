@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/exec.h"
+#include "net/base64.h"
 #include "net/net_internal.h"
 
 #define NS_PER_S 1000000000ull
@@ -494,7 +495,7 @@ static int fill_in(eryx__conn *c)
 static int scrub_in(eryx__conn *c)
 {
     const eryx__net_conf *conf = c->net->conf;
-    if (!conf->n_secrets) {
+    if (!conf->n_secrets || c->in_clean == c->in_len) {
         c->in_clean = c->in_len;
         return 0;
     }
@@ -530,26 +531,11 @@ static int scrub_in(eryx__conn *c)
 
 static json_t *b64_value(const uint8_t *p, size_t n)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t outn = (n + 2) / 3 * 4;
-    char *o = malloc(outn + 1);
-    if (!o)
-        return NULL;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        o[j++] = tbl[(v >> 18) & 63];
-        o[j++] = tbl[(v >> 12) & 63];
-        o[j++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        o[j++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    json_t *s = json_stringn_nocheck(o, j);
+    size_t len;
+    char *o = eryx__b64_encode(p, n, &len);
+    json_t *v = o ? json_stringn_nocheck(o, len) : NULL;
     free(o);
-    return s;
+    return v;
 }
 
 /* Gives the guest's pending read what it may have. */
@@ -653,10 +639,10 @@ static uint64_t op_deadline(const eryx__net_conf *conf, json_t *args, uint64_t c
 {
     json_t *t = json_object_get(args, "timeout");
     uint64_t ns = cap;
-    if (json_is_number(t)) {
+    /* A timeout of 0 (a non-blocking socket) is answered at once by the
+     * operation itself (EAGAIN): its call keeps the cap as deadline. */
+    if (json_is_number(t) && json_number_value(t) > 0) {
         double s = json_number_value(t);
-        if (s < 0)
-            s = 0;
         if (s < (double)cap / 1e9)
             ns = (uint64_t)(s * 1e9);
     }
@@ -670,19 +656,24 @@ static eryx__conn *conn_of(eryx__net *net, json_t *args)
     return json_is_integer(id) ? conn_find(net, (uint64_t)json_integer_value(id)) : NULL;
 }
 
-static void resolve_remember(eryx__net *net, const eryx__addr *a, const char *name)
+static void resolve_remember(eryx__net *net, const eryx__addr *a, uint16_t port,
+                             const char *name)
 {
     eryx__resolved *r = &net->resolved[net->n_resolved++ % RESOLVE_CACHE_N];
     r->addr = *a;
+    r->port = port;
     snprintf(r->name, sizeof r->name, "%s", name);
 }
 
-static const char *resolved_name(eryx__net *net, const eryx__addr *a)
+/* The name this sandbox last resolved to a:port, if any: a connection to
+ * the address is a connection to that name (for host rules, secrets and
+ * TLS names). */
+static const char *resolved_name(eryx__net *net, const eryx__addr *a, uint16_t port)
 {
     size_t n = net->n_resolved < RESOLVE_CACHE_N ? net->n_resolved : RESOLVE_CACHE_N;
     for (size_t k = 0; k < n; k++) { /* newest first */
         eryx__resolved *r = &net->resolved[(net->n_resolved - 1 - k) % RESOLVE_CACHE_N];
-        if (memcmp(&r->addr, a, sizeof *a) == 0)
+        if (r->port == port && memcmp(&r->addr, a, sizeof *a) == 0)
             return r->name;
     }
     return NULL;
@@ -749,7 +740,7 @@ static void finish_lookup(lookup *k, struct addrinfo *res, int gai)
                     snprintf(why, sizeof why, "%s", w);
                 continue;
             }
-            resolve_remember(net, &a, k->name);
+            resolve_remember(net, &a, k->port, k->name);
             json_array_append_new(list, addr_entry(&a));
         }
         if (list && json_array_size(list) == 0) {
@@ -805,7 +796,7 @@ static void op_resolve(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         if (!eryx__policy_check(&net->conf->policy, name, pin, (uint16_t)port, why, sizeof why)) {
             op_fail(l, op, EACCES, why);
         } else {
-            resolve_remember(net, pin, name);
+            resolve_remember(net, pin, (uint16_t)port, name);
             op_ok(l, op, json_pack("[o]", addr_entry(pin)));
         }
         return;
@@ -854,7 +845,7 @@ static void op_connect(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         op_fail(l, op, EINVAL, "connect: an IP address and a port are needed");
         return;
     }
-    const char *name = resolved_name(net, &a);
+    const char *name = resolved_name(net, &a, (uint16_t)port);
     if (!eryx__policy_check(&net->conf->policy, name, &a, (uint16_t)port, why, sizeof why)) {
         op_fail(l, op, EACCES, why);
         return;
@@ -991,50 +982,6 @@ static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, si
     return cur;
 }
 
-static int b64_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
-{
-    static int8_t map[256];
-    static int ready;
-    if (!ready) {
-        memset(map, -1, sizeof map);
-        const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for (int i = 0; i < 64; i++)
-            map[(unsigned char)t[i]] = (int8_t)i;
-        ready = 1;
-    }
-    if (n % 4)
-        return -1;
-    uint8_t *o = malloc(n / 4 * 3 + 1);
-    if (!o)
-        return -1;
-    size_t j = 0;
-    for (size_t i = 0; i < n; i += 4) {
-        int v[4], pad = 0;
-        for (int k = 0; k < 4; k++) {
-            unsigned char ch = (unsigned char)s[i + k];
-            if (ch == '=' && i + 4 == n && k >= 2) {
-                v[k] = 0;
-                pad++;
-            } else if (pad || map[ch] < 0) {
-                free(o);
-                return -1;
-            } else {
-                v[k] = map[ch];
-            }
-        }
-        uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-                     (uint32_t)v[3];
-        o[j++] = (uint8_t)(w >> 16);
-        if (pad < 2)
-            o[j++] = (uint8_t)(w >> 8);
-        if (pad < 1)
-            o[j++] = (uint8_t)w;
-    }
-    *out = o;
-    *outlen = j;
-    return 0;
-}
-
 static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
 {
     json_t *d = json_object_get(args, "data");
@@ -1042,7 +989,7 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
     size_t len, wlen;
     char why[400];
     if (!json_is_string(d) ||
-        b64_decode(json_string_value(d), json_string_length(d), &data, &len) < 0) {
+        eryx__b64_decode(json_string_value(d), json_string_length(d), &data, &len) < 0) {
         op_fail(l, op, EINVAL, "send: data must be base64");
         return;
     }

@@ -83,6 +83,7 @@ typedef struct eryx__conn {
 
 typedef struct eryx__resolved {
     eryx__addr addr;
+    uint16_t port;
     char name[256];
 } eryx__resolved;
 

@@ -271,8 +271,8 @@ def _check_timeout(timeout):
 
 
 def _refuse(what):
-    raise OSError(_errno.EPERM, f"{what} is not available in the sandbox: only TCP client "
-                                f"connections (socket.create_connection, http clients) are")
+    raise OSError(_errno.EPERM, f"{what}: not available in the sandbox (only TCP client "
+                                f"connections are)")
 
 
 # ---- sockets ----------------------------------------------------------------

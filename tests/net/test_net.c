@@ -1,0 +1,374 @@
+/*
+ * The network through the C API (eryx_sandbox_config.net and .secrets),
+ * against loopback servers run by this test: an echo server that records
+ * what it got, a silent one, a firehose. TLS and the HTTP clients are
+ * tests/net/test_net_cli.py's.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../check.h"
+#include "eryx.h"
+
+#define SECRET "tok-5f0c2a9e7b3d4c1f8e6a2b0d9c7e5f3a1b"
+
+enum server_kind { ECHO, SILENT, FIREHOSE };
+
+typedef struct server {
+    int fd;
+    int port;
+    enum server_kind kind;
+    char got[65536];            /* ECHO: everything received */
+    _Atomic size_t got_len;
+} server;
+
+static void *serve_one(void *arg)
+{
+    void **a = arg;
+    server *s = a[0];
+    int c = (int)(intptr_t)a[1];
+    free(a);
+    char buf[16384];
+    if (s->kind == SILENT) {
+        while (recv(c, buf, sizeof buf, 0) > 0) {
+        }
+    } else if (s->kind == FIREHOSE) {
+        memset(buf, 'z', sizeof buf);
+        for (int i = 0; i < 4096; i++) /* 64 MiB */
+            if (send(c, buf, sizeof buf, MSG_NOSIGNAL) < 0)
+                break;
+    } else {
+        ssize_t n;
+        while ((n = recv(c, buf, sizeof buf, 0)) > 0) {
+            size_t at = atomic_load(&s->got_len);
+            if (at + (size_t)n < sizeof s->got) {
+                memcpy(s->got + at, buf, (size_t)n);
+                atomic_store(&s->got_len, at + (size_t)n);
+            }
+            if (send(c, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+                break;
+        }
+    }
+    close(c);
+    return NULL;
+}
+
+static void *accept_loop(void *arg)
+{
+    server *s = arg;
+    for (;;) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        void **a = malloc(2 * sizeof *a);
+        a[0] = s;
+        a[1] = (void *)(intptr_t)c;
+        pthread_t t;
+        pthread_create(&t, NULL, serve_one, a);
+        pthread_detach(t);
+    }
+}
+
+static server *start_server(enum server_kind kind)
+{
+    server *s = calloc(1, sizeof *s);
+    s->kind = kind;
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    if (bind(s->fd, (struct sockaddr *)&sa, sizeof sa) || listen(s->fd, 16) ||
+        getsockname(s->fd, (struct sockaddr *)&sa, &len)) {
+        perror("server");
+        exit(1);
+    }
+    s->port = ntohs(sa.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, accept_loop, s);
+    pthread_detach(t);
+    return s;
+}
+
+typedef struct net_setup {
+    char rule[64];
+    const char *allow[1];
+    eryx_net_config net;
+    eryx_secret secret;
+    const char *secret_hosts[1];
+    eryx_sandbox_config cfg;
+} net_setup;
+
+/* A config allowing 127.0.0.1:port, with the secret for it if asked. */
+static void setup(net_setup *n, int port, int with_secret)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->rule, sizeof n->rule, "127.0.0.1:%d", port);
+    n->allow[0] = n->rule;
+    n->net.size = sizeof n->net;
+    n->net.allow = n->allow;
+    n->net.n_allow = 1;
+    eryx_sandbox_config_default(&n->cfg);
+    n->cfg.net = &n->net;
+    if (with_secret) {
+        n->secret_hosts[0] = n->rule;
+        n->secret.size = sizeof n->secret;
+        n->secret.name = "TOKEN";
+        n->secret.value = SECRET;
+        n->secret.hosts = n->secret_hosts;
+        n->secret.n_hosts = 1;
+        n->cfg.secrets = &n->secret;
+        n->cfg.n_secrets = 1;
+    }
+}
+
+static int run(eryx_sandbox *sb, const char *code, eryx_result **res)
+{
+    return eryx_sandbox_run(sb, code, strlen(code), res);
+}
+
+static eryx_runtime *rt;
+
+static void open_runtime(void)
+{
+    if (eryx_runtime_new(NULL, &rt) != ERYX_OK) {
+        fprintf(stderr, "runtime: %s\n", eryx_errmsg(NULL));
+        exit(1);
+    }
+}
+
+static void close_runtime(void)
+{
+    eryx_runtime_free(rt);
+}
+
+TEST_CASE(echo_round_trip)
+{
+    server *s = start_server(ECHO);
+    net_setup n;
+    setup(&n, s->port, 0);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[600];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "with socket.create_connection(('127.0.0.1', %d)) as s:\n"
+             "    s.sendall(b'ping' * 1000)\n"
+             "    got = b''\n"
+             "    while len(got) < 4000:\n"
+             "        got += s.recv(65536)\n"
+             "result = [len(got), got[:8].decode()]\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    if (res && res->traceback)
+        fprintf(stderr, "%s\n", res->traceback);
+    REQUIRE(res != NULL);
+    CHECK_STR(res->result_json, "[4000, \"pingping\"]");
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
+typedef struct seen_t {
+    char args[4096];
+    char trace[8192];
+    size_t trace_len;
+} seen_t;
+
+static void keep_args(void *ud, eryx_call *call)
+{
+    seen_t *s = ud;
+    snprintf(s->args, sizeof s->args, "%s", eryx_call_args(call));
+    eryx_call_reply(call, "true", 4);
+}
+
+static void keep_trace(void *ud, const char *file, int line, const char *function)
+{
+    seen_t *s = ud;
+    s->trace_len += (size_t)snprintf(s->trace + s->trace_len, sizeof s->trace - s->trace_len,
+                                     "%s:%d:%s\n", file, line, function);
+}
+
+TEST_CASE(secret_goes_to_the_server_and_nowhere_else)
+{
+    server *s = start_server(ECHO);
+    net_setup n;
+    setup(&n, s->port, 1);
+    seen_t seen = {0};
+    eryx_callback cb = {.name = "keep", .handler = keep_args, .user_data = &seen,
+                        .flags = ERYX_CALLBACK_INLINE};
+    n.cfg.callbacks = &cb;
+    n.cfg.n_callbacks = 1;
+    n.cfg.on_trace = keep_trace;
+    n.cfg.trace_user_data = &seen;
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[900];
+    snprintf(code, sizeof code,
+             "import os, socket\n"
+             "tok = os.environ['TOKEN']\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "s.sendall(('key=' + tok + ';').encode())\n"
+             "back = b''\n"
+             "while not back.endswith(b';'):\n"
+             "    back += s.recv(100)\n"
+             "s.close()\n"
+             "print(back.decode())\n"
+             "await keep(seen=back.decode(), env=dict(os.environ))\n"
+             "result = {'back': back.decode(), 'same': back.decode() == 'key=' + tok + ';'}\n"
+             "raise ValueError(back.decode())\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_PYTHON_EXCEPTION);
+    REQUIRE(res != NULL);
+    /* The server got the real value... */
+    CHECK(memmem(s->got, atomic_load(&s->got_len), SECRET, strlen(SECRET)) != NULL);
+    /* ...and the sandbox saw only the placeholder, on the way back too. */
+    CHECK_CONTAINS(res->result_json, "\"same\": true");
+    CHECK(strstr(res->out, SECRET) == NULL);
+    CHECK(strstr(res->err, SECRET) == NULL);
+    CHECK(strstr(res->traceback, SECRET) == NULL);
+    CHECK(strstr(res->result_json, SECRET) == NULL);
+    CHECK(strstr(seen.args, SECRET) == NULL);
+    CHECK_CONTAINS(seen.args, "ERYX_SECRET_");
+    CHECK(strstr(seen.trace, SECRET) == NULL);
+    CHECK(seen.trace_len > 0);
+    eryx_result_free(res);
+
+    /* A fork keeps the placeholder (its environment is the parent's). */
+    eryx_sandbox *child;
+    REQUIRE(eryx_sandbox_fork(sb, &child) == ERYX_OK);
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "s.sendall(('again=' + tok + ';').encode())\n"
+             "back = b''\n"
+             "while not back.endswith(b';'):\n"
+             "    back += s.recv(100)\n"
+             "result = back.decode() == 'again=' + tok + ';'\n",
+             s->port);
+    CHECK_INT(run(child, code, &res), ERYX_OK);
+    CHECK_STR(res->result_json, "true");
+    eryx_result_free(res);
+    CHECK(memmem(s->got, atomic_load(&s->got_len), "again=" SECRET, strlen(SECRET) + 6) != NULL);
+    eryx_sandbox_free(child);
+    eryx_sandbox_free(sb);
+}
+
+TEST_CASE(bytes_received_are_limited_per_run)
+{
+    server *s = start_server(FIREHOSE);
+    net_setup n;
+    setup(&n, s->port, 0);
+    n.net.max_bytes_received = 1u << 20;
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[600];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "total = 0\n"
+             "try:\n"
+             "    while True:\n"
+             "        d = s.recv(65536)\n"
+             "        if not d: break\n"
+             "        total += len(d)\n"
+             "except OSError as e:\n"
+             "    result = [total, str(e)]\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_CONTAINS(res->result_json, "max_bytes_received");
+    CHECK(strncmp(res->result_json, "[1048576,", 9) == 0);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
+static void wake(void *ud)
+{
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+TEST_CASE(a_waiting_recv_never_blocks_the_step_and_interrupt_ends_it)
+{
+    server *s = start_server(SILENT);
+    net_setup n;
+    setup(&n, s->port, 0);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[300];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "s.recv(1)\n",
+             s->port);
+    eryx_exec *ex;
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &ex) == ERYX_OK);
+    atomic_int woken = 0;
+    eryx_exec_set_notify(ex, wake, &woken);
+    int rc;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 50 && (rc = eryx_exec_step(ex)) == ERYX_PENDING; i++)
+        usleep(2000);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK_INT(rc, ERYX_PENDING);
+    /* 50 steps (and 100 ms of sleeps) in well under the 30 s idle wait. */
+    CHECK((t1.tv_sec - t0.tv_sec) < 5);
+    CHECK(eryx_exec_next_call(ex) == NULL); /* network operations are not the embedder's */
+    CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK);
+    for (int i = 0; i < 1000 && (rc = eryx_exec_step(ex)) == ERYX_PENDING; i++)
+        usleep(1000);
+    CHECK(rc != ERYX_PENDING);
+    CHECK(atomic_load(&woken) > 0);
+    eryx_result *res = NULL;
+    eryx_exec_finish(ex, &res);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
+TEST_CASE(no_network_and_bad_configs)
+{
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, "import socket\n"
+                      "try:\n"
+                      "    socket.create_connection(('127.0.0.1', 9))\n"
+                      "except PermissionError as e:\n"
+                      "    result = str(e)\n", &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_CONTAINS(res->result_json, "no network");
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+
+    net_setup n;
+    static const char *const bad[] = {"exa mple.com"};
+    setup(&n, 1, 0);
+    n.net.allow = bad;
+    CHECK_INT(eryx_sandbox_new(rt, &n.cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "exa mple.com");
+
+    setup(&n, 1, 1);
+    n.secret.value = "short";
+    CHECK_INT(eryx_sandbox_new(rt, &n.cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "shorter than 8");
+
+    setup(&n, 1, 1);
+    n.cfg.net = NULL;
+    CHECK_INT(eryx_sandbox_new(rt, &n.cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "secrets need a network");
+
+    setup(&n, 1, 0);
+    static const char *const ca[] = {"/nonexistent/ca.pem"};
+    n.net.ca_files = ca;
+    n.net.n_ca_files = 1;
+    CHECK_INT(eryx_sandbox_new(rt, &n.cfg, &sb), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "/nonexistent/ca.pem");
+}
+
+TEST_MAIN_WITH(open_runtime, close_runtime)

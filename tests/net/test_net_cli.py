@@ -1,0 +1,395 @@
+"""End-to-end networking tests: the eryx command against loopback servers.
+
+    python3 test_net_cli.py ERYX_BINARY
+
+Starts tests/net/servers.py, then runs sandboxed code through the eryx
+command with network options and checks what it prints, its exit status,
+and what the servers received. Debian's requests, urllib3 and httpx (and
+their dependencies) are mounted read-only into the sandbox from the host's
+dist-packages. Exits 1 if a case fails.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ERYX = sys.argv[1]
+DIST = "/usr/lib/python3/dist-packages"
+SECRET = "sk-test-7c1e4a9f0b2d4e6f8a1c3e5b7d9f0a2c"
+failures = []
+
+
+def eryx(args, code, timeout=60, env=None, expect=0, stdin=None):
+    e = dict(os.environ)
+    e.update(env or {})
+    p = subprocess.run([ERYX, *args, "-c", code], capture_output=True, text=True,
+                       timeout=timeout, env=e, input=stdin)
+    return p
+
+
+def case(name, args, code, want=(), status=0, absent=(), env=None, timeout=60):
+    """Runs code; every string of want must be in stdout, none of absent in
+    stdout or stderr, and the exit status must be status."""
+    t0 = time.monotonic()
+    try:
+        p = eryx(args, code, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        failures.append(name)
+        print(f"FAIL {name}: the eryx command did not finish in {timeout} s")
+        return None
+    bad = [w for w in want if w not in p.stdout]
+    leaked = [a for a in absent if a in p.stdout or a in p.stderr]
+    if bad or leaked or p.returncode != status:
+        failures.append(name)
+        print(f"FAIL {name}: status {p.returncode} (want {status}); missing {bad}; "
+              f"leaked {leaked}\n--- stdout\n{p.stdout}\n--- stderr\n{p.stderr[-3000:]}")
+    else:
+        print(f"ok   {name} ({time.monotonic() - t0:.2f} s)")
+    return p
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="eryx-net-")
+    srv = subprocess.Popen([sys.executable, os.path.join(HERE, "servers.py"), tmp])
+    try:
+        for _ in range(300):
+            if os.path.exists(os.path.join(tmp, "ports.json")):
+                break
+            time.sleep(0.05)
+        ports = json.load(open(os.path.join(tmp, "ports.json")))
+        run_cases(tmp, ports)
+    finally:
+        srv.kill()
+    if failures:
+        print(f"{len(failures)} failed: {', '.join(failures)}")
+        sys.exit(1)
+    print("all networking cases passed")
+
+
+def run_cases(tmp, P):
+    H, S = P["http"], P["https"]
+    ca = os.path.join(tmp, "ca.pem")
+    deps = ["--mount", f"{DIST}:/deps"]
+    lo = ["--allow-net", f"127.0.0.1:{H}"]
+    tls = ["--allow-net", f"test.eryx:{S}", "--allow-net", f"127.0.0.1:{S}",
+           "--resolve", f"test.eryx:{S}:127.0.0.1", "--ca-file", ca]
+
+    # ---- clients -----------------------------------------------------------
+    case("urllib GET", lo, f"""
+import urllib.request, json
+r = urllib.request.urlopen("http://127.0.0.1:{H}/hello?x=1")
+print(r.status, json.loads(r.read())["path"])
+""", want=["200 /hello?x=1"])
+
+    case("http.client POST", lo, f"""
+import http.client, json
+c = http.client.HTTPConnection("127.0.0.1", {H}, timeout=5)
+c.request("POST", "/p", body=b"abc" * 1000, headers={{"Content-Type": "x/y"}})
+r = json.loads(c.getresponse().read())
+c.request("GET", "/again")          # keep-alive: the same connection
+r2 = json.loads(c.getresponse().read())
+print(r["method"], len(r["body"]), r2["path"])
+""", want=["POST 3000 /again"])
+
+    case("requests over plain HTTP and TLS", lo + tls + deps, f"""
+import sys; sys.path.insert(0, "/deps")
+import requests
+r = requests.post("http://127.0.0.1:{H}/j", json={{"a": 1}})
+print(r.status_code, r.json()["body"])
+s = requests.Session()
+r = s.get("https://test.eryx:{S}/t")
+print(r.status_code, r.json()["path"], r.json()["headers"]["Host"])
+""", want=['200 {"a": 1}', "200 /t test.eryx"])
+
+    case("httpx sync TLS and async plain", lo + tls + deps, f"""
+import sys; sys.path.insert(0, "/deps")
+import httpx, asyncio
+print("sync", httpx.get("https://test.eryx:{S}/s").json()["path"])
+async def main():
+    async with httpx.AsyncClient() as c:
+        rs = await asyncio.gather(*[c.get("http://127.0.0.1:{H}/a%d" % i) for i in range(5)])
+    print("async", sorted(r.json()["path"] for r in rs))
+asyncio.run(main())
+""", want=["sync /s", "async ['/a0', '/a1', '/a2', '/a3', '/a4']"])
+
+    case("socket API", lo, f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {H}), timeout=5)
+s.sendall(b"GET /sock HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+buf = bytearray(10)
+n = s.recv_into(buf)
+rest = b""
+while True:
+    d = s.recv(4096)
+    if not d: break
+    rest += d
+head = bytes(buf[:n]) + rest
+print(head.split(b"\\r\\n")[0].decode(), s.gettimeout(), s.getpeername())
+s.close()
+s = socket.create_connection(("127.0.0.1", {H}))
+s.setblocking(False)
+try: s.recv(10); print("no EAGAIN")
+except BlockingIOError: print("EAGAIN ok")
+s.setblocking(True)
+f = s.makefile("rwb")
+f.write(b"GET /mf HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"); f.flush()
+print(f.readline().decode().strip())
+s.shutdown(socket.SHUT_WR)
+s.close()
+""", want=["HTTP/1.1 200 OK 5.0 ('127.0.0.1',", "EAGAIN ok", "HTTP/1.1 200 OK"])
+
+    if P["http6"]:
+        case("IPv6", ["--allow-net", f"[::1]:{P['http6']}"], f"""
+import urllib.request
+print(urllib.request.urlopen("http://[::1]:{P['http6']}/six").status)
+""", want=["200"])
+
+    case("servers and UDP are refused", lo, """
+import socket
+for what in ("bind", "udp"):
+    try:
+        if what == "bind":
+            socket.socket().bind(("0.0.0.0", 8080))
+        else:
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        print(what, "allowed")
+    except PermissionError as e:
+        print(what, "refused:", e)
+""", want=["bind refused: [Errno", "bind: not available in the sandbox",
+             "udp refused: [Errno", "UDP and raw sockets: not available"])
+
+    case("ssl wrap_socket, and CERT_NONE does not disable verification", tls, f"""
+import socket, ssl
+ctx = ssl.create_default_context()
+with socket.create_connection(("test.eryx", {S})) as s:
+    with ctx.wrap_socket(s, server_hostname="test.eryx") as t:
+        print(t.version(), dict(t.getpeercert()["subject"][0])["commonName"])
+bad = ssl._create_unverified_context()
+with socket.create_connection(("test.eryx", {S})) as s:
+    try:
+        bad.wrap_socket(s, server_hostname="wrong.eryx")
+        print("verification was off")
+    except ssl.SSLCertVerificationError as e:
+        print("still verified:", e)
+""", want=["TLSv1.3 test.eryx", "still verified: certificate verify failed"])
+
+    case("an unknown CA is refused", ["--allow-net", f"test.eryx:{S}", "--allow-net",
+                                      f"127.0.0.1:{S}", "--resolve", f"test.eryx:{S}:127.0.0.1"], f"""
+import urllib.request
+try:
+    urllib.request.urlopen("https://test.eryx:{S}/")
+except Exception as e:
+    print("refused:", e)
+""", want=["refused: <urlopen error certificate verify failed"])
+
+    case("asyncio streams with TLS, many at once", tls, f"""
+import asyncio, ssl, json
+async def one(i):
+    r, w = await asyncio.open_connection("test.eryx", {S}, ssl=ssl.create_default_context())
+    w.write(f"GET /g{{i}} HTTP/1.1\\r\\nHost: test.eryx\\r\\nConnection: close\\r\\n\\r\\n".encode())
+    data = await r.read()
+    w.close()
+    return json.loads(data.split(b"\\r\\n\\r\\n", 1)[1])["path"]
+async def main():
+    paths = await asyncio.gather(*[one(i) for i in range(10)])
+    print(sorted(paths) == sorted(f"/g{{i}}" for i in range(10)))
+asyncio.run(main())
+""", want=["True"])
+
+    case("connection limit", lo + ["--max-connections", "3"], f"""
+import socket
+socks = [socket.create_connection(("127.0.0.1", {H})) for _ in range(3)]
+try:
+    socket.create_connection(("127.0.0.1", {H}))
+except OSError as e:
+    print("4th:", e)
+socks[0].close()
+socket.create_connection(("127.0.0.1", {H})).close()
+print("after close ok")
+""", want=["4th: [Errno", "may have 3 open at once", "after close ok"])
+
+    # ---- policy ------------------------------------------------------------
+    deny_code = """
+import urllib.request, sys
+for url in sys.argv[1:]:
+    try:
+        urllib.request.urlopen(url, timeout=5)
+        print("ALLOWED", url)
+    except Exception as e:
+        print("refused", url, "::", e)
+"""
+
+    def denied(name, args, urls, why):
+        p = subprocess.run([ERYX, *args, "-c", deny_code, *urls], capture_output=True,
+                           text=True, timeout=60)
+        lines = [l for l in p.stdout.splitlines() if l.strip()]
+        ok = len(lines) == len(urls) and all(l.startswith("refused") and why in l for l in lines)
+        if not ok or p.returncode:
+            failures.append(name)
+            print(f"FAIL {name}: want every url refused with '{why}'\n{p.stdout}\n{p.stderr}")
+        else:
+            print(f"ok   {name}")
+
+    denied("no rule", ["--allow-net", "example.org"], ["http://api.other.test/"],
+           "no allow rule matches it")
+    denied("no rule for an address", ["--allow-net", "example.org"], [f"http://127.0.0.1:{H}/"],
+           "reachable only through a rule naming")
+    denied("wrong port", ["--allow-net", "api.eryx:81", "--resolve", "api.eryx:80:203.0.113.5"],
+           ["http://api.eryx/"], "no allow rule matches it")
+    denied("rebinding to loopback", ["--allow-net", "api.eryx", "--resolve",
+                                     f"api.eryx:{H}:127.0.0.1"], [f"http://api.eryx:{H}/"],
+           "is loopback")
+    denied("rebinding to the metadata address", ["--allow-net", "meta.eryx", "--resolve",
+                                                 "meta.eryx:80:169.254.169.254"],
+           ["http://meta.eryx/latest/meta-data/"], "link-local")
+    denied("IP spellings of loopback", ["--allow-net", "*"],
+           [f"http://2130706433:{H}/", f"http://0x7f.1:{H}/", f"http://017700000001:{H}/",
+            f"http://127.1:{H}/", f"http://[::ffff:127.0.0.1]:{H}/", f"http://[::1]:{H}/",
+            f"http://0.0.0.0:{H}/", "http://169.254.169.254/"],
+           "reachable only through a rule naming")
+    denied("localhost spellings", ["--allow-net", "localhost", "--allow-net", "*.eryx",
+                                   "--resolve", f"localhost:{H}:127.0.0.1",
+                                   "--resolve", f"localhost.:{H}:127.0.0.1"],
+           [f"http://localhost:{H}/", f"http://localhost.:{H}/", f"http://LOCALHOST:{H}/"],
+           "is loopback")
+    denied("private and CGNAT ranges", ["--allow-net", "*"],
+           ["http://10.1.2.3/", "http://192.168.0.1/", "http://172.16.5.4/",
+            "http://100.64.0.1/", "http://[fd00::1]/", "http://[fe80::1]/"],
+           "reachable only through a rule naming")
+    denied("*.domain does not match the domain", ["--allow-net", "*.eryx", "--resolve",
+                                                  "eryx:80:203.0.113.5"], ["http://eryx/"],
+           "no allow rule matches it")
+    denied("deny rules win", ["--allow-net", f"127.0.0.1:{H}", "--deny-net", "127.0.0.0/8"],
+           [f"http://127.0.0.1:{H}/"], "deny rule")
+    denied("IDNA names are checked encoded", ["--allow-net", "*.eryx"],
+           ["http://bücher.example/"], "no allow rule matches it")
+    case("explicit address rules and name spellings", ["--allow-net", f"127.0.0.0/8:{H}",
+                                                       "--allow-net", "test.eryx",
+                                                       "--resolve", f"test.eryx:{H}:127.0.0.1"],
+         f"""
+import urllib.request
+for u in ["http://TEST.ERYX:{H}/", "http://test.eryx.:{H}/", "http://2130706433:{H}/"]:
+    print(urllib.request.urlopen(u, timeout=5).status)
+""", want=["200\n200\n200"])
+    case("no network without --allow-net", [], f"""
+import socket
+try: socket.create_connection(("127.0.0.1", {H}))
+except PermissionError as e: print("refused:", e)
+""", want=["refused: [Errno", "this sandbox has no network"])
+
+    # ---- secrets -----------------------------------------------------------
+    sec = tls + ["--allow-net", f"other.eryx:{S}", "--resolve", f"other.eryx:{S}:127.0.0.1",
+                 "--secret", "API_KEY@test.eryx"]
+    env = {"API_KEY": SECRET}
+    want_sha = hashlib.sha256(f"Bearer {SECRET}".encode()).hexdigest()
+    mount_dir = os.path.join(tmp, "out")
+    os.makedirs(mount_dir)
+    cb_log = os.path.join(tmp, "cb.json")
+    p = case("secrets: substituted, scrubbed, refused elsewhere, never seen", sec + [
+        "--mount", f"{mount_dir}:/out:rw", "--callback", f"keep=cat > {cb_log}; echo 1"], f"""
+import os, json, urllib.request
+key = os.environ["API_KEY"]
+print("placeholder", key.startswith("ERYX_SECRET_"), len(key))
+h = {{"Authorization": "Bearer " + key}}
+got = urllib.request.urlopen(urllib.request.Request("https://test.eryx:{S}/sha/Authorization",
+                                                    headers=h)).read().decode()
+print("server got the value:", got == "{want_sha}")
+echo = json.loads(urllib.request.urlopen(urllib.request.Request("https://test.eryx:{S}/e",
+                                                                headers=h)).read())
+print("echo shows the placeholder:", echo["headers"]["Authorization"] == "Bearer " + key)
+open("/out/echo.json", "w").write(json.dumps(echo))
+await keep(echo=echo)
+result = echo
+try:
+    urllib.request.urlopen(urllib.request.Request("https://other.eryx:{S}/x", headers=h))
+    print("sent to other.eryx")
+except urllib.error.URLError as e:
+    print("other host:", e.reason)
+raise RuntimeError("the end: " + json.dumps(echo))
+""", env=env, status=1, absent=[SECRET], want=[
+        f"placeholder True {len(SECRET)}", "server got the value: True", "echo shows the placeholder: True",
+        "other host: [Errno", "secret API_KEY may not be sent to other.eryx"])
+    for path in (os.path.join(mount_dir, "echo.json"), cb_log):
+        if os.path.exists(path) and SECRET in open(path).read():
+            failures.append("secrets in files")
+            print(f"FAIL the secret's value is in {path}")
+    if not os.path.exists(cb_log):
+        failures.append("secrets callback")
+        print("FAIL the callback did not run")
+
+    # ---- time limits, interrupts, byte limits, sessions -------------------
+    sl = ["--allow-net", f"127.0.0.1:{P['slow']}"]
+    case("socket timeout on a slow server", sl, f"""
+import socket, time
+s = socket.create_connection(("127.0.0.1", {P['slow']}))
+s.settimeout(0.3)
+t = time.monotonic()
+try: s.recv(1)
+except TimeoutError as e: print("timed out:", e, round(time.monotonic() - t, 1))
+""", want=["timed out: timed out 0.3"])
+    t0 = time.monotonic()
+    case("the run's timeout stops a blocking recv", sl + ["--timeout", "700"], f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {P['slow']}))
+s.recv(1)
+""", status=124, timeout=20)
+    if time.monotonic() - t0 > 5:
+        failures.append("timeout promptness")
+        print(f"FAIL the 700 ms timeout took {time.monotonic() - t0:.1f} s")
+    proc = subprocess.Popen([ERYX, *sl, "-c", f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {P['slow']}))
+print("waiting", flush=True)
+s.recv(1)
+"""], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(10)
+        ok = line.strip() == "waiting" and proc.returncode == 130
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        ok = False
+    print(("ok  " if ok else "FAIL") + f" interrupt during a blocking recv (status {proc.returncode})")
+    if not ok:
+        failures.append("interrupt")
+
+    case("a 1 GB server against the byte limit", ["--allow-net", f"127.0.0.1:{P['big']}",
+                                                  "--max-net-bytes", "4M"], f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {P['big']}))
+total = 0
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d: break
+        total += len(d)
+    print("read it all", total)
+except OSError as e:
+    print("stopped at", total, "::", e)
+""", want=["stopped at 4194304 :: [Errno", "max_bytes_received"])
+
+    session = os.path.join(tmp, "s.eryx")
+    case("a saved session's connections come back closed (1)", lo + ["--session", session], f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {H}))
+print("open")
+""", want=["open"])
+    case("a saved session's connections come back closed (2)", lo + ["--session", session], """
+try:
+    s.send(b"x")
+    print("still open")
+except OSError as e:
+    print("closed:", e)
+""", want=["closed: [Errno", "never carried over"])
+
+
+if __name__ == "__main__":
+    main()
