@@ -23,66 +23,80 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+CLOCK = time.perf_counter
+
+
 def c_round(build, n):
-    out = subprocess.run([os.path.join(build, "bench", "bench_binding"), str(n), "1"],
+    extra = ["cpu"] if CLOCK is time.process_time else []
+    out = subprocess.run([os.path.join(build, "bench", "bench_binding"), str(n), "1"] + extra,
                          check=True, capture_output=True, text=True).stdout
     return {k: float(v) for k, v in (line.split() for line in out.splitlines())}
 
 
 def py_round(eryx, n):
     res = {}
-    t = time.perf_counter()
+    t = CLOCK()
     for _ in range(n):
         sb = eryx.Sandbox()
         sb.execute("pass")
         sb.close()
-    res["sandbox_new_run_free"] = (time.perf_counter() - t) / n * 1e6
+    res["sandbox_new_run_free"] = (CLOCK() - t) / n * 1e6
 
     s = eryx.Session()
     s.execute("pass")
-    t = time.perf_counter()
+    t = CLOCK()
     for _ in range(n):
         s.execute("pass")
-    res["session_run_pass"] = (time.perf_counter() - t) / n * 1e6
+    res["session_run_pass"] = (CLOCK() - t) / n * 1e6
     s.close()
 
     sb = eryx.Sandbox()
     sb.execute("pass")
-    t = time.perf_counter()
+    t = CLOCK()
     for _ in range(n):
         sb.execute("pass")
-    res["reset_run_pass"] = (time.perf_counter() - t) / n * 1e6
+    res["reset_run_pass"] = (CLOCK() - t) / n * 1e6
     sb.close()
 
     s = eryx.Session(callbacks=[{"name": "f", "fn": lambda: None}])
     code = f"for _ in range({n}):\n    await f()\n"
     s.execute(code)
-    t = time.perf_counter()
+    t = CLOCK()
     s.execute(code)
-    total = time.perf_counter() - t
-    t = time.perf_counter()
+    total = CLOCK() - t
+    t = CLOCK()
     s.execute("pass")
-    res["callback_round_trip"] = (total - (time.perf_counter() - t)) / n * 1e6
+    res["callback_round_trip"] = (total - (CLOCK() - t)) / n * 1e6
+    s.close()
+
+    s = eryx.Session(callbacks=[{"name": "f", "fn": lambda: None, "inline": True}])
+    s.execute(code)
+    t = CLOCK()
+    s.execute(code)
+    total = CLOCK() - t
+    t = CLOCK()
+    s.execute("pass")
+    res["callback_round_trip_inline"] = (total - (CLOCK() - t)) / n * 1e6
     s.close()
 
     pool = eryx.SandboxPool(max_size=16)
     for _ in range(3):
         with pool.acquire() as p:
             p.execute("pass")
-    t = time.perf_counter()
+    t = CLOCK()
     for _ in range(n):
         with pool.acquire() as p:
             p.execute("pass")
-    res["pool_acquire_run_release"] = (time.perf_counter() - t) / n * 1e6
+    res["pool_acquire_run_release"] = (CLOCK() - t) / n * 1e6
     pool.close()
 
     async def arun():
         s = eryx.Session()
         await s.execute_async("pass")
-        t = time.perf_counter()
+        t = CLOCK()
         for _ in range(n // 4):
             await s.execute_async("pass")
-        return (time.perf_counter() - t) / (n // 4) * 1e6
+        return (CLOCK() - t) / (n // 4) * 1e6
     res["session_execute_async_pass"] = asyncio.run(arun())
     return res
 
@@ -133,7 +147,13 @@ def main():
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--cpu", action="store_true",
+                    help="time the operations in process CPU time (all threads) instead of "
+                         "wall time: steadier on a loaded machine")
     args = ap.parse_args()
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.process_time
     sys.path.insert(0, os.path.join(args.build, "python"))
     import eryx
 
@@ -144,7 +164,8 @@ def main():
         for k, v in py_round(eryx, args.n).items():
             py_best[k] = min(v, py_best.get(k, v))
     print(f"python {sys.version.split()[0]}, eryx {eryx.__version__}, n={args.n}, "
-          f"rounds={args.rounds}, load {os.getloadavg()[0]:.2f}\n")
+          f"rounds={args.rounds}, clock {'process CPU' if args.cpu else 'wall'}, "
+          f"load {os.getloadavg()[0]:.2f}\n")
     print("| operation | C API µs | binding µs | binding overhead µs |")
     print("|---|---|---|---|")
     for k, v in py_best.items():

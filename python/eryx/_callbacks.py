@@ -74,11 +74,12 @@ def infer_schema(fn: Callable[..., Any]) -> Dict[str, Any]:
 
 
 class _Entry:
-    __slots__ = ("name", "fn", "description", "schema", "is_async")
+    __slots__ = ("name", "fn", "description", "schema", "is_async", "inline")
 
     def __init__(self, name: str, fn: Callable[..., Any], description: str,
-                 schema: Dict[str, Any]) -> None:
+                 schema: Dict[str, Any], inline: bool = False) -> None:
         self.name = name
+        self.inline = bool(inline)
         self.fn = fn
         self.description = description
         self.schema = schema
@@ -87,7 +88,7 @@ class _Entry:
 
 
 def _entry(name: Optional[str], fn: Any, description: Optional[str],
-           schema: Optional[Dict[str, Any]]) -> _Entry:
+           schema: Optional[Dict[str, Any]], inline: bool = False) -> _Entry:
     if not callable(fn):
         raise TypeError(f"callback {name!r}: fn must be callable, not {type(fn).__name__}")
     if name is None:
@@ -106,7 +107,9 @@ def _entry(name: Optional[str], fn: Any, description: Optional[str],
         json.dumps(schema)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"callback {name!r}: schema is not JSON-serialisable: {exc}") from None
-    return _Entry(name, fn, description, schema)
+    if inline and (inspect.iscoroutinefunction(fn)):
+        raise ValueError(f"callback {name!r}: an async function cannot be inline")
+    return _Entry(name, fn, description, schema, inline)
 
 
 class CallbackRegistry:
@@ -128,12 +131,15 @@ class CallbackRegistry:
         self._entries: Dict[str, _Entry] = {}
 
     def callback(self, name: Optional[str] = None, description: Optional[str] = None,
-                 schema: Optional[Dict[str, Any]] = None
+                 schema: Optional[Dict[str, Any]] = None, *, inline: bool = False
                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator registering a function (plain or ``async def``); returns it unchanged.
 
         name defaults to the function's ``__name__``, description to its docstring,
-        schema to one inferred from its signature and annotations.
+        schema to one inferred from its signature and annotations. inline=True
+        (plain functions that never block, ours): a blocking execute calls it on
+        the running thread instead of a worker thread, several times cheaper
+        per call; but a call that blocks then holds the run past its limits.
         """
         if callable(name) and description is None and schema is None:
             fn = name  # used as a bare @registry.callback
@@ -141,14 +147,15 @@ class CallbackRegistry:
             return fn
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            self.add(fn, name=name, description=description, schema=schema)
+            self.add(fn, name=name, description=description, schema=schema, inline=inline)
             return fn
         return decorate
 
     def add(self, fn: Callable[..., Any], *, name: Optional[str] = None,
-            description: Optional[str] = None, schema: Optional[Dict[str, Any]] = None) -> None:
-        """Registers fn without the decorator."""
-        e = _entry(name, fn, description, schema)
+            description: Optional[str] = None, schema: Optional[Dict[str, Any]] = None,
+            inline: bool = False) -> None:
+        """Registers fn without the decorator (arguments as for callback())."""
+        e = _entry(name, fn, description, schema, inline)
         self._entries[e.name] = e
 
     def __len__(self) -> int:
@@ -179,12 +186,13 @@ def normalise(callbacks: CallbacksArg) -> List[_Entry]:
         if not isinstance(item, dict):
             raise TypeError(f"a callback must be a dict with 'name' and 'fn', not "
                             f"{type(item).__name__}")
-        unknown = set(item) - {"name", "fn", "description", "schema"}
+        unknown = set(item) - {"name", "fn", "description", "schema", "inline"}
         if unknown:
             raise TypeError(f"unknown callback keys: {sorted(unknown)}")
         if "fn" not in item:
             raise TypeError(f"callback {item.get('name')!r} has no 'fn'")
-        e = _entry(item.get("name"), item["fn"], item.get("description"), item.get("schema"))
+        e = _entry(item.get("name"), item["fn"], item.get("description"), item.get("schema"),
+                   bool(item.get("inline", False)))
         if e.name in out:
             raise ValueError(f"two callbacks are named {e.name!r}")
         out[e.name] = e
@@ -259,5 +267,5 @@ def make_dispatch(entries: List[_Entry]) -> Callable[[str, str], Union[str, Tupl
     return dispatch
 
 
-def declarations(entries: List[_Entry]) -> List[Tuple[str, str, str]]:
-    return [(e.name, e.description, json.dumps(e.schema)) for e in entries]
+def declarations(entries: List[_Entry]) -> List[Tuple[str, str, str, bool]]:
+    return [(e.name, e.description, json.dumps(e.schema), e.inline) for e in entries]

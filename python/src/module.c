@@ -549,11 +549,19 @@ int pyeryx_config_parse(pyeryx_config *c, PyObject *kw)
         for (Py_ssize_t i = 0; i < n; i++) {
             PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
             eryx_callback *cb = &c->callbacks[i];
-            if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 3) {
+            if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 3 || PyTuple_GET_SIZE(t) > 4) {
                 Py_DECREF(seq);
-                PyErr_SetString(PyExc_TypeError,
-                                "a callback must be a (name, description, schema_json) tuple");
+                PyErr_SetString(PyExc_TypeError, "a callback must be a (name, description, "
+                                                 "schema_json[, inline]) tuple");
                 goto fail;
+            }
+            if (PyTuple_GET_SIZE(t) == 4) {
+                int inl = PyObject_IsTrue(PyTuple_GET_ITEM(t, 3));
+                if (inl < 0) {
+                    Py_DECREF(seq);
+                    goto fail;
+                }
+                cb->flags = inl ? ERYX_CALLBACK_INLINE : 0;
             }
             cb->size = sizeof *cb;
             cb->name = own_str(c, PyTuple_GET_ITEM(t, 0), "a callback's name");

@@ -150,3 +150,22 @@ def test_bad_callback_definitions():
         eryx.Sandbox(callbacks=[{"name": "a", "fn": len, "schema": "x"}])
     with pytest.raises((ValueError, eryx.EryxError), match="builtin|shadow|name"):
         eryx.Sandbox(callbacks=[{"name": "print", "fn": len}])
+
+
+def test_inline_callbacks():
+    reg = eryx.CallbackRegistry()
+
+    @reg.callback(inline=True)
+    def fast(x: int):
+        return x + 1
+    sb = eryx.Sandbox(callbacks=reg)
+    r = sb.execute("import asyncio\nprint(await fast(1), await asyncio.gather(fast(2), fast(3)))")
+    assert r.stdout == "2 [3, 4]\n"
+    sb2 = eryx.Sandbox(callbacks=[{"name": "boom", "fn": lambda: 1 / 0, "inline": True}])
+    assert "ZeroDivisionError" in sb2.execute(
+        "try:\n    await boom()\nexcept Exception as e:\n    print(e)").stdout
+
+    async def a():
+        return 1
+    with pytest.raises(ValueError, match="inline"):
+        eryx.Sandbox(callbacks=[{"name": "a", "fn": a, "inline": True}])
