@@ -3,6 +3,7 @@
  */
 #include "pyeryx.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <structmember.h>
@@ -159,6 +160,48 @@ void pyeryx_on_output(void *ud, int fd, const char *data, size_t len)
     PyGILState_Release(g);
 }
 
+/* A Python thread state kept for each of eryx's worker threads that ran a
+ * callback: PyGILState_Ensure on a thread Python does not know creates one
+ * and its Release deletes it again, for every call. Holding one outer
+ * Ensure makes the per-call pair a counter and the GIL. The state is
+ * dropped when the worker exits (a thread-specific key's destructor; eryx's
+ * idle workers exit after 2 s), not at all once Python is finalizing. */
+static pthread_key_t worker_key;
+static pthread_once_t worker_once = PTHREAD_ONCE_INIT;
+
+static void worker_state_drop(void *p)
+{
+    PyThreadState *ts = p;
+    if (!ts || !Py_IsInitialized() || pyeryx_is_finalizing())
+        return;
+    /* Python's own thread-specific value may already be gone (destructors
+     * run in no fixed order), so not PyGILState_Release: the state is
+     * cleared and deleted directly. */
+    PyEval_RestoreThread(ts);
+    PyThreadState_Clear(ts);
+    PyThreadState_DeleteCurrent();
+}
+
+static void worker_key_init(void)
+{
+    if (pthread_key_create(&worker_key, worker_state_drop) != 0)
+        worker_key = (pthread_key_t)-1;
+}
+
+static void worker_state_keep(void)
+{
+    pthread_once(&worker_once, worker_key_init);
+    if (worker_key == (pthread_key_t)-1 || pthread_getspecific(worker_key) ||
+        PyGILState_GetThisThreadState())
+        return; /* a Python thread, or already kept */
+    PyGILState_Ensure();
+    PyThreadState *ts = PyEval_SaveThread();
+    if (pthread_setspecific(worker_key, ts) != 0) {
+        PyEval_RestoreThread(ts);
+        PyGILState_Release(PyGILState_UNLOCKED);
+    }
+}
+
 /* Runs on one of eryx's worker threads (the handler of every callback of a
  * blocking run): the dispatcher answers with JSON text, or with a
  * (kind, message) tuple for a failure. */
@@ -170,6 +213,7 @@ static void pyeryx_callback_handler(void *ud, eryx_call *call)
         return;
     }
     pyeryx_ctx_incref(c);
+    worker_state_keep();
     PyGILState_STATE g = PyGILState_Ensure();
     PyObject *r = PyObject_CallFunction(c->dispatch, "ss", eryx_call_name(call),
                                         eryx_call_args(call));

@@ -70,3 +70,19 @@ def test_many_sandboxes_do_not_leak():
         print("grew", grew < 64 << 20, grew)
     """, timeout=300)
     assert r.stdout.startswith("grew True"), r.stdout + r.stderr
+
+
+def test_callback_workers_exit_and_come_back():
+    # eryx's idle handler threads exit after 2 s; each keeps a Python thread
+    # state while it lives, dropped when it exits.
+    r = run_script("""
+        import eryx, time, threading
+        s = eryx.Session(callbacks=[{"name": "who", "fn": lambda: threading.get_ident()}])
+        code = "import asyncio\\nresult = await asyncio.gather(*[who() for _ in range(8)])"
+        first = s.execute(code).result
+        time.sleep(2.6)
+        second = s.execute(code).result
+        print(len(first), len(second), threading.active_count())
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("8 8 "), r.stdout + r.stderr
