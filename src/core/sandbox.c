@@ -525,6 +525,7 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
      * instantiated with: point it at the new state before freeing the old. */
     sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__wasi_free(old);
+    eryx__net_close_all(sb->net);
     rc = eryx__instance_restore_image(sb, sb->cfg.max_memory);
     eryx__wasi_set_memory(sb->wasi, &sb->in.inst.w2c_memory);
     if (rc != ERYX_OK) {

@@ -582,14 +582,21 @@ static void deliver_read(eryx__conn *c, done_list *l)
         op_ok(l, &c->rd, v);
 }
 
-/* Whatever c can do now: finish connecting, the handshake, writing,
- * reading. G.mu held. */
-static void progress(eryx__conn *c, done_list *l)
+/* Forgets operations nobody waits for any more: timed out, or of an
+ * execution that ended (a session's socket outlives its run). */
+static void drop_stale(eryx__conn *c)
 {
     if (c->rd.call && !eryx__call_pending(c->rd.call))
         eryx__op_drop(&c->rd);
     if (c->wr.call && !eryx__call_pending(c->wr.call))
         eryx__op_drop(&c->wr);
+}
+
+/* Whatever c can do now: finish connecting, the handshake, writing,
+ * reading. G.mu held. */
+static void progress(eryx__conn *c, done_list *l)
+{
+    drop_stale(c);
     if (c->connecting) {
         int soerr = 0;
         socklen_t len = sizeof soerr;
@@ -621,7 +628,7 @@ static void progress(eryx__conn *c, done_list *l)
         if (err) {
             c->err = err;
             op_fail(l, &c->wr, err, c->ssl ? eryx__tls_errmsg(c, err) : NULL);
-            if (c->tls_handshaking) {
+            if (c->tls_handshaking && !c->tls_inband) {
                 c->tls_handshaking = 0;
                 op_fail(l, &c->rd, err, eryx__tls_errmsg(c, err));
             }
@@ -1010,6 +1017,23 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
         op_fail(l, op, EFBIG, why);
         return;
     }
+    static const char request[] = ERYX__TLS_REQUEST;
+    if (!c->ssl && len >= sizeof request - 1 && memcmp(data, request, sizeof request - 1) == 0) {
+        /* TLS asked for in band: the request is the whole write. */
+        const uint8_t *line = data + sizeof request - 1;
+        size_t rest = len - (sizeof request - 1);
+        const uint8_t *nl = memchr(line, '\n', rest);
+        int err = !nl || (size_t)(nl - line) + 1 != rest ? EINVAL
+                                                          : eryx__tls_start_inband(c, line, (size_t)(nl - line));
+        free(data);
+        if (err)
+            op_fail(l, op, err, "malformed in-band TLS request");
+        else {
+            op_ok(l, op, json_integer((json_int_t)len));
+            progress(c, l);
+        }
+        return;
+    }
     if (!(wire = apply_secrets(c, data, len, &wlen, why, sizeof why))) {
         free(data);
         op_fail(l, op, EACCES, why);
@@ -1109,9 +1133,11 @@ void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const c
     eryx__call_set_deadline(call, op_deadline(conf, args, cap));
     eryx__conn *c = NULL;
     int needs_conn = strcmp(name, "resolve") && strcmp(name, "connect") && strcmp(name, "poll");
+    if (args && needs_conn && (c = conn_of(net, args)))
+        drop_stale(c);
     if (!args) {
         op_fail(&l, &op, EINVAL, "malformed network request");
-    } else if (needs_conn && !(c = conn_of(net, args))) {
+    } else if (needs_conn && !c) {
         op_fail(&l, &op, EBADF, "the connection is closed (or was made before a fork or a "
                                 "session load: connections are never carried over)");
     } else if (!strcmp(name, "resolve")) {
@@ -1147,6 +1173,19 @@ void eryx__net_unref_locked(eryx__net *net)
         return;
     conf_unref(net->conf);
     free(net);
+}
+
+void eryx__net_close_all(eryx__net *net)
+{
+    if (!net)
+        return;
+    done_list l = {0};
+    pthread_mutex_lock(&G.mu);
+    while (net->conns)
+        conn_close(net->conns, &l, "the sandbox was reset");
+    net->n_resolved = 0;
+    pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
 }
 
 void eryx__net_free(eryx__net *net)

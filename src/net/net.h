@@ -37,6 +37,9 @@ int eryx__net_new(const eryx_net_config *cfg, const eryx_secret *secrets, size_t
 eryx__net *eryx__net_share(const eryx__net *parent);
 /* Closes every connection; pending operations are dropped. NULL is fine. */
 void eryx__net_free(eryx__net *net);
+/* Closes every connection and forgets the names resolved (a reset: the
+ * next user of a pooled sandbox finds none of the last one's). */
+void eryx__net_close_all(eryx__net *net);
 
 /* The secrets' "NAME=placeholder" environment entries. */
 size_t eryx__net_secret_count(const eryx__net *net);

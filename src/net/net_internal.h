@@ -74,6 +74,10 @@ typedef struct eryx__conn {
     SSL *ssl;                   /* TLS over memory BIOs (tls.c) */
     BIO *rbio, *wbio;
     int tls_handshaking, tls_want_write;
+    int tls_inband;             /* asked for in the byte stream (the guest's
+                                   ssl.SSLObject): the outcome is the first
+                                   line it reads */
+    char tls_nonce[40];
     size_t tls_pending_len;     /* plain bytes SSL_write has yet to take */
     uint8_t *tls_pending;
     char tls_err[300];
@@ -125,6 +129,14 @@ int eryx__tls_conf_init(eryx__net_conf *c, const eryx_net_config *cfg, char *err
                         size_t errsize);
 void eryx__tls_conf_clear(eryx__net_conf *c);
 void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list);
+/* TLS asked for in band: a send that begins with ERYX__TLS_REQUEST and a
+ * JSON line {"server_hostname", "alpn", "nonce"}; the outcome reaches the
+ * guest as the first line it reads, ERYX__TLS_STATUS and a JSON line
+ * {"nonce", "status": "ok", "info"} or {"nonce", "status": "fail", "kind",
+ * "message"} (guest/python/_eryx/ssl.py, SSLObject). 0 or an errno. */
+int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len);
+#define ERYX__TLS_REQUEST "\0ERYX-STARTTLS "
+#define ERYX__TLS_STATUS "\0ERYX-TLS "
 /* Feeds wire bytes (NULL, 0: the peer closed). 0 or an error. */
 int eryx__tls_feed(eryx__conn *c, const uint8_t *p, size_t n);
 int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n);

@@ -254,13 +254,39 @@ static int set_alpn(SSL *ssl, json_t *list)
     return n && SSL_set_alpn_protos(ssl, wire, (unsigned)n) != 0 ? -1 : 0;
 }
 
+/* The handshake's outcome as the first line the guest reads, for TLS asked
+ * in band (eryx__tls_start_inband). */
+static int inband_status(eryx__conn *c, json_t *info, const char *kind, const char *msg)
+{
+    json_t *line = info ? json_pack("{s:s, s:s, s:o}", "nonce", c->tls_nonce, "status", "ok",
+                                    "info", info)
+                        : json_pack("{s:s, s:s, s:s, s:s}", "nonce", c->tls_nonce, "status",
+                                    "fail", "kind", kind, "message", msg);
+    char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
+    json_decref(line);
+    if (!text)
+        return ENOMEM;
+    static const char prefix[] = ERYX__TLS_STATUS;
+    int rc = eryx__conn_take_plain(c, (const uint8_t *)prefix, sizeof prefix - 1) < 0 ||
+                     eryx__conn_take_plain(c, (const uint8_t *)text, strlen(text)) < 0 ||
+                     eryx__conn_take_plain(c, (const uint8_t *)"\n", 1) < 0
+                 ? ENOMEM
+                 : 0;
+    free(text);
+    return rc;
+}
+
 void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
 {
     const char *given = json_string_value(json_object_get(args, "server_hostname"));
     char name[256];
-    if (c->ssl || c->rd.call || c->wr.call || c->connecting) {
-        eryx__op_fail(list, op, EINVAL, "TLS must start on a connected socket with no "
-                                        "read or write in progress, once");
+    int inband = op == NULL;
+    if (c->ssl || c->connecting || (!inband && (c->rd.call || c->wr.call))) {
+        if (inband)
+            c->err = EINVAL;
+        else
+            eryx__op_fail(list, op, EINVAL, "TLS must start on a connected socket with no "
+                                            "read or write in progress, once");
         return;
     }
     eryx__addr a;
@@ -286,7 +312,10 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         SSL_free(ssl);
         BIO_free(rb);
         BIO_free(wb);
-        eryx__op_fail(list, op, ERYX__ETLS, "cannot set up TLS (the CA store did not load)");
+        if (inband)
+            c->err = ERYX__ETLS;
+        else
+            eryx__op_fail(list, op, ERYX__ETLS, "cannot set up TLS (the CA store did not load)");
         return;
     }
     SSL_set_bio(ssl, rb, wb);
@@ -302,7 +331,10 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         ok = 0;
     if (!ok) {
         SSL_free(ssl);
-        eryx__op_fail(list, op, ERYX__ETLS, "cannot configure TLS for this name or ALPN list");
+        if (inband)
+            c->err = ERYX__ETLS;
+        else
+            eryx__op_fail(list, op, ERYX__ETLS, "cannot configure TLS for this name or ALPN list");
         return;
     }
     c->ssl = ssl;
@@ -310,10 +342,31 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     c->wbio = wb;
     snprintf(c->tls_name, sizeof c->tls_name, "%s", is_ip ? "" : name);
     c->tls_handshaking = 1;
+    if (inband) {
+        c->tls_inband = 1;
+        return; /* the send that asked goes on, then progress */
+    }
     c->rd = *op;
     c->rd.kind = ERYX__OP_TLS;
     op->call = NULL;
     eryx__conn_progress(c, list);
+}
+
+int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len)
+{
+    json_t *args = json_loadb((const char *)line, len, 0, NULL);
+    const char *nonce = json_string_value(json_object_get(args, "nonce"));
+    if (!args || !nonce || strlen(nonce) >= sizeof c->tls_nonce) {
+        json_decref(args);
+        return EINVAL;
+    }
+    snprintf(c->tls_nonce, sizeof c->tls_nonce, "%s", nonce);
+    /* Bytes the peer sent before TLS are not the guest's to read now: its
+     * TLS object expects the host's status line first. */
+    c->in_len = c->in_clean = 0;
+    eryx__tls_start(c, NULL, args, NULL);
+    json_decref(args);
+    return c->err;
 }
 
 /* Moves what OpenSSL wrote into the connection's wire buffer. */
@@ -377,15 +430,26 @@ int eryx__tls_progress(eryx__conn *c, void *list)
         if (r == 1) {
             c->tls_handshaking = 0;
             json_t *info = session_info(c->ssl);
-            if (info)
+            if (c->tls_inband)
+                err = info ? inband_status(c, info, NULL, NULL) : ENOMEM;
+            else if (info)
                 eryx__op_ok(list, &c->rd, info);
             else
                 eryx__op_fail(list, &c->rd, ENOMEM, NULL);
+            if (err)
+                return err;
         } else {
             int e = SSL_get_error(c->ssl, r);
             if (e == SSL_ERROR_WANT_READ && !c->eof)
                 return 0;
-            return handshake_error(c);
+            err = handshake_error(c);
+            if (!c->tls_inband)
+                return err;
+            /* The guest reads why, then every operation fails. */
+            c->tls_handshaking = 0;
+            inband_status(c, NULL, eryx__net_errname(err), c->tls_err);
+            c->err = err;
+            return 0;
         }
     }
     uint8_t buf[16384];

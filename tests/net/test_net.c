@@ -172,6 +172,50 @@ TEST_CASE(echo_round_trip)
     eryx_sandbox_free(sb);
 }
 
+TEST_CASE(a_socket_outlives_its_run_and_a_timed_out_read)
+{
+    server *s = start_server(ECHO);
+    net_setup n;
+    setup(&n, s->port, 0);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[400];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "s.settimeout(0.2)\n"
+             "try:\n"
+             "    s.recv(10)\n"
+             "except TimeoutError:\n"
+             "    result = 'timed out'\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_STR(res->result_json, "\"timed out\"");
+    eryx_result_free(res);
+    /* The next run reads on the same socket: the timed-out read is gone. */
+    CHECK_INT(run(sb, "s.settimeout(5)\n"
+                      "s.sendall(b'again')\n"
+                      "result = s.recv(10).decode()\n", &res), ERYX_OK);
+    REQUIRE(res && res->result_json);
+    CHECK_STR(res->result_json, "\"again\"");
+    eryx_result_free(res);
+    /* A reset (a pool's release) closes the connections: with a limit of
+     * one, a new one can be made. */
+    eryx_sandbox_free(sb);
+    n.net.max_connections = 1;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    snprintf(code, sizeof code, "import socket\ns = socket.create_connection(('127.0.0.1', %d))\n",
+             s->port);
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    eryx_result_free(res);
+    CHECK_INT(eryx_sandbox_reset(sb), ERYX_OK);
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
 typedef struct seen_t {
     char args[4096];
     char trace[8192];

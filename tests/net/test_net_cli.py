@@ -107,16 +107,40 @@ r = s.get("https://test.eryx:{S}/t")
 print(r.status_code, r.json()["path"], r.json()["headers"]["Host"])
 """, want=['200 {"a": 1}', "200 /t test.eryx"])
 
-    case("httpx sync TLS and async plain", lo + tls + deps, f"""
+    case("httpx sync and async, plain and TLS", lo + tls + deps, f"""
 import sys; sys.path.insert(0, "/deps")
 import httpx, asyncio
 print("sync", httpx.get("https://test.eryx:{S}/s").json()["path"])
 async def main():
     async with httpx.AsyncClient() as c:
         rs = await asyncio.gather(*[c.get("http://127.0.0.1:{H}/a%d" % i) for i in range(5)])
-    print("async", sorted(r.json()["path"] for r in rs))
+        print("async", sorted(r.json()["path"] for r in rs))
+        rs = await asyncio.gather(*[c.get("https://test.eryx:{S}/t%d" % i) for i in range(3)])
+        print("async tls", sorted(r.json()["path"] for r in rs))
 asyncio.run(main())
-""", want=["sync /s", "async ['/a0', '/a1', '/a2', '/a3', '/a4']"])
+""", want=["sync /s", "async ['/a0', '/a1', '/a2', '/a3', '/a4']", "async tls ['/t0', '/t1', '/t2']"])
+
+    case("anyio TLS (memory-BIO SSLObject, TLS asked in band)", tls + deps, f"""
+import sys; sys.path.insert(0, "/deps")
+import anyio, ssl, asyncio
+async def main():
+    s = await anyio.connect_tcp("test.eryx", {S}, ssl_context=ssl.create_default_context(),
+                                tls_standard_compatible=False)
+    await s.send(b"GET /anyio HTTP/1.1\\r\\nHost: test.eryx\\r\\nConnection: close\\r\\n\\r\\n")
+    data = b""
+    try:
+        while True:
+            data += await s.receive()
+    except anyio.EndOfStream:
+        pass
+    print(data.split(b"\\r\\n")[0].decode(), s.extra(anyio.streams.tls.TLSAttribute.tls_version))
+    try:
+        await anyio.connect_tcp("test.eryx", {S}, ssl_context=ssl.create_default_context(),
+                                tls_hostname="wrong.eryx")
+    except ssl.SSLCertVerificationError as e:
+        print("verified:", e)
+asyncio.run(main())
+""", want=["HTTP/1.1 200 OK TLSv1.3", "verified: certificate verify failed"])
 
     case("socket API", lo, f"""
 import socket
