@@ -9,7 +9,8 @@ a Markdown table: per-operation microseconds (best of the rounds) and the
 difference, which is the binding's own overhead. Then the throughput of
 N Python threads each running its own sandbox on a CPU-bound snippet,
 against the same snippet on N threads of the host's own CPython (the GIL
-serialises those), for N = 1..nproc.
+serialises those), for N = 1..nproc, with the cores kept busy (process CPU
+time over wall time: N when N threads really run at once).
 """
 
 import argparse
@@ -115,12 +116,13 @@ def threads_throughput(eryx, nthreads, seconds):
             counts[k] += 1
         sb.close()
     ts = [threading.Thread(target=work, args=(k,)) for k in range(nthreads)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return sum(counts) / wall, (time.process_time() - c0) / wall
 
 
 def native_throughput(nthreads, seconds):
@@ -133,12 +135,13 @@ def native_throughput(nthreads, seconds):
             exec(code, {})
             counts[k] += 1
     ts = [threading.Thread(target=work, args=(k,)) for k in range(nthreads)]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return sum(counts) / (time.perf_counter() - t0)
+    wall = time.perf_counter() - t0
+    return sum(counts) / wall, (time.process_time() - c0) / wall
 
 
 def main():
@@ -175,12 +178,13 @@ def main():
         else:
             print(f"| {k} | {c:.1f} | {v:.1f} | {v - c:+.1f} |")
     print()
-    print("| threads | eryx sandboxes: runs/s | host CPython threads: runs/s |")
-    print("|---|---|---|")
+    print("| threads | eryx sandboxes: runs/s | cores busy (CPU s / wall s) | "
+          "host CPython threads: runs/s | cores busy |")
+    print("|---|---|---|---|---|")
     for n in range(1, (os.cpu_count() or 1) + 1):
-        e = threads_throughput(eryx, n, args.seconds)
-        p = native_throughput(n, args.seconds)
-        print(f"| {n} | {e:.1f} | {p:.1f} |")
+        e, ec = threads_throughput(eryx, n, args.seconds)
+        p, pc = native_throughput(n, args.seconds)
+        print(f"| {n} | {e:.1f} | {ec:.2f} | {p:.1f} | {pc:.2f} |")
 
 
 if __name__ == "__main__":
