@@ -111,3 +111,17 @@ def test_unsupported_reference_options_are_clear():
         eryx.Session(vfs=object())
     with pytest.raises(TypeError, match="mcp"):
         eryx.Sandbox(mcp=object())
+
+
+def test_bad_paths_and_volumes(tmp_path):
+    s = eryx.Session()
+    with pytest.raises(OSError):
+        s.save(tmp_path / "no" / "such" / "dir" / "s.session")
+    with pytest.raises(ValueError):
+        s.save("bad\0path")
+    with pytest.raises((eryx.InitializationError, ValueError, OSError)):
+        eryx.Session(volumes=[(str(tmp_path / "missing"), "/data", False)])
+    with pytest.raises(TypeError):
+        eryx.Session(volumes=["/tmp"])
+    with pytest.raises((eryx.InitializationError, ValueError)):
+        eryx.Session(volumes=[(str(tmp_path), "relative/path", False)])
