@@ -879,11 +879,14 @@ static PyObject *raise_with(PyObject *type, PyObject *msg, PyObject *result, int
     PyObject *exc = PyObject_CallOneArg(type, msg);
     if (!exc)
         return NULL;
-    if (PyObject_SetAttrString(exc, "result", result ? result : Py_None) < 0 ||
-        PyObject_SetAttrString(exc, "status", PyLong_FromLong(rc)) < 0) {
+    PyObject *status = PyLong_FromLong(rc);
+    if (!status || PyObject_SetAttrString(exc, "result", result ? result : Py_None) < 0 ||
+        PyObject_SetAttrString(exc, "status", status) < 0) {
+        Py_XDECREF(status);
         Py_DECREF(exc);
         return NULL;
     }
+    Py_DECREF(status);
     PyErr_SetObject(type, exc);
     Py_DECREF(exc);
     return NULL;
