@@ -65,6 +65,12 @@ def test_many_sandboxes_do_not_leak():
             s = eryx.Session(callbacks=[{"name": "f", "fn": lambda: 1}])
             s.execute("await f()")
             s.close()
+        s = eryx.Session(callbacks=[{"name": "bad", "fn": lambda: 1 / 0}])
+        for _ in range(2000):
+            try:
+                s.execute("await bad()")
+            except eryx.ExecutionError:
+                pass
         gc.collect()
         grew = rss() - before
         print("grew", grew < 64 << 20, grew)
