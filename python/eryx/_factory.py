@@ -1,7 +1,10 @@
 """SandboxFactory: sandboxes that start with packages imported and setup code run.
 
-Until liberyx can build runtime images with packages (ERYX_HAVE_IMAGE_FILES),
-a factory is a *template session*: one sandbox imports the modules and runs
+With a liberyx that builds runtime images with packages
+(ERYX_HAVE_IMAGE_FILES: ``eryx._eryx.HAVE_IMAGE_FILES``), a factory is a
+runtime of its own whose image holds the packages, imports and setup code;
+its sandboxes, sessions and pool are made from it like the default ones.
+Without it, a factory is a *template session*: one sandbox imports the modules and runs
 the setup code once, its whole state is saved as a session file, and every
 sandbox or session of the factory is loaded from that file (the file is
 mapped copy-on-write: milliseconds, not a CPython start plus the imports).
@@ -25,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from . import _eryx
 from ._callbacks import CallbacksArg
 from ._limits import NetConfig, ResourceLimits
-from ._sandbox import (FactoryPool, OutputFn, Sandbox, Session, Volumes, _runtime)
+from ._sandbox import (FactoryPool, OutputFn, Sandbox, SandboxPool, Session, Volumes, _runtime)
 
 PathLike = Union[str, "os.PathLike[str]"]
 _MAGIC = b"ERYXFAC1"
@@ -93,7 +96,8 @@ class SandboxFactory:
             read-only and put on sys.path).
         packages: paths of wheels (.whl) or .tar.gz archives of pure-Python
             packages (extracted once into ~/.cache/eryx/python-packages).
-        imports: module names imported into the factory's state.
+        imports: module names imported into the factory's state (in
+            sys.modules, not bound in __main__: ``import name`` is then free).
         setup_code: Python run after the imports; the globals it defines are
             in every sandbox of the factory (each gets its own copy-on-write
             copy).
@@ -103,7 +107,8 @@ class SandboxFactory:
 
     Example::
 
-        factory = eryx.SandboxFactory(imports=["decimal"], setup_code="D = decimal.Decimal")
+        factory = eryx.SandboxFactory(imports=["decimal"],
+                                      setup_code="import decimal\nD = decimal.Decimal")
         sb = factory.create_sandbox()
         sb.execute("print(D('1.1') + D('2.2'))")
         factory.save("f.bin");  eryx.SandboxFactory.load("f.bin")
@@ -113,11 +118,17 @@ class SandboxFactory:
                  packages: Optional[Sequence[PathLike]] = None,
                  imports: Optional[Sequence[str]] = None, setup_code: Optional[str] = None,
                  callbacks: CallbacksArg = None, cache: bool = True,
-                 setup_timeout_ms: int = 60000, _state: Optional[Tuple[str, List]] = None) -> None:
+                 setup_timeout_ms: int = 60000, _state: Optional[Tuple[str, List]] = None,
+                 _image_path: Optional[str] = None) -> None:
         self._callbacks = callbacks
+        self._rt: Any = None  # the factory's own runtime (image mode)
+        self._mounts: List[Tuple[str, str, bool]] = []
         self._dir = tempfile.mkdtemp(prefix="eryx-factory-")
         self._finalizer = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._file = os.path.join(self._dir, "state.session")
+        if _image_path is not None:
+            self._rt = _eryx.Runtime(image_path=_image_path)
+            return
         if _state is not None:
             session_bytes, self._mounts = _state
             with open(self._file, "wb") as f:
@@ -129,7 +140,11 @@ class SandboxFactory:
             raise TypeError("imports must be a list of module names")
         if setup_code is not None and not isinstance(setup_code, str):
             raise TypeError("setup_code must be a str")
+        if isinstance(setup_timeout_ms, bool) or not isinstance(setup_timeout_ms, int) or \
+                setup_timeout_ms <= 0:
+            raise ValueError("setup_timeout_ms must be a positive int")
         dirs: List[str] = []
+        wheels: List[str] = []
         if site_packages is not None:
             sp = os.path.abspath(os.fspath(site_packages))
             if not os.path.isdir(sp):
@@ -140,16 +155,29 @@ class SandboxFactory:
             if os.path.isdir(p):
                 dirs.append(p)
             elif os.path.isfile(p):
-                dirs.append(_extract(p))
+                if _eryx.HAVE_IMAGE_FILES and p.endswith(".whl"):
+                    wheels.append(p)  # liberyx unpacks (and checks) wheels itself
+                else:
+                    dirs.append(_extract(p))
             else:
                 raise _eryx.InitializationError(f"package {p!r} does not exist")
+        if _eryx.HAVE_IMAGE_FILES:
+            # liberyx builds the image: packages, imports and setup code are
+            # in the runtime itself; every sandbox of it starts there.
+            self._rt = _eryx.Runtime(site_packages=dirs or None, wheels=wheels or None,
+                                     imports=list(imports or []) or None,
+                                     setup_code=setup_code or None,
+                                     setup_timeout_ns=setup_timeout_ms * 1_000_000)
+            return
         self._mounts = [(d, f"{_GUEST_ROOT}/{i}", False) for i, d in enumerate(dirs)]
-        lines = ["import sys"]
+        # Imported, not bound in __main__ (as liberyx's images do): the
+        # modules are in sys.modules, and `import name` finds them at once.
+        lines = []
         if dirs:
             paths = [m[1] for m in self._mounts]
-            lines.append(f"sys.path[:0] = {paths!r}")
+            lines.append(f"__import__('sys').path[:0] = {paths!r}")
         for m in imports or []:
-            lines.append(f"import {m}")
+            lines.append(f"__import__('importlib').import_module({m!r})")
         code = "\n".join(lines) + "\n"
         limits = ResourceLimits(execution_timeout_ms=setup_timeout_ms,
                                 max_memory_bytes=None)
@@ -171,6 +199,8 @@ class SandboxFactory:
         h.close()
 
     def _load_handle(self, kw: Dict[str, Any]) -> Any:
+        if self._rt is not None:
+            return _eryx.SandboxHandle(self._rt, **kw)
         return _eryx.SandboxHandle.load(_runtime(), self._file, **kw)
 
     # -- API ----------------------------------------------------------------
@@ -206,18 +236,29 @@ class SandboxFactory:
 
     def create_pool(self, *, max_size: int = 10, min_idle: int = 1,
                     acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
-                    **kw: Any) -> FactoryPool:
+                    **kw: Any) -> Union[FactoryPool, SandboxPool]:
         """A pool of sandboxes in the factory's state: acquire() as a context
         manager, try_acquire(), stats(), close() (as SandboxPool). kw: the
         sandboxes' config (resource_limits, callbacks, ...); callbacks default
         to the factory's."""
         kw.setdefault("callbacks", self._callbacks)
+        if self._rt is not None:  # liberyx's pool resets to this runtime's image
+            return SandboxPool(max_size=max_size, min_idle=min_idle,
+                               acquire_timeout_ms=acquire_timeout_ms,
+                               idle_timeout_ms=idle_timeout_ms, _runtime_obj=self._rt, **kw)
         return FactoryPool(self, max_size=max_size, min_idle=min_idle,
                            acquire_timeout_ms=acquire_timeout_ms,
                            idle_timeout_ms=idle_timeout_ms, **kw)
 
     def to_bytes(self) -> bytes:
         """The factory as bytes (what save() writes)."""
+        if self._rt is not None:
+            path = os.path.join(self._dir, "image")
+            self._rt.save_image(path)
+            with open(path, "rb") as f:
+                data = f.read()
+            os.unlink(path)
+            return data
         header = json.dumps({"mounts": self._mounts}).encode()
         with open(self._file, "rb") as f:
             body = f.read()
@@ -225,12 +266,17 @@ class SandboxFactory:
 
     @property
     def size_bytes(self) -> int:
-        """Size of the factory's saved state in bytes."""
+        """Size of the factory's state in bytes (image mode: liberyx's image size)."""
+        if self._rt is not None:
+            return int(self._rt.image_size)
         return os.path.getsize(self._file)
 
     def save(self, path: PathLike) -> None:
         """Writes the factory to a file (atomically) for SandboxFactory.load()."""
         path = os.fspath(path)
+        if self._rt is not None:
+            self._rt.save_image(path)
+            return
         tmp = f"{path}.tmp{os.getpid()}"
         with open(tmp, "wb") as f:
             f.write(self.to_bytes())
@@ -241,6 +287,15 @@ class SandboxFactory:
                    callbacks: CallbacksArg = None) -> "SandboxFactory":
         """A factory from to_bytes() output."""
         data = bytes(data)
+        if data[:8] != _MAGIC and _eryx.HAVE_IMAGE_FILES:
+            tmp = tempfile.mkdtemp(prefix="eryx-factory-")
+            try:
+                path = os.path.join(tmp, "image")
+                with open(path, "wb") as f:
+                    f.write(data)
+                return SandboxFactory(callbacks=callbacks, _image_path=path)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
         if len(data) < 12 or data[:8] != _MAGIC:
             raise _eryx.InitializationError("not an eryx factory (bad magic)")
         (n,) = struct.unpack("<I", data[8:12])
@@ -263,12 +318,17 @@ class SandboxFactory:
              callbacks: CallbacksArg = None, cache: bool = True) -> "SandboxFactory":
         """A factory saved by save(). site_packages replaces the saved
         site_packages directory (when the factory had one)."""
-        with open(os.fspath(path), "rb") as f:
-            data = f.read()
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            magic = f.read(8)
+            if magic != _MAGIC and _eryx.HAVE_IMAGE_FILES:
+                return SandboxFactory(callbacks=callbacks, _image_path=path)
+            data = magic + f.read()
         return SandboxFactory.from_bytes(data, site_packages=site_packages, callbacks=callbacks)
 
     def __repr__(self) -> str:
-        return f"<eryx.SandboxFactory {self.size_bytes} bytes, {len(self._mounts)} package dirs>"
+        mode = "image" if self._rt is not None else "template session"
+        return f"<eryx.SandboxFactory ({mode}) {self.size_bytes} bytes>"
 
 
 def _compat(kw: Dict[str, Any]) -> None:

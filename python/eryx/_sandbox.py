@@ -393,10 +393,13 @@ class Sandbox(_Runner):
                             on_stdout=on_stdout, on_stderr=on_stderr,
                             result_variable=result_variable, env=env,
                             mounts=_factory._mounts if _factory is not None else ())
-        self._factory = _factory
+        # A factory with its own runtime (image mode) resets to its image,
+        # like the default runtime; a template-session factory reloads.
+        self._factory = _factory if _factory is not None and _factory._rt is None else None
         self._dirty = False
-        self._h = self._new_handle()
-        if _factory is None:
+        self._h = _factory._load_handle(self._cfg.kw) if _factory is not None \
+            else self._new_handle()
+        if self._factory is None:
             self._h.stateless = True
 
     def _new_handle(self) -> Any:
@@ -507,7 +510,7 @@ class Session(_Runner):
         state): every variable, import and /tmp file is gone; a dead session
         lives again. Microseconds."""
         h = self._handle()
-        if self._factory is not None:
+        if self._factory is not None and self._factory._rt is None:
             h.close()
             self._h = self._factory._load_handle(self._cfg.kw)
         else:
@@ -701,7 +704,7 @@ class SandboxPool:
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result",
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None, _runtime_obj: Any = None) -> None:
         for name, v in (("max_size", max_size), ("min_idle", min_idle),
                         ("acquire_timeout_ms", acquire_timeout_ms),
                         ("idle_timeout_ms", idle_timeout_ms)):
@@ -714,7 +717,7 @@ class SandboxPool:
                             on_stdout=on_stdout, on_stderr=on_stderr,
                             result_variable=result_variable, env=env)
         self._acquire_ns = acquire_timeout_ms * _MS
-        self._pool = _eryx.Pool(_runtime(), max_size=max_size, min_idle=min_idle,
+        self._pool = _eryx.Pool(_runtime_obj or _runtime(), max_size=max_size, min_idle=min_idle,
                                 idle_timeout_ns=idle_timeout_ms * _MS or None, stream=True,
                                 **self._cfg.kw)
 

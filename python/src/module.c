@@ -326,13 +326,6 @@ static const char *const config_keys[] = {
     "stream",
     NULL};
 
-#ifdef ERYX_HAVE_NET
-typedef struct net_holder {
-    eryx_net_config net;
-    eryx_secret *secrets;
-    size_t n_secrets;
-} net_holder;
-
 static int str_list(pyeryx_config *c, PyObject *o, const char *what,
                     const char *const **out, size_t *n)
 {
@@ -361,6 +354,13 @@ static int str_list(pyeryx_config *c, PyObject *o, const char *what,
     *n = (size_t)k;
     return 0;
 }
+
+#ifdef ERYX_HAVE_NET
+typedef struct net_holder {
+    eryx_net_config net;
+    eryx_secret *secrets;
+    size_t n_secrets;
+} net_holder;
 
 /* net: a dict with allow, deny, resolve, ca_files (lists of str), ca_pem
  * (str), max_connections, connect_timeout_ns, idle_timeout_ns,
@@ -981,26 +981,59 @@ static PyObject *default_runtime;
 
 static PyObject *runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"flags", NULL};
+    static char *kwlist[] = {"flags", "site_packages", "wheels", "imports", "setup_code",
+                             "setup_timeout_ns", "image_path", NULL};
     unsigned flags = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|I:Runtime", kwlist, &flags))
+    PyObject *site = NULL, *wheels = NULL, *imports = NULL, *setup = NULL, *timeout = NULL,
+             *image = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|IOOOOOO:Runtime", kwlist, &flags, &site,
+                                     &wheels, &imports, &setup, &timeout, &image))
         return NULL;
     eryx_runtime_config cfg;
     eryx_runtime_config_default(&cfg);
     cfg.flags = flags;
+    pyeryx_config own_cfg; /* owns the strings */
+    memset(&own_cfg, 0, sizeof own_cfg);
+    int want_image = (site && site != Py_None) || (wheels && wheels != Py_None) ||
+                     (imports && imports != Py_None) || (setup && setup != Py_None) ||
+                     (image && image != Py_None);
+#ifdef ERYX_HAVE_IMAGE_FILES
+    if (want_image) {
+        if (str_list(&own_cfg, site, "a site-packages directory", &cfg.site_packages,
+                     &cfg.n_site_packages) < 0 ||
+            str_list(&own_cfg, wheels, "a wheel path", &cfg.wheels, &cfg.n_wheels) < 0 ||
+            str_list(&own_cfg, imports, "a module name", &cfg.imports, &cfg.n_imports) < 0 ||
+            pyeryx_u64(timeout, "setup_timeout_ns", 0, &cfg.setup_timeout_ns) < 0)
+            goto fail;
+        if (setup && setup != Py_None &&
+            !(cfg.setup_code = own_str(&own_cfg, setup, "setup_code")))
+            goto fail;
+        if (image && image != Py_None && !(cfg.image_path = own_str(&own_cfg, image, "image_path")))
+            goto fail;
+    }
+#else
+    (void)timeout;
+    if (want_image) {
+        PyErr_SetString(pyeryx_EryxError, "this liberyx cannot build runtime images with "
+                                          "packages (ERYX_HAVE_IMAGE_FILES)");
+        goto fail;
+    }
+#endif
     eryx_runtime *rt = NULL;
     int rc;
-    char msg[512];
+    char msg[8192];
     Py_BEGIN_ALLOW_THREADS
     rc = eryx_runtime_new(&cfg, &rt);
     if (rc != ERYX_OK)
         snprintf(msg, sizeof msg, "%s", eryx_errmsg(NULL));
     Py_END_ALLOW_THREADS
+    pyeryx_config_clear(&own_cfg);
     if (rc != ERYX_OK) {
         PyObject *m = PyUnicode_FromFormat("could not create the eryx runtime: %s: %s",
                                            eryx_errstr(rc), msg);
         if (m)
-            raise_with(pyeryx_InitializationError, m, NULL, rc);
+            raise_with(rc == ERYX_TIMEOUT ? pyeryx_TimeoutError : pyeryx_InitializationError, m,
+                       NULL, rc);
         Py_XDECREF(m);
         return NULL;
     }
@@ -1011,7 +1044,62 @@ static PyObject *runtime_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     }
     self->rt = rt;
     return (PyObject *)self;
+fail:
+    pyeryx_config_clear(&own_cfg);
+    return NULL;
 }
+
+static PyObject *runtime_save_image(pyeryx_runtime *self, PyObject *arg)
+{
+#ifdef ERYX_HAVE_IMAGE_FILES
+    PyObject *path = NULL;
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    int rc;
+    char msg[1024];
+    const char *p = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_runtime_save_image(self->rt, p);
+    snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc != ERYX_OK) {
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_EryxError,
+                     "could not save the image: %s: %s", eryx_errstr(rc), msg);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(pyeryx_EryxError, "this liberyx cannot save runtime images "
+                                      "(ERYX_HAVE_IMAGE_FILES)");
+    return NULL;
+#endif
+}
+
+static PyObject *runtime_get_image_size(pyeryx_runtime *self, void *u)
+{
+#ifdef ERYX_HAVE_IMAGE_FILES
+    uint64_t n = 0;
+    int rc = eryx_runtime_image_size(self->rt, &n);
+    if (rc != ERYX_OK)
+        return pyeryx_raise_status(rc, "the runtime has no image");
+    return PyLong_FromUnsignedLongLong(n);
+#else
+    PyErr_SetString(pyeryx_EryxError, "this liberyx has no image size query "
+                                      "(ERYX_HAVE_IMAGE_FILES)");
+    return NULL;
+#endif
+}
+
+static PyMethodDef runtime_methods[] = {
+    {"save_image", (PyCFunction)runtime_save_image, METH_O,
+     "Saves the runtime's image to a file (eryx_runtime_save_image)."},
+    {NULL}};
+
+static PyGetSetDef runtime_getset[] = {
+    {"image_size", (getter)runtime_get_image_size, NULL,
+     "Bytes of the runtime's image (eryx_runtime_image_size).", NULL},
+    {NULL}};
 
 static void runtime_dealloc(pyeryx_runtime *self)
 {
@@ -1028,8 +1116,13 @@ PyTypeObject pyeryx_RuntimeType = {
     .tp_dealloc = (destructor)runtime_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = runtime_new,
-    .tp_doc = "Runtime(flags=0): liberyx's interpreter image (eryx_runtime), shared by "
-              "sandboxes on any thread. Creating one boots CPython once (~150-250 ms).",
+    .tp_methods = runtime_methods,
+    .tp_getset = runtime_getset,
+    .tp_doc = "Runtime(flags=0, site_packages=None, wheels=None, imports=None, "
+              "setup_code=None, setup_timeout_ns=0, image_path=None): liberyx's "
+              "interpreter image (eryx_runtime), shared by sandboxes on any thread. "
+              "Creating one boots CPython once (~150-250 ms). The package fields need "
+              "a liberyx with ERYX_HAVE_IMAGE_FILES.",
 };
 
 static PyObject *mod_default_runtime(PyObject *m, PyObject *unused)

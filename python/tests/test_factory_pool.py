@@ -10,9 +10,12 @@ import eryx
 
 def test_factory_imports_and_setup_code(tmp_path):
     f = eryx.SandboxFactory(imports=["decimal", "fractions"],
-                            setup_code="D = decimal.Decimal\nseed = [1, 2, 3]")
+                            setup_code="import decimal\nD = decimal.Decimal\nseed = [1, 2, 3]")
     sb = f.create_sandbox()
-    assert sb.execute("print(D('1.1') + D('2.2'), fractions.Fraction(1, 3))").stdout == "3.3 1/3\n"
+    # Imported modules are loaded (in sys.modules) but not bound in __main__.
+    r = sb.execute("import sys\nprint('fractions' in sys.modules, 'fractions' in globals())\n"
+                   "import fractions\nprint(D('1.1') + D('2.2'), fractions.Fraction(1, 3))")
+    assert r.stdout == "True False\n3.3 1/3\n"
     sb.execute("seed.append(4)")
     # Every execute of a factory sandbox starts from the factory's state.
     assert sb.execute("print(seed)").stdout == "[1, 2, 3]\n"
@@ -37,11 +40,13 @@ def test_factory_packages_save_load(tmp_path):
     finally:
         del os.environ["ERYX_CACHE_DIR"]
     sb = f.create_sandbox()
-    assert sb.execute("import sitepkg; print(greet.hello(sitepkg.VALUE))").stdout == "hello 5\n"
+    assert sb.execute("import sitepkg, greet; print(greet.hello(sitepkg.VALUE))").stdout == \
+        "hello 5\n"
     path = tmp_path / "f.bin"
     f.save(path)
     g = eryx.SandboxFactory.load(path)
-    assert g.create_sandbox().execute("print(greet.hello(1))").stdout == "hello 1\n"
+    assert g.create_sandbox().execute("import greet; print(greet.hello(1))").stdout == \
+        "hello 1\n"
     assert g.to_bytes() == path.read_bytes()
     with pytest.raises(eryx.InitializationError):
         eryx.SandboxFactory.from_bytes(b"ERYXFAC1" + b"\xff" * 20)
@@ -158,3 +163,22 @@ def test_factory_pool():
     pool.close()
     with pytest.raises(eryx.PoolClosedError):
         pool.acquire()
+
+
+def test_runtime_image_fields_match_the_build(tmp_path):
+    from eryx import _eryx
+    if _eryx.HAVE_IMAGE_FILES:
+        rt = _eryx.Runtime(imports=["fractions"], setup_code="X = 5")
+        assert rt.image_size > 0
+        rt.save_image(str(tmp_path / "img"))
+        again = _eryx.Runtime(image_path=str(tmp_path / "img"))
+        h = _eryx.SandboxHandle(again)
+        assert h.run("print(X)").stdout == "5\n"
+        h.close()
+        with pytest.raises(eryx.InitializationError):
+            _eryx.Runtime(setup_code="1/0")
+    else:
+        with pytest.raises(eryx.EryxError, match="ERYX_HAVE_IMAGE_FILES"):
+            _eryx.Runtime(imports=["json"])
+        with pytest.raises(eryx.EryxError, match="ERYX_HAVE_IMAGE_FILES"):
+            _eryx.default_runtime().save_image(str(tmp_path / "img"))
