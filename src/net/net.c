@@ -418,24 +418,31 @@ static void poller_wake(void)
 
 /* ---- reading and writing --------------------------------------------------- */
 
-/* Plain bytes the guest sent, after the secrets: into c->out. */
+/* Appends p[0..n) to a growing buffer; -1 when out of memory. */
+static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 16384;
+        while (c < *len + n)
+            c *= 2;
+        uint8_t *b = realloc(*buf, c);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = c;
+    }
+    memcpy(*buf + *len, p, n);
+    *len += n;
+    return 0;
+}
+
+/* Plain bytes the guest sent, after the secrets (or TLS records): into
+ * c->out. */
 int eryx__conn_queue_plain(eryx__conn *c, const uint8_t *p, size_t n)
 {
     if (c->out_off && c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (c->out_len + n > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 16384;
-        while (cap < c->out_len + n)
-            cap *= 2;
-        uint8_t *b = realloc(c->out, cap);
-        if (!b)
-            return -1;
-        c->out = b;
-        c->out_cap = cap;
-    }
-    memcpy(c->out + c->out_len, p, n);
-    c->out_len += n;
-    return 0;
+    return buf_append(&c->out, &c->out_len, &c->out_cap, p, n);
 }
 
 /* Writes what c->out holds; 0, or an errno. */
@@ -453,19 +460,7 @@ static int flush_out(eryx__conn *c)
 /* Appends received plain bytes to c->in. */
 int eryx__conn_take_plain(eryx__conn *c, const uint8_t *p, size_t n)
 {
-    if (c->in_len + n > c->in_cap) {
-        size_t cap = c->in_cap ? c->in_cap : 16384;
-        while (cap < c->in_len + n)
-            cap *= 2;
-        uint8_t *b = realloc(c->in, cap);
-        if (!b)
-            return -1;
-        c->in = b;
-        c->in_cap = cap;
-    }
-    memcpy(c->in + c->in_len, p, n);
-    c->in_len += n;
-    return 0;
+    return buf_append(&c->in, &c->in_len, &c->in_cap, p, n);
 }
 
 /* Reads what the socket has; 0, or an errno. Sets eof. */

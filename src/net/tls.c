@@ -402,6 +402,20 @@ int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
     return drain(c);
 }
 
+/* Keeps OpenSSL's first queued error (or fallback) as the connection's
+ * message, after prefix, and empties the queue. */
+static int keep_error(eryx__conn *c, const char *prefix, const char *fallback)
+{
+    unsigned long e = ERR_get_error();
+    char buf[200];
+    snprintf(buf, sizeof buf, "%s", fallback);
+    if (e)
+        ERR_error_string_n(e, buf, sizeof buf);
+    snprintf(c->tls_err, sizeof c->tls_err, "%s%s", prefix, buf);
+    ERR_clear_error();
+    return ERYX__ETLS;
+}
+
 static int handshake_error(eryx__conn *c)
 {
     long v = SSL_get_verify_result(c->ssl);
@@ -411,13 +425,8 @@ static int handshake_error(eryx__conn *c)
         ERR_clear_error();
         return ERYX__ETLS_VERIFY;
     }
-    unsigned long e = ERR_get_error();
-    char buf[200] = "the peer closed the connection during the handshake";
-    if (e)
-        ERR_error_string_n(e, buf, sizeof buf);
-    snprintf(c->tls_err, sizeof c->tls_err, "TLS handshake failed: %s", buf);
-    ERR_clear_error();
-    return ERYX__ETLS;
+    return keep_error(c, "TLS handshake failed: ",
+                      "the peer closed the connection during the handshake");
 }
 
 int eryx__tls_progress(eryx__conn *c, void *list)
@@ -469,13 +478,7 @@ int eryx__tls_progress(eryx__conn *c, void *list)
             if (c->eof && (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_WANT_READ)) {
                 ERR_clear_error();
             } else {
-                unsigned long x = ERR_get_error();
-                char msg[200] = "TLS record error";
-                if (x)
-                    ERR_error_string_n(x, msg, sizeof msg);
-                snprintf(c->tls_err, sizeof c->tls_err, "%s", msg);
-                ERR_clear_error();
-                return ERYX__ETLS;
+                return keep_error(c, "", "TLS record error");
             }
         }
         break;

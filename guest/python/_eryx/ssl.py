@@ -303,12 +303,54 @@ class SSLSession:
     pass
 
 
+class _Handshake:
+    """What the host reported about a handshake (``self._info``)."""
+
+    __slots__ = ()
+    _info = None
+
+    def getpeercert(self, binary_form=False):
+        if self._info is None:
+            raise ValueError("handshake not done yet")
+        if binary_form:
+            der = self._info.get("der")
+            return _net._unb64(der) if der else None
+        return _cert_tuples(self._info.get("cert") or {})
+
+    def version(self):
+        return self._info.get("version") if self._info else None
+
+    def cipher(self):
+        return tuple(self._info["cipher"]) if self._info else None
+
+    def shared_ciphers(self):
+        return [self.cipher()] if self._info else None
+
+    def selected_alpn_protocol(self):
+        return self._info.get("alpn") if self._info else None
+
+    def selected_npn_protocol(self):
+        return None
+
+    def compression(self):
+        return None
+
+    def get_channel_binding(self, cb_type="tls-unique"):
+        return None
+
+    def verify_client_post_handshake(self):
+        raise SSLError(1, "post-handshake authentication is not supported")
+
+    def unwrap(self):
+        raise SSLError(1, "TLS cannot be unwrapped in the sandbox")
+
+
 _blen = len
 _TLS_REQUEST = b"\0ERYX-STARTTLS "
 _TLS_STATUS = b"\0ERYX-TLS "
 
 
-class SSLObject:
+class SSLObject(_Handshake):
     """TLS over memory BIOs, as anyio (httpx's async client) uses it. The
     host runs TLS on the connection the BIOs' bytes travel on: the
     handshake writes a request line that the host takes instead of sending
@@ -381,38 +423,11 @@ class SSLObject:
             raise SSLError(1, "handshake not done yet")
         return self._out.write(bytes(data))
 
-    def unwrap(self):
-        raise SSLError(1, "TLS cannot be unwrapped in the sandbox")
 
     def pending(self):
         return len(self._pending)
 
-    def getpeercert(self, binary_form=False):
-        return SSLSocket.getpeercert(self, binary_form)
 
-    def version(self):
-        return self._info.get("version") if self._info else None
-
-    def cipher(self):
-        return tuple(self._info["cipher"]) if self._info else None
-
-    def shared_ciphers(self):
-        return [self.cipher()] if self._info else None
-
-    def selected_alpn_protocol(self):
-        return self._info.get("alpn") if self._info else None
-
-    def selected_npn_protocol(self):
-        return None
-
-    def compression(self):
-        return None
-
-    def get_channel_binding(self, cb_type="tls-unique"):
-        return None
-
-    def verify_client_post_handshake(self):
-        raise SSLError(1, "post-handshake authentication is not supported")
 
 
 def _session(info):
@@ -420,7 +435,7 @@ def _session(info):
     return info or {}
 
 
-class SSLSocket(_socket.socket):
+class SSLSocket(_Handshake, _socket.socket):
     """A socket whose connection the host has wrapped in TLS."""
 
     @classmethod
@@ -465,46 +480,12 @@ class SSLSocket(_socket.socket):
             args["alpn"] = self._context._alpn
         self._info = _session(_net.call("tls", args))
 
-    def _info_or_none(self):
-        return self._info
 
-    def getpeercert(self, binary_form=False):
-        if self._info is None:
-            raise ValueError("handshake not done yet")
-        if binary_form:
-            der = self._info.get("der")
-            return _net._unb64(der) if der else None
-        return _cert_tuples(self._info.get("cert") or {})
-
-    def version(self):
-        return self._info.get("version") if self._info else None
-
-    def cipher(self):
-        return tuple(self._info["cipher"]) if self._info else None
-
-    def shared_ciphers(self):
-        return [self.cipher()] if self._info else None
-
-    def selected_alpn_protocol(self):
-        return self._info.get("alpn") if self._info else None
-
-    def selected_npn_protocol(self):
-        return None
-
-    def compression(self):
-        return None
 
     def pending(self):
         return 0
 
-    def get_channel_binding(self, cb_type="tls-unique"):
-        return None
 
-    def verify_client_post_handshake(self):
-        raise SSLError(1, "post-handshake authentication is not supported")
-
-    def unwrap(self):
-        raise SSLError(1, "TLS cannot be unwrapped in the sandbox")
 
     def read(self, len=1024, buffer=None):
         if buffer is not None:
