@@ -903,8 +903,13 @@ PyObject *pyeryx_raise_status(int rc, const char *msg)
     case ERYX_INVALID: type = PyExc_ValueError; break;
     default: break;
     }
-    PyObject *m = PyUnicode_FromFormat("%s%s%s", eryx_errstr(rc), msg && *msg ? ": " : "",
-                                       msg ? msg : "");
+    PyObject *m = rc == ERYX_DEAD
+                      ? PyUnicode_FromString("the sandbox can no longer run code (an earlier "
+                                             "run trapped, was stopped hard or called "
+                                             "os._exit): reset() the session, or make a new "
+                                             "one")
+                      : PyUnicode_FromFormat("%s%s%s", eryx_errstr(rc),
+                                             msg && *msg ? ": " : "", msg ? msg : "");
     if (!m)
         return NULL;
     if (type == PyExc_ValueError) {

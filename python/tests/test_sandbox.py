@@ -237,7 +237,7 @@ def test_hard_stop_kills_then_reset_revives():
         s.execute("while True:\n    try:\n        while True: pass\n    except BaseException: pass")
     assert ei.value.result.hard_stopped
     assert s.is_dead
-    with pytest.raises(eryx.EryxError, match="no longer run"):
+    with pytest.raises(eryx.EryxError, match="no longer run code.*reset"):
         s.execute("pass")
     s.reset()
     assert s.execute("print('back')").stdout == "back\n"
@@ -273,3 +273,17 @@ def test_stub_files_ship():
     d = os.path.dirname(eryx.__file__)
     assert os.path.exists(os.path.join(d, "py.typed"))
     assert os.path.exists(os.path.join(d, "_eryx.pyi"))
+
+
+def test_os_exit():
+    sb = eryx.Sandbox()
+    r = sb.execute("import os; print(1, flush=True); os._exit(3)")
+    assert (r.stdout, r.exit_code, r.exited) == ("1\n", 3, True)
+    assert sb.execute("print(2)").stdout == "2\n"  # a stateless sandbox starts afresh
+    s = eryx.Session()
+    assert s.execute("import os; os._exit(4)").exit_code == 4
+    assert s.is_dead
+    with pytest.raises(eryx.EryxError, match="reset"):
+        s.execute("pass")
+    s.reset()
+    assert s.execute("print(5)").stdout == "5\n"
