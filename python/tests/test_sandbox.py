@@ -66,6 +66,9 @@ def test_syntax_error_and_bytes_code(sandbox):
     assert sandbox.execute(b"print('from bytes')").stdout == "from bytes\n"
     with pytest.raises(eryx.ExecutionError, match="SyntaxError"):
         sandbox.execute(b"\xff\xfe")
+    with pytest.raises(eryx.ExecutionError, match="SyntaxError|null"):
+        sandbox.execute("print(1)\0")
+    assert sandbox.execute("x = 1\n" * 20000 + "print(x)").stdout == "1\n"
 
 
 def test_wrong_types(sandbox):
