@@ -188,7 +188,7 @@ class _Runner:
     def _ran(self) -> None:
         pass
 
-    async def execute_async(self, code: str) -> ExecuteResult:
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
         """``execute`` on the running asyncio loop, through liberyx's non-blocking core.
 
         The guest runs on the loop's default executor (GIL released); the calls it
@@ -196,9 +196,14 @@ class _Runner:
         gathered calls that each sleep 0.1 s take ~0.1 s), plain ones inline.
         Cancelling the awaiting task interrupts the code; the task then raises
         asyncio.CancelledError once the sandbox is idle again.
+
+        step_in_loop=True runs the guest on the loop's own thread instead (GIL
+        released, so other threads run; this loop waits while the guest
+        computes): no thread handoff per step, for short code on a loop that
+        can afford the wait.
         """
         h = self._handle()
-        r = await _drive(h, code, self._cfg, self._timeout_ns)
+        r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop)
         self._finish(h, r)
         self._ran()
         return r
@@ -233,10 +238,13 @@ class _Runner:
 
 
 async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
-                 on_stdout: OutputFn = None, on_stderr: OutputFn = None) -> Any:
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 step_in_loop: bool = False) -> Any:
     loop = asyncio.get_running_loop()
     ex = h.exec_start(code, timeout_ns, None, 0, None, None, None, on_stdout, on_stderr)
-    efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+    # The eventfd is made when the execution first waits: code that runs
+    # straight through needs none (no call, no timer, nothing to notify).
+    efd = -1
     wake = asyncio.Event()
 
     def readable() -> None:
@@ -292,21 +300,26 @@ async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
         else:
             call.fail(*reply)
 
-    loop.add_reader(efd, readable)
-    ex.set_notify_fd(efd)
     try:
         while True:
-            fut = loop.run_in_executor(None, ex.step)
-            while True:
-                try:
-                    rc = await asyncio.shield(fut)
-                    break
-                except asyncio.CancelledError:
-                    if not cancelled:
-                        cancelled = True
-                        h.interrupt()
+            if step_in_loop:
+                rc = ex.step()
+            else:
+                fut = loop.run_in_executor(None, ex.step)
+                while True:
+                    try:
+                        rc = await asyncio.shield(fut)
+                        break
+                    except asyncio.CancelledError:
+                        if not cancelled:
+                            cancelled = True
+                            h.interrupt()
             if rc != _eryx.PENDING:
                 break
+            if efd < 0:
+                efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                loop.add_reader(efd, readable)
+                ex.set_notify_fd(efd)
             for call in ex.calls():
                 start(call)
             wake.clear()
@@ -333,12 +346,13 @@ async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
             raise asyncio.CancelledError()
         return result
     finally:
-        loop.remove_reader(efd)
         ex.set_notify_fd(-1)
         del ex  # an unfinished execution is abandoned by its deallocation
         for t in tasks:
             t.cancel()
-        os.close(efd)
+        if efd >= 0:
+            loop.remove_reader(efd)
+            os.close(efd)
 
 
 class Sandbox(_Runner):
@@ -416,11 +430,11 @@ class Sandbox(_Runner):
 
     execute.__doc__ = _Runner.execute.__doc__
 
-    async def execute_async(self, code: str) -> ExecuteResult:
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
         if self._factory is not None and self._dirty and self._h is not None:
             self._h.close()
             self._h = self._new_handle()
-        return await super().execute_async(code)
+        return await super().execute_async(code, step_in_loop=step_in_loop)
 
     execute_async.__doc__ = _Runner.execute_async.__doc__
 
@@ -657,9 +671,10 @@ class PooledSandbox(_Runner):
 
     execute.__doc__ = _Runner.execute.__doc__
 
-    async def execute_async(self, code: str) -> ExecuteResult:
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
         h = self._handle()
-        r = await _drive(h, code, self._cfg, self._timeout_ns, self._on_stdout, self._on_stderr)
+        r = await _drive(h, code, self._cfg, self._timeout_ns, self._on_stdout, self._on_stderr,
+                         step_in_loop)
         return self._finish(h, r)
 
     execute_async.__doc__ = _Runner.execute_async.__doc__

@@ -143,3 +143,23 @@ def test_python_m_eryx_without_cli():
     r = subprocess.run([sys.executable, "-m", "eryx", "-c", "pass"], capture_output=True,
                        text=True, env=env, timeout=60)
     assert r.returncode == 71 and "not found" in r.stderr
+
+
+def test_execute_async_step_in_loop():
+    async def nap(i: int):
+        await asyncio.sleep(0.05)
+        return i
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": "nap", "fn": nap}])
+        r = await s.execute_async(
+            "import asyncio\nresult = await asyncio.gather(*[nap(i) for i in range(10)])",
+            step_in_loop=True)
+        assert r.result == list(range(10))
+        with pytest.raises(eryx.ExecutionError, match="KeyError"):
+            await s.execute_async("{}['x']", step_in_loop=True)
+        pool = eryx.SandboxPool(max_size=1)
+        with pool.acquire() as p:
+            assert (await p.execute_async("print(3)", step_in_loop=True)).stdout == "3\n"
+        pool.close()
+    asyncio.run(main())
