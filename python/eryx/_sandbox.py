@@ -176,13 +176,15 @@ class _Runner:
         h = self._h
         if h is None:
             raise ValueError(f"this {type(self).__name__} is closed")
-        if self._timeout_ns:
-            r = h.run(code, self._timeout_ns)
-        else:
-            r = h.run(code)
+        try:
+            if self._timeout_ns:
+                r = h.run(code, self._timeout_ns)
+            else:
+                r = h.run(code)
+        finally:
+            self._ran()  # a failed run counts, and dirties, too
         if self._cfg.result_variable != "result":
             _capture_variable(h, r, self._cfg.result_variable)
-        self._ran()
         return r
 
     def _ran(self) -> None:
@@ -203,10 +205,11 @@ class _Runner:
         can afford the wait.
         """
         h = self._handle()
-        r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop)
-        self._finish(h, r)
-        self._ran()
-        return r
+        try:
+            r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop)
+        finally:
+            self._ran()
+        return self._finish(h, r)
 
     def interrupt(self) -> None:
         """Stops the execution in progress (safe from any thread): first a

@@ -17,7 +17,11 @@ def test_factory_imports_and_setup_code(tmp_path):
                    "import fractions\nprint(D('1.1') + D('2.2'), fractions.Fraction(1, 3))")
     assert r.stdout == "True False\n3.3 1/3\n"
     sb.execute("seed.append(4)")
-    # Every execute of a factory sandbox starts from the factory's state.
+    # Every execute of a factory sandbox starts from the factory's state,
+    # also after a run that failed.
+    assert sb.execute("print(seed)").stdout == "[1, 2, 3]\n"
+    with pytest.raises(eryx.ExecutionError):
+        sb.execute("seed.append(5)\n1/0")
     assert sb.execute("print(seed)").stdout == "[1, 2, 3]\n"
     s = f.create_session()
     s.execute("seed.append(9)")

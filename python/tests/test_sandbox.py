@@ -20,6 +20,9 @@ def test_execute_stdout_and_str(sandbox):
 
 
 def test_sandbox_is_stateless(sandbox):
+    with pytest.raises(eryx.ExecutionError):
+        sandbox.execute("y = 1\n1/0")
+    assert sandbox.execute("print('y' in globals())").stdout == "False\n"
     sandbox.execute("x = 1\nopen('/tmp/f', 'w').write('a')")
     r = sandbox.execute("print('x' in globals()); import os; print(os.path.exists('/tmp/f'))")
     assert r.stdout == "False\nFalse\n"

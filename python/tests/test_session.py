@@ -10,6 +10,9 @@ def test_state_persists_and_count(session):
     session.execute("def f(): return x + 1")
     assert session.execute("print(f())").stdout == "42\n"
     assert session.execution_count == 3
+    with pytest.raises(eryx.ExecutionError):
+        session.execute("1/0")
+    assert session.execution_count == 4
 
 
 def test_reset_and_clear_state(session):
