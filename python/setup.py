@@ -31,6 +31,31 @@ def ensure_liberyx():
     subprocess.check_call([os.path.join(ROOT, "scripts", "build.sh"), BUILD])
 
 
+def link_libraries():
+    """What liberyx.a needs at link time, from the build's eryx.pc
+    (Requires.private through pkg-config, then Libs.private)."""
+    pc = os.path.join(BUILD, "eryx.pc")
+    requires, private = [], []
+    if os.path.exists(pc):
+        with open(pc) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "Requires.private":
+                    requires = value.replace(",", " ").split()
+                elif key.strip() == "Libs.private":
+                    private = value.split()
+    flags = []
+    if requires:
+        out = subprocess.run(["pkg-config", "--libs"] + requires, capture_output=True,
+                             text=True)
+        if out.returncode != 0:
+            sys.exit(f"setup.py: pkg-config --libs {' '.join(requires)} failed: {out.stderr}")
+        flags = out.stdout.split()
+    else:  # an older build without the file: what liberyx has needed so far
+        flags = ["-ljansson", "-lxxhash", "-lssl", "-lcrypto"]
+    return flags + (private or ["-lpthread", "-lm"])
+
+
 class BuildPy(build_py):
     """Also writes eryx/_build_info.py: where `python -m eryx` finds the CLI."""
 
@@ -47,7 +72,7 @@ ext = Extension(
     sources=[os.path.join("src", "module.c"), os.path.join("src", "sandbox.c")],
     include_dirs=[os.path.join(ROOT, "include")],
     extra_objects=[LIB],
-    libraries=["jansson", "xxhash", "pthread", "m"],
+    extra_link_args=link_libraries() if os.path.exists(LIB) else [],
     extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
                         "-Wno-unused-parameter", "-Wno-missing-field-initializers"],
     depends=[os.path.join("src", "pyeryx.h"), LIB],
