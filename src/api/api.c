@@ -14,6 +14,7 @@
 #include "api/config.h"
 #include "core/exec.h"
 #include "core/handle.h"
+#include "net/net.h"
 
 static eryx_runtime *get_runtime(const eryx_runtime *h)
 {
@@ -208,6 +209,19 @@ void eryx__sandbox_unhold(eryx_sandbox *h)
     eryx_sandbox *sb = get_sandbox(h);
     if (sb && atomic_load(&sb->owner) == THIS_THREAD)
         leave(sb);
+}
+
+size_t eryx__sandbox_net_pollfds(eryx_sandbox *h, struct pollfd *fds, size_t max)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    return sb && atomic_load(&sb->owner) == THIS_THREAD ? eryx__net_pollfds(sb->net, fds, max) : 0;
+}
+
+void eryx__sandbox_net_poll_done(eryx_sandbox *h, const struct pollfd *fds, size_t n)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    if (sb && sb->net)
+        eryx__net_poll_done(sb->net, fds, n);
 }
 
 int eryx__sandbox_rehandle(eryx_sandbox **h)

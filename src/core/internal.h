@@ -280,6 +280,11 @@ int eryx__sandbox_rehandle(eryx_sandbox **handle);
 int eryx__sandbox_hold(eryx_sandbox *handle);
 void eryx__sandbox_unhold(eryx_sandbox *handle);
 void eryx__sandbox_forget_runs(eryx_sandbox *handle);
+/* The held sandbox's network sockets a blocking run may poll itself
+ * (src/net/net.h, eryx__net_pollfds / _poll_done). */
+struct pollfd;
+size_t eryx__sandbox_net_pollfds(eryx_sandbox *handle, struct pollfd *fds, size_t max);
+void eryx__sandbox_net_poll_done(eryx_sandbox *handle, const struct pollfd *fds, size_t n);
 
 /* A condition whose timed waits take CLOCK_MONOTONIC deadlines (every
  * deadline here is one: eryx__now_ns). */

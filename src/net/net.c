@@ -315,9 +315,23 @@ static void conn_close(eryx__conn *c, done_list *l, const char *why)
     free(c);
 }
 
-/* Re-arms the poller for what c waits on (one-shot: an event disarms). */
+/* The events c waits for. */
+static uint32_t conn_events(const eryx__conn *c)
+{
+    uint32_t ev = 0;
+    if (c->connecting || c->out_len > c->out_off || c->tls_want_write)
+        ev |= EPOLLOUT;
+    if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
+        ev |= EPOLLIN;
+    return ev;
+}
+
+/* Re-arms the poller for what c waits on (one-shot: an event disarms),
+ * unless the thread of a blocking run waits on it itself. */
 static void conn_arm(eryx__conn *c)
 {
+    if (c->local_wait)
+        return;
     uint32_t ev = 0;
     if (c->connecting || c->out_len > c->out_off || c->tls_want_write)
         ev |= EPOLLOUT;
@@ -559,7 +573,10 @@ static void deliver_read(eryx__conn *c, done_list *l)
     if (n > c->rd.max)
         n = c->rd.max;
     eryx__net *net = c->net;
-    if (net->received + n > net->conf->max_received) {
+    if (n > 0 && net->received < net->conf->max_received &&
+        net->received + n > net->conf->max_received)
+        n = (size_t)(net->conf->max_received - net->received); /* up to the limit exactly */
+    if (n > 0 && net->received + n > net->conf->max_received) {
         char msg[200];
         snprintf(msg, sizeof msg, "network limit: this run may receive %llu bytes "
                  "(max_bytes_received)", (unsigned long long)net->conf->max_received);
@@ -1168,6 +1185,50 @@ void eryx__net_unref_locked(eryx__net *net)
         return;
     conf_unref(net->conf);
     free(net);
+}
+
+size_t eryx__net_pollfds(eryx__net *net, struct pollfd *fds, size_t max)
+{
+    size_t n = 0;
+    if (!net)
+        return 0;
+    pthread_mutex_lock(&G.mu);
+    for (eryx__conn *c = net->conns; c && n < max; c = c->next) {
+        drop_stale(c);
+        uint32_t ev = conn_events(c);
+        if (!ev || c->hold_until)
+            continue;
+        /* The poller stands aside for it (one syscall: cheaper than a
+         * second thread waking for the same event). */
+        struct epoll_event e = {.events = 0, .data.u64 = ((uint64_t)G.gens[c->slot] << 32) | c->slot};
+        if (c->registered)
+            epoll_ctl(G.epfd, EPOLL_CTL_MOD, c->fd, &e);
+        c->local_wait = 1;
+        fds[n].fd = c->fd;
+        fds[n].events = (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0));
+        fds[n].revents = 0;
+        n++;
+    }
+    pthread_mutex_unlock(&G.mu);
+    return n;
+}
+
+void eryx__net_poll_done(eryx__net *net, const struct pollfd *fds, size_t n)
+{
+    done_list l = {0};
+    pthread_mutex_lock(&G.mu);
+    for (eryx__conn *c = net->conns; c;) {
+        eryx__conn *next = c->next; /* progress may close c */
+        if (c->local_wait) {
+            c->local_wait = 0;
+            progress(c, &l); /* re-arms the poller for what still waits */
+        }
+        c = next;
+    }
+    (void)fds;
+    (void)n;
+    pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
 }
 
 void eryx__net_close_all(eryx__net *net)

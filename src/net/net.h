@@ -55,6 +55,15 @@ void eryx__net_run_begin(eryx__net *net);
  * it completes it through eryx__call_complete. */
 void eryx__net_submit(eryx__net *net, struct eryx_call *call, const char *op, const char *args);
 
+/* For the thread of a blocking run (run.c), which may wait on the
+ * sockets itself rather than be woken by the poller thread (one thread
+ * switch less per wait): fills fds with the sandbox's connections that have
+ * operations waiting (at most max) and takes them from the poller until
+ * eryx__net_poll_done, which the caller must call after its poll(). */
+struct pollfd;
+size_t eryx__net_pollfds(eryx__net *net, struct pollfd *fds, size_t max);
+void eryx__net_poll_done(eryx__net *net, const struct pollfd *fds, size_t n);
+
 /* Whether the name is one of the layer's ("@net."). */
 #define ERYX__NET_PREFIX "@net."
 

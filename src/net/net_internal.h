@@ -55,6 +55,8 @@ typedef struct eryx__conn {
     uint32_t slot;              /* in G.slots: the poller's name for it */
     int fd;
     int registered;             /* with epoll */
+    int local_wait;             /* a blocking run's thread polls it, not
+                                   the poller (eryx__net_pollfds) */
     int connecting, eof, shut_wr;
     int err;                    /* a failure every later operation gets */
     eryx__addr addr;
