@@ -1,0 +1,930 @@
+"""Sandbox, Session, SandboxPool: the reference binding's API over liberyx."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _callbacks, _eryx
+from ._callbacks import CallbackRegistry, CallbacksArg
+from ._limits import NetConfig, ResourceLimits
+
+ExecuteResult = _eryx.ExecuteResult
+EryxError = _eryx.EryxError
+ExecutionError = _eryx.ExecutionError
+CancelledError = _eryx.CancelledError
+
+_MS = 1_000_000
+Volumes = Optional[Sequence[Tuple[str, str, bool]]]
+OutputFn = Optional[Callable[[str], None]]
+
+
+class PoolError(EryxError):
+    """Base class of the pool's errors."""
+
+
+class PoolExhaustedError(PoolError):
+    """Every sandbox of the pool is in use (try_acquire never raises it: it returns None)."""
+
+
+class PoolTimeoutError(PoolError):
+    """No sandbox came free within the acquire timeout."""
+
+
+class PoolClosedError(PoolError):
+    """The pool was closed."""
+
+
+def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, str, List[str]]]]:
+    if secrets is None:
+        return None
+    if not isinstance(secrets, dict):
+        raise TypeError("secrets must be a dict: {NAME: {'value': ..., 'allowed_hosts': [...]}}")
+    out = []
+    for name, spec in secrets.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"a secret's name must be an identifier, not {name!r}")
+        if isinstance(spec, str):
+            value, hosts = spec, []
+        elif isinstance(spec, dict) and isinstance(spec.get("value"), str):
+            value, hosts = spec["value"], list(spec.get("allowed_hosts") or [])
+        else:
+            raise TypeError(f"secret {name!r}: expected {{'value': str, 'allowed_hosts': "
+                            f"[str, ...]}}")
+        out.append((name, value, [NetConfig._rule(h) for h in hosts]))
+    return out
+
+
+def _volumes_arg(volumes: Volumes) -> List[Tuple[str, str, bool]]:
+    out = []
+    for v in volumes or []:
+        if not isinstance(v, (tuple, list)) or len(v) not in (2, 3):
+            raise TypeError("a volume is (host_path, guest_path[, writable])")
+        host, guest = os.fspath(v[0]), v[1]
+        out.append((host, guest, bool(v[2]) if len(v) == 3 else False))
+    return out
+
+
+class _Config:
+    """Everything a sandbox is made with, turned into liberyx's config keywords."""
+
+    __slots__ = ("limits", "entries", "dispatch", "kw", "result_variable")
+
+    def __init__(self, *, resource_limits: Optional[ResourceLimits], network: Optional[NetConfig],
+                 callbacks: CallbacksArg, secrets: Optional[Dict[str, Any]], volumes: Volumes,
+                 on_stdout: OutputFn, on_stderr: OutputFn, result_variable: Optional[str],
+                 env: Optional[Dict[str, str]] = None, mounts: Sequence[Tuple[str, str, bool]] = (),
+                 timeout_override: Any = None) -> None:
+        if resource_limits is None:
+            resource_limits = ResourceLimits()
+        elif not isinstance(resource_limits, ResourceLimits):
+            raise TypeError(f"resource_limits must be a ResourceLimits, not "
+                            f"{type(resource_limits).__name__}")
+        if network is not None and not isinstance(network, NetConfig):
+            raise TypeError(f"network must be a NetConfig, not {type(network).__name__}")
+        for name, fn in (("on_stdout", on_stdout), ("on_stderr", on_stderr)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{name} must be callable")
+        if result_variable is None:
+            result_variable = "result"
+        if not isinstance(result_variable, str) or not result_variable.isidentifier():
+            raise ValueError(f"result_variable must be an identifier, not {result_variable!r}")
+        self.limits = resource_limits
+        self.result_variable = result_variable
+        self.entries = _callbacks.normalise(callbacks)
+        self.dispatch = _callbacks.make_dispatch(self.entries) if self.entries else None
+        kw: Dict[str, Any] = resource_limits._config()
+        if timeout_override is not None:
+            kw["timeout_ns"] = timeout_override
+        if self.entries:
+            kw["callbacks"] = _callbacks.declarations(self.entries)
+            kw["dispatch"] = self.dispatch
+        kw["mounts"] = list(mounts) + _volumes_arg(volumes)
+        if env:
+            if not isinstance(env, dict):
+                raise TypeError("env must be a dict of str to str")
+            kw["env"] = [f"{k}={v}" for k, v in env.items()]
+        if on_stdout is not None:
+            kw["on_stdout"] = on_stdout
+        if on_stderr is not None:
+            kw["on_stderr"] = on_stderr
+        if network is not None:
+            kw["net"] = network._config()
+        sec = _secrets_arg(secrets)
+        if sec:
+            kw["secrets"] = sec
+            if network is None:
+                raise ValueError("secrets are substituted on the network only: give a network=")
+        self.kw = kw
+
+
+def _capture_variable(h: Any, result: Any, name: str) -> None:
+    """Fills result.result from a variable other than `result` (one more small run)."""
+    stateless = h.stateless
+    h.stateless = False
+    try:
+        probe = h.run(f"if {name!r} in globals():\n"
+                      f"    __import__('sys').stdout.write(__import__('json').dumps("
+                      f"globals().pop({name!r})))\n")
+        text = probe.stdout
+        result._set_result(text if text else None, None)
+    except ExecutionError as exc:
+        result._set_result(None, f"{name} is not JSON-serialisable: "
+                                 f"{getattr(exc.result, 'exception_message', exc)}")
+    finally:
+        h.stateless = stateless
+
+
+class _Runner:
+    """What Sandbox, Session and PooledSandbox share: a handle and how to run on it."""
+
+    _h: Any
+    _cfg: _Config
+    _timeout_ns: int = 0
+
+    def _handle(self) -> Any:
+        h = self._h
+        if h is None:
+            raise ValueError(f"this {type(self).__name__} is closed")
+        return h
+
+    def _finish(self, h: Any, r: Any) -> Any:
+        if self._cfg.result_variable != "result":
+            _capture_variable(h, r, self._cfg.result_variable)
+        return r
+
+    def execute(self, code: str) -> ExecuteResult:
+        """Runs Python source in the sandbox and returns its ExecuteResult.
+
+        Top-level ``await`` works (callbacks are async functions inside). The GIL
+        is released while the code runs, so other Python threads (and other
+        sandboxes) run meanwhile.
+
+        Raises:
+            ExecutionError: the code raised (the message is its traceback;
+                ``.result`` holds the output so far).
+            TimeoutError: the execution timeout passed.
+            ResourceLimitError: memory (uncaught MemoryError) or fuel ran out.
+            CancelledError: interrupt() stopped it.
+            ValueError: the sandbox is closed; TypeError: code is not str/bytes.
+        """
+        h = self._h
+        if h is None:
+            raise ValueError(f"this {type(self).__name__} is closed")
+        try:
+            if self._timeout_ns:
+                r = h.run(code, self._timeout_ns)
+            else:
+                r = h.run(code)
+        finally:
+            self._ran()  # a failed run counts, and dirties, too
+        if self._cfg.result_variable != "result":
+            _capture_variable(h, r, self._cfg.result_variable)
+        return r
+
+    def _ran(self) -> None:
+        pass
+
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
+        """``execute`` on the running asyncio loop, through liberyx's non-blocking core.
+
+        The guest runs on the loop's default executor (GIL released); the calls it
+        makes are started on this loop: ``async def`` callbacks as tasks (so 100
+        gathered calls that each sleep 0.1 s take ~0.1 s), plain ones inline.
+        Cancelling the awaiting task interrupts the code; the task then raises
+        asyncio.CancelledError once the sandbox is idle again.
+
+        step_in_loop=True runs the guest on the loop's own thread instead (GIL
+        released, so other threads run; this loop waits while the guest
+        computes): no thread handoff per step, for short code on a loop that
+        can afford the wait.
+        """
+        h = self._handle()
+        try:
+            r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop)
+        finally:
+            self._ran()
+        return self._finish(h, r)
+
+    def interrupt(self) -> None:
+        """Stops the execution in progress (safe from any thread): first a
+        KeyboardInterrupt inside the code (``finally`` blocks run and the
+        state survives), then, if the code does not stop within 200 ms, a hard
+        stop. The run raises ``eryx.CancelledError``. No-op when idle."""
+        h = self._h
+        if h is not None:
+            h.interrupt()
+
+    def close(self) -> None:
+        """Frees the sandbox now (also done when the object is collected).
+        Idempotent; raises EryxError while it runs code."""
+        h = self._h
+        if h is not None:
+            h.close()
+            self._h = None
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        return self._h is None
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 step_in_loop: bool = False) -> Any:
+    loop = asyncio.get_running_loop()
+    ex = h.exec_start(code, timeout_ns, None, 0, None, None, None, on_stdout, on_stderr)
+    # The eventfd is made when the execution first waits: code that runs
+    # straight through needs none (no call, no timer, nothing to notify).
+    efd = -1
+    wake = asyncio.Event()
+
+    def readable() -> None:
+        try:
+            os.eventfd_read(efd)
+        except BlockingIOError:
+            pass
+        wake.set()
+
+    table = cfg.dispatch.table if cfg.dispatch is not None else {}  # type: ignore[attr-defined]
+    tasks: set = set()
+    cancelled = False
+
+    async def run_async(call: Any, entry: Any, aw: Any) -> None:
+        try:
+            value = await aw
+        except asyncio.CancelledError:
+            call.fail(_eryx.CALL_FAILED, "the host cancelled the call")
+            raise
+        except BaseException as exc:
+            call.fail(_eryx.CALL_FAILED, _callbacks._describe(exc))
+            return
+        reply = _callbacks.encode_result(entry, value)
+        if isinstance(reply, str):
+            call.reply(reply)
+        else:
+            call.fail(*reply)
+
+    def start(call: Any) -> None:
+        entry = table.get(call.name)
+        if entry is None:
+            call.fail(_eryx.CALL_FAILED, f"no callback named {call.name!r}")
+            return
+        try:
+            kw = json.loads(call.args)
+            value = entry.fn(**kw)
+        except TypeError as exc:
+            bad = _callbacks._bad_args(entry, kw) if isinstance(kw, dict) else None
+            call.fail(_eryx.CALL_INVALID_ARGS if bad else _eryx.CALL_FAILED,
+                      bad or _callbacks._describe(exc))
+            return
+        except BaseException as exc:
+            call.fail(_eryx.CALL_FAILED, _callbacks._describe(exc))
+            return
+        if inspect.isawaitable(value):
+            t = loop.create_task(run_async(call, entry, value))
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+            return
+        reply = _callbacks.encode_result(entry, value)
+        if isinstance(reply, str):
+            call.reply(reply)
+        else:
+            call.fail(*reply)
+
+    try:
+        while True:
+            if step_in_loop:
+                rc = ex.step()
+            else:
+                fut = loop.run_in_executor(None, ex.step)
+                while True:
+                    try:
+                        rc = await asyncio.shield(fut)
+                        break
+                    except asyncio.CancelledError:
+                        if not cancelled:
+                            cancelled = True
+                            h.interrupt()
+            if rc != _eryx.PENDING:
+                break
+            if efd < 0:
+                efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                loop.add_reader(efd, readable)
+                ex.set_notify_fd(efd)
+            for call in ex.calls():
+                start(call)
+            wake.clear()
+            if ex.ready:
+                continue
+            dl = ex.deadline_ns
+            timeout = None if dl == 0 else max(0.0, (dl - time.monotonic_ns()) / 1e9)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            except asyncio.CancelledError:
+                if not cancelled:
+                    cancelled = True
+                    h.interrupt()
+        ex.set_notify_fd(-1)
+        try:
+            result = ex.finish()
+        except CancelledError:
+            if cancelled:
+                raise asyncio.CancelledError() from None
+            raise
+        if cancelled:
+            raise asyncio.CancelledError()
+        return result
+    finally:
+        ex.set_notify_fd(-1)
+        del ex  # an unfinished execution is abandoned by its deallocation
+        for t in tasks:
+            t.cancel()
+        if efd >= 0:
+            loop.remove_reader(efd)
+            os.close(efd)
+
+
+class Sandbox(_Runner):
+    """An isolated Python interpreter (CPython 3.13 compiled to WebAssembly, run
+    as native code inside this process).
+
+    Every ``execute`` starts from a fresh interpreter: the runtime's image is
+    mapped copy-on-write, so that costs microseconds, not a CPython start. Use
+    ``Session`` to keep state between executions.
+
+    Args (keyword-only):
+        resource_limits: ResourceLimits (default: ResourceLimits()).
+        network: NetConfig; None (default) = no network at all.
+        callbacks: a CallbackRegistry or a list of {"name", "fn", "description",
+            "schema"} dicts. Inside the sandbox each is an async function:
+            ``await name(...)``. fn may be a plain or an ``async def`` function;
+            what it raises is a catchable ``CallbackError`` inside, with its message.
+        secrets: {NAME: {"value": ..., "allowed_hosts": [...]}}: the code sees a
+            placeholder in os.environ[NAME]; the value replaces it on the wire to
+            allowed hosts only (needs network=).
+        volumes: [(host_path, guest_path, writable)]: host directories visible
+            inside (read-only unless writable).
+        on_stdout, on_stderr: called with each chunk of output (str) as it is
+            written, on the thread running the code.
+        result_variable: the global whose value (JSON) is ExecuteResult.result
+            (default "result").
+        env: extra environment variables {NAME: value} (ours).
+        scrub_stdout, scrub_stderr, scrub_result, scrub_files: accepted for
+            compatibility; with eryx the sandbox never holds a secret's value
+            (only its placeholder), so there is nothing to scrub.
+
+    Example::
+
+        sandbox = eryx.Sandbox(resource_limits=eryx.ResourceLimits(execution_timeout_ms=5000))
+        print(sandbox.execute("print(1 + 1)").stdout)   # "2\\n"
+    """
+
+    def __init__(self, *, resource_limits: Optional[ResourceLimits] = None,
+                 network: Optional[NetConfig] = None, callbacks: CallbacksArg = None,
+                 secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
+                 mcp: Any = None, scrub_stdout: Optional[bool] = None,
+                 scrub_stderr: Optional[bool] = None, scrub_result: Optional[bool] = None,
+                 scrub_files: Optional[bool] = None, _factory: Any = None) -> None:
+        if mcp is not None:
+            raise TypeError("mcp= is not supported by this binding; expose MCP tools as "
+                            "callbacks (or use the eryx command's MCP support)")
+        self._h = None
+        self._cfg = _Config(resource_limits=resource_limits, network=network,
+                            callbacks=callbacks, secrets=secrets, volumes=volumes,
+                            on_stdout=on_stdout, on_stderr=on_stderr,
+                            result_variable=result_variable, env=env,
+                            mounts=_factory._mounts if _factory is not None else ())
+        # A factory with its own runtime (image mode) resets to its image,
+        # like the default runtime; a template-session factory reloads.
+        self._factory = _factory if _factory is not None and _factory._rt is None else None
+        self._dirty = False
+        self._h = _factory._load_handle(self._cfg.kw) if _factory is not None \
+            else self._new_handle()
+        if self._factory is None:
+            self._h.stateless = True
+
+    def _new_handle(self) -> Any:
+        if self._factory is not None:
+            return self._factory._load_handle(self._cfg.kw)
+        return _eryx.SandboxHandle(_runtime(), **self._cfg.kw)
+
+    def execute(self, code: str) -> ExecuteResult:  # noqa: D102 (documented on _Runner)
+        if self._factory is not None and self._dirty and self._h is not None:
+            # A factory's sandbox starts again from the factory's state.
+            self._h.close()
+            self._h = self._new_handle()
+        return super().execute(code)
+
+    execute.__doc__ = _Runner.execute.__doc__
+
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
+        if self._factory is not None and self._dirty and self._h is not None:
+            self._h.close()
+            self._h = self._new_handle()
+        return await super().execute_async(code, step_in_loop=step_in_loop)
+
+    execute_async.__doc__ = _Runner.execute_async.__doc__
+
+    def _ran(self) -> None:
+        self._dirty = True
+
+    def __repr__(self) -> str:
+        return f"<eryx.Sandbox {'closed' if self._h is None else 'open'}>"
+
+
+class Session(_Runner):
+    """A sandbox whose state (globals, imported modules, /tmp) persists between executions.
+
+    Args (keyword-only): as Sandbox, plus
+        execution_timeout_ms: limit of each execution (default None: no limit,
+            as in the reference; resource_limits' execution_timeout_ms when
+            resource_limits is given and this is not).
+
+    Beyond the reference: ``fork()``, ``save(path)`` / ``Session.load(path)``,
+    ``export_state`` / ``import_state``, ``execute_async``, ``interrupt()``.
+    """
+
+    def __init__(self, *, resource_limits: Optional[ResourceLimits] = None,
+                 execution_timeout_ms: Optional[int] = None,
+                 network: Optional[NetConfig] = None, callbacks: CallbacksArg = None,
+                 secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
+                 mcp: Any = None, vfs: Any = None, vfs_mount_path: Optional[str] = None,
+                 _factory: Any = None, _handle: Any = None, _cfg: Optional[_Config] = None) -> None:
+        if mcp is not None:
+            raise TypeError("mcp= is not supported by this binding; expose MCP tools as callbacks")
+        if vfs is not None or vfs_mount_path is not None:
+            raise TypeError("vfs= is not supported: use volumes=[(host_dir, '/data', True)] "
+                            "for files that outlive the session")
+        self._h = None
+        self._factory = _factory
+        self._count = 0
+        if _cfg is None:
+            if resource_limits is None and execution_timeout_ms is None:
+                resource_limits = ResourceLimits(execution_timeout_ms=None)
+            _cfg = _Config(resource_limits=resource_limits, network=network,
+                           callbacks=callbacks, secrets=secrets, volumes=volumes,
+                           on_stdout=on_stdout, on_stderr=on_stderr,
+                           result_variable=result_variable, env=env,
+                           mounts=_factory._mounts if _factory is not None else ())
+        self._cfg = _cfg
+        self._timeout_ns = 0
+        if execution_timeout_ms is not None:
+            self.execution_timeout_ms = execution_timeout_ms
+        if _handle is not None:
+            self._h = _handle
+        elif _factory is not None:
+            self._h = _factory._load_handle(self._cfg.kw)
+        else:
+            self._h = _eryx.SandboxHandle(_runtime(), **self._cfg.kw)
+
+    def _ran(self) -> None:
+        self._count += 1
+
+    @property
+    def execution_count(self) -> int:
+        """Executions run in this session since it was made or reset."""
+        return self._count
+
+    @property
+    def execution_timeout_ms(self) -> Optional[int]:
+        """Time limit of each execution in ms (None: none). Settable."""
+        if self._timeout_ns:
+            return None if self._timeout_ns == _eryx.NO_LIMIT else self._timeout_ns // _MS
+        ms = self._cfg.limits.execution_timeout_ms
+        return ms
+
+    @execution_timeout_ms.setter
+    def execution_timeout_ms(self, value: Optional[int]) -> None:
+        if value is None:
+            self._timeout_ns = _eryx.NO_LIMIT
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("execution_timeout_ms must be an int or None")
+        if value <= 0:
+            raise ValueError("execution_timeout_ms must be positive (or None for no limit)")
+        self._timeout_ns = value * _MS
+
+    def reset(self) -> None:
+        """Back to a fresh interpreter (the runtime's image, or the factory's
+        state): every variable, import and /tmp file is gone; a dead session
+        lives again. Microseconds."""
+        h = self._handle()
+        if self._factory is not None and self._factory._rt is None:
+            h.close()
+            self._h = self._factory._load_handle(self._cfg.kw)
+        else:
+            h.reset()
+        self._count = 0
+
+    def clear_state(self) -> None:
+        """Drops the user's globals; imported modules and /tmp stay."""
+        self._handle().clear()
+
+    def snapshot_state(self) -> bytes:
+        """The user's globals as bytes (pickled inside the sandbox; functions
+        defined in the session by their code). Names that cannot be exported
+        (modules, open files, ...) are left out: ``export_state`` lists them."""
+        return self._handle().export_state()[0]
+
+    def restore_state(self, snapshot: bytes) -> None:
+        """Adds the globals of a snapshot_state() (decoded inside the sandbox).
+        Raises ValueError for bytes that are not a snapshot."""
+        if not isinstance(snapshot, (bytes, bytearray, memoryview)):
+            raise TypeError("restore_state takes bytes")
+        self._handle().import_state(snapshot)
+
+    def export_state(self) -> Tuple[bytes, List[str]]:
+        """(snapshot bytes, names that could not be exported)."""
+        data, skipped = self._handle().export_state()
+        return data, json.loads(skipped)
+
+    def import_state(self, snapshot: bytes) -> List[str]:
+        """Adds exported globals; returns the names that could not be rebuilt."""
+        return json.loads(self._handle().import_state(snapshot))
+
+    def fork(self) -> "Session":
+        """A new session with a copy of this one's whole state (memory
+        copy-on-write, /tmp, callbacks, limits). Tens of microseconds once the
+        state was forked before; the first fork after a run copies it once."""
+        h = self._handle().fork()
+        s = Session(_cfg=self._cfg, _handle=h, _factory=self._factory)
+        s._timeout_ns = self._timeout_ns
+        s._count = self._count
+        return s
+
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Saves the whole state (memory, /tmp, open files) to a file,
+        atomically. Only the same build of eryx loads it."""
+        self._handle().save(path)
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], *,
+             resource_limits: Optional[ResourceLimits] = None,
+             execution_timeout_ms: Optional[int] = None, network: Optional[NetConfig] = None,
+             callbacks: CallbacksArg = None, secrets: Optional[Dict[str, Any]] = None,
+             volumes: Volumes = None, on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+             result_variable: Optional[str] = "result",
+             env: Optional[Dict[str, str]] = None) -> "Session":
+        """A session in the state saved at path, with this config (limits,
+        callbacks, volumes are not in the file). InitializationError for a file
+        that is not a session of this build, truncated or damaged."""
+        if resource_limits is None and execution_timeout_ms is None:
+            resource_limits = ResourceLimits(execution_timeout_ms=None)
+        cfg = _Config(resource_limits=resource_limits, network=network, callbacks=callbacks,
+                      secrets=secrets, volumes=volumes, on_stdout=on_stdout,
+                      on_stderr=on_stderr, result_variable=result_variable, env=env)
+        h = _eryx.SandboxHandle.load(_runtime(), os.fspath(path), **cfg.kw)
+        s = cls(_cfg=cfg, _handle=h)
+        if execution_timeout_ms is not None:
+            s.execution_timeout_ms = execution_timeout_ms
+        return s
+
+    @property
+    def is_dead(self) -> bool:
+        """True if the session can no longer run code (a hard stop, a trap,
+        os._exit); reset() revives it."""
+        return self._handle().dead
+
+    def __repr__(self) -> str:
+        return (f"<eryx.Session {'closed' if self._h is None else 'open'}, "
+                f"{self._count} executions>")
+
+
+_runtime_lock = threading.Lock()
+_runtime_obj: Any = None
+
+
+def _runtime() -> Any:
+    global _runtime_obj
+    rt = _runtime_obj
+    if rt is None:
+        with _runtime_lock:
+            if _runtime_obj is None:
+                _runtime_obj = _eryx.default_runtime()
+            rt = _runtime_obj
+    return rt
+
+
+class PoolStats:
+    """Counters of a SandboxPool (``pool.stats()``)."""
+
+    __slots__ = ("total", "idle", "in_use", "available", "total_acquisitions",
+                 "total_creations", "wait_count", "evictions", "max_size")
+
+    def __init__(self, d: Dict[str, int]) -> None:
+        self.idle = d["idle"]
+        self.in_use = d["in_use"]
+        self.total = self.idle + self.in_use
+        self.max_size = d["max_size"]
+        self.available = self.max_size - self.in_use
+        self.total_acquisitions = d["acquisitions"]
+        self.total_creations = d["creations"]
+        self.wait_count = d["waits"]
+        self.evictions = d["evictions"]
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={getattr(self, k)}" for k in self.__slots__)
+        return f"PoolStats({fields})"
+
+
+class PooledSandbox(_Runner):
+    """A sandbox leased from a SandboxPool; a context manager that gives it back.
+
+    It starts clean (nothing of an earlier user's state) and keeps its state
+    across its own executions until released. Use after release raises ValueError.
+    """
+
+    def __init__(self, pool: "SandboxPool", h: Any, timeout_ns: int, fuel: int,
+                 on_stdout: OutputFn, on_stderr: OutputFn) -> None:
+        self._pool = pool
+        self._h = h
+        self._cfg = pool._cfg
+        self._timeout_ns = timeout_ns
+        self._fuel = fuel
+        self._on_stdout = on_stdout
+        self._on_stderr = on_stderr
+
+    def execute(self, code: str) -> ExecuteResult:
+        h = self._h
+        if h is None:
+            raise ValueError("this pooled sandbox was released")
+        r = h.run(code, self._timeout_ns, self._fuel, 0, None, None, None,
+                  self._on_stdout, self._on_stderr)
+        if self._cfg.result_variable != "result":
+            _capture_variable(h, r, self._cfg.result_variable)
+        return r
+
+    execute.__doc__ = _Runner.execute.__doc__
+
+    async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
+        h = self._handle()
+        r = await _drive(h, code, self._cfg, self._timeout_ns, self._on_stdout, self._on_stderr,
+                         step_in_loop)
+        return self._finish(h, r)
+
+    execute_async.__doc__ = _Runner.execute_async.__doc__
+
+    def release(self) -> None:
+        """Gives the sandbox back to the pool (reset to a clean state there).
+        Idempotent."""
+        self.close()
+
+    def close(self) -> None:
+        h = self._h
+        super().close()
+        if h is not None and hasattr(self._pool, "_returned"):
+            self._pool._returned()
+
+    close.__doc__ = release.__doc__
+
+
+class SandboxPool:
+    """A thread-safe pool of warm sandboxes (liberyx's eryx_pool) for many short jobs.
+
+    ``with pool.acquire() as sb: sb.execute(...)`` takes a clean sandbox (an idle
+    one in well under a microsecond), and gives it back reset at the end.
+
+    Args (keyword-only):
+        max_size: sandboxes at most, idle or in use (default 10).
+        min_idle: kept ready (default 1).
+        acquire_timeout_ms: how long acquire() waits for a free sandbox (30000).
+        idle_timeout_ms: idle sandboxes beyond min_idle are freed after (300000).
+        resource_limits, callbacks, network, secrets, volumes, on_stdout,
+        on_stderr, result_variable, env: as Sandbox, for every sandbox of the pool.
+
+    Callbacks belong to the pool (every sandbox of a liberyx pool shares one
+    config): acquire() takes per-lease limits (timeout, fuel) and output
+    functions, but not other callbacks.
+    """
+
+    def __init__(self, *, max_size: int = 10, min_idle: int = 1,
+                 acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
+                 resource_limits: Optional[ResourceLimits] = None,
+                 callbacks: CallbacksArg = None, network: Optional[NetConfig] = None,
+                 secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 result_variable: Optional[str] = "result",
+                 env: Optional[Dict[str, str]] = None, _runtime_obj: Any = None) -> None:
+        for name, v in (("max_size", max_size), ("min_idle", min_idle),
+                        ("acquire_timeout_ms", acquire_timeout_ms),
+                        ("idle_timeout_ms", idle_timeout_ms)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {v!r}")
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self._cfg = _Config(resource_limits=resource_limits, network=network,
+                            callbacks=callbacks, secrets=secrets, volumes=volumes,
+                            on_stdout=on_stdout, on_stderr=on_stderr,
+                            result_variable=result_variable, env=env)
+        self._acquire_ns = acquire_timeout_ms * _MS
+        self._pool = _eryx.Pool(_runtime_obj or _runtime(), max_size=max_size, min_idle=min_idle,
+                                idle_timeout_ns=idle_timeout_ms * _MS or None, stream=True,
+                                **self._cfg.kw)
+
+    def _lease(self, timeout_ns: int, resource_limits: Optional[ResourceLimits],
+               callbacks: CallbacksArg, on_stdout: OutputFn,
+               on_stderr: OutputFn) -> Optional[PooledSandbox]:
+        if self._pool.closed:
+            raise PoolClosedError("the pool is closed")
+        if callbacks is not None:
+            raise ValueError("per-lease callbacks are not supported: a pool's sandboxes "
+                             "share one config; give callbacks to SandboxPool(callbacks=...)")
+        run_timeout = fuel = 0
+        if resource_limits is not None:
+            if not isinstance(resource_limits, ResourceLimits):
+                raise TypeError("resource_limits must be a ResourceLimits")
+            kw = resource_limits._config()
+            run_timeout = kw["timeout_ns"]
+            fuel = kw.get("fuel", 0)
+        h = self._pool.acquire(timeout_ns)
+        if h is None:
+            return None
+        return PooledSandbox(self, h, run_timeout, fuel, on_stdout, on_stderr)
+
+    def acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                on_stderr: OutputFn = None) -> PooledSandbox:
+        """A clean sandbox, waiting up to acquire_timeout_ms (GIL released while
+        waiting). resource_limits: this lease's execution timeout and fuel.
+
+        Raises PoolTimeoutError, PoolClosedError."""
+        lease = self._lease(self._acquire_ns, resource_limits, callbacks, on_stdout, on_stderr)
+        if lease is None:
+            raise PoolTimeoutError(f"no sandbox came free within "
+                                   f"{self._acquire_ns // _MS} ms")
+        return lease
+
+    def try_acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                    callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                    on_stderr: OutputFn = None) -> Optional[PooledSandbox]:
+        """A clean sandbox if one is free now (or may be created), else None."""
+        return self._lease(0, resource_limits, callbacks, on_stdout, on_stderr)
+
+    def stats(self) -> PoolStats:
+        """The pool's counters."""
+        return PoolStats(self._pool.stats())
+
+    def close(self) -> None:
+        """No more acquires (PoolClosedError). Idle sandboxes are freed; leases
+        still out keep working and the pool is freed when the last comes back."""
+        self._pool.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once closed."""
+        return bool(self._pool.closed)
+
+    def __enter__(self) -> "SandboxPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<eryx.SandboxPool {self.stats()!r}>"
+
+
+class FactoryPool:
+    """A pool of sandboxes that start from a SandboxFactory's state
+    (``factory.create_pool()``). Same API as SandboxPool; each lease is a
+    sandbox loaded from the factory's saved state, freed when released
+    (idle ones are loaded ahead, up to min_idle)."""
+
+    def __init__(self, factory: Any, *, max_size: int = 10, min_idle: int = 1,
+                 acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
+                 resource_limits: Optional[ResourceLimits] = None,
+                 callbacks: CallbacksArg = None, network: Optional[NetConfig] = None,
+                 secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
+                 on_stdout: OutputFn = None, on_stderr: OutputFn = None,
+                 result_variable: Optional[str] = "result",
+                 env: Optional[Dict[str, str]] = None) -> None:
+        for name, v in (("max_size", max_size), ("min_idle", min_idle),
+                        ("acquire_timeout_ms", acquire_timeout_ms),
+                        ("idle_timeout_ms", idle_timeout_ms)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {v!r}")
+        if max_size < 1 or min_idle > max_size:
+            raise ValueError("max_size must be at least 1 and min_idle at most max_size")
+        self._factory = factory
+        self._cfg = _Config(resource_limits=resource_limits, network=network,
+                            callbacks=callbacks, secrets=secrets, volumes=volumes,
+                            on_stdout=None, on_stderr=None, result_variable=result_variable,
+                            env=env, mounts=factory._mounts)
+        kw = dict(self._cfg.kw)
+        kw["stream"] = True
+        self._kw = kw
+        self._default_out = (on_stdout, on_stderr)
+        self._max = max_size
+        self._min_idle = min_idle
+        self._acquire_s = acquire_timeout_ms / 1000
+        self._cond = threading.Condition()
+        self._idle: List[Any] = []
+        self._in_use = 0
+        self._closed = False
+        self._counts = {"acquisitions": 0, "creations": 0, "waits": 0, "evictions": 0}
+        for _ in range(min_idle):
+            self._idle.append(self._load())
+
+    def _load(self) -> Any:
+        self._counts["creations"] += 1
+        return self._factory._load_handle(self._kw)
+
+    def _returned(self) -> None:
+        with self._cond:
+            self._in_use -= 1
+            self._cond.notify()
+
+    def _lease(self, wait_s: float, resource_limits: Optional[ResourceLimits],
+               callbacks: CallbacksArg, on_stdout: OutputFn,
+               on_stderr: OutputFn) -> Optional[PooledSandbox]:
+        if callbacks is not None:
+            raise ValueError("per-lease callbacks are not supported: give them to "
+                             "create_pool(callbacks=...)")
+        run_timeout = fuel = 0
+        if resource_limits is not None:
+            kw = resource_limits._config()
+            run_timeout, fuel = kw["timeout_ns"], kw.get("fuel", 0)
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            waited = False
+            while True:
+                if self._closed:
+                    raise PoolClosedError("the pool is closed")
+                if self._in_use < self._max:
+                    break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                waited = True
+                self._cond.wait(left)
+            self._in_use += 1
+            self._counts["acquisitions"] += 1
+            self._counts["waits"] += waited
+            h = self._idle.pop() if self._idle else None
+        try:
+            if h is None:
+                h = self._load()
+        except BaseException:
+            self._returned()
+            raise
+        out, err = self._default_out
+        return PooledSandbox(self, h, run_timeout, fuel, on_stdout or out, on_stderr or err)
+
+    def acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                on_stderr: OutputFn = None) -> PooledSandbox:
+        """A sandbox in the factory's state, waiting up to acquire_timeout_ms."""
+        lease = self._lease(self._acquire_s, resource_limits, callbacks, on_stdout, on_stderr)
+        if lease is None:
+            raise PoolTimeoutError(f"no sandbox came free within {self._acquire_s:.3f} s")
+        return lease
+
+    def try_acquire(self, *, resource_limits: Optional[ResourceLimits] = None,
+                    callbacks: CallbacksArg = None, on_stdout: OutputFn = None,
+                    on_stderr: OutputFn = None) -> Optional[PooledSandbox]:
+        """A sandbox if one is free now, else None."""
+        return self._lease(0, resource_limits, callbacks, on_stdout, on_stderr)
+
+    def stats(self) -> PoolStats:
+        """The pool's counters."""
+        with self._cond:
+            return PoolStats(dict(self._counts, idle=len(self._idle), in_use=self._in_use,
+                                  max_size=self._max))
+
+    def close(self) -> None:
+        """No more acquires; idle sandboxes are freed, leases keep working."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._cond.notify_all()
+        for h in idle:
+            h.close()
+
+    @property
+    def is_closed(self) -> bool:
+        """True once closed."""
+        return self._closed
+
+    def __enter__(self) -> "FactoryPool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

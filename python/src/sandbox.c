@@ -1,0 +1,1178 @@
+/*
+ * eryx._eryx: sandboxes, executions of the non-blocking core, calls, pools.
+ */
+#include "pyeryx.h"
+
+#include <structmember.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------------------ */
+/* Ctrl-C during a blocking run on the main thread                           */
+/*
+ * Python's SIGINT handler only sets a flag that the interpreter checks
+ * between bytecodes, and the main thread is inside guest code with the GIL
+ * released: the KeyboardInterrupt would wait for the run to end (up to its
+ * time limit). So while a run is in progress on the main thread, a chained
+ * SIGINT handler writes a byte to a pipe (async-signal-safe) and calls
+ * Python's handler as before; a helper thread reading the pipe interrupts
+ * the running sandbox (eryx_sandbox_interrupt is not async-signal-safe, so
+ * it cannot be called from the handler). The run then returns, and the
+ * pending KeyboardInterrupt is raised in place of its result. If the
+ * program installs its own SIGINT handler later, ours is simply gone.
+ */
+static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
+static eryx_sandbox *sigint_target;   /* the main thread's running sandbox */
+static int sigint_pipe[2] = {-1, -1};
+static struct sigaction sigint_prev;
+static int sigint_state;              /* 0 untried, 1 installed, -1 not possible */
+static pthread_t main_thread;
+
+static void sigint_handler(int sig, siginfo_t *info, void *uctx)
+{
+    int saved = errno;
+    char c = 1;
+    ssize_t w = write(sigint_pipe[1], &c, 1);
+    (void)w;
+    errno = saved;
+    if (sigint_prev.sa_flags & SA_SIGINFO) {
+        if (sigint_prev.sa_sigaction)
+            sigint_prev.sa_sigaction(sig, info, uctx);
+    } else if (sigint_prev.sa_handler != SIG_IGN && sigint_prev.sa_handler != SIG_DFL &&
+               sigint_prev.sa_handler) {
+        sigint_prev.sa_handler(sig);
+    }
+}
+
+static void *sigint_thread(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        char buf[16];
+        ssize_t n = read(sigint_pipe[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return NULL;
+        pthread_mutex_lock(&sigint_mu);
+        if (sigint_target)
+            eryx_sandbox_interrupt(sigint_target);
+        pthread_mutex_unlock(&sigint_mu);
+    }
+}
+
+/* Installs the chained handler once, if SIGINT is Python's (not ignored,
+ * not the default). Called with the GIL held, on the main thread. */
+static void sigint_install(void)
+{
+    if (sigint_state != 0)
+        return;
+    sigint_state = -1;
+    struct sigaction cur;
+    if (sigaction(SIGINT, NULL, &cur) < 0 || (!(cur.sa_flags & SA_SIGINFO) &&
+                                              (cur.sa_handler == SIG_IGN ||
+                                               cur.sa_handler == SIG_DFL)))
+        return;
+    if (pipe2(sigint_pipe, O_CLOEXEC) < 0)
+        return;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* the helper takes no signals */
+    int rc = pthread_create(&t, &attr, sigint_thread, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        close(sigint_pipe[0]);
+        close(sigint_pipe[1]);
+        return;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sigint_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | (cur.sa_flags & SA_RESTART);
+    sigemptyset(&sa.sa_mask);
+    sigint_prev = cur;
+    if (sigaction(SIGINT, &sa, NULL) == 0)
+        sigint_state = 1;
+}
+
+void pyeryx_sigint_init(void)
+{
+    main_thread = pthread_self();
+}
+
+/* Whether this run should be interruptible by Ctrl-C (main thread). */
+static int sigint_begin(eryx_sandbox *sb)
+{
+    if (!pthread_equal(pthread_self(), main_thread))
+        return 0;
+    sigint_install();
+    if (sigint_state != 1)
+        return 0;
+    pthread_mutex_lock(&sigint_mu);
+    sigint_target = sb;
+    pthread_mutex_unlock(&sigint_mu);
+    return 1;
+}
+
+static void sigint_end(void)
+{
+    pthread_mutex_lock(&sigint_mu);
+    sigint_target = NULL;
+    pthread_mutex_unlock(&sigint_mu);
+}
+
+/* Status codes of the guard below. */
+static int sandbox_enter(pyeryx_sandbox *self)
+{
+    if (!self->sb) {
+        PyErr_SetString(PyExc_ValueError, self->pool ? "this pooled sandbox was released"
+                                                     : "this sandbox is closed");
+        return -1;
+    }
+    if (self->busy) {
+        PyErr_SetString(pyeryx_EryxError,
+                        "this sandbox is already running code (a sandbox is used by one "
+                        "thread at a time; use one per thread, or a SandboxPool)");
+        return -1;
+    }
+    self->busy = 1;
+    return 0;
+}
+
+static int pool_give_back(PyObject *pool, eryx_sandbox *sb);
+
+PyObject *pyeryx_sandbox_wrap(eryx_sandbox *sb, PyObject *runtime, pyeryx_ctx *ctx,
+                              PyObject *pool)
+{
+    pyeryx_sandbox *self = PyObject_GC_New(pyeryx_sandbox, &pyeryx_SandboxType);
+    if (!self) {
+        if (pool)
+            pool_give_back(pool, sb);
+        else
+            eryx_sandbox_free(sb);
+        return NULL;
+    }
+    self->sb = sb;
+    self->runtime = runtime;
+    Py_INCREF(runtime);
+    self->pool = pool;
+    Py_XINCREF(pool);
+    self->ctx = ctx;
+    pyeryx_ctx_incref(ctx);
+    self->busy = 0;
+    self->stateless = 0;
+    self->weakreflist = NULL;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static void sandbox_close_now(pyeryx_sandbox *self)
+{
+    eryx_sandbox *sb = self->sb;
+    self->sb = NULL;
+    if (!sb)
+        return;
+    if (self->pool) {
+        pool_give_back(self->pool, sb);
+        return;
+    }
+    /* The GIL is kept: eryx_sandbox_interrupt from another Python thread
+     * (which holds the GIL too) can then never meet a freed sandbox. */
+    eryx_sandbox_free(sb);
+}
+
+static PyObject *sandbox_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *runtime;
+    if (!PyArg_ParseTuple(args, "O!:Sandbox", &pyeryx_RuntimeType, &runtime))
+        return NULL;
+    pyeryx_config c;
+    if (pyeryx_config_parse(&c, kw) < 0)
+        return NULL;
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(((pyeryx_runtime *)runtime)->rt, &c.cfg, &sb);
+    if (rc != ERYX_OK) {
+        pyeryx_config_clear(&c);
+        PyObject *m = PyUnicode_FromFormat("could not create the sandbox: %s",
+                                           eryx_errmsg(NULL));
+        if (m) {
+            PyErr_SetObject(rc == ERYX_INVALID ? PyExc_ValueError : pyeryx_InitializationError,
+                            m);
+            Py_DECREF(m);
+        }
+        return NULL;
+    }
+    PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
+    pyeryx_config_clear(&c); /* eryx copied the config; o holds the ctx */
+    return o;
+}
+
+static int sandbox_traverse(pyeryx_sandbox *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->runtime);
+    Py_VISIT(self->pool);
+    return 0;
+}
+
+static void sandbox_dealloc(pyeryx_sandbox *self)
+{
+    PyObject_GC_UnTrack(self);
+    if (self->weakreflist)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    sandbox_close_now(self);
+    pyeryx_ctx_decref(self->ctx);
+    Py_CLEAR(self->pool);
+    Py_CLEAR(self->runtime);
+    PyObject_GC_Del(self);
+}
+
+/* Code as UTF-8 bytes: a str (which must encode: no lone surrogates) or
+ * bytes-like. */
+static int code_arg(PyObject *code, const char **s, Py_ssize_t *n, Py_buffer *view)
+{
+    view->obj = NULL;
+    if (PyUnicode_Check(code)) {
+        *s = PyUnicode_AsUTF8AndSize(code, n);
+        return *s ? 0 : -1;
+    }
+    if (PyObject_CheckBuffer(code)) {
+        if (PyObject_GetBuffer(code, view, PyBUF_SIMPLE) < 0)
+            return -1;
+        *s = view->buf;
+        *n = view->len;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "code must be str or bytes, not %.100s",
+                 Py_TYPE(code)->tp_name);
+    return -1;
+}
+
+typedef struct run_args {
+    PyObject *code, *filename, *argv, *stdin_, *on_stdout, *on_stderr;
+    uint64_t timeout_ns, fuel;
+    int mode;
+    eryx_run_options opts;
+    const char *src;
+    Py_ssize_t len;
+    Py_buffer view, stdin_view;
+    const char **argv_c;
+} run_args;
+
+static void run_args_clear(run_args *a)
+{
+    if (a->view.obj)
+        PyBuffer_Release(&a->view);
+    if (a->stdin_view.obj)
+        PyBuffer_Release(&a->stdin_view);
+    PyMem_Free(a->argv_c);
+    a->argv_c = NULL;
+}
+
+static int run_args_parse(run_args *a, PyObject *args, PyObject *kw, const char *fname)
+{
+    static char *kwlist[] = {"code", "timeout_ns", "fuel", "mode", "filename", "argv",
+                             "stdin", "on_stdout", "on_stderr", NULL};
+    PyObject *timeout = NULL, *fuel = NULL;
+    memset(a, 0, sizeof *a);
+    char fmt[64];
+    snprintf(fmt, sizeof fmt, "O|OOiOOOOO:%s", fname);
+    if (!PyArg_ParseTupleAndKeywords(args, kw, fmt, kwlist, &a->code, &timeout, &fuel,
+                                     &a->mode, &a->filename, &a->argv, &a->stdin_,
+                                     &a->on_stdout, &a->on_stderr))
+        return -1;
+    if (pyeryx_u64(timeout, "timeout_ns", 0, &a->timeout_ns) < 0 ||
+        pyeryx_u64(fuel, "fuel", 0, &a->fuel) < 0)
+        return -1;
+    if (a->mode < 0 || a->mode > 2) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 0 (code), 1 (module) or 2 (interactive)");
+        return -1;
+    }
+    if (code_arg(a->code, &a->src, &a->len, &a->view) < 0)
+        return -1;
+    eryx_run_options_default(&a->opts);
+    a->opts.mode = (eryx_run_mode)a->mode;
+    a->opts.timeout_ns = a->timeout_ns;
+    a->opts.fuel = a->fuel;
+    if (a->filename && a->filename != Py_None) {
+        if (!PyUnicode_Check(a->filename) || !(a->opts.filename = PyUnicode_AsUTF8(a->filename))) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "filename must be a str");
+            goto fail;
+        }
+    }
+    if (a->argv && a->argv != Py_None) {
+        if (!PyList_Check(a->argv) && !PyTuple_Check(a->argv)) {
+            PyErr_SetString(PyExc_TypeError, "argv must be a list of str");
+            goto fail;
+        }
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(a->argv);
+        a->argv_c = PyMem_Calloc((size_t)n + 1, sizeof(char *));
+        if (!a->argv_c) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *s = PySequence_Fast_GET_ITEM(a->argv, i);
+            if (!PyUnicode_Check(s) || !(a->argv_c[i] = PyUnicode_AsUTF8(s))) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_TypeError, "argv must be a list of str");
+                goto fail;
+            }
+        }
+        a->opts.argv = a->argv_c;
+    }
+    if (a->stdin_ && a->stdin_ != Py_None) {
+        if (PyObject_GetBuffer(a->stdin_, &a->stdin_view, PyBUF_SIMPLE) < 0)
+            goto fail;
+        a->opts.stdin_data = a->stdin_view.buf;
+        a->opts.stdin_len = (size_t)a->stdin_view.len;
+    }
+    for (int i = 0; i < 2; i++) {
+        PyObject *f = i ? a->on_stderr : a->on_stdout;
+        if (f && f != Py_None && !PyCallable_Check(f)) {
+            PyErr_SetString(PyExc_TypeError, "on_stdout/on_stderr must be callable");
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    run_args_clear(a);
+    return -1;
+}
+
+static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
+{
+    run_args a;
+    if (run_args_parse(&a, args, kw, "run") < 0)
+        return NULL;
+    if (sandbox_enter(self) < 0) {
+        run_args_clear(&a);
+        return NULL;
+    }
+    pyeryx_run run;
+    pyeryx_run_begin(&run, self->ctx);
+    if (a.on_stdout && a.on_stdout != Py_None)
+        run.on_stdout = a.on_stdout;
+    if (a.on_stderr && a.on_stderr != Py_None)
+        run.on_stderr = a.on_stderr;
+    eryx_sandbox *sb = self->sb;
+    eryx_result *res = NULL;
+    int rc = ERYX_OK;
+    int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
+    int ctrl_c = sigint_begin(sb);
+    Py_BEGIN_ALLOW_THREADS
+    if (fresh)
+        rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = eryx_sandbox_run_ex(sb, a.src, (size_t)a.len, &a.opts, &res);
+    Py_END_ALLOW_THREADS
+    if (ctrl_c)
+        sigint_end();
+    self->busy = 0;
+    run_args_clear(&a);
+    if (pyeryx_run_end(&run) < 0) {
+        eryx_result_free(res);
+        return NULL;
+    }
+    /* A Ctrl-C that arrived during the run (it interrupted the run):
+     * KeyboardInterrupt, as for any blocking call. */
+    if (ctrl_c && PyErr_CheckSignals() < 0) {
+        eryx_result_free(res);
+        return NULL;
+    }
+    return pyeryx_result_or_raise(rc, res, eryx_errmsg(sb));
+}
+
+static int check_open(pyeryx_sandbox *self)
+{
+    if (!self->sb) {
+        PyErr_SetString(PyExc_ValueError, self->pool ? "this pooled sandbox was released"
+                                                     : "this sandbox is closed");
+        return -1;
+    }
+    return 0;
+}
+
+/* reset, clear: run with the GIL released, guarded like a run. */
+static PyObject *simple_op(pyeryx_sandbox *self, int (*op)(eryx_sandbox *), const char *what)
+{
+    if (sandbox_enter(self) < 0)
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = op(self->sb);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (rc != ERYX_OK) {
+        PyErr_Format(pyeryx_EryxError, "%s failed: %s: %s", what, eryx_errstr(rc),
+                     eryx_errmsg(self->sb));
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *sandbox_reset(pyeryx_sandbox *self, PyObject *u)
+{
+    return simple_op(self, eryx_sandbox_reset, "reset");
+}
+
+static PyObject *sandbox_clear(pyeryx_sandbox *self, PyObject *u)
+{
+    return simple_op(self, eryx_sandbox_clear, "clear");
+}
+
+static PyObject *sandbox_interrupt(pyeryx_sandbox *self, PyObject *u)
+{
+    if (self->sb)
+        eryx_sandbox_interrupt(self->sb);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sandbox_close(pyeryx_sandbox *self, PyObject *u)
+{
+    if (self->busy) {
+        PyErr_SetString(pyeryx_EryxError,
+                        "cannot close a sandbox while it runs code (interrupt() it first)");
+        return NULL;
+    }
+    sandbox_close_now(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *sandbox_fork(pyeryx_sandbox *self, PyObject *u)
+{
+    if (sandbox_enter(self) < 0)
+        return NULL;
+    eryx_sandbox *child = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_fork(self->sb, &child);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (rc != ERYX_OK) {
+        PyErr_Format(pyeryx_EryxError, "fork failed: %s: %s", eryx_errstr(rc),
+                     eryx_errmsg(self->sb));
+        return NULL;
+    }
+    /* The fork's callbacks point at the same context: it shares it. */
+    return pyeryx_sandbox_wrap(child, self->runtime, self->ctx, NULL);
+}
+
+static PyObject *sandbox_save(pyeryx_sandbox *self, PyObject *arg)
+{
+    PyObject *path = NULL;
+    if (!PyUnicode_FSConverter(arg, &path))
+        return NULL;
+    if (sandbox_enter(self) < 0) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    int rc;
+    const char *p = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_save(self->sb, p);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    Py_DECREF(path);
+    if (rc != ERYX_OK) {
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_EryxError, "save failed: %s: %s",
+                     eryx_errstr(rc), eryx_errmsg(self->sb));
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *sandbox_export_state(pyeryx_sandbox *self, PyObject *u)
+{
+    if (sandbox_enter(self) < 0)
+        return NULL;
+    void *data = NULL;
+    size_t len = 0;
+    char *skipped = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_export_state(self->sb, &data, &len, &skipped);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (rc != ERYX_OK) {
+        eryx_free(data);
+        eryx_free(skipped);
+        PyErr_Format(pyeryx_ExecutionError, "exporting the state failed: %s: %s",
+                     eryx_errstr(rc), eryx_errmsg(self->sb));
+        return NULL;
+    }
+    PyObject *r = Py_BuildValue("(y#s)", (const char *)data, (Py_ssize_t)len,
+                                skipped ? skipped : "[]");
+    eryx_free(data);
+    eryx_free(skipped);
+    return r;
+}
+
+static PyObject *sandbox_import_state(pyeryx_sandbox *self, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (sandbox_enter(self) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    char *failed = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_import_state(self->sb, view.buf, (size_t)view.len, &failed);
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    PyBuffer_Release(&view);
+    if (rc != ERYX_OK) {
+        eryx_free(failed);
+        PyErr_Format(rc == ERYX_INVALID ? PyExc_ValueError : pyeryx_ExecutionError,
+                     "importing the state failed: %s: %s", eryx_errstr(rc),
+                     eryx_errmsg(self->sb));
+        return NULL;
+    }
+    PyObject *r = PyUnicode_FromString(failed ? failed : "[]");
+    eryx_free(failed);
+    return r;
+}
+
+static PyObject *sandbox_get_dead(pyeryx_sandbox *self, void *u)
+{
+    return PyBool_FromLong(self->sb ? eryx_sandbox_is_dead(self->sb) : 1);
+}
+
+static PyObject *sandbox_get_closed(pyeryx_sandbox *self, void *u)
+{
+    return PyBool_FromLong(self->sb == NULL);
+}
+
+static PyObject *sandbox_get_busy(pyeryx_sandbox *self, void *u)
+{
+    return PyBool_FromLong(self->busy);
+}
+
+static PyObject *sandbox_get_run_count(pyeryx_sandbox *self, void *u)
+{
+    if (check_open(self) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(eryx_sandbox_run_count(self->sb));
+}
+
+static PyObject *sandbox_get_stateless(pyeryx_sandbox *self, void *u)
+{
+    return PyBool_FromLong(self->stateless);
+}
+
+static int sandbox_set_stateless(pyeryx_sandbox *self, PyObject *v, void *u)
+{
+    int t = v ? PyObject_IsTrue(v) : 0;
+    if (t < 0)
+        return -1;
+    self->stateless = t;
+    return 0;
+}
+
+static PyObject *sandbox_load(PyObject *cls, PyObject *args, PyObject *kw)
+{
+    PyObject *runtime, *path = NULL;
+    if (!PyArg_ParseTuple(args, "O!O&:load", &pyeryx_RuntimeType, &runtime,
+                          PyUnicode_FSConverter, &path))
+        return NULL;
+    pyeryx_config c;
+    if (pyeryx_config_parse(&c, kw) < 0) {
+        Py_DECREF(path);
+        return NULL;
+    }
+    eryx_sandbox *sb = NULL;
+    int rc;
+    char msg[1024];
+    const char *p = PyBytes_AS_STRING(path);
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_load(((pyeryx_runtime *)runtime)->rt, &c.cfg, p, &sb);
+    snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
+    Py_END_ALLOW_THREADS
+    Py_DECREF(path);
+    if (rc != ERYX_OK) {
+        pyeryx_config_clear(&c);
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
+                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
+        return NULL;
+    }
+    PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
+    pyeryx_config_clear(&c);
+    return o;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Executions (the non-blocking core)                                        */
+
+typedef struct {
+    PyObject_HEAD
+    eryx_exec *ex;
+    pyeryx_sandbox *owner;
+    int notify_fd;
+    int done;       /* a step returned a final status */
+    int final_rc;
+    PyObject *on_stdout, *on_stderr;
+} pyeryx_exec;
+
+typedef struct {
+    PyObject_HEAD
+    eryx_call *call;
+    PyObject *name, *args;
+    unsigned long long id;
+} pyeryx_callobj;
+
+static void exec_notify(void *ud)
+{
+    pyeryx_exec *e = ud;
+    uint64_t one = 1;
+    int fd = e->notify_fd;
+    if (fd >= 0) {
+        ssize_t w = write(fd, &one, sizeof one);
+        (void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
+    }
+}
+
+static PyObject *sandbox_exec_start(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
+{
+    run_args a;
+    if (run_args_parse(&a, args, kw, "exec_start") < 0)
+        return NULL;
+    if (sandbox_enter(self) < 0) {
+        run_args_clear(&a);
+        return NULL;
+    }
+    pyeryx_exec *e = PyObject_New(pyeryx_exec, &pyeryx_ExecType);
+    if (!e) {
+        self->busy = 0;
+        run_args_clear(&a);
+        return NULL;
+    }
+    e->ex = NULL;
+    e->owner = self;
+    Py_INCREF(self);
+    e->notify_fd = -1;
+    e->done = 0;
+    e->final_rc = ERYX_OK;
+    e->on_stdout = a.on_stdout && a.on_stdout != Py_None ? a.on_stdout : NULL;
+    e->on_stderr = a.on_stderr && a.on_stderr != Py_None ? a.on_stderr : NULL;
+    Py_XINCREF(e->on_stdout);
+    Py_XINCREF(e->on_stderr);
+    int rc = ERYX_OK;
+    eryx_sandbox *sb = self->sb;
+    int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (fresh)
+        rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = eryx_exec_start(sb, a.src, (size_t)a.len, &a.opts, &e->ex);
+    Py_END_ALLOW_THREADS
+    run_args_clear(&a);
+    if (rc != ERYX_OK) {
+        Py_DECREF(e); /* dealloc clears owner->busy */
+        return pyeryx_raise_status(rc, eryx_errmsg(sb));
+    }
+    eryx_exec_set_notify(e->ex, exec_notify, e);
+    return (PyObject *)e;
+}
+
+static void exec_dealloc(pyeryx_exec *e)
+{
+    if (e->ex) {
+        eryx_exec *ex = e->ex;
+        e->ex = NULL;
+        /* Abandoning an unfinished execution kills the sandbox (eryx.h). */
+        Py_BEGIN_ALLOW_THREADS
+        eryx_exec_finish(ex, NULL);
+        Py_END_ALLOW_THREADS
+    }
+    if (e->owner) {
+        e->owner->busy = 0;
+        Py_CLEAR(e->owner);
+    }
+    Py_CLEAR(e->on_stdout);
+    Py_CLEAR(e->on_stderr);
+    PyObject_Free(e);
+}
+
+static int exec_check(pyeryx_exec *e)
+{
+    if (!e->ex) {
+        PyErr_SetString(PyExc_ValueError, "this execution is finished");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *exec_step(pyeryx_exec *e, PyObject *u)
+{
+    if (exec_check(e) < 0)
+        return NULL;
+    if (e->done)
+        return PyLong_FromLong(e->final_rc);
+    pyeryx_run run;
+    pyeryx_run_begin(&run, e->owner->ctx);
+    if (e->on_stdout)
+        run.on_stdout = e->on_stdout;
+    if (e->on_stderr)
+        run.on_stderr = e->on_stderr;
+    int rc;
+    eryx_exec *ex = e->ex;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_exec_step(ex);
+    Py_END_ALLOW_THREADS
+    if (rc != ERYX_PENDING) {
+        e->done = 1;
+        e->final_rc = rc;
+    }
+    if (pyeryx_run_end(&run) < 0)
+        return NULL;
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *exec_calls(pyeryx_exec *e, PyObject *u)
+{
+    if (exec_check(e) < 0)
+        return NULL;
+    PyObject *list = PyList_New(0);
+    if (!list)
+        return NULL;
+    eryx_call *c;
+    while ((c = eryx_exec_next_call(e->ex))) {
+        pyeryx_callobj *o = PyObject_New(pyeryx_callobj, &pyeryx_CallType);
+        if (!o) {
+            eryx_call_fail(c, ERYX_CALL_FAILED, "host out of memory");
+            Py_DECREF(list);
+            return NULL;
+        }
+        o->call = c;
+        o->id = eryx_call_id(c);
+        o->name = PyUnicode_FromString(eryx_call_name(c));
+        o->args = PyUnicode_DecodeUTF8(eryx_call_args(c), (Py_ssize_t)strlen(eryx_call_args(c)),
+                                       "replace");
+        if (!o->name || !o->args || PyList_Append(list, (PyObject *)o) < 0) {
+            Py_DECREF(o);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(o);
+    }
+    return list;
+}
+
+static PyObject *exec_finish(pyeryx_exec *e, PyObject *u)
+{
+    if (exec_check(e) < 0)
+        return NULL;
+    if (!e->done) {
+        PyErr_SetString(PyExc_ValueError, "the execution has not finished: step it until it "
+                                          "returns a status other than PENDING");
+        return NULL;
+    }
+    eryx_exec *ex = e->ex;
+    e->ex = NULL;
+    eryx_result *res = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_exec_finish(ex, &res);
+    Py_END_ALLOW_THREADS
+    if (rc == ERYX_OK)
+        rc = e->final_rc;
+    pyeryx_sandbox *owner = e->owner;
+    e->owner = NULL;
+    owner->busy = 0;
+    PyObject *r = pyeryx_result_or_raise(rc, res, owner->sb ? eryx_errmsg(owner->sb) : "");
+    Py_DECREF(owner);
+    return r;
+}
+
+static PyObject *exec_set_notify_fd(pyeryx_exec *e, PyObject *arg)
+{
+    int fd = (int)PyLong_AsLong(arg);
+    if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    e->notify_fd = fd;
+    Py_RETURN_NONE;
+}
+
+static PyObject *exec_get_deadline(pyeryx_exec *e, void *u)
+{
+    return PyLong_FromUnsignedLongLong(e->ex ? eryx_exec_deadline_ns(e->ex) : 0);
+}
+
+static PyObject *exec_get_ready(pyeryx_exec *e, void *u)
+{
+    return PyBool_FromLong(e->ex ? eryx_exec_ready(e->ex) : 0);
+}
+
+static PyObject *exec_get_done(pyeryx_exec *e, void *u)
+{
+    return PyBool_FromLong(e->done);
+}
+
+static PyMethodDef exec_methods[] = {
+    {"step", (PyCFunction)exec_step, METH_NOARGS,
+     "Runs the guest until it finishes or waits (GIL released); returns the status "
+     "(PENDING while it waits)."},
+    {"calls", (PyCFunction)exec_calls, METH_NOARGS,
+     "The calls the guest issued since the last time they were asked for."},
+    {"finish", (PyCFunction)exec_finish, METH_NOARGS,
+     "The ExecuteResult of a finished execution, or the exception it raised."},
+    {"set_notify_fd", (PyCFunction)exec_set_notify_fd, METH_O,
+     "An eventfd written to when stepping becomes worthwhile (a reply, a stop)."},
+    {NULL}};
+
+static PyGetSetDef exec_getset[] = {
+    {"deadline_ns", (getter)exec_get_deadline, NULL,
+     "CLOCK_MONOTONIC time (ns) at which to step even without replies, or 0.", NULL},
+    {"ready", (getter)exec_get_ready, NULL, "True if worth stepping now.", NULL},
+    {"done", (getter)exec_get_done, NULL, "True once a step returned a final status.", NULL},
+    {NULL}};
+
+PyTypeObject pyeryx_ExecType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "eryx._eryx.Exec",
+    .tp_basicsize = sizeof(pyeryx_exec),
+    .tp_dealloc = (destructor)exec_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One execution driven step by step (eryx_exec_*).",
+    .tp_methods = exec_methods,
+    .tp_getset = exec_getset,
+};
+
+/* Calls */
+
+static void call_dealloc(pyeryx_callobj *o)
+{
+    if (o->call)
+        eryx_call_fail(o->call, ERYX_CALL_FAILED, "the host dropped the call unanswered");
+    Py_XDECREF(o->name);
+    Py_XDECREF(o->args);
+    PyObject_Free(o);
+}
+
+static PyObject *call_reply(pyeryx_callobj *o, PyObject *arg)
+{
+    if (!o->call) {
+        PyErr_SetString(PyExc_ValueError, "this call was already answered");
+        return NULL;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8AndSize(arg, &n) : NULL;
+    if (!s) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "reply takes JSON text (str)");
+        return NULL;
+    }
+    eryx_call *c = o->call;
+    o->call = NULL;
+    return PyLong_FromLong(eryx_call_reply(c, s, (size_t)n));
+}
+
+static PyObject *call_fail(pyeryx_callobj *o, PyObject *args)
+{
+    int kind;
+    const char *msg;
+    if (!PyArg_ParseTuple(args, "is:fail", &kind, &msg))
+        return NULL;
+    if (!o->call) {
+        PyErr_SetString(PyExc_ValueError, "this call was already answered");
+        return NULL;
+    }
+    eryx_call *c = o->call;
+    o->call = NULL;
+    return PyLong_FromLong(eryx_call_fail(c, kind, msg));
+}
+
+static PyObject *call_get_pending(pyeryx_callobj *o, void *u)
+{
+    return PyBool_FromLong(o->call ? eryx_call_pending(o->call) : 0);
+}
+
+static PyMemberDef call_members[] = {
+    {"name", T_OBJECT, offsetof(pyeryx_callobj, name), READONLY, "The callback's name."},
+    {"args", T_OBJECT, offsetof(pyeryx_callobj, args), READONLY,
+     "The arguments, a JSON object (str)."},
+    {"id", T_ULONGLONG, offsetof(pyeryx_callobj, id), READONLY,
+     "The call's id, unique within its execution."},
+    {NULL}};
+
+static PyMethodDef call_methods[] = {
+    {"reply", (PyCFunction)call_reply, METH_O, "Completes the call with JSON text."},
+    {"fail", (PyCFunction)call_fail, METH_VARARGS,
+     "fail(kind, message): completes the call with an error."},
+    {NULL}};
+
+static PyGetSetDef call_getset[] = {
+    {"pending", (getter)call_get_pending, NULL, "True while the guest waits for the reply.",
+     NULL},
+    {NULL}};
+
+PyTypeObject pyeryx_CallType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "eryx._eryx.Call",
+    .tp_basicsize = sizeof(pyeryx_callobj),
+    .tp_dealloc = (destructor)call_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "One invocation of a callback by the guest (eryx_call).",
+    .tp_members = call_members,
+    .tp_methods = call_methods,
+    .tp_getset = call_getset,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Sandbox type                                                              */
+
+static PyMethodDef sandbox_methods[] = {
+    {"run", (PyCFunction)(void (*)(void))sandbox_run, METH_VARARGS | METH_KEYWORDS,
+     "run(code, timeout_ns=0, fuel=0, mode=0, filename=None, argv=None, stdin=None, "
+     "on_stdout=None, on_stderr=None) -> ExecuteResult. The GIL is released while the "
+     "guest runs."},
+    {"exec_start", (PyCFunction)(void (*)(void))sandbox_exec_start,
+     METH_VARARGS | METH_KEYWORDS, "Starts an execution to drive with step(): an Exec."},
+    {"interrupt", (PyCFunction)sandbox_interrupt, METH_NOARGS,
+     "Stops the run in progress (from any thread)."},
+    {"reset", (PyCFunction)sandbox_reset, METH_NOARGS, "Back to the runtime's image."},
+    {"clear", (PyCFunction)sandbox_clear, METH_NOARGS, "Drops the user's globals."},
+    {"fork", (PyCFunction)sandbox_fork, METH_NOARGS, "A copy of this sandbox's whole state."},
+    {"save", (PyCFunction)sandbox_save, METH_O, "Saves the state to a file."},
+    {"export_state", (PyCFunction)sandbox_export_state, METH_NOARGS,
+     "(bytes, skipped_names_json)."},
+    {"import_state", (PyCFunction)sandbox_import_state, METH_O,
+     "Adds exported globals; returns the JSON list of names that failed."},
+    {"close", (PyCFunction)sandbox_close, METH_NOARGS, "Frees the sandbox (idempotent)."},
+    {"load", (PyCFunction)(void (*)(void))sandbox_load,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "load(runtime, path, **config): a sandbox in a saved state."},
+    {NULL}};
+
+static PyGetSetDef sandbox_getset[] = {
+    {"dead", (getter)sandbox_get_dead, NULL, "True if it can no longer run code.", NULL},
+    {"closed", (getter)sandbox_get_closed, NULL, "True once closed or released.", NULL},
+    {"busy", (getter)sandbox_get_busy, NULL, "True while it runs code.", NULL},
+    {"run_count", (getter)sandbox_get_run_count, NULL, "Runs started in it.", NULL},
+    {"stateless", (getter)sandbox_get_stateless, (setter)sandbox_set_stateless,
+     "If true, every run after the first starts from the runtime's image.", NULL},
+    {NULL}};
+
+PyTypeObject pyeryx_SandboxType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "eryx._eryx.SandboxHandle",
+    .tp_basicsize = sizeof(pyeryx_sandbox),
+    .tp_dealloc = (destructor)sandbox_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "SandboxHandle(runtime, **config): one liberyx sandbox (eryx_sandbox).\n\n"
+              "config: env (list of 'NAME=value'), mounts (list of (host, guest, "
+              "writable)), max_memory, max_output, tmp_quota, callbacks (list of (name, "
+              "description, schema_json)), dispatch (callable(name, args_json) -> json "
+              "str or (kind, message)), callback_timeout_ns, max_callbacks, timeout_ns, "
+              "interrupt_grace_ns, fuel, output_limit_stops, host_write_quota, on_stdout, "
+              "on_stderr, net, secrets.",
+    .tp_traverse = (traverseproc)sandbox_traverse,
+    .tp_weaklistoffset = offsetof(pyeryx_sandbox, weakreflist),
+    .tp_methods = sandbox_methods,
+    .tp_getset = sandbox_getset,
+    .tp_new = sandbox_new,
+};
+
+/* ------------------------------------------------------------------------ */
+/* Pool                                                                      */
+
+typedef struct {
+    PyObject_HEAD
+    eryx_pool *pool;
+    PyObject *runtime;
+    pyeryx_config cfg;
+    eryx_pool_config pcfg;
+    uint32_t max_size;
+    int closed;
+    long leased;
+} pyeryx_pool;
+
+static PyObject *pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *runtime;
+    if (!PyArg_ParseTuple(args, "O!:Pool", &pyeryx_RuntimeType, &runtime))
+        return NULL;
+    /* Pool keywords come out of kw; the rest is the sandbox config. */
+    PyObject *rest = kw ? PyDict_Copy(kw) : PyDict_New();
+    if (!rest)
+        return NULL;
+    uint64_t max_size = 16, min_idle = 1, idle_ns = 0;
+    PyObject *v;
+    if (((v = PyDict_GetItemString(rest, "max_size")) &&
+         pyeryx_u64(v, "max_size", 16, &max_size) < 0) ||
+        ((v = PyDict_GetItemString(rest, "min_idle")) &&
+         pyeryx_u64(v, "min_idle", 1, &min_idle) < 0) ||
+        ((v = PyDict_GetItemString(rest, "idle_timeout_ns")) &&
+         pyeryx_u64(v, "idle_timeout_ns", 0, &idle_ns) < 0)) {
+        Py_DECREF(rest);
+        return NULL;
+    }
+    if (max_size == 0 || max_size > 100000 || min_idle > max_size) {
+        Py_DECREF(rest);
+        PyErr_SetString(PyExc_ValueError,
+                        "max_size must be 1..100000 and min_idle at most max_size");
+        return NULL;
+    }
+    PyDict_DelItemString(rest, "max_size");
+    PyDict_DelItemString(rest, "min_idle");
+    PyDict_DelItemString(rest, "idle_timeout_ns");
+    PyErr_Clear();
+    pyeryx_pool *self = (pyeryx_pool *)type->tp_alloc(type, 0);
+    if (!self) {
+        Py_DECREF(rest);
+        return NULL;
+    }
+    int prc = pyeryx_config_parse(&self->cfg, rest);
+    Py_DECREF(rest);
+    if (prc < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    eryx_pool_config_default(&self->pcfg);
+    self->pcfg.sandbox = &self->cfg.cfg;
+    self->pcfg.max_size = (uint32_t)max_size;
+    self->pcfg.min_idle = (uint32_t)min_idle;
+    if (idle_ns)
+        self->pcfg.idle_timeout_ns = idle_ns;
+    self->max_size = (uint32_t)max_size;
+    self->runtime = runtime;
+    Py_INCREF(runtime);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_pool_new(((pyeryx_runtime *)runtime)->rt, &self->pcfg, &self->pool);
+    Py_END_ALLOW_THREADS
+    if (rc != ERYX_OK) {
+        PyErr_Format(pyeryx_InitializationError, "could not create the pool: %s: %s",
+                     eryx_errstr(rc), eryx_errmsg(NULL));
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static void pool_free_now(pyeryx_pool *self)
+{
+    if (self->pool && self->leased == 0) {
+        eryx_pool *p = self->pool;
+        self->pool = NULL;
+        Py_BEGIN_ALLOW_THREADS
+        eryx_pool_free(p);
+        Py_END_ALLOW_THREADS
+    }
+}
+
+static void pool_dealloc(pyeryx_pool *self)
+{
+    /* Leases hold a reference to the pool: none is left here. */
+    pool_free_now(self);
+    if (self->cfg.ctx || self->cfg.strings)
+        pyeryx_config_clear(&self->cfg);
+    Py_CLEAR(self->runtime);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int pool_give_back(PyObject *pool, eryx_sandbox *sb)
+{
+    pyeryx_pool *self = (pyeryx_pool *)pool;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_pool_release(self->pool, sb);
+    Py_END_ALLOW_THREADS
+    self->leased--;
+    if (self->closed)
+        pool_free_now(self);
+    return rc;
+}
+
+static PyObject *pool_acquire(pyeryx_pool *self, PyObject *args)
+{
+    PyObject *t = NULL;
+    if (!PyArg_ParseTuple(args, "|O:acquire", &t))
+        return NULL;
+    uint64_t timeout_ns;
+    if (pyeryx_u64(t, "timeout_ns", 0, &timeout_ns) < 0)
+        return NULL;
+    if (self->closed || !self->pool) {
+        PyErr_SetString(pyeryx_EryxError, "the pool is closed");
+        return NULL;
+    }
+    eryx_sandbox *sb = NULL;
+    int rc;
+    eryx_pool *p = self->pool;
+    self->leased++; /* the pool cannot be freed while we wait */
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_pool_acquire(p, timeout_ns, &sb);
+    Py_END_ALLOW_THREADS
+    if (rc != ERYX_OK) {
+        self->leased--;
+        if (self->closed)
+            pool_free_now(self);
+        if (rc == ERYX_TIMEOUT)
+            Py_RETURN_NONE;
+        PyErr_Format(pyeryx_EryxError, "acquire failed: %s: %s", eryx_errstr(rc),
+                     eryx_errmsg(NULL));
+        return NULL;
+    }
+    return pyeryx_sandbox_wrap(sb, self->runtime, self->cfg.ctx, (PyObject *)self);
+}
+
+static PyObject *pool_stats(pyeryx_pool *self, PyObject *u)
+{
+    eryx_pool_stats st;
+    memset(&st, 0, sizeof st);
+    st.size = sizeof st;
+    if (self->pool)
+        eryx_pool_get_stats(self->pool, &st);
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:I,s:I,s:I}", "acquisitions",
+                         (unsigned long long)st.acquisitions, "creations",
+                         (unsigned long long)st.creations, "waits",
+                         (unsigned long long)st.waits, "evictions",
+                         (unsigned long long)st.evictions, "idle", st.idle, "in_use",
+                         st.in_use, "max_size", self->max_size);
+}
+
+static PyObject *pool_close(pyeryx_pool *self, PyObject *u)
+{
+    self->closed = 1;
+    pool_free_now(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *pool_get_closed(pyeryx_pool *self, void *u)
+{
+    return PyBool_FromLong(self->closed);
+}
+
+static PyMethodDef pool_methods[] = {
+    {"acquire", (PyCFunction)pool_acquire, METH_VARARGS,
+     "acquire(timeout_ns=0) -> SandboxHandle or None on timeout (GIL released while "
+     "waiting)."},
+    {"stats", (PyCFunction)pool_stats, METH_NOARGS, "The pool's counters, as a dict."},
+    {"close", (PyCFunction)pool_close, METH_NOARGS,
+     "No more acquires; freed once every lease is back."},
+    {NULL}};
+
+static PyGetSetDef pool_getset[] = {
+    {"closed", (getter)pool_get_closed, NULL, "True once closed.", NULL}, {NULL}};
+
+PyTypeObject pyeryx_PoolType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "eryx._eryx.Pool",
+    .tp_basicsize = sizeof(pyeryx_pool),
+    .tp_dealloc = (destructor)pool_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Pool(runtime, max_size=16, min_idle=1, idle_timeout_ns=0, **config): "
+              "liberyx's thread-safe pool (eryx_pool).",
+    .tp_methods = pool_methods,
+    .tp_getset = pool_getset,
+    .tp_new = pool_new,
+};

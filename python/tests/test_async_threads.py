@@ -1,0 +1,165 @@
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import eryx
+
+
+def test_execute_async_gathers_100_async_callbacks_concurrently():
+    calls = []
+
+    async def nap(i: int):
+        calls.append(threading.get_ident())
+        await asyncio.sleep(0.1)
+        return i
+
+    async def main():
+        sb = eryx.Sandbox(callbacks=[{"name": "nap", "fn": nap}])
+        t = time.monotonic()
+        r = await sb.execute_async(
+            "import asyncio\nresult = sum(await asyncio.gather(*[nap(i) for i in range(100)]))")
+        return r, time.monotonic() - t, threading.get_ident()
+
+    r, elapsed, loop_thread = asyncio.run(main())
+    assert r.result == sum(range(100))
+    assert r.callback_invocations == 100
+    # Sequential would be 10 s; concurrently they overlap (~0.1 s plus overhead).
+    assert elapsed < 2.0
+    # Every async callback ran on the caller's loop thread: no thread per call.
+    assert set(calls) == {loop_thread}
+
+
+def test_execute_async_sync_callback_errors_and_timeout():
+    def fail():
+        raise KeyError("nope")
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": "fail", "fn": fail},
+                                    {"name": "obj", "fn": lambda: {1, 2}}],
+                         execution_timeout_ms=300)
+        r = await s.execute_async("try:\n    await fail()\nexcept Exception as e:\n    print(e)\n"
+                                  "try:\n    await obj()\nexcept Exception as e:\n    print(e)")
+        assert "KeyError" in r.stdout and "not JSON-serialisable" in r.stdout
+        with pytest.raises(eryx.ExecutionError, match="ZeroDivisionError"):
+            await s.execute_async("1/0")
+        with pytest.raises(eryx.TimeoutError):
+            await s.execute_async("while True: pass")
+        # The loop stays responsive while the guest computes (steps run in the executor).
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+        t = asyncio.ensure_future(tick())
+        await s.execute_async("import time\nx = 0\nend = time.time() + 0.2\n"
+                              "while time.time() < end: x += 1")
+        t.cancel()
+        assert ticks >= 5
+        s.execute("y = 1")
+        assert (await s.execute_async("print(y)")).stdout == "1\n"
+    asyncio.run(main())
+
+
+def test_execute_async_cancel_interrupts():
+    async def main():
+        s = eryx.Session()
+        s.execute("state = 'kept'")
+        task = asyncio.ensure_future(s.execute_async("while True: pass"))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await s.execute_async("print(state)")).stdout == "kept\n"
+    asyncio.run(main())
+
+
+def test_execute_async_timers_and_streaming():
+    chunks = []
+
+    async def main():
+        sb = eryx.Sandbox(on_stdout=chunks.append)
+        return await sb.execute_async("import asyncio\nawait asyncio.sleep(0.05)\nprint('late')")
+    r = asyncio.run(main())
+    assert r.stdout == "late\n" and chunks == ["late\n"]
+
+
+def test_gil_released_while_guest_runs():
+    sb = eryx.Sandbox()
+    done = threading.Event()
+
+    def run():
+        sb.execute("import time\nend = time.time() + 0.4\nwhile time.time() < end: pass")
+        done.set()
+    t = threading.Thread(target=run)
+    t.start()
+    count = 0
+    while not done.is_set():
+        count += 1  # runs only if the other thread released the GIL
+    t.join()
+    assert count > 10000
+
+
+def test_sandboxes_on_many_threads():
+    results = []
+
+    def work(i):
+        sb = eryx.Sandbox()
+        for _ in range(20):
+            results.append(sb.execute(f"print({i} * 2)").stdout)
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == sorted([f"{i * 2}\n" for i in range(4)] * 20)
+
+
+def _cli(*args, stdin=None):
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "eryx", *args], input=stdin,
+                          capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_python_m_eryx_is_the_cli():
+    r = _cli("-c", "print('from cli')")
+    assert (r.returncode, r.stdout) == (0, "from cli\n")
+    assert _cli("-c", "import sys; sys.exit(3)").returncode == 3
+    r = _cli("-c", "1/0")
+    assert r.returncode == 1 and "ZeroDivisionError" in r.stderr
+    assert _cli("--timeout", "100", "-c", "while True: pass").returncode == 124
+    assert _cli("--no-such-flag").returncode == 2
+    assert _cli("-", stdin="print(6 * 7)").stdout == "42\n"
+
+
+def test_python_m_eryx_without_cli():
+    env = dict(os.environ, ERYX_CLI="/nonexistent/eryx", PATH="/nonexistent")
+    r = subprocess.run([sys.executable, "-m", "eryx", "-c", "pass"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 71 and "not found" in r.stderr
+
+
+def test_execute_async_step_in_loop():
+    async def nap(i: int):
+        await asyncio.sleep(0.05)
+        return i
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": "nap", "fn": nap}])
+        r = await s.execute_async(
+            "import asyncio\nresult = await asyncio.gather(*[nap(i) for i in range(10)])",
+            step_in_loop=True)
+        assert r.result == list(range(10))
+        with pytest.raises(eryx.ExecutionError, match="KeyError"):
+            await s.execute_async("{}['x']", step_in_loop=True)
+        pool = eryx.SandboxPool(max_size=1)
+        with pool.acquire() as p:
+            assert (await p.execute_async("print(3)", step_in_loop=True)).stdout == "3\n"
+        pool.close()
+    asyncio.run(main())

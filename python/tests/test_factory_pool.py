@@ -1,0 +1,188 @@
+import os
+import threading
+import time
+import zipfile
+
+import pytest
+
+import eryx
+
+
+def test_factory_imports_and_setup_code(tmp_path):
+    f = eryx.SandboxFactory(imports=["decimal", "fractions"],
+                            setup_code="import decimal\nD = decimal.Decimal\nseed = [1, 2, 3]")
+    sb = f.create_sandbox()
+    # Imported modules are loaded (in sys.modules) but not bound in __main__.
+    r = sb.execute("import sys\nprint('fractions' in sys.modules, 'fractions' in globals())\n"
+                   "import fractions\nprint(D('1.1') + D('2.2'), fractions.Fraction(1, 3))")
+    assert r.stdout == "True False\n3.3 1/3\n"
+    sb.execute("seed.append(4)")
+    # Every execute of a factory sandbox starts from the factory's state,
+    # also after a run that failed.
+    assert sb.execute("print(seed)").stdout == "[1, 2, 3]\n"
+    with pytest.raises(eryx.ExecutionError):
+        sb.execute("seed.append(5)\n1/0")
+    assert sb.execute("print(seed)").stdout == "[1, 2, 3]\n"
+    s = f.create_session()
+    s.execute("seed.append(9)")
+    assert s.execute("print(seed)").stdout == "[1, 2, 3, 9]\n"
+    s.reset()
+    assert s.execute("print(seed)").stdout == "[1, 2, 3]\n"
+    assert f.size_bytes > 0
+
+
+def test_factory_packages_save_load(tmp_path):
+    whl = tmp_path / "greet-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr("greet/__init__.py", "def hello(n):\n    return f'hello {n}'\n")
+    site = tmp_path / "site"
+    (site / "sitepkg").mkdir(parents=True)
+    (site / "sitepkg" / "__init__.py").write_text("VALUE = 5\n")
+    os.environ["ERYX_CACHE_DIR"] = str(tmp_path / "cache")
+    try:
+        f = eryx.SandboxFactory(site_packages=site, packages=[whl], imports=["greet"])
+    finally:
+        del os.environ["ERYX_CACHE_DIR"]
+    sb = f.create_sandbox()
+    assert sb.execute("import sitepkg, greet; print(greet.hello(sitepkg.VALUE))").stdout == \
+        "hello 5\n"
+    path = tmp_path / "f.bin"
+    f.save(path)
+    g = eryx.SandboxFactory.load(path)
+    assert g.create_sandbox().execute("import greet; print(greet.hello(1))").stdout == \
+        "hello 1\n"
+    assert g.to_bytes() == path.read_bytes()
+    with pytest.raises(eryx.InitializationError):
+        eryx.SandboxFactory.from_bytes(b"ERYXFAC1" + b"\xff" * 20)
+    with pytest.raises(eryx.InitializationError):
+        eryx.SandboxFactory.from_bytes(b"junk")
+
+
+def test_factory_setup_failure_is_initialization_error():
+    with pytest.raises(eryx.InitializationError, match="ModuleNotFoundError"):
+        eryx.SandboxFactory(imports=["no_such_module_here"])
+    with pytest.raises(eryx.InitializationError, match="ZeroDivisionError"):
+        eryx.SandboxFactory(setup_code="1/0")
+    with pytest.raises(TypeError):
+        eryx.SandboxFactory(imports="json")
+
+
+def test_factory_callbacks_default():
+    f = eryx.SandboxFactory(callbacks=[{"name": "seven", "fn": lambda: 7}])
+    assert f.create_sandbox().execute("print(await seven())").stdout == "7\n"
+
+
+def test_pool_acquire_release_and_stats():
+    pool = eryx.SandboxPool(max_size=2, min_idle=1, acquire_timeout_ms=200)
+    with pool.acquire() as sb:
+        sb.execute("x = 5")
+        assert sb.execute("print(x)").stdout == "5\n"
+    with pool.acquire() as sb:
+        assert sb.execute("print('x' in globals())").stdout == "False\n"
+    a = pool.acquire()
+    b = pool.try_acquire()
+    assert b is not None
+    assert pool.try_acquire() is None
+    t = time.monotonic()
+    with pytest.raises(eryx.PoolTimeoutError):
+        pool.acquire()
+    assert time.monotonic() - t >= 0.15
+    st = pool.stats()
+    assert st.in_use == 2 and st.available == 0 and st.total_acquisitions >= 4
+    a.release()
+    a.release()
+    with pytest.raises(ValueError, match="released"):
+        a.execute("pass")
+    b.release()
+    pool.close()
+    assert pool.is_closed
+    with pytest.raises(eryx.PoolClosedError):
+        pool.acquire()
+
+
+def test_pool_lease_outlives_close():
+    pool = eryx.SandboxPool(max_size=1)
+    lease = pool.acquire()
+    pool.close()
+    assert lease.execute("print(1)").stdout == "1\n"
+    lease.release()
+
+
+def test_pool_per_lease_limits_and_output():
+    pool = eryx.SandboxPool(max_size=2)
+    chunks = []
+    with pool.acquire(resource_limits=eryx.ResourceLimits(execution_timeout_ms=100),
+                      on_stdout=chunks.append) as sb:
+        sb.execute("print('streamed')")
+        with pytest.raises(eryx.TimeoutError):
+            sb.execute("while True: pass")
+    assert chunks == ["streamed\n"]
+    with pytest.raises(ValueError, match="per-lease callbacks"):
+        pool.acquire(callbacks=[{"name": "f", "fn": len}])
+    pool.close()
+
+
+def test_pool_from_threads():
+    pool = eryx.SandboxPool(max_size=3, callbacks=[{"name": "sq", "fn": lambda n: n * n}])
+    out = []
+
+    def work(i):
+        with pool.acquire() as sb:
+            out.append(sb.execute(f"print(await sq({i}))").stdout)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(out) == sorted(f"{i * i}\n" for i in range(8))
+    assert pool.stats().total_creations <= 3
+    pool.close()
+
+
+def test_pool_bad_arguments():
+    with pytest.raises(ValueError):
+        eryx.SandboxPool(max_size=0)
+    with pytest.raises(ValueError):
+        eryx.SandboxPool(max_size=-1)
+
+
+def test_factory_pool():
+    f = eryx.SandboxFactory(setup_code="base = [1]", callbacks=[{"name": "ten", "fn": lambda: 10}])
+    pool = f.create_pool(max_size=2, min_idle=1, acquire_timeout_ms=100)
+    with pool.acquire() as sb:
+        sb.execute("base.append(await ten())")
+        assert sb.execute("print(base)").stdout == "[1, 10]\n"
+    with pool.acquire() as sb:
+        assert sb.execute("print(base)").stdout == "[1]\n"
+    a, b = pool.acquire(), pool.try_acquire()
+    assert b is not None and pool.try_acquire() is None
+    with pytest.raises(eryx.PoolTimeoutError):
+        pool.acquire()
+    st = pool.stats()
+    assert st.in_use == 2 and st.total_acquisitions == 4
+    a.release()
+    b.release()
+    assert pool.stats().in_use == 0
+    pool.close()
+    with pytest.raises(eryx.PoolClosedError):
+        pool.acquire()
+
+
+def test_runtime_image_fields_match_the_build(tmp_path):
+    from eryx import _eryx
+    if _eryx.HAVE_IMAGE_FILES:
+        rt = _eryx.Runtime(imports=["fractions"], setup_code="X = 5")
+        assert rt.image_size > 0
+        rt.save_image(str(tmp_path / "img"))
+        again = _eryx.Runtime(image_path=str(tmp_path / "img"))
+        h = _eryx.SandboxHandle(again)
+        assert h.run("print(X)").stdout == "5\n"
+        h.close()
+        with pytest.raises(eryx.InitializationError):
+            _eryx.Runtime(setup_code="1/0")
+    else:
+        with pytest.raises(eryx.EryxError, match="ERYX_HAVE_IMAGE_FILES"):
+            _eryx.Runtime(imports=["json"])
+        with pytest.raises(eryx.EryxError, match="ERYX_HAVE_IMAGE_FILES"):
+            _eryx.default_runtime().save_image(str(tmp_path / "img"))

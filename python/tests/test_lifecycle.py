@@ -1,0 +1,94 @@
+"""Bad-input cases that need a process of their own: Ctrl-C, interpreter exit."""
+import os
+import subprocess
+import sys
+import textwrap
+
+
+def run_script(code, timeout=60):
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                          text=True, timeout=timeout, env=dict(os.environ))
+
+
+def test_ctrl_c_during_execute_raises_keyboard_interrupt():
+    r = run_script("""
+        import eryx, os, signal, threading, time
+        s = eryx.Session()
+        s.execute("x = 1")
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t = time.monotonic()
+        try:
+            s.execute("try:\\n    while True: pass\\nfinally:\\n    x = 2")
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - t < 5)
+        print(s.execute("print(x)").stdout, end="")
+    """)
+    assert r.stdout == "KeyboardInterrupt True\n2\n", r.stderr
+
+
+def test_interpreter_exit_with_sandboxes_alive():
+    r = run_script("""
+        import eryx, threading, time
+        keep = [eryx.Sandbox(), eryx.Session(), eryx.SandboxPool(max_size=2)]
+        keep[1].execute("x = [1] * 1000")
+        lease = keep[2].acquire()
+        ev = threading.Event()
+        def slow():
+            ev.wait(30)
+            return 1
+        cb = eryx.Session(callbacks=[{"name": "slow", "fn": slow}],
+                          resource_limits=eryx.ResourceLimits(callback_timeout_ms=100))
+        cb.execute("try:\\n    await slow()\\nexcept Exception as e:\\n    pass")
+        busy = eryx.Sandbox()
+        t = threading.Thread(target=lambda: busy.execute("while True: pass"), daemon=True)
+        t.start()
+        time.sleep(0.2)
+        print("exiting")
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "exiting\n"
+    assert "Fatal" not in r.stderr and "Segmentation" not in r.stderr
+
+
+def test_many_sandboxes_do_not_leak():
+    r = run_script("""
+        import eryx, resource, gc
+        def rss():
+            with open('/proc/self/statm') as f:
+                return int(f.read().split()[1]) * 4096
+        for _ in range(100):
+            eryx.Sandbox().execute("x = 1")
+        gc.collect()
+        before = rss()
+        for _ in range(400):
+            s = eryx.Session(callbacks=[{"name": "f", "fn": lambda: 1}])
+            s.execute("await f()")
+            s.close()
+        s = eryx.Session(callbacks=[{"name": "bad", "fn": lambda: 1 / 0}])
+        for _ in range(2000):
+            try:
+                s.execute("await bad()")
+            except eryx.ExecutionError:
+                pass
+        gc.collect()
+        grew = rss() - before
+        print("grew", grew < 64 << 20, grew)
+    """, timeout=300)
+    assert r.stdout.startswith("grew True"), r.stdout + r.stderr
+
+
+def test_callback_workers_exit_and_come_back():
+    # eryx's idle handler threads exit after 2 s; each keeps a Python thread
+    # state while it lives, dropped when it exits.
+    r = run_script("""
+        import eryx, time, threading
+        s = eryx.Session(callbacks=[{"name": "who", "fn": lambda: threading.get_ident()}])
+        code = "import asyncio\\nresult = await asyncio.gather(*[who() for _ in range(8)])"
+        first = s.execute(code).result
+        time.sleep(2.6)
+        second = s.execute(code).result
+        print(len(first), len(second), threading.active_count())
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("8 8 "), r.stdout + r.stderr

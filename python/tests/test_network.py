@@ -1,0 +1,102 @@
+"""NetConfig and secrets over liberyx's network policy, against a local HTTP server."""
+import http.server
+import threading
+
+import pytest
+
+import eryx
+
+pytestmark = pytest.mark.skipif(not eryx._eryx.HAVE_NET, reason="liberyx without networking")
+
+FETCH = ("import urllib.request, os\n"
+         "req = urllib.request.Request('http://127.0.0.1:{port}/x', "
+         "headers={{'Authorization': os.environ.get('API_KEY', 'none')}})\n"
+         "try:\n"
+         "    print(urllib.request.urlopen(req, timeout=5).read().decode())\n"
+         "except Exception as e:\n"
+         "    print(type(e).__name__, e)\n")
+
+
+@pytest.fixture(scope="module")
+def server():
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            body = b"hello from host"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    yield httpd.server_address[1], seen
+    httpd.shutdown()
+
+
+def fetch(sb, port):
+    return sb.execute(FETCH.format(port=port)).stdout
+
+
+def test_no_network_by_default(server):
+    port, _ = server
+    assert "this sandbox has no network" in fetch(eryx.Sandbox(), port)
+
+
+def test_name_rules_and_permissive_never_reach_loopback(server):
+    port, _ = server
+    for net in (eryx.NetConfig(allowed_hosts=["localhost", "example.com"]),
+                eryx.NetConfig.permissive(), eryx.NetConfig().allow_host("*")):
+        out = fetch(eryx.Sandbox(network=net), port)
+        assert "loopback" in out and "PermissionError" in out or "URLError" in out, out
+
+
+def test_allow_localhost_and_block(server):
+    port, _ = server
+    assert fetch(eryx.Sandbox(network=eryx.NetConfig().allow_localhost()), port) == \
+        "hello from host\n"
+    assert fetch(eryx.Sandbox(network=eryx.NetConfig().allow_host("127.0.0.1")), port) == \
+        "hello from host\n"
+    blocked = eryx.NetConfig().allow_localhost().block_host("127.0.0.1")
+    assert "hello" not in fetch(eryx.Sandbox(network=blocked), port)
+
+
+def test_secret_substituted_on_the_wire_only(server):
+    port, seen = server
+    net = eryx.NetConfig().allow_localhost()
+    sb = eryx.Sandbox(network=net, secrets={
+        "API_KEY": {"value": "sk-the-real-secret-value", "allowed_hosts": ["127.0.0.1"]}})
+    r = sb.execute("import os\nprint(os.environ['API_KEY'])")
+    assert "sk-the-real-secret-value" not in r.stdout
+    seen.clear()
+    assert fetch(sb, port) == "hello from host\n"
+    assert seen == ["sk-the-real-secret-value"]
+    # To a host the secret is not allowed for, the write fails.
+    other = eryx.Sandbox(network=net, secrets={
+        "API_KEY": {"value": "sk-the-real-secret-value", "allowed_hosts": ["api.example.com"]}})
+    seen.clear()
+    out = fetch(other, port)
+    assert "hello" not in out and seen == []
+
+
+def test_bad_network_input():
+    with pytest.raises(ValueError):
+        eryx.NetConfig(allowed_hosts=["bad host"])
+    with pytest.raises(TypeError):
+        eryx.NetConfig(allowed_hosts=[3])
+    with pytest.raises(TypeError):
+        eryx.Sandbox(network={"allow": ["x"]})
+    with pytest.raises(ValueError, match="network"):
+        eryx.Sandbox(secrets={"K": {"value": "v" * 30}})
+    with pytest.raises(TypeError):
+        eryx.Sandbox(network=eryx.NetConfig(), secrets={"K": 5})
+    with pytest.raises((ValueError, eryx.EryxError)):
+        eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=["300.1.2.3/99"]))
+    with pytest.raises(ValueError):
+        eryx.NetConfig(max_connections=-1)

@@ -1,0 +1,295 @@
+import gc
+import threading
+import time
+
+import pytest
+
+import eryx
+
+
+def test_execute_stdout_and_str(sandbox):
+    r = sandbox.execute('print("hello"); import sys; print("err", file=sys.stderr)')
+    assert r.stdout == "hello\n"
+    assert r.stderr == "err\n"
+    assert str(r) == "hello\n"
+    assert isinstance(r, eryx.ExecuteResult)
+    assert r.duration_ms > 0
+    assert r.callback_invocations == 0
+    assert r.peak_memory_bytes >= 1 << 20
+    assert r.fuel_consumed is None or r.fuel_consumed > 0
+
+
+def test_sandbox_is_stateless(sandbox):
+    with pytest.raises(eryx.ExecutionError):
+        sandbox.execute("y = 1\n1/0")
+    assert sandbox.execute("print('y' in globals())").stdout == "False\n"
+    sandbox.execute("x = 1\nopen('/tmp/f', 'w').write('a')")
+    r = sandbox.execute("print('x' in globals()); import os; print(os.path.exists('/tmp/f'))")
+    assert r.stdout == "False\nFalse\n"
+
+
+def test_result_variable():
+    sb = eryx.Sandbox()
+    r = sb.execute("result = {'a': [1, 2.5, None]}")
+    assert r.result == {"a": [1, 2.5, None]}
+    assert r.result_json == '{"a": [1, 2.5, null]}'
+    assert r.result_error is None
+    r = sb.execute("result = object()")
+    assert r.result is None and "not JSON-serialisable" in r.result_error
+    r = sb.execute("print(1)")
+    assert r.result is None and r.result_json is None
+
+
+def test_custom_result_variable():
+    sb = eryx.Sandbox(result_variable="answer")
+    r = sb.execute("answer = [42]\nresult = 'not this one'")
+    assert r.result == [42]
+    r = sb.execute("print('no answer')")
+    assert r.result is None and r.stdout == "no answer\n"
+    r = sb.execute("answer = {1, 2}")
+    assert r.result is None and "answer" in r.result_error
+    with pytest.raises(ValueError):
+        eryx.Sandbox(result_variable="not an identifier")
+
+
+def test_execution_error_carries_traceback(sandbox):
+    with pytest.raises(eryx.ExecutionError) as ei:
+        sandbox.execute("print('before')\ndef f():\n    raise ValueError('boom')\nf()")
+    e = ei.value
+    assert "ValueError: boom" in str(e)
+    assert 'line 3, in f' in str(e)
+    assert e.result.stdout == "before\n"
+    assert e.result.exception_type == "ValueError"
+    assert isinstance(e, eryx.EryxError)
+
+
+def test_syntax_error_and_bytes_code(sandbox):
+    with pytest.raises(eryx.ExecutionError, match="SyntaxError"):
+        sandbox.execute("def (")
+    assert sandbox.execute(b"print('from bytes')").stdout == "from bytes\n"
+    with pytest.raises(eryx.ExecutionError, match="SyntaxError"):
+        sandbox.execute(b"\xff\xfe")
+    with pytest.raises(eryx.ExecutionError, match="SyntaxError|null"):
+        sandbox.execute("print(1)\0")
+    assert sandbox.execute("x = 1\n" * 20000 + "print(x)").stdout == "1\n"
+
+
+def test_wrong_types(sandbox):
+    with pytest.raises(TypeError):
+        sandbox.execute(42)
+    with pytest.raises(TypeError):
+        sandbox.execute(None)
+    with pytest.raises(UnicodeEncodeError):
+        sandbox.execute("print('\ud800')")
+    with pytest.raises(TypeError):
+        eryx.Sandbox(resource_limits="fast")
+    with pytest.raises(TypeError):
+        eryx.Sandbox(on_stdout=3)
+    with pytest.raises(TypeError):
+        eryx.Sandbox(callbacks=[{"name": "x"}])
+    with pytest.raises(TypeError):
+        eryx.Sandbox(nonsense=1)
+
+
+def test_timeout_is_builtin_timeout_too():
+    sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(execution_timeout_ms=100))
+    t = time.monotonic()
+    with pytest.raises(TimeoutError) as ei:
+        sb.execute("while True: pass")
+    assert time.monotonic() - t < 5
+    assert isinstance(ei.value, eryx.TimeoutError)
+    assert isinstance(ei.value, eryx.EryxError)
+    # The sandbox still works after a timeout.
+    assert sb.execute("print('alive')").stdout == "alive\n"
+
+
+def test_memory_limit():
+    sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_memory_bytes=64 << 20))
+    r = sb.execute("try:\n    x = bytearray(200 << 20)\nexcept MemoryError:\n    print('caught')")
+    assert r.stdout == "caught\n"
+    with pytest.raises(eryx.ResourceLimitError, match="MemoryError"):
+        sb.execute("x = bytearray(200 << 20)")
+
+
+def test_limits_validation():
+    with pytest.raises(ValueError, match="negative|positive"):
+        eryx.ResourceLimits(execution_timeout_ms=-1)
+    with pytest.raises(ValueError):
+        eryx.ResourceLimits(max_memory_bytes=0)
+    with pytest.raises(TypeError):
+        eryx.ResourceLimits(max_memory_bytes="1GB")
+    with pytest.raises(TypeError):
+        eryx.ResourceLimits(execution_timeout_ms=True)
+    d = eryx.ResourceLimits()
+    assert (d.execution_timeout_ms, d.callback_timeout_ms, d.max_memory_bytes,
+            d.max_callback_invocations, d.max_fuel) == (30000, 10000, 128 << 20, 1000, None)
+    u = eryx.ResourceLimits.unlimited()
+    assert u.execution_timeout_ms is None and u.max_memory_bytes is None
+    sb = eryx.Sandbox(resource_limits=u)
+    assert sb.execute("print(len(bytearray(150 << 20)))").stdout == f"{150 << 20}\n"
+
+
+def test_fuel_limit_matches_the_build():
+    if eryx.build_has_fuel():
+        sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_fuel=100_000))
+        with pytest.raises(eryx.ResourceLimitError, match="fuel"):
+            sb.execute("while True: pass")
+    else:
+        with pytest.raises(ValueError, match="fuel"):
+            eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_fuel=100_000))
+
+
+def test_streaming_output():
+    chunks = []
+    errs = []
+    sb = eryx.Sandbox(on_stdout=chunks.append, on_stderr=errs.append)
+    r = sb.execute("import sys\nfor i in range(3):\n    print(i)\nprint('e', file=sys.stderr)")
+    assert "".join(chunks) == "0\n1\n2\n" == r.stdout
+    assert len(chunks) >= 3
+    assert "".join(errs) == "e\n"
+
+
+def test_streaming_sees_chunks_before_the_end():
+    seen_at = []
+    start = time.monotonic()
+    sb = eryx.Sandbox(on_stdout=lambda s: seen_at.append(time.monotonic() - start))
+    sb.execute("import time\nprint('a')\ntime.sleep(0.3)\nprint('b')")
+    assert len(seen_at) == 2 and seen_at[1] - seen_at[0] > 0.2
+
+
+def test_stream_function_that_raises():
+    def bad(chunk):
+        raise RuntimeError("stream broke")
+    sb = eryx.Sandbox(on_stdout=bad)
+    with pytest.raises(RuntimeError, match="stream broke"):
+        sb.execute("print(1)")
+    # The sandbox stays usable.
+    sb2 = eryx.Sandbox()
+    assert sb2.execute("print(2)").stdout == "2\n"
+
+
+def test_closed_sandbox():
+    sb = eryx.Sandbox()
+    sb.close()
+    sb.close()
+    assert sb.closed
+    with pytest.raises(ValueError, match="closed"):
+        sb.execute("pass")
+    with eryx.Sandbox() as sb2:
+        assert sb2.execute("print(3)").stdout == "3\n"
+    assert sb2.closed
+
+
+def test_volumes(tmp_path):
+    (tmp_path / "in.txt").write_text("from host")
+    sb = eryx.Sandbox(volumes=[(str(tmp_path), "/data", True)])
+    r = sb.execute("print(open('/data/in.txt').read())\nopen('/data/out.txt','w').write('hi')")
+    assert r.stdout == "from host\n"
+    assert (tmp_path / "out.txt").read_text() == "hi"
+    ro = eryx.Sandbox(volumes=[(str(tmp_path), "/data", False)])
+    with pytest.raises(eryx.ExecutionError, match="OSError|PermissionError|Read-only"):
+        ro.execute("open('/data/x', 'w')")
+
+
+def test_env():
+    sb = eryx.Sandbox(env={"GREETING": "hi"})
+    assert sb.execute("import os; print(os.environ['GREETING'])").stdout == "hi\n"
+
+
+def test_system_exit_is_not_an_error(sandbox):
+    r = sandbox.execute("import sys; print('x'); sys.exit(3)")
+    assert r.exit_code == 3 and r.exited and r.stdout == "x\n"
+
+
+def test_two_threads_on_one_sandbox():
+    sb = eryx.Sandbox()
+    errors = []
+    started = threading.Event()
+
+    def run():
+        started.set()
+        sb.execute("import time; time.sleep(0.5)")
+
+    t = threading.Thread(target=run)
+    t.start()
+    started.wait()
+    time.sleep(0.1)
+    try:
+        sb.execute("pass")
+    except eryx.EryxError as e:
+        errors.append(str(e))
+    with pytest.raises(eryx.EryxError, match="while it runs"):
+        sb.close()
+    t.join()
+    assert errors and "one thread at a time" in errors[0]
+    sb.close()
+
+
+def test_interrupt_from_another_thread():
+    s = eryx.Session()
+    s.execute("x = 1")
+    threading.Timer(0.2, s.interrupt).start()
+    t = time.monotonic()
+    with pytest.raises(eryx.CancelledError):
+        s.execute("try:\n    while True: pass\nfinally:\n    x = 2")
+    assert time.monotonic() - t < 3
+    assert s.execute("print(x)").stdout == "2\n"  # graceful: the session survives
+
+
+def test_hard_stop_kills_then_reset_revives():
+    s = eryx.Session()
+    threading.Timer(0.1, s.interrupt).start()
+    with pytest.raises(eryx.CancelledError, match="hard") as ei:
+        s.execute("while True:\n    try:\n        while True: pass\n    except BaseException: pass")
+    assert ei.value.result.hard_stopped
+    assert s.is_dead
+    with pytest.raises(eryx.EryxError, match="no longer run code.*reset"):
+        s.execute("pass")
+    s.reset()
+    assert s.execute("print('back')").stdout == "back\n"
+
+
+def test_gc_frees_sandboxes():
+    for _ in range(50):
+        eryx.Sandbox().execute("pass")
+    gc.collect()
+
+
+def test_version():
+    assert eryx.__version__.count(".") == 2
+
+
+def test_every_public_name_is_documented():
+    import inspect
+    for name in eryx.__all__:
+        obj = getattr(eryx, name)
+        if name == "__version__":
+            continue
+        assert inspect.getdoc(obj), name
+        if inspect.isclass(obj) and not issubclass(obj, BaseException):
+            for attr, member in vars(obj).items():
+                if attr.startswith("_") or not (callable(member) or isinstance(member, property)):
+                    continue
+                assert inspect.getdoc(getattr(obj, attr)), f"{name}.{attr}"
+    assert "execute" in __import__("pydoc").render_doc(eryx.Sandbox)
+
+
+def test_stub_files_ship():
+    import os
+    d = os.path.dirname(eryx.__file__)
+    assert os.path.exists(os.path.join(d, "py.typed"))
+    assert os.path.exists(os.path.join(d, "_eryx.pyi"))
+
+
+def test_os_exit():
+    sb = eryx.Sandbox()
+    r = sb.execute("import os; print(1, flush=True); os._exit(3)")
+    assert (r.stdout, r.exit_code, r.exited) == ("1\n", 3, True)
+    assert sb.execute("print(2)").stdout == "2\n"  # a stateless sandbox starts afresh
+    s = eryx.Session()
+    assert s.execute("import os; os._exit(4)").exit_code == 4
+    assert s.is_dead
+    with pytest.raises(eryx.EryxError, match="reset"):
+        s.execute("pass")
+    s.reset()
+    assert s.execute("print(5)").stdout == "5\n"

@@ -1,0 +1,130 @@
+import os
+
+import pytest
+
+import eryx
+
+
+def test_state_persists_and_count(session):
+    session.execute("x = 41")
+    session.execute("def f(): return x + 1")
+    assert session.execute("print(f())").stdout == "42\n"
+    assert session.execution_count == 3
+    with pytest.raises(eryx.ExecutionError):
+        session.execute("1/0")
+    assert session.execution_count == 4
+
+
+def test_reset_and_clear_state(session):
+    session.execute("import json\nx = 1\nopen('/tmp/keep', 'w').write('k')")
+    session.clear_state()
+    r = session.execute("print('x' in globals()); import os; print(os.path.exists('/tmp/keep'))")
+    assert r.stdout == "False\nTrue\n"
+    session.reset()
+    assert session.execution_count == 0
+    r = session.execute("import os; print(os.path.exists('/tmp/keep'), 'x' in globals())")
+    assert r.stdout == "False False\n"
+
+
+def test_snapshot_and_restore(session):
+    session.execute("a = [1, 2]\nb = {'k': 'v'}\ndef g(n): return n * 3\n"
+                    "import threading\nlock = threading.Lock()")
+    snap = session.snapshot_state()
+    assert isinstance(snap, bytes) and snap
+    data, skipped = session.export_state()
+    assert skipped == ["lock"]
+    other = eryx.Session()
+    other.restore_state(snap)
+    assert other.execute("print(a, b, g(2))").stdout == "[1, 2] {'k': 'v'} 6\n"
+    with pytest.raises(ValueError):
+        other.restore_state(b"garbage bytes")
+    with pytest.raises(TypeError):
+        other.restore_state("text")
+    assert other.import_state(data) == []
+
+
+def test_execution_timeout_ms_settable():
+    s = eryx.Session()
+    assert s.execution_timeout_ms is None
+    s.execution_timeout_ms = 100
+    assert s.execution_timeout_ms == 100
+    with pytest.raises(eryx.TimeoutError):
+        s.execute("while True: pass")
+    with pytest.raises(ValueError):
+        s.execution_timeout_ms = -5
+    s.execution_timeout_ms = None
+    assert s.execution_timeout_ms is None
+    s2 = eryx.Session(execution_timeout_ms=150)
+    with pytest.raises(TimeoutError):
+        s2.execute("import time\nwhile True: time.sleep(0.01)")
+
+
+def test_fork_is_independent(session):
+    session.execute("items = [1]")
+    child = session.fork()
+    child.execute("items.append(2)")
+    session.execute("items.append(3)")
+    assert child.execute("print(items)").stdout == "[1, 2]\n"
+    assert session.execute("print(items)").stdout == "[1, 3]\n"
+    assert child.execution_count == 3  # 1 inherited + 2
+
+
+def test_fork_shares_callbacks():
+    s = eryx.Session(callbacks=[{"name": "inc", "fn": lambda n: n + 1}])
+    s.execute("v = await inc(1)")
+    f = s.fork()
+    del s
+    import gc
+    gc.collect()
+    assert f.execute("print(await inc(v))").stdout == "3\n"
+
+
+def test_save_and_load(tmp_path):
+    s = eryx.Session()
+    s.execute("data = {'n': 7}\nopen('/tmp/t.txt', 'w').write('file kept')")
+    path = tmp_path / "s.session"
+    s.save(path)
+    loaded = eryx.Session.load(path, callbacks=[{"name": "two", "fn": lambda: 2}])
+    r = loaded.execute("print(data['n'] * await two(), open('/tmp/t.txt').read())")
+    assert r.stdout == "14 file kept\n"
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"not a session at all" * 10)
+    with pytest.raises(eryx.InitializationError):
+        eryx.Session.load(bad)
+    with pytest.raises((OSError, eryx.InitializationError)):
+        eryx.Session.load(tmp_path / "missing")
+    # Truncated file.
+    raw = path.read_bytes()
+    (tmp_path / "trunc").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(eryx.InitializationError):
+        eryx.Session.load(tmp_path / "trunc")
+
+
+def test_closed_session():
+    s = eryx.Session()
+    s.close()
+    for call in (lambda: s.execute("pass"), s.reset, s.clear_state, s.snapshot_state,
+                 s.fork, lambda: s.save("/tmp/x")):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+
+
+def test_unsupported_reference_options_are_clear():
+    with pytest.raises(TypeError, match="vfs"):
+        eryx.Session(vfs=object())
+    with pytest.raises(TypeError, match="mcp"):
+        eryx.Sandbox(mcp=object())
+
+
+def test_bad_paths_and_volumes(tmp_path):
+    s = eryx.Session()
+    with pytest.raises(OSError):
+        s.save(tmp_path / "no" / "such" / "dir" / "s.session")
+    with pytest.raises(ValueError):
+        s.save("bad\0path")
+    with pytest.raises((eryx.InitializationError, ValueError, OSError)):
+        eryx.Session(volumes=[(str(tmp_path / "missing"), "/data", False)])
+    with pytest.raises(TypeError):
+        eryx.Session(volumes=["/tmp"])
+    with pytest.raises((eryx.InitializationError, ValueError)):
+        eryx.Session(volumes=[(str(tmp_path), "relative/path", False)])
