@@ -3,7 +3,7 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 pkgs="clang-$ERYX_LLVM lld-$ERYX_LLVM llvm-$ERYX_LLVM libclang-rt-$ERYX_LLVM-dev-wasm32 libclang-rt-$ERYX_LLVM-dev wabt
-      cmake make gcc g++ pkg-config libjansson-dev libedit-dev libxxhash-dev xz-utils dpkg-dev ca-certificates
+      cmake make gcc g++ pkg-config libjansson-dev libedit-dev libxxhash-dev libzip-dev xz-utils dpkg-dev ca-certificates
       valgrind"
 missing=""
 for p in $pkgs; do

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/packages.h"
 #include "engine/engine.h"
 #include "guest/abi.h"
 #include "vfs/vfs.h"
@@ -98,9 +99,15 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
         return ERYX_INIT;
     }
     int rc = check_guest_abi(rt);
-    if (rc == ERYX_OK && with_image)
-        rc = eryx__runtime_snapshot(rt);
+    if (rc == ERYX_OK && cfg && (cfg->n_site_packages || cfg->n_wheels))
+        rc = eryx__packages_build(cfg->site_packages, cfg->n_site_packages, cfg->wheels,
+                                  cfg->n_wheels, &rt->packages, &rt->packages_size);
+    if (rc == ERYX_OK && cfg && cfg->image_path)
+        rc = eryx__runtime_load_image(rt, cfg->image_path);
+    else if (rc == ERYX_OK && with_image)
+        rc = eryx__runtime_snapshot(rt, cfg);
     if (rc != ERYX_OK) {
+        eryx__runtime_drop_snapshot(rt);
         eryx__runtime_free_parked(rt);
         pthread_mutex_destroy(&rt->park_mu);
         free(rt);
