@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "image_cmd.h"
 #include "repl.h"
 #include "shell_callback.h"
 
@@ -49,6 +50,7 @@ typedef struct cli {
     int timeout_set;
     int stats;
     const char *session;      /* --session FILE */
+    const char *image;        /* --image FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
 } cli;
@@ -78,6 +80,8 @@ static void usage(FILE *f)
             "                  the JSON result; repeatable\n"
             "  --callback-description NAME=TEXT\n"
             "                  describe callback NAME for list_callbacks()\n"
+            "  --image FILE    start from the runtime image in FILE (eryx image build);\n"
+            "                  default: an image cached in ~/.cache/eryx/images\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -222,6 +226,12 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
             }
             c->session = argv[++i];
+        } else if (strcmp(a, "--image") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eryx: argument expected for the --image option\n");
+                return -1;
+            }
+            c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
                 return -1;
@@ -422,13 +432,9 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    /* One sandbox: booting CPython directly (~50 ms) beats building the
-     * runtime's image first (~200 ms), and a session file brings its own
-     * memory. */
-    eryx_runtime_config rcfg;
-    eryx_runtime_config_default(&rcfg);
-    rcfg.flags |= ERYX_RUNTIME_NO_IMAGE;
-    int rc = argv ? eryx_runtime_new(&rcfg, &rt) : ERYX_NOMEM;
+    /* The image given, or the default one cached on disk: loading it takes
+     * a few ms, booting CPython ~35 (image_cmd.c, docs/cli.md). */
+    int rc = argv ? eryx_cli_runtime(c->image, &rt) : ERYX_NOMEM;
     if (rc == ERYX_OK) {
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;
@@ -487,6 +493,9 @@ done:
 int main(int argc, char **argv)
 {
     cli c = {0};
+    /* A subcommand (a script named "image" runs as `eryx ./image`). */
+    if (argc >= 2 && strcmp(argv[1], "image") == 0)
+        return eryx_cli_image(argc - 2, argv + 2);
     int p = parse_args(&c, argc, argv);
     if (p != 0)
         return p < 0 ? EXIT_USAGE : 0;

@@ -210,9 +210,37 @@ int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
 
 /* ---- loading --------------------------------------------------------------- */
 
-static void hash_chunk(void *ud, const uint8_t *p, size_t n)
+/* The memory's bytes in order: its file's data extents through the
+ * image's read-only view, zeros for the holes between them (read from a
+ * buffer: faulting a hole in would fill the page cache with zero pages). */
+typedef struct hash_walk {
+    XXH3_state_t *x;
+    const uint8_t *view;
+    uint64_t at;                /* bytes hashed so far */
+} hash_walk;
+
+static const uint8_t zeros[65536];
+
+static void hash_zeros(XXH3_state_t *x, uint64_t n)
 {
-    XXH3_64bits_update(ud, p, n);
+    for (; n > 0; n -= n < sizeof zeros ? n : sizeof zeros)
+        XXH3_64bits_update(x, zeros, n < sizeof zeros ? (size_t)n : sizeof zeros);
+}
+
+static int hash_extent(void *ud, uint64_t off, uint64_t len)
+{
+    hash_walk *w = ud;
+    hash_zeros(w->x, off - w->at);
+    XXH3_64bits_update(w->x, w->view + off, (size_t)len);
+    w->at = off + len;
+    return 0;
+}
+
+static void hash_memory(XXH3_state_t *x, const eryx__mem_image *img)
+{
+    hash_walk w = {x, eryx__mem_image_view(img), 0};
+    eryx__mem_image_each_extent(img, hash_extent, &w);
+    hash_zeros(x, eryx__mem_image_size(img) - w.at);
 }
 
 static int read_exact(int fd, uint8_t *p, uint64_t len, uint64_t at, const char *path)
@@ -341,13 +369,14 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path)
         }
     }
     if (rc == ERYX_OK) {
-        int err = eryx__mem_image_read_each(fd, h.mem_size, hash_chunk, x, &img);
+        int err = eryx__mem_image_from_file(fd, HEADER_BYTES, h.mem_size, &img);
         if (err < 0) {
-            eryx__set_errmsg(NULL, "cannot read %s: %s", path,
-                             err == -EIO ? "it shrank while being loaded" : strerror(-err));
+            eryx__set_errmsg(NULL, "cannot map %s: %s", path, strerror(-err));
             rc = err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
         }
     }
+    if (rc == ERYX_OK)
+        hash_memory(x, img);
     if (rc == ERYX_OK)
         rc = read_exact(fd, rest, rest_len, HEADER_BYTES + h.mem_size, path);
     close(fd);

@@ -11,7 +11,9 @@
  * image exists, and the image is handed out only when complete.
  */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +223,59 @@ static int add_dir(pkg_set *s, const char *dir)
 
 /* ---- wheels --------------------------------------------------------------- */
 
+/* libzip is loaded when the first wheel is opened, not linked: it brings
+ * libcrypto, libbz2 and libz along, whose relocations cost every process
+ * that links liberyx ~1.5 ms at start (LD_DEBUG=statistics: 12.7 M cycles
+ * in the dynamic loader with them, docs/packages.md), while few
+ * processes ever open a wheel. */
+static struct {
+    zip_t *(*open)(const char *, int, int *);
+    void (*error_init_with_code)(zip_error_t *, int);
+    const char *(*error_strerror)(zip_error_t *);
+    void (*error_fini)(zip_error_t *);
+    zip_int64_t (*get_num_entries)(zip_t *, zip_flags_t);
+    const char *(*get_name)(zip_t *, zip_uint64_t, zip_flags_t);
+    const char *(*strerror)(zip_t *);
+    void (*stat_init)(zip_stat_t *);
+    int (*stat_index)(zip_t *, zip_uint64_t, zip_flags_t, zip_stat_t *);
+    zip_file_t *(*fopen_index)(zip_t *, zip_uint64_t, zip_flags_t);
+    zip_int64_t (*fread)(zip_file_t *, void *, zip_uint64_t);
+    int (*fclose)(zip_file_t *);
+    void (*discard)(zip_t *);
+    int loaded;
+    char why[256];
+} z;
+static pthread_once_t z_once = PTHREAD_ONCE_INIT;
+
+static void load_libzip(void)
+{
+    void *h = dlopen(ERYX_LIBZIP_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(z.why, sizeof z.why, "%s", dlerror());
+        return;
+    }
+#define SYM(field, name)                                                            \
+    if (!(*(void **)&z.field = dlsym(h, name))) {                                   \
+        snprintf(z.why, sizeof z.why, "%s has no %s", ERYX_LIBZIP_SONAME, name);    \
+        return;                                                                     \
+    }
+    SYM(open, "zip_open")
+    SYM(error_init_with_code, "zip_error_init_with_code")
+    SYM(error_strerror, "zip_error_strerror")
+    SYM(error_fini, "zip_error_fini")
+    SYM(get_num_entries, "zip_get_num_entries")
+    SYM(get_name, "zip_get_name")
+    SYM(strerror, "zip_strerror")
+    SYM(stat_init, "zip_stat_init")
+    SYM(stat_index, "zip_stat_index")
+    SYM(fopen_index, "zip_fopen_index")
+    SYM(fread, "zip_fread")
+    SYM(fclose, "zip_fclose")
+    SYM(discard, "zip_discard")
+#undef SYM
+    z.loaded = 1; /* the handle stays open for the process's life */
+}
+
 /* A member name a wheel may hold: relative, no "." or ".." component, no
  * backslash, no NUL, not too long. */
 static int safe_member(const char *name)
@@ -245,9 +300,9 @@ static int zip_read_member(zip_t *za, zip_uint64_t i, const char *wheel, const c
                            uint64_t budget, uint8_t **out, size_t *len)
 {
     zip_stat_t st;
-    zip_stat_init(&st);
-    if (zip_stat_index(za, i, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) {
-        eryx__set_errmsg(NULL, "%s is damaged: %s: %s", wheel, name, zip_strerror(za));
+    z.stat_init(&st);
+    if (z.stat_index(za, i, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) {
+        eryx__set_errmsg(NULL, "%s is damaged: %s: %s", wheel, name, z.strerror(za));
         return ERYX_INVALID;
     }
     if (st.size > budget) {
@@ -259,10 +314,10 @@ static int zip_read_member(zip_t *za, zip_uint64_t i, const char *wheel, const c
     uint8_t *buf = malloc(size + 1);
     if (!buf)
         return ERYX_NOMEM;
-    zip_file_t *zf = zip_fopen_index(za, i, 0);
+    zip_file_t *zf = z.fopen_index(za, i, 0);
     zip_int64_t got = 0;
     while (zf && (uint64_t)got < size) {
-        zip_int64_t r = zip_fread(zf, buf + got, size - (uint64_t)got);
+        zip_int64_t r = z.fread(zf, buf + got, size - (uint64_t)got);
         if (r <= 0) {
             got = -1;
             break;
@@ -272,11 +327,11 @@ static int zip_read_member(zip_t *za, zip_uint64_t i, const char *wheel, const c
     /* One more read reaches the member's end, where libzip compares its
      * CRC (a mismatch fails the read); it must find nothing more. */
     uint8_t extra;
-    int at_end = zf && got == (zip_int64_t)size && zip_fread(zf, &extra, 1) == 0;
-    int closed = zf ? zip_fclose(zf) : -1;
+    int at_end = zf && got == (zip_int64_t)size && z.fread(zf, &extra, 1) == 0;
+    int closed = zf ? z.fclose(zf) : -1;
     if (!zf || !at_end || closed != 0) {
         eryx__set_errmsg(NULL, "%s is damaged: cannot unpack %s%s%s", wheel, name,
-                         zf ? "" : ": ", zf ? "" : zip_strerror(za));
+                         zf ? "" : ": ", zf ? "" : z.strerror(za));
         free(buf);
         return ERYX_INVALID;
     }
@@ -318,24 +373,29 @@ static const char *member_target(const char *name)
 
 static int add_wheel(pkg_set *s, const char *wheel)
 {
+    pthread_once(&z_once, load_libzip);
+    if (!z.loaded) {
+        eryx__set_errmsg(NULL, "cannot unpack %s: libzip cannot be loaded (%s)", wheel, z.why);
+        return ERYX_INIT;
+    }
     int zerr = 0;
-    zip_t *za = zip_open(wheel, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
+    zip_t *za = z.open(wheel, ZIP_RDONLY | ZIP_CHECKCONS, &zerr);
     if (!za) {
         zip_error_t e;
-        zip_error_init_with_code(&e, zerr);
+        z.error_init_with_code(&e, zerr);
         eryx__set_errmsg(NULL, "%s is not a valid wheel (zip archive): %s", wheel,
-                         zip_error_strerror(&e));
+                         z.error_strerror(&e));
         int io = zerr == ZIP_ER_OPEN || zerr == ZIP_ER_NOENT || zerr == ZIP_ER_READ;
-        zip_error_fini(&e);
+        z.error_fini(&e);
         return io ? ERYX_IO : ERYX_INVALID;
     }
-    zip_int64_t n = zip_get_num_entries(za, 0);
+    zip_int64_t n = z.get_num_entries(za, 0);
     int rc = ERYX_OK, purelib = -1;
     /* First pass: names and the WHEEL metadata, before anything is taken. */
     for (zip_int64_t i = 0; rc == ERYX_OK && i < n; i++) {
-        const char *name = zip_get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+        const char *name = z.get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
         if (!name) {
-            eryx__set_errmsg(NULL, "%s is damaged: %s", wheel, zip_strerror(za));
+            eryx__set_errmsg(NULL, "%s is damaged: %s", wheel, z.strerror(za));
             rc = ERYX_INVALID;
         } else if (!safe_member(name)) {
             eryx__set_errmsg(NULL, "%s holds a path outside its root: '%.200s'", wheel, name);
@@ -367,7 +427,7 @@ static int add_wheel(pkg_set *s, const char *wheel)
         rc = ERYX_INVALID;
     }
     for (zip_int64_t i = 0; rc == ERYX_OK && i < n; i++) {
-        const char *name = zip_get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
+        const char *name = z.get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
         const char *target = name ? member_target(name) : NULL;
         if (!target || !target[0] || has_suffix(target, "/"))
             continue; /* scripts/headers/data, or a directory entry */
@@ -384,7 +444,7 @@ static int add_wheel(pkg_set *s, const char *wheel)
         } else
             rc = set_add(s, path, data, len);
     }
-    zip_discard(za);
+    z.discard(za);
     return rc;
 }
 
