@@ -213,10 +213,11 @@ ERYX_API int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out
  * with ERYX_INVALID and a message naming the reason. */
 ERYX_API int eryx_runtime_save_image(eryx_runtime *rt, const char *path);
 
-/* The size in bytes of what the runtime's image holds: the memory pages
- * that are not zero, the packages and the template's files (the size of the
- * file eryx_runtime_save_image writes, less its zero pages). ERYX_INVALID
- * for a runtime without an image. */
+/* The size in bytes of the runtime's image: its memory pages that are not
+ * zero plus its packages' file image (what it costs in memory, shared by
+ * every sandbox; its file also holds a 4 KiB header, the template's /tmp
+ * and the list of hot pages). ERYX_INVALID for a runtime without an image.
+ * Thread-safe. */
 ERYX_API int eryx_runtime_image_size(eryx_runtime *rt, uint64_t *bytes);
 
 /* The id of this build of the guest (a hash of the interpreter and the

@@ -12,12 +12,14 @@
  *   packages_size bytes: the packages' ERYXIMG1 image (0 if none)
  *   wasi_size bytes: the template's WASI state (src/wasi/wasi_persist.c)
  *   n_hot * 16 bytes: the hot page runs (start, len)
- * The checksum is XXH3-64 over the header (its checksum field zero) and
- * every byte after it. The loader checks the header against the file's
- * size and every limit before allocating anything, reads each byte once
- * (the memory straight into a sealed memfd, hashed on its way in), and
- * compares the checksum before anything read is used: nothing of a file
- * that fails a check is mapped or mounted.
+ * The checksum is XXH3-64 over the header page (its checksum field zero),
+ * the memory's non-zero pages (each with its index: hash_pages) and every
+ * byte after the memory. The loader checks the header against the file's
+ * size and every limit before allocating anything, hashes the memory's
+ * pages through a read-only view of the file and reads the rest once, and
+ * compares the checksum before anything is used: no sandbox maps, and no
+ * tree mounts, anything of a file that fails a check. The memory is then
+ * mapped from the file itself (docs/packages.md, "Image files").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +105,37 @@ int eryx__image_file_check(const void *data, size_t len, uint64_t file_size, con
     return ERYX_OK;
 }
 
+typedef struct hash_walk {
+    XXH3_state_t *x;
+    const uint8_t *view;
+} hash_walk;
+
+/* The memory's part of the checksum: the index (u64) and bytes of each of
+ * its 4 KiB pages that are not all zeros, in order. Zero pages are left
+ * out so that a load never reads the file's holes (nor hashes 11 of the
+ * default image's 20 MB: zeros); the index keeps a page from moving. */
+static int page_is_zero(const uint8_t *p)
+{
+    uint64_t w[8];
+    for (size_t i = 0; i < 4096; i += sizeof w) {
+        memcpy(w, p + i, sizeof w);
+        if (w[0] | w[1] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7])
+            return 0;
+    }
+    return 1;
+}
+
+static void hash_pages(XXH3_state_t *x, const uint8_t *mem, uint64_t first, uint64_t end)
+{
+    for (uint64_t off = first; off < end; off += 4096) {
+        if (page_is_zero(mem + off))
+            continue;
+        uint64_t index = off / 4096;
+        XXH3_64bits_update(x, &index, sizeof index);
+        XXH3_64bits_update(x, mem + off, 4096);
+    }
+}
+
 /* ---- saving ---------------------------------------------------------------- */
 
 static int write_all(int fd, const void *buf, size_t n)
@@ -158,7 +191,7 @@ int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
     memcpy(page, &h, sizeof h);
     XXH3_64bits_reset(x);
     XXH3_64bits_update(x, page, sizeof page);
-    XXH3_64bits_update(x, mem->data, mem->size);
+    hash_pages(x, mem->data, 0, mem->size);
     XXH3_64bits_update(x, rt->packages, rt->packages_size);
     XXH3_64bits_update(x, state.p, state.len);
     XXH3_64bits_update(x, hot, rt->n_hot * 16u);
@@ -210,37 +243,20 @@ int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
 
 /* ---- loading --------------------------------------------------------------- */
 
-/* The memory's bytes in order: its file's data extents through the
- * image's read-only view, zeros for the holes between them (read from a
- * buffer: faulting a hole in would fill the page cache with zero pages). */
-typedef struct hash_walk {
-    XXH3_state_t *x;
-    const uint8_t *view;
-    uint64_t at;                /* bytes hashed so far */
-} hash_walk;
-
-static const uint8_t zeros[65536];
-
-static void hash_zeros(XXH3_state_t *x, uint64_t n)
-{
-    for (; n > 0; n -= n < sizeof zeros ? n : sizeof zeros)
-        XXH3_64bits_update(x, zeros, n < sizeof zeros ? (size_t)n : sizeof zeros);
-}
-
+/* The memory's pages, as the saver hashed them: those of the file's data
+ * extents (SEEK_DATA) through the image's read-only view; the holes are
+ * zero pages, which the checksum leaves out, so they are never read. */
 static int hash_extent(void *ud, uint64_t off, uint64_t len)
 {
-    hash_walk *w = ud;
-    hash_zeros(w->x, off - w->at);
-    XXH3_64bits_update(w->x, w->view + off, (size_t)len);
-    w->at = off + len;
+    const hash_walk *w = ud;
+    hash_pages(w->x, w->view, off, off + len);
     return 0;
 }
 
 static void hash_memory(XXH3_state_t *x, const eryx__mem_image *img)
 {
-    hash_walk w = {x, eryx__mem_image_view(img), 0};
+    hash_walk w = {x, eryx__mem_image_view(img)};
     eryx__mem_image_each_extent(img, hash_extent, &w);
-    hash_zeros(x, eryx__mem_image_size(img) - w.at);
 }
 
 static int read_exact(int fd, uint8_t *p, uint64_t len, uint64_t at, const char *path)
