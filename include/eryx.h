@@ -182,7 +182,13 @@ typedef struct eryx_runtime_config {
                                          file (eryx_runtime_save_image)
                                          instead of building it; the fields
                                          above must then be empty and the
-                                         flags 0, else ERYX_INVALID */
+                                         flags 0, else ERYX_INVALID. The
+                                         memory is mapped from the file
+                                         (copy-on-write) after the file is
+                                         checked: replace the file by
+                                         renaming a new one over it, never
+                                         rewrite it in place, while a runtime
+                                         uses it */
 } eryx_runtime_config;
 
 /* Do not build the runtime's copy-on-write image (100–150 ms at creation):
