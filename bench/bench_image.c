@@ -4,6 +4,8 @@
  *     and jinja2 imported at build time; saving each to a file;
  *   - loading each image file (eryx_runtime_new with image_path), and the
  *     first sandbox + `pass` of a loaded runtime;
+ *   - new sandboxes and their first `pass`, from the default runtime and
+ *     from the one with jinja2 (the same microseconds?);
  *   - "a fresh sandbox, import jinja2, render a template", from a runtime
  *     with the packages but nothing imported ("plain") and from the one
  *     with jinja2 imported at build time ("preimported"): sandbox creation,
@@ -81,6 +83,33 @@ static void fresh_runs(eryx_runtime *rt, int repeats, double *whole, double *run
     free(r);
 }
 
+/* New sandboxes (all alive at once, so none reuses a freed one's
+ * instance) and their first `pass`: medians, in microseconds. */
+#define COLD 20
+static void cold_sandboxes(eryx_runtime *rt, double *new_us, double *first_us)
+{
+    eryx_sandbox *sb[COLD];
+    double n[COLD], f[COLD];
+    for (int i = 0; i < COLD; i++) {
+        double t0 = now_ms();
+        int rc = eryx_sandbox_new(rt, NULL, &sb[i]);
+        if (rc != ERYX_OK)
+            die("sandbox_new", rc);
+        double t1 = now_ms();
+        eryx_result *res = NULL;
+        if ((rc = eryx_sandbox_run(sb[i], "pass", 4, &res)) != ERYX_OK)
+            die("pass", rc);
+        double t2 = now_ms();
+        eryx_result_free(res);
+        n[i] = (t1 - t0) * 1000;
+        f[i] = (t2 - t1) * 1000;
+    }
+    for (int i = 0; i < COLD; i++)
+        eryx_sandbox_free(sb[i]);
+    *new_us = median(n, COLD);
+    *first_us = median(f, COLD);
+}
+
 static eryx_runtime *build(const char *site, int preimport, double *ms)
 {
     eryx_runtime_config cfg;
@@ -154,7 +183,9 @@ int main(int argc, char **argv)
     snprintf(p_jinja, sizeof p_jinja, "%s/jinja2.img", dir);
 
     double b_default, b_plain, b_pre, s_default, s_jinja;
+    double cold_new_default, cold_first_default, cold_new_jinja, cold_first_jinja;
     eryx_runtime *rt = build(NULL, 0, &b_default);
+    cold_sandboxes(rt, &cold_new_default, &cold_first_default);
     double t0 = now_ms();
     if (eryx_runtime_save_image(rt, p_default) != ERYX_OK)
         die("save", 1);
@@ -170,6 +201,7 @@ int main(int argc, char **argv)
         die("save", 1);
     s_jinja = now_ms() - t0;
     eryx_runtime_image_size(pre, &size_jinja);
+    cold_sandboxes(pre, &cold_new_jinja, &cold_first_jinja);
 
     double plain_whole, plain_run, pre_whole, pre_run;
     fresh_runs(plain, repeats, &plain_whole, &plain_run);
@@ -186,10 +218,13 @@ int main(int argc, char **argv)
            "\"first_run_default_ms\": %.2f, \"build_plain_ms\": %.2f, \"build_jinja_ms\": %.2f, "
            "\"save_jinja_ms\": %.2f, \"image_jinja_bytes\": %llu, \"load_jinja_ms\": %.2f, "
            "\"first_run_jinja_ms\": %.2f, \"fresh_plain_ms\": %.2f, \"fresh_plain_run_ms\": "
-           "%.2f, \"fresh_preimported_ms\": %.2f, \"fresh_preimported_run_ms\": %.2f}\n",
+           "%.2f, \"fresh_preimported_ms\": %.2f, \"fresh_preimported_run_ms\": %.2f, "
+           "\"cold_new_default_us\": %.1f, \"cold_first_run_default_us\": %.1f, "
+           "\"cold_new_jinja_us\": %.1f, \"cold_first_run_jinja_us\": %.1f}\n",
            repeats, b_default, s_default, (unsigned long long)size_default, l_default,
            f_default, b_plain, b_pre, s_jinja, (unsigned long long)size_jinja, l_jinja, f_jinja,
-           plain_whole, plain_run, pre_whole, pre_run);
+           plain_whole, plain_run, pre_whole, pre_run, cold_new_default, cold_first_default,
+           cold_new_jinja, cold_first_jinja);
     unlink(p_default);
     unlink(p_jinja);
     rmdir(dir);

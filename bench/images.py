@@ -182,6 +182,11 @@ def report(res, eryx, native, a):
          m("fresh_preimported_ms")),
         ("native CPython: import jinja2 + render in a fresh interpreter (.pyc cached)",
          med(res["native_inproc"])),
+        ("new sandbox, default runtime (p50 of 20 alive at once)",
+         m("cold_new_default_us") / 1000),
+        ("its first `pass`", m("cold_first_run_default_us") / 1000),
+        ("new sandbox, runtime with jinja2 pre-imported", m("cold_new_jinja_us") / 1000),
+        ("its first `pass`", m("cold_first_run_jinja_us") / 1000),
         ("build the default runtime (boot, warm-up, capture)", m("build_default_ms")),
         ("load the default image from its file", m("load_default_ms")),
         ("first sandbox + `pass` after that load", m("first_run_default_ms")),
@@ -191,7 +196,7 @@ def report(res, eryx, native, a):
         ("first sandbox + `pass` after that load", m("first_run_jinja_ms")),
     ]
     for k, v in rows:
-        print("| %s | %.2f |" % (k, v))
+        print("| %s | %.3f |" % (k, v))
     print()
     print("Image sizes (non-zero memory + packages): default %.1f MB, with jinja2 %.1f MB." % (
         m("image_default_bytes") / 1e6, m("image_jinja_bytes") / 1e6))
