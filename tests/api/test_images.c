@@ -9,6 +9,7 @@
 #include <eryx.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -583,6 +584,48 @@ TEST_CASE(save_to_unwritable_place)
     sh("test $(ls '%s' | wc -l) = 1", dir);
     CHECK_INT(eryx_runtime_save_image(rt, NULL), ERYX_INVALID);
     CHECK_INT(eryx_runtime_save_image(NULL, img), ERYX_MISUSE);
+    eryx_runtime_free(rt);
+    remove_workdir();
+}
+
+/* eryx_runtime_save_image is thread-safe: saving while other threads make,
+ * run and free sandboxes of the runtime gives whole images that load. */
+typedef struct churn_arg {
+    eryx_runtime *rt;
+    int ok;
+} churn_arg;
+
+static void *churn(void *p)
+{
+    churn_arg *a = p;
+    a->ok = 1;
+    for (int i = 0; i < 20; i++) {
+        char *out = run_in(a->rt, "import os\nprint(len(os.listdir('/tmp')))");
+        if (!out || strcmp(out, "0\n") != 0)
+            a->ok = 0;
+        free(out);
+    }
+    return NULL;
+}
+
+TEST_CASE(save_while_sandboxes_run)
+{
+    make_workdir();
+    eryx_runtime *rt;
+    REQUIRE_INT(eryx_runtime_new(NULL, &rt), ERYX_OK);
+    churn_arg a = {rt, 0};
+    pthread_t t;
+    REQUIRE_INT(pthread_create(&t, NULL, churn, &a), 0);
+    char img[300];
+    snprintf(img, sizeof img, "%s/busy.img", workdir);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT(eryx_runtime_save_image(rt, img), ERYX_OK);
+    pthread_join(t, NULL);
+    CHECK(a.ok);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    rt = load(img, ERYX_OK);
+    if (rt)
+        check_run(rt, "import json\nprint(json.dumps([1]))", "[1]\n");
     eryx_runtime_free(rt);
     remove_workdir();
 }
