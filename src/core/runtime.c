@@ -108,10 +108,13 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
      * constant, touching no memory): instantiating a throwaway guest cost
      * a third of a load (3 MB of data segments copied). */
     int loading = cfg && cfg->image_path;
-    int rc = loading ? ERYX_OK : check_guest_abi(rt);
-    if (rc == ERYX_OK && cfg && (cfg->n_site_packages || cfg->n_wheels))
+    /* The packages first: a bad wheel fails before any guest is made. */
+    int rc = ERYX_OK;
+    if (cfg && (cfg->n_site_packages || cfg->n_wheels))
         rc = eryx__packages_build(cfg->site_packages, cfg->n_site_packages, cfg->wheels,
                                   cfg->n_wheels, &rt->packages, &rt->packages_size);
+    if (rc == ERYX_OK && !loading)
+        rc = check_guest_abi(rt);
     if (rc == ERYX_OK && cfg && cfg->image_path)
         rc = eryx__runtime_load_image(rt, cfg->image_path);
     if (rc == ERYX_OK && loading)
