@@ -55,9 +55,8 @@ void eryx_runtime_config_default(eryx_runtime_config *cfg)
     cfg->size = sizeof *cfg;
 }
 
-/* Instantiates a throwaway guest (without starting Python) to ask it for its
- * ABI version: catches a library linked against a guest built from other
- * sources. */
+/* Asks a guest for its ABI version: catches a library linked against a
+ * guest built from other sources. */
 static int abi_matches(eryx_sandbox *probe)
 {
     int32_t version = -1;
@@ -72,6 +71,7 @@ static int abi_matches(eryx_sandbox *probe)
     return rc;
 }
 
+/* The same with a throwaway guest, instantiated without starting Python. */
 static int check_guest_abi(eryx_runtime *rt)
 {
     eryx_sandbox *probe = NULL;
@@ -115,12 +115,13 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
                                   cfg->n_wheels, &rt->packages, &rt->packages_size);
     if (rc == ERYX_OK && !loading)
         rc = check_guest_abi(rt);
-    if (rc == ERYX_OK && cfg && cfg->image_path)
+    if (rc == ERYX_OK && loading) {
         rc = eryx__runtime_load_image(rt, cfg->image_path);
-    if (rc == ERYX_OK && loading)
-        rc = abi_matches(rt->template);
-    else if (rc == ERYX_OK && with_image)
+        if (rc == ERYX_OK)
+            rc = abi_matches(rt->template);
+    } else if (rc == ERYX_OK && with_image) {
         rc = eryx__runtime_snapshot(rt, cfg);
+    }
     if (rc != ERYX_OK) {
         eryx__runtime_drop_snapshot(rt);
         eryx__runtime_free_parked(rt);
