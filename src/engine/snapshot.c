@@ -498,8 +498,11 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd)
     int rc = 0;
     uint64_t pos = 0;
     while (rc == 0 && pos < img->size) {
-        off_t d = lseek(img->fd, (off_t)pos, SEEK_DATA);
-        uint64_t data = d < 0 ? img->size : (uint64_t)d;
+        /* Offsets in img->fd start at img->base (a file image). */
+        off_t d = lseek(img->fd, (off_t)(img->base + pos), SEEK_DATA);
+        uint64_t data = d < 0 ? img->size : (uint64_t)d - img->base;
+        if (data > img->size)
+            data = img->size;
         if (d < 0 && errno != ENXIO) {
             rc = -errno;
             break;
@@ -519,14 +522,17 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd)
         pos = data;
         if (rc < 0 || pos >= img->size)
             break;
-        off_t h = lseek(img->fd, (off_t)pos, SEEK_HOLE);
+        off_t h = lseek(img->fd, (off_t)(img->base + pos), SEEK_HOLE);
         if (h < 0) {
             rc = -errno;
             break;
         }
-        while (rc == 0 && pos < (uint64_t)h) {
-            size_t k = (uint64_t)h - pos < IO_CHUNK ? (size_t)((uint64_t)h - pos) : IO_CHUNK;
-            ssize_t n = pread(img->fd, buf, k, (off_t)pos);
+        uint64_t hole = (uint64_t)h - img->base;
+        if (hole > img->size)
+            hole = img->size;
+        while (rc == 0 && pos < hole) {
+            size_t k = hole - pos < IO_CHUNK ? (size_t)(hole - pos) : IO_CHUNK;
+            ssize_t n = pread(img->fd, buf, k, (off_t)(img->base + pos));
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {
