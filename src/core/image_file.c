@@ -108,11 +108,6 @@ int eryx__image_file_check(const void *data, size_t len, uint64_t file_size, con
     return ERYX_OK;
 }
 
-typedef struct hash_walk {
-    XXH3_state_t *x;
-    const uint8_t *view;
-} hash_walk;
-
 /* The memory's part of the checksum: the index (u64) and bytes of each of
  * its 4 KiB pages that are not all zeros, in order. Zero pages are left
  * out so that a load never reads the file's holes (nor hashes 11 of the
@@ -247,19 +242,33 @@ int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
 /* ---- loading --------------------------------------------------------------- */
 
 /* The memory's pages, as the saver hashed them: those of the file's data
- * extents (SEEK_DATA) through the image's read-only view; the holes are
- * zero pages, which the checksum leaves out, so they are never read. */
-static int hash_extent(void *ud, uint64_t off, uint64_t len)
+ * ranges (SEEK_DATA/SEEK_HOLE, before the image merges them across short
+ * gaps) read through the image's read-only view. The holes are zero
+ * pages, which the checksum leaves out: never read, so never faulted in
+ * (the default image: 12 ranges, 9.2 MB of its 20 MB; the merged extents
+ * cover 1.5 % more). A file system without holes reports one range, read
+ * whole: slower, same sum.
+ * 0 or an errno value. */
+static int hash_memory(XXH3_state_t *x, int fd, const eryx__mem_image *img)
 {
-    const hash_walk *w = ud;
-    hash_pages(w->x, w->view, off, off + len);
+    const uint8_t *view = eryx__mem_image_view(img);
+    uint64_t size = eryx__mem_image_size(img), pos = 0;
+    while (pos < size) {
+        off_t d = lseek(fd, (off_t)(HEADER_BYTES + pos), SEEK_DATA);
+        if (d < 0)
+            return errno == ENXIO ? 0 : errno;
+        uint64_t start = ((uint64_t)d - HEADER_BYTES) & ~(uint64_t)4095;
+        if (start >= size)
+            return 0;
+        off_t h = lseek(fd, d, SEEK_HOLE);
+        if (h < 0)
+            return errno;
+        uint64_t end = (uint64_t)h - HEADER_BYTES;
+        end = end > size ? size : (end + 4095) & ~(uint64_t)4095;
+        hash_pages(x, view, start > pos ? start : pos, end);
+        pos = end;
+    }
     return 0;
-}
-
-static void hash_memory(XXH3_state_t *x, const eryx__mem_image *img)
-{
-    hash_walk w = {x, eryx__mem_image_view(img)};
-    eryx__mem_image_each_extent(img, hash_extent, &w);
 }
 
 static int read_exact(int fd, uint8_t *p, uint64_t len, uint64_t at, const char *path)
@@ -394,8 +403,13 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path)
             rc = err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
         }
     }
-    if (rc == ERYX_OK)
-        hash_memory(x, img);
+    if (rc == ERYX_OK) {
+        int err = hash_memory(x, fd, img);
+        if (err) {
+            eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(err));
+            rc = ERYX_IO;
+        }
+    }
     if (rc == ERYX_OK)
         rc = read_exact(fd, rest, rest_len, HEADER_BYTES + h.mem_size, path);
     close(fd);
