@@ -16,7 +16,7 @@
  * the memory's non-zero pages (each with its index: hash_pages) and every
  * byte after the memory. The loader checks the header against the file's
  * size and every limit before allocating anything, hashes the memory's
- * pages through a read-only view of the file and reads the rest once, and
+ * data ranges (read with pread) and reads the rest once, and
  * compares the checksum before anything is used: no sandbox maps, and no
  * tree mounts, anything of a file that fails a check. The memory is then
  * mapped from the file itself (docs/packages.md, "Image files").

@@ -380,11 +380,6 @@ int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
  * while it is used (replace it by renaming a new file over it). 0 or
  * -errno. */
 int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_image **out);
-/* Calls each(ud, off, len) for every extent of img mapped from its file
- * (the rest reads as zeros), in order; stops at a non-zero return, which
- * it returns. */
-int eryx__mem_image_each_extent(const eryx__mem_image *img,
-                                int (*each)(void *ud, uint64_t off, uint64_t len), void *ud);
 /* img's bytes, read-only (size bytes; pages come from its file when read). */
 const uint8_t *eryx__mem_image_view(const eryx__mem_image *img);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or

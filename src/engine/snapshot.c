@@ -256,17 +256,6 @@ int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_
     return wrap(own, offset, size, 0, out);
 }
 
-int eryx__mem_image_each_extent(const eryx__mem_image *img,
-                                int (*each)(void *ud, uint64_t off, uint64_t len), void *ud)
-{
-    for (uint32_t i = 0; i < img->next; i++) {
-        int rc = each(ud, img->ext[i].off, img->ext[i].len);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
 int eryx__mem_image_capture(const wasm_rt_memory_t *m, eryx__mem_image **out)
 {
     *out = NULL;
