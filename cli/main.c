@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "eryx.h"
+#include "image_cmd.h"
 #include "mcp.h"
 #include "net_options.h"
 #include "repl.h"
@@ -32,6 +33,18 @@ enum {
     EXIT_MEMORY = 125,      /* an uncaught MemoryError: --max-memory */
     EXIT_INTERRUPTED = 130  /* Ctrl-C (SIGINT) */
 };
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ERYX_CLI_LEAK_AT_EXIT 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||            \
+    __has_feature(memory_sanitizer)
+#define ERYX_CLI_LEAK_AT_EXIT 0
+#endif
+#endif
+#ifndef ERYX_CLI_LEAK_AT_EXIT
+#define ERYX_CLI_LEAK_AT_EXIT 1
+#endif
 
 #define MAX_MOUNTS 32
 #define MAX_CALLBACKS 64
@@ -51,6 +64,7 @@ typedef struct cli {
     int timeout_set;
     int stats;
     const char *session;      /* --session FILE */
+    const char *image;        /* --image FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
@@ -82,6 +96,8 @@ static void usage(FILE *f)
             "                  the JSON result; repeatable\n"
             "  --callback-description NAME=TEXT\n"
             "                  describe callback NAME for list_callbacks()\n"
+            "  --image FILE    start from the runtime image in FILE (eryx image build);\n"
+            "                  default: an image cached in ~/.cache/eryx/images\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -232,6 +248,12 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
             }
             c->session = argv[++i];
+        } else if (strcmp(a, "--image") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eryx: argument expected for the --image option\n");
+                return -1;
+            }
+            c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
                 return -1;
@@ -435,14 +457,9 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    /* One sandbox: booting CPython directly (~50 ms) beats building the
-     * runtime's image first (~200 ms), and a session file brings its own
-     * memory. */
-    eryx_runtime_config rcfg;
-    eryx_runtime_config_default(&rcfg);
-    if (!c->mcp.serve) /* the MCP server makes many sessions: an image pays */
-        rcfg.flags |= ERYX_RUNTIME_NO_IMAGE;
-    int rc = argv ? eryx_runtime_new(&rcfg, &rt) : ERYX_NOMEM;
+    /* The image given, or the default one cached on disk: loading it takes
+     * a few ms, booting CPython ~35 (image_cmd.c, docs/cli.md). */
+    int rc = argv ? eryx_cli_runtime(c->image, &rt) : ERYX_NOMEM;
     if (rc == ERYX_OK) {
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;
@@ -499,9 +516,15 @@ save:
 done:
     fflush(stdout);
     eryx_result_free(res);
-    eryx_sandbox_free(sb);
+    /* The process ends now: freeing the sandbox would first put its memory
+     * back to the image for reuse (~2 ms of a 10 ms `eryx -c pass`), which
+     * the exit does not need. Sanitizer builds free everything, so that
+     * their leak checks see the real thing. */
+    if (!ERYX_CLI_LEAK_AT_EXIT || !sb || !rt) {
+        eryx_sandbox_free(sb);
+        eryx_runtime_free(rt);
+    }
     eryx_cli_mcp_disconnect();
-    eryx_runtime_free(rt);
     free(argv);
     return status;
 }
@@ -509,6 +532,9 @@ done:
 int main(int argc, char **argv)
 {
     cli c = {0};
+    /* A subcommand (a script named "image" runs as `eryx ./image`). */
+    if (argc >= 2 && strcmp(argv[1], "image") == 0)
+        return eryx_cli_image(argc - 2, argv + 2);
     int serve_mcp = argc > 1 && strcmp(argv[1], "mcp") == 0; /* `eryx mcp [option]...` */
     int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)

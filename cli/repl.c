@@ -5,12 +5,52 @@
  * read with libedit (history in ~/.eryx_history). Ctrl-C interrupts a
  * running statement; Ctrl-D leaves.
  */
-#include <editline/readline.h>
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "repl.h"
+
+/* libedit is opened when the prompt starts, not linked: with libtinfo,
+ * libbsd and libmd it cost every `eryx -c ...` the dynamic loader's time
+ * (docs/cli.md, "Start-up"). Without it the prompt reads plain lines. */
+static struct {
+    char *(*readline)(const char *);
+    int (*add_history)(const char *);
+    int (*read_history)(const char *);
+    int (*write_history)(const char *);
+} ed;
+
+static void open_libedit(void)
+{
+    void *h = dlopen(ERYX_LIBEDIT_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return;
+    *(void **)&ed.readline = dlsym(h, "readline");
+    *(void **)&ed.add_history = dlsym(h, "add_history");
+    *(void **)&ed.read_history = dlsym(h, "read_history");
+    *(void **)&ed.write_history = dlsym(h, "write_history");
+    if (!ed.readline || !ed.add_history || !ed.read_history || !ed.write_history)
+        memset(&ed, 0, sizeof ed);
+}
+
+/* A line without libedit (malloc'd, no newline), NULL at EOF. */
+static char *plain_readline(const char *prompt)
+{
+    fputs(prompt, stdout);
+    fflush(stdout);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n = getline(&line, &cap, stdin);
+    if (n < 0) {
+        free(line);
+        return NULL;
+    }
+    if (n > 0 && line[n - 1] == '\n')
+        line[n - 1] = '\0';
+    return line;
+}
 
 /* Whether src needs more lines: an open bracket or triple-quoted string, a
  * trailing backslash, or a compound statement (a line ending with ':')
@@ -107,20 +147,22 @@ static void run_block(eryx_sandbox *sb, const char *src, size_t len)
 
 int eryx_cli_repl(eryx_sandbox *sb)
 {
-    char *hist = history_path();
+    open_libedit();
+    char *hist = ed.readline ? history_path() : NULL;
     if (hist)
-        read_history(hist);
+        ed.read_history(hist);
     printf("eryx %s: Python 3.13 in a sandbox. Ctrl-D leaves.\n", eryx_version());
     char *buf = NULL;
     size_t len = 0;
     for (;;) {
-        char *line = readline(len ? "... " : ">>> ");
+        const char *prompt = len ? "... " : ">>> ";
+        char *line = ed.readline ? ed.readline(prompt) : plain_readline(prompt);
         if (!line) {
             putchar('\n');
             break;
         }
-        if (*line)
-            add_history(line);
+        if (*line && ed.add_history)
+            ed.add_history(line);
         append(&buf, &len, line);
         int empty = *line == '\0';
         free(line);
@@ -136,7 +178,7 @@ int eryx_cli_repl(eryx_sandbox *sb)
     }
     free(buf);
     if (hist)
-        write_history(hist);
+        ed.write_history(hist);
     free(hist);
     return eryx_sandbox_is_dead(sb) ? 70 : 0;
 }

@@ -137,6 +137,58 @@ typedef struct eryx_runtime eryx_runtime;
 typedef struct eryx_runtime_config {
     size_t size;    /* sizeof(eryx_runtime_config) */
     unsigned flags; /* ERYX_RUNTIME_* */
+
+    /* Packages, imports and setup code, built into the runtime's image
+     * (docs/packages.md). Each needs the image: with ERYX_RUNTIME_NO_IMAGE
+     * any of them is ERYX_INVALID. Everything is read during
+     * eryx_runtime_new only (nothing is kept). */
+    const char *const *site_packages; /* host directories whose files every
+                                         sandbox finds at
+                                         /usr/lib/python3.13/site-packages
+                                         (on sys.path); __pycache__ and native
+                                         extensions (.so) are left out, so a
+                                         module needing one fails to import
+                                         with ImportError */
+    size_t n_site_packages;
+    const char *const *wheels;        /* pure-Python .whl files, unpacked
+                                         into the same place when the image
+                                         is built (never per sandbox). A
+                                         wheel with native code (a .so/.pyd,
+                                         or Root-Is-Purelib not true), a
+                                         member outside its root or damage
+                                         is ERYX_INVALID. When two sources
+                                         hold one file, the first given wins
+                                         (site_packages, then wheels) */
+    size_t n_wheels;
+    const char *const *imports;       /* modules imported before the image is
+                                         captured: every sandbox starts with
+                                         them in sys.modules (not bound in
+                                         __main__) */
+    size_t n_imports;
+    const char *setup_code;           /* Python run as __main__ after the
+                                         imports, before the capture: its
+                                         globals (functions, values, imported
+                                         names) are in every sandbox's
+                                         __main__ (eryx_sandbox_clear drops
+                                         them with the user's). If it raises,
+                                         eryx_runtime_new fails with
+                                         ERYX_PYTHON_EXCEPTION and the
+                                         traceback in eryx_errmsg(NULL) */
+    uint64_t setup_timeout_ns;        /* time limit of the imports and the
+                                         setup code together: 0 = 60 s,
+                                         ERYX_NO_LIMIT = none; past it,
+                                         ERYX_TIMEOUT */
+    const char *image_path;           /* load the runtime's image from this
+                                         file (eryx_runtime_save_image)
+                                         instead of building it; the fields
+                                         above must then be empty and the
+                                         flags 0, else ERYX_INVALID. The
+                                         memory is mapped from the file
+                                         (copy-on-write) after the file is
+                                         checked: replace the file by
+                                         renaming a new one over it, never
+                                         rewrite it in place, while a runtime
+                                         uses it */
 } eryx_runtime_config;
 
 /* Do not build the runtime's copy-on-write image (100–150 ms at creation):
@@ -152,6 +204,32 @@ ERYX_API void eryx_runtime_config_default(eryx_runtime_config *cfg);
  * and standard library and their ABI version. On failure *out is NULL and
  * eryx_errmsg(NULL) says why. Thread-safe. */
 ERYX_API int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);
+
+/* Saves the runtime's image (its memory, its packages, its template's /tmp
+ * and the pages a first run writes) to path, atomically (a temporary file
+ * in the same directory renamed over path), for eryx_runtime_config's
+ * image_path in another process of the same build. ERYX_INVALID for a
+ * runtime made with ERYX_RUNTIME_NO_IMAGE, ERYX_IO if the file cannot be
+ * written (message in eryx_errmsg(NULL)). Thread-safe.
+ *
+ * A loaded file is checked before anything of it is used or mapped: its
+ * format, the build id (eryx_build_id()), that its sizes add up to the
+ * file's size and fit their limits, and an XXH3 checksum of every byte; a
+ * file from another build, truncated, damaged or whose sizes lie is refused
+ * with ERYX_INVALID and a message naming the reason. */
+ERYX_API int eryx_runtime_save_image(eryx_runtime *rt, const char *path);
+
+/* The size in bytes of the runtime's image: its memory pages that are not
+ * zero plus its packages' file image (what it costs in memory, shared by
+ * every sandbox; its file also holds a 4 KiB header, the template's /tmp
+ * and the list of hot pages). ERYX_INVALID for a runtime without an image.
+ * Thread-safe. */
+ERYX_API int eryx_runtime_image_size(eryx_runtime *rt, uint64_t *bytes);
+
+/* The id of this build of the guest (a hash of the interpreter and the
+ * standard library it was built from): images and session files carry it,
+ * and only a library of the same id loads them. Static storage. */
+ERYX_API const char *eryx_build_id(void);
 
 /* Frees a runtime. Every sandbox made from it must be freed first (otherwise
  * ERYX_MISUSE is returned and nothing is freed). NULL is accepted. */

@@ -3,9 +3,10 @@
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 pkgs="clang-$ERYX_LLVM lld-$ERYX_LLVM llvm-$ERYX_LLVM libclang-rt-$ERYX_LLVM-dev-wasm32 libclang-rt-$ERYX_LLVM-dev wabt
-      cmake make gcc g++ pkg-config libjansson-dev libedit-dev libxxhash-dev libssl-dev openssl xz-utils dpkg-dev ca-certificates
+      cmake make gcc g++ pkg-config libjansson-dev libedit-dev libxxhash-dev libssl-dev openssl libzip-dev xz-utils dpkg-dev ca-certificates
       valgrind
-      python3-dev python3-setuptools python3-pip python3-pytest"
+      python3 python3-dev python3-setuptools python3-pip python3-pytest
+      python3-jinja2 python3-markupsafe python3-yaml python3-attr python3-tabulate"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

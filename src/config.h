@@ -80,4 +80,10 @@
 #define ERYX_MAX_WAIT_CALLS 65536u
 #endif
 
+/* Default time limit of a runtime's imports and setup code together
+ * (eryx_runtime_config.setup_timeout_ns). */
+#ifndef ERYX_DEFAULT_SETUP_TIMEOUT_NS
+#define ERYX_DEFAULT_SETUP_TIMEOUT_NS (60ull * 1000 * 1000 * 1000)
+#endif
+
 #endif

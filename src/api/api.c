@@ -117,6 +117,46 @@ int eryx_runtime_free(eryx_runtime *h)
     return ERYX_OK;
 }
 
+int eryx_runtime_save_image(eryx_runtime *h, const char *path)
+{
+    eryx__clear_errmsg(NULL);
+    eryx_runtime *rt = get_runtime(h);
+    if (!rt)
+        return misuse(NULL, "eryx_runtime_save_image: not a runtime");
+    if (!path || !path[0]) {
+        eryx__set_errmsg(NULL, "eryx_runtime_save_image: path is NULL or empty");
+        return ERYX_INVALID;
+    }
+    if (!rt->image) {
+        eryx__set_errmsg(NULL, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: it has no "
+                               "image to save");
+        return ERYX_INVALID;
+    }
+    return eryx__runtime_save_image(rt, path);
+}
+
+int eryx_runtime_image_size(eryx_runtime *h, uint64_t *bytes)
+{
+    eryx__clear_errmsg(NULL);
+    eryx_runtime *rt = get_runtime(h);
+    if (!rt)
+        return misuse(NULL, "eryx_runtime_image_size: not a runtime");
+    if (!bytes)
+        return misuse(NULL, "eryx_runtime_image_size: bytes is NULL");
+    if (!rt->image) {
+        eryx__set_errmsg(NULL, "the runtime was made with ERYX_RUNTIME_NO_IMAGE: it has no "
+                               "image");
+        return ERYX_INVALID;
+    }
+    *bytes = eryx__mem_image_data_bytes(rt->image) + rt->packages_size;
+    return ERYX_OK;
+}
+
+const char *eryx_build_id(void)
+{
+    return ERYX_BUILD_ID;
+}
+
 /* ---- sandboxes ------------------------------------------------------------ */
 
 /* Gives a sandbox the core just made a handle; frees it if there is none. */

@@ -30,6 +30,15 @@ static void take_fields(void *dst, const void *src, size_t src_size, const field
 
 static const field runtime_fields[] = {
     FIELD(eryx_runtime_config, flags),
+    FIELD(eryx_runtime_config, site_packages),
+    FIELD(eryx_runtime_config, n_site_packages),
+    FIELD(eryx_runtime_config, wheels),
+    FIELD(eryx_runtime_config, n_wheels),
+    FIELD(eryx_runtime_config, imports),
+    FIELD(eryx_runtime_config, n_imports),
+    FIELD(eryx_runtime_config, setup_code),
+    FIELD(eryx_runtime_config, setup_timeout_ns),
+    FIELD(eryx_runtime_config, image_path),
 };
 
 static const field sandbox_fields[] = {
@@ -106,6 +115,44 @@ static int size_ok(size_t given, size_t known)
     return given >= sizeof(size_t) && given <= known;
 }
 
+/* The packages, imports and setup fields need an image to be built into;
+ * an image loaded from a file brings its own. Arrays with a count need a
+ * pointer. */
+static int runtime_config_check(const eryx_runtime_config *c)
+{
+    int extras = c->n_site_packages || c->n_wheels || c->n_imports || c->setup_code;
+    if ((c->n_site_packages && !c->site_packages) || (c->n_wheels && !c->wheels) ||
+        (c->n_imports && !c->imports)) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: a count is set but its array is NULL");
+        return ERYX_INVALID;
+    }
+    if (extras && (c->flags & ERYX_RUNTIME_NO_IMAGE)) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: packages, imports and setup code are "
+                               "built into the runtime's image: they cannot be combined with "
+                               "ERYX_RUNTIME_NO_IMAGE");
+        return ERYX_INVALID;
+    }
+    if (c->image_path && (extras || c->flags || c->setup_timeout_ns)) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: image_path loads a built image: the "
+                               "flags, packages, imports, setup code and setup timeout must "
+                               "then be empty");
+        return ERYX_INVALID;
+    }
+    for (size_t i = 0; i < c->n_imports; i++) {
+        const char *m = c->imports[i];
+        int ok = m && m[0] && m[0] != '.';
+        for (const char *p = m; ok && *p; p++)
+            ok = *p == '.' || *p == '_' || (*p >= '0' && *p <= '9') ||
+                 ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (unsigned char)*p >= 0x80;
+        if (!ok || strstr(m, "..") || m[strlen(m) - 1] == '.') {
+            eryx__set_errmsg(NULL, "eryx_runtime_config: imports[%zu] is not a module name: "
+                                   "'%.100s'", i, m ? m : "(null)");
+            return ERYX_INVALID;
+        }
+    }
+    return ERYX_OK;
+}
+
 int eryx__runtime_config_take(const eryx_runtime_config *given, eryx_runtime_config *out)
 {
     eryx_runtime_config_default(out);
@@ -117,7 +164,7 @@ int eryx__runtime_config_take(const eryx_runtime_config *given, eryx_runtime_con
         return ERYX_INVALID;
     }
     take_fields(out, given, given->size, runtime_fields, N_FIELDS(runtime_fields));
-    return ERYX_OK;
+    return runtime_config_check(out);
 }
 
 /* Repacks n elements of stride `given`'s first size into dst (this

@@ -12,7 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "core/exec.h"
+#include "core/packages.h"
 
 /* Modules every sandbox finds already imported (the issue's list, plus the
  * glue's event loop). Imported through importlib so that __main__ stays
@@ -124,6 +126,78 @@ static int warm_up(eryx_sandbox *tpl, const char *code)
     return rc == ERYX_PYTHON_EXCEPTION ? ERYX_INIT : rc;
 }
 
+/* ---- the embedder's imports and setup code ----------------------------- */
+
+/* A run of the embedder's code in the template, within the setup's time
+ * limit (deadline, CLOCK_MONOTONIC; 0 = none). An exception stops the
+ * build with its traceback in the thread's message. */
+static int setup_run(eryx_sandbox *tpl, const char *what, const char *code, size_t len,
+                     uint64_t deadline)
+{
+    eryx_run_options opts;
+    eryx_run_options_default(&opts);
+    opts.filename = "<setup>";
+    uint64_t now = eryx__now_ns();
+    opts.timeout_ns = !deadline ? ERYX_NO_LIMIT : deadline > now ? deadline - now : 1;
+    eryx_exec *ex;
+    int rc = eryx__exec_run_internal(tpl, 0, code, len, &opts, &ex);
+    eryx_result *r = ex ? ex->result : NULL;
+    if (rc == ERYX_OK && r && r->exited && r->exit_code != 0) {
+        eryx__set_errmsg(NULL, "%s exited with status %d", what, r->exit_code);
+        rc = ERYX_PYTHON_EXCEPTION;
+    } else if (rc == ERYX_PYTHON_EXCEPTION) {
+        eryx__set_errmsg(NULL, "%s raised %s: %s\n%s", what, r && r->exc_type ? r->exc_type : "?",
+                         r && r->exc_message ? r->exc_message : "",
+                         r && r->traceback ? r->traceback : "");
+    } else if (rc == ERYX_TIMEOUT) {
+        eryx__set_errmsg(NULL, "%s did not finish within the setup timeout", what);
+    } else if (rc != ERYX_OK) {
+        eryx__set_errmsg(NULL, "%s failed: %s", what, eryx__errmsg(tpl));
+    }
+    if (ex)
+        eryx__exec_finish(ex, NULL);
+    return rc;
+}
+
+/* The runtime's imports (through importlib, so that __main__ stays clean),
+ * then its setup code as __main__. The names were checked (config.c):
+ * letters, digits, '_' and dots, so they can be quoted as they are. */
+static int run_setup(eryx_sandbox *tpl, const eryx_runtime_config *cfg)
+{
+    if (!cfg)
+        return ERYX_OK;
+    uint64_t limit = cfg->setup_timeout_ns ? cfg->setup_timeout_ns
+                                           : ERYX_DEFAULT_SETUP_TIMEOUT_NS;
+    uint64_t deadline = limit == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(limit);
+    int rc = ERYX_OK;
+    if (tpl->rt->packages) {
+        /* After the standard library, as site-packages is in Python. */
+        static const char add_path[] = "import sys as _s\n"
+                                       "_s.path.append('" ERYX__SITE_PACKAGES "')\n"
+                                       "del _s\n";
+        rc = setup_run(tpl, "adding site-packages to sys.path", add_path,
+                       sizeof add_path - 1, deadline);
+    }
+    if (rc == ERYX_OK && cfg->n_imports) {
+        size_t cap = 128;
+        for (size_t i = 0; i < cfg->n_imports; i++)
+            cap += strlen(cfg->imports[i]) + 4;
+        char *code = malloc(cap);
+        if (!code)
+            return ERYX_NOMEM;
+        size_t n = (size_t)snprintf(code, cap, "import importlib as _i\nfor _m in (");
+        for (size_t i = 0; i < cfg->n_imports; i++)
+            n += (size_t)snprintf(code + n, cap - n, "'%s',", cfg->imports[i]);
+        n += (size_t)snprintf(code + n, cap - n, "):\n    _i.import_module(_m)\ndel _i, _m\n");
+        rc = setup_run(tpl, "an import of the runtime config", code, n, deadline);
+        free(code);
+    }
+    if (rc == ERYX_OK && cfg->setup_code)
+        rc = setup_run(tpl, "the setup code", cfg->setup_code, strlen(cfg->setup_code),
+                       deadline);
+    return rc;
+}
+
 /* The template imports the common modules, then runs `pass` a few times,
  * the first time through the setup a new sandbox's first run goes through
  * (reseed, environment): CPython's adaptive interpreter specialises the
@@ -131,13 +205,15 @@ static int warm_up(eryx_sandbox *tpl, const char *code)
  * so that happens once in the image rather than in every sandbox. Measured
  * (bench_sandbox): private memory per idle sandbox 508 -> 424 kB; creation
  * and first run within the noise. Then the freeze, and the capture. */
-int eryx__runtime_snapshot(eryx_runtime *rt)
+int eryx__runtime_snapshot(eryx_runtime *rt, const eryx_runtime_config *cfg)
 {
     eryx_sandbox *tpl;
     int rc = eryx__sandbox_new(rt, NULL, &tpl);
     if (rc != ERYX_OK)
         return rc;
     rc = warm_up(tpl, warm_up_code);
+    if (rc == ERYX_OK)
+        rc = run_setup(tpl, cfg);
     for (int i = 0; rc == ERYX_OK && i < 3; i++) {
         tpl->needs_setup = i == 0;
         rc = warm_up(tpl, "pass");
@@ -166,9 +242,12 @@ void eryx__runtime_drop_snapshot(eryx_runtime *rt)
         eryx__sandbox_free(rt->template);
     eryx__mem_image_unref(rt->image);
     free(rt->hot);
+    free(rt->packages);
     rt->template = NULL;
     rt->image = NULL;
     rt->hot = NULL;
     rt->n_hot = rt->cap_hot = 0;
+    rt->packages = NULL;
+    rt->packages_size = 0;
 }
 

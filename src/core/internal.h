@@ -61,6 +61,9 @@ struct eryx_runtime {
     eryx__snapshot_globals globals;
     eryx__page_run *hot;        /* pages a first run writes: prefaulted */
     size_t n_hot, cap_hot;
+    uint8_t *packages;          /* the packages' file image (packages.c),
+                                   mounted by every sandbox, or NULL */
+    size_t packages_size;
     pthread_mutex_t park_mu;    /* guards parked/n_parked */
     struct eryx_sandbox *parked[ERYX__PARKED_MAX]; /* freed, kept for reuse */
     unsigned n_parked;
@@ -175,9 +178,23 @@ int eryx__irq_cause(eryx_sandbox *sb);
 uint64_t eryx__irq_deadline(eryx_sandbox *sb);
 int eryx__sandbox_interrupt(eryx_sandbox *sb);
 
-/* image.c: the runtime image */
-int eryx__runtime_snapshot(eryx_runtime *rt);
+/* image.c: the runtime image (with cfg's imports and setup code) */
+int eryx__runtime_snapshot(eryx_runtime *rt, const eryx_runtime_config *cfg);
 void eryx__runtime_drop_snapshot(eryx_runtime *rt);
+
+/* image_file.c: the runtime image in a file (eryx_runtime_save_image). The
+ * load fills rt's image, globals, template, packages and hot pages; the
+ * message goes to the thread. */
+int eryx__runtime_save_image(eryx_runtime *rt, const char *path);
+int eryx__runtime_load_image(eryx_runtime *rt, const char *path);
+/* Checks an image file's header (bytes [0, len) of a file of file_size
+ * bytes) without using it: ERYX_OK or ERYX_INVALID with the reason in the
+ * thread's message. For the loader and the fuzzer. */
+int eryx__image_file_check(const void *data, size_t len, uint64_t file_size, const char *path);
+
+/* session_file.c: whether saved globals could come from a guest memory of
+ * mem_size bytes. */
+int eryx__globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size);
 
 /* instance.c: the guest instance (memory mapping, fiber, globals, fork
  * base, parking); calls only the engine and guest.c. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "core/packages.h"
 #include "engine/engine.h"
 #include "guest/abi.h"
 #include "vfs/vfs.h"
@@ -54,17 +55,12 @@ void eryx_runtime_config_default(eryx_runtime_config *cfg)
     cfg->size = sizeof *cfg;
 }
 
-/* Instantiates a throwaway guest (without starting Python) to ask it for its
- * ABI version: catches a library linked against a guest built from other
- * sources. */
-static int check_guest_abi(eryx_runtime *rt)
+/* Asks a guest for its ABI version: catches a library linked against a
+ * guest built from other sources. */
+static int abi_matches(eryx_sandbox *probe)
 {
-    eryx_sandbox *probe = NULL;
-    int rc = eryx__sandbox_new_bare(rt, NULL, &probe);
-    if (rc != ERYX_OK)
-        return rc;
     int32_t version = -1;
-    rc = eryx__guest_abi_version(probe, &version);
+    int rc = eryx__guest_abi_version(probe, &version);
     if (rc == ERYX_OK && version != ERYX_GUEST_ABI_VERSION) {
         eryx__set_errmsg(NULL, "guest ABI version %d, this library speaks %d",
                          (int)version, ERYX_GUEST_ABI_VERSION);
@@ -72,6 +68,17 @@ static int check_guest_abi(eryx_runtime *rt)
     } else if (rc != ERYX_OK) {
         eryx__set_errmsg(NULL, "%s", eryx__errmsg(probe));
     }
+    return rc;
+}
+
+/* The same with a throwaway guest, instantiated without starting Python. */
+static int check_guest_abi(eryx_runtime *rt)
+{
+    eryx_sandbox *probe = NULL;
+    int rc = eryx__sandbox_new_bare(rt, NULL, &probe);
+    if (rc != ERYX_OK)
+        return rc;
+    rc = abi_matches(probe);
     eryx__sandbox_free(probe);
     return rc;
 }
@@ -97,10 +104,26 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
         free(rt);
         return ERYX_INIT;
     }
-    int rc = check_guest_abi(rt);
-    if (rc == ERYX_OK && with_image)
-        rc = eryx__runtime_snapshot(rt);
+    /* A loaded image's template is the probe (its export returns a
+     * constant, touching no memory): instantiating a throwaway guest cost
+     * a third of a load (3 MB of data segments copied). */
+    int loading = cfg && cfg->image_path;
+    /* The packages first: a bad wheel fails before any guest is made. */
+    int rc = ERYX_OK;
+    if (cfg && (cfg->n_site_packages || cfg->n_wheels))
+        rc = eryx__packages_build(cfg->site_packages, cfg->n_site_packages, cfg->wheels,
+                                  cfg->n_wheels, &rt->packages, &rt->packages_size);
+    if (rc == ERYX_OK && !loading)
+        rc = check_guest_abi(rt);
+    if (rc == ERYX_OK && loading) {
+        rc = eryx__runtime_load_image(rt, cfg->image_path);
+        if (rc == ERYX_OK)
+            rc = abi_matches(rt->template);
+    } else if (rc == ERYX_OK && with_image) {
+        rc = eryx__runtime_snapshot(rt, cfg);
+    }
     if (rc != ERYX_OK) {
+        eryx__runtime_drop_snapshot(rt);
         eryx__runtime_free_parked(rt);
         pthread_mutex_destroy(&rt->park_mu);
         free(rt);

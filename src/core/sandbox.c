@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "core/exec.h"
+#include "core/packages.h"
 #include "net/net.h"
 #include "engine/engine.h"
 #include "vfs/vfs.h"
@@ -36,6 +37,8 @@ static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs
         return ERYX_NOMEM;
     eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
     int err = eryx__vfs_mount_image(vfs, STDLIB_GUEST_DIR, rt->stdlib, rt->stdlib_size);
+    if (err == 0 && rt->packages)
+        err = eryx__vfs_mount_image(vfs, ERYX__SITE_PACKAGES, rt->packages, rt->packages_size);
     if (err == 0)
         err = eryx__vfs_mount_tmp(vfs, "/tmp");
     if (err != 0) {

@@ -140,7 +140,7 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
  * never learnt them), the exception is a pointer into the memory, the bit a
  * single bit, and the stack pointer (16-aligned between runs, clang's wasm
  * ABI) and memory base lie inside the memory. */
-static int globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size)
+int eryx__globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size)
 {
     int unset = g->breaker_addr == 0 && g->async_exc_addr == 0;
     int words = unset || (g->breaker_addr % 4u == 0 && g->async_exc_addr % 4u == 0 &&
@@ -213,7 +213,7 @@ static int read_session_header(int fd, const char *path, const eryx_sandbox_conf
                          (unsigned long long)h->wasi_size, sizeof *h);
         return ERYX_INVALID;
     }
-    if (!globals_ok(&h->globals, h->mem_size)) {
+    if (!eryx__globals_ok(&h->globals, h->mem_size)) {
         eryx__set_errmsg(NULL, "%s has a malformed header: its saved stack pointer, memory "
                                "base or interrupt addresses are unaligned or outside its "
                                "memory", path);

@@ -5,7 +5,7 @@
 
 #include "core/internal.h"
 
-static _Thread_local char thread_errmsg[512];
+static _Thread_local char thread_errmsg[4096]; /* room for a setup traceback */
 
 const char *eryx_errstr(int rc)
 {

@@ -373,6 +373,15 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd);
  * as whatever fd already holds there (write into a fresh or truncated
  * file). 0 or -errno. */
 int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
+/* An image of the size bytes of regular file fd at offset (4 KiB-aligned),
+ * mapped from the file itself (copy-on-write, nothing copied; fd is
+ * duplicated). Unlike the other images it is not sealed: the caller checks
+ * the bytes first, and the file must not be changed or truncated in place
+ * while it is used (replace it by renaming a new file over it). 0 or
+ * -errno. */
+int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_image **out);
+/* img's bytes, read-only (size bytes; pages come from its file when read). */
+const uint8_t *eryx__mem_image_view(const eryx__mem_image *img);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or
  * -errno (-EIO for input shorter than size). */
 int eryx__mem_image_read(int fd, uint64_t size, eryx__mem_image **out);

@@ -60,7 +60,9 @@ typedef struct image_extent {
 
 struct eryx__mem_image {
     atomic_uint refs;
-    int fd;                     /* sealed memfd, size bytes */
+    int fd;                     /* sealed memfd, size bytes; or a file
+                                   holding them from offset base */
+    uint64_t base;
     const uint8_t *view;        /* fd mapped read-only (restoring in place) */
     uint64_t size;              /* a multiple of the wasm page size */
     uint64_t data_bytes;        /* bytes of non-zero pages it holds */
@@ -134,7 +136,7 @@ static int new_memfd(uint64_t size)
 
 /* The data ranges of fd (SEEK_DATA/SEEK_HOLE: exact to the page on tmpfs),
  * merged across short gaps until there are at most ERYX__IMAGE_MAX_EXTENTS. */
-static int find_extents(int fd, uint64_t size, image_extent **out, uint32_t *n,
+static int find_extents(int fd, uint64_t base, uint64_t size, image_extent **out, uint32_t *n,
                         uint64_t *data_bytes)
 {
     image_extent *raw = NULL;
@@ -142,18 +144,27 @@ static int find_extents(int fd, uint64_t size, image_extent **out, uint32_t *n,
     *data_bytes = 0;
     off_t pos = 0;
     while ((uint64_t)pos < size) {
-        off_t d = lseek(fd, pos, SEEK_DATA);
+        off_t d = lseek(fd, (off_t)base + pos, SEEK_DATA);
         if (d < 0) {
             if (errno == ENXIO)
                 break;
             free(raw);
             return -errno;
         }
-        off_t h = lseek(fd, d, SEEK_HOLE);
+        d -= (off_t)base;
+        if ((uint64_t)d >= size)
+            break;
+        off_t h = lseek(fd, (off_t)base + d, SEEK_HOLE);
         if (h < 0) {
             free(raw);
             return -errno;
         }
+        h -= (off_t)base;
+        if ((uint64_t)h > size)
+            h = (off_t)size;
+        /* Whole pages (a file system may report finer ranges). */
+        d &= ~(off_t)(PAGE4K - 1);
+        h = (h + (off_t)PAGE4K - 1) & ~(off_t)(PAGE4K - 1);
         if (nraw == cap) {
             cap = cap ? cap * 2 : 64;
             image_extent *r = realloc(raw, cap * sizeof *r);
@@ -188,24 +199,26 @@ static int find_extents(int fd, uint64_t size, image_extent **out, uint32_t *n,
     return 0;
 }
 
-/* Seals fd and wraps it in an image (taking fd over, also on failure). */
-static int finish(int fd, uint64_t size, eryx__mem_image **out)
+/* Wraps fd's bytes [base, base + size) in an image (taking fd over, also
+ * on failure); a memfd (base 0) is sealed first. */
+static int wrap(int fd, uint64_t base, uint64_t size, int seal, eryx__mem_image **out)
 {
     image_extent *ext = NULL;
     uint32_t n = 0;
     uint64_t data = 0;
     int rc = 0;
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+    if (seal &&
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
         rc = -errno;
     if (rc == 0)
-        rc = find_extents(fd, size, &ext, &n, &data);
+        rc = find_extents(fd, base, size, &ext, &n, &data);
     eryx__mem_image *img = NULL;
     if (rc == 0 && !(img = malloc(sizeof *img + n * sizeof *ext)))
         rc = -ENOMEM;
     /* Address space only: pages come from the page cache when read. */
     void *view = NULL;
     if (rc == 0 && size &&
-        (view = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
+        (view = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, (off_t)base)) == MAP_FAILED)
         rc = -errno;
     if (rc < 0) {
         free(img);
@@ -216,6 +229,7 @@ static int finish(int fd, uint64_t size, eryx__mem_image **out)
     img->view = view;
     atomic_init(&img->refs, 1);
     img->fd = fd;
+    img->base = base;
     img->size = size;
     img->data_bytes = data;
     img->next = n;
@@ -224,6 +238,22 @@ static int finish(int fd, uint64_t size, eryx__mem_image **out)
     free(ext);
     *out = img;
     return 0;
+}
+
+static int finish(int fd, uint64_t size, eryx__mem_image **out)
+{
+    return wrap(fd, 0, size, 1, out);
+}
+
+int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_image **out)
+{
+    *out = NULL;
+    if (!valid_size(size) || offset % PAGE4K != 0)
+        return -EINVAL;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0)
+        return -errno;
+    return wrap(own, offset, size, 0, out);
 }
 
 int eryx__mem_image_capture(const wasm_rt_memory_t *m, eryx__mem_image **out)
@@ -259,6 +289,8 @@ void eryx__mem_image_unref(eryx__mem_image *img)
 }
 
 size_t eryx__mem_image_size(const eryx__mem_image *img) { return (size_t)img->size; }
+
+const uint8_t *eryx__mem_image_view(const eryx__mem_image *img) { return img->view; }
 
 size_t eryx__mem_image_data_bytes(const eryx__mem_image *img)
 {
@@ -302,7 +334,8 @@ int eryx__memory_map_image(wasm_rt_memory_t *m, const eryx__mem_image *img)
     for (uint32_t i = 0; i < img->next; i++) {
         const image_extent *x = &img->ext[i];
         void *p = mmap(m->data + x->off, (size_t)x->len, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, img->fd, (off_t)x->off);
+                       MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, img->fd,
+                       (off_t)(img->base + x->off));
         if (p == MAP_FAILED) {
             int e = errno;
             map_failed(m, span);
@@ -454,8 +487,11 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd)
     int rc = 0;
     uint64_t pos = 0;
     while (rc == 0 && pos < img->size) {
-        off_t d = lseek(img->fd, (off_t)pos, SEEK_DATA);
-        uint64_t data = d < 0 ? img->size : (uint64_t)d;
+        /* Offsets in img->fd start at img->base (a file image). */
+        off_t d = lseek(img->fd, (off_t)(img->base + pos), SEEK_DATA);
+        uint64_t data = d < 0 ? img->size : (uint64_t)d - img->base;
+        if (data > img->size)
+            data = img->size;
         if (d < 0 && errno != ENXIO) {
             rc = -errno;
             break;
@@ -475,14 +511,17 @@ int eryx__mem_image_write(const eryx__mem_image *img, int fd)
         pos = data;
         if (rc < 0 || pos >= img->size)
             break;
-        off_t h = lseek(img->fd, (off_t)pos, SEEK_HOLE);
+        off_t h = lseek(img->fd, (off_t)(img->base + pos), SEEK_HOLE);
         if (h < 0) {
             rc = -errno;
             break;
         }
-        while (rc == 0 && pos < (uint64_t)h) {
-            size_t k = (uint64_t)h - pos < IO_CHUNK ? (size_t)((uint64_t)h - pos) : IO_CHUNK;
-            ssize_t n = pread(img->fd, buf, k, (off_t)pos);
+        uint64_t hole = (uint64_t)h - img->base;
+        if (hole > img->size)
+            hole = img->size;
+        while (rc == 0 && pos < hole) {
+            size_t k = hole - pos < IO_CHUNK ? (size_t)(hole - pos) : IO_CHUNK;
+            ssize_t n = pread(img->fd, buf, k, (off_t)(img->base + pos));
             if (n < 0 && errno == EINTR)
                 continue;
             if (n <= 0) {

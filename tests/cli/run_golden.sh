@@ -11,7 +11,11 @@ DATA=$here/data
 export ERYX DATA
 pass=0 fail=0
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+# The default image is cached here (made by the first case that runs code):
+# every case but the first loads it, as a user's eryx does.
+cache=$(mktemp -d)
+export XDG_CACHE_HOME=$cache
+trap 'rm -rf "$tmp" "$cache"' EXIT
 for cmd in "$here"/cases/*.cmd; do
     name=$(basename "$cmd" .cmd)
     (cd "$tmp" && bash "$cmd" >"$tmp/out" 2>"$tmp/err" </dev/null)

@@ -387,6 +387,59 @@ TEST_CASE(test_write_read)
     close(fd);
 }
 
+/* An image mapped from a regular file at an offset (runtime image files):
+ * the memory sees the file's bytes from there, zeros in its holes, a write
+ * stays private, writing the image out gives the bytes back, and
+ * restoring in place puts the file's bytes back. */
+TEST_CASE(test_from_file)
+{
+    eryx__mem_image *img = make_image(40, 9);
+    char path[] = "/tmp/eryx-image-file-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    char header[4096];
+    memset(header, 'H', sizeof header);
+    CHECK_EQ(write(fd, header, sizeof header), (ssize_t)sizeof header);
+    CHECK_EQ(eryx__mem_image_write(img, fd), 0);
+    eryx__mem_image_unref(img);
+    CHECK_EQ(write(fd, "TAIL", 4), 4);     /* bytes after the memory */
+    eryx__mem_image *file_img;
+    CHECK_EQ(eryx__mem_image_from_file(fd, 4096, 40 * PAGE, &file_img), 0);
+    CHECK_EQ(eryx__mem_image_from_file(fd, 100, 40 * PAGE, &img), -EINVAL);
+    close(fd);                              /* the image holds its own */
+    CHECK_EQ(eryx__mem_image_size(file_img), 40 * PAGE);
+    CHECK(eryx__mem_image_data_bytes(file_img) > 0);
+    CHECK_EQ(eryx__mem_image_view(file_img)[509], pat(509, 9));
+
+    wasm_rt_memory_t m;
+    CHECK_EQ(eryx__memory_reserve(&m, 100), 0);
+    CHECK_EQ(eryx__memory_map_image(&m, file_img), 0);
+    check_pattern(&m, 40 * PAGE, 9);
+    m.data[509] ^= 0xff;                    /* private: the file keeps its byte */
+    CHECK_EQ(eryx__mem_image_view(file_img)[509], pat(509, 9));
+    CHECK_EQ(eryx__memory_restore_image(&m, file_img, NULL), 0);
+    check_pattern(&m, 40 * PAGE, 9);
+
+    char out[] = "/tmp/eryx-image-out-XXXXXX";
+    int ofd = mkstemp(out);
+    CHECK(ofd >= 0);
+    unlink(out);
+    CHECK_EQ(eryx__mem_image_write(file_img, ofd), 0);
+    CHECK_EQ(lseek(ofd, 0, SEEK_SET), 0);
+    eryx__mem_image *back;
+    CHECK_EQ(eryx__mem_image_read(ofd, 40 * PAGE, &back), 0);
+    close(ofd);
+    wasm_rt_memory_t m2;
+    CHECK_EQ(eryx__memory_reserve(&m2, 100), 0);
+    CHECK_EQ(eryx__memory_map_image(&m2, back), 0);
+    check_pattern(&m2, 40 * PAGE, 9);
+    wasm_rt_free_memory(&m2);
+    wasm_rt_free_memory(&m);
+    eryx__mem_image_unref(back);
+    eryx__mem_image_unref(file_img);
+}
+
 TEST_CASE(test_fork)
 {
     /* The source: mapped from an image, then changed (private pages) and

@@ -4,7 +4,7 @@
 # growth). Exits non-zero if any harness found something: libFuzzer then
 # leaves the input in BUILD/fuzz-artifacts/ and its report in
 # BUILD/fuzz-logs/<name>.log.
-#   usage: tests/fuzz/run.sh BUILD SECONDS [NAME...]   (default: all nine)
+#   usage: tests/fuzz/run.sh BUILD SECONDS [NAME...]   (default: all)
 # The scratch corpus (BUILD/fuzz-work/<name>) is kept between runs, so
 # longer runs build on earlier ones; the committed seeds are read only.
 set -uo pipefail
@@ -13,7 +13,8 @@ build=$1
 seconds=$2
 shift 2
 names=("$@")
-[ ${#names[@]} -gt 0 ] || names=(wait_request vfs_path wasi session_load import_state call_reply net jsonrpc http)
+[ ${#names[@]} -gt 0 ] || names=(wait_request vfs_path wasi session_load import_state call_reply net
+                                  jsonrpc http image_load wheel)
 mkdir -p "$build/fuzz-work" "$build/fuzz-artifacts" "$build/fuzz-logs"
 # The guest's memory is guarded by SIGSEGV/SIGBUS handlers of the engine:
 # neither ASan nor libFuzzer may take those signals over.
@@ -29,7 +30,7 @@ for name in "${names[@]}"; do
         continue
     fi
     case $name in
-        session_load) max_len=65536 ;;
+        session_load|image_load) max_len=65536 ;;
         import_state) max_len=16384 ;;
         *) max_len=4096 ;;
     esac

@@ -1,0 +1,27 @@
+/*
+ * Third-party packages packed into a read-only file image (packages.c).
+ */
+#ifndef ERYX_CORE_PACKAGES_H
+#define ERYX_CORE_PACKAGES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Where every sandbox of a runtime with packages finds them (on sys.path). */
+#define ERYX__SITE_PACKAGES "/usr/lib/python3.13/site-packages"
+
+/* Bounds of one runtime's packages: files, and bytes of paths and data. */
+#define ERYX__PACKAGES_MAX_FILES 200000u
+#define ERYX__PACKAGES_MAX_BYTES (1ull << 30)
+
+/* Packs the files of the site-packages directories and the pure-Python
+ * wheels into one image (*image, malloc'd; *size bytes). When two sources
+ * hold the same file, the first one given wins (directories in order, then
+ * wheels in order). __pycache__ and native extensions of directories are
+ * left out; a wheel with a native extension, a member outside its root or
+ * damage is refused. Returns an eryx status; the message goes to the
+ * thread. */
+int eryx__packages_build(const char *const *dirs, size_t n_dirs, const char *const *wheels,
+                         size_t n_wheels, uint8_t **image, size_t *size);
+
+#endif

@@ -1,0 +1,5 @@
+$ERYX image build; echo "status $?"
+$ERYX image build -o x.img --setup-code a --setup-file b; echo "status $?"
+$ERYX image frob; echo "status $?"
+$ERYX image build -o x.img --frob; echo "status $?"
+$ERYX --image; echo "status $?"
