@@ -226,6 +226,10 @@ ERYX_API int eryx_runtime_save_image(eryx_runtime *rt, const char *path);
  * Thread-safe. */
 ERYX_API int eryx_runtime_image_size(eryx_runtime *rt, uint64_t *bytes);
 
+/* Defined by headers that have the image fields of eryx_runtime_config,
+ * eryx_runtime_save_image and eryx_runtime_image_size. */
+#define ERYX_HAVE_IMAGE_FILES 1
+
 /* The id of this build of the guest (a hash of the interpreter and the
  * standard library it was built from): images and session files carry it,
  * and only a library of the same id loads them. Static storage. */

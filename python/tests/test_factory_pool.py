@@ -35,6 +35,10 @@ def test_factory_packages_save_load(tmp_path):
     whl = tmp_path / "greet-1.0-py3-none-any.whl"
     with zipfile.ZipFile(whl, "w") as z:
         z.writestr("greet/__init__.py", "def hello(n):\n    return f'hello {n}'\n")
+        z.writestr("greet-1.0.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        z.writestr("greet-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: greet\n"
+                   "Version: 1.0\n")
     site = tmp_path / "site"
     (site / "sitepkg").mkdir(parents=True)
     (site / "sitepkg" / "__init__.py").write_text("VALUE = 5\n")

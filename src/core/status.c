@@ -1,11 +1,46 @@
 /* Status names and error messages. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "core/internal.h"
 
-static _Thread_local char thread_errmsg[4096]; /* room for a setup traceback */
+/* The thread's message (eryx_errmsg(NULL)): 4 KiB, room for a setup
+ * code's traceback, on the heap. Thread-local storage of that size would
+ * not fit the static TLS block a dlopen'd library may use (the engine's
+ * thread state is initial-exec: a Python extension linking liberyx failed
+ * to load with "cannot allocate memory in static TLS block"). */
+#define THREAD_ERRMSG_SIZE 4096
+static _Thread_local char *thread_errmsg;
+static _Thread_local char thread_errmsg_fallback[128]; /* when malloc failed */
+static pthread_key_t errmsg_key;
+static pthread_once_t errmsg_once = PTHREAD_ONCE_INIT;
+
+static void errmsg_key_make(void)
+{
+    pthread_key_create(&errmsg_key, free);
+}
+
+static char *thread_buf(size_t *cap)
+{
+    if (!thread_errmsg) {
+        pthread_once(&errmsg_once, errmsg_key_make);
+        char *b = calloc(1, THREAD_ERRMSG_SIZE);
+        if (b && pthread_setspecific(errmsg_key, b) != 0) {
+            free(b);
+            b = NULL;
+        }
+        if (!b) {
+            *cap = sizeof thread_errmsg_fallback;
+            return thread_errmsg_fallback;
+        }
+        thread_errmsg = b;
+    }
+    *cap = THREAD_ERRMSG_SIZE;
+    return thread_errmsg;
+}
 
 const char *eryx_errstr(int rc)
 {
@@ -31,8 +66,8 @@ int eryx_build_has_fuel(void)
 
 void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
 {
-    char *buf = sb ? sb->errmsg : thread_errmsg;
-    size_t cap = sb ? sizeof sb->errmsg : sizeof thread_errmsg;
+    size_t cap = sizeof sb->errmsg;
+    char *buf = sb ? sb->errmsg : thread_buf(&cap);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, cap, fmt, ap);
@@ -41,12 +76,14 @@ void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
 
 void eryx__clear_errmsg(eryx_sandbox *sb)
 {
-    (sb ? sb->errmsg : thread_errmsg)[0] = '\0';
+    size_t cap;
+    (sb ? sb->errmsg : thread_buf(&cap))[0] = '\0';
 }
 
 const char *eryx__errmsg(const eryx_sandbox *sb)
 {
-    return sb ? sb->errmsg : thread_errmsg;
+    size_t cap;
+    return sb ? sb->errmsg : thread_buf(&cap);
 }
 
 uint64_t eryx__now_ns(void)
