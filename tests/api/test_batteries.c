@@ -268,6 +268,7 @@ TEST_CASE(test_compression_bad_input)
            "for name, f, data in [\n"
            "        ('zlib', zlib.decompress, good[:-6] + b'\\0' * 6),\n"
            "        ('zlib', zlib.decompress, b'not zlib'),\n"
+           "        ('gzip', gzip.decompress, b'\\x1f\\x8b\\x07' + b'\\0' * 20),\n"
            "        ('gzip', gzip.decompress, b'\\x1f\\x8b\\x08\\x00garbage'),\n"
            "        ('bz2', bz2.decompress, b'BZh9' + b'\\xff' * 64),\n"
            "        ('lzma', lzma.decompress, b'\\xfd7zXZ\\x00' + b'\\x01' * 64),\n"
@@ -278,7 +279,8 @@ TEST_CASE(test_compression_bad_input)
            "    except Exception as e:\n"
            "        print(name, type(e).__name__)\n"
            "print(zlib.decompress(good) == b'hello' * 1000)\n",
-           "zlib error\nzlib error\ngzip BadGzipFile\nbz2 OSError\nlzma LZMAError\n"
+           "zlib error\nzlib error\ngzip BadGzipFile\ngzip EOFError\nbz2 OSError\n"
+           "lzma LZMAError\n"
            "zip BadZipFile\nTrue\n");
 }
 

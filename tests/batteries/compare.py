@@ -170,7 +170,7 @@ def report_sqlite(folder):
             db.execute("INSERT INTO kv VALUES ('k5', 0)")   # duplicate key: rolls back
     except sqlite3.IntegrityError as e:
         print("rolled back:", e)
-    print("journal left behind:", os.path.exists(path + "-journal"))
+    print("journal deleted after the rollback:", not os.path.exists(path + "-journal"))
     db.close()
     db = sqlite3.connect(path)
     print("after reopen:", db.execute("SELECT count(*), sum(v) FROM kv").fetchone())
