@@ -91,6 +91,11 @@ def main():
         "wasi": os.path.join(os.path.dirname(src), "wasi"),
     }
     runners = args.runners.split(",")
+    # The commit measured: read before the run, which may take minutes.
+    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
     load_before = open("/proc/loadavg").read().split()[:3]
     results = {}   # (label, runner) -> list of the rounds' JSON
     t_start = datetime.datetime.now(datetime.timezone.utc)
@@ -117,10 +122,6 @@ def main():
     def med(label, runner, field):
         return statistics.median(x[field] for x in results[(label, runner)])
 
-    commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
     first = {r: results[(cases(args)[0][0], r)][0] for r in runners}
     zl = {r: results[(cases(args)[2][0], r)][0] for r in runners}
     out = [BEGIN, "## SQLite and zlib: eryx against native CPython (side by side)", ""]
