@@ -3,6 +3,9 @@
 #   native/  the "build python" (needed to cross-build, and our native baseline)
 #   wasi/    CPython for wasm32-wasip1, as static libraries we link into the guest
 # Each stage is cached under $ERYX_CACHE_DIR keyed by a hash of its inputs.
+# The WASI build links the C libraries of guest/clibs/list (zlib, bzip2,
+# xz, SQLite: guest/clibs/build.sh builds them) and finds the time zone
+# database in the standard-library image (guest/build.sh packs it).
 # Prints the wasi build directory on success.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -10,7 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 tarball=$("$here/../scripts/fetch-sources.sh" | tail -n 1)
 sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
-key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM"; cat "$0"; } | sha256sum | cut -c1-16)
+key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM $ERYX_GUEST_TZPATH"; cat "$0";
+         cd "$here/clibs" && for f in $(LC_ALL=C ls); do echo "$f"; cat "$f"; done; } |
+       sha256sum | cut -c1-16)
 top="$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION-$key"
 jobs=$(nproc)
 log() { echo "build-python: $*" >&2; }
@@ -55,6 +60,11 @@ if [ ! -f "$native/stamp" ]; then
     log "native build python: $(( $(date +%s) - t0 )) s"
 fi
 
+# The guest's C libraries, each a cache stage of its own: "NAME PREFIX MODULES".
+clibs=$("$here/clibs/build.sh" "$sdk")
+pc_dirs="$sysroot/lib/pkgconfig"
+while read -r _ prefix _; do pc_dirs="$pc_dirs:$prefix/lib/pkgconfig"; done <<<"$clibs"
+
 wasi="$top/wasi"
 if [ ! -f "$wasi/stamp" ]; then
     log "configuring and building CPython for wasm32-wasip1 (a few minutes)"
@@ -73,12 +83,26 @@ RUN
         HOSTRUNNER="$wasi/hostrunner.sh" \
         CC="$sdk/bin/clang" CPP="$sdk/bin/clang-cpp" CXX="$sdk/bin/clang++" \
         AR="$sdk/bin/ar" RANLIB="$sdk/bin/ranlib" \
-        PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$sysroot/lib/pkgconfig" \
+        PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$pc_dirs" \
         "$(realpath --relative-to="$wasi" "$src")/configure" -q \
             --host=wasm32-wasip1 --build="$(uname -m)-pc-linux-gnu" \
-            --with-build-python="$native/python" >configure.log 2>&1 &&
-        make -s -j"$jobs" all >make.log 2>&1)
+            --with-build-python="$native/python" \
+            --with-tzpath="$ERYX_GUEST_TZPATH" >configure.log 2>&1)
+    # Every module the list promises must have been found by configure.
+    for mod in $(cut -d' ' -f3 <<<"$clibs" | tr ',' ' '); do
+        var=MODULE_$(tr '[:lower:]' '[:upper:]' <<<"$mod")_STATE
+        state=$(sed -n "s/^$var=//p" "$wasi/Makefile")
+        if [ "$state" != yes ]; then
+            log "configure did not enable $mod ($var=$state): see $wasi/config.log"
+            exit 1
+        fi
+    done
+    (cd "$wasi" && make -s -j"$jobs" all >make.log 2>&1)
     touch "$wasi/stamp"
     log "wasi python: $(( $(date +%s) - t0 )) s"
 fi
+# The three most recently used CPython trees stay (each ~550 MB); older
+# ones belong to builds nobody runs any more.
+touch "$top"
+ls -dt "$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION"-* 2>/dev/null | grep -v '\.tmp$' | tail -n +4 | xargs -r rm -rf
 echo "$top"

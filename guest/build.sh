@@ -48,6 +48,7 @@ native_py="$pytop/native/python"
 # the Python package with their names. Where things are must not reach the
 # outputs either (below), or one id would name different modules.
 key=$( { basename "$pytop"; "$sdk/bin/clang" --version | head -n 1; cat "$0";
+         echo "tzdata $ERYX_TZDATA_DEB $ERYX_GUEST_TZPATH";
          cd "$here" && cat eryx_guest.c abi.h print-vars.mk pack_stdlib.py &&
          find python -type f -name '*.py' | LC_ALL=C sort |
          while read -r f; do echo "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
@@ -77,11 +78,22 @@ if [ ! -f "$out/stamp" ]; then
         text=$(cat "$f")
         printf '%s\n' "${text//"$ERYX_CACHE_DIR"//eryx-cache}" >"$out.tmp/sysconfig/${f##*/}"
     done
+    # The time zone database (docs/batteries.md): Debian's tzdata and
+    # tzdata-legacy unpacked together (legacy names are links into tzdata),
+    # without the right/ and posix/ variants, at the guest's TZPATH.
+    mkdir "$out.tmp/tz"
+    for p in tzdata tzdata-legacy; do
+        dpkg-deb -x "$("$here/../scripts/fetch-sources.sh" --deb "$p=$ERYX_TZDATA_DEB" | tail -n 1)" \
+            "$out.tmp/tz"
+    done
+    zoneinfo="$out.tmp/tz/usr/share/zoneinfo"
+    rm -rf "$zoneinfo/right" "$zoneinfo/posix"
     "$native_py" "$here/pack_stdlib.py" "$src/Lib" "$out.tmp/sysconfig" "$here/python" \
-        --prefix "/usr/lib/python$ERYX_PY_VERSION" -o "$out.tmp/stdlib.img"
-    rm -rf "$out.tmp/sysconfig"
+        --prefix "/usr/lib/python$ERYX_PY_VERSION" -o "$out.tmp/stdlib.img" \
+        --data "${ERYX_GUEST_TZPATH#/usr/lib/python"$ERYX_PY_VERSION"/}=$zoneinfo"
+    rm -rf "$out.tmp/sysconfig" "$out.tmp/tz"
     for f in guest.wasm stdlib.img; do
-        for dir in "$pytop" "$here"; do
+        for dir in "$ERYX_CACHE_DIR" "$here"; do
             if grep -qF "$dir" "$out.tmp/$f"; then
                 log "$f names $dir: the build id would not say what it holds"
                 exit 1

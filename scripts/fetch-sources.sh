@@ -3,6 +3,16 @@
 # and the WASI sysroot (Debian's wasi-libc binary package) through a private apt
 # configuration, so the machine's own apt sources stay untouched.
 # Output: $ERYX_CACHE_DIR/src/Python-<ver>.tar.xz and $ERYX_CACHE_DIR/sysroot/
+#
+#   fetch-sources.sh --source PACKAGE=VERSION
+#       a Debian source package, unpacked with Debian's patches applied
+#       (dpkg-source -x), for the guest's C libraries (guest/clibs/build.sh);
+#       prints the directory: $ERYX_CACHE_DIR/src/PACKAGE_VERSION
+#   fetch-sources.sh --deb PACKAGE=VERSION
+#       a Debian binary package (the "all" architecture); prints the path of
+#       the .deb: $ERYX_CACHE_DIR/debs/PACKAGE_VERSION_all.deb
+# apt has checked every file against the archive's signed Release file, so
+# dpkg-source is told not to look for the uploader's signature.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
@@ -13,10 +23,15 @@ tarball="$src/python-upstream-$ERYX_PY_DEB_VERSION.tar.xz"
 sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
 
 private_apt() {
-    cat >"$apt_dir/sources.list" <<SRC
+    cat >"$apt_dir/sources.list.new" <<SRC
 deb-src http://deb.debian.org/debian $ERYX_PY_SUITE main
 deb [arch=all] http://deb.debian.org/debian sid main
 SRC
+    if cmp -s "$apt_dir/sources.list.new" "$apt_dir/sources.list"; then
+        rm "$apt_dir/sources.list.new"
+    else
+        mv "$apt_dir/sources.list.new" "$apt_dir/sources.list"
+    fi
     touch "$apt_dir/status"
     cat >"$apt_dir/apt.conf" <<CONF
 Dir::Etc::SourceList "$apt_dir/sources.list";
@@ -29,8 +44,55 @@ Dir::Cache "$apt_dir/cache";
 APT::Architectures { "amd64"; "all"; };
 CONF
     export APT_CONFIG="$apt_dir/apt.conf"
-    apt-get -o APT::Sandbox::User=root update -q >/dev/null
+    # One update serves the several fetches of one build (each library is
+    # fetched by a process of its own): skipped when the last one, for the
+    # same sources, is less than an hour old.
+    if [ -z "$(find "$apt_dir/updated" -newer "$apt_dir/sources.list" -mmin -60 2>/dev/null)" ]; then
+        apt-get -o APT::Sandbox::User=root update -q >/dev/null
+        touch "$apt_dir/updated"
+    fi
 }
+
+# A version is pinned; when the archive stops serving it, say which one.
+fetch_failed() {
+    echo "fetch-sources: $1 is not served by the archive any more (or the network is down):" \
+        "pin a version it serves in $2" >&2
+    exit 1
+}
+
+case "${1:-}" in
+--source)
+    pkg=${2%%=*} version=${2#*=}
+    dir="$src/${pkg}_${version#*:}"
+    if [ ! -f "$dir/.stamp" ]; then
+        private_apt
+        echo "fetch-sources: $2 source package" >&2
+        work=$(mktemp -d)
+        (cd "$work" && apt-get -o APT::Sandbox::User=root source -q --download-only "$2" >/dev/null) ||
+            fetch_failed "$2" guest/clibs/list
+        dpkg-source -q --no-check -x "$work"/*.dsc "$work/x" >/dev/null
+        touch "$work/x/.stamp"
+        rm -rf "$dir" && mv "$work/x" "$dir"
+        rm -rf "$work"
+    fi
+    echo "$dir"
+    exit 0 ;;
+--deb)
+    pkg=${2%%=*} version=${2#*=}
+    deb="$ERYX_CACHE_DIR/debs/${pkg}_${version#*:}_all.deb"
+    if [ ! -s "$deb" ]; then
+        private_apt
+        echo "fetch-sources: $2 binary package" >&2
+        work=$(mktemp -d)
+        (cd "$work" && apt-get -o APT::Sandbox::User=root download -q "$2" >/dev/null) ||
+            fetch_failed "$2" scripts/env.sh
+        mkdir -p "${deb%/*}"
+        mv "$work"/*.deb "$deb.tmp" && mv "$deb.tmp" "$deb"
+        rm -rf "$work"
+    fi
+    echo "$deb"
+    exit 0 ;;
+esac
 
 if [ ! -s "$tarball" ] || [ ! -d "$sysroot" ]; then
     private_apt
