@@ -75,7 +75,9 @@ def main():
 def run_cases(tmp, P):
     H, S = P["http"], P["https"]
     ca = os.path.join(tmp, "ca.pem")
-    deps = ["--mount", f"{DIST}:/deps"]
+    # Debian's certifi names /etc/ssl/certs/ca-certificates.crt, which
+    # requests checks exists (its content is not used: the host verifies).
+    deps = ["--mount", f"{DIST}:/deps", "--mount", "/etc/ssl/certs:/etc/ssl/certs"]
     lo = ["--allow-net", f"127.0.0.1:{H}"]
     tls = ["--allow-net", f"test.eryx:{S}", "--allow-net", f"127.0.0.1:{S}",
            "--resolve", f"test.eryx:{S}:127.0.0.1", "--ca-file", ca]
@@ -108,7 +110,8 @@ print(r.status_code, r.json()["path"], r.json()["headers"]["Host"])
 """, want=['200 {"a": 1}', "200 /t test.eryx"])
 
     case("httpx sync and async, plain and TLS", lo + tls + deps, f"""
-import sys; sys.path.insert(0, "/deps")
+import os, sys; sys.path.insert(0, "/deps")
+os.environ["HOME"] = "/tmp"   # httpx looks for ~/.netrc; the sandbox's environment is empty
 import httpx, asyncio
 print("sync", httpx.get("https://test.eryx:{S}/s").json()["path"])
 async def main():

@@ -458,6 +458,10 @@ class SSLSocket(_Handshake, _socket.socket):
     context = property(lambda self: self._context)
     session = None
     session_reused = False
+    # CPython's SSLSocket keeps its SSLObject here, and some clients read it
+    # (httpcore: the negotiated ALPN protocol): the handshake's facts are
+    # this object's own.
+    _sslobj = property(lambda self: self if self._info is not None else None)
 
     def connect(self, address):
         super().connect(address)
