@@ -74,16 +74,24 @@ void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
     va_end(ap);
 }
 
+/* Clearing and reading never allocate: a thread that has had no error
+ * (the watchdog, a handler worker) never mallocs here, which would give it
+ * an allocator arena of its own: mappings that a leak check counts. */
 void eryx__clear_errmsg(eryx_sandbox *sb)
 {
-    size_t cap;
-    (sb ? sb->errmsg : thread_buf(&cap))[0] = '\0';
+    if (sb)
+        sb->errmsg[0] = '\0';
+    else if (thread_errmsg)
+        thread_errmsg[0] = '\0';
+    else
+        thread_errmsg_fallback[0] = '\0';
 }
 
 const char *eryx__errmsg(const eryx_sandbox *sb)
 {
-    size_t cap;
-    return sb ? sb->errmsg : thread_buf(&cap);
+    if (sb)
+        return sb->errmsg;
+    return thread_errmsg ? thread_errmsg : thread_errmsg_fallback;
 }
 
 uint64_t eryx__now_ns(void)
