@@ -137,21 +137,6 @@ static void hash_pages(XXH3_state_t *x, const uint8_t *p, uint64_t at, uint64_t 
 
 /* ---- saving ---------------------------------------------------------------- */
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
 {
     /* The template never runs after the capture: its memory is the image. */
@@ -210,12 +195,12 @@ int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
         off_t end = (off_t)(HEADER_BYTES + h.mem_size + h.packages_size + h.wasi_size +
                             h.n_hot * 16u);
         ok = fd >= 0 && fchmod(fd, 0644) == 0 && ftruncate(fd, end) == 0 &&
-             write_all(fd, page, sizeof page) == 0 &&
+             eryx__write_all(fd, page, sizeof page) == 0 &&
              eryx__memory_write_sparse(mem, fd, HEADER_BYTES) == 0 &&
              lseek(fd, (off_t)(HEADER_BYTES + h.mem_size), SEEK_SET) >= 0 &&
-             write_all(fd, rt->packages, rt->packages_size) == 0 &&
-             write_all(fd, state.p, state.len) == 0 &&
-             write_all(fd, hot, rt->n_hot * 16u) == 0 && fsync(fd) == 0;
+             eryx__write_all(fd, rt->packages, rt->packages_size) == 0 &&
+             eryx__write_all(fd, state.p, state.len) == 0 &&
+             eryx__write_all(fd, hot, rt->n_hot * 16u) == 0 && fsync(fd) == 0;
         int e = errno;
         if (fd >= 0 && close(fd) != 0 && ok) {
             ok = 0;

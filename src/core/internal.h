@@ -310,6 +310,10 @@ void eryx__cond_init_monotonic(pthread_cond_t *cv);
 /* Starts fn(arg) on a detached thread; 0 or pthread_create's error. */
 int eryx__thread_start_detached(void *(*fn)(void *), void *arg);
 
+/* Writes all n bytes (retrying short writes and EINTR); 0 or -1. Shared
+ * by the session and image file writers. */
+int eryx__write_all(int fd, const void *buf, size_t n);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t eryx__now_ns(void);
 

@@ -55,21 +55,6 @@ static int session_checksum(const uint8_t *mem, size_t mem_len, const uint8_t *s
     return 0;
 }
 
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* eryx__memory_write_sparse, with errno set on failure. */
 static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
 {
@@ -116,10 +101,10 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
      * zeros. The size is set first so that the file is whole whatever the
      * last page is. */
     off_t end = (off_t)(sizeof h + mem->size + state.len);
-    int ok = fd >= 0 && ftruncate(fd, end) == 0 && write_all(fd, &h, sizeof h) == 0 &&
+    int ok = fd >= 0 && ftruncate(fd, end) == 0 && eryx__write_all(fd, &h, sizeof h) == 0 &&
              write_memory(fd, mem, sizeof h) == 0 &&
              lseek(fd, (off_t)(sizeof h + mem->size), SEEK_SET) >= 0 &&
-             write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
+             eryx__write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
     free(state.p);
     if (fd >= 0 && close(fd) != 0)
         ok = 0;

@@ -1,9 +1,11 @@
 /* Status names and error messages. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -125,4 +127,19 @@ int eryx__thread_start_detached(void *(*fn)(void *), void *arg)
     int rc = pthread_create(&t, &attr, fn, arg);
     pthread_attr_destroy(&attr);
     return rc;
+}
+
+int eryx__write_all(int fd, const void *buf, size_t n)
+{
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
 }

@@ -1101,8 +1101,15 @@ static void op_shutdown(eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
 
 static void op_poll(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
 {
-    json_t *list = json_object_get(args, "conns"), *ready = json_array(), *e;
+    json_t *list = json_object_get(args, "conns"), *ready, *e;
     size_t i;
+    /* Each entry costs a poll() under the network lock: a sandbox has at
+     * most max_connections sockets worth asking about. */
+    if (json_array_size(list) > net->conf->max_connections + 64u) {
+        op_fail(l, op, EINVAL, "poll: more entries than the sandbox can have sockets");
+        return;
+    }
+    ready = json_array();
     json_array_foreach(list, i, e) {
         eryx__conn *c = conn_find(net, (uint64_t)json_integer_value(json_array_get(e, 0)));
         int want = (int)json_integer_value(json_array_get(e, 1)), got = 0;
