@@ -516,9 +516,17 @@ int eryx_cli_serve(int argc, char **argv)
             return 2;
         pthread_detach(t);
     }
+    /* The port actually bound (a test may ask for port 0). */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int port = 0;
+    if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
     serve_log(&sv, "listening",
-              json_pack("{ss ss ss* sb sb}", "listen", sv.cfg.listen, "replica", sv.replica,
-                        "redis", sv.cfg.redis, "tls", sv.tls != NULL, "auth", !sv.cfg.no_auth));
+              json_pack("{ss si ss ss* sb sb}", "listen", sv.cfg.listen, "port", port, "replica",
+                        sv.replica, "redis", sv.cfg.redis, "tls", sv.tls != NULL, "auth",
+                        !sv.cfg.no_auth));
     accept_loop(&sv, lfd, 0);
     return 1;
 }

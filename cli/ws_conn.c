@@ -452,6 +452,8 @@ static int append_fragment(ws_conn *c, const ws_frame *f)
 {
     if (f->len > c->max_message - c->msg_len)
         return -1;
+    if (f->len == 0)
+        return 0;
     size_t need = c->msg_len + (size_t)f->len;
     if (need > c->msg_cap) {
         size_t cap = c->msg_cap ? c->msg_cap : 4096;
@@ -483,7 +485,7 @@ static int control(ws_conn *c, const ws_frame *f)
     return -1;
 }
 
-/* The frame f, a data frame: 1 and *data/*len when it ends a message, 0
+/* The frame f, a data frame: 1 and the message (data, len) when it ends one, 0
  * when more fragments are needed, -1 on a protocol error. */
 static int data_frame(ws_conn *c, const ws_frame *f, uint8_t **data, size_t *len, int *op)
 {
@@ -492,9 +494,10 @@ static int data_frame(ws_conn *c, const ws_frame *f, uint8_t **data, size_t *len
             return -1;
         if (!f->fin)
             return 0;
+        static uint8_t empty[1];
         *op = c->msg_op;
         c->msg_op = -1;
-        *data = c->msg;
+        *data = c->msg ? c->msg : empty;
         *len = c->msg_len;
         c->msg_len = 0;
         return 1;
@@ -533,7 +536,7 @@ static int parse_buffered(ws_conn *c, uint8_t **data, size_t *len, int *binary)
                 return -1;
             continue;
         }
-        int op, d = data_frame(c, &f, data, len, &op);
+        int op = WS_TEXT, d = data_frame(c, &f, data, len, &op);
         if (d < 0) {
             ws_conn_close(c, WS_CLOSE_TOO_BIG, "bad fragmentation or message too large");
             return fail(c, "%s", "bad fragmentation or message too large");
