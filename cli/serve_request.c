@@ -43,6 +43,8 @@ typedef struct running {
     json_t *replies;               /* resume: answers given with the request */
     int efd;
     int gone;                      /* the client went away */
+    int replaying;                 /* a resume before its first new call:
+                                      the output is the client's already */
     int interrupted, suspend_wanted;
     uint64_t next_refresh_ms;
 } running;
@@ -84,7 +86,7 @@ void serve_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
     running *r = current;
-    if (!r || r->gone)
+    if (!r || r->gone || r->replaying)
         return;
     json_t *ev = json_pack("{si}", "fd", fd);
     if (ws_utf8_valid((const uint8_t *)data, len)) {
@@ -169,6 +171,7 @@ static int answer_from_replies(running *r, eryx_call *call)
 
 static void new_call(running *r, eryx_call *call)
 {
+    r->replaying = 0;
     if (answer_from_replies(r, call))
         return;
     if (r->gone || remember_call(r, call) < 0) {
@@ -603,6 +606,7 @@ static void execute(server *sv, ws_conn *c, json_t *id, json_t *req, int resume)
         return;
     }
     r.replay_pending = q.meta.pending;
+    r.replaying = resume;
     r.replies = q.replies;
     r.next_refresh_ms = now_ms() + sv->cfg.lock_ttl_ms / 3;
     int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);

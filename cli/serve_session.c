@@ -5,7 +5,6 @@
  * sessions it served last (--cache), tagged with the version they hold: a
  * request whose session is still at that version skips the load.
  */
-#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,7 +128,7 @@ void session_cache_free(server *sv)
 
 /* ---- session bytes ------------------------------------------------------------ */
 
-/* A session file of sb, mapped: *data/*len, unmapped with munmap. */
+/* A session file of sb, mapped (munmap it): its address and length. */
 static int save_to_memory(eryx_sandbox *sb, void **data, size_t *len)
 {
     int fd = memfd_create("eryx-session", MFD_CLOEXEC);

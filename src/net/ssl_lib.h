@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -36,7 +37,7 @@
     X(ASN1_STRING_get0_data) X(ASN1_STRING_length) X(ASN1_TIME_print) X(ASN1_INTEGER_to_BN)        \
     X(BN_bn2hex) X(BN_free) X(GENERAL_NAMES_free) X(i2d_X509) X(EVP_EncodeBlock)                   \
     X(OPENSSL_sk_num) X(OPENSSL_sk_value) X(CRYPTO_free)                                           \
-    X(HMAC) X(EVP_sha256) X(CRYPTO_memcmp) X(RAND_bytes)
+    X(HMAC) X(EVP_sha256) X(CRYPTO_memcmp) X(RAND_bytes) X(SHA1)
 
 /* From libssl: the client side tls.c uses, and the server side (a TLS
  * listener: a context with a certificate chain and key, optional client
