@@ -1,12 +1,16 @@
 /*
  * One client of `eryx serve`: its messages, one request at a time, and
- * the executions it asks for (docs/serve.md). The connection's thread
- * steps the execution itself (eryx_exec_step) and, while the guest waits,
- * polls the socket and the execution's notify eventfd: output, calls,
- * replies and cancellation all go through this one thread.
+ * the executions it asks for (docs/serve.md). Two threads per connection:
+ * a reader takes the client's messages off the socket into an inbox (and
+ * interrupts the running execution at once on a cancel or a disconnect,
+ * even while the guest computes), and the connection's own thread handles
+ * the requests, steps executions (eryx_exec_step) and sends: output,
+ * calls, answers. It sleeps on one eventfd, which the reader and the
+ * execution's notify both write.
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,9 +32,21 @@ typedef struct outstanding {
     char *name;
 } outstanding;
 
+/* What the reader hands to the connection's thread. */
+typedef struct client {
+    server *sv;
+    ws_conn *c;
+    int efd;                       /* written on each message and notify */
+    pthread_mutex_t mu;            /* guards the fields below */
+    json_t *inbox;                 /* messages not yet handled, in order */
+    int reader_done;               /* the client went away (or idled out) */
+    eryx_sandbox *live;            /* the sandbox running its execution */
+} client;
+
 /* An execution in progress on this connection. */
 typedef struct running {
     server *sv;
+    client *cl;
     ws_conn *c;
     json_t *id;
     eryx_sandbox *sb;
@@ -41,7 +57,6 @@ typedef struct running {
     json_t *replay_pending;        /* resume: the suspended calls [{call, name}] */
     size_t replay_next;
     json_t *replies;               /* resume: answers given with the request */
-    int efd;
     int gone;                      /* the client went away */
     int replaying;                 /* a resume before its first new call:
                                       the output is the client's already */
@@ -222,9 +237,7 @@ static void on_message_while_running(running *r, json_t *msg)
     } else if (strcmp(op, "reply") == 0) {
         on_reply(r, msg);
     } else if (strcmp(op, "cancel") == 0) {
-        if (!r->interrupted)
-            eryx_sandbox_interrupt(r->sb);
-        r->interrupted = 1;
+        r->interrupted = 1; /* the reader interrupted the sandbox already */
     } else if (strcmp(op, "suspend") == 0) {
         if (r->n_calls)
             r->suspend_wanted = 1;
@@ -237,25 +250,30 @@ static void on_message_while_running(running *r, json_t *msg)
     }
 }
 
-/* Reads what the client sent without waiting. */
+/* Takes the next message of the inbox (NULL when empty); *done: the
+ * reader has ended. */
+static json_t *next_message(client *cl, int *done)
+{
+    pthread_mutex_lock(&cl->mu);
+    json_t *msg = json_array_size(cl->inbox) ? json_incref(json_array_get(cl->inbox, 0)) : NULL;
+    if (msg)
+        json_array_remove(cl->inbox, 0);
+    *done = cl->reader_done;
+    pthread_mutex_unlock(&cl->mu);
+    return msg;
+}
+
+/* Handles what the client sent meanwhile. */
 static void read_client(running *r)
 {
-    for (;;) {
-        uint8_t *data;
-        size_t len;
-        int binary;
-        int got = ws_conn_recv(r->c, 0, &data, &len, &binary);
-        if (got < 0)
-            r->gone = 1;
-        if (got <= 0)
-            return;
-        json_t *msg = binary ? NULL : json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
-        if (json_is_object(msg))
-            on_message_while_running(r, msg);
-        else
-            send_error(r->c, r->id, "bad_request", "messages are JSON objects in text frames");
+    json_t *msg;
+    int done;
+    while ((msg = next_message(r->cl, &done))) {
+        on_message_while_running(r, msg);
         json_decref(msg);
     }
+    if (done)
+        r->gone = 1;
 }
 
 static void notify(void *ud)
@@ -278,20 +296,14 @@ static void wait_for_work(running *r)
         if (d < wait)
             wait = d;
     }
-    if (wait < 0)
+    if (wait < 0 || eryx_exec_ready(r->ex))
         wait = 0;
-    if (eryx_exec_ready(r->ex))
-        wait = 0;
-    struct pollfd p[2] = {{.fd = r->efd, .events = POLLIN},
-                          {.fd = r->gone ? -1 : ws_conn_fd(r->c), .events = POLLIN}};
-    if (!r->gone && ws_conn_buffered(r->c))
-        wait = 0;
-    poll(p, 2, (int)wait);
+    struct pollfd p = {.fd = r->cl->efd, .events = POLLIN};
+    poll(&p, 1, (int)wait);
     uint64_t v;
-    ssize_t n = read(r->efd, &v, sizeof v);
+    ssize_t n = read(r->cl->efd, &v, sizeof v);
     (void)n;
-    if (!r->gone && (p[1].revents || ws_conn_buffered(r->c)))
-        read_client(r);
+    read_client(r);
 }
 
 /* ---- one execution --------------------------------------------------------- */
@@ -584,13 +596,26 @@ static void give_back(server *sv, running *r, session_ref *ref, int save, json_t
     }
 }
 
-static void execute(server *sv, ws_conn *c, json_t *id, json_t *req, int resume)
+/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). */
+static void set_live(client *cl, eryx_sandbox *sb)
 {
+    pthread_mutex_lock(&cl->mu);
+    cl->live = sb;
+    int gone = cl->reader_done;
+    pthread_mutex_unlock(&cl->mu);
+    if (sb && gone)
+        eryx_sandbox_interrupt(sb);
+}
+
+static void execute(client *cl, json_t *id, json_t *req, int resume)
+{
+    server *sv = cl->sv;
+    ws_conn *c = cl->c;
     exec_request q = {0};
     const char *code = NULL;
     char msg[512];
     session_ref ref = {0};
-    running r = {.sv = sv, .c = c, .id = id, .efd = -1};
+    running r = {.sv = sv, .cl = cl, .c = c, .id = id};
     if (parse_exec(sv, req, resume, &q, &code, msg, sizeof msg) < 0 ||
         take_sandbox(sv, &q, &ref, &r.sb, &code, msg, sizeof msg) < 0) {
         send_error(c, id, code, msg);
@@ -612,19 +637,17 @@ static void execute(server *sv, ws_conn *c, json_t *id, json_t *req, int resume)
     int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);
     if (rc == ERYX_OK)
         rc = eryx_exec_start_journaled(r.sb, q.code, q.code_len, &q.opts, q.journal, &r.ex);
-    r.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (rc != ERYX_OK || r.efd < 0) {
-        send_error(c, id, rc == ERYX_INVALID ? "bad_request" : "internal",
-                   rc == ERYX_OK ? "out of descriptors" : eryx_errmsg(r.sb));
-        if (r.ex)
-            eryx_exec_finish(r.ex, NULL);
+    if (rc != ERYX_OK) {
+        send_error(c, id, rc == ERYX_INVALID ? "bad_request" : "internal", eryx_errmsg(r.sb));
         give_back(sv, &r, &ref, 0, NULL);
         goto out;
     }
-    eryx_exec_set_notify(r.ex, notify, &r.efd);
+    eryx_exec_set_notify(r.ex, notify, &cl->efd);
     atomic_fetch_add(&sv->m.executing, 1);
+    set_live(cl, r.sb);
     eryx_result *res;
     rc = drive(&r, q.journal, &res);
+    set_live(cl, NULL);
     atomic_fetch_sub(&sv->m.executing, 1);
     if (rc == -1) {
         give_back(sv, &r, &ref, 0, NULL);
@@ -642,15 +665,15 @@ static void execute(server *sv, ws_conn *c, json_t *id, json_t *req, int resume)
                             "ms", res ? (double)res->duration_ns / 1e6 : 0.0));
     eryx_result_free(res);
 out:
-    if (r.efd >= 0)
-        close(r.efd);
     free_request(&q);
 }
 
 /* ---- the connection --------------------------------------------------------- */
 
-static void dispatch(server *sv, ws_conn *c, json_t *msg)
+static void dispatch(client *cl, json_t *msg)
 {
+    server *sv = cl->sv;
+    ws_conn *c = cl->c;
     json_t *id = json_object_get(msg, "id");
     const char *op = json_string_value(json_object_get(msg, "op"));
     atomic_fetch_add(&sv->m.requests_total, 1);
@@ -659,7 +682,7 @@ static void dispatch(server *sv, ws_conn *c, json_t *msg)
     } else if (!op) {
         send_error(c, id, "bad_request", "a message needs an \"op\"");
     } else if (strcmp(op, "execute") == 0 || strcmp(op, "resume") == 0) {
-        execute(sv, c, id, msg, op[0] == 'r');
+        execute(cl, id, msg, op[0] == 'r');
     } else if (strcmp(op, "ping") == 0) {
         ws_conn_send_json(c, json_pack("{sO? ss ss}", "id", id, "ev", "done", "replica",
                                        sv->replica));
@@ -673,30 +696,79 @@ static void dispatch(server *sv, ws_conn *c, json_t *msg)
     }
 }
 
-void serve_client(server *sv, ws_conn *c, const char *peer)
+/* The reader: messages into the inbox; a cancel or the end of the
+ * connection interrupts the running execution at once. */
+static void *reader_main(void *arg)
 {
-    (void)peer;
+    client *cl = arg;
     for (;;) {
         uint8_t *data;
         size_t len;
         int binary;
-        int r = ws_conn_recv(c, IDLE_TIMEOUT_MS, &data, &len, &binary);
-        if (r < 0)
-            return;
-        if (r == 0) {
-            ws_conn_close(c, WS_CLOSE_GOING_AWAY, "idle");
-            return;
+        int r = ws_conn_recv(cl->c, IDLE_TIMEOUT_MS, &data, &len, &binary);
+        if (r <= 0) {
+            if (r == 0)
+                ws_conn_close(cl->c, WS_CLOSE_GOING_AWAY, "idle");
+            break;
         }
-        json_error_t e;
-        json_t *msg = binary ? NULL : json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &e);
-        if (json_is_object(msg)) {
-            dispatch(sv, c, msg);
-        } else {
-            atomic_fetch_add(&sv->m.errors_total, 1);
-            send_error(c, NULL, "bad_request",
+        json_t *msg = binary ? NULL : json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(msg)) {
+            atomic_fetch_add(&cl->sv->m.errors_total, 1);
+            send_error(cl->c, NULL, "bad_request",
                        binary ? "binary messages are not accepted: send JSON as text"
                               : "a message is one JSON object");
+            json_decref(msg);
+            continue;
         }
-        json_decref(msg);
+        const char *op = json_string_value(json_object_get(msg, "op"));
+        pthread_mutex_lock(&cl->mu);
+        if (op && strcmp(op, "cancel") == 0 && cl->live)
+            eryx_sandbox_interrupt(cl->live);
+        json_array_append_new(cl->inbox, msg);
+        pthread_mutex_unlock(&cl->mu);
+        notify(&cl->efd);
     }
+    pthread_mutex_lock(&cl->mu);
+    cl->reader_done = 1;
+    if (cl->live)
+        eryx_sandbox_interrupt(cl->live); /* a disconnect cancels */
+    pthread_mutex_unlock(&cl->mu);
+    notify(&cl->efd);
+    return NULL;
+}
+
+void serve_client(server *sv, ws_conn *c, const char *peer)
+{
+    (void)peer;
+    client cl = {.sv = sv, .c = c, .inbox = json_array()};
+    cl.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_t reader;
+    pthread_mutex_init(&cl.mu, NULL);
+    if (cl.efd < 0 || !cl.inbox || pthread_create(&reader, NULL, reader_main, &cl) != 0) {
+        ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
+        goto out;
+    }
+    for (;;) {
+        int done;
+        json_t *msg = next_message(&cl, &done);
+        if (msg) {
+            dispatch(&cl, msg);
+            json_decref(msg);
+            continue;
+        }
+        if (done)
+            break;
+        struct pollfd p = {.fd = cl.efd, .events = POLLIN};
+        poll(&p, 1, -1);
+        uint64_t v;
+        ssize_t n = read(cl.efd, &v, sizeof v);
+        (void)n;
+    }
+    ws_conn_shutdown(c);
+    pthread_join(reader, NULL);
+out:
+    if (cl.efd >= 0)
+        close(cl.efd);
+    json_decref(cl.inbox);
+    pthread_mutex_destroy(&cl.mu);
 }

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,11 +23,14 @@
 #define SEND_TIMEOUT_MS 10000
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
+/* Threads: one reads (ws_conn_recv), any may send. lock guards the socket
+ * and TLS calls and the error; send_lock keeps a message's frames together. */
 struct ws_conn {
     int fd;
     tls_conn *tls;
     int client;
-    int closed;
+    atomic_int closed;
+    pthread_mutex_t lock, send_lock;
     size_t max_message;
     uint8_t *rbuf;             /* bytes read, not yet parsed */
     size_t rlen, rcap, consumed;
@@ -53,8 +58,10 @@ static int remaining(int64_t deadline)
 
 static int fail(ws_conn *c, const char *fmt, const char *arg)
 {
+    pthread_mutex_lock(&c->lock);
     if (!c->err[0])
         snprintf(c->err, sizeof c->err, fmt, arg);
+    pthread_mutex_unlock(&c->lock);
     c->closed = 1;
     return -1;
 }
@@ -68,6 +75,8 @@ ws_conn *ws_conn_new(int fd, tls_ctx *tls, int client, const char *host, size_t 
     }
     c->fd = fd;
     c->client = client;
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->send_lock, NULL);
     c->max_message = max_message;
     c->msg_op = -1;
     snprintf(c->host, sizeof c->host, "%s", host ? host : "");
@@ -85,6 +94,8 @@ void ws_conn_free(ws_conn *c)
         return;
     tls_conn_free(c->tls);
     close(c->fd);
+    pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->send_lock);
     free(c->rbuf);
     free(c->msg);
     free(c);
@@ -93,27 +104,47 @@ void ws_conn_free(ws_conn *c)
 int ws_conn_fd(const ws_conn *c) { return c->fd; }
 const char *ws_conn_error(const ws_conn *c) { return c->err[0] ? c->err : "connection closed"; }
 
+void ws_conn_shutdown(ws_conn *c)
+{
+    c->closed = 1;
+    shutdown(c->fd, SHUT_RDWR);
+}
+
 /* ---- bytes ------------------------------------------------------------ */
 
-/* >0 bytes, 0 end of stream, TLS_WANT_READ/WRITE, TLS_ERROR. */
+/* >0 bytes, 0 end of stream, TLS_WANT_READ/WRITE, TLS_ERROR. One TLS
+ * object must not be used by two threads at once: the reading and the
+ * sending thread take turns (never while they wait). */
 static long raw_read(ws_conn *c, void *buf, size_t n)
 {
-    if (c->tls)
-        return tls_conn_read(c->tls, buf, n);
-    ssize_t r = recv(c->fd, buf, n, 0);
-    if (r >= 0)
-        return r;
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TLS_WANT_READ : TLS_ERROR;
+    long r;
+    pthread_mutex_lock(&c->lock);
+    if (c->tls) {
+        r = tls_conn_read(c->tls, buf, n);
+    } else {
+        ssize_t k = recv(c->fd, buf, n, 0);
+        r = k >= 0 ? k
+            : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TLS_WANT_READ
+                                                                         : TLS_ERROR;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
 }
 
 static long raw_write(ws_conn *c, const void *buf, size_t n)
 {
-    if (c->tls)
-        return tls_conn_write(c->tls, buf, n);
-    ssize_t r = send(c->fd, buf, n, MSG_NOSIGNAL);
-    if (r >= 0)
-        return r;
-    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TLS_WANT_WRITE : TLS_ERROR;
+    long r;
+    pthread_mutex_lock(&c->lock);
+    if (c->tls) {
+        r = tls_conn_write(c->tls, buf, n);
+    } else {
+        ssize_t k = send(c->fd, buf, n, MSG_NOSIGNAL);
+        r = k >= 0 ? k
+            : errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? TLS_WANT_WRITE
+                                                                          : TLS_ERROR;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return r;
 }
 
 /* Waits for the socket to be ready for what want asks (TLS_WANT_*). 1
@@ -190,7 +221,9 @@ static int handshake_tls(ws_conn *c, int64_t deadline)
         return 0;
     for (;;) {
         char err[200] = "";
+        pthread_mutex_lock(&c->lock);
         int r = tls_conn_handshake(c->tls, err, sizeof err);
+        pthread_mutex_unlock(&c->lock);
         if (r == 1)
             return 0;
         if (r == TLS_ERROR)
@@ -388,7 +421,17 @@ int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
 
 /* ---- messages --------------------------------------------------------- */
 
+static int send_frame(ws_conn *c, int opcode, const void *data, size_t len);
+
 int ws_conn_send(ws_conn *c, int opcode, const void *data, size_t len)
+{
+    pthread_mutex_lock(&c->send_lock);
+    int r = send_frame(c, opcode, data, len);
+    pthread_mutex_unlock(&c->send_lock);
+    return r;
+}
+
+static int send_frame(ws_conn *c, int opcode, const void *data, size_t len)
 {
     if (c->closed)
         return -1;
@@ -442,9 +485,14 @@ void ws_conn_close(ws_conn *c, int code, const char *reason)
     c->closed = 1;
 }
 
-int ws_conn_buffered(const ws_conn *c)
+int ws_conn_buffered(ws_conn *c)
 {
-    return c->rlen > c->consumed || (c->tls && tls_conn_pending(c->tls) > 0);
+    if (c->rlen > c->consumed)
+        return 1;
+    pthread_mutex_lock(&c->lock);
+    int r = c->tls && tls_conn_pending(c->tls) > 0;
+    pthread_mutex_unlock(&c->lock);
+    return r;
 }
 
 /* Appends a fragment to the message being assembled; -1 past the limit. */

@@ -3,7 +3,9 @@
  * handshake (server or client side), whole messages in and out, pings,
  * close. Used by `eryx serve` (serve.c) and `eryx --remote` (remote.c).
  *
- * One thread uses a connection at a time. The socket is non-blocking:
+ * One thread reads (the handshake functions, ws_conn_recv) while any
+ * thread may send (ws_conn_send, _send_json, _close: each message goes out
+ * whole). The socket is non-blocking:
  * every wait is a poll with a time limit, so a peer that stops reading or
  * writing costs a bounded time, and the read buffer is bounded by the
  * largest message allowed.
@@ -53,7 +55,10 @@ int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
  * is answered). Pings are answered on the way. */
 int ws_conn_recv(ws_conn *c, int timeout_ms, uint8_t **data, size_t *len, int *binary);
 /* 1 if a message may be ready without waiting on the socket. */
-int ws_conn_buffered(const ws_conn *c);
+int ws_conn_buffered(ws_conn *c);
+/* Ends the connection both ways now, from any thread: a thread waiting in
+ * ws_conn_recv or a send returns. */
+void ws_conn_shutdown(ws_conn *c);
 
 /* Sends one message; -1 if the peer did not take it within the send time
  * limit (10 s) or the connection failed. */
