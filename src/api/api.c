@@ -488,7 +488,7 @@ static int start(eryx_sandbox *h, const char *code, size_t len, const eryx_run_o
         eryx__set_errmsg(NULL, "misuse: eryx_exec_start: not a sandbox (NULL or freed)");
         return ERYX_MISUSE;
     }
-    if (!out || (!code && len && !j))
+    if (!out || (!code && len))
         return misuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
     *out = NULL;
     eryx_run_options opts;

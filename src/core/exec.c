@@ -186,7 +186,7 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
     /* Copied here, with no lock held; jentry never changes once the call
      * is shared. */
     char *text = call->jentry ? strndup(json, len) : NULL;
-    return finish_call(call, result, text, len);
+    return finish_call(call, result, text, text ? strlen(text) : 0);
 }
 
 int eryx__call_fail(eryx_call *call, int kind, const char *message)
