@@ -136,26 +136,29 @@ static int save_to_path(eryx_sandbox *sb, const char *path)
     return rc;
 }
 
-/* "fd N", for messages about a session without a path. */
-static const char *fd_name(int fd, char *buf, size_t n)
+/* Where a session in fd starts: its current offset, or -1 with errno set
+ * for a descriptor without one (a pipe or socket: the loader checks sizes
+ * against the file's and reads with pread). name gets "fd N". */
+static off_t fd_start(int fd, char *name, size_t n)
 {
-    snprintf(buf, n, "fd %d", fd);
-    return buf;
+    snprintf(name, n, "fd %d", fd);
+    return lseek(fd, 0, SEEK_CUR);
 }
+
+#define NOT_SEEKABLE "(a session needs a file or memfd, not a pipe or socket)"
 
 int eryx__sandbox_save(eryx_sandbox *sb, const char *path, int fd)
 {
     if (path)
         return save_to_path(sb, path);
     char name[32];
-    off_t base = lseek(fd, 0, SEEK_CUR);
+    off_t base = fd_start(fd, name, sizeof name);
     if (base < 0) {
-        eryx__set_errmsg(sb, "cannot write the session to %s: %s (a session needs a file "
-                             "or memfd, not a pipe or socket)",
-                         fd_name(fd, name, sizeof name), strerror(errno));
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s " NOT_SEEKABLE, name,
+                         strerror(errno));
         return ERYX_IO;
     }
-    return write_session(sb, fd, base, fd_name(fd, name, sizeof name));
+    return write_session(sb, fd, base, name);
 }
 
 /* Refuses a header whose saved globals could not have come from a guest of
@@ -378,14 +381,13 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
     *out = NULL;
     if (!path) {
         char name[32];
-        off_t base = lseek(fd, 0, SEEK_CUR);
+        off_t base = fd_start(fd, name, sizeof name);
         if (base < 0) {
-            eryx__set_errmsg(NULL, "cannot read the session from %s: %s (a session needs a "
-                                   "file or memfd, not a pipe or socket)",
-                             fd_name(fd, name, sizeof name), strerror(errno));
+            eryx__set_errmsg(NULL, "cannot read the session from %s: %s " NOT_SEEKABLE, name,
+                             strerror(errno));
             return ERYX_IO;
         }
-        return load_session(rt, cfg, fd, base, fd_name(fd, name, sizeof name), out);
+        return load_session(rt, cfg, fd, base, name, out);
     }
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

@@ -85,11 +85,38 @@ static int step_to_calls(eryx_exec *ex, eryx_call **calls, int max, int *rc)
     return n;
 }
 
+/* Finishes an execution whose last step gave ERYX_OK: its output and how
+ * many calls reached the embedder. */
+static void finish_ok(eryx_exec *ex, const char *out, uint32_t n_callbacks)
+{
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, out);
+    CHECK_INT(r->n_callbacks, n_callbacks);
+    eryx_result_free(r);
+}
+
 static void reply_str(eryx_call *c, const char *s)
 {
     char buf[128];
     snprintf(buf, sizeof buf, "\"%s\"", s);
     CHECK_INT(eryx_call_reply(c, buf, strlen(buf)), ERYX_OK);
+}
+
+/* An execution of code in sb after setup ran there, recording into a new
+ * journal (*j), stepped until its first calls (in calls, *n of them). */
+static eryx_exec *start_recording(eryx_sandbox *sb, const char *setup, const char *code,
+                                  eryx_journal **j, eryx_call **calls, int max, int *n)
+{
+    run_ok(sb, setup);
+    REQUIRE_INT(eryx_journal_new(j), ERYX_OK);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, *j, &ex), ERYX_OK);
+    int rc;
+    *n = step_to_calls(ex, calls, max, &rc);
+    REQUIRE_INT(rc, ERYX_PENDING);
+    return ex;
 }
 
 /* a and b gathered, then one call made of their replies, then one that
@@ -111,14 +138,10 @@ static void *record_and_suspend(int *state_fd, size_t *len)
     eryx_sandbox *sb = new_sandbox(0);
     run_ok(sb, "prefix = 'p-'");
     *state_fd = save_state(sb);
-
     eryx_journal *j = NULL;
-    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, code3, strlen(code3), NULL, j, &ex), ERYX_OK);
     eryx_call *calls[4];
-    int rc, n = step_to_calls(ex, calls, 4, &rc);
-    REQUIRE_INT(rc, ERYX_PENDING);
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code3, &j, calls, 4, &n);
     REQUIRE_INT(n, 2); /* the gather's two, in one step */
     CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"p-a\"}");
     CHECK_STR(eryx_call_args(calls[1]), "{\"key\":\"b\"}");
@@ -153,14 +176,21 @@ static void *record_and_suspend(int *state_fd, size_t *len)
     return data;
 }
 
-TEST_CASE(test_suspend_and_resume)
+/* record_and_suspend's journal, through its bytes. */
+static eryx_journal *suspended_journal(int *state_fd)
 {
-    int fd;
     size_t len;
-    void *data = record_and_suspend(&fd, &len);
+    void *data = record_and_suspend(state_fd, &len);
     eryx_journal *j = NULL;
     REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
     eryx_free(data);
+    return j;
+}
+
+TEST_CASE(test_suspend_and_resume)
+{
+    int fd;
+    eryx_journal *j = suspended_journal(&fd);
     CHECK_INT(eryx_journal_count(j), 4);
     CHECK_INT(eryx_journal_pending(j), 1);
 
@@ -180,13 +210,7 @@ TEST_CASE(test_suspend_and_resume)
     n = step_to_calls(ex, calls, 4, &rc);
     CHECK_INT(n, 0);
     CHECK_INT(rc, ERYX_OK);
-    eryx_result *r = NULL;
-    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
-    REQUIRE(r != NULL);
-    CHECK_STR(r->out, "x y invalid_arguments: no such key z\n");
-    CHECK_STR(r->result_json, "\"z\"");
-    CHECK_INT(r->n_callbacks, 1); /* the embedder saw one call */
-    eryx_result_free(r);
+    finish_ok(ex, "x y invalid_arguments: no such key z\n", 1); /* one call surfaced */
     /* The answer was recorded: the whole journal now replays alone. */
     CHECK_INT(eryx_journal_count(j), 4);
     CHECK_INT(eryx_journal_pending(j), 0);
@@ -198,11 +222,7 @@ TEST_CASE(test_suspend_and_resume)
 TEST_CASE(test_replay_complete_journal)
 {
     int fd;
-    size_t len;
-    void *data = record_and_suspend(&fd, &len);
-    eryx_journal *j = NULL;
-    REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
-    eryx_free(data);
+    eryx_journal *j = suspended_journal(&fd);
     for (int round = 0; round < 2; round++) {
         eryx_sandbox *sb = restore_state(fd);
         eryx_exec *ex = NULL;
@@ -216,12 +236,7 @@ TEST_CASE(test_replay_complete_journal)
         }
         CHECK_INT(n, 0);
         CHECK_INT(rc, ERYX_OK);
-        eryx_result *r = NULL;
-        CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
-        REQUIRE(r != NULL);
-        CHECK_STR(r->out, "x y invalid_arguments: no such key w\n");
-        CHECK_INT(r->n_callbacks, round == 0 ? 1 : 0);
-        eryx_result_free(r);
+        finish_ok(ex, "x y invalid_arguments: no such key w\n", round == 0 ? 1 : 0);
         eryx_sandbox_free(sb);
     }
     close(fd);
@@ -244,11 +259,9 @@ TEST_CASE(test_timeout_replayed)
                        "    print(e.kind)\n"
                        "print(await get(key='next'))\n";
     eryx_journal *j = NULL;
-    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex), ERYX_OK);
     eryx_call *calls[2];
-    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 2, &n);
     REQUIRE_INT(n, 1);
     eryx_call *slow = calls[0];
     /* Nobody answers: the step after the deadline times it out. */
@@ -268,11 +281,7 @@ TEST_CASE(test_timeout_replayed)
     CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"next\"}");
     CHECK_INT(eryx_call_reply(calls[0], "2", 1), ERYX_OK);
     CHECK_INT(eryx_exec_step(ex), ERYX_OK);
-    eryx_result *r = NULL;
-    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
-    REQUIRE(r != NULL);
-    CHECK_STR(r->out, "timeout\n2\n");
-    eryx_result_free(r);
+    finish_ok(ex, "timeout\n2\n", 1);
     eryx_sandbox_free(sb);
     eryx_journal_free(j);
 }
@@ -282,13 +291,10 @@ TEST_CASE(test_timeout_replayed)
 static eryx_journal *record_two(const char *code)
 {
     eryx_sandbox *sb = new_sandbox(0);
-    run_ok(sb, "k = 'a'");
     eryx_journal *j = NULL;
-    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex), ERYX_OK);
     eryx_call *calls[2];
-    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "k = 'a'", code, &j, calls, 2, &n);
     REQUIRE_INT(n, 1);
     reply_str(calls[0], "b");
     n = step_to_calls(ex, calls, 2, &rc);
@@ -333,9 +339,7 @@ TEST_CASE(test_divergence)
     CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"b\"}");
     reply_str(calls[0], "c");
     CHECK_INT(eryx_exec_step(ex), ERYX_OK);
-    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
-    CHECK_STR(r->out, "got b\n");
-    eryx_result_free(r);
+    finish_ok(ex, "got b\n", 1);
     eryx_sandbox_free(sb);
     eryx_journal_free(j);
 }
@@ -416,21 +420,15 @@ TEST_CASE(test_entries_bounded)
                        "                         return_exceptions=True)\n"
                        "print([type(x).__name__ for x in r])\n";
     eryx_journal *j = NULL;
-    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex), ERYX_OK);
     eryx_call *calls[8];
-    int rc, n = step_to_calls(ex, calls, 8, &rc);
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 8, &n);
     REQUIRE_INT(n, 3);
     for (int i = 0; i < n; i++)
         reply_str(calls[i], "v");
     n = step_to_calls(ex, calls, 8, &rc);
     CHECK_INT(rc, ERYX_OK);
-    eryx_result *r = NULL;
-    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
-    REQUIRE(r != NULL);
-    CHECK_STR(r->out, "['str', 'str', 'str', 'CallbackError', 'CallbackError']\n");
-    eryx_result_free(r);
+    finish_ok(ex, "['str', 'str', 'str', 'CallbackError', 'CallbackError']\n", 3);
     CHECK_INT(eryx_journal_count(j), 3);
     eryx_sandbox_free(sb);
     eryx_journal_free(j);
