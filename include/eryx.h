@@ -742,7 +742,9 @@ ERYX_API int eryx_exec_start(eryx_sandbox *sb, const char *code, size_t len,
                              const eryx_run_options *opts, eryx_exec **out);
 
 /* Runs the guest until it finishes or waits. Returns ERYX_PENDING, or the
- * final status (as eryx_sandbox_run: ERYX_OK, ERYX_PYTHON_EXCEPTION, ...). */
+ * final status (as eryx_sandbox_run: ERYX_OK, ERYX_PYTHON_EXCEPTION, ...;
+ * and ERYX_DIVERGED for a journaled execution, which gives a result too:
+ * see "Journals" below). */
 ERYX_API int eryx_exec_step(eryx_exec *ex);
 
 /* The calls issued since they were last asked for, one at a time, in the
