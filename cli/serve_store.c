@@ -535,9 +535,10 @@ int store_create(store *st, const char *name, const void *data, size_t len, uint
 int store_put(store *st, const char *name, const void *data, size_t len, uint64_t base_version,
               uint64_t *new_version)
 {
-    if (base_version == 0 || base_version == UINT64_MAX) {
-        msg[0] = '\0';
-        return store__fail(STORE_INVALID, "base version %llu", (unsigned long long)base_version);
+    if (base_version == 0 || base_version == UINT64_MAX) { /* counted like the others */
+        store_op op = op_begin(st, STORE_KIND_PUT);
+        return op_end(&op, op.start_ns, store__fail(STORE_INVALID, "base version %llu",
+                                                    (unsigned long long)base_version));
     }
     return put_common(st, name, data, len, base_version, new_version);
 }
