@@ -41,6 +41,9 @@ static struct {
     int (*set_timeout)(redisContext *, const struct timeval);
     void (*free_ctx)(redisContext *);
     void *(*command_argv)(redisContext *, int, const char **, const size_t *);
+    int (*append_argv)(redisContext *, int, const char **, const size_t *);
+    int (*buffer_write)(redisContext *, int *);
+    int (*get_reply)(redisContext *, void **);
     void (*free_reply)(void *);
     int loaded;
     char why[256];
@@ -63,6 +66,9 @@ static void load_hiredis(void)
     SYM(set_timeout, "redisSetTimeout")
     SYM(free_ctx, "redisFree")
     SYM(command_argv, "redisCommandArgv")
+    SYM(append_argv, "redisAppendCommandArgv")
+    SYM(buffer_write, "redisBufferWrite")
+    SYM(get_reply, "redisGetReply")
     SYM(free_reply, "freeReplyObject")
 #undef SYM
     hr.loaded = 1; /* the handle stays open for the process's life */
@@ -461,34 +467,74 @@ typedef struct chunks_args {
     store_op *op;
 } chunks_args;
 
+/* Chunks go one per command, pipelined: each command is written out before
+ * the next is formatted, then the replies are read. (hiredis 0.14 moves the
+ * rest of its output buffer after every partial write, and its reader's
+ * buffer after every read: one command or reply of a few MB costs copies
+ * quadratic in its size, measured at 4x the whole put; docs/serve.md.) */
+static int send_one(redisContext *c, int argc, const char **av, const size_t *al)
+{
+    int done = 0;
+    if (hr.append_argv(c, argc, av, al) != REDIS_OK)
+        return store__fail(AGAIN, "%s", c->errstr);
+    while (!done)
+        if (hr.buffer_write(c, &done) != REDIS_OK)
+            return store__fail(AGAIN, "%s", c->errstr);
+    return STORE_OK;
+}
+
+/* The next pipelined reply: OK with *out set, or a failure. */
+static int next_reply(redisContext *c, redisReply **out)
+{
+    void *rep = NULL;
+    *out = NULL;
+    if (hr.get_reply(c, &rep) != REDIS_OK || !rep)
+        return store__fail(AGAIN, "%s", c->errstr[0] ? c->errstr : "connection lost");
+    int rc = reply_status(c, rep);
+    if (rc == STORE_OK)
+        *out = rep;
+    else
+        hr.free_reply(rep);
+    return rc;
+}
+
+/* Reads the replies still owed after a failure, so that the connection can
+ * be reused; a connection that cannot is dropped by its error. */
+static int drain(redisContext *c, size_t n, int rc)
+{
+    for (size_t i = 0; i < n && !c->err; i++) {
+        redisReply *rep = NULL;
+        next_reply(c, &rep);
+        if (rep)
+            hr.free_reply(rep);
+    }
+    return rc;
+}
+
 static int put_chunks_try(redisContext *c, void *arg, int retry)
 {
     chunks_args *a = arg;
     char k[STORE_NAME_MAX + 16];
     key(k, sizeof k, a->name, 'c');
-    size_t argc = 2 + 2 * a->n;
-    const char **av = malloc(argc * sizeof *av);
-    size_t *al = malloc(argc * sizeof *al);
-    if (!av || !al) {
-        free(av);
-        free(al);
-        return store__fail(STORE_NOMEM, "out of memory");
+    size_t sent = 0;
+    int rc = STORE_OK;
+    for (; rc == STORE_OK && sent < a->n; sent++) {
+        const char *av[] = {"HSET", k, (const char *)a->hashes + sent * STORE_HASH,
+                            a->data[sent]};
+        size_t al[] = {4, strlen(k), STORE_HASH, a->lens[sent]};
+        rc = send_one(c, 4, av, al);
     }
-    av[0] = "HSET", al[0] = 4;
-    av[1] = k, al[1] = strlen(k);
+    if (rc != STORE_OK) /* the connection has failed: it is dropped */
+        return rc;
     for (size_t i = 0; i < a->n; i++) {
-        av[2 + 2 * i] = (const char *)a->hashes + i * STORE_HASH;
-        al[2 + 2 * i] = STORE_HASH;
-        av[3 + 2 * i] = a->data[i];
-        al[3 + 2 * i] = a->lens[i];
+        redisReply *rep = NULL;
+        rc = next_reply(c, &rep);
+        if (rep)
+            hr.free_reply(rep);
+        if (rc != STORE_OK)
+            return rc == AGAIN ? rc : drain(c, a->n - i - 1, rc);
     }
-    redisReply *rep = NULL;
-    int rc = command(c, (int)argc, av, al, &rep);
-    if (rep)
-        hr.free_reply(rep);
-    free(av);
-    free(al);
-    return rc;
+    return STORE_OK;
 }
 
 static int r_put_chunks(void *b, store_op *op, const char *name, size_t n, const uint8_t *hashes,
@@ -503,31 +549,33 @@ static int get_chunks_try(redisContext *c, void *arg, int retry)
     chunks_args *a = arg;
     char k[STORE_NAME_MAX + 16];
     key(k, sizeof k, a->name, 'c');
-    const char *av[2 + 64];
-    size_t al[2 + 64];
-    if (a->n > 64)
-        return store__fail(STORE_INVALID, "%zu chunks in one call", a->n);
-    av[0] = "HMGET", al[0] = 5;
-    av[1] = k, al[1] = strlen(k);
-    for (size_t i = 0; i < a->n; i++)
-        av[2 + i] = (const char *)a->hashes + i * STORE_HASH, al[2 + i] = STORE_HASH;
-    redisReply *rep = NULL;
-    int rc = command(c, (int)(2 + a->n), av, al, &rep);
-    if (rc != STORE_OK)
+    size_t sent = 0;
+    int rc = STORE_OK;
+    for (; rc == STORE_OK && sent < a->n; sent++) {
+        const char *av[] = {"HGET", k, (const char *)a->hashes + sent * STORE_HASH};
+        size_t al[] = {4, strlen(k), STORE_HASH};
+        rc = send_one(c, 3, av, al);
+    }
+    if (rc != STORE_OK) /* the connection has failed: it is dropped */
         return rc;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != a->n)
-        rc = store__fail(STORE_UNAVAILABLE, "Redis: unexpected reply to HMGET");
-    for (size_t i = 0; rc == STORE_OK && i < a->n; i++) {
-        const redisReply *e = rep->element[i];
-        int have = e->type == REDIS_REPLY_STRING;
+    for (size_t i = 0; i < a->n; i++) {
+        redisReply *e = NULL;
+        rc = next_reply(c, &e);
+        if (rc == STORE_OK && e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL)
+            rc = store__fail(STORE_CORRUPT, "Redis: a chunk is not a string");
+        int have = rc == STORE_OK && e->type == REDIS_REPLY_STRING;
         if (have) {
             store__count(a->op, STORE_C_FETCHED, 1);
             store__count(a->op, STORE_C_FETCHED_BYTES, e->len);
         }
-        rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
+        if (rc == STORE_OK)
+            rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
+        if (e)
+            hr.free_reply(e);
+        if (rc != STORE_OK)
+            return rc == AGAIN ? rc : drain(c, a->n - i - 1, rc);
     }
-    hr.free_reply(rep);
-    return rc;
+    return STORE_OK;
 }
 
 static int r_get_chunks(void *b, store_op *op, const char *name, size_t n, const uint8_t *hashes,
