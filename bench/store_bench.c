@@ -165,7 +165,7 @@ int main(int argc, char **argv)
     } cases[] = {
         {"after pass", "pass", "y = 1"},
         {"+10 MB random bytes", "import random; b = random.randbytes(10 << 20)", "y = 2"},
-        {"+700k str objects", "x = [str(i) for i in range(700_000)]", "x[0] = 'changed'"},
+        {"+700k str (cumulative)", "x = [str(i) for i in range(700_000)]", "x[0] = 'changed'"},
     };
     char path[64], path2[64];
     snprintf(path, sizeof path, "/tmp/store-bench-%d.a", (int)getpid());
