@@ -86,57 +86,47 @@ static void report(const char *label, const char *op, double *ms, int n, delta *
     d->before = now;
 }
 
-static void bench_session(store *st, const char *label, const uint8_t *a, size_t alen,
-                          const uint8_t *b, size_t blen, int repeats)
+/* One session under test: a and b differ by one small statement. */
+typedef struct sess {
+    store *st;
+    const uint8_t *a, *b;
+    size_t alen, blen;
+    int fd;
+    uint64_t v;
+} sess;
+
+enum { OP_CREATE, OP_GET, OP_VERSION, OP_PUT_SAME, OP_PUT_CHANGE, OPS };
+static const char *const op_names[OPS] = {"create", "get", "version", "put unchanged",
+                                          "put 1 change"};
+
+/* The i-th repeat of op, timed (a create's delete before it is not). */
+static double timed(sess *s, int op, int i)
+{
+    if (op == OP_CREATE)
+        store_delete(s->st, "bench"); /* moves no chunks */
+    double t0 = now_ms();
+    int rc = op == OP_CREATE    ? store_create(s->st, "bench", s->a, s->alen, &s->v)
+             : op == OP_GET     ? store_get(s->st, "bench", s->fd, &s->v)
+             : op == OP_VERSION ? store_version(s->st, "bench", &s->v)
+             : op == OP_PUT_SAME || i % 2
+                 ? store_put(s->st, "bench", s->a, s->alen, s->v, &s->v)
+                 : store_put(s->st, "bench", s->b, s->blen, s->v, &s->v);
+    double ms = now_ms() - t0;
+    if (rc != STORE_OK)
+        die(op_names[op], rc);
+    return ms;
+}
+
+static void bench_session(sess *s, const char *label, int repeats)
 {
     double ms[64];
-    delta d = {.st = st};
-    store_stats(st, &d.before);
-    int fd = memfd_create("session", 0);
-    uint64_t v = 0;
-    for (int i = 0; i < repeats; i++) {
-        store_delete(st, "bench"); /* moves no chunks */
-        double t0 = now_ms();
-        int rc = store_create(st, "bench", a, alen, &v);
-        ms[i] = now_ms() - t0;
-        if (rc != STORE_OK)
-            die("create", rc);
+    delta d = {.st = s->st};
+    store_stats(s->st, &d.before);
+    for (int op = 0; op < OPS; op++) {
+        for (int i = 0; i < repeats; i++)
+            ms[i] = timed(s, op, i);
+        report(label, op_names[op], ms, repeats, &d);
     }
-    report(label, "create", ms, repeats, &d);
-    for (int i = 0; i < repeats; i++) {
-        double t0 = now_ms();
-        int rc = store_get(st, "bench", fd, &v);
-        ms[i] = now_ms() - t0;
-        if (rc != STORE_OK)
-            die("get", rc);
-    }
-    report(label, "get", ms, repeats, &d);
-    for (int i = 0; i < repeats; i++) {
-        double t0 = now_ms();
-        int rc = store_version(st, "bench", &v);
-        ms[i] = now_ms() - t0;
-        if (rc != STORE_OK)
-            die("version", rc);
-    }
-    report(label, "version", ms, repeats, &d);
-    for (int i = 0; i < repeats; i++) {
-        double t0 = now_ms();
-        int rc = store_put(st, "bench", a, alen, v, &v);
-        ms[i] = now_ms() - t0;
-        if (rc != STORE_OK)
-            die("put", rc);
-    }
-    report(label, "put unchanged", ms, repeats, &d);
-    for (int i = 0; i < repeats; i++) {
-        const uint8_t *p = i % 2 ? a : b;
-        double t0 = now_ms();
-        int rc = store_put(st, "bench", p, i % 2 ? alen : blen, v, &v);
-        ms[i] = now_ms() - t0;
-        if (rc != STORE_OK)
-            die("put", rc);
-    }
-    report(label, "put 1 change", ms, repeats, &d);
-    close(fd);
 }
 
 int main(int argc, char **argv)
@@ -178,7 +168,9 @@ int main(int argc, char **argv)
         stat(path, &sa);
         printf("%s: session file %.1f MB, %.1f MB allocated on disk\n", cases[i].label,
                (double)alen / 1e6, (double)sa.st_blocks * 512 / 1e6);
-        bench_session(st, cases[i].label, a, alen, b, blen, repeats);
+        sess s = {st, a, b, alen, blen, memfd_create("session", 0), 0};
+        bench_session(&s, cases[i].label, repeats);
+        close(s.fd);
         munmap((void *)a, alen);
         munmap((void *)b, blen);
     }

@@ -12,7 +12,6 @@
  * The manifest switch, the lock's compare-token and the delete are Lua
  * scripts, so each is atomic in Redis. docs/serve.md, "Session store".
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -52,26 +51,15 @@ static pthread_once_t hr_once = PTHREAD_ONCE_INIT;
 
 static void load_hiredis(void)
 {
-    void *h = dlopen(ERYX_HIREDIS_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(hr.why, sizeof hr.why, "%s", dlerror());
-        return;
-    }
-#define SYM(field, name)                                                            \
-    if (!(*(void **)&hr.field = dlsym(h, name))) {                                  \
-        snprintf(hr.why, sizeof hr.why, "%s has no %s", ERYX_HIREDIS_SONAME, name); \
-        return;                                                                     \
-    }
-    SYM(connect, "redisConnectWithTimeout")
-    SYM(set_timeout, "redisSetTimeout")
-    SYM(free_ctx, "redisFree")
-    SYM(command_argv, "redisCommandArgv")
-    SYM(append_argv, "redisAppendCommandArgv")
-    SYM(buffer_write, "redisBufferWrite")
-    SYM(get_reply, "redisGetReply")
-    SYM(free_reply, "freeReplyObject")
-#undef SYM
-    hr.loaded = 1; /* the handle stays open for the process's life */
+    void **ptrs[] = {(void **)&hr.connect,      (void **)&hr.set_timeout,
+                     (void **)&hr.free_ctx,     (void **)&hr.command_argv,
+                     (void **)&hr.append_argv,  (void **)&hr.buffer_write,
+                     (void **)&hr.get_reply,    (void **)&hr.free_reply};
+    static const char *const names[] = {"redisConnectWithTimeout", "redisSetTimeout",
+                                        "redisFree",               "redisCommandArgv",
+                                        "redisAppendCommandArgv",  "redisBufferWrite",
+                                        "redisGetReply",           "freeReplyObject"};
+    hr.loaded = store__dlopen(ERYX_HIREDIS_SONAME, names, ptrs, 8, hr.why, sizeof hr.why);
 }
 
 /* ---- Scripts ------------------------------------------------------------- */
@@ -511,26 +499,39 @@ static int drain(redisContext *c, size_t n, int rc)
     return rc;
 }
 
-static int put_chunks_try(redisContext *c, void *arg, int retry)
+/* A put's chunks (a->data set: one HSET each) or a get's (one HGET each,
+ * each reply handed to a->fn). */
+static int chunks_try(redisContext *c, void *arg, int retry)
 {
     chunks_args *a = arg;
+    int put = a->data != NULL;
     char k[STORE_NAME_MAX + 16];
     key(k, sizeof k, a->name, 'c');
-    size_t sent = 0;
     int rc = STORE_OK;
-    for (; rc == STORE_OK && sent < a->n; sent++) {
-        const char *av[] = {"HSET", k, (const char *)a->hashes + sent * STORE_HASH,
-                            a->data[sent]};
-        size_t al[] = {4, strlen(k), STORE_HASH, a->lens[sent]};
-        rc = send_one(c, 4, av, al);
+    for (size_t i = 0; rc == STORE_OK && i < a->n; i++) {
+        const char *av[] = {put ? "HSET" : "HGET", k, (const char *)a->hashes + i * STORE_HASH,
+                            put ? a->data[i] : NULL};
+        size_t al[] = {4, strlen(k), STORE_HASH, put ? a->lens[i] : 0};
+        rc = send_one(c, put ? 4 : 3, av, al);
     }
     if (rc != STORE_OK) /* the connection has failed: it is dropped */
         return rc;
     for (size_t i = 0; i < a->n; i++) {
-        redisReply *rep = NULL;
-        rc = next_reply(c, &rep);
-        if (rep)
-            hr.free_reply(rep);
+        redisReply *e = NULL;
+        rc = next_reply(c, &e);
+        if (rc == STORE_OK && !put) {
+            int have = e->type == REDIS_REPLY_STRING;
+            if (!have && e->type != REDIS_REPLY_NIL)
+                rc = store__fail(STORE_CORRUPT, "Redis: a chunk is not a string");
+            if (have) {
+                store__count(a->op, STORE_C_FETCHED, 1);
+                store__count(a->op, STORE_C_FETCHED_BYTES, e->len);
+            }
+            if (rc == STORE_OK)
+                rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
+        }
+        if (e)
+            hr.free_reply(e);
         if (rc != STORE_OK)
             return rc == AGAIN ? rc : drain(c, a->n - i - 1, rc);
     }
@@ -541,48 +542,14 @@ static int r_put_chunks(void *b, store_op *op, const char *name, size_t n, const
                         const void *const *data, const size_t *lens)
 {
     chunks_args a = {name, n, hashes, data, lens, NULL, NULL, op};
-    return with_conn(b, op, put_chunks_try, &a);
-}
-
-static int get_chunks_try(redisContext *c, void *arg, int retry)
-{
-    chunks_args *a = arg;
-    char k[STORE_NAME_MAX + 16];
-    key(k, sizeof k, a->name, 'c');
-    size_t sent = 0;
-    int rc = STORE_OK;
-    for (; rc == STORE_OK && sent < a->n; sent++) {
-        const char *av[] = {"HGET", k, (const char *)a->hashes + sent * STORE_HASH};
-        size_t al[] = {4, strlen(k), STORE_HASH};
-        rc = send_one(c, 3, av, al);
-    }
-    if (rc != STORE_OK) /* the connection has failed: it is dropped */
-        return rc;
-    for (size_t i = 0; i < a->n; i++) {
-        redisReply *e = NULL;
-        rc = next_reply(c, &e);
-        if (rc == STORE_OK && e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_NIL)
-            rc = store__fail(STORE_CORRUPT, "Redis: a chunk is not a string");
-        int have = rc == STORE_OK && e->type == REDIS_REPLY_STRING;
-        if (have) {
-            store__count(a->op, STORE_C_FETCHED, 1);
-            store__count(a->op, STORE_C_FETCHED_BYTES, e->len);
-        }
-        if (rc == STORE_OK)
-            rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
-        if (e)
-            hr.free_reply(e);
-        if (rc != STORE_OK)
-            return rc == AGAIN ? rc : drain(c, a->n - i - 1, rc);
-    }
-    return STORE_OK;
+    return n ? with_conn(b, op, chunks_try, &a) : STORE_OK;
 }
 
 static int r_get_chunks(void *b, store_op *op, const char *name, size_t n, const uint8_t *hashes,
                         store_chunk_fn fn, void *arg)
 {
     chunks_args a = {name, n, hashes, NULL, NULL, fn, arg, op};
-    return with_conn(b, op, get_chunks_try, &a);
+    return with_conn(b, op, chunks_try, &a);
 }
 
 typedef struct commit_args {

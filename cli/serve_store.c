@@ -93,28 +93,33 @@ static struct {
 } zs;
 static pthread_once_t zs_once = PTHREAD_ONCE_INIT;
 
+int store__dlopen(const char *soname, const char *const *names, void **const *ptrs, size_t n,
+                  char *why, size_t whylen)
+{
+    void *h = dlopen(soname, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(why, whylen, "%s", dlerror());
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(*ptrs[i] = dlsym(h, names[i]))) {
+            snprintf(why, whylen, "%s has no %s", soname, names[i]);
+            return 0;
+        }
+    return 1; /* the handle stays open for the process's life */
+}
+
 static void load_zstd(void)
 {
-    void *h = dlopen(ERYX_ZSTD_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(zs.why, sizeof zs.why, "%s", dlerror());
-        return;
-    }
-#define SYM(field, name)                                                            \
-    if (!(*(void **)&zs.field = dlsym(h, name))) {                                  \
-        snprintf(zs.why, sizeof zs.why, "%s has no %s", ERYX_ZSTD_SONAME, name);    \
-        return;                                                                     \
-    }
-    SYM(createCCtx, "ZSTD_createCCtx")
-    SYM(freeCCtx, "ZSTD_freeCCtx")
-    SYM(compressCCtx, "ZSTD_compressCCtx")
-    SYM(createDCtx, "ZSTD_createDCtx")
-    SYM(freeDCtx, "ZSTD_freeDCtx")
-    SYM(decompressDCtx, "ZSTD_decompressDCtx")
-    SYM(isError, "ZSTD_isError")
-    SYM(getErrorName, "ZSTD_getErrorName")
-#undef SYM
-    zs.loaded = 1; /* the handle stays open for the process's life */
+    void **ptrs[] = {(void **)&zs.createCCtx, (void **)&zs.freeCCtx,
+                     (void **)&zs.compressCCtx, (void **)&zs.createDCtx,
+                     (void **)&zs.freeDCtx, (void **)&zs.decompressDCtx,
+                     (void **)&zs.isError, (void **)&zs.getErrorName};
+    static const char *const names[] = {"ZSTD_createCCtx", "ZSTD_freeCCtx", "ZSTD_compressCCtx",
+                                        "ZSTD_createDCtx", "ZSTD_freeDCtx",
+                                        "ZSTD_decompressDCtx", "ZSTD_isError",
+                                        "ZSTD_getErrorName"};
+    zs.loaded = store__dlopen(ERYX_ZSTD_SONAME, names, ptrs, 8, zs.why, sizeof zs.why);
 }
 
 static int zstd_ready(void)
@@ -646,6 +651,7 @@ int store_get(store *st, const char *name, int fd, uint64_t *version)
         int vrc = st->be->meta(st->b, &op, name, &now, NULL, NULL);
         if (vrc != STORE_OK || now == v)
             break;
+        store__count(&op, STORE_C_RETRY, 1);
         rc = STORE_OK;
     }
     if (rc == STORE_OK && version)

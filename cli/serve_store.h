@@ -109,7 +109,8 @@ extern const double store_hist_bounds_ms[STORE_HIST_BUCKETS - 1];
 struct store_stats {
     uint64_t ops[STORE_KINDS];
     uint64_t errors[STORE_KINDS];  /* any result but OK, NOTFOUND, EXISTS, BUSY, CONFLICT */
-    uint64_t retries[STORE_KINDS]; /* attempts repeated after a failed connection or command */
+    uint64_t retries[STORE_KINDS]; /* attempts repeated: after a failed connection or
+                                      command, or a get restarted by a put */
     uint64_t latency_ns[STORE_KINDS];
     uint64_t hist[STORE_KINDS][STORE_HIST_BUCKETS];
     uint64_t chunks_uploaded; /* chunks sent by puts (the ones the store lacked) */

@@ -297,15 +297,18 @@ static void t_sparse(const char *url)
 
 typedef struct lock_race {
     store *st;
+    const char *url;
     int inside, max_inside, rounds;
 } lock_race;
 
 static void *lock_worker(void *arg)
 {
     lock_race *r = arg;
+    /* With Redis each thread is a replica with its own store. */
+    store *st = r->url ? open_store(r->url) : r->st;
     for (int i = 0; i < r->rounds; i++) {
         struct store_lock *lk = NULL;
-        int rc = store_lock(r->st, "locked", 5000, 5000, &lk);
+        int rc = store_lock(st, "locked", 5000, 5000, &lk);
         CHECK_INT(rc, STORE_OK);
         if (rc != STORE_OK)
             continue;
@@ -316,6 +319,8 @@ static void *lock_worker(void *arg)
         __atomic_sub_fetch(&r->inside, 1, __ATOMIC_SEQ_CST);
         store_unlock(lk);
     }
+    if (st != r->st)
+        store_close(st);
     return NULL;
 }
 
@@ -323,7 +328,7 @@ static void t_lock(const char *url)
 {
     store *st = open_store(url);
     /* Exclusion between threads. */
-    lock_race r = {st, 0, 0, 15};
+    lock_race r = {st, url, 0, 0, 15};
     pthread_t t[3];
     for (int i = 0; i < 3; i++)
         pthread_create(&t[i], NULL, lock_worker, &r);
@@ -413,7 +418,63 @@ static void t_cas_race(const char *url)
     store_close(st);
 }
 
+typedef struct flip {
+    store *st;
+    const uint8_t *a, *b;
+    size_t len;
+    int stop, gets;
+} flip;
+
+/* Puts b, a, b, ... : odd versions hold a, even ones b. */
+static void *flip_writer(void *arg)
+{
+    flip *f = arg;
+    for (uint64_t v = 1; !__atomic_load_n(&f->stop, __ATOMIC_SEQ_CST); v++)
+        REQUIRE_INT(store_put(f->st, "flip", v % 2 ? f->b : f->a, f->len, v, NULL), STORE_OK);
+    return NULL;
+}
+
+/* Gets while another thread puts: every get is one whole version, its
+ * bytes those of that version (a get whose chunks a put removed under it
+ * starts again). */
+static void t_read_during_put(const char *url)
+{
+    store *st = open_store(url);
+    size_t len = 4 << 20;
+    uint8_t *a = make_session(len, 30, 30), *b = make_session(len, 30, 31);
+    REQUIRE_INT(store_create(st, "flip", a, len, NULL), STORE_OK);
+    flip f = {st, a, b, len, 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, flip_writer, &f);
+    int fd = memfd_create("flip", 0);
+    for (int i = 0; i < 25; i++) {
+        uint64_t v = 0;
+        int rc = store_get(st, "flip", fd, &v);
+        if (rc != STORE_OK)
+            fprintf(stderr, "store_get: %s\n", store_errmsg());
+        REQUIRE_INT(rc, STORE_OK);
+        uint8_t *got = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+        REQUIRE(got != MAP_FAILED);
+        CHECK(memcmp(got, v % 2 ? a : b, len) == 0);
+        munmap(got, len);
+    }
+    __atomic_store_n(&f.stop, 1, __ATOMIC_SEQ_CST);
+    pthread_join(t, NULL);
+    uint64_t v;
+    REQUIRE_INT(store_version(st, "flip", &v), STORE_OK);
+    CHECK(v > 2); /* the writer did write meanwhile */
+    struct store_stats s;
+    store_stats(st, &s);
+    printf("%d gets during %llu puts, %llu restarted\n", 25, (unsigned long long)v - 1,
+           (unsigned long long)s.retries[STORE_KIND_GET]);
+    close(fd);
+    free(a);
+    free(b);
+    store_close(st);
+}
+
 TEST_CASE(mem_basic) { t_basic(NULL); }
+TEST_CASE(mem_read_during_put) { t_read_during_put(NULL); }
 TEST_CASE(mem_only_changed) { t_only_changed(NULL); }
 TEST_CASE(mem_sparse) { t_sparse(NULL); }
 TEST_CASE(mem_lock) { t_lock(NULL); }
@@ -421,6 +482,12 @@ TEST_CASE(mem_mark) { t_mark(NULL); }
 TEST_CASE(mem_cas_race) { t_cas_race(NULL); }
 
 TEST_CASE(redis_basic) { redis_start(); t_basic(redis_url); redis_cleanup(); }
+TEST_CASE(redis_read_during_put)
+{
+    redis_start();
+    t_read_during_put(redis_url);
+    redis_cleanup();
+}
 TEST_CASE(redis_only_changed) { redis_start(); t_only_changed(redis_url); redis_cleanup(); }
 TEST_CASE(redis_sparse) { redis_start(); t_sparse(redis_url); redis_cleanup(); }
 TEST_CASE(redis_lock) { redis_start(); t_lock(redis_url); redis_cleanup(); }
