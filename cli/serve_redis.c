@@ -244,14 +244,14 @@ static int command(redisContext *c, int argc, const char **argv, const size_t *l
     return rc;
 }
 
-/* A new connection, authenticated and on its database; NULL with a message. */
-static redisContext *connect_new(rds *r, store_op *op)
+/* A new connection, authenticated and on its database: OK with *out, AGAIN,
+ * or a failure a retry would not cure (a wrong password). */
+static int connect_new(rds *r, store_op *op, redisContext **out)
 {
     redisContext *c = hr.connect(r->host, r->port, tv_ms(r->timeout_ms));
-    if (!c) {
-        store__fail(AGAIN, "out of memory");
-        return NULL;
-    }
+    *out = NULL;
+    if (!c)
+        return store__fail(AGAIN, "out of memory");
     store__count(op, STORE_C_CONNECT, 1);
     int rc = c->err ? store__fail(AGAIN, "%s", c->errstr) : STORE_OK;
     if (rc == STORE_OK && hr.set_timeout(c, tv_ms(r->timeout_ms)) != REDIS_OK)
@@ -274,9 +274,10 @@ static redisContext *connect_new(rds *r, store_op *op)
     }
     if (rc != STORE_OK) {
         hr.free_ctx(c);
-        return NULL;
+        return rc;
     }
-    return c;
+    *out = c;
+    return STORE_OK;
 }
 
 /* ---- Retries ------------------------------------------------------------- */
@@ -321,9 +322,11 @@ static int with_conn(rds *r, store_op *op, attempt_fn fn, void *arg)
         if (r->nidle)
             c = r->idle[--r->nidle];
         pthread_mutex_unlock(&r->mu);
-        if (!c)
-            c = connect_new(r, op);
-        int rc = c ? attempt(c, fn, arg, tries > 0) : AGAIN;
+        int rc = c ? STORE_OK : connect_new(r, op, &c);
+        if (c)
+            rc = attempt(c, fn, arg, tries > 0);
+        if (rc != AGAIN && !c)
+            return rc;
         if (rc != AGAIN) {
             pthread_mutex_lock(&r->mu);
             if (r->nidle < POOL_IDLE && !c->err)

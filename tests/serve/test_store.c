@@ -26,6 +26,7 @@ static pid_t redis_pid;
 static int redis_port;
 static char redis_dir[64];
 static char redis_url[128];
+static const char *redis_pass; /* --requirepass, if set before redis_start */
 
 static int free_port(void)
 {
@@ -71,7 +72,8 @@ static void redis_start(void)
         dup2(null, 1);
         execl(ERYX_REDIS_SERVER, "redis-server", "--port", port, "--bind", "127.0.0.1",
               "--save", "", "--appendonly", "no", "--dir", redis_dir, "--daemonize", "no",
-              "--loglevel", "warning", (char *)NULL);
+              "--loglevel", "warning", redis_pass ? "--requirepass" : (char *)NULL, redis_pass,
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500 && !port_open(redis_port); i++)
@@ -514,6 +516,36 @@ TEST_CASE(redis_bad_url)
     CHECK(now_s() - t0 < 1.0);
     CHECK_CONTAINS(err, "unavailable");
     CHECK(st == NULL);
+    /* An IPv6 literal parses (nobody listens there either). */
+    snprintf(url, sizeof url, "redis://[::1]:%d/2?timeout_ms=100&retry_ms=100", free_port());
+    CHECK_INT(store_open(url, &st, err, sizeof err), STORE_UNAVAILABLE);
+    CHECK_CONTAINS(err, "::1");
+}
+
+/* A password and a database number in the URL; a wrong password is
+ * refused with Redis's reason. */
+TEST_CASE(redis_auth)
+{
+    redis_pass = "s3cret";
+    redis_start();
+    char url[160], err[256];
+    store *st = NULL;
+    snprintf(url, sizeof url, "redis://:s3cret@127.0.0.1:%d/3", redis_port);
+    st = open_store(url);
+    REQUIRE_INT(store_create(st, "in3", "abc", 3, NULL), STORE_OK);
+    store_close(st);
+    redisContext *c = redis_raw();
+    freeReplyObject(redisCommand(c, "AUTH s3cret"));
+    freeReplyObject(redisCommand(c, "SELECT 3"));
+    CHECK_INT(raw_int(c, "EXISTS %s", "eryx:{in3}:m"), 1);
+    redisFree(c);
+    snprintf(url, sizeof url, "redis://:wrong@127.0.0.1:%d", redis_port);
+    CHECK_INT(store_open(url, &st, err, sizeof err), STORE_UNAVAILABLE);
+    CHECK_CONTAINS(err, "WRONGPASS");
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", redis_port);
+    CHECK_INT(store_open(url, &st, err, sizeof err), STORE_UNAVAILABLE);
+    CHECK_CONTAINS(err, "NOAUTH");
+    redis_cleanup();
 }
 
 /* Redis killed: UNAVAILABLE within the retry window, with a message; back
