@@ -226,6 +226,9 @@ void store__count(store_op *op, int counter, uint64_t n)
     }
 }
 
+_Static_assert(sizeof(struct store_stats) % sizeof(uint64_t) == 0,
+               "store_stats is read as an array of counters");
+
 void store_stats(store *st, struct store_stats *out)
 {
     const uint64_t *src = (const uint64_t *)&st->stats;
