@@ -12,7 +12,6 @@
  * The manifest switch, the lock's compare-token and the delete are Lua
  * scripts, so each is atomic in Redis. docs/serve.md, "Session store".
  */
-#include <dlfcn.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
 #include <pthread.h>
@@ -41,6 +40,9 @@ static struct {
     int (*set_timeout)(redisContext *, const struct timeval);
     void (*free_ctx)(redisContext *);
     void *(*command_argv)(redisContext *, int, const char **, const size_t *);
+    int (*append_argv)(redisContext *, int, const char **, const size_t *);
+    int (*buffer_write)(redisContext *, int *);
+    int (*get_reply)(redisContext *, void **);
     void (*free_reply)(void *);
     int loaded;
     char why[256];
@@ -49,23 +51,15 @@ static pthread_once_t hr_once = PTHREAD_ONCE_INIT;
 
 static void load_hiredis(void)
 {
-    void *h = dlopen(ERYX_HIREDIS_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        snprintf(hr.why, sizeof hr.why, "%s", dlerror());
-        return;
-    }
-#define SYM(field, name)                                                            \
-    if (!(*(void **)&hr.field = dlsym(h, name))) {                                  \
-        snprintf(hr.why, sizeof hr.why, "%s has no %s", ERYX_HIREDIS_SONAME, name); \
-        return;                                                                     \
-    }
-    SYM(connect, "redisConnectWithTimeout")
-    SYM(set_timeout, "redisSetTimeout")
-    SYM(free_ctx, "redisFree")
-    SYM(command_argv, "redisCommandArgv")
-    SYM(free_reply, "freeReplyObject")
-#undef SYM
-    hr.loaded = 1; /* the handle stays open for the process's life */
+    void **ptrs[] = {(void **)&hr.connect,      (void **)&hr.set_timeout,
+                     (void **)&hr.free_ctx,     (void **)&hr.command_argv,
+                     (void **)&hr.append_argv,  (void **)&hr.buffer_write,
+                     (void **)&hr.get_reply,    (void **)&hr.free_reply};
+    static const char *const names[] = {"redisConnectWithTimeout", "redisSetTimeout",
+                                        "redisFree",               "redisCommandArgv",
+                                        "redisAppendCommandArgv",  "redisBufferWrite",
+                                        "redisGetReply",           "freeReplyObject"};
+    hr.loaded = store__dlopen(ERYX_HIREDIS_SONAME, names, ptrs, 8, hr.why, sizeof hr.why);
 }
 
 /* ---- Scripts ------------------------------------------------------------- */
@@ -250,14 +244,14 @@ static int command(redisContext *c, int argc, const char **argv, const size_t *l
     return rc;
 }
 
-/* A new connection, authenticated and on its database; NULL with a message. */
-static redisContext *connect_new(rds *r, store_op *op)
+/* A new connection, authenticated and on its database: OK with *out, AGAIN,
+ * or a failure a retry would not cure (a wrong password). */
+static int connect_new(rds *r, store_op *op, redisContext **out)
 {
     redisContext *c = hr.connect(r->host, r->port, tv_ms(r->timeout_ms));
-    if (!c) {
-        store__fail(AGAIN, "out of memory");
-        return NULL;
-    }
+    *out = NULL;
+    if (!c)
+        return store__fail(AGAIN, "out of memory");
     store__count(op, STORE_C_CONNECT, 1);
     int rc = c->err ? store__fail(AGAIN, "%s", c->errstr) : STORE_OK;
     if (rc == STORE_OK && hr.set_timeout(c, tv_ms(r->timeout_ms)) != REDIS_OK)
@@ -280,9 +274,10 @@ static redisContext *connect_new(rds *r, store_op *op)
     }
     if (rc != STORE_OK) {
         hr.free_ctx(c);
-        return NULL;
+        return rc;
     }
-    return c;
+    *out = c;
+    return STORE_OK;
 }
 
 /* ---- Retries ------------------------------------------------------------- */
@@ -327,9 +322,11 @@ static int with_conn(rds *r, store_op *op, attempt_fn fn, void *arg)
         if (r->nidle)
             c = r->idle[--r->nidle];
         pthread_mutex_unlock(&r->mu);
-        if (!c)
-            c = connect_new(r, op);
-        int rc = c ? attempt(c, fn, arg, tries > 0) : AGAIN;
+        int rc = c ? STORE_OK : connect_new(r, op, &c);
+        if (c)
+            rc = attempt(c, fn, arg, tries > 0);
+        if (rc != AGAIN && !c)
+            return rc;
         if (rc != AGAIN) {
             pthread_mutex_lock(&r->mu);
             if (r->nidle < POOL_IDLE && !c->err)
@@ -461,80 +458,101 @@ typedef struct chunks_args {
     store_op *op;
 } chunks_args;
 
-static int put_chunks_try(redisContext *c, void *arg, int retry)
+/* Chunks go one per command, pipelined: each command is written out before
+ * the next is formatted, then the replies are read. (hiredis 0.14 moves the
+ * rest of its output buffer after every partial write, and its reader's
+ * buffer after every read: one command or reply of a few MB costs copies
+ * quadratic in its size, measured at 4x the whole put; docs/serve.md.) */
+static int send_one(redisContext *c, int argc, const char **av, const size_t *al)
+{
+    int done = 0;
+    if (hr.append_argv(c, argc, av, al) != REDIS_OK)
+        return store__fail(AGAIN, "%s", c->errstr);
+    while (!done)
+        if (hr.buffer_write(c, &done) != REDIS_OK)
+            return store__fail(AGAIN, "%s", c->errstr);
+    return STORE_OK;
+}
+
+/* The next pipelined reply: OK with *out set, or a failure. */
+static int next_reply(redisContext *c, redisReply **out)
+{
+    void *rep = NULL;
+    *out = NULL;
+    if (hr.get_reply(c, &rep) != REDIS_OK || !rep)
+        return store__fail(AGAIN, "%s", c->errstr[0] ? c->errstr : "connection lost");
+    int rc = reply_status(c, rep);
+    if (rc == STORE_OK)
+        *out = rep;
+    else
+        hr.free_reply(rep);
+    return rc;
+}
+
+/* Reads the replies still owed after a failure, so that the connection can
+ * be reused; a connection that cannot is dropped by its error. */
+static int drain(redisContext *c, size_t n, int rc)
+{
+    for (size_t i = 0; i < n && !c->err; i++) {
+        redisReply *rep = NULL;
+        next_reply(c, &rep);
+        if (rep)
+            hr.free_reply(rep);
+    }
+    return rc;
+}
+
+/* A put's chunks (a->data set: one HSET each) or a get's (one HGET each,
+ * each reply handed to a->fn). */
+static int chunks_try(redisContext *c, void *arg, int retry)
 {
     chunks_args *a = arg;
+    int put = a->data != NULL;
     char k[STORE_NAME_MAX + 16];
     key(k, sizeof k, a->name, 'c');
-    size_t argc = 2 + 2 * a->n;
-    const char **av = malloc(argc * sizeof *av);
-    size_t *al = malloc(argc * sizeof *al);
-    if (!av || !al) {
-        free(av);
-        free(al);
-        return store__fail(STORE_NOMEM, "out of memory");
+    int rc = STORE_OK;
+    for (size_t i = 0; rc == STORE_OK && i < a->n; i++) {
+        const char *av[] = {put ? "HSET" : "HGET", k, (const char *)a->hashes + i * STORE_HASH,
+                            put ? a->data[i] : NULL};
+        size_t al[] = {4, strlen(k), STORE_HASH, put ? a->lens[i] : 0};
+        rc = send_one(c, put ? 4 : 3, av, al);
     }
-    av[0] = "HSET", al[0] = 4;
-    av[1] = k, al[1] = strlen(k);
+    if (rc != STORE_OK) /* the connection has failed: it is dropped */
+        return rc;
     for (size_t i = 0; i < a->n; i++) {
-        av[2 + 2 * i] = (const char *)a->hashes + i * STORE_HASH;
-        al[2 + 2 * i] = STORE_HASH;
-        av[3 + 2 * i] = a->data[i];
-        al[3 + 2 * i] = a->lens[i];
+        redisReply *e = NULL;
+        rc = next_reply(c, &e);
+        if (rc == STORE_OK && !put) {
+            int have = e->type == REDIS_REPLY_STRING;
+            if (!have && e->type != REDIS_REPLY_NIL)
+                rc = store__fail(STORE_CORRUPT, "Redis: a chunk is not a string");
+            if (have) {
+                store__count(a->op, STORE_C_FETCHED, 1);
+                store__count(a->op, STORE_C_FETCHED_BYTES, e->len);
+            }
+            if (rc == STORE_OK)
+                rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
+        }
+        if (e)
+            hr.free_reply(e);
+        if (rc != STORE_OK)
+            return rc == AGAIN ? rc : drain(c, a->n - i - 1, rc);
     }
-    redisReply *rep = NULL;
-    int rc = command(c, (int)argc, av, al, &rep);
-    if (rep)
-        hr.free_reply(rep);
-    free(av);
-    free(al);
-    return rc;
+    return STORE_OK;
 }
 
 static int r_put_chunks(void *b, store_op *op, const char *name, size_t n, const uint8_t *hashes,
                         const void *const *data, const size_t *lens)
 {
     chunks_args a = {name, n, hashes, data, lens, NULL, NULL, op};
-    return with_conn(b, op, put_chunks_try, &a);
-}
-
-static int get_chunks_try(redisContext *c, void *arg, int retry)
-{
-    chunks_args *a = arg;
-    char k[STORE_NAME_MAX + 16];
-    key(k, sizeof k, a->name, 'c');
-    const char *av[2 + 64];
-    size_t al[2 + 64];
-    if (a->n > 64)
-        return store__fail(STORE_INVALID, "%zu chunks in one call", a->n);
-    av[0] = "HMGET", al[0] = 5;
-    av[1] = k, al[1] = strlen(k);
-    for (size_t i = 0; i < a->n; i++)
-        av[2 + i] = (const char *)a->hashes + i * STORE_HASH, al[2 + i] = STORE_HASH;
-    redisReply *rep = NULL;
-    int rc = command(c, (int)(2 + a->n), av, al, &rep);
-    if (rc != STORE_OK)
-        return rc;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != a->n)
-        rc = store__fail(STORE_UNAVAILABLE, "Redis: unexpected reply to HMGET");
-    for (size_t i = 0; rc == STORE_OK && i < a->n; i++) {
-        const redisReply *e = rep->element[i];
-        int have = e->type == REDIS_REPLY_STRING;
-        if (have) {
-            store__count(a->op, STORE_C_FETCHED, 1);
-            store__count(a->op, STORE_C_FETCHED_BYTES, e->len);
-        }
-        rc = a->fn(a->arg, i, have ? e->str : NULL, have ? e->len : 0);
-    }
-    hr.free_reply(rep);
-    return rc;
+    return n ? with_conn(b, op, chunks_try, &a) : STORE_OK;
 }
 
 static int r_get_chunks(void *b, store_op *op, const char *name, size_t n, const uint8_t *hashes,
                         store_chunk_fn fn, void *arg)
 {
     chunks_args a = {name, n, hashes, NULL, NULL, fn, arg, op};
-    return with_conn(b, op, get_chunks_try, &a);
+    return with_conn(b, op, chunks_try, &a);
 }
 
 typedef struct commit_args {

@@ -74,7 +74,10 @@ int store_get(store *st, const char *name, int fd, uint64_t *version);
 int store_version(store *st, const char *name, uint64_t *version);
 /* Compare-and-set: replaces the bytes if the stored version is base_version
  * (STORE_CONFLICT if not, STORE_NOTFOUND if there is no session) and sets
- * *new_version (may be NULL) to base_version + 1. */
+ * *new_version (may be NULL) to base_version + 1. After STORE_UNAVAILABLE
+ * (of a put or a create) the switch may or may not have happened (its reply
+ * was lost): the session is whole at one version or the other, and
+ * store_version tells which once Redis answers again. */
 int store_put(store *st, const char *name, const void *data, size_t len, uint64_t base_version,
               uint64_t *new_version);
 /* Removes the session (not its lock). STORE_NOTFOUND if absent. */
@@ -109,7 +112,8 @@ extern const double store_hist_bounds_ms[STORE_HIST_BUCKETS - 1];
 struct store_stats {
     uint64_t ops[STORE_KINDS];
     uint64_t errors[STORE_KINDS];  /* any result but OK, NOTFOUND, EXISTS, BUSY, CONFLICT */
-    uint64_t retries[STORE_KINDS]; /* attempts repeated after a failed connection or command */
+    uint64_t retries[STORE_KINDS]; /* attempts repeated: after a failed connection or
+                                      command, or a get restarted by a put */
     uint64_t latency_ns[STORE_KINDS];
     uint64_t hist[STORE_KINDS][STORE_HIST_BUCKETS];
     uint64_t chunks_uploaded; /* chunks sent by puts (the ones the store lacked) */

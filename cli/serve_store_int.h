@@ -96,5 +96,9 @@ void store__count(store_op *op, int counter, uint64_t n);
 /* Sets this thread's message and returns rc. */
 int store__fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t store__now_ns(void);
+/* Opens soname (kept open) and sets *ptrs[i] to each symbol names[i]: 1, or
+ * 0 with why set. For the libraries opened on first use (hiredis, zstd). */
+int store__dlopen(const char *soname, const char *const *names, void **const *ptrs, size_t n,
+                  char *why, size_t whylen);
 
 #endif
