@@ -743,8 +743,13 @@ void serve_client(server *sv, ws_conn *c, const char *peer)
     client cl = {.sv = sv, .c = c, .inbox = json_array()};
     cl.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_t reader;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256u << 10); /* it only parses JSON */
     pthread_mutex_init(&cl.mu, NULL);
-    if (cl.efd < 0 || !cl.inbox || pthread_create(&reader, NULL, reader_main, &cl) != 0) {
+    int started = cl.efd >= 0 && cl.inbox && pthread_create(&reader, &attr, reader_main, &cl) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started) {
         ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
         goto out;
     }
