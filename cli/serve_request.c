@@ -237,7 +237,9 @@ static void on_message_while_running(running *r, json_t *msg)
     } else if (strcmp(op, "reply") == 0) {
         on_reply(r, msg);
     } else if (strcmp(op, "cancel") == 0) {
-        r->interrupted = 1; /* the reader interrupted the sandbox already */
+        if (!r->interrupted) /* the reader did too, unless it came first */
+            eryx_sandbox_interrupt(r->sb);
+        r->interrupted = 1;
     } else if (strcmp(op, "suspend") == 0) {
         if (r->n_calls)
             r->suspend_wanted = 1;
@@ -596,14 +598,21 @@ static void give_back(server *sv, running *r, session_ref *ref, int save, json_t
     }
 }
 
-/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). */
+/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). A
+ * cancel that arrived before the execution started stops it as it starts. */
 static void set_live(client *cl, eryx_sandbox *sb)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
-    int gone = cl->reader_done;
+    int stop = cl->reader_done;
+    size_t i;
+    json_t *msg;
+    json_array_foreach(cl->inbox, i, msg) {
+        const char *op = json_string_value(json_object_get(msg, "op"));
+        stop |= op && strcmp(op, "cancel") == 0;
+    }
     pthread_mutex_unlock(&cl->mu);
-    if (sb && gone)
+    if (sb && stop)
         eryx_sandbox_interrupt(sb);
 }
 
