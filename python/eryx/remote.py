@@ -36,9 +36,11 @@ EryxError = _eryx.EryxError
 OutputFn = Optional[Callable[[str], None]]
 
 # liberyx's status codes (include/eryx.h, ERYX_STATUS_MAP) of the server's
-# `done` statuses, so that ExecuteResult.status means the same as locally.
-_STATUS_CODES = {"ok": 0, "memory": 1, "exception": 4, "trap": 5, "dead": 6,
-                 "timeout": 12, "interrupted": 13, "fuel": 14}
+# `done` statuses, for a server that does not send its "rc": so that
+# ExecuteResult.status means the same as locally.
+_STATUS_CODES = {"ok": 0, "exception": 4, "trap": 5, "dead": 6, "timeout": 12,
+                 "interrupted": 13, "fuel": 14}
+_NOMEM = 1
 _REPLY_KINDS = {_eryx.CALL_FAILED: "failed", _eryx.CALL_INVALID_ARGS: "invalid_arguments",
                 _eryx.CALL_TIMEOUT: "timeout"}
 
@@ -128,10 +130,11 @@ class ExecuteResult:
         self.stdout = stdout
         self.stderr = stderr
         self.status_name = str(ev.get("status") or "ok")
-        self.status = _STATUS_CODES.get(self.status_name, 9)  # ERYX_INTERNAL otherwise
+        rc = ev.get("rc")
+        self.status = rc if isinstance(rc, int) else _STATUS_CODES.get(self.status_name, 9)
         self.duration_ms = float(ev.get("duration_ms") or 0.0)
         self.callback_invocations = int(ev.get("callbacks") or 0)
-        self.peak_memory_bytes = ev.get("peak_memory_bytes")
+        self.peak_memory_bytes = ev.get("memory_bytes")
         self.fuel_consumed = ev.get("fuel")
         self.result = ev.get("result")
         self.result_json = None if self.result is None else json.dumps(self.result)
@@ -204,8 +207,10 @@ def _raise_for_status(r: ExecuteResult) -> None:
         cls, msg = _eryx.TimeoutError, f"execution timed out{stopped}"
     elif s == "interrupted":
         cls, msg = _eryx.CancelledError, f"execution interrupted{stopped}"
-    elif s in ("memory", "fuel"):
-        cls, msg = _eryx.ResourceLimitError, f"execution ran out of {s} (the sandbox is dead)"
+    elif s == "fuel":
+        cls, msg = _eryx.ResourceLimitError, "execution ran out of fuel (the sandbox is dead)"
+    elif r.status == _NOMEM:
+        cls, msg = _eryx.ResourceLimitError, "the sandbox ran out of memory"
     elif s == "trap":
         cls, msg = _eryx.ExecutionError, "the sandboxed code trapped (the sandbox is dead)"
     elif s == "dead":
@@ -232,6 +237,7 @@ class _Request:
         self.conn = conn
         self.rid = rid
         self.suspending = False
+        self.pending = 0            # calls the server asked and we have not answered
         self.lock = threading.Lock()
 
     def send(self, msg: Dict[str, Any]) -> None:
@@ -241,12 +247,27 @@ class _Request:
         except (OSError, Closed):
             pass  # the reading thread sees the connection end
 
-    def suspend(self) -> None:
+    def answered(self) -> bool:
+        """Counts a reply about to be sent; False once suspending (the call
+        then stays pending, for the journal)."""
         with self.lock:
             if self.suspending:
+                return False
+            self.pending -= 1
+            return True
+
+    def suspend(self, only_if_pending: bool = False) -> None:
+        with self.lock:
+            if self.suspending or (only_if_pending and self.pending <= 0):
                 return
             self.suspending = True
         self.send({"op": "suspend"})
+
+    def suspend_refused(self) -> None:
+        # The server had no call pending when our suspend came (a reply
+        # crossed it): the execution goes on.
+        with self.lock:
+            self.suspending = False
 
 
 class _Client:
@@ -423,6 +444,9 @@ class _Client:
             elif kind == "suspended":
                 return Suspended(ev, "".join(out[1]), "".join(out[2]))
             elif kind == "error":
+                if req.suspending and ev.get("code") == "bad_request":
+                    req.suspend_refused()
+                    continue
                 raise _error(ev)
 
     def _ran(self, r: ExecuteResult) -> None:
@@ -445,6 +469,8 @@ class _Client:
         if self._workers is None:
             self._workers = concurrent.futures.ThreadPoolExecutor(
                 max_workers=16, thread_name_prefix="eryx-remote-callback")
+        with req.lock:
+            req.pending += 1
         self._workers.submit(self._call, req, ev.get("call"), str(ev.get("name")),
                              ev.get("args") or {})
 
@@ -454,7 +480,7 @@ class _Client:
         except Suspend:
             req.suspend()
             return
-        if req.suspending:
+        if not req.answered():
             return  # the execution is being suspended: this call stays pending
         if isinstance(reply, str):
             text = f'{{"op":"reply","id":{json.dumps(req.rid)},"call":{json.dumps(call)},' \
@@ -624,7 +650,7 @@ class Session(_Client):
         a ``Suspended``. No-op when idle."""
         req = self._active
         if req is not None:
-            req.suspend()
+            req.suspend(only_if_pending=True)
 
     def resume(self, journal: Union[str, Suspended],
                replies: Union[Mapping[int, Any], Sequence[Mapping[str, Any]], None] = None, *,

@@ -461,7 +461,7 @@ def test_binary_frame_is_refused(server, work):
 def test_oversized_message_is_refused(server, work):
     ws = _raw(server, work)
     try:
-        big = json.dumps({"op": "execute", "id": 1, "code": "#" * (80 << 20)}).encode()
+        big = json.dumps({"op": "execute", "id": 1, "code": "#" * (17 << 20)}).encode()
         try:
             ws.send_frame(TEXT, big)
         except OSError:
