@@ -272,10 +272,8 @@ def _demo(argv: List[str]) -> int:
             print(f"replica    {r.url}   (log {r.log_path})")
         print(f"haproxy    {c.url}")
         print(f"token file {c.token_file}")
-        print(f"\nURL: {c.url}\n\ntry:\n  PYTHONPATH=build/python python3 -c \"from eryx import "
-              f"remote; s = remote.Session('{c.url}', token_file='{c.token_file}', "
-              f"session='demo'); print(s.execute('x = globals().get(\\'x\\', 0) + 1; "
-              f"print(x)'))\"\n\nCtrl-C stops everything.", flush=True)
+        print(f"\nURL: {c.url}\n(scripts/serve-demo.sh shows how to use it.) "
+              "Ctrl-C stops everything.", flush=True)
         try:
             while all(p.alive for p in c.procs):
                 time.sleep(0.5)
