@@ -421,6 +421,8 @@ def _error_or_close(ws):
         ev = _next_json(ws)
     except Closed as exc:
         return ("close", exc.code)
+    except ConnectionResetError:
+        return ("close", None)  # it closed with our message unread
     assert ev.get("ev") == "error", ev
     return ("error", ev.get("code"))
 
