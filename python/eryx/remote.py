@@ -274,10 +274,11 @@ class _Client:
     """The connection, the request loop and callbacks, shared by Session
     and Sandbox."""
 
-    def __init__(self, url: str, token: Optional[str], *, callbacks: CallbacksArg,
-                 timeout_ms: Optional[int], ca_file: Optional[str], connect_timeout: float,
-                 on_stdout: OutputFn, on_stderr: OutputFn, token_file: Optional[str],
-                 max_message: int) -> None:
+    def __init__(self, url: str, token: Optional[str] = None, *, callbacks: CallbacksArg = None,
+                 timeout_ms: Optional[int] = None, ca_file: Optional[str] = None,
+                 connect_timeout: float = 10.0, on_stdout: OutputFn = None,
+                 on_stderr: OutputFn = None, token_file: Optional[str] = None,
+                 max_message: int = 64 << 20) -> None:
         from ._websocket import parse_url
         parse_url(url)  # a bad URL fails here, not at the first execute
         if token is None and token_file is not None:
@@ -556,6 +557,14 @@ def _refusal(exc: HandshakeError) -> RemoteError:
                        f"{exc.reason}){suffix}", f"http_{exc.status}")
 
 
+def _source(code: Union[str, bytes]) -> str:
+    if isinstance(code, bytes):
+        code = code.decode("utf-8")
+    if not isinstance(code, str):
+        raise TypeError(f"code must be str, not {type(code).__name__}")
+    return code
+
+
 def _limits(msg: Dict[str, Any], timeout_ms: Optional[int], fuel: Optional[int],
             stdin: Optional[str]) -> Dict[str, Any]:
     if timeout_ms is not None:
@@ -630,11 +639,7 @@ class Session(_Client):
         with ``.result``; RemoteError (``.code``) when the server refused
         the request; RemoteConnectionError when the connection broke.
         """
-        if isinstance(code, bytes):
-            code = code.decode("utf-8")
-        if not isinstance(code, str):
-            raise TypeError(f"code must be str, not {type(code).__name__}")
-        msg: Dict[str, Any] = {"op": "execute", "code": code, "session": self.name}
+        msg: Dict[str, Any] = {"op": "execute", "code": _source(code), "session": self.name}
         if self._create:
             msg["create"] = True
         return self._run(_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
@@ -750,25 +755,11 @@ class Sandbox(_Client):
     pool): nothing persists between two executes. Arguments as Session's,
     without session and create."""
 
-    def __init__(self, url: str, token: Optional[str] = None, *, callbacks: CallbacksArg = None,
-                 timeout_ms: Optional[int] = None, ca_file: Optional[str] = None,
-                 connect_timeout: float = 10.0, on_stdout: OutputFn = None,
-                 on_stderr: OutputFn = None, token_file: Optional[str] = None,
-                 max_message: int = 64 << 20) -> None:
-        super().__init__(url, token, callbacks=callbacks, timeout_ms=timeout_ms,
-                         ca_file=ca_file, connect_timeout=connect_timeout,
-                         on_stdout=on_stdout, on_stderr=on_stderr, token_file=token_file,
-                         max_message=max_message)
-
     def execute(self, code: str, *, timeout_ms: Optional[int] = None,
                 fuel: Optional[int] = None, stdin: Optional[str] = None
                 ) -> Union[ExecuteResult, Suspended]:
         """Runs code in a fresh sandbox on the server (see Session.execute)."""
-        if isinstance(code, bytes):
-            code = code.decode("utf-8")
-        if not isinstance(code, str):
-            raise TypeError(f"code must be str, not {type(code).__name__}")
-        msg: Dict[str, Any] = {"op": "execute", "code": code}
+        msg: Dict[str, Any] = {"op": "execute", "code": _source(code)}
         return self._run(_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
 
     async def execute_async(self, code: str, **kw: Any) -> Union[ExecuteResult, Suspended]:
