@@ -255,9 +255,16 @@ class WebSocket:
             while self.readable():
                 self._sock.settimeout(1.0)
                 try:
-                    self.recv()
+                    fin, opcode, payload = self._frame()
                 finally:
                     self._sock.settimeout(None)
+                if opcode == PING:
+                    self._try_send(PONG, payload)
+                elif opcode == CLOSE:
+                    self._closed_by_peer(payload)
+                    return False
+                elif not fin or opcode == CONT:
+                    return False  # part of a message: where the next one starts is unknown
         except (OSError, Closed, ProtocolError):
             self.closed = True
             return False
