@@ -93,16 +93,20 @@ class WebSocket:
 
     @classmethod
     def connect(cls, url: str, *, headers: Optional[Dict[str, str]] = None,
-                ca_file: Optional[str] = None, timeout: float = 10.0,
-                max_message: int = 64 << 20) -> "WebSocket":
+                ca_file: Optional[str] = None, client_cert: Optional[Tuple[str, str]] = None,
+                timeout: float = 10.0, max_message: int = 64 << 20) -> "WebSocket":
         """Connects and upgrades; raises HandshakeError for a refusal,
-        OSError for a network failure, ProtocolError for a bad answer."""
+        OSError for a network failure (ssl.SSLError for TLS), ProtocolError
+        for a bad answer. client_cert: (certificate file, key file) for
+        servers that want one (mTLS)."""
         tls, host, port, path = parse_url(url)
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls:
                 ctx = ssl.create_default_context(cafile=ca_file)
+                if client_cert:
+                    ctx.load_cert_chain(client_cert[0], client_cert[1])
                 sock = ctx.wrap_socket(sock, server_hostname=host)
             key = base64.b64encode(os.urandom(16)).decode()
             host_hdr = host if ":" not in host else f"[{host}]"

@@ -278,7 +278,8 @@ class _Client:
                  timeout_ms: Optional[int] = None, ca_file: Optional[str] = None,
                  connect_timeout: float = 10.0, on_stdout: OutputFn = None,
                  on_stderr: OutputFn = None, token_file: Optional[str] = None,
-                 max_message: int = 64 << 20) -> None:
+                 max_message: int = 64 << 20,
+                 client_cert: Union[str, Tuple[str, str], None] = None) -> None:
         from ._websocket import parse_url
         parse_url(url)  # a bad URL fails here, not at the first execute
         if token is None and token_file is not None:
@@ -292,6 +293,8 @@ class _Client:
         self._ca_file = ca_file
         self._connect_timeout = connect_timeout
         self._max_message = max_message
+        self._client_cert = (client_cert, client_cert) if isinstance(client_cert, str) \
+            else client_cert
         self._callbacks = callbacks
         self._entries = _callbacks.normalise(callbacks)
         self._dispatch = _callbacks.make_dispatch(self._entries, reraise=(Suspend,))
@@ -313,6 +316,7 @@ class _Client:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         try:
             return WebSocket.connect(self.url, headers=headers, ca_file=self._ca_file,
+                                     client_cert=self._client_cert,
                                      timeout=self._connect_timeout,
                                      max_message=self._max_message)
         except HandshakeError as exc:
@@ -593,6 +597,8 @@ class Session(_Client):
             raise ``Suspend`` to suspend the execution.
         timeout_ms: each execution's time limit (the server's maximum caps it).
         ca_file: CA certificates for ``wss://`` (default: the system's).
+        client_cert: for a server that wants client certificates (mTLS):
+            a PEM file holding certificate and key, or (cert file, key file).
         connect_timeout: seconds for connecting and the handshake.
         on_stdout, on_stderr: called with each chunk of output as it arrives.
         max_message: the largest message accepted from the server (bytes).
@@ -607,11 +613,12 @@ class Session(_Client):
                  timeout_ms: Optional[int] = None, ca_file: Optional[str] = None,
                  connect_timeout: float = 10.0, on_stdout: OutputFn = None,
                  on_stderr: OutputFn = None, token_file: Optional[str] = None,
-                 max_message: int = 64 << 20) -> None:
+                 max_message: int = 64 << 20,
+                 client_cert: Union[str, Tuple[str, str], None] = None) -> None:
         super().__init__(url, token, callbacks=callbacks, timeout_ms=timeout_ms,
                          ca_file=ca_file, connect_timeout=connect_timeout,
                          on_stdout=on_stdout, on_stderr=on_stderr, token_file=token_file,
-                         max_message=max_message)
+                         max_message=max_message, client_cert=client_cert)
         self._owned = session is None
         self.name = session if session is not None else "py-" + os.urandom(12).hex()
         self._create = bool(create) or self._owned
@@ -704,7 +711,7 @@ class Session(_Client):
                     callbacks=self._callbacks, timeout_ms=self.timeout_ms,
                     ca_file=self._ca_file, connect_timeout=self._connect_timeout,
                     on_stdout=self._on_stdout, on_stderr=self._on_stderr,
-                    max_message=self._max_message)
+                    max_message=self._max_message, client_cert=self._client_cert)
         s._owned = to is None
         return s
 

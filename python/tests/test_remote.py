@@ -8,7 +8,9 @@ tests/serve/test_replicas.py."""
 import json
 import os
 import re
+import ssl
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -411,6 +413,79 @@ def test_healthz_needs_no_token(server):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
         assert r.status == 200
+
+
+# -- TLS -------------------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _issue(d, name, ca, usage):
+    """A P-256 key and a certificate for 127.0.0.1 signed by the CA."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
+             cwd=d)
+    return os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("pki"))
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+                 "-subj", f"/CN=eryx test {ca}", cwd=d)
+    return {"ca": os.path.join(d, "ca.pem"), "server": _issue(d, "server", "ca", "serverAuth"),
+            "client": _issue(d, "client", "ca", "clientAuth"),
+            "stranger": _issue(d, "stranger", "other-ca", "clientAuth")}
+
+
+def _tls_context(pki, client=None):
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    if client:
+        ctx.load_cert_chain(*client)
+    return ctx
+
+
+def test_tls_with_a_ca_file(work, pki):
+    cert, key = pki["server"]
+    srv = cluster.Replica("tls", work["dir"], token_file=work["token_file"],
+                          key_file=work["key_file"], extra=["--tls-cert", cert, "--tls-key", key],
+                          tls=_tls_context(pki))
+    try:
+        assert srv.url.startswith("wss://")
+        with remote.Session(srv.url, work["token"], ca_file=pki["ca"]) as s:
+            assert s.execute("print('over tls')").stdout == "over tls\n"
+        # Without our CA the server's certificate is not trusted.
+        with pytest.raises(remote.RemoteConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            remote.Sandbox(srv.url, work["token"]).execute("pass")
+    finally:
+        srv.stop()
+
+
+def test_mtls_wants_a_client_certificate_of_its_ca(work, pki):
+    cert, key = pki["server"]
+    srv = cluster.Replica("mtls", work["dir"], token_file=work["token_file"],
+                          key_file=work["key_file"],
+                          extra=["--tls-cert", cert, "--tls-key", key,
+                                 "--tls-client-ca", pki["ca"]],
+                          tls=_tls_context(pki, pki["client"]))
+    try:
+        with remote.Sandbox(srv.url, work["token"], ca_file=pki["ca"],
+                            client_cert=pki["client"]) as sb:
+            assert sb.execute("print(7)").stdout == "7\n"
+        for client in (None, pki["stranger"]):
+            with pytest.raises(remote.RemoteError):
+                remote.Sandbox(srv.url, work["token"], ca_file=pki["ca"],
+                               client_cert=client).execute("pass")
+        assert srv.alive
+    finally:
+        srv.stop()
 
 
 # -- malformed messages ----------------------------------------------------

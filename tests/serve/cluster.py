@@ -15,6 +15,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -81,14 +82,15 @@ class Proc:
             raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log()}")
 
 
-def wait_healthz(port: int, proc: Proc, timeout: float = 30.0) -> None:
+def wait_healthz(port: int, proc: Proc, timeout: float = 30.0,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
     """Until GET /healthz answers 200 (or the process dies)."""
     deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{port}/healthz"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/healthz"
     while True:
         proc.check()
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=tls) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -103,7 +105,7 @@ class Replica(Proc):
 
     def __init__(self, name: str, workdir: str, *, token_file: str, key_file: Optional[str],
                  redis: Optional[str] = None, port: Optional[int] = None,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (), tls: Optional[ssl.SSLContext] = None) -> None:
         self.port = port or free_port()
         argv = [eryx_cli(), "serve", "--listen", f"127.0.0.1:{self.port}",
                 "--token-file", token_file]
@@ -113,8 +115,10 @@ class Replica(Proc):
             argv += ["--redis", redis]
         argv += list(extra)
         super().__init__(name, argv, workdir)
-        self.url = f"ws://127.0.0.1:{self.port}"
-        wait_healthz(self.port, self)
+        # tls: the context the health check connects with (a server given
+        # --tls-cert speaks only TLS).
+        self.url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}"
+        wait_healthz(self.port, self, tls=tls)
 
 
 class Redis(Proc):
