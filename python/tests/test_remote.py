@@ -334,7 +334,8 @@ def test_resume_on_a_second_server_and_journal_checks(server, work):
             sus = a.execute("print('one')\nv = await approve('x')\nprint('two', v)")
             first = a.ping()["replica"]
         assert isinstance(sus, remote.Suspended)
-        with remote.Sandbox(other.url, work["token"]) as b:
+        # The resuming request declares the callbacks again (the code awaits them).
+        with remote.Sandbox(other.url, work["token"], callbacks=_approval_registry({})) as b:
             assert b.ping()["replica"] != first
             tampered = sus.journal[:-8] + ("A" if sus.journal[-8] != "A" else "B") + \
                 sus.journal[-7:]
@@ -361,7 +362,7 @@ def test_journal_of_another_key_is_refused(server, work, tmp_path):
     try:
         with remote.Sandbox(server.url, work["token"], callbacks=_approval_registry({})) as a:
             sus = a.execute("v = await approve('x')")
-        with remote.Sandbox(other.url, work["token"]) as b:
+        with remote.Sandbox(other.url, work["token"], callbacks=_approval_registry({})) as b:
             with pytest.raises(remote.JournalError) as ei:
                 b.resume(sus, {sus.pending[0].call: 1})
             assert ei.value.code == "journal_invalid"

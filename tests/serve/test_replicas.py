@@ -87,15 +87,16 @@ def test_suspend_on_one_replica_resume_on_another(cl):
     def approve(item: str):
         raise remote.Suspend()
 
-    with remote.Session(cl.url, cl.token, session="approval",
-                        callbacks=[{"name": "approve", "fn": approve}]) as s:
+    callbacks = [{"name": "approve", "fn": approve}]
+    with remote.Session(cl.url, cl.token, session="approval", callbacks=callbacks) as s:
         s.execute("log = ['start']")
         sus = s.execute("log.append('asked')\nok = await approve('deploy')\nlog.append(ok)")
     assert isinstance(sus, remote.Suspended)
     first = _pid(sus.replica)
     # New connections until one lands elsewhere (round robin: the next one).
     for _ in range(len(cl.replicas) + 1):
-        with remote.Session(cl.url, cl.token, session="approval", create=False) as s2:
+        with remote.Session(cl.url, cl.token, session="approval", create=False,
+                            callbacks=callbacks) as s2:
             if _pid(s2.ping()["replica"]) == first:
                 continue
             r = s2.resume(sus, {sus.pending[0].call: "yes"})
@@ -104,7 +105,7 @@ def test_suspend_on_one_replica_resume_on_another(cl):
         raise AssertionError("every connection landed on the suspending replica")
     assert _pid(r.replica) != first
     assert _step(cl, "approval", "print(log)").stdout == "['start', 'asked', 'yes']\n"
-    with remote.Session(cl.url, cl.token, session="approval") as s3:
+    with remote.Session(cl.url, cl.token, session="approval", callbacks=callbacks) as s3:
         with pytest.raises(remote.JournalError) as ei:
             s3.resume(sus, {sus.pending[0].call: "again"})
         assert ei.value.code in ("journal_used", "journal_stale")
