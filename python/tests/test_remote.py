@@ -125,6 +125,23 @@ def test_interrupt_cancels(server, work):
         assert s.execute("print('still here')").stdout == "still here\n"
 
 
+def test_execute_async_and_its_cancellation(server, work):
+    import asyncio
+
+    async def main(s):
+        r = await s.execute_async("print('async')")
+        task = asyncio.ensure_future(s.execute_async("while True: pass"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return r
+
+    with remote.Session(server.url, work["token"]) as s:
+        assert asyncio.run(main(s)).stdout == "async\n"
+        assert s.execute("print('after')").stdout == "after\n"
+
+
 def test_output_streams_in_order_before_the_end(server, work):
     seen = []
     seen_at_call = []
