@@ -415,6 +415,41 @@ def test_reconnects_once_when_the_server_went_away(work):
             srv.stop()
 
 
+def test_overload_is_a_clear_busy(work):
+    """Connections past --max-per-client get 503 before the upgrade; a
+    fresh-sandbox request past --pool gets `busy` after its wait."""
+    srv = _start(work, "small", extra=["--max-per-client", "2", "--pool", "1"])
+    release = threading.Event()
+
+    def hold():
+        release.wait(20)
+        return 1
+
+    try:
+        a = remote.Sandbox(srv.url, work["token"], callbacks=[{"name": "hold", "fn": hold}])
+        b = remote.Sandbox(srv.url, work["token"])
+        a_done = []
+        t = threading.Thread(target=lambda: a_done.append(a.execute("await hold()")))
+        t.start()
+        try:
+            while not a._active:       # a holds the only sandbox of the pool
+                time.sleep(0.01)
+            with pytest.raises(remote.BusyError) as ei:
+                b.execute("pass")
+            assert ei.value.code == "busy"
+            with pytest.raises(remote.BusyError):
+                remote.Sandbox(srv.url, work["token"]).execute("pass")  # a third connection
+        finally:
+            release.set()
+            t.join(20)
+        assert a_done and a_done[0].callback_invocations == 1
+        assert b.execute("print('free again')").stdout == "free again\n"
+        a.close()
+        b.close()
+    finally:
+        srv.stop()
+
+
 def test_unreachable_server_is_a_connection_error(work):
     port = cluster.free_port()
     with pytest.raises(remote.RemoteConnectionError) as ei:
