@@ -419,9 +419,10 @@ def test_overload_is_a_clear_busy(work):
     """Connections past --max-per-client get 503 before the upgrade; a
     fresh-sandbox request past --pool gets `busy` after its wait."""
     srv = _start(work, "small", extra=["--max-per-client", "2", "--pool", "1"])
-    release = threading.Event()
+    release, holding = threading.Event(), threading.Event()
 
     def hold():
+        holding.set()
         release.wait(20)
         return 1
 
@@ -432,8 +433,7 @@ def test_overload_is_a_clear_busy(work):
         t = threading.Thread(target=lambda: a_done.append(a.execute("await hold()")))
         t.start()
         try:
-            while not a._active:       # a holds the only sandbox of the pool
-                time.sleep(0.01)
+            assert holding.wait(20)    # a holds the only sandbox of the pool
             with pytest.raises(remote.BusyError) as ei:
                 b.execute("pass")
             assert ei.value.code == "busy"
