@@ -57,6 +57,26 @@ static int parse_request_line(const char *p, size_t n, http_req *r)
     return copy(r->path, sizeof r->path, rest, tn);
 }
 
+/* 1 if the comma-separated list v[0..n) holds token (any case). */
+static int has_token(const char *v, size_t n, const char *token)
+{
+    size_t k = strlen(token), i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t j = i;
+        while (j < n && v[j] != ',')
+            j++;
+        size_t e = j;
+        while (e > i && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - i == k && strncasecmp(v + i, token, k) == 0)
+            return 1;
+        i = j;
+    }
+    return 0;
+}
+
 static int header(const char *p, size_t n, http_req *r)
 {
     const char *colon = memchr(p, ':', n);
@@ -93,6 +113,20 @@ static int header(const char *p, size_t n, http_req *r)
     if (IS("Accept")) {
         if (copy(r->accept, sizeof r->accept, v, vn) < 0)
             strcpy(r->accept, "*/*"); /* a long list: taken as accepting anything */
+        return 0;
+    }
+    if (IS("Authorization"))
+        return copy(r->authorization, sizeof r->authorization, v, vn);
+    if (IS("Sec-WebSocket-Key"))
+        return copy(r->ws_key, sizeof r->ws_key, v, vn);
+    if (IS("Sec-WebSocket-Version"))
+        return copy(r->ws_version, sizeof r->ws_version, v, vn);
+    if (IS("Upgrade")) {
+        r->upgrade_websocket |= has_token(v, vn, "websocket");
+        return 0;
+    }
+    if (IS("Connection")) {
+        r->connection_upgrade |= has_token(v, vn, "upgrade");
         return 0;
     }
     if (IS("Content-Type"))

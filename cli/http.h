@@ -1,7 +1,7 @@
 /*
- * The HTTP/1.1 request head parser of `eryx mcp --http` (mcp_http.c): just
- * what the Streamable HTTP transport needs, bounded, fuzzed by
- * tests/fuzz/fuzz_http.c.
+ * The HTTP/1.1 request head parser of `eryx mcp --http` (mcp_http.c) and
+ * `eryx serve` (serve.c): just what the Streamable HTTP transport and a
+ * WebSocket upgrade need, bounded, fuzzed by tests/fuzz/fuzz_http.c.
  */
 #ifndef ERYX_CLI_HTTP_H
 #define ERYX_CLI_HTTP_H
@@ -22,6 +22,11 @@ typedef struct http_req {
     unsigned long long content_length;
     int has_length;
     int chunked;             /* a Transfer-Encoding was given */
+    char authorization[512];
+    char ws_key[64];         /* Sec-WebSocket-Key */
+    char ws_version[8];      /* Sec-WebSocket-Version */
+    int upgrade_websocket;   /* Upgrade names websocket */
+    int connection_upgrade;  /* Connection names upgrade */
     int has_origin, has_session, has_protocol;
 } http_req;
 

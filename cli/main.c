@@ -20,6 +20,8 @@
 #include "image_cmd.h"
 #include "mcp.h"
 #include "net_options.h"
+#include "remote.h"
+#include "serve.h"
 #include "repl.h"
 #include "shell_callback.h"
 
@@ -63,7 +65,10 @@ typedef struct cli {
     uint64_t fuel;            /* 0: unlimited */
     int timeout_set;
     int stats;
-    const char *session;      /* --session FILE */
+    const char *session;      /* --session FILE (a NAME with --remote) */
+    const char *remote;       /* --remote URL */
+    const char *token_file;   /* --token-file FILE (with --remote) */
+    const char *remote_ca;    /* --remote-ca FILE */
     const char *image;        /* --image FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
@@ -98,13 +103,21 @@ static void usage(FILE *f)
             "                  describe callback NAME for list_callbacks()\n"
             "  --image FILE    start from the runtime image in FILE (eryx image build);\n"
             "                  default: an image cached in ~/.cache/eryx/images\n"
+            "  --remote URL    run on an `eryx serve` at URL (ws://HOST:PORT or\n"
+            "                  wss://HOST:PORT); --session then names a server session\n"
+            "  --token-file FILE\n"
+            "                  the bearer token for --remote\n"
+            "  --remote-ca FILE\n"
+            "                  trust the CA certificates in FILE for wss:// too\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
             "%s"
             "  -V, --version   print the eryx and Python versions and exit\n"
             "  -h, --help      print this help and exit\n"
-            "\nusage: eryx mcp [option] ...   serve MCP on stdin/stdout (docs/mcp.md)\n%s",
+            "\nusage: eryx mcp [option] ...   serve MCP on stdin/stdout (docs/mcp.md)\n%s"
+            "\nusage: eryx serve [option] ... serve sandboxes over WebSocket (docs/serve.md;\n"
+            "                               eryx serve --help)\n",
             cli_net_usage, eryx_cli_mcp_usage);
 }
 
@@ -248,6 +261,16 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
             }
             c->session = argv[++i];
+        } else if (strcmp(a, "--remote") == 0 || strcmp(a, "--token-file") == 0 ||
+                   strcmp(a, "--remote-ca") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "eryx: %s wants a value\n", a);
+                return -1;
+            }
+            const char **dst = strcmp(a, "--remote") == 0       ? &c->remote
+                               : strcmp(a, "--token-file") == 0 ? &c->token_file
+                                                                : &c->remote_ca;
+            *dst = argv[++i];
         } else if (strcmp(a, "--image") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "eryx: argument expected for the --image option\n");
@@ -529,12 +552,30 @@ done:
     return status;
 }
 
+/* --remote: the options that make sense there, sent to the server. */
+static int run_remote(const cli *c, const char *code, size_t len, const char *input,
+                      size_t input_len)
+{
+    if (c->n_mounts || c->image || c->mode != ERYX_RUN_CODE || c->n_args || c->fuel ||
+        c->max_memory || c->max_output || c->net.n_allow || c->mcp.n_servers) {
+        fprintf(stderr, "eryx: --remote runs -c CODE, FILE or stdin with --session, --timeout "
+                        "and --callback; the server sets the other limits\n");
+        return EXIT_USAGE;
+    }
+    remote_opts o = {.url = c->remote, .token_file = c->token_file, .ca_file = c->remote_ca,
+                     .session = c->session, .timeout_ms = c->timeout_set ? c->timeout_ms : 0,
+                     .callbacks = c->callbacks, .n_callbacks = c->n_callbacks};
+    return eryx_cli_remote(&o, code, len, input, input_len);
+}
+
 int main(int argc, char **argv)
 {
     cli c = {0};
     /* A subcommand (a script named "image" runs as `eryx ./image`). */
     if (argc >= 2 && strcmp(argv[1], "image") == 0)
         return eryx_cli_image(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+        return eryx_cli_serve(argc - 2, argv + 2);
     int serve_mcp = argc > 1 && strcmp(argv[1], "mcp") == 0; /* `eryx mcp [option]...` */
     int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)
@@ -558,8 +599,13 @@ int main(int argc, char **argv)
         len = strlen(c.code_arg);
         argv0 = c.mode == ERYX_RUN_MODULE ? c.code_arg : "-c";
     } else if (from_stdin) {
-        if (!c.file && isatty(STDIN_FILENO))
+        if (!c.file && isatty(STDIN_FILENO)) {
+            if (c.remote) {
+                fprintf(stderr, "eryx: --remote has no prompt: give -c CODE, FILE or stdin\n");
+                return EXIT_USAGE;
+            }
             return run(&c, NULL, 0, "<stdin>", "", NULL, 0); /* the prompt */
+        }
         code = read_all(stdin, &len);
         filename = "<stdin>";
         argv0 = c.file ? "-" : "";
@@ -583,7 +629,8 @@ int main(int argc, char **argv)
      * it is not a terminal (a terminal would block until EOF). */
     if (!from_stdin && !isatty(STDIN_FILENO))
         input = read_all(stdin, &input_len);
-    int status = run(&c, code, len, filename, argv0, input, input_len);
+    int status = c.remote ? run_remote(&c, code, len, input, input_len)
+                          : run(&c, code, len, filename, argv0, input, input_len);
     free(code);
     free(input);
     return status;

@@ -151,36 +151,50 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
     return pid;
 }
 
-void eryx_cli_shell_callback(void *user_data, eryx_call *call)
+int eryx_cli_shell_run(const char *command, const char *args, char **result, size_t *len,
+                       char *msg, size_t msglen)
 {
-    const char *command = user_data;
-    const char *args = eryx_call_args(call);
-    int in, out, err, status = -1;
+    int in, out, err, status = -1, rc = -1;
     buf o = {0}, e = {0};
+    *result = NULL;
+    *len = 0;
     pid_t pid = spawn(command, &in, &out, &err);
     if (pid < 0) {
-        eryx_call_fail(call, ERYX_CALL_FAILED, "cannot start the command");
-        return;
+        snprintf(msg, msglen, "cannot start the command");
+        return -1;
     }
     pump(in, args, strlen(args), out, err, &o, &e);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (o.overflow || e.overflow) {
-        eryx_call_fail(call, ERYX_CALL_FAILED, "the command wrote more than 16 MiB");
+        snprintf(msg, msglen, "the command wrote more than 16 MiB");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        eryx_call_reply(call, o.data ? o.data : "", o.len);
-    } else {
-        char msg[160];
-        if (e.len == 0) {
-            snprintf(msg, sizeof msg, "the command %s %d", WIFEXITED(status) ? "exited with"
-                                                                             : "was killed by signal",
-                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-        }
+        *result = o.data ? o.data : strdup("");
+        *len = o.len;
+        o.data = NULL;
+        rc = *result ? 0 : -1;
+    } else if (e.len) {
         /* The message is the command's stderr without its last newline. */
-        if (e.len && e.data[e.len - 1] == '\n')
+        if (e.data[e.len - 1] == '\n')
             e.data[--e.len] = '\0';
-        eryx_call_fail(call, ERYX_CALL_FAILED, e.len ? e.data : msg);
+        snprintf(msg, msglen, "%s", e.data);
+    } else {
+        snprintf(msg, msglen, "the command %s %d",
+                 WIFEXITED(status) ? "exited with" : "was killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
     }
     free(o.data);
     free(e.data);
+    return rc;
+}
+
+void eryx_cli_shell_callback(void *user_data, eryx_call *call)
+{
+    char *result, msg[4096];
+    size_t len;
+    if (eryx_cli_shell_run(user_data, eryx_call_args(call), &result, &len, msg, sizeof msg) == 0)
+        eryx_call_reply(call, result, len);
+    else
+        eryx_call_fail(call, ERYX_CALL_FAILED, msg);
+    free(result);
 }

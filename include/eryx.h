@@ -108,7 +108,9 @@ extern "C" {
     X(NOTFOUND, 11, "no such callback, or the call was already answered")          \
     X(TIMEOUT, 12, "the run exceeded its time limit and was stopped")               \
     X(INTERRUPTED, 13, "the run was stopped by eryx_sandbox_interrupt()")          \
-    X(FUEL, 14, "the run used up its fuel and was stopped; the sandbox is dead")
+    X(FUEL, 14, "the run used up its fuel and was stopped; the sandbox is dead")  \
+    X(DIVERGED, 15, "the code did not repeat the calls of the journal it was "       \
+                    "replayed from (eryx_exec_start_journaled)")
 
 enum {
 #define ERYX__STATUS_ENUM(name, value, text) ERYX_##name = value,
@@ -469,6 +471,17 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
  * released by eryx_runtime_free. */
 ERYX_API void eryx_sandbox_free(eryx_sandbox *sb);
 
+/* Replaces the host functions sb offers (as eryx_sandbox_config's
+ * callbacks, copied and checked the same way; n == 0 removes them all), so
+ * that a pooled, forked or loaded sandbox offers what the next request
+ * declares. The guest sees the change at the start of its next run: the
+ * new functions are bound in __main__, and the names of the ones no longer
+ * offered are removed from it (unless the code rebound them to something
+ * else). Between runs only: ERYX_MISUSE while an execution is in
+ * progress (as for every call that needs an idle sandbox). On failure (ERYX_INVALID: a bad name or
+ * schema) sb keeps the functions it had. */
+ERYX_API int eryx_sandbox_set_callbacks(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
+
 /* ------------------------------------------------------------------------ */
 /* Sessions: a sandbox lives between runs                                    */
 /*
@@ -518,6 +531,29 @@ ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
  * and eryx_errmsg(*out) then names each such file; it is empty otherwise. */
 ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                const char *path, eryx_sandbox **out);
+
+/* eryx_sandbox_save into an open file descriptor instead of a path (a
+ * memfd, a regular file): the session is written at fd's current offset,
+ * the file is cut (or extended) to end where the session ends, and the
+ * offset is left there. fd must be seekable: a pipe or socket is
+ * ERYX_IO. Nothing is synced to disk (fsync fd yourself) and nothing is
+ * atomic: a failure leaves a partial session behind, which
+ * eryx_sandbox_load_fd refuses (its checksum). fd stays the caller's. */
+ERYX_API int eryx_sandbox_save_fd(eryx_sandbox *sb, int fd);
+
+/* eryx_sandbox_load from an open file descriptor: the session is read from
+ * fd's current offset to the end of the file (rewind a memfd you just
+ * wrote with lseek(fd, 0, SEEK_SET) first), with every check of
+ * eryx_sandbox_load (trailing bytes are refused like a truncation); on
+ * success the offset is left at the end. The file must not change while
+ * it is read. The messages name the session "fd N". fd stays the
+ * caller's. */
+ERYX_API int eryx_sandbox_load_fd(eryx_runtime *rt, const eryx_sandbox_config *cfg, int fd,
+                                  eryx_sandbox **out);
+
+/* Defined by headers that have eryx_sandbox_save_fd / _load_fd,
+ * eryx_sandbox_set_callbacks and the journal functions. */
+#define ERYX_HAVE_JOURNAL 1
 
 /* The user's globals of the session as bytes: values (pickled inside the
  * sandbox) and functions defined in the session (their code); *skipped is a
@@ -706,7 +742,9 @@ ERYX_API int eryx_exec_start(eryx_sandbox *sb, const char *code, size_t len,
                              const eryx_run_options *opts, eryx_exec **out);
 
 /* Runs the guest until it finishes or waits. Returns ERYX_PENDING, or the
- * final status (as eryx_sandbox_run: ERYX_OK, ERYX_PYTHON_EXCEPTION, ...). */
+ * final status (as eryx_sandbox_run: ERYX_OK, ERYX_PYTHON_EXCEPTION, ...;
+ * and ERYX_DIVERGED for a journaled execution, which gives a result too:
+ * see "Journals" below). */
 ERYX_API int eryx_exec_step(eryx_exec *ex);
 
 /* The calls issued since they were last asked for, one at a time, in the
@@ -752,6 +790,96 @@ ERYX_API void eryx_result_free(eryx_result *res);
  * result->hard_stopped set and the sandbox is dead. Timeouts work the same
  * way and return ERYX_TIMEOUT. No-op (ERYX_OK) when nothing runs. */
 ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
+
+/* ------------------------------------------------------------------------ */
+/* Journals: suspend an execution that waits on calls, resume it anywhere    */
+/*
+ * A journaled execution records its code and every call its guest makes to
+ * the host functions, in the order the guest issues them, with each call's
+ * outcome once it has one (the reply, or the failure: kind and message,
+ * timeouts included). To suspend an execution that waits on calls, save
+ * the journal (eryx_journal_save) and end the execution with
+ * eryx_exec_suspend. To resume it, here or in another process of the same
+ * build: bring a sandbox back to the state it had before the execution
+ * (eryx_sandbox_load of a session saved before it, or
+ * eryx_sandbox_import_state), load the journal and start it again with
+ * eryx_exec_start_journaled. The code runs from its start; its i-th call is
+ * matched against the journal's i-th entry (same name, same arguments as
+ * JSON text): an answered one is completed by eryx with its recorded
+ * outcome (never returned by eryx_exec_next_call, no handler needed, not
+ * counted in max_callbacks), an unanswered one is returned by
+ * eryx_exec_next_call like a new call and its answer is recorded, and the
+ * calls past the journal's end are new calls, recorded too. The code thus
+ * comes back to the point where it was suspended.
+ *
+ * Replaying is only as faithful as the code is deterministic: random
+ * (reseeded when a sandbox is made or loaded), time, os.urandom, the
+ * order in which concurrent replies arrive (asyncio.wait, as_completed),
+ * stdin and argv (pass the same ones) can make the code call something
+ * else. That is detected, never accepted: a call that differs from the
+ * journal's (name or arguments) ends the execution with ERYX_DIVERGED at
+ * once (the sandbox is then dead; the result holds the output so far), and
+ * so does code that finishes before it made all of the journal's calls
+ * (the sandbox then lives). Network operations (eryx_net_config) are not
+ * journaled: they are made again when the code is replayed. Calls refused
+ * before they are made (arguments over 4 MiB) are not journaled either;
+ * they are refused again.
+ *
+ * Bounds: a journal holds at most max_callbacks entries of the sandbox
+ * that records into it (beyond, calls fail at once as over the callback
+ * limit), and its code, arguments and replies at most 256 MiB together: a
+ * reply that does not fit reaches the guest as a failed call (that
+ * failure is what is recorded). A journal is plain data owned by the
+ * caller, used by one execution at a time and by nothing else meanwhile:
+ * it must outlive the execution, and while one records into it the other
+ * journal functions refuse it (ERYX_MISUSE, 0). */
+typedef struct eryx_journal eryx_journal;
+
+/* An empty journal. ERYX_NOMEM, else ERYX_OK. */
+ERYX_API int eryx_journal_new(eryx_journal **out);
+
+/* Frees a journal. NULL is accepted; a journal an execution still records
+ * into is left alone (finish the execution first). */
+ERYX_API void eryx_journal_free(eryx_journal *j);
+
+/* The journal as bytes (free them with eryx_free): versioned ("ERYXJNL1"),
+ * little endian, sizes first, an XXH3-64 checksum against damage (not
+ * against forgery: sign the bytes if they travel through hands you do not
+ * trust). docs/journal.md describes the format. */
+ERYX_API int eryx_journal_save(const eryx_journal *j, void **data, size_t *len);
+
+/* A journal from eryx_journal_save's bytes (copied). The bytes are
+ * untrusted: anything but a whole, undamaged journal within the bounds
+ * above is refused with ERYX_INVALID and the reason in eryx_errmsg(NULL). */
+ERYX_API int eryx_journal_load(const void *data, size_t len, eryx_journal **out);
+
+/* The entries of j: every call recorded, answered or not; 0 for NULL. */
+ERYX_API size_t eryx_journal_count(const eryx_journal *j);
+
+/* The entries still unanswered (issued, then suspended before a reply). */
+ERYX_API size_t eryx_journal_pending(const eryx_journal *j);
+
+/* eryx_exec_start, recording into j and replaying what j holds. An empty
+ * journal takes code (required), opts->mode and opts->filename. A journal
+ * that holds code runs that code: code may then be NULL, else it must be
+ * the same bytes; opts->mode must be the journal's and opts->filename
+ * NULL or the journal's (else ERYX_INVALID, and nothing runs). The other
+ * options (argv, stdin, limits) are the caller's. ERYX_INVALID too for a
+ * journal with more entries than sb's max_callbacks. ERYX_MISUSE if another
+ * execution uses j. */
+ERYX_API int eryx_exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
+                                       const eryx_run_options *opts, eryx_journal *j,
+                                       eryx_exec **out);
+
+/* Ends a journaled execution that has not finished (its guest waits for
+ * calls or a timer, or it never ran): like eryx_exec_finish on an
+ * unfinished execution, the execution is freed and the sandbox is dead
+ * (ERYX_DEAD until reset or freed); the journal keeps the calls still
+ * unanswered as pending entries. Replies that arrive afterwards are
+ * dropped (ERYX_NOTFOUND) and not recorded. ERYX_OK; ERYX_INVALID (and
+ * nothing happens) for an execution that is not journaled or has finished
+ * (take its result with eryx_exec_finish). */
+ERYX_API int eryx_exec_suspend(eryx_exec *ex);
 
 /* Message of the last failure on sb, or, with NULL, of the last failure on
  * this thread of a call that returns no handle (eryx_runtime_new,

@@ -334,25 +334,39 @@ int eryx_sandbox_fork(eryx_sandbox *h, eryx_sandbox **out)
     return rc == ERYX_OK ? hand_out(child, out) : rc;
 }
 
-int eryx_sandbox_save(eryx_sandbox *h, const char *path)
+/* eryx_sandbox_save and _save_fd: to path, or to fd when path is NULL. */
+static int save(eryx_sandbox *h, const char *path, int fd, const char *fn)
 {
-    if (!path)
-        return misuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
     int rc;
-    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_save", 1, 0, &rc);
+    eryx_sandbox *sb = enter_handle(h, fn, 1, 0, &rc);
     if (!sb)
         return rc;
-    rc = eryx__sandbox_save(sb, path);
+    rc = eryx__sandbox_save(sb, path, fd);
     leave(sb);
     return rc;
 }
 
-int eryx_sandbox_load(eryx_runtime *rth, const eryx_sandbox_config *given, const char *path,
-                      eryx_sandbox **out)
+int eryx_sandbox_save(eryx_sandbox *h, const char *path)
+{
+    if (!path)
+        return misuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
+    return save(h, path, -1, "eryx_sandbox_save");
+}
+
+int eryx_sandbox_save_fd(eryx_sandbox *h, int fd)
+{
+    if (fd < 0)
+        return misuse(get_sandbox(h), "eryx_sandbox_save_fd: fd is negative");
+    return save(h, NULL, fd, "eryx_sandbox_save_fd");
+}
+
+/* eryx_sandbox_load and _load_fd: from path, or from fd when path is NULL. */
+static int load(eryx_runtime *rth, const eryx_sandbox_config *given, const char *path, int fd,
+                eryx_sandbox **out)
 {
     eryx__clear_errmsg(NULL);
-    if (!out || !path)
-        return misuse(NULL, "eryx_sandbox_load: out or path is NULL");
+    if (!out || (!path && fd < 0))
+        return misuse(NULL, "eryx_sandbox_load: out or path is NULL, or fd is negative");
     *out = NULL;
     eryx_runtime *rt = get_runtime(rth);
     if (!rt)
@@ -361,9 +375,40 @@ int eryx_sandbox_load(eryx_runtime *rth, const eryx_sandbox_config *given, const
     int rc = eryx__sandbox_config_take(given, &cfg);
     eryx_sandbox *sb = NULL;
     if (rc == ERYX_OK)
-        rc = eryx__sandbox_load(rt, &cfg.cfg, path, &sb);
+        rc = eryx__sandbox_load(rt, &cfg.cfg, path, fd, &sb);
     eryx__config_copy_free(&cfg);
     return rc == ERYX_OK ? hand_out(sb, out) : rc;
+}
+
+int eryx_sandbox_load(eryx_runtime *rth, const eryx_sandbox_config *given, const char *path,
+                      eryx_sandbox **out)
+{
+    return load(rth, given, path, -1, out);
+}
+
+int eryx_sandbox_load_fd(eryx_runtime *rth, const eryx_sandbox_config *given, int fd,
+                         eryx_sandbox **out)
+{
+    return load(rth, given, NULL, fd, out);
+}
+
+int eryx_sandbox_set_callbacks(eryx_sandbox *h, const eryx_callback *cbs, size_t n)
+{
+    if (n && !cbs)
+        return misuse(get_sandbox(h), "eryx_sandbox_set_callbacks: cbs is NULL, n is not 0");
+    int rc;
+    eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_set_callbacks", 1, 1, &rc);
+    if (!sb)
+        return rc;
+    eryx_callback *copy = NULL;
+    rc = eryx__callbacks_take(cbs, n, &copy);
+    if (rc == ERYX_OK)
+        rc = eryx__callbacks_set(sb, copy, n);
+    if (rc != ERYX_OK) /* the core's message went to the thread */
+        eryx__set_errmsg(sb, "%s", eryx__errmsg(NULL));
+    free(copy);
+    leave(sb);
+    return rc;
 }
 
 uint64_t eryx_sandbox_run_count(const eryx_sandbox *h)
@@ -433,8 +478,10 @@ int eryx_sandbox_clear(eryx_sandbox *h)
 
 /* ---- executions ----------------------------------------------------------- */
 
-int eryx_exec_start(eryx_sandbox *h, const char *code, size_t len,
-                    const eryx_run_options *given, eryx_exec **out)
+/* eryx_exec_start and _start_journaled (j not NULL): the journal is
+ * claimed here for the execution, which gives it back when it is freed. */
+static int start(eryx_sandbox *h, const char *code, size_t len, const eryx_run_options *given,
+                 eryx_journal *j, eryx_exec **out)
 {
     eryx_sandbox *sb = get_sandbox(h);
     if (!sb) {
@@ -445,13 +492,20 @@ int eryx_exec_start(eryx_sandbox *h, const char *code, size_t len,
         return misuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
     *out = NULL;
     eryx_run_options opts;
-    int rc = eryx__run_options_take(sb, given, &opts);
+    int rc = eryx__run_options_take(sb, given, &opts), unused = 0;
     if (rc != ERYX_OK)
         return rc;
     if ((rc = enter(sb, 1, 0)) != ERYX_OK)
         return rc;
+    if (j && !atomic_compare_exchange_strong(&j->busy, &unused, 1)) {
+        leave(sb);
+        return misuse(sb, "eryx_exec_start_journaled: another execution uses the journal");
+    }
     eryx_exec *ex = NULL;
-    rc = eryx__exec_start(sb, 0, code ? code : "", len, &opts, &ex);
+    rc = j ? eryx__exec_start_journaled(sb, code, len, &opts, j, &ex)
+           : eryx__exec_start(sb, 0, code ? code : "", len, &opts, &ex);
+    if (rc != ERYX_OK && j)
+        atomic_store(&j->busy, 0);
     if (rc == ERYX_OK && !(ex->handle = eryx__handle_open(ERYX__H_EXEC, ex))) {
         eryx__exec_finish(ex, NULL); /* abandoned: the sandbox is dead */
         eryx__set_errmsg(sb, "out of memory for a handle");
@@ -461,6 +515,20 @@ int eryx_exec_start(eryx_sandbox *h, const char *code, size_t len,
         *out = ex->handle;
     leave(sb);
     return rc;
+}
+
+int eryx_exec_start(eryx_sandbox *h, const char *code, size_t len,
+                    const eryx_run_options *given, eryx_exec **out)
+{
+    return start(h, code, len, given, NULL, out);
+}
+
+int eryx_exec_start_journaled(eryx_sandbox *h, const char *code, size_t len,
+                              const eryx_run_options *given, eryx_journal *j, eryx_exec **out)
+{
+    if (!j)
+        return misuse(get_sandbox(h), "eryx_exec_start_journaled: the journal is NULL");
+    return start(h, code, len, given, j, out);
 }
 
 /* The execution of a handle with its sandbox entered, or NULL. */
@@ -536,6 +604,75 @@ void eryx_exec_set_notify(eryx_exec *h, void (*notify)(void *ud), void *ud)
     eryx_exec *ex = get_exec(h);
     if (ex)
         eryx__exec_set_notify(ex, notify, ud);
+}
+
+int eryx_exec_suspend(eryx_exec *h)
+{
+    int rc;
+    eryx_exec *ex = enter_exec(h, "eryx_exec_suspend", &rc);
+    if (!ex)
+        return rc;
+    eryx_sandbox *sb = ex->sb;
+    rc = eryx__exec_suspend(ex);
+    leave(sb);
+    return rc;
+}
+
+/* ---- journals ------------------------------------------------------------- */
+/* Plain data, not handles (like results): NULL is checked, and a journal an
+ * execution records into is refused (its busy flag). */
+
+static int journal_misuse(const char *what)
+{
+    eryx__set_errmsg(NULL, "misuse: %s", what);
+    return ERYX_MISUSE;
+}
+
+int eryx_journal_new(eryx_journal **out)
+{
+    if (!out)
+        return journal_misuse("eryx_journal_new: out is NULL");
+    *out = calloc(1, sizeof **out);
+    return *out ? ERYX_OK : ERYX_NOMEM;
+}
+
+void eryx_journal_free(eryx_journal *j)
+{
+    if (j && !atomic_load(&j->busy))
+        eryx__journal_free(j);
+}
+
+int eryx_journal_save(const eryx_journal *j, void **data, size_t *len)
+{
+    if (data)
+        *data = NULL;
+    if (len)
+        *len = 0;
+    if (!j || !data || !len)
+        return journal_misuse("eryx_journal_save: NULL argument");
+    if (atomic_load(&j->busy))
+        return journal_misuse("eryx_journal_save: an execution records into the journal");
+    return eryx__journal_save(j, data, len);
+}
+
+int eryx_journal_load(const void *data, size_t len, eryx_journal **out)
+{
+    eryx__clear_errmsg(NULL);
+    if (out)
+        *out = NULL;
+    if (!out || (!data && len))
+        return journal_misuse("eryx_journal_load: NULL argument");
+    return eryx__journal_load(data ? data : "", len, out);
+}
+
+size_t eryx_journal_count(const eryx_journal *j)
+{
+    return j && !atomic_load(&j->busy) ? j->n : 0;
+}
+
+size_t eryx_journal_pending(const eryx_journal *j)
+{
+    return j && !atomic_load(&j->busy) ? eryx__journal_pending(j) : 0;
 }
 
 /* ---- calls ---------------------------------------------------------------- */

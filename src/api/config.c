@@ -257,16 +257,26 @@ static int copy_arrays(const eryx_sandbox_config *given, eryx__config_copy *out)
         c->mounts = out->mounts;
     }
     if (c->n_callbacks) {
-        if (c->n_callbacks > SIZE_MAX / sizeof *out->callbacks ||
-            !(out->callbacks = malloc(c->n_callbacks * sizeof *out->callbacks)))
-            return ERYX_NOMEM;
-        if (take_array(out->callbacks, sizeof *out->callbacks, given->callbacks,
-                       c->n_callbacks, callback_fields, N_FIELDS(callback_fields)) < 0) {
-            eryx__set_errmsg(NULL, "eryx_callback.size differs between the callbacks, or "
-                                   "is larger than this library knows");
-            return ERYX_INVALID;
-        }
+        int rc = eryx__callbacks_take(given->callbacks, c->n_callbacks, &out->callbacks);
+        if (rc != ERYX_OK)
+            return rc;
         c->callbacks = out->callbacks;
+    }
+    return ERYX_OK;
+}
+
+int eryx__callbacks_take(const eryx_callback *given, size_t n, eryx_callback **out)
+{
+    *out = NULL;
+    if (!n)
+        return ERYX_OK;
+    if (n > SIZE_MAX / sizeof **out || !(*out = malloc(n * sizeof **out)))
+        return ERYX_NOMEM;
+    if (take_array(*out, sizeof **out, given, n, callback_fields, N_FIELDS(callback_fields)) <
+        0) {
+        eryx__set_errmsg(NULL, "eryx_callback.size differs between the callbacks, or is "
+                               "larger than this library knows");
+        return ERYX_INVALID;
     }
     return ERYX_OK;
 }

@@ -20,6 +20,9 @@ typedef struct eryx__config_copy {
 /* given may be NULL (defaults). The message goes to the thread. */
 int eryx__sandbox_config_take(const eryx_sandbox_config *given, eryx__config_copy *out);
 void eryx__config_copy_free(eryx__config_copy *c);
+/* n callbacks repacked into *out (malloc'd; NULL for none). The message
+ * goes to the thread. */
+int eryx__callbacks_take(const eryx_callback *given, size_t n, eryx_callback **out);
 
 int eryx__runtime_config_take(const eryx_runtime_config *given, eryx_runtime_config *out);
 int eryx__pool_config_take(const eryx_pool_config *given, eryx_pool_config *out);

@@ -100,30 +100,34 @@ void eryx__callbacks_free(eryx__callback *cbs, size_t n)
     free(cbs);
 }
 
-/* Copies the config's callbacks into sb; the message goes to the thread. */
-int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *src, size_t n)
+/* The registrations of n callbacks (cbs, *n_out) and their description for
+ * the guest (*json_out), or a failure with everything made freed; the
+ * message goes to the thread. */
+static int build(const eryx_callback *src, size_t n, eryx__callback **cbs_out,
+                 size_t *n_out, char **json_out)
 {
     json_t *list = json_array();
-    sb->callbacks = n ? calloc(n, sizeof *sb->callbacks) : NULL;
-    if (!list || (n && !sb->callbacks))
-        goto nomem;
-    for (size_t i = 0; i < n; i++) {
+    eryx__callback *cbs = n ? calloc(n, sizeof *cbs) : NULL;
+    size_t made = 0;
+    int rc = !list || (n && !cbs) ? ERYX_NOMEM : ERYX_OK;
+    for (size_t i = 0; rc == ERYX_OK && i < n; i++) {
         const eryx_callback *cb = &src[i];
         int bad = check_name(cb->name);
         if (bad) {
             eryx__set_errmsg(NULL, bad == -2 ? "callback name '%s' would shadow a Python builtin "
                                                "or keyword" : "callback name '%s' is not a dotted "
                                                "Python identifier", cb->name ? cb->name : "(null)");
-            goto invalid;
+            rc = ERYX_INVALID;
+            break;
         }
-        for (size_t j = 0; j < i; j++) {
+        for (size_t j = 0; j < i && rc == ERYX_OK; j++) {
             if (strcmp(src[j].name, cb->name) == 0) {
                 eryx__set_errmsg(NULL, "callback '%s' is registered twice", cb->name);
-                goto invalid;
+                rc = ERYX_INVALID;
             }
         }
-        eryx__callback *dst = &sb->callbacks[sb->n_callbacks];
-        if (cb->schema) {
+        eryx__callback *dst = &cbs[made];
+        if (rc == ERYX_OK && cb->schema) {
             json_error_t err;
             dst->schema = json_loads(cb->schema, 0, &err);
             if (!dst->schema || !json_is_object(dst->schema)) {
@@ -131,26 +135,49 @@ int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *src, size_t n)
                                  cb->name, dst->schema ? "another JSON value" : err.text);
                 json_decref(dst->schema);
                 dst->schema = NULL;
-                goto invalid;
+                rc = ERYX_INVALID;
             }
         }
+        if (rc != ERYX_OK)
+            break;
         dst->name = strdup(cb->name);
         dst->handler = cb->handler;
         dst->user_data = cb->user_data;
         dst->flags = cb->flags;
-        sb->n_callbacks++;
+        made++;
         if (!dst->name || add_description(list, cb, dst->schema) < 0)
-            goto nomem;
+            rc = ERYX_NOMEM;
     }
-    sb->callbacks_json = json_dumps(list, JSON_COMPACT);
+    char *json = rc == ERYX_OK ? json_dumps(list, JSON_COMPACT) : NULL;
     json_decref(list);
-    return sb->callbacks_json ? ERYX_OK : ERYX_NOMEM;
-nomem:
-    json_decref(list);
-    return ERYX_NOMEM;
-invalid:
-    json_decref(list);
-    return ERYX_INVALID;
+    if (rc == ERYX_OK && !json)
+        rc = ERYX_NOMEM;
+    if (rc != ERYX_OK) {
+        eryx__callbacks_free(cbs, made);
+        return rc;
+    }
+    *cbs_out = cbs;
+    *n_out = made;
+    *json_out = json;
+    return ERYX_OK;
+}
+
+/* The guest learns of the change with its next run's request, which
+ * carries the description (guest/python/_eryx/callbacks.py install()). */
+int eryx__callbacks_set(eryx_sandbox *sb, const eryx_callback *src, size_t n)
+{
+    eryx__callback *cbs;
+    size_t made;
+    char *json;
+    int rc = build(src, n, &cbs, &made, &json);
+    if (rc != ERYX_OK)
+        return rc;
+    eryx__callbacks_free(sb->callbacks, sb->n_callbacks);
+    free(sb->callbacks_json);
+    sb->callbacks = cbs;
+    sb->n_callbacks = made;
+    sb->callbacks_json = json;
+    return ERYX_OK;
 }
 
 const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *name)

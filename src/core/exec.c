@@ -98,27 +98,59 @@ static json_t *error_result(uint64_t id, const char *kind, const char *message)
     return r;
 }
 
+/* Records the outcome of a call that has a journal entry (h->mu held: a
+ * reply records on its own thread); returns the result to deliver. A reply
+ * records its JSON text (*text, taken); one that does not fit becomes a
+ * failure, so that the guest gets what the journal says it got. */
+static json_t *record_locked(eryx_call *c, json_t *result, char **text, size_t len)
+{
+    eryx_journal *j = c->hub->journal;
+    if (!c->jentry || !j || !result)
+        return result;
+    size_t i = c->jentry - 1;
+    if (json_is_true(json_object_get(result, "ok"))) {
+        if (text && *text && eryx__journal_answer_ok(j, i, *text, len) == 0) {
+            *text = NULL;
+            return result;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "the host function's reply (%zu bytes) could not be "
+                                  "recorded: a journal holds at most %u MiB",
+                 len, ERYX__JOURNAL_MAX_BYTES >> 20);
+        json_t *failure = error_result(c->id, "failed", msg);
+        if (!failure)
+            return result; /* the entry stays pending: a replay asks again */
+        json_decref(result);
+        result = failure;
+    }
+    const char *kind = json_string_value(json_object_get(result, "kind"));
+    eryx__journal_answer_error(j, i, eryx__call_error_kind(kind),
+                               json_string_value(json_object_get(result, "message")));
+    return result;
+}
+
 /* Stores the result of a waiting call and wakes a waiting step; h->mu
- * held. Takes the reference to result. */
-static void complete_locked(eryx_call *c, json_t *result)
+ * held. Takes the reference to result (and *text, see record_locked). */
+static void complete_locked(eryx_call *c, json_t *result, char **text, size_t len)
 {
     eryx__hub *h = c->hub;
-    c->result = result;
+    c->result = record_locked(c, result, text, len);
     c->state = ERYX__CALL_COMPLETED;
     h->n_ready++;
     pthread_cond_broadcast(&h->cv);
 }
 
 /* The embedder's side: completes the call if it still waits, releases the
- * embedder's reference, then notifies with no lock held. */
-static int finish_call(eryx_call *call, json_t *result)
+ * embedder's reference, then notifies with no lock held. text is the
+ * reply's JSON for the journal (taken), or NULL. */
+static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
 {
     eryx__hub *h = call->hub;
     eryx__notice notice = {0};
     pthread_mutex_lock(&h->mu);
     int rc = ERYX_NOTFOUND;
     if (call->state == ERYX__CALL_WAITING && !h->closed && result) {
-        complete_locked(call, result);
+        complete_locked(call, result, &text, len);
         result = NULL;
         rc = ERYX_OK;
         eryx__hub_notice_locked(h, &notice);
@@ -127,6 +159,7 @@ static int finish_call(eryx_call *call, json_t *result)
     call_unref_locked(call);
     hub_unref_unlock(h);
     json_decref(result);
+    free(text);
     eryx__notice_deliver(&notice);
     return rc;
 }
@@ -145,12 +178,15 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
         snprintf(msg, sizeof msg, "the host function returned %s",
                  !json ? "no JSON" : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
                                                            : "malformed JSON");
-        int rc = finish_call(call, error_result(call->id, "failed", msg));
+        int rc = finish_call(call, error_result(call->id, "failed", msg), NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }
     json_t *result = json_pack("{s:I, s:b, s:o}", "id", (json_int_t)call->id, "ok", 1,
                                "value", value);
-    return finish_call(call, result);
+    /* Copied here, with no lock held; jentry never changes once the call
+     * is shared. */
+    char *text = call->jentry ? strndup(json, len) : NULL;
+    return finish_call(call, result, text, text ? strlen(text) : 0);
 }
 
 int eryx__call_fail(eryx_call *call, int kind, const char *message)
@@ -160,7 +196,7 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
     /* Bound what one failure can make the guest allocate. */
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", message ? message : "");
-    return finish_call(call, error_result(call->id, k, buf));
+    return finish_call(call, error_result(call->id, k, buf), NULL, 0);
 }
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
@@ -168,7 +204,7 @@ int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const 
     json_t *result = value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)call->id, "ok", 1,
                                        "value", value)
                            : error_result(call->id, kind, msg);
-    return finish_call(call, result);
+    return finish_call(call, result, NULL, 0);
 }
 
 void eryx__call_release(eryx_call *call)
@@ -241,22 +277,29 @@ static void hub_add_ref(eryx__hub *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg)
+/* A call completed at once with r (taken), recorded in journal entry
+ * jentry - 1 if jentry. */
+static void complete_now(eryx_exec *ex, uint64_t id, json_t *r, size_t jentry)
 {
     eryx_call *c = call_new(ex, id, "");
-    json_t *r = error_result(id, kind, msg);
     if (!c || !r || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
         json_decref(r);
         return; /* the guest's future then waits; out of memory anyway */
     }
+    c->jentry = jentry;
     /* Not for the embedder: eryx_exec_next_call skips it, and the step
      * sees the completion itself (no notify). */
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
-    complete_locked(c, r);
+    complete_locked(c, r, NULL, 0);
     pthread_mutex_unlock(&ex->hub->mu);
+}
+
+void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg)
+{
+    complete_now(ex, id, error_result(id, kind, msg), 0);
 }
 
 /* A network operation: a call the network layer completes (src/net/). */
@@ -276,25 +319,94 @@ static int add_net_call(eryx_exec *ex, uint64_t id, const char *name, const char
     return 0;
 }
 
+/* ---- journals ------------------------------------------------------------- */
+
+/* The guest's call differs from the journal's entry e: the guest is
+ * suspended for good (wait_for_host) and the step ends the execution. */
+static void diverge(eryx_exec *ex, const eryx__jentry *e, const char *name)
+{
+    int same_name = strcmp(e->name, name) == 0;
+    ex->diverged = 1;
+    eryx__set_errmsg(ex->sb, "the code did not repeat the journal's calls: its call %zu is "
+                             "'%.100s'%s where the journal has '%.100s'",
+                     ex->jnext + 1, name, same_name ? " with other arguments" : "", e->name);
+}
+
+enum { J_DONE, J_RECORD, J_NOMEM };
+
+/* Sets the guest's call against the journal: an answered entry is replayed
+ * (the call completes at once, J_DONE), a pending or new entry is where
+ * the call's outcome goes (*jentry, J_RECORD), a differing one ends the
+ * execution (J_DONE). Entries change under the hub's mutex: replies record
+ * into them on other threads. */
+static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char *args,
+                        size_t *jentry)
+{
+    eryx_journal *j = ex->journal;
+    if (ex->diverged)
+        return J_DONE; /* this guest never runs again */
+    pthread_mutex_lock(&ex->hub->mu);
+    if (ex->jnext < j->n) {
+        const eryx__jentry *e = &j->e[ex->jnext];
+        int answered = e->state != ERYX__JE_PENDING;
+        if (strcmp(e->name, name) != 0 || strcmp(e->args, args) != 0) {
+            pthread_mutex_unlock(&ex->hub->mu);
+            diverge(ex, e, name);
+            return J_DONE;
+        }
+        *jentry = ++ex->jnext;
+        pthread_mutex_unlock(&ex->hub->mu);
+        /* An answered entry never changes again: read without the lock. */
+        if (answered)
+            complete_now(ex, id, eryx__journal_result(j, *jentry - 1, id), 0);
+        return answered ? J_DONE : J_RECORD;
+    }
+    int full = j->n >= ex->sb->max_callbacks;
+    int rc = full ? -2 : eryx__journal_append(j, name, args);
+    if (rc == 0)
+        *jentry = ++ex->jnext;
+    pthread_mutex_unlock(&ex->hub->mu);
+    if (rc == -1)
+        return J_NOMEM;
+    if (rc < 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, full ? "callback limit reached: the journal holds %u calls"
+                                       : "the call does not fit in the journal (at most "
+                                         "%u MiB of code, arguments and replies)",
+                 full ? ex->sb->max_callbacks : ERYX__JOURNAL_MAX_BYTES >> 20);
+        eryx__exec_fail_now(ex, id, "failed", msg);
+        return J_DONE;
+    }
+    return J_RECORD;
+}
+
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
     if (strncmp(name, ERYX__NET_PREFIX, strlen(ERYX__NET_PREFIX)) == 0)
         return add_net_call(ex, id, name, args);
+    size_t jentry = 0;
+    if (ex->journal) {
+        int j = journal_call(ex, id, name, args, &jentry);
+        if (j != J_RECORD)
+            return j == J_NOMEM ? -1 : 0;
+    }
     const eryx__callback *cb = eryx__callback_find(sb, name);
     char msg[300];
     if (!cb) {
         snprintf(msg, sizeof msg, "no host function named '%.200s'", name);
-        eryx__exec_fail_now(ex, id, "invalid_arguments", msg);
+        complete_now(ex, id, error_result(id, "invalid_arguments", msg), jentry);
         return 0;
     }
     if (ex->n_invocations >= sb->max_callbacks) {
         snprintf(msg, sizeof msg, "callback limit reached: at most %u calls per execution",
                  sb->max_callbacks);
-        eryx__exec_fail_now(ex, id, "failed", msg);
+        complete_now(ex, id, error_result(id, "failed", msg), jentry);
         return 0;
     }
     eryx_call *c = call_new(ex, id, name);
+    if (c)
+        c->jentry = jentry;
     if (!c || !(c->args = strdup(args)) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
@@ -324,8 +436,10 @@ static void expire_calls_locked(eryx_exec *ex, uint64_t now)
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
         if (c->state == ERYX__CALL_WAITING && c->deadline_ns && now >= c->deadline_ns)
-            complete_locked(c, error_result(c->id, "timeout",
-                                            "the host function did not answer in time"));
+            complete_locked(c,
+                            error_result(c->id, "timeout",
+                                         "the host function did not answer in time"),
+                            NULL, 0);
     }
 }
 
@@ -454,6 +568,7 @@ static void exec_free(eryx_exec *ex)
         eryx__handle_close(ex->handle, ERYX__H_EXEC);
     pthread_mutex_lock(&h->mu);
     h->closed = 1;
+    h->journal = NULL;
     while (h->notifying)
         pthread_cond_wait(&h->cv, &h->mu);
     for (size_t i = 0; i < ex->n_calls; i++)
@@ -466,6 +581,8 @@ static void exec_free(eryx_exec *ex)
     free(ex->result_error);
     free(ex->exported);
     eryx_result_free(ex->result);
+    if (ex->journal)
+        atomic_store(&ex->journal->busy, 0);
     free(ex);
 }
 
@@ -541,6 +658,78 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     return ERYX_OK;
 }
 
+/* A journal that holds code runs it, under the mode and filename it was
+ * recorded with: the caller's must agree. */
+static int check_journal(eryx_sandbox *sb, const eryx_journal *j, const char *code, size_t len,
+                         const eryx_run_options *o)
+{
+    if (!j->has_code) {
+        if (code)
+            return ERYX_OK;
+        eryx__set_errmsg(sb, "the journal holds no code: give the code to run");
+        return ERYX_INVALID;
+    }
+    const char *why = NULL;
+    if (code && (len != j->code_len || memcmp(code, j->code, len) != 0))
+        why = "the code differs from the journal's";
+    else if ((int)o->mode != j->mode)
+        why = "the run mode differs from the journal's";
+    else if (o->filename && (!j->filename || strcmp(o->filename, j->filename) != 0))
+        why = "the filename differs from the journal's";
+    else if (j->n > sb->max_callbacks)
+        why = "the journal holds more calls than the sandbox's max_callbacks";
+    if (why) {
+        eryx__set_errmsg(sb, "%s", why);
+        return ERYX_INVALID;
+    }
+    return ERYX_OK;
+}
+
+int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
+                               const eryx_run_options *opts, eryx_journal *j, eryx_exec **out)
+{
+    eryx_run_options o;
+    if (opts)
+        o = *opts;
+    else
+        eryx_run_options_default(&o);
+    int rc = check_journal(sb, j, code, len, &o), recorded = 0;
+    if (rc == ERYX_OK && !j->has_code && (rc = check_options(sb, &o)) == ERYX_OK) {
+        rc = eryx__journal_set_code(j, code, len, (int)o.mode, o.filename);
+        if (rc == ERYX_INVALID)
+            eryx__set_errmsg(sb, "code of %zu bytes does not fit in a journal (at most %u MiB)",
+                             len, ERYX__JOURNAL_MAX_BYTES >> 20);
+        recorded = rc == ERYX_OK;
+    }
+    if (rc != ERYX_OK)
+        return rc;
+    o.filename = j->filename;
+    rc = eryx__exec_start(sb, 0, j->code, j->code_len, &o, out);
+    if (rc != ERYX_OK) {
+        if (recorded)
+            eryx__journal_set_code(j, NULL, 0, 0, NULL);
+        return rc;
+    }
+    (*out)->journal = j;
+    (*out)->hub->journal = j; /* not shared yet: no call was made */
+    return ERYX_OK;
+}
+
+int eryx__exec_suspend(eryx_exec *ex)
+{
+    if (!ex->journal || ex->state == EX_DONE) {
+        eryx__set_errmsg(ex->sb, ex->journal ? "the execution has finished: take its result "
+                                               "with eryx_exec_finish"
+                                             : "the execution is not journaled");
+        return ERYX_INVALID;
+    }
+    eryx_sandbox *sb = ex->sb;
+    eryx__exec_finish(ex, NULL);
+    eryx__set_errmsg(sb, "the execution was suspended: restore the state from before it to "
+                         "resume it");
+    return ERYX_OK;
+}
+
 static void do_exec(void *arg)
 {
     eryx_exec *ex = arg;
@@ -612,6 +801,17 @@ static int stop_status(eryx_sandbox *sb, eryx_result *r, int rc, int cause, int 
     return cause;
 }
 
+/* Code that finished (or raised) before making all of its journal's calls
+ * did not come back to where it was suspended. */
+static int check_replayed(eryx_exec *ex, int rc)
+{
+    if ((rc != ERYX_OK && rc != ERYX_PYTHON_EXCEPTION) || ex->jnext >= ex->journal->n)
+        return rc;
+    eryx__set_errmsg(ex->sb, "the code did not repeat the journal's calls: it finished after "
+                             "%zu of its %zu calls", ex->jnext, ex->journal->n);
+    return ERYX_DIVERGED;
+}
+
 /* The guest finished (or died) with status rc: build the result. */
 static int conclude(eryx_exec *ex, int rc)
 {
@@ -647,14 +847,17 @@ static int conclude(eryx_exec *ex, int rc)
         r->exited = 1;
         r->exit_code = sb->exit_code;
         rc = ERYX_OK;
-    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED || rc == ERYX_FUEL) {
+    } else if (rc == ERYX_TRAP || rc == ERYX_INTERRUPTED || rc == ERYX_FUEL ||
+               rc == ERYX_DIVERGED) {
         r->exit_code = 1;
     } else {
         eryx_result_free(r);
         return ex->final_rc = rc;
     }
-    if (cause)
+    if (cause && rc != ERYX_DIVERGED)
         rc = stop_status(sb, r, rc, cause, hard);
+    if (ex->journal && rc != ERYX_DIVERGED)
+        rc = check_replayed(ex, rc);
     ex->result = r;
     return ex->final_rc = rc;
 }
@@ -679,6 +882,12 @@ int eryx__exec_step(eryx_exec *ex)
         pthread_mutex_unlock(&ex->hub->mu);
         ex->timer_deadline_ns = 0;
         rc = eryx__guest_resume(ex->sb, "the code");
+    }
+    if (rc == ERYX_PENDING && ex->diverged) {
+        /* Its stack is dropped mid-call: the sandbox is dead. */
+        eryx__fiber_abandon(ex->sb->in.fiber);
+        ex->sb->state = ERYX__SB_DEAD;
+        rc = ERYX_DIVERGED;
     }
     if (rc == ERYX_PENDING) {
         ex->state = EX_PENDING;

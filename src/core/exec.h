@@ -20,6 +20,7 @@
 #include <pthread.h>
 
 #include "core/internal.h"
+#include "core/journal.h"
 
 /* Shared by an execution and its calls; freed with the last of them, so a
  * reply after the execution (or the sandbox) is gone is safe. */
@@ -34,6 +35,8 @@ typedef struct eryx__hub {
     int notifying;              /* notify calls in flight (outside mu) */
     void (*notify)(void *ud);
     void *notify_ud;
+    eryx_journal *journal;      /* the execution's, which records the
+                                   outcomes of its calls; NULL once closed */
 } eryx__hub;
 
 /* A notify to deliver once every lock is released (see exec.c). */
@@ -70,6 +73,9 @@ struct eryx_call {
     eryx_callback_fn handler;
     void *user_data;
     unsigned flags;
+    size_t jentry;              /* 1 + the journal entry that records its
+                                   outcome, or 0; set before the call is
+                                   shared, then read without the lock */
 };
 
 enum eryx__exec_state { EX_NEW, EX_PENDING, EX_DONE };
@@ -102,6 +108,10 @@ struct eryx_exec {
     char *result_json, *result_error;
     char *exported;             /* an exported session state (mode "x") */
     size_t exported_len;
+    eryx_journal *journal;      /* recorded into and replayed, or NULL */
+    size_t jnext;               /* the entry the guest's next call matches */
+    int diverged;               /* a call differed from the journal's: the
+                                   guest is suspended for good */
 };
 
 /* request.c: the run request the guest decodes (guest/abi.h). NULL with the
@@ -131,6 +141,14 @@ int eryx__exec_run_internal(eryx_sandbox *sb, char mode, const char *data, size_
  * the guest sleeps until deadline by suspending the execution like a timer.
  * 0 when it slept, -1 when there is no execution to suspend. */
 int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns);
+
+/* exec.c: a journaled execution (eryx_exec_start_journaled): code may be
+ * NULL to run the journal's; see include/eryx.h for the checks. */
+int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
+                               const eryx_run_options *opts, eryx_journal *j,
+                               eryx_exec **out);
+/* Ends a journaled execution that has not finished (eryx_exec_suspend). */
+int eryx__exec_suspend(eryx_exec *ex);
 
 /* exec.c: calls, for the API layer (eryx_call_*) */
 int eryx__call_reply(eryx_call *call, const char *json, size_t len);

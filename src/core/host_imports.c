@@ -96,6 +96,13 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
             eryx__wait_request_clear(&r);
         }
     }
+    if (ex->diverged) {
+        /* A call differed from the journal's: this guest must not go on
+         * (it would make calls, or network operations, the journal does
+         * not vouch for). The step drops its stack. */
+        eryx__engine_suspend();
+        return 0;
+    }
     int new_calls = ex->n_calls > before;
     if (!error && !new_calls && !eryx__exec_has_completed(ex) && !ex->timer_deadline_ns &&
         !has_waiting_calls(ex))

@@ -163,7 +163,9 @@ void eryx__clear_errmsg(eryx_sandbox *sb);
 const char *eryx__errmsg(const eryx_sandbox *sb);
 
 /* callbacks.c */
-int eryx__callbacks_init(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
+/* Replaces sb's callbacks by cbs (checked and copied); on failure sb keeps
+ * its own and the message goes to the thread. */
+int eryx__callbacks_set(eryx_sandbox *sb, const eryx_callback *cbs, size_t n);
 void eryx__callbacks_free(eryx__callback *cbs, size_t n);
 int eryx__callbacks_copy(eryx_sandbox *dst, const eryx_sandbox *src);
 const eryx__callback *eryx__callback_find(const eryx_sandbox *sb, const char *name);
@@ -227,9 +229,11 @@ void eryx__prefault_hot_pages(eryx_sandbox *sb);
 void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
 
 /* session_file.c */
-int eryx__sandbox_save(eryx_sandbox *sb, const char *path);
+/* session_file.c: to or from path, or, when path is NULL, fd from its
+ * current offset (include/eryx.h, eryx_sandbox_save_fd / _load_fd). */
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path, int fd);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
-                       eryx_sandbox **out);
+                       int fd, eryx_sandbox **out);
 
 /* runtime.c */
 int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out);

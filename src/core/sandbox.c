@@ -210,7 +210,7 @@ static int take_settings(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     }
     int rc = copy_config(sb, cfg);
     if (rc == ERYX_OK)
-        rc = eryx__callbacks_init(sb, cfg->callbacks, cfg->n_callbacks);
+        rc = eryx__callbacks_set(sb, cfg->callbacks, cfg->n_callbacks);
     return rc;
 }
 

@@ -64,7 +64,15 @@ static int write_memory(int fd, const wasm_rt_memory_t *mem, uint64_t at)
     return err < 0 ? -1 : 0;
 }
 
-int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
+static int write_failed(eryx_sandbox *sb, const char *name)
+{
+    eryx__set_errmsg(sb, "cannot write the session to %s: %s", name, strerror(errno));
+    return ERYX_IO;
+}
+
+/* Writes sb's session into fd from offset base on; the file then ends where
+ * the session does. name is the file's name in messages. */
+static int write_session(eryx_sandbox *sb, int fd, off_t base, const char *name)
 {
     const wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__blob state = {0};
@@ -86,37 +94,71 @@ int eryx__sandbox_save(eryx_sandbox *sb, const char *path)
         return ERYX_NOMEM;
     }
     eryx__save_globals(sb, &h.globals);
-    /* Written next to the target and renamed over it: a crash never leaves
-     * a half-written session behind. */
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
-    if (!tmp) {
-        free(state.p);
-        return ERYX_NOMEM;
-    }
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
     /* The memory's zero pages are holes in the file (more than half of a
      * small session's): less to write and to fsync, and they read back as
-     * zeros. The size is set first so that the file is whole whatever the
-     * last page is. */
-    off_t end = (off_t)(sizeof h + mem->size + state.len);
-    int ok = fd >= 0 && ftruncate(fd, end) == 0 && eryx__write_all(fd, &h, sizeof h) == 0 &&
-             write_memory(fd, mem, sizeof h) == 0 &&
-             lseek(fd, (off_t)(sizeof h + mem->size), SEEK_SET) >= 0 &&
-             eryx__write_all(fd, state.p, state.len) == 0 && fsync(fd) == 0;
+     * zeros. Whatever the file held from base on is cut first (a hole must
+     * not show old bytes), and the size is set before the writes so that
+     * the file is whole whatever the last page is. */
+    off_t body = base + (off_t)sizeof h, end = body + (off_t)(mem->size + state.len);
+    int ok = ftruncate(fd, base) == 0 && ftruncate(fd, end) == 0 &&
+             lseek(fd, base, SEEK_SET) >= 0 && eryx__write_all(fd, &h, sizeof h) == 0 &&
+             write_memory(fd, mem, (uint64_t)body) == 0 &&
+             lseek(fd, body + (off_t)mem->size, SEEK_SET) >= 0 &&
+             eryx__write_all(fd, state.p, state.len) == 0;
     free(state.p);
-    if (fd >= 0 && close(fd) != 0)
-        ok = 0;
-    if (ok && rename(tmp, path) != 0)
-        ok = 0;
-    if (!ok) {
-        eryx__set_errmsg(sb, "cannot write the session to %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            unlink(tmp);
+    return ok ? ERYX_OK : write_failed(sb, name);
+}
+
+/* A path is written next to the target and renamed over it: a crash never
+ * leaves a half-written session behind. */
+static int save_to_path(eryx_sandbox *sb, const char *path)
+{
+    size_t n = strlen(path) + 16;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return ERYX_NOMEM;
+    snprintf(tmp, n, "%s.tmpXXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        free(tmp);
+        return write_failed(sb, path);
     }
+    int rc = write_session(sb, fd, 0, path);
+    if (rc == ERYX_OK && fsync(fd) != 0)
+        rc = write_failed(sb, path);
+    if (close(fd) != 0 && rc == ERYX_OK)
+        rc = write_failed(sb, path);
+    if (rc == ERYX_OK && rename(tmp, path) != 0)
+        rc = write_failed(sb, path);
+    if (rc != ERYX_OK)
+        unlink(tmp);
     free(tmp);
-    return ok ? ERYX_OK : ERYX_IO;
+    return rc;
+}
+
+/* Where a session in fd starts: its current offset, or -1 with errno set
+ * for a descriptor without one (a pipe or socket: the loader checks sizes
+ * against the file's and reads with pread). name gets "fd N". */
+static off_t fd_start(int fd, char *name, size_t n)
+{
+    snprintf(name, n, "fd %d", fd);
+    return lseek(fd, 0, SEEK_CUR);
+}
+
+#define NOT_SEEKABLE "(a session needs a file or memfd, not a pipe or socket)"
+
+int eryx__sandbox_save(eryx_sandbox *sb, const char *path, int fd)
+{
+    if (path)
+        return save_to_path(sb, path);
+    char name[32];
+    off_t base = fd_start(fd, name, sizeof name);
+    if (base < 0) {
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s " NOT_SEEKABLE, name,
+                         strerror(errno));
+        return ERYX_IO;
+    }
+    return write_session(sb, fd, base, name);
 }
 
 /* Refuses a header whose saved globals could not have come from a guest of
@@ -143,11 +185,11 @@ int eryx__globals_ok(const eryx__snapshot_globals *g, uint64_t mem_size)
  * make the loader allocate more than the file holds, nor more WASI state
  * than cfg's tmp_quota can take. The checksum is checked later, over the
  * bytes as they were read (eryx__sandbox_load). */
-static int read_session_header(int fd, const char *path, const eryx_sandbox_config *cfg,
-                               session_header *h)
+static int read_session_header(int fd, off_t base, const char *path,
+                               const eryx_sandbox_config *cfg, session_header *h)
 {
     struct stat st;
-    ssize_t got = pread(fd, h, sizeof *h, 0);
+    ssize_t got = pread(fd, h, sizeof *h, base);
     int older = got >= 8 && (memcmp(h->magic, "ERYXSES1", 8) == 0 ||
                              memcmp(h->magic, "ERYXSES2", 8) == 0 ||
                              memcmp(h->magic, "ERYXSES3", 8) == 0);
@@ -189,8 +231,10 @@ static int read_session_header(int fd, const char *path, const eryx_sandbox_conf
                          (unsigned long long)cfg->tmp_quota, (unsigned long long)wasi_max);
         return ERYX_INVALID;
     }
-    /* Without overflow, whatever the quota (the bound saturates). */
-    uint64_t size = (uint64_t)st.st_size, body = size - sizeof *h;
+    /* Without overflow, whatever the quota (the bound saturates). The
+     * session is what the file holds from base on. */
+    uint64_t size = st.st_size > base ? (uint64_t)(st.st_size - base) : 0,
+             body = size - sizeof *h;
     if (size < sizeof *h || h->mem_size > body || h->wasi_size != body - h->mem_size) {
         eryx__set_errmsg(NULL, "%s is truncated or has trailing bytes (%llu bytes, its header "
                                "says %llu of memory and %llu of file state after %zu)",
@@ -209,14 +253,15 @@ static int read_session_header(int fd, const char *path, const eryx_sandbox_conf
 
 /* The WASI bytes, read once into a buffer of their own (the size is the
  * file's, checked). */
-static int read_wasi_state(int fd, const char *path, const session_header *h, uint8_t **out)
+static int read_wasi_state(int fd, off_t base, const char *path, const session_header *h,
+                           uint8_t **out)
 {
     uint8_t *p = malloc(h->wasi_size ? (size_t)h->wasi_size : 1);
     if (!p)
         return ERYX_NOMEM;
     for (uint64_t off = 0; off < h->wasi_size;) {
         ssize_t r = pread(fd, p + off, (size_t)(h->wasi_size - off),
-                          (off_t)(sizeof *h + h->mem_size + off));
+                          base + (off_t)(sizeof *h + h->mem_size + off));
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -281,19 +326,14 @@ static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t 
  * a 70 MB load took 96 instead of 62 ms, bench_sandbox.) A file changed
  * while it is loaded (between two reads, or after the check) thus cannot
  * smuggle in unchecked bytes: what is used is what was summed. */
-int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
-                       eryx_sandbox **out)
+static int load_session(eryx_runtime *rt, const eryx_sandbox_config *cfg, int fd, off_t base,
+                        const char *path, eryx_sandbox **out)
 {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
-        return ERYX_IO;
-    }
     session_header h;
-    int rc = read_session_header(fd, path, cfg, &h);
+    int rc = read_session_header(fd, base, path, cfg, &h);
     eryx__mem_image *img = NULL;
-    if (rc == ERYX_OK && lseek(fd, (off_t)sizeof h, SEEK_SET) < 0) {
+    off_t body = base + (off_t)sizeof h;
+    if (rc == ERYX_OK && lseek(fd, body, SEEK_SET) < 0) {
         eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
         rc = ERYX_IO;
     }
@@ -311,8 +351,7 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
     }
     uint8_t *state = NULL;
     if (rc == ERYX_OK)
-        rc = read_wasi_state(fd, path, &h, &state);
-    close(fd);
+        rc = read_wasi_state(fd, base, path, &h, &state);
     if (rc == ERYX_OK)
         rc = check_sum(x, path, state, (size_t)h.wasi_size, h.checksum);
     XXH3_freeState(x);
@@ -326,9 +365,36 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
         sb->needs_setup = 0;
         sb->reseed_only = 1;
         sb->run_count = h.run_count;
+        /* Past the session, as a read would leave it (the fd's owner may
+         * read on). */
+        lseek(fd, body + (off_t)(h.mem_size + h.wasi_size), SEEK_SET);
         *out = sb;
     }
     free(state);
     eryx__mem_image_unref(img);
+    return rc;
+}
+
+int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
+                       int fd, eryx_sandbox **out)
+{
+    *out = NULL;
+    if (!path) {
+        char name[32];
+        off_t base = fd_start(fd, name, sizeof name);
+        if (base < 0) {
+            eryx__set_errmsg(NULL, "cannot read the session from %s: %s " NOT_SEEKABLE, name,
+                             strerror(errno));
+            return ERYX_IO;
+        }
+        return load_session(rt, cfg, fd, base, name, out);
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    int rc = load_session(rt, cfg, fd, 0, path, out);
+    close(fd);
     return rc;
 }

@@ -10,43 +10,56 @@
  * nothing: docs/networking.md).
  */
 #include <errno.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "net/net_internal.h"
+#include "net/ssl_lib.h"
+
+/* The OpenSSL table in the functions that run only after the CA check or
+ * eryx__tls_start has loaded it (ssl_lib.h). */
+static const eryx__ssl_lib *loaded_lib(void)
+{
+    return eryx__ssl_load(NULL);
+}
 
 /* ---- the CA configuration --------------------------------------------------- */
 
 /* Number of certificates in PEM text, or -1 if it holds something else. */
 static int count_pem(BIO *b)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     int n = 0;
     X509 *x;
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
-        X509_free(x);
+    while ((x = L->PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+        L->X509_free(x);
         n++;
     }
-    ERR_clear_error();
+    L->ERR_clear_error();
     return n;
 }
 
 int eryx__tls_conf_init(eryx__net_conf *c, const eryx_net_config *cfg, char *err,
                         size_t errsize)
 {
+    if (!cfg->n_ca_files && !cfg->ca_pem)
+        return 0; /* OpenSSL stays unloaded until a connection asks for TLS */
+    const char *why = NULL;
+    const eryx__ssl_lib *L = eryx__ssl_load(&why);
+    if (!L) {
+        snprintf(err, errsize, "%s", why);
+        return -1;
+    }
     if (cfg->n_ca_files && !(c->ca_files = calloc(cfg->n_ca_files, sizeof *c->ca_files))) {
         snprintf(err, errsize, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < cfg->n_ca_files; i++) {
         const char *path = cfg->ca_files[i];
-        BIO *b = path ? BIO_new_file(path, "r") : NULL;
+        BIO *b = path ? L->BIO_new_file(path, "r") : NULL;
         int n = b ? count_pem(b) : -1;
-        BIO_free(b);
+        L->BIO_free(b);
         if (n <= 0) {
             snprintf(err, errsize, "CA file %.200s: %s", path ? path : "(null)",
                      n < 0 ? "cannot be read" : "holds no PEM certificate");
@@ -59,9 +72,9 @@ int eryx__tls_conf_init(eryx__net_conf *c, const eryx_net_config *cfg, char *err
         c->n_ca_files = i + 1;
     }
     if (cfg->ca_pem) {
-        BIO *b = BIO_new_mem_buf(cfg->ca_pem, -1);
+        BIO *b = L->BIO_new_mem_buf(cfg->ca_pem, -1);
         int n = b ? count_pem(b) : -1;
-        BIO_free(b);
+        L->BIO_free(b);
         if (n <= 0) {
             snprintf(err, errsize, "ca_pem holds no PEM certificate");
             return -1;
@@ -80,36 +93,37 @@ void eryx__tls_conf_clear(eryx__net_conf *c)
         free(c->ca_files[i]);
     free(c->ca_files);
     free(c->ca_pem);
-    SSL_CTX_free(c->ctx);
+    if (c->ctx)
+        loaded_lib()->SSL_CTX_free(c->ctx);
 }
 
 /* The context, made on first use: loading the system store costs
  * milliseconds, which a sandbox that never uses TLS should not pay. */
-static SSL_CTX *conf_ctx(eryx__net_conf *c)
+static SSL_CTX *conf_ctx(const eryx__ssl_lib *L, eryx__net_conf *c)
 {
     if (c->ctx)
         return c->ctx;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX *ctx = L->SSL_CTX_new(L->TLS_client_method());
     if (!ctx)
         return NULL;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-    int ok = SSL_CTX_set_default_verify_paths(ctx);
+    eryx__ssl_ctx_set_min_proto(L, ctx, TLS1_2_VERSION);
+    L->SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int ok = L->SSL_CTX_set_default_verify_paths(ctx);
     for (size_t i = 0; ok && i < c->n_ca_files; i++)
-        ok = SSL_CTX_load_verify_locations(ctx, c->ca_files[i], NULL);
+        ok = L->SSL_CTX_load_verify_locations(ctx, c->ca_files[i], NULL);
     if (ok && c->ca_pem) {
-        BIO *b = BIO_new_mem_buf(c->ca_pem, -1);
+        BIO *b = L->BIO_new_mem_buf(c->ca_pem, -1);
         X509 *x;
-        X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-        while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL))) {
-            X509_STORE_add_cert(store, x);
-            X509_free(x);
+        X509_STORE *store = L->SSL_CTX_get_cert_store(ctx);
+        while (b && (x = L->PEM_read_bio_X509(b, NULL, NULL, NULL))) {
+            L->X509_STORE_add_cert(store, x);
+            L->X509_free(x);
         }
-        BIO_free(b);
+        L->BIO_free(b);
     }
-    ERR_clear_error();
+    L->ERR_clear_error();
     if (!ok) {
-        SSL_CTX_free(ctx);
+        L->SSL_CTX_free(ctx);
         return NULL;
     }
     c->ctx = ctx;
@@ -120,68 +134,71 @@ static SSL_CTX *conf_ctx(eryx__net_conf *c)
 
 static json_t *name_json(X509_NAME *name)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     json_t *rdns = json_array();
-    int n = X509_NAME_entry_count(name);
+    int n = L->X509_NAME_entry_count(name);
     for (int i = 0; i < n; i++) {
-        X509_NAME_ENTRY *e = X509_NAME_get_entry(name, i);
+        X509_NAME_ENTRY *e = L->X509_NAME_get_entry(name, i);
         char key[80];
-        OBJ_obj2txt(key, sizeof key, X509_NAME_ENTRY_get_object(e), 0);
+        L->OBJ_obj2txt(key, sizeof key, L->X509_NAME_ENTRY_get_object(e), 0);
         unsigned char *utf8 = NULL;
-        int len = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e));
+        int len = L->ASN1_STRING_to_UTF8(&utf8, L->X509_NAME_ENTRY_get_data(e));
         if (len >= 0) {
             json_t *v = json_stringn(len ? (const char *)utf8 : "", (size_t)len);
             if (v)
                 json_array_append_new(rdns, json_pack("[[s, o]]", key, v));
         }
-        OPENSSL_free(utf8);
+        eryx__ssl_free(L, utf8);
     }
     return rdns;
 }
 
 static json_t *time_json(const ASN1_TIME *t)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     char buf[64] = "";
-    BIO *b = BIO_new(BIO_s_mem());
-    if (b && ASN1_TIME_print(b, t)) {
-        int n = BIO_read(b, buf, sizeof buf - 1);
+    BIO *b = L->BIO_new(L->BIO_s_mem());
+    if (b && L->ASN1_TIME_print(b, t)) {
+        int n = L->BIO_read(b, buf, sizeof buf - 1);
         buf[n > 0 ? n : 0] = '\0';
     }
-    BIO_free(b);
+    L->BIO_free(b);
     return json_string(buf);
 }
 
 static json_t *cert_json(X509 *x)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     json_t *c = json_object();
-    json_object_set_new(c, "subject", name_json(X509_get_subject_name(x)));
-    json_object_set_new(c, "issuer", name_json(X509_get_issuer_name(x)));
-    json_object_set_new(c, "version", json_integer(X509_get_version(x) + 1));
-    json_object_set_new(c, "notBefore", time_json(X509_get0_notBefore(x)));
-    json_object_set_new(c, "notAfter", time_json(X509_get0_notAfter(x)));
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    json_object_set_new(c, "subject", name_json(L->X509_get_subject_name(x)));
+    json_object_set_new(c, "issuer", name_json(L->X509_get_issuer_name(x)));
+    json_object_set_new(c, "version", json_integer(L->X509_get_version(x) + 1));
+    json_object_set_new(c, "notBefore", time_json(L->X509_get0_notBefore(x)));
+    json_object_set_new(c, "notAfter", time_json(L->X509_get0_notAfter(x)));
+    BIGNUM *bn = L->ASN1_INTEGER_to_BN(L->X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? L->BN_bn2hex(bn) : NULL;
     json_object_set_new(c, "serialNumber", json_string(hex ? hex : ""));
-    OPENSSL_free(hex);
-    BN_free(bn);
-    GENERAL_NAMES *names = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    eryx__ssl_free(L, hex);
+    L->BN_free(bn);
+    GENERAL_NAMES *names = L->X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     json_t *san = json_array();
-    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
-        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+    for (int i = 0; names && i < L->OPENSSL_sk_num((const OPENSSL_STACK *)names); i++) {
+        const GENERAL_NAME *g = L->OPENSSL_sk_value((const OPENSSL_STACK *)names, i);
         if (g->type == GEN_DNS) {
             const ASN1_IA5STRING *s = g->d.dNSName;
-            json_t *v = json_stringn((const char *)ASN1_STRING_get0_data(s),
-                                     (size_t)ASN1_STRING_length(s));
+            json_t *v = json_stringn((const char *)L->ASN1_STRING_get0_data(s),
+                                     (size_t)L->ASN1_STRING_length(s));
             if (v)
                 json_array_append_new(san, json_pack("[s, o]", "DNS", v));
         } else if (g->type == GEN_IPADD) {
             const ASN1_OCTET_STRING *s = g->d.iPAddress;
             eryx__addr a;
             memset(&a, 0, sizeof a);
-            if (ASN1_STRING_length(s) == 4) {
+            if (L->ASN1_STRING_length(s) == 4) {
                 a.b[10] = a.b[11] = 0xff;
-                memcpy(a.b + 12, ASN1_STRING_get0_data(s), 4);
-            } else if (ASN1_STRING_length(s) == 16) {
-                memcpy(a.b, ASN1_STRING_get0_data(s), 16);
+                memcpy(a.b + 12, L->ASN1_STRING_get0_data(s), 4);
+            } else if (L->ASN1_STRING_length(s) == 16) {
+                memcpy(a.b, L->ASN1_STRING_get0_data(s), 16);
             } else {
                 continue;
             }
@@ -190,46 +207,48 @@ static json_t *cert_json(X509 *x)
             json_array_append_new(san, json_pack("[s, s]", "IP Address", text));
         }
     }
-    GENERAL_NAMES_free(names);
+    L->GENERAL_NAMES_free(names);
     json_object_set_new(c, "subjectAltName", san);
     return c;
 }
 
 static json_t *der_b64(X509 *x)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     unsigned char *der = NULL;
-    int n = i2d_X509(x, &der);
+    int n = L->i2d_X509(x, &der);
     if (n <= 0)
         return json_null();
     int outn = 4 * ((n + 2) / 3);
     char *o = malloc((size_t)outn + 1);
     json_t *v = json_null();
-    if (o && EVP_EncodeBlock((unsigned char *)o, der, n) == outn)
+    if (o && L->EVP_EncodeBlock((unsigned char *)o, der, n) == outn)
         v = json_stringn(o, (size_t)outn);
     free(o);
-    OPENSSL_free(der);
+    eryx__ssl_free(L, der);
     return v;
 }
 
 static json_t *session_info(SSL *ssl)
 {
-    const SSL_CIPHER *ciph = SSL_get_current_cipher(ssl);
+    const eryx__ssl_lib *L = loaded_lib();
+    const SSL_CIPHER *ciph = L->SSL_get_current_cipher(ssl);
     const unsigned char *alpn = NULL;
     unsigned alpn_len = 0;
-    SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
-    json_t *info = json_pack("{s:s, s:[s, s, i]}", "version", SSL_get_version(ssl), "cipher",
-                             ciph ? SSL_CIPHER_get_name(ciph) : "",
-                             ciph ? SSL_CIPHER_get_version(ciph) : "",
-                             ciph ? SSL_CIPHER_get_bits(ciph, NULL) : 0);
+    L->SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+    json_t *info = json_pack("{s:s, s:[s, s, i]}", "version", L->SSL_get_version(ssl), "cipher",
+                             ciph ? L->SSL_CIPHER_get_name(ciph) : "",
+                             ciph ? L->SSL_CIPHER_get_version(ciph) : "",
+                             ciph ? L->SSL_CIPHER_get_bits(ciph, NULL) : 0);
     if (!info)
         return NULL;
     json_object_set_new(info, "alpn", alpn_len ? json_stringn((const char *)alpn, alpn_len)
                                                : json_null());
-    X509 *peer = SSL_get1_peer_certificate(ssl);
+    X509 *peer = L->SSL_get1_peer_certificate(ssl);
     if (peer) {
         json_object_set_new(info, "cert", cert_json(peer));
         json_object_set_new(info, "der", der_b64(peer));
-        X509_free(peer);
+        L->X509_free(peer);
     }
     return info;
 }
@@ -239,6 +258,7 @@ static json_t *session_info(SSL *ssl)
 /* The ALPN protocols the guest offers, in wire format. */
 static int set_alpn(SSL *ssl, json_t *list)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     unsigned char wire[256];
     size_t n = 0, i;
     json_t *p;
@@ -251,7 +271,7 @@ static int set_alpn(SSL *ssl, json_t *list)
         memcpy(wire + n, s, len);
         n += len;
     }
-    return n && SSL_set_alpn_protos(ssl, wire, (unsigned)n) != 0 ? -1 : 0;
+    return n && L->SSL_set_alpn_protos(ssl, wire, (unsigned)n) != 0 ? -1 : 0;
 }
 
 /* The handshake's outcome as the first line the guest reads, for TLS asked
@@ -305,32 +325,41 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         is_ip = 1;
         eryx__addr_format(&c->addr, name, sizeof name);
     }
-    SSL_CTX *ctx = conf_ctx(c->net->conf);
-    SSL *ssl = ctx ? SSL_new(ctx) : NULL;
-    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    const char *why = NULL;
+    const eryx__ssl_lib *L = eryx__ssl_load(&why);
+    if (!L) {
+        if (inband)
+            c->err = ERYX__ETLS;
+        else
+            eryx__op_fail(list, op, ERYX__ETLS, why);
+        return;
+    }
+    SSL_CTX *ctx = conf_ctx(L, c->net->conf);
+    SSL *ssl = ctx ? L->SSL_new(ctx) : NULL;
+    BIO *rb = L->BIO_new(L->BIO_s_mem()), *wb = L->BIO_new(L->BIO_s_mem());
     if (!ssl || !rb || !wb) {
-        SSL_free(ssl);
-        BIO_free(rb);
-        BIO_free(wb);
+        L->SSL_free(ssl);
+        L->BIO_free(rb);
+        L->BIO_free(wb);
         if (inband)
             c->err = ERYX__ETLS;
         else
             eryx__op_fail(list, op, ERYX__ETLS, "cannot set up TLS (the CA store did not load)");
         return;
     }
-    SSL_set_bio(ssl, rb, wb);
-    SSL_set_connect_state(ssl);
+    L->SSL_set_bio(ssl, rb, wb);
+    L->SSL_set_connect_state(ssl);
     int ok = 1;
     if (is_ip) {
-        ok = X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name);
+        ok = L->X509_VERIFY_PARAM_set1_ip_asc(L->SSL_get0_param(ssl), name);
     } else {
-        ok = SSL_set_tlsext_host_name(ssl, name) && SSL_set1_host(ssl, name);
+        ok = eryx__ssl_set_sni(L, ssl, name) && L->SSL_set1_host(ssl, name);
     }
     json_t *alpn = json_object_get(args, "alpn");
     if (ok && json_is_array(alpn) && set_alpn(ssl, alpn) < 0)
         ok = 0;
     if (!ok) {
-        SSL_free(ssl);
+        L->SSL_free(ssl);
         if (inband)
             c->err = ERYX__ETLS;
         else
@@ -372,9 +401,10 @@ int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len)
 /* Moves what OpenSSL wrote into the connection's wire buffer. */
 static int drain(eryx__conn *c)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     uint8_t buf[16384];
     int n;
-    while ((n = BIO_read(c->wbio, buf, sizeof buf)) > 0)
+    while ((n = L->BIO_read(c->wbio, buf, sizeof buf)) > 0)
         if (eryx__conn_queue_plain(c, buf, (size_t)n) < 0)
             return ENOMEM;
     return 0;
@@ -382,17 +412,19 @@ static int drain(eryx__conn *c)
 
 int eryx__tls_feed(eryx__conn *c, const uint8_t *p, size_t n)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     if (!n)
         return 0; /* the peer closed: SSL_read sees the end of its input */
-    return BIO_write(c->rbio, p, (int)n) == (int)n ? 0 : ENOMEM;
+    return L->BIO_write(c->rbio, p, (int)n) == (int)n ? 0 : ENOMEM;
 }
 
 int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     size_t done = 0;
     while (done < n) {
         size_t chunk = n - done > (1u << 30) ? 1u << 30 : n - done;
-        int w = SSL_write(c->ssl, p + done, (int)chunk);
+        int w = L->SSL_write(c->ssl, p + done, (int)chunk);
         if (w <= 0) {
             snprintf(c->tls_err, sizeof c->tls_err, "TLS write failed");
             return ERYX__ETLS;
@@ -406,23 +438,25 @@ int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
  * message, after prefix, and empties the queue. */
 static int keep_error(eryx__conn *c, const char *prefix, const char *fallback)
 {
-    unsigned long e = ERR_get_error();
+    const eryx__ssl_lib *L = loaded_lib();
+    unsigned long e = L->ERR_get_error();
     char buf[200];
     snprintf(buf, sizeof buf, "%s", fallback);
     if (e)
-        ERR_error_string_n(e, buf, sizeof buf);
+        L->ERR_error_string_n(e, buf, sizeof buf);
     snprintf(c->tls_err, sizeof c->tls_err, "%s%s", prefix, buf);
-    ERR_clear_error();
+    L->ERR_clear_error();
     return ERYX__ETLS;
 }
 
 static int handshake_error(eryx__conn *c)
 {
-    long v = SSL_get_verify_result(c->ssl);
+    const eryx__ssl_lib *L = loaded_lib();
+    long v = L->SSL_get_verify_result(c->ssl);
     if (v != X509_V_OK) {
         snprintf(c->tls_err, sizeof c->tls_err, "certificate verify failed: %s (for %s)",
-                 X509_verify_cert_error_string(v), c->tls_name[0] ? c->tls_name : "the address");
-        ERR_clear_error();
+                 L->X509_verify_cert_error_string(v), c->tls_name[0] ? c->tls_name : "the address");
+        L->ERR_clear_error();
         return ERYX__ETLS_VERIFY;
     }
     return keep_error(c, "TLS handshake failed: ",
@@ -431,8 +465,9 @@ static int handshake_error(eryx__conn *c)
 
 int eryx__tls_progress(eryx__conn *c, void *list)
 {
+    const eryx__ssl_lib *L = loaded_lib();
     if (c->tls_handshaking) {
-        int r = SSL_do_handshake(c->ssl);
+        int r = L->SSL_do_handshake(c->ssl);
         int err = drain(c);
         if (err)
             return err;
@@ -448,7 +483,7 @@ int eryx__tls_progress(eryx__conn *c, void *list)
             if (err)
                 return err;
         } else {
-            int e = SSL_get_error(c->ssl, r);
+            int e = L->SSL_get_error(c->ssl, r);
             if (e == SSL_ERROR_WANT_READ && !c->eof)
                 return 0;
             err = handshake_error(c);
@@ -463,20 +498,20 @@ int eryx__tls_progress(eryx__conn *c, void *list)
     }
     uint8_t buf[16384];
     for (;;) {
-        int r = SSL_read(c->ssl, buf, sizeof buf);
+        int r = L->SSL_read(c->ssl, buf, sizeof buf);
         if (r > 0) {
             if (eryx__conn_take_plain(c, buf, (size_t)r) < 0)
                 return ENOMEM;
             continue;
         }
-        int e = SSL_get_error(c->ssl, r);
+        int e = L->SSL_get_error(c->ssl, r);
         if (e == SSL_ERROR_ZERO_RETURN) {
             c->eof = 1; /* close_notify */
         } else if (e != SSL_ERROR_WANT_READ || c->eof) {
             /* A peer that closes without close_notify ends the stream as
              * Python's suppress_ragged_eofs (the default) would. */
             if (c->eof && (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_WANT_READ)) {
-                ERR_clear_error();
+                L->ERR_clear_error();
             } else {
                 return keep_error(c, "", "TLS record error");
             }
@@ -495,6 +530,7 @@ const char *eryx__tls_errmsg(eryx__conn *c, int err)
 
 void eryx__tls_conn_free(eryx__conn *c)
 {
-    SSL_free(c->ssl); /* frees both BIOs */
+    if (c->ssl)
+        loaded_lib()->SSL_free(c->ssl); /* frees both BIOs */
     c->ssl = NULL;
 }

@@ -361,6 +361,61 @@ TEST_CASE(test_registration_errors)
     CHECK_CONTAINS(eryx_errmsg(NULL), "schema of callback 'a'");
 }
 
+/* ---- replacing a sandbox's callbacks between runs -------------------------- */
+
+TEST_CASE(test_set_callbacks)
+{
+    eryx_sandbox *sb = case_sandbox();
+    check_output(sb, "print(await echo('one'))", "{'echo': {'message': 'one'}}\n");
+    /* echo and the namespaces go, add stays, mine.echo comes. */
+    const eryx_callback next[] = {
+        {0, "add", NULL, "{\"properties\": {\"a\": {}, \"b\": {}}}", add, NULL, 0},
+        {0, "mine.echo", NULL, NULL, echo, NULL, ERYX_CALLBACK_INLINE},
+    };
+    REQUIRE_INT(eryx_sandbox_set_callbacks(sb, next, 2), ERYX_OK);
+    check_output(sb,
+                 "print([n for n in ('echo', 'users', 'http', 'keep') if n in globals()],\n"
+                 "      await add(1, 2), await mine.echo(m='two'),\n"
+                 "      [c['name'] for c in list_callbacks()])",
+                 "[] 3 {'echo': {'m': 'two'}} ['add', 'mine.echo']\n");
+    /* Calls by name find only what is offered now. */
+    eryx_result *r = run_expect(sb, "await invoke('echo', message='x')", ERYX_PYTHON_EXCEPTION);
+    CHECK_CONTAINS(r->exc_message, "no host function named 'echo'");
+    eryx_result_free(r);
+    /* A name the code rebound to its own value is the code's: kept. */
+    check_output(sb, "add = 'mine'", "");
+    REQUIRE_INT(eryx_sandbox_set_callbacks(sb, NULL, 0), ERYX_OK);
+    check_output(sb, "print(add, 'mine' in globals(), list_callbacks())", "mine False []\n");
+
+    /* A refused set keeps what the sandbox had. */
+    const eryx_callback bad[] = {{0, "print", NULL, NULL, echo, NULL, 0}};
+    CHECK_INT(eryx_sandbox_set_callbacks(sb, bad, 1), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(sb), "would shadow a Python builtin");
+    REQUIRE_INT(eryx_sandbox_set_callbacks(sb, callbacks, N_CALLBACKS), ERYX_OK);
+    CHECK_INT(eryx_sandbox_set_callbacks(sb, bad, 1), ERYX_INVALID);
+    check_output(sb, "print(await echo('back'))", "{'echo': {'message': 'back'}}\n");
+    CHECK_INT(eryx_sandbox_set_callbacks(sb, NULL, 1), ERYX_MISUSE);
+
+    /* Not while an execution runs. */
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, "await echo('x')", 15, NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    CHECK_INT(eryx_sandbox_set_callbacks(sb, next, 2), ERYX_MISUSE);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    CHECK_INT(eryx_call_reply(c, "1", 1), ERYX_OK);
+    while (eryx_exec_step(ex) == ERYX_PENDING)
+        usleep(200);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_OK);
+
+    /* A fork takes the callbacks its parent has now. */
+    REQUIRE_INT(eryx_sandbox_set_callbacks(sb, next, 2), ERYX_OK);
+    eryx_sandbox *child = NULL;
+    REQUIRE_INT(eryx_sandbox_fork(sb, &child), ERYX_OK);
+    check_output(child, "print(await add(2, 2), 'echo' in globals())", "4 False\n");
+    eryx_sandbox_free(child);
+}
+
 /* ---- the non-blocking API, answered from worker threads ---------------------- */
 
 static void *reply_later(void *arg)

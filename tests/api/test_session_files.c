@@ -429,6 +429,128 @@ TEST_CASE(test_orphans_among_names)
     }
 }
 
+/* ---- sessions through a file descriptor --------------------------------- */
+
+static size_t fd_size(int fd)
+{
+    struct stat st;
+    REQUIRE(fstat(fd, &st) == 0);
+    return (size_t)st.st_size;
+}
+
+/* Saved at an offset of a memfd, the session is the bytes of its file
+ * (one writer); it loads back from that offset and leaves the offset at
+ * its end. */
+TEST_CASE(test_fd_round_trip)
+{
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    check_run(sb, "x = 42\nopen('/tmp/f', 'w').write('in tmp')", "");
+    REQUIRE_INT(eryx_sandbox_save(sb, bad), ERYX_OK);
+    int fd = (int)syscall(SYS_memfd_create, "session", 0);
+    REQUIRE(fd >= 0);
+    REQUIRE(write(fd, "a prefix the session must keep", 30) == 30);
+    REQUIRE_INT(eryx_sandbox_save_fd(sb, fd), ERYX_OK);
+    eryx_sandbox_free(sb);
+    size_t n = 0;
+    unsigned char *file = file_bytes(bad, &n);
+    CHECK_INT(fd_size(fd), 30 + n);
+    CHECK_INT(lseek(fd, 0, SEEK_CUR), 30 + n);
+    unsigned char *got = malloc(n + 30);
+    REQUIRE(got && pread(fd, got, n + 30, 0) == (ssize_t)(n + 30));
+    CHECK_MEM(got, "a prefix the session must keep", 30);
+    CHECK(memcmp(got + 30, file, n) == 0);
+    free(got);
+    free(file);
+
+    REQUIRE(lseek(fd, 30, SEEK_SET) == 30);
+    REQUIRE_INT(eryx_sandbox_load_fd(rt, NULL, fd, &sb), ERYX_OK);
+    CHECK_INT(lseek(fd, 0, SEEK_CUR), 30 + n);
+    check_run(sb, "print(x, open('/tmp/f').read())", "42 in tmp\n");
+    eryx_sandbox_free(sb);
+    /* From offset 0 it is not a session. */
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    sb = (eryx_sandbox *)1;
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, fd, &sb), ERYX_INVALID);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "fd ");
+    CHECK_CONTAINS(eryx_errmsg(NULL), "is not an eryx session file");
+    close(fd);
+}
+
+/* Saving over a larger session: its old bytes must not show through the
+ * new one's holes (zero pages), nor trail after it. */
+TEST_CASE(test_fd_save_over_older)
+{
+    eryx_sandbox *big = NULL, *small = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &big) == ERYX_OK);
+    REQUIRE(eryx_sandbox_new(rt, NULL, &small) == ERYX_OK);
+    check_run(big, "b = bytearray(b'\\xff') * (24 << 20)", "");
+    check_run(small, "y = 'small'", "");
+    int fd = (int)syscall(SYS_memfd_create, "session", 0);
+    REQUIRE(fd >= 0);
+    REQUIRE_INT(eryx_sandbox_save_fd(big, fd), ERYX_OK);
+    size_t big_size = fd_size(fd);
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    REQUIRE_INT(eryx_sandbox_save_fd(small, fd), ERYX_OK);
+    CHECK(fd_size(fd) < big_size);
+    eryx_sandbox_free(big);
+    eryx_sandbox_free(small);
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    eryx_sandbox *sb = NULL;
+    REQUIRE_INT(eryx_sandbox_load_fd(rt, NULL, fd, &sb), ERYX_OK);
+    check_run(sb, "print(y, 'b' in globals())", "small False\n");
+    eryx_sandbox_free(sb);
+    close(fd);
+}
+
+/* A damaged or truncated memfd is refused like a damaged file; a pipe
+ * cannot hold a session. */
+TEST_CASE(test_fd_refused)
+{
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    check_run(sb, "x = 'some state'", "");
+    int fd = (int)syscall(SYS_memfd_create, "session", 0);
+    REQUIRE(fd >= 0);
+    REQUIRE_INT(eryx_sandbox_save_fd(sb, fd), ERYX_OK);
+    size_t n = fd_size(fd);
+    unsigned char *p = malloc(n);
+    REQUIRE(p && pread(fd, p, n, 0) == (ssize_t)n);
+    /* A byte of the memory changed. */
+    unsigned char flipped = p[H_SIZE + 70000] ^ 1;
+    REQUIRE(pwrite(fd, &flipped, 1, H_SIZE + 70000) == 1);
+    eryx_sandbox *loaded = (eryx_sandbox *)1;
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, fd, &loaded), ERYX_INVALID);
+    CHECK(loaded == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "damaged (checksum mismatch)");
+    /* Put back, then cut short. */
+    REQUIRE(pwrite(fd, p + H_SIZE + 70000, 1, H_SIZE + 70000) == 1);
+    REQUIRE(ftruncate(fd, (off_t)n - 1) == 0);
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, fd, &loaded), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "truncated");
+    REQUIRE(pwrite(fd, p + n - 1, 1, (off_t)n - 1) == 1);
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, fd, &loaded), ERYX_OK);
+    eryx_sandbox_free(loaded);
+    free(p);
+    close(fd);
+
+    int pipefd[2];
+    REQUIRE(pipe(pipefd) == 0);
+    CHECK_INT(eryx_sandbox_save_fd(sb, pipefd[1]), ERYX_IO);
+    CHECK_CONTAINS(eryx_errmsg(sb), "not a pipe or socket");
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, pipefd[0], &loaded), ERYX_IO);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a pipe or socket");
+    close(pipefd[0]);
+    close(pipefd[1]);
+    CHECK_INT(eryx_sandbox_save_fd(sb, -1), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_load_fd(rt, NULL, -1, &loaded), ERYX_MISUSE);
+    eryx_sandbox_free(sb);
+}
+
 /* Every case: a directory, a runtime and the saved session of its own. */
 static void setup(void)
 {

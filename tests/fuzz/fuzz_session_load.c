@@ -9,9 +9,12 @@
  * the state. With flags bit 0 the harness makes the header pass its first
  * checks (magic, build id, sizes, checksum over memory and state), so that
  * the fuzzer reaches the state decoder and the globals; without, the
- * header is as given. Property: a file that loads saves again, and that
- * save loads too.
+ * header is as given. With flags bit 3 the bytes are loaded from a memfd
+ * (eryx_sandbox_load_fd) instead of the path: the same checks must hold
+ * (one loader). Property: a file that loads saves again, and that save
+ * loads too.
  */
+#include <sys/mman.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -105,10 +108,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         put64(file + H_CHECKSUM, XXH3_64bits(file + H_SIZE, mem + state_len));
     }
     fuzz_write_file(path, file, total);
-    free(file);
 
     eryx_sandbox *sb = NULL;
-    int rc = eryx_sandbox_load(fuzz_rt, NULL, path, &sb);
+    int rc;
+    if (flags & 8) {
+        int fd = memfd_create("session", MFD_CLOEXEC);
+        FUZZ_CHECK(fd >= 0 && write(fd, file, total) == (ssize_t)total);
+        FUZZ_CHECK(lseek(fd, 0, SEEK_SET) == 0);
+        rc = eryx_sandbox_load_fd(fuzz_rt, NULL, fd, &sb);
+        close(fd);
+    } else {
+        rc = eryx_sandbox_load(fuzz_rt, NULL, path, &sb);
+    }
+    free(file);
     if (rc != ERYX_OK) {
         FUZZ_CHECK(sb == NULL);
         FUZZ_CHECK(rc == ERYX_INVALID || rc == ERYX_IO);

@@ -67,6 +67,16 @@ async def invoke(name, /, **kwargs):
     return await cb(**kwargs)
 
 
+def _unbind(g, name, cb):
+    """Takes a host function that is no longer offered out of g, unless the
+    code rebound its name: a namespace goes whole (the host functions still
+    offered in it are bound again after)."""
+    top = name.split(".")[0]
+    value = g.get(top)
+    if value is cb or isinstance(value, Namespace):
+        del g[top]
+
+
 def _bind(g, name, cb):
     parts = name.split(".")
     if len(parts) == 1:
@@ -95,8 +105,14 @@ def install(g, schemas_json):
         for name, cb in _installed.items():
             _bind(g, name, cb)
         return
+    old = dict(_installed)
     _installed.clear()
-    for spec in json.loads(schemas_json or b"[]"):
+    specs = json.loads(schemas_json or b"[]")
+    offered = {spec["name"] for spec in specs}
+    for name, cb in old.items():
+        if name not in offered:
+            _unbind(g, name, cb)
+    for spec in specs:
         cb = Callback(spec["name"], spec.get("description"), spec.get("schema"))
         _installed[cb.name] = cb
         _bind(g, cb.name, cb)

@@ -1,0 +1,169 @@
+/*
+ * Costs of journals and of sessions through file descriptors
+ * (docs/journal.md):
+ *   - an execution making N sequential calls, answered at once by this
+ *     loop, recorded into a journal; the journal's bytes and their save and
+ *     load; the replay of the whole journal in a fresh sandbox (no call
+ *     surfaced), against the same run without a journal;
+ *   - a session of ~M MB saved to a path (temporary file, fsync, rename)
+ *     and to a memfd, and loaded back from each.
+ * usage: bench_journal [N [M]]   (defaults 200 calls, 40 MB: the default
+ * max_memory of 128 MiB holds it)
+ */
+#include <eryx.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void need(int rc, const char *what, eryx_sandbox *sb)
+{
+    if (rc != ERYX_OK) {
+        fprintf(stderr, "%s: %s: %s\n", what, eryx_errstr(rc), eryx_errmsg(sb));
+        exit(1);
+    }
+}
+
+static const eryx_callback cbs[] = {{.name = "get"}};
+
+static eryx_sandbox *sandbox(eryx_runtime *rt)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = cbs;
+    cfg.n_callbacks = 1;
+    cfg.max_callbacks = 100000;
+    eryx_sandbox *sb = NULL;
+    need(eryx_sandbox_new(rt, &cfg, &sb), "sandbox", NULL);
+    eryx_result *r = NULL;
+    need(eryx_sandbox_run(sb, "pass", 4, &r), "warm-up", sb); /* first-run faults */
+    eryx_result_free(r);
+    return sb;
+}
+
+/* Runs code to its end, answering every call surfaced; returns how many
+ * were surfaced, *steps how many steps it took. j may be NULL. */
+static int drive(eryx_sandbox *sb, const char *code, eryx_journal *j, int *steps)
+{
+    eryx_exec *ex = NULL;
+    need(j ? eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex)
+           : eryx_exec_start(sb, code, strlen(code), NULL, &ex),
+         "start", sb);
+    int rc, surfaced = 0;
+    *steps = 1;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        ++*steps;
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex))) {
+            surfaced++;
+            eryx_call_reply(c, "\"value\"", 7);
+        }
+    }
+    need(rc, "run", sb);
+    need(eryx_exec_finish(ex, NULL), "finish", sb);
+    return surfaced;
+}
+
+static void bench_journal(eryx_runtime *rt, int n)
+{
+    char code[256];
+    snprintf(code, sizeof code,
+             "out = []\nfor i in range(%d):\n    out.append(await get(key=str(i)))\n", n);
+    eryx_sandbox *sb = sandbox(rt);
+    int steps[3];
+    drive(sb, code, NULL, &steps[0]); /* the first imports asyncio's parts */
+    double t = now_ms();
+    int plain = drive(sb, code, NULL, &steps[0]);
+    double t_plain = now_ms() - t;
+    eryx_journal *j = NULL;
+    need(eryx_journal_new(&j), "journal", NULL);
+    t = now_ms();
+    int recorded = drive(sb, code, j, &steps[1]);
+    double t_record = now_ms() - t;
+    void *bytes = NULL;
+    size_t len = 0;
+    t = now_ms();
+    need(eryx_journal_save(j, &bytes, &len), "save", NULL);
+    double t_save = now_ms() - t;
+    eryx_journal_free(j);
+    t = now_ms();
+    need(eryx_journal_load(bytes, len, &j), "load", NULL);
+    double t_load = now_ms() - t;
+    eryx_sandbox_free(sb);
+    sb = sandbox(rt);
+    t = now_ms();
+    int replay_surfaced = drive(sb, code, j, &steps[2]);
+    double t_replay = now_ms() - t;
+    printf("%d calls: run %.2f ms (%d surfaced, %d steps), recorded %.2f ms (%d, %d steps), "
+           "journal %zu bytes (save %.3f ms, load %.3f ms), full replay %.2f ms "
+           "(%d surfaced, %d steps)\n",
+           n, t_plain, plain, steps[0], t_record, recorded, steps[1], len, t_save, t_load,
+           t_replay, replay_surfaced, steps[2]);
+    eryx_free(bytes);
+    eryx_journal_free(j);
+    eryx_sandbox_free(sb);
+}
+
+static void bench_session_fd(eryx_runtime *rt, int mb)
+{
+    eryx_sandbox *sb = sandbox(rt);
+    char code[128];
+    snprintf(code, sizeof code, "import os\nb = os.urandom(%d << 20)", mb);
+    eryx_result *r = NULL;
+    need(eryx_sandbox_run(sb, code, strlen(code), &r), "fill", sb);
+    eryx_result_free(r);
+    char path[] = "/tmp/bench-journal-XXXXXX";
+    int tmp = mkstemp(path);
+    close(tmp);
+    int fd = memfd_create("session", MFD_CLOEXEC);
+    double best[4] = {1e9, 1e9, 1e9, 1e9};
+    for (int round = 0; round < 5; round++) {
+        double t = now_ms();
+        need(eryx_sandbox_save(sb, path), "save path", sb);
+        double a = now_ms() - t;
+        t = now_ms();
+        lseek(fd, 0, SEEK_SET);
+        need(eryx_sandbox_save_fd(sb, fd), "save fd", sb);
+        double b = now_ms() - t;
+        eryx_sandbox *l = NULL;
+        t = now_ms();
+        need(eryx_sandbox_load(rt, NULL, path, &l), "load path", NULL);
+        double c = now_ms() - t;
+        eryx_sandbox_free(l);
+        t = now_ms();
+        lseek(fd, 0, SEEK_SET);
+        need(eryx_sandbox_load_fd(rt, NULL, fd, &l), "load fd", NULL);
+        double d = now_ms() - t;
+        eryx_sandbox_free(l);
+        double v[4] = {a, b, c, d};
+        for (int i = 0; i < 4; i++)
+            if (v[i] < best[i])
+                best[i] = v[i];
+    }
+    off_t size = lseek(fd, 0, SEEK_END);
+    printf("session of %.1f MB (best of 5): save to a path %.1f ms, to a memfd %.1f ms; "
+           "load from the path %.1f ms, from the memfd %.1f ms\n",
+           (double)size / 1e6, best[0], best[1], best[2], best[3]);
+    close(fd);
+    unlink(path);
+    eryx_sandbox_free(sb);
+}
+
+int main(int argc, char **argv)
+{
+    int n = argc > 1 ? atoi(argv[1]) : 200, mb = argc > 2 ? atoi(argv[2]) : 40;
+    eryx_runtime *rt = NULL;
+    need(eryx_runtime_new(NULL, &rt), "runtime", NULL);
+    bench_journal(rt, n);
+    bench_session_fd(rt, mb);
+    return eryx_runtime_free(rt) == ERYX_OK ? 0 : 1;
+}

@@ -1,0 +1,332 @@
+/*
+ * `eryx --remote URL -c CODE`: the client side of `eryx serve`. One
+ * connection, one execute request; output is written as it arrives, calls
+ * are answered by the --callback commands (one after the other), Ctrl-C
+ * sends a cancel.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "net/base64.h"
+#include "remote.h"
+#include "shell_callback.h"
+#include "ws.h"
+#include "ws_conn.h"
+
+enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_FUEL = 122, EXIT_OUTPUT_LIMIT = 123,
+       EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
+
+#define CONNECT_TIMEOUT_MS 10000
+#define MAX_MESSAGE (64u << 20)
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct url {
+    int tls;
+    char host[256], port[8], path[256], authority[300];
+} url;
+
+static int parse_url(const char *s, url *u)
+{
+    memset(u, 0, sizeof *u);
+    if (strncmp(s, "ws://", 5) == 0)
+        s += 5;
+    else if (strncmp(s, "wss://", 6) == 0)
+        s += 6, u->tls = 1;
+    else
+        return -1;
+    size_t alen = strcspn(s, "/");
+    if (alen == 0 || alen >= sizeof u->authority)
+        return -1;
+    memcpy(u->authority, s, alen);
+    snprintf(u->path, sizeof u->path, "%s", s[alen] ? s + alen : "/v1/ws");
+    const char *a = u->authority, *colon = strrchr(a, ':');
+    if (a[0] == '[') {
+        const char *close = strchr(a, ']');
+        if (!close)
+            return -1;
+        colon = close[1] == ':' ? close + 1 : NULL;
+        snprintf(u->host, sizeof u->host, "%.*s", (int)(close - a - 1), a + 1);
+    } else {
+        snprintf(u->host, sizeof u->host, "%.*s", (int)(colon ? colon - a : (long)alen), a);
+    }
+    snprintf(u->port, sizeof u->port, "%s", colon ? colon + 1 : u->tls ? "443" : "80");
+    return u->host[0] ? 0 : -1;
+}
+
+/* A connected socket, within the connect timeout. */
+static int dial(const url *u)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *p;
+    int e = getaddrinfo(u->host, u->port, &hints, &ai);
+    if (e) {
+        fprintf(stderr, "eryx: --remote: %s: %s\n", u->host, gai_strerror(e));
+        return -1;
+    }
+    int fd = -1;
+    for (p = ai; p && fd < 0; p = p->ai_next) {
+        fd = socket(p->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+            continue;
+        int r = connect(fd, p->ai_addr, p->ai_addrlen);
+        if (r < 0 && errno == EINPROGRESS) {
+            struct pollfd pf = {.fd = fd, .events = POLLOUT};
+            int err = 0;
+            socklen_t el = sizeof err;
+            r = poll(&pf, 1, CONNECT_TIMEOUT_MS) == 1 &&
+                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0
+                    ? 0
+                    : -1;
+            if (err)
+                errno = err;
+            else if (r < 0)
+                errno = ETIMEDOUT;
+        }
+        if (r < 0) {
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd < 0)
+        fprintf(stderr, "eryx: --remote: cannot connect to %s:%s: %s\n", u->host, u->port,
+                strerror(errno));
+    freeaddrinfo(ai);
+    return fd;
+}
+
+static int auth_header(const char *token_file, char *out, size_t cap)
+{
+    out[0] = '\0';
+    if (!token_file)
+        return 0;
+    FILE *f = fopen(token_file, "r");
+    char tok[512];
+    size_t n = f ? fread(tok, 1, sizeof tok - 1, f) : 0;
+    if (f)
+        fclose(f);
+    tok[n] = '\0';
+    tok[strcspn(tok, "\r\n")] = '\0';
+    if (!f || !tok[0]) {
+        fprintf(stderr, "eryx: cannot read a token from %s\n", token_file);
+        return -1;
+    }
+    snprintf(out, cap, "Authorization: Bearer %s\r\n", tok);
+    return 0;
+}
+
+static ws_conn *open_connection(const remote_opts *o, tls_ctx **tls)
+{
+    url u;
+    char auth[600];
+    if (parse_url(o->url, &u) < 0) {
+        fprintf(stderr, "eryx: --remote wants ws://HOST:PORT or wss://HOST:PORT, not '%s'\n",
+                o->url);
+        return NULL;
+    }
+    if (auth_header(o->token_file, auth, sizeof auth) < 0)
+        return NULL;
+    if (u.tls) {
+        char err[256];
+        if (!(*tls = tls_client_ctx(o->ca_file, NULL, NULL, err, sizeof err))) {
+            fprintf(stderr, "eryx: --remote: %s\n", err);
+            return NULL;
+        }
+    }
+    int fd = dial(&u);
+    ws_conn *c = fd < 0 ? NULL : ws_conn_new(fd, *tls, 1, u.host, MAX_MESSAGE);
+    if (c && ws_conn_connect(c, u.authority, u.path, auth, CONNECT_TIMEOUT_MS) < 0) {
+        fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
+        ws_conn_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static json_t *declarations(const remote_opts *o)
+{
+    json_t *list = json_array();
+    for (size_t i = 0; i < o->n_callbacks; i++) {
+        const eryx_callback *cb = &o->callbacks[i];
+        json_t *schema = cb->schema ? json_loads(cb->schema, 0, NULL) : NULL;
+        json_array_append_new(list, json_pack("{ss ss* so*}", "name", cb->name, "description",
+                                              cb->description, "schema", schema));
+    }
+    return list;
+}
+
+static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
+{
+    const char *name = json_string_value(json_object_get(ev, "name"));
+    json_t *cid = json_object_get(ev, "call");
+    const char *command = NULL;
+    for (size_t i = 0; name && i < o->n_callbacks; i++)
+        if (strcmp(o->callbacks[i].name, name) == 0)
+            command = o->callbacks[i].user_data;
+    char *args = json_dumps(json_object_get(ev, "args"), JSON_COMPACT);
+    char *out = NULL, msg[4096] = "no such callback here";
+    size_t len = 0;
+    json_t *reply = json_pack("{ss sO}", "op", "reply", "call", cid);
+    json_t *result = NULL;
+    if (command && args && eryx_cli_shell_run(command, args, &out, &len, msg, sizeof msg) == 0) {
+        result = json_loadb(out, len, JSON_DECODE_ANY, NULL);
+        if (!result)
+            snprintf(msg, sizeof msg, "the command's output is not JSON");
+    }
+    if (result)
+        json_object_set_new(reply, "result", result);
+    else
+        json_object_set_new(reply, "error", json_pack("{ss ss}", "kind", "failed", "message", msg));
+    free(args);
+    free(out);
+    return ws_conn_send_json(c, reply);
+}
+
+static void write_output(json_t *ev)
+{
+    FILE *f = json_integer_value(json_object_get(ev, "fd")) == 2 ? stderr : stdout;
+    json_t *d = json_object_get(ev, "data");
+    if (json_is_string(d)) {
+        fwrite(json_string_value(d), 1, json_string_length(d), f);
+    } else {
+        const char *b = json_string_value(json_object_get(ev, "b64"));
+        uint8_t *bytes;
+        size_t n;
+        if (b && eryx__b64_decode(b, strlen(b), &bytes, &n) == 0) {
+            fwrite(bytes, 1, n, f);
+            free(bytes);
+        }
+    }
+    fflush(f);
+}
+
+/* The exit status for a done event, as the local run reports it. */
+static int finish(json_t *ev)
+{
+    const char *status = json_string_value(json_object_get(ev, "status"));
+    const char *tb = json_string_value(json_object_get(ev, "traceback"));
+    const char *exc = json_string_value(json_object_get(ev, "exc_type"));
+    int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
+    int truncated = json_is_true(json_object_get(ev, "stdout_truncated")) ||
+                    json_is_true(json_object_get(ev, "stderr_truncated"));
+    const char *save_error = json_string_value(json_object_get(ev, "save_error"));
+    fflush(stdout);
+    if (save_error)
+        fprintf(stderr, "eryx: --remote: %s\n", save_error);
+    if (!status)
+        status = "error";
+    if (strcmp(status, "ok") == 0)
+        return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
+    if (tb)
+        fputs(tb, stderr);
+    if (strcmp(status, "exception") == 0)
+        return exc && strcmp(exc, "MemoryError") == 0 ? EXIT_MEMORY : 1;
+    if (strcmp(status, "timeout") == 0 || strcmp(status, "interrupted") == 0) {
+        fprintf(stderr, "eryx: the run was %s\n", status[0] == 't' ? "stopped at its time limit"
+                                                                   : "interrupted");
+        return status[0] == 't' ? EXIT_TIMEOUT : EXIT_INTERRUPTED;
+    }
+    if (strcmp(status, "fuel") == 0)
+        return EXIT_FUEL;
+    fprintf(stderr, "eryx: --remote: the run ended: %s\n", status);
+    return EXIT_SANDBOX;
+}
+
+/* Handles one event; returns an exit status when it ends the run, else -1. */
+static int on_event(ws_conn *c, const remote_opts *o, json_t *ev)
+{
+    const char *kind = json_string_value(json_object_get(ev, "ev"));
+    if (!kind)
+        return -1;
+    if (strcmp(kind, "output") == 0) {
+        write_output(ev);
+    } else if (strcmp(kind, "call") == 0) {
+        if (answer_call(c, o, ev) < 0)
+            return EXIT_SANDBOX;
+    } else if (strcmp(kind, "done") == 0) {
+        return finish(ev);
+    } else if (strcmp(kind, "error") == 0) {
+        const char *code = json_string_value(json_object_get(ev, "code"));
+        fprintf(stderr, "eryx: --remote: %s: %s\n", code ? code : "error",
+                json_string_value(json_object_get(ev, "message")));
+        return code && (strcmp(code, "busy") == 0 || strcmp(code, "store_unavailable") == 0 ||
+                        strcmp(code, "locked") == 0)
+                   ? EXIT_SETUP
+                   : EXIT_SANDBOX;
+    }
+    return -1;
+}
+
+static json_t *execute_request(const remote_opts *o, const char *code, size_t len,
+                               const char *stdin_data, size_t stdin_len)
+{
+    json_t *req = json_pack("{si ss s:s%}", "id", 1, "op", "execute", "code", code, len);
+    if (!req)
+        return NULL;
+    json_object_set_new(req, "callbacks", declarations(o));
+    if (o->session) {
+        json_object_set_new(req, "session", json_string(o->session));
+        json_object_set_new(req, "create", json_true());
+    }
+    if (o->timeout_ms)
+        json_object_set_new(req, "timeout_ms", json_integer((json_int_t)o->timeout_ms));
+    if (stdin_data && stdin_len)
+        json_object_set_new(req, "stdin", json_stringn(stdin_data, stdin_len));
+    return req;
+}
+
+int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const char *stdin_data,
+                    size_t stdin_len)
+{
+    if (!ws_utf8_valid((const uint8_t *)code, len) ||
+        (stdin_data && !ws_utf8_valid((const uint8_t *)stdin_data, stdin_len))) {
+        fprintf(stderr, "eryx: --remote: the program and its stdin must be UTF-8 text\n");
+        return 2;
+    }
+    tls_ctx *tls = NULL;
+    ws_conn *c = open_connection(o, &tls);
+    json_t *req = c ? execute_request(o, code, len, stdin_data, stdin_len) : NULL;
+    int status = EXIT_SETUP;
+    if (!c || !req || ws_conn_send_json(c, req) < 0) {
+        if (c)
+            fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
+        goto out;
+    }
+    struct sigaction sa = {.sa_handler = on_sigint};
+    sigaction(SIGINT, &sa, NULL);
+    int cancelled = 0;
+    for (status = -1; status < 0;) {
+        uint8_t *data;
+        size_t n;
+        int binary, r = ws_conn_recv(c, 200, &data, &n, &binary);
+        if (interrupted && !cancelled) {
+            cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
+        }
+        if (r < 0) {
+            fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
+            status = EXIT_SANDBOX;
+        } else if (r > 0 && !binary) {
+            json_t *ev = json_loadb((const char *)data, n, 0, NULL);
+            status = on_event(c, o, ev);
+            json_decref(ev);
+        }
+    }
+    ws_conn_close(c, WS_CLOSE_NORMAL, "");
+out:
+    ws_conn_free(c);
+    tls_ctx_free(tls);
+    return status;
+}

@@ -1,0 +1,532 @@
+/*
+ * `eryx serve`: options, listeners, one thread per connection, HTTP
+ * routing and authentication (docs/serve.md).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "image_cmd.h"
+#include "serve.h"
+
+#define REQUEST_HEAD_TIMEOUT_MS 10000
+
+static void usage(FILE *f)
+{
+    fputs("usage: eryx serve [--listen HOST:PORT] [--redis redis://HOST:PORT] [--token-file FILE]\n"
+          "                  [--no-auth] [--pool N] [--metrics HOST:PORT]\n"
+          "                  [--journal-key-file FILE] [--journal-ttl SECONDS]\n"
+          "                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+          "                  [--timeout MS] [--fuel N] [--max-memory BYTES] [--max-output BYTES]\n"
+          "                  [--max-callbacks N] [--max-connections N] [--max-per-client N]\n"
+          "                  [--max-message BYTES] [--cache N] [--image FILE] [--quiet]\n"
+          "Serves sandboxes over WebSocket (docs/serve.md). The limit flags are the\n"
+          "maximums a request may ask for.\n",
+          f);
+}
+
+static void defaults(serve_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->listen = "127.0.0.1:7878";
+    c->pool = 8;
+    c->cache = 32;
+    c->max_connections = 256;
+    c->max_per_client = 32;
+    c->max_message = 16u << 20;
+    c->max_timeout_ms = 30000;
+    c->max_memory = 256u << 20;
+    c->max_output = 10u << 20;
+    c->max_callbacks = 1000;
+    c->callback_timeout_ms = 60000;
+    c->journal_ttl_ms = 24ull * 3600 * 1000;
+    c->lock_ttl_ms = 15000;
+    c->lock_wait_ms = 10000;
+}
+
+static int number(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Options taking a number: name, where, its width. */
+static int number_option(serve_cfg *c, const char *name, const char *val)
+{
+    struct { const char *name; void *p; int width; uint64_t scale; } t[] = {
+        {"--pool", &c->pool, 32, 1},
+        {"--cache", &c->cache, 32, 1},
+        {"--max-connections", &c->max_connections, 32, 1},
+        {"--max-per-client", &c->max_per_client, 32, 1},
+        {"--max-message", &c->max_message, 64, 1},
+        {"--timeout", &c->max_timeout_ms, 64, 1},
+        {"--fuel", &c->max_fuel, 64, 1},
+        {"--max-memory", &c->max_memory, 64, 1},
+        {"--max-output", &c->max_output, 64, 1},
+        {"--max-callbacks", &c->max_callbacks, 32, 1},
+        {"--journal-ttl", &c->journal_ttl_ms, 64, 1000},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        if (strcmp(name, t[i].name) != 0)
+            continue;
+        uint64_t v;
+        if (number(val, &v) < 0 || v == 0 || (t[i].width == 32 && v > UINT32_MAX) ||
+            v > UINT64_MAX / t[i].scale) {
+            fprintf(stderr, "eryx serve: %s wants a positive number, not '%s'\n", name, val);
+            return -1;
+        }
+        if (t[i].width == 32)
+            *(uint32_t *)t[i].p = (uint32_t)v;
+        else
+            *(uint64_t *)t[i].p = v * t[i].scale;
+        return 1;
+    }
+    return 0;
+}
+
+static int parse_options(serve_cfg *c, int argc, char **argv)
+{
+    struct { const char *name; const char **p; } strs[] = {
+        {"--listen", &c->listen}, {"--redis", &c->redis}, {"--token-file", &c->token_file},
+        {"--metrics", &c->metrics}, {"--journal-key-file", &c->journal_key_file},
+        {"--tls-cert", &c->tls_cert}, {"--tls-key", &c->tls_key},
+        {"--tls-client-ca", &c->tls_client_ca}, {"--image", &c->image},
+    };
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (strcmp(a, "--no-auth") == 0) {
+            c->no_auth = 1;
+            continue;
+        }
+        if (strcmp(a, "--quiet") == 0) {
+            c->quiet = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "eryx serve: unknown option or missing value: %s\n", a);
+            return -1;
+        }
+        int found = 0;
+        for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !found; k++)
+            if (strcmp(a, strs[k].name) == 0) {
+                *strs[k].p = argv[++i];
+                found = 1;
+            }
+        if (!found) {
+            int r = number_option(c, a, argv[i + 1]);
+            if (r < 0)
+                return -1;
+            if (r == 0) {
+                fprintf(stderr, "eryx serve: unknown option: %s\n", a);
+                return -1;
+            }
+            i++;
+        }
+    }
+    if (!c->tls_cert != !c->tls_key) {
+        fprintf(stderr, "eryx serve: --tls-cert and --tls-key go together\n");
+        return -1;
+    }
+    if (c->tls_client_ca && !c->tls_cert) {
+        fprintf(stderr, "eryx serve: --tls-client-ca needs --tls-cert and --tls-key\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- listening ---------------------------------------------------------- */
+
+/* Splits HOST:PORT ([v6]:PORT too) into host and port. */
+static int split_hostport(const char *spec, char *host, size_t cap, char *port, size_t pcap)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || !colon[1] || strlen(colon + 1) >= pcap)
+        return -1;
+    const char *h = spec;
+    size_t n = (size_t)(colon - spec);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+static int listen_on(const char *spec, int *loopback)
+{
+    char host[256], port[16];
+    if (split_hostport(spec, host, sizeof host, port, sizeof port) < 0) {
+        fprintf(stderr, "eryx serve: want HOST:PORT, not '%s'\n", spec);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
+    int e = getaddrinfo(host, port, &hints, &ai);
+    if (e) {
+        fprintf(stderr, "eryx serve: %s: %s\n", spec, gai_strerror(e));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        fprintf(stderr, "eryx serve: cannot listen on %s: %s\n", spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    if (loopback) {
+        if (ai->ai_family == AF_INET)
+            *loopback = (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+        else
+            *loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+typedef struct conn_arg {
+    server *sv;
+    int fd;
+    int metrics_only;
+    char peer[64];
+} conn_arg;
+
+/* Counts a connection from addr; 0 if it is over a limit. */
+static int admit(server *sv, const char *addr)
+{
+    pthread_mutex_lock(&sv->lock);
+    int ok = (uint32_t)atomic_load(&sv->m.connections) < sv->cfg.max_connections;
+    uint32_t i = 0;
+    while (i < sv->n_clients && strcmp(sv->clients[i].addr, addr) != 0)
+        i++;
+    if (ok && i < sv->n_clients && sv->clients[i].n >= sv->cfg.max_per_client)
+        ok = 0;
+    if (ok && i == sv->n_clients) {
+        struct client_count *p = realloc(sv->clients, (i + 1) * sizeof *p);
+        if (p) {
+            sv->clients = p;
+            snprintf(p[i].addr, sizeof p[i].addr, "%s", addr);
+            p[i].n = 0;
+            sv->n_clients++;
+        } else {
+            ok = 0;
+        }
+    }
+    if (ok) {
+        sv->clients[i].n++;
+        atomic_fetch_add(&sv->m.connections, 1);
+    }
+    pthread_mutex_unlock(&sv->lock);
+    return ok;
+}
+
+static void leave(server *sv, const char *addr)
+{
+    pthread_mutex_lock(&sv->lock);
+    for (uint32_t i = 0; i < sv->n_clients; i++) {
+        if (strcmp(sv->clients[i].addr, addr) != 0)
+            continue;
+        if (--sv->clients[i].n == 0)
+            sv->clients[i] = sv->clients[--sv->n_clients];
+        break;
+    }
+    atomic_fetch_sub(&sv->m.connections, 1);
+    pthread_mutex_unlock(&sv->lock);
+}
+
+/* "Bearer TOKEN" matches the server's token (constant time). */
+static int authorized(server *sv, const char *header)
+{
+    if (sv->cfg.no_auth)
+        return 1;
+    if (strncmp(header, "Bearer ", 7) != 0)
+        return 0;
+    const char *t = header + 7;
+    size_t n = strlen(t);
+    return n == sv->token_len && crypto_equal(t, sv->token, n);
+}
+
+static void route(server *sv, ws_conn *c, const http_req *req, const char *peer, int metrics)
+{
+    if (metrics) {
+        char *text = strcmp(req->path, "/metrics") == 0 ? metrics_text(sv) : NULL;
+        if (text)
+            ws_conn_http_answer(c, 200, "OK", "text/plain; version=0.0.4", text);
+        else
+            ws_conn_http_answer(c, 404, "Not Found", "text/plain", "try /metrics\n");
+        free(text);
+        return;
+    }
+    if (strcmp(req->path, "/healthz") == 0) {
+        ws_conn_http_answer(c, 200, "OK", "text/plain", "ok\n");
+        return;
+    }
+    if (strcmp(req->path, "/v1/ws") != 0) {
+        ws_conn_http_answer(c, 404, "Not Found", "text/plain", "the WebSocket is at /v1/ws\n");
+        return;
+    }
+    if (!authorized(sv, req->authorization)) {
+        atomic_fetch_add(&sv->m.errors_total, 1);
+        ws_conn_http_answer(c, 401, "Unauthorized", "application/json",
+                            "{\"error\":\"unauthorized\",\"message\":\"a valid bearer token is required\"}");
+        serve_log(sv, "unauthorized", json_pack("{ss}", "client", peer));
+        return;
+    }
+    if (ws_conn_accept(c, req) == 0)
+        serve_client(sv, c, peer);
+}
+
+static void *connection_main(void *arg)
+{
+    conn_arg *a = arg;
+    server *sv = a->sv;
+    ws_conn *c = ws_conn_new(a->fd, a->metrics_only ? NULL : sv->tls, 0, NULL,
+                             sv->cfg.max_message);
+    http_req req;
+    if (c && ws_conn_read_request(c, &req, REQUEST_HEAD_TIMEOUT_MS) > 0)
+        route(sv, c, &req, a->peer, a->metrics_only);
+    ws_conn_free(c);
+    leave(sv, a->peer);
+    free(a);
+    return NULL;
+}
+
+static void peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
+    else
+        snprintf(out, cap, "?");
+}
+
+static void refuse_busy(int fd)
+{
+    static const char busy[] =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Retry-After: 1\r\nContent-Length: 72\r\nConnection: close\r\n\r\n"
+        "{\"error\":\"busy\",\"message\":\"too many connections; try again shortly\"}\n ";
+    ssize_t r = send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)r;
+    close(fd);
+}
+
+static void accept_loop(server *sv, int lfd, int metrics_only)
+{
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
+                usleep(100000); /* out of descriptors: let connections end */
+                continue;
+            }
+            fprintf(stderr, "eryx serve: accept: %s\n", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        conn_arg *a = calloc(1, sizeof *a);
+        if (a)
+            peer_name(&ss, a->peer, sizeof a->peer);
+        atomic_fetch_add(&sv->m.connections_total, 1);
+        if (!a || !admit(sv, a->peer)) {
+            atomic_fetch_add(&sv->m.connections_refused, 1);
+            free(a);
+            refuse_busy(fd);
+            continue;
+        }
+        a->sv = sv;
+        a->fd = fd;
+        a->metrics_only = metrics_only;
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 1u << 20);
+        if (pthread_create(&t, &attr, connection_main, a) != 0) {
+            leave(sv, a->peer);
+            free(a);
+            refuse_busy(fd);
+        }
+        pthread_attr_destroy(&attr);
+    }
+}
+
+typedef struct metrics_arg { server *sv; int fd; } metrics_arg;
+
+static void *metrics_main(void *arg)
+{
+    metrics_arg *m = arg;
+    accept_loop(m->sv, m->fd, 1);
+    return NULL;
+}
+
+/* ---- set-up ----------------------------------------------------------------- */
+
+/* Reads a secret file's first line (trailing newline and spaces dropped). */
+static int read_secret(const char *path, char *out, size_t cap, size_t *len, const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "eryx serve: cannot read the %s file %s: %s\n", what, path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    int too_long = n == cap - 1 && fgetc(f) != EOF;
+    fclose(f);
+    out[n] = '\0';
+    n = strcspn(out, "\r\n");
+    while (n && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+        n--;
+    out[n] = '\0';
+    if (too_long || n < 16) {
+        fprintf(stderr, "eryx serve: the %s in %s must be 16 to %zu characters on its first line\n",
+                what, path, cap - 2);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}
+
+static int set_up_security(server *sv, int loopback)
+{
+    serve_cfg *c = &sv->cfg;
+    if (c->token_file) {
+        if (read_secret(c->token_file, sv->token, sizeof sv->token, &sv->token_len, "token") < 0)
+            return -1;
+        c->no_auth = 0;
+    } else if (!c->no_auth) {
+        fprintf(stderr, "eryx serve: give --token-file FILE (or --no-auth, on loopback only)\n");
+        return -1;
+    } else if (!loopback) {
+        fprintf(stderr, "eryx serve: --no-auth is refused unless listening on loopback\n");
+        return -1;
+    }
+    if (c->journal_key_file) {
+        char key[sizeof sv->journal_key + 2];
+        size_t n;
+        if (read_secret(c->journal_key_file, key, sizeof key, &n, "journal key") < 0)
+            return -1;
+        memcpy(sv->journal_key, key, n);
+        sv->journal_key_len = n;
+    } else {
+        if (getrandom(sv->journal_key, 32, 0) != 32)
+            return -1;
+        sv->journal_key_len = 32;
+    }
+    if (c->tls_cert) {
+        char err[256];
+        sv->tls = tls_server_ctx(c->tls_cert, c->tls_key, c->tls_client_ca, err, sizeof err);
+        if (!sv->tls) {
+            fprintf(stderr, "eryx serve: %s\n", err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int set_up_sandboxes(server *sv)
+{
+    serve_cfg *c = &sv->cfg;
+    int rc = eryx_cli_runtime(c->image, &sv->rt);
+    if (rc != ERYX_OK) {
+        fprintf(stderr, "eryx serve: cannot make the runtime: %s\n", eryx_errmsg(NULL));
+        return -1;
+    }
+    eryx_sandbox_config_default(&sv->sbcfg);
+    sv->sbcfg.max_memory = c->max_memory;
+    sv->sbcfg.max_output = c->max_output;
+    sv->sbcfg.max_callbacks = c->max_callbacks;
+    sv->sbcfg.callback_timeout_ns = c->callback_timeout_ms * 1000000ull;
+    sv->sbcfg.timeout_ns = c->max_timeout_ms * 1000000ull;
+    sv->sbcfg.on_output = serve_output;
+    eryx_pool_config pc;
+    eryx_pool_config_default(&pc);
+    pc.sandbox = &sv->sbcfg;
+    pc.max_size = c->pool;
+    pc.min_idle = c->pool < 2 ? c->pool : 2;
+    if (eryx_pool_new(sv->rt, &pc, &sv->pool) != ERYX_OK) {
+        fprintf(stderr, "eryx serve: cannot make the pool: %s\n", eryx_errmsg(NULL));
+        return -1;
+    }
+    return 0;
+}
+
+int eryx_cli_serve(int argc, char **argv)
+{
+    static server sv; /* lives as long as the process: threads never join */
+    defaults(&sv.cfg);
+    if (parse_options(&sv.cfg, argc, argv) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&sv.lock, NULL);
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    snprintf(sv.replica, sizeof sv.replica, "%.40s:%d", host, (int)getpid());
+    int loopback = 0;
+    int lfd = listen_on(sv.cfg.listen, &loopback);
+    if (lfd < 0 || set_up_security(&sv, loopback) < 0)
+        return 2;
+    char err[256];
+    if (store_open(sv.cfg.redis, &sv.st, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "eryx serve: session store: %s\n", err);
+        return 2;
+    }
+    if (set_up_sandboxes(&sv) < 0)
+        return 1;
+    if (sv.cfg.metrics) {
+        static metrics_arg ma;
+        pthread_t t;
+        ma.sv = &sv;
+        ma.fd = listen_on(sv.cfg.metrics, NULL);
+        if (ma.fd < 0 || pthread_create(&t, NULL, metrics_main, &ma) != 0)
+            return 2;
+        pthread_detach(t);
+    }
+    /* The port actually bound (a test may ask for port 0). */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int port = 0;
+    if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
+        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    serve_log(&sv, "listening",
+              json_pack("{ss si ss ss* sb sb}", "listen", sv.cfg.listen, "port", port, "replica",
+                        sv.replica, "redis", sv.cfg.redis, "tls", sv.tls != NULL, "auth",
+                        !sv.cfg.no_auth));
+    accept_loop(&sv, lfd, 0);
+    return 1;
+}

@@ -1,0 +1,774 @@
+/*
+ * One client of `eryx serve`: its messages, one request at a time, and
+ * the executions it asks for (docs/serve.md). Two threads per connection:
+ * a reader takes the client's messages off the socket into an inbox (and
+ * interrupts the running execution at once on a cancel or a disconnect,
+ * even while the guest computes), and the connection's own thread handles
+ * the requests, steps executions (eryx_exec_step) and sends: output,
+ * calls, answers. It sleeps on one eventfd, which the reader and the
+ * execution's notify both write.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "net/base64.h"
+#include "serve.h"
+#include "ws.h"
+
+#define IDLE_TIMEOUT_MS (10 * 60 * 1000)
+#define POOL_WAIT_NS (2ull * 1000000000)
+#define MAX_DECLARED_CALLBACKS 256
+
+typedef struct outstanding {
+    uint64_t id;
+    eryx_call *call;
+    char *name;
+} outstanding;
+
+/* What the reader hands to the connection's thread. */
+typedef struct client {
+    server *sv;
+    ws_conn *c;
+    int efd;                       /* written on each message and notify */
+    pthread_mutex_t mu;            /* guards the fields below */
+    json_t *inbox;                 /* messages not yet handled, in order */
+    int reader_done;               /* the client went away (or idled out) */
+    eryx_sandbox *live;            /* the sandbox running its execution */
+} client;
+
+/* An execution in progress on this connection. */
+typedef struct running {
+    server *sv;
+    client *cl;
+    ws_conn *c;
+    json_t *id;
+    eryx_sandbox *sb;
+    eryx_exec *ex;
+    session_ref *session;          /* NULL in a fresh sandbox */
+    outstanding *calls;            /* calls sent to the client, unanswered */
+    size_t n_calls, cap_calls;
+    json_t *replay_pending;        /* resume: the suspended calls [{call, name}] */
+    size_t replay_next;
+    json_t *replies;               /* resume: answers given with the request */
+    int gone;                      /* the client went away */
+    int replaying;                 /* a resume before its first new call:
+                                      the output is the client's already */
+    int interrupted, suspend_wanted;
+    uint64_t next_refresh_ms;
+} running;
+
+/* The execution whose output the running thread is producing. */
+static _Thread_local running *current;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int send_error(ws_conn *c, json_t *id, const char *code, const char *message)
+{
+    return ws_conn_send_json(c, json_pack("{sO? ss ss ss}", "id", id, "ev", "error", "code", code,
+                                          "message", message));
+}
+
+static int send_event(running *r, const char *ev, json_t *fields)
+{
+    if (!fields)
+        return -1;
+    json_object_set(fields, "id", r->id ? r->id : json_null());
+    json_object_set_new(fields, "ev", json_string(ev));
+    if (r->gone) {
+        json_decref(fields);
+        return -1;
+    }
+    if (ws_conn_send_json(r->c, fields) < 0)
+        r->gone = 1;
+    return r->gone ? -1 : 0;
+}
+
+/* The sandboxes' on_output: streams to the client whose execution runs on
+ * this thread. Text that is not UTF-8 goes as base64. */
+void serve_output(void *ud, int fd, const char *data, size_t len)
+{
+    (void)ud;
+    running *r = current;
+    if (!r || r->gone || r->replaying)
+        return;
+    json_t *ev = json_pack("{si}", "fd", fd);
+    if (ws_utf8_valid((const uint8_t *)data, len)) {
+        json_object_set_new(ev, "data", json_stringn(data, len));
+    } else {
+        size_t n;
+        char *b = eryx__b64_encode((const uint8_t *)data, len, &n);
+        json_object_set_new(ev, "b64", b ? json_stringn(b, n) : json_null());
+        free(b);
+    }
+    send_event(r, "output", ev);
+}
+
+/* ---- calls ---------------------------------------------------------------- */
+
+static int remember_call(running *r, eryx_call *call)
+{
+    if (r->n_calls == r->cap_calls) {
+        size_t cap = r->cap_calls ? r->cap_calls * 2 : 8;
+        outstanding *p = realloc(r->calls, cap * sizeof *p);
+        if (!p)
+            return -1;
+        r->calls = p;
+        r->cap_calls = cap;
+    }
+    char *name = strdup(eryx_call_name(call));
+    if (!name)
+        return -1;
+    r->calls[r->n_calls++] = (outstanding){eryx_call_id(call), call, name};
+    return 0;
+}
+
+static void forget_call(running *r, size_t i)
+{
+    free(r->calls[i].name);
+    r->calls[i] = r->calls[--r->n_calls];
+}
+
+/* Completes call with the answer object {result} or {error: {kind, message}}. */
+static void answer(eryx_call *call, json_t *reply)
+{
+    json_t *err = json_object_get(reply, "error");
+    if (err) {
+        const char *kind = json_string_value(json_object_get(err, "kind"));
+        const char *msg = json_string_value(json_object_get(err, "message"));
+        int k = kind && strcmp(kind, "invalid_arguments") == 0 ? ERYX_CALL_INVALID_ARGS
+              : kind && strcmp(kind, "timeout") == 0        ? ERYX_CALL_TIMEOUT
+                                                            : ERYX_CALL_FAILED;
+        eryx_call_fail(call, k, msg ? msg : "the client's callback failed");
+        return;
+    }
+    char *s = json_dumps(json_object_get(reply, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (s)
+        eryx_call_reply(call, s, strlen(s));
+    else
+        eryx_call_fail(call, ERYX_CALL_FAILED, "out of memory");
+    free(s);
+}
+
+/* On a resume, the first calls that repeat the suspended ones (by name, in
+ * order) take the answers the request brought, if any. 1 if answered. */
+static int answer_from_replies(running *r, eryx_call *call)
+{
+    if (!r->replay_pending || r->replay_next >= json_array_size(r->replay_pending))
+        return 0;
+    json_t *p = json_array_get(r->replay_pending, r->replay_next);
+    const char *name = json_string_value(json_object_get(p, "name"));
+    if (!name || strcmp(name, eryx_call_name(call)) != 0)
+        return 0;
+    r->replay_next++;
+    json_int_t old = json_integer_value(json_object_get(p, "call"));
+    size_t i;
+    json_t *rep;
+    json_array_foreach(r->replies, i, rep) {
+        if (json_integer_value(json_object_get(rep, "call")) == old) {
+            answer(call, rep);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void new_call(running *r, eryx_call *call)
+{
+    r->replaying = 0;
+    if (answer_from_replies(r, call))
+        return;
+    if (r->gone || remember_call(r, call) < 0) {
+        eryx_call_fail(call, ERYX_CALL_FAILED, "the client is gone");
+        return;
+    }
+    json_t *args = json_loads(eryx_call_args(call), 0, NULL);
+    send_event(r, "call", json_pack("{sI ss so}", "call", (json_int_t)eryx_call_id(call), "name",
+                                    eryx_call_name(call), "args", args ? args : json_object()));
+}
+
+/* Releases the calls nobody will answer now (each must be completed once). */
+static void drop_calls(running *r)
+{
+    while (r->n_calls) {
+        eryx_call_fail(r->calls[0].call, ERYX_CALL_FAILED, "the execution ended");
+        forget_call(r, 0);
+    }
+    free(r->calls);
+    r->calls = NULL;
+    r->cap_calls = 0;
+}
+
+/* ---- messages during an execution ---------------------------------------- */
+
+static void on_reply(running *r, json_t *msg)
+{
+    json_t *cid = json_object_get(msg, "call");
+    for (size_t i = 0; json_is_integer(cid) && i < r->n_calls; i++) {
+        if (r->calls[i].id != (uint64_t)json_integer_value(cid))
+            continue;
+        if (!json_object_get(msg, "result") && !json_is_object(json_object_get(msg, "error"))) {
+            send_error(r->c, r->id, "bad_request", "a reply needs \"result\" or \"error\"");
+            return;
+        }
+        answer(r->calls[i].call, msg);
+        forget_call(r, i);
+        return;
+    }
+    send_error(r->c, r->id, "bad_request", "no pending call has that \"call\" id");
+}
+
+static void on_message_while_running(running *r, json_t *msg)
+{
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (!op) {
+        send_error(r->c, json_object_get(msg, "id"), "bad_request", "a message needs an \"op\"");
+    } else if (strcmp(op, "reply") == 0) {
+        on_reply(r, msg);
+    } else if (strcmp(op, "cancel") == 0) {
+        r->interrupted = 1; /* the reader interrupted the sandbox already */
+    } else if (strcmp(op, "suspend") == 0) {
+        if (r->n_calls)
+            r->suspend_wanted = 1;
+        else
+            send_error(r->c, r->id, "bad_request",
+                       "nothing to suspend: the code is not waiting on a callback");
+    } else {
+        send_error(r->c, json_object_get(msg, "id"), "busy",
+                   "one request at a time on a connection (open another)");
+    }
+}
+
+/* Takes the next message of the inbox (NULL when empty); *done: the
+ * reader has ended. */
+static json_t *next_message(client *cl, int *done)
+{
+    pthread_mutex_lock(&cl->mu);
+    json_t *msg = json_array_size(cl->inbox) ? json_incref(json_array_get(cl->inbox, 0)) : NULL;
+    if (msg)
+        json_array_remove(cl->inbox, 0);
+    *done = cl->reader_done;
+    pthread_mutex_unlock(&cl->mu);
+    return msg;
+}
+
+/* Handles what the client sent meanwhile. */
+static void read_client(running *r)
+{
+    json_t *msg;
+    int done;
+    while ((msg = next_message(r->cl, &done))) {
+        on_message_while_running(r, msg);
+        json_decref(msg);
+    }
+    if (done)
+        r->gone = 1;
+}
+
+static void notify(void *ud)
+{
+    uint64_t one = 1;
+    ssize_t w = write(*(int *)ud, &one, sizeof one);
+    (void)w;
+}
+
+/* Waits for a reply, a message, a timer or the lock's refresh time. */
+static void wait_for_work(running *r)
+{
+    uint64_t now = now_ms(), deadline_ns = eryx_exec_deadline_ns(r->ex);
+    int64_t wait = r->session ? (int64_t)(r->next_refresh_ms - now) : 60000;
+    if (deadline_ns) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t t = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        int64_t d = deadline_ns > t ? (int64_t)((deadline_ns - t + 999999) / 1000000) : 0;
+        if (d < wait)
+            wait = d;
+    }
+    if (wait < 0 || eryx_exec_ready(r->ex))
+        wait = 0;
+    struct pollfd p = {.fd = r->cl->efd, .events = POLLIN};
+    poll(&p, 1, (int)wait);
+    uint64_t v;
+    ssize_t n = read(r->cl->efd, &v, sizeof v);
+    (void)n;
+    read_client(r);
+}
+
+/* ---- one execution --------------------------------------------------------- */
+
+static const char *status_name(int rc)
+{
+    switch (rc) {
+    case ERYX_OK: return "ok";
+    case ERYX_PYTHON_EXCEPTION: return "exception";
+    case ERYX_TIMEOUT: return "timeout";
+    case ERYX_INTERRUPTED: return "interrupted";
+    case ERYX_TRAP: return "trap";
+    case ERYX_DEAD: return "dead";
+    case ERYX_FUEL: return "fuel";
+    case ERYX_DIVERGED: return "diverged";
+    default: return "error";
+    }
+}
+
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static json_t *done_fields(int rc, const eryx_result *res)
+{
+    json_t *d = json_pack("{ss si}", "status", status_name(rc), "rc", rc);
+    if (!res) {
+        json_object_set_new(d, "message", json_string(eryx_errstr(rc)));
+        return d;
+    }
+    json_t *result = res->result_json ? json_loads(res->result_json, JSON_DECODE_ANY, NULL) : NULL;
+    json_object_set_new(d, "exit_code", json_integer(res->exit_code));
+    json_object_set_new(d, "result", result ? result : json_null());
+    json_object_set_new(d, "result_error", str_or_null(res->result_error));
+    json_object_set_new(d, "exc_type", str_or_null(res->exc_type));
+    json_object_set_new(d, "exc_message", str_or_null(res->exc_message));
+    json_object_set_new(d, "traceback", str_or_null(res->traceback));
+    json_object_set_new(d, "duration_ms", json_real((double)res->duration_ns / 1e6));
+    json_object_set_new(d, "callbacks", json_integer(res->n_callbacks));
+    json_object_set_new(d, "memory_bytes", json_integer((json_int_t)res->memory_bytes));
+    json_object_set_new(d, "hard_stopped", json_boolean(res->hard_stopped));
+    json_object_set_new(d, "stdout_truncated", json_boolean(res->out_truncated));
+    json_object_set_new(d, "stderr_truncated", json_boolean(res->err_truncated));
+    return d;
+}
+
+/* Ends the execution at its suspend point and answers with the token. */
+static void suspend(running *r, eryx_journal *j)
+{
+    journal_meta meta = {0};
+    if (r->session) {
+        snprintf(meta.session, sizeof meta.session, "%s", r->session->name);
+        meta.version = r->session->version;
+    }
+    meta.pending = json_array();
+    for (size_t i = 0; i < r->n_calls; i++)
+        json_array_append_new(meta.pending, json_pack("{sI ss}", "call", (json_int_t)r->calls[i].id,
+                                                      "name", r->calls[i].name));
+    eryx_exec_suspend(r->ex);
+    r->ex = NULL;
+    char *token = journal_token(r->sv, &meta, j);
+    json_t *pending = json_array();
+    for (size_t i = 0; i < r->n_calls; i++) {
+        json_t *args = json_loads(eryx_call_args(r->calls[i].call), 0, NULL);
+        json_array_append_new(pending, json_pack("{sI ss so}", "call", (json_int_t)r->calls[i].id,
+                                                 "name", r->calls[i].name, "args",
+                                                 args ? args : json_object()));
+    }
+    drop_calls(r);
+    if (token)
+        send_event(r, "suspended", json_pack("{ss so ss}", "journal", token, "pending", pending,
+                                             "replica", r->sv->replica));
+    else
+        json_decref(pending), send_error(r->c, r->id, "internal", "cannot make the journal token");
+    free(token);
+    json_decref(meta.pending);
+    metrics_execution(r->sv, M_SUSPENDED, 0);
+}
+
+/* Steps the execution to its end (or suspension). Returns the status, or
+ * -1 when it was suspended. *res gets the result. */
+static int drive(running *r, eryx_journal *j, eryx_result **res)
+{
+    *res = NULL;
+    current = r;
+    int rc;
+    for (;;) {
+        rc = eryx_exec_step(r->ex);
+        if (rc != ERYX_PENDING)
+            break;
+        eryx_call *call;
+        while ((call = eryx_exec_next_call(r->ex)))
+            new_call(r, call);
+        if (r->gone && !r->interrupted) {
+            eryx_sandbox_interrupt(r->sb); /* a disconnect cancels */
+            r->interrupted = 1;
+        }
+        if (r->suspend_wanted && r->n_calls && !r->gone) {
+            current = NULL;
+            suspend(r, j);
+            return -1;
+        }
+        wait_for_work(r);
+        if (r->session && now_ms() >= r->next_refresh_ms) {
+            if (session_refresh_lock(r->session) < 0 && !r->interrupted) {
+                eryx_sandbox_interrupt(r->sb); /* another replica may own it now */
+                r->interrupted = 1;
+            }
+            r->next_refresh_ms = now_ms() + r->sv->cfg.lock_ttl_ms / 3;
+        }
+    }
+    current = NULL;
+    eryx_exec_finish(r->ex, res);
+    r->ex = NULL;
+    drop_calls(r);
+    return rc;
+}
+
+/* ---- the execute and resume requests ---------------------------------------- */
+
+typedef struct exec_request {
+    const char *code;
+    size_t code_len;
+    const char *session;
+    int create;
+    eryx_callback cbs[MAX_DECLARED_CALLBACKS];
+    char *schemas[MAX_DECLARED_CALLBACKS];
+    size_t n_cbs;
+    eryx_run_options opts;
+    eryx_journal *journal;
+    journal_meta meta;
+    json_t *replies;
+} exec_request;
+
+static void free_request(exec_request *q)
+{
+    for (size_t i = 0; i < q->n_cbs; i++)
+        free(q->schemas[i]);
+    eryx_journal_free(q->journal);
+    json_decref(q->meta.pending);
+}
+
+static int parse_callbacks(exec_request *q, json_t *list, const char **why)
+{
+    if (!list)
+        return 0;
+    if (!json_is_array(list) || json_array_size(list) > MAX_DECLARED_CALLBACKS) {
+        *why = "\"callbacks\" is a list of at most 256 {name, description, schema}";
+        return -1;
+    }
+    size_t i;
+    json_t *cb;
+    json_array_foreach(list, i, cb) {
+        const char *name = json_string_value(json_object_get(cb, "name"));
+        json_t *desc = json_object_get(cb, "description"), *schema = json_object_get(cb, "schema");
+        if (!name || (desc && !json_is_string(desc) && !json_is_null(desc)) ||
+            (schema && !json_is_object(schema) && !json_is_null(schema))) {
+            *why = "each callback is {name: string, description: string, schema: object}";
+            return -1;
+        }
+        q->schemas[i] = json_is_object(schema) ? json_dumps(schema, JSON_COMPACT) : NULL;
+        q->cbs[i] = (eryx_callback){.size = sizeof(eryx_callback), .name = name,
+                                    .description = json_string_value(desc),
+                                    .schema = q->schemas[i]};
+        q->n_cbs = i + 1;
+    }
+    return 0;
+}
+
+static int parse_limits(server *sv, exec_request *q, json_t *req, const char **why)
+{
+    eryx_run_options_default(&q->opts);
+    json_t *t = json_object_get(req, "timeout_ms"), *f = json_object_get(req, "fuel");
+    json_t *in = json_object_get(req, "stdin");
+    uint64_t timeout = sv->cfg.max_timeout_ms;
+    if (t) {
+        if (!json_is_integer(t) || json_integer_value(t) <= 0) {
+            *why = "\"timeout_ms\" is a positive integer";
+            return -1;
+        }
+        if ((uint64_t)json_integer_value(t) < timeout)
+            timeout = (uint64_t)json_integer_value(t);
+    }
+    q->opts.timeout_ns = timeout * 1000000ull;
+    if (f) {
+        if (!json_is_integer(f) || json_integer_value(f) <= 0 || !eryx_build_has_fuel()) {
+            *why = eryx_build_has_fuel() ? "\"fuel\" is a positive integer"
+                                         : "this build does not count fuel";
+            return -1;
+        }
+        uint64_t v = (uint64_t)json_integer_value(f);
+        q->opts.fuel = sv->cfg.max_fuel && v > sv->cfg.max_fuel ? sv->cfg.max_fuel : v;
+    } else if (sv->cfg.max_fuel) {
+        q->opts.fuel = sv->cfg.max_fuel;
+    }
+    if (in) {
+        if (!json_is_string(in)) {
+            *why = "\"stdin\" is a string";
+            return -1;
+        }
+        q->opts.stdin_data = json_string_value(in);
+        q->opts.stdin_len = json_string_length(in);
+    }
+    return 0;
+}
+
+/* Fills q from an execute or resume message. On failure: code, message. */
+static int parse_exec(server *sv, json_t *req, int resume, exec_request *q, const char **code,
+                      char *msg, size_t msglen)
+{
+    const char *why = NULL;
+    json_t *session = json_object_get(req, "session"), *create = json_object_get(req, "create");
+    *code = "bad_request";
+    if (parse_callbacks(q, json_object_get(req, "callbacks"), &why) < 0 ||
+        parse_limits(sv, q, req, &why) < 0)
+        goto bad;
+    if (resume) {
+        const char *token = json_string_value(json_object_get(req, "journal"));
+        json_t *replies = json_object_get(req, "replies");
+        if (!token || (replies && !json_is_array(replies))) {
+            why = "resume needs \"journal\" (a token) and optional \"replies\" (a list)";
+            goto bad;
+        }
+        q->journal = journal_open(sv, token, &q->meta, code, msg, msglen);
+        if (!q->journal)
+            return -1;
+        q->replies = replies;
+        q->session = q->meta.session[0] ? q->meta.session : NULL;
+        return 0;
+    }
+    json_t *src = json_object_get(req, "code");
+    if (!json_is_string(src)) {
+        why = "execute needs \"code\" (a string)";
+        goto bad;
+    }
+    q->code = json_string_value(src);
+    q->code_len = json_string_length(src);
+    if (session && (!json_is_string(session) || !session_name_ok(json_string_value(session)))) {
+        why = "a session name is 1-128 characters of A-Z a-z 0-9 . _ : -";
+        goto bad;
+    }
+    q->session = json_string_value(session);
+    q->create = json_is_true(create);
+    if (eryx_journal_new(&q->journal) != ERYX_OK) {
+        *code = "internal";
+        why = "out of memory";
+        goto bad;
+    }
+    return 0;
+bad:
+    snprintf(msg, msglen, "%s", why);
+    return -1;
+}
+
+/* Gets the sandbox the request runs in. */
+static int take_sandbox(server *sv, exec_request *q, session_ref *ref, eryx_sandbox **sb,
+                        const char **code, char *msg, size_t msglen)
+{
+    if (q->session) {
+        int want = q->meta.id[0] ? 1 : 0;
+        if (session_open(sv, q->session, q->create, want ? q->meta.version : 0, ref, code, msg,
+                         msglen) < 0)
+            return -1;
+        *sb = ref->sb;
+        return 0;
+    }
+    if (eryx_pool_acquire(sv->pool, POOL_WAIT_NS, sb) != ERYX_OK) {
+        *code = "busy";
+        snprintf(msg, msglen, "every sandbox is in use (--pool %u); try again shortly",
+                 sv->cfg.pool);
+        return -1;
+    }
+    return 0;
+}
+
+static void give_back(server *sv, running *r, session_ref *ref, int save, json_t *done)
+{
+    eryx_sandbox_set_callbacks(r->sb, NULL, 0);
+    if (!r->session) {
+        eryx_pool_release(sv->pool, r->sb);
+        return;
+    }
+    char msg[256] = "";
+    int saved = 0;
+    session_close(sv, ref, save, &saved, msg, sizeof msg);
+    if (done) {
+        json_object_set_new(done, "session", json_string(ref->name));
+        json_object_set_new(done, "version", json_integer((json_int_t)ref->version));
+        json_object_set_new(done, "saved", json_boolean(saved));
+        if (msg[0])
+            json_object_set_new(done, "save_error", json_string(msg));
+    }
+}
+
+/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). */
+static void set_live(client *cl, eryx_sandbox *sb)
+{
+    pthread_mutex_lock(&cl->mu);
+    cl->live = sb;
+    int gone = cl->reader_done;
+    pthread_mutex_unlock(&cl->mu);
+    if (sb && gone)
+        eryx_sandbox_interrupt(sb);
+}
+
+static void execute(client *cl, json_t *id, json_t *req, int resume)
+{
+    server *sv = cl->sv;
+    ws_conn *c = cl->c;
+    exec_request q = {0};
+    const char *code = NULL;
+    char msg[512];
+    session_ref ref = {0};
+    running r = {.sv = sv, .cl = cl, .c = c, .id = id};
+    if (parse_exec(sv, req, resume, &q, &code, msg, sizeof msg) < 0 ||
+        take_sandbox(sv, &q, &ref, &r.sb, &code, msg, sizeof msg) < 0) {
+        send_error(c, id, code, msg);
+        free_request(&q);
+        return;
+    }
+    r.session = q.session ? &ref : NULL;
+    if (resume && journal_claim(sv, &q.meta, &code, msg, sizeof msg) < 0) {
+        send_error(c, id, code, msg);
+        r.sb = ref.sb ? ref.sb : r.sb;
+        give_back(sv, &r, &ref, 0, NULL);
+        free_request(&q);
+        return;
+    }
+    r.replay_pending = q.meta.pending;
+    r.replaying = resume;
+    r.replies = q.replies;
+    r.next_refresh_ms = now_ms() + sv->cfg.lock_ttl_ms / 3;
+    int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);
+    if (rc == ERYX_OK)
+        rc = eryx_exec_start_journaled(r.sb, q.code, q.code_len, &q.opts, q.journal, &r.ex);
+    if (rc != ERYX_OK) {
+        send_error(c, id, rc == ERYX_INVALID ? "bad_request" : "internal", eryx_errmsg(r.sb));
+        give_back(sv, &r, &ref, 0, NULL);
+        goto out;
+    }
+    eryx_exec_set_notify(r.ex, notify, &cl->efd);
+    atomic_fetch_add(&sv->m.executing, 1);
+    set_live(cl, r.sb);
+    eryx_result *res;
+    rc = drive(&r, q.journal, &res);
+    set_live(cl, NULL);
+    atomic_fetch_sub(&sv->m.executing, 1);
+    if (rc == -1) {
+        give_back(sv, &r, &ref, 0, NULL);
+        goto out;
+    }
+    metrics_execution(sv, metrics_status_index(rc, res), res ? res->duration_ns : 0);
+    json_t *done = done_fields(rc, res);
+    json_object_set_new(done, "replica", json_string(sv->replica));
+    int alive = res && !eryx_sandbox_is_dead(r.sb);
+    give_back(sv, &r, &ref, alive && !r.gone, done);
+    send_event(&r, "done", done);
+    if (!sv->cfg.quiet)
+        serve_log(sv, resume ? "resume" : "execute",
+                  json_pack("{ss* ss sf}", "session", q.session, "status", status_name(rc),
+                            "ms", res ? (double)res->duration_ns / 1e6 : 0.0));
+    eryx_result_free(res);
+out:
+    free_request(&q);
+}
+
+/* ---- the connection --------------------------------------------------------- */
+
+static void dispatch(client *cl, json_t *msg)
+{
+    server *sv = cl->sv;
+    ws_conn *c = cl->c;
+    json_t *id = json_object_get(msg, "id");
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    atomic_fetch_add(&sv->m.requests_total, 1);
+    if (id && !json_is_integer(id) && !json_is_string(id)) {
+        send_error(c, NULL, "bad_request", "\"id\" is a number or a string");
+    } else if (!op) {
+        send_error(c, id, "bad_request", "a message needs an \"op\"");
+    } else if (strcmp(op, "execute") == 0 || strcmp(op, "resume") == 0) {
+        execute(cl, id, msg, op[0] == 'r');
+    } else if (strcmp(op, "ping") == 0) {
+        ws_conn_send_json(c, json_pack("{sO? ss ss}", "id", id, "ev", "done", "replica",
+                                       sv->replica));
+    } else if (strncmp(op, "session.", 8) == 0) {
+        session_op(sv, c, id, op + 8, msg);
+    } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0 ||
+               strcmp(op, "suspend") == 0) {
+        send_error(c, id, "bad_request", "no execution is running on this connection");
+    } else {
+        send_error(c, id, "bad_request", "unknown op");
+    }
+}
+
+/* The reader: messages into the inbox; a cancel or the end of the
+ * connection interrupts the running execution at once. */
+static void *reader_main(void *arg)
+{
+    client *cl = arg;
+    for (;;) {
+        uint8_t *data;
+        size_t len;
+        int binary;
+        int r = ws_conn_recv(cl->c, IDLE_TIMEOUT_MS, &data, &len, &binary);
+        if (r <= 0) {
+            if (r == 0)
+                ws_conn_close(cl->c, WS_CLOSE_GOING_AWAY, "idle");
+            break;
+        }
+        json_t *msg = binary ? NULL : json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(msg)) {
+            atomic_fetch_add(&cl->sv->m.errors_total, 1);
+            send_error(cl->c, NULL, "bad_request",
+                       binary ? "binary messages are not accepted: send JSON as text"
+                              : "a message is one JSON object");
+            json_decref(msg);
+            continue;
+        }
+        const char *op = json_string_value(json_object_get(msg, "op"));
+        pthread_mutex_lock(&cl->mu);
+        if (op && strcmp(op, "cancel") == 0 && cl->live)
+            eryx_sandbox_interrupt(cl->live);
+        json_array_append_new(cl->inbox, msg);
+        pthread_mutex_unlock(&cl->mu);
+        notify(&cl->efd);
+    }
+    pthread_mutex_lock(&cl->mu);
+    cl->reader_done = 1;
+    if (cl->live)
+        eryx_sandbox_interrupt(cl->live); /* a disconnect cancels */
+    pthread_mutex_unlock(&cl->mu);
+    notify(&cl->efd);
+    return NULL;
+}
+
+void serve_client(server *sv, ws_conn *c, const char *peer)
+{
+    (void)peer;
+    client cl = {.sv = sv, .c = c, .inbox = json_array()};
+    cl.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_t reader;
+    pthread_mutex_init(&cl.mu, NULL);
+    if (cl.efd < 0 || !cl.inbox || pthread_create(&reader, NULL, reader_main, &cl) != 0) {
+        ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
+        goto out;
+    }
+    for (;;) {
+        int done;
+        json_t *msg = next_message(&cl, &done);
+        if (msg) {
+            dispatch(&cl, msg);
+            json_decref(msg);
+            continue;
+        }
+        if (done)
+            break;
+        struct pollfd p = {.fd = cl.efd, .events = POLLIN};
+        poll(&p, 1, -1);
+        uint64_t v;
+        ssize_t n = read(cl.efd, &v, sizeof v);
+        (void)n;
+    }
+    ws_conn_shutdown(c);
+    pthread_join(reader, NULL);
+out:
+    if (cl.efd >= 0)
+        close(cl.efd);
+    json_decref(cl.inbox);
+    pthread_mutex_destroy(&cl.mu);
+}

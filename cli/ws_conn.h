@@ -1,0 +1,71 @@
+/*
+ * A WebSocket connection over a socket, plain or TLS: the opening
+ * handshake (server or client side), whole messages in and out, pings,
+ * close. Used by `eryx serve` (serve.c) and `eryx --remote` (remote.c).
+ *
+ * One thread reads (the handshake functions, ws_conn_recv) while any
+ * thread may send (ws_conn_send, _send_json, _close: each message goes out
+ * whole). The socket is non-blocking:
+ * every wait is a poll with a time limit, so a peer that stops reading or
+ * writing costs a bounded time, and the read buffer is bounded by the
+ * largest message allowed.
+ */
+#ifndef ERYX_CLI_WS_CONN_H
+#define ERYX_CLI_WS_CONN_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+#include "serve_tls.h"
+
+typedef struct ws_conn ws_conn;
+
+/* Takes fd (closed by ws_conn_free). tls may be NULL (plain). client: 1
+ * for the client side (it masks what it sends; host is its TLS name). */
+ws_conn *ws_conn_new(int fd, tls_ctx *tls, int client, const char *host, size_t max_message);
+void ws_conn_free(ws_conn *c);
+int ws_conn_fd(const ws_conn *c);
+/* Why the connection failed or closed, for logs and errors. */
+const char *ws_conn_error(const ws_conn *c);
+
+/* Server side: completes TLS, then reads the HTTP request head into *req
+ * (within timeout_ms). 1 = a head, 0 = the client went away, -1 = error
+ * (a malformed head gets a 400 answer first). */
+int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms);
+/* Answers a non-upgrade request: status line, a content type and body,
+ * Connection: close. */
+void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *type,
+                         const char *body);
+/* Server side: checks req is a WebSocket upgrade (answering 400/426 if
+ * not) and sends the 101 answer. 0 on success. */
+int ws_conn_accept(ws_conn *c, const http_req *req);
+
+/* Client side: TLS, the upgrade request for path with extra header lines
+ * (each ending in \r\n, may be NULL), the 101 answer checked. 0 on
+ * success; -1 with ws_conn_error (an HTTP answer's status and body are
+ * quoted in it). */
+int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
+                    const char *headers, int timeout_ms);
+
+/* Waits up to timeout_ms (-1: forever) for a whole text or binary
+ * message: 1 = one (*data, *len valid until the next call; *binary set
+ * for binary), 0 = none yet, -1 = closed or failed (a close from the peer
+ * is answered). Pings are answered on the way. */
+int ws_conn_recv(ws_conn *c, int timeout_ms, uint8_t **data, size_t *len, int *binary);
+/* 1 if a message may be ready without waiting on the socket. */
+int ws_conn_buffered(ws_conn *c);
+/* Ends the connection both ways now, from any thread: a thread waiting in
+ * ws_conn_recv or a send returns. */
+void ws_conn_shutdown(ws_conn *c);
+
+/* Sends one message; -1 if the peer did not take it within the send time
+ * limit (10 s) or the connection failed. */
+int ws_conn_send(ws_conn *c, int opcode, const void *data, size_t len);
+/* Sends msg as a text message (compact JSON) and drops the reference. */
+int ws_conn_send_json(ws_conn *c, json_t *msg);
+/* Sends a close frame (best effort) and marks the connection closed. */
+void ws_conn_close(ws_conn *c, int code, const char *reason);
+
+#endif

@@ -1,0 +1,412 @@
+/*
+ * Callback journals: the entries exec.c records, and their bytes.
+ *
+ * The format ("ERYXJNL1", little endian; docs/journal.md):
+ *   header (40 bytes): magic[8], checksum u64 (XXH3-64 of every byte after
+ *     it), mode u32, n_entries u32, filename_len u32 (NO_FILENAME: none),
+ *     flags u32 (HAS_CODE), code_len u64
+ *   filename, code
+ *   n_entries entries: state u8, kind u8, zero u16, name_len u32,
+ *     args_len u32, out_len u32 (the reply or the message), then the bytes
+ * The loader reads untrusted bytes: every length is checked against what
+ * is left before it is used, the entry count against the bytes an entry
+ * needs at least before anything is allocated, and every text against what
+ * the recorder could have written (a reply is JSON, a message UTF-8).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "config.h"
+#include "core/internal.h"
+#include "core/journal.h"
+
+#define MAGIC "ERYXJNL1"
+#define HEADER_SIZE 40u
+#define ENTRY_HEADER 16u
+#define HAS_CODE 1u
+#define NO_FILENAME UINT32_MAX
+#define MAX_FILENAME 4096u
+/* A reply eryx_call_reply accepts (exec.c): 64 MiB of JSON. */
+#define MAX_VALUE (64u << 20)
+
+static const char *const kind_names[] = {"failed", "invalid_arguments", "timeout"};
+
+int eryx__call_error_kind(const char *kind)
+{
+    for (int i = 0; i <= ERYX_CALL_TIMEOUT; i++)
+        if (kind && strcmp(kind, kind_names[i]) == 0)
+            return i;
+    return ERYX_CALL_FAILED;
+}
+
+const char *eryx__call_error_name(int kind)
+{
+    return kind >= 0 && kind <= ERYX_CALL_TIMEOUT ? kind_names[kind] : kind_names[0];
+}
+
+static void entry_clear(eryx__jentry *e)
+{
+    free(e->name);
+    free(e->args);
+    free(e->value);
+    free(e->message);
+}
+
+void eryx__journal_free(eryx_journal *j)
+{
+    if (!j)
+        return;
+    for (size_t i = 0; i < j->n; i++)
+        entry_clear(&j->e[i]);
+    free(j->e);
+    free(j->code);
+    free(j->filename);
+    free(j);
+}
+
+size_t eryx__journal_pending(const eryx_journal *j)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->n; i++)
+        n += j->e[i].state == ERYX__JE_PENDING;
+    return n;
+}
+
+/* ---- recording (exec.c, under its hub's mutex) ----------------------------- */
+
+int eryx__journal_set_code(eryx_journal *j, const char *code, size_t len, int mode,
+                           const char *filename)
+{
+    free(j->code);
+    free(j->filename);
+    j->code = j->filename = NULL;
+    j->code_len = 0;
+    j->has_code = j->mode = 0;
+    j->bytes = 0;
+    if (!code)
+        return ERYX_OK;
+    if (len > ERYX__JOURNAL_MAX_BYTES)
+        return ERYX_INVALID;
+    char *c = malloc(len ? len : 1);
+    char *f = filename ? strdup(filename) : NULL;
+    if (!c || (filename && !f)) {
+        free(c);
+        free(f);
+        return ERYX_NOMEM;
+    }
+    memcpy(c, code, len);
+    j->code = c;
+    j->code_len = len;
+    j->filename = f;
+    j->mode = mode;
+    j->has_code = 1;
+    j->bytes = len;
+    return ERYX_OK;
+}
+
+int eryx__journal_append(eryx_journal *j, const char *name, const char *args)
+{
+    size_t args_len = strlen(args);
+    if (strlen(name) > ERYX__JOURNAL_MAX_NAME || args_len > ERYX__JOURNAL_MAX_BYTES - j->bytes)
+        return -2;
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 16;
+        eryx__jentry *bigger = realloc(j->e, cap * sizeof *bigger);
+        if (!bigger)
+            return -1;
+        j->e = bigger;
+        j->cap = cap;
+    }
+    eryx__jentry *e = &j->e[j->n];
+    memset(e, 0, sizeof *e);
+    e->name = strdup(name);
+    e->args = strdup(args);
+    if (!e->name || !e->args) {
+        entry_clear(e);
+        return -1;
+    }
+    e->args_len = args_len;
+    j->bytes += args_len;
+    j->n++;
+    return 0;
+}
+
+int eryx__journal_answer_ok(eryx_journal *j, size_t i, char *text, size_t len)
+{
+    eryx__jentry *e = &j->e[i];
+    if (e->state != ERYX__JE_PENDING || len > ERYX__JOURNAL_MAX_BYTES - j->bytes)
+        return -1;
+    e->state = ERYX__JE_OK;
+    e->value = text;
+    e->value_len = len;
+    j->bytes += len;
+    return 0;
+}
+
+void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char *message)
+{
+    eryx__jentry *e = &j->e[i];
+    if (e->state != ERYX__JE_PENDING)
+        return;
+    /* Out of memory, the entry stays pending: a replay asks the embedder
+     * again instead of inventing an outcome. */
+    char *m = strndup(message ? message : "", ERYX__JOURNAL_MAX_MESSAGE);
+    if (!m)
+        return;
+    e->state = ERYX__JE_ERROR;
+    e->kind = kind;
+    e->message = m;
+}
+
+json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
+{
+    const eryx__jentry *e = &j->e[i];
+    if (e->state == ERYX__JE_ERROR)
+        return json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind",
+                         eryx__call_error_name(e->kind), "message", e->message);
+    json_error_t err;
+    json_t *value = json_loadb(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    return value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "value", value)
+                 : NULL;
+}
+
+/* ---- bytes --------------------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static const char *entry_out(const eryx__jentry *e, size_t *len)
+{
+    *len = e->state == ERYX__JE_OK ? e->value_len
+           : e->state == ERYX__JE_ERROR ? strlen(e->message) : 0;
+    return e->state == ERYX__JE_OK ? e->value : e->message;
+}
+
+static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
+{
+    if (n)
+        memcpy(p, src, n);
+    return p + n;
+}
+
+int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
+{
+    size_t flen = j->filename ? strlen(j->filename) : 0, total = HEADER_SIZE + flen + j->code_len;
+    for (size_t i = 0; i < j->n; i++) {
+        size_t out;
+        entry_out(&j->e[i], &out);
+        total += ENTRY_HEADER + strlen(j->e[i].name) + j->e[i].args_len + out;
+    }
+    uint8_t *buf = malloc(total), *p = buf;
+    if (!buf)
+        return ERYX_NOMEM;
+    memcpy(p, MAGIC, 8);
+    put32(p + 16, (uint32_t)j->mode);
+    put32(p + 20, (uint32_t)j->n);
+    put32(p + 24, j->filename ? (uint32_t)flen : NO_FILENAME);
+    put32(p + 28, j->has_code ? HAS_CODE : 0);
+    put64(p + 32, j->code_len);
+    p = put_bytes(p + HEADER_SIZE, j->filename, flen);
+    p = put_bytes(p, j->code, j->code_len);
+    for (size_t i = 0; i < j->n; i++) {
+        const eryx__jentry *e = &j->e[i];
+        size_t nlen = strlen(e->name), out;
+        const char *o = entry_out(e, &out);
+        p[0] = (uint8_t)e->state;
+        p[1] = (uint8_t)(e->state == ERYX__JE_ERROR ? e->kind : 0);
+        p[2] = p[3] = 0;
+        put32(p + 4, (uint32_t)nlen);
+        put32(p + 8, (uint32_t)e->args_len);
+        put32(p + 12, (uint32_t)out);
+        p = put_bytes(p + ENTRY_HEADER, e->name, nlen);
+        p = put_bytes(p, e->args, e->args_len);
+        p = put_bytes(p, o, out);
+    }
+    put64(buf + 8, XXH3_64bits(buf + 16, total - 16));
+    *data = buf;
+    *len = total;
+    return ERYX_OK;
+}
+
+/* A cursor over the bytes being loaded. */
+typedef struct reader {
+    const uint8_t *p;
+    size_t left;
+} reader;
+
+/* A NUL-terminated copy of the next n bytes, which must hold no NUL (the
+ * entries compare and print them as C strings). NULL: *why says why. */
+static char *take_text(reader *r, size_t n, const char **why)
+{
+    if (n > r->left) {
+        *why = "it is truncated";
+        return NULL;
+    }
+    if (memchr(r->p, '\0', n)) {
+        *why = "a text holds a NUL byte";
+        return NULL;
+    }
+    char *s = malloc(n + 1);
+    if (!s) {
+        *why = "out of memory";
+        return NULL;
+    }
+    memcpy(s, r->p, n);
+    s[n] = '\0';
+    r->p += n;
+    r->left -= n;
+    return s;
+}
+
+/* The outcome of an entry being loaded: a reply must parse as JSON (a
+ * replay hands it to the guest), a message must be UTF-8. */
+static const char *check_outcome(const eryx__jentry *e)
+{
+    json_error_t err;
+    json_t *v = NULL;
+    if (e->state == ERYX__JE_OK)
+        v = json_loadb(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    else if (e->state == ERYX__JE_ERROR)
+        v = json_string(e->message);
+    else
+        return NULL;
+    json_decref(v);
+    return v ? NULL : e->state == ERYX__JE_OK ? "a reply is not JSON" : "a message is not UTF-8";
+}
+
+/* One entry; NULL or why it is refused. */
+static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
+{
+    const char *why = NULL;
+    if (r->left < ENTRY_HEADER)
+        return "it is truncated";
+    const uint8_t *h = r->p;
+    uint32_t nlen = get32(h + 4), alen = get32(h + 8), olen = get32(h + 12);
+    if (h[0] > ERYX__JE_ERROR || h[1] > (h[0] == ERYX__JE_ERROR ? ERYX_CALL_TIMEOUT : 0) ||
+        h[2] || h[3])
+        return "an entry has an unknown state or kind";
+    e->state = h[0];
+    e->kind = h[1];
+    if (nlen == 0 || nlen > ERYX__JOURNAL_MAX_NAME || alen > ERYX_MAX_CALL_ARGS ||
+        (e->state == ERYX__JE_PENDING && olen) ||
+        (e->state == ERYX__JE_OK && olen > MAX_VALUE) ||
+        (e->state == ERYX__JE_ERROR && olen > ERYX__JOURNAL_MAX_MESSAGE))
+        return "an entry's sizes are out of bounds";
+    r->p += ENTRY_HEADER;
+    r->left -= ENTRY_HEADER;
+    if (!(e->name = take_text(r, nlen, &why)) || !(e->args = take_text(r, alen, &why)))
+        return why;
+    e->args_len = alen;
+    if (e->state == ERYX__JE_OK && !(e->value = take_text(r, olen, &why)))
+        return why;
+    if (e->state == ERYX__JE_ERROR && !(e->message = take_text(r, olen, &why)))
+        return why;
+    e->value_len = e->state == ERYX__JE_OK ? olen : 0;
+    j->bytes += (uint64_t)alen + e->value_len;
+    if (j->bytes > ERYX__JOURNAL_MAX_BYTES)
+        return "its code, arguments and replies are over 256 MiB";
+    return check_outcome(e);
+}
+
+/* The header's fields; NULL or why they are refused. */
+static const char *load_header(reader *r, eryx_journal *j, uint32_t *n)
+{
+    const uint8_t *h = r->p;
+    uint32_t flen = get32(h + 24), flags = get32(h + 28);
+    uint64_t code_len = get64(h + 32);
+    const char *why = NULL;
+    j->mode = (int)get32(h + 16);
+    *n = get32(h + 20);
+    r->p += HEADER_SIZE;
+    r->left -= HEADER_SIZE;
+    if (flags > HAS_CODE || j->mode < ERYX_RUN_CODE || j->mode > ERYX_RUN_INTERACTIVE)
+        return "its header has unknown flags or an unknown run mode";
+    if (!(flags & HAS_CODE) && (j->mode || *n || flen != NO_FILENAME || code_len))
+        return "it records calls but no code";
+    if (flen != NO_FILENAME && (flen == 0 || flen > MAX_FILENAME))
+        return "its filename is empty or too long";
+    if (code_len > ERYX__JOURNAL_MAX_BYTES)
+        return "its code is over 256 MiB";
+    /* Before anything is allocated for them: every entry takes bytes. */
+    if (*n > ERYX__JOURNAL_MAX_ENTRIES || *n > r->left / ENTRY_HEADER)
+        return "its entry count is out of bounds";
+    if (flen != NO_FILENAME && !(j->filename = take_text(r, flen, &why)))
+        return why;
+    if (code_len > r->left)
+        return "it is truncated";
+    j->has_code = (int)(flags & HAS_CODE);
+    j->code = malloc(code_len ? (size_t)code_len : 1);
+    if (!j->code)
+        return "out of memory";
+    memcpy(j->code, r->p, (size_t)code_len);
+    j->code_len = (size_t)code_len;
+    j->bytes = code_len;
+    r->p += code_len;
+    r->left -= (size_t)code_len;
+    return NULL;
+}
+
+/* Magic, version and checksum; NULL or why the bytes are refused. */
+static const char *check_envelope(const uint8_t *p, size_t len)
+{
+    if (len < HEADER_SIZE || memcmp(p, MAGIC, 7) != 0)
+        return len < HEADER_SIZE && len >= 7 && memcmp(p, MAGIC, 7) == 0
+                   ? "it is truncated"
+                   : "they are not an eryx journal";
+    if (p[7] != MAGIC[7])
+        return "they are a journal of another format version (this eryx reads " MAGIC ")";
+    if (XXH3_64bits(p + 16, len - 16) != get64(p + 8))
+        return "they are damaged or truncated (checksum mismatch)";
+    return NULL;
+}
+
+int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
+{
+    *out = NULL;
+    const char *why = check_envelope(data, len);
+    eryx_journal *j = why ? NULL : calloc(1, sizeof *j);
+    reader r = {data, len};
+    uint32_t n = 0;
+    if (!why && !j)
+        why = "out of memory";
+    if (!why)
+        why = load_header(&r, j, &n);
+    if (!why && n && !(j->e = calloc(n, sizeof *j->e)))
+        why = "out of memory";
+    for (uint32_t i = 0; !why && i < n; i++) {
+        j->n = j->cap = i + 1; /* what load_entry fills is freed with j */
+        why = load_entry(&r, j, &j->e[i]);
+    }
+    if (!why && r.left)
+        why = "they have trailing bytes";
+    if (why) {
+        eryx__journal_free(j);
+        eryx__set_errmsg(NULL, "journal bytes refused: %s", why);
+        return strcmp(why, "out of memory") == 0 ? ERYX_NOMEM : ERYX_INVALID;
+    }
+    j->cap = n;
+    *out = j;
+    return ERYX_OK;
+}

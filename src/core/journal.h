@@ -1,0 +1,78 @@
+/*
+ * Callback journals (eryx_journal): the code of an execution and its calls
+ * with their outcomes, in the order the guest issued them; their bytes
+ * (journal.c). exec.c records into one and replays from it, under its hub's
+ * mutex: replies record their outcome on the replying thread.
+ */
+#ifndef ERYX_CORE_JOURNAL_H
+#define ERYX_CORE_JOURNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eryx.h"
+
+typedef struct json_t json_t;
+
+/* Code, arguments and replies of one journal together, at most. */
+#define ERYX__JOURNAL_MAX_BYTES (256u << 20)
+/* A call name longer than any callback's (200) is never journaled. */
+#define ERYX__JOURNAL_MAX_NAME 255u
+/* Entries a loaded journal may hold (sandboxes bound theirs further by
+ * max_callbacks). */
+#define ERYX__JOURNAL_MAX_ENTRIES (1u << 20)
+/* A failure's message: eryx_call_fail keeps 4095 bytes of one. */
+#define ERYX__JOURNAL_MAX_MESSAGE 4095u
+
+enum eryx__jentry_state { ERYX__JE_PENDING = 0, ERYX__JE_OK = 1, ERYX__JE_ERROR = 2 };
+
+typedef struct eryx__jentry {
+    char *name;                 /* NUL-terminated */
+    char *args;                 /* the guest's JSON text, NUL-terminated */
+    size_t args_len;
+    enum eryx__jentry_state state;
+    char *value;                /* ERYX__JE_OK: the reply's JSON text */
+    size_t value_len;
+    int kind;                   /* ERYX__JE_ERROR: an eryx_call_error */
+    char *message;              /* ERYX__JE_ERROR, NUL-terminated */
+} eryx__jentry;
+
+struct eryx_journal {
+    int has_code;               /* code, mode and filename are set */
+    char *code;
+    size_t code_len;
+    int mode;                   /* eryx_run_mode */
+    char *filename;             /* NULL: the default */
+    eryx__jentry *e;
+    size_t n, cap;
+    uint64_t bytes;             /* code + arguments + replies (the bound) */
+    atomic_int busy;            /* an execution records into it */
+};
+
+void eryx__journal_free(eryx_journal *j);
+/* ERYX_OK, ERYX_NOMEM; the bytes are malloc'd. */
+int eryx__journal_save(const eryx_journal *j, void **data, size_t *len);
+/* ERYX_OK, ERYX_NOMEM, or ERYX_INVALID with the thread's message. */
+int eryx__journal_load(const void *data, size_t len, eryx_journal **out);
+size_t eryx__journal_pending(const eryx_journal *j);
+
+/* Sets the code, mode and filename of a journal without entries (code
+ * NULL: none): ERYX_OK, ERYX_NOMEM or ERYX_INVALID (over the bound). */
+int eryx__journal_set_code(eryx_journal *j, const char *code, size_t len, int mode,
+                           const char *filename);
+/* Appends a pending entry: 0, -1 out of memory, -2 over the bound. */
+int eryx__journal_append(eryx_journal *j, const char *name, const char *args);
+/* Entry i's outcome: a reply (text taken on success) or a failure. 0, or -1
+ * when the reply does not fit in the bound or memory (text stays the
+ * caller's; record a failure instead). */
+int eryx__journal_answer_ok(eryx_journal *j, size_t i, char *text, size_t len);
+void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char *message);
+/* Entry i's recorded outcome as the result the guest reads for call id
+ * ({"id", "ok", "value" | "kind", "message"}), or NULL (out of memory). */
+json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);
+/* The kind of a failure as eryx_call_error ("failed" for unknown ones). */
+int eryx__call_error_kind(const char *kind);
+const char *eryx__call_error_name(int kind);
+
+#endif

@@ -1,0 +1,498 @@
+/*
+ * Callback journals (eryx_exec_start_journaled, eryx_exec_suspend, the
+ * journal's bytes): an execution suspended while it waits on a call is
+ * resumed in another sandbox restored to the state from before it, the
+ * calls already answered are replayed by eryx and only the unanswered one
+ * reaches the embedder; code that calls something else is detected; bytes
+ * that are not a whole journal are refused.
+ */
+#include <eryx.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+/* No handlers: these tests drive the non-blocking API themselves. */
+static const eryx_callback callbacks[] = {
+    {.name = "get", .schema = "{\"properties\": {\"key\": {\"type\": \"string\"}}}"},
+};
+
+static eryx_sandbox *new_sandbox(uint32_t max_calls)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = callbacks;
+    cfg.n_callbacks = 1;
+    cfg.max_callbacks = max_calls;
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(rt, &cfg, &sb);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_new: %s\n", eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+    return sb;
+}
+
+static void run_ok(eryx_sandbox *sb, const char *code)
+{
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "%s: %s\n", eryx_errstr(rc), r ? r->err : eryx_errmsg(sb));
+    REQUIRE_INT(rc, ERYX_OK);
+    eryx_result_free(r);
+}
+
+/* The state a sandbox had before an execution, as a memfd session. */
+static int save_state(eryx_sandbox *sb)
+{
+    int fd = memfd_create("session", MFD_CLOEXEC);
+    REQUIRE(fd >= 0);
+    REQUIRE_INT(eryx_sandbox_save_fd(sb, fd), ERYX_OK);
+    return fd;
+}
+
+static eryx_sandbox *restore_state(int fd)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = callbacks;
+    cfg.n_callbacks = 1;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    int rc = eryx_sandbox_load_fd(rt, &cfg, fd, &sb);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_sandbox_load_fd: %s\n", eryx_errmsg(NULL));
+    REQUIRE_INT(rc, ERYX_OK);
+    return sb;
+}
+
+/* Steps until the execution waits with new calls (or ends): the calls in
+ * *calls, their count returned; *rc the last step's status. */
+static int step_to_calls(eryx_exec *ex, eryx_call **calls, int max, int *rc)
+{
+    int n = 0;
+    while ((*rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex)) && n < max)
+            calls[n++] = c;
+        if (n)
+            return n;
+        while (!eryx_exec_ready(ex))
+            usleep(200);
+    }
+    return n;
+}
+
+/* Finishes an execution whose last step gave ERYX_OK: its output and how
+ * many calls reached the embedder. */
+static void finish_ok(eryx_exec *ex, const char *out, uint32_t n_callbacks)
+{
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, out);
+    CHECK_INT(r->n_callbacks, n_callbacks);
+    eryx_result_free(r);
+}
+
+static void reply_str(eryx_call *c, const char *s)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "\"%s\"", s);
+    CHECK_INT(eryx_call_reply(c, buf, strlen(buf)), ERYX_OK);
+}
+
+/* An execution of code in sb after setup ran there, recording into a new
+ * journal (*j), stepped until its first calls (in calls, *n of them). */
+static eryx_exec *start_recording(eryx_sandbox *sb, const char *setup, const char *code,
+                                  eryx_journal **j, eryx_call **calls, int max, int *n)
+{
+    run_ok(sb, setup);
+    REQUIRE_INT(eryx_journal_new(j), ERYX_OK);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, *j, &ex), ERYX_OK);
+    int rc;
+    *n = step_to_calls(ex, calls, max, &rc);
+    REQUIRE_INT(rc, ERYX_PENDING);
+    return ex;
+}
+
+/* a and b gathered, then one call made of their replies, then one that
+ * fails: a run with four calls and the outcomes of each kind. */
+static const char code3[] = "import asyncio\n"
+                            "a, b = await asyncio.gather(get(key=prefix + 'a'), get(key='b'))\n"
+                            "try:\n"
+                            "    await get(key='fails')\n"
+                            "except CallbackError as e:\n"
+                            "    failure = f'{e.kind}: {e}'\n"
+                            "c = await get(key=a + b)\n"
+                            "print(a, b, failure, c)\n"
+                            "result = c\n";
+
+/* Records code3 in a sandbox whose state is saved first (*state_fd),
+ * suspends it while its last call waits, and returns the journal's bytes. */
+static void *record_and_suspend(int *state_fd, size_t *len)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "prefix = 'p-'");
+    *state_fd = save_state(sb);
+    eryx_journal *j = NULL;
+    eryx_call *calls[4];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code3, &j, calls, 4, &n);
+    REQUIRE_INT(n, 2); /* the gather's two, in one step */
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"p-a\"}");
+    CHECK_STR(eryx_call_args(calls[1]), "{\"key\":\"b\"}");
+    /* While it records, the journal is the execution's. */
+    void *data = NULL;
+    CHECK_INT(eryx_journal_save(j, &data, len), ERYX_MISUSE);
+    CHECK_INT(eryx_journal_count(j), 0);
+    eryx_sandbox *other = new_sandbox(0);
+    eryx_exec *ex2 = NULL;
+    CHECK_INT(eryx_exec_start_journaled(other, NULL, 0, NULL, j, &ex2), ERYX_MISUSE);
+    eryx_sandbox_free(other);
+    /* Answered out of order: the journal keeps the order of issue. */
+    reply_str(calls[1], "y");
+    reply_str(calls[0], "x");
+    n = step_to_calls(ex, calls, 4, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"fails\"}");
+    CHECK_INT(eryx_call_fail(calls[0], ERYX_CALL_INVALID_ARGS, "no such key"), ERYX_OK);
+    n = step_to_calls(ex, calls, 4, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"xy\"}");
+    eryx_call *waiting = calls[0];
+
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+    CHECK(eryx_sandbox_is_dead(sb));
+    CHECK_INT(eryx_call_reply(waiting, "\"late\"", 6), ERYX_NOTFOUND); /* not recorded */
+    CHECK_INT(eryx_journal_count(j), 4);
+    CHECK_INT(eryx_journal_pending(j), 1);
+    REQUIRE_INT(eryx_journal_save(j, &data, len), ERYX_OK);
+    eryx_journal_free(j);
+    eryx_sandbox_free(sb);
+    return data;
+}
+
+/* record_and_suspend's journal, through its bytes. */
+static eryx_journal *suspended_journal(int *state_fd)
+{
+    size_t len;
+    void *data = record_and_suspend(state_fd, &len);
+    eryx_journal *j = NULL;
+    REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
+    eryx_free(data);
+    return j;
+}
+
+TEST_CASE(test_suspend_and_resume)
+{
+    int fd;
+    eryx_journal *j = suspended_journal(&fd);
+    CHECK_INT(eryx_journal_count(j), 4);
+    CHECK_INT(eryx_journal_pending(j), 1);
+
+    /* Elsewhere: the state from before the execution, then the journal. */
+    eryx_sandbox *sb = restore_state(fd);
+    close(fd);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[4];
+    int rc, n = step_to_calls(ex, calls, 4, &rc);
+    /* The three answered calls were replayed: only the pending one comes. */
+    REQUIRE_INT(rc, ERYX_PENDING);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_name(calls[0]), "get");
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"xy\"}");
+    reply_str(calls[0], "z");
+    n = step_to_calls(ex, calls, 4, &rc);
+    CHECK_INT(n, 0);
+    CHECK_INT(rc, ERYX_OK);
+    finish_ok(ex, "x y invalid_arguments: no such key z\n", 1); /* one call surfaced */
+    /* The answer was recorded: the whole journal now replays alone. */
+    CHECK_INT(eryx_journal_count(j), 4);
+    CHECK_INT(eryx_journal_pending(j), 0);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* The same journal twice: the second replay surfaces nothing. */
+TEST_CASE(test_replay_complete_journal)
+{
+    int fd;
+    eryx_journal *j = suspended_journal(&fd);
+    for (int round = 0; round < 2; round++) {
+        eryx_sandbox *sb = restore_state(fd);
+        eryx_exec *ex = NULL;
+        REQUIRE_INT(eryx_exec_start_journaled(sb, code3, strlen(code3), NULL, j, &ex), ERYX_OK);
+        eryx_call *calls[4];
+        int rc, n = step_to_calls(ex, calls, 4, &rc);
+        if (round == 0) {
+            REQUIRE_INT(n, 1);
+            reply_str(calls[0], "w");
+            n = step_to_calls(ex, calls, 4, &rc);
+        }
+        CHECK_INT(n, 0);
+        CHECK_INT(rc, ERYX_OK);
+        finish_ok(ex, "x y invalid_arguments: no such key w\n", round == 0 ? 1 : 0);
+        eryx_sandbox_free(sb);
+    }
+    close(fd);
+    eryx_journal_free(j);
+}
+
+/* A timeout is an outcome too: replayed as one, at once. */
+TEST_CASE(test_timeout_replayed)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = callbacks;
+    cfg.n_callbacks = 1;
+    cfg.callback_timeout_ns = 50 * 1000000ull;
+    eryx_sandbox *sb = NULL;
+    REQUIRE_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_OK);
+    const char *code = "try:\n"
+                       "    await get(key='slow')\n"
+                       "except CallbackError as e:\n"
+                       "    print(e.kind)\n"
+                       "print(await get(key='next'))\n";
+    eryx_journal *j = NULL;
+    eryx_call *calls[2];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 2, &n);
+    REQUIRE_INT(n, 1);
+    eryx_call *slow = calls[0];
+    /* Nobody answers: the step after the deadline times it out. */
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING && !(calls[0] = eryx_exec_next_call(ex)))
+        usleep(5000);
+    REQUIRE_INT(rc, ERYX_PENDING);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"next\"}");
+    CHECK_INT(eryx_call_reply(slow, "1", 1), ERYX_NOTFOUND);
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+    CHECK_INT(eryx_journal_pending(j), 1);
+    eryx_sandbox_free(sb);
+
+    REQUIRE_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_OK);
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    n = step_to_calls(ex, calls, 2, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"next\"}");
+    CHECK_INT(eryx_call_reply(calls[0], "2", 1), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    finish_ok(ex, "timeout\n2\n", 1);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* Records `x = await get(key=k); await get(key=x)` with k = 'a', answers
+ * the first call and suspends on the second. */
+static eryx_journal *record_two(const char *code)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    eryx_call *calls[2];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "k = 'a'", code, &j, calls, 2, &n);
+    REQUIRE_INT(n, 1);
+    reply_str(calls[0], "b");
+    n = step_to_calls(ex, calls, 2, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+    eryx_sandbox_free(sb);
+    CHECK_INT(eryx_journal_count(j), 2);
+    return j;
+}
+
+TEST_CASE(test_divergence)
+{
+    const char *code = "x = await get(key=k)\nprint('got', x)\nawait get(key=x)\n";
+    eryx_journal *j = record_two(code);
+    /* The restored state reads another value: the first call differs. */
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "k = 'other'");
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[2];
+    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    CHECK_INT(n, 0); /* nothing reached the embedder */
+    CHECK_INT(rc, ERYX_DIVERGED);
+    CHECK_CONTAINS(eryx_errmsg(sb), "did not repeat the journal's calls");
+    CHECK_CONTAINS(eryx_errmsg(sb), "'get' with other arguments");
+    CHECK_CONTAINS(eryx_errstr(ERYX_DIVERGED), "ERYX_DIVERGED");
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_DIVERGED);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, ""); /* stopped at the call, before the print */
+    eryx_result_free(r);
+    CHECK(eryx_sandbox_is_dead(sb));
+    /* The journal is unchanged: replayed faithfully, it still works. */
+    CHECK_INT(eryx_journal_count(j), 2);
+    CHECK_INT(eryx_journal_pending(j), 1);
+    eryx_sandbox_free(sb);
+    sb = new_sandbox(0);
+    run_ok(sb, "k = 'a'");
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    n = step_to_calls(ex, calls, 2, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"b\"}");
+    reply_str(calls[0], "c");
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    finish_ok(ex, "got b\n", 1);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* Code that ends before it made the journal's calls diverged too. */
+TEST_CASE(test_divergence_finished_early)
+{
+    const char *code = "if k == 'a':\n    x = await get(key=k)\n    await get(key=x)\n"
+                       "print('done')\n";
+    eryx_journal *j = record_two(code);
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "k = 'z'");
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_DIVERGED);
+    CHECK_CONTAINS(eryx_errmsg(sb), "finished after 0 of its 2 calls");
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_DIVERGED);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "done\n");
+    eryx_result_free(r);
+    CHECK(!eryx_sandbox_is_dead(sb)); /* the code ended normally */
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+TEST_CASE(test_other_code_refused)
+{
+    const char *code = "x = await get(key=k)\nawait get(key=x)\n";
+    eryx_journal *j = record_two(code);
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "k = 'a'");
+    eryx_exec *ex = NULL;
+    CHECK_INT(eryx_exec_start_journaled(sb, "print(1)", 8, NULL, j, &ex), ERYX_INVALID);
+    CHECK(ex == NULL);
+    CHECK_CONTAINS(eryx_errmsg(sb), "code differs from the journal's");
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.mode = ERYX_RUN_INTERACTIVE;
+    CHECK_INT(eryx_exec_start_journaled(sb, NULL, 0, &o, j, &ex), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(sb), "run mode");
+    eryx_run_options_default(&o);
+    o.filename = "other.py";
+    CHECK_INT(eryx_exec_start_journaled(sb, NULL, 0, &o, j, &ex), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(sb), "filename");
+    /* A sandbox allowing fewer calls than the journal holds. */
+    eryx_sandbox *small = new_sandbox(1);
+    run_ok(small, "k = 'a'");
+    CHECK_INT(eryx_exec_start_journaled(small, NULL, 0, NULL, j, &ex), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(small), "max_callbacks");
+    eryx_sandbox_free(small);
+    /* An empty journal needs code; nothing was refused into it. */
+    eryx_journal *empty = NULL;
+    REQUIRE_INT(eryx_journal_new(&empty), ERYX_OK);
+    CHECK_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, empty, &ex), ERYX_INVALID);
+    /* Not journaled: no suspend. */
+    REQUIRE_INT(eryx_exec_start(sb, "1", 1, NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_INVALID);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_OK);
+    /* Finished: suspend refuses, finish takes the result. */
+    REQUIRE_INT(eryx_exec_start_journaled(sb, "2", 1, NULL, empty, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_INVALID);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_OK);
+    CHECK_INT(eryx_journal_count(empty), 0);
+    eryx_journal_free(empty);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* The journal caps its entries at the sandbox's max_callbacks. */
+TEST_CASE(test_entries_bounded)
+{
+    eryx_sandbox *sb = new_sandbox(3);
+    const char *code = "import asyncio\n"
+                       "r = await asyncio.gather(*(get(key=str(i)) for i in range(5)),\n"
+                       "                         return_exceptions=True)\n"
+                       "print([type(x).__name__ for x in r])\n";
+    eryx_journal *j = NULL;
+    eryx_call *calls[8];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 8, &n);
+    REQUIRE_INT(n, 3);
+    for (int i = 0; i < n; i++)
+        reply_str(calls[i], "v");
+    n = step_to_calls(ex, calls, 8, &rc);
+    CHECK_INT(rc, ERYX_OK);
+    finish_ok(ex, "['str', 'str', 'str', 'CallbackError', 'CallbackError']\n", 3);
+    CHECK_INT(eryx_journal_count(j), 3);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+TEST_CASE(test_bytes_refused)
+{
+    int fd;
+    size_t len;
+    uint8_t *data = record_and_suspend(&fd, &len);
+    close(fd);
+    eryx_journal *j = NULL;
+    /* Every prefix is refused, with a reason. */
+    for (size_t n = 0; n < len; n++) {
+        CHECK_INT(eryx_journal_load(data, n, &j), ERYX_INVALID);
+        CHECK(j == NULL);
+    }
+    CHECK_CONTAINS(eryx_errmsg(NULL), "journal bytes refused");
+    /* So is every one-byte change (the checksum, or the magic). */
+    uint8_t *copy = malloc(len + 1);
+    REQUIRE(copy);
+    for (size_t i = 0; i < len; i++) {
+        memcpy(copy, data, len);
+        copy[i] ^= 0x20;
+        CHECK_INT(eryx_journal_load(copy, len, &j), ERYX_INVALID);
+    }
+    /* And a trailing byte. */
+    memcpy(copy, data, len);
+    copy[len] = 0;
+    CHECK_INT(eryx_journal_load(copy, len + 1, &j), ERYX_INVALID);
+    CHECK_INT(eryx_journal_load("not a journal", 13, &j), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not an eryx journal");
+    memcpy(copy, data, len);
+    copy[7] = '9';
+    CHECK_INT(eryx_journal_load(copy, len, &j), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "another format version");
+    CHECK_INT(eryx_journal_load(NULL, 0, &j), ERYX_INVALID);
+    CHECK_INT(eryx_journal_load(NULL, 1, &j), ERYX_MISUSE);
+    /* The bytes round-trip exactly. */
+    REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
+    void *again = NULL;
+    size_t again_len = 0;
+    REQUIRE_INT(eryx_journal_save(j, &again, &again_len), ERYX_OK);
+    CHECK_INT(again_len, len);
+    CHECK_MEM(again, data, len);
+    eryx_free(again);
+    eryx_journal_free(j);
+    free(copy);
+    eryx_free(data);
+    CHECK_INT(eryx_journal_count(NULL), 0);
+    eryx_journal_free(NULL);
+}
+
+static void setup(void)
+{
+    int rc = eryx_runtime_new(NULL, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "eryx_runtime_new: %s: %s\n", eryx_errstr(rc), eryx_errmsg(NULL));
+    REQUIRE(rc == ERYX_OK);
+}
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)

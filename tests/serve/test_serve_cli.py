@@ -1,0 +1,168 @@
+"""`eryx serve` and `eryx --remote` through the command line (docs/serve.md,
+docs/cli.md): one replica with its in-memory store, real processes on
+loopback. The protocol's own tests are python/tests/test_remote.py; the
+scaled-out ones tests/serve/test_replicas.py."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster import Replica, eryx_cli, free_port, write_secret  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("serve"))
+    token_file = os.path.join(work, "token")
+    write_secret(token_file)
+    metrics_port = free_port()
+    r = Replica("replica", work, token_file=token_file, key_file=None,
+                extra=["--metrics", f"127.0.0.1:{metrics_port}", "--timeout", "5000"])
+    r.token_file = token_file
+    r.metrics_port = metrics_port
+    yield r
+    r.stop()
+
+
+def remote(server, *args, stdin=None, token_file=None, timeout=60):
+    argv = [eryx_cli(), "--remote", server.url, "--token-file", token_file or server.token_file,
+            *args]
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+
+
+def test_runs_and_streams(server):
+    p = remote(server, "-c", "import sys\nprint('out')\nprint('err', file=sys.stderr)\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "out\n"
+    assert p.stderr == "err\n"
+
+
+def test_exit_statuses_match_the_local_run(server):
+    p = remote(server, "-c", "1/0")
+    assert p.returncode == 1
+    assert "ZeroDivisionError" in p.stderr
+    assert remote(server, "-c", "raise SystemExit(7)").returncode == 7
+    p = remote(server, "--timeout", "300", "-c", "while True: pass")
+    assert p.returncode == 124, p.stderr
+
+
+def test_program_from_stdin_and_file(server, tmp_path):
+    p = remote(server, stdin="print(6 * 7)\n")
+    assert p.returncode == 0 and p.stdout == "42\n", p.stderr
+    f = tmp_path / "prog.py"
+    f.write_text("print('from a file')\n")
+    p = remote(server, str(f))
+    assert p.stdout == "from a file\n", p.stderr
+
+
+def test_callbacks_run_on_the_client(server, tmp_path):
+    p = remote(server, "--callback", "double=python3 -c 'import json,sys; "
+               "print(json.load(sys.stdin)[\"x\"] * 2)'",
+               "--callback", "fails=echo nope >&2; exit 3",
+               "-c", "print(await double(x=21))\n"
+                     "try:\n    await fails()\nexcept CallbackError as e:\n    print('failed:', e)\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["42", "failed: nope"]
+
+
+def test_sessions_persist_between_invocations(server):
+    name = f"cli-{os.getpid()}"
+    assert remote(server, "--session", name, "-c", "counter = 10").returncode == 0
+    p = remote(server, "--session", name, "-c", "counter += 1\nprint(counter)")
+    assert p.stdout == "11\n", p.stderr
+    # An exception still keeps what ran before it.
+    remote(server, "--session", name, "-c", "counter += 1\n1/0")
+    p = remote(server, "--session", name, "-c", "print(counter)")
+    assert p.stdout == "12\n", p.stderr
+
+
+def test_wrong_token_is_refused(server, tmp_path):
+    bad = tmp_path / "bad"
+    write_secret(str(bad))
+    p = remote(server, "-c", "print(1)", token_file=str(bad))
+    assert p.returncode == 71
+    assert "401" in p.stderr and "unauthorized" in p.stderr
+
+
+def test_remote_refuses_local_only_options(server):
+    p = remote(server, "--mount", "/tmp:/data", "-c", "pass")
+    assert p.returncode == 2
+    assert "--remote" in p.stderr
+
+
+def test_no_auth_only_on_loopback(tmp_path):
+    p = subprocess.run([eryx_cli(), "serve", "--listen", "0.0.0.0:0", "--no-auth"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "loopback" in p.stderr
+    p = subprocess.run([eryx_cli(), "serve", "--listen", "127.0.0.1:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "--token-file" in p.stderr
+
+
+def test_healthz_and_metrics(server):
+    remote(server, "-c", "pass")
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
+        assert r.read() == b"ok\n"
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
+                                timeout=5) as r:
+        text = r.read().decode()
+    ok = [l for l in text.splitlines() if l.startswith('eryx_executions_total{status="ok"}')]
+    assert ok and int(ok[0].split()[1]) >= 1
+    assert "eryx_execution_duration_seconds_bucket" in text
+    assert "eryx_store_operation_duration_seconds_count" in text
+    assert "eryx_pool_idle" in text
+
+
+def _ws_connect(port, token):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall((f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101")
+    return s
+
+
+def _frame(payload: bytes) -> bytes:
+    mask = b"\x01\x02\x03\x04"
+    n = len(payload)
+    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_a_client_that_never_reads_is_dropped_not_buffered(server):
+    """Output floods a client that does not read: the server's send times out
+    (10 s), the execution is cancelled, the server keeps serving others."""
+    token = open(server.token_file).read().strip()
+    s = _ws_connect(server.port, token)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    code = "while True:\n    print('x' * 65536)\n"
+    s.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code,
+                                 "timeout_ms": 60000}).encode()))
+    time.sleep(1)
+    start = time.monotonic()
+    p = remote(server, "-c", "print('still serving')")
+    assert p.stdout == "still serving\n", p.stderr
+    assert time.monotonic() - start < 10
+    # Within the send timeout plus slack the flooding execution has ended.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics",
+                                    timeout=5) as r:
+            text = r.read().decode()
+        if "eryx_executing 0" in text:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("the execution of a client that never reads did not end")
+    s.close()
+    server.check()
