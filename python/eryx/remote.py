@@ -509,6 +509,35 @@ class _Client:
         if req is not None:
             req.send({"op": "cancel"})
 
+    def suspend(self) -> None:
+        """Asks the server to suspend the execution in progress (from
+        another thread, while it waits on callbacks): execute then returns
+        a ``Suspended``. No-op when idle."""
+        req = self._active
+        if req is not None:
+            req.suspend(only_if_pending=True)
+
+    def resume(self, journal: Union[str, Suspended],
+               replies: Union[Mapping[int, Any], Sequence[Mapping[str, Any]], None] = None, *,
+               timeout_ms: Optional[int] = None) -> Union[ExecuteResult, Suspended]:
+        """Continues a suspended execution, on any replica that shares the
+        journal key: the session's state from before it is restored and the
+        journal replayed, then the code goes on from where it waited.
+
+        replies answers the pending calls: ``{call: value}`` (an Exception
+        instance as value fails the call) or the protocol's list of
+        ``{"call", "result"}`` / ``{"call", "error"}``. Calls left
+        unanswered are asked again through this object's callbacks.
+        Raises JournalError (``journal_invalid``, ``journal_used``,
+        ``journal_stale``).
+        """
+        if isinstance(journal, Suspended):
+            journal = journal.journal
+        msg: Dict[str, Any] = {"op": "resume", "journal": journal}
+        if replies:
+            msg["replies"] = _replies(replies)
+        return self._run(_limits(msg, timeout_ms or self.timeout_ms, None, None))
+
     # -- common requests -------------------------------------------------
 
     def ping(self) -> Dict[str, Any]:
@@ -655,35 +684,6 @@ class Session(_Client):
         """``execute`` on the default executor of the running loop; cancelling
         the awaiting task cancels the execution on the server."""
         return await _in_executor(self, functools.partial(self.execute, code, **kw))
-
-    def suspend(self) -> None:
-        """Asks the server to suspend the execution in progress (from
-        another thread, while it waits on callbacks): execute then returns
-        a ``Suspended``. No-op when idle."""
-        req = self._active
-        if req is not None:
-            req.suspend(only_if_pending=True)
-
-    def resume(self, journal: Union[str, Suspended],
-               replies: Union[Mapping[int, Any], Sequence[Mapping[str, Any]], None] = None, *,
-               timeout_ms: Optional[int] = None) -> Union[ExecuteResult, Suspended]:
-        """Continues a suspended execution, on any replica that shares the
-        journal key: the session's state from before it is restored and the
-        journal replayed, then the code goes on from where it waited.
-
-        replies answers the pending calls: ``{call: value}`` (an Exception
-        instance as value fails the call) or the protocol's list of
-        ``{"call", "result"}`` / ``{"call", "error"}``. Calls left
-        unanswered are asked again through this object's callbacks.
-        Raises JournalError (``journal_invalid``, ``journal_used``,
-        ``journal_stale``).
-        """
-        if isinstance(journal, Suspended):
-            journal = journal.journal
-        msg: Dict[str, Any] = {"op": "resume", "journal": journal}
-        if replies:
-            msg["replies"] = _replies(replies)
-        return self._run(_limits(msg, timeout_ms or self.timeout_ms, None, None))
 
     # -- session management ----------------------------------------------
 

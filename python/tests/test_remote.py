@@ -113,15 +113,24 @@ def test_timeout_maps_to_timeout_error(session):
     assert isinstance(ei.value, TimeoutError) and ei.value.result.status_name == "timeout"
 
 
+def _when(event, fn):
+    """fn() on another thread once event is set (the run is under way)."""
+    t = threading.Thread(target=lambda: event.wait(30) and fn())
+    t.start()
+    return t
+
+
 def test_interrupt_cancels(server, work):
-    s = remote.Session(server.url, work["token"])
+    running = threading.Event()
+    s = remote.Session(server.url, work["token"], on_stdout=lambda text: running.set())
     with s:
-        t = threading.Timer(0.3, s.interrupt)
-        t.start()
+        t = _when(running, s.interrupt)
         start = time.monotonic()
-        with pytest.raises(eryx.CancelledError):
-            s.execute("while True: pass")
+        with pytest.raises(eryx.CancelledError) as ei:
+            s.execute("print('looping', flush=True)\nwhile True: pass")
+        t.join()
         assert time.monotonic() - start < 10
+        assert ei.value.result.status_name == "interrupted"
         assert s.execute("print('still here')").stdout == "still here\n"
 
 
@@ -259,9 +268,9 @@ def test_fork_reset_delete(server, work, session):
 
 
 def test_export_and_import_state(server, work, session):
-    session.execute("a = 41\nb = {'k': [1, 2]}\nimport json")
+    session.execute("a = 41\nb = {'k': [1, 2]}\nf = open('/tmp/f', 'w')")
     data, skipped = session.export_state()
-    assert isinstance(data, bytes) and data and "json" in skipped
+    assert isinstance(data, bytes) and data and skipped == ["f"]
     with remote.Session(server.url, work["token"], session="t-imported") as other:
         try:
             assert other.import_state(data, create=True) == []
@@ -313,20 +322,21 @@ def test_suspend_from_a_callback_and_resume(server, work, session):
 
 
 def test_suspend_from_another_thread(server, work):
-    release = threading.Event()
+    release, calling = threading.Event(), threading.Event()
 
     def slow(n: int):
+        calling.set()
         release.wait(10)
         return n
 
     s = remote.Session(server.url, work["token"], callbacks=[{"name": "slow", "fn": slow}])
     with s:
-        t = threading.Timer(0.3, s.suspend)
-        t.start()
+        t = _when(calling, s.suspend)
         try:
             sus = s.execute("v = await slow(5)\nprint(v)")
         finally:
             release.set()
+            t.join()
         assert isinstance(sus, remote.Suspended) and sus.pending[0].name == "slow"
         r = s.resume(sus.journal, [{"call": sus.pending[0].call, "result": 6}])
         assert r.stdout == "6\n"
