@@ -14,6 +14,9 @@ fork, save/load, export/import), SandboxFactory (packages pre-imported),
 SandboxPool (warm sandboxes for many short jobs), ExecuteResult,
 ResourceLimits, NetConfig, CallbackRegistry.
 
+eryx.remote: the same execute API against an ``eryx serve`` server
+(docs/python.md, "Remote sessions").
+
 Exceptions: EryxError > ExecutionError, TimeoutError (also the builtin
 TimeoutError), ResourceLimitError, CancelledError, InitializationError,
 PoolError (> PoolTimeoutError, PoolClosedError, PoolExhaustedError).
@@ -58,10 +61,20 @@ del _cls
 __version__: str = _LIB_VERSION
 """Version of the package (that of liberyx it is built with)."""
 
+
+def __getattr__(name: str) -> object:
+    # eryx.remote (the `eryx serve` client) is imported on first use: it
+    # brings socket and ssl, which local sandboxes never need.
+    if name == "remote":
+        import importlib
+        return importlib.import_module(".remote", __name__)
+    raise AttributeError(f"module 'eryx' has no attribute {name!r}")
+
+
 __all__ = [
     "Sandbox", "Session", "SandboxFactory", "SandboxPool", "FactoryPool", "PooledSandbox", "PoolStats",
     "ExecuteResult", "ResourceLimits", "NetConfig", "CallbackRegistry", "infer_schema",
     "EryxError", "ExecutionError", "TimeoutError", "ResourceLimitError", "CancelledError",
     "InitializationError", "PoolError", "PoolTimeoutError", "PoolClosedError",
-    "PoolExhaustedError", "build_has_fuel", "__version__",
+    "PoolExhaustedError", "build_has_fuel", "__version__", "remote",
 ]

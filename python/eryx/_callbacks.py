@@ -237,9 +237,12 @@ def encode_result(entry: _Entry, value: Any) -> Union[str, Tuple[int, str]]:
                                    f"JSON-serialisable: {exc}")
 
 
-def make_dispatch(entries: List[_Entry]) -> Callable[[str, str], Union[str, Tuple[int, str]]]:
+def make_dispatch(entries: List[_Entry], reraise: Tuple[type, ...] = ()
+                  ) -> Callable[[str, str], Union[str, Tuple[int, str]]]:
     """The function liberyx's worker threads call for every invocation of a
-    blocking run: JSON text of the value, or (kind, message) for a failure."""
+    blocking run: JSON text of the value, or (kind, message) for a failure.
+    Exceptions of the reraise types pass through (eryx.remote's Suspend
+    asks for the execution to be suspended, it is no failure)."""
     table = {e.name: e for e in entries}
 
     def dispatch(name: str, args_json: str) -> Union[str, Tuple[int, str]]:
@@ -254,6 +257,8 @@ def make_dispatch(entries: List[_Entry]) -> Callable[[str, str], Union[str, Tupl
             value = entry.fn(**kw)
             if inspect.isawaitable(value):
                 value = _run_coroutine(value)
+        except reraise:
+            raise
         except TypeError as exc:
             bad = _bad_args(entry, kw)
             if bad:

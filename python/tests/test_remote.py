@@ -1,0 +1,636 @@
+"""eryx.remote against a real `eryx serve` (the build's $ERYX_CLI) on a
+loopback port: execute, output, callbacks, sessions, suspend/resume across
+two server processes, authentication and malformed messages.
+
+The scale-out tests (Redis, HAProxy, killed replicas) are
+tests/serve/test_replicas.py."""
+
+import json
+import os
+import re
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import eryx
+from eryx import remote
+from eryx._websocket import BINARY, CLOSE, CONT, PING, TEXT, Closed, WebSocket
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "tests", "serve"))
+import cluster  # noqa: E402  (tests/serve/cluster.py: starts and stops the servers)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("serve")
+    token_file, key_file = str(d / "token"), str(d / "journal.key")
+    token = cluster.write_secret(token_file)
+    cluster.write_secret(key_file)
+    return {"dir": str(d), "token": token, "token_file": token_file, "key_file": key_file}
+
+
+def _start(work, name, extra=()):
+    return cluster.Replica(name, work["dir"], token_file=work["token_file"],
+                           key_file=work["key_file"], extra=extra)
+
+
+@pytest.fixture(scope="module")
+def server(work):
+    srv = _start(work, "server")
+    yield srv
+    alive = srv.alive
+    srv.stop()
+    assert alive, f"the server died during the tests:\n{srv.log()}"
+
+
+@pytest.fixture
+def session(server, work, request):
+    s = remote.Session(server.url, work["token"], session="t-" + re.sub(r"[^A-Za-z0-9._:-]", "_",
+                                                               request.node.name)[:100])
+    yield s
+    try:
+        s.delete()
+    except remote.RemoteError:
+        pass
+    s.close()
+
+
+def _raw(server, work):
+    return WebSocket.connect(server.url, headers={"Authorization": f"Bearer {work['token']}"})
+
+
+def _next_json(ws):
+    opcode, data = ws.recv()
+    assert opcode == TEXT
+    return json.loads(data)
+
+
+# -- execute ---------------------------------------------------------------
+
+def test_execute_result_and_output(session):
+    r = session.execute("print('hello'); result = {'a': [1, 2]}")
+    assert r.stdout == "hello\n" and str(r) == "hello\n"
+    assert r.result == {"a": [1, 2]} and json.loads(r.result_json) == {"a": [1, 2]}
+    assert r.status == 0 and r.status_name == "ok" and r.exception_type is None
+    assert r.duration_ms >= 0 and r.replica and r.saved
+    assert r.version is not None and session.version == r.version
+
+
+def test_state_persists_and_versions_grow(session):
+    v1 = session.execute("x = 20").version
+    r = session.execute("x += 22; print(x)")
+    assert r.stdout == "42\n" and r.version > v1
+    assert session.info()["version"] == r.version
+
+
+def test_stateless_sandbox_forgets(server, work):
+    with remote.Sandbox(server.url, work["token"]) as sb:
+        assert sb.execute("y = 5; print(y)").stdout == "5\n"
+        r = sb.execute("print('y' in globals())")
+        assert r.stdout == "False\n"
+
+
+def test_exception_maps_to_execution_error(session):
+    with pytest.raises(eryx.ExecutionError) as ei:
+        session.execute("x = 1\n1 / 0")
+    r = ei.value.result
+    assert r.exception_type == "ZeroDivisionError" and "division by zero" in r.exception_message
+    assert "ZeroDivisionError" in r.traceback and r.status_name == "exception"
+    assert "ZeroDivisionError" in str(ei.value)
+    # The state after a run that raised is kept, as locally.
+    assert session.execute("print(x)").stdout == "1\n"
+
+
+def test_timeout_maps_to_timeout_error(session):
+    with pytest.raises(eryx.TimeoutError) as ei:
+        session.execute("while True: pass", timeout_ms=300)
+    assert isinstance(ei.value, TimeoutError) and ei.value.result.status_name == "timeout"
+
+
+def _when(event, fn):
+    """fn() on another thread once event is set (the run is under way)."""
+    t = threading.Thread(target=lambda: event.wait(30) and fn())
+    t.start()
+    return t
+
+
+def test_interrupt_cancels(server, work):
+    running = threading.Event()
+    s = remote.Session(server.url, work["token"], on_stdout=lambda text: running.set())
+    with s:
+        t = _when(running, s.interrupt)
+        start = time.monotonic()
+        with pytest.raises(eryx.CancelledError) as ei:
+            s.execute("print('looping', flush=True)\nwhile True: pass")
+        t.join()
+        assert time.monotonic() - start < 10
+        assert ei.value.result.status_name == "interrupted"
+        assert s.execute("print('still here')").stdout == "still here\n"
+
+
+def test_execute_async_and_its_cancellation(server, work):
+    import asyncio
+
+    async def main(s):
+        r = await s.execute_async("print('async')")
+        task = asyncio.ensure_future(s.execute_async("while True: pass"))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return r
+
+    with remote.Session(server.url, work["token"]) as s:
+        assert asyncio.run(main(s)).stdout == "async\n"
+        assert s.execute("print('after')").stdout == "after\n"
+
+
+def test_output_streams_in_order_before_the_end(server, work):
+    seen = []
+    seen_at_call = []
+
+    def probe():
+        seen_at_call.append(list(seen))
+        return "ok"
+
+    s = remote.Session(server.url, work["token"], callbacks=[{"name": "probe", "fn": probe}],
+                       on_stdout=lambda t: seen.append(("out", t)),
+                       on_stderr=lambda t: seen.append(("err", t)))
+    with s:
+        r = s.execute("import sys\n"
+                      "for i in range(3):\n"
+                      "    print('o', i, flush=True)\n"
+                      "    print('e', i, file=sys.stderr, flush=True)\n"
+                      "await probe()\n"
+                      "print('after')")
+    text = "".join(t for _, t in seen)
+    assert text == "o 0\ne 0\no 1\ne 1\no 2\ne 2\nafter\n"
+    assert r.stdout == "o 0\no 1\no 2\nafter\n" and r.stderr == "e 0\ne 1\ne 2\n"
+    # What was printed before the call had reached us when the call came.
+    assert "".join(t for _, t in seen_at_call[0]) == "o 0\ne 0\no 1\ne 1\no 2\ne 2\n"
+
+
+def test_non_utf8_output(session):
+    r = session.execute("import sys\nsys.stdout.buffer.write(b'a\\xffb\\n')")
+    assert r.stdout == "a\ufffdb\n"
+
+
+# -- callbacks -------------------------------------------------------------
+
+def test_callbacks_sync_async_and_errors(server, work):
+    registry = eryx.CallbackRegistry()
+
+    @registry.callback(description="adds")
+    def add(a: int, b: int = 1):
+        return {"sum": a + b}
+
+    @registry.callback()
+    async def slow_echo(text: str):
+        import asyncio
+        await asyncio.sleep(0.05)
+        return text.upper()
+
+    @registry.callback()
+    def boom(x: int):
+        raise ValueError(f"bad value {x}")
+
+    with remote.Session(server.url, work["token"], callbacks=registry) as s:
+        r = s.execute("import asyncio\n"
+                      "print(await add(2, b=3))\n"
+                      "print(await slow_echo('hi'))\n"
+                      "print(await asyncio.gather(*[slow_echo(str(i)) for i in range(8)]))\n"
+                      "try:\n    await boom(7)\nexcept Exception as e:\n"
+                      "    print(type(e).__name__, e)\n"
+                      "try:\n    await add(1, 2, 3)\nexcept Exception as e:\n"
+                      "    print('bad args:', e)\n")
+        lines = r.stdout.splitlines()
+        assert lines[0] == "{'sum': 5}" and lines[1] == "HI"
+        assert lines[2] == str([str(i) for i in range(8)])
+        assert "CallbackError" in lines[3] and "ValueError: bad value 7" in lines[3]
+        assert lines[4].startswith("bad args:")
+        assert r.callback_invocations >= 11
+
+
+def test_gathered_slow_callbacks_run_concurrently(server, work):
+    def wait(ms: int):
+        time.sleep(ms / 1000)
+        return ms
+
+    with remote.Session(server.url, work["token"], callbacks=[{"name": "wait", "fn": wait}]) as s:
+        start = time.monotonic()
+        r = s.execute("import asyncio\nprint(sum(await asyncio.gather("
+                      "*[wait(300) for _ in range(8)])))")
+        assert r.stdout == "2400\n"
+        assert time.monotonic() - start < 1.5  # 8 x 0.3 s one after the other is 2.4 s
+
+
+# -- sessions --------------------------------------------------------------
+
+def test_two_clients_share_a_session(server, work, session):
+    session.execute("shared = ['a']")
+    with remote.Session(server.url, work["token"], session=session.name, create=False) as other:
+        assert other.execute("shared.append('b'); print(shared)").stdout == "['a', 'b']\n"
+    assert session.execute("print(shared)").stdout == "['a', 'b']\n"
+
+
+def test_missing_session_without_create(server, work):
+    with remote.Session(server.url, work["token"], session="no-such-session",
+                        create=False) as s:
+        with pytest.raises(remote.SessionNotFoundError) as ei:
+            s.execute("pass")
+        assert ei.value.code == "not_found"
+
+
+def test_fork_reset_delete(server, work, session):
+    session.execute("x = 1")
+    child = session.fork("t-forked-child")
+    try:
+        assert child.name == "t-forked-child"
+        assert child.execute("x += 10; print(x)").stdout == "11\n"
+        assert session.execute("print(x)").stdout == "1\n"
+        with pytest.raises(remote.SessionExistsError):
+            session.fork("t-forked-child")
+        child.reset()
+        with pytest.raises(eryx.ExecutionError) as ei:
+            child.execute("x")
+        assert ei.value.result.exception_type == "NameError"
+        child.delete()
+        with pytest.raises(remote.SessionNotFoundError):
+            child.execute("pass")   # create=False: a fork's object does not recreate it
+    finally:
+        child.close()
+
+
+def test_export_and_import_state(server, work, session):
+    session.execute("a = 41\nb = {'k': [1, 2]}\nf = open('/tmp/f', 'w')")
+    data, skipped = session.export_state()
+    assert isinstance(data, bytes) and data and skipped == ["f"]
+    with remote.Session(server.url, work["token"], session="t-imported") as other:
+        try:
+            assert other.import_state(data, create=True) == []
+            assert other.execute("print(a + 1, b['k'])").stdout == "42 [1, 2]\n"
+        finally:
+            other.delete()
+
+
+def test_auto_named_session_is_deleted_on_close(server, work):
+    s = remote.Session(server.url, work["token"])
+    s.execute("z = 3")
+    name = s.name
+    s.close()
+    with remote.Session(server.url, work["token"], session=name, create=False) as again:
+        with pytest.raises(remote.SessionNotFoundError):
+            again.info()
+
+
+# -- suspend and resume ----------------------------------------------------
+
+def _approval_registry(answers):
+    def approve(item: str):
+        if item not in answers:
+            raise remote.Suspend()
+        return answers[item]
+    return [{"name": "approve", "fn": approve}]
+
+
+_SUSPENDING_CODE = ("before = 'kept'\n"
+                    "print('asking')\n"
+                    "ok = await approve('deploy')\n"
+                    "print('answer', ok, before)\n"
+                    "result = ok\n")
+
+
+def test_suspend_from_a_callback_and_resume(server, work, session):
+    s = remote.Session(server.url, work["token"], session=session.name,
+                       callbacks=_approval_registry({}))
+    with s:
+        sus = s.execute(_SUSPENDING_CODE)
+        assert isinstance(sus, remote.Suspended) and sus.journal
+        assert [(p.name, p.args) for p in sus.pending] == [("approve", {"item": "deploy"})]
+        assert sus.stdout == "asking\n"
+        r = s.resume(sus, {sus.pending[0].call: "yes"})
+        assert isinstance(r, remote.ExecuteResult)
+        assert r.stdout.endswith("answer yes kept\n") and r.result == "yes"
+        # The resumed run's state is the session's.
+        assert s.execute("print(ok, before)").stdout == "yes kept\n"
+
+
+def test_suspend_from_another_thread(server, work):
+    release, calling = threading.Event(), threading.Event()
+
+    def slow(n: int):
+        calling.set()
+        release.wait(10)
+        return n
+
+    s = remote.Session(server.url, work["token"], callbacks=[{"name": "slow", "fn": slow}])
+    with s:
+        t = _when(calling, s.suspend)
+        try:
+            sus = s.execute("v = await slow(5)\nprint(v)")
+        finally:
+            release.set()
+            t.join()
+        assert isinstance(sus, remote.Suspended) and sus.pending[0].name == "slow"
+        r = s.resume(sus.journal, [{"call": sus.pending[0].call, "result": 6}])
+        assert r.stdout == "6\n"
+
+
+def test_unanswered_pending_call_is_asked_again(server, work):
+    answers = {}
+    with remote.Session(server.url, work["token"], callbacks=_approval_registry(answers)) as s:
+        sus = s.execute(_SUSPENDING_CODE)
+        answers["deploy"] = "later"
+        r = s.resume(sus)  # no replies: the callback is asked, and answers now
+        assert r.result == "later"
+
+
+def test_resume_on_a_second_server_and_journal_checks(server, work):
+    """A stateless execution suspended on one process resumes on another
+    that shares --journal-key-file; a tampered or reused journal is refused."""
+    other = _start(work, "server2")
+    try:
+        with remote.Sandbox(server.url, work["token"],
+                            callbacks=_approval_registry({})) as a:
+            sus = a.execute("print('one')\nv = await approve('x')\nprint('two', v)")
+            first = a.ping()["replica"]
+        assert isinstance(sus, remote.Suspended)
+        # The resuming request declares the callbacks again (the code awaits them).
+        with remote.Sandbox(other.url, work["token"], callbacks=_approval_registry({})) as b:
+            assert b.ping()["replica"] != first
+            tampered = sus.journal[:-8] + ("A" if sus.journal[-8] != "A" else "B") + \
+                sus.journal[-7:]
+            with pytest.raises(remote.JournalError) as ei:
+                b.resume(tampered, {sus.pending[0].call: 1})
+            assert ei.value.code == "journal_invalid"
+            with pytest.raises(remote.JournalError) as ei:
+                b.resume("EXJ1" + "A" * 40, {sus.pending[0].call: 1})
+            assert ei.value.code == "journal_invalid"
+            r = b.resume(sus, {sus.pending[0].call: 7})
+            assert r.stdout.endswith("two 7\n") and r.replica != first
+            with pytest.raises(remote.JournalError) as ei:
+                b.resume(sus, {sus.pending[0].call: 8})
+            assert ei.value.code == "journal_used"
+    finally:
+        other.stop()
+
+
+def test_journal_of_another_key_is_refused(server, work, tmp_path):
+    key = str(tmp_path / "other.key")
+    cluster.write_secret(key)
+    other = cluster.Replica("server3", work["dir"], token_file=work["token_file"],
+                            key_file=key)
+    try:
+        with remote.Sandbox(server.url, work["token"], callbacks=_approval_registry({})) as a:
+            sus = a.execute("v = await approve('x')")
+        with remote.Sandbox(other.url, work["token"], callbacks=_approval_registry({})) as b:
+            with pytest.raises(remote.JournalError) as ei:
+                b.resume(sus, {sus.pending[0].call: 1})
+            assert ei.value.code == "journal_invalid"
+    finally:
+        other.stop()
+
+
+# -- connections -----------------------------------------------------------
+
+def test_wrong_or_missing_token_is_refused(server, work):
+    for token in ("wrong-" + work["token"], None):
+        with pytest.raises(remote.AuthenticationError) as ei:
+            remote.Sandbox(server.url, token).execute("pass")
+        assert ei.value.code == "unauthorized"
+    with remote.Sandbox(server.url, token_file=work["token_file"]) as ok:
+        assert ok.execute("print(1)").stdout == "1\n"
+
+
+def test_reconnects_once_when_the_server_went_away(work):
+    srv = _start(work, "restarted")
+    port = srv.port
+    with remote.Session(srv.url, work["token"]) as s:
+        try:
+            assert s.execute("print(1)").replica
+            srv.stop()
+            srv = cluster.Replica("restarted2", work["dir"], token_file=work["token_file"],
+                                  key_file=work["key_file"], port=port)
+            # The connection was closed while idle: the next request goes
+            # out on a new one. (The session lived in the first process's
+            # memory: with create=True it starts again.)
+            assert s.execute("print(2)").stdout == "2\n"
+        finally:
+            srv.stop()
+
+
+def test_overload_is_a_clear_busy(work):
+    """Connections past --max-per-client get 503 before the upgrade; a
+    fresh-sandbox request past --pool gets `busy` after its wait."""
+    srv = _start(work, "small", extra=["--max-per-client", "2", "--pool", "1"])
+    release, holding = threading.Event(), threading.Event()
+
+    def hold():
+        holding.set()
+        release.wait(20)
+        return 1
+
+    try:
+        a = remote.Sandbox(srv.url, work["token"], callbacks=[{"name": "hold", "fn": hold}])
+        b = remote.Sandbox(srv.url, work["token"])
+        a_done = []
+        t = threading.Thread(target=lambda: a_done.append(a.execute("await hold()")))
+        t.start()
+        try:
+            assert holding.wait(20)    # a holds the only sandbox of the pool
+            with pytest.raises(remote.BusyError) as ei:
+                b.execute("pass")
+            assert ei.value.code == "busy"
+            with pytest.raises(remote.BusyError):
+                remote.Sandbox(srv.url, work["token"]).execute("pass")  # a third connection
+        finally:
+            release.set()
+            t.join(20)
+        assert a_done and a_done[0].callback_invocations == 1
+        assert b.execute("print('free again')").stdout == "free again\n"
+        a.close()
+        b.close()
+    finally:
+        srv.stop()
+
+
+def test_unreachable_server_is_a_connection_error(work):
+    port = cluster.free_port()
+    with pytest.raises(remote.RemoteConnectionError) as ei:
+        remote.Sandbox(f"ws://127.0.0.1:{port}", "t").execute("pass")
+    assert isinstance(ei.value, ConnectionError) and ei.value.code == "connection"
+
+
+def test_bad_url_is_refused_at_once():
+    with pytest.raises(ValueError):
+        remote.Session("http://127.0.0.1:1", "t")
+
+
+def test_healthz_needs_no_token(server):
+    import urllib.request
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
+        assert r.status == 200
+
+
+# -- TLS -------------------------------------------------------------------
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _issue(d, name, ca, usage):
+    """A P-256 key and a certificate for 127.0.0.1 signed by the CA."""
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=d)
+    with open(os.path.join(d, f"{name}.ext"), "w") as f:
+        f.write(f"subjectAltName=IP:127.0.0.1\nextendedKeyUsage={usage}\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+             "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext",
+             cwd=d)
+    return os.path.join(d, f"{name}.pem"), os.path.join(d, f"{name}.key")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("pki"))
+    for ca in ("ca", "other-ca"):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                 "-nodes", "-keyout", f"{ca}.key", "-out", f"{ca}.pem", "-days", "2",
+                 "-subj", f"/CN=eryx test {ca}", cwd=d)
+    return {"ca": os.path.join(d, "ca.pem"), "server": _issue(d, "server", "ca", "serverAuth"),
+            "client": _issue(d, "client", "ca", "clientAuth"),
+            "stranger": _issue(d, "stranger", "other-ca", "clientAuth")}
+
+
+def _tls_context(pki, client=None):
+    ctx = ssl.create_default_context(cafile=pki["ca"])
+    if client:
+        ctx.load_cert_chain(*client)
+    return ctx
+
+
+def test_tls_with_a_ca_file(work, pki):
+    cert, key = pki["server"]
+    srv = cluster.Replica("tls", work["dir"], token_file=work["token_file"],
+                          key_file=work["key_file"], extra=["--tls-cert", cert, "--tls-key", key],
+                          tls=_tls_context(pki))
+    try:
+        assert srv.url.startswith("wss://")
+        with remote.Session(srv.url, work["token"], ca_file=pki["ca"]) as s:
+            assert s.execute("print('over tls')").stdout == "over tls\n"
+        # Without our CA the server's certificate is not trusted.
+        with pytest.raises(remote.RemoteConnectionError, match="CERTIFICATE_VERIFY_FAILED"):
+            remote.Sandbox(srv.url, work["token"]).execute("pass")
+    finally:
+        srv.stop()
+
+
+def test_mtls_wants_a_client_certificate_of_its_ca(work, pki):
+    cert, key = pki["server"]
+    srv = cluster.Replica("mtls", work["dir"], token_file=work["token_file"],
+                          key_file=work["key_file"],
+                          extra=["--tls-cert", cert, "--tls-key", key,
+                                 "--tls-client-ca", pki["ca"]],
+                          tls=_tls_context(pki, pki["client"]))
+    try:
+        with remote.Sandbox(srv.url, work["token"], ca_file=pki["ca"],
+                            client_cert=pki["client"]) as sb:
+            assert sb.execute("print(7)").stdout == "7\n"
+        for client in (None, pki["stranger"]):
+            with pytest.raises(remote.RemoteError):
+                remote.Sandbox(srv.url, work["token"], ca_file=pki["ca"],
+                               client_cert=client).execute("pass")
+        assert srv.alive
+    finally:
+        srv.stop()
+
+
+# -- malformed messages ----------------------------------------------------
+
+def _error_or_close(ws):
+    """The server's answer to a bad message: ('error', code) or ('close', code)."""
+    try:
+        ev = _next_json(ws)
+    except Closed as exc:
+        return ("close", exc.code)
+    except ConnectionResetError:
+        return ("close", None)  # it closed with our message unread
+    assert ev.get("ev") == "error", ev
+    return ("error", ev.get("code"))
+
+
+def _still_serves(server, work):
+    assert server.alive, server.log()
+    with remote.Sandbox(server.url, work["token"]) as sb:
+        assert sb.execute("print('alive')").stdout == "alive\n"
+
+
+def _refused(server, work, send, answers):
+    """Sends what send(ws) writes on a raw connection; the server's answer
+    must be one of answers, and it must still serve the next client."""
+    ws = _raw(server, work)
+    try:
+        try:
+            send(ws)
+        except OSError:
+            pass  # it may close before it has read everything
+        answer = _error_or_close(ws)
+        if answers == "any close":
+            assert answer[0] == "close", answer
+        else:
+            assert answer in answers, answer
+    finally:
+        ws.abort()
+    _still_serves(server, work)
+
+
+@pytest.mark.parametrize("payload", [b"this is not json", b"[1, 2]", b'{"id": 1}',
+                                     b'{"op": "no.such.op", "id": 2}',
+                                     b'{"op": "execute", "id": 3}',
+                                     b'{"op": "execute", "id": 4, "code": 5}',
+                                     b'{"op": "session.info", "id": 5, "session": "bad name!"}'])
+def test_malformed_request_gets_an_error(server, work, payload):
+    _refused(server, work, lambda ws: ws.send_frame(TEXT, payload), [("error", "bad_request")])
+
+
+def test_binary_frame_is_refused(server, work):
+    _refused(server, work, lambda ws: ws.send_frame(BINARY, b'{"op": "ping", "id": 1}'),
+             [("error", "bad_request"), ("close", 1003)])
+
+
+def test_oversized_message_is_refused(server, work):
+    big = json.dumps({"op": "execute", "id": 1, "code": "#" * (17 << 20)}).encode()
+    _refused(server, work, lambda ws: ws.send_frame(TEXT, big),
+             [("error", "too_large"), ("close", 1009), ("close", None)])
+
+
+def test_invalid_utf8_and_unmasked_frames_close(server, work):
+    _refused(server, work, lambda ws: ws.send_frame(TEXT, b'{"op": "ping", "id": "\xff"}'),
+             [("close", 1007), ("error", "bad_request")])
+    # A client frame without a mask breaks RFC 6455: the server must close.
+    payload = b'{"op":"ping","id":1}'
+    _refused(server, work, lambda ws: ws._sock.sendall(bytes([0x80 | TEXT, len(payload)]) +
+                                                       payload), "any close")
+
+
+def test_fragmented_message_and_ping_are_understood(server, work):
+    ws = _raw(server, work)
+    try:
+        msg = b'{"op": "ping", "id": "frag"}'
+        ws.send_frame(TEXT, msg[:10], fin=False)
+        ws.send_frame(PING, b"are you there")   # a ping between the fragments
+        ws.send_frame(CONT, msg[10:20], fin=False)
+        ws.send_frame(CONT, msg[20:], fin=True)
+        ev = _next_json(ws)   # recv() answered the pong on the way
+        assert ev["ev"] == "done" and ev["id"] == "frag"
+        ws.send_frame(CLOSE, struct.pack("!H", 1000))
+        with pytest.raises(Closed):
+            ws.recv()
+    finally:
+        ws.abort()
