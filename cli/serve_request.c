@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/base64.h"
+#include "run_status.h"
 #include "serve.h"
 #include "ws.h"
 
@@ -310,26 +311,11 @@ static void wait_for_work(running *r)
 
 /* ---- one execution --------------------------------------------------------- */
 
-static const char *status_name(int rc)
-{
-    switch (rc) {
-    case ERYX_OK: return "ok";
-    case ERYX_PYTHON_EXCEPTION: return "exception";
-    case ERYX_TIMEOUT: return "timeout";
-    case ERYX_INTERRUPTED: return "interrupted";
-    case ERYX_TRAP: return "trap";
-    case ERYX_DEAD: return "dead";
-    case ERYX_FUEL: return "fuel";
-    case ERYX_DIVERGED: return "diverged";
-    default: return "error";
-    }
-}
-
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 static json_t *done_fields(int rc, const eryx_result *res)
 {
-    json_t *d = json_pack("{ss si}", "status", status_name(rc), "rc", rc);
+    json_t *d = json_pack("{ss si}", "status", eryx_cli_status_name(rc), "rc", rc);
     if (!res) {
         json_object_set_new(d, "message", json_string(eryx_errstr(rc)));
         return d;
@@ -670,7 +656,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     send_event(&r, "done", done);
     if (!sv->cfg.quiet)
         serve_log(sv, resume ? "resume" : "execute",
-                  json_pack("{ss* ss sf}", "session", q.session, "status", status_name(rc),
+                  json_pack("{ss* ss sf}", "session", q.session, "status", eryx_cli_status_name(rc),
                             "ms", res ? (double)res->duration_ns / 1e6 : 0.0));
     eryx_result_free(res);
 out:
