@@ -433,7 +433,6 @@ static int plan_replay(eryx_exec *ex, const eryx_journal *j)
         return ERYX_OK;
     ex->rlast = last + late;
     ex->rnext = 1;
-    ex->jbatch = 0;
     if (!(ex->rleft = calloc((size_t)ex->rlast + 1, sizeof *ex->rleft)))
         return ERYX_NOMEM;
     for (size_t i = 0; i < j->n; i++)
@@ -446,7 +445,7 @@ static int plan_replay(eryx_exec *ex, const eryx_journal *j)
 enum { J_DONE, J_RECORD, J_NOMEM };
 
 /* Sets the guest's call against the journal: an answered entry is replayed
- * (the call completes at once, J_DONE), a pending or new entry is where
+ * (its outcome held for its batch, J_DONE), a pending or new entry is where
  * the call's outcome goes (*jentry, J_RECORD), a differing one ends the
  * execution (J_DONE). Entries change under the hub's mutex: replies record
  * into them on other threads. */
