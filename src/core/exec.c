@@ -286,23 +286,43 @@ static void hub_add_ref(eryx__hub *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* A call completed at once with r (taken), recorded in journal entry
- * jentry - 1 if jentry. */
-static void complete_now(eryx_exec *ex, uint64_t id, json_t *r, size_t jentry)
+/* A call eryx answers itself, never the embedder's (eryx_exec_next_call
+ * skips it), holding its result r (taken) until it completes; NULL when
+ * out of memory (the guest's future then waits). */
+static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
 {
     eryx_call *c = call_new(ex, id, "");
     if (!c || !r || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
         json_decref(r);
-        return; /* the guest's future then waits; out of memory anyway */
+        return NULL;
     }
-    c->jentry = jentry;
-    /* Not for the embedder: eryx_exec_next_call skips it, and the step
-     * sees the completion itself (no notify). */
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
+    c->result = r;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return c;
+}
+
+/* Completes an own call with the result it holds; h->mu held. */
+static void complete_own_locked(eryx_call *c)
+{
+    json_t *r = c->result;
+    c->result = NULL;
     complete_locked(c, r, NULL, 0);
+}
+
+/* A call completed at once with r (taken), recorded in journal entry
+ * jentry - 1 if jentry. The step sees the completion itself (no notify). */
+static void complete_now(eryx_exec *ex, uint64_t id, json_t *r, size_t jentry)
+{
+    eryx_call *c = own_call(ex, id, r);
+    if (!c)
+        return;
+    pthread_mutex_lock(&ex->hub->mu);
+    c->jentry = jentry;
+    complete_own_locked(c);
     pthread_mutex_unlock(&ex->hub->mu);
 }
 
@@ -349,19 +369,12 @@ static void hold_replayed(eryx_exec *ex, uint64_t id, size_t i)
 {
     const eryx__jentry *e = &ex->journal->e[i];
     uint32_t batch = e->batch ? e->batch : ex->rlast; /* answered too late: last */
-    json_t *r = eryx__journal_result(ex->journal, i, id);
-    eryx_call *c = call_new(ex, id, "");
-    if (!c || !r || push_call(ex, c) < 0) {
-        if (c)
-            call_free(c);
-        json_decref(r);
-        return; /* the guest's future then waits; out of memory anyway */
-    }
+    eryx_call *c = own_call(ex, id, eryx__journal_result(ex->journal, i, id));
+    if (!c)
+        return;
     pthread_mutex_lock(&ex->hub->mu);
-    ex->hub->refs++;
     c->jentry = i + 1;
     c->replay_batch = batch;
-    c->result = r;
     ex->rleft[batch]--;
     pthread_mutex_unlock(&ex->hub->mu);
 }
@@ -399,11 +412,8 @@ void eryx__exec_replay_wait(eryx_exec *ex)
     if (ex->rleft[ex->rnext] == 0) {
         for (size_t i = 0; i < ex->n_calls; i++) {
             eryx_call *c = ex->calls[i];
-            if (c->replay_batch == ex->rnext && c->state == ERYX__CALL_WAITING) {
-                json_t *r = c->result;
-                c->result = NULL;
-                complete_locked(c, r, NULL, 0);
-            }
+            if (c->replay_batch == ex->rnext && c->state == ERYX__CALL_WAITING)
+                complete_own_locked(c);
         }
         ex->rnext++;
         pthread_mutex_unlock(&h->mu);
