@@ -31,10 +31,25 @@
  * it starts again, this many times at most. */
 #define STORE_GET_TRIES 3
 
+/* Locks this store may have set without knowing it: a SET NX whose
+ * answer never came (Redis stalled past the command's time limit, then went
+ * on), or an unlock that could not be sent. Left alone, each would keep its
+ * session locked until it expires (the lock's ttl); the next store_lock
+ * frees them first, by their token (never another holder's). */
+#define STORE_ORPHANS 16
+
+typedef struct orphan {
+    char name[STORE_NAME_MAX + 1];
+    char token[33];
+} orphan;
+
 struct store {
     const store_backend *be;
     void *b;
     struct store_stats stats; /* updated with atomics */
+    pthread_mutex_t orphan_mu;
+    orphan orphans[STORE_ORPHANS];
+    int n_orphans;
 };
 
 struct store_lock {
@@ -290,6 +305,7 @@ int store_open(const char *url, store **out, char *err, size_t errlen)
         set_err(err, errlen);
         return rc;
     }
+    pthread_mutex_init(&st->orphan_mu, NULL);
     *out = st;
     return STORE_OK;
 }
@@ -299,6 +315,7 @@ void store_close(store *st)
     if (!st)
         return;
     st->be->close(st->b);
+    pthread_mutex_destroy(&st->orphan_mu);
     free(st);
 }
 
@@ -707,9 +724,45 @@ static void sleep_ms(uint64_t ms)
     }
 }
 
+/* Remembers a lock that may be set in the store (the oldest one goes when
+ * the list is full: it expires by itself all the same). */
+static void add_orphan(store *st, const char *name, const char *token)
+{
+    pthread_mutex_lock(&st->orphan_mu);
+    if (st->n_orphans == STORE_ORPHANS)
+        memmove(st->orphans, st->orphans + 1, (STORE_ORPHANS - 1) * sizeof *st->orphans);
+    else
+        st->n_orphans++;
+    orphan *o = &st->orphans[st->n_orphans - 1];
+    snprintf(o->name, sizeof o->name, "%s", name);
+    snprintf(o->token, sizeof o->token, "%s", token);
+    pthread_mutex_unlock(&st->orphan_mu);
+}
+
+/* Frees the orphans it can; those the store cannot be asked about now
+ * stay for the next time. */
+static void free_orphans(store *st)
+{
+    orphan list[STORE_ORPHANS];
+    pthread_mutex_lock(&st->orphan_mu);
+    int n = st->n_orphans;
+    memcpy(list, st->orphans, (size_t)n * sizeof *list);
+    st->n_orphans = 0;
+    pthread_mutex_unlock(&st->orphan_mu);
+    for (int i = 0; i < n; i++) {
+        store_op op = op_begin(st, STORE_KIND_LOCK);
+        int rc = st->be->release(st->b, &op, STORE_NS_LOCK, list[i].name, list[i].token, 0);
+        op_end(&op, op.start_ns, rc == STORE_CONFLICT ? STORE_OK : rc);
+        if (rc != STORE_OK && rc != STORE_CONFLICT)
+            add_orphan(st, list[i].name, list[i].token);
+    }
+}
+
 int store_lock(store *st, const char *name, uint64_t ttl_ms, uint64_t wait_ms,
                struct store_lock **out)
 {
+    if (st)
+        free_orphans(st);
     store_op op = op_begin(st, STORE_KIND_LOCK);
     uint64_t t0 = op.start_ns;
     int rc = valid_name(name);
@@ -725,6 +778,8 @@ int store_lock(store *st, const char *name, uint64_t ttl_ms, uint64_t wait_ms,
     while (rc == STORE_OK) {
         op.start_ns = store__now_ns(); /* each try retries on its own */
         rc = st->be->acquire(st->b, &op, STORE_NS_LOCK, name, lk->token, ttl_ms);
+        if (rc == STORE_UNAVAILABLE) /* the SET may still happen */
+            add_orphan(st, name, lk->token);
         if (rc != STORE_EXISTS)
             break;
         uint64_t now = store__now_ns();
@@ -770,6 +825,8 @@ void store_unlock(struct store_lock *lk)
      * lock expires by itself. Either way there is nothing to report. */
     int rc = lk->st->be->release(lk->st->b, &op, STORE_NS_LOCK, lk->name, lk->token, 0);
     op_end(&op, t0, rc == STORE_CONFLICT ? STORE_OK : rc);
+    if (rc != STORE_OK && rc != STORE_CONFLICT)
+        add_orphan(lk->st, lk->name, lk->token);
     free(lk);
 }
 

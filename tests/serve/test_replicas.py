@@ -164,3 +164,33 @@ def test_replica_killed_mid_request_leaves_the_last_state(cl):
     else:
         raise AssertionError("the session stayed locked")
     assert r.stdout == "[1]\n" and _pid(r.replica) != victim.proc.pid
+
+
+def test_redis_stalled_is_a_clear_error_and_loses_nothing(cl):
+    """redis-server stopped (SIGSTOP): the request gets store_unavailable
+    within the store's retry time, not a hang or a crash; once it runs
+    again the session is where it was."""
+    import signal
+    import time
+    _step(cl, "stalled", "n = 1")
+    cl.redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        with pytest.raises(remote.RemoteError) as ei:
+            _step(cl, "stalled", "n += 1")
+        assert ei.value.code == "store_unavailable", ei.value
+        assert time.monotonic() - start < 15
+    finally:
+        cl.redis.proc.send_signal(signal.SIGCONT)
+    # A lock the stalled Redis took late (its SET NX ran after the replica
+    # gave up) is freed by that replica's next lock, or expires (15 s): until
+    # then another replica may answer `locked`.
+    deadline = time.monotonic() + 40
+    while True:
+        try:
+            r = _step(cl, "stalled", "n += 10\nprint(n)")
+            break
+        except remote.SessionLockedError:
+            assert time.monotonic() < deadline, "the session stayed locked"
+    assert r.stdout == "11\n" and r.saved
+    assert all(rep.alive for rep in cl.replicas if not getattr(rep, "killed", False))
