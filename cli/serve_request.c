@@ -683,8 +683,10 @@ static void dispatch(client *cl, json_t *msg)
                                        sv->replica));
     } else if (strncmp(op, "session.", 8) == 0) {
         session_op(sv, c, id, op + 8, msg);
-    } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0 ||
-               strcmp(op, "suspend") == 0) {
+    } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0) {
+        /* Late: the execution it was meant for has ended (the client
+         * cannot know when it sends). Nothing to do, nothing to say. */
+    } else if (strcmp(op, "suspend") == 0) {
         send_error(c, id, "bad_request", "no execution is running on this connection");
     } else {
         send_error(c, id, "bad_request", "unknown op");
