@@ -23,6 +23,7 @@
 #include "remote.h"
 #include "serve.h"
 #include "repl.h"
+#include "run_status.h"
 #include "shell_callback.h"
 
 enum {
@@ -366,19 +367,6 @@ static const char **build_argv(const cli *c, const char *argv0)
     return argv;
 }
 
-static const char *status_name(int rc)
-{
-    switch (rc) {
-    case ERYX_OK: return "ok";
-    case ERYX_PYTHON_EXCEPTION: return "exception";
-    case ERYX_TIMEOUT: return "timeout";
-    case ERYX_INTERRUPTED: return "interrupted";
-    case ERYX_TRAP: return "trap";
-    case ERYX_FUEL: return "fuel";
-    default: return "error";
-    }
-}
-
 static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config *cfg)
 {
     fprintf(stderr,
@@ -387,7 +375,7 @@ static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config 
             "\"stderr_bytes\": %zu, \"output_limit\": %llu, \"output_truncated\": %s, "
             "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %llu, "
             "\"hard_stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
-            status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
+            eryx_cli_status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
             (unsigned long long)(r ? r->memory_bytes : 0), (unsigned long long)cfg->max_memory,
             r ? r->out_len : 0, r ? r->err_len : 0, (unsigned long long)cfg->max_output,
             r && (r->out_truncated || r->err_truncated) ? "true" : "false",

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/base64.h"
+#include "run_status.h"
 #include "serve.h"
 #include "ws.h"
 
@@ -237,7 +238,9 @@ static void on_message_while_running(running *r, json_t *msg)
     } else if (strcmp(op, "reply") == 0) {
         on_reply(r, msg);
     } else if (strcmp(op, "cancel") == 0) {
-        r->interrupted = 1; /* the reader interrupted the sandbox already */
+        if (!r->interrupted) /* the reader did too, unless it came first */
+            eryx_sandbox_interrupt(r->sb);
+        r->interrupted = 1;
     } else if (strcmp(op, "suspend") == 0) {
         if (r->n_calls)
             r->suspend_wanted = 1;
@@ -308,26 +311,11 @@ static void wait_for_work(running *r)
 
 /* ---- one execution --------------------------------------------------------- */
 
-static const char *status_name(int rc)
-{
-    switch (rc) {
-    case ERYX_OK: return "ok";
-    case ERYX_PYTHON_EXCEPTION: return "exception";
-    case ERYX_TIMEOUT: return "timeout";
-    case ERYX_INTERRUPTED: return "interrupted";
-    case ERYX_TRAP: return "trap";
-    case ERYX_DEAD: return "dead";
-    case ERYX_FUEL: return "fuel";
-    case ERYX_DIVERGED: return "diverged";
-    default: return "error";
-    }
-}
-
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
 static json_t *done_fields(int rc, const eryx_result *res)
 {
-    json_t *d = json_pack("{ss si}", "status", status_name(rc), "rc", rc);
+    json_t *d = json_pack("{ss si}", "status", eryx_cli_status_name(rc), "rc", rc);
     if (!res) {
         json_object_set_new(d, "message", json_string(eryx_errstr(rc)));
         return d;
@@ -596,14 +584,21 @@ static void give_back(server *sv, running *r, session_ref *ref, int save, json_t
     }
 }
 
-/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). */
+/* Makes sb the one a cancel or a disconnect interrupts (NULL: none). A
+ * cancel that arrived before the execution started stops it as it starts. */
 static void set_live(client *cl, eryx_sandbox *sb)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
-    int gone = cl->reader_done;
+    int stop = cl->reader_done;
+    size_t i;
+    json_t *msg;
+    json_array_foreach(cl->inbox, i, msg) {
+        const char *op = json_string_value(json_object_get(msg, "op"));
+        stop |= op && strcmp(op, "cancel") == 0;
+    }
     pthread_mutex_unlock(&cl->mu);
-    if (sb && gone)
+    if (sb && stop)
         eryx_sandbox_interrupt(sb);
 }
 
@@ -661,7 +656,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     send_event(&r, "done", done);
     if (!sv->cfg.quiet)
         serve_log(sv, resume ? "resume" : "execute",
-                  json_pack("{ss* ss sf}", "session", q.session, "status", status_name(rc),
+                  json_pack("{ss* ss sf}", "session", q.session, "status", eryx_cli_status_name(rc),
                             "ms", res ? (double)res->duration_ns / 1e6 : 0.0));
     eryx_result_free(res);
 out:
@@ -743,8 +738,13 @@ void serve_client(server *sv, ws_conn *c, const char *peer)
     client cl = {.sv = sv, .c = c, .inbox = json_array()};
     cl.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_t reader;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256u << 10); /* it only parses JSON */
     pthread_mutex_init(&cl.mu, NULL);
-    if (cl.efd < 0 || !cl.inbox || pthread_create(&reader, NULL, reader_main, &cl) != 0) {
+    int started = cl.efd >= 0 && cl.inbox && pthread_create(&reader, &attr, reader_main, &cl) == 0;
+    pthread_attr_destroy(&attr);
+    if (!started) {
         ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
         goto out;
     }

@@ -166,3 +166,69 @@ def test_a_client_that_never_reads_is_dropped_not_buffered(server):
         pytest.fail("the execution of a client that never reads did not end")
     s.close()
     server.check()
+
+
+def _make_ca_and_cert(d):
+    """A CA, a server certificate for localhost and a client certificate,
+    all signed by the CA (openssl, Debian's)."""
+    def run(*a):
+        subprocess.run(["openssl", *a], check=True, capture_output=True, cwd=d)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test CA",
+        "-keyout", "ca.key", "-out", "ca.pem")
+    for name, cn in (("server", "localhost"), ("client", "a client")):
+        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}", "-keyout",
+            f"{name}.key", "-out", f"{name}.csr")
+        ext = os.path.join(d, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n" if name == "server"
+                    else "extendedKeyUsage=clientAuth\n")
+        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-out", f"{name}.pem", "-extfile", ext)
+
+
+def test_tls_and_mutual_tls(tmp_path):
+    import ssl
+    d = str(tmp_path)
+    _make_ca_and_cert(d)
+    token_file = os.path.join(d, "token")
+    write_secret(token_file)
+    port = free_port()
+    argv = [eryx_cli(), "serve", "--listen", f"127.0.0.1:{port}", "--token-file", token_file,
+            "--tls-cert", os.path.join(d, "server.pem"), "--tls-key", os.path.join(d, "server.key")]
+    srv = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+    try:
+        json.loads(srv.stderr.readline())  # listening
+        url = f"wss://localhost:{port}"
+        base = [eryx_cli(), "--remote", url, "--token-file", token_file]
+        code = ["-c", "print('over tls')"]
+        p = subprocess.run(base + ["--remote-ca", os.path.join(d, "ca.pem")] + code,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == "over tls\n", p.stderr
+        # Without the CA the server's certificate is not trusted.
+        p = subprocess.run(base + code, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 71 and "certificate" in p.stderr, p.stderr
+    finally:
+        srv.terminate()
+        srv.wait()
+    # mTLS: without a client certificate the handshake fails; with one it works.
+    port = free_port()
+    srv = subprocess.Popen(argv[:3] + [f"127.0.0.1:{port}"] + argv[4:] +
+                           ["--tls-client-ca", os.path.join(d, "ca.pem")],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        json.loads(srv.stderr.readline())
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                    t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                    if not t.recv(100):
+                        raise ConnectionError("closed")
+        ctx.load_cert_chain(os.path.join(d, "client.pem"), os.path.join(d, "client.key"))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert t.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        srv.terminate()
+        srv.wait()
