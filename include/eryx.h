@@ -807,20 +807,22 @@ ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
  * matched against the journal's i-th entry (same name, same arguments as
  * JSON text): an answered one is completed by eryx with its recorded
  * outcome (never returned by eryx_exec_next_call, no handler needed, not
- * counted in max_callbacks), an unanswered one is returned by
- * eryx_exec_next_call like a new call and its answer is recorded, and the
+ * counted in max_callbacks), in the same reply of the guest's event loop
+ * as the first time (so tasks resume in the same order); an unanswered
+ * one is returned by eryx_exec_next_call like a new call and its answer
+ * is recorded (and given to the guest after the recorded ones), and the
  * calls past the journal's end are new calls, recorded too. The code thus
  * comes back to the point where it was suspended.
  *
  * Replaying is only as faithful as the code is deterministic: random
- * (reseeded when a sandbox is made or loaded), time, os.urandom, the
- * order in which concurrent replies arrive (asyncio.wait, as_completed),
- * stdin and argv (pass the same ones) can make the code call something
- * else. That is detected, never accepted: a call that differs from the
- * journal's (name or arguments) ends the execution with ERYX_DIVERGED at
- * once (the sandbox is then dead; the result holds the output so far), and
- * so does code that finishes before it made all of the journal's calls
- * (the sandbox then lives). Network operations (eryx_net_config) are not
+ * (reseeded when a sandbox is made or loaded), time, os.urandom, timers
+ * racing calls, stdin and argv (pass the same ones) can make the code call
+ * something else. That is detected, never accepted: a call that differs
+ * from the journal's (name or arguments), or a wait for calls the code
+ * does not make again, ends the execution with ERYX_DIVERGED at once (the
+ * sandbox is then dead; the result holds the output so far), and so does
+ * code that finishes before it made all of the journal's calls (the
+ * sandbox then lives). Network operations (eryx_net_config) are not
  * journaled: they are made again when the code is replayed. Calls refused
  * before they are made (arguments over 4 MiB) are not journaled either;
  * they are refused again.

@@ -105,8 +105,8 @@ static json_t *error_result(uint64_t id, const char *kind, const char *message)
 static json_t *record_locked(eryx_call *c, json_t *result, char **text, size_t len)
 {
     eryx_journal *j = c->hub->journal;
-    if (!c->jentry || !j || !result)
-        return result;
+    if (!c->jentry || !j || !result || j->e[c->jentry - 1].state != ERYX__JE_PENDING)
+        return result; /* not journaled, or a replayed outcome */
     size_t i = c->jentry - 1;
     if (json_is_true(json_object_get(result, "ok"))) {
         if (text && *text && eryx__journal_answer_ok(j, i, *text, len) == 0) {
@@ -129,6 +129,14 @@ static json_t *record_locked(eryx_call *c, json_t *result, char **text, size_t l
     return result;
 }
 
+/* A live journaled call's outcome while a replay still has recorded
+ * batches to deliver: it came after them the first time, so it waits for
+ * them (h->mu held). */
+static int deferred_locked(const eryx_call *c)
+{
+    return c->hub->deferring && c->jentry && !c->replay_batch;
+}
+
 /* Stores the result of a waiting call and wakes a waiting step; h->mu
  * held. Takes the reference to result (and *text, see record_locked). */
 static void complete_locked(eryx_call *c, json_t *result, char **text, size_t len)
@@ -136,7 +144,8 @@ static void complete_locked(eryx_call *c, json_t *result, char **text, size_t le
     eryx__hub *h = c->hub;
     c->result = record_locked(c, result, text, len);
     c->state = ERYX__CALL_COMPLETED;
-    h->n_ready++;
+    if (!deferred_locked(c))
+        h->n_ready++;
     pthread_cond_broadcast(&h->cv);
 }
 
@@ -277,23 +286,43 @@ static void hub_add_ref(eryx__hub *h)
     pthread_mutex_unlock(&h->mu);
 }
 
-/* A call completed at once with r (taken), recorded in journal entry
- * jentry - 1 if jentry. */
-static void complete_now(eryx_exec *ex, uint64_t id, json_t *r, size_t jentry)
+/* A call eryx answers itself, never the embedder's (eryx_exec_next_call
+ * skips it), holding its result r (taken) until it completes; NULL when
+ * out of memory (the guest's future then waits). */
+static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
 {
     eryx_call *c = call_new(ex, id, "");
     if (!c || !r || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
         json_decref(r);
-        return; /* the guest's future then waits; out of memory anyway */
+        return NULL;
     }
-    c->jentry = jentry;
-    /* Not for the embedder: eryx_exec_next_call skips it, and the step
-     * sees the completion itself (no notify). */
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
+    c->result = r;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return c;
+}
+
+/* Completes an own call with the result it holds; h->mu held. */
+static void complete_own_locked(eryx_call *c)
+{
+    json_t *r = c->result;
+    c->result = NULL;
     complete_locked(c, r, NULL, 0);
+}
+
+/* A call completed at once with r (taken), recorded in journal entry
+ * jentry - 1 if jentry. The step sees the completion itself (no notify). */
+static void complete_now(eryx_exec *ex, uint64_t id, json_t *r, size_t jentry)
+{
+    eryx_call *c = own_call(ex, id, r);
+    if (!c)
+        return;
+    pthread_mutex_lock(&ex->hub->mu);
+    c->jentry = jentry;
+    complete_own_locked(c);
     pthread_mutex_unlock(&ex->hub->mu);
 }
 
@@ -332,10 +361,101 @@ static void diverge(eryx_exec *ex, const eryx__jentry *e, const char *name)
                      ex->jnext + 1, name, same_name ? " with other arguments" : "", e->name);
 }
 
+/* A replayed call: its recorded outcome is prepared now (an answered entry
+ * never changes again: read without the lock) and held until the replay
+ * delivers its batch, in the reply that delivered it the first time: the
+ * guest's tasks then resume in the same order and make the same calls. */
+static void hold_replayed(eryx_exec *ex, uint64_t id, size_t i)
+{
+    const eryx__jentry *e = &ex->journal->e[i];
+    uint32_t batch = e->batch ? e->batch : ex->rlast; /* answered too late: last */
+    eryx_call *c = own_call(ex, id, eryx__journal_result(ex->journal, i, id));
+    if (!c)
+        return;
+    pthread_mutex_lock(&ex->hub->mu);
+    c->jentry = i + 1;
+    c->replay_batch = batch;
+    ex->rleft[batch]--;
+    pthread_mutex_unlock(&ex->hub->mu);
+}
+
+/* The guest waits while the next recorded batch still misses calls it has
+ * not made again: fine if something else can wake it (h->mu held). */
+static int can_wake_locked(eryx_exec *ex)
+{
+    if (ex->timer_deadline_ns || ex->hub->n_ready)
+        return 1;
+    for (size_t i = 0; i < ex->n_calls; i++)
+        if (ex->calls[i]->state == ERYX__CALL_WAITING && !ex->calls[i]->jentry)
+            return 1; /* a network operation */
+    return 0;
+}
+
+void eryx__exec_replay_wait(eryx_exec *ex)
+{
+    eryx__hub *h = ex->hub;
+    if (!ex->rleft || ex->diverged)
+        return;
+    pthread_mutex_lock(&h->mu);
+    if (ex->rnext > ex->rlast) {
+        /* The last batch was delivered by the previous reply: the live
+         * outcomes held back come now. */
+        if (h->deferring) {
+            h->deferring = 0;
+            h->n_ready = 0;
+            for (size_t i = 0; i < ex->n_calls; i++)
+                h->n_ready += ex->calls[i]->state == ERYX__CALL_COMPLETED;
+        }
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    if (ex->rleft[ex->rnext] == 0) {
+        for (size_t i = 0; i < ex->n_calls; i++) {
+            eryx_call *c = ex->calls[i];
+            if (c->replay_batch == ex->rnext && c->state == ERYX__CALL_WAITING)
+                complete_own_locked(c);
+        }
+        ex->rnext++;
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    int wakes = can_wake_locked(ex);
+    pthread_mutex_unlock(&h->mu);
+    if (!wakes) {
+        ex->diverged = 1;
+        eryx__set_errmsg(ex->sb, "the code did not repeat the journal's calls: it waits "
+                                 "without making call %zu of the journal's %zu",
+                         ex->jnext + 1, ex->journal->n);
+    }
+}
+
+/* The replay of j's answered entries, batch by batch (ex->rleft). */
+static int plan_replay(eryx_exec *ex, const eryx_journal *j)
+{
+    uint32_t last = 0, late = 0;
+    for (size_t i = 0; i < j->n; i++) {
+        const eryx__jentry *e = &j->e[i];
+        if (e->state != ERYX__JE_PENDING && e->batch > last)
+            last = e->batch;
+        late |= e->state != ERYX__JE_PENDING && !e->batch;
+    }
+    if (!last && !late)
+        return ERYX_OK;
+    ex->rlast = last + late;
+    ex->rnext = 1;
+    if (!(ex->rleft = calloc((size_t)ex->rlast + 1, sizeof *ex->rleft)))
+        return ERYX_NOMEM;
+    for (size_t i = 0; i < j->n; i++)
+        if (j->e[i].state != ERYX__JE_PENDING)
+            ex->rleft[j->e[i].batch ? j->e[i].batch : ex->rlast]++;
+    ex->hub->deferring = 1;
+    return ERYX_OK;
+}
+
 enum { J_DONE, J_RECORD, J_NOMEM };
 
 /* Sets the guest's call against the journal: an answered entry is replayed
- * (the call completes at once, J_DONE), a pending or new entry is where
+ * (its outcome held for its batch, J_DONE), a pending or new entry is where
  * the call's outcome goes (*jentry, J_RECORD), a differing one ends the
  * execution (J_DONE). Entries change under the hub's mutex: replies record
  * into them on other threads. */
@@ -356,9 +476,8 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         }
         *jentry = ++ex->jnext;
         pthread_mutex_unlock(&ex->hub->mu);
-        /* An answered entry never changes again: read without the lock. */
         if (answered)
-            complete_now(ex, id, eryx__journal_result(j, *jentry - 1, id), 0);
+            hold_replayed(ex, id, *jentry - 1);
         return answered ? J_DONE : J_RECORD;
     }
     int full = j->n >= ex->sb->max_callbacks;
@@ -450,13 +569,21 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     json_t *results = json_array();
     eryx__hub *h = ex->hub;
     size_t kept = 0, handed_out = ex->next_new, removed_before = 0;
+    int journaled = 0;
     pthread_mutex_lock(&h->mu);
     expire_calls_locked(ex, eryx__now_ns());
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
-        if (c->state == ERYX__CALL_COMPLETED && results) {
+        if (c->state == ERYX__CALL_COMPLETED && results && !deferred_locked(c)) {
             json_array_append(results, c->result);
             c->state = ERYX__CALL_DELIVERED;
+            /* Which reply delivered an outcome is what a replay repeats. */
+            if (c->jentry && h->journal) {
+                eryx__jentry *e = &h->journal->e[c->jentry - 1];
+                if (!e->batch && e->state != ERYX__JE_PENDING)
+                    e->batch = ex->jbatch + 1;
+                journaled = 1;
+            }
             removed_before += i < handed_out;
             call_unref_locked(c);
             continue;
@@ -465,7 +592,8 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     }
     ex->n_calls = kept;
     ex->next_new = handed_out - removed_before;
-    h->n_ready = 0;
+    ex->jbatch += (uint32_t)journaled;
+    h->n_ready = 0; /* what is left is deferred */
     pthread_mutex_unlock(&h->mu);
     json_t *reply = json_pack("{s:o}", "results", results);
     if (reply && error)
@@ -583,6 +711,7 @@ static void exec_free(eryx_exec *ex)
     eryx_result_free(ex->result);
     if (ex->journal)
         atomic_store(&ex->journal->busy, 0);
+    free(ex->rleft);
     free(ex);
 }
 
@@ -712,6 +841,12 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
     }
     (*out)->journal = j;
     (*out)->hub->journal = j; /* not shared yet: no call was made */
+    if (plan_replay(*out, j) != ERYX_OK) {
+        eryx__exec_finish(*out, NULL); /* never ran: the sandbox is dead */
+        *out = NULL;
+        eryx__set_errmsg(sb, "out of memory preparing the replay");
+        return ERYX_NOMEM;
+    }
     return ERYX_OK;
 }
 

@@ -37,6 +37,9 @@ typedef struct eryx__hub {
     void *notify_ud;
     eryx_journal *journal;      /* the execution's, which records the
                                    outcomes of its calls; NULL once closed */
+    int deferring;              /* a replay has recorded batches left: the
+                                   outcomes of live journaled calls wait
+                                   (not counted in n_ready) */
 } eryx__hub;
 
 /* A notify to deliver once every lock is released (see exec.c). */
@@ -73,9 +76,12 @@ struct eryx_call {
     eryx_callback_fn handler;
     void *user_data;
     unsigned flags;
-    size_t jentry;              /* 1 + the journal entry that records its
-                                   outcome, or 0; set before the call is
-                                   shared, then read without the lock */
+    size_t jentry;              /* 1 + its journal entry, or 0; set before
+                                   the call is shared, then read without
+                                   the lock */
+    uint32_t replay_batch;      /* a replayed call: its outcome (result,
+                                   prepared) is held until the replay
+                                   delivers this batch; 0 for live calls */
 };
 
 enum eryx__exec_state { EX_NEW, EX_PENDING, EX_DONE };
@@ -112,6 +118,12 @@ struct eryx_exec {
     size_t jnext;               /* the entry the guest's next call matches */
     int diverged;               /* a call differed from the journal's: the
                                    guest is suspended for good */
+    uint32_t jbatch;            /* replies that delivered journaled outcomes */
+    uint32_t rnext, rlast;      /* replay: the next recorded batch to
+                                   deliver, and the last (rnext > rlast:
+                                   none left) */
+    uint32_t *rleft;            /* replay: per batch, its entries the guest
+                                   has not issued again yet */
 };
 
 /* request.c: the run request the guest decodes (guest/abi.h). NULL with the
@@ -170,6 +182,10 @@ void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns);
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
+/* At each of the guest's waits of a replay: delivers the next recorded
+ * batch of outcomes once the guest has issued all of its calls again, or
+ * finds that the code diverged (it waits for nothing else). */
+void eryx__exec_replay_wait(eryx_exec *ex);
 int eryx__exec_take_reply(eryx_exec *ex, const char *error);
 
 /* state.c: sessions as data */

@@ -96,6 +96,8 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
             eryx__wait_request_clear(&r);
         }
     }
+    if (!error)
+        eryx__exec_replay_wait(ex);
     if (ex->diverged) {
         /* A call differed from the journal's: this guest must not go on
          * (it would make calls, or network operations, the journal does

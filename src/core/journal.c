@@ -7,7 +7,8 @@
  *     flags u32 (HAS_CODE), code_len u64
  *   filename, code
  *   n_entries entries: state u8, kind u8, zero u16, name_len u32,
- *     args_len u32, out_len u32 (the reply or the message), then the bytes
+ *     args_len u32, out_len u32 (the reply or the message), batch u32, then
+ *     the bytes
  * The loader reads untrusted bytes: every length is checked against what
  * is left before it is used, the entry count against the bytes an entry
  * needs at least before anything is allocated, and every text against what
@@ -25,7 +26,7 @@
 
 #define MAGIC "ERYXJNL1"
 #define HEADER_SIZE 40u
-#define ENTRY_HEADER 16u
+#define ENTRY_HEADER 20u
 #define HAS_CODE 1u
 #define NO_FILENAME UINT32_MAX
 #define MAX_FILENAME 4096u
@@ -240,6 +241,7 @@ int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
         put32(p + 4, (uint32_t)nlen);
         put32(p + 8, (uint32_t)e->args_len);
         put32(p + 12, (uint32_t)out);
+        put32(p + 16, e->batch);
         p = put_bytes(p + ENTRY_HEADER, e->name, nlen);
         p = put_bytes(p, e->args, e->args_len);
         p = put_bytes(p, o, out);
@@ -309,6 +311,12 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
         return "an entry has an unknown state or kind";
     e->state = h[0];
     e->kind = h[1];
+    e->batch = get32(h + 16);
+    /* A batch is one of the guest's replies, which delivered at least one
+     * entry: there are no more of them than entries. A crafted order the
+     * code cannot follow ends its replay as diverged (exec.c). */
+    if (e->batch > j->cap || (e->state == ERYX__JE_PENDING && e->batch))
+        return "an entry's delivery batch is out of bounds";
     if (nlen == 0 || nlen > ERYX__JOURNAL_MAX_NAME || alen > ERYX_MAX_CALL_ARGS ||
         (e->state == ERYX__JE_PENDING && olen) ||
         (e->state == ERYX__JE_OK && olen > MAX_VALUE) ||
@@ -395,8 +403,10 @@ int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
         why = load_header(&r, j, &n);
     if (!why && n && !(j->e = calloc(n, sizeof *j->e)))
         why = "out of memory";
+    if (!why)
+        j->cap = n; /* load_entry bounds the batches by it */
     for (uint32_t i = 0; !why && i < n; i++) {
-        j->n = j->cap = i + 1; /* what load_entry fills is freed with j */
+        j->n = i + 1; /* what load_entry fills is freed with j */
         why = load_entry(&r, j, &j->e[i]);
     }
     if (!why && r.left)
@@ -406,7 +416,6 @@ int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
         eryx__set_errmsg(NULL, "journal bytes refused: %s", why);
         return strcmp(why, "out of memory") == 0 ? ERYX_NOMEM : ERYX_INVALID;
     }
-    j->cap = n;
     *out = j;
     return ERYX_OK;
 }

@@ -36,6 +36,10 @@ typedef struct eryx__jentry {
     size_t value_len;
     int kind;                   /* ERYX__JE_ERROR: an eryx_call_error */
     char *message;              /* ERYX__JE_ERROR, NUL-terminated */
+    uint32_t batch;             /* the guest's reply that delivered the
+                                   outcome: 1 = the first reply that held
+                                   journaled outcomes, ...; 0 = not delivered
+                                   (pending, or answered too late) */
 } eryx__jentry;
 
 struct eryx_journal {

@@ -482,6 +482,225 @@ TEST_CASE(test_bytes_refused)
     eryx_journal_free(NULL);
 }
 
+/* ---- the order replies came in ------------------------------------------------ */
+
+/* Each task's second call depends on when its first reply came: a replay
+ * must deliver the recorded outcomes in the replies that delivered them,
+ * or the calls come in another order (ERYX_DIVERGED). */
+static const char code_order[] = "import asyncio\n"
+                                 "order = []\n"
+                                 "async def one(i):\n"
+                                 "    a = await get(key=str(i))\n"
+                                 "    order.append(i)\n"
+                                 "    return await get(key=a + '!')\n"
+                                 "r = await asyncio.gather(*(one(i) for i in range(4)))\n"
+                                 "print(order, r)\n";
+
+static const char *key_of(eryx_call *c)
+{
+    static char key[32];
+    const char *a = eryx_call_args(c);
+    const char *k = strstr(a, "\"key\":\"");
+    REQUIRE(k);
+    snprintf(key, sizeof key, "%s", k + 7);
+    key[strcspn(key, "\"")] = '\0';
+    return key;
+}
+
+/* Answers the four first calls last to first, one per step (each answer
+ * makes its task issue its second call, which comes back from the step);
+ * with suspend_after >= 0, suspends once that many were answered. */
+static void record_reverse(eryx_sandbox *sb, eryx_journal **j, int suspend_after)
+{
+    eryx_call *first[4], *second[4], *calls[4];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", code_order, j, first, 4, &n);
+    REQUIRE_INT(n, 4);
+    for (int i = 3; i >= 0; i--) {
+        if (3 - i == suspend_after) {
+            CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+            return;
+        }
+        reply_str(first[i], key_of(first[i]));
+        n = step_to_calls(ex, calls, 4, &rc);
+        REQUIRE_INT(n, 1);
+        second[i] = calls[0];
+        char want[3] = {(char)('0' + i), '!', 0};
+        CHECK_STR(key_of(second[i]), want);
+    }
+    for (int i = 0; i < 4; i++)
+        reply_str(second[i], key_of(second[i]));
+    n = step_to_calls(ex, calls, 4, &rc);
+    CHECK_INT(rc, ERYX_OK);
+    finish_ok(ex, "[3, 2, 1, 0] ['0!', '1!', '2!', '3!']\n", 8);
+}
+
+/* Journal bytes round trip (what a server keeps). */
+static eryx_journal *through_bytes(eryx_journal *j)
+{
+    void *data = NULL;
+    size_t len = 0;
+    REQUIRE_INT(eryx_journal_save(j, &data, &len), ERYX_OK);
+    eryx_journal_free(j);
+    REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
+    eryx_free(data);
+    return j;
+}
+
+TEST_CASE(test_replay_keeps_reply_order)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    record_reverse(sb, &j, -1);
+    eryx_sandbox_free(sb);
+    j = through_bytes(j);
+    CHECK_INT(eryx_journal_count(j), 8);
+    sb = new_sandbox(0);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[4];
+    int rc, n = step_to_calls(ex, calls, 4, &rc);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "%s\n", eryx_errmsg(sb));
+    CHECK_INT(n, 0);
+    CHECK_INT(rc, ERYX_OK);
+    finish_ok(ex, "[3, 2, 1, 0] ['0!', '1!', '2!', '3!']\n", 0);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* Suspended after two of the four first replies: the resumed run surfaces
+ * the unanswered calls in the order the first run issued them, and the
+ * replies the embedder gives early wait for the recorded ones. */
+TEST_CASE(test_resume_keeps_reply_order)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    record_reverse(sb, &j, 2);
+    eryx_sandbox_free(sb);
+    j = through_bytes(j);
+    CHECK_INT(eryx_journal_count(j), 6); /* 4 first calls, "3!" and "2!" */
+    CHECK_INT(eryx_journal_pending(j), 4);
+    sb = new_sandbox(0);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    /* Everything surfaced, in order, answered at once (the replies to "0"
+     * and "1" come before the recorded ones to "3" and "2" were given
+     * back: they must wait for them). */
+    char seen[128] = "";
+    int rc, surfaced = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex))) {
+            strcat(seen, key_of(c));
+            strcat(seen, " ");
+            reply_str(c, key_of(c));
+            surfaced++;
+        }
+    }
+    CHECK_INT(rc, ERYX_OK);
+    CHECK_STR(seen, "0 1 3! 2! 0! 1! ");
+    CHECK_INT(surfaced, 6);
+    finish_ok(ex, "[3, 2, 0, 1] ['0!', '1!', '2!', '3!']\n", 6);
+    CHECK_INT(eryx_journal_count(j), 8);
+    CHECK_INT(eryx_journal_pending(j), 0);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* ---- replies on other threads ------------------------------------------------ */
+
+static void *reply_from_thread(void *arg)
+{
+    eryx_call *c = arg;
+    usleep(500);
+    char buf[64];
+    snprintf(buf, sizeof buf, "\"%llu\"", (unsigned long long)eryx_call_id(c));
+    eryx_call_reply(c, buf, strlen(buf));
+    return NULL;
+}
+
+/* Replies record on their threads while the stepping thread appends the
+ * guest's next calls (the entries array grows under them); the journal
+ * then replays alone, to the same output. */
+TEST_CASE(test_replies_on_threads)
+{
+    const char *code = "import asyncio\n"
+                       "async def one(i):\n"
+                       "    a = await get(key=str(i))\n"
+                       "    return await get(key=a + '!')\n"
+                       "r = await asyncio.gather(*(one(i) for i in range(24)))\n"
+                       "print(len(r), len(set(r)))\n";
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex), ERYX_OK);
+    pthread_t threads[48];
+    int n_threads = 0, rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex))) {
+            REQUIRE(n_threads < 48);
+            pthread_create(&threads[n_threads++], NULL, reply_from_thread, c);
+        }
+        while (!eryx_exec_ready(ex))
+            usleep(100);
+    }
+    for (int i = 0; i < n_threads; i++)
+        pthread_join(threads[i], NULL);
+    CHECK_INT(rc, ERYX_OK);
+    CHECK_INT(n_threads, 48);
+    finish_ok(ex, "24 24\n", 48);
+    CHECK_INT(eryx_journal_count(j), 48);
+    CHECK_INT(eryx_journal_pending(j), 0);
+    eryx_sandbox_free(sb);
+
+    sb = new_sandbox(0);
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    finish_ok(ex, "24 24\n", 0);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+struct racer {
+    eryx_call *call;
+    int rc;
+};
+
+static void *reply_racing(void *arg)
+{
+    struct racer *r = arg;
+    r->rc = eryx_call_reply(r->call, "\"raced\"", 7);
+    return NULL;
+}
+
+/* A reply racing the suspend is recorded if and only if it was taken. */
+TEST_CASE(test_reply_races_suspend)
+{
+    for (int round = 0; round < 20; round++) {
+        eryx_sandbox *sb = new_sandbox(0);
+        eryx_journal *j = NULL;
+        eryx_call *calls[1];
+        int n;
+        eryx_exec *ex = start_recording(sb, "pass", "await get(key='k')", &j, calls, 1, &n);
+        REQUIRE_INT(n, 1);
+        struct racer r = {calls[0], -1};
+        pthread_t t;
+        pthread_create(&t, NULL, reply_racing, &r);
+        if (round % 2)
+            usleep(50);
+        CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+        pthread_join(t, NULL);
+        CHECK(r.rc == ERYX_OK || r.rc == ERYX_NOTFOUND);
+        CHECK_INT(eryx_journal_count(j), 1);
+        CHECK_INT(eryx_journal_pending(j), r.rc == ERYX_OK ? 0 : 1);
+        eryx_journal_free(j);
+        eryx_sandbox_free(sb);
+    }
+}
+
 static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
