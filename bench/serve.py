@@ -77,12 +77,9 @@ def load(url, token, code, clients, seconds):
     return len(all_lat) / wall, all_lat
 
 
-def continue_latency(c, steps, state_code):
-    """ms per `n += 1` step: same replica (one connection) and alternating
-    between two replicas (connections pinned to each, not through HAProxy)."""
-    a, b = c.replicas[0].url, c.replicas[1].url
-    out = {}
-    with remote.Session(a, c.token, session="bench-same") as s:
+def same_latency(url, token, steps, state_code):
+    """ms per `n += 1` step on one connection (one replica)."""
+    with remote.Session(url, token, session="bench-same") as s:
         s.execute(state_code + "\nn = 0")
         same = []
         for _ in range(steps):
@@ -90,7 +87,14 @@ def continue_latency(c, steps, state_code):
             s.execute("n += 1")
             same.append((time.perf_counter() - t) * 1000)
         s.delete()
-    out["same"] = same
+    return same
+
+
+def continue_latency(c, steps, state_code):
+    """ms per `n += 1` step: same replica (one connection) and alternating
+    between two replicas (connections pinned to each, not through HAProxy)."""
+    a, b = c.replicas[0].url, c.replicas[1].url
+    out = {"same": same_latency(a, c.token, steps, state_code)}
     with remote.Session(a, c.token, session="bench-other") as s1, \
             remote.Session(b, c.token, session="bench-other") as s2:
         s1.execute(state_code + "\nn = 0")
@@ -126,15 +130,27 @@ def main():
                 for job, code in JOBS.items():
                     rate, lat = load(c.url, c.token, code, args.clients, args.seconds)
                     print(f"{n:>8} {job:>5} {rate:8.0f} {fmt(lat)}", flush=True)
+    states = (("small state", "pass"),
+              ("+1 MiB of globals", "blob = bytes(range(256)) * 4096"),
+              ("+16 MiB of globals", "blob = bytes(range(256)) * 65536"))
     print(f"\nsession step `n += 1`, {args.steps} steps: p50 p90 p99 ms")
     with tempfile.TemporaryDirectory(prefix="eryx-bench-serve.") as d:
         with cluster.Cluster(d, replicas=2, haproxy=False, extra=["--quiet"]) as c:
-            for label, state in (("small state", "pass"),
-                                 ("+1 MiB of globals", "blob = bytes(range(256)) * 4096"),
-                                 ("+16 MiB of globals", "blob = bytes(range(256)) * 65536")):
+            for label, state in states:
                 r = continue_latency(c, args.steps, state)
                 print(f"{label:>20}  same replica {fmt(r['same'])}   another replica "
                       f"{fmt(r['other'])}", flush=True)
+            # The same steps on a replica without --redis (its store in
+            # memory): what the store's round trips add.
+            token_file = os.path.join(d, "token")
+            solo = cluster.Replica("solo", d, token_file=token_file, key_file=None,
+                                   extra=["--quiet"])
+            try:
+                for label, state in states:
+                    lat = same_latency(solo.url, c.token, args.steps, state)
+                    print(f"{label:>20}  no Redis     {fmt(lat)}", flush=True)
+            finally:
+                solo.stop()
 
 
 if __name__ == "__main__":

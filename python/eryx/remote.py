@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import _callbacks, _eryx
 from ._callbacks import CallbacksArg
-from ._websocket import TEXT, Closed, HandshakeError, ProtocolError, WebSocket
+from ._websocket import TEXT, Closed, HandshakeError, ProtocolError, WebSocket, parse_url
 
 EryxError = _eryx.EryxError
 OutputFn = Optional[Callable[[str], None]]
@@ -222,7 +222,7 @@ def _raise_for_status(r: ExecuteResult) -> None:
     else:
         cls, msg = EryxError, f"the execution ended with status {s!r}"
     exc = cls(msg)
-    exc.result = r
+    exc.result = r  # type: ignore[assignment]  # the remote result: the same attributes
     exc.status = r.status
     raise exc
 
@@ -280,7 +280,6 @@ class _Client:
                  on_stderr: OutputFn = None, token_file: Optional[str] = None,
                  max_message: int = 64 << 20,
                  client_cert: Union[str, Tuple[str, str], None] = None) -> None:
-        from ._websocket import parse_url
         parse_url(url)  # a bad URL fails here, not at the first execute
         if token is None and token_file is not None:
             with open(token_file, encoding="utf-8") as f:

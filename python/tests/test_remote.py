@@ -151,6 +151,29 @@ def test_execute_async_and_its_cancellation(server, work):
         assert s.execute("print('after')").stdout == "after\n"
 
 
+def test_cancel_before_the_execution_starts(server, work):
+    """A cancel sent right behind its execute, while the server still makes
+    the new session, stops the execution as it starts (it was lost once)."""
+    ws = _raw(server, work)
+    try:
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": "while True: pass",
+                                 "session": "t-cancel-early", "create": True,
+                                 "timeout_ms": 20000}))
+        ws.send_text(json.dumps({"op": "cancel", "id": 1}))
+        start = time.monotonic()
+        ev = _next_json(ws)
+        assert ev["ev"] == "done" and ev["status"] == "interrupted", ev
+        assert time.monotonic() - start < 10
+        ws.send_text(json.dumps({"op": "session.delete", "id": 2, "session": "t-cancel-early"}))
+        ev = _next_json(ws)
+        if ev.get("id") == 1:   # the cancel, read again after its execution ended
+            assert ev["ev"] == "error" and "no execution" in ev["message"], ev
+            ev = _next_json(ws)
+        assert ev["ev"] == "done" and ev["id"] == 2, ev
+    finally:
+        ws.abort()
+
+
 def test_output_streams_in_order_before_the_end(server, work):
     seen = []
     seen_at_call = []

@@ -8,6 +8,7 @@ object), so HAProxy sends consecutive steps to different replicas; the
 """
 
 import os
+import select
 import sys
 import threading
 
@@ -114,16 +115,24 @@ def test_suspend_on_one_replica_resume_on_another(cl):
 # The tests that kill replicas come last: the others want all three.
 
 def test_killed_replica_loses_nothing(cl):
-    r = _step(cl, "killed", "data = ['a']")
-    victim = _by_pid(cl, _pid(r.replica))
-    victim.killed = True
-    victim.kill()
-    for letter in "bcdef":
-        # HAProxy retries a connection refused by the dead replica on
-        # another one, then leaves it out once its health checks fail.
+    with remote.Session(cl.url, cl.token, session="killed") as keeper:
+        r = keeper.execute("data = ['a']")
+        victim = _by_pid(cl, _pid(r.replica))
+        victim.killed = True
+        victim.kill()
+        # HAProxy ends our connection (a tunnel to the dead replica): once
+        # that end has reached us, the same object's next request goes out
+        # on a new connection, to another replica, without an error.
+        readable, _, _ = select.select([keeper._conn._sock], [], [], 10)
+        assert readable, "HAProxy kept the connection to a dead replica open"
+        r = keeper.execute("data.append('b')\nprint(''.join(data))")
+        assert r.stdout == "ab\n" and _pid(r.replica) != victim.proc.pid
+    for letter in "cdef":
+        # New connections: HAProxy retries one refused by the dead replica
+        # on another, and leaves it out once its health checks fail.
         r = _step(cl, "killed", f"data.append({letter!r})\nprint(''.join(data))")
         assert _pid(r.replica) != victim.proc.pid
-        assert r.stdout.strip() == "a" + "bcdef"[: "bcdef".index(letter) + 1]
+        assert r.stdout.strip() == "ab" + "cdef"[: "cdef".index(letter) + 1]
 
 
 def test_replica_killed_mid_request_leaves_the_last_state(cl):
