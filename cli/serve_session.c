@@ -128,36 +128,16 @@ void session_cache_free(server *sv)
 
 /* ---- session bytes ------------------------------------------------------------ */
 
-/* A session file of sb, mapped (munmap it): its address and length. */
-static int save_to_memory(eryx_sandbox *sb, void **data, size_t *len)
+/* Stores sb's state as name: create (base 0, version 1) or compare-and-set
+ * on base. Through a memfd: the store skips its holes unread. */
+static int store_state(server *sv, const char *name, eryx_sandbox *sb, uint64_t base,
+                       uint64_t *version)
 {
-    int fd = memfd_create("eryx-session", MFD_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = eryx_sandbox_save_fd(sb, fd);
-    off_t end = lseek(fd, 0, SEEK_END);
-    void *p = rc == ERYX_OK && end > 0
-                  ? mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, fd, 0)
-                  : MAP_FAILED;
-    close(fd);
-    if (p == MAP_FAILED)
-        return -1;
-    *data = p;
-    *len = (size_t)end;
-    return 0;
-}
-
-/* Stores sb's state as name: create (version 1) or compare-and-set. */
-static int store_state(server *sv, const char *name, eryx_sandbox *sb, int create,
-                       uint64_t base, uint64_t *version)
-{
-    void *data;
-    size_t len;
-    if (save_to_memory(sb, &data, &len) < 0)
-        return STORE_NOMEM;
-    int rc = create ? store_create(sv->st, name, data, len, version)
-                    : store_put(sv->st, name, data, len, base, version);
-    munmap(data, len);
+    int fd = memfd_create("eryx-session", MFD_CLOEXEC), rc = STORE_NOMEM;
+    if (fd >= 0 && eryx_sandbox_save_fd(sb, fd) == ERYX_OK)
+        rc = store_put_fd(sv->st, name, fd, base, version);
+    if (fd >= 0)
+        close(fd);
     atomic_fetch_add(rc == STORE_OK ? &sv->m.session_saves : &sv->m.session_save_failures, 1);
     return rc;
 }
@@ -198,7 +178,7 @@ int session_open(server *sv, const char *name, int create, uint64_t want_version
         if (eryx_sandbox_new(sv->rt, &sv->sbcfg, &ref->sb) != ERYX_OK)
             rc = STORE_NOMEM;
         else
-            rc = store_state(sv, name, ref->sb, 1, 0, &v);
+            rc = store_state(sv, name, ref->sb, 0, &v);
     } else if (rc == STORE_OK && want_version && v != want_version) {
         *code = "journal_stale";
         snprintf(msg, msglen, "session %s changed since the suspension (version %llu, now %llu)",
@@ -227,7 +207,7 @@ static void close_mode(server *sv, session_ref *ref, int mode, int *saved, char 
     *saved = 0;
     if (mode == SESSION_SAVE && ref->sb && !eryx_sandbox_is_dead(ref->sb)) {
         uint64_t v;
-        int rc = store_state(sv, ref->name, ref->sb, 0, ref->version, &v);
+        int rc = store_state(sv, ref->name, ref->sb, ref->version, &v);
         if (rc == STORE_OK) {
             ref->version = v;
             *saved = 1;
@@ -288,7 +268,7 @@ static int fresh_state(server *sv, const char *name, int reset, uint64_t *v, con
     eryx_sandbox *sb;
     if (eryx_sandbox_new(sv->rt, &sv->sbcfg, &sb) != ERYX_OK)
         return store_failed(STORE_NOMEM, code, msg, msglen, "cannot make a sandbox");
-    rc = store_state(sv, name, sb, !reset, cur, v);
+    rc = store_state(sv, name, sb, reset ? cur : 0, v);
     if (rc == STORE_OK)
         cache_put(sv, name, *v, sb);
     else
@@ -304,13 +284,8 @@ static int fork_session(server *sv, const char *from, const char *to, uint64_t *
         return -1;
     int fd = memfd_create("eryx-session", MFD_CLOEXEC), rc = STORE_NOMEM;
     uint64_t src_version;
-    if (fd >= 0 && (rc = store_get(sv->st, from, fd, &src_version)) == STORE_OK) {
-        off_t end = lseek(fd, 0, SEEK_END);
-        void *p = end > 0 ? mmap(NULL, (size_t)end, PROT_READ, MAP_SHARED, fd, 0) : MAP_FAILED;
-        rc = p == MAP_FAILED ? STORE_NOMEM : store_create(sv->st, to, p, (size_t)end, v);
-        if (p != MAP_FAILED)
-            munmap(p, (size_t)end);
-    }
+    if (fd >= 0 && (rc = store_get(sv->st, from, fd, &src_version)) == STORE_OK)
+        rc = store_put_fd(sv->st, to, fd, 0, v);
     if (fd >= 0)
         close(fd);
     store_unlock(lk);

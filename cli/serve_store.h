@@ -80,6 +80,13 @@ int store_version(store *st, const char *name, uint64_t *version);
  * store_version tells which once Redis answers again. */
 int store_put(store *st, const char *name, const void *data, size_t len, uint64_t base_version,
               uint64_t *new_version);
+/* store_put (base_version > 0) or store_create (base_version 0) of the
+ * bytes of the file fd (a memfd, as eryx_sandbox_save_fd writes it): its
+ * holes are known to be zero without being read, which makes a put of a
+ * sparse session much cheaper than through a mapping. */
+int store_put_fd(store *st, const char *name, int fd, uint64_t base_version,
+                 uint64_t *new_version);
+
 /* Removes the session (not its lock). STORE_NOTFOUND if absent. */
 int store_delete(store *st, const char *name);
 
