@@ -22,6 +22,7 @@
 #include "net_options.h"
 #include "repl.h"
 #include "shell_callback.h"
+#include "trace.h"
 
 enum {
     EXIT_USAGE = 2,
@@ -68,6 +69,7 @@ typedef struct cli {
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
+    cli_trace trace;          /* --trace FILE */
     eryx_cli_mcp mcp;         /* `eryx mcp`, --mcp-server (cli/mcp.h) */
 } cli;
 
@@ -98,6 +100,8 @@ static void usage(FILE *f)
             "                  describe callback NAME for list_callbacks()\n"
             "  --image FILE    start from the runtime image in FILE (eryx image build);\n"
             "                  default: an image cached in ~/.cache/eryx/images\n"
+            "  --trace FILE    write the line events of the program's own code to FILE,\n"
+            "                  one JSON object a line: file, line, function, time (s)\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -256,6 +260,9 @@ static int parse_args(cli *c, int argc, char **argv)
             c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
+                return -1;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (i + 1 >= argc || c->trace.f || cli_trace_open(&c->trace, argv[++i]) < 0)
                 return -1;
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
@@ -474,6 +481,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
         cli_net_apply(&c->net, &cfg);
+        cli_trace_apply(&c->trace, &cfg);
         if (eryx_cli_mcp_connect(&c->mcp, &cfg) < 0)
             goto done;
         if (c->mcp.serve) {
@@ -584,6 +592,8 @@ int main(int argc, char **argv)
     if (!from_stdin && !isatty(STDIN_FILENO))
         input = read_all(stdin, &input_len);
     int status = run(&c, code, len, filename, argv0, input, input_len);
+    if (cli_trace_close(&c.trace) < 0 && status == 0)
+        status = EXIT_SETUP;
     free(code);
     free(input);
     return status;
