@@ -2,6 +2,7 @@
 
 import json
 
+from . import hostcall
 from .errors import CallbackError
 
 _installed = {}     # name -> Callback, as last installed
@@ -33,11 +34,11 @@ class Callback:
     async def __call__(self, *args, **kwargs):
         kwargs = self._arguments(args, kwargs)
         try:
-            json.dumps(kwargs)
+            encoded = hostcall.encode(kwargs)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{self.name}(): arguments must be JSON-serialisable: {exc}") from None
         from .loop import call_host   # imports asyncio: not before it is used
-        return await call_host(self.name, kwargs)
+        return await call_host(self.name, kwargs, encoded)
 
     def __repr__(self):
         return f"<host function {self.name}>"
