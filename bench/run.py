@@ -273,7 +273,7 @@ SVG_COLOURS = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47",
 def svg_ratios(res, kernels, runners, out_dir):
     """The per-kernel ratios to native as grouped bars, in plain SVG (no
     plotting library needed); a log scale, since node-wasi reaches 9x."""
-    others = [r for r in runners if r != "native"]
+    others = [r for r in runners if r != res.get("baseline", "native")]
     rows = kernels + ["GEOMEAN"]
     val = {(k, r): (res["geomean"].get(r) if k == "GEOMEAN" else res["ratio"].get(r, {}).get(k))
            for k in rows for r in others}
@@ -290,8 +290,10 @@ def svg_ratios(res, kernels, runners, out_dir):
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
            'font-family="sans-serif" font-size="11">' % (width, height),
            '<rect width="100%" height="100%" fill="white"/>',
-           '<text x="%d" y="18" font-size="13">Time relative to native CPython 3.13 PGO+LTO '
-           '(log scale; lower is better; dashed: 1 = native)</text>' % left]
+           '<text x="%d" y="18" font-size="13">Time relative to %s CPython 3.13 '
+           '(log scale; lower is better; dashed: 1 = native)</text>'
+           % (left, "native PGO+LTO" if res.get("baseline", "native") == "native"
+              else "native -O3 (no PGO/LTO)")]
     for t in (0.25, 0.5, 1, 2, 4, 8, 16):
         if t <= top * 1.1:
             out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ccc"%s/>'
@@ -327,7 +329,7 @@ def plot(res, kernels, runners, start, out_dir):
     if not gp:
         log("gnuplot not found: no PNG plots (bench/setup.sh installs gnuplot-nox)")
         return made
-    others = [r for r in runners if r != "native"]
+    others = [r for r in runners if r != res.get("baseline", "native")]
     dat = os.path.join(WORK, "ratios.dat")
     os.makedirs(WORK, exist_ok=True)
     with open(dat, "w") as f:
@@ -531,6 +533,9 @@ def write_markdown(path, res, t, plots):
     w("- OS: %s, Linux %s" % (info["os"], info["kernel"]))
     w("- load average before / after the run: %s / %s" % (res["load_before"], res["load_after"]))
     w("- command: `%s`" % res["command"])
+    if res.get("baseline", "native") != "native":
+        w("- **baseline: %s** (the native PGO+LTO build was not available for this run; "
+          "every ratio is to the plain build)" % res["baseline"])
     w("- settings: %d rounds, each kernel reports the best of %d in-process repeats "
       "(time.perf_counter() around the hot part); the table uses the **median over rounds** "
       "of that best; kernel N scaled by %g; runs interleaved kernel by kernel, runner by "
@@ -594,7 +599,7 @@ def write_markdown(path, res, t, plots):
             s = res["seconds"].get(r, {}).get(k)
             if s is None:
                 row.append("failed")
-            elif r == "native":
+            elif r == res.get("baseline", "native"):
                 row.append(fmt_s(s))
             else:
                 row.append("%s (%.2f×)" % (fmt_s(s), res["ratio"][r][k]))
@@ -707,8 +712,11 @@ def main():
             runners.append(r)
         else:
             log("runner %s is not available here: skipped" % r)
-    if "native" not in runners:
-        sys.exit("the native runner is needed as the baseline")
+    # The baseline: native PGO+LTO; the plain build only when that one is
+    # not built (the report says which).
+    baseline = "native" if "native" in runners else "native-plain"
+    if baseline not in runners:
+        sys.exit("a native runner is needed as the baseline (bench/build-native-pgo.sh)")
     kernels = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(KERNELS, "*.py")))
     if args.kernels:
         want = args.kernels.split(",")
@@ -770,6 +778,7 @@ def main():
         "command": " ".join(["python3", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "kernels": kernels, "runners": runners,
         "n": ns, "raw": raw, "start": start, "checks": checks, "failures": failures,
+        "baseline": baseline,
         "elapsed": time.time() - t_start,
         "load_before": load_before,
         "load_after": " ".join(open("/proc/loadavg").read().split()[:3]),
@@ -790,13 +799,13 @@ def main():
 
 def summarise(res):
     """Derived numbers (medians, ratios, geomeans) and the automatic notes."""
-    raw, runners = res["raw"], res["runners"]
+    raw, runners, base = res["raw"], res["runners"], res.get("baseline", "native")
     seconds = {r: {k: statistics.median(v) for k, v in raw[r].items() if v} for r in runners}
     best = {r: {k: min(v) for k, v in raw[r].items() if v} for r in runners}
-    ratio = {r: {k: seconds[r][k] / seconds["native"][k] for k in seconds[r]
-                 if k in seconds["native"]} for r in runners}
-    ratio_best = {r: {k: best[r][k] / best["native"][k] for k in best[r]
-                      if k in best["native"]} for r in runners}
+    ratio = {r: {k: seconds[r][k] / seconds[base][k] for k in seconds[r]
+                 if k in seconds[base]} for r in runners}
+    ratio_best = {r: {k: best[r][k] / best[base][k] for k in best[r]
+                      if k in best[base]} for r in runners}
     res["seconds"], res["best"], res["ratio"], res["ratio_best"] = seconds, best, ratio, ratio_best
     res["geomean"] = {r: geomean(list(ratio[r].values())) for r in runners if ratio[r]}
     res["geomean_best"] = {r: geomean(list(ratio_best[r].values())) for r in runners if ratio_best[r]}
@@ -813,7 +822,7 @@ def summarise(res):
         notes.append("Every kernel returned the same check value on every runner.")
     for f in res["failures"]:
         notes.append("failure: " + f)
-    faster = ["%s on %s (%.2f×)" % (r, k, x) for r in runners if r != "native"
+    faster = ["%s on %s (%.2f×)" % (r, k, x) for r in runners if r != base
               for k, x in sorted(ratio[r].items()) if x < 1.0]
     if faster:
         notes.append("Faster than native (median ratio below 1): " + "; ".join(faster) +

@@ -55,7 +55,8 @@ def main():
         "settrace on": lambda k, n: [a.before, k, n, a.repeats, "on"],
         "monitoring off": lambda k, n: [a.after, k, n, a.repeats, "off"],
         "monitoring on": lambda k, n: [a.after, k, n, a.repeats, "on"],
-        "cli --trace": lambda k, n: [a.eryx, "--trace", trace_file, k, n, a.repeats],
+        "cli --trace": lambda k, n: [a.eryx, "--timeout", "0", "--trace", trace_file, k, n,
+                                           a.repeats],
     }
     names = list(runners)
     best = {r: {} for r in names}
