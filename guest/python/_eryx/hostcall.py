@@ -66,7 +66,8 @@ def call_sync(name, args, extra=(), args_json=None):
     function `name`; extra calls (fire and forget) go in the same request.
     args_json, when given, is args already as JSON text (a callback checked
     them by encoding): the request is then put together as bytes."""
-    cid = next_id()
+    cid = _next[0]      # next_id(), inline: this is every callback's path
+    _next[0] = cid + 1
     if extra:
         ignored.update(c["id"] for c in extra)
     data = _request(cid, name, args, extra, args_json)
