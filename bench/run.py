@@ -296,9 +296,9 @@ def svg_ratios(res, kernels, runners, out_dir):
               else "native -O3 (no PGO/LTO)")]
     for t in (0.25, 0.5, 1, 2, 4, 8, 16):
         if t <= top * 1.1:
-            out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ccc"%s/>'
-                       % (left, width - 20, y(t), y(t), ' stroke-dasharray="4 3" stroke="#444"'
-                          if t == 1 else ""))
+            out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" %s/>'
+                       % (left, width - 20, y(t), y(t), 'stroke="#444" stroke-dasharray="4 3"'
+                          if t == 1 else 'stroke="#ccc"'))
             out.append('<text x="%d" y="%.1f" text-anchor="end">%g×</text>'
                        % (left - 4, y(t) + 4, t))
     for i, k in enumerate(rows):
