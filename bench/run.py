@@ -3,8 +3,11 @@
 
 Every kernel in bench/kernels/ is run, as a separate process, on each runner:
 
-  native               CPython 3.13 built natively from the same source (the
-                       guest build's "build python": gcc, default -O3, no PGO/LTO)
+  native               CPython 3.13 built natively from the same source with
+                       --enable-optimizations --with-lto (gcc PGO + LTO, as
+                       distributions ship it; bench/build-native-pgo.sh): the baseline
+  native-plain         the same source, gcc default -O3, no PGO/LTO (the guest
+                       build's "build python"): an extra column
   eryx                 build/bin/eryx FILE  (CPython 3.13 -> wasm32-wasip1 -> wasm2c -> C)
   node-wasi            the stock python.wasm of the same WASI build under Node's
                        node:wasi (V8: Liftoff baseline + TurboFan tier-up)
@@ -21,7 +24,9 @@ usage: python3 bench/run.py [--rounds 3] [--repeats 3] [--scale 1.0]
                             [--runners native,eryx,...] [--kernels a,b,...]
                             [--start-reps 20] [--no-write]
 Needs: build/bin/eryx (scripts/build.sh), node, bench/node_modules/pyodide
-(bench/setup.sh), gnuplot for the plots (bench/setup.sh installs it).
+(bench/setup.sh), the native PGO+LTO build (bench/build-native-pgo.sh, run by
+bench/setup.sh), gnuplot for the PNG plots (bench/setup.sh installs it); the
+SVG plot of the ratios needs nothing.
 """
 import argparse
 import datetime
@@ -43,7 +48,7 @@ ROOT = os.path.dirname(BENCH)
 KERNELS = os.path.join(BENCH, "kernels")
 RESULTS = os.path.join(BENCH, "results")
 WORK = os.path.join(BENCH, ".work")
-ALL_RUNNERS = ["native", "eryx", "node-wasi", "node-wasi-noliftoff", "pyodide"]
+ALL_RUNNERS = ["native", "native-plain", "eryx", "node-wasi", "node-wasi-noliftoff", "pyodide"]
 
 
 def log(*a):
@@ -72,13 +77,15 @@ def guest_dir(args):
 
 def find_tools(args):
     g = guest_dir(args)
-    native = open(os.path.join(g, "python-native.path")).read().strip()
+    plain = open(os.path.join(g, "python-native.path")).read().strip()
+    native = args.native or sh([os.path.join(BENCH, "build-native-pgo.sh"), "--path"])
     src = open(os.path.join(g, "python-src.path")).read().strip()
     wasi = os.path.join(os.path.dirname(src), "wasi")
     build_lib = glob.glob(os.path.join(wasi, "build", "lib.wasi-wasm32-*"))
     t = {
         "guest_dir": g,
         "native": native,
+        "native-plain": plain,
         "src_lib": os.path.join(src, "Lib"),
         "wasi_python": os.path.join(wasi, "python.wasm"),
         "wasi_build_lib": build_lib[0] if build_lib else None,
@@ -105,8 +112,8 @@ def runner_cmd(name, t, script_args):
     """The command line that runs `python script_args...` on a runner.
     script_args[0] may be a kernel path (host) or '-c'."""
     a = list(script_args)
-    if name == "native":
-        return [t["native"]] + a
+    if name in ("native", "native-plain"):
+        return [t[name]] + a
     if name == "eryx":
         return [t["eryx"]] + a
     if name in ("node-wasi", "node-wasi-noliftoff"):
@@ -124,8 +131,8 @@ def runner_cmd(name, t, script_args):
 
 
 def runner_available(name, t):
-    if name == "native":
-        return os.access(t["native"], os.X_OK)
+    if name in ("native", "native-plain"):
+        return bool(t[name]) and os.access(t[name], os.X_OK)
     if name == "eryx":
         return os.access(t["eryx"], os.X_OK)
     if name.startswith("node-wasi"):
@@ -228,10 +235,11 @@ def machine_info():
 
 def versions(t, runners):
     v = {}
-    if "native" in runners:
-        v["native"] = sh([t["native"], "-c", "import sys, sysconfig; g = sysconfig.get_config_var; "
-                          "print('%s, CC=%s, OPT=%s, CONFIG_ARGS=%s' % (sys.version.split()[0], "
-                          "g('CC'), g('OPT'), g('CONFIG_ARGS')))"])
+    for r in ("native", "native-plain"):
+        if r in runners:
+            v[r] = sh([t[r], "-c", "import sys, sysconfig; g = sysconfig.get_config_var; "
+                       "print('%s, CC=%s, OPT=%s, CONFIG_ARGS=%s' % (sys.version.split()[0], "
+                       "g('CC'), g('OPT'), g('CONFIG_ARGS')))"])
     if "eryx" in runners:
         v["eryx"] = sh([t["eryx"], "--version"])
         try:
@@ -259,13 +267,69 @@ def versions(t, runners):
     return v
 
 
+SVG_COLOURS = ["#4472c4", "#ed7d31", "#a5a5a5", "#ffc000", "#5b9bd5", "#70ad47", "#264478"]
+
+
+def svg_ratios(res, kernels, runners, out_dir):
+    """The per-kernel ratios to native as grouped bars, in plain SVG (no
+    plotting library needed); a log scale, since node-wasi reaches 9x."""
+    others = [r for r in runners if r != res.get("baseline", "native")]
+    rows = kernels + ["GEOMEAN"]
+    val = {(k, r): (res["geomean"].get(r) if k == "GEOMEAN" else res["ratio"].get(r, {}).get(k))
+           for k in rows for r in others}
+    top = max([v for v in val.values() if v] + [2.0])
+    lo, hi = math.log(0.25), math.log(top * 1.1)
+    left, width, bar, height, plot_h = 60, 0, 10, 0, 360
+    group = bar * len(others) + 12
+    width = max(720, left + group * len(rows) + 20)
+    height = plot_h + 150
+
+    def y(v):
+        return 30 + plot_h * (1 - (math.log(v) - lo) / (hi - lo))
+
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+           'font-family="sans-serif" font-size="11">' % (width, height),
+           '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="%d" y="18" font-size="13">Time relative to %s CPython 3.13 '
+           '(log scale; lower is better; dashed: 1 = native)</text>'
+           % (left, "native PGO+LTO" if res.get("baseline", "native") == "native"
+              else "native -O3 (no PGO/LTO)")]
+    for t in (0.25, 0.5, 1, 2, 4, 8, 16):
+        if t <= top * 1.1:
+            out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" %s/>'
+                       % (left, width - 20, y(t), y(t), 'stroke="#444" stroke-dasharray="4 3"'
+                          if t == 1 else 'stroke="#ccc"'))
+            out.append('<text x="%d" y="%.1f" text-anchor="end">%g×</text>'
+                       % (left - 4, y(t) + 4, t))
+    for i, k in enumerate(rows):
+        x0 = left + 6 + i * group
+        for j, r in enumerate(others):
+            v = val[(k, r)]
+            if v:
+                out.append('<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s">'
+                           '<title>%s %s %.2f×</title></rect>'
+                           % (x0 + j * bar, min(y(v), y(1)), bar - 1, abs(y(1) - y(v)),
+                              SVG_COLOURS[j % len(SVG_COLOURS)], k, r, v))
+        out.append('<text transform="translate(%d,%d) rotate(45)">%s</text>'
+                   % (x0 + 4, plot_h + 40, k))
+    for j, r in enumerate(others):
+        out.append('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s'
+                   '</text>' % (left + j * 150, height - 14, SVG_COLOURS[j % len(SVG_COLOURS)],
+                                left + j * 150 + 14, height - 5, r))
+    out.append("</svg>")
+    path = os.path.join(out_dir, "ratios.svg")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    return path
+
+
 def plot(res, kernels, runners, start, out_dir):
+    made = [svg_ratios(res, kernels, runners, out_dir)]
     gp = shutil.which("gnuplot")
     if not gp:
-        log("gnuplot not found: no plots (bench/setup.sh installs gnuplot-nox)")
-        return []
-    others = [r for r in runners if r != "native"]
-    made = []
+        log("gnuplot not found: no PNG plots (bench/setup.sh installs gnuplot-nox)")
+        return made
+    others = [r for r in runners if r != res.get("baseline", "native")]
     dat = os.path.join(WORK, "ratios.dat")
     os.makedirs(WORK, exist_ok=True)
     with open(dat, "w") as f:
@@ -469,6 +533,9 @@ def write_markdown(path, res, t, plots):
     w("- OS: %s, Linux %s" % (info["os"], info["kernel"]))
     w("- load average before / after the run: %s / %s" % (res["load_before"], res["load_after"]))
     w("- command: `%s`" % res["command"])
+    if res.get("baseline", "native") != "native":
+        w("- **baseline: %s** (the native PGO+LTO build was not available for this run; "
+          "every ratio is to the plain build)" % res["baseline"])
     w("- settings: %d rounds, each kernel reports the best of %d in-process repeats "
       "(time.perf_counter() around the hot part); the table uses the **median over rounds** "
       "of that best; kernel N scaled by %g; runs interleaved kernel by kernel, runner by "
@@ -479,7 +546,11 @@ def write_markdown(path, res, t, plots):
     w("")
     desc = {
         "native": "CPython %s built natively from the same Debian source as the guest "
-                  "(the guest build's build python)" % vers.get("native", "?"),
+                  "with `--enable-optimizations --with-lto` (gcc PGO + LTO, as distributions "
+                  "ship it; bench/build-native-pgo.sh): **the baseline**" % vers.get("native", "?"),
+        "native-plain": "CPython %s, the same source built with gcc's default -O3, no PGO, no "
+                        "LTO (the guest build's build python): an extra column, the baseline "
+                        "of BENCHMARKS.md before issue 17" % vers.get("native-plain", "?"),
         "eryx": "`build/bin/eryx FILE`: %s" % vers.get("eryx", "?"),
         "node-wasi": "stock `python.wasm` of the same CPython WASI build (Python %s), "
                      "debug sections stripped, under Node %s `node:wasi` (V8 default: Liftoff "
@@ -528,7 +599,7 @@ def write_markdown(path, res, t, plots):
             s = res["seconds"].get(r, {}).get(k)
             if s is None:
                 row.append("failed")
-            elif r == "native":
+            elif r == res.get("baseline", "native"):
                 row.append(fmt_s(s))
             else:
                 row.append("%s (%.2f×)" % (fmt_s(s), res["ratio"][r][k]))
@@ -609,6 +680,7 @@ def main():
                     help="`-c pass` runs per runner (pyodide: a quarter, at least 3)")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per kernel process")
     ap.add_argument("--guest-dir", default=os.environ.get("ERYX_GUEST_DIR"))
+    ap.add_argument("--native", help="the baseline python (default: bench/build-native-pgo.sh's)")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print results only")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
@@ -640,8 +712,11 @@ def main():
             runners.append(r)
         else:
             log("runner %s is not available here: skipped" % r)
-    if "native" not in runners:
-        sys.exit("the native runner is needed as the baseline")
+    # The baseline: native PGO+LTO; the plain build only when that one is
+    # not built (the report says which).
+    baseline = "native" if "native" in runners else "native-plain"
+    if baseline not in runners:
+        sys.exit("a native runner is needed as the baseline (bench/build-native-pgo.sh)")
     kernels = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(KERNELS, "*.py")))
     if args.kernels:
         want = args.kernels.split(",")
@@ -703,6 +778,7 @@ def main():
         "command": " ".join(["python3", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "kernels": kernels, "runners": runners,
         "n": ns, "raw": raw, "start": start, "checks": checks, "failures": failures,
+        "baseline": baseline,
         "elapsed": time.time() - t_start,
         "load_before": load_before,
         "load_after": " ".join(open("/proc/loadavg").read().split()[:3]),
@@ -723,13 +799,13 @@ def main():
 
 def summarise(res):
     """Derived numbers (medians, ratios, geomeans) and the automatic notes."""
-    raw, runners = res["raw"], res["runners"]
+    raw, runners, base = res["raw"], res["runners"], res.get("baseline", "native")
     seconds = {r: {k: statistics.median(v) for k, v in raw[r].items() if v} for r in runners}
     best = {r: {k: min(v) for k, v in raw[r].items() if v} for r in runners}
-    ratio = {r: {k: seconds[r][k] / seconds["native"][k] for k in seconds[r]
-                 if k in seconds["native"]} for r in runners}
-    ratio_best = {r: {k: best[r][k] / best["native"][k] for k in best[r]
-                      if k in best["native"]} for r in runners}
+    ratio = {r: {k: seconds[r][k] / seconds[base][k] for k in seconds[r]
+                 if k in seconds[base]} for r in runners}
+    ratio_best = {r: {k: best[r][k] / best[base][k] for k in best[r]
+                      if k in best[base]} for r in runners}
     res["seconds"], res["best"], res["ratio"], res["ratio_best"] = seconds, best, ratio, ratio_best
     res["geomean"] = {r: geomean(list(ratio[r].values())) for r in runners if ratio[r]}
     res["geomean_best"] = {r: geomean(list(ratio_best[r].values())) for r in runners if ratio_best[r]}
@@ -746,7 +822,7 @@ def summarise(res):
         notes.append("Every kernel returned the same check value on every runner.")
     for f in res["failures"]:
         notes.append("failure: " + f)
-    faster = ["%s on %s (%.2f×)" % (r, k, x) for r in runners if r != "native"
+    faster = ["%s on %s (%.2f×)" % (r, k, x) for r in runners if r != base
               for k, x in sorted(ratio[r].items()) if x < 1.0]
     if faster:
         notes.append("Faster than native (median ratio below 1): " + "; ".join(faster) +

@@ -25,6 +25,7 @@
 #include "repl.h"
 #include "run_status.h"
 #include "shell_callback.h"
+#include "trace.h"
 
 enum {
     EXIT_USAGE = 2,
@@ -74,6 +75,7 @@ typedef struct cli {
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
+    cli_trace trace;          /* --trace FILE */
     eryx_cli_mcp mcp;         /* `eryx mcp`, --mcp-server (cli/mcp.h) */
 } cli;
 
@@ -110,6 +112,8 @@ static void usage(FILE *f)
             "                  the bearer token for --remote\n"
             "  --remote-ca FILE\n"
             "                  trust the CA certificates in FILE for wss:// too\n"
+            "  --trace FILE    write the line events of the program's own code to FILE,\n"
+            "                  one JSON object a line: file, line, function, time (s)\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -280,6 +284,9 @@ static int parse_args(cli *c, int argc, char **argv)
             c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
+                return -1;
+        } else if (strcmp(a, "--trace") == 0) {
+            if (i + 1 >= argc || c->trace.f || cli_trace_open(&c->trace, argv[++i]) < 0)
                 return -1;
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
@@ -485,6 +492,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.callbacks = c->callbacks;
         cfg.n_callbacks = c->n_callbacks;
         cli_net_apply(&c->net, &cfg);
+        cli_trace_apply(&c->trace, &cfg);
         if (eryx_cli_mcp_connect(&c->mcp, &cfg) < 0)
             goto done;
         if (c->mcp.serve) {
@@ -545,7 +553,7 @@ static int run_remote(const cli *c, const char *code, size_t len, const char *in
                       size_t input_len)
 {
     if (c->n_mounts || c->image || c->mode != ERYX_RUN_CODE || c->n_args || c->fuel ||
-        c->max_memory || c->max_output || c->net.n_allow || c->mcp.n_servers) {
+        c->max_memory || c->max_output || c->net.n_allow || c->mcp.n_servers || c->trace.f) {
         fprintf(stderr, "eryx: --remote runs -c CODE, FILE or stdin with --session, --timeout "
                         "and --callback; the server sets the other limits\n");
         return EXIT_USAGE;
@@ -619,6 +627,8 @@ int main(int argc, char **argv)
         input = read_all(stdin, &input_len);
     int status = c.remote ? run_remote(&c, code, len, input, input_len)
                           : run(&c, code, len, filename, argv0, input, input_len);
+    if (cli_trace_close(&c.trace) < 0 && status == 0)
+        status = EXIT_SETUP;
     free(code);
     free(input);
     return status;

@@ -420,7 +420,9 @@ typedef struct eryx_sandbox_config {
     uint32_t max_callbacks;         /* invocations per execution (default
                                        1000); beyond, calls fail at once */
     /* Line events of the user's code (not of the standard library): file,
-     * line, function. Called during the run on the running thread. */
+     * line, function (borrowed for the call). Called during the run on the
+     * running thread, through sys.monitoring (PEP 669) in the guest: a
+     * traced hot loop runs several times slower (docs/performance.md). */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;

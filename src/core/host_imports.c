@@ -146,13 +146,17 @@ static void trace_event(eryx_sandbox *sb, const char *data, size_t len)
     const char *func = line ? memchr(line + 1, '\0', len - (size_t)(line + 1 - data)) : NULL;
     if (!func)
         return;
-    char *copy = malloc(len + 1); /* NUL-terminates the function name */
+    /* A copy NUL-terminates the function name; a traced loop sends millions
+     * of events, nearly all short enough for the stack. */
+    char small[512];
+    char *copy = len < sizeof small ? small : malloc(len + 1);
     if (copy) {
         memcpy(copy, data, len);
         copy[len] = '\0';
         sb->on_trace(sb->trace_user_data, copy, atoi(copy + (line + 1 - data)),
                      copy + (func + 1 - data));
-        free(copy);
+        if (copy != small)
+            free(copy);
     }
 }
 

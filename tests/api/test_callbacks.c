@@ -317,12 +317,12 @@ static void trace_fn(void *ud, const char *file, int line, const char *function)
 {
     char *lines = ud;
     size_t n = strlen(lines);
-    snprintf(lines + n, 256 - n, "%s:%d:%s ", file, line, function);
+    snprintf(lines + n, 512 - n, "%s:%d:%s ", file, line, function);
 }
 
 TEST_CASE(test_trace)
 {
-    static char lines[256];
+    static char lines[512];
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.on_trace = trace_fn;
@@ -332,6 +332,18 @@ TEST_CASE(test_trace)
     check_output(sb, "import json\ndef f(x):\n    return json.dumps(x)\ny = f(1)\n", "");
     CHECK_STR(lines, "<string>:1:<module> <string>:2:<module> <string>:4:<module> "
                      "<string>:3:f ");
+    /* Through sys.monitoring (PEP 669), whose tool is given back after
+     * each run: the next run traces again, a function of an earlier run is
+     * traced when called (its file is the run's), a generator's lines are. */
+    lines[0] = '\0';
+    check_output(sb, "import sys\nprint(sys.monitoring.get_tool(4))\n", "eryx trace\n");
+    CHECK_STR(lines, "<string>:1:<module> <string>:2:<module> ");
+    lines[0] = '\0';
+    check_output(sb, "g = (i for i in\n     range(2))\nz = [f(i) for i in g]\n", "");
+    CHECK_STR(lines, "<string>:1:<module> <string>:2:<module> <string>:1:<module> "
+                     "<string>:3:<module> <string>:2:<genexpr> <string>:1:<genexpr> "
+                     "<string>:3:f <string>:2:<genexpr> <string>:1:<genexpr> <string>:3:f "
+                     "<string>:2:<genexpr> ");
     eryx_sandbox_free(sb);
 }
 

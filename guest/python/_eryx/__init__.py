@@ -114,17 +114,63 @@ def _describe(exc, tb):
     return _type_name(exc), message, text
 
 
-def _tracer(filename):
-    """A sys.settrace function reporting the lines of the user's code only."""
-    def local(frame, event, arg):
-        if event == "line":
-            data = f"{filename}\0{frame.f_lineno}\0{frame.f_code.co_name}"
-            _eryx_host.event(EVENT_TRACE, data.encode("utf-8", "surrogateescape"))
-        return local
+_TRACE_TOOLS = (4, 3)   # sys.monitoring ids no tool of CPython's claims
 
-    def global_(frame, event, arg):
-        return local if frame.f_code.co_filename == filename else None
-    return global_
+
+def _start_trace(filename):
+    """Reports the line events of the user's code (co_filename is the run's
+    filename) through sys.monitoring (PEP 669): the interpreter calls
+    on_line for instrumented lines only, and a line of other code (the
+    standard library, the glue) returns DISABLE the first time it runs, so
+    that it costs nothing after. sys.settrace instead called a Python
+    function at every call of every function (docs/performance.md). Returns
+    the tool id to stop, or None if sys.monitoring has none free (the
+    user's code took both): then sys.settrace does the same, slower."""
+    mon = sys.monitoring
+    event, disable, by_line = _eryx_host.event, mon.DISABLE, {}
+
+    # Each event's bytes, made once per line: keyed by the line number and
+    # checked against the function's name (two functions on one line take
+    # turns). A (code, line) key cost twice as much per event: code objects
+    # do not cache their hash.
+    def report(code, line):
+        name, data = by_line.get(line, (None, None))
+        if name is not code.co_name:
+            name = code.co_name
+            data = f"{filename}\0{line}\0{name}".encode("utf-8", "surrogateescape")
+            by_line[line] = name, data
+        event(EVENT_TRACE, data)
+
+    def on_line(code, line):
+        if code.co_filename != filename:
+            return disable
+        report(code, line)
+
+    for tool in _TRACE_TOOLS:
+        if mon.get_tool(tool) is None:
+            mon.use_tool_id(tool, "eryx trace")
+            mon.register_callback(tool, mon.events.LINE, on_line)
+            mon.set_events(tool, mon.events.LINE)
+            mon.restart_events()  # lines a previous run's filename disabled
+            return tool
+
+    def local(frame, what, arg):
+        if what == "line":
+            report(frame.f_code, frame.f_lineno)
+        return local
+    sys.settrace(lambda frame, what, arg:
+                 local if frame.f_code.co_filename == filename else None)
+    return None
+
+
+def _stop_trace(tool):
+    if tool is None:
+        sys.settrace(None)
+        return
+    mon = sys.monitoring
+    mon.set_events(tool, 0)
+    mon.register_callback(tool, mon.events.LINE, None)
+    mon.free_tool_id(tool)
 
 
 def _install_asyncio_policy(code):
@@ -141,8 +187,7 @@ def _run_code(filename, code, trace, interactive=False):
         g["__file__"] = filename
     co = compile(code, filename, "single" if interactive else "exec",
                  flags=PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
-    if trace:
-        sys.settrace(_tracer(filename))
+    tool = _start_trace(filename) if trace else _MISSING
     try:
         if co.co_flags & CO_COROUTINE:
             from . import loop
@@ -150,8 +195,8 @@ def _run_code(filename, code, trace, interactive=False):
         else:
             exec(co, g)
     finally:
-        if trace:
-            sys.settrace(None)
+        if tool is not _MISSING:
+            _stop_trace(tool)
 
 
 def _run_module(name):

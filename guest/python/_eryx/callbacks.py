@@ -1,7 +1,9 @@
 """Host functions as async functions in the user's globals."""
 
 import json
+import sys
 
+from . import hostcall
 from .errors import CallbackError
 
 _installed = {}     # name -> Callback, as last installed
@@ -31,13 +33,18 @@ class Callback:
         return kwargs
 
     async def __call__(self, *args, **kwargs):
-        kwargs = self._arguments(args, kwargs)
+        if args:
+            kwargs = self._arguments(args, kwargs)
         try:
-            json.dumps(kwargs)
+            encoded = hostcall.encode(kwargs)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{self.name}(): arguments must be JSON-serialisable: {exc}") from None
-        from .loop import call_host   # imports asyncio: not before it is used
-        return await call_host(self.name, kwargs)
+        # loop imports asyncio: not before a callback is used. Looked up in
+        # sys.modules after: a `from` import costs a Python frame per call.
+        loop = sys.modules.get("_eryx.loop")
+        if loop is None:
+            from . import loop
+        return await loop.call_host(self.name, kwargs, encoded)
 
     def __repr__(self):
         return f"<host function {self.name}>"

@@ -6,6 +6,8 @@ waits in ``_eryx_host.wait`` until its own result comes back; results of
 other calls that arrive meanwhile are kept in ``stash`` for the loop.
 """
 
+import json
+
 import _eryx_host
 
 stash = {}          # call id -> result, for the loop
@@ -20,26 +22,74 @@ def next_id():
     return n
 
 
-def call_sync(name, args, extra=()):
+# The reply is the host's own compact JSON: its C scanner directly, without
+# json.loads's detection of the encoding and of whitespace.
+_scan = json.JSONDecoder().scan_once
+_names = {}         # name -> its JSON text, as bytes
+
+# json.dumps's C encoder, made once: json.dumps makes one per call (a
+# keyword-argument parse and several Python frames, a fifth of an
+# `await noop()`). Its markers (ids of the containers being encoded, for
+# the circular-reference check) are left behind by an error: cleared then.
+_markers = {}
+_c_encoder = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
+    _markers, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
+    ": ", ", ", False, False, True)
+
+
+def encode(obj):
+    """json.dumps(obj), with its defaults and its errors."""
+    if _c_encoder is None:
+        return json.dumps(obj)
+    try:
+        return "".join(_c_encoder(obj, 0))
+    except BaseException:
+        _markers.clear()
+        raise
+
+
+def _request(cid, name, args, extra, args_json):
+    if args_json is None:
+        calls = [{"id": cid, "name": name, "args": args}]
+        calls.extend(extra)
+        return json.dumps({"calls": calls, "timeout": None}).encode()
+    name_json = _names.get(name)
+    if name_json is None:
+        name_json = _names[name] = json.dumps(name).encode()
+    more = b"".join(b"," + json.dumps(c).encode() for c in extra) if extra else b""
+    return b'{"calls":[{"id":%d,"name":%b,"args":%b}%b],"timeout":null}' % (
+        cid, name_json, args_json.encode(), more)
+
+
+def call_sync(name, args, extra=(), args_json=None):
     """The result record ({"ok", "value" | "kind", "message"}) of host
-    function `name`; extra calls (fire and forget) go in the same request."""
-    import json
-    cid = next_id()
-    calls = [{"id": cid, "name": name, "args": args}]
-    calls.extend(extra)
-    ignored.update(c["id"] for c in extra)
-    data = json.dumps({"calls": calls, "timeout": None}).encode()
+    function `name`; extra calls (fire and forget) go in the same request.
+    args_json, when given, is args already as JSON text (a callback checked
+    them by encoding): the request is then put together as bytes."""
+    cid = _next[0]      # next_id(), inline: this is every callback's path
+    _next[0] = cid + 1
+    if extra:
+        ignored.update(c["id"] for c in extra)
+    data = _request(cid, name, args, extra, args_json)
     while True:
+        reply = _scan(_eryx_host.wait(data).decode(), 0)[0]
+        data = _EMPTY
+        results = reply.get("results")
+        if results and len(results) == 1 and results[0]["id"] == cid:
+            return results[0]   # the common case: this call's result alone
+        _keep(reply)
         mine = stash.pop(cid, None)
         if mine is not None:
             return mine
-        reply = json.loads(_eryx_host.wait(data))
-        data = _EMPTY
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        for result in reply["results"]:
-            rid = result["id"]
-            if rid in ignored:
-                ignored.discard(rid)
-            else:
-                stash[rid] = result
+
+
+def _keep(reply):
+    """Stashes a reply's results for their waiters (drops the ignored)."""
+    if "error" in reply:
+        raise RuntimeError(reply["error"])
+    for result in reply["results"]:
+        rid = result["id"]
+        if rid in ignored:
+            ignored.discard(rid)
+        else:
+            stash[rid] = result

@@ -16,7 +16,7 @@ import math
 
 import _eryx_host
 
-from . import hostcall
+from . import hostcall, net
 from .errors import CallbackError
 
 
@@ -425,12 +425,26 @@ def run_top_level(coro):
         return runner.run(coro)
 
 
-def call_host(name, args):
-    """Awaitable result of a host function, from any coroutine."""
+def call_host(name, args, args_json=None):
+    """Awaitable result of a host function, from any coroutine. When the
+    loop has nothing else to do (no other task ready, no timer, no call in
+    flight), the call is made at once, as a synchronous one, and the future
+    comes back done: awaiting it does not go through the loop, and the
+    request is put together from args_json (the callback's arguments as
+    JSON text) instead of encoded again. That took `await noop()` from
+    13 to 5 us (docs/performance.md)."""
     loop = asyncio.get_running_loop()
     if not isinstance(loop, SandboxEventLoop):
         raise RuntimeError("host functions can only be awaited in the sandbox's event loop")
-    return loop.call_host(name, args)
+    if args_json is None or loop._ready or loop._scheduled or loop._waiting or loop._outbox:
+        return loop.call_host(name, args)
+    result = hostcall.call_sync(name, None, net._extra(), args_json)
+    fut = loop.create_future()
+    if result["ok"]:
+        fut.set_result(result["value"])
+    else:
+        fut.set_exception(CallbackError(result["message"], result["kind"]))
+    return fut
 
 
 install_policy()

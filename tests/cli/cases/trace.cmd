@@ -1,0 +1,15 @@
+# --trace FILE: the program's own line events as JSON lines (not json's),
+# times in seconds, never decreasing; a file that cannot be written is a
+# usage error before anything runs.
+printf 'import json\n\ndef f(n):\n    return json.dumps(n)\n\nf(1)\nprint("done")\n' >prog.py
+"$ERYX" --trace trace.jsonl prog.py || exit 1
+python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open("trace.jsonl")]
+times = [r.pop("time") for r in rows]
+assert times == sorted(times) and times[0] >= 0, times
+for r in rows:
+    print(r["file"], r["line"], r["function"])
+'
+"$ERYX" --trace /nonexistent/dir/t.jsonl -c 'print(1)'
+echo "status $?"
