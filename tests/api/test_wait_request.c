@@ -66,7 +66,9 @@ static long peak_rss_kb(void)
 
 /* 12 million zeros are 36 MB of JSON: the old decoder made a jansson value
  * of each (~0.8 GB). The guest's own memory for the list and its JSON is
- * ~200 MB of the process. */
+ * ~200 MB of the process; ThreadSanitizer's allocator keeps more of it
+ * (454 MB measured once there), so the bound is 600 MB: still well below
+ * what one host value per element would take. */
 TEST_CASE(test_oversized_request)
 {
     eryx_sandbox *sb = new_sandbox(768ull << 20);
@@ -78,9 +80,9 @@ TEST_CASE(test_oversized_request)
     CHECK_CONTAINS(r->exc_message, "request to the host too large: 36000");
     CHECK_CONTAINS(r->exc_message, "the limit is 8 MiB");
     CHECK_INT(handler_calls, 0);
-    if (grown_mb >= 450)
+    if (grown_mb >= 600)
         fprintf(stderr, "peak RSS grew by %ld MB\n", grown_mb);
-    CHECK(grown_mb < 450);
+    CHECK(grown_mb < 600);
     eryx_result_free(r);
     /* The sandbox goes on. */
     r = run_expect(sb, "print(await size(data='ok'))", ERYX_OK);
