@@ -683,6 +683,8 @@ def main():
     ap.add_argument("--native", help="the baseline python (default: bench/build-native-pgo.sh's)")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print results only")
+    ap.add_argument("--no-sandbox", action="store_true",
+                    help="skip the in-process sandbox costs (bench_sandbox, bench_cow)")
     ap.add_argument("--report-only", metavar="RESULTS_JSON",
                     help="no runs: rewrite the report (and plots) from a results.json")
     ap.add_argument("--sandbox-only", action="store_true",
@@ -772,7 +774,7 @@ def main():
                         "rss_mb": statistics.median(rss) / 1024 if rss else None}
     log("start:", {r: round(v["median_ms"], 1) for r, v in start.items()})
 
-    sandbox = sandbox_costs()
+    sandbox = {} if args.no_sandbox else sandbox_costs()
     res = {
         "sandbox": sandbox,
         "command": " ".join(["python3", os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
