@@ -26,6 +26,9 @@
 #define IDLE_TIMEOUT_MS (10 * 60 * 1000)
 #define POOL_WAIT_NS (2ull * 1000000000)
 #define MAX_DECLARED_CALLBACKS 256
+/* Messages the reader may hold for the connection's thread: a client that
+ * sends faster than its requests are handled is cut off, not buffered. */
+#define MAX_INBOX 256
 
 typedef struct outstanding {
     uint64_t id;
@@ -721,8 +724,16 @@ static void *reader_main(void *arg)
         pthread_mutex_lock(&cl->mu);
         if (op && strcmp(op, "cancel") == 0 && cl->live)
             eryx_sandbox_interrupt(cl->live);
-        json_array_append_new(cl->inbox, msg);
+        int full = json_array_size(cl->inbox) >= MAX_INBOX;
+        if (full)
+            json_decref(msg);
+        else
+            json_array_append_new(cl->inbox, msg);
         pthread_mutex_unlock(&cl->mu);
+        if (full) {
+            ws_conn_close(cl->c, WS_CLOSE_TOO_BIG, "too many messages not yet handled");
+            break;
+        }
         notify(&cl->efd);
     }
     pthread_mutex_lock(&cl->mu);
