@@ -259,14 +259,18 @@ int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms)
 void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *type,
                          const char *body)
 {
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
-                     code, reason, type, strlen(body));
-    int64_t deadline = now_ms() + SEND_TIMEOUT_MS;
-    if (write_all(c, head, (size_t)n, deadline) == 0)
-        write_all(c, body, strlen(body), deadline);
+    /* One write, head and body together: a client that stops reading after
+     * the head still has the reason. */
+    const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                      "Connection: close\r\n\r\n%s";
+    size_t blen = strlen(body);
+    int n = snprintf(NULL, 0, fmt, code, reason, type, blen, body);
+    char *answer = n > 0 ? malloc((size_t)n + 1) : NULL;
+    if (answer) {
+        snprintf(answer, (size_t)n + 1, fmt, code, reason, type, blen, body);
+        write_all(c, answer, (size_t)n, now_ms() + SEND_TIMEOUT_MS);
+        free(answer);
+    }
     c->closed = 1;
 }
 
@@ -350,8 +354,25 @@ static long read_answer_head(ws_conn *c, int64_t deadline)
     }
 }
 
+/* A refusal's body says why (the server writes it after the head, maybe in
+ * another segment): reads what Content-Length announces, up to what is
+ * quoted, waiting at most a second more. */
+static void read_refusal_body(ws_conn *c, const char *head, size_t head_len)
+{
+    char value[32];
+    if (response_header(head, "Content-Length", value, sizeof value) < 0)
+        return;
+    size_t want = strtoul(value, NULL, 10);
+    if (want > 512)
+        want = 512;
+    int64_t deadline = now_ms() + 1000;
+    while (c->rlen - head_len < want && fill(c, deadline) > 0)
+        ;
+}
+
 static void quote_answer(ws_conn *c, const char *head, size_t head_len)
 {
+    read_refusal_body(c, head, head_len);
     const char *body = (const char *)c->rbuf + head_len;
     size_t body_len = c->rlen - head_len;
     size_t line = strcspn(head, "\r");
