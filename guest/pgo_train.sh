@@ -33,5 +33,11 @@ cmake --build "$work/build" -j"$(nproc)" --target eryx_cli >/dev/null
 
 LLVM_PROFILE_FILE="$work/profiles/%p.profraw" \
     "$work/build/bin/eryx" --timeout 0 "$here/pgo_train.py" >&2
+# CPython's own PGO task (`-m test --pgo`), as native builds train: its tests
+# from the source tree, which the stdlib image does not ship.
+LLVM_PROFILE_FILE="$work/profiles/%p.profraw" \
+    "$work/build/bin/eryx" --timeout 0 --max-memory 1G \
+    --mount "$(cat "$stage1/python-src.path")/Lib/test:/pgo/test" \
+    "$here/pgo_train_regrtest.py" >&2
 "llvm-profdata-$ERYX_LLVM" merge -o "$out" "$work/profiles"/*.profraw
 rm -rf "$work"

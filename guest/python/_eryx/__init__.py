@@ -119,48 +119,48 @@ _TRACE_TOOLS = (4, 3)   # sys.monitoring ids no tool of CPython's claims
 
 def _start_trace(filename):
     """Reports the line events of the user's code (co_filename is the run's
-    filename) through sys.monitoring (PEP 669): the interpreter calls
-    on_line for instrumented lines only, and a line of other code (the
-    standard library, the glue) returns DISABLE the first time it runs, so
-    that it costs nothing after. sys.settrace instead called a Python
-    function at every call of every function (docs/performance.md). Returns
-    the tool id to stop, or None if sys.monitoring has none free (the
-    user's code took both): then sys.settrace does the same, slower."""
+    filename) through sys.monitoring (PEP 669), whose LINE callback is
+    _eryx_host.trace_line, in C: the interpreter calls it for instrumented
+    lines only, and a line of other code (the standard library, the glue)
+    gets DISABLE the first time it runs, so that it costs nothing after.
+    sys.settrace instead called a Python function at every call of every
+    function, and a LINE callback in Python cost a frame per line
+    (docs/performance.md). Returns the tool id to stop, or None if
+    sys.monitoring has none free (the user's code took both): then
+    sys.settrace does the same, slower."""
     mon = sys.monitoring
-    event, disable, by_line = _eryx_host.event, mon.DISABLE, {}
+    for tool in _TRACE_TOOLS:
+        if mon.get_tool(tool) is None:
+            mon.use_tool_id(tool, "eryx trace")
+            _eryx_host.trace_begin(filename, mon.DISABLE)
+            mon.register_callback(tool, mon.events.LINE, _eryx_host.trace_line)
+            mon.set_events(tool, mon.events.LINE)
+            mon.restart_events()  # lines a previous run's filename disabled
+            return tool
+    _settrace(filename)
+    return None
+
+
+def _settrace(filename):
+    """The fallback of _start_trace: sys.settrace, reporting as trace_line."""
+    event, by_line = _eryx_host.event, {}
 
     # Each event's bytes, made once per line: keyed by the line number and
     # checked against the function's name (two functions on one line take
     # turns). A (code, line) key cost twice as much per event: code objects
     # do not cache their hash.
-    def report(code, line):
-        name, data = by_line.get(line, (None, None))
-        if name is not code.co_name:
-            name = code.co_name
-            data = f"{filename}\0{line}\0{name}".encode("utf-8", "surrogateescape")
-            by_line[line] = name, data
-        event(EVENT_TRACE, data)
-
-    def on_line(code, line):
-        if code.co_filename != filename:
-            return disable
-        report(code, line)
-
-    for tool in _TRACE_TOOLS:
-        if mon.get_tool(tool) is None:
-            mon.use_tool_id(tool, "eryx trace")
-            mon.register_callback(tool, mon.events.LINE, on_line)
-            mon.set_events(tool, mon.events.LINE)
-            mon.restart_events()  # lines a previous run's filename disabled
-            return tool
-
     def local(frame, what, arg):
         if what == "line":
-            report(frame.f_code, frame.f_lineno)
+            code, line = frame.f_code, frame.f_lineno
+            name, data = by_line.get(line, (None, None))
+            if name is not code.co_name:
+                name = code.co_name
+                data = f"{filename}\0{line}\0{name}".encode("utf-8", "surrogateescape")
+                by_line[line] = name, data
+            event(EVENT_TRACE, data)
         return local
     sys.settrace(lambda frame, what, arg:
                  local if frame.f_code.co_filename == filename else None)
-    return None
 
 
 def _stop_trace(tool):
@@ -171,6 +171,7 @@ def _stop_trace(tool):
     mon.set_events(tool, 0)
     mon.register_callback(tool, mon.events.LINE, None)
     mon.free_tool_id(tool)
+    _eryx_host.trace_end()
 
 
 def _install_asyncio_policy(code):
