@@ -48,7 +48,8 @@ ROOT = os.path.dirname(BENCH)
 KERNELS = os.path.join(BENCH, "kernels")
 RESULTS = os.path.join(BENCH, "results")
 WORK = os.path.join(BENCH, ".work")
-ALL_RUNNERS = ["native", "native-plain", "eryx", "node-wasi", "node-wasi-noliftoff", "pyodide"]
+ALL_RUNNERS = ["native", "native-plain", "eryx", "eryx-before", "node-wasi",
+               "node-wasi-noliftoff", "pyodide"]
 
 
 def log(*a):
@@ -90,6 +91,9 @@ def find_tools(args):
         "wasi_python": os.path.join(wasi, "python.wasm"),
         "wasi_build_lib": build_lib[0] if build_lib else None,
         "eryx": os.path.join(ROOT, "build", "bin", "eryx"),
+        # Another eryx binary (--eryx-before): a lever's before and after in
+        # one interleaved run.
+        "eryx-before": args.eryx_before,
         "node": shutil.which("node"),
         "pyodide": os.path.join(BENCH, "node_modules", "pyodide", "pyodide.mjs"),
     }
@@ -114,8 +118,8 @@ def runner_cmd(name, t, script_args):
     a = list(script_args)
     if name in ("native", "native-plain"):
         return [t[name]] + a
-    if name == "eryx":
-        return [t["eryx"]] + a
+    if name in ("eryx", "eryx-before"):
+        return [t[name]] + a
     if name in ("node-wasi", "node-wasi-noliftoff"):
         if a and a[0].startswith(KERNELS):
             a[0] = "/kernels/" + os.path.relpath(a[0], KERNELS)
@@ -133,8 +137,8 @@ def runner_cmd(name, t, script_args):
 def runner_available(name, t):
     if name in ("native", "native-plain"):
         return bool(t[name]) and os.access(t[name], os.X_OK)
-    if name == "eryx":
-        return os.access(t["eryx"], os.X_OK)
+    if name in ("eryx", "eryx-before"):
+        return bool(t[name]) and os.access(t[name], os.X_OK)
     if name.startswith("node-wasi"):
         return bool(t["node"] and os.path.exists(t["wasi_python_run"]) and t["wasi_build_lib"])
     if name == "pyodide":
@@ -552,6 +556,8 @@ def write_markdown(path, res, t, plots):
                         "LTO (the guest build's build python): an extra column, the baseline "
                         "of BENCHMARKS.md before issue 17" % vers.get("native-plain", "?"),
         "eryx": "`build/bin/eryx FILE`: %s" % vers.get("eryx", "?"),
+        "eryx-before": "an earlier eryx binary (`--eryx-before %s FILE`), for a change's "
+                       "before and after in one run" % t.get("eryx-before"),
         "node-wasi": "stock `python.wasm` of the same CPython WASI build (Python %s), "
                      "debug sections stripped, under Node %s `node:wasi` (V8 default: Liftoff "
                      "then TurboFan tier-up)" % (vers.get("node-wasi", "?"), vers.get("node", "?")),
@@ -680,6 +686,8 @@ def main():
                     help="`-c pass` runs per runner (pyodide: a quarter, at least 3)")
     ap.add_argument("--timeout", type=int, default=300, help="seconds per kernel process")
     ap.add_argument("--guest-dir", default=os.environ.get("ERYX_GUEST_DIR"))
+    ap.add_argument("--eryx-before", metavar="BIN",
+                    help="an earlier eryx binary, the eryx-before runner (add it to --runners)")
     ap.add_argument("--native", help="the baseline python (default: bench/build-native-pgo.sh's)")
     ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     ap.add_argument("--no-write", action="store_true", help="print results only")

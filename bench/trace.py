@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Line tracing's cost on the kernels, side by side: a liberyx whose glue
-traces through sys.settrace against this one (sys.monitoring), each with
-and without an on_trace that only counts (bench/bench_trace.c), and this
+"""Line tracing's cost on the kernels, side by side: an earlier liberyx
+(first sys.settrace, then a sys.monitoring callback in Python: the labels
+name it) against this one (a sys.monitoring callback in C), each with and
+without an on_trace that only counts (bench/bench_trace.c), and this
 build's CLI with `--trace FILE` (JSON lines written to a file).
 
 usage: python3 bench/trace.py --before BENCH_TRACE_OF_OLD_LIB [--rounds 2]
                               [--scale 0.1] [--repeats 2] [--kernels a,b]
                               [--trace-file /dev/null]
+                              [--before-label settrace --after-label monitoring]
 The before program is bench/bench_trace.c compiled against the older
 liberyx.a (docs/performance.md says how). Interleaved kernel by kernel;
 per (runner, kernel) the best over rounds of the kernel's in-process best;
@@ -43,7 +45,11 @@ def main():
     ap.add_argument("--kernels", default="")
     ap.add_argument("--repeats", default="2")
     ap.add_argument("--trace-file", default="/dev/null")
+    ap.add_argument("--before-label", default="settrace",
+                    help="what the before library's tracing is (a column's name)")
+    ap.add_argument("--after-label", default="monitoring")
     a = ap.parse_args()
+    bl, al = a.before_label, a.after_label
     paths = sorted(glob.glob(os.path.join(BENCH, "kernels", "*.py")))
     if a.kernels:
         paths = [p for p in paths if os.path.basename(p)[:-3] in a.kernels.split(",")]
@@ -51,10 +57,10 @@ def main():
     # that the disk (a traced kernel makes ~1 GB of JSON) is not measured.
     trace_file = a.trace_file
     runners = {
-        "settrace off": lambda k, n: [a.before, k, n, a.repeats, "off"],
-        "settrace on": lambda k, n: [a.before, k, n, a.repeats, "on"],
-        "monitoring off": lambda k, n: [a.after, k, n, a.repeats, "off"],
-        "monitoring on": lambda k, n: [a.after, k, n, a.repeats, "on"],
+        "before off": lambda k, n: [a.before, k, n, a.repeats, "off"],
+        "before on": lambda k, n: [a.before, k, n, a.repeats, "on"],
+        "after off": lambda k, n: [a.after, k, n, a.repeats, "off"],
+        "after on": lambda k, n: [a.after, k, n, a.repeats, "on"],
         "cli --trace": lambda k, n: [a.eryx, "--timeout", "0", "--trace", trace_file, k, n,
                                            a.repeats],
     }
@@ -78,22 +84,22 @@ def main():
     print("load average before / after: %s / %s" % (
         " ".join(load), " ".join(open("/proc/loadavg").read().split()[:3])))
     print()
-    print("| kernel | line events | settrace: on / off | monitoring: on / off | "
-          "CLI `--trace FILE` / monitoring off |")
+    print("| kernel | line events | %s: on / off | %s: on / off | "
+          "CLI `--trace FILE` / %s off |" % (bl, al, al))
     print("|---|---|---|---|---|")
-    cols = {"settrace": [], "monitoring": [], "cli": []}
+    cols = {"before": [], "after": [], "cli": []}
     for k in kernels:
-        s = best["settrace on"][k] / best["settrace off"][k]
-        m = best["monitoring on"][k] / best["monitoring off"][k]
-        c = best["cli --trace"][k] / best["monitoring off"][k]
-        cols["settrace"].append(s)
-        cols["monitoring"].append(m)
+        s = best["before on"][k] / best["before off"][k]
+        m = best["after on"][k] / best["after off"][k]
+        c = best["cli --trace"][k] / best["after off"][k]
+        cols["before"].append(s)
+        cols["after"].append(m)
         cols["cli"].append(c)
         print("| %s | %s | %.2f× | %.2f× | %.2f× |" % (k, format(events.get(k, 0), ","), s, m, c))
     print("| **geomean** | | **%.2f×** | **%.2f×** | **%.2f×** |" % (
-        geomean(cols["settrace"]), geomean(cols["monitoring"]), geomean(cols["cli"])))
+        geomean(cols["before"]), geomean(cols["after"]), geomean(cols["cli"])))
     print("| max | | %.2f× | %.2f× | %.2f× |" % (
-        max(cols["settrace"]), max(cols["monitoring"]), max(cols["cli"])))
+        max(cols["before"]), max(cols["after"]), max(cols["cli"])))
 
 
 if __name__ == "__main__":

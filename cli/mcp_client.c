@@ -25,6 +25,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -198,9 +199,11 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
         m->max_message = n;
         return 1;
     case 3:
-        if (parse_u64(a, v, &n, 0) < 0 || n == 0 || n > UINT64_MAX / 1000000u) {
-            if (n == 0)
-                fprintf(stderr, "eryx: --callback-timeout must be positive\n");
+        if (parse_u64(a, v, &n, 0) < 0)
+            return -1;
+        if (n == 0 || n > UINT64_MAX / 1000000u) {
+            fprintf(stderr, "eryx: --callback-timeout must be positive and at most %" PRIu64
+                            " ms\n", UINT64_MAX / 1000000u);
             return -1;
         }
         m->callback_timeout_ms = n;

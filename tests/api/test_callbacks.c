@@ -1,6 +1,7 @@
 /* Host callbacks: await from Python, errors, limits, concurrency, asyncio. */
 #include <eryx.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -344,6 +345,60 @@ TEST_CASE(test_trace)
                      "<string>:3:<module> <string>:2:<genexpr> <string>:1:<genexpr> "
                      "<string>:3:f <string>:2:<genexpr> <string>:1:<genexpr> <string>:3:f "
                      "<string>:2:<genexpr> ");
+    eryx_sandbox_free(sb);
+}
+
+/* The LINE callback is C in the guest (_eryx_host.trace_line): line numbers
+ * beyond the small-int cache, names as UTF-8 (lone surrogates as the bytes
+ * they escape), misuse from the code refused, and the sys.settrace fallback
+ * when the code holds both of the tool ids tracing uses. */
+TEST_CASE(test_trace_edges)
+{
+    static char lines[512];
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_trace = trace_fn;
+    cfg.trace_user_data = lines;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    char far[400];
+    memset(far, '\n', 299);
+    strcpy(far + 299, "x = 1\n");
+    lines[0] = '\0';
+    check_output(sb, far, "");
+    CHECK_STR(lines, "<string>:300:<module> ");
+    lines[0] = '\0';
+    check_output(sb, "def \xc3\xa9t\xc3\xa9():\n    pass\n"
+                     "\xc3\xa9t\xc3\xa9.__code__ = \xc3\xa9t\xc3\xa9.__code__.replace("
+                     "co_name='\\udcff')\n\xc3\xa9t\xc3\xa9()\n", "");
+    CHECK_STR(lines, "<string>:1:<module> <string>:3:<module> <string>:4:<module> "
+                     "<string>:2:\xff ");
+    check_output(sb, "import _eryx_host\n"
+                     "for args in [(1, 2), (compile('', 'f', 'exec'), 'x'), ()]:\n"
+                     "    try:\n"
+                     "        _eryx_host.trace_line(*args)\n"
+                     "    except TypeError as e:\n"
+                     "        print(type(e).__name__)\n",
+                     "TypeError\nTypeError\nTypeError\n");
+    eryx_sandbox_free(sb);
+    /* A session whose code took both tool ids (in an untraced sandbox),
+     * loaded into a traced one: tracing falls back to sys.settrace, with
+     * the same events. */
+    eryx_sandbox *untraced = case_sandbox();
+    check_output(untraced, "import sys\nfor t in (4, 3):\n"
+                           "    sys.monitoring.use_tool_id(t, 'mine')\n", "");
+    int fd = memfd_create("session", 0);
+    REQUIRE(fd >= 0);
+    CHECK_INT(eryx_sandbox_save_fd(untraced, fd), ERYX_OK);
+    eryx_sandbox_free(untraced);
+    REQUIRE(lseek(fd, 0, SEEK_SET) == 0);
+    REQUIRE(eryx_sandbox_load_fd(rt, &cfg, fd, &sb) == ERYX_OK);
+    close(fd);
+    lines[0] = '\0';
+    check_output(sb, "def g():\n    return 2\ny = g()\n", "");
+    CHECK_STR(lines, "<string>:1:<module> <string>:3:<module> <string>:2:g ");
+    check_output(sb, "import sys\nprint(sys.monitoring.get_tool(4), sys.gettrace() is None)\n",
+                 "mine False\n");
     eryx_sandbox_free(sb);
 }
 
