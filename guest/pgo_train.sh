@@ -26,8 +26,11 @@ echo "$segment" >"$work/guest/segment"
 # clang driver would.
 profile_rt=$("clang-$ERYX_LLVM" -print-file-name=libclang_rt.profile-x86_64.a)
 [ -f "$profile_rt" ] || { echo "pgo_train.sh: no $profile_rt (libclang-rt-$ERYX_LLVM-dev)" >&2; exit 1; }
+# The host code is built as by scripts/build.sh (its optimisation level does
+# not matter to the guest's profile): -Werror at another level meets other
+# warnings, which a fresh machine's build would be the first to see.
 cmake -S "$root" -B "$work/build" -DERYX_GUEST_DIR="$work/guest" \
-      -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_STANDARD_LIBRARIES="$profile_rt" \
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_STANDARD_LIBRARIES="$profile_rt" \
       -DCMAKE_EXE_LINKER_FLAGS=-Wl,-u,__llvm_profile_runtime >/dev/null
 cmake --build "$work/build" -j"$(nproc)" --target eryx_cli >/dev/null
 
