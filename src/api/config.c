@@ -132,10 +132,21 @@ static int runtime_config_check(const eryx_runtime_config *c)
                                "ERYX_RUNTIME_NO_IMAGE");
         return ERYX_INVALID;
     }
-    if (c->image_path && (extras || c->flags || c->setup_timeout_ns)) {
+    if (c->image_path && (extras || (c->flags & ~ERYX_RUNTIME_IMAGE_TRUSTED) ||
+                          c->setup_timeout_ns)) {
         eryx__set_errmsg(NULL, "eryx_runtime_config: image_path loads a built image: the "
-                               "flags, packages, imports, setup code and setup timeout must "
-                               "then be empty");
+                               "flags (but ERYX_RUNTIME_IMAGE_TRUSTED), packages, imports, "
+                               "setup code and setup timeout must then be empty");
+        return ERYX_INVALID;
+    }
+    if ((c->flags & ERYX_RUNTIME_IMAGE_TRUSTED) && !c->image_path) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: ERYX_RUNTIME_IMAGE_TRUSTED is about "
+                               "image_path, which is not set");
+        return ERYX_INVALID;
+    }
+    if (c->flags & ~(ERYX_RUNTIME_NO_IMAGE | ERYX_RUNTIME_IMAGE_TRUSTED)) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: unknown flags 0x%x",
+                         c->flags & ~(ERYX_RUNTIME_NO_IMAGE | ERYX_RUNTIME_IMAGE_TRUSTED));
         return ERYX_INVALID;
     }
     for (size_t i = 0; i < c->n_imports; i++) {

@@ -362,7 +362,7 @@ static int adopt(eryx_runtime *rt, const image_header *h, eryx__mem_image *img, 
     return ERYX_OK;
 }
 
-int eryx__runtime_load_image(eryx_runtime *rt, const char *path)
+int eryx__runtime_load_image(eryx_runtime *rt, const char *path, int trusted)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -414,7 +414,7 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path)
             rc = err == -ENOMEM ? ERYX_NOMEM : ERYX_IO;
         }
     }
-    if (rc == ERYX_OK) {
+    if (rc == ERYX_OK && !trusted) {
         int err = hash_memory(x, fd, h.mem_size);
         if (err) {
             eryx__set_errmsg(NULL, "cannot read %s: %s", path,
@@ -427,7 +427,7 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path)
     close(fd);
     if (rc == ERYX_OK) {
         XXH3_64bits_update(x, rest, (size_t)rest_len);
-        if (XXH3_64bits_digest(x) != h.checksum)
+        if (!trusted && XXH3_64bits_digest(x) != h.checksum)
             rc = refuse(path, "is damaged (checksum mismatch)");
     }
     if (rc == ERYX_OK)

@@ -188,7 +188,8 @@ void eryx__runtime_drop_snapshot(eryx_runtime *rt);
  * load fills rt's image, globals, template, packages and hot pages; the
  * message goes to the thread. */
 int eryx__runtime_save_image(eryx_runtime *rt, const char *path);
-int eryx__runtime_load_image(eryx_runtime *rt, const char *path);
+/* trusted: ERYX_RUNTIME_IMAGE_TRUSTED (the memory is not hashed). */
+int eryx__runtime_load_image(eryx_runtime *rt, const char *path, int trusted);
 /* Checks an image file's header (bytes [0, len) of a file of file_size
  * bytes) without using it: ERYX_OK or ERYX_INVALID with the reason in the
  * thread's message. For the loader and the fuzzer. */

@@ -116,7 +116,8 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     if (rc == ERYX_OK && !loading)
         rc = check_guest_abi(rt);
     if (rc == ERYX_OK && loading) {
-        rc = eryx__runtime_load_image(rt, cfg->image_path);
+        rc = eryx__runtime_load_image(rt, cfg->image_path,
+                                      (cfg->flags & ERYX_RUNTIME_IMAGE_TRUSTED) != 0);
         if (rc == ERYX_OK)
             rc = abi_matches(rt->template);
     } else if (rc == ERYX_OK && with_image) {

@@ -10,6 +10,8 @@
  * checksum), splitting the tail bytes at the two 16-bit lengths that open
  * it, so that the fuzzer reaches the packages' validation, the WASI state
  * decoder, the hot runs and the globals; without, the header is as given.
+ * With flags bit 3 the file is loaded with ERYX_RUNTIME_IMAGE_TRUSTED (no
+ * checksum: a damaged file must be refused by the other checks, or load).
  * Property: a runtime that loads makes a sandbox (never run: its memory is
  * zeros) and saves an image that loads again.
  */
@@ -50,11 +52,12 @@ static void remove_dir(void)
     rmdir(dir);
 }
 
-static eryx_runtime *load(const char *p)
+static eryx_runtime *load(const char *p, unsigned flags)
 {
     eryx_runtime_config cfg;
     eryx_runtime_config_default(&cfg);
     cfg.image_path = p;
+    cfg.flags = flags;
     eryx_runtime *rt = NULL;
     int rc = eryx_runtime_new(&cfg, &rt);
     if (rc != ERYX_OK) {
@@ -159,7 +162,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_write_file(path, file, H_PAGE + mem + body);
     free(file);
 
-    eryx_runtime *rt = load(path);
+    eryx_runtime *rt = load(path, flags & 8 ? ERYX_RUNTIME_IMAGE_TRUSTED : 0);
     loaded = rt != NULL;
     if (!rt)
         return 0;
@@ -172,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "a loaded image does not save: %s\n", eryx_errmsg(NULL));
     FUZZ_CHECK(rc == ERYX_OK);
     FUZZ_CHECK(eryx_runtime_free(rt) == ERYX_OK);
-    rt = load(path2);
+    rt = load(path2, 0);
     if (!rt)
         fprintf(stderr, "a re-saved image does not load: %s\n", eryx_errmsg(NULL));
     FUZZ_CHECK(rt != NULL);
