@@ -374,7 +374,7 @@ TEST_CASE(test_trace_edges)
     CHECK_STR(lines, "<string>:1:<module> <string>:3:<module> <string>:4:<module> "
                      "<string>:2:\xff ");
     check_output(sb, "import _eryx_host\n"
-                     "for args in [(1, 2), (compile('', 'f', 'exec'), 'x'), ()]:\n"
+                     "for args in [(1, 2), (compile('', '<string>', 'exec'), 'x'), ()]:\n"
                      "    try:\n"
                      "        _eryx_host.trace_line(*args)\n"
                      "    except TypeError as e:\n"
