@@ -9,16 +9,27 @@
 #include <stdio.h>
 #include <time.h>
 
+#define CLI_TRACE_SLOTS 16
+
+/* A name of a recent event (file or function) and its JSON string. */
+typedef struct cli_trace_name {
+    char *raw, *json;       /* NULL before the first event */
+    size_t len, json_len;
+} cli_trace_name;
+
 typedef struct cli_trace {
     FILE *f;                /* NULL: no --trace */
     struct timespec t0;     /* "time" counts from here: when the file was
                                opened, as the command started */
+    cli_trace_name *names;  /* CLI_TRACE_SLOTS files, then as many
+                               functions: written by the events, so apart
+                               from the options */
 } cli_trace;
 
 /* Opens (truncates) path for writing; -1 after printing why it cannot. */
 int cli_trace_open(cli_trace *t, const char *path);
-/* Points cfg's trace callback at t (nothing without a file); t is only
- * read, and must outlive the sandbox. */
+/* Points cfg's trace callback at t (nothing without a file); t must
+ * outlive the sandbox, whose running thread alone uses it. */
 void cli_trace_apply(const cli_trace *t, eryx_sandbox_config *cfg);
 /* Flushes and closes; -1 after printing why the file is incomplete. */
 int cli_trace_close(cli_trace *t);

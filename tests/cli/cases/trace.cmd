@@ -11,5 +11,17 @@ assert times == sorted(times) and times[0] >= 0, times
 for r in rows:
     print(r["file"], r["line"], r["function"])
 '
+# Names that JSON escapes, and events that alternate between functions
+# (the CLI keeps the escaped names of recent events).
+python3 -c '
+open("q\"\\.py", "w", encoding="utf-8").write(
+    "def g\u00e9():\n    return 1\n\nfor i in range(2):\n    g\u00e9()\n")'
+"$ERYX" --trace trace2.jsonl 'q"\.py' || exit 1
+python3 -c '
+import json
+for l in open("trace2.jsonl", encoding="utf-8"):
+    r = json.loads(l)
+    print(ascii(r["file"]), r["line"], ascii(r["function"]))
+'
 "$ERYX" --trace /nonexistent/dir/t.jsonl -c 'print(1)'
 echo "status $?"
