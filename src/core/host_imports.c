@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/exec.h"
+#include "core/trace_event.h"
 #include "core/wait_request.h"
 #include "guest/abi.h"
 
@@ -139,25 +140,24 @@ u32 Z_eryxZ_read_reply(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
     return (u32)n;
 }
 
+/* Hands a trace event to on_trace; a malformed one (the guest is not
+ * trusted) is dropped. The file is read in place (the guest waits while the
+ * host runs); the function is NUL-terminated by a copy, on the stack for
+ * nearly all. */
 static void trace_event(eryx_sandbox *sb, const char *data, size_t len)
 {
-    /* "file\0line\0function" */
-    const char *line = memchr(data, '\0', len);
-    const char *func = line ? memchr(line + 1, '\0', len - (size_t)(line + 1 - data)) : NULL;
-    if (!func)
+    eryx__trace_event ev;
+    if (eryx__trace_event_decode(data, len, &ev) < 0)
         return;
-    /* A copy NUL-terminates the function name; a traced loop sends millions
-     * of events, nearly all short enough for the stack. */
-    char small[512];
-    char *copy = len < sizeof small ? small : malloc(len + 1);
-    if (copy) {
-        memcpy(copy, data, len);
-        copy[len] = '\0';
-        sb->on_trace(sb->trace_user_data, copy, atoi(copy + (line + 1 - data)),
-                     copy + (func + 1 - data));
-        if (copy != small)
-            free(copy);
-    }
+    char small[256];
+    char *copy = ev.function_len < sizeof small ? small : malloc(ev.function_len + 1);
+    if (!copy)
+        return;
+    memcpy(copy, ev.function, ev.function_len);
+    copy[ev.function_len] = '\0';
+    sb->on_trace(sb->trace_user_data, ev.file, ev.line, copy);
+    if (copy != small)
+        free(copy);
 }
 
 void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
