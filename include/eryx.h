@@ -435,7 +435,8 @@ typedef struct eryx_sandbox_config {
     /* Line events of the user's code (not of the standard library): file,
      * line, function (borrowed for the call). Called during the run on the
      * running thread, through sys.monitoring (PEP 669) in the guest: a
-     * traced hot loop runs several times slower (docs/performance.md). */
+     * traced hot loop runs up to ~4x slower, 2x on the benchmarks'
+     * geomean (docs/performance.md, "Tracing"). */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;
