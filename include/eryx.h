@@ -201,8 +201,8 @@ typedef struct eryx_runtime_config {
 #define ERYX_RUNTIME_NO_IMAGE 1u
 
 /* With image_path: the caller vouches that the file's memory is what its
- * checksum was computed over, and the memory is not read and hashed (about
- * 1.5 ms, a tenth of the eryx command's start). Everything else is still
+ * checksum was computed over, and the memory is not read and hashed (0.6 to
+ * 2.2 ms of the eryx command's 15-18 ms start, measured: BENCHMARKS.md). Everything else is still
  * checked as without the flag: the magic, the build id, the layout, every
  * size and limit, the saved globals, and the parts after the memory
  * (packages, files, hot pages) before they are used. For a file this
