@@ -78,6 +78,10 @@ exec node --no-warnings --stack-size=4000 "$here/node-wasi-runner.mjs" "$src" "\
 RUN
     chmod +x "$wasi/hostrunner.sh"
     # configure must be called by a relative path for the build tree to be found.
+    # --with-pymalloc: configure leaves CPython's small-object allocator out
+    # on WASI (a browser-size default), and every object then costs a
+    # dlmalloc call and free; with it, as natively, allocation-heavy code
+    # runs faster (docs/performance.md, "pymalloc").
     (cd "$wasi" &&
         CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
         HOSTRUNNER="$wasi/hostrunner.sh" \
@@ -87,6 +91,7 @@ RUN
         "$(realpath --relative-to="$wasi" "$src")/configure" -q \
             --host=wasm32-wasip1 --build="$(uname -m)-pc-linux-gnu" \
             --with-build-python="$native/python" \
+            --with-pymalloc \
             --with-tzpath="$ERYX_GUEST_TZPATH" >configure.log 2>&1)
     # Every module the list promises must have been found by configure.
     for mod in $(cut -d' ' -f3 <<<"$clibs" | tr ',' ' '); do
