@@ -3,10 +3,10 @@
  * code offers no other way to reach. guest/w2c_rewrite.sh rewrites four
  * things in that output to use them:
  *
- * - the funcref table's elem segment initialisation goes through
- *   ERYX_FUNCREF_TABLE_INIT, skipped when the table is shared with an
- *   instance that filled it (src/engine/engine.h, "Shared tables"), and
- *   call_indirect passes the caller's instance (guest/w2c_rewrite.sh);
+ * - the funcref table is static, read-only data (guest/w2c_table.h):
+ *   its elem segment is laid out by the assembler instead of copied into
+ *   a table at instantiation, and call_indirect reads it, passing the
+ *   caller's instance;
  * - the data segment copies of init_memories() go through ERYX_LOAD_DATA.
  *   A sandbox made from a runtime's image maps the image over its memory
  *   right after instantiation, so copying the 3 MB of data segments first
@@ -33,14 +33,6 @@ extern _Thread_local int eryx__w2c_skip_data_segments;
             LOAD_DATA(m, o, i, s);              \
     } while (0)
 
-int eryx__funcref_table_shared(const wasm_rt_funcref_table_t *t);
-
-#define ERYX_FUNCREF_TABLE_INIT(dest, ...)                  \
-    do {                                                    \
-        if (!eryx__funcref_table_shared(dest))              \
-            funcref_table_init(dest, __VA_ARGS__);          \
-    } while (0)
-
 #define ERYX_FUEL_TICK()                                                    \
     do {                                                                    \
         if (__builtin_expect(--instance->Z_eryx_instance->fuel < 0, 0))     \
@@ -48,5 +40,6 @@ int eryx__funcref_table_shared(const wasm_rt_funcref_table_t *t);
     } while (0)
 
 #include "w2c_segment.h"
+#include "w2c_table.h"
 
 #endif

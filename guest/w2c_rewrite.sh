@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rewrites wasm2c's output in place so that it reaches our hooks
-# (guest/w2c_hooks.h, guest/w2c_segment.h).
+# (guest/w2c_hooks.h, guest/w2c_segment.h, guest/w2c_table.h).
 #
 # Every rewrite is checked, and the script fails (and with it the build)
 # rather than produce code that silently lacks a hook: each replacement must
@@ -13,18 +13,20 @@
 # A new wabt must be looked at, not guessed (tests/engine/test_w2c_rewrite.sh
 # shows each check failing on a modified input).
 #
-# usage: guest/w2c_rewrite.sh FILE.c [--memory-only] [--fuel]
+# usage: guest/w2c_rewrite.sh FILE.c [--memory-only] [--table] [--fuel]
 #   --memory-only  only the memory accesses (w2c_segment.h), for modules
 #                  other than the Python guest (the engine tests)
+#   --table        with --memory-only: the static table too (w2c_table.h)
 #   --fuel         also charge fuel at function entries and loop headers
 set -euo pipefail
 file=$1
 shift
-memory_only=0 fuel=0
+memory_only=0 fuel=0 table=0
 for a in "$@"; do
     case $a in
         --memory-only) memory_only=1 ;;
         --fuel) fuel=1 ;;
+        --table) table=1 ;;
         *) echo "w2c_rewrite.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
@@ -62,45 +64,139 @@ rewrite() {
     [ "$n" -eq 0 ] || fail "$what: '$from' still occurs $n times after the rewrite"
 }
 
-# One funcref table for every instance (src/engine/engine.h, "Shared
-# tables"). Sound only if the table is never written after instantiation and
-# holds only the module's own functions (whose instance is the caller's):
-# checked here, on the generated code, or the build fails.
-share_table() {
+# The funcref table as read-only data in the binary (guest/w2c_table.h).
+# wasm2c fills a table at every instantiation from an elem segment, an
+# array of function pointers that the dynamic loader relocates at every
+# start of a position-independent binary (39 pages of the Python guest
+# written before main, then 33 more for the table: docs/performance.md,
+# "Start-up"). When the table is never written after instantiation, holds
+# only the module's own functions and is filled by one elem segment, its
+# contents are known when the module is compiled: the segment becomes a
+# table of {type, offset of the function from the table} that the assembler
+# resolves (no relocation left), and call_indirect reads it directly,
+# comparing the entry's type, made canonical here (two indices of one
+# signature get one number, as wasm_rt_register_func_type would), with the
+# call's. All checked on the generated code, or the build fails.
+static_table() {
     # No table instruction writes it: the helpers of table.set/fill/copy/
-    # grow are defined, never called, and funcref_table_init (table.init as
-    # well as the elem segments) is called only from init_tables.
+    # grow are defined, never called; funcref_table_init (table.init as
+    # well as the elem segments) is called only from init_tables, once.
     if grep -E '(funcref_table_(set|fill|copy)|wasm_rt_grow_funcref_table)\(' "$file" |
             grep -qv 'static inline'; then
-        fail "the guest writes its table: it cannot be shared"
+        fail "the module writes its table: it cannot be static"
     fi
-    local inits segs
+    local inits segs init alloc n dest size
     inits=$(grep -E 'funcref_table_init\(' "$file" | grep -cv '^static inline void funcref_table_init(' || true)
     segs=$(count_in init_tables '^  funcref_table_init\(&instance->w2c_T0, ')
-    if [ "$inits" -ne "$segs" ]; then
-        fail "the guest writes its table (table.init: $inits calls, $segs in init_tables): it cannot be shared"
-    fi
-    # Every elem segment entry is a function of the module (offset 0 from
-    # the instance): {type, (wasm_rt_function_ptr_t)&w2c_NAME, 0}.
-    if grep -E '^  \{[0-9]+, \(wasm_rt_function_ptr_t\)&' "$file" |
+    [ "$inits" -eq "$segs" ] ||
+        fail "the module writes its table (table.init: $inits calls, $segs in init_tables): it cannot be static"
+    [ "$segs" -eq 1 ] || fail "$segs elem segments fill the table; the static table takes exactly one"
+    # The one segment, whole: funcref_table_init(&T0, SEG, N, DEST, 0, N, ...).
+    init=$(grep -E '^  funcref_table_init\(&instance->w2c_T0, ' "$file")
+    [[ $init =~ ^\ \ funcref_table_init\(\&instance-\>w2c_T0,\ elem_segment_exprs_w2c_e0,\ ([0-9]+),\ ([0-9]+)u,\ 0,\ ([0-9]+),\ instance,\ func_types\)\;$ ]] ||
+        fail "the elem segment is copied otherwise: $init"
+    n=${BASH_REMATCH[1]} dest=${BASH_REMATCH[2]}
+    [ "${BASH_REMATCH[3]}" = "$n" ] || fail "the elem segment is copied in part: $init"
+    alloc=$(grep -E '^  wasm_rt_allocate_funcref_table\(' "$file")
+    [[ $alloc =~ ^\ \ wasm_rt_allocate_funcref_table\(\&instance-\>w2c_T0,\ ([0-9]+),\ ([0-9]+)\)\;$ ]] ||
+        fail "the module has other tables, or makes its table otherwise: $alloc"
+    size=${BASH_REMATCH[1]}
+    [ $((dest + n)) -le "$size" ] || fail "the elem segment does not fit the table"
+    # Every entry is a function of the module (offset 0 from the instance):
+    # {type, (wasm_rt_function_ptr_t)&w2c_NAME, 0}, and there are n of them.
+    if grep -E '^  \{[0-9]+, \(wasm_rt_function_ptr_t\)' "$file" |
             grep -qvE '^  \{[0-9]+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, 0\},$'; then
-        fail "the table holds imported functions: it cannot be shared"
+        fail "the table holds imported functions: it cannot be static"
     fi
-    # call_indirect passes the caller's instance: one entry instance read
-    # per call site.
-    rewrite "call_indirect instance" "$(count 'CALL_INDIRECT\(instance->w2c_T0,')" \
-        'instance->w2c_T0\.data\[([A-Za-z0-9_]*)\]\.module_instance' 'instance'
-    # The elem segments are not copied into a table that is shared.
-    rewrite "elem segment init" "$segs" \
-        '^  funcref_table_init\(&instance->w2c_T0,' '  ERYX_FUNCREF_TABLE_INIT(\&instance->w2c_T0,'
-    # Nothing else reads an entry's instance: module_instance is left only in
-    # funcref_table_init's parameter and its one use.
-    local reads
-    reads=$(grep -c 'module_instance' "$file" || true)
-    if [ "$reads" -ne 2 ] ||
-       grep 'module_instance' "$file" | grep -qvE '^ *void\* module_instance,$|\(char\*\)module_instance \+ src_expr->module_offset\};$'; then
-        fail "wasm2c's output reads module_instance somewhere new"
-    fi
+    [ "$(count '^  \{[0-9]+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, 0\},$')" -eq "$n" ] ||
+        fail "the elem segment does not hold $n functions"
+    # Nothing else reads the table or an entry's instance.
+    local sites others
+    sites=$(count 'CALL_INDIRECT\(instance->w2c_T0, ')
+    [ "$sites" -gt 0 ] || fail "no call_indirect of the table"
+    [ "$(count 'CALL_INDIRECT\(instance->w2c_T0, [^(;]*\(\*\)\([^)]*\), [0-9]+, [A-Za-z0-9_]+, instance->w2c_T0\.data\[[A-Za-z0-9_]+\]\.module_instance')" -eq "$sites" ] ||
+        fail "a call_indirect is written otherwise"
+    others=$(grep -oE 'w2c_T0\b[^ ,;)]*' "$file" | grep -cvE '^w2c_T0(\.data\[[A-Za-z0-9_]+\]\.module_instance)?$' || true)
+    [ "$others" -eq 0 ] || fail "the table is used otherwise ($others times)"
+    [ "$(count '^  wasm_rt_free_funcref_table\(&instance->w2c_T0\);$')" -eq 1 ] ||
+        fail "the table is freed otherwise"
+    [ "$(count '^#define CALL_INDIRECT\(table, t, ft, x, \.\.\.\)')" -eq 1 ] ||
+        fail "wasm2c's CALL_INDIRECT is defined otherwise"
+
+    # One pass: canonical types, the segment as a function emitting the
+    # table (guest/w2c_table.h), the call sites with canonical types and the
+    # caller's instance, no table made.
+    local tmp="$file.table"
+    awk -v n="$n" -v dest="$dest" '
+        function fail(msg) { print "w2c_rewrite.sh: " msg > "/dev/stderr"; bad = 1; exit 1 }
+        # func_types[I] = wasm_rt_register_func_type(SIGNATURE);
+        match($0, /^  func_types\[[0-9]+\] = wasm_rt_register_func_type\(.*\);$/) {
+            i = substr($0, 14, index($0, "]") - 14) + 0
+            sig = substr($0, index($0, "("))
+            if (!(sig in first)) first[sig] = i
+            canon[i] = first[sig]
+            ntypes++
+        }
+        macro && !/\\$/ {
+            print
+            print "#define ERYX_ELEM_FIRST " dest "u"
+            print "#define ERYX_ELEM_COUNT " n "u"
+            print "#define CALL_INDIRECT(table, t, ft, x, ...) ERYX_CALL_INDIRECT(t, ft, x, __VA_ARGS__)"
+            macro = 0; done_macro++; next
+        }
+        /^#define CALL_INDIRECT\(table, t, ft, x, \.\.\.\)/ {
+            sub(/^#define CALL_INDIRECT/, "#define WASM2C_CALL_INDIRECT"); print; macro = 1; next
+        }
+        /^static const wasm_elem_segment_expr_t elem_segment_exprs_w2c_e0\[\] = \{$/ {
+            print "__attribute__((used)) static void eryx_emit_elems(void) {"
+            print "  ERYX_ELEMS_BEGIN();"
+            seg = 1; next
+        }
+        seg && /^\};$/ { print "}"; seg = 0; next }
+        seg {
+            if (!match($0, /^  \{[0-9]+, \(wasm_rt_function_ptr_t\)&w2c_[A-Za-z0-9_]+, 0\},$/))
+                fail("line " NR ": not an elem entry: " $0)
+            t = substr($0, 4, index($0, ",") - 4) + 0
+            if (!(t in canon)) fail("line " NR ": elem entry of an unknown type " t)
+            f = substr($0, index($0, "&") + 1); sub(/, 0\},$/, "", f)
+            print "  ERYX_ELEM(" canon[t] ", " f ");"
+            elems++; next
+        }
+        /^  wasm_rt_allocate_funcref_table\(&instance->w2c_T0, / {
+            print "  /* the table is static: guest/w2c_table.h */"; made++; next
+        }
+        /^  funcref_table_init\(&instance->w2c_T0, / { inited++; next }
+        /^  wasm_rt_free_funcref_table\(&instance->w2c_T0\);$/ { freed++; next }
+        /CALL_INDIRECT\(instance->w2c_T0, / {
+            out = ""; s = $0
+            while (match(s, /CALL_INDIRECT\(instance->w2c_T0, [^(;]*\(\*\)\([^)]*\), [0-9]+, /)) {
+                head = substr(s, RSTART, RLENGTH)
+                pre = substr(head, 1, RLENGTH - 2); sub(/[0-9]+$/, "", pre)
+                ft = substr(head, length(pre) + 1); sub(/, $/, "", ft); ft += 0
+                if (!(ft in canon)) fail("line " NR ": call_indirect of an unknown type " ft)
+                out = out substr(s, 1, RSTART - 1) pre canon[ft] ", "
+                s = substr(s, RSTART + RLENGTH)
+                calls++
+            }
+            $0 = out s
+            gsub(/instance->w2c_T0\.data\[[A-Za-z0-9_]+\]\.module_instance/, "instance")
+        }
+        { print }
+        END {
+            if (bad) exit 1
+            if (elems != n) fail("the segment has " elems " entries, not " n)
+            if (done_macro != 1 || made != 1 || inited != 1 || freed != 1)
+                fail("the table is made, filled or freed otherwise")
+            if (ntypes == 0) fail("no function type registered")
+            print calls > "/dev/stderr"
+        }' "$file" >"$tmp" 2>"$tmp.calls" || { cat "$tmp.calls" >&2; rm -f "$tmp" "$tmp.calls"; fail "the static table"; }
+    local calls
+    calls=$(tail -n 1 "$tmp.calls")
+    rm -f "$tmp.calls"
+    [ "$calls" -eq "$sites" ] || { rm -f "$tmp"; fail "rewrote $calls call_indirect sites of $sites"; }
+    mv "$tmp" "$file"
+    [ "$(count 'w2c_T0\b')" -eq "$sites" ] || fail "the table is still used after the rewrite"
+    [ "$(count 'module_instance')" -eq 2 ] || fail "wasm2c's output reads module_instance somewhere new"
 }
 
 # Every load and store, and the bulk copies (memory.fill, memory.copy and
@@ -122,7 +218,9 @@ if [ "$memory_only" = 0 ]; then
     # of init_memories' lines rewritten here.
     rewrite "data segments" "$(count 'LOAD_DATA\(instance->')" \
         '^  LOAD_DATA\(instance->w2c_memory,' '  ERYX_LOAD_DATA(instance->w2c_memory,'
-    share_table
+fi
+if [ "$memory_only" = 0 ] || [ "$table" = 1 ]; then
+    static_table
 fi
 
 # Fails unless every backward goto of every function (the only way wasm2c's

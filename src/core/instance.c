@@ -42,16 +42,12 @@ void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
 }
 
 /* Instantiates sb's guest without copying its data segments (an image is
- * about to replace its memory) and sharing the template's funcref table
- * (src/engine/engine.h, "Shared tables") instead of filling one. */
+ * about to replace its memory). */
 int eryx__instance_instantiate_bare(eryx_sandbox *sb)
 {
-    eryx_sandbox *tpl = sb->rt->template;
     eryx__w2c_skip_data_segments = 1;
-    eryx__w2c_table_source = tpl ? &tpl->in.inst.w2c_T0 : NULL;
     int rc = eryx__guest_instantiate(sb);
     eryx__w2c_skip_data_segments = 0;
-    eryx__w2c_table_source = NULL;
     return rc;
 }
 

@@ -95,15 +95,13 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     if (!rt)
         return ERYX_NOMEM;
     pthread_mutex_init(&rt->park_mu, NULL);
+    /* Not validated here: it is read-only data of this binary, made by the
+     * build (guest/pack_stdlib.py), and the tests validate it
+     * (tests/api/test_images.c). Walking its 1650 entries cost 0.27 ms of
+     * every runtime's creation, 2 % of an `eryx -c pass`. */
     rt->stdlib = eryx__stdlib_image;
     rt->stdlib_size = (size_t)(eryx__stdlib_image_end - eryx__stdlib_image);
     atomic_init(&rt->n_sandboxes, 0);
-    if (eryx__image_validate(rt->stdlib, rt->stdlib_size) < 0) {
-        eryx__set_errmsg(NULL, "the embedded standard library image is corrupt");
-        pthread_mutex_destroy(&rt->park_mu);
-        free(rt);
-        return ERYX_INIT;
-    }
     /* A loaded image's template is the probe (its export returns a
      * constant, touching no memory): instantiating a throwaway guest cost
      * a third of a load (3 MB of data segments copied). */

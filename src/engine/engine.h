@@ -268,25 +268,6 @@ void eryx__memory_set_max(wasm_rt_memory_t *m, uint32_t max_pages);
 /* Linear memory never shrinks, so its current size is also its peak. The
  * limit is kept in m->max_pages, which wasm_rt_grow_memory enforces. */
 
-/* ---- Shared tables --------------------------------------------------------
- *
- * Every instance of a module fills a funcref table of its own, whose
- * entries differ only in their module_instance (the instance's address).
- * When no instruction of the module writes its table after instantiation
- * and its call_indirect passes the caller's own instance rather than the
- * entry's (both checked and arranged when the guest is built:
- * guest/w2c_rewrite.sh), one filled table can serve every instance:
- * instantiating with eryx__w2c_table_source pointing at an instance's
- * table (on this thread, around the generated Z_<mod>_instantiate) makes
- * the new instance share that table's storage, reference-counted, and the
- * generated code skips filling it (ERYX_FUNCREF_TABLE_INIT,
- * guest/w2c_hooks.h). A table.grow would copy it (the grower's own). For
- * the Python guest that is 131 KiB, 33 fresh pages, less to make and to
- * keep per sandbox. */
-extern _Thread_local const wasm_rt_funcref_table_t *eryx__w2c_table_source;
-/* 1 if t's storage is shared with another table. */
-int eryx__funcref_table_shared(const wasm_rt_funcref_table_t *t);
-
 /* ---- Memory images: copy-on-write snapshots of linear memory ------------
  *
  * An image is the frozen contents of a linear memory in a sealed memfd (only

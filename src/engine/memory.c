@@ -5,7 +5,6 @@
  * every guest address is data + a 32-bit index + a 32-bit offset, so it lies
  * below data + 8 GiB, and everything past the accessible pages is PROT_NONE.
  */
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,94 +151,33 @@ void eryx__memory_set_limit(wasm_rt_memory_t *m, uint32_t max_pages)
         m->max_pages = max_pages;
 }
 
-/* Table storage: an array after a reference count, so that instances of
- * one module can share a table none of them writes (see
- * eryx__w2c_table_source below): sandboxes made from a runtime's image
- * share the template's.
- *
- * A table that is filled rather than shared (the template's, a booting
- * sandbox's: CPython's has 5600 entries, 131 KiB) has its pages populated
- * in one MADV_POPULATE_WRITE (~1 us a page) before it is cleared, not
- * faulted in one by one (~11 us each on the development VM). It comes from
- * malloc, which hands a freed table's memory, pages and all, to the next
- * one: mapping each table afresh made a fork + free cycle 200 us slower
- * (before tables were shared). */
+/* Tables: zeroed arrays from malloc. The Python guest has none (its table
+ * is static data: guest/w2c_table.h); other modules' tables are made here.
+ * A large one has its pages populated in one MADV_POPULATE_WRITE (~1 us a
+ * page) before it is cleared, not faulted in one by one (~11 us each on
+ * the development VM). */
 #define TABLE_POPULATE_MIN (64u * 1024u)
-
-typedef struct table_storage {
-    atomic_uint refs;
-    _Alignas(16) unsigned char data[];
-} table_storage;
-
-static table_storage *storage_of(const void *data)
-{
-    return (table_storage *)((const unsigned char *)data - offsetof(table_storage, data));
-}
 
 /* bytes of zeroed table data, or NULL. */
 static void *table_storage_new(size_t bytes)
 {
-    size_t total = offsetof(table_storage, data) + bytes;
-    uint8_t *p = malloc(total);
+    uint8_t *p = malloc(bytes);
     if (p == NULL)
         return NULL;
-    if (total >= TABLE_POPULATE_MIN) {
+    if (bytes >= TABLE_POPULATE_MIN) {
         uintptr_t lo = ((uintptr_t)p + 4095u) & ~(uintptr_t)4095u;
-        uintptr_t hi = ((uintptr_t)p + total) & ~(uintptr_t)4095u;
+        uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)4095u;
         /* Best effort: without it (kernels before 5.14) the pages fault in. */
         if (hi > lo)
             (void)madvise((void *)lo, hi - lo, MADV_POPULATE_WRITE);
     }
-    memset(p, 0, total);
-    table_storage *t = (table_storage *)p;
-    atomic_init(&t->refs, 1);
-    return t->data;
+    memset(p, 0, bytes);
+    return p;
 }
 
-static void table_storage_unref(void *data)
-{
-    if (data == NULL)
-        return;
-    table_storage *t = storage_of(data);
-    if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
-        free(t);
-}
-
-int eryx__funcref_table_shared(const wasm_rt_funcref_table_t *t)
-{
-    return t->data != NULL &&
-           atomic_load_explicit(&storage_of(t->data)->refs, memory_order_acquire) > 1;
-}
-
-_Thread_local const wasm_rt_funcref_table_t *eryx__w2c_table_source;
-
-/* The source's storage for t, when the source is set and has t's shape. */
-static int share_funcref_table(wasm_rt_funcref_table_t *t, uint32_t elements,
-                               uint32_t max_elements)
-{
-    const wasm_rt_funcref_table_t *src = eryx__w2c_table_source;
-    if (src == NULL || src->data == NULL || src->size != elements ||
-        src->max_size != max_elements)
-        return 0;
-    atomic_fetch_add_explicit(&storage_of(src->data)->refs, 1, memory_order_relaxed);
-    t->data = src->data;
-    t->size = src->size;
-    t->max_size = src->max_size;
-    return 1;
-}
-
-/* Externref tables hold host values per instance: never shared. */
-static int share_externref_table(wasm_rt_externref_table_t *t, uint32_t elements,
-                                 uint32_t max_elements)
-{
-    (void)t, (void)elements, (void)max_elements;
-    return 0;
-}
-
-/* Tables: arrays from table_storage_new, grown by copying (a shared one
- * too: the copy is the grower's own). A failed allocation at instantiation
- * ends the guarded call (or leaves data NULL, size 0); a failed table.grow
- * returns -1 to the guest. */
+/* Tables: grown by copying. A failed allocation at instantiation ends the
+ * guarded call (or leaves data NULL, size 0); a failed table.grow returns
+ * -1 to the guest. */
 #define DEFINE_TABLE(kind, elem_t)                                                            \
     static void allocate_##kind##_table(wasm_rt_##kind##_table_t *t, uint32_t elements,      \
                                         uint32_t max_elements)                               \
@@ -247,7 +185,7 @@ static int share_externref_table(wasm_rt_externref_table_t *t, uint32_t elements
         t->data = NULL;                                                                      \
         t->size = 0;                                                                         \
         t->max_size = max_elements;                                                          \
-        if (elements == 0 || share_##kind##_table(t, elements, max_elements))               \
+        if (elements == 0)                                                                   \
             return;                                                                          \
         t->data = table_storage_new((size_t)elements * sizeof(elem_t));                      \
         if (t->data == NULL) {                                                               \
@@ -259,7 +197,7 @@ static int share_externref_table(wasm_rt_externref_table_t *t, uint32_t elements
     }                                                                                        \
     void wasm_rt_free_##kind##_table(wasm_rt_##kind##_table_t *t)                            \
     {                                                                                        \
-        table_storage_unref(t->data);                                                        \
+        free(t->data);                                                                       \
         t->data = NULL;                                                                      \
         t->size = t->max_size = 0;                                                           \
     }                                                                                        \
@@ -277,7 +215,7 @@ static int share_externref_table(wasm_rt_externref_table_t *t, uint32_t elements
             return UINT32_MAX;                                                               \
         if (old > 0)                                                                         \
             memcpy(grown, t->data, (size_t)old * sizeof(elem_t));                            \
-        table_storage_unref(t->data);                                                        \
+        free(t->data);                                                                       \
         for (size_t i = old; i < n; i++)                                                     \
             grown[i] = init;                                                                 \
         t->data = grown;                                                                     \

@@ -664,4 +664,17 @@ TEST_CASE(save_while_sandboxes_run)
     remove_workdir();
 }
 
+/* The standard library image linked into the library: runtimes take it as
+ * it is (src/core/runtime.c), so the build's image is validated here, by
+ * the validator of every image from outside (src/vfs/vfs_image.c). */
+int eryx__image_validate(const void *image, size_t size);
+extern const uint8_t eryx__stdlib_image[], eryx__stdlib_image_end[];
+
+TEST_CASE(embedded_stdlib_image_is_valid)
+{
+    size_t size = (size_t)(eryx__stdlib_image_end - eryx__stdlib_image);
+    CHECK(size > 1000000);
+    CHECK(eryx__image_validate(eryx__stdlib_image, size) == 0);
+}
+
 TEST_MAIN()

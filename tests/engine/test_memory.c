@@ -199,37 +199,6 @@ TEST_CASE(test_large_tables)
     wasm_rt_free_funcref_table(&f);
 }
 
-/* A table made while eryx__w2c_table_source points at another of its shape
- * shares that one's storage; growing one gives it its own copy; either may
- * be freed first. */
-TEST_CASE(test_shared_tables)
-{
-    wasm_rt_funcref_table_t a, b, c;
-    wasm_rt_funcref_t fr = {5, (wasm_rt_function_ptr_t)test_tables, &a};
-    wasm_rt_allocate_funcref_table(&a, 6000, 7000);
-    a.data[5999] = fr;
-    CHECK(!eryx__funcref_table_shared(&a));
-    eryx__w2c_table_source = &a;
-    wasm_rt_allocate_funcref_table(&b, 6000, 7000);
-    wasm_rt_allocate_funcref_table(&c, 6000, 8000); /* another shape: its own */
-    eryx__w2c_table_source = NULL;
-    CHECK(b.data == a.data && b.size == 6000 && b.max_size == 7000);
-    CHECK(eryx__funcref_table_shared(&a) && eryx__funcref_table_shared(&b));
-    CHECK(c.data != a.data && !eryx__funcref_table_shared(&c) && c.data[5999].func == NULL);
-    CHECK_EQ(wasm_rt_grow_funcref_table(&b, 10, fr), 6000);
-    CHECK(b.data != a.data && b.data[5999].func_type == 5 && b.data[6009].func_type == 5);
-    CHECK(!eryx__funcref_table_shared(&a) && !eryx__funcref_table_shared(&b));
-    CHECK_EQ(a.size, 6000);
-    wasm_rt_free_funcref_table(&c);
-    eryx__w2c_table_source = &a;
-    wasm_rt_allocate_funcref_table(&c, 6000, 7000);
-    eryx__w2c_table_source = NULL;
-    wasm_rt_free_funcref_table(&a); /* the first owner goes first */
-    CHECK(!eryx__funcref_table_shared(&c) && c.data[5999].func == fr.func);
-    wasm_rt_free_funcref_table(&c);
-    wasm_rt_free_funcref_table(&b);
-}
-
 static void setup(void)
 {
     eng_global();

@@ -2,7 +2,7 @@
 # guest/w2c_rewrite.sh on a small module (w2c_rewrite.wat): it rewrites what
 # it should, and it fails, rather than leave a construct without its hook,
 # on wasm2c output written differently and on modules whose table cannot be
-# shared.
+# static.
 # usage: test_w2c_rewrite.sh WAT2WASM WASM2C REWRITE_SH MODULE_WAT WORKDIR
 set -euo pipefail
 wat2wasm=$1 wasm2c=$2 rewrite=$3 wat=$4 dir=$5
@@ -63,7 +63,10 @@ expect_count "$dir/full.c" 'ERYX_MEM_LOAD(result, mem, addr, t1);' 1
 expect_count "$dir/full.c" 'ERYX_MEM_STORE(mem, addr, wrapped, t1);' 1
 expect_count "$dir/full.c" 'ERYX_MEM_BULK(' 4
 expect_count "$dir/full.c" '  ERYX_LOAD_DATA(instance->w2c_memory,' 2
-expect_count "$dir/full.c" '  ERYX_FUNCREF_TABLE_INIT(&instance->w2c_T0,' 1
+expect_count "$dir/full.c" 'ERYX_ELEM(' 2
+expect_count "$dir/full.c" '#define ERYX_ELEM_COUNT 2u' 1
+expect_count "$dir/full.c" '  /* the table is static: guest/w2c_table.h */' 1
+expect_count "$dir/full.c" 'funcref_table_init(&' 0
 expect_count "$dir/full.c" 'module_instance' 2
 expect_count "$dir/full.c" ', w2c_i0, instance);' 1
 expect_count "$dir/full.c" '#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 1
@@ -72,6 +75,12 @@ cp "$dir/good.c" "$dir/memory.c"
 "$rewrite" "$dir/memory.c" --memory-only
 expect_count "$dir/memory.c" 'ERYX_MEM_' 6
 expect_count "$dir/memory.c" 'ERYX_LOAD_DATA' 0
+expect_count "$dir/memory.c" 'ERYX_ELEM' 0
+cp "$dir/good.c" "$dir/table.c"
+"$rewrite" "$dir/table.c" --memory-only --table
+expect_count "$dir/table.c" 'ERYX_MEM_' 6
+expect_count "$dir/table.c" 'ERYX_LOAD_DATA' 0
+expect_count "$dir/table.c" 'ERYX_ELEM(' 2
 
 # wasm2c writing a construct differently than the script expects.
 mutate "a loop label without the trailing space" '0,/^  w2c_L0: $/s//  w2c_L0:/' --fuel
@@ -85,8 +94,15 @@ mutate "a data segment indented otherwise" '0,/^  LOAD_DATA(instance/s//    LOAD
 mutate "an elem segment indented otherwise" 's/^  funcref_table_init(&instance/   funcref_table_init(\&instance/'
 mutate "a call_indirect reading the entry's instance otherwise" \
     's/instance->w2c_T0\.data\[w2c_i0\]\.module_instance/(instance->w2c_T0.data + w2c_i0)->module_instance/'
+mutate "wasm2c's CALL_INDIRECT defined otherwise" \
+    's/^#define CALL_INDIRECT(table, t, ft, x, \.\.\.)/#define CALL_INDIRECT(tbl, t, ft, x, ...)/'
+mutate "an elem entry at an offset from the instance" \
+    's/^\(  {[0-9]*, (wasm_rt_function_ptr_t)&w2c_[A-Za-z0-9_]*, \)0},$/\18},/'
+mutate "the elem segment copied in part" \
+    's/\(elem_segment_exprs_w2c_e0, 2, 0u, 0, \)2,/\11,/'
 
-# Modules whose table an instance may write: sharing it would be wrong.
+# Modules whose table an instance may write or read otherwise than through
+# call_indirect, or that the static table does not describe: refused.
 sed 's|^  (func (export "extra")))|  (func (export "extra") (param i32) local.get 0 i32.const 0 i32.const 1 table.init 0))|' \
     "$wat" >"$dir/table_init.wat"
 c_of table_init "$dir/table_init.wat"
@@ -95,6 +111,17 @@ sed 's|^  (func (export "extra")))|  (func (export "extra") (param i32) local.ge
     "$wat" >"$dir/table_set.wat"
 c_of table_set "$dir/table_set.wat"
 refuses "table.set" "$dir/table_set.c"
+sed 's|^  (func (export "extra")))|  (func (export "extra") (result i32) table.size 0))|' \
+    "$wat" >"$dir/table_size.wat"
+c_of table_size "$dir/table_size.wat"
+refuses "table.size" "$dir/table_size.c"
+sed 's|^  (elem (i32.const 0) $seven $eight)|&\n  (elem (i32.const 2) $seven)|' "$wat" >"$dir/two_elems.wat"
+c_of two_elems "$dir/two_elems.wat"
+refuses "two elem segments" "$dir/two_elems.c"
+sed -e 's|^(module|&\n  (import "host" "nine" (func $nine (result i32)))|' \
+    -e 's|^  (elem (i32.const 0) $seven $eight)|  (elem (i32.const 0) $seven $nine)|' "$wat" >"$dir/imported.wat"
+c_of imported "$dir/imported.wat"
+refuses "an imported function in the table" "$dir/imported.c"
 # A module without loops cannot be checked for fuel.
 sed 's/br_if $l/drop/' "$wat" >"$dir/no_loop.wat"
 c_of no_loop "$dir/no_loop.wat"
