@@ -82,10 +82,18 @@ RUN
     # on WASI (a browser-size default), and every object then costs a
     # dlmalloc call and free; with it, as natively, allocation-heavy code
     # runs faster (docs/performance.md, "pymalloc").
+    # -fno-wrapv-pointer: CPython compiles with -fno-strict-overflow, which
+    # in clang also lets pointer arithmetic wrap. Natively that costs
+    # nothing (an x86 address adds in 64 bits either way), but in wasm a
+    # field's offset can only be folded into the load or store when the
+    # addition cannot wrap: every p->field became an i32.add and a load, an
+    # extra instruction in the generated C (docs/performance.md, "Pointer
+    # arithmetic"). Signed integers keep wrapping (-fwrapv), as natively.
     (cd "$wasi" &&
         CONFIG_SITE="$src/Tools/wasm/config.site-wasm32-wasi" \
         HOSTRUNNER="$wasi/hostrunner.sh" \
         CC="$sdk/bin/clang" CPP="$sdk/bin/clang-cpp" CXX="$sdk/bin/clang++" \
+        CFLAGS="-fno-wrapv-pointer" \
         AR="$sdk/bin/ar" RANLIB="$sdk/bin/ranlib" \
         PKG_CONFIG_PATH="" PKG_CONFIG_LIBDIR="$pc_dirs" \
         "$(realpath --relative-to="$wasi" "$src")/configure" -q \
