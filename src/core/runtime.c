@@ -11,7 +11,6 @@
 #include "core/packages.h"
 #include "engine/engine.h"
 #include "guest/abi.h"
-#include "vfs/vfs.h"
 
 /* The stdlib image, linked into the library by stdlib_image.S. */
 extern const uint8_t eryx__stdlib_image[];
