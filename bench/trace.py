@@ -76,8 +76,12 @@ def main():
             for r in order:
                 out = run(runners[r](p, n))
                 best[r][k] = min(best[r].get(k, 1e9), out["seconds"])
-                if "events" in out and out["events"]:
-                    events[k] = out["events"]
+                if out.get("events"):
+                    # Both libraries must report the same lines: a cheaper
+                    # tracer that dropped events would look faster.
+                    if events.setdefault(k, out["events"]) != out["events"]:
+                        sys.exit("%s: %s reported %d line events, another run %d"
+                                 % (k, r, out["events"], events[k]))
                 print("round %d %-16s %-15s %.3f" % (rnd + 1, k, r, out["seconds"]),
                       file=sys.stderr)
     kernels = [os.path.basename(p)[:-3] for p in paths]

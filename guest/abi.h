@@ -35,15 +35,22 @@
 
 #include <stdint.h>
 
-#define ERYX_GUEST_ABI_VERSION 3
+#define ERYX_GUEST_ABI_VERSION 4
 
 /* Kinds of eryx.event reports. */
 enum eryx_guest_event {
-    ERYX_EVENT_TRACE = 1,       /* "file\0line\0function": a line of user code */
+    ERYX_EVENT_TRACE = 1,       /* a line of user code: ERYX_TRACE_HEADER */
     ERYX_EVENT_RESULT = 2,      /* JSON of the global `result` */
     ERYX_EVENT_RESULT_ERROR = 3,/* why `result` could not be serialised */
     ERYX_EVENT_STATE = 4        /* exported session state (mode "x") */
 };
+
+/* An ERYX_EVENT_TRACE: the line (int32) and the file name's length in
+ * bytes (uint32), little endian, then "file\0function\0" (UTF-8, lone
+ * surrogates escaped as surrogateescape does). The lengths make the event
+ * checkable in constant time and both names usable in place: a traced loop
+ * sends millions (src/core/trace_event.c). */
+#define ERYX_TRACE_HEADER 8
 
 /* Outcome of an execution, as the guest reports it. */
 enum eryx_guest_status {

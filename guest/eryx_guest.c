@@ -84,14 +84,18 @@ static PyObject *host_event_py(PyObject *self, PyObject *args)
 /* Line tracing (docs/performance.md, "Tracing"). _eryx_host.trace_line is
  * the sys.monitoring LINE callback of a traced run: in C, because a Python
  * callback's frame alone made a line-dense loop 2.6x slower. A line of the
- * run's own file becomes one ERYX_EVENT_TRACE, "file\0line\0function", built
- * in one buffer whose "file\0" prefix is made once per run; a line of any
- * other file gets sys.monitoring.DISABLE, so it is not reported again. */
+ * run's own file becomes one ERYX_EVENT_TRACE (guest/abi.h) in one buffer:
+ * the "file\0" after the header is made once per run, the "function\0"
+ * after it once per change of code object, so that most lines only write
+ * their number. A line of any other file gets sys.monitoring.DISABLE, so
+ * it is not reported again. */
 static struct {
     PyObject *filename;     /* the traced run's filename; NULL between runs */
     PyObject *disable;      /* sys.monitoring.DISABLE */
-    char *buf;              /* "file\0" then the event's "line\0function" */
-    size_t prefix, cap;
+    PyObject *code;         /* the code object whose name buf holds */
+    char *buf;              /* the event: header, "file\0", "function\0" */
+    size_t prefix;          /* the header and "file\0" */
+    size_t len, cap;        /* the event's bytes (with code's name); buf's */
 } trace;
 
 static int trace_reserve(size_t need)
@@ -109,6 +113,12 @@ static int trace_reserve(size_t need)
     return 0;
 }
 
+static void put_le32(char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (char)(v >> (8 * i));
+}
+
 /* _eryx_host.trace_begin(filename: str, disable) */
 static PyObject *trace_begin_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -120,13 +130,15 @@ static PyObject *trace_begin_py(PyObject *self, PyObject *const *args, Py_ssize_
     if (!name)
         return NULL;
     size_t n = (size_t)PyBytes_GET_SIZE(name);
-    if (trace_reserve(n + 1) < 0) {
+    if (n > UINT32_MAX - ERYX_TRACE_HEADER || trace_reserve(ERYX_TRACE_HEADER + n + 1) < 0) {
         Py_DECREF(name);
-        return NULL;
+        return n > UINT32_MAX - ERYX_TRACE_HEADER ? PyErr_NoMemory() : NULL;
     }
-    memcpy(trace.buf, PyBytes_AS_STRING(name), n + 1); /* with its NUL */
+    put_le32(trace.buf + 4, (uint32_t)n);
+    memcpy(trace.buf + ERYX_TRACE_HEADER, PyBytes_AS_STRING(name), n + 1); /* with its NUL */
     Py_DECREF(name);
-    trace.prefix = n + 1;
+    trace.prefix = trace.len = ERYX_TRACE_HEADER + n + 1;
+    Py_CLEAR(trace.code);
     Py_XSETREF(trace.filename, Py_NewRef(args[0]));
     Py_XSETREF(trace.disable, Py_NewRef(args[1]));
     Py_RETURN_NONE;
@@ -137,6 +149,7 @@ static PyObject *trace_end_py(PyObject *self, PyObject *unused)
 {
     Py_CLEAR(trace.filename);
     Py_CLEAR(trace.disable);
+    Py_CLEAR(trace.code);
     Py_RETURN_NONE;
 }
 
@@ -149,21 +162,50 @@ static int is_traced_file(PyObject *filename)
     return PyUnicode_Compare(filename, trace.filename) == 0;
 }
 
-/* Writes v's decimal digits at p; returns the end. */
-static char *put_decimal(char *p, long long v)
+/* Puts code's name after the file in the event; 0, or -1 with an
+ * exception set. */
+static int trace_set_function(PyCodeObject *code)
 {
-    char digits[24];
-    int n = 0;
-    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        digits[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *p++ = '-';
-    while (n)
-        *p++ = digits[--n];
-    return p;
+    Py_ssize_t name_len;
+    const char *name = PyUnicode_AsUTF8AndSize(code->co_name, &name_len);
+    PyObject *encoded = NULL;
+    if (!name) { /* lone surrogates: as the filename */
+        PyErr_Clear();
+        encoded = PyUnicode_AsEncodedString(code->co_name, "utf-8", "surrogateescape");
+        if (!encoded)
+            return -1;
+        name = PyBytes_AS_STRING(encoded);
+        name_len = PyBytes_GET_SIZE(encoded);
+    }
+    int rc = trace_reserve(trace.prefix + (size_t)name_len + 1);
+    if (rc == 0) {
+        memcpy(trace.buf + trace.prefix, name, (size_t)name_len);
+        trace.buf[trace.prefix + (size_t)name_len] = '\0';
+        trace.len = trace.prefix + (size_t)name_len + 1;
+        Py_XSETREF(trace.code, Py_NewRef((PyObject *)code));
+    }
+    Py_XDECREF(encoded);
+    return rc;
+}
+
+/* The line number of a LINE event: 1, 0 for one that is no int or is
+ * outside int32 (not reported: the host could not pass it on), or -1 with
+ * an exception. */
+static int trace_line_number(PyObject *obj, int32_t *line)
+{
+    if (PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj)) {
+        *line = (int32_t)PyUnstable_Long_CompactValue((PyLongObject *)obj); /* 30 bits */
+        return 1;
+    }
+    if (!PyLong_Check(obj))
+        return 0;
+    long long v = PyLong_AsLongLong(obj);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (v < INT32_MIN || v > INT32_MAX)
+        return 0;
+    *line = (int32_t)v;
+    return 1;
 }
 
 /* _eryx_host.trace_line(code, line): the LINE callback. */
@@ -180,31 +222,15 @@ static PyObject *trace_line_py(PyObject *self, PyObject *const *args, Py_ssize_t
         PyErr_Clear(); /* a comparison that failed is "not this file" */
         return Py_NewRef(trace.disable);
     }
-    long long line = PyLong_AsLongLong(args[1]);
-    if (line == -1 && PyErr_Occurred())
+    int32_t line;
+    int ok = trace_line_number(args[1], &line);
+    if (ok <= 0)
+        return ok < 0 ? NULL : Py_NewRef(Py_None);
+    if ((PyObject *)code != trace.code && trace_set_function(code) < 0)
         return NULL;
-    Py_ssize_t name_len;
-    const char *name = PyUnicode_AsUTF8AndSize(code->co_name, &name_len);
-    PyObject *encoded = NULL;
-    if (!name) { /* lone surrogates: as the filename */
-        PyErr_Clear();
-        encoded = PyUnicode_AsEncodedString(code->co_name, "utf-8", "surrogateescape");
-        if (!encoded)
-            return NULL;
-        name = PyBytes_AS_STRING(encoded);
-        name_len = PyBytes_GET_SIZE(encoded);
-    }
-    PyObject *ret = NULL;
-    if (trace_reserve(trace.prefix + 24 + (size_t)name_len) == 0) {
-        char *p = put_decimal(trace.buf + trace.prefix, line);
-        *p++ = '\0';
-        memcpy(p, name, (size_t)name_len);
-        p += name_len;
-        host_event(ERYX_EVENT_TRACE, trace.buf, (uint32_t)(p - trace.buf));
-        ret = Py_NewRef(Py_None);
-    }
-    Py_XDECREF(encoded);
-    return ret;
+    put_le32(trace.buf, (uint32_t)line);
+    host_event(ERYX_EVENT_TRACE, trace.buf, (uint32_t)trace.len);
+    Py_RETURN_NONE;
 }
 
 /* _eryx_host.immortalize() -> int

@@ -435,8 +435,9 @@ typedef struct eryx_sandbox_config {
     /* Line events of the user's code (not of the standard library): file,
      * line, function (borrowed for the call). Called during the run on the
      * running thread, through sys.monitoring (PEP 669) in the guest: a
-     * traced hot loop runs up to ~4x slower, 2x on the benchmarks'
-     * geomean (docs/performance.md, "Tracing"). */
+     * traced hot loop runs up to ~2.5x slower, 1.7x on the benchmarks'
+     * geomean (docs/performance.md, "Tracing"). The strings point into
+     * the sandbox's memory: copy what must outlive the call. */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;

@@ -141,23 +141,13 @@ u32 Z_eryxZ_read_reply(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
 }
 
 /* Hands a trace event to on_trace; a malformed one (the guest is not
- * trusted) is dropped. The file is read in place (the guest waits while the
- * host runs); the function is NUL-terminated by a copy, on the stack for
- * nearly all. */
+ * trusted) is dropped. Both names are read in place, NUL-terminated there:
+ * the guest waits while the host runs. */
 static void trace_event(eryx_sandbox *sb, const char *data, size_t len)
 {
     eryx__trace_event ev;
-    if (eryx__trace_event_decode(data, len, &ev) < 0)
-        return;
-    char small[256];
-    char *copy = ev.function_len < sizeof small ? small : malloc(ev.function_len + 1);
-    if (!copy)
-        return;
-    memcpy(copy, ev.function, ev.function_len);
-    copy[ev.function_len] = '\0';
-    sb->on_trace(sb->trace_user_data, ev.file, ev.line, copy);
-    if (copy != small)
-        free(copy);
+    if (eryx__trace_event_decode(data, len, &ev) == 0)
+        sb->on_trace(sb->trace_user_data, ev.file, ev.line, ev.function);
 }
 
 void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)

@@ -142,22 +142,14 @@ def _start_trace(filename):
 
 
 def _settrace(filename):
-    """The fallback of _start_trace: sys.settrace, reporting as trace_line."""
-    event, by_line = _eryx_host.event, {}
+    """The fallback of _start_trace: sys.settrace, its line events reported
+    by trace_line as sys.monitoring's are."""
+    _eryx_host.trace_begin(filename, None)
+    trace_line = _eryx_host.trace_line
 
-    # Each event's bytes, made once per line: keyed by the line number and
-    # checked against the function's name (two functions on one line take
-    # turns). A (code, line) key cost twice as much per event: code objects
-    # do not cache their hash.
     def local(frame, what, arg):
         if what == "line":
-            code, line = frame.f_code, frame.f_lineno
-            name, data = by_line.get(line, (None, None))
-            if name is not code.co_name:
-                name = code.co_name
-                data = f"{filename}\0{line}\0{name}".encode("utf-8", "surrogateescape")
-                by_line[line] = name, data
-            event(EVENT_TRACE, data)
+            trace_line(frame.f_code, frame.f_lineno)
         return local
     sys.settrace(lambda frame, what, arg:
                  local if frame.f_code.co_filename == filename else None)
@@ -166,6 +158,7 @@ def _settrace(filename):
 def _stop_trace(tool):
     if tool is None:
         sys.settrace(None)
+        _eryx_host.trace_end()
         return
     mon = sys.monitoring
     mon.set_events(tool, 0)
