@@ -113,9 +113,10 @@ echo "$native_py" >"$out/python-native.path"
 # Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
 # The profiled build lays out each function's blocks with LLVM's ext-TSP
 # model (from the profile's branch counts) instead of its default chain
-# placement: 1.2-2.7 % on the benchmarks' geomean, three runs of three
+# placement: 1.2-2.7 % on the benchmarks' geomean, ahead in all three runs
 # (docs/performance.md, "Block placement by the ext-TSP model").
-pgo_use_flags="-mllvm -enable-ext-tsp-block-placement=1"
+pgo_use_flags=
+if [ "$ERYX_GUEST_PGO" = 1 ]; then pgo_use_flags="-mllvm -enable-ext-tsp-block-placement=1"; fi
 wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
           echo "fuel=$ERYX_GUEST_FUEL segment=$ERYX_GUEST_SEGMENT pgo=$ERYX_GUEST_PGO $pgo_use_flags";
           cat "$here"/w2c_*.h "$here/w2c_rewrite.sh" "$here/host_instance.h";

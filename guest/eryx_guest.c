@@ -102,7 +102,7 @@ static int trace_reserve(size_t need)
 {
     if (need <= trace.cap)
         return 0;
-    size_t cap = need < 256 ? 256 : need * 2;
+    size_t cap = need < 256 ? 256 : need <= SIZE_MAX / 2 ? need * 2 : need;
     char *p = realloc(trace.buf, cap);
     if (!p) {
         PyErr_NoMemory();
@@ -130,9 +130,9 @@ static PyObject *trace_begin_py(PyObject *self, PyObject *const *args, Py_ssize_
     if (!name)
         return NULL;
     size_t n = (size_t)PyBytes_GET_SIZE(name);
-    if (n > UINT32_MAX - ERYX_TRACE_HEADER || trace_reserve(ERYX_TRACE_HEADER + n + 1) < 0) {
+    if (trace_reserve(ERYX_TRACE_HEADER + n + 1) < 0) { /* n < 2 GiB in wasm32 */
         Py_DECREF(name);
-        return n > UINT32_MAX - ERYX_TRACE_HEADER ? PyErr_NoMemory() : NULL;
+        return NULL;
     }
     put_le32(trace.buf + 4, (uint32_t)n);
     memcpy(trace.buf + ERYX_TRACE_HEADER, PyBytes_AS_STRING(name), n + 1); /* with its NUL */
@@ -188,17 +188,15 @@ static int trace_set_function(PyCodeObject *code)
     return rc;
 }
 
-/* The line number of a LINE event: 1, 0 for one that is no int or is
- * outside int32 (not reported: the host could not pass it on), or -1 with
- * an exception. */
+/* The line number of a LINE event: 1, 0 for one outside int32 (not
+ * reported: the host could not pass it on), or -1 with an exception (one
+ * that is no int: TypeError). */
 static int trace_line_number(PyObject *obj, int32_t *line)
 {
     if (PyLong_CheckExact(obj) && PyUnstable_Long_IsCompact((PyLongObject *)obj)) {
         *line = (int32_t)PyUnstable_Long_CompactValue((PyLongObject *)obj); /* 30 bits */
         return 1;
     }
-    if (!PyLong_Check(obj))
-        return 0;
     long long v = PyLong_AsLongLong(obj);
     if (v == -1 && PyErr_Occurred())
         return -1;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "core/internal.h"
 #include "core/journal.h"
+#include "le.h"
 
 #define MAGIC "ERYXJNL1"
 #define HEADER_SIZE 40u
@@ -188,14 +189,9 @@ static void put64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static uint64_t get64(const uint8_t *p)
 {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+    return (uint64_t)eryx__le32(p) | (uint64_t)eryx__le32(p + 4) << 32;
 }
 
 static const char *entry_out(const eryx__jentry *e, size_t *len)
@@ -305,13 +301,13 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
     if (r->left < ENTRY_HEADER)
         return "it is truncated";
     const uint8_t *h = r->p;
-    uint32_t nlen = get32(h + 4), alen = get32(h + 8), olen = get32(h + 12);
+    uint32_t nlen = eryx__le32(h + 4), alen = eryx__le32(h + 8), olen = eryx__le32(h + 12);
     if (h[0] > ERYX__JE_ERROR || h[1] > (h[0] == ERYX__JE_ERROR ? ERYX_CALL_TIMEOUT : 0) ||
         h[2] || h[3])
         return "an entry has an unknown state or kind";
     e->state = h[0];
     e->kind = h[1];
-    e->batch = get32(h + 16);
+    e->batch = eryx__le32(h + 16);
     /* A batch is one of the guest's replies, which delivered at least one
      * entry: there are no more of them than entries. A crafted order the
      * code cannot follow ends its replay as diverged (exec.c). */
@@ -342,11 +338,11 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
 static const char *load_header(reader *r, eryx_journal *j, uint32_t *n)
 {
     const uint8_t *h = r->p;
-    uint32_t flen = get32(h + 24), flags = get32(h + 28);
+    uint32_t flen = eryx__le32(h + 24), flags = eryx__le32(h + 28);
     uint64_t code_len = get64(h + 32);
     const char *why = NULL;
-    j->mode = (int)get32(h + 16);
-    *n = get32(h + 20);
+    j->mode = (int)eryx__le32(h + 16);
+    *n = eryx__le32(h + 20);
     r->p += HEADER_SIZE;
     r->left -= HEADER_SIZE;
     if (flags > HAS_CODE || j->mode < ERYX_RUN_CODE || j->mode > ERYX_RUN_INTERACTIVE)

@@ -7,21 +7,16 @@
 #include <stdint.h>
 
 #include "guest/abi.h"
-
-static uint32_t le32(const char *p)
-{
-    const unsigned char *b = (const unsigned char *)p;
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
+#include "le.h"
 
 int eryx__trace_event_decode(const char *data, size_t len, eryx__trace_event *ev)
 {
     if (len < ERYX_TRACE_HEADER + 2)
         return -1;
-    size_t file_len = le32(data + 4), names = len - ERYX_TRACE_HEADER - 2;
+    size_t file_len = eryx__le32(data + 4), names = len - ERYX_TRACE_HEADER - 2;
     if (file_len > names || data[ERYX_TRACE_HEADER + file_len] != '\0' || data[len - 1] != '\0')
         return -1;
-    uint32_t line = le32(data);
+    uint32_t line = eryx__le32(data);
     ev->line = line <= INT32_MAX ? (int)line : (int)(line - INT32_MAX - 1) + INT32_MIN;
     ev->file = data + ERYX_TRACE_HEADER;
     ev->file_len = file_len;

@@ -9,14 +9,10 @@
 #include <string.h>
 
 #include "vfs_internal.h"
+#include "le.h"
 
 #define HEADER_SIZE 16u
 #define ENTRY_SIZE 16u
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
 static const uint8_t *entry(const vfs_image *img, uint32_t i)
 {
@@ -26,8 +22,8 @@ static const uint8_t *entry(const vfs_image *img, uint32_t i)
 static const char *ent_path(const vfs_image *img, uint32_t i, size_t *len)
 {
     const uint8_t *e = entry(img, i);
-    *len = rd32(e + 4);
-    return (const char *)img->base + rd32(e);
+    *len = eryx__le32(e + 4);
+    return (const char *)img->base + eryx__le32(e);
 }
 
 /* Full bytewise comparison of entry i's path with key. */
@@ -120,7 +116,7 @@ static int valid_path(const char *p, size_t len)
 static int valid_entry(const vfs_image *img, uint32_t i)
 {
     const uint8_t *e = entry(img, i);
-    uint64_t po = rd32(e), pl = rd32(e + 4), d_o = rd32(e + 8), dl = rd32(e + 12);
+    uint64_t po = eryx__le32(e), pl = eryx__le32(e + 4), d_o = eryx__le32(e + 8), dl = eryx__le32(e + 12);
     if (po + pl > img->size || d_o + dl > img->size)
         return 0;
     size_t len;
@@ -140,7 +136,7 @@ int eryx__image_validate(const void *image, size_t size)
 {
     if (!image || size < HEADER_SIZE || memcmp(image, ERYX_IMAGE_MAGIC, 8) != 0)
         return -1;
-    vfs_image img = {image, size, rd32((const uint8_t *)image + 8)};
+    vfs_image img = {image, size, eryx__le32((const uint8_t *)image + 8)};
     if (HEADER_SIZE + (uint64_t)img.count * ENTRY_SIZE > size)
         return -1;
     /* Entries are checked in order, so entry i-1 is known good when entry i
@@ -148,7 +144,7 @@ int eryx__image_validate(const void *image, size_t size)
      * for every entry by the first pass. */
     for (uint32_t i = 0; i < img.count; i++) {
         const uint8_t *e = entry(&img, i);
-        if ((uint64_t)rd32(e) + rd32(e + 4) > size)
+        if ((uint64_t)eryx__le32(e) + eryx__le32(e + 4) > size)
             return -1;
     }
     for (uint32_t i = 0; i < img.count; i++)
@@ -161,7 +157,7 @@ int vfs_img_init(vfs_image *img, const void *image, size_t size)
 {
     img->base = image;
     img->size = size;
-    img->count = rd32(img->base + 8);
+    img->count = eryx__le32(img->base + 8);
     return 0;
 }
 
@@ -173,7 +169,7 @@ static void file_stat(const vfs_image *img, uint32_t i, eryx__vfs_attr *st)
     st->type = ERYX__VFS_T_REG;
     st->ino = (uint64_t)i + 1;
     st->nlink = 1;
-    st->size = rd32(entry(img, i) + 12);
+    st->size = eryx__le32(entry(img, i) + 12);
 }
 
 static void dir_stat(const char *rel, eryx__vfs_attr *st)
@@ -224,11 +220,11 @@ int vfs_img_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, 
 {
     const vfs_image *img = &f->mnt->u.img;
     const uint8_t *e = entry(img, f->u.img_index);
-    uint64_t size = rd32(e + 12);
+    uint64_t size = eryx__le32(e + 12);
     if (off >= size)
         return 0;
     size_t k = (size_t)(size - off) < len ? (size_t)(size - off) : len;
-    memcpy(buf, img->base + rd32(e + 8) + off, k);
+    memcpy(buf, img->base + eryx__le32(e + 8) + off, k);
     *n = k;
     return 0;
 }

@@ -22,6 +22,7 @@
 
 #include "vfs_internal.h"
 #include "vfs_persist.h"
+#include "le.h"
 
 enum { REOPEN = 1, ORPHAN = 2, GONE = 3 };
 
@@ -93,7 +94,7 @@ int eryx__blob_get_u32(eryx__blob_reader *r, uint32_t *v)
     uint8_t x[4];
     if (eryx__blob_get(r, x, 4) < 0)
         return -1;
-    *v = (uint32_t)x[0] | (uint32_t)x[1] << 8 | (uint32_t)x[2] << 16 | (uint32_t)x[3] << 24;
+    *v = eryx__le32(x);
     return 0;
 }
 
