@@ -30,15 +30,19 @@
     })
 #endif
 
-/* Unaligned accesses are allowed in wasm: the types say so. */
+/* Unaligned accesses are allowed in wasm, and its memory has no types: an
+ * i64.store may be read back by an i32.load. The typedef says both, or the
+ * compiler's type-based alias analysis would let it reorder a store of one
+ * width past a load of another at the same address, or reuse a value loaded
+ * before such a store (tests/engine/test_memory.c, test_mixed_widths). */
 #define ERYX_MEM_LOAD(dst, mem, addr, t)                                    \
     do {                                                                    \
-        typedef t __attribute__((aligned(1))) eryx_unaligned_;             \
+        typedef t __attribute__((aligned(1), may_alias)) eryx_unaligned_;  \
         (dst) = *(const __seg_gs eryx_unaligned_ *)ERYX_SEG_ADDR(addr);     \
     } while (0)
 #define ERYX_MEM_STORE(mem, addr, val, t)                                   \
     do {                                                                    \
-        typedef t __attribute__((aligned(1))) eryx_unaligned_;             \
+        typedef t __attribute__((aligned(1), may_alias)) eryx_unaligned_;  \
         *(__seg_gs eryx_unaligned_ *)ERYX_SEG_ADDR(addr) = (val);           \
     } while (0)
 /* memset/memmove/memcpy reach the memory through ordinary pointers, which

@@ -90,6 +90,7 @@ void eng_job_run(void *arg)
     case OP_LOAD_FAR: j->r = Z_engZ_load_far(in, j->a); break;
     case OP_STORE_FAR: Z_engZ_store_far(in, j->a, j->b); break;
     case OP_LOAD64_FAR: j->r = Z_engZ_load64_far(in, j->a); break;
+    case OP_PUN: j->r = Z_engZ_pun(in, j->a, j->b, j->c); break;
     case OP_STORE8: Z_engZ_store8(in, j->a, j->b); break;
     case OP_FILL: Z_engZ_fill(in, j->a, j->b, j->c); break;
     case OP_UNREACHABLE: Z_engZ_trap_unreachable(in); break;

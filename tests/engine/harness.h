@@ -30,7 +30,7 @@ typedef struct eng {
 } eng;
 
 enum op {
-    OP_LOAD32, OP_STORE32, OP_LOAD_FAR, OP_STORE_FAR, OP_LOAD64_FAR, OP_STORE8, OP_FILL,
+    OP_LOAD32, OP_STORE32, OP_LOAD_FAR, OP_STORE_FAR, OP_LOAD64_FAR, OP_PUN, OP_STORE8, OP_FILL,
     OP_UNREACHABLE, OP_DIV_S, OP_REM_U, OP_TRUNC, OP_CALL_IND, OP_RECURSE, OP_GROW, OP_SIZE,
     OP_THROW, OP_CATCH, OP_EXIT, OP_ABORT, OP_PING,
     OP_ROUNDTRIPS, OP_WAIT_THEN, OP_COUNT
@@ -68,7 +68,7 @@ void eng_new(eng *e);
 void eng_free(eng *e);
 
 /* Runs one export in a guarded call; its result goes to *out (if not NULL).
- * `c` is the third i32 argument (fill) and `d` the f64 one (trunc). */
+ * `c` is the third i32 argument (fill, pun) and `d` the f64 one (trunc). */
 int eng_run(eng *e, enum op op, uint32_t a, uint32_t b, uint64_t *out);
 int eng_run3(eng *e, enum op op, uint32_t a, uint32_t b, uint32_t c, double d, uint64_t *out,
              eryx__call_info *info);
