@@ -34,7 +34,9 @@
  * i64.store may be read back by an i32.load. The typedef says both, or the
  * compiler's type-based alias analysis would let it reorder a store of one
  * width past a load of another at the same address, or reuse a value loaded
- * before such a store (tests/engine/test_memory.c, test_mixed_widths). */
+ * before such a store. wasm2c's empty asm after each load also happens to
+ * stop both; tests/engine/test_memory.c's test_mixed_widths fails without
+ * this attribute once that asm is gone (docs/performance.md). */
 #define ERYX_MEM_LOAD(dst, mem, addr, t)                                    \
     do {                                                                    \
         typedef t __attribute__((aligned(1), may_alias)) eryx_unaligned_;  \

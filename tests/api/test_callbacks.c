@@ -304,8 +304,8 @@ TEST_CASE(test_many_calls)
 TEST_CASE(test_timeout_and_late_reply)
 {
     /* 50 ms, or 2 s under valgrind: the follow-up call below must be
-     * started within the same timeout, and valgrind runs the guest's glue
-     * 20-50 times slower (it once took longer than 50 ms on a busy host). */
+     * started within the same timeout, which under valgrind it once missed
+     * on a busy host. */
     uint64_t timeout_ms = RUNNING_ON_VALGRIND ? 2000 : 50;
     eryx_sandbox *sb = new_sandbox_with(timeout_ms * 1000 * 1000, 0);
     kept_call = NULL;

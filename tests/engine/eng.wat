@@ -28,7 +28,7 @@
     local.get 0 local.get 1 i32.store offset=0xffffffff)
   (func (export "load64_far") (param i32) (result i64)
     local.get 0 i64.load offset=0xffffffff)
-;; A 64-bit store at one address between two 32-bit loads at another:
+  ;; A 64-bit store at one address between two 32-bit loads at another:
   ;; wasm memory has no types, so where the two overlap the second load
   ;; must see the store (the C compiler of the generated code may not
   ;; assume that accesses of different widths never alias).
