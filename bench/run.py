@@ -207,6 +207,21 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
 
 
+def paired(raw_a, raw_b):
+    """A against B, round by round: per kernel the median over rounds of A's
+    time / B's time in the same round, then the geomean over kernels, and on
+    how many kernels A was faster. The two ran minutes apart at most within a
+    round, so a slow spell of the shared host cancels out of the ratio, where
+    it does not between the medians of each runner taken apart."""
+    per_kernel = {}
+    for k, ts in raw_a.items():
+        pairs = [a / b for a, b in zip(ts, raw_b.get(k, [])) if a and b]
+        if pairs:
+            per_kernel[k] = statistics.median(pairs)
+    return {"geomean": geomean(list(per_kernel.values())),
+            "faster": sum(x < 1 for x in per_kernel.values()), "kernels": len(per_kernel)}
+
+
 # ---------------------------------------------------------------- reporting
 
 def machine_info():
@@ -579,17 +594,27 @@ def write_markdown(path, res, t, plots):
     w("")
     w("## Results: geometric mean of time / native time")
     w("")
-    w("| runner | geomean vs native (medians) | min | max | geomean (best of rounds) |")
-    w("|---|---|---|---|---|")
+    w("| runner | geomean vs native (medians) | min | max | geomean (best of rounds) "
+      "| geomean (paired) |")
+    w("|---|---|---|---|---|---|")
     for r in runners:
         rs = [x for x in res["ratio"].get(r, {}).values() if x]
         if rs:
-            w("| %s | **%.2f×** | %.2f× | %.2f× | %.2f× |" % (
-                r, res["geomean"][r], min(rs), max(rs), res["geomean_best"][r]))
+            pr = res.get("paired", {}).get(r, {"geomean": 1.0})["geomean"]
+            w("| %s | **%.2f×** | %.2f× | %.2f× | %.2f× | %.2f× |" % (
+                r, res["geomean"][r], min(rs), max(rs), res["geomean_best"][r], pr))
     w("")
     w("*medians*: per kernel, the median over rounds of each run's in-process best, divided by "
-      "native's; *best of rounds*: the same with the fastest round instead of the median.")
+      "native's; *best of rounds*: the same with the fastest round instead of the median; "
+      "*paired*: per kernel, the median over rounds of the ratio within each round (the "
+      "runners of a round run one after the other, so a slow spell of the host mostly "
+      "cancels out), then the geomean.")
     w("")
+    if "paired_before" in res:
+        p = res["paired_before"]
+        w("eryx against eryx-before, paired: **%.3f×**, eryx faster on %d of %d kernels."
+          % (p["geomean"], p["faster"], p["kernels"]))
+        w("")
     if plots:
         for p in plots:
             w("![%s](%s)" % (os.path.basename(p), os.path.relpath(p, ROOT)))
@@ -796,8 +821,13 @@ def main():
     }
     summarise(res)
     for r in runners:
-        log("%-20s geomean %.3f (best-of-rounds %.3f)"
-            % (r, res["geomean"].get(r, float("nan")), res["geomean_best"].get(r, float("nan"))))
+        log("%-20s geomean %.3f (best-of-rounds %.3f, paired %.3f)"
+            % (r, res["geomean"].get(r, float("nan")), res["geomean_best"].get(r, float("nan")),
+               res["paired"].get(r, {"geomean": 1.0})["geomean"]))
+    if "paired_before" in res:
+        p = res["paired_before"]
+        log("eryx / eryx-before, paired: %.3f, eryx faster on %d of %d kernels"
+            % (p["geomean"], p["faster"], p["kernels"]))
     if args.no_write:
         json.dump(res, sys.stdout, indent=1)
         return
@@ -819,6 +849,9 @@ def summarise(res):
     res["seconds"], res["best"], res["ratio"], res["ratio_best"] = seconds, best, ratio, ratio_best
     res["geomean"] = {r: geomean(list(ratio[r].values())) for r in runners if ratio[r]}
     res["geomean_best"] = {r: geomean(list(ratio_best[r].values())) for r in runners if ratio_best[r]}
+    res["paired"] = {r: paired(raw[r], raw[base]) for r in runners if r != base}
+    if "eryx" in runners and "eryx-before" in runners:
+        res["paired_before"] = paired(raw["eryx"], raw["eryx-before"])
     spreads = {(r, k): max(v) / min(v) for r in runners for k, v in raw[r].items() if len(v) > 1}
     res["spread_max"] = max(spreads.values()) if spreads else 1.0
     res["spread_median"] = statistics.median(spreads.values()) if spreads else 1.0

@@ -16,7 +16,8 @@
  * - FUNC_PROLOGUE (every function entry) and every loop header charge one
  *   unit of fuel (ERYX_FUEL_TICK): a deterministic count of guest work;
  * - every load and store of linear memory, and the bulk copies, go through
- *   the macros of w2c_segment.h.
+ *   the macros of w2c_segment.h, without wasm2c's forced read after each
+ *   load (ERYX_MEM_LOADED, which w2c_segment.h explains).
  */
 #ifndef ERYX_W2C_HOOKS_H
 #define ERYX_W2C_HOOKS_H

@@ -1,7 +1,8 @@
 /*
  * How wasm2c's output reaches linear memory. guest/w2c_rewrite.sh makes
  * every load and store go through ERYX_MEM_LOAD / ERYX_MEM_STORE and every
- * bulk copy (memory.fill, memory.copy, data segments) through ERYX_MEM_BULK.
+ * bulk copy (memory.fill, memory.copy, data segments) through ERYX_MEM_BULK,
+ * and replaces wasm2c's forced read after each load by ERYX_MEM_LOADED.
  *
  * With ERYX_W2C_SEGMENT=1 (the default on x86-64) memory is addressed as
  * %gs:address, the engine keeping %gs's base at the running instance's
@@ -34,9 +35,10 @@
  * i64.store may be read back by an i32.load. The typedef says both, or the
  * compiler's type-based alias analysis would let it reorder a store of one
  * width past a load of another at the same address, or reuse a value loaded
- * before such a store. wasm2c's empty asm after each load also happens to
- * stop both; tests/engine/test_memory.c's test_mixed_widths fails without
- * this attribute once that asm is gone (docs/performance.md). */
+ * before such a store. wasm2c's empty asm after each load used to stop both
+ * by being a barrier; w2c_rewrite.sh drops it (ERYX_MEM_LOADED below), and
+ * tests/engine/test_memory.c's test_mixed_widths fails without this
+ * attribute (docs/performance.md). */
 #define ERYX_MEM_LOAD(dst, mem, addr, t)                                    \
     do {                                                                    \
         typedef t __attribute__((aligned(1), may_alias)) eryx_unaligned_;  \
@@ -63,5 +65,11 @@
 #define ERYX_MEM_BULK(call) call
 
 #endif
+
+/* Where wasm2c's load helpers had their forced read (an empty asm taking the
+ * loaded value: a barrier to the compiler on every load). Nothing: the
+ * accesses above are correct without it, and a load whose value is unused
+ * may then go, as it would in C (guest/w2c_rewrite.sh says why). */
+#define ERYX_MEM_LOADED(value) ((void)0)
 
 #endif

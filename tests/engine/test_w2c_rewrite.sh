@@ -62,6 +62,8 @@ cp "$dir/good.c" "$dir/full.c"
 expect_count "$dir/full.c" 'ERYX_MEM_LOAD(result, mem, addr, t1);' 1
 expect_count "$dir/full.c" 'ERYX_MEM_STORE(mem, addr, wrapped, t1);' 1
 expect_count "$dir/full.c" 'ERYX_MEM_BULK(' 4
+expect_count "$dir/full.c" 'ERYX_MEM_LOADED(result);' 2
+expect_count "$dir/full.c" 'wasm_asm(' 1
 expect_count "$dir/full.c" '  ERYX_LOAD_DATA(instance->w2c_memory,' 2
 expect_count "$dir/full.c" 'ERYX_ELEM(' 2
 expect_count "$dir/full.c" '#define ERYX_ELEM_COUNT 2u' 1
@@ -73,12 +75,12 @@ expect_count "$dir/full.c" '#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 1
 expect_count "$dir/full.c" 'w2c_L0: ERYX_FUEL_TICK();' 2
 cp "$dir/good.c" "$dir/memory.c"
 "$rewrite" "$dir/memory.c" --memory-only
-expect_count "$dir/memory.c" 'ERYX_MEM_' 6
+expect_count "$dir/memory.c" 'ERYX_MEM_' 8
 expect_count "$dir/memory.c" 'ERYX_LOAD_DATA' 0
 expect_count "$dir/memory.c" 'ERYX_ELEM' 0
 cp "$dir/good.c" "$dir/table.c"
 "$rewrite" "$dir/table.c" --memory-only --table
-expect_count "$dir/table.c" 'ERYX_MEM_' 6
+expect_count "$dir/table.c" 'ERYX_MEM_' 8
 expect_count "$dir/table.c" 'ERYX_LOAD_DATA' 0
 expect_count "$dir/table.c" 'ERYX_ELEM(' 2
 
@@ -89,6 +91,7 @@ mutate "one loop's label named otherwise" '/^static void w2c_fill(/,/^}/s/w2c_L0
 mutate "no FUNC_PROLOGUE macro" 's/^#define FUNC_PROLOGUE$/#define FUNC_PROLOGUE_/' --fuel
 mutate "a second load helper" 's/^\( *\)\(wasm_rt_memcpy(&result, &mem->data\[addr\], sizeof(t1));\)/&\1\2/'
 mutate "a store written otherwise" 's/wasm_rt_memcpy(&mem->data\[addr\], &wrapped, sizeof(t1));/wasm_rt_memcpy(\&mem->data[addr], \&wrapped, sizeof wrapped);/' --memory-only
+mutate "a forced read written otherwise" 's/wasm_asm("" ::"r"(result));/wasm_asm("" : : "r"(result));/' --memory-only
 mutate "memory.fill written otherwise" 's/^  memset(mem->data + d, val, n);$/  memset(\&mem->data[d], val, n);/' --memory-only
 mutate "a data segment indented otherwise" '0,/^  LOAD_DATA(instance/s//    LOAD_DATA(instance/'
 mutate "an elem segment indented otherwise" 's/^  funcref_table_init(&instance/   funcref_table_init(\&instance/'

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import signal
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,6 +67,9 @@ def main():
         run_cases(tmp, ports)
     finally:
         srv.kill()
+        srv.wait()
+        # The directory holds a CA key and a 20 MB session file: leave nothing.
+        shutil.rmtree(tmp, ignore_errors=True)
     if failures:
         print(f"{len(failures)} failed: {', '.join(failures)}")
         sys.exit(1)
