@@ -13,20 +13,22 @@
 # A new wabt must be looked at, not guessed (tests/engine/test_w2c_rewrite.sh
 # shows each check failing on a modified input).
 #
-# usage: guest/w2c_rewrite.sh FILE.c [--memory-only] [--table] [--fuel]
+# usage: guest/w2c_rewrite.sh FILE.c [--memory-only] [--table] [--dispatch] [--fuel]
 #   --memory-only  only the memory accesses (w2c_segment.h), for modules
 #                  other than the Python guest (the engine tests)
 #   --table        with --memory-only: the static table too (w2c_table.h)
+#   --dispatch     with --memory-only: the dispatch tables too (below)
 #   --fuel         also charge fuel at function entries and loop headers
 set -euo pipefail
 file=$1
 shift
-memory_only=0 fuel=0 table=0
+memory_only=0 fuel=0 table=0 dispatch=0
 for a in "$@"; do
     case $a in
         --memory-only) memory_only=1 ;;
         --fuel) fuel=1 ;;
         --table) table=1 ;;
+        --dispatch) dispatch=1 ;;
         *) echo "w2c_rewrite.sh: unknown option $a" >&2; exit 2 ;;
     esac
 done
@@ -230,6 +232,86 @@ if [ "$memory_only" = 0 ]; then
 fi
 if [ "$memory_only" = 0 ] || [ "$table" = 1 ]; then
     static_table
+fi
+
+# An interpreter's dispatch as a table of label addresses. wasm2c writes a
+# br_table as a C switch, which clang compiles, in position-independent
+# code, to a table of 32-bit offsets: load the offset, add the table's
+# address, jump (three instructions on every bytecode of the Python eval
+# loop). A switch of at least 200 cases at the head of a loop (an
+# interpreter's dispatch; in the Python guest, _PyEval_EvalFrameDefault's)
+# becomes a static table of label addresses and a computed goto, as native
+# CPython's dispatch is: one indirect jump through the table. Only when
+# every target is a label further down (a block's end, never a loop's
+# head), so no backward jump is hidden from the fuel check below. Sets
+# `dispatched` to how many switches it rewrote.
+dispatch_tables() {
+    local tmp=$file.dispatch
+    awk '
+        function flush(   i) { for (i = 1; i <= nbuf; i++) print buf[i]; nbuf = 0 }
+        function label_of(line,   name) {
+            name = line; sub(/^ */, "", name); sub(/:.*/, "", name); return name
+        }
+        state == 0 {
+            if ($0 ~ /^}/) { split("", seen); loop_nr = -100 }
+            if ($0 ~ /^ *w2c_L[0-9]+: *$/) loop_nr = NR
+            if ($0 ~ /^ *w2c_[A-Za-z0-9_]+:/) seen[label_of($0)] = 1
+            if ($0 ~ /^ *switch \(w2c_[a-z][0-9]+\) \{$/ && NR - loop_nr <= 6) {
+                state = 1; nbuf = 1; buf[1] = $0
+                var = $0; sub(/^ *switch \(/, "", var); sub(/\).*/, "", var)
+                indent = $0; sub(/switch.*/, "", indent)
+                ncase = 0; maxc = -1; dflt = ""; split("", target)
+                next
+            }
+            print
+            next
+        }
+        {
+            buf[++nbuf] = $0
+            if ($0 ~ /^ *case [0-9]+: goto w2c_[A-Za-z0-9_]+;$/) {
+                c = $0; sub(/^ *case /, "", c); sub(/:.*/, "", c)
+                t = $0; sub(/.*goto /, "", t); sub(/;$/, "", t)
+                if ((c + 0) in target) { print "case " c " twice" > "/dev/stderr"; exit 1 }
+                target[c + 0] = t; ncase++
+                if (c + 0 > maxc) maxc = c + 0
+                next
+            }
+            if ($0 ~ /^ *default: goto w2c_[A-Za-z0-9_]+;$/) {
+                dflt = $0; sub(/.*goto /, "", dflt); sub(/;$/, "", dflt)
+                next
+            }
+            if ($0 !~ /^ *}$/) {
+                printf "line %d: a switch written otherwise: %s\n", NR, $0 > "/dev/stderr"
+                exit 1
+            }
+            state = 0
+            ok = ncase >= 200 && dflt != "" && !(dflt in seen)
+            for (c in target) if (target[c] in seen) ok = 0
+            if (!ok) { flush(); next }
+            size = maxc + 1
+            line = indent "{ static const void *const eryx_dispatch_" NR "[" size "] = {"
+            for (c = 0; c < size; c++)
+                line = line (c ? ", " : "") "&&" ((c in target) ? target[c] : dflt)
+            print line "};"
+            print indent "  if (" var " < " size "u) goto *eryx_dispatch_" NR "[" var "];"
+            print indent "  goto " dflt "; }"
+            nbuf = 0; rewritten++
+        }
+        END { if (state) { print "the file ends in a switch" > "/dev/stderr"; exit 1 }
+              print rewritten + 0 > "/dev/stderr" }' "$file" >"$tmp" 2>"$tmp.n" || {
+        local why
+        why=$(head -n 1 "$tmp.n")
+        rm -f "$tmp" "$tmp.n"
+        fail "dispatch: $why"
+    }
+    dispatched=$(tail -n 1 "$tmp.n")
+    rm -f "$tmp.n"
+    mv "$tmp" "$file"
+}
+
+if [ "$memory_only" = 0 ] || [ "$dispatch" = 1 ]; then
+    dispatch_tables
+    [ "$dispatched" -ge 1 ] || fail "no interpreter dispatch (a switch of 200 cases at a loop head) found"
 fi
 
 # Fails unless every backward goto of every function (the only way wasm2c's

@@ -131,6 +131,48 @@
     end
     loop $s10 i32.const 1 memory.grow drop br $s10 end unreachable)
 
+  ;; A bytecode interpreter, as CPython's eval loop is one: a switch of
+  ;; 200 cases at the head of a loop, which guest/w2c_rewrite.sh --dispatch
+  ;; turns into a table of label addresses. On an accumulator from 0, the
+  ;; bytes from $pc: 0 returns it, 1 adds 1, 2 doubles it, 199 adds 100;
+  ;; any other byte (3-198 through the table's entries, 200-255 past its
+  ;; end) returns -1.
+  (func (export "interp") (param $pc i32) (result i32)
+    (local $acc i32)
+    block $bad
+      loop $next
+        block $add100
+          block $double
+            block $inc
+              block $halt
+                local.get $pc i32.load8_u
+                br_table $halt $inc $double
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad $bad
+          $add100 $bad
+              end
+              local.get $acc return
+            end
+            local.get $acc i32.const 1 i32.add local.set $acc
+            local.get $pc i32.const 1 i32.add local.set $pc
+            br $next
+          end
+          local.get $acc i32.const 1 i32.shl local.set $acc
+          local.get $pc i32.const 1 i32.add local.set $pc
+          br $next
+        end
+        local.get $acc i32.const 100 i32.add local.set $acc
+        local.get $pc i32.const 1 i32.add local.set $pc
+        br $next
+      end
+    end
+    i32.const -1)
+
   ;; n steps of xorshift32 from 1: a loop the C compiler cannot shortcut.
   (func (export "count") (param $n i32) (result i32)
     (local $x i32)

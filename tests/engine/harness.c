@@ -109,6 +109,7 @@ void eng_job_run(void *arg)
     case OP_ROUNDTRIPS: j->r = Z_engZ_roundtrips(in, j->a); break;
     case OP_WAIT_THEN: j->r = Z_engZ_wait_then(in, j->a, j->b); break;
     case OP_COUNT: j->r = Z_engZ_count(in, j->a); break;
+    case OP_INTERP: j->r = Z_engZ_interp(in, j->a); break;
     }
 }
 

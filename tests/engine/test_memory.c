@@ -1,4 +1,5 @@
-/* Linear memory growth and limits, allocation failure, tables. */
+/* Linear memory growth and limits, allocation failure, tables; the generated
+ * code's accesses of mixed widths and its interpreter dispatch. */
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -109,6 +110,32 @@ TEST_CASE(test_mixed_widths)
     CHECK_RC(eng_run(&e, OP_STORE32, 132, 77, NULL), ERYX__CALL_OK);
     CHECK_RC(eng_run3(&e, OP_PUN, 132, 128, 5, 0, &r, NULL), ERYX__CALL_OK);
     CHECK_EQ(r, 77 + 0);
+    eng_free(&e);
+}
+
+/* eng.wat's interpreter: its 200-case switch is a table of label addresses
+ * in the segment build (w2c_rewrite.sh --dispatch) and a plain switch in the
+ * other; both must run every kind of entry alike. */
+static uint64_t interp(eng *e, const uint8_t *code, size_t n)
+{
+    uint64_t r = 0;
+    for (size_t i = 0; i < n; i++)
+        CHECK_RC(eng_run(e, OP_STORE8, 256 + (uint32_t)i, code[i], NULL), ERYX__CALL_OK);
+    CHECK_RC(eng_run(e, OP_INTERP, 256, 0, &r), ERYX__CALL_OK);
+    return r;
+}
+
+TEST_CASE(test_dispatch)
+{
+    eng e;
+    eng_new(&e);
+    /* ((0 + 1 + 1) * 2 + 100) * 2 */
+    CHECK_EQ(interp(&e, (const uint8_t[]){1, 1, 2, 199, 2, 0}, 6), 208);
+    CHECK_EQ(interp(&e, (const uint8_t[]){0}, 1), 0);
+    CHECK_EQ(interp(&e, (const uint8_t[]){1, 3, 0}, 3), 0xffffffffu);     /* the table's first default */
+    CHECK_EQ(interp(&e, (const uint8_t[]){2, 198, 0}, 3), 0xffffffffu);   /* its last */
+    CHECK_EQ(interp(&e, (const uint8_t[]){199, 200, 0}, 3), 0xffffffffu); /* past its end */
+    CHECK_EQ(interp(&e, (const uint8_t[]){1, 255, 0}, 3), 0xffffffffu);
     eng_free(&e);
 }
 

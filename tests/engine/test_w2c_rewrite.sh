@@ -73,11 +73,15 @@ expect_count "$dir/full.c" 'module_instance' 2
 expect_count "$dir/full.c" ', w2c_i0, instance);' 1
 expect_count "$dir/full.c" '#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 1
 expect_count "$dir/full.c" 'w2c_L0: ERYX_FUEL_TICK();' 2
+expect_count "$dir/full.c" 'w2c_L1: ERYX_FUEL_TICK();' 1
+expect_count "$dir/full.c" 'goto *eryx_dispatch_' 1
+expect_count "$dir/full.c" 'switch (' 0
 cp "$dir/good.c" "$dir/memory.c"
 "$rewrite" "$dir/memory.c" --memory-only
 expect_count "$dir/memory.c" 'ERYX_MEM_' 8
 expect_count "$dir/memory.c" 'ERYX_LOAD_DATA' 0
 expect_count "$dir/memory.c" 'ERYX_ELEM' 0
+expect_count "$dir/memory.c" 'eryx_dispatch_' 0
 cp "$dir/good.c" "$dir/table.c"
 "$rewrite" "$dir/table.c" --memory-only --table
 expect_count "$dir/table.c" 'ERYX_MEM_' 8
@@ -91,6 +95,10 @@ mutate "one loop's label named otherwise" '/^static void w2c_fill(/,/^}/s/w2c_L0
 mutate "no FUNC_PROLOGUE macro" 's/^#define FUNC_PROLOGUE$/#define FUNC_PROLOGUE_/' --fuel
 mutate "a second load helper" 's/^\( *\)\(wasm_rt_memcpy(&result, &mem->data\[addr\], sizeof(t1));\)/&\1\2/'
 mutate "a store written otherwise" 's/wasm_rt_memcpy(&mem->data\[addr\], &wrapped, sizeof(t1));/wasm_rt_memcpy(\&mem->data[addr], \&wrapped, sizeof wrapped);/' --memory-only
+mutate "a dispatch switch written otherwise" 's/^\( *\)case 7: goto \(w2c_B[0-9]*\);$/\1case 7: {goto \2;}/'
+mutate "a dispatch of 199 cases (no interpreter's)" '/^ *case 199: goto w2c_B[0-9]*;$/d'
+mutate "a dispatch with a backward target (hidden from the fuel check)" \
+    's/^\( *\)case 3: goto w2c_B[0-9]*;$/\1case 3: goto w2c_L1;/'
 mutate "a forced read written otherwise" 's/wasm_asm("" ::"r"(result));/wasm_asm("" : : "r"(result));/' --memory-only
 mutate "memory.fill written otherwise" 's/^  memset(mem->data + d, val, n);$/  memset(\&mem->data[d], val, n);/' --memory-only
 mutate "a data segment indented otherwise" '0,/^  LOAD_DATA(instance/s//    LOAD_DATA(instance/'
@@ -126,7 +134,7 @@ sed -e 's|^(module|&\n  (import "host" "nine" (func $nine (result i32)))|' \
 c_of imported "$dir/imported.wat"
 refuses "an imported function in the table" "$dir/imported.c"
 # A module without loops cannot be checked for fuel.
-sed 's/br_if $l/drop/' "$wat" >"$dir/no_loop.wat"
+sed -e 's/br_if $l/drop/' -e 's/br $next/nop/' "$wat" >"$dir/no_loop.wat"
 c_of no_loop "$dir/no_loop.wat"
 refuses "no loop to charge" "$dir/no_loop.c" --fuel
 

@@ -1,7 +1,8 @@
 ;; The module tests/engine/test_w2c_rewrite.sh rewrites with
 ;; guest/w2c_rewrite.sh: one of each construct the rewrite hooks, as the
 ;; Python guest has them (an exported memory with data segments, a table
-;; filled by an active elem segment, call_indirect, loops).
+;; filled by an active elem segment, call_indirect, loops, an interpreter's
+;; dispatch).
 (module
   (memory (export "memory") 1)
   (data (i32.const 16) "hello")
@@ -29,5 +30,29 @@
     end
     local.get 0 local.get 1 i32.const 4 memory.fill
     local.get 0 local.get 1 i32.const 4 memory.copy)
+  ;; An interpreter's dispatch: a switch of 200 cases at the head of a
+  ;; loop (the rewrite makes it a table of label addresses). Counts the
+  ;; zero bytes from the address it is given.
+  (func (export "dispatch") (param i32) (result i32)
+    block $other
+      loop $next
+        block $zero
+          local.get 0 i32.load8_u
+          br_table $zero
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+        $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other $other
+            $other
+        end
+        local.get 0 i32.const 1 i32.add local.set 0
+        br $next
+      end
+    end
+    local.get 0)
   ;; Replaced by the test to make modules the rewrite must refuse.
   (func (export "extra")))
