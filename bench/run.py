@@ -881,7 +881,8 @@ def summarise(res):
                  "kernel numbers and measured separately under 'Process start'.")
     notes.append("The machine has %s cores; the load average above shows what else was running. "
                  "Interleaving spreads that noise over all runners; the median over rounds and "
-                 "the best-of-rounds geomean bracket it." % res["machine"]["nproc"])
+                 "the best-of-rounds geomean bracket it, and the paired geomean (ratios within "
+                 "each round) mostly cancels a slow spell that hit one round." % res["machine"]["nproc"])
     res["notes"] = notes
 
 
