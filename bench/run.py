@@ -735,6 +735,9 @@ def main():
         args.report_only = path
     if args.report_only:
         res = json.load(open(args.report_only))
+        # The report prints each runner's command: the earlier binary's path
+        # is in the results when not given again.
+        t["eryx-before"] = t.get("eryx-before") or res.get("settings", {}).get("eryx_before")
         summarise(res)
         report(res, t, args.out)
         return
