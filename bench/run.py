@@ -600,9 +600,9 @@ def write_markdown(path, res, t, plots):
     for r in runners:
         rs = [x for x in res["ratio"].get(r, {}).values() if x]
         if rs:
-            pr = res.get("paired", {}).get(r, {"geomean": 1.0})["geomean"]
             w("| %s | **%.2f×** | %.2f× | %.2f× | %.2f× | %.2f× |" % (
-                r, res["geomean"][r], min(rs), max(rs), res["geomean_best"][r], pr))
+                r, res["geomean"][r], min(rs), max(rs), res["geomean_best"][r],
+                res["paired"][r]["geomean"]))
     w("")
     w("*medians*: per kernel, the median over rounds of each run's in-process best, divided by "
       "native's; *best of rounds*: the same with the fastest round instead of the median; "
@@ -826,7 +826,7 @@ def main():
     for r in runners:
         log("%-20s geomean %.3f (best-of-rounds %.3f, paired %.3f)"
             % (r, res["geomean"].get(r, float("nan")), res["geomean_best"].get(r, float("nan")),
-               res["paired"].get(r, {"geomean": 1.0})["geomean"]))
+               res["paired"][r]["geomean"]))
     if "paired_before" in res:
         p = res["paired_before"]
         log("eryx / eryx-before, paired: %.3f, eryx faster on %d of %d kernels"
@@ -852,7 +852,7 @@ def summarise(res):
     res["seconds"], res["best"], res["ratio"], res["ratio_best"] = seconds, best, ratio, ratio_best
     res["geomean"] = {r: geomean(list(ratio[r].values())) for r in runners if ratio[r]}
     res["geomean_best"] = {r: geomean(list(ratio_best[r].values())) for r in runners if ratio_best[r]}
-    res["paired"] = {r: paired(raw[r], raw[base]) for r in runners if r != base}
+    res["paired"] = {r: paired(raw[r], raw[base]) for r in runners}
     if "eryx" in runners and "eryx-before" in runners:
         res["paired_before"] = paired(raw["eryx"], raw["eryx-before"])
     spreads = {(r, k): max(v) / min(v) for r in runners for k, v in raw[r].items() if len(v) > 1}

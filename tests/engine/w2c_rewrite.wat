@@ -31,8 +31,8 @@
     local.get 0 local.get 1 i32.const 4 memory.fill
     local.get 0 local.get 1 i32.const 4 memory.copy)
   ;; An interpreter's dispatch: a switch of 200 cases at the head of a
-  ;; loop (the rewrite makes it a table of label addresses). Counts the
-  ;; zero bytes from the address it is given.
+  ;; loop (the rewrite makes it a table of label addresses). Returns the
+  ;; address of the first non-zero byte from the one it is given.
   (func (export "dispatch") (param i32) (result i32)
     block $other
       loop $next
