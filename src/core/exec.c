@@ -149,16 +149,34 @@ static void complete_locked(eryx_call *c, json_t *result, char **text, size_t le
     pthread_cond_broadcast(&h->cv);
 }
 
+/* Whether a waiting call's deadline has passed; h->mu held. */
+static int overdue_locked(const eryx_call *c, uint64_t now)
+{
+    return c->state == ERYX__CALL_WAITING && c->deadline_ns && now >= c->deadline_ns;
+}
+
+/* Completes an overdue call with the timeout every caller sees; h->mu held. */
+static void expire_locked(eryx_call *c)
+{
+    complete_locked(c, error_result(c->id, "timeout", "the host function did not answer in time"),
+                    NULL, 0);
+}
+
 /* The embedder's side: completes the call if it still waits, releases the
  * embedder's reference, then notifies with no lock held. text is the
- * reply's JSON for the journal (taken), or NULL. */
+ * reply's JSON for the journal (taken), or NULL. A reply that comes after
+ * the deadline is dropped even when the guest has not looked yet, so the
+ * guest always sees the same timeout, whichever thread gets there first. */
 static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
 {
     eryx__hub *h = call->hub;
     eryx__notice notice = {0};
     pthread_mutex_lock(&h->mu);
     int rc = ERYX_NOTFOUND;
-    if (call->state == ERYX__CALL_WAITING && !h->closed && result) {
+    if (!h->closed && overdue_locked(call, eryx__now_ns())) {
+        expire_locked(call);
+        eryx__hub_notice_locked(h, &notice);
+    } else if (call->state == ERYX__CALL_WAITING && !h->closed && result) {
         complete_locked(call, result, &text, len);
         result = NULL;
         rc = ERYX_OK;
@@ -552,14 +570,9 @@ int eryx__exec_has_completed(eryx_exec *ex)
 /* Times out calls past their deadline; h->mu held. */
 static void expire_calls_locked(eryx_exec *ex, uint64_t now)
 {
-    for (size_t i = 0; i < ex->n_calls; i++) {
-        eryx_call *c = ex->calls[i];
-        if (c->state == ERYX__CALL_WAITING && c->deadline_ns && now >= c->deadline_ns)
-            complete_locked(c,
-                            error_result(c->id, "timeout",
-                                         "the host function did not answer in time"),
-                            NULL, 0);
-    }
+    for (size_t i = 0; i < ex->n_calls; i++)
+        if (overdue_locked(ex->calls[i], now))
+            expire_locked(ex->calls[i]);
 }
 
 /* Builds the reply for the guest from every completed call, which the

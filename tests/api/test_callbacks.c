@@ -551,6 +551,35 @@ TEST_CASE(test_nonblocking)
     CHECK_INT(eryx_call_reply(late, "1", 1), ERYX_NOTFOUND);
 }
 
+/* A reply that comes after the deadline but before the guest looks again
+ * is dropped: the guest sees the timeout, not the value, whichever thread
+ * gets there first (an MCP server's late answer once raced it). */
+TEST_CASE(test_reply_after_deadline)
+{
+    eryx_sandbox *sb = new_sandbox_with(20 * 1000 * 1000, 0);
+    eryx_exec *ex = NULL;
+    const char *code = "try:\n    print(await echo('x'))\n"
+                       "except CallbackError as e:\n    print(e.kind, e)";
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    usleep(40 * 1000); /* past the deadline; nobody steps meanwhile */
+    CHECK_INT(eryx_call_pending(c), 0);
+    CHECK_INT(eryx_call_reply(c, "\"late\"", 6), ERYX_NOTFOUND);
+    CHECK(eryx_exec_ready(ex));
+    eryx_result *r = NULL;
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        usleep(200);
+    CHECK_INT(rc, ERYX_OK);
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "timeout the host function did not answer in time\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* Abandoning a pending execution leaves the sandbox dead, not broken. */
 TEST_CASE(test_abandon)
 {
