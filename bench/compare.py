@@ -2,7 +2,10 @@
 the kernel suite: interleaved kernel by kernel, runner by runner, with the
 runner order rotated every round; each cell is the best of ROUNDS of the
 kernel's own in-process best-of-3. Ratios are to the first runner. This is
-how the levers in docs/performance.md were measured.
+how the levers in docs/performance.md were measured. The last line is the
+paired geomean (as bench/run.py's): per kernel, the median over rounds of
+the ratio within one round, where a slow spell of the shared host mostly
+cancels out; with the number of kernels on which the runner was faster.
 
 usage: python3 bench/compare.py [--rounds R] [--kernels a,b] NAME=COMMAND ...
   e.g. python3 bench/compare.py native="$(cat build/guest/python-native.path)" \\
@@ -14,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -50,12 +54,14 @@ def main():
         f[:-3] for f in os.listdir(KDIR) if f.endswith(".py"))
     names = list(runners)
     best = {}
+    rounds = {}  # (kernel, runner) -> the time of each round
     for r in range(a.rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for k in kernels:
             for name in order:
                 t = seconds(runners[name], k)
                 best[(k, name)] = min(t, best.get((k, name), t))
+                rounds.setdefault((k, name), []).append(t)
     base = names[0]
     print("| kernel | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
@@ -69,6 +75,17 @@ def main():
         print("| %s | %s |" % (k, " | ".join(cells)))
     print("| **geomean** | " + " | ".join(
         "**%.2f×**" % math.exp(logs[n] / len(kernels)) for n in names) + " |")
+    print("| paired (faster on) | " + " | ".join(paired(rounds, kernels, base, n)
+                                                 for n in names) + " |")
+
+
+def paired(rounds, kernels, base, name):
+    """Geomean over kernels of the median within-round ratio name/base."""
+    ratios = [statistics.median(t / b for t, b in zip(rounds[(k, name)], rounds[(k, base)]))
+              for k in kernels]
+    faster = sum(r < 1 for r in ratios)
+    gm = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return "%.3f× (%d/%d)" % (gm, faster, len(kernels))
 
 
 if __name__ == "__main__":
