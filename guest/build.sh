@@ -9,8 +9,9 @@
 #
 # ERYX_GUEST_CC (default clang-22) and ERYX_GUEST_CFLAGS (default -O2) choose
 # how the 70 MB of generated C is compiled; ERYX_GUEST_PGO=1 (the default
-# with clang) compiles it twice, the second time with a profile of
-# guest/pgo_train.py: docs/performance.md.
+# with clang) compiles it three times: instrumented, instrumented again
+# after optimising with the first profile (a context-sensitive profile), and
+# with both profiles of guest/pgo_train.py's training: docs/performance.md.
 # ERYX_GUEST_FUEL=1 builds the variant that counts fuel (docs/limits.md);
 # ERYX_GUEST_SEGMENT=0 the variant that addresses linear memory through a
 # base pointer rather than the %gs segment (default 1 on x86-64: ~20 % faster,
@@ -119,6 +120,8 @@ pgo_use_flags=
 if [ "$ERYX_GUEST_PGO" = 1 ]; then pgo_use_flags="-mllvm -enable-ext-tsp-block-placement=1"; fi
 wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS";
           echo "fuel=$ERYX_GUEST_FUEL segment=$ERYX_GUEST_SEGMENT pgo=$ERYX_GUEST_PGO $pgo_use_flags";
+          # The recipe of the profile: a change of it must change the key.
+          if [ "$ERYX_GUEST_PGO" = 1 ]; then echo "context-sensitive"; fi;
           cat "$here"/w2c_*.h "$here/w2c_rewrite.sh" "$here/host_instance.h";
           # The profile depends on the training, not on the host code it
           # ran under: a profile is advice, a stale one still builds correct code.
@@ -148,15 +151,30 @@ if [ ! -f "$w2c/stamp" ]; then
             clang*) ;;
             *) log "ERYX_GUEST_PGO=1 needs clang (ERYX_GUEST_CC=$ERYX_GUEST_CC)"; exit 1 ;;
         esac
-        log "PGO 1/3: instrumented build"
+        log "PGO 1/5: instrumented build"
         compile "$w2c.tmp/guest-gen.o" -fprofile-generate
-        log "PGO 2/3: training run (guest/pgo_train.py): $(( $(date +%s) - t1 )) s so far"
+        log "PGO 2/5: training run (guest/pgo_train.py): $(( $(date +%s) - t1 )) s so far"
         "$here/pgo_train.sh" "$w2c.tmp/train" "$w2c.tmp/guest-gen.o" "$w2c.tmp/guest.h" \
             "$out" "$ERYX_GUEST_SEGMENT" "$w2c.tmp/guest.profdata"
-        log "PGO 3/3: optimised build: $(( $(date +%s) - t1 )) s so far"
-        # shellcheck disable=SC2086
-        compile "$w2c.tmp/guest.o" -fprofile-use="$w2c.tmp/guest.profdata" $pgo_use_flags
         rm -f "$w2c.tmp/guest-gen.o"
+        # Context-sensitive PGO: the code as optimised with that profile,
+        # inlining done, is counted again by the same training, so that
+        # each inlined copy of a function gets its own counts rather than
+        # its callee's average (docs/performance.md, "Context-sensitive
+        # profile").
+        log "PGO 3/5: context-sensitive instrumented build: $(( $(date +%s) - t1 )) s so far"
+        # shellcheck disable=SC2086
+        compile "$w2c.tmp/guest-csgen.o" -fprofile-use="$w2c.tmp/guest.profdata" \
+            -fcs-profile-generate $pgo_use_flags
+        log "PGO 4/5: training run again: $(( $(date +%s) - t1 )) s so far"
+        "$here/pgo_train.sh" "$w2c.tmp/train" "$w2c.tmp/guest-csgen.o" "$w2c.tmp/guest.h" \
+            "$out" "$ERYX_GUEST_SEGMENT" "$w2c.tmp/cs.profdata"
+        rm -f "$w2c.tmp/guest-csgen.o"
+        "llvm-profdata-$ERYX_LLVM" merge -o "$w2c.tmp/guest-cs.profdata" \
+            "$w2c.tmp/guest.profdata" "$w2c.tmp/cs.profdata"
+        log "PGO 5/5: optimised build: $(( $(date +%s) - t1 )) s so far"
+        # shellcheck disable=SC2086
+        compile "$w2c.tmp/guest.o" -fprofile-use="$w2c.tmp/guest-cs.profdata" $pgo_use_flags
     else
         compile "$w2c.tmp/guest.o"
     fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Profile-guided optimisation of the guest, step 2 of 3 (guest/build.sh does
-# steps 1 and 3): links the CLI against an instrumented guest object, runs
+# Profile-guided optimisation of the guest, steps 2 and 4 of 5 (guest/build.sh
+# does the compiles around them): links the CLI against an instrumented guest
+# object (the first instrumented build, then the context-sensitive one), runs
 # the training workload (guest/pgo_train.py) in it and merges the profile.
 # usage: guest/pgo_train.sh WORK_DIR GUEST_O GUEST_H STAGE1_DIR SEGMENT OUT.profdata
 # WORK_DIR is scratch space (a temporary guest directory and CMake build);
