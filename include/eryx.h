@@ -310,9 +310,10 @@ ERYX_API uint64_t eryx_call_id(const eryx_call *call);
  * sees as eryx.CallbackError (message copied; kind is eryx_call_error).
  * Thread-safe. Returns ERYX_OK; ERYX_INVALID for malformed JSON (the guest
  * then sees a failed call, and the call is completed all the same);
- * ERYX_NOTFOUND when the call had already timed out or its sandbox is gone
- * (the reply is dropped). Either way the call is released: do not use it
- * again. */
+ * ERYX_NOTFOUND when the call had already timed out (its deadline passed,
+ * whether or not the guest has looked since: the guest then sees the
+ * timeout) or its sandbox is gone (the reply is dropped). Either way the
+ * call is released: do not use it again. */
 ERYX_API int eryx_call_reply(eryx_call *call, const char *json, size_t len);
 ERYX_API int eryx_call_fail(eryx_call *call, int kind, const char *message);
 
