@@ -255,7 +255,7 @@ int eryx__call_pending(eryx_call *call)
     eryx__hub *h = call->hub;
     pthread_mutex_lock(&h->mu);
     int pending = call->state == ERYX__CALL_WAITING && !h->closed &&
-                  (!call->deadline_ns || eryx__now_ns() < call->deadline_ns);
+                  !overdue_locked(call, eryx__now_ns());
     pthread_mutex_unlock(&h->mu);
     return pending;
 }
