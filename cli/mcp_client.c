@@ -556,7 +556,10 @@ static void handle_line(mcp_conn *c, const char *line, size_t len)
 }
 
 /* Calls whose guest stopped waiting (callback timeout, run ended) are
- * failed here and cancelled at the server. */
+ * released here and cancelled at the server. The core has already given
+ * the guest its outcome (the standard timeout, or nothing for an ended
+ * run), so eryx_call_fail returns ERYX_NOTFOUND: it is called only because
+ * it is what releases the handle, and its message is never seen. */
 static void sweep(mcp_conn *c)
 {
     pending *gone = NULL;
@@ -575,7 +578,7 @@ static void sweep(mcp_conn *c)
     while (gone) {
         pending *next = gone->next;
         send_cancel(c, gone->id, "the caller stopped waiting (timeout)");
-        eryx_call_fail(gone->call, ERYX_CALL_TIMEOUT, "timed out");
+        (void)eryx_call_fail(gone->call, ERYX_CALL_TIMEOUT, "released");
         free(gone);
         gone = next;
     }

@@ -438,7 +438,10 @@ typedef struct eryx_sandbox_config {
      * running thread, through sys.monitoring (PEP 669) in the guest: a
      * traced hot loop runs up to ~2.5x slower, 1.7x on the benchmarks'
      * geomean (docs/performance.md, "Tracing"). The strings point into
-     * the sandbox's memory: copy what must outlive the call. */
+     * the sandbox's memory: copy what must outlive the call. Events are
+     * reported by code inside the sandbox, so the code being traced can
+     * stop, forge or flood them (each is checked to be well formed, and
+     * a bad one is dropped): a debugging aid, not an audit trail. */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;

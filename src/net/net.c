@@ -1037,7 +1037,7 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
                                                           : eryx__tls_start_inband(c, line, (size_t)(nl - line));
         free(data);
         if (err)
-            op_fail(l, op, err, "malformed in-band TLS request");
+            op_fail(l, op, err, c->err ? c->tls_err : "malformed in-band TLS request");
         else {
             op_ok(l, op, json_integer((json_int_t)len));
             progress(c, l);

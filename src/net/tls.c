@@ -296,17 +296,29 @@ static int inband_status(eryx__conn *c, json_t *info, const char *kind, const ch
     return rc;
 }
 
+/* A failed start. Asked by an operation, that operation fails with why.
+ * Asked in band (op NULL: the guest's TLS object wrote a request on the
+ * socket), there is no operation and no list: the connection keeps the
+ * error and why, the send that carried the request fails with them, and so
+ * does every later operation on the socket. */
+static void start_failed(eryx__conn *c, eryx__op *op, void *list, int err, const char *why)
+{
+    if (op) {
+        eryx__op_fail(list, op, err, why);
+        return;
+    }
+    c->err = err;
+    snprintf(c->tls_err, sizeof c->tls_err, "%s", why);
+}
+
 void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
 {
     const char *given = json_string_value(json_object_get(args, "server_hostname"));
     char name[256];
     int inband = op == NULL;
     if (c->ssl || c->connecting || (!inband && (c->rd.call || c->wr.call))) {
-        if (inband)
-            c->err = EINVAL;
-        else
-            eryx__op_fail(list, op, EINVAL, "TLS must start on a connected socket with no "
-                                            "read or write in progress, once");
+        start_failed(c, op, list, EINVAL, "TLS must start on a connected socket with no "
+                                          "read or write in progress, once");
         return;
     }
     eryx__addr a;
@@ -314,7 +326,7 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     if (given && *given) {
         is_ip = eryx__addr_parse(given, &a);
         if (!is_ip && eryx__host_normalise(given, name, sizeof name) < 0) {
-            eryx__op_fail(list, op, EINVAL, "server_hostname is not a valid ASCII host name");
+            start_failed(c, op, list, EINVAL, "server_hostname is not a valid ASCII host name");
             return;
         }
         if (is_ip)
@@ -328,10 +340,7 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     const char *why = NULL;
     const eryx__ssl_lib *L = eryx__ssl_load(&why);
     if (!L) {
-        if (inband)
-            c->err = ERYX__ETLS;
-        else
-            eryx__op_fail(list, op, ERYX__ETLS, why);
+        start_failed(c, op, list, ERYX__ETLS, why);
         return;
     }
     SSL_CTX *ctx = conf_ctx(L, c->net->conf);
@@ -341,10 +350,7 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         L->SSL_free(ssl);
         L->BIO_free(rb);
         L->BIO_free(wb);
-        if (inband)
-            c->err = ERYX__ETLS;
-        else
-            eryx__op_fail(list, op, ERYX__ETLS, "cannot set up TLS (the CA store did not load)");
+        start_failed(c, op, list, ERYX__ETLS, "cannot set up TLS (the CA store did not load)");
         return;
     }
     L->SSL_set_bio(ssl, rb, wb);
@@ -360,10 +366,7 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         ok = 0;
     if (!ok) {
         L->SSL_free(ssl);
-        if (inband)
-            c->err = ERYX__ETLS;
-        else
-            eryx__op_fail(list, op, ERYX__ETLS, "cannot configure TLS for this name or ALPN list");
+        start_failed(c, op, list, ERYX__ETLS, "cannot configure TLS for this name or ALPN list");
         return;
     }
     c->ssl = ssl;

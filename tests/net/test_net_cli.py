@@ -210,6 +210,30 @@ with socket.create_connection(("test.eryx", {S})) as s:
         print("still verified:", e)
 """, want=["TLSv1.3 test.eryx", "still verified: certificate verify failed"])
 
+    # The guest's ssl module asks for TLS in band, by a send the host
+    # intercepts: hostile code can write that request itself, malformed.
+    # A host name that is not ASCII once crashed the host (no operation to
+    # fail in band); now the send fails with why, and so does the socket.
+    case("a forged in-band TLS request fails cleanly", tls, f"""
+import json, socket
+for host in ["\\u00e9.eryx", "a" * 300, "two words"]:
+    s = socket.create_connection(("test.eryx", {S}))
+    req = json.dumps({{"nonce": "n", "server_hostname": host}})
+    try:
+        s.sendall(b"\\0ERYX-STARTTLS " + req.encode() + b"\\n")
+        print("sent")
+    except OSError as e:
+        print("refused:", e)
+    try:
+        s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
+        print("socket still open")
+    except OSError as e:
+        print("then:", e.errno)
+    s.close()
+print("host alive")
+""", want=["refused: [Errno 28] server_hostname is not a valid ASCII host name\n"
+           "then: 28\n" * 3 + "host alive"], absent=["sent", "socket still open"])
+
     case("an unknown CA is refused", ["--allow-net", f"test.eryx:{S}", "--allow-net",
                                       f"127.0.0.1:{S}", "--resolve", f"test.eryx:{S}:127.0.0.1"], f"""
 import urllib.request
