@@ -71,6 +71,8 @@ typedef struct cli {
     const char *remote;       /* --remote URL */
     const char *token_file;   /* --token-file FILE (with --remote) */
     const char *remote_ca;    /* --remote-ca FILE */
+    const char *remote_cert;  /* --remote-cert FILE (mTLS, with --remote-key) */
+    const char *remote_key;   /* --remote-key FILE */
     const char *image;        /* --image FILE */
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
@@ -112,6 +114,9 @@ static void usage(FILE *f)
             "                  the bearer token for --remote\n"
             "  --remote-ca FILE\n"
             "                  trust the CA certificates in FILE for wss:// too\n"
+            "  --remote-cert FILE, --remote-key FILE\n"
+            "                  the client certificate (PEM, with its chain) and key\n"
+            "                  for a wss:// server that wants one (mTLS)\n"
             "  --trace FILE    write the line events of the program's own code to FILE,\n"
             "                  one JSON object a line: file, line, function, time (s)\n"
             "  --mount HOST:GUEST[:rw]\n"
@@ -267,14 +272,17 @@ static int parse_args(cli *c, int argc, char **argv)
             }
             c->session = argv[++i];
         } else if (strcmp(a, "--remote") == 0 || strcmp(a, "--token-file") == 0 ||
-                   strcmp(a, "--remote-ca") == 0) {
+                   strcmp(a, "--remote-ca") == 0 || strcmp(a, "--remote-cert") == 0 ||
+                   strcmp(a, "--remote-key") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "eryx: %s wants a value\n", a);
                 return -1;
             }
-            const char **dst = strcmp(a, "--remote") == 0       ? &c->remote
-                               : strcmp(a, "--token-file") == 0 ? &c->token_file
-                                                                : &c->remote_ca;
+            const char **dst = strcmp(a, "--remote") == 0        ? &c->remote
+                               : strcmp(a, "--token-file") == 0  ? &c->token_file
+                               : strcmp(a, "--remote-ca") == 0   ? &c->remote_ca
+                               : strcmp(a, "--remote-cert") == 0 ? &c->remote_cert
+                                                                 : &c->remote_key;
             *dst = argv[++i];
         } else if (strcmp(a, "--image") == 0) {
             if (i + 1 >= argc) {
@@ -558,7 +566,12 @@ static int run_remote(const cli *c, const char *code, size_t len, const char *in
                         "and --callback; the server sets the other limits\n");
         return EXIT_USAGE;
     }
+    if (!c->remote_cert != !c->remote_key) {
+        fprintf(stderr, "eryx: --remote-cert and --remote-key go together\n");
+        return EXIT_USAGE;
+    }
     remote_opts o = {.url = c->remote, .token_file = c->token_file, .ca_file = c->remote_ca,
+                     .cert_file = c->remote_cert, .key_file = c->remote_key,
                      .session = c->session, .timeout_ms = c->timeout_set ? c->timeout_ms : 0,
                      .callbacks = c->callbacks, .n_callbacks = c->n_callbacks};
     return eryx_cli_remote(&o, code, len, input, input_len);
@@ -576,6 +589,11 @@ int main(int argc, char **argv)
     int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)
         return p < 0 ? EXIT_USAGE : 0;
+    if (!c.remote && (c.token_file || c.remote_ca || c.remote_cert || c.remote_key)) {
+        fprintf(stderr, "eryx: --token-file, --remote-ca, --remote-cert and --remote-key "
+                        "are options of --remote\n");
+        return EXIT_USAGE;
+    }
     if (serve_mcp) {
         if (c.code_arg || c.file || c.session) {
             fprintf(stderr, "eryx mcp: takes no program and no --session (code and sessions "

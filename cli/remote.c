@@ -141,7 +141,7 @@ static ws_conn *open_connection(const remote_opts *o, tls_ctx **tls)
         return NULL;
     if (u.tls) {
         char err[256];
-        if (!(*tls = tls_client_ctx(o->ca_file, NULL, NULL, err, sizeof err))) {
+        if (!(*tls = tls_client_ctx(o->ca_file, o->cert_file, o->key_file, err, sizeof err))) {
             fprintf(stderr, "eryx: --remote: %s\n", err);
             return NULL;
         }

@@ -11,6 +11,8 @@ typedef struct remote_opts {
     const char *url;          /* ws://HOST:PORT[/PATH] or wss://... */
     const char *token_file;   /* the bearer token, or NULL */
     const char *ca_file;      /* more CAs to trust for wss://, or NULL */
+    const char *cert_file;    /* the client certificate for mTLS, or NULL */
+    const char *key_file;     /* its private key (with cert_file), or NULL */
     const char *session;      /* a session name, or NULL (a fresh sandbox) */
     uint64_t timeout_ms;      /* 0: the server's limit */
     const eryx_callback *callbacks; /* user_data: the shell command */

@@ -229,6 +229,27 @@ def test_tls_and_mutual_tls(tmp_path):
             with ctx.wrap_socket(s, server_hostname="localhost") as t:
                 t.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert t.recv(100).startswith(b"HTTP/1.1 200")
+        # The command line's client, with and without its certificate.
+        base = [eryx_cli(), "--remote", f"wss://localhost:{port}", "--token-file", token_file,
+                "--remote-ca", os.path.join(d, "ca.pem")]
+        mtls = ["--remote-cert", os.path.join(d, "client.pem"),
+                "--remote-key", os.path.join(d, "client.key")]
+        p = subprocess.run(base + mtls + ["-c", "print('mutual')"], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0 and p.stdout == "mutual\n", p.stderr
+        p = subprocess.run(base + ["-c", "print('mutual')"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 71 and p.stdout == "", p.stderr
+        p = subprocess.run(base + mtls[:2] + ["-c", "pass"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 2 and "go together" in p.stderr, p.stderr
+        p = subprocess.run(base + mtls[:2] + ["--remote-key", os.path.join(d, "server.key"),
+                                              "-c", "pass"],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 71 and "client certificate" in p.stderr, p.stderr
     finally:
         srv.terminate()
         srv.wait()
+    p = subprocess.run([eryx_cli(), "--remote-cert", "x", "-c", "pass"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 2 and "options of --remote" in p.stderr, p.stderr
