@@ -12,14 +12,16 @@ nothing of the host but the callbacks, directories and network you give it.
 Classes: Sandbox (fresh interpreter per execute), Session (state persists;
 fork, save/load, export/import), SandboxFactory (packages pre-imported),
 SandboxPool (warm sandboxes for many short jobs), ExecuteResult,
-ResourceLimits, NetConfig, CallbackRegistry.
+ResourceLimits, NetConfig, CallbackRegistry, MCPManager (the tools of MCP
+servers as host functions: ``Sandbox(mcp=manager)``).
 
 eryx.remote: the same execute API against an ``eryx serve`` server
 (docs/python.md, "Remote sessions").
 
 Exceptions: EryxError > ExecutionError, TimeoutError (also the builtin
 TimeoutError), ResourceLimitError, CancelledError, InitializationError,
-PoolError (> PoolTimeoutError, PoolClosedError, PoolExhaustedError).
+PoolError (> PoolTimeoutError, PoolClosedError, PoolExhaustedError),
+MCPError.
 
 The names and defaults follow the reference binding (``pyeryx``); see
 docs/python.md for what differs and what only eryx offers.
@@ -38,6 +40,7 @@ from ._eryx import (
 from ._eryx import build_has_fuel
 from ._callbacks import CallbackRegistry, infer_schema
 from ._limits import NetConfig, ResourceLimits
+from ._mcp import MCPError, MCPManager
 from ._sandbox import (
     FactoryPool,
     PoolClosedError,
@@ -54,7 +57,7 @@ from ._factory import SandboxFactory
 
 for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, FactoryPool, PooledSandbox, PoolStats,
              ResourceLimits, NetConfig, CallbackRegistry, PoolError, PoolTimeoutError,
-             PoolClosedError, PoolExhaustedError):
+             PoolClosedError, PoolExhaustedError, MCPManager, MCPError):
     _cls.__module__ = "eryx"
 del _cls
 
@@ -76,5 +79,5 @@ __all__ = [
     "ExecuteResult", "ResourceLimits", "NetConfig", "CallbackRegistry", "infer_schema",
     "EryxError", "ExecutionError", "TimeoutError", "ResourceLimitError", "CancelledError",
     "InitializationError", "PoolError", "PoolTimeoutError", "PoolClosedError",
-    "PoolExhaustedError", "build_has_fuel", "__version__", "remote",
+    "PoolExhaustedError", "MCPManager", "MCPError", "build_has_fuel", "__version__", "remote",
 ]

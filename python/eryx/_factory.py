@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from . import _eryx
 from ._callbacks import CallbacksArg
 from ._limits import NetConfig, ResourceLimits
+from ._mcp import MCPManager
 from ._sandbox import (FactoryPool, OutputFn, Sandbox, SandboxPool, Session, Volumes, _runtime)
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -209,14 +210,15 @@ class SandboxFactory:
                        secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                        on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                        result_variable: Optional[str] = "result",
-                       env: Optional[Dict[str, str]] = None, **compat: Any) -> Sandbox:
+                       env: Optional[Dict[str, str]] = None,
+                       mcp: Optional[MCPManager] = None, **compat: Any) -> Sandbox:
         """A Sandbox starting from the factory's state (every execute starts from it again)."""
         _compat(compat)
         return Sandbox(resource_limits=resource_limits, network=network,
                        callbacks=callbacks if callbacks is not None else self._callbacks,
                        secrets=secrets, volumes=volumes, on_stdout=on_stdout,
                        on_stderr=on_stderr, result_variable=result_variable, env=env,
-                       _factory=self)
+                       mcp=mcp, _factory=self)
 
     def create_session(self, *, resource_limits: Optional[ResourceLimits] = None,
                        execution_timeout_ms: Optional[int] = None,
@@ -224,7 +226,8 @@ class SandboxFactory:
                        secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                        on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                        result_variable: Optional[str] = "result",
-                       env: Optional[Dict[str, str]] = None, **compat: Any) -> Session:
+                       env: Optional[Dict[str, str]] = None,
+                       mcp: Optional[MCPManager] = None, **compat: Any) -> Session:
         """A Session starting from the factory's state; reset() goes back to it."""
         _compat(compat)
         return Session(resource_limits=resource_limits,
@@ -232,15 +235,15 @@ class SandboxFactory:
                        callbacks=callbacks if callbacks is not None else self._callbacks,
                        secrets=secrets, volumes=volumes, on_stdout=on_stdout,
                        on_stderr=on_stderr, result_variable=result_variable, env=env,
-                       _factory=self)
+                       mcp=mcp, _factory=self)
 
     def create_pool(self, *, max_size: int = 10, min_idle: int = 1,
                     acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,
                     **kw: Any) -> Union[FactoryPool, SandboxPool]:
         """A pool of sandboxes in the factory's state: acquire() as a context
         manager, try_acquire(), stats(), close() (as SandboxPool). kw: the
-        sandboxes' config (resource_limits, callbacks, ...); callbacks default
-        to the factory's."""
+        sandboxes' config (resource_limits, callbacks, mcp, ...); callbacks
+        default to the factory's."""
         kw.setdefault("callbacks", self._callbacks)
         if self._rt is not None:  # liberyx's pool resets to this runtime's image
             return SandboxPool(max_size=max_size, min_idle=min_idle,

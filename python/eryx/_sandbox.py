@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import _callbacks, _eryx
+from . import _callbacks, _eryx, _mcp
 from ._callbacks import CallbackRegistry, CallbacksArg
 from ._limits import NetConfig, ResourceLimits
 
@@ -79,7 +79,7 @@ class _Config:
                  callbacks: CallbacksArg, secrets: Optional[Dict[str, Any]], volumes: Volumes,
                  on_stdout: OutputFn, on_stderr: OutputFn, result_variable: Optional[str],
                  env: Optional[Dict[str, str]] = None, mounts: Sequence[Tuple[str, str, bool]] = (),
-                 timeout_override: Any = None) -> None:
+                 timeout_override: Any = None, mcp: Any = None) -> None:
         if resource_limits is None:
             resource_limits = ResourceLimits()
         elif not isinstance(resource_limits, ResourceLimits):
@@ -96,7 +96,8 @@ class _Config:
             raise ValueError(f"result_variable must be an identifier, not {result_variable!r}")
         self.limits = resource_limits
         self.result_variable = result_variable
-        self.entries = _callbacks.normalise(callbacks)
+        self.entries = _mcp.merge(_callbacks.normalise(callbacks), mcp,
+                                  resource_limits.callback_timeout_ms)
         self.dispatch = _callbacks.make_dispatch(self.entries) if self.entries else None
         kw: Dict[str, Any] = resource_limits._config()
         if timeout_override is not None:
@@ -383,6 +384,9 @@ class Sandbox(_Runner):
         result_variable: the global whose value (JSON) is ExecuteResult.result
             (default "result").
         env: extra environment variables {NAME: value} (ours).
+        mcp: an MCPManager: each tool of its servers is the host function
+            ``mcp.SERVER.TOOL`` (``await mcp.fs.read_file(path=...)``, or
+            ``mcp["fs"].read_file(...)``), with the callback limits.
         scrub_stdout, scrub_stderr, scrub_result, scrub_files: accepted for
             compatibility; with eryx the sandbox never holds a secret's value
             (only its placeholder), so there is nothing to scrub.
@@ -398,18 +402,15 @@ class Sandbox(_Runner):
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
-                 mcp: Any = None, scrub_stdout: Optional[bool] = None,
+                 mcp: Optional[_mcp.MCPManager] = None, scrub_stdout: Optional[bool] = None,
                  scrub_stderr: Optional[bool] = None, scrub_result: Optional[bool] = None,
                  scrub_files: Optional[bool] = None, _factory: Any = None) -> None:
-        if mcp is not None:
-            raise TypeError("mcp= is not supported by this binding; expose MCP tools as "
-                            "callbacks (or use the eryx command's MCP support)")
         self._h = None
         self._cfg = _Config(resource_limits=resource_limits, network=network,
                             callbacks=callbacks, secrets=secrets, volumes=volumes,
                             on_stdout=on_stdout, on_stderr=on_stderr,
                             result_variable=result_variable, env=env,
-                            mounts=_factory._mounts if _factory is not None else ())
+                            mounts=_factory._mounts if _factory is not None else (), mcp=mcp)
         # A factory with its own runtime (image mode) resets to its image,
         # like the default runtime; a template-session factory reloads.
         self._factory = _factory if _factory is not None and _factory._rt is None else None
@@ -466,10 +467,9 @@ class Session(_Runner):
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
-                 mcp: Any = None, vfs: Any = None, vfs_mount_path: Optional[str] = None,
+                 mcp: Optional[_mcp.MCPManager] = None, vfs: Any = None,
+                 vfs_mount_path: Optional[str] = None,
                  _factory: Any = None, _handle: Any = None, _cfg: Optional[_Config] = None) -> None:
-        if mcp is not None:
-            raise TypeError("mcp= is not supported by this binding; expose MCP tools as callbacks")
         if vfs is not None or vfs_mount_path is not None:
             raise TypeError("vfs= is not supported: use volumes=[(host_dir, '/data', True)] "
                             "for files that outlive the session")
@@ -483,7 +483,7 @@ class Session(_Runner):
                            callbacks=callbacks, secrets=secrets, volumes=volumes,
                            on_stdout=on_stdout, on_stderr=on_stderr,
                            result_variable=result_variable, env=env,
-                           mounts=_factory._mounts if _factory is not None else ())
+                           mounts=_factory._mounts if _factory is not None else (), mcp=mcp)
         self._cfg = _cfg
         self._timeout_ns = 0
         if execution_timeout_ms is not None:
@@ -582,7 +582,8 @@ class Session(_Runner):
              callbacks: CallbacksArg = None, secrets: Optional[Dict[str, Any]] = None,
              volumes: Volumes = None, on_stdout: OutputFn = None, on_stderr: OutputFn = None,
              result_variable: Optional[str] = "result",
-             env: Optional[Dict[str, str]] = None) -> "Session":
+             env: Optional[Dict[str, str]] = None,
+             mcp: Optional[_mcp.MCPManager] = None) -> "Session":
         """A session in the state saved at path, with this config (limits,
         callbacks, volumes are not in the file). InitializationError for a file
         that is not a session of this build, truncated or damaged."""
@@ -590,7 +591,7 @@ class Session(_Runner):
             resource_limits = ResourceLimits(execution_timeout_ms=None)
         cfg = _Config(resource_limits=resource_limits, network=network, callbacks=callbacks,
                       secrets=secrets, volumes=volumes, on_stdout=on_stdout,
-                      on_stderr=on_stderr, result_variable=result_variable, env=env)
+                      on_stderr=on_stderr, result_variable=result_variable, env=env, mcp=mcp)
         h = _eryx.SandboxHandle.load(_runtime(), os.fspath(path), **cfg.kw)
         s = cls(_cfg=cfg, _handle=h)
         if execution_timeout_ms is not None:
@@ -708,7 +709,7 @@ class SandboxPool:
         acquire_timeout_ms: how long acquire() waits for a free sandbox (30000).
         idle_timeout_ms: idle sandboxes beyond min_idle are freed after (300000).
         resource_limits, callbacks, network, secrets, volumes, on_stdout,
-        on_stderr, result_variable, env: as Sandbox, for every sandbox of the pool.
+        on_stderr, result_variable, env, mcp: as Sandbox, for every sandbox of the pool.
 
     Callbacks belong to the pool (every sandbox of a liberyx pool shares one
     config): acquire() takes per-lease limits (timeout, fuel) and output
@@ -722,7 +723,8 @@ class SandboxPool:
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result",
-                 env: Optional[Dict[str, str]] = None, _runtime_obj: Any = None) -> None:
+                 env: Optional[Dict[str, str]] = None, mcp: Optional[_mcp.MCPManager] = None,
+                 _runtime_obj: Any = None) -> None:
         for name, v in (("max_size", max_size), ("min_idle", min_idle),
                         ("acquire_timeout_ms", acquire_timeout_ms),
                         ("idle_timeout_ms", idle_timeout_ms)):
@@ -733,7 +735,7 @@ class SandboxPool:
         self._cfg = _Config(resource_limits=resource_limits, network=network,
                             callbacks=callbacks, secrets=secrets, volumes=volumes,
                             on_stdout=on_stdout, on_stderr=on_stderr,
-                            result_variable=result_variable, env=env)
+                            result_variable=result_variable, env=env, mcp=mcp)
         self._acquire_ns = acquire_timeout_ms * _MS
         self._pool = _eryx.Pool(_runtime_obj or _runtime(), max_size=max_size, min_idle=min_idle,
                                 idle_timeout_ns=idle_timeout_ms * _MS or None, stream=True,
@@ -815,7 +817,8 @@ class FactoryPool:
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result",
-                 env: Optional[Dict[str, str]] = None) -> None:
+                 env: Optional[Dict[str, str]] = None,
+                 mcp: Optional[_mcp.MCPManager] = None) -> None:
         for name, v in (("max_size", max_size), ("min_idle", min_idle),
                         ("acquire_timeout_ms", acquire_timeout_ms),
                         ("idle_timeout_ms", idle_timeout_ms)):
@@ -827,7 +830,7 @@ class FactoryPool:
         self._cfg = _Config(resource_limits=resource_limits, network=network,
                             callbacks=callbacks, secrets=secrets, volumes=volumes,
                             on_stdout=None, on_stderr=None, result_variable=result_variable,
-                            env=env, mounts=factory._mounts)
+                            env=env, mounts=factory._mounts, mcp=mcp)
         kw = dict(self._cfg.kw)
         kw["stream"] = True
         self._kw = kw

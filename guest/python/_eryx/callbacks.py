@@ -56,6 +56,15 @@ class Namespace:
     def __init__(self, path):
         self._path = path
 
+    def __getitem__(self, key):
+        # `mcp["fs"].read_file(...)`, the spelling of the reference's
+        # binding, is `mcp.fs.read_file(...)`: only what was bound here.
+        value = self.__dict__.get(key) if isinstance(key, str) else None
+        if not isinstance(value, (Namespace, Callback)):
+            raise KeyError(f"{self._path}[{key!r}]: no host namespace or function of that "
+                           f"name (list_callbacks() lists them)")
+        return value
+
     def __repr__(self):
         return f"<host namespace {self._path}>"
 

@@ -1,0 +1,453 @@
+"""MCPManager: MCP servers' tools as host functions, against the protocol's
+reference servers (server-everything, server-filesystem: the npm packages of
+scripts/install-npm.sh, as tests/mcp uses them), the misbehaving server of
+tests/mcp/bad_server.mjs, and small fake servers in Python."""
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import eryx
+from eryx import _mcp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BAD_SERVER = os.path.join(ROOT, "tests", "mcp", "bad_server.mjs")
+
+# A fake MCP server: mode "normal" (one tool, echo), "old" (answers
+# initialize with a revision eryx does not speak), "stubborn" (ignores the
+# end of its input and SIGTERM), "mute" (reads, never answers). Its pid goes
+# to argv[2].
+FAKE_SERVER = r'''
+import json, signal, sys, os, time
+mode, pidfile = sys.argv[1], sys.argv[2]
+with open(pidfile, "w") as f:
+    f.write(str(os.getpid()))
+if mode == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    if mode == "mute" or "id" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        version = "2024-11-05" if mode == "old" else msg["params"]["protocolVersion"]
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "protocolVersion": version, "capabilities": {"tools": {}},
+            "serverInfo": {"name": "fake", "version": "1"}}})
+    elif msg["method"] == "tools/list":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [
+            {"name": "echo", "inputSchema": {"type": "object",
+                                             "properties": {"x": {}}}}]}})
+    elif msg["method"] == "tools/call":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "content": [{"type": "text", "text": json.dumps(msg["params"]["arguments"])}]}})
+if mode == "stubborn":
+    while True:
+        time.sleep(1)
+'''
+
+
+@pytest.fixture(scope="module")
+def npm_mcp():
+    r = subprocess.run([os.path.join(ROOT, "scripts", "install-npm.sh")], capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    return os.path.join(r.stdout.strip().splitlines()[-1], "node_modules", "@modelcontextprotocol")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("files")
+    (d / "a.txt").write_text("hello\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def manager(npm_mcp, files):
+    m = eryx.MCPManager()
+    assert m.connect("ev", "node", [f"{npm_mcp}/server-everything/dist/index.js", "stdio"],
+                     timeout_secs=60) > 5
+    assert m.connect("fs", "node", [f"{npm_mcp}/server-filesystem/dist/index.js", str(files)],
+                     timeout_secs=60) > 5
+    yield m
+    m.close()
+
+
+@pytest.fixture(scope="module")
+def bad():
+    m = eryx.MCPManager()
+    m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def fake(tmp_path):
+    path = tmp_path / "fake_server.py"
+    path.write_text(FAKE_SERVER)
+
+    def argv(mode):
+        return [str(path), mode, str(tmp_path / f"{mode}.pid")]
+
+    def pid(mode):
+        return int((tmp_path / f"{mode}.pid").read_text())
+    argv.pid = pid
+    return argv
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid, seconds):
+    deadline = time.monotonic() + seconds
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+# -- connect and list ------------------------------------------------------------------
+
+def test_connect_and_list_tools(manager):
+    assert manager.server_names == ["ev", "fs"]
+    tools = manager.list_tools()
+    by_tool = {(t["server"], t["tool"]): t for t in tools}
+    get_sum = by_tool[("ev", "get-sum")]
+    # Named as the code calls it (hyphens mapped as by the eryx command).
+    assert get_sum["name"] == 'mcp["ev"].get_sum'
+    assert get_sum["callback"] == "mcp.ev.get_sum"
+    assert sorted(get_sum["schema"]["properties"]) == ["a", "b"]
+    assert get_sum["description"]
+    assert set(get_sum) == {"name", "description", "schema", "server", "tool", "callback"}
+    assert ("fs", "read_text_file") in by_tool
+    assert "ev" in repr(manager) and f"{len(tools)} tools" in repr(manager)
+    # The copy handed out is the caller's.
+    get_sum["schema"]["properties"].clear()
+    assert manager.list_tools()[tools.index(get_sum)]["schema"]["properties"]
+
+
+def test_calls_through_both_spellings(manager, files):
+    sb = eryx.Sandbox(mcp=manager)
+    r = sb.execute(textwrap.dedent(f"""
+        names = {{c["name"]: c for c in list_callbacks()}}
+        print("mcp.ev.get_sum" in names, "MCP tool 'get-sum' of server ev" in
+              names["mcp.ev.get_sum"]["description"])
+        print(await mcp.ev.get_sum(a=2, b=3))
+        print(await mcp["ev"].get_sum(4, 5))                 # positional: the schema's order
+        print(await mcp.fs.read_file(path="{files}/a.txt"))
+        print(await mcp["fs"].read_text_file(path="{files}/a.txt"))
+        print(await mcp.ev["echo"](message="hi"))
+        print(await invoke("mcp.ev.echo", message="by name"))
+        print(await mcp.ev.get_structured_content(location="New York"))   # structuredContent
+        print([item["type"] for item in await mcp.ev.get_tiny_image()])  # mixed: the list
+        await mcp.fs.write_file(path="{files}/b.txt", content="from the sandbox")
+        print(await mcp.fs.list_directory(path="{files}"))
+        try:
+            mcp["nope"]
+        except KeyError as e:
+            print("KeyError", "mcp['nope']" in str(e))
+    """))
+    assert r.stdout.splitlines() == [
+        "True True",
+        "The sum of 2 and 3 is 5.",
+        "The sum of 4 and 5 is 9.",
+        "{'content': 'hello\\n'}",
+        "{'content': 'hello\\n'}",
+        "Echo: hi",
+        "Echo: by name",
+        "{'temperature': 33, 'conditions': 'Cloudy', 'humidity': 82}",
+        "['text', 'image', 'text']",
+        "{'content': '[FILE] a.txt\\n[FILE] b.txt'}",
+        "KeyError True",
+    ]
+    assert (files / "b.txt").read_text() == "from the sandbox"
+    assert r.callback_invocations == 10
+
+
+def test_tool_errors_are_callback_errors(manager):
+    s = eryx.Session(mcp=manager)
+    r = s.execute(textwrap.dedent("""
+        try:
+            await mcp.ev.get_sum(a="x", b=1)
+        except CallbackError as e:
+            print(e.kind, "tool get-sum failed" in str(e), "Input validation error" in str(e))
+        try:
+            await mcp.fs.read_text_file(path="/etc/passwd")
+        except CallbackError as e:
+            print(e.kind, "Access denied" in str(e))
+    """))
+    assert r.stdout == "failed True True\nfailed True\n"
+
+
+def test_gathered_calls_blocking_and_async(manager):
+    code = ("import asyncio\n"
+            "sums = await asyncio.gather(*[mcp.ev.get_sum(a=i, b=1) for i in range(100)])\n"
+            "print(len(sums), sums[0], sums[99])\n")
+    want = "100 The sum of 0 and 1 is 1. The sum of 99 and 1 is 100.\n"
+    assert eryx.Sandbox(mcp=manager).execute(code).stdout == want
+    r = asyncio.run(eryx.Session(mcp=manager).execute_async(code))
+    assert r.stdout == want
+    assert r.callback_invocations == 100
+
+
+def test_pools_and_factories_take_mcp(manager):
+    with eryx.SandboxPool(max_size=1, mcp=manager) as pool:
+        with pool.acquire() as sb:
+            assert sb.execute("print(await mcp.ev.echo(message='pool'))").stdout == \
+                "Echo: pool\n"
+    factory = eryx.SandboxFactory(imports=["json"])
+    sb = factory.create_sandbox(mcp=manager)
+    assert sb.execute("print(await mcp.ev.echo(message='factory'))").stdout == \
+        "Echo: factory\n"
+    with factory.create_pool(max_size=1, mcp=manager) as pool:
+        with pool.acquire() as sb:
+            assert sb.execute("print(await mcp.ev.echo(message='fp'))").stdout == "Echo: fp\n"
+
+
+def test_callback_names_may_not_clash_with_tools(manager):
+    with pytest.raises(ValueError, match="mcp.ev.echo"):
+        eryx.Sandbox(mcp=manager, callbacks=[{"name": "mcp.ev.echo", "fn": lambda: 1}])
+    with pytest.raises(TypeError, match="MCPManager"):
+        eryx.Session(mcp=[manager])
+    # Other callbacks live beside the tools.
+    r = eryx.Sandbox(mcp=manager, callbacks=[{"name": "twice", "fn": lambda x: 2 * x}]).execute(
+        "print(await twice(await mcp.ev.get_sum(a=1, b=1)))")
+    assert r.stdout == "The sum of 1 and 1 is 2.The sum of 1 and 1 is 2.\n"
+
+
+# -- a server that misbehaves (tests/mcp/bad_server.mjs) ----------------------------------
+
+def test_bad_server_results_and_errors(bad):
+    r = eryx.Sandbox(mcp=bad).execute(textwrap.dedent("""
+        print(await mcp.bad.ok(x=7))
+        print(await mcp.bad.garbage())        # the lines that are not JSON-RPC are skipped
+        for name in ("error", "tool_error"):
+            try:
+                await invoke("mcp.bad." + name)
+            except CallbackError as e:
+                print(name, e.kind, e)
+    """))
+    assert r.stdout.splitlines() == [
+        "{'x': 7}",
+        "fine after all",
+        "error failed MCPError: MCP server bad, tool error: error -32000: it went wrong",
+        "tool_error failed MCPError: MCP server bad, tool tool_error failed: the tool failed",
+    ]
+
+
+def test_a_server_that_never_answers_is_the_callback_timeout(bad):
+    sb = eryx.Sandbox(mcp=bad, resource_limits=eryx.ResourceLimits(callback_timeout_ms=300))
+    t = time.monotonic()
+    r = sb.execute("try:\n    await mcp.bad.hang()\nexcept CallbackError as e:\n"
+                   "    print(e.kind)\nprint(await mcp.bad.ok(x=1))")
+    assert r.stdout == "timeout\n{'x': 1}\n"
+    assert time.monotonic() - t < 5
+
+
+def test_an_answer_over_the_limit_fails_the_calls_in_flight():
+    m = eryx.MCPManager(max_message=1 << 20)
+    try:
+        m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
+        r = eryx.Sandbox(mcp=m).execute(textwrap.dedent("""
+            try:
+                await mcp.bad.huge(mb=3)
+            except CallbackError as e:
+                print("over the limit:", "1048576-byte limit" in str(e))
+            print(len(await mcp.bad.huge(mb=0.5)), await mcp.bad.ok(x=2))
+        """))
+        assert r.stdout == "over the limit: True\n524288 {'x': 2}\n"
+    finally:
+        m.close()
+
+
+def test_a_server_that_stops_reading_is_stopped(monkeypatch):
+    monkeypatch.setattr(_mcp, "_STALL_S", 1.0)  # 30 s by default
+    m = eryx.MCPManager()
+    try:
+        m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
+        sb = eryx.Sandbox(mcp=m)
+        t = time.monotonic()
+        # The big argument fills the pipe the server no longer reads.
+        r = sb.execute(textwrap.dedent("""
+            import asyncio
+            outcomes = await asyncio.gather(mcp.bad.stop_reading(), mcp.bad.ok(x="y" * (1 << 21)),
+                                            return_exceptions=True)
+            print([str(o) for o in outcomes])
+        """))
+        msg = "MCPError: MCP server bad stopped reading its input; it was stopped"
+        assert r.stdout == f"{[msg, msg]}\n"
+        assert time.monotonic() - t < 5
+    finally:
+        m.close()
+
+
+def test_a_server_that_exits_mid_call():
+    m = eryx.MCPManager()
+    try:
+        m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
+        sb = eryx.Sandbox(mcp=m)
+        t = time.monotonic()
+        r = sb.execute(textwrap.dedent("""
+            import asyncio
+            outcomes = await asyncio.gather(mcp.bad.hang(), mcp.bad.crash(),
+                                            return_exceptions=True)
+            for o in outcomes:
+                print(type(o).__name__, o)
+            try:
+                await mcp.bad.ok(x=1)
+            except CallbackError as e:
+                print("later:", e)
+        """))
+        msg = "MCPError: MCP server bad exited with status 3"
+        assert r.stdout.splitlines() == [f"CallbackError {msg}", f"CallbackError {msg}",
+                                         f"later: {msg}"]
+        assert time.monotonic() - t < 5      # at once, not at the callback timeout
+        r = asyncio.run(eryx.Session(mcp=m).execute_async(
+            "try:\n    await mcp.bad.ok(x=1)\nexcept CallbackError as e:\n    print(e)"))
+        assert r.stdout == msg + "\n"
+    finally:
+        m.close()
+
+
+def test_close_fails_the_calls_in_flight():
+    m = eryx.MCPManager()
+    m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
+    sb = eryx.Sandbox(mcp=m)
+    threading.Timer(0.3, m.close).start()
+    t = time.monotonic()
+    r = sb.execute("try:\n    await mcp.bad.hang()\nexcept CallbackError as e:\n    print(e)")
+    assert r.stdout == "MCPError: MCP server bad was closed\n"
+    assert time.monotonic() - t < 5
+
+
+def test_paginated_tool_list():
+    with eryx.MCPManager() as m:
+        assert m.connect("paged", "node", [BAD_SERVER, "paged"], timeout_secs=60) == 8
+        assert [t["tool"] for t in m.list_tools()][:2] == ["ok", "crash"]
+
+
+# -- connecting, closing --------------------------------------------------------------------
+
+def test_connect_failures(fake, tmp_path):
+    m = eryx.MCPManager()
+    t = time.monotonic()
+    with pytest.raises(eryx.InitializationError, match="cannot start 'no-such-mcp-server'"):
+        m.connect("x", "no-such-mcp-server")
+    assert time.monotonic() - t < 1
+    with pytest.raises(eryx.InitializationError, match="initialize failed: .*exited with status 2"):
+        m.connect("x", sys.executable, ["-c", "import sys; sys.exit(2)"])
+    t = time.monotonic()
+    with pytest.raises(eryx.InitializationError, match=r"no answer within 1\.5 s"):
+        m.connect("x", "node", [BAD_SERVER, "no-init"], timeout_secs=1.5)
+    assert 1.4 < time.monotonic() - t < 3
+    with pytest.raises(eryx.InitializationError, match=r"no answer within 1 s"):
+        m.connect("x", sys.executable, fake("mute"), timeout_secs=1)
+    with pytest.raises(eryx.InitializationError, match="revision '2024-11-05'"):
+        m.connect("x", sys.executable, fake("old"))
+    # A server that is not MCP at all: its lines are skipped, then the timeout.
+    with pytest.raises(eryx.InitializationError, match="no answer"):
+        m.connect("x", sys.executable, ["-c", "print('hello'); import time; time.sleep(30)"],
+                  timeout_secs=1)
+    assert m.server_names == []
+    # Misuse: ValueError or TypeError before anything is started.
+    for name in ("my-server", "1x", "class", "", "x" * 65, None):
+        with pytest.raises((ValueError, TypeError)):
+            m.connect(name, sys.executable, fake("normal"))
+    with pytest.raises(TypeError):
+        m.connect("x", sys.executable, "not a list")
+    with pytest.raises(ValueError):
+        m.connect("x", sys.executable, fake("normal"), timeout_secs=0)
+    with pytest.raises(ValueError):
+        eryx.MCPManager(max_message=10)
+    # The failed servers were stopped.
+    assert not alive(fake.pid("mute")) or wait_gone(fake.pid("mute"), 4)
+    m.connect("x", sys.executable, fake("normal"), env={"EXTRA": "1"})
+    with pytest.raises(ValueError, match="connected already"):
+        m.connect("x", sys.executable, fake("normal"))
+    m.close()
+
+
+def test_close_is_idempotent_and_stops_the_server(fake):
+    m = eryx.MCPManager()
+    assert m.connect("f", sys.executable, fake("normal")) == 1
+    pid = fake.pid("normal")
+    sb = eryx.Sandbox(mcp=m)
+    assert sb.execute("print(await mcp.f.echo(x=[1, 'two']))").stdout == \
+        '{"x": [1, "two"]}\n'
+    m.close()
+    assert wait_gone(pid, 2)
+    m.close()
+    assert m.server_names == [] and m.list_tools() == []
+    r = sb.execute("try:\n    await mcp.f.echo(x=1)\nexcept CallbackError as e:\n    print(e)")
+    assert r.stdout == "MCPError: MCP server f was closed\n"
+    # The manager can connect again; a sandbox made before keeps what it had.
+    m.connect("f", sys.executable, fake("normal"))
+    assert eryx.Sandbox(mcp=m).execute("print(await mcp.f.echo(x=2))").stdout == '{"x": 2}\n'
+    m.close()
+
+
+def test_a_server_that_ignores_eof_and_sigterm_is_killed(fake):
+    with eryx.MCPManager() as m:
+        m.connect("s", sys.executable, fake("stubborn"))
+        pid = fake.pid("stubborn")
+        t = time.monotonic()
+    assert 1.5 < time.monotonic() - t < 5      # stdin closed, 1 s, SIGTERM, 1 s, SIGKILL
+    assert not alive(pid)
+
+
+def test_a_collected_manager_stops_its_servers(fake):
+    m = eryx.MCPManager()
+    m.connect("f", sys.executable, fake("normal"))
+    pid = fake.pid("normal")
+    sb = eryx.Sandbox(mcp=m)
+    del m
+    gc.collect()
+    # A sandbox that can call the tools keeps the manager.
+    assert sb.execute("print(await mcp.f.echo(x=3))").stdout == '{"x": 3}\n'
+    t = time.monotonic()
+    del sb
+    gc.collect()
+    assert time.monotonic() - t < 0.5     # collection does not wait for the server
+    assert wait_gone(pid, 4)
+
+
+def test_interpreter_exit_stops_servers(fake, tmp_path):
+    code = textwrap.dedent(f"""
+        import eryx, sys
+        m = eryx.MCPManager()
+        m.connect("s", sys.executable, {fake("stubborn")!r})
+        m2 = eryx.MCPManager()
+        m2.connect("n", sys.executable, {fake("normal")!r})
+        print(eryx.Sandbox(mcp=m2).execute("print(await mcp.n.echo(x=1))").stdout, end="")
+    """)
+    t = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == '{"x": 1}\n'
+    assert time.monotonic() - t < 15
+    assert not alive(fake.pid("stubborn")) and not alive(fake.pid("normal"))
+
+
+def test_tool_names_map_as_the_eryx_command_maps_them():
+    assert [_mcp._py_name(n) for n in ("get-sum", "a.b c", "1st", "class", "ok_2", "é", "")] == \
+        ["get_sum", "a_b_c", "_1st", "class_", "ok_2", "__", "_"]
+    tools = _mcp._name_tools("s", [{"name": "a-b"}, {"name": "a_b"}, {"name": "a.b"},
+                                   {"nameless": 1}, {"name": "x", "title": "T"}])
+    assert [(t.callback, t.name, t.description) for t in tools] == [
+        ("mcp.s.a_b", "a-b", ""), ("mcp.s.a_b_2", "a_b", ""), ("mcp.s.a_b_3", "a.b", ""),
+        ("mcp.s.x", "x", "T")]
