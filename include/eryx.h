@@ -904,6 +904,13 @@ ERYX_API int eryx_exec_start_journaled(eryx_sandbox *sb, const char *code, size_
  * (take its result with eryx_exec_finish). */
 ERYX_API int eryx_exec_suspend(eryx_exec *ex);
 
+/* The journal's answered calls the code of a journaled execution has made
+ * again so far: given their recorded outcome by eryx instead of being
+ * returned by eryx_exec_next_call. 0 for an execution without a journal
+ * and for NULL. Ask between steps, before eryx_exec_finish or
+ * eryx_exec_suspend frees the execution. */
+ERYX_API size_t eryx_exec_replayed(const eryx_exec *ex);
+
 /* Message of the last failure on sb, or, with NULL, of the last failure on
  * this thread of a call that returns no handle (eryx_runtime_new,
  * eryx_sandbox_new). Never NULL ("" when there was none). */

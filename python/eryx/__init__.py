@@ -21,7 +21,11 @@ eryx.remote: the same execute API against an ``eryx serve`` server
 Exceptions: EryxError > ExecutionError, TimeoutError (also the builtin
 TimeoutError), ResourceLimitError, CancelledError, InitializationError,
 PoolError (> PoolTimeoutError, PoolClosedError, PoolExhaustedError),
-MCPError.
+MCPError, JournalError, SuspendedError.
+
+Journals: ``execute_with_journal(code, journal=None)`` on Sandbox, Session
+and pool leases returns a ReplayOutcome; a callback raising SuspendCallback
+suspends the execution, and its ``outcome.journal`` resumes it later.
 
 The names and defaults follow the reference binding (``pyeryx``); see
 docs/python.md for what differs and what only eryx offers.
@@ -41,6 +45,8 @@ from ._eryx import build_has_fuel
 from ._callbacks import CallbackRegistry, infer_schema
 from ._limits import NetConfig, ResourceLimits
 from ._mcp import MCPError, MCPManager
+from ._eryx import JournalError
+from ._journal import ReplayOutcome, SuspendCallback, SuspendedCallback, SuspendedError
 from ._sandbox import (
     FactoryPool,
     PoolClosedError,
@@ -57,7 +63,8 @@ from ._factory import SandboxFactory
 
 for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, FactoryPool, PooledSandbox, PoolStats,
              ResourceLimits, NetConfig, CallbackRegistry, PoolError, PoolTimeoutError,
-             PoolClosedError, PoolExhaustedError, MCPManager, MCPError):
+             PoolClosedError, PoolExhaustedError, MCPManager, MCPError, ReplayOutcome,
+             SuspendCallback, SuspendedCallback, SuspendedError):
     _cls.__module__ = "eryx"
 del _cls
 
@@ -80,4 +87,5 @@ __all__ = [
     "EryxError", "ExecutionError", "TimeoutError", "ResourceLimitError", "CancelledError",
     "InitializationError", "PoolError", "PoolTimeoutError", "PoolClosedError",
     "PoolExhaustedError", "MCPManager", "MCPError", "build_has_fuel", "__version__", "remote",
+    "ReplayOutcome", "SuspendCallback", "SuspendedCallback", "SuspendedError", "JournalError",
 ]

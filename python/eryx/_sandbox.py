@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import _callbacks, _eryx, _mcp
+from . import _callbacks, _eryx, _journal, _mcp
+from ._journal import ReplayOutcome
 from ._callbacks import CallbackRegistry, CallbacksArg
 from ._limits import NetConfig, ResourceLimits
 
@@ -190,6 +191,74 @@ class _Runner:
 
     def _ran(self) -> None:
         pass
+
+    def execute_with_journal(self, code: str,
+                             journal: Optional[Dict[str, Any]] = None) -> "ReplayOutcome":
+        """Runs code with its callback results journaled; with ``journal`` (the
+        ``.journal`` of an earlier outcome, possibly through json.dumps and
+        json.loads), replays that journal first: the calls it answered are
+        given their recorded results without calling the callbacks, and the
+        code goes on from where it stopped.
+
+        A callback may raise ``eryx.SuspendCallback(reason)``: the execution
+        is suspended (``outcome.suspended``), that call stays unanswered in
+        the journal and runs again, live, on resume. Resume here or in a new
+        sandbox of the same build, with the same code. A Session's (or a
+        lease's) state from before the execution is in the journal, and is
+        restored on resume (and at once after a suspension); a Sandbox starts
+        from a fresh interpreter either way.
+
+        Never raises for how the execution ended: the outcome's ``error`` is
+        what execute() would have raised (JournalError when the code did not
+        repeat the journal's calls, SuspendedError when suspended). Raises
+        JournalError for a journal that cannot be used (malformed, damaged,
+        recorded for other code), ValueError when closed.
+        """
+        return _journal.execute(self, code, journal)
+
+    # What execute_with_journal needs of a runner (eryx/_journal.py): its
+    # state persists between executions (Session, lease) or not (Sandbox).
+    _jr_stateful = True
+
+    def _jr_options(self) -> Tuple[int, int, OutputFn, OutputFn]:
+        return self._timeout_ns, 0, None, None
+
+    def _jr_kw(self) -> Dict[str, Any]:
+        return self._cfg.kw
+
+    def _jr_runtime(self) -> Any:
+        f = getattr(self, "_factory", None)
+        return f._rt if f is not None and f._rt is not None else _runtime()
+
+    def _jr_is_fresh(self, h: Any) -> bool:
+        """No state of its own yet: nothing ran since it was made or reset."""
+        return bool(h.run_count == 0)
+
+    def _jr_new_handle(self) -> Any:
+        """A handle in the state this runner starts from."""
+        f = getattr(self, "_factory", None)
+        if f is not None:
+            return f._load_handle(self._jr_kw())
+        return _eryx.SandboxHandle(self._jr_runtime(), **self._jr_kw())
+
+    def _jr_load(self, state: bytes) -> Any:
+        return _eryx.SandboxHandle.load_bytes(self._jr_runtime(), state, **self._jr_kw())
+
+    def _jr_prepare(self) -> None:
+        pass
+
+    def _jr_refresh(self) -> None:
+        """Back to the state this runner starts from, in place when it can."""
+        f = getattr(self, "_factory", None)
+        if f is not None and f._rt is None:  # a template-session factory's
+            self._jr_swap(self._jr_new_handle())
+        else:
+            self._handle().reset()
+
+    def _jr_swap(self, h: Any) -> None:
+        old, self._h = self._h, h
+        if old is not None and old is not h:
+            old.close()
 
     async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
         """``execute`` on the running asyncio loop, through liberyx's non-blocking core.
@@ -445,6 +514,18 @@ class Sandbox(_Runner):
     def _ran(self) -> None:
         self._dirty = True
 
+    _jr_stateful = False
+
+    def _jr_prepare(self) -> None:
+        if self._factory is not None and self._dirty and self._h is not None:
+            self._h.close()
+            self._h = self._new_handle()
+
+    def _jr_swap(self, h: Any) -> None:
+        if self._factory is None:
+            h.stateless = True  # the next execute starts fresh again
+        super()._jr_swap(h)
+
     def __repr__(self) -> str:
         return f"<eryx.Sandbox {'closed' if self._h is None else 'open'}>"
 
@@ -662,6 +743,7 @@ class PooledSandbox(_Runner):
         self._fuel = fuel
         self._on_stdout = on_stdout
         self._on_stderr = on_stderr
+        self._jr_start = (h, h.run_count)  # as leased: its fresh state
 
     def execute(self, code: str) -> ExecuteResult:
         h = self._h
@@ -682,6 +764,39 @@ class PooledSandbox(_Runner):
         return self._finish(h, r)
 
     execute_async.__doc__ = _Runner.execute_async.__doc__
+
+    # execute_with_journal: a lease keeps its state like a Session; one it
+    # replaces (a journal's state) is a sandbox of its own, not the pool's,
+    # whose sandbox goes back to the pool at once.
+    def _jr_options(self) -> Tuple[int, int, OutputFn, OutputFn]:
+        return self._timeout_ns, self._fuel, self._on_stdout, self._on_stderr
+
+    def _jr_kw(self) -> Dict[str, Any]:
+        kw = getattr(self._pool, "_kw", None)  # a FactoryPool's
+        return kw if kw is not None else dict(self._cfg.kw, stream=True)
+
+    def _jr_runtime(self) -> Any:
+        f = getattr(self._pool, "_factory", None)
+        if f is not None:
+            return f._rt if f._rt is not None else _runtime()
+        return self._pool._rt
+
+    def _jr_is_fresh(self, h: Any) -> bool:
+        return self._jr_start == (h, h.run_count)
+
+    def _jr_refresh(self) -> None:
+        if getattr(self._pool, "_factory", None) is not None:
+            self._jr_swap(self._jr_new_handle())
+        else:
+            h = self._handle()
+            h.reset()
+            self._jr_start = (h, h.run_count)
+
+    def _jr_new_handle(self) -> Any:
+        f = getattr(self._pool, "_factory", None)
+        if f is not None:
+            return f._load_handle(self._jr_kw())
+        return _eryx.SandboxHandle(self._jr_runtime(), **self._jr_kw())
 
     def release(self) -> None:
         """Gives the sandbox back to the pool (reset to a clean state there).
@@ -737,7 +852,8 @@ class SandboxPool:
                             on_stdout=on_stdout, on_stderr=on_stderr,
                             result_variable=result_variable, env=env, mcp=mcp)
         self._acquire_ns = acquire_timeout_ms * _MS
-        self._pool = _eryx.Pool(_runtime_obj or _runtime(), max_size=max_size, min_idle=min_idle,
+        self._rt = _runtime_obj or _runtime()
+        self._pool = _eryx.Pool(self._rt, max_size=max_size, min_idle=min_idle,
                                 idle_timeout_ns=idle_timeout_ms * _MS or None, stream=True,
                                 **self._cfg.kw)
 

@@ -80,10 +80,11 @@ class SessionLockedError(RemoteError):
     """The session stayed busy with another request past the wait (``locked``)."""
 
 
-class JournalError(RemoteError):
+class JournalError(RemoteError, _eryx.JournalError):
     """A resume was refused: ``journal_invalid`` (forged, altered, another
     build, expired), ``journal_used`` (resumed before) or ``journal_stale``
-    (the session changed since)."""
+    (the session changed since). Also an ``eryx.JournalError``, the local
+    journals' error."""
 
 
 class RemoteConnectionError(RemoteError, ConnectionError):
@@ -217,8 +218,8 @@ def _raise_for_status(r: ExecuteResult) -> None:
         cls, msg = EryxError, ("the sandbox can no longer run code (an earlier run trapped, "
                                "was stopped hard or called os._exit); reset it")
     elif s == "diverged":
-        cls, msg = EryxError, ("the resumed code did not make the journal's calls again "
-                               "(it diverged from the recorded execution)")
+        cls, msg = _eryx.JournalError, ("the resumed code did not make the journal's calls "
+                                        "again (it diverged from the recorded execution)")
     else:
         cls, msg = EryxError, f"the execution ended with status {s!r}"
     exc = cls(msg)

@@ -9,7 +9,8 @@
 #include <structmember.h>
 
 PyObject *pyeryx_EryxError, *pyeryx_ExecutionError, *pyeryx_TimeoutError,
-    *pyeryx_ResourceLimitError, *pyeryx_CancelledError, *pyeryx_InitializationError;
+    *pyeryx_ResourceLimitError, *pyeryx_CancelledError, *pyeryx_InitializationError,
+    *pyeryx_JournalError;
 
 PyObject *pyeryx_fetch_exc(void)
 {
@@ -901,6 +902,7 @@ PyObject *pyeryx_raise_status(int rc, const char *msg)
     case ERYX_FUEL: case ERYX_NOMEM: type = pyeryx_ResourceLimitError; break;
     case ERYX_INIT: type = pyeryx_InitializationError; break;
     case ERYX_INVALID: type = PyExc_ValueError; break;
+    case ERYX_DIVERGED: type = pyeryx_JournalError; break;
     default: break;
     }
     PyObject *m = rc == ERYX_DEAD
@@ -967,6 +969,12 @@ PyObject *pyeryx_result_or_raise(int rc, eryx_result *res, const char *msg)
     case ERYX_DEAD:
         m = PyUnicode_FromString("the sandbox can no longer run code (an earlier run trapped, "
                                  "was stopped hard or called os._exit); reset it");
+        break;
+    case ERYX_DIVERGED:
+        /* liberyx's message names the call that differed. */
+        type = pyeryx_JournalError;
+        m = msg && *msg ? PyUnicode_FromString(msg)
+                        : PyUnicode_FromString("the code did not repeat the journal's calls");
         break;
     default:
         m = PyUnicode_FromFormat("%s%s%s", eryx_errstr(rc), msg && *msg ? ": " : "",
@@ -1155,12 +1163,46 @@ static PyObject *mod_errstr(PyObject *m, PyObject *arg)
     return PyUnicode_FromString(eryx_errstr((int)rc));
 }
 
+/* journal_info(data) -> (entries, pending) of a journal's bytes, or
+ * JournalError for bytes eryx_journal_load refuses. */
+static PyObject *mod_journal_info(PyObject *m, PyObject *arg)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    eryx_journal *j = NULL;
+    size_t n = 0, pending = 0;
+    int rc;
+    char msg[1024] = "";
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_journal_load(view.buf, (size_t)view.len, &j);
+    if (rc == ERYX_OK) {
+        n = eryx_journal_count(j);
+        pending = eryx_journal_pending(j);
+        eryx_journal_free(j);
+    } else {
+        snprintf(msg, sizeof msg, "%s", eryx_errmsg(NULL));
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (rc == ERYX_INVALID) {
+        PyErr_Format(pyeryx_JournalError, "the journal does not load: %s", msg);
+        return NULL;
+    }
+    if (rc != ERYX_OK)
+        return pyeryx_raise_status(rc, msg);
+    return Py_BuildValue("(nn)", (Py_ssize_t)n, (Py_ssize_t)pending);
+}
+
 static PyMethodDef module_methods[] = {
     {"default_runtime", mod_default_runtime, METH_NOARGS,
      "The process's shared Runtime, created on first use and never freed."},
     {"build_has_fuel", mod_has_fuel, METH_NOARGS,
      "True if this liberyx counts fuel (ResourceLimits.max_fuel works)."},
     {"errstr", mod_errstr, METH_O, "Name and description of a liberyx status code."},
+    {"journal_info", mod_journal_info, METH_O,
+     "journal_info(data) -> (entries, pending): checks a journal's bytes "
+     "(eryx_journal_load); JournalError if they are not one."},
     {NULL}};
 
 static struct PyModuleDef module_def = {
@@ -1219,11 +1261,17 @@ PyMODINIT_FUNC PyInit__eryx(void)
                                           "cancelling execute_async).")) ||
         !(pyeryx_InitializationError = new_exc(m, "InitializationError", pyeryx_EryxError,
                                                "A runtime, sandbox or session could not "
-                                               "be created or loaded.")))
+                                               "be created or loaded.")) ||
+        !(pyeryx_JournalError = new_exc(m, "JournalError", pyeryx_EryxError,
+                                        "A journal that cannot be used: it does not "
+                                        "load (damaged, another format), does not fit "
+                                        "the execution (other code), or the code did "
+                                        "not repeat its calls (diverged).")))
         goto fail;
     if (PyModule_AddStringConstant(m, "LIB_VERSION", eryx_version()) < 0 ||
         PyModule_AddIntConstant(m, "PENDING", ERYX_PENDING) < 0 ||
         PyModule_AddIntConstant(m, "OK", ERYX_OK) < 0 ||
+        PyModule_AddIntConstant(m, "DIVERGED", ERYX_DIVERGED) < 0 ||
         PyModule_AddIntConstant(m, "CALL_FAILED", ERYX_CALL_FAILED) < 0 ||
         PyModule_AddIntConstant(m, "CALL_INVALID_ARGS", ERYX_CALL_INVALID_ARGS) < 0 ||
         PyModule_AddIntConstant(m, "CALL_TIMEOUT", ERYX_CALL_TIMEOUT) < 0 ||

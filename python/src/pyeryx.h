@@ -16,7 +16,8 @@
 
 /* Exceptions (created at module init). */
 extern PyObject *pyeryx_EryxError, *pyeryx_ExecutionError, *pyeryx_TimeoutError,
-    *pyeryx_ResourceLimitError, *pyeryx_CancelledError, *pyeryx_InitializationError;
+    *pyeryx_ResourceLimitError, *pyeryx_CancelledError, *pyeryx_InitializationError,
+    *pyeryx_JournalError;
 
 extern PyTypeObject pyeryx_ResultType, pyeryx_RuntimeType, pyeryx_SandboxType,
     pyeryx_ExecType, pyeryx_CallType, pyeryx_PoolType;

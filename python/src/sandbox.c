@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
@@ -613,6 +614,121 @@ static PyObject *sandbox_load(PyObject *cls, PyObject *args, PyObject *kw)
     return o;
 }
 
+/* The session as bytes: eryx_sandbox_save_fd into a memfd, read back. */
+static PyObject *sandbox_save_bytes(pyeryx_sandbox *self, PyObject *u)
+{
+    if (sandbox_enter(self) < 0)
+        return NULL;
+    int fd = memfd_create("eryx-session", MFD_CLOEXEC);
+    if (fd < 0) {
+        self->busy = 0;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    int rc;
+    off_t end = -1;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_sandbox_save_fd(self->sb, fd);
+    if (rc == ERYX_OK)
+        end = lseek(fd, 0, SEEK_CUR); /* the save leaves the offset at its end */
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    if (rc != ERYX_OK || end < 0) {
+        close(fd);
+        if (rc == ERYX_OK)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_EryxError, "save failed: %s: %s",
+                     eryx_errstr(rc), eryx_errmsg(self->sb));
+        return NULL;
+    }
+    PyObject *b = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)end);
+    if (!b) {
+        close(fd);
+        return NULL;
+    }
+    char *p = PyBytes_AS_STRING(b);
+    size_t got = 0, want = (size_t)end;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    while (got < want) {
+        ssize_t n = pread(fd, p + got, want - got, (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : EIO;
+            break;
+        }
+        got += (size_t)n;
+    }
+    close(fd);
+    Py_END_ALLOW_THREADS
+    if (got != want) {
+        Py_DECREF(b);
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return b;
+}
+
+/* load_bytes(runtime, data, **config): a sandbox in the state of
+ * save_bytes() (untrusted: eryx_sandbox_load_fd checks it). */
+static PyObject *sandbox_load_bytes(PyObject *cls, PyObject *args, PyObject *kw)
+{
+    PyObject *runtime;
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "O!y*:load_bytes", &pyeryx_RuntimeType, &runtime, &view))
+        return NULL;
+    pyeryx_config c;
+    if (pyeryx_config_parse(&c, kw) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    int fd = memfd_create("eryx-session", MFD_CLOEXEC);
+    if (fd < 0) {
+        PyBuffer_Release(&view);
+        pyeryx_config_clear(&c);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    eryx_sandbox *sb = NULL;
+    int rc = ERYX_OK, err = 0;
+    char msg[1024] = "";
+    const char *p = view.buf;
+    size_t done = 0, len = (size_t)view.len;
+    Py_BEGIN_ALLOW_THREADS
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            err = n < 0 ? errno : EIO;
+            break;
+        }
+        done += (size_t)n;
+    }
+    if (done == len && lseek(fd, 0, SEEK_SET) != 0)
+        err = errno;
+    if (!err) {
+        rc = eryx_sandbox_load_fd(((pyeryx_runtime *)runtime)->rt, &c.cfg, fd, &sb);
+        snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
+    }
+    close(fd);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    if (err) {
+        pyeryx_config_clear(&c);
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (rc != ERYX_OK) {
+        pyeryx_config_clear(&c);
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
+                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
+        return NULL;
+    }
+    PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
+    pyeryx_config_clear(&c);
+    return o;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Executions (the non-blocking core)                                        */
 
@@ -624,6 +740,8 @@ typedef struct {
     int done;       /* a step returned a final status */
     int final_rc;
     PyObject *on_stdout, *on_stderr;
+    eryx_journal *journal; /* recorded into and replayed (owned), or NULL */
+    size_t replayed;       /* eryx_exec_replayed, kept once ex is freed */
 } pyeryx_exec;
 
 typedef struct {
@@ -644,6 +762,30 @@ static void exec_notify(void *ud)
     }
 }
 
+/* An Exec holding self (which must have been entered: its dealloc clears
+ * the busy flag), with nothing started yet. */
+static pyeryx_exec *exec_alloc(pyeryx_sandbox *self, const run_args *a)
+{
+    pyeryx_exec *e = PyObject_New(pyeryx_exec, &pyeryx_ExecType);
+    if (!e) {
+        self->busy = 0;
+        return NULL;
+    }
+    e->ex = NULL;
+    e->owner = self;
+    Py_INCREF(self);
+    e->notify_fd = -1;
+    e->done = 0;
+    e->final_rc = ERYX_OK;
+    e->on_stdout = a->on_stdout && a->on_stdout != Py_None ? a->on_stdout : NULL;
+    e->on_stderr = a->on_stderr && a->on_stderr != Py_None ? a->on_stderr : NULL;
+    Py_XINCREF(e->on_stdout);
+    Py_XINCREF(e->on_stderr);
+    e->journal = NULL;
+    e->replayed = 0;
+    return e;
+}
+
 static PyObject *sandbox_exec_start(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
 {
     run_args a;
@@ -653,22 +795,11 @@ static PyObject *sandbox_exec_start(pyeryx_sandbox *self, PyObject *args, PyObje
         run_args_clear(&a);
         return NULL;
     }
-    pyeryx_exec *e = PyObject_New(pyeryx_exec, &pyeryx_ExecType);
+    pyeryx_exec *e = exec_alloc(self, &a);
     if (!e) {
-        self->busy = 0;
         run_args_clear(&a);
         return NULL;
     }
-    e->ex = NULL;
-    e->owner = self;
-    Py_INCREF(self);
-    e->notify_fd = -1;
-    e->done = 0;
-    e->final_rc = ERYX_OK;
-    e->on_stdout = a.on_stdout && a.on_stdout != Py_None ? a.on_stdout : NULL;
-    e->on_stderr = a.on_stderr && a.on_stderr != Py_None ? a.on_stderr : NULL;
-    Py_XINCREF(e->on_stdout);
-    Py_XINCREF(e->on_stderr);
     int rc = ERYX_OK;
     eryx_sandbox *sb = self->sb;
     int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
@@ -687,6 +818,75 @@ static PyObject *sandbox_exec_start(pyeryx_sandbox *self, PyObject *args, PyObje
     return (PyObject *)e;
 }
 
+/* exec_start_journaled(journal, code, ...): exec_start recording into a
+ * journal and replaying what it holds. journal: the bytes of a saved
+ * journal (untrusted: eryx_journal_load checks them), or None for a new
+ * one. A journal that does not load, or does not fit this execution
+ * (other code, more entries than the sandbox's max_callbacks), raises
+ * JournalError and nothing runs. */
+static PyObject *sandbox_exec_start_journaled(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
+{
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "exec_start_journaled(journal, code, ...): journal is bytes or None");
+        return NULL;
+    }
+    PyObject *jarg = PyTuple_GET_ITEM(args, 0);
+    Py_buffer jview = {0};
+    if (jarg != Py_None && PyObject_GetBuffer(jarg, &jview, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *rest = PyTuple_GetSlice(args, 1, PY_SSIZE_T_MAX);
+    run_args a;
+    int prc = rest ? run_args_parse(&a, rest, kw, "exec_start_journaled") : -1;
+    Py_XDECREF(rest);
+    if (prc < 0) {
+        if (jview.obj)
+            PyBuffer_Release(&jview);
+        return NULL;
+    }
+    pyeryx_exec *e = sandbox_enter(self) < 0 ? NULL : exec_alloc(self, &a);
+    if (!e) {
+        run_args_clear(&a);
+        if (jview.obj)
+            PyBuffer_Release(&jview);
+        return NULL;
+    }
+    eryx_sandbox *sb = self->sb;
+    int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
+    int rc, loaded;
+    char msg[1024] = "";
+    Py_BEGIN_ALLOW_THREADS
+    if (jview.obj) {
+        rc = eryx_journal_load(jview.buf, (size_t)jview.len, &e->journal);
+        if (rc != ERYX_OK)
+            snprintf(msg, sizeof msg, "%s", eryx_errmsg(NULL));
+    } else {
+        rc = eryx_journal_new(&e->journal);
+    }
+    loaded = rc == ERYX_OK;
+    if (rc == ERYX_OK && fresh)
+        rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = eryx_exec_start_journaled(sb, a.src, (size_t)a.len, &a.opts, e->journal, &e->ex);
+    Py_END_ALLOW_THREADS
+    run_args_clear(&a);
+    if (jview.obj)
+        PyBuffer_Release(&jview);
+    if (rc != ERYX_OK) {
+        if (!loaded && rc == ERYX_INVALID)
+            PyErr_Format(pyeryx_JournalError, "the journal does not load: %s", msg);
+        else if (rc == ERYX_INVALID)
+            PyErr_Format(pyeryx_JournalError, "the journal does not fit this execution: %s",
+                         eryx_errmsg(sb));
+        else
+            pyeryx_raise_status(rc, loaded ? eryx_errmsg(sb) : msg);
+        Py_DECREF(e); /* dealloc clears owner->busy and frees the journal */
+        return NULL;
+    }
+    eryx_exec_set_notify(e->ex, exec_notify, e);
+    return (PyObject *)e;
+}
+
 static void exec_dealloc(pyeryx_exec *e)
 {
     if (e->ex) {
@@ -697,6 +897,7 @@ static void exec_dealloc(pyeryx_exec *e)
         eryx_exec_finish(ex, NULL);
         Py_END_ALLOW_THREADS
     }
+    eryx_journal_free(e->journal); /* after the execution that recorded into it */
     if (e->owner) {
         e->owner->busy = 0;
         Py_CLEAR(e->owner);
@@ -715,8 +916,11 @@ static int exec_check(pyeryx_exec *e)
     return 0;
 }
 
-static PyObject *exec_step(pyeryx_exec *e, PyObject *u)
+static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
 {
+    int want_ctrl_c = 0;
+    if (!PyArg_ParseTuple(args, "|p:step", &want_ctrl_c))
+        return NULL;
     if (exec_check(e) < 0)
         return NULL;
     if (e->done)
@@ -729,9 +933,14 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *u)
         run.on_stderr = e->on_stderr;
     int rc;
     eryx_exec *ex = e->ex;
+    /* Ctrl-C interrupts the guest, as during a blocking run (the caller
+     * sees the KeyboardInterrupt once the step returns). */
+    int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb);
     Py_BEGIN_ALLOW_THREADS
     rc = eryx_exec_step(ex);
     Py_END_ALLOW_THREADS
+    if (ctrl_c)
+        sigint_end();
     if (rc != ERYX_PENDING) {
         e->done = 1;
         e->final_rc = rc;
@@ -782,6 +991,7 @@ static PyObject *exec_finish(pyeryx_exec *e, PyObject *u)
     }
     eryx_exec *ex = e->ex;
     e->ex = NULL;
+    e->replayed = eryx_exec_replayed(ex);
     eryx_result *res = NULL;
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -795,6 +1005,66 @@ static PyObject *exec_finish(pyeryx_exec *e, PyObject *u)
     PyObject *r = pyeryx_result_or_raise(rc, res, owner->sb ? eryx_errmsg(owner->sb) : "");
     Py_DECREF(owner);
     return r;
+}
+
+static PyObject *exec_suspend(pyeryx_exec *e, PyObject *u)
+{
+    if (exec_check(e) < 0)
+        return NULL;
+    if (!e->journal) {
+        PyErr_SetString(PyExc_ValueError, "only a journaled execution can be suspended");
+        return NULL;
+    }
+    if (e->done) {
+        PyErr_SetString(PyExc_ValueError, "the execution has finished: take its result with "
+                                          "finish()");
+        return NULL;
+    }
+    eryx_exec *ex = e->ex;
+    e->replayed = eryx_exec_replayed(ex);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_exec_suspend(ex);
+    Py_END_ALLOW_THREADS
+    pyeryx_sandbox *owner = e->owner;
+    if (rc != ERYX_OK) /* nothing happened: the execution is still ours */
+        return pyeryx_raise_status(rc, owner->sb ? eryx_errmsg(owner->sb) : "");
+    e->ex = NULL;
+    e->done = 1;
+    e->final_rc = ERYX_PENDING;
+    e->owner = NULL;
+    owner->busy = 0;
+    Py_DECREF(owner);
+    Py_RETURN_NONE;
+}
+
+static PyObject *exec_journal(pyeryx_exec *e, PyObject *u)
+{
+    if (!e->journal) {
+        PyErr_SetString(PyExc_ValueError, "this execution is not journaled");
+        return NULL;
+    }
+    if (e->ex) {
+        PyErr_SetString(PyExc_ValueError, "the execution still records into its journal: "
+                                          "finish() or suspend() it first");
+        return NULL;
+    }
+    void *data = NULL;
+    size_t len = 0;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = eryx_journal_save(e->journal, &data, &len);
+    Py_END_ALLOW_THREADS
+    if (rc != ERYX_OK)
+        return pyeryx_raise_status(rc, eryx_errmsg(NULL));
+    PyObject *b = PyBytes_FromStringAndSize(data, (Py_ssize_t)len);
+    eryx_free(data);
+    return b;
+}
+
+static PyObject *exec_get_replayed(pyeryx_exec *e, void *u)
+{
+    return PyLong_FromSize_t(e->ex ? eryx_exec_replayed(e->ex) : e->replayed);
 }
 
 static PyObject *exec_set_notify_fd(pyeryx_exec *e, PyObject *arg)
@@ -822,9 +1092,15 @@ static PyObject *exec_get_done(pyeryx_exec *e, void *u)
 }
 
 static PyMethodDef exec_methods[] = {
-    {"step", (PyCFunction)exec_step, METH_NOARGS,
-     "Runs the guest until it finishes or waits (GIL released); returns the status "
-     "(PENDING while it waits)."},
+    {"step", (PyCFunction)exec_step, METH_VARARGS,
+     "step(ctrl_c=False): runs the guest until it finishes or waits (GIL released); returns "
+     "the status (PENDING while it waits). ctrl_c: on the main thread, Ctrl-C interrupts "
+     "the guest."},
+    {"suspend", (PyCFunction)exec_suspend, METH_NOARGS,
+     "Ends a journaled execution that waits (eryx_exec_suspend): the sandbox is dead, the "
+     "journal keeps the unanswered calls as pending."},
+    {"journal", (PyCFunction)exec_journal, METH_NOARGS,
+     "The journal's bytes (eryx_journal_save), once finished or suspended."},
     {"calls", (PyCFunction)exec_calls, METH_NOARGS,
      "The calls the guest issued since the last time they were asked for."},
     {"finish", (PyCFunction)exec_finish, METH_NOARGS,
@@ -838,6 +1114,8 @@ static PyGetSetDef exec_getset[] = {
      "CLOCK_MONOTONIC time (ns) at which to step even without replies, or 0.", NULL},
     {"ready", (getter)exec_get_ready, NULL, "True if worth stepping now.", NULL},
     {"done", (getter)exec_get_done, NULL, "True once a step returned a final status.", NULL},
+    {"replayed", (getter)exec_get_replayed, NULL,
+     "The journal's answered calls given back so far (eryx_exec_replayed).", NULL},
     {NULL}};
 
 PyTypeObject pyeryx_ExecType = {
@@ -939,12 +1217,19 @@ static PyMethodDef sandbox_methods[] = {
      "guest runs."},
     {"exec_start", (PyCFunction)(void (*)(void))sandbox_exec_start,
      METH_VARARGS | METH_KEYWORDS, "Starts an execution to drive with step(): an Exec."},
+    {"exec_start_journaled", (PyCFunction)(void (*)(void))sandbox_exec_start_journaled,
+     METH_VARARGS | METH_KEYWORDS,
+     "exec_start_journaled(journal, code, ...): exec_start recording into a journal (bytes "
+     "of a saved one to replay, or None for a new one); JournalError if it does not load "
+     "or fit."},
     {"interrupt", (PyCFunction)sandbox_interrupt, METH_NOARGS,
      "Stops the run in progress (from any thread)."},
     {"reset", (PyCFunction)sandbox_reset, METH_NOARGS, "Back to the runtime's image."},
     {"clear", (PyCFunction)sandbox_clear, METH_NOARGS, "Drops the user's globals."},
     {"fork", (PyCFunction)sandbox_fork, METH_NOARGS, "A copy of this sandbox's whole state."},
     {"save", (PyCFunction)sandbox_save, METH_O, "Saves the state to a file."},
+    {"save_bytes", (PyCFunction)sandbox_save_bytes, METH_NOARGS,
+     "The whole state as bytes (a session file, through a memfd)."},
     {"export_state", (PyCFunction)sandbox_export_state, METH_NOARGS,
      "(bytes, skipped_names_json)."},
     {"import_state", (PyCFunction)sandbox_import_state, METH_O,
@@ -953,6 +1238,9 @@ static PyMethodDef sandbox_methods[] = {
     {"load", (PyCFunction)(void (*)(void))sandbox_load,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "load(runtime, path, **config): a sandbox in a saved state."},
+    {"load_bytes", (PyCFunction)(void (*)(void))sandbox_load_bytes,
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "load_bytes(runtime, data, **config): a sandbox in the state of save_bytes()."},
     {NULL}};
 
 static PyGetSetDef sandbox_getset[] = {

@@ -606,6 +606,14 @@ void eryx_exec_set_notify(eryx_exec *h, void (*notify)(void *ud), void *ud)
         eryx__exec_set_notify(ex, notify, ud);
 }
 
+/* Read between steps by the thread that steps (the count changes only
+ * inside a step). */
+size_t eryx_exec_replayed(const eryx_exec *h)
+{
+    eryx_exec *ex = get_exec(h);
+    return ex ? ex->n_replayed : 0;
+}
+
 int eryx_exec_suspend(eryx_exec *h)
 {
     int rc;

@@ -494,8 +494,10 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         }
         *jentry = ++ex->jnext;
         pthread_mutex_unlock(&ex->hub->mu);
-        if (answered)
+        if (answered) {
+            ex->n_replayed++;
             hold_replayed(ex, id, *jentry - 1);
+        }
         return answered ? J_DONE : J_RECORD;
     }
     int full = j->n >= ex->sb->max_callbacks;

@@ -124,6 +124,8 @@ struct eryx_exec {
                                    none left) */
     uint32_t *rleft;            /* replay: per batch, its entries the guest
                                    has not issued again yet */
+    size_t n_replayed;          /* answered entries the guest made again
+                                   (eryx_exec_replayed) */
 };
 
 /* request.c: the run request the guest decodes (guest/abi.h). NULL with the

@@ -204,6 +204,7 @@ TEST_CASE(test_suspend_and_resume)
     /* The three answered calls were replayed: only the pending one comes. */
     REQUIRE_INT(rc, ERYX_PENDING);
     REQUIRE_INT(n, 1);
+    CHECK_INT(eryx_exec_replayed(ex), 3);
     CHECK_STR(eryx_call_name(calls[0]), "get");
     CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"xy\"}");
     reply_str(calls[0], "z");
@@ -236,6 +237,7 @@ TEST_CASE(test_replay_complete_journal)
         }
         CHECK_INT(n, 0);
         CHECK_INT(rc, ERYX_OK);
+        CHECK_INT(eryx_exec_replayed(ex), round == 0 ? 3 : 4);
         finish_ok(ex, "x y invalid_arguments: no such key w\n", round == 0 ? 1 : 0);
         eryx_sandbox_free(sb);
     }
@@ -263,6 +265,8 @@ TEST_CASE(test_timeout_replayed)
     int rc, n;
     eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 2, &n);
     REQUIRE_INT(n, 1);
+    CHECK_INT(eryx_exec_replayed(ex), 0); /* a recording replays nothing */
+    CHECK_INT(eryx_exec_replayed(NULL), 0);
     eryx_call *slow = calls[0];
     /* Nobody answers: the step after the deadline times it out. */
     while ((rc = eryx_exec_step(ex)) == ERYX_PENDING && !(calls[0] = eryx_exec_next_call(ex)))
@@ -278,6 +282,7 @@ TEST_CASE(test_timeout_replayed)
     REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
     n = step_to_calls(ex, calls, 2, &rc);
     REQUIRE_INT(n, 1);
+    CHECK_INT(eryx_exec_replayed(ex), 1); /* the timeout */
     CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"next\"}");
     CHECK_INT(eryx_call_reply(calls[0], "2", 1), ERYX_OK);
     CHECK_INT(eryx_exec_step(ex), ERYX_OK);
@@ -318,6 +323,7 @@ TEST_CASE(test_divergence)
     int rc, n = step_to_calls(ex, calls, 2, &rc);
     CHECK_INT(n, 0); /* nothing reached the embedder */
     CHECK_INT(rc, ERYX_DIVERGED);
+    CHECK_INT(eryx_exec_replayed(ex), 0);
     CHECK_CONTAINS(eryx_errmsg(sb), "did not repeat the journal's calls");
     CHECK_CONTAINS(eryx_errmsg(sb), "'get' with other arguments");
     CHECK_CONTAINS(eryx_errstr(ERYX_DIVERGED), "ERYX_DIVERGED");
