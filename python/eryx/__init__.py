@@ -60,11 +60,12 @@ from ._sandbox import (
     Session,
 )
 from ._factory import SandboxFactory
+from ._vfs import VfsStorage
 
 for _cls in (Sandbox, Session, SandboxFactory, SandboxPool, FactoryPool, PooledSandbox, PoolStats,
              ResourceLimits, NetConfig, CallbackRegistry, PoolError, PoolTimeoutError,
              PoolClosedError, PoolExhaustedError, MCPManager, MCPError, ReplayOutcome,
-             SuspendCallback, SuspendedCallback, SuspendedError):
+             SuspendCallback, SuspendedCallback, SuspendedError, VfsStorage):
     _cls.__module__ = "eryx"
 del _cls
 
@@ -86,6 +87,7 @@ __all__ = [
     "ExecuteResult", "ResourceLimits", "NetConfig", "CallbackRegistry", "infer_schema",
     "EryxError", "ExecutionError", "TimeoutError", "ResourceLimitError", "CancelledError",
     "InitializationError", "PoolError", "PoolTimeoutError", "PoolClosedError",
-    "PoolExhaustedError", "MCPManager", "MCPError", "build_has_fuel", "__version__", "remote",
+    "PoolExhaustedError", "MCPManager", "MCPError", "VfsStorage", "build_has_fuel",
+    "__version__", "remote",
     "ReplayOutcome", "SuspendCallback", "SuspendedCallback", "SuspendedError", "JournalError",
 ]

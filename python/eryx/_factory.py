@@ -29,6 +29,7 @@ from . import _eryx
 from ._callbacks import CallbacksArg
 from ._limits import NetConfig, ResourceLimits
 from ._mcp import MCPManager
+from ._vfs import VfsStorage
 from ._sandbox import (FactoryPool, OutputFn, Sandbox, SandboxPool, Session, Volumes, _runtime)
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -227,7 +228,8 @@ class SandboxFactory:
                        on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                        result_variable: Optional[str] = "result",
                        env: Optional[Dict[str, str]] = None,
-                       mcp: Optional[MCPManager] = None, **compat: Any) -> Session:
+                       mcp: Optional[MCPManager] = None, vfs: Optional[VfsStorage] = None,
+                       vfs_mount_path: Optional[str] = None, **compat: Any) -> Session:
         """A Session starting from the factory's state; reset() goes back to it."""
         _compat(compat)
         return Session(resource_limits=resource_limits,
@@ -235,7 +237,7 @@ class SandboxFactory:
                        callbacks=callbacks if callbacks is not None else self._callbacks,
                        secrets=secrets, volumes=volumes, on_stdout=on_stdout,
                        on_stderr=on_stderr, result_variable=result_variable, env=env,
-                       mcp=mcp, _factory=self)
+                       mcp=mcp, vfs=vfs, vfs_mount_path=vfs_mount_path, _factory=self)
 
     def create_pool(self, *, max_size: int = 10, min_idle: int = 1,
                     acquire_timeout_ms: int = 30000, idle_timeout_ms: int = 300000,

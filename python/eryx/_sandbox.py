@@ -14,6 +14,8 @@ from . import _callbacks, _eryx, _journal, _mcp
 from ._journal import ReplayOutcome
 from ._callbacks import CallbackRegistry, CallbacksArg
 from ._limits import NetConfig, ResourceLimits
+from . import _vfs
+from ._vfs import VfsStorage
 
 ExecuteResult = _eryx.ExecuteResult
 EryxError = _eryx.EryxError
@@ -74,13 +76,16 @@ def _volumes_arg(volumes: Volumes) -> List[Tuple[str, str, bool]]:
 class _Config:
     """Everything a sandbox is made with, turned into liberyx's config keywords."""
 
-    __slots__ = ("limits", "entries", "dispatch", "kw", "result_variable")
+    __slots__ = ("limits", "entries", "dispatch", "kw", "result_variable", "vfs",
+                 "vfs_mount_path")
 
     def __init__(self, *, resource_limits: Optional[ResourceLimits], network: Optional[NetConfig],
                  callbacks: CallbacksArg, secrets: Optional[Dict[str, Any]], volumes: Volumes,
                  on_stdout: OutputFn, on_stderr: OutputFn, result_variable: Optional[str],
                  env: Optional[Dict[str, str]] = None, mounts: Sequence[Tuple[str, str, bool]] = (),
-                 timeout_override: Any = None, mcp: Any = None) -> None:
+                 timeout_override: Any = None, mcp: Any = None, vfs: Any = None,
+                 vfs_mount_path: Optional[str] = None) -> None:
+        self.vfs, self.vfs_mount_path = _vfs.mount_of(vfs, vfs_mount_path)
         if resource_limits is None:
             resource_limits = ResourceLimits()
         elif not isinstance(resource_limits, ResourceLimits):
@@ -107,6 +112,8 @@ class _Config:
             kw["callbacks"] = _callbacks.declarations(self.entries)
             kw["dispatch"] = self.dispatch
         kw["mounts"] = list(mounts) + _volumes_arg(volumes)
+        if self.vfs is not None:
+            kw["mounts"].append((self.vfs.path, self.vfs_mount_path, True))
         if env:
             if not isinstance(env, dict):
                 raise TypeError("env must be a dict of str to str")
@@ -537,6 +544,9 @@ class Session(_Runner):
         execution_timeout_ms: limit of each execution (default None: no limit,
             as in the reference; resource_limits' execution_timeout_ms when
             resource_limits is given and this is not).
+        vfs: a VfsStorage whose files this session sees, writable, at
+            vfs_mount_path (default "/data"); they outlive reset() and the
+            session, and other sessions given it share them.
 
     Beyond the reference: ``fork()``, ``save(path)`` / ``Session.load(path)``,
     ``export_state`` / ``import_state``, ``execute_async``, ``interrupt()``.
@@ -548,12 +558,9 @@ class Session(_Runner):
                  secrets: Optional[Dict[str, Any]] = None, volumes: Volumes = None,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
-                 mcp: Optional[_mcp.MCPManager] = None, vfs: Any = None,
+                 mcp: Optional[_mcp.MCPManager] = None, vfs: Optional[VfsStorage] = None,
                  vfs_mount_path: Optional[str] = None,
                  _factory: Any = None, _handle: Any = None, _cfg: Optional[_Config] = None) -> None:
-        if vfs is not None or vfs_mount_path is not None:
-            raise TypeError("vfs= is not supported: use volumes=[(host_dir, '/data', True)] "
-                            "for files that outlive the session")
         self._h = None
         self._factory = _factory
         self._count = 0
@@ -564,7 +571,8 @@ class Session(_Runner):
                            callbacks=callbacks, secrets=secrets, volumes=volumes,
                            on_stdout=on_stdout, on_stderr=on_stderr,
                            result_variable=result_variable, env=env,
-                           mounts=_factory._mounts if _factory is not None else (), mcp=mcp)
+                           mounts=_factory._mounts if _factory is not None else (), mcp=mcp,
+                           vfs=vfs, vfs_mount_path=vfs_mount_path)
         self._cfg = _cfg
         self._timeout_ns = 0
         if execution_timeout_ms is not None:
@@ -578,6 +586,16 @@ class Session(_Runner):
 
     def _ran(self) -> None:
         self._count += 1
+
+    @property
+    def vfs(self) -> Optional[VfsStorage]:
+        """The VfsStorage mounted into this session, if any."""
+        return self._cfg.vfs
+
+    @property
+    def vfs_mount_path(self) -> Optional[str]:
+        """Where the VfsStorage is mounted (None without one)."""
+        return self._cfg.vfs_mount_path
 
     @property
     def execution_count(self) -> int:
@@ -664,7 +682,8 @@ class Session(_Runner):
              volumes: Volumes = None, on_stdout: OutputFn = None, on_stderr: OutputFn = None,
              result_variable: Optional[str] = "result",
              env: Optional[Dict[str, str]] = None,
-             mcp: Optional[_mcp.MCPManager] = None) -> "Session":
+             mcp: Optional[_mcp.MCPManager] = None, vfs: Optional[VfsStorage] = None,
+             vfs_mount_path: Optional[str] = None) -> "Session":
         """A session in the state saved at path, with this config (limits,
         callbacks, volumes are not in the file). InitializationError for a file
         that is not a session of this build, truncated or damaged."""
@@ -672,7 +691,8 @@ class Session(_Runner):
             resource_limits = ResourceLimits(execution_timeout_ms=None)
         cfg = _Config(resource_limits=resource_limits, network=network, callbacks=callbacks,
                       secrets=secrets, volumes=volumes, on_stdout=on_stdout,
-                      on_stderr=on_stderr, result_variable=result_variable, env=env, mcp=mcp)
+                      on_stderr=on_stderr, result_variable=result_variable, env=env, mcp=mcp,
+                      vfs=vfs, vfs_mount_path=vfs_mount_path)
         h = _eryx.SandboxHandle.load(_runtime(), os.fspath(path), **cfg.kw)
         s = cls(_cfg=cfg, _handle=h)
         if execution_timeout_ms is not None:
