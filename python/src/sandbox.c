@@ -583,6 +583,21 @@ static int sandbox_set_stateless(pyeryx_sandbox *self, PyObject *v, void *u)
     return 0;
 }
 
+/* The object of a sandbox eryx_sandbox_load* made (rc, msg: its status and
+ * message), or the exception; c is cleared either way. */
+static PyObject *loaded(int rc, const char *msg, eryx_sandbox *sb, PyObject *runtime,
+                        pyeryx_config *c)
+{
+    PyObject *o = NULL;
+    if (rc != ERYX_OK)
+        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
+                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
+    else
+        o = pyeryx_sandbox_wrap(sb, runtime, c->ctx, NULL);
+    pyeryx_config_clear(c);
+    return o;
+}
+
 static PyObject *sandbox_load(PyObject *cls, PyObject *args, PyObject *kw)
 {
     PyObject *runtime, *path = NULL;
@@ -603,15 +618,7 @@ static PyObject *sandbox_load(PyObject *cls, PyObject *args, PyObject *kw)
     snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
     Py_END_ALLOW_THREADS
     Py_DECREF(path);
-    if (rc != ERYX_OK) {
-        pyeryx_config_clear(&c);
-        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
-                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
-        return NULL;
-    }
-    PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
-    pyeryx_config_clear(&c);
-    return o;
+    return loaded(rc, msg, sb, runtime, &c);
 }
 
 /* The session as bytes: eryx_sandbox_save_fd into a memfd, read back. */
@@ -718,15 +725,7 @@ static PyObject *sandbox_load_bytes(PyObject *cls, PyObject *args, PyObject *kw)
         errno = err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    if (rc != ERYX_OK) {
-        pyeryx_config_clear(&c);
-        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
-                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
-        return NULL;
-    }
-    PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
-    pyeryx_config_clear(&c);
-    return o;
+    return loaded(rc, msg, sb, runtime, &c);
 }
 
 /* ------------------------------------------------------------------------ */
