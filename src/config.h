@@ -80,6 +80,22 @@
 #define ERYX_MAX_WAIT_CALLS 65536u
 #endif
 
+/* Bytes read from the network and not yet taken by the guest, per
+ * connection: the poller stops reading beyond (TCP then pushes back). */
+#ifndef ERYX_NET_MAX_INBUF
+#define ERYX_NET_MAX_INBUF (4u << 20)
+#endif
+
+/* Bytes the guest sent that are not on the wire yet, per connection: a
+ * send beyond is refused (EAGAIN). A send whose call timed out leaves its
+ * bytes queued and lets the next one in, so without it a peer that does not
+ * read made the host hold everything the guest sent (up to max_bytes_sent,
+ * 1 GiB a run by default). The fuzz harness (tests/fuzz/fuzz_net_ops.c)
+ * builds with both limits small, to reach them with inputs of kilobytes. */
+#ifndef ERYX_NET_MAX_OUTBUF
+#define ERYX_NET_MAX_OUTBUF (4u << 20)
+#endif
+
 /* Default time limit of a runtime's imports and setup code together
  * (eryx_runtime_config.setup_timeout_ns). */
 #ifndef ERYX_DEFAULT_SETUP_TIMEOUT_NS

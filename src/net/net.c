@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "core/exec.h"
 #include "net/base64.h"
 #include "net/net_internal.h"
@@ -32,9 +33,8 @@
 #define DEFAULT_MAX_BYTES (1ull << 30)
 /* One recv hands the guest at most this (base64 in JSON: 4/3 of it). */
 #define MAX_RECV_CHUNK (1u << 20)
-/* Bytes read from the network and not yet taken by the guest, per
- * connection: the poller stops reading beyond (TCP then pushes back). */
-#define MAX_INBUF (4u << 20)
+#define MAX_INBUF ERYX_NET_MAX_INBUF
+#define MAX_OUTBUF ERYX_NET_MAX_OUTBUF
 /* How long a possible start of a secret's value is held back from the
  * guest while waiting for the rest. */
 #define HOLD_NS (200ull * 1000 * 1000)
@@ -435,6 +435,8 @@ static void poller_wake(void)
 /* Appends p[0..n) to a growing buffer; -1 when out of memory. */
 static int buf_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n)
 {
+    if (n == 0)
+        return 0; /* an empty send: the buffer may not exist yet (memcpy to NULL) */
     if (*len + n > *cap) {
         size_t c = *cap ? *cap : 16384;
         while (c < *len + n)
@@ -481,7 +483,12 @@ int eryx__conn_take_plain(eryx__conn *c, const uint8_t *p, size_t n)
 static int fill_in(eryx__conn *c)
 {
     uint8_t buf[65536];
-    while (!c->eof && c->in_len < MAX_INBUF) {
+    /* Under TLS the bytes go to OpenSSL, not to c->in, which does not grow
+     * until they are decrypted: counted here, or a peer that sends as fast
+     * as we read kept this loop (and G.mu) going, without a bound on
+     * memory. */
+    size_t fed = 0;
+    while (!c->eof && c->in_len + fed < MAX_INBUF) {
         ssize_t r = recv(c->fd, buf, sizeof buf, 0);
         if (r < 0)
             return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? 0 : errno;
@@ -493,6 +500,8 @@ static int fill_in(eryx__conn *c)
                          : eryx__conn_take_plain(c, buf, (size_t)r) < 0 ? ENOMEM : 0;
         if (err)
             return err;
+        if (c->ssl)
+            fed += (size_t)r;
     }
     if (c->ssl && c->eof)
         eryx__tls_feed(c, NULL, 0);
@@ -583,7 +592,8 @@ static void deliver_read(eryx__conn *c, done_list *l)
     }
     net->received += n;
     json_t *v = b64_value(c->in, n);
-    memmove(c->in, c->in + n, c->in_len - n);
+    if (n > 0) /* c->in is NULL when the peer closed before sending a byte */
+        memmove(c->in, c->in + n, c->in_len - n);
     c->in_len -= n;
     c->in_clean -= n;
     if (!v)
@@ -614,8 +624,10 @@ static void progress(eryx__conn *c, done_list *l)
         if (poll(&p, 1, 0) == 1) {
             getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
             c->connecting = 0;
-            if (soerr) {
-                /* The guest never learnt the id: the connection goes. */
+            if (soerr || !c->wr.call) {
+                /* The guest never learnt the id: the connection goes. So
+                 * does one whose connect timed out (dropped above): it
+                 * would hold one of max_connections for good. */
                 op_fail(l, &c->wr, soerr, NULL);
                 conn_close(c, l, NULL);
                 return;
@@ -636,7 +648,11 @@ static void progress(eryx__conn *c, done_list *l)
         if (!err)
             err = flush_out(c);
         if (err) {
+            /* Nothing more goes out: bytes left queued would keep the
+             * socket armed for writing, and a socket in error is always
+             * writable (the poller, or the run's thread, in a loop). */
             c->err = err;
+            c->out_off = c->out_len = 0;
             op_fail(l, &c->wr, err, c->ssl ? eryx__tls_errmsg(c, err) : NULL);
             if (c->tls_handshaking && !c->tls_inband) {
                 c->tls_handshaking = 0;
@@ -659,12 +675,18 @@ static uint64_t op_deadline(const eryx__net_conf *conf, json_t *args, uint64_t c
     /* A timeout of 0 (a non-blocking socket) is answered at once by the
      * operation itself (EAGAIN): its call keeps the cap as deadline. */
     if (json_is_number(t) && json_number_value(t) > 0) {
-        double s = json_number_value(t);
-        if (s < (double)cap / 1e9)
-            ns = (uint64_t)(s * 1e9);
+        /* Compared in nanoseconds: under an unlimited cap, seconds just
+         * below cap / 1e9 could round to 2^64 nanoseconds, which no
+         * uint64_t holds. */
+        double given = json_number_value(t) * 1e9;
+        if (given < (double)cap)
+            ns = (uint64_t)given;
     }
     (void)conf;
-    return ns == UINT64_MAX ? 0 : eryx__now_ns() + ns + 1;
+    /* A deadline past the clock's range is none (it wrapped to the past:
+     * the call timed out at once). */
+    uint64_t now = eryx__now_ns();
+    return ns >= UINT64_MAX - now ? 0 : now + ns + 1;
 }
 
 static eryx__conn *conn_of(eryx__net *net, json_t *args)
@@ -1020,6 +1042,12 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
         op_fail(l, op, c->err ? c->err : EPIPE, NULL);
         return;
     }
+    if (c->out_len - c->out_off > MAX_OUTBUF) {
+        free(data);
+        op_fail(l, op, EAGAIN, "the peer is not reading: earlier sends on this socket have "
+                               "not gone out yet");
+        return;
+    }
     if (net->sent + len > net->conf->max_sent) {
         free(data);
         snprintf(why, sizeof why, "network limit: this run may send %llu bytes "
@@ -1055,7 +1083,8 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
         free(wire);
     free(data);
     if (err) {
-        op_fail(l, op, err, NULL);
+        /* (A TLS error's message is the connection's: strerror has none.) */
+        op_fail(l, op, err, eryx__tls_errmsg(c, err));
         return;
     }
     net->sent += len;
@@ -1204,8 +1233,12 @@ size_t eryx__net_pollfds(eryx__net *net, struct pollfd *fds, size_t max)
         if (!ev || c->hold_until)
             continue;
         /* The poller stands aside for it (one syscall: cheaper than a
-         * second thread waking for the same event). */
-        struct epoll_event e = {.events = 0, .data.u64 = ((uint64_t)G.gens[c->slot] << 32) | c->slot};
+         * second thread waking for the same event). One-shot still: epoll
+         * adds EPOLLERR and EPOLLHUP to any mask, and a level-triggered
+         * registration left behind woke the poller in a loop, for as long
+         * as the socket lived, once its peer reset it. */
+        struct epoll_event e = {.events = EPOLLONESHOT,
+                                .data.u64 = ((uint64_t)G.gens[c->slot] << 32) | c->slot};
         if (c->registered)
             epoll_ctl(G.epfd, EPOLL_CTL_MOD, c->fd, &e);
         c->local_wait = 1;

@@ -372,6 +372,11 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     c->ssl = ssl;
     c->rbio = rb;
     c->wbio = wb;
+    /* Plain bytes the guest has not read yet came before TLS: delivered
+     * after the handshake, they would read as if they had come through it
+     * (a man in the middle's injection, as in STARTTLS attacks). */
+    c->in_len = c->in_clean = 0;
+    c->hold_until = 0;
     snprintf(c->tls_name, sizeof c->tls_name, "%s", is_ip ? "" : name);
     c->tls_handshaking = 1;
     if (inband) {
@@ -479,6 +484,10 @@ int eryx__tls_progress(eryx__conn *c, void *list)
             json_t *info = session_info(c->ssl);
             if (c->tls_inband)
                 err = info ? inband_status(c, info, NULL, NULL) : ENOMEM;
+            else if (c->rd.kind != ERYX__OP_TLS)
+                /* The tls call timed out and a recv took its place: the
+                 * recv waits for data, not for this. */
+                json_decref(info);
             else if (info)
                 eryx__op_ok(list, &c->rd, info);
             else
