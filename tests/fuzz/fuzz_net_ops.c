@@ -475,13 +475,13 @@ static void remove_cert(void)
 }
 
 /* A self-signed certificate for peer.test and 127.0.0.1: the TLS peers'
- * and the network's only CA. Returns its PEM text. */
+ * and the network's only CA. Returns its PEM text; the files go once read
+ * (libFuzzer ends a process without atexit handlers). */
 static char *make_cert(void)
 {
     FUZZ_CHECK(mkdtemp(cert_dir) != NULL);
     snprintf(cert_path, sizeof cert_path, "%s/cert.pem", cert_dir);
     snprintf(key_path, sizeof key_path, "%s/key.pem", cert_dir);
-    atexit(remove_cert);
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
@@ -499,6 +499,7 @@ static char *make_cert(void)
     FUZZ_CHECK(server_ctx != NULL);
     FUZZ_CHECK(L->SSL_CTX_use_certificate_chain_file(server_ctx, cert_path) == 1);
     FUZZ_CHECK(L->SSL_CTX_use_PrivateKey_file(server_ctx, key_path, SSL_FILETYPE_PEM) == 1);
+    remove_cert();
     return pem;
 }
 
