@@ -259,7 +259,12 @@ class _Workers:
                         self._n -= 1
                         return
                 job = self._jobs.popleft()
-            job()
+            try:
+                job()
+            except BaseException:  # the thread ends: its slot is free again
+                with self._cv:
+                    self._n -= 1
+                raise
 
 
 _workers = _Workers()

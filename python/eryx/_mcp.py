@@ -211,12 +211,12 @@ class _Server:
         self.from_fd = self.proc.stdout.fileno()
         os.set_blocking(self.to_fd, False)
         os.set_blocking(self.from_fd, False)
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with _live_lock:
-            _live.add(self)
-        self.thread = threading.Thread(target=self._io_main, name=f"eryx-mcp-{self.name}",
-                                       daemon=True)
-        try:
+        try:  # out of descriptors or threads: the child started must not stay
+            self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            with _live_lock:
+                _live.add(self)
+            self.thread = threading.Thread(target=self._io_main,
+                                           name=f"eryx-mcp-{self.name}", daemon=True)
             self.thread.start()
         except BaseException:
             self.thread = None
@@ -395,16 +395,11 @@ class _Server:
         except BaseException as exc:  # never silently: calls would hang
             how = f"is unusable (eryx's reader failed: {exc!r})"
         self._set_dead(f"MCP server {self.name} {how}")
-        if not self.stop.is_set():
-            if self.ready:
-                _log.warning("MCP server %s %s", self.name, how)
-            if self._running():
-                self.stop.wait()  # it closed its output but lives: until it is stopped
+        if not self.stop.is_set() and self.ready:
+            _log.warning("MCP server %s %s", self.name, how)
+        # A server that closed its output (or its input) is of no more use,
+        # even if it lives on: ended now, not when the manager is closed.
         self._shutdown()
-
-    def _running(self) -> bool:
-        assert self.proc is not None
-        return self.proc.poll() is None
 
     def _serve(self) -> str:
         poller = select.poll()
@@ -436,6 +431,9 @@ class _Server:
                 elif fd == self.from_fd:
                     readable = True
             self._flush()
+            with self.lock:
+                if self.dead is not None:  # cannot be written to, or stalled
+                    return "is unusable"
             if not readable:
                 continue
             try:
@@ -596,6 +594,12 @@ class _Server:
             if sig is not None:
                 self._signal(sig)
             self._drain_until_exit(time.monotonic() + _GRACE_S)
+        # The leader may exit at its cue and leave what it started (npx,
+        # sh -c ...) running in its group: that goes too.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except OSError:
+            pass
         self._close_fds()
 
     def _drain_until_exit(self, deadline: float) -> None:

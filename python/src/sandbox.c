@@ -852,7 +852,7 @@ static PyObject *sandbox_exec_start_journaled(pyeryx_sandbox *self, PyObject *ar
     }
     eryx_sandbox *sb = self->sb;
     int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
-    int rc, loaded;
+    int rc, journal_ok;
     char msg[1024] = "";
     Py_BEGIN_ALLOW_THREADS
     if (jview.obj) {
@@ -862,7 +862,7 @@ static PyObject *sandbox_exec_start_journaled(pyeryx_sandbox *self, PyObject *ar
     } else {
         rc = eryx_journal_new(&e->journal);
     }
-    loaded = rc == ERYX_OK;
+    journal_ok = rc == ERYX_OK;
     if (rc == ERYX_OK && fresh)
         rc = eryx_sandbox_reset(sb);
     if (rc == ERYX_OK)
@@ -872,13 +872,13 @@ static PyObject *sandbox_exec_start_journaled(pyeryx_sandbox *self, PyObject *ar
     if (jview.obj)
         PyBuffer_Release(&jview);
     if (rc != ERYX_OK) {
-        if (!loaded && rc == ERYX_INVALID)
+        if (!journal_ok && rc == ERYX_INVALID)
             PyErr_Format(pyeryx_JournalError, "the journal does not load: %s", msg);
         else if (rc == ERYX_INVALID)
             PyErr_Format(pyeryx_JournalError, "the journal does not fit this execution: %s",
                          eryx_errmsg(sb));
         else
-            pyeryx_raise_status(rc, loaded ? eryx_errmsg(sb) : msg);
+            pyeryx_raise_status(rc, journal_ok ? eryx_errmsg(sb) : msg);
         Py_DECREF(e); /* dealloc clears owner->busy and frees the journal */
         return NULL;
     }
@@ -932,8 +932,9 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
         run.on_stderr = e->on_stderr;
     int rc;
     eryx_exec *ex = e->ex;
-    /* Ctrl-C interrupts the guest, as during a blocking run (the caller
-     * sees the KeyboardInterrupt once the step returns). */
+    /* Ctrl-C interrupts the guest, as during a blocking run; the caller
+     * sees the KeyboardInterrupt as this step returns, before it takes the
+     * step's calls (which it would otherwise drop unanswered). */
     int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb);
     Py_BEGIN_ALLOW_THREADS
     rc = eryx_exec_step(ex);
@@ -945,6 +946,8 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
         e->final_rc = rc;
     }
     if (pyeryx_run_end(&run) < 0)
+        return NULL;
+    if (ctrl_c && PyErr_CheckSignals() < 0)
         return NULL;
     return PyLong_FromLong(rc);
 }

@@ -3,10 +3,6 @@ it from its journal (eryx/_journal.py; docs/python.md, "Journals")."""
 import asyncio
 import base64
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import zlib
@@ -14,6 +10,7 @@ import zlib
 import pytest
 
 import eryx
+from conftest import run_script
 
 
 class Approvals:
@@ -410,9 +407,6 @@ def test_closed_busy_and_types():
     assert issubclass(eryx.SuspendedError, eryx.EryxError)
 
 
-def run_script(code, timeout=300):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ))
 
 
 def test_ctrl_c_during_journaled_execution():
@@ -434,7 +428,7 @@ def test_ctrl_c_during_journaled_execution():
                 print("KeyboardInterrupt")
         ev.set()
         print(s.execute("print(x)").stdout, end="")
-    """)
+    """, timeout=300)
     assert r.stdout == "KeyboardInterrupt\nKeyboardInterrupt\n3\n", r.stdout + r.stderr
 
 
@@ -477,6 +471,6 @@ def test_suspend_resume_cycles_do_not_leak():
         gc.collect()
         grew = rss() - before
         print("grew", grew < 64 << 20, grew >> 20, "MiB; threads", threading.active_count() < 70)
-    """)
+    """, timeout=300)
     assert r.stdout.startswith("grew True"), r.stdout + r.stderr
     assert r.stdout.rstrip().endswith("threads True"), r.stdout

@@ -1,13 +1,5 @@
 """Bad-input cases that need a process of their own: Ctrl-C, interpreter exit."""
-import os
-import subprocess
-import sys
-import textwrap
-
-
-def run_script(code, timeout=60):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, env=dict(os.environ))
+from conftest import run_script
 
 
 def test_ctrl_c_during_execute_raises_keyboard_interrupt():

@@ -374,7 +374,8 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     c->wbio = wb;
     /* Plain bytes the guest has not read yet came before TLS: delivered
      * after the handshake, they would read as if they had come through it
-     * (a man in the middle's injection, as in STARTTLS attacks). */
+     * (a man in the middle's injection, as in STARTTLS attacks); in band,
+     * the guest's TLS object also expects the host's status line first. */
     c->in_len = c->in_clean = 0;
     c->hold_until = 0;
     snprintf(c->tls_name, sizeof c->tls_name, "%s", is_ip ? "" : name);
@@ -398,9 +399,6 @@ int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len)
         return EINVAL;
     }
     snprintf(c->tls_nonce, sizeof c->tls_nonce, "%s", nonce);
-    /* Bytes the peer sent before TLS are not the guest's to read now: its
-     * TLS object expects the host's status line first. */
-    c->in_len = c->in_clean = 0;
     eryx__tls_start(c, NULL, args, NULL);
     json_decref(args);
     return c->err;
