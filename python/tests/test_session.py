@@ -15,6 +15,18 @@ def test_state_persists_and_count(session):
     assert session.execution_count == 4
 
 
+def test_result_assigned_again_to_the_same_object(session):
+    # True, small ints and interned strings are one object each: a run that
+    # assigns the value the last run left is still a run that assigned it.
+    for code, value in (("result = True", True), ("result = True", True),
+                        ("result = 5", 5), ("def f():\n    global result\n    result = 5\nf()", 5),
+                        ("result = 'ok'", "ok"), ("result = 'ok'", "ok")):
+        assert session.execute(code).result == value, code
+    # A run that only reads it, or does not mention it, has no result.
+    assert session.execute("print(result)").result is None
+    assert session.execute("x = 1").result is None
+
+
 def test_reset_and_clear_state(session):
     session.execute("import json\nx = 1\nopen('/tmp/keep', 'w').write('k')")
     session.clear_state()

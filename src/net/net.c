@@ -412,14 +412,20 @@ static int poller_start(void)
         return 0;
     G.epfd = epoll_create1(EPOLL_CLOEXEC);
     G.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (G.epfd < 0 || G.wakefd < 0)
-        return -1;
     struct epoll_event e = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
-    epoll_ctl(G.epfd, EPOLL_CTL_ADD, G.wakefd, &e);
-    if (eryx__thread_start_detached(poller, NULL) != 0)
-        return -1;
-    G.started = 1;
-    return 0;
+    if (G.epfd >= 0 && G.wakefd >= 0 && epoll_ctl(G.epfd, EPOLL_CTL_ADD, G.wakefd, &e) == 0
+        && eryx__thread_start_detached(poller, NULL) == 0) {
+        G.started = 1;
+        return 0;
+    }
+    /* Nothing kept: the next connect tries again from scratch rather than
+     * leaking a pair of descriptors per attempt. */
+    if (G.epfd >= 0)
+        close(G.epfd);
+    if (G.wakefd >= 0)
+        close(G.wakefd);
+    G.epfd = G.wakefd = -1;
+    return -1;
 }
 
 /* The poller recomputes its timer (a new held-back read). */

@@ -424,22 +424,6 @@ int eryx__tls_feed(eryx__conn *c, const uint8_t *p, size_t n)
     return L->BIO_write(c->rbio, p, (int)n) == (int)n ? 0 : ENOMEM;
 }
 
-int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
-{
-    const eryx__ssl_lib *L = loaded_lib();
-    size_t done = 0;
-    while (done < n) {
-        size_t chunk = n - done > (1u << 30) ? 1u << 30 : n - done;
-        int w = L->SSL_write(c->ssl, p + done, (int)chunk);
-        if (w <= 0) {
-            snprintf(c->tls_err, sizeof c->tls_err, "TLS write failed");
-            return ERYX__ETLS;
-        }
-        done += (size_t)w;
-    }
-    return drain(c);
-}
-
 /* Keeps OpenSSL's first queued error (or fallback) as the connection's
  * message, after prefix, and empties the queue. */
 static int keep_error(eryx__conn *c, const char *prefix, const char *fallback)
@@ -453,6 +437,20 @@ static int keep_error(eryx__conn *c, const char *prefix, const char *fallback)
     snprintf(c->tls_err, sizeof c->tls_err, "%s%s", prefix, buf);
     L->ERR_clear_error();
     return ERYX__ETLS;
+}
+
+int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
+{
+    const eryx__ssl_lib *L = loaded_lib();
+    size_t done = 0;
+    while (done < n) {
+        size_t chunk = n - done > (1u << 30) ? 1u << 30 : n - done;
+        int w = L->SSL_write(c->ssl, p + done, (int)chunk);
+        if (w <= 0)
+            return keep_error(c, "TLS write failed: ", "the connection is broken");
+        done += (size_t)w;
+    }
+    return drain(c);
 }
 
 static int handshake_error(eryx__conn *c)

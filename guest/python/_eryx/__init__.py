@@ -179,8 +179,10 @@ def _run_code(filename, code, trace, interactive=False):
     g = _main.__dict__
     if filename not in ("<string>", "<stdin>"):
         g["__file__"] = filename
+    global _last_code
     co = compile(code, filename, "single" if interactive else "exec",
                  flags=PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+    _last_code = co
     tool = _start_trace(filename) if trace else _MISSING
     try:
         if co.co_flags & CO_COROUTINE:
@@ -255,7 +257,7 @@ def _report_result(before):
     if before is _STATE_RUN:
         return
     value = _main.__dict__.get("result", _MISSING)
-    if value is _MISSING or value is before:
+    if value is _MISSING or (value is before and not _stores_result(_last_code)):
         return
     try:
         import json
@@ -265,6 +267,23 @@ def _report_result(before):
                          f"result is not JSON-serialisable: {_type_name(exc)}: {exc}".encode())
         return
     _eryx_host.event(EVENT_RESULT, data.encode())
+
+
+_last_code = None  # the code object of this run's source, if it had one
+
+
+def _stores_result(co):
+    """Whether code object co (or one nested in it) assigns the global
+    `result`: a run that sets it to the object it already held (True, a
+    small int, a shared string) assigned it all the same."""
+    if co is None:
+        return False
+    if "result" in co.co_names:
+        import dis
+        for ins in dis.get_instructions(co):
+            if ins.opname in ("STORE_NAME", "STORE_GLOBAL") and ins.argval == "result":
+                return True
+    return any(_stores_result(c) for c in co.co_consts if isinstance(c, type(co)))
 
 
 def _user_traceback(tb, filename):
@@ -357,6 +376,8 @@ def run(request):
         _install_asyncio_policy(code)
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
+    global _last_code
+    _last_code = None
     before = _STATE_RUN if mode in ("x", "y", "z") else _main.__dict__.get("result", _MISSING)
     # A timeout's KeyboardInterrupt may land in the glue's own code after the
     # user's: it is raised only once, so each step is tried twice. No

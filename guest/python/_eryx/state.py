@@ -2,8 +2,9 @@
 
 Values are pickled; functions defined in the session travel as their code
 object (marshal) with their defaults, so they can be rebuilt in another
-sandbox of the same build. Whatever cannot travel (modules, classes defined
-in the session, closures, open files, ...) is skipped and reported by name.
+sandbox of the same build. Whatever cannot travel (classes defined in the
+session, closures, open files, ...) is skipped and reported by name; modules
+are left out without being reported (re-import them after a load).
 The bytes are decoded inside the sandbox only: the host never unpickles them.
 """
 
