@@ -319,7 +319,7 @@ static void conn_close(eryx__conn *c, done_list *l, const char *why)
 static uint32_t conn_events(const eryx__conn *c)
 {
     uint32_t ev = 0;
-    if (c->connecting || c->out_len > c->out_off || c->tls_want_write)
+    if (c->connecting || c->out_len > c->out_off)
         ev |= EPOLLOUT;
     if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
         ev |= EPOLLIN;
@@ -333,7 +333,7 @@ static void conn_arm(eryx__conn *c)
     if (c->local_wait)
         return;
     uint32_t ev = 0;
-    if (c->connecting || c->out_len > c->out_off || c->tls_want_write)
+    if (c->connecting || c->out_len > c->out_off)
         ev |= EPOLLOUT;
     if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
         ev |= EPOLLIN;
@@ -477,6 +477,31 @@ static int flush_out(eryx__conn *c)
         c->out_off += (size_t)w;
     }
     return 0;
+}
+
+/* After the guest shut its writing side: TLS's close_notify goes into the
+ * queue once the handshake is over, and the FIN once everything queued is
+ * on the wire, so that a peer reading to the end gets every byte, then the
+ * end (a request-then-read-to-EOF protocol depends on it). */
+static void send_fin(eryx__conn *c)
+{
+    if (!c->shut_wr || c->fin_sent || c->connecting || c->err)
+        return;
+    if (c->ssl) {
+        if (c->tls_handshaking)
+            return;
+        if (!c->tls_notified) {
+            c->tls_notified = 1;
+            if (eryx__tls_close_notify(c) != 0)
+                return;
+            if (flush_out(c) != 0)
+                return;
+        }
+    }
+    if (c->out_off == c->out_len) {
+        shutdown(c->fd, SHUT_WR);
+        c->fin_sent = 1;
+    }
 }
 
 /* Appends received plain bytes to c->in. */
@@ -667,6 +692,7 @@ static void progress(eryx__conn *c, done_list *l)
         }
         if (c->wr.call && c->wr.kind == ERYX__OP_SEND && c->out_off == c->out_len)
             op_ok(l, &c->wr, json_integer((json_int_t)c->wr.max));
+        send_fin(c);
         deliver_read(c, l);
     }
     conn_arm(c);
@@ -1128,8 +1154,8 @@ static void op_shutdown(eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
     json_int_t how = json_integer_value(json_object_get(args, "how"));
     if (how != SHUT_RD) {
         c->shut_wr = 1;
-        if (!c->ssl && c->out_off == c->out_len)
-            shutdown(c->fd, SHUT_WR);
+        send_fin(c);
+        conn_arm(c);
     }
     op_ok(l, op, json_true());
 }

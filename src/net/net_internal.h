@@ -57,7 +57,10 @@ typedef struct eryx__conn {
     int registered;             /* with epoll */
     int local_wait;             /* a blocking run's thread polls it, not
                                    the poller (eryx__net_pollfds) */
-    int connecting, eof, shut_wr;
+    int connecting, eof;
+    int shut_wr;                /* the guest shut its writing side: no more
+                                   sends; the FIN goes once out is empty */
+    int fin_sent;               /* ...and it went (after TLS's close_notify) */
     int err;                    /* a failure every later operation gets */
     eryx__addr addr;
     uint16_t port;
@@ -75,13 +78,12 @@ typedef struct eryx__conn {
     size_t sent_tail_len;
     SSL *ssl;                   /* TLS over memory BIOs (tls.c) */
     BIO *rbio, *wbio;
-    int tls_handshaking, tls_want_write;
+    int tls_handshaking;
+    int tls_notified;           /* close_notify is queued (shut_wr) */
     int tls_inband;             /* asked for in the byte stream (the guest's
                                    ssl.SSLObject): the outcome is the first
                                    line it reads */
     char tls_nonce[40];
-    size_t tls_pending_len;     /* plain bytes SSL_write has yet to take */
-    uint8_t *tls_pending;
     char tls_err[300];
 } eryx__conn;
 
@@ -142,6 +144,8 @@ int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len);
 /* Feeds wire bytes (NULL, 0: the peer closed). 0 or an error. */
 int eryx__tls_feed(eryx__conn *c, const uint8_t *p, size_t n);
 int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n);
+/* Queues close_notify after the handshake. 0 or an error. */
+int eryx__tls_close_notify(eryx__conn *c);
 /* Drives the handshake and moves bytes between OpenSSL and the buffers. */
 int eryx__tls_progress(eryx__conn *c, void *list);
 const char *eryx__tls_errmsg(eryx__conn *c, int err);

@@ -453,6 +453,20 @@ int eryx__tls_write(eryx__conn *c, const uint8_t *p, size_t n)
     return drain(c);
 }
 
+/* Queues TLS's close_notify (the guest shut its writing side): without it
+ * the peer cannot tell the end of the stream from a truncation. 0, or the
+ * connection's error. */
+int eryx__tls_close_notify(eryx__conn *c)
+{
+    const eryx__ssl_lib *L = loaded_lib();
+    /* 0: sent, the peer's own not read yet (reading goes on as before); 1:
+     * both sent; < 0: the connection is broken, which the next read or
+     * write reports. */
+    (void)L->SSL_shutdown(c->ssl);
+    L->ERR_clear_error();
+    return drain(c);
+}
+
 static int handshake_error(eryx__conn *c)
 {
     const eryx__ssl_lib *L = loaded_lib();

@@ -96,6 +96,40 @@ def big(conn):
     conn.close()
 
 
+def count(conn):
+    """Reads to the end of the stream, then answers how many bytes came."""
+    n = 0
+    while True:
+        data = conn.recv(1 << 16)
+        if not data:
+            break
+        n += len(data)
+    conn.sendall(b"%d bytes then EOF" % n)
+    conn.close()
+
+
+def tls_count(ctx):
+    """count over TLS, telling a close_notify (clean) from a bare FIN."""
+    def handler(conn):
+        try:
+            t = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+            n, end = 0, "clean"
+            while True:
+                try:
+                    data = t.recv(1 << 16)
+                except ssl.SSLEOFError:
+                    end = "ragged"
+                    break
+                if not data:
+                    break
+                n += len(data)
+            t.sendall(b"%d bytes then %s EOF" % (n, end.encode()))
+            t.close()
+        except OSError:
+            conn.close()
+    return handler
+
+
 def main():
     d = sys.argv[1]
     make_certs(d)
@@ -118,6 +152,8 @@ def main():
         threading.Thread(target=s.serve_forever, daemon=True).start()
     ports["slow"] = serve_raw(slow)
     ports["big"] = serve_raw(big)
+    ports["count"] = serve_raw(count)
+    ports["tls_count"] = serve_raw(tls_count(ctx))
     with open(os.path.join(d, "ports.json.tmp"), "w") as f:
         json.dump(ports, f)
     os.rename(os.path.join(d, "ports.json.tmp"), os.path.join(d, "ports.json"))

@@ -175,6 +175,25 @@ s.shutdown(socket.SHUT_WR)
 s.close()
 """, want=["HTTP/1.1 200 OK 5.0 ('127.0.0.1',", "EAGAIN ok", "HTTP/1.1 200 OK"])
 
+    C, TC = P["count"], P["tls_count"]
+    case("shutdown sends the FIN after what is queued, and TLS's close_notify first",
+         ["--allow-net", f"127.0.0.1:{C}", "--allow-net", f"test.eryx:{TC}", "--allow-net", f"127.0.0.1:{TC}",
+          "--resolve", f"test.eryx:{TC}:127.0.0.1", "--ca-file", ca], f"""
+import socket, ssl
+s = socket.create_connection(("127.0.0.1", {C}), timeout=10)
+s.setblocking(False)
+n = s.send(b"x" * 3_000_000)   # queued, not yet on the wire
+s.shutdown(socket.SHUT_WR)
+s.settimeout(10)
+print("plain:", s.recv(100).decode() == f"{{n}} bytes then EOF", n >= 65536)
+ctx = ssl.create_default_context()
+t = ctx.wrap_socket(socket.create_connection(("test.eryx", {TC}), timeout=10),
+                    server_hostname="test.eryx")
+t.sendall(b"y" * 100_000)
+t.shutdown(socket.SHUT_WR)
+print("tls:", t.recv(100).decode())
+""", want=["plain: True True", "tls: 100000 bytes then clean EOF"])
+
     if P["http6"]:
         case("IPv6", ["--allow-net", f"[::1]:{P['http6']}"], f"""
 import urllib.request
