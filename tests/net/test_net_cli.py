@@ -182,7 +182,7 @@ s.close()
 import socket, ssl
 s = socket.create_connection(("127.0.0.1", {C}), timeout=10)
 s.setblocking(False)
-n = s.send(b"x" * 3_000_000)   # queued, not yet on the wire
+n = s.send(b"x" * 3_000_000)   # the FIN must follow every byte of it
 s.shutdown(socket.SHUT_WR)
 s.settimeout(10)
 print("plain:", s.recv(100).decode() == f"{{n}} bytes then EOF", n >= 65536)
