@@ -487,16 +487,14 @@ static void send_fin(eryx__conn *c)
 {
     if (!c->shut_wr || c->fin_sent || c->connecting || c->err)
         return;
-    if (c->ssl) {
+    if (c->ssl && !c->tls_notified) {
         if (c->tls_handshaking)
             return;
-        if (!c->tls_notified) {
-            c->tls_notified = 1;
-            if (eryx__tls_close_notify(c) != 0)
-                return;
-            if (flush_out(c) != 0)
-                return;
-        }
+        /* Best effort: a close_notify that cannot be queued leaves the FIN
+         * to end the stream; a failed write is the next progress's error. */
+        c->tls_notified = 1;
+        (void)eryx__tls_close_notify(c);
+        (void)flush_out(c);
     }
     if (c->out_off == c->out_len) {
         shutdown(c->fd, SHUT_WR);

@@ -176,10 +176,10 @@ def _install_asyncio_policy(code):
 
 
 def _run_code(filename, code, trace, interactive=False):
+    global _last_code
     g = _main.__dict__
     if filename not in ("<string>", "<stdin>"):
         g["__file__"] = filename
-    global _last_code
     co = compile(code, filename, "single" if interactive else "exec",
                  flags=PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
     _last_code = co
@@ -367,6 +367,7 @@ def _finish(before):
 
 
 def run(request):
+    global _last_code
     try:
         mode, flags, filename, cbs, setup, argv, code = _parse(request)
         _setup(setup)
@@ -376,7 +377,6 @@ def run(request):
         _install_asyncio_policy(code)
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
-    global _last_code
     _last_code = None
     before = _STATE_RUN if mode in ("x", "y", "z") else _main.__dict__.get("result", _MISSING)
     # A timeout's KeyboardInterrupt may land in the glue's own code after the
