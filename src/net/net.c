@@ -632,13 +632,24 @@ static void deliver_read(eryx__conn *c, done_list *l)
 }
 
 /* Forgets operations nobody waits for any more: timed out, or of an
- * execution that ended (a session's socket outlives its run). */
+ * execution that ended (a session's socket outlives its run).
+ *
+ * A plain send given up on leaves the stream as CPython's sendall does
+ * when it times out: what reached the kernel went, the rest never goes
+ * (c->out holds only that send's bytes: a send ends when they are all
+ * out). Kept, they went out later behind the guest's back, and a guest
+ * that sent again after the TimeoutError sent them twice. TLS records stay
+ * queued: the peer would reject the stream with one missing, and OpenSSL
+ * likewise keeps a record a timed-out SSL_write began. */
 static void drop_stale(eryx__conn *c)
 {
     if (c->rd.call && !eryx__call_pending(c->rd.call))
         eryx__op_drop(&c->rd);
-    if (c->wr.call && !eryx__call_pending(c->wr.call))
+    if (c->wr.call && !eryx__call_pending(c->wr.call)) {
+        if (c->wr.kind == ERYX__OP_SEND && !c->ssl)
+            c->out_off = c->out_len = 0;
         eryx__op_drop(&c->wr);
+    }
 }
 
 /* Whatever c can do now: finish connecting, the handshake, writing,

@@ -10,6 +10,9 @@ DIR/ports.json once they listen:
            127.0.0.1 signed by DIR/ca.pem (made here with openssl)
   slow     accepts, then sends nothing for 60 s
   big      sends 1 GB of zeros to whoever connects
+  count    reads to the end, then answers "N bytes then EOF"
+  late_count  the same after 3 s without reading (the sender's buffers fill)
+  tls_count   count over TLS, telling close_notify from a bare FIN
   http6    plain HTTP on [::1]
 It runs until killed.
 """
@@ -108,6 +111,12 @@ def count(conn):
     conn.close()
 
 
+def late_count(conn):
+    """count, after 3 s without reading."""
+    time.sleep(3)
+    count(conn)
+
+
 def tls_count(ctx):
     """count over TLS, telling a close_notify (clean) from a bare FIN."""
     def handler(conn):
@@ -153,6 +162,7 @@ def main():
     ports["slow"] = serve_raw(slow)
     ports["big"] = serve_raw(big)
     ports["count"] = serve_raw(count)
+    ports["late_count"] = serve_raw(late_count)
     ports["tls_count"] = serve_raw(tls_count(ctx))
     with open(os.path.join(d, "ports.json.tmp"), "w") as f:
         json.dump(ports, f)

@@ -194,6 +194,30 @@ t.shutdown(socket.SHUT_WR)
 print("tls:", t.recv(100).decode())
 """, want=["plain: True True", "tls: 100000 bytes then clean EOF"])
 
+    # A send that times out sends a prefix of its bytes at most, as CPython's
+    # sendall: the rest once went out later, so that a send after the
+    # TimeoutError put the peer's stream out of order.
+    LC = P["late_count"]
+    case("a send that timed out sends no more of its bytes afterwards",
+         ["--allow-net", f"127.0.0.1:{LC}"], f"""
+import socket
+s = socket.create_connection(("127.0.0.1", {LC}), timeout=0.3)
+chunk = bytes(1 << 20)
+sent = 0
+try:
+    for _ in range(256):   # the peer reads nothing for 3 s
+        sent += s.send(chunk)
+    print("never timed out")
+except TimeoutError:
+    pass
+s.settimeout(20)
+s.sendall(b"END")
+s.shutdown(socket.SHUT_WR)
+got = int(s.recv(100).split()[0])
+print("peer got the sent bytes, a part of one chunk, the end:",
+      sent + 3 <= got < sent + len(chunk) + 3, sent > 0)
+""", want=["peer got the sent bytes, a part of one chunk, the end: True True"])
+
     if P["http6"]:
         case("IPv6", ["--allow-net", f"[::1]:{P['http6']}"], f"""
 import urllib.request
