@@ -200,25 +200,46 @@ def _deflate(raw: bytes) -> str:
     return base64.b64encode(zlib.compress(raw, 1)).decode("ascii")
 
 
-def _inflate(text: str, kw: Dict[str, Any]) -> bytes:
-    """The session bytes of a journal's state, inflated no further than a
-    session this sandbox could load (its memory limit and /tmp quota)."""
+# Inflated in pieces of this size, each written out before the next is
+# made: the state is never whole in this process's memory.
+_INFLATE_PIECE = 16 << 20
+
+
+def _inflate(text: str, kw: Dict[str, Any]) -> int:
+    """The session of a journal's state, inflated into a memfd (rewound;
+    the caller closes it) no further than a session this sandbox could load
+    (its memory limit and /tmp quota)."""
     packed = _b64(text, "state")
     memory = int(kw.get("max_memory") or (128 << 20))
     limit = memory + 4 * int(kw.get("tmp_quota") or (64 << 20)) + (16 << 20)
     d = zlib.decompressobj()
+    fd = os.memfd_create("eryx-journal-state", os.MFD_CLOEXEC)
     try:
-        raw = d.decompress(packed, limit + 1)
-    except zlib.error as exc:
-        raise JournalError(f"journal['state'] is damaged: {exc}") from None
-    if len(raw) > limit or d.unconsumed_tail:
-        raise JournalError("journal['state'] is larger than a session this sandbox can load "
-                           "(its memory limit)")
-    if not d.eof:
-        raise JournalError("journal['state'] is truncated")
-    if d.unused_data:
-        raise JournalError("journal['state'] has bytes after its end")
-    return raw
+        total, rest = 0, packed
+        while not d.eof:
+            try:
+                piece = d.decompress(rest, _INFLATE_PIECE)
+            except zlib.error as exc:
+                raise JournalError(f"journal['state'] is damaged: {exc}") from None
+            rest = d.unconsumed_tail
+            if not piece and not rest:
+                break  # all of it read, and no end: truncated
+            total += len(piece)
+            if total > limit:
+                raise JournalError("journal['state'] is larger than a session this sandbox "
+                                   "can load (its memory limit)")
+            view = memoryview(piece)
+            while view:
+                view = view[os.write(fd, view):]
+        if not d.eof:
+            raise JournalError("journal['state'] is truncated")
+        if d.unused_data:
+            raise JournalError("journal['state'] has bytes after its end")
+        os.lseek(fd, 0, os.SEEK_SET)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # -- callbacks ---------------------------------------------------------------
@@ -373,23 +394,26 @@ def execute(runner: Any, code: Union[str, bytes], journal: Optional[Dict[str, An
                         "thread at a time; use one per thread, or a SandboxPool)")
     jbytes: Optional[bytes] = None
     state_text: Optional[str] = None
-    state: Optional[bytes] = None
+    state_fd: Optional[int] = None
     if journal is not None:
         jbytes, state_text = _decode(journal)
         _eryx.journal_info(jbytes)  # damaged bytes: JournalError, before anything changes
         if state_text is not None:
-            state = _inflate(state_text, runner._jr_kw())
+            state_fd = _inflate(state_text, runner._jr_kw())
     stateful = runner._jr_stateful
     # The handle to run on, and `base`: the state from before the run, for
     # a stateful runner to go back to after a suspension (None: its fresh
     # state). Nothing of the runner changes before the execution started.
     out_state: Union[None, str, _ForkedState] = None
     base = None
-    if state is not None:
+    loaded = state_fd is not None
+    if state_fd is not None:
         try:
-            run_h = runner._jr_load(state)
+            run_h = runner._jr_load(state_fd)
         except _eryx.InitializationError as exc:
             raise JournalError(f"the journal's state does not load: {exc}") from None
+        finally:
+            os.close(state_fd)
         out_state = state_text
     elif stateful and journal is not None and not runner._jr_is_fresh(h):
         run_h = runner._jr_new_handle()
@@ -400,7 +424,7 @@ def execute(runner: Any, code: Union[str, bytes], journal: Optional[Dict[str, An
             base = h.fork()
             out_state = _ForkedState(base)
     try:
-        if stateful and state is not None:
+        if stateful and loaded:
             base = run_h.fork()  # just loaded: no copy
         timeout_ns, fuel, on_stdout, on_stderr = runner._jr_options()
         ex = run_h.exec_start_journaled(jbytes, code, timeout_ns, fuel, 0, None, None, None,

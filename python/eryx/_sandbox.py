@@ -248,8 +248,9 @@ class _Runner:
             return f._load_handle(self._jr_kw())
         return _eryx.SandboxHandle(self._jr_runtime(), **self._jr_kw())
 
-    def _jr_load(self, state: bytes) -> Any:
-        return _eryx.SandboxHandle.load_bytes(self._jr_runtime(), state, **self._jr_kw())
+    def _jr_load(self, fd: int) -> Any:
+        """A handle in the session read from fd (a journal's state)."""
+        return _eryx.SandboxHandle.load(self._jr_runtime(), fd, **self._jr_kw())
 
     def _jr_prepare(self) -> None:
         pass

@@ -5,6 +5,7 @@
 
 #include <structmember.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -598,26 +599,42 @@ static PyObject *loaded(int rc, const char *msg, eryx_sandbox *sb, PyObject *run
     return o;
 }
 
+/* load(runtime, path_or_fd, **config): a session file by path, or read
+ * from an open file descriptor's offset to its end (eryx_sandbox_load_fd;
+ * the descriptor stays the caller's). */
 static PyObject *sandbox_load(PyObject *cls, PyObject *args, PyObject *kw)
 {
-    PyObject *runtime, *path = NULL;
-    if (!PyArg_ParseTuple(args, "O!O&:load", &pyeryx_RuntimeType, &runtime,
-                          PyUnicode_FSConverter, &path))
+    PyObject *runtime, *where, *path = NULL;
+    int fd = -1;
+    if (!PyArg_ParseTuple(args, "O!O:load", &pyeryx_RuntimeType, &runtime, &where))
         return NULL;
+    if (PyLong_Check(where)) {
+        long v = PyLong_AsLong(where);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (v < 0 || v > INT_MAX) {
+            PyErr_Format(PyExc_ValueError, "load: %ld is not a file descriptor", v);
+            return NULL;
+        }
+        fd = (int)v;
+    } else if (!PyUnicode_FSConverter(where, &path)) {
+        return NULL;
+    }
     pyeryx_config c;
     if (pyeryx_config_parse(&c, kw) < 0) {
-        Py_DECREF(path);
+        Py_XDECREF(path);
         return NULL;
     }
     eryx_sandbox *sb = NULL;
     int rc;
     char msg[1024];
-    const char *p = PyBytes_AS_STRING(path);
+    const char *p = path ? PyBytes_AS_STRING(path) : NULL;
     Py_BEGIN_ALLOW_THREADS
-    rc = eryx_sandbox_load(((pyeryx_runtime *)runtime)->rt, &c.cfg, p, &sb);
+    rc = p ? eryx_sandbox_load(((pyeryx_runtime *)runtime)->rt, &c.cfg, p, &sb)
+           : eryx_sandbox_load_fd(((pyeryx_runtime *)runtime)->rt, &c.cfg, fd, &sb);
     snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
     Py_END_ALLOW_THREADS
-    Py_DECREF(path);
+    Py_XDECREF(path);
     return loaded(rc, msg, sb, runtime, &c);
 }
 
@@ -1239,7 +1256,7 @@ static PyMethodDef sandbox_methods[] = {
     {"close", (PyCFunction)sandbox_close, METH_NOARGS, "Frees the sandbox (idempotent)."},
     {"load", (PyCFunction)(void (*)(void))sandbox_load,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "load(runtime, path, **config): a sandbox in a saved state."},
+     "load(runtime, path_or_fd, **config): a sandbox in a saved state."},
     {"load_bytes", (PyCFunction)(void (*)(void))sandbox_load_bytes,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "load_bytes(runtime, data, **config): a sandbox in the state of save_bytes()."},

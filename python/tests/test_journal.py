@@ -342,6 +342,34 @@ def test_state_bomb_is_bounded():
         sb.execute_with_journal(CODE, journal=dict(good, state=base64.b64encode(bomb).decode()))
 
 
+def test_state_is_never_whole_in_memory():
+    # A state is inflated piece by piece into a memfd, which the sandbox
+    # loads from: the process's own memory does not grow by the state (it
+    # once held it as bytes, then copied it). 400 MiB of zeros, within what
+    # a 512 MiB sandbox may load, that then fails to load (not a session).
+    p = run_script("""
+        import base64, resource, zlib
+        import eryx
+        sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_memory_bytes=512 << 20))
+        good = sb.execute_with_journal("x = 1").journal
+        z = zlib.compressobj(9)
+        piece = bytes(16 << 20)
+        bomb = b"".join(z.compress(piece) for _ in range(25)) + z.flush()
+        state = base64.b64encode(bomb).decode()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            sb.execute_with_journal("x = 1", journal=dict(good, state=state))
+        except eryx.JournalError as e:
+            print("refused:", e)
+        grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+        print("peak grew by", grew >> 10, "MiB")
+    """, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "refused: the journal's state does not load" in p.stdout
+    grew = int(p.stdout.split("peak grew by")[1].split()[0])
+    assert grew < 100, p.stdout  # 400 with the state held in memory
+
+
 def test_journal_carries_over_to_other_runners():
     # A Session's journal resumes in a Sandbox (its state is loaded for the
     # run); the Sandbox's next execute starts fresh again.
