@@ -33,6 +33,7 @@
 #include "mcp.h"
 #include "mcp_internal.h"
 #include "mcp_server.h"
+#include "run_status.h"
 
 #define MAX_JOBS 256
 #define DEFAULT_MAX_SESSIONS 16
@@ -280,9 +281,8 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
                                           : json_string(""));
     json_object_set_new(sc, "stderr", res ? output_string(res->err, res->err_len, out_cap)
                                           : json_string(""));
-    json_t *result = NULL;
-    if (res && res->result_json)
-        result = json_loads(res->result_json, JSON_DECODE_ANY, NULL);
+    const char *result_error;
+    json_t *result = eryx_cli_result(res, &result_error);
     json_object_set_new(sc, "result", result ? json_incref(result) : json_null());
     json_t *error = json_null();
     if (res && res->exc_type) {
@@ -296,8 +296,8 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     if (!error)
         error = json_null();
     json_object_set_new(sc, "error", error);
-    if (res && res->result_error)
-        json_object_set_new(sc, "result_error", json_string(res->result_error));
+    if (result_error)
+        json_object_set_new(sc, "result_error", json_string(result_error));
     json_object_set_new(sc, "exit_code", json_integer(res ? res->exit_code : 1));
     json_object_set_new(sc, "duration_ms", json_real(res ? (double)res->duration_ns / 1e6 : 0));
     json_object_set_new(sc, "output_truncated",

@@ -323,10 +323,11 @@ static json_t *done_fields(int rc, const eryx_result *res)
         json_object_set_new(d, "message", json_string(eryx_errstr(rc)));
         return d;
     }
-    json_t *result = res->result_json ? json_loads(res->result_json, JSON_DECODE_ANY, NULL) : NULL;
+    const char *result_error;
+    json_t *result = eryx_cli_result(res, &result_error);
     json_object_set_new(d, "exit_code", json_integer(res->exit_code));
     json_object_set_new(d, "result", result ? result : json_null());
-    json_object_set_new(d, "result_error", str_or_null(res->result_error));
+    json_object_set_new(d, "result_error", str_or_null(result_error));
     json_object_set_new(d, "exc_type", str_or_null(res->exc_type));
     json_object_set_new(d, "exc_message", str_or_null(res->exc_message));
     json_object_set_new(d, "traceback", str_or_null(res->traceback));

@@ -680,7 +680,10 @@ typedef struct eryx_result {
     uint64_t memory_bytes;   /* linear memory size after the run (its peak:
                                 linear memory never shrinks) */
     char *result_json;       /* JSON of the global `result` if the code set
-                                one, else NULL */
+                                one, else NULL: strict JSON (no NaN or
+                                Infinity) as the guest's glue writes it, but
+                                the guest's code can forge it: parse it as
+                                untrusted text */
     char *result_error;      /* why `result` could not be serialised, or NULL */
     uint32_t n_callbacks;    /* callback invocations during the run */
     uint64_t fuel_used;      /* guest work done by the run (see

@@ -231,7 +231,7 @@ def _bad_args(entry: _Entry, kw: Dict[str, Any]) -> Optional[str]:
 
 def encode_result(entry: _Entry, value: Any) -> Union[str, Tuple[int, str]]:
     try:
-        return json.dumps(value)
+        return json.dumps(value, allow_nan=False)  # strict JSON: the host reads no NaN
     except (TypeError, ValueError, RecursionError) as exc:
         return (_eryx.CALL_FAILED, f"callback {entry.name!r} returned a value that is not "
                                    f"JSON-serialisable: {exc}")

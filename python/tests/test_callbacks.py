@@ -80,6 +80,23 @@ def test_non_json_result_is_a_clear_error():
     assert "not JSON-serialisable" in r.stdout
 
 
+def test_nan_is_refused_both_ways():
+    # JSON has no NaN: an argument or a reply carrying one is a clear error
+    # where it is made, not a malformed request for the host.
+    sb = eryx.Sandbox(callbacks=[{"name": "echo", "fn": lambda x=None: x},
+                                 {"name": "nan", "fn": lambda: [float("nan")]}])
+    r = sb.execute("import math\n"
+                   "for v in (math.nan, [math.inf], {'a': -math.inf}):\n"
+                   "    try:\n        await echo(x=v)\n"
+                   "    except TypeError as e:\n        print('arg:', e)\n"
+                   "try:\n    await nan()\nexcept Exception as e:\n    print('reply:', e)\n"
+                   "print(await echo(x=1.5))")
+    assert r.stdout.count("arg: echo(): arguments must be JSON-serialisable: "
+                          "Out of range float values are not JSON compliant") == 3, r.stdout
+    assert "reply: callback 'nan' returned a value that is not JSON-serialisable" in r.stdout
+    assert r.stdout.endswith("1.5\n")
+
+
 def test_invalid_arguments():
     def two(a: int, b: int):
         return a + b

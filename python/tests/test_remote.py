@@ -80,6 +80,13 @@ def test_execute_result_and_output(session):
     assert r.status == 0 and r.status_name == "ok" and r.exception_type is None
     assert r.duration_ms >= 0 and r.replica and r.saved
     assert r.version is not None and session.version == r.version
+    # A result the service cannot carry as JSON is an error saying so: NaN,
+    # or text the guest's code forged as its result (event kind 2).
+    r = session.execute("result = float('nan')")
+    assert r.result is None and "not JSON compliant" in r.result_error
+    r = session.execute("import _eryx_host\n_eryx_host.event(2, b'{oops')")
+    assert r.result is None
+    assert r.result_error == "the sandbox reported a result that is not JSON"
 
 
 def test_state_persists_and_versions_grow(session):

@@ -36,6 +36,11 @@ def test_result_variable():
     assert r.result_error is None
     r = sb.execute("result = object()")
     assert r.result is None and "not JSON-serialisable" in r.result_error
+    # Strict JSON, which C embedders, the MCP server and the service parse:
+    # no NaN or Infinity token.
+    r = sb.execute("result = [1.0, float('nan')]")
+    assert r.result is None and r.result_json is None
+    assert "Out of range float values are not JSON compliant" in r.result_error
     r = sb.execute("print(1)")
     assert r.result is None and r.result_json is None
 

@@ -81,6 +81,16 @@ await test('run_python: output, result, sessions persist', async () => {
   assert.equal(r.structuredContent.session, 'default');
 });
 
+await test('run_python: a result JSON cannot carry, or forged, is an error, not null', async () => {
+  let r = await run(client, 'result = float("nan")');
+  assert.equal(r.structuredContent.result, null);
+  assert.match(r.structuredContent.result_error, /Out of range float values are not JSON compliant/);
+  // The guest's code can hand the host any text as the result (event kind 2).
+  r = await run(client, 'import _eryx_host\n_eryx_host.event(2, b"[1, NaN]")');
+  assert.equal(r.structuredContent.result, null);
+  assert.equal(r.structuredContent.result_error, 'the sandbox reported a result that is not JSON');
+});
+
 await test('run_python: sessions are separate', async () => {
   let r = await run(client, 'y = "in b"', { session: 'b' });
   assert.equal(r.structuredContent.status, 'ok');

@@ -261,7 +261,9 @@ def _report_result(before):
         return
     try:
         import json
-        data = json.dumps(value)
+        # Strict JSON (no NaN or Infinity): result_json is read by JSON
+        # parsers that know no such token (the MCP server's, the service's).
+        data = json.dumps(value, allow_nan=False)
     except BaseException as exc:
         _eryx_host.event(EVENT_RESULT_ERROR,
                          f"result is not JSON-serialisable: {_type_name(exc)}: {exc}".encode())

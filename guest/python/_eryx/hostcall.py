@@ -31,16 +31,19 @@ _names = {}         # name -> its JSON text, as bytes
 # keyword-argument parse and several Python frames, a fifth of an
 # `await noop()`). Its markers (ids of the containers being encoded, for
 # the circular-reference check) are left behind by an error: cleared then.
+# NaN and the infinities are refused (allow_nan=False): JSON has no token
+# for them, and the host and its handlers read strict JSON, so Python's
+# NaN reached them as a malformed request.
 _markers = {}
 _c_encoder = json.encoder.c_make_encoder and json.encoder.c_make_encoder(
     _markers, json.JSONEncoder().default, json.encoder.encode_basestring_ascii, None,
-    ": ", ", ", False, False, True)
+    ": ", ", ", False, False, False)
 
 
 def encode(obj):
-    """json.dumps(obj), with its defaults and its errors."""
+    """json.dumps(obj, allow_nan=False), with its defaults and its errors."""
     if _c_encoder is None:
-        return json.dumps(obj)
+        return json.dumps(obj, allow_nan=False)
     try:
         return "".join(_c_encoder(obj, 0))
     except BaseException:
@@ -52,11 +55,11 @@ def _request(cid, name, args, extra, args_json):
     if args_json is None:
         calls = [{"id": cid, "name": name, "args": args}]
         calls.extend(extra)
-        return json.dumps({"calls": calls, "timeout": None}).encode()
+        return json.dumps({"calls": calls, "timeout": None}, allow_nan=False).encode()
     name_json = _names.get(name)
     if name_json is None:
         name_json = _names[name] = json.dumps(name).encode()
-    more = b"".join(b"," + json.dumps(c).encode() for c in extra) if extra else b""
+    more = b"".join(b"," + json.dumps(c, allow_nan=False).encode() for c in extra) if extra else b""
     return b'{"calls":[{"id":%d,"name":%b,"args":%b}%b],"timeout":null}' % (
         cid, name_json, args_json.encode(), more)
 
