@@ -32,7 +32,7 @@ static inline json_t *eryx_cli_result(const eryx_result *res, const char **error
     *error = res ? res->result_error : NULL;
     if (!res || !res->result_json)
         return NULL;
-    json_t *v = json_loads(res->result_json, JSON_DECODE_ANY, NULL);
+    json_t *v = json_loads(res->result_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!v && !*error)
         *error = "the sandbox reported a result that is not JSON";
     return v;
