@@ -406,7 +406,6 @@ def execute(runner: Any, code: Union[str, bytes], journal: Optional[Dict[str, An
     # state). Nothing of the runner changes before the execution started.
     out_state: Union[None, str, _ForkedState] = None
     base = None
-    loaded = state_fd is not None
     if state_fd is not None:
         try:
             run_h = runner._jr_load(state_fd)
@@ -424,7 +423,7 @@ def execute(runner: Any, code: Union[str, bytes], journal: Optional[Dict[str, An
             base = h.fork()
             out_state = _ForkedState(base)
     try:
-        if stateful and loaded:
+        if stateful and state_fd is not None:  # the journal's state was loaded
             base = run_h.fork()  # just loaded: no copy
         timeout_ns, fuel, on_stdout, on_stderr = runner._jr_options()
         ex = run_h.exec_start_journaled(jbytes, code, timeout_ns, fuel, 0, None, None, None,

@@ -693,58 +693,6 @@ static PyObject *sandbox_save_bytes(pyeryx_sandbox *self, PyObject *u)
     return b;
 }
 
-/* load_bytes(runtime, data, **config): a sandbox in the state of
- * save_bytes() (untrusted: eryx_sandbox_load_fd checks it). */
-static PyObject *sandbox_load_bytes(PyObject *cls, PyObject *args, PyObject *kw)
-{
-    PyObject *runtime;
-    Py_buffer view;
-    if (!PyArg_ParseTuple(args, "O!y*:load_bytes", &pyeryx_RuntimeType, &runtime, &view))
-        return NULL;
-    pyeryx_config c;
-    if (pyeryx_config_parse(&c, kw) < 0) {
-        PyBuffer_Release(&view);
-        return NULL;
-    }
-    int fd = memfd_create("eryx-session", MFD_CLOEXEC);
-    if (fd < 0) {
-        PyBuffer_Release(&view);
-        pyeryx_config_clear(&c);
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    eryx_sandbox *sb = NULL;
-    int rc = ERYX_OK, err = 0;
-    char msg[1024] = "";
-    const char *p = view.buf;
-    size_t done = 0, len = (size_t)view.len;
-    Py_BEGIN_ALLOW_THREADS
-    while (done < len) {
-        ssize_t n = write(fd, p + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            err = n < 0 ? errno : EIO;
-            break;
-        }
-        done += (size_t)n;
-    }
-    if (done == len && lseek(fd, 0, SEEK_SET) != 0)
-        err = errno;
-    if (!err) {
-        rc = eryx_sandbox_load_fd(((pyeryx_runtime *)runtime)->rt, &c.cfg, fd, &sb);
-        snprintf(msg, sizeof msg, "%s", rc == ERYX_OK ? "" : eryx_errmsg(NULL));
-    }
-    close(fd);
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    if (err) {
-        pyeryx_config_clear(&c);
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    return loaded(rc, msg, sb, runtime, &c);
-}
-
 /* ------------------------------------------------------------------------ */
 /* Executions (the non-blocking core)                                        */
 
@@ -1257,9 +1205,6 @@ static PyMethodDef sandbox_methods[] = {
     {"load", (PyCFunction)(void (*)(void))sandbox_load,
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "load(runtime, path_or_fd, **config): a sandbox in a saved state."},
-    {"load_bytes", (PyCFunction)(void (*)(void))sandbox_load_bytes,
-     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "load_bytes(runtime, data, **config): a sandbox in the state of save_bytes()."},
     {NULL}};
 
 static PyGetSetDef sandbox_getset[] = {
