@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "jsonrpc.h"
+#include "core/json_wide.h"
 
 /* ---- the framer ---- */
 
@@ -139,8 +140,8 @@ static int valid_id(const json_t *id)
 void jr_decode(const char *line, size_t len, jr_msg *out)
 {
     memset(out, 0, sizeof *out);
-    json_error_t err;
-    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+    int inexact;   /* an integer beyond 64 bits is read as a real (result_json.h) */
+    json_t *root = eryx__json_read(line, len, JSON_REJECT_DUPLICATES, &inexact);
     out->root = root;
     if (!root) {
         out->parse_error = 1;

@@ -39,6 +39,7 @@
 #include "jsonrpc.h"
 #include "mcp.h"
 #include "mcp_internal.h"
+#include "result_json.h"
 
 extern char **environ;
 
@@ -715,8 +716,9 @@ void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call)
 {
     struct eryx_cli_mcp_tool *t = user_data;
     mcp_conn *c = t->conn;
-    json_error_t err;
-    json_t *args = json_loads(eryx_call_args(call), 0, &err);
+    const char *text = eryx_call_args(call);
+    int inexact;   /* an integer beyond 64 bits goes as a real (result_json.h) */
+    json_t *args = eryx__json_read(text, strlen(text), ERYX_CLI_JSON_FLAGS, &inexact);
     if (!json_is_object(args)) {
         json_decref(args);
         eryx_call_fail(call, ERYX_CALL_INVALID_ARGS, "the arguments are not a JSON object");

@@ -33,6 +33,7 @@
 #include "mcp.h"
 #include "mcp_internal.h"
 #include "mcp_server.h"
+#include "result_json.h"
 #include "run_status.h"
 
 #define MAX_JOBS 256
@@ -282,8 +283,11 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     json_object_set_new(sc, "stderr", res ? output_string(res->err, res->err_len, out_cap)
                                           : json_string(""));
     const char *result_error;
-    json_t *result = eryx_cli_result(res, &result_error);
+    int inexact;
+    json_t *result = eryx_cli_result(res, &result_error, &inexact);
     json_object_set_new(sc, "result", result ? json_incref(result) : json_null());
+    if (inexact)
+        json_object_set_new(sc, "result_json", json_string(res->result_json));
     json_t *error = json_null();
     if (res && res->exc_type) {
         error = json_pack("{s:s, s:s?, s:s?}", "type", res->exc_type, "message",
@@ -317,10 +321,11 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
         append(&text, &len, json_string_value(err), json_string_length(err));
     }
     if (result) {
-        char *r = json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (r) {
+        /* The exact text where the value lost digits (result_json.h). */
+        char *r = inexact ? NULL : json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (r || inexact) {
             append_str(&text, &len, len ? "\n[result] " : "[result] ");
-            append_str(&text, &len, r);
+            append_str(&text, &len, r ? r : res->result_json);
             free(r);
         }
     }
@@ -919,7 +924,7 @@ static json_t *output_schema(void)
 {
     return json_pack(
         "{s:s, s:{s:{s:s, s:[s,s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{s:[s,s]},"
-        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s]}",
+        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s]}",
         "type", "object", "properties",
         "status", "type", "string", "enum", "ok", "exit", "exception", "timeout", "interrupted",
         "fuel", "crashed", "error",
@@ -933,6 +938,7 @@ static json_t *output_schema(void)
         "output_truncated", "type", "boolean",
         "session_reset", "type", "boolean",
         "result_error", "type", "string",
+        "result_json", "type", "string",
         "required", "status", "session", "stdout", "stderr", "error");
 }
 

@@ -17,6 +17,7 @@
 
 #include "net/base64.h"
 #include "remote.h"
+#include "result_json.h"
 #include "shell_callback.h"
 #include "ws.h"
 #include "ws_conn.h"
@@ -176,20 +177,27 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
     for (size_t i = 0; name && i < o->n_callbacks; i++)
         if (strcmp(o->callbacks[i].name, name) == 0)
             command = o->callbacks[i].user_data;
-    char *args = json_dumps(json_object_get(ev, "args"), JSON_COMPACT);
+    /* Both ways as exact text: args_json comes when args lost digits (an
+     * integer beyond 64 bits), and result_json carries the command's output
+     * as it wrote it (docs/serve.md). */
+    json_t *exact = json_object_get(ev, "args_json");
+    char *args = json_is_string(exact) ? strdup(json_string_value(exact))
+                                       : json_dumps(json_object_get(ev, "args"), JSON_COMPACT);
     char *out = NULL, msg[4096] = "no such callback here";
     size_t len = 0;
     json_t *reply = json_pack("{ss sO}", "op", "reply", "call", cid);
     json_t *result = NULL;
     if (command && args && eryx_cli_shell_run(command, args, &out, &len, msg, sizeof msg) == 0) {
-        result = json_loadb(out, len, JSON_DECODE_ANY, NULL);
+        int inexact;
+        result = eryx__json_read(out, len, ERYX_CLI_JSON_FLAGS, &inexact);
         if (!result)
             snprintf(msg, sizeof msg, "the command's output is not JSON");
     }
     if (result)
-        json_object_set_new(reply, "result", result);
+        json_object_set_new(reply, "result_json", json_stringn(out, len));
     else
         json_object_set_new(reply, "error", json_pack("{ss ss}", "kind", "failed", "message", msg));
+    json_decref(result);
     free(args);
     free(out);
     return ws_conn_send_json(c, reply);
@@ -319,7 +327,8 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const ch
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
             status = EXIT_SANDBOX;
         } else if (r > 0 && !binary) {
-            json_t *ev = json_loadb((const char *)data, n, 0, NULL);
+            int inexact;
+            json_t *ev = eryx__json_read((const char *)data, n, 0, &inexact);
             status = on_event(c, o, ev);
             json_decref(ev);
         }

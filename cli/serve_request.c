@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "net/base64.h"
+#include "result_json.h"
 #include "run_status.h"
 #include "serve.h"
 #include "ws.h"
@@ -144,7 +145,9 @@ static void forget_call(running *r, size_t i)
     r->calls[i] = r->calls[--r->n_calls];
 }
 
-/* Completes call with the answer object {result} or {error: {kind, message}}. */
+/* Completes call with the answer object {result}, {result_json} (the exact
+ * text, which an integer beyond 64 bits needs: result_json.h) or {error:
+ * {kind, message}}. */
 static void answer(eryx_call *call, json_t *reply)
 {
     json_t *err = json_object_get(reply, "error");
@@ -155,6 +158,11 @@ static void answer(eryx_call *call, json_t *reply)
               : kind && strcmp(kind, "timeout") == 0        ? ERYX_CALL_TIMEOUT
                                                             : ERYX_CALL_FAILED;
         eryx_call_fail(call, k, msg ? msg : "the client's callback failed");
+        return;
+    }
+    json_t *exact = json_object_get(reply, "result_json");
+    if (json_is_string(exact)) {
+        eryx_call_reply(call, json_string_value(exact), json_string_length(exact));
         return;
     }
     char *s = json_dumps(json_object_get(reply, "result"), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -188,6 +196,21 @@ static int answer_from_replies(running *r, eryx_call *call)
     return 0;
 }
 
+
+/* A call as the client sees it: id, name and arguments, with the exact
+ * text of the arguments beside them when an integer beyond 64 bits made
+ * them inexact (result_json.h). */
+static json_t *call_fields(eryx_call *call, uint64_t id, const char *name)
+{
+    const char *text = eryx_call_args(call);
+    int inexact;
+    json_t *args = eryx__json_read(text, strlen(text), ERYX_CLI_JSON_FLAGS, &inexact);
+    json_t *f = json_pack("{sI ss so}", "call", (json_int_t)id, "name", name, "args",
+                          args ? args : json_object());
+    if (f && inexact)
+        json_object_set_new(f, "args_json", json_string(text));
+    return f;
+}
 static void new_call(running *r, eryx_call *call)
 {
     r->replaying = 0;
@@ -197,9 +220,7 @@ static void new_call(running *r, eryx_call *call)
         eryx_call_fail(call, ERYX_CALL_FAILED, "the client is gone");
         return;
     }
-    json_t *args = json_loads(eryx_call_args(call), 0, NULL);
-    send_event(r, "call", json_pack("{sI ss so}", "call", (json_int_t)eryx_call_id(call), "name",
-                                    eryx_call_name(call), "args", args ? args : json_object()));
+    send_event(r, "call", call_fields(call, eryx_call_id(call), eryx_call_name(call)));
 }
 
 /* Releases the calls nobody will answer now (each must be completed once). */
@@ -222,8 +243,10 @@ static void on_reply(running *r, json_t *msg)
     for (size_t i = 0; json_is_integer(cid) && i < r->n_calls; i++) {
         if (r->calls[i].id != (uint64_t)json_integer_value(cid))
             continue;
-        if (!json_object_get(msg, "result") && !json_is_object(json_object_get(msg, "error"))) {
-            send_error(r->c, r->id, "bad_request", "a reply needs \"result\" or \"error\"");
+        if (!json_object_get(msg, "result") && !json_is_string(json_object_get(msg, "result_json")) &&
+            !json_is_object(json_object_get(msg, "error"))) {
+            send_error(r->c, r->id, "bad_request",
+                       "a reply needs \"result\", \"result_json\" or \"error\"");
             return;
         }
         answer(r->calls[i].call, msg);
@@ -324,9 +347,12 @@ static json_t *done_fields(int rc, const eryx_result *res)
         return d;
     }
     const char *result_error;
-    json_t *result = eryx_cli_result(res, &result_error);
+    int inexact;
+    json_t *result = eryx_cli_result(res, &result_error, &inexact);
     json_object_set_new(d, "exit_code", json_integer(res->exit_code));
     json_object_set_new(d, "result", result ? result : json_null());
+    if (inexact)
+        json_object_set_new(d, "result_json", json_string(res->result_json));
     json_object_set_new(d, "result_error", str_or_null(result_error));
     json_object_set_new(d, "exc_type", str_or_null(res->exc_type));
     json_object_set_new(d, "exc_message", str_or_null(res->exc_message));
@@ -357,10 +383,8 @@ static void suspend(running *r, eryx_journal *j)
     char *token = journal_token(r->sv, &meta, j);
     json_t *pending = json_array();
     for (size_t i = 0; i < r->n_calls; i++) {
-        json_t *args = json_loads(eryx_call_args(r->calls[i].call), 0, NULL);
-        json_array_append_new(pending, json_pack("{sI ss so}", "call", (json_int_t)r->calls[i].id,
-                                                 "name", r->calls[i].name, "args",
-                                                 args ? args : json_object()));
+        json_array_append_new(pending,
+                              call_fields(r->calls[i].call, r->calls[i].id, r->calls[i].name));
     }
     drop_calls(r);
     if (token)
@@ -712,7 +736,10 @@ static void *reader_main(void *arg)
                 ws_conn_close(cl->c, WS_CLOSE_GOING_AWAY, "idle");
             break;
         }
-        json_t *msg = binary ? NULL : json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, NULL);
+        int inexact;
+        json_t *msg = binary ? NULL
+                             : eryx__json_read((const char *)data, len, JSON_REJECT_DUPLICATES,
+                                                  &inexact);
         if (!json_is_object(msg)) {
             atomic_fetch_add(&cl->sv->m.errors_total, 1);
             send_error(cl->c, NULL, "bad_request",

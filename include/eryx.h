@@ -308,6 +308,8 @@ ERYX_API uint64_t eryx_call_id(const eryx_call *call);
 
 /* Completes a call with a JSON value (copied), or with an error the guest
  * sees as eryx.CallbackError (message copied; kind is eryx_call_error).
+ * Integers have no size limit, as in JSON and Python: 10**30 arrives as
+ * that int.
  * Thread-safe. Returns ERYX_OK; ERYX_INVALID for malformed JSON (the guest
  * then sees a failed call, and the call is completed all the same);
  * ERYX_NOTFOUND when the call had already timed out (its deadline passed,
@@ -416,7 +418,10 @@ typedef struct eryx_sandbox_config {
                                   per run (default 10 MiB); beyond, output
                                   is dropped, the stream gets a one-line
                                   "[eryx: output truncated ...]" marker and
-                                  the result's *_truncated flag is set */
+                                  the result's *_truncated flag is set.
+                                  Also the most JSON `result` may take:
+                                  beyond, result_json is NULL and
+                                  result_error says so */
     uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
     eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
     void *output_user_data;

@@ -137,8 +137,16 @@ class ExecuteResult:
         self.callback_invocations = int(ev.get("callbacks") or 0)
         self.peak_memory_bytes = ev.get("memory_bytes")
         self.fuel_consumed = ev.get("fuel")
-        self.result = ev.get("result")
-        self.result_json = None if self.result is None else json.dumps(self.result)
+        # result_json comes only when `result` lost digits on the way (an
+        # integer beyond 64 bits, read by the server as a float): it is
+        # the exact text, as the local package's result_json is.
+        exact = ev.get("result_json")
+        if isinstance(exact, str):
+            self.result = json.loads(exact)
+            self.result_json = exact
+        else:
+            self.result = ev.get("result")
+            self.result_json = None if self.result is None else json.dumps(self.result)
         self.result_error = ev.get("result_error")
         self.exception_type = ev.get("exc_type")
         self.exception_message = ev.get("exc_message")
@@ -162,6 +170,14 @@ class ExecuteResult:
                 f"result={self.result!r}, replica={self.replica!r})")
 
 
+def _call_args(ev: Mapping[str, Any]) -> Dict[str, Any]:
+    """A call's arguments: exact from args_json when the server sent it
+    (an integer beyond 64 bits, which its ``args`` carries as a float)."""
+    exact = ev.get("args_json")
+    args = json.loads(exact) if isinstance(exact, str) else ev.get("args")
+    return args if isinstance(args, dict) else {}
+
+
 class PendingCall:
     """A callback call the suspended execution waits on."""
 
@@ -170,7 +186,7 @@ class PendingCall:
     def __init__(self, d: Mapping[str, Any]) -> None:
         self.call: int = d.get("call")  # type: ignore[assignment]
         self.name: str = d.get("name", "")
-        self.args: Dict[str, Any] = d.get("args") or {}
+        self.args: Dict[str, Any] = _call_args(d)
 
     def __repr__(self) -> str:
         return f"PendingCall(call={self.call!r}, name={self.name!r}, args={self.args!r})"
@@ -477,7 +493,7 @@ class _Client:
         with req.lock:
             req.pending += 1
         self._workers.submit(self._call, req, ev.get("call"), str(ev.get("name")),
-                             ev.get("args") or {})
+                             _call_args(ev))
 
     def _call(self, req: _Request, call: Any, name: str, args: Any) -> None:
         try:
@@ -488,8 +504,10 @@ class _Client:
         if not req.answered():
             return  # the execution is being suspended: this call stays pending
         if isinstance(reply, str):
+            # As text, which the server hands the guest as it is: an
+            # integer beyond 64 bits in "result" would reach it as a float.
             text = f'{{"op":"reply","id":{json.dumps(req.rid)},"call":{json.dumps(call)},' \
-                   f'"result":{reply}}}'
+                   f'"result_json":{json.dumps(reply)}}}'
             try:
                 req.conn.send_text(text)
             except (OSError, Closed):
@@ -800,7 +818,8 @@ def _replies(replies: Union[Mapping[int, Any], Sequence[Mapping[str, Any]]]
                 out.append({"call": call, "error": {"kind": "failed",
                                                     "message": _callbacks._describe(value)}})
             else:
-                out.append({"call": call, "result": value})
+                # Exact text, as a live reply goes (an integer beyond 64 bits).
+                out.append({"call": call, "result_json": json.dumps(value, allow_nan=False)})
         return out
     return [dict(r) for r in replies]
 

@@ -734,26 +734,52 @@ static void result_dealloc(pyeryx_result *r)
 
 static PyObject *json_loads;
 
-static PyObject *result_get_result(pyeryx_result *r, void *unused)
+/* Decodes result_json, once, on first use. The sandbox's code can hand
+ * the host any text as its result: text json.loads refuses gives no result
+ * and says so in result_error, as the service and the MCP server do,
+ * rather than raise from an attribute. */
+static int decode_result(pyeryx_result *r)
 {
-    if (r->result) {
-        Py_INCREF(r->result);
-        return r->result;
+    if (r->result)
+        return 0;
+    if (r->result_json == Py_None) {
+        r->result = Py_NewRef(Py_None);
+        return 0;
     }
-    if (r->result_json == Py_None)
-        Py_RETURN_NONE;
     if (!json_loads) {
         PyObject *json = PyImport_ImportModule("json");
         if (!json)
-            return NULL;
+            return -1;
         json_loads = PyObject_GetAttrString(json, "loads");
         Py_DECREF(json);
         if (!json_loads)
-            return NULL;
+            return -1;
     }
-    r->result = PyObject_CallOneArg(json_loads, r->result_json);
-    Py_XINCREF(r->result);
-    return r->result;
+    PyObject *v = PyObject_CallOneArg(json_loads, r->result_json);
+    if (!v) {
+        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+            return -1;
+        PyErr_Clear();
+        if (r->result_error == Py_None) {
+            PyObject *why = PyUnicode_FromString("the sandbox reported a result that is not JSON");
+            if (!why)
+                return -1;
+            Py_SETREF(r->result_error, why);
+        }
+        v = Py_NewRef(Py_None);
+    }
+    r->result = v;
+    return 0;
+}
+
+static PyObject *result_get_result(pyeryx_result *r, void *unused)
+{
+    return decode_result(r) < 0 ? NULL : Py_NewRef(r->result);
+}
+
+static PyObject *result_get_error(pyeryx_result *r, void *unused)
+{
+    return decode_result(r) < 0 ? NULL : Py_NewRef(r->result_error);
 }
 
 /* Used by the package for result_variable other than "result". */
@@ -814,9 +840,8 @@ static PyMemberDef result_members[] = {
     {"stderr", T_OBJECT, offsetof(pyeryx_result, stderr_), READONLY,
      "Everything the code wrote to stderr (str)."},
     {"result_json", T_OBJECT, offsetof(pyeryx_result, result_json), READONLY,
-     "JSON text of the result variable if the run assigned it, else None."},
-    {"result_error", T_OBJECT, offsetof(pyeryx_result, result_error), READONLY,
-     "Why the result variable could not be captured (not JSON-serialisable), or None."},
+     "JSON text of the result variable if the run assigned it, else None (as the "
+     "sandbox reported it: its code can forge it)."},
     {"exception_type", T_OBJECT, offsetof(pyeryx_result, exc_type), READONLY,
      "Qualified name of the uncaught exception, or None."},
     {"exception_message", T_OBJECT, offsetof(pyeryx_result, exc_message), READONLY,
@@ -841,6 +866,10 @@ static PyGetSetDef result_getset[] = {
     {"result", (getter)result_get_result, NULL,
      "The value of the result variable, decoded from JSON, or None if the run did not "
      "set it (or it was not JSON-serialisable: see result_error).",
+     NULL},
+    {"result_error", (getter)result_get_error, NULL,
+     "Why there is no result: the result variable was not JSON-serialisable, or the "
+     "sandbox reported text that is not JSON. None otherwise.",
      NULL},
     {"duration_ms", (getter)result_duration, NULL, "Wall time of the run, in milliseconds.",
      NULL},

@@ -96,6 +96,34 @@ def test_suspend_then_resume_in_the_same_sandbox():
     assert r.result.callback_invocations == 2
 
 
+def test_integers_beyond_64_bits_replay_exact():
+    # A recorded reply holding 2**70 replays as it was answered (the host's
+    # JSON reader stops at 64 bits: the value goes to the guest as text).
+    answers = []
+    registry = eryx.CallbackRegistry()
+
+    def big():
+        answers.append(2**70)
+        return {"n": 2**70, "m": -10**30}
+
+    def gate():
+        if len(answers) < 2:
+            answers.append("gate")
+            raise eryx.SuspendCallback("later")
+        return 1
+
+    registry.add(big)
+    registry.add(gate)
+    code = "r = await big()\nawait gate()\nprint(r['n'] == 2**70, r['m'] == -10**30)\nresult = r"
+    o = eryx.Sandbox(callbacks=registry).execute_with_journal(code)
+    assert o.suspended is not None and answers == [2**70, "gate"]
+    r = eryx.Sandbox(callbacks=registry).execute_with_journal(code, journal=through_json(o.journal))
+    assert r.error is None and r.replayed_callbacks == 1, r.error
+    assert answers == [2**70, "gate"]  # big() came from the journal
+    assert r.result.stdout == "True True\n"
+    assert r.result.result == {"n": 2**70, "m": -10**30}
+
+
 def test_resume_in_a_fresh_sandbox_through_json():
     cb = Approvals()
     o = eryx.Sandbox(callbacks=cb.registry).execute_with_journal(CODE)

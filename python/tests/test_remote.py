@@ -89,6 +89,32 @@ def test_execute_result_and_output(session):
     assert r.result_error == "the sandbox reported a result that is not JSON"
 
 
+def test_integers_beyond_64_bits_arrive_exact(server, work):
+    # JSON has no size limit on integers and Python writes them whole; the
+    # server's reader stops at 64 bits, so such values travel as exact text
+    # beside the value (result_json, args_json), both ways.
+    seen = []
+
+    def double(n):
+        seen.append(n)
+        return {"twice": n * 2, "small": 1}
+
+    with remote.Session(server.url, work["token"],
+                        callbacks=[{"name": "double", "fn": double}]) as s:
+        r = s.execute("r = await double(n=2**70)\n"
+                      "print(r['twice'] == 2**71, type(r['small']).__name__)\n"
+                      "result = {'big': 10**30, 'small': 3, 'low': -2**63, 'lower': -2**63 - 1}")
+    assert seen == [2**70] and type(seen[0]) is int
+    assert r.stdout == "True int\n", r.stdout + r.stderr
+    assert r.result == {"big": 10**30, "small": 3, "low": -2**63, "lower": -2**63 - 1}
+    assert type(r.result["small"]) is int and r.result_error is None
+    assert json.loads(r.result_json) == r.result
+    # A number no double holds is reported, not passed on as null.
+    with remote.Session(server.url, work["token"]) as s:
+        r = s.execute("result = [10**400]")
+    assert r.result is None and "beyond a double's range" in r.result_error
+
+
 def test_state_persists_and_versions_grow(session):
     v1 = session.execute("x = 20").version
     r = session.execute("x += 22; print(x)")

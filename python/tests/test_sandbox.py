@@ -43,6 +43,20 @@ def test_result_variable():
     assert "Out of range float values are not JSON compliant" in r.result_error
     r = sb.execute("print(1)")
     assert r.result is None and r.result_json is None
+    # Integers have no size limit, in JSON as in Python.
+    r = sb.execute("result = {'n': 10**30, 'm': -2**64}")
+    assert r.result == {"n": 10**30, "m": -2**64} and r.result_error is None
+    # The code can hand the host any text as its result (event kind 2):
+    # text that is not JSON is no result, and result_error says so, whether
+    # it is read before or after result.
+    forge = "import _eryx_host\n_eryx_host.event(2, b'{oops')"
+    r = sb.execute(forge)
+    assert r.result_json == "{oops"
+    assert r.result_error == "the sandbox reported a result that is not JSON"
+    assert r.result is None
+    r = sb.execute(forge)
+    assert r.result is None
+    assert r.result_error == "the sandbox reported a result that is not JSON"
 
 
 def test_custom_result_variable():

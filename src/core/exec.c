@@ -9,6 +9,7 @@
 
 #include "core/exec.h"
 #include "core/handle.h"
+#include "core/json_wide.h"
 #include "guest/abi.h"
 #include "net/net.h"
 
@@ -196,11 +197,10 @@ static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
 
 int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
-    json_error_t err;
-    json_t *value = NULL;
+    json_t *result = NULL;
     if (json && len <= MAX_REPLY_BYTES)
-        value = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    if (!value) {
+        result = eryx__json_ok_record(call->id, json, len);
+    if (!result) {
         char msg[200];
         snprintf(msg, sizeof msg, "the host function returned %s",
                  !json ? "no JSON" : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
@@ -208,8 +208,6 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
         int rc = finish_call(call, error_result(call->id, "failed", msg), NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }
-    json_t *result = json_pack("{s:I, s:b, s:o}", "id", (json_int_t)call->id, "ok", 1,
-                               "value", value);
     /* Copied here, with no lock held; jentry never changes once the call
      * is shared. */
     char *text = call->jentry ? strndup(json, len) : NULL;
@@ -584,13 +582,14 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     json_t *results = json_array();
     eryx__hub *h = ex->hub;
     size_t kept = 0, handed_out = ex->next_new, removed_before = 0;
-    int journaled = 0;
+    int journaled = 0, raw = 0;
     pthread_mutex_lock(&h->mu);
     expire_calls_locked(ex, eryx__now_ns());
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
         if (c->state == ERYX__CALL_COMPLETED && results && !deferred_locked(c)) {
             json_array_append(results, c->result);
+            raw |= json_object_get(c->result, "raw") != NULL;
             c->state = ERYX__CALL_DELIVERED;
             /* Which reply delivered an outcome is what a replay repeats. */
             if (c->jentry && h->journal) {
@@ -613,6 +612,10 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     json_t *reply = json_pack("{s:o}", "results", results);
     if (reply && error)
         json_object_set_new(reply, "error", json_string(error));
+    /* A value the guest must read from its text (core/json_wide.h): the
+     * glue looks for it only when the reply says so. */
+    if (reply && raw)
+        json_object_set_new(reply, "raw", json_true());
     free(ex->reply);
     ex->reply = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
     ex->reply_len = ex->reply ? strlen(ex->reply) : 0;

@@ -166,6 +166,16 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
         ex->exported_len = ex->exported ? len : 0;
         if (ex->exported)
             memcpy(ex->exported, data, len);
+    } else if (kind == ERYX_EVENT_RESULT && len > sb->cfg.max_output) {
+        /* The result is output too: a host that parses it (the service, the
+         * MCP server) holds what max_output allows, not all of memory. */
+        char why[160];
+        snprintf(why, sizeof why, "the result is %u bytes of JSON, more than max_output (%llu)",
+                 len, (unsigned long long)sb->cfg.max_output);
+        free(ex->result_json);
+        free(ex->result_error);
+        ex->result_json = NULL;
+        ex->result_error = strdup(why);
     } else if (kind == ERYX_EVENT_RESULT || kind == ERYX_EVENT_RESULT_ERROR) {
         char **slot = kind == ERYX_EVENT_RESULT ? &ex->result_json : &ex->result_error;
         free(*slot);

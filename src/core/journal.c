@@ -23,6 +23,7 @@
 #include "config.h"
 #include "core/internal.h"
 #include "core/journal.h"
+#include "core/json_wide.h"
 #include "le.h"
 
 #define MAGIC "ERYXJNL1"
@@ -169,10 +170,7 @@ json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
     if (e->state == ERYX__JE_ERROR)
         return json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind",
                          eryx__call_error_name(e->kind), "message", e->message);
-    json_error_t err;
-    json_t *value = json_loadb(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    return value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "value", value)
-                 : NULL;
+    return eryx__json_ok_record(id, e->value, e->value_len);
 }
 
 /* ---- bytes --------------------------------------------------------------- */
@@ -282,10 +280,10 @@ static char *take_text(reader *r, size_t n, const char **why)
  * replay hands it to the guest), a message must be UTF-8. */
 static const char *check_outcome(const eryx__jentry *e)
 {
-    json_error_t err;
     json_t *v = NULL;
+    int inexact;
     if (e->state == ERYX__JE_OK)
-        v = json_loadb(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        v = eryx__json_read(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &inexact);
     else if (e->state == ERYX__JE_ERROR)
         v = json_string(e->message);
     else

@@ -170,6 +170,16 @@ TEST_CASE(test_basic_calls)
     check_output(sb, "async def twice(m):\n    return [await echo(m), await echo(m)]",
                  "");
     check_output(sb, "print(len(await twice('x')))", "2\n");
+    /* JSON's integers have no size limit, and neither have Python's: a
+     * reply holding one beyond 64 bits arrives exact, awaited alone (the
+     * direct path) or gathered (the event loop's). */
+    check_output(sb, "r = await echo(message=[10**30, -2**63 - 1, 3])\nprint(r)",
+                 "{'echo': {'message': [1000000000000000000000000000000, "
+                 "-9223372036854775809, 3]}}\n");
+    check_output(sb, "import asyncio\n"
+                     "a, b = await asyncio.gather(echo(2**64), echo('x'))\n"
+                     "print(a['echo']['message'] == 2**64, b)",
+                 "True {'echo': {'message': 'x'}}\n");
     eryx_result *r = run_expect(sb, "result = {'sum': await add(1, 2)}", ERYX_OK);
     CHECK_STR(r->result_json, "{\"sum\": 3}");
     CHECK_INT(r->n_callbacks, 1);

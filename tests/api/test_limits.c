@@ -181,6 +181,14 @@ TEST_CASE(test_output_limit_stops)
     CHECK_INT(run_limited(sb, "print('next run is fine')", 0, &r), ERYX_OK);
     CHECK_STR(r->out, "next run is fine\n");
     eryx_result_free(r);
+    /* The result counts as output: past max_output it is refused, said so. */
+    CHECK_INT(run_limited(sb, "result = 'y' * 2000", 0, &r), ERYX_OK);
+    CHECK(r->result_json == NULL);
+    CHECK_STR(r->result_error, "the result is 2002 bytes of JSON, more than max_output (1000)");
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "result = 'y' * 998", 0, &r), ERYX_OK);
+    CHECK(r->result_json && strlen(r->result_json) == 1000 && !r->result_error);
+    eryx_result_free(r);
     eryx_sandbox_free(sb);
 }
 

@@ -7,10 +7,12 @@
  * bytes as message. Properties: the run ends with ERYX_OK or
  * ERYX_PYTHON_EXCEPTION in the same step, the sandbox lives, and a reply
  * the host accepted reaches Python intact: the guest's json.dumps of it
- * reads back equal to the reply (jansson's json_equal).
+ * reads back equal to the reply (jansson's json_equal, both read with
+ * integers beyond 64 bits widened alike: core/json_wide.h).
  */
 #include <jansson.h>
 
+#include "core/json_wide.h"
 #include "fuzz_sandbox.h"
 
 static eryx_sandbox *sb;
@@ -60,8 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rc == ERYX_OK || rc == ERYX_PYTHON_EXCEPTION);
     FUZZ_CHECK(r != NULL && !eryx_sandbox_is_dead(sb));
     if (reply_rc == ERYX_OK && rc == ERYX_OK && r->result_json) {
-        json_t *sent = json_loadb(reply, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
-        json_t *got = json_loads(r->result_json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        int inexact;
+        json_t *sent = eryx__json_read(reply, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &inexact);
+        json_t *got = eryx__json_read(r->result_json, strlen(r->result_json),
+                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &inexact);
         if (!json_equal(sent, got))
             fprintf(stderr, "reply changed on its way: %.*s -> %s\n", (int)len, reply,
                     r->result_json);

@@ -95,6 +95,24 @@ await test('run_python: a result JSON cannot carry, or forged, is an error, not 
   assert.equal(r.structuredContent.result_error, 'the sandbox reported a result that is not JSON');
 });
 
+await test('run_python: integers beyond 64 bits reach the client, exact in result_json', async () => {
+  // JSON sets no size on an integer and Python writes it whole; the server's
+  // reader stops at 64 bits, so the value carries it as a number (as
+  // JSON.parse would) and result_json and the text carry the exact digits.
+  let r = await run(client, 'result = {"big": 10**30, "small": 3}');
+  assert.equal(r.structuredContent.result_error, undefined);
+  assert.deepEqual(r.structuredContent.result, { big: 1e30, small: 3 });
+  assert.equal(r.structuredContent.result_json, '{"big": 1000000000000000000000000000000, "small": 3}');
+  assert.match(r.content[0].text, /\[result\] \{"big": 1000000000000000000000000000000, "small": 3\}/);
+  // A plain result has no result_json: the value is the whole answer.
+  r = await run(client, 'result = [1, 2]');
+  assert.equal(r.structuredContent.result_json, undefined);
+  // Beyond a double's range the value cannot be given: an error says so.
+  r = await run(client, 'result = 10**400');
+  assert.equal(r.structuredContent.result, null);
+  assert.match(r.structuredContent.result_error, /beyond a double's range/);
+});
+
 await test('run_python: sessions are separate', async () => {
   let r = await run(client, 'y = "in b"', { session: 'b' });
   assert.equal(r.structuredContent.status, 'ok');

@@ -77,6 +77,8 @@ def call_sync(name, args, extra=(), args_json=None):
     while True:
         reply = _scan(_eryx_host.wait(data).decode(), 0)[0]
         data = _EMPTY
+        if "raw" in reply:
+            exact(reply)
         results = reply.get("results")
         if results and len(results) == 1 and results[0]["id"] == cid:
             return results[0]   # the common case: this call's result alone
@@ -84,6 +86,20 @@ def call_sync(name, args, extra=(), args_json=None):
         mine = stash.pop(cid, None)
         if mine is not None:
             return mine
+
+
+def exact(reply):
+    """A value holding an integer beyond 64 bits, which the host's JSON
+    library cannot hold, comes as its text ("raw"); the reply says so.
+    Text Python will not read (an integer of more than
+    sys.get_int_max_str_digits() digits) fails that call alone."""
+    for result in reply.get("results") or ():
+        if "raw" in result:
+            try:
+                result["value"] = json.loads(result.pop("raw"))
+            except ValueError as e:
+                result.update(ok=False, kind="failed",
+                              message=f"the host function's reply cannot be read: {e}")
 
 
 def _keep(reply):

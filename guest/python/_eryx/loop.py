@@ -94,6 +94,8 @@ class SandboxEventLoop(asyncio.BaseEventLoop):
         request = {"calls": self._outbox + list(net._extra()), "timeout": timeout}
         self._outbox = []
         reply = json.loads(_eryx_host.wait(json.dumps(request).encode()))
+        if "raw" in reply:
+            hostcall.exact(reply)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         self._deliver(reply["results"])

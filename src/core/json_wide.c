@@ -1,0 +1,106 @@
+/* JSON integers beyond 64 bits: json_wide.h says why. */
+#include "core/json_wide.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The characters a JSON number token is made of. */
+static int in_number(char c)
+{
+    return is_digit(c) || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E';
+}
+
+/* 1 if the token is an integer (-?[0-9]+) that strtoll, and so jansson,
+ * would refuse: above 2^63 - 1, or below -2^63. */
+static int int_overflows(const char *t, size_t n)
+{
+    int neg = n > 0 && t[0] == '-';
+    const char *d = t + neg;
+    size_t nd = n - (size_t)neg;
+    if (nd == 0)
+        return 0;
+    for (size_t i = 0; i < nd; i++)
+        if (!is_digit(d[i]))
+            return 0;
+    while (nd > 1 && d[0] == '0') {   /* not JSON, but not ours to judge */
+        d++;
+        nd--;
+    }
+    if (nd != 19)
+        return nd > 19;
+    return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
+}
+
+char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *widened)
+{
+    /* A widened token has at least 19 characters and gains 2. */
+    char *out = malloc(len + len / 9 + 1);
+    size_t o = 0;
+    int in_string = 0, escaped = 0;
+    *widened = 0;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        char c = text[i];
+        if (in_string) {
+            if (escaped)
+                escaped = 0;
+            else if (c == '\\')
+                escaped = 1;
+            else if (c == '"')
+                in_string = 0;
+            out[o++] = text[i++];
+        } else if (c == '-' || is_digit(c)) {
+            size_t j = i;
+            while (j < len && in_number(text[j]))
+                j++;
+            memcpy(out + o, text + i, j - i);
+            o += j - i;
+            if (int_overflows(text + i, j - i)) {
+                memcpy(out + o, ".0", 2);
+                o += 2;
+                *widened = 1;
+            }
+            i = j;
+        } else {
+            in_string = c == '"';
+            out[o++] = text[i++];
+        }
+    }
+    *out_len = o;
+    return out;
+}
+
+json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact)
+{
+    *inexact = 0;
+    json_t *v = json_loadb(text, len, flags, NULL);
+    if (v)
+        return v;
+    size_t wlen;
+    int widened;
+    char *w = eryx__json_widen_ints(text, len, &wlen, &widened);
+    if (w && widened)
+        v = json_loadb(w, wlen, flags, NULL);
+    free(w);
+    *inexact = v != NULL;
+    return v;
+}
+
+json_t *eryx__json_ok_record(uint64_t id, const char *json, size_t len)
+{
+    int inexact;
+    json_t *value = eryx__json_read(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &inexact);
+    if (!value)
+        return NULL;
+    if (inexact) {
+        /* jansson read it, so it is UTF-8: a string can hold it. */
+        json_decref(value);
+        value = json_stringn(json, len);
+        return value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "raw", value)
+                     : NULL;
+    }
+    return json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "value", value);
+}

@@ -1,0 +1,38 @@
+/*
+ * JSON integers beyond 64 bits. JSON sets no limit on an integer and
+ * Python writes 10**30 as its 31 digits; jansson refuses any integer that
+ * does not fit a long long ("too big integer"). Such text is still JSON:
+ * these read it by copying it with those integers turned into reals, which
+ * jansson takes (as the nearest double, as JavaScript's JSON.parse would),
+ * and say the value is inexact, so that the exact text can travel beside
+ * it. A callback's reply carries that text to the guest, a run's result
+ * and a call's arguments carry it to the service's and MCP's clients
+ * (cli/result_json.h). Fuzzed: fuzz_json_wide.
+ */
+#ifndef ERYX_CORE_JSON_WIDE_H
+#define ERYX_CORE_JSON_WIDE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A copy of the JSON text with ".0" after every integer token beyond a
+ * 64-bit signed integer's range, outside strings (NULL: out of memory);
+ * *widened is 1 if any was. Only tokens are looked at, not the grammar:
+ * text that is not JSON stays not JSON. *out_len gets the copy's length,
+ * at most len + len / 9 + 1. */
+char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *widened);
+
+/* json_loadb(text, len, flags), but with every integer beyond 64 bits read
+ * as a real (*inexact = 1) instead of failing. NULL when the text is not
+ * JSON, or holds a number beyond a double's range (10**400). */
+json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact);
+
+/* The guest's record of call id answered with the JSON text json:
+ * {"id", "ok": true, "value"}, or {"id", "ok": true, "raw": the text} when
+ * the value holds an integer beyond 64 bits (the guest's glue reads the
+ * text itself: guest/python/_eryx/hostcall.py). NULL when json is not
+ * JSON (or out of memory). */
+json_t *eryx__json_ok_record(uint64_t id, const char *json, size_t len);
+
+#endif
