@@ -17,6 +17,9 @@
 # base pointer rather than the %gs segment (default 1 on x86-64: ~20 % faster,
 # but valgrind cannot run it; src/engine/segment.c). A variant's output
 # directory is the default's path with "-fuel" and/or "-noseg" appended.
+# ERYX_GUEST_EXPERIMENT=SCRIPT rewrites the generated C further (SCRIPT
+# FILE.c, after guest/w2c_rewrite.sh): a lever being measured, never the
+# default (bench/README.md); its directory gets "-x" and the script's hash.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
@@ -28,6 +31,8 @@ case "$ERYX_GUEST_CC" in
     *) pgo_default=0 ;;
 esac
 ERYX_GUEST_PGO=${ERYX_GUEST_PGO:-$pgo_default}
+experiment=${ERYX_GUEST_EXPERIMENT:-}
+[ -z "$experiment" ] || experiment=$(cd "$(dirname "$experiment")" && pwd)/$(basename "$experiment")
 if [ "$(uname -m)" = x86_64 ]; then
     ERYX_GUEST_SEGMENT=${ERYX_GUEST_SEGMENT:-1}
 else
@@ -123,6 +128,7 @@ wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $
           # The recipe of the profile: a change of it must change the key.
           if [ "$ERYX_GUEST_PGO" = 1 ]; then echo "context-sensitive"; fi;
           cat "$here"/w2c_*.h "$here/w2c_rewrite.sh" "$here/host_instance.h";
+          if [ -n "$experiment" ]; then cat "$experiment"; fi;
           # The profile depends on the training, not on the host code it
           # ran under: a profile is advice, a stale one still builds correct code.
           if [ "$ERYX_GUEST_PGO" = 1 ]; then cat "$here"/pgo_train.*; fi;
@@ -137,6 +143,7 @@ if [ ! -f "$w2c/stamp" ]; then
     rewrite=("$here/w2c_rewrite.sh" "$w2c.tmp/guest.c")
     if [ "$ERYX_GUEST_FUEL" = 1 ]; then rewrite+=(--fuel); fi
     "${rewrite[@]}"
+    if [ -n "$experiment" ]; then "$experiment" "$w2c.tmp/guest.c"; fi
     t1=$(date +%s)
     log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
     compile() {   # compile OUTPUT [extra flags...]
@@ -187,6 +194,7 @@ fi
 final=$out
 [ "$ERYX_GUEST_FUEL" = 1 ] && final=$final-fuel
 [ "$ERYX_GUEST_SEGMENT" = 1 ] || final=$final-noseg
+[ -z "$experiment" ] || final=$final-x$(sha256sum <"$experiment" | cut -c1-8)
 if [ "$final" != "$out" ]; then
     mkdir -p "$final"
     for f in stdlib.img guest.wasm python-src.path python-native.path; do

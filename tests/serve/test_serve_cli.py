@@ -70,6 +70,12 @@ def test_callbacks_run_on_the_client(server, tmp_path):
                      "try:\n    await fails()\nexcept CallbackError as e:\n    print('failed:', e)\n")
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["42", "failed: nope"]
+    # Integers beyond 64 bits, which JSON allows and the server's JSON
+    # library does not hold, go both ways exact (args_json, result_json).
+    p = remote(server, "--callback", "double=python3 -c 'import json,sys; "
+               "print(json.load(sys.stdin)[\"x\"] * 2)'",
+               "-c", "print(await double(x=2**80) == 2**81)")
+    assert p.returncode == 0 and p.stdout == "True\n", p.stderr
 
 
 def test_sessions_persist_between_invocations(server):
