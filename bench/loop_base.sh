@@ -4,7 +4,7 @@
 # pointer read once at its entry, every other function through the %gs
 # segment. A load through %gs costs Intel's L1 about two cycles more than
 # one through a base register (bench/bench_segment.c); a base pointer in
-# every function lost more than that (one register fewer everywhere). The
+# every function lost more than that (likely one register fewer everywhere). The
 # loop is where most loads are. Mixing the two forms is sound: clang and
 # gcc treat a %gs access and an ordinary one as possibly the same memory.
 #

@@ -140,7 +140,7 @@ static int valid_id(const json_t *id)
 void jr_decode(const char *line, size_t len, jr_msg *out)
 {
     memset(out, 0, sizeof *out);
-    int inexact;   /* an integer beyond 64 bits is read as a real (result_json.h) */
+    int inexact;   /* an integer beyond 64 bits is read as a real (core/json_wide.h) */
     json_t *root = eryx__json_read(line, len, JSON_REJECT_DUPLICATES, &inexact);
     out->root = root;
     if (!root) {

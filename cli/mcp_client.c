@@ -717,7 +717,7 @@ void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call)
     struct eryx_cli_mcp_tool *t = user_data;
     mcp_conn *c = t->conn;
     const char *text = eryx_call_args(call);
-    int inexact;   /* an integer beyond 64 bits goes as a real (result_json.h) */
+    int inexact;   /* an integer beyond 64 bits goes as a real (core/json_wide.h) */
     json_t *args = eryx__json_read(text, strlen(text), ERYX_CLI_JSON_FLAGS, &inexact);
     if (!json_is_object(args)) {
         json_decref(args);

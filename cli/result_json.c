@@ -1,7 +1,6 @@
 /* A run's `result` as the service and the MCP server answer it. */
 #include "result_json.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 json_t *eryx_cli_result(const eryx_result *res, const char **error, int *inexact)
@@ -14,10 +13,7 @@ json_t *eryx_cli_result(const eryx_result *res, const char **error, int *inexact
     json_t *v = eryx__json_read(res->result_json, len, ERYX_CLI_JSON_FLAGS, inexact);
     if (v || *error)
         return v;
-    size_t wlen;
-    int widened = 0;
-    free(eryx__json_widen_ints(res->result_json, len, &wlen, &widened));
-    *error = widened ? "the sandbox's result holds an integer beyond a double's range (1.8e308)"
+    *error = eryx__json_wide_ints(res->result_json, len) ? "the sandbox's result holds an integer beyond a double's range (1.8e308)"
                        " or is not JSON"
                      : "the sandbox reported a result that is not JSON";
     return NULL;

@@ -196,7 +196,6 @@ static int answer_from_replies(running *r, eryx_call *call)
     return 0;
 }
 
-
 /* A call as the client sees it: id, name and arguments, with the exact
  * text of the arguments beside them when an integer beyond 64 bits made
  * them inexact (result_json.h). */
@@ -211,6 +210,7 @@ static json_t *call_fields(eryx_call *call, uint64_t id, const char *name)
         json_object_set_new(f, "args_json", json_string(text));
     return f;
 }
+
 static void new_call(running *r, eryx_call *call)
 {
     r->replaying = 0;

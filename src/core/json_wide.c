@@ -33,15 +33,13 @@ static int int_overflows(const char *t, size_t n)
     return memcmp(d, neg ? "9223372036854775808" : "9223372036854775807", 19) > 0;
 }
 
-char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *widened)
+/* The one scan of the text: counts the integer tokens to widen and, when
+ * out is not NULL, writes the widened copy there (the length it returns). */
+static size_t widen(const char *text, size_t len, char *out, size_t *n_wide)
 {
-    /* A widened token has at least 19 characters and gains 2. */
-    char *out = malloc(len + len / 9 + 1);
     size_t o = 0;
     int in_string = 0, escaped = 0;
-    *widened = 0;
-    if (!out)
-        return NULL;
+    *n_wide = 0;
     for (size_t i = 0; i < len;) {
         char c = text[i];
         if (in_string) {
@@ -51,25 +49,50 @@ char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *
                 escaped = 1;
             else if (c == '"')
                 in_string = 0;
-            out[o++] = text[i++];
+            if (out)
+                out[o] = c;
+            o++, i++;
         } else if (c == '-' || is_digit(c)) {
             size_t j = i;
             while (j < len && in_number(text[j]))
                 j++;
-            memcpy(out + o, text + i, j - i);
+            if (out)
+                memcpy(out + o, text + i, j - i);
             o += j - i;
             if (int_overflows(text + i, j - i)) {
-                memcpy(out + o, ".0", 2);
+                if (out)
+                    memcpy(out + o, ".0", 2);
                 o += 2;
-                *widened = 1;
+                ++*n_wide;
             }
             i = j;
         } else {
             in_string = c == '"';
-            out[o++] = text[i++];
+            if (out)
+                out[o] = c;
+            o++, i++;
         }
     }
-    *out_len = o;
+    return o;
+}
+
+size_t eryx__json_wide_ints(const char *text, size_t len)
+{
+    size_t n;
+    widen(text, len, NULL, &n);
+    return n;
+}
+
+char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *widened)
+{
+    size_t n;
+    /* A widened token has at least 19 characters and gains 2. */
+    char *out = malloc(len + len / 9 + 1);
+    *widened = 0;
+    if (!out)
+        return NULL;
+    *out_len = widen(text, len, out, &n);
+    *widened = n > 0;
     return out;
 }
 
@@ -79,10 +102,13 @@ json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact
     json_t *v = json_loadb(text, len, flags, NULL);
     if (v)
         return v;
+    /* Counted first: text that is merely not JSON costs no copy. */
+    if (eryx__json_wide_ints(text, len) == 0)
+        return NULL;
     size_t wlen;
     int widened;
     char *w = eryx__json_widen_ints(text, len, &wlen, &widened);
-    if (w && widened)
+    if (w)
         v = json_loadb(w, wlen, flags, NULL);
     free(w);
     *inexact = v != NULL;

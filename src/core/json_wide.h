@@ -23,6 +23,9 @@
  * at most len + len / 9 + 1. */
 char *eryx__json_widen_ints(const char *text, size_t len, size_t *out_len, int *widened);
 
+/* How many integer tokens eryx__json_widen_ints would widen, without a copy. */
+size_t eryx__json_wide_ints(const char *text, size_t len);
+
 /* json_loadb(text, len, flags), but with every integer beyond 64 bits read
  * as a real (*inexact = 1) instead of failing. NULL when the text is not
  * JSON, or holds a number beyond a double's range (10**400). */

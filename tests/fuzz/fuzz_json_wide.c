@@ -6,7 +6,8 @@
  * Properties beyond "no crash, no leak":
  *   - the widened copy is at most len + len / 9 + 1 bytes, and equal to
  *     the input when nothing was widened;
- *   - widening is idempotent: the copy widens to itself;
+ *   - widening is idempotent: the copy widens to itself, and the count
+ *     without a copy says whether there was anything to widen;
  *   - text jansson reads as it is is never widened, and the reader gives
  *     the same value, exact;
  *   - a value read inexact is one jansson could not read as it was;
@@ -36,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(w);
     FUZZ_CHECK(wlen <= size + size / 9 + 1);
     FUZZ_CHECK(widened || (wlen == size && memcmp(w, text, size) == 0));
+    FUZZ_CHECK((eryx__json_wide_ints(text, size) > 0) == widened);
     char *w2 = eryx__json_widen_ints(w, wlen, &wlen2, &widened2);
     FUZZ_CHECK(w2 && !widened2 && wlen2 == wlen && memcmp(w2, w, wlen) == 0);
     free(w2);
