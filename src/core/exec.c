@@ -10,6 +10,7 @@
 #include "core/exec.h"
 #include "core/handle.h"
 #include "core/json_wide.h"
+#include "core/json_write.h"
 #include "guest/abi.h"
 #include "net/net.h"
 
@@ -89,13 +90,11 @@ static int call_unref_locked(eryx_call *c)
 
 static json_t *error_result(uint64_t id, const char *kind, const char *message)
 {
-    json_t *r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind", kind,
-                          "message", message ? message : "");
+    json_t *r = eryx__json_error_record(id, kind, message ? message : "");
     /* jansson refuses text that is not UTF-8: the guest still gets its
      * failure (a NULL result would leave the call waiting forever). */
     if (!r)
-        r = json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind", kind,
-                      "message", "(the host function's message was not valid UTF-8)");
+        r = eryx__json_error_record(id, kind, "(the host function's message was not valid UTF-8)");
     return r;
 }
 
@@ -226,8 +225,7 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
 {
-    json_t *result = value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)call->id, "ok", 1,
-                                       "value", value)
+    json_t *result = value ? eryx__json_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
     return finish_call(call, result, NULL, 0);
 }
@@ -567,28 +565,43 @@ int eryx__exec_has_completed(eryx_exec *ex)
     return n > 0;
 }
 
-/* Times out calls past their deadline; h->mu held. */
-static void expire_calls_locked(eryx_exec *ex, uint64_t now)
+/* Times out calls past their deadline; h->mu held. The clock is read
+ * only if some call waits with a deadline (not the case of a reply to a
+ * call that completed at once, every callback's fast path). */
+static void expire_calls_locked(eryx_exec *ex)
 {
-    for (size_t i = 0; i < ex->n_calls; i++)
-        if (overdue_locked(ex->calls[i], now))
-            expire_locked(ex->calls[i]);
+    uint64_t now = 0;
+    for (size_t i = 0; i < ex->n_calls; i++) {
+        eryx_call *c = ex->calls[i];
+        if (c->state != ERYX__CALL_WAITING || !c->deadline_ns)
+            continue;
+        if (!now)
+            now = eryx__now_ns();
+        if (overdue_locked(c, now))
+            expire_locked(c);
+    }
 }
 
 /* Builds the reply for the guest from every completed call, which the
- * execution then forgets (the embedder may still hold its reference). */
+ * execution then forgets (the embedder may still hold its reference):
+ * {"results": [records], "error"?: text, "raw"?: true}. Written straight
+ * into ex->reply (core/json_write.h: json_dumps cost a sixth of a round
+ * trip); the guest's copy of it frees the text. */
 int eryx__exec_take_reply(eryx_exec *ex, const char *error)
 {
-    json_t *results = json_array();
     eryx__hub *h = ex->hub;
-    size_t kept = 0, handed_out = ex->next_new, removed_before = 0;
+    eryx__json_out o = {0};
+    size_t kept = 0, handed_out = ex->next_new, removed_before = 0, n = 0;
     int journaled = 0, raw = 0;
+    eryx__json_put(&o, "{\"results\":[", 12);
     pthread_mutex_lock(&h->mu);
-    expire_calls_locked(ex, eryx__now_ns());
+    expire_calls_locked(ex);
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
-        if (c->state == ERYX__CALL_COMPLETED && results && !deferred_locked(c)) {
-            json_array_append(results, c->result);
+        if (c->state == ERYX__CALL_COMPLETED && !o.err && !deferred_locked(c)) {
+            if (n++)
+                eryx__json_put(&o, ",", 1);
+            eryx__json_write(&o, c->result);
             raw |= json_object_get(c->result, "raw") != NULL;
             c->state = ERYX__CALL_DELIVERED;
             /* Which reply delivered an outcome is what a replay repeats. */
@@ -609,17 +622,21 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     ex->jbatch += (uint32_t)journaled;
     h->n_ready = 0; /* what is left is deferred */
     pthread_mutex_unlock(&h->mu);
-    json_t *reply = json_pack("{s:o}", "results", results);
-    if (reply && error)
-        json_object_set_new(reply, "error", json_string(error));
+    eryx__json_put(&o, "]", 1);
+    if (error) {
+        eryx__json_put(&o, ",\"error\":", 9);
+        eryx__json_put_string(&o, error, strlen(error));
+    }
     /* A value the guest must read from its text (core/json_wide.h): the
      * glue looks for it only when the reply says so. */
-    if (reply && raw)
-        json_object_set_new(reply, "raw", json_true());
+    if (raw)
+        eryx__json_put(&o, ",\"raw\":true", 11);
+    eryx__json_put(&o, "}", 1);
     free(ex->reply);
-    ex->reply = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
-    ex->reply_len = ex->reply ? strlen(ex->reply) : 0;
-    json_decref(reply);
+    ex->reply = o.err ? NULL : o.p;
+    ex->reply_len = o.err ? 0 : o.len;
+    if (o.err)
+        free(o.p);
     return ex->reply ? 0 : -1;
 }
 
@@ -679,14 +696,13 @@ int eryx__exec_has_news(eryx_exec *ex)
 {
     if (ex->state != EX_PENDING)
         return ex->state == EX_NEW;
-    uint64_t now = eryx__now_ns();
-    if (ex->timer_deadline_ns && now >= ex->timer_deadline_ns)
+    if (ex->timer_deadline_ns && eryx__now_ns() >= ex->timer_deadline_ns)
         return 1;
     if (eryx__irq_cause(ex->sb))
         return 1; /* resume: the stop takes effect in the guest */
     if (!atomic_load(&ex->sleeping)) {
         pthread_mutex_lock(&ex->hub->mu);
-        expire_calls_locked(ex, now);
+        expire_calls_locked(ex);
         pthread_mutex_unlock(&ex->hub->mu);
     }
     return eryx__exec_ready(ex);

@@ -168,8 +168,7 @@ json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
 {
     const eryx__jentry *e = &j->e[i];
     if (e->state == ERYX__JE_ERROR)
-        return json_pack("{s:I, s:b, s:s, s:s}", "id", (json_int_t)id, "ok", 0, "kind",
-                         eryx__call_error_name(e->kind), "message", e->message);
+        return eryx__json_error_record(id, eryx__call_error_name(e->kind), e->message);
     return eryx__json_ok_record(id, e->value, e->value_len);
 }
 

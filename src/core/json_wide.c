@@ -115,6 +115,32 @@ json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact
     return v;
 }
 
+json_t *eryx__json_record(uint64_t id, int ok, const char *key, json_t *value)
+{
+    json_t *r = value ? json_object() : NULL;
+    if (!r || json_object_set_new_nocheck(r, "id", json_integer((json_int_t)id)) < 0 ||
+        json_object_set_new_nocheck(r, "ok", json_boolean(ok)) < 0) {
+        json_decref(value);
+        json_decref(r);
+        return NULL;
+    }
+    if (json_object_set_new_nocheck(r, key, value) < 0) { /* takes value all the same */
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
+
+json_t *eryx__json_error_record(uint64_t id, const char *kind, const char *message)
+{
+    json_t *r = eryx__json_record(id, 0, "kind", json_string(kind));
+    if (r && json_object_set_new_nocheck(r, "message", json_string(message)) < 0) {
+        json_decref(r);
+        return NULL;
+    }
+    return r;
+}
+
 json_t *eryx__json_ok_record(uint64_t id, const char *json, size_t len)
 {
     int inexact;
@@ -124,9 +150,7 @@ json_t *eryx__json_ok_record(uint64_t id, const char *json, size_t len)
     if (inexact) {
         /* jansson read it, so it is UTF-8: a string can hold it. */
         json_decref(value);
-        value = json_stringn(json, len);
-        return value ? json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "raw", value)
-                     : NULL;
+        return eryx__json_record(id, 1, "raw", json_stringn(json, len));
     }
-    return json_pack("{s:I, s:b, s:o}", "id", (json_int_t)id, "ok", 1, "value", value);
+    return eryx__json_record(id, 1, "value", value);
 }

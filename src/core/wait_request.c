@@ -174,6 +174,16 @@ static int string(dec *d, int json)
     for (;;) {
         if (d->p >= d->end)
             return fail(d, MALFORMED ": unterminated string");
+        /* A run of plain ASCII, the usual case, is copied as it is. */
+        const uint8_t *run = d->p;
+        while (run < d->end && *run >= 0x20 && *run < 0x80 && *run != '"' && *run != '\\')
+            run++;
+        if (run > d->p) {
+            if (put(d, d->p, (size_t)(run - d->p)) < 0)
+                return -1;
+            d->p = run;
+            continue;
+        }
         uint8_t c = *d->p;
         if (c == '"') {
             d->p++;

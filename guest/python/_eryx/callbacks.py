@@ -44,7 +44,12 @@ class Callback:
         loop = sys.modules.get("_eryx.loop")
         if loop is None:
             from . import loop
-        return await loop.call_host(self.name, kwargs, encoded)
+        record = loop.call_now(self.name, encoded)
+        if record is None:
+            return await loop.call_host(self.name, kwargs)
+        if record["ok"]:
+            return record["value"]
+        raise CallbackError(record["message"], record["kind"])
 
     def __repr__(self):
         return f"<host function {self.name}>"

@@ -427,26 +427,25 @@ def run_top_level(coro):
         return runner.run(coro)
 
 
-def call_host(name, args, args_json=None):
-    """Awaitable result of a host function, from any coroutine. When the
-    loop has nothing else to do (no other task ready, no timer, no call in
-    flight), the call is made at once, as a synchronous one, and the future
-    comes back done: awaiting it does not go through the loop, and the
-    request is put together from args_json (the callback's arguments as
-    JSON text) instead of encoded again. That took `await noop()` from
-    13 to 5 us (docs/performance.md)."""
+def call_now(name, args_json):
+    """The result record of host function `name` ({"ok", "value" | "kind",
+    "message"}), called at once as a synchronous call, when the event loop
+    has nothing else to do (no other task ready, no timer, no call in
+    flight); None otherwise, and the caller awaits call_host. A callback
+    then needs no future and no turn of the loop, and its request is put
+    together from args_json (its arguments already as JSON text). That took
+    `await noop()` from 13 to 5 us (docs/performance.md)."""
     loop = asyncio.get_running_loop()
     if not isinstance(loop, SandboxEventLoop):
         raise RuntimeError("host functions can only be awaited in the sandbox's event loop")
-    if args_json is None or loop._ready or loop._scheduled or loop._waiting or loop._outbox:
-        return loop.call_host(name, args)
-    result = hostcall.call_sync(name, None, net._extra(), args_json)
-    fut = loop.create_future()
-    if result["ok"]:
-        fut.set_result(result["value"])
-    else:
-        fut.set_exception(CallbackError(result["message"], result["kind"]))
-    return fut
+    if loop._ready or loop._scheduled or loop._waiting or loop._outbox:
+        return None
+    return hostcall.call_sync(name, None, net._extra(), args_json)
+
+
+def call_host(name, args):
+    """A future for the result of host function `name`, through the loop."""
+    return asyncio.get_running_loop().call_host(name, args)
 
 
 install_policy()
