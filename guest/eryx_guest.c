@@ -4,6 +4,7 @@
  * _eryx package (guest/python/_eryx), which this file only calls.
  */
 #include <Python.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,105 @@ static PyObject *host_wait_py(PyObject *self, PyObject *arg)
         return NULL;
     }
     return reply;
+}
+
+/* The JSON value that is exactly the n bytes at v, read with scan (json's
+ * scanner: scan(text, 0) -> (value, end)); NULL with an exception if it
+ * does not read or does not end there. */
+static PyObject *read_value(const char *v, size_t n, PyObject *scan)
+{
+    if (n == 4 && memcmp(v, "null", 4) == 0)
+        Py_RETURN_NONE;
+    if (n == 4 && memcmp(v, "true", 4) == 0)
+        Py_RETURN_TRUE;
+    if (n == 5 && memcmp(v, "false", 5) == 0)
+        Py_RETURN_FALSE;
+    PyObject *text = PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, NULL);
+    PyObject *zero = PyLong_FromLong(0);
+    PyObject *argv[2] = {text, zero};
+    PyObject *got = text && zero ? PyObject_Vectorcall(scan, argv, 2, NULL) : NULL;
+    PyObject *value = NULL;
+    if (got && PyTuple_Check(got) && PyTuple_GET_SIZE(got) == 2 &&
+        PyLong_AsSsize_t(PyTuple_GET_ITEM(got, 1)) == PyUnicode_GET_LENGTH(text))
+        value = Py_NewRef(PyTuple_GET_ITEM(got, 0));
+    else if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "not one JSON value");
+    Py_XDECREF(got);
+    Py_XDECREF(zero);
+    Py_XDECREF(text);
+    return value;
+}
+
+/* _eryx_host.call(head, args, cid, scan) -> (True, value) | (False, reply)
+ * One host function called on its own, hostcall.call_sync's common case,
+ * in C: building the request and reading the reply in Python was most of
+ * an `await noop()` (docs/performance.md, "Callback round trip"). The
+ * request is head + args + ',"id":cid}],"timeout":null}', head being
+ * '{"calls":[{"name":<JSON>,"args":' and args the arguments' JSON text.
+ * The reply to this call alone, a value, is the host's exact text
+ * {"results":[{"id":cid,"ok":true,"value":V}]}: V is read (null, true and
+ * false at once, anything else with scan, json's scanner) and (True, V)
+ * returned. Any other reply, or a V that does not read, comes back whole:
+ * (False, reply as str), for the caller to read as it reads every reply. */
+static PyObject *host_call_py(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    static const char tail[] = "}],\"timeout\":null}";
+    if (nargs != 4 || !PyUnicode_Check(args[0]) || !PyUnicode_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "call(head: str, args: str, cid: int, scan)");
+        return NULL;
+    }
+    Py_ssize_t hlen, alen;
+    const char *head = PyUnicode_AsUTF8AndSize(args[0], &hlen);
+    const char *argj = PyUnicode_AsUTF8AndSize(args[1], &alen);
+    unsigned long long cid = PyLong_AsUnsignedLongLong(args[2]);
+    if (!head || !argj || PyErr_Occurred())
+        return NULL;
+    char id[32], small[1024], *req = small;
+    int idlen = snprintf(id, sizeof id, ",\"id\":%llu", cid);
+    size_t rlen = (size_t)hlen + (size_t)alen + (size_t)idlen + sizeof tail - 1;
+    if (rlen > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "request too large");
+        return NULL;
+    }
+    if (rlen > sizeof small && !(req = PyMem_Malloc(rlen)))
+        return PyErr_NoMemory();
+    memcpy(req, head, (size_t)hlen);
+    memcpy(req + hlen, argj, (size_t)alen);
+    memcpy(req + hlen + alen, id, (size_t)idlen);
+    memcpy(req + hlen + alen + idlen, tail, sizeof tail - 1);
+    uint32_t n = host_wait(req, (uint32_t)rlen);
+    if (req != small)
+        PyMem_Free(req);
+
+    char *reply = n <= sizeof small ? small : PyMem_Malloc(n);
+    if (!reply)
+        return PyErr_NoMemory();
+    PyObject *out = NULL;
+    if (host_read_reply(reply, n) != n) {
+        PyErr_SetString(PyExc_RuntimeError, "the host lost the reply");
+        goto done;
+    }
+    char want[64];
+    int wlen = snprintf(want, sizeof want, "{\"results\":[{\"id\":%llu,\"ok\":true,\"value\":", cid);
+    if (n > (uint32_t)wlen + 3 && memcmp(reply, want, (size_t)wlen) == 0 &&
+        memcmp(reply + n - 3, "}]}", 3) == 0) {
+        PyObject *value = read_value(reply + wlen, n - (uint32_t)wlen - 3, args[3]);
+        if (value) {
+            out = PyTuple_Pack(2, Py_True, value);
+            Py_DECREF(value);
+            goto done;
+        }
+        PyErr_Clear();  /* read whole by the caller, which says what is wrong */
+    }
+    PyObject *text = PyUnicode_DecodeUTF8(reply, n, NULL);
+    if (text) {
+        out = PyTuple_Pack(2, Py_False, text);
+        Py_DECREF(text);
+    }
+done:
+    if (reply != small)
+        PyMem_Free(reply);
+    return out;
 }
 
 /* _eryx_host.event(kind: int, data: bytes): a report to the host (trace
@@ -273,6 +373,8 @@ static PyObject *host_immortalize_py(PyObject *self, PyObject *unused)
 
 static PyMethodDef host_methods[] = {
     {"wait", host_wait_py, METH_O, "Hand a request to the host, return its reply."},
+    {"call", (PyCFunction)(void (*)(void))host_call_py, METH_FASTCALL,
+     "Call one host function: (True, its value) or (False, the reply)."},
     {"event", host_event_py, METH_VARARGS, "Report an event to the host."},
     {"trace_begin", (PyCFunction)(void (*)(void))trace_begin_py, METH_FASTCALL,
      "Start reporting the lines of the given file (trace_line)."},

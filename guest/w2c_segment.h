@@ -49,8 +49,11 @@
         typedef t __attribute__((aligned(1), may_alias)) eryx_unaligned_;  \
         *(__seg_gs eryx_unaligned_ *)ERYX_SEG_ADDR(addr) = (val);           \
     } while (0)
-/* memset/memmove/memcpy reach the memory through ordinary pointers, which
- * the compiler believes never alias %gs accesses: fence them. */
+/* memset/memmove/memcpy reach the memory through ordinary pointers. clang-22
+ * and gcc-12 already treat %gs accesses as possibly aliasing those
+ * (docs/performance.md, "The segment on Intel"); the fences keep the order
+ * whatever a later compiler concludes about the two address spaces, and
+ * cost nothing measured. */
 #define ERYX_MEM_BULK(call)                     \
     do {                                        \
         __asm__ volatile("" ::: "memory");      \

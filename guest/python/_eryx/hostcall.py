@@ -69,33 +69,36 @@ def call_sync(name, args, extra=(), args_json=None):
     """The result record ({"ok", "value" | "kind", "message"}) of host
     function `name`; extra calls (fire and forget) go in the same request.
     args_json, when given, is args already as JSON text (a callback checked
-    them by encoding): the request is then put together as text."""
+    them by encoding)."""
     cid = _next[0]      # next_id(), inline: this is every callback's path
     _next[0] = cid + 1
     if extra:
         ignored.update(c["id"] for c in extra)
-    data = _request(cid, name, args, extra, args_json)
+    if args_json is not None and not extra:
+        # Every callback's case, in C: the request made, and this call's
+        # value read in place when the reply is that alone; any other
+        # reply comes back as text, read below.
+        head = _heads.get(name)
+        if head is None:
+            head = _heads[name] = '{"calls":[{"name":' + json.dumps(name) + ',"args":'
+        alone, got = _eryx_host.call(head, args_json, cid, _scan)
+        if alone:
+            return {"ok": True, "value": got}
+        text = got
+    else:
+        text = _eryx_host.wait(_request(cid, name, args, extra, args_json)).decode()
     while True:
-        text = _eryx_host.wait(data).decode()
-        data = _EMPTY
-        # The common case, this call's value alone, is the host's compact
-        # text {"results":[{"id":cid,"ok":true,"value":...}]} exactly: the
-        # value is read in place, without the dicts around it.
-        head = f'{{"results":[{{"id":{cid},"ok":true,"value":'
-        if text.startswith(head) and text.endswith("}]}"):
-            value, end = _scan(text, len(head))
-            if end == len(text) - 3:
-                return {"ok": True, "value": value}
         reply = _scan(text, 0)[0]
         if "raw" in reply:
             exact(reply)
         results = reply.get("results")
         if results and len(results) == 1 and results[0]["id"] == cid:
-            return results[0]   # this call's result alone, an error or raw
+            return results[0]   # this call's result alone: a failure, or raw
         _keep(reply)
         mine = stash.pop(cid, None)
         if mine is not None:
             return mine
+        text = _eryx_host.wait(_EMPTY).decode()
 
 
 def exact(reply):
