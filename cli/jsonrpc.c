@@ -14,6 +14,7 @@
 
 #include "jsonrpc.h"
 #include "core/json_wide.h"
+#include "core/utf8.h"
 
 /* ---- the framer ---- */
 
@@ -315,48 +316,13 @@ json_t *jr_notification(const char *method, json_t *params_stolen)
                      params_stolen ? params_stolen : json_object());
 }
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F; /* no surrogates */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < need + 1)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return need + 1;
-}
-
 json_t *jr_string_lossy(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     /* The common case: valid already. */
     while (i < n) {
-        size_t k = utf8_seq(p + i, n - i);
+        size_t k = eryx__utf8_len(p + i, n - i);
         if (!k)
             break;
         i += k;
@@ -370,7 +336,7 @@ json_t *jr_string_lossy(const char *s, size_t n)
         return NULL;
     size_t o = 0;
     for (i = 0; i < n;) {
-        size_t k = utf8_seq(p + i, n - i);
+        size_t k = eryx__utf8_len(p + i, n - i);
         if (k) {
             memcpy(out + o, p + i, k);
             o += k;

@@ -8,8 +8,8 @@
 #include <time.h>
 
 #include "core/exec.h"
+#include "core/call_record.h"
 #include "core/handle.h"
-#include "core/json_wide.h"
 #include "core/json_write.h"
 #include "guest/abi.h"
 #include "net/net.h"
@@ -90,11 +90,11 @@ static int call_unref_locked(eryx_call *c)
 
 static json_t *error_result(uint64_t id, const char *kind, const char *message)
 {
-    json_t *r = eryx__json_error_record(id, kind, message ? message : "");
+    json_t *r = eryx__call_error_record(id, kind, message ? message : "");
     /* jansson refuses text that is not UTF-8: the guest still gets its
      * failure (a NULL result would leave the call waiting forever). */
     if (!r)
-        r = eryx__json_error_record(id, kind, "(the host function's message was not valid UTF-8)");
+        r = eryx__call_error_record(id, kind, "(the host function's message was not valid UTF-8)");
     return r;
 }
 
@@ -198,7 +198,7 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
     json_t *result = NULL;
     if (json && len <= MAX_REPLY_BYTES)
-        result = eryx__json_ok_record(call->id, json, len);
+        result = eryx__call_ok_record(call->id, json, len);
     if (!result) {
         char msg[200];
         snprintf(msg, sizeof msg, "the host function returned %s",
@@ -225,7 +225,7 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
 {
-    json_t *result = value ? eryx__json_record(call->id, 1, "value", value)
+    json_t *result = value ? eryx__call_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
     return finish_call(call, result, NULL, 0);
 }
@@ -587,22 +587,33 @@ static void expire_calls_locked(eryx_exec *ex)
  * {"results": [records], "error"?: text, "raw"?: true}. Written straight
  * into ex->reply (core/json_write.h: json_dumps cost a sixth of a round
  * trip); the guest's copy of it frees the text. */
-int eryx__exec_take_reply(eryx_exec *ex, const char *error)
+/* Room for one more record in ex->taken. */
+static int grow_taken(eryx_exec *ex)
+{
+    if (ex->n_taken < ex->cap_taken)
+        return 1;
+    size_t want = ex->cap_taken ? ex->cap_taken * 2 : 8;
+    json_t **p = realloc(ex->taken, want * sizeof *p);
+    if (!p)
+        return 0;
+    ex->taken = p;
+    ex->cap_taken = want;
+    return 1;
+}
+
+/* Moves the completed, undeferred calls' records onto ex->taken (a
+ * reference each) and marks the calls delivered; h->mu held. Stops early,
+ * leaving the rest completed for the next reply, when the list cannot
+ * grow. */
+static void take_completed_locked(eryx_exec *ex)
 {
     eryx__hub *h = ex->hub;
-    eryx__json_out o = {0};
-    size_t kept = 0, handed_out = ex->next_new, removed_before = 0, n = 0;
-    int journaled = 0, raw = 0;
-    eryx__json_put(&o, "{\"results\":[", 12);
-    pthread_mutex_lock(&h->mu);
-    expire_calls_locked(ex);
+    size_t kept = 0, handed_out = ex->next_new, removed_before = 0;
+    int journaled = 0;
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
-        if (c->state == ERYX__CALL_COMPLETED && !o.err && !deferred_locked(c)) {
-            if (n++)
-                eryx__json_put(&o, ",", 1);
-            eryx__json_write(&o, c->result);
-            raw |= json_object_get(c->result, "raw") != NULL;
+        if (c->state == ERYX__CALL_COMPLETED && !deferred_locked(c) && grow_taken(ex)) {
+            ex->taken[ex->n_taken++] = json_incref(c->result);
             c->state = ERYX__CALL_DELIVERED;
             /* Which reply delivered an outcome is what a replay repeats. */
             if (c->jentry && h->journal) {
@@ -621,7 +632,34 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     ex->next_new = handed_out - removed_before;
     ex->jbatch += (uint32_t)journaled;
     h->n_ready = 0; /* what is left is deferred */
+}
+
+/* Drops the records a written reply holds. */
+static void drop_taken(eryx_exec *ex)
+{
+    for (size_t i = 0; i < ex->n_taken; i++)
+        json_decref(ex->taken[i]);
+    ex->n_taken = 0;
+}
+
+int eryx__exec_take_reply(eryx_exec *ex, const char *error)
+{
+    eryx__hub *h = ex->hub;
+    pthread_mutex_lock(&h->mu);
+    expire_calls_locked(ex);
+    take_completed_locked(ex);
     pthread_mutex_unlock(&h->mu);
+    /* Written outside the lock: a large value takes milliseconds, and the
+     * threads completing other calls need h->mu meanwhile. */
+    eryx__json_out o = {0};
+    int raw = 0;
+    eryx__json_put(&o, "{\"results\":[", 12);
+    for (size_t i = 0; i < ex->n_taken; i++) {
+        if (i)
+            eryx__json_put(&o, ",", 1);
+        eryx__json_write(&o, ex->taken[i]);
+        raw |= json_object_get(ex->taken[i], "raw") != NULL;
+    }
     eryx__json_put(&o, "]", 1);
     if (error) {
         eryx__json_put(&o, ",\"error\":", 9);
@@ -633,11 +671,16 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
         eryx__json_put(&o, ",\"raw\":true", 11);
     eryx__json_put(&o, "}", 1);
     free(ex->reply);
-    ex->reply = o.err ? NULL : o.p;
-    ex->reply_len = o.err ? 0 : o.len;
-    if (o.err)
-        free(o.p);
-    return ex->reply ? 0 : -1;
+    ex->reply = NULL;
+    ex->reply_len = 0;
+    if (o.err) {
+        free(o.p); /* the records stay taken: the next step writes them */
+        return -1;
+    }
+    drop_taken(ex);
+    ex->reply = o.p;
+    ex->reply_len = o.len;
+    return 0;
 }
 
 /* ---- what the embedder asks of a pending execution ------------------------ */
@@ -739,6 +782,8 @@ static void exec_free(eryx_exec *ex)
     free(ex->calls);
     free(ex->request);
     free(ex->reply);
+    drop_taken(ex);
+    free(ex->taken);
     free(ex->result_json);
     free(ex->result_error);
     free(ex->exported);

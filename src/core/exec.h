@@ -110,6 +110,10 @@ struct eryx_exec {
                                    eryx_exec_ready on other threads) */
     char *reply;                /* the reply the guest reads next */
     size_t reply_len;
+    json_t **taken;             /* delivered records not yet written into
+                                   a reply (kept when writing one failed,
+                                   for the next step to write again) */
+    size_t n_taken, cap_taken;
     uint32_t n_invocations;
     char *result_json, *result_error;
     char *exported;             /* an exported session state (mode "x") */

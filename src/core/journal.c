@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "core/internal.h"
+#include "core/call_record.h"
 #include "core/journal.h"
 #include "core/json_wide.h"
 #include "le.h"
@@ -168,8 +169,8 @@ json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
 {
     const eryx__jentry *e = &j->e[i];
     if (e->state == ERYX__JE_ERROR)
-        return eryx__json_error_record(id, eryx__call_error_name(e->kind), e->message);
-    return eryx__json_ok_record(id, e->value, e->value_len);
+        return eryx__call_error_record(id, eryx__call_error_name(e->kind), e->message);
+    return eryx__call_ok_record(id, e->value, e->value_len);
 }
 
 /* ---- bytes --------------------------------------------------------------- */

@@ -31,20 +31,4 @@ size_t eryx__json_wide_ints(const char *text, size_t len);
  * JSON, or holds a number beyond a double's range (10**400). */
 json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact);
 
-/* The guest's record of call id: {"id", "ok", key: value}, value taken
- * (NULL: value was NULL, or out of memory). Built member by member:
- * json_pack's parse of its format cost half a microsecond a record. */
-json_t *eryx__json_record(uint64_t id, int ok, const char *key, json_t *value);
-
-/* {"id", "ok": false, "kind", "message"}; NULL when message is not UTF-8
- * (or out of memory). */
-json_t *eryx__json_error_record(uint64_t id, const char *kind, const char *message);
-
-/* The guest's record of call id answered with the JSON text json:
- * {"id", "ok": true, "value"}, or {"id", "ok": true, "raw": the text} when
- * the value holds an integer beyond 64 bits (the guest's glue reads the
- * text itself: guest/python/_eryx/hostcall.py). NULL when json is not
- * JSON (or out of memory). */
-json_t *eryx__json_ok_record(uint64_t id, const char *json, size_t len);
-
 #endif

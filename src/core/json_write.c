@@ -1,5 +1,6 @@
 /* Compact JSON text of a jansson value: json_write.h says why. */
 #include "core/json_write.h"
+#include "core/utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -87,30 +88,6 @@ static void put_real(eryx__json_out *o, double v)
     eryx__json_put(o, buf, len);
 }
 
-/* Length of the UTF-8 sequence at s (at most n bytes) if it is one jansson
- * accepts (shortest form, no surrogate, at most U+10FFFF), else 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len = c < 0x80 ? 1 : c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3
-                          : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
-    if (len == 0 || len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    if (len == 3) {
-        unsigned cp = (c & 0x0fu) << 12 | (s[1] & 0x3fu) << 6;
-        if (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-    } else if (len == 4) {
-        unsigned cp = (c & 0x07u) << 18 | (s[1] & 0x3fu) << 12;
-        if (cp < 0x10000 || cp > 0x10ffff)
-            return 0;
-    }
-    return len;
-}
-
 /* A string, quoted, with jansson's escapes: the two that must be, the
  * short forms, \u00XX (upper-case hex) for the other control characters;
  * everything else as it is. Runs of plain bytes are copied at once. */
@@ -127,7 +104,7 @@ void eryx__json_put_string(eryx__json_out *o, const char *str, size_t n)
             continue;
         }
         if (c >= 0x80) {
-            size_t len = utf8_seq(s + i, n - i);
+            size_t len = eryx__utf8_len(s + i, n - i);
             if (!len) {
                 o->err = 1;
                 return;

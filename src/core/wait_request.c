@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/wait_request.h"
 
 #define MALFORMED "malformed request"
@@ -100,32 +101,6 @@ static int hex4(dec *d, uint32_t *out)
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
-static size_t utf8_len(const uint8_t *p, const uint8_t *end)
-{
-    size_t n;
-    uint32_t cp, min;
-    if (*p >= 0xc2 && *p <= 0xdf) {
-        n = 2, cp = *p & 0x1fu, min = 0x80;
-    } else if (*p >= 0xe0 && *p <= 0xef) {
-        n = 3, cp = *p & 0x0fu, min = 0x800;
-    } else if (*p >= 0xf0 && *p <= 0xf4) {
-        n = 4, cp = *p & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if ((size_t)(end - p) < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 static int put_utf8(dec *d, uint32_t cp)
 {
     char b[4];
@@ -192,7 +167,7 @@ static int string(dec *d, int json)
         if (c < 0x20)
             return fail(d, MALFORMED ": control character in a string");
         if (c >= 0x80) {
-            size_t n = utf8_len(d->p, d->end);
+            size_t n = eryx__utf8_len(d->p, (size_t)(d->end - d->p));
             if (!n)
                 return fail(d, MALFORMED ": invalid UTF-8");
             if (put(d, d->p, n) < 0)

@@ -16,6 +16,7 @@
  */
 #include <jansson.h>
 
+#include "core/call_record.h"
 #include "core/json_wide.h"
 #include "fuzz.h"
 
@@ -52,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(!v || (inexact && widened));
     }
     FUZZ_CHECK(!inexact || v);
-    json_t *rec = eryx__json_ok_record(7, text, size);
+    json_t *rec = eryx__call_ok_record(7, text, size);
     FUZZ_CHECK(!rec == !v);
     if (rec) {
         json_t *raw = json_object_get(rec, "raw");

@@ -1,0 +1,32 @@
+/*
+ * The guest's record of a call's outcome, one per call in a reply's
+ * "results" (guest/python/_eryx/hostcall.py reads them): {"id", "ok": true,
+ * "value"} or {"id", "ok": true, "raw": text} for a value, {"id", "ok":
+ * false, "kind", "message"} for an error. Built by the calls' completion
+ * (exec.c) and by a journal's replay (journal.c), written into the reply
+ * by json_write.c.
+ */
+#ifndef ERYX_CORE_CALL_RECORD_H
+#define ERYX_CORE_CALL_RECORD_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The guest's record of call id: {"id", "ok", key: value}, value taken
+ * (NULL: value was NULL, or out of memory). Built member by member:
+ * json_pack's parse of its format cost half a microsecond a record. */
+json_t *eryx__call_record(uint64_t id, int ok, const char *key, json_t *value);
+
+/* {"id", "ok": false, "kind", "message"}; NULL when message is not UTF-8
+ * (or out of memory). */
+json_t *eryx__call_error_record(uint64_t id, const char *kind, const char *message);
+
+/* The guest's record of call id answered with the JSON text json:
+ * {"id", "ok": true, "value"}, or {"id", "ok": true, "raw": the text} when
+ * the value holds an integer beyond 64 bits (the guest's glue reads the
+ * text itself: guest/python/_eryx/hostcall.py). NULL when json is not
+ * JSON (or out of memory). */
+json_t *eryx__call_ok_record(uint64_t id, const char *json, size_t len);
+
+#endif
