@@ -1,6 +1,11 @@
 /* The guest's records of calls' outcomes: call_record.h says what they hold. */
 #include "core/call_record.h"
+
+#include <stdlib.h>
+
 #include "core/json_wide.h"
+#include "core/json_write.h"
+#include "core/wait_request.h"
 
 json_t *eryx__call_record(uint64_t id, int ok, const char *key, json_t *value)
 {
@@ -40,4 +45,27 @@ json_t *eryx__call_ok_record(uint64_t id, const char *json, size_t len)
         return eryx__call_record(id, 1, "raw", json_stringn(json, len));
     }
     return eryx__call_record(id, 1, "value", value);
+}
+
+char *eryx__call_ok_text(uint64_t id, const char *json, size_t len, size_t *out_len)
+{
+    static const char ok[] = ",\"ok\":true,\"value\":";
+    eryx__json_out o = {0};
+    eryx__json_put(&o, "{\"id\":", 6);
+    eryx__json_put_u64(&o, id);
+    eryx__json_put(&o, ok, sizeof ok - 1);
+    char *value = eryx__json_reserve(&o, len + 1);
+    size_t vlen;
+    if (!value || eryx__json_compact(json, len, value, &vlen) < 0) {
+        free(o.p);
+        return NULL;
+    }
+    o.len += vlen;
+    eryx__json_put(&o, "}", 1);
+    if (o.err) {
+        free(o.p);
+        return NULL;
+    }
+    *out_len = o.len;
+    return o.p;
 }

@@ -29,4 +29,13 @@ json_t *eryx__call_error_record(uint64_t id, const char *kind, const char *messa
  * JSON (or out of memory). */
 json_t *eryx__call_ok_record(uint64_t id, const char *json, size_t len);
 
+/* The same record as text, {"id":id,"ok":true,"value":V} with V the
+ * value's compact text, for a reply that needs no tree: most replies, read
+ * and copied in one pass, not parsed into a tree and written out again
+ * (docs/performance.md, "Callback round trip"). NULL when the value is
+ * outside what eryx__json_compact takes (or out of memory): then
+ * eryx__call_ok_record reads it. The record reads, with jansson, as the
+ * tree eryx__call_ok_record builds (fuzz_json_wide checks). */
+char *eryx__call_ok_text(uint64_t id, const char *json, size_t len, size_t *out_len);
+
 #endif

@@ -73,6 +73,7 @@ static void call_free(eryx_call *c)
     free(c->name);
     free(c->args);
     json_decref(c->result);
+    free(c->record);
     free(c);
 }
 
@@ -98,33 +99,50 @@ static json_t *error_result(uint64_t id, const char *kind, const char *message)
     return r;
 }
 
+/* Whether call c's journal entry waits for its outcome; h->mu held. */
+static int journal_pending_locked(const eryx_call *c)
+{
+    eryx_journal *j = c->hub->journal;
+    return c->jentry && j && j->e[c->jentry - 1].state == ERYX__JE_PENDING;
+}
+
+/* Records a reply's JSON text (*text, taken) in the call's journal entry
+ * when it waits for it (h->mu held). Returns the failure the guest gets
+ * instead when the journal cannot hold the text, else NULL (also when
+ * that failure cannot be made: the entry then stays pending, and a replay
+ * asks again). */
+static json_t *journal_reply_locked(eryx_call *c, char **text, size_t len)
+{
+    if (!journal_pending_locked(c))
+        return NULL;
+    if (text && *text && eryx__journal_answer_ok(c->hub->journal, c->jentry - 1, *text, len) == 0) {
+        *text = NULL;
+        return NULL;
+    }
+    char msg[200];
+    snprintf(msg, sizeof msg, "the host function's reply (%zu bytes) could not be "
+                              "recorded: a journal holds at most %u MiB",
+             len, ERYX__JOURNAL_MAX_BYTES >> 20);
+    return error_result(c->id, "failed", msg);
+}
+
 /* Records the outcome of a call that has a journal entry (h->mu held: a
  * reply records on its own thread); returns the result to deliver. A reply
  * records its JSON text (*text, taken); one that does not fit becomes a
  * failure, so that the guest gets what the journal says it got. */
 static json_t *record_locked(eryx_call *c, json_t *result, char **text, size_t len)
 {
-    eryx_journal *j = c->hub->journal;
-    if (!c->jentry || !j || !result || j->e[c->jentry - 1].state != ERYX__JE_PENDING)
+    if (!result || !journal_pending_locked(c))
         return result; /* not journaled, or a replayed outcome */
-    size_t i = c->jentry - 1;
     if (json_is_true(json_object_get(result, "ok"))) {
-        if (text && *text && eryx__journal_answer_ok(j, i, *text, len) == 0) {
-            *text = NULL;
-            return result;
-        }
-        char msg[200];
-        snprintf(msg, sizeof msg, "the host function's reply (%zu bytes) could not be "
-                                  "recorded: a journal holds at most %u MiB",
-                 len, ERYX__JOURNAL_MAX_BYTES >> 20);
-        json_t *failure = error_result(c->id, "failed", msg);
+        json_t *failure = journal_reply_locked(c, text, len);
         if (!failure)
-            return result; /* the entry stays pending: a replay asks again */
+            return result;
         json_decref(result);
         result = failure;
     }
     const char *kind = json_string_value(json_object_get(result, "kind"));
-    eryx__journal_answer_error(j, i, eryx__call_error_kind(kind),
+    eryx__journal_answer_error(c->hub->journal, c->jentry - 1, eryx__call_error_kind(kind),
                                json_string_value(json_object_get(result, "message")));
     return result;
 }
@@ -137,12 +155,37 @@ static int deferred_locked(const eryx_call *c)
     return c->hub->deferring && c->jentry && !c->replay_batch;
 }
 
-/* Stores the result of a waiting call and wakes a waiting step; h->mu
- * held. Takes the reference to result (and *text, see record_locked). */
-static void complete_locked(eryx_call *c, json_t *result, char **text, size_t len)
+/* A call's outcome on its way in: its record as a tree, or as text. */
+typedef struct outcome {
+    json_t *tree;
+    char *text;
+    size_t len;
+} outcome;
+
+static outcome tree_outcome(json_t *tree)
+{
+    return (outcome){tree, NULL, 0};
+}
+
+/* Stores the outcome of a waiting call and wakes a waiting step; h->mu
+ * held. Takes o (and *text, see record_locked). */
+static void complete_locked(eryx_call *c, outcome o, char **text, size_t len)
 {
     eryx__hub *h = c->hub;
-    c->result = record_locked(c, result, text, len);
+    if (o.text) {
+        /* Only a value's record comes as text: a reply to journal. */
+        json_t *failure = journal_reply_locked(c, text, len);
+        if (failure) {
+            free(o.text);
+            o = tree_outcome(failure);
+        }
+    }
+    if (o.text) {
+        c->record = o.text;
+        c->record_len = o.len;
+    } else {
+        c->result = record_locked(c, o.tree, text, len);
+    }
     c->state = ERYX__CALL_COMPLETED;
     if (!deferred_locked(c))
         h->n_ready++;
@@ -158,7 +201,8 @@ static int overdue_locked(const eryx_call *c, uint64_t now)
 /* Completes an overdue call with the timeout every caller sees; h->mu held. */
 static void expire_locked(eryx_call *c)
 {
-    complete_locked(c, error_result(c->id, "timeout", "the host function did not answer in time"),
+    complete_locked(c, tree_outcome(error_result(c->id, "timeout",
+                                                 "the host function did not answer in time")),
                     NULL, 0);
 }
 
@@ -167,7 +211,7 @@ static void expire_locked(eryx_call *c)
  * reply's JSON for the journal (taken), or NULL. A reply that comes after
  * the deadline is dropped even when the guest has not looked yet, so the
  * guest always sees the same timeout, whichever thread gets there first. */
-static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
+static int finish_call(eryx_call *call, outcome o, char *text, size_t len)
 {
     eryx__hub *h = call->hub;
     eryx__notice notice = {0};
@@ -176,16 +220,17 @@ static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
     if (!h->closed && overdue_locked(call, eryx__now_ns())) {
         expire_locked(call);
         eryx__hub_notice_locked(h, &notice);
-    } else if (call->state == ERYX__CALL_WAITING && !h->closed && result) {
-        complete_locked(call, result, &text, len);
-        result = NULL;
+    } else if (call->state == ERYX__CALL_WAITING && !h->closed && (o.tree || o.text)) {
+        complete_locked(call, o, &text, len);
+        o = tree_outcome(NULL);
         rc = ERYX_OK;
         eryx__hub_notice_locked(h, &notice);
     }
     h->refs++; /* keep the hub while the call goes */
     call_unref_locked(call);
     hub_unref_unlock(h);
-    json_decref(result);
+    json_decref(o.tree);
+    free(o.text);
     free(text);
     eryx__notice_deliver(&notice);
     return rc;
@@ -196,21 +241,25 @@ static int finish_call(eryx_call *call, json_t *result, char *text, size_t len)
 
 int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
-    json_t *result = NULL;
-    if (json && len <= MAX_REPLY_BYTES)
-        result = eryx__call_ok_record(call->id, json, len);
-    if (!result) {
+    outcome o = tree_outcome(NULL);
+    if (json && len <= MAX_REPLY_BYTES) {
+        /* Most values need no tree: read and copied in one pass. */
+        o.text = eryx__call_ok_text(call->id, json, len, &o.len);
+        if (!o.text)
+            o.tree = eryx__call_ok_record(call->id, json, len);
+    }
+    if (!o.tree && !o.text) {
         char msg[200];
         snprintf(msg, sizeof msg, "the host function returned %s",
                  !json ? "no JSON" : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
                                                            : "malformed JSON");
-        int rc = finish_call(call, error_result(call->id, "failed", msg), NULL, 0);
+        int rc = finish_call(call, tree_outcome(error_result(call->id, "failed", msg)), NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }
     /* Copied here, with no lock held; jentry never changes once the call
      * is shared. */
     char *text = call->jentry ? strndup(json, len) : NULL;
-    return finish_call(call, result, text, text ? strlen(text) : 0);
+    return finish_call(call, o, text, text ? strlen(text) : 0);
 }
 
 int eryx__call_fail(eryx_call *call, int kind, const char *message)
@@ -220,14 +269,14 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
     /* Bound what one failure can make the guest allocate. */
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", message ? message : "");
-    return finish_call(call, error_result(call->id, k, buf), NULL, 0);
+    return finish_call(call, tree_outcome(error_result(call->id, k, buf)), NULL, 0);
 }
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
 {
     json_t *result = value ? eryx__call_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
-    return finish_call(call, result, NULL, 0);
+    return finish_call(call, tree_outcome(result), NULL, 0);
 }
 
 void eryx__call_release(eryx_call *call)
@@ -324,7 +373,7 @@ static void complete_own_locked(eryx_call *c)
 {
     json_t *r = c->result;
     c->result = NULL;
-    complete_locked(c, r, NULL, 0);
+    complete_locked(c, tree_outcome(r), NULL, 0);
 }
 
 /* A call completed at once with r (taken), recorded in journal entry
@@ -593,7 +642,7 @@ static int grow_taken(eryx_exec *ex)
     if (ex->n_taken < ex->cap_taken)
         return 1;
     size_t want = ex->cap_taken ? ex->cap_taken * 2 : 8;
-    json_t **p = realloc(ex->taken, want * sizeof *p);
+    struct eryx__taken *p = realloc(ex->taken, want * sizeof *p);
     if (!p)
         return 0;
     ex->taken = p;
@@ -613,7 +662,11 @@ static void take_completed_locked(eryx_exec *ex)
     for (size_t i = 0; i < ex->n_calls; i++) {
         eryx_call *c = ex->calls[i];
         if (c->state == ERYX__CALL_COMPLETED && !deferred_locked(c) && grow_taken(ex)) {
-            ex->taken[ex->n_taken++] = json_incref(c->result);
+            /* The record moves to the list: c may live on (the
+             * embedder's reference) but never reads it again. */
+            ex->taken[ex->n_taken++] = (struct eryx__taken){c->result, c->record, c->record_len};
+            c->result = NULL;
+            c->record = NULL;
             c->state = ERYX__CALL_DELIVERED;
             /* Which reply delivered an outcome is what a replay repeats. */
             if (c->jentry && h->journal) {
@@ -637,8 +690,10 @@ static void take_completed_locked(eryx_exec *ex)
 /* Drops the records a written reply holds. */
 static void drop_taken(eryx_exec *ex)
 {
-    for (size_t i = 0; i < ex->n_taken; i++)
-        json_decref(ex->taken[i]);
+    for (size_t i = 0; i < ex->n_taken; i++) {
+        json_decref(ex->taken[i].tree);
+        free(ex->taken[i].text);
+    }
     ex->n_taken = 0;
 }
 
@@ -657,8 +712,13 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     for (size_t i = 0; i < ex->n_taken; i++) {
         if (i)
             eryx__json_put(&o, ",", 1);
-        eryx__json_write(&o, ex->taken[i]);
-        raw |= json_object_get(ex->taken[i], "raw") != NULL;
+        const struct eryx__taken *t = &ex->taken[i];
+        if (t->text) {
+            eryx__json_put(&o, t->text, t->len);
+        } else {
+            eryx__json_write(&o, t->tree);
+            raw |= json_object_get(t->tree, "raw") != NULL;
+        }
     }
     eryx__json_put(&o, "]", 1);
     if (error) {

@@ -72,6 +72,9 @@ struct eryx_call {
     char *name;
     char *args;                 /* JSON object text */
     json_t *result;             /* {"id", "ok", "value" | "kind", "message"} */
+    char *record;               /* or that record as text (a reply's common
+                                   case: core/call_record.h) */
+    size_t record_len;
     int for_embedder;           /* a registered callback (not failed at once) */
     eryx_callback_fn handler;
     void *user_data;
@@ -110,9 +113,13 @@ struct eryx_exec {
                                    eryx_exec_ready on other threads) */
     char *reply;                /* the reply the guest reads next */
     size_t reply_len;
-    json_t **taken;             /* delivered records not yet written into
+    struct eryx__taken {        /* delivered records not yet written into
                                    a reply (kept when writing one failed,
                                    for the next step to write again) */
+        json_t *tree;           /* a call's result, or */
+        char *text;             /* its record */
+        size_t len;
+    } *taken;
     size_t n_taken, cap_taken;
     uint32_t n_invocations;
     char *result_json, *result_error;

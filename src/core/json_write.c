@@ -40,6 +40,11 @@ void eryx__json_put(eryx__json_out *o, const char *s, size_t n)
     o->p[o->len] = '\0';
 }
 
+char *eryx__json_reserve(eryx__json_out *o, size_t n)
+{
+    return grow(o, n) < 0 ? NULL : o->p + o->len;
+}
+
 void eryx__json_put_u64(eryx__json_out *o, unsigned long long v)
 {
     char buf[24], *e = buf + sizeof buf, *d = e;

@@ -36,6 +36,10 @@ typedef struct eryx__json_out {
 /* Appends n bytes. */
 void eryx__json_put(eryx__json_out *o, const char *s, size_t n);
 
+/* Room for n more bytes at the end of the text: where to write them (the
+ * caller then adds what it wrote to len), or NULL with err set. */
+char *eryx__json_reserve(eryx__json_out *o, size_t n);
+
 /* Appends an unsigned integer in decimal. */
 void eryx__json_put_u64(eryx__json_out *o, unsigned long long v);
 

@@ -26,6 +26,8 @@ typedef struct dec {
     const uint8_t *p, *end;
     char *w, *wend;             /* arena write position and end */
     const char *error;
+    int rare_number;            /* a number jansson might read otherwise
+                                   (see number()) */
 } dec;
 
 static int fail(dec *d, const char *why)
@@ -249,6 +251,13 @@ static int number(dec *d, const uint8_t **start, size_t *len)
             return -1;
     }
     *len = (size_t)(d->p - *start);
+    /* Fewer than 19 characters and at most two exponent digits: within a
+     * 64-bit integer and far within a double, as jansson reads it. */
+    const uint8_t *e = memchr(*start, 'e', *len);
+    if (!e)
+        e = memchr(*start, 'E', *len);
+    if (*len >= 19 || (e && d->p - e > 3 + (e[1] == '+' || e[1] == '-')))
+        d->rare_number = 1;
     return 0;
 }
 
@@ -512,7 +521,7 @@ const char *eryx__wait_request_decode(const void *buf, size_t len, eryx__wait_re
         return "request too large";
     if (!buf || len == 0)
         return MALFORMED;
-    dec d = {buf, (const uint8_t *)buf + len, NULL, NULL, NULL};
+    dec d = {buf, (const uint8_t *)buf + len, NULL, NULL, NULL, 0};
     if (!(out->arena = malloc(len + 1)))
         return "out of memory on the host";
     d.w = out->arena;
@@ -554,4 +563,13 @@ void eryx__wait_request_clear(eryx__wait_request *r)
     free(r->calls);
     free(r->arena);
     memset(r, 0, sizeof *r);
+}
+
+int eryx__json_compact(const void *buf, size_t len, char *out, size_t *out_len)
+{
+    dec d = {buf, (const uint8_t *)buf + len, out, out + len, NULL, 0};
+    if (value(&d) < 0 || peek(&d) != -1 || d.rare_number)
+        return -1;
+    *out_len = (size_t)(d.w - out);
+    return 0;
 }

@@ -54,4 +54,14 @@ const char *eryx__wait_request_decode(const void *buf, size_t len, eryx__wait_re
 
 void eryx__wait_request_clear(eryx__wait_request *r);
 
+/* The same strict reader, for a callback's reply (call_record.c): the JSON
+ * value in len bytes at buf, written compactly into out (room for len
+ * bytes; compact text is never longer), *out_len its length. -1 when the
+ * text is outside what this reader takes for certain to read as jansson
+ * does: not JSON, nested deeper than ERYX__WAIT_MAX_DEPTH, a \u0000, or a
+ * number of 19 characters or more or with a three-digit exponent (which
+ * may not fit a 64-bit integer or a double). The caller then reads it
+ * with jansson. */
+int eryx__json_compact(const void *buf, size_t len, char *out, size_t *out_len);
+
 #endif

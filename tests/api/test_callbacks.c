@@ -92,6 +92,39 @@ static void meet(void *ud, eryx_call *call)
 
 static int bad_json_rc = -1;
 
+/* reply_text(i) -> reply_texts[i] as it is: replies on either side of the
+ * line between the ones written straight into the guest's reply and the
+ * ones read into a tree first (core/call_record.h). */
+static const char *const reply_texts[] = {
+    " null ",
+    "[1, {\"a\" : \"b\"} ,\t-0, 0.1, 1E2, -0.0]",
+    "\"a\\u0000b\\/\\u00e9\\ud83d\\ude00\\u001f\"",  /* \u0000: the tree */
+    "12345678901234567890",                             /* beyond 64 bits */
+    "123456789012345678",                               /* 18 characters */
+    "1e300",                                            /* three-digit exponent */
+    "1e400",                                            /* beyond a double */
+    "{\"k\": 1, \"k\": 2, \"j\": [true, false]}",
+    "truex",
+    "",
+};
+#define N_REPLY_TEXTS (sizeof reply_texts / sizeof *reply_texts)
+
+static void reply_text(void *ud, eryx_call *call)
+{
+    (void)ud;
+    const char *i = strstr(eryx_call_args(call), "\"i\":");
+    size_t n = i ? (size_t)atoi(i + 4) : 0;
+    if (n >= N_REPLY_TEXTS) { /* the deepest nesting, read as a tree */
+        char deep[1201];
+        memset(deep, '[', 600);
+        memset(deep + 600, ']', 600);
+        deep[1200] = '\0';
+        eryx_call_reply(call, deep, 1200);
+        return;
+    }
+    eryx_call_reply(call, reply_texts[n], strlen(reply_texts[n]));
+}
+
 static const eryx_callback callbacks[] = {
     {0, "echo", "Echoes its argument", "{\"properties\": {\"message\": {\"type\": \"string\"}}}",
      echo, NULL, ERYX_CALLBACK_INLINE},
@@ -102,6 +135,7 @@ static const eryx_callback callbacks[] = {
     {0, "huge_error", NULL, NULL, huge_error, NULL, 0},
     {0, "keep", NULL, NULL, keep, NULL, ERYX_CALLBACK_INLINE},
     {0, "meet", NULL, NULL, meet, NULL, 0},
+    {0, "reply_text", NULL, NULL, reply_text, NULL, ERYX_CALLBACK_INLINE},
 };
 #define N_CALLBACKS (sizeof callbacks / sizeof *callbacks)
 
@@ -165,7 +199,7 @@ TEST_CASE(test_basic_calls)
     check_output(sb, "print([c['name'] for c in list_callbacks()])\n"
                      "print(list_callbacks()[0]['description'])",
                  "['echo', 'add', 'users.lookup', 'http.api.get', 'bad_json', 'huge_error', "
-                 "'keep', 'meet']\nEchoes its argument\n");
+                 "'keep', 'meet', 'reply_text']\nEchoes its argument\n");
     /* Callbacks from a function, in a session, several runs on. */
     check_output(sb, "async def twice(m):\n    return [await echo(m), await echo(m)]",
                  "");
@@ -192,6 +226,39 @@ TEST_CASE(test_basic_calls)
     r = run_expect(sb, "x = 1", ERYX_OK);
     CHECK(r->result_json == NULL && r->result_error == NULL);
     eryx_result_free(r);
+}
+
+/* Every reply reaches the guest as the value its JSON text means, whether
+ * it was copied straight into the guest's reply or read into a tree. */
+TEST_CASE(test_reply_texts)
+{
+    eryx_sandbox *sb = case_sandbox();
+    check_output(sb, "import asyncio\n"
+                     "async def get(i):\n"
+                     "    try:\n"
+                     "        return await reply_text(i=i)\n"
+                     "    except CallbackError as e:\n"
+                     "        return (e.kind, str(e))\n"
+                     "for i in range(10):\n"
+                     "    print(repr(await get(i)))\n"
+                     "deep = await get(10)\n"
+                     "n = 0\n"
+                     "while deep:\n"
+                     "    deep, n = deep[0], n + 1\n"
+                     "print(n, deep)\n"
+                     "print(await asyncio.gather(get(1), get(3)))\n",
+                 "None\n"
+                 "[1, {'a': 'b'}, 0, 0.1, 100.0, -0.0]\n"
+                 "'a\\x00b/\u00e9\U0001F600\\x1f'\n"
+                 "12345678901234567890\n"
+                 "123456789012345678\n"
+                 "1e+300\n"
+                 "('failed', 'the host function returned malformed JSON')\n"
+                 "{'k': 2, 'j': [True, False]}\n"
+                 "('failed', 'the host function returned malformed JSON')\n"
+                 "('failed', 'the host function returned malformed JSON')\n"
+                 "599 []\n"
+                 "[[1, {'a': 'b'}, 0, 0.1, 100.0, -0.0], 12345678901234567890]\n");
 }
 
 TEST_CASE(test_errors)

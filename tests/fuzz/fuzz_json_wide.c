@@ -12,7 +12,9 @@
  *     the same value, exact;
  *   - a value read inexact is one jansson could not read as it was;
  *   - the guest's record of a reply holds the value when it is exact, the
- *     text itself when not, nothing when it is not JSON.
+ *     text itself when not, nothing when it is not JSON;
+ *   - the record written straight as text (eryx__call_ok_text), when it is,
+ *     is compact and reads as that record: only for an exact value.
  */
 #include <jansson.h>
 
@@ -62,6 +64,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(json_string_length(raw) == size && memcmp(json_string_value(raw), text, size) == 0);
         else
             FUZZ_CHECK(!raw && json_equal(json_object_get(rec, "value"), v));
+    }
+    size_t tlen;
+    char *t = eryx__call_ok_text(7, text, size, &tlen);
+    if (t) {
+        static const char head[] = "{\"id\":7,\"ok\":true,\"value\":";
+        FUZZ_CHECK(rec && !inexact && tlen <= size + sizeof head && t[tlen] == '\0');
+        FUZZ_CHECK(memcmp(t, head, sizeof head - 1) == 0 && t[tlen - 1] == '}');
+        json_t *read = json_loadb(t, tlen, FLAGS, NULL);
+        FUZZ_CHECK(read && json_equal(read, rec));
+        json_decref(read);
+        int in_string = 0; /* compact: no whitespace outside strings */
+        for (size_t i = 0; i < tlen; i++) {
+            if (in_string && t[i] == '\\')
+                i++; /* the escaped character */
+            else if (in_string)
+                in_string = t[i] != '"';
+            else if (t[i] == '"')
+                in_string = 1;
+            else
+                FUZZ_CHECK(t[i] != ' ' && t[i] != '\n' && t[i] != '\t' && t[i] != '\r');
+        }
+        free(t);
     }
     json_decref(rec);
     json_decref(strict);
