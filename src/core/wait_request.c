@@ -338,6 +338,17 @@ static int value(dec *d)
  * or -1 with the error set. */
 static int key(dec *d, const char *const *names, int n)
 {
+    /* As the glue writes them, keys need no decoding: matched in place. */
+    if (peek(d) == '"') {
+        for (int i = 0; i < n; i++) {
+            size_t len = strlen(names[i]);
+            if ((size_t)(d->end - d->p) > len + 1 && d->p[len + 1] == '"' &&
+                memcmp(d->p + 1, names[i], len) == 0) {
+                d->p += len + 2;
+                return expect(d, ':') < 0 ? -1 : i;
+            }
+        }
+    }
     char buf[16];
     char *w = d->w, *wend = d->wend;
     /* Decode into buf: point the arena writer at it for the moment. */
@@ -426,7 +437,8 @@ static int call(dec *d, eryx__wait_call *c)
 
 static int calls(dec *d, eryx__wait_request *r)
 {
-    size_t cap = 0;
+    size_t cap = 1; /* r->one */
+    r->calls = &r->one;
     if (expect(d, '[') < 0)
         return -1;
     if (peek(d) == ']') {
@@ -437,10 +449,13 @@ static int calls(dec *d, eryx__wait_request *r)
         if (r->n_calls == ERYX_MAX_WAIT_CALLS)
             return fail(d, MALFORMED ": too many calls in one request");
         if (r->n_calls == cap) {
-            cap = cap ? cap * 2 : 8;
-            eryx__wait_call *bigger = realloc(r->calls, cap * sizeof *bigger);
+            cap = cap == 1 ? 8 : cap * 2;
+            eryx__wait_call *bigger = realloc(r->calls == &r->one ? NULL : r->calls,
+                                              cap * sizeof *bigger);
             if (!bigger)
                 return fail(d, "out of memory on the host");
+            if (r->calls == &r->one)
+                bigger[0] = r->one;
             r->calls = bigger;
         }
         eryx__wait_call *c = &r->calls[r->n_calls++];
@@ -516,13 +531,20 @@ static int timeout(dec *d, eryx__wait_request *r)
 const char *eryx__wait_request_decode(const void *buf, size_t len, eryx__wait_request *out)
 {
     static const char *const keys[] = {"calls", "timeout"};
-    memset(out, 0, sizeof *out);
+    /* Not the inline storage: a memset of it would cost more than the
+     * decoding of a small request. */
+    out->calls = NULL;
+    out->n_calls = 0;
+    out->has_timeout = 0;
+    out->timeout_s = 0;
+    out->arena = NULL;
     if (len > ERYX_MAX_WAIT_REQUEST)
         return "request too large";
     if (!buf || len == 0)
         return MALFORMED;
     dec d = {buf, (const uint8_t *)buf + len, NULL, NULL, NULL, 0};
-    if (!(out->arena = malloc(len + 1)))
+    out->arena = len < sizeof out->small ? out->small : malloc(len + 1);
+    if (!out->arena)
         return "out of memory on the host";
     d.w = out->arena;
     d.wend = out->arena + len + 1;
@@ -560,9 +582,13 @@ done:
 
 void eryx__wait_request_clear(eryx__wait_request *r)
 {
-    free(r->calls);
-    free(r->arena);
-    memset(r, 0, sizeof *r);
+    if (r->calls != &r->one)
+        free(r->calls);
+    if (r->arena != r->small)
+        free(r->arena);
+    r->calls = NULL;
+    r->n_calls = 0;
+    r->arena = NULL;
 }
 
 int eryx__json_compact(const void *buf, size_t len, char *out, size_t *out_len)

@@ -43,6 +43,11 @@ typedef struct eryx__wait_request {
     int has_timeout;            /* "timeout" was a number */
     double timeout_s;           /* then: seconds, as sent (may be negative) */
     char *arena;                /* holds every name and args */
+    /* A request of one small call, the common one, needs no allocation:
+     * calls and arena point here. So a decoded request must stay where it
+     * was decoded (not be copied) until it is cleared. */
+    eryx__wait_call one;
+    char small[240];
 } eryx__wait_request;
 
 /* Decodes len bytes of a request into *out. Returns NULL on success (free
