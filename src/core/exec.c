@@ -786,11 +786,18 @@ eryx_call *eryx__exec_next_call(eryx_exec *ex)
     return NULL;
 }
 
+/* Whether a step would resume the guest; h->mu held. A sleeping guest is
+ * not in eryx.wait: replies wait for it, a stop does not. */
+static int ready_locked(const eryx_exec *ex, int sleeping)
+{
+    return (ex->hub->n_ready > 0 && !sleeping) || ex->hub->stopping;
+}
+
 int eryx__exec_ready(eryx_exec *ex)
 {
     int sleeping = atomic_load(&ex->sleeping);
     pthread_mutex_lock(&ex->hub->mu);
-    int ready = (ex->hub->n_ready > 0 && !sleeping) || ex->hub->stopping;
+    int ready = ready_locked(ex, sleeping);
     pthread_mutex_unlock(&ex->hub->mu);
     return ready;
 }
@@ -803,12 +810,13 @@ int eryx__exec_has_news(eryx_exec *ex)
         return 1;
     if (eryx__irq_cause(ex->sb))
         return 1; /* resume: the stop takes effect in the guest */
-    if (!atomic_load(&ex->sleeping)) {
-        pthread_mutex_lock(&ex->hub->mu);
+    int sleeping = atomic_load(&ex->sleeping);
+    pthread_mutex_lock(&ex->hub->mu);
+    if (!sleeping)
         expire_calls_locked(ex);
-        pthread_mutex_unlock(&ex->hub->mu);
-    }
-    return eryx__exec_ready(ex);
+    int ready = ready_locked(ex, sleeping);
+    pthread_mutex_unlock(&ex->hub->mu);
+    return ready;
 }
 
 int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)

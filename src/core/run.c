@@ -283,6 +283,14 @@ static int wait_on_sockets(eryx_sandbox *sb, eryx_exec *ex, waiter *w, uint64_t 
 
 static void wait_for_news(eryx_sandbox *sb, eryx_exec *ex, waiter *w)
 {
+    /* An inline handler's reply has woken us already: step at once, without
+     * the deadline's and the sockets' look-ups (every callback's case). */
+    pthread_mutex_lock(&w->mu);
+    int woken = w->woken;
+    w->woken = 0;
+    pthread_mutex_unlock(&w->mu);
+    if (woken)
+        return;
     uint64_t deadline = eryx_exec_deadline_ns(ex);
     if (wait_on_sockets(sb, ex, w, deadline))
         return;
