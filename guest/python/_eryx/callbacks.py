@@ -36,7 +36,8 @@ class Callback:
         if args:
             kwargs = self._arguments(args, kwargs)
         try:
-            encoded = hostcall.encode(kwargs)
+            # No arguments, the commonest call, skips the encoder's set-up.
+            encoded = hostcall.encode(kwargs) if kwargs else "{}"
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{self.name}(): arguments must be JSON-serialisable: {exc}") from None
         # loop imports asyncio: not before a callback is used. Looked up in

@@ -440,7 +440,8 @@ def call_now(name, args_json):
         raise RuntimeError("host functions can only be awaited in the sandbox's event loop")
     if loop._ready or loop._scheduled or loop._waiting or loop._outbox:
         return None
-    return hostcall.call_sync(name, None, net._extra(), args_json)
+    # net._extra's call only when there are sockets to close: a frame less.
+    return hostcall.call_sync(name, None, net._extra() if net._to_close else (), args_json)
 
 
 def call_host(name, args):
