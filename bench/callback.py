@@ -6,7 +6,8 @@ Runs build/bench/bench_callback once per library per round, interleaved
 LD_LIBRARY_PATH), and prints the median over rounds of each run's p50 and
 p99 (ns, timed in the guest).
 
-usage: bench/callback.py [--rounds N] [--calls N] LABEL=LIBDIR ...
+usage: bench/callback.py [--rounds N] [--calls N] [--args PY] LABEL=LIBDIR ...
+(--args: the call's arguments as Python source, e.g. "query='x', limit=10")
 """
 import argparse
 import os
@@ -18,9 +19,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "build", "bench", "bench_callback")
 
 
-def one(libdir, calls):
+def one(libdir, calls, args):
     env = dict(os.environ, LD_LIBRARY_PATH=libdir)
-    out = subprocess.run([BENCH, str(calls), "3"], env=env, check=True,
+    out = subprocess.run([BENCH, str(calls), "3", args], env=env, check=True,
                          capture_output=True, text=True).stdout
     rows = [tuple(map(int, line.split())) for line in out.splitlines() if line.strip()]
     return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
@@ -30,6 +31,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--calls", type=int, default=20000)
+    ap.add_argument("--args", default="")
     ap.add_argument("libs", nargs="+", metavar="LABEL=LIBDIR")
     a = ap.parse_args()
     libs = [s.split("=", 1) for s in a.libs]
@@ -38,7 +40,7 @@ def main():
     got = {label: [] for label, _ in libs}
     for _ in range(a.rounds):
         for label, d in libs:
-            got[label].append(one(d, a.calls))
+            got[label].append(one(d, a.calls, a.args))
     print(f"load average: {os.getloadavg()[0]:.2f}")
     print("| build | p50, ns (median of rounds) | p50 per round | p99, ns |")
     print("|---|---|---|---|")
