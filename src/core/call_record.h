@@ -13,6 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A record as a tree, or (a reply's common case: eryx__call_ok_text) as
+ * its compact text of len bytes; one of them, or neither (no record). */
+typedef struct eryx__record {
+    json_t *tree;
+    char *text;
+    size_t len;
+} eryx__record;
+
 /* The guest's record of call id: {"id", "ok", key: value}, value taken
  * (NULL: value was NULL, or out of memory). Built member by member:
  * json_pack's parse of its format cost half a microsecond a record. */

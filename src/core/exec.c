@@ -72,8 +72,8 @@ static void call_free(eryx_call *c)
 {
     free(c->name);
     free(c->args);
-    json_decref(c->result);
-    free(c->record);
+    json_decref(c->record.tree);
+    free(c->record.text);
     free(c);
 }
 
@@ -155,21 +155,14 @@ static int deferred_locked(const eryx_call *c)
     return c->hub->deferring && c->jentry && !c->replay_batch;
 }
 
-/* A call's outcome on its way in: its record as a tree, or as text. */
-typedef struct outcome {
-    json_t *tree;
-    char *text;
-    size_t len;
-} outcome;
-
-static outcome tree_outcome(json_t *tree)
+static eryx__record tree_record(json_t *tree)
 {
-    return (outcome){tree, NULL, 0};
+    return (eryx__record){tree, NULL, 0};
 }
 
-/* Stores the outcome of a waiting call and wakes a waiting step; h->mu
- * held. Takes o (and *text, see record_locked). */
-static void complete_locked(eryx_call *c, outcome o, char **text, size_t len)
+/* Stores the record of a waiting call's outcome and wakes a waiting step;
+ * h->mu held. Takes o (and *text, see record_locked). */
+static void complete_locked(eryx_call *c, eryx__record o, char **text, size_t len)
 {
     eryx__hub *h = c->hub;
     if (o.text) {
@@ -177,15 +170,12 @@ static void complete_locked(eryx_call *c, outcome o, char **text, size_t len)
         json_t *failure = journal_reply_locked(c, text, len);
         if (failure) {
             free(o.text);
-            o = tree_outcome(failure);
+            o = tree_record(failure);
         }
     }
-    if (o.text) {
-        c->record = o.text;
-        c->record_len = o.len;
-    } else {
-        c->result = record_locked(c, o.tree, text, len);
-    }
+    if (!o.text)
+        o.tree = record_locked(c, o.tree, text, len);
+    c->record = o;
     c->state = ERYX__CALL_COMPLETED;
     if (!deferred_locked(c))
         h->n_ready++;
@@ -201,7 +191,7 @@ static int overdue_locked(const eryx_call *c, uint64_t now)
 /* Completes an overdue call with the timeout every caller sees; h->mu held. */
 static void expire_locked(eryx_call *c)
 {
-    complete_locked(c, tree_outcome(error_result(c->id, "timeout",
+    complete_locked(c, tree_record(error_result(c->id, "timeout",
                                                  "the host function did not answer in time")),
                     NULL, 0);
 }
@@ -211,7 +201,7 @@ static void expire_locked(eryx_call *c)
  * reply's JSON for the journal (taken), or NULL. A reply that comes after
  * the deadline is dropped even when the guest has not looked yet, so the
  * guest always sees the same timeout, whichever thread gets there first. */
-static int finish_call(eryx_call *call, outcome o, char *text, size_t len)
+static int finish_call(eryx_call *call, eryx__record o, char *text, size_t len)
 {
     eryx__hub *h = call->hub;
     eryx__notice notice = {0};
@@ -222,7 +212,7 @@ static int finish_call(eryx_call *call, outcome o, char *text, size_t len)
         eryx__hub_notice_locked(h, &notice);
     } else if (call->state == ERYX__CALL_WAITING && !h->closed && (o.tree || o.text)) {
         complete_locked(call, o, &text, len);
-        o = tree_outcome(NULL);
+        o = tree_record(NULL);
         rc = ERYX_OK;
         eryx__hub_notice_locked(h, &notice);
     }
@@ -241,7 +231,7 @@ static int finish_call(eryx_call *call, outcome o, char *text, size_t len)
 
 int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
-    outcome o = tree_outcome(NULL);
+    eryx__record o = tree_record(NULL);
     if (json && len <= MAX_REPLY_BYTES) {
         /* Most values need no tree: read and copied in one pass. */
         o.text = eryx__call_ok_text(call->id, json, len, &o.len);
@@ -253,7 +243,7 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
         snprintf(msg, sizeof msg, "the host function returned %s",
                  !json ? "no JSON" : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
                                                            : "malformed JSON");
-        int rc = finish_call(call, tree_outcome(error_result(call->id, "failed", msg)), NULL, 0);
+        int rc = finish_call(call, tree_record(error_result(call->id, "failed", msg)), NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }
     /* Copied here, with no lock held; jentry never changes once the call
@@ -269,14 +259,14 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
     /* Bound what one failure can make the guest allocate. */
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", message ? message : "");
-    return finish_call(call, tree_outcome(error_result(call->id, k, buf)), NULL, 0);
+    return finish_call(call, tree_record(error_result(call->id, k, buf)), NULL, 0);
 }
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
 {
     json_t *result = value ? eryx__call_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
-    return finish_call(call, tree_outcome(result), NULL, 0);
+    return finish_call(call, tree_record(result), NULL, 0);
 }
 
 void eryx__call_release(eryx_call *call)
@@ -363,7 +353,7 @@ static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
     }
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
-    c->result = r;
+    c->record = tree_record(r);
     pthread_mutex_unlock(&ex->hub->mu);
     return c;
 }
@@ -371,9 +361,9 @@ static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
 /* Completes an own call with the result it holds; h->mu held. */
 static void complete_own_locked(eryx_call *c)
 {
-    json_t *r = c->result;
-    c->result = NULL;
-    complete_locked(c, tree_outcome(r), NULL, 0);
+    eryx__record r = c->record;
+    c->record = tree_record(NULL);
+    complete_locked(c, r, NULL, 0);
 }
 
 /* A call completed at once with r (taken), recorded in journal entry
@@ -642,7 +632,7 @@ static int grow_taken(eryx_exec *ex)
     if (ex->n_taken < ex->cap_taken)
         return 1;
     size_t want = ex->cap_taken ? ex->cap_taken * 2 : 8;
-    struct eryx__taken *p = realloc(ex->taken, want * sizeof *p);
+    eryx__record *p = realloc(ex->taken, want * sizeof *p);
     if (!p)
         return 0;
     ex->taken = p;
@@ -664,9 +654,8 @@ static void take_completed_locked(eryx_exec *ex)
         if (c->state == ERYX__CALL_COMPLETED && !deferred_locked(c) && grow_taken(ex)) {
             /* The record moves to the list: c may live on (the
              * embedder's reference) but never reads it again. */
-            ex->taken[ex->n_taken++] = (struct eryx__taken){c->result, c->record, c->record_len};
-            c->result = NULL;
-            c->record = NULL;
+            ex->taken[ex->n_taken++] = c->record;
+            c->record = tree_record(NULL);
             c->state = ERYX__CALL_DELIVERED;
             /* Which reply delivered an outcome is what a replay repeats. */
             if (c->jentry && h->journal) {
@@ -712,7 +701,7 @@ int eryx__exec_take_reply(eryx_exec *ex, const char *error)
     for (size_t i = 0; i < ex->n_taken; i++) {
         if (i)
             eryx__json_put(&o, ",", 1);
-        const struct eryx__taken *t = &ex->taken[i];
+        const eryx__record *t = &ex->taken[i];
         if (t->text) {
             eryx__json_put(&o, t->text, t->len);
         } else {

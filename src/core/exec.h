@@ -19,6 +19,7 @@
 #include <jansson.h>
 #include <pthread.h>
 
+#include "core/call_record.h"
 #include "core/internal.h"
 #include "core/journal.h"
 
@@ -71,10 +72,8 @@ struct eryx_call {
     uint64_t deadline_ns;       /* the callback timeout */
     char *name;
     char *args;                 /* JSON object text */
-    json_t *result;             /* {"id", "ok", "value" | "kind", "message"} */
-    char *record;               /* or that record as text (a reply's common
-                                   case: core/call_record.h) */
-    size_t record_len;
+    eryx__record record;        /* the guest's record of its outcome, once
+                                   completed (core/call_record.h) */
     int for_embedder;           /* a registered callback (not failed at once) */
     eryx_callback_fn handler;
     void *user_data;
@@ -113,13 +112,9 @@ struct eryx_exec {
                                    eryx_exec_ready on other threads) */
     char *reply;                /* the reply the guest reads next */
     size_t reply_len;
-    struct eryx__taken {        /* delivered records not yet written into
+    eryx__record *taken;        /* delivered records not yet written into
                                    a reply (kept when writing one failed,
                                    for the next step to write again) */
-        json_t *tree;           /* a call's result, or */
-        char *text;             /* its record */
-        size_t len;
-    } *taken;
     size_t n_taken, cap_taken;
     uint32_t n_invocations;
     char *result_json, *result_error;
