@@ -3,8 +3,8 @@
  * "results" (guest/python/_eryx/hostcall.py reads them): {"id", "ok": true,
  * "value"} or {"id", "ok": true, "raw": text} for a value, {"id", "ok":
  * false, "kind", "message"} for an error. Built by the calls' completion
- * (exec.c) and by a journal's replay (journal.c), written into the reply
- * by json_write.c.
+ * (exec.c) and by a journal's replay (journal.c), copied (text) or
+ * written by json_write.c (tree) into the reply by exec.c.
  */
 #ifndef ERYX_CORE_CALL_RECORD_H
 #define ERYX_CORE_CALL_RECORD_H

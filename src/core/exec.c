@@ -99,52 +99,42 @@ static json_t *error_result(uint64_t id, const char *kind, const char *message)
     return r;
 }
 
-/* Whether call c's journal entry waits for its outcome; h->mu held. */
-static int journal_pending_locked(const eryx_call *c)
+static eryx__record tree_record(json_t *tree)
 {
-    eryx_journal *j = c->hub->journal;
-    return c->jentry && j && j->e[c->jentry - 1].state == ERYX__JE_PENDING;
-}
-
-/* Records a reply's JSON text (*text, taken) in the call's journal entry
- * when it waits for it (h->mu held). Returns the failure the guest gets
- * instead when the journal cannot hold the text, else NULL (also when
- * that failure cannot be made: the entry then stays pending, and a replay
- * asks again). */
-static json_t *journal_reply_locked(eryx_call *c, char **text, size_t len)
-{
-    if (!journal_pending_locked(c))
-        return NULL;
-    if (text && *text && eryx__journal_answer_ok(c->hub->journal, c->jentry - 1, *text, len) == 0) {
-        *text = NULL;
-        return NULL;
-    }
-    char msg[200];
-    snprintf(msg, sizeof msg, "the host function's reply (%zu bytes) could not be "
-                              "recorded: a journal holds at most %u MiB",
-             len, ERYX__JOURNAL_MAX_BYTES >> 20);
-    return error_result(c->id, "failed", msg);
+    return (eryx__record){tree, NULL, 0};
 }
 
 /* Records the outcome of a call that has a journal entry (h->mu held: a
- * reply records on its own thread); returns the result to deliver. A reply
+ * reply records on its own thread); returns the record to deliver. A value
  * records its JSON text (*text, taken); one that does not fit becomes a
  * failure, so that the guest gets what the journal says it got. */
-static json_t *record_locked(eryx_call *c, json_t *result, char **text, size_t len)
+static eryx__record record_locked(eryx_call *c, eryx__record r, char **text, size_t len)
 {
-    if (!result || !journal_pending_locked(c))
-        return result; /* not journaled, or a replayed outcome */
-    if (json_is_true(json_object_get(result, "ok"))) {
-        json_t *failure = journal_reply_locked(c, text, len);
+    eryx_journal *j = c->hub->journal;
+    if ((!r.tree && !r.text) || !c->jentry || !j || j->e[c->jentry - 1].state != ERYX__JE_PENDING)
+        return r; /* not journaled, or a replayed outcome */
+    size_t i = c->jentry - 1;
+    /* Only a value's record comes as text. */
+    if (r.text || json_is_true(json_object_get(r.tree, "ok"))) {
+        if (text && *text && eryx__journal_answer_ok(j, i, *text, len) == 0) {
+            *text = NULL;
+            return r;
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "the host function's reply (%zu bytes) could not be "
+                                  "recorded: a journal holds at most %u MiB",
+                 len, ERYX__JOURNAL_MAX_BYTES >> 20);
+        json_t *failure = error_result(c->id, "failed", msg);
         if (!failure)
-            return result;
-        json_decref(result);
-        result = failure;
+            return r; /* the entry stays pending: a replay asks again */
+        json_decref(r.tree);
+        free(r.text);
+        r = tree_record(failure);
     }
-    const char *kind = json_string_value(json_object_get(result, "kind"));
-    eryx__journal_answer_error(c->hub->journal, c->jentry - 1, eryx__call_error_kind(kind),
-                               json_string_value(json_object_get(result, "message")));
-    return result;
+    const char *kind = json_string_value(json_object_get(r.tree, "kind"));
+    eryx__journal_answer_error(j, i, eryx__call_error_kind(kind),
+                               json_string_value(json_object_get(r.tree, "message")));
+    return r;
 }
 
 /* A live journaled call's outcome while a replay still has recorded
@@ -155,27 +145,12 @@ static int deferred_locked(const eryx_call *c)
     return c->hub->deferring && c->jentry && !c->replay_batch;
 }
 
-static eryx__record tree_record(json_t *tree)
-{
-    return (eryx__record){tree, NULL, 0};
-}
-
 /* Stores the record of a waiting call's outcome and wakes a waiting step;
  * h->mu held. Takes o (and *text, see record_locked). */
 static void complete_locked(eryx_call *c, eryx__record o, char **text, size_t len)
 {
     eryx__hub *h = c->hub;
-    if (o.text) {
-        /* Only a value's record comes as text: a reply to journal. */
-        json_t *failure = journal_reply_locked(c, text, len);
-        if (failure) {
-            free(o.text);
-            o = tree_record(failure);
-        }
-    }
-    if (!o.text)
-        o.tree = record_locked(c, o.tree, text, len);
-    c->record = o;
+    c->record = record_locked(c, o, text, len);
     c->state = ERYX__CALL_COMPLETED;
     if (!deferred_locked(c))
         h->n_ready++;
@@ -621,11 +596,6 @@ static void expire_calls_locked(eryx_exec *ex)
     }
 }
 
-/* Builds the reply for the guest from every completed call, which the
- * execution then forgets (the embedder may still hold its reference):
- * {"results": [records], "error"?: text, "raw"?: true}. Written straight
- * into ex->reply (core/json_write.h: json_dumps cost a sixth of a round
- * trip); the guest's copy of it frees the text. */
 /* Room for one more record in ex->taken. */
 static int grow_taken(eryx_exec *ex)
 {
@@ -640,8 +610,8 @@ static int grow_taken(eryx_exec *ex)
     return 1;
 }
 
-/* Moves the completed, undeferred calls' records onto ex->taken (a
- * reference each) and marks the calls delivered; h->mu held. Stops early,
+/* Moves the completed, undeferred calls' records onto ex->taken and marks
+ * the calls delivered; h->mu held. Stops early,
  * leaving the rest completed for the next reply, when the list cannot
  * grow. */
 static void take_completed_locked(eryx_exec *ex)
@@ -686,6 +656,11 @@ static void drop_taken(eryx_exec *ex)
     ex->n_taken = 0;
 }
 
+/* Builds the reply for the guest from every completed call, which the
+ * execution then forgets (the embedder may still hold its reference):
+ * {"results": [records], "error"?: text, "raw"?: true}. Written into
+ * ex->reply after the hub's lock is let go (core/json_write.h: json_dumps
+ * cost a sixth of a round trip); the guest's copy of it frees the text. */
 int eryx__exec_take_reply(eryx_exec *ex, const char *error)
 {
     eryx__hub *h = ex->hub;

@@ -21,8 +21,8 @@
 #include <xxhash.h>
 
 #include "config.h"
-#include "core/internal.h"
 #include "core/call_record.h"
+#include "core/internal.h"
 #include "core/journal.h"
 #include "core/json_wide.h"
 #include "le.h"

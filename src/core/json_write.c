@@ -1,11 +1,12 @@
 /* Compact JSON text of a jansson value: json_write.h says why. */
 #include "core/json_write.h"
-#include "core/utf8.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/utf8.h"
 
 static int grow(eryx__json_out *o, size_t n)
 {
