@@ -78,7 +78,7 @@ static size_t block_find(const wasm_rt_memory_t *m)
 static int block_add(const wasm_rt_memory_t *m)
 {
     if (2 * (blocks_n + 1) > blocks_cap) {
-        size_t cap = blocks_cap ? 2 * blocks_cap : 8;
+        size_t cap = blocks_cap ? 2 * blocks_cap : 64;
         const wasm_rt_memory_t **old = blocks, **grown = calloc(cap, sizeof *grown);
         if (!grown)
             return -1;

@@ -1,7 +1,5 @@
 /* Linear memory growth and limits, allocation failure, tables; the generated
  * code's accesses of mixed widths and its interpreter dispatch. */
-#include <errno.h>
-#include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -247,85 +245,6 @@ TEST_CASE(test_large_tables)
     CHECK(f.data != NULL && f.data[5599].func == NULL);
     f.data[5599] = a;
     wasm_rt_free_funcref_table(&f);
-}
-
-/* An instance block: the memory is committed in place, ERYX_MEMORY_DELTA
- * bytes after its struct, and keeps its place when freed or when its
- * allocation fails; a fault in it is the guest's. */
-TEST_CASE(test_instance_block)
-{
-    struct fake { uint64_t before[3]; wasm_rt_memory_t mem; uint32_t after[4]; };
-    size_t off = offsetof(struct fake, mem);
-    struct fake *f = eryx__instance_block_new(sizeof *f, off);
-    CHECK(f != NULL);
-    wasm_rt_memory_t *m = &f->mem;
-    uint8_t *data = (uint8_t *)m + ERYX_MEMORY_DELTA;
-    CHECK(f->before[0] == 0 && f->after[3] == 0);
-    CHECK(eryx__memory_in_block(m));
-    wasm_rt_memory_t other = {0};
-    CHECK(!eryx__memory_in_block(&other));
-
-    wasm_rt_allocate_memory(m, 2, 10);
-    CHECK(m->data == data);
-    CHECK_EQ(m->size, 2 * PAGE);
-    CHECK_EQ(data[2 * PAGE - 1], 0);
-    data[2 * PAGE - 1] = 7;
-    CHECK_EQ(wasm_rt_grow_memory(m, 1), 2);
-    CHECK_EQ(data[2 * PAGE - 1], 7);
-    touch_mem = m;
-    CHECK_RC(eryx__engine_call(m, touch_first_byte, NULL, NULL), ERYX__CALL_OK);
-
-    wasm_rt_free_memory(m);
-    CHECK(m->data == data);
-    CHECK_EQ(m->size, 0);
-    CHECK_RC(eryx__engine_call(m, touch_first_byte, NULL, NULL), WASM_RT_TRAP_OOB);
-    CHECK(eryx__memory_reserve(m, 4) == 0 && m->data == data && m->max_pages == 4);
-
-    /* Allocated again in the same place, zeroed. */
-    wasm_rt_allocate_memory(m, 1, 10);
-    CHECK(m->data == data);
-    CHECK_EQ(data[0], 0);
-    /* A failed allocation (more pages than the limit) keeps the place. */
-    wasm_rt_free_memory(m);
-    wasm_rt_allocate_memory(m, 11, 10);
-    CHECK(m->data == data && m->size == 0 && m->max_pages == 0);
-    eryx__instance_block_free(f, off);
-    CHECK(!eryx__memory_in_block(m));
-    eryx__instance_block_free(NULL, 0);
-
-    /* Instances that do not fit the page before the memory are refused. */
-    errno = 0;
-    CHECK(eryx__instance_block_new(ERYX_MEMORY_DELTA + off + 1, off) == NULL && errno == EINVAL);
-    CHECK(eryx__instance_block_new(8192, 4096) == NULL && errno == EINVAL);
-    CHECK(eryx__instance_block_new(8, 0) == NULL && errno == EINVAL);
-}
-
-/* The engine's set of blocks through growth (8 slots, then 16, then 32)
- * and removals in any order. Twelve blocks: each reserves 8 GiB, and
- * valgrind's address space ends at about 128 GiB. */
-TEST_CASE(test_instance_block_set)
-{
-    enum { N = 12 };
-    size_t off = 8;
-    static uint8_t *inst[N];
-    for (int i = 0; i < N; i++) {
-        inst[i] = eryx__instance_block_new(off + sizeof(wasm_rt_memory_t), off);
-        CHECK(inst[i] != NULL);
-    }
-    for (int i = 0; i < N; i += 3) {
-        eryx__instance_block_free(inst[i], off);
-        inst[i] = NULL;
-    }
-    for (int i = 0; i < N; i++) {
-        wasm_rt_memory_t *m = (wasm_rt_memory_t *)(inst[i] ? inst[i] + off : NULL);
-        CHECK(!m || eryx__memory_in_block(m));
-    }
-    for (int i = N; i-- > 0;)
-        if (inst[i]) {
-            wasm_rt_memory_t *m = (wasm_rt_memory_t *)(inst[i] + off);
-            eryx__instance_block_free(inst[i], off);
-            CHECK(!eryx__memory_in_block(m));
-        }
 }
 
 static void setup(void)
