@@ -979,7 +979,7 @@ int eryx__exec_suspend(eryx_exec *ex)
 static void do_exec(void *arg)
 {
     eryx_exec *ex = arg;
-    Z_python_instance_t *inst = ex->sb->in.inst;
+    Z_python_instance_t *inst = &ex->sb->in.inst;
     ex->outcome_ptr = Z_pythonZ_eryx_exec(inst, ex->request_ptr, (u32)ex->request_len);
     Z_pythonZ_eryx_dealloc(inst, ex->request_ptr);
 }
@@ -1073,7 +1073,7 @@ static int conclude(eryx_exec *ex, int rc)
     /* Out of fuel leaves the counter at -1: the run used all of it. */
     r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->in.host.fuel < 0 ? 0 : sb->in.host.fuel))
                                   : 0;
-    r->memory_bytes = sb->in.inst->w2c_memory.size;
+    r->memory_bytes = sb->in.inst.w2c_memory.size;
     r->n_callbacks = ex->n_invocations;
     r->result_json = ex->result_json;
     r->result_error = ex->result_error;

@@ -58,7 +58,7 @@ int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char 
     eryx__call_info info = {0};
     eryx__sandbox_drop_fork_base(sb);
     eryx__wasi_cpu_enter(sb->wasi);     /* the guest's CPU clocks count from here */
-    int how = eryx__engine_call_on(sb->in.fiber, &sb->in.inst->w2c_memory, fn, arg, &info);
+    int how = eryx__engine_call_on(sb->in.fiber, &sb->in.inst.w2c_memory, fn, arg, &info);
     eryx__wasi_cpu_leave(sb->wasi);
     return call_status(sb, how, &info, what);
 }
@@ -76,13 +76,13 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
 /* The one bounds check of guest ranges, shared with the WASI layer. */
 uint8_t *eryx__guest_span(eryx_sandbox *sb, uint32_t ptr, uint64_t len)
 {
-    return gm_span(&sb->in.inst->w2c_memory, ptr, len);
+    return gm_span(&sb->in.inst.w2c_memory, ptr, len);
 }
 
 static void do_instantiate(void *arg)
 {
     eryx_sandbox *sb = arg;
-    Z_python_instantiate(sb->in.inst, &sb->in.host, sb->wasi);
+    Z_python_instantiate(&sb->in.inst, &sb->in.host, sb->wasi);
 }
 
 int eryx__guest_instantiate(eryx_sandbox *sb)
@@ -100,8 +100,8 @@ struct u32_call {
 static void do_start(void *arg)
 {
     struct u32_call *c = arg;
-    Z_pythonZ__initialize(c->sb->in.inst); /* the reactor's constructors */
-    c->ret = Z_pythonZ_eryx_init(c->sb->in.inst);
+    Z_pythonZ__initialize(&c->sb->in.inst); /* the reactor's constructors */
+    c->ret = Z_pythonZ_eryx_init(&c->sb->in.inst);
 }
 
 int eryx__guest_start(eryx_sandbox *sb)
@@ -119,7 +119,7 @@ int eryx__guest_start(eryx_sandbox *sb)
 static void do_abi_version(void *arg)
 {
     struct u32_call *c = arg;
-    c->ret = Z_pythonZ_eryx_abi_version(c->sb->in.inst);
+    c->ret = Z_pythonZ_eryx_abi_version(&c->sb->in.inst);
 }
 
 int eryx__guest_abi_version(eryx_sandbox *sb, int32_t *version)
@@ -133,7 +133,7 @@ int eryx__guest_abi_version(eryx_sandbox *sb, int32_t *version)
 static void do_alloc(void *arg)
 {
     struct u32_call *c = arg;
-    c->ret = Z_pythonZ_eryx_alloc(c->sb->in.inst, c->arg);
+    c->ret = Z_pythonZ_eryx_alloc(&c->sb->in.inst, c->arg);
 }
 
 uint32_t eryx__guest_alloc(eryx_sandbox *sb, uint32_t size, int *rc)

@@ -106,7 +106,7 @@ static void learn_hot_pages(eryx_runtime *rt)
         return;
     eryx_exec *ex;
     if (eryx__exec_run_internal(probe, 0, "pass", 4, NULL, &ex) == ERYX_OK)
-        find_hot_pages(rt, &probe->in.inst->w2c_memory);
+        find_hot_pages(rt, &probe->in.inst.w2c_memory);
     if (ex)
         eryx__exec_finish(ex, NULL);
     eryx__sandbox_free(probe);
@@ -224,7 +224,7 @@ int eryx__runtime_snapshot(eryx_runtime *rt, const eryx_runtime_config *cfg)
         eryx__sandbox_free(tpl);
         return rc;
     }
-    int err = eryx__mem_image_capture(&tpl->in.inst->w2c_memory, &rt->image);
+    int err = eryx__mem_image_capture(&tpl->in.inst.w2c_memory, &rt->image);
     if (err < 0) {
         eryx__set_errmsg(NULL, "cannot capture the runtime image: %s", strerror(-err));
         eryx__sandbox_free(tpl);

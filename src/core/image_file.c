@@ -140,7 +140,7 @@ static void hash_pages(XXH3_state_t *x, const uint8_t *p, uint64_t at, uint64_t 
 int eryx__runtime_save_image(eryx_runtime *rt, const char *path)
 {
     /* The template never runs after the capture: its memory is the image. */
-    const wasm_rt_memory_t *mem = &rt->template->in.inst->w2c_memory;
+    const wasm_rt_memory_t *mem = &rt->template->in.inst.w2c_memory;
     eryx__blob state = {0};
     int err = eryx__wasi_save_state(rt->template->wasi, &state);
     if (err < 0) {

@@ -9,7 +9,6 @@
  * restores the globals: page-table work, not CPython's start-up.
  */
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,8 +23,8 @@ _Thread_local int eryx__w2c_skip_data_segments;
 /* The state of a guest that the image does not hold. */
 void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
 {
-    g->stack_pointer = sb->in.inst->w2c___stack_pointer;
-    g->memory_base = sb->in.inst->w2c_GOT_data_internal___memory_base;
+    g->stack_pointer = sb->in.inst.w2c___stack_pointer;
+    g->memory_base = sb->in.inst.w2c_GOT_data_internal___memory_base;
     g->breaker_addr = sb->irq.breaker_addr;
     g->async_exc_addr = sb->irq.async_exc_addr;
     g->exc_value = sb->irq.exc_value;
@@ -34,8 +33,8 @@ void eryx__save_globals(const eryx_sandbox *sb, eryx__snapshot_globals *g)
 
 void eryx__restore_globals(eryx_sandbox *sb, const eryx__snapshot_globals *g)
 {
-    sb->in.inst->w2c___stack_pointer = g->stack_pointer;
-    sb->in.inst->w2c_GOT_data_internal___memory_base = g->memory_base;
+    sb->in.inst.w2c___stack_pointer = g->stack_pointer;
+    sb->in.inst.w2c_GOT_data_internal___memory_base = g->memory_base;
     sb->irq.breaker_addr = g->breaker_addr;
     sb->irq.async_exc_addr = g->async_exc_addr;
     sb->irq.exc_value = g->exc_value;
@@ -80,7 +79,7 @@ void eryx__sandbox_drop_fork_base(eryx_sandbox *sb)
 int eryx__instance_map(eryx_sandbox *sb, const eryx__mem_image *img,
                        const eryx__snapshot_globals *g, uint64_t max_memory)
 {
-    wasm_rt_memory_t *mem = &sb->in.inst->w2c_memory;
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__memory_set_limit(mem, eryx__limit_pages(max_memory));
     int err = eryx__memory_map_image(mem, img);
     if (err < 0) {
@@ -110,7 +109,7 @@ int eryx__instance_restore_image(eryx_sandbox *sb, uint64_t max_memory)
     eryx_runtime *rt = sb->rt;
     eryx__fiber_abandon(sb->in.fiber);
     if (sb->in.mapped_from == rt->image &&
-        eryx__memory_restore_image(&sb->in.inst->w2c_memory, rt->image, NULL) == 0) {
+        eryx__memory_restore_image(&sb->in.inst.w2c_memory, rt->image, NULL) == 0) {
         eryx__restore_globals(sb, &rt->globals);
         eryx__instance_set_fork_base(sb, rt->image);
         return ERYX_OK;
@@ -134,7 +133,7 @@ void eryx__prefault_hot_pages(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
     for (size_t i = 0; i < rt->n_hot; i++)
-        eryx__memory_prefault(&sb->in.inst->w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
+        eryx__memory_prefault(&sb->in.inst.w2c_memory, rt->hot[i].start, rt->hot[i].len, 1);
 }
 
 /* A fork or a loaded session maps an image of its own, whose pages a first
@@ -182,7 +181,7 @@ int eryx__instance_park_prepare(eryx_sandbox *sb)
     /* Anything but the runtime image (a fork, a loaded session) is mapped
      * afresh: its next owner pays the first run's faults, or, if it is a
      * fork or a load, maps its own image over it anyway. */
-    wasm_rt_memory_t *mem = &sb->in.inst->w2c_memory;
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     int warm = sb->in.mapped_from == rt->image &&
                eryx__memory_restore_image(mem, rt->image, NULL) == 0;
     if (!warm && eryx__memory_map_image(mem, rt->image) != 0)
@@ -227,10 +226,8 @@ void eryx__instance_destroy(eryx_sandbox *sb)
 {
     eryx__sandbox_drop_fork_base(sb);
     if (sb->in.instantiated)
-        Z_python_free(sb->in.inst);
+        Z_python_free(&sb->in.inst);
     sb->in.instantiated = 0;
-    eryx__instance_block_free(sb->in.inst, offsetof(Z_python_instance_t, w2c_memory));
-    sb->in.inst = NULL;
     eryx__fiber_free(sb->in.fiber);
     sb->in.fiber = NULL;
 }

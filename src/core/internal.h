@@ -101,8 +101,7 @@ enum eryx__sandbox_state {
  * its linear memory's mapping, the fiber, the fork base). The sandbox layer
  * above reads it, and only instance.c and guest.c change it. */
 typedef struct eryx__instance {
-    Z_python_instance_t *inst;  /* in an instance block, its memory after it
-                                   (engine.h): made with the sandbox */
+    Z_python_instance_t inst;
     int instantiated;
     struct Z_eryx_instance_t host;  /* the "eryx" imports' instance */
     eryx__fiber *fiber;         /* the native stack guest code runs on */

@@ -213,7 +213,7 @@ struct info_call {
 static void do_interrupt_info(void *arg)
 {
     struct info_call *c = arg;
-    c->ptr = Z_pythonZ_eryx_interrupt_info(c->sb->in.inst);
+    c->ptr = Z_pythonZ_eryx_interrupt_info(&c->sb->in.inst);
 }
 
 int eryx__irq_fetch_addresses(eryx_sandbox *sb)

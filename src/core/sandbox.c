@@ -2,7 +2,6 @@
  * Sandboxes: one guest instance, its WASI state and file tree.
  */
 #include <errno.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -280,11 +279,6 @@ int eryx__sandbox_alloc(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx_s
         eryx__set_errmsg(NULL, "cannot map a stack for the sandbox");
         rc = ERYX_NOMEM;
     }
-    if (rc == ERYX_OK && !(sb->in.inst = eryx__instance_block_new(
-                               sizeof *sb->in.inst, offsetof(Z_python_instance_t, w2c_memory)))) {
-        eryx__set_errmsg(NULL, "cannot reserve the sandbox's memory: %s", strerror(errno));
-        rc = ERYX_NOMEM;
-    }
     if (rc != ERYX_OK) {
         eryx__sandbox_free(sb);
         return rc;
@@ -305,7 +299,7 @@ int eryx__sandbox_new_bare(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     if (rc == ERYX_OK)
         rc = eryx__guest_instantiate(sb);
     if (rc == ERYX_OK) {
-        wasm_rt_memory_t *mem = &sb->in.inst->w2c_memory;
+        wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
         eryx__wasi_set_memory(sb->wasi, mem);
         eryx__memory_set_limit(mem, eryx__limit_pages(sb->cfg.max_memory));
     }
@@ -444,14 +438,14 @@ int eryx__sandbox_from_state(eryx_runtime *rt, const eryx_sandbox_config *cfg,
     /* The instance calls its WASI imports through this pointer, and its
      * memory limit is the last owner's: mapping can only lower it. */
     if (rc == ERYX_OK && reused) {
-        sb->in.inst->Z_wasi_snapshot_preview1_instance = sb->wasi;
-        eryx__memory_set_max(&sb->in.inst->w2c_memory, eryx__limit_pages(cfg->max_memory));
+        sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
+        eryx__memory_set_max(&sb->in.inst.w2c_memory, eryx__limit_pages(cfg->max_memory));
     } else if (rc == ERYX_OK)
         rc = eryx__instance_instantiate_bare(sb);
     if (rc == ERYX_OK)
         rc = eryx__instance_map(sb, img, g, cfg->max_memory);
     if (rc == ERYX_OK)
-        eryx__wasi_set_memory(sb->wasi, &sb->in.inst->w2c_memory);
+        eryx__wasi_set_memory(sb->wasi, &sb->in.inst.w2c_memory);
     if (rc != ERYX_OK) {
         if (sb->errmsg[0])
             eryx__set_errmsg(NULL, "%s", sb->errmsg);
@@ -483,9 +477,9 @@ static int reuse_parked(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
     }
     /* The instance calls its WASI imports through this pointer; the
      * interrupt addresses went with the old owner's timers. */
-    sb->in.inst->Z_wasi_snapshot_preview1_instance = sb->wasi;
+    sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__restore_globals(sb, &rt->globals);
-    wasm_rt_memory_t *mem = &sb->in.inst->w2c_memory;
+    wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__memory_set_max(mem, eryx__limit_pages(sb->cfg.max_memory));
     eryx__wasi_set_memory(sb->wasi, mem);
     eryx__instance_set_fork_base(sb, rt->image); /* restored to it when parked */
@@ -532,11 +526,11 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
     }
     /* The instance calls its WASI imports with the pointer it was
      * instantiated with: point it at the new state before freeing the old. */
-    sb->in.inst->Z_wasi_snapshot_preview1_instance = sb->wasi;
+    sb->in.inst.Z_wasi_snapshot_preview1_instance = sb->wasi;
     eryx__wasi_free(old);
     eryx__net_close_all(sb->net);
     rc = eryx__instance_restore_image(sb, sb->cfg.max_memory);
-    eryx__wasi_set_memory(sb->wasi, &sb->in.inst->w2c_memory);
+    eryx__wasi_set_memory(sb->wasi, &sb->in.inst.w2c_memory);
     if (rc != ERYX_OK) {
         sb->state = ERYX__SB_DEAD;
         return rc;
@@ -550,7 +544,7 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
 int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
 {
     if (!sb->in.fork_base) {
-        int err = eryx__mem_image_capture(&sb->in.inst->w2c_memory, &sb->in.fork_base);
+        int err = eryx__mem_image_capture(&sb->in.inst.w2c_memory, &sb->in.fork_base);
         if (err < 0) {
             eryx__set_errmsg(sb, "cannot capture the sandbox's memory: %s", strerror(-err));
             return ERYX_NOMEM;

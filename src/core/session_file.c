@@ -74,7 +74,7 @@ static int write_failed(eryx_sandbox *sb, const char *name)
  * the session does. name is the file's name in messages. */
 static int write_session(eryx_sandbox *sb, int fd, off_t base, const char *name)
 {
-    const wasm_rt_memory_t *mem = &sb->in.inst->w2c_memory;
+    const wasm_rt_memory_t *mem = &sb->in.inst.w2c_memory;
     eryx__blob state = {0};
     int err = eryx__wasi_save_state(sb->wasi, &state);
     if (err < 0) {

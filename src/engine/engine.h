@@ -253,43 +253,6 @@ _Noreturn void eryx__engine_abort(int reason);
 /* Human-readable description of a call result (a trap or the codes above). */
 const char *eryx__engine_strerror(int call_result);
 
-/* ---- Instance blocks: an instance and its memory in one reservation ----
- *
- * A guest built to address linear memory relative to its instance
- * (guest/w2c_segment.h, ERYX_W2C_SEGMENT=2) reaches a wasm address `a` at
- * (uint8_t *)&instance->memory + ERYX_MEMORY_DELTA + a: the instance
- * pointer, which every generated function already holds in a register, is
- * the base, and no segment or second register is needed. The instance must
- * then live at that fixed distance before its memory's data:
- * eryx__instance_block_new reserves one mapping for both (a page holding
- * the instance, then the memory's guard reservation) and marks the memory
- * struct's address in a set, so that wasm_rt_allocate_memory commits the
- * memory in place instead of mapping one elsewhere. (A set rather than a
- * mark in the struct: wasm-rt's allocate is handed uninitialised structs.)
- *
- * The block's memory never leaves its place: allocation failure, freeing
- * and image mapping leave its data pointer where it is (pages inaccessible,
- * size 0), so a memory "allocated" in a block reports failure by a trap
- * inside the guarded call that allocates it (the only place instantiation
- * runs) and outside one by max_pages == 0 (data stays non-NULL). The
- * reservation is unmapped only by eryx__instance_block_free, so guest code
- * that ignores `data` can never reach a mapping that is not its own. Any
- * guest build may use blocks; only the instance-relative one needs them. */
-#define ERYX_MEMORY_DELTA 2048u
-
-/* A zeroed instance of `size` bytes whose wasm_rt_memory_t lies at
- * `memory_offset` within it, placed ERYX_MEMORY_DELTA bytes before its
- * memory's data; or NULL with errno set (ENOMEM; EINVAL if the instance
- * does not fit: size - memory_offset must be at most ERYX_MEMORY_DELTA and
- * memory_offset at most 4096 - ERYX_MEMORY_DELTA). Thread-safe. */
-void *eryx__instance_block_new(size_t size, size_t memory_offset);
-/* Releases a block and everything mapped in it (NULL is fine). The memory
- * must have been freed (wasm_rt_free_memory) or never allocated. */
-void eryx__instance_block_free(void *instance, size_t memory_offset);
-/* 1 if m is the memory of a live instance block (a look-up in the
- * engine's set of blocks: m itself is not read). Thread-safe. */
-int eryx__memory_in_block(const wasm_rt_memory_t *m);
-
 /* Bytes of a memory's pages currently accessible (its size). */
 static inline uint64_t eryx__memory_size(const wasm_rt_memory_t *m) { return m->size; }
 

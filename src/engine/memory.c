@@ -5,8 +5,6 @@
  * every guest address is data + a 32-bit index + a 32-bit offset, so it lies
  * below data + 8 GiB, and everything past the accessible pages is PROT_NONE.
  */
-#include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,128 +38,11 @@ int eryx__memory_decommit(uint8_t *p, size_t len)
     return q == MAP_FAILED ? -1 : 0;
 }
 
-/* A block's memory keeps its data pointer whatever happens to it
- * (engine.h, "Instance blocks"): its pages go, its place stays. */
 static void memory_failed(wasm_rt_memory_t *m)
 {
-    m->data = eryx__memory_in_block(m) ? (uint8_t *)m + ERYX_MEMORY_DELTA : NULL;
+    m->data = NULL;
     m->pages = m->max_pages = m->size = 0;
     eryx__engine_nomem();
-}
-
-/* The page before a block's memory holds its instance. */
-#define BLOCK_HEAD 4096u
-
-/* The memory structs of the live blocks: an open-addressed hash set
- * (linear probing, deletion by backward shift), at most half full. One
- * look-up per memory allocated or freed, never on a guest's path. */
-static pthread_mutex_t blocks_mu = PTHREAD_MUTEX_INITIALIZER;
-static const wasm_rt_memory_t **blocks;
-static size_t blocks_cap, blocks_n; /* cap: 0 or a power of two */
-
-static size_t block_slot(const wasm_rt_memory_t *m, size_t cap)
-{
-    /* Blocks are page-aligned and each struct is at the same place in its
-     * block's first page: the page number tells them apart. */
-    return (size_t)((((uintptr_t)m >> 12) * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
-}
-
-/* Index of m's slot, or of the empty slot where it would go. */
-static size_t block_find(const wasm_rt_memory_t *m)
-{
-    size_t i = block_slot(m, blocks_cap);
-    while (blocks[i] != NULL && blocks[i] != m)
-        i = (i + 1) & (blocks_cap - 1);
-    return i;
-}
-
-static int block_add(const wasm_rt_memory_t *m)
-{
-    if (2 * (blocks_n + 1) > blocks_cap) {
-        size_t cap = blocks_cap ? 2 * blocks_cap : 64;
-        const wasm_rt_memory_t **old = blocks, **grown = calloc(cap, sizeof *grown);
-        if (!grown)
-            return -1;
-        size_t old_cap = blocks_cap;
-        blocks = grown, blocks_cap = cap;
-        for (size_t i = 0; i < old_cap; i++)
-            if (old[i])
-                blocks[block_find(old[i])] = old[i];
-        free(old);
-    }
-    blocks[block_find(m)] = m;
-    blocks_n++;
-    return 0;
-}
-
-static void block_remove(const wasm_rt_memory_t *m)
-{
-    size_t i = block_find(m), mask = blocks_cap - 1;
-    if (blocks[i] == NULL)
-        return;
-    blocks[i] = NULL;
-    blocks_n--;
-    /* Move back every later entry of the run that its home allows. */
-    for (size_t j = (i + 1) & mask; blocks[j] != NULL; j = (j + 1) & mask) {
-        size_t home = block_slot(blocks[j], blocks_cap);
-        if (((j - home) & mask) >= ((j - i) & mask)) {
-            blocks[i] = blocks[j];
-            blocks[j] = NULL;
-            i = j;
-        }
-    }
-}
-
-int eryx__memory_in_block(const wasm_rt_memory_t *m)
-{
-    pthread_mutex_lock(&blocks_mu);
-    int in = blocks_cap != 0 && blocks[block_find(m)] == m;
-    pthread_mutex_unlock(&blocks_mu);
-    return in;
-}
-
-void *eryx__instance_block_new(size_t size, size_t memory_offset)
-{
-    if (memory_offset > BLOCK_HEAD - ERYX_MEMORY_DELTA || size < memory_offset + sizeof(wasm_rt_memory_t)
-        || size - memory_offset > ERYX_MEMORY_DELTA) {
-        errno = EINVAL;
-        return NULL;
-    }
-    uint8_t *p = mmap(NULL, BLOCK_HEAD + ERYX__MEMORY_MAPPING, PROT_NONE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    if (commit(p, BLOCK_HEAD) != 0) {
-        int e = errno;
-        munmap(p, BLOCK_HEAD + ERYX__MEMORY_MAPPING);
-        errno = e;
-        return NULL;
-    }
-    uint8_t *data = p + BLOCK_HEAD;
-    uint8_t *instance = data - ERYX_MEMORY_DELTA - memory_offset;
-    wasm_rt_memory_t *m = (wasm_rt_memory_t *)(instance + memory_offset);
-    m->data = data;
-    pthread_mutex_lock(&blocks_mu);
-    int rc = block_add(m);
-    pthread_mutex_unlock(&blocks_mu);
-    if (rc != 0) {
-        munmap(p, BLOCK_HEAD + ERYX__MEMORY_MAPPING);
-        errno = ENOMEM;
-        return NULL;
-    }
-    return instance;
-}
-
-void eryx__instance_block_free(void *instance, size_t memory_offset)
-{
-    if (instance == NULL)
-        return;
-    const wasm_rt_memory_t *m = (const wasm_rt_memory_t *)((uint8_t *)instance + memory_offset);
-    pthread_mutex_lock(&blocks_mu);
-    block_remove(m);
-    pthread_mutex_unlock(&blocks_mu);
-    uint8_t *data = (uint8_t *)m + ERYX_MEMORY_DELTA;
-    munmap(data - BLOCK_HEAD, BLOCK_HEAD + ERYX__MEMORY_MAPPING);
 }
 
 static void allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_t max_pages)
@@ -172,30 +53,19 @@ static void allocate_memory(wasm_rt_memory_t *m, uint32_t initial_pages, uint32_
         memory_failed(m);
         return;
     }
+    /* MAP_NORESERVE: the reservation is address space only; pages count
+     * against memory only once made accessible and touched. */
+    void *p = mmap(NULL, ERYX__MEMORY_MAPPING, PROT_NONE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        memory_failed(m);
+        return;
+    }
     size_t bytes = (size_t)initial_pages * ERYX__WASM_PAGE;
-    uint8_t *p;
-    if (eryx__memory_in_block(m)) {
-        p = (uint8_t *)m + ERYX_MEMORY_DELTA;
-        /* Its reservation is the block's, inaccessible until now. */
-        if (commit(p, bytes) != 0) {
-            (void)eryx__memory_decommit(p, bytes);
-            memory_failed(m);
-            return;
-        }
-    } else {
-        /* MAP_NORESERVE: the reservation is address space only; pages
-         * count against memory only once made accessible and touched. */
-        p = mmap(NULL, ERYX__MEMORY_MAPPING, PROT_NONE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED) {
-            memory_failed(m);
-            return;
-        }
-        if (commit(p, bytes) != 0) {
-            munmap(p, ERYX__MEMORY_MAPPING);
-            memory_failed(m);
-            return;
-        }
+    if (commit(p, bytes) != 0) {
+        munmap(p, ERYX__MEMORY_MAPPING);
+        memory_failed(m);
+        return;
     }
     m->data = p;
     m->pages = initial_pages;
@@ -245,14 +115,6 @@ int eryx__memory_reserve(wasm_rt_memory_t *m, uint32_t max_pages)
 {
     if (max_pages > ERYX__MAX_PAGES)
         max_pages = ERYX__MAX_PAGES;
-    if (eryx__memory_in_block(m)) {
-        m->data = (uint8_t *)m + ERYX_MEMORY_DELTA;
-        if (eryx__memory_decommit(m->data, ERYX__MEMORY_MAPPING) != 0)
-            return -1;
-        m->pages = m->size = 0;
-        m->max_pages = max_pages;
-        return 0;
-    }
     void *p = mmap(NULL, ERYX__MEMORY_MAPPING, PROT_NONE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
@@ -268,17 +130,9 @@ int eryx__memory_reserve(wasm_rt_memory_t *m, uint32_t max_pages)
 
 void wasm_rt_free_memory(wasm_rt_memory_t *m)
 {
-    if (eryx__memory_in_block(m)) {
-        /* Released with the block; until then, inaccessible. Cannot fail
-         * short of the kernel's own memory: a fixed mapping over our own
-         * reservation. */
-        m->data = (uint8_t *)m + ERYX_MEMORY_DELTA;
-        (void)eryx__memory_decommit(m->data, ERYX__MEMORY_MAPPING);
-    } else {
-        if (m->data != NULL)
-            munmap(m->data, ERYX__MEMORY_MAPPING);
-        m->data = NULL;
-    }
+    if (m->data != NULL)
+        munmap(m->data, ERYX__MEMORY_MAPPING);
+    m->data = NULL;
     m->pages = m->max_pages = m->size = 0;
 }
 
