@@ -121,10 +121,11 @@ static int put_utf8(dec *d, uint32_t cp)
     return put(d, b, n);
 }
 
-/* One ASCII code point as json_dumps writes it inside a string. */
+/* One ASCII code point as json_dumps writes it inside a string (its
+ * \u00XX in upper case, as json_write.c's eryx__json_put_string). */
 static int put_escaped(dec *d, uint32_t cp)
 {
-    static const char hex[] = "0123456789abcdef";
+    static const char hex[] = "0123456789ABCDEF";
     switch (cp) {
     case '"': return put(d, "\\\"", 2);
     case '\\': return put(d, "\\\\", 2);

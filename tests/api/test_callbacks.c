@@ -125,6 +125,24 @@ static void reply_text(void *ud, eryx_call *call)
     eryx_call_reply(call, reply_texts[n], strlen(reply_texts[n]));
 }
 
+/* args_hex(...) -> the argument text, hex-encoded: what the handler saw,
+ * byte for byte. */
+static void args_hex(void *ud, eryx_call *call)
+{
+    (void)ud;
+    const char *args = eryx_call_args(call);
+    size_t n = strlen(args);
+    char *out = malloc(2 * n + 3);
+    REQUIRE(out != NULL);
+    out[0] = '"';
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 1 + 2 * i, 3, "%02x", (unsigned char)args[i]);
+    out[2 * n + 1] = '"';
+    out[2 * n + 2] = '\0';
+    eryx_call_reply(call, out, 2 * n + 2);
+    free(out);
+}
+
 static const eryx_callback callbacks[] = {
     {0, "echo", "Echoes its argument", "{\"properties\": {\"message\": {\"type\": \"string\"}}}",
      echo, NULL, ERYX_CALLBACK_INLINE},
@@ -136,6 +154,7 @@ static const eryx_callback callbacks[] = {
     {0, "keep", NULL, NULL, keep, NULL, ERYX_CALLBACK_INLINE},
     {0, "meet", NULL, NULL, meet, NULL, 0},
     {0, "reply_text", NULL, NULL, reply_text, NULL, ERYX_CALLBACK_INLINE},
+    {0, "args_hex", NULL, NULL, args_hex, NULL, ERYX_CALLBACK_INLINE},
 };
 #define N_CALLBACKS (sizeof callbacks / sizeof *callbacks)
 
@@ -199,7 +218,7 @@ TEST_CASE(test_basic_calls)
     check_output(sb, "print([c['name'] for c in list_callbacks()])\n"
                      "print(list_callbacks()[0]['description'])",
                  "['echo', 'add', 'users.lookup', 'http.api.get', 'bad_json', 'huge_error', "
-                 "'keep', 'meet', 'reply_text']\nEchoes its argument\n");
+                 "'keep', 'meet', 'reply_text', 'args_hex']\nEchoes its argument\n");
     /* Callbacks from a function, in a session, several runs on. */
     check_output(sb, "async def twice(m):\n    return [await echo(m), await echo(m)]",
                  "");
@@ -226,6 +245,20 @@ TEST_CASE(test_basic_calls)
     r = run_expect(sb, "x = 1", ERYX_OK);
     CHECK(r->result_json == NULL && r->result_error == NULL);
     eryx_result_free(r);
+}
+
+/* Handlers get the arguments as jansson's json_dumps would write them,
+ * compact: strings re-escaped (control characters as \u00XX in upper case,
+ * the rest of Unicode as UTF-8, "/" as it is), numbers as the guest wrote
+ * them. */
+TEST_CASE(test_args_texts)
+{
+    eryx_sandbox *sb = case_sandbox();
+    check_output(sb, "h = await args_hex(s='\\x1f\\x01\\n\\t\"\\\\/\\u00e9\\U0001F600\\x7f', "
+                     "n=[1.5, -0, 10**20], e={})\n"
+                     "print(bytes.fromhex(h).decode())",
+                 "{\"s\":\"\\u001F\\u0001\\n\\t\\\"\\\\/\u00e9\U0001F600\x7f\","
+                 "\"n\":[1.5,0,100000000000000000000],\"e\":{}}\n");
 }
 
 /* Every reply reaches the guest as the value its JSON text means, whether

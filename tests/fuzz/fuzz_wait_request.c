@@ -4,7 +4,8 @@
  *   - every decoded string is NUL-terminated and the arguments are no longer
  *     than they were sent;
  *   - the arguments are JSON jansson reads back as an object (unless a
- *     number is beyond what jansson holds: those are kept as written);
+ *     number is beyond what jansson holds: those are kept as written),
+ *     their strings escaped as json_dumps would (\u00XX upper case);
  *   - re-encoding a decoded request and decoding it again gives the same
  *     calls (the output is a fixed point).
  */
@@ -51,6 +52,17 @@ static void put_json_string(buf *b, const char *s)
 
 static void check_args(const char *args)
 {
+    /* Strings come out escaped as json_dumps writes them: the only \u
+     * escapes left are control characters', \u00XX in upper case. */
+    for (const char *u = args; (u = strstr(u, "\\u")) != NULL; u += 2) {
+        int escaped = 0; /* is this backslash itself escaped? */
+        for (const char *b = u; b > args && b[-1] == '\\'; b--)
+            escaped = !escaped;
+        if (escaped)
+            continue;
+        FUZZ_CHECK(u[2] == '0' && u[3] == '0' && (u[4] == '0' || u[4] == '1') && u[5] != '\0'
+                   && strchr("0123456789ABCDEF", u[5]) != NULL);
+    }
     json_error_t err;
     json_t *v = json_loads(args, 0, &err);
     if (!v) {
