@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the guest and prints the directory holding it:
-#   guest.wasm   CPython + guest/eryx_guest.c, a WASI reactor (abi.h)
+#   guest.wasm   CPython + guest/eryx_guest.c, a WASI reactor (abi.h), and
+#                guest/sqlite_locks.c (SQLite's locks: docs/batteries.md)
 #   stdlib.img   the .pyc standard library + the _eryx package (vfs.h format)
 #   guest.h      wasm2c's header for the module
 #   guest.o      wasm2c's C for the module, compiled
@@ -55,7 +56,7 @@ native_py="$pytop/native/python"
 # outputs either (below), or one id would name different modules.
 key=$( { basename "$pytop"; "$sdk/bin/clang" --version | head -n 1; cat "$0";
          echo "tzdata $ERYX_TZDATA_DEB $ERYX_GUEST_TZPATH";
-         cd "$here" && cat eryx_guest.c abi.h print-vars.mk pack_stdlib.py &&
+         cd "$here" && cat eryx_guest.c sqlite_locks.c abi.h print-vars.mk pack_stdlib.py &&
          find python -type f -name '*.py' | LC_ALL=C sort |
          while read -r f; do echo "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 out="$ERYX_CACHE_DIR/guest-$key"
@@ -71,11 +72,16 @@ if [ ! -f "$out/stamp" ]; then
     "$sdk/bin/clang" -O2 -I"$src/Include" -I"$wasi" -I"$here" \
         -ffile-prefix-map="$ERYX_CACHE_DIR"=/eryx-cache -ffile-prefix-map="$here"=/eryx-guest \
         -c "$here/eryx_guest.c" -o "$out.tmp/eryx_guest.o"
+    # sqlite_locks.c calls the guest's SQLite: its headers are in the prefix
+    # of its library stage (guest/clibs/build.sh prints "NAME PREFIX ...").
+    sqlite=$("$here/clibs/build.sh" "$sdk" | awk '$1 == "sqlite3" { print $2 }')
+    "$sdk/bin/clang" -O2 -I"$sqlite/include" -ffile-prefix-map="$here"=/eryx-guest \
+        -c "$here/sqlite_locks.c" -o "$out.tmp/sqlite_locks.o"
     # shellcheck disable=SC2086
     (cd "$wasi" && "$sdk/bin/clang" -mexec-model=reactor \
         -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
         -Wl,--strip-debug \
-        "$out.tmp/eryx_guest.o" $PY_LIBS -o "$out.tmp/guest.wasm")
+        "$out.tmp/eryx_guest.o" "$out.tmp/sqlite_locks.o" $PY_LIBS -o "$out.tmp/guest.wasm")
     log "packing the standard library"
     # CPython's build configuration (sysconfig) names the build directories:
     # shipped with the cache directory replaced by a fixed name.

@@ -4,7 +4,6 @@
  * _eryx package (guest/python/_eryx), which this file only calls.
  */
 #include <Python.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +16,9 @@
 IMPORT(wait) uint32_t host_wait(const char *req, uint32_t len);
 IMPORT(read_reply) uint32_t host_read_reply(char *buf, uint32_t len);
 IMPORT(event) void host_event(uint32_t kind, const char *data, uint32_t len);
+
+/* sqlite_locks.c */
+int eryx_sqlite_use_unix_locks(void);
 
 /* The stdlib image is mounted here by the host (see src/core/runtime.c). */
 #define PY_STR2(x) #x
@@ -477,6 +479,10 @@ EXPORT(eryx_init) int32_t eryx_init(void)
 {
     if (run_fn)
         return 0;
+    if (eryx_sqlite_use_unix_locks() < 0) {
+        fputs("eryx: SQLite has no unix VFS to lock with\n", stderr);
+        return -1;
+    }
     if (configure_and_start() < 0)
         return -1;
     PyObject *mod = PyImport_ImportModule("_eryx");

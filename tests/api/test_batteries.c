@@ -1,7 +1,8 @@
 /* The guest's batteries through the API: SQLite on /tmp and on host mounts
- * (journal, rollback, a sandbox stopped in the middle of a transaction, the
- * dot-file VFS, read-only mounts, randomness), compression modules on bad
- * input, and time zones read from the image only. docs/batteries.md. */
+ * (journal, rollback, a sandbox stopped in the middle of a transaction,
+ * locks between a sandbox's connections, the dot-file VFS, read-only
+ * mounts, randomness), compression modules on bad input, and time zones
+ * read from the image only. docs/batteries.md. */
 #include <eryx.h>
 
 #include <dirent.h>
@@ -71,6 +72,32 @@ static int host_exists(const char *name)
     struct stat st;
     host_path(p, sizeof p, name);
     return stat(p, &st) == 0;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The names in the case's host directory, sorted, each followed by a
+ * space. */
+static void host_entries(char *out, size_t size)
+{
+    char *names[32];
+    size_t n = 0;
+    DIR *d = opendir(case_dir);
+    REQUIRE(d != NULL);
+    for (struct dirent *e; n < 32 && (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            names[n++] = strdup(e->d_name);
+    closedir(d);
+    qsort(names, n, sizeof names[0], compare_names);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s ", names[i]);
+        free(names[i]);
+    }
 }
 
 /* A database in the in-memory /tmp: the default journal mode is a rollback
@@ -177,7 +204,7 @@ TEST_CASE(test_sqlite_readonly_mount)
 /* A sandbox stopped by its timeout in the middle of a write transaction
  * leaves a hot journal in the mount and no lock: the next sandbox that
  * opens the database rolls the journal back and sees the last commit
- * (why the default VFS is "unix-none": docs/batteries.md). */
+ * (why the locks are the sandbox's own: docs/batteries.md, "Locking"). */
 TEST_CASE(test_sqlite_stopped_mid_transaction)
 {
     const char *dir = make_case_dir();
@@ -212,6 +239,53 @@ TEST_CASE(test_sqlite_stopped_mid_transaction)
            "print(db.execute('PRAGMA integrity_check').fetchone()[0])\n",
            "(2000, 1999000, 200)\nok\n");
     CHECK(!host_exists("j.db-journal"));
+}
+
+/* Two connections of one sandbox to one file are kept apart, in /tmp and
+ * in a host mount: while one writes, the other reads the last commit and
+ * its own write is told "database is locked"; a lock lasts from one run of
+ * the sandbox to the next (the connection does) and ends with the
+ * transaction; another file is not locked by it. Nothing of the locks
+ * reaches the host. */
+TEST_CASE(test_sqlite_locks_between_connections)
+{
+    const char *dir = make_case_dir();
+    eryx_mount m = {.host_path = dir, .guest_path = "/data", .writable = 1};
+    eryx_sandbox *sb = case_sb = sandbox_with(&m, 1, 0);
+    expect(sb,
+           "import sqlite3\n"
+           "def pair(path):\n"
+           "    a = sqlite3.connect(path, timeout=0, isolation_level=None)\n"
+           "    b = sqlite3.connect(path, timeout=0, isolation_level=None)\n"
+           "    a.execute('CREATE TABLE t (x)')\n"
+           "    a.execute('INSERT INTO t VALUES (1)')\n"
+           "    a.execute('BEGIN IMMEDIATE')\n"
+           "    a.execute('INSERT INTO t VALUES (2)')\n"
+           "    return a, b\n"
+           "def try_write(db):\n"
+           "    try:\n"
+           "        db.execute('INSERT INTO t VALUES (3)')\n"
+           "        return 'written'\n"
+           "    except sqlite3.OperationalError as e:\n"
+           "        return str(e)\n"
+           "for path in ('/tmp/l.db', '/data/l.db'):\n"
+           "    a, b = pair(path)\n"
+           "    print(b.execute('SELECT count(*) FROM t').fetchone()[0], try_write(b))\n"
+           "    a.execute('COMMIT')\n"
+           "    print(try_write(b), b.execute('SELECT count(*) FROM t').fetchone()[0])\n"
+           "other = sqlite3.connect('/data/other.db', timeout=0, isolation_level=None)\n"
+           "other.execute('CREATE TABLE t (x)')\n"
+           "a, b = pair('/data/held.db')\n"
+           "print(try_write(other))\n",
+           "1 database is locked\nwritten 3\n"
+           "1 database is locked\nwritten 3\n"
+           "written\n");
+    /* The next run: a still holds its transaction. */
+    expect(sb, "print(try_write(b))\na.execute('ROLLBACK')\nprint(try_write(b))\n",
+           "database is locked\nwritten\n");
+    char entries[256];
+    host_entries(entries, sizeof entries);
+    CHECK_STR(entries, "held.db l.db other.db ");
 }
 
 /* The "unix-dotfile" VFS, chosen by URI, locks with a directory next to the
