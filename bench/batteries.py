@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """SQLite and zlib in eryx against native CPython, side by side in one run.
 
-Runs bench/batteries/*.py (each prints one JSON line with its in-process
-times) on each runner, interleaved round by round with the runner order
+Runs bench/batteries/sqlite_rows.py and zlib_mb.py (each prints one JSON
+line with its in-process times; sqlite_vfs.py there is run alone, its
+docstring says how) on each runner, interleaved round by round with the runner order
 rotated, and prints a Markdown section: per kernel and runner the median
 over rounds of the in-process best, and the ratio to native.
 
