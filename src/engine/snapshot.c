@@ -199,6 +199,24 @@ static int find_extents(int fd, uint64_t base, uint64_t size, image_extent **out
     return 0;
 }
 
+/* Seals a memfd the image owns against any change. F_SEAL_WRITE makes the
+ * kernel wait for every page of the file to lose its transient references
+ * and fails with EBUSY if one keeps it: a page just written can still be in
+ * another CPU's LRU batch (a runtime's capture failed so once under
+ * valgrind, with the test suite on both cores). The file was written with
+ * pwrite only and no other process has it, so no writable mapping exists,
+ * and F_SEAL_FUTURE_WRITE (no write or writable mapping from now on, no
+ * wait) then seals it as firmly. */
+static int seal_image(int fd)
+{
+    const int fixed = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+    if (fcntl(fd, F_ADD_SEALS, fixed | F_SEAL_WRITE) == 0)
+        return 0;
+    if (errno == EBUSY && fcntl(fd, F_ADD_SEALS, fixed | F_SEAL_FUTURE_WRITE) == 0)
+        return 0;
+    return -errno;
+}
+
 /* Wraps fd's bytes [base, base + size) in an image (taking fd over, also
  * on failure); a memfd (base 0) is sealed first. */
 static int wrap(int fd, uint64_t base, uint64_t size, int seal, eryx__mem_image **out)
@@ -206,10 +224,7 @@ static int wrap(int fd, uint64_t base, uint64_t size, int seal, eryx__mem_image 
     image_extent *ext = NULL;
     uint32_t n = 0;
     uint64_t data = 0;
-    int rc = 0;
-    if (seal &&
-        fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
-        rc = -errno;
+    int rc = seal ? seal_image(fd) : 0;
     if (rc == 0)
         rc = find_extents(fd, base, size, &ext, &n, &data);
     eryx__mem_image *img = NULL;
