@@ -201,9 +201,9 @@ static int find_extents(int fd, uint64_t base, uint64_t size, image_extent **out
 
 /* Seals a memfd the image owns against any change. F_SEAL_WRITE makes the
  * kernel wait for every page of the file to lose its transient references
- * and fails with EBUSY if one keeps it: a page just written can still be in
- * another CPU's LRU batch (a runtime's capture failed so once under
- * valgrind, with the test suite on both cores). The file was written with
+ * and fails with EBUSY if one keeps it. A runtime's capture failed so once,
+ * under valgrind with the test suite on both cores; the likely holder (not
+ * confirmed) is another CPU's LRU batch of a page just written. The file was written with
  * pwrite only and no other process has it, so no writable mapping exists,
  * and F_SEAL_FUTURE_WRITE (no write or writable mapping from now on, no
  * wait) then seals it as firmly. */
