@@ -843,10 +843,22 @@ ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
  * calls past the journal's end are new calls, recorded too. The code thus
  * comes back to the point where it was suspended.
  *
- * Replaying is only as faithful as the code is deterministic: random
- * (reseeded when a sandbox is made or loaded), time, os.urandom, timers
- * racing calls, stdin and argv (pass the same ones) can make the code call
- * something else. That is detected, never accepted: a call that differs
+ * The journal also records what the code drew from the host: the bytes of
+ * its randomness (os.urandom, secrets, uuid4, and random's reseed on a
+ * sandbox's first run; up to 1 MiB), its wall-clock reads (time.time,
+ * datetime.now; up to 131072), and whether the run reseeded random. A
+ * replay reseeds exactly when the recorded run did and draws the recorded
+ * values first, the host's after them (recorded too), so code that draws
+ * before a call makes the same call again. The monotonic and CPU clocks
+ * are not recorded (time.monotonic, perf_counter, asyncio's timers): they
+ * measure, and a replay runs faster than the calls did. The journal thus
+ * holds random bytes the code used, as it holds the replies: keep it as
+ * private as they are.
+ *
+ * Replaying is only as faithful as the code is deterministic: timers
+ * racing calls, what the code measures with the monotonic clock, draws
+ * past the records' bounds, stdin and argv (pass the same ones) can make
+ * the code call something else. That is detected, never accepted: a call that differs
  * from the journal's (name or arguments), or a wait for calls the code
  * does not make again, ends the execution with ERYX_DIVERGED at once (the
  * sandbox is then dead; the result holds the output so far), and so does

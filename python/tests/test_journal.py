@@ -285,10 +285,33 @@ def test_journal_from_other_code_is_refused():
     assert sb.execute("print('still')").stdout == "still\n"
 
 
-def test_divergence_is_an_error_on_the_outcome():
-    # The code calls with arguments that differ from run to run.
+def test_draws_replay_the_same_calls():
+    # What the code drew from the host is in the journal: a resume, in the
+    # session and in a fresh one, makes the same first call and is served it.
     cb = Approvals()
-    code = "import os\nk = await get(key=os.urandom(8).hex())\nawait approve(what=k)"
+    code = ("import os, random, time, uuid\n"
+            "k = f'{random.random()}|{uuid.uuid4()}|{os.urandom(4).hex()}|{time.time()}'\n"
+            "got = await get(key=k)\n"
+            "ok = await approve(what=got)\n"
+            "result = k")
+    s = eryx.Session(callbacks=cb.registry)
+    s.execute("import random\nrandom.random()")
+    o = s.execute_with_journal(code)
+    assert o.suspended is not None
+    cb.allowed = True
+    for runner in (s, eryx.Session(callbacks=cb.registry), eryx.Sandbox(callbacks=cb.registry)):
+        r = runner.execute_with_journal(code, journal=through_json(o.journal))
+        assert r.error is None, r.error
+        assert r.replayed_callbacks == 1
+        assert r.result.result == o.suspended.args["what"].lower()
+    assert cb.count("get") == 1
+
+
+def test_divergence_is_an_error_on_the_outcome():
+    # The code calls with arguments that differ from run to run: the
+    # monotonic clock measures, and is not journaled.
+    cb = Approvals()
+    code = "import time\nk = await get(key=str(time.monotonic_ns()))\nawait approve(what=k)"
     sb = eryx.Sandbox(callbacks=cb.registry)
     o = sb.execute_with_journal(code)
     assert o.suspended is not None

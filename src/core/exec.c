@@ -796,6 +796,26 @@ int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)
     return rc;
 }
 
+/* A journaled execution's guest draws through its journal's records; any
+ * other run (internal ones too) draws from the host. */
+static int draw_random(void *sandbox, uint8_t *p, size_t len)
+{
+    eryx_exec *ex = ((eryx_sandbox *)sandbox)->exec;
+    if (!ex || !ex->journal)
+        return eryx__wasi_host_random(p, len);
+    return eryx__journal_random(ex->journal, &ex->jrandom, p, len);
+}
+
+static uint64_t draw_realtime(void *sandbox, uint64_t host_ns)
+{
+    eryx_exec *ex = ((eryx_sandbox *)sandbox)->exec;
+    if (!ex || !ex->journal)
+        return host_ns;
+    return eryx__journal_realtime(ex->journal, &ex->jclock, host_ns);
+}
+
+const eryx__wasi_draws eryx__exec_draws = {draw_random, draw_realtime};
+
 /* ---- running ------------------------------------------------------------- */
 
 static void exec_free(eryx_exec *ex)
@@ -847,8 +867,9 @@ static uint64_t run_limit(uint64_t option, uint64_t sandbox)
     return v == ERYX_NO_LIMIT ? 0 : v;
 }
 
-int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
-                     const eryx_run_options *opts, eryx_exec **out)
+/* seed: as eryx__request_build's. */
+static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                      const eryx_run_options *opts, int seed, eryx_exec **out)
 {
     eryx_run_options defaults;
     if (!opts) {
@@ -859,7 +880,7 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     if (rc != ERYX_OK)
         return rc;
     size_t req_len = 0;
-    char *req = eryx__request_build(sb, opts, mode, code, len, &req_len);
+    char *req = eryx__request_build(sb, opts, mode, code, len, seed, &req_len);
     if (!req)
         return ERYX_INVALID;
     eryx_exec *ex = calloc(1, sizeof *ex);
@@ -896,6 +917,12 @@ int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     sb->run_count++;
     *out = ex;
     return ERYX_OK;
+}
+
+int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
+                     const eryx_run_options *opts, eryx_exec **out)
+{
+    return exec_start(sb, mode, code, len, opts, -1, out);
 }
 
 /* A journal that holds code runs it, under the mode and filename it was
@@ -943,8 +970,14 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
     }
     if (rc != ERYX_OK)
         return rc;
+    /* The recorded run's random state is the replay's: it reseeds exactly
+     * when the recorded run did (a loaded session would otherwise reseed,
+     * and one that ran would not), and its draws then come from the
+     * journal's record (docs/journal.md, "Randomness and the wall clock"). */
+    if (recorded)
+        j->reseeded = sb->needs_setup || sb->reseed_only;
     o.filename = j->filename;
-    rc = eryx__exec_start(sb, 0, j->code, j->code_len, &o, out);
+    rc = exec_start(sb, 0, j->code, j->code_len, &o, j->reseeded, out);
     if (rc != ERYX_OK) {
         if (recorded)
             eryx__journal_set_code(j, NULL, 0, 0, NULL);

@@ -132,12 +132,15 @@ struct eryx_exec {
                                    has not issued again yet */
     size_t n_replayed;          /* answered entries the guest made again
                                    (eryx_exec_replayed) */
+    size_t jrandom, jclock;     /* the guest's next random byte and
+                                   realtime read in the journal's records */
 };
 
-/* request.c: the run request the guest decodes (guest/abi.h). NULL with the
- * sandbox's message set when it cannot be built. */
+/* request.c: the run request the guest decodes (guest/abi.h). seed: whether
+ * the run reseeds random first, or -1 as the sandbox's first-run setup says.
+ * NULL with the sandbox's message set when it cannot be built. */
 char *eryx__request_build(eryx_sandbox *sb, const eryx_run_options *o, char mode,
-                          const char *code, size_t len, size_t *req_len);
+                          const char *code, size_t len, int seed, size_t *req_len);
 
 /* exec.c: executions */
 int eryx__exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
@@ -161,6 +164,9 @@ int eryx__exec_run_internal(eryx_sandbox *sb, char mode, const char *data, size_
  * the guest sleeps until deadline by suspending the execution like a timer.
  * 0 when it slept, -1 when there is no execution to suspend. */
 int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns);
+/* The guest's draws from the host (ud: the sandbox), recorded into and
+ * replayed from a journaled execution's journal. */
+extern const eryx__wasi_draws eryx__exec_draws;
 
 /* exec.c: a journaled execution (eryx_exec_start_journaled): code may be
  * NULL to run the journal's; see include/eryx.h for the checks. */

@@ -4,11 +4,17 @@
  * The format ("ERYXJNL1", little endian; docs/journal.md):
  *   header (40 bytes): magic[8], checksum u64 (XXH3-64 of every byte after
  *     it), mode u32, n_entries u32, filename_len u32 (NO_FILENAME: none),
- *     flags u32 (HAS_CODE), code_len u64
+ *     flags u32 (HAS_CODE, RESEEDED, RANDOM_CUT, CLOCK_CUT, DRAWS),
+ *     code_len u64
  *   filename, code
  *   n_entries entries: state u8, kind u8, zero u16, name_len u32,
  *     args_len u32, out_len u32 (the reply or the message), batch u32, then
  *     the bytes
+ *   with DRAWS (only when something was drawn): random_len u32, the random
+ *     bytes, n_clock u32, the realtime clock reads (u64 each)
+ * The flags after HAS_CODE came later without a new version: every journal
+ * of the first spelling is one of this, and a build that predates them
+ * refuses their journals as having unknown flags.
  * The loader reads untrusted bytes: every length is checked against what
  * is left before it is used, the entry count against the bytes an entry
  * needs at least before anything is allocated, and every text against what
@@ -31,6 +37,11 @@
 #define HEADER_SIZE 40u
 #define ENTRY_HEADER 20u
 #define HAS_CODE 1u
+#define RESEEDED 2u       /* the recorded run began by reseeding random */
+#define RANDOM_CUT 4u     /* the random record stopped at its bound */
+#define CLOCK_CUT 8u      /* the clock record stopped at its bound */
+#define DRAWS 16u         /* the random and clock records follow the entries */
+#define ALL_FLAGS 31u
 #define NO_FILENAME UINT32_MAX
 #define MAX_FILENAME 4096u
 /* A reply eryx_call_reply accepts (exec.c): 64 MiB of JSON. */
@@ -68,7 +79,19 @@ void eryx__journal_free(eryx_journal *j)
     free(j->e);
     free(j->code);
     free(j->filename);
+    free(j->random);
+    free(j->clock);
     free(j);
+}
+
+static void drop_draws(eryx_journal *j)
+{
+    free(j->random);
+    free(j->clock);
+    j->random = NULL;
+    j->clock = NULL;
+    j->random_len = j->random_cap = j->n_clock = j->clock_cap = 0;
+    j->reseeded = j->random_cut = j->clock_cut = 0;
 }
 
 size_t eryx__journal_pending(const eryx_journal *j)
@@ -90,6 +113,7 @@ int eryx__journal_set_code(eryx_journal *j, const char *code, size_t len, int mo
     j->code_len = 0;
     j->has_code = j->mode = 0;
     j->bytes = 0;
+    drop_draws(j);
     if (!code)
         return ERYX_OK;
     if (len > ERYX__JOURNAL_MAX_BYTES)
@@ -165,6 +189,66 @@ void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char 
     e->message = m;
 }
 
+/* ---- the guest's draws (the thread running the guest) ---------------------- */
+
+/* Makes room for n more elements of size el in *buf (cap elements now);
+ * 0, or -1 out of memory. */
+static int grow(void **buf, size_t *cap, size_t len, size_t n, size_t el)
+{
+    if (len + n <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < len + n)
+        c *= 2;
+    void *bigger = realloc(*buf, c * el);
+    if (!bigger)
+        return -1;
+    *buf = bigger;
+    *cap = c;
+    return 0;
+}
+
+int eryx__journal_random(eryx_journal *j, size_t *pos, uint8_t *p, size_t len)
+{
+    size_t have = *pos < j->random_len ? j->random_len - *pos : 0;
+    size_t n = have < len ? have : len;
+    if (n)
+        memcpy(p, j->random + *pos, n);
+    size_t fresh = len - n;
+    if (fresh && eryx__wasi_host_random(p + n, fresh) != 0)
+        return -1;
+    /* Past the record, the host's bytes extend it, unless it was cut (then
+     * the positions after it are not the record's any more). Out of
+     * memory or over the bound the record is cut: a replay draws from the
+     * host there, and diverges if the code's calls depend on it. */
+    if (fresh && !j->random_cut) {
+        if (j->random_len + fresh > ERYX__JOURNAL_MAX_RANDOM ||
+            grow((void **)&j->random, &j->random_cap, j->random_len, fresh, 1) != 0) {
+            j->random_cut = 1;
+        } else {
+            memcpy(j->random + j->random_len, p + n, fresh);
+            j->random_len += fresh;
+        }
+    }
+    *pos += len;
+    return 0;
+}
+
+uint64_t eryx__journal_realtime(eryx_journal *j, size_t *pos, uint64_t host_ns)
+{
+    size_t i = (*pos)++;
+    if (i < j->n_clock)
+        return j->clock[i];
+    if (!j->clock_cut) {
+        if (j->n_clock >= ERYX__JOURNAL_MAX_CLOCK ||
+            grow((void **)&j->clock, &j->clock_cap, j->n_clock, 1, sizeof *j->clock) != 0)
+            j->clock_cut = 1;
+        else
+            j->clock[j->n_clock++] = host_ns;
+    }
+    return host_ns;
+}
+
 json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
 {
     const eryx__jentry *e = &j->e[i];
@@ -214,6 +298,9 @@ int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
         entry_out(&j->e[i], &out);
         total += ENTRY_HEADER + strlen(j->e[i].name) + j->e[i].args_len + out;
     }
+    int draws = j->random_len || j->n_clock;
+    if (draws)
+        total += 8 + j->random_len + 8 * j->n_clock;
     uint8_t *buf = malloc(total), *p = buf;
     if (!buf)
         return ERYX_NOMEM;
@@ -221,7 +308,9 @@ int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
     put32(p + 16, (uint32_t)j->mode);
     put32(p + 20, (uint32_t)j->n);
     put32(p + 24, j->filename ? (uint32_t)flen : NO_FILENAME);
-    put32(p + 28, j->has_code ? HAS_CODE : 0);
+    put32(p + 28, (j->has_code ? HAS_CODE : 0) | (j->reseeded ? RESEEDED : 0) |
+                      (j->random_cut ? RANDOM_CUT : 0) | (j->clock_cut ? CLOCK_CUT : 0) |
+                      (draws ? DRAWS : 0));
     put64(p + 32, j->code_len);
     p = put_bytes(p + HEADER_SIZE, j->filename, flen);
     p = put_bytes(p, j->code, j->code_len);
@@ -239,6 +328,14 @@ int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
         p = put_bytes(p + ENTRY_HEADER, e->name, nlen);
         p = put_bytes(p, e->args, e->args_len);
         p = put_bytes(p, o, out);
+    }
+    if (draws) {
+        put32(p, (uint32_t)j->random_len);
+        p = put_bytes(p + 4, j->random, j->random_len);
+        put32(p, (uint32_t)j->n_clock);
+        p += 4;
+        for (size_t i = 0; i < j->n_clock; i++, p += 8)
+            put64(p, j->clock[i]);
     }
     put64(buf + 8, XXH3_64bits(buf + 16, total - 16));
     *data = buf;
@@ -333,7 +430,7 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
 }
 
 /* The header's fields; NULL or why they are refused. */
-static const char *load_header(reader *r, eryx_journal *j, uint32_t *n)
+static const char *load_header(reader *r, eryx_journal *j, uint32_t *n, uint32_t *flags_out)
 {
     const uint8_t *h = r->p;
     uint32_t flen = eryx__le32(h + 24), flags = eryx__le32(h + 28);
@@ -343,10 +440,11 @@ static const char *load_header(reader *r, eryx_journal *j, uint32_t *n)
     *n = eryx__le32(h + 20);
     r->p += HEADER_SIZE;
     r->left -= HEADER_SIZE;
-    if (flags > HAS_CODE || j->mode < ERYX_RUN_CODE || j->mode > ERYX_RUN_INTERACTIVE)
+    *flags_out = flags;
+    if (flags > ALL_FLAGS || j->mode < ERYX_RUN_CODE || j->mode > ERYX_RUN_INTERACTIVE)
         return "its header has unknown flags or an unknown run mode";
-    if (!(flags & HAS_CODE) && (j->mode || *n || flen != NO_FILENAME || code_len))
-        return "it records calls but no code";
+    if (!(flags & HAS_CODE) && (j->mode || *n || flen != NO_FILENAME || code_len || flags))
+        return "it records calls or draws but no code";
     if (flen != NO_FILENAME && (flen == 0 || flen > MAX_FILENAME))
         return "its filename is empty or too long";
     if (code_len > ERYX__JOURNAL_MAX_BYTES)
@@ -370,6 +468,42 @@ static const char *load_header(reader *r, eryx_journal *j, uint32_t *n)
     return NULL;
 }
 
+/* The random and clock records after the entries (flags & DRAWS); NULL or
+ * why they are refused. */
+static const char *load_draws(reader *r, eryx_journal *j, uint32_t flags)
+{
+    j->reseeded = !!(flags & RESEEDED);
+    j->random_cut = !!(flags & RANDOM_CUT);
+    j->clock_cut = !!(flags & CLOCK_CUT);
+    if (!(flags & DRAWS))
+        return NULL;
+    if (r->left < 4)
+        return "it is truncated";
+    uint32_t nr = eryx__le32(r->p);
+    if (nr > ERYX__JOURNAL_MAX_RANDOM)
+        return "its random record is over its bound";
+    if ((size_t)nr + 4 > r->left - 4)
+        return "it is truncated";
+    uint32_t nc = eryx__le32(r->p + 4 + nr);
+    if (nc > ERYX__JOURNAL_MAX_CLOCK)
+        return "its clock record is over its bound";
+    if (nr == 0 && nc == 0)
+        return "it has empty draw records"; /* saved without DRAWS */
+    if ((uint64_t)nc * 8 != r->left - 8 - nr)
+        return "its clock record does not fill the rest";
+    if ((nr && !(j->random = malloc(nr))) || (nc && !(j->clock = malloc((size_t)nc * 8))))
+        return "out of memory";
+    if (nr)
+        memcpy(j->random, r->p + 4, nr);
+    for (uint32_t i = 0; i < nc; i++)
+        j->clock[i] = get64(r->p + 8 + nr + 8 * (size_t)i);
+    j->random_len = j->random_cap = nr;
+    j->n_clock = j->clock_cap = nc;
+    r->p += r->left;
+    r->left = 0;
+    return NULL;
+}
+
 /* Magic, version and checksum; NULL or why the bytes are refused. */
 static const char *check_envelope(const uint8_t *p, size_t len)
 {
@@ -390,11 +524,11 @@ int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
     const char *why = check_envelope(data, len);
     eryx_journal *j = why ? NULL : calloc(1, sizeof *j);
     reader r = {data, len};
-    uint32_t n = 0;
+    uint32_t n = 0, flags = 0;
     if (!why && !j)
         why = "out of memory";
     if (!why)
-        why = load_header(&r, j, &n);
+        why = load_header(&r, j, &n, &flags);
     if (!why && n && !(j->e = calloc(n, sizeof *j->e)))
         why = "out of memory";
     if (!why)
@@ -403,6 +537,8 @@ int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
         j->n = i + 1; /* what load_entry fills is freed with j */
         why = load_entry(&r, j, &j->e[i]);
     }
+    if (!why)
+        why = load_draws(&r, j, flags);
     if (!why && r.left)
         why = "they have trailing bytes";
     if (why) {

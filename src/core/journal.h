@@ -24,6 +24,10 @@ typedef struct json_t json_t;
 #define ERYX__JOURNAL_MAX_ENTRIES (1u << 20)
 /* A failure's message: eryx_call_fail keeps 4095 bytes of one. */
 #define ERYX__JOURNAL_MAX_MESSAGE 4095u
+/* Random bytes and realtime clock reads a journal records; past these the
+ * record is cut (a replay then draws from the host). */
+#define ERYX__JOURNAL_MAX_RANDOM (1u << 20)
+#define ERYX__JOURNAL_MAX_CLOCK (1u << 17)
 
 enum eryx__jentry_state { ERYX__JE_PENDING = 0, ERYX__JE_OK = 1, ERYX__JE_ERROR = 2 };
 
@@ -51,6 +55,16 @@ struct eryx_journal {
     eryx__jentry *e;
     size_t n, cap;
     uint64_t bytes;             /* code + arguments + replies (the bound) */
+    /* What the guest drew from the host, in order (docs/journal.md,
+     * "Randomness and the wall clock"); touched only by the thread running
+     * the guest, and saved only once no execution records into it. */
+    int reseeded;               /* the recorded run began by reseeding random */
+    uint8_t *random;            /* random_get's bytes */
+    size_t random_len, random_cap;
+    int random_cut;             /* draws past random_len were not recorded */
+    uint64_t *clock;            /* realtime clock reads, ns */
+    size_t n_clock, clock_cap;
+    int clock_cut;              /* reads past n_clock were not recorded */
     atomic_int busy;            /* an execution records into it */
 };
 
@@ -72,6 +86,13 @@ int eryx__journal_append(eryx_journal *j, const char *name, const char *args);
  * caller's; record a failure instead). */
 int eryx__journal_answer_ok(eryx_journal *j, size_t i, char *text, size_t len);
 void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char *message);
+/* The guest's draws in an execution journaled into j: what the record holds
+ * at *pos (the execution's position, advanced), then the host's, appended
+ * to the record while it is under its bound. random: 0, or -1 when the
+ * host has no randomness to give. */
+int eryx__journal_random(eryx_journal *j, size_t *pos, uint8_t *p, size_t len);
+uint64_t eryx__journal_realtime(eryx_journal *j, size_t *pos, uint64_t host_ns);
+
 /* Entry i's recorded outcome as the result the guest reads for call id
  * ({"id", "ok", "value" | "kind", "message"}), or NULL (out of memory). */
 json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);

@@ -20,12 +20,15 @@
 
 /* What a sandbox made from an image does on its first run: reseed random
  * (the image holds the template's state) and, unless it is a fork or a
- * loaded session, apply its environment. "" when nothing is to be done. */
-static char *build_setup(const eryx_sandbox *sb)
+ * loaded session, apply its environment. seed: whether to reseed, or -1 as
+ * the sandbox says (a journal's replay reseeds as the recorded run did).
+ * "" when nothing is to be done. */
+static char *build_setup(const eryx_sandbox *sb, int seed)
 {
-    if (!sb->needs_setup && !sb->reseed_only)
+    int reseed = seed < 0 ? sb->needs_setup || sb->reseed_only : seed;
+    if (!sb->needs_setup && !reseed)
         return strdup("");
-    json_t *setup = json_pack("{s:b}", "seed", 1);
+    json_t *setup = reseed ? json_pack("{s:b}", "seed", 1) : json_object();
     json_t *env = json_object();
     for (size_t i = 0; sb->needs_setup && sb->cfg.env && sb->cfg.env[i]; i++) {
         const char *kv = sb->cfg.env[i], *eq = strchr(kv, '=');
@@ -63,7 +66,7 @@ static char mode_char(char mode, eryx_run_mode m)
 }
 
 char *eryx__request_build(eryx_sandbox *sb, const eryx_run_options *o, char mode,
-                          const char *code, size_t len, size_t *req_len)
+                          const char *code, size_t len, int seed, size_t *req_len)
 {
     static const char *const default_argv[] = {"", NULL};
     const char *filename = o->filename ? o->filename : "<string>";
@@ -88,7 +91,7 @@ char *eryx__request_build(eryx_sandbox *sb, const eryx_run_options *o, char mode
                              "run request may hold");
         return NULL;
     }
-    char *setup = build_setup(sb);
+    char *setup = build_setup(sb, seed);
     if (!setup || add_len(&n, strlen(setup)) || len > MAX_REQUEST_BYTES - n) {
         free(setup);
         eryx__set_errmsg(sb, "out of memory preparing the run");

@@ -80,6 +80,7 @@ int eryx__sandbox_create_wasi(eryx_sandbox *sb, const eryx_sandbox_config *cfg)
         eryx__wasi_set_output_fn(sb->wasi, cfg->on_output, cfg->output_user_data);
     eryx__wasi_set_output_stop(sb->wasi, cfg->output_limit_stops);
     eryx__wasi_set_sleeper(sb->wasi, eryx__exec_sleep, sb);
+    eryx__wasi_set_draws(sb->wasi, &eryx__exec_draws, sb);
     return ERYX_OK;
 }
 
@@ -402,6 +403,7 @@ static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config
     if (cfg->on_output)
         eryx__wasi_set_output_fn(w, cfg->on_output, cfg->output_user_data);
     eryx__wasi_set_sleeper(w, eryx__exec_sleep, sb);
+    eryx__wasi_set_draws(w, &eryx__exec_draws, sb);
     sb->wasi = w;
     return ERYX_OK;
 }

@@ -236,6 +236,12 @@ void eryx__wasi_set_output_stop(eryx__wasi *w, int stop)
     w->output_stop = stop;
 }
 
+void eryx__wasi_set_draws(eryx__wasi *w, const eryx__wasi_draws *draws, void *ud)
+{
+    w->draws = draws;
+    w->draws_ud = ud;
+}
+
 void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud)
 {
     w->sleep_fn = fn;
@@ -387,20 +393,26 @@ uint32_t IMPORT(proc_raise)(eryx__wasi *w, uint32_t sig) { return WASI_ENOSYS; }
 
 uint32_t IMPORT(sched_yield)(eryx__wasi *w) { return WASI_ESUCCESS; }
 
+int eryx__wasi_host_random(uint8_t *p, size_t len)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = getrandom(p + done, len - done, 0);
+        if (r < 0 && errno != EINTR)
+            return -1;
+        if (r > 0)
+            done += (size_t)r;
+    }
+    return 0;
+}
+
 uint32_t IMPORT(random_get)(eryx__wasi *w, uint32_t buf, uint32_t len)
 {
     uint8_t *p = gm_span(w->mem, buf, len);
     if (!p)
         return WASI_EFAULT;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t r = getrandom(p + done, len - done, 0);
-        if (r < 0 && errno != EINTR)
-            return WASI_EIO;
-        if (r > 0)
-            done += (size_t)r;
-    }
-    return WASI_ESUCCESS;
+    int rc = w->draws ? w->draws->random(w->draws_ud, p, len) : eryx__wasi_host_random(p, len);
+    return rc == 0 ? WASI_ESUCCESS : WASI_EIO;
 }
 
 /* Sockets are not offered yet (src/net/ will provide them under policy). */

@@ -110,6 +110,21 @@ void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud);
  * sleeps. Not carried by eryx__wasi_clone. */
 void eryx__wasi_set_sleeper(eryx__wasi *w, eryx__wasi_sleep_fn fn, void *ud);
 
+/* What the guest draws from the host that a journal records and gives back
+ * on replay (docs/journal.md, "Randomness and the wall clock"): random_get's
+ * bytes and the realtime clock. random fills p with len bytes and returns 0
+ * (or -1: the guest gets EIO); realtime returns the time the guest reads,
+ * given the host's. Both are called on the thread running the guest. Not
+ * carried by eryx__wasi_clone. Without them the host's values go through. */
+typedef struct eryx__wasi_draws {
+    int (*random)(void *ud, uint8_t *p, size_t len);
+    uint64_t (*realtime)(void *ud, uint64_t host_ns);
+} eryx__wasi_draws;
+void eryx__wasi_set_draws(eryx__wasi *w, const eryx__wasi_draws *draws, void *ud);
+
+/* len bytes of the host's randomness (getrandom): 0, or -1 (errno set). */
+int eryx__wasi_host_random(uint8_t *p, size_t len);
+
 /* Thread-safe: makes a poll_oneoff sleep of the guest end early (within
  * ~20 ms) with EINTR, now or, if none is running, at its next call until
  * the next begin_run. For eryx_sandbox_interrupt(). */

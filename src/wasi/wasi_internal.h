@@ -66,6 +66,9 @@ struct Z_wasi_snapshot_preview1_instance_t {
     eryx__wasi_sleep_fn sleep_fn;   /* suspends the guest instead of
                                        blocking the thread; may be NULL */
     void *sleep_ud;
+    const eryx__wasi_draws *draws;  /* what the guest draws from the host
+                                       passes through these; may be NULL */
+    void *draws_ud;
     /* The sandbox's CPU time: thread CPU time inside guest calls. */
     uint64_t cpu_used;          /* ns, summed over finished entries */
     uint64_t cpu_since;         /* thread CPU clock at the outermost entry */

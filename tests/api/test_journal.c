@@ -707,6 +707,139 @@ TEST_CASE(test_reply_races_suspend)
     }
 }
 
+/* Code whose first call depends on what it drew from the host: random
+ * (reseeded on a sandbox's first run), os.urandom, uuid4 and the wall
+ * clock. Its second call depends on the first's reply. */
+static const char code_draws[] = "import os, random, time, uuid\n"
+                                  "drawn = f'{random.random()}|{uuid.uuid4()}|'"
+                                  " f'{os.urandom(8).hex()}|{time.time()!r}'\n"
+                                  "x = await get(key=drawn)\n"
+                                  "await get(key=x + '!')\n"
+                                  "print(x, len(os.urandom(4)))\n";
+
+/* Records code_draws in sb (setup first, unless NULL), answers its first
+ * call with "ok" and suspends while its second waits: the journal, through
+ * its bytes, and the first call's arguments in args. */
+static eryx_journal *record_draws(eryx_sandbox *sb, char *args, size_t cap)
+{
+    eryx_journal *j = NULL;
+    eryx_call *calls[2];
+    int rc, n;
+    REQUIRE_INT(eryx_journal_new(&j), ERYX_OK);
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, code_draws, strlen(code_draws), NULL, j, &ex),
+                ERYX_OK);
+    n = step_to_calls(ex, calls, 2, &rc);
+    REQUIRE_INT(n, 1);
+    snprintf(args, cap, "%s", eryx_call_args(calls[0]));
+    reply_str(calls[0], "ok");
+    n = step_to_calls(ex, calls, 2, &rc);
+    REQUIRE_INT(n, 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"ok!\"}");
+    CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+    return through_bytes(j);
+}
+
+/* Replays j in sb: the first call is served from the journal, the second
+ * surfaces with the recorded arguments, and the code finishes. */
+static void replay_draws(eryx_sandbox *sb, eryx_journal *j)
+{
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[2];
+    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    if (rc == ERYX_DIVERGED)
+        fprintf(stderr, "diverged: %s\n", eryx_errmsg(sb));
+    REQUIRE_INT(rc, ERYX_PENDING);
+    REQUIRE_INT(n, 1);
+    CHECK_INT(eryx_exec_replayed(ex), 1);
+    CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"ok!\"}");
+    reply_str(calls[0], "done");
+    n = step_to_calls(ex, calls, 2, &rc);
+    CHECK_INT(n, 0);
+    CHECK_INT(rc, ERYX_OK);
+    finish_ok(ex, "ok 4\n", 1);
+}
+
+/* What the code drew before a call is given back on replay, so the call is
+ * the same: in a session that had run (no reseed then; the loaded copy
+ * would reseed) and on a fresh sandbox's first run (reseeded then: the
+ * replay reseeds from the recorded bytes). */
+TEST_CASE(test_draws_replayed)
+{
+    char args[512], again[512];
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "import random; random.random()");
+    int fd = save_state(sb);
+    eryx_journal *j = record_draws(sb, args, sizeof args);
+    eryx_sandbox_free(sb);
+    sb = restore_state(fd);
+    close(fd);
+    replay_draws(sb, j);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+
+    sb = new_sandbox(0); /* this execution is its first run */
+    j = record_draws(sb, args, sizeof args);
+    eryx_sandbox_free(sb);
+    sb = new_sandbox(0);
+    replay_draws(sb, j);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+
+    /* Not journaled, every sandbox draws its own: a second recording of
+     * the same code in a fresh sandbox makes another first call. */
+    sb = new_sandbox(0);
+    j = record_draws(sb, again, sizeof again);
+    CHECK(strcmp(args, again) != 0);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
+/* The random record stops at 1 MiB: bytes drawn past it come from the host
+ * on replay, and a call that depends on them diverges (detected). Within
+ * the bound the same code replays. */
+TEST_CASE(test_draws_bound)
+{
+    for (int big = 0; big < 2; big++) {
+        char code[256];
+        snprintf(code, sizeof code,
+                 "import os, hashlib\n"
+                 "h = hashlib.sha256(os.urandom(%d)).hexdigest()\n"
+                 "await get(key=h)\n"
+                 "await get(key='then')\n",
+                 big ? 2 << 20 : 512 << 10);
+        eryx_sandbox *sb = new_sandbox(0);
+        run_ok(sb, "pass");
+        int fd = save_state(sb);
+        eryx_journal *j = NULL;
+        eryx_call *calls[2];
+        int rc, n;
+        eryx_exec *ex = start_recording(sb, "pass", code, &j, calls, 2, &n);
+        REQUIRE_INT(n, 1);
+        reply_str(calls[0], "x");
+        REQUIRE_INT(step_to_calls(ex, calls, 2, &rc), 1);
+        CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
+        eryx_sandbox_free(sb);
+        j = through_bytes(j);
+        sb = restore_state(fd);
+        close(fd);
+        REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+        n = step_to_calls(ex, calls, 2, &rc);
+        if (big) {
+            CHECK_INT(rc, ERYX_DIVERGED);
+            CHECK_INT(n, 0);
+        } else {
+            CHECK_INT(rc, ERYX_PENDING);
+            REQUIRE_INT(n, 1);
+            CHECK_STR(eryx_call_args(calls[0]), "{\"key\":\"then\"}");
+        }
+        eryx_exec_finish(ex, NULL);
+        eryx_sandbox_free(sb);
+        eryx_journal_free(j);
+    }
+}
+
 static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);

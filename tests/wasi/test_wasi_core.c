@@ -386,6 +386,48 @@ TEST_CASE(test_cpu_clocks)
     eryx__wasi_free(w);
 }
 
+/* A fake journal's draws: random bytes count up, the wall clock is 7. */
+static int fake_random(void *ud, uint8_t *p, size_t len)
+{
+    int *n = ud;
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(*n)++;
+    return len == 3 ? -1 : 0;
+}
+
+static uint64_t fake_realtime(void *ud, uint64_t host_ns)
+{
+    (void)ud;
+    return host_ns ? 7 : 0;
+}
+
+/* random_get and the realtime clock go through the draws when set (a
+ * journal records and replays them); the other clocks never do, and a
+ * clone starts without them. */
+TEST_CASE(test_draws)
+{
+    static const eryx__wasi_draws draws = {fake_random, fake_realtime};
+    int n = 0;
+    eryx__wasi *w = new_wasi(100);
+    eryx__wasi_set_draws(w, &draws, &n);
+    CHECK_INT(W(random_get)(w, 4096, 4), 0);
+    CHECK_INT(mem->data[4096], 0);
+    CHECK_INT(mem->data[4099], 3);
+    CHECK_INT(W(random_get)(w, 4096, 3), WASI_EIO);
+    CHECK_INT(W(random_get)(w, mem->size - 1, 4), WASI_EFAULT); /* checked first */
+    CHECK_INT(n, 7);
+    CHECK_INT(guest_clock(w, WASI_CLOCK_REALTIME), 7);
+    CHECK(guest_clock(w, WASI_CLOCK_MONOTONIC) != 7);
+    eryx__wasi *c = eryx__wasi_clone(w);
+    REQUIRE(c);
+    eryx__wasi_set_memory(c, mem);
+    CHECK(guest_clock(c, WASI_CLOCK_REALTIME) > 1000000000ull * 1700000000ull);
+    eryx__wasi_free(c);
+    eryx__wasi_set_draws(w, NULL, NULL);
+    CHECK(guest_clock(w, WASI_CLOCK_REALTIME) > 1000000000ull * 1700000000ull);
+    eryx__wasi_free(w);
+}
+
 static void call_exit(void *arg)
 {
     (void)arg;
