@@ -91,7 +91,11 @@ def test_suspend_on_one_replica_resume_on_another(cl):
     callbacks = [{"name": "approve", "fn": approve}]
     with remote.Session(cl.url, cl.token, session="approval", callbacks=callbacks) as s:
         s.execute("log = ['start']")
-        sus = s.execute("log.append('asked')\nok = await approve('deploy')\nlog.append(ok)")
+        # The call's argument holds what the code drew (journaled: the
+        # replay on another replica draws the same and makes the same call).
+        sus = s.execute("import random, time, uuid\nlog.append('asked')\n"
+                        "ok = await approve(f'deploy {uuid.uuid4()} {random.random()} "
+                        "{time.time()}')\nlog.append(ok)")
     assert isinstance(sus, remote.Suspended)
     first = _pid(sus.replica)
     # New connections until one lands elsewhere (round robin: the next one).
