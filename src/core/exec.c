@@ -796,6 +796,12 @@ int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)
     return rc;
 }
 
+/* What the guest draws first on a run that reseeds: its setup's
+ * random.seed() takes N = 624 32-bit words (CPython's _randommodule.c,
+ * random_seed_urandom) before anything else runs. test_journal.c's
+ * test_replay_never_shares_the_image_generator fails if that changes. */
+#define GUEST_RESEED_BYTES 2496u
+
 /* A journaled execution's guest draws through its journal's records; any
  * other run (internal ones too) draws from the host. */
 static int draw_random(void *sandbox, uint8_t *p, size_t len)
@@ -803,6 +809,15 @@ static int draw_random(void *sandbox, uint8_t *p, size_t len)
     eryx_exec *ex = ((eryx_sandbox *)sandbox)->exec;
     if (!ex || !ex->journal)
         return eryx__wasi_host_random(p, len);
+    if (ex->reseed_left) {
+        /* A reseed the recorded run did not make: not among its draws. */
+        size_t n = len < ex->reseed_left ? len : ex->reseed_left;
+        if (eryx__wasi_host_random(p, n) != 0)
+            return -1;
+        ex->reseed_left -= n;
+        p += n;
+        len -= n;
+    }
     return eryx__journal_random(ex->journal, &ex->jrandom, p, len);
 }
 
@@ -970,14 +985,17 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
     }
     if (rc != ERYX_OK)
         return rc;
-    /* The recorded run's random state is the replay's: it reseeds exactly
-     * when the recorded run did (a loaded session would otherwise reseed,
-     * and one that ran would not), and its draws then come from the
-     * journal's record (docs/journal.md, "Randomness and the wall clock"). */
+    /* The recorded run's random state is the replay's: it reseeds when the
+     * recorded run did (a loaded session would otherwise reseed, and one
+     * that ran would not), drawing from the journal's record (docs/
+     * journal.md, "Randomness and the wall clock"). A sandbox still holding
+     * the image's generator reseeds anyway: that state was never the
+     * recorded run's, and must not be shared with other sandboxes. */
     if (recorded)
         j->reseeded = sb->needs_setup || sb->reseed_only;
+    int extra_reseed = !j->reseeded && sb->needs_setup;
     o.filename = j->filename;
-    rc = exec_start(sb, 0, j->code, j->code_len, &o, j->reseeded, out);
+    rc = exec_start(sb, 0, j->code, j->code_len, &o, j->reseeded || extra_reseed, out);
     if (rc != ERYX_OK) {
         if (recorded)
             eryx__journal_set_code(j, NULL, 0, 0, NULL);
@@ -985,6 +1003,7 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
     }
     (*out)->journal = j;
     (*out)->hub->journal = j; /* not shared yet: no call was made */
+    (*out)->reseed_left = extra_reseed ? GUEST_RESEED_BYTES : 0;
     if (plan_replay(*out, j) != ERYX_OK) {
         eryx__exec_finish(*out, NULL); /* never ran: the sandbox is dead */
         *out = NULL;

@@ -134,6 +134,8 @@ struct eryx_exec {
                                    (eryx_exec_replayed) */
     size_t jrandom, jclock;     /* the guest's next random byte and
                                    realtime read in the journal's records */
+    size_t reseed_left;         /* bytes of a reseed the recorded run did
+                                   not make, still to draw from the host */
 };
 
 /* request.c: the run request the guest decodes (guest/abi.h). seed: whether

@@ -840,6 +840,44 @@ TEST_CASE(test_draws_bound)
     }
 }
 
+/* A replay into a sandbox that still holds the image's generator reseeds
+ * it even when the recorded run did not, from the host, not from the
+ * record: the code's own draws still replay, and two such replays draw
+ * differently afterwards, as two fresh sandboxes do. */
+TEST_CASE(test_replay_never_shares_the_image_generator)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    eryx_call *calls[1];
+    int rc, n;
+    eryx_exec *ex = start_recording(sb, "pass", "import os\n"
+                                    "print(await get(key=os.urandom(4).hex()))", &j, calls, 1, &n);
+    REQUIRE_INT(n, 1);
+    reply_str(calls[0], "b");
+    REQUIRE_INT(step_to_calls(ex, calls, 1, &rc), 0);
+    REQUIRE_INT(rc, ERYX_OK);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_OK);
+    eryx_sandbox_free(sb);
+    char drawn[2][64];
+    for (int i = 0; i < 2; i++) {
+        sb = new_sandbox(0);
+        REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+        REQUIRE_INT(step_to_calls(ex, calls, 1, &rc), 0);
+        if (rc != ERYX_OK)
+            fprintf(stderr, "replay %d: %s\n", i, eryx_errmsg(sb));
+        CHECK_INT(rc, ERYX_OK);
+        finish_ok(ex, "b\n", 0);
+        eryx_result *r = NULL;
+        REQUIRE_INT(eryx_sandbox_run(sb, "import random; print(random.random())", 37, &r),
+                    ERYX_OK);
+        snprintf(drawn[i], sizeof drawn[i], "%s", r->out);
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    CHECK(strcmp(drawn[0], drawn[1]) != 0);
+    eryx_journal_free(j);
+}
+
 static void setup(void)
 {
     int rc = eryx_runtime_new(NULL, &rt);
