@@ -1004,6 +1004,7 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
     (*out)->journal = j;
     (*out)->hub->journal = j; /* not shared yet: no call was made */
     (*out)->reseed_left = extra_reseed ? GUEST_RESEED_BYTES : 0;
+    eryx__journal_mark_draws(j, &(*out)->jmark);
     if (plan_replay(*out, j) != ERYX_OK) {
         eryx__exec_finish(*out, NULL); /* never ran: the sandbox is dead */
         *out = NULL;
@@ -1107,6 +1108,7 @@ static int check_replayed(eryx_exec *ex, int rc)
         return rc;
     eryx__set_errmsg(ex->sb, "the code did not repeat the journal's calls: it finished after "
                              "%zu of its %zu calls", ex->jnext, ex->journal->n);
+    eryx__journal_reset_draws(ex->journal, &ex->jmark);
     return ERYX_DIVERGED;
 }
 
@@ -1185,6 +1187,7 @@ int eryx__exec_step(eryx_exec *ex)
         /* Its stack is dropped mid-call: the sandbox is dead. */
         eryx__fiber_abandon(ex->sb->in.fiber);
         ex->sb->state = ERYX__SB_DEAD;
+        eryx__journal_reset_draws(ex->journal, &ex->jmark);
         rc = ERYX_DIVERGED;
     }
     if (rc == ERYX_PENDING) {

@@ -136,6 +136,7 @@ struct eryx_exec {
                                    realtime read in the journal's records */
     size_t reseed_left;         /* bytes of a reseed the recorded run did
                                    not make, still to draw from the host */
+    eryx__jdraws_mark jmark;    /* the draw records before this execution */
 };
 
 /* request.c: the run request the guest decodes (guest/abi.h). seed: whether

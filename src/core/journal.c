@@ -249,6 +249,22 @@ uint64_t eryx__journal_realtime(eryx_journal *j, size_t *pos, uint64_t host_ns)
     return host_ns;
 }
 
+void eryx__journal_mark_draws(const eryx_journal *j, eryx__jdraws_mark *m)
+{
+    m->random_len = j->random_len;
+    m->n_clock = j->n_clock;
+    m->random_cut = j->random_cut;
+    m->clock_cut = j->clock_cut;
+}
+
+void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m)
+{
+    j->random_len = m->random_len;
+    j->n_clock = m->n_clock;
+    j->random_cut = m->random_cut;
+    j->clock_cut = m->clock_cut;
+}
+
 json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
 {
     const eryx__jentry *e = &j->e[i];

@@ -93,6 +93,15 @@ void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char 
 int eryx__journal_random(eryx_journal *j, size_t *pos, uint8_t *p, size_t len);
 uint64_t eryx__journal_realtime(eryx_journal *j, size_t *pos, uint64_t host_ns);
 
+/* The draw records' extent, to put them back as they were when a replay
+ * diverges: what it drew past them belongs to another path. */
+typedef struct eryx__jdraws_mark {
+    size_t random_len, n_clock;
+    int random_cut, clock_cut;
+} eryx__jdraws_mark;
+void eryx__journal_mark_draws(const eryx_journal *j, eryx__jdraws_mark *m);
+void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m);
+
 /* Entry i's recorded outcome as the result the guest reads for call id
  * ({"id", "ok", "value" | "kind", "message"}), or NULL (out of memory). */
 json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);

@@ -350,6 +350,34 @@ TEST_CASE(test_divergence)
     eryx_journal_free(j);
 }
 
+/* A replay that diverges leaves the draw records as they were: what it
+ * drew past them belongs to a path the recorded run did not take. */
+TEST_CASE(test_divergence_keeps_draws)
+{
+    const char *code = "import os, time\nif k != 'a':\n    os.urandom(64); time.time()\n"
+                       "x = await get(key=k)\nawait get(key=x)\n";
+    eryx_journal *j = record_two(code);
+    void *before = NULL, *after = NULL;
+    size_t len_before = 0, len_after = 0;
+    REQUIRE_INT(eryx_journal_save(j, &before, &len_before), ERYX_OK);
+    eryx_sandbox *sb = new_sandbox(0);
+    run_ok(sb, "k = 'other'");
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[2];
+    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    CHECK_INT(n, 0);
+    CHECK_INT(rc, ERYX_DIVERGED);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_DIVERGED);
+    REQUIRE_INT(eryx_journal_save(j, &after, &len_after), ERYX_OK);
+    CHECK_INT(len_after, len_before);
+    CHECK(len_after == len_before && memcmp(before, after, len_before) == 0);
+    eryx_free(before);
+    eryx_free(after);
+    eryx_sandbox_free(sb);
+    eryx_journal_free(j);
+}
+
 /* Code that ends before it made the journal's calls diverged too. */
 TEST_CASE(test_divergence_finished_early)
 {
