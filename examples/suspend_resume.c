@@ -3,7 +3,8 @@
  * in another sandbox (docs/journal.md): the sandbox's state from before the
  * execution and the execution's journal are kept as bytes (a server would
  * put them in a database), the first sandbox is gone, and a new one picks
- * up where the code waited: the calls already answered are not asked again.
+ * up where the code waited: the calls already answered are not asked again,
+ * and what the code drew (here a uuid4 ticket) is drawn the same again.
  */
 #include <eryx.h>
 #include <stdio.h>
@@ -22,13 +23,13 @@
 
 static const eryx_callback tools[] = {
     {.name = "price", .schema = "{\"properties\": {\"item\": {}}}"},
-    {.name = "approve", .schema = "{\"properties\": {\"total\": {}}}"},
+    {.name = "approve", .schema = "{\"properties\": {\"total\": {}, \"ticket\": {}}}"},
 };
 
-static const char code[] = "import asyncio\n"
+static const char code[] = "import asyncio, uuid\n"
                            "a, b = await asyncio.gather(price('tea'), price('cake'))\n"
                            "total = (a + b) * discount\n"
-                           "ok = await approve(total)\n"
+                           "ok = await approve(total, ticket=str(uuid.uuid4()))\n"
                            "print('total', total, 'approved' if ok else 'refused')\n";
 
 /* A session as bytes, through a memfd (eryx_sandbox_save_fd). */
@@ -85,6 +86,7 @@ int main(void)
     /* Monday: a session with state, then the request. */
     size_t state_len, journal_len;
     void *state, *journal_bytes;
+    char asked[256];
     {
         eryx_sandbox_config cfg;
         eryx_sandbox_config_default(&cfg);
@@ -103,7 +105,8 @@ int main(void)
         CHECK(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex), sb);
         int rc;
         eryx_call *approval = run_until_approval(ex, &rc);
-        printf("waiting for approval of %s: suspended\n", eryx_call_args(approval));
+        snprintf(asked, sizeof asked, "%s", eryx_call_args(approval));
+        printf("waiting for approval of %s: suspended\n", asked);
         CHECK(eryx_exec_suspend(ex), sb);
         CHECK(eryx_journal_save(j, &journal_bytes, &journal_len), NULL);
         printf("kept: %zu bytes of state, %zu of journal (%zu calls, %zu pending)\n",
@@ -120,7 +123,12 @@ int main(void)
     CHECK(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), sb);
     int rc;
     eryx_call *approval = run_until_approval(ex, &rc); /* no price asked again */
-    printf("resumed at approval of %s\n", eryx_call_args(approval));
+    if (!approval) { /* ERYX_DIVERGED: the code did not repeat its calls */
+        fprintf(stderr, "%s: %s\n", eryx_errstr(rc), eryx_errmsg(sb));
+        return 1;
+    }
+    printf("resumed at approval of %s (%s ticket)\n", eryx_call_args(approval),
+           strcmp(asked, eryx_call_args(approval)) == 0 ? "the same" : "another");
     eryx_call_reply(approval, "true", 4);
     if (run_until_approval(ex, &rc) != NULL)
         return 1;
