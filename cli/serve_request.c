@@ -366,6 +366,11 @@ static json_t *done_fields(int rc, const eryx_result *res)
     return d;
 }
 
+/* What a resume message holds besides the token (its fields, small
+ * replies); a token that leaves less than this under --max-message is
+ * refused at suspension rather than at resume. */
+#define RESUME_ROOM (64u << 10)
+
 /* Ends the execution at its suspend point and answers with the token. */
 static void suspend(running *r, eryx_journal *j)
 {
@@ -387,11 +392,25 @@ static void suspend(running *r, eryx_journal *j)
                               call_fields(r->calls[i].call, r->calls[i].id, r->calls[i].name));
     }
     drop_calls(r);
-    if (token)
+    size_t cap = r->sv->cfg.max_message;
+    if (token && strlen(token) > cap - (cap < 2 * RESUME_ROOM ? cap / 2 : RESUME_ROOM)) {
+        /* No server of ours would take it back: a resume carries the token
+         * in one message. The session keeps its state from before. */
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "the journal token is %zu bytes, more than a resume may carry under "
+                 "--max-message (%zu bytes): the execution was ended and the session keeps "
+                 "its state from before it",
+                 strlen(token), cap);
+        json_decref(pending);
+        send_error(r->c, r->id, "journal_too_large", msg);
+    } else if (token) {
         send_event(r, "suspended", json_pack("{ss so ss}", "journal", token, "pending", pending,
                                              "replica", r->sv->replica));
-    else
-        json_decref(pending), send_error(r->c, r->id, "internal", "cannot make the journal token");
+    } else {
+        json_decref(pending);
+        send_error(r->c, r->id, "internal", "cannot make the journal token");
+    }
     free(token);
     json_decref(meta.pending);
     metrics_execution(r->sv, M_SUSPENDED, 0);

@@ -83,8 +83,10 @@ class SessionLockedError(RemoteError):
 class JournalError(RemoteError, _eryx.JournalError):
     """A resume was refused: ``journal_invalid`` (forged, altered, another
     build, expired), ``journal_used`` (resumed before) or ``journal_stale``
-    (the session changed since). Also an ``eryx.JournalError``, the local
-    journals' error."""
+    (the session changed since); or a suspension could give no token
+    (``journal_too_large``: over what a resume may carry under the server's
+    --max-message; the execution was ended). Also an
+    ``eryx.JournalError``, the local journals' error."""
 
 
 class RemoteConnectionError(RemoteError, ConnectionError):
@@ -97,6 +99,7 @@ _ERRORS: Dict[str, type] = {
     "busy": BusyError, "not_found": SessionNotFoundError, "exists": SessionExistsError,
     "locked": SessionLockedError, "journal_invalid": JournalError,
     "journal_used": JournalError, "journal_stale": JournalError,
+    "journal_too_large": JournalError,
 }
 
 

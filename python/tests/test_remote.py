@@ -377,6 +377,31 @@ def test_suspend_from_a_callback_and_resume(server, work, session):
         assert s.execute("print(ok, before)").stdout == "yes kept\n"
 
 
+def test_suspension_too_large_to_resume_is_refused(work):
+    # A token no resume could carry under --max-message is an error at the
+    # suspension, not a token that fails later; the session is unchanged.
+    srv = _start(work, "small", extra=("--max-message", "200000"))
+    try:
+        def fetch():
+            return "x" * 150000
+
+        cbs = _approval_registry({}) + [{"name": "fetch", "fn": fetch}]
+        with remote.Session(srv.url, work["token"], callbacks=cbs) as s:
+            s.execute("n = 1")
+            with pytest.raises(remote.JournalError) as ei:
+                s.execute("n = 2\nbig = await fetch()\nok = await approve('deploy')")
+            assert ei.value.code == "journal_too_large"
+            assert "--max-message (200000 bytes)" in str(ei.value)
+            assert s.execute("print(n, 'big' in globals())").stdout == "1 False\n"
+            # A small one still suspends.
+            sus = s.execute("ok = await approve('deploy')")
+            assert isinstance(sus, remote.Suspended)
+    finally:
+        alive = srv.alive
+        srv.stop()
+    assert alive, srv.log()
+
+
 def test_suspend_from_another_thread(server, work):
     release, calling = threading.Event(), threading.Event()
 
