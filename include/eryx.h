@@ -847,8 +847,10 @@ ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
  * its randomness (os.urandom, secrets, uuid4, and random's reseed on a
  * sandbox's first run; up to 1 MiB), its wall-clock reads (time.time,
  * datetime.now; up to 131072), and whether the run reseeded random. A
- * replay reseeds exactly when the recorded run did and draws the recorded
- * values first, the host's after them (recorded too), so code that draws
+ * replay reseeds when the recorded run did (and, from the host, in a
+ * sandbox made from an image that never ran, whose generator every such
+ * sandbox shares) and draws the recorded values first, the host's after
+ * them (recorded too, unless the replay diverges), so code that draws
  * before a call makes the same call again. The monotonic and CPU clocks
  * are not recorded (time.monotonic, perf_counter, asyncio's timers): they
  * measure, and a replay runs faster than the calls did. The journal thus
