@@ -310,19 +310,30 @@ static eryx_journal *record_two(const char *code)
     return j;
 }
 
+/* Replays record_two's journal where k is 'other': its first call differs,
+ * so the replay diverges before any call reaches the embedder. The
+ * execution (to finish), its sandbox in *sb. */
+static eryx_exec *replay_other_k(eryx_journal *j, eryx_sandbox **sb)
+{
+    *sb = new_sandbox(0);
+    run_ok(*sb, "k = 'other'");
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start_journaled(*sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_call *calls[2];
+    int rc, n = step_to_calls(ex, calls, 2, &rc);
+    CHECK_INT(n, 0);
+    CHECK_INT(rc, ERYX_DIVERGED);
+    return ex;
+}
+
 TEST_CASE(test_divergence)
 {
     const char *code = "x = await get(key=k)\nprint('got', x)\nawait get(key=x)\n";
     eryx_journal *j = record_two(code);
-    /* The restored state reads another value: the first call differs. */
-    eryx_sandbox *sb = new_sandbox(0);
-    run_ok(sb, "k = 'other'");
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+    eryx_sandbox *sb = NULL;
+    eryx_exec *ex = replay_other_k(j, &sb);
     eryx_call *calls[2];
-    int rc, n = step_to_calls(ex, calls, 2, &rc);
-    CHECK_INT(n, 0); /* nothing reached the embedder */
-    CHECK_INT(rc, ERYX_DIVERGED);
+    int rc, n;
     CHECK_INT(eryx_exec_replayed(ex), 0);
     CHECK_CONTAINS(eryx_errmsg(sb), "did not repeat the journal's calls");
     CHECK_CONTAINS(eryx_errmsg(sb), "'get' with other arguments");
@@ -360,14 +371,8 @@ TEST_CASE(test_divergence_keeps_draws)
     void *before = NULL, *after = NULL;
     size_t len_before = 0, len_after = 0;
     REQUIRE_INT(eryx_journal_save(j, &before, &len_before), ERYX_OK);
-    eryx_sandbox *sb = new_sandbox(0);
-    run_ok(sb, "k = 'other'");
-    eryx_exec *ex = NULL;
-    REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
-    eryx_call *calls[2];
-    int rc, n = step_to_calls(ex, calls, 2, &rc);
-    CHECK_INT(n, 0);
-    CHECK_INT(rc, ERYX_DIVERGED);
+    eryx_sandbox *sb = NULL;
+    eryx_exec *ex = replay_other_k(j, &sb);
     CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_DIVERGED);
     REQUIRE_INT(eryx_journal_save(j, &after, &len_after), ERYX_OK);
     CHECK_INT(len_after, len_before);
