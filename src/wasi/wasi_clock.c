@@ -106,10 +106,15 @@ uint32_t IMPORT(clock_time_get)(eryx__wasi *w, uint32_t id, uint64_t precision,
     clockid_t c;
     if (host_clock(id, &c) < 0)
         return WASI_EINVAL;
+    /* The pointer first: a read the guest cannot receive is not a draw. */
+    uint8_t *p = gm_span(w->mem, ptr, 8);
+    if (!p)
+        return WASI_EFAULT;
     uint64_t now = clock_now(w, id, c);
     if (id == WASI_CLOCK_REALTIME && w->draws)
         now = w->draws->realtime(w->draws_ud, now);
-    return gm_put64(w->mem, ptr, now) < 0 ? WASI_EFAULT : WASI_ESUCCESS;
+    gm_st64(p, now);
+    return WASI_ESUCCESS;
 }
 
 /* ---- poll_oneoff ------------------------------------------------------ */

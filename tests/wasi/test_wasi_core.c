@@ -401,6 +401,13 @@ static uint64_t fake_realtime(void *ud, uint64_t host_ns)
     return host_ns ? 7 : 0;
 }
 
+/* Counts the realtime reads that reach it in *ud. */
+static uint64_t counting_realtime(void *ud, uint64_t host_ns)
+{
+    ++*(int *)ud;
+    return host_ns ? 7 : 0;
+}
+
 /* random_get and the realtime clock go through the draws when set (a
  * journal records and replays them); the other clocks never do, and a
  * clone starts without them. */
@@ -417,6 +424,15 @@ TEST_CASE(test_draws)
     CHECK_INT(W(random_get)(w, mem->size - 1, 4), WASI_EFAULT); /* checked first */
     CHECK_INT(n, 7);
     CHECK_INT(guest_clock(w, WASI_CLOCK_REALTIME), 7);
+    /* A bad pointer is refused before the read reaches the draws. */
+    n = 100;
+    static const eryx__wasi_draws counting = {fake_random, counting_realtime};
+    eryx__wasi_set_draws(w, &counting, &n);
+    CHECK_INT(W(clock_time_get)(w, WASI_CLOCK_REALTIME, 0, mem->size - 4), WASI_EFAULT);
+    CHECK_INT(n, 100);
+    CHECK_INT(guest_clock(w, WASI_CLOCK_REALTIME), 7);
+    CHECK_INT(n, 101);
+    eryx__wasi_set_draws(w, &draws, &n);
     CHECK(guest_clock(w, WASI_CLOCK_MONOTONIC) != 7);
     eryx__wasi *c = eryx__wasi_clone(w);
     REQUIRE(c);
