@@ -865,12 +865,21 @@ ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
  * does not make again, ends the execution with ERYX_DIVERGED at once (the
  * sandbox is then dead; the result holds the output so far), and so does
  * code that finishes before it made all of the journal's calls (the
- * sandbox then lives). Network operations (eryx_net_config) are not
- * journaled: they are made again when the code is replayed. Calls refused
- * before they are made (arguments over 4 MiB) are not journaled either;
- * they are refused again.
+ * sandbox then lives). Calls refused before they are made (arguments over
+ * 4 MiB) are not journaled; they are refused again.
  *
- * Bounds: a journal holds at most max_callbacks entries of the sandbox
+ * Network operations (eryx_net_config) are journaled like calls, with
+ * what they gave the code (the bytes received, the failures): a replay
+ * gives the code the recorded outcomes and connects, sends and reads
+ * nothing again (the policy is not asked again either: the outcome is
+ * what it allowed the first time). They are not callbacks: max_callbacks,
+ * n_callbacks and eryx_exec_replayed do not count them; a journal records
+ * at most 524288 of them, and what they received counts in its 256 MiB. A
+ * connection is not carried over a suspension: after the replay, the
+ * code's next operation on a socket opened before it fails with EBADF
+ * (OSError in Python).
+ *
+ * Bounds: a journal holds at most max_callbacks calls of the sandbox
  * that records into it (beyond, calls fail at once as over the callback
  * limit), and its code, arguments and replies at most 256 MiB together: a
  * reply that does not fit reaches the guest as a failed call (that
@@ -898,10 +907,12 @@ ERYX_API int eryx_journal_save(const eryx_journal *j, void **data, size_t *len);
  * above is refused with ERYX_INVALID and the reason in eryx_errmsg(NULL). */
 ERYX_API int eryx_journal_load(const void *data, size_t len, eryx_journal **out);
 
-/* The entries of j: every call recorded, answered or not; 0 for NULL. */
+/* The entries of j: every call and network operation recorded, answered
+ * or not; 0 for NULL. */
 ERYX_API size_t eryx_journal_count(const eryx_journal *j);
 
-/* The entries still unanswered (issued, then suspended before a reply). */
+/* The entries still unanswered (issued, then suspended before a reply),
+ * network operations included. */
 ERYX_API size_t eryx_journal_pending(const eryx_journal *j);
 
 /* eryx_exec_start, recording into j and replaying what j holds. An empty
@@ -910,7 +921,7 @@ ERYX_API size_t eryx_journal_pending(const eryx_journal *j);
  * the same bytes; opts->mode must be the journal's and opts->filename
  * NULL or the journal's (else ERYX_INVALID, and nothing runs). The other
  * options (argv, stdin, limits) are the caller's. ERYX_INVALID too for a
- * journal with more entries than sb's max_callbacks. ERYX_MISUSE if another
+ * journal with more calls than sb's max_callbacks. ERYX_MISUSE if another
  * execution uses j. */
 ERYX_API int eryx_exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
                                        const eryx_run_options *opts, eryx_journal *j,

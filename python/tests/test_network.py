@@ -1,5 +1,6 @@
 """NetConfig and secrets over liberyx's network policy, against a local HTTP server."""
 import http.server
+import json
 import threading
 
 import pytest
@@ -83,6 +84,36 @@ def test_secret_substituted_on_the_wire_only(server):
     seen.clear()
     out = fetch(other, port)
     assert "hello" not in out and seen == []
+
+
+def test_a_resumed_journal_does_not_fetch_again(server):
+    # The request made before the suspension is replayed from the journal:
+    # the server sees it once, and the resumed code reads the same body.
+    port, seen = server
+    seen.clear()
+    asked = []
+    registry = eryx.CallbackRegistry()
+
+    def approve(body: str):
+        asked.append(body)
+        if len(asked) == 1:
+            raise eryx.SuspendCallback("later")
+        return "yes"
+
+    registry.add(approve)
+    net = eryx.NetConfig().allow_localhost()
+    code = ("import urllib.request\n"
+            f"url = 'http://127.0.0.1:{port}/x'\n"
+            "body = urllib.request.urlopen(url, timeout=5).read().decode()\n"
+            "print(body, await approve(body=body))\n")
+    o = eryx.Sandbox(network=net, callbacks=registry).execute_with_journal(code)
+    assert o.suspended is not None and len(seen) == 1, o.error
+    journal = json.loads(json.dumps(o.journal))
+    r = eryx.Sandbox(network=net, callbacks=registry).execute_with_journal(code, journal=journal)
+    assert r.error is None, r.error
+    assert r.result.stdout == "hello from host yes\n"
+    assert asked == ["hello from host"] * 2 and r.replayed_callbacks == 0
+    assert len(seen) == 1
 
 
 def test_bad_network_input():

@@ -239,9 +239,13 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
 {
+    /* A journaled call's value is recorded as text (record_locked); jentry
+     * is set before the call is handed out and never changes. */
+    char *text = value && call->jentry ? json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    size_t len = text ? strlen(text) : 0;
     json_t *result = value ? eryx__call_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
-    return finish_call(call, tree_record(result), NULL, 0);
+    return finish_call(call, tree_record(result), text, len);
 }
 
 void eryx__call_release(eryx_call *call)
@@ -359,8 +363,10 @@ void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const cha
     complete_now(ex, id, error_result(id, kind, msg), 0);
 }
 
-/* A network operation: a call the network layer completes (src/net/). */
-static int add_net_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
+/* A network operation: a call the network layer completes (src/net/),
+ * recorded in journal entry jentry - 1 if jentry. */
+static int add_net_call(eryx_exec *ex, uint64_t id, const char *name, const char *args,
+                        size_t jentry)
 {
     eryx_call *c = call_new(ex, id, name);
     if (!c || push_call(ex, c) < 0) {
@@ -368,6 +374,7 @@ static int add_net_call(eryx_exec *ex, uint64_t id, const char *name, const char
             call_free(c);
         return -1;
     }
+    c->jentry = jentry;
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
     c->refs++; /* the network layer's, released when it completes */
@@ -408,15 +415,12 @@ static void hold_replayed(eryx_exec *ex, uint64_t id, size_t i)
 }
 
 /* The guest waits while the next recorded batch still misses calls it has
- * not made again: fine if something else can wake it (h->mu held). */
+ * not made again: fine if something else can wake it (h->mu held). A live
+ * call cannot: every call of a journaled execution, network operations
+ * included, is journaled, and its outcome waits for the recorded ones. */
 static int can_wake_locked(eryx_exec *ex)
 {
-    if (ex->timer_deadline_ns || ex->hub->n_ready)
-        return 1;
-    for (size_t i = 0; i < ex->n_calls; i++)
-        if (ex->calls[i]->state == ERYX__CALL_WAITING && !ex->calls[i]->jentry)
-            return 1; /* a network operation */
-    return 0;
+    return ex->timer_deadline_ns || ex->hub->n_ready;
 }
 
 void eryx__exec_replay_wait(eryx_exec *ex)
@@ -505,12 +509,14 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         *jentry = ++ex->jnext;
         pthread_mutex_unlock(&ex->hub->mu);
         if (answered) {
-            ex->n_replayed++;
+            ex->n_replayed += !eryx__journal_is_net(name); /* callbacks only */
             hold_replayed(ex, id, *jentry - 1);
         }
         return answered ? J_DONE : J_RECORD;
     }
-    int full = j->n >= ex->sb->max_callbacks;
+    int net = eryx__journal_is_net(name);
+    int full = net ? j->n_net >= ERYX__JOURNAL_MAX_NET
+                   : j->n - j->n_net >= ex->sb->max_callbacks;
     int rc = full ? -2 : eryx__journal_append(j, name, args);
     if (rc == 0)
         *jentry = ++ex->jnext;
@@ -519,10 +525,15 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         return J_NOMEM;
     if (rc < 0) {
         char msg[200];
-        snprintf(msg, sizeof msg, full ? "callback limit reached: the journal holds %u calls"
-                                       : "the call does not fit in the journal (at most "
-                                         "%u MiB of code, arguments and replies)",
-                 full ? ex->sb->max_callbacks : ERYX__JOURNAL_MAX_BYTES >> 20);
+        if (!full)
+            snprintf(msg, sizeof msg, "the call does not fit in the journal (at most %u MiB of "
+                                      "code, arguments and replies)", ERYX__JOURNAL_MAX_BYTES >> 20);
+        else if (net)
+            snprintf(msg, sizeof msg, "the journal holds %u network operations, its most",
+                     ERYX__JOURNAL_MAX_NET);
+        else
+            snprintf(msg, sizeof msg, "callback limit reached: the journal holds %u calls",
+                     ex->sb->max_callbacks);
         eryx__exec_fail_now(ex, id, "failed", msg);
         return J_DONE;
     }
@@ -532,14 +543,14 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
-    if (strncmp(name, ERYX__NET_PREFIX, strlen(ERYX__NET_PREFIX)) == 0)
-        return add_net_call(ex, id, name, args);
     size_t jentry = 0;
     if (ex->journal) {
         int j = journal_call(ex, id, name, args, &jentry);
         if (j != J_RECORD)
             return j == J_NOMEM ? -1 : 0;
     }
+    if (eryx__journal_is_net(name))
+        return add_net_call(ex, id, name, args, jentry);
     const eryx__callback *cb = eryx__callback_find(sb, name);
     char msg[300];
     if (!cb) {
@@ -958,7 +969,7 @@ static int check_journal(eryx_sandbox *sb, const eryx_journal *j, const char *co
         why = "the run mode differs from the journal's";
     else if (o->filename && (!j->filename || strcmp(o->filename, j->filename) != 0))
         why = "the filename differs from the journal's";
-    else if (j->n > sb->max_callbacks)
+    else if (j->n - j->n_net > sb->max_callbacks)
         why = "the journal holds more calls than the sandbox's max_callbacks";
     if (why) {
         eryx__set_errmsg(sb, "%s", why);

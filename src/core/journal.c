@@ -4,7 +4,7 @@
  * The format ("ERYXJNL1", little endian; docs/journal.md):
  *   header (40 bytes): magic[8], checksum u64 (XXH3-64 of every byte after
  *     it), mode u32, n_entries u32, filename_len u32 (NO_FILENAME: none),
- *     flags u32 (HAS_CODE, RESEEDED, RANDOM_CUT, CLOCK_CUT, DRAWS),
+ *     flags u32 (HAS_CODE, RESEEDED, RANDOM_CUT, CLOCK_CUT, DRAWS, NET),
  *     code_len u64
  *   filename, code
  *   n_entries entries: state u8, kind u8, zero u16, name_len u32,
@@ -32,6 +32,7 @@
 #include "core/journal.h"
 #include "core/json_wide.h"
 #include "le.h"
+#include "net/net.h"
 
 #define MAGIC "ERYXJNL1"
 #define HEADER_SIZE 40u
@@ -41,7 +42,8 @@
 #define RANDOM_CUT 4u     /* the random record stopped at its bound */
 #define CLOCK_CUT 8u      /* the clock record stopped at its bound */
 #define DRAWS 16u         /* the random and clock records follow the entries */
-#define ALL_FLAGS 31u
+#define NET 32u           /* some entries are network operations */
+#define ALL_FLAGS 63u
 #define NO_FILENAME UINT32_MAX
 #define MAX_FILENAME 4096u
 /* A reply eryx_call_reply accepts (exec.c): 64 MiB of JSON. */
@@ -54,12 +56,21 @@ int eryx__call_error_kind(const char *kind)
     for (int i = 0; i <= ERYX_CALL_TIMEOUT; i++)
         if (kind && strcmp(kind, kind_names[i]) == 0)
             return i;
-    return ERYX_CALL_FAILED;
+    int net = eryx__net_kind_code(kind);
+    return net >= 0 ? ERYX__JKIND_NET + net : ERYX_CALL_FAILED;
 }
 
 const char *eryx__call_error_name(int kind)
 {
+    const char *net = eryx__net_kind_name(kind - ERYX__JKIND_NET);
+    if (net)
+        return net;
     return kind >= 0 && kind <= ERYX_CALL_TIMEOUT ? kind_names[kind] : kind_names[0];
+}
+
+int eryx__journal_is_net(const char *name)
+{
+    return strncmp(name, ERYX__NET_PREFIX, strlen(ERYX__NET_PREFIX)) == 0;
 }
 
 static void entry_clear(eryx__jentry *e)
@@ -158,6 +169,7 @@ int eryx__journal_append(eryx_journal *j, const char *name, const char *args)
     }
     e->args_len = args_len;
     j->bytes += args_len;
+    j->n_net += eryx__journal_is_net(name);
     j->n++;
     return 0;
 }
@@ -326,7 +338,7 @@ int eryx__journal_save(const eryx_journal *j, void **data, size_t *len)
     put32(p + 24, j->filename ? (uint32_t)flen : NO_FILENAME);
     put32(p + 28, (j->has_code ? HAS_CODE : 0) | (j->reseeded ? RESEEDED : 0) |
                       (j->random_cut ? RANDOM_CUT : 0) | (j->clock_cut ? CLOCK_CUT : 0) |
-                      (draws ? DRAWS : 0));
+                      (draws ? DRAWS : 0) | (j->n_net ? NET : 0));
     put64(p + 32, j->code_len);
     p = put_bytes(p + HEADER_SIZE, j->filename, flen);
     p = put_bytes(p, j->code, j->code_len);
@@ -413,8 +425,7 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
         return "it is truncated";
     const uint8_t *h = r->p;
     uint32_t nlen = eryx__le32(h + 4), alen = eryx__le32(h + 8), olen = eryx__le32(h + 12);
-    if (h[0] > ERYX__JE_ERROR || h[1] > (h[0] == ERYX__JE_ERROR ? ERYX_CALL_TIMEOUT : 0) ||
-        h[2] || h[3])
+    if (h[0] > ERYX__JE_ERROR || (h[0] != ERYX__JE_ERROR && h[1]) || h[2] || h[3])
         return "an entry has an unknown state or kind";
     e->state = h[0];
     e->kind = h[1];
@@ -438,6 +449,12 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
         return why;
     if (e->state == ERYX__JE_ERROR && !(e->message = take_text(r, olen, &why)))
         return why;
+    int net = eryx__journal_is_net(e->name);
+    j->n_net += net;
+    /* A network kind is only a network operation's outcome. */
+    if (e->state == ERYX__JE_ERROR && e->kind > ERYX_CALL_TIMEOUT &&
+        (!net || !eryx__net_kind_name(e->kind - ERYX__JKIND_NET)))
+        return "an entry has an unknown state or kind";
     e->value_len = e->state == ERYX__JE_OK ? olen : 0;
     j->bytes += (uint64_t)alen + e->value_len;
     if (j->bytes > ERYX__JOURNAL_MAX_BYTES)
@@ -553,6 +570,10 @@ int eryx__journal_load(const void *data, size_t len, eryx_journal **out)
         j->n = i + 1; /* what load_entry fills is freed with j */
         why = load_entry(&r, j, &j->e[i]);
     }
+    if (!why && !!(flags & NET) != (j->n_net > 0))
+        why = "its network flag does not match its entries";
+    if (!why && j->n_net > ERYX__JOURNAL_MAX_NET)
+        why = "it holds more network operations than a journal records";
     if (!why)
         why = load_draws(&r, j, flags);
     if (!why && r.left)

@@ -22,6 +22,9 @@ typedef struct json_t json_t;
 /* Entries a loaded journal may hold (sandboxes bound theirs further by
  * max_callbacks). */
 #define ERYX__JOURNAL_MAX_ENTRIES (1u << 20)
+/* Network operations a journal records (they are not callbacks: the
+ * sandbox's max_callbacks does not bound them). */
+#define ERYX__JOURNAL_MAX_NET (1u << 19)
 /* A failure's message: eryx_call_fail keeps 4095 bytes of one. */
 #define ERYX__JOURNAL_MAX_MESSAGE 4095u
 /* Random bytes and realtime clock reads a journal records; past these the
@@ -38,7 +41,8 @@ typedef struct eryx__jentry {
     enum eryx__jentry_state state;
     char *value;                /* ERYX__JE_OK: the reply's JSON text */
     size_t value_len;
-    int kind;                   /* ERYX__JE_ERROR: an eryx_call_error */
+    int kind;                   /* ERYX__JE_ERROR: an eryx_call_error, or
+                                   ERYX__JKIND_NET + a network kind's number */
     char *message;              /* ERYX__JE_ERROR, NUL-terminated */
     uint32_t batch;             /* the guest's reply that delivered the
                                    outcome: 1 = the first reply that held
@@ -54,6 +58,7 @@ struct eryx_journal {
     char *filename;             /* NULL: the default */
     eryx__jentry *e;
     size_t n, cap;
+    size_t n_net;               /* entries that are network operations */
     uint64_t bytes;             /* code + arguments + replies (the bound) */
     /* What the guest drew from the host, in order (docs/journal.md,
      * "Randomness and the wall clock"); touched only by the thread running
@@ -102,10 +107,16 @@ typedef struct eryx__jdraws_mark {
 void eryx__journal_mark_draws(const eryx_journal *j, eryx__jdraws_mark *m);
 void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m);
 
+/* Whether a call's name is a network operation's ("@net."). */
+int eryx__journal_is_net(const char *name);
+
 /* Entry i's recorded outcome as the result the guest reads for call id
  * ({"id", "ok", "value" | "kind", "message"}), or NULL (out of memory). */
 json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);
-/* The kind of a failure as eryx_call_error ("failed" for unknown ones). */
+/* The kind of a failure as a journal stores it: an eryx_call_error, or a
+ * network operation's kind ("net:ECONNREFUSED", ...) as ERYX__JKIND_NET
+ * plus its number (net.h); "failed" for unknown ones. And back. */
+#define ERYX__JKIND_NET 16
 int eryx__call_error_kind(const char *kind);
 const char *eryx__call_error_name(int kind);
 

@@ -249,7 +249,7 @@ static void op_ok(done_list *l, eryx__op *op, json_t *value)
 static void op_fail(done_list *l, eryx__op *op, int err, const char *msg)
 {
     char kind[24];
-    snprintf(kind, sizeof kind, "net:%s", eryx__net_errname(err));
+    snprintf(kind, sizeof kind, ERYX__NET_KIND_PREFIX "%s", eryx__net_errname(err));
     if (op->call)
         done_add(l, op->call, NULL, kind, msg ? msg : strerror(err));
     op->call = NULL;
@@ -1225,8 +1225,9 @@ void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const c
     if (!args) {
         op_fail(&l, &op, EINVAL, "malformed network request");
     } else if (needs_conn && !c) {
-        op_fail(&l, &op, EBADF, "the connection is closed (or was made before a fork or a "
-                                "session load: connections are never carried over)");
+        op_fail(&l, &op, EBADF, "the connection is closed (or was made before a fork, a "
+                                "session load or a journal's replay: connections are never "
+                                "carried over)");
     } else if (!strcmp(name, "resolve")) {
         op_resolve(net, &op, args, &l);
     } else if (!strcmp(name, "connect")) {
@@ -1361,30 +1362,57 @@ void eryx__conn_progress(eryx__conn *c, void *list)
     progress(c, list);
 }
 
+/* The failures a network operation reports, as the guest's kind
+ * "net:NAME" (guest/python/_eryx/net.py maps NAME to its exception). A
+ * journal stores a kind as its index here: append only. */
+#define NET_KIND(err, name) {err, ERYX__NET_KIND_PREFIX name}
+static const struct {
+    int err;
+    const char *kind;
+} net_errors[] = {
+    NET_KIND(EIO, "EIO"), /* first: what any other errno is called */
+    NET_KIND(EACCES, "EACCES"),
+    NET_KIND(EPERM, "EPERM"),
+    NET_KIND(ECONNREFUSED, "ECONNREFUSED"),
+    NET_KIND(ECONNRESET, "ECONNRESET"),
+    NET_KIND(ECONNABORTED, "ECONNABORTED"),
+    NET_KIND(ETIMEDOUT, "ETIMEDOUT"),
+    NET_KIND(EHOSTUNREACH, "EHOSTUNREACH"),
+    NET_KIND(ENETUNREACH, "ENETUNREACH"),
+    NET_KIND(EPIPE, "EPIPE"),
+    NET_KIND(EBADF, "EBADF"),
+    NET_KIND(EINVAL, "EINVAL"),
+    NET_KIND(EAGAIN, "EAGAIN"),
+    NET_KIND(EBUSY, "EBUSY"),
+    NET_KIND(EMFILE, "EMFILE"),
+    NET_KIND(EFBIG, "EFBIG"),
+    NET_KIND(ENOMEM, "ENOMEM"),
+    NET_KIND(ENOTCONN, "ENOTCONN"),
+    NET_KIND(ECANCELED, "ECANCELED"),
+    NET_KIND(EAI_NONAME_ERRNO, "EAI_NONAME"),
+    NET_KIND(ERYX__ETLS, "SSL"),
+    NET_KIND(ERYX__ETLS_VERIFY, "SSL_VERIFY"),
+};
+#undef NET_KIND
+#define N_NET_ERRORS (sizeof net_errors / sizeof net_errors[0])
+
 const char *eryx__net_errname(int err)
 {
-    switch (err) {
-    case EACCES: return "EACCES";
-    case EPERM: return "EPERM";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ECONNRESET: return "ECONNRESET";
-    case ECONNABORTED: return "ECONNABORTED";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case EHOSTUNREACH: return "EHOSTUNREACH";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EPIPE: return "EPIPE";
-    case EBADF: return "EBADF";
-    case EINVAL: return "EINVAL";
-    case EAGAIN: return "EAGAIN";
-    case EBUSY: return "EBUSY";
-    case EMFILE: return "EMFILE";
-    case EFBIG: return "EFBIG";
-    case ENOMEM: return "ENOMEM";
-    case ENOTCONN: return "ENOTCONN";
-    case ECANCELED: return "ECANCELED";
-    case EAI_NONAME_ERRNO: return "EAI_NONAME";
-    case ERYX__ETLS: return "SSL";
-    case ERYX__ETLS_VERIFY: return "SSL_VERIFY";
-    default: return "EIO";
+    size_t i = N_NET_ERRORS;
+    while (--i > 0 && net_errors[i].err != err) {
     }
+    return net_errors[i].kind + strlen(ERYX__NET_KIND_PREFIX);
+}
+
+int eryx__net_kind_code(const char *kind)
+{
+    for (size_t i = 0; kind && i < N_NET_ERRORS; i++)
+        if (strcmp(kind, net_errors[i].kind) == 0)
+            return (int)i;
+    return -1;
+}
+
+const char *eryx__net_kind_name(int code)
+{
+    return code >= 0 && (size_t)code < N_NET_ERRORS ? net_errors[code].kind : NULL;
 }

@@ -67,4 +67,12 @@ void eryx__net_poll_done(eryx__net *net, const struct pollfd *fds, size_t n);
 /* Whether the name is one of the layer's ("@net."). */
 #define ERYX__NET_PREFIX "@net."
 
+/* A failed operation's kind is "net:NAME" (ECONNREFUSED, SSL, ...), or a
+ * call's own ("timeout", "failed"). The net kinds by number, for journals
+ * (docs/journal.md): the number of kind (-1 if it is none of them), and
+ * the kind of a number (NULL past the last). Numbers never change. */
+#define ERYX__NET_KIND_PREFIX "net:"
+int eryx__net_kind_code(const char *kind);
+const char *eryx__net_kind_name(int code);
+
 #endif
