@@ -390,12 +390,17 @@ static eryx_call *step_to_call(eryx_exec *ex, int *rc)
     return NULL;
 }
 
-/* Runs code journaled in a sandbox allowed to reach s, up to its call of
- * get (whose arguments must be args), suspends it, then resumes it in
- * another sandbox restored to the state from before, answers "v1" and
- * checks the output. */
-static void suspend_and_resume(server *s, const char *code, const char *args, const char *out)
+/* Runs code (a format: %d is an echo server's port) journaled, up to its
+ * call get(key=ping) after it sent ping to the server, suspends it, then
+ * resumes it in another sandbox restored to the state from before,
+ * answers "v1" and checks the output, and that the server received ping
+ * once and nothing else. */
+static void suspend_and_resume(const char *format, const char *ping, const char *out)
 {
+    server *s = start_server(ECHO);
+    char code[900], args[100];
+    snprintf(code, sizeof code, format, s->port);
+    snprintf(args, sizeof args, "{\"key\":\"%s\"}", ping);
     net_setup n;
     setup(&n, s->port, 0);
     eryx_callback cb = {.name = "get"};
@@ -446,6 +451,8 @@ static void suspend_and_resume(server *s, const char *code, const char *args, co
     eryx_result_free(res);
     eryx_journal_free(j);
     eryx_sandbox_free(sb);
+    CHECK_INT(atomic_load(&s->got_len), strlen(ping));
+    CHECK_STR(s->got, ping);
 }
 
 /* A journaled execution that used the network before it waited on a
@@ -455,61 +462,49 @@ static void suspend_and_resume(server *s, const char *code, const char *args, co
  * suspension is gone afterwards. */
 TEST_CASE(a_resumed_journal_does_not_make_its_network_operations_again)
 {
-    server *s = start_server(ECHO);
-    char code[900];
-    snprintf(code, sizeof code,
-             "import socket\n"
-             "try:\n"
-             "    socket.create_connection(('127.0.0.1', 1))\n"
-             "except OSError as e:\n"
-             "    denied = type(e).__name__\n"
-             "s = socket.create_connection(('127.0.0.1', %d))\n"
-             "s.sendall(b'ping-1')\n"
-             "got = b''\n"
-             "while len(got) < 6:\n"
-             "    got += s.recv(100)\n"
-             "v = await get(key=got.decode())\n"
-             "try:\n"
-             "    s.sendall(b'after')\n"
-             "    after = 'sent'\n"
-             "except OSError as e:\n"
-             "    after = type(e).__name__\n"
-             "print(denied, got.decode(), v, after)\n",
-             s->port);
-    suspend_and_resume(s, code, "{\"key\":\"ping-1\"}", "PermissionError ping-1 v1 OSError\n");
-    /* Nothing reached the server again: not the ping, not the send after
+    /* Nothing reaches the server again: not the ping, not the send after
      * the resume (its connection is not carried over). */
-    CHECK_INT(atomic_load(&s->got_len), 6);
-    CHECK_STR(s->got, "ping-1");
+    suspend_and_resume("import socket\n"
+                       "try:\n"
+                       "    socket.create_connection(('127.0.0.1', 1))\n"
+                       "except OSError as e:\n"
+                       "    denied = type(e).__name__\n"
+                       "s = socket.create_connection(('127.0.0.1', %d))\n"
+                       "s.sendall(b'ping-1')\n"
+                       "got = b''\n"
+                       "while len(got) < 6:\n"
+                       "    got += s.recv(100)\n"
+                       "v = await get(key=got.decode())\n"
+                       "try:\n"
+                       "    s.sendall(b'after')\n"
+                       "    after = 'sent'\n"
+                       "except OSError as e:\n"
+                       "    after = type(e).__name__\n"
+                       "print(denied, got.decode(), v, after)\n",
+                       "ping-1", "PermissionError ping-1 v1 OSError\n");
 }
 
 /* The same through asyncio's streams, whose reads and writes the guest's
  * event loop batches: the replay delivers them in the same replies. */
 TEST_CASE(a_resumed_journal_replays_asyncio_streams)
 {
-    server *s = start_server(ECHO);
-    char code[900];
-    snprintf(code, sizeof code,
-             "import asyncio\n"
-             "r, w = await asyncio.open_connection('127.0.0.1', %d)\n"
-             "w.write(b'ping-2')\n"
-             "await w.drain()\n"
-             "got, v0 = await asyncio.gather(r.readexactly(6), asyncio.sleep(0))\n"
-             "v = await get(key=got.decode())\n"
-             "w.write(b'after')\n"
-             "try:\n"
-             "    await w.drain()\n"
-             "    more = await r.read(5)\n"
-             "except OSError as e:\n"
-             "    more = type(e).__name__\n"
-             "w.close()\n"
-             "print(got.decode(), v, more)\n",
-             s->port);
     /* The transport's read waiting at the suspension is made again, on a
      * connection that is gone: asyncio reports the stream reset. */
-    suspend_and_resume(s, code, "{\"key\":\"ping-2\"}", "ping-2 v1 ConnectionResetError\n");
-    CHECK_INT(atomic_load(&s->got_len), 6);
-    CHECK_STR(s->got, "ping-2");
+    suspend_and_resume("import asyncio\n"
+                       "r, w = await asyncio.open_connection('127.0.0.1', %d)\n"
+                       "w.write(b'ping-2')\n"
+                       "await w.drain()\n"
+                       "got, v0 = await asyncio.gather(r.readexactly(6), asyncio.sleep(0))\n"
+                       "v = await get(key=got.decode())\n"
+                       "w.write(b'after')\n"
+                       "try:\n"
+                       "    await w.drain()\n"
+                       "    more = await r.read(5)\n"
+                       "except OSError as e:\n"
+                       "    more = type(e).__name__\n"
+                       "w.close()\n"
+                       "print(got.decode(), v, more)\n",
+                       "ping-2", "ping-2 v1 ConnectionResetError\n");
 }
 
 TEST_CASE(no_network_and_bad_configs)
