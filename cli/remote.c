@@ -200,7 +200,13 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
     json_decref(result);
     free(args);
     free(out);
-    return ws_conn_send_json(c, reply);
+    int sent = ws_conn_send_json(c, reply);
+    if (sent != WS_TOO_LARGE)
+        return sent;
+    snprintf(msg, sizeof msg, "the command's output is over %u MiB, more than one message may "
+                              "carry", MAX_MESSAGE >> 20);
+    return ws_conn_send_json(c, json_pack("{ss sO s{ss ss}}", "op", "reply", "call", cid, "error",
+                                          "kind", "failed", "message", msg));
 }
 
 static void write_output(json_t *ev)
@@ -308,7 +314,13 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const ch
     ws_conn *c = open_connection(o, &tls);
     json_t *req = c ? execute_request(o, code, len, stdin_data, stdin_len) : NULL;
     int status = EXIT_SETUP;
-    if (!c || !req || ws_conn_send_json(c, req) < 0) {
+    int sent = c && req ? ws_conn_send_json(c, req) : -1;
+    if (sent == WS_TOO_LARGE) {
+        fprintf(stderr, "eryx: --remote: the request is over %u MiB, more than one message may "
+                        "carry\n", MAX_MESSAGE >> 20);
+        goto out;
+    }
+    if (sent < 0) {
         if (c)
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
         goto out;

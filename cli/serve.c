@@ -149,6 +149,10 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
         fprintf(stderr, "eryx serve: --tls-client-ca needs --tls-cert and --tls-key\n");
         return -1;
     }
+    if (c->max_message < SERVE_MIN_MESSAGE) {
+        fprintf(stderr, "eryx serve: --max-message is at least %u bytes\n", SERVE_MIN_MESSAGE);
+        return -1;
+    }
     return 0;
 }
 

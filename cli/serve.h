@@ -21,6 +21,10 @@
 #include "serve_tls.h"
 #include "ws_conn.h"
 
+/* --max-message at least: what an event's fixed part needs twice over
+ * (serve_request.c's EVENT_ROOM), so that output always fits in pieces. */
+#define SERVE_MIN_MESSAGE 4096u
+
 typedef struct serve_cfg {
     const char *listen;            /* HOST:PORT */
     const char *redis;             /* redis://HOST:PORT, or NULL (memory) */
@@ -35,7 +39,7 @@ typedef struct serve_cfg {
     uint32_t cache;                /* session sandboxes kept per replica */
     uint32_t max_connections;      /* in all */
     uint32_t max_per_client;       /* from one client address */
-    size_t max_message;            /* bytes of one message */
+    size_t max_message;            /* bytes of one message, either way */
     uint64_t max_timeout_ms;       /* per request, at most */
     uint64_t max_fuel;             /* per request, at most (0 = unlimited) */
     uint64_t max_memory, max_output;

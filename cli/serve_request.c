@@ -30,6 +30,11 @@
 /* Messages the reader may hold for the connection's thread: a client that
  * sends faster than its requests are handled is cut off, not buffered. */
 #define MAX_INBOX 256
+/* A client's string id, echoed in every event of its request: bounded so
+ * that an event's fixed part is (EVENT_ROOM, with its other small fields). */
+#define MAX_ID_BYTES 256
+#define EVENT_ROOM 2048
+_Static_assert(2 * EVENT_ROOM <= SERVE_MIN_MESSAGE, "output pieces need room");
 
 typedef struct outstanding {
     uint64_t id;
@@ -85,6 +90,9 @@ int send_error(ws_conn *c, json_t *id, const char *code, const char *message)
                                           "message", message));
 }
 
+/* Sends an event of the running request (fields taken): 0, -1 when the
+ * client is gone, WS_TOO_LARGE (nothing sent, the client still there)
+ * when it would be over --max-message: the caller makes it fit. */
 static int send_event(running *r, const char *ev, json_t *fields)
 {
     if (!fields)
@@ -95,29 +103,49 @@ static int send_event(running *r, const char *ev, json_t *fields)
         json_decref(fields);
         return -1;
     }
-    if (ws_conn_send_json(r->c, fields) < 0)
+    int rc = ws_conn_send_json(r->c, fields);
+    if (rc == WS_TOO_LARGE)
+        return rc;
+    if (rc < 0)
         r->gone = 1;
     return r->gone ? -1 : 0;
 }
 
+/* How many bytes of output one event carries at most, so that it stays
+ * under --max-message: a byte of text takes up to 6 in JSON (\u001f), 3
+ * bytes of anything else take 4 in base64. */
+static size_t output_piece(size_t max_message, int text)
+{
+    size_t room = max_message - EVENT_ROOM; /* --max-message >= 2 * EVENT_ROOM */
+    return text ? room / 6 : room / 4 * 3;
+}
+
 /* The sandboxes' on_output: streams to the client whose execution runs on
- * this thread. Text that is not UTF-8 goes as base64. */
+ * this thread, in pieces that fit a message (text cut between characters).
+ * Text that is not UTF-8 goes as base64. */
 void serve_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
     running *r = current;
     if (!r || r->gone || r->replaying)
         return;
-    json_t *ev = json_pack("{si}", "fd", fd);
-    if (ws_utf8_valid((const uint8_t *)data, len)) {
-        json_object_set_new(ev, "data", json_stringn(data, len));
-    } else {
-        size_t n;
-        char *b = eryx__b64_encode((const uint8_t *)data, len, &n);
-        json_object_set_new(ev, "b64", b ? json_stringn(b, n) : json_null());
-        free(b);
+    int text = ws_utf8_valid((const uint8_t *)data, len);
+    size_t piece = output_piece(r->sv->cfg.max_message, text);
+    for (size_t off = 0, n; off < len && !r->gone; off += n) {
+        n = len - off < piece ? len - off : piece;
+        while (text && off + n < len && n > 1 && ((uint8_t)data[off + n] & 0xC0) == 0x80)
+            n--; /* data[off + n] continues a character: end before it */
+        json_t *ev = json_pack("{si}", "fd", fd);
+        if (text) {
+            json_object_set_new(ev, "data", json_stringn(data + off, n));
+        } else {
+            size_t b64_len;
+            char *b = eryx__b64_encode((const uint8_t *)data + off, n, &b64_len);
+            json_object_set_new(ev, "b64", b ? json_stringn(b, b64_len) : json_null());
+            free(b);
+        }
+        send_event(r, "output", ev);
     }
-    send_event(r, "output", ev);
 }
 
 /* ---- calls ---------------------------------------------------------------- */
@@ -216,11 +244,19 @@ static void new_call(running *r, eryx_call *call)
     r->replaying = 0;
     if (answer_from_replies(r, call))
         return;
-    if (r->gone || remember_call(r, call) < 0) {
+    /* Sent before it is remembered: the client's answer is read by this
+     * thread, after this. */
+    int rc = send_event(r, "call", call_fields(call, eryx_call_id(call), eryx_call_name(call)));
+    if (rc == WS_TOO_LARGE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the call's arguments do not fit in one message to the client "
+                                  "(--max-message %zu bytes)", r->sv->cfg.max_message);
+        eryx_call_fail(call, ERYX_CALL_INVALID_ARGS, msg);
+    } else if (rc < 0) {
         eryx_call_fail(call, ERYX_CALL_FAILED, "the client is gone");
-        return;
+    } else if (remember_call(r, call) < 0) {
+        eryx_call_fail(call, ERYX_CALL_FAILED, "out of memory");
     }
-    send_event(r, "call", call_fields(call, eryx_call_id(call), eryx_call_name(call)));
 }
 
 /* Releases the calls nobody will answer now (each must be completed once). */
@@ -366,6 +402,55 @@ static json_t *done_fields(int rc, const eryx_result *res)
     return d;
 }
 
+/* Cuts the text of done's field name to at most max bytes (between
+ * characters), saying so at its end. */
+static void cut_text(json_t *done, const char *name, size_t max)
+{
+    static const char mark[] = "\n[cut to fit --max-message]";
+    const char *s = json_string_value(json_object_get(done, name));
+    size_t len = s ? strlen(s) : 0;
+    if (len <= max)
+        return;
+    size_t n = max - (sizeof mark - 1);
+    while (n > 0 && ((uint8_t)s[n] & 0xC0) == 0x80)
+        n--;
+    char *cut = malloc(n + sizeof mark);
+    if (cut) {
+        memcpy(cut, s, n);
+        memcpy(cut + n, mark, sizeof mark);
+    }
+    json_object_set_new(done, name, cut ? json_string(cut) : json_null());
+    free(cut);
+}
+
+/* Sends done (taken), made to fit --max-message if it does not: first the
+ * exception's texts are cut, then the result is left out (result_error
+ * says why); an error event if even that does not fit. */
+static void send_done(running *r, json_t *done)
+{
+    size_t cap = r->sv->cfg.max_message;
+    for (int attempt = 0;; attempt++) {
+        int rc = send_event(r, "done", json_incref(done));
+        if (rc != WS_TOO_LARGE)
+            break;
+        if (attempt == 0) {
+            cut_text(done, "traceback", cap / 4);
+            cut_text(done, "exc_message", cap / 4);
+        } else if (attempt == 1) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "the result is larger than one message to the client may "
+                                      "be (--max-message %zu bytes)", cap);
+            json_object_set_new(done, "result", json_null());
+            json_object_del(done, "result_json");
+            json_object_set_new(done, "result_error", json_string(msg));
+        } else {
+            send_error(r->c, r->id, "internal", "the execution's end does not fit in a message");
+            break;
+        }
+    }
+    json_decref(done);
+}
+
 /* What a resume message holds besides the token (its fields, small
  * replies); a token that leaves less than this under --max-message is
  * refused at suspension rather than at resume. */
@@ -393,22 +478,25 @@ static void suspend(running *r, eryx_journal *j)
     }
     drop_calls(r);
     size_t cap = r->sv->cfg.max_message;
-    if (token && strlen(token) > cap - (cap < 2 * RESUME_ROOM ? cap / 2 : RESUME_ROOM)) {
-        /* No server of ours would take it back: a resume carries the token
-         * in one message. The session keeps its state from before. */
+    /* A resume carries the token in one message: a token no server of ours
+     * would take back, or a suspension that does not fit in a message
+     * itself (the pending calls' arguments), is refused. The session keeps
+     * its state from before. */
+    int too_large = token && strlen(token) > cap - (cap < 2 * RESUME_ROOM ? cap / 2 : RESUME_ROOM);
+    if (token && !too_large)
+        too_large = send_event(r, "suspended",
+                               json_pack("{ss sO ss}", "journal", token, "pending", pending,
+                                         "replica", r->sv->replica)) == WS_TOO_LARGE;
+    json_decref(pending);
+    if (too_large) {
         char msg[256];
         snprintf(msg, sizeof msg,
                  "the journal token is %zu bytes, more than a resume may carry under "
-                 "--max-message (%zu bytes): the execution was ended and the session keeps "
-                 "its state from before it",
+                 "--max-message (%zu bytes) with its pending calls: the execution was ended and "
+                 "the session keeps its state from before it",
                  strlen(token), cap);
-        json_decref(pending);
         send_error(r->c, r->id, "journal_too_large", msg);
-    } else if (token) {
-        send_event(r, "suspended", json_pack("{ss so ss}", "journal", token, "pending", pending,
-                                             "replica", r->sv->replica));
-    } else {
-        json_decref(pending);
+    } else if (!token) {
         send_error(r->c, r->id, "internal", "cannot make the journal token");
     }
     free(token);
@@ -700,7 +788,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     json_object_set_new(done, "replica", json_string(sv->replica));
     int alive = res && !eryx_sandbox_is_dead(r.sb);
     give_back(sv, &r, &ref, alive && !r.gone, done);
-    send_event(&r, "done", done);
+    send_done(&r, done);
     if (!sv->cfg.quiet)
         serve_log(sv, resume ? "resume" : "execute",
                   json_pack("{ss* ss sf}", "session", q.session, "status", eryx_cli_status_name(rc),
@@ -719,8 +807,9 @@ static void dispatch(client *cl, json_t *msg)
     json_t *id = json_object_get(msg, "id");
     const char *op = json_string_value(json_object_get(msg, "op"));
     atomic_fetch_add(&sv->m.requests_total, 1);
-    if (id && !json_is_integer(id) && !json_is_string(id)) {
-        send_error(c, NULL, "bad_request", "\"id\" is a number or a string");
+    if (id && !json_is_integer(id) &&
+        !(json_is_string(id) && json_string_length(id) <= MAX_ID_BYTES)) {
+        send_error(c, NULL, "bad_request", "\"id\" is a number or a string of at most 256 bytes");
     } else if (!op) {
         send_error(c, id, "bad_request", "a message needs an \"op\"");
     } else if (strcmp(op, "execute") == 0 || strcmp(op, "resume") == 0) {

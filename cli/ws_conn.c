@@ -486,7 +486,12 @@ int ws_conn_send_json(ws_conn *c, json_t *msg)
     json_decref(msg);
     if (!s)
         return fail(c, "%s", "out of memory");
-    int r = ws_conn_send(c, WS_TEXT, s, strlen(s));
+    size_t len = strlen(s);
+    if (len > c->max_message) {
+        free(s);
+        return WS_TOO_LARGE;
+    }
+    int r = ws_conn_send(c, WS_TEXT, s, len);
     free(s);
     return r;
 }

@@ -63,7 +63,11 @@ void ws_conn_shutdown(ws_conn *c);
 /* Sends one message; -1 if the peer did not take it within the send time
  * limit (10 s) or the connection failed. */
 int ws_conn_send(ws_conn *c, int opcode, const void *data, size_t len);
-/* Sends msg as a text message (compact JSON) and drops the reference. */
+/* Sends msg as a text message (compact JSON) and drops the reference.
+ * WS_TOO_LARGE, with nothing sent and the connection as it was, when the
+ * text is longer than the connection's max_message: the bound is the same
+ * both ways, and a peer that keeps it would refuse the message. */
+#define WS_TOO_LARGE (-2)
 int ws_conn_send_json(ws_conn *c, json_t *msg);
 /* Sends a close frame (best effort) and marks the connection closed. */
 void ws_conn_close(ws_conn *c, int code, const char *reason);

@@ -5,6 +5,7 @@ two server processes, authentication and malformed messages.
 The scale-out tests (Redis, HAProxy, killed replicas) are
 tests/serve/test_replicas.py."""
 
+import base64
 import json
 import os
 import re
@@ -400,6 +401,60 @@ def test_suspension_too_large_to_resume_is_refused(work):
         alive = srv.alive
         srv.stop()
     assert alive, srv.log()
+
+
+def test_what_the_server_sends_fits_its_max_message(work):
+    # --max-message bounds the server's messages too: output goes in pieces,
+    # a call whose arguments would not fit fails in the guest, a result or
+    # an exception's text too long for the end event is left out or cut.
+    cap = 100000
+    srv = _start(work, "bounded", extra=("--max-message", str(cap)))
+    try:
+        ws = WebSocket.connect(srv.url, headers={"Authorization": f"Bearer {work['token']}"},
+                               max_message=cap)
+
+        def run(code, callbacks=()):
+            ws.send_frame(TEXT, json.dumps({"op": "execute", "id": "r", "code": code,
+                                            "callbacks": list(callbacks)}).encode())
+            events = []
+            while True:
+                opcode, data = ws.recv()  # refuses a message over cap
+                assert opcode == TEXT and len(data) <= cap
+                events.append(json.loads(data))
+                if events[-1]["ev"] in ("done", "error"):
+                    return events
+
+        events = run("import sys\nprint('\\x01é' * 150000)\n"
+                     "sys.stdout.flush()\nsys.stdout.buffer.write(bytes(range(256)) * 600)")
+        text = "".join(e.get("data", "") for e in events if e["ev"] == "output")
+        assert text == "\x01é" * 150000 + "\n"
+        raw = b"".join(base64.b64decode(e["b64"]) for e in events if "b64" in e)
+        assert raw == bytes(range(256)) * 600
+        assert sum(e["ev"] == "output" for e in events) > 5
+
+        events = run("try:\n    await get(key='z' * 200000)\nexcept Exception as e:\n"
+                     "    print(type(e).__name__, e)\n",
+                     [{"name": "get", "description": "", "schema": {}}])
+        assert not [e for e in events if e["ev"] == "call"]
+        out = "".join(e.get("data", "") for e in events if e["ev"] == "output")
+        assert "do not fit in one message" in out and f"--max-message {cap} bytes" in out
+
+        done = run("result = 'x' * 200000")[-1]
+        assert done["ev"] == "done" and done["result"] is None, done
+        assert "--max-message" in done["result_error"]
+
+        done = run("raise ValueError('y' * 300000)")[-1]
+        assert done["ev"] == "done" and done["exc_type"] == "ValueError"
+        assert done["exc_message"].endswith("[cut to fit --max-message]")
+        assert done["traceback"].endswith("[cut to fit --max-message]")
+
+        ws.send_frame(TEXT, json.dumps({"op": "ping", "id": "i" * 300}).encode())
+        assert _next_json(ws)["code"] == "bad_request"
+        ws.close()
+    finally:
+        alive = srv.alive
+        srv.stop()
+        assert alive, srv.log()
 
 
 def test_suspend_from_another_thread(server, work):
