@@ -29,8 +29,11 @@ static void usage(FILE *f)
           "                  [--timeout MS] [--fuel N] [--max-memory BYTES] [--max-output BYTES]\n"
           "                  [--max-callbacks N] [--max-connections N] [--max-per-client N]\n"
           "                  [--max-message BYTES] [--cache N] [--image FILE] [--quiet]\n"
+          "                  [--allow-net RULE]... [--deny-net RULE]... [--resolve H:P:ADDR]...\n"
+          "                  [--ca-file PEM]... [--secret NAME@HOST,...]... [--max-net-bytes B]\n"
           "Serves sandboxes over WebSocket (docs/serve.md). The limit flags are the\n"
-          "maximums a request may ask for.\n",
+          "maximums a request may ask for. The network flags are eryx's (docs/networking.md)\n"
+          "and apply to every sandbox; --max-connections counts clients here.\n",
           f);
 }
 
@@ -120,6 +123,13 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
             c->quiet = 1;
             continue;
         }
+        /* The network's options, but --max-connections is the server's own
+         * (clients): a sandbox keeps the network's default. */
+        int net = strcmp(a, "--max-connections") ? cli_net_option(&c->net, argc, argv, &i) : 0;
+        if (net < 0)
+            return -1;
+        if (net > 0)
+            continue;
         if (i + 1 >= argc) {
             fprintf(stderr, "eryx serve: unknown option or missing value: %s\n", a);
             return -1;
@@ -153,7 +163,7 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
         fprintf(stderr, "eryx serve: --max-message is at least %u bytes\n", SERVE_MIN_MESSAGE);
         return -1;
     }
-    return 0;
+    return cli_net_check(&c->net);
 }
 
 /* ---- listening ---------------------------------------------------------- */
@@ -475,6 +485,7 @@ static int set_up_sandboxes(server *sv)
     sv->sbcfg.callback_timeout_ns = c->callback_timeout_ms * 1000000ull;
     sv->sbcfg.timeout_ns = c->max_timeout_ms * 1000000ull;
     sv->sbcfg.on_output = serve_output;
+    cli_net_apply(&c->net, &sv->sbcfg);
     eryx_pool_config pc;
     eryx_pool_config_default(&pc);
     pc.sandbox = &sv->sbcfg;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "eryx.h"
+#include "net_options.h"
 #include "serve_store.h"
 #include "serve_tls.h"
 #include "ws_conn.h"
@@ -40,6 +41,7 @@ typedef struct serve_cfg {
     uint32_t max_connections;      /* in all */
     uint32_t max_per_client;       /* from one client address */
     size_t max_message;            /* bytes of one message, either way */
+    cli_net net;                   /* --allow-net and friends: the sandboxes' */
     uint64_t max_timeout_ms;       /* per request, at most */
     uint64_t max_fuel;             /* per request, at most (0 = unlimited) */
     uint64_t max_memory, max_output;

@@ -457,6 +457,54 @@ def test_what_the_server_sends_fits_its_max_message(work):
         assert alive, srv.log()
 
 
+def test_network_flags_give_the_sandboxes_a_network(work):
+    # --allow-net and friends reach every sandbox of the server; a request
+    # made before a suspension is not made again by the resume (journals
+    # record network operations).
+    import http.server
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.path)
+            body = b"from the host"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    port = httpd.server_address[1]
+    srv = _start(work, "networked", extra=("--allow-net", f"127.0.0.1:{port}"))
+    fetch = ("import urllib.request\n"
+             f"body = urllib.request.urlopen('http://127.0.0.1:{port}/a', timeout=5).read()\n")
+    try:
+        with remote.Sandbox(srv.url, work["token"]) as sb:
+            assert sb.execute(fetch + "print(body.decode())").stdout == "from the host\n"
+            other = sb.execute("import urllib.request\n"
+                               "try:\n"
+                               "    urllib.request.urlopen('http://127.0.0.1:1/', timeout=5)\n"
+                               "except Exception as e:\n"
+                               "    print('refused')\n")
+            assert other.stdout == "refused\n"
+        assert seen == ["/a"]
+        with remote.Session(srv.url, work["token"], callbacks=_approval_registry({})) as s:
+            sus = s.execute(fetch + "ok = await approve('deploy')\nprint(body.decode(), ok)")
+            assert isinstance(sus, remote.Suspended) and seen == ["/a", "/a"]
+            r = s.resume(sus, {sus.pending[0].call: "yes"})
+            assert r.stdout.endswith("from the host yes\n"), r.stdout
+            assert seen == ["/a", "/a"]
+    finally:
+        httpd.shutdown()
+        alive = srv.alive
+        srv.stop()
+        assert alive, srv.log()
+
+
 def test_suspend_from_another_thread(server, work):
     release, calling = threading.Event(), threading.Event()
 
