@@ -8,16 +8,23 @@
  *   - code drawing from the host (100,000 time.time() reads, 10,000
  *     os.urandom(16)) before one call, run plain and recorded (the
  *     journal keeps every draw) and replayed from the journal, best of 5;
+ *   - code making 2,000 round trips of 100 bytes to a loopback echo
+ *     server (a thread of this process) before one call, the same three
+ *     ways (the replay makes no network operation), best of 5;
  *   - a session of ~M MB saved to a path (temporary file, fsync, rename)
  *     and to a memfd, and loaded back from each.
  * usage: bench_journal [N [M]]   (defaults 200 calls, 40 MB: the default
  * max_memory of 128 MiB holds it)
  */
+#include <arpa/inet.h>
 #include <eryx.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,10 +45,12 @@ static void need(int rc, const char *what, eryx_sandbox *sb)
 
 static const eryx_callback cbs[] = {{.name = "get"}};
 
-static eryx_sandbox *sandbox(eryx_runtime *rt)
+/* A sandbox for these runs; with a network if net is not NULL. */
+static eryx_sandbox *sandbox_net(eryx_runtime *rt, const eryx_net_config *net)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
+    cfg.net = net;
     cfg.callbacks = cbs;
     cfg.n_callbacks = 1;
     cfg.max_callbacks = 100000;
@@ -51,6 +60,11 @@ static eryx_sandbox *sandbox(eryx_runtime *rt)
     need(eryx_sandbox_run(sb, "pass", 4, &r), "warm-up", sb); /* first-run faults */
     eryx_result_free(r);
     return sb;
+}
+
+static eryx_sandbox *sandbox(eryx_runtime *rt)
+{
+    return sandbox_net(rt, NULL);
 }
 
 /* Runs code to its end, answering every call surfaced; returns how many
@@ -157,6 +171,97 @@ static void bench_draws(eryx_runtime *rt)
     }
 }
 
+/* Echoes what each connection sends, until it closes. */
+static void *echo_conn(void *arg)
+{
+    int c = (int)(intptr_t)arg;
+    char buf[4096];
+    ssize_t n;
+    while ((n = recv(c, buf, sizeof buf, 0)) > 0)
+        if (send(c, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+            break;
+    close(c);
+    return NULL;
+}
+
+static void *echo_accept(void *arg)
+{
+    int fd = (int)(intptr_t)arg, c;
+    pthread_t t;
+    while ((c = accept(fd, NULL, NULL)) >= 0)
+        if (pthread_create(&t, NULL, echo_conn, (void *)(intptr_t)c) == 0)
+            pthread_detach(t);
+    return NULL;
+}
+
+/* A loopback echo server on a thread of its own; its port. */
+static int echo_server(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof sa;
+    pthread_t t;
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 16) ||
+        getsockname(fd, (struct sockaddr *)&sa, &len) ||
+        pthread_create(&t, NULL, echo_accept, (void *)(intptr_t)fd)) {
+        perror("echo server");
+        exit(1);
+    }
+    pthread_detach(t);
+    return ntohs(sa.sin_port);
+}
+
+static void bench_network(eryx_runtime *rt)
+{
+    enum { TRIPS = 2000 };
+    int port = echo_server();
+    char rule[64], code[512];
+    snprintf(rule, sizeof rule, "127.0.0.1:%d", port);
+    const char *allow[] = {rule};
+    eryx_net_config net = {.size = sizeof net, .allow = allow, .n_allow = 1};
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "for _ in range(%d):\n"
+             "    s.sendall(b'x' * 100)\n"
+             "    got = 0\n"
+             "    while got < 100:\n"
+             "        got += len(s.recv(4096))\n"
+             "s.close()\n"
+             "await get(key='a')\n",
+             port, TRIPS);
+    double best[3] = {1e9, 1e9, 1e9};
+    size_t len = 0;
+    int steps;
+    for (int round = 0; round < 5; round++) {
+        eryx_sandbox *sb = sandbox_net(rt, &net);
+        drive(sb, code, NULL, &steps); /* imports */
+        eryx_journal *j = NULL;
+        need(eryx_journal_new(&j), "journal", NULL);
+        double t = now_ms();
+        drive(sb, code, NULL, &steps);
+        double plain = now_ms() - t;
+        t = now_ms();
+        drive(sb, code, j, &steps);
+        double recorded = now_ms() - t;
+        void *bytes = NULL;
+        need(eryx_journal_save(j, &bytes, &len), "save", NULL);
+        eryx_free(bytes);
+        t = now_ms();
+        drive(sb, code, j, &steps);
+        double replayed = now_ms() - t;
+        double v[3] = {plain, recorded, replayed};
+        for (int i = 0; i < 3; i++)
+            if (v[i] < best[i])
+                best[i] = v[i];
+        eryx_journal_free(j);
+        eryx_sandbox_free(sb);
+    }
+    printf("%d loopback round trips of 100 bytes then a call (best of 5): run %.2f ms, "
+           "recorded %.2f ms (journal %zu bytes), replayed %.2f ms\n",
+           TRIPS, best[0], best[1], len, best[2]);
+}
+
 static void bench_session_fd(eryx_runtime *rt, int mb)
 {
     eryx_sandbox *sb = sandbox(rt);
@@ -209,6 +314,7 @@ int main(int argc, char **argv)
     need(eryx_runtime_new(NULL, &rt), "runtime", NULL);
     bench_journal(rt, n);
     bench_draws(rt);
+    bench_network(rt);
     bench_session_fd(rt, mb);
     return eryx_runtime_free(rt) == ERYX_OK ? 0 : 1;
 }
