@@ -237,11 +237,18 @@ int session_refresh_lock(session_ref *ref)
 
 /* ---- the session requests ------------------------------------------------------ */
 
-static void reply_done(ws_conn *c, json_t *id, json_t *fields)
+/* The answer, or too_large when it would be over --max-message (an
+ * exported state can be): the client reads with that bound. */
+static void reply_done(ws_conn *c, json_t *id, json_t *fields, size_t max_message)
 {
     json_object_set(fields, "id", id ? id : json_null());
     json_object_set_new(fields, "ev", json_string("done"));
-    ws_conn_send_json(c, fields);
+    if (ws_conn_send_json(c, fields) == WS_TOO_LARGE) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the answer is larger than one message to the client may be "
+                                  "(--max-message %zu bytes)", max_message);
+        send_error(c, id, "too_large", msg);
+    }
 }
 
 /* Locks name only (no sandbox): for create, fork, reset, delete. */
@@ -407,7 +414,7 @@ void session_op(server *sv, ws_conn *c, json_t *id, const char *op, json_t *req)
     if (r == 0) {
         json_object_set_new(out, "session", json_string(name));
         json_object_set_new(out, "replica", json_string(sv->replica));
-        reply_done(c, id, out);
+        reply_done(c, id, out, sv->cfg.max_message);
     } else {
         json_decref(out);
         atomic_fetch_add(&sv->m.errors_total, 1);

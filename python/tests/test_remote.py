@@ -413,9 +413,9 @@ def test_what_the_server_sends_fits_its_max_message(work):
         ws = WebSocket.connect(srv.url, headers={"Authorization": f"Bearer {work['token']}"},
                                max_message=cap)
 
-        def run(code, callbacks=()):
+        def run(code, callbacks=(), **fields):
             ws.send_frame(TEXT, json.dumps({"op": "execute", "id": "r", "code": code,
-                                            "callbacks": list(callbacks)}).encode())
+                                            "callbacks": list(callbacks), **fields}).encode())
             events = []
             while True:
                 opcode, data = ws.recv()  # refuses a message over cap
@@ -447,6 +447,14 @@ def test_what_the_server_sends_fits_its_max_message(work):
         assert done["ev"] == "done" and done["exc_type"] == "ValueError"
         assert done["exc_message"].endswith("[cut to fit --max-message]")
         assert done["traceback"].endswith("[cut to fit --max-message]")
+
+        # An exported state too large for a message is a too_large error.
+        assert run("big = 'q' * 200000", session="big", create=True)[-1]["status"] == "ok"
+        ws.send_frame(TEXT, json.dumps({"op": "session.export", "id": "e",
+                                        "session": "big"}).encode())
+        ev = _next_json(ws)
+        assert ev["ev"] == "error" and ev["code"] == "too_large", ev
+        assert f"--max-message {cap} bytes" in ev["message"]
 
         ws.send_frame(TEXT, json.dumps({"op": "ping", "id": "i" * 300}).encode())
         assert _next_json(ws)["code"] == "bad_request"
