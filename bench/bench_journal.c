@@ -130,6 +130,40 @@ static void bench_journal(eryx_runtime *rt, int n)
     eryx_sandbox_free(sb);
 }
 
+/* Runs code (one call at its end) plain, recorded into a journal and
+ * replayed from it, in a sandbox that ran it once for its imports, five
+ * times: the best of each in best[], the journal's size in *len. */
+static void best_of_5(eryx_runtime *rt, const eryx_net_config *net, const char *code,
+                      double best[3], size_t *len)
+{
+    int steps;
+    best[0] = best[1] = best[2] = 1e9;
+    for (int round = 0; round < 5; round++) {
+        eryx_sandbox *sb = sandbox_net(rt, net);
+        drive(sb, code, NULL, &steps); /* imports */
+        eryx_journal *j = NULL;
+        need(eryx_journal_new(&j), "journal", NULL);
+        double t = now_ms();
+        drive(sb, code, NULL, &steps);
+        double plain = now_ms() - t;
+        t = now_ms();
+        drive(sb, code, j, &steps);
+        double recorded = now_ms() - t;
+        void *bytes = NULL;
+        need(eryx_journal_save(j, &bytes, len), "save", NULL);
+        eryx_free(bytes);
+        t = now_ms();
+        drive(sb, code, j, &steps); /* the sandbox ran it: same imports */
+        double replayed = now_ms() - t;
+        double v[3] = {plain, recorded, replayed};
+        for (int i = 0; i < 3; i++)
+            if (v[i] < best[i])
+                best[i] = v[i];
+        eryx_journal_free(j);
+        eryx_sandbox_free(sb);
+    }
+}
+
 static void bench_draws(eryx_runtime *rt)
 {
     static const char *const codes[] = {
@@ -138,33 +172,9 @@ static void bench_draws(eryx_runtime *rt)
     };
     static const char *const names[] = {"100,000 time.time()", "10,000 os.urandom(16)"};
     for (int c = 0; c < 2; c++) {
-        double best[3] = {1e9, 1e9, 1e9};
+        double best[3];
         size_t len = 0;
-        int steps;
-        for (int round = 0; round < 5; round++) {
-            eryx_sandbox *sb = sandbox(rt);
-            drive(sb, codes[c], NULL, &steps); /* imports */
-            eryx_journal *j = NULL;
-            need(eryx_journal_new(&j), "journal", NULL);
-            double t = now_ms();
-            drive(sb, codes[c], NULL, &steps);
-            double plain = now_ms() - t;
-            t = now_ms();
-            drive(sb, codes[c], j, &steps);
-            double recorded = now_ms() - t;
-            void *bytes = NULL;
-            need(eryx_journal_save(j, &bytes, &len), "save", NULL);
-            eryx_free(bytes);
-            t = now_ms();
-            drive(sb, codes[c], j, &steps); /* the sandbox ran it: same imports */
-            double replayed = now_ms() - t;
-            double v[3] = {plain, recorded, replayed};
-            for (int i = 0; i < 3; i++)
-                if (v[i] < best[i])
-                    best[i] = v[i];
-            eryx_journal_free(j);
-            eryx_sandbox_free(sb);
-        }
+        best_of_5(rt, NULL, codes[c], best, &len);
         printf("%s then a call (best of 5): run %.2f ms, recorded %.2f ms "
                "(journal %zu bytes), replayed %.2f ms\n",
                names[c], best[0], best[1], len, best[2]);
@@ -230,33 +240,9 @@ static void bench_network(eryx_runtime *rt)
              "s.close()\n"
              "await get(key='a')\n",
              port, TRIPS);
-    double best[3] = {1e9, 1e9, 1e9};
+    double best[3];
     size_t len = 0;
-    int steps;
-    for (int round = 0; round < 5; round++) {
-        eryx_sandbox *sb = sandbox_net(rt, &net);
-        drive(sb, code, NULL, &steps); /* imports */
-        eryx_journal *j = NULL;
-        need(eryx_journal_new(&j), "journal", NULL);
-        double t = now_ms();
-        drive(sb, code, NULL, &steps);
-        double plain = now_ms() - t;
-        t = now_ms();
-        drive(sb, code, j, &steps);
-        double recorded = now_ms() - t;
-        void *bytes = NULL;
-        need(eryx_journal_save(j, &bytes, &len), "save", NULL);
-        eryx_free(bytes);
-        t = now_ms();
-        drive(sb, code, j, &steps);
-        double replayed = now_ms() - t;
-        double v[3] = {plain, recorded, replayed};
-        for (int i = 0; i < 3; i++)
-            if (v[i] < best[i])
-                best[i] = v[i];
-        eryx_journal_free(j);
-        eryx_sandbox_free(sb);
-    }
+    best_of_5(rt, &net, code, best, &len);
     printf("%d loopback round trips of 100 bytes then a call (best of 5): run %.2f ms, "
            "recorded %.2f ms (journal %zu bytes), replayed %.2f ms\n",
            TRIPS, best[0], best[1], len, best[2]);
