@@ -809,7 +809,10 @@ static void dispatch(client *cl, json_t *msg)
     atomic_fetch_add(&sv->m.requests_total, 1);
     if (id && !json_is_integer(id) &&
         !(json_is_string(id) && json_string_length(id) <= MAX_ID_BYTES)) {
-        send_error(c, NULL, "bad_request", "\"id\" is a number or a string of at most 256 bytes");
+        char why[80];
+        snprintf(why, sizeof why, "\"id\" is a number or a string of at most %d bytes",
+                 MAX_ID_BYTES);
+        send_error(c, NULL, "bad_request", why);
     } else if (!op) {
         send_error(c, id, "bad_request", "a message needs an \"op\"");
     } else if (strcmp(op, "execute") == 0 || strcmp(op, "resume") == 0) {

@@ -881,9 +881,10 @@ ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);
  *
  * Bounds: a journal holds at most max_callbacks calls of the sandbox
  * that records into it (beyond, calls fail at once as over the callback
- * limit), and its code, arguments and replies at most 256 MiB together: a
+ * limit), and its code, calls and outcomes at most 256 MiB together: a
  * reply that does not fit reaches the guest as a failed call (that
- * failure is what is recorded). A journal is plain data owned by the
+ * failure is what is recorded; a failure's message that does not fit is
+ * recorded cut). A journal is plain data owned by the
  * caller, used by one execution at a time and by nothing else meanwhile:
  * it must outlive the execution, and while one records into it the other
  * journal functions refuse it (ERYX_MISUSE, 0). */

@@ -527,7 +527,7 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         char msg[200];
         if (!full)
             snprintf(msg, sizeof msg, "the call does not fit in the journal (at most %u MiB of "
-                                      "code, arguments and replies)", ERYX__JOURNAL_MAX_BYTES >> 20);
+                                      "code, calls and outcomes)", ERYX__JOURNAL_MAX_BYTES >> 20);
         else if (net)
             snprintf(msg, sizeof msg, "the journal holds %u network operations, its most",
                      ERYX__JOURNAL_MAX_NET);

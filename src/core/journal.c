@@ -148,8 +148,9 @@ int eryx__journal_set_code(eryx_journal *j, const char *code, size_t len, int mo
 
 int eryx__journal_append(eryx_journal *j, const char *name, const char *args)
 {
-    size_t args_len = strlen(args);
-    if (strlen(name) > ERYX__JOURNAL_MAX_NAME || args_len > ERYX__JOURNAL_MAX_BYTES - j->bytes)
+    size_t name_len = strlen(name), args_len = strlen(args);
+    if (name_len > ERYX__JOURNAL_MAX_NAME ||
+        name_len + args_len > ERYX__JOURNAL_MAX_BYTES - j->bytes)
         return -2;
     if (j->n == j->cap) {
         size_t cap = j->cap ? j->cap * 2 : 16;
@@ -168,7 +169,7 @@ int eryx__journal_append(eryx_journal *j, const char *name, const char *args)
         return -1;
     }
     e->args_len = args_len;
-    j->bytes += args_len;
+    j->bytes += name_len + args_len;
     j->n_net += eryx__journal_is_net(name);
     j->n++;
     return 0;
@@ -191,14 +192,25 @@ void eryx__journal_answer_error(eryx_journal *j, size_t i, int kind, const char 
     eryx__jentry *e = &j->e[i];
     if (e->state != ERYX__JE_PENDING)
         return;
+    /* The message counts in the bound as a reply does; one that does not
+     * fit in what is left is cut, between characters (the loader wants
+     * UTF-8). The guest saw it whole: a replay that depends on the part
+     * cut off diverges, which is detected. */
+    const char *text = message ? message : "";
+    size_t len = strnlen(text, ERYX__JOURNAL_MAX_MESSAGE), room = ERYX__JOURNAL_MAX_BYTES - j->bytes;
+    if (len > room)
+        len = room;
+    while (len > 0 && text[len] && ((uint8_t)text[len] & 0xC0) == 0x80)
+        len--;
     /* Out of memory, the entry stays pending: a replay asks the embedder
      * again instead of inventing an outcome. */
-    char *m = strndup(message ? message : "", ERYX__JOURNAL_MAX_MESSAGE);
+    char *m = strndup(text, len);
     if (!m)
         return;
     e->state = ERYX__JE_ERROR;
     e->kind = kind;
     e->message = m;
+    j->bytes += len;
 }
 
 /* ---- the guest's draws (the thread running the guest) ---------------------- */
@@ -456,9 +468,9 @@ static const char *load_entry(reader *r, eryx_journal *j, eryx__jentry *e)
         (!net || !eryx__net_kind_name(e->kind - ERYX__JKIND_NET)))
         return "an entry has an unknown state or kind";
     e->value_len = e->state == ERYX__JE_OK ? olen : 0;
-    j->bytes += (uint64_t)alen + e->value_len;
+    j->bytes += (uint64_t)nlen + alen + olen; /* olen: the reply or the message */
     if (j->bytes > ERYX__JOURNAL_MAX_BYTES)
-        return "its code, arguments and replies are over 256 MiB";
+        return "its code and entries are over 256 MiB";
     return check_outcome(e);
 }
 

@@ -15,7 +15,8 @@
 
 typedef struct json_t json_t;
 
-/* Code, arguments and replies of one journal together, at most. */
+/* Code, and the entries' names, arguments, replies and failure messages,
+ * of one journal together, at most. */
 #define ERYX__JOURNAL_MAX_BYTES (256u << 20)
 /* A call name longer than any callback's (200) is never journaled. */
 #define ERYX__JOURNAL_MAX_NAME 255u
