@@ -150,7 +150,11 @@ typedef struct eryx_runtime_config {
                                          (on sys.path); __pycache__ and native
                                          extensions (.so) are left out, so a
                                          module needing one fails to import
-                                         with ImportError */
+                                         with ImportError. Every module is
+                                         compiled once while the image is
+                                         built, and sandboxes import its
+                                         bytecode (docs/packages.md,
+                                         "Bytecode") */
     size_t n_site_packages;
     const char *const *wheels;        /* pure-Python .whl files, unpacked
                                          into the same place when the image
@@ -176,8 +180,11 @@ typedef struct eryx_runtime_config {
                                          eryx_runtime_new fails with
                                          ERYX_PYTHON_EXCEPTION and the
                                          traceback in eryx_errmsg(NULL) */
-    uint64_t setup_timeout_ns;        /* time limit of the imports and the
-                                         setup code together: 0 = 60 s,
+    uint64_t setup_timeout_ns;        /* time limit of the packages'
+                                         compilation (at most half of it;
+                                         modules left over compile at
+                                         import), the imports and the setup
+                                         code together: 0 = 60 s,
                                          ERYX_NO_LIMIT = none; past it,
                                          ERYX_TIMEOUT */
     const char *image_path;           /* load the runtime's image from this

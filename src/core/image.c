@@ -15,6 +15,7 @@
 #include "config.h"
 #include "core/exec.h"
 #include "core/packages.h"
+#include "vfs/vfs_ops.h"
 
 /* Modules every sandbox finds already imported (the issue's list, plus the
  * glue's event loop). Imported through importlib so that __main__ stays
@@ -159,6 +160,98 @@ static int setup_run(eryx_sandbox *tpl, const char *what, const char *code, size
     return rc;
 }
 
+/* ---- the packages' bytecode ---------------------------------------------- */
+
+/* Where the template's compile step leaves its image (and, meanwhile,
+ * that name + ".data"): /tmp, which the host reads and empties after. */
+#define BYTECODE_FILE "/tmp/.eryx-bytecode.img"
+#define BYTECODE_DATA BYTECODE_FILE ".data"
+
+/* The whole of a file of the template's tree (malloc'd, *len bytes), or
+ * NULL with the thread's message set. */
+static uint8_t *read_guest_file(eryx__vfs *vfs, const char *path, size_t *len)
+{
+    eryx__vfs_file *f;
+    eryx__vfs_attr st;
+    int err = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ, &f);
+    if (err == 0 && (err = eryx__vfs_fstat(f, &st)) != 0)
+        eryx__vfs_close(f);
+    if (err == 0 && st.size > 2 * ERYX__PACKAGES_MAX_BYTES) {
+        eryx__vfs_close(f);
+        err = -EFBIG;
+    }
+    if (err != 0) {
+        eryx__set_errmsg(NULL, "cannot read the packages' bytecode (%s): %s", path,
+                         strerror(-err));
+        return NULL;
+    }
+    uint8_t *buf = malloc(st.size ? (size_t)st.size : 1);
+    size_t got = 0;
+    while (buf && got < st.size) {
+        size_t n = 0;
+        if (eryx__vfs_pread(f, buf + got, (size_t)st.size - got, got, &n) != 0 || n == 0) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        got += n;
+    }
+    eryx__vfs_close(f);
+    if (!buf)
+        eryx__set_errmsg(NULL, "cannot read the packages' bytecode (%s)", path);
+    *len = got;
+    return buf;
+}
+
+/* Compiles every module of the packages in the template (within half of
+ * what is left of the setup's time) and serves the packages' image with
+ * that bytecode beside the sources from then on, in the template and in
+ * every sandbox made from it: their imports load it instead of compiling
+ * (docs/packages.md, "Bytecode"). Runs before anything imports from the
+ * packages, so no file of them is open when the image is replaced. */
+static int compile_packages(eryx_sandbox *tpl, uint64_t deadline)
+{
+    eryx_runtime *rt = tpl->rt;
+    eryx__vfs *vfs = eryx__wasi_vfs(tpl->wasi);
+    uint64_t now = eryx__now_ns();
+    double budget = !deadline ? 0 : deadline > now ? (double)(deadline - now) / 2e9 : 1e-3;
+    char code[512];
+    int len = snprintf(code, sizeof code,
+                       "import _eryx, _eryx.bytecode as _b, sys as _s\n"
+                       "_b.compile_tree('" ERYX__SITE_PACKAGES "', '" BYTECODE_FILE
+                       "', %.3f)\n"
+                       "del _eryx.bytecode, _s.modules['_eryx.bytecode'], _eryx, _b, _s\n",
+                       budget);
+    /* The bytecode passes through /tmp twice (its data, then the image). */
+    eryx__vfs_set_tmp_quota(vfs, 2 * ERYX__PACKAGES_MAX_BYTES + ERYX_DEFAULT_TMP_QUOTA);
+    int rc = setup_run(tpl, "compiling the packages", code, (size_t)len, deadline);
+    eryx__vfs_set_tmp_quota(vfs, ERYX_DEFAULT_TMP_QUOTA);
+    size_t size = 0;
+    uint8_t *bytecode = rc == ERYX_OK ? read_guest_file(vfs, BYTECODE_FILE, &size) : NULL;
+    eryx__vfs_unlink(vfs, BYTECODE_FILE);
+    eryx__vfs_unlink(vfs, BYTECODE_DATA);
+    if (rc != ERYX_OK || !bytecode)
+        return rc != ERYX_OK ? rc : ERYX_INIT;
+    uint8_t *image;
+    size_t image_size, left;
+    rc = eryx__packages_add_bytecode(rt->packages, rt->packages_size, bytecode, size, &image,
+                                     &image_size, &left);
+    free(bytecode);
+    if (rc != ERYX_OK)
+        return rc;
+    int err = eryx__wasi_replace_image(tpl->wasi, ERYX__SITE_PACKAGES, image, image_size);
+    if (err != 0) {
+        free(image);
+        eryx__set_errmsg(NULL, "cannot serve the packages with their bytecode: %s",
+                         strerror(-err));
+        return ERYX_INIT;
+    }
+    free(rt->packages);
+    rt->packages = image;
+    rt->packages_size = image_size;
+    return ERYX_OK;
+}
+
 /* The runtime's imports (through importlib, so that __main__ stays clean),
  * then its setup code as __main__. The names were checked (config.c):
  * letters, digits, '_' and dots, so they can be quoted as they are. */
@@ -177,6 +270,8 @@ static int run_setup(eryx_sandbox *tpl, const eryx_runtime_config *cfg)
                                        "del _s\n";
         rc = setup_run(tpl, "adding site-packages to sys.path", add_path,
                        sizeof add_path - 1, deadline);
+        if (rc == ERYX_OK)
+            rc = compile_packages(tpl, deadline);
     }
     if (rc == ERYX_OK && cfg->n_imports) {
         size_t cap = 128;

@@ -24,4 +24,19 @@
 int eryx__packages_build(const char *const *dirs, size_t n_dirs, const char *const *wheels,
                          size_t n_wheels, uint8_t **image, size_t *size);
 
+/* The bytecode file name's ending of the guest's CPython (its cache tag). */
+#define ERYX__PYC_SUFFIX ".cpython-313.pyc"
+
+/* The packages' image with the bytecode of their modules added (*image,
+ * malloc'd; *out_size bytes). bytecode is an image made in the guest
+ * (guest/python/_eryx/bytecode.py) of "D/__pycache__/N.cpython-313.pyc"
+ * entries; each must be the bytecode path of a "D/N.py" of the packages,
+ * or nothing is made (ERYX_INIT). Where the packages hold the same path,
+ * the bytecode wins. Entries past the packages' bounds are left out and
+ * counted in *n_left. Returns an eryx status; the message goes to the
+ * thread. */
+int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint8_t *bytecode,
+                                size_t bc_size, uint8_t **image, size_t *out_size,
+                                size_t *n_left);
+
 #endif

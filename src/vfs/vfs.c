@@ -265,6 +265,21 @@ int eryx__vfs_mount_image(eryx__vfs *vfs, const char *guest_path, const void *im
     return add_mount(vfs, m);
 }
 
+int eryx__vfs_replace_image(eryx__vfs *vfs, const char *guest_path, const void *image,
+                            size_t size)
+{
+    if (!image || eryx__image_validate(image, size) < 0)
+        return -EINVAL;
+    for (size_t i = 0; i < vfs->nmounts; i++) {
+        vfs_mount *m = vfs->mounts[i];
+        if (m->kind == VFS_MNT_IMAGE && strcmp(m->path, guest_path) == 0) {
+            vfs_img_init(&m->u.img, image, size);
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
 int eryx__vfs_mount_tmp(eryx__vfs *vfs, const char *guest_path)
 {
     vfs_mount *m = new_mount(vfs, guest_path, VFS_MNT_TMP);

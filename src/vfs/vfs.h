@@ -62,6 +62,14 @@ uint64_t eryx__vfs_host_used(const eryx__vfs *vfs);
 int eryx__vfs_mount_image(eryx__vfs *vfs, const char *guest_path,
                           const void *image, size_t size);
 int eryx__vfs_mount_tmp(eryx__vfs *vfs, const char *guest_path);
+/* Serves another image at the image mount guest_path (normalised, as it
+ * was mounted) from now on; the old image is no longer referenced. Open
+ * files of that mount name entries by index, so none may be open
+ * (eryx__wasi_replace_image checks a sandbox's fd table). Clones made
+ * before still borrow the old image. 0, -EINVAL for a malformed image, or -ENOENT
+ * when no image is mounted there. */
+int eryx__vfs_replace_image(eryx__vfs *vfs, const char *guest_path, const void *image,
+                            size_t size);
 int eryx__vfs_mount_host(eryx__vfs *vfs, const char *guest_path,
                          const char *host_dir, int read_only);
 

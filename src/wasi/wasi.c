@@ -127,6 +127,20 @@ eryx__vfs *eryx__wasi_vfs(eryx__wasi *w)
     return w->vfs;
 }
 
+int eryx__wasi_replace_image(eryx__wasi *w, const char *guest_path, const void *image,
+                             size_t size)
+{
+    size_t n = strlen(guest_path);
+    for (uint32_t fd = 0; fd < w->nfds; fd++) {
+        if (w->fds[fd].kind != WASI_FD_FILE)
+            continue;
+        const char *p = eryx__vfs_file_path(w->fds[fd].file);
+        if (strncmp(p, guest_path, n) == 0 && (p[n] == '\0' || p[n] == '/'))
+            return -EBUSY;
+    }
+    return eryx__vfs_replace_image(w->vfs, guest_path, image, size);
+}
+
 void eryx__wasi_set_max_output(eryx__wasi *w, uint64_t max_output)
 {
     w->max_output = max_output;

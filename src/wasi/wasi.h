@@ -77,6 +77,10 @@ uint64_t eryx__wasi_state_max(uint64_t tmp_quota);
  * tree (to add mounts) and its output cap. */
 eryx__vfs *eryx__wasi_vfs(eryx__wasi *w);
 void eryx__wasi_set_max_output(eryx__wasi *w, uint64_t max_output);
+/* eryx__vfs_replace_image on w's tree, after checking that no fd of w is
+ * open at or below guest_path (-EBUSY if one is). */
+int eryx__wasi_replace_image(eryx__wasi *w, const char *guest_path, const void *image,
+                             size_t size);
 
 /* With stop set, the guest's write that crosses max_output fails with EFBIG
  * (Python raises OSError) instead of being cut silently. */

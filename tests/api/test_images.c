@@ -214,13 +214,14 @@ TEST_CASE(packages_import_in_every_sandbox)
     check_run(rt,
               "import sys, os\n"
               "print(sys.path[-1], os.path.exists(sys.path[-1] + '/jinja2/__init__.py'))\n"
-              "print(os.path.exists(sys.path[-1] + '/markupsafe/__pycache__'))\n"
+              "print(sorted(os.listdir(sys.path[-1] + '/markupsafe/__pycache__')))\n"
               "try:\n"
               "    open(sys.path[-1] + '/x.py', 'w')\n"
               "except OSError as e:\n"
               "    import errno\n"
               "    print('refused', errno.errorcode[e.errno])\n",
-              "/usr/lib/python3.13/site-packages True\nFalse\nrefused EROFS\n");
+              "/usr/lib/python3.13/site-packages True\n"
+              "['__init__.cpython-313.pyc', '_native.cpython-313.pyc']\nrefused EROFS\n");
     uint64_t bytes = 0;
     CHECK_INT(eryx_runtime_image_size(rt, &bytes), ERYX_OK);
     CHECK(bytes > 1000000);
@@ -250,9 +251,174 @@ TEST_CASE(wheel_unpacked_at_build)
               "import demo, demo.sub, demo_extra\n"
               "print(demo.ANSWER, demo.sub.twice(21), demo_extra.EXTRA)\n"
               "print(sorted(os.listdir(sys.path[-1])))\n",
-              "True\n42 42 extra\n['demo', 'demo-1.0.dist-info', 'demo_extra.py']\n");
+              "True\n42 42 extra\n['__pycache__', 'demo', 'demo-1.0.dist-info', 'demo_extra.py']\n");
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     remove_workdir();
+}
+
+/* Imports in a sandbox that must not compile anything: every module comes
+ * from the bytecode the runtime made (docs/packages.md, "Bytecode"), the
+ * wheel's own stale __pycache__ file replaced; a module that does not
+ * compile fails as before. */
+static const char bytecode_checks[] =
+    "import builtins, importlib.util, inspect\n"
+    "real = builtins.compile\n"
+    "def refuse(source, filename, *a, **k):\n"
+    "    if str(filename).endswith('.py'):\n"
+    "        raise AssertionError('compiled at import: %s' % (filename,))\n"
+    "    return real(source, filename, *a, **k)\n"
+    "builtins.compile = refuse\n"
+    "try:\n"
+    "    import jinja2, jinja2.sandbox, jinja2.nativetypes, markupsafe, yaml, attr, attrs\n"
+    "    import tabulate, fast, fast.slow, demo\n"
+    "finally:\n"
+    "    builtins.compile = real\n"
+    "print(fast.X, fast.slow.S, demo.ANSWER)\n"
+    "with open(fast.slow.__cached__, 'rb') as f:\n"
+    "    head = f.read(8)\n"
+    "print(head[:4] == importlib.util.MAGIC_NUMBER, int.from_bytes(head[4:], 'little'))\n"
+    "print(inspect.getsource(fast).strip())\n"
+    "try:\n"
+    "    import broken\n"
+    "except SyntaxError as e:\n"
+    "    print('SyntaxError', e.lineno)\n";
+
+static const char bytecode_want[] = "1 \\d 42\n"
+                                    "True 1\n"
+                                    "X = 1\n"
+                                    "SyntaxError 2\n";
+
+TEST_CASE(imports_load_the_packages_bytecode)
+{
+    make_workdir();
+    const char *site = site_dir();
+    sh("mkdir '%s/fast' && printf 'X = 1\\n' > '%s/fast/__init__.py' && "
+       "printf 'S = \"\\\\d\"\\n' > '%s/fast/slow.py' && printf 'x = 1\\ndef f(:\\n' > "
+       "'%s/broken.py'",
+       site, site, site, site);
+    const char *wheel = write_wheel("demo-1.0-py3-none-any.whl",
+                                    "{'demo/__init__.py': 'ANSWER = 42\\n', "
+                                    "'demo/__pycache__/__init__.cpython-313.pyc': 'stale'}",
+                                    PURE_META);
+    eryx_runtime_config cfg;
+    eryx_runtime_config_default(&cfg);
+    const char *dirs[] = {site};
+    const char *wheels[] = {wheel};
+    cfg.site_packages = dirs;
+    cfg.n_site_packages = 1;
+    cfg.wheels = wheels;
+    cfg.n_wheels = 1;
+    eryx_runtime *rt;
+    int rc = eryx_runtime_new(&cfg, &rt);
+    if (rc != ERYX_OK)
+        fprintf(stderr, "%s\n", eryx_errmsg(NULL));
+    REQUIRE_INT(rc, ERYX_OK);
+    check_run(rt, bytecode_checks, bytecode_want);
+    /* What the template leaves in /tmp: nothing. */
+    check_run(rt, "import os\nprint(os.listdir('/tmp'))\n", "[]\n");
+    /* An image file carries the bytecode. */
+    char img[300];
+    snprintf(img, sizeof img, "%s/bc.img", workdir);
+    REQUIRE_INT(eryx_runtime_save_image(rt, img), ERYX_OK);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    eryx_runtime_config_default(&cfg);
+    cfg.image_path = img;
+    REQUIRE_INT(eryx_runtime_new(&cfg, &rt), ERYX_OK);
+    check_run(rt, bytecode_checks, bytecode_want);
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    remove_workdir();
+}
+
+/* A two-entry ERYXIMG1 image (paths sorted by the caller; b may be NULL
+ * for one entry), malloc'd. */
+static uint8_t *tiny_image(const char *pa, const char *da, const char *pb, const char *db,
+                           size_t *size)
+{
+    const char *p[2] = {pa, pb}, *d[2] = {da, db};
+    uint32_t n = pb ? 2 : 1, at = 16 + 16 * n;
+    *size = at;
+    for (uint32_t i = 0; i < n; i++)
+        *size += strlen(p[i]) + strlen(d[i]);
+    uint8_t *img = calloc(1, *size);
+    REQUIRE(img != NULL);
+    memcpy(img, "ERYXIMG1", 8);
+    memcpy(img + 8, &n, 4);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t plen = (uint32_t)strlen(p[i]);
+        memcpy(img + 16 + 16 * i, &at, 4);
+        memcpy(img + 20 + 16 * i, &plen, 4);
+        memcpy(img + at, p[i], plen);
+        at += plen;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t dlen = (uint32_t)strlen(d[i]);
+        memcpy(img + 24 + 16 * i, &at, 4);
+        memcpy(img + 28 + 16 * i, &dlen, 4);
+        memcpy(img + at, d[i], dlen);
+        at += dlen;
+    }
+    return img;
+}
+
+int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint8_t *bytecode,
+                                size_t bc_size, uint8_t **image, size_t *out_size,
+                                size_t *n_left);
+
+/* Bytecode the guest hands back is taken only at the bytecode path of a
+ * module of the packages (src/core/packages.c). */
+static int add_bytecode(const char *bc_path, const uint8_t *pkgs, size_t pkgs_size,
+                        uint8_t **out, size_t *out_size)
+{
+    size_t bc_size, left;
+    uint8_t *bc = tiny_image(bc_path, "code", NULL, NULL, &bc_size);
+    int rc = eryx__packages_add_bytecode(pkgs, pkgs_size, bc, bc_size, out, out_size, &left);
+    CHECK_INT(left, 0);
+    free(bc);
+    return rc;
+}
+
+TEST_CASE(packages_take_only_their_modules_bytecode)
+{
+    size_t size, out_size;
+    uint8_t *pkgs = tiny_image("a/b.py", "src", "t.py", "top", &size), *out = NULL;
+    static const char *const good[] = {"a/__pycache__/b.cpython-313.pyc",
+                                       "__pycache__/t.cpython-313.pyc"};
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_INT(add_bytecode(good[i], pkgs, size, &out, &out_size), ERYX_OK);
+        CHECK(out != NULL && out_size > size);
+        CHECK(out && memmem(out, out_size, good[i], strlen(good[i])) != NULL);
+        free(out);
+        out = NULL;
+    }
+    static const char *const bad[] = {
+        "a/__pycache__/c.cpython-313.pyc",          /* no a/c.py */
+        "a/__pycache__/b.cpython-312.pyc",          /* another Python's */
+        "a/__pycache__/b.opt-1.cpython-313.pyc",    /* not the import's */
+        "a/b.cpython-313.pyc",                      /* not in __pycache__ */
+        "ax__pycache__/b.cpython-313.pyc",
+        "a/__pycache__/__pycache__/b.cpython-313.pyc",
+        "a/__pycache__/.cpython-313.pyc",
+        "a/b.py",                                   /* a source, not bytecode */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK_INT(add_bytecode(bad[i], pkgs, size, &out, &out_size), ERYX_INIT);
+        CHECK(out == NULL);
+        CHECK_CONTAINS(eryx_errmsg(NULL), "bytecode");
+    }
+    /* Not an image at all. */
+    size_t left;
+    CHECK_INT(eryx__packages_add_bytecode(pkgs, size, (const uint8_t *)"ERYXIMG1", 8, &out,
+                                          &out_size, &left),
+              ERYX_INIT);
+    free(pkgs);
+    /* A stale file of the packages at that path gives way. */
+    pkgs = tiny_image("a/__pycache__/b.cpython-313.pyc", "stale", "a/b.py", "src", &size);
+    CHECK_INT(add_bytecode("a/__pycache__/b.cpython-313.pyc", pkgs, size, &out, &out_size),
+              ERYX_OK);
+    CHECK(out && memmem(out, out_size, "code", 4) != NULL);
+    CHECK(out && memmem(out, out_size, "stale", 5) == NULL);
+    free(out);
+    free(pkgs);
 }
 
 /* A wheel that must be refused: the status and a phrase of the message. */

@@ -179,6 +179,41 @@ static void readdir_all(eryx__wasi *w, uint32_t fd, uint32_t buf_len, char *out)
     CHECK_FAIL_("readdir did not finish");
 }
 
+/* Another image served at a mount (the packages with their bytecode,
+ * src/core/image.c): refused while a file of the mount is open, then every
+ * new lookup sees the new image only. */
+TEST_CASE(test_replace_image)
+{
+    eryx__wasi *w = case_w;
+    static const img_file next[] = {{"json/__init__.py", "J2"}, {"new.py", "N"}};
+    size_t size;
+    uint8_t *img = img_build(next, 2, &size);
+    const char *mount = "/usr/lib/python3.13";
+    int64_t fd = open_at(w, 3, "usr/lib/python3.13/json", WASI_O_DIRECTORY, READ_RIGHTS, 0);
+    REQUIRE(fd > 3);
+    CHECK_INT(eryx__wasi_replace_image(w, mount, img, size), -EBUSY);
+    CHECK_INT(W(fd_close)(w, (uint32_t)fd), 0);
+    /* Files elsewhere (the preopen, /tmp) do not hold it. */
+    fd = open_at(w, 3, "tmp/x", WASI_O_CREAT, RW_RIGHTS, 0);
+    REQUIRE(fd > 3);
+    CHECK_INT(eryx__wasi_replace_image(w, mount, img, size - 1), -EINVAL);
+    CHECK_INT(eryx__wasi_replace_image(w, "/usr/lib", img, size), -ENOENT);
+    CHECK_INT(eryx__wasi_replace_image(w, "/tmp", img, size), -EBUSY);
+    CHECK_INT(eryx__wasi_replace_image(w, mount, img, size), 0);
+    CHECK_INT(W(fd_close)(w, (uint32_t)fd), 0);
+    CHECK_INT(eryx__wasi_replace_image(w, "/tmp", img, size), -ENOENT);
+    CHECK_INT(open_at(w, 3, "usr/lib/python3.13/os.py", 0, READ_RIGHTS, 0), -WASI_ENOENT);
+    fd = open_at(w, 3, "usr/lib/python3.13/json/__init__.py", 0, READ_RIGHTS, 0);
+    REQUIRE(fd > 3);
+    CHECK_INT(read_fd(w, (uint32_t)fd, 100), 2);
+    CHECK_MEM(mem->data + P_BUF, "J2", 2);
+    CHECK_INT(W(fd_close)(w, (uint32_t)fd), 0);
+    CHECK(open_at(w, 3, "usr/lib/python3.13/new.py", 0, READ_RIGHTS, 0) > 3);
+    /* The vfs frees with the case; the image must outlive it. */
+    free(image);
+    image = img;
+}
+
 TEST_CASE(test_readdir)
 {
     eryx__wasi *w = case_w;
