@@ -603,7 +603,7 @@ static int source_of(const char *p, size_t plen, char *src, size_t cap)
         base--;
     size_t dir = (size_t)(base - p);            /* "D/__pycache__/" */
     size_t name = plen - dir - slen;            /* "N" */
-    int whole = dir == clen || (dir > clen && base[-clen - 1] == '/');
+    int whole = dir == clen || (dir > clen && *(base - clen - 1) == '/');
     if (dir < clen || memcmp(base - clen, cache, clen) != 0 || !whole || name == 0 ||
         memchr(base, '.', name) || dir - clen + name + 4 > cap)
         return 0;
