@@ -203,8 +203,8 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
     int sent = ws_conn_send_json(c, reply);
     if (sent != WS_TOO_LARGE)
         return sent;
-    snprintf(msg, sizeof msg, "the command's output is over %u MiB, more than one message may "
-                              "carry", MAX_MESSAGE >> 20);
+    snprintf(msg, sizeof msg, "the command's output is over the %zu bytes one message to the "
+                              "server may carry", ws_conn_send_max(c));
     return ws_conn_send_json(c, json_pack("{ss sO s{ss ss}}", "op", "reply", "call", cid, "error",
                                           "kind", "failed", "message", msg));
 }
@@ -316,8 +316,8 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const ch
     int status = EXIT_SETUP;
     int sent = c && req ? ws_conn_send_json(c, req) : -1;
     if (sent == WS_TOO_LARGE) {
-        fprintf(stderr, "eryx: --remote: the request is over %u MiB, more than one message may "
-                        "carry\n", MAX_MESSAGE >> 20);
+        fprintf(stderr, "eryx: --remote: the request is over the %zu bytes one message to the "
+                        "server may carry\n", ws_conn_send_max(c));
         goto out;
     }
     if (sent < 0) {

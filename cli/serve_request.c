@@ -818,8 +818,9 @@ static void dispatch(client *cl, json_t *msg)
     } else if (strcmp(op, "execute") == 0 || strcmp(op, "resume") == 0) {
         execute(cl, id, msg, op[0] == 'r');
     } else if (strcmp(op, "ping") == 0) {
-        ws_conn_send_json(c, json_pack("{sO? ss ss}", "id", id, "ev", "done", "replica",
-                                       sv->replica));
+        ws_conn_send_json(c, json_pack("{sO? ss ss sI}", "id", id, "ev", "done", "replica",
+                                       sv->replica, "max_message",
+                                       (json_int_t)sv->cfg.max_message));
     } else if (strncmp(op, "session.", 8) == 0) {
         session_op(sv, c, id, op + 8, msg);
     } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0) {

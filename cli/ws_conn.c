@@ -31,7 +31,9 @@ struct ws_conn {
     int client;
     atomic_int closed;
     pthread_mutex_t lock, send_lock;
-    size_t max_message;
+    size_t max_message;        /* the most one message received may hold */
+    size_t send_max;           /* and one sent: max_message, or the server's
+                                * smaller bound (client side) */
     uint8_t *rbuf;             /* bytes read, not yet parsed */
     size_t rlen, rcap, consumed;
     uint8_t *msg;              /* a fragmented message being assembled */
@@ -77,7 +79,7 @@ ws_conn *ws_conn_new(int fd, tls_ctx *tls, int client, const char *host, size_t 
     c->client = client;
     pthread_mutex_init(&c->lock, NULL);
     pthread_mutex_init(&c->send_lock, NULL);
-    c->max_message = max_message;
+    c->max_message = c->send_max = max_message;
     c->msg_op = -1;
     snprintf(c->host, sizeof c->host, "%s", host ? host : "");
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -307,11 +309,12 @@ int ws_conn_accept(ws_conn *c, const http_req *req)
                             "Sec-WebSocket-Version 13 is required\n");
         return -1;
     }
-    char head[256];
+    char head[320];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
-                     accept);
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+                     WS_MAX_MESSAGE_HEADER ": %zu\r\n\r\n",
+                     accept, c->max_message);
     return write_all(c, head, (size_t)n, now_ms() + SEND_TIMEOUT_MS);
 }
 
@@ -384,6 +387,26 @@ static void quote_answer(ws_conn *c, const char *head, size_t head_len)
         *nl = '\0';
 }
 
+/* A server that says how large a message it takes (its --max-message) bounds
+ * what this client sends too; one that says nothing (an older eryx) leaves
+ * the client's own bound. */
+static void adopt_peer_bound(ws_conn *c, const char *head)
+{
+    char v[32], *end;
+    if (response_header(head, WS_MAX_MESSAGE_HEADER, v, sizeof v) < 0 || v[0] < '0' ||
+        v[0] > '9')
+        return;
+    errno = 0;
+    unsigned long long bound = strtoull(v, &end, 10);
+    if (errno == 0 && *end == '\0' && bound > 0 && bound < c->send_max)
+        c->send_max = (size_t)bound;
+}
+
+size_t ws_conn_send_max(const ws_conn *c)
+{
+    return c->send_max;
+}
+
 int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
                     const char *headers, int timeout_ms)
 {
@@ -433,6 +456,8 @@ int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
         ok = 0;
         fail(c, "%s", "the server's WebSocket handshake is wrong");
     }
+    if (ok)
+        adopt_peer_bound(c, head);
     free(head);
     if (!ok)
         return -1;
@@ -487,7 +512,7 @@ int ws_conn_send_json(ws_conn *c, json_t *msg)
     if (!s)
         return fail(c, "%s", "out of memory");
     size_t len = strlen(s);
-    if (len > c->max_message) {
+    if (len > c->send_max) {
         free(s);
         return WS_TOO_LARGE;
     }

@@ -38,12 +38,18 @@ int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms);
  * Connection: close. */
 void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *type,
                          const char *body);
+/* The header of the 101 answer with which a server says how large a
+ * message it takes (its max_message, in bytes, decimal). */
+#define WS_MAX_MESSAGE_HEADER "Eryx-Max-Message"
+
 /* Server side: checks req is a WebSocket upgrade (answering 400/426 if
- * not) and sends the 101 answer. 0 on success. */
+ * not) and sends the 101 answer, WS_MAX_MESSAGE_HEADER included. 0 on
+ * success. */
 int ws_conn_accept(ws_conn *c, const http_req *req);
 
 /* Client side: TLS, the upgrade request for path with extra header lines
- * (each ending in \r\n, may be NULL), the 101 answer checked. 0 on
+ * (each ending in \r\n, may be NULL), the 101 answer checked; a smaller
+ * WS_MAX_MESSAGE_HEADER in it becomes the bound of what is sent. 0 on
  * success; -1 with ws_conn_error (an HTTP answer's status and body are
  * quoted in it). */
 int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
@@ -65,10 +71,13 @@ void ws_conn_shutdown(ws_conn *c);
 int ws_conn_send(ws_conn *c, int opcode, const void *data, size_t len);
 /* Sends msg as a text message (compact JSON) and drops the reference.
  * WS_TOO_LARGE, with nothing sent and the connection as it was, when the
- * text is longer than the connection's max_message: the bound is the same
- * both ways, and a peer that keeps it would refuse the message. */
+ * text is longer than ws_conn_send_max: a peer that keeps its bound would
+ * refuse the message (and close the connection). */
 #define WS_TOO_LARGE (-2)
 int ws_conn_send_json(ws_conn *c, json_t *msg);
+/* The most one message sent may hold: max_message, or on the client side
+ * the server's bound when it said a smaller one. */
+size_t ws_conn_send_max(const ws_conn *c);
 /* Sends a close frame (best effort) and marks the connection closed. */
 void ws_conn_close(ws_conn *c, int code, const char *reason);
 

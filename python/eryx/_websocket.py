@@ -81,10 +81,15 @@ class WebSocket:
     """One client connection. send_* may be called from any thread (a
     lock keeps frames whole); recv() from one thread at a time."""
 
-    def __init__(self, sock: socket.socket, leftover: bytes, max_message: int) -> None:
+    def __init__(self, sock: socket.socket, leftover: bytes, max_message: int,
+                 send_max: Optional[int] = None) -> None:
         self._sock = sock
         self._buf = bytearray(leftover)
         self._max = max_message
+        # The most one message sent may hold: the server's --max-message
+        # when it says it (the Eryx-Max-Message header; an older server
+        # does not), else this side's own bound.
+        self.send_max = send_max if send_max is not None else max_message
         self._send_lock = threading.Lock()
         self._close_sent = False
         self.closed = False
@@ -125,7 +130,7 @@ class WebSocket:
                 raise HandshakeError(status, reason, _read_body(sock, fields, rest))
             _check_upgrade(fields, key)
             sock.settimeout(None)
-            return cls(sock, rest, max_message)
+            return cls(sock, rest, max_message, _peer_bound(fields, max_message))
         except BaseException:
             sock.close()
             raise
@@ -304,6 +309,15 @@ class WebSocket:
             self._sock.close()
         except OSError:
             pass
+
+
+def _peer_bound(fields: Dict[str, str], own: int) -> int:
+    """What the server says one message may hold (Eryx-Max-Message), when
+    it is smaller than this side's bound."""
+    value = fields.get("eryx-max-message", "")
+    if not value.isascii() or not value.isdigit() or len(value) > 20:
+        return own
+    return min(own, int(value)) if int(value) > 0 else own
 
 
 def _read_head(sock: socket.socket) -> Tuple[int, str, Dict[str, str], bytes]:

@@ -361,8 +361,14 @@ class _Client:
                 retried = True
             self._next_id += 1
             msg["id"] = self._next_id
+            text = json.dumps(msg)      # ASCII: its length is its size in bytes
+            if len(text) > conn.send_max:
+                # The server would close the connection on it (1009).
+                raise RemoteError(f"too_large: the request is {len(text)} bytes, over the "
+                                  f"{conn.send_max} one message to the server may carry (its "
+                                  f"--max-message)", "too_large")
             try:
-                conn.send_text(json.dumps(msg))
+                conn.send_text(text)
                 return _Request(conn, self._next_id)
             except (OSError, Closed) as exc:
                 conn.abort()
@@ -511,11 +517,18 @@ class _Client:
             # integer beyond 64 bits in "result" would reach it as a float.
             text = f'{{"op":"reply","id":{json.dumps(req.rid)},"call":{json.dumps(call)},' \
                    f'"result_json":{json.dumps(reply)}}}'
-            try:
-                req.conn.send_text(text)
-            except (OSError, Closed):
-                pass
-            return
+            if len(text) <= req.conn.send_max:
+                try:
+                    req.conn.send_text(text)
+                except (OSError, Closed):
+                    pass
+                return
+            # Sent, it would end the connection and the execution with it:
+            # the code gets a failed call instead, as for any callback error.
+            reply = (_eryx.CALL_FAILED,
+                     f"the callback's result is {len(reply)} bytes of JSON, more than one "
+                     f"message to the server may carry ({req.conn.send_max} bytes, its "
+                     f"--max-message)")
         kind, message = reply
         req.send({"op": "reply", "call": call,
                   "error": {"kind": _REPLY_KINDS.get(kind, "failed"), "message": message}})

@@ -403,6 +403,46 @@ def test_suspension_too_large_to_resume_is_refused(work):
     assert alive, srv.log()
 
 
+def test_clients_keep_to_the_servers_max_message(work):
+    # The handshake gives the server's --max-message; the clients send
+    # nothing larger (the server would close the connection on it, ending
+    # the execution): a request over it is refused on this side, a
+    # callback's result over it becomes a failed call in the code.
+    cap = 100000
+    srv = _start(work, "bounds", extra=("--max-message", str(cap)))
+    try:
+        ws = WebSocket.connect(srv.url, headers={"Authorization": f"Bearer {work['token']}"})
+        assert ws.send_max == cap
+        ws.close()
+        big = [{"name": "big", "fn": lambda: "x" * (2 * cap)},
+               {"name": "small", "fn": lambda: "ok"}]
+        with remote.Session(srv.url, work["token"], callbacks=big) as s:
+            assert s.ping()["max_message"] == cap
+            r = s.execute("try:\n    await big()\nexcept Exception as e:\n"
+                          "    print(type(e).__name__, e)\nprint(await small())\n")
+            assert r.stdout.startswith("CallbackError the callback's result is"), r.stdout
+            assert f"({cap} bytes, its --max-message)" in r.stdout and r.stdout.endswith("ok\n")
+            s.execute("kept = 1")
+            with pytest.raises(remote.RemoteError) as exc:
+                s.execute("x = '" + "a" * cap + "'")
+            assert exc.value.code == "too_large" and f"over the {cap}" in str(exc.value)
+            # The connection and the session are as they were.
+            assert s.execute("print(kept)").stdout == "1\n"
+        # The command line's client: a program over the bound is refused
+        # before it is sent (status 71), one under it runs.
+        base = [cluster.eryx_cli(), "--remote", srv.url, "--token-file", work["token_file"]]
+        p = subprocess.run(base + ["-c", "#" + "b" * cap], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 71 and f"over the {cap} bytes" in p.stderr, p.stderr
+        p = subprocess.run(base + ["-c", "print('fits')"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0 and p.stdout == "fits\n", p.stderr
+    finally:
+        alive = srv.alive
+        srv.stop()
+        assert alive, srv.log()
+
+
 def test_what_the_server_sends_fits_its_max_message(work):
     # --max-message bounds the server's messages too: output goes in pieces,
     # a call whose arguments would not fit fails in the guest, a result or
