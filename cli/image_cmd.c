@@ -2,7 +2,7 @@
  * Runtime images on the command line (docs/cli.md, "Images"):
  *   eryx image build -o FILE [--site-packages DIR]... [--wheel FILE]...
  *                    [--import MOD]... [--setup-code CODE | --setup-file FILE]
- *                    [--setup-timeout MS]
+ *                    [--setup-timeout MS] [--no-bytecode]
  * and the runtime every other command runs in: the image given with
  * --image, else the default image cached on disk (made on first use), else
  * (no cache directory, or ERYX_NO_IMAGE_CACHE=1) a runtime that boots
@@ -35,8 +35,10 @@ static void image_usage(FILE *f)
             "  --setup-code CODE     run CODE as __main__ before the image is captured:\n"
             "                        its globals are in every run's __main__\n"
             "  --setup-file FILE     the same, with the code read from FILE\n"
-            "  --setup-timeout MS    time limit of the imports and setup (default 60000;\n"
-            "                        0 = none)\n"
+            "  --setup-timeout MS    time limit of the compilation, the imports and the\n"
+            "                        setup (default 60000; 0 = none)\n"
+            "  --no-bytecode         do not compile the packages into the image: each run\n"
+            "                        compiles what it imports\n"
             "  -h, --help            print this help and exit\n");
 }
 
@@ -87,9 +89,14 @@ static int image_build(int argc, char **argv)
     size_t n_dirs = 0, n_wheels = 0, n_imports = 0;
     const char *out = NULL, *setup_code = NULL, *setup_file = NULL;
     uint64_t timeout_ns = 0;
+    unsigned flags = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--no-bytecode") == 0) {
+            flags |= ERYX_RUNTIME_NO_BYTECODE;
+            continue;
+        }
         int takes = strcmp(a, "-o") == 0 || strcmp(a, "--site-packages") == 0 ||
                     strcmp(a, "--wheel") == 0 || strcmp(a, "--import") == 0 ||
                     strcmp(a, "--setup-code") == 0 || strcmp(a, "--setup-file") == 0 ||
@@ -150,6 +157,7 @@ static int image_build(int argc, char **argv)
     }
     eryx_runtime_config cfg;
     eryx_runtime_config_default(&cfg);
+    cfg.flags = flags;
     cfg.site_packages = dirs;
     cfg.n_site_packages = n_dirs;
     cfg.wheels = wheels;

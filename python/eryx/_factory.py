@@ -105,7 +105,12 @@ class SandboxFactory:
             copy).
         callbacks: the default callbacks of create_sandbox()/create_session().
             The setup code cannot call them.
-        setup_timeout_ms: limit of the imports and setup code (default 60000).
+        setup_timeout_ms: limit of the packages' compilation, the imports and
+            the setup code (default 60000).
+        compile_packages: compile every module of the packages once, into
+            the factory's image, so that a sandbox imports their bytecode
+            (the default); False leaves each sandbox to compile what it
+            imports, every time: for many packages of which little is used.
 
     Example::
 
@@ -120,7 +125,8 @@ class SandboxFactory:
                  packages: Optional[Sequence[PathLike]] = None,
                  imports: Optional[Sequence[str]] = None, setup_code: Optional[str] = None,
                  callbacks: CallbacksArg = None, cache: bool = True,
-                 setup_timeout_ms: int = 60000, _state: Optional[Tuple[str, List]] = None,
+                 setup_timeout_ms: int = 60000, compile_packages: bool = True,
+                 _state: Optional[Tuple[str, List]] = None,
                  _image_path: Optional[str] = None) -> None:
         self._callbacks = callbacks
         self._rt: Any = None  # the factory's own runtime (image mode)
@@ -166,7 +172,9 @@ class SandboxFactory:
         if _eryx.HAVE_IMAGE_FILES:
             # liberyx builds the image: packages, imports and setup code are
             # in the runtime itself; every sandbox of it starts there.
-            self._rt = _eryx.Runtime(site_packages=dirs or None, wheels=wheels or None,
+            flags = 0 if compile_packages else _eryx.RUNTIME_NO_BYTECODE
+            self._rt = _eryx.Runtime(flags=flags, site_packages=dirs or None,
+                                     wheels=wheels or None,
                                      imports=list(imports or []) or None,
                                      setup_code=setup_code or None,
                                      setup_timeout_ns=setup_timeout_ms * 1_000_000)

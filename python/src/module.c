@@ -1305,6 +1305,7 @@ PyMODINIT_FUNC PyInit__eryx(void)
         PyModule_AddIntConstant(m, "CALL_INVALID_ARGS", ERYX_CALL_INVALID_ARGS) < 0 ||
         PyModule_AddIntConstant(m, "CALL_TIMEOUT", ERYX_CALL_TIMEOUT) < 0 ||
         PyModule_AddIntConstant(m, "RUNTIME_NO_IMAGE", ERYX_RUNTIME_NO_IMAGE) < 0 ||
+        PyModule_AddIntConstant(m, "RUNTIME_NO_BYTECODE", ERYX_RUNTIME_NO_BYTECODE) < 0 ||
 #ifdef ERYX_HAVE_NET
         PyModule_AddIntConstant(m, "HAVE_NET", 1) < 0 ||
 #else

@@ -62,6 +62,33 @@ def test_factory_packages_save_load(tmp_path):
         eryx.SandboxFactory.from_bytes(b"junk")
 
 
+def test_factory_packages_are_imported_from_their_bytecode(tmp_path):
+    # By default the factory's image holds the packages' bytecode: a
+    # sandbox's import compiles nothing. compile_packages=False leaves the
+    # sources alone, and each import compiles its module.
+    site = tmp_path / "site"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "__init__.py").write_text("from .mod import VALUE\n")
+    (site / "pkg" / "mod.py").write_text("VALUE = 6 * 7\n")
+    probe = ("import builtins, sys\n"
+             "seen = []\n"
+             "real = builtins.compile\n"
+             "def spy(source, filename, *a, **k):\n"
+             "    if str(filename).endswith('.py'):\n"
+             "        seen.append(filename.rsplit('/', 2)[-2:])\n"
+             "    return real(source, filename, *a, **k)\n"
+             "builtins.compile = spy\n"
+             "import pkg\n"
+             "builtins.compile = real\n"
+             "print(pkg.VALUE, seen)\n")
+    compiled = eryx.SandboxFactory(site_packages=site)
+    assert compiled.create_sandbox().execute(probe).stdout == "42 []\n"
+    plain = eryx.SandboxFactory(site_packages=site, compile_packages=False)
+    assert plain.create_sandbox().execute(probe).stdout == \
+        "42 [['pkg', '__init__.py'], ['pkg', 'mod.py']]\n"
+    assert plain.size_bytes < compiled.size_bytes
+
+
 def test_factory_setup_failure_is_initialization_error():
     with pytest.raises(eryx.InitializationError, match="ModuleNotFoundError"):
         eryx.SandboxFactory(imports=["no_such_module_here"])

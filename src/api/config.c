@@ -144,9 +144,10 @@ static int runtime_config_check(const eryx_runtime_config *c)
                                "image_path, which is not set");
         return ERYX_INVALID;
     }
-    if (c->flags & ~(ERYX_RUNTIME_NO_IMAGE | ERYX_RUNTIME_IMAGE_TRUSTED)) {
-        eryx__set_errmsg(NULL, "eryx_runtime_config: unknown flags 0x%x",
-                         c->flags & ~(ERYX_RUNTIME_NO_IMAGE | ERYX_RUNTIME_IMAGE_TRUSTED));
+    unsigned known = ERYX_RUNTIME_NO_IMAGE | ERYX_RUNTIME_IMAGE_TRUSTED |
+                     ERYX_RUNTIME_NO_BYTECODE;
+    if (c->flags & ~known) {
+        eryx__set_errmsg(NULL, "eryx_runtime_config: unknown flags 0x%x", c->flags & ~known);
         return ERYX_INVALID;
     }
     for (size_t i = 0; i < c->n_imports; i++) {

@@ -270,7 +270,7 @@ static int run_setup(eryx_sandbox *tpl, const eryx_runtime_config *cfg)
                                        "del _s\n";
         rc = setup_run(tpl, "adding site-packages to sys.path", add_path,
                        sizeof add_path - 1, deadline);
-        if (rc == ERYX_OK)
+        if (rc == ERYX_OK && !(cfg->flags & ERYX_RUNTIME_NO_BYTECODE))
             rc = compile_packages(tpl, deadline);
     }
     if (rc == ERYX_OK && cfg->n_imports) {

@@ -326,6 +326,24 @@ TEST_CASE(imports_load_the_packages_bytecode)
     REQUIRE_INT(eryx_runtime_new(&cfg, &rt), ERYX_OK);
     check_run(rt, bytecode_checks, bytecode_want);
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    /* Without the bytecode: the sources only, compiled at each import. */
+    eryx_runtime_config_default(&cfg);
+    cfg.flags = ERYX_RUNTIME_NO_BYTECODE;
+    cfg.site_packages = dirs;
+    cfg.n_site_packages = 1;
+    REQUIRE_INT(eryx_runtime_new(&cfg, &rt), ERYX_OK);
+    check_run(rt,
+              "import os, sys\n"
+              "print(os.path.exists(sys.path[-1] + '/fast/__pycache__'))\n"
+              "import builtins\n"
+              "real = builtins.compile\n"
+              "seen = []\n"
+              "builtins.compile = lambda s, f, *a, **k: seen.append(f) or real(s, f, *a, **k)\n"
+              "import fast\n"
+              "builtins.compile = real\n"
+              "print(seen == [fast.__file__])\n",
+              "False\nTrue\n");
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
     remove_workdir();
 }
 
