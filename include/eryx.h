@@ -224,8 +224,8 @@ typedef struct eryx_runtime_config {
  * built: each sandbox then compiles a module from its source when it
  * imports it, every time (jinja2: 76 ms against 16 ms with its bytecode).
  * Compiling takes the build about 2 ms per module (Debian's 2,005
- * dist-packages modules: 4–7 s); for a runtime with many packages of which
- * its sandboxes import few (docs/packages.md, "Bytecode"). */
+ * dist-packages modules: 4.1–5.6 s instead of 0.4 s); for a runtime with
+ * many packages of which its sandboxes import few (docs/packages.md, "Bytecode"). */
 #define ERYX_RUNTIME_NO_BYTECODE 4u
 
 ERYX_API void eryx_runtime_config_default(eryx_runtime_config *cfg);
