@@ -191,7 +191,8 @@ class SandboxFactory:
         code = "\n".join(lines) + "\n"
         limits = ResourceLimits(execution_timeout_ms=setup_timeout_ms,
                                 max_memory_bytes=None)
-        template = Session(resource_limits=limits, volumes=self._mounts)
+        template = Session(resource_limits=limits,
+                           volumes=[(host, guest, True) for host, guest, _ in self._mounts])
         try:
             try:
                 template.execute(code)

@@ -183,8 +183,11 @@ class NetConfig:
                 self.allowed_hosts.append(rule)
         return self
 
-    def with_root_cert(self, cert: bytes) -> "NetConfig":
-        """Trusts one more CA certificate (DER bytes or PEM text); returns self."""
+    def with_root_cert(self, cert_der: bytes) -> "NetConfig":
+        """Trusts one more CA certificate (DER bytes or PEM text); returns self.
+        The parameter's name is the reference binding's (a keyword call
+        ``with_root_cert(cert_der=...)`` works); PEM is ours."""
+        cert = cert_der
         if isinstance(cert, str):
             pem = cert
         elif isinstance(cert, (bytes, bytearray, memoryview)):

@@ -64,12 +64,16 @@ def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, 
 
 
 def _volumes_arg(volumes: Volumes) -> List[Tuple[str, str, bool]]:
+    """The reference binding's volumes, (host_path, guest_path, read_only),
+    as liberyx's mounts, (host_path, guest_path, writable). A pair without
+    the flag is read-only."""
     out = []
     for v in volumes or []:
         if not isinstance(v, (tuple, list)) or len(v) not in (2, 3):
-            raise TypeError("a volume is (host_path, guest_path[, writable])")
+            raise TypeError("a volume is (host_path, guest_path[, read_only])")
         host, guest = os.fspath(v[0]), v[1]
-        out.append((host, guest, bool(v[2]) if len(v) == 3 else False))
+        read_only = bool(v[2]) if len(v) == 3 else True
+        out.append((host, guest, not read_only))
     return out
 
 
@@ -454,8 +458,9 @@ class Sandbox(_Runner):
         secrets: {NAME: {"value": ..., "allowed_hosts": [...]}}: the code sees a
             placeholder in os.environ[NAME]; the value replaces it on the wire to
             allowed hosts only (needs network=).
-        volumes: [(host_path, guest_path, writable)]: host directories visible
-            inside (read-only unless writable).
+        volumes: [(host_path, guest_path, read_only)]: host directories visible
+            inside, as the reference binding takes them (read_only True: the
+            code cannot change them; a pair without the flag is read-only).
         on_stdout, on_stderr: called with each chunk of output (str) as it is
             written, on the thread running the code.
         result_variable: the global whose value (JSON) is ExecuteResult.result

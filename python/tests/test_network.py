@@ -50,6 +50,20 @@ def test_no_network_by_default(server):
     assert "this sandbox has no network" in fetch(eryx.Sandbox(), port)
 
 
+def test_with_root_cert_takes_the_reference_keyword():
+    # with_root_cert(cert_der=...) as the reference binding spells it; DER
+    # bytes become PEM, PEM text stays.
+    der = bytes(range(48))
+    net = eryx.NetConfig().with_root_cert(cert_der=der)
+    pem = net.root_certs_pem[0]
+    assert pem.startswith("-----BEGIN CERTIFICATE-----\n")
+    import base64
+    assert base64.b64decode("".join(pem.splitlines()[1:-1])) == der
+    assert eryx.NetConfig().with_root_cert(pem).root_certs_pem == [pem]
+    with pytest.raises(TypeError):
+        eryx.NetConfig().with_root_cert(cert_der=3)
+
+
 def test_name_rules_and_permissive_never_reach_loopback(server):
     port, _ = server
     for net in (eryx.NetConfig(allowed_hosts=["localhost", "example.com"]),

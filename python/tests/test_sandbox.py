@@ -200,14 +200,18 @@ def test_closed_sandbox():
 
 
 def test_volumes(tmp_path):
+    # (host_path, guest_path, read_only), as the reference binding takes them.
     (tmp_path / "in.txt").write_text("from host")
-    sb = eryx.Sandbox(volumes=[(str(tmp_path), "/data", True)])
+    sb = eryx.Sandbox(volumes=[(str(tmp_path), "/data", False)])
     r = sb.execute("print(open('/data/in.txt').read())\nopen('/data/out.txt','w').write('hi')")
     assert r.stdout == "from host\n"
     assert (tmp_path / "out.txt").read_text() == "hi"
-    ro = eryx.Sandbox(volumes=[(str(tmp_path), "/data", False)])
-    with pytest.raises(eryx.ExecutionError, match="OSError|PermissionError|Read-only"):
-        ro.execute("open('/data/x', 'w')")
+    for ro in (eryx.Sandbox(volumes=[(str(tmp_path), "/data", True)]),
+               eryx.Sandbox(volumes=[(str(tmp_path), "/data")])):
+        with pytest.raises(eryx.ExecutionError, match="OSError|PermissionError|Read-only"):
+            ro.execute("open('/data/x', 'w')")
+        assert ro.execute("print(open('/data/in.txt').read())").stdout == "from host\n"
+    assert not (tmp_path / "x").exists()
 
 
 def test_env():
