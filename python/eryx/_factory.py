@@ -346,7 +346,15 @@ class SandboxFactory:
 
 
 def _compat(kw: Dict[str, Any]) -> None:
+    """The reference's keywords of create_sandbox/create_session that ours
+    takes and has no use for (its scrub_* flags: our output holds secrets'
+    placeholders, never their values)."""
     allowed = {"site_packages", "scrub_stdout", "scrub_stderr", "scrub_files", "scrub_result"}
     unknown = set(kw) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
+    if kw.get("site_packages") is not None:
+        # Ignoring it would leave the code without the packages it expects.
+        raise ValueError("site_packages per sandbox is not supported: give the packages to "
+                         "SandboxFactory(site_packages=..., packages=...), which builds them "
+                         "into its image")

@@ -87,6 +87,10 @@ def test_factory_packages_are_imported_from_their_bytecode(tmp_path):
     assert plain.create_sandbox().execute(probe).stdout == \
         "42 [['pkg', '__init__.py'], ['pkg', 'mod.py']]\n"
     assert plain.size_bytes < compiled.size_bytes
+    # Packages per sandbox: refused, not ignored.
+    with pytest.raises(ValueError, match="site_packages per sandbox"):
+        compiled.create_sandbox(site_packages=str(site))
+    compiled.create_sandbox(site_packages=None, scrub_stdout=True)
 
 
 def test_factory_setup_failure_is_initialization_error():
