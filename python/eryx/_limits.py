@@ -161,9 +161,10 @@ class NetConfig:
 
     @staticmethod
     def permissive() -> "NetConfig":
-        """Every public host. Unlike the reference, not localhost or private
-        networks: chain ``.allow_localhost()`` or ``.allow_host("10.0.0.0/8")``."""
-        return NetConfig(allowed_hosts=["*"])
+        """Every public host, up to 100 connections at once (the reference's
+        number). Unlike the reference, not localhost or private networks:
+        chain ``.allow_localhost()`` or ``.allow_host("10.0.0.0/8")``."""
+        return NetConfig(allowed_hosts=["*"], max_connections=100)
 
     def allow_host(self, pattern: str) -> "NetConfig":
         """Adds an allow rule; returns self. A name rule never reaches private

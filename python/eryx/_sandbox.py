@@ -63,6 +63,11 @@ def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, 
     return out
 
 
+class _NotASnapshot(_eryx.ExecutionError, ValueError):
+    """restore_state() of bytes that are not a snapshot: a ValueError, and
+    the ExecutionError the reference binding raises there."""
+
+
 def _volumes_arg(volumes: Volumes) -> List[Tuple[str, str, bool]]:
     """The reference binding's volumes, (host_path, guest_path, read_only),
     as liberyx's mounts, (host_path, guest_path, writable). A pair without
@@ -651,10 +656,15 @@ class Session(_Runner):
 
     def restore_state(self, snapshot: bytes) -> None:
         """Adds the globals of a snapshot_state() (decoded inside the sandbox).
-        Raises ValueError for bytes that are not a snapshot."""
+        Bytes that are not a snapshot raise an error that is both a
+        ValueError and, as in the reference binding, an ExecutionError."""
         if not isinstance(snapshot, (bytes, bytearray, memoryview)):
             raise TypeError("restore_state takes bytes")
-        self._handle().import_state(snapshot)
+        h = self._handle()
+        try:
+            h.import_state(snapshot)
+        except ValueError as exc:
+            raise _NotASnapshot(str(exc)) from None
 
     def export_state(self) -> Tuple[bytes, List[str]]:
         """(snapshot bytes, names that could not be exported)."""

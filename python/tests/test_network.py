@@ -50,6 +50,11 @@ def test_no_network_by_default(server):
     assert "this sandbox has no network" in fetch(eryx.Sandbox(), port)
 
 
+def test_permissive_has_the_references_connection_count():
+    assert eryx.NetConfig.permissive().max_connections == 100
+    assert eryx.NetConfig().max_connections == 10
+
+
 def test_with_root_cert_takes_the_reference_keyword():
     # with_root_cert(cert_der=...) as the reference binding spells it; DER
     # bytes become PEM, PEM text stays.

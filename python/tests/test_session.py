@@ -50,6 +50,8 @@ def test_snapshot_and_restore(session):
     assert other.execute("print(a, b, g(2))").stdout == "[1, 2] {'k': 'v'} 6\n"
     with pytest.raises(ValueError):
         other.restore_state(b"garbage bytes")
+    with pytest.raises(eryx.ExecutionError):    # as the reference binding raises
+        other.restore_state(b"garbage bytes")
     with pytest.raises(TypeError):
         other.restore_state("text")
     assert other.import_state(data) == []
