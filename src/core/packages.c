@@ -24,7 +24,6 @@
 
 #include "core/packages.h"
 #include "core/internal.h"
-#include "le.h"
 #include "vfs/vfs_ops.h"
 
 typedef struct pkg_entry {
@@ -558,24 +557,13 @@ int eryx__packages_build(const char *const *dirs, size_t n_dirs, const char *con
 
 /* ---- bytecode ------------------------------------------------------------- */
 
-/* Entry i of a validated image: its path (not NUL-terminated) and data. */
-static void image_entry(const uint8_t *img, uint32_t i, const char **path, size_t *plen,
-                        const uint8_t **data, size_t *dlen)
-{
-    const uint8_t *e = img + 16 + 16 * (size_t)i;
-    *path = (const char *)img + eryx__le32(e);
-    *plen = eryx__le32(e + 4);
-    *data = img + eryx__le32(e + 8);
-    *dlen = eryx__le32(e + 12);
-}
-
 /* Copies entry i of img into the set. */
 static int add_entry(pkg_set *s, const uint8_t *img, uint32_t i)
 {
     const char *p;
     const uint8_t *d;
     size_t plen, dlen;
-    image_entry(img, i, &p, &plen, &d, &dlen);
+    eryx__image_entry(img, i, &p, &plen, &d, &dlen);
     char *path = malloc(plen + 1);
     uint8_t *data = malloc(dlen ? dlen : 1);
     if (!path || !data) {
@@ -590,9 +578,9 @@ static int add_entry(pkg_set *s, const uint8_t *img, uint32_t i)
 }
 
 /* The source a bytecode path was compiled from: "D/__pycache__/N" +
- * ERYX__PYC_SUFFIX gives "D/N.py" (D may be empty) in src[cap]; 0 when the
- * path is not of that form. */
-static int source_of(const char *p, size_t plen, char *src, size_t cap)
+ * ERYX__PYC_SUFFIX gives "D/N.py" (D may be empty) in src[cap], and its
+ * length; 0 when the path is not of that form. */
+static size_t source_of(const char *p, size_t plen, char *src, size_t cap)
 {
     static const char cache[] = "__pycache__/", suffix[] = ERYX__PYC_SUFFIX;
     size_t clen = sizeof cache - 1, slen = sizeof suffix - 1;
@@ -610,30 +598,7 @@ static int source_of(const char *p, size_t plen, char *src, size_t cap)
     memcpy(src, p, dir - clen);
     memcpy(src + dir - clen, base, name);
     memcpy(src + dir - clen + name, ".py", 4);
-    return 1;
-}
-
-static int image_has(const uint8_t *img, const char *path)
-{
-    size_t want = strlen(path);
-    uint32_t lo = 0, hi = eryx__le32(img + 8);
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        const char *p;
-        const uint8_t *d;
-        size_t plen, dlen;
-        image_entry(img, mid, &p, &plen, &d, &dlen);
-        int c = memcmp(p, path, plen < want ? plen : want);
-        if (c == 0)
-            c = plen < want ? -1 : plen > want;
-        if (c == 0)
-            return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return dir - clen + name + 3;
 }
 
 int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint8_t *bytecode,
@@ -650,16 +615,17 @@ int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint
     }
     pkg_set s = {0};
     int rc = ERYX_OK;
-    uint32_t n_bc = eryx__le32(bytecode + 8), n_pkg = eryx__le32(packages + 8);
+    uint32_t n_bc = eryx__image_count(bytecode), n_pkg = eryx__image_count(packages);
     /* The bytecode first: where a package brought a __pycache__ file of
      * its own (a wheel may), ours wins. */
     for (uint32_t i = 0; rc == ERYX_OK && i < n_bc; i++) {
         const char *p;
         const uint8_t *d;
         size_t plen, dlen;
-        image_entry(bytecode, i, &p, &plen, &d, &dlen);
+        eryx__image_entry(bytecode, i, &p, &plen, &d, &dlen);
         char src[ERYX__VFS_PATH_MAX];
-        if (!source_of(p, plen, src, sizeof src) || !image_has(packages, src)) {
+        size_t slen = source_of(p, plen, src, sizeof src);
+        if (!slen || eryx__image_find(packages, src, slen) < 0) {
             eryx__set_errmsg(NULL, "the packages' bytecode names '%.*s', which is not the "
                              "bytecode of one of their modules", (int)(plen > 200 ? 200 : plen), p);
             rc = ERYX_INIT;

@@ -34,6 +34,14 @@ typedef struct eryx__vfs eryx__vfs;
  * it is well formed, -1 otherwise. */
 int eryx__image_validate(const void *image, size_t size);
 
+/* Of an image that validated: its entry count; entry i's path (not
+ * NUL-terminated) and data, pointing into the image; the index of the
+ * file at path[0..len), or -1. */
+uint32_t eryx__image_count(const void *image);
+void eryx__image_entry(const void *image, uint32_t i, const char **path, size_t *path_len,
+                       const uint8_t **data, size_t *data_len);
+int eryx__image_find(const void *image, const char *path, size_t len);
+
 eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
 
 /* Changes the /tmp quota (a clone's new owner sets its own). What is already

@@ -153,6 +153,29 @@ int eryx__image_validate(const void *image, size_t size)
     return 0;
 }
 
+/* ---- reading a validated image from outside the vfs ------------------ */
+
+uint32_t eryx__image_count(const void *image)
+{
+    return eryx__le32((const uint8_t *)image + 8);
+}
+
+void eryx__image_entry(const void *image, uint32_t i, const char **path, size_t *path_len,
+                       const uint8_t **data, size_t *data_len)
+{
+    vfs_image img = {image, 0, eryx__image_count(image)};
+    const uint8_t *e = entry(&img, i);
+    *path = ent_path(&img, i, path_len);
+    *data = img.base + eryx__le32(e + 8);
+    *data_len = eryx__le32(e + 12);
+}
+
+int eryx__image_find(const void *image, const char *path, size_t len)
+{
+    vfs_image img = {image, 0, eryx__image_count(image)};
+    return find_file(&img, path, len);
+}
+
 int vfs_img_init(vfs_image *img, const void *image, size_t size)
 {
     img->base = image;
