@@ -561,7 +561,7 @@ static int run_remote(const cli *c, const char *code, size_t len, const char *in
                       size_t input_len)
 {
     if (c->n_mounts || c->image || c->mode != ERYX_RUN_CODE || c->n_args || c->fuel ||
-        c->max_memory || c->max_output || c->net.n_allow || c->mcp.n_servers || c->trace.f) {
+        c->max_memory || c->max_output || c->net.n_allow || eryx_cli_mcp_wants_servers(&c->mcp) || c->trace.f) {
         fprintf(stderr, "eryx: --remote runs -c CODE, FILE or stdin with --session, --timeout "
                         "and --callback; the server sets the other limits\n");
         return EXIT_USAGE;

@@ -5,7 +5,10 @@
  *     callback like any other (mcp_client.c);
  *   - `eryx mcp [options]`: eryx is an MCP server on stdin/stdout whose
  *     tools run Python in sandboxes (mcp_server.c).
- * The options of both are parsed by eryx_cli_mcp_option from main.c's own
+ *   - `--mcp`, `--mcp-config PATH`: the servers that agents' and editors'
+ *     MCP configuration files name, started as --mcp-server's are
+ *     (mcp_config.c).
+ * The options of all are parsed by eryx_cli_mcp_option from main.c's own
  * option loop, so every other option of the command applies to them.
  */
 #ifndef ERYX_CLI_MCP_H
@@ -17,6 +20,7 @@
 #include "eryx.h"
 
 #define ERYX_CLI_MAX_MCP_SERVERS 32
+#define ERYX_CLI_MAX_MCP_CONFIGS 16
 
 typedef struct eryx_cli_mcp {
     int serve;                        /* `eryx mcp` */
@@ -24,6 +28,10 @@ typedef struct eryx_cli_mcp {
         const char *name, *command;
     } servers[ERYX_CLI_MAX_MCP_SERVERS];
     size_t n_servers;
+    int discover;                     /* --mcp: read the agents' configuration
+                                         files (docs/mcp.md) */
+    const char *configs[ERYX_CLI_MAX_MCP_CONFIGS]; /* --mcp-config PATH */
+    size_t n_configs;
     uint64_t connect_timeout_ms;      /* --mcp-timeout: start + initialize +
                                          tools/list of a server (30000) */
     uint64_t callback_timeout_ms;     /* --callback-timeout (0: the library's) */
@@ -41,10 +49,16 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i);
 /* The help text of the MCP options. */
 extern const char eryx_cli_mcp_usage[];
 
-/* Starts the --mcp-server processes, initializes them, lists their tools
- * and makes cfg's callbacks the command's own followed by one per tool
- * (cfg->callbacks then points to memory kept until the process exits).
- * Messages go to stderr. 0, or -1 when a server could not be used. */
+/* 1 if any option asks for MCP servers. */
+int eryx_cli_mcp_wants_servers(const eryx_cli_mcp *m);
+
+/* Starts the --mcp-server processes and those --mcp and --mcp-config
+ * name, initializes them, lists their tools and makes cfg's callbacks the
+ * command's own followed by one per tool (cfg->callbacks then points to
+ * memory kept until the process exits). Messages go to stderr. 0, or -1
+ * when a --mcp-server could not be used or a --mcp-config file not read;
+ * a server of a configuration file that fails is reported and left out,
+ * as agents do. */
 int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg);
 
 /* Stops the servers started by eryx_cli_mcp_connect (closes their stdin,

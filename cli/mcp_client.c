@@ -58,6 +58,8 @@ typedef struct pending {
 
 typedef struct mcp_conn {
     char *name, *command;
+    char *who;             /* in messages: "--mcp-server NAME", "MCP server
+                              NAME (FILE)" */
     pid_t pid;
     int to_fd, from_fd;
     pthread_t reader;
@@ -106,6 +108,11 @@ const char eryx_cli_mcp_usage[] =
     "  --mcp-server NAME=COMMAND\n"
     "                  start the MCP server COMMAND (/bin/sh -c) and offer each of\n"
     "                  its tools as `await mcp.NAME.TOOL(**args)`; repeatable\n"
+    "  --mcp           also start the stdio servers that the MCP configurations of\n"
+    "                  Claude, Cursor, VS Code, Zed, Windsurf and Gemini name\n"
+    "                  (user-wide, then this directory's; docs/mcp.md)\n"
+    "  --mcp-config PATH\n"
+    "                  also start the servers that this JSON file names; repeatable\n"
     "  --mcp-timeout MS  time a server has to start, initialize and list its\n"
     "                  tools (default 30000)\n"
     "  --mcp-max-message BYTES\n"
@@ -145,7 +152,12 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
 {
     const char *a = argv[*i];
     static const char *const opts[] = {"--mcp-server", "--mcp-timeout", "--mcp-max-message",
-                                       "--callback-timeout", "--max-sessions", "--http"};
+                                       "--callback-timeout", "--max-sessions", "--http",
+                                       "--mcp-config"};
+    if (strcmp(a, "--mcp") == 0) {
+        m->discover = 1;
+        return 1;
+    }
     size_t k = 0;
     while (k < sizeof opts / sizeof *opts && strcmp(a, opts[k]) != 0)
         k++;
@@ -212,6 +224,14 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
     case 5:
         m->http = v;
         return 1;
+    case 6:
+        if (m->n_configs == ERYX_CLI_MAX_MCP_CONFIGS) {
+            fprintf(stderr, "eryx: too many --mcp-config options (at most %d)\n",
+                    ERYX_CLI_MAX_MCP_CONFIGS);
+            return -1;
+        }
+        m->configs[m->n_configs++] = v;
+        return 1;
     default:
         if (parse_u64(a, v, &n, 0) < 0 || n == 0 || n > 1024) {
             fprintf(stderr, "eryx: --max-sessions wants 1 to 1024\n");
@@ -220,63 +240,6 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
         m->max_sessions = (uint32_t)n;
         return 1;
     }
-}
-
-/* ---- names ---- */
-
-static const char *const keywords[] = {
-    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
-    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
-    "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise",
-    "return", "try", "while", "with", "yield"};
-
-int eryx_cli_py_keyword(const char *s)
-{
-    for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
-        if (strcmp(s, keywords[i]) == 0)
-            return 1;
-    return 0;
-}
-
-int eryx_cli_py_identifier(const char *s)
-{
-    if (!s || !*s || strlen(s) > 64 || eryx_cli_py_keyword(s))
-        return 0;
-    for (const char *p = s; *p; p++) {
-        char c = *p;
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                 (p > s && c >= '0' && c <= '9');
-        if (!ok)
-            return 0;
-    }
-    return 1;
-}
-
-/* A Python identifier for an MCP tool name: other characters become '_',
- * a leading digit gets a '_' before it, a keyword one after it. */
-static char *py_name(const char *tool)
-{
-    size_t n = strlen(tool);
-    if (n > 100)
-        n = 100;
-    char *s = malloc(n + 3);
-    if (!s)
-        return NULL;
-    size_t o = 0;
-    if (n == 0 || (tool[0] >= '0' && tool[0] <= '9'))
-        s[o++] = '_';
-    for (size_t i = 0; i < n; i++) {
-        char c = tool[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-                 (c >= '0' && c <= '9');
-        s[o++] = ok ? c : '_';
-    }
-    s[o] = '\0';
-    if (eryx_cli_py_keyword(s)) {
-        s[o++] = '_';
-        s[o] = '\0';
-    }
-    return s;
 }
 
 /* ---- the connection ---- */
@@ -831,7 +794,35 @@ static json_t *request(mcp_conn *c, const char *method, json_t *params, uint64_t
     return result;
 }
 
-static pid_t spawn(const char *command, int *to, int *from)
+/* Our environment with spec's NAME=VALUE strings in place of ours of the
+ * same names: malloc'd array (the strings are not copied), or NULL. */
+static char **spawn_env(char *const *add)
+{
+    size_t n_env = 0, n_add = 0;
+    while (environ[n_env])
+        n_env++;
+    while (add && add[n_add])
+        n_add++;
+    char **env = malloc((n_env + n_add + 1) * sizeof *env);
+    if (!env)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n_env; i++) {
+        size_t len = strcspn(environ[i], "=");
+        size_t j = 0;
+        while (j < n_add && !(strncmp(add[j], environ[i], len) == 0 && add[j][len] == '='))
+            j++;
+        if (j == n_add)
+            env[o++] = environ[i];
+    }
+    for (size_t j = 0; j < n_add; j++)
+        env[o++] = add[j];
+    env[o] = NULL;
+    return env;
+}
+
+/* Starts the server of spec: a shell command, or a program found on PATH. */
+static pid_t spawn(const eryx_cli_mcp_spec *spec, int *to, int *from)
 {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) < 0)
@@ -850,14 +841,22 @@ static pid_t spawn(const char *command, int *to, int *from)
      * stopping the server stops what it started. */
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    char *argv[] = {"sh", "-c", (char *)command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    int rc;
+    if (spec->argv) {
+        char **env = spawn_env(spec->env);
+        rc = env ? posix_spawnp(&pid, spec->argv[0], &fa, &attr, spec->argv, env) : ENOMEM;
+        free(env);
+    } else {
+        char *argv[] = {"sh", "-c", spec->command, NULL};
+        rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+    }
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     close(in[0]), close(out[1]);
     if (rc != 0) {
         close(in[1]), close(out[0]);
+        errno = rc;
         return -1;
     }
     fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
@@ -871,12 +870,26 @@ static int supported_version(const char *v)
     return strcmp(v, ERYX_MCP_VERSION) == 0 || strcmp(v, ERYX_MCP_PREVIOUS_VERSION) == 0;
 }
 
+static void stop_one(mcp_conn *c);
+
 /* Starts one server and lists its tools; NULL after printing why not. */
-static mcp_conn *connect_one(const char *name, const char *command, const eryx_cli_mcp *m)
+static mcp_conn *connect_one(const eryx_cli_mcp_spec *spec, const eryx_cli_mcp *m)
 {
     mcp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
+    const char *name = spec->name, *command = spec->command;
+    size_t wlen = strlen(name) + (spec->origin ? strlen(spec->origin) : 0) + 32;
+    c->who = malloc(wlen);
+    if (!c->who) {
+        free(c);
+        return NULL;
+    }
+    if (spec->origin)
+        snprintf(c->who, wlen, "MCP server %s (%s)", name, spec->origin);
+    else
+        snprintf(c->who, wlen, "--mcp-server %s", name);
+    const char *who = c->who;
     c->name = strdup(name);
     c->command = strdup(command);
     c->next_id = 1;
@@ -896,19 +909,19 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
     json_t *res = NULL;
     uint64_t deadline = now_ms() + (m->connect_timeout_ms ? m->connect_timeout_ms : 30000);
     if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
-        fprintf(stderr, "eryx: --mcp-server %s: %s\n", name, strerror(errno));
+        fprintf(stderr, "eryx: %s: %s\n", who, strerror(errno));
         return NULL;
     }
-    c->pid = spawn(command, &c->to_fd, &c->from_fd);
+    c->pid = spawn(spec, &c->to_fd, &c->from_fd);
     if (c->pid < 0) {
-        fprintf(stderr, "eryx: --mcp-server %s: cannot start '%s': %s\n", name, command,
+        fprintf(stderr, "eryx: %s: cannot start '%s': %s\n", who, command,
                 strerror(errno));
         c->dead = 1;
         c->reaped = 1;
         return NULL;
     }
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
-        fprintf(stderr, "eryx: --mcp-server %s: cannot start a thread\n", name);
+        fprintf(stderr, "eryx: %s: cannot start a thread\n", who);
         return NULL;
     }
     c->reader_started = 1;
@@ -919,13 +932,13 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
                   deadline, &error);
     json_t *version = json_object_get(res, "protocolVersion");
     if (!res || !json_is_string(version) || !supported_version(json_string_value(version))) {
-        fprintf(stderr, "eryx: --mcp-server %s: initialize failed: %s\n", name,
+        fprintf(stderr, "eryx: %s: initialize failed: %s\n", who,
                 error ? error
                 : !json_is_string(version) ? "no protocolVersion in the answer"
                                            : "it speaks a protocol revision eryx does not");
         if (json_is_string(version) && !error)
-            fprintf(stderr, "eryx: --mcp-server %s answered with revision %s; eryx speaks %s "
-                            "and %s\n", name, json_string_value(version), ERYX_MCP_VERSION,
+            fprintf(stderr, "eryx: %s answered with revision %s; eryx speaks %s "
+                            "and %s\n", who, json_string_value(version), ERYX_MCP_VERSION,
                     ERYX_MCP_PREVIOUS_VERSION);
         goto fail;
     }
@@ -936,13 +949,13 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
     int wrc = note ? send_msg(c, note, 0) : -1;
     json_decref(note);
     if (wrc < 0) {
-        fprintf(stderr, "eryx: --mcp-server %s: cannot write to it\n", name);
+        fprintf(stderr, "eryx: %s: cannot write to it\n", who);
         goto fail;
     }
     char *cursor = NULL;
     for (int page = 0;; page++) {
         if (page == MAX_TOOL_PAGES) {
-            fprintf(stderr, "eryx: --mcp-server %s: more than %d pages of tools\n", name,
+            fprintf(stderr, "eryx: %s: more than %d pages of tools\n", who,
                     MAX_TOOL_PAGES);
             free(cursor);
             goto fail;
@@ -953,13 +966,13 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
         res = request(c, "tools/list", params, deadline, &error);
         json_t *tools = json_object_get(res, "tools");
         if (!json_is_array(tools)) {
-            fprintf(stderr, "eryx: --mcp-server %s: tools/list failed: %s\n", name,
+            fprintf(stderr, "eryx: %s: tools/list failed: %s\n", who,
                     error ? error : "no tools array in the answer");
             goto fail;
         }
         if (json_array_extend(c->tools, tools) < 0 ||
             json_array_size(c->tools) > MAX_TOOLS_PER_SERVER) {
-            fprintf(stderr, "eryx: --mcp-server %s: more than %d tools\n", name,
+            fprintf(stderr, "eryx: %s: more than %d tools\n", who,
                     MAX_TOOLS_PER_SERVER);
             goto fail;
         }
@@ -975,6 +988,7 @@ static mcp_conn *connect_one(const char *name, const char *command, const eryx_c
 fail:
     free(error);
     json_decref(res);
+    stop_one(c); /* now: a configured server that failed is left out */
     return NULL;
 }
 
@@ -1022,6 +1036,11 @@ static const char *str_or(json_t *v, const char *dflt)
     return json_is_string(v) ? json_string_value(v) : dflt;
 }
 
+int eryx_cli_mcp_wants_servers(const eryx_cli_mcp *m)
+{
+    return m->n_servers || m->discover || m->n_configs;
+}
+
 int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
 {
     if (m->http && !m->serve) {
@@ -1030,15 +1049,32 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
     }
     if (m->callback_timeout_ms)
         cfg->callback_timeout_ns = m->callback_timeout_ms * 1000000u;
-    if (m->n_servers == 0)
+    if (!eryx_cli_mcp_wants_servers(m))
         return 0;
-    size_t total = cfg->n_callbacks;
+    /* Kept until the process exits, as the connections that name them. */
+    static eryx_cli_mcp_spec specs[ERYX_CLI_MAX_MCP_SERVERS];
+    size_t n_specs = 0;
+    for (size_t i = 0; i < m->n_servers; i++, n_specs++) {
+        specs[i].name = (char *)m->servers[i].name;
+        specs[i].command = (char *)m->servers[i].command;
+    }
+    eryx_cli_mcp_specs l = {specs, n_specs, ERYX_CLI_MAX_MCP_SERVERS, n_specs, stderr};
+    if (eryx_cli_mcp_discover(m, &l) < 0)
+        return -1;
+    n_specs = l.n;
+    size_t total = cfg->n_callbacks, n_started = 0;
     mcp_conn *started[ERYX_CLI_MAX_MCP_SERVERS];
-    for (size_t i = 0; i < m->n_servers; i++) {
-        started[i] = connect_one(m->servers[i].name, m->servers[i].command, m);
-        if (!started[i])
+    for (size_t i = 0; i < n_specs; i++) {
+        mcp_conn *c = connect_one(&specs[i], m);
+        if (!c && !specs[i].origin)
             return -1;
-        total += json_array_size(started[i]->tools);
+        if (!c) {
+            fprintf(stderr, "eryx: MCP server %s (%s) is left out\n", specs[i].name,
+                    specs[i].origin);
+            continue;
+        }
+        started[n_started++] = c;
+        total += json_array_size(c->tools);
     }
     merged = calloc(total ? total : 1, sizeof *merged);
     if (!merged)
@@ -1049,7 +1085,7 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
         merged[n] = cfg->callbacks[i];
         merged[n++].size = sizeof *merged;
     }
-    for (size_t i = 0; i < m->n_servers; i++) {
+    for (size_t i = 0; i < n_started; i++) {
         mcp_conn *c = started[i];
         size_t k;
         json_t *tool;
@@ -1057,12 +1093,11 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
         json_array_foreach(c->tools, k, tool) {
             const char *tname = str_or(json_object_get(tool, "name"), NULL);
             if (!tname) {
-                fprintf(stderr, "eryx: --mcp-server %s: a tool without a name (skipped)\n",
-                        c->name);
+                fprintf(stderr, "eryx: %s: a tool without a name (skipped)\n", c->who);
                 continue;
             }
             struct eryx_cli_mcp_tool *t = calloc(1, sizeof *t);
-            char *py = py_name(tname);
+            char *py = eryx_cli_py_name(tname);
             if (!t || !py)
                 return -1;
             /* Two tools whose names map to the same identifier: _2, _3, ... */

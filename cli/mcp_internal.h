@@ -2,7 +2,10 @@
 #ifndef ERYX_CLI_MCP_INTERNAL_H
 #define ERYX_CLI_MCP_INTERNAL_H
 
+#include <stdio.h>
+
 #include "eryx.h"
+#include "mcp.h"
 
 /* The protocol revisions eryx speaks: the current one and the one before,
  * negotiated in initialize (docs/mcp.md). */
@@ -14,6 +17,56 @@
 /* 1 if s is a Python identifier (ASCII, at most 64 bytes) and no keyword. */
 int eryx_cli_py_identifier(const char *s);
 int eryx_cli_py_keyword(const char *s);
+
+/* A Python identifier made of a name of MCP's (a tool's, a configured
+ * server's): other characters become '_', a leading digit gets a '_'
+ * before it, a keyword one after it; at most 100 bytes of the name are
+ * used. malloc'd, NULL when out of memory. */
+char *eryx_cli_py_name(const char *name);
+
+/* A server to start. From --mcp-server: a shell command. From a
+ * configuration file (mcp_config.c): a program, its arguments and the
+ * environment it adds to ours. */
+typedef struct eryx_cli_mcp_spec {
+    char *name;      /* mcp.NAME: a Python identifier */
+    char *command;   /* --mcp-server: for /bin/sh -c; else the program */
+    char **argv;     /* NULL for a shell command, else NULL-terminated */
+    char **env;      /* NAME=VALUE added to our environment; NULL-terminated */
+    char *origin;    /* the configuration file; NULL for --mcp-server */
+} eryx_cli_mcp_spec;
+
+/* The servers being gathered: v[0..n), at most max; the first `fixed`
+ * (the --mcp-server ones) are never replaced. */
+typedef struct eryx_cli_mcp_specs {
+    eryx_cli_mcp_spec *v;
+    size_t n, max, fixed;
+    FILE *warnings;  /* where what is left out is said (stderr), or NULL */
+} eryx_cli_mcp_specs;
+
+/* Adds to l the stdio servers of the configuration files of --mcp and
+ * --mcp-config (mcp_config.c), a later file's server in place of an
+ * earlier one's of the same name. Warnings go to stderr. 0, or -1 when a
+ * --mcp-config file cannot be read or is not JSON, or out of memory. */
+int eryx_cli_mcp_discover(const eryx_cli_mcp *m, eryx_cli_mcp_specs *l);
+
+/* Adds to l the servers of one configuration file's text (len bytes at
+ * data, blanked in place by eryx_cli_jsonc_blank) under key (NULL: the
+ * first of mcpServers, servers, context_servers; "projects": Claude
+ * Code's servers of this directory). origin names the file in messages.
+ * 0; 1 if it is not JSON (said); -1 when out of memory. */
+int eryx_cli_mcp_config_parse(eryx_cli_mcp_specs *l, char *data, size_t len, const char *key,
+                              const char *origin);
+
+/* Frees what a spec of a configuration file owns and zeroes it. */
+void eryx_cli_mcp_spec_clear(eryx_cli_mcp_spec *s);
+
+/* Blanks the comments (line and block) and trailing commas of JSON with
+ * comments, in place, keeping line breaks: the JSON of VS Code and Zed. */
+void eryx_cli_jsonc_blank(char *s, size_t n);
+
+/* s with $VAR, ${VAR} and ${VAR:-default} replaced from our environment
+ * (an unset VAR: empty); a '$' not before a name stays. malloc'd. */
+char *eryx_cli_expand_env(const char *s);
 
 /* The handler of every MCP tool callback (user_data: the tool). */
 void eryx_cli_mcp_tool_handler(void *user_data, eryx_call *call);

@@ -132,6 +132,10 @@ class NetConfig:
         allowed_hosts, blocked_hosts: rules as above.
         resolve: curl-style ``"HOST:PORT:ADDRESS"`` pins.
         max_bytes_sent, max_bytes_received: per run (default 1 GiB each).
+        allow_all_hosts: True adds the rule ``"*"``: every public host, as the
+            reference's default (still not localhost or private networks).
+            None or False: only the rules given (ours denies by default; the
+            reference's False means the same).
     """
 
     def __init__(self, *, max_connections: int = 10, connect_timeout_ms: int = 30000,
@@ -139,7 +143,10 @@ class NetConfig:
                  blocked_hosts: Optional[Sequence[str]] = None,
                  resolve: Optional[Sequence[str]] = None,
                  max_bytes_sent: Optional[int] = None,
-                 max_bytes_received: Optional[int] = None) -> None:
+                 max_bytes_received: Optional[int] = None,
+                 allow_all_hosts: Optional[bool] = None) -> None:
+        if allow_all_hosts is not None and not isinstance(allow_all_hosts, bool):
+            raise TypeError("allow_all_hosts must be a bool or None")
         self.max_connections = _check("max_connections", max_connections)
         self.connect_timeout_ms = _check("connect_timeout_ms", connect_timeout_ms)
         self.io_timeout_ms = _check("io_timeout_ms", io_timeout_ms)
@@ -150,6 +157,13 @@ class NetConfig:
         self.max_bytes_received = _check("max_bytes_received", max_bytes_received,
                                          allow_zero=True)
         self.root_certs_pem: List[str] = []
+        if allow_all_hosts and "*" not in self.allowed_hosts:
+            self.allowed_hosts.append("*")
+
+    @property
+    def allow_all_hosts(self) -> bool:
+        """Whether every public host is allowed (the rule ``"*"``)."""
+        return "*" in self.allowed_hosts
 
     @staticmethod
     def _rule(pattern: str) -> str:

@@ -69,10 +69,26 @@ def test_with_root_cert_takes_the_reference_keyword():
         eryx.NetConfig().with_root_cert(cert_der=3)
 
 
+def test_allow_all_hosts_is_the_rule_star():
+    # The reference's allow_all_hosts=True: every public host. Ours denies by
+    # default, so None and False both mean the rules given.
+    assert eryx.NetConfig(allow_all_hosts=True).allowed_hosts == ["*"]
+    assert eryx.NetConfig(allow_all_hosts=True).allow_all_hosts
+    assert eryx.NetConfig(allowed_hosts=["a.example"], allow_all_hosts=True).allowed_hosts == \
+        ["a.example", "*"]
+    for off in (None, False):
+        assert eryx.NetConfig(allow_all_hosts=off).allowed_hosts == []
+        assert not eryx.NetConfig(allow_all_hosts=off).allow_all_hosts
+    assert eryx.NetConfig.permissive().allow_all_hosts
+    with pytest.raises(TypeError):
+        eryx.NetConfig(allow_all_hosts="yes")
+
+
 def test_name_rules_and_permissive_never_reach_loopback(server):
     port, _ = server
     for net in (eryx.NetConfig(allowed_hosts=["localhost", "example.com"]),
-                eryx.NetConfig.permissive(), eryx.NetConfig().allow_host("*")):
+                eryx.NetConfig.permissive(), eryx.NetConfig().allow_host("*"),
+                eryx.NetConfig(allow_all_hosts=True)):
         out = fetch(eryx.Sandbox(network=net), port)
         assert "loopback" in out and "PermissionError" in out or "URLError" in out, out
 

@@ -1,0 +1,61 @@
+/*
+ * Python names made of MCP's names: a tool's, a server's (mcp.NAME.TOOL
+ * must be something the sandboxed code can write).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp_internal.h"
+
+static const char *const keywords[] = {
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global",
+    "if", "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise",
+    "return", "try", "while", "with", "yield"};
+
+int eryx_cli_py_keyword(const char *s)
+{
+    for (size_t i = 0; i < sizeof keywords / sizeof *keywords; i++)
+        if (strcmp(s, keywords[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int eryx_cli_py_identifier(const char *s)
+{
+    if (!s || !*s || strlen(s) > 64 || eryx_cli_py_keyword(s))
+        return 0;
+    for (const char *p = s; *p; p++) {
+        char c = *p;
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                 (p > s && c >= '0' && c <= '9');
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+char *eryx_cli_py_name(const char *tool)
+{
+    size_t n = strlen(tool);
+    if (n > 100)
+        n = 100;
+    char *s = malloc(n + 3);
+    if (!s)
+        return NULL;
+    size_t o = 0;
+    if (n == 0 || (tool[0] >= '0' && tool[0] <= '9'))
+        s[o++] = '_';
+    for (size_t i = 0; i < n; i++) {
+        char c = tool[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+                 (c >= '0' && c <= '9');
+        s[o++] = ok ? c : '_';
+    }
+    s[o] = '\0';
+    if (eryx_cli_py_keyword(s)) {
+        s[o++] = '_';
+        s[o] = '\0';
+    }
+    return s;
+}

@@ -1,0 +1,194 @@
+"""eryx.mcp: the MCP servers that agents' and editors' configuration files
+name (a HOME and a project directory made by each test), found and started
+as the eryx command's --mcp does (tests/mcp/client_config.sh)."""
+import json
+import os
+import sys
+import textwrap
+
+import pytest
+
+import eryx
+from eryx import mcp as eryx_mcp
+
+# An MCP server whose one tool, facts, answers with its arguments and the
+# ERYX_T* variables of its environment.
+FACTS_SERVER = r'''
+import json, os, sys
+def send(msg):
+    sys.stdout.write(json.dumps(msg) + "\n")
+    sys.stdout.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    if msg["method"] == "initialize":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "protocolVersion": msg["params"]["protocolVersion"],
+            "capabilities": {"tools": {}}, "serverInfo": {"name": "facts", "version": "1"}}})
+    elif msg["method"] == "tools/list":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [
+            {"name": "facts", "inputSchema": {"type": "object", "properties": {}}}]}})
+    elif msg["method"] == "tools/call":
+        facts = {"argv": sys.argv[1:],
+                 "env": {k: v for k, v in os.environ.items() if k.startswith("ERYX_T")}}
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "content": [{"type": "text", "text": json.dumps(facts)}],
+            "structuredContent": facts}})
+'''
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    home, proj = tmp_path / "home", tmp_path / "proj"
+    for d in (home / ".cursor", home / ".config" / "zed", home / ".codex", proj / ".vscode"):
+        d.mkdir(parents=True)
+    server = tmp_path / "facts_server.py"
+    server.write_text(FACTS_SERVER)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ERYX_BASE", "/base")
+    monkeypatch.delenv("ERYX_UNSET", raising=False)
+    monkeypatch.chdir(proj)
+    return home, proj, str(server)
+
+
+def write_configs(home, proj, server):
+    py = sys.executable
+    (home / ".claude.json").write_text(json.dumps({
+        "numStartups": 3,
+        "mcpServers": {
+            "user-one": {"command": py, "args": [server, "user", "${ERYX_BASE}/arg"],
+                         "env": {"ERYX_T1": "${ERYX_BASE}/x", "ERYX_T2": "${ERYX_UNSET:-dflt}",
+                                 "ERYX_T3": "$ERYX_BASE"}},
+            "replaced": {"command": py, "args": [server, "from-user"]},
+            "remote": {"type": "http", "url": "http://127.0.0.1:9/mcp"},
+            "off": {"command": "/nonexistent", "disabled": True},
+            "broken": {"command": py, "args": "not a list"},
+        },
+        "projects": {str(proj): {"mcpServers": {"local": {"command": py,
+                                                           "args": [server, "local"]}}},
+                     "/elsewhere": {"mcpServers": {"other": {"command": py}}}},
+    }))
+    (home / ".cursor" / "mcp.json").write_text('{"mcpServers": {')  # not JSON: passed over
+    (home / ".config" / "zed" / "settings.json").write_text(textwrap.dedent(f"""\
+        // Zed's settings
+        {{
+          /* a comment, "with": "a string", */ "theme": "One Dark",
+          "context_servers": {{
+            "zed": {{"command": {{"path": {json.dumps(py)}, "args": [{json.dumps(server)}, "zed"]}},
+                     "settings": {{}},}},
+          }},
+        }}
+        """))
+    (home / ".codex" / "config.toml").write_text(textwrap.dedent(f"""\
+        model = "x"
+        [mcp_servers.codex]
+        command = {json.dumps(py)}
+        args = [{json.dumps(server)}, "codex"]
+        """))
+    (proj / ".mcp.json").write_text(json.dumps({"mcpServers": {
+        "replaced": {"command": py, "args": [server, "from-project"]}}}))
+    (proj / ".vscode" / "mcp.json").write_text(
+        '{\n  // VS Code\n  "servers": {"vscode": {"type": "stdio", "command": %s, '
+        '"args": [%s, "vscode"]}},\n  "inputs": [],\n}\n' % (json.dumps(py), json.dumps(server)))
+
+
+def test_discover_reads_every_agents_file_in_order(dirs, capsys):
+    home, proj, server = dirs
+    write_configs(home, proj, server)
+    found = eryx_mcp.discover_servers()
+    py = sys.executable
+    assert found == {
+        "user-one": {"command": py, "args": [server, "user", "${ERYX_BASE}/arg"],
+                     "env": {"ERYX_T1": "${ERYX_BASE}/x", "ERYX_T2": "${ERYX_UNSET:-dflt}",
+                             "ERYX_T3": "$ERYX_BASE"}},
+        "zed": {"command": py, "args": [server, "zed"], "env": {}},
+        "codex": {"command": py, "args": [server, "codex"], "env": {}},
+        "replaced": {"command": py, "args": [server, "from-project"], "env": {}},
+        "vscode": {"command": py, "args": [server, "vscode"], "env": {}},
+        "local": {"command": py, "args": [server, "local"], "env": {}},
+    }
+    err = capsys.readouterr().err
+    assert "server 'broken' is left out: its args are not a list of strings" in err
+    assert ".cursor/mcp.json: not JSON" in err
+    assert "remote" not in err and "'off'" not in err
+
+
+def test_connect_starts_them_for_the_sandbox(dirs, capsys):
+    home, proj, server = dirs
+    write_configs(home, proj, server)
+    with eryx_mcp.connect_servers(connect_timeout=20) as manager:
+        assert sorted(manager.server_names) == ["codex", "local", "replaced", "user_one",
+                                                "vscode", "zed"]
+        sb = eryx.Sandbox(mcp=manager)
+        r = sb.execute(textwrap.dedent("""\
+            one = await mcp.user_one.facts()
+            print(one["argv"], sorted(one["env"].items()))
+            print((await mcp.replaced.facts())["argv"])
+            print((await mcp["zed"].facts())["argv"], (await mcp.local.facts())["argv"])
+            """))
+    assert r.stdout.splitlines() == [
+        "['user', '/base/arg'] [('ERYX_T1', '/base/x'), ('ERYX_T2', 'dflt'), ('ERYX_T3', '/base')]",
+        "['from-project']",
+        "['zed'] ['local']",
+    ]
+    err = capsys.readouterr().err
+    assert "MCP: connected to 'user-one (mcp.user_one)' (1 tools)" in err
+
+
+def test_a_server_that_fails_is_left_out(dirs, tmp_path, capsys):
+    _, _, server = dirs
+    cfg = tmp_path / "servers.json"
+    cfg.write_text(json.dumps({"servers": {
+        "gone": {"command": "/nonexistent/server"},
+        "fine": {"command": sys.executable, "args": [server]}}}))
+    manager = eryx_mcp.connect_servers([cfg], connect_timeout=20)
+    try:
+        assert manager.server_names == ["fine"]
+    finally:
+        manager.close()
+    assert "MCP: failed to connect to 'gone'" in capsys.readouterr().err
+    cfg.write_text(json.dumps({"mcpServers": {"gone": {"command": "/nonexistent/server"}}}))
+    assert eryx_mcp.connect_servers([cfg]) is None
+
+
+def test_given_paths(dirs, tmp_path):
+    home, proj, server = dirs
+    write_configs(home, proj, server)
+    toml = tmp_path / "c.toml"
+    toml.write_text('[mcp_servers.t]\ncommand = "x"\nargs = ["1"]\nenv = { A = "b" }\n')
+    # Given paths replace the usual files.
+    assert eryx_mcp.discover_servers([toml]) == {"t": {"command": "x", "args": ["1"],
+                                                       "env": {"A": "b"}}}
+    assert eryx_mcp.discover_servers([]) == {}
+    assert eryx_mcp.connect_servers([]) is None
+    with pytest.raises(ValueError, match="no such file"):
+        eryx_mcp.discover_servers([tmp_path / "none.json"])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ValueError, match="bad.json: not JSON"):
+        eryx_mcp.discover_servers([bad])
+    bad.write_bytes(b'{"mcpServers": {"\xff": {}}}')
+    with pytest.raises(ValueError, match="not JSON"):
+        eryx_mcp.discover_servers([bad])
+    with pytest.raises(ValueError, match="not TOML"):
+        toml.write_text("[")
+        eryx_mcp.discover_servers([toml])
+    with pytest.raises(ValueError):
+        eryx_mcp.discover_servers([tmp_path])  # a directory
+    with pytest.raises(TypeError):
+        eryx_mcp.discover_servers(str(bad))
+
+
+def test_nothing_configured(dirs):
+    assert eryx_mcp.discover_servers() == {}
+    assert eryx_mcp.connect_servers() is None
+
+
+def test_comments_and_trailing_commas():
+    blank = eryx_mcp._blank_comments
+    assert json.loads(blank('{"a": "//x", /* c */ "b": [1, 2,],}\n// end')) == \
+        {"a": "//x", "b": [1, 2]}
+    assert json.loads(blank('{"a": "\\"/*", "b": 1}')) == {"a": '"/*', "b": 1}
+    text = '{\n/* two\nlines */ "a": 1}'
+    assert blank(text).count("\n") == 2 and json.loads(blank(text)) == {"a": 1}

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# --mcp and --mcp-config: the servers that agents' and editors' MCP
+# configuration files name (a HOME and a project directory made here) are
+# started, their tools offered as mcp.NAME.TOOL, with their arguments and
+# environment; the project's files win over the user's, a --mcp-server over
+# both; what cannot be used is said and left out.
+# usage: client_config.sh ERYX_BINARY   (npm packages: scripts/install-npm.sh)
+set -u
+ERYX=$(realpath "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+npm_dir=$("$here/../../scripts/install-npm.sh" | tail -n 1) || exit 1
+N=$npm_dir/node_modules/@modelcontextprotocol
+EV="$N/server-everything/dist/index.js"
+FS="$N/server-filesystem/dist/index.js"
+BAD="$here/bad_server.mjs"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+home=$tmp/home proj=$tmp/proj
+mkdir -p "$home/.cursor" "$home/.config/zed" "$proj/.vscode" "$tmp/files"
+echo hello >"$tmp/files/a.txt"
+fails=0
+
+# check NAME WANTED_STATUS STDOUT_WANTED STDERR_PATTERN -- eryx args...
+# (run in $proj with HOME=$home; STDERR_PATTERN: an extended regexp or "")
+check() {
+    local name=$1 want_status=$2 want=$3 pattern=$4
+    shift 5
+    (cd "$proj" && HOME=$home ERYX_BASE=/base timeout 90 "$ERYX" "$@") >"$tmp/out" 2>"$tmp/err"
+    local status=$?
+    if [ "$status" != "$want_status" ] || [ "$(cat "$tmp/out")" != "$want" ] ||
+       { [ -n "$pattern" ] && ! grep -Eq "$pattern" "$tmp/err"; }; then
+        echo "FAIL $name: status $status (want $want_status)"
+        diff <(echo "$want") "$tmp/out" | sed 's/^/  /'
+        sed 's/^/  stderr: /' "$tmp/err" | grep -v 'Starting default\|running on stdio\|Roots' | head -20
+        fails=$((fails + 1))
+    else
+        echo "ok   $name"
+    fi
+}
+
+servers='print(sorted({c["name"].split(".")[1] for c in list_callbacks() if c["name"].startswith("mcp.")}))'
+
+# User-wide: Claude Code's file (a server with env, one with a hyphen in its
+# name, a remote, a disabled and a broken one; this directory's "local"
+# servers under projects), Cursor's, Zed's (comments, trailing commas, the
+# older command object).
+cat >"$home/.claude.json" <<EOF
+{"numStartups": 3,
+ "mcpServers": {
+   "ev": {"command": "node", "args": ["$EV", "stdio"],
+          "env": {"ERYX_T1": "\${ERYX_BASE}/x", "ERYX_T2": "\${ERYX_UNSET:-dflt}", "ERYX_T3": "\$ERYX_BASE"}},
+   "files-user": {"command": "node", "args": ["$FS", "$tmp"]},
+   "remote": {"type": "http", "url": "http://127.0.0.1:9/mcp"},
+   "off": {"command": "/nonexistent", "disabled": true},
+   "broken": {"command": "node", "args": "not a list"}},
+ "projects": {"$proj": {"mcpServers": {"local": {"command": "node", "args": ["$BAD"]}}},
+              "/elsewhere": {"mcpServers": {"other": {"command": "node", "args": ["$BAD"]}}}}}
+EOF
+cat >"$home/.cursor/mcp.json" <<EOF
+{"mcpServers": {"cursor1": {"command": "node", "args": ["$BAD"], "enabled": false}}}
+EOF
+cat >"$home/.config/zed/settings.json" <<EOF
+// Zed's settings
+{
+  /* a comment, "with": "a string", */ "theme": "One Dark",
+  "context_servers": {
+    "zed": {"command": {"path": "node", "args": ["$BAD"]}, "settings": {},},
+  },
+}
+EOF
+# The project's: Claude Code's .mcp.json replaces the user's "files-user";
+# VS Code's file with comments.
+cat >"$proj/.mcp.json" <<EOF
+{"mcpServers": {"files-user": {"command": "node", "args": ["$FS", "$tmp/files"]}}}
+EOF
+cat >"$proj/.vscode/mcp.json" <<EOF
+{
+  // VS Code
+  "servers": {"vscode": {"type": "stdio", "command": "node", "args": ["$BAD"]}},
+  "inputs": []
+}
+EOF
+
+cat >"$tmp/code.py" <<EOF
+import json
+$servers
+env = json.loads(await mcp.ev.get_env())
+print(env["ERYX_T1"], env["ERYX_T2"], env["ERYX_T3"], env["ERYX_BASE"])
+print(await mcp.files_user.list_directory(path="$tmp/files"))
+print(await mcp.local.ok(x=1), await mcp.zed.ok(x=2), await mcp.vscode.ok(x=3))
+EOF
+check discover 0 "['ev', 'files_user', 'local', 'vscode', 'zed']
+/base/x dflt /base /base
+{'content': '[FILE] a.txt'}
+{'x': 1} {'x': 2} {'x': 3}" "'broken' is left out: its args are not a list" -- --mcp "$tmp/code.py"
+
+# Without --mcp nothing is read.
+check not_asked 0 "[]" "" -- -c "$servers"
+
+# A --mcp-server keeps its name; --mcp-config files come last and win.
+cat >"$tmp/extra.json" <<EOF
+{"servers": {"ev": {"command": "node", "args": ["$BAD"]}, "extra": {"command": "node", "args": ["$BAD"]}}}
+EOF
+check precedence 0 "['ev', 'extra', 'mine']
+True False" "" -- --mcp-config "$tmp/extra.json" --mcp-server mine="node $BAD" \
+    --mcp-server ev="node $EV stdio" \
+    -c "$servers
+names = {c['name'] for c in list_callbacks()}
+print('mcp.ev.get_env' in names, 'mcp.ev.ok' in names)"
+
+# A configured server that cannot start or does not answer is left out;
+# the rest runs.
+cat >"$tmp/failing.json" <<EOF
+{"mcpServers": {"gone": {"command": "/nonexistent/server"},
+                "mute": {"command": "node", "args": ["$BAD", "no-init"]},
+                "fine": {"command": "node", "args": ["$BAD"]}}}
+EOF
+check left_out 0 "['fine']" "MCP server mute \(.*failing.json\) is left out" -- \
+    --mcp-timeout 2000 --mcp-config "$tmp/failing.json" -c "$servers"
+grep -q "MCP server gone (.*failing.json): cannot start '/nonexistent/server'" "$tmp/err" ||
+    { echo "FAIL left_out: no word of 'gone'"; fails=$((fails + 1)); }
+
+# A --mcp-config file that cannot be read, or is not JSON, is an error; a
+# default one that is not JSON is said and passed over.
+check config_missing 71 "" "$tmp/none.json: No such file" -- --mcp-config "$tmp/none.json" -c 'print(1)'
+echo '{"mcpServers": {' >"$tmp/bad.json"
+check config_not_json 71 "" "bad.json:[0-9]+: not JSON" -- --mcp-config "$tmp/bad.json" -c 'print(1)'
+check config_is_dir 71 "" "" -- --mcp-config "$tmp" -c 'print(1)'
+cp "$tmp/bad.json" "$home/.cursor/mcp.json"
+check default_not_json 0 "['ev', 'files_user', 'local', 'vscode', 'zed']" \
+    "\.cursor/mcp.json:[0-9]+: not JSON" -- --mcp -c "$servers"
+check remote_refused 2 "" "" -- --remote ws://127.0.0.1:9 --mcp -c 'print(1)'
+
+[ $fails = 0 ] && echo "client_config: all passed"
+[ $fails = 0 ]
