@@ -315,13 +315,15 @@ static void conn_close(eryx__conn *c, done_list *l, const char *why)
     free(c);
 }
 
-/* The events c waits for. */
+/* The events c waits for. Writable: a connect or queued bytes (a waiting
+ * poll's POLLOUT is the same: the queue empty). Readable: a read, the
+ * handshake, or a waiting poll. */
 static uint32_t conn_events(const eryx__conn *c)
 {
     uint32_t ev = 0;
     if (c->connecting || c->out_len > c->out_off)
         ev |= EPOLLOUT;
-    if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
+    if ((c->rd.call || c->tls_handshaking || c->poll_in) && !c->eof && c->in_len < MAX_INBUF)
         ev |= EPOLLIN;
     return ev;
 }
@@ -332,11 +334,7 @@ static void conn_arm(eryx__conn *c)
 {
     if (c->local_wait)
         return;
-    uint32_t ev = 0;
-    if (c->connecting || c->out_len > c->out_off)
-        ev |= EPOLLOUT;
-    if ((c->rd.call || c->tls_handshaking) && !c->eof && c->in_len < MAX_INBUF)
-        ev |= EPOLLIN;
+    uint32_t ev = conn_events(c);
     if (!ev)
         return;
     struct epoll_event e = {.events = ev | EPOLLONESHOT,
@@ -653,8 +651,8 @@ static void drop_stale(eryx__conn *c)
 }
 
 /* Whatever c can do now: finish connecting, the handshake, writing,
- * reading. G.mu held. */
-static void progress(eryx__conn *c, done_list *l)
+ * reading. G.mu held. May close c. */
+static void progress_conn(eryx__conn *c, done_list *l)
 {
     drop_stale(c);
     if (c->connecting) {
@@ -705,6 +703,93 @@ static void progress(eryx__conn *c, done_list *l)
         deliver_read(c, l);
     }
     conn_arm(c);
+}
+
+/* ---- a poll that waits ------------------------------------------------------ */
+
+/* The entries of list ([[conn, events], ...]) ready now, as the same
+ * pairs with the events they have; NULL when out of memory. */
+static json_t *poll_ready(eryx__net *net, json_t *list)
+{
+    json_t *ready = json_array(), *e;
+    size_t i;
+    json_array_foreach(list, i, e) {
+        json_int_t id = json_integer_value(json_array_get(e, 0));
+        eryx__conn *c = conn_find(net, (uint64_t)id);
+        int want = (int)json_integer_value(json_array_get(e, 1)), got = 0;
+        if (!c) {
+            got = POLLNVAL;
+        } else {
+            struct pollfd p = {.fd = c->fd, .events = POLLIN};
+            int readable = c->in_len > 0 || c->eof || c->err ||
+                           (!c->connecting && poll(&p, 1, 0) == 1);
+            if ((want & POLLIN) && readable)
+                got |= POLLIN;
+            if ((want & POLLOUT) && !c->connecting && c->out_off == c->out_len)
+                got |= POLLOUT;
+        }
+        if (got && ready && json_array_append_new(ready, json_pack("[I, i]", id, got)) < 0) {
+            json_decref(ready);
+            return NULL;
+        }
+    }
+    return ready;
+}
+
+/* The waiting poll is over: its sockets stop being watched for it. */
+static void poll_end(eryx__net *net)
+{
+    json_t *e;
+    size_t i;
+    json_array_foreach(net->poll_entries, i, e) {
+        eryx__conn *c = conn_find(net, (uint64_t)json_integer_value(json_array_get(e, 0)));
+        if (c)
+            c->poll_in = 0;
+    }
+    json_decref(net->poll_entries);
+    net->poll_entries = NULL;
+}
+
+/* Completes the waiting poll if one of its entries is ready, or forgets it
+ * if nobody waits for it any more (its timeout passed: the guest got
+ * TimeoutError; or its run ended). G.mu held. */
+static void poll_check(eryx__net *net, done_list *l)
+{
+    if (!net->poll.call)
+        return;
+    if (!eryx__call_pending(net->poll.call)) {
+        poll_end(net);
+        eryx__op_drop(&net->poll);
+        return;
+    }
+    json_t *ready = poll_ready(net, net->poll_entries);
+    if (!ready) {
+        poll_end(net);
+        op_fail(l, &net->poll, ENOMEM, "out of memory on the host");
+    } else if (json_array_size(ready)) {
+        poll_end(net);
+        op_ok(l, &net->poll, ready);
+    } else {
+        json_decref(ready);
+    }
+}
+
+/* Ends the waiting poll, if any, with err (the sandbox is reset or gone). */
+static void poll_cancel(eryx__net *net, done_list *l, const char *why)
+{
+    if (!net->poll.call)
+        return;
+    poll_end(net);
+    op_fail(l, &net->poll, EBADF, why);
+}
+
+/* progress_conn, then the waiting poll of c's network, which c's progress
+ * may have made ready. */
+static void progress(eryx__conn *c, done_list *l)
+{
+    eryx__net *net = c->net;
+    progress_conn(c, l);
+    poll_check(net, l);
 }
 
 /* ---- operations ------------------------------------------------------------ */
@@ -1169,9 +1254,12 @@ static void op_shutdown(eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
     op_ok(l, op, json_true());
 }
 
+/* Which of the sockets [[conn, events], ...] are ready: at once, or with
+ * "wait": true, as soon as one is (its timeout is the call's deadline).
+ * The guest's select and poll over its sockets. */
 static void op_poll(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
 {
-    json_t *list = json_object_get(args, "conns"), *ready, *e;
+    json_t *list = json_object_get(args, "conns"), *e;
     size_t i;
     /* Each entry costs a poll() under the network lock: a sandbox has at
      * most max_connections sockets worth asking about. */
@@ -1179,25 +1267,32 @@ static void op_poll(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         op_fail(l, op, EINVAL, "poll: more entries than the sandbox can have sockets");
         return;
     }
-    ready = json_array();
+    json_t *ready = poll_ready(net, list);
+    if (!ready) {
+        op_fail(l, op, ENOMEM, "out of memory on the host");
+        return;
+    }
+    if (json_array_size(ready) || !json_is_true(json_object_get(args, "wait")) ||
+        !json_array_size(list)) {
+        op_ok(l, op, ready);
+        return;
+    }
+    json_decref(ready);
+    /* A synchronous call: a second one means the first was given up on. */
+    if (net->poll.call) {
+        poll_end(net);
+        op_fail(l, &net->poll, ECANCELED, "another poll took its place");
+    }
+    net->poll = *op;
+    op->call = NULL;
+    net->poll_entries = json_incref(list);
     json_array_foreach(list, i, e) {
         eryx__conn *c = conn_find(net, (uint64_t)json_integer_value(json_array_get(e, 0)));
-        int want = (int)json_integer_value(json_array_get(e, 1)), got = 0;
-        if (!c) {
-            got = POLLNVAL;
-        } else {
-            struct pollfd p = {.fd = c->fd, .events = POLLIN};
-            int readable = c->in_len > 0 || c->eof || c->err ||
-                           (!c->connecting && poll(&p, 1, 0) == 1);
-            if ((want & POLLIN) && readable)
-                got |= POLLIN;
-            if ((want & POLLOUT) && !c->connecting && c->out_off == c->out_len)
-                got |= POLLOUT;
+        if (c && (json_integer_value(json_array_get(e, 1)) & POLLIN)) {
+            c->poll_in = 1;
+            conn_arm(c);
         }
-        if (got)
-            json_array_append_new(ready, json_pack("[I, i]", json_integer_value(json_array_get(e, 0)), got));
     }
-    op_ok(l, op, ready);
 }
 
 void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const char *argtext)
@@ -1218,6 +1313,7 @@ void eryx__net_submit(eryx__net *net, eryx_call *call, const char *name, const c
                    : strcmp(name, "resolve") == 0 ? conf->connect_timeout_ns
                                                    : conf->idle_timeout_ns;
     eryx__call_set_deadline(call, op_deadline(conf, args, cap));
+    poll_check(net, &l); /* a poll given up on no longer watches */
     eryx__conn *c = NULL;
     int needs_conn = strcmp(name, "resolve") && strcmp(name, "connect") && strcmp(name, "poll");
     if (args && needs_conn && (c = conn_of(net, args)))
@@ -1268,7 +1364,9 @@ size_t eryx__net_pollfds(eryx__net *net, struct pollfd *fds, size_t max)
     size_t n = 0;
     if (!net)
         return 0;
+    done_list l = {0};
     pthread_mutex_lock(&G.mu);
+    poll_check(net, &l); /* one given up on must not keep a socket watched */
     for (eryx__conn *c = net->conns; c && n < max; c = c->next) {
         drop_stale(c);
         uint32_t ev = conn_events(c);
@@ -1290,6 +1388,7 @@ size_t eryx__net_pollfds(eryx__net *net, struct pollfd *fds, size_t max)
         n++;
     }
     pthread_mutex_unlock(&G.mu);
+    done_deliver(&l);
     return n;
 }
 
@@ -1317,6 +1416,7 @@ void eryx__net_close_all(eryx__net *net)
         return;
     done_list l = {0};
     pthread_mutex_lock(&G.mu);
+    poll_cancel(net, &l, "the sandbox was reset");
     while (net->conns)
         conn_close(net->conns, &l, "the sandbox was reset");
     net->n_resolved = 0;
@@ -1330,6 +1430,7 @@ void eryx__net_free(eryx__net *net)
         return;
     done_list l = {0};
     pthread_mutex_lock(&G.mu);
+    poll_cancel(net, &l, "the sandbox is gone");
     while (net->conns)
         conn_close(net->conns, &l, "the sandbox is gone");
     net->dead = 1;

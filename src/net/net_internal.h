@@ -57,6 +57,7 @@ typedef struct eryx__conn {
     int registered;             /* with epoll */
     int local_wait;             /* a blocking run's thread polls it, not
                                    the poller (eryx__net_pollfds) */
+    int poll_in;                /* a waiting poll asks whether it is readable */
     int connecting, eof;
     int shut_wr;                /* the guest shut its writing side: no more
                                    sends; the FIN goes once out is empty */
@@ -105,6 +106,9 @@ struct eryx__net {
     uint64_t sent, received;    /* this run */
     eryx__resolved resolved[RESOLVE_CACHE_N]; /* which name gave which address */
     size_t n_resolved;
+    eryx__op poll;              /* the guest's select/poll waiting on its
+                                   sockets (one at most: it is synchronous) */
+    json_t *poll_entries;       /* ...its [[conn, events], ...] */
 };
 
 typedef struct eryx__net_global {

@@ -40,8 +40,8 @@
  * Properties, besides no crash, leak or undefined behaviour: every call is
  * completed at most once and its last reference released once the network
  * is freed; each deadline is within the configured limit; the operations
- * that never wait (close, shutdown, poll, unknown names, a connection that
- * is not open, a recv with timeout 0) are answered before
+ * that never wait (close, shutdown, a poll without "wait", unknown names, a
+ * connection that is not open, a recv with timeout 0) are answered before
  * eryx__net_submit returns; a result has the shape of its operation (a
  * send's count is the bytes given, a recv's bytes are base64 of at most
  * max, a connection id is new, none of the greeting sent in clear comes
@@ -597,7 +597,8 @@ static json_t *payload(const char *s, size_t n, json_int_t repeat, size_t *total
 static char *rewrite(run *r, const char *name, const char *text, fcall *f, int *at_once)
 {
     int known_wait = !strcmp(name, "connect") || !strcmp(name, "send") ||
-                     !strcmp(name, "recv") || !strcmp(name, "tls") || !strcmp(name, "resolve");
+                     !strcmp(name, "recv") || !strcmp(name, "tls") || !strcmp(name, "resolve") ||
+                     !strcmp(name, "poll");
     int needs_conn = strcmp(name, "resolve") && strcmp(name, "connect") && strcmp(name, "poll");
     json_t *o = json_loads(text, JSON_ALLOW_NUL, NULL);
     if (!json_is_object(o)) {
@@ -659,7 +660,8 @@ static char *rewrite(run *r, const char *name, const char *text, fcall *f, int *
     f->recv_max = max <= 0 ? 1 : max > (1 << 20) ? 1 << 20 : (size_t)max;
     json_t *t = json_object_get(o, "timeout");
     *at_once = !known_wait || (needs_conn && !conn_open(r, json_object_get(o, "conn"))) ||
-               (!strcmp(name, "recv") && json_is_number(t) && json_number_value(t) <= 0);
+               (!strcmp(name, "recv") && json_is_number(t) && json_number_value(t) <= 0) ||
+               (!strcmp(name, "poll") && !json_is_true(json_object_get(o, "wait")));
     char *out = json_dumps(o, JSON_COMPACT);
     FUZZ_CHECK(out);
     json_decref(o);

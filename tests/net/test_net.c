@@ -1,7 +1,8 @@
 /*
  * The network through the C API (eryx_sandbox_config.net and .secrets),
  * against loopback servers run by this test: an echo server that records
- * what it got, a silent one, a firehose. TLS and the HTTP clients are
+ * what it got, a silent one, a firehose, one that answers each message
+ * 300 ms late. TLS and the HTTP clients are
  * tests/net/test_net_cli.py's.
  */
 #include <arpa/inet.h>
@@ -18,7 +19,7 @@
 
 #define SECRET "tok-5f0c2a9e7b3d4c1f8e6a2b0d9c7e5f3a1b"
 
-enum server_kind { ECHO, SILENT, FIREHOSE };
+enum server_kind { ECHO, SILENT, FIREHOSE, LATE };
 
 typedef struct server {
     int fd;
@@ -37,6 +38,12 @@ static void *serve_one(void *arg)
     char buf[16384];
     if (s->kind == SILENT) {
         while (recv(c, buf, sizeof buf, 0) > 0) {
+        }
+    } else if (s->kind == LATE) {
+        while (recv(c, buf, sizeof buf, 0) > 0) {
+            usleep(300 * 1000);
+            if (send(c, "late", 4, MSG_NOSIGNAL) < 0)
+                break;
         }
     } else if (s->kind == FIREHOSE) {
         memset(buf, 'z', sizeof buf);
@@ -372,6 +379,78 @@ TEST_CASE(a_waiting_recv_never_blocks_the_step_and_interrupt_ends_it)
     CHECK(atomic_load(&woken) > 0);
     eryx_result *res = NULL;
     eryx_exec_finish(ex, &res);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
+/* select and poll over the sandbox's sockets: the host waits until one is
+ * ready (one poll operation per select, not a guest polling in a loop: it
+ * made ~20 over 300 ms, and answered up to 20 ms late), timeouts hold, a
+ * socket with nothing to read is writable at once. */
+static const char select_code[] =
+    "import select, socket, time\n"
+    "import _eryx.net\n"
+    "polls, real_call = [], _eryx.net.call\n"
+    "_eryx.net.call = lambda op, args: (op != 'poll' or polls.append(1), real_call(op, args))[1]\n"
+    "s = socket.create_connection(('127.0.0.1', %d))\n"
+    "t = time.monotonic(); idle = select.select([s], [], [], 0.2); t_idle = time.monotonic() - t\n"
+    "writable = select.select([], [s], [], 5)[1] == [s]\n"
+    "s.sendall(b'go')\n"
+    "t = time.monotonic(); r = select.select([s], [], [], 10)[0]; t_late = time.monotonic() - t\n"
+    "data = s.recv(100)\n"
+    "p = select.poll(); p.register(s, select.POLLIN)\n"
+    "t = time.monotonic(); none = p.poll(150); t_none = time.monotonic() - t\n"
+    "s.sendall(b'go'); ev = p.poll(10000); data += s.recv(100)\n"
+    "forever = s.sendall(b'go') or select.select([s], [], [])[0] == [s]\n"
+    "data += s.recv(100)\n"
+    "result = [idle == ([], [], []), 0.19 < t_idle < 2, writable, r == [s], 0.25 < t_late < 5,\n"
+    "          data.decode(), none, t_none > 0.14, ev == [(s.fileno(), select.POLLIN)], forever,\n"
+    "          len(polls) <= 8 or len(polls)]\n";
+static const char select_want[] =
+    "[true, true, true, true, true, \"latelatelate\", [], true, true, true, true]";
+
+TEST_CASE(select_and_poll_wait_on_the_host)
+{
+    server *s = start_server(LATE);
+    net_setup n;
+    setup(&n, s->port, 0);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[sizeof select_code + 16];
+    snprintf(code, sizeof code, select_code, s->port);
+    /* A blocking run: its thread polls the sockets. */
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res != NULL);
+    if (res->traceback)
+        fprintf(stderr, "%s\n", res->traceback);
+    CHECK_STR(res->result_json, select_want);
+    /* resolve, connect, 5 polls, 3 sends, 3 recvs: a polling guest made
+     * dozens more. */
+    eryx_result_free(res);
+    /* Stepped (in a new sandbox: the code wraps a function of the glue):
+     * the network's poller thread watches them. */
+    eryx_sandbox_free(sb);
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    eryx_exec *ex;
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &ex) == ERYX_OK);
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        for (;;) { /* until a reply, or the deadline (the select's timeout) */
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            uint64_t deadline = eryx_exec_deadline_ns(ex);
+            if (eryx_exec_ready(ex) ||
+                (deadline && (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec >= deadline))
+                break;
+            usleep(200);
+        }
+    }
+    CHECK_INT(rc, ERYX_OK);
+    REQUIRE(eryx_exec_finish(ex, &res) == ERYX_OK && res);
+    if (res->traceback)
+        fprintf(stderr, "%s\n", res->traceback);
+    CHECK_STR(res->result_json, select_want);
     eryx_result_free(res);
     eryx_sandbox_free(sb);
 }

@@ -467,8 +467,9 @@ SocketType = socket
 
 # ---- select and poll over the host's sockets ---------------------------------
 
-def _readiness(pairs):
-    """{fd: events} ready now among [(fd, events)] of our sockets."""
+def _readiness(pairs, timeout=0):
+    """{fd: events} ready among [(fd, events)] of our sockets: now, or
+    within timeout (s; None: no end), the host waiting until one is."""
     conns, fds = [], {}
     for fd, ev in pairs:
         s = _by_fd.get(fd)
@@ -476,11 +477,24 @@ def _readiness(pairs):
             continue
         conns.append([s._conn, ev])
         fds[s._conn] = fd
-    ready = {}
-    if conns:
-        for conn, got in call("poll", {"conns": conns}):
-            ready[fds[conn]] = got
-    return ready
+    if not conns:
+        return {}
+    import time
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        args = {"conns": conns}
+        if timeout is None or timeout > 0:
+            args["wait"] = True
+            if deadline is not None:
+                args["timeout"] = max(deadline - time.monotonic(), 1e-6)
+        try:
+            got = call("poll", args)
+        except TimeoutError:
+            # The host's wait ends at its idle timeout at the latest.
+            if deadline is not None and time.monotonic() >= deadline:
+                return {}
+            continue
+        return {fds[conn]: ev for conn, ev in got}
 
 
 def _fd_of(obj):
@@ -489,7 +503,8 @@ def _fd_of(obj):
 
 def _wait_loop(check, timeout):
     """Calls check() until it finds something or timeout (s) passes, sleeping
-    a little between tries (the host does not push readiness)."""
+    a little between tries: for a wait over our sockets and other
+    descriptors together (the host knows only the sockets)."""
     import time
     deadline = None if timeout is None else time.monotonic() + max(timeout, 0)
     pause = 0.0005
@@ -512,18 +527,22 @@ def _patch_select():
         if not ours:
             return real_select(rlist, wlist, xlist, timeout)
         timeout = _check_timeout(timeout)
+        pairs = [(_fd_of(o), POLLIN) for o in rlist if _fd_of(o) in _by_fd]
+        pairs += [(_fd_of(o), POLLOUT) for o in wlist if _fd_of(o) in _by_fd]
+        others_r = [o for o in rlist if _fd_of(o) not in _by_fd]
+        others_w = [o for o in wlist if _fd_of(o) not in _by_fd]
 
-        def check():
-            pairs = [(_fd_of(o), POLLIN) for o in rlist if _fd_of(o) in _by_fd]
-            pairs += [(_fd_of(o), POLLOUT) for o in wlist if _fd_of(o) in _by_fd]
-            ready = _readiness(pairs)
-            others_r = [o for o in rlist if _fd_of(o) not in _by_fd]
-            others_w = [o for o in wlist if _fd_of(o) not in _by_fd]
-            r2, w2, _ = real_select(others_r, others_w, [], 0) if (others_r or others_w) \
-                else ([], [], [])
+        def result(ready, r2=(), w2=()):
             r = [o for o in rlist if ready.get(_fd_of(o), 0) & POLLIN] + list(r2)
             w = [o for o in wlist if ready.get(_fd_of(o), 0) & POLLOUT] + list(w2)
             return (r, w, []) if (r or w) else None
+
+        if not (others_r or others_w):  # the host waits
+            return result(_readiness(pairs, timeout)) or ([], [], [])
+
+        def check():
+            r2, w2, _ = real_select(others_r, others_w, [], 0)
+            return result(_readiness(pairs), r2, w2)
         return _wait_loop(check, timeout) or ([], [], [])
 
     class poll:
@@ -546,6 +565,9 @@ def _patch_select():
             timeout = None if timeout is None or timeout < 0 else timeout / 1000
             ours = {fd: ev for fd, ev in self._fds.items() if fd in _by_fd}
             others = {fd: ev for fd, ev in self._fds.items() if fd not in _by_fd}
+
+            if ours and not others:  # the host waits
+                return list(_readiness(list(ours.items()), timeout).items())
 
             def check():
                 ready = list(_readiness(list(ours.items())).items())
