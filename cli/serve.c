@@ -441,7 +441,9 @@ static int set_up_security(server *sv, int loopback)
             return -1;
         c->no_auth = 0;
     } else if (!c->no_auth) {
-        fprintf(stderr, "eryx serve: give --token-file FILE (or --no-auth, on loopback only)\n");
+        fprintf(stderr, "eryx serve: give --token-file FILE (or --no-auth, on loopback only)\n"
+                        "(eryx serve is the WebSocket service, docs/serve.md; the MCP server "
+                        "on stdin/stdout is `eryx mcp`)\n");
         return -1;
     } else if (!loopback) {
         fprintf(stderr, "eryx serve: --no-auth is refused unless listening on loopback\n");
