@@ -164,6 +164,7 @@ class _Runner:
     _h: Any
     _cfg: _Config
     _timeout_ns: int = 0
+    _fuel: int = 0  # a Session's fuel_limit: 0 = the config's, NO_LIMIT = none
 
     def _handle(self) -> Any:
         h = self._h
@@ -195,8 +196,8 @@ class _Runner:
         if h is None:
             raise ValueError(f"this {type(self).__name__} is closed")
         try:
-            if self._timeout_ns:
-                r = h.run(code, self._timeout_ns)
+            if self._timeout_ns or self._fuel:
+                r = h.run(code, self._timeout_ns, self._fuel)
             else:
                 r = h.run(code)
         finally:
@@ -237,7 +238,7 @@ class _Runner:
     _jr_stateful = True
 
     def _jr_options(self) -> Tuple[int, int, OutputFn, OutputFn]:
-        return self._timeout_ns, 0, None, None
+        return self._timeout_ns, self._fuel, None, None
 
     def _jr_kw(self) -> Dict[str, Any]:
         return self._cfg.kw
@@ -293,7 +294,8 @@ class _Runner:
         """
         h = self._handle()
         try:
-            r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop)
+            r = await _drive(h, code, self._cfg, self._timeout_ns, step_in_loop=step_in_loop,
+                             fuel=self._fuel)
         finally:
             self._ran()
         return self._finish(h, r)
@@ -329,9 +331,9 @@ class _Runner:
 
 async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
-                 step_in_loop: bool = False) -> Any:
+                 step_in_loop: bool = False, fuel: int = 0) -> Any:
     loop = asyncio.get_running_loop()
-    ex = h.exec_start(code, timeout_ns, None, 0, None, None, None, on_stdout, on_stderr)
+    ex = h.exec_start(code, timeout_ns, fuel or None, 0, None, None, None, on_stdout, on_stderr)
     # The eventfd is made when the execution first waits: code that runs
     # straight through needs none (no call, no timer, nothing to notify).
     efd = -1
@@ -558,6 +560,10 @@ class Session(_Runner):
         vfs: a VfsStorage whose files this session sees, writable, at
             vfs_mount_path (default "/data"); they outlive reset() and the
             session, and other sessions given it share them.
+        max_fuel: fuel each execution may use (the reference's name; as
+            resource_limits' max_fuel, which it overrides): only in builds
+            that count fuel (``eryx.build_has_fuel()``), else ValueError.
+            ``fuel_limit`` reads and sets it.
 
     Beyond the reference: ``fork()``, ``save(path)`` / ``Session.load(path)``,
     ``export_state`` / ``import_state``, ``execute_async``, ``interrupt()``.
@@ -570,7 +576,7 @@ class Session(_Runner):
                  on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                  result_variable: Optional[str] = "result", env: Optional[Dict[str, str]] = None,
                  mcp: Optional[_mcp.MCPManager] = None, vfs: Optional[VfsStorage] = None,
-                 vfs_mount_path: Optional[str] = None,
+                 vfs_mount_path: Optional[str] = None, max_fuel: Optional[int] = None,
                  _factory: Any = None, _handle: Any = None, _cfg: Optional[_Config] = None) -> None:
         self._h = None
         self._factory = _factory
@@ -588,6 +594,8 @@ class Session(_Runner):
         self._timeout_ns = 0
         if execution_timeout_ms is not None:
             self.execution_timeout_ms = execution_timeout_ms
+        if max_fuel is not None:
+            self.fuel_limit = max_fuel
         if _handle is not None:
             self._h = _handle
         elif _factory is not None:
@@ -631,6 +639,31 @@ class Session(_Runner):
         if value <= 0:
             raise ValueError("execution_timeout_ms must be positive (or None for no limit)")
         self._timeout_ns = value * _MS
+
+    @property
+    def fuel_limit(self) -> Optional[int]:
+        """Fuel each execution may use (None: no limit), as the reference's
+        ``Session.fuel_limit``. Settable; a number only in builds that count
+        fuel (``eryx.build_has_fuel()``), else ValueError. A run that uses it
+        up raises ResourceLimitError and leaves the session dead (``reset()``
+        makes it live again)."""
+        if self._fuel:
+            return None if self._fuel == _eryx.NO_LIMIT else self._fuel
+        return self._cfg.limits.max_fuel
+
+    @fuel_limit.setter
+    def fuel_limit(self, value: Optional[int]) -> None:
+        if value is None:
+            self._fuel = _eryx.NO_LIMIT if _eryx.build_has_fuel() else 0
+            return
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError("fuel_limit must be an int or None")
+        if value <= 0:
+            raise ValueError("fuel_limit must be positive (or None for no limit)")
+        if not _eryx.build_has_fuel():
+            raise ValueError("this build of eryx does not count fuel (eryx.build_has_fuel() "
+                             "is False): no fuel limit can be set")
+        self._fuel = value
 
     def reset(self) -> None:
         """Back to a fresh interpreter (the runtime's image, or the factory's
@@ -682,6 +715,7 @@ class Session(_Runner):
         h = self._handle().fork()
         s = Session(_cfg=self._cfg, _handle=h, _factory=self._factory)
         s._timeout_ns = self._timeout_ns
+        s._fuel = self._fuel
         s._count = self._count
         return s
 
@@ -699,7 +733,8 @@ class Session(_Runner):
              result_variable: Optional[str] = "result",
              env: Optional[Dict[str, str]] = None,
              mcp: Optional[_mcp.MCPManager] = None, vfs: Optional[VfsStorage] = None,
-             vfs_mount_path: Optional[str] = None) -> "Session":
+             vfs_mount_path: Optional[str] = None,
+             max_fuel: Optional[int] = None) -> "Session":
         """A session in the state saved at path, with this config (limits,
         callbacks, volumes are not in the file). InitializationError for a file
         that is not a session of this build, truncated or damaged."""
@@ -710,7 +745,7 @@ class Session(_Runner):
                       on_stderr=on_stderr, result_variable=result_variable, env=env, mcp=mcp,
                       vfs=vfs, vfs_mount_path=vfs_mount_path)
         h = _eryx.SandboxHandle.load(_runtime(), os.fspath(path), **cfg.kw)
-        s = cls(_cfg=cfg, _handle=h)
+        s = cls(_cfg=cfg, _handle=h, max_fuel=max_fuel)
         if execution_timeout_ms is not None:
             s.execution_timeout_ms = execution_timeout_ms
         return s
@@ -796,7 +831,7 @@ class PooledSandbox(_Runner):
     async def execute_async(self, code: str, *, step_in_loop: bool = False) -> ExecuteResult:
         h = self._handle()
         r = await _drive(h, code, self._cfg, self._timeout_ns, self._on_stdout, self._on_stderr,
-                         step_in_loop)
+                         step_in_loop, self._fuel)
         return self._finish(h, r)
 
     execute_async.__doc__ = _Runner.execute_async.__doc__

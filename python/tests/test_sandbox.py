@@ -1,3 +1,4 @@
+import asyncio
 import gc
 import threading
 import time
@@ -156,6 +157,46 @@ def test_fuel_limit_matches_the_build():
     else:
         with pytest.raises(ValueError, match="fuel"):
             eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_fuel=100_000))
+
+
+def test_session_fuel_limit_as_the_reference():
+    # Session(max_fuel=) and the settable Session.fuel_limit of the
+    # reference binding (ctest python_fuel runs this in the fuel build).
+    s = eryx.Session()
+    assert s.fuel_limit is None
+    s.fuel_limit = None
+    assert s.fuel_limit is None
+    with pytest.raises(TypeError):
+        s.fuel_limit = 1.5
+    with pytest.raises(ValueError):
+        s.fuel_limit = 0
+    if not eryx.build_has_fuel():
+        with pytest.raises(ValueError, match="fuel"):
+            s.fuel_limit = 100_000
+        with pytest.raises(ValueError, match="fuel"):
+            eryx.Session(max_fuel=100_000)
+        assert s.fuel_limit is None
+        return
+    s = eryx.Session(max_fuel=200_000)
+    assert s.fuel_limit == 200_000
+    s.execute("x = sum(range(100))")
+    with pytest.raises(eryx.ResourceLimitError, match="fuel"):
+        s.execute("while True: pass")
+    s.reset()
+    assert s.fuel_limit == 200_000  # the limit outlives a reset
+    s.fuel_limit = None
+    assert s.fuel_limit is None
+    assert s.execute("print(sum(range(3_000_000)))").stdout == f"{sum(range(3_000_000))}\n"
+    s.fuel_limit = 200_000
+    f = s.fork()
+    assert f.fuel_limit == 200_000
+    with pytest.raises(eryx.ResourceLimitError, match="fuel"):
+        asyncio.run(f.execute_async("while True: pass"))
+    # The override beats resource_limits' max_fuel, both ways.
+    s = eryx.Session(resource_limits=eryx.ResourceLimits(max_fuel=200_000))
+    assert s.fuel_limit == 200_000
+    s.fuel_limit = None
+    assert s.execute("print(sum(range(3_000_000)))").stdout == f"{sum(range(3_000_000))}\n"
 
 
 def test_streaming_output():
