@@ -34,6 +34,7 @@
 #include "mcp_internal.h"
 
 #define MAX_CONFIG_BYTES (64u << 20) /* ~/.claude.json also keeps histories */
+#define NOT_REGULAR (-1)             /* read_file: a FIFO, a device, ... */
 
 /* Where --mcp looks, in order. key: the object of servers; "projects" is
  * ~/.claude.json's per-directory servers (Claude Code's "local" scope,
@@ -362,15 +363,19 @@ int eryx_cli_mcp_config_parse(eryx_cli_mcp_specs *l, char *data, size_t len, con
     return rc;
 }
 
-/* The file at path, NUL-terminated, in *data (malloc'd); 0 or an errno. */
+/* The file at path, NUL-terminated, in *data (malloc'd); 0, an errno or
+ * NOT_REGULAR. */
 static int read_file(const char *path, char **data, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted at a project's path must not hang eryx
+     * in open (it is refused below as no regular file). */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return errno;
     struct stat st;
     int err = fstat(fd, &st) < 0 ? errno
-              : !S_ISREG(st.st_mode) ? EISDIR
+              : S_ISDIR(st.st_mode) ? EISDIR
+              : !S_ISREG(st.st_mode) ? NOT_REGULAR
               : st.st_size > (off_t)MAX_CONFIG_BYTES ? EFBIG : 0;
     char *buf = err ? NULL : malloc((size_t)st.st_size + 1);
     size_t got = 0;
@@ -408,7 +413,9 @@ static int read_config(eryx_cli_mcp_specs *l, const char *path, const char *key,
         if (!required && err == ENOENT)
             return 0;
         fprintf(stderr, "eryx: %s: %s\n", path,
-                err == EFBIG ? "larger than 64 MiB" : strerror(err));
+                err == EFBIG         ? "larger than 64 MiB"
+                : err == NOT_REGULAR ? "not a regular file"
+                                     : strerror(err));
         return required || err == ENOMEM ? -1 : 0;
     }
     int rc = eryx_cli_mcp_config_parse(l, data, len, key, path);

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -125,12 +126,23 @@ def _read(path: Path, fmt: str) -> Optional[Dict[str, Any]]:
     """The file's document, None if it is missing; raises ValueError when it
     cannot be read or parsed."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_BYTES + 1)
+        # O_NONBLOCK: a FIFO planted at a project's path must not hang us.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as e:
         raise ValueError(f"{path}: {e.strerror or e}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(f"{path}: not a regular file")
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            data = f.read(_MAX_BYTES + 1)
+    except OSError as e:
+        raise ValueError(f"{path}: {e.strerror or e}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > _MAX_BYTES:
         raise ValueError(f"{path}: larger than 64 MiB")
     try:

@@ -176,6 +176,10 @@ def test_given_paths(dirs, tmp_path):
         eryx_mcp.discover_servers([toml])
     with pytest.raises(ValueError):
         eryx_mcp.discover_servers([tmp_path])  # a directory
+    fifo = tmp_path / "fifo.json"  # a planted FIFO must not hang the reading
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        eryx_mcp.discover_servers([fifo])
     with pytest.raises(TypeError):
         eryx_mcp.discover_servers(str(bad))
 

@@ -126,6 +126,12 @@ check config_missing 71 "" "$tmp/none.json: No such file" -- --mcp-config "$tmp/
 echo '{"mcpServers": {' >"$tmp/bad.json"
 check config_not_json 71 "" "bad.json:[0-9]+: not JSON" -- --mcp-config "$tmp/bad.json" -c 'print(1)'
 check config_is_dir 71 "" "" -- --mcp-config "$tmp" -c 'print(1)'
+mkfifo "$tmp/fifo.json"  # a planted FIFO must not hang eryx
+check config_fifo 71 "" "fifo.json: not a regular file" -- --mcp-config "$tmp/fifo.json" -c 'print(1)'
+mv "$proj/.mcp.json" "$tmp/mcp.json.saved" && mkfifo "$proj/.mcp.json"
+check default_fifo 0 "['ev', 'files_user', 'local', 'vscode', 'zed']" \
+    "\.mcp.json: not a regular file" -- --mcp -c "$servers"
+rm "$proj/.mcp.json" && mv "$tmp/mcp.json.saved" "$proj/.mcp.json"
 cp "$tmp/bad.json" "$home/.cursor/mcp.json"
 check default_not_json 0 "['ev', 'files_user', 'local', 'vscode', 'zed']" \
     "\.cursor/mcp.json:[0-9]+: not JSON" -- --mcp -c "$servers"
