@@ -122,6 +122,9 @@ static void usage(FILE *f)
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
+            "  -v, --volume HOST:GUEST[:ro]\n"
+            "                  the same, writable unless :ro (the reference CLI's and\n"
+            "                  Docker's spelling)\n"
             "%s"
             "  -V, --version   print the eryx and Python versions and exit\n"
             "  -h, --help      print this help and exit\n"
@@ -131,24 +134,30 @@ static void usage(FILE *f)
             cli_net_usage, eryx_cli_mcp_usage);
 }
 
-static int parse_mount(cli *c, char *spec)
+/* --mount HOST:GUEST[:ro|:rw], read-only unless :rw; --volume (-v), the
+ * reference CLI's (and Docker's) spelling, writable unless :ro. */
+static int parse_mount(cli *c, const char *opt, char *spec)
 {
+    int volume = strcmp(opt, "--mount") != 0;
     if (c->n_mounts == MAX_MOUNTS) {
-        fprintf(stderr, "eryx: too many --mount options (at most %d)\n", MAX_MOUNTS);
+        fprintf(stderr, "eryx: too many --mount and --volume options (at most %d)\n",
+                MAX_MOUNTS);
         return -1;
     }
     eryx_mount *m = &c->mounts[c->n_mounts];
     char *guest = strchr(spec, ':');
     if (!guest || guest == spec || guest[1] != '/') {
-        fprintf(stderr, "eryx: --mount wants HOST:GUEST[:rw] with an absolute GUEST path\n");
+        fprintf(stderr, "eryx: %s wants HOST:GUEST[:%s] with an absolute GUEST path\n", opt,
+                volume ? "ro" : "rw");
         return -1;
     }
     *guest++ = '\0';
+    m->writable = volume;
     char *flags = strchr(guest, ':');
     if (flags) {
         *flags++ = '\0';
         if (strcmp(flags, "rw") != 0 && strcmp(flags, "ro") != 0) {
-            fprintf(stderr, "eryx: --mount flag must be ro or rw, not '%s'\n", flags);
+            fprintf(stderr, "eryx: %s flag must be ro or rw, not '%s'\n", opt, flags);
             return -1;
         }
         m->writable = strcmp(flags, "rw") == 0;
@@ -301,8 +310,9 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--max-memory") == 0) {
             if (i + 1 >= argc || parse_size(argv[++i], &c->max_memory) < 0)
                 return -1;
-        } else if (strcmp(a, "--mount") == 0) {
-            if (i + 1 >= argc || parse_mount(c, argv[++i]) < 0)
+        } else if (strcmp(a, "--mount") == 0 || strcmp(a, "--volume") == 0 ||
+                   strcmp(a, "-v") == 0) {
+            if (i + 1 >= argc || parse_mount(c, a, argv[++i]) < 0)
                 return -1;
         } else if ((mcp_opt = eryx_cli_mcp_option(&c->mcp, argc, argv, &i)) != 0) {
             if (mcp_opt < 0)

@@ -15,6 +15,9 @@ const char cli_net_usage[] =
     "                  optional :PORT; repeatable. Without it there is no\n"
     "                  network. Loopback, private and link-local addresses need\n"
     "                  a rule naming them, whatever name resolves to them\n"
+    "  --allow-host RULE, --net\n"
+    "                  the reference CLI's spellings: --allow-net RULE, and\n"
+    "                  --allow-net '*' (every public host)\n"
     "  --deny-net RULE refuse RULE even when an --allow-net matches; repeatable\n"
     "  --resolve HOST:PORT:ADDRESS\n"
     "                  resolve HOST at PORT to ADDRESS (still checked); repeatable\n"
@@ -84,8 +87,13 @@ static int parse_secret(cli_net *n, const char *spec)
 int cli_net_option(cli_net *n, int argc, char **argv, int *i)
 {
     const char *opt = argv[*i];
+    /* --allow-host is the reference's name for --allow-net (docs/cli.md);
+     * its --net, every host, is here every public one. */
     static const char *const names[] = {"--allow-net", "--deny-net", "--resolve", "--ca-file",
-                                        "--secret", "--max-connections", "--max-net-bytes"};
+                                        "--secret", "--max-connections", "--max-net-bytes",
+                                        "--allow-host"};
+    if (strcmp(opt, "--net") == 0)
+        return add(n->allow, &n->n_allow, opt, "*");
     size_t which = 0;
     while (which < sizeof names / sizeof names[0] && strcmp(opt, names[which]) != 0)
         which++;
@@ -97,7 +105,7 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
     }
     const char *v = argv[++*i];
     switch (which) {
-    case 0: return add(n->allow, &n->n_allow, opt, v);
+    case 0: case 7: return add(n->allow, &n->n_allow, opt, v);
     case 1: return add(n->deny, &n->n_deny, opt, v);
     case 2: return add(n->resolve, &n->n_resolve, opt, v);
     case 3: return add(n->ca_files, &n->n_ca_files, opt, v);
