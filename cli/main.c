@@ -595,6 +595,8 @@ int main(int argc, char **argv)
         return eryx_cli_image(argc - 2, argv + 2);
     if (argc >= 2 && strcmp(argv[1], "serve") == 0)
         return eryx_cli_serve(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "mcp-proxy") == 0)
+        return eryx_cli_mcp_proxy(argc - 1, argv + 1);
     int serve_mcp = argc > 1 && strcmp(argv[1], "mcp") == 0; /* `eryx mcp [option]...` */
     int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)

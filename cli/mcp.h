@@ -70,6 +70,11 @@ void eryx_cli_mcp_disconnect(void);
  * config's output streaming is replaced. Returns the exit status. */
 int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg);
 
+/* `eryx mcp-proxy URL [option]...` (argv[0] is "mcp-proxy"): MCP on
+ * stdin/stdout forwarded to a Streamable HTTP server (mcp_proxy.c).
+ * Returns the exit status. */
+int eryx_cli_mcp_proxy(int argc, char **argv);
+
 /* Python stubs of callbacks (`async def name(a: int, b: str = "x") -> Any:
  * """description"""`), generated from their JSON schemas: malloc'd text. */
 char *eryx_cli_mcp_stubs(const eryx_callback *cbs, size_t n);

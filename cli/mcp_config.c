@@ -6,14 +6,17 @@
  *
  * A file is JSON (VS Code's and Zed's may hold comments and trailing
  * commas: both are blanked before parsing) with its servers in an object
- * under one key; a server is {"command", "args", "env"} (Zed's older form:
- * "command": {"path", "args", "env"}). Only stdio servers are taken: an
- * entry with a "type" other than "stdio", with a URL and no command, with
- * "disabled": true or "enabled": false is passed over without a word.
- * $VAR, ${VAR} and ${VAR:-default} in the command, the arguments and the
- * environment's values take our environment's values, as Claude Code
- * expands them. A server's name that is no Python identifier is made one
- * as a tool's is (`my-server` -> mcp.my_server).
+ * under one key. A stdio server is {"command", "args", "env"} (Zed's
+ * older form: "command": {"path", "args", "env"}); a remote one is {"url"
+ * (or "serverUrl", "httpUrl"), "headers"}, typed "http" or untyped, and
+ * is started as `eryx mcp-proxy URL --header ...` (mcp_proxy.c), so that
+ * the client speaks stdio to every server. An entry of another transport
+ * ("sse", "ws"), or with "disabled": true or "enabled": false, is passed
+ * over without a word. $VAR, ${VAR} and ${VAR:-default} in the command,
+ * the arguments, the environment's values, the url and the headers take
+ * our environment's values, as Claude Code expands them. A server's name
+ * that is no Python identifier is made one as a tool's is (`my-server` ->
+ * mcp.my_server).
  *
  * The files are read user-wide first, then this directory's, so a
  * project's server replaces the user's of the same name; a --mcp-server
@@ -205,109 +208,199 @@ void eryx_cli_mcp_spec_clear(eryx_cli_mcp_spec *s)
     memset(s, 0, sizeof *s);
 }
 
-/* Why entry (of server `name` in origin) cannot be used, or NULL when it
- * is a stdio server: *command, *args, *env are then its members. *skip is
- * set for an entry passed over without a word. */
-static const char *stdio_server(json_t *entry, int *skip, json_t **command, json_t **args,
-                                json_t **env)
+/* A server entry's members: a stdio server's command, args and env, or a
+ * remote one's url and headers (command NULL). */
+typedef struct entry_parts {
+    json_t *command, *args, *env, *url, *headers;
+} entry_parts;
+
+static int is_type(json_t *type, const char *const *names)
 {
+    for (; *names; names++)
+        if (strcmp(json_string_value(type), *names) == 0)
+            return 1;
+    return 0;
+}
+
+/* Why a remote entry's url or headers cannot be used, or NULL. */
+static const char *remote_parts(entry_parts *e)
+{
+    const char *url = json_string_value(e->url);
+    if (!url || (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0))
+        return "its url is not http:// or https://";
+    if (e->headers && !json_is_object(e->headers))
+        return "its headers are not an object";
+    const char *k;
+    json_t *v;
+    json_object_foreach(e->headers, k, v)
+        if (!json_is_string(v) || !*k || strpbrk(k, ": \t\r\n"))
+            return "its headers are not names and strings";
+    return NULL;
+}
+
+/* Why entry cannot be used, or NULL when it is a stdio server or one
+ * reached over Streamable HTTP (with `eryx mcp-proxy`): *e holds its
+ * members. *skip is set for an entry passed over without a word
+ * (disabled, or of a transport eryx does not speak: the older HTTP+SSE,
+ * WebSocket). */
+static const char *server_entry(json_t *entry, int *skip, entry_parts *e)
+{
+    static const char *const stdio[] = {"stdio", NULL};
+    static const char *const http[] = {"http", "streamable-http", "streamableHttp", NULL};
     *skip = 0;
     if (!json_is_object(entry))
         return "not an object";
     json_t *type = json_object_get(entry, "type");
     if (json_is_true(json_object_get(entry, "disabled")) ||
         json_is_false(json_object_get(entry, "enabled")) ||
-        (type && !(json_is_string(type) && strcmp(json_string_value(type), "stdio") == 0))) {
+        (type && !(json_is_string(type) && (is_type(type, stdio) || is_type(type, http))))) {
         *skip = 1;
         return "";
     }
-    *command = json_object_get(entry, "command");
-    *args = json_object_get(entry, "args");
-    *env = json_object_get(entry, "env");
-    if (json_is_object(*command)) { /* Zed's older form */
-        json_t *zed = *command;
-        *command = json_object_get(zed, "path");
-        *args = json_object_get(zed, "args");
-        *env = json_object_get(zed, "env");
+    e->command = json_object_get(entry, "command");
+    e->args = json_object_get(entry, "args");
+    e->env = json_object_get(entry, "env");
+    if (json_is_object(e->command)) { /* Zed's older form */
+        json_t *zed = e->command;
+        e->command = json_object_get(zed, "path");
+        e->args = json_object_get(zed, "args");
+        e->env = json_object_get(zed, "env");
     }
-    if (!*command && (json_object_get(entry, "url") || json_object_get(entry, "serverUrl") ||
-                      json_object_get(entry, "httpUrl"))) {
-        *skip = 1; /* a remote server */
-        return "";
+    /* Claude, VS Code, Cursor: url; Windsurf: serverUrl; Gemini: httpUrl
+     * (its url is the older HTTP+SSE: tried as Streamable HTTP, which
+     * most servers also speak). */
+    e->url = json_object_get(entry, "httpUrl");
+    if (!e->url)
+        e->url = json_object_get(entry, "url");
+    if (!e->url)
+        e->url = json_object_get(entry, "serverUrl");
+    if ((type && is_type(type, http)) || (!type && !e->command && e->url)) {
+        e->command = NULL;
+        e->headers = json_object_get(entry, "headers");
+        return remote_parts(e);
     }
-    if (!json_is_string(*command) || json_string_length(*command) == 0)
+    if (!json_is_string(e->command) || json_string_length(e->command) == 0)
         return "no command";
     size_t i;
     json_t *v;
-    if (*args && !json_is_array(*args))
+    if (e->args && !json_is_array(e->args))
         return "its args are not a list";
-    json_array_foreach(*args, i, v)
+    json_array_foreach(e->args, i, v)
         if (!json_is_string(v))
             return "its args are not all strings";
-    if (*env && !json_is_object(*env))
+    if (e->env && !json_is_object(e->env))
         return "its env is not an object";
     const char *k;
-    json_object_foreach(*env, k, v)
+    json_object_foreach(e->env, k, v)
         if (!json_is_string(v) || !*k || strchr(k, '='))
             return "its env is not names and strings";
     return NULL;
 }
 
-/* Fills spec from a stdio server's members (already checked). */
-static int make_spec(eryx_cli_mcp_spec *spec, const char *name, const char *origin,
-                     json_t *command, json_t *args, json_t *env)
+/* This program's path: a remote server's proxy is `eryx mcp-proxy`. */
+static const char *self_path(void)
 {
-    size_t n_args = json_array_size(args), n_env = json_object_size(env), i;
-    spec->name = eryx_cli_py_name(name);
-    spec->origin = strdup(origin);
-    spec->argv = calloc(n_args + 2, sizeof *spec->argv);
-    spec->env = calloc(n_env + 1, sizeof *spec->env);
-    if (!spec->name || !spec->origin || !spec->argv || !spec->env)
-        return -1;
-    if (!(spec->argv[0] = eryx_cli_expand_env(json_string_value(command))))
-        return -1;
-    spec->command = spec->argv[0];
+    static char path[4096];
+    if (!path[0]) {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+        path[n > 0 ? n : 0] = '\0';
+    }
+    return path[0] ? path : NULL;
+}
+
+/* "NAME=VALUE" or "NAME: VALUE" of k and v ($VAR expanded), malloc'd. */
+static char *pair(const char *k, const char *sep, const char *v)
+{
+    char *value = eryx_cli_expand_env(v);
+    size_t len = value ? strlen(k) + strlen(sep) + strlen(value) + 1 : 0;
+    char *kv = value ? malloc(len) : NULL;
+    if (kv)
+        snprintf(kv, len, "%s%s%s", k, sep, value);
+    free(value);
+    return kv;
+}
+
+/* A remote server's argv: `eryx mcp-proxy URL --header 'K: V'...`. 0, -1
+ * when out of memory, 1 with *why when it cannot be started. */
+static int remote_argv(eryx_cli_mcp_spec *spec, const entry_parts *e, const char **why)
+{
+    size_t n = json_object_size(e->headers), i = 0;
+    const char *self = self_path(), *k;
     json_t *v;
-    json_array_foreach(args, i, v)
-        if (!(spec->argv[i + 1] = eryx_cli_expand_env(json_string_value(v))))
+    if (!self) {
+        *why = "the eryx binary's path is unknown (/proc/self/exe)";
+        return 1;
+    }
+    if (!(spec->argv = calloc(3 + 2 * n + 1, sizeof *spec->argv)) ||
+        !(spec->argv[i++] = strdup(self)) || !(spec->argv[i++] = strdup("mcp-proxy")) ||
+        !(spec->argv[i++] = eryx_cli_expand_env(json_string_value(e->url))))
+        return -1;
+    json_object_foreach(e->headers, k, v) {
+        if (!(spec->argv[i++] = strdup("--header")) ||
+            !(spec->argv[i] = pair(k, ": ", json_string_value(v))))
             return -1;
-    const char *k;
-    i = 0;
-    json_object_foreach(env, k, v) {
-        char *value = eryx_cli_expand_env(json_string_value(v));
-        size_t len = value ? strlen(k) + strlen(value) + 2 : 0;
-        char *kv = value ? malloc(len) : NULL;
-        if (kv)
-            snprintf(kv, len, "%s=%s", k, value);
-        free(value);
-        if (!(spec->env[i++] = kv))
-            return -1;
+        if (strpbrk(spec->argv[i++], "\r\n")) {
+            *why = "a header's value has a line break";
+            return 1;
+        }
     }
     return 0;
 }
 
-/* Adds (or puts in place of one of the same name) the stdio servers of
- * the object servers. -1 when out of memory. */
+/* Fills spec from a server's members (already checked). 0, -1 when out of
+ * memory, 1 with *why when it cannot be started. */
+static int make_spec(eryx_cli_mcp_spec *spec, const char *name, const char *origin,
+                     const entry_parts *e, const char **why)
+{
+    size_t n_args = json_array_size(e->args), n_env = json_object_size(e->env), i;
+    spec->name = eryx_cli_py_name(name);
+    spec->origin = strdup(origin);
+    spec->env = calloc(n_env + 1, sizeof *spec->env);
+    if (!spec->name || !spec->origin || !spec->env)
+        return -1;
+    if (!e->command) {
+        int rc = remote_argv(spec, e, why);
+        spec->command = spec->argv ? spec->argv[0] : NULL;
+        return rc;
+    }
+    if (!(spec->argv = calloc(n_args + 2, sizeof *spec->argv)) ||
+        !(spec->argv[0] = eryx_cli_expand_env(json_string_value(e->command))))
+        return -1;
+    spec->command = spec->argv[0];
+    json_t *v;
+    json_array_foreach(e->args, i, v)
+        if (!(spec->argv[i + 1] = eryx_cli_expand_env(json_string_value(v))))
+            return -1;
+    const char *k;
+    i = 0;
+    json_object_foreach(e->env, k, v)
+        if (!(spec->env[i++] = pair(k, "=", json_string_value(v))))
+            return -1;
+    return 0;
+}
+
+/* Adds (or puts in place of one of the same name) the servers of the
+ * object servers. -1 when out of memory. */
 static int add_servers(eryx_cli_mcp_specs *l, json_t *servers, const char *origin)
 {
     const char *name;
     json_t *entry;
     json_object_foreach(servers, name, entry) {
-        json_t *command = NULL, *args = NULL, *env = NULL;
-        int skip;
-        const char *why = stdio_server(entry, &skip, &command, &args, &env);
+        entry_parts e = {0};
+        int skip, rc = 0;
+        const char *why = server_entry(entry, &skip, &e);
         if (skip)
             continue;
+        eryx_cli_mcp_spec spec = {0};
+        if (!why && (rc = make_spec(&spec, name, origin, &e, &why)) != 0)
+            eryx_cli_mcp_spec_clear(&spec);
+        if (rc < 0)
+            return -1;
         if (why) {
             if (l->warnings)
                 fprintf(l->warnings, "eryx: %s: MCP server '%.100s' is left out: %s\n", origin,
                         name, why);
             continue;
-        }
-        eryx_cli_mcp_spec spec = {0};
-        if (make_spec(&spec, name, origin, command, args, env) < 0) {
-            eryx_cli_mcp_spec_clear(&spec);
-            return -1;
         }
         size_t j = 0;
         while (j < l->n && strcmp(l->v[j].name, spec.name) != 0)

@@ -6,8 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "dial.h"
 #include "net/base64.h"
 #include "remote.h"
 #include "result_json.h"
@@ -36,76 +35,13 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-typedef struct url {
-    int tls;
-    char host[256], port[8], path[256], authority[300];
-} url;
-
-static int parse_url(const char *s, url *u)
-{
-    memset(u, 0, sizeof *u);
-    if (strncmp(s, "ws://", 5) == 0)
-        s += 5;
-    else if (strncmp(s, "wss://", 6) == 0)
-        s += 6, u->tls = 1;
-    else
-        return -1;
-    size_t alen = strcspn(s, "/");
-    if (alen == 0 || alen >= sizeof u->authority)
-        return -1;
-    memcpy(u->authority, s, alen);
-    snprintf(u->path, sizeof u->path, "%s", s[alen] ? s + alen : "/v1/ws");
-    const char *a = u->authority, *colon = strrchr(a, ':');
-    if (a[0] == '[') {
-        const char *close = strchr(a, ']');
-        if (!close)
-            return -1;
-        colon = close[1] == ':' ? close + 1 : NULL;
-        snprintf(u->host, sizeof u->host, "%.*s", (int)(close - a - 1), a + 1);
-    } else {
-        snprintf(u->host, sizeof u->host, "%.*s", (int)(colon ? colon - a : (long)alen), a);
-    }
-    snprintf(u->port, sizeof u->port, "%s", colon ? colon + 1 : u->tls ? "443" : "80");
-    return u->host[0] ? 0 : -1;
-}
-
 /* A connected socket, within the connect timeout. */
-static int dial(const url *u)
+static int dial(const dial_url *u)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai, *p;
-    int e = getaddrinfo(u->host, u->port, &hints, &ai);
-    if (e) {
-        fprintf(stderr, "eryx: --remote: %s: %s\n", u->host, gai_strerror(e));
-        return -1;
-    }
-    int fd = -1;
-    for (p = ai; p && fd < 0; p = p->ai_next) {
-        fd = socket(p->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-            continue;
-        int r = connect(fd, p->ai_addr, p->ai_addrlen);
-        if (r < 0 && errno == EINPROGRESS) {
-            struct pollfd pf = {.fd = fd, .events = POLLOUT};
-            int err = 0;
-            socklen_t el = sizeof err;
-            r = poll(&pf, 1, CONNECT_TIMEOUT_MS) == 1 &&
-                        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0
-                    ? 0
-                    : -1;
-            if (err)
-                errno = err;
-            else if (r < 0)
-                errno = ETIMEDOUT;
-        }
-        if (r < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
+    char err[400];
+    int fd = dial_connect(u, CONNECT_TIMEOUT_MS, err, sizeof err);
     if (fd < 0)
-        fprintf(stderr, "eryx: --remote: cannot connect to %s:%s: %s\n", u->host, u->port,
-                strerror(errno));
-    freeaddrinfo(ai);
+        fprintf(stderr, "eryx: --remote: %s\n", err);
     return fd;
 }
 
@@ -131,9 +67,9 @@ static int auth_header(const char *token_file, char *out, size_t cap)
 
 static ws_conn *open_connection(const remote_opts *o, tls_ctx **tls)
 {
-    url u;
+    dial_url u;
     char auth[600];
-    if (parse_url(o->url, &u) < 0) {
+    if (dial_url_parse(o->url, "ws://", "wss://", "/v1/ws", &u) < 0) {
         fprintf(stderr, "eryx: --remote wants ws://HOST:PORT or wss://HOST:PORT, not '%s'\n",
                 o->url);
         return NULL;

@@ -22,9 +22,11 @@ current directory):
 - last, the servers ``~/.claude.json`` keeps for this directory (Claude
   Code's "local" scope, which wins over the others there).
 
-Only stdio servers are taken: an entry whose ``type`` is not ``"stdio"``,
-one with a URL and no command, one with ``"disabled": true`` or
-``"enabled": false`` is passed over. Comments and trailing commas (VS
+A server is a stdio one (``command``, ``args``, ``env``) or a remote one
+speaking Streamable HTTP (``"type": "http"``, or a ``url`` and no command;
+``headers``), which ``connect_servers`` reaches through the eryx command's
+``eryx mcp-proxy``; an entry of another transport (``"sse"``), with
+``"disabled": true`` or ``"enabled": false`` is passed over. Comments and trailing commas (VS
 Code's and Zed's files) are allowed. ``$VAR``, ``${VAR}`` and
 ``${VAR:-default}`` in the command, the arguments and the environment's
 values take this process's environment (an unset one: empty).
@@ -167,20 +169,32 @@ def _servers_of(doc: Dict[str, Any], key: Optional[str]) -> Any:
     return doc.get(key)
 
 
-def _stdio_server(entry: Any) -> Union[Dict[str, Any], str, None]:
-    """The server's {command, args, env}; None for an entry passed over
-    without a word (remote, disabled); a str saying why it cannot be used."""
+_HTTP_TYPES = ("http", "streamable-http", "streamableHttp")
+
+
+def _server(entry: Any) -> Union[Dict[str, Any], str, None]:
+    """A stdio server's {command, args, env}, or a remote (Streamable HTTP)
+    one's {url, headers}; None for an entry passed over without a word
+    (disabled, another transport); a str saying why it cannot be used."""
     if not isinstance(entry, dict):
         return "not an object"
     kind = entry.get("type")
     if entry.get("disabled") is True or entry.get("enabled") is False or \
-            (kind is not None and kind != "stdio"):
+            (kind is not None and kind != "stdio" and kind not in _HTTP_TYPES):
         return None
     command, args, env = entry.get("command"), entry.get("args"), entry.get("env")
     if isinstance(command, dict):  # Zed's older form
         command, args, env = command.get("path"), command.get("args"), command.get("env")
-    if command is None and any(k in entry for k in ("url", "serverUrl", "httpUrl")):
-        return None
+    url = next((entry[k] for k in ("httpUrl", "url", "serverUrl") if k in entry), None)
+    if kind in _HTTP_TYPES or (kind is None and command is None and url is not None):
+        headers = entry.get("headers") or {}
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return "its url is not http:// or https://"
+        if not isinstance(headers, dict) or not all(
+                isinstance(k, str) and k and not any(c in k for c in ": \t\r\n") and
+                isinstance(v, str) for k, v in headers.items()):
+            return "its headers are not names and strings"
+        return {"url": url, "headers": dict(headers)}
     if not isinstance(command, str) or not command:
         return "no command"
     args = [] if args is None else args
@@ -205,15 +219,19 @@ def _sources(config_paths: Optional[Sequence[Union[str, Path]]]
             for base, path, key, fmt in _SOURCES]
 
 
-def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None
-                     ) -> Dict[str, Dict[str, Any]]:
-    """The stdio MCP servers the configuration files name.
+def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None, *,
+                     include_remote: bool = False) -> Dict[str, Dict[str, Any]]:
+    """The stdio MCP servers the configuration files name (and, with
+    include_remote, the remote ones).
 
     Args:
         config_paths: files to read instead of the usual ones (see the
             module's text), in order: JSON with the servers under
             ``mcpServers``, ``servers`` or ``context_servers``, or, for a
             name ending in ``.toml``, TOML with ``mcp_servers``.
+        include_remote: also the Streamable HTTP servers (``"type":
+            "http"``, or a ``url`` and no command), as ``{"url": str,
+            "headers": {str: str}}`` (ours; the reference's has none).
 
     Returns:
         ``{name: {"command": str, "args": [str], "env": {str: str}}}``, the
@@ -240,22 +258,45 @@ def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None
         if not isinstance(found, dict):
             continue
         for name, entry in found.items():
-            server = _stdio_server(entry)
+            server = _server(entry)
             if isinstance(server, str):
                 print(f"MCP: {path}: server {name!r} is left out: {server}", file=sys.stderr)
-            elif server is not None:
+            elif server is not None and (include_remote or "command" in server):
                 servers.pop(name, None)  # a later file's comes after the others
                 servers[name] = server
     return servers
 
 
+def _command_of(server: Dict[str, Any]) -> Tuple[str, List[str], Dict[str, str]]:
+    """The command, arguments and environment that start server, $VAR
+    expanded: its own, or for a remote one the eryx command's mcp-proxy."""
+    if "command" in server:
+        return (_expand(server["command"]), [_expand(a) for a in server["args"]],
+                {k: _expand(v) for k, v in server["env"].items()})
+    from .__main__ import _find_cli
+    cli = _find_cli()
+    if not cli or not os.access(cli, os.X_OK):
+        raise ValueError("a remote server needs the eryx command (eryx mcp-proxy): set "
+                         "ERYX_CLI or put eryx on PATH")
+    args = ["mcp-proxy", _expand(server["url"])]
+    for k, v in server["headers"].items():
+        value = _expand(v)
+        if "\r" in value or "\n" in value:
+            raise ValueError(f"the value of its header {k!r} has a line break")
+        args += ["--header", f"{k}: {value}"]
+    return cli, args, {}
+
+
 def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
                     connect_timeout: float = 30.0) -> Optional[MCPManager]:
-    """Starts the servers ``discover_servers(config_paths)`` finds.
+    """Starts the servers ``discover_servers(config_paths,
+    include_remote=True)`` finds.
 
     Each is reached in the sandbox as ``mcp.NAME`` with its name made an
     identifier as a tool's is (``my-server``: ``mcp.my_server``; two names
-    that become the same: the later file's). A server that cannot be
+    that become the same: the later file's). A remote one is reached
+    through the eryx command's ``eryx mcp-proxy URL --header ...`` (the
+    command ``python -m eryx`` runs; docs/mcp.md). A server that cannot be
     started or does not speak MCP within ``connect_timeout`` seconds is
     left out, with a line on stderr, as is each server connected.
 
@@ -266,7 +307,7 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
     Raises:
         ValueError: as ``discover_servers``.
     """
-    servers = discover_servers(config_paths)
+    servers = discover_servers(config_paths, include_remote=True)
     by_name: Dict[str, Tuple[str, Dict[str, Any]]] = {}
     for name, server in servers.items():
         by_name.pop(_py_name(name), None)
@@ -277,10 +318,8 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
     for pyname, (name, server) in by_name.items():
         shown = name if pyname == name else f"{name} (mcp.{pyname})"
         try:
-            n = manager.connect(pyname, _expand(server["command"]),
-                                [_expand(a) for a in server["args"]],
-                                {k: _expand(v) for k, v in server["env"].items()},
-                                connect_timeout)
+            command, args, env = _command_of(server)
+            n = manager.connect(pyname, command, args, env, connect_timeout)
         except Exception as e:  # noqa: BLE001 - any failure leaves this one out
             print(f"MCP: failed to connect to {shown!r}: {e}", file=sys.stderr)
             continue

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -196,3 +197,53 @@ def test_comments_and_trailing_commas():
     assert json.loads(blank('{"a": "\\"/*", "b": 1}')) == {"a": '"/*', "b": 1}
     text = '{\n/* two\nlines */ "a": 1}'
     assert blank(text).count("\n") == 2 and json.loads(blank(text)) == {"a": 1}
+
+
+@pytest.fixture
+def http_server(tmp_path):
+    """tests/mcp/http_server.py: a Streamable HTTP server reporting the
+    headers it got."""
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    log = tmp_path / "http.log"
+    p = subprocess.Popen([sys.executable, os.path.join(root, "tests", "mcp", "http_server.py"),
+                          str(log)], stdout=subprocess.PIPE, text=True)
+    try:
+        yield int(p.stdout.readline()), log
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_remote_servers_through_the_commands_proxy(dirs, tmp_path, http_server, monkeypatch,
+                                                   capsys):
+    port, log = http_server
+    monkeypatch.setenv("ERYX_TOKEN", "s3cret")
+    cfg = tmp_path / "remote.json"
+    cfg.write_text(json.dumps({"mcpServers": {
+        "remote-one": {"type": "http", "url": f"http://127.0.0.1:{port}/mcp",
+                       "headers": {"Authorization": "Bearer ${ERYX_TOKEN}"}},
+        "legacy": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse"},
+        "broken": {"url": "ftp://x"},
+        "evil": {"url": f"http://127.0.0.1:{port}/mcp", "headers": {"X": "${ERYX_EVIL}"}},
+    }}))
+    monkeypatch.setenv("ERYX_EVIL", "a\r\nX-Injected: 1")
+    # The reference's shape by default: stdio servers only.
+    assert eryx_mcp.discover_servers([cfg]) == {}
+    found = eryx_mcp.discover_servers([cfg], include_remote=True)
+    assert found["remote-one"] == {"url": f"http://127.0.0.1:{port}/mcp",
+                                   "headers": {"Authorization": "Bearer ${ERYX_TOKEN}"}}
+    assert sorted(found) == ["evil", "remote-one"]
+    assert "'broken' is left out: its url is not http:// or https://" in capsys.readouterr().err
+    with eryx_mcp.connect_servers([cfg], connect_timeout=20) as manager:
+        assert manager.server_names == ["remote_one"]
+        r = eryx.Sandbox(mcp=manager).execute("print(await mcp.remote_one.seen())")
+    assert r.stdout == ("{'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': "
+                        "'2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': None}\n")
+    err = capsys.readouterr().err
+    assert "failed to connect to 'evil': the value of its header 'X' has a line break" in err
+    for _ in range(50):  # the proxy ends the session when the manager closes
+        if log.exists() and log.read_text() == "DELETE test-session-1\n":
+            break
+        time.sleep(0.1)
+    assert log.read_text() == "DELETE test-session-1\n"

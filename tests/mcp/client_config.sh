@@ -3,7 +3,8 @@
 # configuration files name (a HOME and a project directory made here) are
 # started, their tools offered as mcp.NAME.TOOL, with their arguments and
 # environment; the project's files win over the user's, a --mcp-server over
-# both; what cannot be used is said and left out.
+# both; remote (Streamable HTTP) servers are reached through `eryx
+# mcp-proxy`; what cannot be used is said and left out.
 # usage: client_config.sh ERYX_BINARY   (npm packages: scripts/install-npm.sh)
 set -u
 ERYX=$(realpath "$1")
@@ -136,6 +137,63 @@ cp "$tmp/bad.json" "$home/.cursor/mcp.json"
 check default_not_json 0 "['ev', 'files_user', 'local', 'vscode', 'zed']" \
     "\.cursor/mcp.json:[0-9]+: not JSON" -- --mcp -c "$servers"
 check remote_refused 2 "" "" -- --remote ws://127.0.0.1:9 --mcp -c 'print(1)'
+
+# Remote servers (Streamable HTTP), through `eryx mcp-proxy`: the fake of
+# http_server.py (configured headers with $VAR, the session id and
+# revision on later requests, JSON and chunked event-stream answers, the
+# session's DELETE at the end) and server-everything's streamableHttp;
+# one that nobody serves is left out; an "sse" one is passed over.
+python3 "$here/http_server.py" "$tmp/http.log" >"$tmp/http.port" &
+http_pid=$!
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+ev_port=$(free_port)
+PORT=$ev_port node "$EV" streamableHttp >"$tmp/ev.log" 2>&1 &
+ev_pid=$!
+trap 'kill $http_pid $ev_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do
+    [ -s "$tmp/http.port" ] && grep -q listening "$tmp/ev.log" && break
+    sleep 0.1
+done
+http_port=$(cat "$tmp/http.port")
+dead_port=$(free_port)
+cat >"$tmp/remote.json" <<EOF
+{"mcpServers": {
+   "fake": {"type": "http", "url": "http://127.0.0.1:$http_port/mcp",
+            "headers": {"Authorization": "Bearer \${ERYX_TOKEN}", "X-Team": "eryx"}},
+   "everything": {"url": "http://127.0.0.1:$ev_port/mcp"},
+   "nobody": {"type": "http", "url": "http://127.0.0.1:$dead_port/mcp"},
+   "legacy": {"type": "sse", "url": "http://127.0.0.1:$dead_port/sse"}}}
+EOF
+export ERYX_TOKEN=s3cret
+check remote 0 "['everything', 'fake']
+{'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': '2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': 'eryx'}
+True
+The sum of 2 and 3 is 5." "MCP server nobody \(.*remote.json\) is left out" -- \
+    --mcp-timeout 5000 --mcp-config "$tmp/remote.json" -c "$servers
+print(await mcp.fake.seen())
+print(await mcp.fake.seen() == await mcp.fake.seen())
+print(await mcp.everything.get_sum(a=2, b=3))"
+grep -q "cannot connect to 127.0.0.1:$dead_port" "$tmp/err" ||
+    { echo "FAIL remote: no word of why 'nobody' is left out"; fails=$((fails + 1)); }
+for _ in $(seq 50); do grep -q DELETE "$tmp/http.log" 2>/dev/null && break; sleep 0.1; done
+[ "$(cat "$tmp/http.log" 2>/dev/null)" = "DELETE test-session-1" ] ||
+    { echo "FAIL remote: the session was not ended with DELETE"; fails=$((fails + 1)); }
+# A header that would break the request: left out.
+cat >"$tmp/bad_header.json" <<EOF
+{"mcpServers": {"fake": {"url": "http://127.0.0.1:$http_port/mcp",
+                         "headers": {"X-Evil": "\${ERYX_EVIL}"}}}}
+EOF
+export ERYX_EVIL=$'a\r\nX-Injected: 1'
+check header_injection 0 "[]" "a header's value has a line break" -- \
+    --mcp-config "$tmp/bad_header.json" -c "$servers"
+# The proxy on its own: usage errors, and a request it cannot deliver is
+# answered with an error (the client never waits for it).
+check proxy_usage 2 "" "want an http:// or https:// URL" -- mcp-proxy ftp://x
+check proxy_header 2 "" "'Name: value' on one line" -- mcp-proxy http://127.0.0.1:1/ --header bad
+echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
+    timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$dead_port/mcp" --timeout 2000 >"$tmp/out" 2>&1
+grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
+    { echo "FAIL proxy_refused: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
 [ $fails = 0 ] && echo "client_config: all passed"
 [ $fails = 0 ]

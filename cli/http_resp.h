@@ -1,0 +1,56 @@
+/*
+ * An HTTP/1.1 response read as it arrives, for `eryx mcp-proxy`
+ * (mcp_proxy.c), the client side of MCP's Streamable HTTP transport: the
+ * head, then the body (by Content-Length, in chunks, or to the end of the
+ * connection), handed out as messages: the whole body of a JSON answer,
+ * or the data of each event of a text/event-stream one. The peer is a
+ * server on the network: everything is bounded (the head by
+ * HTTP_MAX_HEAD, a message by the reader's max) and fuzzed
+ * (tests/fuzz/fuzz_http_resp.c).
+ */
+#ifndef ERYX_CLI_HTTP_RESP_H
+#define ERYX_CLI_HTTP_RESP_H
+
+#include <stddef.h>
+
+#include "http.h"
+
+typedef struct http_resp {
+    size_t max;                 /* the largest message handed out */
+    int state;                  /* where the reader is (http_resp.c) */
+    char head[HTTP_MAX_HEAD + 1];
+    size_t head_len;
+    int status;                 /* the status code, once the head is read */
+    int sse;                    /* Content-Type: text/event-stream */
+    int json;                   /* Content-Type: application/json */
+    int chunked;                /* Transfer-Encoding: chunked */
+    int has_length;
+    unsigned long long length;  /* Content-Length */
+    unsigned long long left;    /* of the body, or of the current chunk */
+    char session[256];          /* Mcp-Session-Id, or "" */
+    char *text;                 /* a JSON body, or the event stream's line */
+    size_t text_len, text_cap;
+    char *data;                 /* the current event's data */
+    size_t data_len, data_cap;
+    int skipping;               /* a message over max: dropped */
+    int dropped;                /* messages dropped for their size */
+    char error[160];            /* why the response is malformed */
+} http_resp;
+
+/* Called for each message: text[0..len), NUL-terminated, valid until the
+ * call returns. */
+typedef void (*http_resp_message_fn)(void *ud, const char *text, size_t len);
+
+void http_resp_init(http_resp *r, size_t max);
+void http_resp_clear(http_resp *r);
+
+/* Feeds n bytes of the response. 0: more wanted; 1: the response is
+ * complete (bytes after it are ignored); -1: malformed, or memory ran out
+ * (r->error says which). */
+int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn fn, void *ud);
+
+/* The connection ended. 1 if that completes the response (a body read to
+ * the end), -1 if it was cut short. */
+int http_resp_eof(http_resp *r, http_resp_message_fn fn, void *ud);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * The HTTP response reader of `eryx mcp-proxy` (cli/http_resp.c): what a
+ * Streamable HTTP MCP server on the network sends. Input: byte 0 picks the
+ * largest message (16..4111 bytes), byte 1 seeds the sizes of the pieces
+ * the response arrives in; the rest is the response. Properties beyond
+ * "no crash, no leak":
+ *   - read in pieces or whole, the outcome is the same: the same
+ *     messages in the same order, the same status, session and ending
+ *     (complete, malformed, cut short);
+ *   - a message handed out is at most the largest and NUL-terminated;
+ *   - once complete, more bytes change nothing.
+ */
+#include "fuzz.h"
+#include "http_resp.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    return 0;
+}
+
+typedef struct seen {
+    char *all;       /* the messages, each followed by a 0xFF byte */
+    size_t len, cap;
+    size_t max, count;
+} seen;
+
+static void on_message(void *ud, const char *text, size_t len)
+{
+    seen *s = ud;
+    FUZZ_CHECK(len <= s->max && text[len] == '\0');
+    if (s->len + len + 1 > s->cap) {
+        s->cap = (s->len + len + 1) * 2;
+        s->all = realloc(s->all, s->cap);
+        FUZZ_CHECK(s->all);
+    }
+    memcpy(s->all + s->len, text, len);
+    s->all[s->len + len] = (char)0xFF;
+    s->len += len + 1;
+    s->count++;
+}
+
+/* Reads data in pieces (chunk 0: whole); the outcome: 1, -1, or 0 when
+ * the input ended without completing (then the end of the connection
+ * decides). */
+static int read_all(http_resp *r, const uint8_t *data, size_t n, unsigned seed, seen *s)
+{
+    int rc = 0;
+    size_t off = 0;
+    while (off < n && rc == 0) {
+        size_t k = seed ? 1 + (seed = seed * 1103515245u + 12345u) % 37 : n - off;
+        if (k > n - off)
+            k = n - off;
+        rc = http_resp_feed(r, (const char *)data + off, k, on_message, s);
+        off += k;
+    }
+    if (rc == 0)
+        rc = http_resp_eof(r, on_message, s) == 1 ? 2 : -2;
+    return rc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_in in = {data, size};
+    size_t max = 16 + fuzz_u8(&in) * 16u;
+    unsigned seed = fuzz_u8(&in) | 1u;
+    http_resp *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    FUZZ_CHECK(a && b);
+    seen sa = {.max = max}, sb = {.max = max};
+    http_resp_init(a, max);
+    http_resp_init(b, max);
+    int ra = read_all(a, in.p, in.n, 0, &sa);
+    int rb = read_all(b, in.p, in.n, seed, &sb);
+    FUZZ_CHECK(ra == rb);
+    FUZZ_CHECK(sa.count == sb.count && sa.len == sb.len &&
+               (sa.len == 0 || memcmp(sa.all, sb.all, sa.len) == 0));
+    FUZZ_CHECK(a->status == b->status && strcmp(a->session, b->session) == 0);
+    FUZZ_CHECK(a->dropped == b->dropped);
+    if (ra == 1) {
+        size_t before = sa.count;
+        FUZZ_CHECK(http_resp_feed(a, "HTTP/1.1 200 OK\r\n\r\n", 19, on_message, &sa) == 1);
+        FUZZ_CHECK(sa.count == before);
+    }
+    http_resp_clear(a);
+    http_resp_clear(b);
+    free(a);
+    free(b);
+    free(sa.all);
+    free(sb.all);
+    return 0;
+}

@@ -1,0 +1,81 @@
+"""A Streamable HTTP MCP server for tests/mcp/client_config.sh, in the
+standard library only: initialize gives a session id; its one tool,
+`seen`, answers with the headers its own request came with (the session
+id, the protocol revision, the configured headers) as structured content.
+Answers alternate between a JSON body and an event stream sent in chunks
+(so both framings and both content types are read), and a DELETE of the
+session is written to the log file. Prints its port on stdout.
+
+usage: http_server.py LOGFILE
+"""
+import json
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SESSION = "test-session-1"
+count = [0]
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, msg, session=False):
+        count[0] += 1
+        if msg is None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = json.dumps(msg)
+        self.send_response(status)
+        if session:
+            self.send_header("Mcp-Session-Id", SESSION)
+        if count[0] % 2:
+            data = body.encode()
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = ": a comment\n\nid: 1\ndata:\n\n" + \
+                "".join(f"data: {line}\n" for line in json.dumps(msg, indent=1).split("\n")) + "\n"
+            raw = events.encode()
+            for i in range(0, len(raw), 7):
+                piece = raw[i:i + 7]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+
+    def do_POST(self):
+        msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if msg.get("method") == "initialize":
+            return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "t", "version": "1"}}},
+                session=True)
+        if self.headers.get("Mcp-Session-Id") != SESSION:
+            return self.answer(400, None)
+        if "id" not in msg:
+            return self.answer(202, None)
+        if msg["method"] == "tools/list":
+            return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [
+                {"name": "seen", "inputSchema": {"type": "object", "properties": {}}}]}})
+        seen = {k: self.headers.get(k) for k in
+                ("Mcp-Session-Id", "MCP-Protocol-Version", "Authorization", "X-Team")}
+        return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}})
+
+    def do_DELETE(self):
+        with open(sys.argv[1], "a") as f:
+            f.write(f"DELETE {self.headers.get('Mcp-Session-Id')}\n")
+        self.answer(200, None)
+
+
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
