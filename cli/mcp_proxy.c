@@ -1,8 +1,8 @@
 /*
  * `eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS]
- * [--max-message BYTES]`: MCP's stdio transport on stdin/stdout, its
- * Streamable HTTP transport to the server at URL (http:// or https://,
- * the system's CAs). eryx's MCP client starts it for a remote server of an
+ * [--max-message BYTES] [--ca-file PEM]`: MCP's stdio transport on
+ * stdin/stdout, its Streamable HTTP transport to the server at URL
+ * (http://, or https:// verified against the system's CAs and PEM's). eryx's MCP client starts it for a remote server of an
  * agent's configuration (mcp_config.c), so that the client speaks stdio
  * to every server; any stdio MCP client can use it the same way.
  *
@@ -41,6 +41,7 @@
 typedef struct proxy {
     dial_url url;
     tls_ctx *tls;
+    const char *ca_file;      /* --ca-file: CAs trusted besides the system's */
     const char *headers[MAX_HEADERS];
     size_t n_headers;
     int timeout_ms;           /* to connect, and for each read or write */
@@ -358,7 +359,7 @@ static void dispatch(proxy *p, const char *line, size_t len)
 static int usage(void)
 {
     fprintf(stderr, "usage: eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS] "
-                    "[--max-message BYTES]\n"
+                    "[--max-message BYTES] [--ca-file PEM]\n"
                     "  MCP over stdin/stdout, forwarded to the Streamable HTTP server at URL\n"
                     "  (http:// or https://; docs/mcp.md)\n");
     return 2;
@@ -387,6 +388,8 @@ static int parse_options(proxy *p, int argc, char **argv)
                 return 2;
             }
             p->headers[p->n_headers++] = v;
+        } else if (strcmp(argv[i], "--ca-file") == 0) {
+            p->ca_file = v;
         } else if (strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--max-message") == 0) {
             char *end;
             unsigned long long n = strtoull(v, &end, 10);
@@ -419,7 +422,7 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     pthread_cond_init(&p.cond, NULL);
     if (p.url.tls) {
         char err[256];
-        if (!(p.tls = tls_client_ctx(NULL, NULL, NULL, err, sizeof err))) {
+        if (!(p.tls = tls_client_ctx(p.ca_file, NULL, NULL, err, sizeof err))) {
             fprintf(stderr, "eryx mcp-proxy: %s\n", err);
             return 71;
         }

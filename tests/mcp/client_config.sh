@@ -195,5 +195,27 @@ echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
 grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
     { echo "FAIL proxy_refused: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
+# HTTPS: the proxy verifies the server (a certificate for 127.0.0.1 signed
+# by a CA made here): refused without the CA, served with --ca-file.
+(cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj "/CN=eryx test CA" && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr \
+    -subj "/CN=127.0.0.1" && echo "subjectAltName=IP:127.0.0.1" >ext &&
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 \
+    -extfile ext) >/dev/null 2>&1
+python3 "$here/http_server.py" "$tmp/https.log" "$tmp/srv.pem" "$tmp/srv.key" >"$tmp/https.port" &
+https_pid=$!
+trap 'kill $http_pid $ev_pid $https_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+for _ in $(seq 100); do [ -s "$tmp/https.port" ] && break; sleep 0.1; done
+init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+echo "$init" | timeout 30 "$ERYX" mcp-proxy "https://127.0.0.1:$(cat "$tmp/https.port")/mcp" \
+    >"$tmp/out" 2>&1
+grep -q '"id": *1.*"error".*certificate' "$tmp/out" ||
+    { echo "FAIL proxy_tls_unverified: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+echo "$init" | timeout 30 "$ERYX" mcp-proxy "https://127.0.0.1:$(cat "$tmp/https.port")/mcp" \
+    --ca-file "$tmp/ca.pem" >"$tmp/out" 2>&1
+grep -q '"id": *1.*"result".*"protocolVersion"' "$tmp/out" &&
+    grep -q "DELETE test-session-1" "$tmp/https.log" ||
+    { echo "FAIL proxy_tls: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+
 [ $fails = 0 ] && echo "client_config: all passed"
 [ $fails = 0 ]

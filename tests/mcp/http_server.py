@@ -6,7 +6,7 @@ Answers alternate between a JSON body and an event stream sent in chunks
 (so both framings and both content types are read), and a DELETE of the
 session is written to the log file. Prints its port on stdout.
 
-usage: http_server.py LOGFILE
+usage: http_server.py LOGFILE [CERT KEY]   (with CERT and KEY: HTTPS)
 """
 import json
 import sys
@@ -77,5 +77,10 @@ class Handler(BaseHTTPRequestHandler):
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+if len(sys.argv) > 3:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
 print(server.server_address[1], flush=True)
 server.serve_forever()
