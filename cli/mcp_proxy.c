@@ -372,7 +372,7 @@ static int parse_options(proxy *p, int argc, char **argv)
                 argc >= 2 ? ", not " : "", argc >= 2 ? argv[1] : "");
         return usage();
     }
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             return usage();
@@ -404,7 +404,6 @@ static int parse_options(proxy *p, int argc, char **argv)
         } else {
             return usage();
         }
-        i++;
     }
     return 0;
 }
