@@ -759,6 +759,37 @@ class MCPManager:
                 self._connecting.discard(name)
         return len(server.tools)
 
+    def connect_http(self, name: str, url: str, headers: Optional[Mapping[str, str]] = None,
+                     timeout_secs: float = 30.0) -> int:
+        """Connects a remote server speaking MCP's Streamable HTTP transport
+        at url (``http://`` or ``https://``), with headers on every request
+        (``{"Authorization": "Bearer ..."}``), through the eryx command's
+        ``eryx mcp-proxy`` (found as ``python -m eryx`` finds it). Ours: the
+        reference's manager speaks stdio only. Returns the number of its
+        tools.
+
+        Raises:
+            InitializationError: as connect (the server cannot be reached,
+                refuses, or does not speak MCP).
+            ValueError: a name as connect refuses, a URL that is not http(s),
+                a header that is not ``name: value`` on one line, or no eryx
+                command.
+        """
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must be http:// or https://, not {url!r}")
+        args = ["mcp-proxy", url]
+        for k, v in (headers or {}).items():
+            if not isinstance(k, str) or not isinstance(v, str) or not k or \
+                    any(c in k for c in ": \t\r\n") or "\r" in v or "\n" in v:
+                raise ValueError(f"header {k!r}: want a name and a value on one line")
+            args += ["--header", f"{k}: {v}"]
+        from .__main__ import _find_cli
+        cli = _find_cli()
+        if not cli or not os.access(cli, os.X_OK):
+            raise ValueError("connect_http needs the eryx command (eryx mcp-proxy): set "
+                             "ERYX_CLI or put eryx on PATH")
+        return self.connect(name, cli, args, None, timeout_secs)
+
     @property
     def server_names(self) -> List[str]:
         """The names of the connected servers, in the order they were connected."""

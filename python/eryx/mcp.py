@@ -267,26 +267,6 @@ def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None, 
     return servers
 
 
-def _command_of(server: Dict[str, Any]) -> Tuple[str, List[str], Dict[str, str]]:
-    """The command, arguments and environment that start server, $VAR
-    expanded: its own, or for a remote one the eryx command's mcp-proxy."""
-    if "command" in server:
-        return (_expand(server["command"]), [_expand(a) for a in server["args"]],
-                {k: _expand(v) for k, v in server["env"].items()})
-    from .__main__ import _find_cli
-    cli = _find_cli()
-    if not cli or not os.access(cli, os.X_OK):
-        raise ValueError("a remote server needs the eryx command (eryx mcp-proxy): set "
-                         "ERYX_CLI or put eryx on PATH")
-    args = ["mcp-proxy", _expand(server["url"])]
-    for k, v in server["headers"].items():
-        value = _expand(v)
-        if "\r" in value or "\n" in value:
-            raise ValueError(f"the value of its header {k!r} has a line break")
-        args += ["--header", f"{k}: {value}"]
-    return cli, args, {}
-
-
 def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
                     connect_timeout: float = 30.0) -> Optional[MCPManager]:
     """Starts the servers ``discover_servers(config_paths,
@@ -294,9 +274,9 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
 
     Each is reached in the sandbox as ``mcp.NAME`` with its name made an
     identifier as a tool's is (``my-server``: ``mcp.my_server``; two names
-    that become the same: the later file's). A remote one is reached
-    through the eryx command's ``eryx mcp-proxy URL --header ...`` (the
-    command ``python -m eryx`` runs; docs/mcp.md). A server that cannot be
+    that become the same: the later file's). A remote one is connected
+    with ``MCPManager.connect_http`` (the eryx command's ``eryx mcp-proxy``;
+    docs/mcp.md). A server that cannot be
     started or does not speak MCP within ``connect_timeout`` seconds is
     left out, with a line on stderr, as is each server connected.
 
@@ -318,8 +298,15 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
     for pyname, (name, server) in by_name.items():
         shown = name if pyname == name else f"{name} (mcp.{pyname})"
         try:
-            command, args, env = _command_of(server)
-            n = manager.connect(pyname, command, args, env, connect_timeout)
+            if "command" in server:
+                n = manager.connect(pyname, _expand(server["command"]),
+                                    [_expand(a) for a in server["args"]],
+                                    {k: _expand(v) for k, v in server["env"].items()},
+                                    connect_timeout)
+            else:
+                n = manager.connect_http(pyname, _expand(server["url"]),
+                                         {k: _expand(v) for k, v in server["headers"].items()},
+                                         connect_timeout)
         except Exception as e:  # noqa: BLE001 - any failure leaves this one out
             print(f"MCP: failed to connect to {shown!r}: {e}", file=sys.stderr)
             continue

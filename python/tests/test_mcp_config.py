@@ -241,9 +241,27 @@ def test_remote_servers_through_the_commands_proxy(dirs, tmp_path, http_server, 
     assert r.stdout == ("{'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': "
                         "'2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': None}\n")
     err = capsys.readouterr().err
-    assert "failed to connect to 'evil': the value of its header 'X' has a line break" in err
+    assert "failed to connect to 'evil': header 'X': want a name and a value on one line" in err
     for _ in range(50):  # the proxy ends the session when the manager closes
         if log.exists() and log.read_text() == "DELETE test-session-1\n":
             break
         time.sleep(0.1)
     assert log.read_text() == "DELETE test-session-1\n"
+
+
+def test_connect_http_directly(http_server):
+    port, log = http_server
+    with eryx.MCPManager() as manager:
+        assert manager.connect_http("remote", f"http://127.0.0.1:{port}/mcp",
+                                    {"X-Team": "eryx"}, timeout_secs=20) == 1
+        r = eryx.Sandbox(mcp=manager).execute("print((await mcp.remote.seen())['X-Team'])")
+        assert r.stdout == "eryx\n"
+        with pytest.raises(ValueError, match="http"):
+            manager.connect_http("x", "ftp://example.com/")
+        with pytest.raises(ValueError, match="one line"):
+            manager.connect_http("x", "http://127.0.0.1:1/", {"X": "a\nb"})
+        with pytest.raises(ValueError, match="one line"):
+            manager.connect_http("x", "http://127.0.0.1:1/", {"Bad Name": "v"})
+        with pytest.raises(eryx.InitializationError):
+            manager.connect_http("nobody", "http://127.0.0.1:1/mcp", timeout_secs=10)
+        assert manager.server_names == ["remote"]
