@@ -201,18 +201,25 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
         if (r->data_len > 1)
             deliver(r, r->data, r->data_len - 1, fn, ud);
         r->data_len = 0;
+        r->event[0] = '\0';
         return 0;
     }
     if (line[0] == ':') /* a comment */
         return 0;
     char *colon = memchr(line, ':', len);
     size_t name = colon ? (size_t)(colon - line) : len;
-    if (name != 4 || memcmp(line, "data", 4) != 0) /* event, id, retry: not needed */
-        return 0;
     const char *v = colon ? colon + 1 : line + len;
     if (*v == ' ')
         v++;
     size_t vlen = (size_t)(line + len - v);
+    if (name == 5 && memcmp(line, "event", 5) == 0) {
+        int fits = vlen < sizeof r->event && !memchr(v, '\0', vlen);
+        memcpy(r->event, fits ? v : "?", fits ? vlen : 1);
+        r->event[fits ? vlen : 1] = '\0';
+        return 0;
+    }
+    if (name != 4 || memcmp(line, "data", 4) != 0) /* id, retry: not needed */
+        return 0;
     if (r->data_len + vlen + 1 > r->max + 1) {
         r->data_len = r->max + 2; /* too large: delivered as dropped */
         return 0;

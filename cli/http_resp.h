@@ -32,6 +32,10 @@ typedef struct http_resp {
     size_t text_len, text_cap;
     char *data;                 /* the current event's data */
     size_t data_len, data_cap;
+    char event[32];             /* the current event's name ("" when it has
+                                 * none, "?" when too long), read in the
+                                 * callback (MCP's older HTTP+SSE transport
+                                 * names its "endpoint" event) */
     int skipping;               /* a message over max: dropped */
     int dropped;                /* messages dropped for their size */
     char error[160];            /* why the response is malformed */

@@ -8,11 +8,12 @@
  * commas: both are blanked before parsing) with its servers in an object
  * under one key. A stdio server is {"command", "args", "env"} (Zed's
  * older form: "command": {"path", "args", "env"}); a remote one is {"url"
- * (or "serverUrl", "httpUrl"), "headers"}, typed "http" or untyped, and
- * is started as `eryx mcp-proxy URL --header ...` (mcp_proxy.c), so that
- * the client speaks stdio to every server. An entry of another transport
- * ("sse", "ws"), or with "disabled": true or "enabled": false, is passed
- * over without a word. $VAR, ${VAR} and ${VAR:-default} in the command,
+ * (or "serverUrl", "httpUrl"), "headers"}, typed "http" (Streamable
+ * HTTP), "sse" (the older HTTP+SSE) or untyped (either), and is started
+ * as `eryx mcp-proxy URL --transport ... --header ...` (mcp_proxy.c), so
+ * that the client speaks stdio to every server. An entry of another
+ * transport ("ws"), or with "disabled": true or "enabled": false, is
+ * passed over without a word. $VAR, ${VAR} and ${VAR:-default} in the command,
  * the arguments, the environment's values, the url and the headers take
  * our environment's values, as Claude Code expands them. A server's name
  * that is no Python identifier is made one as a tool's is (`my-server` ->
@@ -209,9 +210,10 @@ void eryx_cli_mcp_spec_clear(eryx_cli_mcp_spec *s)
 }
 
 /* A server entry's members: a stdio server's command, args and env, or a
- * remote one's url and headers (command NULL). */
+ * remote one's url, headers and transport (command NULL). */
 typedef struct entry_parts {
     json_t *command, *args, *env, *url, *headers;
+    const char *transport;    /* mcp-proxy's --transport: http, sse or auto */
 } entry_parts;
 
 static int is_type(json_t *type, const char *const *names)
@@ -238,22 +240,23 @@ static const char *remote_parts(entry_parts *e)
     return NULL;
 }
 
-/* Why entry cannot be used, or NULL when it is a stdio server or one
- * reached over Streamable HTTP (with `eryx mcp-proxy`): *e holds its
- * members. *skip is set for an entry passed over without a word
- * (disabled, or of a transport eryx does not speak: the older HTTP+SSE,
- * WebSocket). */
+/* Why entry cannot be used, or NULL when it is a stdio server or a
+ * remote one (reached with `eryx mcp-proxy`): *e holds its members. *skip
+ * is set for an entry passed over without a word (disabled, or of a
+ * transport eryx does not speak: WebSocket). */
 static const char *server_entry(json_t *entry, int *skip, entry_parts *e)
 {
     static const char *const stdio[] = {"stdio", NULL};
     static const char *const http[] = {"http", "streamable-http", "streamableHttp", NULL};
+    static const char *const sse[] = {"sse", NULL};
     *skip = 0;
     if (!json_is_object(entry))
         return "not an object";
     json_t *type = json_object_get(entry, "type");
     if (json_is_true(json_object_get(entry, "disabled")) ||
         json_is_false(json_object_get(entry, "enabled")) ||
-        (type && !(json_is_string(type) && (is_type(type, stdio) || is_type(type, http))))) {
+        (type && !(json_is_string(type) &&
+                   (is_type(type, stdio) || is_type(type, http) || is_type(type, sse))))) {
         *skip = 1;
         return "";
     }
@@ -267,14 +270,17 @@ static const char *server_entry(json_t *entry, int *skip, entry_parts *e)
         e->env = json_object_get(zed, "env");
     }
     /* Claude, VS Code, Cursor: url; Windsurf: serverUrl; Gemini: httpUrl
-     * (its url is the older HTTP+SSE: tried as Streamable HTTP, which
-     * most servers also speak). */
+     * (Streamable HTTP) or url (the older HTTP+SSE). Untyped, either
+     * transport is meant: the proxy tries both, as MCP tells clients. */
     e->url = json_object_get(entry, "httpUrl");
+    e->transport = e->url ? "http" : "auto";
     if (!e->url)
         e->url = json_object_get(entry, "url");
     if (!e->url)
         e->url = json_object_get(entry, "serverUrl");
-    if ((type && is_type(type, http)) || (!type && !e->command && e->url)) {
+    if (type && !is_type(type, stdio))
+        e->transport = is_type(type, sse) ? "sse" : "http";
+    if ((type && !is_type(type, stdio)) || (!type && !e->command && e->url)) {
         e->command = NULL;
         e->headers = json_object_get(entry, "headers");
         return remote_parts(e);
@@ -320,8 +326,9 @@ static char *pair(const char *k, const char *sep, const char *v)
     return kv;
 }
 
-/* A remote server's argv: `eryx mcp-proxy URL --header 'K: V'...`. 0, -1
- * when out of memory, 1 with *why when it cannot be started. */
+/* A remote server's argv: `eryx mcp-proxy URL --transport T --header
+ * 'K: V'...`. 0, -1 when out of memory, 1 with *why when it cannot be
+ * started. */
 static int remote_argv(eryx_cli_mcp_spec *spec, const entry_parts *e, const char **why)
 {
     size_t n = json_object_size(e->headers), i = 0;
@@ -331,9 +338,10 @@ static int remote_argv(eryx_cli_mcp_spec *spec, const entry_parts *e, const char
         *why = "the eryx binary's path is unknown (/proc/self/exe)";
         return 1;
     }
-    if (!(spec->argv = calloc(3 + 2 * n + 1, sizeof *spec->argv)) ||
+    if (!(spec->argv = calloc(5 + 2 * n + 1, sizeof *spec->argv)) ||
         !(spec->argv[i++] = strdup(self)) || !(spec->argv[i++] = strdup("mcp-proxy")) ||
-        !(spec->argv[i++] = eryx_cli_expand_env(json_string_value(e->url))))
+        !(spec->argv[i++] = eryx_cli_expand_env(json_string_value(e->url))) ||
+        !(spec->argv[i++] = strdup("--transport")) || !(spec->argv[i++] = strdup(e->transport)))
         return -1;
     json_object_foreach(e->headers, k, v) {
         if (!(spec->argv[i++] = strdup("--header")) ||

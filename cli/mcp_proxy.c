@@ -1,10 +1,12 @@
 /*
  * `eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS]
- * [--max-message BYTES] [--ca-file PEM]`: MCP's stdio transport on
- * stdin/stdout, its Streamable HTTP transport to the server at URL
- * (http://, or https:// verified against the system's CAs and PEM's). eryx's MCP client starts it for a remote server of an
- * agent's configuration (mcp_config.c), so that the client speaks stdio
- * to every server; any stdio MCP client can use it the same way.
+ * [--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]`: MCP's
+ * stdio transport on stdin/stdout, its Streamable HTTP transport (or the
+ * older HTTP+SSE one) to the server at URL (http://, or https:// verified
+ * against the system's CAs and PEM's). eryx's MCP client starts it for a
+ * remote server of an agent's configuration (mcp_config.c), so that the
+ * client speaks stdio to every server; any stdio MCP client can use it
+ * the same way.
  *
  * Each message read on stdin is one POST (a connection of its own,
  * "Connection: close"); the answer, a JSON body or an event stream, is
@@ -15,6 +17,14 @@
  * a malformed response) gets a JSON-RPC error answer, so that the client
  * fails that call instead of waiting for it. At the end of stdin the
  * session is ended with DELETE.
+ *
+ * With --transport sse (MCP's HTTP+SSE transport of 2024-11-05, which
+ * servers still serve) a GET of URL opens an event stream whose first
+ * event, "endpoint", names where messages are posted (the same origin
+ * only: the configured headers go there); every message from the server
+ * comes on that stream, and the posts, in order, on this thread, are only
+ * acknowledged. Requests posted and not yet answered are kept, so that
+ * when the stream ends each gets an error answer.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -25,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dial.h"
@@ -37,6 +48,9 @@
 #define MAX_HEADERS 64
 #define DEFAULT_TIMEOUT_MS 60000
 #define DEFAULT_MAX_MESSAGE (16u << 20)
+#define MAX_PENDING 4096      /* --transport sse: requests awaiting answers */
+
+enum { STREAM_OPENING, STREAM_OPEN, STREAM_ENDED };
 
 typedef struct proxy {
     dial_url url;
@@ -51,6 +65,16 @@ typedef struct proxy {
     char session[256];        /* Mcp-Session-Id, once initialize gave one */
     char version[32];         /* MCP-Protocol-Version, once negotiated */
     int running;              /* requests in flight */
+    /* --transport sse, or auto once the server refused initialize */
+    int sse;
+    int fallback;             /* --transport auto, until initialize is answered */
+    pthread_t stream_thread;
+    int stream;               /* STREAM_*: the event stream's state */
+    char stream_error[400];   /* why it ended, or could not open */
+    dial_url post;            /* where messages go: the endpoint event's */
+    json_t *pending;          /* ids of requests posted and not answered */
+    int stream_fd;            /* the stream's socket, or -1 */
+    int closing;              /* stdin ended: the stream is to end */
 } proxy;
 
 /* ---- one connection --------------------------------------------------------- */
@@ -150,6 +174,8 @@ typedef struct exchange {
     json_t *id;               /* the request's id; NULL for a notification */
     int initialize;
     int answered;             /* a response to id was written */
+    int status;               /* the answer's HTTP status, 0 without one */
+    const http_resp *r;       /* the answer, while it is read */
 } exchange;
 
 /* A message of the answer: compacted to one line and written to stdout. */
@@ -157,6 +183,8 @@ static void on_message(void *ud, const char *text, size_t len)
 {
     exchange *x = ud;
     proxy *p = x->p;
+    if (x->r->status < 200 || x->r->status > 299) /* an error page: the status says it */
+        return;
     json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
     if (!msg) {
         fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON (dropped)\n");
@@ -178,15 +206,16 @@ static void on_message(void *ud, const char *text, size_t len)
     json_decref(msg);
 }
 
-/* The request's head into buf; -1 when it does not fit. */
-static int request_head(proxy *p, const char *method, size_t body_len, char *buf, size_t cap)
+/* The head of a request for path into buf; -1 when it does not fit. */
+static int request_head(proxy *p, const char *method, const char *path, const char *accept,
+                        size_t body_len, char *buf, size_t cap)
 {
     pthread_mutex_lock(&p->lock);
     int n = snprintf(buf, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: eryx/%s\r\n"
-                     "Accept: application/json, text/event-stream\r\nConnection: close\r\n"
+                     "Accept: %s\r\nConnection: close\r\n"
                      "%s%s%s%s%s%s",
-                     method, p->url.path, p->url.authority, eryx_version(),
+                     method, path, p->url.authority, eryx_version(), accept,
                      p->session[0] ? "Mcp-Session-Id: " : "", p->session,
                      p->session[0] ? "\r\n" : "", p->version[0] ? "MCP-Protocol-Version: " : "",
                      p->version, p->version[0] ? "\r\n" : "");
@@ -201,14 +230,17 @@ static int request_head(proxy *p, const char *method, size_t body_len, char *buf
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-/* Sends method (POST with body, or DELETE) and reads the answer, its
- * messages to stdout. NULL, or why the exchange failed. */
-static const char *exchange_run(exchange *x, const char *method, const char *body, size_t len,
+/* Sends method (POST with body, or DELETE) to path and reads the answer,
+ * its messages to fn (NULL: the body is read and ignored). NULL, or why
+ * the exchange failed. */
+static const char *exchange_run(exchange *x, const char *method, const char *path,
+                                const char *body, size_t len, http_resp_message_fn fn,
                                 char *err, size_t errlen)
 {
     proxy *p = x->p;
     char head[HTTP_MAX_HEAD];
-    int hlen = request_head(p, method, len, head, sizeof head);
+    int hlen = request_head(p, method, path, "application/json, text/event-stream", len, head,
+                            sizeof head);
     if (hlen < 0)
         return "the request's headers are too long";
     link_t l;
@@ -222,6 +254,7 @@ static const char *exchange_run(exchange *x, const char *method, const char *bod
         return "out of memory";
     }
     http_resp_init(r, p->max_message);
+    x->r = r;
     const char *why = NULL;
     if (link_write(&l, head, (size_t)hlen) < 0 || link_write(&l, body, len) < 0) {
         snprintf(err, errlen, "cannot send the request: %s", strerror(errno));
@@ -236,14 +269,15 @@ static const char *exchange_run(exchange *x, const char *method, const char *bod
                                                            : "the connection failed");
             why = err;
         } else {
-            done = n == 0 ? http_resp_eof(r, on_message, x)
-                          : http_resp_feed(r, buf, (size_t)n, on_message, x);
+            done = n == 0 ? http_resp_eof(r, fn, x) : http_resp_feed(r, buf, (size_t)n, fn, x);
             if (done < 0) {
                 snprintf(err, errlen, "a malformed answer: %s", r->error);
                 why = err;
             }
         }
     }
+    x->status = r->status;
+    x->r = NULL;
     if (!why && x->initialize && r->session[0]) {
         pthread_mutex_lock(&p->lock);
         snprintf(p->session, sizeof p->session, "%s", r->session);
@@ -268,6 +302,20 @@ static const char *exchange_run(exchange *x, const char *method, const char *bod
     return why;
 }
 
+static int stream_start(proxy *p);
+static void post_sse(proxy *p, const char *line, size_t len);
+
+/* Answers request id with an error saying why. Called with p->lock held. */
+static void answer_error(proxy *p, json_t *id, const char *why)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "MCP server at %s: %s", p->url.authority, why);
+    json_t *e = jr_error(id, -32000, msg);
+    if (e)
+        jr_write(1, NULL, e);
+    json_decref(e);
+}
+
 /* Posts one message from stdin; a request that fails gets an error
  * answer. Takes line. */
 static void forward(proxy *p, char *line, size_t len)
@@ -279,16 +327,25 @@ static void forward(proxy *p, char *line, size_t len)
     exchange x = {.p = p, .id = m.kind == JR_REQUEST ? m.id : NULL,
                   .initialize = m.kind == JR_REQUEST && !strcmp(m.method, "initialize")};
     char err[400];
-    const char *why = exchange_run(&x, "POST", line, len, err, sizeof err);
+    const char *why = exchange_run(&x, "POST", p->url.path, line, len, on_message, err,
+                                   sizeof err);
+    if (x.initialize && p->fallback) {
+        p->fallback = 0;
+        /* MCP's backwards compatibility: a server that refuses initialize
+         * with a 4xx may speak the older transport. */
+        if (!x.answered && x.status >= 400 && x.status <= 499 && stream_start(p) == 0) {
+            fprintf(stderr, "eryx mcp-proxy: %s refused a Streamable HTTP initialize (%d): "
+                    "trying the older HTTP+SSE transport\n", p->url.authority, x.status);
+            post_sse(p, line, len);
+            jr_msg_clear(&m);
+            free(line);
+            return;
+        }
+    }
     if (x.id && !x.answered) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "MCP server at %s: %s", p->url.authority,
-                 why ? why : "no answer to the request");
-        json_t *e = jr_error(x.id, -32000, msg);
         pthread_mutex_lock(&p->lock);
-        jr_write(1, NULL, e);
+        answer_error(p, x.id, why ? why : "no answer to the request");
         pthread_mutex_unlock(&p->lock);
-        json_decref(e);
     } else if (why && !x.id) {
         fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
     }
@@ -354,14 +411,233 @@ static void dispatch(proxy *p, const char *line, size_t len)
     pthread_attr_destroy(&attr);
 }
 
+/* ---- the older HTTP+SSE transport (--transport sse) ----------------------------- */
+
+typedef struct stream {
+    proxy *p;
+    link_t l;
+    http_resp r;
+    const char *why;          /* set by an event that ends the stream */
+    char err[400];
+} stream;
+
+/* The ids of requests awaiting their answers on the stream: -1 when there
+ * are too many. Called with p->lock held. */
+static int pending_add(proxy *p, json_t *id)
+{
+    if (json_array_size(p->pending) >= MAX_PENDING)
+        return -1;
+    return json_array_append(p->pending, id);
+}
+
+/* 1 if id was awaited (and no longer is). Called with p->lock held. */
+static int pending_take(proxy *p, json_t *id)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(p->pending, i, v) {
+        if (json_equal(v, id)) {
+            json_array_remove(p->pending, i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* p->post from the endpoint event's text, resolved against the stream's
+ * URL: an absolute URL of the same origin, a path, or a relative
+ * reference. -1 for another origin (the configured headers, credentials
+ * among them, are sent where messages go) or what cannot go in a request
+ * line. Called with p->lock held. */
+static int endpoint_set(proxy *p, const char *text)
+{
+    dial_url u = p->url;
+    size_t len = strlen(text);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)text[i] <= 0x20 || text[i] == 0x7f)
+            return -1;
+    if (!strncmp(text, "http://", 7) || !strncmp(text, "https://", 8)) {
+        if (dial_url_parse(text, "http://", "https://", "/", &u) < 0 || u.tls != p->url.tls ||
+            strcmp(u.host, p->url.host) != 0 || strcmp(u.port, p->url.port) != 0)
+            return -1;
+    } else {
+        /* "/path" replaces the path; "?query" the query; "name" the last
+         * segment. */
+        size_t keep = text[0] == '/' ? 0
+                      : text[0] == '?' ? strcspn(u.path, "?")
+                                       : (size_t)(strrchr(u.path, '/') - u.path) + 1;
+        if (keep + len >= sizeof u.path)
+            return -1;
+        memcpy(u.path + keep, text, len + 1);
+    }
+    p->post = u;
+    return 0;
+}
+
+/* An event of the stream: "endpoint" first, then messages. */
+static void on_stream_event(void *ud, const char *text, size_t len)
+{
+    stream *s = ud;
+    proxy *p = s->p;
+    if (s->r.status > 299 || !s->r.sse) /* refused: stream_read says why */
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->stream == STREAM_OPENING && !strcmp(s->r.event, "endpoint")) {
+        if (endpoint_set(p, text) < 0) {
+            snprintf(s->err, sizeof s->err, "the stream's endpoint '%.100s' is not a URL of "
+                     "the server's own origin", text);
+            s->why = s->err;
+        } else {
+            p->stream = STREAM_OPEN;
+            s->l.timeout_ms = -1; /* a stream may be quiet for as long as it likes */
+            pthread_cond_broadcast(&p->cond);
+        }
+    } else if (p->stream == STREAM_OPEN && (!s->r.event[0] || !strcmp(s->r.event, "message"))) {
+        json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+        if (msg) {
+            json_t *id = json_object_get(msg, "id");
+            if (id && !json_object_get(msg, "method"))
+                pending_take(p, id);
+            jr_write(1, NULL, msg);
+            json_decref(msg);
+        } else {
+            fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON "
+                            "(dropped)\n");
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Opens the stream and reads it to its end. Why it ended. */
+static const char *stream_read(stream *s)
+{
+    proxy *p = s->p;
+    char head[HTTP_MAX_HEAD];
+    int hlen = request_head(p, "GET", p->url.path, "text/event-stream", 0, head, sizeof head);
+    if (hlen < 0)
+        return "the request's headers are too long";
+    if (link_open(p, &s->l, s->err, sizeof s->err) < 0)
+        return s->err;
+    pthread_mutex_lock(&p->lock);
+    int closing = p->closing;
+    p->stream_fd = s->l.fd;
+    pthread_mutex_unlock(&p->lock);
+    if (closing)
+        return "stdin ended";
+    if (link_write(&s->l, head, (size_t)hlen) < 0) {
+        snprintf(s->err, sizeof s->err, "cannot send the request: %s", strerror(errno));
+        return s->err;
+    }
+    char buf[16384];
+    for (;;) {
+        long n = link_read(&s->l, buf, sizeof buf);
+        if (n < 0)
+            return errno == ETIMEDOUT ? "no endpoint event in time (--timeout)"
+                                      : "the event stream's connection failed";
+        int done = n == 0 ? http_resp_eof(&s->r, on_stream_event, s)
+                          : http_resp_feed(&s->r, buf, (size_t)n, on_stream_event, s);
+        int status = s->r.status;
+        if (done < 0) {
+            snprintf(s->err, sizeof s->err, "a malformed event stream: %s", s->r.error);
+            return s->err;
+        }
+        if (s->why)
+            return s->why;
+        if (status >= 200 && (status > 299 || !s->r.sse)) {
+            snprintf(s->err, sizeof s->err, "%s %d%s", status > 299 ? "HTTP status" :
+                     "not an event stream (is it a Streamable HTTP server?), status", status,
+                     status == 401 || status == 403 ? " (the server wants credentials: "
+                                                      "\"headers\" in the configuration)" : "");
+            return s->err;
+        }
+        if (done)
+            return "the server ended its event stream";
+    }
+}
+
+/* The stream's thread: when the stream ends, every request awaiting an
+ * answer gets an error one, and so will every later request. */
+static void *stream_main(void *arg)
+{
+    proxy *p = arg;
+    stream *s = calloc(1, sizeof *s);
+    const char *why = "out of memory";
+    if (s) {
+        s->p = p;
+        s->l.fd = -1;
+        http_resp_init(&s->r, p->max_message);
+        why = stream_read(s);
+    }
+    pthread_mutex_lock(&p->lock);
+    snprintf(p->stream_error, sizeof p->stream_error, "%s", why);
+    p->stream = STREAM_ENDED;
+    p->stream_fd = -1;
+    size_t i;
+    json_t *id;
+    json_array_foreach(p->pending, i, id)
+        answer_error(p, id, why);
+    json_array_clear(p->pending);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    if (s) {
+        if (s->r.dropped)
+            fprintf(stderr, "eryx mcp-proxy: %d messages over --max-message were dropped\n",
+                    s->r.dropped);
+        http_resp_clear(&s->r);
+        link_close(&s->l);
+        free(s);
+    }
+    return NULL;
+}
+
+/* Posts one message from stdin to the stream's endpoint (waiting for it
+ * first). A request that cannot be posted is answered with an error; the
+ * answers of the others come on the stream. */
+static void post_sse(proxy *p, const char *line, size_t len)
+{
+    jr_msg m;
+    jr_decode(line, len, &m);
+    json_t *id = m.kind == JR_REQUEST ? m.id : NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += p->timeout_ms / 1000 + 1;
+    pthread_mutex_lock(&p->lock);
+    while (p->stream == STREAM_OPENING &&
+           pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0) {
+    }
+    const char *why = p->stream == STREAM_ENDED ? p->stream_error
+                      : p->stream == STREAM_OPENING ? "no endpoint event in time (--timeout)"
+                      : id && pending_add(p, id) < 0 ? "too many requests awaiting answers"
+                                                      : NULL;
+    char path[sizeof p->post.path];
+    snprintf(path, sizeof path, "%s", p->post.path);
+    if (why && id)
+        answer_error(p, id, why);
+    pthread_mutex_unlock(&p->lock);
+    if (!why) {
+        exchange x = {.p = p};
+        char err[400];
+        why = exchange_run(&x, "POST", path, line, len, NULL, err, sizeof err);
+        pthread_mutex_lock(&p->lock);
+        if (why && id && pending_take(p, id))
+            answer_error(p, id, why);
+        else if (why && !id)
+            fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
+        pthread_mutex_unlock(&p->lock);
+    } else if (!id) {
+        fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
+    }
+    jr_msg_clear(&m);
+}
+
 /* ---- the command -------------------------------------------------------------- */
 
 static int usage(void)
 {
     fprintf(stderr, "usage: eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS] "
-                    "[--max-message BYTES] [--ca-file PEM]\n"
-                    "  MCP over stdin/stdout, forwarded to the Streamable HTTP server at URL\n"
-                    "  (http:// or https://; docs/mcp.md)\n");
+                    "[--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]\n"
+                    "  MCP over stdin/stdout, forwarded to the server at URL (http:// or\n"
+                    "  https://) over Streamable HTTP, or the older HTTP+SSE (docs/mcp.md)\n");
     return 2;
 }
 
@@ -390,6 +666,15 @@ static int parse_options(proxy *p, int argc, char **argv)
             p->headers[p->n_headers++] = v;
         } else if (strcmp(argv[i], "--ca-file") == 0) {
             p->ca_file = v;
+        } else if (strcmp(argv[i], "--transport") == 0) {
+            if (strcmp(v, "http") != 0 && strcmp(v, "sse") != 0 && strcmp(v, "auto") != 0) {
+                fprintf(stderr, "eryx mcp-proxy: --transport is http (Streamable HTTP), sse "
+                                "(the older HTTP+SSE) or auto (http, then sse if initialize "
+                                "is refused), not %s\n", v);
+                return 2;
+            }
+            p->sse = v[0] == 's';
+            p->fallback = v[0] == 'a';
         } else if (strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--max-message") == 0) {
             char *end;
             unsigned long long n = strtoull(v, &end, 10);
@@ -406,6 +691,34 @@ static int parse_options(proxy *p, int argc, char **argv)
         }
     }
     return 0;
+}
+
+/* The stream's thread: for --transport sse before stdin is read, for auto
+ * when the server refuses initialize. On the main thread. */
+static int stream_start(proxy *p)
+{
+    p->stream_fd = -1;
+    if (!(p->pending = json_array()) ||
+        pthread_create(&p->stream_thread, NULL, stream_main, p) != 0) {
+        fprintf(stderr, "eryx mcp-proxy: cannot start the event stream's thread\n");
+        json_decref(p->pending);
+        p->pending = NULL;
+        return -1;
+    }
+    p->sse = 1;
+    return 0;
+}
+
+/* The end of stdin: the stream is cut and its thread waited for. */
+static void stream_stop(proxy *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->closing = 1;
+    if (p->stream_fd >= 0)
+        shutdown(p->stream_fd, SHUT_RDWR);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->stream_thread, NULL);
+    json_decref(p->pending);
 }
 
 int eryx_cli_mcp_proxy(int argc, char **argv)
@@ -426,6 +739,11 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
             return 71;
         }
     }
+    if (p.sse && stream_start(&p) < 0) {
+        if (p.tls)
+            tls_ctx_free(p.tls);
+        return 71;
+    }
     jr_framer f;
     jr_framer_init(&f, p.max_message);
     for (;;) {
@@ -433,16 +751,20 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
         size_t len;
         int k;
         while ((k = jr_framer_next(&f, &line, &len)) != JR_NONE) {
-            if (k == JR_LINE)
-                dispatch(&p, line, len);
-            else
+            if (k != JR_LINE)
                 fprintf(stderr, "eryx mcp-proxy: a message over --max-message was dropped\n");
+            else if (p.sse)
+                post_sse(&p, line, len);
+            else
+                dispatch(&p, line, len);
         }
         long n = jr_framer_read(&f, 0);
         if (n == 0 || (n < 0 && errno != EINTR))
             break;
     }
     jr_framer_free(&f);
+    if (p.sse)
+        stream_stop(&p);
     pthread_mutex_lock(&p.lock);
     while (p.running > 0)
         pthread_cond_wait(&p.cond, &p.lock);
@@ -451,7 +773,7 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     if (has_session) { /* the end of the session, as the transport asks */
         exchange x = {.p = &p};
         char err[400];
-        exchange_run(&x, "DELETE", "", 0, err, sizeof err);
+        exchange_run(&x, "DELETE", p.url.path, "", 0, on_message, err, sizeof err);
     }
     if (p.tls)
         tls_ctx_free(p.tls);

@@ -760,24 +760,28 @@ class MCPManager:
         return len(server.tools)
 
     def connect_http(self, name: str, url: str, headers: Optional[Mapping[str, str]] = None,
-                     timeout_secs: float = 30.0) -> int:
-        """Connects a remote server speaking MCP's Streamable HTTP transport
-        at url (``http://`` or ``https://``), with headers on every request
-        (``{"Authorization": "Bearer ..."}``), through the eryx command's
-        ``eryx mcp-proxy`` (found as ``python -m eryx`` finds it). Ours: the
-        reference's manager speaks stdio only. Returns the number of its
-        tools.
+                     timeout_secs: float = 30.0, *, transport: str = "http") -> int:
+        """Connects a remote server at url (``http://`` or ``https://``),
+        with headers on every request (``{"Authorization": "Bearer ..."}``),
+        through the eryx command's ``eryx mcp-proxy`` (found as ``python -m
+        eryx`` finds it). transport: ``"http"`` (MCP's Streamable HTTP),
+        ``"sse"`` (the older HTTP+SSE, with url its event stream's) or
+        ``"auto"`` (Streamable HTTP, then HTTP+SSE if the server refuses
+        it). Ours: the reference's manager speaks stdio only. Returns the
+        number of its tools.
 
         Raises:
             InitializationError: as connect (the server cannot be reached,
                 refuses, or does not speak MCP).
             ValueError: a name as connect refuses, a URL that is not http(s),
-                a header that is not ``name: value`` on one line, or no eryx
-                command.
+                a header that is not ``name: value`` on one line, another
+                transport, or no eryx command.
         """
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise ValueError(f"url must be http:// or https://, not {url!r}")
-        args = ["mcp-proxy", url]
+        if transport not in ("http", "sse", "auto"):
+            raise ValueError(f"transport is 'http', 'sse' or 'auto', not {transport!r}")
+        args = ["mcp-proxy", url, "--transport", transport]
         for k, v in (headers or {}).items():
             if not isinstance(k, str) or not isinstance(v, str) or not k or \
                     any(c in k for c in ": \t\r\n") or "\r" in v or "\n" in v:

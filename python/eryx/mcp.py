@@ -23,9 +23,10 @@ current directory):
   Code's "local" scope, which wins over the others there).
 
 A server is a stdio one (``command``, ``args``, ``env``) or a remote one
-speaking Streamable HTTP (``"type": "http"``, or a ``url`` and no command;
-``headers``), which ``connect_servers`` reaches through the eryx command's
-``eryx mcp-proxy``; an entry of another transport (``"sse"``), with
+(``url``, ``headers``) speaking Streamable HTTP (``"type": "http"``), the
+older HTTP+SSE (``"type": "sse"``) or, untyped, either (tried in that
+order), which ``connect_servers`` reaches through the eryx command's
+``eryx mcp-proxy``; an entry of another transport (``"ws"``), with
 ``"disabled": true`` or ``"enabled": false`` is passed over. Comments and trailing commas (VS
 Code's and Zed's files) are allowed. ``$VAR``, ``${VAR}`` and
 ``${VAR:-default}`` in the command, the arguments and the environment's
@@ -173,20 +174,24 @@ _HTTP_TYPES = ("http", "streamable-http", "streamableHttp")
 
 
 def _server(entry: Any) -> Union[Dict[str, Any], str, None]:
-    """A stdio server's {command, args, env}, or a remote (Streamable HTTP)
-    one's {url, headers}; None for an entry passed over without a word
+    """A stdio server's {command, args, env}, or a remote one's {url,
+    headers, transport}; None for an entry passed over without a word
     (disabled, another transport); a str saying why it cannot be used."""
     if not isinstance(entry, dict):
         return "not an object"
     kind = entry.get("type")
     if entry.get("disabled") is True or entry.get("enabled") is False or \
-            (kind is not None and kind != "stdio" and kind not in _HTTP_TYPES):
+            (kind is not None and kind != "stdio" and kind != "sse" and kind not in _HTTP_TYPES):
         return None
     command, args, env = entry.get("command"), entry.get("args"), entry.get("env")
     if isinstance(command, dict):  # Zed's older form
         command, args, env = command.get("path"), command.get("args"), command.get("env")
     url = next((entry[k] for k in ("httpUrl", "url", "serverUrl") if k in entry), None)
-    if kind in _HTTP_TYPES or (kind is None and command is None and url is not None):
+    # Gemini's httpUrl is Streamable HTTP; an untyped url may be either.
+    transport = "sse" if kind == "sse" else "http" if kind in _HTTP_TYPES or \
+        "httpUrl" in entry else "auto"
+    if kind == "sse" or kind in _HTTP_TYPES or \
+            (kind is None and command is None and url is not None):
         headers = entry.get("headers") or {}
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return "its url is not http:// or https://"
@@ -194,7 +199,7 @@ def _server(entry: Any) -> Union[Dict[str, Any], str, None]:
                 isinstance(k, str) and k and not any(c in k for c in ": \t\r\n") and
                 isinstance(v, str) for k, v in headers.items()):
             return "its headers are not names and strings"
-        return {"url": url, "headers": dict(headers)}
+        return {"url": url, "headers": dict(headers), "transport": transport}
     if not isinstance(command, str) or not command:
         return "no command"
     args = [] if args is None else args
@@ -229,9 +234,10 @@ def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None, 
             module's text), in order: JSON with the servers under
             ``mcpServers``, ``servers`` or ``context_servers``, or, for a
             name ending in ``.toml``, TOML with ``mcp_servers``.
-        include_remote: also the Streamable HTTP servers (``"type":
-            "http"``, or a ``url`` and no command), as ``{"url": str,
-            "headers": {str: str}}`` (ours; the reference's has none).
+        include_remote: also the remote servers (``"type": "http"`` or
+            ``"sse"``, or a ``url`` and no command), as ``{"url": str,
+            "headers": {str: str}, "transport": "http" | "sse" | "auto"}``
+            (ours; the reference's has none).
 
     Returns:
         ``{name: {"command": str, "args": [str], "env": {str: str}}}``, the
@@ -306,7 +312,7 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
             else:
                 n = manager.connect_http(pyname, _expand(server["url"]),
                                          {k: _expand(v) for k, v in server["headers"].items()},
-                                         connect_timeout)
+                                         connect_timeout, transport=server["transport"])
         except Exception as e:  # noqa: BLE001 - any failure leaves this one out
             print(f"MCP: failed to connect to {shown!r}: {e}", file=sys.stderr)
             continue

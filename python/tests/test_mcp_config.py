@@ -224,6 +224,8 @@ def test_remote_servers_through_the_commands_proxy(dirs, tmp_path, http_server, 
         "remote-one": {"type": "http", "url": f"http://127.0.0.1:{port}/mcp",
                        "headers": {"Authorization": "Bearer ${ERYX_TOKEN}"}},
         "legacy": {"type": "sse", "url": f"http://127.0.0.1:{port}/sse"},
+        "either": {"url": f"http://127.0.0.1:{port}/sse"},
+        "websocket": {"type": "ws", "url": f"ws://127.0.0.1:{port}/"},
         "broken": {"url": "ftp://x"},
         "evil": {"url": f"http://127.0.0.1:{port}/mcp", "headers": {"X": "${ERYX_EVIL}"}},
     }}))
@@ -232,14 +234,25 @@ def test_remote_servers_through_the_commands_proxy(dirs, tmp_path, http_server, 
     assert eryx_mcp.discover_servers([cfg]) == {}
     found = eryx_mcp.discover_servers([cfg], include_remote=True)
     assert found["remote-one"] == {"url": f"http://127.0.0.1:{port}/mcp",
-                                   "headers": {"Authorization": "Bearer ${ERYX_TOKEN}"}}
-    assert sorted(found) == ["evil", "remote-one"]
+                                   "headers": {"Authorization": "Bearer ${ERYX_TOKEN}"},
+                                   "transport": "http"}
+    assert found["legacy"]["transport"] == "sse" and found["either"]["transport"] == "auto"
+    assert sorted(found) == ["either", "evil", "legacy", "remote-one"]
     assert "'broken' is left out: its url is not http:// or https://" in capsys.readouterr().err
     with eryx_mcp.connect_servers([cfg], connect_timeout=20) as manager:
-        assert manager.server_names == ["remote_one"]
-        r = eryx.Sandbox(mcp=manager).execute("print(await mcp.remote_one.seen())")
+        assert manager.server_names == ["remote_one", "legacy", "either"]
+        # The older transport: no session header; a stream that ends
+        # fails the call waiting on it.
+        r = eryx.Sandbox(mcp=manager).execute(
+            "print(await mcp.remote_one.seen())\n"
+            "print((await mcp.legacy.seen())['Mcp-Session-Id'])\n"
+            "try:\n"
+            "    await mcp.either.cut()\n"
+            "except Exception as e:\n"
+            "    print('the server ended its event stream' in str(e))\n")
     assert r.stdout == ("{'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': "
-                        "'2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': None}\n")
+                        "'2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': None}\n"
+                        "None\nTrue\n")
     err = capsys.readouterr().err
     assert "failed to connect to 'evil': header 'X': want a name and a value on one line" in err
     for _ in range(50):  # the proxy ends the session when the manager closes
@@ -258,10 +271,16 @@ def test_connect_http_directly(http_server):
         assert r.stdout == "eryx\n"
         with pytest.raises(ValueError, match="http"):
             manager.connect_http("x", "ftp://example.com/")
+        with pytest.raises(ValueError, match="transport"):
+            manager.connect_http("x", f"http://127.0.0.1:{port}/sse", transport="ws")
+        assert manager.connect_http("old", f"http://127.0.0.1:{port}/sse", {"X-Team": "sse"},
+                                    timeout_secs=20, transport="sse") == 2
+        r = eryx.Sandbox(mcp=manager).execute("print((await mcp.old.seen())['X-Team'])")
+        assert r.stdout == "sse\n"
         with pytest.raises(ValueError, match="one line"):
             manager.connect_http("x", "http://127.0.0.1:1/", {"X": "a\nb"})
         with pytest.raises(ValueError, match="one line"):
             manager.connect_http("x", "http://127.0.0.1:1/", {"Bad Name": "v"})
         with pytest.raises(eryx.InitializationError):
             manager.connect_http("nobody", "http://127.0.0.1:1/mcp", timeout_secs=10)
-        assert manager.server_names == ["remote"]
+        assert manager.server_names == ["remote", "old"]

@@ -7,7 +7,8 @@
  *   - read in pieces or whole, the outcome is the same: the same
  *     messages in the same order, the same status, session and ending
  *     (complete, malformed, cut short);
- *   - a message handed out is at most the largest and NUL-terminated;
+ *   - a message handed out is at most the largest and NUL-terminated,
+ *     and so is its event's name;
  *   - once complete, more bytes change nothing.
  */
 #include "fuzz.h"
@@ -21,7 +22,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 typedef struct seen {
-    char *all;       /* the messages, each followed by a 0xFF byte */
+    const http_resp *r;
+    char *all;       /* each message's event name, a 0xFE byte, the
+                      * message, a 0xFF byte */
     size_t len, cap;
     size_t max, count;
 } seen;
@@ -30,14 +33,18 @@ static void on_message(void *ud, const char *text, size_t len)
 {
     seen *s = ud;
     FUZZ_CHECK(len <= s->max && text[len] == '\0');
-    if (s->len + len + 1 > s->cap) {
-        s->cap = (s->len + len + 1) * 2;
+    size_t elen = strnlen(s->r->event, sizeof s->r->event);
+    FUZZ_CHECK(elen < sizeof s->r->event);
+    if (s->len + elen + len + 2 > s->cap) {
+        s->cap = (s->len + elen + len + 2) * 2;
         s->all = realloc(s->all, s->cap);
         FUZZ_CHECK(s->all);
     }
-    memcpy(s->all + s->len, text, len);
-    s->all[s->len + len] = (char)0xFF;
-    s->len += len + 1;
+    memcpy(s->all + s->len, s->r->event, elen);
+    s->all[s->len + elen] = (char)0xFE;
+    memcpy(s->all + s->len + elen + 1, text, len);
+    s->all[s->len + elen + 1 + len] = (char)0xFF;
+    s->len += elen + len + 2;
     s->count++;
 }
 
@@ -67,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned seed = fuzz_u8(&in) | 1u;
     http_resp *a = malloc(sizeof *a), *b = malloc(sizeof *b);
     FUZZ_CHECK(a && b);
-    seen sa = {.max = max}, sb = {.max = max};
+    seen sa = {.r = a, .max = max}, sb = {.r = b, .max = max};
     http_resp_init(a, max);
     http_resp_init(b, max);
     int ra = read_all(a, in.p, in.n, 0, &sa);

@@ -138,20 +138,26 @@ check default_not_json 0 "['ev', 'files_user', 'local', 'vscode', 'zed']" \
     "\.cursor/mcp.json:[0-9]+: not JSON" -- --mcp -c "$servers"
 check remote_refused 2 "" "" -- --remote ws://127.0.0.1:9 --mcp -c 'print(1)'
 
-# Remote servers (Streamable HTTP), through `eryx mcp-proxy`: the fake of
-# http_server.py (configured headers with $VAR, the session id and
-# revision on later requests, JSON and chunked event-stream answers, the
-# session's DELETE at the end) and server-everything's streamableHttp;
-# one that nobody serves is left out; an "sse" one is passed over.
+# Remote servers, through `eryx mcp-proxy`: the fake of http_server.py
+# (configured headers with $VAR, the session id and revision on later
+# requests, JSON and chunked event-stream answers, the session's DELETE at
+# the end), server-everything's streamableHttp, and its older HTTP+SSE
+# server, typed "sse" and untyped (the proxy falls back to it when
+# initialize is refused); one that nobody serves is left out, a WebSocket
+# one passed over.
 python3 "$here/http_server.py" "$tmp/http.log" >"$tmp/http.port" &
 http_pid=$!
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 ev_port=$(free_port)
 PORT=$ev_port node "$EV" streamableHttp >"$tmp/ev.log" 2>&1 &
 ev_pid=$!
-trap 'kill $http_pid $ev_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+sse_port=$(free_port)
+PORT=$sse_port node "$EV" sse >"$tmp/sse.log" 2>&1 &
+sse_pid=$!
+trap 'kill $http_pid $ev_pid $sse_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do
-    [ -s "$tmp/http.port" ] && grep -q listening "$tmp/ev.log" && break
+    [ -s "$tmp/http.port" ] && grep -q listening "$tmp/ev.log" &&
+        grep -q 'running on port' "$tmp/sse.log" && break
     sleep 0.1
 done
 http_port=$(cat "$tmp/http.port")
@@ -162,19 +168,28 @@ cat >"$tmp/remote.json" <<EOF
             "headers": {"Authorization": "Bearer \${ERYX_TOKEN}", "X-Team": "eryx"}},
    "everything": {"url": "http://127.0.0.1:$ev_port/mcp"},
    "nobody": {"type": "http", "url": "http://127.0.0.1:$dead_port/mcp"},
-   "legacy": {"type": "sse", "url": "http://127.0.0.1:$dead_port/sse"}}}
+   "legacy": {"type": "sse", "url": "http://127.0.0.1:$sse_port/sse"},
+   "untyped": {"url": "http://127.0.0.1:$sse_port/sse"},
+   "websocket": {"type": "ws", "url": "ws://127.0.0.1:$dead_port/"}}}
 EOF
 export ERYX_TOKEN=s3cret
-check remote 0 "['everything', 'fake']
+check remote 0 "['everything', 'fake', 'legacy', 'untyped']
 {'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': '2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': 'eryx'}
 True
-The sum of 2 and 3 is 5." "MCP server nobody \(.*remote.json\) is left out" -- \
+The sum of 2 and 3 is 5.
+['The sum of 1 and 2 is 3.', 'The sum of 3 and 4 is 7.', 'The sum of 5 and 6 is 11.']" \
+    "MCP server nobody \(.*remote.json\) is left out" -- \
     --mcp-timeout 5000 --mcp-config "$tmp/remote.json" -c "$servers
 print(await mcp.fake.seen())
 print(await mcp.fake.seen() == await mcp.fake.seen())
-print(await mcp.everything.get_sum(a=2, b=3))"
+print(await mcp.everything.get_sum(a=2, b=3))
+import asyncio
+print(list(await asyncio.gather(mcp.legacy.get_sum(a=1, b=2), mcp.untyped.get_sum(a=3, b=4),
+                                mcp.legacy.get_sum(a=5, b=6))))"
 grep -q "cannot connect to 127.0.0.1:$dead_port" "$tmp/err" ||
     { echo "FAIL remote: no word of why 'nobody' is left out"; fails=$((fails + 1)); }
+grep -q "refused a Streamable HTTP initialize (404): trying the older HTTP+SSE" "$tmp/err" ||
+    { echo "FAIL remote: 'untyped' did not fall back to HTTP+SSE"; fails=$((fails + 1)); }
 for _ in $(seq 50); do grep -q DELETE "$tmp/http.log" 2>/dev/null && break; sleep 0.1; done
 [ "$(cat "$tmp/http.log" 2>/dev/null)" = "DELETE test-session-1" ] ||
     { echo "FAIL remote: the session was not ended with DELETE"; fails=$((fails + 1)); }
@@ -190,10 +205,42 @@ check header_injection 0 "[]" "a header's value has a line break" -- \
 # answered with an error (the client never waits for it).
 check proxy_usage 2 "" "want an http:// or https:// URL" -- mcp-proxy ftp://x
 check proxy_header 2 "" "'Name: value' on one line" -- mcp-proxy http://127.0.0.1:1/ --header bad
+check proxy_transport 2 "" "transport is http .*, sse .* or auto" -- \
+    mcp-proxy http://127.0.0.1:1/ --transport ws
 echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
     timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$dead_port/mcp" --timeout 2000 >"$tmp/out" 2>&1
 grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
     { echo "FAIL proxy_refused: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+
+# The older HTTP+SSE transport, against the fake: answers come on the
+# stream, the configured header reaches the posts; a request whose answer
+# the stream never brings (the stream ends: `cut`) gets an error answer,
+# and so does every later one; an endpoint of another origin (where the
+# headers would go) is refused.
+proxy_sse() { # PATH, then the messages after initialize, a line each
+    local path=$1
+    shift
+    { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+      for m in "$@"; do sleep 0.3; echo "$m"; done; sleep 0.5; } |
+        timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" --transport sse \
+            --header 'X-Team: sse' >"$tmp/out" 2>&1
+}
+call() { echo "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":{}}}"; }
+proxy_sse /sse "$(call 2 seen)" "$(call 3 cut)" "$(call 4 seen)"
+grep -q '"id": *1, *"result"' "$tmp/out" && grep -q '"id": *2, *"result".*"X-Team": *"sse"' "$tmp/out" &&
+    grep -q '"id": *3, *"error".*the server ended its event stream' "$tmp/out" &&
+    grep -q '"id": *4, *"error".*the server ended its event stream' "$tmp/out" &&
+    [ "$(grep -c '"id"' "$tmp/out")" = 4 ] ||
+    { echo "FAIL proxy_sse: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+proxy_sse /sse-foreign "$(call 2 seen)"
+grep -q '"id": *1, *"error".*evil.invalid.*not a URL of the server.s own origin' "$tmp/out" &&
+    grep -q '"id": *2, *"error"' "$tmp/out" ||
+    { echo "FAIL proxy_sse_foreign: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
+    timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$dead_port/sse" --transport sse \
+        --timeout 2000 >"$tmp/out" 2>&1
+grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
+    { echo "FAIL proxy_sse_refused: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
 # HTTPS: the proxy verifies the server (a certificate for 127.0.0.1 signed
 # by a CA made here): refused without the CA, served with --ca-file.
@@ -204,7 +251,7 @@ grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
     -extfile ext) >/dev/null 2>&1
 python3 "$here/http_server.py" "$tmp/https.log" "$tmp/srv.pem" "$tmp/srv.key" >"$tmp/https.port" &
 https_pid=$!
-trap 'kill $http_pid $ev_pid $https_pid 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill $http_pid $ev_pid $sse_pid $https_pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do [ -s "$tmp/https.port" ] && break; sleep 0.1; done
 init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
 echo "$init" | timeout 30 "$ERYX" mcp-proxy "https://127.0.0.1:$(cat "$tmp/https.port")/mcp" \

@@ -6,14 +6,27 @@ Answers alternate between a JSON body and an event stream sent in chunks
 (so both framings and both content types are read), and a DELETE of the
 session is written to the log file. Prints its port on stdout.
 
+It also speaks the older HTTP+SSE transport: GET /sse opens an event
+stream whose "endpoint" event names /messages?session=N, where messages
+are posted (202) and answered on the stream; its tool `cut` ends the
+stream without an answer. GET /sse-foreign names an endpoint of another
+origin, which a client must refuse. A POST to /sse is refused with 405,
+as a server of the older transport only does.
+
 usage: http_server.py LOGFILE [CERT KEY]   (with CERT and KEY: HTTPS)
 """
 import json
+import queue
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 SESSION = "test-session-1"
 count = [0]
+streams = {}  # the older transport: session -> the queue of its stream
+streams_lock = threading.Lock()
+TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}}]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,24 +64,69 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
 
+    def answer_of(self, msg, tools):
+        """The answer to request msg (initialize, tools/list, seen)."""
+        if msg["method"] == "initialize":
+            return {"jsonrpc": "2.0", "id": msg["id"], "result": {
+                "protocolVersion": msg["params"]["protocolVersion"],
+                "capabilities": {"tools": {}}, "serverInfo": {"name": "t", "version": "1"}}}
+        if msg["method"] == "tools/list":
+            return {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": tools}}
+        seen = {k: self.headers.get(k) for k in
+                ("Mcp-Session-Id", "MCP-Protocol-Version", "Authorization", "X-Team")}
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": {
+            "content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}}
+
+    def do_GET(self):
+        url = urlsplit(self.path)
+        if url.path not in ("/sse", "/sse-foreign"):
+            return self.answer(405, None)
+        q = queue.Queue()
+        with streams_lock:
+            session = str(len(streams) + 1)
+            streams[session] = q
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        endpoint = ("http://evil.invalid:1/steal" if url.path == "/sse-foreign"
+                    else f"/messages?session={session}")
+        self.wfile.write(f": hello\n\nevent: endpoint\ndata: {endpoint}\n\n".encode())
+        self.wfile.flush()
+        while True:
+            msg = q.get()
+            if msg is None:  # `cut`: the stream ends, unanswered
+                return
+            self.wfile.write(("event: message\ndata: " + json.dumps(msg) + "\n\n").encode())
+            self.wfile.flush()
+
+    def post_to_stream(self, url, msg):
+        with streams_lock:
+            q = streams.get(parse_qs(url.query).get("session", [""])[0])
+        if q is None:
+            return self.answer(404, None)
+        self.answer(202, None)
+        if "id" not in msg or "method" not in msg:
+            return
+        if msg["method"] == "tools/call" and msg["params"]["name"] == "cut":
+            return q.put(None)
+        q.put(self.answer_of(msg, TOOLS + [
+            {"name": "cut", "inputSchema": {"type": "object", "properties": {}}}]))
+
     def do_POST(self):
         msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        url = urlsplit(self.path)
+        if url.path == "/sse":
+            return self.answer(405, None)
+        if url.path == "/messages":
+            return self.post_to_stream(url, msg)
         if msg.get("method") == "initialize":
-            return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {
-                "protocolVersion": msg["params"]["protocolVersion"],
-                "capabilities": {"tools": {}}, "serverInfo": {"name": "t", "version": "1"}}},
-                session=True)
+            return self.answer(200, self.answer_of(msg, TOOLS), session=True)
         if self.headers.get("Mcp-Session-Id") != SESSION:
             return self.answer(400, None)
         if "id" not in msg:
             return self.answer(202, None)
-        if msg["method"] == "tools/list":
-            return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [
-                {"name": "seen", "inputSchema": {"type": "object", "properties": {}}}]}})
-        seen = {k: self.headers.get(k) for k in
-                ("Mcp-Session-Id", "MCP-Protocol-Version", "Authorization", "X-Team")}
-        return self.answer(200, {"jsonrpc": "2.0", "id": msg["id"], "result": {
-            "content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}})
+        return self.answer(200, self.answer_of(msg, TOOLS))
 
     def do_DELETE(self):
         with open(sys.argv[1], "a") as f:
