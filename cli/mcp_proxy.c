@@ -598,6 +598,15 @@ static void post_sse(proxy *p, const char *line, size_t len)
     jr_msg m;
     jr_decode(line, len, &m);
     json_t *id = m.kind == JR_REQUEST ? m.id : NULL;
+    if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "notifications/cancelled")) {
+        /* The client gave up on a request: its answer is no longer
+         * awaited (else calls that time out would fill MAX_PENDING). */
+        pthread_mutex_lock(&p->lock);
+        json_t *gone = json_object_get(m.params, "requestId");
+        if (gone)
+            pending_take(p, gone);
+        pthread_mutex_unlock(&p->lock);
+    }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += p->timeout_ms / 1000 + 1;

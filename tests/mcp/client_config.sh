@@ -226,7 +226,11 @@ proxy_sse() { # PATH, then the messages after initialize, a line each
             --header 'X-Team: sse' >"$tmp/out" 2>&1
 }
 call() { echo "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":{}}}"; }
-proxy_sse /sse "$(call 2 seen)" "$(call 3 cut)" "$(call 4 seen)"
+# (A request the client cancelled is not awaited any more: 5 gets no
+# error answer when the stream ends.)
+proxy_sse /sse "$(call 2 seen)" "$(call 5 hang)" \
+    '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}' \
+    "$(call 3 cut)" "$(call 4 seen)"
 grep -q '"id": *1, *"result"' "$tmp/out" && grep -q '"id": *2, *"result".*"X-Team": *"sse"' "$tmp/out" &&
     grep -q '"id": *3, *"error".*the server ended its event stream' "$tmp/out" &&
     grep -q '"id": *4, *"error".*the server ended its event stream' "$tmp/out" &&

@@ -9,7 +9,7 @@ session is written to the log file. Prints its port on stdout.
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
 are posted (202) and answered on the stream; its tool `cut` ends the
-stream without an answer. GET /sse-foreign names an endpoint of another
+stream without an answer, `hang` is never answered. GET /sse-foreign names an endpoint of another
 origin, which a client must refuse. A POST to /sse is refused with 405,
 as a server of the older transport only does.
 
@@ -110,6 +110,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         if msg["method"] == "tools/call" and msg["params"]["name"] == "cut":
             return q.put(None)
+        if msg["method"] == "tools/call" and msg["params"]["name"] == "hang":
+            return  # never answered
         q.put(self.answer_of(msg, TOOLS + [
             {"name": "cut", "inputSchema": {"type": "object", "properties": {}}}]))
 
