@@ -38,8 +38,12 @@ typedef struct eryx_cli_mcp {
     uint64_t max_message;             /* --mcp-max-message: bytes of one JSON-RPC
                                          message, either direction (16M) */
     uint32_t max_sessions;            /* --max-sessions of `eryx mcp` (16) */
-    const char *http;                 /* --http ADDR:PORT: Streamable HTTP on a
-                                         loopback address instead of stdio */
+    const char *http;                 /* --http ADDR:PORT: Streamable HTTP instead
+                                         of stdio (a loopback address, or any
+                                         with --http-token-file) */
+    const char *http_token_file;      /* --http-token-file: the bearer token
+                                         every request must carry */
+    const char *http_tls_cert, *http_tls_key; /* --http-tls-cert, -key: HTTPS */
 } eryx_cli_mcp;
 
 /* Looks at argv[*i]: 0 if it is not an MCP option; 1 if it was one (its

@@ -125,7 +125,11 @@ const char eryx_cli_mcp_usage[] =
     "  --max-sessions N  sessions `eryx mcp` keeps at most (default 16)\n"
     "  --http ADDR:PORT  `eryx mcp` serves Streamable HTTP at http://ADDR:PORT/mcp\n"
     "                  instead of stdio; ADDR is 127.0.0.1, localhost or [::1]\n"
-    "                  (PORT 0: any free port, printed on stderr)\n";
+    "                  (PORT 0: any free port, printed on stderr), or any\n"
+    "                  address with --http-token-file\n"
+    "  --http-token-file FILE  every request must carry 'Authorization: Bearer\n"
+    "                  TOKEN', TOKEN the file's first line (16+ characters)\n"
+    "  --http-tls-cert FILE --http-tls-key FILE  serve HTTPS (PEM)\n";
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out, int sizes)
 {
@@ -154,7 +158,8 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
     const char *a = argv[*i];
     static const char *const opts[] = {"--mcp-server", "--mcp-timeout", "--mcp-max-message",
                                        "--callback-timeout", "--max-sessions", "--http",
-                                       "--mcp-config"};
+                                       "--mcp-config", "--http-token-file", "--http-tls-cert",
+                                       "--http-tls-key"};
     if (strcmp(a, "--mcp") == 0) {
         m->discover = 1;
         return 1;
@@ -222,9 +227,12 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
         }
         m->callback_timeout_ms = n;
         return 1;
-    case 5:
-        m->http = v;
+    case 5: case 7: case 8: case 9: { /* the options of --http: paths and ADDR:PORT */
+        const char **to[] = {[5] = &m->http, [7] = &m->http_token_file,
+                             [8] = &m->http_tls_cert, [9] = &m->http_tls_key};
+        *to[k] = v;
         return 1;
+    }
     case 6:
         if (m->n_configs == ERYX_CLI_MAX_MCP_CONFIGS) {
             fprintf(stderr, "eryx: too many --mcp-config options (at most %d)\n",

@@ -9,9 +9,11 @@
  *     which every later request must name (400 without, 404 unknown);
  *     DELETE /mcp ends it (its runs are interrupted, its sandboxes freed);
  *   - GET /mcp is 405: there is no stream of server-initiated messages;
- *   - only loopback addresses are served (there is no authentication), and
- *     a Host or Origin header that is not loopback is refused (403: DNS
- *     rebinding);
+ *   - without --http-token-file only loopback addresses are served, and a
+ *     Host or Origin header that is not loopback is refused (403: DNS
+ *     rebinding); with it, any address, and every request must carry the
+ *     token (401 without: the token is what a rebound page cannot have);
+ *   - HTTPS with --http-tls-cert and --http-tls-key;
  *   - one request per connection (Connection: close); a thread each.
  * A connection that goes away before its tools/call is answered does not
  * cancel the run (the transport says a disconnect is no cancellation): the
@@ -32,11 +34,14 @@
 #include <unistd.h>
 
 #include "http.h"
+#include "listen.h"
 #include "mcp_internal.h"
 #include "mcp_server.h"
+#include "serve_tls.h"
 
 #define MAX_MCP_SESSIONS 64
 #define MAX_CONNECTIONS 256
+#define IO_TIMEOUT_MS 30000       /* each wait of a connection's reads and writes */
 
 static struct {
     pthread_mutex_t lock;
@@ -44,59 +49,43 @@ static struct {
     size_t n;
     unsigned connections;     /* threads serving one */
     size_t max_message;
+    char token[258];          /* --http-token-file's, or "" */
+    size_t token_len;
+    tls_ctx *tls;             /* --http-tls-cert, or NULL */
 } H = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
-int eryx_mcp_http_listen(const char *spec)
+int eryx_mcp_http_listen(const eryx_cli_mcp *m)
 {
-    const char *colon = strrchr(spec, ':');
-    char host[64];
-    if (!colon || (size_t)(colon - spec) >= sizeof host) {
-        fprintf(stderr, "eryx: --http wants ADDR:PORT, not '%s'\n", spec);
+    if (!m->http_tls_cert != !m->http_tls_key) {
+        fprintf(stderr, "eryx mcp: --http-tls-cert and --http-tls-key go together\n");
         return -1;
     }
-    memcpy(host, spec, (size_t)(colon - spec));
-    host[colon - spec] = '\0';
-    char *end;
-    long port = strtol(colon + 1, &end, 10);
-    if (*end || end == colon + 1 || port < 0 || port > 65535) {
-        fprintf(stderr, "eryx: --http: bad port in '%s'\n", spec);
+    if (m->http_token_file && cli_read_secret("eryx mcp", m->http_token_file, H.token,
+                                              sizeof H.token, &H.token_len, "token") < 0)
+        return -1;
+    int loopback = 0;
+    int fd = cli_listen("eryx mcp", m->http, &loopback);
+    if (fd < 0)
+        return -1;
+    if (!loopback && !H.token_len) {
+        fprintf(stderr, "eryx mcp: --http %s is not a loopback address: give "
+                        "--http-token-file FILE (and --http-tls-cert, --http-tls-key)\n",
+                m->http);
+        close(fd);
         return -1;
     }
-    int v6 = strcmp(host, "[::1]") == 0;
-    if (!v6 && strcmp(host, "127.0.0.1") != 0 && strcmp(host, "localhost") != 0) {
-        fprintf(stderr, "eryx: --http serves only a loopback address (127.0.0.1, localhost, "
-                        "[::1]): there is no authentication\n");
-        return -1;
-    }
-    int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    socklen_t len;
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        a->sin6_addr = in6addr_loopback;
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        len = sizeof *a;
-    }
-    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 64) < 0 ||
-        getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-        fprintf(stderr, "eryx: --http %s: %s\n", spec, strerror(errno));
-        if (fd >= 0)
+    if (m->http_tls_cert) {
+        char err[256];
+        if (!(H.tls = tls_server_ctx(m->http_tls_cert, m->http_tls_key, NULL, err, sizeof err))) {
+            fprintf(stderr, "eryx mcp: %s\n", err);
             close(fd);
-        return -1;
+            return -1;
+        }
     }
-    unsigned bound = v6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                        : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    fprintf(stderr, "eryx mcp: serving http://%s:%u/mcp\n", host, bound);
+    const char *colon = strrchr(m->http, ':');
+    fprintf(stderr, "eryx mcp: serving %s://%.*s:%u/mcp%s\n", H.tls ? "https" : "http",
+            (int)(colon - m->http), m->http, cli_listen_port(fd),
+            H.token_len ? " (bearer token required)" : "");
     return fd;
 }
 
@@ -135,8 +124,8 @@ static int known_session(const char *id, int remove)
 
 /* ---- responses ---- */
 
-static void respond(int fd, int code, const char *reason, const char *type, const char *body,
-                    const char *sid)
+static void respond(net_link *l, int code, const char *reason, const char *type,
+                    const char *body, const char *sid)
 {
     char head[512];
     size_t blen = body ? strlen(body) : 0;
@@ -146,29 +135,53 @@ static void respond(int fd, int code, const char *reason, const char *type, cons
                      code, reason, type ? "Content-Type: " : "", type ? type : "",
                      type ? "\r\n" : "", sid ? "Mcp-Session-Id: " : "", sid ? sid : "",
                      sid ? "\r\n" : "", blen);
-    if (jr_write_raw(fd, head, (size_t)n) == 0 && blen)
-        jr_write_raw(fd, body, blen);
+    if (net_link_write(l, head, (size_t)n) == 0 && blen)
+        net_link_write(l, body, blen);
 }
 
-static void respond_405(int fd)
+static void respond_405(net_link *l)
 {
     static const char r[] = "HTTP/1.1 405 Method Not Allowed\r\nAllow: POST, DELETE\r\n"
                             "Content-Length: 0\r\nConnection: close\r\n\r\n";
-    jr_write_raw(fd, r, sizeof r - 1);
+    net_link_write(l, r, sizeof r - 1);
+}
+
+static void respond_401(net_link *l)
+{
+    static const char body[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32600,"
+                               "\"message\":\"a valid bearer token is required\"}}";
+    char head[256];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"eryx\"\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n", sizeof body - 1);
+    if (net_link_write(l, head, (size_t)n) == 0)
+        net_link_write(l, body, sizeof body - 1);
+}
+
+/* The request carries "Authorization: Bearer TOKEN" with the server's
+ * token (compared in constant time). */
+static int authorized(const http_req *req)
+{
+    const char *h = req->authorization;
+    if (strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    size_t n = strlen(h + 7);
+    return n == H.token_len && crypto_equal(h + 7, H.token, n);
 }
 
 /* A JSON-RPC error as the body of an HTTP error. */
-static void respond_rpc_error(int fd, int code, const char *reason, int rpc_code,
+static void respond_rpc_error(net_link *l, int code, const char *reason, int rpc_code,
                               const char *message)
 {
     json_t *e = jr_error(NULL, rpc_code, message);
     char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    respond(fd, code, reason, "application/json", body ? body : "", NULL);
+    respond(l, code, reason, "application/json", body ? body : "", NULL);
     free(body);
     json_decref(e);
 }
 
-static void respond_json(int fd, json_t *msg, const char *sid)
+static void respond_json(net_link *l, json_t *msg, const char *sid)
 {
     char *body = json_dumps(msg, JSON_COMPACT);
     if (body && strlen(body) > H.max_message) {
@@ -179,7 +192,7 @@ static void respond_json(int fd, json_t *msg, const char *sid)
         body = e ? json_dumps(e, JSON_COMPACT) : NULL;
         json_decref(e);
     }
-    respond(fd, 200, "OK", "application/json", body ? body : "", sid);
+    respond(l, 200, "OK", "application/json", body ? body : "", sid);
     free(body);
 }
 
@@ -219,17 +232,14 @@ static void wait_answer(channel *ch)
     pthread_mutex_unlock(&ch->lock);
 }
 
-static void serve_connection(int fd)
+static void serve_connection(net_link *l)
 {
-    struct timeval tv = {30, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     char *buf = malloc(HTTP_MAX_HEAD);
     size_t len = 0;
     http_req req;
     int head = 0;
     while (buf && len < HTTP_MAX_HEAD) {
-        ssize_t n = read(fd, buf + len, HTTP_MAX_HEAD - len);
+        long n = net_link_read(l, buf + len, HTTP_MAX_HEAD - len);
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -242,60 +252,64 @@ static void serve_connection(int fd)
         return;
     }
     if (head < 0 || req.host[0] == '\0') {
-        respond(fd, 400, "Bad Request", NULL, NULL, NULL);
+        respond(l, 400, "Bad Request", NULL, NULL, NULL);
         goto done;
     }
-    if (!http_host_is_loopback(req.host) ||
-        (req.has_origin && !http_origin_is_loopback(req.origin))) {
-        respond(fd, 403, "Forbidden", "text/plain", "Host or Origin is not loopback\n", NULL);
+    if (H.token_len && !authorized(&req)) {
+        respond_401(l);
+        goto done;
+    }
+    if (!H.token_len && (!http_host_is_loopback(req.host) ||
+                         (req.has_origin && !http_origin_is_loopback(req.origin)))) {
+        respond(l, 403, "Forbidden", "text/plain", "Host or Origin is not loopback\n", NULL);
         goto done;
     }
     if (strcmp(req.path, "/mcp") != 0) {
-        respond(fd, 404, "Not Found", NULL, NULL, NULL);
+        respond(l, 404, "Not Found", NULL, NULL, NULL);
         goto done;
     }
     if (req.has_protocol && !supported_version(req.protocol)) {
-        respond_rpc_error(fd, 400, "Bad Request", JR_INVALID_REQUEST,
+        respond_rpc_error(l, 400, "Bad Request", JR_INVALID_REQUEST,
                           "unsupported MCP-Protocol-Version");
         goto done;
     }
     if (strcmp(req.method, "DELETE") == 0) {
         if (!req.has_session) {
-            respond(fd, 400, "Bad Request", NULL, NULL, NULL);
+            respond(l, 400, "Bad Request", NULL, NULL, NULL);
         } else if (!known_session(req.session, 1)) {
-            respond(fd, 404, "Not Found", NULL, NULL, NULL);
+            respond(l, 404, "Not Found", NULL, NULL, NULL);
         } else {
             eryx_mcp_end_session(req.session);
-            respond(fd, 200, "OK", NULL, NULL, NULL);
+            respond(l, 200, "OK", NULL, NULL, NULL);
         }
         goto done;
     }
     if (strcmp(req.method, "POST") != 0) {
-        respond_405(fd);
+        respond_405(l);
         goto done;
     }
     if (req.chunked || !req.has_length) {
-        respond(fd, 411, "Length Required", NULL, NULL, NULL);
+        respond(l, 411, "Length Required", NULL, NULL, NULL);
         goto done;
     }
     if (req.content_length > H.max_message) {
-        respond_rpc_error(fd, 413, "Content Too Large", JR_INVALID_REQUEST,
+        respond_rpc_error(l, 413, "Content Too Large", JR_INVALID_REQUEST,
                           "message larger than --mcp-max-message");
         goto done;
     }
     if (!strstr(req.content_type, "application/json")) {
-        respond(fd, 415, "Unsupported Media Type", NULL, NULL, NULL);
+        respond(l, 415, "Unsupported Media Type", NULL, NULL, NULL);
         goto done;
     }
     if (!accepts(req.accept, "application/json") || !accepts(req.accept, "text/event-stream")) {
-        respond(fd, 406, "Not Acceptable", NULL, NULL, NULL);
+        respond(l, 406, "Not Acceptable", NULL, NULL, NULL);
         goto done;
     }
     /* The body: what came with the head, then the rest. */
     size_t body_len = (size_t)req.content_length;
     char *body = malloc(body_len + 1);
     if (!body) {
-        respond(fd, 500, "Internal Server Error", NULL, NULL, NULL);
+        respond(l, 500, "Internal Server Error", NULL, NULL, NULL);
         goto done;
     }
     size_t have = len - (size_t)head;
@@ -303,7 +317,7 @@ static void serve_connection(int fd)
         have = body_len;
     memcpy(body, buf + head, have);
     while (have < body_len) {
-        ssize_t n = read(fd, body + have, body_len - have);
+        long n = net_link_read(l, body + have, body_len - have);
         if (n <= 0)
             break;
         have += (size_t)n;
@@ -318,33 +332,33 @@ static void serve_connection(int fd)
     char sid[sizeof req.session] = "";
     int is_init = m.kind == JR_REQUEST && strcmp(m.method, "initialize") == 0;
     if (m.kind == JR_INVALID || m.kind == JR_BATCH) {
-        respond_rpc_error(fd, 400, "Bad Request",
+        respond_rpc_error(l, 400, "Bad Request",
                           m.parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
                           m.kind == JR_BATCH ? "batches are not supported"
                           : m.parse_error    ? "parse error: not JSON"
                                              : "not a JSON-RPC 2.0 message");
     } else if (is_init && new_session(sid) < 0) {
-        respond_rpc_error(fd, 503, "Service Unavailable", JR_INTERNAL_ERROR,
+        respond_rpc_error(l, 503, "Service Unavailable", JR_INTERNAL_ERROR,
                           "too many MCP sessions");
     } else if (!is_init && !req.has_session) {
-        respond_rpc_error(fd, 400, "Bad Request", JR_INVALID_REQUEST,
+        respond_rpc_error(l, 400, "Bad Request", JR_INVALID_REQUEST,
                           "missing Mcp-Session-Id (initialize first)");
     } else if (!is_init && !known_session(req.session, 0)) {
-        respond_rpc_error(fd, 404, "Not Found", JR_INVALID_REQUEST, "unknown MCP session");
+        respond_rpc_error(l, 404, "Not Found", JR_INVALID_REQUEST, "unknown MCP session");
     } else {
         if (!is_init)
             snprintf(sid, sizeof sid, "%s", req.session);
-        channel *ch = eryx_mcp_channel_new(fd, sid);
+        channel *ch = eryx_mcp_channel_new(l, sid);
         json_t *reply = ch ? eryx_mcp_dispatch(ch, &m) : NULL;
         if (!ch) {
-            respond(fd, 500, "Internal Server Error", NULL, NULL, NULL);
+            respond(l, 500, "Internal Server Error", NULL, NULL, NULL);
         } else if (reply) {
-            respond_json(fd, reply, is_init ? sid : NULL);
+            respond_json(l, reply, is_init ? sid : NULL);
             json_decref(reply);
         } else if (m.kind == JR_REQUEST) {
             wait_answer(ch);
         } else {
-            respond(fd, 202, "Accepted", NULL, NULL, NULL);
+            respond(l, 202, "Accepted", NULL, NULL, NULL);
         }
         if (ch) {
             /* From here on nothing writes to fd: it is closed below. */
@@ -362,9 +376,12 @@ done:
 static void *connection_main(void *arg)
 {
     int fd = (int)(intptr_t)arg;
-    serve_connection(fd);
+    net_link l;
+    char err[256];
+    if (net_link_start(&l, fd, H.tls, NULL, IO_TIMEOUT_MS, err, sizeof err) == 0)
+        serve_connection(&l);
     shutdown(fd, SHUT_RDWR);
-    close(fd);
+    net_link_close(&l);
     pthread_mutex_lock(&H.lock);
     H.connections--;
     pthread_mutex_unlock(&H.lock);
@@ -387,8 +404,12 @@ void eryx_mcp_http_serve(int listen_fd, size_t max_message)
                 H.connections++;
             pthread_mutex_unlock(&H.lock);
             if (fd >= 0 && full) {
-                /* At most MAX_CONNECTIONS threads: the rest are turned away. */
-                respond(fd, 503, "Service Unavailable", NULL, NULL, NULL);
+                /* At most MAX_CONNECTIONS threads: the rest are turned away
+                 * (told so in plain HTTP; over TLS, only closed). */
+                static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                           "Content-Length: 0\r\nConnection: close\r\n\r\n";
+                if (!H.tls)
+                    send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
                 close(fd);
             } else if (fd >= 0) {
                 pthread_t t;

@@ -42,6 +42,7 @@
 #include "http_resp.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "net_link.h"
 #include "serve_tls.h"
 
 #define MAX_PARALLEL 16
@@ -79,92 +80,17 @@ typedef struct proxy {
 
 /* ---- one connection --------------------------------------------------------- */
 
-typedef struct link {
-    int fd;
-    tls_conn *tls;
-    int timeout_ms;
-} link_t;
-
-/* Waits for fd to be ready for ev; -1 (errno ETIMEDOUT) after the timeout. */
-static int link_wait(const link_t *l, short ev)
+/* A connection to the server: TCP, then TLS for https://. */
+static int link_open(proxy *p, net_link *l, char *err, size_t errlen)
 {
-    struct pollfd p = {.fd = l->fd, .events = ev};
-    int r;
-    while ((r = poll(&p, 1, l->timeout_ms)) < 0 && errno == EINTR) {
-    }
-    if (r == 1)
-        return 0;
-    errno = r == 0 ? ETIMEDOUT : errno;
-    return -1;
-}
-
-/* One read: >0 bytes, 0 the end, -1 an error or the timeout. */
-static long link_read(link_t *l, char *buf, size_t n)
-{
-    for (;;) {
-        long r = l->tls ? tls_conn_read(l->tls, buf, n) : read(l->fd, buf, n);
-        if (r >= 0)
-            return r;
-        short ev = r == TLS_WANT_WRITE ? POLLOUT : POLLIN;
-        if (l->tls ? (r != TLS_WANT_READ && r != TLS_WANT_WRITE)
-                   : (errno != EAGAIN && errno != EINTR))
-            return -1;
-        if (link_wait(l, ev) < 0)
-            return -1;
-    }
-}
-
-static int link_write(link_t *l, const char *p, size_t n)
-{
-    while (n > 0) {
-        long r = l->tls ? tls_conn_write(l->tls, p, n) : send(l->fd, p, n, MSG_NOSIGNAL);
-        if (r > 0) {
-            p += r;
-            n -= (size_t)r;
-            continue;
-        }
-        short ev = r == TLS_WANT_READ ? POLLIN : POLLOUT;
-        if (l->tls ? (r != TLS_WANT_READ && r != TLS_WANT_WRITE)
-                   : (r == 0 || (errno != EAGAIN && errno != EINTR)))
-            return -1;
-        if (link_wait(l, ev) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int link_open(proxy *p, link_t *l, char *err, size_t errlen)
-{
-    memset(l, 0, sizeof *l);
-    l->timeout_ms = p->timeout_ms;
-    l->fd = dial_connect(&p->url, p->timeout_ms, err, errlen);
-    if (l->fd < 0)
-        return -1;
-    if (!p->tls)
-        return 0;
-    if (!(l->tls = tls_conn_new(p->tls, l->fd, p->url.host))) {
-        snprintf(err, errlen, "cannot start TLS");
+    int fd = dial_connect(&p->url, p->timeout_ms, err, errlen);
+    if (fd < 0) {
+        l->fd = -1;
+        l->tls = NULL;
         return -1;
     }
-    for (;;) {
-        int r = tls_conn_handshake(l->tls, err, errlen);
-        if (r == 1)
-            return 0;
-        if ((r != TLS_WANT_READ && r != TLS_WANT_WRITE) ||
-            link_wait(l, r == TLS_WANT_READ ? POLLIN : POLLOUT) < 0) {
-            if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
-                snprintf(err, errlen, "the TLS handshake timed out");
-            return -1;
-        }
-    }
-}
-
-static void link_close(link_t *l)
-{
-    if (l->tls)
-        tls_conn_free(l->tls);
-    if (l->fd >= 0)
-        close(l->fd);
+    return net_link_start(l, fd, p->tls, p->tls ? p->url.host : NULL, p->timeout_ms, err,
+                          errlen);
 }
 
 /* ---- one exchange ----------------------------------------------------------- */
@@ -243,27 +169,27 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
                             sizeof head);
     if (hlen < 0)
         return "the request's headers are too long";
-    link_t l;
+    net_link l;
     if (link_open(p, &l, err, errlen) < 0) {
-        link_close(&l);
+        net_link_close(&l);
         return err;
     }
     http_resp *r = malloc(sizeof *r);
     if (!r) {
-        link_close(&l);
+        net_link_close(&l);
         return "out of memory";
     }
     http_resp_init(r, p->max_message);
     x->r = r;
     const char *why = NULL;
-    if (link_write(&l, head, (size_t)hlen) < 0 || link_write(&l, body, len) < 0) {
+    if (net_link_write(&l, head, (size_t)hlen) < 0 || net_link_write(&l, body, len) < 0) {
         snprintf(err, errlen, "cannot send the request: %s", strerror(errno));
         why = err;
     }
     char buf[16384];
     int done = 0;
     while (!why && !done) {
-        long n = link_read(&l, buf, sizeof buf);
+        long n = net_link_read(&l, buf, sizeof buf);
         if (n < 0) {
             snprintf(err, errlen, "%s", errno == ETIMEDOUT ? "no answer in time (--timeout)"
                                                            : "the connection failed");
@@ -298,7 +224,7 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
     free(r->text);
     free(r->data);
     free(r);
-    link_close(&l);
+    net_link_close(&l);
     return why;
 }
 
@@ -415,7 +341,7 @@ static void dispatch(proxy *p, const char *line, size_t len)
 
 typedef struct stream {
     proxy *p;
-    link_t l;
+    net_link l;
     http_resp r;
     const char *why;          /* set by an event that ends the stream */
     char err[400];
@@ -524,13 +450,13 @@ static const char *stream_read(stream *s)
     pthread_mutex_unlock(&p->lock);
     if (closing)
         return "stdin ended";
-    if (link_write(&s->l, head, (size_t)hlen) < 0) {
+    if (net_link_write(&s->l, head, (size_t)hlen) < 0) {
         snprintf(s->err, sizeof s->err, "cannot send the request: %s", strerror(errno));
         return s->err;
     }
     char buf[16384];
     for (;;) {
-        long n = link_read(&s->l, buf, sizeof buf);
+        long n = net_link_read(&s->l, buf, sizeof buf);
         if (n < 0)
             return errno == ETIMEDOUT ? "no endpoint event in time (--timeout)"
                                       : "the event stream's connection failed";
@@ -584,7 +510,7 @@ static void *stream_main(void *arg)
             fprintf(stderr, "eryx mcp-proxy: %d messages over --max-message were dropped\n",
                     s->r.dropped);
         http_resp_clear(&s->r);
-        link_close(&s->l);
+        net_link_close(&s->l);
         free(s);
     }
     return NULL;

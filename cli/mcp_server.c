@@ -101,13 +101,14 @@ channel eryx_mcp_stdio = {.kind = CH_STDIO, .fd = STDOUT_FILENO,
                           .lock = PTHREAD_MUTEX_INITIALIZER,
                           .cond = PTHREAD_COND_INITIALIZER, .refs = 1};
 
-channel *eryx_mcp_channel_new(int fd, const char *sid)
+channel *eryx_mcp_channel_new(net_link *link, const char *sid)
 {
     channel *ch = calloc(1, sizeof *ch);
     if (!ch)
         return NULL;
     ch->kind = CH_HTTP;
-    ch->fd = fd;
+    ch->fd = link->fd;
+    ch->link = link;
     ch->refs = 1;
     snprintf(ch->sid, sizeof ch->sid, "%s", sid);
     pthread_mutex_init(&ch->lock, NULL);
@@ -138,7 +139,7 @@ void eryx_mcp_channel_unref(channel *ch)
 /* Writes all of p to an HTTP connection (lock held); -1 when it is gone. */
 static int http_write(channel *ch, const char *p, size_t n)
 {
-    return jr_write_raw(ch->fd, p, n);
+    return net_link_write(ch->link, p, n);
 }
 
 /* Sends msg (consumed) on ch; final marks the answer to the channel's
@@ -1026,7 +1027,12 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
     S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
     int listen_fd = -1;
-    if (m->http && (listen_fd = eryx_mcp_http_listen(m->http)) < 0)
+    if (!m->http && (m->http_token_file || m->http_tls_cert || m->http_tls_key)) {
+        fprintf(stderr, "eryx mcp: --http-token-file, --http-tls-cert and --http-tls-key go "
+                        "with --http\n");
+        return 2;
+    }
+    if (m->http && (listen_fd = eryx_mcp_http_listen(m)) < 0)
         return 2;
     S.tools = make_tools();
     if (!S.tools) {

@@ -5,6 +5,8 @@
 #include <pthread.h>
 
 #include "jsonrpc.h"
+#include "mcp.h"
+#include "net_link.h"
 
 enum { CH_STDIO, CH_HTTP };
 
@@ -12,7 +14,8 @@ enum { CH_STDIO, CH_HTTP };
  * tools/call answer as server-sent events, then the connection closes). */
 typedef struct channel {
     int kind;
-    int fd;
+    int fd;                   /* stdout, or the HTTP connection's socket */
+    net_link *link;           /* HTTP: the connection (plain or TLS) */
     pthread_mutex_t lock;     /* writes, and the fields below */
     pthread_cond_t cond;      /* done */
     int refs;
@@ -24,7 +27,7 @@ typedef struct channel {
 
 extern channel eryx_mcp_stdio;
 
-channel *eryx_mcp_channel_new(int fd, const char *sid);
+channel *eryx_mcp_channel_new(net_link *link, const char *sid);
 void eryx_mcp_channel_unref(channel *ch);
 
 /* Handles one message from ch's client: the answer to send at once, or
@@ -37,9 +40,10 @@ void eryx_mcp_progress_tick(void);
 /* Cancels the runs of an MCP session and drops its sandboxes. */
 void eryx_mcp_end_session(const char *sid);
 
-/* --http: opens the listening socket (loopback only; prints the URL on
- * stderr); -1 after printing why not. Then serves until killed. */
-int eryx_mcp_http_listen(const char *addr_port);
+/* --http: opens the listening socket (a loopback address, or any with
+ * --http-token-file), reads the token and the TLS certificate, prints the
+ * URL on stderr; -1 after printing why not. Then serves until killed. */
+int eryx_mcp_http_listen(const eryx_cli_mcp *m);
 void eryx_mcp_http_serve(int listen_fd, size_t max_message);
 
 #endif

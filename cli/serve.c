@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "image_cmd.h"
+#include "listen.h"
 #include "serve.h"
 
 #define REQUEST_HEAD_TIMEOUT_MS 10000
@@ -167,60 +168,6 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
 }
 
 /* ---- listening ---------------------------------------------------------- */
-
-/* Splits HOST:PORT ([v6]:PORT too) into host and port. */
-static int split_hostport(const char *spec, char *host, size_t cap, char *port, size_t pcap)
-{
-    const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1] || strlen(colon + 1) >= pcap)
-        return -1;
-    const char *h = spec;
-    size_t n = (size_t)(colon - spec);
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    if (n == 0 || n >= cap)
-        return -1;
-    memcpy(host, h, n);
-    host[n] = '\0';
-    strcpy(port, colon + 1);
-    return 0;
-}
-
-static int listen_on(const char *spec, int *loopback)
-{
-    char host[256], port[16];
-    if (split_hostport(spec, host, sizeof host, port, sizeof port) < 0) {
-        fprintf(stderr, "eryx serve: want HOST:PORT, not '%s'\n", spec);
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
-    int e = getaddrinfo(host, port, &hints, &ai);
-    if (e) {
-        fprintf(stderr, "eryx serve: %s: %s\n", spec, gai_strerror(e));
-        return -1;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-    if (fd >= 0)
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-        fprintf(stderr, "eryx serve: cannot listen on %s: %s\n", spec, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        freeaddrinfo(ai);
-        return -1;
-    }
-    if (loopback) {
-        if (ai->ai_family == AF_INET)
-            *loopback = (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
-        else
-            *loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
-    }
-    freeaddrinfo(ai);
-    return fd;
-}
 
 /* ---- connections ---------------------------------------------------------- */
 
@@ -408,36 +355,11 @@ static void *metrics_main(void *arg)
 
 /* ---- set-up ----------------------------------------------------------------- */
 
-/* Reads a secret file's first line (trailing newline and spaces dropped). */
-static int read_secret(const char *path, char *out, size_t cap, size_t *len, const char *what)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        fprintf(stderr, "eryx serve: cannot read the %s file %s: %s\n", what, path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(out, 1, cap - 1, f);
-    int too_long = n == cap - 1 && fgetc(f) != EOF;
-    fclose(f);
-    out[n] = '\0';
-    n = strcspn(out, "\r\n");
-    while (n && (out[n - 1] == ' ' || out[n - 1] == '\t'))
-        n--;
-    out[n] = '\0';
-    if (too_long || n < 16) {
-        fprintf(stderr, "eryx serve: the %s in %s must be 16 to %zu characters on its first line\n",
-                what, path, cap - 2);
-        return -1;
-    }
-    *len = n;
-    return 0;
-}
-
 static int set_up_security(server *sv, int loopback)
 {
     serve_cfg *c = &sv->cfg;
     if (c->token_file) {
-        if (read_secret(c->token_file, sv->token, sizeof sv->token, &sv->token_len, "token") < 0)
+        if (cli_read_secret("eryx serve", c->token_file, sv->token, sizeof sv->token, &sv->token_len, "token") < 0)
             return -1;
         c->no_auth = 0;
     } else if (!c->no_auth) {
@@ -452,7 +374,7 @@ static int set_up_security(server *sv, int loopback)
     if (c->journal_key_file) {
         char key[sizeof sv->journal_key + 2];
         size_t n;
-        if (read_secret(c->journal_key_file, key, sizeof key, &n, "journal key") < 0)
+        if (cli_read_secret("eryx serve", c->journal_key_file, key, sizeof key, &n, "journal key") < 0)
             return -1;
         memcpy(sv->journal_key, key, n);
         sv->journal_key_len = n;
@@ -514,7 +436,7 @@ int eryx_cli_serve(int argc, char **argv)
     gethostname(host, sizeof host - 1);
     snprintf(sv.replica, sizeof sv.replica, "%.40s:%d", host, (int)getpid());
     int loopback = 0;
-    int lfd = listen_on(sv.cfg.listen, &loopback);
+    int lfd = cli_listen("eryx serve", sv.cfg.listen, &loopback);
     if (lfd < 0 || set_up_security(&sv, loopback) < 0)
         return 2;
     char err[256];
@@ -528,18 +450,13 @@ int eryx_cli_serve(int argc, char **argv)
         static metrics_arg ma;
         pthread_t t;
         ma.sv = &sv;
-        ma.fd = listen_on(sv.cfg.metrics, NULL);
+        ma.fd = cli_listen("eryx serve", sv.cfg.metrics, NULL);
         if (ma.fd < 0 || pthread_create(&t, NULL, metrics_main, &ma) != 0)
             return 2;
         pthread_detach(t);
     }
     /* The port actually bound (a test may ask for port 0). */
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    int port = 0;
-    if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
-        port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    int port = (int)cli_listen_port(lfd);
     serve_log(&sv, "listening",
               json_pack("{ss si ss ss* sb sb}", "listen", sv.cfg.listen, "port", port, "replica",
                         sv.replica, "redis", sv.cfg.redis, "tls", sv.tls != NULL, "auth",

@@ -1,0 +1,103 @@
+/*
+ * Listening sockets and secret files for the command's servers (listen.h).
+ */
+#include "listen.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Splits HOST:PORT ([v6]:PORT too) into host and port. */
+static int split_hostport(const char *spec, char *host, size_t cap, char *port, size_t pcap)
+{
+    const char *colon = strrchr(spec, ':');
+    if (!colon || !colon[1] || strlen(colon + 1) >= pcap)
+        return -1;
+    const char *h = spec;
+    size_t n = (size_t)(colon - spec);
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n == 0 || n >= cap)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+int cli_listen(const char *who, const char *spec, int *loopback)
+{
+    char host[256], port[16];
+    if (split_hostport(spec, host, sizeof host, port, sizeof port) < 0) {
+        fprintf(stderr, "%s: want HOST:PORT, not '%s'\n", who, spec);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai;
+    int e = getaddrinfo(host, port, &hints, &ai);
+    if (e) {
+        fprintf(stderr, "%s: %s: %s\n", who, spec, gai_strerror(e));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        fprintf(stderr, "%s: cannot listen on %s: %s\n", who, spec, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    if (loopback) {
+        if (ai->ai_family == AF_INET)
+            *loopback = (ntohl(((struct sockaddr_in *)ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+        else
+            *loopback = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr);
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+unsigned cli_listen_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    return ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* Reads a secret file's first line (trailing newline and spaces dropped). */
+int cli_read_secret(const char *who, const char *path, char *out, size_t cap, size_t *len,
+                    const char *what)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "%s: cannot read the %s file %s: %s\n", who, what, path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, cap - 1, f);
+    int too_long = n == cap - 1 && fgetc(f) != EOF;
+    fclose(f);
+    out[n] = '\0';
+    n = strcspn(out, "\r\n");
+    while (n && (out[n - 1] == ' ' || out[n - 1] == '\t'))
+        n--;
+    out[n] = '\0';
+    if (too_long || n < 16) {
+        fprintf(stderr, "%s: the %s in %s must be 16 to %zu characters on its first line\n", who,
+                what, path, cap - 2);
+        return -1;
+    }
+    *len = n;
+    return 0;
+}

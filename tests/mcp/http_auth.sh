@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# `eryx mcp --http` beyond loopback: a bearer token (--http-token-file) and
+# HTTPS (--http-tls-cert, --http-tls-key). Without a token only loopback
+# is served; with one, any address, and a request without the token, or
+# with another, is 401 whatever its Host and Origin; the options' misuse is
+# a usage error. Driven by `eryx mcp-proxy` (with the CA made here) and by
+# Python's http.client for the raw answers.
+# usage: http_auth.sh ERYX_BINARY
+set -u
+ERYX=$(realpath "$1")
+tmp=$(mktemp -d)
+pids=
+trap 'kill $pids 2>/dev/null; rm -rf "$tmp"' EXIT
+fails=0
+fail() { echo "FAIL $1"; fails=$((fails + 1)); }
+ok() { echo "ok   $1"; }
+
+(cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj "/CN=eryx test CA" && openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr \
+    -subj "/CN=127.0.0.1" && echo "subjectAltName=IP:127.0.0.1" >ext &&
+    openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 \
+    -extfile ext) >/dev/null 2>&1
+echo "s3cret-token-0123456789" >"$tmp/token"
+echo "short" >"$tmp/short"
+
+# usage NAME PATTERN -- eryx args: exit 2 with PATTERN on stderr, at once
+usage() {
+    local name=$1 pattern=$2
+    shift 3
+    timeout 20 "$ERYX" "$@" </dev/null >/dev/null 2>"$tmp/err"
+    local status=$?
+    if [ $status = 2 ] && grep -Eq -e "$pattern" "$tmp/err"; then ok "$name"
+    else fail "$name: status $status: $(cat "$tmp/err")"; fi
+}
+usage not_loopback "not a loopback address: give --http-token-file" -- mcp --http 0.0.0.0:0
+usage cert_alone "--http-tls-cert and --http-tls-key go together" -- \
+    mcp --http 127.0.0.1:0 --http-tls-cert "$tmp/srv.pem"
+usage token_alone "go with --http" -- mcp --http-token-file "$tmp/token"
+usage token_short "must be 16 to" -- mcp --http 127.0.0.1:0 --http-token-file "$tmp/short"
+usage token_missing "cannot read the token file" -- \
+    mcp --http 127.0.0.1:0 --http-token-file "$tmp/none"
+usage bad_cert "eryx mcp: cannot load the certificate" -- mcp --http 127.0.0.1:0 --http-token-file "$tmp/token" \
+    --http-tls-cert "$tmp/ext" --http-tls-key "$tmp/srv.key"
+
+# serve NAME args...: starts `eryx mcp` and sets $url from what it prints
+serve() {
+    local name=$1
+    shift
+    "$ERYX" mcp "$@" 2>"$tmp/$name.err" </dev/null &
+    pids="$pids $!"
+    url=
+    for _ in $(seq 100); do
+        url=$(grep -o 'https\?://[^ ]*/mcp' "$tmp/$name.err" | head -n 1)
+        [ -n "$url" ] && break
+        sleep 0.1
+    done
+    port=$(echo "$url" | sed 's/.*:\([0-9]*\)\/mcp/\1/')
+}
+init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+run='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_python","arguments":{"code":"print(6 * 7)"}}}'
+# proxy URL ARGS...: initialize, initialized, run_python; output in $tmp/out
+proxy() {
+    local u=$1
+    shift
+    { echo "$init"; sleep 0.3; echo '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+      echo "$run"; sleep 3; } | timeout 30 "$ERYX" mcp-proxy "$u" "$@" >"$tmp/out" 2>&1
+}
+
+# HTTPS with a token, on every address.
+serve tls --http 0.0.0.0:0 --http-token-file "$tmp/token" --http-tls-cert "$tmp/srv.pem" \
+    --http-tls-key "$tmp/srv.key"
+grep -q "serving https://0.0.0.0:[0-9]*/mcp (bearer token required)" "$tmp/tls.err" &&
+    ok tls_serving || fail "tls_serving: $(cat "$tmp/tls.err")"
+tls_url=https://127.0.0.1:$port/mcp
+proxy "$tls_url" --ca-file "$tmp/ca.pem" --header "Authorization: Bearer $(cat "$tmp/token")"
+grep -q '"id": *1, *"result"' "$tmp/out" && grep -q '"id": *2, *"result".*42' "$tmp/out" &&
+    ok tls_token || fail "tls_token: $(cat "$tmp/out")"
+proxy "$tls_url" --ca-file "$tmp/ca.pem"
+grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok tls_no_token ||
+    fail "tls_no_token: $(cat "$tmp/out")"
+proxy "$tls_url" --ca-file "$tmp/ca.pem" --header "Authorization: Bearer s3cret-token-0123456780"
+grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok tls_wrong_token ||
+    fail "tls_wrong_token: $(cat "$tmp/out")"
+proxy "$tls_url"
+grep -q '"id": *1, *"error".*certificate' "$tmp/out" && ok tls_unverified ||
+    fail "tls_unverified: $(cat "$tmp/out")"
+
+# Raw answers: 401 says Bearer; with the token, a Host and Origin that are
+# not loopback are served (the token is the check); plain HTTP to the TLS
+# port fails alone and the server goes on.
+python3 - "$port" "$tmp/ca.pem" "$(cat "$tmp/token")" "$init" <<'PY' || fails=$((fails + 1))
+import http.client, json, socket, ssl, sys
+port, ca, token, init = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=ca)
+
+def post(headers):
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    h.update(headers)
+    c.request("POST", "/mcp", init, h)
+    r = c.getresponse()
+    return r.status, r.getheader("WWW-Authenticate"), r.read()
+
+status, www, body = post({"Authorization": "Basic eHg6eXk="})
+assert status == 401 and www == 'Bearer realm="eryx"', (status, www)
+assert json.loads(body)["error"]["message"] == "a valid bearer token is required", body
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+s.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\n\r\n")
+try:
+    s.recv(100)
+except OSError:
+    pass
+s.close()
+status, _, body = post({"Authorization": "Bearer " + token, "Host": "eryx.example",
+                        "Origin": "https://agent.example"})
+assert status == 200 and json.loads(body)["result"]["serverInfo"]["name"] == "eryx", (status, body)
+print("ok   raw_answers")
+PY
+
+# Plain HTTP with a token on loopback: the token is asked there too.
+serve plain --http 127.0.0.1:0 --http-token-file "$tmp/token"
+proxy "http://127.0.0.1:$port/mcp" --header "Authorization: Bearer $(cat "$tmp/token")"
+grep -q '"id": *2, *"result".*42' "$tmp/out" && ok plain_token || fail "plain_token: $(cat "$tmp/out")"
+proxy "http://127.0.0.1:$port/mcp"
+grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok plain_no_token ||
+    fail "plain_no_token: $(cat "$tmp/out")"
+
+[ $fails = 0 ] && echo "http_auth: all passed"
+exit $((fails > 0))
