@@ -571,9 +571,11 @@ static int run_remote(const cli *c, const char *code, size_t len, const char *in
                       size_t input_len)
 {
     if (c->n_mounts || c->image || c->mode != ERYX_RUN_CODE || c->n_args || c->fuel ||
-        c->max_memory || c->max_output || c->net.n_allow || eryx_cli_mcp_wants_servers(&c->mcp) || c->trace.f) {
+        c->max_memory || c->max_output || c->net.n_allow || eryx_cli_mcp_wants_servers(&c->mcp) ||
+        c->trace.f || c->stats) {
         fprintf(stderr, "eryx: --remote runs -c CODE, FILE or stdin with --session, --timeout "
-                        "and --callback; the server sets the other limits\n");
+                        "and --callback; the server sets the other limits (and program "
+                        "arguments, --stats and the local options are refused)\n");
         return EXIT_USAGE;
     }
     if (!c->remote_cert != !c->remote_key) {
@@ -604,6 +606,12 @@ int main(int argc, char **argv)
     if (!c.remote && (c.token_file || c.remote_ca || c.remote_cert || c.remote_key)) {
         fprintf(stderr, "eryx: --token-file, --remote-ca, --remote-cert and --remote-key "
                         "are options of --remote\n");
+        return EXIT_USAGE;
+    }
+    if (!serve_mcp && (c.mcp.http || c.mcp.http_token_file || c.mcp.http_tls_cert ||
+                       c.mcp.http_tls_key || c.mcp.max_sessions)) {
+        fprintf(stderr, "eryx: --http, its --http-* options and --max-sessions are options "
+                        "of `eryx mcp`\n");
         return EXIT_USAGE;
     }
     if (serve_mcp) {

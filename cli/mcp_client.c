@@ -1052,10 +1052,6 @@ int eryx_cli_mcp_wants_servers(const eryx_cli_mcp *m)
 
 int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
 {
-    if (m->http && !m->serve) {
-        fprintf(stderr, "eryx: --http is an option of `eryx mcp`\n");
-        return -1;
-    }
     if (m->callback_timeout_ms)
         cfg->callback_timeout_ns = m->callback_timeout_ms * 1000000u;
     if (!eryx_cli_mcp_wants_servers(m))

@@ -613,14 +613,18 @@ static int parse_options(proxy *p, int argc, char **argv)
         } else if (strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--max-message") == 0) {
             char *end;
             unsigned long long n = strtoull(v, &end, 10);
-            if (*end || !*v || v[0] == '-' || n == 0 || n > (1ull << 31) - 1) {
+            unsigned shift = 0; /* --max-message 16M, as --mcp-max-message takes it */
+            if (argv[i][2] == 'm' && *end && !end[1] && strchr("kKmMgG", *end))
+                shift = *end == 'k' || *end == 'K' ? 10 : *end == 'm' || *end == 'M' ? 20 : 30;
+            end += shift != 0;
+            if (*end || !*v || v[0] == '-' || n == 0 || n > ((1ull << 31) - 1) >> shift) {
                 fprintf(stderr, "eryx mcp-proxy: %s wants a positive number\n", argv[i]);
                 return 2;
             }
             if (argv[i][2] == 't')
                 p->timeout_ms = (int)n;
             else
-                p->max_message = (size_t)n;
+                p->max_message = (size_t)n << shift;
         } else {
             return usage();
         }

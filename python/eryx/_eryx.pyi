@@ -22,7 +22,7 @@ HAVE_IMAGE_FILES: int
 class EryxError(Exception):
     """Base class of every error eryx raises."""
     result: Optional["ExecuteResult"]
-    status: int
+    status: Optional[int]  # None for the errors the package raises itself
 
 class ExecutionError(EryxError):
     """The sandboxed code raised an exception (the message is its traceback)."""

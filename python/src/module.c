@@ -1268,6 +1268,11 @@ PyMODINIT_FUNC PyInit__eryx(void)
     if (!(pyeryx_EryxError = new_exc(m, "EryxError", PyExc_Exception,
                                      "Base class of every error eryx raises.")))
         goto fail;
+    /* Defaults for the errors the package raises itself (a pool's, an MCP
+     * call's): those of a run set both on the instance. */
+    if (PyObject_SetAttrString(pyeryx_EryxError, "result", Py_None) < 0 ||
+        PyObject_SetAttrString(pyeryx_EryxError, "status", Py_None) < 0)
+        goto fail;
     if (!(pyeryx_ExecutionError = new_exc(m, "ExecutionError", pyeryx_EryxError,
                                           "The sandboxed code raised an exception (its "
                                           "traceback is the message; .result holds the "
