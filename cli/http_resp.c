@@ -102,6 +102,11 @@ static int parse_header(http_resp *r, char *line)
         if (len < 7 || strcasecmp(v + len - 7, "chunked") != 0)
             return fail(r, "a Transfer-Encoding other than chunked");
         r->chunked = 1;
+    } else if ((v = header_value(line, "connection"))) {
+        for (const char *t = v; *t; t++) /* a list of tokens: close among them */
+            if (strncasecmp(t, "close", 5) == 0 && (t == v || t[-1] == ' ' || t[-1] == ',') &&
+                (t[5] == '\0' || t[5] == ',' || t[5] == ' '))
+                r->conn_close = 1;
     } else if ((v = header_value(line, "mcp-session-id"))) {
         size_t len = strlen(v);
         if (len == 0 || len >= sizeof r->session)
@@ -124,7 +129,8 @@ static int parse_head(http_resp *r)
         (p[12] != ' ' && p[12] != '\r' && p[12] != '\n'))
         return fail(r, "not an HTTP/1.x response");
     r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-    r->sse = r->json = r->chunked = r->has_length = 0;
+    r->http11 = p[7] == '1';
+    r->sse = r->json = r->chunked = r->has_length = r->conn_close = 0;
     char *line = strchr(p, '\n') + 1;
     while (*line && *line != '\r' && *line != '\n') {
         char *end = strchr(line, '\n');
@@ -146,6 +152,7 @@ static int parse_head(http_resp *r)
         r->state = r->length ? (r->left = r->length, S_BODY) : S_DONE;
     else
         r->state = S_TO_END;
+    r->to_end = r->state == S_TO_END;
     return 0;
 }
 
@@ -398,7 +405,14 @@ int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn f
         p += used;
         n -= used;
     }
+    if (n)
+        r->surplus = 1;
     return 1;
+}
+
+int http_resp_reusable(const http_resp *r)
+{
+    return r->state == S_DONE && r->http11 && !r->conn_close && !r->to_end && !r->surplus;
 }
 
 int http_resp_eof(http_resp *r, http_resp_message_fn fn, void *ud)

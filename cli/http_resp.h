@@ -36,6 +36,10 @@ typedef struct http_resp {
                                  * none, "?" when too long), read in the
                                  * callback (MCP's older HTTP+SSE transport
                                  * names its "endpoint" event) */
+    int http11;                 /* an HTTP/1.1 response (else 1.0) */
+    int conn_close;             /* Connection: close */
+    int to_end;                 /* its body ends with the connection */
+    int surplus;                /* bytes came after the complete response */
     int skipping;               /* a message over max: dropped */
     int dropped;                /* messages dropped for their size */
     char error[160];            /* why the response is malformed */
@@ -56,5 +60,10 @@ int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn f
 /* The connection ended. 1 if that completes the response (a body read to
  * the end), -1 if it was cut short. */
 int http_resp_eof(http_resp *r, http_resp_message_fn fn, void *ud);
+
+/* 1 if the connection may carry another request: the response is
+ * complete, HTTP/1.1, framed by its length or chunks, without
+ * "Connection: close", and nothing came after it. */
+int http_resp_reusable(const http_resp *r);
 
 #endif

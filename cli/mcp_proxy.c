@@ -1,6 +1,7 @@
 /*
  * `eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS]
- * [--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]`: MCP's
+ * [--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]
+ * [--max-idle N]`: MCP's
  * stdio transport on stdin/stdout, its Streamable HTTP transport (or the
  * older HTTP+SSE one) to the server at URL (http://, or https:// verified
  * against the system's CAs and PEM's). eryx's MCP client starts it for a
@@ -8,9 +9,12 @@
  * client speaks stdio to every server; any stdio MCP client can use it
  * the same way.
  *
- * Each message read on stdin is one POST (a connection of its own,
- * "Connection: close"); the answer, a JSON body or an event stream, is
- * written to stdout a message a line. initialize is sent alone, first
+ * Each message read on stdin is one POST; the answer, a JSON body or an
+ * event stream, is written to stdout a message a line. Connections are
+ * kept alive: one whose answer leaves it reusable (HTTP/1.1, framed, no
+ * "Connection: close") waits, up to --max-idle (16) of them, for the next
+ * request, which saves a TCP and TLS handshake (a round trip or two to a
+ * server far away) per tool call. initialize is sent alone, first
  * (its answer carries the session id and protocol revision later requests
  * send); the others go up to MAX_PARALLEL at once, so gathered tool calls
  * stay concurrent. A request the server fails (an HTTP error, no answer,
@@ -66,6 +70,9 @@ typedef struct proxy {
     char session[256];        /* Mcp-Session-Id, once initialize gave one */
     char version[32];         /* MCP-Protocol-Version, once negotiated */
     int running;              /* requests in flight */
+    net_link idle[MAX_PARALLEL]; /* connections kept alive for the next request */
+    size_t n_idle;
+    size_t max_idle;          /* --max-idle: how many may wait (0: none) */
     /* --transport sse, or auto once the server refused initialize */
     int sse;
     int fallback;             /* --transport auto, until initialize is answered */
@@ -91,6 +98,35 @@ static int link_open(proxy *p, net_link *l, char *err, size_t errlen)
     }
     return net_link_start(l, fd, p->tls, p->tls ? p->url.host : NULL, p->timeout_ms, err,
                           errlen);
+}
+
+/* An idle connection to reuse: 1 and *l, or 0 when there is none. One
+ * the server has closed since (its end, or anything, is readable) is
+ * closed instead: a request sent there would be lost. */
+static int link_take(proxy *p, net_link *l)
+{
+    pthread_mutex_lock(&p->lock);
+    int found = 0;
+    while (!found && p->n_idle > 0) {
+        *l = p->idle[--p->n_idle];
+        struct pollfd pf = {.fd = l->fd, .events = POLLIN};
+        found = poll(&pf, 1, 0) == 0 && (!l->tls || tls_conn_pending(l->tls) == 0);
+        if (!found)
+            net_link_close(l);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return found;
+}
+
+/* Keeps l for the next request, or closes it when --max-idle wait. */
+static void link_give(proxy *p, net_link *l)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->n_idle < p->max_idle)
+        p->idle[p->n_idle++] = *l;
+    else
+        net_link_close(l);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- one exchange ----------------------------------------------------------- */
@@ -139,7 +175,7 @@ static int request_head(proxy *p, const char *method, const char *path, const ch
     pthread_mutex_lock(&p->lock);
     int n = snprintf(buf, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: eryx/%s\r\n"
-                     "Accept: %s\r\nConnection: close\r\n"
+                     "Accept: %s\r\n"
                      "%s%s%s%s%s%s",
                      method, path, p->url.authority, eryx_version(), accept,
                      p->session[0] ? "Mcp-Session-Id: " : "", p->session,
@@ -170,7 +206,7 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
     if (hlen < 0)
         return "the request's headers are too long";
     net_link l;
-    if (link_open(p, &l, err, errlen) < 0) {
+    if (!link_take(p, &l) && link_open(p, &l, err, errlen) < 0) {
         net_link_close(&l);
         return err;
     }
@@ -182,9 +218,19 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
     http_resp_init(r, p->max_message);
     x->r = r;
     const char *why = NULL;
-    if (net_link_write(&l, head, (size_t)hlen) < 0 || net_link_write(&l, body, len) < 0) {
-        snprintf(err, errlen, "cannot send the request: %s", strerror(errno));
-        why = err;
+    /* The head and the body in one write: one TLS record, one segment
+     * when they fit. */
+    char *request = malloc((size_t)hlen + len);
+    if (!request) {
+        why = "out of memory";
+    } else {
+        memcpy(request, head, (size_t)hlen);
+        memcpy(request + hlen, body, len);
+        if (net_link_write(&l, request, (size_t)hlen + len) < 0) {
+            snprintf(err, errlen, "cannot send the request: %s", strerror(errno));
+            why = err;
+        }
+        free(request);
     }
     char buf[16384];
     int done = 0;
@@ -221,10 +267,13 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
                  p->max_message);
         why = err;
     }
+    if (done == 1 && http_resp_reusable(r))
+        link_give(p, &l);
+    else
+        net_link_close(&l);
     free(r->text);
     free(r->data);
     free(r);
-    net_link_close(&l);
     return why;
 }
 
@@ -571,6 +620,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS] "
                     "[--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]\n"
+                    "                      [--max-idle N]\n"
                     "  MCP over stdin/stdout, forwarded to the server at URL (http:// or\n"
                     "  https://) over Streamable HTTP, or the older HTTP+SSE (docs/mcp.md)\n");
     return 2;
@@ -610,6 +660,14 @@ static int parse_options(proxy *p, int argc, char **argv)
             }
             p->sse = v[0] == 's';
             p->fallback = v[0] == 'a';
+        } else if (strcmp(argv[i], "--max-idle") == 0) {
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (*end || !*v || v[0] == '-' || n > MAX_PARALLEL) {
+                fprintf(stderr, "eryx mcp-proxy: --max-idle wants 0 to %d\n", MAX_PARALLEL);
+                return 2;
+            }
+            p->max_idle = n;
         } else if (strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--max-message") == 0) {
             char *end;
             unsigned long long n = strtoull(v, &end, 10);
@@ -665,6 +723,7 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     static proxy p;
     p.timeout_ms = DEFAULT_TIMEOUT_MS;
     p.max_message = DEFAULT_MAX_MESSAGE;
+    p.max_idle = MAX_PARALLEL;
     int rc = parse_options(&p, argc, argv);
     if (rc)
         return rc;
@@ -714,6 +773,8 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
         char err[400];
         exchange_run(&x, "DELETE", p.url.path, "", 0, on_message, err, sizeof err);
     }
+    while (p.n_idle > 0)
+        net_link_close(&p.idle[--p.n_idle]);
     if (p.tls)
         tls_ctx_free(p.tls);
     return 0;

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,11 +32,15 @@ int net_link_start(net_link *l, int fd, tls_ctx *ctx, const char *host, int time
     memset(l, 0, sizeof *l);
     l->fd = fd;
     l->timeout_ms = timeout_ms;
-    int flags = fcntl(fd, F_GETFL);
+    int flags = fcntl(fd, F_GETFL), one = 1;
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         snprintf(err, errlen, "cannot make the socket non-blocking: %s", strerror(errno));
         return -1;
     }
+    /* Requests and answers are whole messages written at once: Nagle's
+     * algorithm would only hold a message's last segment back until the
+     * peer's delayed acknowledgement (40 ms on Linux) of the one before. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (!ctx)
         return 0;
     if (!(l->tls = tls_conn_new(ctx, fd, host))) {
@@ -56,6 +62,12 @@ int net_link_start(net_link *l, int fd, tls_ctx *ctx, const char *host, int time
 
 long net_link_read(net_link *l, char *buf, size_t n)
 {
+    /* What comes is acknowledged at once: a peer that writes an answer's
+     * head and body apart, Nagle's algorithm on, would otherwise hold the
+     * body back until our delayed acknowledgement (40 ms) of the head.
+     * Not permanent in the kernel: set again at each read. */
+    int one = 1;
+    setsockopt(l->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
     for (;;) {
         long r = l->tls ? tls_conn_read(l->tls, buf, n) : read(l->fd, buf, n);
         if (r >= 0)

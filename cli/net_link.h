@@ -17,7 +17,8 @@ typedef struct net_link {
     int timeout_ms;           /* for each wait (-1: none) */
 } net_link;
 
-/* A link over fd (not owned: net_link_close closes it), made non-blocking.
+/* A link over fd (not owned: net_link_close closes it), made non-blocking
+ * and TCP_NODELAY.
  * With ctx, TLS is started: a client's when host is given (the name it
  * verifies and sends as SNI), else a server's; 0, or -1 with err filled
  * (a handshake that does not finish within timeout_ms too). */

@@ -266,15 +266,20 @@ def test_connect_http_directly(http_server):
     port, log = http_server
     with eryx.MCPManager() as manager:
         assert manager.connect_http("remote", f"http://127.0.0.1:{port}/mcp",
-                                    {"X-Team": "eryx"}, timeout_secs=20) == 1
+                                    {"X-Team": "eryx"}, timeout_secs=20) == 2
         r = eryx.Sandbox(mcp=manager).execute("print((await mcp.remote.seen())['X-Team'])")
         assert r.stdout == "eryx\n"
+        # One connection, kept alive, carries call after call.
+        r = eryx.Sandbox(mcp=manager).execute(
+            "ports = [(await mcp.remote.port())['port'] for _ in range(5)]\n"
+            "print(len(set(ports)))")
+        assert r.stdout == "1\n"
         with pytest.raises(ValueError, match="http"):
             manager.connect_http("x", "ftp://example.com/")
         with pytest.raises(ValueError, match="transport"):
             manager.connect_http("x", f"http://127.0.0.1:{port}/sse", transport="ws")
         assert manager.connect_http("old", f"http://127.0.0.1:{port}/sse", {"X-Team": "sse"},
-                                    timeout_secs=20, transport="sse") == 2
+                                    timeout_secs=20, transport="sse") == 3
         r = eryx.Sandbox(mcp=manager).execute("print((await mcp.old.seen())['X-Team'])")
         assert r.stdout == "sse\n"
         with pytest.raises(ValueError, match="one line"):

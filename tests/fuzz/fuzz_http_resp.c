@@ -9,7 +9,9 @@
  *     (complete, malformed, cut short);
  *   - a message handed out is at most the largest and NUL-terminated,
  *     and so is its event's name;
- *   - once complete, more bytes change nothing.
+ *   - once complete, more bytes change nothing;
+ *   - reusable (keep-alive) only when complete with nothing after it,
+ *     whole or in pieces.
  */
 #include "fuzz.h"
 #include "http_resp.h"
@@ -84,6 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                (sa.len == 0 || memcmp(sa.all, sb.all, sa.len) == 0));
     FUZZ_CHECK(a->status == b->status && strcmp(a->session, b->session) == 0);
     FUZZ_CHECK(a->dropped == b->dropped);
+    /* A connection is reused only after a complete response with nothing
+     * after it, and that holds however the bytes arrived. */
+    FUZZ_CHECK(!http_resp_reusable(a) || (ra == 1 && http_resp_reusable(b)));
     if (ra == 1) {
         size_t before = sa.count;
         FUZZ_CHECK(http_resp_feed(a, "HTTP/1.1 200 OK\r\n\r\n", 19, on_message, &sa) == 1);

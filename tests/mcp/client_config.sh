@@ -175,13 +175,13 @@ EOF
 export ERYX_TOKEN=s3cret
 check remote 0 "['everything', 'fake', 'legacy', 'untyped']
 {'Mcp-Session-Id': 'test-session-1', 'MCP-Protocol-Version': '2025-11-25', 'Authorization': 'Bearer s3cret', 'X-Team': 'eryx'}
-True
+True True
 The sum of 2 and 3 is 5.
 ['The sum of 1 and 2 is 3.', 'The sum of 3 and 4 is 7.', 'The sum of 5 and 6 is 11.']" \
     "MCP server nobody \(.*remote.json\) is left out" -- \
     --mcp-timeout 5000 --mcp-config "$tmp/remote.json" -c "$servers
 print(await mcp.fake.seen())
-print(await mcp.fake.seen() == await mcp.fake.seen())
+print(await mcp.fake.seen() == await mcp.fake.seen(), await mcp.fake.port() == await mcp.fake.port())
 print(await mcp.everything.get_sum(a=2, b=3))
 import asyncio
 print(list(await asyncio.gather(mcp.legacy.get_sum(a=1, b=2), mcp.untyped.get_sum(a=3, b=4),

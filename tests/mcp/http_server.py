@@ -4,7 +4,9 @@ standard library only: initialize gives a session id; its one tool,
 id, the protocol revision, the configured headers) as structured content.
 Answers alternate between a JSON body and an event stream sent in chunks
 (so both framings and both content types are read), and a DELETE of the
-session is written to the log file. Prints its port on stdout.
+session is written to the log file; `port` answers with the port the
+request came from (one connection kept alive: the same). Prints its port
+on stdout.
 
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
@@ -26,7 +28,8 @@ SESSION = "test-session-1"
 count = [0]
 streams = {}  # the older transport: session -> the queue of its stream
 streams_lock = threading.Lock()
-TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}}]
+TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}},
+         {"name": "port", "inputSchema": {"type": "object", "properties": {}}}]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -65,7 +68,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
 
     def answer_of(self, msg, tools):
-        """The answer to request msg (initialize, tools/list, seen)."""
+        """The answer to request msg (initialize, tools/list, seen, port: the
+        client's port, the same for requests on one kept-alive connection)."""
         if msg["method"] == "initialize":
             return {"jsonrpc": "2.0", "id": msg["id"], "result": {
                 "protocolVersion": msg["params"]["protocolVersion"],
@@ -74,6 +78,8 @@ class Handler(BaseHTTPRequestHandler):
             return {"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": tools}}
         seen = {k: self.headers.get(k) for k in
                 ("Mcp-Session-Id", "MCP-Protocol-Version", "Authorization", "X-Team")}
+        if msg["params"]["name"] == "port":
+            seen = {"port": self.client_address[1]}
         return {"jsonrpc": "2.0", "id": msg["id"], "result": {
             "content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}}
 
