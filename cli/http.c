@@ -40,6 +40,7 @@ static int parse_request_line(const char *p, size_t n, http_req *r)
     size_t vn = n - (size_t)(ver - p);
     if (vn != 8 || memcmp(ver, "HTTP/1.", 7) != 0 || (ver[7] != '0' && ver[7] != '1'))
         return -1;
+    r->http10 = ver[7] == '0';
     for (const char *q = p; q < sp1; q++)
         if (!is_tchar(*q))
             return -1;
@@ -127,6 +128,7 @@ static int header(const char *p, size_t n, http_req *r)
     }
     if (IS("Connection")) {
         r->connection_upgrade |= has_token(v, vn, "upgrade");
+        r->connection_close |= has_token(v, vn, "close");
         return 0;
     }
     if (IS("Content-Type"))

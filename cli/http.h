@@ -27,6 +27,8 @@ typedef struct http_req {
     char ws_version[8];      /* Sec-WebSocket-Version */
     int upgrade_websocket;   /* Upgrade names websocket */
     int connection_upgrade;  /* Connection names upgrade */
+    int connection_close;    /* Connection names close */
+    int http10;              /* an HTTP/1.0 request (no keep-alive) */
     int has_origin, has_session, has_protocol;
 } http_req;
 

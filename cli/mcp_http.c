@@ -14,7 +14,10 @@
  *     rebinding); with it, any address, and every request must carry the
  *     token (401 without: the token is what a rebound page cannot have);
  *   - HTTPS with --http-tls-cert and --http-tls-key;
- *   - one request per connection (Connection: close); a thread each.
+ *   - a thread per connection, kept alive between requests (HTTP/1.1, no
+ *     "Connection: close" from the client; a tools/call's event stream
+ *     then goes in chunks) for KEEP_ALIVE_IDLE_MS; an error, a DELETE, or
+ *     an answer that did not go out whole end it.
  * A connection that goes away before its tools/call is answered does not
  * cancel the run (the transport says a disconnect is no cancellation): the
  * answer is dropped; notifications/cancelled or DELETE stop it.
@@ -42,6 +45,7 @@
 #define MAX_MCP_SESSIONS 64
 #define MAX_CONNECTIONS 256
 #define IO_TIMEOUT_MS 30000       /* each wait of a connection's reads and writes */
+#define KEEP_ALIVE_IDLE_MS 5000   /* for the next request on a kept connection */
 
 static struct {
     pthread_mutex_t lock;
@@ -124,19 +128,29 @@ static int known_session(const char *id, int remove)
 
 /* ---- responses ---- */
 
-static void respond(net_link *l, int code, const char *reason, const char *type,
+/* A client's connection, and whether it goes on after this request. */
+typedef struct client {
+    net_link *link;
+    int may_keep;             /* the request allows keep-alive */
+    int kept;                 /* the answer said so: read the next request */
+} client;
+
+/* An answer with a body of its own length. A success keeps the connection
+ * when the client allows it; an error closes it (what follows a refused
+ * request may not be a request). */
+static void respond(client *c, int code, const char *reason, const char *type,
                     const char *body, const char *sid)
 {
     char head[512];
     size_t blen = body ? strlen(body) : 0;
+    c->kept = c->may_keep && code >= 200 && code <= 299;
     int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n",
+                     "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
                      code, reason, type ? "Content-Type: " : "", type ? type : "",
                      type ? "\r\n" : "", sid ? "Mcp-Session-Id: " : "", sid ? sid : "",
-                     sid ? "\r\n" : "", blen);
-    if (net_link_write(l, head, (size_t)n) == 0 && blen)
-        net_link_write(l, body, blen);
+                     sid ? "\r\n" : "", blen, c->kept ? "" : "Connection: close\r\n");
+    if (net_link_write(c->link, head, (size_t)n) < 0 || (blen && net_link_write(c->link, body, blen) < 0))
+        c->kept = 0;
 }
 
 static void respond_405(net_link *l)
@@ -171,17 +185,17 @@ static int authorized(const http_req *req)
 }
 
 /* A JSON-RPC error as the body of an HTTP error. */
-static void respond_rpc_error(net_link *l, int code, const char *reason, int rpc_code,
+static void respond_rpc_error(client *c, int code, const char *reason, int rpc_code,
                               const char *message)
 {
     json_t *e = jr_error(NULL, rpc_code, message);
     char *body = e ? json_dumps(e, JSON_COMPACT) : NULL;
-    respond(l, code, reason, "application/json", body ? body : "", NULL);
+    respond(c, code, reason, "application/json", body ? body : "", NULL);
     free(body);
     json_decref(e);
 }
 
-static void respond_json(net_link *l, json_t *msg, const char *sid)
+static void respond_json(client *c, json_t *msg, const char *sid)
 {
     char *body = json_dumps(msg, JSON_COMPACT);
     if (body && strlen(body) > H.max_message) {
@@ -192,7 +206,7 @@ static void respond_json(net_link *l, json_t *msg, const char *sid)
         body = e ? json_dumps(e, JSON_COMPACT) : NULL;
         json_decref(e);
     }
-    respond(l, 200, "OK", "application/json", body ? body : "", sid);
+    respond(c, 200, "OK", "application/json", body ? body : "", sid);
     free(body);
 }
 
@@ -216,105 +230,122 @@ static int supported_version(const char *v)
     return 0;
 }
 
-/* Waits for the answer to a request handed to a job, while watching the
- * connection: one that closes is marked broken (the answer is dropped). */
+/* Waits for the answer to a request handed to a job (woken when it has
+ * gone out), looking every 200 ms whether the client has gone: one that
+ * closes is marked broken (the answer is dropped). Not POLLIN: bytes the
+ * client sends meanwhile (its next request) must not end the wait. */
 static void wait_answer(channel *ch)
 {
     pthread_mutex_lock(&ch->lock);
     while (!ch->done && !ch->broken) {
-        pthread_mutex_unlock(&ch->lock);
-        struct pollfd p = {ch->fd, POLLIN | POLLRDHUP, 0};
-        int r = poll(&p, 1, 200);
-        pthread_mutex_lock(&ch->lock);
-        if (r > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 200000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&ch->cond, &ch->lock, &until);
+        struct pollfd p = {ch->fd, POLLRDHUP, 0};
+        if (!ch->done && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
             ch->broken = 1;
     }
     pthread_mutex_unlock(&ch->lock);
 }
 
-static void serve_connection(net_link *l)
+/* One request on c, its head's bytes (and maybe more) in buf[0..*len)
+ * already, read into buf (HTTP_MAX_HEAD bytes) as needed; answers it.
+ * c->kept: the connection goes on, the next request's first bytes left in
+ * buf[0..*len). first: the connection's first request (the others are
+ * waited for KEEP_ALIVE_IDLE_MS). */
+static void serve_request(client *c, char *buf, size_t *plen, int first)
 {
-    char *buf = malloc(HTTP_MAX_HEAD);
-    size_t len = 0;
+    net_link *l = c->link;
+    size_t len = *plen;
     http_req req;
-    int head = 0;
-    while (buf && len < HTTP_MAX_HEAD) {
+    int head = len ? http_parse_head(buf, len, &req) : 0;
+    c->kept = c->may_keep = 0;
+    *plen = 0;
+    while (head == 0 && len < HTTP_MAX_HEAD) {
+        l->timeout_ms = len == 0 && !first ? KEEP_ALIVE_IDLE_MS : IO_TIMEOUT_MS;
         long n = net_link_read(l, buf + len, HTTP_MAX_HEAD - len);
         if (n <= 0)
             break;
         len += (size_t)n;
         head = http_parse_head(buf, len, &req);
-        if (head != 0)
-            break;
     }
-    if (!buf || head == 0) {
-        free(buf);
-        return;
-    }
+    l->timeout_ms = IO_TIMEOUT_MS;
+    if (head == 0)
+        return; /* the client went away, or was idle too long */
+    if (head > 0)
+        c->may_keep = !req.http10 && !req.connection_close;
     if (head < 0 || req.host[0] == '\0') {
-        respond(l, 400, "Bad Request", NULL, NULL, NULL);
-        goto done;
+        respond(c, 400, "Bad Request", NULL, NULL, NULL);
+        return;
     }
     if (H.token_len && !authorized(&req)) {
         respond_401(l);
-        goto done;
+        return;
     }
     if (!H.token_len && (!http_host_is_loopback(req.host) ||
                          (req.has_origin && !http_origin_is_loopback(req.origin)))) {
-        respond(l, 403, "Forbidden", "text/plain", "Host or Origin is not loopback\n", NULL);
-        goto done;
+        respond(c, 403, "Forbidden", "text/plain", "Host or Origin is not loopback\n", NULL);
+        return;
     }
     if (strcmp(req.path, "/mcp") != 0) {
-        respond(l, 404, "Not Found", NULL, NULL, NULL);
-        goto done;
+        respond(c, 404, "Not Found", NULL, NULL, NULL);
+        return;
     }
     if (req.has_protocol && !supported_version(req.protocol)) {
-        respond_rpc_error(l, 400, "Bad Request", JR_INVALID_REQUEST,
+        respond_rpc_error(c, 400, "Bad Request", JR_INVALID_REQUEST,
                           "unsupported MCP-Protocol-Version");
-        goto done;
+        return;
     }
     if (strcmp(req.method, "DELETE") == 0) {
         if (!req.has_session) {
-            respond(l, 400, "Bad Request", NULL, NULL, NULL);
+            respond(c, 400, "Bad Request", NULL, NULL, NULL);
         } else if (!known_session(req.session, 1)) {
-            respond(l, 404, "Not Found", NULL, NULL, NULL);
+            respond(c, 404, "Not Found", NULL, NULL, NULL);
         } else {
             eryx_mcp_end_session(req.session);
-            respond(l, 200, "OK", NULL, NULL, NULL);
+            c->may_keep = 0; /* the session is over: so is its connection */
+            respond(c, 200, "OK", NULL, NULL, NULL);
         }
-        goto done;
+        return;
     }
     if (strcmp(req.method, "POST") != 0) {
         respond_405(l);
-        goto done;
+        return;
     }
     if (req.chunked || !req.has_length) {
-        respond(l, 411, "Length Required", NULL, NULL, NULL);
-        goto done;
+        respond(c, 411, "Length Required", NULL, NULL, NULL);
+        return;
     }
     if (req.content_length > H.max_message) {
-        respond_rpc_error(l, 413, "Content Too Large", JR_INVALID_REQUEST,
+        respond_rpc_error(c, 413, "Content Too Large", JR_INVALID_REQUEST,
                           "message larger than --mcp-max-message");
-        goto done;
+        return;
     }
     if (!strstr(req.content_type, "application/json")) {
-        respond(l, 415, "Unsupported Media Type", NULL, NULL, NULL);
-        goto done;
+        respond(c, 415, "Unsupported Media Type", NULL, NULL, NULL);
+        return;
     }
     if (!accepts(req.accept, "application/json") || !accepts(req.accept, "text/event-stream")) {
-        respond(l, 406, "Not Acceptable", NULL, NULL, NULL);
-        goto done;
+        respond(c, 406, "Not Acceptable", NULL, NULL, NULL);
+        return;
     }
     /* The body: what came with the head, then the rest. */
     size_t body_len = (size_t)req.content_length;
     char *body = malloc(body_len + 1);
     if (!body) {
-        respond(l, 500, "Internal Server Error", NULL, NULL, NULL);
-        goto done;
+        respond(c, 500, "Internal Server Error", NULL, NULL, NULL);
+        return;
     }
     size_t have = len - (size_t)head;
-    if (have > body_len)
+    if (have > body_len) { /* the next request's first bytes: kept for it */
+        *plen = have - body_len;
         have = body_len;
+    }
     memcpy(body, buf + head, have);
     while (have < body_len) {
         long n = net_link_read(l, body + have, body_len - have);
@@ -324,44 +355,51 @@ static void serve_connection(net_link *l)
     }
     if (have < body_len) {
         free(body);
-        goto done;
+        return;
     }
+    memmove(buf, buf + head + body_len, *plen);
     jr_msg m;
     jr_decode(body, body_len, &m);
     free(body);
     char sid[sizeof req.session] = "";
     int is_init = m.kind == JR_REQUEST && strcmp(m.method, "initialize") == 0;
     if (m.kind == JR_INVALID || m.kind == JR_BATCH) {
-        respond_rpc_error(l, 400, "Bad Request",
+        respond_rpc_error(c, 400, "Bad Request",
                           m.parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
                           m.kind == JR_BATCH ? "batches are not supported"
                           : m.parse_error    ? "parse error: not JSON"
                                              : "not a JSON-RPC 2.0 message");
     } else if (is_init && new_session(sid) < 0) {
-        respond_rpc_error(l, 503, "Service Unavailable", JR_INTERNAL_ERROR,
+        respond_rpc_error(c, 503, "Service Unavailable", JR_INTERNAL_ERROR,
                           "too many MCP sessions");
     } else if (!is_init && !req.has_session) {
-        respond_rpc_error(l, 400, "Bad Request", JR_INVALID_REQUEST,
+        respond_rpc_error(c, 400, "Bad Request", JR_INVALID_REQUEST,
                           "missing Mcp-Session-Id (initialize first)");
     } else if (!is_init && !known_session(req.session, 0)) {
-        respond_rpc_error(l, 404, "Not Found", JR_INVALID_REQUEST, "unknown MCP session");
+        respond_rpc_error(c, 404, "Not Found", JR_INVALID_REQUEST, "unknown MCP session");
     } else {
         if (!is_init)
             snprintf(sid, sizeof sid, "%s", req.session);
         channel *ch = eryx_mcp_channel_new(l, sid);
+        if (ch)
+            ch->chunked = c->may_keep; /* before any job can write on it */
         json_t *reply = ch ? eryx_mcp_dispatch(ch, &m) : NULL;
         if (!ch) {
-            respond(l, 500, "Internal Server Error", NULL, NULL, NULL);
+            respond(c, 500, "Internal Server Error", NULL, NULL, NULL);
         } else if (reply) {
-            respond_json(l, reply, is_init ? sid : NULL);
+            respond_json(c, reply, is_init ? sid : NULL);
             json_decref(reply);
         } else if (m.kind == JR_REQUEST) {
-            wait_answer(ch);
+            wait_answer(ch); /* an event stream, in chunks when it may keep */
+            pthread_mutex_lock(&ch->lock);
+            c->kept = ch->chunked && ch->complete && !ch->broken;
+            pthread_mutex_unlock(&ch->lock);
         } else {
-            respond(l, 202, "Accepted", NULL, NULL, NULL);
+            respond(c, 202, "Accepted", NULL, NULL, NULL);
         }
         if (ch) {
-            /* From here on nothing writes to fd: it is closed below. */
+            /* From here on nothing writes on the connection: it is closed,
+             * or carries the next request's answer. */
             pthread_mutex_lock(&ch->lock);
             ch->broken = 1;
             pthread_mutex_unlock(&ch->lock);
@@ -369,7 +407,18 @@ static void serve_connection(net_link *l)
         }
     }
     jr_msg_clear(&m);
-done:
+}
+
+static void serve_connection(net_link *l)
+{
+    char *buf = malloc(HTTP_MAX_HEAD);
+    client c = {.link = l};
+    size_t len = 0;
+    for (int first = 1; buf; first = 0) {
+        serve_request(&c, buf, &len, first);
+        if (!c.kept)
+            break;
+    }
     free(buf);
 }
 

@@ -136,10 +136,44 @@ void eryx_mcp_channel_unref(channel *ch)
     }
 }
 
+#define SSE_HEAD_CLOSE                                                                   \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"   \
+    "Connection: close\r\n\r\n"
+#define SSE_HEAD_CHUNKED                                                                 \
+    "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"   \
+    "Transfer-Encoding: chunked\r\n\r\n"
+
 /* Writes all of p to an HTTP connection (lock held); -1 when it is gone. */
 static int http_write(channel *ch, const char *p, size_t n)
 {
     return net_link_write(ch->link, p, n);
+}
+
+/* One event of a tools/call's answer (lock held): the answers go as a
+ * stream of server-sent events, progress notifications then the response,
+ * the response head before the first. In chunks when the connection is to
+ * carry more requests (the final event followed by the empty chunk that
+ * ends the answer), else to the end of the connection. One write each:
+ * one segment, one TLS record. -1 when the connection is gone. */
+static int http_event(channel *ch, const char *text, int final)
+{
+    const char *head = ch->started ? "" : ch->chunked ? SSE_HEAD_CHUNKED : SSE_HEAD_CLOSE;
+    size_t n = strlen(text), event = 21 + n + 2; /* "event: message\ndata: " text "\n\n" */
+    char *out = malloc(strlen(head) + 24 + event + 7);
+    if (!out)
+        return -1;
+    int k = sprintf(out, "%s", head);
+    if (ch->chunked)
+        k += sprintf(out + k, "%zx\r\n", event);
+    k += sprintf(out + k, "event: message\ndata: ");
+    memcpy(out + k, text, n);
+    k += (int)n;
+    k += sprintf(out + k, "\n\n%s", !ch->chunked ? "" : final ? "\r\n0\r\n\r\n" : "\r\n");
+    int rc = http_write(ch, out, (size_t)k);
+    free(out);
+    ch->started = 1;
+    ch->complete = rc == 0 && final;
+    return rc;
 }
 
 /* Sends msg (consumed) on ch; final marks the answer to the channel's
@@ -182,16 +216,7 @@ static void ch_send(channel *ch, json_t *msg, int final)
     }
     pthread_mutex_lock(&ch->lock);
     if (text && !ch->broken && !ch->done) {
-        /* Answers to a tools/call go as a stream of server-sent events:
-         * progress notifications, then the response. */
-        static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                                   "Cache-Control: no-cache\r\nConnection: close\r\n\r\n";
-        if (!ch->started && http_write(ch, head, sizeof head - 1) < 0)
-            ch->broken = 1;
-        ch->started = 1;
-        if (!ch->broken && (http_write(ch, "event: message\ndata: ", 21) < 0 ||
-                            http_write(ch, text, strlen(text)) < 0 ||
-                            http_write(ch, "\n\n", 2) < 0))
+        if (http_event(ch, text, final) < 0)
             ch->broken = 1;
     }
     if (final) {

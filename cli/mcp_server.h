@@ -20,6 +20,10 @@ typedef struct channel {
     pthread_cond_t cond;      /* done */
     int refs;
     int started;              /* HTTP: the response head went out */
+    int chunked;              /* HTTP: the event stream goes in chunks, its
+                                 end marked, the connection kept (set by
+                                 mcp_http.c before dispatch) */
+    int complete;             /* HTTP: the whole answer went out */
     int done;                 /* HTTP: the answer went out, or never will */
     int broken;               /* HTTP: the connection is gone */
     char sid[128];            /* the MCP session ("" on stdio) */

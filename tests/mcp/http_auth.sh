@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `eryx mcp --http` beyond loopback: a bearer token (--http-token-file) and
-# HTTPS (--http-tls-cert, --http-tls-key). Without a token only loopback
+# HTTPS (--http-tls-cert, --http-tls-key); and its connections kept alive. Without a token only loopback
 # is served; with one, any address, and a request without the token, or
 # with another, is 401 whatever its Host and Origin; the options' misuse is
 # a usage error. Driven by `eryx mcp-proxy` (with the CA made here) and by
@@ -124,6 +124,71 @@ grep -q '"id": *2, *"result".*42' "$tmp/out" && ok plain_token || fail "plain_to
 proxy "http://127.0.0.1:$port/mcp"
 grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok plain_no_token ||
     fail "plain_no_token: $(cat "$tmp/out")"
+
+# Keep-alive (no TLS, no token, loopback): JSON, 202 and a tools/call's
+# event stream (then in chunks) keep the connection for the next request,
+# pipelined ones too; an error, HTTP/1.0 and a client's "Connection:
+# close" end it; an idle connection is closed after 5 s.
+serve ka --http 127.0.0.1:0
+python3 - "$port" <<'PY' || fails=$((fails + 1))
+import http.client, json, socket, sys, time
+port = int(sys.argv[1])
+H = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+
+def post(msg, **extra):
+    c.request("POST", "/mcp", json.dumps(msg), {**H, **extra})
+    r = c.getresponse()
+    return r, r.read()
+
+init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+r, _ = post(init)
+sid, sock = r.getheader("Mcp-Session-Id"), c.sock
+assert r.status == 200 and not r.will_close, r.status
+r, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, **{"Mcp-Session-Id": sid})
+assert r.status == 202 and not r.will_close and c.sock is sock
+r, body = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, **{"Mcp-Session-Id": sid})
+assert r.status == 200 and not r.will_close and c.sock is sock and b"run_python" in body
+r, body = post({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+    "name": "run_python", "arguments": {"code": "print(6 * 7)"}}}, **{"Mcp-Session-Id": sid})
+assert r.status == 200 and not r.will_close and c.sock is sock and b"42" in body, (r.status, body)
+assert r.getheader("Transfer-Encoding") == "chunked" and body.startswith(b"event: message"), body
+r, _ = post({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, **{"Mcp-Session-Id": "nosuch"})
+assert r.status == 404 and r.will_close
+r, _ = post({"jsonrpc": "2.0", "id": 5, "method": "tools/list"},
+            **{"Mcp-Session-Id": sid, "Connection": "close"})
+assert r.status == 200 and r.will_close
+
+def raw(data, want):
+    s = socket.create_connection(("127.0.0.1", port), timeout=20)
+    s.sendall(data)
+    got = b""
+    while got.count(b"HTTP/1.1 ") < want or not got.endswith(b"}"):
+        more = s.recv(65536)
+        if not more:
+            break
+        got += more
+    return s, got
+
+def request(msg, version="1.1"):
+    body = json.dumps(msg).encode()
+    return (f"POST /mcp HTTP/{version}\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Accept: application/json, text/event-stream\r\nMcp-Session-Id: {sid}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+# Two requests in one write: both answered, in order, on one connection.
+s, got = raw(request({"jsonrpc": "2.0", "id": 6, "method": "ping"}) +
+             request({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}), 2)
+assert got.count(b"HTTP/1.1 200") == 2 and got.index(b'"id":6') < got.index(b'"id":7'), got
+# Idle: closed after 5 s.
+t = time.monotonic()
+assert s.recv(100) == b"" and 4 < time.monotonic() - t < 15
+s.close()
+s, got = raw(request({"jsonrpc": "2.0", "id": 8, "method": "ping"}, "1.0"), 1)
+assert b"Connection: close" in got, got
+s.close()
+print("ok   keep_alive")
+PY
 
 [ $fails = 0 ] && echo "http_auth: all passed"
 exit $((fails > 0))
