@@ -260,7 +260,10 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
                  r->status == 401 || r->status == 403 ? " (the server wants credentials: "
                                                         "\"headers\" in the configuration)"
                  : r->status == 404 && p->session[0] ? " (the session has ended)"
-                                                      : "");
+                 : (r->status == 404 || r->status == 405) && x->initialize && !p->sse
+                     ? " (a server of the older HTTP+SSE transport? --transport sse or auto; "
+                       "\"type\": \"sse\" in a configuration)"
+                     : "");
         why = err;
     } else if (!why && r->dropped) {
         snprintf(err, errlen, "an answer over --max-message (%zu bytes) was dropped",

@@ -240,6 +240,11 @@ proxy_sse /sse-foreign "$(call 2 seen)"
 grep -q '"id": *1, *"error".*evil.invalid.*not a URL of the server.s own origin' "$tmp/out" &&
     grep -q '"id": *2, *"error"' "$tmp/out" ||
     { echo "FAIL proxy_sse_foreign: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# An HTTP+SSE server spoken to as Streamable HTTP: the error says what to try.
+echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}' |
+    timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port/sse" >"$tmp/out" 2>&1
+grep -q '"id": *1, *"error".*HTTP status 405 (a server of the older HTTP+SSE transport? --transport sse or auto' "$tmp/out" ||
+    { echo "FAIL proxy_sse_hint: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
     timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$dead_port/sse" --transport sse \
         --timeout 2000 >"$tmp/out" 2>&1
