@@ -28,7 +28,10 @@
  * only: the configured headers go there); every message from the server
  * comes on that stream, and the posts, in order, on this thread, are only
  * acknowledged. Requests posted and not yet answered are kept, so that
- * when the stream ends each gets an error answer.
+ * when the stream ends each gets an error answer. With --transport auto,
+ * initialize goes as Streamable HTTP, and a refusal as of an unknown
+ * endpoint (400, 404, 405) turns the proxy to the older transport at the
+ * same URL (MCP's rule for clients of both).
  */
 #include <errno.h>
 #include <jansson.h>
@@ -310,8 +313,10 @@ static void forward(proxy *p, char *line, size_t len)
     if (x.initialize && p->fallback) {
         p->fallback = 0;
         /* MCP's backwards compatibility: a server that refuses initialize
-         * with a 4xx may speak the older transport. */
-        if (!x.answered && x.status >= 400 && x.status <= 499 && stream_start(p) == 0) {
+         * as a request it has no endpoint for (400, 404, 405) may speak the
+         * older transport; one that wants credentials (401, 403) says so. */
+        if (!x.answered && (x.status == 400 || x.status == 404 || x.status == 405) &&
+            stream_start(p) == 0) {
             fprintf(stderr, "eryx mcp-proxy: %s refused a Streamable HTTP initialize (%d): "
                     "trying the older HTTP+SSE transport\n", p->url.authority, x.status);
             post_sse(p, line, len);
