@@ -9,6 +9,7 @@
  *     which every later request must name (400 without, 404 unknown);
  *     DELETE /mcp ends it (its runs are interrupted, its sandboxes freed);
  *   - GET /mcp is 405: there is no stream of server-initiated messages;
+ *   - GET /healthz is 200 "ok", without a token (for probes);
  *   - without --http-token-file only loopback addresses are served, and a
  *     Host or Origin header that is not loopback is refused (403: DNS
  *     rebinding); with it, any address, and every request must carry the
@@ -281,6 +282,12 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         c->may_keep = !req.http10 && !req.connection_close;
     if (head < 0 || req.host[0] == '\0') {
         respond(c, 400, "Bad Request", NULL, NULL, NULL);
+        return;
+    }
+    if (strcmp(req.method, "GET") == 0 && strcmp(req.path, "/healthz") == 0) {
+        /* For load balancers and probes, which carry no token: says only
+         * that the server is up. */
+        respond(c, 200, "OK", "text/plain", "ok\n", NULL);
         return;
     }
     if (H.token_len && !authorized(&req)) {

@@ -101,6 +101,10 @@ def post(headers):
     r = c.getresponse()
     return r.status, r.getheader("WWW-Authenticate"), r.read()
 
+hc = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+hc.request("GET", "/healthz", headers={"Host": "probe.example"})
+h = hc.getresponse()
+assert h.status == 200 and h.read() == b"ok\n", h.status  # no token needed
 status, www, body = post({"Authorization": "Basic eHg6eXk="})
 assert status == 401 and www == 'Bearer realm="eryx"', (status, www)
 assert json.loads(body)["error"]["message"] == "a valid bearer token is required", body
