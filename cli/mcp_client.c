@@ -778,17 +778,8 @@ static json_t *request(mcp_conn *c, const char *method, json_t *params, uint64_t
         uint64_t now = now_ms();
         if (now >= deadline)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t wait = deadline - now;
-        if (wait > 200)
-            wait = 200;
-        ts.tv_sec += (time_t)(wait / 1000);
-        ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = eryx_cli_deadline(wait > 200 ? 200 : wait);
         pthread_cond_timedwait(&c->cond, &c->lock, &ts);
     }
     if (!p->done)

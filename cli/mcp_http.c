@@ -150,8 +150,15 @@ static void respond(client *c, int code, const char *reason, const char *type,
                      code, reason, type ? "Content-Type: " : "", type ? type : "",
                      type ? "\r\n" : "", sid ? "Mcp-Session-Id: " : "", sid ? sid : "",
                      sid ? "\r\n" : "", blen, c->kept ? "" : "Connection: close\r\n");
-    if (net_link_write(c->link, head, (size_t)n) < 0 || (blen && net_link_write(c->link, body, blen) < 0))
+    /* One write: one segment, one TLS record, as the proxy's requests. */
+    char *out = malloc((size_t)n + blen);
+    if (out) {
+        memcpy(out, head, (size_t)n);
+        memcpy(out + n, body ? body : "", blen);
+    }
+    if (!out || net_link_write(c->link, out, (size_t)n + blen) < 0)
         c->kept = 0;
+    free(out);
 }
 
 static void respond_405(net_link *l)
@@ -239,13 +246,7 @@ static void wait_answer(channel *ch)
 {
     pthread_mutex_lock(&ch->lock);
     while (!ch->done && !ch->broken) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 200000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = eryx_cli_deadline(200);
         pthread_cond_timedwait(&ch->cond, &ch->lock, &until);
         struct pollfd p = {ch->fd, POLLRDHUP, 0};
         if (!ch->done && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))

@@ -2,10 +2,27 @@
 #ifndef ERYX_CLI_MCP_INTERNAL_H
 #define ERYX_CLI_MCP_INTERNAL_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "eryx.h"
 #include "mcp.h"
+
+/* The CLOCK_REALTIME time ms milliseconds from now: the deadline of a
+ * pthread_cond_timedwait (whose conditions here use that clock). */
+static inline struct timespec eryx_cli_deadline(uint64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
 
 /* The protocol revisions eryx speaks: the current one and the one before,
  * negotiated in initialize (docs/mcp.md). */

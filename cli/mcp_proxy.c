@@ -49,6 +49,7 @@
 #include "http_resp.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "mcp_internal.h"
 #include "net_link.h"
 #include "serve_tls.h"
 
@@ -590,9 +591,7 @@ static void post_sse(proxy *p, const char *line, size_t len)
             pending_take(p, gone);
         pthread_mutex_unlock(&p->lock);
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += p->timeout_ms / 1000 + 1;
+    struct timespec until = eryx_cli_deadline((uint64_t)p->timeout_ms + 1000);
     pthread_mutex_lock(&p->lock);
     while (p->stream == STREAM_OPENING &&
            pthread_cond_timedwait(&p->cond, &p->lock, &until) == 0) {
@@ -613,12 +612,10 @@ static void post_sse(proxy *p, const char *line, size_t len)
         pthread_mutex_lock(&p->lock);
         if (why && id && pending_take(p, id))
             answer_error(p, id, why);
-        else if (why && !id)
-            fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
         pthread_mutex_unlock(&p->lock);
-    } else if (!id) {
-        fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
     }
+    if (why && !id) /* a notification or a response: only said */
+        fprintf(stderr, "eryx mcp-proxy: %s: %s\n", m.method ? m.method : "a response", why);
     jr_msg_clear(&m);
 }
 

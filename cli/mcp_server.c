@@ -723,13 +723,7 @@ void eryx_mcp_end_session(const char *sid)
         pthread_cond_broadcast(&S.cond);
         if (!left || now_ms() >= until)
             break;
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = eryx_cli_deadline(100);
         pthread_cond_timedwait(&S.cond, &S.lock, &ts);
     }
     for (session *s = S.sessions, *next; s; s = next) {
@@ -1077,13 +1071,7 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
         for (job *j = S.jobs; j; j = j->next)
             if (j->running)
                 eryx_sandbox_interrupt(j->running->sb);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 100000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = eryx_cli_deadline(100);
         pthread_cond_timedwait(&S.cond, &S.lock, &ts);
     }
     while (S.sessions)
