@@ -78,6 +78,26 @@ static char *header_value(char *line, const char *name)
     return v;
 }
 
+/* "timeout=N" of a Keep-Alive value (a list of name=value parameters):
+ * the server's idle timeout, for the client to reuse a connection only
+ * well before it. A malformed value is no hint (it is advisory). */
+static void keep_alive_hint(http_resp *r, const char *v)
+{
+    for (const char *t = v; *t; t++) {
+        if (strncasecmp(t, "timeout=", 8) != 0 || (t != v && t[-1] != ' ' && t[-1] != ','))
+            continue;
+        unsigned long n = 0;
+        const char *d = t + 8;
+        for (; *d >= '0' && *d <= '9'; d++)
+            n = n > 3600 ? n : n * 10 + (unsigned)(*d - '0');
+        if (d > t + 8 && (*d == '\0' || *d == ',' || *d == ' ')) {
+            r->has_keep_alive = 1;
+            r->keep_alive_s = n > 3600 ? 3600 : (unsigned)n;
+        }
+        return;
+    }
+}
+
 static int parse_header(http_resp *r, char *line)
 {
     char *v;
@@ -107,6 +127,8 @@ static int parse_header(http_resp *r, char *line)
             if (strncasecmp(t, "close", 5) == 0 && (t == v || t[-1] == ' ' || t[-1] == ',') &&
                 (t[5] == '\0' || t[5] == ',' || t[5] == ' '))
                 r->conn_close = 1;
+    } else if ((v = header_value(line, "keep-alive"))) {
+        keep_alive_hint(r, v);
     } else if ((v = header_value(line, "mcp-session-id"))) {
         size_t len = strlen(v);
         if (len == 0 || len >= sizeof r->session)
@@ -130,7 +152,8 @@ static int parse_head(http_resp *r)
         return fail(r, "not an HTTP/1.x response");
     r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     r->http11 = p[7] == '1';
-    r->sse = r->json = r->chunked = r->has_length = r->conn_close = 0;
+    r->sse = r->json = r->chunked = r->has_length = r->conn_close = r->has_keep_alive = 0;
+    r->keep_alive_s = 0;
     char *line = strchr(p, '\n') + 1;
     while (*line && *line != '\r' && *line != '\n') {
         char *end = strchr(line, '\n');
@@ -349,6 +372,7 @@ static int chunk_size(http_resp *r)
 
 int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn fn, void *ud)
 {
+    r->started |= n > 0;
     while (r->state != S_DONE) {
         if (r->state == S_FAILED)
             return -1;
@@ -408,6 +432,11 @@ int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn f
     if (n)
         r->surplus = 1;
     return 1;
+}
+
+int http_resp_started(const http_resp *r)
+{
+    return r->started;
 }
 
 int http_resp_reusable(const http_resp *r)

@@ -18,6 +18,7 @@
 typedef struct http_resp {
     size_t max;                 /* the largest message handed out */
     int state;                  /* where the reader is (http_resp.c) */
+    int started;                /* a byte of the response has come */
     char head[HTTP_MAX_HEAD + 1];
     size_t head_len;
     int status;                 /* the status code, once the head is read */
@@ -37,6 +38,9 @@ typedef struct http_resp {
                                  * callback (MCP's older HTTP+SSE transport
                                  * names its "endpoint" event) */
     int http11;                 /* an HTTP/1.1 response (else 1.0) */
+    int has_keep_alive;         /* a "Keep-Alive: timeout=N" hint came */
+    unsigned keep_alive_s;      /* its N: how long the server keeps an idle
+                                 * connection (at most 3600) */
     int conn_close;             /* Connection: close */
     int to_end;                 /* its body ends with the connection */
     int surplus;                /* bytes came after the complete response */
@@ -60,6 +64,11 @@ int http_resp_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn f
 /* The connection ended. 1 if that completes the response (a body read to
  * the end), -1 if it was cut short. */
 int http_resp_eof(http_resp *r, http_resp_message_fn fn, void *ud);
+
+/* 1 once any byte of a response has come: a request whose connection
+ * ends before that was not answered at all (a kept-alive connection the
+ * server closed as the request went). */
+int http_resp_started(const http_resp *r);
 
 /* 1 if the connection may carry another request: the response is
  * complete, HTTP/1.1, framed by its length or chunks, without

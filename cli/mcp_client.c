@@ -95,13 +95,6 @@ static mcp_conn *conns;                  /* every server started; kept */
 static eryx_callback *merged;            /* the config's callbacks + tools */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- options ---- */
 
 const char eryx_cli_mcp_usage[] =
@@ -451,7 +444,7 @@ static int send_msg(mcp_conn *c, const json_t *msg, size_t max)
         }
         if (rc == 0) {
             if (c->out_len == 0)
-                c->out_stalled = now_ms();
+                c->out_stalled = eryx_cli_now_ms();
             memcpy(c->out + c->out_len, text + done, n - done);
             c->out_len += n - done;
             char one = 1;
@@ -596,13 +589,13 @@ static void flush(mcp_conn *c)
         long w = jr_write_some(c->to_fd, c->out + c->out_off, c->out_len - c->out_off);
         if (w > 0) {
             c->out_off += (size_t)w;
-            c->out_stalled = now_ms();
+            c->out_stalled = eryx_cli_now_ms();
             if (c->out_off == c->out_len)
                 c->out_off = c->out_len = 0;
         } else if (w < 0) {
             set_dead(c, "MCP server %s %s", "cannot be written to (it exited?)");
             fail_all(c, c->dead_msg);
-        } else if (now_ms() - c->out_stalled > c->stall_ms) {
+        } else if (eryx_cli_now_ms() - c->out_stalled > c->stall_ms) {
             set_dead(c, "MCP server %s %s", "stopped reading its input; it was stopped");
             fail_all(c, c->dead_msg);
             kill(-c->pid, SIGKILL);
@@ -775,7 +768,7 @@ static json_t *request(mcp_conn *c, const char *method, json_t *params, uint64_t
     json_decref(req);
     pthread_mutex_lock(&c->lock);
     while (!p->done) {
-        uint64_t now = now_ms();
+        uint64_t now = eryx_cli_now_ms();
         if (now >= deadline)
             break;
         uint64_t wait = deadline - now;
@@ -907,7 +900,7 @@ static mcp_conn *connect_one(const eryx_cli_mcp_spec *spec, const eryx_cli_mcp *
     pthread_mutex_unlock(&conns_lock);
     char *error = NULL;
     json_t *res = NULL;
-    uint64_t deadline = now_ms() + (m->connect_timeout_ms ? m->connect_timeout_ms : 30000);
+    uint64_t deadline = eryx_cli_now_ms() + (m->connect_timeout_ms ? m->connect_timeout_ms : 30000);
     if (pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
         fprintf(stderr, "eryx: %s: %s\n", who, strerror(errno));
         return NULL;

@@ -46,7 +46,7 @@
 #define MAX_MCP_SESSIONS 64
 #define MAX_CONNECTIONS 256
 #define IO_TIMEOUT_MS 30000       /* each wait of a connection's reads and writes */
-#define KEEP_ALIVE_IDLE_MS 5000   /* for the next request on a kept connection */
+#define KEEP_ALIVE_IDLE_MS (ERYX_MCP_KEEP_ALIVE_S * 1000) /* for the next request */
 
 static struct {
     pthread_mutex_t lock;
@@ -149,7 +149,8 @@ static void respond(client *c, int code, const char *reason, const char *type,
                      "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
                      code, reason, type ? "Content-Type: " : "", type ? type : "",
                      type ? "\r\n" : "", sid ? "Mcp-Session-Id: " : "", sid ? sid : "",
-                     sid ? "\r\n" : "", blen, c->kept ? "" : "Connection: close\r\n");
+                     sid ? "\r\n" : "", blen,
+                     c->kept ? ERYX_MCP_KEEP_ALIVE_HINT : "Connection: close\r\n");
     /* One write: one segment, one TLS record, as the proxy's requests. */
     char *out = malloc((size_t)n + blen);
     if (out) {

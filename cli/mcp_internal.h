@@ -6,23 +6,15 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
 #include "eryx.h"
 #include "mcp.h"
 
-/* The CLOCK_REALTIME time ms milliseconds from now: the deadline of a
- * pthread_cond_timedwait (whose conditions here use that clock). */
-static inline struct timespec eryx_cli_deadline(uint64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
+/* How long `eryx mcp --http` keeps an idle connection for the next
+ * request, and the header that says so to clients, which then reuse one
+ * only well before (eryx mcp-proxy: up to a second before). */
+#define ERYX_MCP_KEEP_ALIVE_S 5
+#define ERYX_MCP_KEEP_ALIVE_HINT "Keep-Alive: timeout=5\r\n"
 
 /* The protocol revisions eryx speaks: the current one and the one before,
  * negotiated in initialize (docs/mcp.md). */

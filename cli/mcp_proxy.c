@@ -14,7 +14,10 @@
  * kept alive: one whose answer leaves it reusable (HTTP/1.1, framed, no
  * "Connection: close") waits, up to --max-idle (16) of them, for the next
  * request, which saves a TCP and TLS handshake (a round trip or two to a
- * server far away) per tool call. initialize is sent alone, first
+ * server far away) per tool call; it is reused only well within the
+ * server's idle timeout (its Keep-Alive hint, else 4 s), and a read-only
+ * request a kept connection loses unread (the server closed it as the
+ * request went) is sent again on a new one. initialize is sent alone, first
  * (its answer carries the session id and protocol revision later requests
  * send); the others go up to MAX_PARALLEL at once, so gathered tool calls
  * stay concurrent. A request the server fails (an HTTP error, no answer,
@@ -58,6 +61,12 @@
 #define DEFAULT_TIMEOUT_MS 60000
 #define DEFAULT_MAX_MESSAGE (16u << 20)
 #define MAX_PENDING 4096      /* --transport sse: requests awaiting answers */
+/* How long an idle connection is reused when the server gives no
+ * "Keep-Alive: timeout=N" hint: below the 5 s after which the servers of
+ * MCP's SDKs close one (Node's http, uvicorn), as Node's own client
+ * (undici) does. With a hint: N less a second, for the request's way. */
+#define DEFAULT_KEEP_MS 4000
+#define KEEP_MARGIN_MS 1000
 
 enum { STREAM_OPENING, STREAM_OPEN, STREAM_ENDED };
 
@@ -75,6 +84,7 @@ typedef struct proxy {
     char version[32];         /* MCP-Protocol-Version, once negotiated */
     int running;              /* requests in flight */
     net_link idle[MAX_PARALLEL]; /* connections kept alive for the next request */
+    uint64_t idle_until[MAX_PARALLEL]; /* when each is no longer reused */
     size_t n_idle;
     size_t max_idle;          /* --max-idle: how many may wait (0: none) */
     /* --transport sse, or auto once the server refused initialize */
@@ -105,16 +115,20 @@ static int link_open(proxy *p, net_link *l, char *err, size_t errlen)
 }
 
 /* An idle connection to reuse: 1 and *l, or 0 when there is none. One
- * the server has closed since (its end, or anything, is readable) is
- * closed instead: a request sent there would be lost. */
+ * the server has closed since (its end, or anything, is readable), or
+ * may be closing now (idle too long), is closed instead: a request sent
+ * there would be lost. */
 static int link_take(proxy *p, net_link *l)
 {
     pthread_mutex_lock(&p->lock);
+    uint64_t now = eryx_cli_now_ms();
     int found = 0;
     while (!found && p->n_idle > 0) {
-        *l = p->idle[--p->n_idle];
+        p->n_idle--;
+        *l = p->idle[p->n_idle];
         struct pollfd pf = {.fd = l->fd, .events = POLLIN};
-        found = poll(&pf, 1, 0) == 0 && (!l->tls || tls_conn_pending(l->tls) == 0);
+        found = now < p->idle_until[p->n_idle] && poll(&pf, 1, 0) == 0 &&
+                (!l->tls || tls_conn_pending(l->tls) == 0);
         if (!found)
             net_link_close(l);
     }
@@ -122,14 +136,22 @@ static int link_take(proxy *p, net_link *l)
     return found;
 }
 
-/* Keeps l for the next request, or closes it when --max-idle wait. */
-static void link_give(proxy *p, net_link *l)
+/* Keeps l, after answer r, for the requests of a while, well within how
+ * long the server keeps it (r's hint); or closes it (--max-idle wait, or
+ * the server keeps it too briefly). */
+static void link_give(proxy *p, net_link *l, const http_resp *r)
 {
+    uint64_t keep_ms = !r->has_keep_alive ? DEFAULT_KEEP_MS
+                       : r->keep_alive_s * 1000u > KEEP_MARGIN_MS
+                           ? r->keep_alive_s * 1000u - KEEP_MARGIN_MS
+                           : 0;
     pthread_mutex_lock(&p->lock);
-    if (p->n_idle < p->max_idle)
+    if (keep_ms && p->n_idle < p->max_idle) {
+        p->idle_until[p->n_idle] = eryx_cli_now_ms() + keep_ms;
         p->idle[p->n_idle++] = *l;
-    else
+    } else {
         net_link_close(l);
+    }
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -139,6 +161,7 @@ typedef struct exchange {
     proxy *p;
     json_t *id;               /* the request's id; NULL for a notification */
     int initialize;
+    int replayable;           /* safe to send twice (a read-only method) */
     int answered;             /* a response to id was written */
     int status;               /* the answer's HTTP status, 0 without one */
     const http_resp *r;       /* the answer, while it is read */
@@ -196,21 +219,24 @@ static int request_head(proxy *p, const char *method, const char *path, const ch
     return n > 0 && (size_t)n < cap ? n : -1;
 }
 
-/* Sends method (POST with body, or DELETE) to path and reads the answer,
- * its messages to fn (NULL: the body is read and ignored). NULL, or why
- * the exchange failed. */
-static const char *exchange_run(exchange *x, const char *method, const char *path,
+/* One try of exchange_run, on a kept connection unless fresh. *unheard:
+ * a kept connection ended (or failed) before one byte of an answer came,
+ * as when the server closes it as the request goes: the request may not
+ * have been read, and a new connection may be tried. */
+static const char *exchange_try(exchange *x, const char *method, const char *path,
                                 const char *body, size_t len, http_resp_message_fn fn,
-                                char *err, size_t errlen)
+                                int fresh, int *unheard, char *err, size_t errlen)
 {
     proxy *p = x->p;
     char head[HTTP_MAX_HEAD];
     int hlen = request_head(p, method, path, "application/json, text/event-stream", len, head,
                             sizeof head);
+    *unheard = 0;
     if (hlen < 0)
         return "the request's headers are too long";
     net_link l;
-    if (!link_take(p, &l) && link_open(p, &l, err, errlen) < 0) {
+    int kept = !fresh && link_take(p, &l);
+    if (!kept && link_open(p, &l, err, errlen) < 0) {
         net_link_close(&l);
         return err;
     }
@@ -233,6 +259,7 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
         if (net_link_write(&l, request, (size_t)hlen + len) < 0) {
             snprintf(err, errlen, "cannot send the request: %s", strerror(errno));
             why = err;
+            *unheard = kept;
         }
         free(request);
     }
@@ -240,7 +267,12 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
     int done = 0;
     while (!why && !done) {
         long n = net_link_read(&l, buf, sizeof buf);
-        if (n < 0) {
+        if (n <= 0 && kept && !http_resp_started(r) && (n == 0 || errno != ETIMEDOUT)) {
+            snprintf(err, errlen, "the server closed a kept-alive connection without "
+                                  "answering");
+            why = err;
+            *unheard = 1;
+        } else if (n < 0) {
             snprintf(err, errlen, "%s", errno == ETIMEDOUT ? "no answer in time (--timeout)"
                                                            : "the connection failed");
             why = err;
@@ -275,12 +307,30 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
         why = err;
     }
     if (done == 1 && http_resp_reusable(r))
-        link_give(p, &l);
+        link_give(p, &l, r);
     else
         net_link_close(&l);
     free(r->text);
     free(r->data);
     free(r);
+    return why;
+}
+
+/* Sends method (POST with body, or DELETE) to path and reads the answer,
+ * its messages to fn (NULL: the body is read and ignored). NULL, or why
+ * the exchange failed. A request a kept connection lost unread goes again
+ * on a new one when x->replayable; another (a tools/call: it may have
+ * run) fails, as HTTP asks of a request that is not idempotent. */
+static const char *exchange_run(exchange *x, const char *method, const char *path,
+                                const char *body, size_t len, http_resp_message_fn fn,
+                                char *err, size_t errlen)
+{
+    int unheard;
+    const char *why = exchange_try(x, method, path, body, len, fn, 0, &unheard, err, errlen);
+    if (why && unheard && x->replayable)
+        why = exchange_try(x, method, path, body, len, fn, 1, &unheard, err, errlen);
+    else if (why == err && unheard)
+        snprintf(err + strlen(err), errlen - strlen(err), " (not sent again: it may have acted)");
     return why;
 }
 
@@ -298,6 +348,22 @@ static void answer_error(proxy *p, json_t *id, const char *why)
     json_decref(e);
 }
 
+/* 1 if message m may be sent twice: a notification, or a request of a
+ * method MCP defines as reading only (not tools/call: a tool may act; not
+ * a response to the server: it would see two). */
+static int replayable(const jr_msg *m)
+{
+    static const char *const reading[] = {
+        "ping", "tools/list", "prompts/list", "prompts/get", "resources/list",
+        "resources/templates/list", "resources/read", "completion/complete", "logging/setLevel"};
+    if (m->kind == JR_NOTIFICATION)
+        return 1;
+    for (size_t i = 0; m->kind == JR_REQUEST && i < sizeof reading / sizeof *reading; i++)
+        if (!strcmp(m->method, reading[i]))
+            return 1;
+    return 0;
+}
+
 /* Posts one message from stdin; a request that fails gets an error
  * answer. Takes line. */
 static void forward(proxy *p, char *line, size_t len)
@@ -307,7 +373,8 @@ static void forward(proxy *p, char *line, size_t len)
     /* Only a request is answered (a response of ours to the server's
      * request, or a notification, gets 202 and nothing). */
     exchange x = {.p = p, .id = m.kind == JR_REQUEST ? m.id : NULL,
-                  .initialize = m.kind == JR_REQUEST && !strcmp(m.method, "initialize")};
+                  .initialize = m.kind == JR_REQUEST && !strcmp(m.method, "initialize"),
+                  .replayable = replayable(&m)};
     char err[400];
     const char *why = exchange_run(&x, "POST", p->url.path, line, len, on_message, err,
                                    sizeof err);
@@ -606,7 +673,7 @@ static void post_sse(proxy *p, const char *line, size_t len)
         answer_error(p, id, why);
     pthread_mutex_unlock(&p->lock);
     if (!why) {
-        exchange x = {.p = p};
+        exchange x = {.p = p, .replayable = replayable(&m)};
         char err[400];
         why = exchange_run(&x, "POST", path, line, len, NULL, err, sizeof err);
         pthread_mutex_lock(&p->lock);
@@ -774,7 +841,7 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     int has_session = p.session[0] != '\0';
     pthread_mutex_unlock(&p.lock);
     if (has_session) { /* the end of the session, as the transport asks */
-        exchange x = {.p = &p};
+        exchange x = {.p = &p, .replayable = 1}; /* DELETE is idempotent */
         char err[400];
         exchange_run(&x, "DELETE", p.url.path, "", 0, on_message, err, sizeof err);
     }

@@ -88,13 +88,6 @@ static struct {
 } S = {.lock = PTHREAD_MUTEX_INITIALIZER,
        .cond = PTHREAD_COND_INITIALIZER};
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- channels ---- */
 
 channel eryx_mcp_stdio = {.kind = CH_STDIO, .fd = STDOUT_FILENO,
@@ -141,7 +134,7 @@ void eryx_mcp_channel_unref(channel *ch)
     "Connection: close\r\n\r\n"
 #define SSE_HEAD_CHUNKED                                                                 \
     "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"   \
-    "Transfer-Encoding: chunked\r\n\r\n"
+    "Transfer-Encoding: chunked\r\n" ERYX_MCP_KEEP_ALIVE_HINT "\r\n"
 
 /* Writes all of p to an HTTP connection (lock held); -1 when it is gone. */
 static int http_write(channel *ch, const char *p, size_t n)
@@ -523,7 +516,7 @@ static void *job_main(void *arg)
     if (go) {
         s->busy = 1;
         j->running = s;
-        j->started_ms = now_ms();
+        j->started_ms = eryx_cli_now_ms();
     }
     pthread_mutex_unlock(&S.lock);
 
@@ -709,7 +702,7 @@ void eryx_mcp_end_session(const char *sid)
 {
     size_t plen = strlen(sid);
     pthread_mutex_lock(&S.lock);
-    uint64_t until = now_ms() + 5000;
+    uint64_t until = eryx_cli_now_ms() + 5000;
     for (;;) {
         int left = 0;
         for (job *j = S.jobs; j; j = j->next) {
@@ -721,7 +714,7 @@ void eryx_mcp_end_session(const char *sid)
                 eryx_sandbox_interrupt(j->running->sb);
         }
         pthread_cond_broadcast(&S.cond);
-        if (!left || now_ms() >= until)
+        if (!left || eryx_cli_now_ms() >= until)
             break;
         struct timespec ts = eryx_cli_deadline(100);
         pthread_cond_timedwait(&S.cond, &S.lock, &ts);
@@ -801,7 +794,7 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
  * asked for them (progress counts seconds). */
 void eryx_mcp_progress_tick(void)
 {
-    uint64_t now = now_ms();
+    uint64_t now = eryx_cli_now_ms();
     channel *due[MAX_JOBS];
     json_t *notes[MAX_JOBS];
     size_t n = 0;

@@ -102,6 +102,23 @@ static int number_option(serve_cfg *c, const char *name, const char *val)
     return 0;
 }
 
+/* An option serve does not know. The reference's `eryx serve` is its
+ * stdio MCP server, which agents' configurations start with its options:
+ * they get a pointer to `eryx mcp` rather than a WebSocket service. */
+static int unknown_option(const char *a, int has_value)
+{
+    static const char *const mcp_only[] = {"--mcp", "--mcp-config", "-v", "--volume"};
+    int mcp = 0;
+    for (size_t k = 0; k < sizeof mcp_only / sizeof *mcp_only; k++)
+        mcp |= strcmp(a, mcp_only[k]) == 0;
+    fprintf(stderr, "eryx serve: unknown option%s: %s%s\n",
+            has_value || mcp ? "" : " or missing value", a,
+            mcp ? " (eryx serve is the WebSocket service; the reference's `eryx serve`, an MCP "
+                  "server on stdio, is `eryx mcp` here: docs/mcp.md)"
+                : "");
+    return -1;
+}
+
 static int parse_options(serve_cfg *c, int argc, char **argv)
 {
     struct { const char *name; const char **p; } strs[] = {
@@ -131,10 +148,8 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
             return -1;
         if (net > 0)
             continue;
-        if (i + 1 >= argc) {
-            fprintf(stderr, "eryx serve: unknown option or missing value: %s\n", a);
-            return -1;
-        }
+        if (i + 1 >= argc)
+            return unknown_option(a, 0);
         int found = 0;
         for (size_t k = 0; k < sizeof strs / sizeof strs[0] && !found; k++)
             if (strcmp(a, strs[k].name) == 0) {
@@ -145,10 +160,8 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
             int r = number_option(c, a, argv[i + 1]);
             if (r < 0)
                 return -1;
-            if (r == 0) {
-                fprintf(stderr, "eryx serve: unknown option: %s\n", a);
-                return -1;
-            }
+            if (r == 0)
+                return unknown_option(a, 1);
             i++;
         }
     }

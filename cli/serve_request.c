@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "net/base64.h"
 #include "result_json.h"
 #include "run_status.h"
@@ -76,13 +77,6 @@ typedef struct running {
 
 /* The execution whose output the running thread is producing. */
 static _Thread_local running *current;
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 int send_error(ws_conn *c, json_t *id, const char *code, const char *message)
 {
@@ -351,7 +345,7 @@ static void notify(void *ud)
 /* Waits for a reply, a message, a timer or the lock's refresh time. */
 static void wait_for_work(running *r)
 {
-    uint64_t now = now_ms(), deadline_ns = eryx_exec_deadline_ns(r->ex);
+    uint64_t now = eryx_cli_now_ms(), deadline_ns = eryx_exec_deadline_ns(r->ex);
     int64_t wait = r->session ? (int64_t)(r->next_refresh_ms - now) : 60000;
     if (deadline_ns) {
         struct timespec ts;
@@ -528,12 +522,12 @@ static int drive(running *r, eryx_journal *j, eryx_result **res)
             return -1;
         }
         wait_for_work(r);
-        if (r->session && now_ms() >= r->next_refresh_ms) {
+        if (r->session && eryx_cli_now_ms() >= r->next_refresh_ms) {
             if (session_refresh_lock(r->session) < 0 && !r->interrupted) {
                 eryx_sandbox_interrupt(r->sb); /* another replica may own it now */
                 r->interrupted = 1;
             }
-            r->next_refresh_ms = now_ms() + r->sv->cfg.lock_ttl_ms / 3;
+            r->next_refresh_ms = eryx_cli_now_ms() + r->sv->cfg.lock_ttl_ms / 3;
         }
     }
     current = NULL;
@@ -763,7 +757,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     r.replay_pending = q.meta.pending;
     r.replaying = resume;
     r.replies = q.replies;
-    r.next_refresh_ms = now_ms() + sv->cfg.lock_ttl_ms / 3;
+    r.next_refresh_ms = eryx_cli_now_ms() + sv->cfg.lock_ttl_ms / 3;
     int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);
     if (rc == ERYX_OK)
         rc = eryx_exec_start_journaled(r.sb, q.code, q.code_len, &q.opts, q.journal, &r.ex);

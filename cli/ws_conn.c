@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "net/base64.h"
 #include "ws.h"
 #include "ws_conn.h"
@@ -43,18 +44,11 @@ struct ws_conn {
     char err[256];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int remaining(int64_t deadline)
 {
     if (deadline < 0)
         return -1;
-    int64_t r = deadline - now_ms();
+    int64_t r = deadline - (int64_t)eryx_cli_now_ms();
     return r < 0 ? 0 : r > 1 << 30 ? 1 << 30 : (int)r;
 }
 
@@ -239,7 +233,7 @@ static int handshake_tls(ws_conn *c, int64_t deadline)
 
 int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)eryx_cli_now_ms() + timeout_ms;
     if (handshake_tls(c, deadline) < 0)
         return -1;
     for (;;) {
@@ -270,7 +264,7 @@ void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *t
     char *answer = n > 0 ? malloc((size_t)n + 1) : NULL;
     if (answer) {
         snprintf(answer, (size_t)n + 1, fmt, code, reason, type, blen, body);
-        write_all(c, answer, (size_t)n, now_ms() + SEND_TIMEOUT_MS);
+        write_all(c, answer, (size_t)n, (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS);
         free(answer);
     }
     c->closed = 1;
@@ -315,7 +309,7 @@ int ws_conn_accept(ws_conn *c, const http_req *req)
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
                      WS_MAX_MESSAGE_HEADER ": %zu\r\n\r\n",
                      accept, c->max_message);
-    return write_all(c, head, (size_t)n, now_ms() + SEND_TIMEOUT_MS);
+    return write_all(c, head, (size_t)n, (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS);
 }
 
 /* The value of header name in the response head h (NUL-terminated), into
@@ -368,7 +362,7 @@ static void read_refusal_body(ws_conn *c, const char *head, size_t head_len)
     size_t want = strtoul(value, NULL, 10);
     if (want > 512)
         want = 512;
-    int64_t deadline = now_ms() + 1000;
+    int64_t deadline = (int64_t)eryx_cli_now_ms() + 1000;
     while (c->rlen - head_len < want && fill(c, deadline) > 0)
         ;
 }
@@ -410,7 +404,7 @@ size_t ws_conn_send_max(const ws_conn *c)
 int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
                     const char *headers, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)eryx_cli_now_ms() + timeout_ms;
     uint8_t nonce[16];
     char key[32], expect[29];
     if (handshake_tls(c, deadline) < 0)
@@ -482,7 +476,7 @@ static int send_frame(ws_conn *c, int opcode, const void *data, size_t len)
     if (c->closed)
         return -1;
     uint8_t hdr[WS_MAX_HEADER], mask[4];
-    int64_t deadline = now_ms() + SEND_TIMEOUT_MS;
+    int64_t deadline = (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS;
     if (!c->client) {
         size_t h = ws_frame_header(hdr, opcode, len, NULL);
         if (write_all(c, hdr, h, deadline) < 0)
@@ -654,7 +648,7 @@ static int parse_buffered(ws_conn *c, uint8_t **data, size_t *len, int *binary)
 
 int ws_conn_recv(ws_conn *c, int timeout_ms, uint8_t **data, size_t *len, int *binary)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : (int64_t)eryx_cli_now_ms() + timeout_ms;
     for (;;) {
         if (c->closed)
             return -1;

@@ -63,6 +63,17 @@ def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, 
     return out
 
 
+def _secret_fallback_hosts(name: str, network: NetConfig) -> List[str]:
+    """Where a secret given without allowed_hosts may go: the hosts the
+    network allows, as the reference has it. Not when that is every host
+    (the rule "*"): code could then send the secret to a server of its own
+    (the reference's empty list means any host; here it is an error)."""
+    if "*" in network.allowed_hosts:
+        raise ValueError(f"secret {name!r} has no allowed_hosts and the network allows every "
+                         f"host ('*'): name the hosts it may be sent to")
+    return list(network.allowed_hosts)
+
+
 class _NotASnapshot(_eryx.ExecutionError, ValueError):
     """restore_state() of bytes that are not a snapshot: a ValueError, and
     the ExecutionError the reference binding raises there."""
@@ -135,9 +146,10 @@ class _Config:
             kw["net"] = network._config()
         sec = _secrets_arg(secrets)
         if sec:
-            kw["secrets"] = sec
             if network is None:
                 raise ValueError("secrets are substituted on the network only: give a network=")
+            kw["secrets"] = [(name, value, hosts or _secret_fallback_hosts(name, network))
+                             for name, value, hosts in sec]
         self.kw = kw
 
 
@@ -464,7 +476,8 @@ class Sandbox(_Runner):
             what it raises is a catchable ``CallbackError`` inside, with its message.
         secrets: {NAME: {"value": ..., "allowed_hosts": [...]}}: the code sees a
             placeholder in os.environ[NAME]; the value replaces it on the wire to
-            allowed hosts only (needs network=).
+            allowed hosts only (needs network=; without allowed_hosts, the
+            network's hosts, unless those are every host: a ValueError).
         volumes: [(host_path, guest_path, read_only)]: host directories visible
             inside, as the reference binding takes them (read_only True: the
             code cannot change them; a pair without the flag is read-only).

@@ -121,6 +121,21 @@ def test_secret_substituted_on_the_wire_only(server):
     assert "hello" not in out and seen == []
 
 
+def test_secret_without_hosts_goes_where_the_network_allows(server):
+    # As the reference: a secret given without allowed_hosts may go to the
+    # hosts of the NetConfig (here loopback).
+    port, seen = server
+    sb = eryx.Sandbox(network=eryx.NetConfig().allow_localhost(),
+                      secrets={"API_KEY": {"value": "sk-the-real-secret-value"}})
+    seen.clear()
+    assert fetch(sb, port) == "hello from host\n"
+    assert seen == ["sk-the-real-secret-value"]
+    # Unlike the reference, not when the network allows every host: the
+    # code could send it to a server of its own.
+    with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
+        eryx.Sandbox(network=eryx.NetConfig.permissive(), secrets={"API_KEY": "x" * 20})
+
+
 def test_a_resumed_journal_does_not_fetch_again(server):
     # The request made before the suspension is replayed from the journal:
     # the server sees it once, and the resumed code reads the same body.

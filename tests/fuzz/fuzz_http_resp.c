@@ -5,8 +5,8 @@
  * the response arrives in; the rest is the response. Properties beyond
  * "no crash, no leak":
  *   - read in pieces or whole, the outcome is the same: the same
- *     messages in the same order, the same status, session and ending
- *     (complete, malformed, cut short);
+ *     messages in the same order, the same status, session, keep-alive
+ *     hint and ending (complete, malformed, cut short);
  *   - a message handed out is at most the largest and NUL-terminated,
  *     and so is its event's name;
  *   - once complete, more bytes change nothing;
@@ -85,6 +85,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(sa.count == sb.count && sa.len == sb.len &&
                (sa.len == 0 || memcmp(sa.all, sb.all, sa.len) == 0));
     FUZZ_CHECK(a->status == b->status && strcmp(a->session, b->session) == 0);
+    FUZZ_CHECK(a->has_keep_alive == b->has_keep_alive && a->keep_alive_s == b->keep_alive_s &&
+               a->keep_alive_s <= 3600 && (a->has_keep_alive || a->keep_alive_s == 0));
+    FUZZ_CHECK(http_resp_started(a) == (in.n > 0) && http_resp_started(b) == (in.n > 0));
     FUZZ_CHECK(a->dropped == b->dropped);
     /* A connection is reused only after a complete response with nothing
      * after it, and that holds however the bytes arrived. */

@@ -251,6 +251,30 @@ echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
 grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
     { echo "FAIL proxy_sse_refused: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
+# Kept-alive connections: a read-only request that a kept connection
+# loses unread (the server closes it as the request comes: `drop` arms
+# that) goes again on a new one; a tools/call does not (it may have run),
+# it fails. A server whose Keep-Alive hint keeps idle connections a second
+# gets a new one for each request (/mcp-brief: the port changes).
+proxy_http() { # PATH, then the messages after initialize, a line each
+    local path=$1
+    shift
+    { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+      for m in "$@"; do sleep 0.3; echo "$m"; done; sleep 0.5; } |
+        timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" >"$tmp/out" 2>&1
+}
+proxy_http /mcp "$(call 2 drop)" '{"jsonrpc":"2.0","id":3,"method":"tools/list"}' \
+    "$(call 4 drop)" "$(call 5 seen)" "$(call 6 seen)"
+grep -q '"id": *3, *"result".*"tools"' "$tmp/out" &&
+    grep -q '"id": *5, *"error".*closed a kept-alive connection without answering (not sent again: it may have acted)' "$tmp/out" &&
+    grep -q '"id": *6, *"result"' "$tmp/out" ||
+    { echo "FAIL proxy_stale_connection: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+ports() { grep -o '"port": *[0-9]*' "$tmp/out" | sort -u | wc -l; }
+proxy_http /mcp "$(call 2 port)" "$(call 3 port)"
+[ "$(ports)" = 1 ] || { echo "FAIL proxy_kept: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+proxy_http /mcp-brief "$(call 2 port)" "$(call 3 port)"
+[ "$(ports)" = 2 ] || { echo "FAIL proxy_keep_alive_hint: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+
 # HTTPS: the proxy verifies the server (a certificate for 127.0.0.1 signed
 # by a CA made here): refused without the CA, served with --ca-file.
 (cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \

@@ -132,7 +132,8 @@ grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok plain_no_token ||
 # Keep-alive (no TLS, no token, loopback): JSON, 202 and a tools/call's
 # event stream (then in chunks) keep the connection for the next request,
 # pipelined ones too; an error, HTTP/1.0 and a client's "Connection:
-# close" end it; an idle connection is closed after 5 s.
+# close" end it; an idle connection is closed after 5 s, as the answers'
+# Keep-Alive hint says.
 serve ka --http 127.0.0.1:0
 python3 - "$port" <<'PY' || fails=$((fails + 1))
 import http.client, json, socket, sys, time
@@ -150,6 +151,7 @@ init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
 r, _ = post(init)
 sid, sock = r.getheader("Mcp-Session-Id"), c.sock
 assert r.status == 200 and not r.will_close, r.status
+assert r.getheader("Keep-Alive") == "timeout=5", r.getheader("Keep-Alive")
 r, _ = post({"jsonrpc": "2.0", "method": "notifications/initialized"}, **{"Mcp-Session-Id": sid})
 assert r.status == 202 and not r.will_close and c.sock is sock
 r, body = post({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, **{"Mcp-Session-Id": sid})
@@ -158,6 +160,7 @@ r, body = post({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
     "name": "run_python", "arguments": {"code": "print(6 * 7)"}}}, **{"Mcp-Session-Id": sid})
 assert r.status == 200 and not r.will_close and c.sock is sock and b"42" in body, (r.status, body)
 assert r.getheader("Transfer-Encoding") == "chunked" and body.startswith(b"event: message"), body
+assert r.getheader("Keep-Alive") == "timeout=5", r.getheader("Keep-Alive")
 r, _ = post({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, **{"Mcp-Session-Id": "nosuch"})
 assert r.status == 404 and r.will_close
 r, _ = post({"jsonrpc": "2.0", "id": 5, "method": "tools/list"},

@@ -8,6 +8,11 @@ session is written to the log file; `port` answers with the port the
 request came from (one connection kept alive: the same). Prints its port
 on stdout.
 
+Kept-alive connections: `drop` has the server close the next connection
+that carries a second request without answering it (as a server whose
+idle timeout ends as the request comes); under /mcp-brief, answers say
+"Keep-Alive: timeout=1" (a connection not to be reused).
+
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
 are posted (202) and answered on the stream; its tool `cut` ends the
@@ -26,6 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 
 SESSION = "test-session-1"
 count = [0]
+drop_next = [False]  # `drop` was called: close the next kept connection unanswered
 streams = {}  # the older transport: session -> the queue of its stream
 streams_lock = threading.Lock()
 TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}},
@@ -34,12 +40,14 @@ TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}},
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    served = 0  # requests answered on this connection
 
     def log_message(self, *args):
         pass
 
     def answer(self, status, msg, session=False):
         count[0] += 1
+        self.served += 1
         if msg is None:
             self.send_response(status)
             self.send_header("Content-Length", "0")
@@ -47,6 +55,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         body = json.dumps(msg)
         self.send_response(status)
+        if self.path.startswith("/mcp-brief"):
+            self.send_header("Keep-Alive", "timeout=1")
         if session:
             self.send_header("Mcp-Session-Id", SESSION)
         if count[0] % 2:
@@ -80,6 +90,8 @@ class Handler(BaseHTTPRequestHandler):
                 ("Mcp-Session-Id", "MCP-Protocol-Version", "Authorization", "X-Team")}
         if msg["params"]["name"] == "port":
             seen = {"port": self.client_address[1]}
+        if msg["params"]["name"] == "drop":
+            drop_next[0] = True
         return {"jsonrpc": "2.0", "id": msg["id"], "result": {
             "content": [{"type": "text", "text": json.dumps(seen)}], "structuredContent": seen}}
 
@@ -122,6 +134,10 @@ class Handler(BaseHTTPRequestHandler):
             {"name": "cut", "inputSchema": {"type": "object", "properties": {}}}]))
 
     def do_POST(self):
+        if drop_next[0] and self.served:
+            drop_next[0] = False
+            self.close_connection = True
+            return
         msg = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         url = urlsplit(self.path)
         if url.path == "/sse":

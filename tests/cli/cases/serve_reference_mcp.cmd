@@ -1,0 +1,1 @@
+$ERYX serve --mcp
