@@ -4,8 +4,10 @@
 
 links the static liberyx of the CMake build in $ERYX_BUILD_DIR (default:
 build/ at the top of the repository), running scripts/build.sh first if it
-is not built yet. Everything comes from Debian packages (python3-dev,
-python3-setuptools, python3-pip); nothing is downloaded. See docs/python.md.
+is not built yet, and copies the build's eryx command into the package
+(eryx/bin/eryx, run by the script `eryx` it installs). Everything comes
+from Debian packages (python3-dev, python3-setuptools, python3-pip);
+nothing is downloaded. See docs/python.md.
 """
 
 import os
@@ -57,10 +59,19 @@ def link_libraries():
 
 
 class BuildPy(build_py):
-    """Also writes eryx/_build_info.py: where `python -m eryx` finds the CLI."""
+    """Also copies the eryx command into the package (eryx/bin/eryx), so
+    that `python -m eryx`, the `eryx` script and the remote MCP servers
+    (`eryx mcp-proxy`) need nothing of the build tree once installed, and
+    writes eryx/_build_info.py (where the build was)."""
 
     def run(self):
         super().run()
+        if not os.access(CLI, os.X_OK):
+            sys.exit(f"setup.py: the eryx command {CLI} is missing: build it "
+                     f"(scripts/build.sh {BUILD})")
+        bindir = os.path.join(self.build_lib, "eryx", "bin")
+        os.makedirs(bindir, exist_ok=True)
+        self.copy_file(CLI, os.path.join(bindir, "eryx"), preserve_mode=True)
         target = os.path.join(self.build_lib, "eryx", "_build_info.py")
         with open(target, "w") as f:
             f.write(f'"""Written by setup.py."""\nCLI = {CLI!r}\nBUILD_DIR = {BUILD!r}\n')
@@ -86,5 +97,7 @@ setup(
     package_data={"eryx": ["py.typed", "*.pyi"]},
     ext_modules=[ext],
     cmdclass={"build_py": BuildPy},
+    # `eryx` on PATH, as the reference's package has it: the command above.
+    entry_points={"console_scripts": ["eryx = eryx.__main__:main"]},
     python_requires=">=3.11",
 )

@@ -1,8 +1,10 @@
 """``python -m eryx``: the eryx command line (same flags, same exit statuses).
 
 It replaces this process with the ``eryx`` executable: ``$ERYX_CLI`` if set,
-else the one recorded when the package was built (``_build_info.CLI``), else
-``eryx`` on PATH.
+else the package's own copy (``eryx/bin/eryx``, put there by setup.py), else
+the one of the build the package was made from (``_build_info.CLI``), else
+``eryx`` on PATH (a staged, uninstalled package has no copy). Installed, the
+script ``eryx`` runs this.
 """
 
 import os
@@ -14,6 +16,9 @@ def _find_cli() -> str:
     env = os.environ.get("ERYX_CLI")
     if env:
         return env
+    own = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin", "eryx")
+    if os.access(own, os.X_OK):
+        return own
     try:
         from . import _build_info  # written by setup.py
         if os.access(_build_info.CLI, os.X_OK):
@@ -26,8 +31,8 @@ def _find_cli() -> str:
 def main() -> None:
     cli = _find_cli()
     if not cli or not os.access(cli, os.X_OK):
-        sys.stderr.write("python -m eryx: the eryx command was not found (set ERYX_CLI, "
-                         "or put eryx on PATH)\n")
+        sys.stderr.write("python -m eryx: the eryx command was not found (the package has "
+                         "none when not installed: set ERYX_CLI, or put eryx on PATH)\n")
         sys.exit(71)
     sys.stdout.flush()
     sys.stderr.flush()
