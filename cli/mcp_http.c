@@ -7,7 +7,9 @@
  *     response); notifications and responses get 202;
  *   - initialize opens an MCP session (Mcp-Session-Id, 128 random bits),
  *     which every later request must name (400 without, 404 unknown);
- *     DELETE /mcp ends it (its runs are interrupted, its sandboxes freed);
+ *     DELETE /mcp ends it (its runs are interrupted, its sandboxes freed),
+ *     and so does a new session when MAX_MCP_SESSIONS are open, to the
+ *     least recently used one not running code;
  *   - GET /mcp is 405: there is no stream of server-initiated messages;
  *   - GET /healthz is 200 "ok", without a token (for probes);
  *   - without --http-token-file only loopback addresses are served, and a
@@ -51,6 +53,7 @@
 static struct {
     pthread_mutex_t lock;
     char ids[MAX_MCP_SESSIONS][33];
+    uint64_t used_ms[MAX_MCP_SESSIONS]; /* each one's last request */
     size_t n;
     unsigned connections;     /* threads serving one */
     size_t max_message;
@@ -96,6 +99,19 @@ int eryx_mcp_http_listen(const eryx_cli_mcp *m)
 
 /* ---- MCP sessions ---- */
 
+/* Removes session i from the table (lock held). */
+static void forget_session(size_t i)
+{
+    H.n--;
+    memcpy(H.ids[i], H.ids[H.n], 33);
+    H.used_ms[i] = H.used_ms[H.n];
+}
+
+/* Opens an MCP session for initialize: its id in out. Clients need not
+ * end theirs (many just go), so when the table is full the one least
+ * recently used without a run in flight is ended to make room: its client
+ * gets 404 next and starts a new session, as the transport says a client
+ * must. -1 when every one is running code. */
 static int new_session(char out[33])
 {
     unsigned char r[16];
@@ -103,24 +119,42 @@ static int new_session(char out[33])
         return -1;
     for (int i = 0; i < 16; i++)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
+    char evicted[33] = "";
     pthread_mutex_lock(&H.lock);
+    if (H.n == MAX_MCP_SESSIONS) {
+        size_t lru = H.n;
+        for (size_t i = 0; i < H.n; i++)
+            if ((lru == H.n || H.used_ms[i] < H.used_ms[lru]) &&
+                !eryx_mcp_session_busy(H.ids[i]))
+                lru = i;
+        if (lru < H.n) {
+            memcpy(evicted, H.ids[lru], 33);
+            forget_session(lru);
+        }
+    }
     int ok = H.n < MAX_MCP_SESSIONS;
-    if (ok)
-        memcpy(H.ids[H.n++], out, 33);
+    if (ok) {
+        memcpy(H.ids[H.n], out, 33);
+        H.used_ms[H.n++] = eryx_cli_now_ms();
+    }
     pthread_mutex_unlock(&H.lock);
+    if (evicted[0])
+        eryx_mcp_end_session(evicted);
     return ok ? 0 : -1;
 }
 
+/* 1 if id names a session (now used, or removed when remove). */
 static int known_session(const char *id, int remove)
 {
     pthread_mutex_lock(&H.lock);
     int found = 0;
-    for (size_t i = 0; i < H.n; i++) {
+    for (size_t i = 0; i < H.n && !found; i++) {
         if (strcmp(H.ids[i], id) == 0) {
             found = 1;
             if (remove)
-                memcpy(H.ids[i], H.ids[--H.n], 33);
-            break;
+                forget_session(i);
+            else
+                H.used_ms[i] = eryx_cli_now_ms();
         }
     }
     pthread_mutex_unlock(&H.lock);
@@ -380,7 +414,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
                                              : "not a JSON-RPC 2.0 message");
     } else if (is_init && new_session(sid) < 0) {
         respond_rpc_error(c, 503, "Service Unavailable", JR_INTERNAL_ERROR,
-                          "too many MCP sessions");
+                          "too many MCP sessions running code");
     } else if (!is_init && !req.has_session) {
         respond_rpc_error(c, 400, "Bad Request", JR_INVALID_REQUEST,
                           "missing Mcp-Session-Id (initialize first)");

@@ -698,6 +698,16 @@ static void cancel(const channel *ch, json_t *params)
     pthread_mutex_unlock(&S.lock);
 }
 
+int eryx_mcp_session_busy(const char *sid)
+{
+    pthread_mutex_lock(&S.lock);
+    int busy = 0;
+    for (job *j = S.jobs; j && !busy; j = j->next)
+        busy = strcmp(j->sid, sid) == 0;
+    pthread_mutex_unlock(&S.lock);
+    return busy;
+}
+
 void eryx_mcp_end_session(const char *sid)
 {
     size_t plen = strlen(sid);

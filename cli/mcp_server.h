@@ -44,6 +44,9 @@ void eryx_mcp_progress_tick(void);
 /* Cancels the runs of an MCP session and drops its sandboxes. */
 void eryx_mcp_end_session(const char *sid);
 
+/* 1 if an MCP session has a run in flight (a tools/call not answered). */
+int eryx_mcp_session_busy(const char *sid);
+
 /* --http: opens the listening socket (a loopback address, or any with
  * --http-token-file), reads the token and the TLS certificate, prints the
  * URL on stderr; -1 after printing why not. Then serves until killed. */

@@ -197,5 +197,50 @@ s.close()
 print("ok   keep_alive")
 PY
 
+# MCP sessions that clients leave open (no DELETE): at 64, a new one ends
+# the least recently used one that is not running code (its client gets
+# 404), so the server never refuses new clients for old ones; one running
+# code is kept, though older.
+python3 - "$port" <<'PY' || fails=$((fails + 1))
+import http.client, json, sys, threading, time
+port = int(sys.argv[1])
+H = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+def post(msg, sid=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.request("POST", "/mcp", json.dumps(msg), {**H, **({"Mcp-Session-Id": sid} if sid else {})})
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r, body
+
+def new_session():
+    r, _ = post({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {},
+        "clientInfo": {"name": "t", "version": "1"}}})
+    assert r.status == 200, r.status
+    return r.getheader("Mcp-Session-Id")
+
+def ping(sid):
+    return post({"jsonrpc": "2.0", "id": 9, "method": "ping"}, sid)[0].status
+
+busy = new_session()
+out = []
+slow = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "run_python",
+        "arguments": {"code": "import time; time.sleep(4); print('slept')"}}}
+t = threading.Thread(target=lambda: out.append(post(slow, busy)))
+t.start()
+time.sleep(0.5)
+idle = new_session()  # newer than busy's last request
+last = [new_session() for _ in range(70)][-1]
+assert ping(idle) == 404, "the least recently used idle session was not ended"
+assert ping(last) == 200
+t.join()
+(r, body), = out
+assert r.status == 200 and b"slept" in body, (r.status, body)
+assert ping(busy) == 200, "a session running code was ended"
+print("ok   session_eviction")
+PY
+
 [ $fails = 0 ] && echo "http_auth: all passed"
 exit $((fails > 0))
