@@ -20,6 +20,9 @@
 #include "serve.h"
 
 #define REQUEST_HEAD_TIMEOUT_MS 10000
+/* What sessions may hold in this process without --redis (compressed):
+ * 2 GiB, some hundreds of sessions, in place of growing without bound. */
+#define DEFAULT_STORE_MAX_BYTES (2ull << 30)
 
 static void usage(FILE *f)
 {
@@ -30,6 +33,7 @@ static void usage(FILE *f)
           "                  [--timeout MS] [--fuel N] [--max-memory BYTES] [--max-output BYTES]\n"
           "                  [--max-callbacks N] [--max-connections N] [--max-per-client N]\n"
           "                  [--max-message BYTES] [--cache N] [--image FILE] [--quiet]\n"
+          "                  [--store-max-bytes BYTES]\n"
           "                  [--allow-net RULE]... [--deny-net RULE]... [--resolve H:P:ADDR]...\n"
           "                  [--ca-file PEM]... [--secret NAME@HOST,...]... [--max-net-bytes B]\n"
           "Serves sandboxes over WebSocket (docs/serve.md). The limit flags are the\n"
@@ -83,6 +87,7 @@ static int number_option(serve_cfg *c, const char *name, const char *val)
         {"--max-output", &c->max_output, 64, 1},
         {"--max-callbacks", &c->max_callbacks, 32, 1},
         {"--journal-ttl", &c->journal_ttl_ms, 64, 1000},
+        {"--store-max-bytes", &c->store_max_bytes, 64, 1},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         if (strcmp(name, t[i].name) != 0)
@@ -171,6 +176,11 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
     }
     if (c->tls_client_ca && !c->tls_cert) {
         fprintf(stderr, "eryx serve: --tls-client-ca needs --tls-cert and --tls-key\n");
+        return -1;
+    }
+    if (c->store_max_bytes && c->redis) {
+        fprintf(stderr, "eryx serve: --store-max-bytes bounds the sessions kept in this process; "
+                        "with --redis, Redis's maxmemory bounds them\n");
         return -1;
     }
     if (c->max_message < SERVE_MIN_MESSAGE) {
@@ -453,7 +463,11 @@ int eryx_cli_serve(int argc, char **argv)
     if (lfd < 0 || set_up_security(&sv, loopback) < 0)
         return 2;
     char err[256];
-    if (store_open(sv.cfg.redis, &sv.st, err, sizeof err) != STORE_OK) {
+    char mem_url[64];
+    snprintf(mem_url, sizeof mem_url, "memory://?max_bytes=%llu",
+             sv.cfg.store_max_bytes ? (unsigned long long)sv.cfg.store_max_bytes
+                                    : DEFAULT_STORE_MAX_BYTES);
+    if (store_open(sv.cfg.redis ? sv.cfg.redis : mem_url, &sv.st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "eryx serve: session store: %s\n", err);
         return 2;
     }

@@ -45,6 +45,8 @@ typedef struct serve_cfg {
     uint64_t max_timeout_ms;       /* per request, at most */
     uint64_t max_fuel;             /* per request, at most (0 = unlimited) */
     uint64_t max_memory, max_output;
+    uint64_t store_max_bytes;      /* the memory store's bound (no --redis; 0:
+                                      the default) */
     uint32_t max_callbacks;
     uint64_t callback_timeout_ms;
     uint64_t journal_ttl_ms;

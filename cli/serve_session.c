@@ -46,6 +46,7 @@ static const char *store_code(int rc)
     case STORE_CONFLICT: return "conflict";
     case STORE_UNAVAILABLE: return "store_unavailable";
     case STORE_INVALID: return "bad_request";
+    case STORE_FULL: return "store_full";
     default: return "internal";
     }
 }

@@ -82,7 +82,7 @@ const char *store_strstatus(int rc)
 {
     static const char *const names[] = {
         "STORE_OK",          "STORE_NOTFOUND", "STORE_EXISTS", "STORE_BUSY",    "STORE_CONFLICT",
-        "STORE_UNAVAILABLE", "STORE_CORRUPT",  "STORE_NOMEM",  "STORE_INVALID",
+        "STORE_UNAVAILABLE", "STORE_CORRUPT",  "STORE_NOMEM",  "STORE_INVALID", "STORE_FULL",
     };
     return rc >= 0 && (size_t)rc < sizeof names / sizeof names[0] ? names[rc] : "STORE_?";
 }
@@ -287,6 +287,25 @@ static void set_err(char *err, size_t errlen)
         snprintf(err, errlen, "%s", msg);
 }
 
+/* NULL, "memory://" or "memory://?max_bytes=N": a store in this process. */
+static int mem_open(const char *url, const store_backend **be, void **b)
+{
+    uint64_t max = 0;
+    const char *q = url ? url + 7 : "";
+    if (!strncmp(q, "//", 2))
+        q += 2;
+    if (*q) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strncmp(q, "?max_bytes=", 11) ? 0 : strtoull(q + 11, &end, 10);
+        if (!v || errno || *end || q[11] < '0' || q[11] > '9')
+            return store__fail(STORE_INVALID, "want memory:// or memory://?max_bytes=N (N > 0), "
+                               "not %.100s", url);
+        max = v;
+    }
+    return store__mem_open(max, be, b);
+}
+
 int store_open(const char *url, store **out, char *err, size_t errlen)
 {
     msg[0] = '\0';
@@ -301,7 +320,8 @@ int store_open(const char *url, store **out, char *err, size_t errlen)
     if (rc == STORE_OK && !st)
         rc = store__fail(STORE_NOMEM, "out of memory");
     if (rc == STORE_OK)
-        rc = url ? store__redis_open(url, &st->be, &st->b, st) : store__mem_open(&st->be, &st->b);
+        rc = url && strncmp(url, "memory:", 7) != 0 ? store__redis_open(url, &st->be, &st->b, st)
+                                                    : mem_open(url, &st->be, &st->b);
     if (rc != STORE_OK) {
         free(st);
         set_err(err, errlen);

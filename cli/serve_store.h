@@ -37,7 +37,8 @@ enum {
     STORE_UNAVAILABLE, /* Redis down, slow or refusing, after the retries */
     STORE_CORRUPT,     /* stored bytes fail their checks (hash, manifest) */
     STORE_NOMEM,
-    STORE_INVALID      /* bad argument: name, URL, length, fd */
+    STORE_INVALID,     /* bad argument: name, URL, length, fd */
+    STORE_FULL         /* the memory store's max_bytes would be passed */
 };
 
 /* Names of sessions and marks: 1..STORE_NAME_MAX bytes of [A-Za-z0-9._:-]
@@ -49,7 +50,10 @@ enum {
 /* url: "redis://[[USER]:PASS@]HOST:PORT[/DB][?timeout_ms=N&retry_ms=N]"
  * (timeout_ms: one command's time limit, default 500; retry_ms: how long an
  * operation retries, with backoff and reconnects, before STORE_UNAVAILABLE,
- * default 2000), or NULL for a store in this process's memory. Connects once
+ * default 2000), or NULL or "memory://" for a store in this process's
+ * memory, "memory://?max_bytes=N" for one whose sessions hold at most N
+ * bytes (compressed chunks and manifests: a put that would pass it fails
+ * with STORE_FULL, the session as it was; Redis has maxmemory). Connects once
  * to check the URL and the server (STORE_UNAVAILABLE if it cannot).
  * *out is the caller's until store_close; err (may be NULL) gets a message. */
 int store_open(const char *url, store **out, char *err, size_t errlen);

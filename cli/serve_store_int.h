@@ -88,7 +88,8 @@ typedef struct store_backend {
 } store_backend;
 
 int store__redis_open(const char *url, const store_backend **be, void **b, store *st);
-int store__mem_open(const store_backend **be, void **b);
+/* max_bytes: what the sessions may hold in all, compressed (0: no bound). */
+int store__mem_open(uint64_t max_bytes, const store_backend **be, void **b);
 
 /* Counters the backends add to (atomically). */
 enum { STORE_C_RETRY, STORE_C_CONNECT, STORE_C_FETCHED, STORE_C_FETCHED_BYTES };

@@ -4,7 +4,9 @@
  * Redis (serve_redis.c): sessions of chunks under their hashes, the manifest
  * switched under one mutex, locks and marks that expire. Chunks stay
  * compressed; a get holds references to them, not the mutex, while it
- * decompresses.
+ * decompresses. What the sessions hold (chunks and manifests) may be
+ * bounded (max_bytes): a put that would pass it fails with STORE_FULL and
+ * leaves the session as it was, as Redis at its maxmemory does.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -116,6 +118,8 @@ typedef struct mheld { /* a lock or a mark */
 typedef struct mem {
     pthread_mutex_t mu;
     bmap sessions;
+    uint64_t bytes;       /* the sessions' chunks and manifests */
+    uint64_t max_bytes;   /* 0: no bound */
     bmap held[2];         /* STORE_NS_LOCK, STORE_NS_MARK */
     size_t sweep_at[2];   /* sweep expired entries when a map grows past it */
 } mem;
@@ -126,20 +130,23 @@ static void blob_unref(blob *b)
         free(b);
 }
 
-static void chunks_clear(bmap *c)
+/* Drops a chunk of a session (its bytes no longer count). */
+static void chunk_drop(mem *m, blob *b)
 {
-    for (size_t i = 0; i < c->nb; i++)
-        while (c->b[i])
-            blob_unref(bmap_unlink(c, &c->b[i]));
-    free(c->b);
-    *c = (bmap){0};
+    if (b)
+        m->bytes -= b->len;
+    blob_unref(b);
 }
 
-static void session_free(msession *s)
+static void session_free(mem *m, msession *s)
 {
     if (!s)
         return;
-    chunks_clear(&s->chunks);
+    for (size_t i = 0; i < s->chunks.nb; i++)
+        while (s->chunks.b[i])
+            chunk_drop(m, bmap_unlink(&s->chunks, &s->chunks.b[i]));
+    free(s->chunks.b);
+    m->bytes -= s->mlen;
     free(s->manifest);
     free(s);
 }
@@ -177,30 +184,58 @@ static int mem_meta(void *b, store_op *op, const char *name, uint64_t *version,
     return rc;
 }
 
+/* Takes back the chunks a failed put_chunks added: those of the first n
+ * hashes that added[] marks (not the ones of the put's earlier calls: a
+ * concurrent create of the name may share them; the next commit of the
+ * name sweeps them). A session never committed and left empty goes. */
+static void put_undo(mem *m, const char *name, msession *s, const uint8_t *hashes,
+                     const unsigned char *added, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (added[i])
+            chunk_drop(m, bmap_del(&s->chunks, hashes + i * STORE_HASH, STORE_HASH));
+    if (!s->version && s->chunks.n == 0)
+        session_free(m, bmap_del(&m->sessions, name, strlen(name)));
+}
+
 static int mem_put_chunks(void *b, store_op *op, const char *name, size_t n,
                           const uint8_t *hashes, const void *const *data, const size_t *lens)
 {
     mem *m = b;
     int rc = STORE_OK;
+    unsigned char *added = calloc(n ? n : 1, 1);
+    if (!added)
+        return store__fail(STORE_NOMEM, "out of memory");
     pthread_mutex_lock(&m->mu);
     msession *s = session_get(m, name, 1);
-    for (size_t i = 0; s && rc == STORE_OK && i < n; i++) {
+    if (!s)
+        rc = store__fail(STORE_NOMEM, "out of memory");
+    size_t i = 0;
+    for (; rc == STORE_OK && i < n; i++) {
         const uint8_t *h = hashes + i * STORE_HASH;
         if (bmap_get(&s->chunks, h, STORE_HASH))
             continue;
+        if (m->max_bytes && lens[i] > m->max_bytes - m->bytes) {
+            rc = store__fail(STORE_FULL, "the session store is full (it holds at most %llu "
+                             "bytes, compressed)", (unsigned long long)m->max_bytes);
+            break;
+        }
         blob *bl = malloc(sizeof *bl + lens[i]);
         if (!bl || bmap_add(&s->chunks, h, STORE_HASH, bl) < 0) {
             free(bl);
-            rc = STORE_NOMEM;
+            rc = store__fail(STORE_NOMEM, "out of memory");
             break;
         }
         bl->refs = 1;
         bl->len = lens[i];
         memcpy(bl->data, data[i], lens[i]);
+        m->bytes += lens[i];
+        added[i] = 1;
     }
-    if (!s || rc != STORE_OK)
-        rc = store__fail(STORE_NOMEM, "out of memory");
+    if (rc != STORE_OK && s)
+        put_undo(m, name, s, hashes, added, i);
     pthread_mutex_unlock(&m->mu);
+    free(added);
     return rc;
 }
 
@@ -208,10 +243,10 @@ static int cmp_hash(const void *a, const void *b) { return memcmp(a, b, STORE_HA
 
 /* Drops the chunks c no longer needs: the removed ones, then any other
  * not in refs (sorted) when more are left than referenced. */
-static void sweep_chunks(msession *s, const store_commit *c)
+static void sweep_chunks(mem *m, msession *s, const store_commit *c)
 {
     for (size_t i = 0; i < c->nremoved; i++)
-        blob_unref(bmap_del(&s->chunks, c->removed + i * STORE_HASH, STORE_HASH));
+        chunk_drop(m, bmap_del(&s->chunks, c->removed + i * STORE_HASH, STORE_HASH));
     if (s->chunks.n <= c->nrefs)
         return;
     for (size_t i = 0; i < s->chunks.nb; i++)
@@ -219,7 +254,7 @@ static void sweep_chunks(msession *s, const store_commit *c)
             if (bsearch((*p)->key, c->refs, c->nrefs, STORE_HASH, cmp_hash))
                 p = &(*p)->next;
             else
-                blob_unref(bmap_unlink(&s->chunks, p));
+                chunk_drop(m, bmap_unlink(&s->chunks, p));
         }
 }
 
@@ -243,10 +278,11 @@ static int mem_commit(void *b, store_op *op, const char *name, const store_commi
     if (rc == STORE_OK) {
         memcpy(copy, c->manifest, c->manifest_len);
         free(s->manifest);
+        m->bytes += c->manifest_len - s->mlen;
         s->manifest = copy;
         s->mlen = c->manifest_len;
         s->version = c->newv;
-        sweep_chunks(s, c);
+        sweep_chunks(m, s, c);
     } else {
         free(copy);
     }
@@ -289,7 +325,7 @@ static int mem_del(void *b, store_op *op, const char *name)
     pthread_mutex_lock(&m->mu);
     msession *s = bmap_del(&m->sessions, name, strlen(name));
     int rc = s && s->version ? STORE_OK : STORE_NOTFOUND;
-    session_free(s);
+    session_free(m, s);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -364,7 +400,7 @@ static void mem_close(void *b)
     mem *m = b;
     for (size_t i = 0; i < m->sessions.nb; i++)
         while (m->sessions.b[i])
-            session_free(bmap_unlink(&m->sessions, &m->sessions.b[i]));
+            session_free(m, bmap_unlink(&m->sessions, &m->sessions.b[i]));
     free(m->sessions.b);
     for (int ns = 0; ns < 2; ns++) {
         for (size_t i = 0; i < m->held[ns].nb; i++)
@@ -381,11 +417,12 @@ static const store_backend mem_backend = {
     mem_close,
 };
 
-int store__mem_open(const store_backend **be, void **b)
+int store__mem_open(uint64_t max_bytes, const store_backend **be, void **b)
 {
     mem *m = calloc(1, sizeof *m);
     if (!m)
         return store__fail(STORE_NOMEM, "out of memory");
+    m->max_bytes = max_bytes;
     pthread_mutex_init(&m->mu, NULL);
     m->sweep_at[0] = m->sweep_at[1] = 1024;
     *be = &mem_backend;

@@ -475,6 +475,68 @@ static void t_read_during_put(const char *url)
     store_close(st);
 }
 
+/* len bytes that do not compress (xorshift from seed). */
+static uint8_t *random_bytes(size_t len, uint64_t seed)
+{
+    uint8_t *p = malloc(len);
+    REQUIRE(p);
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < len; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(p + i, &x, len - i < 8 ? len - i : 8);
+    }
+    return p;
+}
+
+/* A memory store with a bound: a put or create that would pass it fails
+ * with STORE_FULL and leaves every session as it was; deleting frees
+ * room. Sessions of three incompressible 64 KiB chunks (~197 KB each
+ * stored) under 500,000 bytes: two fit, not three. */
+TEST_CASE(mem_bounded)
+{
+    store *st = open_store("memory://?max_bytes=500000");
+    size_t len = 3 * 65536;
+    uint8_t *a = random_bytes(len, 1), *b = random_bytes(len, 2), *c = random_bytes(len, 3),
+            *a2 = random_bytes(len, 4);
+    uint64_t v;
+    CHECK_INT(store_create(st, "a", a, len, &v), STORE_OK);
+    CHECK_INT(store_create(st, "b", b, len, &v), STORE_OK);
+    CHECK_INT(store_create(st, "c", c, len, &v), STORE_FULL);
+    CHECK_CONTAINS(store_errmsg(), "the session store is full");
+    CHECK_INT(store_version(st, "c", &v), STORE_NOTFOUND);
+    CHECK_INT(store_delete(st, "c"), STORE_NOTFOUND);
+    check_get(st, "a", a, len, 1);
+    check_get(st, "b", b, len, 1);
+    CHECK_INT(store_delete(st, "b"), STORE_OK);
+    CHECK_INT(store_create(st, "c", c, len, &v), STORE_OK);
+    /* A put needs its new chunks stored before the old ones go. */
+    CHECK_INT(store_put(st, "a", a2, len, 1, &v), STORE_FULL);
+    check_get(st, "a", a, len, 1);
+    CHECK_INT(store_delete(st, "c"), STORE_OK);
+    CHECK_INT(store_put(st, "a", a2, len, 1, &v), STORE_OK);
+    check_get(st, "a", a2, len, 2);
+    /* The old chunks went with the commit: room for another session. */
+    CHECK_INT(store_create(st, "b", b, len, &v), STORE_OK);
+    check_get(st, "b", b, len, 1);
+    store_close(st);
+    const char *bad[] = {"memory://?max_bytes=0", "memory://?max_bytes=12k", "memory://?x=1",
+                         "memory://?max_bytes=", "memory:x"};
+    char err[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_INT(store_open(bad[i], &st, err, sizeof err), STORE_INVALID);
+        CHECK_CONTAINS(err, "memory://?max_bytes=N");
+    }
+    st = open_store("memory://");
+    CHECK_INT(store_create(st, "a", a, len, &v), STORE_OK);
+    store_close(st);
+    free(a);
+    free(b);
+    free(c);
+    free(a2);
+}
+
 TEST_CASE(mem_basic) { t_basic(NULL); }
 TEST_CASE(mem_read_during_put) { t_read_during_put(NULL); }
 TEST_CASE(mem_only_changed) { t_only_changed(NULL); }
