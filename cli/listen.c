@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -100,4 +101,62 @@ int cli_read_secret(const char *who, const char *path, char *out, size_t cap, si
     }
     *len = n;
     return 0;
+}
+
+void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr)
+{
+    *g = (cli_gate){.max_total = max_total, .max_per_addr = max_per_addr};
+    pthread_mutex_init(&g->lock, NULL);
+}
+
+int cli_gate_enter(cli_gate *g, const char *addr)
+{
+    pthread_mutex_lock(&g->lock);
+    int ok = g->total < g->max_total;
+    uint32_t i = 0;
+    while (i < g->n_addrs && strcmp(g->addrs[i].addr, addr) != 0)
+        i++;
+    if (ok && i < g->n_addrs && g->addrs[i].n >= g->max_per_addr)
+        ok = 0;
+    if (ok && i == g->n_addrs) {
+        struct cli_gate_addr *p = realloc(g->addrs, (i + 1) * sizeof *p);
+        if (p) {
+            g->addrs = p;
+            snprintf(p[i].addr, sizeof p[i].addr, "%s", addr);
+            p[i].n = 0;
+            g->n_addrs++;
+        } else {
+            ok = 0;
+        }
+    }
+    if (ok) {
+        g->addrs[i].n++;
+        g->total++;
+    }
+    pthread_mutex_unlock(&g->lock);
+    return ok;
+}
+
+void cli_gate_leave(cli_gate *g, const char *addr)
+{
+    pthread_mutex_lock(&g->lock);
+    for (uint32_t i = 0; i < g->n_addrs; i++) {
+        if (strcmp(g->addrs[i].addr, addr) != 0)
+            continue;
+        if (--g->addrs[i].n == 0)
+            g->addrs[i] = g->addrs[--g->n_addrs];
+        g->total--;
+        break;
+    }
+    pthread_mutex_unlock(&g->lock);
+}
+
+void cli_peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
+    else
+        snprintf(out, cap, "?");
 }

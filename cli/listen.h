@@ -1,12 +1,16 @@
 /*
- * What the command's servers share: a listening socket from HOST:PORT and
- * a secret read from a file. `eryx serve` (serve.c) and `eryx mcp --http`
- * (mcp_http.c) use them; who ("eryx serve") begins their messages.
+ * What the command's servers share: a listening socket from HOST:PORT, a
+ * secret read from a file, and the count of their connections. `eryx
+ * serve` (serve.c) and `eryx mcp --http` (mcp_http.c) use them; who ("eryx
+ * serve") begins their messages.
  */
 #ifndef ERYX_CLI_LISTEN_H
 #define ERYX_CLI_LISTEN_H
 
+#include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
 
 /* A socket listening on spec, HOST:PORT ([v6]:PORT too; PORT 0: any free
  * one), or -1 after a message on stderr. *loopback (may be NULL) tells
@@ -21,5 +25,28 @@ unsigned cli_listen_port(int fd);
  * of 16 to cap - 2 characters. -1 after a message on stderr. */
 int cli_read_secret(const char *who, const char *path, char *out, size_t cap, size_t *len,
                     const char *what);
+
+/* A server's open connections, counted in all and per client address: a
+ * new one is admitted under both limits, so that one client cannot take
+ * every connection. Thread-safe. */
+typedef struct cli_gate {
+    pthread_mutex_t lock;
+    uint32_t max_total, max_per_addr;
+    uint32_t total;
+    struct cli_gate_addr { char addr[64]; uint32_t n; } *addrs; /* those with n > 0 */
+    uint32_t n_addrs;
+} cli_gate;
+
+void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr);
+
+/* 1 if a connection from addr is admitted (and counted until
+ * cli_gate_leave); 0 if a limit, or memory, refuses it. */
+int cli_gate_enter(cli_gate *g, const char *addr);
+
+void cli_gate_leave(cli_gate *g, const char *addr);
+
+/* The address of a peer (accept's) as text into out: IPv4 or IPv6, "?"
+ * for other families. */
+void cli_peer_name(const struct sockaddr_storage *ss, char *out, size_t cap);
 
 #endif

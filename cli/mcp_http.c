@@ -47,7 +47,14 @@
 
 #define MAX_MCP_SESSIONS 64
 #define MAX_CONNECTIONS 256
+#define MAX_PER_CLIENT 32         /* connections from one address */
 #define IO_TIMEOUT_MS 30000       /* each wait of a connection's reads and writes */
+/* A request's head, and the TLS handshake, must come whole within this of
+ * their start (a client trickling a byte at a time would otherwise hold a
+ * connection, one of MAX_CONNECTIONS, for hours); its body within
+ * BODY_TIMEOUT_MS. */
+#define HEAD_TIMEOUT_MS 10000
+#define BODY_TIMEOUT_MS 60000
 #define KEEP_ALIVE_IDLE_MS (ERYX_MCP_KEEP_ALIVE_S * 1000) /* for the next request */
 
 static struct {
@@ -55,7 +62,7 @@ static struct {
     char ids[MAX_MCP_SESSIONS][33];
     uint64_t used_ms[MAX_MCP_SESSIONS]; /* each one's last request */
     size_t n;
-    unsigned connections;     /* threads serving one */
+    cli_gate gate;            /* connections (a thread each), per client too */
     size_t max_message;
     char token[258];          /* --http-token-file's, or "" */
     size_t token_len;
@@ -303,15 +310,21 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
     int head = len ? http_parse_head(buf, len, &req) : 0;
     c->kept = c->may_keep = 0;
     *plen = 0;
+    /* The head's deadline starts with its first byte (a kept connection
+     * waits KEEP_ALIVE_IDLE_MS for it). */
+    l->deadline_ms = len || first ? eryx_cli_now_ms() + HEAD_TIMEOUT_MS : 0;
     while (head == 0 && len < HTTP_MAX_HEAD) {
         l->timeout_ms = len == 0 && !first ? KEEP_ALIVE_IDLE_MS : IO_TIMEOUT_MS;
         long n = net_link_read(l, buf + len, HTTP_MAX_HEAD - len);
         if (n <= 0)
             break;
+        if (!l->deadline_ms)
+            l->deadline_ms = eryx_cli_now_ms() + HEAD_TIMEOUT_MS;
         len += (size_t)n;
         head = http_parse_head(buf, len, &req);
     }
     l->timeout_ms = IO_TIMEOUT_MS;
+    l->deadline_ms = 0;
     if (head == 0)
         return; /* the client went away, or was idle too long */
     if (head > 0)
@@ -390,12 +403,14 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         have = body_len;
     }
     memcpy(body, buf + head, have);
+    l->deadline_ms = eryx_cli_now_ms() + BODY_TIMEOUT_MS;
     while (have < body_len) {
         long n = net_link_read(l, body + have, body_len - have);
         if (n <= 0)
             break;
         have += (size_t)n;
     }
+    l->deadline_ms = 0;
     if (have < body_len) {
         free(body);
         return;
@@ -465,58 +480,76 @@ static void serve_connection(net_link *l)
     free(buf);
 }
 
+typedef struct conn_arg {
+    int fd;
+    char peer[64];
+} conn_arg;
+
 static void *connection_main(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    conn_arg *a = arg;
+    int fd = a->fd;
     net_link l;
     char err[256];
-    if (net_link_start(&l, fd, H.tls, NULL, IO_TIMEOUT_MS, err, sizeof err) == 0)
+    /* The handshake's few waits get the head's time each. */
+    if (net_link_start(&l, fd, H.tls, NULL, HEAD_TIMEOUT_MS, err, sizeof err) == 0) {
+        l.timeout_ms = IO_TIMEOUT_MS;
         serve_connection(&l);
+    }
     shutdown(fd, SHUT_RDWR);
     net_link_close(&l);
-    pthread_mutex_lock(&H.lock);
-    H.connections--;
-    pthread_mutex_unlock(&H.lock);
+    cli_gate_leave(&H.gate, a->peer);
+    free(a);
     return NULL;
+}
+
+/* Takes a connection and starts its thread: at most MAX_CONNECTIONS,
+ * MAX_PER_CLIENT from one address; the rest are turned away (told so in
+ * plain HTTP; over TLS, only closed). */
+static void accept_one(int listen_fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+    if (fd < 0)
+        return;
+    conn_arg *a = malloc(sizeof *a);
+    if (a) {
+        a->fd = fd;
+        cli_peer_name(&ss, a->peer, sizeof a->peer);
+    }
+    if (!a || !cli_gate_enter(&H.gate, a->peer)) {
+        static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                   "Content-Length: 0\r\nConnection: close\r\n\r\n";
+        if (!H.tls)
+            send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+        free(a);
+        return;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, connection_main, a) != 0) {
+        close(fd);
+        cli_gate_leave(&H.gate, a->peer);
+        free(a);
+    }
+    pthread_attr_destroy(&attr);
 }
 
 void eryx_mcp_http_serve(int listen_fd, size_t max_message)
 {
     H.max_message = max_message;
+    cli_gate_init(&H.gate, MAX_CONNECTIONS, MAX_PER_CLIENT);
     for (;;) {
         struct pollfd p = {listen_fd, POLLIN, 0};
         int r = poll(&p, 1, 250);
         if (r < 0 && errno != EINTR)
             break;
-        if (r > 0) {
-            int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-            pthread_mutex_lock(&H.lock);
-            int full = H.connections >= MAX_CONNECTIONS;
-            if (fd >= 0 && !full)
-                H.connections++;
-            pthread_mutex_unlock(&H.lock);
-            if (fd >= 0 && full) {
-                /* At most MAX_CONNECTIONS threads: the rest are turned away
-                 * (told so in plain HTTP; over TLS, only closed). */
-                static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
-                                           "Content-Length: 0\r\nConnection: close\r\n\r\n";
-                if (!H.tls)
-                    send(fd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                close(fd);
-            } else if (fd >= 0) {
-                pthread_t t;
-                pthread_attr_t attr;
-                pthread_attr_init(&attr);
-                pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-                if (pthread_create(&t, &attr, connection_main, (void *)(intptr_t)fd) != 0) {
-                    close(fd);
-                    pthread_mutex_lock(&H.lock);
-                    H.connections--;
-                    pthread_mutex_unlock(&H.lock);
-                }
-                pthread_attr_destroy(&attr);
-            }
-        }
+        if (r > 0)
+            accept_one(listen_fd);
         eryx_mcp_progress_tick();
     }
     close(listen_fd);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -13,12 +14,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Waits for fd to be ready for ev; -1 (errno ETIMEDOUT) after the timeout. */
+#include "clock.h"
+
+/* How long the next wait may last: the timeout, or less by the deadline. */
+static int wait_ms(const net_link *l)
+{
+    if (!l->deadline_ms)
+        return l->timeout_ms;
+    uint64_t now = eryx_cli_now_ms();
+    uint64_t left = now >= l->deadline_ms ? 0 : l->deadline_ms - now;
+    return l->timeout_ms >= 0 && (uint64_t)l->timeout_ms < left ? l->timeout_ms
+           : left > INT_MAX                                      ? INT_MAX
+                                                                 : (int)left;
+}
+
+/* Waits for fd to be ready for ev; -1 (errno ETIMEDOUT) after the timeout
+ * or at the deadline. */
 static int link_wait(const net_link *l, short ev)
 {
     struct pollfd p = {.fd = l->fd, .events = ev};
     int r;
-    while ((r = poll(&p, 1, l->timeout_ms)) < 0 && errno == EINTR) {
+    while ((r = poll(&p, 1, wait_ms(l))) < 0 && errno == EINTR) {
     }
     if (r == 1)
         return 0;

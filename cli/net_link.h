@@ -8,6 +8,7 @@
 #define ERYX_CLI_NET_LINK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "serve_tls.h"
 
@@ -15,6 +16,10 @@ typedef struct net_link {
     int fd;                   /* non-blocking; -1 when none */
     tls_conn *tls;            /* NULL: plain */
     int timeout_ms;           /* for each wait (-1: none) */
+    uint64_t deadline_ms;     /* 0, or when every wait ends at the latest
+                               * (eryx_cli_now_ms): a bound on a whole
+                               * exchange that a peer sending a byte per
+                               * wait cannot stretch */
 } net_link;
 
 /* A link over fd (not owned: net_link_close closes it), made non-blocking

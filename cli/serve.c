@@ -2,7 +2,6 @@
  * `eryx serve`: options, listeners, one thread per connection, HTTP
  * routing and authentication (docs/serve.md).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -204,44 +203,16 @@ typedef struct conn_arg {
 /* Counts a connection from addr; 0 if it is over a limit. */
 static int admit(server *sv, const char *addr)
 {
-    pthread_mutex_lock(&sv->lock);
-    int ok = (uint32_t)atomic_load(&sv->m.connections) < sv->cfg.max_connections;
-    uint32_t i = 0;
-    while (i < sv->n_clients && strcmp(sv->clients[i].addr, addr) != 0)
-        i++;
-    if (ok && i < sv->n_clients && sv->clients[i].n >= sv->cfg.max_per_client)
-        ok = 0;
-    if (ok && i == sv->n_clients) {
-        struct client_count *p = realloc(sv->clients, (i + 1) * sizeof *p);
-        if (p) {
-            sv->clients = p;
-            snprintf(p[i].addr, sizeof p[i].addr, "%s", addr);
-            p[i].n = 0;
-            sv->n_clients++;
-        } else {
-            ok = 0;
-        }
-    }
-    if (ok) {
-        sv->clients[i].n++;
-        atomic_fetch_add(&sv->m.connections, 1);
-    }
-    pthread_mutex_unlock(&sv->lock);
-    return ok;
+    if (!cli_gate_enter(&sv->gate, addr))
+        return 0;
+    atomic_fetch_add(&sv->m.connections, 1);
+    return 1;
 }
 
 static void leave(server *sv, const char *addr)
 {
-    pthread_mutex_lock(&sv->lock);
-    for (uint32_t i = 0; i < sv->n_clients; i++) {
-        if (strcmp(sv->clients[i].addr, addr) != 0)
-            continue;
-        if (--sv->clients[i].n == 0)
-            sv->clients[i] = sv->clients[--sv->n_clients];
-        break;
-    }
+    cli_gate_leave(&sv->gate, addr);
     atomic_fetch_sub(&sv->m.connections, 1);
-    pthread_mutex_unlock(&sv->lock);
 }
 
 /* "Bearer TOKEN" matches the server's token (constant time). */
@@ -301,16 +272,6 @@ static void *connection_main(void *arg)
     return NULL;
 }
 
-static void peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
-{
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, out, (socklen_t)cap);
-    else
-        snprintf(out, cap, "?");
-}
-
 static void refuse_busy(int fd)
 {
     static const char busy[] =
@@ -342,7 +303,7 @@ static void accept_loop(server *sv, int lfd, int metrics_only)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn_arg *a = calloc(1, sizeof *a);
         if (a)
-            peer_name(&ss, a->peer, sizeof a->peer);
+            cli_peer_name(&ss, a->peer, sizeof a->peer);
         atomic_fetch_add(&sv->m.connections_total, 1);
         if (!a || !admit(sv, a->peer)) {
             atomic_fetch_add(&sv->m.connections_refused, 1);
@@ -455,6 +416,7 @@ int eryx_cli_serve(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&sv.lock, NULL);
+    cli_gate_init(&sv.gate, sv.cfg.max_connections, sv.cfg.max_per_client);
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     snprintf(sv.replica, sizeof sv.replica, "%.40s:%d", host, (int)getpid());

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "eryx.h"
+#include "listen.h"
 #include "net_options.h"
 #include "serve_store.h"
 #include "serve_tls.h"
@@ -83,11 +84,10 @@ typedef struct server {
     size_t journal_key_len;
     char replica[64];
     serve_metrics m;
-    pthread_mutex_t lock;          /* guards the cache and the client table */
+    pthread_mutex_t lock;          /* guards the cache */
     cached_session *cache;         /* most recently used first */
     uint32_t n_cached;
-    struct client_count { char addr[64]; uint32_t n; } *clients;
-    uint32_t n_clients;
+    cli_gate gate;                 /* connections, in all and per client */
 } server;
 
 int eryx_cli_serve(int argc, char **argv);

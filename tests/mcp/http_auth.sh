@@ -242,5 +242,44 @@ assert ping(busy) == 200, "a session running code was ended"
 print("ok   session_eviction")
 PY
 
+# A client that trickles its request head a byte at a time is cut off 10 s
+# after its first byte (else it could hold one of the 256 connections for
+# hours); one address gets at most 32 connections at once.
+python3 - "$port" <<'PY' || fails=$((fails + 1))
+import http.client, json, socket, sys, time
+port = int(sys.argv[1])
+s = socket.create_connection(("127.0.0.1", port), timeout=30)
+t = time.monotonic()
+s.sendall(b"POST /mcp HTTP/1.1\r\n")
+closed = None
+for _ in range(25):
+    time.sleep(1)
+    try:
+        s.sendall(b"X")
+        s.setblocking(False)
+        got = s.recv(100)
+        closed = got == b"" or got
+    except BlockingIOError:
+        pass
+    except OSError:
+        closed = True
+    s.setblocking(True)
+    if closed:
+        break
+took = time.monotonic() - t
+assert closed and 8 < took < 15, (closed, took)
+held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(32)]
+time.sleep(0.3)
+extra = socket.create_connection(("127.0.0.1", port), timeout=30)
+assert extra.recv(100).startswith(b"HTTP/1.1 503"), "a 33rd connection from one address"
+for h in held + [extra]:
+    h.close()
+time.sleep(0.3)
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+c.request("GET", "/healthz")
+assert c.getresponse().status == 200
+print("ok   slow_head_and_per_client")
+PY
+
 [ $fails = 0 ] && echo "http_auth: all passed"
 exit $((fails > 0))
