@@ -491,7 +491,7 @@ static void *connection_main(void *arg)
     int fd = a->fd;
     net_link l;
     char err[256];
-    /* The handshake's few waits get the head's time each. */
+    /* The TLS handshake gets the head's time in all. */
     if (net_link_start(&l, fd, H.tls, NULL, HEAD_TIMEOUT_MS, err, sizeof err) == 0) {
         l.timeout_ms = IO_TIMEOUT_MS;
         serve_connection(&l);

@@ -63,10 +63,16 @@ int net_link_start(net_link *l, int fd, tls_ctx *ctx, const char *host, int time
         snprintf(err, errlen, "cannot start TLS");
         return -1;
     }
+    /* The whole handshake within timeout_ms, however slowly the peer
+     * sends its part. */
+    if (timeout_ms >= 0)
+        l->deadline_ms = eryx_cli_now_ms() + (uint64_t)timeout_ms;
     for (;;) {
         int r = tls_conn_handshake(l->tls, err, errlen);
-        if (r == 1)
+        if (r == 1) {
+            l->deadline_ms = 0;
             return 0;
+        }
         if ((r != TLS_WANT_READ && r != TLS_WANT_WRITE) ||
             link_wait(l, r == TLS_WANT_READ ? POLLIN : POLLOUT) < 0) {
             if (r == TLS_WANT_READ || r == TLS_WANT_WRITE)
