@@ -215,7 +215,8 @@ static int mem_put_chunks(void *b, store_op *op, const char *name, size_t n,
         const uint8_t *h = hashes + i * STORE_HASH;
         if (bmap_get(&s->chunks, h, STORE_HASH))
             continue;
-        if (m->max_bytes && lens[i] > m->max_bytes - m->bytes) {
+        /* (Manifests, not checked, may have taken bytes past the bound.) */
+        if (m->max_bytes && (m->bytes >= m->max_bytes || lens[i] > m->max_bytes - m->bytes)) {
             rc = store__fail(STORE_FULL, "the session store is full (it holds at most %llu "
                              "bytes, compressed)", (unsigned long long)m->max_bytes);
             break;

@@ -63,14 +63,26 @@ def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, 
     return out
 
 
+def _rule_is_every_host(rule: str) -> bool:
+    """Whether a host rule matches every name or address: "*" or a /0
+    range, with or without a port ("*:443", "[::/0]:443")."""
+    host = rule
+    if rule.startswith("["):
+        host = rule[1:rule.find("]")] if "]" in rule else rule
+    elif rule.count(":") == 1:
+        host = rule.split(":")[0]
+    return host == "*" or host.endswith("/0")
+
+
 def _secret_fallback_hosts(name: str, network: NetConfig) -> List[str]:
     """Where a secret given without allowed_hosts may go: the hosts the
-    network allows, as the reference has it. Not when that is every host
-    (the rule "*"): code could then send the secret to a server of its own
-    (the reference's empty list means any host; here it is an error)."""
-    if "*" in network.allowed_hosts:
+    network allows, as the reference has it. Not when those are every host
+    ("*", "*:443", "0.0.0.0/0"): code could then send the secret to a
+    server of its own (the reference's empty list means any host; here it
+    is an error)."""
+    if any(_rule_is_every_host(rule) for rule in network.allowed_hosts):
         raise ValueError(f"secret {name!r} has no allowed_hosts and the network allows every "
-                         f"host ('*'): name the hosts it may be sent to")
+                         f"host: name the hosts it may be sent to")
     return list(network.allowed_hosts)
 
 

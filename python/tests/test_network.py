@@ -134,6 +134,10 @@ def test_secret_without_hosts_goes_where_the_network_allows(server):
     # code could send it to a server of its own.
     with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
         eryx.Sandbox(network=eryx.NetConfig.permissive(), secrets={"API_KEY": "x" * 20})
+    for every in (["*:443"], ["0.0.0.0/0"], ["[::/0]:443"], ["api.example.com", "::/0"]):
+        with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
+            eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=every),
+                         secrets={"API_KEY": "x" * 20})
 
 
 def test_a_resumed_journal_does_not_fetch_again(server):

@@ -590,6 +590,16 @@ int eryx__exec_has_completed(eryx_exec *ex)
     return n > 0;
 }
 
+int eryx__exec_has_waiting(eryx_exec *ex)
+{
+    pthread_mutex_lock(&ex->hub->mu);
+    int waiting = 0;
+    for (size_t i = 0; i < ex->n_calls && !waiting; i++)
+        waiting = ex->calls[i]->state == ERYX__CALL_WAITING;
+    pthread_mutex_unlock(&ex->hub->mu);
+    return waiting;
+}
+
 /* Times out calls past their deadline; h->mu held. The clock is read
  * only if some call waits with a deadline (not the case of a reply to a
  * call that completed at once, every callback's fast path). */

@@ -199,6 +199,9 @@ void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns);
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
+/* Whether a call still waits for its outcome (under the hub's lock: an
+ * embedder's thread may be completing one). */
+int eryx__exec_has_waiting(eryx_exec *ex);
 /* At each of the guest's waits of a replay: delivers the next recorded
  * batch of outcomes once the guest has issued all of its calls again, or
  * finds that the code diverged (it waits for nothing else). */

@@ -48,14 +48,6 @@ static void set_timer(eryx_exec *ex, const eryx__wait_request *r)
     ex->timer_deadline_ns = eryx__now_ns() + (uint64_t)(s * 1e9) + 1;
 }
 
-static int has_waiting_calls(eryx_exec *ex)
-{
-    for (size_t i = 0; i < ex->n_calls; i++)
-        if (ex->calls[i]->state == ERYX__CALL_WAITING)
-            return 1;
-    return 0;
-}
-
 /* Each import brackets its body with eryx__engine_enter_host/_leave_host:
  * a hard interrupt never jumps out of host code (a held lock, a half-built
  * JSON value), it takes effect when the import returns to the guest. */
@@ -108,7 +100,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
     }
     int new_calls = ex->n_calls > before;
     if (!error && !new_calls && !eryx__exec_has_completed(ex) && !ex->timer_deadline_ns &&
-        !has_waiting_calls(ex))
+        !eryx__exec_has_waiting(ex))
         error = "deadlock: the event loop waits, but no callback or timer is pending";
     /* Suspend unless the guest can go on at once: new calls must reach the
      * embedder, and waiting only makes sense with something to wait for
