@@ -51,6 +51,7 @@ void http_resp_init(http_resp *r, size_t max)
 {
     memset(r, 0, sizeof *r);
     r->max = max;
+    r->retry_ms = -1;
 }
 
 void http_resp_clear(http_resp *r)
@@ -215,6 +216,37 @@ static void deliver(http_resp *r, const char *text, size_t len, http_resp_messag
         fn(ud, text, len);
 }
 
+/* An id field: the SSE rules ignore one holding a NUL; one that cannot
+ * go back in a header is kept as unusable (resuming from an earlier id
+ * would deliver messages twice). */
+static void sse_id(http_resp *r, const char *v, size_t vlen)
+{
+    if (memchr(v, '\0', vlen))
+        return;
+    int ok = vlen < sizeof r->id_buf;
+    for (size_t i = 0; ok && i < vlen; i++)
+        ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f;
+    r->id_seen = 1;
+    r->id_buf_ok = ok;
+    memcpy(r->id_buf, ok ? v : "", ok ? vlen : 0);
+    r->id_buf[ok ? vlen : 0] = '\0';
+}
+
+/* A retry field: milliseconds, in ASCII digits only (else ignored);
+ * capped at a day. */
+static void sse_retry(http_resp *r, const char *v, size_t vlen)
+{
+    long ms = 0;
+    for (size_t i = 0; i < vlen; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return;
+        if (ms < 86400000L)
+            ms = ms * 10 + (v[i] - '0');
+    }
+    if (vlen)
+        r->retry_ms = ms < 86400000L ? ms : 86400000L;
+}
+
 /* One line of the event stream, in r->text: a field of the event being
  * read, or the blank line that ends it. */
 static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
@@ -228,6 +260,11 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
          * only marks it): deliver counts it dropped unread. */
         if (r->data_len > 1 && r->data_len - 1 <= r->max)
             r->data[r->data_len - 1] = '\0'; /* the last '\n' */
+        if (r->id_seen) { /* before fn: it may read it */
+            memcpy(r->last_id, r->id_buf, sizeof r->last_id);
+            r->last_id_ok = r->id_buf_ok;
+            r->has_last_id = 1;
+        }
         if (r->data_len > 1)
             deliver(r, r->data, r->data_len - 1, fn, ud);
         r->data_len = 0;
@@ -248,7 +285,15 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
         r->event[fits ? vlen : 1] = '\0';
         return 0;
     }
-    if (name != 4 || memcmp(line, "data", 4) != 0) /* id, retry: not needed */
+    if (name == 2 && memcmp(line, "id", 2) == 0) {
+        sse_id(r, v, vlen);
+        return 0;
+    }
+    if (name == 5 && memcmp(line, "retry", 5) == 0) {
+        sse_retry(r, v, vlen);
+        return 0;
+    }
+    if (name != 4 || memcmp(line, "data", 4) != 0)
         return 0;
     if (r->data_len + vlen + 1 > r->max + 1) {
         r->data_len = r->max + 2; /* too large: delivered as dropped */

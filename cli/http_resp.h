@@ -15,6 +15,9 @@
 
 #include "http.h"
 
+/* The longest event id kept for Last-Event-ID, with its NUL. */
+#define HTTP_EVENT_ID_MAX 256
+
 typedef struct http_resp {
     size_t max;                 /* the largest message handed out */
     int state;                  /* where the reader is (http_resp.c) */
@@ -37,6 +40,20 @@ typedef struct http_resp {
                                  * none, "?" when too long), read in the
                                  * callback (MCP's older HTTP+SSE transport
                                  * names its "endpoint" event) */
+    /* Where the event stream resumes (MCP's Streamable HTTP, 2025-11-25;
+     * the SSE rules): the id field's value, kept until changed, becomes
+     * the last event id as each event ends, data or none (a server primes
+     * a stream with an event of an id and empty data). An id that cannot
+     * go in a Last-Event-ID header (over HTTP_EVENT_ID_MAX - 1 bytes, a
+     * control character) makes the stream one that cannot resume. */
+    char id_buf[HTTP_EVENT_ID_MAX];
+    int id_seen;                /* an id field came */
+    int id_buf_ok;              /* id_buf can be sent back */
+    char last_id[HTTP_EVENT_ID_MAX]; /* the last ended event's id, or "" */
+    int has_last_id;            /* an event ended after an id field */
+    int last_id_ok;             /* and last_id can be sent back */
+    long retry_ms;              /* the last retry field (how long to wait
+                                 * before resuming), -1 without one */
     int http11;                 /* an HTTP/1.1 response (else 1.0) */
     int has_keep_alive;         /* a "Keep-Alive: timeout=N" hint came */
     unsigned keep_alive_s;      /* its N: how long the server keeps an idle

@@ -858,11 +858,6 @@ static pid_t spawn(const eryx_cli_mcp_spec *spec, int *to, int *from)
     return pid;
 }
 
-static int supported_version(const char *v)
-{
-    return strcmp(v, ERYX_MCP_VERSION) == 0 || strcmp(v, ERYX_MCP_PREVIOUS_VERSION) == 0;
-}
-
 static void stop_one(mcp_conn *c);
 
 /* Starts one server and lists its tools; NULL after printing why not. */
@@ -924,15 +919,15 @@ static mcp_conn *connect_one(const eryx_cli_mcp_spec *spec, const eryx_cli_mcp *
                             eryx_version()),
                   deadline, &error);
     json_t *version = json_object_get(res, "protocolVersion");
-    if (!res || !json_is_string(version) || !supported_version(json_string_value(version))) {
+    if (!res || !json_is_string(version) || !eryx_cli_mcp_known_revision(json_string_value(version))) {
         fprintf(stderr, "eryx: %s: initialize failed: %s\n", who,
                 error ? error
                 : !json_is_string(version) ? "no protocolVersion in the answer"
                                            : "it speaks a protocol revision eryx does not");
         if (json_is_string(version) && !error)
-            fprintf(stderr, "eryx: %s answered with revision %s; eryx speaks %s "
-                            "and %s\n", who, json_string_value(version), ERYX_MCP_VERSION,
-                    ERYX_MCP_PREVIOUS_VERSION);
+            fprintf(stderr, "eryx: %s answered with revision %s; eryx speaks %s, %s, "
+                            "2025-03-26 and 2024-11-05\n", who, json_string_value(version),
+                    ERYX_MCP_VERSION, ERYX_MCP_PREVIOUS_VERSION);
         goto fail;
     }
     c->version = strdup(json_string_value(version));

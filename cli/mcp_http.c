@@ -267,19 +267,6 @@ static int accepts(const char *accept, const char *type)
     return accept[0] == '\0' || strstr(accept, type) || strstr(accept, "*/*");
 }
 
-/* The MCP-Protocol-Version header names a published revision (initialize
- * negotiates the current or the previous one; what a request that follows
- * may use is the same for the older ones: tools/list, tools/call, ping). */
-static int supported_version(const char *v)
-{
-    static const char *const known[] = {ERYX_MCP_VERSION, ERYX_MCP_PREVIOUS_VERSION,
-                                        "2025-03-26", "2024-11-05"};
-    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
-        if (strcmp(v, known[i]) == 0)
-            return 1;
-    return 0;
-}
-
 /* Waits for the answer to a request handed to a job (woken when it has
  * gone out), looking every 200 ms whether the client has gone: one that
  * closes is marked broken (the answer is dropped). Not POLLIN: bytes the
@@ -352,7 +339,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         respond(c, 404, "Not Found", NULL, NULL, NULL);
         return;
     }
-    if (req.has_protocol && !supported_version(req.protocol)) {
+    if (req.has_protocol && !eryx_cli_mcp_known_revision(req.protocol)) {
         respond_rpc_error(c, 400, "Bad Request", JR_INVALID_REQUEST,
                           "unsupported MCP-Protocol-Version");
         return;

@@ -21,6 +21,14 @@
 #define ERYX_MCP_VERSION "2025-11-25"
 #define ERYX_MCP_PREVIOUS_VERSION "2025-06-18"
 
+/* 1 if v names a published revision whose messages eryx handles: the two
+ * above and the older 2025-03-26 and 2024-11-05 (tools/list, tools/call,
+ * ping, cancellation and progress are the same in all; what is newer,
+ * structured content first, is only absent). eryx's client takes a
+ * server of any of them; its server accepts them in MCP-Protocol-Version.
+ * (mcp_names.c) */
+int eryx_cli_mcp_known_revision(const char *v);
+
 #define ERYX_MCP_DEFAULT_MAX_MESSAGE (16u << 20)
 
 /* 1 if s is a Python identifier (ASCII, at most 64 bytes) and no keyword. */

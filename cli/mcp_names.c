@@ -1,6 +1,7 @@
 /*
  * Python names made of MCP's names: a tool's, a server's (mcp.NAME.TOOL
- * must be something the sandboxed code can write).
+ * must be something the sandboxed code can write); and the names of MCP's
+ * protocol revisions eryx knows.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -58,4 +59,14 @@ char *eryx_cli_py_name(const char *tool)
         s[o] = '\0';
     }
     return s;
+}
+
+int eryx_cli_mcp_known_revision(const char *v)
+{
+    static const char *const known[] = {ERYX_MCP_VERSION, ERYX_MCP_PREVIOUS_VERSION, "2025-03-26",
+                                        "2024-11-05"};
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (strcmp(v, known[i]) == 0)
+            return 1;
+    return 0;
 }

@@ -20,10 +20,12 @@
  * request went) is sent again on a new one. initialize is sent alone, first
  * (its answer carries the session id and protocol revision later requests
  * send); the others go up to MAX_PARALLEL at once, so gathered tool calls
- * stay concurrent. A request the server fails (an HTTP error, no answer,
- * a malformed response) gets a JSON-RPC error answer, so that the client
- * fails that call instead of waiting for it. At the end of stdin the
- * session is ended with DELETE.
+ * stay concurrent. An event stream that ends before its answer, after
+ * events with ids, is resumed with a GET of Last-Event-ID (revision
+ * 2025-11-25: servers may close streams to be polled). A request the
+ * server fails (an HTTP error, no answer, a malformed response) gets a
+ * JSON-RPC error answer, so that the client fails that call instead of
+ * waiting for it. At the end of stdin the session is ended with DELETE.
  *
  * With --transport sse (MCP's HTTP+SSE transport of 2024-11-05, which
  * servers still serve) a GET of URL opens an event stream whose first
@@ -67,6 +69,11 @@
  * (undici) does. With a hint: N less a second, for the request's way. */
 #define DEFAULT_KEEP_MS 4000
 #define KEEP_MARGIN_MS 1000
+/* Resuming an event stream (exchange_resume): the wait before a GET when
+ * the server named none (its retry field), and the most a failed GET
+ * adds to it, doubling. */
+#define DEFAULT_RETRY_MS 1000
+#define MAX_BACKOFF_MS 30000
 
 enum { STREAM_OPENING, STREAM_OPEN, STREAM_ENDED };
 
@@ -96,7 +103,9 @@ typedef struct proxy {
     dial_url post;            /* where messages go: the endpoint event's */
     json_t *pending;          /* ids of requests posted and not answered */
     int stream_fd;            /* the stream's socket, or -1 */
-    int closing;              /* stdin ended: the stream is to end */
+    int closing;              /* stdin ended: the stream is to end, and
+                               * streams being resumed are left */
+    struct exchange *resuming[MAX_PARALLEL]; /* exchanges resuming a stream */
 } proxy;
 
 /* ---- one connection --------------------------------------------------------- */
@@ -165,6 +174,13 @@ typedef struct exchange {
     int answered;             /* a response to id was written */
     int status;               /* the answer's HTTP status, 0 without one */
     const http_resp *r;       /* the answer, while it is read */
+    /* Its event stream, to resume it when it ends before the answer: */
+    int streamed;             /* the last try's answer was a 2xx event stream */
+    int dropped;              /* a message over --max-message was dropped */
+    char last_id[HTTP_EVENT_ID_MAX]; /* the last event's id ("": none, or
+                                      * one that cannot be sent back) */
+    long retry_ms;            /* the server's retry field, -1: none came */
+    int cancelled;            /* the client cancelled the request (p->lock) */
 } exchange;
 
 /* A message of the answer: compacted to one line and written to stdout. */
@@ -195,19 +211,21 @@ static void on_message(void *ud, const char *text, size_t len)
     json_decref(msg);
 }
 
-/* The head of a request for path into buf; -1 when it does not fit. */
+/* The head of a request for path into buf (with Last-Event-ID: last_id
+ * unless NULL); -1 when it does not fit. */
 static int request_head(proxy *p, const char *method, const char *path, const char *accept,
-                        size_t body_len, char *buf, size_t cap)
+                        const char *last_id, size_t body_len, char *buf, size_t cap)
 {
     pthread_mutex_lock(&p->lock);
     int n = snprintf(buf, cap,
                      "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: eryx/%s\r\n"
                      "Accept: %s\r\n"
-                     "%s%s%s%s%s%s",
+                     "%s%s%s%s%s%s%s%s%s",
                      method, path, p->url.authority, eryx_version(), accept,
                      p->session[0] ? "Mcp-Session-Id: " : "", p->session,
                      p->session[0] ? "\r\n" : "", p->version[0] ? "MCP-Protocol-Version: " : "",
-                     p->version, p->version[0] ? "\r\n" : "");
+                     p->version, p->version[0] ? "\r\n" : "", last_id ? "Last-Event-ID: " : "",
+                     last_id ? last_id : "", last_id ? "\r\n" : "");
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < p->n_headers && n > 0 && (size_t)n < cap; i++)
         n += snprintf(buf + n, cap - (size_t)n, "%s\r\n", p->headers[i]);
@@ -229,8 +247,10 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
 {
     proxy *p = x->p;
     char head[HTTP_MAX_HEAD];
-    int hlen = request_head(p, method, path, "application/json, text/event-stream", len, head,
-                            sizeof head);
+    int resume = strcmp(method, "GET") == 0;
+    int hlen = request_head(p, method, path,
+                            resume ? "text/event-stream" : "application/json, text/event-stream",
+                            resume ? x->last_id : NULL, len, head, sizeof head);
     *unheard = 0;
     if (hlen < 0)
         return "the request's headers are too long";
@@ -286,6 +306,12 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
     }
     x->status = r->status;
     x->r = NULL;
+    x->streamed = r->sse && r->status >= 200 && r->status <= 299;
+    x->dropped |= r->dropped != 0;
+    if (r->has_last_id)
+        memcpy(x->last_id, r->last_id_ok ? r->last_id : "", sizeof x->last_id);
+    if (r->retry_ms >= 0)
+        x->retry_ms = r->retry_ms;
     if (!why && x->initialize && r->session[0]) {
         pthread_mutex_lock(&p->lock);
         snprintf(p->session, sizeof p->session, "%s", r->session);
@@ -316,14 +342,15 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
     return why;
 }
 
-/* Sends method (POST with body, or DELETE) to path and reads the answer,
- * its messages to fn (NULL: the body is read and ignored). NULL, or why
- * the exchange failed. A request a kept connection lost unread goes again
- * on a new one when x->replayable; another (a tools/call: it may have
- * run) fails, as HTTP asks of a request that is not idempotent. */
-static const char *exchange_run(exchange *x, const char *method, const char *path,
-                                const char *body, size_t len, http_resp_message_fn fn,
-                                char *err, size_t errlen)
+/* Sends method (POST with body, GET to resume, or DELETE) to path and
+ * reads the answer, its messages to fn (NULL: the body is read and
+ * ignored). NULL, or why the exchange failed. A request a kept connection
+ * lost unread goes again on a new one when x->replayable; another (a
+ * tools/call: it may have run) fails, as HTTP asks of a request that is
+ * not idempotent. */
+static const char *exchange_send(exchange *x, const char *method, const char *path,
+                                 const char *body, size_t len, http_resp_message_fn fn,
+                                 char *err, size_t errlen)
 {
     int unheard;
     const char *why = exchange_try(x, method, path, body, len, fn, 0, &unheard, err, errlen);
@@ -331,6 +358,118 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
         why = exchange_try(x, method, path, body, len, fn, 1, &unheard, err, errlen);
     else if (why == err && unheard)
         snprintf(err + strlen(err), errlen - strlen(err), " (not sent again: it may have acted)");
+    return why;
+}
+
+/* Waits ms before resuming x's stream: 0, or -1 as soon as the client
+ * cancels the request or stdin ends (nobody wants the answer then). */
+static int resume_wait(exchange *x, uint64_t ms)
+{
+    proxy *p = x->p;
+    struct timespec until = eryx_cli_deadline(ms);
+    pthread_mutex_lock(&p->lock);
+    int rc = 0, stop;
+    while (!(stop = x->cancelled || p->closing) && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&p->cond, &p->lock, &until);
+    pthread_mutex_unlock(&p->lock);
+    return stop ? -1 : 0;
+}
+
+/* Registers x as resuming (on 1), or no longer (on 0), so that a
+ * notifications/cancelled of its request stops it. */
+static void resuming_mark(exchange *x, int on)
+{
+    proxy *p = x->p;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < MAX_PARALLEL; i++) {
+        if (on && !p->resuming[i]) {
+            p->resuming[i] = x;
+            break;
+        }
+        if (!on && p->resuming[i] == x)
+            p->resuming[i] = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The client cancelled request id (m: its notifications/cancelled): a
+ * stream being resumed for it is left. */
+static void resuming_cancel(proxy *p, const jr_msg *m)
+{
+    json_t *id = json_object_get(m->params, "requestId");
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; id && i < MAX_PARALLEL; i++)
+        if (p->resuming[i] && json_equal(p->resuming[i]->id, id))
+            p->resuming[i]->cancelled = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The event stream answering x's request ended (closed, or broken) before
+ * the answer, after an event with an id: resumes it as MCP's Streamable
+ * HTTP transport has clients do (2025-11-25): a GET with Last-Event-ID,
+ * after the server's retry time (it MUST be respected), and again each
+ * time a stream ends unanswered (a server may close them at will, to be
+ * polled). The server replays what came after that event. Gives up when
+ * it refuses a GET (4xx: 405 says it cannot resume, 404 that the session
+ * ended), or has served none for --timeout; a GET that fails otherwise
+ * waits longer each time. why: how the first stream ended. */
+static const char *exchange_resume(exchange *x, const char *why, char *err, size_t errlen)
+{
+    proxy *p = x->p;
+    char first[400], last[400];
+    snprintf(first, sizeof first, "%s", why ? why : "closed by the server");
+    uint64_t give_up = eryx_cli_now_ms() + (uint64_t)p->timeout_ms, backoff = 0;
+    int replayable = x->replayable;
+    x->replayable = 1; /* a GET may go twice */
+    why = NULL;
+    resuming_mark(x, 1);
+    while (!x->answered && x->last_id[0] && !x->dropped) {
+        uint64_t wait = (x->retry_ms >= 0 ? (uint64_t)x->retry_ms : DEFAULT_RETRY_MS) + backoff;
+        if (eryx_cli_now_ms() + wait > give_up) {
+            snprintf(err, errlen, "the event stream of the answer ended (%.150s) and could not "
+                     "be resumed within --timeout%s%.150s", first, why ? ": " : "", why ? last : "");
+            why = err;
+            break;
+        }
+        if (resume_wait(x, wait) < 0) {
+            x->answered = 1; /* cancelled, or the client left: no answer wanted */
+            why = NULL;
+            break;
+        }
+        why = exchange_send(x, "GET", p->url.path, NULL, 0, on_message, last, sizeof last);
+        if (why && why != last)
+            snprintf(last, sizeof last, "%s", why);
+        if (x->answered) {
+            why = NULL;
+        } else if (x->status >= 400 && x->status <= 499) {
+            snprintf(err, errlen, "the event stream of the answer ended (%.150s) and resuming "
+                     "it failed: %.150s", first, why);
+            why = err;
+            break;
+        } else if (x->streamed) { /* served: the server holds the request */
+            give_up = eryx_cli_now_ms() + (uint64_t)p->timeout_ms;
+            backoff = 0;
+        } else {
+            backoff = backoff ? backoff * 2 : DEFAULT_RETRY_MS / 2;
+            if (backoff > MAX_BACKOFF_MS)
+                backoff = MAX_BACKOFF_MS;
+        }
+    }
+    resuming_mark(x, 0);
+    x->replayable = replayable;
+    return why;
+}
+
+/* exchange_send, resuming a request's event stream that ends before its
+ * answer (exchange_resume). */
+static const char *exchange_run(exchange *x, const char *method, const char *path,
+                                const char *body, size_t len, http_resp_message_fn fn,
+                                char *err, size_t errlen)
+{
+    const char *why = exchange_send(x, method, path, body, len, fn, err, errlen);
+    if (x->id && !x->initialize && !x->answered && x->streamed && x->last_id[0] && !x->dropped)
+        why = exchange_resume(x, why, err, errlen);
     return why;
 }
 
@@ -374,7 +513,9 @@ static void forward(proxy *p, char *line, size_t len)
      * request, or a notification, gets 202 and nothing). */
     exchange x = {.p = p, .id = m.kind == JR_REQUEST ? m.id : NULL,
                   .initialize = m.kind == JR_REQUEST && !strcmp(m.method, "initialize"),
-                  .replayable = replayable(&m)};
+                  .replayable = replayable(&m), .retry_ms = -1};
+    if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
+        resuming_cancel(p, &m);
     char err[400];
     const char *why = exchange_run(&x, "POST", p->url.path, line, len, on_message, err,
                                    sizeof err);
@@ -564,7 +705,8 @@ static const char *stream_read(stream *s)
 {
     proxy *p = s->p;
     char head[HTTP_MAX_HEAD];
-    int hlen = request_head(p, "GET", p->url.path, "text/event-stream", 0, head, sizeof head);
+    int hlen = request_head(p, "GET", p->url.path, "text/event-stream", NULL, 0, head,
+                            sizeof head);
     if (hlen < 0)
         return "the request's headers are too long";
     if (link_open(p, &s->l, s->err, sizeof s->err) < 0)
@@ -836,6 +978,8 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     if (p.sse)
         stream_stop(&p);
     pthread_mutex_lock(&p.lock);
+    p.closing = 1; /* streams being resumed are left */
+    pthread_cond_broadcast(&p.cond);
     while (p.running > 0)
         pthread_cond_wait(&p.cond, &p.lock);
     int has_session = p.session[0] != '\0';

@@ -37,6 +37,11 @@ from ._callbacks import _Entry
 
 PROTOCOL_VERSION = "2025-11-25"
 PREVIOUS_PROTOCOL_VERSION = "2025-06-18"
+# Revisions a server may answer with: tools/list, tools/call, ping,
+# cancellation and progress are the same in all (what is newer, structured
+# content first, is only absent from the older ones).
+KNOWN_PROTOCOL_VERSIONS = (PROTOCOL_VERSION, PREVIOUS_PROTOCOL_VERSION, "2025-03-26",
+                           "2024-11-05")
 DEFAULT_MAX_MESSAGE = 16 << 20
 _MAX_TOOLS = 1000
 _MAX_PAGES = 100
@@ -245,9 +250,9 @@ class _Server:
         version = result.get("protocolVersion") if isinstance(result, dict) else None
         if not isinstance(version, str):
             self._fail("initialize", "no protocolVersion in the answer")
-        if version not in (PROTOCOL_VERSION, PREVIOUS_PROTOCOL_VERSION):
+        if version not in KNOWN_PROTOCOL_VERSIONS:
             self._fail("initialize", f"it answered with protocol revision {version!r}; eryx "
-                                     f"speaks {PROTOCOL_VERSION} and {PREVIOUS_PROTOCOL_VERSION}")
+                                     f"speaks {', '.join(KNOWN_PROTOCOL_VERSIONS)}")
         self.version = version
         try:
             self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})

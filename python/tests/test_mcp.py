@@ -20,7 +20,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BAD_SERVER = os.path.join(ROOT, "tests", "mcp", "bad_server.mjs")
 
 # A fake MCP server: mode "normal" (one tool, echo), "old" (answers
-# initialize with a revision eryx does not speak), "stubborn" (ignores the
+# initialize with a revision eryx does not speak), "2025" and "2024" (with
+# the older revisions 2025-03-26 and 2024-11-05), "stubborn" (ignores the
 # end of its input and SIGTERM), "mute" (reads, never answers). Its pid goes
 # to argv[2].
 FAKE_SERVER = r'''
@@ -38,7 +39,8 @@ for line in sys.stdin:
     if mode == "mute" or "id" not in msg:
         continue
     if msg["method"] == "initialize":
-        version = "2024-11-05" if mode == "old" else msg["params"]["protocolVersion"]
+        version = {"old": "2024-10-07", "2025": "2025-03-26", "2024": "2024-11-05"}.get(
+            mode, msg["params"]["protocolVersion"])
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {
             "protocolVersion": version, "capabilities": {"tools": {}},
             "serverInfo": {"name": "fake", "version": "1"}}})
@@ -356,7 +358,8 @@ def test_connect_failures(fake, tmp_path):
     assert 1.4 < time.monotonic() - t < 3
     with pytest.raises(eryx.InitializationError, match=r"no answer within 1 s"):
         m.connect("x", sys.executable, fake("mute"), timeout_secs=1)
-    with pytest.raises(eryx.InitializationError, match="revision '2024-11-05'"):
+    with pytest.raises(eryx.InitializationError, match="revision '2024-10-07'; eryx speaks "
+                       "2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05"):
         m.connect("x", sys.executable, fake("old"))
     # A server that is not MCP at all: its lines are skipped, then the timeout.
     with pytest.raises(eryx.InitializationError, match="no answer"):
@@ -397,6 +400,17 @@ def test_close_is_idempotent_and_stops_the_server(fake):
     # The manager can connect again; a sandbox made before keeps what it had.
     m.connect("f", sys.executable, fake("normal"))
     assert eryx.Sandbox(mcp=m).execute("print(await mcp.f.echo(x=2))").stdout == '{"x": 2}\n'
+    m.close()
+
+
+def test_servers_of_older_revisions(fake):
+    # Servers still answer with 2025-03-26 (the first of Streamable HTTP)
+    # and 2024-11-05: their tools are called as any.
+    m = eryx.MCPManager()
+    m.connect("a", sys.executable, fake("2025"))
+    m.connect("b", sys.executable, fake("2024"))
+    r = eryx.Sandbox(mcp=m).execute("print(await mcp.a.echo(x=1), await mcp.b.echo(x=2))")
+    assert r.stdout == '{"x": 1} {"x": 2}\n'
     m.close()
 
 

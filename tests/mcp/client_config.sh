@@ -275,6 +275,30 @@ proxy_http /mcp "$(call 2 port)" "$(call 3 port)"
 proxy_http /mcp-brief "$(call 2 port)" "$(call 3 port)"
 [ "$(ports)" = 2 ] || { echo "FAIL proxy_keep_alive_hint: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
+# Event streams that end before their answer (MCP 2025-11-25): resumed
+# with a GET of the last event's id, after the server's retry time, as
+# often as the server ends them (`poll`: three GETs, 300 ms apart, whose
+# notifications are passed on), also after a cut connection (`break`); a
+# server that cannot resume (405) fails the call with the reason; a
+# request the client cancels is not resumed any more (`linger`: every GET
+# served, empty).
+: >"$tmp/http.log"
+{ echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+  sleep 0.2; call 2 poll; call 3 break; call 4 noresume; call 5 linger; sleep 0.8
+  echo '{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":5}}'
+  sleep 2.5; } | timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port/mcp" >"$tmp/out" 2>&1
+grep -q '"id": *2, *"result"' "$tmp/out" && grep -q '"id": *3, *"result"' "$tmp/out" &&
+    grep -q '"id": *4, *"error".*ended (closed by the server) and resuming it failed: HTTP status 405' "$tmp/out" &&
+    ! grep -q '"id": *5' "$tmp/out" &&
+    [ "$(grep -o '"data": *"poll [0-9]"' "$tmp/out" | tr -d ' ' | tr '\n' ,)" = '"data":"poll0","data":"poll1",' ] &&
+    [ "$(grep '^GET poll' "$tmp/http.log" | tr '\n' ,)" = "GET poll-0,GET poll-1,GET poll-2," ] &&
+    grep -q '^GET break-0$' "$tmp/http.log" && grep -q '^GET noresume-0$' "$tmp/http.log" &&
+    [ "$(grep -c '^GET linger-0$' "$tmp/http.log")" -ge 2 ] &&
+    [ "$(grep -c '^GET linger-0$' "$tmp/http.log")" -le 5 ] ||
+    { echo "FAIL proxy_resume: $(cat "$tmp/out" "$tmp/http.log")"; fails=$((fails + 1)); }
+# (`linger` served every 200 ms for the 3.3 s stdin stays open would be
+# 16 GETs; cancelled after 1 s, at most 5.)
+
 # HTTPS: the proxy verifies the server (a certificate for 127.0.0.1 signed
 # by a CA made here): refused without the CA, served with --ca-file.
 (cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \

@@ -13,6 +13,15 @@ that carries a second request without answering it (as a server whose
 idle timeout ends as the request comes); under /mcp-brief, answers say
 "Keep-Alive: timeout=1" (a connection not to be reused).
 
+Event streams that end before their answer (MCP 2025-11-25's resumable
+streams; a client resumes one with a GET of Last-Event-ID, each logged):
+`poll` primes its stream with an event id and "retry: 300" and closes it;
+the GETs of poll-0 and poll-1 each bring a notification and end, the one
+of poll-2 the answer. `break` cuts its connection in the middle of its
+stream (no last chunk); its GET brings the answer. `noresume`: the GET is
+refused with 405. `linger` (retry 200): every GET is served and ends
+empty, so only a cancel stops the client.
+
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
 are posted (202) and answered on the stream; its tool `cut` ends the
@@ -33,6 +42,8 @@ SESSION = "test-session-1"
 count = [0]
 drop_next = [False]  # `drop` was called: close the next kept connection unanswered
 streams = {}  # the older transport: session -> the queue of its stream
+resumable = {}  # tool name -> the answer its resumed stream brings
+RETRY = {"poll": 300, "break": 100, "noresume": 100, "linger": 200}
 streams_lock = threading.Lock()
 TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}},
          {"name": "port", "inputSchema": {"type": "object", "properties": {}}}]
@@ -77,6 +88,43 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
 
+    def sse_head(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def chunk(self, text):
+        data = text.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def resumable_call(self, msg):
+        """A tools/call whose stream ends (or breaks) before the answer."""
+        name = msg["params"]["name"]
+        resumable[name] = self.answer_of(msg, TOOLS)
+        self.sse_head()
+        self.chunk(f"id: {name}-0\nretry: {RETRY[name]}\ndata:\n\n")
+        if name == "break":  # the connection ends inside the body
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    def resume(self, last):
+        with open(sys.argv[1], "a") as f:
+            f.write(f"GET {last}\n")
+        name, _, k = last.rpartition("-")
+        if name not in RETRY or name == "noresume":
+            return self.answer(405, None)
+        self.sse_head()
+        if name == "poll" and int(k) < 2:
+            note = {"jsonrpc": "2.0", "method": "notifications/message",
+                    "params": {"level": "info", "data": f"poll {k}"}}
+            self.chunk(f"id: poll-{int(k) + 1}\ndata: {json.dumps(note)}\n\n")
+        elif name != "linger":
+            self.chunk(f"id: {name}-{int(k) + 1}\ndata: {json.dumps(resumable.pop(name))}\n\n")
+        self.wfile.write(b"0\r\n\r\n")
+
     def answer_of(self, msg, tools):
         """The answer to request msg (initialize, tools/list, seen, port: the
         client's port, the same for requests on one kept-alive connection)."""
@@ -97,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         url = urlsplit(self.path)
+        if url.path == "/mcp" and self.headers.get("Last-Event-ID"):
+            return self.resume(self.headers["Last-Event-ID"])
         if url.path not in ("/sse", "/sse-foreign"):
             return self.answer(405, None)
         q = queue.Queue()
@@ -150,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(400, None)
         if "id" not in msg:
             return self.answer(202, None)
+        if msg["method"] == "tools/call" and msg["params"]["name"] in RETRY:
+            return self.resumable_call(msg)
         return self.answer(200, self.answer_of(msg, TOOLS))
 
     def do_DELETE(self):
