@@ -8,6 +8,7 @@
  * it could not be created. See docs/cli.md.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -67,6 +68,7 @@ typedef struct cli {
     uint64_t fuel;            /* 0: unlimited */
     int timeout_set;
     int stats;
+    int stdin_lazy;           /* the sandbox reads our stdin as it goes */
     const char *session;      /* --session FILE (a NAME with --remote) */
     const char *remote;       /* --remote URL */
     const char *token_file;   /* --token-file FILE (with --remote) */
@@ -483,6 +485,20 @@ static void start_interrupt_thread(eryx_sandbox *sb)
         pthread_detach(t);
 }
 
+/* eryx_run_options.stdin_read on our stdin: waits 50 ms at most at a time,
+ * so that the time limit and Ctrl-C act while the program waits for
+ * input. */
+static long read_stdin(void *ud, void *buf, size_t cap)
+{
+    (void)ud;
+    struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+    int r = poll(&p, 1, 50);
+    long n = r > 0 ? (long)read(STDIN_FILENO, buf, cap) : -1;
+    if (n < 0 && (r == 0 || errno == EINTR || errno == EAGAIN))
+        errno = EAGAIN;
+    return n;
+}
+
 static int run(const cli *c, const char *code, size_t len, const char *filename,
                const char *argv0, const char *stdin_data, size_t stdin_len)
 {
@@ -537,6 +553,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     opts.argv = argv;
     opts.stdin_data = stdin_data;
     opts.stdin_len = stdin_len;
+    if (c->stdin_lazy)
+        opts.stdin_read = read_stdin;
     start_interrupt_thread(sb);
     if (!code) {
         status = eryx_cli_repl(sb);
@@ -659,10 +677,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "eryx: cannot read the program: %s\n", strerror(errno));
         return EXIT_SETUP;
     }
-    /* The sandbox's stdin is ours when the program did not come from it and
-     * it is not a terminal (a terminal would block until EOF). */
-    if (!from_stdin && !isatty(STDIN_FILENO))
+    /* The sandbox's stdin is ours when the program did not come from it,
+     * read as the program reads it, as python does: a parent that leaves
+     * our stdin open (Node's spawn does by default) must not hang a program
+     * that never reads it, and a terminal is read line by line. --remote
+     * sends it whole: read to its end first, unless it is a terminal. */
+    if (!from_stdin && c.remote && !isatty(STDIN_FILENO))
         input = read_all(stdin, &input_len);
+    c.stdin_lazy = !from_stdin && !c.remote;
     int status = c.remote ? run_remote(&c, code, len, input, input_len)
                           : run(&c, code, len, filename, argv0, input, input_len);
     if (cli_trace_close(&c.trace) < 0 && status == 0)

@@ -734,6 +734,19 @@ typedef struct eryx_run_options {
                                   ERYX_NO_LIMIT = none */
     uint64_t fuel;             /* this run's fuel; 0 = the sandbox's,
                                   ERYX_NO_LIMIT = unlimited */
+    /* sys.stdin read as the program reads it, after stdin_data's bytes
+     * (NULL: none; then EOF): stdin_read fills up to cap bytes at buf and
+     * returns how many, 0 at the end of the input, or -1 with errno EAGAIN
+     * (nothing yet: it is called again) or another errno (the program's
+     * read fails with EIO). It is called on the thread running the
+     * sandbox, only while the program reads. It may block, but a short
+     * while at a time (50 ms is good): the time limit and
+     * eryx_sandbox_interrupt() act when it returns (the program's read
+     * then fails with OSError EIO, and the interruption's exception
+     * follows). What it returns is not journaled: a replay
+     * (eryx_exec_start_journaled) must be given the same bytes. */
+    long (*stdin_read)(void *user_data, void *buf, size_t cap);
+    void *stdin_user_data;
 } eryx_run_options;
 
 ERYX_API void eryx_run_options_default(eryx_run_options *opts);

@@ -96,6 +96,8 @@ static const field run_fields[] = {
     FIELD(eryx_run_options, stdin_len),
     FIELD(eryx_run_options, timeout_ns),
     FIELD(eryx_run_options, fuel),
+    FIELD(eryx_run_options, stdin_read),
+    FIELD(eryx_run_options, stdin_user_data),
 };
 
 static const field stats_fields[] = {

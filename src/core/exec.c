@@ -929,6 +929,7 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     ex->sb = sb;
     ex->request = req;
     ex->request_len = req_len;
+    eryx__wasi_set_stdin_reader(sb->wasi, opts->stdin_read, opts->stdin_user_data);
     if (eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
         exec_free(ex);
         eryx__set_errmsg(sb, "out of memory preparing the run");

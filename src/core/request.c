@@ -71,9 +71,10 @@ char *eryx__request_build(eryx_sandbox *sb, const eryx_run_options *o, char mode
     static const char *const default_argv[] = {"", NULL};
     const char *filename = o->filename ? o->filename : "<string>";
     const char *const *argv = o->argv && o->argv[0] ? o->argv : default_argv;
-    /* "t": trace; "s": this run has stdin bytes (without, the guest may
-     * keep the previous run's unused stdin object: a few microseconds). */
-    int has_stdin = o->stdin_len > 0;
+    /* "t": trace; "s": this run has stdin bytes or a reader (without, the
+     * guest may keep the previous run's unused stdin object: a few
+     * microseconds). */
+    int has_stdin = o->stdin_len > 0 || o->stdin_read;
     const char *flags = sb->on_trace ? (has_stdin ? "ts" : "t") : (has_stdin ? "s" : "");
     const char *cbs = sb->callbacks_json ? sb->callbacks_json : "[]";
     char count[24];

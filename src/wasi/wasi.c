@@ -225,14 +225,44 @@ int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len)
     return 0;
 }
 
-size_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len)
+void eryx__wasi_set_stdin_reader(eryx__wasi *w, eryx__wasi_stdin_fn fn, void *ud)
+{
+    w->in_fn = fn;
+    w->in_ud = ud;
+}
+
+/* The set bytes first; then the reader, called again while it has nothing
+ * yet, until the run is interrupted (the time limit, or
+ * eryx_sandbox_interrupt): then EIO. Not EINTR: CPython retries a read
+ * that gets EINTR at once, without looking at the exception the
+ * interruption left for it, so the run could only be stopped hard; with
+ * EIO the read raises OSError, and the interruption's exception follows
+ * at the next instruction (a handler of OSError runs one at most). */
+uint16_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len, size_t *got)
 {
     size_t left = w->in_len - w->in_pos;
     size_t n = len < left ? len : left;
-    if (n)
-        memcpy(dst, w->in + w->in_pos, n);
-    w->in_pos += n;
-    return n;
+    *got = n;
+    if (n || !len || !w->in_fn) {
+        if (n)
+            memcpy(dst, w->in + w->in_pos, n);
+        w->in_pos += n;
+        return WASI_ESUCCESS;
+    }
+    for (;;) {
+        if (atomic_load(&w->interrupted))
+            return WASI_EIO;
+        errno = 0;
+        long r = w->in_fn(w->in_ud, dst, len);
+        if (r >= 0) {
+            *got = (size_t)r < len ? (size_t)r : len;
+            if (r == 0)
+                w->in_fn = NULL; /* the end: later reads get EOF at once */
+            return WASI_ESUCCESS;
+        }
+        if (errno != EAGAIN && errno != EINTR)
+            return WASI_EIO;
+    }
 }
 
 void eryx__wasi_begin_run(eryx__wasi *w)

@@ -105,6 +105,11 @@ void eryx__wasi_set_memory(eryx__wasi *w, wasm_rt_memory_t *mem);
 /* Per execution: stdin bytes (copied; read as a file that then hits EOF), and
  * the capture buffers for fd 1 and 2, which eryx__wasi_begin_run() empties. */
 int eryx__wasi_set_stdin(eryx__wasi *w, const void *data, size_t len);
+/* Per execution: where stdin goes on once its bytes are read (fn NULL:
+ * EOF); eryx_run_options.stdin_read's contract. Not carried by
+ * eryx__wasi_clone. */
+typedef long (*eryx__wasi_stdin_fn)(void *ud, void *buf, size_t cap);
+void eryx__wasi_set_stdin_reader(eryx__wasi *w, eryx__wasi_stdin_fn fn, void *ud);
 void eryx__wasi_begin_run(eryx__wasi *w);
 void eryx__wasi_set_output_fn(eryx__wasi *w, eryx__wasi_output_fn fn, void *ud);
 

@@ -14,8 +14,9 @@
  * CPU time, and says nothing of other tenants' work.
  *
  * poll_oneoff: fd subscriptions (read/write) are always ready, since
- * nothing we serve ever blocks (stdin is a buffer, files are memory or
- * regular host files); they are reported at once with no sleep. Otherwise
+ * nothing we serve blocks for long (stdin is a buffer, then the embedder's
+ * reader, which waits in short slices; files are memory or regular host
+ * files); they are reported at once with no sleep. Otherwise
  * the call sleeps until the earliest clock subscription (relative or
  * absolute, realtime or monotonic; precision is ignored) and reports every
  * clock that has expired. Within an execution the sleep suspends the guest

@@ -146,8 +146,15 @@ static uint16_t do_read(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
     if (e->kind == WASI_FD_STDIN) {
         if (pos)
             return WASI_ESPIPE;
-        for (uint32_t i = 0; i < n; i++)
-            total += eryx__wasi_stdin_read(w, v[i].p, clamp(&v[i], total));
+        /* One read: the reader may block, so the next iovec waits for the
+         * next call. */
+        for (uint32_t i = 0; i < n && !err; i++) {
+            size_t want = clamp(&v[i], total), got = 0;
+            err = eryx__wasi_stdin_read(w, v[i].p, want, &got);
+            total += got;
+            if (got < want || (got && w->in_fn))
+                break;
+        }
     } else if (e->kind == WASI_FD_FILE) {
         err = read_file(e, v, n, pos ? *pos : e->offset, &total);
         if (!pos)

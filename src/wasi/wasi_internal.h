@@ -1,7 +1,7 @@
 /*
  * The WASI instance and its fd table, shared by the wasi_*.c files.
  *
- * fd layout: 0 stdin (bytes the embedder set, then EOF), 1 stdout and
+ * fd layout: 0 stdin (bytes the embedder set, then its reader or EOF), 1 stdout and
  * 2 stderr (captured), 3 the preopen "/" covering the whole VFS. wasi-libc
  * resolves every absolute path against the longest matching preopen, so one
  * preopen of "/" lets it open "usr/lib/python3.13/os.py" relative to fd 3;
@@ -57,6 +57,8 @@ struct Z_wasi_snapshot_preview1_instance_t {
     uint32_t nfds;              /* slots in fds */
     uint8_t *in;                /* stdin bytes */
     size_t in_len, in_pos;
+    eryx__wasi_stdin_fn in_fn;  /* stdin after them; may be NULL */
+    void *in_ud;
     wasi_capture out[2];        /* fd 1, fd 2 */
     uint64_t max_output;        /* stdout + stderr kept per run */
     int output_stop;            /* a write past max_output fails (EFBIG) */
@@ -88,7 +90,7 @@ void eryx__wasi_fd_close_all(eryx__wasi *w);
 
 /* Stdio: writes to the capture of fd 1/2; reads from stdin. */
 int eryx__wasi_capture(eryx__wasi *w, int fd, const uint8_t *data, size_t len);
-size_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len);
+uint16_t eryx__wasi_stdin_read(eryx__wasi *w, uint8_t *dst, size_t len, size_t *got);
 
 /* Rights. An fd holds base rights (what operations on it may do) and
  * inheriting rights (the most a file opened through it may get). A

@@ -1,4 +1,6 @@
 /* Running code: output, exceptions, exits, persistence, hostile input. */
+#include <errno.h>
+
 #include <eryx.h>
 
 #include "../check.h"
@@ -220,6 +222,80 @@ TEST_CASE(test_argv_stdin_module)
     eryx_result_free(r);
     eryx_run_options_default(&o);
     CHECK_INT(eryx_sandbox_run_ex(sb, rd, strlen(rd), &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "''\n");
+    eryx_result_free(r);
+}
+
+/* eryx_run_options.stdin_read: what the program reads after stdin_data,
+ * as it reads. */
+typedef struct feed {
+    const char *const *parts; /* NULL: "nothing yet" (EAGAIN); "": the end */
+    size_t next, calls, max_calls;
+    int fail_errno;           /* fail with this instead */
+} feed;
+
+static long feed_read(void *ud, void *buf, size_t cap)
+{
+    feed *f = ud;
+    f->calls++;
+    if (f->fail_errno || f->calls > f->max_calls) {
+        errno = f->fail_errno ? f->fail_errno : EAGAIN;
+        return -1;
+    }
+    const char *part = f->parts[f->next++];
+    if (!part) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t n = strlen(part) < cap ? strlen(part) : cap;
+    memcpy(buf, part, n);
+    return (long)n;
+}
+
+TEST_CASE(test_stdin_read)
+{
+    eryx_sandbox *sb = case_sandbox();
+    eryx_result *r;
+    eryx_run_options o;
+    /* The bytes first, then the reader's parts as they come ("nothing
+     * yet" is asked again); after its end, no more calls. */
+    static const char *const parts[] = {"ab\n", NULL, NULL, "cd\n", ""};
+    feed f = {parts, 0, 0, 100, 0};
+    eryx_run_options_default(&o);
+    o.stdin_data = "x\n";
+    o.stdin_len = 2;
+    o.stdin_read = feed_read;
+    o.stdin_user_data = &f;
+    const char *code = "import sys\nprint(repr(input()))\nprint(repr(sys.stdin.read()))\n"
+                       "print(repr(sys.stdin.read()))";
+    CHECK_INT(eryx_sandbox_run_ex(sb, code, strlen(code), &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "'x'\n'ab\\ncd\\n'\n''\n");
+    CHECK_INT(f.calls, 5);
+    eryx_result_free(r);
+    /* A program that does not read does not call it. */
+    f = (feed){parts, 0, 0, 100, 0};
+    CHECK_INT(eryx_sandbox_run_ex(sb, "print(1)", 8, &o, &r), ERYX_OK);
+    CHECK_INT(f.calls, 0);
+    eryx_result_free(r);
+    /* A reader that fails: the program's read fails with EIO. */
+    f = (feed){parts, 0, 0, 100, EBADF};
+    o.stdin_data = NULL;
+    o.stdin_len = 0;
+    const char *fails = "import sys\ntry:\n    sys.stdin.read()\nexcept OSError as e:\n"
+                        "    print(e.errno)";
+    CHECK_INT(eryx_sandbox_run_ex(sb, fails, strlen(fails), &o, &r), ERYX_OK);
+    CHECK_STR(r->out, "29\n");
+    eryx_result_free(r);
+    /* Input that never comes: the time limit still acts, the sandbox
+     * lives, and the next run (without a reader) reads nothing. */
+    f = (feed){parts, 0, 0, 0, 0};
+    o.timeout_ns = 300000000u;
+    const char *waits = "import sys\nsys.stdin.read()";
+    CHECK_INT(eryx_sandbox_run_ex(sb, waits, strlen(waits), &o, &r), ERYX_TIMEOUT);
+    CHECK(f.calls > 1);
+    CHECK_INT(eryx_sandbox_is_dead(sb), 0);
+    eryx_result_free(r);
+    CHECK_INT(run(sb, "import sys\nprint(repr(sys.stdin.read()))", &r), ERYX_OK);
     CHECK_STR(r->out, "''\n");
     eryx_result_free(r);
 }
