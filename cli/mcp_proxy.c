@@ -181,6 +181,8 @@ typedef struct exchange {
                                       * one that cannot be sent back) */
     long retry_ms;            /* the server's retry field, -1: none came */
     int cancelled;            /* the client cancelled the request (p->lock) */
+    json_t *held;             /* the answer, held until its connection is
+                               * back for reuse (answer_flush) */
 } exchange;
 
 /* A message of the answer: compacted to one line and written to stdout. */
@@ -198,17 +200,44 @@ static void on_message(void *ud, const char *text, size_t len)
     json_t *id = json_object_get(msg, "id");
     int is_answer = x->id && id && json_equal(id, x->id) && !json_object_get(msg, "method");
     pthread_mutex_lock(&p->lock);
-    if (is_answer) {
+    if (is_answer && !x->answered) {
         x->answered = 1;
         const char *v = json_string_value(
             json_object_get(json_object_get(msg, "result"), "protocolVersion"));
         if (x->initialize && v && strlen(v) < sizeof p->version &&
             strspn(v, "0123456789-") == strlen(v))
             snprintf(p->version, sizeof p->version, "%s", v);
+        x->held = msg;
+        msg = NULL;
+    } else if (!is_answer) { /* (a second answer to it is dropped) */
+        jr_write(1, NULL, msg);
     }
-    jr_write(1, NULL, msg);
     pthread_mutex_unlock(&p->lock);
     json_decref(msg);
+}
+
+/* Writes the answer on_message held. It waits for the end of the
+ * response and the return of its connection to the idle ones: the client
+ * sends its next request as soon as it has the answer, and that request
+ * should find the connection free, not open another. (A server that keeps
+ * the stream open after the answer does not make it wait: exchange_try
+ * writes it as soon as nothing more is there to read.) */
+static void answer_flush(exchange *x)
+{
+    if (!x->held)
+        return;
+    pthread_mutex_lock(&x->p->lock);
+    jr_write(1, NULL, x->held);
+    pthread_mutex_unlock(&x->p->lock);
+    json_decref(x->held);
+    x->held = NULL;
+}
+
+/* 1 if bytes of l wait to be read. */
+static int link_readable(net_link *l)
+{
+    struct pollfd pf = {.fd = l->fd, .events = POLLIN};
+    return poll(&pf, 1, 0) > 0 || (l->tls && tls_conn_pending(l->tls) > 0);
 }
 
 /* The head of a request for path into buf (with Last-Event-ID: last_id
@@ -286,6 +315,8 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
     char buf[16384];
     int done = 0;
     while (!why && !done) {
+        if (x->held && !link_readable(&l))
+            answer_flush(x); /* the server keeps the stream open after it */
         long n = net_link_read(&l, buf, sizeof buf);
         if (n <= 0 && kept && !http_resp_started(r) && (n == 0 || errno != ETIMEDOUT)) {
             snprintf(err, errlen, "the server closed a kept-alive connection without "
@@ -336,6 +367,7 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
         link_give(p, &l, r);
     else
         net_link_close(&l);
+    answer_flush(x);
     free(r->text);
     free(r->data);
     free(r);

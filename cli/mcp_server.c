@@ -38,6 +38,7 @@
 
 #define MAX_JOBS 256
 #define DEFAULT_MAX_SESSIONS 16
+#define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
 
 typedef struct job job;
 
@@ -103,6 +104,7 @@ channel *eryx_mcp_channel_new(net_link *link, const char *sid)
     ch->fd = link->fd;
     ch->link = link;
     ch->refs = 1;
+    ch->wrote_ms = eryx_cli_now_ms();
     snprintf(ch->sid, sizeof ch->sid, "%s", sid);
     pthread_mutex_init(&ch->lock, NULL);
     pthread_cond_init(&ch->cond, NULL);
@@ -142,23 +144,24 @@ static int http_write(channel *ch, const char *p, size_t n)
     return net_link_write(ch->link, p, n);
 }
 
-/* One event of a tools/call's answer (lock held): the answers go as a
- * stream of server-sent events, progress notifications then the response,
- * the response head before the first. In chunks when the connection is to
+/* Part of a tools/call's answer (lock held): the answers go as a stream
+ * of server-sent events, progress notifications then the response, the
+ * response head before the first. In chunks when the connection is to
  * carry more requests (the final event followed by the empty chunk that
  * ends the answer), else to the end of the connection. One write each:
- * one segment, one TLS record. -1 when the connection is gone. */
-static int http_event(channel *ch, const char *text, int final)
+ * one segment, one TLS record. prefix (may be "") and text[0..n) then
+ * "\n\n" make the event. -1 when the connection is gone. */
+static int http_sse(channel *ch, const char *prefix, const char *text, size_t n, int final)
 {
     const char *head = ch->started ? "" : ch->chunked ? SSE_HEAD_CHUNKED : SSE_HEAD_CLOSE;
-    size_t n = strlen(text), event = 21 + n + 2; /* "event: message\ndata: " text "\n\n" */
+    size_t event = strlen(prefix) + n + 2;
     char *out = malloc(strlen(head) + 24 + event + 7);
     if (!out)
         return -1;
     int k = sprintf(out, "%s", head);
     if (ch->chunked)
         k += sprintf(out + k, "%zx\r\n", event);
-    k += sprintf(out + k, "event: message\ndata: ");
+    k += sprintf(out + k, "%s", prefix);
     memcpy(out + k, text, n);
     k += (int)n;
     k += sprintf(out + k, "\n\n%s", !ch->chunked ? "" : final ? "\r\n0\r\n\r\n" : "\r\n");
@@ -166,7 +169,27 @@ static int http_event(channel *ch, const char *text, int final)
     free(out);
     ch->started = 1;
     ch->complete = rc == 0 && final;
+    ch->wrote_ms = eryx_cli_now_ms();
     return rc;
+}
+
+static int http_event(channel *ch, const char *text, int final)
+{
+    return http_sse(ch, "event: message\ndata: ", text, strlen(text), final);
+}
+
+/* A comment on the event stream of a run that has said nothing for
+ * HEARTBEAT_MS (progress notifications, asked for, speak every second):
+ * proxies and load balancers cut connections idle for a minute or so
+ * (nginx's proxy_read_timeout, AWS's load balancers: 60 s), and a run may
+ * take longer in silence. Clients pass comments over. */
+static void http_heartbeat(channel *ch, uint64_t now)
+{
+    pthread_mutex_lock(&ch->lock);
+    if (!ch->broken && !ch->done && now - ch->wrote_ms >= HEARTBEAT_MS &&
+        http_sse(ch, ": ", "running", 7, 0) < 0)
+        ch->broken = 1;
+    pthread_mutex_unlock(&ch->lock);
 }
 
 /* Sends msg (consumed) on ch; final marks the answer to the channel's
@@ -196,17 +219,17 @@ static void ch_send(channel *ch, json_t *msg, int final)
         return;
     }
     char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
     if (text && strlen(text) > S.max_message) {
         free(text);
         text = NULL;
-        if (final) {
-            json_t *err = jr_error(NULL, JR_INTERNAL_ERROR,
+        if (final) { /* the error answers the same request */
+            json_t *err = jr_error(json_object_get(msg, "id"), JR_INTERNAL_ERROR,
                                    "the response is larger than --mcp-max-message");
             text = err ? json_dumps(err, JSON_COMPACT) : NULL;
             json_decref(err);
         }
     }
+    json_decref(msg);
     pthread_mutex_lock(&ch->lock);
     if (text && !ch->broken && !ch->done) {
         if (http_event(ch, text, final) < 0)
@@ -805,9 +828,9 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 void eryx_mcp_progress_tick(void)
 {
     uint64_t now = eryx_cli_now_ms();
-    channel *due[MAX_JOBS];
+    channel *due[MAX_JOBS], *quiet[MAX_JOBS];
     json_t *notes[MAX_JOBS];
-    size_t n = 0;
+    size_t n = 0, n_quiet = 0;
     pthread_mutex_lock(&S.lock);
     for (job *j = S.jobs; j; j = j->next) {
         /* Again for a cancel that came just before its run started (an
@@ -815,6 +838,8 @@ void eryx_mcp_progress_tick(void)
          * one, nothing more). */
         if (j->cancelled && j->running)
             eryx_sandbox_interrupt(j->running->sb);
+        if (!j->progress_token && j->ch->kind == CH_HTTP && n_quiet < MAX_JOBS)
+            quiet[n_quiet++] = ch_ref(j->ch);
         if (!j->progress_token || !j->running || j->cancelled)
             continue;
         uint64_t secs = (now - j->started_ms) / 1000u;
@@ -834,6 +859,10 @@ void eryx_mcp_progress_tick(void)
     for (size_t i = 0; i < n; i++) {
         ch_send(due[i], notes[i], 0);
         eryx_mcp_channel_unref(due[i]);
+    }
+    for (size_t i = 0; i < n_quiet; i++) {
+        http_heartbeat(quiet[i], now);
+        eryx_mcp_channel_unref(quiet[i]);
     }
 }
 

@@ -26,6 +26,7 @@ typedef struct channel {
     int complete;             /* HTTP: the whole answer went out */
     int done;                 /* HTTP: the answer went out, or never will */
     int broken;               /* HTTP: the connection is gone */
+    uint64_t wrote_ms;        /* HTTP: when it was last written (or made) */
     char sid[128];            /* the MCP session ("" on stdio) */
 } channel;
 

@@ -57,6 +57,42 @@ serve() {
     port=$(echo "$url" | sed 's/.*:\([0-9]*\)\/mcp/\1/')
 }
 init='{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+
+# A run that says nothing for over 15 s (no progress asked for): its event
+# stream carries a comment at 15 s (proxies and load balancers cut
+# connections idle for a minute), then the answer. Started here, on a
+# server of its own, and checked at the end: it takes 16 s.
+serve heartbeat --http 127.0.0.1:0
+python3 - "$port" >"$tmp/heartbeat.out" 2>&1 <<'PY' &
+import http.client, json, sys, time
+port = int(sys.argv[1])
+H = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+          "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                     "clientInfo": {"name": "t", "version": "1"}}}), H)
+r = c.getresponse()
+sid = r.getheader("Mcp-Session-Id")
+r.read()
+t = time.monotonic()
+c.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+          "params": {"name": "run_python", "arguments": {
+              "code": "import time; time.sleep(16.5); print('done')"}}}),
+          {**H, "Mcp-Session-Id": sid})
+r = c.getresponse()
+first, body = None, b""
+while True:
+    line = r.readline()
+    if not line:
+        break
+    if line.startswith(b": running") and first is None:
+        first = time.monotonic() - t
+    body += line
+assert first is not None and 14.5 < first < 16.5, (first, body)
+assert b'"id":2' in body and b"done" in body, body
+print("ok   heartbeat")
+PY
+heartbeat=$!
 run='{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_python","arguments":{"code":"print(6 * 7)"}}}'
 # proxy URL ARGS...: initialize, initialized, run_python; output in $tmp/out
 proxy() {
@@ -281,5 +317,7 @@ assert c.getresponse().status == 200
 print("ok   slow_head_and_per_client")
 PY
 
+wait $heartbeat || { cat "$tmp/heartbeat.out"; fails=$((fails + 1)); }
+grep -q "^ok   heartbeat" "$tmp/heartbeat.out" && cat "$tmp/heartbeat.out"
 [ $fails = 0 ] && echo "http_auth: all passed"
 exit $((fails > 0))
