@@ -111,6 +111,10 @@ static int header(const char *p, size_t n, http_req *r)
         r->has_protocol = 1;
         return copy(r->protocol, sizeof r->protocol, v, vn);
     }
+    if (IS("Last-Event-ID")) {
+        r->has_last_event_id = 1;
+        return copy(r->last_event_id, sizeof r->last_event_id, v, vn);
+    }
     if (IS("Accept")) {
         if (copy(r->accept, sizeof r->accept, v, vn) < 0)
             strcpy(r->accept, "*/*"); /* a long list: taken as accepting anything */

@@ -17,6 +17,7 @@ typedef struct http_req {
     char origin[256];
     char session[128];       /* Mcp-Session-Id */
     char protocol[32];       /* MCP-Protocol-Version */
+    char last_event_id[64];  /* Last-Event-ID (resuming an event stream) */
     char accept[256];
     char content_type[128];
     unsigned long long content_length;
@@ -29,7 +30,7 @@ typedef struct http_req {
     int connection_upgrade;  /* Connection names upgrade */
     int connection_close;    /* Connection names close */
     int http10;              /* an HTTP/1.0 request (no keep-alive) */
-    int has_origin, has_session, has_protocol;
+    int has_origin, has_session, has_protocol, has_last_event_id;
 } http_req;
 
 /* Parses the head at buf[0..len): >0 its length (through the blank line),

@@ -10,7 +10,10 @@
  *     DELETE /mcp ends it (its runs are interrupted, its sandboxes freed),
  *     and so does a new session when MAX_MCP_SESSIONS are open, to the
  *     least recently used one not running code;
- *   - GET /mcp is 405: there is no stream of server-initiated messages;
+ *   - GET /mcp with Last-Event-ID resumes a tools/call's event stream
+ *     whose connection broke (revision 2025-11-25: its events carry ids,
+ *     a priming event opens it; mcp_resume.c keeps them); without, 405:
+ *     there is no stream of server-initiated messages;
  *   - GET /healthz is 200 "ok", without a token (for probes);
  *   - without --http-token-file only loopback addresses are served, and a
  *     Host or Origin header that is not loopback is refused (403: DNS
@@ -284,6 +287,49 @@ static void wait_answer(channel *ch)
     pthread_mutex_unlock(&ch->lock);
 }
 
+/* GET with Last-Event-ID: the events of that stream after it, and the
+ * rest as they come, on this connection (then it is the stream's). 404
+ * when the stream is not one of this MCP session's kept ones (unknown,
+ * expired, over its bound), 409 while another connection streams it. */
+static void resume_stream(client *c, const http_req *req)
+{
+    size_t after = 0;
+    channel *ch = eryx_mcp_resume_find(req->last_event_id, req->session, &after);
+    if (!ch) {
+        respond(c, 404, "Not Found", "text/plain", "no such event stream to resume\n", NULL);
+        return;
+    }
+    pthread_mutex_lock(&ch->lock);
+    int busy = ch->attached, lost = ch->log_lost;
+    if (!busy && !lost) {
+        ch->attached = 1;
+        ch->link = c->link;
+        ch->fd = c->link->fd;
+        ch->chunked = c->may_keep;
+        ch->broken = eryx_mcp_channel_replay(ch, after) < 0;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    if (busy || lost) {
+        if (busy)
+            respond(c, 409, "Conflict", "text/plain", "the stream is being resumed\n", NULL);
+        else
+            respond(c, 404, "Not Found", "text/plain", "the stream was too large to keep\n",
+                    NULL);
+        eryx_mcp_channel_unref(ch);
+        return;
+    }
+    wait_answer(ch); /* returns at once when it is done */
+    pthread_mutex_lock(&ch->lock);
+    int complete = ch->complete && !ch->broken;
+    c->kept = ch->chunked && complete;
+    ch->broken = 1; /* from here on nothing writes on this connection */
+    ch->attached = 0;
+    pthread_mutex_unlock(&ch->lock);
+    if (complete)
+        eryx_mcp_resume_forget(ch);
+    eryx_mcp_channel_unref(ch);
+}
+
 /* One request on c, its head's bytes (and maybe more) in buf[0..*len)
  * already, read into buf (HTTP_MAX_HEAD bytes) as needed; answers it.
  * c->kept: the connection goes on, the next request's first bytes left in
@@ -354,6 +400,15 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
             c->may_keep = 0; /* the session is over: so is its connection */
             respond(c, 200, "OK", NULL, NULL, NULL);
         }
+        return;
+    }
+    if (strcmp(req.method, "GET") == 0 && req.has_last_event_id) {
+        if (!req.has_session)
+            respond(c, 400, "Bad Request", NULL, NULL, NULL);
+        else if (!known_session(req.session, 0))
+            respond(c, 404, "Not Found", NULL, NULL, NULL);
+        else
+            resume_stream(c, &req);
         return;
     }
     if (strcmp(req.method, "POST") != 0) {
@@ -428,6 +483,11 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         channel *ch = eryx_mcp_channel_new(l, sid);
         if (ch)
             ch->chunked = c->may_keep; /* before any job can write on it */
+        /* A tools/call of a 2025-11-25 client: a resumable stream, kept
+         * before any job can write on it. */
+        int resumable = ch && m.kind == JR_REQUEST && strcmp(m.method, "tools/call") == 0 &&
+                        strcmp(req.protocol, ERYX_MCP_VERSION) == 0 &&
+                        eryx_mcp_resume_keep(ch) == 0;
         json_t *reply = ch ? eryx_mcp_dispatch(ch, &m) : NULL;
         if (!ch) {
             respond(c, 500, "Internal Server Error", NULL, NULL, NULL);
@@ -435,6 +495,8 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
             respond_json(c, reply, is_init ? sid : NULL);
             json_decref(reply);
         } else if (m.kind == JR_REQUEST) {
+            if (resumable)
+                eryx_mcp_channel_prime(ch);
             wait_answer(ch); /* an event stream, in chunks when it may keep */
             pthread_mutex_lock(&ch->lock);
             c->kept = ch->chunked && ch->complete && !ch->broken;
@@ -444,10 +506,15 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         }
         if (ch) {
             /* From here on nothing writes on the connection: it is closed,
-             * or carries the next request's answer. */
+             * or carries the next request's answer. A resumable stream
+             * delivered whole is not kept; one cut short is, for its
+             * client to come back (its events go on being kept). */
             pthread_mutex_lock(&ch->lock);
+            int complete = ch->complete && !ch->broken;
             ch->broken = 1;
             pthread_mutex_unlock(&ch->lock);
+            if (resumable && (complete || reply))
+                eryx_mcp_resume_forget(ch);
             eryx_mcp_channel_unref(ch);
         }
     }

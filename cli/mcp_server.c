@@ -125,6 +125,8 @@ void eryx_mcp_channel_unref(channel *ch)
     int last = --ch->refs == 0;
     pthread_mutex_unlock(&ch->lock);
     if (last && ch->kind == CH_HTTP) {
+        free(ch->log);
+        free(ch->ends);
         pthread_mutex_destroy(&ch->lock);
         pthread_cond_destroy(&ch->cond);
         free(ch);
@@ -144,27 +146,24 @@ static int http_write(channel *ch, const char *p, size_t n)
     return net_link_write(ch->link, p, n);
 }
 
-/* Part of a tools/call's answer (lock held): the answers go as a stream
- * of server-sent events, progress notifications then the response, the
- * response head before the first. In chunks when the connection is to
- * carry more requests (the final event followed by the empty chunk that
- * ends the answer), else to the end of the connection. One write each:
- * one segment, one TLS record. prefix (may be "") and text[0..n) then
- * "\n\n" make the event. -1 when the connection is gone. */
-static int http_sse(channel *ch, const char *prefix, const char *text, size_t n, int final)
+/* Writes body[0..n) of a tools/call's event stream (lock held), the
+ * response head first if it has not gone: in chunks when the connection
+ * is to carry more requests (final: then the empty chunk that ends the
+ * answer), else to the end of the connection. One write: one segment, one
+ * TLS record. -1 when the connection is gone. */
+static int http_stream_write(channel *ch, const char *body, size_t n, int final)
 {
     const char *head = ch->started ? "" : ch->chunked ? SSE_HEAD_CHUNKED : SSE_HEAD_CLOSE;
-    size_t event = strlen(prefix) + n + 2;
-    char *out = malloc(strlen(head) + 24 + event + 7);
+    char *out = malloc(strlen(head) + 24 + n + 7);
     if (!out)
         return -1;
     int k = sprintf(out, "%s", head);
-    if (ch->chunked)
-        k += sprintf(out + k, "%zx\r\n", event);
-    k += sprintf(out + k, "%s", prefix);
-    memcpy(out + k, text, n);
+    if (ch->chunked && n)
+        k += sprintf(out + k, "%zx\r\n", n);
+    memcpy(out + k, body, n);
     k += (int)n;
-    k += sprintf(out + k, "\n\n%s", !ch->chunked ? "" : final ? "\r\n0\r\n\r\n" : "\r\n");
+    k += sprintf(out + k, "%s%s", ch->chunked && n ? "\r\n" : "",
+                 ch->chunked && final ? "0\r\n\r\n" : "");
     int rc = http_write(ch, out, (size_t)k);
     free(out);
     ch->started = 1;
@@ -173,9 +172,87 @@ static int http_sse(channel *ch, const char *prefix, const char *text, size_t n,
     return rc;
 }
 
+/* Keeps event[0..n) in a resumable stream's log (lock held), within
+ * max_message and a mebibyte more: past that the stream cannot be
+ * resumed (what a client missed is gone). */
+static void log_event(channel *ch, const char *event, size_t n)
+{
+    size_t bound = S.max_message + (1u << 20);
+    if (ch->log_lost || ch->log_len + n > bound) {
+        ch->log_lost = 1;
+        return;
+    }
+    if (ch->log_cap - ch->log_len < n) {
+        size_t cap = ch->log_cap ? ch->log_cap : 4096;
+        while (cap - ch->log_len < n)
+            cap *= 2;
+        char *log = realloc(ch->log, cap);
+        if (!log) {
+            ch->log_lost = 1;
+            return;
+        }
+        ch->log = log;
+        ch->log_cap = cap;
+    }
+    if (ch->n_events == ch->ends_cap) {
+        size_t cap = ch->ends_cap ? ch->ends_cap * 2 : 8;
+        size_t *ends = realloc(ch->ends, cap * sizeof *ends);
+        if (!ends) {
+            ch->log_lost = 1;
+            return;
+        }
+        ch->ends = ends;
+        ch->ends_cap = cap;
+    }
+    memcpy(ch->log + ch->log_len, event, n);
+    ch->log_len += n;
+    ch->ends[ch->n_events++] = ch->log_len;
+}
+
+/* An event of a tools/call's answer (lock held): progress notifications,
+ * then the response (final). A resumable stream's get ids and are kept,
+ * also while no connection carries them (a resuming GET sends them).
+ * -1 when the connection is gone (and the event not kept). */
 static int http_event(channel *ch, const char *text, int final)
 {
-    return http_sse(ch, "event: message\ndata: ", text, strlen(text), final);
+    size_t n = strlen(text);
+    char id[48] = "";
+    if (ch->stream)
+        snprintf(id, sizeof id, "id: %llu-%zu\n", (unsigned long long)ch->stream,
+                 ch->n_events + 1);
+    size_t len = strlen(id) + 21 + n + 2; /* id "event: message\ndata: " text "\n\n" */
+    char *event = malloc(len + 1);
+    if (!event)
+        return -1;
+    int k = sprintf(event, "%sevent: message\ndata: ", id);
+    memcpy(event + k, text, n);
+    memcpy(event + k + n, "\n\n", 2);
+    if (ch->stream)
+        log_event(ch, event, len);
+    int rc = ch->broken ? (ch->stream ? 0 : -1) : http_stream_write(ch, event, len, final);
+    free(event);
+    return rc;
+}
+
+void eryx_mcp_channel_prime(channel *ch)
+{
+    char event[64];
+    pthread_mutex_lock(&ch->lock);
+    int n = snprintf(event, sizeof event, "id: %llu-0\nretry: 1000\ndata:\n\n",
+                     (unsigned long long)ch->stream);
+    if (!ch->broken && !ch->started && http_stream_write(ch, event, (size_t)n, 0) < 0)
+        ch->broken = 1;
+    pthread_mutex_unlock(&ch->lock);
+}
+
+int eryx_mcp_channel_replay(channel *ch, size_t after)
+{
+    size_t from = after ? ch->ends[after - 1] : 0;
+    ch->started = 0;
+    ch->complete = 0;
+    int rc = http_stream_write(ch, ch->log + from, ch->log_len - from, ch->done);
+    ch->complete = rc == 0 && ch->done;
+    return rc;
 }
 
 /* A comment on the event stream of a run that has said nothing for
@@ -185,9 +262,10 @@ static int http_event(channel *ch, const char *text, int final)
  * take longer in silence. Clients pass comments over. */
 static void http_heartbeat(channel *ch, uint64_t now)
 {
+    static const char comment[] = ": running\n\n";
     pthread_mutex_lock(&ch->lock);
     if (!ch->broken && !ch->done && now - ch->wrote_ms >= HEARTBEAT_MS &&
-        http_sse(ch, ": ", "running", 7, 0) < 0)
+        http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
         ch->broken = 1;
     pthread_mutex_unlock(&ch->lock);
 }
@@ -231,12 +309,13 @@ static void ch_send(channel *ch, json_t *msg, int final)
     }
     json_decref(msg);
     pthread_mutex_lock(&ch->lock);
-    if (text && !ch->broken && !ch->done) {
+    if (text && (!ch->broken || ch->stream) && !ch->done) {
         if (http_event(ch, text, final) < 0)
             ch->broken = 1;
     }
     if (final) {
         ch->done = 1;
+        ch->done_ms = eryx_cli_now_ms();
         pthread_cond_broadcast(&ch->cond);
     }
     pthread_mutex_unlock(&ch->lock);
@@ -470,6 +549,7 @@ static void ch_abandon(channel *ch)
         return;
     pthread_mutex_lock(&ch->lock);
     ch->done = 1;
+    ch->done_ms = eryx_cli_now_ms();
     pthread_cond_broadcast(&ch->cond);
     pthread_mutex_unlock(&ch->lock);
 }
@@ -734,6 +814,7 @@ int eryx_mcp_session_busy(const char *sid)
 void eryx_mcp_end_session(const char *sid)
 {
     size_t plen = strlen(sid);
+    eryx_mcp_resume_end_session(sid);
     pthread_mutex_lock(&S.lock);
     uint64_t until = eryx_cli_now_ms() + 5000;
     for (;;) {
@@ -864,6 +945,7 @@ void eryx_mcp_progress_tick(void)
         http_heartbeat(quiet[i], now);
         eryx_mcp_channel_unref(quiet[i]);
     }
+    eryx_mcp_resume_tick(now);
 }
 
 /* ---- the tools' descriptions ---- */

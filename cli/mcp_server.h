@@ -28,6 +28,19 @@ typedef struct channel {
     int broken;               /* HTTP: the connection is gone */
     uint64_t wrote_ms;        /* HTTP: when it was last written (or made) */
     char sid[128];            /* the MCP session ("" on stdio) */
+    /* HTTP, a resumable stream (revision 2025-11-25, mcp_resume.c): its
+     * events carry ids "STREAM-N" (N from 1; a priming event, N = 0,
+     * opens it) and are kept as sent, so that a client whose connection
+     * broke gets what it missed with a GET of Last-Event-ID, and the
+     * rest as it comes on that connection. */
+    uint64_t stream;          /* its number; 0: not resumable */
+    char *log;                /* its events so far, as sent */
+    size_t log_len, log_cap;
+    size_t *ends;             /* ends[N - 1]: where event N ends in log */
+    size_t n_events, ends_cap;
+    int log_lost;             /* over its bound: it cannot be resumed */
+    int attached;             /* a resuming GET streams it now */
+    uint64_t done_ms;         /* when done was set */
 } channel;
 
 extern channel eryx_mcp_stdio;
@@ -38,6 +51,24 @@ void eryx_mcp_channel_unref(channel *ch);
 /* Handles one message from ch's client: the answer to send at once, or
  * NULL (a notification, or a job that answers on ch later). */
 json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m);
+
+/* Opens ch's event stream as a resumable one: the response head and the
+ * priming event (its id, "retry: 1000", no data) go at once. */
+void eryx_mcp_channel_prime(channel *ch);
+
+/* A resuming GET on link: writes the head and ch's events after event
+ * `after`, ending the stream if ch is done (ch->lock held by the caller;
+ * ch->link already link). -1 when the connection is gone. */
+int eryx_mcp_channel_replay(channel *ch, size_t after);
+
+/* Resumable streams (mcp_resume.c): ch kept (a reference) from its
+ * priming on; found by a Last-Event-ID of its MCP session; forgotten once
+ * delivered whole, with its session, or RESUME_KEEP_MS after its answer. */
+int eryx_mcp_resume_keep(channel *ch);
+channel *eryx_mcp_resume_find(const char *last_event_id, const char *sid, size_t *after);
+void eryx_mcp_resume_forget(channel *ch);
+void eryx_mcp_resume_end_session(const char *sid);
+void eryx_mcp_resume_tick(uint64_t now_ms);
 
 /* Progress notifications and late interrupts: call a few times a second. */
 void eryx_mcp_progress_tick(void);

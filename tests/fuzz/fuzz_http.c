@@ -27,6 +27,7 @@ static void check_fields(const http_req *r)
     FUZZ_CHECK(memchr(r->origin, '\0', sizeof r->origin));
     FUZZ_CHECK(memchr(r->session, '\0', sizeof r->session));
     FUZZ_CHECK(memchr(r->protocol, '\0', sizeof r->protocol));
+    FUZZ_CHECK(memchr(r->last_event_id, '\0', sizeof r->last_event_id));
     FUZZ_CHECK(memchr(r->accept, '\0', sizeof r->accept));
     FUZZ_CHECK(memchr(r->content_type, '\0', sizeof r->content_type));
 }

@@ -1,0 +1,141 @@
+/*
+ * Resumable event streams of `eryx mcp --http` (revision 2025-11-25 of
+ * MCP's Streamable HTTP transport): the table of the tools/call streams a
+ * client may come back for with a GET of Last-Event-ID. Their events are
+ * kept by the channel itself (mcp_server.c, ch->log); this file only
+ * holds a reference to each stream until it is delivered whole, its MCP
+ * session ends, or RESUME_KEEP_MS pass after its answer. At most
+ * MAX_STREAMS are held: a new one pushes out the oldest that is done, and
+ * when every one is still running, it is not resumable (its GET gets 404).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "mcp_internal.h"
+#include "mcp_server.h"
+
+#define MAX_STREAMS 128
+#define RESUME_KEEP_MS 300000 /* after its answer: five minutes to come back */
+
+static struct {
+    pthread_mutex_t lock;
+    channel *streams[MAX_STREAMS];
+    size_t n;
+    uint64_t next;            /* the next stream's number */
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Removes streams[i] (lock held); the caller drops the reference. */
+static channel *take(size_t i)
+{
+    channel *ch = R.streams[i];
+    R.streams[i] = R.streams[--R.n];
+    return ch;
+}
+
+static int is_done(channel *ch)
+{
+    pthread_mutex_lock(&ch->lock);
+    int done = ch->done;
+    pthread_mutex_unlock(&ch->lock);
+    return done;
+}
+
+int eryx_mcp_resume_keep(channel *ch)
+{
+    channel *out = NULL;
+    pthread_mutex_lock(&R.lock);
+    if (!R.next) { /* numbers not guessable from one process to the next */
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+            r = 0;
+        R.next = (uint64_t)(r % 1000000u) * 1000u + 1;
+    }
+    if (R.n == MAX_STREAMS) {
+        size_t oldest = R.n;
+        for (size_t i = 0; i < R.n; i++)
+            if (is_done(R.streams[i]) &&
+                (oldest == R.n || R.streams[i]->done_ms < R.streams[oldest]->done_ms))
+                oldest = i;
+        if (oldest < R.n)
+            out = take(oldest);
+    }
+    int ok = R.n < MAX_STREAMS;
+    if (ok) {
+        pthread_mutex_lock(&ch->lock);
+        ch->refs++;
+        ch->stream = R.next++;
+        pthread_mutex_unlock(&ch->lock);
+        R.streams[R.n++] = ch;
+    }
+    pthread_mutex_unlock(&R.lock);
+    if (out)
+        eryx_mcp_channel_unref(out);
+    return ok ? 0 : -1;
+}
+
+channel *eryx_mcp_resume_find(const char *last_event_id, const char *sid, size_t *after)
+{
+    unsigned long long stream;
+    size_t n;
+    int used = 0;
+    if (sscanf(last_event_id, "%llu-%zu%n", &stream, &n, &used) != 2 ||
+        (size_t)used != strlen(last_event_id))
+        return NULL;
+    channel *found = NULL;
+    pthread_mutex_lock(&R.lock);
+    for (size_t i = 0; i < R.n && !found; i++) {
+        channel *ch = R.streams[i];
+        if (ch->stream != stream || strcmp(ch->sid, sid) != 0)
+            continue;
+        pthread_mutex_lock(&ch->lock);
+        if (n <= ch->n_events) {
+            ch->refs++;
+            found = ch;
+        }
+        pthread_mutex_unlock(&ch->lock);
+    }
+    pthread_mutex_unlock(&R.lock);
+    *after = n;
+    return found;
+}
+
+void eryx_mcp_resume_forget(channel *ch)
+{
+    channel *out = NULL;
+    pthread_mutex_lock(&R.lock);
+    for (size_t i = 0; i < R.n && !out; i++)
+        if (R.streams[i] == ch)
+            out = take(i);
+    pthread_mutex_unlock(&R.lock);
+    if (out)
+        eryx_mcp_channel_unref(out);
+}
+
+/* Drops the streams that match (lock not held); sid NULL: those expired. */
+static void drop(const char *sid, uint64_t now_ms)
+{
+    channel *out[MAX_STREAMS];
+    size_t n_out = 0;
+    pthread_mutex_lock(&R.lock);
+    for (size_t i = 0; i < R.n;) {
+        channel *ch = R.streams[i];
+        pthread_mutex_lock(&ch->lock);
+        int gone = sid ? strcmp(ch->sid, sid) == 0
+                       : ch->done && !ch->attached && now_ms - ch->done_ms >= RESUME_KEEP_MS;
+        pthread_mutex_unlock(&ch->lock);
+        if (gone)
+            out[n_out++] = take(i);
+        else
+            i++;
+    }
+    pthread_mutex_unlock(&R.lock);
+    for (size_t i = 0; i < n_out; i++)
+        eryx_mcp_channel_unref(out[i]);
+}
+
+void eryx_mcp_resume_end_session(const char *sid) { drop(sid, 0); }
+
+void eryx_mcp_resume_tick(uint64_t now_ms) { drop(NULL, now_ms); }
