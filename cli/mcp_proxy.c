@@ -469,7 +469,7 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
             why = NULL;
             break;
         }
-        why = exchange_send(x, "GET", p->url.path, NULL, 0, on_message, last, sizeof last);
+        why = exchange_send(x, "GET", p->url.path, "", 0, on_message, last, sizeof last);
         if (why && why != last)
             snprintf(last, sizeof last, "%s", why);
         if (x->answered) {

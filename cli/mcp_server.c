@@ -160,7 +160,8 @@ static int http_stream_write(channel *ch, const char *body, size_t n, int final)
     int k = sprintf(out, "%s", head);
     if (ch->chunked && n)
         k += sprintf(out + k, "%zx\r\n", n);
-    memcpy(out + k, body, n);
+    if (n) /* (body may be an empty log's NULL) */
+        memcpy(out + k, body, n);
     k += (int)n;
     k += sprintf(out + k, "%s%s", ch->chunked && n ? "\r\n" : "",
                  ch->chunked && final ? "0\r\n\r\n" : "");

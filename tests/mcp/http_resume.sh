@@ -187,4 +187,5 @@ sys.exit(1 if fails else 0)
 PY
 status=$?
 [ $status = 0 ] && echo "http_resume: all passed"
+[ $status = 0 ] || { echo "eryx mcp --http's stderr:"; cat "$tmp/err"; }
 exit $status
