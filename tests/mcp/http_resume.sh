@@ -121,12 +121,16 @@ check("older_client_no_ids", b"four" in got and b"id: " not in got and b"retry" 
 # whose code says "cut me" right after the priming event went through.
 gets = []
 
-def pump(a, b, watch):
+def pump(a, b, watch, look_first=None):
+    """Forwards a to b; look_first(d) sees what goes before it goes, and
+    watch(d) after it went, ending the connection when it says so."""
     try:
         while True:
             d = a.recv(65536)
             if not d:
                 break
+            if look_first is not None:
+                look_first(d)
             b.sendall(d)
             if watch is not None and watch(d):
                 break
@@ -145,13 +149,12 @@ def relay_one(client):
     server = socket.create_connection(("127.0.0.1", port))
     armed = []
 
-    def upstream(d):
+    def upstream(d):  # before the server can answer it
         if d.startswith(b"GET"):
             gets.append(d)
         if b"cut me" in d:
             armed.append(1)
-        return False
-    threading.Thread(target=pump, args=(client, server, upstream), daemon=True).start()
+    threading.Thread(target=pump, args=(client, server, None, upstream), daemon=True).start()
     pump(server, client, lambda d: bool(armed) and b"data:\n\n" in d)
 
 lsock = socket.socket()
