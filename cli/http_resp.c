@@ -247,6 +247,64 @@ static void sse_retry(http_resp *r, const char *v, size_t vlen)
         r->retry_ms = ms < 86400000L ? ms : 86400000L;
 }
 
+/* ---- the ends of an event dropped for its size ---- */
+
+/* Adds n bytes of the dropped event's data (its lines joined by '\n') to
+ * its head, while that is not full, and to its tail, the last bytes. */
+static void drop_add(http_resp *r, const char *p, size_t n)
+{
+    size_t h = HTTP_DROP_KEEP - r->drop_head_len;
+    memcpy(r->drop_head + r->drop_head_len, p, n < h ? n : h);
+    r->drop_head_len += n < h ? n : h;
+    if (n >= HTTP_DROP_KEEP) {
+        memcpy(r->drop_tail, p + n - HTTP_DROP_KEEP, HTTP_DROP_KEEP);
+        r->drop_tail_len = HTTP_DROP_KEEP;
+        return;
+    }
+    size_t keep = r->drop_tail_len < HTTP_DROP_KEEP - n ? r->drop_tail_len : HTTP_DROP_KEEP - n;
+    memmove(r->drop_tail, r->drop_tail + r->drop_tail_len - keep, keep);
+    memcpy(r->drop_tail + keep, p, n);
+    r->drop_tail_len = keep + n;
+}
+
+/* The current event turns out too large: its data so far (lines each
+ * ended by '\n', as the lines to come will follow) starts its ends; a
+ * later line of it adds a '\n' first. */
+static void drop_begin(http_resp *r)
+{
+    if (r->drop_started) {
+        drop_add(r, "\n", 1);
+        return;
+    }
+    r->drop_started = 1;
+    r->drop_head_len = r->drop_tail_len = 0;
+    if (r->data_len && r->data_len <= r->max + 1)
+        drop_add(r, r->data, r->data_len);
+}
+
+/* A line too long to hold starts: its first bytes are text[0..text_len)
+ * then p[0..n). A data line's value goes to the dropped event's ends
+ * (the rest of it as it comes, in sse_feed). */
+static void drop_line_start(http_resp *r, const char *p, size_t n)
+{
+    char start[6];
+    size_t have = 0;
+    for (size_t i = 0; i < r->text_len && have < sizeof start; i++)
+        start[have++] = r->text[i];
+    for (size_t i = 0; i < n && have < sizeof start; i++)
+        start[have++] = p[i];
+    r->drop_line = have >= 5 && memcmp(start, "data:", 5) == 0;
+    if (!r->drop_line)
+        return;
+    size_t skip = have == 6 && start[5] == ' ' ? 6 : 5; /* "data:", and a space */
+    drop_begin(r);
+    size_t from_text = skip < r->text_len ? skip : r->text_len;
+    drop_add(r, r->text + from_text, r->text_len - from_text);
+    size_t from_p = skip > r->text_len ? skip - r->text_len : 0;
+    if (from_p < n)
+        drop_add(r, p + from_p, n - from_p);
+}
+
 /* One line of the event stream, in r->text: a field of the event being
  * read, or the blank line that ends it. */
 static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
@@ -267,8 +325,12 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
         }
         if (r->data_len > 1)
             deliver(r, r->data, r->data_len - 1, fn, ud);
+        if (r->data_len > r->max + 1 && r->drop_fn)
+            r->drop_fn(ud, r->drop_head, r->drop_head_len, r->drop_tail, r->drop_tail_len);
         r->data_len = 0;
         r->event[0] = '\0';
+        r->drop_started = 0;
+        r->drop_head_len = r->drop_tail_len = 0;
         return 0;
     }
     if (line[0] == ':') /* a comment */
@@ -296,6 +358,8 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
     if (name != 4 || memcmp(line, "data", 4) != 0)
         return 0;
     if (r->data_len + vlen + 1 > r->max + 1) {
+        drop_begin(r);
+        drop_add(r, v, vlen);
         r->data_len = r->max + 2; /* too large: delivered as dropped */
         return 0;
     }
@@ -312,8 +376,11 @@ static int sse_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn 
         size_t take = nl ? (size_t)(nl - p) : n;
         if (r->skipping) {
             /* an over-long line: dropped up to its end */
+            if (r->drop_line)
+                drop_add(r, p, take);
         } else if (r->text_len + take > r->max + SSE_LINE_SLACK) {
             r->skipping = 1;
+            drop_line_start(r, p, take);
             r->text_len = 0;
             if (r->data_len <= r->max + 1) /* the event it belongs to goes too */
                 r->data_len = r->max + 2;
@@ -324,6 +391,9 @@ static int sse_feed(http_resp *r, const char *p, size_t n, http_resp_message_fn 
             return 0;
         if (r->skipping) {
             r->skipping = 0;
+            if (r->drop_line && r->drop_tail_len && r->drop_tail[r->drop_tail_len - 1] == '\r')
+                r->drop_tail_len--; /* the line ended with CRLF */
+            r->drop_line = 0;
         } else {
             if (r->text_len && r->text[r->text_len - 1] == '\r')
                 r->text[--r->text_len] = '\0';

@@ -17,6 +17,14 @@
 
 /* The longest event id kept for Last-Event-ID, with its NUL. */
 #define HTTP_EVENT_ID_MAX 256
+/* How much of each end of an event dropped for its size is kept. */
+#define HTTP_DROP_KEEP 256
+
+/* Called for an event of the stream dropped for its size (over max), with
+ * its data's first and last bytes (at most HTTP_DROP_KEEP each), for the
+ * reader to tell which request it answered. */
+typedef void (*http_resp_drop_fn)(void *ud, const char *head, size_t head_len,
+                                  const char *tail, size_t tail_len);
 
 typedef struct http_resp {
     size_t max;                 /* the largest message handed out */
@@ -63,6 +71,11 @@ typedef struct http_resp {
     int surplus;                /* bytes came after the complete response */
     int skipping;               /* a message over max: dropped */
     int dropped;                /* messages dropped for their size */
+    http_resp_drop_fn drop_fn;  /* set by the reader, or NULL */
+    int drop_started;           /* the current event is being dropped */
+    int drop_line;              /* the line being skipped is its data */
+    char drop_head[HTTP_DROP_KEEP], drop_tail[HTTP_DROP_KEEP];
+    size_t drop_head_len, drop_tail_len;
     char error[160];            /* why the response is malformed */
 } http_resp;
 

@@ -351,3 +351,128 @@ json_t *jr_string_lossy(const char *s, size_t n)
     free(out);
     return str;
 }
+
+/* ---- the id of a message seen only at its ends ---- */
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+        i++;
+    return i;
+}
+
+/* The end of the JSON string opening at p[i] ('"'), past its closing
+ * quote; 0 when it does not end within n. */
+static size_t string_end(const char *p, size_t i, size_t n)
+{
+    for (i++; i < n; i++) {
+        if (p[i] == '\\')
+            i++;
+        else if (p[i] == '"')
+            return i + 1;
+    }
+    return 0;
+}
+
+/* The end of the scalar (number, true, false, null) at p[i]. */
+static size_t scalar_end(const char *p, size_t i, size_t n)
+{
+    while (i < n && strchr("0123456789+-.eEtrufalsn", p[i]))
+        i++;
+    return i;
+}
+
+/* An id's text p[0..n): a string or an integer, else NULL. */
+static json_t *id_value(const char *p, size_t n)
+{
+    json_t *v = json_loadb(p, n, JSON_DECODE_ANY, NULL);
+    if (!json_is_string(v) && !json_is_integer(v)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
+static json_t *id_of_head(const char *p, size_t n)
+{
+    size_t i = skip_ws(p, 0, n);
+    if (i >= n || p[i] != '{')
+        return NULL;
+    for (i++;;) {
+        i = skip_ws(p, i, n);
+        if (i >= n || p[i] != '"')
+            return NULL;
+        size_t key = i, key_end = string_end(p, i, n);
+        if (!key_end)
+            return NULL;
+        i = skip_ws(p, key_end, n);
+        if (i >= n || p[i] != ':')
+            return NULL;
+        i = skip_ws(p, i + 1, n);
+        if (i >= n || p[i] == '{' || p[i] == '[')
+            return NULL; /* a nested value: what follows is out of reach */
+        size_t v = i, v_end = p[i] == '"' ? string_end(p, i, n) : scalar_end(p, i, n);
+        if (!v_end || v_end == v)
+            return NULL;
+        i = skip_ws(p, v_end, n);
+        if (i >= n || (p[i] != ',' && p[i] != '}'))
+            return NULL; /* the value may go on past the head */
+        if (key_end - key == 4 && memcmp(p + key, "\"id\"", 4) == 0)
+            return id_value(p + v, v_end - v);
+        if (p[i] == '}')
+            return NULL;
+        i++;
+    }
+}
+
+static size_t skip_ws_back(const char *p, size_t i)
+{
+    while (i > 0 && strchr(" \t\n\r", p[i - 1]))
+        i--;
+    return i;
+}
+
+/* The last member before the final brace is the top-level object's own:
+ * that brace closes the message. */
+static json_t *id_of_tail(const char *p, size_t n)
+{
+    size_t i = skip_ws_back(p, n);
+    if (i == 0 || p[i - 1] != '}')
+        return NULL;
+    size_t v_end = skip_ws_back(p, i - 1), v = v_end;
+    if (v == 0)
+        return NULL;
+    if (p[v - 1] == '"') { /* back to the opening quote: one not escaped */
+        for (v--; v > 0; v--) {
+            if (p[v - 1] != '"')
+                continue;
+            size_t slashes = 0;
+            while (v - 1 > slashes && p[v - 2 - slashes] == '\\')
+                slashes++;
+            if (slashes % 2 == 0)
+                break;
+        }
+        if (v == 0)
+            return NULL;
+        v--;
+    } else {
+        while (v > 0 && strchr("0123456789+-.eE", p[v - 1]))
+            v--;
+    }
+    i = skip_ws_back(p, v);
+    if (i == 0 || p[i - 1] != ':')
+        return NULL;
+    i = skip_ws_back(p, i - 1);
+    if (i < 4 || memcmp(p + i - 4, "\"id\"", 4) != 0)
+        return NULL;
+    i = skip_ws_back(p, i - 4);
+    if (i == 0 || (p[i - 1] != ',' && p[i - 1] != '{'))
+        return NULL;
+    return id_value(p + v, v_end - v);
+}
+
+json_t *jr_id_of_ends(const char *head, size_t head_len, const char *tail, size_t tail_len)
+{
+    json_t *id = head_len ? id_of_head(head, head_len) : NULL;
+    return id ? id : tail_len ? id_of_tail(tail, tail_len) : NULL;
+}

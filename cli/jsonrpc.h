@@ -107,4 +107,12 @@ enum {
  * runs out. */
 json_t *jr_string_lossy(const char *s, size_t n);
 
+/* The "id" of a message known only by its first bytes (head) and its
+ * last (tail), as of one dropped for its size: found where it can only be
+ * the message's own, among the top-level members before the first
+ * nested value ({"jsonrpc":"2.0","id":7,"result":...), or as the last
+ * member, right before the final brace (...,"id":7}); a string or an
+ * integer. NULL when neither end shows it. */
+json_t *jr_id_of_ends(const char *head, size_t head_len, const char *tail, size_t tail_len);
+
 #endif

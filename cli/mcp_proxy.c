@@ -732,6 +732,28 @@ static void on_stream_event(void *ud, const char *text, size_t len)
     pthread_mutex_unlock(&p->lock);
 }
 
+/* A message of the stream over --max-message was dropped: when its ends
+ * show whose answer it was, that request gets an error answer now, not
+ * at the client's timeout. */
+static void on_stream_drop(void *ud, const char *head, size_t head_len, const char *tail,
+                           size_t tail_len)
+{
+    stream *s = ud;
+    proxy *p = s->p;
+    json_t *id = jr_id_of_ends(head, head_len, tail, tail_len);
+    char why[160];
+    snprintf(why, sizeof why, "its answer was over --max-message (%zu bytes) and was dropped",
+             p->max_message);
+    pthread_mutex_lock(&p->lock);
+    if (id && pending_take(p, id))
+        answer_error(p, id, why);
+    else
+        fprintf(stderr, "eryx mcp-proxy: a message over --max-message (%zu bytes) was "
+                        "dropped\n", p->max_message);
+    pthread_mutex_unlock(&p->lock);
+    json_decref(id);
+}
+
 /* Opens the stream and reads it to its end. Why it ended. */
 static const char *stream_read(stream *s)
 {
@@ -791,6 +813,7 @@ static void *stream_main(void *arg)
         s->p = p;
         s->l.fd = -1;
         http_resp_init(&s->r, p->max_message);
+        s->r.drop_fn = on_stream_drop;
         why = stream_read(s);
     }
     pthread_mutex_lock(&p->lock);

@@ -11,7 +11,9 @@
  *     chunk (a peer cannot make it hold more);
  *   - a decoded message's fields agree with its kind;
  *   - the lossy copy is valid UTF-8 (jansson takes it) and equals the line
- *     when the line was valid UTF-8 without NUL.
+ *     when the line was valid UTF-8 without NUL;
+ *   - the id found at a line's ends (jr_id_of_ends) is a string or an
+ *     integer.
  */
 #include <jansson.h>
 
@@ -51,6 +53,12 @@ static void check_msg(const char *line, size_t len)
     free(s);
     json_decref(e);
     jr_msg_clear(&m);
+    /* The id seen only at the line's ends (a message dropped for its
+     * size): a string or an integer when found. */
+    size_t keep = len < 256 ? len : 256;
+    json_t *id = jr_id_of_ends(line, keep, line + len - keep, keep);
+    FUZZ_CHECK(!id || json_is_string(id) || json_is_integer(id));
+    json_decref(id);
 }
 
 static void check_lossy(const char *line, size_t len)

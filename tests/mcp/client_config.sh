@@ -223,7 +223,7 @@ proxy_sse() { # PATH, then the messages after initialize, a line each
     { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
       for m in "$@"; do sleep 0.3; echo "$m"; done; sleep 0.5; } |
         timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" --transport sse \
-            --header 'X-Team: sse' >"$tmp/out" 2>&1
+            --header 'X-Team: sse' --max-message 16k >"$tmp/out" 2>&1
 }
 call() { echo "{\"jsonrpc\":\"2.0\",\"id\":$1,\"method\":\"tools/call\",\"params\":{\"name\":\"$2\",\"arguments\":{}}}"; }
 # (A request the client cancelled is not awaited any more: 5 gets no
@@ -236,6 +236,13 @@ grep -q '"id": *1, *"result"' "$tmp/out" && grep -q '"id": *2, *"result".*"X-Tea
     grep -q '"id": *4, *"error".*the server ended its event stream' "$tmp/out" &&
     [ "$(grep -c '"id"' "$tmp/out")" = 4 ] ||
     { echo "FAIL proxy_sse: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# A message over --max-message is dropped; its id, at either end, says
+# which request gets an error answer at once.
+proxy_sse /sse "$(call 2 huge)" "$(call 3 huge_tail)" "$(call 4 seen)"
+grep -q '"id": *2, *"error".*over --max-message (16384 bytes) and was dropped' "$tmp/out" &&
+    grep -q '"id": *3, *"error".*over --max-message (16384 bytes) and was dropped' "$tmp/out" &&
+    grep -q '"id": *4, *"result"' "$tmp/out" ||
+    { echo "FAIL proxy_sse_too_large: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 proxy_sse /sse-foreign "$(call 2 seen)"
 grep -q '"id": *1, *"error".*evil.invalid.*not a URL of the server.s own origin' "$tmp/out" &&
     grep -q '"id": *2, *"error"' "$tmp/out" ||

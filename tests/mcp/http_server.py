@@ -25,7 +25,9 @@ empty, so only a cancel stops the client.
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
 are posted (202) and answered on the stream; its tool `cut` ends the
-stream without an answer, `hang` is never answered. GET /sse-foreign names an endpoint of another
+stream without an answer, `hang` is never answered, `huge` and
+`huge_tail` answer with 64 KiB of text, the id first or last (as
+Python's and the TypeScript SDK's servers order an answer's members). GET /sse-foreign names an endpoint of another
 origin, which a client must refuse. A POST to /sse is refused with 405,
 as a server of the older transport only does.
 
@@ -180,6 +182,11 @@ class Handler(BaseHTTPRequestHandler):
             return q.put(None)
         if msg["method"] == "tools/call" and msg["params"]["name"] == "hang":
             return  # never answered
+        if msg["method"] == "tools/call" and msg["params"]["name"].startswith("huge"):
+            result = {"content": [{"type": "text", "text": "x" * 65536}]}
+            return q.put({"jsonrpc": "2.0", "id": msg["id"], "result": result}
+                         if msg["params"]["name"] == "huge" else
+                         {"result": result, "jsonrpc": "2.0", "id": msg["id"]})
         q.put(self.answer_of(msg, TOOLS + [
             {"name": "cut", "inputSchema": {"type": "object", "properties": {}}}]))
 
