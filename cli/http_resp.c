@@ -253,6 +253,8 @@ static void sse_retry(http_resp *r, const char *v, size_t vlen)
  * its head, while that is not full, and to its tail, the last bytes. */
 static void drop_add(http_resp *r, const char *p, size_t n)
 {
+    if (n == 0) /* (p may be a buffer not yet made) */
+        return;
     size_t h = HTTP_DROP_KEEP - r->drop_head_len;
     memcpy(r->drop_head + r->drop_head_len, p, n < h ? n : h);
     r->drop_head_len += n < h ? n : h;
