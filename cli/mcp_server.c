@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,12 @@
 #define MAX_JOBS 256
 #define DEFAULT_MAX_SESSIONS 16
 #define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
+/* What the logs of resumable streams may hold in all (each one also at
+ * most --mcp-max-message and a mebibyte): past it a stream's log is let
+ * go and the stream cannot be resumed. */
+#define MAX_KEPT_BYTES ((size_t)256 << 20)
+
+static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
 
 typedef struct job job;
 
@@ -125,6 +132,7 @@ void eryx_mcp_channel_unref(channel *ch)
     int last = --ch->refs == 0;
     pthread_mutex_unlock(&ch->lock);
     if (last && ch->kind == CH_HTTP) {
+        atomic_fetch_sub(&kept_bytes, ch->log_len);
         free(ch->log);
         free(ch->ends);
         pthread_mutex_destroy(&ch->lock);
@@ -173,14 +181,29 @@ static int http_stream_write(channel *ch, const char *body, size_t n, int final)
     return rc;
 }
 
+/* A stream's log let go (lock held): it cannot be resumed. */
+static void log_lose(channel *ch)
+{
+    atomic_fetch_sub(&kept_bytes, ch->log_len);
+    free(ch->log);
+    ch->log = NULL;
+    ch->log_len = ch->log_cap = 0;
+    ch->log_lost = 1;
+}
+
 /* Keeps event[0..n) in a resumable stream's log (lock held), within
- * max_message and a mebibyte more: past that the stream cannot be
- * resumed (what a client missed is gone). */
+ * max_message and a mebibyte more, and within MAX_KEPT_BYTES for all:
+ * past either the stream cannot be resumed (what a client missed is
+ * gone). */
 static void log_event(channel *ch, const char *event, size_t n)
 {
     size_t bound = S.max_message + (1u << 20);
-    if (ch->log_lost || ch->log_len + n > bound) {
-        ch->log_lost = 1;
+    if (ch->log_lost)
+        return;
+    if (ch->log_len + n > bound || atomic_fetch_add(&kept_bytes, n) + n > MAX_KEPT_BYTES) {
+        if (ch->log_len + n <= bound)
+            atomic_fetch_sub(&kept_bytes, n); /* (added above, not kept) */
+        log_lose(ch);
         return;
     }
     if (ch->log_cap - ch->log_len < n) {
@@ -189,7 +212,8 @@ static void log_event(channel *ch, const char *event, size_t n)
             cap *= 2;
         char *log = realloc(ch->log, cap);
         if (!log) {
-            ch->log_lost = 1;
+            atomic_fetch_sub(&kept_bytes, n);
+            log_lose(ch);
             return;
         }
         ch->log = log;
@@ -199,7 +223,8 @@ static void log_event(channel *ch, const char *event, size_t n)
         size_t cap = ch->ends_cap ? ch->ends_cap * 2 : 8;
         size_t *ends = realloc(ch->ends, cap * sizeof *ends);
         if (!ends) {
-            ch->log_lost = 1;
+            atomic_fetch_sub(&kept_bytes, n);
+            log_lose(ch);
             return;
         }
         ch->ends = ends;
@@ -220,7 +245,7 @@ static int http_event(channel *ch, const char *text, int final)
     char id[48] = "";
     if (ch->stream)
         snprintf(id, sizeof id, "id: %llu-%zu\n", (unsigned long long)ch->stream,
-                 ch->n_events + 1);
+                 ++ch->last_event);
     size_t len = strlen(id) + 21 + n + 2; /* id "event: message\ndata: " text "\n\n" */
     char *event = malloc(len + 1);
     if (!event)

@@ -38,6 +38,7 @@ typedef struct channel {
     size_t log_len, log_cap;
     size_t *ends;             /* ends[N - 1]: where event N ends in log */
     size_t n_events, ends_cap;
+    size_t last_event;        /* the last id's N (n_events, unless lost) */
     int log_lost;             /* over its bound: it cannot be resumed */
     int attached;             /* a resuming GET streams it now */
     uint64_t done_ms;         /* when done was set */
