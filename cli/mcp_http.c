@@ -271,26 +271,47 @@ static int accepts(const char *accept, const char *type)
 }
 
 /* Waits for the answer to a request handed to a job (woken when it has
- * gone out), looking every 200 ms whether the client has gone: one that
- * closes is marked broken (the answer is dropped). Not POLLIN: bytes the
- * client sends meanwhile (its next request) must not end the wait. */
-static void wait_answer(channel *ch)
+ * gone out) while ch's connection is mine, looking every 200 ms whether
+ * the client has gone: one that closes is marked broken (the answer is
+ * dropped, or kept for a resumable stream). Not POLLIN: bytes the client
+ * sends meanwhile (its next request) must not end the wait. A resuming
+ * GET that takes the stream over ends it too. */
+static void wait_answer(channel *ch, const net_link *mine)
 {
     pthread_mutex_lock(&ch->lock);
-    while (!ch->done && !ch->broken) {
+    while (!ch->done && !ch->broken && ch->link == mine) {
         struct timespec until = eryx_cli_deadline(200);
         pthread_cond_timedwait(&ch->cond, &ch->lock, &until);
-        struct pollfd p = {ch->fd, POLLRDHUP, 0};
-        if (!ch->done && poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        struct pollfd p = {mine->fd, POLLRDHUP, 0};
+        if (!ch->done && ch->link == mine && poll(&p, 1, 0) > 0 &&
+            (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
             ch->broken = 1;
     }
     pthread_mutex_unlock(&ch->lock);
 }
 
+/* Done with ch on connection mine: 1 if its answer went out whole there
+ * (the connection may go on). From here on nothing writes on mine: the
+ * stream is let go, unless a resuming GET has taken it over. */
+static int let_go(channel *ch, const net_link *mine)
+{
+    pthread_mutex_lock(&ch->lock);
+    int is_mine = ch->link == mine;
+    int complete = is_mine && ch->complete && !ch->broken;
+    if (is_mine) {
+        ch->broken = 1;
+        ch->attached = 0;
+    }
+    pthread_mutex_unlock(&ch->lock);
+    return complete;
+}
+
 /* GET with Last-Event-ID: the events of that stream after it, and the
- * rest as they come, on this connection (then it is the stream's). 404
- * when the stream is not one of this MCP session's kept ones (unknown,
- * expired, over its bound), 409 while another connection streams it. */
+ * rest as they come, on this connection, which takes the stream over
+ * (from the request's own connection if the server has not seen it go
+ * yet, or from an older GET: the client's latest connection is the one it
+ * reads). 404 when the stream is not one of this MCP session's kept ones
+ * (unknown, expired, over its bounds). */
 static void resume_stream(client *c, const http_req *req)
 {
     size_t after = 0;
@@ -300,31 +321,24 @@ static void resume_stream(client *c, const http_req *req)
         return;
     }
     pthread_mutex_lock(&ch->lock);
-    int busy = ch->attached, lost = ch->log_lost;
-    if (!busy && !lost) {
+    int lost = ch->log_lost;
+    if (!lost) {
         ch->attached = 1;
         ch->link = c->link;
         ch->fd = c->link->fd;
         ch->chunked = c->may_keep;
         ch->broken = eryx_mcp_channel_replay(ch, after) < 0;
+        pthread_cond_broadcast(&ch->cond); /* the connection it had stops waiting */
     }
     pthread_mutex_unlock(&ch->lock);
-    if (busy || lost) {
-        if (busy)
-            respond(c, 409, "Conflict", "text/plain", "the stream is being resumed\n", NULL);
-        else
-            respond(c, 404, "Not Found", "text/plain", "the stream was too large to keep\n",
-                    NULL);
+    if (lost) {
+        respond(c, 404, "Not Found", "text/plain", "the stream was too large to keep\n", NULL);
         eryx_mcp_channel_unref(ch);
         return;
     }
-    wait_answer(ch); /* returns at once when it is done */
-    pthread_mutex_lock(&ch->lock);
-    int complete = ch->complete && !ch->broken;
-    c->kept = ch->chunked && complete;
-    ch->broken = 1; /* from here on nothing writes on this connection */
-    ch->attached = 0;
-    pthread_mutex_unlock(&ch->lock);
+    wait_answer(ch, c->link); /* returns at once when it is done */
+    int complete = let_go(ch, c->link);
+    c->kept = c->may_keep && complete;
     if (complete)
         eryx_mcp_resume_forget(ch);
     eryx_mcp_channel_unref(ch);
@@ -489,6 +503,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
                         strcmp(req.protocol, ERYX_MCP_VERSION) == 0 &&
                         eryx_mcp_resume_keep(ch) == 0;
         json_t *reply = ch ? eryx_mcp_dispatch(ch, &m) : NULL;
+        int waited = 0;
         if (!ch) {
             respond(c, 500, "Internal Server Error", NULL, NULL, NULL);
         } else if (reply) {
@@ -497,10 +512,8 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         } else if (m.kind == JR_REQUEST) {
             if (resumable)
                 eryx_mcp_channel_prime(ch);
-            wait_answer(ch); /* an event stream, in chunks when it may keep */
-            pthread_mutex_lock(&ch->lock);
-            c->kept = ch->chunked && ch->complete && !ch->broken;
-            pthread_mutex_unlock(&ch->lock);
+            wait_answer(ch, l); /* an event stream, in chunks when it may keep */
+            waited = 1;
         } else {
             respond(c, 202, "Accepted", NULL, NULL, NULL);
         }
@@ -509,10 +522,9 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
              * or carries the next request's answer. A resumable stream
              * delivered whole is not kept; one cut short is, for its
              * client to come back (its events go on being kept). */
-            pthread_mutex_lock(&ch->lock);
-            int complete = ch->complete && !ch->broken;
-            ch->broken = 1;
-            pthread_mutex_unlock(&ch->lock);
+            int complete = let_go(ch, l);
+            if (waited)
+                c->kept = c->may_keep && complete;
             if (resumable && (complete || reply))
                 eryx_mcp_resume_forget(ch);
             eryx_mcp_channel_unref(ch);

@@ -3,7 +3,8 @@
 # tools/call's stream opens with a priming event (an id, "retry: 1000", no
 # data), its events carry ids, and a client whose connection broke gets
 # what it missed with a GET of Last-Event-ID, then the rest as it comes;
-# only its own MCP session's streams, each once delivered whole; a
+# only its own MCP session's streams, each once delivered whole, the
+# latest GET taking a stream over from an older one; a
 # 2025-06-18 client's stream has no ids. Then `eryx mcp-proxy` against it
 # through a relay that cuts the connection after the priming event: the
 # proxy resumes the stream and the call gets its answer; and so does the
@@ -109,6 +110,24 @@ check("unknown_stream", get(sid, "123456789-0")[0] == 404 and get(sid, "x")[0] =
 check("no_session", get(None, last)[0] == 400)
 check("no_last_event_id", get(sid, None)[0] == 405)
 check("own_session_served", get(sid, last)[0] == 200)
+
+# A second GET takes the stream over from a first one still waiting (the
+# client's latest connection is the one it reads): the answer goes there.
+last = primed(sid, "import time; time.sleep(2); print('five')", 6)
+first = []
+
+def first_get():
+    try:
+        first.append(get(sid, last))
+    except (http.client.HTTPException, OSError) as e:  # cut without its end
+        first.append((0, repr(e).encode()))
+t = threading.Thread(target=first_get)
+t.start()
+time.sleep(0.5)
+st, body = get(sid, last)
+t.join()
+check("newer_get_takes_over", st == 200 and b"five" in body and b"five" not in first[0][1],
+      (st, body[:200], first))
 
 old = init("2025-06-18")
 s = call(old, "print('four')", 5, "2025-06-18")
