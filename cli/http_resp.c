@@ -217,8 +217,8 @@ static void deliver(http_resp *r, const char *text, size_t len, http_resp_messag
 }
 
 /* An id field: the SSE rules ignore one holding a NUL; one that cannot
- * go back in a header is kept as unusable (resuming from an earlier id
- * would deliver messages twice). */
+ * go back in a header is kept as "", no id to resume from (resuming from
+ * an earlier one would deliver messages twice). */
 static void sse_id(http_resp *r, const char *v, size_t vlen)
 {
     if (memchr(v, '\0', vlen))
@@ -227,7 +227,6 @@ static void sse_id(http_resp *r, const char *v, size_t vlen)
     for (size_t i = 0; ok && i < vlen; i++)
         ok = (unsigned char)v[i] >= 0x20 && v[i] != 0x7f;
     r->id_seen = 1;
-    r->id_buf_ok = ok;
     memcpy(r->id_buf, ok ? v : "", ok ? vlen : 0);
     r->id_buf[ok ? vlen : 0] = '\0';
 }
@@ -322,7 +321,6 @@ static int sse_line(http_resp *r, http_resp_message_fn fn, void *ud)
             r->data[r->data_len - 1] = '\0'; /* the last '\n' */
         if (r->id_seen) { /* before fn: it may read it */
             memcpy(r->last_id, r->id_buf, sizeof r->last_id);
-            r->last_id_ok = r->id_buf_ok;
             r->has_last_id = 1;
         }
         if (r->data_len > 1)

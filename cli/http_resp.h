@@ -53,13 +53,12 @@ typedef struct http_resp {
      * the last event id as each event ends, data or none (a server primes
      * a stream with an event of an id and empty data). An id that cannot
      * go in a Last-Event-ID header (over HTTP_EVENT_ID_MAX - 1 bytes, a
-     * control character) makes the stream one that cannot resume. */
+     * control character) is kept as "": like an empty one, it makes the
+     * stream one that cannot resume. */
     char id_buf[HTTP_EVENT_ID_MAX];
     int id_seen;                /* an id field came */
-    int id_buf_ok;              /* id_buf can be sent back */
     char last_id[HTTP_EVENT_ID_MAX]; /* the last ended event's id, or "" */
     int has_last_id;            /* an event ended after an id field */
-    int last_id_ok;             /* and last_id can be sent back */
     long retry_ms;              /* the last retry field (how long to wait
                                  * before resuming), -1 without one */
     int http11;                 /* an HTTP/1.1 response (else 1.0) */

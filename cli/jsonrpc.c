@@ -354,9 +354,15 @@ json_t *jr_string_lossy(const char *s, size_t n)
 
 /* ---- the id of a message seen only at its ends ---- */
 
+/* 1 if c is one of set's characters (never NUL, which strchr would find). */
+static int one_of(char c, const char *set)
+{
+    return c && strchr(set, c);
+}
+
 static size_t skip_ws(const char *p, size_t i, size_t n)
 {
-    while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+    while (i < n && one_of(p[i], " \t\n\r"))
         i++;
     return i;
 }
@@ -377,7 +383,7 @@ static size_t string_end(const char *p, size_t i, size_t n)
 /* The end of the scalar (number, true, false, null) at p[i]. */
 static size_t scalar_end(const char *p, size_t i, size_t n)
 {
-    while (i < n && strchr("0123456789+-.eEtrufalsn", p[i]))
+    while (i < n && one_of(p[i], "0123456789+-.eEtrufalsn"))
         i++;
     return i;
 }
@@ -427,7 +433,7 @@ static json_t *id_of_head(const char *p, size_t n)
 
 static size_t skip_ws_back(const char *p, size_t i)
 {
-    while (i > 0 && strchr(" \t\n\r", p[i - 1]))
+    while (i > 0 && one_of(p[i - 1], " \t\n\r"))
         i--;
     return i;
 }
@@ -456,7 +462,7 @@ static json_t *id_of_tail(const char *p, size_t n)
             return NULL;
         v--;
     } else {
-        while (v > 0 && strchr("0123456789+-.eE", p[v - 1]))
+        while (v > 0 && one_of(p[v - 1], "0123456789+-.eE"))
             v--;
     }
     i = skip_ws_back(p, v);

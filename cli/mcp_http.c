@@ -298,10 +298,8 @@ static int let_go(channel *ch, const net_link *mine)
     pthread_mutex_lock(&ch->lock);
     int is_mine = ch->link == mine;
     int complete = is_mine && ch->complete && !ch->broken;
-    if (is_mine) {
+    if (is_mine)
         ch->broken = 1;
-        ch->attached = 0;
-    }
     pthread_mutex_unlock(&ch->lock);
     return complete;
 }
@@ -323,9 +321,7 @@ static void resume_stream(client *c, const http_req *req)
     pthread_mutex_lock(&ch->lock);
     int lost = ch->log_lost;
     if (!lost) {
-        ch->attached = 1;
         ch->link = c->link;
-        ch->fd = c->link->fd;
         ch->chunked = c->may_keep;
         ch->broken = eryx_mcp_channel_replay(ch, after) < 0;
         pthread_cond_broadcast(&ch->cond); /* the connection it had stops waiting */

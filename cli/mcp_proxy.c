@@ -123,6 +123,13 @@ static int link_open(proxy *p, net_link *l, char *err, size_t errlen)
                           errlen);
 }
 
+/* 1 if bytes of l wait to be read. */
+static int link_readable(net_link *l)
+{
+    struct pollfd pf = {.fd = l->fd, .events = POLLIN};
+    return poll(&pf, 1, 0) > 0 || (l->tls && tls_conn_pending(l->tls) > 0);
+}
+
 /* An idle connection to reuse: 1 and *l, or 0 when there is none. One
  * the server has closed since (its end, or anything, is readable), or
  * may be closing now (idle too long), is closed instead: a request sent
@@ -135,9 +142,7 @@ static int link_take(proxy *p, net_link *l)
     while (!found && p->n_idle > 0) {
         p->n_idle--;
         *l = p->idle[p->n_idle];
-        struct pollfd pf = {.fd = l->fd, .events = POLLIN};
-        found = now < p->idle_until[p->n_idle] && poll(&pf, 1, 0) == 0 &&
-                (!l->tls || tls_conn_pending(l->tls) == 0);
+        found = now < p->idle_until[p->n_idle] && !link_readable(l);
         if (!found)
             net_link_close(l);
     }
@@ -231,13 +236,6 @@ static void answer_flush(exchange *x)
     pthread_mutex_unlock(&x->p->lock);
     json_decref(x->held);
     x->held = NULL;
-}
-
-/* 1 if bytes of l wait to be read. */
-static int link_readable(net_link *l)
-{
-    struct pollfd pf = {.fd = l->fd, .events = POLLIN};
-    return poll(&pf, 1, 0) > 0 || (l->tls && tls_conn_pending(l->tls) > 0);
 }
 
 /* The head of a request for path into buf (with Last-Event-ID: last_id
@@ -340,7 +338,7 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
     x->streamed = r->sse && r->status >= 200 && r->status <= 299;
     x->dropped |= r->dropped != 0;
     if (r->has_last_id)
-        memcpy(x->last_id, r->last_id_ok ? r->last_id : "", sizeof x->last_id);
+        memcpy(x->last_id, r->last_id, sizeof x->last_id);
     if (r->retry_ms >= 0)
         x->retry_ms = r->retry_ms;
     if (!why && x->initialize && r->session[0]) {
@@ -391,6 +389,14 @@ static const char *exchange_send(exchange *x, const char *method, const char *pa
     else if (why == err && unheard)
         snprintf(err + strlen(err), errlen - strlen(err), " (not sent again: it may have acted)");
     return why;
+}
+
+/* 1 while x's request is unanswered and its stream can be resumed: the
+ * last event had an id, and no answer was dropped for its size (it would
+ * come again). */
+static int resumable(const exchange *x)
+{
+    return !x->answered && x->last_id[0] && !x->dropped;
 }
 
 /* Waits ms before resuming x's stream: 0, or -1 as soon as the client
@@ -456,7 +462,7 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
     x->replayable = 1; /* a GET may go twice */
     why = NULL;
     resuming_mark(x, 1);
-    while (!x->answered && x->last_id[0] && !x->dropped) {
+    while (resumable(x)) {
         uint64_t wait = (x->retry_ms >= 0 ? (uint64_t)x->retry_ms : DEFAULT_RETRY_MS) + backoff;
         if (eryx_cli_now_ms() + wait > give_up) {
             snprintf(err, errlen, "the event stream of the answer ended (%.150s) and could not "
@@ -500,7 +506,7 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
                                 char *err, size_t errlen)
 {
     const char *why = exchange_send(x, method, path, body, len, fn, err, errlen);
-    if (x->id && !x->initialize && !x->answered && x->streamed && x->last_id[0] && !x->dropped)
+    if (x->id && !x->initialize && x->streamed && resumable(x))
         why = exchange_resume(x, why, err, errlen);
     return why;
 }

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "mcp_internal.h"
 #include "mcp_server.h"
@@ -24,8 +23,9 @@ static struct {
     pthread_mutex_t lock;
     channel *streams[MAX_STREAMS];
     size_t n;
-    uint64_t next;            /* the next stream's number */
-} R = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    uint64_t next;            /* the next stream's number (a Last-Event-ID
+                               * finds a stream only in its own session) */
+} R = {.lock = PTHREAD_MUTEX_INITIALIZER, .next = 1};
 
 /* Removes streams[i] (lock held); the caller drops the reference. */
 static channel *take(size_t i)
@@ -35,30 +35,29 @@ static channel *take(size_t i)
     return ch;
 }
 
-static int is_done(channel *ch)
+/* When ch's answer was done, 0 while it is not. */
+static uint64_t done_at(channel *ch)
 {
     pthread_mutex_lock(&ch->lock);
-    int done = ch->done;
+    uint64_t at = ch->done ? ch->done_ms : 0;
     pthread_mutex_unlock(&ch->lock);
-    return done;
+    return at;
 }
 
 int eryx_mcp_resume_keep(channel *ch)
 {
     channel *out = NULL;
     pthread_mutex_lock(&R.lock);
-    if (!R.next) { /* numbers not guessable from one process to the next */
-        uint32_t r = 0;
-        if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
-            r = 0;
-        R.next = (uint64_t)(r % 1000000u) * 1000u + 1;
-    }
     if (R.n == MAX_STREAMS) {
         size_t oldest = R.n;
-        for (size_t i = 0; i < R.n; i++)
-            if (is_done(R.streams[i]) &&
-                (oldest == R.n || R.streams[i]->done_ms < R.streams[oldest]->done_ms))
+        uint64_t oldest_at = UINT64_MAX;
+        for (size_t i = 0; i < R.n; i++) {
+            uint64_t at = done_at(R.streams[i]);
+            if (at && at < oldest_at) {
                 oldest = i;
+                oldest_at = at;
+            }
+        }
         if (oldest < R.n)
             out = take(oldest);
     }
@@ -124,7 +123,7 @@ static void drop(const char *sid, uint64_t now_ms)
         channel *ch = R.streams[i];
         pthread_mutex_lock(&ch->lock);
         int gone = sid ? strcmp(ch->sid, sid) == 0
-                       : ch->done && !ch->attached && now_ms - ch->done_ms >= RESUME_KEEP_MS;
+                       : ch->done && ch->broken && now_ms - ch->done_ms >= RESUME_KEEP_MS;
         pthread_mutex_unlock(&ch->lock);
         if (gone)
             out[n_out++] = take(i);

@@ -108,7 +108,7 @@ channel *eryx_mcp_channel_new(net_link *link, const char *sid)
     if (!ch)
         return NULL;
     ch->kind = CH_HTTP;
-    ch->fd = link->fd;
+    ch->fd = -1;
     ch->link = link;
     ch->refs = 1;
     ch->wrote_ms = eryx_cli_now_ms();
@@ -191,48 +191,51 @@ static void log_lose(channel *ch)
     ch->log_lost = 1;
 }
 
-/* Keeps event[0..n) in a resumable stream's log (lock held), within
- * max_message and a mebibyte more, and within MAX_KEPT_BYTES for all:
- * past either the stream cannot be resumed (what a client missed is
- * gone). */
-static void log_event(channel *ch, const char *event, size_t n)
+/* Room in ch's log for n bytes more and one more event's end; -1 when
+ * memory runs out. */
+static int log_room(channel *ch, size_t n)
 {
-    size_t bound = S.max_message + (1u << 20);
-    if (ch->log_lost)
-        return;
-    if (ch->log_len + n > bound || atomic_fetch_add(&kept_bytes, n) + n > MAX_KEPT_BYTES) {
-        if (ch->log_len + n <= bound)
-            atomic_fetch_sub(&kept_bytes, n); /* (added above, not kept) */
-        log_lose(ch);
-        return;
-    }
     if (ch->log_cap - ch->log_len < n) {
         size_t cap = ch->log_cap ? ch->log_cap : 4096;
         while (cap - ch->log_len < n)
             cap *= 2;
         char *log = realloc(ch->log, cap);
-        if (!log) {
-            atomic_fetch_sub(&kept_bytes, n);
-            log_lose(ch);
-            return;
-        }
+        if (!log)
+            return -1;
         ch->log = log;
         ch->log_cap = cap;
     }
     if (ch->n_events == ch->ends_cap) {
         size_t cap = ch->ends_cap ? ch->ends_cap * 2 : 8;
         size_t *ends = realloc(ch->ends, cap * sizeof *ends);
-        if (!ends) {
-            atomic_fetch_sub(&kept_bytes, n);
-            log_lose(ch);
-            return;
-        }
+        if (!ends)
+            return -1;
         ch->ends = ends;
         ch->ends_cap = cap;
     }
+    return 0;
+}
+
+/* Keeps event[0..n), the next of a resumable stream, in its log (lock
+ * held), within max_message and a mebibyte more, and within
+ * MAX_KEPT_BYTES for all: past either the stream cannot be resumed (what
+ * a client missed is gone). The caller counts the event. */
+static void log_event(channel *ch, const char *event, size_t n)
+{
+    if (ch->log_lost)
+        return;
+    if (ch->log_len + n > S.max_message + (1u << 20)) {
+        log_lose(ch);
+        return;
+    }
+    if (atomic_fetch_add(&kept_bytes, n) + n > MAX_KEPT_BYTES || log_room(ch, n) < 0) {
+        atomic_fetch_sub(&kept_bytes, n); /* (counted above, not kept) */
+        log_lose(ch);
+        return;
+    }
     memcpy(ch->log + ch->log_len, event, n);
     ch->log_len += n;
-    ch->ends[ch->n_events++] = ch->log_len;
+    ch->ends[ch->n_events] = ch->log_len;
 }
 
 /* An event of a tools/call's answer (lock held): progress notifications,
@@ -245,7 +248,7 @@ static int http_event(channel *ch, const char *text, int final)
     char id[48] = "";
     if (ch->stream)
         snprintf(id, sizeof id, "id: %llu-%zu\n", (unsigned long long)ch->stream,
-                 ++ch->last_event);
+                 ch->n_events + 1);
     size_t len = strlen(id) + 21 + n + 2; /* id "event: message\ndata: " text "\n\n" */
     char *event = malloc(len + 1);
     if (!event)
@@ -253,8 +256,10 @@ static int http_event(channel *ch, const char *text, int final)
     int k = sprintf(event, "%sevent: message\ndata: ", id);
     memcpy(event + k, text, n);
     memcpy(event + k + n, "\n\n", 2);
-    if (ch->stream)
+    if (ch->stream) {
         log_event(ch, event, len);
+        ch->n_events++;
+    }
     int rc = ch->broken ? (ch->stream ? 0 : -1) : http_stream_write(ch, event, len, final);
     free(event);
     return rc;
@@ -274,11 +279,8 @@ void eryx_mcp_channel_prime(channel *ch)
 int eryx_mcp_channel_replay(channel *ch, size_t after)
 {
     size_t from = after ? ch->ends[after - 1] : 0;
-    ch->started = 0;
-    ch->complete = 0;
-    int rc = http_stream_write(ch, ch->log + from, ch->log_len - from, ch->done);
-    ch->complete = rc == 0 && ch->done;
-    return rc;
+    ch->started = 0; /* a new response: its head goes first */
+    return http_stream_write(ch, ch->log + from, ch->log_len - from, ch->done);
 }
 
 /* A comment on the event stream of a run that has said nothing for

@@ -14,7 +14,7 @@ enum { CH_STDIO, CH_HTTP };
  * tools/call answer as server-sent events, then the connection closes). */
 typedef struct channel {
     int kind;
-    int fd;                   /* stdout, or the HTTP connection's socket */
+    int fd;                   /* stdio: stdout (HTTP: -1, see link) */
     net_link *link;           /* HTTP: the connection (plain or TLS) */
     pthread_mutex_t lock;     /* writes, and the fields below */
     pthread_cond_t cond;      /* done */
@@ -25,7 +25,8 @@ typedef struct channel {
                                  mcp_http.c before dispatch) */
     int complete;             /* HTTP: the whole answer went out */
     int done;                 /* HTTP: the answer went out, or never will */
-    int broken;               /* HTTP: the connection is gone */
+    int broken;               /* HTTP: the connection is gone, or let go
+                               * (nothing writes on it any more) */
     uint64_t wrote_ms;        /* HTTP: when it was last written (or made) */
     char sid[128];            /* the MCP session ("" on stdio) */
     /* HTTP, a resumable stream (revision 2025-11-25, mcp_resume.c): its
@@ -37,10 +38,9 @@ typedef struct channel {
     char *log;                /* its events so far, as sent */
     size_t log_len, log_cap;
     size_t *ends;             /* ends[N - 1]: where event N ends in log */
-    size_t n_events, ends_cap;
-    size_t last_event;        /* the last id's N (n_events, unless lost) */
-    int log_lost;             /* over its bound: it cannot be resumed */
-    int attached;             /* a resuming GET streams it now */
+    size_t n_events, ends_cap; /* events sent (the last id's N) */
+    int log_lost;             /* over its bound: it cannot be resumed (the
+                               * log is let go; ends no longer grows) */
     uint64_t done_ms;         /* when done was set */
 } channel;
 

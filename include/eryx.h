@@ -737,9 +737,10 @@ typedef struct eryx_run_options {
     /* sys.stdin read as the program reads it, after stdin_data's bytes
      * (NULL: none; then EOF): stdin_read fills up to cap bytes at buf and
      * returns how many, 0 at the end of the input, or -1 with errno EAGAIN
-     * (nothing yet: it is called again) or another errno (the program's
-     * read fails with EIO). It is called on the thread running the
-     * sandbox, only while the program reads. It may block, but a short
+     * (nothing yet: it is called again at once, so it should have waited
+     * for input a while first, or the thread spins) or another errno (the
+     * program's read fails with EIO). It is called on the thread running
+     * the sandbox, only while the program reads. It may block, but a short
      * while at a time (50 ms is good): the time limit and
      * eryx_sandbox_interrupt() act when it returns (the program's read
      * then fails with OSError EIO, and the interruption's exception
