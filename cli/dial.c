@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -93,6 +95,13 @@ int dial_connect(const dial_url *u, int timeout_ms, char *err, size_t errlen)
     }
     if (fd < 0)
         snprintf(err, errlen, "cannot connect to %s:%s: %s", u->host, u->port, strerror(errno));
+    /* Each message is written whole (a WebSocket frame's head and payload
+     * may be two writes): Nagle's algorithm would hold the second back
+     * until the peer's delayed acknowledgement, 40 ms on Linux. It did:
+     * 10 MB of --remote stdin in 64 KiB answers took 7.1 s. */
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     freeaddrinfo(ai);
     return fd;
 }

@@ -500,7 +500,7 @@ static long read_stdin(void *ud, void *buf, size_t cap)
 }
 
 static int run(const cli *c, const char *code, size_t len, const char *filename,
-               const char *argv0, const char *stdin_data, size_t stdin_len)
+               const char *argv0)
 {
     eryx_runtime *rt = NULL;
     eryx_sandbox *sb = NULL;
@@ -551,8 +551,6 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     opts.mode = c->mode;
     opts.filename = filename;
     opts.argv = argv;
-    opts.stdin_data = stdin_data;
-    opts.stdin_len = stdin_len;
     if (c->stdin_lazy)
         opts.stdin_read = read_stdin;
     start_interrupt_thread(sb);
@@ -585,8 +583,7 @@ done:
 }
 
 /* --remote: the options that make sense there, sent to the server. */
-static int run_remote(const cli *c, const char *code, size_t len, const char *input,
-                      size_t input_len)
+static int run_remote(const cli *c, const char *code, size_t len)
 {
     if (c->n_mounts || c->image || c->mode != ERYX_RUN_CODE || c->n_args || c->fuel ||
         c->max_memory || c->max_output || c->net.n_allow || eryx_cli_mcp_wants_servers(&c->mcp) ||
@@ -603,8 +600,9 @@ static int run_remote(const cli *c, const char *code, size_t len, const char *in
     remote_opts o = {.url = c->remote, .token_file = c->token_file, .ca_file = c->remote_ca,
                      .cert_file = c->remote_cert, .key_file = c->remote_key,
                      .session = c->session, .timeout_ms = c->timeout_set ? c->timeout_ms : 0,
-                     .callbacks = c->callbacks, .n_callbacks = c->n_callbacks};
-    return eryx_cli_remote(&o, code, len, input, input_len);
+                     .callbacks = c->callbacks, .n_callbacks = c->n_callbacks,
+                     .stdin_stream = c->stdin_lazy};
+    return eryx_cli_remote(&o, code, len);
 }
 
 int main(int argc, char **argv)
@@ -639,11 +637,11 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         c.mcp.serve = 1;
-        return run(&c, NULL, 0, "<mcp>", "", NULL, 0);
+        return run(&c, NULL, 0, "<mcp>", "");
     }
 
-    char *code = NULL, *input = NULL;
-    size_t len = 0, input_len = 0;
+    char *code = NULL;
+    size_t len = 0;
     const char *filename = "<string>", *argv0 = "-c";
     int from_stdin = !c.code_arg && (!c.file || strcmp(c.file, "-") == 0);
     if (c.code_arg) {
@@ -656,7 +654,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "eryx: --remote has no prompt: give -c CODE, FILE or stdin\n");
                 return EXIT_USAGE;
             }
-            return run(&c, NULL, 0, "<stdin>", "", NULL, 0); /* the prompt */
+            return run(&c, NULL, 0, "<stdin>", ""); /* the prompt */
         }
         code = read_all(stdin, &len);
         filename = "<stdin>";
@@ -681,15 +679,11 @@ int main(int argc, char **argv)
      * read as the program reads it, as python does: a parent that leaves
      * our stdin open (Node's spawn does by default) must not hang a program
      * that never reads it, and a terminal is read line by line. --remote
-     * sends it whole: read to its end first, unless it is a terminal. */
-    if (!from_stdin && c.remote && !isatty(STDIN_FILENO))
-        input = read_all(stdin, &input_len);
-    c.stdin_lazy = !from_stdin && !c.remote;
-    int status = c.remote ? run_remote(&c, code, len, input, input_len)
-                          : run(&c, code, len, filename, argv0, input, input_len);
+     * too: the server asks for it as the program reads (docs/serve.md). */
+    c.stdin_lazy = !from_stdin;
+    int status = c.remote ? run_remote(&c, code, len) : run(&c, code, len, filename, argv0);
     if (cli_trace_close(&c.trace) < 0 && status == 0)
         status = EXIT_SETUP;
     free(code);
-    free(input);
     return status;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,35 @@ static void write_output(json_t *ev)
     fflush(f);
 }
 
+/* Answers the server's read event (max: the most bytes it wants) with what
+ * our stdin has within 50 ms: 1 when answered (bytes, or the end), 0 when
+ * nothing came yet (asked again later: meanwhile the server's events are
+ * read, so that its time limit and Ctrl-C act), -1 when the connection
+ * failed. */
+static int send_stdin(ws_conn *c, size_t max)
+{
+    uint8_t buf[65536];
+    struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0)
+        return 0;
+    ssize_t n = read(STDIN_FILENO, buf, max < sizeof buf ? max : sizeof buf);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return 0;
+    if (n < 0)
+        fprintf(stderr, "eryx: --remote: reading stdin: %s (the program gets its end)\n",
+                strerror(errno));
+    json_t *msg = json_pack("{si ss}", "id", 1, "op", "stdin");
+    if (n > 0) {
+        size_t b64_len;
+        char *b = eryx__b64_encode(buf, (size_t)n, &b64_len);
+        json_object_set_new(msg, "b64", b ? json_stringn(b, b64_len) : json_null());
+        free(b);
+    } else {
+        json_object_set_new(msg, "eof", json_true());
+    }
+    return ws_conn_send_json(c, msg) < 0 ? -1 : 1;
+}
+
 /* The exit status for a done event, as the local run reports it. */
 static int finish(json_t *ev)
 {
@@ -195,14 +225,18 @@ static int finish(json_t *ev)
     return EXIT_SANDBOX;
 }
 
-/* Handles one event; returns an exit status when it ends the run, else -1. */
-static int on_event(ws_conn *c, const remote_opts *o, json_t *ev)
+/* Handles one event; returns an exit status when it ends the run, else -1.
+ * A read event sets *want_stdin to the bytes wanted. */
+static int on_event(ws_conn *c, const remote_opts *o, json_t *ev, size_t *want_stdin)
 {
     const char *kind = json_string_value(json_object_get(ev, "ev"));
     if (!kind)
         return -1;
     if (strcmp(kind, "output") == 0) {
         write_output(ev);
+    } else if (strcmp(kind, "read") == 0) {
+        json_int_t max = json_integer_value(json_object_get(ev, "max"));
+        *want_stdin = max > 0 ? (size_t)max : 1;
     } else if (strcmp(kind, "call") == 0) {
         if (answer_call(c, o, ev) < 0)
             return EXIT_SANDBOX;
@@ -220,8 +254,7 @@ static int on_event(ws_conn *c, const remote_opts *o, json_t *ev)
     return -1;
 }
 
-static json_t *execute_request(const remote_opts *o, const char *code, size_t len,
-                               const char *stdin_data, size_t stdin_len)
+static json_t *execute_request(const remote_opts *o, const char *code, size_t len)
 {
     json_t *req = json_pack("{si ss s:s%}", "id", 1, "op", "execute", "code", code, len);
     if (!req)
@@ -233,22 +266,20 @@ static json_t *execute_request(const remote_opts *o, const char *code, size_t le
     }
     if (o->timeout_ms)
         json_object_set_new(req, "timeout_ms", json_integer((json_int_t)o->timeout_ms));
-    if (stdin_data && stdin_len)
-        json_object_set_new(req, "stdin", json_stringn(stdin_data, stdin_len));
+    if (o->stdin_stream)
+        json_object_set_new(req, "stdin_stream", json_true());
     return req;
 }
 
-int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const char *stdin_data,
-                    size_t stdin_len)
+int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
 {
-    if (!ws_utf8_valid((const uint8_t *)code, len) ||
-        (stdin_data && !ws_utf8_valid((const uint8_t *)stdin_data, stdin_len))) {
-        fprintf(stderr, "eryx: --remote: the program and its stdin must be UTF-8 text\n");
+    if (!ws_utf8_valid((const uint8_t *)code, len)) {
+        fprintf(stderr, "eryx: --remote: the program must be UTF-8 text\n");
         return 2;
     }
     tls_ctx *tls = NULL;
     ws_conn *c = open_connection(o, &tls);
-    json_t *req = c ? execute_request(o, code, len, stdin_data, stdin_len) : NULL;
+    json_t *req = c ? execute_request(o, code, len) : NULL;
     int status = EXIT_SETUP;
     int sent = c && req ? ws_conn_send_json(c, req) : -1;
     if (sent == WS_TOO_LARGE) {
@@ -264,10 +295,15 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const ch
     struct sigaction sa = {.sa_handler = on_sigint};
     sigaction(SIGINT, &sa, NULL);
     int cancelled = 0;
+    size_t want_stdin = 0;
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
-        int binary, r = ws_conn_recv(c, 200, &data, &n, &binary);
+        int answered = want_stdin && !interrupted ? send_stdin(c, want_stdin) : 0;
+        if (answered)
+            want_stdin = 0;
+        int binary, r = answered < 0 ? -1 : ws_conn_recv(c, want_stdin ? 0 : 200, &data, &n,
+                                                         &binary);
         if (interrupted && !cancelled) {
             cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
         }
@@ -277,7 +313,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const ch
         } else if (r > 0 && !binary) {
             int inexact;
             json_t *ev = eryx__json_read((const char *)data, n, 0, &inexact);
-            status = on_event(c, o, ev);
+            status = on_event(c, o, ev, &want_stdin);
             json_decref(ev);
         }
     }

@@ -17,13 +17,13 @@ typedef struct remote_opts {
     uint64_t timeout_ms;      /* 0: the server's limit */
     const eryx_callback *callbacks; /* user_data: the shell command */
     size_t n_callbacks;
+    int stdin_stream;         /* the program reads our stdin as it goes */
 } remote_opts;
 
 /* Runs code remotely, streaming its output to stdout/stderr and answering
  * its calls with the --callback commands. Returns the exit status the
  * local run would have (docs/cli.md), 71 when the server cannot be
  * reached or refuses, 70 for other failures. */
-int eryx_cli_remote(const remote_opts *o, const char *code, size_t len, const char *stdin_data,
-                    size_t stdin_len);
+int eryx_cli_remote(const remote_opts *o, const char *code, size_t len);
 
 #endif

@@ -73,6 +73,12 @@ typedef struct running {
                                       the output is the client's already */
     int interrupted, suspend_wanted;
     uint64_t next_refresh_ms;
+    /* "stdin_stream": the program's stdin asked of the client as it reads
+     * (a "read" event, answered by one "stdin" message). in holds one
+     * message's bytes at most: nothing is asked while it has any. */
+    int in_asked, in_eof, in_used;
+    uint8_t *in;
+    size_t in_len, in_pos;
 } running;
 
 /* The execution whose output the running thread is producing. */
@@ -286,6 +292,41 @@ static void on_reply(running *r, json_t *msg)
     send_error(r->c, r->id, "bad_request", "no pending call has that \"call\" id");
 }
 
+/* The client's answer to a read event: bytes ("data" as text or "b64"),
+ * "eof", or both. */
+static void on_stdin(running *r, json_t *msg)
+{
+    json_t *text = json_object_get(msg, "data"), *eof = json_object_get(msg, "eof");
+    const char *b64 = json_string_value(json_object_get(msg, "b64"));
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    const char *why = NULL;
+    if (!r->in_asked)
+        why = "no read is pending: send \"stdin\" once per \"read\" event";
+    else if ((text && !json_is_string(text)) || (eof && !json_is_boolean(eof)) ||
+             (text && b64) || (!text && !b64 && !json_is_true(eof)))
+        why = "\"stdin\" carries \"data\" (text) or \"b64\" (bytes), and/or \"eof\": true";
+    else if (b64 && eryx__b64_decode(b64, strlen(b64), &bytes, &n) != 0)
+        why = "\"b64\" is not base64";
+    if (why) {
+        send_error(r->c, r->id, "bad_request", why);
+        return;
+    }
+    if (text) {
+        n = json_string_length(text);
+        bytes = malloc(n ? n : 1);
+        if (bytes)
+            memcpy(bytes, json_string_value(text), n);
+    }
+    free(r->in);
+    r->in = bytes;
+    r->in_len = bytes ? n : 0;
+    r->in_pos = 0;
+    r->in_eof = json_is_true(eof) || (!bytes && n); /* out of memory: the end */
+    r->in_asked = 0;
+    r->in_used = 1;
+}
+
 static void on_message_while_running(running *r, json_t *msg)
 {
     const char *op = json_string_value(json_object_get(msg, "op"));
@@ -297,8 +338,14 @@ static void on_message_while_running(running *r, json_t *msg)
         if (!r->interrupted) /* the reader did too, unless it came first */
             eryx_sandbox_interrupt(r->sb);
         r->interrupted = 1;
+    } else if (strcmp(op, "stdin") == 0) {
+        on_stdin(r, msg);
     } else if (strcmp(op, "suspend") == 0) {
-        if (r->n_calls)
+        if (r->in_used)
+            send_error(r->c, r->id, "bad_request",
+                       "the code has read the streamed stdin: a resume would need its bytes "
+                       "again, so this execution cannot be suspended");
+        else if (r->n_calls)
             r->suspend_wanted = 1;
         else
             send_error(r->c, r->id, "bad_request",
@@ -342,6 +389,17 @@ static void notify(void *ud)
     (void)w;
 }
 
+/* Waits up to ms for the client (or a notify), then handles its messages. */
+static void wait_for_client(running *r, int ms)
+{
+    struct pollfd p = {.fd = r->cl->efd, .events = POLLIN};
+    poll(&p, 1, ms);
+    uint64_t v;
+    ssize_t n = read(r->cl->efd, &v, sizeof v);
+    (void)n;
+    read_client(r);
+}
+
 /* Waits for a reply, a message, a timer or the lock's refresh time. */
 static void wait_for_work(running *r)
 {
@@ -357,12 +415,34 @@ static void wait_for_work(running *r)
     }
     if (wait < 0 || eryx_exec_ready(r->ex))
         wait = 0;
-    struct pollfd p = {.fd = r->cl->efd, .events = POLLIN};
-    poll(&p, 1, (int)wait);
-    uint64_t v;
-    ssize_t n = read(r->cl->efd, &v, sizeof v);
-    (void)n;
-    read_client(r);
+    wait_for_client(r, (int)wait);
+}
+
+/* eryx_run_options.stdin_read for "stdin_stream", on this connection's
+ * thread inside eryx_exec_step: asks the client for bytes once, then
+ * handles its messages for 50 ms at a time (EAGAIN in between, so that the
+ * time limit and a cancel act) until they come. */
+static long client_stdin(void *ud, void *buf, size_t cap)
+{
+    running *r = ud;
+    if (r->in_pos == r->in_len && !r->in_eof && !r->gone) {
+        if (!r->in_asked) {
+            size_t most = output_piece(r->sv->cfg.max_message, 0);
+            r->in_asked = send_event(r, "read", json_pack("{sI}", "max",
+                                     (json_int_t)(cap < most ? cap : most))) == 0;
+        }
+        wait_for_client(r, 50);
+    }
+    if (r->in_pos < r->in_len) {
+        size_t n = r->in_len - r->in_pos < cap ? r->in_len - r->in_pos : cap;
+        memcpy(buf, r->in + r->in_pos, n);
+        r->in_pos += n;
+        return (long)n;
+    }
+    if (r->in_eof)
+        return 0;
+    errno = r->gone ? EPIPE : EAGAIN;
+    return -1;
 }
 
 /* ---- one execution --------------------------------------------------------- */
@@ -551,6 +631,7 @@ typedef struct exec_request {
     eryx_journal *journal;
     journal_meta meta;
     json_t *replies;
+    int stdin_stream;
 } exec_request;
 
 static void free_request(exec_request *q)
@@ -635,6 +716,13 @@ static int parse_exec(server *sv, json_t *req, int resume, exec_request *q, cons
     if (parse_callbacks(q, json_object_get(req, "callbacks"), &why) < 0 ||
         parse_limits(sv, q, req, &why) < 0)
         goto bad;
+    json_t *stream = json_object_get(req, "stdin_stream");
+    if (stream && (!json_is_boolean(stream) || (resume && json_is_true(stream)))) {
+        why = resume ? "a resume cannot stream stdin (its replay would need the bytes again)"
+                     : "\"stdin_stream\" is a boolean";
+        goto bad;
+    }
+    q->stdin_stream = json_is_true(stream);
     if (resume) {
         const char *token = json_string_value(json_object_get(req, "journal"));
         json_t *replies = json_object_get(req, "replies");
@@ -758,6 +846,10 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     r.replaying = resume;
     r.replies = q.replies;
     r.next_refresh_ms = eryx_cli_now_ms() + sv->cfg.lock_ttl_ms / 3;
+    if (q.stdin_stream) {
+        q.opts.stdin_read = client_stdin;
+        q.opts.stdin_user_data = &r;
+    }
     int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);
     if (rc == ERYX_OK)
         rc = eryx_exec_start_journaled(r.sb, q.code, q.code_len, &q.opts, q.journal, &r.ex);
@@ -789,6 +881,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
                             "ms", res ? (double)res->duration_ns / 1e6 : 0.0));
     eryx_result_free(res);
 out:
+    free(r.in);
     free_request(&q);
 }
 
@@ -817,7 +910,7 @@ static void dispatch(client *cl, json_t *msg)
                                        (json_int_t)sv->cfg.max_message));
     } else if (strncmp(op, "session.", 8) == 0) {
         session_op(sv, c, id, op + 8, msg);
-    } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0) {
+    } else if (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0 || strcmp(op, "stdin") == 0) {
         /* Late: the execution it was meant for has ended (the client
          * cannot know when it sends). Nothing to do, nothing to say. */
     } else if (strcmp(op, "suspend") == 0) {

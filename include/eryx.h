@@ -740,7 +740,8 @@ typedef struct eryx_run_options {
      * (nothing yet: it is called again at once, so it should have waited
      * for input a while first, or the thread spins) or another errno (the
      * program's read fails with EIO). It is called on the thread running
-     * the sandbox, only while the program reads. It may block, but a short
+     * the sandbox, only while the program reads, never after the run has
+     * ended (the sandbox keeps neither pointer). It may block, but a short
      * while at a time (50 ms is good): the time limit and
      * eryx_sandbox_interrupt() act when it returns (the program's read
      * then fails with OSError EIO, and the interruption's exception

@@ -26,7 +26,7 @@ import functools
 import json
 import os
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _callbacks, _eryx
 from ._callbacks import CallbacksArg
@@ -258,6 +258,7 @@ class _Request:
         self.rid = rid
         self.suspending = False
         self.pending = 0            # calls the server asked and we have not answered
+        self.stdin: Optional[StdinRead] = None   # a file given as stdin: its read
         self.lock = threading.Lock()
 
     def send(self, msg: Dict[str, Any]) -> None:
@@ -435,13 +436,15 @@ class _Client:
             return None  # an answer to a request given up earlier
         return ev
 
-    def _run(self, msg: Dict[str, Any]) -> Union[ExecuteResult, Suspended]:
+    def _run(self, msg: Dict[str, Any], stdin: Optional[StdinRead] = None
+             ) -> Union[ExecuteResult, Suspended]:
         """An execute or resume: output, calls, then its end."""
         self._check_open()
         if self._decls:
             msg["callbacks"] = self._decls
         with self._lock:
             req = self._send(msg)
+            req.stdin = stdin
             self._active = req
             try:
                 return self._events(req)
@@ -466,6 +469,8 @@ class _Client:
                 self._output(ev, out)
             elif kind == "call":
                 self._start_call(req, ev)
+            elif kind == "read":
+                self._submit(self._read_stdin, req, ev.get("max"))
             elif kind == "done":
                 r = ExecuteResult(ev, "".join(out[1]), "".join(out[2]))
                 self._ran(r)
@@ -493,16 +498,35 @@ class _Client:
         if fn is not None:
             fn(text)
 
-    def _start_call(self, req: _Request, ev: Dict[str, Any]) -> None:
-        # Callbacks run on worker threads: a slow one must not stop this
-        # thread from reading output, other calls or the end of the run.
+    def _submit(self, fn: Callable[..., None], *args: Any) -> None:
+        # Callbacks and stdin reads run on worker threads: a slow one must
+        # not stop this thread from reading output, other calls or the end
+        # of the run.
         if self._workers is None:
             self._workers = concurrent.futures.ThreadPoolExecutor(
                 max_workers=16, thread_name_prefix="eryx-remote-callback")
+        self._workers.submit(fn, *args)
+
+    def _start_call(self, req: _Request, ev: Dict[str, Any]) -> None:
         with req.lock:
             req.pending += 1
-        self._workers.submit(self._call, req, ev.get("call"), str(ev.get("name")),
-                             _call_args(ev))
+        self._submit(self._call, req, ev.get("call"), str(ev.get("name")), _call_args(ev))
+
+    def _read_stdin(self, req: _Request, most: Any) -> None:
+        """Answers a read event: up to most bytes of the stdin file, or its
+        end (also when reading it fails: the code's read sees the end)."""
+        data: Union[bytes, str] = b""
+        if req.stdin is not None:
+            try:
+                data = req.stdin(most if isinstance(most, int) and most > 0 else 65536)
+            except (OSError, ValueError):
+                data = b""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        if data:
+            req.send({"op": "stdin", "b64": base64.b64encode(data).decode("ascii")})
+        else:
+            req.send({"op": "stdin", "eof": True})
 
     def _call(self, req: _Request, call: Any, name: str, args: Any) -> None:
         try:
@@ -570,7 +594,7 @@ class _Client:
         msg: Dict[str, Any] = {"op": "resume", "journal": journal}
         if replies:
             msg["replies"] = _replies(replies)
-        return self._run(_limits(msg, timeout_ms or self.timeout_ms, None, None))
+        return self._run(*_limits(msg, timeout_ms or self.timeout_ms, None, None))
 
     # -- common requests -------------------------------------------------
 
@@ -632,15 +656,36 @@ def _source(code: Union[str, bytes]) -> str:
     return code
 
 
+StdinArg = Union[str, IO[Any], None]
+StdinRead = Callable[[int], Union[bytes, str]]
+
+
+def _stdin_read(stdin: StdinArg) -> Optional[StdinRead]:
+    """How a file object given as stdin is read: a part at a time, what is
+    there (read1), from a text file's binary buffer when it has one."""
+    if stdin is None or isinstance(stdin, str):
+        return None
+    src = getattr(stdin, "buffer", None) or stdin
+    read = getattr(src, "read1", None) or getattr(src, "read", None)
+    if not callable(read):
+        raise TypeError(f"stdin must be str, a file object or None, not {type(stdin).__name__}")
+    return read
+
+
 def _limits(msg: Dict[str, Any], timeout_ms: Optional[int], fuel: Optional[int],
-            stdin: Optional[str]) -> Dict[str, Any]:
+            stdin: StdinArg) -> Tuple[Dict[str, Any], Optional[StdinRead]]:
+    """msg with the run's limits and stdin: a str goes whole in the request;
+    a file object is read as the code reads (the server's read events)."""
     if timeout_ms is not None:
         msg["timeout_ms"] = timeout_ms
     if fuel is not None:
         msg["fuel"] = fuel
-    if stdin is not None:
+    read = _stdin_read(stdin)
+    if read is not None:
+        msg["stdin_stream"] = True
+    elif stdin is not None:
         msg["stdin"] = stdin
-    return msg
+    return msg, read
 
 
 class Session(_Client):
@@ -699,10 +744,17 @@ class Session(_Client):
         return self._count
 
     def execute(self, code: str, *, timeout_ms: Optional[int] = None,
-                fuel: Optional[int] = None, stdin: Optional[str] = None
+                fuel: Optional[int] = None, stdin: StdinArg = None
                 ) -> Union[ExecuteResult, Suspended]:
         """Runs code in the session on the server; the ExecuteResult (a
         ``Suspended`` if a callback raised Suspend or suspend() was called).
+
+        stdin: the code's ``sys.stdin``: a str is sent whole with the
+        request; a file object (binary, or text with a ``buffer``) is read
+        as the code reads, a part at a time on a worker thread (the server
+        asks with "read" events), so a pipe or a terminal is read as it
+        comes and a code that never reads never touches it. Such an
+        execution cannot be suspended once the code has read from it.
 
         Raises what the local execute raises for the same ending
         (ExecutionError, TimeoutError, ResourceLimitError, CancelledError),
@@ -712,7 +764,7 @@ class Session(_Client):
         msg: Dict[str, Any] = {"op": "execute", "code": _source(code), "session": self.name}
         if self._create:
             msg["create"] = True
-        return self._run(_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
+        return self._run(*_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
 
     async def execute_async(self, code: str, **kw: Any) -> Union[ExecuteResult, Suspended]:
         """``execute`` on the default executor of the running loop; cancelling
@@ -797,11 +849,11 @@ class Sandbox(_Client):
     without session and create."""
 
     def execute(self, code: str, *, timeout_ms: Optional[int] = None,
-                fuel: Optional[int] = None, stdin: Optional[str] = None
+                fuel: Optional[int] = None, stdin: StdinArg = None
                 ) -> Union[ExecuteResult, Suspended]:
         """Runs code in a fresh sandbox on the server (see Session.execute)."""
         msg: Dict[str, Any] = {"op": "execute", "code": _source(code)}
-        return self._run(_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
+        return self._run(*_limits(msg, timeout_ms or self.timeout_ms, fuel, stdin))
 
     async def execute_async(self, code: str, **kw: Any) -> Union[ExecuteResult, Suspended]:
         """``execute`` on the default executor of the running loop."""

@@ -238,6 +238,125 @@ def test_non_utf8_output(session):
     assert r.stdout == "a\ufffdb\n"
 
 
+# -- stdin -----------------------------------------------------------------
+
+class _Reads:
+    """A binary file object that records its reads."""
+
+    def __init__(self, data=b""):
+        self.data, self.calls = data, []
+
+    def read1(self, n):
+        self.calls.append(n)
+        part, self.data = self.data[:n], self.data[n:]
+        return part
+
+
+def test_stdin_whole_or_read_as_the_code_reads(server, work):
+    blob = os.urandom(300_000)
+    code = "import sys, hashlib\nprint(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"
+    with remote.Sandbox(server.url, work["token"]) as sb:
+        assert sb.execute("print(input())", stdin="whole\n").stdout == "whole\n"
+        f = _Reads(blob)
+        r = sb.execute(code, stdin=f)
+        import hashlib
+        assert r.stdout.strip() == hashlib.sha256(blob).hexdigest()
+        # Several read events, each asking at most what one message holds.
+        assert len(f.calls) > 2 and all(0 < n <= 8 << 20 for n in f.calls), f.calls
+        import io
+        assert sb.execute("print(input().upper())", stdin=io.StringIO("text\n")).stdout == "TEXT\n"
+        untouched = _Reads(b"never read")
+        assert sb.execute("print('no read')", stdin=untouched).stdout == "no read\n"
+        assert untouched.calls == []
+        with pytest.raises(TypeError):
+            sb.execute("pass", stdin=42)
+
+
+def test_stdin_from_a_pipe_arrives_as_written(server, work):
+    """The second line is written only once the code has printed the
+    first: read whole, the execution would never end."""
+    rfd, wfd = os.pipe()
+    got_a = threading.Event()
+    with os.fdopen(rfd, "rb", buffering=0) as rf, \
+         remote.Session(server.url, work["token"],
+                        on_stdout=lambda t: "got a" in t and got_a.set()) as s:
+        def writer():
+            os.write(wfd, b"a\n")
+            if got_a.wait(30):
+                os.write(wfd, b"b\n")
+            os.close(wfd)
+        t = threading.Thread(target=writer)
+        t.start()
+        r = s.execute("import sys\nfor l in sys.stdin: print('got', l.strip(), flush=True)",
+                      stdin=rf, timeout_ms=30000)
+        t.join()
+        assert got_a.is_set() and r.stdout == "got a\ngot b\n"
+
+
+def test_waiting_for_stdin_ends_at_the_time_limit(server, work):
+    rfd, wfd = os.pipe()
+    try:
+        with os.fdopen(rfd, "rb", buffering=0) as rf, \
+             remote.Session(server.url, work["token"]) as s:
+            s.execute("x = 1")
+            start = time.monotonic()
+            with pytest.raises(eryx.TimeoutError):
+                s.execute("input()", stdin=rf, timeout_ms=500)
+            assert time.monotonic() - start < 10
+            assert s.execute("print(x)").stdout == "1\n"
+    finally:
+        os.close(wfd)
+
+
+def test_stdin_stream_protocol_misuse(server, work):
+    """Bad stdin messages get bad_request and lose nothing; a code that read
+    streamed stdin cannot be suspended; a late stdin is ignored."""
+    code = ("import sys\nline = sys.stdin.readline()\nprint('line', line.strip(), flush=True)\n"
+            "await probe()\nprint('end', repr(sys.stdin.read()))\n")
+    ws = _raw(server, work)
+    try:
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": code, "stdin_stream": True,
+                                 "callbacks": [{"name": "probe"}], "timeout_ms": 20000}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "read" and ev["id"] == 1 and ev["max"] > 0, ev
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "b64": "!!"}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "error" and ev["code"] == "bad_request" and "base64" in ev["message"]
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "x", "b64": "eA=="}))
+        assert _next_json(ws)["code"] == "bad_request"
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "hello\n"}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "output" and ev["data"] == "line hello\n", ev
+        call = _next_json(ws)
+        assert call["ev"] == "call" and call["name"] == "probe", call
+        ws.send_text(json.dumps({"op": "suspend", "id": 1}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "error" and "cannot be suspended" in ev["message"], ev
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "unasked"}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "error" and "no read is pending" in ev["message"], ev
+        ws.send_text(json.dumps({"op": "reply", "id": 1, "call": call["call"], "result": None}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "read", ev
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "rest", "eof": True}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "output" and ev["data"] == "end 'rest'\n", ev
+        ev = _next_json(ws)
+        assert ev["ev"] == "done" and ev["status"] == "ok", ev
+        # Late: ignored, as a late reply is; the next request is answered.
+        ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "late"}))
+        ws.send_text(json.dumps({"op": "ping", "id": 2}))
+        ev = _next_json(ws)
+        assert ev["ev"] == "done" and ev["id"] == 2, ev
+        for bad in ({"op": "execute", "id": 3, "code": "pass", "stdin_stream": "yes"},
+                    {"op": "resume", "id": 4, "journal": "x", "stdin_stream": True}):
+            ws.send_text(json.dumps(bad))
+            ev = _next_json(ws)
+            assert ev["ev"] == "error" and ev["code"] == "bad_request", ev
+    finally:
+        ws.abort()
+
+
 # -- callbacks -------------------------------------------------------------
 
 def test_callbacks_sync_async_and_errors(server, work):

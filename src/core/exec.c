@@ -857,6 +857,9 @@ const eryx__wasi_draws eryx__exec_draws = {draw_random, draw_realtime};
 static void exec_free(eryx_exec *ex)
 {
     eryx__hub *h = ex->hub;
+    /* The caller's reader and its user data may be gone once the run has
+     * ended: the sandbox keeps no pointer to them. */
+    eryx__wasi_set_stdin_reader(ex->sb->wasi, NULL, NULL);
     if (ex->handle)
         eryx__handle_close(ex->handle, ERYX__H_EXEC);
     pthread_mutex_lock(&h->mu);

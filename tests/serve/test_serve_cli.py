@@ -62,6 +62,42 @@ def test_program_from_stdin_and_file(server, tmp_path):
     assert p.stdout == "from a file\n", p.stderr
 
 
+def test_stdin_is_read_as_the_program_reads(server):
+    """As locally (golden case stdin_as_read): a parent that keeps our stdin
+    open does not hang a program that never reads it, lines arrive as they
+    are written, and the time limit ends a wait for input."""
+    argv = [eryx_cli(), "--remote", server.url, "--token-file", server.token_file]
+    p = subprocess.Popen(argv + ["-c", "print('no read')"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "no read\n"
+        assert p.wait(timeout=20) == 0
+    finally:
+        p.stdin.close()
+    p = subprocess.Popen(argv + ["-c", "import sys\nfor l in sys.stdin: print('got', l.strip(), "
+                                "flush=True)"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    p.stdin.write("a\n")
+    p.stdin.flush()
+    assert p.stdout.readline() == "got a\n"   # before the end of stdin
+    p.stdin.write("b\n")
+    p.stdin.close()
+    assert p.stdout.read() == "got b\n" and p.wait(timeout=20) == 0
+    p = subprocess.Popen(argv + ["--timeout", "500", "-c", "input()"], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.wait(timeout=20) == 124
+        assert "time limit" in p.stderr.read()
+    finally:
+        p.stdin.close()
+    blob = os.urandom(200_000)
+    q = subprocess.run(argv + ["-c", "import sys, hashlib\n"
+                               "print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"],
+                       input=blob, capture_output=True, timeout=60)
+    import hashlib
+    assert q.stdout.decode().strip() == hashlib.sha256(blob).hexdigest(), q.stderr
+
+
 def test_callbacks_run_on_the_client(server, tmp_path):
     p = remote(server, "--callback", "double=python3 -c 'import json,sys; "
                "print(json.load(sys.stdin)[\"x\"] * 2)'",
