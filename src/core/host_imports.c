@@ -11,6 +11,7 @@
 #include "core/trace_event.h"
 #include "core/wait_request.h"
 #include "guest/abi.h"
+#include "engine/engine.h"
 
 /* Records the calls of a decoded request; returns an error text for the
  * guest, or NULL. A call whose arguments are over the limit fails alone. */
@@ -56,6 +57,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len);
 
 u32 Z_eryxZ_wait(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
 {
+    eryx__engine_import_entry();
     eryx__engine_enter_host();
     u32 n = wait_for_host(host->sb, ptr, len);
     eryx__engine_leave_host();
@@ -115,6 +117,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
 
 u32 Z_eryxZ_read_reply(struct Z_eryx_instance_t *host, u32 ptr, u32 len)
 {
+    eryx__engine_import_entry();
     eryx_sandbox *sb = host->sb;
     eryx_exec *ex = sb->exec;
     if (!ex || !ex->reply)
@@ -144,6 +147,7 @@ static void trace_event(eryx_sandbox *sb, const char *data, size_t len)
 
 void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
 {
+    eryx__engine_import_entry();
     eryx_sandbox *sb = host->sb;
     eryx_exec *ex = sb->exec;
     const char *data = (const char *)eryx__guest_span(sb, ptr, len);

@@ -246,6 +246,17 @@ void eryx__engine_leave_host(void);
  * long-running imports), else 0. */
 int eryx__engine_interrupt_pending(void);
 
+/* The stack a host import is sure to have: every import calls
+ * eryx__engine_import_entry() first, which traps (call stack exhausted)
+ * when the fiber it runs on has less than this left. Without it the guest
+ * could recurse to just above its stack's guard and then call an import,
+ * whose frames (a VFS lookup, the embedder's on_output or inline handler)
+ * would hit the guard: a host crash by the fault handler's rule (fault.c),
+ * found with a program that nests C calls around os.stat. 256 KiB is 3 %
+ * of the default fiber stack; the guest's own frames still use it all. */
+#define ERYX_HOST_STACK_RESERVE (256u << 10)
+void eryx__engine_import_entry(void);
+
 /* Ends the current guarded call (only from code running inside it). */
 _Noreturn void eryx__engine_exit(int exit_code);
 _Noreturn void eryx__engine_abort(int reason);

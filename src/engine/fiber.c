@@ -554,6 +554,16 @@ void eryx__engine_leave_host(void)
     leave_host(&eryx__engine_tls);
 }
 
+void eryx__engine_import_entry(void)
+{
+    const eryx__engine_thread *t = &eryx__engine_tls;
+    const eryx__fiber *f = t->fiber;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    /* Nothing done yet: the trap leaves no host state half-way. */
+    if (f != NULL && t->jmp != NULL && sp - f->stack_lo < ERYX_HOST_STACK_RESERVE)
+        eryx__engine_unwind(WASM_RT_TRAP_EXHAUSTION);
+}
+
 int eryx__engine_interrupt_pending(void)
 {
     eryx__fiber *f = eryx__engine_tls.fiber;

@@ -407,21 +407,25 @@ static uint32_t strings_sizes(eryx__wasi *w, const wasi_strings *s, uint32_t cou
 
 uint32_t IMPORT(args_get)(eryx__wasi *w, uint32_t argv, uint32_t argv_buf)
 {
+    eryx__engine_import_entry();
     return strings_get(w, &w->args, argv, argv_buf);
 }
 
 uint32_t IMPORT(args_sizes_get)(eryx__wasi *w, uint32_t argc, uint32_t argv_buf_size)
 {
+    eryx__engine_import_entry();
     return strings_sizes(w, &w->args, argc, argv_buf_size);
 }
 
 uint32_t IMPORT(environ_get)(eryx__wasi *w, uint32_t env_ptrs, uint32_t environ_buf)
 {
+    eryx__engine_import_entry();
     return strings_get(w, &w->env, env_ptrs, environ_buf);
 }
 
 uint32_t IMPORT(environ_sizes_get)(eryx__wasi *w, uint32_t count, uint32_t buf_size)
 {
+    eryx__engine_import_entry();
     return strings_sizes(w, &w->env, count, buf_size);
 }
 
@@ -439,6 +443,7 @@ uint32_t IMPORT(sched_yield)(eryx__wasi *w) { return WASI_ESUCCESS; }
 
 int eryx__wasi_host_random(uint8_t *p, size_t len)
 {
+    eryx__engine_import_entry();
     size_t done = 0;
     while (done < len) {
         ssize_t r = getrandom(p + done, len - done, 0);
@@ -452,6 +457,7 @@ int eryx__wasi_host_random(uint8_t *p, size_t len)
 
 uint32_t IMPORT(random_get)(eryx__wasi *w, uint32_t buf, uint32_t len)
 {
+    eryx__engine_import_entry();
     uint8_t *p = gm_span(w->mem, buf, len);
     if (!p)
         return WASI_EFAULT;
@@ -462,6 +468,7 @@ uint32_t IMPORT(random_get)(eryx__wasi *w, uint32_t buf, uint32_t len)
 /* Sockets are not offered yet (src/net/ will provide them under policy). */
 uint32_t IMPORT(sock_accept)(eryx__wasi *w, uint32_t fd, uint32_t flags, uint32_t ret)
 {
+    eryx__engine_import_entry();
     return eryx__wasi_fd_get(w, fd) ? WASI_ENOTSUP : WASI_EBADF;
 }
 
@@ -469,16 +476,19 @@ uint32_t IMPORT(sock_recv)(eryx__wasi *w, uint32_t fd, uint32_t ri_data,
                            uint32_t ri_data_len, uint32_t ri_flags, uint32_t ro_datalen,
                            uint32_t ro_flags)
 {
+    eryx__engine_import_entry();
     return WASI_ENOTSUP;
 }
 
 uint32_t IMPORT(sock_send)(eryx__wasi *w, uint32_t fd, uint32_t si_data,
                            uint32_t si_data_len, uint32_t si_flags, uint32_t so_datalen)
 {
+    eryx__engine_import_entry();
     return WASI_ENOTSUP;
 }
 
 uint32_t IMPORT(sock_shutdown)(eryx__wasi *w, uint32_t fd, uint32_t how)
 {
+    eryx__engine_import_entry();
     return WASI_ENOTSUP;
 }

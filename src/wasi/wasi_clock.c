@@ -30,6 +30,7 @@
 
 #include "wasi_imports.h"
 #include "wasi_internal.h"
+#include "../engine/engine.h"
 
 #define IMPORT(name) Z_wasi_snapshot_preview1Z_##name
 
@@ -92,6 +93,7 @@ static uint64_t clock_now(const eryx__wasi *w, uint32_t id, clockid_t c)
 
 uint32_t IMPORT(clock_res_get)(eryx__wasi *w, uint32_t id, uint32_t ptr)
 {
+    eryx__engine_import_entry();
     clockid_t c;
     struct timespec ts;
     if (host_clock(id, &c) < 0)
@@ -104,6 +106,7 @@ uint32_t IMPORT(clock_res_get)(eryx__wasi *w, uint32_t id, uint32_t ptr)
 uint32_t IMPORT(clock_time_get)(eryx__wasi *w, uint32_t id, uint64_t precision,
                                 uint32_t ptr)
 {
+    eryx__engine_import_entry();
     clockid_t c;
     if (host_clock(id, &c) < 0)
         return WASI_EINVAL;
@@ -239,6 +242,7 @@ static int valid_tags(const uint8_t *in, uint32_t n)
 uint32_t IMPORT(poll_oneoff)(eryx__wasi *w, uint32_t in_ptr, uint32_t out_ptr,
                              uint32_t nsubs, uint32_t nevents_ptr)
 {
+    eryx__engine_import_entry();
     if (nsubs == 0 || nsubs > WASI_MAX_SUBS)
         return WASI_EINVAL;
     const uint8_t *in = gm_span(w->mem, in_ptr, gm_array_len(nsubs, WASI_SUBSCRIPTION_SIZE));

@@ -8,6 +8,7 @@
 
 #include "wasi_imports.h"
 #include "wasi_internal.h"
+#include "../engine/engine.h"
 
 #define IMPORT(name) Z_wasi_snapshot_preview1Z_##name
 
@@ -222,24 +223,28 @@ static uint16_t do_write(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
 uint32_t IMPORT(fd_read)(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
                          uint32_t nread)
 {
+    eryx__engine_import_entry();
     return do_read(w, fd, iovs, n, NULL, nread);
 }
 
 uint32_t IMPORT(fd_pread)(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
                           uint64_t offset, uint32_t nread)
 {
+    eryx__engine_import_entry();
     return do_read(w, fd, iovs, n, &offset, nread);
 }
 
 uint32_t IMPORT(fd_write)(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
                           uint32_t nwritten)
 {
+    eryx__engine_import_entry();
     return do_write(w, fd, iovs, n, NULL, nwritten);
 }
 
 uint32_t IMPORT(fd_pwrite)(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n,
                            uint64_t offset, uint32_t nwritten)
 {
+    eryx__engine_import_entry();
     return do_write(w, fd, iovs, n, &offset, nwritten);
 }
 
@@ -248,6 +253,7 @@ uint32_t IMPORT(fd_pwrite)(eryx__wasi *w, uint32_t fd, uint32_t iovs, uint32_t n
 uint32_t IMPORT(fd_seek)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint32_t whence,
                          uint32_t newoffset)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     uint8_t *out = gm_span(w->mem, newoffset, 8);
     if (!e)
@@ -286,6 +292,7 @@ uint32_t IMPORT(fd_seek)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint32_t w
 
 uint32_t IMPORT(fd_tell)(eryx__wasi *w, uint32_t fd, uint32_t ptr)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     uint8_t *out = gm_span(w->mem, ptr, 8);
     if (!e)
@@ -304,6 +311,7 @@ uint32_t IMPORT(fd_tell)(eryx__wasi *w, uint32_t fd, uint32_t ptr)
 
 uint32_t IMPORT(fd_close)(eryx__wasi *w, uint32_t fd)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -313,6 +321,7 @@ uint32_t IMPORT(fd_close)(eryx__wasi *w, uint32_t fd)
 
 uint32_t IMPORT(fd_renumber)(eryx__wasi *w, uint32_t from, uint32_t to)
 {
+    eryx__engine_import_entry();
     wasi_fd *a = eryx__wasi_fd_get(w, from), *b = eryx__wasi_fd_get(w, to);
     if (!a || !b)
         return WASI_EBADF;
@@ -333,6 +342,7 @@ static uint8_t fd_filetype(const wasi_fd *e)
 
 uint32_t IMPORT(fd_fdstat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     uint8_t *p = gm_span(w->mem, buf, WASI_FDSTAT_SIZE);
     if (!e)
@@ -349,6 +359,7 @@ uint32_t IMPORT(fd_fdstat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 
 uint32_t IMPORT(fd_fdstat_set_flags)(eryx__wasi *w, uint32_t fd, uint32_t flags)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -365,6 +376,7 @@ uint32_t IMPORT(fd_fdstat_set_flags)(eryx__wasi *w, uint32_t fd, uint32_t flags)
 uint32_t IMPORT(fd_fdstat_set_rights)(eryx__wasi *w, uint32_t fd, uint64_t base,
                                       uint64_t inherit)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -390,6 +402,7 @@ void eryx__wasi_put_filestat(uint8_t *p, const eryx__vfs_attr *st)
 
 uint32_t IMPORT(fd_filestat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     uint8_t *p = gm_span(w->mem, buf, WASI_FILESTAT_SIZE);
     if (!e)
@@ -410,6 +423,7 @@ uint32_t IMPORT(fd_filestat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 
 uint32_t IMPORT(fd_filestat_set_size)(eryx__wasi *w, uint32_t fd, uint64_t size)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -427,6 +441,7 @@ static int valid_fst(uint32_t flags)
 uint32_t IMPORT(fd_filestat_set_times)(eryx__wasi *w, uint32_t fd, uint64_t atim,
                                        uint64_t mtim, uint32_t flags)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -440,6 +455,7 @@ uint32_t IMPORT(fd_filestat_set_times)(eryx__wasi *w, uint32_t fd, uint64_t atim
 uint32_t IMPORT(fd_advise)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64_t len,
                            uint32_t advice)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = eryx__wasi_fd_get(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -450,6 +466,7 @@ uint32_t IMPORT(fd_advise)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64_t
 
 uint32_t IMPORT(fd_allocate)(eryx__wasi *w, uint32_t fd, uint64_t offset, uint64_t len)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     if (!e)
         return WASI_EBADF;
@@ -478,11 +495,13 @@ static uint32_t sync_fd(eryx__wasi *w, uint32_t fd, uint64_t any_of)
  * reading lack the datasync right). */
 uint32_t IMPORT(fd_datasync)(eryx__wasi *w, uint32_t fd)
 {
+    eryx__engine_import_entry();
     return sync_fd(w, fd, WASI_RIGHT_FD_DATASYNC | WASI_RIGHT_FD_SYNC);
 }
 
 uint32_t IMPORT(fd_sync)(eryx__wasi *w, uint32_t fd)
 {
+    eryx__engine_import_entry();
     return sync_fd(w, fd, WASI_RIGHT_FD_SYNC);
 }
 
@@ -490,6 +509,7 @@ uint32_t IMPORT(fd_sync)(eryx__wasi *w, uint32_t fd)
 
 uint32_t IMPORT(fd_prestat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     uint8_t *p = gm_span(w->mem, buf, WASI_PRESTAT_SIZE);
     if (!e || !e->preopen)
@@ -504,6 +524,7 @@ uint32_t IMPORT(fd_prestat_get)(eryx__wasi *w, uint32_t fd, uint32_t buf)
 uint32_t IMPORT(fd_prestat_dir_name)(eryx__wasi *w, uint32_t fd, uint32_t path,
                                      uint32_t len)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     uint8_t *p = gm_span(w->mem, path, len);
     if (!e || !e->preopen)
@@ -539,6 +560,7 @@ static size_t put_dirent(uint8_t *p, size_t room, const eryx__vfs_dirent *d, uin
 uint32_t IMPORT(fd_readdir)(eryx__wasi *w, uint32_t fd, uint32_t buf, uint32_t buf_len,
                             uint64_t cookie, uint32_t bufused)
 {
+    eryx__engine_import_entry();
     wasi_fd *e = get_file(w, fd);
     uint8_t *p = gm_span(w->mem, buf, buf_len);
     uint8_t *used = gm_span(w->mem, bufused, 4);

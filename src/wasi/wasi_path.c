@@ -10,6 +10,7 @@
 
 #include "wasi_imports.h"
 #include "wasi_internal.h"
+#include "../engine/engine.h"
 
 #define IMPORT(name) Z_wasi_snapshot_preview1Z_##name
 
@@ -70,6 +71,7 @@ uint32_t IMPORT(path_open)(eryx__wasi *w, uint32_t dirfd, uint32_t dirflags, uin
                            uint32_t path_len, uint32_t oflags, uint64_t rights,
                            uint64_t inherit, uint32_t fdflags, uint32_t fd_out)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
     uint8_t *out = gm_span(w->mem, fd_out, 4);
@@ -112,6 +114,7 @@ static int stat_path(eryx__wasi *w, const char *p, int follow, int trailing,
 uint32_t IMPORT(path_filestat_get)(eryx__wasi *w, uint32_t dirfd, uint32_t flags,
                                    uint32_t path, uint32_t path_len, uint32_t buf)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
     uint8_t *out = gm_span(w->mem, buf, WASI_FILESTAT_SIZE);
@@ -133,6 +136,7 @@ uint32_t IMPORT(path_filestat_set_times)(eryx__wasi *w, uint32_t dirfd, uint32_t
                                          uint32_t path, uint32_t path_len, uint64_t atim,
                                          uint64_t mtim, uint32_t fst_flags)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     uint16_t err = eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_FILESTAT_SET_TIMES, path, path_len,
                                    p, NULL);
@@ -148,6 +152,7 @@ uint32_t IMPORT(path_filestat_set_times)(eryx__wasi *w, uint32_t dirfd, uint32_t
 uint32_t IMPORT(path_create_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
                                        uint32_t path_len)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     uint16_t err =
         eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_CREATE_DIRECTORY, path, path_len, p, NULL);
@@ -157,6 +162,7 @@ uint32_t IMPORT(path_create_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t p
 uint32_t IMPORT(path_remove_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
                                        uint32_t path_len)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     uint16_t err =
         eryx__wasi_path(w, dirfd, WASI_RIGHT_PATH_REMOVE_DIRECTORY, path, path_len, p, NULL);
@@ -166,6 +172,7 @@ uint32_t IMPORT(path_remove_directory)(eryx__wasi *w, uint32_t dirfd, uint32_t p
 uint32_t IMPORT(path_unlink_file)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
                                   uint32_t path_len)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     int trailing;
     uint16_t err =
@@ -185,6 +192,7 @@ uint32_t IMPORT(path_rename)(eryx__wasi *w, uint32_t fd, uint32_t old_path,
                              uint32_t old_len, uint32_t new_fd, uint32_t new_path,
                              uint32_t new_len)
 {
+    eryx__engine_import_entry();
     char from[ERYX__VFS_PATH_MAX], to[ERYX__VFS_PATH_MAX];
     uint16_t err =
         eryx__wasi_path(w, fd, WASI_RIGHT_PATH_RENAME_SOURCE, old_path, old_len, from, NULL);
@@ -198,6 +206,7 @@ uint32_t IMPORT(path_readlink)(eryx__wasi *w, uint32_t dirfd, uint32_t path,
                                uint32_t path_len, uint32_t buf, uint32_t buf_len,
                                uint32_t bufused)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX], target[ERYX__VFS_PATH_MAX];
     uint8_t *dst = gm_span(w->mem, buf, buf_len);
     uint8_t *used = gm_span(w->mem, bufused, 4);
@@ -224,6 +233,7 @@ uint32_t IMPORT(path_link)(eryx__wasi *w, uint32_t old_fd, uint32_t old_flags,
                            uint32_t old_path, uint32_t old_len, uint32_t new_fd,
                            uint32_t new_path, uint32_t new_len)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     uint16_t err =
         eryx__wasi_path(w, old_fd, WASI_RIGHT_PATH_LINK_SOURCE, old_path, old_len, p, NULL);
@@ -235,6 +245,7 @@ uint32_t IMPORT(path_link)(eryx__wasi *w, uint32_t old_fd, uint32_t old_flags,
 uint32_t IMPORT(path_symlink)(eryx__wasi *w, uint32_t old_path, uint32_t old_len,
                               uint32_t dirfd, uint32_t new_path, uint32_t new_len)
 {
+    eryx__engine_import_entry();
     char p[ERYX__VFS_PATH_MAX];
     if (!gm_span(w->mem, old_path, old_len))
         return WASI_EFAULT;

@@ -615,6 +615,43 @@ TEST_CASE(test_huge_argv)
     free(s);
 }
 
+/* Guest code that recurses to just above its stack's guard and then calls
+ * an import (os.stat, through C frames that CPython does not count) used
+ * to crash the process: the import's frames hit the guard, which is a host
+ * crash by the fault handler's rule. Each import now traps first when less
+ * than ERYX_HOST_STACK_RESERVE is left. Depths around where the import
+ * lands in that window on the normal build (35000-40000 crashed), each in
+ * a fresh sandbox; the process must see a trap, never a crash. */
+TEST_CASE(test_host_call_at_the_stack_end)
+{
+    int traps = 0;
+    for (int depth = 30000; depth <= 46000; depth += 500) {
+        char code[512];
+        snprintf(code, sizeof code,
+                 "import os, sys\n"
+                 "sys.setrecursionlimit(10**6)\n"
+                 "def g(v):\n"
+                 "    os.stat('/')\n"
+                 "    return next(map(g, [v]))\n"
+                 "x = map(g, iter([1]))\n"
+                 "for i in range(%d): x = map(abs, x)\n"
+                 "next(x)\n",
+                 depth);
+        eryx_sandbox *sb = new_sandbox(NULL);
+        eryx_result *r = NULL;
+        int rc = run(sb, code, &r);
+        if (rc == ERYX_TRAP) {
+            traps++;
+            CHECK_CONTAINS(eryx_errmsg(sb), "call stack exhausted");
+        } else {
+            CHECK_INT(rc, ERYX_PYTHON_EXCEPTION); /* RecursionError or MemoryError */
+        }
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    CHECK(traps > 0);
+}
+
 /* Every case: a runtime of its own, freed once and then refused. */
 static void setup(void)
 {
