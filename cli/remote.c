@@ -106,6 +106,12 @@ static json_t *declarations(const remote_opts *o)
     return list;
 }
 
+static int not_interrupted(void *ud)
+{
+    (void)ud;
+    return !interrupted;
+}
+
 static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
 {
     const char *name = json_string_value(json_object_get(ev, "name"));
@@ -124,7 +130,8 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
     size_t len = 0;
     json_t *reply = json_pack("{ss sO}", "op", "reply", "call", cid);
     json_t *result = NULL;
-    if (command && args && eryx_cli_shell_run(command, args, &out, &len, msg, sizeof msg) == 0) {
+    shell_wanted w = {not_interrupted, NULL}; /* Ctrl-C stops the command */
+    if (command && args && eryx_cli_shell_run(command, args, &w, &out, &len, msg, sizeof msg) == 0) {
         int inexact;
         result = eryx__json_read(out, len, ERYX_CLI_JSON_FLAGS, &inexact);
         if (!result)

@@ -4,16 +4,23 @@
  * the JSON result. A non-zero exit fails the call with the command's stderr
  * as the message. Calls issued together run at once (eryx_sandbox_run runs
  * their handlers on several threads).
+ *
+ * A command runs in a process group of its own, which is stopped (SIGTERM,
+ * then SIGKILL a second later) when nobody waits for its answer any more:
+ * the call timed out or its run ended. Groups still running when the eryx
+ * command exits are killed then. Before, such commands outlived eryx.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shell_callback.h"
@@ -22,6 +29,57 @@ extern char **environ;
 
 /* Output kept per stream of one command; beyond, the call fails. */
 #define MAX_COMMAND_OUTPUT (16u << 20)
+/* How often a running command's caller is asked whether it still waits. */
+#define WANTED_POLL_MS 100
+/* From SIGTERM to SIGKILL for a command nobody waits for. */
+#define STOP_GRACE_MS 1000
+
+/* ---- the process groups alive, killed at exit ------------------------------ */
+
+static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
+static pid_t *live;
+static size_t n_live, cap_live;
+
+static void kill_live_at_exit(void)
+{
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < n_live; i++)
+        kill(-live[i], SIGKILL);
+    pthread_mutex_unlock(&live_mu);
+}
+
+static int live_add(pid_t pgid)
+{
+    static int registered;
+    pthread_mutex_lock(&live_mu);
+    if (!registered)
+        registered = atexit(kill_live_at_exit) == 0;
+    if (n_live == cap_live) {
+        size_t cap = cap_live ? cap_live * 2 : 16;
+        pid_t *p = realloc(live, cap * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&live_mu);
+            return -1;
+        }
+        live = p;
+        cap_live = cap;
+    }
+    live[n_live++] = pgid;
+    pthread_mutex_unlock(&live_mu);
+    return 0;
+}
+
+static void live_remove(pid_t pgid)
+{
+    pthread_mutex_lock(&live_mu);
+    for (size_t i = 0; i < n_live; i++) {
+        if (live[i] == pgid) {
+            live[i] = live[--n_live];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&live_mu);
+}
 
 typedef struct buf {
     char *data;
@@ -77,22 +135,33 @@ static ssize_t write_no_sigpipe(int fd, const void *p, size_t n)
     return w;
 }
 
-/* Feeds input to fds[0] while draining fds[1] (stdout) and fds[2] (stderr). */
-static void pump(int in_fd, const char *input, size_t in_len, int out_fd, int err_fd, buf *out,
-                 buf *err)
+static int still_wanted(const shell_wanted *w)
+{
+    return !w || !w->fn || w->fn(w->user_data);
+}
+
+/* Feeds input to fds[0] while draining fds[1] (stdout) and fds[2] (stderr);
+ * 0 when all three are done, -1 when nobody wants the answer any more. */
+static int pump(int in_fd, const char *input, size_t in_len, int out_fd, int err_fd, buf *out,
+                buf *err, const shell_wanted *wanted)
 {
     struct pollfd p[3] = {{in_fd, POLLOUT, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
     size_t sent = 0;
+    int rc = 0;
     if (in_len == 0) {
         close(in_fd);
         p[0].fd = -1;
     }
     while (p[0].fd >= 0 || p[1].fd >= 0 || p[2].fd >= 0) {
-        if (poll(p, 3, -1) < 0) {
-            if (errno == EINTR)
-                continue;
+        if (!still_wanted(wanted)) {
+            rc = -1;
             break;
         }
+        int r = poll(p, 3, WANTED_POLL_MS);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
         if (p[0].fd >= 0 && p[0].revents) {
             ssize_t n = write_no_sigpipe(in_fd, input + sent, in_len - sent);
             if (n > 0)
@@ -115,6 +184,48 @@ static void pump(int in_fd, const char *input, size_t in_len, int out_fd, int er
             }
         }
     }
+    for (int i = 0; i < 3; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    return rc;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* Reaps pid, waiting as long as the answer is wanted: 0, or -1 when it no
+ * longer is (pid still running). */
+static int reap(pid_t pid, int *status, const shell_wanted *wanted)
+{
+    for (;;) {
+        pid_t r = waitpid(pid, status, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return 0;
+        if (!still_wanted(wanted))
+            return -1;
+        sleep_ms(r < 0 ? 0 : 20);
+    }
+}
+
+/* Stops the command's process group: SIGTERM, SIGKILL after the grace. */
+static void stop_group(pid_t pid)
+{
+    int status;
+    kill(-pid, SIGTERM);
+    for (int waited = 0; waited < STOP_GRACE_MS; waited += 20) {
+        if (waitpid(pid, &status, WNOHANG) == pid) {
+            kill(-pid, SIGKILL); /* what it left behind in its group */
+            return;
+        }
+        sleep_ms(20);
+    }
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
 }
 
 /* Spawns sh -c command with three pipes; returns the pid or -1. */
@@ -136,10 +247,23 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
     posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
     posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
     posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+    /* A group of its own (its id is the pid), so that everything it
+     * starts can be stopped with it; the terminal's Ctrl-C then reaches
+     * eryx alone, which stops the command as the run ends. */
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {"sh", "-c", (char *)command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, NULL, argv, environ);
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
+    if (rc == 0 && live_add(pid) < 0) { /* the group is killed at exit */
+        kill(-pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        rc = ENOMEM;
+    }
     close(pin[0]), close(pout[1]), close(perr[1]);
     if (rc != 0) {
         close(pin[1]), close(pout[0]), close(perr[0]);
@@ -151,8 +275,8 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
     return pid;
 }
 
-int eryx_cli_shell_run(const char *command, const char *args, char **result, size_t *len,
-                       char *msg, size_t msglen)
+int eryx_cli_shell_run(const char *command, const char *args, const shell_wanted *wanted,
+                       char **result, size_t *len, char *msg, size_t msglen)
 {
     int in, out, err, status = -1, rc = -1;
     buf o = {0}, e = {0};
@@ -163,10 +287,15 @@ int eryx_cli_shell_run(const char *command, const char *args, char **result, siz
         snprintf(msg, msglen, "cannot start the command");
         return -1;
     }
-    pump(in, args, strlen(args), out, err, &o, &e);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    if (o.overflow || e.overflow) {
+    int abandoned = pump(in, args, strlen(args), out, err, &o, &e, wanted) < 0 ||
+                    reap(pid, &status, wanted) < 0;
+    if (abandoned)
+        stop_group(pid);
+    live_remove(pid);
+    if (abandoned) {
+        snprintf(msg, msglen, "nobody waits for the answer any more (the call timed out or "
+                              "its run ended): the command was stopped");
+    } else if (o.overflow || e.overflow) {
         snprintf(msg, msglen, "the command wrote more than 16 MiB");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
         *result = o.data ? o.data : strdup("");
@@ -188,11 +317,18 @@ int eryx_cli_shell_run(const char *command, const char *args, char **result, siz
     return rc;
 }
 
+static int call_pending(void *call)
+{
+    return eryx_call_pending(call);
+}
+
 void eryx_cli_shell_callback(void *user_data, eryx_call *call)
 {
     char *result, msg[4096];
     size_t len;
-    if (eryx_cli_shell_run(user_data, eryx_call_args(call), &result, &len, msg, sizeof msg) == 0)
+    shell_wanted w = {call_pending, call};
+    if (eryx_cli_shell_run(user_data, eryx_call_args(call), &w, &result, &len, msg,
+                           sizeof msg) == 0)
         eryx_call_reply(call, result, len);
     else
         eryx_call_fail(call, ERYX_CALL_FAILED, msg);

@@ -1,0 +1,21 @@
+# A --callback command nobody waits for any more is stopped with what it
+# started (its process group): at the call's timeout, and when the run
+# ends (here at its time limit) or eryx exits. They used to outlive eryx.
+$ERYX --callback-timeout 500 --callback 'hang=echo $$ >> pids; sleep 30; echo late' -c '
+try:
+    await hang()
+except CallbackError as e:
+    print("failed:", e)'
+echo "status $?"
+$ERYX --timeout 1000 --callback 'hang=echo $$ >> pids; sleep 30' -c '
+import asyncio
+await asyncio.gather(*[hang() for _ in range(5)])' 2>/dev/null
+echo "status $?"
+sleep 0.3
+echo "$(wc -l < pids) commands started"
+# (a zombie left to an init that does not reap is not running)
+for p in $(cat pids); do
+    case $(ps -o stat= -p "$p") in ''|Z*) ;; *) echo "$p still runs" ;; esac
+done
+pgrep -f 'sleep 30' >/dev/null && echo "a sleep still runs"
+echo done
