@@ -14,6 +14,14 @@
  * still waits for it: calls past their deadline, or whose run ended, are
  * failed without running their handler, and a run that ends takes its
  * unstarted calls out of the queue.
+ *
+ * Fairness. A handler that blocks keeps its worker after its call timed
+ * out, and the guest may start as many calls as it likes: with one cap
+ * for the process, one sandbox's blocked handlers made every other
+ * sandbox's calls wait for a free worker until they timed out. So each
+ * sandbox may have MAX_WORKERS_PER_SANDBOX handlers running at once (its
+ * further calls wait in the queue, others' pass them), and the process
+ * MAX_WORKERS.
  */
 #include <errno.h>
 #include <poll.h>
@@ -25,8 +33,10 @@
 
 #include "core/internal.h"
 
-/* Workers at most, over all runs; idle ones exit after IDLE_EXIT_NS. */
-#define MAX_WORKERS 64
+/* Handlers running at once: per sandbox, and workers in all; idle
+ * workers exit after IDLE_EXIT_NS. */
+#define MAX_WORKERS_PER_SANDBOX 64
+#define MAX_WORKERS 512
 #define IDLE_EXIT_NS (2ull * 1000 * 1000 * 1000)
 
 typedef struct job {
@@ -35,17 +45,64 @@ typedef struct job {
     eryx_callback_fn handler;
     void *user_data;
     const void *owner;          /* the run that queued it */
+    const void *sandbox;        /* its sandbox: a key only, never read */
 } job;
+
+/* A sandbox's handlers running and queued; kept while either is not 0. */
+typedef struct share {
+    const void *sandbox;
+    unsigned running, queued;
+} share;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv;  /* a job was queued; CLOCK_MONOTONIC */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static job *queue_head, *queue_tail;
 static unsigned n_queued, n_workers, n_busy; /* busy: running a job */
+static share *shares;
+static size_t n_shares, cap_shares;
 
 static void pool_init(void)
 {
     eryx__cond_init_monotonic(&pool_cv);
+}
+
+/* The sandbox's share (made if need be: NULL when out of memory); pool_mu
+ * held. */
+static share *share_of_locked(const void *sandbox, int make)
+{
+    for (size_t i = 0; i < n_shares; i++)
+        if (shares[i].sandbox == sandbox)
+            return &shares[i];
+    if (!make)
+        return NULL;
+    if (n_shares == cap_shares) {
+        size_t cap = cap_shares ? cap_shares * 2 : 8;
+        share *p = realloc(shares, cap * sizeof *p);
+        if (!p)
+            return NULL;
+        shares = p;
+        cap_shares = cap;
+    }
+    shares[n_shares] = (share){sandbox, 0, 0};
+    return &shares[n_shares++];
+}
+
+static void share_forget_locked(share *sh)
+{
+    if (sh->running == 0 && sh->queued == 0)
+        *sh = shares[--n_shares];
+}
+
+/* Queued jobs that a free worker could start now; pool_mu held. */
+static unsigned startable_locked(void)
+{
+    unsigned n = 0;
+    for (size_t i = 0; i < n_shares; i++) {
+        unsigned room = MAX_WORKERS_PER_SANDBOX - shares[i].running;
+        n += shares[i].queued < room ? shares[i].queued : room;
+    }
+    return n;
 }
 
 /* A job whose run ended: its handler is never started. */
@@ -67,25 +124,57 @@ static void run_job(job *j)
     free(j);
 }
 
+/* Takes the first queued job whose sandbox is under its share, if any;
+ * pool_mu held. */
+static job *take_startable_locked(void)
+{
+    for (job **p = &queue_head, *prev = NULL; *p; prev = *p, p = &(*p)->next) {
+        job *j = *p;
+        share *sh = share_of_locked(j->sandbox, 0);
+        if (sh && sh->running >= MAX_WORKERS_PER_SANDBOX)
+            continue;
+        *p = j->next;
+        if (queue_tail == j)
+            queue_tail = prev;
+        n_queued--;
+        if (sh) {
+            sh->queued--;
+            sh->running++;
+        }
+        return j;
+    }
+    return NULL;
+}
+
 /* The next job, or NULL when the worker has idled long enough; pool_mu
  * held. */
 static job *next_job_locked(void)
 {
-    while (!queue_head) {
+    job *j;
+    while (!(j = take_startable_locked())) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         ts.tv_sec += (time_t)(IDLE_EXIT_NS / 1000000000u);
         int rc = pthread_cond_timedwait(&pool_cv, &pool_mu, &ts);
-        if (rc == ETIMEDOUT && !queue_head)
+        if (rc == ETIMEDOUT && !(j = take_startable_locked()))
             return NULL;
+        if (j)
+            break;
     }
     n_busy++;
-    job *j = queue_head;
-    queue_head = j->next;
-    if (!queue_head)
-        queue_tail = NULL;
-    n_queued--;
     return j;
+}
+
+/* A job's handler returned: its sandbox's place is free for its next
+ * queued job, which this worker (now idle) takes unless another does. */
+static void job_done_locked(const void *sandbox)
+{
+    n_busy--;
+    share *sh = share_of_locked(sandbox, 0);
+    if (sh) {
+        sh->running--;
+        share_forget_locked(sh);
+    }
 }
 
 static void *worker(void *arg)
@@ -94,10 +183,11 @@ static void *worker(void *arg)
     pthread_mutex_lock(&pool_mu);
     job *j;
     while ((j = next_job_locked())) {
+        const void *sandbox = j->sandbox;
         pthread_mutex_unlock(&pool_mu);
         run_job(j);
         pthread_mutex_lock(&pool_mu);
-        n_busy--;
+        job_done_locked(sandbox);
     }
     n_workers--;
     pthread_mutex_unlock(&pool_mu);
@@ -120,14 +210,14 @@ typedef struct batch {
 } batch;
 
 static void batch_add(batch *b, eryx_call *c, eryx_callback_fn handler, void *user_data,
-                      const void *owner)
+                      const void *owner, const void *sandbox)
 {
     job *j = malloc(sizeof *j);
     if (!j) {
         eryx_call_fail(c, ERYX_CALL_FAILED, "out of memory on the host");
         return;
     }
-    *j = (job){NULL, c, handler, user_data, owner};
+    *j = (job){NULL, c, handler, user_data, owner, sandbox};
     if (b->tail)
         b->tail->next = j;
     else
@@ -136,19 +226,29 @@ static void batch_add(batch *b, eryx_call *c, eryx_callback_fn handler, void *us
     b->n++;
 }
 
-/* Queues a batch for the workers with one lock and one wake-up (a gather
- * of 10,000 calls queued one by one was slow under valgrind), and adds
- * workers so that every queued job has a worker not busy with another. */
+/* Queues a batch (of one sandbox) for the workers with one lock and one
+ * wake-up (a gather of 10,000 calls queued one by one was slow under
+ * valgrind), and adds workers so that every job that may start has a
+ * worker not busy with another. */
 static void submit(batch *b)
 {
     if (!b->n)
         return;
     pthread_once(&pool_once, pool_init);
     pthread_mutex_lock(&pool_mu);
-    while (n_workers - n_busy < n_queued + b->n && n_workers < MAX_WORKERS &&
+    share *sh = share_of_locked(b->head->sandbox, 1);
+    if (sh)
+        sh->queued += b->n;
+    /* (out of memory for the share: its jobs go unlimited, as before) */
+    unsigned startable = startable_locked() + (sh ? 0 : b->n);
+    while (n_workers - n_busy < startable && n_workers < MAX_WORKERS &&
            add_worker_locked() == 0)
         ;
     if (n_workers == 0) { /* no thread could be made: nobody would run them */
+        if (sh) {
+            sh->queued -= b->n;
+            share_forget_locked(sh);
+        }
         pthread_mutex_unlock(&pool_mu);
         for (job *j = b->head, *next; j; j = next) {
             next = j->next;
@@ -181,6 +281,11 @@ static void purge(const void *owner)
         if (j->owner == owner) {
             *p = j->next;
             n_queued--;
+            share *sh = share_of_locked(j->sandbox, 0);
+            if (sh) {
+                sh->queued--;
+                share_forget_locked(sh);
+            }
             j->next = mine;
             mine = j;
             continue;
@@ -199,7 +304,7 @@ static void purge(const void *owner)
 
 /* Starts the handlers of the calls the last step issued; returns how many
  * went to the workers' queue. */
-static unsigned start_calls(eryx_exec *ex, const void *owner)
+static unsigned start_calls(eryx_sandbox *sb, eryx_exec *ex, const void *owner)
 {
     batch b = {NULL, NULL, 0};
     eryx_call *c;
@@ -211,7 +316,7 @@ static unsigned start_calls(eryx_exec *ex, const void *owner)
         if (handler && (flags & ERYX_CALLBACK_INLINE))
             handler(user_data, c);
         else
-            batch_add(&b, c, handler, user_data, owner);
+            batch_add(&b, c, handler, user_data, owner, sb);
     }
     unsigned queued = b.n;
     submit(&b);
@@ -325,7 +430,7 @@ int eryx_sandbox_run_ex(eryx_sandbox *sb, const char *code, size_t len,
     eryx__cond_init_monotonic(&w.cv);
     eryx_exec_set_notify(ex, wake, &w);
     while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
-        w.queued += start_calls(ex, &w);
+        w.queued += start_calls(sb, ex, &w);
         wait_for_news(sb, ex, &w);
     }
     /* No notify runs after this returns: w can go. */

@@ -615,6 +615,80 @@ TEST_CASE(test_huge_argv)
     free(s);
 }
 
+/* One sandbox's handlers that block past their calls' timeouts used to
+ * hold every worker of the process (64), so another sandbox's calls waited
+ * in the queue until they timed out. Each sandbox now has a share of the
+ * workers: B's call is answered at once while A's 100 handlers still block. */
+static pthread_mutex_t block_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t block_cv = PTHREAD_COND_INITIALIZER;
+static int block_released, block_running;
+
+static void block_handler(void *ud, eryx_call *call)
+{
+    (void)ud;
+    pthread_mutex_lock(&block_mu);
+    block_running++;
+    while (!block_released)
+        pthread_cond_wait(&block_cv, &block_mu);
+    block_running--;
+    pthread_cond_broadcast(&block_cv);
+    pthread_mutex_unlock(&block_mu);
+    eryx_call_reply(call, "1", 1);
+}
+
+static void answer_handler(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_call_reply(call, "2", 1);
+}
+
+TEST_CASE(test_blocked_handlers_do_not_starve_others)
+{
+    eryx_callback a = {.size = sizeof a, .name = "block", .handler = block_handler};
+    eryx_callback b = {.size = sizeof b, .name = "ok", .handler = answer_handler};
+    eryx_sandbox_config ca, cb;
+    eryx_sandbox_config_default(&ca);
+    eryx_sandbox_config_default(&cb);
+    ca.callbacks = &a;
+    ca.n_callbacks = 1;
+    ca.callback_timeout_ns = 100 * 1000000ull;
+    cb.callbacks = &b;
+    cb.n_callbacks = 1;
+    cb.callback_timeout_ns = 5000 * 1000000ull;
+    eryx_sandbox *A = new_sandbox(&ca), *B = new_sandbox(&cb);
+    eryx_result *r = NULL;
+    CHECK_INT(run(A, "import asyncio\n"
+                     "r = await asyncio.gather(*[block() for _ in range(100)],\n"
+                     "                         return_exceptions=True)\n"
+                     "print(sum(isinstance(e, CallbackError) for e in r))", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "100\n"); /* all timed out */
+    eryx_result_free(r);
+    /* A's share is 64 handlers: its other 36 calls were never started (a
+     * slow build may still be starting the 64th). */
+    pthread_mutex_lock(&block_mu);
+    for (int i = 0; i < 500 && block_running < 64; i++) {
+        pthread_mutex_unlock(&block_mu);
+        sleep_ms(10);
+        pthread_mutex_lock(&block_mu);
+    }
+    int blocked = block_running;
+    pthread_mutex_unlock(&block_mu);
+    CHECK_INT(blocked, 64);
+    double t0 = check_now_();
+    CHECK_INT(run(B, "print(await ok())", &r), ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "2\n");
+    CHECK(check_now_() - t0 < 2.0);
+    eryx_result_free(r);
+    pthread_mutex_lock(&block_mu);
+    block_released = 1;
+    pthread_cond_broadcast(&block_cv);
+    while (block_running)
+        pthread_cond_wait(&block_cv, &block_mu);
+    pthread_mutex_unlock(&block_mu);
+    eryx_sandbox_free(A);
+    eryx_sandbox_free(B);
+}
+
 /* Guest code that recurses to just above its stack's guard and then calls
  * an import (os.stat, through C frames that CPython does not count) used
  * to crash the process: the import's frames hit the guard, which is a host
