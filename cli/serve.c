@@ -246,6 +246,19 @@ static void route(server *sv, ws_conn *c, const http_req *req, const char *peer,
         ws_conn_http_answer(c, 404, "Not Found", "text/plain", "the WebSocket is at /v1/ws\n");
         return;
     }
+    /* Without a token, a web page the operator visits could open the
+     * WebSocket (browsers send no Authorization on it, but connect to
+     * loopback, also by a rebound DNS name): as `eryx mcp --http`, such a
+     * server serves only a loopback Host and no Origin but a loopback one. */
+    if (sv->cfg.no_auth && (!http_host_is_loopback(req->host) ||
+                            (req->has_origin && !http_origin_is_loopback(req->origin)))) {
+        atomic_fetch_add(&sv->m.errors_total, 1);
+        ws_conn_http_answer(c, 403, "Forbidden", "application/json",
+                            "{\"error\":\"forbidden\",\"message\":\"without a token only a "
+                            "loopback Host and Origin are served\"}");
+        serve_log(sv, "forbidden", json_pack("{ss}", "client", peer));
+        return;
+    }
     if (!authorized(sv, req->authorization)) {
         atomic_fetch_add(&sv->m.errors_total, 1);
         ws_conn_http_answer(c, 401, "Unauthorized", "application/json",

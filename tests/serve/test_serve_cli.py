@@ -148,6 +148,40 @@ def test_no_auth_only_on_loopback(tmp_path):
     assert p.returncode == 2 and "--token-file" in p.stderr
 
 
+def _upgrade_status(port, headers):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall((f"GET /v1/ws HTTP/1.1\r\n{headers}Upgrade: websocket\r\n"
+                   f"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   f"Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        return s.recv(64).split(b"\r\n")[0].decode()
+
+
+def test_no_auth_serves_no_web_page(tmp_path):
+    """Without a token, a page in the operator's browser must not reach the
+    server (the browser connects to loopback for it, also through a DNS name
+    rebound to 127.0.0.1): a Host or Origin that is not loopback gets 403."""
+    port = free_port()
+    p = subprocess.Popen([eryx_cli(), "serve", "--listen", f"127.0.0.1:{port}", "--no-auth",
+                          "--quiet"], stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        host = f"Host: 127.0.0.1:{port}\r\n"
+        assert _upgrade_status(port, host) == "HTTP/1.1 101 Switching Protocols"
+        assert _upgrade_status(port, host + f"Origin: http://localhost:{port}\r\n").startswith(
+            "HTTP/1.1 101")
+        for bad in (host + "Origin: http://evil.example\r\n", host + "Origin: null\r\n",
+                    "Host: rebound.evil.example\r\n", ""):
+            assert _upgrade_status(port, bad) == "HTTP/1.1 403 Forbidden", bad
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+
+
 def test_healthz_and_metrics(server):
     remote(server, "-c", "pass")
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
