@@ -106,8 +106,17 @@ static int send_event(running *r, const char *ev, json_t *fields)
     int rc = ws_conn_send_json(r->c, fields);
     if (rc == WS_TOO_LARGE)
         return rc;
-    if (rc < 0)
+    if (rc < 0) {
+        /* The client is gone or stopped reading (the send's time limit):
+         * the execution ends now, not when the code next awaits (a print
+         * loop never does), and the connection with it (its reader would
+         * otherwise wait out its idle limit). */
         r->gone = 1;
+        if (!r->interrupted && r->sb)
+            eryx_sandbox_interrupt(r->sb);
+        r->interrupted = 1;
+        ws_conn_shutdown(r->c);
+    }
     return r->gone ? -1 : 0;
 }
 
