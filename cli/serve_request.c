@@ -210,6 +210,13 @@ static void answer(eryx_call *call, json_t *reply)
     free(s);
 }
 
+/* 1 if a reply (live or given with a resume) carries an answer. */
+static int has_answer(json_t *reply)
+{
+    return json_object_get(reply, "result") || json_is_string(json_object_get(reply, "result_json")) ||
+           json_is_object(json_object_get(reply, "error"));
+}
+
 /* On a resume, the first calls that repeat the suspended ones (by name, in
  * order) take the answers the request brought, if any. 1 if answered. */
 static int answer_from_replies(running *r, eryx_call *call)
@@ -288,8 +295,7 @@ static void on_reply(running *r, json_t *msg)
     for (size_t i = 0; json_is_integer(cid) && i < r->n_calls; i++) {
         if (r->calls[i].id != (uint64_t)json_integer_value(cid))
             continue;
-        if (!json_object_get(msg, "result") && !json_is_string(json_object_get(msg, "result_json")) &&
-            !json_is_object(json_object_get(msg, "error"))) {
+        if (!has_answer(msg)) {
             send_error(r->c, r->id, "bad_request",
                        "a reply needs \"result\", \"result_json\" or \"error\"");
             return;
@@ -738,6 +744,15 @@ static int parse_exec(server *sv, json_t *req, int resume, exec_request *q, cons
         if (!token || (replies && !json_is_array(replies))) {
             why = "resume needs \"journal\" (a token) and optional \"replies\" (a list)";
             goto bad;
+        }
+        size_t i;
+        json_t *rep;
+        json_array_foreach(replies, i, rep) {
+            if (!json_is_integer(json_object_get(rep, "call")) || !has_answer(rep)) {
+                why = "each of \"replies\" is {call, result}, {call, result_json} or "
+                      "{call, error}";
+                goto bad;
+            }
         }
         q->journal = journal_open(sv, token, &q->meta, code, msg, msglen);
         if (!q->journal)

@@ -689,6 +689,10 @@ def test_suspend_from_another_thread(server, work):
             release.set()
             t.join()
         assert isinstance(sus, remote.Suspended) and sus.pending[0].name == "slow"
+        # A reply without an answer is refused before the token is used.
+        with pytest.raises(remote.RemoteError) as ei:
+            s.resume(sus.journal, [{"call": sus.pending[0].call}])
+        assert ei.value.code == "bad_request" and "replies" in str(ei.value)
         r = s.resume(sus.journal, [{"call": sus.pending[0].call, "result": 6}])
         assert r.stdout == "6\n"
 
