@@ -491,16 +491,26 @@ static json_t *done_fields(int rc, const eryx_result *res)
     return d;
 }
 
-/* Cuts the text of done's field name to at most max bytes (between
- * characters), saying so at its end. */
+/* The bytes c takes in JSON text as jansson writes it. */
+static size_t json_char_size(uint8_t c)
+{
+    if (c == '"' || c == '\\' || c == '\n' || c == '\t' || c == '\r' || c == '\b' || c == '\f')
+        return 2;
+    return c < 0x20 ? 6 : 1; /* \u001f */
+}
+
+/* Cuts the text of done's field name to at most max bytes as JSON (between
+ * characters), saying so at its end. By its JSON size, not its own: a text
+ * of control characters is six times longer in the message. */
 static void cut_text(json_t *done, const char *name, size_t max)
 {
     static const char mark[] = "\n[cut to fit --max-message]";
     const char *s = json_string_value(json_object_get(done, name));
-    size_t len = s ? strlen(s) : 0;
-    if (len <= max)
+    size_t len = s ? strlen(s) : 0, n = 0, size = 0, room = max - (sizeof mark + 1);
+    while (n < len && size + json_char_size((uint8_t)s[n]) <= room)
+        size += json_char_size((uint8_t)s[n++]);
+    if (n == len)
         return;
-    size_t n = max - (sizeof mark - 1);
     while (n > 0 && ((uint8_t)s[n] & 0xC0) == 0x80)
         n--;
     char *cut = malloc(n + sizeof mark);

@@ -606,6 +606,10 @@ def test_what_the_server_sends_fits_its_max_message(work):
         assert done["ev"] == "done" and done["exc_type"] == "ValueError"
         assert done["exc_message"].endswith("[cut to fit --max-message]")
         assert done["traceback"].endswith("[cut to fit --max-message]")
+        # Cut by the text's size as JSON: a control character takes 6 bytes.
+        done = run("raise ValueError('\\x01' * 100000)")[-1]
+        assert done["ev"] == "done" and done["exc_type"] == "ValueError", done
+        assert done["exc_message"].endswith("[cut to fit --max-message]")
 
         # An exported state too large for a message is a too_large error.
         assert run("big = 'q' * 200000", session="big", create=True)[-1]["status"] == "ok"
