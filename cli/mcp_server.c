@@ -38,6 +38,10 @@
 #include "run_status.h"
 
 #define MAX_JOBS 256
+/* Calls of one MCP session over HTTP in progress at most: a client that
+ * posted calls and went (a disconnect does not cancel one) must not fill
+ * the table of all the clients. */
+#define MAX_JOBS_PER_CLIENT 16
 #define DEFAULT_MAX_SESSIONS 16
 #define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
 /* What the logs of resumable streams may hold in all (each one also at
@@ -56,6 +60,7 @@ typedef struct session {
     int busy;
     uint64_t runs;
     uint64_t memory_bytes;    /* after its last run */
+    uint64_t used_ms;         /* made or last run */
     struct session *next;
 } session;
 
@@ -73,6 +78,7 @@ struct job {
     uint64_t timeout_ns;
     json_t *progress_token;   /* or NULL */
     int cancelled;
+    int was_dropped;          /* its session had been dropped for room */
     session *running;         /* while it runs */
     uint64_t started_ms;
     json_int_t progress;
@@ -419,7 +425,15 @@ static json_t *output_string(const char *s, size_t n, size_t cap)
     return str;
 }
 
-/* out_cap: bytes of stdout and of stderr kept (the rest is cut). */
+/* s (a C string, or NULL) cut to cap bytes (a JSON string, or NULL). */
+static json_t *text_string(const char *s, size_t cap)
+{
+    return s ? output_string(s, strlen(s), cap) : NULL;
+}
+
+/* out_cap: bytes kept of each long text: stdout, stderr, the exception's
+ * message and traceback, the result's JSON (the rest is cut; a result
+ * longer than that is left out, result_error says so). */
 static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *errmsg,
                           int was_reset, size_t out_cap)
 {
@@ -434,17 +448,28 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     const char *result_error;
     int inexact;
     json_t *result = eryx_cli_result(res, &result_error, &inexact);
+    if (result && out_cap != SIZE_MAX) {
+        char *r = json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
+        if (!r || strlen(r) > out_cap) {
+            json_decref(result);
+            result = NULL;
+            inexact = 0;
+            result_error = "the result is larger than the answer may carry (--mcp-max-message)";
+        }
+        free(r);
+    }
     json_object_set_new(sc, "result", result ? json_incref(result) : json_null());
     if (inexact)
         json_object_set_new(sc, "result_json", json_string(res->result_json));
     json_t *error = json_null();
     if (res && res->exc_type) {
-        error = json_pack("{s:s, s:s?, s:s?}", "type", res->exc_type, "message",
-                          res->exc_message, "traceback", res->traceback);
+        error = json_pack("{s:s, s:o?, s:o?}", "type", res->exc_type, "message",
+                          text_string(res->exc_message, out_cap), "traceback",
+                          text_string(res->traceback, out_cap));
     } else if (rc != ERYX_OK) {
-        error = json_pack("{s:s, s:s, s:s?}", "type", status, "message",
+        error = json_pack("{s:s, s:s, s:o?}", "type", status, "message",
                           errmsg && errmsg[0] ? errmsg : eryx_errstr(rc), "traceback",
-                          res ? res->traceback : NULL);
+                          text_string(res ? res->traceback : NULL, out_cap));
     }
     if (!error)
         error = json_null();
@@ -500,6 +525,9 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     if (was_reset)
         append_str(&text, &len, "\n[the session could not go on and was reset: its "
                                 "variables are gone]");
+    if (j->was_dropped)
+        append_str(&text, &len, "\n[this session had been dropped to make room for others "
+                                "(--max-sessions): it started empty]");
     if (len == 0)
         append_str(&text, &len, "(no output)");
     json_t *answer = tool_result(text ? text : "", sc, strcmp(status, "ok") != 0);
@@ -555,6 +583,43 @@ static void drop_session(session *s)
     free(s);
 }
 
+/* Sessions dropped to make room, remembered (a few) so that their next
+ * call can say why its variables are gone. */
+#define DROPPED_KEPT 64
+static char *dropped[DROPPED_KEPT];
+static unsigned dropped_next;
+
+static int forget_dropped(const char *key)
+{
+    for (unsigned i = 0; i < DROPPED_KEPT; i++) {
+        if (dropped[i] && strcmp(dropped[i], key) == 0) {
+            free(dropped[i]);
+            dropped[i] = NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* At --max-sessions, a new session takes the place of the one used least
+ * recently that is not running code: the clients of `eryx mcp --http`
+ * often go without ending their MCP session, and theirs would otherwise
+ * hold every place. 1 if one was dropped; S.lock held. */
+static int drop_least_used(void)
+{
+    session *old = NULL;
+    for (session *s = S.sessions; s; s = s->next)
+        if (!s->busy && (!old || s->used_ms < old->used_ms))
+            old = s;
+    if (!old)
+        return 0;
+    free(dropped[dropped_next]);
+    dropped[dropped_next] = strdup(old->name);
+    dropped_next = (dropped_next + 1) % DROPPED_KEPT;
+    drop_session(old);
+    return 1;
+}
+
 /* Calls on one session run in the order they came: j goes when it is the
  * first job of its session still in the list (which is in arrival order;
  * a running job stays in it until it ends). */
@@ -599,10 +664,11 @@ static void *job_main(void *arg)
         if (!s && j->kind == JOB_RESET)
             break;
         if (!s) {
-            if (S.n_sessions >= S.max_sessions) {
+            if (S.n_sessions >= S.max_sessions && !drop_least_used()) {
                 char msg[200];
                 snprintf(msg, sizeof msg, "there are already %u sessions (the limit, "
-                         "--max-sessions): reset one with reset_session", S.max_sessions);
+                         "--max-sessions), all running code: try again when one ends",
+                         S.max_sessions);
                 answer = tool_result(msg, NULL, 1);
                 break;
             }
@@ -623,6 +689,8 @@ static void *job_main(void *arg)
             s->next = S.sessions;
             S.sessions = s;
             S.n_sessions++;
+            s->used_ms = eryx_cli_now_ms();
+            j->was_dropped = forget_dropped(j->key);
         }
         if (!s->busy)
             break;
@@ -666,17 +734,19 @@ static void *job_main(void *arg)
         pthread_mutex_lock(&S.lock);
         answer = j->cancelled || S.closing ? NULL
                                            : run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX);
-        /* An answer over --mcp-max-message (stdout and stderr appear twice,
-         * and JSON escapes may take 6 bytes a byte): the output is cut so
-         * that it fits, rather than the answer lost. */
+        /* An answer over --mcp-max-message: its long texts are cut so that
+         * it fits, rather than the answer lost. Nine of them at most (stdout,
+         * stderr, traceback and result twice, the message), and JSON may
+         * escape a byte into 6: 9 * 6 / 64 of the limit. */
         char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
         if (text && strlen(text) + 1024 > S.max_message) {
             json_decref(answer);
-            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 32);
+            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 64);
         }
         free(text);
         s->busy = 0;
         s->runs++;
+        s->used_ms = eryx_cli_now_ms();
         if (res)
             s->memory_bytes = res->memory_bytes;
         j->running = NULL;
@@ -765,10 +835,18 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         return tool_result("out of memory", NULL, 1);
     }
     pthread_mutex_lock(&S.lock);
-    if (S.n_jobs >= MAX_JOBS) {
+    size_t mine = 0;
+    for (job *k = S.jobs; k && j->sid[0]; k = k->next)
+        mine += strcmp(k->sid, j->sid) == 0;
+    if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_CLIENT) {
         pthread_mutex_unlock(&S.lock);
         free_job(j);
-        return tool_result("too many calls in progress", NULL, 1);
+        char msg[160];
+        snprintf(msg, sizeof msg, "too many calls in progress (%s %d): wait for one to end, "
+                 "or cancel one", mine >= MAX_JOBS_PER_CLIENT ? "this MCP session's, at most"
+                                                             : "all clients', at most",
+                 mine >= MAX_JOBS_PER_CLIENT ? MAX_JOBS_PER_CLIENT : MAX_JOBS);
+        return tool_result(msg, NULL, 1);
     }
     job **tail = &S.jobs;
     while (*tail)
@@ -1218,6 +1296,10 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     }
     while (S.sessions)
         drop_session(S.sessions);
+    for (unsigned i = 0; i < DROPPED_KEPT; i++) {
+        free(dropped[i]);
+        dropped[i] = NULL;
+    }
     pthread_mutex_unlock(&S.lock);
     json_decref(S.tools);
     return 0;

@@ -281,6 +281,40 @@ await test('an answer over --mcp-max-message is cut to fit', async () => {
   assert.ok(JSON.stringify(r).length < 256 * 1024);
 });
 
+await test('an exception or result over --mcp-max-message is cut or left out, not lost', async () => {
+  const call = (id, code) => JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call',
+    params: { name: 'run_python', arguments: { code } } });
+  const [e, big] = await raw([call(1, "raise ValueError('x' * 600000)"),
+    call(2, "result = 'y' * 600000")], ['--mcp-max-message', '256k']);
+  let sc = e.result.structuredContent;
+  assert.equal(sc.status, 'exception');
+  assert.match(sc.error.message, /bytes cut here/);
+  assert.match(sc.error.traceback, /bytes cut here/);
+  assert.ok(JSON.stringify(e).length < 256 * 1024);
+  sc = big.result.structuredContent;
+  assert.equal(sc.status, 'ok');
+  assert.equal(sc.result, null);
+  assert.match(sc.result_error, /--mcp-max-message/);
+});
+
+await test('--max-sessions: a new session takes the place of the least recently used', async () => {
+  const { client: c } = await connect(['--max-sessions', '2']);
+  try {
+    await run(c, 'v = "a"', { session: 'a' });
+    await run(c, 'v = "b"', { session: 'b' });
+    await run(c, 'result = v', { session: 'a' });     // b is now the least recently used
+    let r = await run(c, 'result = 3', { session: 'c' });
+    assert.equal(r.structuredContent.result, 3);
+    r = await c.callTool({ name: 'list_sessions', arguments: {} });
+    assert.deepEqual(r.structuredContent.sessions.map((s) => s.name).sort(), ['a', 'c']);
+    r = await run(c, 'result = "v" in globals()', { session: 'b' });
+    assert.equal(r.structuredContent.result, false);
+    assert.match(r.content[0].text, /dropped to make room/);
+  } finally {
+    await c.close();
+  }
+});
+
 await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
   const { spawn } = await import('node:child_process');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
@@ -324,6 +358,12 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
     // Not loopback: refused (DNS rebinding).
     const evil = await fetch(url, { method: 'POST', headers: { origin: 'http://evil.example' } });
     assert.equal(evil.status, 403);
+    // One MCP session has 16 calls in progress at most: a client that
+    // posts calls and goes cannot fill the table of all clients.
+    const slow = Array.from({ length: 17 }, (_, i) =>
+      run(clients[0].c, 'import time\ntime.sleep(0.5)', { session: `q${i % 4}` }));
+    const texts = (await Promise.all(slow)).map((x) => x.content[0].text);
+    assert.equal(texts.filter((t) => /too many calls in progress \(this MCP session/.test(t)).length, 1);
     await clients[0].c.close();
   } finally {
     server.kill();
