@@ -23,5 +23,19 @@ for l in open("trace2.jsonl", encoding="utf-8"):
     r = json.loads(l)
     print(ascii(r["file"]), r["line"], ascii(r["function"]))
 '
+# A name the code made that is not UTF-8 (a lone surrogate) is written as
+# Python's surrogateescape has it: the line stays UTF-8 JSON.
+"$ERYX" --trace trace3.jsonl -c '
+def f():
+    return 1
+f.__code__ = f.__code__.replace(co_name="a\udcffb")
+f()' || exit 1
+python3 -c '
+import json
+for l in open("trace3.jsonl", "rb"):
+    r = json.loads(l.decode("utf-8"))
+    if r["function"] != "<module>":
+        print(ascii(r["function"]))
+'
 "$ERYX" --trace /nonexistent/dir/t.jsonl -c 'print(1)'
 echo "status $?"
