@@ -224,9 +224,17 @@ static int parse_callback_description(cli *c, char *spec)
     return 0;
 }
 
-/* "512M", "2G", "1048576": bytes, with an optional binary suffix. */
-static int parse_size(const char *s, uint64_t *out)
+/* The value of option argv[*i] ("512M", "2G", "1048576": a whole number
+ * with an optional binary suffix), which is `what` ("milliseconds", ...);
+ * -1 after a message saying what was wanted. */
+static int option_number(int argc, char **argv, int *i, const char *what, uint64_t *out)
 {
+    const char *opt = argv[*i];
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "eryx: %s wants %s\n", opt, what);
+        return -1;
+    }
+    const char *s = argv[++*i];
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
@@ -237,8 +245,8 @@ static int parse_size(const char *s, uint64_t *out)
     case 'g': case 'G': shift = 30; end++; break;
     default: break;
     }
-    if (errno || end == s || *end || s[0] == '-' || v > (UINT64_MAX >> shift)) {
-        fprintf(stderr, "eryx: not a size in bytes: '%s'\n", s);
+    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || v > (UINT64_MAX >> shift)) {
+        fprintf(stderr, "eryx: %s wants %s, not '%s'\n", opt, what, s);
         return -1;
     }
     *out = (uint64_t)v << shift;
@@ -270,10 +278,11 @@ static int parse_args(cli *c, int argc, char **argv)
             if (i + 1 >= argc || parse_callback_description(c, argv[++i]) < 0)
                 return -1;
         } else if (strcmp(a, "--max-output") == 0) {
-            if (i + 1 >= argc || parse_size(argv[++i], &c->max_output) < 0)
+            if (option_number(argc, argv, &i, "a size in bytes (64k, 10M)", &c->max_output) < 0)
                 return -1;
         } else if (strcmp(a, "--timeout") == 0) {
-            if (i + 1 >= argc || parse_size(argv[++i], &c->timeout_ms) < 0)
+            if (option_number(argc, argv, &i, "milliseconds (a whole number, 0: none)",
+                              &c->timeout_ms) < 0)
                 return -1;
             c->timeout_set = 1;
         } else if (strcmp(a, "--session") == 0) {
@@ -302,7 +311,7 @@ static int parse_args(cli *c, int argc, char **argv)
             }
             c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
-            if (i + 1 >= argc || parse_size(argv[++i], &c->fuel) < 0)
+            if (option_number(argc, argv, &i, "a whole number of instructions", &c->fuel) < 0)
                 return -1;
         } else if (strcmp(a, "--trace") == 0) {
             if (i + 1 >= argc || c->trace.f || cli_trace_open(&c->trace, argv[++i]) < 0)
@@ -310,7 +319,7 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
-            if (i + 1 >= argc || parse_size(argv[++i], &c->max_memory) < 0)
+            if (option_number(argc, argv, &i, "a size in bytes (256M, 1G)", &c->max_memory) < 0)
                 return -1;
         } else if (strcmp(a, "--mount") == 0 || strcmp(a, "--volume") == 0 ||
                    strcmp(a, "-v") == 0) {
