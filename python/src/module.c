@@ -129,9 +129,26 @@ void pyeryx_run_begin(pyeryx_run *r, pyeryx_ctx *ctx)
     pyeryx_current_run = r;
 }
 
+static void stream_text(pyeryx_run *r, PyObject *fn, const char *data, size_t len)
+{
+    PyObject *text = PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "replace");
+    PyObject *ret = text ? PyObject_CallOneArg(fn, text) : NULL;
+    Py_XDECREF(text);
+    if (ret)
+        Py_DECREF(ret);
+    else
+        r->exc = pyeryx_fetch_exc();
+}
+
 int pyeryx_run_end(pyeryx_run *r)
 {
     pyeryx_current_run = NULL;
+    /* A character cut at the very end stays cut (as U+FFFD). */
+    for (int i = 0; i < 2 && !pyeryx_is_finalizing(); i++) {
+        PyObject *fn = i ? r->on_stderr : r->on_stdout;
+        if (r->n_held[i] && fn && !r->exc)
+            stream_text(r, fn, r->held[i], r->n_held[i]);
+    }
     if (r->exc) {
         pyeryx_restore_exc(r->exc);
         r->exc = NULL;
@@ -140,25 +157,54 @@ int pyeryx_run_end(pyeryx_run *r)
     return 0;
 }
 
-/* Called by eryx on the thread running the code, which released the GIL. */
+/* How many bytes at the end of p[0..n) begin a UTF-8 character that
+ * needs more (0 if none). */
+static size_t cut_character(const char *p, size_t n)
+{
+    for (size_t k = 1; k <= 3 && k <= n; k++) {
+        unsigned char c = (unsigned char)p[n - k];
+        if ((c & 0xC0) == 0x80)
+            continue;
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+/* Called by eryx on the thread running the code, which released the GIL.
+ * A write may end in the middle of a character (os.write of part of it):
+ * those bytes wait for the next write of the stream, so that on_stdout
+ * gets the character whole rather than two U+FFFD. */
 void pyeryx_on_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
     pyeryx_run *r = pyeryx_current_run;
     if (!r)
         return;
-    PyObject *fn = fd == 2 ? r->on_stderr : r->on_stdout;
+    int i = fd == 2;
+    PyObject *fn = i ? r->on_stderr : r->on_stdout;
     if (!fn || r->exc || pyeryx_is_finalizing())
         return;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyObject *text = PyUnicode_DecodeUTF8(data, (Py_ssize_t)len, "replace");
-    PyObject *ret = text ? PyObject_CallOneArg(fn, text) : NULL;
-    Py_XDECREF(text);
-    if (ret)
-        Py_DECREF(ret);
-    else
-        r->exc = pyeryx_fetch_exc();
-    PyGILState_Release(g);
+    char *joined = NULL;
+    if (r->n_held[i]) {
+        joined = malloc(r->n_held[i] + len);
+        if (joined) {
+            memcpy(joined, r->held[i], r->n_held[i]);
+            memcpy(joined + r->n_held[i], data, len);
+            data = joined;
+            len += r->n_held[i];
+        }
+        r->n_held[i] = 0; /* (out of memory: they are dropped) */
+    }
+    size_t keep = cut_character(data, len);
+    memcpy(r->held[i], data + len - keep, keep);
+    r->n_held[i] = keep;
+    if (len > keep) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        stream_text(r, fn, data, len - keep);
+        PyGILState_Release(g);
+    }
+    free(joined);
 }
 
 /* A Python thread state kept for each of eryx's worker threads that ran a

@@ -81,6 +81,8 @@ PyObject *pyeryx_sandbox_wrap(eryx_sandbox *sb, PyObject *runtime, pyeryx_ctx *c
 typedef struct pyeryx_run {
     PyObject *on_stdout, *on_stderr;
     PyObject *exc;  /* first failure of a stream function (exception object) */
+    char held[2][4];      /* per stream: the start of a character a write cut */
+    size_t n_held[2];
 } pyeryx_run;
 extern _Thread_local pyeryx_run *pyeryx_current_run;
 void pyeryx_on_output(void *ud, int fd, const char *data, size_t len);

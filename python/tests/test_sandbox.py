@@ -209,6 +209,20 @@ def test_streaming_output():
     assert "".join(errs) == "e\n"
 
 
+def test_streaming_keeps_characters_whole():
+    """A write that ends inside a character (os.write of part of its bytes)
+    holds those bytes for the next write: on_stdout gets the character
+    whole, not two U+FFFD; a character still cut at the end is one U+FFFD,
+    as in the result."""
+    chunks = []
+    sb = eryx.Sandbox(on_stdout=chunks.append)
+    r = sb.execute("import os\nos.write(1, b'\\xc3')\nos.write(1, b'\\xa9\\n')\n"
+                   "os.write(1, b'\\xf0\\x9f')\nos.write(1, b'\\x98\\x80 ok\\n')\n"
+                   "os.write(1, b'end\\xe2\\x82')")
+    assert "".join(chunks) == r.stdout == "\u00e9\n\U0001f600 ok\nend\ufffd"
+    assert "\ufffd" not in "".join(chunks[:-1])
+
+
 def test_streaming_sees_chunks_before_the_end():
     seen_at = []
     start = time.monotonic()
