@@ -571,20 +571,30 @@ static int control(ws_conn *c, const ws_frame *f)
     if (f->opcode == WS_PONG)
         return 0;
     int code = f->len >= 2 ? f->payload[0] << 8 | f->payload[1] : WS_CLOSE_NORMAL;
-    ws_conn_close(c, code == WS_CLOSE_NORMAL || code == WS_CLOSE_GOING_AWAY ? code
-                                                                             : WS_CLOSE_NORMAL,
-                  "");
+    /* RFC 6455 7.4: codes an endpoint may send (1004-1006 and 1015 are
+     * reserved, 1016-2999 for the protocol, past 4999 none); a reason is
+     * UTF-8. A valid close is echoed with its code. */
+    int valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                (code >= 3000 && code <= 4999);
+    int answer = f->len == 1 || !valid ? WS_CLOSE_PROTOCOL
+                 : f->len > 2 && !ws_utf8_valid(f->payload + 2, (size_t)f->len - 2)
+                     ? WS_CLOSE_INVALID
+                     : code;
+    ws_conn_close(c, answer, "");
     snprintf(c->err, sizeof c->err, "the peer closed the connection (%d)", code);
     return -1;
 }
 
 /* The frame f, a data frame: 1 and the message (data, len) when it ends one, 0
- * when more fragments are needed, -1 on a protocol error. */
+ * when more fragments are needed, -WS_CLOSE_PROTOCOL for a fragment out of
+ * place, -WS_CLOSE_TOO_BIG for a message over the limit. */
 static int data_frame(ws_conn *c, const ws_frame *f, uint8_t **data, size_t *len, int *op)
 {
     if (f->opcode == WS_CONT) {
-        if (c->msg_op < 0 || append_fragment(c, f) < 0)
-            return -1;
+        if (c->msg_op < 0)
+            return -WS_CLOSE_PROTOCOL; /* a continuation of nothing */
+        if (append_fragment(c, f) < 0)
+            return -WS_CLOSE_TOO_BIG;
         if (!f->fin)
             return 0;
         static uint8_t empty[1];
@@ -596,11 +606,11 @@ static int data_frame(ws_conn *c, const ws_frame *f, uint8_t **data, size_t *len
         return 1;
     }
     if (c->msg_op >= 0)
-        return -1; /* a new message inside a fragmented one */
+        return -WS_CLOSE_PROTOCOL; /* a new message inside a fragmented one */
     if (!f->fin) {
         c->msg_op = f->opcode;
         c->msg_len = 0;
-        return append_fragment(c, f);
+        return append_fragment(c, f) < 0 ? -WS_CLOSE_TOO_BIG : 0;
     }
     *op = f->opcode;
     *data = f->payload;
@@ -631,8 +641,9 @@ static int parse_buffered(ws_conn *c, uint8_t **data, size_t *len, int *binary)
         }
         int op = WS_TEXT, d = data_frame(c, &f, data, len, &op);
         if (d < 0) {
-            ws_conn_close(c, WS_CLOSE_TOO_BIG, "bad fragmentation or message too large");
-            return fail(c, "%s", "bad fragmentation or message too large");
+            const char *why = d == -WS_CLOSE_TOO_BIG ? "message too large" : "bad fragmentation";
+            ws_conn_close(c, -d, why);
+            return fail(c, "%s", why);
         }
         if (d == 0)
             continue;

@@ -958,6 +958,28 @@ def test_malformed_request_gets_an_error(server, work, payload):
     _refused(server, work, lambda ws: ws.send_frame(TEXT, payload), [("error", "bad_request")])
 
 
+@pytest.mark.parametrize("frames,code", [
+    ([(CLOSE, b"\x03")], 1002),                      # a 1-byte close payload
+    ([(CLOSE, struct.pack("!H", 999))], 1002),        # codes no endpoint may send
+    ([(CLOSE, struct.pack("!H", 1005))], 1002),
+    ([(CLOSE, struct.pack("!H", 1000) + b"\xff")], 1007),   # a reason not UTF-8
+    ([(CLOSE, struct.pack("!H", 3000))], 3000),       # a valid code is echoed
+    ([(CONT, b"x")], 1002),                           # a continuation of nothing
+])
+def test_close_frames_and_fragments_get_the_rfc_codes(server, work, frames, code):
+    def send(ws):
+        for op, payload in frames:
+            ws.send_frame(op, payload)
+    _refused(server, work, send, [("close", code)])
+
+
+def test_new_message_inside_a_fragmented_one_is_a_protocol_error(server, work):
+    def send(ws):
+        ws.send_frame(TEXT, b'{"op": ', fin=False)
+        ws.send_frame(TEXT, b'"ping"}')
+    _refused(server, work, send, [("close", 1002)])
+
+
 def test_binary_frame_is_refused(server, work):
     _refused(server, work, lambda ws: ws.send_frame(BINARY, b'{"op": "ping", "id": 1}'),
              [("error", "bad_request"), ("close", 1003)])
