@@ -252,22 +252,40 @@ int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms)
     }
 }
 
-void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *type,
-                         const char *body)
+/* An answer with more header lines (each ending in CRLF). */
+static void http_answer_with(ws_conn *c, int code, const char *reason, const char *type,
+                             const char *headers, const char *body)
 {
     /* One write, head and body together: a client that stops reading after
      * the head still has the reason. */
     const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                      "Connection: close\r\n\r\n%s";
+                      "%sConnection: close\r\n\r\n%s";
     size_t blen = strlen(body);
-    int n = snprintf(NULL, 0, fmt, code, reason, type, blen, body);
+    int n = snprintf(NULL, 0, fmt, code, reason, type, blen, headers, body);
     char *answer = n > 0 ? malloc((size_t)n + 1) : NULL;
     if (answer) {
-        snprintf(answer, (size_t)n + 1, fmt, code, reason, type, blen, body);
+        snprintf(answer, (size_t)n + 1, fmt, code, reason, type, blen, headers, body);
         write_all(c, answer, (size_t)n, (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS);
         free(answer);
     }
     c->closed = 1;
+}
+
+void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *type,
+                         const char *body)
+{
+    http_answer_with(c, code, reason, type, "", body);
+}
+
+/* 1 if key is a Sec-WebSocket-Key: the base64 of 16 bytes (RFC 6455 4.1). */
+static int key_valid(const char *key)
+{
+    uint8_t *raw;
+    size_t n;
+    if (strlen(key) != 24 || eryx__b64_decode(key, 24, &raw, &n) != 0)
+        return 0;
+    free(raw);
+    return n == 16;
 }
 
 /* base64(SHA-1(key GUID)) into out (29 bytes). */
@@ -292,15 +310,18 @@ static int accept_value(const char *key, char out[29])
 int ws_conn_accept(ws_conn *c, const http_req *req)
 {
     char accept[29];
-    if (strcmp(req->method, "GET") != 0 || !req->upgrade_websocket || !req->connection_upgrade ||
-        strlen(req->ws_key) != 24 || accept_value(req->ws_key, accept) < 0) {
+    /* RFC 6455 4.1-4.2: a GET of HTTP/1.1 at least, with a Host. */
+    if (strcmp(req->method, "GET") != 0 || req->http10 || !req->host[0] ||
+        !req->upgrade_websocket || !req->connection_upgrade || !key_valid(req->ws_key) ||
+        accept_value(req->ws_key, accept) < 0) {
         ws_conn_http_answer(c, 400, "Bad Request", "text/plain",
                             "a WebSocket upgrade (RFC 6455) is expected here\n");
         return -1;
     }
     if (strcmp(req->ws_version, "13") != 0) {
-        ws_conn_http_answer(c, 426, "Upgrade Required", "text/plain",
-                            "Sec-WebSocket-Version 13 is required\n");
+        http_answer_with(c, 426, "Upgrade Required", "text/plain",
+                         "Sec-WebSocket-Version: 13\r\n",
+                         "Sec-WebSocket-Version 13 is required\n");
         return -1;
     }
     char head[320];

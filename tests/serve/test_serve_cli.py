@@ -182,6 +182,35 @@ def test_no_auth_serves_no_web_page(tmp_path):
         p.wait(timeout=20)
 
 
+def test_upgrade_requests_are_checked(server):
+    """RFC 6455 4.1-4.2: HTTP/1.1 with a Host, a key that is the base64 of 16
+    bytes; another version gets 426 naming the one served."""
+    token = open(server.token_file).read().strip()
+
+    def head(line="GET /v1/ws HTTP/1.1", host=True, key="dGhlIHNhbXBsZSBub25jZQ==",
+             version="13"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall((f"{line}\r\n" + (f"Host: 127.0.0.1:{server.port}\r\n" if host else "") +
+                       f"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: {version}\r\n"
+                       f"Authorization: Bearer {token}\r\n\r\n").encode())
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            return data.decode(errors="replace")
+
+    assert head().startswith("HTTP/1.1 101")
+    assert head(key="!!!!!!!!!!!!!!!!!!!!!!==").startswith("HTTP/1.1 400")
+    assert head(key="dGhlIHNhbXBsZSBub25jZQo=").startswith("HTTP/1.1 400")  # not 16 bytes
+    assert head(line="GET /v1/ws HTTP/1.0").startswith("HTTP/1.1 400")
+    assert head(host=False).startswith("HTTP/1.1 400")
+    r = head(version="12")
+    assert r.startswith("HTTP/1.1 426") and "Sec-WebSocket-Version: 13\r\n" in r
+
+
 def test_healthz_and_metrics(server):
     remote(server, "-c", "pass")
     with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
