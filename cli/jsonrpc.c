@@ -142,7 +142,9 @@ void jr_decode(const char *line, size_t len, jr_msg *out)
 {
     memset(out, 0, sizeof *out);
     int inexact;   /* an integer beyond 64 bits is read as a real (core/json_wide.h) */
-    json_t *root = eryx__json_read(line, len, JSON_REJECT_DUPLICATES, &inexact);
+    /* Any JSON value: one that is valid but no object ("x", 5) is an
+     * invalid request (-32600), not a parse error. */
+    json_t *root = eryx__json_read(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &inexact);
     out->root = root;
     if (!root) {
         out->parse_error = 1;

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -265,6 +266,22 @@ static void respond_json(client *c, json_t *msg, const char *sid)
 
 /* ---- one connection ---- */
 
+/* 1 if a Content-Type value is type, parameters aside ("application/json;
+ * charset=utf-8"); not a substring of something else ("text/plain;
+ * x=application/json"). */
+static int is_media_type(const char *value, const char *type)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strlen(type);
+    if (strncasecmp(value, type, n) != 0)
+        return 0;
+    value += n;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    return *value == '\0' || *value == ';';
+}
+
 static int accepts(const char *accept, const char *type)
 {
     return accept[0] == '\0' || strstr(accept, type) || strstr(accept, "*/*");
@@ -434,7 +451,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
                           "message larger than --mcp-max-message");
         return;
     }
-    if (!strstr(req.content_type, "application/json")) {
+    if (!is_media_type(req.content_type, "application/json")) {
         respond(c, 415, "Unsupported Media Type", NULL, NULL, NULL);
         return;
     }

@@ -358,6 +358,15 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
     // Not loopback: refused (DNS rebinding).
     const evil = await fetch(url, { method: 'POST', headers: { origin: 'http://evil.example' } });
     assert.equal(evil.status, 403);
+    // The media type itself, not a substring of another; JSON that is no
+    // object is an invalid request (-32600), not a parse error.
+    const post = (type, body) => fetch(url, { method: 'POST', body, headers: {
+      'content-type': type, accept: 'application/json, text/event-stream',
+      'mcp-session-id': clients[0].t.sessionId } });
+    assert.equal((await post('text/plain; x=application/json', '{}')).status, 415);
+    const notObject = await post('application/json; charset=utf-8', '"x"');
+    assert.equal(notObject.status, 400);
+    assert.equal((await notObject.json()).error.code, -32600);
     // One MCP session has 16 calls in progress at most: a client that
     // posts calls and goes cannot fill the table of all clients.
     const slow = Array.from({ length: 17 }, (_, i) =>
