@@ -977,7 +977,10 @@ static void *reader_main(void *arg)
             atomic_fetch_add(&cl->sv->m.errors_total, 1);
             send_error(cl->c, NULL, "bad_request",
                        binary ? "binary messages are not accepted: send JSON as text"
-                              : "a message is one JSON object");
+                       : msg  ? "a message is one JSON object, not another JSON value"
+                              : "a message is one JSON object: this is not JSON that the "
+                                "server reads (malformed, a key twice, a NUL character, or a "
+                                "number out of range)");
             json_decref(msg);
             continue;
         }
