@@ -503,7 +503,10 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                               eryx_sandbox **out);
 
 /* Frees a sandbox and everything its user gave it or left in it. NULL is
- * accepted. The runtime may keep up to 4 freed sandboxes' guest instances
+ * accepted. A sandbox that is running code (another thread is inside
+ * eryx_sandbox_run or a step on it, or this is one of its own handlers) is
+ * not freed: the call does nothing but set eryx_errmsg(NULL), and the
+ * handle stays valid: free it once the run has returned. The runtime may keep up to 4 freed sandboxes' guest instances
  * (their memory restored to the runtime image, ~1 MB private each) and
  * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
  * eryx_sandbox_load: creation then takes microseconds, and when the freed

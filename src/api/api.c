@@ -226,8 +226,13 @@ void eryx_sandbox_free(eryx_sandbox *h)
     /* A bad handle here cannot be reported: ignoring it beats crashing. */
     /* Not from inside a call on it (a handler freeing its own sandbox). */
     eryx_sandbox *sb = get_sandbox(h);
-    if (!sb || atomic_load(&sb->owner) == THIS_THREAD || !claim(sb))
+    if (!sb)
         return;
+    if (atomic_load(&sb->owner) == THIS_THREAD || !claim(sb)) {
+        eryx__set_errmsg(NULL, "misuse: eryx_sandbox_free: the sandbox is running code (here "
+                               "or on another thread): not freed, free it when the run returns");
+        return;
+    }
     if (eryx__handle_close(h, ERYX__H_SANDBOX))
         eryx__sandbox_free(sb);
     else

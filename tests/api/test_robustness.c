@@ -386,6 +386,7 @@ TEST_CASE(test_free_with_pending_exec)
  * run goes on), and a second run from the same thread is refused. */
 static eryx_sandbox *self_sb;
 static int nested_rc;
+static char free_msg[200];
 
 static void free_self(void *ud, eryx_call *call)
 {
@@ -393,6 +394,7 @@ static void free_self(void *ud, eryx_call *call)
     eryx_result *r = NULL;
     nested_rc = eryx_sandbox_run(self_sb, "1", 1, &r);
     eryx_sandbox_free(self_sb);
+    snprintf(free_msg, sizeof free_msg, "%s", eryx_errmsg(NULL));
     eryx_call_reply(call, "\"still here\"", 12);
 }
 
@@ -409,6 +411,7 @@ TEST_CASE(test_handler_frees_own_sandbox)
     CHECK_INT(run(self_sb, "print(await f())", &r), ERYX_OK);
     CHECK_STR(r ? r->out : NULL, "still here\n");
     CHECK_INT(nested_rc, ERYX_MISUSE);
+    CHECK_CONTAINS(free_msg, "not freed");
     eryx_result_free(r);
     r = NULL;
     CHECK_INT(run(self_sb, "print('alive')", &r), ERYX_OK);
