@@ -353,13 +353,23 @@ static int parse_args(cli *c, int argc, char **argv)
     return cli_net_check(&c->net);
 }
 
-/* Reads all of f into a malloc'd buffer. */
-static char *read_all(FILE *f, size_t *len)
+/* Reads all of f into a malloc'd buffer; NULL with errno EFBIG once it is
+ * over max bytes (a program larger than the sandbox's memory cannot run:
+ * it is not read whole first). */
+static char *read_all(FILE *f, size_t *len, size_t max)
 {
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     while (buf) {
-        n += fread(buf + n, 1, cap - n, f);
+        size_t want = cap - n;
+        if (max < SIZE_MAX && want > max + 1 - n)
+            want = max + 1 - n; /* one byte past max says it is over */
+        n += fread(buf + n, 1, want, f);
+        if (n > max) {
+            free(buf);
+            errno = EFBIG;
+            return NULL;
+        }
         if (n < cap)
             break;
         char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
@@ -376,6 +386,16 @@ static char *read_all(FILE *f, size_t *len)
     }
     *len = n;
     return buf;
+}
+
+/* The largest program worth reading: the sandbox's memory must hold it
+ * (--max-memory, else the default). */
+static size_t program_max(const cli *c)
+{
+    eryx_sandbox_config d;
+    eryx_sandbox_config_default(&d);
+    uint64_t m = c->max_memory ? c->max_memory : d.max_memory;
+    return m < SIZE_MAX ? (size_t)m : SIZE_MAX;
 }
 
 /* Each of the guest's writes goes out at once, also when stdout is a pipe
@@ -665,12 +685,19 @@ int main(int argc, char **argv)
             }
             return run(&c, NULL, 0, "<stdin>", ""); /* the prompt */
         }
-        code = read_all(stdin, &len);
+        code = read_all(stdin, &len, program_max(&c));
         filename = "<stdin>";
         argv0 = c.file ? "-" : "";
     } else {
         FILE *f = fopen(c.file, "rb");
-        code = f ? read_all(f, &len) : NULL;
+        code = f ? read_all(f, &len, program_max(&c)) : NULL;
+        if (!code && errno == EFBIG) {
+            fprintf(stderr, "eryx: '%s' is larger than the sandbox's memory (%zu bytes, "
+                            "--max-memory)\n", c.file, program_max(&c));
+            if (f)
+                fclose(f);
+            return EXIT_USAGE;
+        }
         if (!code) {
             fprintf(stderr, "eryx: can't open file '%s': %s\n", c.file, strerror(errno));
             if (f)
@@ -679,6 +706,11 @@ int main(int argc, char **argv)
         }
         fclose(f);
         filename = argv0 = c.file;
+    }
+    if (!code && errno == EFBIG) {
+        fprintf(stderr, "eryx: the program on stdin is larger than the sandbox's memory "
+                        "(%zu bytes, --max-memory)\n", program_max(&c));
+        return EXIT_USAGE;
     }
     if (!code) {
         fprintf(stderr, "eryx: cannot read the program: %s\n", strerror(errno));
