@@ -28,9 +28,13 @@
 #define IDLE_TIMEOUT_MS (10 * 60 * 1000)
 #define POOL_WAIT_NS (2ull * 1000000000)
 #define MAX_DECLARED_CALLBACKS 256
-/* Messages the reader may hold for the connection's thread: a client that
- * sends faster than its requests are handled is cut off, not buffered. */
+/* Messages the reader may hold for the connection's thread, and their
+ * bytes (as sent; parsed they take more): a client that sends faster than
+ * its requests are handled is cut off, not buffered. By count alone, 256
+ * messages of --max-message (16 MiB) were 4 GiB a connection. */
 #define MAX_INBOX 256
+#define MAX_INBOX_BYTES(max_message) \
+    ((max_message) > (4u << 20) ? 4 * (size_t)(max_message) : (size_t)16 << 20)
 /* A client's string id, echoed in every event of its request: bounded so
  * that an event's fixed part is (EVENT_ROOM, with its other small fields). */
 #define MAX_ID_BYTES 256
@@ -50,6 +54,8 @@ typedef struct client {
     int efd;                       /* written on each message and notify */
     pthread_mutex_t mu;            /* guards the fields below */
     json_t *inbox;                 /* messages not yet handled, in order */
+    size_t sizes[MAX_INBOX];       /* their lengths, a ring from sizes_head */
+    size_t sizes_head, inbox_bytes;
     int reader_done;               /* the client went away (or idled out) */
     eryx_sandbox *live;            /* the sandbox running its execution */
 } client;
@@ -377,8 +383,11 @@ static json_t *next_message(client *cl, int *done)
 {
     pthread_mutex_lock(&cl->mu);
     json_t *msg = json_array_size(cl->inbox) ? json_incref(json_array_get(cl->inbox, 0)) : NULL;
-    if (msg)
+    if (msg) {
         json_array_remove(cl->inbox, 0);
+        cl->inbox_bytes -= cl->sizes[cl->sizes_head];
+        cl->sizes_head = (cl->sizes_head + 1) % MAX_INBOX;
+    }
     *done = cl->reader_done;
     pthread_mutex_unlock(&cl->mu);
     return msg;
@@ -988,14 +997,19 @@ static void *reader_main(void *arg)
         pthread_mutex_lock(&cl->mu);
         if (op && strcmp(op, "cancel") == 0 && cl->live)
             eryx_sandbox_interrupt(cl->live);
-        int full = json_array_size(cl->inbox) >= MAX_INBOX;
-        if (full)
+        size_t n = json_array_size(cl->inbox);
+        int full = n >= MAX_INBOX ||
+                   cl->inbox_bytes + len > MAX_INBOX_BYTES(cl->sv->cfg.max_message);
+        if (full) {
             json_decref(msg);
-        else
+        } else {
             json_array_append_new(cl->inbox, msg);
+            cl->sizes[(cl->sizes_head + n) % MAX_INBOX] = len;
+            cl->inbox_bytes += len;
+        }
         pthread_mutex_unlock(&cl->mu);
         if (full) {
-            ws_conn_close(cl->c, WS_CLOSE_TOO_BIG, "too many messages not yet handled");
+            ws_conn_close(cl->c, WS_CLOSE_TOO_BIG, "too much sent and not yet handled");
             break;
         }
         notify(&cl->efd);

@@ -522,6 +522,39 @@ def test_suspension_too_large_to_resume_is_refused(work):
     assert alive, srv.log()
 
 
+def test_what_a_client_sends_unhandled_is_bounded_in_bytes(work):
+    """While the code computes, nobody takes the client's messages: past
+    16 MiB of them (or 4 --max-message) the connection is closed (1009), as
+    past 256 messages; by count alone, 256 messages of --max-message were
+    4 GiB held for one connection."""
+    srv = _start(work, "inbox", extra=("--max-message", str(1 << 20)))
+    try:
+        ws = WebSocket.connect(srv.url, headers={"Authorization": f"Bearer {work['token']}"})
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": "while True: pass",
+                                 "timeout_ms": 30000}))
+        filler = json.dumps({"op": "reply", "id": 1, "call": 1, "result": "x" * 1_000_000})
+        closed = None
+        start = time.monotonic()
+        try:
+            for _ in range(40):
+                ws.send_text(filler)
+            while time.monotonic() - start < 20:
+                _next_json(ws)
+        except Closed as exc:
+            closed = exc.code
+        except OSError:
+            closed = "reset"
+        assert closed in (1009, "reset"), closed
+        assert time.monotonic() - start < 15   # not the execution's 30 s
+        ws.abort()
+        with remote.Sandbox(srv.url, work["token"]) as sb:
+            assert sb.execute("print('alive')").stdout == "alive\n"
+    finally:
+        alive = srv.alive
+        srv.stop()
+        assert alive, srv.log()
+
+
 def test_clients_keep_to_the_servers_max_message(work):
     # The handshake gives the server's --max-message; the clients send
     # nothing larger (the server would close the connection on it, ending
