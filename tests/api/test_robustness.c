@@ -654,7 +654,8 @@ TEST_CASE(test_blocked_handlers_do_not_starve_others)
     eryx_sandbox_config_default(&cb);
     ca.callbacks = &a;
     ca.n_callbacks = 1;
-    ca.callback_timeout_ns = 100 * 1000000ull;
+    /* Long enough for all 64 handlers to start on a slow build (TSan). */
+    ca.callback_timeout_ns = 3000 * 1000000ull;
     cb.callbacks = &b;
     cb.n_callbacks = 1;
     cb.callback_timeout_ns = 5000 * 1000000ull;

@@ -499,6 +499,13 @@ static void suspend_and_resume(const char *format, const char *ping, const char 
     REQUIRE(eryx_exec_start_journaled(sb, code, strlen(code), NULL, j, &ex) == ERYX_OK);
     int rc;
     eryx_call *c = step_to_call(ex, &rc);
+    if (!c) { /* say how the run ended (seen once under TSan, not since) */
+        eryx_result *r = NULL;
+        eryx_exec_finish(ex, &r);
+        fprintf(stderr, "the run ended before its call: %d, %s\nstdout: %s\nstderr: %s\n%s\n", rc,
+                eryx_errmsg(sb), r && r->out ? r->out : "", r && r->err ? r->err : "",
+                r && r->traceback ? r->traceback : "");
+    }
     REQUIRE(c != NULL);
     CHECK_STR(eryx_call_args(c), args);
     CHECK_INT(eryx_exec_suspend(ex), ERYX_OK);
