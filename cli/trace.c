@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
+
 int cli_trace_open(cli_trace *t, const char *path)
 {
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
@@ -28,30 +30,6 @@ int cli_trace_open(cli_trace *t, const char *path)
     return 0;
 }
 
-/* The length of the UTF-8 sequence at c (1 to 4), or 0 if c starts none
- * (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF). */
-static size_t utf8_seq(const unsigned char *c)
-{
-    if (c[0] < 0x80)
-        return 1;
-    unsigned lo = 0x80, hi = 0xBF;
-    size_t n;
-    if (c[0] >= 0xC2 && c[0] <= 0xDF)
-        n = 2;
-    else if (c[0] >= 0xE0 && c[0] <= 0xEF)
-        n = 3, lo = c[0] == 0xE0 ? 0xA0 : 0x80, hi = c[0] == 0xED ? 0x9F : 0xBF;
-    else if (c[0] >= 0xF0 && c[0] <= 0xF4)
-        n = 4, lo = c[0] == 0xF0 ? 0x90 : 0x80, hi = c[0] == 0xF4 ? 0x8F : 0xBF;
-    else
-        return 0;
-    if (c[1] < lo || c[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (c[i] < 0x80 || c[i] > 0xBF)
-            return 0;
-    return n;
-}
-
 /* Appends s to p as a JSON string; returns the new end. File and function
  * names are the guest's UTF-8; a byte that is not (a surrogate-escaped file
  * name, a name the code made) is written as Python's surrogateescape would
@@ -62,8 +40,9 @@ static char *put_string(char *p, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     *p++ = '"';
+    const unsigned char *end = (const unsigned char *)s + strlen(s);
     for (const unsigned char *c = (const unsigned char *)s; *c;) {
-        size_t n = utf8_seq(c);
+        size_t n = eryx__utf8_len(c, (size_t)(end - c));
         if (n == 0) {
             memcpy(p, "\\udc", 4);
             p[4] = hex[*c >> 4];

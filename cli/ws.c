@@ -7,6 +7,8 @@
 
 #include "ws.h"
 
+#include "core/utf8.h"
+
 static int is_control(int op) { return op >= 0x8; }
 
 static int known_opcode(int op)
@@ -104,34 +106,8 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t mask[4], uint64_t offset)
 
 int ws_utf8_valid(const uint8_t *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) {
-            k = 1; cp = c & 0x1f; min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2; cp = c & 0x0f; min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3; cp = c & 0x07; min = 0x10000;
-        } else {
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = eryx__utf8_len(p + i, n - i)) == 0)
             return 0;
-        }
-        if (n - i <= k)
-            return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return 0;
-        i += k + 1;
-    }
     return 1;
 }
