@@ -179,6 +179,7 @@ typedef struct client {
     net_link *link;
     int may_keep;             /* the request allows keep-alive */
     int kept;                 /* the answer said so: read the next request */
+    int head_only;            /* a HEAD request: answers carry no body */
 } client;
 
 /* An answer with a body of its own length. A success keeps the connection
@@ -190,6 +191,8 @@ static void respond(client *c, int code, const char *reason, const char *type,
     char head[512];
     size_t blen = body ? strlen(body) : 0;
     c->kept = c->may_keep && code >= 200 && code <= 299;
+    if (c->head_only)
+        body = NULL;    /* the length GET would have, no body (RFC 9110 9.3.2) */
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %d %s\r\n%s%s%s%s%s%sContent-Length: %zu\r\n%s\r\n",
                      code, reason, type ? "Content-Type: " : "", type ? type : "",
@@ -200,9 +203,9 @@ static void respond(client *c, int code, const char *reason, const char *type,
     char *out = malloc((size_t)n + blen);
     if (out) {
         memcpy(out, head, (size_t)n);
-        memcpy(out + n, body ? body : "", blen);
+        memcpy(out + n, body ? body : "", body ? blen : 0);
     }
-    if (!out || net_link_write(c->link, out, (size_t)n + blen) < 0)
+    if (!out || net_link_write(c->link, out, (size_t)n + (body ? blen : 0)) < 0)
         c->kept = 0;
     free(out);
 }
@@ -368,7 +371,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
     size_t len = *plen;
     http_req req;
     int head = len ? http_parse_head(buf, len, &req) : 0;
-    c->kept = c->may_keep = 0;
+    c->kept = c->may_keep = c->head_only = 0;
     *plen = 0;
     /* The head's deadline starts with its first byte (a kept connection
      * waits KEEP_ALIVE_IDLE_MS for it). */
@@ -387,13 +390,19 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
     l->deadline_ms = 0;
     if (head == 0)
         return; /* the client went away, or was idle too long */
-    if (head > 0)
+    if (head > 0) {
         c->may_keep = !req.http10 && !req.connection_close;
+        c->head_only = strcmp(req.method, "HEAD") == 0;
+    }
+    if (head == -2) {
+        respond(c, 431, "Request Header Fields Too Large", NULL, NULL, NULL);
+        return;
+    }
     if (head < 0 || req.host[0] == '\0') {
         respond(c, 400, "Bad Request", NULL, NULL, NULL);
         return;
     }
-    if (strcmp(req.method, "GET") == 0 && strcmp(req.path, "/healthz") == 0) {
+    if ((strcmp(req.method, "GET") == 0 || c->head_only) && strcmp(req.path, "/healthz") == 0) {
         /* For load balancers and probes, which carry no token: says only
          * that the server is up. */
         respond(c, 200, "OK", "text/plain", "ok\n", NULL);

@@ -1,13 +1,15 @@
 /*
  * `eryx --remote URL -c CODE`: the client side of `eryx serve`. One
  * connection, one execute request; output is written as it arrives, calls
- * are answered by the --callback commands (one after the other), Ctrl-C
- * sends a cancel.
+ * are answered by the --callback commands (run side by side, as in a local
+ * run), Ctrl-C sends a cancel.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,14 +108,34 @@ static json_t *declarations(const remote_opts *o)
     return list;
 }
 
-static int not_interrupted(void *ud)
+/* The calls being answered. Each command runs on a worker thread of its
+ * own, at most CALL_WORKERS at once (the share of handlers a local sandbox
+ * has: src/core/run.c), so that a gather of slow commands takes the
+ * slowest one's time, not their sum, as in a local run. */
+#define CALL_WORKERS 64
+
+typedef struct calls {
+    ws_conn *c;
+    const remote_opts *o;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    json_t *queue;          /* call events no worker has taken yet */
+    atomic_int over;        /* the run ended: running commands are stopped */
+    atomic_int failed;      /* a reply could not be sent */
+    size_t n_workers, n_idle;
+    pthread_t workers[CALL_WORKERS];
+} calls;
+
+static int still_wanted(void *ud)
 {
-    (void)ud;
-    return !interrupted;
+    calls *cs = ud;
+    return !interrupted && !cs->over;   /* Ctrl-C, or the run's end, stops it */
 }
 
-static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
+static int answer_call(calls *cs, json_t *ev)
 {
+    ws_conn *c = cs->c;
+    const remote_opts *o = cs->o;
     const char *name = json_string_value(json_object_get(ev, "name"));
     json_t *cid = json_object_get(ev, "call");
     const char *command = NULL;
@@ -130,7 +152,7 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
     size_t len = 0;
     json_t *reply = json_pack("{ss sO}", "op", "reply", "call", cid);
     json_t *result = NULL;
-    shell_wanted w = {not_interrupted, NULL}; /* Ctrl-C stops the command */
+    shell_wanted w = {still_wanted, cs};
     if (command && args && eryx_cli_shell_run(command, args, &w, &out, &len, msg, sizeof msg) == 0) {
         int inexact;
         result = eryx__json_read(out, len, ERYX_CLI_JSON_FLAGS, &inexact);
@@ -151,6 +173,68 @@ static int answer_call(ws_conn *c, const remote_opts *o, json_t *ev)
                               "server may carry", ws_conn_send_max(c));
     return ws_conn_send_json(c, json_pack("{ss sO s{ss ss}}", "op", "reply", "call", cid, "error",
                                           "kind", "failed", "message", msg));
+}
+
+static void *call_worker(void *arg)
+{
+    calls *cs = arg;
+    pthread_mutex_lock(&cs->mu);
+    for (;;) {
+        cs->n_idle++;
+        while (json_array_size(cs->queue) == 0 && !cs->over)
+            pthread_cond_wait(&cs->cv, &cs->mu);
+        cs->n_idle--;
+        if (cs->over)
+            break;
+        json_t *ev = json_incref(json_array_get(cs->queue, 0));
+        json_array_remove(cs->queue, 0);
+        pthread_mutex_unlock(&cs->mu);
+        if (answer_call(cs, ev) < 0)
+            cs->failed = 1;
+        json_decref(ev);
+        pthread_mutex_lock(&cs->mu);
+    }
+    pthread_mutex_unlock(&cs->mu);
+    return NULL;
+}
+
+/* Hands a call event to a worker, starting one if none is idle. */
+static int submit_call(calls *cs, json_t *ev)
+{
+    pthread_mutex_lock(&cs->mu);
+    int ok = json_array_append(cs->queue, ev) == 0;
+    if (ok && cs->n_idle == 0 && cs->n_workers < CALL_WORKERS &&
+        pthread_create(&cs->workers[cs->n_workers], NULL, call_worker, cs) == 0)
+        cs->n_workers++;
+    ok = ok && cs->n_workers > 0;
+    pthread_cond_signal(&cs->cv);
+    pthread_mutex_unlock(&cs->mu);
+    return ok ? 0 : -1;
+}
+
+static void calls_init(calls *cs, ws_conn *c, const remote_opts *o)
+{
+    memset(cs, 0, sizeof *cs);
+    cs->c = c;
+    cs->o = o;
+    pthread_mutex_init(&cs->mu, NULL);
+    pthread_cond_init(&cs->cv, NULL);
+    cs->queue = json_array();
+}
+
+/* The run is over: calls not started are dropped, running commands are
+ * stopped (within about a second: shell_callback.c), the workers joined. */
+static void calls_end(calls *cs)
+{
+    pthread_mutex_lock(&cs->mu);
+    cs->over = 1;
+    pthread_cond_broadcast(&cs->cv);
+    pthread_mutex_unlock(&cs->mu);
+    for (size_t i = 0; i < cs->n_workers; i++)
+        pthread_join(cs->workers[i], NULL);
+    json_decref(cs->queue);
+    pthread_cond_destroy(&cs->cv);
+    pthread_mutex_destroy(&cs->mu);
 }
 
 static void write_output(json_t *ev)
@@ -254,7 +338,7 @@ static int finish(json_t *ev)
 
 /* Handles one event; returns an exit status when it ends the run, else -1.
  * A read event sets *want_stdin. */
-static int on_event(ws_conn *c, const remote_opts *o, json_t *ev, int *want_stdin)
+static int on_event(calls *cs, json_t *ev, int *want_stdin)
 {
     const char *kind = json_string_value(json_object_get(ev, "ev"));
     if (!kind)
@@ -264,8 +348,10 @@ static int on_event(ws_conn *c, const remote_opts *o, json_t *ev, int *want_stdi
     } else if (strcmp(kind, "read") == 0) {
         *want_stdin = 1;
     } else if (strcmp(kind, "call") == 0) {
-        if (answer_call(c, o, ev) < 0)
+        if (!cs->queue || submit_call(cs, ev) < 0) {
+            fprintf(stderr, "eryx: --remote: out of memory or threads for a callback\n");
             return EXIT_SANDBOX;
+        }
     } else if (strcmp(kind, "done") == 0) {
         return finish(ev);
     } else if (strcmp(kind, "error") == 0) {
@@ -323,6 +409,8 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     int cancelled = 0;
     int want_stdin = 0;
     uint8_t *stdin_buf = NULL;
+    calls cs;
+    calls_init(&cs, c, o);
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
@@ -338,10 +426,15 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         } else if (r > 0 && !binary) {
             int inexact;
             json_t *ev = eryx__json_read((const char *)data, n, 0, &inexact);
-            status = on_event(c, o, ev, &want_stdin);
+            status = on_event(&cs, ev, &want_stdin);
             json_decref(ev);
         }
+        if (status < 0 && cs.failed) {
+            fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
+            status = EXIT_SANDBOX;
+        }
     }
+    calls_end(&cs);
     ws_conn_close(c, WS_CLOSE_NORMAL, "");
     free(stdin_buf);
 out:

@@ -40,6 +40,7 @@ struct ws_conn {
     uint8_t *msg;              /* a fragmented message being assembled */
     size_t msg_len, msg_cap;
     int msg_op;                /* its opcode, or -1 when there is none */
+    int head_only;             /* the request was HEAD: answers carry no body */
     char host[256];
     char err[256];
 };
@@ -240,7 +241,13 @@ int ws_conn_read_request(ws_conn *c, http_req *req, int timeout_ms)
         int h = http_parse_head((const char *)c->rbuf, c->rlen, req);
         if (h > 0) {
             c->consumed = (size_t)h;
+            c->head_only = strcmp(req->method, "HEAD") == 0;
             return 1;
+        }
+        if (h == -2) {
+            ws_conn_http_answer(c, 431, "Request Header Fields Too Large", "text/plain",
+                                "the request's head is over 16 KiB\n");
+            return fail(c, "%s", "request head too large");
         }
         if (h < 0) {
             ws_conn_http_answer(c, 400, "Bad Request", "text/plain", "malformed request\n");
@@ -261,6 +268,8 @@ static void http_answer_with(ws_conn *c, int code, const char *reason, const cha
     const char *fmt = "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                       "%sConnection: close\r\n\r\n%s";
     size_t blen = strlen(body);
+    if (c->head_only)
+        body = "";      /* the length GET would have, no body (RFC 9110 9.3.2) */
     int n = snprintf(NULL, 0, fmt, code, reason, type, blen, headers, body);
     char *answer = n > 0 ? malloc((size_t)n + 1) : NULL;
     if (answer) {

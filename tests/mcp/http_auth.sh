@@ -313,7 +313,17 @@ for h in held + [extra]:
 time.sleep(0.3)
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
 c.request("GET", "/healthz")
-assert c.getresponse().status == 200
+r = c.getresponse()
+assert r.status == 200 and r.read() == b"ok\n"
+c.request("HEAD", "/healthz")     # the same connection: kept alive
+r = c.getresponse()
+assert r.status == 200 and r.getheader("Content-Length") == "3" and r.read() == b""
+big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+big += b"a" * (16384 - len(big))  # all read, so no reset for unread bytes
+s = socket.create_connection(("127.0.0.1", port), timeout=20)
+s.sendall(big)
+assert s.recv(100).startswith(b"HTTP/1.1 431")
+s.close()
 print("ok   slow_head_and_per_client")
 PY
 

@@ -114,6 +114,33 @@ def test_callbacks_run_on_the_client(server, tmp_path):
     assert p.returncode == 0 and p.stdout == "True\n", p.stderr
 
 
+def test_remote_callbacks_run_side_by_side(server, tmp_path):
+    """As in a local run (golden case callback_concurrent): three gathered
+    calls meet only if all three run at once; one after the other, the
+    first waits its 5 s out alone and answers 1."""
+    meet = tmp_path / "meet"
+    p = remote(server, "--callback",
+               f"meet=echo . >> {meet}; for i in $(seq 50); do "
+               f"[ $(wc -l < {meet}) -ge 3 ] && break; sleep 0.1; done; wc -l < {meet}",
+               "-c", "import asyncio\nprint(await asyncio.gather(meet(), meet(), meet()))")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "[3, 3, 3]\n"
+
+
+def test_remote_callback_still_running_at_the_end_is_stopped(server, tmp_path):
+    """A call the code no longer awaits: its command is stopped when the
+    run ends, not left behind."""
+    pidfile = tmp_path / "pid"
+    p = remote(server, "--callback", f"slow=echo $$ > {pidfile}; exec sleep 60",
+               "-c", "import asyncio\nt = asyncio.ensure_future(slow())\n"
+                     "await asyncio.sleep(0.5)\nprint('end')")
+    assert p.returncode == 0 and p.stdout == "end\n", p.stderr
+    pid = int(pidfile.read_text())
+    time.sleep(0.2)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_sessions_persist_between_invocations(server):
     name = f"cli-{os.getpid()}"
     assert remote(server, "--session", name, "-c", "counter = 10").returncode == 0
@@ -223,6 +250,35 @@ def test_healthz_and_metrics(server):
     assert "eryx_execution_duration_seconds_bucket" in text
     assert "eryx_store_operation_duration_seconds_count" in text
     assert "eryx_pool_idle" in text
+
+
+def _http_exchange(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_head_has_no_body_and_a_long_head_gets_431(server):
+    r = _http_exchange(server.port, b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    head, _, body = r.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and b"Content-Length: 3\r\n" in head
+    assert body == b""
+    r = _http_exchange(server.metrics_port, b"HEAD /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert r.startswith(b"HTTP/1.1 200") and r.endswith(b"\r\n\r\n")
+    # 16 KiB with no end of the head, all of it read: the answer is not
+    # lost to a reset for bytes left unread.
+    big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
+    big += b"a" * (16384 - len(big))
+    assert _http_exchange(server.port, big).startswith(b"HTTP/1.1 431")
 
 
 def _ws_connect(port, token):
