@@ -308,7 +308,7 @@ static int stdin_turn(ws_conn *c, int *want, uint8_t **buf)
 static int finish(json_t *ev)
 {
     const char *status = json_string_value(json_object_get(ev, "status"));
-    const char *tb = json_string_value(json_object_get(ev, "traceback"));
+    json_t *tb = json_object_get(ev, "traceback");
     const char *exc = json_string_value(json_object_get(ev, "exc_type"));
     int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
     int truncated = json_is_true(json_object_get(ev, "stdout_truncated")) ||
@@ -321,8 +321,8 @@ static int finish(json_t *ev)
         status = "error";
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
-    if (tb)
-        fputs(tb, stderr);
+    if (json_is_string(tb))
+        fwrite(json_string_value(tb), 1, json_string_length(tb), stderr);
     if (strcmp(status, "exception") == 0)
         return exc && strcmp(exc, "MemoryError") == 0 ? EXIT_MEMORY : 1;
     if (strcmp(status, "timeout") == 0 || strcmp(status, "interrupted") == 0) {
@@ -425,7 +425,9 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
             status = EXIT_SANDBOX;
         } else if (r > 0 && !binary) {
             int inexact;
-            json_t *ev = eryx__json_read((const char *)data, n, 0, &inexact);
+            /* Output may hold NUL characters (\u0000 is JSON): without
+             * JSON_ALLOW_NUL the whole event was dropped. */
+            json_t *ev = eryx__json_read((const char *)data, n, JSON_ALLOW_NUL, &inexact);
             status = on_event(&cs, ev, &want_stdin);
             json_decref(ev);
         }

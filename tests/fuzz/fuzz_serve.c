@@ -103,7 +103,10 @@ static void check_frames(peer *p)
         FUZZ_CHECK(f.fin); /* and never fragments */
         if (f.opcode == WS_TEXT) {
             json_error_t e;
-            json_t *v = json_loadb((const char *)f.payload, (size_t)f.len, 0, &e);
+            json_t *v = json_loadb((const char *)f.payload, (size_t)f.len, JSON_ALLOW_NUL, &e);
+            if (!json_is_object(v))
+                fprintf(stderr, "the server sent %.*s (%s)\n", (int)(f.len < 2000 ? f.len : 2000),
+                        (const char *)f.payload, e.text);
             FUZZ_CHECK(json_is_object(v));
             json_decref(v);
         }

@@ -44,6 +44,14 @@ def test_runs_and_streams(server):
     assert p.stderr == "err\n"
 
 
+def test_output_with_nul_characters_arrives(server):
+    # "\u0000" is JSON; the client read events without JSON_ALLOW_NUL and
+    # dropped such an output event whole.
+    p = remote(server, "-c", "print('a\\0b')\nprint('next')")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout == "a\0b\nnext\n"
+
+
 def test_exit_statuses_match_the_local_run(server):
     p = remote(server, "-c", "1/0")
     assert p.returncode == 1
