@@ -199,6 +199,25 @@ def test_session_fuel_limit_as_the_reference():
     assert s.execute("print(sum(range(3_000_000)))").stdout == f"{sum(range(3_000_000))}\n"
 
 
+def test_process_time_is_the_sandboxs_own_cpu_time():
+    # wasi-libc's emulation counted the wall time since the image was built,
+    # sleeps included, and os.times() read its nanoseconds as 1/100 s ticks.
+    sb = eryx.Sandbox()
+    r = sb.execute(
+        "import os, time\n"
+        "t0 = time.process_time(); u0 = os.times().user\n"
+        "time.sleep(0.3)\n"
+        "t1 = time.process_time()\n"
+        "while time.process_time() - t1 < 0.05: pass\n"
+        "t2 = time.process_time()\n"
+        "print(t0, t1 - t0, t2 - t1, os.times().user - u0)\n")
+    t0, slept, spun, user = map(float, r.stdout.split())
+    assert 0 <= t0 < 5          # since this sandbox began, not the image
+    assert 0 <= slept < 0.1     # a sleep is not CPU time
+    assert 0.05 <= spun < 1
+    assert 0.02 <= user < 2     # seconds, as os.times() promises
+
+
 def test_streaming_output():
     chunks = []
     errs = []
@@ -221,6 +240,27 @@ def test_streaming_keeps_characters_whole():
                    "os.write(1, b'end\\xe2\\x82')")
     assert "".join(chunks) == r.stdout == "\u00e9\n\U0001f600 ok\nend\ufffd"
     assert "\ufffd" not in "".join(chunks[:-1])
+
+
+def test_streaming_keeps_characters_whole_across_steps():
+    """Driven step by step, the run stops at each awaited callback: a
+    character cut by the write before one is still delivered whole."""
+    async def tick():
+        return 1
+
+    async def main():
+        chunks = []
+        sb = eryx.Sandbox(callbacks=[{"name": "tick", "fn": tick}],
+                          on_stdout=chunks.append)
+        r = await sb.execute_async(
+            "import os\nos.write(1, b'a\\xc3')\nawait tick()\n"
+            "os.write(1, b'\\xa9b')\nawait tick()\nos.write(1, b'\\xe2')",
+            step_in_loop=True)
+        return chunks, r
+
+    chunks, r = asyncio.run(main())
+    assert "".join(chunks) == r.stdout == "a\u00e9b\ufffd"
+    assert chunks[:2] == ["a", "\u00e9b"]
 
 
 def test_streaming_sees_chunks_before_the_end():

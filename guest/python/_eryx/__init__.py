@@ -196,8 +196,16 @@ def _run_code(filename, code, trace, interactive=False):
 
 
 def _run_module(name):
+    # runpy._run_module_as_main, but its error names sys.executable, which
+    # is empty here (the guest has no executable): ": No module named x".
     import runpy
-    runpy._run_module_as_main(name, alter_argv=True)
+    try:
+        name, spec, code = runpy._get_module_details(name, runpy._Error)
+    except runpy._Error as exc:
+        sys.exit("eryx: %s" % exc)
+    main_globals = sys.modules["__main__"].__dict__
+    sys.argv[0] = spec.origin
+    runpy._run_code(code, main_globals, None, "__main__", spec)
 
 
 def _stream(fd, mode):

@@ -1,0 +1,1 @@
+$ERYX -m nothere
