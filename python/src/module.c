@@ -142,13 +142,19 @@ static void stream_text(pyeryx_run *r, PyObject *fn, const char *data, size_t le
 
 int pyeryx_run_end(pyeryx_run *r)
 {
-    pyeryx_current_run = NULL;
     /* A character cut at the very end stays cut (as U+FFFD). */
     for (int i = 0; i < 2 && !pyeryx_is_finalizing(); i++) {
         PyObject *fn = i ? r->on_stderr : r->on_stdout;
         if (r->n_held[i] && fn && !r->exc)
             stream_text(r, fn, r->held[i], r->n_held[i]);
+        r->n_held[i] = 0;
     }
+    return pyeryx_run_pause(r);
+}
+
+int pyeryx_run_pause(pyeryx_run *r)
+{
+    pyeryx_current_run = NULL;
     if (r->exc) {
         pyeryx_restore_exc(r->exc);
         r->exc = NULL;

@@ -89,6 +89,9 @@ void pyeryx_on_output(void *ud, int fd, const char *data, size_t len);
 void pyeryx_run_begin(pyeryx_run *r, pyeryx_ctx *ctx);
 /* Returns -1 with the stream function's exception set if one failed. */
 int pyeryx_run_end(pyeryx_run *r);
+/* pyeryx_run_end for a run that goes on in a later step: a character cut
+ * by the last write stays held in r, for the next step's pyeryx_run. */
+int pyeryx_run_pause(pyeryx_run *r);
 
 /* Turns a run's status and result into an ExecuteResult (ERYX_OK) or an
  * exception carrying it. Takes ownership of res. msg: the handle's message. */

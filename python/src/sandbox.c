@@ -704,6 +704,7 @@ typedef struct {
     int done;       /* a step returned a final status */
     int final_rc;
     PyObject *on_stdout, *on_stderr;
+    pyeryx_run stream;     /* between steps: a character a write cut */
     eryx_journal *journal; /* recorded into and replayed (owned), or NULL */
     size_t replayed;       /* eryx_exec_replayed, kept once ex is freed */
 } pyeryx_exec;
@@ -741,6 +742,7 @@ static pyeryx_exec *exec_alloc(pyeryx_sandbox *self, const run_args *a)
     e->notify_fd = -1;
     e->done = 0;
     e->final_rc = ERYX_OK;
+    memset(&e->stream, 0, sizeof e->stream);
     e->on_stdout = a->on_stdout && a->on_stdout != Py_None ? a->on_stdout : NULL;
     e->on_stderr = a->on_stderr && a->on_stderr != Py_None ? a->on_stderr : NULL;
     Py_XINCREF(e->on_stdout);
@@ -895,6 +897,8 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
         run.on_stdout = e->on_stdout;
     if (e->on_stderr)
         run.on_stderr = e->on_stderr;
+    memcpy(run.held, e->stream.held, sizeof run.held);
+    memcpy(run.n_held, e->stream.n_held, sizeof run.n_held);
     int rc;
     eryx_exec *ex = e->ex;
     /* Ctrl-C interrupts the guest, as during a blocking run; the caller
@@ -910,7 +914,11 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
         e->done = 1;
         e->final_rc = rc;
     }
-    if (pyeryx_run_end(&run) < 0)
+    /* Until the last step, a character a write cut waits for the rest. */
+    int failed = e->done ? pyeryx_run_end(&run) : pyeryx_run_pause(&run);
+    memcpy(e->stream.held, run.held, sizeof run.held);
+    memcpy(e->stream.n_held, run.n_held, sizeof run.n_held);
+    if (failed < 0)
         return NULL;
     if (ctrl_c && PyErr_CheckSignals() < 0)
         return NULL;
