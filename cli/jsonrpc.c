@@ -133,9 +133,15 @@ void jr_msg_clear(jr_msg *m)
     memset(m, 0, sizeof *m);
 }
 
+const char *jr_text(const json_t *v)
+{
+    const char *s = json_string_value(v);
+    return s && strlen(s) == json_string_length(v) ? s : NULL;
+}
+
 static int valid_id(const json_t *id)
 {
-    return json_is_string(id) || json_is_integer(id);
+    return jr_text(id) || json_is_integer(id);
 }
 
 void jr_decode(const char *line, size_t len, jr_msg *out)
@@ -143,8 +149,12 @@ void jr_decode(const char *line, size_t len, jr_msg *out)
     memset(out, 0, sizeof *out);
     int inexact;   /* an integer beyond 64 bits is read as a real (core/json_wide.h) */
     /* Any JSON value: one that is valid but no object ("x", 5) is an
-     * invalid request (-32600), not a parse error. */
-    json_t *root = eryx__json_read(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &inexact);
+     * invalid request (-32600), not a parse error. Strings may hold NUL
+     * characters (a tool's text does): without JSON_ALLOW_NUL such a
+     * message was a parse error, and a response holding one was lost. */
+    json_t *root = eryx__json_read(line, len,
+                                   JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                                   &inexact);
     out->root = root;
     if (!root) {
         out->parse_error = 1;
@@ -163,7 +173,7 @@ void jr_decode(const char *line, size_t len, jr_msg *out)
     json_t *id = json_object_get(root, "id");
     json_t *params = json_object_get(root, "params");
     if (method) {
-        if (!json_is_string(method))
+        if (!jr_text(method))
             return;
         if (params && !json_is_object(params) && !json_is_array(params))
             return;

@@ -66,6 +66,11 @@ typedef struct jr_msg {
 /* Decodes one line. Never fails hard: anything malformed is JR_INVALID
  * (root may still be set: free it with jr_msg_clear). */
 void jr_decode(const char *line, size_t len, jr_msg *out);
+/* v's text when v is a string holding no NUL character, else NULL. Strings
+ * may hold NULs ("\u0000" is JSON, and tools' texts have them), but a name
+ * or identifier compared as a C string must not let "a\u0000b" pass as
+ * "a". */
+const char *jr_text(const json_t *v);
 void jr_msg_clear(jr_msg *m);
 
 /* Serialises msg (not consumed) and writes it and a newline to fd under

@@ -293,9 +293,10 @@ static void fail_all(mcp_conn *c, const char *msg)
     }
 }
 
-/* The text of a result's content items, joined by newlines; NULL if an
- * item is not text. */
-static char *content_text(json_t *content, int *all_text)
+/* The text of a result's content items, joined by newlines (*len bytes:
+ * they may hold NULs), or NULL when out of memory; *all_text says whether
+ * every item is text. */
+static char *content_text(json_t *content, int *all_text, size_t *len)
 {
     size_t total = 0, i;
     json_t *item;
@@ -324,6 +325,7 @@ static char *content_text(json_t *content, int *all_text)
         o += json_string_length(text);
     }
     *o = '\0';
+    *len = (size_t)(o - out);
     return out;
 }
 
@@ -350,7 +352,8 @@ static void complete_call(mcp_conn *c, pending *p, json_t *result, json_t *error
         return;
     }
     int all_text = 1;
-    char *text = content ? content_text(content, &all_text) : strdup("");
+    size_t text_len = 0;
+    char *text = content ? content_text(content, &all_text, &text_len) : strdup("");
     if (!text) {
         fail_entry(c, p, ERYX_CALL_FAILED, "out of memory");
         return;
@@ -368,7 +371,7 @@ static void complete_call(mcp_conn *c, pending *p, json_t *result, json_t *error
     else if (!content || json_array_size(content) == 0)
         value = json_null();
     else if (all_text)
-        value = json_string(text);
+        value = json_stringn(text, text_len);
     else
         value = json_incref(content);
     free(text);
@@ -965,8 +968,8 @@ static mcp_conn *connect_one(const eryx_cli_mcp_spec *spec, const eryx_cli_mcp *
             goto fail;
         }
         json_t *next = json_object_get(res, "nextCursor");
-        if (json_is_string(next) && json_string_length(next) > 0)
-            cursor = strdup(json_string_value(next));
+        if (jr_text(next) && json_string_length(next) > 0)
+            cursor = strdup(jr_text(next));
         json_decref(res);
         res = NULL;
         if (!cursor)

@@ -793,7 +793,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     if (kind == JOB_RUN && !json_is_string(code))
         return tool_result("run_python needs `code`, a string of Python source", NULL, 1);
     if (sess && !json_is_null(sess) &&
-        (!json_is_string(sess) || !valid_session_name(json_string_value(sess))))
+        (!jr_text(sess) || !valid_session_name(jr_text(sess))))
         return tool_result("`session` must be 1 to 64 letters, digits, '_', '-' or '.'", NULL,
                            1);
     if (tmo && !json_is_null(tmo) && (!json_is_integer(tmo) || json_integer_value(tmo) < 1))
@@ -995,7 +995,7 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
     json_t *name = json_object_get(m->params, "name");
     json_t *args = json_object_get(m->params, "arguments");
     json_t *meta = json_object_get(m->params, "_meta");
-    const char *n = json_is_string(name) ? json_string_value(name) : "";
+    const char *n = jr_text(name) ? jr_text(name) : "";
     if (args && !json_is_object(args) && !json_is_null(args))
         return jr_error(m->id, JR_INVALID_PARAMS, "arguments must be an object");
     if (strcmp(n, "run_python") == 0 || strcmp(n, "reset_session") == 0) {

@@ -208,8 +208,10 @@ static int string(dec *d, int json)
                         return fail(d, MALFORMED ": bad surrogate pair");
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 }
-                if (cp == 0)
-                    return fail(d, MALFORMED ": \\u0000 in a string");
+                /* JSON text keeps it escaped; decoded bytes (a name, a
+                 * key of the request) would end at it. */
+                if (cp == 0 && !json)
+                    return fail(d, MALFORMED ": \\u0000 in a name");
                 break;
             default:
                 return fail(d, MALFORMED ": bad escape");

@@ -268,6 +268,13 @@ TEST_CASE(test_args_texts)
                      "print(bytes.fromhex(h).decode())",
                  "{\"s\":\"\\u001F\\u0001\\n\\t\\\"\\\\/\u00e9\U0001F600\x7f\","
                  "\"n\":[1.5,0,100000000000000000000],\"e\":{}}\n");
+    /* A NUL character is JSON: kept, escaped (it failed the whole turn of
+     * the event loop with "malformed request" before 2026-12-03), and the
+     * reply brings it back. */
+    check_output(sb, "h = await args_hex(s='a\\0b')\nprint(bytes.fromhex(h).decode())",
+                 "{\"s\":\"a\\u0000b\"}\n");
+    check_output(sb, "print(repr(await echo(message='a\\0b')))",
+                 "{'echo': {'message': 'a\\x00b'}}\n");
 }
 
 /* Every reply reaches the guest as the value its JSON text means, whether

@@ -130,7 +130,7 @@ TEST_CASE(test_wrong_shapes)
         "       b'{\"calls\": [{\"id\": 1, \"name\": \"size\", \"args\": {}, \"x\": 0}]}',\n"
         "       b'{\"calls\": [], \"timeout\": \"soon\"}',\n"
         "       b'{\"calls\": [], \"timeout\": 1} trailing',\n"
-        "       b'{\"calls\": [{\"id\": 1, \"name\": \"size\", \"args\": {\"d\": \"\\\\u0000\"}}]}',\n"
+        "       b'{\"calls\": [{\"id\": 1, \"name\": \"si\\\\u0000ze\", \"args\": {}}]}',\n"
         "       b'{\"calls\": [{\"id\": 1, \"name\": \"size\", \"args\": {\"d\": ' + b'[' * 600\n"
         "       + b']' * 600 + b'}}]}']\n"
         "print(sum(json.loads(_eryx_host.wait(b)).get('error', '').startswith(\n"

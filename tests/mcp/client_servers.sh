@@ -35,6 +35,10 @@ print(len(sums), sums[0], sums[99])
 print(await mcp.fs.read_text_file(path="$tmp/files/a.txt"))
 await mcp.fs.write_file(path="$tmp/files/b.txt", content="written from the sandbox")
 print(await mcp.fs.list_directory(path="$tmp/files"))
+# NUL characters both ways: "\u0000" is JSON, and a response holding one
+# was dropped as a parse error (the call then timed out).
+await mcp.fs.write_file(path="$tmp/files/nul.txt", content="x\0y")
+print(repr(await mcp.fs.read_text_file(path="$tmp/files/nul.txt")))
 try:
     await mcp.fs.read_text_file(path="/etc/passwd")
 except CallbackError as e:
@@ -51,6 +55,7 @@ invalid arguments: failed True
 100 The sum of 0 and 1 is 1. The sum of 99 and 1 is 100.
 {'content': 'hello\n'}
 {'content': '[FILE] a.txt\n[FILE] b.txt'}
+{'content': 'x\x00y'}
 outside: True
 EOF
 timeout 120 "$ERYX" --mcp-server ev="node $N/server-everything/dist/index.js stdio" \

@@ -148,6 +148,15 @@ await test('run_python: exceptions and bad arguments', async () => {
   assert.equal(r.structuredContent.exit_code, 3);
   r = await run(client, 'print(b"\\xff\\x00".decode("latin-1"))');
   assert.equal(r.structuredContent.stdout, '\u00ff\u0000\n');
+  // A NUL character in a request is JSON too (it was a parse error): in
+  // the code, Python's own error; in a name, refused, not read as "a".
+  r = await run(client, 'print(1)\u0000');
+  assert.equal(r.structuredContent.status, 'exception');
+  assert.match(r.structuredContent.error.message, /null bytes/);
+  r = await client.callTool({ name: 'run_python', arguments: { code: 'pass', session: 'a\u0000b' } });
+  assert.equal(r.isError, true);
+  await assert.rejects(client.callTool({ name: 'run_python\u0000x', arguments: { code: 'pass' } }),
+                       /unknown tool/);
 });
 
 await test('limits: timeout, memory, output, mount', async () => {
