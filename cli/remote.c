@@ -198,11 +198,14 @@ static void *call_worker(void *arg)
     return NULL;
 }
 
-/* Hands a call event to a worker, starting one if none is idle. */
+/* Hands a copy of a call event to a worker, starting one if none is idle.
+ * A copy: jansson's reference counts are not atomic, and the reading
+ * thread lets go of the event while the worker uses it. */
 static int submit_call(calls *cs, json_t *ev)
 {
+    json_t *copy = json_deep_copy(ev);
     pthread_mutex_lock(&cs->mu);
-    int ok = json_array_append(cs->queue, ev) == 0;
+    int ok = copy && json_array_append_new(cs->queue, copy) == 0;
     if (ok && cs->n_idle == 0 && cs->n_workers < CALL_WORKERS &&
         pthread_create(&cs->workers[cs->n_workers], NULL, call_worker, cs) == 0)
         cs->n_workers++;
