@@ -1258,6 +1258,10 @@ static void serve_stdio(void)
 
 int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
 {
+    /* A second serve (the fuzz harness serves once per input) starts
+     * where the first ended: no sessions or jobs, but these set. */
+    S.closing = 0;
+    S.out_broken = 0;
     S.rt = rt;
     S.cfg = *cfg;
     S.cfg.on_output = NULL;        /* stdout is the protocol's */

@@ -66,6 +66,8 @@ static void check_lines(peer *p)
     char *start = p->buf, *end = p->buf + p->len, *nl;
     while ((nl = memchr(start, '\n', (size_t)(end - start)))) {
         size_t n = (size_t)(nl - start);
+        if (getenv("ERYX_FUZZ_ECHO")) /* to see what an input does */
+            fprintf(stderr, "< %.*s\n", (int)n, start);
         FUZZ_CHECK(n <= MAX_MESSAGE);
         json_error_t e;
         json_t *v = json_loadb(start, n, JSON_ALLOW_NUL, &e);
