@@ -312,9 +312,10 @@ typedef struct eryx_callback {
 #define ERYX_CALLBACK_INLINE 1u
 
 /* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
- * execution) of a call. Borrowed until the call is completed. A string in
- * the arguments may hold NUL characters, escaped as \u0000 (JSON allows it:
- * read with jansson's JSON_ALLOW_NUL). The arguments
+ * execution) of a call. Borrowed until the call is completed. A string value
+ * in the arguments may hold NUL characters, escaped as \u0000 (JSON allows
+ * it: read with jansson's JSON_ALLOW_NUL; a key holding one is refused in
+ * the guest, as jansson reads none). The arguments
  * of one call are at most 4 MiB of JSON (larger ones fail in the guest with
  * a CallbackError of kind "invalid_arguments" and never reach the handler),
  * and the calls of one turn of the guest's event loop at most 8 MiB

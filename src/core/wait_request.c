@@ -143,10 +143,14 @@ static int put_escaped(dec *d, uint32_t cp)
     }
 }
 
-/* A string at d->p (the opening quote). json = 1 writes it as JSON text
- * (quoted, escaped like json_dumps); json = 0 writes the decoded bytes. */
-static int string(dec *d, int json)
+/* What string() makes of a string: its decoded bytes (a name, a key of
+ * the request), or JSON text (quoted, escaped like json_dumps) of a value
+ * or of an object's key in the arguments. */
+enum { STR_BYTES, STR_VALUE, STR_KEY };
+
+static int string(dec *d, int mode)
 {
+    int json = mode != STR_BYTES;
     if (expect(d, '"') < 0 || (json && put_c(d, '"') < 0))
         return -1;
     for (;;) {
@@ -208,10 +212,12 @@ static int string(dec *d, int json)
                         return fail(d, MALFORMED ": bad surrogate pair");
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 }
-                /* JSON text keeps it escaped; decoded bytes (a name, a
-                 * key of the request) would end at it. */
-                if (cp == 0 && !json)
-                    return fail(d, MALFORMED ": \\u0000 in a name");
+                /* A value keeps it escaped. Decoded bytes would end at it,
+                 * and jansson reads no key holding it (JSON_ALLOW_NUL
+                 * covers values only), so a handler could not read the
+                 * arguments. */
+                if (cp == 0 && mode != STR_VALUE)
+                    return fail(d, MALFORMED ": \\u0000 in a name or key");
                 break;
             default:
                 return fail(d, MALFORMED ": bad escape");
@@ -295,12 +301,13 @@ static int value(dec *d)
                     return -1;
             } else {
                 stack[depth++] = (char)c;
-                if (c == '{' && (string(d, 1) < 0 || expect(d, ':') < 0 || put_c(d, ':') < 0))
+                if (c == '{' && (string(d, STR_KEY) < 0 || expect(d, ':') < 0 ||
+                                 put_c(d, ':') < 0))
                     return -1;
                 continue;
             }
         } else if (c == '"') {
-            if (string(d, 1) < 0)
+            if (string(d, STR_VALUE) < 0)
                 return -1;
         } else if (c == '-' || (c >= '0' && c <= '9')) {
             const uint8_t *s;
@@ -323,7 +330,8 @@ static int value(dec *d)
                 d->p++;
                 if (put_c(d, ',') < 0)
                     return -1;
-                if (open == '{' && (string(d, 1) < 0 || expect(d, ':') < 0 || put_c(d, ':') < 0))
+                if (open == '{' && (string(d, STR_KEY) < 0 || expect(d, ':') < 0 ||
+                                    put_c(d, ':') < 0))
                     return -1;
                 break;
             }
@@ -357,7 +365,7 @@ static int key(dec *d, const char *const *names, int n)
     /* Decode into buf: point the arena writer at it for the moment. */
     d->w = buf;
     d->wend = buf + sizeof buf - 1;
-    int rc = string(d, 0);
+    int rc = string(d, STR_BYTES);
     size_t len = (size_t)(d->w - buf);
     d->w = w;
     d->wend = wend;
@@ -415,7 +423,7 @@ static int call(dec *d, eryx__wait_call *c)
             if (peek(d) != '"')
                 return fail(d, MALFORMED ": a call's name is not a string");
             c->name = d->w;
-            if (string(d, 0) < 0 || put_c(d, '\0') < 0)
+            if (string(d, STR_BYTES) < 0 || put_c(d, '\0') < 0)
                 return -1;
         } else {
             if (peek(d) != '{')

@@ -131,12 +131,13 @@ TEST_CASE(test_wrong_shapes)
         "       b'{\"calls\": [], \"timeout\": \"soon\"}',\n"
         "       b'{\"calls\": [], \"timeout\": 1} trailing',\n"
         "       b'{\"calls\": [{\"id\": 1, \"name\": \"si\\\\u0000ze\", \"args\": {}}]}',\n"
+        "       b'{\"calls\": [{\"id\": 1, \"name\": \"size\", \"args\": {\"\\\\u0000\": 1}}]}',\n"
         "       b'{\"calls\": [{\"id\": 1, \"name\": \"size\", \"args\": {\"d\": ' + b'[' * 600\n"
         "       + b']' * 600 + b'}}]}']\n"
         "print(sum(json.loads(_eryx_host.wait(b)).get('error', '').startswith(\n"
         "    'malformed request') for b in bad), len(bad))\n",
         ERYX_OK);
-    CHECK_STR(r->out, "16 16\n");
+    CHECK_STR(r->out, "17 17\n");
     eryx_result_free(r);
     eryx_sandbox_free(sb);
 }
