@@ -590,14 +590,14 @@ int eryx__exec_has_completed(eryx_exec *ex)
     return n > 0;
 }
 
-int eryx__exec_has_waiting(eryx_exec *ex)
+int eryx__exec_awaits_nothing(eryx_exec *ex)
 {
     pthread_mutex_lock(&ex->hub->mu);
-    int waiting = 0;
+    int waiting = ex->hub->n_ready > 0;
     for (size_t i = 0; i < ex->n_calls && !waiting; i++)
         waiting = ex->calls[i]->state == ERYX__CALL_WAITING;
     pthread_mutex_unlock(&ex->hub->mu);
-    return waiting;
+    return !waiting;
 }
 
 /* Times out calls past their deadline; h->mu held. The clock is read

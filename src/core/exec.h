@@ -199,9 +199,12 @@ void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns);
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args);
 void eryx__exec_fail_now(eryx_exec *ex, uint64_t id, const char *kind, const char *msg);
 int eryx__exec_has_completed(eryx_exec *ex);
-/* Whether a call still waits for its outcome (under the hub's lock: an
- * embedder's thread may be completing one). */
-int eryx__exec_has_waiting(eryx_exec *ex);
+/* 1 when no call waits for its outcome and none has one to deliver. One
+ * look under the hub's lock: an embedder's or the network's thread may be
+ * completing a call, and two looks (has_completed, then a waiting call)
+ * could see it in neither state, which made a run fail with "deadlock"
+ * (seen under TSan: a_resumed_journal_replays_asyncio_streams). */
+int eryx__exec_awaits_nothing(eryx_exec *ex);
 /* At each of the guest's waits of a replay: delivers the next recorded
  * batch of outcomes once the guest has issued all of its calls again, or
  * finds that the code diverged (it waits for nothing else). */

@@ -101,8 +101,7 @@ static u32 wait_for_host(eryx_sandbox *sb, u32 ptr, u32 len)
         return 0;
     }
     int new_calls = ex->n_calls > before;
-    if (!error && !new_calls && !eryx__exec_has_completed(ex) && !ex->timer_deadline_ns &&
-        !eryx__exec_has_waiting(ex))
+    if (!error && !new_calls && !ex->timer_deadline_ns && eryx__exec_awaits_nothing(ex))
         error = "deadlock: the event loop waits, but no callback or timer is pending";
     /* Suspend unless the guest can go on at once: new calls must reach the
      * embedder, and waiting only makes sense with something to wait for
