@@ -457,7 +457,7 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     }
     if (rc == ERYX_PYTHON_EXCEPTION && res->traceback) {
         fflush(stdout);
-        fputs(res->traceback, stderr);
+        fwrite(res->traceback, 1, res->traceback_len, stderr);
         return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
     }
     if (rc == ERYX_OK)
@@ -467,7 +467,7 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     fflush(stdout);
     fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb)[0] ? eryx_errmsg(sb) : eryx_errstr(rc));
     if (res && res->traceback)
-        fputs(res->traceback, stderr);
+        fwrite(res->traceback, 1, res->traceback_len, stderr);
     return EXIT_SANDBOX;
 }
 

@@ -426,9 +426,9 @@ static json_t *output_string(const char *s, size_t n, size_t cap)
 }
 
 /* s (a C string, or NULL) cut to cap bytes (a JSON string, or NULL). */
-static json_t *text_string(const char *s, size_t cap)
+static json_t *text_string(const char *s, size_t n, size_t cap)
 {
-    return s ? output_string(s, strlen(s), cap) : NULL;
+    return s ? output_string(s, n, cap) : NULL;
 }
 
 /* out_cap: bytes kept of each long text: stdout, stderr, the exception's
@@ -464,12 +464,13 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     json_t *error = json_null();
     if (res && res->exc_type) {
         error = json_pack("{s:s, s:o?, s:o?}", "type", res->exc_type, "message",
-                          text_string(res->exc_message, out_cap), "traceback",
-                          text_string(res->traceback, out_cap));
+                          text_string(res->exc_message, res->exc_message_len, out_cap),
+                          "traceback", text_string(res->traceback, res->traceback_len, out_cap));
     } else if (rc != ERYX_OK) {
         error = json_pack("{s:s, s:s, s:o?}", "type", status, "message",
                           errmsg && errmsg[0] ? errmsg : eryx_errstr(rc), "traceback",
-                          text_string(res ? res->traceback : NULL, out_cap));
+                          text_string(res ? res->traceback : NULL,
+                                      res ? res->traceback_len : 0, out_cap));
     }
     if (!error)
         error = json_null();

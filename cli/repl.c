@@ -138,7 +138,7 @@ static void run_block(eryx_sandbox *sb, const char *src, size_t len)
     fflush(stdout);
     if (rc == ERYX_PYTHON_EXCEPTION || rc == ERYX_INTERRUPTED) {
         if (r && r->traceback)
-            fputs(r->traceback, stderr);
+            fwrite(r->traceback, 1, r->traceback_len, stderr);
     } else if (rc != ERYX_OK) {
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
     }

@@ -473,6 +473,12 @@ static long client_stdin(void *ud, void *buf, size_t cap)
 
 static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
 
+/* An exception's text, which may hold NULs of its own. */
+static json_t *text_or_null(const char *s, size_t n)
+{
+    return s ? json_stringn(s, n) : json_null();
+}
+
 static json_t *done_fields(int rc, const eryx_result *res)
 {
     json_t *d = json_pack("{ss si}", "status", eryx_cli_status_name(rc), "rc", rc);
@@ -489,8 +495,8 @@ static json_t *done_fields(int rc, const eryx_result *res)
         json_object_set_new(d, "result_json", json_string(res->result_json));
     json_object_set_new(d, "result_error", str_or_null(result_error));
     json_object_set_new(d, "exc_type", str_or_null(res->exc_type));
-    json_object_set_new(d, "exc_message", str_or_null(res->exc_message));
-    json_object_set_new(d, "traceback", str_or_null(res->traceback));
+    json_object_set_new(d, "exc_message", text_or_null(res->exc_message, res->exc_message_len));
+    json_object_set_new(d, "traceback", text_or_null(res->traceback, res->traceback_len));
     json_object_set_new(d, "duration_ms", json_real((double)res->duration_ns / 1e6));
     json_object_set_new(d, "callbacks", json_integer(res->n_callbacks));
     json_object_set_new(d, "memory_bytes", json_integer((json_int_t)res->memory_bytes));
@@ -514,8 +520,9 @@ static size_t json_char_size(uint8_t c)
 static void cut_text(json_t *done, const char *name, size_t max)
 {
     static const char mark[] = "\n[cut to fit --max-message]";
-    const char *s = json_string_value(json_object_get(done, name));
-    size_t len = s ? strlen(s) : 0, n = 0, size = 0, room = max - (sizeof mark + 1);
+    json_t *text = json_object_get(done, name);
+    const char *s = json_string_value(text);
+    size_t len = json_string_length(text), n = 0, size = 0, room = max - (sizeof mark + 1);
     while (n < len && size + json_char_size((uint8_t)s[n]) <= room)
         size += json_char_size((uint8_t)s[n++]);
     if (n == len)
@@ -527,7 +534,7 @@ static void cut_text(json_t *done, const char *name, size_t max)
         memcpy(cut, s, n);
         memcpy(cut + n, mark, sizeof mark);
     }
-    json_object_set_new(done, name, cut ? json_string(cut) : json_null());
+    json_object_set_new(done, name, cut ? json_stringn(cut, n + sizeof mark - 1) : json_null());
     free(cut);
 }
 

@@ -719,6 +719,10 @@ typedef struct eryx_result {
     int hard_stopped;        /* 1 if a timeout or interrupt had to stop the
                                 code hard (stuck in C, or catching the
                                 interruption): the sandbox is then dead */
+    size_t exc_message_len;  /* bytes in exc_message and traceback, without */
+    size_t traceback_len;    /* the final NUL: an exception's text may hold
+                                NUL characters ("x\0y"), which strlen would
+                                stop at; 0 when the field is NULL */
 } eryx_result;
 
 typedef enum eryx_run_mode {

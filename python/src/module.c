@@ -733,12 +733,14 @@ typedef struct {
     int exit_code, exited, stdout_truncated, stderr_truncated, hard_stopped, status;
 } pyeryx_result;
 
-static PyObject *str_or_none(const char *s)
+static PyObject *text_or_none(const char *s, size_t n)
 {
     if (!s)
         Py_RETURN_NONE;
-    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "replace");
 }
+
+static PyObject *str_or_none(const char *s) { return text_or_none(s, s ? strlen(s) : 0); }
 
 static PyObject *result_new_from(int rc, eryx_result *res)
 {
@@ -754,8 +756,8 @@ static PyObject *result_new_from(int rc, eryx_result *res)
     r->result_json = str_or_none(res->result_json);
     r->result_error = str_or_none(res->result_error);
     r->exc_type = str_or_none(res->exc_type);
-    r->exc_message = str_or_none(res->exc_message);
-    r->traceback = str_or_none(res->traceback);
+    r->exc_message = text_or_none(res->exc_message, res->exc_message_len);
+    r->traceback = text_or_none(res->traceback, res->traceback_len);
     r->result = NULL;
     r->exit_code = res->exit_code;
     r->exited = res->exited;

@@ -137,6 +137,10 @@ def test_exception_maps_to_execution_error(session):
     assert r.exception_type == "ZeroDivisionError" and "division by zero" in r.exception_message
     assert "ZeroDivisionError" in r.traceback and r.status_name == "exception"
     assert "ZeroDivisionError" in str(ei.value)
+    with pytest.raises(eryx.ExecutionError) as ei:
+        session.execute("raise ValueError('x\\0y')")
+    assert ei.value.result.exception_message == "x\0y"
+    assert ei.value.result.traceback.endswith("ValueError: x\0y\n")
     # The state after a run that raised is kept, as locally.
     assert session.execute("print(x)").stdout == "1\n"
 
@@ -642,6 +646,9 @@ def test_what_the_server_sends_fits_its_max_message(work):
         # Cut by the text's size as JSON: a control character takes 6 bytes.
         done = run("raise ValueError('\\x01' * 100000)")[-1]
         assert done["ev"] == "done" and done["exc_type"] == "ValueError", done
+        assert done["exc_message"].endswith("[cut to fit --max-message]")
+        done = run("raise ValueError('\\0' * 100000)")[-1]
+        assert done["ev"] == "done" and done["exc_message"].startswith("\0" * 100), done
         assert done["exc_message"].endswith("[cut to fit --max-message]")
 
         # An exported state too large for a message is a too_large error.

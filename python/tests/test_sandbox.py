@@ -81,6 +81,11 @@ def test_execution_error_carries_traceback(sandbox):
     assert e.result.stdout == "before\n"
     assert e.result.exception_type == "ValueError"
     assert isinstance(e, eryx.EryxError)
+    # An exception's text is kept whole, NUL characters included.
+    with pytest.raises(eryx.ExecutionError) as ei:
+        sandbox.execute("raise ValueError('x\\0y')")
+    assert ei.value.result.exception_message == "x\0y"
+    assert ei.value.result.traceback.endswith("ValueError: x\0y\n")
 
 
 def test_syntax_error_and_bytes_code(sandbox):

@@ -1102,6 +1102,8 @@ static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
         r->exc_type = o->type;
         r->exc_message = o->message;
         r->traceback = o->traceback;
+        r->exc_message_len = o->message_len;
+        r->traceback_len = o->traceback_len;
         o->type = o->message = o->traceback = NULL;
         rc = o->status == ERYX_GUEST_EXCEPTION ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
     }

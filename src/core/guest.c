@@ -172,6 +172,8 @@ int eryx__guest_read_outcome(eryx_sandbox *sb, uint32_t ptr, eryx__exec_outcome 
     o->type = copy_guest_string(sb, f[2], f[3]);
     o->message = copy_guest_string(sb, f[4], f[5]);
     o->traceback = copy_guest_string(sb, f[6], f[7]);
+    o->message_len = f[5];
+    o->traceback_len = f[7];
     if (!o->type || !o->message || !o->traceback) {
         eryx__exec_outcome_clear(o);
         eryx__set_errmsg(sb, "the guest returned a malformed result");

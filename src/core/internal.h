@@ -284,6 +284,8 @@ typedef struct eryx__exec_outcome {
     uint32_t status;            /* enum eryx_guest_status */
     int32_t exit_code;
     char *type, *message, *traceback;   /* malloc'd, NUL-terminated */
+    size_t message_len, traceback_len;  /* without that NUL; either may
+                                           hold NULs of the text's own */
 } eryx__exec_outcome;
 
 uint32_t eryx__guest_alloc(eryx_sandbox *sb, uint32_t size, int *rc);

@@ -77,6 +77,17 @@ TEST_CASE(test_exception)
 
     CHECK_INT(run(sb, "import json\njson.loads('{')", &r), ERYX_PYTHON_EXCEPTION);
     CHECK_STR(r->exc_type, "json.decoder.JSONDecodeError");
+    CHECK_INT(r->exc_message_len, strlen(r->exc_message));
+    CHECK_INT(r->traceback_len, strlen(r->traceback));
+    eryx_result_free(r);
+
+    /* An exception's text may hold NULs: the lengths carry all of it. */
+    CHECK_INT(run(sb, "raise ValueError('x\\0y')", &r), ERYX_PYTHON_EXCEPTION);
+    CHECK_INT(r->exc_message_len, 3);
+    CHECK(memcmp(r->exc_message, "x\0y", 4) == 0);
+    static const char tail[] = "ValueError: x\0y\n";
+    CHECK(r->traceback_len > sizeof tail - 1 && r->traceback[r->traceback_len] == '\0');
+    CHECK(memcmp(r->traceback + r->traceback_len - (sizeof tail - 1), tail, sizeof tail - 1) == 0);
     eryx_result_free(r);
 
     CHECK_INT(run(sb, "x = (", &r), ERYX_PYTHON_EXCEPTION);

@@ -153,6 +153,9 @@ await test('run_python: exceptions and bad arguments', async () => {
   r = await run(client, 'print(1)\u0000');
   assert.equal(r.structuredContent.status, 'exception');
   assert.match(r.structuredContent.error.message, /null bytes/);
+  r = await run(client, 'raise ValueError("x\\0y")');
+  assert.equal(r.structuredContent.error.message, 'x\u0000y');
+  assert.match(r.structuredContent.error.traceback, /ValueError: x\u0000y\n$/);
   r = await client.callTool({ name: 'run_python', arguments: { code: 'pass', session: 'a\u0000b' } });
   assert.equal(r.isError, true);
   await assert.rejects(client.callTool({ name: 'run_python\u0000x', arguments: { code: 'pass' } }),

@@ -52,6 +52,13 @@ def test_output_with_nul_characters_arrives(server):
     assert p.stdout == "a\0b\nnext\n"
 
 
+def test_exception_text_with_nul_characters_arrives(server):
+    # The server took the exception's texts as C strings: cut at the NUL.
+    p = remote(server, "-c", "raise ValueError('x\\0y')")
+    assert p.returncode == 1
+    assert p.stderr.endswith("ValueError: x\0y\n"), repr(p.stderr)
+
+
 def test_exit_statuses_match_the_local_run(server):
     p = remote(server, "-c", "1/0")
     assert p.returncode == 1

@@ -1,0 +1,1 @@
+$ERYX -c 'raise ValueError("x\0y")'
