@@ -970,6 +970,61 @@ static void dispatch(client *cl, json_t *msg)
     }
 }
 
+/* 1 if no string in v holds a NUL character (keys cannot: jansson refuses
+ * them when it reads). */
+static int nul_free(json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    if (json_is_string(v))
+        return strlen(json_string_value(v)) == json_string_length(v);
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item) {
+            if (!nul_free(item))
+                return 0;
+        }
+    }
+    json_object_foreach(v, key, item) {
+        if (!nul_free(item))
+            return 0;
+    }
+    return 1;
+}
+
+/* The fields whose text is data, taken with its length: the code (Python
+ * itself refuses a NUL in it), stdin's text, a session's base64, and a
+ * reply's value. */
+static int is_data_field(const char *key)
+{
+    return strcmp(key, "code") == 0 || strcmp(key, "stdin") == 0 || strcmp(key, "data") == 0 ||
+           strcmp(key, "result") == 0 || strcmp(key, "result_json") == 0;
+}
+
+/* A client message may hold NUL characters (\u0000) only in data fields,
+ * also those of a resume's replies. Anywhere else (an op, a name, an id,
+ * a journal, an error's message) the server reads the text as a C string,
+ * which would be its part before the NUL: such a message is refused. */
+static int nul_only_in_data(json_t *msg)
+{
+    const char *key;
+    json_t *v, *rep;
+    size_t i;
+    json_object_foreach(msg, key, v) {
+        if (is_data_field(key))
+            continue;
+        if (strcmp(key, "replies") == 0 && json_is_array(v)) {
+            json_array_foreach(v, i, rep) {
+                if (!nul_only_in_data(rep))
+                    return 0;
+            }
+        } else if (!nul_free(v)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The reader: messages into the inbox; a cancel or the end of the
  * connection interrupts the running execution at once. */
 static void *reader_main(void *arg)
@@ -987,16 +1042,19 @@ static void *reader_main(void *arg)
         }
         int inexact;
         json_t *msg = binary ? NULL
-                             : eryx__json_read((const char *)data, len, JSON_REJECT_DUPLICATES,
-                                                  &inexact);
-        if (!json_is_object(msg)) {
+                             : eryx__json_read((const char *)data, len,
+                                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &inexact);
+        if (!json_is_object(msg) || !nul_only_in_data(msg)) {
             atomic_fetch_add(&cl->sv->m.errors_total, 1);
             send_error(cl->c, NULL, "bad_request",
                        binary ? "binary messages are not accepted: send JSON as text"
-                       : msg  ? "a message is one JSON object, not another JSON value"
-                              : "a message is one JSON object: this is not JSON that the "
-                                "server reads (malformed, a key twice, a NUL character, or a "
-                                "number out of range)");
+                       : !msg ? "a message is one JSON object: this is not JSON that the "
+                                "server reads (malformed, a key twice or holding a NUL "
+                                "character, or a number out of range)"
+                       : json_is_object(msg)
+                           ? "a NUL character (\\u0000) may be only in code, stdin, data, "
+                             "result and result_json"
+                           : "a message is one JSON object, not another JSON value");
             json_decref(msg);
             continue;
         }

@@ -261,6 +261,7 @@ def test_stdin_whole_or_read_as_the_code_reads(server, work):
     code = "import sys, hashlib\nprint(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())"
     with remote.Sandbox(server.url, work["token"]) as sb:
         assert sb.execute("print(input())", stdin="whole\n").stdout == "whole\n"
+        assert sb.execute("print(repr(input()))", stdin="a\0b\n").stdout == "'a\\x00b'\n"
         f = _Reads(blob)
         r = sb.execute(code, stdin=f)
         import hashlib
@@ -380,6 +381,10 @@ def test_callbacks_sync_async_and_errors(server, work):
     def boom(x: int):
         raise ValueError(f"bad value {x}")
 
+    @registry.callback()
+    def keyed(text: str):
+        return {"k": [text]}
+
     with remote.Session(server.url, work["token"], callbacks=registry) as s:
         r = s.execute("import asyncio\n"
                       "print(await add(2, b=3))\n"
@@ -395,6 +400,9 @@ def test_callbacks_sync_async_and_errors(server, work):
         assert "CallbackError" in lines[3] and "ValueError: bad value 7" in lines[3]
         assert lines[4].startswith("bad args:")
         assert r.callback_invocations >= 11
+        # NULs both ways (the reply goes as result_json).
+        r = s.execute("print(repr(await slow_echo('a\\0b')), repr(await keyed('k\\0')))")
+        assert r.stdout == "'A\\x00B' {'k': ['k\\x00']}\n"
 
 
 def test_gathered_slow_callbacks_run_concurrently(server, work):
@@ -987,6 +995,48 @@ def _refused(server, work, send, answers):
     finally:
         ws.abort()
     _still_serves(server, work)
+
+
+def test_nul_characters_in_data_fields_arrive(server, work):
+    # \u0000 is JSON: the server refused it in any message, so stdin text or
+    # a callback's value holding one failed with bad_request.
+    code = ("import sys\nprint(repr(sys.stdin.read()))\nprint(repr(await get()))\n"
+            "print(repr(await get()))\nprint(repr(sys.stdin.read()))")
+    ws = _raw(server, work)
+    try:
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": code, "stdin": "a\0b",
+                                 "stdin_stream": True, "callbacks": [{"name": "get"}]}))
+        got = []
+        replies = iter([{"result": {"key": ["v\0"]}}, {"result_json": '"r\\u0000j"'}])
+        while True:
+            ev = _next_json(ws)
+            if ev["ev"] == "call":
+                ws.send_text(json.dumps({"op": "reply", "id": 1, "call": ev["call"],
+                                         **next(replies)}))
+            elif ev["ev"] == "read":
+                ws.send_text(json.dumps({"op": "stdin", "id": 1, "data": "c\0d", "eof": True}))
+            elif ev["ev"] == "output":
+                got.append(ev["data"])
+            else:
+                break
+        assert ev["ev"] == "done" and ev["status"] == "ok", ev
+        # The first read takes the text, then the stream to its end.
+        assert "".join(got) == "'a\\x00bc\\x00d'\n{'key': ['v\\x00']}\n'r\\x00j'\n''\n", got
+        # Elsewhere a NUL is refused: read as a C string, "ping\0x" would be
+        # "ping", a session "a\0b" the session "a". jansson reads no key
+        # holding one, in data or not.
+        for bad in ({"op": "ping", "id": 6, "result": {"k\0": 1}},
+                    {"op": "ping\0x", "id": 2}, {"op": "ping", "id": "2\0"},
+                    {"op": "session.create", "id": 3, "session": "a\0b"},
+                    {"op": "execute", "id": 4, "code": "pass", "callbacks": [{"name": "f\0"}]}):
+            ws.send_text(json.dumps(bad))
+            ev = _next_json(ws)
+            assert ev["ev"] == "error" and ev["code"] == "bad_request", (bad, ev)
+            assert "NUL" in ev["message"], ev
+        ws.send_text(json.dumps({"op": "ping", "id": 5}))
+        assert _next_json(ws)["id"] == 5
+    finally:
+        ws.abort()
 
 
 @pytest.mark.parametrize("payload", [b"this is not json", b"[1, 2]", b'{"id": 1}',
