@@ -80,6 +80,8 @@ typedef struct cli {
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
     cli_trace trace;          /* --trace FILE */
+    uint64_t trace_max;       /* --trace-max BYTES (0: no limit) */
+    int trace_max_set;
     eryx_cli_mcp mcp;         /* `eryx mcp`, --mcp-server (cli/mcp.h) */
 } cli;
 
@@ -121,6 +123,8 @@ static void usage(FILE *f)
             "                  for a wss:// server that wants one (mTLS)\n"
             "  --trace FILE    write the line events of the program's own code to FILE,\n"
             "                  one JSON object a line: file, line, function, time (s)\n"
+            "  --trace-max BYTES\n"
+            "                  stop the trace at BYTES (default 1G; 0 = no limit)\n"
             "  --mount HOST:GUEST[:rw]\n"
             "                  make host directory HOST visible at GUEST (read-only\n"
             "                  unless :rw); repeatable\n"
@@ -316,6 +320,11 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--trace") == 0) {
             if (i + 1 >= argc || c->trace.f || cli_trace_open(&c->trace, argv[++i]) < 0)
                 return -1;
+        } else if (strcmp(a, "--trace-max") == 0) {
+            if (option_number(argc, argv, &i, "a size in bytes (100M, 2G; 0: no limit)",
+                              &c->trace_max) < 0)
+                return -1;
+            c->trace_max_set = 1;
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
@@ -350,6 +359,13 @@ static int parse_args(cli *c, int argc, char **argv)
     }
     c->args = argv + i;
     c->n_args = argc - i;
+    if (c->trace_max_set) {
+        if (!c->trace.f) {
+            fprintf(stderr, "eryx: --trace-max is an option of --trace\n");
+            return -1;
+        }
+        c->trace.max = c->trace_max ? c->trace_max : UINT64_MAX;
+    }
     return cli_net_check(&c->net);
 }
 

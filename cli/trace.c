@@ -17,10 +17,14 @@ int cli_trace_open(cli_trace *t, const char *path)
 {
     clock_gettime(CLOCK_MONOTONIC, &t->t0);
     t->names = calloc(2 * CLI_TRACE_SLOTS, sizeof *t->names);
-    t->f = t->names ? fopen(path, "w") : NULL;
+    t->counts = calloc(2, sizeof *t->counts);
+    t->max = CLI_TRACE_DEFAULT_MAX;
+    t->f = t->names && t->counts ? fopen(path, "w") : NULL;
     if (!t->f) {
         free(t->names);
+        free(t->counts);
         t->names = NULL;
+        t->counts = NULL;
         fprintf(stderr, "eryx: cannot write the trace to %s: %s\n", path, strerror(errno));
         return -1;
     }
@@ -160,7 +164,11 @@ static void on_trace(void *ud, const char *file, int line, const char *function)
     p = put_decimal(p, (uint64_t)us % 1000000, 6);
     memcpy(p, "}\n", 2);
     p += 2;
-    fwrite_unlocked(buf, 1, (size_t)(p - buf), t->f);
+    size_t n = (size_t)(p - buf);
+    if (t->counts[1] || n > t->max - t->counts[0])
+        t->counts[1]++; /* over the limit: and so every later event */
+    else if (fwrite_unlocked(buf, 1, n, t->f) == n)
+        t->counts[0] += n;
     if (buf != small)
         free(buf);
 }
@@ -170,13 +178,19 @@ void cli_trace_apply(const cli_trace *t, eryx_sandbox_config *cfg)
     if (!t->f)
         return;
     cfg->on_trace = on_trace;
-    cfg->trace_user_data = (void *)t; /* on_trace writes only t->names */
+    cfg->trace_user_data = (void *)t; /* on_trace writes only what t points to */
 }
 
 int cli_trace_close(cli_trace *t)
 {
     if (!t->f)
         return 0;
+    uint64_t dropped = t->counts[1];
+    if (dropped) {
+        fprintf(t->f, "{\"truncated\": true, \"events_dropped\": %" PRIu64 "}\n", dropped);
+        fprintf(stderr, "eryx: the trace stopped at its limit of %" PRIu64 " bytes "
+                        "(--trace-max): %" PRIu64 " events were not written\n", t->max, dropped);
+    }
     int bad = ferror(t->f) | fclose(t->f);
     t->f = NULL;
     for (int i = 0; i < 2 * CLI_TRACE_SLOTS; i++) {
@@ -184,7 +198,9 @@ int cli_trace_close(cli_trace *t)
         free(t->names[i].json);
     }
     free(t->names);
+    free(t->counts);
     t->names = NULL;
+    t->counts = NULL;
     if (bad) {
         fprintf(stderr, "eryx: the trace could not be written whole\n");
         return -1;
