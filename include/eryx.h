@@ -427,7 +427,13 @@ typedef void (*eryx_output_fn)(void *user_data, int fd, const char *data, size_t
 typedef struct eryx_sandbox_config {
     size_t size;               /* sizeof(eryx_sandbox_config) */
     const char *const *env;    /* "NAME=value" strings, NULL-terminated; NULL =
-                                  empty environment. Nothing is inherited. */
+                                  empty environment. Nothing is inherited.
+                                  As python's start does, PYTHONPATH's
+                                  directories (':'-separated) go first on
+                                  sys.path: applied with the environment, on
+                                  the first run of a new or reset sandbox
+                                  (a fork or a loaded session keeps its own
+                                  sys.path, as it keeps os.environ) */
     const eryx_mount *mounts;  /* n_mounts host directories; may be NULL */
     size_t n_mounts;
     uint64_t max_memory;       /* linear memory cap in bytes (default 128 MiB);

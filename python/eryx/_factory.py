@@ -35,6 +35,8 @@ from ._sandbox import (FactoryPool, OutputFn, Sandbox, SandboxPool, Session, Vol
 PathLike = Union[str, "os.PathLike[str]"]
 _MAGIC = b"ERYXFAC1"
 _GUEST_ROOT = "/eryx-packages"
+# Where create_sandbox(site_packages=DIR) mounts DIR.
+_OWN_PACKAGES = "/eryx-site-packages"
 
 
 def _cache_dir() -> str:
@@ -214,6 +216,27 @@ class SandboxFactory:
             return _eryx.SandboxHandle(self._rt, **kw)
         return _eryx.SandboxHandle.load(_runtime(), self._file, **kw)
 
+    def _own_packages(self, sp: Optional[PathLike], compat: Dict[str, Any], volumes: Volumes,
+                      env: Optional[Dict[str, str]]) -> Tuple[Volumes, Optional[Dict[str, str]]]:
+        """The volumes and environment of a sandbox given its own
+        site_packages (the reference's "additional site-packages")."""
+        _compat(compat)
+        if sp is None:
+            return volumes, env
+        if self._rt is None:
+            # A template session is loaded, and a loaded session keeps the
+            # sys.path it was saved with: the environment is not applied.
+            raise ValueError("site_packages per sandbox needs a factory with a runtime image "
+                             "(this build has none): give the packages to "
+                             "SandboxFactory(site_packages=..., packages=...)")
+        sp = os.path.abspath(os.fspath(sp))
+        if not os.path.isdir(sp):
+            raise _eryx.InitializationError(f"site_packages {sp!r} is not a directory")
+        env = dict(env or {})
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = _OWN_PACKAGES + (os.pathsep + path if path else "")
+        return [*(volumes or []), (sp, _OWN_PACKAGES, True)], env
+
     # -- API ----------------------------------------------------------------
     def create_sandbox(self, *, resource_limits: Optional[ResourceLimits] = None,
                        network: Optional[NetConfig] = None, callbacks: CallbacksArg = None,
@@ -221,9 +244,15 @@ class SandboxFactory:
                        on_stdout: OutputFn = None, on_stderr: OutputFn = None,
                        result_variable: Optional[str] = "result",
                        env: Optional[Dict[str, str]] = None,
-                       mcp: Optional[MCPManager] = None, **compat: Any) -> Sandbox:
-        """A Sandbox starting from the factory's state (every execute starts from it again)."""
-        _compat(compat)
+                       mcp: Optional[MCPManager] = None,
+                       site_packages: Optional[PathLike] = None, **compat: Any) -> Sandbox:
+        """A Sandbox starting from the factory's state (every execute starts from it again).
+
+        site_packages (keyword): a host directory of pure-Python packages for
+        this sandbox alone, mounted read-only and put first on sys.path (by
+        PYTHONPATH in its environment), before the factory's packages.
+        """
+        volumes, env = self._own_packages(site_packages, compat, volumes, env)
         return Sandbox(resource_limits=resource_limits, network=network,
                        callbacks=callbacks if callbacks is not None else self._callbacks,
                        secrets=secrets, volumes=volumes, on_stdout=on_stdout,
@@ -238,9 +267,11 @@ class SandboxFactory:
                        result_variable: Optional[str] = "result",
                        env: Optional[Dict[str, str]] = None,
                        mcp: Optional[MCPManager] = None, vfs: Optional[VfsStorage] = None,
-                       vfs_mount_path: Optional[str] = None, **compat: Any) -> Session:
-        """A Session starting from the factory's state; reset() goes back to it."""
-        _compat(compat)
+                       vfs_mount_path: Optional[str] = None,
+                       site_packages: Optional[PathLike] = None, **compat: Any) -> Session:
+        """A Session starting from the factory's state; reset() goes back to it.
+        site_packages (keyword): as create_sandbox's."""
+        volumes, env = self._own_packages(site_packages, compat, volumes, env)
         return Session(resource_limits=resource_limits,
                        execution_timeout_ms=execution_timeout_ms, network=network,
                        callbacks=callbacks if callbacks is not None else self._callbacks,
@@ -349,12 +380,7 @@ def _compat(kw: Dict[str, Any]) -> None:
     """The reference's keywords of create_sandbox/create_session that ours
     takes and has no use for (its scrub_* flags: our output holds secrets'
     placeholders, never their values)."""
-    allowed = {"site_packages", "scrub_stdout", "scrub_stderr", "scrub_files", "scrub_result"}
+    allowed = {"scrub_stdout", "scrub_stderr", "scrub_files", "scrub_result"}
     unknown = set(kw) - allowed
     if unknown:
         raise TypeError(f"unexpected keyword arguments: {sorted(unknown)}")
-    if kw.get("site_packages") is not None:
-        # Ignoring it would leave the code without the packages it expects.
-        raise ValueError("site_packages per sandbox is not supported: give the packages to "
-                         "SandboxFactory(site_packages=..., packages=...), which builds them "
-                         "into its image")

@@ -87,10 +87,48 @@ def test_factory_packages_are_imported_from_their_bytecode(tmp_path):
     assert plain.create_sandbox().execute(probe).stdout == \
         "42 [['pkg', '__init__.py'], ['pkg', 'mod.py']]\n"
     assert plain.size_bytes < compiled.size_bytes
-    # Packages per sandbox: refused, not ignored.
-    with pytest.raises(ValueError, match="site_packages per sandbox"):
-        compiled.create_sandbox(site_packages=str(site))
     compiled.create_sandbox(site_packages=None, scrub_stdout=True)
+
+
+def test_packages_of_one_sandbox(tmp_path):
+    # create_sandbox(site_packages=DIR), the reference's "additional
+    # site-packages": DIR's packages for that sandbox alone, read-only, in
+    # front of the factory's (until 2026-12-04 a ValueError).
+    site, own = tmp_path / "site", tmp_path / "own"
+    for d, value in ((site, "factory"), (own, "own")):
+        (d / "pkg").mkdir(parents=True)
+        (d / "pkg" / "__init__.py").write_text(f"WHO = {value!r}\n")
+    (own / "extra.py").write_text("X = 7\n")
+    f = eryx.SandboxFactory(site_packages=site)
+    sb = f.create_sandbox(site_packages=own)
+    code = "import pkg, extra\nprint(pkg.WHO, extra.X)"
+    # Every execute starts again from the factory's state: each finds them.
+    assert sb.execute(code).stdout == "own 7\n"
+    assert sb.execute(code).stdout == "own 7\n"
+    with pytest.raises(eryx.ExecutionError, match="OSError|PermissionError|Read-only"):
+        sb.execute("open('/eryx-site-packages/new.py', 'w')")
+    # Others of the factory do not see them.
+    assert f.create_sandbox().execute("import pkg; print(pkg.WHO)").stdout == "factory\n"
+    with pytest.raises(eryx.ExecutionError, match="ModuleNotFoundError"):
+        f.create_sandbox().execute("import extra")
+    # A session keeps them across reset(); the caller's PYTHONPATH follows.
+    s = f.create_session(site_packages=str(own), env={"PYTHONPATH": "/mnt/lib", "A": "1"})
+    probe = "import sys, os, extra\nprint(sys.path[:2], os.environ['A'])"
+    assert s.execute(probe).stdout == "['/eryx-site-packages', '/mnt/lib'] 1\n"
+    s.reset()
+    assert s.execute(probe).stdout == "['/eryx-site-packages', '/mnt/lib'] 1\n"
+    s.close()
+    with pytest.raises(eryx.InitializationError, match="not a directory"):
+        f.create_sandbox(site_packages=tmp_path / "missing")
+
+
+def test_pythonpath_in_the_environment_goes_on_sys_path(tmp_path):
+    # As python does at its start: PYTHONPATH's directories first.
+    (tmp_path / "mod_on_path.py").write_text("V = 3\n")
+    with eryx.Sandbox(volumes=[(str(tmp_path), "/lib", True)],
+                      env={"PYTHONPATH": "/lib:/nowhere"}) as sb:
+        r = sb.execute("import sys, mod_on_path\nprint(mod_on_path.V, sys.path[:2])")
+        assert r.stdout == "3 ['/lib', '/nowhere']\n"
 
 
 def test_factory_setup_failure_is_initialization_error():

@@ -45,9 +45,10 @@ TEST_CASE(test_fresh_from_image)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    const char *env[] = {"GREETING=hello", "EMPTY=", NULL};
+    const char *env[] = {"GREETING=hello", "EMPTY=", "PYTHONPATH=/lib/a::/lib/b", NULL};
     cfg.env = env;
     eryx_sandbox *a = new_sandbox(&cfg), *b = new_sandbox(NULL);
+
     /* Common modules are loaded, but the user's namespace is clean. */
     check_out(a, "m = __import__('sys').modules\nprint('json' in m, 'asyncio' in m, "
                  "'json' in globals(), sorted(k for k in globals() if not k.startswith('__') "
@@ -56,6 +57,9 @@ TEST_CASE(test_fresh_from_image)
     check_out(a, "import os\nprint(os.environ.get('GREETING'), repr(os.environ['EMPTY']))",
               "hello ''\n");
     check_out(b, "import os\nprint(dict(os.environ))", "{}\n");
+    /* PYTHONPATH's directories go first on sys.path, as in python. */
+    check_out(a, "import sys\nprint(sys.path[:3])", "['/lib/a', '/lib/b', '/usr/lib/python3.13']\n");
+    check_out(b, "import sys\nprint(sys.path)", "['/usr/lib/python3.13']\n");
     /* Fresh entropy in each sandbox made from one image. */
     char *ra = out_of(a, "import random, os, uuid\nprint(random.random(), os.urandom(8).hex(), "
                          "uuid.uuid4())");

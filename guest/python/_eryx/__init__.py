@@ -72,6 +72,11 @@ def _setup(setup):
         import os
         os.environ.clear()
         os.environ.update(spec["env"])
+        # As python does at its start: PYTHONPATH's directories come
+        # first on sys.path (the binding's per-sandbox site_packages).
+        path = spec["env"].get("PYTHONPATH")
+        if path:
+            sys.path[:0] = [d for d in path.split(os.pathsep) if d and d not in sys.path]
     if spec.get("mounts"):
         # The image's import system cached its directory listings before
         # this sandbox's mounts existed.
