@@ -172,6 +172,23 @@ static int known_session(const char *id, int remove)
     return found;
 }
 
+void eryx_mcp_http_end_sessions(void)
+{
+    for (;;) {
+        char id[33];
+        pthread_mutex_lock(&H.lock);
+        int any = H.n > 0;
+        if (any) {
+            memcpy(id, H.ids[H.n - 1], sizeof id);
+            forget_session(H.n - 1);
+        }
+        pthread_mutex_unlock(&H.lock);
+        if (!any)
+            break;
+        eryx_mcp_end_session(id);
+    }
+}
+
 /* ---- responses ---- */
 
 /* A client's connection, and whether it goes on after this request. */
@@ -566,6 +583,19 @@ static void serve_connection(net_link *l)
             break;
     }
     free(buf);
+}
+
+void eryx_mcp_http_serve_fd(int fd, size_t max_message)
+{
+    H.max_message = max_message;
+    net_link l;
+    char err[256];
+    if (net_link_start(&l, fd, NULL, NULL, HEAD_TIMEOUT_MS, err, sizeof err) == 0) {
+        l.timeout_ms = IO_TIMEOUT_MS;
+        serve_connection(&l);
+    }
+    shutdown(fd, SHUT_RDWR);
+    net_link_close(&l);
 }
 
 typedef struct conn_arg {

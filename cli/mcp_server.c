@@ -1259,7 +1259,31 @@ static void serve_stdio(void)
 
 int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
 {
-    /* A second serve (the fuzz harness serves once per input) starts
+    int listen_fd = -1;
+    if (!m->http && (m->http_token_file || m->http_tls_cert || m->http_tls_key)) {
+        fprintf(stderr, "eryx mcp: --http-token-file, --http-tls-cert and --http-tls-key go "
+                        "with --http\n");
+        return 2;
+    }
+    if (m->http && (listen_fd = eryx_mcp_http_listen(m)) < 0)
+        return 2;
+    int rc = eryx_mcp_serve_begin(m, rt, cfg);
+    if (rc != 0) {
+        if (listen_fd >= 0)
+            close(listen_fd);
+        return rc;
+    }
+    if (listen_fd >= 0)
+        eryx_mcp_http_serve(listen_fd, S.max_message);
+    else
+        serve_stdio();
+    eryx_mcp_serve_end();
+    return 0;
+}
+
+int eryx_mcp_serve_begin(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg)
+{
+    /* A second serve (the fuzz harnesses serve once per input) starts
      * where the first ended: no sessions or jobs, but these set. */
     S.closing = 0;
     S.out_broken = 0;
@@ -1270,23 +1294,16 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     S.cfg.on_trace = NULL;
     S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
     S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
-    int listen_fd = -1;
-    if (!m->http && (m->http_token_file || m->http_tls_cert || m->http_tls_key)) {
-        fprintf(stderr, "eryx mcp: --http-token-file, --http-tls-cert and --http-tls-key go "
-                        "with --http\n");
-        return 2;
-    }
-    if (m->http && (listen_fd = eryx_mcp_http_listen(m)) < 0)
-        return 2;
     S.tools = make_tools();
     if (!S.tools) {
         fprintf(stderr, "eryx: cannot describe the tools (out of memory)\n");
         return 71;
     }
-    if (listen_fd >= 0)
-        eryx_mcp_http_serve(listen_fd, S.max_message);
-    else
-        serve_stdio();
+    return 0;
+}
+
+void eryx_mcp_serve_end(void)
+{
     /* The client is gone: stop every run, wait for their threads. */
     pthread_mutex_lock(&S.lock);
     S.closing = 1;
@@ -1307,5 +1324,5 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     }
     pthread_mutex_unlock(&S.lock);
     json_decref(S.tools);
-    return 0;
+    S.tools = NULL;
 }

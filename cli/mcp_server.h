@@ -86,4 +86,19 @@ int eryx_mcp_session_busy(const char *sid);
 int eryx_mcp_http_listen(const eryx_cli_mcp *m);
 void eryx_mcp_http_serve(int listen_fd, size_t max_message);
 
+/* The server's life around its transport, as eryx_cli_mcp_serve runs it:
+ * begin sets it up for m, rt and cfg (0, or an exit status after printing
+ * why not); end stops every run and drops every session. The fuzz
+ * harnesses call them around the connections they make. */
+int eryx_mcp_serve_begin(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandbox_config *cfg);
+void eryx_mcp_serve_end(void);
+
+/* Serves one plain-HTTP connection on fd to its end, on the calling
+ * thread, as a connection's thread does (no token: loopback Host and
+ * Origin only), then closes fd (tests/fuzz/fuzz_mcp_http.c). */
+void eryx_mcp_http_serve_fd(int fd, size_t max_message);
+/* Ends every MCP session of the HTTP transport: their runs are stopped,
+ * their kept event streams dropped. */
+void eryx_mcp_http_end_sessions(void);
+
 #endif

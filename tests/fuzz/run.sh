@@ -16,7 +16,8 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(wait_request vfs_path wasi session_load import_state call_reply net
                                   jsonrpc http image_load wheel ws journal
                                   store_manifest trace_event net_ops json_wide
-                                  json_write bytecode mcp_config http_resp serve mcp)
+                                  json_write bytecode mcp_config http_resp serve mcp
+                                  mcp_http)
 mkdir -p "$build/fuzz-work" "$build/fuzz-artifacts" "$build/fuzz-logs"
 # The guest's memory is guarded by SIGSEGV/SIGBUS handlers of the engine:
 # neither ASan nor libFuzzer may take those signals over.
