@@ -31,12 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    signal(SIGPIPE, SIG_IGN);
-    fuzz_runtime_init();
-    eryx_sandbox_config_default(&cfg);
-    cfg.timeout_ns = 300000000ull;
-    cfg.max_memory = 64u << 20;
-    cfg.max_output = 64u << 10;
+    fuzz_mcp_init(&cfg);
     saved_stdin = dup(STDIN_FILENO);
     saved_stdout = dup(STDOUT_FILENO);
     FUZZ_CHECK(saved_stdin >= 0 && saved_stdout >= 0);

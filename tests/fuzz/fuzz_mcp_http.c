@@ -48,12 +48,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    signal(SIGPIPE, SIG_IGN);
-    fuzz_runtime_init();
-    eryx_sandbox_config_default(&cfg);
-    cfg.timeout_ns = 300000000ull;
-    cfg.max_memory = 64u << 20;
-    cfg.max_output = 64u << 10;
+    fuzz_mcp_init(&cfg);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     FUZZ_CHECK(listen_fd >= 0 && bind(listen_fd, (struct sockaddr *)&a, sizeof a) == 0 &&

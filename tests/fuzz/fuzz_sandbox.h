@@ -9,6 +9,7 @@
 #define ERYX_TEST_FUZZ_SANDBOX_H
 
 #include <eryx.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "fuzz.h"
@@ -65,6 +66,19 @@ static inline void fuzz_write_file(const char *path, const void *p, size_t n)
 {
     FILE *f = fopen(path, "wb");
     FUZZ_CHECK(f && fwrite(p, 1, n, f) == n && fclose(f) == 0);
+}
+
+/* The runtime, and the MCP harnesses' sandbox config (mcp, mcp_http):
+ * code under a 300 ms limit, 64 MiB of memory, 64 KiB of output; SIGPIPE
+ * ignored, the server's peers going away as they please. */
+static inline void fuzz_mcp_init(eryx_sandbox_config *cfg)
+{
+    signal(SIGPIPE, SIG_IGN);
+    fuzz_runtime_init();
+    eryx_sandbox_config_default(cfg);
+    cfg->timeout_ns = 300000000ull;
+    cfg->max_memory = 64u << 20;
+    cfg->max_output = 64u << 10;
 }
 
 /* Runs code that must succeed (seed making). */
