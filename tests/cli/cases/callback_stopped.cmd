@@ -11,11 +11,20 @@ $ERYX --timeout 1000 --callback 'hang=echo $$ >> pids; sleep 30' -c '
 import asyncio
 await asyncio.gather(*[hang() for _ in range(5)])' 2>/dev/null
 echo "status $?"
-sleep 0.3
-echo "$(wc -l < pids) commands started"
-# (a zombie left to an init that does not reap is not running)
-for p in $(cat pids); do
-    case $(ps -o stat= -p "$p") in ''|Z*) ;; *) echo "$p still runs" ;; esac
+# Killed, a process still has to be scheduled to die: on a loaded machine
+# (the ASan tier) that took more than the 0.3 s this waited once. Up to
+# 5 s; a command left running would sleep its 30.
+running() {
+    # (a zombie left to an init that does not reap is not running)
+    for p in $(cat pids); do
+        case $(ps -o stat= -p "$p") in ''|Z*) ;; *) echo "$p still runs" ;; esac
+    done
+    pgrep -f 'sleep 30' >/dev/null && echo "a sleep still runs"
+}
+for i in $(seq 50); do
+    [ -z "$(running)" ] && break
+    sleep 0.1
 done
-pgrep -f 'sleep 30' >/dev/null && echo "a sleep still runs"
+echo "$(wc -l < pids) commands started"
+running
 echo done
