@@ -39,33 +39,41 @@ extern char **environ;
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *live;
 static size_t n_live, cap_live;
+static int exiting;           /* kill_live_at_exit ran: nothing may start */
 
+/* Handlers run on the library's workers, which go on while eryx exits: a
+ * command started after this ran would be in no list and outlive eryx, so
+ * it also stops any start from then on (spawn holds live_mu across its
+ * posix_spawn and the group's entry). */
 static void kill_live_at_exit(void)
 {
     pthread_mutex_lock(&live_mu);
+    exiting = 1;
     for (size_t i = 0; i < n_live; i++)
         kill(-live[i], SIGKILL);
     pthread_mutex_unlock(&live_mu);
 }
 
-static int live_add(pid_t pgid)
+/* Takes live_mu with room for one more group: 0, or -1 (not held) when
+ * eryx is exiting or memory ran out. */
+static int live_lock_room(void)
 {
     static int registered;
     pthread_mutex_lock(&live_mu);
     if (!registered)
         registered = atexit(kill_live_at_exit) == 0;
-    if (n_live == cap_live) {
+    if (!exiting && n_live == cap_live) {
         size_t cap = cap_live ? cap_live * 2 : 16;
         pid_t *p = realloc(live, cap * sizeof *p);
-        if (!p) {
-            pthread_mutex_unlock(&live_mu);
-            return -1;
+        if (p) {
+            live = p;
+            cap_live = cap;
         }
-        live = p;
-        cap_live = cap;
     }
-    live[n_live++] = pgid;
-    pthread_mutex_unlock(&live_mu);
+    if (exiting || n_live == cap_live) {
+        pthread_mutex_unlock(&live_mu);
+        return -1;
+    }
     return 0;
 }
 
@@ -256,14 +264,15 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
     posix_spawnattr_setpgroup(&at, 0);
     char *argv[] = {"sh", "-c", (char *)command, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+    int rc = ECANCELED;
+    if (live_lock_room() == 0) { /* the group is killed at exit */
+        rc = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+        if (rc == 0)
+            live[n_live++] = pid;
+        pthread_mutex_unlock(&live_mu);
+    }
     posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
-    if (rc == 0 && live_add(pid) < 0) { /* the group is killed at exit */
-        kill(-pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        rc = ENOMEM;
-    }
     close(pin[0]), close(pout[1]), close(perr[1]);
     if (rc != 0) {
         close(pin[1]), close(pout[0]), close(perr[0]);
