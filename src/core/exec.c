@@ -201,6 +201,16 @@ static int finish_call(eryx_call *call, eryx__record o, char *text, size_t len)
     return rc;
 }
 
+/* 1 if jansson refused the text only for a NUL in an object's key (it
+ * reads none; a refused reply's message says so). */
+static int nul_in_key(const char *json, size_t len)
+{
+    json_error_t e;
+    json_t *v = json_loadb(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    json_decref(v);
+    return !v && json_error_code(&e) == json_error_null_byte_in_key;
+}
+
 /* Largest reply accepted from a handler: the guest gets an error beyond. */
 #define MAX_REPLY_BYTES (64u << 20)
 
@@ -216,8 +226,11 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
     if (!o.tree && !o.text) {
         char msg[200];
         snprintf(msg, sizeof msg, "the host function returned %s",
-                 !json ? "no JSON" : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
-                                                           : "malformed JSON");
+                 !json                   ? "no JSON"
+                 : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
+                 : nul_in_key(json, len) ? "JSON with a NUL character (\\u0000) in an object "
+                                           "key, which the host cannot read (in a value it can)"
+                                         : "malformed JSON");
         int rc = finish_call(call, tree_record(error_result(call->id, "failed", msg)), NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }

@@ -106,6 +106,7 @@ static const char *const reply_texts[] = {
     "{\"k\": 1, \"k\": 2, \"j\": [true, false]}",
     "truex",
     "",
+    "{\"k\\u0000\": 1}",  /* jansson reads no such key: refused, saying so */
 };
 #define N_REPLY_TEXTS (sizeof reply_texts / sizeof *reply_texts)
 
@@ -288,9 +289,9 @@ TEST_CASE(test_reply_texts)
                      "        return await reply_text(i=i)\n"
                      "    except CallbackError as e:\n"
                      "        return (e.kind, str(e))\n"
-                     "for i in range(10):\n"
+                     "for i in range(11):\n"
                      "    print(repr(await get(i)))\n"
-                     "deep = await get(10)\n"
+                     "deep = await get(11)\n"
                      "n = 0\n"
                      "while deep:\n"
                      "    deep, n = deep[0], n + 1\n"
@@ -306,6 +307,8 @@ TEST_CASE(test_reply_texts)
                  "{'k': 2, 'j': [True, False]}\n"
                  "('failed', 'the host function returned malformed JSON')\n"
                  "('failed', 'the host function returned malformed JSON')\n"
+                 "('failed', 'the host function returned JSON with a NUL character (\\\\u0000) "
+                 "in an object key, which the host cannot read (in a value it can)')\n"
                  "599 []\n"
                  "[[1, {'a': 'b'}, 0, 0.1, 100.0, -0.0], 12345678901234567890]\n");
 }
