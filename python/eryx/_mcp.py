@@ -138,11 +138,15 @@ def _name_tools(server: str, raw: List[Any]) -> List[_Tool]:
     return tools
 
 
-def _tool_value(server: str, tool: str, outcome: Outcome) -> Any:
-    """A tools/call outcome as the value of the call, as the eryx command
-    maps it: structuredContent when there is one; else None for no content,
-    the text of the items joined by newlines when all are text, else the
-    content list itself. Failures raise MCPError."""
+RESULT_FORMATS = ("eryx", "pyeryx")
+
+
+def _tool_value(server: str, tool: str, outcome: Outcome, result_format: str = "eryx") -> Any:
+    """A tools/call outcome as the value of the call. "eryx", as the eryx
+    command maps it: structuredContent when there is one; else None for no
+    content, the text of the items joined by newlines when all are text,
+    else the content list itself. "pyeryx", as the reference's binding maps
+    it: see _pyeryx_value. Failures raise MCPError."""
     kind, result = outcome
     where = f"MCP server {server}, tool {tool}"
     if kind == "failed":
@@ -158,6 +162,8 @@ def _tool_value(server: str, tool: str, outcome: Outcome) -> Any:
              and isinstance(item.get("text"), str)]
     if result.get("isError") is True:
         raise MCPError(f"{where} failed: {chr(10).join(texts) or '(no message)'}")
+    if result_format == "pyeryx":
+        return _pyeryx_value(result.get("structuredContent"), texts)
     if "structuredContent" in result:
         return result["structuredContent"]
     if not content:
@@ -165,6 +171,25 @@ def _tool_value(server: str, tool: str, outcome: Outcome) -> Any:
     if len(texts) == len(content):
         return "\n".join(texts)
     return content
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _pyeryx_value(structured: Any, texts: List[str]) -> Any:
+    """The reference binding's value of a successful result: its
+    structuredContent unless absent or null; else the one text item parsed
+    as JSON, when there is one and it parses; else {"text": the text items
+    joined by newlines}. Items that are not text are left out."""
+    if structured is not None:
+        return structured
+    if len(texts) == 1:
+        try:
+            return json.loads(texts[0], parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # not JSON, NaN, nested too deep
+            pass
+    return {"text": "\n".join(texts)}
 
 
 def _settle(fut: "asyncio.Future[Outcome]", outcome: Outcome) -> None:
@@ -362,7 +387,8 @@ class _Server:
                 self._cancel(rid, "the caller stopped waiting")
             raise
 
-    async def call(self, tool: str, arguments: Dict[str, Any], timeout: Optional[float]) -> Any:
+    async def call(self, tool: str, arguments: Dict[str, Any], timeout: Optional[float],
+                   result_format: str = "eryx") -> Any:
         """tools/call, awaited on the running loop."""
         loop = asyncio.get_running_loop()
         fut: "asyncio.Future[Outcome]" = loop.create_future()
@@ -391,7 +417,7 @@ class _Server:
             if self._unregister(rid):
                 self._cancel(rid, "the caller stopped waiting")
             raise
-        return _tool_value(self.name, tool, outcome)
+        return _tool_value(self.name, tool, outcome, result_format)
 
     # -- the I/O thread ---------------------------------------------------------
     def _io_main(self) -> None:
@@ -681,7 +707,8 @@ class _ToolFn:
         self.timeout = timeout
 
     async def __call__(self, /, **arguments: Any) -> Any:
-        return await self.server.call(self.tool, arguments, self.timeout)
+        return await self.server.call(self.tool, arguments, self.timeout,
+                                      self.manager._result_format)
 
 
 class MCPManager:
@@ -704,13 +731,26 @@ class MCPManager:
         max_message: the largest JSON-RPC message taken from or sent to a
             server (default 16 MiB): a larger answer is dropped as it
             streams, and the calls in flight fail.
+        result_format: what a call returns. ``"eryx"`` (the default): the
+            result's structuredContent when it has one, else the text of
+            its content items joined by newlines when all are text (a
+            str, never parsed), else the content list; None for no
+            content. ``"pyeryx"``, for code written for the reference's
+            binding: structuredContent unless absent or null, else the
+            one text item parsed as JSON when it parses, else
+            ``{"text": the text items joined by newlines}`` (other items
+            left out).
     """
 
-    def __init__(self, *, max_message: int = DEFAULT_MAX_MESSAGE) -> None:
+    def __init__(self, *, max_message: int = DEFAULT_MAX_MESSAGE,
+                 result_format: str = "eryx") -> None:
         if isinstance(max_message, bool) or not isinstance(max_message, int) or \
                 max_message < 1024:
             raise ValueError("max_message must be an int of at least 1024")
+        if result_format not in RESULT_FORMATS:
+            raise ValueError(f"result_format is 'eryx' or 'pyeryx', not {result_format!r}")
         self._max_message = max_message
+        self._result_format = result_format
         self._lock = threading.Lock()
         self._servers: Dict[str, _Server] = {}
         self._connecting: Set[str] = set()

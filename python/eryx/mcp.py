@@ -274,7 +274,8 @@ def discover_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None, 
 
 
 def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
-                    connect_timeout: float = 30.0) -> Optional[MCPManager]:
+                    connect_timeout: float = 30.0, *,
+                    result_format: str = "eryx") -> Optional[MCPManager]:
     """Starts the servers ``discover_servers(config_paths,
     include_remote=True)`` finds.
 
@@ -285,14 +286,16 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
     docs/mcp.md). A server that cannot be
     started or does not speak MCP within ``connect_timeout`` seconds is
     left out, with a line on stderr, as is each server connected.
+    result_format: what the tools' calls return, as ``MCPManager`` takes it.
 
     Returns:
         An ``MCPManager`` of the servers connected (close it, or use it as a
         context manager), or None when none was.
 
     Raises:
-        ValueError: as ``discover_servers``.
+        ValueError: as ``discover_servers``, or another result_format.
     """
+    manager = MCPManager(result_format=result_format)  # checks it first
     servers = discover_servers(config_paths, include_remote=True)
     by_name: Dict[str, Tuple[str, Dict[str, Any]]] = {}
     for name, server in servers.items():
@@ -300,7 +303,6 @@ def connect_servers(config_paths: Optional[Sequence[Union[str, Path]]] = None,
         by_name[_py_name(name)] = (name, server)
     if not by_name:
         return None
-    manager = MCPManager()
     for pyname, (name, server) in by_name.items():
         shown = name if pyname == name else f"{name} (mcp.{pyname})"
         try:

@@ -22,8 +22,9 @@ BAD_SERVER = os.path.join(ROOT, "tests", "mcp", "bad_server.mjs")
 # A fake MCP server: mode "normal" (one tool, echo), "old" (answers
 # initialize with a revision eryx does not speak), "2025" and "2024" (with
 # the older revisions 2025-03-26 and 2024-11-05), "stubborn" (ignores the
-# end of its input and SIGTERM), "mute" (reads, never answers). Its pid goes
-# to argv[2].
+# end of its input and SIGTERM), "mute" (reads, never answers), "results"
+# (echo answers with its argument r as the whole tools/call result). Its
+# pid goes to argv[2].
 FAKE_SERVER = r'''
 import json, signal, sys, os, time
 mode, pidfile = sys.argv[1], sys.argv[2]
@@ -48,6 +49,8 @@ for line in sys.stdin:
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {"tools": [
             {"name": "echo", "inputSchema": {"type": "object",
                                              "properties": {"x": {}}}}]}})
+    elif msg["method"] == "tools/call" and mode == "results":
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": msg["params"]["arguments"]["r"]})
     elif msg["method"] == "tools/call":
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {
             "content": [{"type": "text", "text": json.dumps(msg["params"]["arguments"])}]}})
@@ -249,6 +252,44 @@ def test_bad_server_results_and_errors(bad):
         "error failed MCPError: MCP server bad, tool error: error -32000: it went wrong",
         "tool_error failed MCPError: MCP server bad, tool tool_error failed: the tool failed",
     ]
+
+
+def text(*texts):
+    return [{"type": "text", "text": t} for t in texts]
+
+
+IMAGE = {"type": "image", "data": "AAAA", "mimeType": "image/png"}
+
+# (a tools/call result, the value with result_format "eryx", with "pyeryx")
+RESULT_SHAPES = [
+    ({"content": text('{"a": 1}'), "structuredContent": {"b": 2}}, {"b": 2}, {"b": 2}),
+    ({"content": text("x"), "structuredContent": None}, None, {"text": "x"}),
+    ({"content": text('{"a": [1, 2]}')}, '{"a": [1, 2]}', {"a": [1, 2]}),
+    ({"content": text("42")}, "42", 42),
+    ({"content": text(" null ")}, " null ", None),
+    ({"content": text("hello")}, "hello", {"text": "hello"}),
+    ({"content": text("NaN")}, "NaN", {"text": "NaN"}),
+    ({"content": text("[" * 100000)}, "[" * 100000, {"text": "[" * 100000}),
+    ({"content": text("1", "2")}, "1\n2", {"text": "1\n2"}),
+    ({"content": text("[1]") + [IMAGE]}, text("[1]") + [IMAGE], [1]),
+    ({"content": [IMAGE]}, [IMAGE], {"text": ""}),
+    ({"content": []}, None, {"text": ""}),
+    ({}, None, {"text": ""}),
+]
+
+
+def test_result_formats(fake):
+    """result_format="pyeryx" maps results as the reference's binding does;
+    the default keeps the eryx command's mapping."""
+    for fmt, column in (("eryx", 1), ("pyeryx", 2)):
+        with eryx.MCPManager(result_format=fmt) as m:
+            m.connect("f", sys.executable, fake("results"))
+            sb = eryx.Sandbox(mcp=m)
+            for row in RESULT_SHAPES:
+                r = sb.execute(f"result = await mcp.f.echo(r={row[0]!r})")
+                assert r.result == row[column], (fmt, row[0])
+    with pytest.raises(ValueError, match="result_format is 'eryx' or 'pyeryx'"):
+        eryx.MCPManager(result_format="json")
 
 
 def test_a_server_that_never_answers_is_the_callback_timeout(bad):

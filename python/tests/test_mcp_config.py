@@ -13,7 +13,8 @@ import eryx
 from eryx import mcp as eryx_mcp
 
 # An MCP server whose one tool, facts, answers with its arguments and the
-# ERYX_T* variables of its environment.
+# ERYX_T* variables of its environment (as text alone when its first
+# argument is "text").
 FACTS_SERVER = r'''
 import json, os, sys
 def send(msg):
@@ -33,9 +34,10 @@ for line in sys.stdin:
     elif msg["method"] == "tools/call":
         facts = {"argv": sys.argv[1:],
                  "env": {k: v for k, v in os.environ.items() if k.startswith("ERYX_T")}}
-        send({"jsonrpc": "2.0", "id": msg["id"], "result": {
-            "content": [{"type": "text", "text": json.dumps(facts)}],
-            "structuredContent": facts}})
+        result = {"content": [{"type": "text", "text": json.dumps(facts)}]}
+        if sys.argv[1:2] != ["text"]:
+            result["structuredContent"] = facts
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": result})
 '''
 
 
@@ -151,6 +153,20 @@ def test_a_server_that_fails_is_left_out(dirs, tmp_path, capsys):
     assert "MCP: failed to connect to 'gone'" in capsys.readouterr().err
     cfg.write_text(json.dumps({"mcpServers": {"gone": {"command": "/nonexistent/server"}}}))
     assert eryx_mcp.connect_servers([cfg]) is None
+    with pytest.raises(ValueError, match="result_format"):
+        eryx_mcp.connect_servers([cfg], result_format="text")
+
+
+def test_the_result_format_reaches_the_manager(dirs, tmp_path):
+    _, _, server = dirs
+    cfg = tmp_path / "servers.json"
+    cfg.write_text(json.dumps({"servers": {"one": {"command": sys.executable,
+                                                   "args": [server, "text"]}}}))
+    code = "result = await mcp.one.facts()"
+    for fmt, want in (("eryx", '{"argv": ["text"], "env": {}}'),
+                      ("pyeryx", {"argv": ["text"], "env": {}})):
+        with eryx_mcp.connect_servers([cfg], result_format=fmt) as manager:
+            assert eryx.Sandbox(mcp=manager).execute(code).result == want
 
 
 def test_given_paths(dirs, tmp_path):
