@@ -319,7 +319,11 @@ typedef struct eryx_callback {
  * of one call are at most 4 MiB of JSON (larger ones fail in the guest with
  * a CallbackError of kind "invalid_arguments" and never reach the handler),
  * and the calls of one turn of the guest's event loop at most 8 MiB
- * together (larger: RuntimeError in the guest). */
+ * together (larger: RuntimeError in the guest). The arguments of one
+ * execution's calls that are not yet done (answered, and released by the
+ * embedder or its handler) are at most 64 MiB together: a call beyond
+ * fails in the guest with a CallbackError of kind "failed" and never
+ * reaches the handler. */
 ERYX_API const char *eryx_call_name(const eryx_call *call);
 ERYX_API const char *eryx_call_args(const eryx_call *call);
 ERYX_API uint64_t eryx_call_id(const eryx_call *call);

@@ -74,6 +74,18 @@
 #define ERYX_MAX_CALL_ARGS (4u << 20)
 #endif
 
+/* Largest total of arguments the host holds for one execution's calls:
+ * from the call's arrival until its handler is done with it (a call the
+ * guest stopped waiting for counts while a handler still runs with it).
+ * Beyond, a new call fails at once (CallbackError of kind "failed")
+ * without reaching the embedder. Without it the host held what the guest
+ * sent, not what it holds: 4 MiB of arguments built once and passed to 250
+ * slow calls made the host hold 1.1 GB while the guest held 4 MiB, and an
+ * embedder that parses them (the Python binding) held 20 times more. */
+#ifndef ERYX_MAX_HELD_ARGS
+#define ERYX_MAX_HELD_ARGS (64u << 20)
+#endif
+
 /* Most calls in one wait request (a gather() of 10000 calls is one request;
  * max_callbacks still limits how many reach the embedder). */
 #ifndef ERYX_MAX_WAIT_CALLS

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "core/exec.h"
 #include "core/call_record.h"
 #include "core/handle.h"
@@ -82,6 +83,7 @@ static int call_unref_locked(eryx_call *c)
 {
     if (--c->refs > 0)
         return 0;
+    c->hub->args_held -= c->args_held;
     c->hub->refs--; /* never the last: the caller holds a reference too */
     call_free(c);
     return 1;
@@ -553,6 +555,25 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
     return J_RECORD;
 }
 
+/* Counts n more bytes of arguments held for h's calls: 0 (nothing
+ * counted) if that would pass ERYX_MAX_HELD_ARGS. */
+static int hold_args(eryx__hub *h, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    int ok = n <= ERYX_MAX_HELD_ARGS - h->args_held;
+    if (ok)
+        h->args_held += n;
+    pthread_mutex_unlock(&h->mu);
+    return ok;
+}
+
+static void release_args(eryx__hub *h, size_t n)
+{
+    pthread_mutex_lock(&h->mu);
+    h->args_held -= n;
+    pthread_mutex_unlock(&h->mu);
+}
+
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)
 {
     eryx_sandbox *sb = ex->sb;
@@ -565,7 +586,7 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
     if (eryx__journal_is_net(name))
         return add_net_call(ex, id, name, args, jentry);
     const eryx__callback *cb = eryx__callback_find(sb, name);
-    char msg[300];
+    char msg[512];
     if (!cb) {
         snprintf(msg, sizeof msg, "no host function named '%.200s'", name);
         complete_now(ex, id, error_result(id, "invalid_arguments", msg), jentry);
@@ -577,14 +598,25 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
         complete_now(ex, id, error_result(id, "failed", msg), jentry);
         return 0;
     }
+    size_t args_len = strlen(args);
+    if (!hold_args(ex->hub, args_len)) {
+        snprintf(msg, sizeof msg,
+                 "the host holds %u MiB of arguments of this run's calls at most, those not "
+                 "yet answered or whose handlers still run: '%.200s' (%zu bytes) would pass it",
+                 (unsigned)(ERYX_MAX_HELD_ARGS >> 20), name, args_len);
+        complete_now(ex, id, error_result(id, "failed", msg), jentry);
+        return 0;
+    }
     eryx_call *c = call_new(ex, id, name);
     if (c)
         c->jentry = jentry;
     if (!c || !(c->args = strdup(args)) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
+        release_args(ex->hub, args_len);
         return -1;
     }
+    c->args_held = args_len; /* released with the call (call_unref_locked) */
     c->for_embedder = 1;
     c->handler = cb->handler;
     c->user_data = cb->user_data;
@@ -954,6 +986,10 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     eryx__sandbox_prefault_pending(sb);
     eryx__wasi_begin_run(sb->wasi);
     eryx__net_run_begin(sb->net);
+    /* Before the deadline is set (from a later clock reading): a run
+     * stopped at its limit lasts at least the limit, even when this thread
+     * is preempted in between (arming wakes the watchdog's thread). */
+    ex->t0 = eryx__now_ns();
     rc = eryx__irq_run_begin(sb, run_limit(opts->timeout_ns, sb->timeout_ns), ex->hub);
     if (rc != ERYX_OK) {
         exec_free(ex);
@@ -964,7 +1000,6 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     ex->fuel_start = fuel && fuel < (uint64_t)ERYX__FUEL_UNLIMITED ? (int64_t)fuel
                                                                     : ERYX__FUEL_UNLIMITED;
     sb->in.host.fuel = ex->fuel_start;
-    ex->t0 = eryx__now_ns();
     sb->exec = ex;
     sb->needs_setup = sb->reseed_only = 0;
     sb->run_count++;

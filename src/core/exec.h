@@ -41,6 +41,8 @@ typedef struct eryx__hub {
     int deferring;              /* a replay has recorded batches left: the
                                    outcomes of live journaled calls wait
                                    (not counted in n_ready) */
+    size_t args_held;           /* bytes of arguments its calls hold, at
+                                   most ERYX_MAX_HELD_ARGS */
 } eryx__hub;
 
 /* A notify to deliver once every lock is released (see exec.c). */
@@ -72,6 +74,7 @@ struct eryx_call {
     uint64_t deadline_ns;       /* the callback timeout */
     char *name;
     char *args;                 /* JSON object text */
+    size_t args_held;           /* its share of hub->args_held */
     eryx__record record;        /* the guest's record of its outcome, once
                                    completed (core/call_record.h) */
     int for_embedder;           /* a registered callback (not failed at once) */

@@ -618,6 +618,74 @@ TEST_CASE(test_huge_argv)
     free(s);
 }
 
+/* Runs code in sb, answering each call of g with 7 at once and keeping
+ * (unanswered) up to 20 calls of f in held. */
+static eryx_result *run_answering_g(eryx_sandbox *sb, const char *code, eryx_call **held,
+                                    int *n_held)
+{
+    eryx_exec *ex = NULL;
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex)) != NULL) {
+            if (strcmp(eryx_call_name(c), "g") == 0)
+                CHECK_INT(eryx_call_reply(c, "7", 1), ERYX_OK);
+            else if (*n_held < 20)
+                held[(*n_held)++] = c;
+        }
+        while (!eryx_exec_ready(ex))
+            sleep_ms(1);
+    }
+    CHECK_INT(rc, ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    return r;
+}
+
+/* The host holds at most 64 MiB of arguments for one execution's calls not
+ * yet done (ERYX_MAX_HELD_ARGS): a guest that passes the same 4 MiB to call
+ * after call, holding it once, made the host hold 4 MiB more each time.
+ * Sixteen such calls are held; the next fail at once, before the embedder
+ * sees them, and the guest goes on. Answered calls give their share back. */
+TEST_CASE(test_held_arguments_are_bounded)
+{
+    static const eryx_callback cbs[] = {{.name = "f"}, {.name = "g"}};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = cbs;
+    cfg.n_callbacks = 2;
+    cfg.max_memory = 512u << 20; /* the guest's copies of what it sends */
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    const char *code = "import asyncio\n"
+                       "x = 'a' * (4 * 1024 * 1024 - 200)\n"
+                       "ts = []\n"
+                       "for i in range(20):\n"
+                       "    ts.append(asyncio.ensure_future(f(x=x)))\n"
+                       "    await g()   # a turn of the loop each: one f call each\n"
+                       "await g()       # the last one's failure arrives\n"
+                       "failed = [t.exception() for t in ts if t.done()]\n"
+                       "print(len(failed), failed[0].kind, failed[0])\n";
+    eryx_call *held[20];
+    int n_held = 0;
+    eryx_result *r = run_answering_g(sb, code, held, &n_held);
+    CHECK_INT(n_held, 16);
+    CHECK_CONTAINS(r ? r->out : NULL, "4 failed the host holds 64 MiB of arguments of this "
+                                      "run's calls at most");
+    CHECK_CONTAINS(r ? r->out : NULL, "'f' (4194112 bytes) would pass it\n");
+    eryx_result_free(r);
+    for (int i = 0; i < n_held; i++)
+        eryx_call_reply(held[i], "1", 1); /* late: dropped, and released */
+    /* 30 answered calls of 4 MiB each, one after the other. */
+    n_held = 0;
+    r = run_answering_g(sb, "x = 'a' * ((4 << 20) - 100)\n"
+                            "print(sum([await g(x=x) for i in range(30)]))",
+                        held, &n_held);
+    CHECK_STR(r ? r->out : NULL, "210\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* One sandbox's handlers that block past their calls' timeouts used to
  * hold every worker of the process (64), so another sandbox's calls waited
  * in the queue until they timed out. Each sandbox now has a share of the
