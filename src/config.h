@@ -79,9 +79,10 @@
  * guest stopped waiting for counts while a handler still runs with it).
  * Beyond, a new call fails at once (CallbackError of kind "failed")
  * without reaching the embedder. Without it the host held what the guest
- * sent, not what it holds: 4 MiB of arguments built once and passed to 250
- * slow calls made the host hold 1.1 GB while the guest held 4 MiB, and an
- * embedder that parses them (the Python binding) held 20 times more. */
+ * sent, not what it kept: a guest that peaked at 29 MB sent 300 calls of
+ * 4 MiB to a slow handler, and the Python binding's process grew to 1.8 GB
+ * (276 MB with this bound); an embedder that parses arguments (the binding
+ * does) holds up to 20 times their size more. */
 #ifndef ERYX_MAX_HELD_ARGS
 #define ERYX_MAX_HELD_ARGS (64u << 20)
 #endif
