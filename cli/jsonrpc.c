@@ -144,6 +144,18 @@ static int valid_id(const json_t *id)
     return jr_text(id) || json_is_integer(id);
 }
 
+void jr_decode_bounded(const char *line, size_t len, size_t max_tree, jr_msg *out)
+{
+    if (eryx__json_tree_fits(line, len, max_tree, NULL)) {
+        jr_decode(line, len, out);
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    out->parse_error = 1;
+    out->parse_why = "parse error: the message's JSON would take more than 4 times the "
+                     "largest message to read (too many objects, arrays and values)";
+}
+
 void jr_decode(const char *line, size_t len, jr_msg *out)
 {
     memset(out, 0, sizeof *out);
@@ -158,6 +170,7 @@ void jr_decode(const char *line, size_t len, jr_msg *out)
     out->root = root;
     if (!root) {
         out->parse_error = 1;
+        out->parse_why = "parse error: not JSON";
         return;
     }
     if (json_is_array(root)) {

@@ -61,11 +61,21 @@ typedef struct jr_msg {
     json_t *error;         /* error responses: an object */
     int parse_error;       /* JR_INVALID: 1 = not JSON at all (-32700),
                               0 = JSON but not a valid message (-32600) */
+    const char *parse_why; /* parse errors: why, for the error's message
+                              (static text) */
 } jr_msg;
 
 /* Decodes one line. Never fails hard: anything malformed is JR_INVALID
  * (root may still be set: free it with jr_msg_clear). */
 void jr_decode(const char *line, size_t len, jr_msg *out);
+/* jr_decode for what a server's clients send: a line whose tree would take
+ * more than max_tree bytes (eryx__json_tree_fits) is a parse error, not
+ * read. The servers' own peers (MCP servers whose tools the code calls)
+ * are read whole: their results may be large trees. */
+void jr_decode_bounded(const char *line, size_t len, size_t max_tree, jr_msg *out);
+/* The tree a server reads of one message of at most max_message bytes: 4
+ * times that (a 16 MiB message of `[{},{},...]` would be 1.3 GB). */
+#define JR_MAX_TREE(max_message) (4 * (size_t)(max_message))
 /* v's text when v is a string holding no NUL character, else NULL. Strings
  * may hold NULs ("\u0000" is JSON, and tools' texts have them), but a name
  * or identifier compared as a C string must not let "a\u0000b" pass as

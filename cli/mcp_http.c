@@ -512,7 +512,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
     }
     memmove(buf, buf + head + body_len, *plen);
     jr_msg m;
-    jr_decode(body, body_len, &m);
+    jr_decode_bounded(body, body_len, JR_MAX_TREE(H.max_message), &m);
     free(body);
     char sid[sizeof req.session] = "";
     int is_init = m.kind == JR_REQUEST && strcmp(m.method, "initialize") == 0;
@@ -520,7 +520,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         respond_rpc_error(c, 400, "Bad Request",
                           m.parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
                           m.kind == JR_BATCH ? "batches are not supported"
-                          : m.parse_error    ? "parse error: not JSON"
+                          : m.parse_error    ? m.parse_why
                                              : "not a JSON-RPC 2.0 message");
     } else if (is_init && new_session(sid) < 0) {
         respond_rpc_error(c, 503, "Service Unavailable", JR_INTERNAL_ERROR,

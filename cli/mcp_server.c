@@ -448,9 +448,10 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     const char *result_error;
     int inexact;
     json_t *result = eryx_cli_result(res, &result_error, &inexact);
-    if (result && out_cap != SIZE_MAX) {
-        char *r = json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (!r || strlen(r) > out_cap) {
+    if ((result || inexact) && out_cap != SIZE_MAX) {
+        /* A result too structured to read goes as its text alone. */
+        char *r = result ? json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+        if (result ? !r || strlen(r) > out_cap : strlen(res->result_json) > out_cap) {
             json_decref(result);
             result = NULL;
             inexact = 0;
@@ -495,8 +496,9 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
         append_str(&text, &len, len ? "\n[stderr]\n" : "[stderr]\n");
         append(&text, &len, json_string_value(err), json_string_length(err));
     }
-    if (result) {
-        /* The exact text where the value lost digits (result_json.h). */
+    if (result || inexact) {
+        /* The exact text where the value lost digits, or was not read
+         * (result_json.h). */
         char *r = inexact ? NULL : json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
         if (r || inexact) {
             append_str(&text, &len, len ? "\n[result] " : "[result] ");
@@ -968,7 +970,7 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 {
     if (m->kind == JR_INVALID)
         return jr_error(NULL, m->parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
-                        m->parse_error ? "parse error: not JSON" : "not a JSON-RPC 2.0 message");
+                        m->parse_error ? m->parse_why : "not a JSON-RPC 2.0 message");
     if (m->kind == JR_BATCH)
         return jr_error(NULL, JR_INVALID_REQUEST, "batches are not supported");
     if (m->kind == JR_NOTIFICATION) {
@@ -1214,7 +1216,7 @@ static json_t *make_tools(void)
 static void handle(const char *line, size_t len)
 {
     jr_msg m;
-    jr_decode(line, len, &m);
+    jr_decode_bounded(line, len, JR_MAX_TREE(S.max_message), &m);
     json_t *reply = eryx_mcp_dispatch(&eryx_mcp_stdio, &m);
     jr_msg_clear(&m);
     ch_send(&eryx_mcp_stdio, reply, 1);

@@ -17,7 +17,10 @@
  * integer beyond 64 bits as a real: the reply then carries the exact text,
  * res->result_json, beside it. The guest's glue writes strict JSON, but the
  * guest's code can forge the text: what cannot be read is reported as
- * such, not passed on as a null result. */
+ * such, not passed on as a null result. Text whose tree would take more
+ * than 64 MiB and 8 times the text (eryx__json_tree_fits: `[{}] * 2600000`
+ * is 10 MB of text and was 650 MB of tree) is not read: NULL, *error says
+ * why and *inexact is 1, so the reply carries the text alone. */
 json_t *eryx_cli_result(const eryx_result *res, const char **error, int *inexact);
 
 #endif

@@ -29,9 +29,11 @@
 #define POOL_WAIT_NS (2ull * 1000000000)
 #define MAX_DECLARED_CALLBACKS 256
 /* Messages the reader may hold for the connection's thread, and their
- * bytes (as sent; parsed they take more): a client that sends faster than
- * its requests are handled is cut off, not buffered. By count alone, 256
- * messages of --max-message (16 MiB) were 4 GiB a connection. */
+ * bytes as parsed (eryx__json_tree_bytes: 232 an object...): a client that
+ * sends faster than its requests are handled is cut off, not buffered. By
+ * count alone, 256 messages of --max-message (16 MiB) were 4 GiB a
+ * connection; by the bytes sent, 16 MiB of `[{},{},...]` was 1.3 GB. One
+ * message larger than this as parsed is refused unread. */
 #define MAX_INBOX 256
 #define MAX_INBOX_BYTES(max_message) \
     ((max_message) > (4u << 20) ? 4 * (size_t)(max_message) : (size_t)16 << 20)
@@ -54,7 +56,7 @@ typedef struct client {
     int efd;                       /* written on each message and notify */
     pthread_mutex_t mu;            /* guards the fields below */
     json_t *inbox;                 /* messages not yet handled, in order */
-    size_t sizes[MAX_INBOX];       /* their lengths, a ring from sizes_head */
+    size_t sizes[MAX_INBOX];       /* their sizes parsed, a ring from sizes_head */
     size_t sizes_head, inbox_bytes;
     int reader_done;               /* the client went away (or idled out) */
     eryx_sandbox *live;            /* the sandbox running its execution */
@@ -94,6 +96,20 @@ int send_error(ws_conn *c, json_t *id, const char *code, const char *message)
 {
     return ws_conn_send_json(c, json_pack("{sO? ss ss ss}", "id", id, "ev", "error", "code", code,
                                           "message", message));
+}
+
+/* A message whose JSON would take more than max bytes parsed (all that a
+ * connection's waiting messages may take) is refused unread: its id is
+ * not known. */
+static void send_too_structured(ws_conn *c, size_t len, size_t max)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg,
+             "the message's %zu bytes of JSON would take more than %zu MiB to read, all that "
+             "a connection's waiting messages may take: send a large structured value as "
+             "result_json text",
+             len, max >> 20);
+    send_error(c, NULL, "too_large", msg);
 }
 
 /* Sends an event of the running request (fields taken): 0, -1 when the
@@ -1041,9 +1057,17 @@ static void *reader_main(void *arg)
             break;
         }
         int inexact;
-        json_t *msg = binary ? NULL
-                             : eryx__json_read((const char *)data, len,
-                                               JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &inexact);
+        size_t tree = 0, tree_max = MAX_INBOX_BYTES(cl->sv->cfg.max_message);
+        int fits = binary || eryx__json_tree_fits((const char *)data, len, tree_max, &tree);
+        json_t *msg = binary || !fits
+                          ? NULL
+                          : eryx__json_read((const char *)data, len,
+                                            JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &inexact);
+        if (!fits) {
+            atomic_fetch_add(&cl->sv->m.errors_total, 1);
+            send_too_structured(cl->c, len, tree_max);
+            continue;
+        }
         if (!json_is_object(msg) || !nul_only_in_data(msg)) {
             atomic_fetch_add(&cl->sv->m.errors_total, 1);
             send_error(cl->c, NULL, "bad_request",
@@ -1063,14 +1087,13 @@ static void *reader_main(void *arg)
         if (op && strcmp(op, "cancel") == 0 && cl->live)
             eryx_sandbox_interrupt(cl->live);
         size_t n = json_array_size(cl->inbox);
-        int full = n >= MAX_INBOX ||
-                   cl->inbox_bytes + len > MAX_INBOX_BYTES(cl->sv->cfg.max_message);
+        int full = n >= MAX_INBOX || cl->inbox_bytes + tree > tree_max;
         if (full) {
             json_decref(msg);
         } else {
             json_array_append_new(cl->inbox, msg);
-            cl->sizes[(cl->sizes_head + n) % MAX_INBOX] = len;
-            cl->inbox_bytes += len;
+            cl->sizes[(cl->sizes_head + n) % MAX_INBOX] = tree;
+            cl->inbox_bytes += tree;
         }
         pthread_mutex_unlock(&cl->mu);
         if (full) {

@@ -141,16 +141,20 @@ class ExecuteResult:
         self.peak_memory_bytes = ev.get("memory_bytes")
         self.fuel_consumed = ev.get("fuel")
         # result_json comes only when `result` lost digits on the way (an
-        # integer beyond 64 bits, read by the server as a float): it is
-        # the exact text, as the local package's result_json is.
+        # integer beyond 64 bits, read by the server as a float), or is
+        # absent because the server did not read a result too structured
+        # for its bound (result_error then says so, for clients that read
+        # `result` alone): it is the exact text, as the local package's
+        # result_json is, and the value is whole.
         exact = ev.get("result_json")
+        self.result_error = ev.get("result_error")
         if isinstance(exact, str):
             self.result = json.loads(exact)
             self.result_json = exact
+            self.result_error = None
         else:
             self.result = ev.get("result")
             self.result_json = None if self.result is None else json.dumps(self.result)
-        self.result_error = ev.get("result_error")
         self.exception_type = ev.get("exc_type")
         self.exception_message = ev.get("exc_message")
         self.traceback = ev.get("traceback")

@@ -1039,6 +1039,48 @@ def test_nul_characters_in_data_fields_arrive(server, work):
         ws.abort()
 
 
+def test_results_too_structured_to_read_arrive_as_text(server, work):
+    # The server read a result's JSON into a tree to send it: 10 MB of
+    # `[{}, {}, ...]` from the code (a 50 MB guest) made it hold 650 MB. Past
+    # its bound (64 MiB parsed) it sends the text alone, as result_json.
+    code = "result = [{}] * 2_600_000"
+    ws = _raw(server, work)
+    try:
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": code}))
+        ev = _next_json(ws)
+    finally:
+        ws.abort()
+    assert ev["ev"] == "done" and ev["status"] == "ok", {k: ev[k] for k in ev if k != "result_json"}
+    assert ev["result"] is None and "too structured" in ev["result_error"]
+    assert ev["result_json"] == "[" + ", ".join(["{}"] * 2_600_000) + "]"
+    # The client gives the value whole, as the local package does.
+    with remote.Sandbox(server.url, work["token"]) as sb:
+        r = sb.execute(code)
+        assert r.result == [{}] * 2_600_000 and r.result_error is None
+        # Records (33 times their text parsed) within the bound are read.
+        r = sb.execute("result = [{'a': [1, 2, {'b': None}], 'c': 'x'}] * 30_000")
+        assert r.result == [{"a": [1, 2, {"b": None}], "c": "x"}] * 30_000
+
+
+def test_messages_too_structured_to_read_are_refused(server, work):
+    # 16 MiB of `[{},{},...]` in one message was 1.3 GB parsed. A message is
+    # refused unread past what a connection's waiting messages may take (64
+    # MiB parsed at the default --max-message), and the connection goes on.
+    ws = _raw(server, work)
+    try:
+        objs = ",".join(["{}"] * (5 << 20))
+        ws.send_text('{"op":"ping","id":1,"result":[' + objs + ']}')
+        ev = _next_json(ws)
+        assert ev["ev"] == "error" and ev["code"] == "too_large", ev
+        assert "would take more than 64 MiB to read" in ev["message"], ev
+        # Below it, as large a message is read.
+        ws.send_text(json.dumps({"op": "ping", "id": 2, "data": "x" * (15 << 20)}))
+        assert _next_json(ws)["id"] == 2
+    finally:
+        ws.abort()
+    _still_serves(server, work)
+
+
 @pytest.mark.parametrize("payload", [b"this is not json", b"[1, 2]", b'{"id": 1}',
                                      b'{"op": "no.such.op", "id": 2}',
                                      b'{"op": "execute", "id": 3}',

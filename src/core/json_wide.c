@@ -114,3 +114,53 @@ json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact
     *inexact = v != NULL;
     return v;
 }
+
+/* ---- the size of a tree ---------------------------------------------------- */
+
+enum { TREE_OBJECT = 232, TREE_ARRAY = 136, TREE_NUMBER = 40, TREE_LITERAL = 16,
+       TREE_STRING = 88 };
+
+static int is_letter(char c) { return c >= 'a' && c <= 'z'; }
+
+/* The estimate, or the first sum past stop (at most SIZE_MAX / 2: each
+ * step adds less than what is left). */
+static size_t tree_bytes(const char *text, size_t len, size_t stop)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < len && bytes <= stop;) {
+        char c = text[i++];
+        if (c == '"') {
+            size_t start = i;
+            while (i < len && text[i] != '"')
+                i += text[i] == '\\' ? 2 : 1;
+            bytes += TREE_STRING + (i < len ? i : len) - start;
+            i++; /* the closing quote */
+        } else if (c == '{') {
+            bytes += TREE_OBJECT;
+        } else if (c == '[') {
+            bytes += TREE_ARRAY;
+        } else if (c == '-' || is_digit(c)) {
+            bytes += TREE_NUMBER;
+            while (i < len && in_number(text[i]))
+                i++;
+        } else if (is_letter(c)) {
+            bytes += TREE_LITERAL;
+            while (i < len && is_letter(text[i]))
+                i++;
+        }
+    }
+    return bytes;
+}
+
+size_t eryx__json_tree_bytes(const char *text, size_t len)
+{
+    return tree_bytes(text, len, SIZE_MAX / 2);
+}
+
+int eryx__json_tree_fits(const char *text, size_t len, size_t max, size_t *bytes)
+{
+    size_t b = tree_bytes(text, len, max < SIZE_MAX / 2 ? max : SIZE_MAX / 2);
+    if (bytes)
+        *bytes = b;
+    return b <= max;
+}

@@ -31,4 +31,22 @@ size_t eryx__json_wide_ints(const char *text, size_t len);
  * JSON, or holds a number beyond a double's range (10**400). */
 json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact);
 
+/* About the bytes jansson's tree of the text takes, from one scan of its
+ * tokens (any text gets an estimate, JSON or not). Measured on bookworm's
+ * jansson 2.14 with glibc, a parent's slot and its growth included: 232 an
+ * object, 136 an array, 40 a number, 16 true, false or null, 88 and its
+ * length a string; a key is counted as a string (72 measured). Within 10 %
+ * of jansson's peak on the shapes measured (docs/serve.md). So
+ * `[{},{},...]` costs 77 times its text, records such as
+ * `{"a":[1,2,{"b":null}],"c":"x"}` about 33 times, `list(range(10**6))`
+ * 6 times, a long string once. */
+size_t eryx__json_tree_bytes(const char *text, size_t len);
+
+/* 1 if the text's tree (eryx__json_tree_bytes) takes at most max bytes;
+ * *bytes (if not NULL) gets the estimate, or, past max, a sum past it (the
+ * scan stops there). Readers of JSON that the guest
+ * or a client wrote check this first: jansson builds whatever the text
+ * asks for, 1.3 GB for 16 MiB of `[{},{},...]`. */
+int eryx__json_tree_fits(const char *text, size_t len, size_t max, size_t *bytes);
+
 #endif

@@ -14,9 +14,13 @@
  *   - the guest's record of a reply holds the value when it is exact, the
  *     text itself when not, nothing when it is not JSON;
  *   - the record written straight as text (eryx__call_ok_text), when it is,
- *     is compact and reads as that record: only for an exact value.
+ *     is compact and reads as that record: only for an exact value;
+ *   - the estimate of the tree (eryx__json_tree_bytes) is at least half
+ *     what jansson takes at its peak to read the text (counted through
+ *     its allocation hooks), and eryx__json_tree_fits agrees with it.
  */
 #include <jansson.h>
+#include <malloc.h>
 
 #include "core/call_record.h"
 #include "core/json_wide.h"
@@ -24,11 +28,48 @@
 
 #define FLAGS (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
+/* jansson's bytes in use, and their peak, as malloc counts them. */
+static size_t live, peak;
+
+static void *counted_malloc(size_t n)
+{
+    void *p = malloc(n);
+    if (p && (live += malloc_usable_size(p)) > peak)
+        peak = live;
+    return p;
+}
+
+static void counted_free(void *p)
+{
+    if (p)
+        live -= malloc_usable_size(p);
+    free(p);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
+    json_set_alloc_funcs(counted_malloc, counted_free);
     return 0;
+}
+
+/* The estimate against jansson's peak for the text: real trees of the
+ * shapes a scan sees (the parent's slot, arrays grown by doubling). */
+static void check_tree_estimate(const char *text, size_t size, const json_t *strict)
+{
+    size_t est = eryx__json_tree_bytes(text, size), got;
+    FUZZ_CHECK(eryx__json_tree_fits(text, size, est, &got) && got == est);
+    FUZZ_CHECK(est == 0 || !eryx__json_tree_fits(text, size, est - 1, &got));
+    FUZZ_CHECK(got > est - 1 || est == 0);
+    if (!strict)
+        return;
+    size_t before = live;
+    peak = live;
+    json_t *again = json_loadb(text, size, FLAGS, NULL);
+    size_t used = peak - before;
+    json_decref(again);
+    FUZZ_CHECK(used <= 2 * est + 4096);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -47,6 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(w);
 
     json_t *strict = json_loadb(text, size, FLAGS, NULL);
+    check_tree_estimate(text, size, strict);
     int inexact;
     json_t *v = eryx__json_read(text, size, FLAGS, &inexact);
     if (strict) {

@@ -282,6 +282,28 @@ await test('malformed messages get JSON-RPC errors', async () => {
   assert.equal(rs[4].id, 'four');
 });
 
+await test('run_python: a result too structured to read goes as its text', async () => {
+  // 1.6 MB of `[{}, {}, ...]` is 93 MB parsed: the server sends the text alone.
+  const [{ result: r }] = await raw([JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
+    params: { name: 'run_python', arguments: { code: 'result = [{}] * 400000' } } })]);
+  assert.equal(r.structuredContent.result, null);
+  assert.match(r.structuredContent.result_error, /too structured to read here/);
+  assert.equal(r.structuredContent.result_json, '[' + Array(400000).fill('{}').join(', ') + ']');
+  assert.ok(r.content[0].text.startsWith('[result] [{}, {}'));
+});
+
+await test('a message too structured to read is a parse error, unread', async () => {
+  // 240 KB of `[{},{},...]` would be 18 MB parsed: past 4 --mcp-max-message.
+  const objs = Array(80000).fill('{}').join(',');
+  const rs = await raw([
+    `{"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"x": [${objs}]}}`,
+    '{"jsonrpc": "2.0", "id": 2, "method": "ping"}',
+  ], ['--mcp-max-message', '256k']);
+  assert.equal(rs[0].error.code, -32700);
+  assert.match(rs[0].error.message, /more than 4 times the largest message to read/);
+  assert.deepEqual(rs[1].result, {});
+});
+
 await test('an answer over --mcp-max-message is cut to fit', async () => {
   const [r] = await raw([JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call',
     params: { name: 'run_python', arguments: { code: 'print("\\x01" * 300000)\nresult = 7' } } })],
