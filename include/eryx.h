@@ -318,8 +318,8 @@ typedef struct eryx_callback {
  * the guest, as jansson reads none). The arguments
  * of one call are at most 4 MiB of JSON (larger ones fail in the guest with
  * a CallbackError of kind "invalid_arguments" and never reach the handler),
- * and the calls of one turn of the guest's event loop at most 8 MiB
- * together (larger: RuntimeError in the guest). The arguments of one
+ * and one request of the guest's event loop at most 8 MiB (its loop splits
+ * a larger turn's calls into several). The arguments of one
  * execution's calls that are not yet done (answered, and released by the
  * embedder or its handler) are at most 64 MiB together: a call beyond
  * fails in the guest with a CallbackError of kind "failed" and never

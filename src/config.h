@@ -57,8 +57,10 @@
 #endif
 
 /* Largest request the guest's event loop may hand the host in one eryx.wait:
- * every host function call of one loop turn, arguments included. A larger
- * request is refused unread (the loop raises RuntimeError). Decoding costs
+ * host function calls of one loop turn, arguments included (the loop
+ * splits a turn's calls into requests within this and ERYX_MAX_WAIT_CALLS:
+ * guest/python/_eryx/hostcall.py keeps copies of these three bounds). A
+ * larger request is refused unread (the loop raises RuntimeError). Decoding costs
  * the host about the request's size once more (src/core/wait_request.h),
  * so this bounds what a guest makes the host hold per turn; before it
  * existed, 50 MB of JSON cost 1.1 GB and seconds no timeout could stop. */

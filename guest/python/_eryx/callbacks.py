@@ -40,6 +40,13 @@ class Callback:
             encoded = hostcall.encode(kwargs) if kwargs else "{}"
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{self.name}(): arguments must be JSON-serialisable: {exc}") from None
+        if len(encoded) > hostcall.MAX_CALL_ARGS:
+            # The host's own failure (src/config.h), without sending what
+            # it would refuse: over a request's size that was a
+            # RuntimeError out of the event loop.
+            raise CallbackError(f"the arguments of '{self.name}' are {len(encoded)} bytes of "
+                                f"JSON; the limit is {hostcall.MAX_CALL_ARGS >> 20} MiB",
+                                "invalid_arguments")
         # loop imports asyncio: not before a callback is used. Looked up in
         # sys.modules after: a `from` import costs a Python frame per call.
         loop = sys.modules.get("_eryx.loop")
@@ -47,7 +54,7 @@ class Callback:
             from . import loop
         record = loop.call_now(self.name, encoded)
         if record is None:
-            return await loop.call_host(self.name, kwargs)
+            return await loop.call_host(self.name, kwargs, encoded)
         if record["ok"]:
             return record["value"]
         raise CallbackError(record["message"], record["kind"])

@@ -10,6 +10,13 @@ import json
 
 import _eryx_host
 
+# The host's bounds (src/config.h): a call's arguments as JSON text, and
+# one request to the host (ERYX_MAX_CALL_ARGS, ERYX_MAX_WAIT_REQUEST,
+# ERYX_MAX_WAIT_CALLS). The text is ASCII: its length is its bytes.
+MAX_CALL_ARGS = 4 << 20
+MAX_REQUEST = 8 << 20
+MAX_REQUEST_CALLS = 65536
+
 stash = {}          # call id -> result, for the loop
 ignored = set()     # ids of calls whose results nobody waits for
 _next = [1]
@@ -49,6 +56,30 @@ def encode(obj):
     except BaseException:
         _markers.clear()
         raise
+
+
+def call_text(cid, name, args_json):
+    """One call of a request, as JSON text."""
+    head = _heads.get(name)
+    if head is None:
+        head = _heads[name] = '{"calls":[{"name":' + json.dumps(name) + ',"args":'
+    return f'{head[10:]}{args_json},"id":{cid}}}'
+
+
+def batches(calls):
+    """The calls' texts in lists that each make a request within the host's
+    bounds (a call alone always does: its arguments are at most
+    MAX_CALL_ARGS). At least one list, maybe empty."""
+    room = MAX_REQUEST - 64     # the request's own text around the calls
+    out, cur, size = [], [], 0
+    for c in calls:
+        if cur and (size + len(c) + 1 > room or len(cur) == MAX_REQUEST_CALLS):
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(c)
+        size += len(c) + 1
+    out.append(cur)
+    return out
 
 
 def _request(cid, name, args, extra, args_json):

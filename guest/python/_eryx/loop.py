@@ -48,11 +48,14 @@ class SandboxEventLoop(asyncio.BaseEventLoop):
     def _write_to_self(self):
         pass
 
-    def call_host(self, name, args):
-        """A future for the result of host function `name`."""
+    def call_host(self, name, args, args_json=None):
+        """A future for the result of host function `name`; args_json, when
+        given, is args already as JSON text."""
         fut = self.create_future()
         call_id = hostcall.next_id()
-        self._outbox.append({"id": call_id, "name": name, "args": args})
+        if args_json is None:
+            args_json = hostcall.encode(args)
+        self._outbox.append(hostcall.call_text(call_id, name, args_json))
         self._waiting[call_id] = fut
         if name.startswith("@net."):
             self._net_ids.add(call_id)
@@ -91,14 +94,31 @@ class SandboxEventLoop(asyncio.BaseEventLoop):
         if timeout is not None and not math.isfinite(timeout):
             timeout = None
         from . import net
-        request = {"calls": self._outbox + list(net._extra()), "timeout": timeout}
+        calls = self._outbox + [hostcall.call_text(c["id"], c["name"], hostcall.encode(c["args"]))
+                                for c in net._extra()]
         self._outbox = []
-        reply = json.loads(_eryx_host.wait(json.dumps(request).encode()))
+        # In requests the host takes (at most 8 MiB, 65536 calls each): the
+        # calls of one turn may be more (12 uploads of 1 MiB gathered). All
+        # but the last wait for nothing; results they bring make the last
+        # wait for nothing either.
+        batches = hostcall.batches(calls)
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+            if self._send(batch, timeout if last else 0) and not last:
+                timeout = 0
+
+    def _send(self, calls, timeout):
+        """One request to the host and its results delivered; whether there
+        were any."""
+        wait = "null" if timeout is None else repr(float(timeout))
+        text = '{"calls":[' + ",".join(calls) + '],"timeout":' + wait + "}"
+        reply = json.loads(_eryx_host.wait(text.encode()))
         if "raw" in reply:
             hostcall.exact(reply)
         if "error" in reply:
             raise RuntimeError(reply["error"])
         self._deliver(reply["results"])
+        return bool(reply["results"])
 
     # ---- the network (net.py's host sockets, without blocking the loop) ----
 
@@ -444,9 +464,9 @@ def call_now(name, args_json):
     return hostcall.call_sync(name, None, net._extra() if net._to_close else (), args_json)
 
 
-def call_host(name, args):
+def call_host(name, args, args_json=None):
     """A future for the result of host function `name`, through the loop."""
-    return asyncio.get_running_loop().call_host(name, args)
+    return asyncio.get_running_loop().call_host(name, args, args_json)
 
 
 install_policy()
