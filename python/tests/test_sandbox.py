@@ -223,6 +223,20 @@ def test_process_time_is_the_sandboxs_own_cpu_time():
     assert 0.02 <= user < 2     # seconds, as os.times() promises
 
 
+def test_thread_time_is_the_sandboxs_cpu_time_too():
+    # CPython's WASI build has no time.thread_time: code that profiled with
+    # it raised AttributeError. One thread: the process's CPU time.
+    r = eryx.Sandbox().execute(
+        "import time\n"
+        "t0 = time.thread_time()\n"
+        "time.sleep(0.3)\n"
+        "t1 = time.thread_time()\n"
+        "while time.thread_time_ns() - t1 * 1e9 < 0.05e9: pass\n"
+        "print(t1 - t0, time.thread_time() - t1, time.get_clock_info('thread_time').monotonic)\n")
+    slept, spun, monotonic = r.stdout.split()
+    assert 0 <= float(slept) < 0.1 and 0.05 <= float(spun) < 1 and monotonic == "True"
+
+
 def test_streaming_output():
     chunks = []
     errs = []

@@ -36,6 +36,28 @@ def _install_chmod():
 _install_chmod()
 
 
+def _install_thread_time():
+    """CPython's WASI build has no time.thread_time (wasi-libc has no
+    CLOCK_THREAD_CPUTIME_ID), so code that profiles with it failed. The
+    sandbox runs one thread: its CPU time is the process's, which
+    process_time reads (the sandbox's own running time, docs/limits.md)."""
+    import time
+    if hasattr(time, "thread_time"):
+        return
+    get_clock_info = time.get_clock_info
+
+    def clock_info(name):
+        return get_clock_info("process_time" if name == "thread_time" else name)
+
+    clock_info.__doc__ = get_clock_info.__doc__
+    time.thread_time = time.process_time
+    time.thread_time_ns = time.process_time_ns
+    time.get_clock_info = clock_info
+
+
+_install_thread_time()
+
+
 def _install_network():
     """The sandbox's _socket, select and ssl (net.py, ssl.py): sockets whose
     connections the host makes under its policy."""
