@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -307,24 +308,36 @@ static int accepts(const char *accept, const char *type)
     return accept[0] == '\0' || strstr(accept, type) || strstr(accept, "*/*");
 }
 
-/* Waits for the answer to a request handed to a job (woken when it has
- * gone out) while ch's connection is mine, looking every 200 ms whether
- * the client has gone: one that closes is marked broken (the answer is
- * dropped, or kept for a resumable stream). Not POLLIN: bytes the client
- * sends meanwhile (its next request) must not end the wait. A resuming
- * GET that takes the stream over ends it too. */
+/* Waits for the answer to a request handed to a job while ch's connection
+ * is mine: woken through an eventfd (ch->waker) when the answer has gone
+ * out, the stream broke or was taken over, and by the client closing its
+ * side (POLLRDHUP), which marks it broken (the answer is dropped, or kept
+ * for a resumable stream). Not POLLIN: bytes the client sends meanwhile
+ * (its next request) must not end the wait. A resuming GET that takes the
+ * stream over ends it too. Without an eventfd it looks every 200 ms. */
 static void wait_answer(channel *ch, const net_link *mine)
 {
+    int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_lock(&ch->lock);
+    ch->waker = efd;
     while (!ch->done && !ch->broken && ch->link == mine) {
-        struct timespec until = eryx_cli_deadline(200);
-        pthread_cond_timedwait(&ch->cond, &ch->lock, &until);
-        struct pollfd p = {mine->fd, POLLRDHUP, 0};
-        if (!ch->done && ch->link == mine && poll(&p, 1, 0) > 0 &&
-            (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+        pthread_mutex_unlock(&ch->lock);
+        struct pollfd p[2] = {{mine->fd, POLLRDHUP, 0}, {efd, POLLIN, 0}};
+        int n = poll(p, efd >= 0 ? 2 : 1, efd >= 0 ? -1 : 200);
+        uint64_t count;
+        if (n > 0 && (p[1].revents & POLLIN) && read(efd, &count, sizeof count) < 0) {
+            /* EAGAIN: another read took it; the state is looked at anyway */
+        }
+        pthread_mutex_lock(&ch->lock);
+        if (n > 0 && (p[0].revents & (POLLRDHUP | POLLHUP | POLLERR)) && !ch->done &&
+            ch->link == mine)
             ch->broken = 1;
     }
+    if (ch->waker == efd)
+        ch->waker = -1;
     pthread_mutex_unlock(&ch->lock);
+    if (efd >= 0)
+        close(efd);
 }
 
 /* Done with ch on connection mine: 1 if its answer went out whole there
@@ -361,7 +374,7 @@ static void resume_stream(client *c, const http_req *req)
         ch->link = c->link;
         ch->chunked = c->may_keep;
         ch->broken = eryx_mcp_channel_replay(ch, after) < 0;
-        pthread_cond_broadcast(&ch->cond); /* the connection it had stops waiting */
+        eryx_mcp_channel_wake(ch); /* the connection it had stops waiting */
     }
     pthread_mutex_unlock(&ch->lock);
     if (lost) {

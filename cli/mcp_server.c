@@ -105,8 +105,7 @@ static struct {
 /* ---- channels ---- */
 
 channel eryx_mcp_stdio = {.kind = CH_STDIO, .fd = STDOUT_FILENO,
-                          .lock = PTHREAD_MUTEX_INITIALIZER,
-                          .cond = PTHREAD_COND_INITIALIZER, .refs = 1};
+                          .lock = PTHREAD_MUTEX_INITIALIZER, .waker = -1, .refs = 1};
 
 channel *eryx_mcp_channel_new(net_link *link, const char *sid)
 {
@@ -116,12 +115,27 @@ channel *eryx_mcp_channel_new(net_link *link, const char *sid)
     ch->kind = CH_HTTP;
     ch->fd = -1;
     ch->link = link;
+    ch->waker = -1;
     ch->refs = 1;
     ch->wrote_ms = eryx_cli_now_ms();
     snprintf(ch->sid, sizeof ch->sid, "%s", sid);
     pthread_mutex_init(&ch->lock, NULL);
-    pthread_cond_init(&ch->cond, NULL);
     return ch;
+}
+
+void eryx_mcp_channel_wake(channel *ch)
+{
+    uint64_t one = 1;
+    if (ch->waker >= 0 && write(ch->waker, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, so it is readable: woken anyway */
+    }
+}
+
+/* ch->lock held: nothing more is written on ch's connection. */
+static void ch_break(channel *ch)
+{
+    ch->broken = 1;
+    eryx_mcp_channel_wake(ch);
 }
 
 static channel *ch_ref(channel *ch)
@@ -142,7 +156,6 @@ void eryx_mcp_channel_unref(channel *ch)
         free(ch->log);
         free(ch->ends);
         pthread_mutex_destroy(&ch->lock);
-        pthread_cond_destroy(&ch->cond);
         free(ch);
     }
 }
@@ -278,7 +291,7 @@ void eryx_mcp_channel_prime(channel *ch)
     int n = snprintf(event, sizeof event, "id: %llu-0\nretry: 1000\ndata:\n\n",
                      (unsigned long long)ch->stream);
     if (!ch->broken && !ch->started && http_stream_write(ch, event, (size_t)n, 0) < 0)
-        ch->broken = 1;
+        ch_break(ch);
     pthread_mutex_unlock(&ch->lock);
 }
 
@@ -300,7 +313,7 @@ static void http_heartbeat(channel *ch, uint64_t now)
     pthread_mutex_lock(&ch->lock);
     if (!ch->broken && !ch->done && now - ch->wrote_ms >= HEARTBEAT_MS &&
         http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
-        ch->broken = 1;
+        ch_break(ch);
     pthread_mutex_unlock(&ch->lock);
 }
 
@@ -345,12 +358,12 @@ static void ch_send(channel *ch, json_t *msg, int final)
     pthread_mutex_lock(&ch->lock);
     if (text && (!ch->broken || ch->stream) && !ch->done) {
         if (http_event(ch, text, final) < 0)
-            ch->broken = 1;
+            ch_break(ch);
     }
     if (final) {
         ch->done = 1;
         ch->done_ms = eryx_cli_now_ms();
-        pthread_cond_broadcast(&ch->cond);
+        eryx_mcp_channel_wake(ch);
     }
     pthread_mutex_unlock(&ch->lock);
     free(text);
@@ -646,7 +659,7 @@ static void ch_abandon(channel *ch)
     pthread_mutex_lock(&ch->lock);
     ch->done = 1;
     ch->done_ms = eryx_cli_now_ms();
-    pthread_cond_broadcast(&ch->cond);
+    eryx_mcp_channel_wake(ch);
     pthread_mutex_unlock(&ch->lock);
 }
 

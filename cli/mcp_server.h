@@ -17,7 +17,9 @@ typedef struct channel {
     int fd;                   /* stdio: stdout (HTTP: -1, see link) */
     net_link *link;           /* HTTP: the connection (plain or TLS) */
     pthread_mutex_t lock;     /* writes, and the fields below */
-    pthread_cond_t cond;      /* done */
+    int waker;                /* HTTP: the eventfd of the connection that
+                                 waits for the answer (mcp_http.c), -1 when
+                                 none: eryx_mcp_channel_wake writes it */
     int refs;
     int started;              /* HTTP: the response head went out */
     int chunked;              /* HTTP: the event stream goes in chunks, its
@@ -48,6 +50,9 @@ extern channel eryx_mcp_stdio;
 
 channel *eryx_mcp_channel_new(net_link *link, const char *sid);
 void eryx_mcp_channel_unref(channel *ch);
+/* ch->lock held: done, broken or link changed; the connection waiting for
+ * the answer looks again. */
+void eryx_mcp_channel_wake(channel *ch);
 
 /* Handles one message from ch's client: the answer to send at once, or
  * NULL (a notification, or a job that answers on ch later). */
