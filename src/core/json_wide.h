@@ -36,7 +36,9 @@ json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact
  * jansson 2.14 with glibc, a parent's slot and its growth included: 232 an
  * object, 136 an array, 40 a number, 16 true, false or null, 88 and its
  * length a string; a key is counted as a string (72 measured). Within 10 %
- * of jansson's peak on the shapes measured (docs/serve.md). So
+ * of jansson's peak on every shape measured (objects of 200 000 short or
+ * long keys, arrays of strings or of `true`, 2000 nested arrays, records,
+ * escapes); fuzz_json_wide checks it is at least half of it. So
  * `[{},{},...]` costs 77 times its text, records such as
  * `{"a":[1,2,{"b":null}],"c":"x"}` about 33 times, `list(range(10**6))`
  * 6 times, a long string once. */

@@ -1,6 +1,7 @@
 /* Host callbacks: await from Python, errors, limits, concurrency, asyncio. */
 #include <eryx.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,8 +44,8 @@ static void fail(void *ud, eryx_call *call)
 
 static void bad_json(void *ud, eryx_call *call)
 {
-    int *rc = ud;
-    *rc = eryx_call_reply(call, "{not json", 9);
+    _Atomic int *rc = ud;
+    atomic_store(rc, eryx_call_reply(call, "{not json", 9));
 }
 
 static void huge_error(void *ud, eryx_call *call)
@@ -90,7 +91,16 @@ static void meet(void *ud, eryx_call *call)
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static int bad_json_rc = -1;
+/* Stored by the handler's worker after its reply returns, which may be
+ * after the run that the reply ended has returned: read with a wait. */
+static _Atomic int bad_json_rc = -1;
+
+static int bad_json_rc_when_set(void)
+{
+    for (int i = 0; i < 500 && atomic_load(&bad_json_rc) == -1; i++)
+        usleep(10000);
+    return atomic_load(&bad_json_rc);
+}
 
 /* reply_text(i) -> reply_texts[i] as it is: replies on either side of the
  * line between the ones written straight into the guest's reply and the
@@ -331,7 +341,7 @@ TEST_CASE(test_errors)
     eryx_result_free(r);
     check_output(sb, "try:\n    await bad_json()\nexcept CallbackError as e:\n    print(e)",
                  "the host function returned malformed JSON\n");
-    CHECK_INT(bad_json_rc, ERYX_INVALID);
+    CHECK_INT(bad_json_rc_when_set(), ERYX_INVALID);
     check_output(sb, "try:\n    await huge_error()\nexcept CallbackError as e:\n"
                      "    print(len(str(e)))",
                  "4095\n");
