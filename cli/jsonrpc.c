@@ -156,6 +156,22 @@ void jr_decode_bounded(const char *line, size_t len, size_t max_tree, jr_msg *ou
                      "largest message to read (too many objects, arrays and values)";
 }
 
+int jr_decode_unread(const char *text, size_t len, const char *why, jr_msg *out)
+{
+    enum { ENDS = 256 };
+    size_t n = len < ENDS ? len : ENDS;
+    json_t *id = jr_id_of_ends(text, n, text + len - n, n);
+    memset(out, 0, sizeof *out);
+    out->root = id ? jr_error(id, -32000, why) : NULL;
+    json_decref(id);
+    if (!out->root)
+        return -1;
+    out->kind = JR_ERROR_RESPONSE;
+    out->id = json_object_get(out->root, "id");
+    out->error = json_object_get(out->root, "error");
+    return 0;
+}
+
 void jr_decode(const char *line, size_t len, jr_msg *out)
 {
     memset(out, 0, sizeof *out);

@@ -68,13 +68,22 @@ typedef struct jr_msg {
 /* Decodes one line. Never fails hard: anything malformed is JR_INVALID
  * (root may still be set: free it with jr_msg_clear). */
 void jr_decode(const char *line, size_t len, jr_msg *out);
-/* jr_decode for what a server's clients send: a line whose tree would take
- * more than max_tree bytes (eryx__json_tree_fits) is a parse error, not
- * read. The servers' own peers (MCP servers whose tools the code calls)
- * are read whole: their results may be large trees. */
+/* jr_decode for what a peer sends (a server's clients, and the MCP servers
+ * whose tools the code calls): a line whose tree would take more than
+ * max_tree bytes (eryx__json_tree_fits) is a parse error, not read. */
 void jr_decode_bounded(const char *line, size_t len, size_t max_tree, jr_msg *out);
-/* The tree a server reads of one message of at most max_message bytes: 4
- * times that (a 16 MiB message of `[{},{},...]` would be 1.3 GB). */
+/* For a peer's message not read for its size: *out becomes the error
+ * response that stands for it (code -32000, message why) to the id that
+ * jr_id_of_ends finds on its first and last 256 bytes, so that the request
+ * it answered fails now with the reason rather than waiting. -1 when its
+ * ends show no id or memory runs out (*out is then an empty JR_INVALID). */
+int jr_decode_unread(const char *text, size_t len, const char *why, jr_msg *out);
+/* The largest tree read of one message of at most max_message bytes (by a
+ * server of its clients', by the MCP client and proxy of their servers'):
+ * 4 times that (a 16 MiB
+ * message of `[{},{},...]` would be 1.3 GB; records such as
+ * `{"a":[1,2,{"b":null}],"c":"x"}` take about 33 times their text, so 2 MiB
+ * of them fit the default 16 MiB limit; raise the limit for more). */
 #define JR_MAX_TREE(max_message) (4 * (size_t)(max_message))
 /* v's text when v is a string holding no NUL character, else NULL. Strings
  * may hold NULs ("\u0000" is JSON, and tools' texts have them), but a name

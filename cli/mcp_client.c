@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/json_wide.h"
 #include "jsonrpc.h"
 #include "mcp.h"
 #include "mcp_internal.h"
@@ -471,10 +472,36 @@ static void send_cancel(mcp_conn *c, json_int_t id, const char *reason)
     json_decref(n);
 }
 
+/* A message of the server's too wide to read (its tree past JR_MAX_TREE):
+ * the call it answers fails with the reason, or, when its ends do not
+ * show which call that is, every call in flight does (as for a message
+ * over the limit). 0 when m stands for it. */
+static int refuse_wide(mcp_conn *c, const char *line, size_t len, jr_msg *m)
+{
+    char why[300];
+    snprintf(why, sizeof why, "eryx did not read the answer: its JSON would take more than "
+             "%zu bytes (4 times the %zu-byte --mcp-max-message: too many objects, arrays and "
+             "values)", JR_MAX_TREE(c->max_message), c->max_message);
+    if (jr_decode_unread(line, len, why, m) == 0)
+        return 0;
+    char msg[400];
+    snprintf(msg, sizeof msg, "MCP server %s sent a message whose JSON would take more than "
+             "%zu bytes to read (4 times the %zu-byte --mcp-max-message); it was dropped, and the "
+             "calls in flight fail", c->name, JR_MAX_TREE(c->max_message),
+             c->max_message);
+    pthread_mutex_lock(&c->lock);
+    fail_all(c, msg);
+    pthread_mutex_unlock(&c->lock);
+    return -1;
+}
+
 static void handle_line(mcp_conn *c, const char *line, size_t len)
 {
     jr_msg m;
-    jr_decode(line, len, &m);
+    if (eryx__json_tree_fits(line, len, JR_MAX_TREE(c->max_message), NULL))
+        jr_decode(line, len, &m);
+    else if (refuse_wide(c, line, len, &m) < 0)
+        return;
     switch (m.kind) {
     case JR_RESPONSE:
     case JR_ERROR_RESPONSE: {

@@ -52,6 +52,7 @@
 
 #include "dial.h"
 #include "http_resp.h"
+#include "core/json_wide.h"
 #include "jsonrpc.h"
 #include "mcp.h"
 #include "mcp_internal.h"
@@ -182,6 +183,8 @@ typedef struct exchange {
     /* Its event stream, to resume it when it ends before the answer: */
     int streamed;             /* the last try's answer was a 2xx event stream */
     int dropped;              /* a message over --max-message was dropped */
+    int unread;               /* a message too wide to read was dropped
+                               * (server_message) */
     char last_id[HTTP_EVENT_ID_MAX]; /* the last event's id ("": none, or
                                       * one that cannot be sent back) */
     long retry_ms;            /* the server's retry field, -1: none came */
@@ -190,6 +193,32 @@ typedef struct exchange {
                                * back for reuse (answer_flush) */
 } exchange;
 
+/* A message of the server, read; NULL (said on stderr) when it is not
+ * JSON. One whose tree would be too wide to read (JR_MAX_TREE) is not
+ * read (*unread = 1, said on stderr): the error response to its id stands
+ * for it (jr_decode_unread), for the caller to pass on when that id is of
+ * a request waiting for its answer; NULL when its ends show no id. */
+static json_t *server_message(proxy *p, const char *text, size_t len, int *unread)
+{
+    if (eryx__json_tree_fits(text, len, JR_MAX_TREE(p->max_message), NULL)) {
+        json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+        if (!msg)
+            fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON "
+                            "(dropped)\n");
+        return msg;
+    }
+    size_t max_tree = JR_MAX_TREE(p->max_message);
+    fprintf(stderr, "eryx mcp-proxy: the server sent a message whose JSON would take more "
+                    "than %zu bytes to read (dropped)\n", max_tree);
+    *unread = 1;
+    char why[200];
+    snprintf(why, sizeof why, "its answer's JSON would take more than %zu bytes to read "
+             "(4 times --max-message: too many objects, arrays and values) and was dropped",
+             max_tree);
+    jr_msg m;
+    return jr_decode_unread(text, len, why, &m) == 0 ? m.root : NULL;
+}
+
 /* A message of the answer: compacted to one line and written to stdout. */
 static void on_message(void *ud, const char *text, size_t len)
 {
@@ -197,11 +226,11 @@ static void on_message(void *ud, const char *text, size_t len)
     proxy *p = x->p;
     if (x->r->status < 200 || x->r->status > 299) /* an error page: the status says it */
         return;
-    json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
-    if (!msg) {
-        fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON (dropped)\n");
+    int unread = 0;
+    json_t *msg = server_message(p, text, len, &unread);
+    x->unread |= unread;
+    if (!msg)
         return;
-    }
     json_t *id = json_object_get(msg, "id");
     int is_answer = x->id && id && json_equal(id, x->id) && !json_object_get(msg, "method");
     pthread_mutex_lock(&p->lock);
@@ -214,7 +243,7 @@ static void on_message(void *ud, const char *text, size_t len)
             snprintf(p->version, sizeof p->version, "%s", v);
         x->held = msg;
         msg = NULL;
-    } else if (!is_answer) { /* (a second answer to it is dropped) */
+    } else if (!is_answer && !unread) { /* (a second answer to it is dropped) */
         jr_write(1, NULL, msg);
     }
     pthread_mutex_unlock(&p->lock);
@@ -360,6 +389,10 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
         snprintf(err, errlen, "an answer over --max-message (%zu bytes) was dropped",
                  p->max_message);
         why = err;
+    } else if (!why && x->unread && !x->answered) {
+        snprintf(err, errlen, "a message whose JSON would take more than %zu bytes to read "
+                 "(4 times --max-message) was dropped", JR_MAX_TREE(p->max_message));
+        why = err;
     }
     if (done == 1 && http_resp_reusable(r))
         link_give(p, &l, r);
@@ -396,7 +429,7 @@ static const char *exchange_send(exchange *x, const char *method, const char *pa
  * come again). */
 static int resumable(const exchange *x)
 {
-    return !x->answered && x->last_id[0] && !x->dropped;
+    return !x->answered && x->last_id[0] && !x->dropped && !x->unread;
 }
 
 /* Waits ms before resuming x's stream: 0, or -1 as soon as the client
@@ -546,7 +579,7 @@ static int replayable(const jr_msg *m)
 static void forward(proxy *p, char *line, size_t len)
 {
     jr_msg m;
-    jr_decode(line, len, &m);
+    jr_decode_bounded(line, len, JR_MAX_TREE(p->max_message), &m);
     /* Only a request is answered (a response of ours to the server's
      * request, or a notification, gets 202 and nothing). */
     exchange x = {.p = p, .id = m.kind == JR_REQUEST ? m.id : NULL,
@@ -617,7 +650,7 @@ static void dispatch(proxy *p, const char *line, size_t len)
     memcpy(copy, line, len + 1);
     if (strstr(copy, "\"initialize\"")) { /* maybe initialize: decided in forward */
         jr_msg m;
-        jr_decode(copy, len, &m);
+        jr_decode_bounded(copy, len, JR_MAX_TREE(p->max_message), &m);
         int init = m.method && !strcmp(m.method, "initialize");
         jr_msg_clear(&m);
         if (init) {
@@ -723,16 +756,14 @@ static void on_stream_event(void *ud, const char *text, size_t len)
             pthread_cond_broadcast(&p->cond);
         }
     } else if (p->stream == STREAM_OPEN && (!s->r.event[0] || !strcmp(s->r.event, "message"))) {
-        json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
+        int unread = 0;
+        json_t *msg = server_message(p, text, len, &unread);
         if (msg) {
             json_t *id = json_object_get(msg, "id");
-            if (id && !json_object_get(msg, "method"))
-                pending_take(p, id);
-            jr_write(1, NULL, msg);
+            int answer = id && !json_object_get(msg, "method") && pending_take(p, id);
+            if (answer || !unread)
+                jr_write(1, NULL, msg);
             json_decref(msg);
-        } else {
-            fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON "
-                            "(dropped)\n");
         }
     }
     pthread_mutex_unlock(&p->lock);
@@ -850,7 +881,7 @@ static void *stream_main(void *arg)
 static void post_sse(proxy *p, const char *line, size_t len)
 {
     jr_msg m;
-    jr_decode(line, len, &m);
+    jr_decode_bounded(line, len, JR_MAX_TREE(p->max_message), &m);
     json_t *id = m.kind == JR_REQUEST ? m.id : NULL;
     if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "notifications/cancelled")) {
         /* The client gave up on a request: its answer is no longer

@@ -13,9 +13,10 @@
  *   - the lossy copy is valid UTF-8 (jansson takes it) and equals the line
  *     when the line was valid UTF-8 without NUL;
  *   - the id found at a line's ends (jr_id_of_ends) is a string or an
- *     integer.
+ *     integer, and jr_decode_unread's error response carries it.
  */
 #include <jansson.h>
+#include <string.h>
 
 #include "fuzz.h"
 #include "jsonrpc.h"
@@ -54,10 +55,19 @@ static void check_msg(const char *line, size_t len)
     json_decref(e);
     jr_msg_clear(&m);
     /* The id seen only at the line's ends (a message dropped for its
-     * size): a string or an integer when found. */
+     * size): a string or an integer when found, and the error response
+     * that stands for a message not read (jr_decode_unread) answers it. */
     size_t keep = len < 256 ? len : 256;
     json_t *id = jr_id_of_ends(line, keep, line + len - keep, keep);
     FUZZ_CHECK(!id || json_is_string(id) || json_is_integer(id));
+    jr_msg u;
+    if (jr_decode_unread(line, len, "too wide", &u) == 0) {
+        FUZZ_CHECK(u.kind == JR_ERROR_RESPONSE && json_equal(u.id, id));
+        FUZZ_CHECK(!strcmp(json_string_value(json_object_get(u.error, "message")), "too wide"));
+    } else {
+        FUZZ_CHECK(!id && u.kind == JR_INVALID && !u.root);
+    }
+    jr_msg_clear(&u);
     json_decref(id);
 }
 

@@ -6,6 +6,9 @@
 //   hang()      never answers
 //   garbage()   writes lines that are not JSON-RPC, then answers ok
 //   huge(mb)    answers with one message of mb MiB
+//   wide(mb, hide_id)  answers with mb MiB of empty objects as structured
+//               content (a tree 77 times its text); hide_id puts the
+//               message's id where neither of its ends shows it
 //   stop_reading()  stops reading stdin (never answers)
 //   error()     answers with a JSON-RPC error
 //   tool_error()  answers with isError: true
@@ -14,13 +17,14 @@
 import readline from 'node:readline';
 
 const mode = process.argv[2] || 'normal';
-const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'stop_reading', 'error', 'tool_error']
+const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading', 'error', 'tool_error']
   .map((name) => ({
     name,
     description: `misbehaves: ${name}`,
     inputSchema: {
       type: 'object',
-      properties: name === 'ok' ? { x: { type: 'integer' } } : name === 'huge' ? { mb: { type: 'number' } } : {},
+      properties: name === 'ok' ? { x: { type: 'integer' } } : name === 'huge' ? { mb: { type: 'number' } }
+        : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' } } : {},
     },
   }));
 
@@ -66,6 +70,14 @@ rl.on('line', (line) => {
       case 'huge': {
         const text = 'x'.repeat(Math.floor(args.mb * 1024 * 1024));
         reply({ content: [{ type: 'text', text }] });
+        break;
+      }
+      case 'wide': {
+        const items = new Array(Math.floor((args.mb * 1024 * 1024) / 3)).fill('{}').join(',');
+        const result = `{"content":[{"type":"text","text":"wide"}],"structuredContent":{"items":[${items}]}}`;
+        process.stdout.write(args.hide_id
+          ? `{"jsonrpc":"2.0","result":${result},"id":${JSON.stringify(msg.id)},"more":[${items}]}\n`
+          : `{"jsonrpc":"2.0","id":${JSON.stringify(msg.id)},"result":${result}}\n`);
         break;
       }
       case 'stop_reading':

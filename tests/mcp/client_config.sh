@@ -243,6 +243,15 @@ grep -q '"id": *2, *"error".*over --max-message (16384 bytes) and was dropped' "
     grep -q '"id": *3, *"error".*over --max-message (16384 bytes) and was dropped' "$tmp/out" &&
     grep -q '"id": *4, *"result"' "$tmp/out" ||
     { echo "FAIL proxy_sse_too_large: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# A message whose JSON would take more than 4 times --max-message to read
+# is not read: when its ends show its id, the request gets an error answer
+# at once; on the stream, where a message of no visible id could answer
+# anything, that request waits for the stream's end like any other.
+proxy_sse /sse "$(call 2 wide)" "$(call 3 seen)"
+grep -q '"id": *2, *"error".*JSON would take more than 65536 bytes to read (4 times --max-message' "$tmp/out" &&
+    grep -q '"id": *3, *"result"' "$tmp/out" &&
+    grep -q 'a message whose JSON would take more than 65536 bytes to read (dropped)' "$tmp/out" ||
+    { echo "FAIL proxy_sse_too_wide: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 proxy_sse /sse-foreign "$(call 2 seen)"
 grep -q '"id": *1, *"error".*evil.invalid.*not a URL of the server.s own origin' "$tmp/out" &&
     grep -q '"id": *2, *"error"' "$tmp/out" ||
@@ -268,7 +277,8 @@ proxy_http() { # PATH, then the messages after initialize, a line each
     shift
     { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
       for m in "$@"; do sleep 0.3; echo "$m"; done; sleep 0.5; } |
-        timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" >"$tmp/out" 2>&1
+        timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" ${proxy_args:-} \
+            >"$tmp/out" 2>&1
 }
 proxy_http /mcp "$(call 2 drop)" '{"jsonrpc":"2.0","id":3,"method":"tools/list"}' \
     "$(call 4 drop)" "$(call 5 seen)" "$(call 6 seen)"
@@ -281,6 +291,15 @@ proxy_http /mcp "$(call 2 port)" "$(call 3 port)"
 [ "$(ports)" = 1 ] || { echo "FAIL proxy_kept: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 proxy_http /mcp-brief "$(call 2 port)" "$(call 3 port)"
 [ "$(ports)" = 2 ] || { echo "FAIL proxy_keep_alive_hint: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# Messages too wide to read, on Streamable HTTP (as on the stream above):
+# one whose ends hide its id fails its request when the exchange ends
+# without an answer.
+proxy_args="--max-message 16k" proxy_http /mcp "$(call 2 wide)" "$(call 3 wide_hidden)" \
+    "$(call 4 seen)"
+grep -q '"id": *2, *"error".*JSON would take more than 65536 bytes to read (4 times --max-message' "$tmp/out" &&
+    grep -q '"id": *3, *"error".*a message whose JSON would take more than 65536 bytes to read (4 times --max-message) was dropped' "$tmp/out" &&
+    grep -q '"id": *4, *"result"' "$tmp/out" ||
+    { echo "FAIL proxy_too_wide: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 
 # Event streams that end before their answer (MCP 2025-11-25): resumed
 # with a GET of the last event's id, after the server's retry time, as

@@ -101,6 +101,37 @@ else
     echo "ok   huge_memory ($rss_kb KB against $base_kb KB)"
 fi
 
+# An answer whose JSON would take more than 4 times --mcp-max-message to
+# read (half a MiB of empty objects: a 38 MiB tree) is not read: the call it
+# answers fails with the reason; when neither end of it shows its id,
+# every call in flight fails, as for a message over the limit. The next
+# calls work, a narrow answer of the same tool too, and the refused one
+# does not raise eryx's peak memory.
+cat >"$tmp/wide.py" <<'EOF'
+for hide in (False, True):
+    try:
+        await mcp.bad.wide(mb=0.5, hide_id=hide)
+    except CallbackError as e:
+        print("wide:", e)
+print(await mcp.bad.ok(x=2))
+print(len((await mcp.bad.wide(mb=0.01))["items"]))
+EOF
+cat >"$tmp/wide.want" <<'EOF'
+wide: MCP server bad, tool wide: error -32000: eryx did not read the answer: its JSON would take more than 8388608 bytes (4 times the 2097152-byte --mcp-max-message: too many objects, arrays and values)
+wide: MCP server bad sent a message whose JSON would take more than 8388608 bytes to read (4 times the 2097152-byte --mcp-max-message); it was dropped, and the calls in flight fail
+{'x': 2}
+3495
+EOF
+expect wide "$tmp/wide.want" 0 -- --callback-timeout 20000 --mcp-max-message 2M \
+    --mcp-server bad="$BAD" "$tmp/wide.py"
+rss_kb=$(peak_kb 'await mcp.bad.wide(mb=1)')
+if [ "$rss_kb" = 0 ] || [ $((rss_kb - base_kb)) -gt 20000 ]; then
+    echo "FAIL wide_memory: peak RSS $rss_kb KB against $base_kb KB without the answer"
+    fails=$((fails + 1))
+else
+    echo "ok   wide_memory ($rss_kb KB against $base_kb KB)"
+fi
+
 # A server that stops reading its stdin: the call that cannot be written
 # times out, the server is stopped, later calls fail at once.
 cat >"$tmp/stop.py" <<'EOF'
@@ -140,7 +171,7 @@ print([c["parameters"] for c in list_callbacks() if c["name"] == "mcp.bad.ok"])
 print(await mcp.bad.ok(7))
 EOF
 cat >"$tmp/paged.want" <<'EOF'
-['mcp.bad.crash', 'mcp.bad.error', 'mcp.bad.garbage', 'mcp.bad.hang', 'mcp.bad.huge', 'mcp.bad.ok', 'mcp.bad.stop_reading', 'mcp.bad.tool_error']
+['mcp.bad.crash', 'mcp.bad.error', 'mcp.bad.garbage', 'mcp.bad.hang', 'mcp.bad.huge', 'mcp.bad.ok', 'mcp.bad.stop_reading', 'mcp.bad.tool_error', 'mcp.bad.wide']
 [{'type': 'object', 'properties': {'x': {'type': 'integer'}}}]
 {'x': 7}
 EOF

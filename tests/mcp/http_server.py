@@ -27,7 +27,10 @@ stream whose "endpoint" event names /messages?session=N, where messages
 are posted (202) and answered on the stream; its tool `cut` ends the
 stream without an answer, `hang` is never answered, `huge` and
 `huge_tail` answer with 64 KiB of text, the id first or last (as
-Python's and the TypeScript SDK's servers order an answer's members). GET /sse-foreign names an endpoint of another
+Python's and the TypeScript SDK's servers order an answer's members).
+On both transports `wide` answers with 600 empty objects (a tree
+far wider than its text), and `wide_hidden` with twice as many, its id
+between them, where neither end of the message shows it. GET /sse-foreign names an endpoint of another
 origin, which a client must refuse. A POST to /sse is refused with 405,
 as a server of the older transport only does.
 
@@ -49,6 +52,14 @@ RETRY = {"poll": 300, "break": 100, "noresume": 100, "linger": 200}
 streams_lock = threading.Lock()
 TOOLS = [{"name": "seen", "inputSchema": {"type": "object", "properties": {}}},
          {"name": "port", "inputSchema": {"type": "object", "properties": {}}}]
+
+
+def wide_answer(msg):
+    """The answer of `wide` or `wide_hidden` (above) to request msg."""
+    result = {"content": [], "structuredContent": {"items": [{}] * 600}}
+    if msg["params"]["name"] == "wide":
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": result}
+    return {"jsonrpc": "2.0", "result": result, "id": msg["id"], "more": [{}] * 600}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -187,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
             return q.put({"jsonrpc": "2.0", "id": msg["id"], "result": result}
                          if msg["params"]["name"] == "huge" else
                          {"result": result, "jsonrpc": "2.0", "id": msg["id"]})
+        if msg["method"] == "tools/call" and msg["params"]["name"].startswith("wide"):
+            return q.put(wide_answer(msg))
         q.put(self.answer_of(msg, TOOLS + [
             {"name": "cut", "inputSchema": {"type": "object", "properties": {}}}]))
 
@@ -209,6 +222,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(202, None)
         if msg["method"] == "tools/call" and msg["params"]["name"] in RETRY:
             return self.resumable_call(msg)
+        if msg["method"] == "tools/call" and msg["params"]["name"].startswith("wide"):
+            return self.answer(200, wide_answer(msg))
         return self.answer(200, self.answer_of(msg, TOOLS))
 
     def do_DELETE(self):
