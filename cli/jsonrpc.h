@@ -80,10 +80,9 @@ void jr_decode_bounded(const char *line, size_t len, size_t max_tree, jr_msg *ou
 int jr_decode_unread(const char *text, size_t len, const char *why, jr_msg *out);
 /* The largest tree read of one message of at most max_message bytes (by a
  * server of its clients', by the MCP client and proxy of their servers'):
- * 4 times that (a 16 MiB
- * message of `[{},{},...]` would be 1.3 GB; records such as
- * `{"a":[1,2,{"b":null}],"c":"x"}` take about 33 times their text, so 2 MiB
- * of them fit the default 16 MiB limit; raise the limit for more). */
+ * 4 times that. A 16 MiB message of `[{},{},...]` would be 1.3 GB; records
+ * such as `{"a":[1,2,{"b":null}],"c":"x"}` take about 33 times their text,
+ * so 2 MiB of them fit the default 16 MiB limit (raise it for more). */
 #define JR_MAX_TREE(max_message) (4 * (size_t)(max_message))
 /* v's text when v is a string holding no NUL character, else NULL. Strings
  * may hold NULs ("\u0000" is JSON, and tools' texts have them), but a name

@@ -17,13 +17,18 @@
 # ERYX_GUEST_SEGMENT=0 the variant that addresses linear memory through a
 # base pointer rather than the %gs segment (default 1 on x86-64: ~20 % faster,
 # but valgrind cannot run it; src/engine/segment.c). A variant's output
-# directory is the default's path with "-fuel" and/or "-noseg" appended.
+# directory is the default's path with "-fuel" and/or "-noseg" appended, and
+# "-pgo0"/"-pgo1" when ERYX_GUEST_PGO is not the compiler's default and
+# "-cc" and a hash when ERYX_GUEST_CC or ERYX_GUEST_CFLAGS are not the
+# defaults: a build with -march=native must never stand in for the
+# portable one (docs/performance.md, "CPU baseline").
 # ERYX_GUEST_EXPERIMENT=SCRIPT rewrites the generated C further (SCRIPT
 # FILE.c, after guest/w2c_rewrite.sh): a lever being measured, never the
 # default (bench/README.md); its directory gets "-x" and the script's hash.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
+default_cc="clang-$ERYX_LLVM -O2"
 ERYX_GUEST_CC=${ERYX_GUEST_CC:-clang-$ERYX_LLVM}
 ERYX_GUEST_CFLAGS=${ERYX_GUEST_CFLAGS:--O2}
 ERYX_GUEST_FUEL=${ERYX_GUEST_FUEL:-0}
@@ -200,6 +205,9 @@ fi
 final=$out
 [ "$ERYX_GUEST_FUEL" = 1 ] && final=$final-fuel
 [ "$ERYX_GUEST_SEGMENT" = 1 ] || final=$final-noseg
+[ "$ERYX_GUEST_PGO" = "$pgo_default" ] || final=$final-pgo$ERYX_GUEST_PGO
+[ "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS" = "$default_cc" ] ||
+    final=$final-cc$(echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS" | sha256sum | cut -c1-8)
 [ -z "$experiment" ] || final=$final-x$(sha256sum <"$experiment" | cut -c1-8)
 if [ "$final" != "$out" ]; then
     mkdir -p "$final"
