@@ -83,10 +83,22 @@
  * without reaching the embedder. Without it the host held what the guest
  * sent, not what it kept: a guest that peaked at 29 MB sent 300 calls of
  * 4 MiB to a slow handler, and the Python binding's process grew to 1.8 GB
- * (276 MB with this bound); an embedder that parses arguments (the binding
- * does) holds up to 20 times their size more. */
+ * (276 MB with this bound). */
 #ifndef ERYX_MAX_HELD_ARGS
 #define ERYX_MAX_HELD_ARGS (64u << 20)
+#endif
+
+/* Largest total of what the same calls' arguments take to read as trees
+ * (eryx__json_tree_bytes, core/json_wide.h: jansson's bytes), counted and
+ * failed alike, and the most one call's may take. Every host that takes
+ * arguments parses them (the CLI's MCP client and `eryx serve` with
+ * jansson, the Python binding with json.loads), and `[{},{},...]` is a
+ * tree 77 times its text in jansson (24 in Python): the 64 MiB of
+ * arguments above were 5 GB of trees. Records such as
+ * `{"a":[1,2,{"b":null}],"c":"x"}` (33 times) pass up to the 4 MiB of one
+ * call (ERYX_MAX_CALL_ARGS). */
+#ifndef ERYX_MAX_HELD_TREES
+#define ERYX_MAX_HELD_TREES (256u << 20)
 #endif
 
 /* Most calls in one wait request (a gather() of 10000 calls is one request;

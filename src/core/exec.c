@@ -11,6 +11,7 @@
 #include "core/exec.h"
 #include "core/call_record.h"
 #include "core/handle.h"
+#include "core/json_wide.h"
 #include "core/json_write.h"
 #include "guest/abi.h"
 #include "net/net.h"
@@ -84,6 +85,7 @@ static int call_unref_locked(eryx_call *c)
     if (--c->refs > 0)
         return 0;
     c->hub->args_held -= c->args_held;
+    c->hub->trees_held -= c->tree_held;
     c->hub->refs--; /* never the last: the caller holds a reference too */
     call_free(c);
     return 1;
@@ -555,22 +557,28 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
     return J_RECORD;
 }
 
-/* Counts n more bytes of arguments held for h's calls: 0 (nothing
- * counted) if that would pass ERYX_MAX_HELD_ARGS. */
-static int hold_args(eryx__hub *h, size_t n)
+/* Counts n more bytes of arguments, whose tree takes tree bytes to read,
+ * held for h's calls: 0 if that passes ERYX_MAX_HELD_ARGS, -1 if it passes
+ * ERYX_MAX_HELD_TREES (nothing counted then). */
+static int hold_args(eryx__hub *h, size_t n, size_t tree)
 {
     pthread_mutex_lock(&h->mu);
-    int ok = n <= ERYX_MAX_HELD_ARGS - h->args_held;
-    if (ok)
+    int ok = n > ERYX_MAX_HELD_ARGS - h->args_held      ? 0
+             : tree > ERYX_MAX_HELD_TREES - h->trees_held ? -1
+                                                          : 1;
+    if (ok == 1) {
         h->args_held += n;
+        h->trees_held += tree;
+    }
     pthread_mutex_unlock(&h->mu);
     return ok;
 }
 
-static void release_args(eryx__hub *h, size_t n)
+static void release_args(eryx__hub *h, size_t n, size_t tree)
 {
     pthread_mutex_lock(&h->mu);
     h->args_held -= n;
+    h->trees_held -= tree;
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -583,10 +591,21 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
         if (j != J_RECORD)
             return j == J_NOMEM ? -1 : 0;
     }
+    /* Before anything reads them, the network's handlers included: every
+     * host that takes them parses them (config.h, ERYX_MAX_HELD_TREES). */
+    char msg[512];
+    size_t args_len = strlen(args), tree;
+    if (!eryx__json_tree_fits(args, args_len, ERYX_MAX_HELD_TREES, &tree)) {
+        snprintf(msg, sizeof msg,
+                 "the arguments of '%.200s' (%zu bytes of JSON) would take more than %u MiB "
+                 "to read (too many objects, arrays and values): the host does not take them",
+                 name, args_len, (unsigned)(ERYX_MAX_HELD_TREES >> 20));
+        complete_now(ex, id, error_result(id, "failed", msg), jentry);
+        return 0;
+    }
     if (eryx__journal_is_net(name))
         return add_net_call(ex, id, name, args, jentry);
     const eryx__callback *cb = eryx__callback_find(sb, name);
-    char msg[512];
     if (!cb) {
         snprintf(msg, sizeof msg, "no host function named '%.200s'", name);
         complete_now(ex, id, error_result(id, "invalid_arguments", msg), jentry);
@@ -598,12 +617,19 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
         complete_now(ex, id, error_result(id, "failed", msg), jentry);
         return 0;
     }
-    size_t args_len = strlen(args);
-    if (!hold_args(ex->hub, args_len)) {
-        snprintf(msg, sizeof msg,
-                 "the host holds %u MiB of arguments of this run's calls at most, those not "
-                 "yet answered or whose handlers still run: '%.200s' (%zu bytes) would pass it",
-                 (unsigned)(ERYX_MAX_HELD_ARGS >> 20), name, args_len);
+    int held = hold_args(ex->hub, args_len, tree);
+    if (held <= 0) {
+        if (held == 0)
+            snprintf(msg, sizeof msg,
+                     "the host holds %u MiB of arguments of this run's calls at most, those not "
+                     "yet answered or whose handlers still run: '%.200s' (%zu bytes) would pass "
+                     "it", (unsigned)(ERYX_MAX_HELD_ARGS >> 20), name, args_len);
+        else
+            snprintf(msg, sizeof msg,
+                     "the host reads %u MiB of trees of arguments of this run's calls at most, "
+                     "those not yet answered or whose handlers still run: '%.200s' (%zu bytes, "
+                     "%zu MiB as a tree) would pass it",
+                     (unsigned)(ERYX_MAX_HELD_TREES >> 20), name, args_len, tree >> 20);
         complete_now(ex, id, error_result(id, "failed", msg), jentry);
         return 0;
     }
@@ -613,10 +639,11 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
     if (!c || !(c->args = strdup(args)) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
-        release_args(ex->hub, args_len);
+        release_args(ex->hub, args_len, tree);
         return -1;
     }
     c->args_held = args_len; /* released with the call (call_unref_locked) */
+    c->tree_held = tree;
     c->for_embedder = 1;
     c->handler = cb->handler;
     c->user_data = cb->user_data;

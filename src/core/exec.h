@@ -43,6 +43,9 @@ typedef struct eryx__hub {
                                    (not counted in n_ready) */
     size_t args_held;           /* bytes of arguments its calls hold, at
                                    most ERYX_MAX_HELD_ARGS */
+    size_t trees_held;          /* what their trees take to read
+                                   (eryx__json_tree_bytes), at most
+                                   ERYX_MAX_HELD_TREES */
 } eryx__hub;
 
 /* A notify to deliver once every lock is released (see exec.c). */
@@ -75,6 +78,7 @@ struct eryx_call {
     char *name;
     char *args;                 /* JSON object text */
     size_t args_held;           /* its share of hub->args_held */
+    size_t tree_held;           /* its share of hub->trees_held */
     eryx__record record;        /* the guest's record of its outcome, once
                                    completed (core/call_record.h) */
     int for_embedder;           /* a registered callback (not failed at once) */

@@ -686,6 +686,61 @@ TEST_CASE(test_held_arguments_are_bounded)
     eryx_sandbox_free(sb);
 }
 
+/* What the arguments of one execution's calls take to read as trees is
+ * bounded like their text (ERYX_MAX_HELD_TREES, 256 MiB): 400 000 empty
+ * dicts are 1.2 MB of text and 93 MB as a jansson tree (the 64 MiB of text
+ * allowed were 5 GB of trees). Two such calls are held, the third fails
+ * at once, before the embedder sees it; answered, they give their share
+ * back, and more go through. One call whose arguments alone would pass
+ * the bound (1.39 million dicts, within the 4 MiB of one call) fails too. */
+TEST_CASE(test_held_argument_trees_are_bounded)
+{
+    static const eryx_callback cbs[] = {{.name = "f"}, {.name = "g"}};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = cbs;
+    cfg.n_callbacks = 2;
+    cfg.max_memory = 512u << 20;
+    eryx_sandbox *sb = new_sandbox(&cfg);
+    const char *code = "import asyncio\n"
+                       "x = [{}] * 400000\n"
+                       "ts = []\n"
+                       "for i in range(3):\n"
+                       "    ts.append(asyncio.ensure_future(f(x=x)))\n"
+                       "    await g()\n"
+                       "await g()\n"
+                       "failed = [t.exception() for t in ts if t.done()]\n"
+                       "print(len(failed), failed[0].kind, failed[0])\n";
+    eryx_call *held[20];
+    int n_held = 0;
+    eryx_result *r = run_answering_g(sb, code, held, &n_held);
+    CHECK_INT(n_held, 2);
+    CHECK_CONTAINS(r ? r->out : NULL, "1 failed the host reads 256 MiB of trees of arguments of "
+                                      "this run's calls at most, those not yet answered or "
+                                      "whose handlers still run: 'f' (1200007 bytes, 88 MiB as "
+                                      "a tree) would pass it\n");
+    eryx_result_free(r);
+    for (int i = 0; i < n_held; i++)
+        eryx_call_reply(held[i], "1", 1); /* late: dropped, and released */
+    n_held = 0;
+    r = run_answering_g(sb, "print(sum([await g(x=[{}] * 400000) for i in range(5)]))", held,
+                        &n_held);
+    CHECK_STR(r ? r->out : NULL, "35\n");
+    eryx_result_free(r);
+    /* (The glue's own JSON, `{}, ` a dict, cannot reach it within 4 MiB;
+     * a request written by hand, `{},`, can.) */
+    r = run_answering_g(sb, "import _eryx_host\n"
+                            "print(_eryx_host.wait(b'{\"calls\":[{\"id\":1,\"name\":\"g\",'\n"
+                            "    + b'\"args\":{\"x\":[' + b'{},' * 1390000\n"
+                            "    + b'{}]}}],\"timeout\":null}').decode())\n",
+                        held, &n_held);
+    CHECK_CONTAINS(r ? r->out : NULL, "the arguments of 'g' (4170010 bytes of JSON) would take "
+                                      "more than 256 MiB to read (too many objects, arrays and "
+                                      "values): the host does not take them");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* One sandbox's handlers that block past their calls' timeouts used to
  * hold every worker of the process (64), so another sandbox's calls waited
  * in the queue until they timed out. Each sandbox now has a share of the
