@@ -45,7 +45,11 @@ typedef struct job {
     eryx_callback_fn handler;
     void *user_data;
     const void *owner;          /* the run that queued it */
-    const void *sandbox;        /* its sandbox: a key only, never read */
+    const void *sandbox;        /* its sandbox's handle: a key only, never
+                                   read; never another sandbox's (a slot's
+                                   generation changes at each close:
+                                   core/handle.h), though a freed one's
+                                   address may be the next one's */
 } job;
 
 /* A sandbox's handlers running and queued; kept while either is not 0. */
