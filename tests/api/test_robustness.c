@@ -643,12 +643,8 @@ static eryx_result *run_answering_g(eryx_sandbox *sb, const char *code, eryx_cal
     return r;
 }
 
-/* The host holds at most 64 MiB of arguments for one execution's calls not
- * yet done (ERYX_MAX_HELD_ARGS): a guest that passes the same 4 MiB to call
- * after call, holding it once, made the host hold 4 MiB more each time.
- * Sixteen such calls are held; the next fail at once, before the embedder
- * sees them, and the guest goes on. Answered calls give their share back. */
-TEST_CASE(test_held_arguments_are_bounded)
+/* A sandbox whose code calls f (run_answering_g holds those calls) and g. */
+static eryx_sandbox *new_sandbox_f_g(void)
 {
     static const eryx_callback cbs[] = {{.name = "f"}, {.name = "g"}};
     eryx_sandbox_config cfg;
@@ -656,19 +652,40 @@ TEST_CASE(test_held_arguments_are_bounded)
     cfg.callbacks = cbs;
     cfg.n_callbacks = 2;
     cfg.max_memory = 512u << 20; /* the guest's copies of what it sends */
-    eryx_sandbox *sb = new_sandbox(&cfg);
-    const char *code = "import asyncio\n"
-                       "x = 'a' * (4 * 1024 * 1024 - 200)\n"
-                       "ts = []\n"
-                       "for i in range(20):\n"
-                       "    ts.append(asyncio.ensure_future(f(x=x)))\n"
-                       "    await g()   # a turn of the loop each: one f call each\n"
-                       "await g()       # the last one's failure arrives\n"
-                       "failed = [t.exception() for t in ts if t.done()]\n"
-                       "print(len(failed), failed[0].kind, failed[0])\n";
+    return new_sandbox(&cfg);
+}
+
+/* Code that starts n calls of f(x=X), one per turn of the loop (an awaited
+ * g each), then prints how many failed, the first one's kind and message. */
+static const char *calls_of_f(char *code, size_t size, const char *x, int n)
+{
+    snprintf(code, size,
+             "import asyncio\n"
+             "x = %s\n"
+             "ts = []\n"
+             "for i in range(%d):\n"
+             "    ts.append(asyncio.ensure_future(f(x=x)))\n"
+             "    await g()   # a turn of the loop each: one f call each\n"
+             "await g()       # the last one's failure arrives\n"
+             "failed = [t.exception() for t in ts if t.done()]\n"
+             "print(len(failed), failed[0].kind, failed[0])\n",
+             x, n);
+    return code;
+}
+
+/* The host holds at most 64 MiB of arguments for one execution's calls not
+ * yet done (ERYX_MAX_HELD_ARGS): a guest that passes the same 4 MiB to call
+ * after call, holding it once, made the host hold 4 MiB more each time.
+ * Sixteen such calls are held; the next fail at once, before the embedder
+ * sees them, and the guest goes on. Answered calls give their share back. */
+TEST_CASE(test_held_arguments_are_bounded)
+{
+    eryx_sandbox *sb = new_sandbox_f_g();
+    char code[1024];
     eryx_call *held[20];
     int n_held = 0;
-    eryx_result *r = run_answering_g(sb, code, held, &n_held);
+    eryx_result *r = run_answering_g(
+        sb, calls_of_f(code, sizeof code, "'a' * (4 * 1024 * 1024 - 200)", 20), held, &n_held);
     CHECK_INT(n_held, 16);
     CHECK_CONTAINS(r ? r->out : NULL, "4 failed the host holds 64 MiB of arguments of this "
                                       "run's calls at most");
@@ -695,25 +712,12 @@ TEST_CASE(test_held_arguments_are_bounded)
  * the bound (1.39 million dicts, within the 4 MiB of one call) fails too. */
 TEST_CASE(test_held_argument_trees_are_bounded)
 {
-    static const eryx_callback cbs[] = {{.name = "f"}, {.name = "g"}};
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    cfg.callbacks = cbs;
-    cfg.n_callbacks = 2;
-    cfg.max_memory = 512u << 20;
-    eryx_sandbox *sb = new_sandbox(&cfg);
-    const char *code = "import asyncio\n"
-                       "x = [{}] * 400000\n"
-                       "ts = []\n"
-                       "for i in range(3):\n"
-                       "    ts.append(asyncio.ensure_future(f(x=x)))\n"
-                       "    await g()\n"
-                       "await g()\n"
-                       "failed = [t.exception() for t in ts if t.done()]\n"
-                       "print(len(failed), failed[0].kind, failed[0])\n";
+    eryx_sandbox *sb = new_sandbox_f_g();
+    char code[1024];
     eryx_call *held[20];
     int n_held = 0;
-    eryx_result *r = run_answering_g(sb, code, held, &n_held);
+    eryx_result *r =
+        run_answering_g(sb, calls_of_f(code, sizeof code, "[{}] * 400000", 3), held, &n_held);
     CHECK_INT(n_held, 2);
     CHECK_CONTAINS(r ? r->out : NULL, "1 failed the host reads 256 MiB of trees of arguments of "
                                       "this run's calls at most, those not yet answered or "
