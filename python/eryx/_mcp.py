@@ -32,7 +32,7 @@ import time
 from typing import (Any, Callable, Dict, List, Mapping, NoReturn, Optional, Sequence, Set,
                     Tuple)
 
-from . import _eryx
+from . import _eryx, _peer_json
 from ._callbacks import _Entry
 
 PROTOCOL_VERSION = "2025-11-25"
@@ -195,11 +195,6 @@ def _pyeryx_value(structured: Any, texts: List[str]) -> Any:
 def _settle(fut: "asyncio.Future[Outcome]", outcome: Outcome) -> None:
     if not fut.done():
         fut.set_result(outcome)
-
-
-def _max_containers(max_message: int) -> int:
-    """The most objects and arrays read of one message of a server."""
-    return 4 * max_message // 200
 
 
 class _Server:
@@ -534,16 +529,12 @@ class _Server:
     def _handle_line(self, line: bytes) -> None:
         if not line.strip():
             return
-        # json.loads builds whatever the text asks for: 16 MiB of `[{},...]`
-        # are 400 MB of dicts. So a message of more objects and arrays than
-        # a tree of 4 times max_message holds at 200 bytes each (its braces
-        # and brackets counted, those in strings too) is not read.
-        wide = line.count(b"{") + line.count(b"[")
-        if wide > _max_containers(self.max_message):
+        wide = _peer_json.too_wide(line, self.max_message)
+        if wide:
             self._fail_pending(f"MCP server {self.name} sent a message of {wide} objects and "
-                               f"arrays, more than the {_max_containers(self.max_message)} "
-                               f"that 4 times the {self.max_message}-byte limit allows; it "
-                               f"was dropped, and the calls in flight fail")
+                               f"arrays, more than the "
+                               f"{_peer_json.max_containers(self.max_message)} read of one "
+                               f"message; it was dropped, and the calls in flight fail")
             return
         try:
             msg = json.loads(line)

@@ -28,7 +28,7 @@ import os
 import threading
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from . import _callbacks, _eryx
+from . import _callbacks, _eryx, _peer_json
 from ._callbacks import CallbacksArg
 from ._websocket import TEXT, Closed, HandshakeError, ProtocolError, WebSocket, parse_url
 
@@ -431,6 +431,12 @@ class _Client:
                                         "connection") from None
         if opcode != TEXT:
             return None
+        wide = _peer_json.too_wide(data, self._max_message)
+        if wide:
+            self._drop()
+            raise RemoteError(f"the server sent a message of {wide} objects and arrays, more "
+                              f"than the {_peer_json.max_containers(self._max_message)} read of "
+                              f"one message", "protocol")
         try:
             ev = json.loads(data)
         except ValueError:

@@ -378,18 +378,21 @@ def test_close_fails_the_calls_in_flight():
 
 
 def test_a_message_too_wide_to_read_is_dropped():
-    # Half a MiB of empty objects (174 762) over a 2 MiB limit (41 943
-    # allowed): not read, the call fails; the next ones work, and so does a
-    # narrow answer of the same tool.
+    # 1.5 MiB of empty objects (524 288) under a 2 MiB limit (335 544
+    # allowed: a 64 MiB tree): not read, the call fails; the next ones work,
+    # and so do a narrow answer of the same tool and the same objects as a
+    # string's text.
     with eryx.MCPManager(max_message=2 << 20) as m:
         m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
         sb = eryx.Sandbox(mcp=m, resource_limits=eryx.ResourceLimits(callback_timeout_ms=20000))
-        r = sb.execute("try:\n    await mcp.bad.wide(mb=0.5)\nexcept CallbackError as e:\n"
+        r = sb.execute("try:\n    await mcp.bad.wide(mb=1.5)\nexcept CallbackError as e:\n"
                        "    print(e)\nprint(await mcp.bad.ok(x=3))\n"
-                       "print(len((await mcp.bad.wide(mb=0.01))['items']))")
-        assert r.stdout == ("MCPError: MCP server bad sent a message of 174768 objects and arrays, "
-                            "more than the 41943 that 4 times the 2097152-byte limit allows; it "
-                            "was dropped, and the calls in flight fail\n{'x': 3}\n3495\n")
+                       "print(len((await mcp.bad.wide(mb=0.01))['items']))\n"
+                       "print(len(await mcp.bad.wide(mb=0.5, as_text=True)))")
+        assert r.stdout == ("MCPError: MCP server bad sent a message of 524294 objects and arrays, "
+                            "more than the 335544 read of one message; it was dropped, and the "
+                            "calls in flight fail\n{'x': 3}\n3495\n"
+                            "524287\n")
 
 
 def test_paginated_tool_list():

@@ -6,6 +6,7 @@ is test_remote.py."""
 
 import base64
 import hashlib
+import json
 import socket
 import struct
 import threading
@@ -161,8 +162,10 @@ def test_close_handshake(pair):
         ws.send_text("after close")
 
 
-def _one_shot_http(answer):
-    """A listening socket answering the first request with answer(key)."""
+def _one_shot_http(answer, drain=False):
+    """A listening socket answering the first request with answer(key);
+    drain: then reading until the client closes (a large answer is not cut
+    short by a reset when the client's request arrives unread)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
@@ -176,7 +179,8 @@ def _one_shot_http(answer):
             key = [ln.split(b":", 1)[1].strip() for ln in head.split(b"\r\n")
                    if ln.lower().startswith(b"sec-websocket-key:")][0]
             c.sendall(answer(key))
-            c.recv(1)  # until the client is done with it
+            while c.recv(65536) and drain:  # until the client is done with it
+                pass
         srv.close()
 
     threading.Thread(target=run, daemon=True).start()
@@ -229,3 +233,33 @@ def test_urls():
     for bad in ("http://h", "h:1", "ws://:1"):
         with pytest.raises(ValueError):
             parse_url(bad)
+
+
+def test_remote_refuses_a_message_too_wide_to_read():
+    # A server's message of more objects and arrays than a tree of 4 times
+    # max_message, 64 MiB at least, holds at 200 bytes each (335 544) is
+    # not given to json.loads (16 MiB of `[{},...]` were 400 MB of dicts):
+    # the request fails as a protocol error. The same objects inside a
+    # string are read.
+    import eryx.remote
+    wide = b'{"id": 1, "ev": "done", "x": [' + b"{}," * 340000 + b"{}]}"
+    url = _one_shot_http(lambda key: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept(key) +
+                         b"\r\n\r\n" + frame(TEXT, wide), drain=True)
+    sb = eryx.remote.Sandbox(url, max_message=1 << 20)
+    try:
+        with pytest.raises(eryx.remote.RemoteError, match="340003 objects and arrays, more than "
+                           "the 335544 read of one message") as ei:
+            sb.ping()
+        assert ei.value.code == "protocol"
+    finally:
+        sb.close()
+    text = json.dumps({"id": 1, "ev": "done", "x": "[" + "{}," * 340000 + "{}]"}).encode()
+    url = _one_shot_http(lambda key: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept(key) +
+                         b"\r\n\r\n" + frame(TEXT, text), drain=True)
+    sb = eryx.remote.Sandbox(url, max_message=1 << 20)
+    try:
+        assert len(sb.ping()["x"]) == 1020004
+    finally:
+        sb.close()

@@ -6,9 +6,10 @@
 //   hang()      never answers
 //   garbage()   writes lines that are not JSON-RPC, then answers ok
 //   huge(mb)    answers with one message of mb MiB
-//   wide(mb, hide_id)  answers with mb MiB of empty objects as structured
-//               content (a tree 77 times its text); hide_id puts the
-//               message's id where neither of its ends shows it
+//   wide(mb, hide_id, as_text)  answers with mb MiB of empty objects as
+//               structured content (a tree 77 times its text); hide_id puts
+//               the message's id where neither of its ends shows it;
+//               as_text sends them as the text of a string instead
 //   stop_reading()  stops reading stdin (never answers)
 //   error()     answers with a JSON-RPC error
 //   tool_error()  answers with isError: true
@@ -24,7 +25,7 @@ const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading',
     inputSchema: {
       type: 'object',
       properties: name === 'ok' ? { x: { type: 'integer' } } : name === 'huge' ? { mb: { type: 'number' } }
-        : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' } } : {},
+        : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' }, as_text: { type: 'boolean' } } : {},
     },
   }));
 
@@ -74,6 +75,10 @@ rl.on('line', (line) => {
       }
       case 'wide': {
         const items = new Array(Math.floor((args.mb * 1024 * 1024) / 3)).fill('{}').join(',');
+        if (args.as_text) {
+          reply({ content: [{ type: 'text', text: `[${items}]` }] });
+          break;
+        }
         const result = `{"content":[{"type":"text","text":"wide"}],"structuredContent":{"items":[${items}]}}`;
         process.stdout.write(args.hide_id
           ? `{"jsonrpc":"2.0","result":${result},"id":${JSON.stringify(msg.id)},"more":[${items}]}\n`

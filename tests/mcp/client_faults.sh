@@ -115,12 +115,14 @@ for hide in (False, True):
         print("wide:", e)
 print(await mcp.bad.ok(x=2))
 print(len((await mcp.bad.wide(mb=0.01))["items"]))
+print(len(await mcp.bad.wide(mb=0.5, as_text=True)))
 EOF
 cat >"$tmp/wide.want" <<'EOF'
 wide: MCP server bad, tool wide: error -32000: eryx did not read the answer: its JSON would take more than 8388608 bytes (4 times the 2097152-byte --mcp-max-message: too many objects, arrays and values)
 wide: MCP server bad sent a message whose JSON would take more than 8388608 bytes to read (4 times the 2097152-byte --mcp-max-message); it was dropped, and the calls in flight fail
 {'x': 2}
 3495
+524287
 EOF
 expect wide "$tmp/wide.want" 0 -- --callback-timeout 20000 --mcp-max-message 2M \
     --mcp-server bad="$BAD" "$tmp/wide.py"

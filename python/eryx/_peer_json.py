@@ -1,0 +1,36 @@
+"""How much of a peer's JSON message json.loads may read.
+
+json.loads builds whatever the text asks for: 16 MiB of `[{},{},...]` are
+400 MB of dicts. A message of at most max_message bytes from a peer (an MCP
+server, an `eryx serve` server) is read when it makes at most as many
+objects and arrays as a tree of 4 times max_message (64 MiB at least) holds
+at 200 bytes each: the bound eryx's own readers set in bytes
+(cli/jsonrpc.h, JR_MAX_TREE), with a floor so that a small max_message does
+not refuse what a server's results may hold (serve's results are read as
+trees up to 64 MiB).
+"""
+
+from __future__ import annotations
+
+import re
+
+# A JSON string, escapes included (the unrolled form: no backtracking).
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def max_containers(max_message: int) -> int:
+    """The most objects and arrays read of one message."""
+    return max(4 * max_message, 64 << 20) // 200
+
+
+def too_wide(data: bytes, max_message: int) -> int:
+    """0 when data may be read; else how many objects and arrays it makes.
+    Braces and brackets are counted; those inside strings are taken out
+    only when the plain count passes the bound, which most texts never do."""
+    limit = max_containers(max_message)
+    n = data.count(b"{") + data.count(b"[")
+    if n <= limit:
+        return 0
+    bare = _STRING.sub(b'""', data)
+    n = bare.count(b"{") + bare.count(b"[")
+    return n if n > limit else 0
