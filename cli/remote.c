@@ -29,6 +29,10 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_FUEL = 122, EXIT_OUTPUT_LIMIT = 
 
 #define CONNECT_TIMEOUT_MS 10000
 #define MAX_MESSAGE (64u << 20)
+/* The largest tree read of one of the server's messages (core/json_wide.h):
+ * 16 MiB of `[{},{},...]` would be 1.3 GB. As eryx's other readers of a
+ * peer's JSON (cli/jsonrpc.h, JR_MAX_TREE). */
+#define MAX_TREE (4 * (size_t)MAX_MESSAGE)
 
 static volatile sig_atomic_t interrupted;
 
@@ -425,6 +429,12 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         }
         if (r < 0) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
+            status = EXIT_SANDBOX;
+        } else if (r > 0 && !binary && !eryx__json_tree_fits((const char *)data, n, MAX_TREE,
+                                                              NULL)) {
+            fprintf(stderr, "eryx: --remote: the server sent a message whose JSON would take "
+                            "more than %zu MiB to read (too many objects, arrays and values)\n",
+                    MAX_TREE >> 20);
             status = EXIT_SANDBOX;
         } else if (r > 0 && !binary) {
             int inexact;

@@ -263,3 +263,20 @@ def test_remote_refuses_a_message_too_wide_to_read():
         assert len(sb.ping()["x"]) == 1020004
     finally:
         sb.close()
+
+
+def test_remote_command_refuses_a_message_too_wide_to_read():
+    # `eryx --remote` reads a server's message as a tree of at most 4 times
+    # its 64 MiB message limit (jansson's bytes): 1.2 million empty objects
+    # (3.6 MB, a 278 MB tree) are not read; it says so and exits 70.
+    import subprocess
+    from conftest import cli_path
+    wide = b'{"id": 1, "ev": "done", "x": [' + b"{}," * 1200000 + b"{}]}"
+    url = _one_shot_http(lambda key: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + _accept(key) +
+                         b"\r\n\r\n" + frame(TEXT, wide), drain=True)
+    p = subprocess.run([cli_path(), "--remote", url, "-c", "pass"], capture_output=True,
+                       text=True, timeout=60)
+    assert p.returncode == 70, p.stderr
+    assert p.stderr == ("eryx: --remote: the server sent a message whose JSON would take more "
+                        "than 256 MiB to read (too many objects, arrays and values)\n")
