@@ -390,8 +390,16 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
     eryx__conn_progress(c, list);
 }
 
+/* The longest in-band request: three short fields (a host name of at
+ * most 253 bytes, ALPN's names, a nonce). A longer line is refused before
+ * jansson builds whatever it asks for: the guest's sends are up to 1 MiB,
+ * and 1 MiB of `[{},{},...]` is a 77 MiB tree (core/json_wide.h). */
+#define MAX_INBAND_REQUEST (64u << 10)
+
 int eryx__tls_start_inband(eryx__conn *c, const uint8_t *line, size_t len)
 {
+    if (len > MAX_INBAND_REQUEST)
+        return EINVAL;
     json_t *args = json_loadb((const char *)line, len, 0, NULL);
     const char *nonce = json_string_value(json_object_get(args, "nonce"));
     if (!args || !nonce || strlen(nonce) >= sizeof c->tls_nonce) {

@@ -276,6 +276,19 @@ for host in ["\\u00e9.eryx", "a" * 300, "two words"]:
 print("host alive")
 """, want=["refused: [Errno 28] server_hostname is not a valid ASCII host name\n"
            "then: 28\n" * 3 + "host alive"], absent=["sent", "socket still open"])
+    # A request line over 64 KiB is refused unread, well formed or not
+    # (jansson would build whatever it asks for: 1 MiB of `[{},...]` is a
+    # 77 MiB tree).
+    case("a forged in-band TLS request over 64 KiB is refused unread", tls, f"""
+import json, socket
+s = socket.create_connection(("test.eryx", {S}))
+req = json.dumps({{"nonce": "n", "server_hostname": "test.eryx", "pad": "x" * 200000}})
+try:
+    s.sendall(b"\\0ERYX-STARTTLS " + req.encode() + b"\\n")
+    print("sent")
+except OSError as e:
+    print("refused:", e)
+""", want=["refused: [Errno 28] malformed in-band TLS request"], absent=["sent"])
 
     case("an unknown CA is refused", ["--allow-net", f"test.eryx:{S}", "--allow-net",
                                       f"127.0.0.1:{S}", "--resolve", f"test.eryx:{S}:127.0.0.1"], f"""
