@@ -14,6 +14,7 @@ import time
 import pytest
 
 import eryx
+from conftest import run_script
 from eryx import _mcp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -393,6 +394,19 @@ def test_a_message_too_wide_to_read_is_dropped():
                             "more than the 335544 read of one message; it was dropped, and the "
                             "calls in flight fail\n{'x': 3}\n3495\n"
                             "524287\n")
+
+
+def test_counting_a_wide_message_takes_linear_time():
+    # Strings are taken out of the count only past the bound; a text that
+    # made every later quote start a failing match took time growing as the
+    # square of its quotes (a `"` then 2 million `\\"` would take hours). Run apart,
+    # so that a regression fails by its timeout instead of hanging the suite.
+    p = run_script("""
+        from eryx import _peer_json
+        data = b"[" + b"{}," * 400000 + b'"' + b'\\\\"' * 2000000
+        print(_peer_json.too_wide(data, 16 << 20))
+    """, timeout=60)
+    assert p.returncode == 0 and p.stdout == "400001\n", p.stderr
 
 
 def test_paginated_tool_list():

@@ -31,6 +31,11 @@ size_t eryx__json_wide_ints(const char *text, size_t len);
  * JSON, or holds a number beyond a double's range (10**400). */
 json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact);
 
+/* Where the string whose text starts at text[i] ends, as the estimate
+ * below reads it: its closing quote (the first one after an even run of
+ * backslashes, counted from i), or len when none is left. */
+size_t eryx__json_string_end(const char *text, size_t len, size_t i);
+
 /* About the bytes jansson's tree of the text takes, from one scan of its
  * tokens (any text gets an estimate, JSON or not). Measured on bookworm's
  * jansson 2.14 with glibc, a parent's slot and its growth included: 232 an

@@ -17,7 +17,9 @@
  *     is compact and reads as that record: only for an exact value;
  *   - the estimate of the tree (eryx__json_tree_bytes) is at least half
  *     what jansson takes at its peak to read the text (counted through
- *     its allocation hooks), and eryx__json_tree_fits agrees with it.
+ *     its allocation hooks), and eryx__json_tree_fits agrees with it;
+ *   - a string ends (eryx__json_string_end, by memchr) where a scan a byte
+ *     at a time ends it, from every quote of the text.
  */
 #include <jansson.h>
 #include <malloc.h>
@@ -54,10 +56,25 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* From every quote, the string's end against a scan a byte at a time: a
+ * backslash takes the byte after it, a quote ends the string. */
+static void check_string_ends(const char *text, size_t size)
+{
+    for (size_t q = 0; q < size; q++) {
+        if (text[q] != '"')
+            continue;
+        size_t i = q + 1;
+        while (i < size && text[i] != '"')
+            i += text[i] == '\\' ? 2 : 1;
+        FUZZ_CHECK(eryx__json_string_end(text, size, q + 1) == (i < size ? i : size));
+    }
+}
+
 /* The estimate against jansson's peak for the text: real trees of the
  * shapes a scan sees (the parent's slot, arrays grown by doubling). */
 static void check_tree_estimate(const char *text, size_t size, const json_t *strict)
 {
+    check_string_ends(text, size);
     size_t est = eryx__json_tree_bytes(text, size), got;
     FUZZ_CHECK(eryx__json_tree_fits(text, size, est, &got) && got == est);
     /* Below the estimate: refused, with a sum past the bound. */
