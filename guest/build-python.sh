@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds CPython twice from the Debian source tarball:
+# Builds CPython twice from the Debian source tarball, edited by
+# guest/patch-cpython.py:
 #   native/  the "build python" (needed to cross-build, and our native baseline)
 #   wasi/    CPython for wasm32-wasip1, as static libraries we link into the guest
 # Each stage is cached under $ERYX_CACHE_DIR keyed by a hash of its inputs.
@@ -14,6 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tarball=$("$here/../scripts/fetch-sources.sh" | tail -n 1)
 sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
 key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM $ERYX_GUEST_TZPATH"; cat "$0";
+         cat "$here/patch-cpython.py";
          cd "$here/clibs" && for f in $(LC_ALL=C ls); do echo "$f"; cat "$f"; done; } |
        sha256sum | cut -c1-16)
 top="$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION-$key"
@@ -25,6 +27,9 @@ if [ ! -f "$top/src.stamp" ]; then
     log "unpacking $(basename "$tarball")"
     rm -rf "$top/src" && mkdir -p "$top/src"
     tar -C "$top/src" --strip-components=1 -xf "$tarball"
+    # The guest's few edits to CPython (guest/patch-cpython.py says why);
+    # the native build python compiles them too, where they change nothing.
+    python3 "$here/patch-cpython.py" "$top/src"
     touch "$top/src.stamp"
 fi
 src="$top/src"
