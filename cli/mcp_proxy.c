@@ -200,14 +200,14 @@ typedef struct exchange {
  * a request waiting for its answer; NULL when its ends show no id. */
 static json_t *server_message(proxy *p, const char *text, size_t len, int *unread)
 {
-    if (eryx__json_tree_fits(text, len, JR_MAX_TREE(p->max_message), NULL)) {
+    size_t max_tree = JR_MAX_TREE(p->max_message);
+    if (eryx__json_tree_fits(text, len, max_tree, NULL)) {
         json_t *msg = json_loadb(text, len, JSON_ALLOW_NUL, NULL);
         if (!msg)
             fprintf(stderr, "eryx mcp-proxy: the server sent a message that is not JSON "
                             "(dropped)\n");
         return msg;
     }
-    size_t max_tree = JR_MAX_TREE(p->max_message);
     fprintf(stderr, "eryx mcp-proxy: the server sent a message whose JSON would take more "
                     "than %zu bytes to read (dropped)\n", max_tree);
     *unread = 1;

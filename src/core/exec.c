@@ -557,21 +557,25 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
     return J_RECORD;
 }
 
+/* Whether a call's arguments were counted as held, or which bound they
+ * would have passed. */
+enum hold { HELD, OVER_HELD_ARGS, OVER_HELD_TREES };
+
 /* Counts n more bytes of arguments, whose tree takes tree bytes to read,
- * held for h's calls: 0 if that passes ERYX_MAX_HELD_ARGS, -1 if it passes
- * ERYX_MAX_HELD_TREES (nothing counted then). */
-static int hold_args(eryx__hub *h, size_t n, size_t tree)
+ * held for h's calls, unless that passes ERYX_MAX_HELD_ARGS or
+ * ERYX_MAX_HELD_TREES: then nothing is counted. */
+static enum hold hold_args(eryx__hub *h, size_t n, size_t tree)
 {
     pthread_mutex_lock(&h->mu);
-    int ok = n > ERYX_MAX_HELD_ARGS - h->args_held      ? 0
-             : tree > ERYX_MAX_HELD_TREES - h->trees_held ? -1
-                                                          : 1;
-    if (ok == 1) {
+    enum hold held = n > ERYX_MAX_HELD_ARGS - h->args_held        ? OVER_HELD_ARGS
+                     : tree > ERYX_MAX_HELD_TREES - h->trees_held ? OVER_HELD_TREES
+                                                                  : HELD;
+    if (held == HELD) {
         h->args_held += n;
         h->trees_held += tree;
     }
     pthread_mutex_unlock(&h->mu);
-    return ok;
+    return held;
 }
 
 static void release_args(eryx__hub *h, size_t n, size_t tree)
@@ -617,9 +621,9 @@ int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char
         complete_now(ex, id, error_result(id, "failed", msg), jentry);
         return 0;
     }
-    int held = hold_args(ex->hub, args_len, tree);
-    if (held <= 0) {
-        if (held == 0)
+    enum hold held = hold_args(ex->hub, args_len, tree);
+    if (held != HELD) {
+        if (held == OVER_HELD_ARGS)
             snprintf(msg, sizeof msg,
                      "the host holds %u MiB of arguments of this run's calls at most, those not "
                      "yet answered or whose handlers still run: '%.200s' (%zu bytes) would pass "
