@@ -325,10 +325,14 @@ def test_a_server_that_stops_reading_is_stopped(monkeypatch):
         m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
         sb = eryx.Sandbox(mcp=m)
         t = time.monotonic()
-        # The big argument fills the pipe the server no longer reads.
+        # The big argument fills the pipe the server no longer reads. It is
+        # sent a moment after stop_reading: calls gathered at once may reach
+        # the server in either order, and one that came first was answered.
         r = sb.execute(textwrap.dedent("""
             import asyncio
-            outcomes = await asyncio.gather(mcp.bad.stop_reading(), mcp.bad.ok(x="y" * (1 << 21)),
+            stop = asyncio.ensure_future(mcp.bad.stop_reading())
+            await asyncio.sleep(0.5)
+            outcomes = await asyncio.gather(stop, mcp.bad.ok(x="y" * (1 << 21)),
                                             return_exceptions=True)
             print([str(o) for o in outcomes])
         """))
