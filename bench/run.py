@@ -10,7 +10,7 @@ Every kernel in bench/kernels/ is run, as a separate process, on each runner:
                        build's "build python"): an extra column
   eryx                 build/bin/eryx FILE  (CPython 3.13 -> wasm32-wasip1 -> wasm2c -> C)
   node-wasi            the stock python.wasm of the same WASI build (with the
-                       guest's edits to sum() and range(), guest/patch-cpython.py) under Node's
+                       guest's edit to sum(), guest/patch-cpython.py) under Node's
                        node:wasi (V8: Liftoff baseline + TurboFan tier-up)
   node-wasi-noliftoff  the same with `node --no-liftoff` (TurboFan only)
   pyodide              Pyodide from npm (CPython 3.14 via Emscripten) under Node
@@ -575,7 +575,7 @@ def write_markdown(path, res, t, plots):
         "eryx-before": "an earlier eryx binary (`--eryx-before %s FILE`), for a change's "
                        "before and after in one run" % t.get("eryx-before"),
         "node-wasi": "stock `python.wasm` of the same CPython WASI build (Python %s; "
-                     "the guest's edits to `sum()` and `range()` included, guest/patch-cpython.py), "
+                     "the guest's one edit to `sum()` included, guest/patch-cpython.py), "
                      "debug sections stripped, under Node %s `node:wasi` (V8 default: Liftoff "
                      "then TurboFan tier-up)" % (vers.get("node-wasi", "?"), vers.get("node", "?")),
         "node-wasi-noliftoff": "the same with `node --no-liftoff` (TurboFan only)",
