@@ -1,8 +1,9 @@
 """Where the guest's C `long` is 32 bits and native's 64: the operations
 CPython runs on a C integer only while a value fits in a `long`, timed past
-2**31 and, as a control, below it. guest/patch-cpython.py widens some of
-them (docs/performance.md, "`sum()` as wide as native's" and "range() as
-wide as native's"); the others show what is left.
+2**31 and, as a control, below it. guest/patch-cpython.py widens `sum()`'s
+(docs/performance.md, "`sum()` as wide as native's"); `range()`'s widening
+was measured and not taken ("`range()` as wide as native's: measured, not
+taken"), and the others show what is left.
 
 usage: python3 bench/wide_ints.py [--rounds R] NAME=COMMAND ...
   e.g. python3 bench/wide_ints.py native=$(bench/build-native-pgo.sh --path) \\
