@@ -37,19 +37,26 @@ def seconds(cmd, kernel):
     return json.loads(out.strip().splitlines()[-1])["seconds"]
 
 
+def parse_runners(specs):
+    """NAME=COMMAND arguments as {name: argv}, in order; a command ending in
+    `eryx` runs without the CLI's default time limit."""
+    runners = {}
+    for spec in specs:
+        name, _, cmd = spec.partition("=")
+        argv = cmd.split()
+        if argv[0].endswith("eryx"):
+            argv += ["--timeout", "0"]
+        runners[name] = argv
+    return runners
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--kernels", help="comma-separated subset (default: all)")
     ap.add_argument("runners", nargs="+", metavar="NAME=COMMAND")
     a = ap.parse_args()
-    runners = {}
-    for spec in a.runners:
-        name, _, cmd = spec.partition("=")
-        argv = cmd.split()
-        if argv[0].endswith("eryx"):
-            argv += ["--timeout", "0"]
-        runners[name] = argv
+    runners = parse_runners(a.runners)
     kernels = a.kernels.split(",") if a.kernels else sorted(
         f[:-3] for f in os.listdir(KDIR) if f.endswith(".py"))
     names = list(runners)

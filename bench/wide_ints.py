@@ -13,6 +13,7 @@ ending in `eryx`), R rounds with the order rotated, and prints a Markdown
 table: per case the best of the rounds of each runner's in-process best of
 7, in ms, and its ratio to the first runner."""
 
+import itertools
 import sys
 import time
 
@@ -38,13 +39,11 @@ def sum_squares(first):
 
 
 def loop_count(start):
-    import itertools
     for _ in itertools.islice(itertools.count(start), N):
         pass
 
 
 def loop_enumerate(start):
-    import itertools
     for _ in enumerate(itertools.repeat(None, N), start):
         pass
 
@@ -82,17 +81,12 @@ def driver():
     import json
     import os
     import subprocess
+    from compare import parse_runners  # bench/compare.py, next to this file
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("runners", nargs="+", metavar="NAME=COMMAND")
     a = ap.parse_args()
-    runners = {}
-    for spec in a.runners:
-        name, _, cmd = spec.partition("=")
-        argv = cmd.split()
-        if argv[0].endswith("eryx"):
-            argv += ["--timeout", "0"]
-        runners[name] = argv
+    runners = parse_runners(a.runners)
     names = list(runners)
     best = {}
     me = os.path.abspath(__file__)
