@@ -220,6 +220,13 @@ echo "$ERYX_GUEST_SEGMENT" >"$final/segment"
 echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (PGO $([ "$ERYX_GUEST_PGO" = 1 ] && echo on || echo off), \
 %gs segment $([ "$ERYX_GUEST_SEGMENT" = 1 ] && echo on || echo off), \
 fuel $([ "$ERYX_GUEST_FUEL" = 1 ] && echo on || echo off))" >"$final/config"
+# Pointed at another compile (a lever tried, then left: the same module,
+# a cached object older than the programs linked with the other one), the
+# links' targets are touched, so that make, which dates a link by its
+# target, relinks them rather than keep the other object.
+if [ "$(readlink "$final/guest.o" || true)" != "$w2c/guest.o" ]; then
+    touch "$w2c/guest.h" "$w2c/guest.o"
+fi
 ln -sfn "$w2c/guest.h" "$final/guest.h"
 ln -sfn "$w2c/guest.o" "$final/guest.o"
 
