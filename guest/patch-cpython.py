@@ -5,12 +5,13 @@ usage: guest/patch-cpython.py SRC
 
 Each edit replaces an exact piece of text an exact number of times and
 fails the build when the source does not match, so a new CPython release
-is looked at again rather than patched blindly. Only the guest's build
-uses this tree's edited files for anything that differs: on a 64-bit host,
-where `long` and `long long` are the same width, the edits change nothing.
+is looked at again rather than patched blindly. The native build python
+compiles the same edited tree: on a 64-bit host, where `long` and
+`long long` are the same width, the sum() edits change nothing, and the
+lexer's computes what CPython's own code computes, by other means.
 
 Why each edit is here: docs/performance.md, "How the guest's CPython is
-built".
+built" and "Compiling f-strings in linear time".
 """
 import pathlib
 import sys
@@ -49,8 +50,107 @@ SUM_EDITS = [
      "                value = PyLong_AsLongLongAndOverflow(item, &overflow);\n", 1),
 ]
 
+# The f-string lexer (CPython 3.12 to 3.13.x, gh-155525, fixed upstream
+# after the 3.13.5 Debian serves): at every `{` of a replacement field it
+# copies the whole rest of the source, and at every `{`, `}`, `!` and `:`
+# it measures that rest with strlen(). Compiling a string (compile(),
+# exec(), eryx's own runs of user code) is then quadratic in the source's
+# size times its fields, and in the guest, whose libc loops a word at a
+# time where glibc's use vector registers, that cost is an order of
+# magnitude above native's: CPython's own PGO task spent 44 % of its time
+# there, in the guest. For a source held whole in memory (a string: no
+# file, no readline), the edit keeps the lexer's numbers as they were
+# (distances from a pointer to the source's terminating NUL) but finds
+# that NUL once per tokenizer, and copies only the expression's own text,
+# when the expression ends, which is all set_fstring_expr() reads. Files
+# and readline() sources take CPython's path unchanged.
+LEXER_FUNCTION = """
+/* eryx (guest/patch-cpython.py): _PyLexer_update_fstring_expr for a source
+   held whole in memory. The sizes are the ones CPython keeps (distances to
+   the source's NUL, so last_expr_size - last_expr_end is the expression's
+   length), with that NUL found once; the text is copied when the
+   expression ends. Until then the buffer is a 1-byte placeholder: a
+   non-NULL buffer is what marks an expression as open. */
+static int
+update_fstring_expr_in_string(struct tok_state *tok, tokenizer_mode *tok_mode, char cur)
+{
+    if (tok->str_end == NULL) {
+        tok->str_end = tok->inp + strlen(tok->inp);
+    }
+    switch (cur) {
+        case '{': {
+            char *placeholder = PyMem_Malloc(1);
+            if (placeholder == NULL) {
+                goto error;
+            }
+            PyMem_Free(tok_mode->last_expr_buffer);
+            tok_mode->last_expr_buffer = placeholder;
+            tok_mode->last_expr_size = tok->str_end - tok->cur;
+            tok_mode->last_expr_end = -1;
+            return 1;
+        }
+        case '}':
+        case '!':
+            tok_mode->last_expr_end = tok->str_end - tok->start;
+            break;
+        case ':':
+            if (tok_mode->last_expr_end == -1) {
+                tok_mode->last_expr_end = tok->str_end - tok->start;
+            }
+            break;
+        default:
+            /* 0 comes only from the readers of files and readline(). */
+            Py_UNREACHABLE();
+    }
+    if (tok_mode->last_expr_buffer == NULL) {
+        return 1;
+    }
+    Py_ssize_t length = tok_mode->last_expr_size - tok_mode->last_expr_end;
+    if (length < 0) {
+        length = 0;
+    }
+    char *text = PyMem_Realloc(tok_mode->last_expr_buffer, length > 0 ? length : 1);
+    if (text == NULL) {
+        goto error;
+    }
+    memcpy(text, tok->str_end - tok_mode->last_expr_size, length);
+    tok_mode->last_expr_buffer = text;
+    return 1;
+error:
+    tok->done = E_NOMEM;
+    return 0;
+}
+
+int
+_PyLexer_update_fstring_expr(struct tok_state *tok, char cur)
+{
+    assert(tok->cur != NULL);
+    if (tok->fp == NULL && tok->readline == NULL) {
+        return update_fstring_expr_in_string(tok, TOK_GET_MODE(tok), cur);
+    }
+
+    Py_ssize_t size = strlen(tok->cur);
+"""
+LEXER_EDITS = [
+    ("""
+int
+_PyLexer_update_fstring_expr(struct tok_state *tok, char cur)
+{
+    assert(tok->cur != NULL);
+
+    Py_ssize_t size = strlen(tok->cur);
+""", LEXER_FUNCTION, 1),
+]
+STATE_EDITS = [
+    ("    char* input;       /* Tokenizer's newline translated copy of the string. */\n",
+     "    char* input;       /* Tokenizer's newline translated copy of the string. */\n"
+     "    const char *str_end; /* eryx: the NUL ending a string source, once found */\n", 1),
+]
+
 EDITS = {
     "Python/bltinmodule.c": SUM_EDITS,
+    "Parser/lexer/lexer.c": LEXER_EDITS,
+    "Parser/lexer/state.h": STATE_EDITS,
 }
 
 

@@ -2,14 +2,16 @@
 
 Run inside eryx and under the native build python by guest_edits.sh. Each
 side checks itself against a reference that does not use the edited code
-(exact sums by repeated `+`), prints one line per case, and exits non-zero
-on a mismatch; the script then compares the two sides' lines, so that the
-cases without an independent reference (sum()'s compensated float path) are
-held to what native CPython, where `long` is 64 bits, computes.
+(exact sums by repeated `+`; the text of f-string debug expressions, as the
+language defines it), prints one line per case, and exits non-zero on a
+mismatch; the script then compares the two sides' lines, so that the cases
+without an independent reference (sum()'s compensated float path) are held
+to what native CPython, where `long` is 64 bits, computes.
 """
 import functools
 import operator
 import sys
+import tracemalloc
 
 WHO = "guest" if sys.platform == "wasi" else "native"
 
@@ -85,13 +87,79 @@ def check_floats(report):
     return True
 
 
+# f-strings whose replacement fields carry their own text (`=`), compiled
+# from a string: the lexer's path guest/patch-cpython.py replaces. Each
+# source is evaluated with x = 7, y = "ab", w = 6; the expected values are
+# the language's.
+FSTRING_CASES = [
+    ('f"{x=}"', "x=7"),
+    ('f"{x = }"', "x = 7"),
+    ('f"{x=!r}"', "x=7"),
+    ('f"{y=}"', "y='ab'"),
+    ('f"{y=!s}"', "y=ab"),
+    ('f"{x=:>4}"', "x=   7"),
+    ('f"{y=!r:^8}"', "y=  'ab'  "),
+    ('f"{x=:{w}}"', "x=     7"),
+    ('f"{x+1=}{x*2=}"', "x+1=8x*2=14"),
+    ('f"{x != 3 = }"', "x != 3 = True"),
+    ('f"{x!=3=}"', "x!=3=True"),
+    ("f\"{ {'a': x}['a'] = }\"", " {'a': x}['a'] = 7"),
+    ('f"{(z := x + 1)=}"', "(z := x + 1)=8"),
+    ("f\"{'{'=}\"", "'{'='{'"),
+    ('f"{f\'{x=}\'=}"', "f'{x=}'='x=7'"),
+    ('f"{x=}" f"{y=}"', "x=7y='ab'"),
+    ('f"""{\nx\n=}"""', "\nx\n=7"),
+    ('f"""{x  # seven\n=}"""', "x  \n=7"),
+    ('f"""{x=:\n>3}"""', "x=\n\n7"),
+    ('f"{x}" * 2 + f"{y=}"', "77y='ab'"),
+    ('"\\u00e9" + f"{y=}" + f"{x=}"', "\u00e9y='ab'x=7"),
+    ("f\"{'\u00e9t\u00e9'=}\"", "'\u00e9t\u00e9'='\u00e9t\u00e9'"),
+]
+
+
+def check_fstrings(report):
+    ok = True
+    env = {"x": 7, "y": "ab", "w": 6}
+    for source, want in FSTRING_CASES:
+        for kind, text in (("str", source), ("bytes", source.encode())):
+            got = eval(compile(text, "<fstring>", "eval"), dict(env))
+            good = got == want
+            ok &= good
+            report(f"fstring {source!r} from {kind}: {got!r} {'ok' if good else 'WRONG, want ' + repr(want)}")
+    # The same fields far into a module, after many others: the positions
+    # the lexer measures are from the source's end, so they must hold
+    # wherever a field sits.
+    module = "".join(f"v{i} = f'{{x + {i} = }}{{y=}}'\n" for i in range(2000))
+    names = dict(env)
+    exec(compile(module, "<module>", "exec"), names)
+    good = all(names[f"v{i}"] == f"x + {i} = {7 + i}y='ab'" for i in range(2000))
+    ok &= good
+    report(f"fstring: 2000 fields in one module: {names['v1999']!r} {'ok' if good else 'WRONG'}")
+    # CPython's lexer copied the whole rest of a source at each field's `{`;
+    # the edit copies the field's own text. A field at the start of a 4 MB
+    # source: compile() then needs the source and its translated copy, not
+    # a third copy of its rest.
+    filler = "# " + "." * 77 + "\n"
+    source = "a = f'{x=}'\n" + filler * (4 * 1024 * 1024 // len(filler))
+    tracemalloc.start()
+    compile(source, "<big>", "exec")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    good = peak < 1.5 * len(source)
+    ok &= good
+    report(f"fstring: compile() of a 4 MB source, a field at its start: "
+           f"{'no copy of its rest' if good else f'peak {peak} bytes, WRONG'}")
+    return ok
+
+
 def main():
     lines = []
     ok = check_ints(lines.append) & check_floats(lines.append)
+    ok &= check_fstrings(lines.append)
     for line in lines:
         print(line)
     if not ok:
-        print(f"{WHO}: a sum was wrong", file=sys.stderr)
+        print(f"{WHO}: a case was wrong", file=sys.stderr)
         sys.exit(1)
 
 
