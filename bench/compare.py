@@ -50,6 +50,36 @@ def parse_runners(specs):
     return runners
 
 
+
+def cases_side_by_side(script, cases, description):
+    """The driver of the scripts that time named cases in-process
+    (bench/wide_ints.py, bench/compile_fstrings.py): runs SCRIPT --worker
+    under each NAME=COMMAND of the command line, ROUNDS rounds with the
+    order rotated; the worker prints one JSON object, case -> ms. Prints a
+    Markdown table: per case the best of the rounds of each runner, and its
+    ratio to the first runner."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("runners", nargs="+", metavar="NAME=COMMAND")
+    a = ap.parse_args()
+    runners = parse_runners(a.runners)
+    names = list(runners)
+    best = {}
+    for r in range(a.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            out = subprocess.run(runners[name] + [os.path.abspath(script), "--worker"],
+                                 check=True, capture_output=True, text=True).stdout
+            for case, ms in json.loads(out.strip().splitlines()[-1]).items():
+                key = (case, name)
+                best[key] = min(best.get(key, ms), ms)
+    print("| case | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for case in cases:
+        base = best[(case, names[0])]
+        cells = ["%.2f (%.2f×)" % (best[(case, n)], best[(case, n)] / base)
+                 for n in names]
+        print("| %s | %s |" % (case, " | ".join(cells)))
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3)

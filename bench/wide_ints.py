@@ -76,38 +76,9 @@ def worker():
     print(json.dumps(best))
 
 
-def driver():
-    import argparse
-    import json
-    import os
-    import subprocess
-    from compare import parse_runners  # bench/compare.py, next to this file
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("runners", nargs="+", metavar="NAME=COMMAND")
-    a = ap.parse_args()
-    runners = parse_runners(a.runners)
-    names = list(runners)
-    best = {}
-    me = os.path.abspath(__file__)
-    for r in range(a.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            out = subprocess.run(runners[name] + [me, "--worker"], check=True,
-                                 capture_output=True, text=True).stdout
-            for case, ms in json.loads(out.strip().splitlines()[-1]).items():
-                key = (case, name)
-                best[key] = min(best.get(key, ms), ms)
-    print("| case | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for case in CASES:
-        base = best[(case, names[0])]
-        cells = ["%.2f (%.2f×)" % (best[(case, n)], best[(case, n)] / base)
-                 for n in names]
-        print("| %s | %s |" % (case, " | ".join(cells)))
-
-
 if __name__ == "__main__":
     if sys.argv[1:] == ["--worker"]:
         worker()
     else:
-        driver()
+        from compare import cases_side_by_side  # bench/compare.py, next to this file
+        cases_side_by_side(__file__, CASES, __doc__.split("\n")[0])
