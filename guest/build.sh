@@ -136,7 +136,7 @@ echo "$native_py" >"$out/python-native.path"
 # total, not LLVM's 99 %. Since the f-string lexer edit took libc's string
 # loops (58 % of the counts) out of the training, 99 % made twice the code
 # hot: the interpreter loop doubled (447 to 911 KB, its callees inlined at
-# "hot" sites) and the suite ran 1.5 % slower; with 95 % the loop is 299 KB
+# "hot" sites) and the suite ran 1.4-2.3 % slower; with 95 % the loop is 299 KB
 # and runs as before. The profile summary holds only the 95 % and 99 %
 # cutoffs near here: any value between them means 99 % (docs/performance.md,
 # "Compiling f-strings in linear time").
