@@ -53,9 +53,10 @@ def parse_runners(specs):
 
 def cases_side_by_side(script, cases, description):
     """The driver of the scripts that time named cases in-process
-    (bench/wide_ints.py, bench/compile_fstrings.py): runs SCRIPT --worker
-    under each NAME=COMMAND of the command line, ROUNDS rounds with the
-    order rotated; the worker prints one JSON object, case -> ms. Prints a
+    (bench/wide_ints.py, bench/compile_fstrings.py, bench/string_scans.py):
+    runs SCRIPT --worker under each NAME=COMMAND of the command line, ROUNDS
+    rounds with the order rotated; the worker prints one JSON object,
+    case -> time (in the unit its script's usage names). Prints a
     Markdown table: per case the best of the rounds of each runner, and its
     ratio to the first runner."""
     ap = argparse.ArgumentParser(description=description)
@@ -69,9 +70,9 @@ def cases_side_by_side(script, cases, description):
         for name in names[r % len(names):] + names[:r % len(names)]:
             out = subprocess.run(runners[name] + [os.path.abspath(script), "--worker"],
                                  check=True, capture_output=True, text=True).stdout
-            for case, ms in json.loads(out.strip().splitlines()[-1]).items():
+            for case, t in json.loads(out.strip().splitlines()[-1]).items():
                 key = (case, name)
-                best[key] = min(best.get(key, ms), ms)
+                best[key] = min(best.get(key, t), t)
     print("| case | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for case in cases:

@@ -17,6 +17,11 @@
  *                                   guest until it has replies
  *   read_reply(buf, len) -> copied  copies the reply out (after wait)
  *   event(kind, data, len)          a report: ERYX_EVENT_* below
+ *   memchr(s, c, n) -> index        the first byte c in [s, s + n), or
+ *                                   UINT32_MAX (guest/host_string.c: the
+ *                                   host's libc scans long ranges)
+ *   memrchr(s, c, n) -> index       the last one, or UINT32_MAX
+ *   memcmp(a, b, n) -> -1 | 0 | 1   memcmp's sign
  *
  * A request is NUL-terminated fields, then the code bytes:
  *   mode "\0" flags "\0" filename "\0" callbacks "\0" setup "\0"
@@ -35,7 +40,7 @@
 
 #include <stdint.h>
 
-#define ERYX_GUEST_ABI_VERSION 4
+#define ERYX_GUEST_ABI_VERSION 5
 
 /* Kinds of eryx.event reports. */
 enum eryx_guest_event {

@@ -61,7 +61,7 @@ native_py="$pytop/native/python"
 # outputs either (below), or one id would name different modules.
 key=$( { basename "$pytop"; "$sdk/bin/clang" --version | head -n 1; cat "$0";
          echo "tzdata $ERYX_TZDATA_DEB $ERYX_GUEST_TZPATH";
-         cd "$here" && cat eryx_guest.c sqlite_locks.c abi.h print-vars.mk pack_stdlib.py &&
+         cd "$here" && cat eryx_guest.c host_string.c sqlite_locks.c abi.h print-vars.mk pack_stdlib.py &&
          find python -type f -name '*.py' | LC_ALL=C sort |
          while read -r f; do echo "$f"; cat "$f"; done; } | sha256sum | cut -c1-16)
 out="$ERYX_CACHE_DIR/guest-$key"
@@ -77,6 +77,9 @@ if [ ! -f "$out/stamp" ]; then
     "$sdk/bin/clang" -O2 -I"$src/Include" -I"$wasi" -I"$here" \
         -ffile-prefix-map="$ERYX_CACHE_DIR"=/eryx-cache -ffile-prefix-map="$here"=/eryx-guest \
         -c "$here/eryx_guest.c" -o "$out.tmp/eryx_guest.o"
+    # memchr and the rest in place of wasi-libc's (before it on the link
+    # line); no builtins, so that clang makes no libc call of their loops.
+    "$sdk/bin/clang" -O2 -fno-builtin -c "$here/host_string.c" -o "$out.tmp/host_string.o"
     # sqlite_locks.c calls the guest's SQLite: its headers are in the prefix
     # of its library stage (guest/clibs/build.sh prints "NAME PREFIX ...").
     sqlite=$("$here/clibs/build.sh" "$sdk" | awk '$1 == "sqlite3" { print $2 }')
@@ -86,7 +89,7 @@ if [ ! -f "$out/stamp" ]; then
     (cd "$wasi" && "$sdk/bin/clang" -mexec-model=reactor \
         -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
         -Wl,--strip-debug \
-        "$out.tmp/eryx_guest.o" "$out.tmp/sqlite_locks.o" $PY_LIBS -o "$out.tmp/guest.wasm")
+        "$out.tmp/eryx_guest.o" "$out.tmp/host_string.o" "$out.tmp/sqlite_locks.o" $PY_LIBS -o "$out.tmp/guest.wasm")
     log "packing the standard library"
     # CPython's build configuration (sysconfig) names the build directories:
     # shipped with the cache directory replaced by a fixed name.

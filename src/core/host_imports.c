@@ -1,13 +1,15 @@
 /*
- * The guest's "eryx" imports (guest/abi.h): wait, read_reply, event.
- * They run inside guest calls, on the sandbox's fiber; wait may suspend it.
- * Every pointer and length from the guest is checked before use.
+ * The guest's "eryx" imports (guest/abi.h): wait, read_reply, event, and
+ * the long memory scans memchr, memrchr, memcmp. They run inside guest
+ * calls, on the sandbox's fiber; wait may suspend it. Every pointer and
+ * length from the guest is checked before use.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/exec.h"
+#include "core/guest_scan.h"
 #include "core/trace_event.h"
 #include "core/wait_request.h"
 #include "guest/abi.h"
@@ -177,4 +179,57 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
         *slot = strndup(data, len);
     }
     eryx__engine_leave_host();
+}
+
+/* The memory scans (guest/host_string.c) are leaves that hold nothing and
+ * take microseconds, so they skip enter/leave_host: an interrupt that lands
+ * in the host's memchr is outside the guest's code and is sent again
+ * (eryx__engine_set_guest_code). A range the guest's own loop would have
+ * read past the memory's end traps as that loop would have. In builds that
+ * count fuel, a scan costs one unit per 16 bytes it read, and one. */
+static void scan_done(struct Z_eryx_instance_t *host, int rc, uint64_t scanned)
+{
+#if ERYX_HAVE_FUEL
+    host->fuel -= (int64_t)(scanned / 16 + 1);
+    if (host->fuel < 0)
+        eryx__fuel_out(host);
+#else
+    (void)host;
+    (void)scanned;
+#endif
+    if (rc == ERYX__SCAN_OOB)
+        wasm_rt_trap(WASM_RT_TRAP_OOB);
+}
+
+u32 Z_eryxZ_memchr(struct Z_eryx_instance_t *host, u32 ptr, u32 c, u32 n)
+{
+    eryx__engine_import_entry();
+    const wasm_rt_memory_t *m = &host->sb->in.inst.w2c_memory;
+    u32 index;
+    uint64_t scanned;
+    int rc = eryx__scan_memchr(m->data, m->size, ptr, c, n, &index, &scanned);
+    scan_done(host, rc, scanned);
+    return index;
+}
+
+u32 Z_eryxZ_memrchr(struct Z_eryx_instance_t *host, u32 ptr, u32 c, u32 n)
+{
+    eryx__engine_import_entry();
+    const wasm_rt_memory_t *m = &host->sb->in.inst.w2c_memory;
+    u32 index;
+    uint64_t scanned;
+    int rc = eryx__scan_memrchr(m->data, m->size, ptr, c, n, &index, &scanned);
+    scan_done(host, rc, scanned);
+    return index;
+}
+
+u32 Z_eryxZ_memcmp(struct Z_eryx_instance_t *host, u32 a, u32 b, u32 n)
+{
+    eryx__engine_import_entry();
+    const wasm_rt_memory_t *m = &host->sb->in.inst.w2c_memory;
+    int32_t sign;
+    uint64_t scanned;
+    int rc = eryx__scan_memcmp(m->data, m->size, a, b, n, &sign, &scanned);
+    scan_done(host, rc, scanned);
+    return (u32)sign;
 }

@@ -1,4 +1,7 @@
-"""What guest/patch-cpython.py edits in the guest's CPython, checked.
+"""What guest/patch-cpython.py edits in the guest's CPython (sum(), the
+f-string lexer, the substring searches' filters), and the libc
+functions guest/host_string.c replaces (memchr, memrchr, memcmp, which ask
+the host past 32 bytes), checked.
 
 Run inside eryx and under the native build python by guest_edits.sh. Each
 side checks itself against a reference that does not use the edited code
@@ -152,10 +155,163 @@ def check_fstrings(report):
     return ok
 
 
+def ref_find(seq, x, start, end, backward=False):
+    """find() one item at a time."""
+    order = range(end - 1, start - 1, -1) if backward else range(start, end)
+    for i in order:
+        if seq[i] == x:
+            return i
+    return -1
+
+
+def ref_cmp(a, b):
+    for x, y in zip(a, b):
+        if x != y:
+            return (x > y) - (x < y)
+    return (len(a) > len(b)) - (len(a) < len(b))
+
+
+SCAN_LENGTHS = list(range(0, 70)) + [100, 255, 256, 1000, 4099, 100_003]
+
+
+def scan_subjects(n):
+    """Sequences of n bytes, with the needle absent, first, last, in the
+    middle, twice, and bytes with the high bit (c is an unsigned char)."""
+    base = bytes((i * 7 + 1) % 251 + 1 for i in range(n))   # no 0x00, no 0xff
+    yield "absent", base, 0
+    for where in {0, n // 2, n - 1} if n else ():
+        for needle in (0x00, 0x80, 0xFF):
+            b = bytearray(base)
+            b[where] = needle
+            if where + 3 < n:
+                b[where + 3] = needle
+            yield f"at {where}", bytes(b), needle
+
+
+def check_scans(report):
+    """bytes and str find/rfind/in/index/partition (memchr, memrchr past
+    CPython's own cut-off of 15) and ordering (memcmp), against one-at-a-time
+    references, over lengths on both sides of the 32-byte cut-off and start
+    offsets that move the scan's alignment."""
+    ok, cases = True, {"memchr": 0, "memrchr": 0, "memcmp": 0, "str": 0}
+
+    def expect(kind, got, want):
+        nonlocal ok
+        cases[kind] += 1
+        if got != want:
+            ok = False
+            report(f"scan {kind}: {got!r} WRONG, want {want!r}")
+
+    for n in SCAN_LENGTHS:
+        for name, b, needle in scan_subjects(n):
+            x = bytes([needle])
+            for start in sorted({0, 1, 3, 8, n // 3}):
+                expect("memchr", b.find(x, start), ref_find(b, needle, start, n))
+                expect("memrchr", b.rfind(x, start), ref_find(b, needle, start, n, True))
+            expect("memchr", x in b, ref_find(b, needle, 0, n) >= 0)
+            expect("memchr", b.partition(x)[0], b[:max(ref_find(b, needle, 0, n), 0)]
+                   if ref_find(b, needle, 0, n) >= 0 else b)
+            s = b.decode("latin-1")
+            c = chr(needle)
+            expect("str", s.find(c), ref_find(s, c, 0, n))
+            expect("str", s.rfind(c), ref_find(s, c, 0, n, True))
+            # Two-byte and four-byte strings search their units' low bytes.
+            for wide in ("\u0100", "\U00010000"):
+                w = s + wide
+                expect("str", w.find(c), ref_find(w, c, 0, n + 1))
+                expect("str", w.find(wide), n)
+        # memcmp: equal, then one byte different at each end and the middle,
+        # either way round, and prefixes.
+        a = bytes((i * 13 + 5) % 256 for i in range(n))
+        expect("memcmp", a == bytes(a), True)
+        for where in {0, n // 2, n - 1} if n else ():
+            for delta in (1, -1):
+                b = bytearray(a)
+                b[where] = (b[where] + delta) % 256
+                b = bytes(b)
+                expect("memcmp", (a < b) - (a > b), -ref_cmp(a, b))
+                expect("memcmp", a == b, False)
+                expect("memcmp", a.decode("latin-1") < b.decode("latin-1"), ref_cmp(a, b) < 0)
+        expect("memcmp", (a[:-1] < a, a < a[:-1]) if n else (False, False), (n > 0, False))
+    for kind, count in cases.items():
+        report(f"scan {kind}: {count} cases {'ok' if ok else 'checked'}")
+    return ok
+
+
+def ref_count(text, word):
+    """Non-overlapping occurrences, one position at a time."""
+    count = i = 0
+    while i + len(word) <= len(text):
+        if text[i:i + len(word)] == word:
+            count, i = count + 1, i + len(word)
+        else:
+            i += 1
+    return count
+
+
+def bloom_texts():
+    """Haystacks whose characters collide in a 32-bit filter (32 apart) or a
+    64-bit one (64 apart), in 1-, 2- and 4-byte strings, at lengths that
+    take each of CPython's search paths (default_find, the two-way search,
+    adaptive_find)."""
+    unit = "info error Error rOr wArN x\x01A\x81"
+    for n in (50, 3000, 40000):
+        base = (unit * (n // len(unit) + 1))[:n]
+        yield f"ascii {n}", base + "ERROR!"
+        yield f"latin-1 {n}", base.replace("x", "\xe9") + "\xe9RROR"
+        yield f"ucs2 {n}", base.replace("x", "\u0141") + "\u0141ERROR"
+        yield f"ucs4 {n}", base.replace("x", "\U00010041") + "\U00010041ERROR"
+
+
+BLOOM_NEEDLES = ["ERROR", "error", "Er", "rOr", "ERROR!", "A\x81", "\x01A",
+                 "wArN x", "\u0141ERROR", "\U00010041ERROR", "\xe9RROR",
+                 "not there at all, not at all", "r Error rOr wArN"]
+
+
+def check_bloom(report):
+    """Substring searches and strip(), whose skip filters the guest widens
+    to 64 bits, against one-position-at-a-time references."""
+    ok, cases = True, 0
+    for name, text in bloom_texts():
+        for needle in BLOOM_NEEDLES:
+            at = [i for i in range(len(text) - len(needle) + 1)
+                  if text[i:i + len(needle)] == needle]
+            want = (at[0] if at else -1, at[-1] if at else -1,
+                    ref_count(text, needle))
+            got = (text.find(needle), text.rfind(needle), text.count(needle))
+            good = got == want
+            # The same on bytes, where characters are bytes.
+            if max(map(ord, text + needle)) < 256:
+                b, d = needle.encode("latin-1"), text.encode("latin-1")
+                good &= (d.find(b), d.rfind(b), d.count(b)) == want
+            parts = text.split(needle)
+            good &= needle.join(parts) == text and len(parts) == want[2] + 1
+            good &= text.replace(needle, "") == "".join(parts)
+            cases += 1
+            if not good:
+                ok = False
+                report(f"bloom {name} {needle!r}: {got!r} WRONG, want {want!r}")
+        for chars in ("ERROR!", "\x01A\x81", "info", "\U00010041ERROR"):
+            strip = text.strip(chars)
+            i, j = 0, len(text)
+            while i < j and text[i] in chars:
+                i += 1
+            while j > i and text[j - 1] in chars:
+                j -= 1
+            cases += 1
+            if strip != text[i:j]:
+                ok = False
+                report(f"bloom {name} strip({chars!r}) WRONG")
+    report(f"bloom: {cases} searches and strips {'ok' if ok else 'checked'}")
+    return ok
+
+
 def main():
     lines = []
     ok = check_ints(lines.append) & check_floats(lines.append)
     ok &= check_fstrings(lines.append)
+    ok &= check_scans(lines.append)
+    ok &= check_bloom(lines.append)
     for line in lines:
         print(line)
     if not ok:

@@ -15,7 +15,7 @@ shift 2
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(wait_request vfs_path wasi session_load import_state call_reply net
                                   jsonrpc http image_load wheel ws journal
-                                  store_manifest trace_event net_ops json_wide
+                                  store_manifest trace_event guest_scan net_ops json_wide
                                   json_write bytecode mcp_config http_resp serve mcp
                                   mcp_http)
 mkdir -p "$build/fuzz-work" "$build/fuzz-artifacts" "$build/fuzz-logs"
