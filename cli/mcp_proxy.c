@@ -529,6 +529,10 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
     }
     resuming_mark(x, 0);
     x->replayable = replayable;
+    if (why == last) { /* the loop ended on a failed GET: last is ours */
+        snprintf(err, errlen, "%s", last);
+        why = err;
+    }
     return why;
 }
 
@@ -550,8 +554,8 @@ static void post_sse(proxy *p, const char *line, size_t len);
 /* Answers request id with an error saying why. Called with p->lock held. */
 static void answer_error(proxy *p, json_t *id, const char *why)
 {
-    char msg[512];
-    snprintf(msg, sizeof msg, "MCP server at %s: %s", p->url.authority, why);
+    char msg[600];
+    snprintf(msg, sizeof msg, "MCP server at %.200s: %.300s", p->url.authority, why);
     json_t *e = jr_error(id, -32000, msg);
     if (e)
         jr_write(1, NULL, e);
