@@ -201,26 +201,29 @@ static void scan_done(struct Z_eryx_instance_t *host, int rc, uint64_t scanned)
         wasm_rt_trap(WASM_RT_TRAP_OOB);
 }
 
-u32 Z_eryxZ_memchr(struct Z_eryx_instance_t *host, u32 ptr, u32 c, u32 n)
+/* memchr and memrchr: the index of the byte found, or UINT32_MAX. */
+typedef int byte_scan_fn(const uint8_t *mem, uint64_t size, uint32_t ptr, uint32_t c,
+                         uint32_t n, uint32_t *index, uint64_t *scanned);
+
+static u32 byte_scan(struct Z_eryx_instance_t *host, byte_scan_fn *scan, u32 ptr, u32 c, u32 n)
 {
     eryx__engine_import_entry();
     const wasm_rt_memory_t *m = &host->sb->in.inst.w2c_memory;
     u32 index;
     uint64_t scanned;
-    int rc = eryx__scan_memchr(m->data, m->size, ptr, c, n, &index, &scanned);
+    int rc = scan(m->data, m->size, ptr, c, n, &index, &scanned);
     scan_done(host, rc, scanned);
     return index;
 }
 
+u32 Z_eryxZ_memchr(struct Z_eryx_instance_t *host, u32 ptr, u32 c, u32 n)
+{
+    return byte_scan(host, eryx__scan_memchr, ptr, c, n);
+}
+
 u32 Z_eryxZ_memrchr(struct Z_eryx_instance_t *host, u32 ptr, u32 c, u32 n)
 {
-    eryx__engine_import_entry();
-    const wasm_rt_memory_t *m = &host->sb->in.inst.w2c_memory;
-    u32 index;
-    uint64_t scanned;
-    int rc = eryx__scan_memrchr(m->data, m->size, ptr, c, n, &index, &scanned);
-    scan_done(host, rc, scanned);
-    return index;
+    return byte_scan(host, eryx__scan_memrchr, ptr, c, n);
 }
 
 u32 Z_eryxZ_memcmp(struct Z_eryx_instance_t *host, u32 a, u32 b, u32 n)
