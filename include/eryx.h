@@ -485,7 +485,9 @@ typedef struct eryx_sandbox_config {
                                     stopped hard (default 200 ms) */
     uint64_t fuel;               /* budget of guest work per run: one unit per
                                     function call and loop iteration of the
-                                    interpreter's code (0 or ERYX_NO_LIMIT =
+                                    interpreter's code, and per 16 bytes of
+                                    a long memory scan the host does for it
+                                    (docs/limits.md) (0 or ERYX_NO_LIMIT =
                                     unlimited, the default; the use is
                                     counted and reported anyway).
                                     Only in builds that count fuel
