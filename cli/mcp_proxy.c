@@ -529,11 +529,17 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
     }
     resuming_mark(x, 0);
     x->replayable = replayable;
-    if (why == last) { /* the loop ended on a failed GET: last is ours */
-        snprintf(err, errlen, "%s", last);
-        why = err;
+    /* The loop may have ended on a failed GET, whose text is in last, a
+     * buffer of this frame: what goes back is always the caller's copy
+     * (why may already be err: memmove). */
+    if (!why)
+        return NULL;
+    if (errlen) {
+        size_t n = strnlen(why, errlen - 1);
+        memmove(err, why, n);
+        err[n] = '\0';
     }
-    return why;
+    return err;
 }
 
 /* exchange_send, resuming a request's event stream that ends before its
