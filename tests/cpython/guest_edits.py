@@ -1,5 +1,6 @@
 """What guest/patch-cpython.py edits in the guest's CPython (sum(), the
-f-string lexer, the substring searches' filters), and the libc
+f-string lexer, the substring searches' filters, the
+ASCII checks' word size), and the libc
 functions guest/host_string.c replaces (memchr, memrchr, memcmp, which ask
 the host past 32 bytes), checked.
 
@@ -306,12 +307,67 @@ def check_bloom(report):
     return ok
 
 
+ASCII_LENGTHS = list(range(0, 42)) + [63, 64, 65, 1000]
+
+
+def check_ascii(report):
+    """UTF-8 and Latin-1 decoding and isascii(), whose ASCII checks the guest
+    makes 32 and 8 bytes at a time: for every length up to 41 and a few
+    longer, every start offset within a word, and no non-ASCII byte or one
+    at the edges of the words and of the 32-byte blocks, the decoded text,
+    the error's position and the answer against one-byte-at-a-time
+    references."""
+    import codecs
+    ok, cases = True, 0
+
+    def expect(what, got, want):
+        nonlocal ok, cases
+        cases += 1
+        if got != want:
+            ok = False
+            report(f"ascii {what}: {got!r} WRONG, want {want!r}")
+
+    for n in ASCII_LENGTHS:
+        base = bytes(32 + (i * 7) % 95 for i in range(n))
+        spots = {0, 1, 7, 8, 9, 24, 31, 32, 33, 40, n // 2, n - 2, n - 1}
+        for bad in [None] + sorted(spots & set(range(n))):
+            for byte in (0x80, 0xFF, 0xC3):
+                data = bytearray(base)
+                if bad is not None:
+                    data[bad] = byte
+                for offset in range(8):
+                    buf = bytearray(8) + data
+                    del buf[:8 + offset]        # moves the start, not the bytes
+                    view = bytes(buf)
+                    want_ascii = all(c < 128 for c in view)
+                    expect("isascii", (view.isascii(), buf.isascii()), (want_ascii, want_ascii))
+                    latin = codecs.latin_1_decode(memoryview(data)[offset:])[0]
+                    expect("latin-1", latin, "".join(map(chr, view)))
+                    expect("latin-1 isascii", latin.isascii(), want_ascii)
+                    try:
+                        text = codecs.utf_8_decode(memoryview(data)[offset:], "strict", True)[0]
+                        where = None
+                    except UnicodeDecodeError as e:
+                        text, where = None, e.start
+                    if want_ascii:
+                        expect("utf-8", (text, where), ("".join(map(chr, view)), None))
+                    else:
+                        first = next(i for i, c in enumerate(view) if c >= 128)
+                        # 0xC3 then an ASCII byte, 0x80 and 0xFF: all invalid.
+                        expect("utf-8 error", where, first)
+                if bad is None:
+                    break
+    report(f"ascii: {cases} decodes and checks {'ok' if ok else 'checked'}")
+    return ok
+
+
 def main():
     lines = []
     ok = check_ints(lines.append) & check_floats(lines.append)
     ok &= check_fstrings(lines.append)
     ok &= check_scans(lines.append)
     ok &= check_bloom(lines.append)
+    ok &= check_ascii(lines.append)
     for line in lines:
         print(line)
     if not ok:
