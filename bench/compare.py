@@ -19,6 +19,7 @@ import math
 import os
 import statistics
 import subprocess
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KDIR = os.path.join(ROOT, "bench", "kernels")
@@ -51,12 +52,39 @@ def parse_runners(specs):
 
 
 
-def cases_side_by_side(script, cases, description):
+# The in-process timing of the scripts whose CASES map a name to
+# (operation, how many times one timing repeats it): the best of 3 timings,
+# in microseconds per operation. cases_side_by_side appends it to the
+# script's own text, since a sandbox sees only the file it runs.
+REPEAT_WORKER = """
+
+def _repeat_worker():
+    import json
+    import time
+    best = {}
+    for name, (op, repeat) in CASES.items():
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(repeat):
+                op()
+            times.append((time.perf_counter() - t0) / repeat)
+        best[name] = min(times) * 1e6
+    print(json.dumps(best))
+
+
+_repeat_worker()
+"""
+
+
+def cases_side_by_side(script, cases, description, worker=None):
     """The driver of the scripts that time named cases in-process
-    (bench/wide_ints.py, bench/compile_fstrings.py, bench/string_scans.py):
-    runs SCRIPT --worker under each NAME=COMMAND of the command line, ROUNDS
-    rounds with the order rotated; the worker prints one JSON object,
-    case -> time (in the unit its script's usage names). Prints a
+    (bench/wide_ints.py, bench/compile_fstrings.py, bench/string_scans.py,
+    bench/text_decode.py): runs SCRIPT --worker under each NAME=COMMAND of
+    the command line, ROUNDS rounds with the order rotated; the worker
+    prints one JSON object, case -> time (in the unit its script's usage
+    names). With WORKER (REPEAT_WORKER), the script is run with that text
+    appended, and must skip its own driver under --worker. Prints a
     Markdown table: per case the best of the rounds of each runner, and its
     ratio to the first runner."""
     ap = argparse.ArgumentParser(description=description)
@@ -66,13 +94,18 @@ def cases_side_by_side(script, cases, description):
     runners = parse_runners(a.runners)
     names = list(runners)
     best = {}
-    for r in range(a.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            out = subprocess.run(runners[name] + [os.path.abspath(script), "--worker"],
-                                 check=True, capture_output=True, text=True).stdout
-            for case, t in json.loads(out.strip().splitlines()[-1]).items():
-                key = (case, name)
-                best[key] = min(best.get(key, t), t)
+    with tempfile.NamedTemporaryFile("w", suffix=".py") as tmp:
+        if worker:
+            tmp.write(open(script).read() + worker)
+            tmp.flush()
+            script = tmp.name
+        for r in range(a.rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                out = subprocess.run(runners[name] + [os.path.abspath(script), "--worker"],
+                                     check=True, capture_output=True, text=True).stdout
+                for case, t in json.loads(out.strip().splitlines()[-1]).items():
+                    key = (case, name)
+                    best[key] = min(best.get(key, t), t)
     print("| case | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for case in cases:

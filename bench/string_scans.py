@@ -14,7 +14,6 @@ table: per case the best of the rounds of each runner's in-process best of
 3, in microseconds per operation, and its ratio to the first runner."""
 
 import sys
-import time
 
 MB = 1 << 20
 TEXT = "a" * MB + "x"
@@ -40,23 +39,7 @@ CASES = {
 }
 
 
-def worker():
-    import json
-    best = {}
-    for name, (op, repeat) in CASES.items():
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            for _ in range(repeat):
-                op()
-            times.append((time.perf_counter() - t0) / repeat)
-        best[name] = min(times) * 1e6
-    print(json.dumps(best))
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] == ["--worker"]:
-        worker()
-    else:
-        from compare import cases_side_by_side  # bench/compare.py, next to this file
-        cases_side_by_side(__file__, CASES, __doc__.split("\n")[0])
+if __name__ == "__main__" and sys.argv[1:] != ["--worker"]:
+    # Under --worker, compare.REPEAT_WORKER, appended to this text, runs.
+    from compare import REPEAT_WORKER, cases_side_by_side  # bench/compare.py
+    cases_side_by_side(__file__, CASES, __doc__.split("\n")[0], REPEAT_WORKER)
