@@ -15,12 +15,19 @@ echo "status $?"
 # (the ASan tier) that took more than the 0.3 s this waited once, and once
 # (the normal tier, ctest -j2) more than 5 s. Up to 20 s; a command left
 # running would sleep its 30.
+# Each command's group (its id is the shell's pid) holds what it started:
+# asked by group, not by name, since any 'sleep 300' on the machine would
+# match a name.
 running() {
     # (a zombie left to an init that does not reap is not running)
-    for p in $(cat pids); do
-        case $(ps -o stat= -p "$p") in ''|Z*) ;; *) echo "$p still runs" ;; esac
+    for g in $(cat pids); do
+        for p in $(pgrep -g "$g"); do
+            case $(ps -o stat= -p "$p") in
+            ''|Z*) ;;
+            *) echo "$p (group $g) still runs" ;;
+            esac
+        done
     done
-    pgrep -f 'sleep 30' >/dev/null && echo "a sleep still runs"
 }
 for i in $(seq 200); do
     [ -z "$(running)" ] && break
