@@ -96,7 +96,8 @@ def cases_side_by_side(script, cases, description, worker=None):
     best = {}
     with tempfile.NamedTemporaryFile("w", suffix=".py") as tmp:
         if worker:
-            tmp.write(open(script).read() + worker)
+            with open(script) as f:
+                tmp.write(f.read() + worker)
             tmp.flush()
             script = tmp.name
         for r in range(a.rounds):

@@ -1,8 +1,8 @@
 """Decoding bytes to text: the ASCII runs that CPython checks a machine word
 at a time (a `size_t`, 4 bytes in wasm32 and 8 natively), which
-guest/patch-cpython.py widens to 8 bytes in the guest (docs/performance.md,
-"Decoding ASCII a 64-bit word at a time"); with a short decode and an
-encode, which take other paths, as controls.
+guest/patch-cpython.py makes 32 and 8 bytes at a time in the guest
+(docs/performance.md, "Decoding ASCII a 64-bit word at a time"); with a
+short decode and an encode, which take other paths, as controls.
 
 usage: python3 bench/text_decode.py [--rounds R] NAME=COMMAND ...
   e.g. python3 bench/text_decode.py native=$(bench/build-native-pgo.sh --path) \\
@@ -32,6 +32,7 @@ CASES = {
     "bytes.decode(), ASCII, 1 MB": (lambda: ASCII.decode(), 20),
     "bytes.decode(), mostly ASCII UTF-8, 1 MB": (lambda: MOSTLY.decode(), 10),
     "bytes.decode('latin-1'), ASCII, 512 KB": (lambda: LATIN1.decode("latin-1"), 20),
+    "bytes.isascii(), 1 MB": (lambda: ASCII.isascii(), 20),
     "TextIOWrapper.read(), ASCII, 1 MB": (
         lambda: io.TextIOWrapper(io.BytesIO(ASCII), encoding="utf-8").read(), 10),
     "bytes.decode(), ASCII, 40 bytes (short)": (lambda: SHORT.decode(), 100_000),
