@@ -80,7 +80,7 @@ _repeat_worker()
 def cases_side_by_side(script, cases, description, worker=None):
     """The driver of the scripts that time named cases in-process
     (bench/wide_ints.py, bench/compile_fstrings.py, bench/string_scans.py,
-    bench/text_decode.py): runs SCRIPT --worker under each NAME=COMMAND of
+    bench/text_decode.py, bench/iter_parts.py): runs SCRIPT --worker under each NAME=COMMAND of
     the command line, ROUNDS rounds with the order rotated; the worker
     prints one JSON object, case -> time (in the unit its script's usage
     names). With WORKER (REPEAT_WORKER), the script is run with that text

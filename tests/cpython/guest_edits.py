@@ -1,6 +1,6 @@
 """What guest/patch-cpython.py edits in the guest's CPython (sum(), the
 f-string lexer, the substring searches' filters, the
-ASCII checks' word size), and the libc
+ASCII checks' word size, the error paths kept out of line), and the libc
 functions guest/host_string.c replaces (memchr, memrchr, memcmp, which ask
 the host past 32 bytes), checked.
 
@@ -13,6 +13,7 @@ without an independent reference (sum()'s compensated float path) are held
 to what native CPython, where `long` is 64 bits, computes.
 """
 import functools
+import itertools
 import operator
 import sys
 import tracemalloc
@@ -361,6 +362,119 @@ def check_ascii(report):
     return ok
 
 
+class NotAnIterator:
+    def __iter__(self):
+        return 5
+
+
+class Boom(Exception):
+    pass
+
+
+class InitReturns:
+    def __init__(self):
+        return 1
+
+
+class Plain:
+    pass
+
+
+def raising(n):
+    yield from range(n)
+    raise Boom("at the end")
+
+
+def outcome(thunk):
+    try:
+        return ("ok", thunk())
+    except Exception as e:       # the error is the case's result
+        return (type(e).__name__, str(e))
+
+
+ERROR_CASES = [
+    ("1 + 'a'", lambda: 1 + "a",
+     ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'")),
+    ("[] * 1.5", lambda: [] * 1.5,
+     ("TypeError", "can't multiply sequence by non-int of type 'float'")),
+    ("None / 2", lambda: None / 2,
+     ("TypeError", "unsupported operand type(s) for /: 'NoneType' and 'int'")),
+    ("{} & 1", lambda: {} & 1,
+     ("TypeError", "unsupported operand type(s) for &: 'dict' and 'int'")),
+    ("x -= None", lambda: operator.isub(1.5, None),
+     ("TypeError", "unsupported operand type(s) for -=: 'float' and 'NoneType'")),
+    ("pow(None, 2)", lambda: pow(None, 2),
+     ("TypeError", "unsupported operand type(s) for ** or pow(): 'NoneType' and 'int'")),
+    ("-'a'", lambda: -"a", ("TypeError", "bad operand type for unary -: 'str'")),
+    ("abs('a')", lambda: abs("a"), ("TypeError", "bad operand type for abs(): 'str'")),
+    ("len(5)", lambda: len(5), ("TypeError", "object of type 'int' has no len()")),
+    ("hash([])", lambda: hash([]), ("TypeError", "unhashable type: 'list'")),
+    ("iter(5)", lambda: iter(5), ("TypeError", "'int' object is not iterable")),
+    ("iter() of a non-iterator", lambda: iter(NotAnIterator()),
+     ("TypeError", "iter() returned non-iterator of type 'int'")),
+    ("5[0]", lambda: operator.getitem(5, 0),
+     ("TypeError", "'int' object is not subscriptable")),
+    ("[1][2**100]", lambda: [1][2**100],
+     ("IndexError", "cannot fit 'int' into an index-sized integer")),
+    ("'ab' * 2**100", lambda: "ab" * 2**100,
+     ("OverflowError", "cannot fit 'int' into an index-sized integer")),
+    ("__init__ returning 1", lambda: InitReturns(),
+     ("TypeError", "__init__() should return None, not 'int'")),
+    ("Plain(1)", lambda: Plain(1), ("TypeError", "Plain() takes no arguments")),
+    ("Plain().__init__(1)", lambda: Plain().__init__(1),
+     ("TypeError", "Plain.__init__() takes exactly one argument (the instance to initialize)")),
+    ("2 + 3", lambda: 2 + 3, ("ok", 5)),
+    ("hash('')", lambda: hash(""), ("ok", 0)),
+    ("zip strict, shorter", lambda: list(zip([1, 2], [1], strict=True)),
+     ("ValueError", "zip() argument 2 is shorter than argument 1")),
+    ("zip strict, third shorter", lambda: list(zip([1, 2], [3, 4], [5], strict=True)),
+     ("ValueError", "zip() argument 3 is shorter than arguments 1-2")),
+    ("zip strict, longer", lambda: list(zip([1], [1, 2], strict=True)),
+     ("ValueError", "zip() argument 2 is longer than argument 1")),
+    ("zip strict, third longer", lambda: list(zip([1], [2], [3, 4], strict=True)),
+     ("ValueError", "zip() argument 3 is longer than arguments 1-2")),
+    ("zip strict, equal", lambda: list(zip("ab", [1, 2], strict=True)),
+     ("ok", [("a", 1), ("b", 2)])),
+    ("zip strict, first raises", lambda: list(zip(raising(1), [1, 2], strict=True)),
+     ("Boom", "at the end")),
+    ("zip strict, second raises", lambda: list(zip([1], raising(0), strict=True)),
+     ("Boom", "at the end")),
+    ("zip strict, shorter after a reused tuple",
+     lambda: [t[0] for t in zip(range(5), range(4), strict=True)],
+     ("ValueError", "zip() argument 2 is shorter than argument 1")),
+    ("zip, not strict", lambda: list(zip([1, 2], [1])), ("ok", [(1, 1)])),
+    ("accumulate", lambda: list(itertools.accumulate([1, 2, 3])), ("ok", [1, 3, 6])),
+    ("accumulate(mul)", lambda: list(itertools.accumulate([1, 2, 3, 4], operator.mul)),
+     ("ok", [1, 2, 6, 24])),
+    ("accumulate(func, initial)",
+     lambda: list(itertools.accumulate("bc", lambda a, b: b + a, initial="a")),
+     ("ok", ["a", "ba", "cba"])),
+    ("accumulate(func) raising",
+     lambda: list(itertools.accumulate([1, 0], operator.truediv)),
+     ("ZeroDivisionError", "division by zero")),
+    ("accumulate of mixed types", lambda: list(itertools.accumulate([1, "a"])),
+     ("TypeError", "unsupported operand type(s) for +: 'int' and 'str'")),
+]
+
+
+def check_errors(report):
+    """The error paths the guest keeps out of line (the PyNumber_*
+    operations' type errors, len(), hash(), iter(), an index past
+    Py_ssize_t, object's __init__ and __new__ and a class's __init__,
+    zip(strict=True)'s length check, accumulate()'s given function; every
+    call goes through the C call's result check):
+    each case's result or exception and message against the text CPython
+    3.13 gives."""
+    ok = True
+    for what, thunk, want in ERROR_CASES:
+        got = outcome(thunk)
+        if got != want:
+            ok = False
+            report(f"error path {what}: {got!r} WRONG, want {want!r}")
+    report(f"error paths: {len(ERROR_CASES)} cases {'ok' if ok else 'checked'}")
+    return ok
+
+
 def main():
     lines = []
     ok = check_ints(lines.append) & check_floats(lines.append)
@@ -368,6 +482,7 @@ def main():
     ok &= check_scans(lines.append)
     ok &= check_bloom(lines.append)
     ok &= check_ascii(lines.append)
+    ok &= check_errors(lines.append)
     for line in lines:
         print(line)
     if not ok:
