@@ -6,9 +6,10 @@ with variable arguments (PyErr_Format and its kin: a wasm varargs call
 passes its arguments in a buffer on the caller's stack), lowers
 `__stack_pointer` at its entry and restores it at every return, on every
 call, whether or not the path that needs the memory runs. Natively such a
-call costs nothing until it is made. guest/patch-cpython.py moves the hot
-functions' error paths out of line (docs/performance.md, "Error paths out
-of line"); this lists what is left.
+call costs nothing until it is made. An edit that moved the hottest
+functions' error paths out of line was measured and not taken
+(docs/performance.md, "Error paths out of line: measured, not taken");
+this lists them.
 
 usage: python3 bench/frames.py GUEST_WASM [PROFDATA] [--top N]
   GUEST_WASM  guest.wasm of a guest stage ($ERYX_CACHE_DIR/guest-*/)

@@ -1,7 +1,9 @@
-"""iter_pipeline's five parts timed alone, and C calls that go through the
-functions whose error paths guest/patch-cpython.py keeps out of line
-(docs/performance.md, "Error paths out of line"): the work runs in C
-(itertools, map, the slots), not in bytecode.
+"""iter_pipeline's five parts timed alone, and C calls through the
+functions whose error paths an edit of the guest's CPython moved out of
+line (docs/performance.md, "Error paths out of line: measured, not
+taken"): the work runs in C (itertools, map, the slots), not in bytecode.
+A per-operation time is under a millisecond: on a noisy host, use 15
+rounds or more.
 
 usage: python3 bench/iter_parts.py [--rounds R] NAME=COMMAND ...
   e.g. python3 bench/iter_parts.py native=$(bench/build-native-pgo.sh --path) \\

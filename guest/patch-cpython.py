@@ -11,11 +11,8 @@ compiles the same edited tree: on a 64-bit host, where `long` and
 lexer's computes what CPython's own code computes, by other means.
 
 Why each edit is here: docs/performance.md, "How the guest's CPython is
-built", "Compiling f-strings in linear time", "The guest's string
-scans", "Decoding ASCII a 64-bit word at a time" and "Error paths out of
-line". Natively the last two change nothing or only move code: the word
-loops are under `#if SIZEOF_SIZE_T < 8`, and the error paths' `noinline`
-is a macro that is empty off wasm.
+built", "Compiling f-strings in linear time" and "The guest's string
+scans".
 """
 import pathlib
 import sys
@@ -278,204 +275,14 @@ ISASCII_EDITS = [
                                   "Py_RETURN_FALSE;")),
 ]
 
-# Error paths out of line. A wasm call with variable arguments (PyErr_Format
-# and its kin) passes them in a buffer on the caller's shadow stack, and
-# LLVM sets up that frame at the function's entry: `__stack_pointer` read,
-# lowered and written back, and written again at every return, on every
-# call, although the buffer is only used when the error is raised. CPython's
-# small static error helpers are inlined into their callers, so every
-# PyNumber_* binary operation, PyObject_Size, PyObject_Hash and every C
-# call's result check (_Py_CheckFunctionResult, inlined into
-# PyObject_Vectorcall and PyObject_CallOneArg) paid for a frame natively
-# absent. The guest keeps those helpers out of line; natively the macro is
-# empty and the source compiles as before.
-OUT_OF_LINE_MACRO = [
-    ("#  define Py_NO_INLINE\n#endif\n",
-     "#  define Py_NO_INLINE\n#endif\n\n"
-     "/* eryx (guest/patch-cpython.py): an error path kept out of its callers\n"
-     "   in the wasm guest, where a varargs call inlined into them costs a\n"
-     "   shadow-stack frame on every call. */\n"
-     "#if defined(__wasm__)\n"
-     "#  define _Py_ERYX_OUT_OF_LINE Py_NO_INLINE\n"
-     "#else\n"
-     "#  define _Py_ERYX_OUT_OF_LINE\n"
-     "#endif\n", 1),
-]
-ABSTRACT_EDITS = [
-    ("static PyObject *\ntype_error(const char *msg, PyObject *obj)\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\ntype_error(const char *msg, PyObject *obj)\n", 1),
-    ("static PyObject *\nnull_error(void)\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\nnull_error(void)\n", 1),
-    ("static PyObject *\nbinop_type_error(PyObject *v, PyObject *w, const char *op_name)\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "binop_type_error(PyObject *v, PyObject *w, const char *op_name)\n", 1),
-    # PyObject_GetIter: the same message through type_error.
-    ("            PyErr_Format(PyExc_TypeError,\n"
-     "                         \"iter() returned non-iterator \"\n"
-     "                         \"of type '%.100s'\",\n"
-     "                         Py_TYPE(res)->tp_name);\n",
-     "            type_error(\"iter() returned non-iterator \"\n"
-     "                       \"of type '%.100s'\", res);\n", 1),
-    # PyNumber_AsSsize_t's overflow error (the error's type is the caller's).
-    ("        _PyErr_Format(tstate, err,\n"
-     "                      \"cannot fit '%.200s' into an index-sized integer\",\n",
-     "        _Py_ERYX_FORMAT_NAME(err,\n"
-     "                      \"cannot fit '%.200s' into an index-sized integer\",\n", 1),
-]
-OBJECT_EDITS = [
-    ("Py_hash_t\nPyObject_HashNotImplemented(PyObject *v)\n",
-     "_Py_ERYX_OUT_OF_LINE Py_hash_t\nPyObject_HashNotImplemented(PyObject *v)\n", 1),
-]
-# _Py_CheckFunctionResult checks every C call's result against the error
-# indicator; the check stays, the reports move to a function of their own.
-CALL_EDITS = [
-    ("PyObject*\n_Py_CheckFunctionResult(PyThreadState *tstate, PyObject *callable,\n"
-     "                        PyObject *result, const char *where)\n{\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "check_function_result_error(PyThreadState *tstate, PyObject *callable,\n"
-     "                            PyObject *result, const char *where);\n\n"
-     "PyObject*\n_Py_CheckFunctionResult(PyThreadState *tstate, PyObject *callable,\n"
-     "                        PyObject *result, const char *where)\n{\n"
-     "    /* eryx (guest/patch-cpython.py): a result, or NULL with an\n"
-     "       exception set, is what a call returns; the rest is reported\n"
-     "       out of line. */\n"
-     "    if ((result == NULL) == (_PyErr_Occurred(tstate) != NULL)) {\n"
-     "        return result;\n"
-     "    }\n"
-     "    return check_function_result_error(tstate, callable, result, where);\n"
-     "}\n\n"
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "check_function_result_error(PyThreadState *tstate, PyObject *callable,\n"
-     "                            PyObject *result, const char *where)\n{\n", 1),
-]
-
-# Where a hot function raises with PyErr_Format itself, and the message's
-# one argument is a name (a type's, mostly), the guest calls
-# _PyErr_FormatName, an out-of-line PyErr_Format with one string argument;
-# natively the macro is PyErr_Format itself.
-FORMAT_NAME_DECL = [
-    ("PyAPI_FUNC(PyObject*) _PyErr_Format(\n"
-     "    PyThreadState *tstate,\n"
-     "    PyObject *exception,\n"
-     "    const char *format,\n"
-     "    ...);\n",
-     "PyAPI_FUNC(PyObject*) _PyErr_Format(\n"
-     "    PyThreadState *tstate,\n"
-     "    PyObject *exception,\n"
-     "    const char *format,\n"
-     "    ...);\n\n"
-     "/* eryx (guest/patch-cpython.py): PyErr_Format(exception, format, name)\n"
-     "   out of line in the wasm guest, so that its caller needs no frame. */\n"
-     "#if defined(__wasm__)\n"
-     "extern PyObject *_PyErr_FormatName(PyObject *exception, const char *format,\n"
-     "                                   const char *name);\n"
-     "#  define _Py_ERYX_FORMAT_NAME _PyErr_FormatName\n"
-     "#else\n"
-     "#  define _Py_ERYX_FORMAT_NAME PyErr_Format\n"
-     "#endif\n", 1),
-]
-FORMAT_NAME_DEF = [
-    ("PyObject *\nPyErr_Format(PyObject *exception, const char *format, ...)\n",
-     "#if defined(__wasm__)\n"
-     "_Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "_PyErr_FormatName(PyObject *exception, const char *format, const char *name)\n"
-     "{\n"
-     "    return PyErr_Format(exception, format, name);\n"
-     "}\n"
-     "#endif\n\n"
-     "PyObject *\nPyErr_Format(PyObject *exception, const char *format, ...)\n", 1),
-]
-# _PyType_LookupRef: a hit in the type's method cache returns at once; a
-# miss walks the MRO with an error flag whose address is taken, which gave
-# every lookup, hits included, a frame (36 million calls in the training,
-# the third most frequent framed function). The miss moves out of line;
-# the lookup itself stays a call, as it was, since inlined where it is now
-# small it changed which other helpers were inlined, and gave frames to
-# vectorcall_method and the slot functions.
-TYPEOBJECT_EDITS = [
-    ("PyObject *\n_PyType_LookupRef(PyTypeObject *type, PyObject *name)\n{\n"
-     "    PyObject *res;\n    int error;\n"
-     "    PyInterpreterState *interp = _PyInterpreterState_GET();\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "type_lookup_uncached(PyInterpreterState *interp, PyTypeObject *type,\n"
-     "                     PyObject *name, struct type_cache_entry *entry);\n\n"
-     "_Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "_PyType_LookupRef(PyTypeObject *type, PyObject *name)\n{\n"
-     "    PyInterpreterState *interp = _PyInterpreterState_GET();\n", 1),
-    ("#endif\n    OBJECT_STAT_INC_COND(type_cache_misses, !is_dunder_name(name));\n",
-     "#endif\n"
-     "    return type_lookup_uncached(interp, type, name, entry);\n"
-     "}\n\n"
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "type_lookup_uncached(PyInterpreterState *interp, PyTypeObject *type,\n"
-     "                     PyObject *name, struct type_cache_entry *entry)\n{\n"
-     "    PyObject *res;\n    int error;\n"
-     "    OBJECT_STAT_INC_COND(type_cache_misses, !is_dunder_name(name));\n", 1),
-    ("        PyErr_Format(PyExc_TypeError,\n"
-     "                     \"__init__() should return None, not '%.200s'\",\n"
-     "                     Py_TYPE(res)->tp_name);\n",
-     "        _Py_ERYX_FORMAT_NAME(PyExc_TypeError,\n"
-     "                     \"__init__() should return None, not '%.200s'\",\n"
-     "                     Py_TYPE(res)->tp_name);\n", 1),
-    ("            PyErr_Format(PyExc_TypeError,\n"
-     "                         \"%.200s.__init__() takes exactly one argument (the instance to initialize)\",\n",
-     "            _Py_ERYX_FORMAT_NAME(PyExc_TypeError,\n"
-     "                         \"%.200s.__init__() takes exactly one argument (the instance to initialize)\",\n", 1),
-    ("            PyErr_Format(PyExc_TypeError, \"%.200s() takes no arguments\",\n"
-     "                         type->tp_name);\n"
-     "            return NULL;\n",
-     "            _Py_ERYX_FORMAT_NAME(PyExc_TypeError, \"%.200s() takes no arguments\",\n"
-     "                         type->tp_name);\n"
-     "            return NULL;\n", 1),
-]
-
-# zip(strict=True)'s length check, which the two loops of zip_next jump to
-# when an iterator ends, becomes a function of its own (its PyErr_Format
-# cost zip_next a frame); accumulate()'s call of a given function, which
-# passes variable arguments, another (the default addition needs none).
-ZIP_EDITS = [
-    ("static PyObject *\nzip_next(zipobject *lz)\n{\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "zip_check_lengths(zipobject *lz, Py_ssize_t i);\n\n"
-     "static PyObject *\nzip_next(zipobject *lz)\n{\n", 1),
-    ("                if (lz->strict) {\n"
-     "                    goto check;\n",
-     "                if (lz->strict) {\n"
-     "                    return zip_check_lengths(lz, i);\n", 2),
-    ("    return result;\ncheck:\n",
-     "    return result;\n}\n\n"
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "zip_check_lengths(zipobject *lz, Py_ssize_t i)\n{\n"
-     "    Py_ssize_t tuplesize = lz->tuplesize;\n"
-     "    PyObject *it;\n"
-     "    PyObject *item;\n\n", 1),
-]
-ACCUMULATE_EDITS = [
-    ("static PyObject *\naccumulate_next(accumulateobject *lz)\n{\n",
-     "static _Py_ERYX_OUT_OF_LINE PyObject *\n"
-     "accumulate_call(PyObject *binop, PyObject *total, PyObject *val)\n{\n"
-     "    return PyObject_CallFunctionObjArgs(binop, total, val, NULL);\n}\n\n"
-     "static PyObject *\naccumulate_next(accumulateobject *lz)\n{\n", 1),
-    ("        newtotal = PyObject_CallFunctionObjArgs(lz->binop, lz->total, val, NULL);\n",
-     "        newtotal = accumulate_call(lz->binop, lz->total, val);\n", 1),
-]
-
 EDITS = {
-    "Python/bltinmodule.c": SUM_EDITS + ZIP_EDITS,
+    "Python/bltinmodule.c": SUM_EDITS,
     "Parser/lexer/lexer.c": LEXER_EDITS,
     "Parser/lexer/state.h": STATE_EDITS,
     "Objects/stringlib/fastsearch.h": FASTSEARCH_EDITS,
     "Objects/unicodeobject.c": UNICODE_BLOOM_EDITS + ASCII_DECODE_EDITS,
     "Objects/stringlib/find_max_char.h": FIND_MAX_CHAR_EDITS,
     "Objects/bytes_methods.c": ISASCII_EDITS,
-    "Include/pyport.h": OUT_OF_LINE_MACRO,
-    "Objects/abstract.c": ABSTRACT_EDITS,
-    "Objects/object.c": OBJECT_EDITS,
-    "Objects/call.c": CALL_EDITS,
-    "Modules/itertoolsmodule.c": ACCUMULATE_EDITS,
-    "Include/internal/pycore_pyerrors.h": FORMAT_NAME_DECL,
-    "Python/errors.c": FORMAT_NAME_DEF,
-    "Objects/typeobject.c": TYPEOBJECT_EDITS,
 }
 
 

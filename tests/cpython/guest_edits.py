@@ -1,6 +1,6 @@
 """What guest/patch-cpython.py edits in the guest's CPython (sum(), the
 f-string lexer, the substring searches' filters, the
-ASCII checks' word size, the error paths kept out of line), and the libc
+ASCII checks' word size), its error paths, and the libc
 functions guest/host_string.c replaces (memchr, memrchr, memcmp, which ask
 the host past 32 bytes), checked.
 
@@ -458,13 +458,14 @@ ERROR_CASES = [
 
 
 def check_errors(report):
-    """The error paths the guest keeps out of line (the PyNumber_*
-    operations' type errors, len(), hash(), iter(), an index past
-    Py_ssize_t, object's __init__ and __new__ and a class's __init__,
-    zip(strict=True)'s length check, accumulate()'s given function; every
-    call goes through the C call's result check):
-    each case's result or exception and message against the text CPython
-    3.13 gives."""
+    """Error paths of the guest's CPython that an edit would move (one
+    was built and measured: docs/performance.md, "Error paths out of line:
+    measured, not taken"): the PyNumber_* operations' type errors, len(),
+    hash(), iter(), an index past Py_ssize_t, object's __init__ and
+    __new__ and a class's __init__, zip(strict=True)'s length check,
+    accumulate()'s given function; every call goes through the C call's
+    result check. Each case's result or exception and message against the
+    text CPython 3.13 gives."""
     ok = True
     for what, thunk, want in ERROR_CASES:
         got = outcome(thunk)
