@@ -80,13 +80,13 @@ _repeat_worker()
 def cases_side_by_side(script, cases, description, worker=None):
     """The driver of the scripts that time named cases in-process
     (bench/wide_ints.py, bench/compile_fstrings.py, bench/string_scans.py,
-    bench/text_decode.py, bench/iter_parts.py): runs SCRIPT --worker under each NAME=COMMAND of
-    the command line, ROUNDS rounds with the order rotated; the worker
-    prints one JSON object, case -> time (in the unit its script's usage
-    names). With WORKER (REPEAT_WORKER), the script is run with that text
-    appended, and must skip its own driver under --worker. Prints a
-    Markdown table: per case the best of the rounds of each runner, and its
-    ratio to the first runner."""
+    bench/text_decode.py, bench/iter_parts.py): runs SCRIPT --worker under
+    each NAME=COMMAND of the command line, ROUNDS rounds with the order
+    rotated; the worker prints one JSON object, case -> time (in the unit
+    its script's usage names). With WORKER (REPEAT_WORKER), the script is
+    run with that text appended, and must skip its own driver under
+    --worker. Prints a Markdown table: per case the best of the rounds of
+    each runner, and its ratio to the first runner."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("runners", nargs="+", metavar="NAME=COMMAND")

@@ -33,7 +33,7 @@ VARARGS_DECL = re.compile(r"([A-Za-z_][A-Za-z_0-9]*)\s*\(([^;{}()]*)\.\.\.\s*\)"
 
 
 def frames_and_calls(wasm):
-    """{function: (sets up a frame, set of direct callees)} from the
+    """{function: [sets up a frame, set of direct callees]} from the
     disassembly."""
     out = subprocess.run(["wasm-objdump", "-d", wasm], check=True,
                          capture_output=True, text=True).stdout
