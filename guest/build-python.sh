@@ -14,8 +14,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 tarball=$("$here/../scripts/fetch-sources.sh" | tail -n 1)
 sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
-key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM $ERYX_GUEST_TZPATH"; cat "$0";
-         cat "$here/patch-cpython.py";
+key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM $ERYX_LLVM_SRC_DEB $ERYX_GUEST_TZPATH";
+         cat "$0" "$here/patch-cpython.py";
+         # The WASI build's profile-guided optimisation and its training.
+         cat "$here/wasm_pgo.sh" "$here/pgo_train_wasm.mjs" "$here/pgo_train.py";
          cd "$here/clibs" && for f in $(LC_ALL=C ls); do echo "$f"; cat "$f"; done; } |
        sha256sum | cut -c1-16)
 top="$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION-$key"
@@ -115,7 +117,9 @@ RUN
             exit 1
         fi
     done
-    (cd "$wasi" && make -s -j"$jobs" all >make.log 2>&1)
+    # Built as native CPython is, with profile-guided optimisation:
+    # instrumented, trained, built again (guest/wasm_pgo.sh).
+    "$here/wasm_pgo.sh" "$top"
     touch "$wasi/stamp"
     log "wasi python: $(( $(date +%s) - t0 )) s"
 fi

@@ -11,6 +11,10 @@
 #   fetch-sources.sh --deb PACKAGE=VERSION
 #       a Debian binary package (the "all" architecture); prints the path of
 #       the .deb: $ERYX_CACHE_DIR/debs/PACKAGE_VERSION_all.deb
+#   fetch-sources.sh --orig PACKAGE=VERSION
+#       only the upstream tarball of a Debian source package, for a source
+#       whose .dsc the archive no longer serves (llvm-toolchain-22's, for
+#       guest/wasm_pgo.sh); prints its path: $ERYX_CACHE_DIR/src/PACKAGE_UPSTREAM.orig.tar.*
 # apt has checked every file against the archive's signed Release file, so
 # dpkg-source is told not to look for the uploader's signature.
 set -euo pipefail
@@ -76,6 +80,25 @@ case "${1:-}" in
         rm -rf "$work"
     fi
     echo "$dir"
+    exit 0 ;;
+--orig)
+    pkg=${2%%=*} version=${2#*=}
+    upstream=${version#*:} upstream=${upstream%-*}
+    orig=$(ls "$src/${pkg}_$upstream".orig.tar.* 2>/dev/null | head -n 1 || true)
+    if [ -z "$orig" ]; then
+        private_apt
+        echo "fetch-sources: $2 upstream tarball" >&2
+        work=$(mktemp -d)
+        # apt checks each file against the signed index as it arrives; the
+        # files it could not fetch (the .dsc) are not needed here.
+        (cd "$work" && apt-get -o APT::Sandbox::User=root source -q --download-only "$2" >/dev/null 2>&1) || true
+        got=$(ls "$work/${pkg}_$upstream".orig.tar.* 2>/dev/null | head -n 1 || true)
+        [ -n "$got" ] || fetch_failed "$2" scripts/env.sh
+        orig=$src/${got##*/}
+        mv "$got" "$orig.tmp" && mv "$orig.tmp" "$orig"
+        rm -rf "$work"
+    fi
+    echo "$orig"
     exit 0 ;;
 --deb)
     pkg=${2%%=*} version=${2#*=}
