@@ -25,6 +25,10 @@ apt_dir="$ERYX_CACHE_DIR/apt"
 mkdir -p "$src" "$apt_dir"/{lists/partial,cache/archives/partial,sources.list.d,preferences.d}
 tarball="$src/python-upstream-$ERYX_PY_DEB_VERSION.tar.xz"
 sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
+# Each fetch downloads into a temporary directory of its own, removed
+# however the script ends: a failed fetch leaves nothing behind in /tmp.
+work=""
+trap 'rm -rf "$work"' EXIT
 
 private_apt() {
     cat >"$apt_dir/sources.list.new" <<SRC
@@ -77,7 +81,6 @@ case "${1:-}" in
         dpkg-source -q --no-check -x "$work"/*.dsc "$work/x" >/dev/null
         touch "$work/x/.stamp"
         rm -rf "$dir" && mv "$work/x" "$dir"
-        rm -rf "$work"
     fi
     echo "$dir"
     exit 0 ;;
@@ -96,7 +99,6 @@ case "${1:-}" in
         [ -n "$got" ] || fetch_failed "$2" scripts/env.sh
         orig=$src/${got##*/}
         mv "$got" "$orig.tmp" && mv "$orig.tmp" "$orig"
-        rm -rf "$work"
     fi
     echo "$orig"
     exit 0 ;;
@@ -111,7 +113,6 @@ case "${1:-}" in
             fetch_failed "$2" scripts/env.sh
         mkdir -p "${deb%/*}"
         mv "$work"/*.deb "$deb.tmp" && mv "$deb.tmp" "$deb"
-        rm -rf "$work"
     fi
     echo "$deb"
     exit 0 ;;
@@ -127,7 +128,7 @@ if [ ! -s "$tarball" ]; then
     (cd "$work" && apt-get -o APT::Sandbox::User=root source -q --download-only "python$ERYX_PY_VERSION=$ERYX_PY_DEB_VERSION" >/dev/null)
     orig=$(ls "$work"/*.orig.tar.* | head -n 1)
     mv "$orig" "$tarball.tmp" && mv "$tarball.tmp" "$tarball"
-    rm -rf "$work"
+    rm -rf "$work"   # the sysroot's fetch below takes another
 fi
 
 if [ ! -d "$sysroot" ]; then
@@ -136,6 +137,5 @@ if [ ! -d "$sysroot" ]; then
     (cd "$work" && apt-get -o APT::Sandbox::User=root download -q "wasi-libc=$ERYX_WASI_LIBC_DEB" >/dev/null)
     dpkg-deb -x "$work"/wasi-libc_*.deb "$work/x"
     mv "$work/x/usr" "$sysroot.tmp" && mv "$sysroot.tmp" "$sysroot"
-    rm -rf "$work"
 fi
 echo "$tarball"
