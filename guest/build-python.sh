@@ -17,7 +17,7 @@ sysroot="$ERYX_CACHE_DIR/sysroot-$ERYX_WASI_LIBC_DEB"
 key=$( { echo "$ERYX_PY_DEB_VERSION $ERYX_WASI_LIBC_DEB $ERYX_LLVM $ERYX_LLVM_SRC_DEB $ERYX_GUEST_TZPATH";
          cat "$0" "$here/patch-cpython.py";
          # The WASI build's profile-guided optimisation and its training.
-         cat "$here/wasm_pgo.sh" "$here/pgo_train_wasm.mjs" "$here/pgo_train.py";
+         cat "$here/wasm_pgo.sh" "$here/wasm_lto.mk" "$here/pgo_train_wasm.mjs" "$here/pgo_train.py";
          cd "$here/clibs" && for f in $(LC_ALL=C ls); do echo "$f"; cat "$f"; done; } |
        sha256sum | cut -c1-16)
 top="$ERYX_CACHE_DIR/python-$ERYX_PY_VERSION-$key"

@@ -85,10 +85,13 @@ if [ ! -f "$out/stamp" ]; then
     sqlite=$("$here/clibs/build.sh" "$sdk" | awk '$1 == "sqlite3" { print $2 }')
     "$sdk/bin/clang" -O2 -I"$sqlite/include" -ffile-prefix-map="$here"=/eryx-guest \
         -c "$here/sqlite_locks.c" -o "$out.tmp/sqlite_locks.o"
+    # CPython's hot files are bitcode (guest/wasm_lto.mk): this link
+    # optimises them across files. It shares python.wasm's ThinLTO cache,
+    # where most of its modules were already compiled.
     # shellcheck disable=SC2086
     (cd "$wasi" && "$sdk/bin/clang" -mexec-model=reactor \
         -z stack-size=8388608 -Wl,--stack-first -Wl,--initial-memory=20971520 \
-        -Wl,--strip-debug \
+        -Wl,--strip-debug -Wl,--thinlto-cache-dir="$wasi/thinlto-cache" \
         "$out.tmp/eryx_guest.o" "$out.tmp/host_string.o" "$out.tmp/sqlite_locks.o" $PY_LIBS -o "$out.tmp/guest.wasm")
     log "packing the standard library"
     # CPython's build configuration (sysconfig) names the build directories:

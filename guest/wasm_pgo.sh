@@ -59,10 +59,10 @@ if [ ! -f "$rt/stamp" ]; then
 fi
 # 2. Instrumented.
 
-build() {   # build LOG [make variables]
+build() {   # build LOG [make arguments]
     local logf=$1
     shift
-    (cd "$wasi" && make -s clean >/dev/null 2>&1 && make -s -j"$(nproc)" all "$@" >"$logf" 2>&1) ||
+    (cd "$wasi" && make -s clean >/dev/null 2>&1 && make -s -j"$(nproc)" "$@" all >"$logf" 2>&1) ||
         { log "make failed: see $logf"; exit 1; }
 }
 log "the WASI build, instrumented"
@@ -114,5 +114,6 @@ rm -rf "$train"
 
 # 4. With the profile.
 log "the WASI build with the profile"
-build "$wasi/make.log" \
+build "$wasi/make.log" -f Makefile -f "$here/wasm_lto.mk" \
+    LDFLAGS_NODIST="-Wl,--thinlto-cache-dir=$wasi/thinlto-cache" \
     CFLAGS_NODIST="-fprofile-use=$wasi/python.profdata -Wno-profile-instr-unprofiled -Wno-profile-instr-out-of-date"

@@ -833,36 +833,59 @@ TEST_CASE(test_blocked_handlers_do_not_starve_others)
  * an import (os.stat, through C frames that CPython does not count) used
  * to crash the process: the import's frames hit the guard, which is a host
  * crash by the fault handler's rule. Each import now traps first when less
- * than ERYX_HOST_STACK_RESERVE is left. Depths around where the import
- * lands in that window on the normal build (35000-40000 crashed), each in
- * a fresh sandbox; the process must see a trap, never a crash. */
+ * than ERYX_HOST_STACK_RESERVE is left.
+ *
+ * The chain of DEPTH maps takes the stack down by DEPTH frames of
+ * map_next, and g's recursion below it calls the import at every level
+ * until CPython's C recursion limit raises RecursionError. Shallow chains
+ * end in that RecursionError; deep ones reach the guard first and trap.
+ * The depths just below the boundary are the ones whose imports land in
+ * the reserve (35000-40000 crashed, on the build of the time). The
+ * boundary moves with the build's frame sizes (the guest whose CPython is
+ * link-time optimised has smaller ones: about 51000 against 30000), so it
+ * is found first, by bisection, and then the depths below it are swept,
+ * each in a fresh sandbox: the process must see a trap or a Python
+ * exception, never a crash. Returns the run's status. */
+static int run_at_stack_end(int depth)
+{
+    char code[512];
+    snprintf(code, sizeof code,
+             "import os, sys\n"
+             "sys.setrecursionlimit(10**6)\n"
+             "def g(v):\n"
+             "    os.stat('/')\n"
+             "    return next(map(g, [v]))\n"
+             "x = map(g, iter([1]))\n"
+             "for i in range(%d): x = map(abs, x)\n"
+             "next(x)\n",
+             depth);
+    eryx_sandbox *sb = new_sandbox(NULL);
+    eryx_result *r = NULL;
+    int rc = run(sb, code, &r);
+    if (rc == ERYX_TRAP)
+        CHECK_CONTAINS(eryx_errmsg(sb), "call stack exhausted");
+    else
+        CHECK_INT(rc, ERYX_PYTHON_EXCEPTION); /* RecursionError or MemoryError */
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    return rc;
+}
+
 TEST_CASE(test_host_call_at_the_stack_end)
 {
-    int traps = 0;
-    for (int depth = 30000; depth <= 46000; depth += 500) {
-        char code[512];
-        snprintf(code, sizeof code,
-                 "import os, sys\n"
-                 "sys.setrecursionlimit(10**6)\n"
-                 "def g(v):\n"
-                 "    os.stat('/')\n"
-                 "    return next(map(g, [v]))\n"
-                 "x = map(g, iter([1]))\n"
-                 "for i in range(%d): x = map(abs, x)\n"
-                 "next(x)\n",
-                 depth);
-        eryx_sandbox *sb = new_sandbox(NULL);
-        eryx_result *r = NULL;
-        int rc = run(sb, code, &r);
-        if (rc == ERYX_TRAP) {
-            traps++;
-            CHECK_CONTAINS(eryx_errmsg(sb), "call stack exhausted");
-        } else {
-            CHECK_INT(rc, ERYX_PYTHON_EXCEPTION); /* RecursionError or MemoryError */
-        }
-        eryx_result_free(r);
-        eryx_sandbox_free(sb);
+    int lo = 1000, hi = 200000; /* an exception at lo, a trap at hi */
+    CHECK_INT(run_at_stack_end(lo), ERYX_PYTHON_EXCEPTION);
+    CHECK_INT(run_at_stack_end(hi), ERYX_TRAP);
+    while (hi - lo > 100) {
+        int mid = lo + (hi - lo) / 2;
+        if (run_at_stack_end(mid) == ERYX_TRAP)
+            hi = mid;
+        else
+            lo = mid;
     }
+    int traps = 0;
+    for (int depth = hi - 6000; depth <= hi + 1000; depth += 200)
+        traps += run_at_stack_end(depth) == ERYX_TRAP;
     CHECK(traps > 0);
 }
 
