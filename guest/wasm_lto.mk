@@ -5,9 +5,10 @@
 # does for all of it. Only these: a call from the eval loop or one object
 # type into another's small function (_PyLong_Add, PyObject_GetIter,
 # _PyObject_GC_Link) is inlined where it is hot, while an LTO of the whole
-# of CPython costs each link ten minutes on two cores for little more
-# (docs/performance.md, "Link-time optimisation"). No debug information
-# in the bitcode: the links strip it, and with it they take twice as long.
+# of CPython cost each link about ten minutes on two cores for about the
+# same gain (docs/performance.md, "Link-time optimisation of the hot files"). No
+# debug information in the bitcode: the links strip it, and with it the
+# link of the whole of CPython ran past 9 minutes at 10 GB.
 # `override`: wasm_pgo.sh gives CFLAGS_NODIST on make's command line.
 ERYX_LTO_FLAGS = -flto=thin -g0
 Objects/%.o: override CFLAGS_NODIST += $(ERYX_LTO_FLAGS)

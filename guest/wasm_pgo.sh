@@ -19,7 +19,9 @@
 # 3. its python.wasm under Node's WASI running the guest's two trainings
 #    (guest/pgo_train.sh's): guest/pgo_train.py, and CPython's PGO task
 #    less test_datetime, which blocks under Node;
-# 4. the WASI build again, with that profile.
+# 4. the WASI build again, with that profile, the interpreter's hot files
+#    compiled to bitcode that the link optimises across files (ThinLTO:
+#    guest/wasm_lto.mk says which and why).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
