@@ -25,7 +25,16 @@
 # ERYX_GUEST_EXPERIMENT=SCRIPT rewrites the generated C further (SCRIPT
 # FILE.c, after guest/w2c_rewrite.sh): a lever being measured, never the
 # default (bench/README.md); its directory gets "-x" and the script's hash.
+#
+# usage: guest/build.sh [--stage1]
+# --stage1 stops after stage 1 and prints its directory: scripts/test builds
+# that much first, then a variant's stage 2 beside the default's.
 set -euo pipefail
+case "${1:-}" in
+    "") stop_after_stage1=0 ;;
+    --stage1) stop_after_stage1=1 ;;
+    *) echo "usage: guest/build.sh [--stage1]" >&2; exit 2 ;;
+esac
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../scripts/env.sh"
 default_cc="clang-$ERYX_LLVM -O2"
@@ -129,9 +138,16 @@ if [ ! -f "$out/stamp" ]; then
 fi
 
 # Where the sources and the native build python are, for the tests that run
-# CPython's own test suite and for the benchmarks.
-echo "$src" >"$out/python-src.path"
-echo "$native_py" >"$out/python-native.path"
+# CPython's own test suite and for the benchmarks. Written only when they
+# differ: a variant's build may run beside the default's (scripts/test),
+# whose training reads them.
+[ "$(cat "$out/python-src.path" 2>/dev/null)" = "$src" ] || echo "$src" >"$out/python-src.path"
+[ "$(cat "$out/python-native.path" 2>/dev/null)" = "$native_py" ] ||
+    echo "$native_py" >"$out/python-native.path"
+if [ "$stop_after_stage1" = 1 ]; then
+    echo "$out"
+    exit 0
+fi
 
 # Stage 2: wasm2c and the C compiler, keyed by the module's bytes.
 # The profiled build lays out each function's blocks with LLVM's ext-TSP
