@@ -55,6 +55,13 @@ fuzz_one() {
 # Each harness is one thread: as many run at once as there are cores
 # (ERYX_FUZZ_JOBS), each for the whole of its time.
 parallel=${ERYX_FUZZ_JOBS:-$(nproc)}
+case $parallel in
+    ''|*[!0-9]*) parallel=0 ;;
+esac
+if [ "$((10#$parallel))" -lt 1 ]; then
+    echo "run.sh: ERYX_FUZZ_JOBS must be a whole number of at least 1, not '${ERYX_FUZZ_JOBS:-}'" >&2
+    exit 2
+fi
 status=0
 for name in "${names[@]}"; do
     rm -f "$build/fuzz-logs/$name.line" "$build/fuzz-logs/$name.rc"
