@@ -22,6 +22,10 @@
 # "-cc" and a hash when ERYX_GUEST_CC or ERYX_GUEST_CFLAGS are not the
 # defaults: a build with -march=native must never stand in for the
 # portable one (docs/performance.md, "CPU baseline").
+# ERYX_GUEST_SPLIT (default 40) compiles the generated C as two units side
+# by side, the second holding the last functions, that percentage of the
+# lines (guest/w2c_split.sh; 0: one unit, as before); its directory gets
+# "-split" and the value when not the default.
 # ERYX_GUEST_EXPERIMENT=SCRIPT rewrites the generated C further (SCRIPT
 # FILE.c, after guest/w2c_rewrite.sh): a lever being measured, never the
 # default (bench/README.md); its directory gets "-x" and the script's hash.
@@ -46,6 +50,12 @@ case "$ERYX_GUEST_CC" in
     *) pgo_default=0 ;;
 esac
 ERYX_GUEST_PGO=${ERYX_GUEST_PGO:-$pgo_default}
+split_default=40
+ERYX_GUEST_SPLIT=${ERYX_GUEST_SPLIT:-$split_default}
+case $ERYX_GUEST_SPLIT in
+    0|[1-9]|[1-9][0-9]) ;;
+    *) echo "guest/build.sh: ERYX_GUEST_SPLIT must be 0-99, not '$ERYX_GUEST_SPLIT'" >&2; exit 2 ;;
+esac
 experiment=${ERYX_GUEST_EXPERIMENT:-}
 [ -z "$experiment" ] || experiment=$(cd "$(dirname "$experiment")" && pwd)/$(basename "$experiment")
 if [ "$(uname -m)" = x86_64 ]; then
@@ -185,6 +195,7 @@ wkey=$( { sha256sum <"$out/guest.wasm"; wasm2c --version; echo "$ERYX_GUEST_CC $
           if [ "$ERYX_GUEST_PGO" = 1 ]; then echo "context-sensitive"; fi;
           cat "$here"/w2c_*.h "$here/w2c_rewrite.sh" "$here/host_instance.h";
           if [ -n "$experiment" ]; then cat "$experiment"; fi;
+          if [ "$ERYX_GUEST_SPLIT" != 0 ]; then echo "split=$ERYX_GUEST_SPLIT"; cat "$here/w2c_split.sh"; fi;
           # The profile depends on the training, not on the host code it
           # ran under: a profile is advice, a stale one still builds correct code.
           if [ "$ERYX_GUEST_PGO" = 1 ]; then cat "$here"/pgo_train.*; fi;
@@ -202,12 +213,36 @@ if [ ! -f "$w2c/stamp" ]; then
     if [ -n "$experiment" ]; then "$experiment" "$w2c.tmp/guest.c"; fi
     t1=$(date +%s)
     log "wasm2c: $(( t1 - t0 )) s; compiling guest.c with $ERYX_GUEST_CC $ERYX_GUEST_CFLAGS (a few minutes)"
-    compile() {   # compile OUTPUT [extra flags...]
-        local o=$1
-        shift
+    units=("$w2c.tmp/guest.c")
+    if [ "$ERYX_GUEST_SPLIT" != 0 ]; then
+        "$here/w2c_split.sh" "$w2c.tmp/guest.c" "$w2c.tmp/units" "$ERYX_GUEST_SPLIT"
+        rm -f "$w2c.tmp/guest.c"
+        units=("$w2c.tmp/units/guest-0.c" "$w2c.tmp/units/guest-1.c")
+    fi
+    compile_unit() {   # compile_unit SOURCE OUTPUT [extra flags...]
+        local c=$1 o=$2
+        shift 2
         # shellcheck disable=SC2086
         "$ERYX_GUEST_CC" $ERYX_GUEST_CFLAGS "$@" -fPIC -w -DERYX_W2C_SEGMENT="$ERYX_GUEST_SEGMENT" \
-            -include "$here/w2c_hooks.h" -I"$here" -c "$w2c.tmp/guest.c" -o "$o"
+            -include "$here/w2c_hooks.h" -I"$here" -I"$w2c.tmp" -c "$c" -o "$o"
+    }
+    # compile OUTPUT [extra flags...]: every unit at once, each on a core,
+    # linked into one relocatable object.
+    compile() {
+        local o=$1 u pids=() objs=() status=0
+        shift
+        if [ ${#units[@]} = 1 ]; then
+            compile_unit "${units[0]}" "$o" "$@"
+            return
+        fi
+        for u in "${units[@]}"; do
+            compile_unit "$u" "${u%.c}.o" "$@" &
+            pids+=($!) objs+=("${u%.c}.o")
+        done
+        for u in "${pids[@]}"; do wait "$u" || status=1; done
+        [ $status = 0 ] || { log "compiling the generated C failed"; return 1; }
+        ld -r -o "$o" "${objs[@]}"
+        rm -f "${objs[@]}"
     }
     if [ "$ERYX_GUEST_PGO" = 1 ]; then
         case "$ERYX_GUEST_CC" in
@@ -244,7 +279,7 @@ if [ ! -f "$w2c/stamp" ]; then
         compile "$w2c.tmp/guest.o" $final_flags
     fi
     log "compile: $(( $(date +%s) - t1 )) s"
-    rm -f "$w2c.tmp/guest.c"   # 70 MB; the object is what we keep
+    rm -rf "$w2c.tmp/guest.c" "$w2c.tmp/units"   # 110 MB; the object is what we keep
     touch "$w2c.tmp/stamp"
     rm -rf "$w2c" && mv "$w2c.tmp" "$w2c"
 fi
@@ -255,6 +290,7 @@ final=$out
 [ "$ERYX_GUEST_PGO" = "$pgo_default" ] || final=$final-pgo$ERYX_GUEST_PGO
 [ "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS" = "$default_cc" ] ||
     final=$final-cc$(echo "$ERYX_GUEST_CC $ERYX_GUEST_CFLAGS" | sha256sum | cut -c1-8)
+[ "$ERYX_GUEST_SPLIT" = "$split_default" ] || final=$final-split$ERYX_GUEST_SPLIT
 [ -z "$experiment" ] || final=$final-x$(sha256sum <"$experiment" | cut -c1-8)
 if [ "$final" != "$out" ]; then
     mkdir -p "$final"

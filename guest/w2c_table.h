@@ -27,12 +27,15 @@ typedef struct eryx_elem {
     int32_t to;     /* the function's address - eryx_elems */
 } eryx_elem;
 
-/* Defined by the assembler (ERYX_ELEMS_BEGIN) in this translation unit. */
+/* Defined by the assembler (ERYX_ELEMS_BEGIN) in the translation unit of
+ * the table, a hidden global: guest/w2c_split.sh puts call_indirect sites
+ * in another unit too. */
 extern const eryx_elem eryx_elems[] __asm__("eryx_elems") __attribute__((visibility("hidden")));
 
 #define ERYX_ELEMS_SECTION ".pushsection .rodata.eryx_elems,\"a\",@progbits\n"
 
-#define ERYX_ELEMS_BEGIN() __asm__(ERYX_ELEMS_SECTION ".balign 8\neryx_elems:\n.popsection")
+#define ERYX_ELEMS_BEGIN() \
+    __asm__(ERYX_ELEMS_SECTION ".balign 8\n.globl eryx_elems\n.hidden eryx_elems\neryx_elems:\n.popsection")
 
 #define ERYX_ELEM(type, fn)                                                     \
     __asm__(ERYX_ELEMS_SECTION ".long %c0\n.long %c1 - eryx_elems\n.popsection" \
