@@ -229,7 +229,7 @@ if [ ! -f "$w2c/stamp" ]; then
     # compile OUTPUT [extra flags...]: every unit at once, each on a core,
     # linked into one relocatable object.
     compile() {
-        local o=$1 u pids=() objs=() status=0
+        local o=$1 u pid pids=() objs=() status=0
         shift
         if [ ${#units[@]} = 1 ]; then
             compile_unit "${units[0]}" "$o" "$@"
@@ -239,7 +239,7 @@ if [ ! -f "$w2c/stamp" ]; then
             compile_unit "$u" "${u%.c}.o" "$@" &
             pids+=($!) objs+=("${u%.c}.o")
         done
-        for u in "${pids[@]}"; do wait "$u" || status=1; done
+        for pid in "${pids[@]}"; do wait "$pid" || status=1; done
         [ $status = 0 ] || { log "compiling the generated C failed"; return 1; }
         ld -r -o "$o" "${objs[@]}"
         rm -f "${objs[@]}"
