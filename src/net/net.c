@@ -35,9 +35,9 @@
 #define MAX_RECV_CHUNK (1u << 20)
 #define MAX_INBUF ERYX_NET_MAX_INBUF
 #define MAX_OUTBUF ERYX_NET_MAX_OUTBUF
-/* How long a possible start of a secret's value is held back from the
- * guest while waiting for the rest. */
-#define HOLD_NS (200ull * 1000 * 1000)
+/* How long the tail held back on a connection that carries secrets
+ * (scrub_in) waits for more bytes before it goes to the guest as it is. */
+#define HOLD_NS (50ull * 1000 * 1000)
 #define RESOLVE_CACHE 64
 
 eryx__net_global eryx__net_g = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -312,6 +312,7 @@ static void conn_close(eryx__conn *c, done_list *l, const char *why)
     net->n_conns--;
     free(c->in);
     free(c->out);
+    free(c->sent_tail);
     free(c);
 }
 
@@ -356,7 +357,7 @@ static uint64_t hold_deadline(void)
     uint64_t d = 0;
     for (uint32_t i = 0; i < G.n_slots; i++) {
         eryx__conn *c = G.slots[i];
-        if (c && c->hold_until && c->rd.call && (!d || c->hold_until < d))
+        if (c && c->hold_until && (!d || c->hold_until < d))
             d = c->hold_until;
     }
     return d;
@@ -392,7 +393,10 @@ static void *poller(void *arg)
         uint64_t now = eryx__now_ns();
         for (uint32_t i = 0; i < G.n_slots; i++) {
             eryx__conn *c = G.slots[i];
-            if (c && c->hold_until && c->hold_until <= now && c->rd.call) {
+            /* Released whether or not a read waits: the guest's select
+             * and non-blocking recv see it too. */
+            if (c && c->hold_until && c->hold_until <= now) {
+                c->hold_until = 0;
                 c->hold_release = 1;
                 progress(c, &l);
             }
@@ -535,17 +539,41 @@ static int fill_in(eryx__conn *c)
     return 0;
 }
 
-/* Replaces the secrets' values by their placeholders in the bytes not yet
- * final, and holds back a tail that could be the start of a value. */
+/* The name c's secrets are judged by: the one TLS verified, else the one
+ * the address was resolved from, else none (the address alone). */
+static const char *conn_host(const eryx__conn *c)
+{
+    return c->tls_name[0] ? c->tls_name : c->host[0] ? c->host : NULL;
+}
+
+/* Whether secret s may travel on c: substituted in what the guest sends,
+ * scrubbed from what comes back. */
+static int conn_carries(const eryx__conn *c, const eryx__secret *s)
+{
+    return eryx__secret_allowed(s, conn_host(c), &c->addr, c->port);
+}
+
+/* On a connection that carries secrets: replaces their values by their
+ * placeholders in the bytes not yet final, and holds back a tail as long
+ * as the longest value less one, whatever those bytes are, until more
+ * arrive, the peer closes or HOLD_NS pass. A value split between two reads
+ * is then still whole when scrubbed. The tail is held whether or not it
+ * could begin a value: held only then, how much recv returned and when
+ * told a guest whose own bytes a server echoed which of its guesses began
+ * the value, and so the value a byte at a time. A connection that carries
+ * no secret is left alone: there the guest reads back only what it sent,
+ * unless the server had the value by other means, and scrubbing it would
+ * make every echo server an oracle for the whole value. */
 static int scrub_in(eryx__conn *c)
 {
     const eryx__net_conf *conf = c->net->conf;
-    if (!conf->n_secrets || c->in_clean == c->in_len) {
-        c->in_clean = c->in_len;
-        return 0;
-    }
-    for (size_t i = 0; i < conf->n_secrets; i++) {
+    size_t hold = 0;
+    for (size_t i = 0; i < conf->n_secrets && c->in_clean < c->in_len; i++) {
         const eryx__secret *s = &conf->secrets[i];
+        if (!conn_carries(c, s))
+            continue;
+        if (s->value_len - 1 > hold)
+            hold = s->value_len - 1;
         size_t region = c->in_len - c->in_clean, nlen;
         uint8_t *r = eryx__replace_all(c->in + c->in_clean, region, s->value, s->value_len,
                                        s->placeholder, s->placeholder_len, &nlen);
@@ -559,16 +587,16 @@ static int scrub_in(eryx__conn *c)
                 return -1;
         }
     }
-    size_t held = 0;
-    if (!c->eof && !c->hold_release)
-        for (size_t i = 0; i < conf->n_secrets; i++) {
-            const eryx__secret *s = &conf->secrets[i];
-            size_t k = eryx__tail_prefix(c->in + c->in_clean, c->in_len - c->in_clean,
-                                         s->value, s->value_len);
-            if (k > held)
-                held = k;
-        }
-    c->in_clean = c->in_len - held;
+    size_t region = c->in_len - c->in_clean;
+    if (c->eof || c->hold_release || hold > region)
+        hold = c->eof || c->hold_release ? 0 : region;
+    c->in_clean = c->in_len - hold;
+    if (!hold) {
+        c->hold_until = 0;
+    } else if (!c->hold_until) {
+        c->hold_until = eryx__now_ns() + HOLD_NS;
+        poller_wake();
+    }
     return 0;
 }
 
@@ -591,14 +619,8 @@ static void deliver_read(eryx__conn *c, done_list *l)
         return;
     }
     size_t n = c->in_clean;
-    if (n == 0 && !c->eof && !c->err) {
-        if (c->in_len > 0 && !c->hold_until) {
-            c->hold_until = eryx__now_ns() + HOLD_NS;
-            poller_wake();
-        }
-        return;
-    }
-    c->hold_until = 0;
+    if (n == 0 && !c->eof && !c->err)
+        return; /* nothing yet, or all held back until scrub_in's deadline */
     c->hold_release = 0;
     if (n == 0 && c->err) {
         op_fail(l, &c->rd, c->err, NULL);
@@ -721,7 +743,10 @@ static json_t *poll_ready(eryx__net *net, json_t *list)
             got = POLLNVAL;
         } else {
             struct pollfd p = {.fd = c->fd, .events = POLLIN};
-            int readable = c->in_len > 0 || c->eof || c->err ||
+            int scrub_failed = scrub_in(c) < 0; /* the recv then reports it */
+            /* Bytes held back (scrub_in) are not readable until released:
+             * a select that said so would have the guest spin on EAGAIN. */
+            int readable = c->in_clean > 0 || scrub_failed || c->eof || c->err ||
                            (!c->connecting && poll(&p, 1, 0) == 1);
             if ((want & POLLIN) && readable)
                 got |= POLLIN;
@@ -967,11 +992,15 @@ static void op_resolve(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         return;
     }
     if (!eryx__policy_name_possible(&net->conf->policy, name, (uint16_t)port)) {
-        eryx__addr none;
-        memset(&none, 0, sizeof none);
+        const eryx__policy *p = &net->conf->policy;
+        int address_rules = 0;
+        for (size_t i = 0; i < p->n_allow; i++)
+            address_rules |= p->allow[i].kind == ERYX__RULE_NET;
         snprintf(why, sizeof why, "%s:%u is refused: %s", name, (unsigned)port,
-                 net->conf->policy.n_allow ? "no allow rule matches it"
-                                           : "the sandbox's network policy allows no destination");
+                 address_rules ? "no allow rule matches it (a name is looked up only when a host "
+                                 "rule names it: an address rule allows that address by itself)"
+                 : p->n_allow  ? "no allow rule matches it"
+                               : "the sandbox's network policy allows no destination");
         op_fail(l, op, EACCES, why);
         return;
     }
@@ -1083,68 +1112,120 @@ static void op_connect(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
     conn_arm(c);
 }
 
+/* The longest placeholder of the sandbox's secrets. */
+static size_t longest_placeholder(const eryx__net_conf *conf)
+{
+    size_t max = 0;
+    for (size_t i = 0; i < conf->n_secrets; i++)
+        if (conf->secrets[i].placeholder_len > max)
+            max = conf->secrets[i].placeholder_len;
+    return max;
+}
+
+/* Whether a placeholder of s begins in joint[0..tail) (the end of what was
+ * sent before) and ends past it (in what is being sent). */
+static int straddles(const uint8_t *joint, size_t tail, size_t len, const eryx__secret *s)
+{
+    const uint8_t *p = joint, *end = joint + len, *hit;
+    while (p < end && (hit = memmem(p, (size_t)(end - p), s->placeholder, s->placeholder_len))) {
+        if ((size_t)(hit - joint) >= tail)
+            return 0;
+        if ((size_t)(hit - joint) + s->placeholder_len > tail)
+            return 1;
+        p = hit + 1;
+    }
+    return 0;
+}
+
+/* Keeps the last keep bytes of everything the guest sent on c: a
+ * placeholder split over several small sends still shows whole. */
+static int remember_sent(eryx__conn *c, const uint8_t *data, size_t len, size_t keep)
+{
+    if (!c->sent_tail && !(c->sent_tail = malloc(keep ? keep : 1)))
+        return -1;
+    size_t old = c->sent_tail_len;
+    if (len >= keep) {
+        memcpy(c->sent_tail, data + len - keep, keep);
+        c->sent_tail_len = keep;
+        return 0;
+    }
+    if (old + len > keep) {
+        memmove(c->sent_tail, c->sent_tail + old + len - keep, keep - len);
+        old = keep - len;
+    }
+    memcpy(c->sent_tail + old, data, len);
+    c->sent_tail_len = old + len;
+    return 0;
+}
+
+/* Substitutes secret s's value for its placeholder in *cur (n bytes),
+ * replacing the buffer when it changes (data is the caller's and is never
+ * freed). -1 when out of memory (*cur then freed unless data). */
+static int substitute(const eryx__secret *s, const uint8_t *data, uint8_t **cur, size_t *n)
+{
+    size_t nn;
+    uint8_t *r = eryx__replace_all(*cur, *n, s->placeholder, s->placeholder_len, s->value,
+                                   s->value_len, &nn);
+    if (r == *cur)
+        return 0;
+    if (*cur != data)
+        free(*cur);
+    *cur = r;
+    *n = nn;
+    return r ? 0 : -1;
+}
+
 /* The secrets on what the guest sends on c: substituted where allowed,
- * refused where not. Returns the bytes to send (data itself or a new
- * buffer), or NULL with why set. */
+ * refused where not. A placeholder split between sends is found with the
+ * end of the earlier ones: the send that completes it is refused where the
+ * secret may not go, and where it may, the part sent before went as the
+ * placeholder's text (either way the value stays home). Returns the bytes
+ * to send (data itself or a new buffer), or NULL with why set. */
 static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, size_t *outlen,
                               char *why, size_t whysize)
 {
     const eryx__net_conf *conf = c->net->conf;
-    const char *host = c->tls_name[0] ? c->tls_name : c->host[0] ? c->host : NULL;
-    uint8_t *cur = (uint8_t *)data;
+    uint8_t *cur = (uint8_t *)data, *joint = NULL;
     size_t n = len;
     *outlen = len;
+    if (!conf->n_secrets)
+        return cur;
+    size_t keep = longest_placeholder(conf) - 1;
+    size_t tail = c->sent_tail_len, take = len < keep ? len : keep;
+    if (tail) {
+        if (!(joint = malloc(tail + take)))
+            goto oom;
+        memcpy(joint, c->sent_tail, tail);
+        memcpy(joint + tail, data, take);
+    }
     for (size_t i = 0; i < conf->n_secrets; i++) {
         const eryx__secret *s = &conf->secrets[i];
-        /* A placeholder split between two sends is found with the end of
-         * the previous one. */
-        int straddles = 0;
-        size_t k = c->sent_tail_len;
-        if (k) {
-            uint8_t joint[2 * 256];
-            size_t take = n < s->placeholder_len ? n : s->placeholder_len;
-            if (k + take <= sizeof joint) {
-                memcpy(joint, c->sent_tail, k);
-                memcpy(joint + k, cur, take);
-                straddles = memmem(joint, k + take, s->placeholder, s->placeholder_len) != NULL &&
-                            memmem(c->sent_tail, k, s->placeholder, s->placeholder_len) == NULL;
-            }
-        }
-        int found = straddles || memmem(cur, n, s->placeholder, s->placeholder_len) != NULL;
-        if (!found)
+        if (!(joint && straddles(joint, tail, tail + take, s)) &&
+            !memmem(cur, n, s->placeholder, s->placeholder_len))
             continue;
-        if (!eryx__secret_allowed(s, host, &c->addr, c->port)) {
+        if (!conn_carries(c, s)) {
             char addr[64];
+            const char *host = conn_host(c);
             eryx__addr_format(&c->addr, addr, sizeof addr);
             snprintf(why, whysize, "secret %s may not be sent to %s:%u (its hosts do not "
                      "include it): nothing was sent", s->name, host ? host : addr, c->port);
-            if (cur != data)
-                free(cur);
-            return NULL;
+            goto fail;
         }
-        size_t nn;
-        uint8_t *r = eryx__replace_all(cur, n, s->placeholder, s->placeholder_len, s->value,
-                                       s->value_len, &nn);
-        if (!r) {
-            snprintf(why, whysize, "out of memory on the host");
-            if (cur != data)
-                free(cur);
-            return NULL;
-        }
-        if (r != cur) {
-            if (cur != data)
-                free(cur);
-            cur = r;
-            n = nn;
-        }
+        if (substitute(s, data, &cur, &n) < 0)
+            goto oom;
     }
-    /* Keep the end of what the guest sent (before substitution) for the
-     * next check. */
-    size_t keep = len < sizeof c->sent_tail ? len : sizeof c->sent_tail;
-    memcpy(c->sent_tail, data + len - keep, keep);
-    c->sent_tail_len = keep;
+    if (remember_sent(c, data, len, keep) < 0)
+        goto oom;
+    free(joint);
     *outlen = n;
     return cur;
+oom:
+    snprintf(why, whysize, "out of memory on the host");
+fail:
+    free(joint);
+    if (cur != data)
+        free(cur);
+    return NULL;
 }
 
 static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, done_list *l)

@@ -75,7 +75,8 @@ typedef struct eryx__conn {
     int hold_release;
     uint8_t *out;               /* bytes for the wire */
     size_t out_len, out_off, out_cap;
-    uint8_t sent_tail[256];     /* the end of what the guest last sent */
+    uint8_t *sent_tail;         /* the end of what the guest sent, as long
+                                   as the longest placeholder less one */
     size_t sent_tail_len;
     SSL *ssl;                   /* TLS over memory BIOs (tls.c) */
     BIO *rbio, *wbio;

@@ -4,6 +4,9 @@
 #include "net/policy.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <pthread.h>
+#include <time.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,7 +94,62 @@ static const char *v4_special(const uint8_t *v)
     return NULL;
 }
 
-const char *eryx__addr_special(const eryx__addr *a)
+/* This machine's own addresses. A service listening on every interface
+ * (0.0.0.0, ::) answers on the machine's public address too: reached by
+ * that address, or by a name whose DNS record someone points at it, it is
+ * as local as loopback. Read with getifaddrs, again at most once a second
+ * (interfaces come and go rarely; a connect must not pay a netlink round
+ * trip each time). */
+#define OWN_MAX 64
+static struct {
+    pthread_mutex_t mu;
+    int64_t read_at;            /* CLOCK_MONOTONIC seconds; 0: never */
+    size_t n;
+    eryx__addr a[OWN_MAX];
+} own = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void own_read(void)
+{
+    struct ifaddrs *list;
+    own.n = 0;
+    if (getifaddrs(&list) < 0)
+        return;
+    for (struct ifaddrs *i = list; i && own.n < OWN_MAX; i = i->ifa_next) {
+        eryx__addr *a = &own.a[own.n];
+        if (!i->ifa_addr)
+            continue;
+        if (i->ifa_addr->sa_family == AF_INET) {
+            static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+            memcpy(a->b, mapped, 12);
+            memcpy(a->b + 12, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
+        } else if (i->ifa_addr->sa_family == AF_INET6) {
+            memcpy(a->b, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
+        } else {
+            continue;
+        }
+        own.n++;
+    }
+    freeifaddrs(list);
+}
+
+int eryx__addr_own(const eryx__addr *a)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int found = 0;
+    pthread_mutex_lock(&own.mu);
+    if (!own.read_at || now.tv_sec != own.read_at) {
+        own_read();
+        own.read_at = now.tv_sec ? now.tv_sec : 1;
+    }
+    for (size_t i = 0; i < own.n && !found; i++)
+        found = memcmp(own.a[i].b, a->b, 16) == 0;
+    pthread_mutex_unlock(&own.mu);
+    return found;
+}
+
+/* The fixed ranges: what an address is wherever it is seen. */
+static const char *addr_class(const eryx__addr *a)
 {
     static const uint8_t zero[16] = {0};
     static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b};
@@ -122,6 +180,14 @@ const char *eryx__addr_special(const eryx__addr *a)
     if (b[0] == 0xff)
         return "multicast (ff00::/8)";
     return NULL;
+}
+
+const char *eryx__addr_special(const eryx__addr *a)
+{
+    const char *what = addr_class(a);
+    if (!what && eryx__addr_own(a))
+        what = "one of this machine's own addresses";
+    return what;
 }
 
 /* ---- names ---------------------------------------------------------------- */
@@ -389,7 +455,7 @@ int eryx__policy_name_possible(const eryx__policy *p, const char *name, uint16_t
 {
     for (size_t i = 0; i < p->n_allow; i++) {
         const eryx__rule *r = &p->allow[i];
-        if (r->kind == ERYX__RULE_NET || eryx__rule_matches(r, name, NULL, port))
+        if (r->kind != ERYX__RULE_NET && eryx__rule_matches(r, name, NULL, port))
             return 1;
     }
     return 0;

@@ -89,11 +89,16 @@ void eryx__addr_format(const eryx__addr *a, char *out, size_t outsize);
 int eryx__addr_is_v4(const eryx__addr *a);
 
 /* Why an address is not public ("loopback", "private (RFC 1918)",
- * "link-local", ...), or NULL when it is. */
+ * "link-local", ..., this machine's own), or NULL when it is. */
 const char *eryx__addr_special(const eryx__addr *a);
+/* 1 if a is an address of one of this machine's interfaces (any of them:
+ * a service bound to 0.0.0.0 answers there). Thread-safe. */
+int eryx__addr_own(const eryx__addr *a);
 
-/* Whether the policy may be asked about name at all: 1 if some rule could
- * allow it (a matching host rule, or any address rule). */
+/* Whether name may be looked up at all: 1 if a host rule allows it. An
+ * address rule does not: a lookup of a name the guest makes up carries
+ * what the name holds to whoever serves its DNS, and with only address
+ * rules that would be anyone. */
 int eryx__policy_name_possible(const eryx__policy *p, const char *name, uint16_t port);
 
 /* Decides on a connection to a:port reached through name (NULL for an IP

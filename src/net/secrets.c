@@ -127,14 +127,3 @@ uint8_t *eryx__replace_all(const uint8_t *data, size_t len, const char *from, si
     *outlen = n;
     return out;
 }
-
-size_t eryx__tail_prefix(const uint8_t *data, size_t len, const char *needle, size_t nlen)
-{
-    size_t max = nlen > 0 ? nlen - 1 : 0;
-    if (max > len)
-        max = len;
-    for (size_t k = max; k > 0; k--)
-        if (memcmp(data + len - k, needle, k) == 0)
-            return k;
-    return 0;
-}

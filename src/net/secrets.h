@@ -8,8 +8,9 @@
  * of the placeholder wherever it appears in the bytes the guest sends
  * (headers and bodies alike: the same length keeps Content-Length right for
  * values of 24 characters or more); the placeholder sent anywhere else
- * fails the write. In what comes back, the real value is replaced by the
- * placeholder before the guest reads it.
+ * fails the write. In what comes back on a connection to one of its hosts,
+ * the real value is replaced by the placeholder before the guest reads it
+ * (net.c's scrub_in).
  */
 #ifndef ERYX_NET_SECRETS_H
 #define ERYX_NET_SECRETS_H
@@ -48,8 +49,5 @@ int eryx__secret_allowed(const eryx__secret *s, const char *host, const eryx__ad
  * itself when nothing was, NULL when out of memory. */
 uint8_t *eryx__replace_all(const uint8_t *data, size_t len, const char *from, size_t flen,
                            const char *to, size_t tlen, size_t *outlen);
-
-/* The length of the longest proper prefix of needle that data ends with. */
-size_t eryx__tail_prefix(const uint8_t *data, size_t len, const char *needle, size_t nlen);
 
 #endif

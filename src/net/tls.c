@@ -292,6 +292,9 @@ static int inband_status(eryx__conn *c, json_t *info, const char *kind, const ch
                      eryx__conn_take_plain(c, (const uint8_t *)"\n", 1) < 0
                  ? ENOMEM
                  : 0;
+    /* The host's own line, nothing of the peer's: never held back (the
+     * guest's TLS object waits for it before anything else). */
+    c->in_clean = c->in_len;
     free(text);
     return rc;
 }
@@ -331,6 +334,15 @@ void eryx__tls_start(eryx__conn *c, eryx__op *op, json_t *args, void *list)
         }
         if (is_ip)
             eryx__addr_format(&a, name, sizeof name);
+        /* The name decides which site behind a shared address answers
+         * (SNI; HTTP's Host after it): the policy must allow it here too,
+         * or a rule for one name would open every site of its CDN. */
+        char why[sizeof c->tls_err];
+        if (!is_ip && !eryx__policy_check(&c->net->conf->policy, name, &c->addr, c->port, why,
+                                          sizeof why)) {
+            start_failed(c, op, list, EACCES, why);
+            return;
+        }
     } else if (c->host[0]) {
         snprintf(name, sizeof name, "%s", c->host);
     } else {

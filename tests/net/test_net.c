@@ -310,6 +310,70 @@ TEST_CASE(secret_goes_to_the_server_and_nowhere_else)
     eryx_sandbox_free(sb);
 }
 
+/* The guest's probe of an echo server: sends 100 bytes and then guess,
+ * waits until the echo is there, and reports how much a non-blocking recv
+ * returned at once (the host reads the socket then: the hold, if any,
+ * starts there); then reads the rest through select (it must come, by the
+ * hold's deadline, without select reporting a socket whose bytes are all
+ * held back more than a few times). */
+#define PROBE_CODE                                                              \
+    "import socket, select\n"                                                   \
+    "s = socket.create_connection(('127.0.0.1', %d))\n"                         \
+    "def probe(guess):\n"                                                       \
+    "    g = b'x' * 100 + guess\n"                                              \
+    "    s.setblocking(True); s.sendall(g); select.select([s], [], [], 5)\n"    \
+    "    s.setblocking(False)\n"                                                \
+    "    try: now = s.recv(65536)\n"                                            \
+    "    except BlockingIOError: now = b''\n"                                   \
+    "    back, spins = now, 0\n"                                                \
+    "    while len(back) < len(g) and spins < 50:\n"                            \
+    "        select.select([s], [], [], 5)\n"                                   \
+    "        try: back += s.recv(65536)\n"                                      \
+    "        except BlockingIOError: spins += 1\n"                              \
+    "    return [len(now), back == g, spins < 50]\n"                            \
+    "result = [probe(b'%s'), probe(b'%s')]\n"
+
+/* On a connection that carries a secret, what a guest reads back from a
+ * server echoing it must not depend on how much of its bytes begin the
+ * value. A tail held back only when it could begin the value told the
+ * guest, by how much recv returned and when, which of its guesses were
+ * right, and so the value a byte at a time. Here the guest is handed a
+ * true start of the value and a false one (it could know neither): both
+ * come back the same way, the value's length less one held for a moment. */
+TEST_CASE(held_back_tails_tell_nothing_of_the_value)
+{
+    server *s = start_server(ECHO);
+    net_setup n;
+    setup(&n, s->port, 1);
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[1200], want[100];
+    snprintf(code, sizeof code, PROBE_CODE, s->port, "tok-5f0c", "tok-5f0d");
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res != NULL);
+    int at_once = 108 - (int)(strlen(SECRET) - 1);
+    snprintf(want, sizeof want, "[[%d, true, true], [%d, true, true]]", at_once, at_once);
+    CHECK_STR(res->result_json, want);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+
+    /* A connection the secret may not travel on is not scrubbed or held:
+     * the guest reads back at once exactly what it sent, even the value
+     * itself, which it could only have guessed. */
+    const char *elsewhere = "api.example.com";
+    n.secret_hosts[0] = elsewhere;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    snprintf(code, sizeof code, PROBE_CODE, s->port, SECRET, "tok-5f0c");
+    CHECK_INT(run(sb, code, &res), ERYX_OK);
+    REQUIRE(res != NULL);
+    snprintf(want, sizeof want, "[[%d, true, true], [108, true, true]]",
+             (int)(100 + strlen(SECRET)));
+    CHECK_STR(res->result_json, want);
+    eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
 TEST_CASE(bytes_received_are_limited_per_run)
 {
     server *s = start_server(FIREHOSE);

@@ -434,6 +434,32 @@ raise RuntimeError("the end: " + json.dumps(echo))
         failures.append("secrets callback")
         print("FAIL the callback did not run")
 
+    case("a placeholder split over several sends is refused where it may not go",
+         lo + ["--secret", "API_KEY@test.eryx", "--secret", "LONG_KEY@test.eryx"], f"""
+import os, socket
+for var, cuts in (("API_KEY", (5, 12, 20)), ("LONG_KEY", (150,))):
+    ph = os.environ[var].encode()
+    s = socket.create_connection(("127.0.0.1", {H}))
+    parts = [ph[a:b] for a, b in zip((0,) + cuts, cuts + (len(ph),))]
+    for i, part in enumerate(parts):
+        try:
+            s.sendall(part)
+        except PermissionError as e:
+            print(var, "refused at part", i, "of", len(parts))
+    s.close()
+""", env={"API_KEY": SECRET, "LONG_KEY": "L" * 300},
+         want=["API_KEY refused at part 3 of 4", "LONG_KEY refused at part 1 of 2"])
+    case("the name TLS sends is checked against the policy too", tls + ["--deny-net", "denied.eryx"],
+         f"""
+import socket, ssl
+s = socket.create_connection(("test.eryx", {S}))
+try:
+    ssl.create_default_context().wrap_socket(s, server_hostname="denied.eryx")
+    print("wrapped")
+except PermissionError as e:
+    print("refused:", e)
+""", want=['refused:', 'denied.eryx:' + str(S) + ' is refused by the deny rule "denied.eryx"'])
+
     # ---- time limits, interrupts, byte limits, sessions -------------------
     sl = ["--allow-net", f"127.0.0.1:{P['slow']}"]
     case("socket timeout on a slow server", sl, f"""
