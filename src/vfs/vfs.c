@@ -538,7 +538,7 @@ int eryx__vfs_futimes(eryx__vfs_file *f, uint64_t atim, uint64_t mtim, int flags
 static int snapshot_dir(eryx__vfs_file *f)
 {
     vfs_dirlist_free(&f->list);
-    f->list.acct = f->uncharged ? NULL : f->vfs;
+    f->list.acct = f->saving ? NULL : f->vfs;
     int rc = 0;
     if (f->kind == VFS_F_IMG_DIR)
         rc = vfs_img_list(f, &f->list);
@@ -546,7 +546,7 @@ static int snapshot_dir(eryx__vfs_file *f)
         rc = vfs_mem_list(f, &f->list);
     else if (f->kind == VFS_F_HOST)
         rc = vfs_host_list(f, &f->list);
-    if (rc == 0)
+    if (rc == 0 && !f->saving)
         rc = add_mount_children(f->vfs, f->path, &f->list);
     if (rc < 0)
         vfs_dirlist_free(&f->list);

@@ -111,6 +111,8 @@ static int clone_file(eryx__vfs *dst, const eryx__vfs *src, const eryx__vfs_file
         return rc;
     }
     f->kind = from->kind;
+    if (f->kind == VFS_F_HOST)
+        vfs_host_track_copy(f, from);
     *out = f;
     return 0;
 }

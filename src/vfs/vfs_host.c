@@ -18,7 +18,12 @@
  * Writable mounts have a byte quota per vfs (eryx__vfs_set_host_quota):
  * what the guest makes files grow by, plus HOST_ENTRY_COST per file or
  * directory it creates; shrinking and removing give it back (never below
- * zero, so deleting the host's own files earns nothing).
+ * zero, so deleting the host's own files earns nothing). A file's bytes are
+ * given back when they leave the disk: removing the last name of a file
+ * the sandbox still has open frees nothing (only the entry), so its bytes
+ * are given back as it shrinks or when its last descriptor closes. Giving
+ * them back at the unlink let a guest unlink, truncate the still-open file
+ * and be paid twice, keeping any amount on disk past the quota.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -203,6 +208,51 @@ static int open_checked(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int
     return -EEXIST;
 }
 
+/* ---- open regular files, by inode -------------------------------------
+ *
+ * Every open host regular file is on its vfs's list (read-only mounts'
+ * too: another mount may name the same directory writably). A linear
+ * search is enough: a sandbox has at most WASI_MAX_FDS files open. */
+
+static void track(eryx__vfs_file *f, uint64_t dev, uint64_t ino)
+{
+    eryx__vfs *vfs = f->vfs;
+    f->host_dev = dev;
+    f->host_ino = ino;
+    f->host_prev = NULL;
+    f->host_next = vfs->host_files;
+    if (vfs->host_files)
+        vfs->host_files->host_prev = f;
+    vfs->host_files = f;
+    f->host_tracked = 1;
+}
+
+static void untrack(eryx__vfs_file *f)
+{
+    if (f->host_prev)
+        f->host_prev->host_next = f->host_next;
+    else
+        f->vfs->host_files = f->host_next;
+    if (f->host_next)
+        f->host_next->host_prev = f->host_prev;
+    f->host_tracked = 0;
+}
+
+/* 1 if the sandbox has the host inode (dev, ino) open. */
+static int is_open(const eryx__vfs *vfs, uint64_t dev, uint64_t ino)
+{
+    for (const eryx__vfs_file *f = vfs->host_files; f; f = f->host_next)
+        if (f->host_dev == dev && f->host_ino == ino)
+            return 1;
+    return 0;
+}
+
+void vfs_host_track_copy(eryx__vfs_file *to, const eryx__vfs_file *from)
+{
+    if (from->host_tracked)
+        track(to, from->host_dev, from->host_ino);
+}
+
 int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags)
 {
     int writes = flags & (ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT | ERYX__VFS_O_TRUNC);
@@ -221,10 +271,24 @@ int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags)
     f->type = S_ISDIR(st.st_mode) ? ERYX__VFS_T_DIR : ERYX__VFS_T_REG;
     f->writable = !S_ISDIR(st.st_mode) && (flags & ERYX__VFS_O_WRITE);
     f->u.hostfd = fd;
+    if (S_ISREG(st.st_mode))
+        track(f, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
     return 0;
 }
 
-void vfs_host_close_fd(eryx__vfs_file *f) { close(f->u.hostfd); }
+/* Closing the last descriptor of a file with no name left frees its
+ * blocks: what it still holds goes back to the quota (see the top). */
+void vfs_host_close_fd(eryx__vfs_file *f)
+{
+    if (f->host_tracked) {
+        untrack(f);
+        struct stat st;
+        if (fstat(f->u.hostfd, &st) == 0 && st.st_nlink == 0 && st.st_size > 0 &&
+            !is_open(f->vfs, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
+            host_release(f->vfs, (uint64_t)st.st_size);
+    }
+    close(f->u.hostfd);
+}
 
 int vfs_host_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n)
 {
@@ -486,7 +550,8 @@ int vfs_host_mkdir(eryx__vfs *vfs, const vfs_mount *m, const char *rel)
 }
 
 /* Removes a name; what it frees (the entry, and a file's bytes when this
- * was its last link) goes back to the quota. */
+ * was its last link and the sandbox does not have it open) goes back to
+ * the quota. */
 static int unlink_in(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int flags)
 {
     const char *name;
@@ -496,7 +561,8 @@ static int unlink_in(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int fl
     struct stat st;
     uint64_t freed = HOST_ENTRY_COST;
     if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-        st.st_nlink == 1 && st.st_size > 0)
+        st.st_nlink == 1 && st.st_size > 0 &&
+        !is_open(vfs, (uint64_t)st.st_dev, (uint64_t)st.st_ino))
         freed += (uint64_t)st.st_size;
     int rc = unlinkat(pfd, name, flags) < 0 ? -errno : 0;
     close(pfd);

@@ -45,6 +45,7 @@ struct eryx__vfs {
     uint64_t next_ino;          /* memfs inode numbers */
     uint64_t list_quota, list_used;     /* host memory of directory snapshots */
     uint64_t host_quota, host_used;     /* growth of writable host mounts */
+    eryx__vfs_file *host_files;         /* open host regular files (vfs_host.c) */
 };
 
 /* A growable directory snapshot (for cookie-based readdir). Its host
@@ -70,14 +71,21 @@ struct eryx__vfs_file {
     int kind;                   /* VFS_F_* */
     uint8_t type;               /* ERYX__VFS_T_* */
     int writable;
-    int uncharged;              /* opened by the host (saving a session): its
-                                 * listings are not the guest's to pay for */
+    int saving;                 /* opened by the host to save a session: its
+                                 * listings are not the guest's to pay for,
+                                 * and hold only its own entries, not the
+                                 * mount points below it (the host's) */
     union {
         uint32_t img_index;     /* VFS_F_IMG_FILE: entry index */
         memfs_node *node;       /* VFS_F_MEM: holds one reference */
         int hostfd;             /* VFS_F_HOST */
     } u;
     vfs_dirlist list;           /* readdir snapshot */
+    /* A host regular file is on its vfs's host_files list, by host inode:
+     * while any is open, an unlinked file's bytes stay on disk. */
+    eryx__vfs_file *host_prev, *host_next;
+    uint64_t host_dev, host_ino;
+    int host_tracked;
 };
 
 /* 1 if path is already normalised and lies in an in-memory (/tmp) mount. */
@@ -136,6 +144,9 @@ int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only);
 void vfs_host_unmount(vfs_mount *m);
 int vfs_host_open(eryx__vfs_file *f, const char *rel, int flags);
 void vfs_host_close_fd(eryx__vfs_file *f);
+/* Puts a copy of the open host file from (u.hostfd already dup'ed) on its
+ * own vfs's list (for eryx__vfs_clone). */
+void vfs_host_track_copy(eryx__vfs_file *to, const eryx__vfs_file *from);
 int vfs_host_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n);
 int vfs_host_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off,
                     size_t *n);

@@ -250,8 +250,11 @@ static int save_dir_record(eryx__vfs *vfs, const char *path, eryx__blob *b,
     eryx__blob_u64(b, st.atim);
     eryx__blob_u64(b, st.mtim);
     rc = eryx__vfs_open(vfs, path, ERYX__VFS_O_READ | ERYX__VFS_O_DIRECTORY, dir);
+    /* Listed without charge (bounded by /tmp's quota, and the host's doing)
+     * and without the mount points below: a host directory mounted under
+     * /tmp is not /tmp's to save, and load refuses records outside it. */
     if (rc == 0)
-        (*dir)->uncharged = 1;  /* bounded by /tmp's quota, and the host's doing */
+        (*dir)->saving = 1;
     return rc;
 }
 

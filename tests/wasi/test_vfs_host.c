@@ -255,6 +255,60 @@ TEST_CASE(test_host_quota)
     eryx__vfs_free(vfs);
 }
 
+/* Regression: removing the last name of a file the sandbox still had open
+ * gave its bytes back although they stay on disk until it is closed, and
+ * shrinking the open file gave them back again: unlink, write as much
+ * elsewhere, truncate, repeat, and a guest kept 1200 MB with a 1024 MB
+ * quota. The bytes go back once: as the file shrinks, or when its last
+ * descriptor (through any mount) closes. */
+TEST_CASE(test_host_quota_unlinked_open)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/rw", root);
+    eryx__vfs *vfs = eryx__vfs_new(0);
+    REQUIRE(vfs && eryx__vfs_mount_host(vfs, "/q", p, 0) == 0);
+    REQUIRE(eryx__vfs_mount_host(vfs, "/r", p, 1) == 0);   /* the same, read-only */
+    eryx__vfs_set_host_quota(vfs, 65536);
+    int rw = ERYX__VFS_O_READ | ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT;
+    static char chunk[32768];
+    size_t n;
+    eryx__vfs_file *a, *b, *c, *c_ro;
+    CHECK_INT(eryx__vfs_open(vfs, "/q/a", rw, &a), 0);
+    CHECK_INT(eryx__vfs_pwrite(a, chunk, sizeof chunk, 0, &n), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 4096 + 32768);
+    CHECK_INT(eryx__vfs_unlink(vfs, "/q/a"), 0);
+    CHECK_INT(eryx__vfs_host_used(vfs), 32768);         /* the entry only: a is open */
+    CHECK_INT(eryx__vfs_open(vfs, "/q/b", rw, &b), 0);
+    CHECK_INT(eryx__vfs_pwrite(b, chunk, sizeof chunk, 0, &n), -EDQUOT);
+    CHECK_INT(eryx__vfs_ftruncate(a, 0), 0);            /* now they leave the disk */
+    CHECK_INT(eryx__vfs_host_used(vfs), 4096);
+    CHECK_INT(eryx__vfs_pwrite(b, chunk, sizeof chunk, 0, &n), 0);
+    eryx__vfs_close(a);
+    CHECK_INT(eryx__vfs_host_used(vfs), 4096 + 32768);
+    /* Unlinked while open twice, once through the read-only mount: the
+     * bytes go back when the last descriptor closes. */
+    CHECK_INT(eryx__vfs_open(vfs, "/q/c", rw, &c), 0);
+    CHECK_INT(eryx__vfs_pwrite(c, chunk, 8192, 0, &n), 0);
+    CHECK_INT(eryx__vfs_open(vfs, "/r/c", ERYX__VFS_O_READ, &c_ro), 0);
+    CHECK_INT(eryx__vfs_unlink(vfs, "/q/c"), 0);
+    eryx__vfs_close(c);
+    CHECK_INT(eryx__vfs_host_used(vfs), 32768 + 4096 + 8192);
+    eryx__vfs_close(c_ro);
+    CHECK_INT(eryx__vfs_host_used(vfs), 32768 + 4096);
+    /* A copy (template, fork) knows its copied descriptors are open. */
+    eryx__vfs_file *copy_b;
+    eryx__vfs *copy = eryx__vfs_clone(vfs, &b, 1, &copy_b);
+    REQUIRE(copy);
+    CHECK_INT(eryx__vfs_unlink(copy, "/q/b"), 0);
+    CHECK_INT(eryx__vfs_host_used(copy), 32768);
+    eryx__vfs_close(copy_b);
+    CHECK_INT(eryx__vfs_host_used(copy), 0);
+    eryx__vfs_free(copy);
+    eryx__vfs_close(b);
+    CHECK_INT(eryx__vfs_host_used(vfs), 4096);  /* b's bytes went; its name was the copy's */
+    eryx__vfs_free(vfs);
+}
+
 static int open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
