@@ -650,9 +650,8 @@ static int run_remote(const cli *c, const char *code, size_t len)
     return eryx_cli_remote(&o, code, len);
 }
 
-int main(int argc, char **argv)
+static int cli_main(cli *c, int argc, char **argv)
 {
-    cli c = {0};
     /* A subcommand (a script named "image" runs as `eryx ./image`). */
     if (argc >= 2 && strcmp(argv[1], "image") == 0)
         return eryx_cli_image(argc - 2, argv + 2);
@@ -661,71 +660,71 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "mcp-proxy") == 0)
         return eryx_cli_mcp_proxy(argc - 1, argv + 1);
     int serve_mcp = argc > 1 && strcmp(argv[1], "mcp") == 0; /* `eryx mcp [option]...` */
-    int p = parse_args(&c, argc - serve_mcp, argv + serve_mcp);
+    int p = parse_args(c, argc - serve_mcp, argv + serve_mcp);
     if (p != 0)
         return p < 0 ? EXIT_USAGE : 0;
-    if (!c.remote && (c.token_file || c.remote_ca || c.remote_cert || c.remote_key)) {
+    if (!c->remote && (c->token_file || c->remote_ca || c->remote_cert || c->remote_key)) {
         fprintf(stderr, "eryx: --token-file, --remote-ca, --remote-cert and --remote-key "
                         "are options of --remote\n");
         return EXIT_USAGE;
     }
-    if (!serve_mcp && (c.mcp.http || c.mcp.http_token_file || c.mcp.http_tls_cert ||
-                       c.mcp.http_tls_key || c.mcp.max_sessions)) {
+    if (!serve_mcp && (c->mcp.http || c->mcp.http_token_file || c->mcp.http_tls_cert ||
+                       c->mcp.http_tls_key || c->mcp.max_sessions)) {
         fprintf(stderr, "eryx: --http, its --http-* options and --max-sessions are options "
                         "of `eryx mcp`\n");
         return EXIT_USAGE;
     }
     if (serve_mcp) {
-        if (c.code_arg || c.file || c.session) {
+        if (c->code_arg || c->file || c->session) {
             fprintf(stderr, "eryx mcp: takes no program and no --session (code and sessions "
                             "come from the client)\n");
             return EXIT_USAGE;
         }
-        c.mcp.serve = 1;
-        return run(&c, NULL, 0, "<mcp>", "");
+        c->mcp.serve = 1;
+        return run(c, NULL, 0, "<mcp>", "");
     }
 
     char *code = NULL;
     size_t len = 0;
     const char *filename = "<string>", *argv0 = "-c";
-    int from_stdin = !c.code_arg && (!c.file || strcmp(c.file, "-") == 0);
-    if (c.code_arg) {
-        code = strdup(c.code_arg);
-        len = strlen(c.code_arg);
-        argv0 = c.mode == ERYX_RUN_MODULE ? c.code_arg : "-c";
+    int from_stdin = !c->code_arg && (!c->file || strcmp(c->file, "-") == 0);
+    if (c->code_arg) {
+        code = strdup(c->code_arg);
+        len = strlen(c->code_arg);
+        argv0 = c->mode == ERYX_RUN_MODULE ? c->code_arg : "-c";
     } else if (from_stdin) {
-        if (!c.file && isatty(STDIN_FILENO)) {
-            if (c.remote) {
+        if (!c->file && isatty(STDIN_FILENO)) {
+            if (c->remote) {
                 fprintf(stderr, "eryx: --remote has no prompt: give -c CODE, FILE or stdin\n");
                 return EXIT_USAGE;
             }
-            return run(&c, NULL, 0, "<stdin>", ""); /* the prompt */
+            return run(c, NULL, 0, "<stdin>", ""); /* the prompt */
         }
-        code = read_all(stdin, &len, program_max(&c));
+        code = read_all(stdin, &len, program_max(c));
         filename = "<stdin>";
-        argv0 = c.file ? "-" : "";
+        argv0 = c->file ? "-" : "";
     } else {
-        FILE *f = fopen(c.file, "rb");
-        code = f ? read_all(f, &len, program_max(&c)) : NULL;
+        FILE *f = fopen(c->file, "rb");
+        code = f ? read_all(f, &len, program_max(c)) : NULL;
         if (!code && errno == EFBIG) {
             fprintf(stderr, "eryx: '%s' is larger than the sandbox's memory (%zu bytes, "
-                            "--max-memory)\n", c.file, program_max(&c));
+                            "--max-memory)\n", c->file, program_max(c));
             if (f)
                 fclose(f);
             return EXIT_USAGE;
         }
         if (!code) {
-            fprintf(stderr, "eryx: can't open file '%s': %s\n", c.file, strerror(errno));
+            fprintf(stderr, "eryx: can't open file '%s': %s\n", c->file, strerror(errno));
             if (f)
                 fclose(f);
             return EXIT_USAGE;
         }
         fclose(f);
-        filename = argv0 = c.file;
+        filename = argv0 = c->file;
     }
     if (!code && errno == EFBIG) {
         fprintf(stderr, "eryx: the program on stdin is larger than the sandbox's memory "
-                        "(%zu bytes, --max-memory)\n", program_max(&c));
+                        "(%zu bytes, --max-memory)\n", program_max(c));
         return EXIT_USAGE;
     }
     if (!code) {
@@ -737,10 +736,18 @@ int main(int argc, char **argv)
      * our stdin open (Node's spawn does by default) must not hang a program
      * that never reads it, and a terminal is read line by line. --remote
      * too: the server asks for it as the program reads (docs/serve.md). */
-    c.stdin_lazy = !from_stdin;
-    int status = c.remote ? run_remote(&c, code, len) : run(&c, code, len, filename, argv0);
-    if (cli_trace_close(&c.trace) < 0 && status == 0)
+    c->stdin_lazy = !from_stdin;
+    int status = c->remote ? run_remote(c, code, len) : run(c, code, len, filename, argv0);
+    if (cli_trace_close(&c->trace) < 0 && status == 0)
         status = EXIT_SETUP;
     free(code);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    cli c = {0};
+    int status = cli_main(&c, argc, argv);
+    cli_net_free(&c.net);
     return status;
 }

@@ -405,6 +405,11 @@ static int set_up_sandboxes(server *sv)
     sv->sbcfg.max_callbacks = c->max_callbacks;
     sv->sbcfg.callback_timeout_ns = c->callback_timeout_ms * 1000000ull;
     sv->sbcfg.timeout_ns = c->max_timeout_ms * 1000000ull;
+    /* A session's lock is refreshed between steps of its execution, and a
+     * step runs the code until it waits, up to --timeout: a lock that
+     * expired in a long step let another request run on the session at
+     * the same time (and the first one's work was lost at its save). */
+    c->lock_ttl_ms += c->max_timeout_ms;
     sv->sbcfg.on_output = serve_output;
     cli_net_apply(&c->net, &sv->sbcfg);
     eryx_pool_config pc;
@@ -417,6 +422,22 @@ static int set_up_sandboxes(server *sv)
         return -1;
     }
     return 0;
+}
+
+/* url without the user and password of its authority, into out: the
+ * password of redis:// u:p@h/n is not the log's to keep. NULL for NULL. */
+static const char *without_password(const char *url, char *out, size_t size)
+{
+    if (!url)
+        return NULL;
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+    if (!at || (slash && slash < at))
+        snprintf(out, size, "%s", url);
+    else
+        snprintf(out, size, "%.*s***%s", (int)(host - url), url, at);
+    return out;
 }
 
 int eryx_cli_serve(int argc, char **argv)
@@ -459,10 +480,11 @@ int eryx_cli_serve(int argc, char **argv)
     }
     /* The port actually bound (a test may ask for port 0). */
     int port = (int)cli_listen_port(lfd);
+    char redis[512];
     serve_log(&sv, "listening",
               json_pack("{ss si ss ss* sb sb}", "listen", sv.cfg.listen, "port", port, "replica",
-                        sv.replica, "redis", sv.cfg.redis, "tls", sv.tls != NULL, "auth",
-                        !sv.cfg.no_auth));
+                        sv.replica, "redis", without_password(sv.cfg.redis, redis, sizeof redis),
+                        "tls", sv.tls != NULL, "auth", !sv.cfg.no_auth));
     accept_loop(&sv, lfd, 0);
     return 1;
 }

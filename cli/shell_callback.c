@@ -149,13 +149,20 @@ static int still_wanted(const shell_wanted *w)
 }
 
 /* Feeds input to fds[0] while draining fds[1] (stdout) and fds[2] (stderr);
- * 0 when all three are done, -1 when nobody wants the answer any more. */
+ * 0 when all three are done, -1 when nobody wants the answer any more. The
+ * command's stdin is written without blocking, only what the pipe takes:
+ * a command that writes while it reads (cat, a line filter) fills its
+ * stdout while we fill its stdin, and a blocking write of all the input
+ * then waited for ever, past the call's timeout, holding a worker. */
 static int pump(int in_fd, const char *input, size_t in_len, int out_fd, int err_fd, buf *out,
                 buf *err, const shell_wanted *wanted)
 {
     struct pollfd p[3] = {{in_fd, POLLOUT, 0}, {out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
     size_t sent = 0;
     int rc = 0;
+    int flags = fcntl(in_fd, F_GETFL);
+    if (flags < 0 || fcntl(in_fd, F_SETFL, flags | O_NONBLOCK) < 0)
+        in_len = 0; /* cannot happen on our own pipe; never block on it */
     if (in_len == 0) {
         close(in_fd);
         p[0].fd = -1;
@@ -174,7 +181,8 @@ static int pump(int in_fd, const char *input, size_t in_len, int out_fd, int err
             ssize_t n = write_no_sigpipe(in_fd, input + sent, in_len - sent);
             if (n > 0)
                 sent += (size_t)n;
-            if (n < 0 || sent == in_len) {
+            int again = n < 0 && (errno == EAGAIN || errno == EINTR);
+            if ((n < 0 && !again) || sent == in_len) {
                 close(in_fd);
                 p[0].fd = -1;
             }

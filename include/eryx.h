@@ -474,7 +474,8 @@ typedef struct eryx_sandbox_config {
      * the sandbox's memory: copy what must outlive the call. Events are
      * reported by code inside the sandbox, so the code being traced can
      * stop, forge or flood them (each is checked to be well formed, and
-     * a bad one is dropped): a debugging aid, not an audit trail. */
+     * a bad one is dropped, as is one whose file or function name passes
+     * 4096 bytes): a debugging aid, not an audit trail. */
     void (*on_trace)(void *user_data, const char *file, int line, const char *function);
     void *trace_user_data;
     uint64_t timeout_ns;         /* wall-clock limit of one run (default 30 s;

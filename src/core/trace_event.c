@@ -14,7 +14,9 @@ int eryx__trace_event_decode(const char *data, size_t len, eryx__trace_event *ev
     if (len < ERYX_TRACE_HEADER + 2)
         return -1;
     size_t file_len = eryx__le32(data + 4), names = len - ERYX_TRACE_HEADER - 2;
-    if (file_len > names || data[ERYX_TRACE_HEADER + file_len] != '\0' || data[len - 1] != '\0')
+    if (file_len > names || file_len > ERYX__TRACE_NAME_MAX ||
+        names - file_len > ERYX__TRACE_NAME_MAX || data[ERYX_TRACE_HEADER + file_len] != '\0' ||
+        data[len - 1] != '\0')
         return -1;
     uint32_t line = eryx__le32(data);
     ev->line = line <= INT32_MAX ? (int)line : (int)(line - INT32_MAX - 1) + INT32_MIN;

@@ -523,6 +523,20 @@ TEST_CASE(test_trace_edges)
                      "    except TypeError as e:\n"
                      "        print(type(e).__name__)\n",
                      "TypeError\nTypeError\nTypeError\n");
+    /* The code can forge events (the header says so), but not a name past
+     * ERYX__TRACE_NAME_MAX: megabytes of it cost the embedder's on_trace,
+     * not the guest. */
+    lines[0] = '\0';
+    check_output(sb, "import _eryx_host, struct\n"
+                     "def ev(file, fn):\n"
+                     "    return struct.pack('<II', 7, len(file)) + file + b'\\0' + fn + b'\\0'\n"
+                     "_eryx_host.event(1, ev(b'f.py', b'g'))\n"
+                     "_eryx_host.event(1, ev(b'f.py', b'x' * 4097))\n"
+                     "_eryx_host.event(1, ev(b'y' * 4097, b'g'))\n",
+                     "");
+    CHECK_STR(lines, "<string>:1:<module> <string>:2:<module> <string>:4:<module> <string>:3:ev "
+                     "f.py:7:g <string>:5:<module> <string>:3:ev <string>:6:<module> "
+                     "<string>:3:ev ");
     eryx_sandbox_free(sb);
     /* A session whose code took both tool ids (in an untraced sandbox),
      * loaded into a traced one: tracing falls back to sys.settrace, with
