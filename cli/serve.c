@@ -450,6 +450,7 @@ int eryx_cli_serve(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&sv.lock, NULL);
+    serve_slots_init(&sv);
     cli_gate_init(&sv.gate, sv.cfg.max_connections, sv.cfg.max_per_client);
     char host[64] = "";
     gethostname(host, sizeof host - 1);

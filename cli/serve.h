@@ -88,10 +88,15 @@ typedef struct server {
     cached_session *cache;         /* most recently used first */
     uint32_t n_cached;
     cli_gate gate;                 /* connections, in all and per client */
+    pthread_mutex_t run_mu;        /* guards running */
+    pthread_cond_t run_cv;         /* a slot came free (CLOCK_MONOTONIC) */
+    uint32_t running;              /* executions holding a --pool slot */
 } server;
 
 int eryx_cli_serve(int argc, char **argv);
 
+/* serve_request.c: sets up the --pool slots every execution holds. */
+void serve_slots_init(server *sv);
 /* serve_request.c: serves one upgraded WebSocket connection. */
 void serve_client(server *sv, ws_conn *c, const char *peer);
 /* The sandboxes' on_output: streams to the client of the execution that

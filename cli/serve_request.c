@@ -827,30 +827,78 @@ bad:
     return -1;
 }
 
-/* Gets the sandbox the request runs in. */
+/* Every execution holds one of --pool's slots while it runs, in a session
+ * or not: the pool alone bounded only the fresh sandboxes, and a token
+ * holder's requests naming sessions each loaded a sandbox of their own, as
+ * many at once as it had connections. More wait POOL_WAIT_NS, then are
+ * refused. 0, or -1 when none came free. */
+static int slot_take(server *sv)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(POOL_WAIT_NS / 1000000000);
+    pthread_mutex_lock(&sv->run_mu);
+    int waited = 0;
+    while (sv->running >= sv->cfg.pool && waited == 0)
+        waited = pthread_cond_timedwait(&sv->run_cv, &sv->run_mu, &until);
+    int ok = sv->running < sv->cfg.pool;
+    if (ok)
+        sv->running++;
+    pthread_mutex_unlock(&sv->run_mu);
+    return ok ? 0 : -1;
+}
+
+void serve_slots_init(server *sv)
+{
+    pthread_mutex_init(&sv->run_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&sv->run_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sv->running = 0;
+}
+
+static void slot_give(server *sv)
+{
+    pthread_mutex_lock(&sv->run_mu);
+    sv->running--;
+    pthread_cond_signal(&sv->run_cv);
+    pthread_mutex_unlock(&sv->run_mu);
+}
+
+/* Gets the sandbox the request runs in, and its slot (give_back returns
+ * both). */
 static int take_sandbox(server *sv, exec_request *q, session_ref *ref, eryx_sandbox **sb,
                         const char **code, char *msg, size_t msglen)
 {
-    if (q->session) {
-        int want = q->meta.id[0] ? 1 : 0;
-        if (session_open(sv, q->session, q->create, want ? q->meta.version : 0, ref, code, msg,
-                         msglen) < 0)
-            return -1;
-        *sb = ref->sb;
-        return 0;
-    }
-    if (eryx_pool_acquire(sv->pool, POOL_WAIT_NS, sb) != ERYX_OK) {
+    if (slot_take(sv) < 0) {
         *code = "busy";
         snprintf(msg, msglen, "every sandbox is in use (--pool %u); try again shortly",
                  sv->cfg.pool);
         return -1;
     }
-    return 0;
+    int rc = 0;
+    if (q->session) {
+        int want = q->meta.id[0] ? 1 : 0;
+        rc = session_open(sv, q->session, q->create, want ? q->meta.version : 0, ref, code, msg,
+                          msglen);
+        *sb = ref->sb;
+    } else if (eryx_pool_acquire(sv->pool, POOL_WAIT_NS, sb) != ERYX_OK) {
+        *code = "busy";
+        snprintf(msg, msglen, "every sandbox is in use (--pool %u); try again shortly",
+                 sv->cfg.pool);
+        rc = -1;
+    }
+    if (rc < 0)
+        slot_give(sv);
+    return rc;
 }
 
 static void give_back(server *sv, running *r, session_ref *ref, int save, json_t *done)
 {
     eryx_sandbox_set_callbacks(r->sb, NULL, 0);
+    slot_give(sv);
     if (!r->session) {
         eryx_pool_release(sv->pool, r->sb);
         return;

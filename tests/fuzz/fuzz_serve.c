@@ -45,6 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     c->quiet = 1;
     c->no_auth = 1;
     pthread_mutex_init(&sv.lock, NULL);
+    serve_slots_init(&sv);
     snprintf(sv.replica, sizeof sv.replica, "fuzz");
     memset(sv.journal_key, 0x5a, 32);
     sv.journal_key_len = 32;

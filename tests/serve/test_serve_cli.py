@@ -445,3 +445,26 @@ def test_tls_and_mutual_tls(tmp_path):
     p = subprocess.run([eryx_cli(), "--remote-cert", "x", "-c", "pass"], capture_output=True,
                        text=True, timeout=60)
     assert p.returncode == 2 and "options of --remote" in p.stderr, p.stderr
+
+
+def test_pool_bounds_session_executions_too(tmp_path):
+    """--pool bounds every execution at once, not only those in fresh
+    sandboxes: requests naming sessions each loaded a sandbox of their own,
+    as many as a client had connections. One slot here: of two sessions'
+    executions at once, one runs and the other waits 2 s, then gets busy."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("pool1", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--pool", "1", "--timeout", "20000"])
+    r.token_file = token_file
+    try:
+        argv = lambda name: [eryx_cli(), "--remote", r.url, "--token-file", token_file,
+                             "--session", name, "-c", "import time\ntime.sleep(5)\nprint('ran')"]
+        procs = [subprocess.Popen(argv(f"s{i}"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for i in range(2)]
+        outs = [p.communicate(timeout=60) for p in procs]
+        ran = [o for o, _ in outs if o == "ran\n"]
+        busy = [e for _, e in outs if "every sandbox is in use (--pool 1)" in e]
+        assert len(ran) == 1 and len(busy) == 1, outs
+    finally:
+        r.stop()
