@@ -109,8 +109,25 @@ void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr)
     pthread_mutex_init(&g->lock, NULL);
 }
 
-int cli_gate_enter(cli_gate *g, const char *addr)
+/* The client an address counts as: itself, or for IPv6 its /64, which
+ * one subscriber usually holds whole (one address each, a /64 was a whole
+ * connection table's worth of clients). */
+static const char *gate_key(const char *addr, char *key, size_t size)
 {
+    struct in6_addr a;
+    if (inet_pton(AF_INET6, addr, &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a))
+        return addr;
+    memset(a.s6_addr + 8, 0, 8);
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a, text, sizeof text);
+    snprintf(key, size, "%s/64", text);
+    return key;
+}
+
+int cli_gate_enter(cli_gate *g, const char *peer)
+{
+    char key[64];
+    const char *addr = gate_key(peer, key, sizeof key);
     pthread_mutex_lock(&g->lock);
     int ok = g->total < g->max_total;
     uint32_t i = 0;
@@ -137,8 +154,10 @@ int cli_gate_enter(cli_gate *g, const char *addr)
     return ok;
 }
 
-void cli_gate_leave(cli_gate *g, const char *addr)
+void cli_gate_leave(cli_gate *g, const char *peer)
 {
+    char key[64];
+    const char *addr = gate_key(peer, key, sizeof key);
     pthread_mutex_lock(&g->lock);
     for (uint32_t i = 0; i < g->n_addrs; i++) {
         if (strcmp(g->addrs[i].addr, addr) != 0)

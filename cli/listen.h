@@ -26,9 +26,9 @@ unsigned cli_listen_port(int fd);
 int cli_read_secret(const char *who, const char *path, char *out, size_t cap, size_t *len,
                     const char *what);
 
-/* A server's open connections, counted in all and per client address: a
- * new one is admitted under both limits, so that one client cannot take
- * every connection. Thread-safe. */
+/* A server's open connections, counted in all and per client address (an
+ * IPv6 address's /64: one subscriber's): a new one is admitted under both
+ * limits, so that one client cannot take every connection. Thread-safe. */
 typedef struct cli_gate {
     pthread_mutex_t lock;
     uint32_t max_total, max_per_addr;
