@@ -215,7 +215,14 @@ async def _as_coroutine(aw: Any) -> Any:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc)
+    """The failure's message for the guest. Never raises: an exception
+    whose __str__ fails (or one raised by such code) must still answer the
+    call, or the run loses the call and, on the asynchronous paths, the
+    session."""
+    try:
+        text = str(exc)
+    except BaseException:
+        text = ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -232,9 +239,9 @@ def _bad_args(entry: _Entry, kw: Dict[str, Any]) -> Optional[str]:
 def encode_result(entry: _Entry, value: Any) -> Union[str, Tuple[int, str]]:
     try:
         return json.dumps(value, allow_nan=False)  # strict JSON: the host reads no NaN
-    except (TypeError, ValueError, RecursionError) as exc:
+    except Exception as exc:  # also a dict subclass whose items() raises
         return (_eryx.CALL_FAILED, f"callback {entry.name!r} returned a value that is not "
-                                   f"JSON-serialisable: {exc}")
+                                   f"JSON-serialisable: {_describe(exc)}")
 
 
 def make_dispatch(entries: List[_Entry], reraise: Tuple[type, ...] = ()

@@ -419,7 +419,7 @@ async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
     try:
         while True:
             if step_in_loop:
-                rc = ex.step()
+                rc = ex.step(True)  # on the main thread, Ctrl-C stops the guest
             else:
                 fut = loop.run_in_executor(None, ex.step)
                 while True:

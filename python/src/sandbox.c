@@ -25,8 +25,11 @@
  * Python's handler as before; a helper thread reading the pipe interrupts
  * the running sandbox (eryx_sandbox_interrupt is not async-signal-safe, so
  * it cannot be called from the handler). The run then returns, and the
- * pending KeyboardInterrupt is raised in place of its result. If the
- * program installs its own SIGINT handler later, ours is simply gone.
+ * pending KeyboardInterrupt is raised in place of its result. A program
+ * that installs a SIGINT handler of its own replaces ours (asyncio.run
+ * does, for its run, and puts Python's back after it): each run on the
+ * main thread chains the handler it finds again, so that Ctrl-C still
+ * stops the sandbox (it never did after an asyncio.run before).
  */
 static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
 static eryx_sandbox *sigint_target;   /* the main thread's running sandbox */
@@ -112,13 +115,36 @@ void pyeryx_sigint_init(void)
     main_thread = pthread_self();
 }
 
+/* Chains the handler a program put in place of ours, unless it ignores
+ * SIGINT or left the default (then Ctrl-C is not Python's to turn into
+ * KeyboardInterrupt). Main thread, GIL held: ours is not installed, so
+ * the handler does not read sigint_prev while it changes. 1 if ours is
+ * in place. */
+static int sigint_rechain(void)
+{
+    struct sigaction cur;
+    if (sigaction(SIGINT, NULL, &cur) < 0)
+        return 0;
+    if ((cur.sa_flags & SA_SIGINFO) && cur.sa_sigaction == sigint_handler)
+        return 1;
+    if (!(cur.sa_flags & SA_SIGINFO) && (cur.sa_handler == SIG_IGN || cur.sa_handler == SIG_DFL))
+        return 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sigint_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | (cur.sa_flags & SA_RESTART);
+    sigemptyset(&sa.sa_mask);
+    sigint_prev = cur;
+    return sigaction(SIGINT, &sa, NULL) == 0;
+}
+
 /* Whether this run should be interruptible by Ctrl-C (main thread). */
 static int sigint_begin(eryx_sandbox *sb)
 {
     if (!pthread_equal(pthread_self(), main_thread))
         return 0;
     sigint_install();
-    if (sigint_state != 1)
+    if (sigint_state != 1 || !sigint_rechain())
         return 0;
     pthread_mutex_lock(&sigint_mu);
     sigint_target = sb;
@@ -219,10 +245,35 @@ static PyObject *sandbox_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     return o;
 }
 
+/* The callables of the sandbox's ctx often refer back to it (a tool that
+ * is a method of an object owning the sandbox, an on_stdout closure): a
+ * cycle the collector must see, or every such sandbox lived until exit.
+ * Only a ctx this object alone holds is its to report: a pool's, or one a
+ * callback in flight holds for a moment, is not (visited from each holder,
+ * its references would be counted more than once). */
 static int sandbox_traverse(pyeryx_sandbox *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->runtime);
     Py_VISIT(self->pool);
+    pyeryx_ctx *c = self->ctx;
+    if (c && atomic_load(&c->refs) == 1) {
+        Py_VISIT(c->dispatch);
+        Py_VISIT(c->on_stdout);
+        Py_VISIT(c->on_stderr);
+    }
+    return 0;
+}
+
+/* Breaks such a cycle: the sandbox is closed first (none of its runs can
+ * be in progress: a run holds its sandbox object), then its callables go. */
+static int sandbox_gc_clear(pyeryx_sandbox *self)
+{
+    sandbox_close_now(self);
+    pyeryx_ctx *c = self->ctx;
+    self->ctx = NULL;
+    pyeryx_ctx_decref(c);
+    Py_CLEAR(self->pool);
+    Py_CLEAR(self->runtime);
     return 0;
 }
 
@@ -1132,11 +1183,15 @@ static PyObject *call_reply(pyeryx_callobj *o, PyObject *arg)
     return PyLong_FromLong(eryx_call_reply(c, s, (size_t)n));
 }
 
+/* The message may hold NUL characters (a callback's exception quoting what
+ * the guest sent): the guest gets it up to the first, as on the blocking
+ * path, rather than the answer failing and the call being lost. */
 static PyObject *call_fail(pyeryx_callobj *o, PyObject *args)
 {
     int kind;
     const char *msg;
-    if (!PyArg_ParseTuple(args, "is:fail", &kind, &msg))
+    Py_ssize_t len;
+    if (!PyArg_ParseTuple(args, "is#:fail", &kind, &msg, &len))
         return NULL;
     if (!o->call) {
         PyErr_SetString(PyExc_ValueError, "this call was already answered");
@@ -1237,6 +1292,7 @@ PyTypeObject pyeryx_SandboxType = {
               "interrupt_grace_ns, fuel, output_limit_stops, host_write_quota, on_stdout, "
               "on_stderr, net, secrets.",
     .tp_traverse = (traverseproc)sandbox_traverse,
+    .tp_clear = (inquiry)sandbox_gc_clear,
     .tp_weaklistoffset = offsetof(pyeryx_sandbox, weakreflist),
     .tp_methods = sandbox_methods,
     .tp_getset = sandbox_getset,

@@ -34,6 +34,56 @@ def test_execute_async_gathers_100_async_callbacks_concurrently():
     assert set(calls) == {loop_thread}
 
 
+def test_odd_failures_on_the_async_paths_answer_the_call():
+    # A callback's exception that quotes what the guest sent (a NUL inside),
+    # an exception whose __str__ raises, a result whose encoding raises: the
+    # call fails with a message and the session goes on, as on the blocking
+    # path (the message ends at the NUL there too). These lost the call and
+    # the session on execute_async.
+    class Odd(Exception):
+        def __str__(self):
+            raise RuntimeError("no text")
+
+    class BadDict(dict):
+        def items(self):
+            raise RuntimeError("no items")
+
+    def item(x):
+        raise ValueError(f"unknown item {x}")
+
+    async def aitem(x):
+        raise ValueError(f"unknown item {x}")
+
+    def odd():
+        raise Odd()
+
+    def bad():
+        return BadDict(a=1)
+
+    code = ("for f in (item, aitem):\n"
+            "    try:\n        await f(x='a\\x00b')\n    except Exception as e:\n"
+            "        print(repr(str(e)))\n"
+            "for f in (odd, bad):\n"
+            "    try:\n        await f()\n    except Exception as e:\n"
+            "        print(type(e).__name__, 'Odd' in str(e) or 'not JSON' in str(e))\n"
+            "print('alive')")
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": n, "fn": f} for n, f in
+                                    (("item", item), ("aitem", aitem), ("odd", odd),
+                                     ("bad", bad))],
+                         resource_limits=eryx.ResourceLimits(callback_timeout_ms=5000))
+        t = time.monotonic()
+        r = await s.execute_async(code)
+        assert time.monotonic() - t < 4, "a call was lost and timed out"
+        return r, s.execute("print('after')").stdout
+
+    r, after = asyncio.run(main())
+    assert r.stdout == ("'ValueError: unknown item a'\n" * 2 + "CallbackError True\n" * 2
+                        + "alive\n"), r.stdout
+    assert after == "after\n"
+
+
 def test_execute_async_sync_callback_errors_and_timeout():
     def fail():
         raise KeyError("nope")

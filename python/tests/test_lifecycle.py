@@ -84,3 +84,50 @@ def test_callback_workers_exit_and_come_back():
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("8 8 "), r.stdout + r.stderr
+
+
+def test_ctrl_c_still_stops_a_run_after_asyncio_run():
+    # asyncio.run installs a SIGINT handler of its own for its run and puts
+    # Python's back after it, which replaced the handler that interrupts the
+    # sandbox: Ctrl-C then never stopped a run (a session has no time limit).
+    r = run_script("""
+        import asyncio, eryx, os, signal, threading, time
+        async def nothing():
+            pass
+        s = eryx.Session()
+        s.execute("x = 1")       # the handler that stops the sandbox goes in
+        asyncio.run(nothing())   # and is replaced
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t = time.monotonic()
+        try:
+            s.execute("while True: pass")
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - t < 5)
+    """, timeout=60)
+    assert r.stdout == "KeyboardInterrupt True\n", r.stdout + r.stderr
+
+
+def test_a_sandbox_in_a_reference_cycle_is_collected():
+    # A tool that is a method of the object owning the sandbox, an on_stdout
+    # closure that refers to it: the collector must see through the
+    # sandbox's callables, or every such sandbox lived until exit.
+    r = run_script("""
+        import eryx, gc, weakref
+        class Agent:
+            def __init__(self):
+                self.sb = eryx.Sandbox(callbacks=[{"name": "tool", "fn": self.tool}],
+                                       on_stdout=lambda text: self.seen.append(text))
+                self.seen = []
+            def tool(self):
+                return 1
+        refs = []
+        for _ in range(20):
+            a = Agent()
+            a.sb.execute("print(await tool())")
+            refs.append(weakref.ref(a.sb))
+        del a
+        gc.collect()
+        print(sum(r() is not None for r in refs))
+    """, timeout=120)
+    assert r.stdout == "0\n", r.stdout + r.stderr
