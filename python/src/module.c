@@ -126,6 +126,7 @@ void pyeryx_run_begin(pyeryx_run *r, pyeryx_ctx *ctx)
         r->on_stdout = ctx->on_stdout;
         r->on_stderr = ctx->on_stderr;
     }
+    r->outer = pyeryx_current_run;
     pyeryx_current_run = r;
 }
 
@@ -154,7 +155,7 @@ int pyeryx_run_end(pyeryx_run *r)
 
 int pyeryx_run_pause(pyeryx_run *r)
 {
-    pyeryx_current_run = NULL;
+    pyeryx_current_run = r->outer;
     if (r->exc) {
         pyeryx_restore_exc(r->exc);
         r->exc = NULL;

@@ -79,6 +79,9 @@ PyObject *pyeryx_sandbox_wrap(eryx_sandbox *sb, PyObject *runtime, pyeryx_ctx *c
 
 /* The run in progress on this thread: where streamed output goes. */
 typedef struct pyeryx_run {
+    struct pyeryx_run *outer;   /* the thread's run this one is nested in (a
+                                   callback running on that run's thread ran
+                                   another sandbox), current again after it */
     PyObject *on_stdout, *on_stderr;
     PyObject *exc;  /* first failure of a stream function (exception object) */
     char held[2][4];      /* per stream: the start of a character a write cut */

@@ -138,8 +138,10 @@ static int sigint_rechain(void)
     return sigaction(SIGINT, &sa, NULL) == 0;
 }
 
-/* Whether this run should be interruptible by Ctrl-C (main thread). */
-static int sigint_begin(eryx_sandbox *sb)
+/* Whether this run should be interruptible by Ctrl-C (main thread); *outer
+ * is the run it is nested in (a callback on the main thread ran this one),
+ * which sigint_end makes the target again. */
+static int sigint_begin(eryx_sandbox *sb, eryx_sandbox **outer)
 {
     if (!pthread_equal(pthread_self(), main_thread))
         return 0;
@@ -147,15 +149,16 @@ static int sigint_begin(eryx_sandbox *sb)
     if (sigint_state != 1 || !sigint_rechain())
         return 0;
     pthread_mutex_lock(&sigint_mu);
+    *outer = sigint_target;
     sigint_target = sb;
     pthread_mutex_unlock(&sigint_mu);
     return 1;
 }
 
-static void sigint_end(void)
+static void sigint_end(eryx_sandbox *outer)
 {
     pthread_mutex_lock(&sigint_mu);
-    sigint_target = NULL;
+    sigint_target = outer;
     pthread_mutex_unlock(&sigint_mu);
 }
 
@@ -422,7 +425,8 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
     eryx_result *res = NULL;
     int rc = ERYX_OK;
     int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
-    int ctrl_c = sigint_begin(sb);
+    eryx_sandbox *outer = NULL;
+    int ctrl_c = sigint_begin(sb, &outer);
     Py_BEGIN_ALLOW_THREADS
     if (fresh)
         rc = eryx_sandbox_reset(sb);
@@ -430,7 +434,7 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
         rc = eryx_sandbox_run_ex(sb, a.src, (size_t)a.len, &a.opts, &res);
     Py_END_ALLOW_THREADS
     if (ctrl_c)
-        sigint_end();
+        sigint_end(outer);
     self->busy = 0;
     run_args_clear(&a);
     if (pyeryx_run_end(&run) < 0) {
@@ -955,12 +959,13 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
     /* Ctrl-C interrupts the guest, as during a blocking run; the caller
      * sees the KeyboardInterrupt as this step returns, before it takes the
      * step's calls (which it would otherwise drop unanswered). */
-    int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb);
+    eryx_sandbox *outer = NULL;
+    int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb, &outer);
     Py_BEGIN_ALLOW_THREADS
     rc = eryx_exec_step(ex);
     Py_END_ALLOW_THREADS
     if (ctrl_c)
-        sigint_end();
+        sigint_end(outer);
     if (rc != ERYX_PENDING) {
         e->done = 1;
         e->final_rc = rc;

@@ -186,3 +186,20 @@ def test_inline_callbacks():
         return 1
     with pytest.raises(ValueError, match="inline"):
         eryx.Sandbox(callbacks=[{"name": "a", "fn": a, "inline": True}])
+
+
+def test_an_inline_callback_running_another_sandbox_keeps_the_outer_stream():
+    # The inner run's end made the thread's current run none, so the outer
+    # run's output after the callback was no longer streamed.
+    other = eryx.Sandbox()
+    reg = eryx.CallbackRegistry()
+
+    @reg.callback(inline=True)
+    def sub(code: str):
+        return other.execute(code).stdout
+
+    seen = []
+    sb = eryx.Sandbox(callbacks=reg, on_stdout=seen.append)
+    r = sb.execute("v = await sub('print(6 * 7)')\nprint('got', v.strip())\nprint('after')")
+    assert r.stdout == "got 42\nafter\n"
+    assert "".join(seen) == "got 42\nafter\n"
