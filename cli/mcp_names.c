@@ -41,12 +41,19 @@ char *eryx_cli_py_name(const char *tool)
     size_t n = strlen(tool);
     if (n > 100)
         n = 100;
-    char *s = malloc(n + 3);
+    char *s = malloc(n + 7);
     if (!s)
         return NULL;
     size_t o = 0;
-    if (n == 0 || (tool[0] >= '0' && tool[0] <= '9'))
+    /* A name with a leading underscore is the namespace's own kind of name
+     * (its _path, Python's __class__ and __dict__, which binding could not
+     * set, and every run failed): it gets "tool" before it. */
+    if (tool[0] == '_') {
+        memcpy(s, "tool", 4);
+        o = 4;
+    } else if (n == 0 || (tool[0] >= '0' && tool[0] <= '9')) {
         s[o++] = '_';
+    }
     for (size_t i = 0; i < n; i++) {
         char c = tool[i];
         int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||

@@ -135,7 +135,10 @@ static void docstring(sbuf *b, const char *text)
 {
     add(b, "    \"\"\"");
     size_t n = 0;
-    for (const char *p = text; *p && n < 1500; p++, n++) {
+    /* Cut at 1500 bytes, but never inside a character: half of one made
+     * the stubs' text not UTF-8, and `eryx mcp` failed to start. */
+    const char *p = text;
+    for (; *p && (n < 1500 || ((unsigned char)*p & 0xC0) == 0x80); p++, n++) {
         if (*p == '"' && p[1] == '"' && p[2] == '"') {
             add(b, "\\\"");
             continue;
@@ -150,7 +153,7 @@ static void docstring(sbuf *b, const char *text)
         }
         add(b, "%c", *p);
     }
-    if (n == 1500)
+    if (*p)
         add(b, "...");
     add(b, "\"\"\"\n");
 }

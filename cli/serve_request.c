@@ -198,10 +198,15 @@ static int remember_call(running *r, eryx_call *call)
     return 0;
 }
 
+/* Drops call i, keeping the others in the order they were made: a
+ * suspension lists the pending calls in that order, and a resume matches
+ * its replies to the journal's calls by it (moving the last call into the
+ * hole gave two pending calls of one name each other's answers). */
 static void forget_call(running *r, size_t i)
 {
     free(r->calls[i].name);
-    r->calls[i] = r->calls[--r->n_calls];
+    memmove(r->calls + i, r->calls + i + 1, (r->n_calls - i - 1) * sizeof *r->calls);
+    r->n_calls--;
 }
 
 /* Completes call with the answer object {result}, {result_json} (the exact
@@ -987,7 +992,10 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     json_t *done = done_fields(rc, res);
     json_object_set_new(done, "replica", json_string(sv->replica));
     int alive = res && !eryx_sandbox_is_dead(r.sb);
-    give_back(sv, &r, &ref, alive && !r.gone, done);
+    /* A resume that diverged ran code the journal does not vouch for (it
+     * finished without making the journal's calls): its state is not the
+     * session's next one, and the client saw none of its output. */
+    give_back(sv, &r, &ref, alive && !r.gone && rc != ERYX_DIVERGED, done);
     send_done(&r, done);
     if (!sv->cfg.quiet)
         serve_log(sv, resume ? "resume" : "execute",

@@ -509,6 +509,27 @@ def test_suspend_from_a_callback_and_resume(server, work, session):
         assert s.execute("print(ok, before)").stdout == "yes kept\n"
 
 
+def test_resumed_calls_get_their_own_answers(server, work, session):
+    # The server dropped an answered call by moving its last one into the
+    # hole, so a suspension listed the pending calls out of order, and a
+    # resume gave two calls of one name each other's answers.
+    def approve(item: str):
+        if item != "a":
+            raise remote.Suspend()
+        return "A"
+    s = remote.Session(server.url, work["token"], session=session.name,
+                       callbacks=[{"name": "approve", "fn": approve}])
+    with s:
+        sus = s.execute("import asyncio\n"
+                        "result = await asyncio.gather(approve('a'), approve('b'), "
+                        "approve('c'))\n")
+        assert isinstance(sus, remote.Suspended)
+        answers = {p.call: "ans-" + p.args["item"] for p in sus.pending}
+        assert sorted(answers.values()) == ["ans-b", "ans-c"]
+        r = s.resume(sus, answers)
+        assert r.result == ["A", "ans-b", "ans-c"]
+
+
 def test_suspension_too_large_to_resume_is_refused(work):
     # A token no resume could carry under --max-message is an error at the
     # suspension, not a token that fails later; the session is unchanged.

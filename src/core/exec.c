@@ -338,20 +338,26 @@ static void hub_add_ref(eryx__hub *h)
 /* A call eryx answers itself, never the embedder's (eryx_exec_next_call
  * skips it), holding its result r (taken) until it completes; NULL when
  * out of memory (the guest's future then waits). */
-static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
+static eryx_call *own_call_record(eryx_exec *ex, uint64_t id, eryx__record r)
 {
     eryx_call *c = call_new(ex, id, "");
-    if (!c || !r || push_call(ex, c) < 0) {
+    if (!c || (!r.tree && !r.text) || push_call(ex, c) < 0) {
         if (c)
             call_free(c);
-        json_decref(r);
+        json_decref(r.tree);
+        free(r.text);
         return NULL;
     }
     pthread_mutex_lock(&ex->hub->mu);
     ex->hub->refs++;
-    c->record = tree_record(r);
+    c->record = r;
     pthread_mutex_unlock(&ex->hub->mu);
     return c;
+}
+
+static eryx_call *own_call(eryx_exec *ex, uint64_t id, json_t *r)
+{
+    return own_call_record(ex, id, tree_record(r));
 }
 
 /* Completes an own call with the result it holds; h->mu held. */
@@ -421,7 +427,7 @@ static void hold_replayed(eryx_exec *ex, uint64_t id, size_t i)
 {
     const eryx__jentry *e = &ex->journal->e[i];
     uint32_t batch = e->batch ? e->batch : ex->rlast; /* answered too late: last */
-    eryx_call *c = own_call(ex, id, eryx__journal_result(ex->journal, i, id));
+    eryx_call *c = own_call_record(ex, id, eryx__journal_result(ex->journal, i, id));
     if (!c)
         return;
     pthread_mutex_lock(&ex->hub->mu);

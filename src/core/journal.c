@@ -289,12 +289,21 @@ void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m)
     j->clock_cut = m->clock_cut;
 }
 
-json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
+eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
 {
     const eryx__jentry *e = &j->e[i];
-    if (e->state == ERYX__JE_ERROR)
-        return eryx__call_error_record(id, eryx__call_error_name(e->kind), e->message);
-    return eryx__call_ok_record(id, e->value, e->value_len);
+    eryx__record r = {0};
+    if (e->state == ERYX__JE_ERROR) {
+        r.tree = eryx__call_error_record(id, eryx__call_error_name(e->kind), e->message);
+        return r;
+    }
+    /* As a live reply: copied as text when the strict reader takes it, a
+     * tree only for what it does not (a reply of [{},{},...] recorded in a
+     * client's journal made a 1 GB tree at every replay). */
+    r.text = eryx__call_ok_text(id, e->value, e->value_len, &r.len);
+    if (!r.text)
+        r.tree = eryx__call_ok_record(id, e->value, e->value_len);
+    return r;
 }
 
 /* ---- bytes --------------------------------------------------------------- */
@@ -413,20 +422,34 @@ static char *take_text(reader *r, size_t n, const char **why)
     return s;
 }
 
-/* The outcome of an entry being loaded: a reply must parse as JSON (a
- * replay hands it to the guest), a message must be UTF-8. */
+/* The outcome of an entry being loaded: a reply must read as JSON (a
+ * replay hands it to the guest), a message must be UTF-8. A reply is read
+ * as a live one is: by the strict reader, without a tree, and only what it
+ * does not take with jansson, whose tree must then fit
+ * ERYX_MAX_HELD_TREES (a journal is bytes a client may have made: 15 MB of
+ * [{},{},...] built 1.2 GB at every load). */
 static const char *check_outcome(const eryx__jentry *e)
 {
-    json_t *v = NULL;
-    int inexact;
-    if (e->state == ERYX__JE_OK)
-        v = eryx__json_read(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &inexact);
-    else if (e->state == ERYX__JE_ERROR)
-        v = json_string(e->message);
-    else
+    if (e->state == ERYX__JE_ERROR) {
+        json_t *v = json_string(e->message);
+        json_decref(v);
+        return v ? NULL : "a message is not UTF-8";
+    }
+    if (e->state != ERYX__JE_OK)
         return NULL;
+    size_t n;
+    char *text = eryx__call_ok_text(0, e->value, e->value_len, &n);
+    if (text) {
+        free(text);
+        return NULL;
+    }
+    if (!eryx__json_tree_fits(e->value, e->value_len, ERYX_MAX_HELD_TREES, NULL))
+        return "a reply is too wide to read";
+    int inexact;
+    json_t *v = eryx__json_read(e->value, e->value_len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
+                                &inexact);
     json_decref(v);
-    return v ? NULL : e->state == ERYX__JE_OK ? "a reply is not JSON" : "a message is not UTF-8";
+    return v ? NULL : "a reply is not JSON";
 }
 
 /* One entry; NULL or why it is refused. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "eryx.h"
+#include "core/call_record.h"
 
 typedef struct json_t json_t;
 
@@ -112,8 +113,9 @@ void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m);
 int eryx__journal_is_net(const char *name);
 
 /* Entry i's recorded outcome as the result the guest reads for call id
- * ({"id", "ok", "value" | "kind", "message"}), or NULL (out of memory). */
-json_t *eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);
+ * ({"id", "ok", "value" | "kind", "message"}): its text, or its tree for a
+ * value the strict reader does not take; neither when out of memory. */
+eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);
 /* The kind of a failure as a journal stores it: an eryx_call_error, or a
  * network operation's kind ("net:ECONNREFUSED", ...) as ERYX__JKIND_NET
  * plus its number (net.h); "failed" for unknown ones. And back. */

@@ -14,7 +14,9 @@
 //   error()     answers with a JSON-RPC error
 //   tool_error()  answers with isError: true
 // Mode argument (argv[2]): "normal", "no-init" (never answers initialize),
-// "paged" (tools/list in pages of one tool, with cursors).
+// "paged" (tools/list in pages of one tool, with cursors), "odd-names"
+// (tools named __class__ and _path, which answer their name, and one whose
+// description has a two-byte character astride the stubs' 1500-byte cut).
 import readline from 'node:readline';
 
 const mode = process.argv[2] || 'normal';
@@ -28,6 +30,12 @@ const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading',
         : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' }, as_text: { type: 'boolean' } } : {},
     },
   }));
+
+const oddTools = [
+  { name: '__class__', description: 'dunder', inputSchema: { type: 'object' } },
+  { name: '_path', description: 'private', inputSchema: { type: 'object' } },
+  { name: 'long', description: 'a' + '\u00e9'.repeat(1000), inputSchema: { type: 'object' } },
+];
 
 function send(msg) {
   process.stdout.write(JSON.stringify(msg) + '\n');
@@ -50,11 +58,15 @@ rl.on('line', (line) => {
       if (i + 1 < tools.length) result.nextCursor = String(i + 1);
       send({ jsonrpc: '2.0', id: msg.id, result });
     } else {
-      send({ jsonrpc: '2.0', id: msg.id, result: { tools } });
+      send({ jsonrpc: '2.0', id: msg.id, result: { tools: mode === 'odd-names' ? oddTools : tools } });
     }
   } else if (msg.method === 'tools/call') {
     const { name, arguments: args } = msg.params;
     const reply = (result) => send({ jsonrpc: '2.0', id: msg.id, result });
+    if (mode === 'odd-names') {
+      reply({ content: [{ type: 'text', text: name }] });
+      return;
+    }
     switch (name) {
       case 'ok':
         reply({ content: [{ type: 'text', text: JSON.stringify({ x: args.x }) }], structuredContent: { x: args.x } });

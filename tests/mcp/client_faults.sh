@@ -204,5 +204,22 @@ else
     echo "FAIL repl:"; cat "$tmp/out"; fails=$((fails + 1))
 fi
 
+# Tool names with a leading underscore get "tool" before them: __class__
+# could not be bound (every run failed, MCP or not), _path replaced the
+# namespace's own. A description cut at 1500 bytes inside a character made
+# `eryx mcp` fail to start ("cannot describe the tools").
+printf '__class__ _path long\n' >"$tmp/odd.want"
+expect odd-names "$tmp/odd.want" 0 -- --mcp-server bad="$BAD odd-names" \
+    -c 'print(await mcp.bad.tool__class__(), await mcp.bad.tool_path(), await mcp.bad.long())'
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}' \
+    '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+    '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' |
+    timeout 60 "$ERYX" mcp --mcp-server bad="$BAD odd-names" >"$tmp/out" 2>"$tmp/err"
+if grep -q 'async def mcp.bad.long' "$tmp/out"; then
+    echo "ok   odd-names described"
+else
+    echo "FAIL odd-names described:"; head -c 2000 "$tmp/err"; fails=$((fails + 1))
+fi
+
 [ $fails = 0 ] && echo "client_faults: all passed" || echo "client_faults: $fails failed"
 [ $fails = 0 ]
