@@ -170,6 +170,14 @@ void cli_gate_leave(cli_gate *g, const char *peer)
     pthread_mutex_unlock(&g->lock);
 }
 
+void cli_gate_free(cli_gate *g)
+{
+    free(g->addrs);
+    g->addrs = NULL;
+    g->n_addrs = g->total = 0;
+    pthread_mutex_destroy(&g->lock);
+}
+
 void cli_peer_name(const struct sockaddr_storage *ss, char *out, size_t cap)
 {
     if (ss->ss_family == AF_INET)

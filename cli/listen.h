@@ -44,6 +44,8 @@ void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr);
 int cli_gate_enter(cli_gate *g, const char *addr);
 
 void cli_gate_leave(cli_gate *g, const char *addr);
+/* Frees what the gate holds (a server's gate lives as long as it does). */
+void cli_gate_free(cli_gate *g);
 
 /* The address of a peer (accept's) as text into out: IPv4 or IPv6, "?"
  * for other families. */

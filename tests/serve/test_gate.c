@@ -18,6 +18,7 @@ TEST_CASE(per_client_and_total_limits)
     CHECK_INT(cli_gate_enter(&g, "192.0.2.3"), 1);
     CHECK_INT(cli_gate_enter(&g, "192.0.2.4"), 1);
     CHECK_INT(cli_gate_enter(&g, "192.0.2.5"), 0); /* five in all */
+    cli_gate_free(&g);
 }
 
 /* A subscriber usually holds a whole /64: one address each made a /64 a
@@ -37,6 +38,7 @@ TEST_CASE(an_ipv6_client_is_its_slash_64)
     CHECK_INT(cli_gate_enter(&g, "::ffff:192.0.2.1"), 1);
     CHECK_INT(cli_gate_enter(&g, "::ffff:192.0.2.1"), 0);
     CHECK_INT(cli_gate_enter(&g, "::ffff:192.0.2.2"), 1);
+    cli_gate_free(&g);
 }
 
 TEST_MAIN()
