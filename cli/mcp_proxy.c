@@ -106,7 +106,7 @@ typedef struct proxy {
     int stream_fd;            /* the stream's socket, or -1 */
     int closing;              /* stdin ended: the stream is to end, and
                                * streams being resumed are left */
-    struct exchange *resuming[MAX_PARALLEL]; /* exchanges resuming a stream */
+    struct exchange *resuming[MAX_PARALLEL]; /* exchanges running (resuming_mark) */
 } proxy;
 
 /* ---- one connection --------------------------------------------------------- */
@@ -297,6 +297,15 @@ static int request_head(proxy *p, const char *method, const char *path, const ch
  * a kept connection ended (or failed) before one byte of an answer came,
  * as when the server closes it as the request goes: the request may not
  * have been read, and a new connection may be tried. */
+/* Whether the client cancelled x's request (resuming_cancel). */
+static int exchange_cancelled(exchange *x)
+{
+    pthread_mutex_lock(&x->p->lock);
+    int c = x->cancelled || x->p->closing;
+    pthread_mutex_unlock(&x->p->lock);
+    return c;
+}
+
 static const char *exchange_try(exchange *x, const char *method, const char *path,
                                 const char *body, size_t len, http_resp_message_fn fn,
                                 int fresh, int *unheard, char *err, size_t errlen)
@@ -344,6 +353,13 @@ static const char *exchange_try(exchange *x, const char *method, const char *pat
     while (!why && !done) {
         if (x->held && !link_readable(&l))
             answer_flush(x); /* the server keeps the stream open after it */
+        if (exchange_cancelled(x)) {
+            /* Nobody waits for the answer: the stream goes, and its slot
+             * (a server that streams comments for ever filled all
+             * MAX_PARALLEL of them with calls that had timed out). */
+            x->answered = 1;
+            break;
+        }
         long n = net_link_read(&l, buf, sizeof buf);
         if (n <= 0 && kept && !http_resp_started(r) && (n == 0 || errno != ETIMEDOUT)) {
             snprintf(err, errlen, "the server closed a kept-alive connection without "
@@ -446,7 +462,7 @@ static int resume_wait(exchange *x, uint64_t ms)
     return stop ? -1 : 0;
 }
 
-/* Registers x as resuming (on 1), or no longer (on 0), so that a
+/* Registers x as running (on 1), or no longer (on 0), so that a
  * notifications/cancelled of its request stops it. */
 static void resuming_mark(exchange *x, int on)
 {
@@ -463,8 +479,8 @@ static void resuming_mark(exchange *x, int on)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* The client cancelled request id (m: its notifications/cancelled): a
- * stream being resumed for it is left. */
+/* The client cancelled request id (m: its notifications/cancelled): the
+ * exchange running for it (its stream, or its resumption) is left. */
 static void resuming_cancel(proxy *p, const jr_msg *m)
 {
     json_t *id = json_object_get(m->params, "requestId");
@@ -494,7 +510,6 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
     int replayable = x->replayable;
     x->replayable = 1; /* a GET may go twice */
     why = NULL;
-    resuming_mark(x, 1);
     while (resumable(x)) {
         uint64_t wait = (x->retry_ms >= 0 ? (uint64_t)x->retry_ms : DEFAULT_RETRY_MS) + backoff;
         if (eryx_cli_now_ms() + wait > give_up) {
@@ -527,7 +542,6 @@ static const char *exchange_resume(exchange *x, const char *why, char *err, size
                 backoff = MAX_BACKOFF_MS;
         }
     }
-    resuming_mark(x, 0);
     x->replayable = replayable;
     /* The loop may have ended on a failed GET, whose text is in last, a
      * buffer of this frame: what goes back is always the caller's copy
@@ -548,9 +562,11 @@ static const char *exchange_run(exchange *x, const char *method, const char *pat
                                 const char *body, size_t len, http_resp_message_fn fn,
                                 char *err, size_t errlen)
 {
+    resuming_mark(x, 1); /* a notifications/cancelled of its id stops it */
     const char *why = exchange_send(x, method, path, body, len, fn, err, errlen);
     if (x->id && !x->initialize && x->streamed && resumable(x))
         why = exchange_resume(x, why, err, errlen);
+    resuming_mark(x, 0);
     return why;
 }
 
@@ -668,6 +684,16 @@ static void dispatch(proxy *p, const char *line, size_t len)
             forward(p, copy, len);
             return;
         }
+    }
+    if (strstr(copy, "notifications/cancelled")) {
+        /* Stops the cancelled request's exchange now: with every exchange
+         * taken, the notification would otherwise wait below for one of
+         * them to end, which it is there to make happen. */
+        jr_msg m;
+        jr_decode_bounded(copy, len, JR_MAX_TREE(p->max_message), &m);
+        if (m.kind == JR_NOTIFICATION && !strcmp(m.method, "notifications/cancelled"))
+            resuming_cancel(p, &m);
+        jr_msg_clear(&m);
     }
     *j = (job){p, copy, len};
     pthread_mutex_lock(&p->lock);

@@ -325,6 +325,22 @@ grep -q '"id": *2, *"result"' "$tmp/out" && grep -q '"id": *3, *"result"' "$tmp/
 # (`linger` served every 200 ms for the 3.3 s stdin stays open would be
 # 16 GETs; cancelled after 1 s, at most 5.)
 
+# A call whose stream only drips comments holds one of the proxy's 16
+# parallel exchanges until its client cancels it. Cancelled, it let go only
+# of a stream being resumed: 16 such calls held every exchange for good,
+# and every later call timed out.
+{ echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+  sleep 0.2
+  for i in $(seq 2 17); do call "$i" drip; done
+  sleep 0.5
+  for i in $(seq 2 17); do
+      echo "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{\"requestId\":$i}}"
+  done
+  sleep 0.5; call 18 seen; sleep 2; } |
+    timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port/mcp" >"$tmp/out" 2>&1
+grep -q '"id": *18, *"result"' "$tmp/out" ||
+    { echo "FAIL proxy_cancel_frees: $(head -c 3000 "$tmp/out")"; fails=$((fails + 1)); }
+
 # HTTPS: the proxy verifies the server (a certificate for 127.0.0.1 signed
 # by a CA made here): refused without the CA, served with --ca-file.
 (cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \

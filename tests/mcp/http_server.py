@@ -20,7 +20,8 @@ the GETs of poll-0 and poll-1 each bring a notification and end, the one
 of poll-2 the answer. `break` cuts its connection in the middle of its
 stream (no last chunk); its GET brings the answer. `noresume`: the GET is
 refused with 405. `linger` (retry 200): every GET is served and ends
-empty, so only a cancel stops the client.
+empty, so only a cancel stops the client. `drip` answers with an event
+stream of comments, one every 100 ms, for as long as the client reads.
 
 It also speaks the older HTTP+SSE transport: GET /sse opens an event
 stream whose "endpoint" event names /messages?session=N, where messages
@@ -40,6 +41,7 @@ import json
 import queue
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -222,6 +224,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(202, None)
         if msg["method"] == "tools/call" and msg["params"]["name"] in RETRY:
             return self.resumable_call(msg)
+        if msg["method"] == "tools/call" and msg["params"]["name"] == "drip":
+            self.sse_head()
+            try:
+                while True:
+                    self.chunk(": drip\n\n")
+                    time.sleep(0.1)
+            except OSError:
+                self.close_connection = True
+                return
         if msg["method"] == "tools/call" and msg["params"]["name"].startswith("wide"):
             return self.answer(200, wide_answer(msg))
         return self.answer(200, self.answer_of(msg, TOOLS))
