@@ -71,18 +71,14 @@ static void *sigint_thread(void *arg)
     }
 }
 
-/* Installs the chained handler once, if SIGINT is Python's (not ignored,
- * not the default). Called with the GIL held, on the main thread. */
+/* Starts the helper thread and its pipe, once (the handler is chained by
+ * sigint_rechain, at each run). Called with the GIL held, on the main
+ * thread. */
 static void sigint_install(void)
 {
     if (sigint_state != 0)
         return;
     sigint_state = -1;
-    struct sigaction cur;
-    if (sigaction(SIGINT, NULL, &cur) < 0 || (!(cur.sa_flags & SA_SIGINFO) &&
-                                              (cur.sa_handler == SIG_IGN ||
-                                               cur.sa_handler == SIG_DFL)))
-        return;
     if (pipe2(sigint_pipe, O_CLOEXEC) < 0)
         return;
     pthread_attr_t attr;
@@ -100,14 +96,7 @@ static void sigint_install(void)
         close(sigint_pipe[1]);
         return;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = sigint_handler;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | (cur.sa_flags & SA_RESTART);
-    sigemptyset(&sa.sa_mask);
-    sigint_prev = cur;
-    if (sigaction(SIGINT, &sa, NULL) == 0)
-        sigint_state = 1;
+    sigint_state = 1;
 }
 
 void pyeryx_sigint_init(void)
@@ -115,11 +104,11 @@ void pyeryx_sigint_init(void)
     main_thread = pthread_self();
 }
 
-/* Chains the handler a program put in place of ours, unless it ignores
- * SIGINT or left the default (then Ctrl-C is not Python's to turn into
- * KeyboardInterrupt). Main thread, GIL held: ours is not installed, so
- * the handler does not read sigint_prev while it changes. 1 if ours is
- * in place. */
+/* Chains the handler in place (Python's, or one a program put in place of
+ * ours), unless SIGINT is ignored or left to the default (then Ctrl-C is
+ * not Python's to turn into KeyboardInterrupt). Main thread, GIL held:
+ * ours is not installed, so the handler does not read sigint_prev while
+ * it changes. 1 if ours is in place. */
 static int sigint_rechain(void)
 {
     struct sigaction cur;
