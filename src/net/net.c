@@ -913,17 +913,8 @@ static void finish_lookup(lookup *k, struct addrinfo *res, int gai)
         char why[400] = "";
         for (struct addrinfo *ai = res; ai && list; ai = ai->ai_next) {
             eryx__addr a;
-            if (ai->ai_family == AF_INET) {
-                uint8_t v4[4];
-                memcpy(v4, &((struct sockaddr_in *)ai->ai_addr)->sin_addr, 4);
-                static const uint8_t pre[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-                memcpy(a.b, pre, 12);
-                memcpy(a.b + 12, v4, 4);
-            } else if (ai->ai_family == AF_INET6) {
-                memcpy(a.b, &((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr, 16);
-            } else {
+            if (!eryx__addr_from_sockaddr(ai->ai_addr, &a))
                 continue;
-            }
             char w[400];
             if (!eryx__policy_check(&net->conf->policy, k->name, &a, k->port, w, sizeof w)) {
                 if (!why[0])

@@ -108,27 +108,30 @@ static struct {
     eryx__addr a[OWN_MAX];
 } own = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+int eryx__addr_from_sockaddr(const struct sockaddr *sa, eryx__addr *out)
+{
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (sa->sa_family == AF_INET) {
+        memcpy(out->b, mapped, 12);
+        memcpy(out->b + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        return 1;
+    }
+    if (sa->sa_family == AF_INET6) {
+        memcpy(out->b, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+        return 1;
+    }
+    return 0;
+}
+
 static void own_read(void)
 {
     struct ifaddrs *list;
     own.n = 0;
     if (getifaddrs(&list) < 0)
         return;
-    for (struct ifaddrs *i = list; i && own.n < OWN_MAX; i = i->ifa_next) {
-        eryx__addr *a = &own.a[own.n];
-        if (!i->ifa_addr)
-            continue;
-        if (i->ifa_addr->sa_family == AF_INET) {
-            static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-            memcpy(a->b, mapped, 12);
-            memcpy(a->b + 12, &((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr, 4);
-        } else if (i->ifa_addr->sa_family == AF_INET6) {
-            memcpy(a->b, &((struct sockaddr_in6 *)(void *)i->ifa_addr)->sin6_addr, 16);
-        } else {
-            continue;
-        }
-        own.n++;
-    }
+    for (struct ifaddrs *i = list; i && own.n < OWN_MAX; i = i->ifa_next)
+        if (i->ifa_addr && eryx__addr_from_sockaddr(i->ifa_addr, &own.a[own.n]))
+            own.n++;
     freeifaddrs(list);
 }
 

@@ -84,6 +84,10 @@ int eryx__host_normalise(const char *in, char *out, size_t outsize);
 /* Parses an IP literal the way the C library's resolver would accept it
  * (so also "2130706433", "0x7f.1", "017700000001"): 1 if it is one. */
 int eryx__addr_parse(const char *text, eryx__addr *out);
+/* An AF_INET (as IPv4-mapped) or AF_INET6 socket address into *out: 1, or
+ * 0 for another family. */
+struct sockaddr;
+int eryx__addr_from_sockaddr(const struct sockaddr *sa, eryx__addr *out);
 /* Formats an address ("127.0.0.1", "2001:db8::1"). */
 void eryx__addr_format(const eryx__addr *a, char *out, size_t outsize);
 int eryx__addr_is_v4(const eryx__addr *a);
