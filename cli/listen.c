@@ -105,7 +105,8 @@ int cli_read_secret(const char *who, const char *path, char *out, size_t cap, si
 
 void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr)
 {
-    *g = (cli_gate){.max_total = max_total, .max_per_addr = max_per_addr};
+    *g = (cli_gate){.max_total = max_total, .max_per_addr = max_per_addr,
+                    .free_head = UINT32_MAX};
     pthread_mutex_init(&g->lock, NULL);
 }
 
@@ -124,48 +125,118 @@ static const char *gate_key(const char *addr, char *key, size_t size)
     return key;
 }
 
-int cli_gate_enter(cli_gate *g, const char *peer)
+/* The count of client addr, made if new (NULL without memory). */
+static struct cli_gate_addr *addr_count(cli_gate *g, const char *addr)
 {
-    char key[64];
-    const char *addr = gate_key(peer, key, sizeof key);
-    pthread_mutex_lock(&g->lock);
-    int ok = g->total < g->max_total;
-    uint32_t i = 0;
-    while (i < g->n_addrs && strcmp(g->addrs[i].addr, addr) != 0)
-        i++;
-    if (ok && i < g->n_addrs && g->addrs[i].n >= g->max_per_addr)
-        ok = 0;
-    if (ok && i == g->n_addrs) {
-        struct cli_gate_addr *p = realloc(g->addrs, (i + 1) * sizeof *p);
-        if (p) {
-            g->addrs = p;
-            snprintf(p[i].addr, sizeof p[i].addr, "%s", addr);
-            p[i].n = 0;
-            g->n_addrs++;
-        } else {
-            ok = 0;
-        }
-    }
-    if (ok) {
-        g->addrs[i].n++;
-        g->total++;
-    }
-    pthread_mutex_unlock(&g->lock);
-    return ok;
+    for (uint32_t i = 0; i < g->n_addrs; i++)
+        if (strcmp(g->addrs[i].addr, addr) == 0)
+            return &g->addrs[i];
+    struct cli_gate_addr *p = realloc(g->addrs, (g->n_addrs + 1) * sizeof *p);
+    if (!p)
+        return NULL;
+    g->addrs = p;
+    p += g->n_addrs++;
+    snprintf(p->addr, sizeof p->addr, "%s", addr);
+    p->n = 0;
+    return p;
 }
 
-void cli_gate_leave(cli_gate *g, const char *peer)
+/* A free entry for a ticket, or -1. There are never more than twice
+ * max_total: as many live as the limit, and as many evicted on their way
+ * out (each eviction made room for one). */
+static int64_t conn_slot(cli_gate *g)
+{
+    if (g->free_head != UINT32_MAX) {
+        uint32_t t = g->free_head;
+        g->free_head = g->conns[t].next_free;
+        return t;
+    }
+    if (g->n_conns == g->cap_conns) {
+        uint64_t most = 2 * (uint64_t)g->max_total;
+        uint64_t cap = g->cap_conns ? 2 * (uint64_t)g->cap_conns : 16;
+        if (cap > most)
+            cap = most;
+        struct cli_gate_conn *p = cap > g->cap_conns ? realloc(g->conns, cap * sizeof *p) : NULL;
+        if (!p)
+            return -1;
+        g->conns = p;
+        g->cap_conns = (uint32_t)cap;
+    }
+    return g->n_conns++;
+}
+
+/* Shuts down the oldest connection not yet proven; 0 if there is none.
+ * Its thread sees the end of its input and leaves. */
+static int evict_oldest_unproven(cli_gate *g)
+{
+    struct cli_gate_conn *old = NULL;
+    for (uint32_t t = 0; t < g->n_conns; t++) {
+        struct cli_gate_conn *c = &g->conns[t];
+        if (c->used && !c->proven && !c->evicted && (!old || c->since < old->since))
+            old = c;
+    }
+    if (!old)
+        return 0;
+    if (old->fd >= 0)
+        shutdown(old->fd, SHUT_RDWR);
+    old->evicted = 1;
+    g->evicting++;
+    return 1;
+}
+
+int cli_gate_enter(cli_gate *g, const char *peer, int fd)
 {
     char key[64];
     const char *addr = gate_key(peer, key, sizeof key);
     pthread_mutex_lock(&g->lock);
-    for (uint32_t i = 0; i < g->n_addrs; i++) {
-        if (strcmp(g->addrs[i].addr, addr) != 0)
-            continue;
-        if (--g->addrs[i].n == 0)
-            g->addrs[i] = g->addrs[--g->n_addrs];
+    int64_t t = -1;
+    struct cli_gate_addr *a = addr_count(g, addr);
+    int room = a && a->n < g->max_per_addr &&
+               (g->free_head != UINT32_MAX || g->n_conns < 2 * (uint64_t)g->max_total);
+    if (room && g->total - g->evicting >= g->max_total)
+        room = evict_oldest_unproven(g);
+    if (room)
+        t = conn_slot(g);
+    if (t >= 0) {
+        struct cli_gate_conn *c = &g->conns[t];
+        *c = (struct cli_gate_conn){.fd = fd, .used = 1, .since = g->admitted++};
+        snprintf(c->key, sizeof c->key, "%s", addr);
+        a->n++;
+        g->total++;
+    } else if (a && a->n == 0) {
+        *a = g->addrs[--g->n_addrs]; /* made for nothing */
+    }
+    pthread_mutex_unlock(&g->lock);
+    return (int)t;
+}
+
+void cli_gate_proven(cli_gate *g, int ticket)
+{
+    pthread_mutex_lock(&g->lock);
+    if (ticket >= 0 && (uint32_t)ticket < g->n_conns && g->conns[ticket].used)
+        g->conns[ticket].proven = 1;
+    pthread_mutex_unlock(&g->lock);
+}
+
+void cli_gate_leave(cli_gate *g, int ticket)
+{
+    pthread_mutex_lock(&g->lock);
+    struct cli_gate_conn *c = ticket >= 0 && (uint32_t)ticket < g->n_conns
+                                  ? &g->conns[ticket] : NULL;
+    if (c && c->used) {
+        for (uint32_t i = 0; i < g->n_addrs; i++) {
+            if (strcmp(g->addrs[i].addr, c->key) != 0)
+                continue;
+            if (--g->addrs[i].n == 0)
+                g->addrs[i] = g->addrs[--g->n_addrs];
+            break;
+        }
         g->total--;
-        break;
+        if (c->evicted)
+            g->evicting--;
+        c->used = 0;
+        c->next_free = g->free_head;
+        g->free_head = (uint32_t)ticket;
     }
     pthread_mutex_unlock(&g->lock);
 }
@@ -173,8 +244,10 @@ void cli_gate_leave(cli_gate *g, const char *peer)
 void cli_gate_free(cli_gate *g)
 {
     free(g->addrs);
+    free(g->conns);
     g->addrs = NULL;
-    g->n_addrs = g->total = 0;
+    g->conns = NULL;
+    g->n_addrs = g->total = g->n_conns = g->cap_conns = 0;
     pthread_mutex_destroy(&g->lock);
 }
 

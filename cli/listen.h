@@ -28,22 +28,44 @@ int cli_read_secret(const char *who, const char *path, char *out, size_t cap, si
 
 /* A server's open connections, counted in all and per client address (an
  * IPv6 address's /64: one subscriber's): a new one is admitted under both
- * limits, so that one client cannot take every connection. Thread-safe. */
+ * limits, so that one client cannot take every connection. When the
+ * table is full, the connection that has waited longest without proving
+ * itself (sending a request the server took: cli_gate_proven) is shut
+ * down to make room, so that connections which never send a good
+ * request, from however many addresses, cannot keep clients that do out.
+ * Thread-safe. */
 typedef struct cli_gate {
     pthread_mutex_t lock;
     uint32_t max_total, max_per_addr;
-    uint32_t total;
+    uint32_t total;        /* admitted and not yet left, evicted ones too */
+    uint32_t evicting;     /* of those, shut down by the gate, not yet left */
     struct cli_gate_addr { char addr[64]; uint32_t n; } *addrs; /* those with n > 0 */
     uint32_t n_addrs;
+    struct cli_gate_conn {      /* a ticket's entry */
+        int fd;                 /* -1: none (a test's) */
+        uint8_t used, proven, evicted; /* free ones: next_free links them */
+        uint32_t next_free;
+        uint64_t since;         /* admission order */
+        char key[64];           /* its client */
+    } *conns;
+    uint32_t n_conns, cap_conns;    /* entries made, room */
+    uint32_t free_head;             /* the first free entry, or UINT32_MAX */
+    uint64_t admitted;
 } cli_gate;
 
 void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr);
 
-/* 1 if a connection from addr is admitted (and counted until
- * cli_gate_leave); 0 if a limit, or memory, refuses it. */
-int cli_gate_enter(cli_gate *g, const char *addr);
+/* Admits a connection from addr on fd (which the gate may shut down, never
+ * close): its ticket, for cli_gate_proven and cli_gate_leave; -1 if a
+ * limit, or memory, refuses it. */
+int cli_gate_enter(cli_gate *g, const char *addr, int fd);
 
-void cli_gate_leave(cli_gate *g, const char *addr);
+/* The connection sent a request the server accepted (authorised): it is
+ * no longer the first to go when the table is full. */
+void cli_gate_proven(cli_gate *g, int ticket);
+
+/* The connection ends: call before closing its fd. */
+void cli_gate_leave(cli_gate *g, int ticket);
 /* Frees what the gate holds (a server's gate lives as long as it does). */
 void cli_gate_free(cli_gate *g);
 

@@ -195,6 +195,7 @@ void eryx_mcp_http_end_sessions(void)
 /* A client's connection, and whether it goes on after this request. */
 typedef struct client {
     net_link *link;
+    int ticket;               /* the gate's, or -1 */
     int may_keep;             /* the request allows keep-alive */
     int kept;                 /* the answer said so: read the next request */
     int head_only;            /* a HEAD request: answers carry no body */
@@ -447,6 +448,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         respond(c, 403, "Forbidden", "text/plain", "Host or Origin is not loopback\n", NULL);
         return;
     }
+    cli_gate_proven(&H.gate, c->ticket);
     if (strcmp(req.path, "/mcp") != 0) {
         respond(c, 404, "Not Found", NULL, NULL, NULL);
         return;
@@ -585,10 +587,10 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
     jr_msg_clear(&m);
 }
 
-static void serve_connection(net_link *l)
+static void serve_connection(net_link *l, int ticket)
 {
     char *buf = malloc(HTTP_MAX_HEAD);
-    client c = {.link = l};
+    client c = {.link = l, .ticket = ticket};
     size_t len = 0;
     for (int first = 1; buf; first = 0) {
         serve_request(&c, buf, &len, first);
@@ -605,7 +607,7 @@ void eryx_mcp_http_serve_fd(int fd, size_t max_message)
     char err[256];
     if (net_link_start(&l, fd, NULL, NULL, HEAD_TIMEOUT_MS, err, sizeof err) == 0) {
         l.timeout_ms = IO_TIMEOUT_MS;
-        serve_connection(&l);
+        serve_connection(&l, -1);
     }
     shutdown(fd, SHUT_RDWR);
     net_link_close(&l);
@@ -613,6 +615,7 @@ void eryx_mcp_http_serve_fd(int fd, size_t max_message)
 
 typedef struct conn_arg {
     int fd;
+    int ticket;               /* the gate's */
     char peer[64];
 } conn_arg;
 
@@ -625,11 +628,11 @@ static void *connection_main(void *arg)
     /* The TLS handshake gets the head's time in all. */
     if (net_link_start(&l, fd, H.tls, NULL, HEAD_TIMEOUT_MS, err, sizeof err) == 0) {
         l.timeout_ms = IO_TIMEOUT_MS;
-        serve_connection(&l);
+        serve_connection(&l, a->ticket);
     }
     shutdown(fd, SHUT_RDWR);
+    cli_gate_leave(&H.gate, a->ticket); /* before the fd closes: the gate may shut it down */
     net_link_close(&l);
-    cli_gate_leave(&H.gate, a->peer);
     free(a);
     return NULL;
 }
@@ -649,7 +652,7 @@ static void accept_one(int listen_fd)
         a->fd = fd;
         cli_peer_name(&ss, a->peer, sizeof a->peer);
     }
-    if (!a || !cli_gate_enter(&H.gate, a->peer)) {
+    if (!a || (a->ticket = cli_gate_enter(&H.gate, a->peer, fd)) < 0) {
         static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                    "Content-Length: 0\r\nConnection: close\r\n\r\n";
         if (!H.tls)
@@ -663,8 +666,8 @@ static void accept_one(int listen_fd)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     if (pthread_create(&t, &attr, connection_main, a) != 0) {
+        cli_gate_leave(&H.gate, a->ticket);
         close(fd);
-        cli_gate_leave(&H.gate, a->peer);
         free(a);
     }
     pthread_attr_destroy(&attr);

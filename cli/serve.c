@@ -196,22 +196,26 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
 typedef struct conn_arg {
     server *sv;
     int fd;
+    int ticket;                    /* the gate's */
     int metrics_only;
     char peer[64];
 } conn_arg;
 
-/* Counts a connection from addr; 0 if it is over a limit. */
-static int admit(server *sv, const char *addr)
+/* Counts a connection from a->peer on a->fd into a->ticket; 0 if it is
+ * over a limit. */
+static int admit(server *sv, conn_arg *a)
 {
-    if (!cli_gate_enter(&sv->gate, addr))
+    a->ticket = cli_gate_enter(&sv->gate, a->peer, a->fd);
+    if (a->ticket < 0)
         return 0;
     atomic_fetch_add(&sv->m.connections, 1);
     return 1;
 }
 
-static void leave(server *sv, const char *addr)
+/* Before the connection's fd is closed (the gate may shut it down). */
+static void leave(server *sv, const conn_arg *a)
 {
-    cli_gate_leave(&sv->gate, addr);
+    cli_gate_leave(&sv->gate, a->ticket);
     atomic_fetch_sub(&sv->m.connections, 1);
 }
 
@@ -227,8 +231,10 @@ static int authorized(server *sv, const char *header)
     return n == sv->token_len && crypto_equal(t, sv->token, n);
 }
 
-static void route(server *sv, ws_conn *c, const http_req *req, const char *peer, int metrics)
+static void route(server *sv, ws_conn *c, const http_req *req, const conn_arg *a)
 {
+    const char *peer = a->peer;
+    int metrics = a->metrics_only;
     if (metrics) {
         char *text = strcmp(req->path, "/metrics") == 0 ? metrics_text(sv) : NULL;
         if (text)
@@ -266,6 +272,7 @@ static void route(server *sv, ws_conn *c, const http_req *req, const char *peer,
         serve_log(sv, "unauthorized", json_pack("{ss}", "client", peer));
         return;
     }
+    cli_gate_proven(&sv->gate, a->ticket);
     if (ws_conn_accept(c, req) == 0)
         serve_client(sv, c, peer);
 }
@@ -278,9 +285,9 @@ static void *connection_main(void *arg)
                              sv->cfg.max_message);
     http_req req;
     if (c && ws_conn_read_request(c, &req, REQUEST_HEAD_TIMEOUT_MS) > 0)
-        route(sv, c, &req, a->peer, a->metrics_only);
-    ws_conn_free(c);
-    leave(sv, a->peer);
+        route(sv, c, &req, a);
+    leave(sv, a);       /* before the fd closes: the gate may shut it down */
+    ws_conn_free(c);    /* (a ws_conn_new that failed closed it) */
     free(a);
     return NULL;
 }
@@ -315,25 +322,26 @@ static void accept_loop(server *sv, int lfd, int metrics_only)
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         conn_arg *a = calloc(1, sizeof *a);
-        if (a)
+        if (a) {
             cli_peer_name(&ss, a->peer, sizeof a->peer);
+            a->sv = sv;
+            a->fd = fd;
+            a->metrics_only = metrics_only;
+        }
         atomic_fetch_add(&sv->m.connections_total, 1);
-        if (!a || !admit(sv, a->peer)) {
+        if (!a || !admit(sv, a)) {
             atomic_fetch_add(&sv->m.connections_refused, 1);
             free(a);
             refuse_busy(fd);
             continue;
         }
-        a->sv = sv;
-        a->fd = fd;
-        a->metrics_only = metrics_only;
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 1u << 20);
         if (pthread_create(&t, &attr, connection_main, a) != 0) {
-            leave(sv, a->peer);
+            leave(sv, a);
             free(a);
             refuse_busy(fd);
         }

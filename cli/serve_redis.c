@@ -344,8 +344,11 @@ static int with_conn(rds *r, store_op *op, attempt_fn fn, void *arg)
         if (now + (uint64_t)pause * 1000000u >= deadline) {
             char why[400];
             snprintf(why, sizeof why, "%s", store_errmsg());
-            return store__fail(STORE_UNAVAILABLE, "Redis at %s:%d unavailable (%d tries in %u ms): %s",
-                               r->host, r->port, tries + 1,
+            /* Not the address: this text reaches clients (a failed
+             * request's message); the "listening" log line has it, and
+             * store__redis_open adds it for the operator. */
+            return store__fail(STORE_UNAVAILABLE, "Redis unavailable (%d tries in %u ms): %s",
+                               tries + 1,
                                (unsigned)((now - op->start_ns) / 1000000u), why);
         }
         sleep_ms(pause);
@@ -683,6 +686,10 @@ int store__redis_open(const char *url, const store_backend **be, void **b, store
     store_op op = {st, STORE_KIND_GET, store__now_ns()};
     int rc = with_conn(r, &op, ping_try, NULL);
     if (rc != STORE_OK) {
+        /* For the operator, at start-up: where it looked. */
+        char why[400];
+        snprintf(why, sizeof why, "%s", store_errmsg());
+        store__fail(rc, "Redis at %s:%d: %s", r->host, r->port, why);
         r_close(r);
         return rc;
     }

@@ -129,7 +129,7 @@ void session_cache_free(server *sv)
 
 /* ---- session bytes ------------------------------------------------------------ */
 
-/* Stores sb's state as name: create (base 0, version 1) or compare-and-set
+/* Stores sb's state as name: create (base 0, a first version) or compare-and-set
  * on base. Through a memfd: the store skips its holes unread. */
 static int store_state(server *sv, const char *name, eryx_sandbox *sb, uint64_t base,
                        uint64_t *version)

@@ -512,6 +512,21 @@ static int upload(store_op *op, const char *name, put_plan *p)
     return rc;
 }
 
+/* The first version of a new session: 2^32 times a random band of 1 to
+ * 2^20 - 1, plus one (under 2^52: exact in any JSON reader). A session
+ * deleted and created again under its name starts elsewhere than before,
+ * so a put or a journal token based on a version of the old one finds no
+ * version of the new one to match, but for a chance of about 2^-20 (and
+ * 2^32 puts to one session before its numbers could reach another band). */
+static int first_version(uint64_t *v)
+{
+    uint32_t r;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+        return store__fail(STORE_UNAVAILABLE, "getrandom: %s", strerror(errno));
+    *v = ((uint64_t)(r % 0xfffffu) + 1) << 32 | 1;
+    return STORE_OK;
+}
+
 /* create (base 0) and put: upload what is missing, then switch. */
 static int put_common(store *st, const char *name, const void *data, size_t len,
                       const uint8_t *has_data, uint64_t base, uint64_t *new_version)
@@ -525,7 +540,9 @@ static int put_common(store *st, const char *name, const void *data, size_t len,
     put_plan p = {.data = data, .len = len, .has_data = has_data};
     uint8_t *mbytes = NULL, *manifest = NULL;
     size_t mlen = 0, manifest_len = 0;
-    uint64_t cur = 0;
+    uint64_t cur = 0, newv = base + 1;
+    if (rc == STORE_OK && base == 0)
+        rc = first_version(&newv);
     if (rc == STORE_OK) {
         rc = st->be->meta(st->b, &op, name, &cur, base ? &mbytes : NULL, &mlen);
         if (rc == STORE_NOTFOUND && base == 0)
@@ -547,7 +564,7 @@ static int put_common(store *st, const char *name, const void *data, size_t len,
     uint8_t *removed = NULL;
     size_t nremoved = 0;
     if (rc == STORE_OK) {
-        manifest = store_manifest_encode(base + 1, len, STORE_CHUNK, p.count, p.index, p.hashes,
+        manifest = store_manifest_encode(newv, len, STORE_CHUNK, p.count, p.index, p.hashes,
                                          &manifest_len);
         removed = malloc((p.nold ? p.nold : 1) * STORE_HASH);
         if (!manifest || !removed)
@@ -557,7 +574,7 @@ static int put_common(store *st, const char *name, const void *data, size_t len,
         for (size_t i = 0; i < p.nold; i++)
             if (!has_hash(p.refs, p.nrefs, p.old + i * STORE_HASH))
                 memcpy(removed + nremoved++ * STORE_HASH, p.old + i * STORE_HASH, STORE_HASH);
-        store_commit c = {base, base + 1, manifest, manifest_len, removed, nremoved, p.refs, p.nrefs};
+        store_commit c = {base, newv, manifest, manifest_len, removed, nremoved, p.refs, p.nrefs};
         rc = st->be->commit(st->b, &op, name, &c);
         if (rc == STORE_CONFLICT)
             store__fail(rc, "session %s changed under this put (base version %llu)", name,
@@ -568,7 +585,7 @@ static int put_common(store *st, const char *name, const void *data, size_t len,
             store__fail(rc, "no session %s", name);
     }
     if (rc == STORE_OK && new_version)
-        *new_version = base + 1;
+        *new_version = newv;
     free(removed);
     free(manifest);
     free(mbytes);

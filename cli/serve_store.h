@@ -67,7 +67,9 @@ const char *store_errmsg(void);
 const char *store_strstatus(int rc);
 
 /* Sessions hold the bytes of a session file. data is read, never kept. */
-/* A new session at version 1 (*version, may be NULL); STORE_EXISTS if present. */
+/* A new session (STORE_EXISTS if present) at a first version chosen at
+ * random, so that no version of a deleted session of the same name is one
+ * of the new one's: into *version (may be NULL). Later puts count up by 1. */
 int store_create(store *st, const char *name, const void *data, size_t len, uint64_t *version);
 /* Writes the session's bytes into fd (a memfd or file, which it truncates to
  * the length and fills with pwrite of the non-zero chunks only, so it stays

@@ -36,6 +36,10 @@
  *   while another runs the sandbox, eryx_call_*() from any thread, and the
  *   pool functions from any thread. Results are plain data: read and free
  *   them anywhere.
+ *   A thread inside a sandbox's guest code (in its on_output, or another
+ *   function the guest's run calls on that thread) cannot run a second
+ *   sandbox: that run fails with ERYX_MISUSE and leaves the second sandbox
+ *   as it was. A callback's handler runs outside the guest and may.
  *
  * Versions of structs
  *   Configs and options start with their own size, filled by *_default():
@@ -91,8 +95,8 @@ extern "C" {
 #define ERYX_STATUS_MAP(X)                                                          \
     X(OK, 0, "success")                                                             \
     X(NOMEM, 1, "out of memory (host allocation or address space)")                 \
-    X(MISUSE, 2, "API misuse: NULL or freed handle, or a sandbox used by two "      \
-                 "threads at once")                                                 \
+    X(MISUSE, 2, "API misuse: NULL or freed handle, a sandbox used by two "         \
+                 "threads at once, or run inside another's guest code")             \
     X(INVALID, 3, "invalid argument")                                               \
     X(PYTHON_EXCEPTION, 4, "the Python code raised an uncaught exception")          \
     X(TRAP, 5, "the sandboxed code trapped (out-of-bounds access, stack "           \

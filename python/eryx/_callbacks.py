@@ -202,12 +202,28 @@ def normalise(callbacks: CallbacksArg) -> List[_Entry]:
 _local = threading.local()
 
 
+class _WorkerLoop:
+    """A worker thread's event loop, closed when the thread's locals go
+    (the worker exits, or Python does) instead of left to be collected
+    open, which warned "unclosed event loop" for every worker."""
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        try:
+            self.loop.close()
+        except BaseException:  # at shutdown asyncio may be half gone
+            pass
+
+
 def _run_coroutine(aw: Any) -> Any:
     """Awaits aw on this worker thread's own event loop (one per thread, reused)."""
-    loop = getattr(_local, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _local.loop = asyncio.new_event_loop()
-    return loop.run_until_complete(_as_coroutine(aw))
+    held = getattr(_local, "held", None)
+    if held is None or held.loop.is_closed():
+        held = _local.held = _WorkerLoop()
+    return held.loop.run_until_complete(_as_coroutine(aw))
 
 
 async def _as_coroutine(aw: Any) -> Any:

@@ -33,6 +33,7 @@
  */
 static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
 static eryx_sandbox *sigint_target;   /* the main thread's running sandbox */
+static unsigned long sigint_hits;     /* Ctrl-Cs that interrupted a target */
 static int sigint_pipe[2] = {-1, -1};
 static struct sigaction sigint_prev;
 static int sigint_state;              /* 0 untried, 1 installed, -1 not possible */
@@ -65,8 +66,10 @@ static void *sigint_thread(void *arg)
         if (n <= 0)
             return NULL;
         pthread_mutex_lock(&sigint_mu);
-        if (sigint_target)
+        if (sigint_target) {
             eryx_sandbox_interrupt(sigint_target);
+            sigint_hits++;
+        }
         pthread_mutex_unlock(&sigint_mu);
     }
 }
@@ -127,10 +130,15 @@ static int sigint_rechain(void)
     return sigaction(SIGINT, &sa, NULL) == 0;
 }
 
-/* Whether this run should be interruptible by Ctrl-C (main thread); *outer
- * is the run it is nested in (a callback on the main thread ran this one),
- * which sigint_end makes the target again. */
-static int sigint_begin(eryx_sandbox *sb, eryx_sandbox **outer)
+/* A run on the main thread that Ctrl-C may stop. */
+typedef struct sigint_run {
+    eryx_sandbox *outer;    /* the run this one is nested in (a callback on
+                             * the main thread ran it), target again after */
+    unsigned long hits;     /* sigint_hits when it began */
+} sigint_run;
+
+/* Whether this run should be interruptible by Ctrl-C (main thread). */
+static int sigint_begin(eryx_sandbox *sb, sigint_run *r)
 {
     if (!pthread_equal(pthread_self(), main_thread))
         return 0;
@@ -138,17 +146,41 @@ static int sigint_begin(eryx_sandbox *sb, eryx_sandbox **outer)
     if (sigint_state != 1 || !sigint_rechain())
         return 0;
     pthread_mutex_lock(&sigint_mu);
-    *outer = sigint_target;
+    r->outer = sigint_target;
+    r->hits = sigint_hits;
     sigint_target = sb;
     pthread_mutex_unlock(&sigint_mu);
     return 1;
 }
 
-static void sigint_end(eryx_sandbox *outer)
+/* Ends the run; 1 if a Ctrl-C interrupted it. Such a Ctrl-C stops the run
+ * it is nested in too (a program's Ctrl-C stops the whole of it; the outer
+ * one would have gone on after its callback failed). */
+static int sigint_end(const sigint_run *r)
 {
     pthread_mutex_lock(&sigint_mu);
-    sigint_target = outer;
+    int hit = sigint_hits != r->hits;
+    sigint_target = r->outer;
+    if (hit && r->outer) {
+        eryx_sandbox_interrupt(r->outer);
+        sigint_hits++;
+    }
     pthread_mutex_unlock(&sigint_mu);
+    return hit;
+}
+
+/* After a run that Ctrl-C may have stopped: -1 with KeyboardInterrupt
+ * raised if it did. Python's flag may already be gone, taken by Python
+ * code that ran meanwhile (an inline callback, whose KeyboardInterrupt
+ * became the call's failure): the run was stopped all the same. */
+static int sigint_raise(int hit)
+{
+    if (PyErr_CheckSignals() < 0)
+        return -1;
+    if (!hit)
+        return 0;
+    PyErr_SetNone(PyExc_KeyboardInterrupt);
+    return -1;
 }
 
 /* Status codes of the guard below. */
@@ -414,16 +446,15 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
     eryx_result *res = NULL;
     int rc = ERYX_OK;
     int fresh = self->stateless && eryx_sandbox_run_count(sb) > 0;
-    eryx_sandbox *outer = NULL;
-    int ctrl_c = sigint_begin(sb, &outer);
+    sigint_run sr;
+    int ctrl_c = sigint_begin(sb, &sr);
     Py_BEGIN_ALLOW_THREADS
     if (fresh)
         rc = eryx_sandbox_reset(sb);
     if (rc == ERYX_OK)
         rc = eryx_sandbox_run_ex(sb, a.src, (size_t)a.len, &a.opts, &res);
     Py_END_ALLOW_THREADS
-    if (ctrl_c)
-        sigint_end(outer);
+    int hit = ctrl_c && sigint_end(&sr);
     self->busy = 0;
     run_args_clear(&a);
     if (pyeryx_run_end(&run) < 0) {
@@ -432,7 +463,7 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
     }
     /* A Ctrl-C that arrived during the run (it interrupted the run):
      * KeyboardInterrupt, as for any blocking call. */
-    if (ctrl_c && PyErr_CheckSignals() < 0) {
+    if (ctrl_c && sigint_raise(hit) < 0) {
         eryx_result_free(res);
         return NULL;
     }
@@ -948,13 +979,12 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
     /* Ctrl-C interrupts the guest, as during a blocking run; the caller
      * sees the KeyboardInterrupt as this step returns, before it takes the
      * step's calls (which it would otherwise drop unanswered). */
-    eryx_sandbox *outer = NULL;
-    int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb, &outer);
+    sigint_run sr;
+    int ctrl_c = want_ctrl_c && sigint_begin(e->owner->sb, &sr);
     Py_BEGIN_ALLOW_THREADS
     rc = eryx_exec_step(ex);
     Py_END_ALLOW_THREADS
-    if (ctrl_c)
-        sigint_end(outer);
+    int hit = ctrl_c && sigint_end(&sr);
     if (rc != ERYX_PENDING) {
         e->done = 1;
         e->final_rc = rc;
@@ -965,7 +995,7 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
     memcpy(e->stream.n_held, run.n_held, sizeof run.n_held);
     if (failed < 0)
         return NULL;
-    if (ctrl_c && PyErr_CheckSignals() < 0)
+    if (ctrl_c && sigint_raise(hit) < 0)
         return NULL;
     return PyLong_FromLong(rc);
 }

@@ -108,6 +108,77 @@ def test_ctrl_c_still_stops_a_run_after_asyncio_run():
     assert r.stdout == "KeyboardInterrupt True\n", r.stdout + r.stderr
 
 
+def test_ctrl_c_during_an_inline_callback_raises_keyboard_interrupt():
+    # The callback runs on the main thread and took the KeyboardInterrupt
+    # (it became the call's failure) while the sandbox was stopped: the run
+    # raised CancelledError, as if interrupt() had been called.
+    r = run_script("""
+        import eryx, os, signal, threading, time
+        def slow():
+            time.sleep(20)
+            return 1
+        s = eryx.Session(callbacks=[{"name": "slow", "fn": slow, "inline": True}])
+        s.execute("x = 1")
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t = time.monotonic()
+        try:
+            s.execute("try:\\n    await slow()\\n    while True: pass\\nfinally:\\n    x = 2")
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - t < 5)
+        except Exception as e:
+            print(type(e).__name__, e)
+        print(s.execute("print(x)").stdout, end="")
+    """)
+    assert r.stdout == "KeyboardInterrupt True\n2\n", r.stdout + r.stderr
+
+
+def test_ctrl_c_in_a_nested_run_stops_the_outer_one_too():
+    # A sandbox run from an inline callback: Ctrl-C stopped only the inner
+    # run, and the outer one went on after its callback failed.
+    r = run_script("""
+        import eryx, os, signal, threading, time
+        inner = eryx.Sandbox()
+        def nested():
+            inner.execute("while True: pass")
+            return 1
+        s = eryx.Session(callbacks=[{"name": "nested", "fn": nested, "inline": True}])
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t = time.monotonic()
+        try:
+            s.execute("try:\\n    await nested()\\nexcept Exception:\\n    pass\\n"
+                      "while True: pass")
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt", time.monotonic() - t < 5)
+        except Exception as e:
+            print(type(e).__name__, e)
+    """)
+    assert r.stdout == "KeyboardInterrupt True\n", r.stdout + r.stderr
+
+
+def test_worker_event_loops_are_closed():
+    # async def callbacks of a blocking run are awaited on an event loop of
+    # the worker thread's own, which was never closed: "unclosed event
+    # loop" when the worker exited (idle workers exit after 2 s) or at exit.
+    r = run_script("""
+        import asyncio, eryx, gc, time, warnings
+        warnings.simplefilter("always", ResourceWarning)
+        async def fetch(x):
+            await asyncio.sleep(0)
+            return x
+        s = eryx.Session(callbacks=[{"name": "fetch", "fn": fetch}])
+        r = s.execute("import asyncio\\n"
+                      "print(sum(await asyncio.gather(*(fetch(x=i) for i in range(8)))))")
+        print(r.stdout, end="")
+        time.sleep(3)
+        gc.collect()
+        print("done")
+    """)
+    assert r.stdout == "28\ndone\n", r.stdout + r.stderr
+    assert "unclosed" not in r.stderr and "ResourceWarning" not in r.stderr, r.stderr
+
+
 def test_a_sandbox_in_a_reference_cycle_is_collected():
     # A tool that is a method of the object owning the sandbox, an on_stdout
     # closure that refers to it: the collector must see through the

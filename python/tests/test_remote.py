@@ -509,6 +509,35 @@ def test_suspend_from_a_callback_and_resume(server, work, session):
         assert s.execute("print(ok, before)").stdout == "yes kept\n"
 
 
+def sus_version(sus):
+    """The session version a suspension's token names (its metadata, which
+    the client can read: "EXJ1", a u32 length, the JSON)."""
+    raw = base64.b64decode(sus.journal)
+    n = int.from_bytes(raw[4:8], "big")
+    return json.loads(raw[8:8 + n])["version"]
+
+
+def test_a_token_does_not_resume_into_a_recreated_session(server, work, session):
+    # A session deleted and created again under its name started at
+    # version 1 again, so a token taken from the old one matched the new
+    # one's version and resumed into it.
+    s = remote.Session(server.url, work["token"], session=session.name,
+                       callbacks=_approval_registry({}))
+    with s:
+        sus = s.execute(_SUSPENDING_CODE)
+        assert isinstance(sus, remote.Suspended)
+        s.delete()
+    with remote.Session(server.url, work["token"], session=session.name,
+                        callbacks=_approval_registry({})) as again:
+        # Created, and not run in: at its first version, as the token's was.
+        created = again._simple({"op": "session.create", "session": session.name})
+        assert created["version"] != sus_version(sus)
+        with pytest.raises(remote.JournalError) as ei:
+            again.resume(sus, {sus.pending[0].call: "yes"})
+        assert ei.value.code == "journal_stale"
+        assert again.execute("print('before' in globals())").stdout == "False\n"
+
+
 def test_resumed_calls_get_their_own_answers(server, work, session):
     # The server dropped an answered call by moving its last one into the
     # hole, so a suspension listed the pending calls out of order, and a

@@ -4,6 +4,7 @@
  * linear memory with bounds checks: a guest that lies about pointers gets an
  * error, never a host fault.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,12 +15,22 @@
 
 /* Turns how a guarded call ended into a status. A trap kills the sandbox:
  * the interpreter's state is unknown from then on. */
-static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
+static int call_status(eryx_sandbox *sb, int how, int err, const eryx__call_info *info,
                        const char *what)
 {
     switch (how) {
     case ERYX__CALL_OK:
         return ERYX_OK;
+    case -1:
+        /* Refused before any guest code ran: the sandbox is as it was. */
+        if (err == EBUSY) {
+            eryx__set_errmsg(sb, "%s refused: this thread is inside another sandbox's guest "
+                                 "code (an output handler or a host function of it may not "
+                                 "run a sandbox; a callback may)", what);
+            return ERYX_MISUSE;
+        }
+        eryx__set_errmsg(sb, "%s: this thread cannot run guest code: %s", what, strerror(err));
+        return ERYX_NOMEM;
     case ERYX__CALL_SUSPENDED:
         return ERYX_PENDING;
     case ERYX__CALL_EXIT:
@@ -59,8 +70,9 @@ int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char 
     eryx__sandbox_drop_fork_base(sb);
     eryx__wasi_cpu_enter(sb->wasi);     /* the guest's CPU clocks count from here */
     int how = eryx__engine_call_on(sb->in.fiber, &sb->in.inst.w2c_memory, fn, arg, &info);
+    int err = errno;
     eryx__wasi_cpu_leave(sb->wasi);
-    return call_status(sb, how, &info, what);
+    return call_status(sb, how, err, &info, what);
 }
 
 int eryx__guest_resume(eryx_sandbox *sb, const char *what)
@@ -70,7 +82,15 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
     eryx__wasi_cpu_enter(sb->wasi);
     int how = eryx__engine_resume(sb->in.fiber, &info);
     eryx__wasi_cpu_leave(sb->wasi);
-    return call_status(sb, how, &info, what);
+    if (how == -1) {
+        /* A half-run execution cannot wait for a better thread: the
+         * execution ends, and its interpreter with it. */
+        sb->state = ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "resuming %s was refused: this thread is inside another "
+                             "sandbox's guest code; the sandbox is dead", what);
+        return ERYX_MISUSE;
+    }
+    return call_status(sb, how, 0, &info, what);
 }
 
 /* The one bounds check of guest ranges, shared with the WASI layer. */

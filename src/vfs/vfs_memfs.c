@@ -2,9 +2,11 @@
  * The in-memory writable tree (/tmp). Nodes are reference counted: one
  * reference for the directory entry naming the node and one per open file,
  * so a file keeps working after it is unlinked and is freed with its last
- * handle. Every byte held is charged to the vfs-wide quota: file buffers by
- * their allocated capacity, and each node a fixed overhead plus its name,
- * so neither big files nor millions of empty ones can exhaust the host.
+ * handle. Every byte held is charged to the vfs-wide quota: file buffers and
+ * directories' entry arrays by their allocated capacity, each node a fixed
+ * overhead and each entry its name with the allocator's header, so neither
+ * big files nor millions of empty ones (nor the arrays they leave behind
+ * when deleted) can exhaust the host.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -14,6 +16,14 @@
 
 /* Bytes charged per node on top of its name and data. */
 #define NODE_COST 128u
+
+/* Bytes charged for an entry's name: what glibc's malloc takes for its
+ * text and terminator (an 8-byte header, 16-byte steps, 32 at least), so
+ * a million one-letter names cost what they hold. */
+#define NAME_COST(len) ((uint64_t)(len) < 24 ? 32u : ((uint64_t)(len) + 1 + 8 + 15) & ~(uint64_t)15)
+
+/* A directory's entry array never shrinks below this many entries. */
+#define KIDS_MIN 8
 
 typedef struct memfs_entry {
     char *name;
@@ -76,7 +86,7 @@ static void node_unref(memfs_node *n)
         dead = d->parent;
         for (size_t i = 0; i < d->nkids; i++) {
             memfs_node *k = d->kids[i].node;
-            release(d->vfs, strlen(d->kids[i].name));
+            release(d->vfs, NAME_COST(strlen(d->kids[i].name)));
             free(d->kids[i].name);
             k->parent = NULL;
             k->linked = 0;
@@ -86,7 +96,7 @@ static void node_unref(memfs_node *n)
             }
         }
         free(d->kids);
-        release(d->vfs, d->cap + NODE_COST);
+        release(d->vfs, d->kcap * sizeof *d->kids + d->cap + NODE_COST);
         free(d->data);
         free(d);
     }
@@ -125,14 +135,23 @@ static long find_kid(const memfs_node *dir, const char *name, size_t len)
     return -(long)lo - 1;
 }
 
-static int grow_kids(memfs_node *dir)
+/* Moves dir's entry array to room for cap entries (at least nkids), charging
+ * a growth and releasing a shrink. */
+static int resize_kids(memfs_node *dir, size_t cap)
 {
-    if (dir->nkids < dir->kcap)
-        return 0;
-    size_t cap = dir->kcap ? dir->kcap * 2 : 8;
-    memfs_entry *k = realloc(dir->kids, cap * sizeof *k);
-    if (!k)
+    uint64_t had = dir->kcap * sizeof *dir->kids, want = cap * sizeof *dir->kids;
+    if (want > had && charge(dir->vfs, want - had) < 0)
+        return -ENOSPC;
+    memfs_entry *k = NULL;
+    if (cap == 0)
+        free(dir->kids);
+    else if (!(k = realloc(dir->kids, (size_t)want))) {
+        if (want > had)
+            release(dir->vfs, want - had);
         return -ENOMEM;
+    }
+    if (want < had)
+        release(dir->vfs, had - want);
     dir->kids = k;
     dir->kcap = cap;
     return 0;
@@ -140,13 +159,16 @@ static int grow_kids(memfs_node *dir)
 
 static int add_kid(memfs_node *dir, long pos, const char *name, size_t len, memfs_node *n)
 {
-    if (charge(dir->vfs, len) < 0)
+    if (charge(dir->vfs, NAME_COST(len)) < 0)
         return -ENOSPC;
     char *copy = malloc(len + 1);
-    if (!copy || grow_kids(dir) < 0) {
+    int rc = copy ? 0 : -ENOMEM;
+    if (rc == 0 && dir->nkids == dir->kcap)
+        rc = resize_kids(dir, dir->kcap ? dir->kcap * 2 : KIDS_MIN);
+    if (rc < 0) {
         free(copy);
-        release(dir->vfs, len);
-        return -ENOMEM;
+        release(dir->vfs, NAME_COST(len));
+        return rc;
     }
     memcpy(copy, name, len);
     copy[len] = '\0';
@@ -166,10 +188,16 @@ static int add_kid(memfs_node *dir, long pos, const char *name, size_t len, memf
 static void remove_kid(memfs_node *dir, size_t i)
 {
     memfs_node *n = dir->kids[i].node;
-    release(dir->vfs, strlen(dir->kids[i].name));
+    release(dir->vfs, NAME_COST(strlen(dir->kids[i].name)));
     free(dir->kids[i].name);
     memmove(dir->kids + i, dir->kids + i + 1, (dir->nkids - i - 1) * sizeof *dir->kids);
     dir->nkids--;
+    /* Give back the room of a directory that emptied (a failed shrink
+     * keeps the larger array, still charged). */
+    if (dir->nkids == 0)
+        (void)resize_kids(dir, 0);
+    else if (dir->kcap > KIDS_MIN && dir->nkids < dir->kcap / 4)
+        (void)resize_kids(dir, dir->kcap / 2);
     dir->mtim = dir->ctim = vfs_now_ns();
     n->linked = 0;
     node_unref(n);
@@ -648,7 +676,8 @@ static memfs_node *map_find(const vfs_node_map *map, const memfs_node *from)
 
 /* Copies one node into vfs without its entries (room for them is made),
  * charging the copy exactly as if it had been written there (a file's buffer
- * is charged by its size: the copy has no slack). Inode number and times are
+ * is charged by its size: the copy has no slack; an entry array keeps its
+ * capacity, so a fork is charged what its source is). Inode number and times are
  * kept. The copy has no references. */
 static memfs_node *copy_node(eryx__vfs *vfs, const memfs_node *n)
 {
@@ -672,10 +701,8 @@ static memfs_node *copy_node(eryx__vfs *vfs, const memfs_node *n)
             c->size = c->cap = n->size;
         }
     }
-    if (ok && n->nkids) {
-        ok = (c->kids = malloc(n->nkids * sizeof *c->kids)) != NULL;
-        c->kcap = n->nkids;
-    }
+    if (ok && n->nkids)     /* the same room, charged the same as the source */
+        ok = resize_kids(c, n->kcap) == 0;
     if (!ok) {
         c->refs = 1;
         node_unref(c);
@@ -689,13 +716,13 @@ static memfs_node *copy_node(eryx__vfs *vfs, const memfs_node *n)
 static int copy_entry(eryx__vfs *vfs, memfs_node *dir, const memfs_entry *e, memfs_node **out)
 {
     size_t len = strlen(e->name);
-    if (charge(vfs, len) < 0)
+    if (charge(vfs, NAME_COST(len)) < 0)
         return -ENOSPC;
     char *name = malloc(len + 1);
     memfs_node *k = name ? copy_node(vfs, e->node) : NULL;
     if (!k) {
         free(name);
-        release(vfs, len);
+        release(vfs, NAME_COST(len));
         return -ENOMEM;
     }
     memcpy(name, e->name, len + 1);

@@ -85,6 +85,13 @@ uint32_t IMPORT(path_open)(eryx__wasi *w, uint32_t dirfd, uint32_t dirflags, uin
         return WASI_EFAULT;
     if (oflags > 0xf || fdflags > 0x1f)
         return WASI_EINVAL;
+    /* Creating names a regular file: as Linux since 6.4, O_CREAT with
+     * O_DIRECTORY is refused (it made a file), and with a trailing slash
+     * it is EISDIR. */
+    if ((oflags & WASI_O_CREAT) && (oflags & WASI_O_DIRECTORY))
+        return WASI_EINVAL;
+    if ((oflags & WASI_O_CREAT) && trailing)
+        return WASI_EISDIR;
     /* Nothing opened through a directory gets more than it may pass on. */
     rights &= WASI_RIGHTS_ALL;
     inherit &= WASI_RIGHTS_ALL;

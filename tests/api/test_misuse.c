@@ -1,4 +1,7 @@
 /* API misuse gives a status and a message, never a crash. */
+#include <stdio.h>
+#include <string.h>
+
 #include <eryx.h>
 
 #include "../check.h"
@@ -97,6 +100,62 @@ TEST_CASE(test_bad_run_arguments)
     CHECK_INT(eryx_runtime_free(rt), ERYX_MISUSE);
     CHECK_CONTAINS(eryx_errmsg(NULL), "1 sandboxes alive");
     eryx_sandbox_free(sb);
+}
+
+/* What the on_output below saw of running another sandbox. */
+typedef struct nested_run {
+    eryx_sandbox *other;
+    int calls, rc;
+    char msg[256];
+} nested_run;
+
+static void run_other(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    nested_run *n = ud;
+    if (n->calls++)
+        return;
+    eryx_result *r = NULL;
+    n->rc = eryx_sandbox_run(n->other, "x = 1", 5, &r);
+    snprintf(n->msg, sizeof n->msg, "%s", eryx_errmsg(n->other));
+    eryx_result_free(r);
+}
+
+/* A run from inside another sandbox's guest code (its on_output, on the
+ * thread running it) is refused: it made the other sandbox dead ("trapped:
+ * guarded call refused"), and the first one's output handler with it. Now
+ * it fails with ERYX_MISUSE and both sandboxes go on. */
+TEST_CASE(test_run_inside_another_sandboxs_output)
+{
+    eryx_runtime *rt = case_runtime();
+    nested_run n = {0};
+    REQUIRE(eryx_sandbox_new(rt, NULL, &n.other) == ERYX_OK);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_output = run_other;
+    cfg.output_user_data = &n;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    eryx_result *r = NULL;
+    const char *code = "import sys\nprint('one', flush=True)\nprint('two')\n";
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    CHECK_INT(n.rc, ERYX_MISUSE);
+    CHECK_CONTAINS(n.msg, "inside another sandbox's guest code");
+    CHECK(n.calls >= 2);
+    CHECK(r && r->out && strcmp(r->out, "one\ntwo\n") == 0);
+    eryx_result_free(r);
+    /* Both run on. */
+    const char *again = "print(x if 'x' in dir() else 'fresh')";
+    r = NULL;
+    CHECK_INT(eryx_sandbox_run(n.other, again, strlen(again), &r), ERYX_OK);
+    CHECK(r && r->out && strcmp(r->out, "fresh\n") == 0);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, "print(3)", 8, &r), ERYX_OK);
+    CHECK(r && r->out && strcmp(r->out, "3\n") == 0);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    eryx_sandbox_free(n.other);
 }
 
 static void teardown(void)

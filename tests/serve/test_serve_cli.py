@@ -5,6 +5,7 @@ scaled-out ones tests/serve/test_replicas.py."""
 
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -467,4 +468,48 @@ def test_pool_bounds_session_executions_too(tmp_path):
         busy = [e for _, e in outs if "every sandbox is in use (--pool 1)" in e]
         assert len(ran) == 1 and len(busy) == 1, outs
     finally:
+        r.stop()
+
+
+def test_idle_connections_from_many_addresses_do_not_keep_clients_out(tmp_path):
+    """Connections that send nothing held their place for the head's 10 s:
+    from as many addresses as --max-connections (the per-client limit does
+    not help), they kept every client out, again and again. Now a new
+    connection shuts down the oldest that has not sent an authorised
+    request; a client's connection is served, and an authorised one keeps
+    its place."""
+    token_file = str(tmp_path / "token")
+    token = write_secret(token_file)
+    r = Replica("gate", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--max-connections", "4", "--max-per-client", "2"])
+    keeper, idle = None, []
+    try:
+        keeper = socket.create_connection(("127.0.0.1", r.port), timeout=10)
+        keeper.sendall((f"GET /v1/ws HTTP/1.1\r\nHost: 127.0.0.1:{r.port}\r\n"
+                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+                        ).encode())
+        assert keeper.recv(4096).startswith(b"HTTP/1.1 101")
+        for i in range(4):  # 127.0.0.2 to .5: four more clients
+            sock = socket.socket()
+            sock.bind((f"127.0.0.{i + 2}", 0))
+            sock.connect(("127.0.0.1", r.port))
+            idle.append(sock)
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        run = subprocess.run([eryx_cli(), "--remote", r.url, "--token-file", token_file,
+                              "-c", "print('served')"], capture_output=True, text=True,
+                             timeout=60)
+        assert run.stdout == "served\n", run.stderr
+        assert time.monotonic() - t0 < 5
+        # Room was made from the idle ones, oldest first.
+        for sock in idle[:2]:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+        readable, _, _ = select.select([keeper], [], [], 0)
+        assert not readable, "the authorised connection was shut down"
+    finally:
+        for sock in idle + ([keeper] if keeper else []):
+            sock.close()
         r.stop()

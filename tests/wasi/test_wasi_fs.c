@@ -272,6 +272,17 @@ TEST_CASE(test_tmp)
     CHECK_INT(W(fd_advise)(w, (uint32_t)fd, 0, 0, 1), 0);
     W(fd_close)(w, (uint32_t)fd);
 
+    /* O_CREAT makes regular files only: with O_DIRECTORY it is refused
+     * (it made a file), and a name ending in a slash is EISDIR. Neither
+     * leaves anything behind. */
+    CHECK_INT(open_at(w, 3, "tmp/nd", WASI_O_CREAT | WASI_O_DIRECTORY, RW_RIGHTS, 0),
+              -WASI_EINVAL);
+    CHECK_INT(open_at(w, 3, "tmp/nd/", WASI_O_CREAT, RW_RIGHTS, 0), -WASI_EISDIR);
+    put_str(mem, P_PATH, "tmp/nd");
+    CHECK_INT(W(path_filestat_get)(w, 3, 0, P_PATH, 6, P_STAT), WASI_ENOENT);
+    CHECK_INT(open_at(w, 3, "tmp", WASI_O_CREAT | WASI_O_DIRECTORY, READ_RIGHTS, 0),
+              -WASI_EINVAL);
+
     /* Append mode writes at the end whatever the position. */
     fd = open_at(w, 3, "tmp/f.txt", WASI_O_TRUNC, RW_RIGHTS, WASI_FDFLAG_APPEND);
     REQUIRE(fd > 3);
