@@ -327,6 +327,45 @@ s.close()
 print("ok   slow_head_and_per_client")
 PY
 
+# Silent connections from many addresses (eight, 32 each: all 256 places)
+# held them for the head's 10 s and kept every client out. A new one now
+# shuts down the oldest connection that has not sent a request the server
+# took; one that has keeps its place.
+python3 - "$port" "$init" <<'PY' || fails=$((fails + 1))
+import http.client, json, socket, sys, time
+port, init = int(sys.argv[1]), sys.argv[2]
+H = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+keep = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+keep.request("POST", "/mcp", body=init, headers=H)
+r = keep.getresponse()
+sid = r.getheader("Mcp-Session-Id")
+assert r.status == 200 and sid, r.status
+r.read()
+held = []
+for i in range(256):
+    s = socket.socket()
+    s.bind((f"127.0.0.{2 + i // 32}", 0))
+    s.connect(("127.0.0.1", port))
+    held.append(s)
+time.sleep(0.5)
+t = time.monotonic()
+c = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+c.request("GET", "/healthz")
+r = c.getresponse()
+assert r.status == 200 and r.read() == b"ok\n", r.status
+assert time.monotonic() - t < 5
+held[0].settimeout(5)
+assert held[0].recv(1) == b"", "the oldest silent connection was not shut down"
+keep.request("POST", "/mcp", headers=dict(H, **{"Mcp-Session-Id": sid}),
+             body=json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+r = keep.getresponse()
+assert r.status == 200, "the proven connection lost its place"
+r.read()
+for s in held:
+    s.close()
+print("ok   silent_connections_make_room")
+PY
+
 wait $heartbeat || { cat "$tmp/heartbeat.out"; fails=$((fails + 1)); }
 grep -q "^ok   heartbeat" "$tmp/heartbeat.out" && cat "$tmp/heartbeat.out"
 [ $fails = 0 ] && echo "http_auth: all passed"
