@@ -281,13 +281,20 @@ static void *connection_main(void *arg)
 {
     conn_arg *a = arg;
     server *sv = a->sv;
-    ws_conn *c = ws_conn_new(a->fd, a->metrics_only ? NULL : sv->tls, 0, NULL,
-                             sv->cfg.max_message);
+    /* The connection gets a duplicate; the gate's a->fd stays open until
+     * the gate lets go of it, so that it never shuts down the number after
+     * another connection took it (ws_conn_new closes what it is given when
+     * it fails). */
+    int own = dup(a->fd);
+    ws_conn *c = own < 0 ? NULL
+                         : ws_conn_new(own, a->metrics_only ? NULL : sv->tls, 0, NULL,
+                                       sv->cfg.max_message);
     http_req req;
     if (c && ws_conn_read_request(c, &req, REQUEST_HEAD_TIMEOUT_MS) > 0)
         route(sv, c, &req, a);
-    leave(sv, a);       /* before the fd closes: the gate may shut it down */
-    ws_conn_free(c);    /* (a ws_conn_new that failed closed it) */
+    ws_conn_free(c);
+    leave(sv, a);
+    close(a->fd);
     free(a);
     return NULL;
 }

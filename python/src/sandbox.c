@@ -153,34 +153,58 @@ static int sigint_begin(eryx_sandbox *sb, sigint_run *r)
     return 1;
 }
 
-/* Ends the run; 1 if a Ctrl-C interrupted it. Such a Ctrl-C stops the run
- * it is nested in too (a program's Ctrl-C stops the whole of it; the outer
- * one would have gone on after its callback failed). */
+/* Ends the run; 1 if a Ctrl-C interrupted it. */
 static int sigint_end(const sigint_run *r)
 {
     pthread_mutex_lock(&sigint_mu);
     int hit = sigint_hits != r->hits;
     sigint_target = r->outer;
-    if (hit && r->outer) {
-        eryx_sandbox_interrupt(r->outer);
-        sigint_hits++;
-    }
     pthread_mutex_unlock(&sigint_mu);
     return hit;
 }
 
-/* After a run that Ctrl-C may have stopped: -1 with KeyboardInterrupt
- * raised if it did. Python's flag may already be gone, taken by Python
- * code that ran meanwhile (an inline callback, whose KeyboardInterrupt
- * became the call's failure): the run was stopped all the same. */
-static int sigint_raise(int hit)
+/* Whether Python's SIGINT handler is its default, which raises
+ * KeyboardInterrupt (a program's own may mean to go on): 1 or 0; -1 with
+ * the KeyboardInterrupt of a Ctrl-C that came meanwhile set. GIL held, no
+ * exception set. */
+static int sigint_handler_is_default(void)
 {
-    if (PyErr_CheckSignals() < 0)
+    PyObject *mod = PyImport_ImportModule("signal");
+    PyObject *cur = mod ? PyObject_CallMethod(mod, "getsignal", "i", SIGINT) : NULL;
+    PyObject *def = mod ? PyObject_GetAttrString(mod, "default_int_handler") : NULL;
+    int is = cur && cur == def;
+    Py_XDECREF(cur);
+    Py_XDECREF(def);
+    Py_XDECREF(mod);
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
         return -1;
-    if (!hit)
-        return 0;
-    PyErr_SetNone(PyExc_KeyboardInterrupt);
-    return -1;
+    PyErr_Clear();
+    return is;
+}
+
+/* After a run that Ctrl-C may have stopped (hit: it did): -1 with
+ * KeyboardInterrupt raised, or what the program's handler raised. Python's
+ * flag may already be gone, taken by Python code that ran meanwhile (an
+ * inline callback, whose KeyboardInterrupt became the call's failure):
+ * under Python's own handler the run's stop is a KeyboardInterrupt all the
+ * same. It stops the run this one is nested in too (the program is to
+ * stop; the outer run would have gone on after its callback failed). */
+static int sigint_raise(const sigint_run *r, int hit)
+{
+    int rc = PyErr_CheckSignals();   /* a pending Ctrl-C first: nothing else takes it */
+    if (rc == 0 && hit) {
+        int is = sigint_handler_is_default();
+        if (is > 0)
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+        rc = is != 0 ? -1 : 0;
+    }
+    if (rc < 0 && hit && r->outer && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        pthread_mutex_lock(&sigint_mu);
+        eryx_sandbox_interrupt(r->outer);
+        sigint_hits++;
+        pthread_mutex_unlock(&sigint_mu);
+    }
+    return rc;
 }
 
 /* Status codes of the guard below. */
@@ -463,7 +487,7 @@ static PyObject *sandbox_run(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
     }
     /* A Ctrl-C that arrived during the run (it interrupted the run):
      * KeyboardInterrupt, as for any blocking call. */
-    if (ctrl_c && sigint_raise(hit) < 0) {
+    if (ctrl_c && sigint_raise(&sr, hit) < 0) {
         eryx_result_free(res);
         return NULL;
     }
@@ -995,7 +1019,7 @@ static PyObject *exec_step(pyeryx_exec *e, PyObject *args)
     memcpy(e->stream.n_held, run.n_held, sizeof run.n_held);
     if (failed < 0)
         return NULL;
-    if (ctrl_c && sigint_raise(hit) < 0)
+    if (ctrl_c && sigint_raise(&sr, hit) < 0)
         return NULL;
     return PyLong_FromLong(rc);
 }

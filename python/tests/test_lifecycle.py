@@ -133,6 +133,30 @@ def test_ctrl_c_during_an_inline_callback_raises_keyboard_interrupt():
     assert r.stdout == "KeyboardInterrupt True\n2\n", r.stdout + r.stderr
 
 
+def test_ctrl_c_under_a_programs_own_handler_is_no_keyboard_interrupt():
+    # A program whose SIGINT handler does not raise (it only notes the
+    # signal): the run is still stopped, as an interrupt (CancelledError),
+    # not turned into a KeyboardInterrupt the program did not ask for.
+    r = run_script("""
+        import eryx, os, signal, threading, time
+        got = []
+        signal.signal(signal.SIGINT, lambda *a: got.append("sigint"))
+        def slow():
+            time.sleep(2)
+            return 1
+        s = eryx.Session(callbacks=[{"name": "slow", "fn": slow, "inline": True}])
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            s.execute("await slow()\\nwhile True: pass")
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("KeyboardInterrupt")
+        except eryx.CancelledError:
+            print("CancelledError", got)
+    """)
+    assert r.stdout == "CancelledError ['sigint']\n", r.stdout + r.stderr
+
+
 def test_ctrl_c_in_a_nested_run_stops_the_outer_one_too():
     # A sandbox run from an inline callback: Ctrl-C stopped only the inner
     # run, and the outer one went on after its callback failed.
@@ -171,7 +195,7 @@ def test_worker_event_loops_are_closed():
         r = s.execute("import asyncio\\n"
                       "print(sum(await asyncio.gather(*(fetch(x=i) for i in range(8)))))")
         print(r.stdout, end="")
-        time.sleep(3)
+        time.sleep(4)   # the workers idle out (2 s) and go
         gc.collect()
         print("done")
     """)

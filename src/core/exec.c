@@ -988,6 +988,20 @@ static uint64_t run_limit(uint64_t option, uint64_t sandbox)
     return v == ERYX_NO_LIMIT ? 0 : v;
 }
 
+/* ERYX_MISUSE if this thread is inside guest code (an on_output, or host
+ * code a guest called), where its guarded call would be refused: checked
+ * before a run changes anything (its set-up flags, the journal), so that
+ * the refused sandbox stays as it was. */
+static int thread_may_run(eryx_sandbox *sb)
+{
+    if (!eryx__engine_thread_in_guest())
+        return ERYX_OK;
+    eryx__set_errmsg(sb, "refused: this thread is inside another sandbox's guest code (an "
+                         "output handler or a host function of it may not run a sandbox; "
+                         "a callback may)");
+    return ERYX_MISUSE;
+}
+
 /* seed: as eryx__request_build's. */
 static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
                       const eryx_run_options *opts, int seed, eryx_exec **out)
@@ -997,7 +1011,9 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
         eryx_run_options_default(&defaults);
         opts = &defaults;
     }
-    int rc = check_options(sb, opts);
+    int rc = thread_may_run(sb);
+    if (rc == ERYX_OK)
+        rc = check_options(sb, opts);
     if (rc != ERYX_OK)
         return rc;
     size_t req_len = 0;
@@ -1085,7 +1101,9 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
         o = *opts;
     else
         eryx_run_options_default(&o);
-    int rc = check_journal(sb, j, code, len, &o), recorded = 0;
+    int rc = thread_may_run(sb), recorded = 0;
+    if (rc == ERYX_OK)
+        rc = check_journal(sb, j, code, len, &o);
     if (rc == ERYX_OK && !j->has_code && (rc = check_options(sb, &o)) == ERYX_OK) {
         rc = eryx__journal_set_code(j, code, len, (int)o.mode, o.filename);
         if (rc == ERYX_INVALID)

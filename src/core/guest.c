@@ -84,7 +84,8 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
     eryx__wasi_cpu_leave(sb->wasi);
     if (how == -1) {
         /* A half-run execution cannot wait for a better thread: the
-         * execution ends, and its interpreter with it. */
+         * execution ends, and its interpreter with it (and its stack). */
+        eryx__fiber_abandon(sb->in.fiber);
         sb->state = ERYX__SB_DEAD;
         eryx__set_errmsg(sb, "resuming %s was refused: this thread is inside another "
                              "sandbox's guest code; the sandbox is dead", what);

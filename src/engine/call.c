@@ -150,6 +150,12 @@ fail:
     return -1;
 }
 
+int eryx__engine_thread_in_guest(void)
+{
+    const eryx__engine_thread *t = &eryx__engine_tls;
+    return t->jmp != NULL || t->fiber != NULL;
+}
+
 int eryx__engine_global_init(void)
 {
     return eryx__fault_install();

@@ -156,6 +156,12 @@ eryx__fiber *eryx__fiber_new(size_t stack_size);
  * its stack goes away, nothing on it runs. Not while a call runs on it. */
 void eryx__fiber_free(eryx__fiber *f);
 
+/* 1 if this thread is inside a guarded call (guest code, or host code the
+ * guest called: an import, an output handler), where any other guarded
+ * call is refused (-1, errno EBUSY); 0 otherwise, also while the thread's
+ * own guest is suspended (a callback handler may run another sandbox). */
+int eryx__engine_thread_in_guest(void);
+
 /* Like eryx__engine_call, but fn runs on the fiber's stack. Returns what
  * eryx__engine_call returns, or
  * - ERYX__CALL_SUSPENDED: a host import called eryx__engine_suspend; the

@@ -184,19 +184,20 @@ static int add_kid(memfs_node *dir, long pos, const char *name, size_t len, memf
     return 0;
 }
 
-/* Removes entry i of dir and drops the reference it held. */
-static void remove_kid(memfs_node *dir, size_t i)
+/* Removes entry i of dir and drops the reference it held; shrink: give
+ * back the room of a directory that emptied (not where an entry is added
+ * next, which must not fail for want of it). */
+static void remove_kid(memfs_node *dir, size_t i, int shrink)
 {
     memfs_node *n = dir->kids[i].node;
     release(dir->vfs, NAME_COST(strlen(dir->kids[i].name)));
     free(dir->kids[i].name);
     memmove(dir->kids + i, dir->kids + i + 1, (dir->nkids - i - 1) * sizeof *dir->kids);
     dir->nkids--;
-    /* Give back the room of a directory that emptied (a failed shrink
-     * keeps the larger array, still charged). */
-    if (dir->nkids == 0)
+    /* A failed shrink keeps the larger array, still charged. */
+    if (shrink && dir->nkids == 0)
         (void)resize_kids(dir, 0);
-    else if (dir->kcap > KIDS_MIN && dir->nkids < dir->kcap / 4)
+    else if (shrink && dir->kcap > KIDS_MIN && dir->nkids < dir->kcap / 4)
         (void)resize_kids(dir, dir->kcap / 2);
     dir->mtim = dir->ctim = vfs_now_ns();
     n->linked = 0;
@@ -489,7 +490,7 @@ int vfs_mem_rmdir(const vfs_mount *m, const char *rel)
     if (n->nkids)
         return -ENOTEMPTY;
     dir->kids[i].node->parent = NULL;
-    remove_kid(dir, i);
+    remove_kid(dir, i, 1);
     return 0;
 }
 
@@ -502,7 +503,7 @@ int vfs_mem_unlink(const vfs_mount *m, const char *rel)
         return rc;
     if (dir->kids[i].node->is_dir)
         return -EISDIR;
-    remove_kid(dir, i);
+    remove_kid(dir, i, 1);
     return 0;
 }
 
@@ -598,13 +599,13 @@ int vfs_mem_rename(const vfs_mount *m, const char *from, const char *to)
     /* Link under the new name first so a failure leaves the old name intact. */
     src->refs++;
     if (di >= 0) {
-        remove_kid(ddir, (size_t)di);
+        remove_kid(ddir, (size_t)di, 0);
         di = find_kid(ddir, dname, strlen(dname));
     }
     rc = add_kid(ddir, di, dname, strlen(dname), src);
     if (rc == 0) {
         find_entry(m, from, &sdir, &si);
-        remove_kid(sdir, si);
+        remove_kid(sdir, si, 1);
         src->linked = 1;
         if (src->is_dir)
             src->parent = ddir;

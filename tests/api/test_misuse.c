@@ -129,7 +129,11 @@ TEST_CASE(test_run_inside_another_sandboxs_output)
 {
     eryx_runtime *rt = case_runtime();
     nested_run n = {0};
-    REQUIRE(eryx_sandbox_new(rt, NULL, &n.other) == ERYX_OK);
+    static const char *const env[] = {"NESTED=kept", NULL};
+    eryx_sandbox_config ocfg;
+    eryx_sandbox_config_default(&ocfg);
+    ocfg.env = env;
+    REQUIRE(eryx_sandbox_new(rt, &ocfg, &n.other) == ERYX_OK);
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.on_output = run_other;
@@ -144,11 +148,12 @@ TEST_CASE(test_run_inside_another_sandboxs_output)
     CHECK(n.calls >= 2);
     CHECK(r && r->out && strcmp(r->out, "one\ntwo\n") == 0);
     eryx_result_free(r);
-    /* Both run on. */
-    const char *again = "print(x if 'x' in dir() else 'fresh')";
+    /* Both run on; the refused one's first run still sets it up (its
+     * environment here: the refusal came before the run took its set-up). */
+    const char *again = "import os\nprint(x if 'x' in dir() else 'fresh', os.environ.get('NESTED'))";
     r = NULL;
     CHECK_INT(eryx_sandbox_run(n.other, again, strlen(again), &r), ERYX_OK);
-    CHECK(r && r->out && strcmp(r->out, "fresh\n") == 0);
+    CHECK(r && r->out && strcmp(r->out, "fresh kept\n") == 0);
     eryx_result_free(r);
     r = NULL;
     CHECK_INT(eryx_sandbox_run(sb, "print(3)", 8, &r), ERYX_OK);

@@ -9,7 +9,8 @@
 #include "vfs/vfs_persist.h"
 
 /* Bytes the process has allocated now: the sanitizers' own count under
- * their allocators, glibc's otherwise (headers included). */
+ * their allocators (declared here: gcc installs no header for it), glibc's
+ * otherwise, headers and mmapped blocks included. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define HEAP_SANITIZER 1
 #elif defined(__has_feature)
@@ -18,11 +19,15 @@
 #endif
 #endif
 #ifdef HEAP_SANITIZER
-#include <sanitizer/allocator_interface.h>
+size_t __sanitizer_get_current_allocated_bytes(void);
 static size_t heap_in_use(void) { return __sanitizer_get_current_allocated_bytes(); }
 #else
 #include <malloc.h>
-static size_t heap_in_use(void) { return mallinfo2().uordblks; }
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
 #endif
 
 #define RW (ERYX__VFS_O_READ | ERYX__VFS_O_WRITE)
