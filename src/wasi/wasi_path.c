@@ -101,6 +101,10 @@ uint32_t IMPORT(path_open)(eryx__wasi *w, uint32_t dirfd, uint32_t dirflags, uin
     int rc = eryx__vfs_open(w->vfs, p, open_flags(dirflags, oflags, rights, trailing), &f);
     if (rc < 0)
         return eryx__wasi_errno(rc);
+    if ((oflags & WASI_O_CREAT) && eryx__vfs_file_type(f) == ERYX__VFS_T_DIR) {
+        eryx__vfs_close(f); /* an existing directory, even read-only: as Linux */
+        return WASI_EISDIR;
+    }
     int64_t fd = eryx__wasi_fd_add(w, f, granted_rights(rights, f), inherit, (uint16_t)fdflags);
     if (fd < 0)
         return (uint32_t)-fd;

@@ -282,6 +282,7 @@ TEST_CASE(test_tmp)
     CHECK_INT(W(path_filestat_get)(w, 3, 0, P_PATH, 6, P_STAT), WASI_ENOENT);
     CHECK_INT(open_at(w, 3, "tmp", WASI_O_CREAT | WASI_O_DIRECTORY, READ_RIGHTS, 0),
               -WASI_EINVAL);
+    CHECK_INT(open_at(w, 3, "tmp", WASI_O_CREAT, READ_RIGHTS, 0), -WASI_EISDIR);
 
     /* Append mode writes at the end whatever the position. */
     fd = open_at(w, 3, "tmp/f.txt", WASI_O_TRUNC, RW_RIGHTS, WASI_FDFLAG_APPEND);
