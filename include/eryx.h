@@ -246,11 +246,14 @@ ERYX_API int eryx_runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out
  * runtime made with ERYX_RUNTIME_NO_IMAGE, ERYX_IO if the file cannot be
  * written (message in eryx_errmsg(NULL)). Thread-safe.
  *
- * A loaded file is checked before anything of it is used or mapped: its
- * format, the build id (eryx_build_id()), that its sizes add up to the
- * file's size and fit their limits, and an XXH3 checksum of every byte; a
- * file from another build, truncated, damaged or whose sizes lie is refused
- * with ERYX_INVALID and a message naming the reason. */
+ * A loaded file is checked before anything of it is used: its format, the
+ * build id (eryx_build_id()) and that its sizes add up to the file's size
+ * and fit their limits before it is mapped, then an XXH3 checksum of every
+ * byte; a file from another build, truncated, damaged or whose sizes lie is
+ * refused with ERYX_INVALID and a message naming the reason. The checksum
+ * finds damage, not tampering: an image is the interpreter every sandbox of
+ * the runtime starts from, so load only files you (or whom you trust as
+ * much as your own code) wrote, kept where only you may write. */
 ERYX_API int eryx_runtime_save_image(eryx_runtime *rt, const char *path);
 
 /* The size in bytes of the runtime's image: its memory pages that are not

@@ -5,8 +5,8 @@
  * another of the same build instead of booting CPython and running the
  * warm-up and setup again. See docs/packages.md, "Image files".
  *
- * Layout (little endian, this host's struct layout: the build id pins the
- * library as well as the guest):
+ * Layout (little endian, this host's struct layout; the build id pins the
+ * guest, not the host library: docs/packages.md, "Image files"):
  *   image_header, padded to 4096 bytes (the memory starts page-aligned)
  *   mem_size bytes of linear memory (zero pages are holes)
  *   packages_size bytes: the packages' ERYXIMG1 image (0 if none)
@@ -302,6 +302,10 @@ static int read_exact(int fd, uint8_t *p, uint64_t len, uint64_t at, const char 
  * packages' image is well formed, every hot run lies inside the memory. */
 static int check_parts(const image_header *h, const uint8_t *rest, const char *path)
 {
+    /* No more files than a build makes (entries may share their paths'
+     * bytes, so the size alone allows tens of millions, each compared). */
+    if (h->packages_size >= 12 && eryx__image_count(rest) > ERYX__PACKAGES_MAX_FILES)
+        return refuse(path, "holds more package files than a build makes");
     if (h->packages_size && eryx__image_validate(rest, (size_t)h->packages_size) != 0)
         return refuse(path, "holds a malformed packages image");
     const uint8_t *hot = rest + h->packages_size + h->wasi_size;
@@ -364,7 +368,8 @@ static int adopt(eryx_runtime *rt, const image_header *h, eryx__mem_image *img, 
 
 int eryx__runtime_load_image(eryx_runtime *rt, const char *path, int trusted)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given as the image is refused, not waited on. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         eryx__set_errmsg(NULL, "cannot open the runtime image %s: %s", path, strerror(errno));
         return ERYX_IO;
@@ -372,13 +377,17 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path, int trusted)
     struct stat st;
     uint8_t page[HEADER_BYTES];
     image_header h;
-    ssize_t got = pread(fd, page, sizeof page, 0);
+    ssize_t got = -1;
     int rc = ERYX_OK;
-    if (fstat(fd, &st) != 0 || got < 0) {
+    if (fstat(fd, &st) != 0) {
         eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
         rc = ERYX_IO;
     } else if (!S_ISREG(st.st_mode)) {
-        rc = refuse(path, "is not a regular file");
+        eryx__set_errmsg(NULL, "cannot read the runtime image %s: not a regular file", path);
+        rc = ERYX_IO;
+    } else if ((got = pread(fd, page, sizeof page, 0)) < 0) {
+        eryx__set_errmsg(NULL, "cannot read %s: %s", path, strerror(errno));
+        rc = ERYX_IO;
     } else {
         rc = eryx__image_file_check(page, (size_t)got, (uint64_t)st.st_size, path);
     }

@@ -470,6 +470,12 @@ TEST_CASE(bad_wheels_refused)
                   ERYX_INVALID, "not a pure-Python wheel");
     refused_wheel(write_wheel("nometa.whl", "{'demo/__init__.py': ''}", "None"), ERYX_INVALID,
                   "not a wheel");
+    /* Two WHEEL files, the first saying the wheel is not pure: the last
+     * read decided (accepted). */
+    refused_wheel(write_wheel("twometa.whl", "{'aaa-1.0.dist-info/WHEEL': 'Wheel-Version: "
+                                             "1.0\\nRoot-Is-Purelib: false\\n', "
+                                             "'demo/__init__.py': ''}", PURE_META),
+                  ERYX_INVALID, "more than one *.dist-info/WHEEL");
     /* Damage: garbage, a truncated archive, a flipped byte in a member. */
     char path[300];
     snprintf(path, sizeof path, "%s/garbage.whl", workdir);
@@ -769,6 +775,14 @@ TEST_CASE(damaged_images_refused)
     sh(": > '%s'", bad);
     CHECK(load(bad, ERYX_INVALID) == NULL);
     CHECK(load(workdir, ERYX_IO) == NULL); /* a directory */
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
+    /* A FIFO is refused at once, not waited on (nobody writes to it). */
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/fifo.img", workdir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    CHECK(load(fifo, ERYX_IO) == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
+    unlink(fifo);
 
     /* A session file is not an image. */
     eryx_runtime_config_default(&cfg);
