@@ -406,15 +406,15 @@ static int add_wheel(pkg_set *s, const char *wheel)
             rc = ERYX_INVALID;
         } else {
             const char *slash = strchr(name, '/');
-            if (slash && strcmp(slash, "/WHEEL") == 0 && slash - name > 10 &&
-                strncmp(slash - 10, ".dist-info", 10) == 0 && purelib >= 0) {
+            int is_meta = slash && strcmp(slash, "/WHEEL") == 0 && slash - name > 10 &&
+                          strncmp(slash - 10, ".dist-info", 10) == 0;
+            if (is_meta && purelib >= 0) {
                 /* One says whether the wheel is pure; two could say both
                  * (the last read decided). */
                 eryx__set_errmsg(NULL, "%s holds more than one *.dist-info/WHEEL ('%.200s'): "
                                        "a wheel has one", wheel, name);
                 rc = ERYX_INVALID;
-            } else if (slash && strcmp(slash, "/WHEEL") == 0 && slash - name > 10 &&
-                       strncmp(slash - 10, ".dist-info", 10) == 0) {
+            } else if (is_meta) {
                 uint8_t *meta;
                 size_t len;
                 rc = zip_read_member(za, (zip_uint64_t)i, wheel, name, 1u << 20, &meta, &len);
