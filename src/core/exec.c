@@ -988,20 +988,6 @@ static uint64_t run_limit(uint64_t option, uint64_t sandbox)
     return v == ERYX_NO_LIMIT ? 0 : v;
 }
 
-/* ERYX_MISUSE if this thread is inside guest code (an on_output, or host
- * code a guest called), where its guarded call would be refused: checked
- * before a run changes anything (its set-up flags, the journal), so that
- * the refused sandbox stays as it was. */
-static int thread_may_run(eryx_sandbox *sb)
-{
-    if (!eryx__engine_thread_in_guest())
-        return ERYX_OK;
-    eryx__set_errmsg(sb, "refused: this thread is inside another sandbox's guest code (an "
-                         "output handler or a host function of it may not run a sandbox; "
-                         "a callback may)");
-    return ERYX_MISUSE;
-}
-
 /* seed: as eryx__request_build's. */
 static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
                       const eryx_run_options *opts, int seed, eryx_exec **out)
@@ -1011,7 +997,9 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
         eryx_run_options_default(&defaults);
         opts = &defaults;
     }
-    int rc = thread_may_run(sb);
+    /* Where no sandbox can run, refused before the run changes anything
+     * (the sandbox's set-up flags): the sandbox stays as it was. */
+    int rc = eryx__guest_thread_free(sb, "the run");
     if (rc == ERYX_OK)
         rc = check_options(sb, opts);
     if (rc != ERYX_OK)
@@ -1101,7 +1089,7 @@ int eryx__exec_start_journaled(eryx_sandbox *sb, const char *code, size_t len,
         o = *opts;
     else
         eryx_run_options_default(&o);
-    int rc = thread_may_run(sb), recorded = 0;
+    int rc = eryx__guest_thread_free(sb, "the run"), recorded = 0; /* before the journal */
     if (rc == ERYX_OK)
         rc = check_journal(sb, j, code, len, &o);
     if (rc == ERYX_OK && !j->has_code && (rc = check_options(sb, &o)) == ERYX_OK) {

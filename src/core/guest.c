@@ -4,7 +4,6 @@
  * linear memory with bounds checks: a guest that lies about pointers gets an
  * error, never a host fault.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,22 +14,22 @@
 
 /* Turns how a guarded call ended into a status. A trap kills the sandbox:
  * the interpreter's state is unknown from then on. */
-static int call_status(eryx_sandbox *sb, int how, int err, const eryx__call_info *info,
+int eryx__guest_thread_free(eryx_sandbox *sb, const char *what)
+{
+    if (!eryx__engine_thread_in_guest())
+        return ERYX_OK;
+    eryx__set_errmsg(sb, "%s refused: this thread is inside another sandbox's guest code (an "
+                         "output handler or a host function of it may not run a sandbox; a "
+                         "callback may)", what);
+    return ERYX_MISUSE;
+}
+
+static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
                        const char *what)
 {
     switch (how) {
     case ERYX__CALL_OK:
         return ERYX_OK;
-    case -1:
-        /* Refused before any guest code ran: the sandbox is as it was. */
-        if (err == EBUSY) {
-            eryx__set_errmsg(sb, "%s refused: this thread is inside another sandbox's guest "
-                                 "code (an output handler or a host function of it may not "
-                                 "run a sandbox; a callback may)", what);
-            return ERYX_MISUSE;
-        }
-        eryx__set_errmsg(sb, "%s: this thread cannot run guest code: %s", what, strerror(err));
-        return ERYX_NOMEM;
     case ERYX__CALL_SUSPENDED:
         return ERYX_PENDING;
     case ERYX__CALL_EXIT:
@@ -67,12 +66,16 @@ static int call_status(eryx_sandbox *sb, int how, int err, const eryx__call_info
 int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char *what)
 {
     eryx__call_info info = {0};
+    /* Refused before anything: the sandbox is as it was (runs are refused
+     * sooner, in exec_start, before they take the sandbox's set-up). */
+    int rc = eryx__guest_thread_free(sb, what);
+    if (rc != ERYX_OK)
+        return rc;
     eryx__sandbox_drop_fork_base(sb);
     eryx__wasi_cpu_enter(sb->wasi);     /* the guest's CPU clocks count from here */
     int how = eryx__engine_call_on(sb->in.fiber, &sb->in.inst.w2c_memory, fn, arg, &info);
-    int err = errno;
     eryx__wasi_cpu_leave(sb->wasi);
-    return call_status(sb, how, err, &info, what);
+    return call_status(sb, how, &info, what);
 }
 
 int eryx__guest_resume(eryx_sandbox *sb, const char *what)
@@ -91,7 +94,7 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what)
                              "sandbox's guest code; the sandbox is dead", what);
         return ERYX_MISUSE;
     }
-    return call_status(sb, how, 0, &info, what);
+    return call_status(sb, how, &info, what);
 }
 
 /* The one bounds check of guest ranges, shared with the WASI layer. */

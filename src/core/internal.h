@@ -275,6 +275,10 @@ int eryx__guest_abi_version(eryx_sandbox *sb, int32_t *version);
  * eryx status, or ERYX_PENDING when the guest suspended. */
 int eryx__guest_call(eryx_sandbox *sb, eryx__guest_fn fn, void *arg, const char *what);
 int eryx__guest_resume(eryx_sandbox *sb, const char *what);
+/* ERYX_MISUSE, with sb's message saying why, if this thread is inside
+ * guest code (an on_output, or host code a guest called), where no other
+ * sandbox can run; ERYX_OK otherwise. */
+int eryx__guest_thread_free(eryx_sandbox *sb, const char *what);
 
 /* Guest memory, checked: NULL unless [ptr, ptr + len) is inside it. */
 uint8_t *eryx__guest_span(eryx_sandbox *sb, uint32_t ptr, uint64_t len);
