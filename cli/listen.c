@@ -106,7 +106,7 @@ int cli_read_secret(const char *who, const char *path, char *out, size_t cap, si
 void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr)
 {
     *g = (cli_gate){.max_total = max_total, .max_per_addr = max_per_addr,
-                    .free_head = UINT32_MAX};
+                    .free_head = UINT32_MAX, .oldest = UINT32_MAX, .newest = UINT32_MAX};
     pthread_mutex_init(&g->lock, NULL);
 }
 
@@ -165,21 +165,47 @@ static int64_t conn_slot(cli_gate *g)
     return g->n_conns++;
 }
 
+/* The unproven queue: a connection joins it when admitted and leaves it
+ * when proven, evicted or gone, so that the oldest is found at once
+ * however many the table holds. */
+static void queue_push(cli_gate *g, uint32_t t)
+{
+    g->conns[t].older = g->newest;
+    g->conns[t].newer = UINT32_MAX;
+    if (g->newest != UINT32_MAX)
+        g->conns[g->newest].newer = t;
+    else
+        g->oldest = t;
+    g->newest = t;
+}
+
+static void queue_unlink(cli_gate *g, uint32_t t)
+{
+    struct cli_gate_conn *c = &g->conns[t];
+    if (!c->used || c->proven || c->evicted)
+        return; /* not in it */
+    if (c->older != UINT32_MAX)
+        g->conns[c->older].newer = c->newer;
+    else
+        g->oldest = c->newer;
+    if (c->newer != UINT32_MAX)
+        g->conns[c->newer].older = c->older;
+    else
+        g->newest = c->older;
+}
+
 /* Shuts down the oldest connection not yet proven; 0 if there is none.
  * Its thread sees the end of its input and leaves. */
 static int evict_oldest_unproven(cli_gate *g)
 {
-    struct cli_gate_conn *old = NULL;
-    for (uint32_t t = 0; t < g->n_conns; t++) {
-        struct cli_gate_conn *c = &g->conns[t];
-        if (c->used && !c->proven && !c->evicted && (!old || c->since < old->since))
-            old = c;
-    }
-    if (!old)
+    uint32_t t = g->oldest;
+    if (t == UINT32_MAX)
         return 0;
-    if (old->fd >= 0)
-        shutdown(old->fd, SHUT_RDWR);
-    old->evicted = 1;
+    queue_unlink(g, t);
+    struct cli_gate_conn *c = &g->conns[t];
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    c->evicted = 1;
     g->evicting++;
     return 1;
 }
@@ -199,8 +225,9 @@ int cli_gate_enter(cli_gate *g, const char *peer, int fd)
         t = conn_slot(g);
     if (t >= 0) {
         struct cli_gate_conn *c = &g->conns[t];
-        *c = (struct cli_gate_conn){.fd = fd, .used = 1, .since = g->admitted++};
+        *c = (struct cli_gate_conn){.fd = fd, .used = 1};
         snprintf(c->key, sizeof c->key, "%s", addr);
+        queue_push(g, (uint32_t)t);
         a->n++;
         g->total++;
     } else if (a && a->n == 0) {
@@ -212,18 +239,24 @@ int cli_gate_enter(cli_gate *g, const char *peer, int fd)
 
 void cli_gate_proven(cli_gate *g, int ticket)
 {
+    if (ticket < 0)
+        return; /* no gate's (eryx_mcp_http_serve_fd) */
     pthread_mutex_lock(&g->lock);
-    if (ticket >= 0 && (uint32_t)ticket < g->n_conns && g->conns[ticket].used)
+    if ((uint32_t)ticket < g->n_conns && g->conns[ticket].used) {
+        queue_unlink(g, (uint32_t)ticket);
         g->conns[ticket].proven = 1;
+    }
     pthread_mutex_unlock(&g->lock);
 }
 
 void cli_gate_leave(cli_gate *g, int ticket)
 {
+    if (ticket < 0)
+        return;
     pthread_mutex_lock(&g->lock);
-    struct cli_gate_conn *c = ticket >= 0 && (uint32_t)ticket < g->n_conns
-                                  ? &g->conns[ticket] : NULL;
+    struct cli_gate_conn *c = (uint32_t)ticket < g->n_conns ? &g->conns[ticket] : NULL;
     if (c && c->used) {
+        queue_unlink(g, (uint32_t)ticket);
         for (uint32_t i = 0; i < g->n_addrs; i++) {
             if (strcmp(g->addrs[i].addr, c->key) != 0)
                 continue;

@@ -45,12 +45,13 @@ typedef struct cli_gate {
         int fd;                 /* -1: none (a test's) */
         uint8_t used, proven, evicted; /* free ones: next_free links them */
         uint32_t next_free;
-        uint64_t since;         /* admission order */
+        uint32_t older, newer;  /* the unproven queue's links */
         char key[64];           /* its client */
     } *conns;
     uint32_t n_conns, cap_conns;    /* entries made, room */
     uint32_t free_head;             /* the first free entry, or UINT32_MAX */
-    uint64_t admitted;
+    uint32_t oldest, newest;        /* the unproven queue, in admission order:
+                                     * used, not proven, not evicted */
 } cli_gate;
 
 void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr);
