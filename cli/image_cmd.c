@@ -197,8 +197,30 @@ int eryx_cli_image(int argc, char **argv)
 
 /* ---- the runtime of a run ------------------------------------------------ */
 
+/* Whether path is a directory (not a link) or regular file of this user
+ * that no one else may write: an image is trusted input (its checksum
+ * finds damage, not tampering), so one that another user could have put
+ * in place or changed is not loaded (a shared or misowned cache). */
+static int ours_alone(const char *path, const struct stat *st)
+{
+    int kind = S_ISDIR(st->st_mode) || S_ISREG(st->st_mode);
+    if (kind && st->st_uid == geteuid() && !(st->st_mode & (S_IWGRP | S_IWOTH)))
+        return 1;
+    if (getenv("ERYX_DEBUG"))
+        fprintf(stderr, "eryx: not using the image cache: %s is not this user's alone\n",
+                path);
+    return 0;
+}
+
+static int dir_ours_alone(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && ours_alone(path, &st);
+}
+
 /* $XDG_CACHE_HOME/eryx/images, or ~/.cache/eryx/images; made if missing
- * (0700). NULL if there is no such place or it cannot be made. */
+ * (0700). NULL if there is no such place, it cannot be made, or it or its
+ * eryx/ parent is not this user's alone. */
 static char *cache_dir(void)
 {
     const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -222,7 +244,8 @@ static char *cache_dir(void)
         }
         *p = '/';
     }
-    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+    if ((mkdir(path, 0700) != 0 && errno != EEXIST) || !dir_ours_alone(base) ||
+        !dir_ours_alone(path))
         return NULL;
     return strdup(path);
 }
@@ -312,7 +335,7 @@ static int load_cached_image(const char *path, eryx_runtime **rt)
     char stamp[256], via[64], *stamp_path = malloc(strlen(path) + 8);
     snprintf(via, sizeof via, "/proc/self/fd/%d", fd);
     int rc = ERYX_IO;
-    if (stamp_path && fstat(fd, &st) == 0) {
+    if (stamp_path && fstat(fd, &st) == 0 && ours_alone(path, &st)) {
         sprintf(stamp_path, "%s.ok", path);
         image_stamp(&st, stamp, sizeof stamp);
         /* Without /proc the path is loaded, checked whole every time. */

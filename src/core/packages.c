@@ -28,9 +28,11 @@
 
 typedef struct pkg_entry {
     char *path;                 /* relative, '/'-separated */
-    uint8_t *data;
+    uint8_t *data;              /* owned unless borrowed */
     size_t len;
     size_t order;               /* which source, then position: first wins */
+    const char *source;         /* the directory or wheel it came from, for messages */
+    int borrowed;               /* data points into an image the caller keeps */
 } pkg_entry;
 
 typedef struct pkg_set {
@@ -38,26 +40,34 @@ typedef struct pkg_set {
     size_t n, cap;
     uint64_t bytes;             /* paths + data, for the limit */
     size_t order;
+    const char *source;         /* what set_add's entries come from now */
 } pkg_set;
+
+static void entry_free(pkg_entry *e)
+{
+    free(e->path);
+    if (!e->borrowed)
+        free(e->data);
+}
 
 static void set_free(pkg_set *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        free(s->e[i].path);
-        free(s->e[i].data);
-    }
+    for (size_t i = 0; i < s->n; i++)
+        entry_free(&s->e[i]);
     free(s->e);
     memset(s, 0, sizeof *s);
 }
 
-/* Takes path and data (malloc'd) into the set; frees them on failure. */
-static int set_add(pkg_set *s, char *path, uint8_t *data, size_t len)
+/* Takes path (malloc'd) and data (malloc'd unless borrowed) into the set;
+ * frees what it owns on failure. */
+static int set_add_entry(pkg_set *s, char *path, uint8_t *data, size_t len, int borrowed)
 {
     size_t plen = strlen(path);
     if (s->n >= ERYX__PACKAGES_MAX_FILES ||
         s->bytes + plen + len + 16 > ERYX__PACKAGES_MAX_BYTES) {
         free(path);
-        free(data);
+        if (!borrowed)
+            free(data);
         eryx__set_errmsg(NULL, "the packages hold more than %u files or %llu bytes",
                          (unsigned)ERYX__PACKAGES_MAX_FILES,
                          (unsigned long long)ERYX__PACKAGES_MAX_BYTES);
@@ -68,15 +78,21 @@ static int set_add(pkg_set *s, char *path, uint8_t *data, size_t len)
         pkg_entry *bigger = realloc(s->e, cap * sizeof *bigger);
         if (!bigger) {
             free(path);
-            free(data);
+            if (!borrowed)
+                free(data);
             return ERYX_NOMEM;
         }
         s->e = bigger;
         s->cap = cap;
     }
-    s->e[s->n++] = (pkg_entry){path, data, len, s->order++};
+    s->e[s->n++] = (pkg_entry){path, data, len, s->order++, s->source, borrowed};
     s->bytes += plen + len + 16;
     return ERYX_OK;
+}
+
+static int set_add(pkg_set *s, char *path, uint8_t *data, size_t len)
+{
+    return set_add_entry(s, path, data, len, 0);
 }
 
 static int has_suffix(const char *s, const char *suffix)
@@ -100,12 +116,20 @@ static int is_native(const char *name)
 static int read_file_at(int dirfd, const char *name, const char *shown, uint8_t **out,
                         size_t *len)
 {
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    /* Without blocking, and its type checked on what was opened: the walk
+     * saw a regular file, but a FIFO put in its place since would wait
+     * for a writer for ever. */
+    int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         eryx__set_errmsg(NULL, "cannot read %s: %s", shown, strerror(errno));
         if (fd >= 0)
             close(fd);
+        return ERYX_IO;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        eryx__set_errmsg(NULL, "cannot read %s: it is no longer a regular file", shown);
         return ERYX_IO;
     }
     if ((uint64_t)st.st_size > ERYX__PACKAGES_MAX_BYTES) {
@@ -218,6 +242,7 @@ static int add_dir(pkg_set *s, const char *dir)
                          strerror(errno));
         return ERYX_IO;
     }
+    s->source = dir;
     return walk_dir(s, fd, dir, "");
 }
 
@@ -310,6 +335,17 @@ static int zip_read_member(zip_t *za, zip_uint64_t i, const char *wheel, const c
                          wheel, name, (unsigned long long)st.size);
         return ERYX_INVALID;
     }
+    /* Deflate makes at most 1,032 bytes of each packed byte; bzip2 and
+     * the others libzip reads make millions, so that a wheel of a few
+     * kilobytes would take the whole limit (and the image's copies of it). */
+    uint64_t packed = (st.valid & ZIP_STAT_COMP_SIZE) ? st.comp_size : 0;
+    if (st.size > ERYX__WHEEL_MAX_RATIO * packed + 4096) {
+        eryx__set_errmsg(NULL, "%s: %s unpacks to %llu bytes from %llu, more than %u times "
+                               "its packed size (a zip bomb?)", wheel, name,
+                         (unsigned long long)st.size, (unsigned long long)packed,
+                         (unsigned)ERYX__WHEEL_MAX_RATIO);
+        return ERYX_INVALID;
+    }
     size_t size = (size_t)st.size;
     uint8_t *buf = malloc(size + 1);
     if (!buf)
@@ -391,6 +427,7 @@ static int add_wheel(pkg_set *s, const char *wheel)
     }
     zip_int64_t n = z.get_num_entries(za, 0);
     int rc = ERYX_OK, purelib = -1;
+    s->source = wheel;
     /* First pass: names and the WHEEL metadata, before anything is taken. */
     for (zip_int64_t i = 0; rc == ERYX_OK && i < n; i++) {
         const char *name = z.get_name(za, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
@@ -474,6 +511,43 @@ static void wr32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
+/* The first entry of the sorted set below entry i's path ("P/..."), or
+ * NULL. Not always the next one: "P-x" and "P.x" sort between. */
+static const pkg_entry *first_under(const pkg_set *s, size_t i)
+{
+    const char *p = s->e[i].path;
+    size_t l = strlen(p), lo = i + 1, hi = s->n;
+    while (lo < hi) {           /* the first path not below "P/" */
+        size_t mid = lo + (hi - lo) / 2;
+        const char *q = s->e[mid].path;
+        int c = strncmp(q, p, l);
+        if (c < 0 || (c == 0 && (unsigned char)q[l] < '/'))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->n && strncmp(s->e[lo].path, p, l) == 0 && s->e[lo].path[l] == '/')
+        return &s->e[lo];
+    return NULL;
+}
+
+/* Why a sorted set cannot be one file tree: a name that is a file in one
+ * source and a directory in another (or in the same wheel), else a name
+ * the tree cannot hold. */
+static void report_clash(const pkg_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        const pkg_entry *file = &s->e[i], *under = first_under(s, i);
+        if (!under)
+            continue;
+        eryx__set_errmsg(NULL, "the packages cannot form one file tree: '%.200s' is a file in "
+                               "%.300s and a directory in %.300s ('%.200s')", file->path,
+                         file->source, under->source, under->path);
+        return;
+    }
+    eryx__set_errmsg(NULL, "the packages cannot form one file tree");
+}
+
 /* The set, sorted, with later duplicates dropped, as one ERYXIMG1 image. */
 static int pack(pkg_set *s, uint8_t **out, size_t *out_len)
 {
@@ -481,8 +555,7 @@ static int pack(pkg_set *s, uint8_t **out, size_t *out_len)
     size_t kept = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (kept && strcmp(s->e[kept - 1].path, s->e[i].path) == 0) {
-            free(s->e[i].path);
-            free(s->e[i].data);
+            entry_free(&s->e[i]);
             continue;
         }
         s->e[kept++] = s->e[i];
@@ -510,23 +583,18 @@ static int pack(pkg_set *s, uint8_t **out, size_t *out_len)
     for (size_t i = 0; i < s->n; i++) {
         if (s->e[i].len)
             memcpy(img + at, s->e[i].data, s->e[i].len);
+        if (!s->e[i].borrowed) {
+            /* Given back as it is copied: the set and the image are not
+             * both held whole at the end. */
+            free(s->e[i].data);
+            s->e[i].data = NULL;
+        }
         wr32(img + 24 + 16 * i, (uint32_t)at);
         wr32(img + 28 + 16 * i, (uint32_t)s->e[i].len);
         at += s->e[i].len;
     }
     if (eryx__image_validate(img, (size_t)size) != 0) {
-        /* A file and a directory of one name (from two sources), or a name
-         * the file tree cannot hold. */
-        const char *clash = "";
-        for (size_t i = 0; i + 1 < s->n && !clash[0]; i++) {
-            size_t l = strlen(s->e[i].path);
-            if (strncmp(s->e[i + 1].path, s->e[i].path, l) == 0 && s->e[i + 1].path[l] == '/')
-                clash = s->e[i].path;
-        }
-        eryx__set_errmsg(NULL, "the packages cannot form one file tree%s%s%s",
-                         clash[0] ? ": '" : "", clash, clash[0] ? "' is a file in one "
-                                                                   "source and a directory in "
-                                                                   "another" : "");
+        report_clash(s);
         free(img);
         return ERYX_INVALID;
     }
@@ -564,7 +632,9 @@ int eryx__packages_build(const char *const *dirs, size_t n_dirs, const char *con
 
 /* ---- bytecode ------------------------------------------------------------- */
 
-/* Copies entry i of img into the set. */
+/* Entry i of img into the set: its path copied, its bytes borrowed (img
+ * outlives the set), so that the packages are not held twice over while
+ * their new image is made. */
 static int add_entry(pkg_set *s, const uint8_t *img, uint32_t i)
 {
     const char *p;
@@ -572,16 +642,11 @@ static int add_entry(pkg_set *s, const uint8_t *img, uint32_t i)
     size_t plen, dlen;
     eryx__image_entry(img, i, &p, &plen, &d, &dlen);
     char *path = malloc(plen + 1);
-    uint8_t *data = malloc(dlen ? dlen : 1);
-    if (!path || !data) {
-        free(path);
-        free(data);
+    if (!path)
         return ERYX_NOMEM;
-    }
     memcpy(path, p, plen);
     path[plen] = '\0';
-    memcpy(data, d, dlen);
-    return set_add(s, path, data, dlen);
+    return set_add_entry(s, path, (uint8_t *)d, dlen, 1);
 }
 
 /* The source a bytecode path was compiled from: "D/__pycache__/N" +
@@ -620,7 +685,7 @@ int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint
         eryx__set_errmsg(NULL, "the packages' bytecode is not a well-formed image");
         return ERYX_INIT;
     }
-    pkg_set s = {0};
+    pkg_set s = {.source = "the packages' bytecode"};
     int rc = ERYX_OK;
     uint32_t n_bc = eryx__image_count(bytecode), n_pkg = eryx__image_count(packages);
     /* The bytecode first: where a package brought a __pycache__ file of
@@ -642,6 +707,7 @@ int eryx__packages_add_bytecode(const uint8_t *packages, size_t size, const uint
         } else
             rc = add_entry(&s, bytecode, i);
     }
+    s.source = "the packages";
     for (uint32_t i = 0; rc == ERYX_OK && i < n_pkg; i++)
         rc = add_entry(&s, packages, i);
     if (rc == ERYX_OK)

@@ -13,6 +13,9 @@
 /* Bounds of one runtime's packages: files, and bytes of paths and data. */
 #define ERYX__PACKAGES_MAX_FILES 200000u
 #define ERYX__PACKAGES_MAX_BYTES (1ull << 30)
+/* How many times its packed size a wheel's member may unpack to (beyond
+ * 4 KiB): more than deflate can make (1,032), less than a bzip2 bomb. */
+#define ERYX__WHEEL_MAX_RATIO 1100u
 
 /* Packs the files of the site-packages directories and the pure-Python
  * wheels into one image (*image, malloc'd; *size bytes). When two sources

@@ -455,6 +455,7 @@ static void refused_wheel(const char *wheel, int want_rc, const char *phrase)
 
 TEST_CASE(bad_wheels_refused)
 {
+    char path[300];
     make_workdir();
     refused_wheel(write_wheel("up.whl", "{'../evil.py': 'x = 1\\n'}", PURE_META), ERYX_INVALID,
                   "outside its root");
@@ -476,8 +477,15 @@ TEST_CASE(bad_wheels_refused)
                                              "1.0\\nRoot-Is-Purelib: false\\n', "
                                              "'demo/__init__.py': ''}", PURE_META),
                   ERYX_INVALID, "more than one *.dist-info/WHEEL");
+    /* A bzip2 member of 16 MiB of zeros packed into a few kilobytes (a
+     * zip bomb: it was unpacked whole). */
+    snprintf(path, sizeof path, "%s/bomb.whl", workdir);
+    sh("python3 -c \"import sys, zipfile; z = zipfile.ZipFile(sys.argv[1], 'w'); "
+       "z.writestr('demo-1.0.dist-info/WHEEL', 'Root-Is-Purelib: true\\n'); "
+       "z.writestr('demo/zeros.py', bytes(16 << 20), zipfile.ZIP_BZIP2); z.close()\" '%s'",
+       path);
+    refused_wheel(path, ERYX_INVALID, "times its packed size");
     /* Damage: garbage, a truncated archive, a flipped byte in a member. */
-    char path[300];
     snprintf(path, sizeof path, "%s/garbage.whl", workdir);
     sh("head -c 5000 /dev/urandom > '%s'", path);
     refused_wheel(path, ERYX_INVALID, "not a valid wheel");
@@ -494,6 +502,17 @@ TEST_CASE(bad_wheels_refused)
     refused_wheel(stored, ERYX_INVALID, "damaged");
     snprintf(path, sizeof path, "%s/missing.whl", workdir);
     refused_wheel(path, ERYX_IO, "missing.whl");
+    /* A file in a directory and a directory in a wheel, of one name: the
+     * message names both sources. */
+    char site[300];
+    snprintf(site, sizeof site, "%s/clash", workdir);
+    sh("mkdir -p '%s' && echo x > '%s/demo'", site, site);
+    eryx_runtime *rt = (eryx_runtime *)1;
+    CHECK_INT(new_runtime(&rt, site, good), ERYX_INVALID);
+    CHECK(rt == NULL);
+    char want[700];
+    snprintf(want, sizeof want, "'demo' is a file in %s and a directory in %s", site, good);
+    CHECK_CONTAINS(eryx_errmsg(NULL), want);
     remove_workdir();
 }
 
