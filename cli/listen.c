@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Splits HOST:PORT ([v6]:PORT too) into host and port. */
@@ -106,39 +108,122 @@ int cli_read_secret(const char *who, const char *path, char *out, size_t cap, si
 void cli_gate_init(cli_gate *g, uint32_t max_total, uint32_t max_per_addr)
 {
     *g = (cli_gate){.max_total = max_total, .max_per_addr = max_per_addr,
-                    .free_head = UINT32_MAX, .oldest = UINT32_MAX, .newest = UINT32_MAX};
+                    .free_head = UINT32_MAX, .oldest = UINT32_MAX, .newest = UINT32_MAX,
+                    .free_client = UINT32_MAX};
+    if (getrandom(g->seed, sizeof g->seed, 0) != (ssize_t)sizeof g->seed) {
+        g->seed[0] = (uint64_t)time(NULL) * 0x9e3779b97f4a7c15u; /* not secret, still spread */
+        g->seed[1] = (uint64_t)getpid() * 0xc2b2ae3d27d4eb4fu;
+    }
+    g->seed[0] |= 1;
+    g->seed[1] |= 1;
     pthread_mutex_init(&g->lock, NULL);
 }
 
-/* The client an address counts as: itself, or for IPv6 its /64, which
- * one subscriber usually holds whole (one address each, a /64 was a whole
- * connection table's worth of clients). */
-static const char *gate_key(const char *addr, char *key, size_t size)
+/* The client an address counts as, in 16 bytes: an IPv4 address (plain
+ * or IPv4-mapped) is itself, an IPv6 address its /64, which one subscriber
+ * usually holds whole (one address each, a /64 was a whole connection
+ * table's worth of clients); what is neither ("?") is one client. */
+static void client_of(const char *addr, uint8_t ip[16])
 {
-    struct in6_addr a;
-    if (inet_pton(AF_INET6, addr, &a) != 1 || IN6_IS_ADDR_V4MAPPED(&a))
-        return addr;
-    memset(a.s6_addr + 8, 0, 8);
-    char text[INET6_ADDRSTRLEN];
-    inet_ntop(AF_INET6, &a, text, sizeof text);
-    snprintf(key, size, "%s/64", text);
-    return key;
+    struct in_addr v4;
+    struct in6_addr v6;
+    memset(ip, 0, 16);
+    if (inet_pton(AF_INET, addr, &v4) == 1) {
+        ip[10] = ip[11] = 0xff;
+        memcpy(ip + 12, &v4, 4);
+    } else if (inet_pton(AF_INET6, addr, &v6) == 1) {
+        memcpy(ip, v6.s6_addr, IN6_IS_ADDR_V4MAPPED(&v6) ? 16 : 8);
+    } else
+        memset(ip, 0xff, 16);
 }
 
-/* The count of client addr, made if new (NULL without memory). */
-static struct cli_gate_addr *addr_count(cli_gate *g, const char *addr)
+static uint32_t bucket_of(const cli_gate *g, const uint8_t ip[16])
 {
-    for (uint32_t i = 0; i < g->n_addrs; i++)
-        if (strcmp(g->addrs[i].addr, addr) == 0)
-            return &g->addrs[i];
-    struct cli_gate_addr *p = realloc(g->addrs, (g->n_addrs + 1) * sizeof *p);
-    if (!p)
-        return NULL;
-    g->addrs = p;
-    p += g->n_addrs++;
-    snprintf(p->addr, sizeof p->addr, "%s", addr);
-    p->n = 0;
-    return p;
+    uint64_t a, b;
+    memcpy(&a, ip, 8);
+    memcpy(&b, ip + 8, 8);
+    uint64_t h = a * g->seed[0] + (b ^ (b >> 29)) * g->seed[1];
+    return (uint32_t)((h ^ (h >> 32)) & (g->n_buckets - 1));
+}
+
+/* Twice the buckets (64 at first), the live clients chained again: a chain
+ * holds one client on average. 0 without memory. */
+static int grow_buckets(cli_gate *g)
+{
+    uint32_t n = g->n_buckets ? 2 * g->n_buckets : 64;
+    uint32_t *b = malloc(n * sizeof *b);
+    if (!b)
+        return 0;
+    free(g->buckets);
+    g->buckets = b;
+    g->n_buckets = n;
+    for (uint32_t i = 0; i < n; i++)
+        b[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < g->n_clients; i++) {
+        struct cli_gate_client *c = &g->clients[i];
+        if (c->n == 0)
+            continue;
+        uint32_t k = bucket_of(g, c->ip);
+        c->next = b[k];
+        b[k] = i;
+    }
+    return 1;
+}
+
+/* A free client entry (its n 0, in no chain), or UINT32_MAX. */
+static uint32_t client_slot(cli_gate *g)
+{
+    if (g->free_client != UINT32_MAX) {
+        uint32_t i = g->free_client;
+        g->free_client = g->clients[i].next;
+        return i;
+    }
+    if (g->n_clients == g->cap_clients) {
+        uint32_t cap = g->cap_clients ? 2 * g->cap_clients : 16;
+        struct cli_gate_client *p = realloc(g->clients, cap * sizeof *p);
+        if (!p)
+            return UINT32_MAX;
+        g->clients = p;
+        g->cap_clients = cap;
+    }
+    return g->n_clients++;
+}
+
+/* The entry of client ip, made (with n 0, chained) if new; UINT32_MAX
+ * without memory. */
+static uint32_t client_find(cli_gate *g, const uint8_t ip[16])
+{
+    if (g->live_clients >= g->n_buckets && !grow_buckets(g) && g->n_buckets == 0)
+        return UINT32_MAX;
+    uint32_t k = bucket_of(g, ip);
+    for (uint32_t i = g->buckets[k]; i != UINT32_MAX; i = g->clients[i].next)
+        if (memcmp(g->clients[i].ip, ip, 16) == 0)
+            return i;
+    uint32_t i = client_slot(g);
+    if (i == UINT32_MAX)
+        return i;
+    struct cli_gate_client *c = &g->clients[i];
+    memcpy(c->ip, ip, 16);
+    c->n = 0;
+    c->next = g->buckets[k];
+    g->buckets[k] = i;
+    g->live_clients++;
+    return i;
+}
+
+/* Client i lost a connection: unchained and freed when it has none. */
+static void client_release(cli_gate *g, uint32_t i)
+{
+    struct cli_gate_client *c = &g->clients[i];
+    if (c->n > 0 && --c->n > 0)
+        return;
+    uint32_t *link = &g->buckets[bucket_of(g, c->ip)];
+    while (*link != i)
+        link = &g->clients[*link].next;
+    *link = c->next;
+    c->next = g->free_client;
+    g->free_client = i;
+    g->live_clients--;
 }
 
 /* A free entry for a ticket, or -1. There are never more than twice
@@ -212,26 +297,24 @@ static int evict_oldest_unproven(cli_gate *g)
 
 int cli_gate_enter(cli_gate *g, const char *peer, int fd)
 {
-    char key[64];
-    const char *addr = gate_key(peer, key, sizeof key);
+    uint8_t ip[16];
+    client_of(peer, ip);
     pthread_mutex_lock(&g->lock);
     int64_t t = -1;
-    struct cli_gate_addr *a = addr_count(g, addr);
-    int room = a && a->n < g->max_per_addr &&
+    uint32_t a = client_find(g, ip);
+    int room = a != UINT32_MAX && g->clients[a].n < g->max_per_addr &&
                (g->free_head != UINT32_MAX || g->n_conns < 2 * (uint64_t)g->max_total);
     if (room && g->total - g->evicting >= g->max_total)
         room = evict_oldest_unproven(g);
     if (room)
         t = conn_slot(g);
     if (t >= 0) {
-        struct cli_gate_conn *c = &g->conns[t];
-        *c = (struct cli_gate_conn){.fd = fd, .used = 1};
-        snprintf(c->key, sizeof c->key, "%s", addr);
+        g->conns[t] = (struct cli_gate_conn){.fd = fd, .used = 1, .client = a};
         queue_push(g, (uint32_t)t);
-        a->n++;
+        g->clients[a].n++;
         g->total++;
-    } else if (a && a->n == 0) {
-        *a = g->addrs[--g->n_addrs]; /* made for nothing */
+    } else if (a != UINT32_MAX && g->clients[a].n == 0) {
+        client_release(g, a); /* made for nothing */
     }
     pthread_mutex_unlock(&g->lock);
     return (int)t;
@@ -257,13 +340,7 @@ void cli_gate_leave(cli_gate *g, int ticket)
     struct cli_gate_conn *c = (uint32_t)ticket < g->n_conns ? &g->conns[ticket] : NULL;
     if (c && c->used) {
         queue_unlink(g, (uint32_t)ticket);
-        for (uint32_t i = 0; i < g->n_addrs; i++) {
-            if (strcmp(g->addrs[i].addr, c->key) != 0)
-                continue;
-            if (--g->addrs[i].n == 0)
-                g->addrs[i] = g->addrs[--g->n_addrs];
-            break;
-        }
+        client_release(g, c->client);
         g->total--;
         if (c->evicted)
             g->evicting--;
@@ -276,11 +353,14 @@ void cli_gate_leave(cli_gate *g, int ticket)
 
 void cli_gate_free(cli_gate *g)
 {
-    free(g->addrs);
+    free(g->clients);
+    free(g->buckets);
     free(g->conns);
-    g->addrs = NULL;
+    g->clients = NULL;
+    g->buckets = NULL;
     g->conns = NULL;
-    g->n_addrs = g->total = g->n_conns = g->cap_conns = 0;
+    g->n_clients = g->cap_clients = g->live_clients = g->n_buckets = 0;
+    g->total = g->n_conns = g->cap_conns = 0;
     pthread_mutex_destroy(&g->lock);
 }
 

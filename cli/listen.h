@@ -39,14 +39,20 @@ typedef struct cli_gate {
     uint32_t max_total, max_per_addr;
     uint32_t total;        /* admitted and not yet left, evicted ones too */
     uint32_t evicting;     /* of those, shut down by the gate, not yet left */
-    struct cli_gate_addr { char addr[64]; uint32_t n; } *addrs; /* those with n > 0 */
-    uint32_t n_addrs;
+    struct cli_gate_client {    /* a client's count: entries with n > 0 are in */
+        uint8_t ip[16];         /* the chain of their bucket, the others in */
+        uint32_t n, next;       /* the free list (next links both) */
+    } *clients;
+    uint32_t n_clients, cap_clients, free_client, live_clients;
+    uint32_t *buckets, n_buckets;   /* heads of chains, a power of 2 */
+    uint64_t seed[2];               /* the hash's, random: a client cannot
+                                     * choose addresses that share a chain */
     struct cli_gate_conn {      /* a ticket's entry */
         int fd;                 /* -1: none (a test's) */
         uint8_t used, proven, evicted; /* free ones: next_free links them */
         uint32_t next_free;
         uint32_t older, newer;  /* the unproven queue's links */
-        char key[64];           /* its client */
+        uint32_t client;        /* its entry in clients */
     } *conns;
     uint32_t n_conns, cap_conns;    /* entries made, room */
     uint32_t free_head;             /* the first free entry, or UINT32_MAX */

@@ -55,6 +55,42 @@ TEST_CASE(an_ipv6_client_is_its_slash_64)
     cli_gate_free(&g);
 }
 
+/* Many clients, each counted apart in the table of counts (a linear
+ * array before: each connection cost a pass over every client present),
+ * and an IPv4 address the same client whether written mapped or not. */
+TEST_CASE(many_clients_counted_apart)
+{
+    enum { N = 20000 };
+    cli_gate g;
+    cli_gate_init(&g, N, 1);
+    static int tickets[N];
+    char addr[64];
+    for (int i = 0; i < N; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:%x:%x::1", i >> 8, i & 0xff);
+        tickets[i] = cli_gate_enter(&g, addr, -1);
+        CHECK(tickets[i] >= 0);
+        snprintf(addr, sizeof addr, "2001:db8:%x:%x::2", i >> 8, i & 0xff);
+        CHECK(!IN(&g, addr)); /* its /64 holds its one */
+    }
+    CHECK_INT(g.live_clients, N);
+    for (int i = 0; i < N; i += 2)
+        cli_gate_leave(&g, tickets[i]);
+    CHECK_INT(g.live_clients, N / 2);
+    for (int i = 0; i < N; i++) {
+        snprintf(addr, sizeof addr, "2001:db8:%x:%x::3", i >> 8, i & 0xff);
+        CHECK(IN(&g, addr) == (i % 2 == 0));
+    }
+    CHECK_INT(g.total, N);
+    cli_gate_free(&g);
+
+    cli_gate_init(&g, 10, 1);
+    CHECK(IN(&g, "192.0.2.7"));
+    CHECK(!IN(&g, "::ffff:192.0.2.7"));
+    CHECK(IN(&g, "?"));
+    CHECK(!IN(&g, "?"));
+    cli_gate_free(&g);
+}
+
 /* Whether the far end of a socket pair has seen its end shut down. */
 static int was_shut(int far)
 {
@@ -111,7 +147,7 @@ TEST_CASE(the_oldest_unproven_connection_makes_room)
     cli_gate_leave(&g, tickets[MAX]);
     cli_gate_leave(&g, tickets[MAX + 1]);
     CHECK_INT(g.total, 0);
-    CHECK_INT(g.n_addrs, 0);
+    CHECK_INT(g.live_clients, 0);
     cli_gate_leave(&g, tickets[MAX]); /* twice: nothing */
     CHECK_INT(g.total, 0);
     for (int i = 0; i < MAX + 2; i++) {
