@@ -445,6 +445,29 @@ int eryx__vfs_open(eryx__vfs *vfs, const char *path, int flags, eryx__vfs_file *
     return 0;
 }
 
+int vfs_open_unlinked(eryx__vfs *vfs, const char *mount, eryx__vfs_file **out)
+{
+    const char *rel = "";
+    vfs_mount *m = resolve(vfs, mount, &rel);
+    if (!m || m->kind != VFS_MNT_TMP || rel[0] || strcmp(m->path, mount) != 0)
+        return -EINVAL;
+    eryx__vfs_file *f = calloc(1, sizeof *f);
+    if (!f || !(f->path = strdup(mount))) {
+        free(f);
+        return -ENOMEM;
+    }
+    f->vfs = vfs;
+    f->mnt = m;
+    int rc = vfs_mem_open_unlinked(f);
+    if (rc < 0) {
+        free(f->path);
+        free(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
 void eryx__vfs_close(eryx__vfs_file *f)
 {
     if (!f)

@@ -109,6 +109,11 @@ int vfs_img_list(const eryx__vfs_file *f, vfs_dirlist *l);
 memfs_node *vfs_mem_new_root(eryx__vfs *vfs);
 void vfs_mem_free_root(memfs_node *root);
 int vfs_mem_open(eryx__vfs_file *f, const char *rel, int flags);
+int vfs_mem_open_unlinked(eryx__vfs_file *f);
+/* A new file open for reading and writing in the in-memory tree mounted
+ * at mount (its path exactly), linked in no directory: an unlinked open
+ * file of a session made again. */
+int vfs_open_unlinked(eryx__vfs *vfs, const char *mount, eryx__vfs_file **out);
 void vfs_mem_close(eryx__vfs_file *f);
 int vfs_mem_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n);
 int vfs_mem_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off, size_t *n);

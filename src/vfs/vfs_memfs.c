@@ -334,6 +334,23 @@ int vfs_mem_open(eryx__vfs_file *f, const char *rel, int flags)
     return 0;
 }
 
+/* A new file in no directory, open in f for reading and writing: a file
+ * that was unlinked while open, made again as it was (a session's
+ * restore). Nothing is named, so nothing of a directory is charged, and no
+ * directory's times change. */
+int vfs_mem_open_unlinked(eryx__vfs_file *f)
+{
+    memfs_node *n = node_new(f->vfs, 0);
+    if (!n)
+        return -ENOSPC;
+    n->refs = 1;
+    f->kind = VFS_F_MEM;
+    f->type = ERYX__VFS_T_REG;
+    f->writable = 1;
+    f->u.node = n;
+    return 0;
+}
+
 void vfs_mem_close(eryx__vfs_file *f) { node_unref(f->u.node); }
 
 int vfs_mem_pread(const eryx__vfs_file *f, void *buf, size_t len, uint64_t off, size_t *n)

@@ -423,13 +423,11 @@ int eryx__vfs_save_file(eryx__vfs_file *f, const eryx__vfs_saved *saved, eryx__b
 
 /* ---- restoring -------------------------------------------------------- */
 
-static int write_file(eryx__vfs *vfs, const char *path, int flags, const uint8_t *data,
-                      uint64_t size, uint64_t atim, uint64_t mtim, eryx__vfs_file **out)
+/* Writes a saved file's bytes and times into f. */
+static int fill_file(eryx__vfs_file *f, const uint8_t *data, uint64_t size, uint64_t atim,
+                     uint64_t mtim)
 {
-    eryx__vfs_file *f;
-    int rc = eryx__vfs_open(vfs, path, flags, &f);
-    if (rc < 0)
-        return rc;
+    int rc = 0;
     size_t n;
     for (uint64_t off = 0; rc == 0 && off < size; off += n) {
         if ((rc = eryx__vfs_pwrite(f, data + off, (size_t)(size - off), off, &n)) == 0 && n == 0)
@@ -437,10 +435,18 @@ static int write_file(eryx__vfs *vfs, const char *path, int flags, const uint8_t
     }
     if (rc == 0)
         rc = eryx__vfs_futimes(f, atim, mtim, ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM);
-    if (rc == 0 && out)
-        *out = f;
-    else
-        eryx__vfs_close(f);
+    return rc;
+}
+
+static int write_file(eryx__vfs *vfs, const char *path, int flags, const uint8_t *data,
+                      uint64_t size, uint64_t atim, uint64_t mtim)
+{
+    eryx__vfs_file *f;
+    int rc = eryx__vfs_open(vfs, path, flags, &f);
+    if (rc < 0)
+        return rc;
+    rc = fill_file(f, data, size, atim, mtim);
+    eryx__vfs_close(f);
     return rc;
 }
 
@@ -538,7 +544,7 @@ static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, char *pre
                                   ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM);
         } else if (!dir_times) {
             rc = write_file(vfs, path, ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT | ERYX__VFS_O_TRUNC,
-                            data, size, atim, mtim, NULL);
+                            data, size, atim, mtim);
         }
         if (rc < 0)
             return rc;
@@ -565,118 +571,13 @@ int eryx__vfs_restore_tmp(eryx__vfs *vfs, eryx__blob_reader *r)
 
 /* ---- orphans: files unlinked while open -------------------------------
  *
- * One comes back the way it went: created under a fresh name, opened, and
- * unlinked again. The names are made in a directory of our own, new in the
- * file's mount for the length of the restore, not in the mount itself: the
- * guest may have left any number of names there, and probing them from 0
- * for each file (".eryx-orphan-0", "-1", ...) made 1000 orphans next to
- * 100 000 such names 10^8 lookups, 41 s before every run of that session.
- * The directory's name is probed once per restore, with a counter that only
- * goes up (each name in the mount is passed at most once), and the files
- * in it never collide. Without room for a directory (a /tmp at its quota)
- * the files are named in the mount itself, with the same kind of counter.
- * The mount's times are put back afterwards. */
-
-struct eryx__vfs_orphanage {
-    eryx__vfs *vfs;
-    char mount[ERYX__VFS_PATH_MAX]; /* where dir is, "" before the first orphan */
-    char dir[ERYX__VFS_PATH_MAX];   /* where the names are made */
-    int own_dir;                    /* dir is ours (else it is the mount) */
-    uint64_t mount_atim, mount_mtim;
-    uint64_t next_dir, next_name;   /* the counters */
-};
-
-eryx__vfs_orphanage *eryx__vfs_orphanage_new(eryx__vfs *vfs)
-{
-    eryx__vfs_orphanage *o = calloc(1, sizeof *o);
-    if (o)
-        o->vfs = vfs;
-    return o;
-}
-
-/* Removes the directory and puts the mount's times back. */
-static void orphanage_close(eryx__vfs_orphanage *o)
-{
-    if (!o->mount[0])
-        return;
-    if (o->own_dir)
-        (void)eryx__vfs_rmdir(o->vfs, o->dir);
-    (void)eryx__vfs_utimes(o->vfs, o->mount, 0, o->mount_atim, o->mount_mtim,
-                           ERYX__VFS_SET_ATIM | ERYX__VFS_SET_MTIM);
-    o->mount[0] = '\0';
-}
-
-void eryx__vfs_orphanage_free(eryx__vfs_orphanage *o)
-{
-    if (!o)
-        return;
-    orphanage_close(o);
-    free(o);
-}
-
-/* Makes o's directory in mount. */
-static int orphanage_open(eryx__vfs_orphanage *o, const char *mount)
-{
-    eryx__vfs_attr st;
-    int rc = eryx__vfs_stat(o->vfs, mount, 0, &st);
-    if (rc < 0)
-        return rc;
-    if (st.type != ERYX__VFS_T_DIR)
-        return -ENOTDIR;
-    do {
-        if (snprintf(o->dir, sizeof o->dir, "%s/.eryx-orphans-%llu", mount,
-                     (unsigned long long)o->next_dir++) >= (int)sizeof o->dir)
-            return -ENAMETOOLONG;
-        rc = eryx__vfs_mkdir(o->vfs, o->dir);
-    } while (rc == -EEXIST);
-    o->own_dir = rc == 0;
-    if (rc == -ENOSPC)
-        snprintf(o->dir, sizeof o->dir, "%s", mount);
-    else if (rc < 0)
-        return rc;
-    snprintf(o->mount, sizeof o->mount, "%s", mount);
-    o->mount_atim = st.atim;
-    o->mount_mtim = st.mtim;
-    return 0;
-}
-
-/* Creates, opens and unlinks a file in o's directory for mount. */
-static int make_orphan(eryx__vfs_orphanage *o, const char *mount, const uint8_t *data,
-                       uint64_t size, uint64_t atim, uint64_t mtim, eryx__vfs_file **out)
-{
-    int rc = 0;
-    if (strcmp(o->mount, mount) != 0) {
-        orphanage_close(o);
-        if ((rc = orphanage_open(o, mount)) < 0)
-            return rc;
-    }
-    char *name = malloc(ERYX__VFS_PATH_MAX);
-    if (!name)
-        return -ENOMEM;
-    do {
-        unsigned long long n = (unsigned long long)o->next_name++;
-        int len = o->own_dir ? snprintf(name, ERYX__VFS_PATH_MAX, "%s/%llu", o->dir, n)
-                             : snprintf(name, ERYX__VFS_PATH_MAX, "%s/.eryx-orphan-%llu",
-                                        o->dir, n);
-        if (len >= ERYX__VFS_PATH_MAX) {
-            rc = -ENAMETOOLONG;
-            break;
-        }
-        rc = write_file(o->vfs, name,
-                        ERYX__VFS_O_READ | ERYX__VFS_O_WRITE | ERYX__VFS_O_CREAT |
-                            ERYX__VFS_O_EXCL,
-                        data, size, atim, mtim, out);
-    } while (rc == -EEXIST);
-    if (rc == 0 && (rc = eryx__vfs_unlink(o->vfs, name)) < 0) {
-        eryx__vfs_close(*out);
-        *out = NULL;
-    }
-    free(name);
-    return rc;
-}
+ * One comes back as it was: a file in no directory, open. It used to be
+ * created under a scratch name in a scratch directory and unlinked again,
+ * which a /tmp at its quota had no room for (a name and a directory's
+ * entries cost bytes): such a session saved but did not load. */
 
 static int restore_orphan(eryx__vfs *vfs, eryx__blob_reader *r, const char *mount, int flags,
-                          eryx__vfs_orphanage *o, eryx__vfs_file **out)
+                          eryx__vfs_file **out)
 {
     uint64_t atim, mtim, size;
     const uint8_t *data;
@@ -685,18 +586,23 @@ static int restore_orphan(eryx__vfs *vfs, eryx__blob_reader *r, const char *moun
         return -EINVAL;
     /* Saved as its mount's path, as such: spellings of one directory that
      * differ would each make and remove a scratch directory. */
-    if (!is_tmp_root(vfs, mount) || o->vfs != vfs) {
+    if (!is_tmp_root(vfs, mount)) {
         r->bad = 1;
         return -EINVAL;
     }
-    int rc = make_orphan(o, mount, data, size, atim, mtim, out);
-    if (rc == 0)
-        (*out)->writable = (flags & ERYX__VFS_O_WRITE) != 0;
+    eryx__vfs_file *f;
+    int rc = vfs_open_unlinked(vfs, mount, &f);
+    if (rc == 0 && (rc = fill_file(f, data, size, atim, mtim)) < 0)
+        eryx__vfs_close(f);
+    if (rc == 0) {
+        f->writable = (flags & ERYX__VFS_O_WRITE) != 0;
+        *out = f;
+    }
     return rc;
 }
 
 int eryx__vfs_restore_file(eryx__vfs *vfs, eryx__blob_reader *r, char *path,
-                           eryx__vfs_orphanage *orphans, eryx__vfs_file **out)
+                           eryx__vfs_file **out)
 {
     uint8_t how, flags;
     *out = NULL;
@@ -708,7 +614,7 @@ int eryx__vfs_restore_file(eryx__vfs *vfs, eryx__blob_reader *r, char *path,
     case REOPEN:
         return eryx__vfs_open(vfs, path, flags, out);
     case ORPHAN:
-        return restore_orphan(vfs, r, path, flags, orphans, out);
+        return restore_orphan(vfs, r, path, flags, out);
     case GONE:
         return -ENOENT;
     default:

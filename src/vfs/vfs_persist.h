@@ -71,20 +71,12 @@ int eryx__vfs_save_file(eryx__vfs_file *f, const eryx__vfs_saved *saved, eryx__b
  * operation that failed (-ENOSPC past the quota). Linear in the blob. */
 int eryx__vfs_restore_tmp(eryx__vfs *vfs, eryx__blob_reader *r);
 
-/* Where the files of one restore that were unlinked while open are
- * recreated (a scratch directory made in their mount on first use): one
- * per restore, freed after its last eryx__vfs_restore_file, which removes
- * the directory and puts the mount's times back. NULL without memory. */
-typedef struct eryx__vfs_orphanage eryx__vfs_orphanage;
-eryx__vfs_orphanage *eryx__vfs_orphanage_new(eryx__vfs *vfs);
-void eryx__vfs_orphanage_free(eryx__vfs_orphanage *o);     /* NULL is fine */
-
-/* Reopens a file saved by eryx__vfs_save_file (an unlinked one through
- * `orphans`, made for vfs). Returns 0 with *out set, a negative errno if it
- * could not be reopened (the record was still consumed: *path tells which
- * file it was), or -EINVAL for a malformed record (the reader is then
- * unusable). path must hold ERYX__VFS_PATH_MAX. */
+/* Reopens a file saved by eryx__vfs_save_file (an unlinked one made again
+ * in no directory, as it was). Returns 0 with *out set, a negative errno
+ * if it could not be reopened (the record was still consumed: *path tells
+ * which file it was), or -EINVAL for a malformed record (the reader is
+ * then unusable). path must hold ERYX__VFS_PATH_MAX. */
 int eryx__vfs_restore_file(eryx__vfs *vfs, eryx__blob_reader *r, char *path,
-                           eryx__vfs_orphanage *orphans, eryx__vfs_file **out);
+                           eryx__vfs_file **out);
 
 #endif

@@ -74,7 +74,7 @@ static int note_lost(char **lost, uint32_t fd, const char *path, int err)
 }
 
 static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *path,
-                        eryx__vfs_orphanage *orphans, char **lost)
+                        char **lost)
 {
     wasi_fd *fd = &w->fds[i];
     uint8_t kind, preopen;
@@ -95,7 +95,7 @@ static int restore_slot(eryx__wasi *w, eryx__blob_reader *r, uint32_t i, char *p
         return 0;
     }
     eryx__vfs_file *f;
-    int rc = eryx__vfs_restore_file(w->vfs, r, path, orphans, &f);
+    int rc = eryx__vfs_restore_file(w->vfs, r, path, &f);
     /* A malformed record, or no memory (or quota) to restore with, fails
      * the load; a file this sandbox's tree cannot give back is reported. */
     if ((rc == -EINVAL && r->bad) || rc == -ENOMEM || rc == -ENOSPC)
@@ -149,11 +149,9 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     eryx__wasi_fd_close_all(w);
     wasi_fd *fds = calloc(n, sizeof *fds);
     char *path = malloc(ERYX__VFS_PATH_MAX);
-    eryx__vfs_orphanage *orphans = eryx__vfs_orphanage_new(w->vfs);
-    if (!fds || !path || !orphans) {
+    if (!fds || !path) {
         free(fds);
         free(path);
-        eryx__vfs_orphanage_free(orphans);
         memset(w->fds, 0, w->nfds * sizeof *w->fds);
         return -ENOMEM;
     }
@@ -161,8 +159,7 @@ int eryx__wasi_restore_state(eryx__wasi *w, const uint8_t *p, size_t len, char *
     w->fds = fds;
     w->nfds = n;
     for (uint32_t i = 0; rc == 0 && i < n; i++)
-        rc = restore_slot(w, &r, i, path, orphans, lost);
-    eryx__vfs_orphanage_free(orphans);
+        rc = restore_slot(w, &r, i, path, lost);
     free(path);
     if (rc == 0 && r.pos != r.len)
         rc = -EINVAL;           /* trailing bytes: not what we wrote */

@@ -429,6 +429,52 @@ TEST_CASE(test_orphans_among_names)
     }
 }
 
+/* A /tmp at its quota with files unlinked while open: loading makes each
+ * again under a scratch name in a scratch directory, which the full quota
+ * had no room for (a name and a directory's entries cost bytes), so the
+ * session could be saved but not loaded. */
+TEST_CASE(test_orphans_in_a_full_tmp)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.tmp_quota = 256 * 1024;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    check_run(sb,
+              "import os\n"
+              "held = []\n"
+              "for i in range(3):\n"
+              "    f = open(f'/tmp/gone-{i}', 'w+')\n"
+              "    f.write(f'orphan {i}'); f.flush()\n"
+              "    os.unlink(f'/tmp/gone-{i}')\n"
+              "    held.append(f)\n"
+              "fill = open('/tmp/fill', 'wb', buffering=0)\n"
+              "for step in (4096, 256, 16, 1):\n"
+              "    try:\n"
+              "        while True: fill.write(b'x' * step)\n"
+              "    except OSError:\n"
+              "        pass\n"
+              "fill.close()\n"
+              "size = os.stat('/tmp/fill').st_size\n",
+              "");
+    REQUIRE(eryx_sandbox_save(sb, good) == ERYX_OK);
+    eryx_sandbox_free(sb);
+    sb = NULL;
+    int rc = eryx_sandbox_load(rt, &cfg, good, &sb);
+    CHECK_INT(rc, ERYX_OK);
+    if (rc != ERYX_OK) {
+        fprintf(stderr, "load: %s\n", eryx_errmsg(NULL));
+        return;
+    }
+    check_run(sb,
+              "ok = 0\n"
+              "for i, f in enumerate(held):\n"
+              "    f.seek(0); ok += f.read() == f'orphan {i}'\n"
+              "print(ok, os.stat('/tmp/fill').st_size == size, sorted(os.listdir('/tmp')))\n",
+              "3 True ['fill']\n");
+    eryx_sandbox_free(sb);
+}
+
 /* ---- sessions through a file descriptor --------------------------------- */
 
 static size_t fd_size(int fd)

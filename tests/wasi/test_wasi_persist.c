@@ -263,8 +263,9 @@ TEST_CASE(test_save_restore)
             CHECK(strstr(lost, "/h/x") != NULL);
             CHECK_INT(W(fd_read)(c, hf, 600, 1, 700), WASI_EBADF);
         }
-        /* Nothing but the restored files in /tmp: the orphan's scratch
-         * name is gone again. */
+        /* Nothing but the restored files in /tmp: no scratch name (the
+         * orphan is made in no directory, as earlier ones were under these
+         * names). */
         CHECK_INT(W(path_filestat_get)(c, 3, 0, 0, put_str(mem, 0, "tmp/.eryx-orphan-0"), 700),
                   WASI_ENOENT);
         CHECK_INT(W(path_filestat_get)(c, 3, 0, 0, put_str(mem, 0, "tmp/.eryx-orphans-0"),
