@@ -197,7 +197,7 @@ int eryx_cli_image(int argc, char **argv)
 
 /* ---- the runtime of a run ------------------------------------------------ */
 
-/* Whether path is a directory (not a link) or regular file of this user
+/* Whether path is a directory or regular file of this user
  * that no one else may write: an image is trusted input (its checksum
  * finds damage, not tampering), so one that another user could have put
  * in place or changed is not loaded (a shared or misowned cache). */
@@ -215,7 +215,7 @@ static int ours_alone(const char *path, const struct stat *st)
 static int dir_ours_alone(const char *path)
 {
     struct stat st;
-    return lstat(path, &st) == 0 && ours_alone(path, &st);
+    return stat(path, &st) == 0 && ours_alone(path, &st); /* a link to one is as good */
 }
 
 /* $XDG_CACHE_HOME/eryx/images, or ~/.cache/eryx/images; made if missing
