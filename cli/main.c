@@ -228,6 +228,17 @@ static int parse_callback_description(cli *c, char *spec)
     return 0;
 }
 
+/* The value of option argv[*i], or NULL after saying it is missing (a usage
+ * error must say what was wrong, not just exit 2). */
+static char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "eryx: argument expected for the %s option\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
 /* The value of option argv[*i] ("512M", "2G", "1048576": a whole number
  * with an optional binary suffix), which is `what` ("milliseconds", ...);
  * -1 after a message saying what was wanted. */
@@ -264,22 +275,21 @@ static int parse_args(cli *c, int argc, char **argv)
     for (; i < argc; i++) {
         char *a = argv[i];
         if (strcmp(a, "-c") == 0 || strcmp(a, "-m") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "eryx: argument expected for the %s option\n", a);
+            if (!(c->code_arg = option_value(argc, argv, &i)))
                 return -1;
-            }
             c->mode = a[1] == 'm' ? ERYX_RUN_MODULE : ERYX_RUN_CODE;
-            c->code_arg = argv[++i];
             i++;
             break;
         } else if ((net = cli_net_option(&c->net, argc, argv, &i)) != 0) {
             if (net < 0)
                 return -1;
         } else if (strcmp(a, "--callback") == 0) {
-            if (i + 1 >= argc || parse_callback(c, argv[++i]) < 0)
+            char *v = option_value(argc, argv, &i);
+            if (!v || parse_callback(c, v) < 0)
                 return -1;
         } else if (strcmp(a, "--callback-description") == 0) {
-            if (i + 1 >= argc || parse_callback_description(c, argv[++i]) < 0)
+            char *v = option_value(argc, argv, &i);
+            if (!v || parse_callback_description(c, v) < 0)
                 return -1;
         } else if (strcmp(a, "--max-output") == 0) {
             if (option_number(argc, argv, &i, "a size in bytes (64k, 10M)", &c->max_output) < 0)
@@ -288,13 +298,17 @@ static int parse_args(cli *c, int argc, char **argv)
             if (option_number(argc, argv, &i, "milliseconds (a whole number, 0: none)",
                               &c->timeout_ms) < 0)
                 return -1;
-            c->timeout_set = 1;
-        } else if (strcmp(a, "--session") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "eryx: argument expected for the --session option\n");
+            /* Counted in nanoseconds: a larger value wrapped round to a
+             * limit of under a second. */
+            if (c->timeout_ms > UINT64_MAX / 1000000u) {
+                fprintf(stderr, "eryx: --timeout must be at most %llu ms (0: none), not '%s'\n",
+                        (unsigned long long)(UINT64_MAX / 1000000u), argv[i]);
                 return -1;
             }
-            c->session = argv[++i];
+            c->timeout_set = 1;
+        } else if (strcmp(a, "--session") == 0) {
+            if (!(c->session = option_value(argc, argv, &i)))
+                return -1;
         } else if (strcmp(a, "--remote") == 0 || strcmp(a, "--token-file") == 0 ||
                    strcmp(a, "--remote-ca") == 0 || strcmp(a, "--remote-cert") == 0 ||
                    strcmp(a, "--remote-key") == 0) {
@@ -309,16 +323,16 @@ static int parse_args(cli *c, int argc, char **argv)
                                                                  : &c->remote_key;
             *dst = argv[++i];
         } else if (strcmp(a, "--image") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "eryx: argument expected for the --image option\n");
+            if (!(c->image = option_value(argc, argv, &i)))
                 return -1;
-            }
-            c->image = argv[++i];
         } else if (strcmp(a, "--fuel") == 0) {
             if (option_number(argc, argv, &i, "a whole number of instructions", &c->fuel) < 0)
                 return -1;
         } else if (strcmp(a, "--trace") == 0) {
-            if (i + 1 >= argc || c->trace.f || cli_trace_open(&c->trace, argv[++i]) < 0)
+            char *v = option_value(argc, argv, &i);
+            if (v && c->trace.f)
+                fprintf(stderr, "eryx: --trace is given twice\n");
+            if (!v || c->trace.f || cli_trace_open(&c->trace, v) < 0)
                 return -1;
         } else if (strcmp(a, "--trace-max") == 0) {
             if (option_number(argc, argv, &i, "a size in bytes (100M, 2G; 0: no limit)",
@@ -332,7 +346,8 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
         } else if (strcmp(a, "--mount") == 0 || strcmp(a, "--volume") == 0 ||
                    strcmp(a, "-v") == 0) {
-            if (i + 1 >= argc || parse_mount(c, a, argv[++i]) < 0)
+            char *v = option_value(argc, argv, &i);
+            if (!v || parse_mount(c, a, v) < 0)
                 return -1;
         } else if ((mcp_opt = eryx_cli_mcp_option(&c->mcp, argc, argv, &i)) != 0) {
             if (mcp_opt < 0)

@@ -61,6 +61,8 @@ typedef struct session {
     uint64_t runs;
     uint64_t memory_bytes;    /* after its last run */
     uint64_t used_ms;         /* made or last run */
+    int reset_untold;         /* reset by a run whose call was cancelled
+                                 (no answer): the next answer says so */
     struct session *next;
 } session;
 
@@ -79,6 +81,7 @@ struct job {
     json_t *progress_token;   /* or NULL */
     int cancelled;
     int was_dropped;          /* its session had been dropped for room */
+    int was_reset_untold;     /* a cancelled call's run had reset it */
     session *running;         /* while it runs */
     uint64_t started_ms;
     json_int_t progress;
@@ -541,6 +544,9 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     if (was_reset)
         append_str(&text, &len, "\n[the session could not go on and was reset: its "
                                 "variables are gone]");
+    if (j->was_reset_untold)
+        append_str(&text, &len, "\n[a cancelled call on this session was stopped hard, "
+                                "which reset it: this call started empty]");
     if (j->was_dropped)
         append_str(&text, &len, "\n[this session had been dropped to make room for others "
                                 "(--max-sessions): it started empty]");
@@ -730,6 +736,8 @@ static void *job_main(void *arg)
     }
     if (go) {
         s->busy = 1;
+        j->was_reset_untold = s->reset_untold;
+        s->reset_untold = 0;
         j->running = s;
         j->started_ms = eryx_cli_now_ms();
     }
@@ -760,6 +768,10 @@ static void *job_main(void *arg)
             answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 64);
         }
         free(text);
+        /* A cancelled call gets no answer: the next call must still
+         * learn that the variables it expects are gone. */
+        if (!answer && was_reset)
+            s->reset_untold = 1;
         s->busy = 0;
         s->runs++;
         s->used_ms = eryx_cli_now_ms();

@@ -592,8 +592,9 @@ ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
  * limits, mounts and callbacks. A file that is not a session, was saved by
  * another build, is truncated, damaged or larger than cfg->max_memory, or
  * whose /tmp does not fit in cfg->tmp_quota or names paths outside /tmp, is
- * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped.
- * Open files are reopened by path in the new sandbox's tree: one that cannot
+ * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped;
+ * a path that cannot be opened or is no regular file (a directory, a FIFO:
+ * refused at once, not waited on) is ERYX_IO. Open files are reopened by path in the new sandbox's tree: one that cannot
  * be (a host mount cfg does not have) stays closed (the guest gets EBADF),
  * and eryx_errmsg(*out) then names each such file; it is empty otherwise. */
 ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,

@@ -389,9 +389,20 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
         }
         return load_session(rt, cfg, fd, base, name, out);
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given as the session is refused, not waited on
+     * (nothing else is affected: it does nothing on a regular file). */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
+        return ERYX_IO;
+    }
+    struct stat st;
+    const char *why = fstat(fd, &st) != 0   ? strerror(errno)
+                      : !S_ISREG(st.st_mode) ? "not a regular file"
+                                             : NULL;
+    if (why) {
+        eryx__set_errmsg(NULL, "cannot read the session %s: %s", path, why);
+        close(fd);
         return ERYX_IO;
     }
     int rc = load_session(rt, cfg, fd, 0, path, out);

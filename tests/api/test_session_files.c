@@ -597,6 +597,28 @@ TEST_CASE(test_fd_refused)
     eryx_sandbox_free(sb);
 }
 
+/* A path that is no regular file is refused at once: a FIFO nobody writes
+ * to was waited on for ever (open blocked: `eryx --session FIFO` hung
+ * before its run, past every limit), a directory was "not an eryx session
+ * file". The alarm turns the old hang into a failure. */
+TEST_CASE(test_not_a_regular_file)
+{
+    char fifo[300];
+    snprintf(fifo, sizeof fifo, "%s/fifo.img", dir);
+    REQUIRE(mkfifo(fifo, 0600) == 0);
+    eryx_sandbox *sb = (eryx_sandbox *)1;
+    alarm(20);
+    CHECK_INT(eryx_sandbox_load(rt, NULL, fifo, &sb), ERYX_IO);
+    alarm(0);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
+    unlink(fifo);
+    sb = (eryx_sandbox *)1;
+    CHECK_INT(eryx_sandbox_load(rt, NULL, dir, &sb), ERYX_IO);
+    CHECK(sb == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
+}
+
 /* Every case: a directory, a runtime and the saved session of its own. */
 static void setup(void)
 {

@@ -209,6 +209,24 @@ await test('cancellation interrupts the run', async () => {
   assert.ok(Date.now() - t0 < 4000, `took ${Date.now() - t0} ms`);
 });
 
+await test('a cancelled run stopped hard empties its session, and the next answer says so', async () => {
+  // Stuck in C (a backtracking regex): the interrupt cannot stop it, the
+  // hard stop does and resets the session; the cancelled call gets no
+  // answer, so the next call on the session is told. (Before, it just
+  // found its variables gone.)
+  await run(client, 'kept = 1', { session: 'h' });
+  const ac = new AbortController();
+  const p = run(client, 'import re\nre.match(r"(a*)*b", "a" * 40)', { session: 'h' },
+    { signal: ac.signal });
+  setTimeout(() => ac.abort('test'), 500);
+  await assert.rejects(p);
+  let r = await run(client, 'result = "kept" in globals()', { session: 'h' });
+  assert.equal(r.structuredContent.result, false);
+  assert.match(r.content[0].text, /a cancelled call on this session was stopped hard/);
+  r = await run(client, 'result = 2', { session: 'h' });
+  assert.doesNotMatch(r.content[0].text, /stopped hard/);
+});
+
 await test('progress notifications', async () => {
   const seen = [];
   const r = await run(client, 'import time\ntime.sleep(2.3)\nresult = 1', {},
