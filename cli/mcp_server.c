@@ -42,6 +42,10 @@
  * posted calls and went (a disconnect does not cancel one) must not fill
  * the table of all the clients. */
 #define MAX_JOBS_PER_CLIENT 16
+/* Bytes of code the calls in progress may hold in all: MAX_JOBS calls of
+ * --mcp-max-message each held 4 GB (100 calls of 15 MB of code queued
+ * behind a busy session: 1.6 GB). */
+#define MAX_JOB_CODE_BYTES ((size_t)256 << 20)
 #define DEFAULT_MAX_SESSIONS 16
 #define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
 /* What the logs of resumable streams may hold in all (each one also at
@@ -98,6 +102,7 @@ static struct {
     uint32_t max_sessions;
     job *jobs;
     size_t n_jobs;
+    size_t job_code_bytes;    /* the jobs' code, for MAX_JOB_CODE_BYTES */
     int closing;
     int out_broken;
     size_t max_message;
@@ -573,6 +578,7 @@ static void remove_job(job *j)
         if (*pp == j) {
             *pp = j->next;
             S.n_jobs--;
+            S.job_code_bytes -= j->code_len;
             break;
         }
     }
@@ -866,6 +872,15 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     size_t mine = 0;
     for (job *k = S.jobs; k && j->sid[0]; k = k->next)
         mine += strcmp(k->sid, j->sid) == 0;
+    if (S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
+        pthread_mutex_unlock(&S.lock);
+        free_job(j);
+        char msg[200];
+        snprintf(msg, sizeof msg, "the calls in progress hold %zu MiB of code, and this one "
+                 "would pass %zu MiB: wait for one to end, or cancel one",
+                 S.job_code_bytes >> 20, MAX_JOB_CODE_BYTES >> 20);
+        return tool_result(msg, NULL, 1);
+    }
     if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_CLIENT) {
         pthread_mutex_unlock(&S.lock);
         free_job(j);
@@ -881,6 +896,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         tail = &(*tail)->next;
     *tail = j;
     S.n_jobs++;
+    S.job_code_bytes += j->code_len;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -227,6 +227,30 @@ await test('a cancelled run stopped hard empties its session, and the next answe
   assert.doesNotMatch(r.content[0].text, /stopped hard/);
 });
 
+await test('the calls in progress hold at most 256 MiB of code', async () => {
+  // Queued behind a busy session, 256 calls of --mcp-max-message each
+  // held 4 GB (100 of 15 MB: 1.6 GB). 17 calls of 15 MiB fit, the 18th is
+  // refused, and the 17 run when the session is free (its run waits for
+  // the file the test writes once the 18th is refused).
+  const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-gate-'));
+  const { client: c3 } = await connect(['--timeout', '60000', '--mount', `${gate}:/gate`]);
+  try {
+    const busy = run(c3, 'import os, time\nwhile not os.path.exists("/gate/go"):\n'
+      + '    time.sleep(0.05)', { session: 'b' });
+    const big = '#' + 'x'.repeat(15 << 20) + '\nresult = 1';
+    const queued = Array.from({ length: 18 }, () => run(c3, big, { session: 'b' }));
+    const last = await queued[17];
+    assert.match(last.content[0].text, /the calls in progress hold 2\d\d MiB of code/);
+    fs.writeFileSync(path.join(gate, 'go'), '');
+    await busy;
+    const rs = await Promise.all(queued.slice(0, 17));
+    assert.ok(rs.every((r) => r.structuredContent?.result === 1));
+  } finally {
+    await c3.close();
+    fs.rmSync(gate, { recursive: true });
+  }
+});
+
 await test('progress notifications', async () => {
   const seen = [];
   const r = await run(client, 'import time\ntime.sleep(2.3)\nresult = 1', {},
