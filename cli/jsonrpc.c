@@ -202,10 +202,18 @@ void jr_decode(const char *line, size_t len, jr_msg *out)
     json_t *id = json_object_get(root, "id");
     json_t *params = json_object_get(root, "params");
     if (method) {
-        if (!jr_text(method))
+        /* A request that is invalid but for a good id is answered with
+         * that id (the peer waits for it), and says why. */
+        if (id && valid_id(id))
+            out->id = id;
+        if (!jr_text(method)) {
+            out->parse_why = "a request's method must be a string";
             return;
-        if (params && !json_is_object(params) && !json_is_array(params))
+        }
+        if (params && !json_is_object(params) && !json_is_array(params)) {
+            out->parse_why = "a request's params must be an object or an array";
             return;
+        }
         if (id && !valid_id(id))
             return;
         out->method = json_string_value(method);

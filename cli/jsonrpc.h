@@ -55,14 +55,15 @@ typedef struct jr_msg {
     jr_kind kind;
     json_t *root;          /* owned: json_decref(root) frees everything */
     const char *method;    /* requests and notifications */
-    json_t *id;            /* borrowed from root: a string or an integer */
+    json_t *id;            /* borrowed from root: a string or an integer;
+                              JR_INVALID: a request's, if it was good */
     json_t *params;        /* object, array or NULL */
     json_t *result;        /* responses */
     json_t *error;         /* error responses: an object */
     int parse_error;       /* JR_INVALID: 1 = not JSON at all (-32700),
                               0 = JSON but not a valid message (-32600) */
-    const char *parse_why; /* parse errors: why, for the error's message
-                              (static text) */
+    const char *parse_why; /* JR_INVALID: why, for the error's message
+                              (static text), or NULL */
 } jr_msg;
 
 /* Decodes one line. Never fails hard: anything malformed is JR_INVALID

@@ -535,7 +535,7 @@ static void serve_request(client *c, char *buf, size_t *plen, int first)
         respond_rpc_error(c, 400, "Bad Request",
                           m.parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
                           m.kind == JR_BATCH ? "batches are not supported"
-                          : m.parse_error    ? m.parse_why
+                          : m.parse_why      ? m.parse_why
                                              : "not a JSON-RPC 2.0 message");
     } else if (is_init && new_session(sid) < 0) {
         respond_rpc_error(c, 503, "Service Unavailable", JR_INTERNAL_ERROR,

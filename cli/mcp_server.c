@@ -1010,8 +1010,8 @@ static json_t *initialize(json_t *params)
 json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 {
     if (m->kind == JR_INVALID)
-        return jr_error(NULL, m->parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
-                        m->parse_error ? m->parse_why : "not a JSON-RPC 2.0 message");
+        return jr_error(m->id, m->parse_error ? JR_PARSE_ERROR : JR_INVALID_REQUEST,
+                        m->parse_why ? m->parse_why : "not a JSON-RPC 2.0 message");
     if (m->kind == JR_BATCH)
         return jr_error(NULL, JR_INVALID_REQUEST, "batches are not supported");
     if (m->kind == JR_NOTIFICATION) {

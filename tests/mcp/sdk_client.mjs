@@ -318,10 +318,18 @@ await test('malformed messages get JSON-RPC errors', async () => {
     '{"jsonrpc": "2.0", "method": "notifications/unknown"}',
     '{"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {"cursor": "bogus"}}',
     '{"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "run_python", "arguments": 7}}',
+    // Invalid, but with a good id: answered with it (the client waits for
+    // it; before, the answer's id was null).
+    '{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": 5}',
+    '{"jsonrpc": "2.0", "id": 8, "method": 8}',
+    '{"jsonrpc": "2.0", "id": {"x": 1}, "method": "ping", "params": 5}',
   ]);
   assert.deepEqual(rs.map((r) => r.error ? r.error.code : 'ok'),
-    [-32700, -32600, -32600, -32601, 'ok', -32602, -32602]);
+    [-32700, -32600, -32600, -32601, 'ok', -32602, -32602, -32600, -32600, -32600]);
   assert.equal(rs[4].id, 'four');
+  assert.deepEqual(rs.slice(7).map((r) => r.id), [7, 8, null]);
+  assert.match(rs[7].error.message, /params must be an object or an array/);
+  assert.match(rs[8].error.message, /method must be a string/);
 });
 
 await test('run_python: a result too structured to read goes as its text', async () => {
