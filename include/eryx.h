@@ -40,6 +40,9 @@
  *   function the guest's run calls on that thread) cannot run a second
  *   sandbox: that run fails with ERYX_MISUSE and leaves the second sandbox
  *   as it was. A callback's handler runs outside the guest and may.
+ *   Nor can it step, suspend, finish or take the calls of the execution
+ *   that runs there (eryx_exec_*): ERYX_MISUSE (NULL from
+ *   eryx_exec_next_call), and the execution goes on.
  *
  * Versions of structs
  *   Configs and options start with their own size, filled by *_default():

@@ -549,6 +549,15 @@ static eryx_exec *enter_exec(const eryx_exec *h, const char *fn, int *rc)
         *rc = busy(ex->sb);
         return NULL;
     }
+    /* This thread runs the execution's own guest code (an output handler
+     * given the handle): a finish would free the execution under the step
+     * that runs it, a step would resume the fiber it is on. */
+    if (ex->sb->depth > 1 && eryx__engine_thread_in_guest()) {
+        *rc = misuse(ex->sb, "an execution cannot be driven from inside its own guest code "
+                             "(an output, trace or stdin handler)");
+        leave(ex->sb);
+        return NULL;
+    }
     return ex;
 }
 
