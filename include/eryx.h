@@ -532,7 +532,8 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
  * accepted. A sandbox that is running code (another thread is inside
  * eryx_sandbox_run or a step on it, or this is one of its own handlers) is
  * not freed: the call does nothing but set eryx_errmsg(NULL), and the
- * handle stays valid: free it once the run has returned. The runtime may keep up to 4 freed sandboxes' guest instances
+ * handle stays valid: free it once the run has returned. Nor is a sandbox
+ * acquired from a pool (give it back with eryx_pool_release). The runtime may keep up to 4 freed sandboxes' guest instances
  * (their memory restored to the runtime image, ~1 MB private each) and
  * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
  * eryx_sandbox_load: creation then takes microseconds, and when the freed
@@ -693,14 +694,17 @@ ERYX_API int eryx_pool_free(eryx_pool *pool);
 ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbox **out);
 
 /* Gives a sandbox back: it is reset to the runtime image (nothing of this
- * user's state reaches the next one), dead ones included, and runs `pass`
+ * user's state reaches the next one), dead ones included, its callbacks
+ * are the pool's sandbox config's again (eryx_sandbox_set_callbacks
+ * replaced them for this user only), and it runs `pass`
  * once so that the next user's first run is as quick as any other (the
  * first run of a sandbox pays ~3 ms of page faults; docs/sessions.md). The
  * release thus takes ~0.2 ms; the acquire stays sub-microsecond when a
  * sandbox is idle. The handle sb dies with the release (ERYX_MISUSE from
  * then on, even while the pool hands the sandbox to someone else under a
  * new handle). ERYX_MISUSE, and the sandbox stays the caller's, while it
- * runs or another thread is inside it. */
+ * runs or another thread is inside it, and for a sandbox this pool did not
+ * hand out (made by eryx_sandbox_new, forked, loaded, another pool's). */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
 /* Fills the fields of *out that its size covers (set out->size, or zero

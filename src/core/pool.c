@@ -186,8 +186,22 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     pthread_mutex_lock(&p->mu);
     p->stats.acquisitions++;
     pthread_mutex_unlock(&p->mu);
+    eryx__sandbox_lend(sb, h); /* nobody else has its handle yet */
     *out = sb;
     return ERYX_OK;
+}
+
+/* Puts back the callbacks of the pool's sandbox config: a user may have
+ * replaced them (eryx_sandbox_set_callbacks), and the reset keeps a
+ * sandbox's callbacks, handlers and user_data with them. */
+static int restore_callbacks(eryx_pool *p, eryx_sandbox *sb)
+{
+    eryx__config_copy c;
+    int rc = eryx__sandbox_config_take(p->cfg.sandbox, &c);
+    if (rc == ERYX_OK)
+        rc = eryx_sandbox_set_callbacks(sb, c.cfg.callbacks, c.cfg.n_callbacks);
+    eryx__config_copy_free(&c);
+    return rc;
 }
 
 int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
@@ -196,11 +210,15 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
     if (!p || !eryx__handle_get(sb, ERYX__H_SANDBOX))
         return ERYX_MISUSE;
     /* The user's handle dies first: nothing they do with it from now on
-     * reaches the sandbox. Then it is cleaned before anyone else sees it. */
-    int rc = eryx__sandbox_rehandle(&sb);
+     * reaches the sandbox. Then it is cleaned before anyone else sees it.
+     * Only a sandbox this pool lent comes back: another would count
+     * in_use down past 0 and go to the next user. */
+    int rc = eryx__sandbox_rehandle(&sb, h);
     if (rc != ERYX_OK)
-        return rc; /* in use by another thread, or running: still theirs */
+        return rc; /* in use, running, or not lent by us: still theirs */
     rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = restore_callbacks(p, sb);
     if (rc == ERYX_OK)
         rc = warm_up(sb);
     pthread_mutex_lock(&p->mu);
