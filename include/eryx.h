@@ -703,8 +703,10 @@ ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbo
  * sandbox is idle. The handle sb dies with the release (ERYX_MISUSE from
  * then on, even while the pool hands the sandbox to someone else under a
  * new handle). ERYX_MISUSE, and the sandbox stays the caller's, while it
- * runs or another thread is inside it, and for a sandbox this pool did not
- * hand out (made by eryx_sandbox_new, forked, loaded, another pool's). */
+ * runs or another thread is inside it, for a sandbox this pool did not
+ * hand out (made by eryx_sandbox_new, forked, loaded, another pool's), and
+ * on a thread inside a sandbox's guest code (its on_output: the release
+ * runs `pass`). */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
 /* Fills the fields of *out that its size covers (set out->size, or zero

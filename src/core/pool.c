@@ -213,7 +213,9 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
      * reaches the sandbox. Then it is cleaned before anyone else sees it.
      * Only a sandbox this pool lent comes back: another would count
      * in_use down past 0 and go to the next user. */
-    int rc = eryx__sandbox_rehandle(&sb, h);
+    int rc = eryx__guest_thread_free(NULL, "eryx_pool_release"); /* the warm-up runs */
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_rehandle(&sb, h);
     if (rc != ERYX_OK)
         return rc; /* in use, running, or not lent by us: still theirs */
     rc = eryx_sandbox_reset(sb);

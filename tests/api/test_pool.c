@@ -219,6 +219,44 @@ TEST_CASE(test_release_restores_callbacks)
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
+typedef struct release_in_output {
+    eryx_pool *pool;
+    eryx_sandbox *sb;
+    int calls, rc;
+} release_in_output;
+
+static void release_from_output(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    release_in_output *o = ud;
+    if (!o->calls++)
+        o->rc = eryx_pool_release(o->pool, o->sb);
+}
+
+/* A release from inside another sandbox's guest code (its on_output)
+ * cannot warm the sandbox up there: it returned ERYX_MISUSE, which says
+ * the sandbox stays the caller's, after freeing it (the handle was dead).
+ * It is refused before anything now. */
+TEST_CASE(test_release_inside_guest_code)
+{
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, NULL, &pool) == ERYX_OK);
+    release_in_output o = {.pool = pool};
+    REQUIRE(eryx_pool_acquire(pool, 0, &o.sb) == ERYX_OK);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_output = release_from_output;
+    cfg.output_user_data = &o;
+    eryx_sandbox *other = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &other) == ERYX_OK);
+    free(run_out(other, "print('x')"));
+    CHECK_INT(o.rc, ERYX_MISUSE);
+    free(run_out(o.sb, "x = 1")); /* still the caller's */
+    CHECK_INT(eryx_pool_release(pool, o.sb), ERYX_OK);
+    eryx_sandbox_free(other);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
 TEST_CASE(test_bad_config)
 {
     eryx_pool_config bad;
