@@ -596,7 +596,9 @@ ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
  * limits, mounts and callbacks. A file that is not a session, was saved by
  * another build, is truncated, damaged or larger than cfg->max_memory, or
  * whose /tmp does not fit in cfg->tmp_quota or names paths outside /tmp, is
- * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped.
+ * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped;
+ * a path that is not a regular file (a directory, a FIFO: never waited on)
+ * with ERYX_IO.
  * Open files are reopened by path in the new sandbox's tree: one that cannot
  * be (a host mount cfg does not have) stays closed (the guest gets EBADF),
  * and eryx_errmsg(*out) then names each such file; it is empty otherwise. */

@@ -389,12 +389,19 @@ int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const c
         }
         return load_session(rt, cfg, fd, base, name, out);
     }
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO given as the session is refused, not waited on
+     * (reads of a regular file ignore the flag). */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         eryx__set_errmsg(NULL, "cannot open %s: %s", path, strerror(errno));
         return ERYX_IO;
     }
-    int rc = load_session(rt, cfg, fd, 0, path, out);
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? ERYX_OK : ERYX_IO;
+    if (rc != ERYX_OK)
+        eryx__set_errmsg(NULL, "cannot read the session %s: not a regular file", path);
+    else
+        rc = load_session(rt, cfg, fd, 0, path, out);
     close(fd);
     return rc;
 }

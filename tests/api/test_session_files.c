@@ -551,6 +551,21 @@ TEST_CASE(test_fd_refused)
     eryx_sandbox_free(sb);
 }
 
+/* A FIFO given as the session is refused at once: the load opened it
+ * blocking and waited for a writer for good (the alarm turns that into a
+ * failure). As a runtime image's load does (image_file.c). */
+TEST_CASE(test_fifo_refused)
+{
+    unlink(bad);
+    REQUIRE(mkfifo(bad, 0600) == 0);
+    eryx_sandbox *loaded = (eryx_sandbox *)1;
+    alarm(10);
+    CHECK_INT(eryx_sandbox_load(rt, NULL, bad, &loaded), ERYX_IO);
+    alarm(0);
+    CHECK(loaded == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
+}
+
 /* Every case: a directory, a runtime and the saved session of its own. */
 static void setup(void)
 {
