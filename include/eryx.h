@@ -692,7 +692,7 @@ ERYX_API int eryx_pool_free(eryx_pool *pool);
 
 /* A clean sandbox: idle, or new while fewer than max_size exist, or the
  * first one released within timeout_ns (ERYX_TIMEOUT after that; 0 = do
- * not wait). */
+ * not wait; ERYX_NO_LIMIT = wait as long as it takes). */
 ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbox **out);
 
 /* Gives a sandbox back: it is reset to the runtime image (nothing of this

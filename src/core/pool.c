@@ -149,16 +149,22 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     eryx_pool *p = get_pool(h);
     if (!p)
         return ERYX_MISUSE;
-    uint64_t deadline = eryx__now_ns() + timeout_ns;
+    /* 0: none (ERYX_NO_LIMIT, or so far off that now + it would wrap to
+     * the past and give up at once). */
+    uint64_t deadline = timeout_ns == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(timeout_ns);
     int waited = 0, rc = ERYX_OK;
     pthread_mutex_lock(&p->mu);
     evict_locked(p, eryx__now_ns());
     while (p->n_idle == 0 && p->n_idle + p->in_use >= p->cfg.max_size) {
-        if (timeout_ns == 0 || eryx__now_ns() >= deadline) {
+        if (timeout_ns == 0 || (deadline && eryx__now_ns() >= deadline)) {
             rc = ERYX_TIMEOUT;
             break;
         }
         waited = 1;
+        if (!deadline) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
         struct timespec ts;
         deadline_ts(deadline, &ts);
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);

@@ -257,6 +257,35 @@ TEST_CASE(test_release_inside_guest_code)
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
+static void *release_later(void *arg)
+{
+    void **a = arg;
+    usleep(200 * 1000);
+    CHECK_INT(eryx_pool_release(a[0], a[1]), ERYX_OK);
+    return NULL;
+}
+
+/* ERYX_NO_LIMIT ("Limits" in eryx.h) waits for as long as it takes: the
+ * deadline now + UINT64_MAX wrapped to the past, and the acquire gave up
+ * at once with ERYX_TIMEOUT. */
+TEST_CASE(test_acquire_without_limit)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 1;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *a = NULL, *b = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &a) == ERYX_OK);
+    void *args[2] = {pool, a};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, release_later, args) == 0);
+    CHECK_INT(eryx_pool_acquire(pool, ERYX_NO_LIMIT, &b), ERYX_OK);
+    pthread_join(t, NULL);
+    CHECK_INT(eryx_pool_release(pool, b), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
 TEST_CASE(test_bad_config)
 {
     eryx_pool_config bad;
