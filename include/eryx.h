@@ -493,7 +493,10 @@ typedef struct eryx_sandbox_config {
                                     may override */
     uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
                                     Python code has to unwind before it is
-                                    stopped hard (default 200 ms) */
+                                    stopped hard (default 200 ms;
+                                    ERYX_NO_LIMIT = never stopped hard:
+                                    code that swallows the interruption
+                                    then runs on) */
     uint64_t fuel;               /* budget of guest work per run: one unit per
                                     function call and loop iteration of the
                                     interpreter's code, and per 16 bytes of

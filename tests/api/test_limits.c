@@ -280,6 +280,32 @@ TEST_CASE(test_setup_survives_early_stop)
     }
 }
 
+/* The grace follows the convention of every limit ("Limits" in eryx.h): 0
+ * is the default (200 ms), ERYX_NO_LIMIT none. Both stopped the code hard
+ * at once, the sandbox dead and its finally never run: 0 was taken as it
+ * is, and now + UINT64_MAX wrapped to the past. */
+TEST_CASE(test_grace_convention)
+{
+    static const uint64_t graces[] = {0, ERYX_NO_LIMIT, UINT64_MAX - 1000};
+    for (size_t i = 0; i < sizeof graces / sizeof graces[0]; i++) {
+        eryx_sandbox_config cfg;
+        eryx_sandbox_config_default(&cfg);
+        cfg.interrupt_grace_ns = graces[i];
+        eryx_sandbox *sb = NULL;
+        REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+        eryx_result *r;
+        CHECK_INT(run_limited(sb, "try:\n    while True: pass\nfinally:\n    print('cleaned up')",
+                              100, &r),
+                  ERYX_TIMEOUT);
+        REQUIRE(r != NULL);
+        CHECK_STR(r->out, "cleaned up\n");
+        CHECK_INT(r->hard_stopped, 0);
+        CHECK(!eryx_sandbox_is_dead(sb));
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+}
+
 static void setup(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
