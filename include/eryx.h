@@ -802,8 +802,12 @@ ERYX_API void eryx_run_options_default(eryx_run_options *opts);
  *
  * Returns ERYX_OK when the code ran to its end or raised SystemExit, and
  * ERYX_PYTHON_EXCEPTION for an uncaught exception; in both cases *out is a
- * result to free with eryx_result_free(). ERYX_TRAP and ERYX_DEAD also give a
- * result (with the output produced so far). Other codes leave *out NULL.
+ * result to free with eryx_result_free(). A run that started and was
+ * stopped also gives a result (with the output produced so far):
+ * ERYX_TIMEOUT, ERYX_INTERRUPTED, ERYX_TRAP, ERYX_FUEL; ERYX_INTERNAL may.
+ * os._exit ends the run with ERYX_OK (result->exited). A run refused before
+ * it started leaves *out NULL: ERYX_DEAD (the sandbox was already dead),
+ * ERYX_MISUSE, ERYX_INVALID, ERYX_NOMEM.
  * The globals of __main__ persist from one run to the next in one sandbox. */
 ERYX_API int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
                               eryx_result **out);
