@@ -536,8 +536,9 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
  * eryx_sandbox_run or a step on it, or this is one of its own handlers) is
  * not freed: the call does nothing but set eryx_errmsg(NULL), and the
  * handle stays valid: free it once the run has returned. Nor is a sandbox
- * acquired from a pool (give it back with eryx_pool_release). The runtime may keep up to 4 freed sandboxes' guest instances
- * (their memory restored to the runtime image, ~1 MB private each) and
+ * acquired from a pool (give it back with eryx_pool_release). The runtime
+ * may keep up to 4 freed sandboxes' guest instances (their memory
+ * restored to the runtime image, ~1 MB private each) and
  * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
  * eryx_sandbox_load: creation then takes microseconds, and when the freed
  * sandbox still mapped the image (it was not a fork or a loaded session) a
