@@ -40,6 +40,9 @@
  *   function the guest's run calls on that thread) cannot run a second
  *   sandbox: that run fails with ERYX_MISUSE and leaves the second sandbox
  *   as it was. A callback's handler runs outside the guest and may.
+ *   Nor can it step, suspend, finish or take the calls of the execution
+ *   that runs there (eryx_exec_*): ERYX_MISUSE (NULL from
+ *   eryx_exec_next_call), and the execution goes on.
  *
  * Versions of structs
  *   Configs and options start with their own size, filled by *_default():
@@ -490,7 +493,10 @@ typedef struct eryx_sandbox_config {
                                     may override */
     uint64_t interrupt_grace_ns; /* after a timeout or interrupt, how long the
                                     Python code has to unwind before it is
-                                    stopped hard (default 200 ms) */
+                                    stopped hard (default 200 ms;
+                                    ERYX_NO_LIMIT = never stopped hard:
+                                    code that swallows the interruption
+                                    then runs on) */
     uint64_t fuel;               /* budget of guest work per run: one unit per
                                     function call and loop iteration of the
                                     interpreter's code, and per 16 bytes of
@@ -529,8 +535,10 @@ ERYX_API int eryx_sandbox_new(eryx_runtime *rt, const eryx_sandbox_config *cfg,
  * accepted. A sandbox that is running code (another thread is inside
  * eryx_sandbox_run or a step on it, or this is one of its own handlers) is
  * not freed: the call does nothing but set eryx_errmsg(NULL), and the
- * handle stays valid: free it once the run has returned. The runtime may keep up to 4 freed sandboxes' guest instances
- * (their memory restored to the runtime image, ~1 MB private each) and
+ * handle stays valid: free it once the run has returned. Nor is a sandbox
+ * acquired from a pool (give it back with eryx_pool_release). The runtime
+ * may keep up to 4 freed sandboxes' guest instances (their memory
+ * restored to the runtime image, ~1 MB private each) and
  * give them to the next eryx_sandbox_new, eryx_sandbox_fork or
  * eryx_sandbox_load: creation then takes microseconds, and when the freed
  * sandbox still mapped the image (it was not a fork or a loaded session) a
@@ -594,8 +602,9 @@ ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
  * whose /tmp does not fit in cfg->tmp_quota or names paths outside /tmp, is
  * refused with ERYX_INVALID (message in eryx_errmsg(NULL)) and never mapped;
  * a path that cannot be opened or is no regular file (a directory, a FIFO:
- * refused at once, not waited on) is ERYX_IO. Open files are reopened by path in the new sandbox's tree: one that cannot
- * be (a host mount cfg does not have) stays closed (the guest gets EBADF),
+ * refused at once, not waited on) is ERYX_IO. Open files are reopened by
+ * path in the new sandbox's tree: one that cannot be (a host mount cfg
+ * does not have) stays closed (the guest gets EBADF),
  * and eryx_errmsg(*out) then names each such file; it is empty otherwise. */
 ERYX_API int eryx_sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg,
                                const char *path, eryx_sandbox **out);
@@ -687,18 +696,23 @@ ERYX_API int eryx_pool_free(eryx_pool *pool);
 
 /* A clean sandbox: idle, or new while fewer than max_size exist, or the
  * first one released within timeout_ns (ERYX_TIMEOUT after that; 0 = do
- * not wait). */
+ * not wait; ERYX_NO_LIMIT = wait as long as it takes). */
 ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbox **out);
 
 /* Gives a sandbox back: it is reset to the runtime image (nothing of this
- * user's state reaches the next one), dead ones included, and runs `pass`
+ * user's state reaches the next one), dead ones included, its callbacks
+ * are the pool's sandbox config's again (eryx_sandbox_set_callbacks
+ * replaced them for this user only), and it runs `pass`
  * once so that the next user's first run is as quick as any other (the
  * first run of a sandbox pays ~3 ms of page faults; docs/sessions.md). The
  * release thus takes ~0.2 ms; the acquire stays sub-microsecond when a
  * sandbox is idle. The handle sb dies with the release (ERYX_MISUSE from
  * then on, even while the pool hands the sandbox to someone else under a
  * new handle). ERYX_MISUSE, and the sandbox stays the caller's, while it
- * runs or another thread is inside it. */
+ * runs or another thread is inside it, for a sandbox this pool did not
+ * hand out (made by eryx_sandbox_new, forked, loaded, another pool's), and
+ * on a thread inside a sandbox's guest code (its on_output: the release
+ * runs `pass`). */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
 /* Fills the fields of *out that its size covers (set out->size, or zero
@@ -789,8 +803,12 @@ ERYX_API void eryx_run_options_default(eryx_run_options *opts);
  *
  * Returns ERYX_OK when the code ran to its end or raised SystemExit, and
  * ERYX_PYTHON_EXCEPTION for an uncaught exception; in both cases *out is a
- * result to free with eryx_result_free(). ERYX_TRAP and ERYX_DEAD also give a
- * result (with the output produced so far). Other codes leave *out NULL.
+ * result to free with eryx_result_free(). A run that started and was
+ * stopped also gives a result (with the output produced so far):
+ * ERYX_TIMEOUT, ERYX_INTERRUPTED, ERYX_TRAP, ERYX_FUEL; ERYX_INTERNAL may.
+ * os._exit ends the run with ERYX_OK (result->exited). A run refused before
+ * it started leaves *out NULL: ERYX_DEAD (the sandbox was already dead),
+ * ERYX_MISUSE, ERYX_INVALID, ERYX_NOMEM.
  * The globals of __main__ persist from one run to the next in one sandbox. */
 ERYX_API int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
                               eryx_result **out);

@@ -233,6 +233,13 @@ void eryx_sandbox_free(eryx_sandbox *h)
                                "or on another thread): not freed, free it when the run returns");
         return;
     }
+    if (sb->lender) {
+        /* Freed here, it would stay counted by its pool for good. */
+        leave(sb);
+        eryx__set_errmsg(NULL, "misuse: eryx_sandbox_free: the sandbox was acquired from a "
+                               "pool: not freed, give it back with eryx_pool_release");
+        return;
+    }
     if (eryx__handle_close(h, ERYX__H_SANDBOX))
         eryx__sandbox_free(sb);
     else
@@ -269,11 +276,17 @@ void eryx__sandbox_net_poll_done(eryx_sandbox *h, const struct pollfd *fds, size
         eryx__net_poll_done(sb->net, fds, n);
 }
 
-int eryx__sandbox_rehandle(eryx_sandbox **h)
+int eryx__sandbox_rehandle(eryx_sandbox **h, const void *pool)
 {
     eryx_sandbox *sb = get_sandbox(*h);
     if (!sb || atomic_load(&sb->owner) == THIS_THREAD || !claim(sb))
         return ERYX_MISUSE;
+    if (sb->lender != pool) {
+        leave(sb);
+        eryx__set_errmsg(NULL, "misuse: eryx_pool_release: the sandbox was not acquired from "
+                               "this pool");
+        return ERYX_MISUSE;
+    }
     if (sb->exec) {
         leave(sb);
         return ERYX_MISUSE;
@@ -282,6 +295,7 @@ int eryx__sandbox_rehandle(eryx_sandbox **h)
     eryx_sandbox *fresh = eryx__handle_open(ERYX__H_SANDBOX, sb);
     if (fresh && eryx__handle_close(*h, ERYX__H_SANDBOX)) {
         *h = fresh;
+        sb->lender = NULL;
         rc = ERYX_OK;
     } else if (fresh) {
         eryx__handle_close(fresh, ERYX__H_SANDBOX);
@@ -289,6 +303,13 @@ int eryx__sandbox_rehandle(eryx_sandbox **h)
     }
     leave(sb);
     return rc;
+}
+
+void eryx__sandbox_lend(eryx_sandbox *h, const void *pool)
+{
+    eryx_sandbox *sb = get_sandbox(h);
+    if (sb)
+        sb->lender = pool;
 }
 
 void eryx__sandbox_forget_runs(eryx_sandbox *h)
@@ -547,6 +568,15 @@ static eryx_exec *enter_exec(const eryx_exec *h, const char *fn, int *rc)
     }
     if (!claim(ex->sb)) {
         *rc = busy(ex->sb);
+        return NULL;
+    }
+    /* This thread runs the execution's own guest code (an output handler
+     * given the handle): a finish would free the execution under the step
+     * that runs it, a step would resume the fiber it is on. */
+    if (ex->sb->depth > 1 && eryx__engine_thread_in_guest()) {
+        *rc = misuse(ex->sb, "an execution cannot be driven from inside its own guest code "
+                             "(an output, trace or stdin handler)");
+        leave(ex->sb);
         return NULL;
     }
     return ex;

@@ -223,6 +223,8 @@ static void default_limits(eryx_sandbox_config *c)
         c->max_callbacks = d.max_callbacks;
     if (!c->timeout_ns)
         c->timeout_ns = d.timeout_ns;
+    if (!c->interrupt_grace_ns)
+        c->interrupt_grace_ns = d.interrupt_grace_ns;
     if (!c->host_write_quota)
         c->host_write_quota = d.host_write_quota;
 }

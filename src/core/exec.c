@@ -1042,6 +1042,8 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
                                                                     : ERYX__FUEL_UNLIMITED;
     sb->in.host.fuel = ex->fuel_start;
     sb->exec = ex;
+    ex->took_setup = sb->needs_setup;
+    ex->took_reseed = sb->reseed_only;
     sb->needs_setup = sb->reseed_only = 0;
     sb->run_count++;
     *out = ex;
@@ -1230,6 +1232,20 @@ static int check_replayed(eryx_exec *ex, int rc)
     return ERYX_DIVERGED;
 }
 
+/* The guest's glue failed (ERYX_GUEST_INTERNAL), as it does when a stop
+ * lands in the prologue that comes before the user's code: the first
+ * run's set-up it was given (reseeding random, the environment) may not
+ * have happened, so the next run does it again. Dropped, the sandbox kept
+ * the image's random state, which every sandbox stopped there shares, and
+ * never got its environment. Twice is harmless: the set-up only puts back
+ * what the config says (after a failure past the user's code, that is
+ * the environment a first run changed). */
+static void give_back_setup(eryx_exec *ex)
+{
+    ex->sb->needs_setup |= ex->took_setup;
+    ex->sb->reseed_only |= ex->took_reseed;
+}
+
 /* The guest finished (or died) with status rc: build the result. */
 static int conclude(eryx_exec *ex, int rc)
 {
@@ -1260,6 +1276,8 @@ static int conclude(eryx_exec *ex, int rc)
         rc = eryx__guest_read_outcome(sb, ex->outcome_ptr, &o);
     if (rc == ERYX_OK) {
         rc = apply_outcome(r, &o);
+        if (rc == ERYX_INTERNAL)
+            give_back_setup(ex);
     } else if (rc == ERYX_DEAD) {
         /* os._exit(n): this run ends like a process; the sandbox is dead. */
         r->exited = 1;

@@ -145,6 +145,9 @@ struct eryx_sandbox {
     void (*on_trace)(void *ud, const char *file, int line, const char *function);
     void *trace_user_data;
     struct eryx__net *net;      /* its network (src/net/), or NULL: none */
+    const void *lender;         /* the pool that lent it (its handle), or
+                                   NULL: only that pool's release takes it
+                                   back, and eryx_sandbox_free refuses it */
     char errmsg[512];
 };
 
@@ -299,10 +302,13 @@ void eryx__exec_outcome_clear(eryx__exec_outcome *o);
 /* src/api/: what the layers over the public API (run.c, pool.c) need
  * beyond it. The handler registered for a call (a handle); a sandbox handle
  * replaced by a new one for the same sandbox (the pool's release: the old
- * owner's handle dies), and its run count set back to 0. */
+ * owner's handle dies; ERYX_MISUSE unless pool lent it), and its run count
+ * set back to 0. */
 void eryx__call_handler(const eryx_call *call, eryx_callback_fn *handler, void **user_data,
                         unsigned *flags);
-int eryx__sandbox_rehandle(eryx_sandbox **handle);
+int eryx__sandbox_rehandle(eryx_sandbox **handle, const void *pool);
+/* Marks a sandbox just acquired from pool (a handle) as lent by it. */
+void eryx__sandbox_lend(eryx_sandbox *handle, const void *pool);
 /* The blocking run holds its sandbox for the whole run (another thread is
  * refused with ERYX_MISUSE even between steps). */
 int eryx__sandbox_hold(eryx_sandbox *handle);

@@ -67,7 +67,9 @@ static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
     q->cause = cause;
-    q->hard_at_ns = eryx__now_ns() + q->grace_ns;
+    /* 0, never: the grace is ERYX_NO_LIMIT, or so long that now + it
+     * would wrap to the past and stop the code hard at once. */
+    q->hard_at_ns = q->grace_ns == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(q->grace_ns);
     _Atomic uint32_t *exc = guest_word(sb, q->async_exc_addr);
     _Atomic uint32_t *brk = guest_word(sb, q->breaker_addr);
     if (exc && brk) {

@@ -149,16 +149,22 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     eryx_pool *p = get_pool(h);
     if (!p)
         return ERYX_MISUSE;
-    uint64_t deadline = eryx__now_ns() + timeout_ns;
+    /* 0: none (ERYX_NO_LIMIT, or so far off that now + it would wrap to
+     * the past and give up at once). */
+    uint64_t deadline = timeout_ns == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(timeout_ns);
     int waited = 0, rc = ERYX_OK;
     pthread_mutex_lock(&p->mu);
     evict_locked(p, eryx__now_ns());
     while (p->n_idle == 0 && p->n_idle + p->in_use >= p->cfg.max_size) {
-        if (timeout_ns == 0 || eryx__now_ns() >= deadline) {
+        if (timeout_ns == 0 || (deadline && eryx__now_ns() >= deadline)) {
             rc = ERYX_TIMEOUT;
             break;
         }
         waited = 1;
+        if (!deadline) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
         struct timespec ts;
         deadline_ts(deadline, &ts);
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
@@ -186,8 +192,22 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     pthread_mutex_lock(&p->mu);
     p->stats.acquisitions++;
     pthread_mutex_unlock(&p->mu);
+    eryx__sandbox_lend(sb, h); /* nobody else has its handle yet */
     *out = sb;
     return ERYX_OK;
+}
+
+/* Puts back the callbacks of the pool's sandbox config: a user may have
+ * replaced them (eryx_sandbox_set_callbacks), and the reset keeps a
+ * sandbox's callbacks, handlers and user_data with them. */
+static int restore_callbacks(eryx_pool *p, eryx_sandbox *sb)
+{
+    eryx__config_copy c;
+    int rc = eryx__sandbox_config_take(p->cfg.sandbox, &c);
+    if (rc == ERYX_OK)
+        rc = eryx_sandbox_set_callbacks(sb, c.cfg.callbacks, c.cfg.n_callbacks);
+    eryx__config_copy_free(&c);
+    return rc;
 }
 
 int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
@@ -196,11 +216,17 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
     if (!p || !eryx__handle_get(sb, ERYX__H_SANDBOX))
         return ERYX_MISUSE;
     /* The user's handle dies first: nothing they do with it from now on
-     * reaches the sandbox. Then it is cleaned before anyone else sees it. */
-    int rc = eryx__sandbox_rehandle(&sb);
+     * reaches the sandbox. Then it is cleaned before anyone else sees it.
+     * Only a sandbox this pool lent comes back: another would count
+     * in_use down past 0 and go to the next user. */
+    int rc = eryx__guest_thread_free(NULL, "eryx_pool_release"); /* the warm-up runs */
+    if (rc == ERYX_OK)
+        rc = eryx__sandbox_rehandle(&sb, h);
     if (rc != ERYX_OK)
-        return rc; /* in use by another thread, or running: still theirs */
+        return rc; /* in use, running, or not lent by us: still theirs */
     rc = eryx_sandbox_reset(sb);
+    if (rc == ERYX_OK)
+        rc = restore_callbacks(p, sb);
     if (rc == ERYX_OK)
         rc = warm_up(sb);
     pthread_mutex_lock(&p->mu);

@@ -163,6 +163,53 @@ TEST_CASE(test_run_inside_another_sandboxs_output)
     eryx_sandbox_free(n.other);
 }
 
+/* What an output handler got from driving its own execution. */
+typedef struct own_exec {
+    eryx_exec *ex;
+    int calls, step_rc, finish_rc, suspend_rc;
+} own_exec;
+
+static void drive_own_exec(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    own_exec *o = ud;
+    if (o->calls++)
+        return;
+    eryx_result *r = NULL;
+    o->step_rc = eryx_exec_step(o->ex);
+    o->suspend_rc = eryx_exec_suspend(o->ex);
+    o->finish_rc = eryx_exec_finish(o->ex, &r);
+    CHECK(r == NULL);
+}
+
+/* An execution stepped, suspended or finished from its own guest code (an
+ * output handler given the handle) is refused: eryx_exec_finish freed the
+ * execution under the step that was running it (a crash with
+ * MALLOC_PERTURB_), and a step from there resumed the running fiber. */
+TEST_CASE(test_exec_driven_from_its_own_output)
+{
+    eryx_runtime *rt = case_runtime();
+    own_exec o = {0};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_output = drive_own_exec;
+    cfg.output_user_data = &o;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    const char *code = "print('one', flush=True)\nx = sum(range(1000))\nprint('two')\n";
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &o.ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(o.ex), ERYX_OK);
+    CHECK_INT(o.step_rc, ERYX_MISUSE);
+    CHECK_INT(o.suspend_rc, ERYX_MISUSE);
+    CHECK_INT(o.finish_rc, ERYX_MISUSE);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(o.ex, &r), ERYX_OK);
+    CHECK(r && r->out && strcmp(r->out, "one\ntwo\n") == 0);
+    eryx_result_free(r);
+    CHECK(!eryx_sandbox_is_dead(sb));
+    eryx_sandbox_free(sb);
+}
+
 static void teardown(void)
 {
     if (case_rt)

@@ -129,6 +129,163 @@ TEST_CASE(test_threads)
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
+/* A sandbox the pool did not hand out is not the pool's to take: releasing
+ * one (made by eryx_sandbox_new, or acquired from another pool) took it
+ * with ERYX_OK and counted in_use down from 0 to 4294967295, so the pool
+ * could never be freed (nor the runtime: the sandbox stayed in it), and
+ * the other pool's count never came down. */
+TEST_CASE(test_release_foreign_sandbox)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 2;
+    eryx_pool *pool = NULL, *other = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    REQUIRE(eryx_pool_new(rt, &cfg, &other) == ERYX_OK);
+    eryx_sandbox *mine = NULL, *theirs = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &mine) == ERYX_OK);
+    REQUIRE(eryx_pool_acquire(other, 0, &theirs) == ERYX_OK);
+    CHECK_INT(eryx_pool_release(pool, mine), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "not acquired from this pool");
+    CHECK_INT(eryx_pool_release(pool, theirs), ERYX_MISUSE);
+    eryx_pool_stats st = {.size = sizeof st};
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.in_use, 0);
+    CHECK_INT(st.idle, 1);
+    /* Both are still their owners' and work. */
+    free(run_out(mine, "x = 1"));
+    free(run_out(theirs, "x = 1"));
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+    CHECK_INT(eryx_pool_release(other, theirs), ERYX_OK);
+    CHECK_INT(eryx_pool_free(other), ERYX_OK);
+    eryx_sandbox_free(mine);
+}
+
+/* eryx_sandbox_free of a sandbox the pool lent freed it behind the pool's
+ * back: in_use stayed 1 for good, so the pool could never be freed (nor
+ * the runtime, its idle sandboxes alive). The free is refused instead, as
+ * for a running sandbox: the handle stays valid for the release. */
+TEST_CASE(test_free_of_lent_sandbox)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 1;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &sb) == ERYX_OK);
+    eryx_sandbox_free(sb);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "eryx_pool_release");
+    free(run_out(sb, "x = 1"));
+    CHECK_INT(eryx_pool_release(pool, sb), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+static void secret_handler(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_call_reply(call, "\"user A's\"", 10);
+}
+
+/* A user who replaced the callbacks (eryx_sandbox_set_callbacks) gave
+ * them, handler and user_data, to the next user of the sandbox: the reset
+ * kept them. The pool's own callbacks come back instead. */
+TEST_CASE(test_release_restores_callbacks)
+{
+    eryx_callback own = {.name = "pooled", .handler = secret_handler};
+    eryx_sandbox_config scfg;
+    eryx_sandbox_config_default(&scfg);
+    scfg.callbacks = &own;
+    scfg.n_callbacks = 1;
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 1;
+    cfg.sandbox = &scfg;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *a = NULL, *b = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &a) == ERYX_OK);
+    eryx_callback cb = {.name = "secret", .handler = secret_handler};
+    CHECK_INT(eryx_sandbox_set_callbacks(a, &cb, 1), ERYX_OK);
+    char *out = run_out(a, "print(await secret())");
+    CHECK_STR(out, "user A's\n");
+    free(out);
+    CHECK_INT(eryx_pool_release(pool, a), ERYX_OK);
+    REQUIRE(eryx_pool_acquire(pool, 0, &b) == ERYX_OK);
+    out = run_out(b, "print('secret' in globals(), 'pooled' in globals())");
+    CHECK_STR(out, "False True\n");
+    free(out);
+    CHECK_INT(eryx_pool_release(pool, b), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+typedef struct release_in_output {
+    eryx_pool *pool;
+    eryx_sandbox *sb;
+    int calls, rc;
+} release_in_output;
+
+static void release_from_output(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    release_in_output *o = ud;
+    if (!o->calls++)
+        o->rc = eryx_pool_release(o->pool, o->sb);
+}
+
+/* A release from inside another sandbox's guest code (its on_output)
+ * cannot warm the sandbox up there: it returned ERYX_MISUSE, which says
+ * the sandbox stays the caller's, after freeing it (the handle was dead).
+ * It is refused before anything now. */
+TEST_CASE(test_release_inside_guest_code)
+{
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, NULL, &pool) == ERYX_OK);
+    release_in_output o = {.pool = pool};
+    REQUIRE(eryx_pool_acquire(pool, 0, &o.sb) == ERYX_OK);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_output = release_from_output;
+    cfg.output_user_data = &o;
+    eryx_sandbox *other = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &other) == ERYX_OK);
+    free(run_out(other, "print('x')"));
+    CHECK_INT(o.rc, ERYX_MISUSE);
+    free(run_out(o.sb, "x = 1")); /* still the caller's */
+    CHECK_INT(eryx_pool_release(pool, o.sb), ERYX_OK);
+    eryx_sandbox_free(other);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+static void *release_later(void *arg)
+{
+    void **a = arg;
+    usleep(200 * 1000);
+    CHECK_INT(eryx_pool_release(a[0], a[1]), ERYX_OK);
+    return NULL;
+}
+
+/* ERYX_NO_LIMIT ("Limits" in eryx.h) waits for as long as it takes: the
+ * deadline now + UINT64_MAX wrapped to the past, and the acquire gave up
+ * at once with ERYX_TIMEOUT. */
+TEST_CASE(test_acquire_without_limit)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 1;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *a = NULL, *b = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &a) == ERYX_OK);
+    void *args[2] = {pool, a};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, release_later, args) == 0);
+    CHECK_INT(eryx_pool_acquire(pool, ERYX_NO_LIMIT, &b), ERYX_OK);
+    pthread_join(t, NULL);
+    CHECK_INT(eryx_pool_release(pool, b), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
 TEST_CASE(test_bad_config)
 {
     eryx_pool_config bad;
