@@ -237,6 +237,33 @@ TEST_CASE(test_argv_stdin_module)
     eryx_result_free(r);
 }
 
+/* Streams the program closed or replaced with something that cannot say
+ * whether it is closed (no `closed`, or one that raises): the next run
+ * gets fresh ones. Every later run of the session failed with
+ * ERYX_INTERNAL ("bad request: AttributeError") on the second kind. */
+TEST_CASE(test_replaced_streams)
+{
+    eryx_sandbox *sb = case_sandbox();
+    eryx_result *r;
+    static const char *const spoil[] = {
+        "import sys\nsys.stdout.close()",
+        "import sys\nclass W:\n    def write(self, s): return len(s)\n"
+        "    def flush(self): pass\nsys.stdout = W()\nsys.stderr = W()",
+        "import sys\nclass C:\n    @property\n    def closed(self): raise ValueError\n"
+        "    def write(self, s): return len(s)\n    def flush(self): pass\nsys.stdout = C()",
+        "import sys\nsys.stdout = None",
+    };
+    for (size_t i = 0; i < sizeof spoil / sizeof spoil[0]; i++) {
+        CHECK_INT(run(sb, spoil[i], &r), ERYX_OK);
+        eryx_result_free(r);
+        CHECK_INT(run(sb, "import sys\nprint('out')\nprint('err', file=sys.stderr)", &r),
+                  ERYX_OK);
+        CHECK_STR(r ? r->out : "", "out\n");
+        CHECK_STR(r ? r->err : "", "err\n");
+        eryx_result_free(r);
+    }
+}
+
 /* eryx_run_options.stdin_read: what the program reads after stdin_data,
  * as it reads. */
 typedef struct feed {

@@ -247,6 +247,16 @@ def _stream(fd, mode):
 _quiet_stdin = None  # our stdin object of a run without stdin bytes
 
 
+def _closed(stream):
+    """Whether a stream the user may have put in place cannot be written
+    to: None, closed, or an object whose `closed` cannot be read (every
+    later run failed on it)."""
+    try:
+        return stream is None or bool(stream.closed)
+    except Exception:
+        return True
+
+
 def _fresh_stdio(has_stdin):
     """Standard streams fit for the next run. stdin is new when this run or
     the one that made the current object had stdin bytes (the old object may
@@ -262,7 +272,7 @@ def _fresh_stdio(has_stdin):
     _quiet_stdin = None if has_stdin else sys.stdin
     for name, fd in (("stdout", 1), ("stderr", 2)):
         stream = getattr(sys, name)
-        if stream is None or stream.closed:
+        if _closed(stream):
             stream = _stream(fd, "w")
             setattr(sys, name, stream)
             setattr(sys, f"__{name}__", stream)
