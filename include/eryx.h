@@ -574,7 +574,10 @@ ERYX_API int eryx_sandbox_set_callbacks(eryx_sandbox *sb, const eryx_callback *c
  */
 
 /* Drops the user's globals (variables, functions, classes, imported names)
- * and keeps everything else: imported modules stay loaded, /tmp stays. */
+ * and keeps everything else: imported modules stay loaded, /tmp stays.
+ * Finalizers (__del__) run as the globals go. eryx_sandbox_interrupt may
+ * stop it part way: ERYX_INTERRUPTED, with some globals dropped and the
+ * rest kept (call it again to finish). */
 ERYX_API int eryx_sandbox_clear(eryx_sandbox *sb);
 
 /* Back to the runtime's image: user state dropped, in microseconds. The
@@ -687,7 +690,8 @@ typedef struct eryx_pool_stats {
 ERYX_API void eryx_pool_config_default(eryx_pool_config *cfg);
 
 /* A thread-safe pool over rt (cfg may be NULL). All its functions may be
- * called from any thread. */
+ * called from any thread, eryx_pool_free only once no other call on the
+ * pool is in progress or can start (as with eryx_sandbox_free). */
 ERYX_API int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out);
 
 /* Frees the pool and its idle sandboxes; every acquired sandbox must have
