@@ -137,13 +137,19 @@ static void client_of(const char *addr, uint8_t ip[16])
         memset(ip, 0xff, 16);
 }
 
+/* Multiply-shift: the bucket is the top bits of the product, which every
+ * bit of the address reaches, so that two clients share one with a
+ * chance of about 2 in n_buckets whatever the addresses. The low bits of
+ * a product depend only on the low bits of what was multiplied (the
+ * address's first bytes): taken from there, every /64 of one /48 had one
+ * chain, whatever the seed. */
 static uint32_t bucket_of(const cli_gate *g, const uint8_t ip[16])
 {
     uint64_t a, b;
     memcpy(&a, ip, 8);
     memcpy(&b, ip + 8, 8);
-    uint64_t h = a * g->seed[0] + (b ^ (b >> 29)) * g->seed[1];
-    return (uint32_t)((h ^ (h >> 32)) & (g->n_buckets - 1));
+    uint64_t h = a * g->seed[0] + b * g->seed[1];
+    return (uint32_t)(h >> g->bucket_shift);
 }
 
 /* Twice the buckets (64 at first), the live clients chained again: a chain
@@ -157,6 +163,9 @@ static int grow_buckets(cli_gate *g)
     free(g->buckets);
     g->buckets = b;
     g->n_buckets = n;
+    g->bucket_shift = 64;
+    for (uint32_t k = n; k > 1; k >>= 1)
+        g->bucket_shift--;
     for (uint32_t i = 0; i < n; i++)
         b[i] = UINT32_MAX;
     for (uint32_t i = 0; i < g->n_clients; i++) {

@@ -45,6 +45,7 @@ typedef struct cli_gate {
     } *clients;
     uint32_t n_clients, cap_clients, free_client, live_clients;
     uint32_t *buckets, n_buckets;   /* heads of chains, a power of 2 */
+    unsigned bucket_shift;          /* 64 - log2(n_buckets) */
     uint64_t seed[2];               /* the hash's, random: a client cannot
                                      * choose addresses that share a chain */
     struct cli_gate_conn {      /* a ticket's entry */

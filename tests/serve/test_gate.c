@@ -91,6 +91,41 @@ TEST_CASE(many_clients_counted_apart)
     cli_gate_free(&g);
 }
 
+/* The longest chain of the table of counts. */
+static uint32_t longest_chain(const cli_gate *g)
+{
+    uint32_t most = 0;
+    for (uint32_t b = 0; b < g->n_buckets; b++) {
+        uint32_t n = 0;
+        for (uint32_t i = g->buckets[b]; i != UINT32_MAX; i = g->clients[i].next)
+            n++;
+        most = n > most ? n : most;
+    }
+    return most;
+}
+
+/* The /64s of one /48 (what one site is commonly given: 65,536 clients
+ * to one holder) are spread over the table whatever its seed: the hash
+ * took the bucket from the low bits of a product, which only the address's
+ * first bytes reach, so all of them shared one chain and each connection
+ * walked every client of the /48. */
+TEST_CASE(the_slash_64s_of_one_holder_are_spread)
+{
+    enum { N = 4096 };
+    for (int round = 0; round < 8; round++) {
+        cli_gate g;
+        cli_gate_init(&g, N, 1);
+        char addr[64];
+        for (int i = 0; i < N; i++) {
+            snprintf(addr, sizeof addr, "2001:db8:7:%x::1", i);
+            CHECK(IN(&g, addr));
+        }
+        CHECK_INT(g.live_clients, N);
+        CHECK(longest_chain(&g) < 32);
+        cli_gate_free(&g);
+    }
+}
+
 /* Whether the far end of a socket pair has seen its end shut down. */
 static int was_shut(int far)
 {
