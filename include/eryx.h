@@ -713,10 +713,11 @@ ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbo
  * sandbox is idle. The handle sb dies with the release (ERYX_MISUSE from
  * then on, even while the pool hands the sandbox to someone else under a
  * new handle). ERYX_MISUSE, and the sandbox stays the caller's, while it
- * runs or another thread is inside it, for a sandbox this pool did not
- * hand out (made by eryx_sandbox_new, forked, loaded, another pool's), and
- * on a thread inside a sandbox's guest code (its on_output: the release
- * runs `pass`). */
+ * runs or another thread is inside it, and for a sandbox this pool did not
+ * hand out (made by eryx_sandbox_new, forked, loaded, another pool's). On
+ * a thread inside a sandbox's guest code (its on_output), where `pass`
+ * cannot run, the sandbox is freed instead of kept (ERYX_OK: the pool
+ * makes another when one is wanted). */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
 /* Fills the fields of *out that its size covers (set out->size, or zero

@@ -181,6 +181,23 @@ def test_pool_lease_outlives_close():
     lease.release()
 
 
+def test_pool_release_inside_another_sandboxs_output():
+    # Given back from on_stdout (or a finalizer that runs there), the lease
+    # cannot be warmed up on that thread: it is let go, and its place comes
+    # back (the release was refused, and the binding lost the place).
+    pool = eryx.SandboxPool(max_size=1)
+
+    def on_out(_text):
+        with pool.acquire():
+            pass
+
+    eryx.Sandbox(on_stdout=on_out).execute("print('x')")
+    assert pool.stats().in_use == 0
+    with pool.acquire() as sb:
+        assert sb.execute("print(1)").stdout == "1\n"
+    pool.close()
+
+
 def test_pool_per_lease_limits_and_output():
     pool = eryx.SandboxPool(max_size=2)
     chunks = []

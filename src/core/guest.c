@@ -14,6 +14,8 @@
 
 /* Turns how a guarded call ended into a status. A trap kills the sandbox:
  * the interpreter's state is unknown from then on. */
+int eryx__in_guest_code(void) { return eryx__engine_thread_in_guest(); }
+
 int eryx__guest_thread_free(eryx_sandbox *sb, const char *what)
 {
     if (!eryx__engine_thread_in_guest())

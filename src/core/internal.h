@@ -282,6 +282,8 @@ int eryx__guest_resume(eryx_sandbox *sb, const char *what);
  * guest code (an on_output, or host code a guest called), where no other
  * sandbox can run; ERYX_OK otherwise. */
 int eryx__guest_thread_free(eryx_sandbox *sb, const char *what);
+/* Whether this thread is inside guest code, without a message. */
+int eryx__in_guest_code(void);
 
 /* Guest memory, checked: NULL unless [ptr, ptr + len) is inside it. */
 uint8_t *eryx__guest_span(eryx_sandbox *sb, uint32_t ptr, uint64_t len);

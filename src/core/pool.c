@@ -219,19 +219,23 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
      * reaches the sandbox. Then it is cleaned before anyone else sees it.
      * Only a sandbox this pool lent comes back: another would count
      * in_use down past 0 and go to the next user. */
-    int rc = eryx__guest_thread_free(NULL, "eryx_pool_release"); /* the warm-up runs */
-    if (rc == ERYX_OK)
-        rc = eryx__sandbox_rehandle(&sb, h);
+    int rc = eryx__sandbox_rehandle(&sb, h);
     if (rc != ERYX_OK)
         return rc; /* in use, running, or not lent by us: still theirs */
-    rc = eryx_sandbox_reset(sb);
-    if (rc == ERYX_OK)
+    /* On a thread inside another sandbox's guest code (its on_output) the
+     * warm-up cannot run: the sandbox is let go instead of kept. Refusing
+     * left bindings that release from a finalizer, which may run there, no
+     * way to give its place back. */
+    int keep = !eryx__in_guest_code();
+    if (keep)
+        rc = eryx_sandbox_reset(sb);
+    if (keep && rc == ERYX_OK)
         rc = restore_callbacks(p, sb);
-    if (rc == ERYX_OK)
+    if (keep && rc == ERYX_OK)
         rc = warm_up(sb);
     pthread_mutex_lock(&p->mu);
     p->in_use--;
-    if (rc == ERYX_OK && p->n_idle < p->cfg.max_size) {
+    if (keep && rc == ERYX_OK && p->n_idle < p->cfg.max_size) {
         p->idle[p->n_idle++] = (idle_entry){sb, eryx__now_ns()};
         sb = NULL;
     }
