@@ -46,6 +46,9 @@
  * --mcp-max-message each held 4 GB (100 calls of 15 MB of code queued
  * behind a busy session: 1.6 GB). */
 #define MAX_JOB_CODE_BYTES ((size_t)256 << 20)
+/* Of which one MCP session over HTTP may hold a quarter: 16 calls of 16 MiB
+ * from one client took it all, from every other client. */
+#define MAX_JOB_CODE_BYTES_PER_CLIENT (MAX_JOB_CODE_BYTES / 4)
 #define DEFAULT_MAX_SESSIONS 16
 #define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
 /* What the logs of resumable streams may hold in all (each one also at
@@ -775,8 +778,9 @@ static void *job_main(void *arg)
         }
         free(text);
         /* A cancelled call gets no answer: the next call must still
-         * learn that the variables it expects are gone. */
-        if (!answer && was_reset)
+         * learn that the variables it expects are gone (also when this
+         * call was to tell it, and was cancelled too). */
+        if (!answer && (was_reset || j->was_reset_untold))
             s->reset_untold = 1;
         s->busy = 0;
         s->runs++;
@@ -869,16 +873,23 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         return tool_result("out of memory", NULL, 1);
     }
     pthread_mutex_lock(&S.lock);
-    size_t mine = 0;
-    for (job *k = S.jobs; k && j->sid[0]; k = k->next)
-        mine += strcmp(k->sid, j->sid) == 0;
-    if (S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
+    size_t mine = 0, my_code = 0;
+    for (job *k = S.jobs; k && j->sid[0]; k = k->next) {
+        if (strcmp(k->sid, j->sid) == 0) {
+            mine++;
+            my_code += k->code_len;
+        }
+    }
+    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_CLIENT;
+    if (over_mine || S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
+        size_t held = over_mine ? my_code : S.job_code_bytes;
+        size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_CLIENT : MAX_JOB_CODE_BYTES;
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[200];
-        snprintf(msg, sizeof msg, "the calls in progress hold %zu MiB of code, and this one "
+        snprintf(msg, sizeof msg, "the calls in progress%s hold %zu MiB of code, and this one "
                  "would pass %zu MiB: wait for one to end, or cancel one",
-                 S.job_code_bytes >> 20, MAX_JOB_CODE_BYTES >> 20);
+                 over_mine ? " of this MCP session" : "", held >> 20, most >> 20);
         return tool_result(msg, NULL, 1);
     }
     if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_CLIENT) {

@@ -402,7 +402,9 @@ await test('--max-sessions: a new session takes the place of the least recently 
 await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
   const { spawn } = await import('node:child_process');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-gate-'));
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--mount', `${gate}:/gate`],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   server.stderr.on('data', (d) => { err += d; });
   const t0 = Date.now();
@@ -457,9 +459,27 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
       run(clients[0].c, 'import time\ntime.sleep(0.5)', { session: `q${i % 4}` }));
     const texts = (await Promise.all(slow)).map((x) => x.content[0].text);
     assert.equal(texts.filter((t) => /too many calls in progress \(this MCP session/.test(t)).length, 1);
+    // One MCP session's calls hold at most 64 MiB of code (a quarter of
+    // all): 16 calls of 16 MiB from one client took every client's room.
+    // Four of 15 MiB wait behind a busy session; the fifth is refused, and
+    // another client's still fits.
+    const busy = run(clients[0].c, 'import os, time\nwhile not os.path.exists("/gate/go"):\n'
+      + '    time.sleep(0.05)', { session: 'b' });
+    const big = '#' + 'x'.repeat(15 << 20) + '\nresult = 1';
+    const queued = Array.from({ length: 5 }, () => run(clients[0].c, big, { session: 'b' }));
+    const fifth = await queued[4];
+    assert.match(fifth.content[0].text, /in progress of this MCP session hold 60 MiB of code/);
+    const other = new Client({ name: 'http-2', version: '1' });
+    await other.connect(new StreamableHTTPClientTransport(url));
+    assert.equal((await run(other, big)).structuredContent.result, 1);
+    await other.close();
+    fs.writeFileSync(path.join(gate, 'go'), '');
+    await busy;
+    assert.ok((await Promise.all(queued.slice(0, 4))).every((r) => r.structuredContent?.result === 1));
     await clients[0].c.close();
   } finally {
     server.kill();
+    fs.rmSync(gate, { recursive: true });
   }
 });
 
