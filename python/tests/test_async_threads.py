@@ -84,6 +84,37 @@ def test_odd_failures_on_the_async_paths_answer_the_call():
     assert after == "after\n"
 
 
+def test_failure_message_with_a_lone_surrogate_answers_the_call():
+    # An exception quoting bytes that did not decode (os.fsdecode of a file
+    # name, errors="surrogateescape") holds a lone surrogate, which UTF-8
+    # cannot encode: call.fail raised UnicodeEncodeError, so execute_async
+    # raised it and abandoned the execution (the session dead) for a plain
+    # callback, and an async one's call waited for its timeout. The guest
+    # now gets the message with the surrogate escaped, on every path.
+    def item():
+        raise ValueError("no file " + b"x\xff".decode("utf-8", "surrogateescape"))
+
+    async def aitem():
+        item()
+
+    code = ("for f in (item, aitem):\n"
+            "    try:\n        await f()\n    except Exception as e:\n"
+            "        print(e.kind, str(e))\n")
+    want = "failed ValueError: no file x\\udcff\n" * 2
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": "item", "fn": item}, {"name": "aitem", "fn": aitem}],
+                         resource_limits=eryx.ResourceLimits(callback_timeout_ms=5000))
+        t = time.monotonic()
+        r = await s.execute_async(code)
+        assert time.monotonic() - t < 4, "a call was lost and timed out"
+        return r.stdout, s.execute(code).stdout
+
+    stdout, blocking = asyncio.run(main())
+    assert stdout == want, stdout
+    assert blocking == want, blocking
+
+
 def test_execute_async_sync_callback_errors_and_timeout():
     def fail():
         raise KeyError("nope")
