@@ -1,4 +1,5 @@
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -113,6 +114,42 @@ def test_failure_message_with_a_lone_surrogate_answers_the_call():
     stdout, blocking = asyncio.run(main())
     assert stdout == want, stdout
     assert blocking == want, blocking
+
+
+def test_execute_async_on_a_loop_closed_under_it_releases_its_eventfd():
+    # A loop closed while an execute_async waits on a call (its task never
+    # cancelled: the coroutine is closed when collected) abandons the
+    # execution (the session is dead, as for any abandoned one), and lets
+    # its eventfd go: the cleanup's cancel raised "Event loop is closed"
+    # and the descriptor leaked, one per such execution.
+    async def slow():
+        await asyncio.sleep(30)
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    s = eryx.Session(callbacks=[{"name": "slow", "fn": slow}])
+    s.execute("pass")
+    unraisable = []
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        before = fds()
+        for _ in range(3):
+            s.reset()
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(s.execute_async("await slow()"))
+            loop.run_until_complete(asyncio.sleep(0.2))
+            loop.close()
+            del task
+            gc.collect()
+        after = fds()
+    finally:
+        sys.unraisablehook = old_hook
+    assert after == before, f"{after - before} descriptors leaked"
+    assert not [u for u in unraisable if "closed" in str(u.exc_value)], unraisable
+    assert s.is_dead
+    s.reset()
+    assert s.execute("print(1)").stdout == "1\n"
 
 
 def test_execute_async_sync_callback_errors_and_timeout():
