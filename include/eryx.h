@@ -342,7 +342,13 @@ ERYX_API uint64_t eryx_call_id(const eryx_call *call);
  * sees as eryx.CallbackError (message copied; kind is eryx_call_error).
  * Integers have no size limit, as in JSON and Python: 10**30 arrives as
  * that int.
- * Thread-safe. Returns ERYX_OK; ERYX_INVALID for malformed JSON (the guest
+ * Thread-safe. Returns ERYX_OK; ERYX_INVALID for malformed JSON, more
+ * than 64 MiB of it, or JSON whose tree would take the host more than
+ * 256 MiB together with the trees of the execution's other calls not yet
+ * delivered (only a value the host cannot copy as text is read as a tree:
+ * one holding a \u0000, a number of 19 characters or more, or arrays
+ * and objects nested over 512 deep; `[{},{},...]` takes 77 times its
+ * text) (the guest
  * then sees a failed call, and the call is completed all the same);
  * ERYX_NOTFOUND when the call had already timed out (its deadline passed,
  * whether or not the guest has looked since: the guest then sees the

@@ -96,7 +96,10 @@
  * tree 77 times its text in jansson (24 in Python): the 64 MiB of
  * arguments above were 5 GB of trees. Records such as
  * `{"a":[1,2,{"b":null}],"c":"x"}` (33 times) pass up to the 4 MiB of one
- * call (ERYX_MAX_CALL_ARGS). */
+ * call (ERYX_MAX_CALL_ARGS). The trees of replies count too, from the
+ * reply until the guest has it (a reply the strict reader leaves to
+ * jansson: 16 MiB of [{},{},...] ending in a 19-digit integer took the
+ * host 1.3 GB); a reply beyond fails the call. */
 #ifndef ERYX_MAX_HELD_TREES
 #define ERYX_MAX_HELD_TREES (256u << 20)
 #endif

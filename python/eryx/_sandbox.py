@@ -464,10 +464,15 @@ async def _drive(h: Any, code: Union[str, bytes], cfg: _Config, timeout_ns: int,
     finally:
         ex.set_notify_fd(-1)
         del ex  # an unfinished execution is abandoned by its deallocation
-        for t in tasks:
-            t.cancel()
+        # A loop closed under a pending execute_async (its coroutine closed
+        # when collected) refuses both: cancelling raised, and the eventfd
+        # leaked.
+        if not loop.is_closed():
+            for t in tasks:
+                t.cancel()
+            if efd >= 0:
+                loop.remove_reader(efd)
         if efd >= 0:
-            loop.remove_reader(efd)
             os.close(efd)
 
 

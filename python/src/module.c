@@ -30,6 +30,11 @@ PyObject *pyeryx_fetch_exc(void)
 #endif
 }
 
+PyObject *pyeryx_utf8_lenient(PyObject *s)
+{
+    return PyUnicode_AsEncodedString(s, "utf-8", "backslashreplace");
+}
+
 void pyeryx_restore_exc(PyObject *exc)
 {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -280,19 +285,23 @@ static void pyeryx_callback_handler(void *ud, eryx_call *call)
             eryx_call_fail(call, ERYX_CALL_FAILED, "the callback's reply is not UTF-8");
     } else if (r && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2) {
         long kind = PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
-        const char *msg = PyUnicode_Check(PyTuple_GET_ITEM(r, 1))
-                              ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(r, 1))
-                              : NULL;
-        eryx_call_fail(call, (int)(kind < 0 ? 0 : kind), msg ? msg : "the callback failed");
+        PyObject *msg = PyUnicode_Check(PyTuple_GET_ITEM(r, 1))
+                            ? pyeryx_utf8_lenient(PyTuple_GET_ITEM(r, 1))
+                            : NULL;
+        eryx_call_fail(call, (int)(kind < 0 ? 0 : kind),
+                       msg ? PyBytes_AS_STRING(msg) : "the callback failed");
+        Py_XDECREF(msg);
     } else {
-        PyObject *msg = NULL;
+        PyObject *msg = NULL, *utf8 = NULL;
         if (PyErr_Occurred()) {
             PyObject *v = pyeryx_fetch_exc();
             msg = v ? PyObject_Str(v) : NULL;
             Py_XDECREF(v);
         }
-        const char *m = msg ? PyUnicode_AsUTF8(msg) : NULL;
-        eryx_call_fail(call, ERYX_CALL_FAILED, m ? m : "the callback's dispatcher failed");
+        utf8 = msg ? pyeryx_utf8_lenient(msg) : NULL;
+        eryx_call_fail(call, ERYX_CALL_FAILED,
+                       utf8 ? PyBytes_AS_STRING(utf8) : "the callback's dispatcher failed");
+        Py_XDECREF(utf8);
         Py_XDECREF(msg);
     }
     PyErr_Clear();

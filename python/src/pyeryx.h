@@ -110,6 +110,11 @@ PyObject *pyeryx_fetch_exc(void);
 /* Sets exc (stolen) as the current exception. */
 void pyeryx_restore_exc(PyObject *exc);
 
+/* s (a str) as UTF-8 bytes, a lone surrogate (an exception quoting bytes
+ * that did not decode) written as its \udc80 escape: a failure's message
+ * must answer the call even then. New reference, or NULL with the error set. */
+PyObject *pyeryx_utf8_lenient(PyObject *s);
+
 /* Reads a non-negative integer (or None = dflt) into *out. */
 int pyeryx_u64(PyObject *o, const char *name, uint64_t dflt, uint64_t *out);
 

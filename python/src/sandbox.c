@@ -1233,21 +1233,28 @@ static PyObject *call_reply(pyeryx_callobj *o, PyObject *arg)
 
 /* The message may hold NUL characters (a callback's exception quoting what
  * the guest sent): the guest gets it up to the first, as on the blocking
- * path, rather than the answer failing and the call being lost. */
+ * path, rather than the answer failing and the call being lost. A lone
+ * surrogate is sent as its escape (pyeryx_utf8_lenient): refused, it made
+ * the asyncio driver raise UnicodeEncodeError, which killed the session
+ * (a plain callback) or left the call to time out (an async one). */
 static PyObject *call_fail(pyeryx_callobj *o, PyObject *args)
 {
     int kind;
-    const char *msg;
-    Py_ssize_t len;
-    if (!PyArg_ParseTuple(args, "is#:fail", &kind, &msg, &len))
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "iU:fail", &kind, &text))
         return NULL;
     if (!o->call) {
         PyErr_SetString(PyExc_ValueError, "this call was already answered");
         return NULL;
     }
+    PyObject *msg = pyeryx_utf8_lenient(text);
+    if (!msg)
+        return NULL;
     eryx_call *c = o->call;
     o->call = NULL;
-    return PyLong_FromLong(eryx_call_fail(c, kind, msg));
+    int rc = eryx_call_fail(c, kind, PyBytes_AS_STRING(msg));
+    Py_DECREF(msg);
+    return PyLong_FromLong(rc);
 }
 
 static PyObject *call_get_pending(pyeryx_callobj *o, void *u)

@@ -1,4 +1,5 @@
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -82,6 +83,73 @@ def test_odd_failures_on_the_async_paths_answer_the_call():
     assert r.stdout == ("'ValueError: unknown item a'\n" * 2 + "CallbackError True\n" * 2
                         + "alive\n"), r.stdout
     assert after == "after\n"
+
+
+def test_failure_message_with_a_lone_surrogate_answers_the_call():
+    # An exception quoting bytes that did not decode (os.fsdecode of a file
+    # name, errors="surrogateescape") holds a lone surrogate, which UTF-8
+    # cannot encode: call.fail raised UnicodeEncodeError, so execute_async
+    # raised it and abandoned the execution (the session dead) for a plain
+    # callback, and an async one's call waited for its timeout. The guest
+    # now gets the message with the surrogate escaped, on every path.
+    def item():
+        raise ValueError("no file " + b"x\xff".decode("utf-8", "surrogateescape"))
+
+    async def aitem():
+        item()
+
+    code = ("for f in (item, aitem):\n"
+            "    try:\n        await f()\n    except Exception as e:\n"
+            "        print(e.kind, str(e))\n")
+    want = "failed ValueError: no file x\\udcff\n" * 2
+
+    async def main():
+        s = eryx.Session(callbacks=[{"name": "item", "fn": item}, {"name": "aitem", "fn": aitem}],
+                         resource_limits=eryx.ResourceLimits(callback_timeout_ms=5000))
+        t = time.monotonic()
+        r = await s.execute_async(code)
+        assert time.monotonic() - t < 4, "a call was lost and timed out"
+        return r.stdout, s.execute(code).stdout
+
+    stdout, blocking = asyncio.run(main())
+    assert stdout == want, stdout
+    assert blocking == want, blocking
+
+
+def test_execute_async_on_a_loop_closed_under_it_releases_its_eventfd():
+    # A loop closed while an execute_async waits on a call (its task never
+    # cancelled: the coroutine is closed when collected) abandons the
+    # execution (the session is dead, as for any abandoned one), and lets
+    # its eventfd go: the cleanup's cancel raised "Event loop is closed"
+    # and the descriptor leaked, one per such execution.
+    async def slow():
+        await asyncio.sleep(30)
+
+    def fds():
+        return len(os.listdir("/proc/self/fd"))
+
+    s = eryx.Session(callbacks=[{"name": "slow", "fn": slow}])
+    s.execute("pass")
+    unraisable = []
+    old_hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        before = fds()
+        for _ in range(3):
+            s.reset()
+            loop = asyncio.new_event_loop()
+            task = loop.create_task(s.execute_async("await slow()"))
+            loop.run_until_complete(asyncio.sleep(0.2))
+            loop.close()
+            del task
+            gc.collect()
+        after = fds()
+    finally:
+        sys.unraisablehook = old_hook
+    assert after == before, f"{after - before} descriptors leaked"
+    assert not [u for u in unraisable if "closed" in str(u.exc_value)], unraisable
+    assert s.is_dead
+    s.reset()
+    assert s.execute("print(1)").stdout == "1\n"
 
 
 def test_execute_async_sync_callback_errors_and_timeout():

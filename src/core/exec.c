@@ -93,6 +93,36 @@ static int call_unref_locked(eryx_call *c)
 
 /* ---- completing calls ---------------------------------------------------- */
 
+/* Whether a call's arguments were counted as held, or which bound they
+ * would have passed. */
+enum hold { HELD, OVER_HELD_ARGS, OVER_HELD_TREES };
+
+/* Counts n more bytes of arguments, whose tree takes tree bytes to read,
+ * held for h's calls, unless that passes ERYX_MAX_HELD_ARGS or
+ * ERYX_MAX_HELD_TREES: then nothing is counted. */
+static enum hold hold_args(eryx__hub *h, size_t n, size_t tree)
+{
+    pthread_mutex_lock(&h->mu);
+    enum hold held = n > ERYX_MAX_HELD_ARGS - h->args_held        ? OVER_HELD_ARGS
+                     : tree > ERYX_MAX_HELD_TREES - h->trees_held ? OVER_HELD_TREES
+                                                                  : HELD;
+    if (held == HELD) {
+        h->args_held += n;
+        h->trees_held += tree;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return held;
+}
+
+static void release_args(eryx__hub *h, size_t n, size_t tree)
+{
+    pthread_mutex_lock(&h->mu);
+    h->args_held -= n;
+    h->trees_held -= tree;
+    pthread_mutex_unlock(&h->mu);
+}
+
+
 static json_t *error_result(uint64_t id, const char *kind, const char *message)
 {
     json_t *r = eryx__call_error_record(id, kind, message ? message : "");
@@ -177,10 +207,13 @@ static void expire_locked(eryx_call *c)
 
 /* The embedder's side: completes the call if it still waits, releases the
  * embedder's reference, then notifies with no lock held. text is the
- * reply's JSON for the journal (taken), or NULL. A reply that comes after
+ * reply's JSON for the journal (taken), or NULL. tree: bytes of o's tree
+ * already counted in the hub's trees_held (hold_args), which the call
+ * then holds until the guest has its outcome, or which are given back.
+ * A reply that comes after
  * the deadline is dropped even when the guest has not looked yet, so the
  * guest always sees the same timeout, whichever thread gets there first. */
-static int finish_call(eryx_call *call, eryx__record o, char *text, size_t len)
+static int finish_call(eryx_call *call, eryx__record o, size_t tree, char *text, size_t len)
 {
     eryx__hub *h = call->hub;
     eryx__notice notice = {0};
@@ -192,9 +225,12 @@ static int finish_call(eryx_call *call, eryx__record o, char *text, size_t len)
     } else if (call->state == ERYX__CALL_WAITING && !h->closed && (o.tree || o.text)) {
         complete_locked(call, o, &text, len);
         o = tree_record(NULL);
+        call->tree_held += tree; /* released with the call (call_unref_locked) */
+        tree = 0;
         rc = ERYX_OK;
         eryx__hub_notice_locked(h, &notice);
     }
+    h->trees_held -= tree;
     h->refs++; /* keep the hub while the call goes */
     call_unref_locked(call);
     hub_unref_unlock(h);
@@ -221,27 +257,50 @@ static int nul_in_key(const char *json, size_t len)
 int eryx__call_reply(eryx_call *call, const char *json, size_t len)
 {
     eryx__record o = tree_record(NULL);
+    size_t tree = 0;
+    enum hold held = HELD;
     if (json && len <= MAX_REPLY_BYTES) {
         /* Most values need no tree: read and copied in one pass. */
         o.text = eryx__call_ok_text(call->id, json, len, &o.len);
-        if (!o.text)
-            o.tree = eryx__call_ok_record(call->id, json, len);
+        /* The rest is read by jansson, whose tree counts with the
+         * arguments' (ERYX_MAX_HELD_TREES) until the guest has it: 16 MiB
+         * of [{},{},...] with one 19-digit integer took 1.3 GB. */
+        if (!o.text) {
+            held = eryx__json_tree_fits(json, len, ERYX_MAX_HELD_TREES, &tree)
+                       ? hold_args(call->hub, 0, tree)
+                       : OVER_HELD_TREES;
+            if (held == HELD && !(o.tree = eryx__call_ok_record(call->id, json, len)))
+                release_args(call->hub, 0, tree);
+        }
     }
     if (!o.tree && !o.text) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the host function returned %s",
-                 !json                   ? "no JSON"
-                 : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
-                 : nul_in_key(json, len) ? "JSON with a NUL character (\\u0000) in an object "
-                                           "key, which the host cannot read (in a value it can)"
-                                         : "malformed JSON");
-        int rc = finish_call(call, tree_record(error_result(call->id, "failed", msg)), NULL, 0);
+        char msg[300];
+        if (held == OVER_HELD_TREES && tree > ERYX_MAX_HELD_TREES)
+            snprintf(msg, sizeof msg, "the host function returned JSON that would take more than "
+                                      "%u MiB to read (too many objects, arrays and values): "
+                                      "the host does not take it",
+                     (unsigned)(ERYX_MAX_HELD_TREES >> 20));
+        else if (held != HELD)
+            snprintf(msg, sizeof msg, "the host function returned JSON that would take %zu MiB "
+                                      "to read (too many objects, arrays and values): with the "
+                                      "run's other calls not yet delivered, more than the %u MiB "
+                                      "the host reads at once",
+                     tree >> 20, (unsigned)(ERYX_MAX_HELD_TREES >> 20));
+        else
+            snprintf(msg, sizeof msg, "the host function returned %s",
+                     !json                   ? "no JSON"
+                     : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
+                     : nul_in_key(json, len) ? "JSON with a NUL character (\\u0000) in an "
+                                               "object key, which the host cannot read (in a "
+                                               "value it can)"
+                                             : "malformed JSON");
+        int rc = finish_call(call, tree_record(error_result(call->id, "failed", msg)), 0, NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }
     /* Copied here, with no lock held; jentry never changes once the call
      * is shared. */
     char *text = call->jentry ? strndup(json, len) : NULL;
-    return finish_call(call, o, text, text ? strlen(text) : 0);
+    return finish_call(call, o, o.tree ? tree : 0, text, text ? strlen(text) : 0);
 }
 
 int eryx__call_fail(eryx_call *call, int kind, const char *message)
@@ -251,7 +310,7 @@ int eryx__call_fail(eryx_call *call, int kind, const char *message)
     /* Bound what one failure can make the guest allocate. */
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", message ? message : "");
-    return finish_call(call, tree_record(error_result(call->id, k, buf)), NULL, 0);
+    return finish_call(call, tree_record(error_result(call->id, k, buf)), 0, NULL, 0);
 }
 
 int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const char *msg)
@@ -262,7 +321,7 @@ int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const 
     size_t len = text ? strlen(text) : 0;
     json_t *result = value ? eryx__call_record(call->id, 1, "value", value)
                            : error_result(call->id, kind, msg);
-    return finish_call(call, tree_record(result), text, len);
+    return finish_call(call, tree_record(result), 0, text, len);
 }
 
 void eryx__call_release(eryx_call *call)
@@ -561,35 +620,6 @@ static int journal_call(eryx_exec *ex, uint64_t id, const char *name, const char
         return J_DONE;
     }
     return J_RECORD;
-}
-
-/* Whether a call's arguments were counted as held, or which bound they
- * would have passed. */
-enum hold { HELD, OVER_HELD_ARGS, OVER_HELD_TREES };
-
-/* Counts n more bytes of arguments, whose tree takes tree bytes to read,
- * held for h's calls, unless that passes ERYX_MAX_HELD_ARGS or
- * ERYX_MAX_HELD_TREES: then nothing is counted. */
-static enum hold hold_args(eryx__hub *h, size_t n, size_t tree)
-{
-    pthread_mutex_lock(&h->mu);
-    enum hold held = n > ERYX_MAX_HELD_ARGS - h->args_held        ? OVER_HELD_ARGS
-                     : tree > ERYX_MAX_HELD_TREES - h->trees_held ? OVER_HELD_TREES
-                                                                  : HELD;
-    if (held == HELD) {
-        h->args_held += n;
-        h->trees_held += tree;
-    }
-    pthread_mutex_unlock(&h->mu);
-    return held;
-}
-
-static void release_args(eryx__hub *h, size_t n, size_t tree)
-{
-    pthread_mutex_lock(&h->mu);
-    h->args_held -= n;
-    h->trees_held -= tree;
-    pthread_mutex_unlock(&h->mu);
 }
 
 int eryx__exec_add_call(eryx_exec *ex, uint64_t id, const char *name, const char *args)

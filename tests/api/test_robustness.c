@@ -749,6 +749,100 @@ TEST_CASE(test_held_argument_trees_are_bounded)
     eryx_sandbox_free(sb);
 }
 
+/* [{},{},...,{},1234567890123456789]: n empty objects and an integer of 19
+ * digits, which the host's strict reader leaves to jansson. */
+static char *wide_reply(size_t n, size_t *len)
+{
+    char *s = malloc(3 * n + 32);
+    REQUIRE(s != NULL);
+    size_t k = 0;
+    s[k++] = '[';
+    for (size_t i = 0; i < n; i++, k += 3)
+        memcpy(s + k, "{},", 3);
+    k += (size_t)sprintf(s + k, "1234567890123456789]");
+    *len = k;
+    return s;
+}
+
+/* Runs code in sb, answering every call with reply; rcs gets the status of
+ * each eryx_call_reply (up to 4). */
+static eryx_result *run_replying(eryx_sandbox *sb, const char *code, const char *reply,
+                                 size_t len, int *rcs, int *n_rcs)
+{
+    eryx_exec *ex = NULL;
+    CHECK_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    int rc;
+    *n_rcs = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        eryx_call *c;
+        while ((c = eryx_exec_next_call(ex)) != NULL) {
+            int reply_rc = eryx_call_reply(c, reply, len);
+            if (*n_rcs < 4)
+                rcs[(*n_rcs)++] = reply_rc;
+        }
+        while (!eryx_exec_ready(ex))
+            sleep_ms(1);
+    }
+    CHECK_INT(rc, ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    return r;
+}
+
+/* A reply the host's strict reader leaves to jansson (for a NUL, a deep
+ * nesting or a large number) is read as a tree, which counts with the
+ * arguments' trees (ERYX_MAX_HELD_TREES, 256 MiB) until the guest has it:
+ * 16 MiB of [{},{},...] and a 19-digit integer took the host 1.3 GB and
+ * 5.4 s (64 MiB, the most a reply may be, about 5 GB), where the same
+ * reply ending in 1 took 81 MB and 0.06 s. That reply is refused
+ * (ERYX_INVALID, the guest sees a failed call); of two gathered replies
+ * whose trees take 154 MiB each, the second is, while the first is not yet
+ * delivered; replies that come one after the other all pass. */
+TEST_CASE(test_reply_trees_are_bounded)
+{
+    eryx_sandbox *sb = new_sandbox_f_g();
+    static const char prologue[] = "import asyncio\n"
+                                   "async def one():\n"
+                                   "    try:\n"
+                                   "        return len(await f())\n"
+                                   "    except CallbackError as e:\n"
+                                   "        return f'{e.kind}: {e}'\n";
+    char code[1024];
+    int rcs[4], n_rcs;
+    size_t len;
+    char *reply = wide_reply((16u << 20) / 3, &len);
+    snprintf(code, sizeof code, "%sprint(await one())", prologue);
+    eryx_result *r = run_replying(sb, code, reply, len, rcs, &n_rcs);
+    CHECK_INT(n_rcs, 1);
+    CHECK_INT(rcs[0], ERYX_INVALID);
+    CHECK_STR(r ? r->out : NULL, "failed: the host function returned JSON that would take more "
+                                 "than 256 MiB to read (too many objects, arrays and values): "
+                                 "the host does not take it\n");
+    eryx_result_free(r);
+    free(reply);
+
+    reply = wide_reply((2u << 20) / 3, &len); /* 154 MiB as a tree */
+    snprintf(code, sizeof code, "%sprint(await asyncio.gather(one(), one()))", prologue);
+    r = run_replying(sb, code, reply, len, rcs, &n_rcs);
+    CHECK_INT(n_rcs, 2);
+    CHECK_INT(rcs[0], ERYX_OK);
+    CHECK_INT(rcs[1], ERYX_INVALID);
+    CHECK_STR(r ? r->out : NULL, "[699051, \"failed: the host function returned JSON that would "
+                                 "take 154 MiB to read (too many objects, arrays and values): "
+                                 "with the run's other calls not yet delivered, more than the "
+                                 "256 MiB the host reads at once\"]\n");
+    eryx_result_free(r);
+    snprintf(code, sizeof code, "%sprint([await one() for i in range(2)])", prologue);
+    r = run_replying(sb, code, reply, len, rcs, &n_rcs);
+    CHECK_INT(n_rcs, 2);
+    CHECK_INT(rcs[0], ERYX_OK);
+    CHECK_INT(rcs[1], ERYX_OK);
+    CHECK_STR(r ? r->out : NULL, "[699051, 699051]\n");
+    eryx_result_free(r);
+    free(reply);
+    eryx_sandbox_free(sb);
+}
+
 /* One sandbox's handlers that block past their calls' timeouts used to
  * hold every worker of the process (64), so another sandbox's calls waited
  * in the queue until they timed out. Each sandbox now has a share of the
