@@ -253,7 +253,7 @@ def _closed(stream):
     later run failed on it)."""
     try:
         return stream is None or bool(stream.closed)
-    except Exception:
+    except BaseException:  # SystemExit, KeyboardInterrupt: the user's too
         return True
 
 
@@ -276,10 +276,15 @@ def _fresh_stdio(has_stdin):
             stream = _stream(fd, "w")
             setattr(sys, name, stream)
             setattr(sys, f"__{name}__", stream)
-        elif stream is getattr(sys, f"__{name}__") and not stream.line_buffering:
+        elif stream is getattr(sys, f"__{name}__"):
             # Line by line, so that output streams to the host as it is
-            # printed; a write is a host call, not a system call.
-            stream.reconfigure(line_buffering=True)
+            # printed; a write is a host call, not a system call. An object
+            # the user put in both places buffers as it likes.
+            try:
+                if not stream.line_buffering:
+                    stream.reconfigure(line_buffering=True)
+            except BaseException:
+                pass
 
 
 def _flush():
