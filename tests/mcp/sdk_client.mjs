@@ -461,21 +461,22 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
     assert.equal(texts.filter((t) => /too many calls in progress \(this MCP session/.test(t)).length, 1);
     // One MCP session's calls hold at most 64 MiB of code (a quarter of
     // all): 16 calls of 16 MiB from one client took every client's room.
-    // Four of 15 MiB wait behind a busy session; the fifth is refused, and
-    // another client's still fits.
-    const busy = run(clients[0].c, 'import os, time\nwhile not os.path.exists("/gate/go"):\n'
-      + '    time.sleep(0.05)', { session: 'b' });
-    const big = '#' + 'x'.repeat(15 << 20) + '\nresult = 1';
-    const queued = Array.from({ length: 5 }, () => run(clients[0].c, big, { session: 'b' }));
-    const fifth = await queued[4];
-    assert.match(fifth.content[0].text, /in progress of this MCP session hold 60 MiB of code/);
+    // Five calls of 15 MiB that wait for a file: whichever arrives last
+    // (each POST is a connection of its own) is refused, and another
+    // client's call still fits.
+    const big = '#' + 'x'.repeat(15 << 20) + '\nimport os, time\n'
+      + 'while not os.path.exists("/gate/go"):\n    time.sleep(0.05)\nresult = 1';
+    const held = Array.from({ length: 5 }, (_, i) => run(clients[0].c, big, { session: `b${i}` }));
+    const refused = await Promise.race(held);
+    assert.match(refused.content[0].text, /in progress of this MCP session hold 60 MiB of code/);
     const other = new Client({ name: 'http-2', version: '1' });
     await other.connect(new StreamableHTTPClientTransport(url));
-    assert.equal((await run(other, big)).structuredContent.result, 1);
-    await other.close();
+    const others = run(other, big);
     fs.writeFileSync(path.join(gate, 'go'), '');
-    await busy;
-    assert.ok((await Promise.all(queued.slice(0, 4))).every((r) => r.structuredContent?.result === 1));
+    assert.equal((await others).structuredContent.result, 1);
+    await other.close();
+    const rs = await Promise.all(held);
+    assert.equal(rs.filter((r) => r.structuredContent?.result === 1).length, 4);
     await clients[0].c.close();
   } finally {
     server.kill();
