@@ -763,6 +763,7 @@ int main(int argc, char **argv)
 {
     cli c = {0};
     int status = cli_main(&c, argc, argv);
+    (void)cli_trace_close(&c.trace); /* open still after a usage error */
     cli_net_free(&c.net);
     return status;
 }
