@@ -12,13 +12,11 @@
 #include "guest/abi.h"
 #include "wasi/guest_mem.h"
 
-/* Turns how a guarded call ended into a status. A trap kills the sandbox:
- * the interpreter's state is unknown from then on. */
 int eryx__in_guest_code(void) { return eryx__engine_thread_in_guest(); }
 
 int eryx__guest_thread_free(eryx_sandbox *sb, const char *what)
 {
-    if (!eryx__engine_thread_in_guest())
+    if (!eryx__in_guest_code())
         return ERYX_OK;
     eryx__set_errmsg(sb, "%s refused: this thread is inside another sandbox's guest code (an "
                          "output handler or a host function of it may not run a sandbox; a "
@@ -26,6 +24,8 @@ int eryx__guest_thread_free(eryx_sandbox *sb, const char *what)
     return ERYX_MISUSE;
 }
 
+/* Turns how a guarded call ended into a status. A trap kills the sandbox:
+ * the interpreter's state is unknown from then on. */
 static int call_status(eryx_sandbox *sb, int how, const eryx__call_info *info,
                        const char *what)
 {

@@ -418,24 +418,21 @@ static int open_virtual(eryx__vfs_file *f, int flags)
     return 0;
 }
 
-int eryx__vfs_open(eryx__vfs *vfs, const char *path, int flags, eryx__vfs_file **out)
+/* A file record named path, opened by nothing yet; NULL without memory. */
+static eryx__vfs_file *file_new(eryx__vfs *vfs, const char *path)
 {
-    char p[ERYX__VFS_PATH_MAX];
-    int rc = norm(path, p);
-    if (rc < 0)
-        return rc;
     eryx__vfs_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(p))) {
+    if (!f || !(f->path = strdup(path))) {
         free(f);
-        return -ENOMEM;
+        return NULL;
     }
     f->vfs = vfs;
-    const char *rel = "";
-    f->mnt = resolve(vfs, p, &rel);
-    rc = f->mnt ? backend_open(f, rel, flags) : open_virtual(f, flags);
-    /* A directory that exists only because a mount point lies below it. */
-    if (rc == -ENOENT && f->mnt)
-        rc = open_virtual(f, flags & ~ERYX__VFS_O_CREAT);
+    return f;
+}
+
+/* Gives *f to *out when rc is 0, else frees it (no backend holds it). */
+static int file_done(eryx__vfs_file *f, int rc, eryx__vfs_file **out)
+{
     if (rc < 0) {
         free(f->path);
         free(f);
@@ -445,27 +442,35 @@ int eryx__vfs_open(eryx__vfs *vfs, const char *path, int flags, eryx__vfs_file *
     return 0;
 }
 
+int eryx__vfs_open(eryx__vfs *vfs, const char *path, int flags, eryx__vfs_file **out)
+{
+    char p[ERYX__VFS_PATH_MAX];
+    int rc = norm(path, p);
+    if (rc < 0)
+        return rc;
+    eryx__vfs_file *f = file_new(vfs, p);
+    if (!f)
+        return -ENOMEM;
+    const char *rel = "";
+    f->mnt = resolve(vfs, p, &rel);
+    rc = f->mnt ? backend_open(f, rel, flags) : open_virtual(f, flags);
+    /* A directory that exists only because a mount point lies below it. */
+    if (rc == -ENOENT && f->mnt)
+        rc = open_virtual(f, flags & ~ERYX__VFS_O_CREAT);
+    return file_done(f, rc, out);
+}
+
 int vfs_open_unlinked(eryx__vfs *vfs, const char *mount, eryx__vfs_file **out)
 {
     const char *rel = "";
     vfs_mount *m = resolve(vfs, mount, &rel);
     if (!m || m->kind != VFS_MNT_TMP || rel[0] || strcmp(m->path, mount) != 0)
         return -EINVAL;
-    eryx__vfs_file *f = calloc(1, sizeof *f);
-    if (!f || !(f->path = strdup(mount))) {
-        free(f);
+    eryx__vfs_file *f = file_new(vfs, mount);
+    if (!f)
         return -ENOMEM;
-    }
-    f->vfs = vfs;
     f->mnt = m;
-    int rc = vfs_mem_open_unlinked(f);
-    if (rc < 0) {
-        free(f->path);
-        free(f);
-        return rc;
-    }
-    *out = f;
-    return 0;
+    return file_done(f, vfs_mem_open_unlinked(f), out);
 }
 
 void eryx__vfs_close(eryx__vfs_file *f)
