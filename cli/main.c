@@ -566,7 +566,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     eryx_sandbox *sb = NULL;
     eryx_result *res = NULL;
     const char **argv = build_argv(c, argv0);
-    int status = EXIT_SETUP;
+    int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     /* The image given, or the default one cached on disk: loading it takes
@@ -599,11 +599,19 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
              * command line no longer gives): */
             if (rc == ERYX_OK && eryx_errmsg(sb)[0])
                 fprintf(stderr, "eryx: warning: %s: %s\n", c->session, eryx_errmsg(sb));
-        } else
+        } else {
+            /* A new sandbox's configuration comes from the command line
+             * alone, so what the library refuses in it (a callback name, a
+             * network rule) was a usage error. A load can also refuse its
+             * session file, which is not. */
             rc = eryx_sandbox_new(rt, &cfg, &sb);
+            refused_config = rc == ERYX_INVALID;
+        }
     }
     if (rc != ERYX_OK) {
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
+        if (refused_config)
+            status = EXIT_USAGE;
         goto done;
     }
     eryx_run_options opts;
