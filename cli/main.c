@@ -5,7 +5,8 @@
  * Exit status: that of the Python code (0, 1 after an uncaught exception with
  * the traceback on stderr, SystemExit's code), 2 for a usage error or a file
  * that cannot be read, 70 when the sandbox trapped or failed inside, 71 when
- * it could not be created. See docs/cli.md.
+ * it could not be created, 120 when its stdout could not be written. See
+ * docs/cli.md.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +33,7 @@ enum {
     EXIT_USAGE = 2,
     EXIT_SANDBOX = 70,      /* trapped, or the glue failed */
     EXIT_SETUP = 71,        /* the runtime or sandbox could not be created */
+    EXIT_OUTPUT_LOST = 120, /* stdout could not be written (as python's) */
     EXIT_FUEL = 122,        /* --fuel used up */
     EXIT_OUTPUT_LIMIT = 123,/* the code succeeded but its output was cut */
     EXIT_TIMEOUT = 124,     /* --timeout */
@@ -433,12 +435,33 @@ static size_t program_max(const cli *c)
  * (stdio would hold it in a block buffer): output streams, as documented,
  * and stays in the order the guest wrote it in when both streams go to one
  * place. A write is already a chunk the guest chose to flush. */
+/* The first error writing the program's stdout (a full disk, a closed
+ * descriptor), or 0. The program cannot be told (its output is a stream
+ * the host takes), so the exit status says it: the output is lost. */
+static int stdout_errno;
+
 static void stream_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
     FILE *f = fd == 2 ? stderr : stdout;
-    fwrite(data, 1, len, f);
-    fflush(f);
+    errno = 0;
+    int failed = fwrite(data, 1, len, f) != len;
+    failed |= fflush(f) != 0;
+    if (failed && f == stdout && !stdout_errno)
+        stdout_errno = errno ? errno : EIO;
+}
+
+/* status, unless the program's stdout was lost: then said on stderr, and
+ * EXIT_OUTPUT_LOST where status would have said success. */
+static int check_stdout(int status)
+{
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !stdout_errno)
+        stdout_errno = errno ? errno : EIO;
+    if (!stdout_errno)
+        return status;
+    fprintf(stderr, "eryx: cannot write the program's output: %s\n", strerror(stdout_errno));
+    return status ? status : EXIT_OUTPUT_LOST;
 }
 
 /* Builds sys.argv as python does: ['-c', args...], [FILE, args...],
@@ -761,6 +784,7 @@ static int cli_main(cli *c, int argc, char **argv)
      * too: the server asks for it as the program reads (docs/serve.md). */
     c->stdin_lazy = !from_stdin;
     int status = c->remote ? run_remote(c, code, len) : run(c, code, len, filename, argv0);
+    status = check_stdout(status);
     if (cli_trace_close(&c->trace) < 0 && status == 0)
         status = EXIT_SETUP;
     free(code);
