@@ -907,7 +907,8 @@ ERYX_API void eryx_result_free(eryx_result *res);
  * `finally` and `with` blocks run and the sandbox (its globals) survives; the
  * run returns ERYX_INTERRUPTED. If the code has not finished interrupt_grace_ns
  * later (stuck in C code: a regex, a huge multiplication; or it swallowed
- * the exception), it is stopped hard: the run returns ERYX_INTERRUPTED with
+ * the exception), it is stopped hard (an execution waiting between steps of
+ * the non-blocking API gets its grace from the next step): the run returns ERYX_INTERRUPTED with
  * result->hard_stopped set and the sandbox is dead. Timeouts work the same
  * way and return ERYX_TIMEOUT. No-op (ERYX_OK) when nothing runs. */
 ERYX_API int eryx_sandbox_interrupt(eryx_sandbox *sb);

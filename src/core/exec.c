@@ -1347,6 +1347,7 @@ int eryx__exec_step(eryx_exec *ex)
         ex->hub->stopping = 0;
         pthread_mutex_unlock(&ex->hub->mu);
         ex->timer_deadline_ns = 0;
+        eryx__irq_park(ex->sb, 0);
         rc = eryx__guest_resume(ex->sb, "the code");
     }
     if (rc == ERYX_PENDING && ex->diverged) {
@@ -1358,6 +1359,7 @@ int eryx__exec_step(eryx_exec *ex)
     }
     if (rc == ERYX_PENDING) {
         ex->state = EX_PENDING;
+        eryx__irq_park(ex->sb, 1);
         return ERYX_PENDING;
     }
     return conclude(ex, rc);

@@ -81,6 +81,9 @@ typedef struct eryx__irq {
     uint64_t deadline_ns;       /* the run's time limit, 0 = none */
     uint64_t hard_at_ns;        /* when a graceful stop turns hard */
     uint64_t grace_ns;
+    int parked;                 /* the guest waits for a step (exec API) */
+    int grace_at_resume;        /* stopped while parked: the grace starts
+                                   when the guest runs again */
     struct eryx__hub *hub;      /* of the execution, to wake its waiter */
     uint32_t breaker_addr, async_exc_addr, exc_value, breaker_bit;
     struct eryx_sandbox *next;  /* the watchdog's list */
@@ -180,6 +183,7 @@ int eryx__irq_fetch_addresses(eryx_sandbox *sb);
 int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, struct eryx__hub *hub);
 int eryx__irq_run_end(eryx_sandbox *sb, int *hard);
 int eryx__irq_cause(eryx_sandbox *sb);
+void eryx__irq_park(eryx_sandbox *sb, int parked);
 uint64_t eryx__irq_deadline(eryx_sandbox *sb);
 int eryx__sandbox_interrupt(eryx_sandbox *sb);
 

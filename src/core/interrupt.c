@@ -60,6 +60,16 @@ static uint64_t next_time(const eryx_sandbox *sb)
     return q->cause ? q->hard_at_ns : q->deadline_ns;
 }
 
+/* When the graceful stop turns hard; irq.mu held. 0, never: stopped while
+ * parked (from the next step on), the grace is ERYX_NO_LIMIT, or so long
+ * that now + it would wrap to the past and stop the code hard at once. */
+static void set_grace(eryx__irq *q)
+{
+    q->hard_at_ns = q->grace_at_resume || q->grace_ns == ERYX_NO_LIMIT
+                        ? 0
+                        : eryx__deadline_after(q->grace_ns);
+}
+
 /* The graceful stop; irq.mu held, a run in progress. The execution's
  * notify, if any, goes into *n: deliver it once irq.mu is released (the
  * embedder's notify may call functions that take it). */
@@ -67,9 +77,12 @@ static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
     q->cause = cause;
-    /* 0, never: the grace is ERYX_NO_LIMIT, or so long that now + it
-     * would wrap to the past and stop the code hard at once. */
-    q->hard_at_ns = q->grace_ns == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(q->grace_ns);
+    /* The grace is time for the code to unwind: a guest parked between
+     * steps gets it from its next step, however late the embedder takes
+     * it (a late step otherwise found the grace gone and the code was
+     * stopped hard, the sandbox dead, before it had run at all). */
+    q->grace_at_resume = q->parked;
+    set_grace(q);
     _Atomic uint32_t *exc = guest_word(sb, q->async_exc_addr);
     _Atomic uint32_t *brk = guest_word(sb, q->breaker_addr);
     if (exc && brk) {
@@ -153,12 +166,14 @@ static int start_watchdog(void)
     return eryx__thread_start_detached(watchdog, NULL);
 }
 
-/* (Re)arms sb at its next time; irq.mu held. */
+/* (Re)arms sb at its next time; irq.mu held. A grace that waits for the
+ * guest's next step starts the watchdog already, so that the arming at
+ * that step cannot fail. */
 static int arm(eryx_sandbox *sb)
 {
     uint64_t t = next_time(sb);
     pthread_mutex_lock(&wd_mu);
-    if (!wd_started && t) {
+    if (!wd_started && (t || sb->irq.grace_at_resume)) {
         if (start_watchdog() != 0) {
             pthread_mutex_unlock(&wd_mu);
             return -1;
@@ -252,6 +267,8 @@ int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, eryx__hub *hub)
     q->running = 1;
     q->cause = 0;
     q->hard = 0;
+    q->parked = 0;
+    q->grace_at_resume = 0;
     q->deadline_ns = eryx__deadline_after(timeout_ns);
     q->hub = hub;
     int rc = arm(sb);
@@ -281,6 +298,22 @@ int eryx__irq_cause(eryx_sandbox *sb)
     int cause = sb->irq.cause;
     pthread_mutex_unlock(&sb->irq.mu);
     return cause;
+}
+
+/* The guest is parked between steps of an execution (parked 1), or is
+ * about to run again (0): a graceful stop that came while it was parked
+ * starts its grace now. */
+void eryx__irq_park(eryx_sandbox *sb, int parked)
+{
+    eryx__irq *q = &sb->irq;
+    pthread_mutex_lock(&q->mu);
+    q->parked = parked;
+    if (!parked && q->grace_at_resume) {
+        q->grace_at_resume = 0;
+        set_grace(q);
+        (void)arm(sb); /* the watchdog runs since the stop: cannot fail */
+    }
+    pthread_mutex_unlock(&q->mu);
 }
 
 /* The next time the run's limits need the execution stepped, or 0. */

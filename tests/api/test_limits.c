@@ -306,6 +306,63 @@ TEST_CASE(test_grace_convention)
     }
 }
 
+/* Steps an execution of code once (it parks in time.sleep), stops it by
+ * interrupt or by its time limit, and steps it again only after wait_ms,
+ * long after the grace: returns the final status, the result in *r. */
+static int late_step(eryx_sandbox *sb, const char *code, int by_timeout, unsigned wait_ms,
+                     eryx_result **r)
+{
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = by_timeout ? 50u * 1000000u : ERYX_NO_LIMIT;
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, code, strlen(code), &o, &ex), ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_PENDING);
+    if (!by_timeout)
+        CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK);
+    usleep(wait_ms * 1000u);
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        usleep(1000);
+    *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, r), rc);
+    return rc;
+}
+
+/* The grace is time for the code to unwind, counted from when it can run:
+ * a guest parked between steps (the exec API) that is stopped gets it from
+ * the embedder's next step. A step later than the grace found it gone, and
+ * the code was stopped hard, the sandbox dead, before its finally ran. The
+ * code still gets no more than the grace from there. */
+TEST_CASE(test_grace_after_a_late_step)
+{
+    static const char unwinds[] = "import time\ntry:\n    time.sleep(30)\n"
+                                  "finally:\n    print('cleaned up')";
+    eryx_sandbox *sb = new_sandbox(50);
+    eryx_result *r;
+    for (int by_timeout = 0; by_timeout < 2; by_timeout++) {
+        CHECK_INT(late_step(sb, unwinds, by_timeout, 400, &r),
+                  by_timeout ? ERYX_TIMEOUT : ERYX_INTERRUPTED);
+        REQUIRE(r != NULL);
+        CHECK_STR(r->out, "cleaned up\n");
+        CHECK_INT(r->hard_stopped, 0);
+        CHECK(!eryx_sandbox_is_dead(sb));
+        eryx_result_free(r);
+    }
+    /* Code that will not unwind is stopped hard a grace after the step. */
+    static const char spins[] = "import time\ntry:\n    time.sleep(30)\n"
+                                "finally:\n    while True:\n        try:\n"
+                                "            while True: pass\n"
+                                "        except BaseException: pass";
+    CHECK_INT(late_step(sb, spins, 0, 400, &r), ERYX_INTERRUPTED);
+    REQUIRE(r != NULL);
+    CHECK_INT(r->hard_stopped, 1);
+    CHECK(eryx_sandbox_is_dead(sb));
+    CHECK(r->duration_ns < 20ull * 1000000000u); /* loose: valgrind */
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 static void setup(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
