@@ -263,9 +263,16 @@ uint32_t IMPORT(poll_oneoff)(eryx__wasi *w, uint32_t in_ptr, uint32_t out_ptr,
     uint64_t start = now_ns(CLOCK_MONOTONIC), earliest;
     uint32_t k = immediate_events(w, src, out, nsubs, start, &earliest);
     if (k == 0 && earliest != UINT64_MAX) {
-        if (sleep_until(w, earliest) < 0)
-            return WASI_EINTR;
-        k = expired_clocks(w, src, out, nsubs, start, now_ns(CLOCK_MONOTONIC));
+        /* A stop (timeout, interrupt) ends the sleep with every clock due
+         * rather than with EINTR: the stop's KeyboardInterrupt is then
+         * raised as the call returns, as native CPython raises it from the
+         * sleep. EINTR came out as OSError(ENOTSUP) from time.sleep
+         * (wasi-libc's clock_nanosleep turns every error into ENOTSUP), an
+         * error the code's handlers could take for their own, and
+         * select.select retried it, as PEP 475 says, until the hard stop. */
+        int stopped = sleep_until(w, earliest) < 0;
+        k = expired_clocks(w, src, out, nsubs, start,
+                           stopped ? UINT64_MAX : now_ns(CLOCK_MONOTONIC));
     }
     gm_st32(nev, k);
     return WASI_ESUCCESS;

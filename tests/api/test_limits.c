@@ -53,6 +53,25 @@ TEST_CASE(test_timeout_graceful)
     CHECK_INT(run_limited(sb, "import asyncio\nawait asyncio.sleep(30)", 100, &r), ERYX_TIMEOUT);
     CHECK(r->duration_ns < 20ull * 1000000000u);
     eryx_result_free(r);
+    /* The stop comes out of time.sleep as the KeyboardInterrupt, as
+     * native's does, not as an OSError(ENOTSUP) that handlers for the
+     * code's own errors took first; select.select, which retried the
+     * sleep until the hard stop (the sandbox dead), unwinds too. */
+    CHECK_INT(run_limited(sb, "import time\ntry:\n    time.sleep(30)\n"
+                              "except OSError as e:\n    print('oserror', e)\n"
+                              "except KeyboardInterrupt:\n    print('stopped')\n    raise",
+                          100, &r),
+              ERYX_TIMEOUT);
+    CHECK_STR(r->out, "stopped\n");
+    CHECK_STR(r->exc_type, "KeyboardInterrupt");
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "import select\ntry:\n    select.select([], [], [], 30)\n"
+                              "finally:\n    print('cleaned up')",
+                          100, &r),
+              ERYX_TIMEOUT);
+    CHECK_STR(r->out, "cleaned up\n");
+    CHECK_INT(r->hard_stopped, 0);
+    eryx_result_free(r);
     CHECK_INT(run_limited(sb, "print(state)", 0, &r), ERYX_OK);
     CHECK_STR(r->out, "kept\n");
     eryx_result_free(r);
