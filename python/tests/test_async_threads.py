@@ -185,6 +185,28 @@ def test_execute_async_sync_callback_errors_and_timeout():
     asyncio.run(main())
 
 
+def test_a_timeout_while_the_loop_is_busy_lets_the_code_unwind():
+    # The execution's time limit passes while the guest sleeps and the event
+    # loop is blocked for longer than the grace: the code still unwinds at
+    # the loop's next step, and the session lives (it was stopped hard, dead).
+    async def main():
+        s = eryx.Session(execution_timeout_ms=100)
+        s.execute("kept = 1")
+
+        async def block_the_loop():
+            await asyncio.sleep(0.02)
+            time.sleep(0.6)
+        t = asyncio.ensure_future(block_the_loop())
+        with pytest.raises(eryx.TimeoutError) as e:
+            await s.execute_async("import time\ntry:\n    time.sleep(30)\n"
+                                  "finally:\n    print('cleaned up')")
+        await t
+        assert "stopped hard" not in str(e.value)
+        assert not s.is_dead
+        assert s.execute("print(kept)").stdout == "1\n"
+    asyncio.run(main())
+
+
 def test_execute_async_cancel_interrupts():
     async def main():
         s = eryx.Session()
