@@ -282,6 +282,82 @@ await test('a client that leaves ends the runs and the server', async () => {
   assert.equal(alive, false, 'eryx mcp still runs after the client left');
 });
 
+// A client that sends on stdin and does not read stdout (yet).
+async function unread(args = []) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(eryx, ['mcp', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  child.stderr.setEncoding('utf8');
+  child.err = '';
+  child.stderr.on('data', (d) => { child.err += d; });
+  child.send = (m) => child.stdin.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\n');
+  child.send({ id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
+    capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  child.kib = (k) => +(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8')
+    .match(new RegExp(`${k}:\\s+(\\d+)`)) || [0, 0])[1];
+  return child;
+}
+
+await test('answers a client has not read hold at most 256 MiB, and all arrive when it reads', async () => {
+  // 30 calls printing 6 MB each (12 MB answers: stdout goes in both
+  // forms), stdout unread: every call ran and held its answer, 1176 MiB
+  // resident at the peak. Now the answers past 256 MiB wait, their
+  // session busy, and the calls behind them wait: 355 MiB.
+  const n = 30;
+  const child = await unread(['--timeout', '60000']);
+  const exited = new Promise((r) => child.on('exit', r));
+  for (let i = 1; i <= n; i++)
+    child.send({ id: i, method: 'tools/call', params: { name: 'run_python',
+      arguments: { code: 'print("x" * 6_000_000)' } } });
+  let last = -1, still = 0;
+  for (const t0 = Date.now(); still < 6 && Date.now() - t0 < 60000;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const rss = child.kib('VmRSS');
+    still = Math.abs(rss - last) < 2048 ? still + 1 : 0;
+    last = rss;
+  }
+  const peak = child.kib('VmHWM') >> 10;
+  assert.ok(peak < 640, `peak resident ${peak} MiB with ${n} answers unread`);
+  let parts = [], whole = 0;
+  child.stdout.on('data', (d) => {
+    for (let i; (i = d.indexOf(10)) >= 0; d = d.subarray(i + 1)) {
+      parts.push(d.subarray(0, i));
+      const m = JSON.parse(Buffer.concat(parts).toString());
+      parts = [];
+      if (m.id >= 1 && m.result?.structuredContent?.stdout?.length === 6_000_001)
+        whole++;
+    }
+    if (d.length) parts.push(d);
+  });
+  child.stdout.resume();
+  for (const t0 = Date.now(); whole < n && Date.now() - t0 < 120000;)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.equal(whole, n, 'answers delivered whole');
+  child.stdin.end();
+  await exited;
+});
+
+await test('a client that stops reading and closes stdin: the server exits 5 s later, 74', async () => {
+  // Before, the server waited for ever: the ping's answer, behind a full
+  // stdout, kept the reading thread from seeing stdin's end.
+  const child = await unread();
+  child.send({ id: 1, method: 'tools/call', params: { name: 'run_python',
+    arguments: { code: 'print("x" * 2_000_000)' } } });
+  await new Promise((r) => setTimeout(r, 1500));
+  for (let i = 2; i < 5; i++)
+    child.send({ id: i, method: 'ping' });
+  await new Promise((r) => setTimeout(r, 500));
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  const t0 = Date.now();
+  child.stdin.end();
+  const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('running'), 15000))]);
+  if (code === 'running')
+    child.kill('SIGKILL');
+  assert.equal(code, 74, `exit status (${Date.now() - t0} ms after stdin closed)`);
+  assert.ok(Date.now() - t0 >= 4900 && Date.now() - t0 < 9000, `exited after ${Date.now() - t0} ms`);
+  assert.match(child.err, /stdin closed, and stdout took nothing for 5 s: \d+ messages? not delivered/);
+});
+
 // Raw lines on stdin, answers read from stdout: what the SDK never sends.
 async function raw(lines, args = []) {
   const { spawn } = await import('node:child_process');
