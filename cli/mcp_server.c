@@ -1220,6 +1220,10 @@ void eryx_mcp_progress_tick(void)
          * one, nothing more). */
         if (j->cancelled && j->running)
             eryx_sandbox_interrupt(j->running->sb);
+        /* One delivering its answer may be stuck in a write (its channel
+         * locked) for IO_TIMEOUT_MS: this thread accepts connections. */
+        if (j->answered)
+            continue;
         if (!j->progress_token && j->ch->kind == CH_HTTP && n_quiet < MAX_JOBS)
             quiet[n_quiet++] = ch_ref(j->ch);
         if (!j->progress_token || !j->running || j->cancelled)

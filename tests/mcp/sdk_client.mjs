@@ -560,6 +560,61 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
   }
 });
 
+await test('Streamable HTTP: the answers one MCP session has not read hold at most 64 MiB', async () => {
+  // A client posts 8 calls on 8 sessions, each answered with 12 MB, and
+  // reads none of its connections: 5 answers (60 MB) are held, the other
+  // runs wait for room, their sessions busy (before: all 8 ran and held
+  // theirs). Another client's answer goes at once meanwhile.
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const sockets = [];
+  try {
+    const t = new StreamableHTTPClientTransport(url);
+    const a = new Client({ name: 'unread', version: '1' });
+    await a.connect(t);
+    for (let i = 0; i < 8; i++) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call',
+        params: { name: 'run_python', arguments: { code: 'print("x" * 6_000_000)', session: `u${i}` } } });
+      const sock = net.connect(+url.port, '127.0.0.1');
+      sock.pause();
+      sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nContent-Type: application/json\r\n`
+        + 'Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n'
+        + `Mcp-Session-Id: ${t.sessionId}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      sockets.push(sock);
+    }
+    const ran = async () => (await a.callTool({ name: 'list_sessions', arguments: {} }))
+      .structuredContent.sessions.filter((x) => x.runs === 1).length;
+    let n = -1, still = 0;
+    for (const t1 = Date.now(); (n < 5 || still < 6) && Date.now() - t1 < 20000;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const m = await ran();
+      still = m === n ? still + 1 : 0;
+      n = m;
+    }
+    assert.equal(n, 5, 'runs whose answers are held for the client that does not read');
+    const b = new Client({ name: 'reads', version: '1' });
+    await b.connect(new StreamableHTTPClientTransport(url));
+    const t2 = Date.now();
+    const r = await run(b, 'print("y" * 6_000_000)');
+    assert.equal(r.structuredContent.stdout.length, 6_000_001);
+    assert.ok(Date.now() - t2 < 10000, `the other client waited ${Date.now() - t2} ms`);
+    await b.close();
+  } finally {
+    for (const sock of sockets)
+      sock.destroy();
+    server.kill();
+  }
+});
+
 await client.close();
 fs.rmSync(dir, { recursive: true });
 console.log(`sdk_client: ${passed} passed`);
