@@ -72,8 +72,59 @@
  * most --mcp-max-message and a mebibyte): past it a stream's log is let
  * go and the stream cannot be resumed. */
 #define MAX_KEPT_BYTES ((size_t)256 << 20)
+/* Of which the streams of one MCP session may keep a quarter: 22 cut
+ * streams of 12 MB answers from one client took all of it, and every
+ * other client's cut stream was then lost. */
+#define MAX_KEPT_BYTES_PER_CLIENT (MAX_KEPT_BYTES / 4)
+#define KEPT_CLIENTS 256 /* MCP sessions with logs (ended ones' may linger) */
 
 static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
+
+/* The logs' bytes of each MCP session. Its lock is taken last (under a
+ * channel's) and nothing is taken under it. */
+static struct {
+    pthread_mutex_t lock;
+    char sid[KEPT_CLIENTS][128];
+    size_t bytes[KEPT_CLIENTS];
+} K = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Counts n bytes more kept for sid's logs: -1 (nothing counted) past
+ * MAX_KEPT_BYTES_PER_CLIENT, or when KEPT_CLIENTS sessions keep some. */
+static int kept_add(const char *sid, size_t n)
+{
+    int rc = -1;
+    pthread_mutex_lock(&K.lock);
+    size_t at = KEPT_CLIENTS, free_at = KEPT_CLIENTS;
+    for (size_t i = 0; i < KEPT_CLIENTS && at == KEPT_CLIENTS; i++) {
+        if (K.bytes[i] && strcmp(K.sid[i], sid) == 0)
+            at = i;
+        else if (!K.bytes[i] && free_at == KEPT_CLIENTS)
+            free_at = i;
+    }
+    if (at == KEPT_CLIENTS && free_at < KEPT_CLIENTS && n) {
+        at = free_at;
+        snprintf(K.sid[at], sizeof K.sid[at], "%s", sid);
+    }
+    if (at < KEPT_CLIENTS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_CLIENT) {
+        K.bytes[at] += n;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&K.lock);
+    return rc;
+}
+
+/* Counts n bytes of sid's logs let go. */
+static void kept_sub(const char *sid, size_t n)
+{
+    pthread_mutex_lock(&K.lock);
+    for (size_t i = 0; i < KEPT_CLIENTS && n; i++) {
+        if (K.bytes[i] && strcmp(K.sid[i], sid) == 0) {
+            K.bytes[i] -= n;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&K.lock);
+}
 
 typedef struct job job;
 
@@ -184,6 +235,7 @@ void eryx_mcp_channel_unref(channel *ch)
     pthread_mutex_unlock(&ch->lock);
     if (last && ch->kind == CH_HTTP) {
         atomic_fetch_sub(&kept_bytes, ch->log_len);
+        kept_sub(ch->sid, ch->log_len);
         free(ch->log);
         free(ch->ends);
         pthread_mutex_destroy(&ch->lock);
@@ -235,6 +287,7 @@ static int http_stream_write(channel *ch, const char *body, size_t n, int final)
 static void log_lose(channel *ch)
 {
     atomic_fetch_sub(&kept_bytes, ch->log_len);
+    kept_sub(ch->sid, ch->log_len);
     free(ch->log);
     ch->log = NULL;
     ch->log_len = ch->log_cap = 0;
@@ -267,9 +320,10 @@ static int log_room(channel *ch, size_t n)
 }
 
 /* Keeps event[0..n), the next of a resumable stream, in its log (lock
- * held), within max_message and a mebibyte more, and within
- * MAX_KEPT_BYTES for all: past either the stream cannot be resumed (what
- * a client missed is gone). The caller counts the event. */
+ * held), within max_message and a mebibyte more, within
+ * MAX_KEPT_BYTES_PER_CLIENT for its MCP session's and MAX_KEPT_BYTES for
+ * all: past any the stream cannot be resumed (what a client missed is
+ * gone). The caller counts the event. */
 static void log_event(channel *ch, const char *event, size_t n)
 {
     if (ch->log_lost)
@@ -278,8 +332,13 @@ static void log_event(channel *ch, const char *event, size_t n)
         log_lose(ch);
         return;
     }
+    if (kept_add(ch->sid, n) < 0) {
+        log_lose(ch);
+        return;
+    }
     if (atomic_fetch_add(&kept_bytes, n) + n > MAX_KEPT_BYTES || log_room(ch, n) < 0) {
         atomic_fetch_sub(&kept_bytes, n); /* (counted above, not kept) */
+        kept_sub(ch->sid, n);
         log_lose(ch);
         return;
     }
@@ -342,7 +401,7 @@ static void http_heartbeat(channel *ch, uint64_t now)
 {
     static const char comment[] = ": running\n\n";
     pthread_mutex_lock(&ch->lock);
-    if (!ch->broken && !ch->done && now - ch->wrote_ms >= HEARTBEAT_MS &&
+    if (!ch->broken && !ch->done && now >= ch->wrote_ms + HEARTBEAT_MS &&
         http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
         ch_break(ch);
     pthread_mutex_unlock(&ch->lock);

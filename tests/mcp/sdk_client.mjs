@@ -615,6 +615,69 @@ await test('Streamable HTTP: the answers one MCP session has not read hold at mo
   }
 });
 
+await test('Streamable HTTP: the cut streams one MCP session keeps hold at most 64 MiB', async () => {
+  // A client of 2025-11-25 cuts 7 calls' connections after their priming
+  // events; their 12 MB answers are kept for it to resume. 5 are (60 MB),
+  // the 6th and 7th are over its quarter of the 256 MiB the streams keep
+  // (before: all 7; and 22 such took every client's room).
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-11-25' };
+  const post = (m) => fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...m }) });
+  try {
+    const init = await post({ id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
+      capabilities: {}, clientInfo: { name: 'cuts', version: '1' } } });
+    headers['mcp-session-id'] = init.headers.get('mcp-session-id');
+    await init.text();
+    const streams = [];
+    for (let i = 0; i < 7; i++) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call',
+        params: { name: 'run_python', arguments: { code: 'print("x" * 6_000_000)', session: `c${i}` } } });
+      const sock = net.connect(+url.port, '127.0.0.1');
+      sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nConnection: close\r\n`
+        + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+        + `Content-Length: ${body.length}\r\n\r\n${body}`);
+      let got = '';
+      const id = await new Promise((resolve, reject) => {
+        sock.on('data', (d) => {
+          got += d;
+          const m = got.match(/id: (\d+)-0\n/);
+          if (m) resolve(m[1]);
+        });
+        sock.on('error', reject);
+        setTimeout(() => reject(new Error(`no priming event: ${got}`)), 10000);
+      });
+      sock.destroy();
+      streams.push(id);
+    }
+    const ran = async () => {
+      const r = await post({ id: 1, method: 'tools/call', params: { name: 'list_sessions', arguments: {} } });
+      return (await r.json()).result.structuredContent.sessions.filter((x) => x.runs === 1).length;
+    };
+    for (const t1 = Date.now(); (await ran()) < 7 && Date.now() - t1 < 30000;)
+      await new Promise((r) => setTimeout(r, 300));
+    const codes = [];
+    for (const id of streams) {
+      const r = await fetch(url, { headers: { ...headers, 'last-event-id': `${id}-0` } });
+      const text = await r.text();
+      codes.push(r.status === 200 && text.includes('"id":1') && text.length > 12_000_000 ? 200 : r.status);
+    }
+    assert.equal(codes.filter((c) => c === 200).length, 5, `resumed: ${codes}`);
+    assert.equal(codes.filter((c) => c === 404).length, 2, `resumed: ${codes}`);
+  } finally {
+    server.kill();
+  }
+});
+
 await client.close();
 fs.rmSync(dir, { recursive: true });
 console.log(`sdk_client: ${passed} passed`);
