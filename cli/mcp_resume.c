@@ -122,8 +122,10 @@ static void drop(const char *sid, uint64_t now_ms)
     for (size_t i = 0; i < R.n;) {
         channel *ch = R.streams[i];
         pthread_mutex_lock(&ch->lock);
+        /* (done_ms may be later than now_ms: the answer came while the
+         * tick waited, and the difference would wrap around) */
         int gone = sid ? strcmp(ch->sid, sid) == 0
-                       : ch->done && ch->broken && now_ms - ch->done_ms >= RESUME_KEEP_MS;
+                       : ch->done && ch->broken && now_ms >= ch->done_ms + RESUME_KEEP_MS;
         pthread_mutex_unlock(&ch->lock);
         if (gone)
             out[n_out++] = take(i);

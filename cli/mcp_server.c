@@ -21,12 +21,15 @@
  * own namespace of sessions.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,14 +52,79 @@
 /* Of which one MCP session over HTTP may hold a quarter: 16 calls of 16 MiB
  * from one client took it all, from every other client. */
 #define MAX_JOB_CODE_BYTES_PER_CLIENT (MAX_JOB_CODE_BYTES / 4)
+/* Bytes of answers made and not yet delivered (written out, or given up)
+ * in all, and of one MCP session over HTTP: a client that does not read
+ * must not make the server grow. 40 unread answers of 12 MB each (6 MB
+ * printed: stdout goes in both forms) held 1.5 GB. A run's answer past
+ * the bound waits, its session still busy, until the answers ahead of it
+ * are read: the calls behind it wait, and nothing is lost. */
+#define MAX_ANSWER_BYTES ((size_t)256 << 20)
+#define MAX_ANSWER_BYTES_PER_CLIENT (MAX_ANSWER_BYTES / 4)
+/* Once stdin has closed, the answers still going out on stdout get this
+ * long without a byte taken, then the server gives them up and exits
+ * (EXIT_UNREAD): a client that stopped reading and closed its side left
+ * it waiting forever. */
+#define STDOUT_GRACE_MS 5000
+#define EXIT_UNREAD 74 /* EX_IOERR */
 #define DEFAULT_MAX_SESSIONS 16
 #define HEARTBEAT_MS 15000 /* a comment on an event stream quiet this long */
 /* What the logs of resumable streams may hold in all (each one also at
  * most --mcp-max-message and a mebibyte): past it a stream's log is let
  * go and the stream cannot be resumed. */
 #define MAX_KEPT_BYTES ((size_t)256 << 20)
+/* Of which the streams of one MCP session may keep a quarter: 22 cut
+ * streams of 12 MB answers from one client took all of it, and every
+ * other client's cut stream was then lost. */
+#define MAX_KEPT_BYTES_PER_CLIENT (MAX_KEPT_BYTES / 4)
+#define KEPT_CLIENTS 256 /* MCP sessions with logs (ended ones' may linger) */
 
 static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
+
+/* The logs' bytes of each MCP session. Its lock is taken last (under a
+ * channel's) and nothing is taken under it. */
+static struct {
+    pthread_mutex_t lock;
+    char sid[KEPT_CLIENTS][128];
+    size_t bytes[KEPT_CLIENTS];
+} K = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Counts n bytes more kept for sid's logs: -1 (nothing counted) past
+ * MAX_KEPT_BYTES_PER_CLIENT, or when KEPT_CLIENTS sessions keep some. */
+static int kept_add(const char *sid, size_t n)
+{
+    int rc = -1;
+    pthread_mutex_lock(&K.lock);
+    size_t at = KEPT_CLIENTS, free_at = KEPT_CLIENTS;
+    for (size_t i = 0; i < KEPT_CLIENTS && at == KEPT_CLIENTS; i++) {
+        if (K.bytes[i] && strcmp(K.sid[i], sid) == 0)
+            at = i;
+        else if (!K.bytes[i] && free_at == KEPT_CLIENTS)
+            free_at = i;
+    }
+    if (at == KEPT_CLIENTS && free_at < KEPT_CLIENTS && n) {
+        at = free_at;
+        snprintf(K.sid[at], sizeof K.sid[at], "%s", sid);
+    }
+    if (at < KEPT_CLIENTS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_CLIENT) {
+        K.bytes[at] += n;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&K.lock);
+    return rc;
+}
+
+/* Counts n bytes of sid's logs let go. */
+static void kept_sub(const char *sid, size_t n)
+{
+    pthread_mutex_lock(&K.lock);
+    for (size_t i = 0; i < KEPT_CLIENTS && n; i++) {
+        if (K.bytes[i] && strcmp(K.sid[i], sid) == 0) {
+            K.bytes[i] -= n;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&K.lock);
+}
 
 typedef struct job job;
 
@@ -92,6 +160,8 @@ struct job {
     session *running;         /* while it runs */
     uint64_t started_ms;
     json_int_t progress;
+    int answered;             /* ran: its answer is being delivered */
+    size_t answer_len;        /* its answer's bytes, while delivered */
     job *next;
 };
 
@@ -106,6 +176,7 @@ static struct {
     job *jobs;
     size_t n_jobs;
     size_t job_code_bytes;    /* the jobs' code, for MAX_JOB_CODE_BYTES */
+    size_t answer_bytes;      /* the jobs' answers, for MAX_ANSWER_BYTES */
     int closing;
     int out_broken;
     size_t max_message;
@@ -164,6 +235,7 @@ void eryx_mcp_channel_unref(channel *ch)
     pthread_mutex_unlock(&ch->lock);
     if (last && ch->kind == CH_HTTP) {
         atomic_fetch_sub(&kept_bytes, ch->log_len);
+        kept_sub(ch->sid, ch->log_len);
         free(ch->log);
         free(ch->ends);
         pthread_mutex_destroy(&ch->lock);
@@ -215,6 +287,7 @@ static int http_stream_write(channel *ch, const char *body, size_t n, int final)
 static void log_lose(channel *ch)
 {
     atomic_fetch_sub(&kept_bytes, ch->log_len);
+    kept_sub(ch->sid, ch->log_len);
     free(ch->log);
     ch->log = NULL;
     ch->log_len = ch->log_cap = 0;
@@ -247,9 +320,10 @@ static int log_room(channel *ch, size_t n)
 }
 
 /* Keeps event[0..n), the next of a resumable stream, in its log (lock
- * held), within max_message and a mebibyte more, and within
- * MAX_KEPT_BYTES for all: past either the stream cannot be resumed (what
- * a client missed is gone). The caller counts the event. */
+ * held), within max_message and a mebibyte more, within
+ * MAX_KEPT_BYTES_PER_CLIENT for its MCP session's and MAX_KEPT_BYTES for
+ * all: past any the stream cannot be resumed (what a client missed is
+ * gone). The caller counts the event. */
 static void log_event(channel *ch, const char *event, size_t n)
 {
     if (ch->log_lost)
@@ -258,8 +332,13 @@ static void log_event(channel *ch, const char *event, size_t n)
         log_lose(ch);
         return;
     }
+    if (kept_add(ch->sid, n) < 0) {
+        log_lose(ch);
+        return;
+    }
     if (atomic_fetch_add(&kept_bytes, n) + n > MAX_KEPT_BYTES || log_room(ch, n) < 0) {
         atomic_fetch_sub(&kept_bytes, n); /* (counted above, not kept) */
+        kept_sub(ch->sid, n);
         log_lose(ch);
         return;
     }
@@ -322,50 +401,115 @@ static void http_heartbeat(channel *ch, uint64_t now)
 {
     static const char comment[] = ": running\n\n";
     pthread_mutex_lock(&ch->lock);
-    if (!ch->broken && !ch->done && now - ch->wrote_ms >= HEARTBEAT_MS &&
+    if (!ch->broken && !ch->done && now >= ch->wrote_ms + HEARTBEAT_MS &&
         http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
         ch_break(ch);
     pthread_mutex_unlock(&ch->lock);
 }
 
-/* Sends msg (consumed) on ch; final marks the answer to the channel's
- * request. On stdio a client that went away ends the server. */
-static void ch_send(channel *ch, json_t *msg, int final)
+/* ---- stdout ---- */
+
+static struct {
+    atomic_int in_closed;      /* stdin ended or hung up */
+    atomic_uint_fast64_t since_ms; /* its close, then each write's progress */
+    atomic_int given_up;       /* messages not delivered (STDOUT_GRACE_MS) */
+    int fl_saved;              /* stdout's flags before O_NONBLOCK, or -1 */
+} O = {.fl_saved = -1};
+
+static void stdin_closed(void)
+{
+    if (!atomic_exchange(&O.in_closed, 1))
+        atomic_store(&O.since_ms, eryx_cli_now_ms());
+}
+
+/* 1 once stdin has closed (read to its end, or the client hung up while
+ * requests were still unread: a writer stuck behind a full stdout sees
+ * that on stdin without reading it) and stdout has taken nothing since
+ * for STDOUT_GRACE_MS. */
+static int stdout_given_up(void)
+{
+    if (!atomic_load(&O.in_closed)) {
+        struct pollfd p = {STDIN_FILENO, 0, 0};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+            stdin_closed();
+        return 0;
+    }
+    return eryx_cli_now_ms() - atomic_load(&O.since_ms) >= STDOUT_GRACE_MS;
+}
+
+/* Writes text[0..n) on stdout (its lock held). stdout is non-blocking
+ * when it is a pipe or a socket (serve_stdio): a client that does not
+ * read is waited for in slices of 100 ms, for ever while it may still
+ * read, STDOUT_GRACE_MS once it has closed stdin. -1 when it is gone or
+ * given up. */
+static int stdout_write(const char *p, size_t n)
+{
+    while (n) {
+        long w = jr_write_some(STDOUT_FILENO, p, n);
+        if (w < 0)
+            return -1;
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+            if (atomic_load(&O.in_closed))
+                atomic_store(&O.since_ms, eryx_cli_now_ms());
+            continue;
+        }
+        if (stdout_given_up()) {
+            atomic_fetch_add(&O.given_up, 1);
+            return -1;
+        }
+        struct pollfd pfd = {STDOUT_FILENO, POLLOUT, 0};
+        poll(&pfd, 1, 100);
+    }
+    return 0;
+}
+
+/* The text of msg (consumed) to send: a response over --mcp-max-message
+ * is replaced by an error answering the same request (final: the answer
+ * to the channel's request; another message that large is not sent).
+ * NULL when there is nothing to send. */
+static char *message_text(json_t *msg, int final)
 {
     if (!msg)
-        return;
-    if (ch->kind == CH_STDIO) {
-        if (jr_write_ex(ch->fd, &ch->lock, msg, S.max_message, NULL, NULL) < 0) {
-            if (errno == EMSGSIZE) {
-                /* Only a response can be this large: say so instead. */
-                json_t *id = json_object_get(msg, "id");
-                json_t *err = id ? jr_error(id, JR_INTERNAL_ERROR,
-                                            "the response is larger than --mcp-max-message")
-                                 : NULL;
-                if (err)
-                    jr_write(ch->fd, &ch->lock, err);
-                json_decref(err);
-            } else {
-                pthread_mutex_lock(&S.lock);
-                S.out_broken = 1;
-                pthread_mutex_unlock(&S.lock);
-            }
-        }
-        json_decref(msg);
-        return;
-    }
+        return NULL;
     char *text = json_dumps(msg, JSON_COMPACT);
     if (text && strlen(text) > S.max_message) {
         free(text);
         text = NULL;
-        if (final) { /* the error answers the same request */
-            json_t *err = jr_error(json_object_get(msg, "id"), JR_INTERNAL_ERROR,
+        json_t *id = json_object_get(msg, "id");
+        if (final || id) {
+            json_t *err = jr_error(id, JR_INTERNAL_ERROR,
                                    "the response is larger than --mcp-max-message");
             text = err ? json_dumps(err, JSON_COMPACT) : NULL;
             json_decref(err);
         }
     }
     json_decref(msg);
+    return text;
+}
+
+/* Sends text (a message, consumed; NULL: nothing) on ch; final marks the
+ * answer to the channel's request. On stdio a client that went away ends
+ * the server. */
+static void ch_send_text(channel *ch, char *text, int final)
+{
+    if (ch->kind == CH_STDIO) {
+        if (!text)
+            return;
+        size_t n = strlen(text);
+        text[n] = '\n'; /* the NUL becomes the line's end (compact JSON has no newline) */
+        pthread_mutex_lock(&ch->lock);
+        int rc = stdout_write(text, n + 1);
+        pthread_mutex_unlock(&ch->lock);
+        if (rc < 0) {
+            pthread_mutex_lock(&S.lock);
+            S.out_broken = 1;
+            pthread_mutex_unlock(&S.lock);
+        }
+        free(text);
+        return;
+    }
     pthread_mutex_lock(&ch->lock);
     if (text && (!ch->broken || ch->stream) && !ch->done) {
         if (http_event(ch, text, final) < 0)
@@ -378,6 +522,13 @@ static void ch_send(channel *ch, json_t *msg, int final)
     }
     pthread_mutex_unlock(&ch->lock);
     free(text);
+}
+
+/* Sends msg (consumed) on ch. */
+static void ch_send(channel *ch, json_t *msg, int final)
+{
+    if (msg)
+        ch_send_text(ch, message_text(msg, final), final);
 }
 
 /* ---- tool results ---- */
@@ -659,7 +810,7 @@ static int first_of_session(const job *j)
     for (job *k = S.jobs; k; k = k->next) {
         if (k == j)
             return 1;
-        if (!k->cancelled && strcmp(k->key, j->key) == 0)
+        if (!k->cancelled && !k->answered && strcmp(k->key, j->key) == 0)
             return 0;
     }
     return 0;
@@ -678,10 +829,36 @@ static void ch_abandon(channel *ch)
     pthread_mutex_unlock(&ch->lock);
 }
 
+/* Room for j's answer, n bytes, among the answers not yet delivered
+ * (S.lock held): within MAX_ANSWER_BYTES in all and, over HTTP, within
+ * MAX_ANSWER_BYTES_PER_CLIENT of j's MCP session; an answer larger than
+ * that goes when nothing else is held. Waits for the answers ahead to go
+ * out (or, over HTTP, for their connections to fail: IO_TIMEOUT_MS); -1
+ * when the call is cancelled or the server closes meanwhile. */
+static int reserve_answer(job *j, size_t n)
+{
+    for (;;) {
+        if (j->cancelled || S.closing)
+            return -1;
+        size_t mine = 0;
+        for (job *k = S.jobs; k && j->sid[0]; k = k->next)
+            if (strcmp(k->sid, j->sid) == 0)
+                mine += k->answer_len;
+        if ((!S.answer_bytes || S.answer_bytes + n <= MAX_ANSWER_BYTES) &&
+            (!mine || mine + n <= MAX_ANSWER_BYTES_PER_CLIENT))
+            break;
+        pthread_cond_wait(&S.cond, &S.lock);
+    }
+    j->answer_len = n;
+    S.answer_bytes += n;
+    return 0;
+}
+
 static void *job_main(void *arg)
 {
     job *j = arg;
     json_t *answer = NULL;
+    char *reply = NULL;       /* the answer's text */
     session *s = NULL;
     pthread_mutex_lock(&S.lock);
     for (;;) {
@@ -777,30 +954,52 @@ static void *job_main(void *arg)
             answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 64);
         }
         free(text);
+        if (res)
+            s->memory_bytes = res->memory_bytes;
+        eryx_result_free(res);
+        /* The answer as it will go out, held as text alone; its session
+         * stays busy until there is room for it. */
+        reply = answer ? message_text(jr_response(j->id, answer), 1) : NULL;
+        answer = NULL;
+        if (reply && reserve_answer(j, strlen(reply)) < 0) {
+            free(reply);
+            reply = NULL;
+        }
         /* A cancelled call gets no answer: the next call must still
          * learn that the variables it expects are gone (also when this
          * call was to tell it, and was cancelled too). */
-        if (!answer && (was_reset || j->was_reset_untold))
+        if (!reply && (was_reset || j->was_reset_untold))
             s->reset_untold = 1;
+        j->answered = 1; /* the next call on the session may run */
         s->busy = 0;
         s->runs++;
         s->used_ms = eryx_cli_now_ms();
-        if (res)
-            s->memory_bytes = res->memory_bytes;
         j->running = NULL;
+        pthread_cond_broadcast(&S.cond);
         pthread_mutex_unlock(&S.lock);
-        eryx_result_free(res);
     }
     pthread_mutex_lock(&S.lock);
-    int cancelled = j->cancelled || S.closing;
-    remove_job(j);
+    if (answer) { /* a small one, made without a run */
+        reply = message_text(jr_response(j->id, answer), 1);
+        if (reply && reserve_answer(j, strlen(reply)) < 0) {
+            free(reply);
+            reply = NULL;
+        }
+    }
+    int send = reply && !j->cancelled && !S.closing;
+    j->answered = 1;
     pthread_mutex_unlock(&S.lock);
-    if (answer && !cancelled) {
-        ch_send(j->ch, jr_response(j->id, answer), 1);
+    if (send) {
+        ch_send_text(j->ch, reply, 1);
     } else {
-        json_decref(answer);
+        free(reply);
         ch_abandon(j->ch);
     }
+    /* Delivered (or given up): its bytes are room for others. */
+    pthread_mutex_lock(&S.lock);
+    S.answer_bytes -= j->answer_len;
+    remove_job(j);
+    pthread_mutex_unlock(&S.lock);
     free_job(j);
     return NULL;
 }
@@ -1080,6 +1279,10 @@ void eryx_mcp_progress_tick(void)
          * one, nothing more). */
         if (j->cancelled && j->running)
             eryx_sandbox_interrupt(j->running->sb);
+        /* One delivering its answer may be stuck in a write (its channel
+         * locked) for IO_TIMEOUT_MS: this thread accepts connections. */
+        if (j->answered)
+            continue;
         if (!j->progress_token && j->ch->kind == CH_HTTP && n_quiet < MAX_JOBS)
             quiet[n_quiet++] = ch_ref(j->ch);
         if (!j->progress_token || !j->running || j->cancelled)
@@ -1279,6 +1482,15 @@ static void serve_stdio(void)
 {
     jr_framer f;
     jr_framer_init(&f, S.max_message);
+    /* A pipe's or socket's writes wait in stdout_write, not in write(2):
+     * there they see the client close stdin. (A terminal or a file never
+     * makes a writer wait for long.) */
+    struct stat st;
+    if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+        int fl = fcntl(STDOUT_FILENO, F_GETFL);
+        if (fl >= 0 && fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) == 0)
+            O.fl_saved = fl;
+    }
     for (;;) {
         struct pollfd pfd = {STDIN_FILENO, POLLIN, 0};
         int r = poll(&pfd, 1, 250);
@@ -1308,6 +1520,7 @@ static void serve_stdio(void)
         if (broken)
             break;
     }
+    stdin_closed(); /* (or stdout broke): the writes left get their grace */
     jr_framer_free(&f);
 }
 
@@ -1321,6 +1534,13 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     }
     if (m->http && (listen_fd = eryx_mcp_http_listen(m)) < 0)
         return 2;
+#ifdef M_MMAP_THRESHOLD
+    /* Answers are megabytes, made and freed by the calls' threads: with
+     * glibc's sliding threshold they came from the threads' arenas, which
+     * kept them once freed (MAX_ANSWER_BYTES of answers held, and 1 GB
+     * resident; 330 MB with this). */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+#endif
     int rc = eryx_mcp_serve_begin(m, rt, cfg);
     if (rc != 0) {
         if (listen_fd >= 0)
@@ -1332,6 +1552,14 @@ int eryx_cli_mcp_serve(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_sandb
     else
         serve_stdio();
     eryx_mcp_serve_end();
+    if (O.fl_saved >= 0)
+        fcntl(STDOUT_FILENO, F_SETFL, O.fl_saved);
+    int lost = atomic_load(&O.given_up);
+    if (lost) {
+        fprintf(stderr, "eryx mcp: stdin closed, and stdout took nothing for %d s: %d "
+                "message%s not delivered\n", STDOUT_GRACE_MS / 1000, lost, lost == 1 ? "" : "s");
+        return EXIT_UNREAD;
+    }
     return 0;
 }
 
@@ -1341,6 +1569,9 @@ int eryx_mcp_serve_begin(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_san
      * where the first ended: no sessions or jobs, but these set. */
     S.closing = 0;
     S.out_broken = 0;
+    atomic_store(&O.in_closed, 0);
+    atomic_store(&O.given_up, 0);
+    O.fl_saved = -1;
     S.rt = rt;
     S.cfg = *cfg;
     S.cfg.on_output = NULL;        /* stdout is the protocol's */

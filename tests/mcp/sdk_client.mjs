@@ -282,6 +282,92 @@ await test('a client that leaves ends the runs and the server', async () => {
   assert.equal(alive, false, 'eryx mcp still runs after the client left');
 });
 
+// A client that sends on stdin and does not read stdout (yet).
+async function unread(args = []) {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(eryx, ['mcp', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdout.pause();
+  child.stderr.setEncoding('utf8');
+  child.err = '';
+  child.stderr.on('data', (d) => { child.err += d; });
+  child.send = (m) => child.stdin.write(JSON.stringify({ jsonrpc: '2.0', ...m }) + '\n');
+  child.send({ id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
+    capabilities: {}, clientInfo: { name: 't', version: '1' } } });
+  child.kib = (k) => +(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8')
+    .match(new RegExp(`${k}:\\s+(\\d+)`)) || [0, 0])[1];
+  return child;
+}
+
+await test('answers a client has not read hold at most 256 MiB, and all arrive when it reads', async () => {
+  // 30 calls printing 6 MB each (12 MB answers: stdout goes in both
+  // forms), stdout unread: every call ran and held its answer, 1176 MiB
+  // resident at the peak. Now 22 answers are held (264 MB), the 23rd run
+  // waits for room, its session busy, and the calls behind it wait: 23
+  // runs (each leaves a line in a mounted file), 355 MiB resident.
+  const n = 30;
+  const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-unread-'));
+  const child = await unread(['--timeout', '60000', '--mount', `${gate}:/gate:rw`]);
+  const exited = new Promise((r) => child.on('exit', r));
+  for (let i = 1; i <= n; i++)
+    child.send({ id: i, method: 'tools/call', params: { name: 'run_python',
+      arguments: { code: 'open("/gate/runs", "a").write("run\\n")\nprint("x" * 6_000_000)' } } });
+  const runs = () => { try { return fs.readFileSync(path.join(gate, 'runs'), 'utf8').length / 4; } catch { return 0; } };
+  let last = -1, still = 0;
+  for (const t0 = Date.now(); (runs() < 23 || still < 6) && Date.now() - t0 < 60000;) {
+    await new Promise((r) => setTimeout(r, 500));
+    const rss = child.kib('VmRSS');
+    still = Math.abs(rss - last) < 2048 ? still + 1 : 0;
+    last = rss;
+  }
+  assert.equal(runs(), 23, 'runs while the answers are unread');
+  // Under ASan the allocator keeps freed memory aside (its quarantine):
+  // resident memory says nothing there; the runs above do.
+  const peak = child.kib('VmHWM') >> 10;
+  if (!process.env.ASAN_OPTIONS)
+    assert.ok(peak < 640, `peak resident ${peak} MiB with ${n} answers unread`);
+  let parts = [], whole = 0;
+  child.stdout.on('data', (d) => {
+    for (let i; (i = d.indexOf(10)) >= 0; d = d.subarray(i + 1)) {
+      parts.push(d.subarray(0, i));
+      const m = JSON.parse(Buffer.concat(parts).toString());
+      parts = [];
+      if (m.id >= 1 && m.result?.structuredContent?.stdout?.length === 6_000_001)
+        whole++;
+    }
+    if (d.length) parts.push(d);
+  });
+  child.stdout.resume();
+  for (const t0 = Date.now(); whole < n && Date.now() - t0 < 120000;)
+    await new Promise((r) => setTimeout(r, 100));
+  assert.equal(whole, n, 'answers delivered whole');
+  assert.equal(runs(), n);
+  child.stdin.end();
+  await exited;
+  fs.rmSync(gate, { recursive: true });
+});
+
+await test('a client that stops reading and closes stdin: the server exits 5 s later, 74', async () => {
+  // Before, the server waited for ever: the ping's answer, behind a full
+  // stdout, kept the reading thread from seeing stdin's end.
+  const child = await unread();
+  child.send({ id: 1, method: 'tools/call', params: { name: 'run_python',
+    arguments: { code: 'print("x" * 2_000_000)' } } });
+  await new Promise((r) => setTimeout(r, 1500));
+  for (let i = 2; i < 5; i++)
+    child.send({ id: i, method: 'ping' });
+  await new Promise((r) => setTimeout(r, 500));
+  const exited = new Promise((r) => child.on('exit', (code) => r(code)));
+  const t0 = Date.now();
+  child.stdin.end();
+  const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('running'), 20000))]);
+  if (code === 'running')
+    child.kill('SIGKILL');
+  assert.equal(code, 74, `exit status (${Date.now() - t0} ms after stdin closed)`);
+  // (the upper bound leaves room for the ASan stage under a loaded suite)
+  assert.ok(Date.now() - t0 >= 4900 && Date.now() - t0 < 15000, `exited after ${Date.now() - t0} ms`);
+  assert.match(child.err, /stdin closed, and stdout took nothing for 5 s: \d+ messages? not delivered/);
+});
+
 // Raw lines on stdin, answers read from stdout: what the SDK never sends.
 async function raw(lines, args = []) {
   const { spawn } = await import('node:child_process');
@@ -481,6 +567,124 @@ await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async (
   } finally {
     server.kill();
     fs.rmSync(gate, { recursive: true });
+  }
+});
+
+await test('Streamable HTTP: the answers one MCP session has not read hold at most 64 MiB', async () => {
+  // A client posts 8 calls on 8 sessions, each answered with 12 MB, and
+  // reads none of its connections: 5 answers (60 MB) are held, the other
+  // runs wait for room, their sessions busy (before: all 8 ran and held
+  // theirs). Another client's answer goes at once meanwhile.
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const sockets = [];
+  try {
+    const t = new StreamableHTTPClientTransport(url);
+    const a = new Client({ name: 'unread', version: '1' });
+    await a.connect(t);
+    for (let i = 0; i < 8; i++) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call',
+        params: { name: 'run_python', arguments: { code: 'print("x" * 6_000_000)', session: `u${i}` } } });
+      const sock = net.connect(+url.port, '127.0.0.1');
+      sock.pause();
+      sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nContent-Type: application/json\r\n`
+        + 'Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2025-06-18\r\n'
+        + `Mcp-Session-Id: ${t.sessionId}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      sockets.push(sock);
+    }
+    const ran = async () => (await a.callTool({ name: 'list_sessions', arguments: {} }))
+      .structuredContent.sessions.filter((x) => x.runs === 1).length;
+    let n = -1, still = 0;
+    for (const t1 = Date.now(); (n < 5 || still < 6) && Date.now() - t1 < 20000;) {
+      await new Promise((r) => setTimeout(r, 500));
+      const m = await ran();
+      still = m === n ? still + 1 : 0;
+      n = m;
+    }
+    assert.equal(n, 5, 'runs whose answers are held for the client that does not read');
+    const b = new Client({ name: 'reads', version: '1' });
+    await b.connect(new StreamableHTTPClientTransport(url));
+    const t2 = Date.now();
+    const r = await run(b, 'print("y" * 6_000_000)');
+    assert.equal(r.structuredContent.stdout.length, 6_000_001);
+    assert.ok(Date.now() - t2 < 10000, `the other client waited ${Date.now() - t2} ms`);
+    await b.close();
+  } finally {
+    for (const sock of sockets)
+      sock.destroy();
+    server.kill();
+  }
+});
+
+await test('Streamable HTTP: the cut streams one MCP session keeps hold at most 64 MiB', async () => {
+  // A client of 2025-11-25 cuts 7 calls' connections after their priming
+  // events; their 12 MB answers are kept for it to resume. 5 are (60 MB),
+  // the 6th and 7th are over its quarter of the 256 MiB the streams keep
+  // (before: all 7; and 22 such took every client's room).
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-11-25' };
+  const post = (m) => fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...m }) });
+  try {
+    const init = await post({ id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25',
+      capabilities: {}, clientInfo: { name: 'cuts', version: '1' } } });
+    headers['mcp-session-id'] = init.headers.get('mcp-session-id');
+    await init.text();
+    const streams = [];
+    for (let i = 0; i < 7; i++) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call',
+        params: { name: 'run_python', arguments: { code: 'print("x" * 6_000_000)', session: `c${i}` } } });
+      const sock = net.connect(+url.port, '127.0.0.1');
+      sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nConnection: close\r\n`
+        + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+        + `Content-Length: ${body.length}\r\n\r\n${body}`);
+      let got = '';
+      const id = await new Promise((resolve, reject) => {
+        sock.on('data', (d) => {
+          got += d;
+          const m = got.match(/id: (\d+)-0\n/);
+          if (m) resolve(m[1]);
+        });
+        sock.on('error', reject);
+        setTimeout(() => reject(new Error(`no priming event: ${got}`)), 10000);
+      });
+      sock.destroy();
+      streams.push(id);
+    }
+    const ran = async () => {
+      const r = await post({ id: 1, method: 'tools/call', params: { name: 'list_sessions', arguments: {} } });
+      return (await r.json()).result.structuredContent.sessions.filter((x) => x.runs === 1).length;
+    };
+    for (const t1 = Date.now(); (await ran()) < 7 && Date.now() - t1 < 30000;)
+      await new Promise((r) => setTimeout(r, 300));
+    const codes = [];
+    for (const id of streams) {
+      const r = await fetch(url, { headers: { ...headers, 'last-event-id': `${id}-0` } });
+      const text = await r.text();
+      codes.push(r.status === 200 && text.includes('"id":1') && text.length > 12_000_000 ? 200 : r.status);
+    }
+    assert.equal(codes.filter((c) => c === 200).length, 5, `resumed: ${codes}`);
+    assert.equal(codes.filter((c) => c === 404).length, 2, `resumed: ${codes}`);
+  } finally {
+    server.kill();
   }
 });
 
