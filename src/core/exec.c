@@ -478,22 +478,71 @@ static void diverge(eryx_exec *ex, const eryx__jentry *e, const char *name)
                      ex->jnext + 1, name, same_name ? " with other arguments" : "", e->name);
 }
 
-/* A replayed call: its recorded outcome is prepared now (an answered entry
- * never changes again: read without the lock) and held until the replay
- * delivers its batch, in the reply that delivered it the first time: the
- * guest's tasks then resume in the same order and make the same calls. */
+/* A replayed call: held until the replay delivers its batch, in the reply
+ * that delivered it the first time: the guest's tasks then resume in the
+ * same order and make the same calls. Its outcome is prepared only then
+ * (prepare_batch): prepared here, every batch the guest had made again
+ * held its trees at once, uncounted. */
 static void hold_replayed(eryx_exec *ex, uint64_t id, size_t i)
 {
     const eryx__jentry *e = &ex->journal->e[i];
     uint32_t batch = e->batch ? e->batch : ex->rlast; /* answered too late: last */
-    eryx_call *c = own_call_record(ex, id, eryx__journal_result(ex->journal, i, id));
-    if (!c)
-        return;
+    eryx_call *c = call_new(ex, id, "");
+    if (!c || push_call(ex, c) < 0) {
+        if (c)
+            call_free(c);
+        return; /* out of memory: its batch never completes (diverged) */
+    }
     pthread_mutex_lock(&ex->hub->mu);
+    ex->hub->refs++;
     c->jentry = i + 1;
     c->replay_batch = batch;
     ex->rleft[batch]--;
     pthread_mutex_unlock(&ex->hub->mu);
+}
+
+/* Prepares the recorded outcomes of batch b, whose calls the guest made
+ * again, from their entries (answered: they never change again, read
+ * without the lock). A tree counts in the hub's trees_held as a live
+ * reply's does, held by its call until the guest has it: a batch is what
+ * the first run delivered at once, so its trees fit together with the
+ * run's other calls; a journal whose batch does not (it was made, not
+ * recorded: each reply fits on its own, 256 MiB of journal could hold
+ * 20 GB of trees) ends the execution as diverged, as a crafted order the
+ * code cannot follow does, with the message set. 0, or -1 then. */
+static int prepare_batch(eryx_exec *ex, uint32_t b)
+{
+    const eryx_journal *j = ex->journal;
+    for (size_t i = 0; i < ex->n_calls; i++) {
+        eryx_call *c = ex->calls[i];
+        if (c->replay_batch != b || c->record.tree || c->record.text)
+            continue;
+        size_t tree;
+        eryx__record r = eryx__journal_result(j, c->jentry - 1, c->id, &tree);
+        enum hold held = HELD;
+        if (tree && (held = hold_args(ex->hub, 0, tree)) == HELD &&
+            !(r.tree = eryx__journal_result_tree(j, c->jentry - 1, c->id)))
+            release_args(ex->hub, 0, tree);
+        if (held != HELD) {
+            ex->diverged = 1;
+            eryx__set_errmsg(ex->sb, "the journal's outcomes cannot be replayed: those of its "
+                                     "batch %u take more than the %u MiB of trees the host reads "
+                                     "at once (entry %zu's reply takes %zu MiB)",
+                             b, (unsigned)(ERYX_MAX_HELD_TREES >> 20), c->jentry, tree >> 20);
+            return -1;
+        }
+        if (!r.tree && !r.text) {
+            ex->diverged = 1;
+            eryx__set_errmsg(ex->sb, "out of memory preparing the journal's outcome %zu",
+                             c->jentry);
+            return -1;
+        }
+        pthread_mutex_lock(&ex->hub->mu);
+        c->record = r;
+        c->tree_held = tree; /* released with the call (call_unref_locked) */
+        pthread_mutex_unlock(&ex->hub->mu);
+    }
+    return 0;
 }
 
 /* The guest waits while the next recorded batch still misses calls it has
@@ -524,6 +573,11 @@ void eryx__exec_replay_wait(eryx_exec *ex)
         return;
     }
     if (ex->rleft[ex->rnext] == 0) {
+        /* Only this thread adds calls or takes them away: the list stays. */
+        pthread_mutex_unlock(&h->mu);
+        if (prepare_batch(ex, ex->rnext) < 0)
+            return;
+        pthread_mutex_lock(&h->mu);
         for (size_t i = 0; i < ex->n_calls; i++) {
             eryx_call *c = ex->calls[i];
             if (c->replay_batch == ex->rnext && c->state == ERYX__CALL_WAITING)

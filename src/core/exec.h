@@ -88,9 +88,10 @@ struct eryx_call {
     size_t jentry;              /* 1 + its journal entry, or 0; set before
                                    the call is shared, then read without
                                    the lock */
-    uint32_t replay_batch;      /* a replayed call: its outcome (result,
-                                   prepared) is held until the replay
-                                   delivers this batch; 0 for live calls */
+    uint32_t replay_batch;      /* a replayed call: waits until the
+                                   replay delivers this batch, its outcome
+                                   (record) prepared then; 0 for live
+                                   calls */
 };
 
 enum eryx__exec_state { EX_NEW, EX_PENDING, EX_DONE };
