@@ -869,7 +869,8 @@ static void take_completed_locked(eryx_exec *ex)
         *link = c->done_next;
         ex->picked[n++] = c; /* at most n_calls: room for cap_calls */
     }
-    qsort(ex->picked, n, sizeof *ex->picked, by_slot);
+    if (n > 1) /* picked is NULL before the first call */
+        qsort(ex->picked, n, sizeof *ex->picked, by_slot);
     int journaled = 0;
     size_t i = 0;
     for (; i < n && grow_taken(ex); i++) {
