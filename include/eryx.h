@@ -873,7 +873,9 @@ ERYX_API int eryx_exec_step(eryx_exec *ex);
 ERYX_API eryx_call *eryx_exec_next_call(eryx_exec *ex);
 
 /* CLOCK_MONOTONIC time (ns) at which the execution wants to be stepped even
- * without replies (a timer, a callback timeout), or 0 when there is none. */
+ * without replies (a timer, a callback timeout), or 0 when there is none.
+ * It may come early (the call whose timeout it was has been answered
+ * since): a step then finds nothing to do, and the time moves on. */
 ERYX_API uint64_t eryx_exec_deadline_ns(const eryx_exec *ex);
 
 /* 1 if a reply arrived since the last step, or a stop was requested

@@ -99,7 +99,9 @@
  * call (ERYX_MAX_CALL_ARGS). The trees of replies count too, from the
  * reply until the guest has it (a reply the strict reader leaves to
  * jansson: 16 MiB of [{},{},...] ending in a 19-digit integer took the
- * host 1.3 GB); a reply beyond fails the call. */
+ * host 1.3 GB); a reply beyond fails the call. So do a replayed
+ * journal's, from the delivery of their batch until the guest has them;
+ * a batch beyond ends the replay (ERYX_DIVERGED, docs/journal.md). */
 #ifndef ERYX_MAX_HELD_TREES
 #define ERYX_MAX_HELD_TREES (256u << 20)
 #endif

@@ -799,6 +799,7 @@ typedef struct {
     PyObject_HEAD
     eryx_exec *ex;
     pyeryx_sandbox *owner;
+    pthread_mutex_t notify_mu; /* notify_fd's: see exec_notify */
     int notify_fd;
     int done;       /* a step returned a final status */
     int final_rc;
@@ -815,15 +816,33 @@ typedef struct {
     unsigned long long id;
 } pyeryx_callobj;
 
+/* Runs on the thread of a reply or a stop (eryx_exec_set_notify), while
+ * the loop's thread may change notify_fd. A reply from Python (call.reply)
+ * holds the GIL throughout, as set_notify_fd does, so those two never
+ * overlap; but a network operation completes on the network layer's
+ * thread and a stop (the time limit's watchdog) notifies from its own,
+ * without the GIL. Read unlocked, notify_fd was a data race with them,
+ * and a notify that had read the fd just before set_notify_fd(-1) could
+ * write 8 bytes to whatever reused the number once the caller closed it.
+ * eryx_exec_finish waits for notifies in flight, which makes the drivers'
+ * usual order safe (finish or suspend, then close), but the journal's
+ * driver closes its eventfd even when suspend() failed in its cleanup
+ * and the execution lives on. So the fd is read and written to under
+ * notify_mu, which set_notify_fd takes to change it: once
+ * set_notify_fd(-1) returns, no notify writes to the old fd, and the
+ * caller may close it. The section never blocks (the eventfd is
+ * non-blocking) and takes nothing else. */
 static void exec_notify(void *ud)
 {
     pyeryx_exec *e = ud;
     uint64_t one = 1;
+    pthread_mutex_lock(&e->notify_mu);
     int fd = e->notify_fd;
     if (fd >= 0) {
         ssize_t w = write(fd, &one, sizeof one);
         (void)w; /* EAGAIN: the counter is already non-zero, the loop will wake */
     }
+    pthread_mutex_unlock(&e->notify_mu);
 }
 
 /* An Exec holding self (which must have been entered: its dealloc clears
@@ -838,6 +857,7 @@ static pyeryx_exec *exec_alloc(pyeryx_sandbox *self, const run_args *a)
     e->ex = NULL;
     e->owner = self;
     Py_INCREF(self);
+    pthread_mutex_init(&e->notify_mu, NULL);
     e->notify_fd = -1;
     e->done = 0;
     e->final_rc = ERYX_OK;
@@ -963,6 +983,7 @@ static void exec_dealloc(pyeryx_exec *e)
         Py_END_ALLOW_THREADS
     }
     eryx_journal_free(e->journal); /* after the execution that recorded into it */
+    pthread_mutex_destroy(&e->notify_mu); /* no notify after the finish */
     if (e->owner) {
         e->owner->busy = 0;
         Py_CLEAR(e->owner);
@@ -1146,7 +1167,11 @@ static PyObject *exec_set_notify_fd(pyeryx_exec *e, PyObject *arg)
     int fd = (int)PyLong_AsLong(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
+    /* A notify may be writing to the old fd (exec_notify). Taken with the
+     * GIL held: the holder never waits for anything. */
+    pthread_mutex_lock(&e->notify_mu);
     e->notify_fd = fd;
+    pthread_mutex_unlock(&e->notify_mu);
     Py_RETURN_NONE;
 }
 
@@ -1180,7 +1205,8 @@ static PyMethodDef exec_methods[] = {
     {"finish", (PyCFunction)exec_finish, METH_NOARGS,
      "The ExecuteResult of a finished execution, or the exception it raised."},
     {"set_notify_fd", (PyCFunction)exec_set_notify_fd, METH_O,
-     "An eventfd written to when stepping becomes worthwhile (a reply, a stop)."},
+     "An eventfd written to when stepping becomes worthwhile (a reply, a stop); -1: "
+     "none. Once it returns, nothing writes to the previous fd: it may be closed."},
     {NULL}};
 
 static PyGetSetDef exec_getset[] = {

@@ -32,6 +32,7 @@ typedef struct eryx__hub {
     int refs;
     int closed;                 /* the execution is gone */
     int n_ready;                /* completions not yet handed to the guest */
+    size_t n_waiting;           /* calls waiting for their outcome */
     int stopping;               /* a timeout or interrupt wants a step */
     int notifying;              /* notify calls in flight (outside mu) */
     void (*notify)(void *ud);
@@ -46,6 +47,11 @@ typedef struct eryx__hub {
     size_t trees_held;          /* what their trees take to read
                                    (eryx__json_tree_bytes), at most
                                    ERYX_MAX_HELD_TREES */
+    uint64_t calls_deadline_ns; /* no waiting call's deadline is earlier
+                                   (it may have completed since); 0: none
+                                   has one */
+    struct eryx_call *done;     /* completed calls not yet delivered,
+                                   latest first (done_next) */
 } eryx__hub;
 
 /* A notify to deliver once every lock is released (see exec.c). */
@@ -88,9 +94,12 @@ struct eryx_call {
     size_t jentry;              /* 1 + its journal entry, or 0; set before
                                    the call is shared, then read without
                                    the lock */
-    uint32_t replay_batch;      /* a replayed call: its outcome (result,
-                                   prepared) is held until the replay
-                                   delivers this batch; 0 for live calls */
+    size_t slot;                /* its index in its execution's calls */
+    struct eryx_call *done_next; /* on hub->done once completed */
+    uint32_t replay_batch;      /* a replayed call: waits until the
+                                   replay delivers this batch, its outcome
+                                   (record) prepared then; 0 for live
+                                   calls */
 };
 
 enum eryx__exec_state { EX_NEW, EX_PENDING, EX_DONE };
@@ -109,10 +118,14 @@ struct eryx_exec {
     uint64_t t0;
     int took_setup, took_reseed; /* the sandbox's set-up flags it took */
     int64_t fuel_start;         /* the run's fuel budget */
-    eryx_call **calls;          /* every call not yet delivered; the array
-                                   changes under hub->mu (other threads
-                                   read it for eryx_exec_deadline_ns) */
-    size_t n_calls, cap_calls;
+    eryx_call **calls;          /* every call not yet delivered, in the
+                                   order they were made, and NULL where
+                                   one was delivered until the array is
+                                   compacted (n_gone); changes under
+                                   hub->mu */
+    size_t n_calls, cap_calls, n_gone;
+    eryx_call **picked;         /* room for cap_calls: the calls a reply
+                                   delivers, sorted (take_completed) */
     size_t next_new;            /* first call not yet given by next_call */
     _Atomic uint64_t timer_deadline_ns; /* the guest's next timer, 0 = none */
     atomic_int sleeping;        /* suspended in a sleep, not in eryx.wait:

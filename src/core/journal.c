@@ -289,21 +289,32 @@ void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m)
     j->clock_cut = m->clock_cut;
 }
 
-eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id)
+eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id, size_t *tree)
 {
     const eryx__jentry *e = &j->e[i];
     eryx__record r = {0};
+    *tree = 0;
     if (e->state == ERYX__JE_ERROR) {
         r.tree = eryx__call_error_record(id, eryx__call_error_name(e->kind), e->message);
         return r;
     }
     /* As a live reply: copied as text when the strict reader takes it, a
      * tree only for what it does not (a reply of [{},{},...] recorded in a
-     * client's journal made a 1 GB tree at every replay). */
+     * client's journal made a 1 GB tree at every replay), built by
+     * eryx__journal_result_tree once the caller counted it. The loader
+     * checked that it fits ERYX_MAX_HELD_TREES. */
     r.text = eryx__call_ok_text(id, e->value, e->value_len, &r.len);
-    if (!r.text)
-        r.tree = eryx__call_ok_record(id, e->value, e->value_len);
+    if (!r.text) {
+        size_t t = eryx__json_tree_bytes(e->value, e->value_len);
+        *tree = t ? t : 1;
+    }
     return r;
+}
+
+json_t *eryx__journal_result_tree(const eryx_journal *j, size_t i, uint64_t id)
+{
+    const eryx__jentry *e = &j->e[i];
+    return eryx__call_ok_record(id, e->value, e->value_len);
 }
 
 /* ---- bytes --------------------------------------------------------------- */

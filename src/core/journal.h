@@ -112,10 +112,14 @@ void eryx__journal_reset_draws(eryx_journal *j, const eryx__jdraws_mark *m);
 /* Whether a call's name is a network operation's ("@net."). */
 int eryx__journal_is_net(const char *name);
 
-/* Entry i's recorded outcome as the result the guest reads for call id
- * ({"id", "ok", "value" | "kind", "message"}): its text, or its tree for a
- * value the strict reader does not take; neither when out of memory. */
-eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id);
+/* Answered entry i's recorded outcome as the result the guest reads for
+ * call id ({"id", "ok", "value" | "kind", "message"}): its text, or a
+ * failure's tree; neither when out of memory, or for a value the strict
+ * reader does not take: then *tree gets the bytes its tree takes to read
+ * (eryx__json_tree_bytes, never 0), and eryx__journal_result_tree builds
+ * it (NULL when out of memory) once the caller counted them. */
+eryx__record eryx__journal_result(const eryx_journal *j, size_t i, uint64_t id, size_t *tree);
+json_t *eryx__journal_result_tree(const eryx_journal *j, size_t i, uint64_t id);
 /* The kind of a failure as a journal stores it: an eryx_call_error, or a
  * network operation's kind ("net:ECONNREFUSED", ...) as ERYX__JKIND_NET
  * plus its number (net.h); "failed" for unknown ones. And back. */

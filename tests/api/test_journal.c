@@ -9,6 +9,7 @@
 #include <eryx.h>
 #include <pthread.h>
 #include <sys/mman.h>
+#include <xxhash.h>
 
 #include "../check.h"
 
@@ -909,6 +910,135 @@ TEST_CASE(test_replay_never_shares_the_image_generator)
     }
     CHECK(strcmp(drawn[0], drawn[1]) != 0);
     eryx_journal_free(j);
+}
+
+/* ---- the trees a replay holds ----------------------------------------------- */
+
+/* Calls gathered, each answered with JSON the strict reader does not take
+ * (a 19-digit integer), which a tree reads: 500,000 empty objects, 110 MiB
+ * of tree (json_wide.c's estimate) in 1.5 MB. Two fit in the 256 MiB of
+ * trees the host reads at once (ERYX_MAX_HELD_TREES), three do not. */
+#define WIDE_CALLS 3
+#define WIDE_OBJECTS 500000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char code_wide[] =
+    "import asyncio\n"
+    "async def one(k):\n"
+    "    return len(await get(key=k))\n"
+    "print(await asyncio.gather(*[one(str(i)) for i in range(" STR(WIDE_CALLS) ")]))\n";
+
+static char *wide_reply(size_t *len)
+{
+    char *s = malloc(3 * WIDE_OBJECTS + 32), *p = s;
+    REQUIRE(s);
+    *p++ = '[';
+    for (int i = 0; i < WIDE_OBJECTS; i++, p += 3)
+        memcpy(p, "{},", 3);
+    p += sprintf(p, "1234567890123456789]");
+    *len = (size_t)(p - s);
+    return s;
+}
+
+/* The bytes of a journal of code_wide whose calls were answered one
+ * reply at a time: each delivered in a batch of its own. */
+static void *record_wide(size_t *len)
+{
+    eryx_sandbox *sb = new_sandbox(0);
+    eryx_journal *j = NULL;
+    eryx_call *calls[WIDE_CALLS];
+    int n;
+    eryx_exec *ex = start_recording(sb, "pass", code_wide, &j, calls, WIDE_CALLS, &n);
+    REQUIRE_INT(n, WIDE_CALLS);
+    size_t reply_len;
+    char *reply = wide_reply(&reply_len);
+    for (int i = 0; i < WIDE_CALLS; i++) {
+        REQUIRE_INT(eryx_call_reply(calls[i], reply, reply_len), ERYX_OK);
+        while (!eryx_exec_ready(ex))
+            usleep(200);
+        REQUIRE_INT(eryx_exec_step(ex), i < WIDE_CALLS - 1 ? ERYX_PENDING : ERYX_OK);
+    }
+    free(reply);
+    CHECK_INT(eryx_exec_finish(ex, NULL), ERYX_OK);
+    eryx_sandbox_free(sb);
+    void *data = NULL;
+    REQUIRE_INT(eryx_journal_save(j, &data, len), ERYX_OK);
+    eryx_journal_free(j);
+    return data;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Rewrites the journal bytes as a client could: every entry in batch 1,
+ * the checksum made again (docs/journal.md, "The bytes"). */
+static void one_batch(uint8_t *p, size_t len)
+{
+    uint32_t n = get_le32(p + 20), flen = get_le32(p + 24);
+    size_t at = 40 + (flen == UINT32_MAX ? 0 : flen) + (size_t)(get_le32(p + 32));
+    for (uint32_t i = 0; i < n; i++) {
+        REQUIRE(at + 20 <= len);
+        REQUIRE(p[at] == 1); /* answered */
+        put_le(p + at + 16, 1, 4);
+        at += 20 + (size_t)get_le32(p + at + 4) + get_le32(p + at + 8) + get_le32(p + at + 12);
+    }
+    put_le(p + 8, XXH3_64bits(p + 16, len - 16), 8);
+}
+
+/* A replayed outcome's tree counts with the run's others, as a live
+ * reply's does, from its batch's delivery until the guest has it: the
+ * honest journal replays (one tree at a time), the same calls forged into
+ * one batch end the replay as diverged instead of holding 330 MiB of
+ * trees (before, every replayed outcome was prepared at the guest's call
+ * and held uncounted: 256 MiB of journal could hold 20 GB). */
+TEST_CASE(test_replayed_trees_bounded)
+{
+    size_t len;
+    uint8_t *data = record_wide(&len);
+    char out[16 * WIDE_CALLS + 8] = "[";
+    for (int i = 0; i < WIDE_CALLS; i++)
+        snprintf(out + strlen(out), sizeof out - strlen(out), "%s%d", i ? ", " : "",
+                 WIDE_OBJECTS + 1);
+    strcat(out, "]\n");
+    for (int forged = 0; forged < 2; forged++) {
+        if (forged)
+            one_batch(data, len);
+        eryx_journal *j = NULL;
+        REQUIRE_INT(eryx_journal_load(data, len, &j), ERYX_OK);
+        eryx_sandbox *sb = new_sandbox(0);
+        eryx_exec *ex = NULL;
+        REQUIRE_INT(eryx_exec_start_journaled(sb, NULL, 0, NULL, j, &ex), ERYX_OK);
+        eryx_call *calls[1];
+        int rc, n = step_to_calls(ex, calls, 1, &rc);
+        CHECK_INT(n, 0);
+        if (!forged) {
+            CHECK_INT(rc, ERYX_OK);
+            CHECK_INT(eryx_exec_replayed(ex), WIDE_CALLS);
+            finish_ok(ex, out, 0);
+            CHECK(!eryx_sandbox_is_dead(sb));
+        } else {
+            CHECK_INT(rc, ERYX_DIVERGED);
+            CHECK_CONTAINS(eryx_errmsg(sb), "take more than the 256 MiB of trees");
+            eryx_result *r = NULL;
+            CHECK_INT(eryx_exec_finish(ex, &r), ERYX_DIVERGED);
+            REQUIRE(r != NULL);
+            CHECK_STR(r->out, "");
+            eryx_result_free(r);
+            CHECK(eryx_sandbox_is_dead(sb));
+            CHECK_INT(eryx_journal_pending(j), 0); /* unchanged */
+        }
+        eryx_sandbox_free(sb);
+        eryx_journal_free(j);
+    }
+    eryx_free(data);
 }
 
 static void setup(void)
