@@ -875,7 +875,9 @@ ERYX_API eryx_call *eryx_exec_next_call(eryx_exec *ex);
 /* CLOCK_MONOTONIC time (ns) at which the execution wants to be stepped even
  * without replies (a timer, a callback timeout), or 0 when there is none.
  * It may come early (the call whose timeout it was has been answered
- * since): a step then finds nothing to do, and the time moves on. */
+ * since): a step then finds nothing to do, and the time moves on. While
+ * the guest sleeps (time.sleep) it is the sleep's end: the calls' timeouts
+ * are looked at when the guest wakes. */
 ERYX_API uint64_t eryx_exec_deadline_ns(const eryx_exec *ex);
 
 /* 1 if a reply arrived since the last step, or a stop was requested

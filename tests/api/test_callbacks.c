@@ -857,6 +857,49 @@ TEST_CASE(test_many_pending_time_out)
     eryx_sandbox_free(sb);
 }
 
+/* A guest asleep in time.sleep while calls it made complete and their
+ * deadlines pass: an embedder that steps when eryx_exec_deadline_ns says
+ * steps a few times, not over and over. The deadline kept the passed
+ * bound of a call already answered (and, before that, of one overdue),
+ * which a sleeping guest's step never makes exact: thousands of steps, a
+ * spin for the rest of the sleep. */
+TEST_CASE(test_no_spin_while_asleep)
+{
+    uint64_t timeout = 200000000ull; /* the calls' deadlines pass in the sleep */
+    eryx_sandbox *sb = new_sandbox_with(timeout, 0);
+    const char *code = "import asyncio, time\n"
+                       "ts = [asyncio.ensure_future(echo('slow')) for i in range(3)]\n"
+                       "await echo('fast')\ntime.sleep(1)\n"
+                       "print(await asyncio.gather(*ts))";
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    eryx_call *calls[4];
+    take_calls(ex, calls, 4);
+    int fast = 0;
+    while (fast < 3 && !strstr(eryx_call_args(calls[fast]), "fast"))
+        fast++;
+    CHECK_INT(eryx_call_reply(calls[fast], "\"fast\"", 6), ERYX_OK);
+    REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING); /* asleep now */
+    for (int i = 0; i < 4; i++)
+        if (i != fast)
+            CHECK_INT(eryx_call_reply(calls[i], "1", 1), ERYX_OK);
+    int rc, steps = 0;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING) {
+        steps++;
+        uint64_t deadline = eryx_exec_deadline_ns(ex), now = now_ns();
+        if (!eryx_exec_ready(ex))
+            usleep(deadline > now ? (useconds_t)((deadline - now) / 1000) : 0);
+    }
+    CHECK_INT(rc, ERYX_OK);
+    CHECK(steps < 20);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "[1, 1, 1]\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* Abandoning a pending execution leaves the sandbox dead, not broken. */
 TEST_CASE(test_abandon)
 {
