@@ -418,8 +418,12 @@ static struct {
 
 static void stdin_closed(void)
 {
-    if (!atomic_exchange(&O.in_closed, 1))
+    /* since_ms first: a writer that sees in_closed reads it at once (set
+     * after it, a writer in between read 0, and gave up at once). */
+    if (!atomic_load(&O.in_closed)) {
         atomic_store(&O.since_ms, eryx_cli_now_ms());
+        atomic_store(&O.in_closed, 1);
+    }
 }
 
 /* 1 once stdin has closed (read to its end, or the client hung up while
@@ -429,8 +433,12 @@ static void stdin_closed(void)
 static int stdout_given_up(void)
 {
     if (!atomic_load(&O.in_closed)) {
-        struct pollfd p = {STDIN_FILENO, 0, 0};
-        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+        /* A socket's end shows as POLLRDHUP alone while the client keeps
+         * its side open: libuv's (Node's) stdio is a socketpair, and a
+         * client that shuts down its writing side (stream.end()) without
+         * closing it was never seen. */
+        struct pollfd p = {STDIN_FILENO, POLLRDHUP, 0};
+        if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR | POLLRDHUP)))
             stdin_closed();
         return 0;
     }

@@ -368,6 +368,18 @@ await test('a client that stops reading and closes stdin: the server exits 5 s l
   assert.match(child.err, /stdin closed, and stdout took nothing for 5 s: \d+ messages? not delivered/);
 });
 
+await test('a client that shuts its stdin socket down but keeps it open: the server exits 5 s later, 74', async () => {
+  // libuv's stdio is a socketpair: an end of stdin that the client only
+  // shuts down shows as POLLRDHUP, never POLLHUP, and the writer stuck
+  // behind the unread stdout waited for ever.
+  const { execFileSync } = await import('node:child_process');
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'stdin_half_close.py');
+  const r = JSON.parse(execFileSync('python3', [script, eryx], { encoding: 'utf8', timeout: 60000 }));
+  assert.equal(r.rc, 74, `exit status (${r.after} s after stdin ended)`);
+  assert.ok(r.after >= 4.9 && r.after < 15, `exited after ${r.after} s`);
+  assert.match(r.err, /stdin closed, and stdout took nothing for 5 s/);
+});
+
 // Raw lines on stdin, answers read from stdout: what the SDK never sends.
 async function raw(lines, args = []) {
   const { spawn } = await import('node:child_process');
