@@ -2,8 +2,10 @@
 #ifndef ERYX_CLI_MCP_INTERNAL_H
 #define ERYX_CLI_MCP_INTERNAL_H
 
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "clock.h"
@@ -30,6 +32,20 @@
 int eryx_cli_mcp_known_revision(const char *v);
 
 #define ERYX_MCP_DEFAULT_MAX_MESSAGE (16u << 20)
+
+/* Appends s[0..n) to a growing text (NUL-terminated; *text NULL at
+ * first); nothing when out of memory. (mcp_server.c) */
+void eryx_cli_mcp_append(char **text, size_t *len, const char *s, size_t n);
+
+static inline void eryx_cli_mcp_append_str(char **text, size_t *len, const char *s)
+{
+    eryx_cli_mcp_append(text, len, s, strlen(s));
+}
+
+/* The tools of `eryx mcp`, for tools/list, with run_python's description
+ * made for cfg (a sandbox of rt and cfg is asked what it has). New
+ * reference; NULL when out of memory. (mcp_tools.c) */
+json_t *eryx_cli_mcp_tools(eryx_runtime *rt, const eryx_sandbox_config *cfg);
 
 /* 1 if s is a Python identifier (ASCII, at most 64 bytes) and no keyword. */
 int eryx_cli_py_identifier(const char *s);

@@ -571,8 +571,8 @@ static const char *status_of(int rc, const eryx_result *res)
     }
 }
 
-/* Appends to a growing text (NUL-terminated). */
-static void append(char **text, size_t *len, const char *s, size_t n)
+/* Appends to a growing text (NUL-terminated); nothing when out of memory. */
+void eryx_cli_mcp_append(char **text, size_t *len, const char *s, size_t n)
 {
     char *bigger = realloc(*text, *len + n + 1);
     if (!bigger)
@@ -583,10 +583,6 @@ static void append(char **text, size_t *len, const char *s, size_t n)
     *text = bigger;
 }
 
-static void append_str(char **text, size_t *len, const char *s)
-{
-    append(text, len, s, strlen(s));
-}
 
 /* The answer of one run_python call: structured content (the output
  * schema's fields) and the same as readable text. */
@@ -671,21 +667,21 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     /* The text: what a person would see in a terminal, then the rest. */
     char *text = NULL;
     size_t len = 0;
-    append_str(&text, &len, "");
+    eryx_cli_mcp_append_str(&text, &len, "");
     json_t *out = json_object_get(sc, "stdout"), *err = json_object_get(sc, "stderr");
     if (json_string_length(out))
-        append(&text, &len, json_string_value(out), json_string_length(out));
+        eryx_cli_mcp_append(&text, &len, json_string_value(out), json_string_length(out));
     if (json_string_length(err)) {
-        append_str(&text, &len, len ? "\n[stderr]\n" : "[stderr]\n");
-        append(&text, &len, json_string_value(err), json_string_length(err));
+        eryx_cli_mcp_append_str(&text, &len, len ? "\n[stderr]\n" : "[stderr]\n");
+        eryx_cli_mcp_append(&text, &len, json_string_value(err), json_string_length(err));
     }
     if (result || inexact) {
         /* The exact text where the value lost digits, or was not read
          * (result_json.h). */
         char *r = inexact ? NULL : json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
         if (r || inexact) {
-            append_str(&text, &len, len ? "\n[result] " : "[result] ");
-            append_str(&text, &len, r ? r : res->result_json);
+            eryx_cli_mcp_append_str(&text, &len, len ? "\n[result] " : "[result] ");
+            eryx_cli_mcp_append_str(&text, &len, r ? r : res->result_json);
             free(r);
         }
     }
@@ -693,32 +689,32 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     if (strcmp(status, "ok") != 0) {
         char line[160];
         snprintf(line, sizeof line, "%s[%s]", len ? "\n" : "", status);
-        append_str(&text, &len, line);
+        eryx_cli_mcp_append_str(&text, &len, line);
         json_t *tb = json_object_get(error, "traceback");
         json_t *msg = json_object_get(error, "message");
         if (json_is_string(tb)) {
-            append_str(&text, &len, "\n");
-            append_str(&text, &len, json_string_value(tb));
+            eryx_cli_mcp_append_str(&text, &len, "\n");
+            eryx_cli_mcp_append_str(&text, &len, json_string_value(tb));
         } else if (json_is_string(msg)) {
-            append_str(&text, &len, " ");
-            append_str(&text, &len, json_string_value(msg));
+            eryx_cli_mcp_append_str(&text, &len, " ");
+            eryx_cli_mcp_append_str(&text, &len, json_string_value(msg));
         }
         if (strcmp(status, "exit") == 0) {
             snprintf(line, sizeof line, " exit code %d", res ? res->exit_code : 1);
-            append_str(&text, &len, line);
+            eryx_cli_mcp_append_str(&text, &len, line);
         }
     }
     if (was_reset)
-        append_str(&text, &len, "\n[the session could not go on and was reset: its "
+        eryx_cli_mcp_append_str(&text, &len, "\n[the session could not go on and was reset: its "
                                 "variables are gone]");
     if (j->was_reset_untold)
-        append_str(&text, &len, "\n[a cancelled call on this session was stopped hard, "
+        eryx_cli_mcp_append_str(&text, &len, "\n[a cancelled call on this session was stopped hard, "
                                 "which reset it: this call started empty]");
     if (j->was_dropped)
-        append_str(&text, &len, "\n[this session had been dropped to make room for others "
+        eryx_cli_mcp_append_str(&text, &len, "\n[this session had been dropped to make room for others "
                                 "(--max-sessions): it started empty]");
     if (len == 0)
-        append_str(&text, &len, "(no output)");
+        eryx_cli_mcp_append_str(&text, &len, "(no output)");
     json_t *answer = tool_result(text ? text : "", sc, strcmp(status, "ok") != 0);
     free(text);
     return answer;
@@ -1320,162 +1316,6 @@ void eryx_mcp_progress_tick(void)
     eryx_mcp_resume_tick(now);
 }
 
-/* ---- the tools' descriptions ---- */
-
-/* What the sandbox has: Python's version, third-party packages, standard
- * modules that are missing. Asked of a sandbox once at start. */
-static char *probe(void)
-{
-    static const char code[] =
-        "import sys, pkgutil\n"
-        "pk = sorted({m.name for m in pkgutil.iter_modules()\n"
-        "             if m.name not in sys.stdlib_module_names and not m.name.startswith('_')\n"
-        "             and m.name != 'eryx'})\n"
-        "missing = []\n"
-        "for n in ('zlib', 'sqlite3', 'ssl', 'ctypes', 'lzma', 'bz2', 'socket'):\n"
-        "    try:\n"
-        "        __import__(n)\n"
-        "    except Exception:\n"
-        "        missing.append(n)\n"
-        "result = {'version': sys.version.split()[0], 'packages': pk, 'missing': missing}\n";
-    eryx_sandbox *sb = NULL;
-    eryx_result *res = NULL;
-    char *out = NULL;
-    if (eryx_sandbox_new(S.rt, &S.cfg, &sb) == ERYX_OK &&
-        eryx_sandbox_run(sb, code, sizeof code - 1, &res) == ERYX_OK && res->result_json)
-        out = strdup(res->result_json);
-    eryx_result_free(res);
-    eryx_sandbox_free(sb);
-    return out;
-}
-
-static void join_strings(char **text, size_t *len, json_t *list, const char *none)
-{
-    size_t i;
-    json_t *s;
-    if (!json_array_size(list))
-        append_str(text, len, none);
-    json_array_foreach(list, i, s) {
-        if (i)
-            append_str(text, len, ", ");
-        append_str(text, len, json_is_string(s) ? json_string_value(s) : "?");
-    }
-}
-
-static char *run_python_description(void)
-{
-    char *text = NULL, line[512];
-    size_t len = 0;
-    char *facts_json = probe();
-    json_t *facts = facts_json ? json_loads(facts_json, 0, NULL) : NULL;
-    free(facts_json);
-    json_t *version = json_object_get(facts, "version");
-    snprintf(line, sizeof line,
-             "Run Python %s code in an isolated sandbox (CPython compiled to WebAssembly) and "
-             "get back its stdout, stderr, the value of a global named `result` (if the code "
-             "sets one; it must be JSON-serialisable) and, on failure, the exception with its "
-             "traceback.\n\n",
-             json_is_string(version) ? json_string_value(version) : "3.13");
-    append_str(&text, &len, line);
-    append_str(&text, &len,
-               "Sessions: globals (variables, functions, imports) persist between calls "
-               "with the same `session` (default \"default\"); reset_session empties one, "
-               "list_sessions lists them. Top-level `await` works, and so does asyncio "
-               "(gather, create_task, sleep, wait_for).\n\n");
-    uint64_t t = S.cfg.timeout_ns;
-    if (t && t != ERYX_NO_LIMIT)
-        snprintf(line, sizeof line, "Limits of each call: %.1f s of wall-clock time (less "
-                 "with timeout_ms), ", (double)t / 1e9);
-    else
-        snprintf(line, sizeof line, "Limits of each call: no time limit unless timeout_ms, ");
-    append_str(&text, &len, line);
-    snprintf(line, sizeof line, "%llu MiB of memory (MemoryError beyond), %llu KiB of output "
-             "(the rest is dropped).\n\n",
-             (unsigned long long)(S.cfg.max_memory ? S.cfg.max_memory >> 20 : 128),
-             (unsigned long long)(S.cfg.max_output ? S.cfg.max_output >> 10 : 10240));
-    append_str(&text, &len, line);
-    append_str(&text, &len, "What there is: the standard library");
-    json_t *missing = json_object_get(facts, "missing");
-    if (json_array_size(missing)) {
-        append_str(&text, &len, " except ");
-        join_strings(&text, &len, missing, "");
-    }
-    append_str(&text, &len, "; no subprocesses, no threads. Third-party packages: ");
-    join_strings(&text, &len, json_object_get(facts, "packages"), "none");
-    append_str(&text, &len, ". Files: a private in-memory /tmp");
-    for (size_t i = 0; i < S.cfg.n_mounts; i++) {
-        snprintf(line, sizeof line, "%s %s (%s)", i ? "," : "; host directories at",
-                 S.cfg.mounts[i].guest_path, S.cfg.mounts[i].writable ? "read-write"
-                                                                      : "read-only");
-        append_str(&text, &len, line);
-    }
-    append_str(&text, &len, ".\n");
-    json_decref(facts);
-    if (S.cfg.n_callbacks) {
-        append_str(&text, &len,
-                   "\nHost functions the code can await (keyword arguments; calls gathered "
-                   "with asyncio.gather run concurrently, so one program making many calls is "
-                   "much faster than many tool calls; failures raise CallbackError; "
-                   "list_callbacks() gives their JSON schemas):\n\n```python\n");
-        char *stubs = eryx_cli_mcp_stubs(S.cfg.callbacks, S.cfg.n_callbacks);
-        if (stubs)
-            append_str(&text, &len, stubs);
-        free(stubs);
-        append_str(&text, &len, "```\n");
-    }
-    return text;
-}
-
-static json_t *output_schema(void)
-{
-    return json_pack(
-        "{s:s, s:{s:{s:s, s:[s,s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{s:[s,s]},"
-        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s]}",
-        "type", "object", "properties",
-        "status", "type", "string", "enum", "ok", "exit", "exception", "timeout", "interrupted",
-        "fuel", "crashed", "error",
-        "session", "type", "string",
-        "stdout", "type", "string",
-        "stderr", "type", "string",
-        "result",
-        "error", "type", "object", "null",
-        "exit_code", "type", "integer",
-        "duration_ms", "type", "number",
-        "output_truncated", "type", "boolean",
-        "session_reset", "type", "boolean",
-        "result_error", "type", "string",
-        "result_json", "type", "string",
-        "required", "status", "session", "stdout", "stderr", "error");
-}
-
-static json_t *make_tools(void)
-{
-    char *desc = run_python_description();
-    json_t *tools = json_pack(
-        "[{s:s, s:s, s:s, s:{s:s, s:{s:{s:s, s:s}, s:{s:s, s:s}, s:{s:s, s:i, s:s}}, s:[s]},"
-        "  s:o},"
-        " {s:s, s:s, s:s, s:{s:s, s:{s:{s:s, s:s}}}},"
-        " {s:s, s:s, s:s, s:{s:s, s:{}}}]",
-        "name", "run_python", "title", "Run Python", "description", desc ? desc : "Run Python",
-        "inputSchema", "type", "object", "properties",
-        "code", "type", "string", "description", "Python source to run",
-        "session", "type", "string", "description",
-        "session to run in (1-64 of A-Z a-z 0-9 _ - .); default \"default\"",
-        "timeout_ms", "type", "integer", "minimum", 1, "description",
-        "time limit of this call in milliseconds (at most the server's)",
-        "required", "code",
-        "outputSchema", output_schema(),
-        "name", "reset_session", "title", "Reset a session", "description",
-        "Forget a session's state (its globals); its next run starts afresh.",
-        "inputSchema", "type", "object", "properties", "session", "type", "string",
-        "description", "the session; default \"default\"",
-        "name", "list_sessions", "title", "List sessions", "description",
-        "List the sessions: name, runs, whether one is running, memory.",
-        "inputSchema", "type", "object", "properties");
-    free(desc);
-    return tools;
-}
-
 static void handle(const char *line, size_t len)
 {
     jr_msg m;
@@ -1587,7 +1427,7 @@ int eryx_mcp_serve_begin(const eryx_cli_mcp *m, eryx_runtime *rt, const eryx_san
     S.cfg.on_trace = NULL;
     S.max_sessions = m->max_sessions ? m->max_sessions : DEFAULT_MAX_SESSIONS;
     S.max_message = m->max_message ? m->max_message : ERYX_MCP_DEFAULT_MAX_MESSAGE;
-    S.tools = make_tools();
+    S.tools = eryx_cli_mcp_tools(S.rt, &S.cfg);
     if (!S.tools) {
         fprintf(stderr, "eryx: cannot describe the tools (out of memory)\n");
         return 71;
