@@ -9,6 +9,7 @@
  * docs/cli.md.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "eryx.h"
@@ -582,6 +584,44 @@ static long read_stdin(void *ud, void *buf, size_t cap)
     return n;
 }
 
+/* The file a --session path names once its symbolic links are followed
+ * (malloc'd), even when the last one dangles (the save makes that file),
+ * or NULL with errno set (a loop). Resolved once, before the code runs:
+ * a link followed at the save could be one the code put in the session
+ * file's place in a writable mount, sending the host's write wherever it
+ * points; the save's rename replaces what is at this name, link or not. */
+static char *follow_links(const char *path)
+{
+    char *p = strdup(path);
+    for (int hops = 0; p; hops++) {
+        struct stat st;
+        if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode))
+            return p; /* a file, or nothing yet: the session goes there */
+        char target[PATH_MAX];
+        ssize_t len = -1;
+        if (hops == 40)
+            errno = ELOOP;
+        else if ((len = readlink(p, target, sizeof target)) == (ssize_t)sizeof target)
+            len = -1, errno = ENAMETOOLONG; /* maybe cut short */
+        if (len < 0)
+            break;
+        target[len] = '\0';
+        const char *slash = strrchr(p, '/');
+        size_t dir = target[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
+        char *next = malloc(dir + (size_t)len + 1);
+        if (next) {
+            memcpy(next, p, dir);
+            memcpy(next + dir, target, (size_t)len + 1);
+        }
+        free(p);
+        p = next;
+    }
+    int saved = errno;
+    free(p);
+    errno = saved;
+    return NULL;
+}
+
 static int run(const cli *c, const char *code, size_t len, const char *filename,
                const char *argv0)
 {
@@ -592,6 +632,12 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
+    char *session = c->session ? follow_links(c->session) : NULL;
+    if (c->session && !session) {
+        fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
+        status = EXIT_USAGE;
+        goto done;
+    }
     /* The image given, or the default one cached on disk: loading it takes
      * a few ms, booting CPython ~35 (image_cmd.c, docs/cli.md). */
     int rc = argv ? eryx_cli_runtime(c->image, &rt) : ERYX_NOMEM;
@@ -616,12 +662,12 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
             status = eryx_cli_mcp_serve(&c->mcp, rt, &cfg);
             goto done;
         }
-        if (c->session && access(c->session, F_OK) == 0) {
-            rc = eryx_sandbox_load(rt, &cfg, c->session, &sb);
+        if (session && access(session, F_OK) == 0) {
+            rc = eryx_sandbox_load(rt, &cfg, session, &sb);
             /* Files of the session that did not come back (a mount the
              * command line no longer gives): */
             if (rc == ERYX_OK && eryx_errmsg(sb)[0])
-                fprintf(stderr, "eryx: warning: %s: %s\n", c->session, eryx_errmsg(sb));
+                fprintf(stderr, "eryx: warning: %s: %s\n", session, eryx_errmsg(sb));
         } else {
             /* A new sandbox's configuration comes from the command line
              * alone, so what the library refuses in it (a callback name, a
@@ -655,8 +701,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     if (c->stats)
         print_stats(rc, res, &cfg);
 save:
-    if (c->session)
-        status = save_session(c->session, sb, rc, status);
+    if (session)
+        status = save_session(session, sb, rc, status);
 done:
     fflush(stdout);
     eryx_result_free(res);
@@ -669,6 +715,7 @@ done:
         eryx_runtime_free(rt);
     }
     eryx_cli_mcp_disconnect();
+    free(session);
     free(argv);
     return status;
 }

@@ -602,9 +602,10 @@ ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
  * the guest's memory, the contents of /tmp (directories, files, timestamps)
  * and the open files (by their current path, or by contents for a /tmp file
  * unlinked while open; positions and flags kept). A path that is a
- * symbolic link is followed: the file it names is replaced (made, if the
- * link dangles) and the link kept. Only the same build of eryx loads it.
- * ERYX_IO if the file cannot be written (a loop of links too). */
+ * symbolic link is not followed: the link is replaced (a link the code put
+ * there, in a writable mount, must not send the write elsewhere; resolve
+ * one you trust first, as the CLI's --session does). Only the same build
+ * of eryx loads it. ERYX_IO if the file cannot be written. */
 ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
 
 /* A sandbox in the state saved at path, with cfg (may be NULL) for its

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,67 +109,30 @@ static int write_session(eryx_sandbox *sb, int fd, off_t base, const char *name)
     return ok ? ERYX_OK : write_failed(sb, name);
 }
 
-/* The file a path names once its symbolic links are followed (malloc'd),
- * even when the last one dangles, or NULL with errno set. The rename of a
- * save must go over that file: over the link itself, it would replace the
- * link with a file and leave the file it named as it was. */
-static char *follow_links(const char *path)
+/* A path is written next to the target and renamed over it: a crash never
+ * leaves a half-written session behind. */
+static int save_to_path(eryx_sandbox *sb, const char *path)
 {
-    char *p = strdup(path);
-    for (int hops = 0; p; hops++) {
-        struct stat st;
-        if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode))
-            return p; /* a file, or nothing yet: written there */
-        char target[PATH_MAX];
-        ssize_t len = hops < 40 ? readlink(p, target, sizeof target - 1) : -1;
-        if (len < 0) {
-            if (hops >= 40)
-                errno = ELOOP;
-            break;
-        }
-        target[len] = '\0';
-        const char *slash = strrchr(p, '/');
-        size_t dir = target[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
-        char *next = malloc(dir + (size_t)len + 1);
-        if (next) {
-            memcpy(next, p, dir);
-            memcpy(next + dir, target, (size_t)len + 1);
-        }
-        free(p);
-        p = next;
-    }
-    int saved = errno;
-    free(p);
-    errno = saved;
-    return NULL;
-}
-
-/* A path is written next to the file it names and renamed over it: a crash
- * never leaves a half-written session behind. */
-static int save_to_path(eryx_sandbox *sb, const char *named)
-{
-    char *path = follow_links(named);
-    if (!path)
-        return errno == ENOMEM ? ERYX_NOMEM : write_failed(sb, named);
     size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
-    if (!tmp) {
-        free(path);
+    if (!tmp)
         return ERYX_NOMEM;
-    }
     snprintf(tmp, n, "%s.tmpXXXXXX", path);
     int fd = mkstemp(tmp);
-    int rc = fd < 0 ? write_failed(sb, path) : write_session(sb, fd, 0, path);
+    if (fd < 0) {
+        free(tmp);
+        return write_failed(sb, path);
+    }
+    int rc = write_session(sb, fd, 0, path);
     if (rc == ERYX_OK && fsync(fd) != 0)
         rc = write_failed(sb, path);
-    if (fd >= 0 && close(fd) != 0 && rc == ERYX_OK)
+    if (close(fd) != 0 && rc == ERYX_OK)
         rc = write_failed(sb, path);
     if (rc == ERYX_OK && rename(tmp, path) != 0)
         rc = write_failed(sb, path);
-    if (rc != ERYX_OK && fd >= 0)
+    if (rc != ERYX_OK)
         unlink(tmp);
     free(tmp);
-    free(path);
     return rc;
 }
 

@@ -619,54 +619,34 @@ TEST_CASE(test_not_a_regular_file)
     CHECK_CONTAINS(eryx_errmsg(NULL), "not a regular file");
 }
 
-/* A save to a symbolic link replaces the file the link names and keeps the
- * link; the rename went over the link itself, which became a file of its
- * own while the file it named kept the old session (`eryx --session LINK`
- * forked the session at the first save). A dangling link gets its file
- * made; a loop of links is ERYX_IO. */
-TEST_CASE(test_save_through_links)
+/* A save to a path that is a symbolic link replaces the link and leaves
+ * what it named alone: in a writable mount the code can put a link in the
+ * session file's place (os.replace of one that was there), and a save that
+ * followed it wrote the session over any host file the link named. */
+TEST_CASE(test_save_replaces_a_link)
 {
-    char sub[300], real[330], link1[300], link2[300], dangling[300], loop[300];
-    snprintf(sub, sizeof sub, "%s/sub", dir);
-    snprintf(real, sizeof real, "%s/real.img", sub);
-    snprintf(link1, sizeof link1, "%s/link1.img", dir);
-    snprintf(link2, sizeof link2, "%s/link2.img", dir);
-    snprintf(dangling, sizeof dangling, "%s/dangling.img", dir);
-    snprintf(loop, sizeof loop, "%s/loop.img", dir);
-    REQUIRE(mkdir(sub, 0700) == 0);
-    /* link2 -> link1 (absolute) -> sub/real.img (relative to link1's
-     * directory), which does not exist yet. */
-    REQUIRE(symlink("sub/real.img", link1) == 0);
-    REQUIRE(symlink(link1, link2) == 0);
-    REQUIRE(symlink("loop.img", loop) == 0);
+    char victim[300], link[300];
+    snprintf(victim, sizeof victim, "%s/victim", dir);
+    snprintf(link, sizeof link, "%s/link.img", dir);
+    write_bytes(victim, "victim\n", 7);
+    REQUIRE(symlink(victim, link) == 0);
     eryx_sandbox *sb = NULL;
     REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
-    check_run(sb, "x = 1", "");
-    CHECK_INT(eryx_sandbox_save(sb, link2), ERYX_OK);
     check_run(sb, "x = 2", "");
-    CHECK_INT(eryx_sandbox_save(sb, link2), ERYX_OK);
+    CHECK_INT(eryx_sandbox_save(sb, link), ERYX_OK);
     struct stat st;
-    CHECK(lstat(link1, &st) == 0 && S_ISLNK(st.st_mode));
-    CHECK(lstat(link2, &st) == 0 && S_ISLNK(st.st_mode));
-    CHECK(lstat(real, &st) == 0 && S_ISREG(st.st_mode));
+    CHECK(lstat(link, &st) == 0 && S_ISREG(st.st_mode));
+    size_t n = 0;
+    unsigned char *kept = file_bytes(victim, &n);
+    CHECK(kept && n == 7 && memcmp(kept, "victim\n", 7) == 0);
+    free(kept);
     eryx_sandbox *back = NULL;
-    REQUIRE(eryx_sandbox_load(rt, NULL, real, &back) == ERYX_OK);
+    REQUIRE(eryx_sandbox_load(rt, NULL, link, &back) == ERYX_OK);
     check_run(back, "print(x)", "2\n");
     eryx_sandbox_free(back);
-    CHECK_INT(eryx_sandbox_save(sb, loop), ERYX_IO);
-    CHECK_CONTAINS(eryx_errmsg(sb), "loop.img");
-    CHECK(lstat(loop, &st) == 0 && S_ISLNK(st.st_mode));
-    /* A link to a directory that is not there: nothing is made. */
-    REQUIRE(symlink("nowhere/s.img", dangling) == 0);
-    CHECK_INT(eryx_sandbox_save(sb, dangling), ERYX_IO);
-    CHECK(lstat(dangling, &st) == 0 && S_ISLNK(st.st_mode));
     eryx_sandbox_free(sb);
-    unlink(real);
-    unlink(link1);
-    unlink(link2);
-    unlink(loop);
-    unlink(dangling);
-    rmdir(sub);
+    unlink(link);
+    unlink(victim);
 }
 
 /* Every case: a directory, a runtime and the saved session of its own. */
