@@ -34,6 +34,13 @@
 static pthread_mutex_t sigint_mu = PTHREAD_MUTEX_INITIALIZER;
 static eryx_sandbox *sigint_target;   /* the main thread's running sandbox */
 static unsigned long sigint_hits;     /* Ctrl-Cs that interrupted a target */
+/* SIGINTs received (the handler counts them; lock-free, so safe there),
+ * and of those, the ones already given to a run: by the helper thread
+ * (the target it interrupted) or by a run that ended (it saw them before
+ * the helper did, which a loaded machine allows: the helper must not give
+ * them to the next run then). sigint_given under sigint_mu. */
+static _Atomic unsigned long sigint_signals;
+static unsigned long sigint_given;
 static int sigint_pipe[2] = {-1, -1};
 static struct sigaction sigint_prev;
 static int sigint_state;              /* 0 untried, 1 installed, -1 not possible */
@@ -43,6 +50,7 @@ static void sigint_handler(int sig, siginfo_t *info, void *uctx)
 {
     int saved = errno;
     char c = 1;
+    atomic_fetch_add(&sigint_signals, 1);
     ssize_t w = write(sigint_pipe[1], &c, 1);
     (void)w;
     errno = saved;
@@ -66,10 +74,12 @@ static void *sigint_thread(void *arg)
         if (n <= 0)
             return NULL;
         pthread_mutex_lock(&sigint_mu);
-        if (sigint_target) {
+        unsigned long signals = atomic_load(&sigint_signals);
+        if (sigint_target && signals != sigint_given) {
             eryx_sandbox_interrupt(sigint_target);
             sigint_hits++;
         }
+        sigint_given = signals;
         pthread_mutex_unlock(&sigint_mu);
     }
 }
@@ -135,6 +145,7 @@ typedef struct sigint_run {
     eryx_sandbox *outer;    /* the run this one is nested in (a callback on
                              * the main thread ran it), target again after */
     unsigned long hits;     /* sigint_hits when it began */
+    unsigned long signals;  /* sigint_signals when it began */
 } sigint_run;
 
 /* Whether this run should be interruptible by Ctrl-C (main thread). */
@@ -148,16 +159,22 @@ static int sigint_begin(eryx_sandbox *sb, sigint_run *r)
     pthread_mutex_lock(&sigint_mu);
     r->outer = sigint_target;
     r->hits = sigint_hits;
+    r->signals = atomic_load(&sigint_signals);
     sigint_target = sb;
     pthread_mutex_unlock(&sigint_mu);
     return 1;
 }
 
-/* Ends the run; 1 if a Ctrl-C interrupted it. */
+/* Ends the run; 1 if a Ctrl-C interrupted it, or came while it ran (the
+ * helper thread may not have got to it yet: the run could end first, an
+ * inline callback having taken the KeyboardInterrupt, and the Ctrl-C was
+ * lost, or given to the next run). */
 static int sigint_end(const sigint_run *r)
 {
     pthread_mutex_lock(&sigint_mu);
-    int hit = sigint_hits != r->hits;
+    unsigned long signals = atomic_load(&sigint_signals);
+    int hit = sigint_hits != r->hits || signals != r->signals;
+    sigint_given = signals;
     sigint_target = r->outer;
     pthread_mutex_unlock(&sigint_mu);
     return hit;
