@@ -1332,9 +1332,15 @@ static void serve_stdio(void)
     jr_framer_init(&f, S.max_message);
     /* A pipe's or socket's writes wait in stdout_write, not in write(2):
      * there they see the client close stdin. (A terminal or a file never
-     * makes a writer wait for long.) */
-    struct stat st;
-    if (fstat(STDOUT_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+     * makes a writer wait for long.) Not when stderr is the same pipe
+     * (2>&1): the flag belongs to the open file they share, and stderr's
+     * messages would be dropped while the pipe is full; writes then wait
+     * in write(2), as they did before. */
+    struct stat st, err;
+    int shared = fstat(STDERR_FILENO, &err) == 0 && fstat(STDOUT_FILENO, &st) == 0 &&
+                 err.st_dev == st.st_dev && err.st_ino == st.st_ino;
+    if (!shared && fstat(STDOUT_FILENO, &st) == 0 &&
+        (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
         int fl = fcntl(STDOUT_FILENO, F_GETFL);
         if (fl >= 0 && fcntl(STDOUT_FILENO, F_SETFL, fl | O_NONBLOCK) == 0)
             O.fl_saved = fl;

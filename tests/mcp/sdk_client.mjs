@@ -380,6 +380,15 @@ await test('a client that shuts its stdin socket down but keeps it open: the ser
   assert.match(r.err, /stdin closed, and stdout took nothing for 5 s/);
 });
 
+await test('stdout is non-blocking on a pipe of its own, not when stderr shares it (2>&1)', async () => {
+  // The flag belongs to the open file: shared with stderr, it made
+  // stderr's messages drop while the pipe was full.
+  const { execFileSync } = await import('node:child_process');
+  const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'stdout_flags.py');
+  const r = JSON.parse(execFileSync('python3', [script, eryx], { encoding: 'utf8', timeout: 60000 }));
+  assert.deepEqual(r, { own: true, shared: false });
+});
+
 // Raw lines on stdin, answers read from stdout: what the SDK never sends.
 async function raw(lines, args = []) {
   const { spawn } = await import('node:child_process');
