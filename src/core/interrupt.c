@@ -76,12 +76,17 @@ static void set_grace(eryx__irq *q)
 static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
-    q->cause = cause;
     /* The grace is time for the code to unwind: a guest parked between
      * steps gets it from its next step, however late the embedder takes
      * it (a late step otherwise found the grace gone and the code was
-     * stopped hard, the sandbox dead, before it had run at all). */
-    q->grace_at_resume = q->parked;
+     * stopped hard, the sandbox dead, before it had run at all). The
+     * stepping thread swaps park without mu: either this marks it
+     * stopped before the swap, and the step that swaps starts the grace,
+     * or the swap came first and the grace starts here. No order leaves
+     * a stop without its grace, and so without its hard stop. */
+    int parked = ERYX__PARKED;
+    q->grace_at_resume =
+        atomic_compare_exchange_strong(&q->park, &parked, ERYX__PARKED_STOPPED);
     set_grace(q);
     _Atomic uint32_t *exc = guest_word(sb, q->async_exc_addr);
     _Atomic uint32_t *brk = guest_word(sb, q->breaker_addr);
@@ -90,6 +95,10 @@ static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
         atomic_fetch_or(brk, q->breaker_bit);
     }
     eryx__wasi_interrupt(sb->wasi);
+    /* Last but the wake-up: a step that reads cause without mu and so
+     * resumes the guest finds the stop in place (the exception, the
+     * sleeps cut short). */
+    q->cause = cause;
     if (q->hub) {
         pthread_mutex_lock(&q->hub->mu);
         q->hub->stopping = 1;
@@ -267,7 +276,7 @@ int eryx__irq_run_begin(eryx_sandbox *sb, uint64_t timeout_ns, eryx__hub *hub)
     q->running = 1;
     q->cause = 0;
     q->hard = 0;
-    q->parked = 0;
+    atomic_store(&q->park, ERYX__RUNNING);
     q->grace_at_resume = 0;
     q->deadline_ns = eryx__deadline_after(timeout_ns);
     q->hub = hub;
@@ -291,28 +300,31 @@ int eryx__irq_run_end(eryx_sandbox *sb, int *hard)
     return cause;
 }
 
-/* The stop cause now (for a pending execution deciding to resume). */
+/* The stop cause now (for a pending execution deciding to resume). A stop
+ * that comes just after is seen at the next step, as with a lock. */
 int eryx__irq_cause(eryx_sandbox *sb)
 {
-    pthread_mutex_lock(&sb->irq.mu);
-    int cause = sb->irq.cause;
-    pthread_mutex_unlock(&sb->irq.mu);
-    return cause;
+    return atomic_load(&sb->irq.cause);
 }
 
 /* The guest is parked between steps of an execution (parked 1), or is
  * about to run again (0): a graceful stop that came while it was parked
- * starts its grace now. */
+ * starts its grace now. Only the stepping thread calls it. */
 void eryx__irq_park(eryx_sandbox *sb, int parked)
 {
     eryx__irq *q = &sb->irq;
-    pthread_mutex_lock(&q->mu);
-    q->parked = parked;
-    if (!parked && q->grace_at_resume) {
-        q->grace_at_resume = 0;
-        set_grace(q);
-        (void)arm(sb); /* the watchdog runs since the stop: cannot fail */
+    if (parked) {
+        atomic_store(&q->park, ERYX__PARKED);
+        return;
     }
+    if (atomic_exchange(&q->park, ERYX__RUNNING) != ERYX__PARKED_STOPPED)
+        return;
+    /* soft_stop marked it under mu, and armed the watchdog: taking mu
+     * waits for it to be done. */
+    pthread_mutex_lock(&q->mu);
+    q->grace_at_resume = 0;
+    set_grace(q);
+    (void)arm(sb); /* the watchdog runs since the stop: cannot fail */
     pthread_mutex_unlock(&q->mu);
 }
 

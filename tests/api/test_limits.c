@@ -1,6 +1,7 @@
 /* Limits against hostile code: time, interruption, memory, output. */
 #include <eryx.h>
 #include <pthread.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -380,6 +381,70 @@ TEST_CASE(test_grace_after_a_late_step)
     CHECK(r->duration_ns < 20ull * 1000000000u); /* loose: valgrind */
     eryx_result_free(r);
     eryx_sandbox_free(sb);
+}
+
+/* A stop races the stepping thread's park and resume, which take no lock:
+ * whatever the order, the stop gets its grace and then its hard stop. Code
+ * that parks in a sleep over and over and swallows every KeyboardInterrupt
+ * is stopped from another thread at varying moments; an order that lost
+ * the grace would leave no hard stop, and the loop would run for ever (cut
+ * here at 10 s). */
+struct racing_stop {
+    eryx_sandbox *sb;
+    unsigned delay_us;
+};
+
+static void *stop_later(void *arg)
+{
+    struct racing_stop *s = arg;
+    usleep(s->delay_us);
+    CHECK_INT(eryx_sandbox_interrupt(s->sb), ERYX_OK);
+    return NULL;
+}
+
+TEST_CASE(test_stop_races_the_park)
+{
+    /* The one KeyboardInterrupt may land outside the inner try (at the
+     * loop's jump back): the finally goes on. */
+    static const char stubborn[] = "import time\ndef stubborn():\n"
+                                   "    while True:\n        try:\n"
+                                   "            time.sleep(0.00005)\n"
+                                   "        except BaseException:\n"
+                                   "            pass\n"
+                                   "try:\n    stubborn()\nfinally:\n    stubborn()";
+    /* The window is a few instructions wide: as many rounds as 6 s take
+     * (some 400 here; a check-then-set park hung within 600 rounds). */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (unsigned i = 0; i < 1000; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= 6)
+            break;
+        eryx_sandbox *sb = new_sandbox(5);
+        eryx_exec *ex = NULL;
+        REQUIRE_INT(eryx_exec_start(sb, stubborn, strlen(stubborn), NULL, &ex), ERYX_OK);
+        /* Parked in its first sleep: past the glue's prologue, where a
+         * stop ends the run before the code has begun. */
+        REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING);
+        struct racing_stop s = {sb, 1000u + (i * 397u) % 3000u};
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, stop_later, &s) == 0);
+        struct timespec t0 = now;
+        int rc;
+        do {
+            rc = eryx_exec_step(ex); /* no wait: as many parks as can be */
+            if (RUNNING_ON_VALGRIND)
+                sched_yield(); /* its scheduler let this loop starve the stop */
+            clock_gettime(CLOCK_MONOTONIC, &now);
+        } while (rc == ERYX_PENDING && now.tv_sec - t0.tv_sec < 10);
+        CHECK_INT(rc, ERYX_INTERRUPTED);
+        eryx_result *r = NULL;
+        eryx_exec_finish(ex, &r);
+        CHECK(r && r->hard_stopped);
+        eryx_result_free(r);
+        pthread_join(t, NULL);
+        eryx_sandbox_free(sb);
+    }
 }
 
 static void setup(void)
