@@ -442,15 +442,26 @@ static size_t program_max(const cli *c)
  * the host takes), so the exit status says it: the output is lost. */
 static int stdout_errno;
 
+/* Set once the program was interrupted because its stdout's reader went
+ * away (EPIPE): that reader never comes back, and a program that writes
+ * forever (`eryx -c 'while True: print(1)' | head`) would otherwise run
+ * to its time limit. python's next print raises BrokenPipeError there;
+ * this program gets the KeyboardInterrupt of eryx_sandbox_interrupt. */
+static int stdout_gone;
+
+/* ud: the eryx_sandbox * of the run (the output is the program's). */
 static void stream_output(void *ud, int fd, const char *data, size_t len)
 {
-    (void)ud;
+    eryx_sandbox *const *sb = ud;
     FILE *f = fd == 2 ? stderr : stdout;
     errno = 0;
     int failed = fwrite(data, 1, len, f) != len;
     failed |= fflush(f) != 0;
-    if (failed && f == stdout && !stdout_errno)
-        stdout_errno = errno ? errno : EIO;
+    if (!failed || f != stdout || stdout_errno)
+        return;
+    stdout_errno = errno ? errno : EIO;
+    if (stdout_errno == EPIPE && *sb)
+        stdout_gone = eryx_sandbox_interrupt(*sb) == ERYX_OK;
 }
 
 /* status, unless the program's stdout was lost: then said on stderr, and
@@ -506,6 +517,8 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
         return EXIT_FUEL;
     }
+    if (rc == ERYX_INTERRUPTED && stdout_gone)
+        return EXIT_OUTPUT_LOST; /* check_stdout says why, once the session is saved */
     if (rc == ERYX_TIMEOUT || rc == ERYX_INTERRUPTED) {
         fflush(stdout);
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
@@ -632,6 +645,11 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
+    /* A reader of stdout or stderr that goes away (`| head`) must not kill
+     * the process before the session is saved: a write then fails with
+     * EPIPE, which stream_output and check_stdout report. The commands the
+     * CLI starts get the default back (shell_callback.c, mcp_client.c). */
+    signal(SIGPIPE, SIG_IGN);
     char *session = c->session ? follow_links(c->session) : NULL;
     if (c->session && !session) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
@@ -645,6 +663,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         cfg.mounts = c->mounts;
         cfg.n_mounts = c->n_mounts;
         cfg.on_output = stream_output;
+        cfg.output_user_data = &sb;
         if (c->max_memory)
             cfg.max_memory = c->max_memory;
         if (c->max_output)
