@@ -9,6 +9,7 @@
  * docs/cli.md.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -540,22 +542,6 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     return EXIT_SANDBOX;
 }
 
-/* Saves the session after the run, unless the run left the interpreter in
- * an unknown state (trapped, stopped hard, os._exit). */
-static int save_session(const char *path, eryx_sandbox *sb, int rc, int status)
-{
-    if (eryx_sandbox_is_dead(sb)) {
-        fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
-        return status ? status : EXIT_SANDBOX;
-    }
-    (void)rc;
-    if (eryx_sandbox_save(sb, path) != ERYX_OK) {
-        fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
-        return status ? status : EXIT_SETUP;
-    }
-    return status;
-}
-
 /* Ctrl-C interrupts the sandbox (gracefully, then hard after the grace
  * period) instead of killing the process: a thread waits for SIGINT, which
  * every other thread blocks. */
@@ -635,6 +621,114 @@ static char *follow_links(const char *path)
     return NULL;
 }
 
+/* A --session file: its directory, opened once before the code runs, and
+ * its name there. The save goes through the descriptor, not the path: the
+ * code may hold a writable mount that contains the directory (or a parent)
+ * and replace it with a symbolic link during the run, and a save by path
+ * would then write wherever that link points. */
+typedef struct session_file {
+    char *path;       /* the file, its own links followed (malloc'd) */
+    const char *name; /* its last component, inside path */
+    int dir;          /* its directory (O_DIRECTORY), or -1 */
+} session_file;
+
+/* Opens the directory of the file path names (links followed, see
+ * follow_links): 0, or -1 with errno set (a loop, a directory that does
+ * not exist: refused before the run, whose session could not be saved). */
+static int session_file_open(const char *given, session_file *s)
+{
+    if (!(s->path = follow_links(given)))
+        return -1;
+    char *slash = strrchr(s->path, '/');
+    s->name = slash ? slash + 1 : s->path;
+    if (!*s->name) {
+        errno = EISDIR; /* "dir/": no file name to save under */
+        return -1;
+    }
+    if (slash == s->path)
+        s->dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    else if (slash) {
+        *slash = '\0';
+        s->dir = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+    } else
+        s->dir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    return s->dir < 0 ? -1 : 0;
+}
+
+static void session_file_close(session_file *s)
+{
+    if (s->dir >= 0)
+        close(s->dir);
+    free(s->path);
+}
+
+/* A new file beside the session's name, NAME.tmpXXXXXX with a random
+ * suffix: its fd, or -1 with errno set. O_EXCL (which never follows a
+ * link) and the retries: a name the code made there first is not written
+ * through, only skipped. */
+static int session_temp(const session_file *s, char *tmp, size_t cap)
+{
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned char r[6];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return -1;
+        char suffix[7];
+        for (size_t i = 0; i < sizeof r; i++)
+            suffix[i] = digits[r[i] % (sizeof digits - 1)];
+        suffix[6] = '\0';
+        if ((size_t)snprintf(tmp, cap, "%s.tmp%s", s->name, suffix) >= cap) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        int fd = openat(s->dir, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1;
+}
+
+/* Writes the session to a temporary file in the session's directory,
+ * syncs it and renames it over the name, all relative to s->dir: atomic,
+ * and a link at the name is replaced, not followed. -1 with the reason in
+ * msg. */
+static int session_write(eryx_sandbox *sb, const session_file *s, char *msg, size_t cap)
+{
+    char tmp[PATH_MAX];
+    int fd = session_temp(s, tmp, sizeof tmp);
+    if (fd < 0) {
+        snprintf(msg, cap, "%s", strerror(errno));
+        return -1;
+    }
+    int rc = eryx_sandbox_save_fd(sb, fd) == ERYX_OK ? 0 : -1;
+    if (rc < 0)
+        snprintf(msg, cap, "%s", eryx_errmsg(sb));
+    else if (fsync(fd) != 0 || renameat(s->dir, tmp, s->dir, s->name) != 0)
+        rc = -1, snprintf(msg, cap, "%s", strerror(errno));
+    close(fd);
+    if (rc < 0)
+        unlinkat(s->dir, tmp, 0);
+    return rc;
+}
+
+/* Saves the session after the run, unless the run left the interpreter in
+ * an unknown state (trapped, stopped hard, os._exit). */
+static int save_session(const session_file *s, eryx_sandbox *sb, int status)
+{
+    if (eryx_sandbox_is_dead(sb)) {
+        fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
+        return status ? status : EXIT_SANDBOX;
+    }
+    char msg[512];
+    if (session_write(sb, s, msg, sizeof msg) < 0) {
+        fprintf(stderr, "eryx: the session is not saved to %s: %s\n", s->path, msg);
+        return status ? status : EXIT_SETUP;
+    }
+    return status;
+}
+
 static int run(const cli *c, const char *code, size_t len, const char *filename,
                const char *argv0)
 {
@@ -650,12 +744,13 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
      * EPIPE, which stream_output and check_stdout report. The commands the
      * CLI starts get the default back (shell_callback.c, mcp_client.c). */
     signal(SIGPIPE, SIG_IGN);
-    char *session = c->session ? follow_links(c->session) : NULL;
-    if (c->session && !session) {
+    session_file sf = {NULL, NULL, -1};
+    if (c->session && session_file_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
         status = EXIT_USAGE;
         goto done;
     }
+    const char *session = sf.path; /* NULL without --session */
     /* The image given, or the default one cached on disk: loading it takes
      * a few ms, booting CPython ~35 (image_cmd.c, docs/cli.md). */
     int rc = argv ? eryx_cli_runtime(c->image, &rt) : ERYX_NOMEM;
@@ -712,7 +807,6 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     start_interrupt_thread(sb);
     if (!code) {
         status = eryx_cli_repl(sb);
-        rc = eryx_sandbox_is_dead(sb) ? ERYX_DEAD : ERYX_OK;
         goto save;
     }
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
@@ -721,7 +815,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         print_stats(rc, res, &cfg);
 save:
     if (session)
-        status = save_session(session, sb, rc, status);
+        status = save_session(&sf, sb, status);
 done:
     fflush(stdout);
     eryx_result_free(res);
@@ -734,7 +828,7 @@ done:
         eryx_runtime_free(rt);
     }
     eryx_cli_mcp_disconnect();
-    free(session);
+    session_file_close(&sf);
     free(argv);
     return status;
 }
