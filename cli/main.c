@@ -853,7 +853,10 @@ static int run_remote(const cli *c, const char *code, size_t len)
                      .session = c->session, .timeout_ms = c->timeout_set ? c->timeout_ms : 0,
                      .callbacks = c->callbacks, .n_callbacks = c->n_callbacks,
                      .stdin_stream = c->stdin_lazy};
-    return eryx_cli_remote(&o, code, len);
+    int status = eryx_cli_remote(&o, code, len);
+    if (!stdout_errno)
+        stdout_errno = eryx_cli_remote_stdout_errno(); /* for check_stdout */
+    return status;
 }
 
 static int cli_main(cli *c, int argc, char **argv)
