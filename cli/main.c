@@ -739,11 +739,6 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    /* A reader of stdout or stderr that goes away (`| head`) must not kill
-     * the process before the session is saved: a write then fails with
-     * EPIPE, which stream_output and check_stdout report. The commands the
-     * CLI starts get the default back (shell_callback.c, mcp_client.c). */
-    signal(SIGPIPE, SIG_IGN);
     session_file sf = {NULL, NULL, -1};
     if (c->session && session_file_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
@@ -776,6 +771,13 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
             status = eryx_cli_mcp_serve(&c->mcp, rt, &cfg);
             goto done;
         }
+        /* A reader of stdout or stderr that goes away (`| head`) must not
+         * kill the process before the session is saved: a write then fails
+         * with EPIPE, which stream_output and check_stdout report. The
+         * commands the CLI starts get the default back (shell_callback.c,
+         * mcp_client.c). `eryx mcp` keeps SIGPIPE off its own way
+         * (jsonrpc.c). */
+        signal(SIGPIPE, SIG_IGN);
         if (session && access(session, F_OK) == 0) {
             rc = eryx_sandbox_load(rt, &cfg, session, &sb);
             /* Files of the session that did not come back (a mount the
