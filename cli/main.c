@@ -713,19 +713,56 @@ static int session_write(eryx_sandbox *sb, const session_file *s, char *msg, siz
     return rc;
 }
 
-/* Saves the session after the run, unless the run left the interpreter in
- * an unknown state (trapped, stopped hard, os._exit). */
-static int save_session(const session_file *s, eryx_sandbox *sb, int status)
+/* After a run that saved nothing: a symbolic link at the session's name
+ * is the code's (there was none when the directory was opened, as
+ * follow_links went past them), made by renaming one it had in a writable
+ * mount. The next --session would follow it and write wherever it points
+ * (a file it names that does not exist is made): it is removed. */
+static void drop_code_link(const session_file *s)
 {
-    if (eryx_sandbox_is_dead(sb)) {
-        fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
-        return status ? status : EXIT_SANDBOX;
-    }
+    struct stat st;
+    if (fstatat(s->dir, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+        unlinkat(s->dir, s->name, 0) == 0)
+        fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", s->path);
+}
+
+/* Whether the --session path given still leads to s's directory and name,
+ * as the next --session will follow it: the code may have swapped a
+ * directory of the path for a link (in a writable mount) during the run.
+ * The session went to the directory opened before, but the next run would
+ * go where the path leads now. */
+static int session_file_same(const session_file *s, const char *given)
+{
+    session_file now = {NULL, NULL, -1};
+    struct stat a, b;
+    int same = session_file_open(given, &now) == 0 && strcmp(now.name, s->name) == 0 &&
+               fstat(now.dir, &a) == 0 && fstat(s->dir, &b) == 0 && a.st_dev == b.st_dev &&
+               a.st_ino == b.st_ino;
+    session_file_close(&now);
+    return same;
+}
+
+/* Saves the session after the run, unless the run left the interpreter in
+ * an unknown state (trapped, stopped hard, os._exit), then checks that the
+ * path still leads there. */
+static int save_session(const session_file *s, const char *given, eryx_sandbox *sb, int status)
+{
     char msg[512];
-    if (session_write(sb, s, msg, sizeof msg) < 0) {
+    int dead = eryx_sandbox_is_dead(sb), failed = !dead && session_write(sb, s, msg, sizeof msg) < 0;
+    if (dead) {
+        fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
+        status = status ? status : EXIT_SANDBOX;
+    } else if (failed) {
         fprintf(stderr, "eryx: the session is not saved to %s: %s\n", s->path, msg);
-        return status ? status : EXIT_SETUP;
+        status = status ? status : EXIT_SETUP;
     }
+    if (dead || failed)
+        drop_code_link(s);
+    if (!session_file_same(s, given))
+        fprintf(stderr, "eryx: warning: --session %s no longer leads to the directory the "
+                        "session was for: one of its directories was replaced during the run "
+                        "(the code can, in a writable mount), and the next run would follow "
+                        "the path. Check it before using it again\n", given);
     return status;
 }
 
@@ -817,7 +854,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         print_stats(rc, res, &cfg);
 save:
     if (session)
-        status = save_session(&sf, sb, status);
+        status = save_session(&sf, c->session, sb, status);
 done:
     fflush(stdout);
     eryx_result_free(res);

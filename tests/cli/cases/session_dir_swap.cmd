@@ -2,7 +2,8 @@
 # during the run (a writable mount holds the directory and a link to
 # elsewhere on the host): the save goes to the directory opened before the
 # run, now named d.old, and the host file the link leads to stays
-# untouched. Same for a parent of the directory (p of p/q).
+# untouched. Same for a parent of the directory (p of p/q). eryx warns
+# that the path now leads elsewhere (the next run would follow it).
 mkdir -p sw/m/d sw/m/p/q sw/elsewhere/q && echo victim > sw/elsewhere/s.img
 echo victim > sw/elsewhere/q/s.img && ln -s "$PWD/sw/elsewhere" sw/m/evil
 mount="$PWD/sw/m:/data:rw"
