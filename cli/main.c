@@ -630,7 +630,60 @@ typedef struct session_file {
     char *path;       /* the file, its own links followed (malloc'd) */
     const char *name; /* its last component, inside path */
     int dir;          /* its directory (O_DIRECTORY), or -1 */
+    struct path_id {
+        dev_t dev;
+        ino_t ino;
+    } *before;        /* each prefix of path (see each_prefix) by lstat when
+                         the directory was opened; 0s: none (malloc'd) */
+    size_t n_before;
 } session_file;
+
+/* Calls fn on each prefix of path that ends a component ("a", "a/b", ...,
+ * path itself), k counting from 0, top-down, until fn returns non-zero;
+ * returns that, or 0. path is cut in place for the call, then restored. */
+static int each_prefix(char *path, int (*fn)(const char *prefix, size_t k, void *ud), void *ud)
+{
+    size_t k = 0;
+    for (char *p = path + 1;; p++) {
+        if (!*p)
+            return fn(path, k, ud);
+        if (*p != '/' || p[-1] == '/')
+            continue;
+        *p = '\0';
+        int r = fn(path, k++, ud);
+        *p = '/';
+        if (r)
+            return r;
+    }
+}
+
+static int record_prefix(const char *prefix, size_t k, void *ud)
+{
+    session_file *s = ud;
+    struct stat st;
+    if (k < s->n_before && lstat(prefix, &st) == 0)
+        s->before[k] = (struct path_id){st.st_dev, st.st_ino};
+    return 0;
+}
+
+/* After the run: the first prefix of the path that is a symbolic link now
+ * and was not this link when the directory was opened is the code's, made
+ * by renaming one it had in a writable mount over a directory of the path
+ * or the file's name (the code cannot make links). The next --session
+ * would follow it and write wherever it points (making a file that does
+ * not exist): it is removed. The prefixes above it are as they were, or
+ * the code's own directories. */
+static int drop_code_link(const char *prefix, size_t k, void *ud)
+{
+    const session_file *s = ud;
+    struct stat st;
+    if (lstat(prefix, &st) != 0 || !S_ISLNK(st.st_mode) ||
+        (k < s->n_before && st.st_dev == s->before[k].dev && st.st_ino == s->before[k].ino))
+        return 0;
+    if (unlink(prefix) == 0)
+        fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", prefix);
+    return 1;
+}
 
 /* Opens the directory of the file path names (links followed, see
  * follow_links): 0, or -1 with errno set (a loop, a directory that does
@@ -639,6 +692,11 @@ static int session_file_open(const char *given, session_file *s)
 {
     if (!(s->path = follow_links(given)))
         return -1;
+    for (const char *p = s->path; *p; p++)
+        s->n_before += *p == '/';
+    if (!(s->before = calloc(++s->n_before, sizeof *s->before)))
+        return -1;
+    each_prefix(s->path, record_prefix, s);
     char *slash = strrchr(s->path, '/');
     s->name = slash ? slash + 1 : s->path;
     if (!*s->name) {
@@ -661,6 +719,7 @@ static void session_file_close(session_file *s)
     if (s->dir >= 0)
         close(s->dir);
     free(s->path);
+    free(s->before);
 }
 
 /* A new file beside the session's name, NAME.tmpXXXXXX with a random
@@ -713,19 +772,6 @@ static int session_write(eryx_sandbox *sb, const session_file *s, char *msg, siz
     return rc;
 }
 
-/* After a run that saved nothing: a symbolic link at the session's name
- * is the code's (there was none when the directory was opened, as
- * follow_links went past them), made by renaming one it had in a writable
- * mount. The next --session would follow it and write wherever it points
- * (a file it names that does not exist is made): it is removed. */
-static void drop_code_link(const session_file *s)
-{
-    struct stat st;
-    if (fstatat(s->dir, s->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
-        unlinkat(s->dir, s->name, 0) == 0)
-        fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", s->path);
-}
-
 /* Whether the --session path given still leads to s's directory and name,
  * as the next --session will follow it: the code may have swapped a
  * directory of the path for a link (in a writable mount) during the run.
@@ -733,7 +779,7 @@ static void drop_code_link(const session_file *s)
  * go where the path leads now. */
 static int session_file_same(const session_file *s, const char *given)
 {
-    session_file now = {NULL, NULL, -1};
+    session_file now = {NULL, NULL, -1, NULL, 0};
     struct stat a, b;
     int same = session_file_open(given, &now) == 0 && strcmp(now.name, s->name) == 0 &&
                fstat(now.dir, &a) == 0 && fstat(s->dir, &b) == 0 && a.st_dev == b.st_dev &&
@@ -743,9 +789,10 @@ static int session_file_same(const session_file *s, const char *given)
 }
 
 /* Saves the session after the run, unless the run left the interpreter in
- * an unknown state (trapped, stopped hard, os._exit), then checks that the
- * path still leads there. */
-static int save_session(const session_file *s, const char *given, eryx_sandbox *sb, int status)
+ * an unknown state (trapped, stopped hard, os._exit), then undoes the
+ * links the code put in the path and says when the path no longer leads
+ * to the session's directory. */
+static int save_session(session_file *s, const char *given, eryx_sandbox *sb, int status)
 {
     char msg[512];
     int dead = eryx_sandbox_is_dead(sb), failed = !dead && session_write(sb, s, msg, sizeof msg) < 0;
@@ -756,13 +803,12 @@ static int save_session(const session_file *s, const char *given, eryx_sandbox *
         fprintf(stderr, "eryx: the session is not saved to %s: %s\n", s->path, msg);
         status = status ? status : EXIT_SETUP;
     }
-    if (dead || failed)
-        drop_code_link(s);
+    each_prefix(s->path, drop_code_link, s);
     if (!session_file_same(s, given))
         fprintf(stderr, "eryx: warning: --session %s no longer leads to the directory the "
-                        "session was for: one of its directories was replaced during the run "
-                        "(the code can, in a writable mount), and the next run would follow "
-                        "the path. Check it before using it again\n", given);
+                        "session was for (a directory of the path was moved or replaced "
+                        "during the run: the code can, in a writable mount); check the path "
+                        "before using it again\n", given);
     return status;
 }
 
@@ -776,7 +822,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    session_file sf = {NULL, NULL, -1};
+    session_file sf = {NULL, NULL, -1, NULL, 0};
     if (c->session && session_file_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
         status = EXIT_USAGE;
