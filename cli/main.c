@@ -644,10 +644,10 @@ typedef struct session_file {
 static int each_prefix(char *path, int (*fn)(const char *prefix, size_t k, void *ud), void *ud)
 {
     size_t k = 0;
-    for (char *p = path + 1;; p++) {
+    for (char *p = path;; p++) {
         if (!*p)
             return fn(path, k, ud);
-        if (*p != '/' || p[-1] == '/')
+        if (p == path || *p != '/' || p[-1] == '/')
             continue;
         *p = '\0';
         int r = fn(path, k++, ud);
@@ -700,7 +700,7 @@ static int session_file_open(const char *given, session_file *s)
     char *slash = strrchr(s->path, '/');
     s->name = slash ? slash + 1 : s->path;
     if (!*s->name) {
-        errno = EISDIR; /* "dir/": no file name to save under */
+        errno = *s->path ? EISDIR : ENOENT; /* "dir/": no file name to save under */
         return -1;
     }
     if (slash == s->path)
