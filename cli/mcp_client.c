@@ -863,7 +863,13 @@ static pid_t spawn(const eryx_cli_mcp_spec *spec, int *to, int *from)
     /* A group of its own: Ctrl-C at the terminal is eryx's to handle, and
      * stopping the server stops what it started. */
     posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    /* SIGPIPE at its default, as from a shell: the CLI ignores it during a
+     * run (cli/main.c), and an ignored signal stays ignored across exec. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    posix_spawnattr_setsigdefault(&attr, &pipe_set);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
     int rc;
     if (spec->argv) {

@@ -24,8 +24,8 @@
 #include "ws.h"
 #include "ws_conn.h"
 
-enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_FUEL = 122, EXIT_OUTPUT_LIMIT = 123,
-       EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
+enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_OUTPUT_LOST = 120, EXIT_FUEL = 122,
+       EXIT_OUTPUT_LIMIT = 123, EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
 
 #define CONNECT_TIMEOUT_MS 10000
 #define MAX_MESSAGE (64u << 20)
@@ -35,6 +35,18 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_FUEL = 122, EXIT_OUTPUT_LIMIT = 
 #define MAX_TREE (4 * (size_t)MAX_MESSAGE)
 
 static volatile sig_atomic_t interrupted;
+
+/* The first error writing stdout, or 0. EPIPE: its reader went away; the
+ * run is cancelled then, as by Ctrl-C, so that the server ends it and
+ * stores the session (a client that died of SIGPIPE left the execution
+ * cancelled and its state not stored), and the run's status is 120, as a
+ * local run's (cli/main.c stream_output; main's check_stdout says why). */
+static int stdout_errno;
+
+int eryx_cli_remote_stdout_errno(void)
+{
+    return stdout_errno;
+}
 
 static void on_sigint(int sig)
 {
@@ -248,18 +260,23 @@ static void write_output(json_t *ev)
 {
     FILE *f = json_integer_value(json_object_get(ev, "fd")) == 2 ? stderr : stdout;
     json_t *d = json_object_get(ev, "data");
+    int failed = 0;
+    errno = 0;
     if (json_is_string(d)) {
-        fwrite(json_string_value(d), 1, json_string_length(d), f);
+        failed = fwrite(json_string_value(d), 1, json_string_length(d), f) !=
+                 json_string_length(d);
     } else {
         const char *b = json_string_value(json_object_get(ev, "b64"));
         uint8_t *bytes;
         size_t n;
         if (b && eryx__b64_decode(b, strlen(b), &bytes, &n) == 0) {
-            fwrite(bytes, 1, n, f);
+            failed = fwrite(bytes, 1, n, f) != n;
             free(bytes);
         }
     }
-    fflush(f);
+    failed |= fflush(f) != 0;
+    if (failed && f == stdout && !stdout_errno)
+        stdout_errno = errno ? errno : EIO;
 }
 
 /* What one answer to a read event carries at most. More than the event's
@@ -328,6 +345,8 @@ static int finish(json_t *ev)
         status = "error";
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
+    if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)
+        return EXIT_OUTPUT_LOST; /* our own cancel */
     if (json_is_string(tb))
         fwrite(json_string_value(tb), 1, json_string_length(tb), stderr);
     if (strcmp(status, "exception") == 0)
@@ -413,6 +432,10 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     }
     struct sigaction sa = {.sa_handler = on_sigint};
     sigaction(SIGINT, &sa, NULL);
+    /* A reader of stdout or stderr that goes away: EPIPE, not death (see
+     * stdout_errno); the --callback commands get SIGPIPE's default back
+     * (shell_callback.c). */
+    signal(SIGPIPE, SIG_IGN);
     int cancelled = 0;
     int want_stdin = 0;
     uint8_t *stdin_buf = NULL;
@@ -424,7 +447,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         int binary, r = want_stdin && !interrupted ? stdin_turn(c, &want_stdin, &stdin_buf) : 0;
         if (r == 0)
             r = ws_conn_recv(c, want_stdin ? 0 : 200, &data, &n, &binary);
-        if (interrupted && !cancelled) {
+        if ((interrupted || stdout_errno == EPIPE) && !cancelled) {
             cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
         }
         if (r < 0) {

@@ -26,4 +26,8 @@ typedef struct remote_opts {
  * reached or refuses, 70 for other failures. */
 int eryx_cli_remote(const remote_opts *o, const char *code, size_t len);
 
+/* The first error writing stdout during eryx_cli_remote, or 0 (EPIPE: its
+ * reader went away, and the run was cancelled). */
+int eryx_cli_remote_stdout_errno(void);
+
 #endif

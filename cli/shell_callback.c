@@ -268,8 +268,14 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
      * eryx alone, which stops the command as the run ends. */
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&at, 0);
+    /* SIGPIPE at its default, as from a shell: the CLI ignores it during a
+     * run (cli/main.c), and an ignored signal stays ignored across exec. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    posix_spawnattr_setsigdefault(&at, &pipe_set);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
     char *argv[] = {"sh", "-c", (char *)command, NULL};
     pid_t pid;
     int rc = ECANCELED;

@@ -604,7 +604,12 @@ ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
  * unlinked while open; positions and flags kept). A path that is a
  * symbolic link is not followed: the link is replaced (a link the code put
  * there, in a writable mount, must not send the write elsewhere; resolve
- * one you trust first, as the CLI's --session does). Only the same build
+ * one you trust first, as the CLI's --session does). The directories of
+ * path are resolved at the save: when the code can replace one with a
+ * link (a writable mount holding it), open the directory before the run
+ * and save relative to it instead (eryx_sandbox_save_fd into a file made
+ * there with openat O_CREAT|O_EXCL, then fsync and renameat over the
+ * name, as the CLI does). Only the same build
  * of eryx loads it. ERYX_IO if the file cannot be written. */
 ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
 

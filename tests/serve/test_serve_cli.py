@@ -168,6 +168,26 @@ def test_sessions_persist_between_invocations(server):
     assert p.stdout == "12\n", p.stderr
 
 
+def test_a_reader_of_stdout_that_goes_away_cancels_the_run_and_keeps_the_session(server):
+    # `eryx --remote ... --session NAME | head -c1`: the client died of
+    # SIGPIPE, so the server cancelled the execution as a disconnect and did
+    # not store the session. Now the client cancels it (as Ctrl-C does), the
+    # server stores the session, and the status is 120, as a local run's.
+    name = f"pipe-{os.getpid()}"
+    r, w = os.pipe()
+    p = subprocess.Popen([eryx_cli(), "--remote", server.url, "--token-file", server.token_file,
+                          "--session", name, "-c", "x = 42\nwhile True: print('y')"],
+                         stdout=w, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    assert os.read(r, 1) == b"y"
+    os.close(r)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 120, err
+    assert err == "eryx: cannot write the program's output: Broken pipe\n"
+    p = remote(server, "--session", name, "-c", "print(x)")
+    assert p.returncode == 0 and p.stdout == "42\n", p.stderr
+
+
 def test_wrong_token_is_refused(server, tmp_path):
     bad = tmp_path / "bad"
     write_secret(str(bad))

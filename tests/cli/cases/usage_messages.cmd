@@ -12,3 +12,11 @@ echo "status $?"
 echo "status $?"
 "$ERYX" --timeout 18446744073709 -c 'print("ran")'
 echo "status $?"
+# --session whose file or directory cannot be: refused before the run
+# (an empty path, a directory that does not exist, a path ending in /).
+"$ERYX" --session '' -c 'print("ran")'
+echo "status $?"
+"$ERYX" --session no/such/dir/s.img -c 'print("ran")'
+echo "status $?"
+"$ERYX" --session ./ -c 'print("ran")'
+echo "status $?"
