@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +29,7 @@
 #include "serve.h"
 #include "repl.h"
 #include "run_status.h"
+#include "session_file.h"
 #include "shell_callback.h"
 #include "trace.h"
 
@@ -583,211 +583,6 @@ static long read_stdin(void *ud, void *buf, size_t cap)
     return n;
 }
 
-/* The file a --session path names once its symbolic links are followed
- * (malloc'd), even when the last one dangles (the save makes that file),
- * or NULL with errno set (a loop). Resolved once, before the code runs:
- * a link followed at the save could be one the code put in the session
- * file's place in a writable mount, sending the host's write wherever it
- * points; the save's rename replaces what is at this name, link or not. */
-static char *follow_links(const char *path)
-{
-    char *p = strdup(path);
-    for (int hops = 0; p; hops++) {
-        struct stat st;
-        if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode))
-            return p; /* a file, or nothing yet: the session goes there */
-        char target[PATH_MAX];
-        ssize_t len = -1;
-        if (hops == 40)
-            errno = ELOOP;
-        else if ((len = readlink(p, target, sizeof target)) == (ssize_t)sizeof target)
-            len = -1, errno = ENAMETOOLONG; /* maybe cut short */
-        if (len < 0)
-            break;
-        target[len] = '\0';
-        const char *slash = strrchr(p, '/');
-        size_t dir = target[0] == '/' || !slash ? 0 : (size_t)(slash - p) + 1;
-        char *next = malloc(dir + (size_t)len + 1);
-        if (next) {
-            memcpy(next, p, dir);
-            memcpy(next + dir, target, (size_t)len + 1);
-        }
-        free(p);
-        p = next;
-    }
-    int saved = errno;
-    free(p);
-    errno = saved;
-    return NULL;
-}
-
-/* A --session file: its directory, opened once before the code runs, and
- * its name there. The save goes through the descriptor, not the path: the
- * code may hold a writable mount that contains the directory (or a parent)
- * and replace it with a symbolic link during the run, and a save by path
- * would then write wherever that link points. */
-typedef struct session_file {
-    char *path;       /* the file, its own links followed (malloc'd) */
-    const char *name; /* its last component, inside path */
-    int dir;          /* its directory (O_DIRECTORY), or -1 */
-    struct path_id {
-        dev_t dev;
-        ino_t ino;
-    } *before;        /* each prefix of path (see each_prefix) by lstat when
-                         the directory was opened; 0s: none (malloc'd) */
-    size_t n_before;
-} session_file;
-
-/* Calls fn on each prefix of path that ends a component ("a", "a/b", ...,
- * path itself), k counting from 0, top-down, until fn returns non-zero;
- * returns that, or 0. path is cut in place for the call, then restored. */
-static int each_prefix(char *path, int (*fn)(const char *prefix, size_t k, void *ud), void *ud)
-{
-    size_t k = 0;
-    for (char *p = path;; p++) {
-        if (!*p)
-            return fn(path, k, ud);
-        if (p == path || *p != '/' || p[-1] == '/')
-            continue;
-        *p = '\0';
-        int r = fn(path, k++, ud);
-        *p = '/';
-        if (r)
-            return r;
-    }
-}
-
-static int record_prefix(const char *prefix, size_t k, void *ud)
-{
-    session_file *s = ud;
-    struct stat st;
-    if (k < s->n_before && lstat(prefix, &st) == 0)
-        s->before[k] = (struct path_id){st.st_dev, st.st_ino};
-    return 0;
-}
-
-/* After the run: the first prefix of the path that is a symbolic link now
- * and was not this link when the directory was opened is the code's, made
- * by renaming one it had in a writable mount over a directory of the path
- * or the file's name (the code cannot make links). The next --session
- * would follow it and write wherever it points (making a file that does
- * not exist): it is removed. The prefixes above it are as they were, or
- * the code's own directories. */
-static int drop_code_link(const char *prefix, size_t k, void *ud)
-{
-    const session_file *s = ud;
-    struct stat st;
-    if (lstat(prefix, &st) != 0 || !S_ISLNK(st.st_mode) ||
-        (k < s->n_before && st.st_dev == s->before[k].dev && st.st_ino == s->before[k].ino))
-        return 0;
-    if (unlink(prefix) == 0)
-        fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", prefix);
-    return 1;
-}
-
-/* Opens the directory of the file path names (links followed, see
- * follow_links): 0, or -1 with errno set (a loop, a directory that does
- * not exist: refused before the run, whose session could not be saved). */
-static int session_file_open(const char *given, session_file *s)
-{
-    if (!(s->path = follow_links(given)))
-        return -1;
-    for (const char *p = s->path; *p; p++)
-        s->n_before += *p == '/';
-    if (!(s->before = calloc(++s->n_before, sizeof *s->before)))
-        return -1;
-    each_prefix(s->path, record_prefix, s);
-    char *slash = strrchr(s->path, '/');
-    s->name = slash ? slash + 1 : s->path;
-    if (!*s->name) {
-        errno = *s->path ? EISDIR : ENOENT; /* "dir/": no file name to save under */
-        return -1;
-    }
-    if (slash == s->path)
-        s->dir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    else if (slash) {
-        *slash = '\0';
-        s->dir = open(s->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        *slash = '/';
-    } else
-        s->dir = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    return s->dir < 0 ? -1 : 0;
-}
-
-static void session_file_close(session_file *s)
-{
-    if (s->dir >= 0)
-        close(s->dir);
-    free(s->path);
-    free(s->before);
-}
-
-/* A new file beside the session's name, NAME.tmpXXXXXX with a random
- * suffix: its fd, or -1 with errno set. O_EXCL (which never follows a
- * link) and the retries: a name the code made there first is not written
- * through, only skipped. */
-static int session_temp(const session_file *s, char *tmp, size_t cap)
-{
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz"
-                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    for (int tries = 0; tries < 100; tries++) {
-        unsigned char r[6];
-        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-            return -1;
-        char suffix[7];
-        for (size_t i = 0; i < sizeof r; i++)
-            suffix[i] = digits[r[i] % (sizeof digits - 1)];
-        suffix[6] = '\0';
-        if ((size_t)snprintf(tmp, cap, "%s.tmp%s", s->name, suffix) >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = openat(s->dir, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
-/* Writes the session to a temporary file in the session's directory,
- * syncs it and renames it over the name, all relative to s->dir: atomic,
- * and a link at the name is replaced, not followed. -1 with the reason in
- * msg. */
-static int session_write(eryx_sandbox *sb, const session_file *s, char *msg, size_t cap)
-{
-    char tmp[PATH_MAX];
-    int fd = session_temp(s, tmp, sizeof tmp);
-    if (fd < 0) {
-        snprintf(msg, cap, "%s", strerror(errno));
-        return -1;
-    }
-    int rc = eryx_sandbox_save_fd(sb, fd) == ERYX_OK ? 0 : -1;
-    if (rc < 0)
-        snprintf(msg, cap, "%s", eryx_errmsg(sb));
-    else if (fsync(fd) != 0 || renameat(s->dir, tmp, s->dir, s->name) != 0)
-        rc = -1, snprintf(msg, cap, "%s", strerror(errno));
-    close(fd);
-    if (rc < 0)
-        unlinkat(s->dir, tmp, 0);
-    return rc;
-}
-
-/* Whether the --session path given still leads to s's directory and name,
- * as the next --session will follow it: the code may have swapped a
- * directory of the path for a link (in a writable mount) during the run.
- * The session went to the directory opened before, but the next run would
- * go where the path leads now. */
-static int session_file_same(const session_file *s, const char *given)
-{
-    session_file now = {NULL, NULL, -1, NULL, 0};
-    struct stat a, b;
-    int same = session_file_open(given, &now) == 0 && strcmp(now.name, s->name) == 0 &&
-               fstat(now.dir, &a) == 0 && fstat(s->dir, &b) == 0 && a.st_dev == b.st_dev &&
-               a.st_ino == b.st_ino;
-    session_file_close(&now);
-    return same;
-}
-
 /* Saves the session after the run, unless the run left the interpreter in
  * an unknown state (trapped, stopped hard, os._exit), then undoes the
  * links the code put in the path and says when the path no longer leads
@@ -795,7 +590,7 @@ static int session_file_same(const session_file *s, const char *given)
 static int save_session(session_file *s, const char *given, eryx_sandbox *sb, int status)
 {
     char msg[512];
-    int dead = eryx_sandbox_is_dead(sb), failed = !dead && session_write(sb, s, msg, sizeof msg) < 0;
+    int dead = eryx_sandbox_is_dead(sb), failed = !dead && eryx_cli_session_write(sb, s, msg, sizeof msg) < 0;
     if (dead) {
         fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
         status = status ? status : EXIT_SANDBOX;
@@ -803,8 +598,8 @@ static int save_session(session_file *s, const char *given, eryx_sandbox *sb, in
         fprintf(stderr, "eryx: the session is not saved to %s: %s\n", s->path, msg);
         status = status ? status : EXIT_SETUP;
     }
-    each_prefix(s->path, drop_code_link, s);
-    if (!session_file_same(s, given))
+    eryx_cli_session_drop_code_links(s);
+    if (!eryx_cli_session_same(s, given))
         fprintf(stderr, "eryx: warning: --session %s no longer leads to the directory the "
                         "session was for (a directory of the path was moved or replaced "
                         "during the run: the code can, in a writable mount); check the path "
@@ -822,8 +617,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    session_file sf = {NULL, NULL, -1, NULL, 0};
-    if (c->session && session_file_open(c->session, &sf) < 0) {
+    session_file sf = SESSION_FILE_INIT;
+    if (c->session && eryx_cli_session_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
         status = EXIT_USAGE;
         goto done;
@@ -913,7 +708,7 @@ done:
         eryx_runtime_free(rt);
     }
     eryx_cli_mcp_disconnect();
-    session_file_close(&sf);
+    eryx_cli_session_close(&sf);
     free(argv);
     return status;
 }
