@@ -720,6 +720,30 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     return answer;
 }
 
+/* The text of a run's answer to j (its response message), serialised
+ * once. An answer over --mcp-max-message has its long texts cut so that it
+ * fits, rather than the answer lost, and is made again: nine of them at
+ * most (stdout, stderr, traceback and result twice, the message), and
+ * JSON may escape a byte into 6: 9 * 6 / 64 of the limit. NULL when out
+ * of memory. */
+static char *run_answer_text(const job *j, int rc, eryx_result *res, const char *errmsg,
+                             int was_reset)
+{
+    /* (a copy of the id: cancel() compares j->id on another thread, and
+     * jansson's reference counts are not shared safely) */
+    json_t *id = json_deep_copy(j->id);
+    json_t *msg = jr_response(id, run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX));
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text || strlen(text) > S.max_message) {
+        free(text);
+        text = message_text(jr_response(id, run_answer(j, rc, res, errmsg, was_reset,
+                                                       S.max_message / 64)), 1);
+    }
+    json_decref(id);
+    return text;
+}
+
 /* ---- jobs ---- */
 
 static session *find_session(const char *key)
@@ -946,25 +970,18 @@ static void *job_main(void *arg)
          * comes back empty rather than failing every later call. */
         int was_reset = eryx_sandbox_is_dead(s->sb) && eryx_sandbox_reset(s->sb) == ERYX_OK;
         pthread_mutex_lock(&S.lock);
-        answer = j->cancelled || S.closing ? NULL
-                                           : run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX);
-        /* An answer over --mcp-max-message: its long texts are cut so that
-         * it fits, rather than the answer lost. Nine of them at most (stdout,
-         * stderr, traceback and result twice, the message), and JSON may
-         * escape a byte into 6: 9 * 6 / 64 of the limit. */
-        char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
-        if (text && strlen(text) + 1024 > S.max_message) {
-            json_decref(answer);
-            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 64);
-        }
-        free(text);
+        int wanted = !j->cancelled && !S.closing;
         if (res)
             s->memory_bytes = res->memory_bytes;
-        eryx_result_free(res);
+        pthread_mutex_unlock(&S.lock);
         /* The answer as it will go out, held as text alone; its session
-         * stays busy until there is room for it. */
-        reply = answer ? message_text(jr_response(j->id, answer), 1) : NULL;
-        answer = NULL;
+         * stays busy until there is room for it. Made without the lock
+         * (the session is busy: nothing else touches it or the job's
+         * fields read): a 12 MB answer takes tens of milliseconds, and
+         * every other session's calls waited for them. */
+        reply = wanted ? run_answer_text(j, rc, res, errmsg, was_reset) : NULL;
+        eryx_result_free(res);
+        pthread_mutex_lock(&S.lock);
         if (reply && reserve_answer(j, strlen(reply)) < 0) {
             free(reply);
             reply = NULL;
