@@ -222,22 +222,19 @@ static void ch_break(channel *ch)
 
 static channel *ch_ref(channel *ch)
 {
-    pthread_mutex_lock(&ch->lock);
-    ch->refs++;
-    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&ch->refs, 1);
     return ch;
 }
 
 void eryx_mcp_channel_unref(channel *ch)
 {
-    pthread_mutex_lock(&ch->lock);
-    int last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->lock);
+    int last = atomic_fetch_sub(&ch->refs, 1) == 1;
     if (last && ch->kind == CH_HTTP) {
         atomic_fetch_sub(&kept_bytes, ch->log_len);
         kept_sub(ch->sid, ch->log_len);
         free(ch->log);
         free(ch->ends);
+        json_decref(ch->progress_token);
         pthread_mutex_destroy(&ch->lock);
         free(ch);
     }
@@ -392,18 +389,65 @@ int eryx_mcp_channel_replay(channel *ch, size_t after)
     return http_stream_write(ch, ch->log + from, ch->log_len - from, ch->done);
 }
 
-/* A comment on the event stream of a run that has said nothing for
- * HEARTBEAT_MS (progress notifications, asked for, speak every second):
- * proxies and load balancers cut connections idle for a minute or so
- * (nginx's proxy_read_timeout, AWS's load balancers: 60 s), and a run may
- * take longer in silence. Clients pass comments over. */
-static void http_heartbeat(channel *ch, uint64_t now)
+static char *message_text(json_t *msg, int final);
+
+/* notifications/progress for a run of secs seconds (token copied). */
+static json_t *progress_note(json_t *token, json_int_t secs)
+{
+    char msg[80];
+    snprintf(msg, sizeof msg, "running for %lld s", (long long)secs);
+    return jr_notification("notifications/progress",
+                           json_pack("{s:o, s:I, s:s}", "progressToken", json_deep_copy(token),
+                                     "progress", secs, "message", msg));
+}
+
+/* The progress notification due on ch (lock held), if a newer one than
+ * the last is: -1 when the connection is gone. */
+static int http_progress(channel *ch)
+{
+    if (!ch->progress_token || ch->progress_due <= ch->progress_sent)
+        return 0;
+    ch->progress_sent = ch->progress_due;
+    char *text = message_text(progress_note(ch->progress_token, ch->progress_due), 0);
+    int rc = text ? http_event(ch, text, 0) : 0;
+    free(text);
+    return rc;
+}
+
+/* Besides progress: a comment on the event stream of a run that has said
+ * nothing for HEARTBEAT_MS (progress notifications, asked for, speak
+ * every second): proxies and load balancers cut connections idle for a
+ * minute or so (nginx's proxy_read_timeout, AWS's load balancers: 60 s),
+ * and a run may take longer in silence. Clients pass comments over. */
+int eryx_mcp_channel_flush(channel *ch)
 {
     static const char comment[] = ": running\n\n";
-    pthread_mutex_lock(&ch->lock);
-    if (!ch->broken && !ch->done && now >= ch->wrote_ms + HEARTBEAT_MS &&
-        http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
+    if (ch->broken || ch->done)
+        return HEARTBEAT_MS;
+    if (http_progress(ch) < 0)
         ch_break(ch);
+    uint64_t now = eryx_cli_now_ms();
+    if (!ch->broken && now >= ch->wrote_ms + HEARTBEAT_MS) {
+        if (http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
+            ch_break(ch);
+        now = eryx_cli_now_ms();
+    }
+    return now >= ch->wrote_ms + HEARTBEAT_MS ? 0 : (int)(ch->wrote_ms + HEARTBEAT_MS - now);
+}
+
+/* Says that the progress notification for secs seconds is due on ch, for
+ * its connection's thread to write (from the tick, which must not wait: a
+ * channel whose lock is busy, its answer or a replay being written, is
+ * passed over, and a later second's goes). A stream with no connection is
+ * not told: the notification is not kept for a resuming GET. */
+static void ch_progress_due(channel *ch, json_int_t secs)
+{
+    if (pthread_mutex_trylock(&ch->lock) != 0)
+        return;
+    if (!ch->done && !ch->broken && secs > ch->progress_due) {
+        ch->progress_due = secs;
+        eryx_mcp_channel_wake(ch);
+    }
     pthread_mutex_unlock(&ch->lock);
 }
 
@@ -1086,8 +1130,15 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
             j->timeout_ns = want;
     }
     json_t *token = json_object_get(meta, "progressToken");
-    if (json_is_string(token) || json_is_integer(token))
+    if (json_is_string(token) || json_is_integer(token)) {
         j->progress_token = json_deep_copy(token);
+        if (ch->kind == CH_HTTP) { /* (a copy of its own: see ch->progress_token) */
+            pthread_mutex_lock(&ch->lock);
+            if (!ch->progress_token)
+                ch->progress_token = json_deep_copy(token);
+            pthread_mutex_unlock(&ch->lock);
+        }
+    }
     if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
         free_job(j);
         return tool_result("out of memory", NULL, 1);
@@ -1286,13 +1337,18 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 }
 
 /* Once a second: a progress notification for each running call that
- * asked for them (progress counts seconds). */
+ * asked for them (progress counts seconds). On stdio they are written
+ * here; over HTTP the thread of the request's connection is told to write
+ * them: this is the thread that accepts connections, and a client that
+ * does not read its stream made it wait IO_TIMEOUT_MS, every other client
+ * with it. */
 void eryx_mcp_progress_tick(void)
 {
     uint64_t now = eryx_cli_now_ms();
-    channel *due[MAX_JOBS], *quiet[MAX_JOBS];
-    json_t *notes[MAX_JOBS];
-    size_t n = 0, n_quiet = 0;
+    channel *due[MAX_JOBS];
+    json_t *notes[MAX_JOBS]; /* stdio's; NULL over HTTP */
+    json_int_t secs[MAX_JOBS];
+    size_t n = 0;
     pthread_mutex_lock(&S.lock);
     for (job *j = S.jobs; j; j = j->next) {
         /* Again for a cancel that came just before its run started (an
@@ -1300,35 +1356,23 @@ void eryx_mcp_progress_tick(void)
          * one, nothing more). */
         if (j->cancelled && j->running)
             eryx_sandbox_interrupt(j->running->sb);
-        /* One delivering its answer may be stuck in a write (its channel
-         * locked) for IO_TIMEOUT_MS: this thread accepts connections. */
-        if (j->answered)
+        if (j->answered || !j->progress_token || !j->running || j->cancelled)
             continue;
-        if (!j->progress_token && j->ch->kind == CH_HTTP && n_quiet < MAX_JOBS)
-            quiet[n_quiet++] = ch_ref(j->ch);
-        if (!j->progress_token || !j->running || j->cancelled)
+        uint64_t s = (now - j->started_ms) / 1000u;
+        if (s <= (uint64_t)j->progress)
             continue;
-        uint64_t secs = (now - j->started_ms) / 1000u;
-        if (secs <= (uint64_t)j->progress)
-            continue;
-        j->progress = (json_int_t)secs;
-        char msg[80];
-        snprintf(msg, sizeof msg, "running for %llu s", (unsigned long long)secs);
-        notes[n] = jr_notification("notifications/progress",
-                                   json_pack("{s:o, s:I, s:s}", "progressToken",
-                                             json_deep_copy(j->progress_token), "progress",
-                                             j->progress,
-                                             "message", msg));
+        j->progress = (json_int_t)s;
+        secs[n] = j->progress;
+        notes[n] = j->ch->kind == CH_STDIO ? progress_note(j->progress_token, j->progress) : NULL;
         due[n++] = ch_ref(j->ch);
     }
     pthread_mutex_unlock(&S.lock);
     for (size_t i = 0; i < n; i++) {
-        ch_send(due[i], notes[i], 0);
+        if (due[i]->kind == CH_STDIO)
+            ch_send(due[i], notes[i], 0);
+        else
+            ch_progress_due(due[i], secs[i]);
         eryx_mcp_channel_unref(due[i]);
-    }
-    for (size_t i = 0; i < n_quiet; i++) {
-        http_heartbeat(quiet[i], now);
-        eryx_mcp_channel_unref(quiet[i]);
     }
     eryx_mcp_resume_tick(now);
 }

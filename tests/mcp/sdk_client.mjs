@@ -709,6 +709,64 @@ await test('Streamable HTTP: the cut streams one MCP session keeps hold at most 
   }
 });
 
+await test('Streamable HTTP: a client that does not read its stream stalls no other client', async () => {
+  // Two clients that never read their connections: one asked for progress
+  // with a 12 MB progressToken (its first notification, a second into the
+  // run, fills the socket's buffers), the other (2025-11-25: a resumable
+  // stream) gets a 12 MB answer. Before, the progress notification was
+  // written by the thread that accepts connections, and the kept streams'
+  // expiry waited for the lock of the stream being written: each stalled
+  // the accepting thread for 30 s (IO_TIMEOUT_MS), and a third client's
+  // connection was not taken meanwhile.
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const sockets = [];
+  const unread = (sid, version, params) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params });
+    const sock = net.connect(+url.port, '127.0.0.1');
+    sock.pause();
+    sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nContent-Type: application/json\r\n`
+      + `Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: ${version}\r\n`
+      + `Mcp-Session-Id: ${sid}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sockets.push(sock);
+  };
+  const served = async (what) => {
+    const t1 = Date.now();
+    const b = new Client({ name: 'reads', version: '1' });
+    await b.connect(new StreamableHTTPClientTransport(url));
+    const r = await run(b, 'result = 1');
+    assert.equal(r.structuredContent.result, 1);
+    await b.close();
+    assert.ok(Date.now() - t1 < 5000, `${what}: another client waited ${Date.now() - t1} ms`);
+  };
+  try {
+    const t = new StreamableHTTPClientTransport(url);
+    const a = new Client({ name: 'unread', version: '1' });
+    await a.connect(t);
+    unread(t.sessionId, '2025-06-18', { name: 'run_python', _meta: { progressToken: 'p'.repeat(12_000_000) },
+      arguments: { code: 'import time\ntime.sleep(30)', session: 'slow' } });
+    await new Promise((r) => setTimeout(r, 3000));
+    await served('a stream of progress not read');
+    unread(t.sessionId, '2025-11-25', { name: 'run_python',
+      arguments: { code: 'print("x" * 6_000_000)', session: 'big' } });
+    await new Promise((r) => setTimeout(r, 3000));
+    await served('a resumable stream\'s answer not read');
+  } finally {
+    for (const sock of sockets)
+      sock.destroy();
+    server.kill();
+  }
+});
+
 await client.close();
 fs.rmSync(dir, { recursive: true });
 console.log(`sdk_client: ${passed} passed`);
