@@ -1017,6 +1017,10 @@ static void *job_main(void *arg)
         int wanted = !j->cancelled && !S.closing;
         if (res)
             s->memory_bytes = res->memory_bytes;
+        /* The run is over: no more "running for N s" (the progress tick
+         * looks at running) while its answer is made and waits for room,
+         * and nothing to interrupt (a cancel still drops the answer). */
+        j->running = NULL;
         pthread_mutex_unlock(&S.lock);
         /* The answer as it will go out, held as text alone; its session
          * stays busy until there is room for it. Made without the lock
@@ -1039,7 +1043,6 @@ static void *job_main(void *arg)
         s->busy = 0;
         s->runs++;
         s->used_ms = eryx_cli_now_ms();
-        j->running = NULL;
         pthread_cond_broadcast(&S.cond);
         pthread_mutex_unlock(&S.lock);
     }
