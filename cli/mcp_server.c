@@ -41,17 +41,20 @@
 #include "run_status.h"
 
 #define MAX_JOBS 256
+/* The ..._PER_MCP_SESSION bounds are per Mcp-Session-Id, not per client:
+ * one client may open several MCP sessions (64 at most, mcp_http.c), each
+ * with its own share; the bounds in all hold them together. */
 /* Calls of one MCP session over HTTP in progress at most: a client that
  * posted calls and went (a disconnect does not cancel one) must not fill
  * the table of all the clients. */
-#define MAX_JOBS_PER_CLIENT 16
+#define MAX_JOBS_PER_MCP_SESSION 16
 /* Bytes of code the calls in progress may hold in all: MAX_JOBS calls of
  * --mcp-max-message each held 4 GB (100 calls of 15 MB of code queued
  * behind a busy session: 1.6 GB). */
 #define MAX_JOB_CODE_BYTES ((size_t)256 << 20)
 /* Of which one MCP session over HTTP may hold a quarter: 16 calls of 16 MiB
  * from one client took it all, from every other client. */
-#define MAX_JOB_CODE_BYTES_PER_CLIENT (MAX_JOB_CODE_BYTES / 4)
+#define MAX_JOB_CODE_BYTES_PER_MCP_SESSION (MAX_JOB_CODE_BYTES / 4)
 /* Bytes of answers made and not yet delivered (written out, or given up)
  * in all, and of one MCP session over HTTP: a client that does not read
  * must not make the server grow. 40 unread answers of 12 MB each (6 MB
@@ -59,7 +62,7 @@
  * the bound waits, its session still busy, until the answers ahead of it
  * are read: the calls behind it wait, and nothing is lost. */
 #define MAX_ANSWER_BYTES ((size_t)256 << 20)
-#define MAX_ANSWER_BYTES_PER_CLIENT (MAX_ANSWER_BYTES / 4)
+#define MAX_ANSWER_BYTES_PER_MCP_SESSION (MAX_ANSWER_BYTES / 4)
 /* Once stdin has closed, the answers still going out on stdout get this
  * long without a byte taken, then the server gives them up and exits
  * (EXIT_UNREAD): a client that stopped reading and closed its side left
@@ -75,8 +78,8 @@
 /* Of which the streams of one MCP session may keep a quarter: 22 cut
  * streams of 12 MB answers from one client took all of it, and every
  * other client's cut stream was then lost. */
-#define MAX_KEPT_BYTES_PER_CLIENT (MAX_KEPT_BYTES / 4)
-#define KEPT_CLIENTS 256 /* MCP sessions with logs (ended ones' may linger) */
+#define MAX_KEPT_BYTES_PER_MCP_SESSION (MAX_KEPT_BYTES / 4)
+#define KEPT_MCP_SESSIONS 256 /* MCP sessions with logs (ended ones' may linger) */
 
 static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
 
@@ -84,28 +87,28 @@ static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
  * channel's) and nothing is taken under it. */
 static struct {
     pthread_mutex_t lock;
-    char sid[KEPT_CLIENTS][128];
-    size_t bytes[KEPT_CLIENTS];
+    char sid[KEPT_MCP_SESSIONS][128];
+    size_t bytes[KEPT_MCP_SESSIONS];
 } K = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts n bytes more kept for sid's logs: -1 (nothing counted) past
- * MAX_KEPT_BYTES_PER_CLIENT, or when KEPT_CLIENTS sessions keep some. */
+ * MAX_KEPT_BYTES_PER_MCP_SESSION, or when KEPT_MCP_SESSIONS sessions keep some. */
 static int kept_add(const char *sid, size_t n)
 {
     int rc = -1;
     pthread_mutex_lock(&K.lock);
-    size_t at = KEPT_CLIENTS, free_at = KEPT_CLIENTS;
-    for (size_t i = 0; i < KEPT_CLIENTS && at == KEPT_CLIENTS; i++) {
+    size_t at = KEPT_MCP_SESSIONS, free_at = KEPT_MCP_SESSIONS;
+    for (size_t i = 0; i < KEPT_MCP_SESSIONS && at == KEPT_MCP_SESSIONS; i++) {
         if (K.bytes[i] && strcmp(K.sid[i], sid) == 0)
             at = i;
-        else if (!K.bytes[i] && free_at == KEPT_CLIENTS)
+        else if (!K.bytes[i] && free_at == KEPT_MCP_SESSIONS)
             free_at = i;
     }
-    if (at == KEPT_CLIENTS && free_at < KEPT_CLIENTS && n) {
+    if (at == KEPT_MCP_SESSIONS && free_at < KEPT_MCP_SESSIONS && n) {
         at = free_at;
         snprintf(K.sid[at], sizeof K.sid[at], "%s", sid);
     }
-    if (at < KEPT_CLIENTS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_CLIENT) {
+    if (at < KEPT_MCP_SESSIONS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_MCP_SESSION) {
         K.bytes[at] += n;
         rc = 0;
     }
@@ -117,7 +120,7 @@ static int kept_add(const char *sid, size_t n)
 static void kept_sub(const char *sid, size_t n)
 {
     pthread_mutex_lock(&K.lock);
-    for (size_t i = 0; i < KEPT_CLIENTS && n; i++) {
+    for (size_t i = 0; i < KEPT_MCP_SESSIONS && n; i++) {
         if (K.bytes[i] && strcmp(K.sid[i], sid) == 0) {
             K.bytes[i] -= n;
             break;
@@ -318,7 +321,7 @@ static int log_room(channel *ch, size_t n)
 
 /* Keeps event[0..n), the next of a resumable stream, in its log (lock
  * held), within max_message and a mebibyte more, within
- * MAX_KEPT_BYTES_PER_CLIENT for its MCP session's and MAX_KEPT_BYTES for
+ * MAX_KEPT_BYTES_PER_MCP_SESSION for its MCP session's and MAX_KEPT_BYTES for
  * all: past any the stream cannot be resumed (what a client missed is
  * gone). The caller counts the event. */
 static void log_event(channel *ch, const char *event, size_t n)
@@ -903,7 +906,7 @@ static void ch_abandon(channel *ch)
 
 /* Room for j's answer, n bytes, among the answers not yet delivered
  * (S.lock held): within MAX_ANSWER_BYTES in all and, over HTTP, within
- * MAX_ANSWER_BYTES_PER_CLIENT of j's MCP session; an answer larger than
+ * MAX_ANSWER_BYTES_PER_MCP_SESSION of j's MCP session; an answer larger than
  * that goes when nothing else is held. Waits for the answers ahead to go
  * out (or, over HTTP, for their connections to fail: IO_TIMEOUT_MS); -1
  * when the call is cancelled or the server closes meanwhile. */
@@ -917,7 +920,7 @@ static int reserve_answer(job *j, size_t n)
             if (strcmp(k->sid, j->sid) == 0)
                 mine += k->answer_len;
         if ((!S.answer_bytes || S.answer_bytes + n <= MAX_ANSWER_BYTES) &&
-            (!mine || mine + n <= MAX_ANSWER_BYTES_PER_CLIENT))
+            (!mine || mine + n <= MAX_ANSWER_BYTES_PER_MCP_SESSION))
             break;
         pthread_cond_wait(&S.cond, &S.lock);
     }
@@ -1154,10 +1157,10 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
             my_code += k->code_len;
         }
     }
-    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_CLIENT;
+    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_MCP_SESSION;
     if (over_mine || S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
         size_t held = over_mine ? my_code : S.job_code_bytes;
-        size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_CLIENT : MAX_JOB_CODE_BYTES;
+        size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_MCP_SESSION : MAX_JOB_CODE_BYTES;
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[200];
@@ -1166,14 +1169,15 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
                  over_mine ? " of this MCP session" : "", held >> 20, most >> 20);
         return tool_result(msg, NULL, 1);
     }
-    if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_CLIENT) {
+    if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_MCP_SESSION) {
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[160];
+        int over_mine_jobs = mine >= MAX_JOBS_PER_MCP_SESSION;
         snprintf(msg, sizeof msg, "too many calls in progress (%s %d): wait for one to end, "
-                 "or cancel one", mine >= MAX_JOBS_PER_CLIENT ? "this MCP session's, at most"
-                                                             : "all clients', at most",
-                 mine >= MAX_JOBS_PER_CLIENT ? MAX_JOBS_PER_CLIENT : MAX_JOBS);
+                 "or cancel one", over_mine_jobs ? "this MCP session's, at most"
+                                                 : "all clients', at most",
+                 over_mine_jobs ? MAX_JOBS_PER_MCP_SESSION : MAX_JOBS);
         return tool_result(msg, NULL, 1);
     }
     job **tail = &S.jobs;

@@ -506,7 +506,7 @@ await test('--max-sessions: a new session takes the place of the least recently 
   }
 });
 
-await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
+await test('Streamable HTTP: sessions of each MCP session, SSE progress, DELETE', async () => {
   const { spawn } = await import('node:child_process');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
   const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-gate-'));
