@@ -315,16 +315,22 @@ static int accepts(const char *accept, const char *type)
  * side (POLLRDHUP), which marks it broken (the answer is dropped, or kept
  * for a resumable stream). Not POLLIN: bytes the client sends meanwhile
  * (its next request) must not end the wait. A resuming GET that takes the
- * stream over ends it too. Without an eventfd it looks every 200 ms. */
+ * stream over ends it too. Meanwhile it writes the stream's progress
+ * notifications, when woken for one, and its heartbeats: on this thread,
+ * a client that does not read waits only for itself. Without an eventfd
+ * it looks every 200 ms. */
 static void wait_answer(channel *ch, const net_link *mine)
 {
     int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_lock(&ch->lock);
     ch->waker = efd;
     while (!ch->done && !ch->broken && ch->link == mine) {
+        int wait_ms = eryx_mcp_channel_flush(ch);
+        if (ch->broken)
+            break;
         pthread_mutex_unlock(&ch->lock);
         struct pollfd p[2] = {{mine->fd, POLLRDHUP, 0}, {efd, POLLIN, 0}};
-        int n = poll(p, efd >= 0 ? 2 : 1, efd >= 0 ? -1 : 200);
+        int n = poll(p, efd >= 0 ? 2 : 1, efd >= 0 || wait_ms < 200 ? wait_ms : 200);
         uint64_t count;
         if (n > 0 && (p[1].revents & POLLIN) && read(efd, &count, sizeof count) < 0) {
             /* EAGAIN: another read took it; the state is looked at anyway */

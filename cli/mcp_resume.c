@@ -35,10 +35,15 @@ static channel *take(size_t i)
     return ch;
 }
 
-/* When ch's answer was done, 0 while it is not. */
+/* When ch's answer was done, 0 while it is not, or while ch's lock is
+ * busy. R.lock is never held while waiting for a channel's lock: a writer
+ * holds that one while a client that does not read takes its time
+ * (IO_TIMEOUT_MS per wait), and the thread that accepts connections takes
+ * R.lock every tick (eryx_mcp_resume_tick). */
 static uint64_t done_at(channel *ch)
 {
-    pthread_mutex_lock(&ch->lock);
+    if (pthread_mutex_trylock(&ch->lock) != 0)
+        return 0;
     uint64_t at = ch->done ? ch->done_ms : 0;
     pthread_mutex_unlock(&ch->lock);
     return at;
@@ -63,10 +68,9 @@ int eryx_mcp_resume_keep(channel *ch)
     }
     int ok = R.n < MAX_STREAMS;
     if (ok) {
-        pthread_mutex_lock(&ch->lock);
-        ch->refs++;
+        /* (ch is new: no job has it yet, and stream is read under R.lock) */
+        atomic_fetch_add(&ch->refs, 1);
         ch->stream = R.next++;
-        pthread_mutex_unlock(&ch->lock);
         R.streams[R.n++] = ch;
     }
     pthread_mutex_unlock(&R.lock);
@@ -87,16 +91,21 @@ channel *eryx_mcp_resume_find(const char *last_event_id, const char *sid, size_t
     pthread_mutex_lock(&R.lock);
     for (size_t i = 0; i < R.n && !found; i++) {
         channel *ch = R.streams[i];
-        if (ch->stream != stream || strcmp(ch->sid, sid) != 0)
-            continue;
-        pthread_mutex_lock(&ch->lock);
-        if (n <= ch->n_events) {
-            ch->refs++;
+        if (ch->stream == stream && strcmp(ch->sid, sid) == 0)
             found = ch;
-        }
-        pthread_mutex_unlock(&ch->lock);
     }
+    if (found)
+        atomic_fetch_add(&found->refs, 1);
     pthread_mutex_unlock(&R.lock);
+    if (found) { /* (its lock waited for without R.lock: see done_at) */
+        pthread_mutex_lock(&found->lock);
+        int ok = n <= found->n_events;
+        pthread_mutex_unlock(&found->lock);
+        if (!ok) {
+            eryx_mcp_channel_unref(found);
+            found = NULL;
+        }
+    }
     *after = n;
     return found;
 }
@@ -113,6 +122,19 @@ void eryx_mcp_resume_forget(channel *ch)
         eryx_mcp_channel_unref(out);
 }
 
+/* 1 if ch's answer was done RESUME_KEEP_MS ago and no connection carries
+ * it; 0 also while its lock is busy (see done_at): the next tick looks. */
+static int expired(channel *ch, uint64_t now_ms)
+{
+    if (pthread_mutex_trylock(&ch->lock) != 0)
+        return 0;
+    /* (done_ms may be later than now_ms: the answer came while the tick
+     * waited, and the difference would wrap around) */
+    int gone = ch->done && ch->broken && now_ms >= ch->done_ms + RESUME_KEEP_MS;
+    pthread_mutex_unlock(&ch->lock);
+    return gone;
+}
+
 /* Drops the streams that match (lock not held); sid NULL: those expired. */
 static void drop(const char *sid, uint64_t now_ms)
 {
@@ -121,12 +143,7 @@ static void drop(const char *sid, uint64_t now_ms)
     pthread_mutex_lock(&R.lock);
     for (size_t i = 0; i < R.n;) {
         channel *ch = R.streams[i];
-        pthread_mutex_lock(&ch->lock);
-        /* (done_ms may be later than now_ms: the answer came while the
-         * tick waited, and the difference would wrap around) */
-        int gone = sid ? strcmp(ch->sid, sid) == 0
-                       : ch->done && ch->broken && now_ms >= ch->done_ms + RESUME_KEEP_MS;
-        pthread_mutex_unlock(&ch->lock);
+        int gone = sid ? strcmp(ch->sid, sid) == 0 : expired(ch, now_ms);
         if (gone)
             out[n_out++] = take(i);
         else

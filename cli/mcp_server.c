@@ -41,17 +41,20 @@
 #include "run_status.h"
 
 #define MAX_JOBS 256
+/* The ..._PER_MCP_SESSION bounds are per Mcp-Session-Id, not per client:
+ * one client may open several MCP sessions (64 at most, mcp_http.c), each
+ * with its own share; the bounds in all hold them together. */
 /* Calls of one MCP session over HTTP in progress at most: a client that
  * posted calls and went (a disconnect does not cancel one) must not fill
  * the table of all the clients. */
-#define MAX_JOBS_PER_CLIENT 16
+#define MAX_JOBS_PER_MCP_SESSION 16
 /* Bytes of code the calls in progress may hold in all: MAX_JOBS calls of
  * --mcp-max-message each held 4 GB (100 calls of 15 MB of code queued
  * behind a busy session: 1.6 GB). */
 #define MAX_JOB_CODE_BYTES ((size_t)256 << 20)
 /* Of which one MCP session over HTTP may hold a quarter: 16 calls of 16 MiB
  * from one client took it all, from every other client. */
-#define MAX_JOB_CODE_BYTES_PER_CLIENT (MAX_JOB_CODE_BYTES / 4)
+#define MAX_JOB_CODE_BYTES_PER_MCP_SESSION (MAX_JOB_CODE_BYTES / 4)
 /* Bytes of answers made and not yet delivered (written out, or given up)
  * in all, and of one MCP session over HTTP: a client that does not read
  * must not make the server grow. 40 unread answers of 12 MB each (6 MB
@@ -59,7 +62,7 @@
  * the bound waits, its session still busy, until the answers ahead of it
  * are read: the calls behind it wait, and nothing is lost. */
 #define MAX_ANSWER_BYTES ((size_t)256 << 20)
-#define MAX_ANSWER_BYTES_PER_CLIENT (MAX_ANSWER_BYTES / 4)
+#define MAX_ANSWER_BYTES_PER_MCP_SESSION (MAX_ANSWER_BYTES / 4)
 /* Once stdin has closed, the answers still going out on stdout get this
  * long without a byte taken, then the server gives them up and exits
  * (EXIT_UNREAD): a client that stopped reading and closed its side left
@@ -75,8 +78,8 @@
 /* Of which the streams of one MCP session may keep a quarter: 22 cut
  * streams of 12 MB answers from one client took all of it, and every
  * other client's cut stream was then lost. */
-#define MAX_KEPT_BYTES_PER_CLIENT (MAX_KEPT_BYTES / 4)
-#define KEPT_CLIENTS 256 /* MCP sessions with logs (ended ones' may linger) */
+#define MAX_KEPT_BYTES_PER_MCP_SESSION (MAX_KEPT_BYTES / 4)
+#define KEPT_MCP_SESSIONS 256 /* MCP sessions with logs (ended ones' may linger) */
 
 static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
 
@@ -84,28 +87,28 @@ static atomic_size_t kept_bytes; /* the logs' bytes, all channels */
  * channel's) and nothing is taken under it. */
 static struct {
     pthread_mutex_t lock;
-    char sid[KEPT_CLIENTS][128];
-    size_t bytes[KEPT_CLIENTS];
+    char sid[KEPT_MCP_SESSIONS][128];
+    size_t bytes[KEPT_MCP_SESSIONS];
 } K = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* Counts n bytes more kept for sid's logs: -1 (nothing counted) past
- * MAX_KEPT_BYTES_PER_CLIENT, or when KEPT_CLIENTS sessions keep some. */
+ * MAX_KEPT_BYTES_PER_MCP_SESSION, or when KEPT_MCP_SESSIONS sessions keep some. */
 static int kept_add(const char *sid, size_t n)
 {
     int rc = -1;
     pthread_mutex_lock(&K.lock);
-    size_t at = KEPT_CLIENTS, free_at = KEPT_CLIENTS;
-    for (size_t i = 0; i < KEPT_CLIENTS && at == KEPT_CLIENTS; i++) {
+    size_t at = KEPT_MCP_SESSIONS, free_at = KEPT_MCP_SESSIONS;
+    for (size_t i = 0; i < KEPT_MCP_SESSIONS && at == KEPT_MCP_SESSIONS; i++) {
         if (K.bytes[i] && strcmp(K.sid[i], sid) == 0)
             at = i;
-        else if (!K.bytes[i] && free_at == KEPT_CLIENTS)
+        else if (!K.bytes[i] && free_at == KEPT_MCP_SESSIONS)
             free_at = i;
     }
-    if (at == KEPT_CLIENTS && free_at < KEPT_CLIENTS && n) {
+    if (at == KEPT_MCP_SESSIONS && free_at < KEPT_MCP_SESSIONS && n) {
         at = free_at;
         snprintf(K.sid[at], sizeof K.sid[at], "%s", sid);
     }
-    if (at < KEPT_CLIENTS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_CLIENT) {
+    if (at < KEPT_MCP_SESSIONS && K.bytes[at] + n <= MAX_KEPT_BYTES_PER_MCP_SESSION) {
         K.bytes[at] += n;
         rc = 0;
     }
@@ -117,7 +120,7 @@ static int kept_add(const char *sid, size_t n)
 static void kept_sub(const char *sid, size_t n)
 {
     pthread_mutex_lock(&K.lock);
-    for (size_t i = 0; i < KEPT_CLIENTS && n; i++) {
+    for (size_t i = 0; i < KEPT_MCP_SESSIONS && n; i++) {
         if (K.bytes[i] && strcmp(K.sid[i], sid) == 0) {
             K.bytes[i] -= n;
             break;
@@ -222,22 +225,19 @@ static void ch_break(channel *ch)
 
 static channel *ch_ref(channel *ch)
 {
-    pthread_mutex_lock(&ch->lock);
-    ch->refs++;
-    pthread_mutex_unlock(&ch->lock);
+    atomic_fetch_add(&ch->refs, 1);
     return ch;
 }
 
 void eryx_mcp_channel_unref(channel *ch)
 {
-    pthread_mutex_lock(&ch->lock);
-    int last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->lock);
+    int last = atomic_fetch_sub(&ch->refs, 1) == 1;
     if (last && ch->kind == CH_HTTP) {
         atomic_fetch_sub(&kept_bytes, ch->log_len);
         kept_sub(ch->sid, ch->log_len);
         free(ch->log);
         free(ch->ends);
+        json_decref(ch->progress_token);
         pthread_mutex_destroy(&ch->lock);
         free(ch);
     }
@@ -321,7 +321,7 @@ static int log_room(channel *ch, size_t n)
 
 /* Keeps event[0..n), the next of a resumable stream, in its log (lock
  * held), within max_message and a mebibyte more, within
- * MAX_KEPT_BYTES_PER_CLIENT for its MCP session's and MAX_KEPT_BYTES for
+ * MAX_KEPT_BYTES_PER_MCP_SESSION for its MCP session's and MAX_KEPT_BYTES for
  * all: past any the stream cannot be resumed (what a client missed is
  * gone). The caller counts the event. */
 static void log_event(channel *ch, const char *event, size_t n)
@@ -392,18 +392,65 @@ int eryx_mcp_channel_replay(channel *ch, size_t after)
     return http_stream_write(ch, ch->log + from, ch->log_len - from, ch->done);
 }
 
-/* A comment on the event stream of a run that has said nothing for
- * HEARTBEAT_MS (progress notifications, asked for, speak every second):
- * proxies and load balancers cut connections idle for a minute or so
- * (nginx's proxy_read_timeout, AWS's load balancers: 60 s), and a run may
- * take longer in silence. Clients pass comments over. */
-static void http_heartbeat(channel *ch, uint64_t now)
+static char *message_text(json_t *msg, int final);
+
+/* notifications/progress for a run of secs seconds (token copied). */
+static json_t *progress_note(json_t *token, json_int_t secs)
+{
+    char msg[80];
+    snprintf(msg, sizeof msg, "running for %lld s", (long long)secs);
+    return jr_notification("notifications/progress",
+                           json_pack("{s:o, s:I, s:s}", "progressToken", json_deep_copy(token),
+                                     "progress", secs, "message", msg));
+}
+
+/* The progress notification due on ch (lock held), if a newer one than
+ * the last is: -1 when the connection is gone. */
+static int http_progress(channel *ch)
+{
+    if (!ch->progress_token || ch->progress_due <= ch->progress_sent)
+        return 0;
+    ch->progress_sent = ch->progress_due;
+    char *text = message_text(progress_note(ch->progress_token, ch->progress_due), 0);
+    int rc = text ? http_event(ch, text, 0) : 0;
+    free(text);
+    return rc;
+}
+
+/* Besides progress: a comment on the event stream of a run that has said
+ * nothing for HEARTBEAT_MS (progress notifications, asked for, speak
+ * every second): proxies and load balancers cut connections idle for a
+ * minute or so (nginx's proxy_read_timeout, AWS's load balancers: 60 s),
+ * and a run may take longer in silence. Clients pass comments over. */
+int eryx_mcp_channel_flush(channel *ch)
 {
     static const char comment[] = ": running\n\n";
-    pthread_mutex_lock(&ch->lock);
-    if (!ch->broken && !ch->done && now >= ch->wrote_ms + HEARTBEAT_MS &&
-        http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
+    if (ch->broken || ch->done)
+        return HEARTBEAT_MS;
+    if (http_progress(ch) < 0)
         ch_break(ch);
+    uint64_t now = eryx_cli_now_ms();
+    if (!ch->broken && now >= ch->wrote_ms + HEARTBEAT_MS) {
+        if (http_stream_write(ch, comment, sizeof comment - 1, 0) < 0)
+            ch_break(ch);
+        now = eryx_cli_now_ms();
+    }
+    return now >= ch->wrote_ms + HEARTBEAT_MS ? 0 : (int)(ch->wrote_ms + HEARTBEAT_MS - now);
+}
+
+/* Says that the progress notification for secs seconds is due on ch, for
+ * its connection's thread to write (from the tick, which must not wait: a
+ * channel whose lock is busy, its answer or a replay being written, is
+ * passed over, and a later second's goes). A stream with no connection is
+ * not told: the notification is not kept for a resuming GET. */
+static void ch_progress_due(channel *ch, json_int_t secs)
+{
+    if (pthread_mutex_trylock(&ch->lock) != 0)
+        return;
+    if (!ch->done && !ch->broken && secs > ch->progress_due) {
+        ch->progress_due = secs;
+        eryx_mcp_channel_wake(ch);
+    }
     pthread_mutex_unlock(&ch->lock);
 }
 
@@ -720,6 +767,30 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
     return answer;
 }
 
+/* The text of a run's answer to j (its response message), serialised
+ * once. An answer over --mcp-max-message has its long texts cut so that it
+ * fits, rather than the answer lost, and is made again: nine of them at
+ * most (stdout, stderr, traceback and result twice, the message), and
+ * JSON may escape a byte into 6: 9 * 6 / 64 of the limit. NULL when out
+ * of memory. */
+static char *run_answer_text(const job *j, int rc, eryx_result *res, const char *errmsg,
+                             int was_reset)
+{
+    /* (a copy of the id: cancel() compares j->id on another thread, and
+     * jansson's reference counts are not shared safely) */
+    json_t *id = json_deep_copy(j->id);
+    json_t *msg = jr_response(id, run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX));
+    char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!text || strlen(text) > S.max_message) {
+        free(text);
+        text = message_text(jr_response(id, run_answer(j, rc, res, errmsg, was_reset,
+                                                       S.max_message / 64)), 1);
+    }
+    json_decref(id);
+    return text;
+}
+
 /* ---- jobs ---- */
 
 static session *find_session(const char *key)
@@ -835,7 +906,7 @@ static void ch_abandon(channel *ch)
 
 /* Room for j's answer, n bytes, among the answers not yet delivered
  * (S.lock held): within MAX_ANSWER_BYTES in all and, over HTTP, within
- * MAX_ANSWER_BYTES_PER_CLIENT of j's MCP session; an answer larger than
+ * MAX_ANSWER_BYTES_PER_MCP_SESSION of j's MCP session; an answer larger than
  * that goes when nothing else is held. Waits for the answers ahead to go
  * out (or, over HTTP, for their connections to fail: IO_TIMEOUT_MS); -1
  * when the call is cancelled or the server closes meanwhile. */
@@ -849,7 +920,7 @@ static int reserve_answer(job *j, size_t n)
             if (strcmp(k->sid, j->sid) == 0)
                 mine += k->answer_len;
         if ((!S.answer_bytes || S.answer_bytes + n <= MAX_ANSWER_BYTES) &&
-            (!mine || mine + n <= MAX_ANSWER_BYTES_PER_CLIENT))
+            (!mine || mine + n <= MAX_ANSWER_BYTES_PER_MCP_SESSION))
             break;
         pthread_cond_wait(&S.cond, &S.lock);
     }
@@ -946,25 +1017,22 @@ static void *job_main(void *arg)
          * comes back empty rather than failing every later call. */
         int was_reset = eryx_sandbox_is_dead(s->sb) && eryx_sandbox_reset(s->sb) == ERYX_OK;
         pthread_mutex_lock(&S.lock);
-        answer = j->cancelled || S.closing ? NULL
-                                           : run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX);
-        /* An answer over --mcp-max-message: its long texts are cut so that
-         * it fits, rather than the answer lost. Nine of them at most (stdout,
-         * stderr, traceback and result twice, the message), and JSON may
-         * escape a byte into 6: 9 * 6 / 64 of the limit. */
-        char *text = answer ? json_dumps(answer, JSON_COMPACT) : NULL;
-        if (text && strlen(text) + 1024 > S.max_message) {
-            json_decref(answer);
-            answer = run_answer(j, rc, res, errmsg, was_reset, S.max_message / 64);
-        }
-        free(text);
+        int wanted = !j->cancelled && !S.closing;
         if (res)
             s->memory_bytes = res->memory_bytes;
-        eryx_result_free(res);
+        /* The run is over: no more "running for N s" (the progress tick
+         * looks at running) while its answer is made and waits for room,
+         * and nothing to interrupt (a cancel still drops the answer). */
+        j->running = NULL;
+        pthread_mutex_unlock(&S.lock);
         /* The answer as it will go out, held as text alone; its session
-         * stays busy until there is room for it. */
-        reply = answer ? message_text(jr_response(j->id, answer), 1) : NULL;
-        answer = NULL;
+         * stays busy until there is room for it. Made without the lock
+         * (the session is busy: nothing else touches it or the job's
+         * fields read): a 12 MB answer takes tens of milliseconds, and
+         * every other session's calls waited for them. */
+        reply = wanted ? run_answer_text(j, rc, res, errmsg, was_reset) : NULL;
+        eryx_result_free(res);
+        pthread_mutex_lock(&S.lock);
         if (reply && reserve_answer(j, strlen(reply)) < 0) {
             free(reply);
             reply = NULL;
@@ -978,7 +1046,6 @@ static void *job_main(void *arg)
         s->busy = 0;
         s->runs++;
         s->used_ms = eryx_cli_now_ms();
-        j->running = NULL;
         pthread_cond_broadcast(&S.cond);
         pthread_mutex_unlock(&S.lock);
     }
@@ -1069,8 +1136,15 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
             j->timeout_ns = want;
     }
     json_t *token = json_object_get(meta, "progressToken");
-    if (json_is_string(token) || json_is_integer(token))
+    if (json_is_string(token) || json_is_integer(token)) {
         j->progress_token = json_deep_copy(token);
+        if (ch->kind == CH_HTTP) { /* (a copy of its own: see ch->progress_token) */
+            pthread_mutex_lock(&ch->lock);
+            if (!ch->progress_token)
+                ch->progress_token = json_deep_copy(token);
+            pthread_mutex_unlock(&ch->lock);
+        }
+    }
     if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
         free_job(j);
         return tool_result("out of memory", NULL, 1);
@@ -1083,10 +1157,10 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
             my_code += k->code_len;
         }
     }
-    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_CLIENT;
+    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_MCP_SESSION;
     if (over_mine || S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
         size_t held = over_mine ? my_code : S.job_code_bytes;
-        size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_CLIENT : MAX_JOB_CODE_BYTES;
+        size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_MCP_SESSION : MAX_JOB_CODE_BYTES;
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[200];
@@ -1095,14 +1169,15 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
                  over_mine ? " of this MCP session" : "", held >> 20, most >> 20);
         return tool_result(msg, NULL, 1);
     }
-    if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_CLIENT) {
+    if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_MCP_SESSION) {
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[160];
+        int over_mine_jobs = mine >= MAX_JOBS_PER_MCP_SESSION;
         snprintf(msg, sizeof msg, "too many calls in progress (%s %d): wait for one to end, "
-                 "or cancel one", mine >= MAX_JOBS_PER_CLIENT ? "this MCP session's, at most"
-                                                             : "all clients', at most",
-                 mine >= MAX_JOBS_PER_CLIENT ? MAX_JOBS_PER_CLIENT : MAX_JOBS);
+                 "or cancel one", over_mine_jobs ? "this MCP session's, at most"
+                                                 : "all clients', at most",
+                 over_mine_jobs ? MAX_JOBS_PER_MCP_SESSION : MAX_JOBS);
         return tool_result(msg, NULL, 1);
     }
     job **tail = &S.jobs;
@@ -1269,13 +1344,18 @@ json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m)
 }
 
 /* Once a second: a progress notification for each running call that
- * asked for them (progress counts seconds). */
+ * asked for them (progress counts seconds). On stdio they are written
+ * here; over HTTP the thread of the request's connection is told to write
+ * them: this is the thread that accepts connections, and a client that
+ * does not read its stream made it wait IO_TIMEOUT_MS, every other client
+ * with it. */
 void eryx_mcp_progress_tick(void)
 {
     uint64_t now = eryx_cli_now_ms();
-    channel *due[MAX_JOBS], *quiet[MAX_JOBS];
-    json_t *notes[MAX_JOBS];
-    size_t n = 0, n_quiet = 0;
+    channel *due[MAX_JOBS];
+    json_t *notes[MAX_JOBS]; /* stdio's; NULL over HTTP */
+    json_int_t secs[MAX_JOBS];
+    size_t n = 0;
     pthread_mutex_lock(&S.lock);
     for (job *j = S.jobs; j; j = j->next) {
         /* Again for a cancel that came just before its run started (an
@@ -1283,35 +1363,23 @@ void eryx_mcp_progress_tick(void)
          * one, nothing more). */
         if (j->cancelled && j->running)
             eryx_sandbox_interrupt(j->running->sb);
-        /* One delivering its answer may be stuck in a write (its channel
-         * locked) for IO_TIMEOUT_MS: this thread accepts connections. */
-        if (j->answered)
+        if (j->answered || !j->progress_token || !j->running || j->cancelled)
             continue;
-        if (!j->progress_token && j->ch->kind == CH_HTTP && n_quiet < MAX_JOBS)
-            quiet[n_quiet++] = ch_ref(j->ch);
-        if (!j->progress_token || !j->running || j->cancelled)
+        uint64_t s = (now - j->started_ms) / 1000u;
+        if (s <= (uint64_t)j->progress)
             continue;
-        uint64_t secs = (now - j->started_ms) / 1000u;
-        if (secs <= (uint64_t)j->progress)
-            continue;
-        j->progress = (json_int_t)secs;
-        char msg[80];
-        snprintf(msg, sizeof msg, "running for %llu s", (unsigned long long)secs);
-        notes[n] = jr_notification("notifications/progress",
-                                   json_pack("{s:o, s:I, s:s}", "progressToken",
-                                             json_deep_copy(j->progress_token), "progress",
-                                             j->progress,
-                                             "message", msg));
+        j->progress = (json_int_t)s;
+        secs[n] = j->progress;
+        notes[n] = j->ch->kind == CH_STDIO ? progress_note(j->progress_token, j->progress) : NULL;
         due[n++] = ch_ref(j->ch);
     }
     pthread_mutex_unlock(&S.lock);
     for (size_t i = 0; i < n; i++) {
-        ch_send(due[i], notes[i], 0);
+        if (due[i]->kind == CH_STDIO)
+            ch_send(due[i], notes[i], 0);
+        else
+            ch_progress_due(due[i], secs[i]);
         eryx_mcp_channel_unref(due[i]);
-    }
-    for (size_t i = 0; i < n_quiet; i++) {
-        http_heartbeat(quiet[i], now);
-        eryx_mcp_channel_unref(quiet[i]);
     }
     eryx_mcp_resume_tick(now);
 }

@@ -3,6 +3,7 @@
 #define ERYX_CLI_MCP_SERVER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "jsonrpc.h"
 #include "mcp.h"
@@ -20,7 +21,8 @@ typedef struct channel {
     int waker;                /* HTTP: the eventfd of the connection that
                                  waits for the answer (mcp_http.c), -1 when
                                  none: eryx_mcp_channel_wake writes it */
-    int refs;
+    atomic_int refs;          /* (atomic: taking or dropping a reference
+                                 never waits for a writer holding lock) */
     int started;              /* HTTP: the response head went out */
     int chunked;              /* HTTP: the event stream goes in chunks, its
                                  end marked, the connection kept (set by
@@ -30,6 +32,12 @@ typedef struct channel {
     int broken;               /* HTTP: the connection is gone, or let go
                                * (nothing writes on it any more) */
     uint64_t wrote_ms;        /* HTTP: when it was last written (or made) */
+    /* HTTP: progress notifications are written by the thread whose
+     * connection carries the stream (eryx_mcp_channel_flush), never by
+     * the thread that accepts connections, which only says one is due. */
+    json_t *progress_token;   /* the request's progressToken, or NULL */
+    json_int_t progress_due;  /* seconds run, as the last tick saw them */
+    json_int_t progress_sent; /* the last notification's */
     char sid[128];            /* the MCP session ("" on stdio) */
     /* HTTP, a resumable stream (revision 2025-11-25, mcp_resume.c): its
      * events carry ids "STREAM-N" (N from 1; a priming event, N = 0,
@@ -54,6 +62,13 @@ void eryx_mcp_channel_unref(channel *ch);
  * the answer looks again. */
 void eryx_mcp_channel_wake(channel *ch);
 
+/* ch->lock held by the thread whose connection (ch->link) carries ch's
+ * event stream, while it waits for the answer: writes the progress
+ * notification due, or a comment on a stream quiet for HEARTBEAT_MS (the
+ * connection breaks when a write fails). The milliseconds until the next
+ * comment is due. */
+int eryx_mcp_channel_flush(channel *ch);
+
 /* Handles one message from ch's client: the answer to send at once, or
  * NULL (a notification, or a job that answers on ch later). */
 json_t *eryx_mcp_dispatch(channel *ch, const jr_msg *m);
@@ -76,7 +91,10 @@ void eryx_mcp_resume_forget(channel *ch);
 void eryx_mcp_resume_end_session(const char *sid);
 void eryx_mcp_resume_tick(uint64_t now_ms);
 
-/* Progress notifications and late interrupts: call a few times a second. */
+/* Progress notifications and late interrupts: call a few times a second.
+ * It writes nothing on an HTTP connection and never waits for one (the
+ * thread that accepts connections calls it); on stdio it writes the
+ * notifications. */
 void eryx_mcp_progress_tick(void);
 
 /* Cancels the runs of an MCP session and drops its sandboxes. */

@@ -506,7 +506,7 @@ await test('--max-sessions: a new session takes the place of the least recently 
   }
 });
 
-await test('Streamable HTTP: sessions per client, SSE progress, DELETE', async () => {
+await test('Streamable HTTP: sessions of each MCP session, SSE progress, DELETE', async () => {
   const { spawn } = await import('node:child_process');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
   const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-gate-'));
@@ -705,6 +705,128 @@ await test('Streamable HTTP: the cut streams one MCP session keeps hold at most 
     assert.equal(codes.filter((c) => c === 200).length, 5, `resumed: ${codes}`);
     assert.equal(codes.filter((c) => c === 404).length, 2, `resumed: ${codes}`);
   } finally {
+    server.kill();
+  }
+});
+
+await test('Streamable HTTP: a client that does not read its stream stalls no other client', async () => {
+  // Two clients that never read their connections: one asked for progress
+  // with a 12 MB progressToken (its first notification, a second into the
+  // run, fills the socket's buffers), the other (2025-11-25: a resumable
+  // stream) gets a 12 MB answer. Before, the progress notification was
+  // written by the thread that accepts connections, and the kept streams'
+  // expiry waited for the lock of the stream being written: each stalled
+  // the accepting thread for 30 s (IO_TIMEOUT_MS), and a third client's
+  // connection was not taken meanwhile.
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const sockets = [];
+  const unread = (sid, version, params) => {
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params });
+    const sock = net.connect(+url.port, '127.0.0.1');
+    sock.pause();
+    sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\nContent-Type: application/json\r\n`
+      + `Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: ${version}\r\n`
+      + `Mcp-Session-Id: ${sid}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    sockets.push(sock);
+  };
+  const served = async (what) => {
+    const t1 = Date.now();
+    const b = new Client({ name: 'reads', version: '1' });
+    await b.connect(new StreamableHTTPClientTransport(url));
+    const r = await run(b, 'result = 1');
+    assert.equal(r.structuredContent.result, 1);
+    await b.close();
+    assert.ok(Date.now() - t1 < 5000, `${what}: another client waited ${Date.now() - t1} ms`);
+  };
+  try {
+    const t = new StreamableHTTPClientTransport(url);
+    const a = new Client({ name: 'unread', version: '1' });
+    await a.connect(t);
+    unread(t.sessionId, '2025-06-18', { name: 'run_python', _meta: { progressToken: 'p'.repeat(12_000_000) },
+      arguments: { code: 'import time\ntime.sleep(30)', session: 'slow' } });
+    await new Promise((r) => setTimeout(r, 3000));
+    await served('a stream of progress not read');
+    unread(t.sessionId, '2025-11-25', { name: 'run_python',
+      arguments: { code: 'print("x" * 6_000_000)', session: 'big' } });
+    await new Promise((r) => setTimeout(r, 3000));
+    await served('a resumable stream\'s answer not read');
+  } finally {
+    for (const sock of sockets)
+      sock.destroy();
+    server.kill();
+  }
+});
+
+await test('Streamable HTTP: a run whose answer waits for room sends no more progress', async () => {
+  // One MCP session does not read 5 answers of 12 MB (60 MB held), then
+  // asks for progress on a call whose answer waits for room (its 64 MiB).
+  // Its run takes well under a second; before, "running for N s" went on
+  // every second while the answer waited (3 and more here).
+  const { spawn } = await import('node:child_process');
+  const net = await import('node:net');
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': '2025-06-18' };
+  const post = (m) => fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...m }) });
+  const sockets = [];
+  try {
+    const init = await post({ id: 0, method: 'initialize', params: { protocolVersion: '2025-06-18',
+      capabilities: {}, clientInfo: { name: 'waits', version: '1' } } });
+    headers['mcp-session-id'] = init.headers.get('mcp-session-id');
+    await init.text();
+    for (let i = 0; i < 5; i++) {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call',
+        params: { name: 'run_python', arguments: { code: 'print("x" * 6_000_000)', session: `u${i}` } } });
+      const sock = net.connect(+url.port, '127.0.0.1');
+      sock.pause();
+      sock.write(`POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:${url.port}\r\n`
+        + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
+        + `Content-Length: ${body.length}\r\n\r\n${body}`);
+      sockets.push(sock);
+    }
+    const ran = async () => {
+      const r = await post({ id: 1, method: 'tools/call', params: { name: 'list_sessions', arguments: {} } });
+      return (await r.json()).result.structuredContent.sessions.filter((x) => x.runs === 1).length;
+    };
+    for (const t1 = Date.now(); (await ran()) < 5 && Date.now() - t1 < 30000;)
+      await new Promise((r) => setTimeout(r, 300));
+    let arrived = false;
+    const answer = post({ id: 2, method: 'tools/call', params: { name: 'run_python',
+      _meta: { progressToken: 'w' }, arguments: { code: 'print("y" * 6_000_000)', session: 'w' } } })
+      .then((r) => r.text()).then((text) => { arrived = true; return text; });
+    await new Promise((r) => setTimeout(r, 4000));
+    assert.equal(arrived, false, 'the answer waits for room');
+    for (const sock of sockets)
+      sock.destroy(); // their answers are given up: room for this one
+    const events = (await answer).split('\n').filter((l) => l.startsWith('data: '))
+      .map((l) => JSON.parse(l.slice(6)));
+    const result = events.find((e) => e.id === 2).result.structuredContent;
+    assert.equal(result.stdout.length, 6_000_001);
+    const notes = events.filter((e) => e.method === 'notifications/progress');
+    // Each one said the run had gone on that long: none after its end.
+    for (const n of notes)
+      assert.ok(n.params.progress * 1000 <= result.duration_ms + 250,
+        `progress ${n.params.progress} s of a run of ${result.duration_ms} ms`);
+  } finally {
+    for (const sock of sockets)
+      sock.destroy();
     server.kill();
   }
 });

@@ -1,0 +1,164 @@
+/*
+ * A finished run's answer is made (its JSON built and serialised) without
+ * the server's global lock, which every session's calls take: a 12 MB
+ * answer took tens of milliseconds under it, twice serialised, and every
+ * other client waited (cli/mcp_server.c, job_main).
+ *
+ * The server runs in this process, its stdout /dev/null. Every allocation
+ * of jansson's of a mebibyte or more (the answer's strings and its text)
+ * is held until another thread has gone through the global lock
+ * (eryx_mcp_session_busy takes it): when the allocating thread holds the
+ * lock, that thread cannot get through, and after PROBE_MS the
+ * allocation is counted as made under the lock. No timing is measured:
+ * PROBE_MS only bounds how long a probe that cannot get through is
+ * waited for.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "jsonrpc.h"
+#include "mcp.h"
+#include "mcp_server.h"
+
+#define BIG ((size_t)1 << 20)
+#define PROBE_MS 1000
+
+static atomic_int armed;
+static atomic_int probed, under_lock;
+static _Thread_local int in_probe;
+
+/* A probe: waited for by the allocating thread, or let go (when it could
+ * not get through), whichever drops the last reference frees it. */
+typedef struct probe {
+    sem_t done;
+    atomic_int refs;
+} probe;
+
+static void probe_drop(probe *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) == 1) {
+        sem_destroy(&p->done);
+        free(p);
+    }
+}
+
+static void *probe_main(void *arg)
+{
+    probe *p = arg;
+    in_probe = 1;
+    eryx_mcp_session_busy("probe"); /* takes the global lock */
+    sem_post(&p->done);
+    probe_drop(p);
+    return NULL;
+}
+
+/* 1 if another thread got through the global lock within PROBE_MS (when
+ * this thread holds it, none can until the allocation returns). */
+static int lock_free(void)
+{
+    probe *p = malloc(sizeof *p);
+    if (!p)
+        return 1;
+    sem_init(&p->done, 0, 0);
+    atomic_init(&p->refs, 2);
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int ok = 1;
+    if (pthread_create(&t, &attr, probe_main, p) == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += PROBE_MS / 1000;
+        int rc;
+        while ((rc = sem_timedwait(&p->done, &ts)) < 0 && errno == EINTR) {
+        }
+        ok = rc == 0;
+    } else {
+        probe_drop(p);
+    }
+    pthread_attr_destroy(&attr);
+    probe_drop(p);
+    return ok;
+}
+
+static void *probing_malloc(size_t n)
+{
+    if (n >= BIG && atomic_load(&armed) && !in_probe) {
+        atomic_fetch_add(&probed, 1);
+        if (!lock_free())
+            atomic_fetch_add(&under_lock, 1);
+    }
+    return malloc(n);
+}
+
+/* Runs code in the stdio server's session "default" and waits for its
+ * answer to have gone out (to /dev/null). */
+static void run(const char *code)
+{
+    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}}}", "jsonrpc", "2.0", "id", 1,
+                            "method", "tools/call", "params", "name", "run_python",
+                            "arguments", "code", code);
+    char *line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    REQUIRE(line != NULL);
+    jr_msg m;
+    jr_decode(line, strlen(line), &m);
+    free(line);
+    json_t *reply = eryx_mcp_dispatch(&eryx_mcp_stdio, &m);
+    jr_msg_clear(&m);
+    CHECK(reply == NULL); /* the job answers */
+    json_decref(reply);
+    for (int i = 0; i < 6000 && eryx_mcp_session_busy(""); i++)
+        usleep(10000);
+    CHECK(!eryx_mcp_session_busy(""));
+}
+
+/* Serves with --mcp-max-message max_message and runs code once. */
+static void serve(eryx_runtime *rt, const eryx_sandbox_config *cfg, size_t max_message,
+                  const char *code)
+{
+    eryx_cli_mcp m = {.serve = 1, .max_message = max_message};
+    REQUIRE(eryx_mcp_serve_begin(&m, rt, cfg) == 0);
+    atomic_store(&armed, 1);
+    run(code);
+    atomic_store(&armed, 0);
+    eryx_mcp_serve_end();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    REQUIRE(null >= 0 && dup2(null, STDOUT_FILENO) == STDOUT_FILENO);
+    close(null);
+    json_set_alloc_funcs(probing_malloc, free);
+    eryx_runtime *rt = NULL;
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.max_output = 16u << 20;
+    /* 6 MB printed: stdout is in the answer twice (structured and text),
+     * 12 MB, every piece of it a large allocation. Then the same over an
+     * 8 MiB --mcp-max-message: made again with its texts cut. */
+    const char *code = "print('x' * 6_000_000)";
+    serve(rt, &cfg, 64u << 20, code);
+    int whole = atomic_load(&probed);
+    serve(rt, &cfg, 8u << 20, code);
+    int cut = atomic_load(&probed) - whole;
+    fprintf(stderr, "large JSON allocations: %d (whole answer), %d (cut answer), under the "
+            "global lock: %d\n", whole, cut, atomic_load(&under_lock));
+    CHECK(whole >= 4);
+    CHECK(cut >= 4);
+    CHECK_INT(atomic_load(&under_lock), 0);
+    eryx_runtime_free(rt);
+    return CHECK_DONE();
+}
