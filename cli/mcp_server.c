@@ -151,6 +151,8 @@ struct job {
     json_t *id;               /* the request's id */
     char *code;
     size_t code_len;
+    size_t held_len;          /* code_len and its progress token's copies:
+                                 what it counts for MAX_JOB_CODE_BYTES */
     char *session;            /* its name */
     char *key;                /* "SID:NAME" (session's name) */
     char sid[128];            /* the MCP session ("" on stdio) */
@@ -807,7 +809,7 @@ static void remove_job(job *j)
         if (*pp == j) {
             *pp = j->next;
             S.n_jobs--;
-            S.job_code_bytes -= j->code_len;
+            S.job_code_bytes -= j->held_len;
             break;
         }
     }
@@ -1136,7 +1138,13 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
             j->timeout_ns = want;
     }
     json_t *token = json_object_get(meta, "progressToken");
+    j->held_len = j->code_len;
     if (json_is_string(token) || json_is_integer(token)) {
+        /* The spec bounds no token: held twice (the job's copy, the
+         * channel's) for the whole call and sent in each notification, a
+         * 12 MB one made a session's 16 calls hold 576 MB uncounted. */
+        if (json_is_string(token))
+            j->held_len += 2 * json_string_length(token);
         j->progress_token = json_deep_copy(token);
         if (ch->kind == CH_HTTP) { /* (a copy of its own: see ch->progress_token) */
             pthread_mutex_lock(&ch->lock);
@@ -1154,18 +1162,18 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     for (job *k = S.jobs; k && j->sid[0]; k = k->next) {
         if (strcmp(k->sid, j->sid) == 0) {
             mine++;
-            my_code += k->code_len;
+            my_code += k->held_len;
         }
     }
-    int over_mine = j->sid[0] && my_code + j->code_len > MAX_JOB_CODE_BYTES_PER_MCP_SESSION;
-    if (over_mine || S.job_code_bytes + j->code_len > MAX_JOB_CODE_BYTES) {
+    int over_mine = j->sid[0] && my_code + j->held_len > MAX_JOB_CODE_BYTES_PER_MCP_SESSION;
+    if (over_mine || S.job_code_bytes + j->held_len > MAX_JOB_CODE_BYTES) {
         size_t held = over_mine ? my_code : S.job_code_bytes;
         size_t most = over_mine ? MAX_JOB_CODE_BYTES_PER_MCP_SESSION : MAX_JOB_CODE_BYTES;
         pthread_mutex_unlock(&S.lock);
         free_job(j);
         char msg[200];
-        snprintf(msg, sizeof msg, "the calls in progress%s hold %zu MiB of code, and this one "
-                 "would pass %zu MiB: wait for one to end, or cancel one",
+        snprintf(msg, sizeof msg, "the calls in progress%s hold %zu MiB of code and progress "
+                 "tokens, and this one would pass %zu MiB: wait for one to end, or cancel one",
                  over_mine ? " of this MCP session" : "", held >> 20, most >> 20);
         return tool_result(msg, NULL, 1);
     }
@@ -1185,7 +1193,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         tail = &(*tail)->next;
     *tail = j;
     S.n_jobs++;
-    S.job_code_bytes += j->code_len;
+    S.job_code_bytes += j->held_len;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);

@@ -584,6 +584,35 @@ await test('Streamable HTTP: sessions of each MCP session, SSE progress, DELETE'
     await other.close();
     const rs = await Promise.all(held);
     assert.equal(rs.filter((r) => r.structuredContent?.result === 1).length, 4);
+    // Progress tokens count with the code, held twice each for the whole
+    // call: two calls with 12 MiB tokens hold 48 MiB, and a third would
+    // pass the 64 (before, a session's 16 calls held 576 MB uncounted).
+    // (Connections of their own: fetch's pool kept them alive after
+    // these bodies, and the SDK's next request met one the server had
+    // closed, EPIPE.)
+    const { request } = await import('node:http');
+    const token = 'p'.repeat(12 << 20);
+    const call = (id, session) => new Promise((resolve, reject) => {
+      const body = JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call',
+        params: { name: 'run_python', _meta: { progressToken: token },
+          arguments: { code: 'import time\ntime.sleep(3)', session } } });
+      const rq = request(url, { method: 'POST', agent: false, headers: {
+        'content-type': 'application/json', accept: 'application/json, text/event-stream',
+        'mcp-session-id': clients[0].t.sessionId, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => { text += d; });
+        res.on('end', () => resolve(text));
+      });
+      rq.on('error', reject);
+      rq.end(body);
+    });
+    const long = [call(201, 'k0'), call(202, 'k1')];
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.match(await call(203, 'k2'), /of this MCP session hold 48 MiB of code and progress tokens/);
+    for (const text of await Promise.all(long))
+      assert.match(text, /"id":20[12],"result"/);
     await clients[0].c.close();
   } finally {
     server.kill();
