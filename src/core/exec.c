@@ -1367,6 +1367,30 @@ static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
     return rc;
 }
 
+/* The glue failed after a stop: the KeyboardInterrupt landed in its
+ * prologue, before the code began (a stop between eryx_exec_start and the
+ * first step always does), and the glue could only say "InternalError".
+ * The result says what a stop that lands in the code says. */
+static void glue_stopped(eryx_result *r)
+{
+    char *type = strdup("KeyboardInterrupt"), *message = strdup(""),
+         *traceback = strdup("KeyboardInterrupt\n");
+    if (!type || !message || !traceback) {
+        free(type);
+        free(message);
+        free(traceback);
+        return; /* the glue's words stay */
+    }
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    r->exc_type = type;
+    r->exc_message = message;
+    r->traceback = traceback;
+    r->exc_message_len = 0;
+    r->traceback_len = strlen(traceback);
+}
+
 /* A timeout or interrupt was requested during the run: unless the code
  * finished anyway, the status says which stop ended it, the message how.
  * (A graceful stop shows in the result as the KeyboardInterrupt it raised.) */
@@ -1374,6 +1398,8 @@ static int stop_status(eryx_sandbox *sb, eryx_result *r, int rc, int cause, int 
 {
     if (rc == ERYX_OK)
         return rc;
+    if (rc == ERYX_INTERNAL)
+        glue_stopped(r);
     r->hard_stopped = rc == ERYX_INTERRUPTED && hard;
     eryx__set_errmsg(sb, "%s%s", cause == ERYX_TIMEOUT ? "the run exceeded its time limit"
                                                        : "the run was interrupted",

@@ -447,6 +447,36 @@ TEST_CASE(test_stop_races_the_park)
     }
 }
 
+/* A stop that comes before the code has begun (between eryx_exec_start and
+ * the first step) lands in the glue's prologue: the run reports the
+ * KeyboardInterrupt, as one that lands in the code does, and the sandbox
+ * runs the next code. It said InternalError, "the sandbox could not report
+ * the result (out of memory?)". */
+TEST_CASE(test_stop_before_the_code_begins)
+{
+    eryx_sandbox *sb = new_sandbox(200);
+    static const char code[] = "print('ran')";
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, code, strlen(code), NULL, &ex), ERYX_OK);
+    CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK);
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        usleep(1000);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_INTERRUPTED);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "");
+    CHECK_STR(r->exc_type, "KeyboardInterrupt");
+    CHECK_INT(r->hard_stopped, 0);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "ran\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 static void setup(void)
 {
     REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
