@@ -396,6 +396,17 @@ int eryx_mcp_channel_replay(channel *ch, size_t after)
 
 static char *message_text(json_t *msg, int final);
 
+/* The answer is done (lock held): no more progress, and the token's copy
+ * goes now, not with the channel. It was counted in the calls' bounds
+ * only until the answer, and a cut resumable stream keeps its channel
+ * RESUME_KEEP_MS more: 128 kept streams of 16 MiB tokens held 2 GiB
+ * uncounted for five minutes. */
+static void ch_drop_token(channel *ch)
+{
+    json_decref(ch->progress_token);
+    ch->progress_token = NULL;
+}
+
 /* notifications/progress for a run of secs seconds (token copied). */
 static json_t *progress_note(json_t *token, json_int_t secs)
 {
@@ -575,6 +586,7 @@ static void ch_send_text(channel *ch, char *text, int final)
     if (final) {
         ch->done = 1;
         ch->done_ms = eryx_cli_now_ms();
+        ch_drop_token(ch);
         eryx_mcp_channel_wake(ch);
     }
     pthread_mutex_unlock(&ch->lock);
@@ -902,6 +914,7 @@ static void ch_abandon(channel *ch)
     pthread_mutex_lock(&ch->lock);
     ch->done = 1;
     ch->done_ms = eryx_cli_now_ms();
+    ch_drop_token(ch);
     eryx_mcp_channel_wake(ch);
     pthread_mutex_unlock(&ch->lock);
 }
@@ -1144,7 +1157,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
          * channel's) for the whole call and sent in each notification, a
          * 12 MB one made a session's 16 calls hold 576 MB uncounted. */
         if (json_is_string(token))
-            j->held_len += 2 * json_string_length(token);
+            j->held_len += (ch->kind == CH_HTTP ? 2 : 1) * json_string_length(token);
         j->progress_token = json_deep_copy(token);
         if (ch->kind == CH_HTTP) { /* (a copy of its own: see ch->progress_token) */
             pthread_mutex_lock(&ch->lock);

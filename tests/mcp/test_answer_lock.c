@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "jsonrpc.h"
 #include "mcp.h"
 #include "mcp_server.h"
+#include "net_link.h"
 
 #define BIG ((size_t)1 << 20)
 #define PROBE_MS 1000
@@ -134,6 +136,46 @@ static void serve(eryx_runtime *rt, const eryx_sandbox_config *cfg, size_t max_m
     eryx_mcp_serve_end();
 }
 
+/* An HTTP call's progress token: the channel's copy goes with the
+ * answer, not with the channel, which a cut resumable stream keeps five
+ * minutes more (the token is counted in the calls' bounds only until the
+ * answer). */
+static void token_dropped_at_answer(eryx_runtime *rt, const eryx_sandbox_config *cfg)
+{
+    eryx_cli_mcp m = {.serve = 1};
+    REQUIRE(eryx_mcp_serve_begin(&m, rt, cfg) == 0);
+    int sv[2];
+    REQUIRE(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0);
+    net_link link = {.fd = sv[0], .tls = NULL, .timeout_ms = 1000};
+    channel *ch = eryx_mcp_channel_new(&link, "tok-sid");
+    REQUIRE(ch != NULL);
+    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}, s:{s:s}}}", "jsonrpc", "2.0",
+                            "id", 7, "method", "tools/call", "params", "name", "run_python",
+                            "arguments", "code", "pass", "_meta", "progressToken",
+                            "a-progress-token");
+    char *line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    REQUIRE(line != NULL);
+    jr_msg msg;
+    jr_decode(line, strlen(line), &msg);
+    free(line);
+    json_t *reply = eryx_mcp_dispatch(ch, &msg);
+    jr_msg_clear(&msg);
+    CHECK(reply == NULL);
+    json_decref(reply);
+    for (int i = 0; i < 6000 && eryx_mcp_session_busy("tok-sid"); i++)
+        usleep(10000);
+    CHECK(!eryx_mcp_session_busy("tok-sid"));
+    pthread_mutex_lock(&ch->lock);
+    CHECK(ch->done);
+    CHECK(ch->progress_token == NULL);
+    pthread_mutex_unlock(&ch->lock);
+    eryx_mcp_channel_unref(ch);
+    eryx_mcp_serve_end();
+    close(sv[0]);
+    close(sv[1]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -159,6 +201,7 @@ int main(void)
     CHECK(whole >= 4);
     CHECK(cut >= 4);
     CHECK_INT(atomic_load(&under_lock), 0);
+    token_dropped_at_answer(rt, &cfg);
     eryx_runtime_free(rt);
     return CHECK_DONE();
 }
