@@ -587,7 +587,8 @@ static long read_stdin(void *ud, void *buf, size_t cap)
  * an unknown state (trapped, stopped hard, os._exit), then undoes the
  * links the code put in the path and says when the path no longer leads
  * to the session's directory. */
-static int save_session(session_file *s, const char *given, eryx_sandbox *sb, int status)
+static int save_session(const cli *c, session_file *s, const char *given, eryx_sandbox *sb,
+                        int status)
 {
     char msg[512];
     int dead = eryx_sandbox_is_dead(sb), failed = !dead && eryx_cli_session_write(sb, s, msg, sizeof msg) < 0;
@@ -598,7 +599,7 @@ static int save_session(session_file *s, const char *given, eryx_sandbox *sb, in
         fprintf(stderr, "eryx: the session is not saved to %s: %s\n", s->path, msg);
         status = status ? status : EXIT_SETUP;
     }
-    eryx_cli_session_drop_code_links(s);
+    eryx_cli_session_drop_code_links(s, c->mounts, c->n_mounts);
     if (!eryx_cli_session_same(s, given))
         fprintf(stderr, "eryx: warning: --session %s no longer leads to the directory the "
                         "session was for (a directory of the path was moved or replaced "
@@ -695,7 +696,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         print_stats(rc, res, &cfg);
 save:
     if (session)
-        status = save_session(&sf, c->session, sb, status);
+        status = save_session(c, &sf, c->session, sb, status);
 done:
     fflush(stdout);
     eryx_result_free(res);

@@ -91,14 +91,57 @@ static int record_prefix(const char *prefix, size_t k, void *ud)
  * would follow it and write wherever it points (making a file that does
  * not exist): it is removed. The prefixes above it are as they were, or
  * the code's own directories. */
+/* 1 if the directory holding prefix lies in one of the writable mounts,
+ * where the code could have renamed a link: only there can a new link be
+ * the code's. Elsewhere it is someone else's (a deployment's `current`
+ * link swapped meanwhile, `ln -sfn`), and is left alone. */
+static int in_writable_mount(const char *prefix, const eryx_mount *mounts, size_t n)
+{
+    char dir[PATH_MAX], real[PATH_MAX], top[PATH_MAX];
+    const char *slash = strrchr(prefix, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == prefix)
+        snprintf(dir, sizeof dir, "/");
+    else if ((size_t)(slash - prefix) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - prefix), prefix);
+    else
+        return 0;
+    if (!realpath(dir, real))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!mounts[i].writable || !mounts[i].host_path || !realpath(mounts[i].host_path, top))
+            continue;
+        size_t len = strlen(top);
+        if (strncmp(real, top, len) == 0 &&
+            (real[len] == '\0' || real[len] == '/' || (len == 1 && top[0] == '/')))
+            return 1;
+    }
+    return 0;
+}
+
+struct drop_ctx {
+    const session_file *s;
+    const eryx_mount *mounts;
+    size_t n_mounts;
+};
+
+/* After the run: the first prefix of the path that is a symbolic link now
+ * and was not this link when the directory was opened is the code's, made
+ * by renaming one it had in a writable mount over a directory of the path
+ * or the file's name (the code cannot make links), if it lies in one. The
+ * next --session would follow it and write wherever it points (making a
+ * file that does not exist): it is removed. The prefixes above it are as
+ * they were, or the code's own directories. */
 static int drop_code_link(const char *prefix, size_t k, void *ud)
 {
-    const session_file *s = ud;
+    const struct drop_ctx *d = ud;
+    const session_file *s = d->s;
     struct stat st;
     if (lstat(prefix, &st) != 0 || !S_ISLNK(st.st_mode) ||
         (k < s->n_before && st.st_dev == s->before[k].dev && st.st_ino == s->before[k].ino))
         return 0;
-    if (unlink(prefix) == 0)
+    if (in_writable_mount(prefix, d->mounts, d->n_mounts) && unlink(prefix) == 0)
         fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", prefix);
     return 1;
 }
@@ -207,7 +250,9 @@ int eryx_cli_session_same(const session_file *s, const char *given)
 }
 
 
-void eryx_cli_session_drop_code_links(session_file *s)
+void eryx_cli_session_drop_code_links(session_file *s, const eryx_mount *mounts,
+                                      size_t n_mounts)
 {
-    each_prefix(s->path, drop_code_link, s);
+    struct drop_ctx d = {s, mounts, n_mounts};
+    each_prefix(s->path, drop_code_link, &d);
 }

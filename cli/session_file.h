@@ -38,8 +38,11 @@ void eryx_cli_session_close(session_file *s);
 int eryx_cli_session_write(eryx_sandbox *sb, const session_file *s, char *msg, size_t cap);
 
 /* After the run: removes a symbolic link the code put in s's path (one
- * component at most, the first new one). */
-void eryx_cli_session_drop_code_links(session_file *s);
+ * component at most, the first new one), when it lies in one of the
+ * writable mounts of the run (anywhere else the code could not have put
+ * it). */
+void eryx_cli_session_drop_code_links(session_file *s, const eryx_mount *mounts,
+                                      size_t n_mounts);
 
 /* Whether the path given still leads to s's directory and name. */
 int eryx_cli_session_same(const session_file *s, const char *given);
