@@ -168,8 +168,8 @@ grep -q '"id": *1, *"error".*HTTP status 401' "$tmp/out" && ok plain_no_token ||
 # Keep-alive (no TLS, no token, loopback): JSON, 202 and a tools/call's
 # event stream (then in chunks) keep the connection for the next request,
 # pipelined ones too; an error, HTTP/1.0 and a client's "Connection:
-# close" end it; an idle connection is closed after 5 s, as the answers'
-# Keep-Alive hint says.
+# close" end it; an idle connection is closed 10 s after the 5 s that the
+# answers' Keep-Alive hint says.
 serve ka --http 127.0.0.1:0
 python3 - "$port" <<'PY' || fails=$((fails + 1))
 import http.client, json, socket, sys, time
@@ -223,9 +223,9 @@ def request(msg, version="1.1"):
 s, got = raw(request({"jsonrpc": "2.0", "id": 6, "method": "ping"}) +
              request({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}), 2)
 assert got.count(b"HTTP/1.1 200") == 2 and got.index(b'"id":6') < got.index(b'"id":7'), got
-# Idle: closed after 5 s.
+# Idle: closed 10 s after the 5 of the hint (a busy client's timer is late).
 t = time.monotonic()
-assert s.recv(100) == b"" and 4 < time.monotonic() - t < 15
+assert s.recv(100) == b"" and 14 < time.monotonic() - t < 19
 s.close()
 s, got = raw(request({"jsonrpc": "2.0", "id": 8, "method": "ping"}, "1.0"), 1)
 assert b"Connection: close" in got, got
