@@ -84,37 +84,26 @@ static int record_prefix(const char *prefix, size_t k, void *ud)
     return 0;
 }
 
-/* After the run: the first prefix of the path that is a symbolic link now
- * and was not this link when the directory was opened is the code's, made
- * by renaming one it had in a writable mount over a directory of the path
- * or the file's name (the code cannot make links). The next --session
- * would follow it and write wherever it points (making a file that does
- * not exist): it is removed. The prefixes above it are as they were, or
- * the code's own directories. */
-/* 1 if the directory holding prefix lies in one of the writable mounts,
+/* 1 if the directory open at dir lies in one of the writable mounts,
  * where the code could have renamed a link: only there can a new link be
  * the code's. Elsewhere it is someone else's (a deployment's `current`
- * link swapped meanwhile, `ln -sfn`), and is left alone. */
-static int in_writable_mount(const char *prefix, const eryx_mount *mounts, size_t n)
+ * link swapped meanwhile, `ln -sfn`), and is left alone. The directory's
+ * own path, from the descriptor: not the prefix's, whose directories
+ * another process may swap meanwhile. */
+static int in_writable_mount(int dir, const eryx_mount *mounts, size_t n)
 {
-    char dir[PATH_MAX], real[PATH_MAX], top[PATH_MAX];
-    const char *slash = strrchr(prefix, '/');
-    if (!slash)
-        snprintf(dir, sizeof dir, ".");
-    else if (slash == prefix)
-        snprintf(dir, sizeof dir, "/");
-    else if ((size_t)(slash - prefix) < sizeof dir)
-        snprintf(dir, sizeof dir, "%.*s", (int)(slash - prefix), prefix);
-    else
+    char fd_path[64], real[PATH_MAX], top[PATH_MAX];
+    snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", dir);
+    ssize_t len = readlink(fd_path, real, sizeof real - 1);
+    if (len <= 0)
         return 0;
-    if (!realpath(dir, real))
-        return 0;
+    real[len] = '\0';
     for (size_t i = 0; i < n; i++) {
         if (!mounts[i].writable || !mounts[i].host_path || !realpath(mounts[i].host_path, top))
             continue;
-        size_t len = strlen(top);
-        if (strncmp(real, top, len) == 0 &&
-            (real[len] == '\0' || real[len] == '/' || (len == 1 && top[0] == '/')))
+        size_t tlen = strlen(top);
+        if (strncmp(real, top, tlen) == 0 &&
+            (real[tlen] == '\0' || real[tlen] == '/' || (tlen == 1 && top[0] == '/')))
             return 1;
     }
     return 0;
@@ -126,24 +115,50 @@ struct drop_ctx {
     size_t n_mounts;
 };
 
+/* Opens the directory that holds prefix (a component of the path, by the
+ * path above it), *base its last component: the fd, or -1. */
+static int open_holder(const char *prefix, const char **base)
+{
+    const char *slash = strrchr(prefix, '/');
+    *base = slash ? slash + 1 : prefix;
+    if (!slash)
+        return open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (slash == prefix)
+        return open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    char dir[PATH_MAX];
+    if ((size_t)(slash - prefix) >= sizeof dir)
+        return -1;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - prefix), prefix);
+    return open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* After the run: the first prefix of the path that is a symbolic link now
  * and was not this link when the directory was opened is the code's, made
  * by renaming one it had in a writable mount over a directory of the path
  * or the file's name (the code cannot make links), if it lies in one. The
  * next --session would follow it and write wherever it points (making a
  * file that does not exist): it is removed. The prefixes above it are as
- * they were, or the code's own directories. */
+ * they were, or the code's own directories. The look and the removal go
+ * through one descriptor of the holding directory: by path, a directory
+ * above swapped between them (by a second run sharing the mount) would
+ * aim the unlink at a file of that name elsewhere. */
 static int drop_code_link(const char *prefix, size_t k, void *ud)
 {
     const struct drop_ctx *d = ud;
     const session_file *s = d->s;
+    const char *base;
+    int dir = open_holder(prefix, &base), found = 0;
     struct stat st;
-    if (lstat(prefix, &st) != 0 || !S_ISLNK(st.st_mode) ||
-        (k < s->n_before && st.st_dev == s->before[k].dev && st.st_ino == s->before[k].ino))
+    if (dir < 0)
         return 0;
-    if (in_writable_mount(prefix, d->mounts, d->n_mounts) && unlink(prefix) == 0)
-        fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", prefix);
-    return 1;
+    if (fstatat(dir, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode) &&
+        !(k < s->n_before && st.st_dev == s->before[k].dev && st.st_ino == s->before[k].ino)) {
+        found = 1;
+        if (in_writable_mount(dir, d->mounts, d->n_mounts) && unlinkat(dir, base, 0) == 0)
+            fprintf(stderr, "eryx: removed the symbolic link put at %s during the run\n", prefix);
+    }
+    close(dir);
+    return found;
 }
 
 /* Opens the directory of the file path names (links followed, see
