@@ -444,10 +444,13 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
-        int binary, r = want_stdin && !interrupted ? stdin_turn(c, &want_stdin, &stdin_buf) : 0;
+        /* Ctrl-C, or stdout's reader gone: the run is being cancelled, so
+         * stdin is not read for it (nor waited on without a pause). */
+        int stopping = interrupted || stdout_errno == EPIPE, reading = want_stdin && !stopping;
+        int binary, r = reading ? stdin_turn(c, &want_stdin, &stdin_buf) : 0;
         if (r == 0)
-            r = ws_conn_recv(c, want_stdin ? 0 : 200, &data, &n, &binary);
-        if ((interrupted || stdout_errno == EPIPE) && !cancelled) {
+            r = ws_conn_recv(c, reading ? 0 : 200, &data, &n, &binary);
+        if (stopping && !cancelled) {
             cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
         }
         if (r < 0) {
