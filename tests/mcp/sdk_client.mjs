@@ -31,6 +31,20 @@ async function connect(args, capabilities = {}) {
   return { client, transport };
 }
 
+// `eryx mcp --http` on a port of its own, with more arguments: the process
+// and the URL it says it serves.
+async function httpServer(args) {
+  const { spawn } = await import('node:child_process');
+  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', ...args],
+    { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  server.stderr.on('data', (d) => { err += d; });
+  const t0 = Date.now();
+  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
+    await new Promise((r) => setTimeout(r, 50));
+  return { server, url: new URL(err.match(/serving (http:\S+)/)[1]) };
+}
+
 const run = (client, code, extra = {}, options = {}) =>
   client.callTool({ name: 'run_python', arguments: { code, ...extra } }, undefined, options);
 
@@ -507,17 +521,9 @@ await test('--max-sessions: a new session takes the place of the least recently 
 });
 
 await test('Streamable HTTP: sessions of each MCP session, SSE progress, DELETE', async () => {
-  const { spawn } = await import('node:child_process');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
   const gate = fs.mkdtempSync(path.join(os.tmpdir(), 'eryx-mcp-gate-'));
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--mount', `${gate}:/gate`],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  server.stderr.on('data', (d) => { err += d; });
-  const t0 = Date.now();
-  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
-    await new Promise((r) => setTimeout(r, 50));
-  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const { server, url } = await httpServer(['--mount', `${gate}:/gate`]);
   try {
     const clients = [];
     for (let i = 0; i < 2; i++) {
@@ -625,17 +631,9 @@ await test('Streamable HTTP: the answers one MCP session has not read hold at mo
   // reads none of its connections: 5 answers (60 MB) are held, the other
   // runs wait for room, their sessions busy (before: all 8 ran and held
   // theirs). Another client's answer goes at once meanwhile.
-  const { spawn } = await import('node:child_process');
   const net = await import('node:net');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  server.stderr.on('data', (d) => { err += d; });
-  const t0 = Date.now();
-  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
-    await new Promise((r) => setTimeout(r, 50));
-  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const { server, url } = await httpServer(['--timeout', '60000']);
   const sockets = [];
   try {
     const t = new StreamableHTTPClientTransport(url);
@@ -680,16 +678,8 @@ await test('Streamable HTTP: the cut streams one MCP session keeps hold at most 
   // events; their 12 MB answers are kept for it to resume. 5 are (60 MB),
   // the 6th and 7th are over its quarter of the 256 MiB the streams keep
   // (before: all 7; and 22 such took every client's room).
-  const { spawn } = await import('node:child_process');
   const net = await import('node:net');
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  server.stderr.on('data', (d) => { err += d; });
-  const t0 = Date.now();
-  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
-    await new Promise((r) => setTimeout(r, 50));
-  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const { server, url } = await httpServer(['--timeout', '60000']);
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
     'mcp-protocol-version': '2025-11-25' };
   const post = (m) => fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...m }) });
@@ -747,17 +737,9 @@ await test('Streamable HTTP: a client that does not read its stream stalls no ot
   // expiry waited for the lock of the stream being written: each stalled
   // the accepting thread for 30 s (IO_TIMEOUT_MS), and a third client's
   // connection was not taken meanwhile.
-  const { spawn } = await import('node:child_process');
   const net = await import('node:net');
   const { StreamableHTTPClientTransport } = await import(`${sdk}/client/streamableHttp.js`);
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  server.stderr.on('data', (d) => { err += d; });
-  const t0 = Date.now();
-  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
-    await new Promise((r) => setTimeout(r, 50));
-  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const { server, url } = await httpServer(['--timeout', '60000']);
   const sockets = [];
   const unread = (sid, version, params) => {
     const body = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params });
@@ -801,16 +783,8 @@ await test('Streamable HTTP: a run whose answer waits for room sends no more pro
   // asks for progress on a call whose answer waits for room (its 64 MiB).
   // Its run takes well under a second; before, "running for N s" went on
   // every second while the answer waited (3 and more here).
-  const { spawn } = await import('node:child_process');
   const net = await import('node:net');
-  const server = spawn(eryx, ['mcp', '--http', '127.0.0.1:0', '--timeout', '60000'],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  server.stderr.on('data', (d) => { err += d; });
-  const t0 = Date.now();
-  while (!/serving (http:\S+)/.test(err) && Date.now() - t0 < 10000)
-    await new Promise((r) => setTimeout(r, 50));
-  const url = new URL(err.match(/serving (http:\S+)/)[1]);
+  const { server, url } = await httpServer(['--timeout', '60000']);
   const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream',
     'mcp-protocol-version': '2025-06-18' };
   const post = (m) => fetch(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...m }) });
