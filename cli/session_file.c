@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -54,7 +53,6 @@ static char *follow_links(const char *path)
     errno = saved;
     return NULL;
 }
-
 
 /* Calls fn on each prefix of path that ends a component ("a", "a/b", ...,
  * path itself), k counting from 0, top-down, until fn returns non-zero;
@@ -198,54 +196,15 @@ void eryx_cli_session_close(session_file *s)
     free(s->before);
 }
 
-/* A new file beside the session's name, NAME.tmpXXXXXX with a random
- * suffix: its fd, or -1 with errno set. O_EXCL (which never follows a
- * link) and the retries: a name the code made there first is not written
- * through, only skipped. */
-static int session_temp(const session_file *s, char *tmp, size_t cap)
-{
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz"
-                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    for (int tries = 0; tries < 100; tries++) {
-        unsigned char r[6];
-        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
-            return -1;
-        char suffix[7];
-        for (size_t i = 0; i < sizeof r; i++)
-            suffix[i] = digits[r[i] % (sizeof digits - 1)];
-        suffix[6] = '\0';
-        if ((size_t)snprintf(tmp, cap, "%s.tmp%s", s->name, suffix) >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        int fd = openat(s->dir, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    return -1;
-}
-
-/* Writes the session to a temporary file in the session's directory,
- * syncs it and renames it over the name, all relative to s->dir: atomic,
- * and a link at the name is replaced, not followed. -1 with the reason in
- * msg. */
+/* Saves the session through s's directory (eryx_sandbox_save_at):
+ * atomic, and a link at the name is replaced, not followed. -1 with the
+ * reason in msg. */
 int eryx_cli_session_write(eryx_sandbox *sb, const session_file *s, char *msg, size_t cap)
 {
-    char tmp[PATH_MAX];
-    int fd = session_temp(s, tmp, sizeof tmp);
-    if (fd < 0) {
-        snprintf(msg, cap, "%s", strerror(errno));
-        return -1;
-    }
-    int rc = eryx_sandbox_save_fd(sb, fd) == ERYX_OK ? 0 : -1;
-    if (rc < 0)
-        snprintf(msg, cap, "%s", eryx_errmsg(sb));
-    else if (fsync(fd) != 0 || renameat(s->dir, tmp, s->dir, s->name) != 0)
-        rc = -1, snprintf(msg, cap, "%s", strerror(errno));
-    close(fd);
-    if (rc < 0)
-        unlinkat(s->dir, tmp, 0);
-    return rc;
+    if (eryx_sandbox_save_at(sb, s->dir, s->name) == ERYX_OK)
+        return 0;
+    snprintf(msg, cap, "%s", eryx_errmsg(sb));
+    return -1;
 }
 
 /* Whether the --session path given still leads to s's directory and name,
@@ -263,7 +222,6 @@ int eryx_cli_session_same(const session_file *s, const char *given)
     eryx_cli_session_close(&now);
     return same;
 }
-
 
 void eryx_cli_session_drop_code_links(session_file *s, const eryx_mount *mounts,
                                       size_t n_mounts)

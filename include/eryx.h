@@ -598,20 +598,30 @@ ERYX_API int eryx_sandbox_reset(eryx_sandbox *sb);
  * freed. A sandbox just made, reset, forked or loaded forks without a copy. */
 ERYX_API int eryx_sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out);
 
-/* Saves sb's state to path (atomically: a temporary file renamed over it):
- * the guest's memory, the contents of /tmp (directories, files, timestamps)
- * and the open files (by their current path, or by contents for a /tmp file
- * unlinked while open; positions and flags kept). A path that is a
- * symbolic link is not followed: the link is replaced (a link the code put
- * there, in a writable mount, must not send the write elsewhere; resolve
- * one you trust first, as the CLI's --session does). The directories of
- * path are resolved at the save: when the code can replace one with a
- * link (a writable mount holding it), open the directory before the run
- * and save relative to it instead (eryx_sandbox_save_fd into a file made
- * there with openat O_CREAT|O_EXCL, then fsync and renameat over the
- * name, as the CLI does). Only the same build
- * of eryx loads it. ERYX_IO if the file cannot be written. */
+/* Saves sb's state to path (atomically: a temporary file, made beside it
+ * with O_EXCL, synced and renamed over it): the guest's memory, the
+ * contents of /tmp (directories, files, timestamps) and the open files (by
+ * their current path, or by contents for a /tmp file unlinked while open;
+ * positions and flags kept). A path that is a symbolic link is not
+ * followed: the link is replaced (a link the code put there, in a writable
+ * mount, must not send the write elsewhere; resolve one you trust first, as
+ * the CLI's --session does). The directories of path are resolved at the
+ * save: when the code can replace one with a link (a writable mount holding
+ * it), use eryx_sandbox_save_at with the directory opened before the run.
+ * Only the same build of eryx loads it. ERYX_IO if the file cannot be
+ * written. */
 ERYX_API int eryx_sandbox_save(eryx_sandbox *sb, const char *path);
+
+/* eryx_sandbox_save to name relative to the directory open at dirfd (as
+ * openat and renameat resolve it; AT_FDCWD, from <fcntl.h>: the working
+ * directory): the temporary file is made and renamed in that directory,
+ * whatever its path leads to by then. Open the directory before the code
+ * runs and give a name without '/' to save where the path led then, even if
+ * the code, holding a writable mount above it, swaps a directory of the
+ * path for a link during the run (the CLI's --session does so). dirfd
+ * stays the caller's; ERYX_MISUSE if it is negative (not AT_FDCWD) or name
+ * is NULL. */
+ERYX_API int eryx_sandbox_save_at(eryx_sandbox *sb, int dirfd, const char *name);
 
 /* A sandbox in the state saved at path, with cfg (may be NULL) for its
  * limits, mounts and callbacks. A file that is not a session, was saved by
@@ -644,6 +654,9 @@ ERYX_API int eryx_sandbox_save_fd(eryx_sandbox *sb, int fd);
  * caller's. */
 ERYX_API int eryx_sandbox_load_fd(eryx_runtime *rt, const eryx_sandbox_config *cfg, int fd,
                                   eryx_sandbox **out);
+
+/* Defined by headers that have eryx_sandbox_save_at. */
+#define ERYX_HAVE_SAVE_AT 1
 
 /* Defined by headers that have eryx_sandbox_save_fd / _load_fd,
  * eryx_sandbox_set_callbacks and the journal functions. */

@@ -322,10 +322,22 @@ class SandboxFactory:
         if self._rt is not None:
             self._rt.save_image(path)
             return
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(self.to_bytes())
-        os.replace(tmp, path)
+        # A temporary file of its own (O_EXCL: never one that is there, link
+        # or file; two saves at once each have theirs), synced, renamed.
+        fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp",
+                                   dir=os.path.dirname(path) or ".")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(self.to_bytes())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
 
     @staticmethod
     def from_bytes(data: bytes, *, site_packages: Optional[PathLike] = None,

@@ -749,10 +749,19 @@ class Session(_Runner):
         s._count = self._count
         return s
 
-    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+    def save(self, path: Union[str, "os.PathLike[str]"], *,
+             dir_fd: Optional[int] = None) -> None:
         """Saves the whole state (memory, /tmp, open files) to a file,
-        atomically. Only the same build of eryx loads it."""
-        self._handle().save(path)
+        atomically (a temporary file beside it, renamed over it; a symbolic
+        link at path is replaced, not followed). Only the same build of eryx
+        loads it.
+
+        dir_fd: a directory opened with os.open(d, os.O_RDONLY |
+        os.O_DIRECTORY); path is then relative to it, as for os.open. Open
+        it before the code runs when the code has a writable mount above
+        the file: a directory of the path swapped for a link during the run
+        would send a save by path elsewhere."""
+        self._handle().save(path, dir_fd=dir_fd)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], *,

@@ -586,11 +586,20 @@ static PyObject *sandbox_fork(pyeryx_sandbox *self, PyObject *u)
     return pyeryx_sandbox_wrap(child, self->runtime, self->ctx, NULL);
 }
 
-static PyObject *sandbox_save(pyeryx_sandbox *self, PyObject *arg)
+/* save(path, dir_fd=None): eryx_sandbox_save, or eryx_sandbox_save_at
+ * relative to dir_fd, as os.open's dir_fd resolves a path. */
+static PyObject *sandbox_save(pyeryx_sandbox *self, PyObject *args, PyObject *kw)
 {
-    PyObject *path = NULL;
-    if (!PyUnicode_FSConverter(arg, &path))
+    static char *names[] = {"path", "dir_fd", NULL};
+    PyObject *path = NULL, *dir_obj = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|$O:save", names, PyUnicode_FSConverter,
+                                     &path, &dir_obj))
         return NULL;
+    int dir_fd = -1;
+    if (dir_obj != Py_None && (dir_fd = PyObject_AsFileDescriptor(dir_obj)) < 0) {
+        Py_DECREF(path);
+        return NULL;
+    }
     if (sandbox_enter(self) < 0) {
         Py_DECREF(path);
         return NULL;
@@ -598,7 +607,7 @@ static PyObject *sandbox_save(pyeryx_sandbox *self, PyObject *arg)
     int rc;
     const char *p = PyBytes_AS_STRING(path);
     Py_BEGIN_ALLOW_THREADS
-    rc = eryx_sandbox_save(self->sb, p);
+    rc = dir_fd < 0 ? eryx_sandbox_save(self->sb, p) : eryx_sandbox_save_at(self->sb, dir_fd, p);
     Py_END_ALLOW_THREADS
     self->busy = 0;
     Py_DECREF(path);
@@ -1355,7 +1364,9 @@ static PyMethodDef sandbox_methods[] = {
     {"reset", (PyCFunction)sandbox_reset, METH_NOARGS, "Back to the runtime's image."},
     {"clear", (PyCFunction)sandbox_clear, METH_NOARGS, "Drops the user's globals."},
     {"fork", (PyCFunction)sandbox_fork, METH_NOARGS, "A copy of this sandbox's whole state."},
-    {"save", (PyCFunction)sandbox_save, METH_O, "Saves the state to a file."},
+    {"save", (PyCFunction)(void (*)(void))sandbox_save, METH_VARARGS | METH_KEYWORDS,
+     "save(path, *, dir_fd=None): saves the state to a file, atomically (path relative "
+     "to the directory open at dir_fd when given)."},
     {"save_bytes", (PyCFunction)sandbox_save_bytes, METH_NOARGS,
      "The whole state as bytes (a session file, through a memfd)."},
     {"export_state", (PyCFunction)sandbox_export_state, METH_NOARGS,

@@ -276,3 +276,28 @@ def test_runtime_image_fields_match_the_build(tmp_path):
             _eryx.Runtime(imports=["json"])
         with pytest.raises(eryx.EryxError, match="ERYX_HAVE_IMAGE_FILES"):
             _eryx.default_runtime().save_image(str(tmp_path / "img"))
+
+
+def test_factory_file_mode_save_replaces_a_link(tmp_path, monkeypatch):
+    # A factory of a liberyx without image files (forced here) is a session
+    # file: save() writes a temporary file of its own (O_EXCL, a random
+    # name) and renames it over the path, so a symbolic link there is
+    # replaced, what it named is untouched, and nothing is left beside it.
+    # The temporary file was PATH.tmpPID, opened for writing whatever was
+    # there: a link at that name sent the factory's bytes over its target.
+    from eryx import _factory
+    monkeypatch.setattr(_factory._eryx, "HAVE_IMAGE_FILES", False)
+    f = eryx.SandboxFactory(imports=["fractions"], setup_code="X = 6")
+    assert f._rt is None
+    victim = tmp_path / "victim"
+    victim.write_text("victim")
+    path = tmp_path / "f.bin"
+    os.symlink(victim, path)
+    os.symlink(victim, f"{path}.tmp{os.getpid()}")
+    f.save(path)
+    assert victim.read_text() == "victim"
+    assert not path.is_symlink()
+    os.unlink(f"{path}.tmp{os.getpid()}")
+    assert sorted(os.listdir(tmp_path)) == ["f.bin", "victim"]
+    g = eryx.SandboxFactory.load(path)
+    assert g.create_sandbox().execute("print(X)").stdout == "6\n"

@@ -114,6 +114,35 @@ def test_save_and_load(tmp_path):
         eryx.Session.load(tmp_path / "trunc")
 
 
+def test_save_with_dir_fd_keeps_to_the_directory(tmp_path):
+    # The code holds a writable mount above the session's directory and
+    # swaps the directory for a link to elsewhere on the host: a save by
+    # path follows it, a save through the directory opened before does not.
+    (tmp_path / "m" / "d").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(tmp_path / "elsewhere", tmp_path / "m" / "evil")
+    d = os.open(tmp_path / "m" / "d", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        s = eryx.Session(volumes=[(str(tmp_path / "m"), "/data", False)])
+        r = s.execute("import os\nx = 5\nos.rename('/data/d', '/data/d.old')\n"
+                      "os.rename('/data/evil', '/data/d')")
+        assert r.stderr == ""
+        s.save(tmp_path / "m" / "d" / "s.session")
+        assert (tmp_path / "elsewhere" / "s.session").exists()  # what dir_fd avoids
+        s.save("s.session", dir_fd=d)
+        loaded = eryx.Session.load(tmp_path / "m" / "d.old" / "s.session")
+        assert loaded.execute("print(x)").stdout == "5\n"
+        assert sorted(os.listdir(tmp_path / "m" / "d.old")) == ["s.session"]
+        with pytest.raises(ValueError):
+            s.save("s.session", dir_fd=-1)
+        with pytest.raises(TypeError):
+            s.save("s.session", dir_fd="d")
+        with pytest.raises(TypeError):
+            s.save("s.session", d)  # keyword only, as in os
+    finally:
+        os.close(d)
+
+
 def test_closed_session():
     s = eryx.Session()
     s.close()

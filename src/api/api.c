@@ -8,6 +8,7 @@
  * are brought to this library's layout here (config.c), so the core sees
  * one shape only.
  */
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -360,14 +361,15 @@ int eryx_sandbox_fork(eryx_sandbox *h, eryx_sandbox **out)
     return rc == ERYX_OK ? hand_out(child, out) : rc;
 }
 
-/* eryx_sandbox_save and _save_fd: to path, or to fd when path is NULL. */
-static int save(eryx_sandbox *h, const char *path, int fd, const char *fn)
+/* eryx_sandbox_save, _save_at and _save_fd: to name in dir, or to fd when
+ * name is NULL. */
+static int save(eryx_sandbox *h, int dir, const char *name, int fd, const char *fn)
 {
     int rc;
     eryx_sandbox *sb = enter_handle(h, fn, 1, 0, &rc);
     if (!sb)
         return rc;
-    rc = eryx__sandbox_save(sb, path, fd);
+    rc = eryx__sandbox_save(sb, dir, name, fd);
     leave(sb);
     return rc;
 }
@@ -376,14 +378,22 @@ int eryx_sandbox_save(eryx_sandbox *h, const char *path)
 {
     if (!path)
         return misuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
-    return save(h, path, -1, "eryx_sandbox_save");
+    return save(h, AT_FDCWD, path, -1, "eryx_sandbox_save");
+}
+
+int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
+{
+    if (!name || (dirfd < 0 && dirfd != AT_FDCWD))
+        return misuse(get_sandbox(h), "eryx_sandbox_save_at: name is NULL, or dirfd is "
+                                      "negative and not AT_FDCWD");
+    return save(h, dirfd, name, -1, "eryx_sandbox_save_at");
 }
 
 int eryx_sandbox_save_fd(eryx_sandbox *h, int fd)
 {
     if (fd < 0)
         return misuse(get_sandbox(h), "eryx_sandbox_save_fd: fd is negative");
-    return save(h, NULL, fd, "eryx_sandbox_save_fd");
+    return save(h, AT_FDCWD, NULL, fd, "eryx_sandbox_save_fd");
 }
 
 /* eryx_sandbox_load and _load_fd: from path, or from fd when path is NULL. */

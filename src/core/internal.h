@@ -248,9 +248,10 @@ void eryx__prefault_hot_pages(eryx_sandbox *sb);
 void eryx__sandbox_prefault_pending(eryx_sandbox *sb);
 
 /* session_file.c */
-/* session_file.c: to or from path, or, when path is NULL, fd from its
- * current offset (include/eryx.h, eryx_sandbox_save_fd / _load_fd). */
-int eryx__sandbox_save(eryx_sandbox *sb, const char *path, int fd);
+/* session_file.c: to name relative to the directory dir (AT_FDCWD: the
+ * working directory), or, when name is NULL, to fd from its current offset
+ * (include/eryx.h, eryx_sandbox_save_at / _save_fd). */
+int eryx__sandbox_save(eryx_sandbox *sb, int dir, const char *name, int fd);
 int eryx__sandbox_load(eryx_runtime *rt, const eryx_sandbox_config *cfg, const char *path,
                        int fd, eryx_sandbox **out);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -109,29 +110,54 @@ static int write_session(eryx_sandbox *sb, int fd, off_t base, const char *name)
     return ok ? ERYX_OK : write_failed(sb, name);
 }
 
-/* A path is written next to the target and renamed over it: a crash never
- * leaves a half-written session behind. */
-static int save_to_path(eryx_sandbox *sb, const char *path)
+/* A new file beside name (relative to dir), NAME.tmpXXXXXX with a random
+ * suffix: its fd, or -1 with errno set. O_EXCL never opens what is
+ * there, link or file: a name someone made first (the code, in a writable
+ * mount) is skipped, never written through. tmp gets the name made. */
+static int open_temp(int dir, const char *name, char *tmp, size_t cap)
 {
-    size_t n = strlen(path) + 16;
-    char *tmp = malloc(n);
+    static const char digits[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int tries = 0; tries < 100; tries++) {
+        unsigned char r[6];
+        char suffix[sizeof r + 1];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return -1;
+        for (size_t i = 0; i < sizeof r; i++)
+            suffix[i] = digits[r[i] % (sizeof digits - 1)];
+        suffix[sizeof r] = '\0';
+        snprintf(tmp, cap, "%s.tmp%s", name, suffix);
+        int fd = openat(dir, tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    return -1; /* errno EEXIST */
+}
+
+/* The session is written next to name (relative to dir, or the working
+ * directory for AT_FDCWD), synced and renamed over it: a crash never leaves
+ * a half-written session behind, and a link at name is replaced, not
+ * followed. */
+static int save_at(eryx_sandbox *sb, int dir, const char *name)
+{
+    size_t cap = strlen(name) + 16;
+    char *tmp = malloc(cap);
     if (!tmp)
         return ERYX_NOMEM;
-    snprintf(tmp, n, "%s.tmpXXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = open_temp(dir, name, tmp, cap);
     if (fd < 0) {
         free(tmp);
-        return write_failed(sb, path);
+        return write_failed(sb, name);
     }
-    int rc = write_session(sb, fd, 0, path);
+    int rc = write_session(sb, fd, 0, name);
     if (rc == ERYX_OK && fsync(fd) != 0)
-        rc = write_failed(sb, path);
+        rc = write_failed(sb, name);
     if (close(fd) != 0 && rc == ERYX_OK)
-        rc = write_failed(sb, path);
-    if (rc == ERYX_OK && rename(tmp, path) != 0)
-        rc = write_failed(sb, path);
+        rc = write_failed(sb, name);
+    if (rc == ERYX_OK && renameat(dir, tmp, dir, name) != 0)
+        rc = write_failed(sb, name);
     if (rc != ERYX_OK)
-        unlink(tmp);
+        unlinkat(dir, tmp, 0);
     free(tmp);
     return rc;
 }
@@ -147,18 +173,18 @@ static off_t fd_start(int fd, char *name, size_t n)
 
 #define NOT_SEEKABLE "(a session needs a file or memfd, not a pipe or socket)"
 
-int eryx__sandbox_save(eryx_sandbox *sb, const char *path, int fd)
+int eryx__sandbox_save(eryx_sandbox *sb, int dir, const char *name, int fd)
 {
-    if (path)
-        return save_to_path(sb, path);
-    char name[32];
-    off_t base = fd_start(fd, name, sizeof name);
+    if (name)
+        return save_at(sb, dir, name);
+    char fd_name[32];
+    off_t base = fd_start(fd, fd_name, sizeof fd_name);
     if (base < 0) {
-        eryx__set_errmsg(sb, "cannot write the session to %s: %s " NOT_SEEKABLE, name,
+        eryx__set_errmsg(sb, "cannot write the session to %s: %s " NOT_SEEKABLE, fd_name,
                          strerror(errno));
         return ERYX_IO;
     }
-    return write_session(sb, fd, base, name);
+    return write_session(sb, fd, base, fd_name);
 }
 
 /* Refuses a header whose saved globals could not have come from a guest of

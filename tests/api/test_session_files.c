@@ -649,6 +649,49 @@ TEST_CASE(test_save_replaces_a_link)
     unlink(victim);
 }
 
+/* eryx_sandbox_save_at writes through the directory opened before, not
+ * its path: the code, holding a writable mount above the session's
+ * directory, can swap that directory for a link to any host directory
+ * during the run, and a save by path (eryx_sandbox_save) then writes
+ * there. */
+TEST_CASE(test_save_at_keeps_to_the_directory)
+{
+    char sub[100], moved[100], elsewhere[100], via_path[300], file[300];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(moved, sizeof moved, "%s/moved", dir);
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", dir);
+    REQUIRE(mkdir(sub, 0700) == 0 && mkdir(elsewhere, 0700) == 0);
+    int sub_fd = open(sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    REQUIRE(sub_fd >= 0);
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    check_run(sb, "x = 3", "");
+    /* The swap, as os.rename and os.replace in the mount would do it. */
+    REQUIRE(rename(sub, moved) == 0 && symlink(elsewhere, sub) == 0);
+    snprintf(via_path, sizeof via_path, "%s/s.img", sub);
+    CHECK_INT(eryx_sandbox_save(sb, via_path), ERYX_OK); /* lands in elsewhere */
+    CHECK_INT(eryx_sandbox_save_at(sb, sub_fd, "s.img"), ERYX_OK);
+    snprintf(file, sizeof file, "%s/s.img", moved);
+    eryx_sandbox *back = NULL;
+    REQUIRE(eryx_sandbox_load(rt, NULL, file, &back) == ERYX_OK);
+    check_run(back, "print(x)", "3\n");
+    eryx_sandbox_free(back);
+    unlink(file);
+    snprintf(file, sizeof file, "%s/s.img", elsewhere);
+    CHECK_INT(unlink(file), 0);
+    /* No temporary file is left beside the session. */
+    CHECK_INT(rmdir(moved), 0);
+    CHECK_INT(rmdir(elsewhere), 0);
+    unlink(sub);
+    /* Misuse is refused, a directory that is gone is ERYX_IO. */
+    CHECK_INT(eryx_sandbox_save_at(sb, -5, "s.img"), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_save_at(sb, sub_fd, NULL), ERYX_MISUSE);
+    CHECK_INT(eryx_sandbox_save_at(sb, sub_fd, "s.img"), ERYX_IO);
+    CHECK_CONTAINS(eryx_errmsg(sb), "cannot write the session to s.img");
+    close(sub_fd);
+    eryx_sandbox_free(sb);
+}
+
 /* Every case: a directory, a runtime and the saved session of its own. */
 static void setup(void)
 {
