@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -54,7 +55,8 @@ int dial_url_parse(const char *s, const char *plain, const char *secure,
     }
     if (colon) {
         size_t plen = strlen(colon + 1);
-        if (plen == 0 || plen >= sizeof u->port || strspn(colon + 1, "0123456789") != plen)
+        if (plen == 0 || plen >= sizeof u->port || strspn(colon + 1, "0123456789") != plen ||
+            strtoul(colon + 1, NULL, 10) > 65535) /* getaddrinfo would wrap it */
             return -1;
     }
     snprintf(u->port, sizeof u->port, "%s", colon ? colon + 1 : u->tls ? "443" : "80");

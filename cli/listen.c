@@ -15,11 +15,25 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Whether s is a port number, 0 to 65535 in decimal digits: getaddrinfo
+ * takes 99999 and binds 99999 % 65536 (another port than the one asked
+ * for, and 65536 the random port 0). */
+static int is_port(const char *s)
+{
+    unsigned long v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9' || p - s >= 5)
+            return 0;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    return *s && v <= 65535;
+}
+
 /* Splits HOST:PORT ([v6]:PORT too) into host and port. */
 static int split_hostport(const char *spec, char *host, size_t cap, char *port, size_t pcap)
 {
     const char *colon = strrchr(spec, ':');
-    if (!colon || !colon[1] || strlen(colon + 1) >= pcap)
+    if (!colon || !is_port(colon + 1) || strlen(colon + 1) >= pcap)
         return -1;
     const char *h = spec;
     size_t n = (size_t)(colon - spec);
@@ -39,7 +53,7 @@ int cli_listen(const char *who, const char *spec, int *loopback)
 {
     char host[256], port[16];
     if (split_hostport(spec, host, sizeof host, port, sizeof port) < 0) {
-        fprintf(stderr, "%s: want HOST:PORT, not '%s'\n", who, spec);
+        fprintf(stderr, "%s: want HOST:PORT (a port of 0 to 65535), not '%s'\n", who, spec);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,

@@ -84,15 +84,10 @@ static int auth_header(const char *token_file, char *out, size_t cap)
     return 0;
 }
 
-static ws_conn *open_connection(const remote_opts *o, tls_ctx **tls)
+static ws_conn *open_connection(const remote_opts *o, const dial_url *url, tls_ctx **tls)
 {
-    dial_url u;
+    dial_url u = *url;
     char auth[600];
-    if (dial_url_parse(o->url, "ws://", "wss://", "/v1/ws", &u) < 0) {
-        fprintf(stderr, "eryx: --remote wants ws://HOST:PORT or wss://HOST:PORT, not '%s'\n",
-                o->url);
-        return NULL;
-    }
     if (auth_header(o->token_file, auth, sizeof auth) < 0)
         return NULL;
     if (u.tls) {
@@ -384,8 +379,12 @@ static int on_event(calls *cs, json_t *ev, int *want_stdin)
         const char *code = json_string_value(json_object_get(ev, "code"));
         fprintf(stderr, "eryx: --remote: %s: %s\n", code ? code : "error",
                 json_string_value(json_object_get(ev, "message")));
-        return code && (strcmp(code, "busy") == 0 || strcmp(code, "store_unavailable") == 0 ||
-                        strcmp(code, "locked") == 0)
+        return !code ? EXIT_SANDBOX
+               /* The request as the options made it is refused (a session
+                * name the server does not take): a usage error. */
+               : strcmp(code, "bad_request") == 0 ? 2
+               : strcmp(code, "busy") == 0 || strcmp(code, "store_unavailable") == 0 ||
+                       strcmp(code, "locked") == 0
                    ? EXIT_SETUP
                    : EXIT_SANDBOX;
     }
@@ -415,8 +414,14 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         fprintf(stderr, "eryx: --remote: the program must be UTF-8 text\n");
         return 2;
     }
+    dial_url u;
+    if (dial_url_parse(o->url, "ws://", "wss://", "/v1/ws", &u) < 0) {
+        fprintf(stderr, "eryx: --remote wants ws://HOST:PORT or wss://HOST:PORT (a port of 0 to "
+                        "65535), not '%s'\n", o->url);
+        return 2;
+    }
     tls_ctx *tls = NULL;
-    ws_conn *c = open_connection(o, &tls);
+    ws_conn *c = open_connection(o, &u, &tls);
     json_t *req = c ? execute_request(o, code, len) : NULL;
     int status = EXIT_SETUP;
     int sent = c && req ? ws_conn_send_json(c, req) : -1;

@@ -202,6 +202,32 @@ def test_remote_refuses_local_only_options(server):
     assert "--remote" in p.stderr
 
 
+def test_usage_errors_are_status_2(server):
+    # A session name the server refuses (bad_request) and a URL with a port
+    # past 65535 are usage errors, 2, as locally: they were 70 and 71 ("the
+    # sandbox trapped", "could not be created"), and 99999 dialled the port
+    # 99999 % 65536.
+    for name in ("", "x" * 1000, "../../etc"):
+        p = remote(server, "--session", name, "-c", "print(1)")
+        assert p.returncode == 2 and "bad_request" in p.stderr, (name, p.returncode, p.stderr)
+    p = subprocess.run([eryx_cli(), "--remote", "ws://127.0.0.1:99999", "--token-file",
+                        server.token_file, "-c", "pass"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "0 to 65535" in p.stderr, p.stderr
+
+
+def test_listen_ports_past_65535_are_refused():
+    # getaddrinfo took 99999 and bound 99999 % 65536, 65536 the random port
+    # 0; the log said the port asked for.
+    for argv in (["serve", "--listen", "127.0.0.1:99999", "--no-auth"],
+                 ["serve", "--listen", "127.0.0.1:65536", "--no-auth"],
+                 ["serve", "--listen", "127.0.0.1:0", "--no-auth", "--metrics",
+                  "127.0.0.1:65537"],
+                 ["mcp", "--http", "127.0.0.1:70000"]):
+        p = subprocess.run([eryx_cli(), *argv], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and "0 to 65535" in p.stderr, (argv, p.stderr)
+
+
 def test_no_auth_only_on_loopback(tmp_path):
     p = subprocess.run([eryx_cli(), "serve", "--listen", "0.0.0.0:0", "--no-auth"],
                        capture_output=True, text=True, timeout=60)
