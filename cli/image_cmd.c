@@ -83,6 +83,25 @@ static int add_item(const char **items, size_t *n, const char *value, const char
     return 0;
 }
 
+/* Whether -o names one of the build's input files (the setup file, a
+ * wheel), which the image would replace: refused, with a message. */
+static int output_is_an_input(const char *out, const char *setup_file,
+                              const char *const *wheels, size_t n_wheels)
+{
+    struct stat o, in;
+    if (stat(out, &o) != 0)
+        return 0;
+    for (size_t k = 0; k <= n_wheels; k++) {
+        const char *p = k < n_wheels ? wheels[k] : setup_file;
+        if (p && stat(p, &in) == 0 && in.st_dev == o.st_dev && in.st_ino == o.st_ino) {
+            fprintf(stderr, "eryx image build: -o %s is the input %s: the image would "
+                            "replace it\n", out, p);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int image_build(int argc, char **argv)
 {
     static const char *dirs[MAX_ITEMS], *wheels[MAX_ITEMS], *imports[MAX_ITEMS];
@@ -141,10 +160,12 @@ static int image_build(int argc, char **argv)
         if (bad)
             return 2;
     }
-    if (!out) {
+    if (!out || !*out) {
         fprintf(stderr, "eryx image build: -o FILE is required\n");
         return 2;
     }
+    if (output_is_an_input(out, setup_file, wheels, n_wheels))
+        return 2;
     if (setup_code && setup_file) {
         fprintf(stderr, "eryx image build: give --setup-code or --setup-file, not both\n");
         return 2;

@@ -85,6 +85,7 @@ typedef struct cli {
     eryx_callback callbacks[MAX_CALLBACKS];
     size_t n_callbacks;
     cli_net net;              /* --allow-net and friends */
+    const char *trace_path;   /* --trace FILE, opened once the options are read */
     cli_trace trace;          /* --trace FILE */
     uint64_t trace_max;       /* --trace-max BYTES (0: no limit) */
     int trace_max_set;
@@ -274,6 +275,32 @@ static int option_number(int argc, char **argv, int *i, const char *what, uint64
     return 0;
 }
 
+/* Whether the files at paths a and b are one (both exist). */
+static int same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+    return a && b && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
+           x.st_ino == y.st_ino;
+}
+
+/* Opens --trace's file, which truncates it: once the options are read, so
+ * that it is refused when it is one of the command's inputs (the program,
+ * the session, the image), which the truncation would have destroyed
+ * before they were read. */
+static int open_trace(cli *c)
+{
+    const char *inputs[] = {c->file && strcmp(c->file, "-") != 0 ? c->file : NULL,
+                            c->remote ? NULL : c->session, c->image};
+    static const char *const what[] = {"the program", "the session file", "the image"};
+    for (size_t k = 0; k < sizeof inputs / sizeof *inputs; k++)
+        if (same_file(c->trace_path, inputs[k])) {
+            fprintf(stderr, "eryx: --trace %s is %s: writing the trace would destroy it\n",
+                    c->trace_path, what[k]);
+            return -1;
+        }
+    return cli_trace_open(&c->trace, c->trace_path);
+}
+
 /* Returns -1 to exit with EXIT_USAGE, 1 to exit 0 (help/version), 0 to run. */
 static int parse_args(cli *c, int argc, char **argv)
 {
@@ -336,10 +363,11 @@ static int parse_args(cli *c, int argc, char **argv)
                 return -1;
         } else if (strcmp(a, "--trace") == 0) {
             char *v = option_value(argc, argv, &i);
-            if (v && c->trace.f)
+            if (v && c->trace_path)
                 fprintf(stderr, "eryx: --trace is given twice\n");
-            if (!v || c->trace.f || cli_trace_open(&c->trace, v) < 0)
+            if (!v || c->trace_path)
                 return -1;
+            c->trace_path = v;
         } else if (strcmp(a, "--trace-max") == 0) {
             if (option_number(argc, argv, &i, "a size in bytes (100M, 2G; 0: no limit)",
                               &c->trace_max) < 0)
@@ -380,6 +408,8 @@ static int parse_args(cli *c, int argc, char **argv)
     }
     c->args = argv + i;
     c->n_args = argc - i;
+    if (c->trace_path && open_trace(c) < 0)
+        return -1;
     if (c->trace_max_set) {
         if (!c->trace.f) {
             fprintf(stderr, "eryx: --trace-max is an option of --trace\n");

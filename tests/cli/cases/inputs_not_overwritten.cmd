@@ -1,0 +1,15 @@
+# An output that is one of the command's inputs is refused before anything
+# is written (status 2): --trace's file truncated the program, or the
+# session file, before either was read (the run then "succeeded" with
+# nothing run, or the session was lost); `image build -o` replaced its
+# --setup-file. A link to the input is the input.
+echo 'print("ran")' > prog.py && ln -s prog.py link.py
+$ERYX --trace prog.py prog.py; echo "status $?"
+$ERYX --trace link.py prog.py; echo "status $?"
+$ERYX --session s.img -c 'x = 1'; echo "status $?"
+$ERYX --trace s.img --session s.img -c 'print(x)'; echo "status $?"
+$ERYX --trace t.jsonl --session s.img -c 'print(x)'; echo "status $?"
+echo 'X = 1' > setup.py
+$ERYX image build -o setup.py --setup-file setup.py; echo "status $?"
+$ERYX image build -o ''; echo "status $?"
+cat prog.py setup.py
