@@ -58,6 +58,7 @@ enum {
 #endif
 
 #define MAX_MOUNTS 32
+#define WASM32_MEMORY_MAX (4ull << 30) /* 65536 pages of 64 KiB */
 #define MAX_CALLBACKS 64
 
 typedef struct cli {
@@ -103,14 +104,16 @@ static void usage(FILE *f)
             "  -               program read from stdin (default when stdin is not a terminal)\n"
             "  --timeout MS    stop the code after MS milliseconds (default 30000; 0 = none)\n"
             "  --max-output BYTES\n"
-            "                  keep at most BYTES of stdout and of stderr (default 10M)\n"
+            "                  keep at most BYTES of stdout and stderr together\n"
+            "                  (default 10M; 0 = no limit)\n"
             "  --fuel N        stop the code after N units of work (function calls and\n"
             "                  loop iterations of the interpreter; deterministic)\n"
             "  --stats         print the run's statistics as JSON on stderr\n"
             "  --session FILE  load the session saved in FILE (if it exists), run,\n"
             "                  and save the session back to FILE\n"
             "  --max-memory BYTES\n"
-            "                  cap the sandbox's memory (suffixes k, M, G; default 128M)\n"
+            "                  cap the sandbox's memory (suffixes k, M, G; default 128M;\n"
+            "                  at most 4G, 0 = 4G)\n"
             "  --callback NAME=COMMAND\n"
             "                  offer `await NAME(**kw)` to the code: runs COMMAND with\n"
             "                  /bin/sh, the JSON arguments on its stdin, its stdout as\n"
@@ -325,8 +328,10 @@ static int parse_args(cli *c, int argc, char **argv)
             if (!v || parse_callback_description(c, v) < 0)
                 return -1;
         } else if (strcmp(a, "--max-output") == 0) {
-            if (option_number(argc, argv, &i, "a size in bytes (64k, 10M)", &c->max_output) < 0)
+            if (option_number(argc, argv, &i, "a size in bytes (64k, 10M; 0: no limit)",
+                              &c->max_output) < 0)
                 return -1;
+            c->max_output = c->max_output ? c->max_output : ERYX_NO_LIMIT;
         } else if (strcmp(a, "--timeout") == 0) {
             if (option_number(argc, argv, &i, "milliseconds (a whole number, 0: none)",
                               &c->timeout_ms) < 0)
@@ -376,8 +381,15 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
-            if (option_number(argc, argv, &i, "a size in bytes (256M, 1G)", &c->max_memory) < 0)
+            if (option_number(argc, argv, &i, "a size in bytes (256M, 1G; 0: no limit)",
+                              &c->max_memory) < 0)
                 return -1;
+            if (c->max_memory > WASM32_MEMORY_MAX) {
+                fprintf(stderr, "eryx: --max-memory is at most 4G (the most a wasm32 memory "
+                                "can be), not '%s'\n", argv[i]);
+                return -1;
+            }
+            c->max_memory = c->max_memory ? c->max_memory : ERYX_NO_LIMIT;
         } else if (strcmp(a, "--mount") == 0 || strcmp(a, "--volume") == 0 ||
                    strcmp(a, "-v") == 0) {
             char *v = option_value(argc, argv, &i);
@@ -462,6 +474,7 @@ static size_t program_max(const cli *c)
     eryx_sandbox_config d;
     eryx_sandbox_config_default(&d);
     uint64_t m = c->max_memory ? c->max_memory : d.max_memory;
+    m = m < WASM32_MEMORY_MAX ? m : WASM32_MEMORY_MAX;
     return m < SIZE_MAX ? (size_t)m : SIZE_MAX;
 }
 
@@ -522,20 +535,31 @@ static const char **build_argv(const cli *c, const char *argv0)
     return argv;
 }
 
+/* A limit for --stats: its number, or null for none. */
+static const char *limit_json(uint64_t v, uint64_t unit, char *buf, size_t cap)
+{
+    if (v == ERYX_NO_LIMIT)
+        return "null";
+    snprintf(buf, cap, "%llu", (unsigned long long)(v / unit));
+    return buf;
+}
+
 static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config *cfg)
 {
+    char mem[24], out[24], time[24];
     fprintf(stderr,
             "{\"status\": \"%s\", \"exit_code\": %d, \"duration_ms\": %.3f, "
-            "\"memory_bytes\": %llu, \"memory_limit\": %llu, \"stdout_bytes\": %zu, "
-            "\"stderr_bytes\": %zu, \"output_limit\": %llu, \"output_truncated\": %s, "
-            "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %llu, "
+            "\"memory_bytes\": %llu, \"memory_limit\": %s, \"stdout_bytes\": %zu, "
+            "\"stderr_bytes\": %zu, \"output_limit\": %s, \"output_truncated\": %s, "
+            "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %s, "
             "\"hard_stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
             eryx_cli_status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
-            (unsigned long long)(r ? r->memory_bytes : 0), (unsigned long long)cfg->max_memory,
-            r ? r->out_len : 0, r ? r->err_len : 0, (unsigned long long)cfg->max_output,
+            (unsigned long long)(r ? r->memory_bytes : 0),
+            limit_json(cfg->max_memory, 1, mem, sizeof mem), r ? r->out_len : 0,
+            r ? r->err_len : 0, limit_json(cfg->max_output, 1, out, sizeof out),
             r && (r->out_truncated || r->err_truncated) ? "true" : "false",
             r ? r->n_callbacks : 0, cfg->max_callbacks,
-            (unsigned long long)(cfg->timeout_ns / 1000000u),
+            limit_json(cfg->timeout_ns, 1000000u, time, sizeof time),
             r && r->hard_stopped ? "true" : "false",
             (unsigned long long)(r ? r->fuel_used : 0), (unsigned long long)cfg->fuel);
 }
