@@ -963,12 +963,12 @@ static int reserve_answer(job *j, size_t n)
 }
 
 /* The answer to a call refused a place: every session is running code
- * (or being made). */
+ * or being made. */
 static json_t *no_room_answer(void)
 {
     char msg[200];
     snprintf(msg, sizeof msg, "there are already %u sessions (the limit, --max-sessions), "
-             "all running code: try again when one ends", S.max_sessions);
+             "all running code or being made: try again when one ends", S.max_sessions);
     return tool_result(msg, NULL, 1);
 }
 
