@@ -134,7 +134,8 @@ typedef struct job job;
 typedef struct session {
     char *name;               /* "SID:NAME": the MCP session's id ("" on
                                  stdio), then the name the client gave */
-    eryx_sandbox *sb;
+    eryx_sandbox *sb;         /* NULL while being made (make_session):
+                                 the session is then busy and not listed */
     int busy;
     uint64_t runs;
     uint64_t memory_bytes;    /* after its last run */
@@ -840,7 +841,13 @@ static void free_job(job *j)
     free(j);
 }
 
-static void drop_session(session *s)
+/* Takes s out of the sessions (S.lock held) onto *dead, to be freed by
+ * free_sessions once the lock is let go: freeing a sandbox that ran
+ * unmaps tens of megabytes, and every other session's calls waited for
+ * it. Only a session that is not busy is dropped: no job runs it or is
+ * making it, so once unlinked nothing else reaches it (cancel and the
+ * progress tick reach sandboxes through running jobs alone). */
+static void unlink_session(session *s, session **dead)
 {
     for (session **pp = &S.sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
@@ -849,9 +856,20 @@ static void drop_session(session *s)
             break;
         }
     }
-    eryx_sandbox_free(s->sb);
-    free(s->name);
-    free(s);
+    s->next = *dead;
+    *dead = s;
+}
+
+/* Frees the sessions unlink_session put on dead (S.lock not held). */
+static void free_sessions(session *dead)
+{
+    while (dead) {
+        session *next = dead->next;
+        eryx_sandbox_free(dead->sb);
+        free(dead->name);
+        free(dead);
+        dead = next;
+    }
 }
 
 /* Sessions dropped to make room, remembered (a few) so that their next
@@ -875,8 +893,8 @@ static int forget_dropped(const char *key)
 /* At --max-sessions, a new session takes the place of the one used least
  * recently that is not running code: the clients of `eryx mcp --http`
  * often go without ending their MCP session, and theirs would otherwise
- * hold every place. 1 if one was dropped; S.lock held. */
-static int drop_least_used(void)
+ * hold every place. 1 if one was dropped (onto *dead); S.lock held. */
+static int drop_least_used(session **dead)
 {
     session *old = NULL;
     for (session *s = S.sessions; s; s = s->next)
@@ -887,7 +905,7 @@ static int drop_least_used(void)
     free(dropped[dropped_next]);
     dropped[dropped_next] = strdup(old->name);
     dropped_next = (dropped_next + 1) % DROPPED_KEPT;
-    drop_session(old);
+    unlink_session(old, dead);
     return 1;
 }
 
@@ -944,71 +962,122 @@ static int reserve_answer(job *j, size_t n)
     return 0;
 }
 
+/* The answer to a call refused a place: every session is running code
+ * or being made. */
+static json_t *no_room_answer(void)
+{
+    char msg[200];
+    snprintf(msg, sizeof msg, "there are already %u sessions (the limit, --max-sessions), "
+             "all running code or being made: try again when one ends", S.max_sessions);
+    return tool_result(msg, NULL, 1);
+}
+
+/* Makes j's session (S.lock held on entry and return, let go while the
+ * sandbox is made: that takes milliseconds, and every other session's
+ * calls waited for it). Meanwhile the session is in the list, so it
+ * holds its place against --max-sessions, busy, so that nothing drops,
+ * runs or resets it (the calls behind j on it wait), and without a
+ * sandbox, so that list_sessions passes it over. Returns it, or NULL
+ * with *answer saying why, its place given back. */
+static session *make_session(job *j, json_t **answer)
+{
+    session *s = calloc(1, sizeof *s), *dead = NULL;
+    if (s)
+        s->name = strdup(j->key);
+    if (!s || !s->name) {
+        free(s);
+        *answer = tool_result("the session could not be created: out of memory", NULL, 1);
+        return NULL;
+    }
+    if (S.n_sessions >= S.max_sessions && !drop_least_used(&dead)) {
+        free(s->name);
+        free(s);
+        *answer = no_room_answer();
+        return NULL;
+    }
+    s->busy = 1;
+    s->next = S.sessions;
+    S.sessions = s;
+    S.n_sessions++;
+    pthread_mutex_unlock(&S.lock);
+    free_sessions(dead); /* first: the dropped sandbox and the new one are never both held */
+    eryx_sandbox *sb = NULL;
+    int rc = eryx_sandbox_new(S.rt, &S.cfg, &sb);
+    char msg[300] = "";
+    if (rc != ERYX_OK)
+        snprintf(msg, sizeof msg, "the session could not be created: %s",
+                 eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
+    pthread_mutex_lock(&S.lock);
+    pthread_cond_broadcast(&S.cond); /* the calls waiting for it */
+    if (rc != ERYX_OK) {
+        session *failed = NULL;
+        unlink_session(s, &failed);
+        free_sessions(failed); /* (no sandbox: at once) */
+        *answer = tool_result(msg, NULL, 1);
+        return NULL;
+    }
+    s->sb = sb;
+    s->busy = 0;
+    s->used_ms = eryx_cli_now_ms();
+    j->was_dropped = forget_dropped(j->key);
+    return s;
+}
+
+/* Waits (S.lock held) until j is the first call of its session and the
+ * session is free, made first for a run. NULL: nothing to reset, or
+ * *answer says why not. j may have been cancelled meanwhile. */
+static session *await_session(job *j, json_t **answer)
+{
+    for (;;) {
+        /* (Not a session found before a wait: it may have been dropped
+         * and freed since.) */
+        if (j->cancelled || S.closing)
+            return NULL;
+        if (!first_of_session(j)) {
+            pthread_cond_wait(&S.cond, &S.lock);
+            continue;
+        }
+        session *s = find_session(j->key);
+        if (!s && j->kind == JOB_RESET)
+            return NULL;
+        if (!s) {
+            if (!make_session(j, answer))
+                return NULL;
+            continue; /* the lock was let go: look again */
+        }
+        if (!s->busy)
+            return s;
+        pthread_cond_wait(&S.cond, &S.lock);
+    }
+}
+
+/* reset_session's answer. */
+static json_t *reset_answer(const job *j, int existed)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, existed ? "session '%.64s' reset: its variables are gone"
+                                      : "session '%.64s' did not exist (nothing to reset)",
+             j->session);
+    return tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", existed),
+                       0);
+}
+
 static void *job_main(void *arg)
 {
     job *j = arg;
     json_t *answer = NULL;
     char *reply = NULL;       /* the answer's text */
-    session *s = NULL;
+    session *dead = NULL;     /* reset: freed once the lock is let go */
     pthread_mutex_lock(&S.lock);
-    for (;;) {
-        if (j->cancelled || S.closing)
-            break;
-        if (!first_of_session(j)) {
-            pthread_cond_wait(&S.cond, &S.lock);
-            continue;
-        }
-        s = find_session(j->key);
-        if (!s && j->kind == JOB_RESET)
-            break;
-        if (!s) {
-            if (S.n_sessions >= S.max_sessions && !drop_least_used()) {
-                char msg[200];
-                snprintf(msg, sizeof msg, "there are already %u sessions (the limit, "
-                         "--max-sessions), all running code: try again when one ends",
-                         S.max_sessions);
-                answer = tool_result(msg, NULL, 1);
-                break;
-            }
-            s = calloc(1, sizeof *s);
-            s->name = s ? strdup(j->key) : NULL;
-            int rc = s && s->name ? eryx_sandbox_new(S.rt, &S.cfg, &s->sb) : ERYX_NOMEM;
-            if (rc != ERYX_OK) {
-                char msg[300];
-                snprintf(msg, sizeof msg, "the session could not be created: %s",
-                         eryx_errmsg(NULL)[0] ? eryx_errmsg(NULL) : eryx_errstr(rc));
-                if (s)
-                    free(s->name);
-                free(s);
-                s = NULL;
-                answer = tool_result(msg, NULL, 1);
-                break;
-            }
-            s->next = S.sessions;
-            S.sessions = s;
-            S.n_sessions++;
-            s->used_ms = eryx_cli_now_ms();
-            j->was_dropped = forget_dropped(j->key);
-        }
-        if (!s->busy)
-            break;
-        pthread_cond_wait(&S.cond, &S.lock);
-    }
+    session *s = await_session(j, &answer);
     int go = s && !s->busy && !answer && !j->cancelled && !S.closing;
     if (go && j->kind == JOB_RESET) {
-        drop_session(s);
+        unlink_session(s, &dead);
         s = NULL;
         go = 0;
-        char msg[160];
-        snprintf(msg, sizeof msg, "session '%.64s' reset: its variables are gone", j->session);
-        answer = tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", 1),
-                             0);
-    } else if (!s && j->kind == JOB_RESET && !j->cancelled && !S.closing) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "session '%.64s' did not exist (nothing to reset)",
-                 j->session);
-        answer = tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", 0),
-                             0);
+        answer = reset_answer(j, 1);
+    } else if (!s && !answer && j->kind == JOB_RESET && !j->cancelled && !S.closing) {
+        answer = reset_answer(j, 0);
     }
     if (go) {
         s->busy = 1;
@@ -1018,6 +1087,7 @@ static void *job_main(void *arg)
         j->started_ms = eryx_cli_now_ms();
     }
     pthread_mutex_unlock(&S.lock);
+    free_sessions(dead);
 
     if (go) {
         eryx_run_options opts;
@@ -1229,6 +1299,8 @@ static json_t *list_sessions(const channel *ch)
     size_t plen = strlen(ch->sid) + 1;
     pthread_mutex_lock(&S.lock);
     for (session *s = S.sessions; s; s = s->next) {
+        if (!s->sb) /* being made: not a session yet (nor, if that fails, ever) */
+            continue;
         if (strncmp(s->name, ch->sid, plen - 1) != 0 || s->name[plen - 1] != ':')
             continue;
         json_array_append_new(list, json_pack("{s:s, s:I, s:b, s:I}", "name", s->name + plen,
@@ -1293,12 +1365,14 @@ void eryx_mcp_end_session(const char *sid)
         struct timespec ts = eryx_cli_deadline(100);
         pthread_cond_timedwait(&S.cond, &S.lock, &ts);
     }
+    session *dead = NULL;
     for (session *s = S.sessions, *next; s; s = next) {
         next = s->next;
         if (!s->busy && strncmp(s->name, sid, plen) == 0 && s->name[plen] == ':')
-            drop_session(s);
+            unlink_session(s, &dead);
     }
     pthread_mutex_unlock(&S.lock);
+    free_sessions(dead);
 }
 
 static json_t *initialize(json_t *params)
@@ -1544,13 +1618,16 @@ void eryx_mcp_serve_end(void)
         struct timespec ts = eryx_cli_deadline(100);
         pthread_cond_timedwait(&S.cond, &S.lock, &ts);
     }
+    /* No job is left: nothing reaches the sessions once unlinked. */
+    session *dead = NULL;
     while (S.sessions)
-        drop_session(S.sessions);
+        unlink_session(S.sessions, &dead);
     for (unsigned i = 0; i < DROPPED_KEPT; i++) {
         free(dropped[i]);
         dropped[i] = NULL;
     }
     pthread_mutex_unlock(&S.lock);
+    free_sessions(dead);
     json_decref(S.tools);
     S.tools = NULL;
 }

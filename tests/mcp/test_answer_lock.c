@@ -7,11 +7,9 @@
  * The server runs in this process, its stdout /dev/null. Every allocation
  * of jansson's of a mebibyte or more (the answer's strings and its text)
  * is held until another thread has gone through the global lock
- * (eryx_mcp_session_busy takes it): when the allocating thread holds the
- * lock, that thread cannot get through, and after PROBE_MS the
- * allocation is counted as made under the lock. No timing is measured:
- * PROBE_MS only bounds how long a probe that cannot get through is
- * waited for.
+ * (lock_probe.h): when the allocating thread holds the lock, that thread
+ * cannot get through, and after PROBE_MS the allocation is counted as
+ * made under the lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,71 +24,15 @@
 
 #include "check.h"
 #include "jsonrpc.h"
+#include "lock_probe.h"
 #include "mcp.h"
 #include "mcp_server.h"
 #include "net_link.h"
 
 #define BIG ((size_t)1 << 20)
-#define PROBE_MS 1000
 
 static atomic_int armed;
 static atomic_int probed, under_lock;
-static _Thread_local int in_probe;
-
-/* A probe: waited for by the allocating thread, or let go (when it could
- * not get through), whichever drops the last reference frees it. */
-typedef struct probe {
-    sem_t done;
-    atomic_int refs;
-} probe;
-
-static void probe_drop(probe *p)
-{
-    if (atomic_fetch_sub(&p->refs, 1) == 1) {
-        sem_destroy(&p->done);
-        free(p);
-    }
-}
-
-static void *probe_main(void *arg)
-{
-    probe *p = arg;
-    in_probe = 1;
-    eryx_mcp_session_busy("probe"); /* takes the global lock */
-    sem_post(&p->done);
-    probe_drop(p);
-    return NULL;
-}
-
-/* 1 if another thread got through the global lock within PROBE_MS (when
- * this thread holds it, none can until the allocation returns). */
-static int lock_free(void)
-{
-    probe *p = malloc(sizeof *p);
-    if (!p)
-        return 1;
-    sem_init(&p->done, 0, 0);
-    atomic_init(&p->refs, 2);
-    pthread_t t;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int ok = 1;
-    if (pthread_create(&t, &attr, probe_main, p) == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += PROBE_MS / 1000;
-        int rc;
-        while ((rc = sem_timedwait(&p->done, &ts)) < 0 && errno == EINTR) {
-        }
-        ok = rc == 0;
-    } else {
-        probe_drop(p);
-    }
-    pthread_attr_destroy(&attr);
-    probe_drop(p);
-    return ok;
-}
 
 static void *probing_malloc(size_t n)
 {
