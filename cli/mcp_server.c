@@ -603,20 +603,29 @@ static void ch_send(channel *ch, json_t *msg, int final)
 
 /* ---- tool results ---- */
 
-static json_t *text_item(const char *text)
+/* A text item of len bytes: the text may hold NUL characters (the code's
+ * output), which a C string would cut it at. */
+static json_t *text_item(const char *text, size_t len)
 {
-    return json_pack("{s:s, s:s}", "type", "text", "text", text);
+    return json_pack("{s:s, s:s#}", "type", "text", "text", text, len);
 }
 
-/* A tool result with one text item and, optionally, structured content. */
-static json_t *tool_result(const char *text, json_t *structured_stolen, int is_error)
+/* A tool result with one text item of len bytes and, optionally,
+ * structured content. */
+static json_t *tool_result_n(const char *text, size_t len, json_t *structured_stolen,
+                             int is_error)
 {
-    json_t *r = json_pack("{s:[o], s:b}", "content", text_item(text), "isError", is_error);
+    json_t *r = json_pack("{s:[o], s:b}", "content", text_item(text, len), "isError", is_error);
     if (r && structured_stolen)
         json_object_set_new(r, "structuredContent", structured_stolen);
     else
         json_decref(structured_stolen);
     return r;
+}
+
+static json_t *tool_result(const char *text, json_t *structured_stolen, int is_error)
+{
+    return tool_result_n(text, strlen(text), structured_stolen, is_error);
 }
 
 static const char *status_of(int rc, const eryx_result *res)
@@ -756,10 +765,10 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
         json_t *msg = json_object_get(error, "message");
         if (json_is_string(tb)) {
             eryx_cli_mcp_append_str(&text, &len, "\n");
-            eryx_cli_mcp_append_str(&text, &len, json_string_value(tb));
+            eryx_cli_mcp_append(&text, &len, json_string_value(tb), json_string_length(tb));
         } else if (json_is_string(msg)) {
             eryx_cli_mcp_append_str(&text, &len, " ");
-            eryx_cli_mcp_append_str(&text, &len, json_string_value(msg));
+            eryx_cli_mcp_append(&text, &len, json_string_value(msg), json_string_length(msg));
         }
         if (strcmp(status, "exit") == 0) {
             snprintf(line, sizeof line, " exit code %d", res ? res->exit_code : 1);
@@ -777,7 +786,8 @@ static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *er
                                 "(--max-sessions): it started empty]");
     if (len == 0)
         eryx_cli_mcp_append_str(&text, &len, "(no output)");
-    json_t *answer = tool_result(text ? text : "", sc, strcmp(status, "ok") != 0);
+    json_t *answer = tool_result_n(text ? text : "", text ? len : 0, sc,
+                                   strcmp(status, "ok") != 0);
     free(text);
     return answer;
 }

@@ -162,14 +162,18 @@ await test('run_python: exceptions and bad arguments', async () => {
   assert.equal(r.structuredContent.exit_code, 3);
   r = await run(client, 'print(b"\\xff\\x00".decode("latin-1"))');
   assert.equal(r.structuredContent.stdout, '\u00ff\u0000\n');
+  // The text carries them too: it was cut at the first NUL (the output
+  // after it, the status and the traceback were lost).
+  assert.equal(r.content[0].text, '\u00ff\u0000\n');
   // A NUL character in a request is JSON too (it was a parse error): in
   // the code, Python's own error; in a name, refused, not read as "a".
   r = await run(client, 'print(1)\u0000');
   assert.equal(r.structuredContent.status, 'exception');
   assert.match(r.structuredContent.error.message, /null bytes/);
-  r = await run(client, 'raise ValueError("x\\0y")');
+  r = await run(client, 'print("a\\0b"); raise ValueError("x\\0y")');
   assert.equal(r.structuredContent.error.message, 'x\u0000y');
   assert.match(r.structuredContent.error.traceback, /ValueError: x\u0000y\n$/);
+  assert.match(r.content[0].text, /^a\u0000b\n\n\[exception\]\nTraceback[^]*ValueError: x\u0000y\n$/);
   r = await client.callTool({ name: 'run_python', arguments: { code: 'pass', session: 'a\u0000b' } });
   assert.equal(r.isError, true);
   await assert.rejects(client.callTool({ name: 'run_python\u0000x', arguments: { code: 'pass' } }),
