@@ -105,7 +105,7 @@ static void usage(FILE *f)
             "  --timeout MS    stop the code after MS milliseconds (default 30000; 0 = none)\n"
             "  --max-output BYTES\n"
             "                  keep at most BYTES of stdout and stderr together\n"
-            "                  (default 10M; 0 = no limit)\n"
+            "                  (default 10M)\n"
             "  --fuel N        stop the code after N units of work (function calls and\n"
             "                  loop iterations of the interpreter; deterministic)\n"
             "  --stats         print the run's statistics as JSON on stderr\n"
@@ -328,10 +328,13 @@ static int parse_args(cli *c, int argc, char **argv)
             if (!v || parse_callback_description(c, v) < 0)
                 return -1;
         } else if (strcmp(a, "--max-output") == 0) {
-            if (option_number(argc, argv, &i, "a size in bytes (64k, 10M; 0: no limit)",
-                              &c->max_output) < 0)
+            if (option_number(argc, argv, &i, "a size in bytes (64k, 10M)", &c->max_output) < 0)
                 return -1;
-            c->max_output = c->max_output ? c->max_output : ERYX_NO_LIMIT;
+            if (!c->max_output) { /* it meant the default; none would let memory grow */
+                fprintf(stderr, "eryx: --max-output wants 1 byte or more (the host keeps "
+                                "the output it lets through), not '%s'\n", argv[i]);
+                return -1;
+            }
         } else if (strcmp(a, "--timeout") == 0) {
             if (option_number(argc, argv, &i, "milliseconds (a whole number, 0: none)",
                               &c->timeout_ms) < 0)

@@ -23,8 +23,8 @@
  *   its free (or, for a call, its reply; for an execution, its finish; for a
  *   sandbox given back to a pool, the release). Every function given a dead
  *   handle, or one of the wrong type, returns ERYX_MISUSE (0, NULL or ""
- *   for functions without a status) and does nothing, also when the object
- *   behind it was reused for another owner.
+ *   for functions without a status; eryx_sandbox_is_dead: 1) and does
+ *   nothing, also when the object behind it was reused for another owner.
  *
  * Threading
  *   A runtime may be used from any number of threads at once. A sandbox is
@@ -664,9 +664,12 @@ ERYX_API int eryx_sandbox_load_fd(eryx_runtime *rt, const eryx_sandbox_config *c
 
 /* The user's globals of the session as bytes: values (pickled inside the
  * sandbox) and functions defined in the session (their code); *skipped is a
- * JSON list of the names that could not be exported (modules, classes
- * defined in the session, closures, open files, ...), never silently lost.
- * Free *data and *skipped with eryx_free(). */
+ * JSON list of the names that could not be exported (classes defined in
+ * the session and their instances, closures, open files, ...), never
+ * silently lost. Modules bound to globals (`import json`) are left out and
+ * not listed: import them again after eryx_sandbox_import_state (dunder
+ * names and the callback glue are left out too). Free *data and *skipped
+ * with eryx_free(). */
 ERYX_API int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len,
                                        char **skipped);
 
@@ -681,7 +684,9 @@ ERYX_API int eryx_sandbox_import_state(eryx_sandbox *sb, const void *data, size_
 ERYX_API void eryx_free(void *p);
 
 /* 1 if sb can no longer run code (a run trapped, was stopped hard or called
- * os._exit; eryx_sandbox_reset revives it), else 0. */
+ * os._exit; eryx_sandbox_reset revives it), else 0. 1 also for a handle
+ * that is no live sandbox (freed, NULL, another type): it cannot run code
+ * either (the one function that gives a dead handle something but 0). */
 ERYX_API int eryx_sandbox_is_dead(const eryx_sandbox *sb);
 
 /* Runs started in this sandbox (or its saved/forked ancestors since their
