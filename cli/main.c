@@ -144,7 +144,8 @@ static void usage(FILE *f)
             "%s"
             "  -V, --version   print the eryx and Python versions and exit\n"
             "  -h, --help      print this help and exit\n"
-            "\nusage: eryx mcp [option] ...   serve MCP on stdin/stdout (docs/mcp.md)\n%s"
+            "\nusage: eryx mcp [option] ...   serve MCP on stdin/stdout (docs/mcp.md)\n"
+            "(the options below but --max-sessions and --http* work for a run too)\n%s"
             "\nusage: eryx serve [option] ... serve sandboxes over WebSocket (docs/serve.md;\n"
             "                               eryx serve --help)\n",
             cli_net_usage, eryx_cli_mcp_usage);

@@ -958,9 +958,9 @@ static void post_sse(proxy *p, const char *line, size_t len)
 
 /* ---- the command -------------------------------------------------------------- */
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fprintf(stderr, "usage: eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS] "
+    fprintf(f, "usage: eryx mcp-proxy URL [--header 'Name: value']... [--timeout MS] "
                     "[--max-message BYTES] [--ca-file PEM] [--transport http|sse|auto]\n"
                     "                      [--max-idle N]\n"
                     "  MCP over stdin/stdout, forwarded to the server at URL (http:// or\n"
@@ -968,17 +968,23 @@ static int usage(void)
     return 2;
 }
 
+/* 0 to go on, -1 after --help (exit 0), else the exit status of a usage
+ * error. */
 static int parse_options(proxy *p, int argc, char **argv)
 {
+    if (argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)) {
+        usage(stdout);
+        return -1; /* exit 0 */
+    }
     if (argc < 2 || dial_url_parse(argv[1], "http://", "https://", "/", &p->url) < 0) {
         fprintf(stderr, "eryx mcp-proxy: want an http:// or https:// URL%s%s\n",
                 argc >= 2 ? ", not " : "", argc >= 2 ? argv[1] : "");
-        return usage();
+        return usage(stderr);
     }
     for (int i = 2; i < argc; i += 2) { /* every option takes a value */
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
-            return usage();
+            return usage(stderr);
         if (strcmp(argv[i], "--header") == 0) {
             const char *colon = strchr(v, ':');
             if (!colon || colon == v || strpbrk(v, "\r\n") ||
@@ -1026,7 +1032,7 @@ static int parse_options(proxy *p, int argc, char **argv)
             else
                 p->max_message = (size_t)n << shift;
         } else {
-            return usage();
+            return usage(stderr);
         }
     }
     return 0;
@@ -1068,7 +1074,7 @@ int eryx_cli_mcp_proxy(int argc, char **argv)
     p.max_idle = MAX_PARALLEL;
     int rc = parse_options(&p, argc, argv);
     if (rc)
-        return rc;
+        return rc < 0 ? 0 : rc;
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&p.lock, NULL);
     pthread_cond_init(&p.cond, NULL);

@@ -30,6 +30,10 @@ def _find_cli() -> str:
 
 def main() -> None:
     cli = _find_cli()
+    if os.environ.get("ERYX_CLI") and not os.access(cli, os.X_OK):
+        sys.stderr.write(f"python -m eryx: ERYX_CLI is {cli!r}, which is no executable "
+                         "file\n")
+        sys.exit(71)
     if not cli or not os.access(cli, os.X_OK):
         sys.stderr.write("python -m eryx: the eryx command was not found (the package has "
                          "none when not installed: set ERYX_CLI, or put eryx on PATH)\n")
