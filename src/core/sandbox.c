@@ -28,6 +28,31 @@ void eryx_sandbox_config_default(eryx_sandbox_config *cfg)
     cfg->host_write_quota = ERYX__VFS_HOST_QUOTA_DEFAULT;
 }
 
+/* Mounts cfg's host directories in vfs: ERYX_OK, or ERYX_IO with the
+ * message on the thread (which mount, and why in words: a bare "Invalid
+ * argument" for a place already taken left the user guessing). */
+static int mount_hosts(eryx__vfs *vfs, const eryx_sandbox_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_mounts; i++) {
+        const eryx_mount *m = &cfg->mounts[i];
+        int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
+        if (err == -EEXIST)
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: a mount is there already (/tmp, "
+                                   "the standard library at %s, or an earlier mount)",
+                             m->host_path, m->guest_path, STDLIB_GUEST_DIR);
+        else if (err == -EINVAL && m->host_path)
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: the guest path is not an absolute "
+                                   "path of at most %d bytes", m->host_path, m->guest_path,
+                             ERYX__VFS_PATH_MAX - 1);
+        else if (err != 0)
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
+                             m->guest_path, strerror(-err));
+        if (err != 0)
+            return ERYX_IO;
+    }
+    return ERYX_OK;
+}
+
 /* The guest's file tree: the stdlib image, a private /tmp, the embedder's
  * mounts. Returns an eryx status; the message goes to the thread. */
 static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs **out)
@@ -46,15 +71,9 @@ static int build_vfs(eryx_runtime *rt, const eryx_sandbox_config *cfg, eryx__vfs
         eryx__set_errmsg(NULL, "cannot build the sandbox file tree: %s", strerror(-err));
         return ERYX_NOMEM;
     }
-    for (size_t i = 0; i < cfg->n_mounts; i++) {
-        const eryx_mount *m = &cfg->mounts[i];
-        err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
-        if (err != 0) {
-            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
-                             m->guest_path, strerror(-err));
-            eryx__vfs_free(vfs);
-            return ERYX_IO;
-        }
+    if (mount_hosts(vfs, cfg) != ERYX_OK) {
+        eryx__vfs_free(vfs);
+        return ERYX_IO;
     }
     *out = vfs;
     return ERYX_OK;
@@ -391,15 +410,8 @@ static int adopt_wasi(eryx_sandbox *sb, eryx__wasi *w, const eryx_sandbox_config
     eryx__vfs_set_host_quota(vfs, cfg->host_write_quota);
     eryx__wasi_set_max_output(w, cfg->max_output);
     eryx__wasi_set_output_stop(w, cfg->output_limit_stops);
-    for (size_t i = 0; mount && i < cfg->n_mounts; i++) {
-        const eryx_mount *m = &cfg->mounts[i];
-        int err = eryx__vfs_mount_host(vfs, m->guest_path, m->host_path, !m->writable);
-        if (err != 0) {
-            eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path, m->guest_path,
-                             strerror(-err));
-            return ERYX_IO;
-        }
-    }
+    if (mount && mount_hosts(vfs, cfg) != ERYX_OK)
+        return ERYX_IO;
     if (cfg->on_output)
         eryx__wasi_set_output_fn(w, cfg->on_output, cfg->output_user_data);
     eryx__wasi_set_sleeper(w, eryx__exec_sleep, sb);

@@ -222,23 +222,28 @@ uint64_t eryx__vfs_tmp_used(const eryx__vfs *vfs) { return vfs->tmp_used; }
 
 /* Allocates a mount for guest_path; the caller fills the backend part and
  * then calls add_mount. */
-static vfs_mount *new_mount(const eryx__vfs *vfs, const char *guest_path, int kind)
+/* A mount of kind at guest_path, not yet added: 0, or -EINVAL (not a
+ * path), -EEXIST (a mount is there already: /tmp, the standard library,
+ * an earlier mount) or -ENOMEM. */
+static int new_mount(const eryx__vfs *vfs, const char *guest_path, int kind, vfs_mount **out)
 {
     char p[ERYX__VFS_PATH_MAX];
+    *out = NULL;
     if (!vfs || norm(guest_path, p) < 0)
-        return NULL;
+        return -EINVAL;
     for (size_t i = 0; i < vfs->nmounts; i++)
         if (strcmp(vfs->mounts[i]->path, p) == 0)
-            return NULL;
+            return -EEXIST;
     vfs_mount *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(p))) {
         free(m);
-        return NULL;
+        return -ENOMEM;
     }
     m->len = strlen(p);
     m->kind = kind;
     m->dev = vfs->nmounts + 1;
-    return m;
+    *out = m;
+    return 0;
 }
 
 static int add_mount(eryx__vfs *vfs, vfs_mount *m)
@@ -258,9 +263,10 @@ int eryx__vfs_mount_image(eryx__vfs *vfs, const char *guest_path, const void *im
 {
     if (!image || eryx__image_validate(image, size) < 0)
         return -EINVAL;
-    vfs_mount *m = new_mount(vfs, guest_path, VFS_MNT_IMAGE);
-    if (!m)
-        return -EINVAL;
+    vfs_mount *m;
+    int rc = new_mount(vfs, guest_path, VFS_MNT_IMAGE, &m);
+    if (rc < 0)
+        return rc;
     vfs_img_init(&m->u.img, image, size);
     return add_mount(vfs, m);
 }
@@ -282,9 +288,10 @@ int eryx__vfs_replace_image(eryx__vfs *vfs, const char *guest_path, const void *
 
 int eryx__vfs_mount_tmp(eryx__vfs *vfs, const char *guest_path)
 {
-    vfs_mount *m = new_mount(vfs, guest_path, VFS_MNT_TMP);
-    if (!m)
-        return -EINVAL;
+    vfs_mount *m;
+    int rc = new_mount(vfs, guest_path, VFS_MNT_TMP, &m);
+    if (rc < 0)
+        return rc;
     m->u.mroot = vfs_mem_new_root(vfs);
     if (!m->u.mroot) {
         m->kind = VFS_MNT_IMAGE; /* nothing to release */
@@ -299,10 +306,11 @@ int eryx__vfs_mount_host(eryx__vfs *vfs, const char *guest_path, const char *hos
 {
     if (!host_dir)
         return -EINVAL;
-    vfs_mount *m = new_mount(vfs, guest_path, VFS_MNT_HOST);
-    if (!m)
-        return -EINVAL;
-    int rc = vfs_host_mount(m, host_dir, read_only);
+    vfs_mount *m;
+    int rc = new_mount(vfs, guest_path, VFS_MNT_HOST, &m);
+    if (rc < 0)
+        return rc;
+    rc = vfs_host_mount(m, host_dir, read_only);
     if (rc < 0) {
         m->kind = VFS_MNT_IMAGE;
         free_mount(m);

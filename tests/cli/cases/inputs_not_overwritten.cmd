@@ -3,6 +3,7 @@
 # session file, before either was read (the run then "succeeded" with
 # nothing run, or the session was lost); `image build -o` replaced its
 # --setup-file. A link to the input is the input.
+mkdir inputs_not_overwritten && cd inputs_not_overwritten  # its own directory: the cases share one
 echo 'print("ran")' > prog.py && ln -s prog.py link.py
 $ERYX --trace prog.py prog.py; echo "status $?"
 $ERYX --trace link.py prog.py; echo "status $?"
