@@ -336,21 +336,25 @@ static int finish(json_t *ev)
     fflush(stdout);
     if (save_error)
         fprintf(stderr, "eryx: --remote: %s\n", save_error);
+    if (truncated)
+        fprintf(stderr, "eryx: output truncated at the server's output limit\n");
     if (!status)
         status = "error";
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
     if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)
         return EXIT_OUTPUT_LOST; /* our own cancel */
+    /* As the local run says it (report, main.c): a stop's message, without
+     * the KeyboardInterrupt's traceback it unwound the code with. */
+    if (strcmp(status, "timeout") == 0 || strcmp(status, "interrupted") == 0) {
+        fprintf(stderr, "eryx: %s\n", status[0] == 't' ? "the run exceeded its time limit"
+                                                       : "the run was interrupted");
+        return status[0] == 't' ? EXIT_TIMEOUT : EXIT_INTERRUPTED;
+    }
     if (json_is_string(tb))
         fwrite(json_string_value(tb), 1, json_string_length(tb), stderr);
     if (strcmp(status, "exception") == 0)
         return exc && strcmp(exc, "MemoryError") == 0 ? EXIT_MEMORY : 1;
-    if (strcmp(status, "timeout") == 0 || strcmp(status, "interrupted") == 0) {
-        fprintf(stderr, "eryx: the run was %s\n", status[0] == 't' ? "stopped at its time limit"
-                                                                   : "interrupted");
-        return status[0] == 't' ? EXIT_TIMEOUT : EXIT_INTERRUPTED;
-    }
     if (strcmp(status, "fuel") == 0)
         return EXIT_FUEL;
     fprintf(stderr, "eryx: --remote: the run ended: %s\n", status);

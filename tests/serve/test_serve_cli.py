@@ -67,6 +67,14 @@ def test_exit_statuses_match_the_local_run(server):
     assert remote(server, "-c", "raise SystemExit(7)").returncode == 7
     p = remote(server, "--timeout", "300", "-c", "while True: pass")
     assert p.returncode == 124, p.stderr
+    # The same words as locally, without the KeyboardInterrupt's traceback
+    # (it was that traceback and "the run was stopped at its time limit").
+    local = subprocess.run([eryx_cli(), "--timeout", "300", "-c", "while True: pass"],
+                           capture_output=True, text=True, timeout=60)
+    assert (p.stderr, local.returncode) == (local.stderr, 124), (p.stderr, local.stderr)
+    # Output cut by the server's limit is said on stderr, as locally.
+    p = remote(server, "-c", "print('a' * (11 << 20))")
+    assert p.returncode == 123 and "output truncated" in p.stderr, p.stderr
 
 
 def test_program_from_stdin_and_file(server, tmp_path):
