@@ -37,6 +37,29 @@ int eryx_cli_mcp_known_revision(const char *v);
  * first); nothing when out of memory. (mcp_server.c) */
 void eryx_cli_mcp_append(char **text, size_t *len, const char *s, size_t n);
 
+/* mcp_answer.c: a tool result with one text item (of len bytes for _n:
+ * the text may hold NUL characters) and, optionally, structured content
+ * (stolen). */
+json_t *eryx_mcp_tool_result(const char *text, json_t *structured_stolen, int is_error);
+json_t *eryx_mcp_tool_result_n(const char *text, size_t len, json_t *structured_stolen,
+                               int is_error);
+
+/* What a run_python answer tells besides the run's result. */
+typedef struct mcp_run_facts {
+    const char *session;   /* the name the client gave */
+    int was_reset;         /* the run left the sandbox dead: it was reset */
+    int reset_untold;      /* an earlier cancelled call's hard stop reset it */
+    int was_dropped;       /* it had been dropped for room (--max-sessions) */
+} mcp_run_facts;
+
+/* The answer of one run_python run: structured content (the output
+ * schema's fields) and readable text. out_cap: bytes kept of each long
+ * text (stdout, stderr, the exception's message and traceback, the
+ * result's JSON; the rest is cut, a longer result left out with
+ * result_error saying so); SIZE_MAX for all. */
+json_t *eryx_mcp_run_answer(const mcp_run_facts *f, int rc, eryx_result *res,
+                            const char *errmsg, size_t out_cap);
+
 static inline void eryx_cli_mcp_append_str(char **text, size_t *len, const char *s)
 {
     eryx_cli_mcp_append(text, len, s, strlen(s));

@@ -601,197 +601,6 @@ static void ch_send(channel *ch, json_t *msg, int final)
         ch_send_text(ch, message_text(msg, final), final);
 }
 
-/* ---- tool results ---- */
-
-/* A text item of len bytes: the text may hold NUL characters (the code's
- * output), which a C string would cut it at. */
-static json_t *text_item(const char *text, size_t len)
-{
-    return json_pack("{s:s, s:s#}", "type", "text", "text", text, len);
-}
-
-/* A tool result with one text item of len bytes and, optionally,
- * structured content. */
-static json_t *tool_result_n(const char *text, size_t len, json_t *structured_stolen,
-                             int is_error)
-{
-    json_t *r = json_pack("{s:[o], s:b}", "content", text_item(text, len), "isError", is_error);
-    if (r && structured_stolen)
-        json_object_set_new(r, "structuredContent", structured_stolen);
-    else
-        json_decref(structured_stolen);
-    return r;
-}
-
-static json_t *tool_result(const char *text, json_t *structured_stolen, int is_error)
-{
-    return tool_result_n(text, strlen(text), structured_stolen, is_error);
-}
-
-static const char *status_of(int rc, const eryx_result *res)
-{
-    switch (rc) {
-    case ERYX_OK: return res && res->exit_code ? "exit" : "ok";
-    case ERYX_PYTHON_EXCEPTION: return "exception";
-    case ERYX_TIMEOUT: return "timeout";
-    case ERYX_INTERRUPTED: return "interrupted";
-    case ERYX_FUEL: return "fuel";
-    case ERYX_TRAP:
-    case ERYX_DEAD: return "crashed";
-    default: return "error";
-    }
-}
-
-/* Appends to a growing text (NUL-terminated); nothing when out of memory. */
-void eryx_cli_mcp_append(char **text, size_t *len, const char *s, size_t n)
-{
-    char *bigger = realloc(*text, *len + n + 1);
-    if (!bigger)
-        return;
-    memcpy(bigger + *len, s, n);
-    *len += n;
-    bigger[*len] = '\0';
-    *text = bigger;
-}
-
-
-/* The answer of one run_python call: structured content (the output
- * schema's fields) and the same as readable text. */
-/* At most cap bytes of s as a JSON string, with a marker when cut. */
-static json_t *output_string(const char *s, size_t n, size_t cap)
-{
-    if (n <= cap)
-        return jr_string_lossy(s, n);
-    char marker[120];
-    int m = snprintf(marker, sizeof marker, "\n[eryx: %zu bytes cut here: the answer must fit "
-                     "--mcp-max-message]\n", n - cap);
-    char *buf = malloc(cap + (size_t)m);
-    if (!buf)
-        return NULL;
-    memcpy(buf, s, cap);
-    memcpy(buf + cap, marker, (size_t)m);
-    json_t *str = jr_string_lossy(buf, cap + (size_t)m);
-    free(buf);
-    return str;
-}
-
-/* s (a C string, or NULL) cut to cap bytes (a JSON string, or NULL). */
-static json_t *text_string(const char *s, size_t n, size_t cap)
-{
-    return s ? output_string(s, n, cap) : NULL;
-}
-
-/* out_cap: bytes kept of each long text: stdout, stderr, the exception's
- * message and traceback, the result's JSON (the rest is cut; a result
- * longer than that is left out, result_error says so). */
-static json_t *run_answer(const job *j, int rc, eryx_result *res, const char *errmsg,
-                          int was_reset, size_t out_cap)
-{
-    const char *status = status_of(rc, res);
-    json_t *sc = json_object();
-    json_object_set_new(sc, "status", json_string(status));
-    json_object_set_new(sc, "session", json_string(j->session));
-    json_object_set_new(sc, "stdout", res ? output_string(res->out, res->out_len, out_cap)
-                                          : json_string(""));
-    json_object_set_new(sc, "stderr", res ? output_string(res->err, res->err_len, out_cap)
-                                          : json_string(""));
-    const char *result_error;
-    int inexact;
-    json_t *result = eryx_cli_result(res, &result_error, &inexact);
-    if ((result || inexact) && out_cap != SIZE_MAX) {
-        /* A result too structured to read goes as its text alone. */
-        char *r = result ? json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
-        if (result ? !r || strlen(r) > out_cap : strlen(res->result_json) > out_cap) {
-            json_decref(result);
-            result = NULL;
-            inexact = 0;
-            result_error = "the result is larger than the answer may carry (--mcp-max-message)";
-        }
-        free(r);
-    }
-    json_object_set_new(sc, "result", result ? json_incref(result) : json_null());
-    if (inexact)
-        json_object_set_new(sc, "result_json", json_string(res->result_json));
-    json_t *error = json_null();
-    if (res && res->exc_type) {
-        error = json_pack("{s:s, s:o?, s:o?}", "type", res->exc_type, "message",
-                          text_string(res->exc_message, res->exc_message_len, out_cap),
-                          "traceback", text_string(res->traceback, res->traceback_len, out_cap));
-    } else if (rc != ERYX_OK) {
-        error = json_pack("{s:s, s:s, s:o?}", "type", status, "message",
-                          errmsg && errmsg[0] ? errmsg : eryx_errstr(rc), "traceback",
-                          text_string(res ? res->traceback : NULL,
-                                      res ? res->traceback_len : 0, out_cap));
-    }
-    if (!error)
-        error = json_null();
-    json_object_set_new(sc, "error", error);
-    if (result_error)
-        json_object_set_new(sc, "result_error", json_string(result_error));
-    json_object_set_new(sc, "exit_code", json_integer(res ? res->exit_code : 1));
-    json_object_set_new(sc, "duration_ms", json_real(res ? (double)res->duration_ns / 1e6 : 0));
-    json_object_set_new(sc, "output_truncated",
-                        json_boolean(res && (res->out_truncated || res->err_truncated ||
-                                             res->out_len > out_cap || res->err_len > out_cap)));
-    json_object_set_new(sc, "session_reset", json_boolean(was_reset));
-
-    /* The text: what a person would see in a terminal, then the rest. */
-    char *text = NULL;
-    size_t len = 0;
-    eryx_cli_mcp_append_str(&text, &len, "");
-    json_t *out = json_object_get(sc, "stdout"), *err = json_object_get(sc, "stderr");
-    if (json_string_length(out))
-        eryx_cli_mcp_append(&text, &len, json_string_value(out), json_string_length(out));
-    if (json_string_length(err)) {
-        eryx_cli_mcp_append_str(&text, &len, len ? "\n[stderr]\n" : "[stderr]\n");
-        eryx_cli_mcp_append(&text, &len, json_string_value(err), json_string_length(err));
-    }
-    if (result || inexact) {
-        /* The exact text where the value lost digits, or was not read
-         * (result_json.h). */
-        char *r = inexact ? NULL : json_dumps(result, JSON_ENCODE_ANY | JSON_COMPACT);
-        if (r || inexact) {
-            eryx_cli_mcp_append_str(&text, &len, len ? "\n[result] " : "[result] ");
-            eryx_cli_mcp_append_str(&text, &len, r ? r : res->result_json);
-            free(r);
-        }
-    }
-    json_decref(result);
-    if (strcmp(status, "ok") != 0) {
-        char line[160];
-        snprintf(line, sizeof line, "%s[%s]", len ? "\n" : "", status);
-        eryx_cli_mcp_append_str(&text, &len, line);
-        json_t *tb = json_object_get(error, "traceback");
-        json_t *msg = json_object_get(error, "message");
-        if (json_is_string(tb)) {
-            eryx_cli_mcp_append_str(&text, &len, "\n");
-            eryx_cli_mcp_append(&text, &len, json_string_value(tb), json_string_length(tb));
-        } else if (json_is_string(msg)) {
-            eryx_cli_mcp_append_str(&text, &len, " ");
-            eryx_cli_mcp_append(&text, &len, json_string_value(msg), json_string_length(msg));
-        }
-        if (strcmp(status, "exit") == 0) {
-            snprintf(line, sizeof line, " exit code %d", res ? res->exit_code : 1);
-            eryx_cli_mcp_append_str(&text, &len, line);
-        }
-    }
-    if (was_reset)
-        eryx_cli_mcp_append_str(&text, &len, "\n[the session could not go on and was reset: its "
-                                "variables are gone]");
-    if (j->was_reset_untold)
-        eryx_cli_mcp_append_str(&text, &len, "\n[a cancelled call on this session was stopped hard, "
-                                "which reset it: this call started empty]");
-    if (j->was_dropped)
-        eryx_cli_mcp_append_str(&text, &len, "\n[this session had been dropped to make room for others "
-                                "(--max-sessions): it started empty]");
-    if (len == 0)
-        eryx_cli_mcp_append_str(&text, &len, "(no output)");
-    json_t *answer = tool_result_n(text ? text : "", text ? len : 0, sc,
-                                   strcmp(status, "ok") != 0);
-    free(text);
-    return answer;
-}
-
 /* The text of a run's answer to j (its response message), serialised
  * once. An answer over --mcp-max-message has its long texts cut so that it
  * fits, rather than the answer lost, and is made again: nine of them at
@@ -804,13 +613,14 @@ static char *run_answer_text(const job *j, int rc, eryx_result *res, const char 
     /* (a copy of the id: cancel() compares j->id on another thread, and
      * jansson's reference counts are not shared safely) */
     json_t *id = json_deep_copy(j->id);
-    json_t *msg = jr_response(id, run_answer(j, rc, res, errmsg, was_reset, SIZE_MAX));
+    mcp_run_facts f = {j->session, was_reset, j->was_reset_untold, j->was_dropped};
+    json_t *msg = jr_response(id, eryx_mcp_run_answer(&f, rc, res, errmsg, SIZE_MAX));
     char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
     if (!text || strlen(text) > S.max_message) {
         free(text);
-        text = message_text(jr_response(id, run_answer(j, rc, res, errmsg, was_reset,
-                                                       S.max_message / 64)), 1);
+        text = message_text(jr_response(id, eryx_mcp_run_answer(&f, rc, res, errmsg,
+                                                                 S.max_message / 64)), 1);
     }
     json_decref(id);
     return text;
@@ -979,7 +789,7 @@ static json_t *no_room_answer(void)
     char msg[200];
     snprintf(msg, sizeof msg, "there are already %u sessions (the limit, --max-sessions), "
              "all running code or being made: try again when one ends", S.max_sessions);
-    return tool_result(msg, NULL, 1);
+    return eryx_mcp_tool_result(msg, NULL, 1);
 }
 
 /* Makes j's session (S.lock held on entry and return, let go while the
@@ -996,7 +806,7 @@ static session *make_session(job *j, json_t **answer)
         s->name = strdup(j->key);
     if (!s || !s->name) {
         free(s);
-        *answer = tool_result("the session could not be created: out of memory", NULL, 1);
+        *answer = eryx_mcp_tool_result("the session could not be created: out of memory", NULL, 1);
         return NULL;
     }
     if (S.n_sessions >= S.max_sessions && !drop_least_used(&dead)) {
@@ -1023,7 +833,7 @@ static session *make_session(job *j, json_t **answer)
         session *failed = NULL;
         unlink_session(s, &failed);
         free_sessions(failed); /* (no sandbox: at once) */
-        *answer = tool_result(msg, NULL, 1);
+        *answer = eryx_mcp_tool_result(msg, NULL, 1);
         return NULL;
     }
     s->sb = sb;
@@ -1068,7 +878,7 @@ static json_t *reset_answer(const job *j, int existed)
     snprintf(msg, sizeof msg, existed ? "session '%.64s' reset: its variables are gone"
                                       : "session '%.64s' did not exist (nothing to reset)",
              j->session);
-    return tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", existed),
+    return eryx_mcp_tool_result(msg, json_pack("{s:s, s:b}", "session", j->session, "existed", existed),
                        0);
 }
 
@@ -1194,16 +1004,16 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     json_t *sess = json_object_get(args, "session");
     json_t *tmo = json_object_get(args, "timeout_ms");
     if (kind == JOB_RUN && !json_is_string(code))
-        return tool_result("run_python needs `code`, a string of Python source", NULL, 1);
+        return eryx_mcp_tool_result("run_python needs `code`, a string of Python source", NULL, 1);
     if (sess && !json_is_null(sess) &&
         (!jr_text(sess) || !valid_session_name(jr_text(sess))))
-        return tool_result("`session` must be 1 to 64 letters, digits, '_', '-' or '.'", NULL,
+        return eryx_mcp_tool_result("`session` must be 1 to 64 letters, digits, '_', '-' or '.'", NULL,
                            1);
     if (tmo && !json_is_null(tmo) && (!json_is_integer(tmo) || json_integer_value(tmo) < 1))
-        return tool_result("`timeout_ms` must be a positive integer", NULL, 1);
+        return eryx_mcp_tool_result("`timeout_ms` must be a positive integer", NULL, 1);
     job *j = calloc(1, sizeof *j);
     if (!j)
-        return tool_result("out of memory", NULL, 1);
+        return eryx_mcp_tool_result("out of memory", NULL, 1);
     j->kind = kind;
     /* Copies, never references into the request: the job's thread must
      * not share reference counts with the reading thread. */
@@ -1248,7 +1058,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
     }
     if (!j->session || !j->key || (kind == JOB_RUN && !j->code)) {
         free_job(j);
-        return tool_result("out of memory", NULL, 1);
+        return eryx_mcp_tool_result("out of memory", NULL, 1);
     }
     pthread_mutex_lock(&S.lock);
     size_t mine = 0, my_code = 0;
@@ -1268,7 +1078,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         snprintf(msg, sizeof msg, "the calls in progress%s hold %zu MiB of code and progress "
                  "tokens, and this one would pass %zu MiB: wait for one to end, or cancel one",
                  over_mine ? " of this MCP session" : "", held >> 20, most >> 20);
-        return tool_result(msg, NULL, 1);
+        return eryx_mcp_tool_result(msg, NULL, 1);
     }
     if (S.n_jobs >= MAX_JOBS || mine >= MAX_JOBS_PER_MCP_SESSION) {
         pthread_mutex_unlock(&S.lock);
@@ -1279,7 +1089,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
                  "or cancel one", over_mine_jobs ? "this MCP session's, at most"
                                                  : "all clients', at most",
                  over_mine_jobs ? MAX_JOBS_PER_MCP_SESSION : MAX_JOBS);
-        return tool_result(msg, NULL, 1);
+        return eryx_mcp_tool_result(msg, NULL, 1);
     }
     job **tail = &S.jobs;
     while (*tail)
@@ -1297,7 +1107,7 @@ static json_t *start_job(channel *ch, json_t *id, int kind, json_t *args, json_t
         remove_job(j);
         pthread_mutex_unlock(&S.lock);
         free_job(j);
-        return tool_result("cannot start a thread for the call", NULL, 1);
+        return eryx_mcp_tool_result("cannot start a thread for the call", NULL, 1);
     }
     pthread_mutex_unlock(&S.lock);
     return NULL;
@@ -1319,7 +1129,7 @@ static json_t *list_sessions(const channel *ch)
     }
     pthread_mutex_unlock(&S.lock);
     char *text = json_dumps(list, JSON_INDENT(1));
-    json_t *r = tool_result(json_array_size(list) ? (text ? text : "") : "no sessions yet",
+    json_t *r = eryx_mcp_tool_result(json_array_size(list) ? (text ? text : "") : "no sessions yet",
                             json_pack("{s:o}", "sessions", list), 0);
     free(text);
     return r;
