@@ -1442,8 +1442,11 @@ static int conclude(eryx_exec *ex, int rc)
     eryx_result *r = calloc(1, sizeof *r);
     eryx__exec_outcome o = {0};
     int hard, cause = eryx__irq_run_end(sb, &hard);
+    /* sb->exec stays until eryx_exec_finish: the sandbox is not idle while
+     * the execution lives (a free, a second start, a fork meanwhile), and
+     * a free of the sandbox frees it too, its handle dead, instead of
+     * leaving it pointing at a freed sandbox. */
     ex->state = EX_DONE;
-    sb->exec = NULL;
     if (!r)
         return ex->final_rc = ERYX_NOMEM;
     r->duration_ns = eryx__now_ns() - ex->t0;
@@ -1535,11 +1538,11 @@ int eryx__exec_finish(eryx_exec *ex, eryx_result **out)
         if (ex->state == EX_PENDING)
             eryx__fiber_abandon(sb->in.fiber);
         eryx__irq_run_end(sb, &hard);
-        sb->exec = NULL;
         sb->state = ERYX__SB_DEAD;
         eryx__set_errmsg(sb, "the execution was abandoned before it finished");
         rc = ERYX_DEAD;
     }
+    sb->exec = NULL;
     if (out) {
         *out = ex->result;
         ex->result = NULL;

@@ -210,6 +210,44 @@ TEST_CASE(test_exec_driven_from_its_own_output)
     eryx_sandbox_free(sb);
 }
 
+/* An execution whose last step returned but that is not finished yet
+ * still holds its sandbox: a second execution, a run, a fork, a save are
+ * refused, and freeing the sandbox frees it too (its handle dead). The
+ * sandbox counted as idle once the step returned: a free then left the
+ * execution pointing at freed memory, and eryx_exec_finish crashed; a
+ * second start ran beside it. */
+TEST_CASE(test_finished_execution_holds_its_sandbox)
+{
+    eryx_runtime *rt = case_runtime();
+    eryx_sandbox *sb = NULL, *fork = NULL;
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    eryx_exec *ex = NULL, *second = NULL;
+    REQUIRE(eryx_exec_start(sb, "x = 1", 5, NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    CHECK_INT(eryx_exec_start(sb, "y = 2", 5, NULL, &second), ERYX_MISUSE);
+    CHECK(second == NULL);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, "pass", 4, &r), ERYX_MISUSE);
+    eryx_result_free(r);
+    CHECK_INT(eryx_sandbox_fork(sb, &fork), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(sb), "finish it first");
+    eryx_sandbox_free(sb);
+    r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_MISUSE); /* freed with its sandbox */
+    CHECK(r == NULL);
+    /* Finished in turn, the sandbox is idle again. */
+    REQUIRE(eryx_sandbox_new(rt, NULL, &sb) == ERYX_OK);
+    REQUIRE(eryx_exec_start(sb, "x = 1", 5, NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    eryx_result_free(r);
+    r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, "print(x)", 8, &r), ERYX_OK);
+    CHECK(r && strcmp(r->out, "1\n") == 0);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 static void teardown(void)
 {
     if (case_rt)
