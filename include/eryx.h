@@ -44,6 +44,15 @@
  *   that runs there (eryx_exec_*): ERYX_MISUSE (NULL from
  *   eryx_exec_next_call), and the execution goes on.
  *
+ * fork(2)
+ *   The child of a fork (a multiprocessing worker) may go on using the
+ *   parent's runtime and its idle sandboxes, and make new ones: the
+ *   library's own threads (the time limits' watchdog, the callback
+ *   workers, the network's poller) are started again there as needed.
+ *   What other threads were doing at the fork is not in the child: a
+ *   sandbox another thread was running, its calls, a connection's socket
+ *   (shared with the parent) are not to be used there.
+ *
  * Versions of structs
  *   Configs and options start with their own size, filled by *_default():
  *   a library reads only the fields the caller's size covers and defaults
@@ -355,6 +364,8 @@ ERYX_API uint64_t eryx_call_id(const eryx_call *call);
  * timeout) or its sandbox is gone (the reply is dropped). Either way the
  * call is released: do not use it again. */
 ERYX_API int eryx_call_reply(eryx_call *call, const char *json, size_t len);
+/* kind is an eryx_call_error; another value fails the call as
+ * ERYX_CALL_FAILED and returns ERYX_MISUSE. */
 ERYX_API int eryx_call_fail(eryx_call *call, int kind, const char *message);
 
 /* 1 while the guest still waits for this call's reply; 0 once it timed

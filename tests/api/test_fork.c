@@ -1,0 +1,98 @@
+/* A fork's child of a process that used eryx: the process-wide threads
+ * (the timer watchdog, the callback workers, the network poller) are not
+ * in the child, only their state. A multiprocessing worker ran a loop
+ * under a 500 ms limit for 8 s, and every callback waited for its
+ * callback_timeout. */
+#include <eryx.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../check.h"
+
+static eryx_runtime *rt;
+
+/* pong() -> 1, on a worker thread (no flags). */
+static void pong(void *ud, eryx_call *call)
+{
+    (void)ud;
+    eryx_call_reply(call, "1", 1);
+}
+
+static eryx_sandbox *new_sandbox(void)
+{
+    static const eryx_callback cb = {sizeof cb, "pong", NULL, NULL, pong, NULL, 0};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    cfg.callback_timeout_ns = 5000u * 1000000u;
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
+    return sb;
+}
+
+static int run_limited(eryx_sandbox *sb, const char *code, uint64_t timeout_ms, eryx_result **r)
+{
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = timeout_ms * 1000000u;
+    *r = NULL;
+    return eryx_sandbox_run_ex(sb, code, strlen(code), &o, r);
+}
+
+/* In the child: a loop stopped by its limit (1), a callback answered (2);
+ * 0 when both hold. */
+static int child_checks(eryx_sandbox *sb)
+{
+    eryx_result *r = NULL;
+    int rc = run_limited(sb, "while True: pass", 300, &r);
+    eryx_result_free(r);
+    int rc2 = run_limited(sb, "print(await pong())", 10000, &r);
+    int ok = rc2 == ERYX_OK && r && strcmp(r->out, "1\n") == 0;
+    eryx_result_free(r);
+    return rc != ERYX_TIMEOUT ? 1 : !ok ? 2 : 0;
+}
+
+/* Forks; the child runs child_checks on sb (NULL: a sandbox of its own)
+ * and exits with its answer, or is killed by its alarm when it hangs (99). */
+static int in_child(eryx_sandbox *sb)
+{
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        eryx_sandbox *own = sb ? sb : new_sandbox();
+        _exit(child_checks(own));
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+}
+
+/* The parent has used the limits and a callback; the child makes a new
+ * sandbox, and uses one made before the fork. */
+TEST_CASE(test_limits_and_callbacks_hold_after_fork)
+{
+    eryx_sandbox *sb = new_sandbox();
+    eryx_result *r = NULL;
+    CHECK_INT(run_limited(sb, "print(await pong())", 10000, &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(in_child(NULL), 0);
+    CHECK_INT(in_child(sb), 0);
+    /* And the parent's are still there. */
+    CHECK_INT(child_checks(sb), 0);
+    eryx_sandbox_free(sb);
+}
+
+static void setup(void)
+{
+    REQUIRE(eryx_runtime_new(NULL, &rt) == ERYX_OK);
+}
+
+static void teardown(void)
+{
+    CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+}
+
+TEST_MAIN_WITH(setup, teardown)
