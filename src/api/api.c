@@ -739,7 +739,16 @@ int eryx_call_reply(eryx_call *h, const char *json, size_t len)
 int eryx_call_fail(eryx_call *h, int kind, const char *message)
 {
     eryx_call *c = eryx__handle_close(h, ERYX__H_CALL);
-    return c ? eryx__call_fail(c, kind, message) : ERYX_MISUSE;
+    if (!c)
+        return ERYX_MISUSE;
+    if (kind < ERYX_CALL_FAILED || kind > ERYX_CALL_TIMEOUT) {
+        /* Still answered (the call is released either way): as failed. */
+        eryx__call_fail(c, ERYX_CALL_FAILED, message);
+        eryx__set_errmsg(NULL, "misuse: eryx_call_fail: kind %d is no eryx_call_error (the "
+                               "call failed as ERYX_CALL_FAILED)", kind);
+        return ERYX_MISUSE;
+    }
+    return eryx__call_fail(c, kind, message);
 }
 
 int eryx_call_pending(const eryx_call *h)

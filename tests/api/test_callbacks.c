@@ -48,6 +48,14 @@ static void bad_json(void *ud, eryx_call *call)
     atomic_store(rc, eryx_call_reply(call, "{not json", 9));
 }
 
+/* eryx_call_fail with a kind that is no eryx_call_error: ERYX_OK before,
+ * and the guest saw an ordinary failure. */
+static void bad_kind(void *ud, eryx_call *call)
+{
+    _Atomic int *rc = ud;
+    atomic_store(rc, eryx_call_fail(call, 99, "kind 99"));
+}
+
 static void huge_error(void *ud, eryx_call *call)
 {
     (void)ud;
@@ -93,7 +101,7 @@ static void meet(void *ud, eryx_call *call)
 
 /* Stored by the handler's worker after its reply returns, which may be
  * after the run that the reply ended has returned: read with a wait. */
-static _Atomic int bad_json_rc = -1;
+static _Atomic int bad_json_rc = -1, bad_kind_rc = -1;
 
 static int bad_json_rc_when_set(void)
 {
@@ -166,6 +174,7 @@ static const eryx_callback callbacks[] = {
     {0, "meet", NULL, NULL, meet, NULL, 0},
     {0, "reply_text", NULL, NULL, reply_text, NULL, ERYX_CALLBACK_INLINE},
     {0, "args_hex", NULL, NULL, args_hex, NULL, ERYX_CALLBACK_INLINE},
+    {0, "bad_kind", NULL, NULL, bad_kind, &bad_kind_rc, ERYX_CALLBACK_INLINE},
 };
 #define N_CALLBACKS (sizeof callbacks / sizeof *callbacks)
 
@@ -238,7 +247,7 @@ TEST_CASE(test_basic_calls)
     check_output(sb, "print([c['name'] for c in list_callbacks()])\n"
                      "print(list_callbacks()[0]['description'])",
                  "['echo', 'add', 'users.lookup', 'http.api.get', 'bad_json', 'huge_error', "
-                 "'keep', 'meet', 'reply_text', 'args_hex']\nEchoes its argument\n");
+                 "'keep', 'meet', 'reply_text', 'args_hex', 'bad_kind']\nEchoes its argument\n");
     /* Callbacks from a function, in a session, several runs on. */
     check_output(sb, "async def twice(m):\n    return [await echo(m), await echo(m)]",
                  "");
@@ -342,6 +351,10 @@ TEST_CASE(test_errors)
     check_output(sb, "try:\n    await bad_json()\nexcept CallbackError as e:\n    print(e)",
                  "the host function returned malformed JSON\n");
     CHECK_INT(bad_json_rc_when_set(), ERYX_INVALID);
+    check_output(sb, "try:\n    await bad_kind()\nexcept CallbackError as e:\n"
+                     "    print(e.kind, e)",
+                 "failed kind 99\n");
+    CHECK_INT(atomic_load(&bad_kind_rc), ERYX_MISUSE); /* inline: set by now */
     check_output(sb, "try:\n    await huge_error()\nexcept CallbackError as e:\n"
                      "    print(len(str(e)))",
                  "4095\n");
