@@ -8,6 +8,9 @@
  * thread holds the lock, that thread cannot get through, and after
  * PROBE_MS the answer is 0. No timing is measured: PROBE_MS only bounds
  * how long a probe that cannot get through is waited for.
+ *
+ * dispatch_json() hands a request to the server as its reading thread
+ * does. Include check.h first (REQUIRE).
  */
 #ifndef ERYX_TEST_MCP_LOCK_PROBE_H
 #define ERYX_TEST_MCP_LOCK_PROBE_H
@@ -17,8 +20,12 @@
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "jsonrpc.h"
 #include "mcp_server.h"
 
 #define PROBE_MS 1000
@@ -89,6 +96,21 @@ static int lock_free(void)
     pthread_attr_destroy(&attr);
     probe_drop(p);
     return ok;
+}
+
+/* Dispatches req (stolen) on ch as a line the server read: its reply, or
+ * NULL when a job answers it later. */
+static json_t *dispatch_json(channel *ch, json_t *req)
+{
+    char *line = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    REQUIRE(line != NULL);
+    jr_msg m;
+    jr_decode(line, strlen(line), &m);
+    free(line);
+    json_t *reply = eryx_mcp_dispatch(ch, &m);
+    jr_msg_clear(&m);
+    return reply;
 }
 
 #endif

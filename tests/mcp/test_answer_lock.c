@@ -48,17 +48,10 @@ static void *probing_malloc(size_t n)
  * answer to have gone out (to /dev/null). */
 static void run(const char *code)
 {
-    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}}}", "jsonrpc", "2.0", "id", 1,
-                            "method", "tools/call", "params", "name", "run_python",
-                            "arguments", "code", code);
-    char *line = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    REQUIRE(line != NULL);
-    jr_msg m;
-    jr_decode(line, strlen(line), &m);
-    free(line);
-    json_t *reply = eryx_mcp_dispatch(&eryx_mcp_stdio, &m);
-    jr_msg_clear(&m);
+    json_t *reply = dispatch_json(
+        &eryx_mcp_stdio, json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}}}", "jsonrpc", "2.0", "id",
+                                   1, "method", "tools/call", "params", "name", "run_python",
+                                   "arguments", "code", code));
     CHECK(reply == NULL); /* the job answers */
     json_decref(reply);
     for (int i = 0; i < 6000 && eryx_mcp_session_busy(""); i++)
@@ -91,18 +84,10 @@ static void token_dropped_at_answer(eryx_runtime *rt, const eryx_sandbox_config 
     net_link link = {.fd = sv[0], .tls = NULL, .timeout_ms = 1000};
     channel *ch = eryx_mcp_channel_new(&link, "tok-sid");
     REQUIRE(ch != NULL);
-    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}, s:{s:s}}}", "jsonrpc", "2.0",
-                            "id", 7, "method", "tools/call", "params", "name", "run_python",
-                            "arguments", "code", "pass", "_meta", "progressToken",
-                            "a-progress-token");
-    char *line = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    REQUIRE(line != NULL);
-    jr_msg msg;
-    jr_decode(line, strlen(line), &msg);
-    free(line);
-    json_t *reply = eryx_mcp_dispatch(ch, &msg);
-    jr_msg_clear(&msg);
+    json_t *reply = dispatch_json(
+        ch, json_pack("{s:s, s:i, s:s, s:{s:s, s:{s:s}, s:{s:s}}}", "jsonrpc", "2.0", "id", 7,
+                      "method", "tools/call", "params", "name", "run_python", "arguments",
+                      "code", "pass", "_meta", "progressToken", "a-progress-token"));
     CHECK(reply == NULL);
     json_decref(reply);
     for (int i = 0; i < 6000 && eryx_mcp_session_busy("tok-sid"); i++)

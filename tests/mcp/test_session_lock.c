@@ -177,17 +177,9 @@ static json_t *call(channel *ch, int id, const char *tool, const char *session, 
         json_object_set_new(args, "session", json_string(session));
     if (code)
         json_object_set_new(args, "code", json_string(code));
-    json_t *req = json_pack("{s:s, s:i, s:s, s:{s:s, s:o}}", "jsonrpc", "2.0", "id", id,
-                            "method", "tools/call", "params", "name", tool, "arguments", args);
-    char *line = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-    REQUIRE(line != NULL);
-    jr_msg m;
-    jr_decode(line, strlen(line), &m);
-    free(line);
-    json_t *reply = eryx_mcp_dispatch(ch, &m);
-    jr_msg_clear(&m);
-    return reply;
+    return dispatch_json(ch, json_pack("{s:s, s:i, s:s, s:{s:s, s:o}}", "jsonrpc", "2.0",
+                                       "id", id, "method", "tools/call", "params", "name",
+                                       tool, "arguments", args));
 }
 
 /* A call that its job answers on stdout: the answer's result. */
