@@ -511,6 +511,7 @@ static json_t *done_fields(int rc, const eryx_result *res)
     int inexact;
     json_t *result = eryx_cli_result(res, &result_error, &inexact);
     json_object_set_new(d, "exit_code", json_integer(res->exit_code));
+    json_object_set_new(d, "exited", json_boolean(res->exited));
     json_object_set_new(d, "result", result ? result : json_null());
     if (inexact)
         json_object_set_new(d, "result_json", json_string(res->result_json));

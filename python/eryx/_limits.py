@@ -28,7 +28,8 @@ def _check(name: str, value: Optional[int], *, allow_zero: bool = False) -> Opti
 class ResourceLimits:
     """Limits of a sandbox's runs.
 
-    Args (all keyword-only; ``None`` disables a limit):
+    Args (all keyword-only; ``None`` disables a limit, but for max_vfs_bytes
+    and max_output_bytes, where it is the default: those bound host memory):
         execution_timeout_ms: wall-clock limit of one execution (default 30000).
             Past it the code gets a KeyboardInterrupt it can unwind from, then is
             stopped hard 200 ms later; ``execute`` raises ``eryx.TimeoutError``.

@@ -908,6 +908,13 @@ class PooledSandbox(_Runner):
             return f._load_handle(self._jr_kw())
         return _eryx.SandboxHandle(self._jr_runtime(), **self._jr_kw())
 
+    def reset(self) -> None:
+        """Back to the clean state it was leased in, keeping the lease: also
+        revives one that a run left dead (stopped hard, os._exit), which the
+        error of its next execute asks for."""
+        self._handle()  # (ValueError once released)
+        self._jr_refresh()
+
     def release(self) -> None:
         """Gives the sandbox back to the pool (reset to a clean state there).
         Idempotent."""

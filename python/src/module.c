@@ -986,6 +986,16 @@ static PyObject *raise_with(PyObject *type, PyObject *msg, PyObject *result, int
     return NULL;
 }
 
+PyObject *pyeryx_raise_as(PyObject *type, int rc, const char *msg)
+{
+    PyObject *m = PyUnicode_FromString(msg);
+    if (m) {
+        raise_with(type, m, NULL, rc);
+        Py_DECREF(m);
+    }
+    return NULL;
+}
+
 PyObject *pyeryx_raise_status(int rc, const char *msg)
 {
     PyObject *type = pyeryx_EryxError;

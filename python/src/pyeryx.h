@@ -101,6 +101,9 @@ int pyeryx_run_pause(pyeryx_run *r);
 PyObject *pyeryx_result_or_raise(int rc, eryx_result *res, const char *msg);
 /* Raises the exception fitting a status that gave no result. */
 PyObject *pyeryx_raise_status(int rc, const char *msg);
+/* Raises type(msg) with .status rc (and .result None): the status of a
+ * failure liberyx reported, whatever the exception's type. */
+PyObject *pyeryx_raise_as(PyObject *type, int rc, const char *msg);
 
 int pyeryx_is_finalizing(void);
 /* Records the main thread (at module init). */

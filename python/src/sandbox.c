@@ -296,14 +296,10 @@ static PyObject *sandbox_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     int rc = eryx_sandbox_new(((pyeryx_runtime *)runtime)->rt, &c.cfg, &sb);
     if (rc != ERYX_OK) {
         pyeryx_config_clear(&c);
-        PyObject *m = PyUnicode_FromFormat("could not create the sandbox: %s",
-                                           eryx_errmsg(NULL));
-        if (m) {
-            PyErr_SetObject(rc == ERYX_INVALID ? PyExc_ValueError : pyeryx_InitializationError,
-                            m);
-            Py_DECREF(m);
-        }
-        return NULL;
+        char text[1200];
+        snprintf(text, sizeof text, "could not create the sandbox: %s", eryx_errmsg(NULL));
+        return pyeryx_raise_as(rc == ERYX_INVALID ? PyExc_ValueError : pyeryx_InitializationError,
+                               rc, text);
     }
     PyObject *o = pyeryx_sandbox_wrap(sb, runtime, c.ctx, NULL);
     pyeryx_config_clear(&c); /* eryx copied the config; o holds the ctx */
@@ -715,10 +711,11 @@ static PyObject *loaded(int rc, const char *msg, eryx_sandbox *sb, PyObject *run
                         pyeryx_config *c)
 {
     PyObject *o = NULL;
-    if (rc != ERYX_OK)
-        PyErr_Format(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError,
-                     "could not load the session: %s: %s", eryx_errstr(rc), msg);
-    else
+    if (rc != ERYX_OK) {
+        char text[1200];
+        snprintf(text, sizeof text, "could not load the session: %s: %s", eryx_errstr(rc), msg);
+        pyeryx_raise_as(rc == ERYX_IO ? PyExc_OSError : pyeryx_InitializationError, rc, text);
+    } else
         o = pyeryx_sandbox_wrap(sb, runtime, c->ctx, NULL);
     pyeryx_config_clear(c);
     return o;

@@ -173,6 +173,23 @@ def test_pool_acquire_release_and_stats():
         pool.acquire()
 
 
+def test_pool_lease_reset_revives_a_dead_one():
+    # A lease a run left dead (os._exit; a hard stop does the same) was
+    # told to "reset() the session", which it had no method for: it stayed
+    # unusable until released.
+    pool = eryx.SandboxPool(max_size=1, min_idle=0)
+    with pool.acquire() as lease:
+        lease.execute("x = 1")
+        lease.execute("import os; os._exit(3)")
+        with pytest.raises(eryx.EryxError, match="reset"):
+            lease.execute("print(1)")
+        lease.reset()
+        assert lease.execute("print('x' in globals())").stdout == "False\n"
+    with pytest.raises(ValueError, match="closed"):
+        lease.reset()
+    pool.close()
+
+
 def test_pool_lease_outlives_close():
     pool = eryx.SandboxPool(max_size=1)
     lease = pool.acquire()

@@ -123,6 +123,18 @@ def test_state_persists_and_versions_grow(session):
     assert session.info()["version"] == r.version
 
 
+def test_exits_are_told_and_a_dead_run_is_not_stored(session):
+    # `exited` as locally (the server did not send it: always False).
+    session.execute("x = 41")
+    r = session.execute("import sys; sys.exit(4)")
+    assert (r.exit_code, r.exited) == (4, True)
+    r = session.execute("x += 1\nimport os; os._exit(5)")
+    assert (r.exit_code, r.exited, r.saved) == (5, True, False)
+    # The dead run is not stored: the session goes on from before it.
+    assert session.execute("print(x)").stdout == "41\n"
+    assert session.execute("print(1)").exited is False
+
+
 def test_stateless_sandbox_forgets(server, work):
     with remote.Sandbox(server.url, work["token"]) as sb:
         assert sb.execute("y = 5; print(y)").stdout == "5\n"

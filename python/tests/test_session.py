@@ -103,10 +103,12 @@ def test_save_and_load(tmp_path):
     assert r.stdout == "14 file kept\n"
     bad = tmp_path / "bad"
     bad.write_bytes(b"not a session at all" * 10)
-    with pytest.raises(eryx.InitializationError):
+    with pytest.raises(eryx.InitializationError) as ei:
         eryx.Session.load(bad)
-    with pytest.raises((OSError, eryx.InitializationError)):
+    assert ei.value.status == 3  # ERYX_INVALID: liberyx's status (it was None)
+    with pytest.raises((OSError, eryx.InitializationError)) as ei:
         eryx.Session.load(tmp_path / "missing")
+    assert ei.value.status == 8  # ERYX_IO
     # Truncated file.
     raw = path.read_bytes()
     (tmp_path / "trunc").write_bytes(raw[: len(raw) // 2])
