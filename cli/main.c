@@ -668,7 +668,11 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
      * grace period) instead of killing the process. */
     eryx_cli_signals_sandbox(sb);
     if (!code) {
-        status = eryx_cli_repl(sb);
+        /* A person decides when to stop (Ctrl-C), unless --timeout says:
+         * then it limits each entry. */
+        uint64_t per_entry = c->timeout_set && c->timeout_ms ? c->timeout_ms * 1000000u
+                                                             : ERYX_NO_LIMIT;
+        status = eryx_cli_repl(sb, per_entry);
         goto save;
     }
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
