@@ -531,6 +531,14 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
         fwrite(res->traceback, 1, res->traceback_len, stderr);
         return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
     }
+    if (rc == ERYX_NOMEM && !res) {
+        /* The run request (the program) found no room in the sandbox's
+         * memory: as the MemoryError of a program that fits but whose
+         * reading runs out (src/core/exec.c, glue_out_of_memory). */
+        fprintf(stderr, "eryx: %s (--max-memory)\n",
+                eryx_errmsg(sb)[0] ? eryx_errmsg(sb) : eryx_errstr(rc));
+        return EXIT_MEMORY;
+    }
     if (rc == ERYX_OK)
         return res->exit_code == 0 && (res->out_truncated || res->err_truncated)
                    ? EXIT_OUTPUT_LIMIT
