@@ -12,12 +12,25 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "mcp.h"
 #include "shell_callback.h"
 #include "signals.h"
 
 static _Atomic(eryx_sandbox *) interruptible;
+static atomic_int dying; /* die_of began: the process ends by the signal */
+
+/* At exit(): once die_of began, the exit waits for its raise. Killed,
+ * an MCP server being started makes the main thread fail and exit (71),
+ * which won the race against the raise: the parent saw 71, not the
+ * signal. */
+static void wait_for_death(void)
+{
+    while (atomic_load(&dying))
+        pause();
+}
 
 void eryx_cli_signals_sandbox(eryx_sandbox *sb)
 {
@@ -29,6 +42,7 @@ void eryx_cli_signals_sandbox(eryx_sandbox *sb)
  * --session is not saved: its file keeps the last completed save. */
 static void die_of(int sig)
 {
+    atomic_store(&dying, 1);
     eryx_cli_shell_kill_all();
     eryx_cli_mcp_kill_all();
     signal(sig, SIG_DFL);
@@ -71,7 +85,7 @@ int eryx_cli_signals_start(int take_sigint)
     sigset_t set, old;
     fill(&set, take_sigint);
     pthread_t t;
-    if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0)
+    if (atexit(wait_for_death) != 0 || pthread_sigmask(SIG_BLOCK, &set, &old) != 0)
         return -1;
     if (pthread_create(&t, NULL, signal_main, take_sigint ? &take : NULL) != 0) {
         pthread_sigmask(SIG_SETMASK, &old, NULL);
