@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +30,7 @@
 #include "run_status.h"
 #include "session_file.h"
 #include "shell_callback.h"
+#include "signals.h"
 #include "trace.h"
 
 enum {
@@ -589,6 +589,14 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
         fwrite(res->traceback, 1, res->traceback_len, stderr);
         return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
     }
+    if (rc == ERYX_NOMEM && !res) {
+        /* The run request (the program) found no room in the sandbox's
+         * memory: as the MemoryError of a program that fits but whose
+         * reading runs out (src/core/exec.c, glue_out_of_memory). */
+        fprintf(stderr, "eryx: %s (--max-memory)\n",
+                eryx_errmsg(sb)[0] ? eryx_errmsg(sb) : eryx_errstr(rc));
+        return EXIT_MEMORY;
+    }
     if (rc == ERYX_OK)
         return res->exit_code == 0 && (res->out_truncated || res->err_truncated)
                    ? EXIT_OUTPUT_LIMIT
@@ -598,33 +606,6 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     if (res && res->traceback)
         fwrite(res->traceback, 1, res->traceback_len, stderr);
     return EXIT_SANDBOX;
-}
-
-/* Ctrl-C interrupts the sandbox (gracefully, then hard after the grace
- * period) instead of killing the process: a thread waits for SIGINT, which
- * every other thread blocks. */
-static void *interrupt_on_sigint(void *arg)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    for (;;) {
-        int sig;
-        if (sigwait(&set, &sig) == 0)
-            eryx_sandbox_interrupt(arg);
-    }
-    return NULL;
-}
-
-static void start_interrupt_thread(eryx_sandbox *sb)
-{
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    pthread_t t;
-    if (pthread_sigmask(SIG_BLOCK, &set, NULL) == 0 &&
-        pthread_create(&t, NULL, interrupt_on_sigint, sb) == 0)
-        pthread_detach(t);
 }
 
 /* eryx_run_options.stdin_read on our stdin: waits 50 ms at most at a time,
@@ -683,6 +664,12 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         goto done;
     }
     const char *session = sf.path; /* NULL without --session */
+    /* Before the MCP servers and the runtime's threads start: they must
+     * block the signals the signal thread takes. `eryx mcp` keeps its
+     * own handling (jsonrpc.c, mcp_server.c). */
+    if (!c->mcp.serve && eryx_cli_signals_start(1) < 0)
+        fprintf(stderr, "eryx: warning: no thread for signals: SIGTERM would leave the "
+                        "--callback commands and MCP servers running\n");
     /* The image given, or the default one cached on disk: loading it takes
      * a few ms, booting CPython ~35 (image_cmd.c, docs/cli.md). */
     int rc = argv ? eryx_cli_runtime(c->image, &rt) : ERYX_NOMEM;
@@ -743,9 +730,15 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     opts.argv = argv;
     if (c->stdin_lazy)
         opts.stdin_read = read_stdin;
-    start_interrupt_thread(sb);
+    /* Ctrl-C interrupts the sandbox (gracefully, then hard after the
+     * grace period) instead of killing the process. */
+    eryx_cli_signals_sandbox(sb);
     if (!code) {
-        status = eryx_cli_repl(sb);
+        /* A person decides when to stop (Ctrl-C), unless --timeout says:
+         * then it limits each entry. */
+        uint64_t per_entry = c->timeout_set && c->timeout_ms ? c->timeout_ms * 1000000u
+                                                             : ERYX_NO_LIMIT;
+        status = eryx_cli_repl(sb, per_entry);
         goto save;
     }
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
@@ -787,6 +780,11 @@ static int run_remote(const cli *c, const char *code, size_t len)
         fprintf(stderr, "eryx: --remote-cert and --remote-key go together\n");
         return EXIT_USAGE;
     }
+    /* SIGINT is remote.c's (it cancels the run); SIGTERM and SIGHUP kill
+     * the --callback commands' groups and end eryx. */
+    if (eryx_cli_signals_start(0) < 0)
+        fprintf(stderr, "eryx: warning: no thread for signals: SIGTERM would leave the "
+                        "--callback commands running\n");
     remote_opts o = {.url = c->remote, .token_file = c->token_file, .ca_file = c->remote_ca,
                      .cert_file = c->remote_cert, .key_file = c->remote_key,
                      .session = c->session, .timeout_ms = c->timeout_set ? c->timeout_ms : 0,

@@ -69,6 +69,11 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg);
  * then SIGTERM, then SIGKILL). Idempotent. */
 void eryx_cli_mcp_disconnect(void);
 
+/* Kills the servers' process groups at once (SIGKILL), and any server
+ * started from then on fails to start: the command is dying of a signal
+ * (cli/signals.c). Takes locks, so not for a signal handler. */
+void eryx_cli_mcp_kill_all(void);
+
 /* `eryx mcp`: serves MCP on stdin/stdout until stdin closes. rt, cfg: the
  * command's runtime and sandbox config (limits, mounts, callbacks); the
  * config's output streaming is replaced. Returns the exit status. */

@@ -95,6 +95,7 @@ struct eryx_cli_mcp_tool {
 static mcp_conn *conns;                  /* every server started; kept */
 static eryx_callback *merged;            /* the config's callbacks + tools */
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static int conns_killed;                 /* eryx_cli_mcp_kill_all ran */
 
 /* ---- options ---- */
 
@@ -637,7 +638,7 @@ static void flush(mcp_conn *c)
 static void *reader_main(void *arg)
 {
     mcp_conn *c = arg;
-    /* Ctrl-C belongs to the command's own SIGINT thread (cli/main.c), which
+    /* Ctrl-C belongs to the command's own signal thread (cli/signals.c), which
      * expects every other thread to block it; this one may start first. */
     sigset_t intr;
     sigemptyset(&intr);
@@ -869,7 +870,14 @@ static pid_t spawn(const eryx_cli_mcp_spec *spec, int *to, int *from)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     posix_spawnattr_setsigdefault(&attr, &pipe_set);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
+    /* No signal blocked: the CLI blocks SIGINT, SIGTERM and SIGHUP in all
+     * its threads for its signal thread (cli/signals.c), and a blocked
+     * mask is inherited across exec; the server must die of our SIGTERM. */
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                        POSIX_SPAWN_SETSIGMASK);
     pid_t pid;
     int rc;
     if (spec->argv) {
@@ -936,7 +944,11 @@ static mcp_conn *connect_one(const eryx_cli_mcp_spec *spec, const eryx_cli_mcp *
         fprintf(stderr, "eryx: %s: %s\n", who, strerror(errno));
         return NULL;
     }
-    c->pid = spawn(spec, &c->to_fd, &c->from_fd);
+    /* Under conns_lock, so that eryx_cli_mcp_kill_all (a fatal signal)
+     * either sees this server's pid or stops it from starting. */
+    pthread_mutex_lock(&conns_lock);
+    c->pid = conns_killed ? -1 : spawn(spec, &c->to_fd, &c->from_fd);
+    pthread_mutex_unlock(&conns_lock);
     if (c->pid < 0) {
         fprintf(stderr, "eryx: %s: cannot start '%s': %s\n", who, command,
                 strerror(errno));
@@ -1053,6 +1065,16 @@ void eryx_cli_mcp_disconnect(void)
     pthread_mutex_unlock(&conns_lock);
     for (mcp_conn *c = list; c; c = c->next)
         stop_one(c);
+}
+
+void eryx_cli_mcp_kill_all(void)
+{
+    pthread_mutex_lock(&conns_lock);
+    conns_killed = 1;
+    for (mcp_conn *c = conns; c; c = c->next)
+        if (c->pid > 0 && !reaped(c))
+            kill(-c->pid, SIGKILL);
+    pthread_mutex_unlock(&conns_lock);
 }
 
 static const char *str_or(json_t *v, const char *dflt)

@@ -3,7 +3,8 @@
  * statement or block runs in one session, so names persist from one to the
  * next; expression values are printed as by Python's own prompt. Lines are
  * read with libedit (history in ~/.eryx_history). Ctrl-C interrupts a
- * running statement; Ctrl-D leaves.
+ * running statement; Ctrl-D leaves, and so does SystemExit (exit(),
+ * sys.exit(n)) or os._exit(n), with its status.
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -126,15 +127,19 @@ static void append(char **buf, size_t *len, const char *line)
     (*buf)[*len] = '\0';
 }
 
-static void run_block(eryx_sandbox *sb, const char *src, size_t len)
+/* Runs one entry. Returns -1 to go on, or the status the prompt ends
+ * with: SystemExit (exit(), sys.exit(n)) and os._exit(n) end it with
+ * their status, as they end Python's prompt. */
+static int run_block(eryx_sandbox *sb, const char *src, size_t len, uint64_t timeout_ns)
 {
     eryx_run_options o;
     eryx_run_options_default(&o);
     o.mode = ERYX_RUN_INTERACTIVE;
     o.filename = "<stdin>";
-    o.timeout_ns = ERYX_NO_LIMIT; /* a person decides when to stop: Ctrl-C */
+    o.timeout_ns = timeout_ns;
     eryx_result *r = NULL;
     int rc = eryx_sandbox_run_ex(sb, src, len, &o, &r);
+    int end = rc == ERYX_OK && r->exited ? r->exit_code : -1;
     fflush(stdout);
     if (rc == ERYX_PYTHON_EXCEPTION || rc == ERYX_INTERRUPTED) {
         if (r && r->traceback)
@@ -143,10 +148,12 @@ static void run_block(eryx_sandbox *sb, const char *src, size_t len)
         fprintf(stderr, "eryx: %s\n", eryx_errmsg(sb));
     }
     eryx_result_free(r);
+    return end;
 }
 
-int eryx_cli_repl(eryx_sandbox *sb)
+int eryx_cli_repl(eryx_sandbox *sb, uint64_t timeout_ns)
 {
+    int end = -1;
     open_libedit();
     char *hist = ed.readline ? history_path() : NULL;
     if (hist)
@@ -169,7 +176,9 @@ int eryx_cli_repl(eryx_sandbox *sb)
         if (len && needs_more(buf, empty))
             continue;
         if (buf && strspn(buf, " \t\n") < len)
-            run_block(sb, buf, len);
+            end = run_block(sb, buf, len, timeout_ns);
+        if (end >= 0)
+            break;
         if (eryx_sandbox_is_dead(sb)) {
             fprintf(stderr, "eryx: the session is dead: %s\n", eryx_errmsg(sb));
             break;
@@ -180,5 +189,7 @@ int eryx_cli_repl(eryx_sandbox *sb)
     if (hist)
         ed.write_history(hist);
     free(hist);
+    if (end >= 0)
+        return end;
     return eryx_sandbox_is_dead(sb) ? 70 : 0;
 }

@@ -8,7 +8,8 @@
  * A command runs in a process group of its own, which is stopped (SIGTERM,
  * then SIGKILL a second later) when nobody waits for its answer any more:
  * the call timed out or its run ended. Groups still running when the eryx
- * command exits are killed then. Before, such commands outlived eryx.
+ * command exits, or dies of SIGTERM or SIGHUP (cli/signals.c), are killed
+ * then. Before, such commands outlived eryx.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,13 +40,13 @@ extern char **environ;
 static pthread_mutex_t live_mu = PTHREAD_MUTEX_INITIALIZER;
 static pid_t *live;
 static size_t n_live, cap_live;
-static int exiting;           /* kill_live_at_exit ran: nothing may start */
+static int exiting;           /* eryx_cli_shell_kill_all ran: nothing may start */
 
 /* Handlers run on the library's workers, which go on while eryx exits: a
  * command started after this ran would be in no list and outlive eryx, so
  * it also stops any start from then on (spawn holds live_mu across its
  * posix_spawn and the group's entry). */
-static void kill_live_at_exit(void)
+void eryx_cli_shell_kill_all(void)
 {
     pthread_mutex_lock(&live_mu);
     exiting = 1;
@@ -61,7 +62,7 @@ static int live_lock_room(void)
     static int registered;
     pthread_mutex_lock(&live_mu);
     if (!registered)
-        registered = atexit(kill_live_at_exit) == 0;
+        registered = atexit(eryx_cli_shell_kill_all) == 0;
     if (!exiting && n_live == cap_live) {
         size_t cap = cap_live ? cap_live * 2 : 16;
         pid_t *p = realloc(live, cap * sizeof *p);
@@ -275,7 +276,14 @@ static pid_t spawn(const char *command, int *in, int *out, int *err)
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     posix_spawnattr_setsigdefault(&at, &pipe_set);
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF);
+    /* No signal blocked: the handlers run on threads that block SIGINT,
+     * SIGTERM and SIGHUP for the CLI's signal thread (cli/signals.c), and
+     * a blocked mask survives exec: stop_group's SIGTERM did nothing. */
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+                                      POSIX_SPAWN_SETSIGMASK);
     char *argv[] = {"sh", "-c", (char *)command, NULL};
     pid_t pid;
     int rc = ECANCELED;

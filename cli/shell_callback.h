@@ -24,4 +24,10 @@ typedef struct shell_wanted {
 int eryx_cli_shell_run(const char *command, const char *args, const shell_wanted *wanted,
                        char **result, size_t *len, char *msg, size_t msglen);
 
+/* Kills every command's process group (SIGKILL) and makes any later
+ * start fail: run at exit(), and by the signal thread before eryx dies of
+ * SIGTERM or SIGHUP (cli/signals.c). Takes a lock: not for a signal
+ * handler. */
+void eryx_cli_shell_kill_all(void);
+
 #endif

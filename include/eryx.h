@@ -856,7 +856,13 @@ ERYX_API void eryx_run_options_default(eryx_run_options *opts);
  * ERYX_TIMEOUT, ERYX_INTERRUPTED, ERYX_TRAP, ERYX_FUEL; ERYX_INTERNAL may.
  * os._exit ends the run with ERYX_OK (result->exited). A run refused before
  * it started leaves *out NULL: ERYX_DEAD (the sandbox was already dead),
- * ERYX_MISUSE, ERYX_INVALID, ERYX_NOMEM.
+ * ERYX_MISUSE, ERYX_INVALID, ERYX_NOMEM (also when the code, with the
+ * run's filename and argv, finds no room to be copied into the sandbox's
+ * memory: max_memory). Code that is copied in but does not fit with what
+ * reading it takes (the guest holds it as bytes, then as str) gives
+ * ERYX_PYTHON_EXCEPTION with exc_type "MemoryError" ("the program does
+ * not fit in the sandbox's memory ..."), as code that runs out does; the
+ * sandbox goes on. (Until 2026-12-07 that was ERYX_INTERNAL.)
  * The globals of __main__ persist from one run to the next in one sandbox. */
 ERYX_API int eryx_sandbox_run(eryx_sandbox *sb, const char *code, size_t len,
                               eryx_result **out);

@@ -1391,6 +1391,50 @@ static void glue_stopped(eryx_result *r)
     r->traceback_len = strlen(traceback);
 }
 
+/* The guest's glue ran out of memory around the code: copying the request
+ * (the source, mostly) into a bytes object and decoding it take twice its
+ * size again, so a 35 MB file of comments did not fit the default
+ * 128 MiB. The glue could only say so in its own words (_eryx.run's "bad
+ * request: MemoryError()", eryx_exec's "could not report the result") and
+ * the run was ERYX_INTERNAL, "internal error in the sandbox glue". It is
+ * the MemoryError the code would have met: the result says that, and the
+ * sandbox goes on (nothing of the code ran, or it had ended). */
+static int glue_out_of_memory(eryx_exec *ex, eryx_result *r)
+{
+    static const char *const words[] = {
+        "bad request: MemoryError()",                              /* _eryx.run */
+        "the sandbox could not report the result (out of memory?)" /* eryx_exec */
+    };
+    int match = 0;
+    for (size_t i = 0; r->exc_message && i < sizeof words / sizeof *words; i++)
+        match |= strcmp(r->exc_message, words[i]) == 0;
+    if (!match)
+        return ERYX_INTERNAL;
+    char msg[200], *type = strdup("MemoryError"), *message, *traceback;
+    snprintf(msg, sizeof msg, "the program does not fit in the sandbox's memory (max_memory "
+             "%llu bytes) with the %zu bytes of its run request",
+             (unsigned long long)ex->sb->cfg.max_memory, ex->request_len);
+    message = strdup(msg);
+    size_t tb_len = strlen(msg) + sizeof "MemoryError: \n";
+    traceback = malloc(tb_len);
+    if (!type || !message || !traceback) {
+        free(type);
+        free(message);
+        free(traceback);
+        return ERYX_INTERNAL; /* the glue's words stay */
+    }
+    snprintf(traceback, tb_len, "MemoryError: %s\n", msg);
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    r->exc_type = type;
+    r->exc_message = message;
+    r->traceback = traceback;
+    r->exc_message_len = strlen(message);
+    r->traceback_len = strlen(traceback);
+    return ERYX_PYTHON_EXCEPTION;
+}
+
 /* A timeout or interrupt was requested during the run: unless the code
  * finished anyway, the status says which stop ended it, the message how.
  * (A graceful stop shows in the result as the KeyboardInterrupt it raised.) */
@@ -1470,6 +1514,8 @@ static int conclude(eryx_exec *ex, int rc)
         rc = apply_outcome(r, &o);
         if (rc == ERYX_INTERNAL)
             give_back_setup(ex);
+        if (rc == ERYX_INTERNAL && !cause)
+            rc = glue_out_of_memory(ex, r);
     } else if (rc == ERYX_DEAD) {
         /* os._exit(n): this run ends like a process; the sandbox is dead. */
         r->exited = 1;

@@ -181,6 +181,41 @@ TEST_CASE(test_memory_limit)
     eryx_sandbox_free(sb);
 }
 
+/* A program that does not fit in the sandbox's memory with what reading
+ * it takes (its bytes, then its str: three times its size) is a
+ * MemoryError, not the glue's internal error; the sandbox goes on. 20 MB
+ * of comments in 64 MiB, as 35 MB in the default 128 MiB (the CLI's
+ * golden case program_out_of_memory). It was ERYX_INTERNAL, "bad request:
+ * MemoryError()"; 60 MB found no room at all: ERYX_NOMEM, no result. */
+TEST_CASE(test_program_larger_than_memory)
+{
+    eryx_sandbox *sb = new_sandbox(1000);
+    size_t sizes[] = {20u << 20, 60u << 20};
+    for (int i = 0; i < 2; i++) {
+        char *code = malloc(sizes[i]);
+        REQUIRE(code);
+        memset(code, '#', sizes[i]);
+        eryx_result *r = NULL;
+        int rc = eryx_sandbox_run(sb, code, sizes[i], &r);
+        free(code);
+        if (i == 0) {
+            CHECK_INT(rc, ERYX_PYTHON_EXCEPTION);
+            CHECK_STR(r ? r->exc_type : "", "MemoryError");
+            CHECK(r && r->traceback && strstr(r->traceback, "does not fit"));
+        } else {
+            CHECK_INT(rc, ERYX_NOMEM);
+            CHECK(r == NULL);
+            CHECK(strstr(eryx_errmsg(sb), "no room for"));
+        }
+        eryx_result_free(r);
+    }
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, "print('alive')", 0, &r), ERYX_OK);
+    CHECK_STR(r->out, "alive\n");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 TEST_CASE(test_output_limit_stops)
 {
     eryx_sandbox_config cfg;

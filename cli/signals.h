@@ -1,0 +1,23 @@
+/* How the eryx command ends on SIGINT, SIGTERM and SIGHUP (a run, the
+ * prompt, --remote). `eryx mcp`, `eryx serve` and `eryx mcp-proxy` have
+ * their own. */
+#ifndef ERYX_CLI_SIGNALS_H
+#define ERYX_CLI_SIGNALS_H
+
+#include "eryx.h"
+
+/* Blocks SIGTERM and SIGHUP (and SIGINT when take_sigint) in the calling
+ * thread, so in every thread it starts later, and starts the thread that
+ * takes them: call it before any other thread is started. SIGTERM and
+ * SIGHUP kill the process groups of the --callback commands and MCP
+ * servers, then end the process by the signal itself (its default action:
+ * a shell sees 128+N). SIGINT interrupts the sandbox given to
+ * eryx_cli_signals_sandbox, or, before there is one, ends the process as
+ * SIGTERM does. 0, or -1 when the thread could not start (the signals
+ * then keep their default action). */
+int eryx_cli_signals_start(int take_sigint);
+
+/* The sandbox that SIGINT interrupts from now on (thread-safe). */
+void eryx_cli_signals_sandbox(eryx_sandbox *sb);
+
+#endif
