@@ -95,6 +95,11 @@ def _entry(name: Optional[str], fn: Any, description: Optional[str],
         name = getattr(fn, "__name__", None)
     if not isinstance(name, str) or not name:
         raise TypeError("a callback needs a name (str)")
+    if len(name) > 200 or not all(p.isascii() and p.isidentifier() for p in name.split(".")):
+        # Here, not at the sandbox's creation far from this line (liberyx
+        # checks again, and also refuses names that shadow a builtin).
+        raise ValueError(f"callback name {name!r} is not a dotted Python identifier (ASCII, "
+                         "200 characters at most; a lambda needs name=)")
     if description is None:
         description = inspect.getdoc(fn) or ""
     if not isinstance(description, str):
@@ -156,6 +161,8 @@ class CallbackRegistry:
             inline: bool = False) -> None:
         """Registers fn without the decorator (arguments as for callback())."""
         e = _entry(name, fn, description, schema, inline)
+        if e.name in self._entries:  # (the last one silently won)
+            raise ValueError(f"a callback named {e.name!r} is registered already")
         self._entries[e.name] = e
 
     def __len__(self) -> int:

@@ -53,6 +53,25 @@ def test_registry_decorator_and_schema_inference():
     assert r.stdout == "{'echoed': 'abab'} 1.5 4\n"
 
 
+def test_registry_refuses_bad_names_and_doubles_at_once():
+    # At add(), not at the sandbox's creation far from the line that made
+    # them; a second "dup" silently replaced the first.
+    reg = eryx.CallbackRegistry()
+    for bad in ("1bad", "a..b", "é", "a-b", "x" * 201):
+        with pytest.raises(ValueError, match="dotted Python identifier"):
+            reg.add(lambda: 1, name=bad)
+    with pytest.raises(ValueError, match="name="):
+        reg.add(lambda x: x)  # "<lambda>"
+    reg.add(lambda: 1, name="dup")
+    with pytest.raises(ValueError, match="registered already"):
+        reg.add(lambda: 2, name="dup")
+    assert len(reg) == 1
+    # A name that shadows a builtin is liberyx's to refuse, at creation.
+    reg.add(lambda: 1, name="print")
+    with pytest.raises(ValueError, match="shadow"):
+        eryx.Sandbox(callbacks=reg)
+
+
 def test_schema_inference_of_optional_and_lists():
     from typing import List, Optional
 
