@@ -741,9 +741,16 @@ ERYX_API int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_p
  * been released (else ERYX_MISUSE and nothing is freed). NULL is accepted. */
 ERYX_API int eryx_pool_free(eryx_pool *pool);
 
+/* No more acquires: eryx_pool_acquire returns ERYX_MISUSE from now on, and
+ * those waiting for a sandbox return it at once (a waiter otherwise
+ * waited its whole timeout for a pool being shut down). Releases still
+ * work; eryx_pool_free is still needed. Idempotent. */
+ERYX_API int eryx_pool_close(eryx_pool *pool);
+
 /* A clean sandbox: idle, or new while fewer than max_size exist, or the
  * first one released within timeout_ns (ERYX_TIMEOUT after that; 0 = do
- * not wait; ERYX_NO_LIMIT = wait as long as it takes). */
+ * not wait; ERYX_NO_LIMIT = wait as long as it takes). ERYX_MISUSE once the
+ * pool is closed (eryx_pool_close). */
 ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbox **out);
 
 /* Gives a sandbox back: it is reset to the runtime image (nothing of this

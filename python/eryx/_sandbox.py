@@ -989,7 +989,12 @@ class SandboxPool:
             kw = resource_limits._config()
             run_timeout = kw["timeout_ns"]
             fuel = kw.get("fuel", 0)
-        h = self._pool.acquire(timeout_ns)
+        try:
+            h = self._pool.acquire(timeout_ns)
+        except _eryx.EryxError:
+            if self._pool.closed:  # closed while it waited: at once
+                raise PoolClosedError("the pool is closed") from None
+            raise
         if h is None:
             return None
         return PooledSandbox(self, h, run_timeout, fuel, on_stdout, on_stderr)

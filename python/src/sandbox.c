@@ -1541,6 +1541,10 @@ static PyObject *pool_acquire(pyeryx_pool *self, PyObject *args)
             pool_free_now(self);
         if (rc == ERYX_TIMEOUT)
             Py_RETURN_NONE;
+        if (self->closed) {
+            PyErr_SetString(pyeryx_EryxError, "the pool is closed");
+            return NULL;
+        }
         PyErr_Format(pyeryx_EryxError, "acquire failed: %s: %s", eryx_errstr(rc),
                      eryx_errmsg(NULL));
         return NULL;
@@ -1566,6 +1570,8 @@ static PyObject *pool_stats(pyeryx_pool *self, PyObject *u)
 static PyObject *pool_close(pyeryx_pool *self, PyObject *u)
 {
     self->closed = 1;
+    if (self->pool)
+        eryx_pool_close(self->pool); /* wakes the acquires waiting */
     pool_free_now(self);
     Py_RETURN_NONE;
 }

@@ -198,6 +198,32 @@ def test_pool_lease_outlives_close():
     lease.release()
 
 
+def test_pool_close_wakes_a_waiting_acquire():
+    # The waiter got PoolTimeoutError after its whole timeout (5 s), not
+    # the PoolClosedError close() promises.
+    for pool in (eryx.SandboxPool(max_size=1, acquire_timeout_ms=5000),
+                 eryx.SandboxFactory(setup_code="X = 1").create_pool(
+                     max_size=1, acquire_timeout_ms=5000)):
+        lease = pool.acquire()
+        got = []
+
+        def wait():
+            t = time.monotonic()
+            try:
+                pool.acquire()
+            except Exception as exc:  # noqa: BLE001 (the type is the check)
+                got.append((type(exc), time.monotonic() - t))
+
+        th = threading.Thread(target=wait)
+        th.start()
+        time.sleep(0.3)  # (it waits by then; if not, it meets the closed pool)
+        pool.close()
+        th.join(10)
+        assert got and got[0][0] is eryx.PoolClosedError and got[0][1] < 2, got
+        assert lease.execute("print(1)").stdout == "1\n"
+        lease.release()
+
+
 def test_pool_release_inside_another_sandboxs_output():
     # Given back from on_stdout (or a finalizer that runs there), the lease
     # cannot be warmed up on that thread: it is let go, and its place comes

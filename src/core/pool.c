@@ -38,6 +38,7 @@ struct eryx_pool {
     pthread_cond_t cv;          /* a sandbox was released */
     idle_entry *idle;           /* a stack: the most recently used on top */
     uint32_t n_idle, in_use;
+    int closed;                 /* eryx_pool_close: no more acquires */
     eryx_pool_stats stats;
 };
 
@@ -155,7 +156,11 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     int waited = 0, rc = ERYX_OK;
     pthread_mutex_lock(&p->mu);
     evict_locked(p, eryx__now_ns());
-    while (p->n_idle == 0 && p->n_idle + p->in_use >= p->cfg.max_size) {
+    while (p->closed || (p->n_idle == 0 && p->n_idle + p->in_use >= p->cfg.max_size)) {
+        if (p->closed) {
+            rc = ERYX_MISUSE;
+            break;
+        }
         if (timeout_ns == 0 || (deadline && eryx__now_ns() >= deadline)) {
             rc = ERYX_TIMEOUT;
             break;
@@ -171,8 +176,12 @@ int eryx_pool_acquire(eryx_pool *h, uint64_t timeout_ns, eryx_sandbox **out)
     }
     p->stats.waits += (uint64_t)waited;
     if (rc != ERYX_OK) {
+        uint32_t in_use = p->in_use;
         pthread_mutex_unlock(&p->mu);
-        eryx__set_errmsg(NULL, "no sandbox became free in time (%u in use)", p->in_use);
+        if (rc == ERYX_MISUSE)
+            eryx__set_errmsg(NULL, "misuse: eryx_pool_acquire: the pool is closed");
+        else
+            eryx__set_errmsg(NULL, "no sandbox became free in time (%u in use)", in_use);
         return rc;
     }
     eryx_sandbox *sb = p->n_idle ? p->idle[--p->n_idle].sb : NULL;
@@ -257,6 +266,18 @@ void eryx_pool_get_stats(eryx_pool *h, eryx_pool_stats *out)
     full.in_use = p->in_use;
     pthread_mutex_unlock(&p->mu);
     eryx__pool_stats_give(&full, out);
+}
+
+int eryx_pool_close(eryx_pool *h)
+{
+    eryx_pool *p = get_pool(h);
+    if (!p)
+        return ERYX_MISUSE;
+    pthread_mutex_lock(&p->mu);
+    p->closed = 1;
+    pthread_cond_broadcast(&p->cv); /* the acquires waiting: closed, at once */
+    pthread_mutex_unlock(&p->mu);
+    return ERYX_OK;
 }
 
 int eryx_pool_free(eryx_pool *h)

@@ -1,6 +1,7 @@
 /* The pool: limits, waiting, clean sandboxes, eviction, threads. */
 #include <eryx.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "../check.h"
 
@@ -293,6 +294,38 @@ TEST_CASE(test_acquire_without_limit)
     pthread_join(t, NULL);
     CHECK_INT(eryx_pool_release(pool, b), ERYX_OK);
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
+static void *close_later(void *arg)
+{
+    usleep(200 * 1000);
+    eryx_pool_close(arg);
+    return NULL;
+}
+
+/* eryx_pool_close: an acquire waiting without a limit returns at once
+ * (there was no way to end it but a release), later ones too; the
+ * sandbox out is still released, and the pool freed. */
+TEST_CASE(test_close_wakes_the_waiters)
+{
+    eryx_pool_config cfg;
+    eryx_pool_config_default(&cfg);
+    cfg.max_size = 1;
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    eryx_sandbox *a = NULL, *b = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &a) == ERYX_OK);
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, close_later, pool) == 0);
+    CHECK_INT(eryx_pool_acquire(pool, ERYX_NO_LIMIT, &b), ERYX_MISUSE);
+    CHECK(b == NULL);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "closed");
+    pthread_join(t, NULL);
+    CHECK_INT(eryx_pool_acquire(pool, 0, &b), ERYX_MISUSE);
+    CHECK_INT(eryx_pool_close(pool), ERYX_OK);
+    CHECK_INT(eryx_pool_release(pool, a), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+    CHECK_INT(eryx_pool_close(NULL), ERYX_MISUSE);
 }
 
 TEST_CASE(test_bad_config)
