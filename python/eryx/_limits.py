@@ -59,16 +59,21 @@ class ResourceLimits:
                  max_fuel: Optional[int] = None,
                  max_vfs_bytes: Optional[int] = None,
                  max_output_bytes: Optional[int] = None) -> None:
-        self.execution_timeout_ms = _check("execution_timeout_ms", execution_timeout_ms)
-        self.callback_timeout_ms = _check("callback_timeout_ms", callback_timeout_ms)
-        self.max_memory_bytes = _check("max_memory_bytes", max_memory_bytes)
-        self.max_callback_invocations = _check("max_callback_invocations",
-                                               max_callback_invocations)
-        if self.max_callback_invocations is not None and self.max_callback_invocations > 2**32 - 2:
+        self.execution_timeout_ms = execution_timeout_ms
+        self.callback_timeout_ms = callback_timeout_ms
+        self.max_memory_bytes = max_memory_bytes
+        self.max_callback_invocations = max_callback_invocations
+        self.max_fuel = max_fuel
+        self.max_vfs_bytes = max_vfs_bytes
+        self.max_output_bytes = max_output_bytes
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Checked when set later too, not only when made: a bad one failed
+        # at the sandbox's creation, named by liberyx's field.
+        value = _check(name, value)
+        if name == "max_callback_invocations" and value is not None and value > 2**32 - 2:
             raise ValueError("max_callback_invocations is too large (at most 2**32 - 2)")
-        self.max_fuel = _check("max_fuel", max_fuel)
-        self.max_vfs_bytes = _check("max_vfs_bytes", max_vfs_bytes)
-        self.max_output_bytes = _check("max_output_bytes", max_output_bytes)
+        object.__setattr__(self, name, value)
 
     @staticmethod
     def unlimited() -> "ResourceLimits":

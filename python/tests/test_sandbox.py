@@ -145,6 +145,15 @@ def test_limits_validation():
         eryx.ResourceLimits(max_memory_bytes="1GB")
     with pytest.raises(TypeError):
         eryx.ResourceLimits(execution_timeout_ms=True)
+    # Set later, checked the same (it failed at the sandbox's creation,
+    # as "timeout_ns must not be negative").
+    lim = eryx.ResourceLimits()
+    with pytest.raises(ValueError, match="execution_timeout_ms"):
+        lim.execution_timeout_ms = -5
+    with pytest.raises(ValueError, match="too large"):
+        lim.max_callback_invocations = 2**32
+    lim.execution_timeout_ms = None
+    assert lim.execution_timeout_ms is None
     d = eryx.ResourceLimits()
     assert (d.execution_timeout_ms, d.callback_timeout_ms, d.max_memory_bytes,
             d.max_callback_invocations, d.max_fuel) == (30000, 10000, 128 << 20, 1000, None)
