@@ -149,6 +149,13 @@ class _Config:
         if env:
             if not isinstance(env, dict):
                 raise TypeError("env must be a dict of str to str")
+            for k, v in env.items():
+                # {"A=B": "x"} became A="B=x", and 1 quietly "1".
+                if not isinstance(k, str) or not isinstance(v, str):
+                    raise TypeError(f"env must be a dict of str to str, not {k!r}: {v!r}")
+                if not k or "=" in k or "\0" in k or "\0" in v:
+                    raise ValueError(f"env name {k!r} (or its value) is not a variable's: a "
+                                     "name is not empty and has no '=', neither has NUL")
             kw["env"] = [f"{k}={v}" for k, v in env.items()]
         if on_stdout is not None:
             kw["on_stdout"] = on_stdout

@@ -340,6 +340,11 @@ def test_volumes(tmp_path):
 def test_env():
     sb = eryx.Sandbox(env={"GREETING": "hi"})
     assert sb.execute("import os; print(os.environ['GREETING'])").stdout == "hi\n"
+    # Not a variable's name or value: refused ({"A=B": "x"} became A="B=x").
+    for bad, exc in (({"A=B": "x"}, ValueError), ({"": "x"}, ValueError),
+                     ({"A": "x\0y"}, ValueError), ({"A": 1}, TypeError), ({1: "x"}, TypeError)):
+        with pytest.raises(exc):
+            eryx.Sandbox(env=bad)
 
 
 def test_system_exit_is_not_an_error(sandbox):
