@@ -81,6 +81,7 @@ static int busy(eryx_sandbox *sb)
 
 int eryx_runtime_new(const eryx_runtime_config *given, eryx_runtime **out)
 {
+    eryx__fork_handlers_install();
     eryx__clear_errmsg(NULL);
     if (!out)
         return misuse(NULL, "eryx_runtime_new: out is NULL");
@@ -290,6 +291,8 @@ int eryx__sandbox_rehandle(eryx_sandbox **h, const void *pool)
     }
     if (sb->exec) {
         leave(sb);
+        eryx__set_errmsg(NULL, "misuse: eryx_pool_release: an execution on the sandbox is not "
+                               "finished: eryx_exec_finish it first");
         return ERYX_MISUSE;
     }
     int rc = ERYX_NOMEM;

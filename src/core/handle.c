@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 #include "core/handle.h"
+#include "core/internal.h"
 
 #define CHUNK_BITS 10
 #define CHUNK_SLOTS (1u << CHUNK_BITS)
@@ -28,6 +29,17 @@ static _Atomic(slot *) chunks[MAX_CHUNKS];
 static pthread_mutex_t table_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t n_slots;        /* slots made so far; table_mu */
 static uint32_t free_head, free_tail; /* index + 1, FIFO; table_mu */
+
+/* fork(2) (core/fork.c): table_mu is held across it, so the child can take
+ * it (a handle opened or closed on another thread at the fork left it
+ * locked for good there: a child's first run hung). */
+void eryx__handles_fork(enum eryx__fork_phase phase)
+{
+    if (phase == ERYX__FORK_PREPARE)
+        pthread_mutex_lock(&table_mu);
+    else
+        pthread_mutex_unlock(&table_mu);
+}
 
 static uint64_t make_word(uint32_t gen, unsigned kind, int live)
 {

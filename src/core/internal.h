@@ -342,6 +342,17 @@ void eryx__sandbox_net_poll_done(eryx_sandbox *handle, const struct pollfd *fds,
  * deadline here is one: eryx__now_ns). */
 void eryx__cond_init_monotonic(pthread_cond_t *cv);
 
+/* fork.c: the pthread_atfork handlers, installed once (by the first
+ * runtime). Each process-wide lock's owner takes it at PREPARE, lets it go
+ * at PARENT, and at CHILD lets it go after resetting what names threads
+ * that are not in the child. */
+enum eryx__fork_phase { ERYX__FORK_PREPARE, ERYX__FORK_PARENT, ERYX__FORK_CHILD };
+void eryx__fork_handlers_install(void);
+void eryx__handles_fork(enum eryx__fork_phase phase);  /* handle.c */
+void eryx__watchdog_fork(enum eryx__fork_phase phase); /* interrupt.c */
+void eryx__workers_fork(enum eryx__fork_phase phase);  /* run.c */
+void eryx__net_fork(enum eryx__fork_phase phase);      /* net/net.c */
+
 /* Starts fn(arg) on a detached thread; 0 or pthread_create's error. */
 int eryx__thread_start_detached(void *(*fn)(void *), void *arg);
 

@@ -169,33 +169,33 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
-/* In the child of a fork (pthread_atfork): the watchdog thread is not
- * there, only its state; with wd_started still 1 no run's time limit was
- * ever enforced (a multiprocessing worker ran a 500 ms limit's loop for
- * 8 s). The next run that needs it starts a new one. The runs armed were
- * other threads' (none of them is in the child either): they are
- * forgotten, and a sandbox of one that the child uses anyway is armed
- * again by its next step. Only stores and the mutexes' initialisation
- * here: the child of a threaded process may not take a lock that another
- * thread held at the fork. */
-static void watchdog_after_fork(void)
+/* fork(2) (core/fork.c): wd_mu is held across it, so the child finds the
+ * state whole. The watchdog thread is not in the child, only its state:
+ * with wd_started still 1 no run's time limit was ever enforced there (a
+ * multiprocessing worker ran a 500 ms limit's loop for 8 s); the next
+ * run that needs it starts a new one. The runs armed were other threads'
+ * (none of them is in the child): forgotten; a sandbox of one that the
+ * child uses anyway is armed again by its next step. */
+void eryx__watchdog_fork(enum eryx__fork_phase phase)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    pthread_cond_t fresh_cv = PTHREAD_COND_INITIALIZER;
-    wd_mu = fresh;
-    wd_idle_cv = fresh_cv;
-    for (eryx_sandbox *sb = wd_armed; sb; sb = sb->irq.next)
-        sb->irq.linked = 0;
-    wd_armed = wd_firing = NULL;
-    wd_started = 0;
-    wd_wake_ns = 0;
+    if (phase == ERYX__FORK_PREPARE) {
+        pthread_mutex_lock(&wd_mu);
+        return;
+    }
+    if (phase == ERYX__FORK_CHILD) {
+        pthread_cond_t fresh_cv = PTHREAD_COND_INITIALIZER;
+        wd_idle_cv = fresh_cv; /* (a waiter of the parent's is not here) */
+        for (eryx_sandbox *sb = wd_armed; sb; sb = sb->irq.next)
+            sb->irq.linked = 0;
+        wd_armed = wd_firing = NULL;
+        wd_started = 0;
+        wd_wake_ns = 0;
+    }
+    pthread_mutex_unlock(&wd_mu);
 }
 
 static int start_watchdog(void)
 {
-    static int fork_handled;
-    if (!fork_handled && pthread_atfork(NULL, NULL, watchdog_after_fork) == 0)
-        fork_handled = 1; /* (wd_mu held: once) */
     eryx__cond_init_monotonic(&wd_cv);
     return eryx__thread_start_detached(watchdog, NULL);
 }

@@ -66,25 +66,29 @@ static unsigned n_queued, n_workers, n_busy; /* busy: running a job */
 static share *shares;
 static size_t n_shares, cap_shares;
 
-/* In the child of a fork (pthread_atfork): the workers are not there,
- * only their count, and no call was ever started (each waited for its
- * callback_timeout). The jobs queued and running were other threads' runs
- * (not in the child): forgotten, their memory left. Only stores and
- * initialisations: the child may not take a lock another thread held. */
-static void pool_after_fork(void)
+/* fork(2) (core/fork.c): pool_mu is held across it. The workers are not
+ * in the child, only their count, and no call was ever started there
+ * (each waited for its callback_timeout). The jobs queued and running
+ * were other threads' runs (not in the child): forgotten, their memory
+ * left. */
+void eryx__workers_fork(enum eryx__fork_phase phase)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    pool_mu = fresh;
-    eryx__cond_init_monotonic(&pool_cv);
-    queue_head = queue_tail = NULL;
-    n_queued = n_workers = n_busy = 0;
-    n_shares = 0;
+    if (phase == ERYX__FORK_PREPARE) {
+        pthread_mutex_lock(&pool_mu);
+        return;
+    }
+    if (phase == ERYX__FORK_CHILD) {
+        eryx__cond_init_monotonic(&pool_cv);
+        queue_head = queue_tail = NULL;
+        n_queued = n_workers = n_busy = 0;
+        n_shares = 0;
+    }
+    pthread_mutex_unlock(&pool_mu);
 }
 
 static void pool_init(void)
 {
     eryx__cond_init_monotonic(&pool_cv);
-    pthread_atfork(NULL, NULL, pool_after_fork);
 }
 
 /* The sandbox's share (made if need be: NULL when out of memory); pool_mu

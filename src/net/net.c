@@ -407,30 +407,30 @@ static void *poller(void *arg)
     return NULL;
 }
 
-/* In the child of a fork (pthread_atfork): the poller thread is not
- * there, and its epoll instance is the parent's (shared: the child's
- * sockets would be polled by the parent). The child's next connection
- * starts its own, without the parent's sockets (shared too: a connection
- * of a sandbox made before the fork gets no events in the child; its slot
- * stays taken until it closes). Only stores, closes and initialisations. */
-static void poller_after_fork(void)
+/* fork(2) (core/fork.c): G.mu is held across it. The poller thread is not
+ * in the child, and its epoll instance is the parent's (shared: the
+ * child's sockets would be polled by the parent). The child's next
+ * connection starts its own, without the parent's sockets (shared too: a
+ * connection of a sandbox made before the fork gets no events in the
+ * child; its slot stays taken until it closes). */
+void eryx__net_fork(enum eryx__fork_phase phase)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    G.mu = fresh;
-    if (G.started) {
+    if (phase == ERYX__FORK_PREPARE) {
+        pthread_mutex_lock(&G.mu);
+        return;
+    }
+    if (phase == ERYX__FORK_CHILD && G.started) {
         close(G.epfd);
         close(G.wakefd);
+        G.epfd = G.wakefd = -1;
+        G.started = 0;
     }
-    G.epfd = G.wakefd = -1;
-    G.started = 0;
+    pthread_mutex_unlock(&G.mu);
 }
 
 /* G.mu held. */
 static int poller_start(void)
 {
-    static int fork_handled;
-    if (!fork_handled && pthread_atfork(NULL, NULL, poller_after_fork) == 0)
-        fork_handled = 1;
     if (G.started)
         return 0;
     G.epfd = epoll_create1(EPOLL_CLOEXEC);
