@@ -293,8 +293,12 @@ static int same_file(const char *a, const char *b)
  * before they were read. */
 static int open_trace(cli *c)
 {
-    const char *inputs[] = {c->file && strcmp(c->file, "-") != 0 ? c->file : NULL,
-                            c->remote ? NULL : c->session, c->image};
+    if (c->remote) { /* refused later, after the truncation: its files too */
+        fprintf(stderr, "eryx: --trace is an option of a local run, not of --remote\n");
+        return -1;
+    }
+    const char *inputs[] = {c->file && strcmp(c->file, "-") != 0 ? c->file : NULL, c->session,
+                            c->image};
     static const char *const what[] = {"the program", "the session file", "the image"};
     for (size_t k = 0; k < sizeof inputs / sizeof *inputs; k++)
         if (same_file(c->trace_path, inputs[k])) {
@@ -302,6 +306,14 @@ static int open_trace(cli *c)
                     c->trace_path, what[k]);
             return -1;
         }
+    /* stdin: the program (eryx < prog.py) or what the program reads. */
+    struct stat in, tr;
+    if (fstat(STDIN_FILENO, &in) == 0 && stat(c->trace_path, &tr) == 0 &&
+        in.st_dev == tr.st_dev && in.st_ino == tr.st_ino) {
+        fprintf(stderr, "eryx: --trace %s is this command's stdin: writing the trace would "
+                        "destroy it\n", c->trace_path);
+        return -1;
+    }
     return cli_trace_open(&c->trace, c->trace_path);
 }
 
@@ -630,7 +642,12 @@ static int save_session(const cli *c, session_file *s, const char *given, eryx_s
                         int status)
 {
     char msg[512];
-    int dead = eryx_sandbox_is_dead(sb), failed = !dead && eryx_cli_session_write(sb, s, msg, sizeof msg) < 0;
+    int dead = eryx_sandbox_is_dead(sb), failed = 0;
+    if (!dead) {
+        eryx_cli_signals_saving(1);
+        failed = eryx_cli_session_write(sb, s, msg, sizeof msg) < 0;
+        eryx_cli_signals_saving(0);
+    }
     if (dead) {
         fprintf(stderr, "eryx: the session is not saved: %s\n", eryx_errmsg(sb));
         status = status ? status : EXIT_SANDBOX;
@@ -755,6 +772,7 @@ done:
      * back to the image for reuse (~2 ms of a 10 ms `eryx -c pass`), which
      * the exit does not need. Sanitizer builds free everything, so that
      * their leak checks see the real thing. */
+    eryx_cli_signals_sandbox(NULL); /* a SIGINT now must not interrupt it as it is freed */
     if (!ERYX_CLI_LEAK_AT_EXIT || !sb || !rt) {
         eryx_sandbox_free(sb);
         eryx_runtime_free(rt);

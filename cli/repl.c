@@ -139,7 +139,8 @@ static int run_block(eryx_sandbox *sb, const char *src, size_t len, uint64_t tim
     o.timeout_ns = timeout_ns;
     eryx_result *r = NULL;
     int rc = eryx_sandbox_run_ex(sb, src, len, &o, &r);
-    int end = rc == ERYX_OK && r->exited ? r->exit_code : -1;
+    /* As a process's status: sys.exit(-1) is 255 (it was -1, "go on"). */
+    int end = rc == ERYX_OK && r->exited ? r->exit_code & 0xff : -1;
     fflush(stdout);
     if (rc == ERYX_PYTHON_EXCEPTION || rc == ERYX_INTERRUPTED) {
         if (r && r->traceback)

@@ -21,6 +21,7 @@
 
 static _Atomic(eryx_sandbox *) interruptible;
 static atomic_int dying; /* die_of began: the process ends by the signal */
+static atomic_int saving; /* a --session save is being written */
 
 /* At exit(): once die_of began, the exit waits for its raise. Killed,
  * an MCP server being started makes the main thread fail and exit (71),
@@ -37,12 +38,21 @@ void eryx_cli_signals_sandbox(eryx_sandbox *sb)
     atomic_store(&interruptible, sb);
 }
 
+void eryx_cli_signals_saving(int on)
+{
+    atomic_store(&saving, on);
+}
+
 /* Kills the commands' groups, then dies of sig as if it had not been
  * caught: the parent sees the signal, as from any program it stops. A
  * --session is not saved: its file keeps the last completed save. */
 static void die_of(int sig)
 {
     atomic_store(&dying, 1);
+    /* A save cut short left its temporary file (hundreds of MB each time,
+     * a new name each time): it ends first, as the last one's file. */
+    for (int i = 0; i < 3000 && atomic_load(&saving); i++)
+        usleep(10 * 1000);
     eryx_cli_shell_kill_all();
     eryx_cli_mcp_kill_all();
     signal(sig, SIG_DFL);

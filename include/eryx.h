@@ -944,7 +944,10 @@ ERYX_API void eryx_exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void
 /* Takes the result of a finished execution (after a step returned something
  * other than ERYX_PENDING) and frees the execution; *out may be NULL for
  * statuses that give no result. Calling it on an unfinished execution
- * abandons it: the sandbox is reset to dead (ERYX_DEAD afterwards). */
+ * abandons it: the sandbox is reset to dead (ERYX_DEAD afterwards). Until
+ * it, the execution holds its sandbox, finished or not: another run, a
+ * fork, a save, a reset or a pool's release are ERYX_MISUSE, and freeing
+ * the sandbox frees the execution too (its handle is then dead). */
 ERYX_API int eryx_exec_finish(eryx_exec *ex, eryx_result **out);
 
 /* Frees a result. NULL is accepted. */

@@ -327,6 +327,7 @@ class SandboxFactory:
         fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp",
                                    dir=os.path.dirname(path) or ".")
         try:
+            os.fchmod(fd, 0o644)  # as liberyx's images (mkstemp's is 0600)
             with os.fdopen(fd, "wb") as f:
                 f.write(self.to_bytes())
                 f.flush()

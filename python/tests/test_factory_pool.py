@@ -340,6 +340,7 @@ def test_factory_file_mode_save_replaces_a_link(tmp_path, monkeypatch):
     f.save(path)
     assert victim.read_text() == "victim"
     assert not path.is_symlink()
+    assert path.stat().st_mode & 0o777 == 0o644  # readable as liberyx's images (not 0600)
     os.unlink(f"{path}.tmp{os.getpid()}")
     assert sorted(os.listdir(tmp_path)) == ["f.bin", "victim"]
     g = eryx.SandboxFactory.load(path)

@@ -1181,6 +1181,7 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     ex->sb = sb;
     ex->request = req;
     ex->request_len = req_len;
+    ex->mode = mode;
     eryx__wasi_set_stdin_reader(sb->wasi, opts->stdin_read, opts->stdin_user_data);
     if (eryx__wasi_set_stdin(sb->wasi, opts->stdin_data, opts->stdin_len) != 0) {
         exec_free(ex);
@@ -1401,19 +1402,22 @@ static void glue_stopped(eryx_result *r)
  * sandbox goes on (nothing of the code ran, or it had ended). */
 static int glue_out_of_memory(eryx_exec *ex, eryx_result *r)
 {
-    static const char *const words[] = {
-        "bad request: MemoryError()",                              /* _eryx.run */
-        "the sandbox could not report the result (out of memory?)" /* eryx_exec */
-    };
-    int match = 0;
-    for (size_t i = 0; r->exc_message && i < sizeof words / sizeof *words; i++)
-        match |= strcmp(r->exc_message, words[i]) == 0;
-    if (!match)
+    /* _eryx.run's, before the code; eryx_exec's, after it (reporting its
+     * outcome). Only a run of code: the state's export and import say
+     * their own failures (state.c). */
+    static const char before[] = "bad request: MemoryError()",
+                      after[] = "the sandbox could not report the result (out of memory?)";
+    int at_start = r->exc_message && strcmp(r->exc_message, before) == 0;
+    if (ex->mode != 0 || (!at_start && (!r->exc_message || strcmp(r->exc_message, after) != 0)))
         return ERYX_INTERNAL;
     char msg[200], *type = strdup("MemoryError"), *message, *traceback;
-    snprintf(msg, sizeof msg, "the program does not fit in the sandbox's memory (max_memory "
-             "%llu bytes) with the %zu bytes of its run request",
-             (unsigned long long)ex->sb->cfg.max_memory, ex->request_len);
+    if (at_start)
+        snprintf(msg, sizeof msg, "the program does not fit in the sandbox's memory (max_memory "
+                 "%llu bytes) with the %zu bytes of its run request",
+                 (unsigned long long)ex->sb->cfg.max_memory, ex->request_len);
+    else
+        snprintf(msg, sizeof msg, "no memory was left in the sandbox (max_memory %llu bytes) "
+                 "to report the run's outcome", (unsigned long long)ex->sb->cfg.max_memory);
     message = strdup(msg);
     size_t tb_len = strlen(msg) + sizeof "MemoryError: \n";
     traceback = malloc(tb_len);

@@ -113,6 +113,8 @@ struct eryx_exec {
     eryx_result *result;
     char *request;              /* the run request, until the first step */
     size_t request_len;
+    char mode;                  /* the request's: 0 for code, 'x' 'y' 'z'
+                                   for the state's export, import, clear */
     uint32_t request_ptr;       /* the request's copy in guest memory */
     uint32_t outcome_ptr;       /* what eryx_exec returned */
     uint64_t t0;

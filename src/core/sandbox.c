@@ -41,9 +41,9 @@ static int mount_hosts(eryx__vfs *vfs, const eryx_sandbox_config *cfg)
                                    "the standard library at %s, or an earlier mount)",
                              m->host_path, m->guest_path, STDLIB_GUEST_DIR);
         else if (err == -EINVAL && m->host_path)
-            eryx__set_errmsg(NULL, "cannot mount %s at %s: the guest path is not an absolute "
-                                   "path of at most %d bytes", m->host_path, m->guest_path,
-                             ERYX__VFS_PATH_MAX - 1);
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: the guest path is missing or "
+                                   "longer than %d bytes", m->host_path,
+                             m->guest_path ? m->guest_path : "(null)", ERYX__VFS_PATH_MAX - 1);
         else if (err != 0)
             eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
                              m->guest_path, strerror(-err));

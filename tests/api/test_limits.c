@@ -1,6 +1,7 @@
 /* Limits against hostile code: time, interruption, memory, output. */
 #include <eryx.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <sched.h>
 #include <time.h>
 #include <unistd.h>
@@ -213,6 +214,25 @@ TEST_CASE(test_program_larger_than_memory)
     CHECK_INT(run_limited(sb, "print('alive')", 0, &r), ERYX_OK);
     CHECK_STR(r->out, "alive\n");
     eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
+/* The state's import out of memory is not "the program does not fit"
+ * (that is for code, and a run's request): it was, and as ERYX_INVALID
+ * it read as bad data with a program's words. */
+TEST_CASE(test_import_out_of_memory_is_not_a_programs)
+{
+    eryx_sandbox *sb = new_sandbox(200); /* 64 MiB */
+    size_t n = 45u << 20;
+    char *junk = malloc(n);
+    REQUIRE(junk != NULL);
+    memset(junk, 'x', n);
+    char *failed = NULL;
+    int rc = eryx_sandbox_import_state(sb, junk, n, &failed);
+    CHECK(rc != ERYX_OK);
+    CHECK(strstr(eryx_errmsg(sb), "program") == NULL);
+    eryx_free(failed);
+    free(junk);
     eryx_sandbox_free(sb);
 }
 

@@ -328,6 +328,27 @@ TEST_CASE(test_close_wakes_the_waiters)
     CHECK_INT(eryx_pool_close(NULL), ERYX_MISUSE);
 }
 
+/* A lease whose execution is not finished (its last step returned) is
+ * not taken back: ERYX_MISUSE, now with a message (it had none), and the
+ * lease is still the caller's; finished, it goes back. */
+TEST_CASE(test_release_with_an_unfinished_execution)
+{
+    eryx_pool *pool = NULL;
+    REQUIRE(eryx_pool_new(rt, NULL, &pool) == ERYX_OK);
+    eryx_sandbox *sb = NULL;
+    REQUIRE(eryx_pool_acquire(pool, 0, &sb) == ERYX_OK);
+    eryx_exec *ex = NULL;
+    REQUIRE(eryx_exec_start(sb, "x = 1", 5, NULL, &ex) == ERYX_OK);
+    CHECK_INT(eryx_exec_step(ex), ERYX_OK);
+    CHECK_INT(eryx_pool_release(pool, sb), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "eryx_exec_finish it first");
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_pool_release(pool, sb), ERYX_OK);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+}
+
 TEST_CASE(test_bad_config)
 {
     eryx_pool_config bad;

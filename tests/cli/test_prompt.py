@@ -73,6 +73,9 @@ def main():
             ("raise SystemExit(4)", ["raise SystemExit(4)"], 4),
             ("SystemExit in a block", ["if True:", "    raise SystemExit(7)", ""], 7),
             ("os._exit(5)", ["import os", "os._exit(5)"], 5),
+            # A negative status is a process's: 255 (the prompt went on).
+            ("sys.exit(-1)", ["import sys", "sys.exit(-1)", "print('after')"], 255),
+            ("os._exit(-1)", ["import os", "os._exit(-1)"], 255),
         ]
         for name, lines, want in cases:
             status, screen = prompt([], lines, env, home)

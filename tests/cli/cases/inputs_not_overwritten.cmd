@@ -7,6 +7,10 @@ mkdir inputs_not_overwritten && cd inputs_not_overwritten  # its own directory: 
 echo 'print("ran")' > prog.py && ln -s prog.py link.py
 $ERYX --trace prog.py prog.py; echo "status $?"
 $ERYX --trace link.py prog.py; echo "status $?"
+$ERYX --trace prog.py < prog.py; echo "status $?"
+echo data > in.txt
+$ERYX --trace in.txt -c 'print(input())' < in.txt; echo "status $?"
+$ERYX --remote ws://127.0.0.1:1 --token-file prog.py --trace t.jsonl -c pass; echo "status $?"
 $ERYX --session s.img -c 'x = 1'; echo "status $?"
 $ERYX --trace s.img --session s.img -c 'print(x)'; echo "status $?"
 $ERYX --trace t.jsonl --session s.img -c 'print(x)'; echo "status $?"
