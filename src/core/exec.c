@@ -1368,28 +1368,39 @@ static int apply_outcome(eryx_result *r, eryx__exec_outcome *o)
     return rc;
 }
 
+/* Puts the exception TYPE with MESSAGE in place of the result's, with a
+ * one-line traceback "TYPE: MESSAGE" ("TYPE" alone for no message). On
+ * no memory the result keeps the glue's words and the call says so. */
+static int replace_exception(eryx_result *r, const char *type, const char *message)
+{
+    size_t type_len = strlen(type), msg_len = strlen(message);
+    size_t tb_len = type_len + (msg_len ? 2 + msg_len : 0) + 1;
+    char *t = strdup(type), *m = strdup(message), *tb = malloc(tb_len + 1);
+    if (!t || !m || !tb) {
+        free(t);
+        free(m);
+        free(tb);
+        return 0;
+    }
+    snprintf(tb, tb_len + 1, msg_len ? "%s: %s\n" : "%s\n", type, message);
+    free(r->exc_type);
+    free(r->exc_message);
+    free(r->traceback);
+    r->exc_type = t;
+    r->exc_message = m;
+    r->traceback = tb;
+    r->exc_message_len = msg_len;
+    r->traceback_len = tb_len;
+    return 1;
+}
+
 /* The glue failed after a stop: the KeyboardInterrupt landed in its
  * prologue, before the code began (a stop between eryx_exec_start and the
  * first step always does), and the glue could only say "InternalError".
  * The result says what a stop that lands in the code says. */
 static void glue_stopped(eryx_result *r)
 {
-    char *type = strdup("KeyboardInterrupt"), *message = strdup(""),
-         *traceback = strdup("KeyboardInterrupt\n");
-    if (!type || !message || !traceback) {
-        free(type);
-        free(message);
-        free(traceback);
-        return; /* the glue's words stay */
-    }
-    free(r->exc_type);
-    free(r->exc_message);
-    free(r->traceback);
-    r->exc_type = type;
-    r->exc_message = message;
-    r->traceback = traceback;
-    r->exc_message_len = 0;
-    r->traceback_len = strlen(traceback);
+    (void)replace_exception(r, "KeyboardInterrupt", "");
 }
 
 /* The guest's glue ran out of memory around the code: copying the request
@@ -1410,7 +1421,7 @@ static int glue_out_of_memory(eryx_exec *ex, eryx_result *r)
     int at_start = r->exc_message && strcmp(r->exc_message, before) == 0;
     if (ex->mode != 0 || (!at_start && (!r->exc_message || strcmp(r->exc_message, after) != 0)))
         return ERYX_INTERNAL;
-    char msg[200], *type = strdup("MemoryError"), *message, *traceback;
+    char msg[200];
     if (at_start)
         snprintf(msg, sizeof msg, "the program does not fit in the sandbox's memory (max_memory "
                  "%llu bytes) with the %zu bytes of its run request",
@@ -1418,25 +1429,7 @@ static int glue_out_of_memory(eryx_exec *ex, eryx_result *r)
     else
         snprintf(msg, sizeof msg, "no memory was left in the sandbox (max_memory %llu bytes) "
                  "to report the run's outcome", (unsigned long long)ex->sb->cfg.max_memory);
-    message = strdup(msg);
-    size_t tb_len = strlen(msg) + sizeof "MemoryError: \n";
-    traceback = malloc(tb_len);
-    if (!type || !message || !traceback) {
-        free(type);
-        free(message);
-        free(traceback);
-        return ERYX_INTERNAL; /* the glue's words stay */
-    }
-    snprintf(traceback, tb_len, "MemoryError: %s\n", msg);
-    free(r->exc_type);
-    free(r->exc_message);
-    free(r->traceback);
-    r->exc_type = type;
-    r->exc_message = message;
-    r->traceback = traceback;
-    r->exc_message_len = strlen(message);
-    r->traceback_len = strlen(traceback);
-    return ERYX_PYTHON_EXCEPTION;
+    return replace_exception(r, "MemoryError", msg) ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
 }
 
 /* A timeout or interrupt was requested during the run: unless the code
