@@ -277,26 +277,32 @@ int eryx__call_reply(eryx_call *call, const char *json, size_t len)
         }
     }
     if (!o.tree && !o.text) {
-        char msg[300];
+        char msg[400];
+        /* Which function: a run that awaits several at once cannot tell. */
+        int n = snprintf(msg, sizeof msg, "the host function '%.100s' returned ",
+                         call->name ? call->name : "");
+        char *rest = msg + n;
+        size_t room = sizeof msg - (size_t)n;
         if (held == OVER_HELD_TREES && tree > ERYX_MAX_HELD_TREES)
-            snprintf(msg, sizeof msg, "the host function returned JSON that would take more than "
-                                      "%u MiB to read (too many objects, arrays and values): "
-                                      "the host does not take it",
+            snprintf(rest, room, "JSON that would take more than %u MiB to read (too many "
+                                 "objects, arrays and values): the host does not take it",
                      (unsigned)(ERYX_MAX_HELD_TREES >> 20));
         else if (held != HELD)
-            snprintf(msg, sizeof msg, "the host function returned JSON that would take %zu MiB "
-                                      "to read (too many objects, arrays and values): with the "
-                                      "run's other calls not yet delivered, more than the %u MiB "
-                                      "the host reads at once",
+            snprintf(rest, room, "JSON that would take %zu MiB to read (too many objects, "
+                                 "arrays and values): with the run's other calls not yet "
+                                 "delivered, more than the %u MiB the host reads at once",
                      tree >> 20, (unsigned)(ERYX_MAX_HELD_TREES >> 20));
         else
-            snprintf(msg, sizeof msg, "the host function returned %s",
+            snprintf(rest, room, "%s",
                      !json                   ? "no JSON"
                      : len > MAX_REPLY_BYTES ? "more than 64 MiB of JSON"
                      : nul_in_key(json, len) ? "JSON with a NUL character (\\u0000) in an "
                                                "object key, which the host cannot read (in a "
                                                "value it can)"
-                                             : "malformed JSON");
+                     : eryx__json_number_overflows(json, len, JSON_DECODE_ANY | JSON_ALLOW_NUL)
+                         ? "JSON with a number beyond a double's range (about 1.8e308), which "
+                           "the host cannot read: send it as a string"
+                         : "malformed JSON");
         int rc = finish_call(call, tree_record(error_result(call->id, "failed", msg)), 0, NULL, 0);
         return rc == ERYX_OK ? ERYX_INVALID : rc;
     }

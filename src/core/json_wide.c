@@ -115,6 +115,22 @@ json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact
     return v;
 }
 
+int eryx__json_number_overflows(const char *text, size_t len, size_t flags)
+{
+    json_error_t e;
+    size_t wlen = len;
+    int widened = 0;
+    char *w = eryx__json_widen_ints(text, len, &wlen, &widened);
+    json_t *v = w ? json_loadb(w, wlen, flags, &e) : NULL;
+    free(w);
+    if (v) {
+        json_decref(v);
+        return 0;
+    }
+    /* jansson's own words for a real it cannot hold. */
+    return w && json_error_code(&e) == json_error_numeric_overflow;
+}
+
 /* ---- the size of a tree ---------------------------------------------------- */
 
 enum { TREE_OBJECT = 232, TREE_ARRAY = 136, TREE_NUMBER = 40, TREE_LITERAL = 16,

@@ -31,6 +31,11 @@ size_t eryx__json_wide_ints(const char *text, size_t len);
  * JSON, or holds a number beyond a double's range (10**400). */
 json_t *eryx__json_read(const char *text, size_t len, size_t flags, int *inexact);
 
+/* 1 if eryx__json_read refuses the text only for a number beyond a
+ * double's range (10**400, 1e400): a clearer error than "not JSON". Only
+ * for errors: it parses the text again. */
+int eryx__json_number_overflows(const char *text, size_t len, size_t flags);
+
 /* Where the string whose text starts at text[i] ends, as the estimate
  * below reads it: its closing quote (the first one after an even run of
  * backslashes, counted from i), or len when none is left. */

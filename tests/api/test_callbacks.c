@@ -110,6 +110,8 @@ static int bad_json_rc_when_set(void)
     return atomic_load(&bad_json_rc);
 }
 
+#define Z10 "0000000000"
+#define Z100 Z10 Z10 Z10 Z10 Z10 Z10 Z10 Z10 Z10 Z10
 /* reply_text(i) -> reply_texts[i] as it is: replies on either side of the
  * line between the ones written straight into the guest's reply and the
  * ones read into a tree first (core/call_record.h). */
@@ -125,6 +127,7 @@ static const char *const reply_texts[] = {
     "truex",
     "",
     "{\"k\\u0000\": 1}",  /* jansson reads no such key: refused, saying so */
+    "[1" Z100 Z100 Z100 Z100 "]",  /* 10**400: an integer beyond a double */
 };
 #define N_REPLY_TEXTS (sizeof reply_texts / sizeof *reply_texts)
 
@@ -308,9 +311,9 @@ TEST_CASE(test_reply_texts)
                      "        return await reply_text(i=i)\n"
                      "    except CallbackError as e:\n"
                      "        return (e.kind, str(e))\n"
-                     "for i in range(11):\n"
+                     "for i in range(12):\n"
                      "    print(repr(await get(i)))\n"
-                     "deep = await get(11)\n"
+                     "deep = await get(12)\n"
                      "n = 0\n"
                      "while deep:\n"
                      "    deep, n = deep[0], n + 1\n"
@@ -322,12 +325,17 @@ TEST_CASE(test_reply_texts)
                  "12345678901234567890\n"
                  "123456789012345678\n"
                  "1e+300\n"
-                 "('failed', 'the host function returned malformed JSON')\n"
+                 "('failed', \"the host function 'reply_text' returned JSON with a number "
+                 "beyond a double's range (about 1.8e308), which the host cannot read: send it "
+                 "as a string\")\n"
                  "{'k': 2, 'j': [True, False]}\n"
-                 "('failed', 'the host function returned malformed JSON')\n"
-                 "('failed', 'the host function returned malformed JSON')\n"
-                 "('failed', 'the host function returned JSON with a NUL character (\\\\u0000) "
-                 "in an object key, which the host cannot read (in a value it can)')\n"
+                 "('failed', \"the host function 'reply_text' returned malformed JSON\")\n"
+                 "('failed', \"the host function 'reply_text' returned malformed JSON\")\n"
+                 "('failed', \"the host function 'reply_text' returned JSON with a NUL character "
+                 "(\\\\u0000) in an object key, which the host cannot read (in a value it can)\")\n"
+                 "('failed', \"the host function 'reply_text' returned JSON with a number "
+                 "beyond a double's range (about 1.8e308), which the host cannot read: send it "
+                 "as a string\")\n"
                  "599 []\n"
                  "[[1, {'a': 'b'}, 0, 0.1, 100.0, -0.0], 12345678901234567890]\n");
 }
@@ -349,7 +357,7 @@ TEST_CASE(test_errors)
     CHECK_CONTAINS(r->exc_message, "JSON-serialisable");
     eryx_result_free(r);
     check_output(sb, "try:\n    await bad_json()\nexcept CallbackError as e:\n    print(e)",
-                 "the host function returned malformed JSON\n");
+                 "the host function 'bad_json' returned malformed JSON\n");
     CHECK_INT(bad_json_rc_when_set(), ERYX_INVALID);
     check_output(sb, "try:\n    await bad_kind()\nexcept CallbackError as e:\n"
                      "    print(e.kind, e)",

@@ -815,7 +815,7 @@ TEST_CASE(test_reply_trees_are_bounded)
     eryx_result *r = run_replying(sb, code, reply, len, rcs, &n_rcs);
     CHECK_INT(n_rcs, 1);
     CHECK_INT(rcs[0], ERYX_INVALID);
-    CHECK_STR(r ? r->out : NULL, "failed: the host function returned JSON that would take more "
+    CHECK_STR(r ? r->out : NULL, "failed: the host function 'f' returned JSON that would take more "
                                  "than 256 MiB to read (too many objects, arrays and values): "
                                  "the host does not take it\n");
     eryx_result_free(r);
@@ -827,7 +827,7 @@ TEST_CASE(test_reply_trees_are_bounded)
     CHECK_INT(n_rcs, 2);
     CHECK_INT(rcs[0], ERYX_OK);
     CHECK_INT(rcs[1], ERYX_INVALID);
-    CHECK_STR(r ? r->out : NULL, "[699051, \"failed: the host function returned JSON that would "
+    CHECK_STR(r ? r->out : NULL, "[699051, \"failed: the host function 'f' returned JSON that would "
                                  "take 154 MiB to read (too many objects, arrays and values): "
                                  "with the run's other calls not yet delivered, more than the "
                                  "256 MiB the host reads at once\"]\n");
