@@ -437,9 +437,13 @@ typedef struct eryx_net_config {
  * placeholder by the value in the bytes the code sends (anywhere: headers
  * and bodies, plain TCP and inside TLS); sending the placeholder to any
  * other host fails the write with PermissionError. The value in what a
- * server sends back reaches the code as the placeholder. The value never
- * enters the sandbox's memory, so it is in no output, result, trace, file
- * or message. */
+ * server sends back reaches the code as the placeholder. eryx never puts
+ * the value in the sandbox's memory, so no output, result, trace, file or
+ * message of eryx's holds it; but a host given the secret that sends it
+ * back in another form (chunked, escaped, encoded) or stores it where
+ * another allowed name reads it hands it to the code: give a secret only
+ * hosts that consume it (docs/networking.md, "A secret is as safe as its
+ * hosts"). */
 typedef struct eryx_secret {
     size_t size;                     /* 0 or sizeof(eryx_secret) */
     const char *name;                /* environment variable name */

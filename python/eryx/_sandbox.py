@@ -63,26 +63,35 @@ def _secrets_arg(secrets: Optional[Dict[str, Any]]) -> Optional[List[Tuple[str, 
     return out
 
 
-def _rule_is_every_host(rule: str) -> bool:
-    """Whether a host rule matches every name or address: "*" or a /0
-    range, with or without a port ("*:443", "[::/0]:443")."""
+def _rule_is_too_wide(rule: str) -> bool:
+    """Whether a host rule reaches hosts that anyone can run: "*", a
+    pattern over a whole top-level domain ("*.com"), or an address range
+    wider than a /8 of IPv4 or a /16 of IPv6 ("0.0.0.0/1"), with or without
+    a port ("*:443", "[::/0]:443")."""
     host = rule
     if rule.startswith("["):
         host = rule[1:rule.find("]")] if "]" in rule else rule
     elif rule.count(":") == 1:
         host = rule.split(":")[0]
-    return host == "*" or host.endswith("/0")
+    if host == "*" or (host.startswith("*.") and "." not in host[2:].rstrip(".")):
+        return True
+    if "/" in host:
+        prefix = host.rsplit("/", 1)[1]
+        return not prefix.isdigit() or int(prefix) < (16 if ":" in host else 8)
+    return False
 
 
 def _secret_fallback_hosts(name: str, network: NetConfig) -> List[str]:
     """Where a secret given without allowed_hosts may go: the hosts the
-    network allows, as the reference has it. Not when those are every host
-    ("*", "*:443", "0.0.0.0/0"): code could then send the secret to a
-    server of its own (the reference's empty list means any host; here it
-    is an error)."""
-    if any(_rule_is_every_host(rule) for rule in network.allowed_hosts):
+    network allows, as the reference has it. Not when a rule reaches hosts
+    anyone can run ("*", "*.com", "0.0.0.0/1"): code could then send the
+    secret to a server of its own (the reference's empty list means any
+    host; here it is an error)."""
+    wide = [rule for rule in network.allowed_hosts if _rule_is_too_wide(rule)]
+    if wide:
         raise ValueError(f"secret {name!r} has no allowed_hosts and the network allows every "
-                         f"host: name the hosts it may be sent to")
+                         f"host of {wide[0]!r}, which anyone can run: name the hosts it may "
+                         f"be sent to")
     return list(network.allowed_hosts)
 
 
@@ -514,8 +523,12 @@ class Sandbox(_Runner):
             ``mcp.SERVER.TOOL`` (``await mcp.fs.read_file(path=...)``, or
             ``mcp["fs"].read_file(...)``), with the callback limits.
         scrub_stdout, scrub_stderr, scrub_result, scrub_files: accepted for
-            compatibility; with eryx the sandbox never holds a secret's value
-            (only its placeholder), so there is nothing to scrub.
+            compatibility; eryx never puts a secret's value in the sandbox
+            (only its placeholder), so its output holds none of eryx's
+            making. A secret's host that sends the value back in another
+            form, or stores it where another allowed name reads it, hands
+            it to the code: give a secret only hosts that consume it
+            (docs/networking.md, "A secret is as safe as its hosts").
 
     Example::
 

@@ -130,14 +130,19 @@ def test_secret_without_hosts_goes_where_the_network_allows(server):
     seen.clear()
     assert fetch(sb, port) == "hello from host\n"
     assert seen == ["sk-the-real-secret-value"]
-    # Unlike the reference, not when the network allows every host: the
-    # code could send it to a server of its own.
+    # Unlike the reference, not when the network allows every host, or
+    # hosts anyone can run (a whole top-level domain, a range wider than a
+    # /8): the code could send it to a server of its own.
     with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
         eryx.Sandbox(network=eryx.NetConfig.permissive(), secrets={"API_KEY": "x" * 20})
-    for every in (["*:443"], ["0.0.0.0/0"], ["[::/0]:443"], ["api.example.com", "::/0"]):
+    for every in (["*:443"], ["0.0.0.0/0"], ["[::/0]:443"], ["api.example.com", "::/0"],
+                  ["*.com"], ["*.com.:443"], ["0.0.0.0/1", "128.0.0.0/1"], ["2000::/3"]):
         with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
             eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=every),
                          secrets={"API_KEY": "x" * 20})
+    # Narrower rules stay the secret's hosts.
+    eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=["*.example.com", "10.0.0.0/8"]),
+                 secrets={"API_KEY": "x" * 20}).close()
 
 
 def test_a_resumed_journal_does_not_fetch_again(server):
