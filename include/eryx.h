@@ -375,7 +375,10 @@ ERYX_API int eryx_call_pending(const eryx_call *call);
 
 /* A host directory made visible to the guest at guest_path. Read-only unless
  * writable is set. Paths inside are resolved beneath host_path: "..",
- * absolute symlinks and /proc links cannot leave it. */
+ * absolute symlinks, /proc links and other mounts below it cannot leave
+ * it. A directory on one of the kernel's own file systems (/proc, /sys,
+ * cgroup, debugfs, ...: their files are the host process and machine) is
+ * refused: ERYX_IO, saying so. */
 typedef struct eryx_mount {
     size_t size;            /* 0 or sizeof(eryx_mount) */
     const char *host_path;

@@ -44,6 +44,11 @@ static int mount_hosts(eryx__vfs *vfs, const eryx_sandbox_config *cfg)
             eryx__set_errmsg(NULL, "cannot mount %s at %s: the guest path is missing or "
                                    "longer than %d bytes", m->host_path,
                              m->guest_path ? m->guest_path : "(null)", ERYX__VFS_PATH_MAX - 1);
+        else if (err == -EPERM)
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: it is on one of the kernel's own "
+                                   "file systems (/proc, /sys, ...), whose files are the host "
+                                   "process and machine themselves", m->host_path,
+                             m->guest_path ? m->guest_path : "(null)");
         else if (err != 0)
             eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
                              m->guest_path, strerror(-err));

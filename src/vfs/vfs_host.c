@@ -29,10 +29,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <linux/magic.h>
 #include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -62,11 +64,37 @@ static int sys_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mod
     return errno == EXDEV ? -EACCES : -errno;
 }
 
+/* 1 if the directory is on one of the kernel's own file systems. Their
+ * regular files are the host process itself: /proc/self/environ held a
+ * secret's value the guest sees only as its placeholder, /proc/self/mem
+ * the process's memory (writable, on a writable mount); /sys and the rest
+ * reach the machine. The checks above hold (no magic link is followed) and
+ * do not help: these are plain files. */
+static int on_kernel_fs(int dirfd)
+{
+    static const unsigned long kinds[] = {
+        PROC_SUPER_MAGIC, SYSFS_MAGIC, DEBUGFS_MAGIC, TRACEFS_MAGIC, SECURITYFS_MAGIC,
+        BPF_FS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEVPTS_SUPER_MAGIC,
+        EFIVARFS_MAGIC, PSTOREFS_MAGIC, 0x62656570 /* configfs */, 0x65735543 /* fusectl */,
+    };
+    struct statfs st;
+    if (fstatfs(dirfd, &st) != 0)
+        return 0; /* the probe below will say what is wrong */
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++)
+        if ((unsigned long)st.f_type == kinds[i])
+            return 1;
+    return 0;
+}
+
 int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only)
 {
     int fd = open(host_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
+    if (on_kernel_fs(fd)) {
+        close(fd);
+        return -EPERM;
+    }
     int probe = sys_openat2(fd, "", O_PATH | O_DIRECTORY, 0);
     if (probe < 0) {
         close(fd);
