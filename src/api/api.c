@@ -760,6 +760,13 @@ int eryx_call_pending(const eryx_call *h)
     return c ? eryx__call_pending(c) : 0;
 }
 
+void eryx__call_handle_set_queued(const eryx_call *h, int queued)
+{
+    eryx_call *c = get_call(h);
+    if (c)
+        eryx__call_set_queued(c, queued);
+}
+
 const char *eryx_call_name(const eryx_call *h)
 {
     eryx_call *c = get_call(h);

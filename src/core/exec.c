@@ -200,12 +200,26 @@ static int overdue_locked(const eryx_call *c, uint64_t now)
     return c->state == ERYX__CALL_WAITING && c->deadline_ns && now >= c->deadline_ns;
 }
 
-/* Completes an overdue call with the timeout every caller sees; h->mu held. */
+/* Completes an overdue call with the timeout every caller sees; h->mu
+ * held. A call still queued says why its handler never ran: the
+ * sandbox's earlier calls held every handler it may run at once. */
 static void expire_locked(eryx_call *c)
 {
-    complete_locked(c, tree_record(error_result(c->id, "timeout",
-                                                 "the host function did not answer in time")),
-                    NULL, 0);
+#define STR_(x) #x
+#define STR(x) STR_(x)
+    const char *msg = atomic_load(&c->queued)
+                          ? "the host function did not answer in time: it never started, "
+                            "the sandbox's handlers (" STR(ERYX__HANDLERS_PER_SANDBOX)
+                            " at once) being busy with its earlier calls"
+                          : "the host function did not answer in time";
+#undef STR
+#undef STR_
+    complete_locked(c, tree_record(error_result(c->id, "timeout", msg)), NULL, 0);
+}
+
+void eryx__call_set_queued(eryx_call *call, int queued)
+{
+    atomic_store(&call->queued, queued);
 }
 
 /* The embedder's side: completes the call if it still waits, releases the

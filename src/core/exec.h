@@ -91,6 +91,7 @@ struct eryx_call {
     eryx_callback_fn handler;
     void *user_data;
     unsigned flags;
+    atomic_int queued;          /* in the workers' queue, not started yet */
     size_t jentry;              /* 1 + its journal entry, or 0; set before
                                    the call is shared, then read without
                                    the lock */
@@ -213,6 +214,9 @@ int eryx__call_complete(eryx_call *call, json_t *value, const char *kind, const 
 /* Releases the network layer's reference without completing the call. */
 void eryx__call_release(eryx_call *call);
 void eryx__call_set_deadline(eryx_call *call, uint64_t deadline_ns);
+/* Whether the call waits in the workers' queue (core/internal.h). */
+void eryx__call_set_queued(eryx_call *call, int queued);
+
 
 /* exec.c: the guest's eryx.wait records calls through these
  * (host_imports.c). args is the call's arguments as JSON object text

@@ -353,6 +353,13 @@ void eryx__watchdog_fork(enum eryx__fork_phase phase); /* interrupt.c */
 void eryx__workers_fork(enum eryx__fork_phase phase);  /* run.c */
 void eryx__net_fork(enum eryx__fork_phase phase);      /* net/net.c */
 
+/* run.c's callback workers: handlers one sandbox may run at once (its
+ * further calls wait in the queue). api.c: whether the call of a handle
+ * waits there, its handler not started (only for the words of its
+ * timeout); nothing for a dead handle. */
+#define ERYX__HANDLERS_PER_SANDBOX 64
+void eryx__call_handle_set_queued(const eryx_call *handle, int queued);
+
 /* Starts fn(arg) on a detached thread; 0 or pthread_create's error. */
 int eryx__thread_start_detached(void *(*fn)(void *), void *arg);
 

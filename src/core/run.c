@@ -35,7 +35,7 @@
 
 /* Handlers running at once: per sandbox, and workers in all; idle
  * workers exit after IDLE_EXIT_NS. */
-#define MAX_WORKERS_PER_SANDBOX 64
+#define MAX_WORKERS_PER_SANDBOX ERYX__HANDLERS_PER_SANDBOX
 #define MAX_WORKERS 512
 #define IDLE_EXIT_NS (2ull * 1000 * 1000 * 1000)
 
@@ -141,8 +141,10 @@ static void run_job(job *j)
     if (!eryx_call_pending(j->call))
         eryx_call_fail(j->call, ERYX_CALL_TIMEOUT,
                        "the call was not started: it timed out or its run ended first");
-    else if (j->handler)
+    else if (j->handler) {
+        eryx__call_handle_set_queued(j->call, 0);
         j->handler(j->user_data, j->call);
+    }
     else
         eryx_call_fail(j->call, ERYX_CALL_FAILED, "no handler is registered for this function");
     free(j);
@@ -242,6 +244,7 @@ static void batch_add(batch *b, eryx_call *c, eryx_callback_fn handler, void *us
         return;
     }
     *j = (job){NULL, c, handler, user_data, owner, sandbox};
+    eryx__call_handle_set_queued(c, 1);
     if (b->tail)
         b->tail->next = j;
     else
