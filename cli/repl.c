@@ -10,8 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "repl.h"
+#include "signals.h"
 
 /* libedit is opened when the prompt starts, not linked: with libtinfo,
  * libbsd and libmd it cost every `eryx -c ...` the dynamic loader's time
@@ -155,6 +157,7 @@ static int run_block(eryx_sandbox *sb, const char *src, size_t len, uint64_t tim
 int eryx_cli_repl(eryx_sandbox *sb, uint64_t timeout_ns)
 {
     int end = -1;
+    eryx_cli_signals_keep_terminal(STDIN_FILENO); /* before libedit makes it raw */
     open_libedit();
     char *hist = ed.readline ? history_path() : NULL;
     if (hist)

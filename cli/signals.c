@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "mcp.h"
@@ -22,6 +23,8 @@
 static _Atomic(eryx_sandbox *) interruptible;
 static atomic_int dying; /* die_of began: the process ends by the signal */
 static atomic_int saving; /* a --session save is being written */
+static struct termios terminal; /* the prompt's, before its line editor */
+static atomic_int terminal_fd = -1;
 
 /* At exit(): once die_of began, the exit waits for its raise. Killed,
  * an MCP server being started makes the main thread fail and exit (71),
@@ -36,6 +39,12 @@ static void wait_for_death(void)
 void eryx_cli_signals_sandbox(eryx_sandbox *sb)
 {
     atomic_store(&interruptible, sb);
+}
+
+void eryx_cli_signals_keep_terminal(int fd)
+{
+    if (atomic_load(&terminal_fd) < 0 && tcgetattr(fd, &terminal) == 0)
+        atomic_store(&terminal_fd, fd);
 }
 
 void eryx_cli_signals_saving(int on)
@@ -55,6 +64,9 @@ static void die_of(int sig)
         usleep(10 * 1000);
     eryx_cli_shell_kill_all();
     eryx_cli_mcp_kill_all();
+    int fd = atomic_load(&terminal_fd);
+    if (fd >= 0)
+        tcsetattr(fd, TCSANOW, &terminal);
     signal(sig, SIG_DFL);
     sigset_t one;
     sigemptyset(&one);

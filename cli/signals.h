@@ -25,4 +25,10 @@ void eryx_cli_signals_sandbox(eryx_sandbox *sb);
  * it writes is renamed or removed, not left behind. */
 void eryx_cli_signals_saving(int on);
 
+/* The terminal's settings as they are now, put back when SIGTERM or
+ * SIGHUP ends the process: the prompt's line editor leaves the terminal
+ * raw (no echo) while it reads, and an end by the default action left it
+ * so. Call it before the line editor changes them (once). */
+void eryx_cli_signals_keep_terminal(int fd);
+
 #endif

@@ -8,9 +8,11 @@ import os
 import pty
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 ERYX = os.path.realpath(sys.argv[1])
@@ -46,6 +48,26 @@ def prompt(args, lines, env, cwd, limit=20.0):
     status = os.waitstatus_to_exitcode(st)
     os.close(fd)
     return status, screen.decode(errors="replace")
+
+
+def terminal_after_sigterm(env, cwd, limit=20.0):
+    """Runs the prompt on a terminal, sends SIGTERM once it waits for a
+    line: (exit status, whether the terminal echoes and reads lines)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd)
+        os.execve(ERYX, [ERYX], env)
+    screen, deadline = b"", time.monotonic() + limit
+    while b">>> " not in screen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            screen += os.read(fd, 65536)
+    time.sleep(0.2)  # the line editor sets the terminal up after the prompt
+    os.kill(pid, signal.SIGTERM)
+    _, st = os.waitpid(pid, 0)
+    lflag = termios.tcgetattr(fd)[3]
+    os.close(fd)
+    return (os.waitstatus_to_exitcode(st),
+            bool(lflag & termios.ECHO) and bool(lflag & termios.ICANON))
 
 
 def check(name, got_status, want_status, screen, must_show=()):
@@ -101,6 +123,12 @@ def main():
         status, screen = prompt([], ["import time", "time.sleep(0.5); print('slept', 1)",
                                      "exit()"], env, home)
         check("no --timeout: no limit", status, 0, screen, ["slept 1"])
+        # SIGTERM at the prompt gives the terminal back as it was: the
+        # line editor's raw mode stayed (no echo) when eryx died of it.
+        for term in ("dumb", "xterm"):
+            status, cooked = terminal_after_sigterm(dict(env, TERM=term), home)
+            check(f"SIGTERM at the prompt (TERM={term}): the terminal as it was", status,
+                  -signal.SIGTERM, "echo and lines" if cooked else "raw", ["echo and lines"])
     finally:
         shutil.rmtree(home, ignore_errors=True)
     print("prompt:", "ok" if not failures else f"{failures} failed")
