@@ -682,9 +682,11 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     }
     const char *session = sf.path; /* NULL without --session */
     /* Before the MCP servers and the runtime's threads start: they must
-     * block the signals the signal thread takes. `eryx mcp` keeps its
-     * own handling (jsonrpc.c, mcp_server.c). */
-    if (!c->mcp.serve && eryx_cli_signals_start(1) < 0)
+     * block the signals the signal thread takes. `eryx mcp` too: its
+     * --mcp-server servers outlived it. It has no sandbox for SIGINT to
+     * interrupt (its sessions' runs have their own limits), so SIGINT
+     * ends it as SIGTERM does. */
+    if (eryx_cli_signals_start(1) < 0)
         fprintf(stderr, "eryx: warning: no thread for signals: SIGTERM would leave the "
                         "--callback commands and MCP servers running\n");
     /* The image given, or the default one cached on disk: loading it takes

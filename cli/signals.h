@@ -1,5 +1,5 @@
 /* How the eryx command ends on SIGINT, SIGTERM and SIGHUP (a run, the
- * prompt, --remote). `eryx mcp`, `eryx serve` and `eryx mcp-proxy` have
+ * prompt, --remote, `eryx mcp`). `eryx serve` and `eryx mcp-proxy` have
  * their own. */
 #ifndef ERYX_CLI_SIGNALS_H
 #define ERYX_CLI_SIGNALS_H

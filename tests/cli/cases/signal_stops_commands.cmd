@@ -41,5 +41,8 @@ for sig in TERM HUP; do
     try $sig mcp-server --mcp-server 'x=echo $$ > pid; sleep 60' -c pass
 done
 try INT mcp-server --mcp-server 'x=echo $$ > pid; sleep 60' -c pass
+# `eryx mcp` (the MCP server) too: its servers outlived it.
+try TERM "eryx mcp's mcp-server" mcp --mcp-server 'x=echo $$ > pid; sleep 60' </dev/null
+try INT "eryx mcp's mcp-server" mcp --mcp-server 'x=echo $$ > pid; sleep 60' </dev/null
 try INT callback --callback-timeout 60000 --callback 'x=echo $$ > pid; sleep 60' -c "$call"
 echo done
