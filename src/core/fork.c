@@ -7,9 +7,14 @@
  * runtime, holds the process-wide locks across the fork in one order
  * (each is taken with no other lock of the library held, so the order
  * cannot meet another) and resets in the child what names the threads
- * that are gone. Per-object locks (a runtime's, a pool's, a sandbox's)
- * are not held: what another thread was using at the fork is not to be
- * used in the child (include/eryx.h, "fork(2)").
+ * that are gone. The runtimes' lists of parked sandboxes share one lock,
+ * held too: the child may make sandboxes of the parent's runtimes, and a
+ * sandbox made or freed on another thread at the fork left that lock held.
+ * So is the network policy's cache of this machine's addresses (a connect
+ * checked on another thread at the fork left its lock held).
+ * Per-object locks (a pool's, a sandbox's) are not held: what another
+ * thread was using at the fork is not to be used in the child
+ * (include/eryx.h, "fork(2)").
  */
 #include <pthread.h>
 
@@ -21,10 +26,12 @@ static void prepare(void)
     eryx__workers_fork(ERYX__FORK_PREPARE);
     eryx__watchdog_fork(ERYX__FORK_PREPARE);
     eryx__handles_fork(ERYX__FORK_PREPARE);
+    eryx__parking_fork(ERYX__FORK_PREPARE);
 }
 
 static void after(enum eryx__fork_phase phase)
 {
+    eryx__parking_fork(phase);
     eryx__handles_fork(phase);
     eryx__watchdog_fork(phase);
     eryx__workers_fork(phase);

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,16 +165,35 @@ void eryx__sandbox_prefault_pending(eryx_sandbox *sb)
  * this VM that is most of what a new sandbox cost (BENCHMARKS.md has both).
  * Forks and loads take one too. What a new owner sees is what a new sandbox
  * sees: the image's memory and globals, the template's WASI state, its own
- * config, a fresh random seed on the first run. */
+ * config, a fresh random seed on the first run.
+ *
+ * The parked lists are guarded by one process-wide lock rather than one
+ * per runtime, so that fork(2) can hold it (core/fork.c): a sandbox made
+ * or freed on another thread at the fork left a runtime's lock held for
+ * good in the child, whose next eryx_sandbox_new on that runtime hung. It
+ * is a leaf: nothing else is taken under it. */
+
+static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* fork(2) (core/fork.c): park_mu is held across it. The lists are whole
+ * in the child; a sandbox another thread was taking out or putting back
+ * is not on them there (its memory is left). */
+void eryx__parking_fork(enum eryx__fork_phase phase)
+{
+    if (phase == ERYX__FORK_PREPARE)
+        pthread_mutex_lock(&park_mu);
+    else
+        pthread_mutex_unlock(&park_mu);
+}
 
 int eryx__instance_park_prepare(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
     if (!rt->image || !sb->in.instantiated || sb == rt->template)
         return -1;
-    pthread_mutex_lock(&rt->park_mu);
+    pthread_mutex_lock(&park_mu);
     int room = rt->n_parked < ERYX__PARKED_MAX;
-    pthread_mutex_unlock(&rt->park_mu);
+    pthread_mutex_unlock(&park_mu);
     if (!room)
         return -1;
     eryx__fiber_abandon(sb->in.fiber);
@@ -196,18 +216,18 @@ int eryx__instance_park_prepare(eryx_sandbox *sb)
 int eryx__instance_park(eryx_sandbox *sb)
 {
     eryx_runtime *rt = sb->rt;
-    pthread_mutex_lock(&rt->park_mu);
+    pthread_mutex_lock(&park_mu);
     int parked = rt->n_parked < ERYX__PARKED_MAX;
     if (parked)
         rt->parked[rt->n_parked++] = sb;
-    pthread_mutex_unlock(&rt->park_mu);
+    pthread_mutex_unlock(&park_mu);
     return parked ? 0 : -1;
 }
 
 eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm)
 {
     eryx_sandbox *sb = NULL;
-    pthread_mutex_lock(&rt->park_mu);
+    pthread_mutex_lock(&park_mu);
     unsigned n = rt->n_parked, pick = n;
     for (unsigned i = n; i-- > 0 && pick == n;)
         if (rt->parked[i]->in.pages_warm == want_warm)
@@ -218,7 +238,7 @@ eryx_sandbox *eryx__instance_unpark(eryx_runtime *rt, int want_warm)
         rt->parked[pick] = rt->parked[n - 1];
         rt->n_parked = n - 1;
     }
-    pthread_mutex_unlock(&rt->park_mu);
+    pthread_mutex_unlock(&park_mu);
     return sb;
 }
 
@@ -234,10 +254,10 @@ void eryx__instance_destroy(eryx_sandbox *sb)
 
 void eryx__runtime_free_parked(eryx_runtime *rt)
 {
-    pthread_mutex_lock(&rt->park_mu);
+    pthread_mutex_lock(&park_mu);
     unsigned n = rt->n_parked;
     rt->n_parked = 0;
-    pthread_mutex_unlock(&rt->park_mu);
+    pthread_mutex_unlock(&park_mu);
     for (unsigned i = 0; i < n; i++) {
         eryx__instance_destroy(rt->parked[i]);
         free(rt->parked[i]);

@@ -64,9 +64,9 @@ struct eryx_runtime {
     uint8_t *packages;          /* the packages' file image (packages.c),
                                    mounted by every sandbox, or NULL */
     size_t packages_size;
-    pthread_mutex_t park_mu;    /* guards parked/n_parked */
     struct eryx_sandbox *parked[ERYX__PARKED_MAX]; /* freed, kept for reuse */
-    unsigned n_parked;
+    unsigned n_parked;          /* parked and n_parked: instance.c's
+                                   park_mu (process-wide, for fork) */
 };
 
 struct eryx__hub;
@@ -352,6 +352,7 @@ void eryx__handles_fork(enum eryx__fork_phase phase);  /* handle.c */
 void eryx__watchdog_fork(enum eryx__fork_phase phase); /* interrupt.c */
 void eryx__workers_fork(enum eryx__fork_phase phase);  /* run.c */
 void eryx__net_fork(enum eryx__fork_phase phase);      /* net/net.c */
+void eryx__parking_fork(enum eryx__fork_phase phase); /* instance.c */
 
 /* run.c's callback workers: handlers one sandbox may run at once (its
  * further calls wait in the queue). api.c: whether the call of a handle

@@ -93,7 +93,6 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     eryx_runtime *rt = calloc(1, sizeof *rt);
     if (!rt)
         return ERYX_NOMEM;
-    pthread_mutex_init(&rt->park_mu, NULL);
     /* Not validated here: it is read-only data of this binary, made by the
      * build (guest/pack_stdlib.py), and the tests validate it
      * (tests/api/test_images.c). Walking its 1650 entries cost 0.27 ms of
@@ -123,7 +122,6 @@ int eryx__runtime_new(const eryx_runtime_config *cfg, eryx_runtime **out)
     if (rc != ERYX_OK) {
         eryx__runtime_drop_snapshot(rt);
         eryx__runtime_free_parked(rt);
-        pthread_mutex_destroy(&rt->park_mu);
         free(rt);
         return rc;
     }
@@ -140,6 +138,5 @@ void eryx__runtime_free(eryx_runtime *rt)
     if (rt->template)
         atomic_fetch_add(&rt->n_sandboxes, 1); /* the template's, given back */
     eryx__runtime_drop_snapshot(rt);
-    pthread_mutex_destroy(&rt->park_mu);
     free(rt);
 }

@@ -412,13 +412,16 @@ static void *poller(void *arg)
  * child's sockets would be polled by the parent). The child's next
  * connection starts its own, without the parent's sockets (shared too: a
  * connection of a sandbox made before the fork gets no events in the
- * child; its slot stays taken until it closes). */
+ * child; its slot stays taken until it closes). The policy's cache of the
+ * machine's addresses has a lock of its own (policy.c), held after G.mu. */
 void eryx__net_fork(enum eryx__fork_phase phase)
 {
     if (phase == ERYX__FORK_PREPARE) {
         pthread_mutex_lock(&G.mu);
+        eryx__policy_fork_lock(1);
         return;
     }
+    eryx__policy_fork_lock(0);
     if (phase == ERYX__FORK_CHILD && G.started) {
         close(G.epfd);
         close(G.wakefd);

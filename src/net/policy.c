@@ -108,6 +108,18 @@ static struct {
     eryx__addr a[OWN_MAX];
 } own = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* fork(2) (net.c's eryx__net_fork, core/fork.c): own.mu is held across
+ * it (a connect checked on another thread at the fork left it held for
+ * good in the child, whose next check of an address hung). A leaf:
+ * nothing else is taken under it. */
+void eryx__policy_fork_lock(int lock)
+{
+    if (lock)
+        pthread_mutex_lock(&own.mu);
+    else
+        pthread_mutex_unlock(&own.mu);
+}
+
 int eryx__addr_from_sockaddr(const struct sockaddr *sa, eryx__addr *out)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

@@ -99,6 +99,10 @@ const char *eryx__addr_special(const eryx__addr *a);
  * a service bound to 0.0.0.0 answers there). Thread-safe. */
 int eryx__addr_own(const eryx__addr *a);
 
+/* fork(2): takes (1) or lets go (0) the lock of the cache of this
+ * machine's addresses (net.c's eryx__net_fork). */
+void eryx__policy_fork_lock(int lock);
+
 /* Whether name may be looked up at all: 1 if a host rule allows it. An
  * address rule does not: a lookup of a name the guest makes up carries
  * what the name holds to whoever serves its DNS, and with only address
