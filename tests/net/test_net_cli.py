@@ -299,6 +299,40 @@ except Exception as e:
     print("refused:", e)
 """, want=["refused: <urlopen error certificate verify failed"])
 
+    # A failed handshake once kept its connection: after 10 (the sandbox's
+    # limit) every connect failed with "too many connections". Both ways a
+    # caller gives up the raw socket: urlopen's, and wrap_socket's caller
+    # closing it (which, detached, frees nothing).
+    # A failed handshake once kept its connection: after 10 (the sandbox's
+    # limit) every connect failed with "too many connections". Both ways a
+    # caller gives up the raw socket: urlopen's, and wrap_socket's caller
+    # closing it (which, detached, frees nothing). No --ca-file: the
+    # server's CA is unknown, so every handshake fails. (The ten held at
+    # the end are to the HTTP server: the HTTPS one handshakes as it
+    # accepts, one at a time.)
+    case("failed TLS handshakes free their connections", tls[:-2] + lo, f"""
+import socket, ssl, urllib.request
+ctx = ssl.create_default_context()
+for i in range(12):
+    try:
+        urllib.request.urlopen("https://test.eryx:{S}/", timeout=10)
+    except Exception as e:
+        last = e
+print("urlopen:", last)
+for i in range(12):
+    raw = socket.create_connection(("test.eryx", {S}))
+    try:
+        ctx.wrap_socket(raw, server_hostname="test.eryx")
+    except ssl.SSLError as e:
+        last = e
+    raw.close()
+print("wrap_socket:", last)
+held = [socket.create_connection(("127.0.0.1", {H})) for i in range(10)]
+print("then", len(held), "open at once")
+""", want=["urlopen: <urlopen error certificate verify failed",
+           "wrap_socket: certificate verify failed", "then 10 open at once"],
+         absent=["too many connections"])
+
     case("asyncio streams with TLS, many at once", tls, f"""
 import asyncio, ssl, json
 async def one(i):
