@@ -218,6 +218,34 @@ print("peer got the sent bytes, a part of one chunk, the end:",
       sent + 3 <= got < sent + len(chunk) + 3, sent > 0)
 """, want=["peer got the sent bytes, a part of one chunk, the end: True True"])
 
+    # A non-blocking send once waited (up to the I/O timeout, 30 s) for all
+    # its bytes to go, then raised TimeoutError: now it sends what can go at
+    # once and says how much (CPython's partial count), or raises
+    # BlockingIOError if nothing can. The peer must get exactly the bytes
+    # counted: none lost, none sent twice.
+    case("a non-blocking send returns at once, with what it sent",
+         ["--allow-net", f"127.0.0.1:{LC}"], f"""
+import socket, time
+s = socket.create_connection(("127.0.0.1", {LC}))
+s.setblocking(False)
+chunk = bytes(1 << 20)
+sent, t0, again = 0, time.monotonic(), 0
+for _ in range(64):   # the peer reads nothing for 3 s
+    try:
+        sent += s.send(chunk)
+    except BlockingIOError:
+        again += 1
+        if again == 3:
+            break
+took = time.monotonic() - t0
+s.setblocking(True)
+s.sendall(b"END")
+s.shutdown(socket.SHUT_WR)
+got = int(s.recv(100).split()[0])
+print("EAGAIN:", again == 3, "at once:", took < 2.5, "peer got what was counted:",
+      got == sent + 3, sent > 0)
+""", want=["EAGAIN: True at once: True peer got what was counted: True True"])
+
     if P["http6"]:
         case("IPv6", ["--allow-net", f"[::1]:{P['http6']}"], f"""
 import urllib.request

@@ -382,8 +382,9 @@ class socket:
         conn = self._need_conn()
         view = memoryview(data).cast("B")
         chunk = bytes(view[:1 << 20])
-        call("send", {"conn": conn, "data": _b64(chunk), "timeout": self._timeout})
-        return len(chunk)
+        # The count sent: all of chunk, but on a non-blocking socket what
+        # the host's kernel took at once (EAGAIN, BlockingIOError, if none).
+        return call("send", {"conn": conn, "data": _b64(chunk), "timeout": self._timeout})
 
     def sendall(self, data, flags=0):
         view = memoryview(data).cast("B")
