@@ -254,17 +254,23 @@ print(urllib.request.urlopen("http://[::1]:{P['http6']}/six").status)
 
     case("servers and UDP are refused", lo, """
 import socket
-for what in ("bind", "udp"):
+for what in ("bind", "udp", "unix"):
     try:
         if what == "bind":
             socket.socket().bind(("0.0.0.0", 8080))
-        else:
+        elif what == "udp":
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        else:
+            # AF_UNIX was once Linux's 1, WASI's AF_INET: a TCP socket.
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         print(what, "allowed")
     except PermissionError as e:
         print(what, "refused:", e)
+print("AF_UNIX is AF_INET:", socket.AF_UNIX == socket.AF_INET)
 """, want=["bind refused: [Errno", "bind: not available in the sandbox",
-             "udp refused: [Errno", "UDP and raw sockets: not available"])
+             "udp refused: [Errno", "UDP and raw sockets: not available",
+             "unix refused: [Errno", "Unix sockets: not available",
+             "AF_UNIX is AF_INET: False"])
 
     case("ssl wrap_socket, and CERT_NONE does not disable verification", tls, f"""
 import socket, ssl
