@@ -104,6 +104,13 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
         return -1;
     }
     const char *v = argv[++*i];
+    /* No rule begins with '-' (the library refuses one too): this is the
+     * next option, and its own error would hide the mistake ("--allow-net
+     * -c CODE" took -c as the rule, then CODE as the script's file). */
+    if ((which == 0 || which == 1 || which == 7) && v[0] == '-') {
+        fprintf(stderr, "eryx: %s wants a rule, not the option %s\n", opt, v);
+        return -1;
+    }
     switch (which) {
     case 0: case 7: return add(n->allow, &n->n_allow, opt, v);
     case 1: return add(n->deny, &n->n_deny, opt, v);

@@ -133,8 +133,9 @@ class NetConfig:
 
     Args:
         max_connections: concurrent connections (default 10).
-        connect_timeout_ms: default 30000.
-        io_timeout_ms: a read or write waiting longer fails (default 60000).
+        connect_timeout_ms: default 10000, the C library's.
+        io_timeout_ms: a read or write waiting longer fails (default 30000, the
+            C library's).
         allowed_hosts, blocked_hosts: rules as above.
         resolve: curl-style ``"HOST:PORT:ADDRESS"`` pins.
         max_bytes_sent, max_bytes_received: per run (default 1 GiB each).
@@ -144,8 +145,8 @@ class NetConfig:
             reference's False means the same).
     """
 
-    def __init__(self, *, max_connections: int = 10, connect_timeout_ms: int = 30000,
-                 io_timeout_ms: int = 60000, allowed_hosts: Optional[Sequence[str]] = None,
+    def __init__(self, *, max_connections: int = 10, connect_timeout_ms: int = 10000,
+                 io_timeout_ms: int = 30000, allowed_hosts: Optional[Sequence[str]] = None,
                  blocked_hosts: Optional[Sequence[str]] = None,
                  resolve: Optional[Sequence[str]] = None,
                  max_bytes_sent: Optional[int] = None,

@@ -55,6 +55,13 @@ def test_permissive_has_the_references_connection_count():
     assert eryx.NetConfig().max_connections == 10
 
 
+def test_timeouts_default_to_the_librarys():
+    # They were 30 s and 60 s here, 10 s and 30 s in the C library and its
+    # documentation (docs/networking.md).
+    n = eryx.NetConfig()
+    assert (n.connect_timeout_ms, n.io_timeout_ms) == (10000, 30000)
+
+
 def test_with_root_cert_takes_the_reference_keyword():
     # with_root_cert(cert_der=...) as the reference binding spells it; DER
     # bytes become PEM, PEM text stays.

@@ -1547,6 +1547,11 @@ static int conclude(eryx_exec *ex, int rc)
     }
     if (cause && rc != ERYX_DIVERGED)
         rc = stop_status(sb, r, rc, cause, hard);
+    /* A dead sandbox's program is gone, and nothing can use its sockets
+     * until a reset, which would close them: close them now, or they hold
+     * the server's connections (and a poller's attention) meanwhile. */
+    if (sb->state == ERYX__SB_DEAD)
+        eryx__net_close_all(sb->net);
     if (ex->journal && rc != ERYX_DIVERGED)
         rc = check_replayed(ex, rc);
     ex->result = r;

@@ -1195,7 +1195,8 @@ static int substitute(const eryx__secret *s, const uint8_t *data, uint8_t **cur,
  * end of the earlier ones: the send that completes it is refused where the
  * secret may not go, and where it may, the part sent before went as the
  * placeholder's text (either way the value stays home). Returns the bytes
- * to send (data itself or a new buffer), or NULL with why set. */
+ * to send (data itself or a new buffer), or NULL with why set. What is
+ * sent of data is the caller's to remember (note_sent), once it is known. */
 static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, size_t *outlen,
                               char *why, size_t whysize)
 {
@@ -1229,8 +1230,6 @@ static uint8_t *apply_secrets(eryx__conn *c, const uint8_t *data, size_t len, si
         if (substitute(s, data, &cur, &n) < 0)
             goto oom;
     }
-    if (remember_sent(c, data, len, keep) < 0)
-        goto oom;
     free(joint);
     *outlen = n;
     return cur;
@@ -1243,8 +1242,49 @@ fail:
     return NULL;
 }
 
+/* The first len bytes of data have gone (or are queued) on c: the end of
+ * them is what the next send's split placeholder is looked for with. */
+static int note_sent(eryx__conn *c, const uint8_t *data, size_t len)
+{
+    const eryx__net_conf *conf = c->net->conf;
+    return conf->n_secrets ? remember_sent(c, data, len, longest_placeholder(conf) - 1) : 0;
+}
+
+/* A send on a non-blocking socket (timeout 0) of plain bytes that no secret
+ * changed, c->out empty: what the kernel takes now is sent and counted, the
+ * rest is the guest's to send again (CPython's partial count), and nothing
+ * taken is EAGAIN at once. Nothing is queued: queued bytes would go out
+ * after the guest was told they had not, or be lost by a close. */
+static void send_now(eryx__conn *c, eryx__op *op, const uint8_t *data, size_t len,
+                     done_list *l)
+{
+    ssize_t w;
+    do
+        w = send(c->fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        op_fail(l, op, EAGAIN, "nothing could be sent now: the peer is not reading");
+        return;
+    }
+    if (w < 0) {
+        c->err = errno;
+        op_fail(l, op, c->err, NULL);
+    } else if (note_sent(c, data, (size_t)w) < 0) {
+        /* Without the end of what went, a placeholder split at it would
+         * not be seen: the socket fails closed. */
+        c->err = ENOMEM;
+        op_fail(l, op, ENOMEM, "out of memory on the host");
+    } else {
+        c->net->sent += (size_t)w;
+        op_ok(l, op, json_integer((json_int_t)w));
+    }
+    progress(c, l);
+}
+
 static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, done_list *l)
 {
+    json_t *t = json_object_get(args, "timeout");
+    int nonblocking = json_is_number(t) && json_number_value(t) == 0;
     json_t *d = json_object_get(args, "data");
     uint8_t *data, *wire;
     size_t len, wlen;
@@ -1268,6 +1308,12 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
         free(data);
         op_fail(l, op, EAGAIN, "the peer is not reading: earlier sends on this socket have "
                                "not gone out yet");
+        return;
+    }
+    if (nonblocking && c->out_len > c->out_off) {
+        free(data);
+        op_fail(l, op, EAGAIN, "nothing could be sent now: earlier sends on this socket "
+                               "have not gone out yet");
         return;
     }
     if (net->sent + len > net->conf->max_sent) {
@@ -1297,6 +1343,18 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
     if (!(wire = apply_secrets(c, data, len, &wlen, why, sizeof why))) {
         free(data);
         op_fail(l, op, EACCES, why);
+        return;
+    }
+    if (nonblocking && !c->ssl && wire == data) {
+        send_now(c, op, data, len, l);
+        free(data);
+        return;
+    }
+    if (note_sent(c, data, len) < 0) {
+        if (wire != data)
+            free(wire);
+        free(data);
+        op_fail(l, op, ENOMEM, "out of memory on the host");
         return;
     }
     int err = c->ssl ? eryx__tls_write(c, wire, wlen)

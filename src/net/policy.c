@@ -215,21 +215,29 @@ int eryx__host_normalise(const char *in, char *out, size_t outsize)
     if (n == 0 || n > 253 || n >= outsize)
         return -1;
     size_t label = 0;
+    int numeric = 1; /* the label so far is all digits */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)in[i];
         if (c == '.') {
             if (label == 0)
                 return -1; /* empty label */
             label = 0;
+            numeric = 1;
         } else if (isalnum(c) || c == '-' || c == '_') {
-            if (++label > 63)
+            /* A leading hyphen is no DNS label, and on a command line it
+             * is the next option taken for a value ("--allow-net -c"). */
+            if ((label == 0 && c == '-') || ++label > 63)
                 return -1;
+            numeric = numeric && isdigit(c);
         } else {
             return -1; /* not ASCII letters/digits: IDNA must come encoded */
         }
         out[i] = (char)tolower(c);
     }
-    if (label == 0)
+    /* No top-level domain is all digits: such a name ("127.1", "2130706433")
+     * is an address in a spelling the rules do not take, and as a name it
+     * could never match. */
+    if (label == 0 || numeric)
         return -1;
     out[n] = '\0';
     return 0;
@@ -309,6 +317,22 @@ static int parse_host(const char *s, eryx__rule *r)
     return r->name ? 0 : -1;
 }
 
+/* Whether s, an IPv6 address without brackets, could as well be a shorter
+ * address and a port ("::1:80": ::1 port 80, or the address ::1:80). */
+static int v6_port_ambiguous(const char *s)
+{
+    char head[INET6_ADDRSTRLEN];
+    struct in6_addr v6;
+    const char *colon = strrchr(s, ':');
+    size_t digits = strspn(colon + 1, "0123456789");
+    if (strchr(s, '/') || digits == 0 || digits > 5 || colon[1 + digits] ||
+        (size_t)(colon - s) >= sizeof head)
+        return 0;
+    memcpy(head, s, (size_t)(colon - s));
+    head[colon - s] = '\0';
+    return inet_pton(AF_INET6, head, &v6) == 1;
+}
+
 int eryx__rule_parse(const char *text, eryx__rule *r)
 {
     memset(r, 0, sizeof *r);
@@ -332,6 +356,8 @@ int eryx__rule_parse(const char *text, eryx__rule *r)
         if (colon && !strchr(colon + 1, ':')) { /* exactly one: host:port */
             *colon = '\0';
             port = colon + 1;
+        } else if (colon && v6_port_ambiguous(buf)) {
+            return -1; /* [ADDRESS]:PORT says which (eryx__rule_hint) */
         }
     }
     if (port && parse_port(port, &r->port) < 0)
@@ -411,6 +437,28 @@ static int parse_pin(const char *text, eryx__pin *pin)
     return (pin->name = strdup(name)) ? 0 : -1;
 }
 
+const char *eryx__rule_hint(const char *text)
+{
+    if (!text || !*text)
+        return "";
+    if (text[0] == '-')
+        return ": it begins with '-' (an option where the rule should be?)";
+    size_t host = strcspn(text, ":");
+    if (strspn(text, "0123456789.") == host && host < INET_ADDRSTRLEN &&
+        strchr(text + host + (text[host] != 0), ':') == NULL) {
+        char v4[INET_ADDRSTRLEN];
+        struct in_addr a;
+        memcpy(v4, text, host);
+        v4[host] = '\0';
+        if (inet_pton(AF_INET, v4, &a) != 1)
+            return ": write an IPv4 address as a dotted quad, a.b.c.d";
+    }
+    if (text[0] != '[' && strchr(text, ':') != strrchr(text, ':') && v6_port_ambiguous(text))
+        return ": an IPv6 address with a port needs brackets, [ADDRESS]:PORT (and one "
+               "without may have them, [ADDRESS])";
+    return "";
+}
+
 const char *eryx__policy_init(eryx__policy *p, const char *const *allow, size_t n_allow,
                               const char *const *deny, size_t n_deny,
                               const char *const *pins, size_t n_pins, char *err,
@@ -427,15 +475,17 @@ const char *eryx__policy_init(eryx__policy *p, const char *const *allow, size_t 
     for (; p->n_allow < n_allow; p->n_allow++) {
         if (!allow[p->n_allow] || eryx__rule_parse(allow[p->n_allow], &p->allow[p->n_allow]) < 0) {
             snprintf(err, errsize, "network allow rule %zu (\"%.200s\") is not a host name, "
-                     "*.domain, *, IP address or CIDR range with an optional :PORT",
-                     p->n_allow, allow[p->n_allow] ? allow[p->n_allow] : "(null)");
+                     "*.domain, *, IP address or CIDR range with an optional :PORT%s",
+                     p->n_allow, allow[p->n_allow] ? allow[p->n_allow] : "(null)",
+                     eryx__rule_hint(allow[p->n_allow]));
             goto fail;
         }
     }
     for (; p->n_deny < n_deny; p->n_deny++) {
         if (!deny[p->n_deny] || eryx__rule_parse(deny[p->n_deny], &p->deny[p->n_deny]) < 0) {
-            snprintf(err, errsize, "network deny rule %zu (\"%.200s\") does not parse",
-                     p->n_deny, deny[p->n_deny] ? deny[p->n_deny] : "(null)");
+            snprintf(err, errsize, "network deny rule %zu (\"%.200s\") does not parse%s",
+                     p->n_deny, deny[p->n_deny] ? deny[p->n_deny] : "(null)",
+                     eryx__rule_hint(deny[p->n_deny]));
             goto fail;
         }
     }

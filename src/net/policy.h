@@ -71,6 +71,9 @@ void eryx__policy_clear(eryx__policy *p);
 
 /* Parses one rule (exposed for eryx__secret hosts, which are rules too). */
 int eryx__rule_parse(const char *text, eryx__rule *r);
+/* Why text, which eryx__rule_parse refused, is wrong, when a common mistake
+ * says more than the grammar: ": ..." to append to a message, or "". */
+const char *eryx__rule_hint(const char *text);
 void eryx__rule_clear(eryx__rule *r);
 /* 1 if rule r matches name (normalised, may be NULL) / address / port. */
 int eryx__rule_matches(const eryx__rule *r, const char *name, const eryx__addr *a,
@@ -78,7 +81,8 @@ int eryx__rule_matches(const eryx__rule *r, const char *name, const eryx__addr *
 
 /* Normalises a host name into out (lowercase, one trailing dot dropped):
  * 0, or -1 when it is not a valid ASCII host name (IDNA names must come
- * encoded, "xn--..."). */
+ * encoded, "xn--..."; no label begins with '-'; the last is not all
+ * digits). */
 int eryx__host_normalise(const char *in, char *out, size_t outsize);
 
 /* Parses an IP literal the way the C library's resolver would accept it

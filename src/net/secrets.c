@@ -62,8 +62,9 @@ int eryx__secret_init(eryx__secret *s, const char *name, const char *value,
     s->value_len = strlen(value);
     for (; s->n_hosts < n_hosts; s->n_hosts++)
         if (!hosts[s->n_hosts] || eryx__rule_parse(hosts[s->n_hosts], &s->hosts[s->n_hosts]) < 0) {
-            snprintf(err, errsize, "secret %s: host rule \"%.100s\" does not parse", name,
-                     hosts[s->n_hosts] ? hosts[s->n_hosts] : "(null)");
+            snprintf(err, errsize, "secret %s: host rule \"%.100s\" does not parse%s", name,
+                     hosts[s->n_hosts] ? hosts[s->n_hosts] : "(null)",
+                     eryx__rule_hint(hosts[s->n_hosts]));
             eryx__secret_clear(s);
             return -1;
         }

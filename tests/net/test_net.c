@@ -27,6 +27,7 @@ typedef struct server {
     enum server_kind kind;
     char got[65536];            /* ECHO: everything received */
     _Atomic size_t got_len;
+    atomic_int ended;           /* connections the client closed */
 } server;
 
 static void *serve_one(void *arg)
@@ -63,6 +64,7 @@ static void *serve_one(void *arg)
         }
     }
     close(c);
+    atomic_fetch_add(&s->ended, 1);
     return NULL;
 }
 
@@ -444,6 +446,38 @@ TEST_CASE(a_waiting_recv_never_blocks_the_step_and_interrupt_ends_it)
     eryx_result *res = NULL;
     eryx_exec_finish(ex, &res);
     eryx_result_free(res);
+    eryx_sandbox_free(sb);
+}
+
+/* A run stopped hard leaves the sandbox dead: its connections are closed
+ * as it ends, not kept open (the server's too) until a reset or a free. */
+TEST_CASE(a_run_that_kills_the_sandbox_closes_its_connections)
+{
+    server *s = start_server(SILENT);
+    net_setup n;
+    setup(&n, s->port, 0);
+    n.cfg.timeout_ns = 300 * 1000000ull;
+    n.cfg.interrupt_grace_ns = 100 * 1000000ull;
+    eryx_sandbox *sb;
+    REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
+    char code[300];
+    snprintf(code, sizeof code,
+             "import socket\n"
+             "s = socket.create_connection(('127.0.0.1', %d))\n"
+             "while True:\n"
+             "    try:\n"
+             "        s.recv(1)\n"
+             "    except BaseException:\n"
+             "        pass\n",
+             s->port);
+    eryx_result *res = NULL;
+    CHECK_INT(run(sb, code, &res), ERYX_TIMEOUT);
+    CHECK(res && res->hard_stopped);
+    CHECK_INT(eryx_sandbox_is_dead(sb), 1);
+    eryx_result_free(res);
+    for (int i = 0; i < 200 && atomic_load(&s->ended) == 0; i++)
+        usleep(10000);
+    CHECK_INT(atomic_load(&s->ended), 1);
     eryx_sandbox_free(sb);
 }
 

@@ -218,6 +218,34 @@ print("peer got the sent bytes, a part of one chunk, the end:",
       sent + 3 <= got < sent + len(chunk) + 3, sent > 0)
 """, want=["peer got the sent bytes, a part of one chunk, the end: True True"])
 
+    # A non-blocking send once waited (up to the I/O timeout, 30 s) for all
+    # its bytes to go, then raised TimeoutError: now it sends what can go at
+    # once and says how much (CPython's partial count), or raises
+    # BlockingIOError if nothing can. The peer must get exactly the bytes
+    # counted: none lost, none sent twice.
+    case("a non-blocking send returns at once, with what it sent",
+         ["--allow-net", f"127.0.0.1:{LC}"], f"""
+import socket, time
+s = socket.create_connection(("127.0.0.1", {LC}))
+s.setblocking(False)
+chunk = bytes(1 << 20)
+sent, t0, again = 0, time.monotonic(), 0
+for _ in range(64):   # the peer reads nothing for 3 s
+    try:
+        sent += s.send(chunk)
+    except BlockingIOError:
+        again += 1
+        if again == 3:
+            break
+took = time.monotonic() - t0
+s.setblocking(True)
+s.sendall(b"END")
+s.shutdown(socket.SHUT_WR)
+got = int(s.recv(100).split()[0])
+print("EAGAIN:", again == 3, "at once:", took < 2.5, "peer got what was counted:",
+      got == sent + 3, sent > 0)
+""", want=["EAGAIN: True at once: True peer got what was counted: True True"])
+
     if P["http6"]:
         case("IPv6", ["--allow-net", f"[::1]:{P['http6']}"], f"""
 import urllib.request
@@ -226,17 +254,23 @@ print(urllib.request.urlopen("http://[::1]:{P['http6']}/six").status)
 
     case("servers and UDP are refused", lo, """
 import socket
-for what in ("bind", "udp"):
+for what in ("bind", "udp", "unix"):
     try:
         if what == "bind":
             socket.socket().bind(("0.0.0.0", 8080))
-        else:
+        elif what == "udp":
             socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        else:
+            # AF_UNIX was once Linux's 1, WASI's AF_INET: a TCP socket.
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         print(what, "allowed")
     except PermissionError as e:
         print(what, "refused:", e)
+print("AF_UNIX is AF_INET:", socket.AF_UNIX == socket.AF_INET)
 """, want=["bind refused: [Errno", "bind: not available in the sandbox",
-             "udp refused: [Errno", "UDP and raw sockets: not available"])
+             "udp refused: [Errno", "UDP and raw sockets: not available",
+             "unix refused: [Errno", "Unix sockets: not available",
+             "AF_UNIX is AF_INET: False"])
 
     case("ssl wrap_socket, and CERT_NONE does not disable verification", tls, f"""
 import socket, ssl
@@ -298,6 +332,40 @@ try:
 except Exception as e:
     print("refused:", e)
 """, want=["refused: <urlopen error certificate verify failed"])
+
+    # A failed handshake once kept its connection: after 10 (the sandbox's
+    # limit) every connect failed with "too many connections". Both ways a
+    # caller gives up the raw socket: urlopen's, and wrap_socket's caller
+    # closing it (which, detached, frees nothing).
+    # A failed handshake once kept its connection: after 10 (the sandbox's
+    # limit) every connect failed with "too many connections". Both ways a
+    # caller gives up the raw socket: urlopen's, and wrap_socket's caller
+    # closing it (which, detached, frees nothing). No --ca-file: the
+    # server's CA is unknown, so every handshake fails. (The ten held at
+    # the end are to the HTTP server: the HTTPS one handshakes as it
+    # accepts, one at a time.)
+    case("failed TLS handshakes free their connections", tls[:-2] + lo, f"""
+import socket, ssl, urllib.request
+ctx = ssl.create_default_context()
+for i in range(12):
+    try:
+        urllib.request.urlopen("https://test.eryx:{S}/", timeout=10)
+    except Exception as e:
+        last = e
+print("urlopen:", last)
+for i in range(12):
+    raw = socket.create_connection(("test.eryx", {S}))
+    try:
+        ctx.wrap_socket(raw, server_hostname="test.eryx")
+    except ssl.SSLError as e:
+        last = e
+    raw.close()
+print("wrap_socket:", last)
+held = [socket.create_connection(("127.0.0.1", {H})) for i in range(10)]
+print("then", len(held), "open at once")
+""", want=["urlopen: <urlopen error certificate verify failed",
+           "wrap_socket: certificate verify failed", "then 10 open at once"],
+         absent=["too many connections"])
 
     case("asyncio streams with TLS, many at once", tls, f"""
 import asyncio, ssl, json

@@ -212,6 +212,52 @@ TEST_CASE(bad_rules_and_names)
     CHECK_CONTAINS(err, "HOST:PORT:ADDRESS");
 }
 
+/* Rules that parsed as host names no name could ever match ("127.1",
+ * "2130706433": the policy takes dotted quads only), an option taken for
+ * the value of --allow-net ("-c"), and "::1:80", taken as that address
+ * when its writer may have meant [::1]:80: refused, each with why. */
+TEST_CASE(rules_that_could_never_match_are_refused)
+{
+    static const char *const bad[] = {"127.1", "2130706433", "127.1:80", "1.2.3.4.5",
+                                      "example.123", "-c", "--allow-net", "a.-b.example",
+                                      "*.-x.example", "::1:80", "2001:db8::1:443"};
+    static const char *const good[] = {"1.2.3.4", "1.2.3.4:80", "::1", "[::1]:80",
+                                       "[::1:80]", "2001:db8::8080", "::ffff:1.2.3.4",
+                                       "123.example", "1password.com", "a-b.example",
+                                       "*.x1.example", "fe80::/10"};
+    eryx__rule r;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = eryx__rule_parse(bad[i], &r);
+        if (rc == 0)
+            eryx__rule_clear(&r);
+        CHECK_INT(rc, -1);
+    }
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        int rc = eryx__rule_parse(good[i], &r);
+        CHECK_INT(rc, 0);
+        if (rc == 0)
+            eryx__rule_clear(&r);
+    }
+    char out[300];
+    CHECK_INT(eryx__host_normalise("-x.example", out, sizeof out), -1);
+    CHECK_INT(eryx__host_normalise("10.0.0.256", out, sizeof out), -1);
+    static const struct {
+        const char *rule, *why;
+    } hints[] = {{"127.1", "dotted quad"},
+                 {"2130706433:443", "dotted quad"},
+                 {"-c", "begins with '-'"},
+                 {"::1:80", "[ADDRESS]:PORT"}};
+    for (size_t i = 0; i < sizeof hints / sizeof hints[0]; i++) {
+        eryx__policy p;
+        char err[400];
+        const char *allow[] = {hints[i].rule};
+        CHECK(eryx__policy_init(&p, allow, 1, NULL, 0, NULL, 0, err, sizeof err) != NULL);
+        CHECK_CONTAINS(err, hints[i].why);
+    }
+    /* A valid quad refused for its port is not told to be one. */
+    CHECK_STR(eryx__rule_hint("1.2.3.4:0"), "");
+}
+
 TEST_CASE(secrets_placeholders_and_replacement)
 {
     eryx__secret s;

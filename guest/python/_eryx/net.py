@@ -33,8 +33,10 @@ for _n in __all__:
 __all__ += ["socket", "SocketType"] + list(_FUNCS)
 
 # Names libraries use that WASI's _socket lacks (Linux values: only the
-# names matter, setsockopt accepts and ignores options).
-for _n, _v in (("AF_UNIX", 1), ("IPPROTO_TCP", 6), ("IPPROTO_UDP", 17), ("IPPROTO_IP", 0),
+# names matter, setsockopt accepts and ignores options). The exception is
+# AF_UNIX: Linux's 1 is WASI's AF_INET, so a Unix socket became a TCP one;
+# 3 is wasi-libc's own value, and socket() refuses it.
+for _n, _v in (("AF_UNIX", 3), ("IPPROTO_TCP", 6), ("IPPROTO_UDP", 17), ("IPPROTO_IP", 0),
                ("IPPROTO_IPV6", 41), ("SOL_SOCKET", 1), ("SOL_TCP", 6), ("TCP_NODELAY", 1),
                ("TCP_KEEPIDLE", 4), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 6),
                ("SO_KEEPALIVE", 9), ("SO_REUSEADDR", 2), ("SO_REUSEPORT", 15),
@@ -288,6 +290,8 @@ class socket:
         type = SOCK_STREAM if type in (-1, None) else type
         if fileno is not None:
             _refuse("wrapping a file descriptor in a socket")
+        if family == AF_UNIX:
+            _refuse("Unix sockets")
         if family not in (AF_INET, AF_INET6):
             _refuse(f"address family {family}")
         if type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM:
@@ -382,8 +386,9 @@ class socket:
         conn = self._need_conn()
         view = memoryview(data).cast("B")
         chunk = bytes(view[:1 << 20])
-        call("send", {"conn": conn, "data": _b64(chunk), "timeout": self._timeout})
-        return len(chunk)
+        # The count sent: all of chunk, but on a non-blocking socket what
+        # the host's kernel took at once (EAGAIN, BlockingIOError, if none).
+        return call("send", {"conn": conn, "data": _b64(chunk), "timeout": self._timeout})
 
     def sendall(self, data, flags=0):
         view = memoryview(data).cast("B")

@@ -446,13 +446,21 @@ class SSLSocket(_Handshake, _socket.socket):
         self.settimeout(sock.gettimeout())
         self._conn, self._peer = sock._conn, sock._peer
         sock.detach()
-        self._context = context
-        self.server_hostname = server_hostname
-        self.server_side = False
-        self._info = None
-        self._do_handshake = do_handshake
-        if self._conn is not None and do_handshake:
-            self.do_handshake()
+        # From here the connection is this object's alone: the caller's
+        # close() of the raw socket no longer frees it, so a failed
+        # handshake must (as CPython's does), or each one holds one of the
+        # sandbox's few connection slots until the run ends.
+        try:
+            self._context = context
+            self.server_hostname = server_hostname
+            self.server_side = False
+            self._info = None
+            self._do_handshake = do_handshake
+            if self._conn is not None and do_handshake:
+                self.do_handshake()
+        except BaseException:
+            self.close()
+            raise
         return self
 
     context = property(lambda self: self._context)
