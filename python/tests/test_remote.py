@@ -430,6 +430,33 @@ def test_gathered_slow_callbacks_run_concurrently(server, work):
         assert time.monotonic() - start < 1.5  # 8 x 0.3 s one after the other is 2.4 s
 
 
+def test_many_calls_answered_at_once_are_not_a_flood(server, work):
+    """1000 gathered calls (the default --max-callbacks), each answered as
+    soon as it arrives: the replies are owed, not a flood. Until 2026-12-07
+    the server cut such a client off with 1009 once 256 waited unhandled
+    while it was still sending the calls."""
+    code = ("import asyncio\n"
+            "r = await asyncio.gather(*[f(a=i) for i in range(1000)], return_exceptions=True)\n"
+            "print(sum(1 for x in r if isinstance(x, Exception)))")
+    for _ in range(3):
+        ws = _raw(server, work)
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": code, "timeout_ms": 30000,
+                                 "callbacks": [{"name": "f"}]}))
+        calls, out = 0, ""
+        while True:
+            ev = _next_json(ws)
+            if ev["ev"] == "output":
+                out += ev.get("data", "")
+            elif ev["ev"] == "call":
+                calls += 1
+                ws.send_text(json.dumps({"op": "reply", "call": ev["call"], "result": 1}))
+            elif ev["ev"] in ("done", "error"):
+                break
+        ws.close()
+        assert ev["ev"] == "done" and ev["status"] == "ok", ev
+        assert calls == 1000 and out == "0\n", (calls, out)
+
+
 # -- sessions --------------------------------------------------------------
 
 def test_two_clients_share_a_session(server, work, session):
