@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dial.h"
 #include "net/base64.h"
 #include "remote.h"
@@ -28,6 +29,12 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_OUTPUT_LOST = 120, EXIT_FUEL = 1
        EXIT_OUTPUT_LIMIT = 123, EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
 
 #define CONNECT_TIMEOUT_MS 10000
+/* With --timeout, a server silent for that long and this much more is
+ * given up on (a stopped or wedged server, a dead route): the wait covers
+ * the server's own limit, its default wait for a session's lock (10 s)
+ * and for a pooled sandbox (2 s), in which it sends nothing. Until
+ * 2026-12-07 such a client waited forever. */
+#define SILENCE_GRACE_MS 15000
 #define MAX_MESSAGE (64u << 20)
 /* The largest tree read of one of the server's messages (core/json_wide.h):
  * 16 MiB of `[{},{},...]` would be 1.3 GB. As eryx's other readers of a
@@ -450,6 +457,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     uint8_t *stdin_buf = NULL;
     calls cs;
     calls_init(&cs, c, o);
+    uint64_t heard = eryx_cli_now_ms();
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
@@ -462,9 +470,18 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         if (stopping && !cancelled) {
             cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
         }
+        if (r > 0)
+            heard = eryx_cli_now_ms();
         if (r < 0) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
             status = EXIT_SANDBOX;
+        } else if (r == 0 && o->timeout_ms &&
+                   eryx_cli_now_ms() - heard > o->timeout_ms + SILENCE_GRACE_MS) {
+            fprintf(stderr, "eryx: --remote: the server sent nothing for %llu ms, past the "
+                            "--timeout and %d s of grace: given up (the run may or may not "
+                            "have ended there)\n",
+                    (unsigned long long)(eryx_cli_now_ms() - heard), SILENCE_GRACE_MS / 1000);
+            status = EXIT_SETUP;
         } else if (r > 0 && !binary && !eryx__json_tree_fits((const char *)data, n, MAX_TREE,
                                                               NULL)) {
             fprintf(stderr, "eryx: --remote: the server sent a message whose JSON would take "

@@ -25,6 +25,7 @@ from eryx._websocket import BINARY, CLOSE, CONT, PING, TEXT, Closed, WebSocket
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "tests", "serve"))
 import cluster  # noqa: E402  (tests/serve/cluster.py: starts and stops the servers)
+from fake_server import FakeServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -961,6 +962,21 @@ def test_unreachable_server_is_a_connection_error(work):
     with pytest.raises(remote.RemoteConnectionError) as ei:
         remote.Sandbox(f"ws://127.0.0.1:{port}", "t").execute("pass")
     assert isinstance(ei.value, ConnectionError) and ei.value.code == "connection"
+
+
+def test_a_server_that_goes_silent_is_given_up_past_the_time_limit():
+    """With timeout_ms, a server that sends nothing for that long and 15 s
+    more is a RemoteConnectionError. Until 2026-12-07 the client waited
+    forever."""
+    fake = FakeServer("silent")
+    try:
+        start = time.monotonic()
+        with pytest.raises(remote.RemoteConnectionError) as ei:
+            remote.Session(fake.url, "t").execute("pass", timeout_ms=1000)
+        assert 15 < time.monotonic() - start < 30
+        assert "sent nothing" in str(ei.value) and ei.value.code == "connection"
+    finally:
+        fake.stop()
 
 
 def test_bad_url_is_refused_at_once():

@@ -16,6 +16,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Replica, eryx_cli, free_port, write_secret  # noqa: E402
+from fake_server import FakeServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -194,6 +195,23 @@ def test_a_reader_of_stdout_that_goes_away_cancels_the_run_and_keeps_the_session
     assert err == "eryx: cannot write the program's output: Broken pipe\n"
     p = remote(server, "--session", name, "-c", "print(x)")
     assert p.returncode == 0 and p.stdout == "42\n", p.stderr
+
+
+def test_a_server_that_goes_silent_is_given_up_past_the_timeout():
+    """With --timeout, a server that sends nothing for that long and 15 s
+    more is given up on with 71, as one that cannot be reached. Until
+    2026-12-07 the client waited forever."""
+    fake = FakeServer("silent")
+    try:
+        start = time.monotonic()
+        p = subprocess.run([eryx_cli(), "--remote", fake.url, "--timeout", "1000", "-c", "pass"],
+                           capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - start
+    finally:
+        fake.stop()
+    assert p.returncode == 71, p.stderr
+    assert "sent nothing" in p.stderr
+    assert 15 < took < 30
 
 
 def test_wrong_token_is_refused(server, tmp_path):
