@@ -330,13 +330,14 @@ static int stdin_turn(ws_conn *c, int *want, uint8_t **buf)
     return r < 0 ? -1 : 0;
 }
 
-/* The exit status for a done event, as the local run reports it. */
+static int run_status(json_t *ev, const char *status, int truncated);
+
+/* The exit status for a done event, as the local run reports it: 71 for a
+ * run that succeeded but whose session's new state was not stored, as a
+ * local --session that cannot be saved (until 2026-12-07, 0). */
 static int finish(json_t *ev)
 {
     const char *status = json_string_value(json_object_get(ev, "status"));
-    json_t *tb = json_object_get(ev, "traceback");
-    const char *exc = json_string_value(json_object_get(ev, "exc_type"));
-    int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
     int truncated = json_is_true(json_object_get(ev, "stdout_truncated")) ||
                     json_is_true(json_object_get(ev, "stderr_truncated"));
     const char *save_error = json_string_value(json_object_get(ev, "save_error"));
@@ -345,8 +346,15 @@ static int finish(json_t *ev)
         fprintf(stderr, "eryx: --remote: %s\n", save_error);
     if (truncated)
         fprintf(stderr, "eryx: output truncated at the server's output limit\n");
-    if (!status)
-        status = "error";
+    int rc = run_status(ev, status ? status : "error", truncated);
+    return rc == 0 && save_error ? EXIT_SETUP : rc;
+}
+
+static int run_status(json_t *ev, const char *status, int truncated)
+{
+    json_t *tb = json_object_get(ev, "traceback");
+    const char *exc = json_string_value(json_object_get(ev, "exc_type"));
+    int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
     if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)
@@ -394,8 +402,11 @@ static int on_event(calls *cs, json_t *ev, int *want_stdin)
                /* The request as the options made it is refused (a session
                 * name the server does not take): a usage error. */
                : strcmp(code, "bad_request") == 0 ? 2
+               /* The session's store, as a local --session's directory
+                * that cannot be written (store_full was 70 until
+                * 2026-12-07). */
                : strcmp(code, "busy") == 0 || strcmp(code, "store_unavailable") == 0 ||
-                       strcmp(code, "locked") == 0
+                       strcmp(code, "locked") == 0 || strcmp(code, "store_full") == 0
                    ? EXIT_SETUP
                    : EXIT_SANDBOX;
     }

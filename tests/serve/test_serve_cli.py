@@ -214,6 +214,30 @@ def test_a_server_that_goes_silent_is_given_up_past_the_timeout():
     assert 15 < took < 30
 
 
+def test_a_session_state_not_stored_is_status_71(tmp_path):
+    """A --session run that succeeds but whose new state the server cannot
+    store (--store-max-bytes) is 71, as a local --session that cannot be
+    saved; a session that cannot be created there (store_full) too. Until
+    2026-12-07: 0 and 70."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    small = Replica("small-store", str(tmp_path), token_file=token_file, key_file=None,
+                    extra=["--store-max-bytes", "20000000"])
+    try:
+        small.token_file = token_file
+        big = "import os\nx = os.urandom(15 * 1024 * 1024)\nprint('ran')"
+        p = remote(small, "--session", "s1", "-c", big)
+        assert p.stdout == "ran\n"
+        assert p.returncode == 71 and "not stored" in p.stderr, (p.returncode, p.stderr)
+        p = remote(small, "--session", "s2", "-c", "print(1)")
+        assert p.returncode == 71 and "store_full" in p.stderr, (p.returncode, p.stderr)
+        p = remote(small, "--session", "s1", "-c", big + "\nraise SystemExit(3)")
+        assert p.returncode == 3, p.stderr  # the run's own failure comes first
+        small.check()
+    finally:
+        small.stop()
+
+
 def test_wrong_token_is_refused(server, tmp_path):
     bad = tmp_path / "bad"
     write_secret(str(bad))
