@@ -413,6 +413,34 @@ static int on_event(calls *cs, json_t *ev, int *want_stdin)
     return -1;
 }
 
+/* Reads one of the server's messages and handles it: an exit status when
+ * it ends the run, else -1. One that is not a JSON object, or that belongs
+ * to another request than ours (id 1; an error about the connection has
+ * none), breaks the protocol: until 2026-12-07 the first was dropped (the
+ * run then ended as "the peer closed the connection") and the second taken
+ * as ours (another request's done ended our run). */
+static int on_message(calls *cs, const char *data, size_t n, int *want_stdin)
+{
+    int inexact;
+    /* Output may hold NUL characters (\u0000 is JSON): without
+     * JSON_ALLOW_NUL the whole event was dropped. */
+    json_t *ev = eryx__json_read(data, n, JSON_ALLOW_NUL, &inexact);
+    json_t *id = json_object_get(ev, "id");
+    const char *why = !json_is_object(ev) ? "that is not a JSON object eryx reads (malformed, "
+                                            "or nested too deeply)"
+                      : id && !json_is_null(id) && json_integer_value(id) != 1
+                          ? "for another request than this run's"
+                          : NULL;
+    int status = EXIT_SANDBOX;
+    if (why)
+        fprintf(stderr, "eryx: --remote: the server broke the protocol: it sent a message %s\n",
+                why);
+    else
+        status = on_event(cs, ev, want_stdin);
+    json_decref(ev);
+    return status;
+}
+
 static json_t *execute_request(const remote_opts *o, const char *code, size_t len)
 {
     json_t *req = json_pack("{si ss s:s%}", "id", 1, "op", "execute", "code", code, len);
@@ -500,12 +528,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
                     MAX_TREE >> 20);
             status = EXIT_SANDBOX;
         } else if (r > 0 && !binary) {
-            int inexact;
-            /* Output may hold NUL characters (\u0000 is JSON): without
-             * JSON_ALLOW_NUL the whole event was dropped. */
-            json_t *ev = eryx__json_read((const char *)data, n, JSON_ALLOW_NUL, &inexact);
-            status = on_event(&cs, ev, &want_stdin);
-            json_decref(ev);
+            status = on_message(&cs, (const char *)data, n, &want_stdin);
         }
         if (status < 0 && cs.failed) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));

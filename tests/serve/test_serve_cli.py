@@ -214,6 +214,23 @@ def test_a_server_that_goes_silent_is_given_up_past_the_timeout():
     assert 15 < took < 30
 
 
+@pytest.mark.parametrize("mode,why", [("badjson", "not a JSON object"),
+                                      ("deep", "not a JSON object"),
+                                      ("wrongid", "for another request")])
+def test_a_message_the_client_cannot_take_is_a_protocol_error(mode, why):
+    """A message that is not JSON, or one of another request: said so, 70.
+    Until 2026-12-07 the first was dropped (and the run waited, then ended
+    as "the peer closed the connection") and the second taken as ours."""
+    fake = FakeServer(mode)
+    try:
+        p = subprocess.run([eryx_cli(), "--remote", fake.url, "-c", "pass"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        fake.stop()
+    assert p.returncode == 70, p.stderr
+    assert "broke the protocol" in p.stderr and why in p.stderr, p.stderr
+
+
 def test_a_session_state_not_stored_is_status_71(tmp_path):
     """A --session run that succeeds but whose new state the server cannot
     store (--store-max-bytes) is 71, as a local --session that cannot be
