@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -219,14 +220,16 @@ static void leave(server *sv, const conn_arg *a)
     atomic_fetch_sub(&sv->m.connections, 1);
 }
 
-/* "Bearer TOKEN" matches the server's token (constant time). */
+/* "Bearer TOKEN" matches the server's token (constant time). The scheme
+ * is case-insensitive and followed by one or more spaces (RFC 9110 11.1,
+ * 11.4): `bearer TOKEN` was refused until 2026-12-07. */
 static int authorized(server *sv, const char *header)
 {
     if (sv->cfg.no_auth)
         return 1;
-    if (strncmp(header, "Bearer ", 7) != 0)
+    if (strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
-    const char *t = header + 7;
+    const char *t = header + 7 + strspn(header + 7, " ");
     size_t n = strlen(t);
     return n == sv->token_len && crypto_equal(t, sv->token, n);
 }

@@ -263,6 +263,20 @@ def test_wrong_token_is_refused(server, tmp_path):
     assert "401" in p.stderr and "unauthorized" in p.stderr
 
 
+def test_the_bearer_scheme_is_case_insensitive(server):
+    """RFC 9110: the scheme's case does not matter (`bearer` was refused
+    until 2026-12-07); the token's does."""
+    token = open(server.token_file).read().strip()
+    for scheme in ("Bearer", "bearer", "BEARER", "Bearer  "):
+        status = _upgrade_status(server.port,
+                                 f"Host: 127.0.0.1\r\nAuthorization: {scheme} {token}\r\n")
+        assert status.startswith("HTTP/1.1 101"), (scheme, status)
+    for header in (f"bearer {token.swapcase()}", f"Basic {token}", f"Bearer{token}"):
+        status = _upgrade_status(server.port,
+                                 f"Host: 127.0.0.1\r\nAuthorization: {header}\r\n")
+        assert status.startswith("HTTP/1.1 401"), (header, status)
+
+
 def test_remote_refuses_local_only_options(server):
     p = remote(server, "--mount", "/tmp:/data", "-c", "pass")
     assert p.returncode == 2
