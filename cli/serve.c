@@ -18,6 +18,7 @@
 #include "image_cmd.h"
 #include "listen.h"
 #include "serve.h"
+#include "size_arg.h"
 
 #define REQUEST_HEAD_TIMEOUT_MS 10000
 /* What sessions may hold in this process without --redis (compressed):
@@ -61,18 +62,9 @@ static void defaults(serve_cfg *c)
     c->lock_wait_ms = 10000;
 }
 
-static int number(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Options taking a number: name, where, its width. */
+/* Options taking a number: name, where, its width. Suffixes k, M, G as
+ * the main command takes them (size_arg.h): until 2026-12-07 `serve`
+ * refused `--max-memory 64M`. */
 static int number_option(serve_cfg *c, const char *name, const char *val)
 {
     struct { const char *name; void *p; int width; uint64_t scale; } t[] = {
@@ -93,9 +85,9 @@ static int number_option(serve_cfg *c, const char *name, const char *val)
         if (strcmp(name, t[i].name) != 0)
             continue;
         uint64_t v;
-        if (number(val, &v) < 0 || v == 0 || (t[i].width == 32 && v > UINT32_MAX) ||
+        if (eryx_cli_parse_size(val, &v) < 0 || v == 0 || (t[i].width == 32 && v > UINT32_MAX) ||
             v > UINT64_MAX / t[i].scale) {
-            fprintf(stderr, "eryx serve: %s wants a positive number, not '%s'\n", name, val);
+            fprintf(stderr, "eryx serve: %s wants a positive number (suffixes k, M, G), not '%s'\n", name, val);
             return -1;
         }
         if (t[i].width == 32)

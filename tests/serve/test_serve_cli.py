@@ -297,6 +297,28 @@ def test_usage_errors_are_status_2(server):
     assert p.returncode == 2 and "0 to 65535" in p.stderr, p.stderr
 
 
+def test_serve_sizes_take_suffixes(tmp_path):
+    """k, M, G as `eryx` takes them (refused until 2026-12-07)."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("suffixes", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--store-max-bytes", "20M", "--max-memory", "64M", "--max-message",
+                       "1M", "--max-output", "1k"])
+    try:
+        r.token_file = token_file
+        p = remote(r, "-c", "print('x' * 2000)")
+        assert p.returncode == 123 and p.stdout.startswith("x" * 1024 + "\n["), p.stderr  # --max-output 1k
+        p = remote(r, "-c", "b = bytearray(100 * 1024 * 1024)")
+        assert p.returncode == 125, p.stderr                              # --max-memory 64M
+        r.check()
+    finally:
+        r.stop()
+    for bad in ("-1M", "+1M", "1T", "M", "0", "1.5M"):
+        p = subprocess.run([eryx_cli(), "serve", "--token-file", token_file, "--max-memory",
+                            bad], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "wants a positive number" in p.stderr, (bad, p.stderr)
+
+
 def test_listen_ports_past_65535_are_refused():
     # getaddrinfo took 99999 and bound 99999 % 65536, 65536 the random port
     # 0; the log said the port asked for.
