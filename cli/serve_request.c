@@ -65,6 +65,7 @@ typedef struct client {
     size_t owed;                   /* calls asked of the client, unanswered */
     int reader_done;               /* the client went away (or idled out) */
     eryx_sandbox *live;            /* the sandbox running its execution */
+    struct client *next;           /* in sv->clients, under sv->clients_mu */
 } client;
 
 /* An execution in progress on this connection. */
@@ -947,7 +948,7 @@ static void set_live(client *cl, eryx_sandbox *sb)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
-    int stop = cl->reader_done;
+    int stop = cl->reader_done || atomic_load(&cl->sv->stopping);
     size_t i;
     json_t *msg;
     json_array_foreach(cl->inbox, i, msg) {
@@ -1188,6 +1189,38 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+void serve_stop_clients(server *sv)
+{
+    pthread_mutex_lock(&sv->clients_mu);
+    for (client *cl = sv->clients; cl; cl = cl->next) {
+        pthread_mutex_lock(&cl->mu);
+        if (cl->live)
+            eryx_sandbox_interrupt(cl->live);
+        pthread_mutex_unlock(&cl->mu);
+        notify(&cl->efd);
+    }
+    pthread_mutex_unlock(&sv->clients_mu);
+}
+
+static void enlist(client *cl)
+{
+    pthread_mutex_lock(&cl->sv->clients_mu);
+    cl->next = cl->sv->clients;
+    cl->sv->clients = cl;
+    pthread_mutex_unlock(&cl->sv->clients_mu);
+}
+
+static void unlist(client *cl)
+{
+    pthread_mutex_lock(&cl->sv->clients_mu);
+    client **p = &cl->sv->clients;
+    while (*p && *p != cl)
+        p = &(*p)->next;
+    if (*p)
+        *p = cl->next;
+    pthread_mutex_unlock(&cl->sv->clients_mu);
+}
+
 void serve_client(server *sv, ws_conn *c, const char *peer)
 {
     (void)peer;
@@ -1204,7 +1237,14 @@ void serve_client(server *sv, ws_conn *c, const char *peer)
         ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
         goto out;
     }
+    enlist(&cl);
     for (;;) {
+        /* Checked between requests: a running one was interrupted and has
+         * ended, its session stored and unlocked (serve_stop_clients). */
+        if (atomic_load(&sv->stopping)) {
+            ws_conn_close(c, WS_CLOSE_GOING_AWAY, "the server is stopping");
+            break;
+        }
         int done;
         json_t *msg = next_message(&cl, &done);
         if (msg) {
@@ -1222,6 +1262,7 @@ void serve_client(server *sv, ws_conn *c, const char *peer)
     }
     ws_conn_shutdown(c);
     pthread_join(reader, NULL);
+    unlist(&cl);
 out:
     if (cl.efd >= 0)
         close(cl.efd);

@@ -6,6 +6,7 @@ scaled-out ones tests/serve/test_replicas.py."""
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -508,6 +509,57 @@ def test_a_client_that_never_reads_is_dropped_not_buffered(long_limit_server):
         pytest.fail("the execution of a client that never reads did not end")
     s.close()
     server.check()
+
+
+def _read_frame(s):
+    """One frame from the server (unmasked): (opcode, payload)."""
+    def need(n):
+        b = b""
+        while len(b) < n:
+            d = s.recv(n - len(b))
+            if not d:
+                raise EOFError
+            b += d
+        return b
+    b0, b1 = need(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(need(2), "big")
+    elif n == 127:
+        n = int.from_bytes(need(8), "big")
+    return b0 & 0x0F, need(n)
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    """SIGTERM: the running execution is interrupted and ends as usual (its
+    session stored), every connection gets a close frame with 1001, a log
+    line says so, the server exits 0. Until 2026-12-07 it died at once
+    (143, no close frame, the session's lock left to expire)."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("stopping", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--timeout", "60000"])
+    try:
+        token = open(token_file).read().strip()
+        busy, idle = _ws_connect(r.port, token), _ws_connect(r.port, token)
+        code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+        busy.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code,
+                                        "session": "s", "create": True}).encode()))
+        assert json.loads(_read_frame(busy)[1])["ev"] == "output"
+        start = time.monotonic()
+        r.proc.send_signal(signal.SIGTERM)
+        op, payload = _read_frame(busy)
+        done = json.loads(payload)
+        assert done["ev"] == "done" and done["status"] == "interrupted" and done["saved"], done
+        for s in (busy, idle):
+            op, payload = _read_frame(s)
+            assert op == 8 and int.from_bytes(payload[:2], "big") == 1001, (op, payload)
+        assert r.proc.wait(10) == 0
+        assert time.monotonic() - start < 6
+        log = r.log()
+        assert '"event":"stopping"' in log and '"event":"stopped"' in log, log
+    finally:
+        r.stop()
 
 
 def _make_ca_and_cert(d):
