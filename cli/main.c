@@ -31,6 +31,7 @@
 #include "session_file.h"
 #include "shell_callback.h"
 #include "signals.h"
+#include "size_arg.h"
 #include "trace.h"
 
 enum {
@@ -261,21 +262,10 @@ static int option_number(int argc, char **argv, int *i, const char *what, uint64
         return -1;
     }
     const char *s = argv[++*i];
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned shift = 0;
-    switch (*end) {
-    case 'k': case 'K': shift = 10; end++; break;
-    case 'm': case 'M': shift = 20; end++; break;
-    case 'g': case 'G': shift = 30; end++; break;
-    default: break;
-    }
-    if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || v > (UINT64_MAX >> shift)) {
+    if (eryx_cli_parse_size(s, out) < 0) {
         fprintf(stderr, "eryx: %s wants %s, not '%s'\n", opt, what, s);
         return -1;
     }
-    *out = (uint64_t)v << shift;
     return 0;
 }
 

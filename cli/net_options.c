@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "size_arg.h"
+
 const char cli_net_usage[] =
     "  --allow-net RULE\n"
     "                  let the code connect to RULE: a host (api.example.com),\n"
@@ -118,16 +120,12 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
     case 3: return add(n->ca_files, &n->n_ca_files, opt, v);
     case 4: return parse_secret(n, v);
     case 6: {
-        char *end;
-        unsigned long long b = strtoull(v, &end, 10);
-        unsigned shift = *end == 'k' || *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
-        if (shift)
-            end++;
-        if (*end || !*v || v[0] == '-' || b == 0 || b > (UINT64_MAX >> 30)) {
+        uint64_t b;
+        if (eryx_cli_parse_size(v, &b) < 0 || b == 0) {
             fprintf(stderr, "eryx: --max-net-bytes wants a size in bytes (suffixes k, M, G)\n");
             return -1;
         }
-        n->max_bytes = (uint64_t)b << shift;
+        n->max_bytes = b;
         return 1;
     }
     default: {

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "dial.h"
 #include "net/base64.h"
 #include "remote.h"
@@ -28,6 +29,12 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_OUTPUT_LOST = 120, EXIT_FUEL = 1
        EXIT_OUTPUT_LIMIT = 123, EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
 
 #define CONNECT_TIMEOUT_MS 10000
+/* With --timeout, a server silent for that long and this much more is
+ * given up on (a stopped or wedged server, a dead route): the wait covers
+ * the server's own limit, its default wait for a session's lock (10 s)
+ * and for a pooled sandbox (2 s), in which it sends nothing. Until
+ * 2026-12-07 such a client waited forever. */
+#define SILENCE_GRACE_MS 15000
 #define MAX_MESSAGE (64u << 20)
 /* The largest tree read of one of the server's messages (core/json_wide.h):
  * 16 MiB of `[{},{},...]` would be 1.3 GB. As eryx's other readers of a
@@ -323,13 +330,14 @@ static int stdin_turn(ws_conn *c, int *want, uint8_t **buf)
     return r < 0 ? -1 : 0;
 }
 
-/* The exit status for a done event, as the local run reports it. */
+static int run_status(json_t *ev, const char *status, int truncated);
+
+/* The exit status for a done event, as the local run reports it: 71 for a
+ * run that succeeded but whose session's new state was not stored, as a
+ * local --session that cannot be saved (until 2026-12-07, 0). */
 static int finish(json_t *ev)
 {
     const char *status = json_string_value(json_object_get(ev, "status"));
-    json_t *tb = json_object_get(ev, "traceback");
-    const char *exc = json_string_value(json_object_get(ev, "exc_type"));
-    int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
     int truncated = json_is_true(json_object_get(ev, "stdout_truncated")) ||
                     json_is_true(json_object_get(ev, "stderr_truncated"));
     const char *save_error = json_string_value(json_object_get(ev, "save_error"));
@@ -338,8 +346,15 @@ static int finish(json_t *ev)
         fprintf(stderr, "eryx: --remote: %s\n", save_error);
     if (truncated)
         fprintf(stderr, "eryx: output truncated at the server's output limit\n");
-    if (!status)
-        status = "error";
+    int rc = run_status(ev, status ? status : "error", truncated);
+    return rc == 0 && save_error ? EXIT_SETUP : rc;
+}
+
+static int run_status(json_t *ev, const char *status, int truncated)
+{
+    json_t *tb = json_object_get(ev, "traceback");
+    const char *exc = json_string_value(json_object_get(ev, "exc_type"));
+    int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
     if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)
@@ -387,12 +402,43 @@ static int on_event(calls *cs, json_t *ev, int *want_stdin)
                /* The request as the options made it is refused (a session
                 * name the server does not take): a usage error. */
                : strcmp(code, "bad_request") == 0 ? 2
+               /* The session's store, as a local --session's directory
+                * that cannot be written (store_full was 70 until
+                * 2026-12-07). */
                : strcmp(code, "busy") == 0 || strcmp(code, "store_unavailable") == 0 ||
-                       strcmp(code, "locked") == 0
+                       strcmp(code, "locked") == 0 || strcmp(code, "store_full") == 0
                    ? EXIT_SETUP
                    : EXIT_SANDBOX;
     }
     return -1;
+}
+
+/* Reads one of the server's messages and handles it: an exit status when
+ * it ends the run, else -1. One that is not a JSON object, or that belongs
+ * to another request than ours (id 1; an error about the connection has
+ * none), breaks the protocol: until 2026-12-07 the first was dropped (the
+ * run then ended as "the peer closed the connection") and the second taken
+ * as ours (another request's done ended our run). */
+static int on_message(calls *cs, const char *data, size_t n, int *want_stdin)
+{
+    int inexact;
+    /* Output may hold NUL characters (\u0000 is JSON): without
+     * JSON_ALLOW_NUL the whole event was dropped. */
+    json_t *ev = eryx__json_read(data, n, JSON_ALLOW_NUL, &inexact);
+    json_t *id = json_object_get(ev, "id");
+    const char *why = !json_is_object(ev) ? "that is not a JSON object eryx reads (malformed, "
+                                            "or nested too deeply)"
+                      : id && !json_is_null(id) && json_integer_value(id) != 1
+                          ? "for another request than this run's"
+                          : NULL;
+    int status = EXIT_SANDBOX;
+    if (why)
+        fprintf(stderr, "eryx: --remote: the server broke the protocol: it sent a message %s\n",
+                why);
+    else
+        status = on_event(cs, ev, want_stdin);
+    json_decref(ev);
+    return status;
 }
 
 static json_t *execute_request(const remote_opts *o, const char *code, size_t len)
@@ -450,6 +496,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     uint8_t *stdin_buf = NULL;
     calls cs;
     calls_init(&cs, c, o);
+    uint64_t heard = eryx_cli_now_ms();
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
@@ -462,9 +509,18 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         if (stopping && !cancelled) {
             cancelled = ws_conn_send_json(c, json_pack("{si ss}", "id", 1, "op", "cancel")) == 0;
         }
+        if (r > 0)
+            heard = eryx_cli_now_ms();
         if (r < 0) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
             status = EXIT_SANDBOX;
+        } else if (r == 0 && o->timeout_ms &&
+                   eryx_cli_now_ms() - heard > o->timeout_ms + SILENCE_GRACE_MS) {
+            fprintf(stderr, "eryx: --remote: the server sent nothing for %llu ms, past the "
+                            "--timeout and %d s of grace: given up (the run may or may not "
+                            "have ended there)\n",
+                    (unsigned long long)(eryx_cli_now_ms() - heard), SILENCE_GRACE_MS / 1000);
+            status = EXIT_SETUP;
         } else if (r > 0 && !binary && !eryx__json_tree_fits((const char *)data, n, MAX_TREE,
                                                               NULL)) {
             fprintf(stderr, "eryx: --remote: the server sent a message whose JSON would take "
@@ -472,12 +528,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
                     MAX_TREE >> 20);
             status = EXIT_SANDBOX;
         } else if (r > 0 && !binary) {
-            int inexact;
-            /* Output may hold NUL characters (\u0000 is JSON): without
-             * JSON_ALLOW_NUL the whole event was dropped. */
-            json_t *ev = eryx__json_read((const char *)data, n, JSON_ALLOW_NUL, &inexact);
-            status = on_event(&cs, ev, &want_stdin);
-            json_decref(ev);
+            status = on_message(&cs, (const char *)data, n, &want_stdin);
         }
         if (status < 0 && cs.failed) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));

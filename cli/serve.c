@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include "image_cmd.h"
 #include "listen.h"
 #include "serve.h"
+#include "size_arg.h"
 
 #define REQUEST_HEAD_TIMEOUT_MS 10000
 /* What sessions may hold in this process without --redis (compressed):
@@ -60,18 +62,9 @@ static void defaults(serve_cfg *c)
     c->lock_wait_ms = 10000;
 }
 
-static int number(const char *s, uint64_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* Options taking a number: name, where, its width. */
+/* Options taking a number: name, where, its width. Suffixes k, M, G as
+ * the main command takes them (size_arg.h): until 2026-12-07 `serve`
+ * refused `--max-memory 64M`. */
 static int number_option(serve_cfg *c, const char *name, const char *val)
 {
     struct { const char *name; void *p; int width; uint64_t scale; } t[] = {
@@ -92,9 +85,9 @@ static int number_option(serve_cfg *c, const char *name, const char *val)
         if (strcmp(name, t[i].name) != 0)
             continue;
         uint64_t v;
-        if (number(val, &v) < 0 || v == 0 || (t[i].width == 32 && v > UINT32_MAX) ||
+        if (eryx_cli_parse_size(val, &v) < 0 || v == 0 || (t[i].width == 32 && v > UINT32_MAX) ||
             v > UINT64_MAX / t[i].scale) {
-            fprintf(stderr, "eryx serve: %s wants a positive number, not '%s'\n", name, val);
+            fprintf(stderr, "eryx serve: %s wants a positive number (suffixes k, M, G), not '%s'\n", name, val);
             return -1;
         }
         if (t[i].width == 32)
@@ -219,14 +212,16 @@ static void leave(server *sv, const conn_arg *a)
     atomic_fetch_sub(&sv->m.connections, 1);
 }
 
-/* "Bearer TOKEN" matches the server's token (constant time). */
+/* "Bearer TOKEN" matches the server's token (constant time). The scheme
+ * is case-insensitive and followed by one or more spaces (RFC 9110 11.1,
+ * 11.4): `bearer TOKEN` was refused until 2026-12-07. */
 static int authorized(server *sv, const char *header)
 {
     if (sv->cfg.no_auth)
         return 1;
-    if (strncmp(header, "Bearer ", 7) != 0)
+    if (strncasecmp(header, "Bearer ", 7) != 0)
         return 0;
-    const char *t = header + 7;
+    const char *t = header + 7 + strspn(header + 7, " ");
     size_t n = strlen(t);
     return n == sv->token_len && crypto_equal(t, sv->token, n);
 }
@@ -317,6 +312,8 @@ static void accept_loop(server *sv, int lfd, int metrics_only)
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
         if (fd < 0) {
+            if (atomic_load(&sv->stopping))
+                return; /* the listener was shut down to stop accepting */
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
@@ -455,6 +452,67 @@ static const char *without_password(const char *url, char *out, size_t size)
     return out;
 }
 
+/* How long a stop waits for the connections to end: executions are
+ * interrupted at once, so this is mostly their sessions' saving and
+ * unlocking; well within the time process managers leave between
+ * SIGTERM and SIGKILL (systemd 90 s, Kubernetes 30 s). */
+#define STOP_GRACE_MS 5000
+
+typedef struct stop_arg {
+    server *sv;
+    int lfd;
+    sigset_t set;
+} stop_arg;
+
+/* The thread that takes SIGTERM and SIGINT (blocked in all the others):
+ * until 2026-12-07 SIGTERM killed the server at once, with no close
+ * frame, and a running session's lock stayed 15 s + --timeout, so the
+ * other replicas answered `locked` meanwhile. */
+static void *stop_main(void *arg)
+{
+    stop_arg *a = arg;
+    int sig = 0;
+    sigwait(&a->set, &sig);
+    atomic_store(&a->sv->stopping, 1);
+    serve_log(a->sv, "stopping", json_pack("{ss si}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                                          "connections", atomic_load(&a->sv->m.connections)));
+    shutdown(a->lfd, SHUT_RDWR); /* accept returns: no new connections */
+    serve_stop_clients(a->sv);
+    return NULL;
+}
+
+/* After a stop: waits for the connections to end, then exits without
+ * the process's teardown, which a connection still in its HTTP head (or
+ * stuck past the grace) would race. */
+static void finish_stop(server *sv)
+{
+    for (int waited = 0; waited < STOP_GRACE_MS && atomic_load(&sv->m.connections) > 0;
+         waited += 20)
+        usleep(20000);
+    serve_log(sv, "stopped", json_pack("{si}", "connections", atomic_load(&sv->m.connections)));
+    fflush(stdout);
+    fflush(stderr);
+    _exit(0);
+}
+
+/* Blocks SIGTERM and SIGINT in this thread, and so in all it starts; one
+ * thread takes them (stop_main). */
+static int start_stop_thread(server *sv, int lfd)
+{
+    static stop_arg a;
+    a.sv = sv;
+    a.lfd = lfd;
+    sigemptyset(&a.set);
+    sigaddset(&a.set, SIGTERM);
+    sigaddset(&a.set, SIGINT);
+    pthread_t t;
+    if (pthread_sigmask(SIG_BLOCK, &a.set, NULL) != 0 ||
+        pthread_create(&t, NULL, stop_main, &a) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
 int eryx_cli_serve(int argc, char **argv)
 {
     static server sv; /* lives as long as the process: threads never join */
@@ -465,6 +523,7 @@ int eryx_cli_serve(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     pthread_mutex_init(&sv.lock, NULL);
+    pthread_mutex_init(&sv.clients_mu, NULL);
     serve_slots_init(&sv);
     cli_gate_init(&sv.gate, sv.cfg.max_connections, sv.cfg.max_per_client);
     char host[64] = "";
@@ -474,6 +533,11 @@ int eryx_cli_serve(int argc, char **argv)
     int lfd = cli_listen("eryx serve", sv.cfg.listen, &loopback);
     if (lfd < 0 || set_up_security(&sv, loopback) < 0)
         return 2;
+    /* Before any other thread: they inherit the blocked signals. */
+    if (start_stop_thread(&sv, lfd) < 0) {
+        fprintf(stderr, "eryx serve: cannot start the signal thread\n");
+        return 1;
+    }
     char err[256];
     char mem_url[64];
     snprintf(mem_url, sizeof mem_url, "memory://?max_bytes=%llu",
@@ -502,5 +566,7 @@ int eryx_cli_serve(int argc, char **argv)
                         sv.replica, "redis", without_password(sv.cfg.redis, redis, sizeof redis),
                         "tls", sv.tls != NULL, "auth", !sv.cfg.no_auth));
     accept_loop(&sv, lfd, 0);
+    if (atomic_load(&sv.stopping))
+        finish_stop(&sv);
     return 1;
 }

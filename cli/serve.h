@@ -91,6 +91,9 @@ typedef struct server {
     pthread_mutex_t run_mu;        /* guards running */
     pthread_cond_t run_cv;         /* a slot came free (CLOCK_MONOTONIC) */
     uint32_t running;              /* executions holding a --pool slot */
+    pthread_mutex_t clients_mu;    /* guards clients */
+    struct client *clients;        /* the upgraded connections (serve_request.c) */
+    atomic_int stopping;           /* SIGTERM or SIGINT came: no new work */
 } server;
 
 int eryx_cli_serve(int argc, char **argv);
@@ -99,6 +102,10 @@ int eryx_cli_serve(int argc, char **argv);
 void serve_slots_init(server *sv);
 /* serve_request.c: serves one upgraded WebSocket connection. */
 void serve_client(server *sv, ws_conn *c, const char *peer);
+/* serve_request.c: after sv->stopping is set, interrupts every running
+ * execution and wakes every connection, which then ends with 1001 once
+ * its execution has ended (its session stored and unlocked). */
+void serve_stop_clients(server *sv);
 /* The sandboxes' on_output: streams to the client of the execution that
  * runs on the calling thread. */
 void serve_output(void *ud, int fd, const char *data, size_t len);

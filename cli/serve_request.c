@@ -33,7 +33,11 @@
  * sends faster than its requests are handled is cut off, not buffered. By
  * count alone, 256 messages of --max-message (16 MiB) were 4 GiB a
  * connection; by the bytes sent, 16 MiB of `[{},{},...]` was 1.3 GB. One
- * message larger than this as parsed is refused unread. */
+ * message larger than this as parsed is refused unread. The count is 256
+ * more than the calls the server has asked and not had answered: a client
+ * answering a gather of 1000 calls at once, while this thread was still
+ * sending them, was cut off with 1009 (until 2026-12-07). Those are at most
+ * --max-callbacks an execution, and the bytes stay bounded. */
 #define MAX_INBOX 256
 #define MAX_INBOX_BYTES(max_message) \
     ((max_message) > (4u << 20) ? 4 * (size_t)(max_message) : (size_t)16 << 20)
@@ -56,10 +60,12 @@ typedef struct client {
     int efd;                       /* written on each message and notify */
     pthread_mutex_t mu;            /* guards the fields below */
     json_t *inbox;                 /* messages not yet handled, in order */
-    size_t sizes[MAX_INBOX];       /* their sizes parsed, a ring from sizes_head */
-    size_t sizes_head, inbox_bytes;
+    json_t *sizes;                 /* their sizes parsed (integers), in order */
+    size_t inbox_bytes;
+    size_t owed;                   /* calls asked of the client, unanswered */
     int reader_done;               /* the client went away (or idled out) */
     eryx_sandbox *live;            /* the sandbox running its execution */
+    struct client *next;           /* in sv->clients, under sv->clients_mu */
 } client;
 
 /* An execution in progress on this connection. */
@@ -181,6 +187,15 @@ void serve_output(void *ud, int fd, const char *data, size_t len)
 
 /* ---- calls ---------------------------------------------------------------- */
 
+/* Counts calls asked of the client and not answered: as many more
+ * messages may wait in the inbox (MAX_INBOX says why). */
+static void owe(running *r, int delta)
+{
+    pthread_mutex_lock(&r->cl->mu);
+    r->cl->owed = delta > 0 ? r->cl->owed + 1 : r->cl->owed - (r->cl->owed > 0);
+    pthread_mutex_unlock(&r->cl->mu);
+}
+
 static int remember_call(running *r, eryx_call *call)
 {
     if (r->n_calls == r->cap_calls) {
@@ -205,6 +220,7 @@ static int remember_call(running *r, eryx_call *call)
 static void forget_call(running *r, size_t i)
 {
     free(r->calls[i].name);
+    owe(r, -1);
     memmove(r->calls + i, r->calls + i + 1, (r->n_calls - i - 1) * sizeof *r->calls);
     r->n_calls--;
 }
@@ -288,7 +304,9 @@ static void new_call(running *r, eryx_call *call)
     if (answer_from_replies(r, call))
         return;
     /* Sent before it is remembered: the client's answer is read by this
-     * thread, after this. */
+     * thread, after this. Owed before it is sent: the reader may have the
+     * answer before send_event returns. */
+    owe(r, 1);
     int rc = send_event(r, "call", call_fields(call, eryx_call_id(call), eryx_call_name(call)));
     if (rc == WS_TOO_LARGE) {
         char msg[160];
@@ -299,7 +317,10 @@ static void new_call(running *r, eryx_call *call)
         eryx_call_fail(call, ERYX_CALL_FAILED, "the client is gone");
     } else if (remember_call(r, call) < 0) {
         eryx_call_fail(call, ERYX_CALL_FAILED, "out of memory");
+    } else {
+        return;
     }
+    owe(r, -1);
 }
 
 /* Releases the calls nobody will answer now (each must be completed once). */
@@ -406,8 +427,8 @@ static json_t *next_message(client *cl, int *done)
     json_t *msg = json_array_size(cl->inbox) ? json_incref(json_array_get(cl->inbox, 0)) : NULL;
     if (msg) {
         json_array_remove(cl->inbox, 0);
-        cl->inbox_bytes -= cl->sizes[cl->sizes_head];
-        cl->sizes_head = (cl->sizes_head + 1) % MAX_INBOX;
+        cl->inbox_bytes -= (size_t)json_integer_value(json_array_get(cl->sizes, 0));
+        json_array_remove(cl->sizes, 0);
     }
     *done = cl->reader_done;
     pthread_mutex_unlock(&cl->mu);
@@ -927,7 +948,7 @@ static void set_live(client *cl, eryx_sandbox *sb)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
-    int stop = cl->reader_done;
+    int stop = cl->reader_done || atomic_load(&cl->sv->stopping);
     size_t i;
     json_t *msg;
     json_array_foreach(cl->inbox, i, msg) {
@@ -1144,12 +1165,12 @@ static void *reader_main(void *arg)
         if (op && strcmp(op, "cancel") == 0 && cl->live)
             eryx_sandbox_interrupt(cl->live);
         size_t n = json_array_size(cl->inbox);
-        int full = n >= MAX_INBOX || cl->inbox_bytes + tree > tree_max;
+        int full = n >= MAX_INBOX + cl->owed || cl->inbox_bytes + tree > tree_max ||
+                   json_array_append_new(cl->sizes, json_integer((json_int_t)tree)) < 0;
         if (full) {
             json_decref(msg);
         } else {
             json_array_append_new(cl->inbox, msg);
-            cl->sizes[(cl->sizes_head + n) % MAX_INBOX] = tree;
             cl->inbox_bytes += tree;
         }
         pthread_mutex_unlock(&cl->mu);
@@ -1168,23 +1189,62 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+void serve_stop_clients(server *sv)
+{
+    pthread_mutex_lock(&sv->clients_mu);
+    for (client *cl = sv->clients; cl; cl = cl->next) {
+        pthread_mutex_lock(&cl->mu);
+        if (cl->live)
+            eryx_sandbox_interrupt(cl->live);
+        pthread_mutex_unlock(&cl->mu);
+        notify(&cl->efd);
+    }
+    pthread_mutex_unlock(&sv->clients_mu);
+}
+
+static void enlist(client *cl)
+{
+    pthread_mutex_lock(&cl->sv->clients_mu);
+    cl->next = cl->sv->clients;
+    cl->sv->clients = cl;
+    pthread_mutex_unlock(&cl->sv->clients_mu);
+}
+
+static void unlist(client *cl)
+{
+    pthread_mutex_lock(&cl->sv->clients_mu);
+    client **p = &cl->sv->clients;
+    while (*p && *p != cl)
+        p = &(*p)->next;
+    if (*p)
+        *p = cl->next;
+    pthread_mutex_unlock(&cl->sv->clients_mu);
+}
+
 void serve_client(server *sv, ws_conn *c, const char *peer)
 {
     (void)peer;
-    client cl = {.sv = sv, .c = c, .inbox = json_array()};
+    client cl = {.sv = sv, .c = c, .inbox = json_array(), .sizes = json_array()};
     cl.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_t reader;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256u << 10); /* it only parses JSON */
     pthread_mutex_init(&cl.mu, NULL);
-    int started = cl.efd >= 0 && cl.inbox && pthread_create(&reader, &attr, reader_main, &cl) == 0;
+    int started = cl.efd >= 0 && cl.inbox && cl.sizes && pthread_create(&reader, &attr, reader_main, &cl) == 0;
     pthread_attr_destroy(&attr);
     if (!started) {
         ws_conn_close(c, WS_CLOSE_INTERNAL, "out of resources");
         goto out;
     }
+    enlist(&cl);
     for (;;) {
+        /* Checked between requests: a running one was interrupted and has
+         * ended, its session stored and unlocked (serve_stop_clients). */
+        if (atomic_load(&sv->stopping)) {
+            ws_conn_close(c, WS_CLOSE_GOING_AWAY, "the server is stopping");
+            break;
+        }
         int done;
         json_t *msg = next_message(&cl, &done);
         if (msg) {
@@ -1202,9 +1262,11 @@ void serve_client(server *sv, ws_conn *c, const char *peer)
     }
     ws_conn_shutdown(c);
     pthread_join(reader, NULL);
+    unlist(&cl);
 out:
     if (cl.efd >= 0)
         close(cl.efd);
     json_decref(cl.inbox);
+    json_decref(cl.sizes);
     pthread_mutex_destroy(&cl.mu);
 }

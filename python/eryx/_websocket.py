@@ -197,9 +197,18 @@ class WebSocket:
         del self._buf[:pos + n]
         return fin, opcode, payload
 
-    def recv(self) -> Tuple[int, bytes]:
+    def recv(self, timeout: Optional[float] = None) -> Tuple[int, bytes]:
         """The next data message (TEXT or BINARY, payload), answering pings
-        and the closing handshake on the way; raises Closed at the end."""
+        and the closing handshake on the way; raises Closed at the end.
+        timeout: seconds the peer may stay silent (socket.timeout past it;
+        the connection is unusable then: a frame may be cut)."""
+        self._sock.settimeout(timeout)
+        try:
+            return self._recv()
+        finally:
+            self._sock.settimeout(None)
+
+    def _recv(self) -> Tuple[int, bytes]:
         parts: list = []
         size = 0
         first = None

@@ -25,6 +25,7 @@ import concurrent.futures
 import functools
 import json
 import os
+import socket
 import threading
 from typing import IO, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -41,6 +42,12 @@ OutputFn = Optional[Callable[[str], None]]
 _STATUS_CODES = {"ok": 0, "exception": 4, "trap": 5, "dead": 6, "timeout": 12,
                  "interrupted": 13, "fuel": 14}
 _NOMEM = 1
+# With a time limit, a server silent for that long and this many seconds
+# more is given up on (RemoteConnectionError): a stopped or wedged server.
+# The grace covers its own limit and its default waits for a session's
+# lock (10 s) and a pooled sandbox (2 s), in which it sends nothing. Until
+# 2026-12-07 the client waited forever.
+_SILENCE_GRACE = 15
 _REPLY_KINDS = {_eryx.CALL_FAILED: "failed", _eryx.CALL_INVALID_ARGS: "invalid_arguments",
                 _eryx.CALL_TIMEOUT: "timeout"}
 
@@ -263,6 +270,7 @@ class _Request:
         self.suspending = False
         self.pending = 0            # calls the server asked and we have not answered
         self.stdin: Optional[StdinRead] = None   # a file given as stdin: its read
+        self.silence: Optional[float] = None     # seconds the server may send nothing
         self.lock = threading.Lock()
 
     def send(self, msg: Dict[str, Any]) -> None:
@@ -417,7 +425,13 @@ class _Client:
     def _event(self, req: _Request) -> Optional[Dict[str, Any]]:
         """The next event of req, None for one that belongs elsewhere."""
         try:
-            opcode, data = req.conn.recv()
+            opcode, data = req.conn.recv(req.silence)
+        except socket.timeout:
+            self._drop()
+            raise RemoteConnectionError(f"the server sent nothing for {req.silence:g} s, past the "
+                                        f"request's time limit and {_SILENCE_GRACE} s of grace: "
+                                        f"given up (it may or may not have run)",
+                                        "connection") from None
         except Closed as exc:
             self._drop()
             raise RemoteConnectionError(f"{exc} during the request (it may or may not have "
@@ -455,6 +469,8 @@ class _Client:
         with self._lock:
             req = self._send(msg)
             req.stdin = stdin
+            if msg.get("timeout_ms"):
+                req.silence = msg["timeout_ms"] / 1000 + _SILENCE_GRACE
             self._active = req
             try:
                 return self._events(req)

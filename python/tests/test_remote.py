@@ -25,6 +25,7 @@ from eryx._websocket import BINARY, CLOSE, CONT, PING, TEXT, Closed, WebSocket
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "tests", "serve"))
 import cluster  # noqa: E402  (tests/serve/cluster.py: starts and stops the servers)
+from fake_server import FakeServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -428,6 +429,33 @@ def test_gathered_slow_callbacks_run_concurrently(server, work):
                       "*[wait(300) for _ in range(8)])))")
         assert r.stdout == "2400\n"
         assert time.monotonic() - start < 1.5  # 8 x 0.3 s one after the other is 2.4 s
+
+
+def test_many_calls_answered_at_once_are_not_a_flood(server, work):
+    """1000 gathered calls (the default --max-callbacks), each answered as
+    soon as it arrives: the replies are owed, not a flood. Until 2026-12-07
+    the server cut such a client off with 1009 once 256 waited unhandled
+    while it was still sending the calls."""
+    code = ("import asyncio\n"
+            "r = await asyncio.gather(*[f(a=i) for i in range(1000)], return_exceptions=True)\n"
+            "print(sum(1 for x in r if isinstance(x, Exception)))")
+    for _ in range(3):
+        ws = _raw(server, work)
+        ws.send_text(json.dumps({"op": "execute", "id": 1, "code": code, "timeout_ms": 30000,
+                                 "callbacks": [{"name": "f"}]}))
+        calls, out = 0, ""
+        while True:
+            ev = _next_json(ws)
+            if ev["ev"] == "output":
+                out += ev.get("data", "")
+            elif ev["ev"] == "call":
+                calls += 1
+                ws.send_text(json.dumps({"op": "reply", "call": ev["call"], "result": 1}))
+            elif ev["ev"] in ("done", "error"):
+                break
+        ws.close()
+        assert ev["ev"] == "done" and ev["status"] == "ok", ev
+        assert calls == 1000 and out == "0\n", (calls, out)
 
 
 # -- sessions --------------------------------------------------------------
@@ -934,6 +962,21 @@ def test_unreachable_server_is_a_connection_error(work):
     with pytest.raises(remote.RemoteConnectionError) as ei:
         remote.Sandbox(f"ws://127.0.0.1:{port}", "t").execute("pass")
     assert isinstance(ei.value, ConnectionError) and ei.value.code == "connection"
+
+
+def test_a_server_that_goes_silent_is_given_up_past_the_time_limit():
+    """With timeout_ms, a server that sends nothing for that long and 15 s
+    more is a RemoteConnectionError. Until 2026-12-07 the client waited
+    forever."""
+    fake = FakeServer("silent")
+    try:
+        start = time.monotonic()
+        with pytest.raises(remote.RemoteConnectionError) as ei:
+            remote.Session(fake.url, "t").execute("pass", timeout_ms=1000)
+        assert 15 < time.monotonic() - start < 30
+        assert "sent nothing" in str(ei.value) and ei.value.code == "connection"
+    finally:
+        fake.stop()
 
 
 def test_bad_url_is_refused_at_once():

@@ -6,6 +6,7 @@ scaled-out ones tests/serve/test_replicas.py."""
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Replica, eryx_cli, free_port, write_secret  # noqa: E402
+from fake_server import FakeServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -196,12 +198,84 @@ def test_a_reader_of_stdout_that_goes_away_cancels_the_run_and_keeps_the_session
     assert p.returncode == 0 and p.stdout == "42\n", p.stderr
 
 
+def test_a_server_that_goes_silent_is_given_up_past_the_timeout():
+    """With --timeout, a server that sends nothing for that long and 15 s
+    more is given up on with 71, as one that cannot be reached. Until
+    2026-12-07 the client waited forever."""
+    fake = FakeServer("silent")
+    try:
+        start = time.monotonic()
+        p = subprocess.run([eryx_cli(), "--remote", fake.url, "--timeout", "1000", "-c", "pass"],
+                           capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - start
+    finally:
+        fake.stop()
+    assert p.returncode == 71, p.stderr
+    assert "sent nothing" in p.stderr
+    assert 15 < took < 30
+
+
+@pytest.mark.parametrize("mode,why", [("badjson", "not a JSON object"),
+                                      ("deep", "not a JSON object"),
+                                      ("wrongid", "for another request")])
+def test_a_message_the_client_cannot_take_is_a_protocol_error(mode, why):
+    """A message that is not JSON, or one of another request: said so, 70.
+    Until 2026-12-07 the first was dropped (and the run waited, then ended
+    as "the peer closed the connection") and the second taken as ours."""
+    fake = FakeServer(mode)
+    try:
+        p = subprocess.run([eryx_cli(), "--remote", fake.url, "-c", "pass"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        fake.stop()
+    assert p.returncode == 70, p.stderr
+    assert "broke the protocol" in p.stderr and why in p.stderr, p.stderr
+
+
+def test_a_session_state_not_stored_is_status_71(tmp_path):
+    """A --session run that succeeds but whose new state the server cannot
+    store (--store-max-bytes) is 71, as a local --session that cannot be
+    saved; a session that cannot be created there (store_full) too. Until
+    2026-12-07: 0 and 70."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    small = Replica("small-store", str(tmp_path), token_file=token_file, key_file=None,
+                    extra=["--store-max-bytes", "20000000"])
+    try:
+        small.token_file = token_file
+        big = "import os\nx = os.urandom(15 * 1024 * 1024)\nprint('ran')"
+        p = remote(small, "--session", "s1", "-c", big)
+        assert p.stdout == "ran\n"
+        assert p.returncode == 71 and "not stored" in p.stderr, (p.returncode, p.stderr)
+        p = remote(small, "--session", "s2", "-c", "print(1)")
+        assert p.returncode == 71 and "store_full" in p.stderr, (p.returncode, p.stderr)
+        p = remote(small, "--session", "s1", "-c", big + "\nraise SystemExit(3)")
+        assert p.returncode == 3, p.stderr  # the run's own failure comes first
+        small.check()
+    finally:
+        small.stop()
+
+
 def test_wrong_token_is_refused(server, tmp_path):
     bad = tmp_path / "bad"
     write_secret(str(bad))
     p = remote(server, "-c", "print(1)", token_file=str(bad))
     assert p.returncode == 71
     assert "401" in p.stderr and "unauthorized" in p.stderr
+
+
+def test_the_bearer_scheme_is_case_insensitive(server):
+    """RFC 9110: the scheme's case does not matter (`bearer` was refused
+    until 2026-12-07); the token's does."""
+    token = open(server.token_file).read().strip()
+    for scheme in ("Bearer", "bearer", "BEARER", "Bearer  "):
+        status = _upgrade_status(server.port,
+                                 f"Host: 127.0.0.1\r\nAuthorization: {scheme} {token}\r\n")
+        assert status.startswith("HTTP/1.1 101"), (scheme, status)
+    for header in (f"bearer {token.swapcase()}", f"Basic {token}", f"Bearer{token}"):
+        status = _upgrade_status(server.port,
+                                 f"Host: 127.0.0.1\r\nAuthorization: {header}\r\n")
+        assert status.startswith("HTTP/1.1 401"), (header, status)
 
 
 def test_remote_refuses_local_only_options(server):
@@ -222,6 +296,28 @@ def test_usage_errors_are_status_2(server):
                         server.token_file, "-c", "pass"], capture_output=True, text=True,
                        timeout=60)
     assert p.returncode == 2 and "0 to 65535" in p.stderr, p.stderr
+
+
+def test_serve_sizes_take_suffixes(tmp_path):
+    """k, M, G as `eryx` takes them (refused until 2026-12-07)."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("suffixes", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--store-max-bytes", "20M", "--max-memory", "64M", "--max-message",
+                       "1M", "--max-output", "1k"])
+    try:
+        r.token_file = token_file
+        p = remote(r, "-c", "print('x' * 2000)")
+        assert p.returncode == 123 and p.stdout.startswith("x" * 1024 + "\n["), p.stderr  # --max-output 1k
+        p = remote(r, "-c", "b = bytearray(100 * 1024 * 1024)")
+        assert p.returncode == 125, p.stderr                              # --max-memory 64M
+        r.check()
+    finally:
+        r.stop()
+    for bad in ("-1M", "+1M", "1T", "M", "0", "1.5M"):
+        p = subprocess.run([eryx_cli(), "serve", "--token-file", token_file, "--max-memory",
+                            bad], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 2 and "wants a positive number" in p.stderr, (bad, p.stderr)
 
 
 def test_listen_ports_past_65535_are_refused():
@@ -413,6 +509,57 @@ def test_a_client_that_never_reads_is_dropped_not_buffered(long_limit_server):
         pytest.fail("the execution of a client that never reads did not end")
     s.close()
     server.check()
+
+
+def _read_frame(s):
+    """One frame from the server (unmasked): (opcode, payload)."""
+    def need(n):
+        b = b""
+        while len(b) < n:
+            d = s.recv(n - len(b))
+            if not d:
+                raise EOFError
+            b += d
+        return b
+    b0, b1 = need(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(need(2), "big")
+    elif n == 127:
+        n = int.from_bytes(need(8), "big")
+    return b0 & 0x0F, need(n)
+
+
+def test_sigterm_stops_cleanly(tmp_path):
+    """SIGTERM: the running execution is interrupted and ends as usual (its
+    session stored), every connection gets a close frame with 1001, a log
+    line says so, the server exits 0. Until 2026-12-07 it died at once
+    (143, no close frame, the session's lock left to expire)."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("stopping", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--timeout", "60000"])
+    try:
+        token = open(token_file).read().strip()
+        busy, idle = _ws_connect(r.port, token), _ws_connect(r.port, token)
+        code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+        busy.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code,
+                                        "session": "s", "create": True}).encode()))
+        assert json.loads(_read_frame(busy)[1])["ev"] == "output"
+        start = time.monotonic()
+        r.proc.send_signal(signal.SIGTERM)
+        op, payload = _read_frame(busy)
+        done = json.loads(payload)
+        assert done["ev"] == "done" and done["status"] == "interrupted" and done["saved"], done
+        for s in (busy, idle):
+            op, payload = _read_frame(s)
+            assert op == 8 and int.from_bytes(payload[:2], "big") == 1001, (op, payload)
+        assert r.proc.wait(10) == 0
+        assert time.monotonic() - start < 6
+        log = r.log()
+        assert '"event":"stopping"' in log and '"event":"stopped"' in log, log
+    finally:
+        r.stop()
 
 
 def _make_ca_and_cert(d):
