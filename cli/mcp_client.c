@@ -41,6 +41,7 @@
 #include "mcp.h"
 #include "mcp_internal.h"
 #include "result_json.h"
+#include "size_arg.h"
 
 extern char **environ;
 
@@ -128,23 +129,10 @@ const char eryx_cli_mcp_usage[] =
 
 static int parse_u64(const char *opt, const char *s, uint64_t *out, int sizes)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    unsigned shift = 0;
-    if (sizes) {
-        switch (*end) {
-        case 'k': case 'K': shift = 10; end++; break;
-        case 'm': case 'M': shift = 20; end++; break;
-        case 'g': case 'G': shift = 30; end++; break;
-        default: break;
-        }
-    }
-    if (errno || end == s || *end || s[0] == '-' || v > (UINT64_MAX >> shift)) {
+    if (eryx_cli_parse_number(s, out, sizes) < 0) {
         fprintf(stderr, "eryx: %s wants a number, not '%s'\n", opt, s);
         return -1;
     }
-    *out = (uint64_t)v << shift;
     return 0;
 }
 

@@ -55,6 +55,7 @@
 #include "core/json_wide.h"
 #include "jsonrpc.h"
 #include "mcp.h"
+#include "size_arg.h"
 #include "mcp_internal.h"
 #include "net_link.h"
 #include "serve_tls.h"
@@ -1017,20 +1018,17 @@ static int parse_options(proxy *p, int argc, char **argv)
             }
             p->max_idle = n;
         } else if (strcmp(argv[i], "--timeout") == 0 || strcmp(argv[i], "--max-message") == 0) {
-            char *end;
-            unsigned long long n = strtoull(v, &end, 10);
-            unsigned shift = 0; /* --max-message 16M, as --mcp-max-message takes it */
-            if (argv[i][2] == 'm' && *end && !end[1] && strchr("kKmMgG", *end))
-                shift = *end == 'k' || *end == 'K' ? 10 : *end == 'm' || *end == 'M' ? 20 : 30;
-            end += shift != 0;
-            if (*end || !*v || v[0] == '-' || n == 0 || n > ((1ull << 31) - 1) >> shift) {
+            /* --max-message 16M, as --mcp-max-message takes it */
+            int is_size = argv[i][2] == 'm';
+            uint64_t n;
+            if (eryx_cli_parse_number(v, &n, is_size) < 0 || n == 0 || n > (1ull << 31) - 1) {
                 fprintf(stderr, "eryx mcp-proxy: %s wants a positive number\n", argv[i]);
                 return 2;
             }
-            if (argv[i][2] == 't')
-                p->timeout_ms = (int)n;
+            if (is_size)
+                p->max_message = (size_t)n;
             else
-                p->max_message = (size_t)n << shift;
+                p->timeout_ms = (int)n;
         } else {
             return usage(stderr);
         }
