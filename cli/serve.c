@@ -27,7 +27,8 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: eryx serve [--listen HOST:PORT] [--redis redis://HOST:PORT] [--token-file FILE]\n"
+    fputs("usage: eryx serve [--listen HOST:PORT] [--redis redis://HOST:PORT | --redis-file FILE]\n"
+          "                  [--token-file FILE]\n"
           "                  [--no-auth] [--pool N] [--metrics HOST:PORT]\n"
           "                  [--journal-key-file FILE] [--journal-ttl SECONDS]\n"
           "                  [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
@@ -116,10 +117,34 @@ static int unknown_option(const char *a, int has_value)
     return -1;
 }
 
+/* --redis-file: the URL from the file's first line, so that its password
+ * is not on the command line, which every user of the machine can read
+ * (`ps`). Into out (cap bytes); -1 after a message. */
+static int read_redis_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "eryx serve: cannot read the --redis-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int ok = fgets(out, (int)cap, f) != NULL;
+    int too_long = ok && !strchr(out, '\n') && fgetc(f) != EOF;
+    fclose(f);
+    if (ok)
+        out[strcspn(out, "\r\n")] = '\0';
+    if (!ok || too_long || strncmp(out, "redis://", 8) != 0) {
+        fprintf(stderr, "eryx serve: the first line of --redis-file %s must be a redis:// URL "
+                        "shorter than %zu bytes\n", path, cap - 1);
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_options(serve_cfg *c, int argc, char **argv)
 {
     struct { const char *name; const char **p; } strs[] = {
-        {"--listen", &c->listen}, {"--redis", &c->redis}, {"--token-file", &c->token_file},
+        {"--listen", &c->listen}, {"--redis", &c->redis}, {"--redis-file", &c->redis_file},
+        {"--token-file", &c->token_file},
         {"--metrics", &c->metrics}, {"--journal-key-file", &c->journal_key_file},
         {"--tls-cert", &c->tls_cert}, {"--tls-key", &c->tls_key},
         {"--tls-client-ca", &c->tls_client_ca}, {"--image", &c->image},
@@ -169,6 +194,16 @@ static int parse_options(serve_cfg *c, int argc, char **argv)
     if (c->tls_client_ca && !c->tls_cert) {
         fprintf(stderr, "eryx serve: --tls-client-ca needs --tls-cert and --tls-key\n");
         return -1;
+    }
+    if (c->redis_file) {
+        static char url[1024];
+        if (c->redis) {
+            fprintf(stderr, "eryx serve: give --redis or --redis-file, not both\n");
+            return -1;
+        }
+        if (read_redis_file(c->redis_file, url, sizeof url) < 0)
+            return -1;
+        c->redis = url;
     }
     if (c->store_max_bytes && c->redis) {
         fprintf(stderr, "eryx serve: --store-max-bytes bounds the sessions kept in this process; "

@@ -30,6 +30,7 @@
 typedef struct serve_cfg {
     const char *listen;            /* HOST:PORT */
     const char *redis;             /* redis://HOST:PORT, or NULL (memory) */
+    const char *redis_file;        /* --redis-file: the URL's file, or NULL */
     const char *token_file;
     const char *metrics;           /* HOST:PORT or NULL */
     const char *journal_key_file;

@@ -714,3 +714,29 @@ def test_idle_connections_from_many_addresses_do_not_keep_clients_out(tmp_path):
         for sock in idle + ([keeper] if keeper else []):
             sock.close()
         r.stop()
+
+
+def test_redis_url_from_a_file(tmp_path):
+    """--redis-file keeps the URL (its password) off the command line,
+    which `ps` shows every user (an audit read it there)."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    url_file = tmp_path / "redis"
+    # Nothing listens on port 1: the server reads the URL, then cannot
+    # reach it, and says so with the password masked.
+    url_file.write_text("redis://:SuperSecretPw@127.0.0.1:1\n")
+    base = [eryx_cli(), "serve", "--listen", "127.0.0.1:0", "--token-file", token_file]
+    p = subprocess.run(base + ["--redis-file", str(url_file)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode != 0 and "127.0.0.1:1" in p.stderr, p.stderr
+    assert "SuperSecretPw" not in p.stderr, p.stderr
+    for bad, why in ((["--redis-file", str(tmp_path / "none")], "cannot read"),
+                     (["--redis", "redis://127.0.0.1:1", "--redis-file", str(url_file)],
+                      "not both")):
+        url_file.write_text("redis://127.0.0.1:1\n")
+        p = subprocess.run(base + bad, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 2 and why in p.stderr, (bad, p.stderr)
+    url_file.write_text("http://127.0.0.1:1\n")
+    p = subprocess.run(base + ["--redis-file", str(url_file)], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 2 and "must be a redis:// URL" in p.stderr, p.stderr
