@@ -296,9 +296,8 @@ class WebSocket:
         if not self.closed:
             try:
                 self.send_frame(CLOSE, struct.pack("!H", code))
-                self._sock.settimeout(wait)
                 while True:
-                    self.recv()
+                    self.recv(wait)
             except (OSError, Closed, ProtocolError):
                 pass
         self.closed = True
