@@ -76,8 +76,14 @@ def _rule_is_too_wide(rule: str) -> bool:
     if host == "*" or (host.startswith("*.") and "." not in host[2:].rstrip(".")):
         return True
     if "/" in host:
-        prefix = host.rsplit("/", 1)[1]
-        return not prefix.isdigit() or int(prefix) < (16 if ":" in host else 8)
+        addr, prefix = host.rsplit("/", 1)
+        if not prefix.isdigit():
+            return True
+        # IPv4 inside IPv6 (::ffff:0:0/96 is every IPv4 address): judged
+        # as the IPv4 range it is.
+        if addr.lower().startswith("::ffff:"):
+            return int(prefix) - 96 < 8
+        return int(prefix) < (16 if ":" in host else 8)
     return False
 
 

@@ -143,7 +143,8 @@ def test_secret_without_hosts_goes_where_the_network_allows(server):
     with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
         eryx.Sandbox(network=eryx.NetConfig.permissive(), secrets={"API_KEY": "x" * 20})
     for every in (["*:443"], ["0.0.0.0/0"], ["[::/0]:443"], ["api.example.com", "::/0"],
-                  ["*.com"], ["*.com.:443"], ["0.0.0.0/1", "128.0.0.0/1"], ["2000::/3"]):
+                  ["*.com"], ["*.com.:443"], ["0.0.0.0/1", "128.0.0.0/1"], ["2000::/3"],
+                  ["::ffff:0:0/96"], ["[::ffff:0.0.0.0/100]:443"]):
         with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
             eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=every),
                          secrets={"API_KEY": "x" * 20})

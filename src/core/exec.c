@@ -201,16 +201,18 @@ static int overdue_locked(const eryx_call *c, uint64_t now)
 }
 
 /* Completes an overdue call with the timeout every caller sees; h->mu
- * held. A call still queued says why its handler never ran: the
- * sandbox's earlier calls held every handler it may run at once. */
+ * held. A call still queued says why its handler never ran: every
+ * handler it could have had was busy (most often with the sandbox's
+ * earlier calls that block). */
 static void expire_locked(eryx_call *c)
 {
 #define STR_(x) #x
 #define STR(x) STR_(x)
     const char *msg = atomic_load(&c->queued)
                           ? "the host function did not answer in time: it never started, "
-                            "the sandbox's handlers (" STR(ERYX__HANDLERS_PER_SANDBOX)
-                            " at once) being busy with its earlier calls"
+                            "waiting for a free handler (" STR(ERYX__HANDLERS_PER_SANDBOX)
+                            " at once per sandbox, busy with its earlier calls, or the "
+                            "process's " STR(ERYX__HANDLERS_PER_PROCESS) ")"
                           : "the host function did not answer in time";
 #undef STR
 #undef STR_

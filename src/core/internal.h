@@ -359,6 +359,7 @@ void eryx__parking_fork(enum eryx__fork_phase phase); /* instance.c */
  * waits there, its handler not started (only for the words of its
  * timeout); nothing for a dead handle. */
 #define ERYX__HANDLERS_PER_SANDBOX 64
+#define ERYX__HANDLERS_PER_PROCESS 512
 void eryx__call_handle_set_queued(const eryx_call *handle, int queued);
 
 /* Starts fn(arg) on a detached thread; 0 or pthread_create's error. */

@@ -121,14 +121,16 @@ int eryx__json_number_overflows(const char *text, size_t len, size_t flags)
     size_t wlen = len;
     int widened = 0;
     char *w = eryx__json_widen_ints(text, len, &wlen, &widened);
-    json_t *v = w ? json_loadb(w, wlen, flags, &e) : NULL;
+    if (!w)
+        return 0;
+    json_t *v = json_loadb(w, wlen, flags, &e);
     free(w);
     if (v) {
         json_decref(v);
         return 0;
     }
     /* jansson's own words for a real it cannot hold. */
-    return w && json_error_code(&e) == json_error_numeric_overflow;
+    return json_error_code(&e) == json_error_numeric_overflow;
 }
 
 /* ---- the size of a tree ---------------------------------------------------- */

@@ -36,7 +36,7 @@
 /* Handlers running at once: per sandbox, and workers in all; idle
  * workers exit after IDLE_EXIT_NS. */
 #define MAX_WORKERS_PER_SANDBOX ERYX__HANDLERS_PER_SANDBOX
-#define MAX_WORKERS 512
+#define MAX_WORKERS ERYX__HANDLERS_PER_PROCESS
 #define IDLE_EXIT_NS (2ull * 1000 * 1000 * 1000)
 
 typedef struct job {

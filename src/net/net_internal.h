@@ -58,6 +58,7 @@ typedef struct eryx__conn {
     int local_wait;             /* a blocking run's thread polls it, not
                                    the poller (eryx__net_pollfds) */
     int poll_in;                /* a waiting poll asks whether it is readable */
+    int poll_out;               /* ...or writable */
     int connecting, eof;
     int shut_wr;                /* the guest shut its writing side: no more
                                    sends; the FIN goes once out is empty */

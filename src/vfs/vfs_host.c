@@ -75,7 +75,9 @@ static int on_kernel_fs(int dirfd)
     static const unsigned long kinds[] = {
         PROC_SUPER_MAGIC, SYSFS_MAGIC, DEBUGFS_MAGIC, TRACEFS_MAGIC, SECURITYFS_MAGIC,
         BPF_FS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEVPTS_SUPER_MAGIC,
-        EFIVARFS_MAGIC, PSTOREFS_MAGIC, 0x62656570 /* configfs */, 0x65735543 /* fusectl */,
+        EFIVARFS_MAGIC, PSTOREFS_MAGIC, BINFMTFS_MAGIC, SELINUX_MAGIC, SMACK_MAGIC,
+        0x62656570 /* configfs */, 0x65735543 /* fusectl */, 0x19800202 /* mqueue */,
+        0x6e667364 /* nfsd */, 0x67596969 /* rpc_pipefs */,
     };
     struct statfs st;
     if (fstatfs(dirfd, &st) != 0)
@@ -86,11 +88,14 @@ static int on_kernel_fs(int dirfd)
     return 0;
 }
 
+/* -EPERM is the kernel file system's alone (the caller's message says
+ * so): a seccomp filter or an LSM that refuses openat2 with EPERM says
+ * "permission denied". */
 int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only)
 {
     int fd = open(host_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
-        return -errno;
+        return errno == EPERM ? -EACCES : -errno;
     if (on_kernel_fs(fd)) {
         close(fd);
         return -EPERM;
@@ -98,7 +103,7 @@ int vfs_host_mount(vfs_mount *m, const char *host_dir, int read_only)
     int probe = sys_openat2(fd, "", O_PATH | O_DIRECTORY, 0);
     if (probe < 0) {
         close(fd);
-        return probe;
+        return probe == -EPERM ? -EACCES : probe;
     }
     close(probe);
     m->u.host.dirfd = fd;
