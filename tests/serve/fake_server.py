@@ -25,7 +25,8 @@ def _frame(payload):
     return head + payload
 
 
-def _need(c, n):
+def recv_exactly(c, n):
+    """n bytes from socket c (EOFError if it closes first)."""
     b = b""
     while len(b) < n:
         d = c.recv(n - len(b))
@@ -36,14 +37,14 @@ def _need(c, n):
 
 
 def _read_message(c):
-    _, b1 = _need(c, 2)
+    _, b1 = recv_exactly(c, 2)
     n = b1 & 0x7F
     if n == 126:
-        n = struct.unpack("!H", _need(c, 2))[0]
+        n = struct.unpack("!H", recv_exactly(c, 2))[0]
     elif n == 127:
-        n = struct.unpack("!Q", _need(c, 8))[0]
-    mask = _need(c, 4)
-    return bytes(x ^ mask[i % 4] for i, x in enumerate(_need(c, n)))
+        n = struct.unpack("!Q", recv_exactly(c, 8))[0]
+    mask = recv_exactly(c, 4)
+    return bytes(x ^ mask[i % 4] for i, x in enumerate(recv_exactly(c, n)))
 
 
 class FakeServer:

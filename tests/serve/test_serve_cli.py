@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cluster import Replica, eryx_cli, free_port, write_secret  # noqa: E402
-from fake_server import FakeServer  # noqa: E402
+from fake_server import FakeServer, recv_exactly  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -513,21 +513,13 @@ def test_a_client_that_never_reads_is_dropped_not_buffered(long_limit_server):
 
 def _read_frame(s):
     """One frame from the server (unmasked): (opcode, payload)."""
-    def need(n):
-        b = b""
-        while len(b) < n:
-            d = s.recv(n - len(b))
-            if not d:
-                raise EOFError
-            b += d
-        return b
-    b0, b1 = need(2)
+    b0, b1 = recv_exactly(s, 2)
     n = b1 & 0x7F
     if n == 126:
-        n = int.from_bytes(need(2), "big")
+        n = int.from_bytes(recv_exactly(s, 2), "big")
     elif n == 127:
-        n = int.from_bytes(need(8), "big")
-    return b0 & 0x0F, need(n)
+        n = int.from_bytes(recv_exactly(s, 8), "big")
+    return b0 & 0x0F, recv_exactly(s, n)
 
 
 def test_sigterm_stops_cleanly(tmp_path):
