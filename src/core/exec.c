@@ -1055,6 +1055,7 @@ int eryx__exec_has_news(eryx_exec *ex)
 {
     if (ex->state != EX_PENDING)
         return ex->state == EX_NEW;
+    eryx__irq_fire_due(ex->sb);
     if (ex->timer_deadline_ns && eryx__now_ns() >= ex->timer_deadline_ns)
         return 1;
     if (eryx__irq_cause(ex->sb))

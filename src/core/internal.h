@@ -196,6 +196,7 @@ int eryx__irq_run_end(eryx_sandbox *sb, int *hard);
 int eryx__irq_cause(eryx_sandbox *sb);
 void eryx__irq_park(eryx_sandbox *sb, int parked);
 uint64_t eryx__irq_deadline(eryx_sandbox *sb);
+void eryx__irq_fire_due(eryx_sandbox *sb);
 int eryx__sandbox_interrupt(eryx_sandbox *sb);
 
 /* image.c: the runtime image (with cfg's imports and setup code) */

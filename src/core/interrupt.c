@@ -72,7 +72,8 @@ static void set_grace(eryx__irq *q)
 
 /* The graceful stop; irq.mu held, a run in progress. The execution's
  * notify, if any, goes into *n: deliver it once irq.mu is released (the
- * embedder's notify may call functions that take it). */
+ * embedder's notify may call functions that take it). n is NULL when the
+ * stepping thread stops its own run (eryx__irq_fire_due): it is awake. */
 static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
 {
     eryx__irq *q = &sb->irq;
@@ -103,7 +104,8 @@ static void soft_stop(eryx_sandbox *sb, int cause, eryx__notice *n)
         pthread_mutex_lock(&q->hub->mu);
         q->hub->stopping = 1;
         pthread_cond_broadcast(&q->hub->cv);
-        eryx__hub_notice_locked(q->hub, n);
+        if (n)
+            eryx__hub_notice_locked(q->hub, n);
         pthread_mutex_unlock(&q->hub->mu);
     }
 }
@@ -142,13 +144,20 @@ static void *watchdog(void *arg)
                 eryx__notice notice = {0};
                 pthread_mutex_lock(&sb->irq.mu);
                 fire(sb, now, &notice);
-                uint64_t next = next_time(sb);
-                pthread_mutex_unlock(&sb->irq.mu);
-                eryx__notice_deliver(&notice);
+                /* Rearmed before irq.mu goes, as arm() does. Set after the
+                 * notify instead, the time seen here overwrote a step's
+                 * arming meanwhile (the grace of a stop made while parked
+                 * starts at the next step): that hard stop was lost, and
+                 * code that swallowed the KeyboardInterrupt ran on. */
                 pthread_mutex_lock(&wd_mu);
-                sb->irq.wake_ns = next;
+                sb->irq.wake_ns = next_time(sb);
                 wd_firing = NULL;
                 pthread_cond_broadcast(&wd_idle_cv);
+                pthread_mutex_unlock(&wd_mu);
+                pthread_mutex_unlock(&sb->irq.mu);
+                /* sb may be gone from here: the notice holds the hub. */
+                eryx__notice_deliver(&notice);
+                pthread_mutex_lock(&wd_mu);
                 fired = 1; /* the list may have changed: scan again */
                 continue;
             }
@@ -323,6 +332,19 @@ int eryx__irq_run_end(eryx_sandbox *sb, int *hard)
     pthread_mutex_unlock(&q->mu);
     disarm(sb);
     return cause;
+}
+
+/* The stepping thread does what is due for its own parked run, as the
+ * watchdog would: a step at the run's deadline (eryx_exec_deadline_ns is
+ * next_time) acts on it whether or not the watchdog has had its turn (it
+ * can be late: held by another execution's notify, or starved under
+ * valgrind). Until the watchdog came, each step found nothing to do and
+ * the deadline still now: eryx_sandbox_run stepped in a loop meanwhile. */
+void eryx__irq_fire_due(eryx_sandbox *sb)
+{
+    pthread_mutex_lock(&sb->irq.mu);
+    fire(sb, eryx__now_ns(), NULL);
+    pthread_mutex_unlock(&sb->irq.mu);
 }
 
 /* The stop cause now (for a pending execution deciding to resume). A stop

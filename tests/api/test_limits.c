@@ -1,8 +1,10 @@
 /* Limits against hostile code: time, interruption, memory, output. */
 #include <eryx.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sched.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -500,6 +502,75 @@ TEST_CASE(test_stop_races_the_park)
         pthread_join(t, NULL);
         eryx_sandbox_free(sb);
     }
+}
+
+/* The watchdog stops a parked run at its time limit, then calls the
+ * execution's notify; a step meanwhile resumes the guest, which starts the
+ * grace and arms its hard stop. The watchdog's bookkeeping after the notify
+ * overwrote that arming with what it had seen before it ("nothing due"):
+ * the grace had no hard stop, and code that swallowed the KeyboardInterrupt
+ * and spun ran on (net_net hung in CI on it, its notify-less window a few
+ * instructions wide). Here the notify holds the watchdog until the step
+ * has armed the grace; the code then spins, and only the watchdog can stop
+ * it. The spin is cut at 10 s, which the old order reached. */
+typedef struct held_notify {
+    atomic_int called, released;
+} held_notify;
+
+static void hold_watchdog(void *ud)
+{
+    held_notify *h = ud;
+    if (atomic_exchange(&h->called, 1))
+        return;
+    for (int i = 0; i < 20000 && !atomic_load(&h->released); i++)
+        usleep(1000);
+}
+
+TEST_CASE(test_grace_armed_while_the_watchdog_notifies)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.interrupt_grace_ns = 300u * 1000000u;
+    eryx_callback tick = {.size = sizeof tick, .name = "tick"};
+    cfg.callbacks = &tick;
+    cfg.n_callbacks = 1;
+    eryx_sandbox *sb = NULL;
+    REQUIRE_INT(eryx_sandbox_new(rt, &cfg, &sb), ERYX_OK);
+    static const char code[] = "import time\ntry:\n    time.sleep(30)\n"
+                               "except BaseException:\n    pass\n"
+                               "await tick()\n"
+                               "t = time.monotonic()\n"
+                               "while time.monotonic() - t < 10:\n    pass\n";
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = 300u * 1000000u;
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, code, strlen(code), &o, &ex), ERYX_OK);
+    held_notify h = {0};
+    eryx_exec_set_notify(ex, hold_watchdog, &h);
+    REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING); /* parked in the sleep */
+    for (int i = 0; i < 20000 && !atomic_load(&h.called); i++)
+        usleep(1000);
+    REQUIRE(atomic_load(&h.called));
+    /* The watchdog is in the notify: the step resumes the guest, the grace
+     * starts, and the code stops at the tick. */
+    REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING);
+    eryx_call *c = eryx_exec_next_call(ex);
+    REQUIRE(c != NULL);
+    CHECK_STR(eryx_call_name(c), "tick");
+    atomic_store(&h.released, 1);
+    CHECK_INT(eryx_call_reply(c, "null", 4), ERYX_OK);
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        usleep(1000);
+    CHECK_INT(rc, ERYX_TIMEOUT);
+    eryx_result *r = NULL;
+    eryx_exec_finish(ex, &r);
+    REQUIRE(r != NULL);
+    CHECK_INT(r->hard_stopped, 1);
+    CHECK(r->duration_ns < 8ull * 1000000000u);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
 }
 
 /* A stop that comes before the code has begun (between eryx_exec_start and

@@ -449,29 +449,84 @@ TEST_CASE(a_waiting_recv_never_blocks_the_step_and_interrupt_ends_it)
     eryx_sandbox_free(sb);
 }
 
+/* A notify that, once armed, holds the thread calling it until released
+ * (its execution must not be stepped meanwhile: its end waits for it). */
+static atomic_int hold_notify_armed, hold_notify_released;
+
+static void hold_notify(void *ud)
+{
+    if (!atomic_load(&hold_notify_armed))
+        return;
+    atomic_fetch_add((atomic_int *)ud, 1);
+    while (!atomic_load(&hold_notify_released))
+        usleep(1000);
+}
+
 /* A run stopped hard leaves the sandbox dead: its connections are closed
- * as it ends, not kept open (the server's too) until a reset or a free. */
+ * as it ends, not kept open (the server's too) until a reset or a free.
+ * The code swallows the KeyboardInterrupt, so the grace ends in a hard
+ * stop. The stop is asked for once the server has the code's '!', sent
+ * inside the try: a time limit instead raced the start-up (under valgrind
+ * `import socket` alone takes ~100 ms) and the stop could land before the
+ * try, ending the run gracefully.
+ * Meanwhile the watchdog is kept busy in another execution's notify: a
+ * step at the deadline acts on it itself. It used to wait for the
+ * watchdog (a blocking run stepped in a loop meanwhile, and under
+ * valgrind that spin starved the watchdog: CI hung here). */
 TEST_CASE(a_run_that_kills_the_sandbox_closes_its_connections)
 {
-    server *s = start_server(SILENT);
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.timeout_ns = 1000 * 1000000ull; /* the watchdog's to stop: its notify holds it */
+    eryx_sandbox *holder;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &holder) == ERYX_OK);
+    static const char sleeper[] = "import time\ntime.sleep(60)\n";
+    eryx_exec *held;
+    REQUIRE(eryx_exec_start(holder, sleeper, strlen(sleeper), NULL, &held) == ERYX_OK);
+    atomic_int holding = 0;
+    eryx_exec_set_notify(held, hold_notify, &holding);
+    int rc = eryx_exec_step(held); /* asleep, and not stepped until released */
+    REQUIRE(rc == ERYX_PENDING);
+    atomic_store(&hold_notify_armed, 1);
+    for (int i = 0; i < 60000 && atomic_load(&holding) == 0; i++)
+        usleep(1000);
+    REQUIRE(atomic_load(&holding) == 1);
+
+    server *s = start_server(ECHO);
     net_setup n;
     setup(&n, s->port, 0);
-    n.cfg.timeout_ns = 300 * 1000000ull;
     n.cfg.interrupt_grace_ns = 100 * 1000000ull;
     eryx_sandbox *sb;
     REQUIRE(eryx_sandbox_new(rt, &n.cfg, &sb) == ERYX_OK);
-    char code[300];
+    char code[400];
     snprintf(code, sizeof code,
              "import socket\n"
              "s = socket.create_connection(('127.0.0.1', %d))\n"
              "while True:\n"
              "    try:\n"
-             "        s.recv(1)\n"
+             "        s.sendall(b'!')\n"
+             "        while True:\n"
+             "            s.recv(1)\n"
              "    except BaseException:\n"
              "        pass\n",
              s->port);
+    eryx_exec *ex;
+    REQUIRE(eryx_exec_start(sb, code, strlen(code), NULL, &ex) == ERYX_OK);
+    rc = ERYX_PENDING;
+    for (int i = 0; i < 60000 && atomic_load(&s->got_len) == 0 && rc == ERYX_PENDING; i++) {
+        rc = eryx_exec_step(ex);
+        usleep(1000);
+    }
+    CHECK_INT(rc, ERYX_PENDING);
+    REQUIRE(atomic_load(&s->got_len) > 0);
+    CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK);
+    /* Stepped at its deadline, as the API says: the grace's end is acted
+     * on by the step itself (no watchdog needed) and ends the run. */
+    for (int i = 0; i < 10000 && (rc = eryx_exec_step(ex)) == ERYX_PENDING; i++)
+        usleep(1000);
+    CHECK_INT(rc, ERYX_INTERRUPTED);
     eryx_result *res = NULL;
-    CHECK_INT(run(sb, code, &res), ERYX_TIMEOUT);
+    eryx_exec_finish(ex, &res);
     CHECK(res && res->hard_stopped);
     CHECK_INT(eryx_sandbox_is_dead(sb), 1);
     eryx_result_free(res);
@@ -479,6 +534,13 @@ TEST_CASE(a_run_that_kills_the_sandbox_closes_its_connections)
         usleep(10000);
     CHECK_INT(atomic_load(&s->ended), 1);
     eryx_sandbox_free(sb);
+    atomic_store(&hold_notify_released, 1);
+    for (int i = 0; i < 60000 && (rc = eryx_exec_step(held)) == ERYX_PENDING; i++)
+        usleep(1000);
+    CHECK_INT(rc, ERYX_TIMEOUT);
+    eryx_exec_finish(held, &res);
+    eryx_result_free(res);
+    eryx_sandbox_free(holder);
 }
 
 /* select and poll over the sandbox's sockets: the host waits until one is
