@@ -303,6 +303,34 @@ class _Request:
             self.suspending = False
 
 
+class _Output:
+    """A run's output as it arrives, at most cap characters a stream: a
+    hostile or broken server cannot grow it without bound (the server's own
+    limit bounds an honest one). What is beyond is dropped, and the result
+    says so (stdout_truncated, stderr_truncated); the output functions
+    still get every chunk."""
+
+    __slots__ = ("cap", "parts", "size", "cut")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: Dict[int, List[str]] = {1: [], 2: []}
+        self.size = {1: 0, 2: 0}
+        self.cut = {1: False, 2: False}
+
+    def add(self, fd: int, text: str) -> None:
+        room = self.cap - self.size[fd]
+        if len(text) > room:
+            text = text[:max(room, 0)]
+            self.cut[fd] = True
+        if text:
+            self.parts[fd].append(text)
+            self.size[fd] += len(text)
+
+    def text(self, fd: int) -> str:
+        return "".join(self.parts[fd])
+
+
 class _Client:
     """The connection, the request loop and callbacks, shared by Session
     and Sandbox."""
@@ -485,7 +513,7 @@ class _Client:
                 self._active = None
 
     def _events(self, req: _Request) -> Union[ExecuteResult, Suspended]:
-        out: Dict[int, List[str]] = {1: [], 2: []}
+        out = _Output(self._max_message)
         while True:
             ev = self._event(req)
             if ev is None:
@@ -498,12 +526,14 @@ class _Client:
             elif kind == "read":
                 self._submit(self._read_stdin, req, ev.get("max"))
             elif kind == "done":
-                r = ExecuteResult(ev, "".join(out[1]), "".join(out[2]))
+                r = ExecuteResult(ev, out.text(1), out.text(2))
+                r.stdout_truncated |= out.cut[1]
+                r.stderr_truncated |= out.cut[2]
                 self._ran(r)
                 _raise_for_status(r)
                 return r
             elif kind == "suspended":
-                return Suspended(ev, "".join(out[1]), "".join(out[2]))
+                return Suspended(ev, out.text(1), out.text(2))
             elif kind == "error":
                 if req.suspending and ev.get("code") == "bad_request":
                     req.suspend_refused()
@@ -513,13 +543,13 @@ class _Client:
     def _ran(self, r: ExecuteResult) -> None:
         pass
 
-    def _output(self, ev: Dict[str, Any], out: Dict[int, List[str]]) -> None:
+    def _output(self, ev: Dict[str, Any], out: _Output) -> None:
         fd = 2 if ev.get("fd") == 2 else 1
         text = ev.get("data")
         if text is None:
             raw = base64.b64decode(ev.get("b64") or "")
             text = raw.decode("utf-8", "replace")
-        out[fd].append(text)
+        out.add(fd, text)
         fn = self._on_stderr if fd == 2 else self._on_stdout
         if fn is not None:
             fn(text)
@@ -735,7 +765,8 @@ class Session(_Client):
             a PEM file holding certificate and key, or (cert file, key file).
         connect_timeout: seconds for connecting and the handshake.
         on_stdout, on_stderr: called with each chunk of output as it arrives.
-        max_message: the largest message accepted from the server (bytes).
+        max_message: the largest message accepted from the server (bytes),
+            and the most output (characters a stream) a result keeps.
 
     One request at a time per object (others wait); use several objects
     (connections) for concurrency. Requests to one session from several

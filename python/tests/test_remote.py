@@ -979,6 +979,23 @@ def test_a_server_that_goes_silent_is_given_up_past_the_time_limit():
         fake.stop()
 
 
+def test_output_kept_from_a_server_is_bounded():
+    """A result keeps at most max_message characters of a stream, and says
+    it was cut; the output function still sees it all. Until 2026-12-07 a
+    server that kept sending output grew the client without bound."""
+    fake = FakeServer("flood")
+    seen = []
+    try:
+        with remote.Sandbox(fake.url, "t", max_message=1 << 20,
+                            on_stdout=lambda t: seen.append(len(t))) as s:
+            r = s.execute("pass")
+        assert len(r.stdout) == 1 << 20 and set(r.stdout) == {"y"}
+        assert r.stdout_truncated and not r.stderr_truncated
+        assert sum(seen) == 4 << 20
+    finally:
+        fake.stop()
+
+
 def test_bad_url_is_refused_at_once():
     with pytest.raises(ValueError):
         remote.Session("http://127.0.0.1:1", "t")

@@ -1500,6 +1500,15 @@ static void give_back_setup(eryx_exec *ex)
 }
 
 /* The guest finished (or died) with status rc: build the result. */
+/* A dead sandbox's program is gone, and nothing can use its sockets until
+ * a reset, which would close them: close them as its run ends, or they hold
+ * the server's connections (and a poller's attention) meanwhile. */
+static void close_if_dead(eryx_sandbox *sb)
+{
+    if (sb->state == ERYX__SB_DEAD)
+        eryx__net_close_all(sb->net);
+}
+
 static int conclude(eryx_exec *ex, int rc)
 {
     eryx_sandbox *sb = ex->sb;
@@ -1511,8 +1520,10 @@ static int conclude(eryx_exec *ex, int rc)
      * a free of the sandbox frees it too, its handle dead, instead of
      * leaving it pointing at a freed sandbox. */
     ex->state = EX_DONE;
-    if (!r)
+    if (!r) {
+        close_if_dead(sb);
         return ex->final_rc = ERYX_NOMEM;
+    }
     r->duration_ns = eryx__now_ns() - ex->t0;
     /* Out of fuel leaves the counter at -1: the run used all of it. */
     r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->in.host.fuel < 0 ? 0 : sb->in.host.fuel))
@@ -1526,6 +1537,7 @@ static int conclude(eryx_exec *ex, int rc)
     if (!r->out || !r->err) {
         eryx_result_free(r);
         eryx__set_errmsg(sb, "out of memory collecting the output");
+        close_if_dead(sb);
         return ex->final_rc = ERYX_NOMEM;
     }
     if (rc == ERYX_OK)
@@ -1546,15 +1558,12 @@ static int conclude(eryx_exec *ex, int rc)
         r->exit_code = 1;
     } else {
         eryx_result_free(r);
+        close_if_dead(sb);
         return ex->final_rc = rc;
     }
     if (cause && rc != ERYX_DIVERGED)
         rc = stop_status(sb, r, rc, cause, hard);
-    /* A dead sandbox's program is gone, and nothing can use its sockets
-     * until a reset, which would close them: close them now, or they hold
-     * the server's connections (and a poller's attention) meanwhile. */
-    if (sb->state == ERYX__SB_DEAD)
-        eryx__net_close_all(sb->net);
+    close_if_dead(sb);
     if (ex->journal && rc != ERYX_DIVERGED)
         rc = check_replayed(ex, rc);
     ex->result = r;

@@ -50,7 +50,8 @@ def _read_message(c):
 class FakeServer:
     """Listens on a free loopback port (url) until stop(). Modes: silent
     (says nothing more), badjson (a message that is not JSON), deep (JSON
-    nested past what a client reads), wrongid (a `done` of request 999)."""
+    nested past what a client reads), wrongid (a `done` of request 999),
+    flood (4 MiB of output, then the end)."""
 
     def __init__(self, mode):
         self.mode = mode
@@ -87,6 +88,13 @@ class FakeServer:
             elif self.mode == "deep":
                 c.sendall(_frame('{"ev":"output","id":%s,"fd":1,"data":"x","z":%s%s}'
                                  % (json.dumps(rid), "[" * 200000, "]" * 200000)))
+            elif self.mode == "flood":
+                # 4 MiB of output, in messages of 64 KiB, then the end.
+                chunk = json.dumps({"ev": "output", "id": rid, "fd": 1, "data": "y" * 65536})
+                for _ in range(64):
+                    c.sendall(_frame(chunk))
+                c.sendall(_frame(json.dumps({"ev": "done", "id": rid, "status": "ok",
+                                             "exit_code": 0})))
             elif self.mode == "wrongid":
                 c.sendall(_frame(json.dumps({"ev": "done", "id": 999, "status": "ok",
                                              "exit_code": 5})))
