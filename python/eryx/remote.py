@@ -48,6 +48,11 @@ _NOMEM = 1
 # lock (10 s) and a pooled sandbox (2 s), in which it sends nothing. Until
 # 2026-12-07 the client waited forever.
 _SILENCE_GRACE = 15
+# A request that runs no code (delete, fork, export, ping, ...) is answered
+# within the server's waits for a lock and its store: a server silent this
+# long is given up (close() of a Session that deletes its own waited
+# forever on one that had stopped answering).
+_SIMPLE_SILENCE = 60
 _REPLY_KINDS = {_eryx.CALL_FAILED: "failed", _eryx.CALL_INVALID_ARGS: "invalid_arguments",
                 _eryx.CALL_TIMEOUT: "timeout"}
 
@@ -271,6 +276,7 @@ class _Request:
         self.pending = 0            # calls the server asked and we have not answered
         self.stdin: Optional[StdinRead] = None   # a file given as stdin: its read
         self.silence: Optional[float] = None     # seconds the server may send nothing
+        self.silence_why = ""                    # ...and why that long, for the error
         self.lock = threading.Lock()
 
     def send(self, msg: Dict[str, Any]) -> None:
@@ -435,6 +441,8 @@ class _Client:
         self._check_open()
         with self._lock:
             req = self._send(msg)
+            req.silence = _SIMPLE_SILENCE
+            req.silence_why = "the most a request that runs no code takes"
             try:
                 while True:
                     ev = self._event(req)
@@ -456,8 +464,8 @@ class _Client:
             opcode, data = req.conn.recv(req.silence)
         except socket.timeout:
             self._drop()
-            raise RemoteConnectionError(f"the server sent nothing for {req.silence:g} s, past the "
-                                        f"request's time limit and {_SILENCE_GRACE} s of grace: "
+            raise RemoteConnectionError(f"the server sent nothing for {req.silence:g} s, "
+                                        f"{req.silence_why}: "
                                         f"given up (it may or may not have run)",
                                         "connection") from None
         except Closed as exc:
@@ -499,6 +507,8 @@ class _Client:
             req.stdin = stdin
             if msg.get("timeout_ms"):
                 req.silence = msg["timeout_ms"] / 1000 + _SILENCE_GRACE
+                req.silence_why = (f"past the request's time limit and {_SILENCE_GRACE} s "
+                                   f"of grace")
             self._active = req
             try:
                 return self._events(req)

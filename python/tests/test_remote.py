@@ -979,6 +979,26 @@ def test_a_server_that_goes_silent_is_given_up_past_the_time_limit():
         fake.stop()
 
 
+def test_requests_that_run_no_code_give_up_on_a_silent_server(monkeypatch):
+    """ping, delete, fork...: a server silent for _SIMPLE_SILENCE (60 s,
+    2 here) is given up; close() of a Session that deletes its own session
+    returns. Until 2026-12-07 both waited forever."""
+    monkeypatch.setattr(remote, "_SIMPLE_SILENCE", 2)
+    fake = FakeServer("silent")
+    try:
+        s = remote.Session(fake.url, "t")
+        start = time.monotonic()
+        with pytest.raises(remote.RemoteConnectionError) as ei:
+            s.ping()
+        assert 1.5 < time.monotonic() - start < 10
+        assert "runs no code" in str(ei.value) and ei.value.code == "connection"
+        start = time.monotonic()
+        s.close()  # deletes the session it named: silence again, swallowed
+        assert time.monotonic() - start < 10 and s.closed
+    finally:
+        fake.stop()
+
+
 def test_output_kept_from_a_server_is_bounded():
     """A result keeps at most max_message characters of a stream, and says
     it was cut; the output function still sees it all. Until 2026-12-07 a
