@@ -1499,7 +1499,6 @@ static void give_back_setup(eryx_exec *ex)
     ex->sb->reseed_only |= ex->took_reseed;
 }
 
-/* The guest finished (or died) with status rc: build the result. */
 /* A dead sandbox's program is gone, and nothing can use its sockets until
  * a reset, which would close them: close them as its run ends, or they hold
  * the server's connections (and a poller's attention) meanwhile. */
@@ -1509,6 +1508,7 @@ static void close_if_dead(eryx_sandbox *sb)
         eryx__net_close_all(sb->net);
 }
 
+/* The guest finished (or died) with status rc: build the result. */
 static int conclude(eryx_exec *ex, int rc)
 {
     eryx_sandbox *sb = ex->sb;
