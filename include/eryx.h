@@ -942,10 +942,13 @@ ERYX_API int eryx_exec_ready(const eryx_exec *ex);
 /* Called each time stepping becomes worthwhile: a reply arrived (called on
  * the replying thread) or a timeout or interrupt wants the guest stopped
  * (on the thread that asked for it, or eryx's timer thread). Wake your
- * loop here (write to an eventfd, signal a condition). It is called with no
- * lock of eryx held: it may call eryx_exec_ready and eryx_exec_deadline_ns,
- * but must not step or finish the execution. eryx_exec_finish waits for a
- * notify in flight to return, so ud may be freed after it. May be NULL. */
+ * loop here (write to an eventfd, signal a condition) and return: while it
+ * runs on the timer thread, the time limits of other sandboxes' running
+ * code wait for it (a parked execution's are kept by its own step at
+ * eryx_exec_deadline_ns). It is called with no lock of eryx held: it may
+ * call eryx_exec_ready and eryx_exec_deadline_ns, but must not step or
+ * finish the execution. eryx_exec_finish waits for a notify in flight to
+ * return, so ud may be freed after it. May be NULL. */
 ERYX_API void eryx_exec_set_notify(eryx_exec *ex, void (*notify)(void *ud), void *ud);
 
 /* Takes the result of a finished execution (after a step returned something
