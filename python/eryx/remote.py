@@ -325,9 +325,9 @@ class _Output:
         self.cut = {1: False, 2: False}
 
     def add(self, fd: int, text: str) -> None:
-        room = self.cap - self.size[fd]
+        room = self.cap - self.size[fd]  # never negative
         if len(text) > room:
-            text = text[:max(room, 0)]
+            text = text[:room]
             self.cut[fd] = True
         if text:
             self.parts[fd].append(text)

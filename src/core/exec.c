@@ -1055,18 +1055,21 @@ int eryx__exec_has_news(eryx_exec *ex)
 {
     if (ex->state != EX_PENDING)
         return ex->state == EX_NEW;
-    eryx__irq_fire_due(ex->sb);
     if (ex->timer_deadline_ns && eryx__now_ns() >= ex->timer_deadline_ns)
         return 1;
-    if (eryx__irq_cause(ex->sb))
-        return 1; /* resume: the stop takes effect in the guest */
     int sleeping = atomic_load(&ex->sleeping);
     pthread_mutex_lock(&ex->hub->mu);
     if (!sleeping)
         expire_calls_locked(ex);
     int ready = ready_locked(ex, sleeping);
     pthread_mutex_unlock(&ex->hub->mu);
-    return ready;
+    if (ready)
+        return 1;
+    /* Nothing else to resume for: a time limit or grace that has passed is
+     * acted on here (not on the callback round trip's path, where a reply
+     * is ready and the guest runs anyway). */
+    eryx__irq_fire_due(ex->sb);
+    return eryx__irq_cause(ex->sb) != 0; /* resume: the stop takes effect in the guest */
 }
 
 int eryx__exec_sleep(void *sandbox, uint64_t deadline_ns)

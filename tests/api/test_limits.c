@@ -509,8 +509,8 @@ TEST_CASE(test_stop_races_the_park)
  * grace and arms its hard stop. The watchdog's bookkeeping after the notify
  * overwrote that arming with what it had seen before it ("nothing due"):
  * the grace had no hard stop, and code that swallowed the KeyboardInterrupt
- * and spun ran on (net_net hung in CI on it, its notify-less window a few
- * instructions wide). Here the notify holds the watchdog until the step
+ * and spun ran on (net_net hung in CI on it: there the window was the few
+ * instructions of eryx_sandbox_run's own notify). Here the notify holds the watchdog until the step
  * has armed the grace; the code then spins, and only the watchdog can stop
  * it. The spin is cut at 10 s, which the old order reached. */
 typedef struct held_notify {

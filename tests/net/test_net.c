@@ -467,8 +467,8 @@ static void hold_notify(void *ud)
  * The code swallows the KeyboardInterrupt, so the grace ends in a hard
  * stop. The stop is asked for once the server has the code's '!', sent
  * inside the try: a time limit instead raced the start-up (under valgrind
- * `import socket` alone takes ~100 ms) and the stop could land before the
- * try, ending the run gracefully.
+ * here, limits up to ~100 ms still landed before the code reached its try)
+ * and the stop ended the run gracefully.
  * Meanwhile the watchdog is kept busy in another execution's notify: a
  * step at the deadline acts on it itself. It used to wait for the
  * watchdog (a blocking run stepped in a loop meanwhile, and under
