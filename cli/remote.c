@@ -29,11 +29,13 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_OUTPUT_LOST = 120, EXIT_FUEL = 1
        EXIT_OUTPUT_LIMIT = 123, EXIT_TIMEOUT = 124, EXIT_MEMORY = 125, EXIT_INTERRUPTED = 130 };
 
 #define CONNECT_TIMEOUT_MS 10000
-/* With --timeout, a server silent for that long and this much more is
- * given up on (a stopped or wedged server, a dead route): the wait covers
- * the server's own limit, its default wait for a session's lock (10 s)
- * and for a pooled sandbox (2 s), in which it sends nothing. Until
- * 2026-12-07 such a client waited forever. */
+/* A server silent for the run's time limit and this much more is given up
+ * on (a stopped or wedged server, a dead route): the wait covers the
+ * server's own limit, its default wait for a session's lock (10 s) and
+ * for a pooled sandbox (2 s), in which it sends nothing. The limit is
+ * --timeout's or the server's (its handshake says it), the smaller; a
+ * client of an older server without --timeout waits for ever. Until
+ * 2026-12-07 every client without --timeout did. */
 #define SILENCE_GRACE_MS 15000
 #define MAX_MESSAGE (64u << 20)
 /* The largest tree read of one of the server's messages (core/json_wide.h):
@@ -359,6 +361,13 @@ static int run_status(json_t *ev, const char *status, int truncated)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
     if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)
         return EXIT_OUTPUT_LOST; /* our own cancel */
+    if (strcmp(status, "interrupted") == 0 && json_is_true(json_object_get(ev, "server_stopping"))) {
+        /* Not a Ctrl-C (130): the service went away, as when it cannot be
+         * reached. Until 2026-12-07 this was 130. */
+        fprintf(stderr, "eryx: --remote: the server is stopping: it interrupted the run (its "
+                        "session keeps what ran)\n");
+        return EXIT_SETUP;
+    }
     /* As the local run says it (report, main.c): a stop's message, without
      * the KeyboardInterrupt's traceback it unwound the code with. */
     if (strcmp(status, "timeout") == 0 || strcmp(status, "interrupted") == 0) {
@@ -458,6 +467,16 @@ static json_t *execute_request(const remote_opts *o, const char *code, size_t le
     return req;
 }
 
+/* The run's time limit as far as this client knows: --timeout's or the
+ * server's, the smaller; 0 if neither is known. */
+static uint64_t run_limit_ms(const ws_conn *c, const remote_opts *o)
+{
+    uint64_t server = ws_conn_peer_max_timeout_ms(c);
+    if (!o->timeout_ms)
+        return server;
+    return server && server < o->timeout_ms ? server : o->timeout_ms;
+}
+
 int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
 {
     if (!ws_utf8_valid((const uint8_t *)code, len)) {
@@ -496,7 +515,7 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     uint8_t *stdin_buf = NULL;
     calls cs;
     calls_init(&cs, c, o);
-    uint64_t heard = eryx_cli_now_ms();
+    uint64_t heard = eryx_cli_now_ms(), limit = run_limit_ms(c, o);
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;
@@ -514,12 +533,12 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
         if (r < 0) {
             fprintf(stderr, "eryx: --remote: %s\n", ws_conn_error(c));
             status = EXIT_SANDBOX;
-        } else if (r == 0 && o->timeout_ms &&
-                   eryx_cli_now_ms() - heard > o->timeout_ms + SILENCE_GRACE_MS) {
+        } else if (r == 0 && limit && eryx_cli_now_ms() - heard > limit + SILENCE_GRACE_MS) {
             fprintf(stderr, "eryx: --remote: the server sent nothing for %llu ms, past the "
-                            "--timeout and %d s of grace: given up (the run may or may not "
-                            "have ended there)\n",
-                    (unsigned long long)(eryx_cli_now_ms() - heard), SILENCE_GRACE_MS / 1000);
+                            "run's time limit (%llu ms) and %d s of grace: given up (the run "
+                            "may or may not have ended there)\n",
+                    (unsigned long long)(eryx_cli_now_ms() - heard), (unsigned long long)limit,
+                    SILENCE_GRACE_MS / 1000);
             status = EXIT_SETUP;
         } else if (r > 0 && !binary && !eryx__json_tree_fits((const char *)data, n, MAX_TREE,
                                                               NULL)) {

@@ -303,7 +303,10 @@ static void route(server *sv, ws_conn *c, const http_req *req, const conn_arg *a
         return;
     }
     cli_gate_proven(&sv->gate, a->ticket);
-    if (ws_conn_accept(c, req) == 0)
+    char limits[64];
+    snprintf(limits, sizeof limits, WS_MAX_TIMEOUT_HEADER ": %llu\r\n",
+             (unsigned long long)sv->cfg.max_timeout_ms);
+    if (ws_conn_accept(c, req, limits) == 0)
         serve_client(sv, c, peer);
 }
 
@@ -512,6 +515,8 @@ static void *stop_main(void *arg)
     serve_log(a->sv, "stopping", json_pack("{ss si}", "signal", sig == SIGINT ? "SIGINT" : "SIGTERM",
                                           "connections", atomic_load(&a->sv->m.connections)));
     shutdown(a->lfd, SHUT_RDWR); /* accept returns: no new connections */
+    if (a->sv->st)
+        store_stop_waits(a->sv->st); /* a lock's wait (10 s) outlasted the grace */
     serve_stop_clients(a->sv);
     return NULL;
 }

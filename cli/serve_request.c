@@ -1013,6 +1013,10 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     metrics_execution(sv, metrics_status_index(rc, res), res ? res->duration_ns : 0);
     json_t *done = done_fields(rc, res);
     json_object_set_new(done, "replica", json_string(sv->replica));
+    /* Stopped by the server's own stop (SIGTERM), not by this client: the
+     * clients say so, rather than report a cancel nobody asked for. */
+    if (rc == ERYX_INTERRUPTED && !r.interrupted && atomic_load(&sv->stopping))
+        json_object_set_new(done, "server_stopping", json_true());
     int alive = res && !eryx_sandbox_is_dead(r.sb);
     /* A resume that diverged ran code the journal does not vouch for (it
      * finished without making the journal's calls): its state is not the

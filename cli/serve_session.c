@@ -47,6 +47,7 @@ static const char *store_code(int rc)
     case STORE_UNAVAILABLE: return "store_unavailable";
     case STORE_INVALID: return "bad_request";
     case STORE_FULL: return "store_full";
+    case STORE_STOPPED: return "busy"; /* elsewhere, or later */
     default: return "internal";
     }
 }
@@ -58,7 +59,9 @@ static int store_failed(int rc, const char **code, char *msg, size_t msglen, con
              rc == STORE_NOTFOUND ? "no such session"
              : rc == STORE_EXISTS ? "the session exists already"
              : rc == STORE_BUSY   ? "the session is busy with another request"
-                                  : store_errmsg());
+             : rc == STORE_STOPPED
+                 ? "the server is stopping (try again: another replica may take it)"
+                 : store_errmsg());
     return -1;
 }
 
@@ -350,7 +353,12 @@ static int import_session(server *sv, const char *name, json_t *req, json_t *out
     free(bytes);
     int saved = 0;
     if (rc != ERYX_OK) {
-        *code = "bad_request";
+        /* Until 2026-12-07 every failure was bad_request, a slow import's
+         * time limit too. */
+        *code = rc == ERYX_INVALID       ? "bad_request"
+                : rc == ERYX_TIMEOUT     ? "timeout"
+                : rc == ERYX_INTERRUPTED ? "busy" /* the server is stopping */
+                                         : "internal";
         snprintf(msg, msglen, "cannot import: %s", eryx_errmsg(ref.sb));
     }
     close_mode(sv, &ref, rc == ERYX_OK ? SESSION_SAVE : SESSION_DISCARD, &saved, msg, msglen);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,7 @@ struct store {
     pthread_mutex_t orphan_mu;
     orphan orphans[STORE_ORPHANS];
     int n_orphans;
+    atomic_int stop_waits;    /* store_stop_waits was called */
 };
 
 struct store_lock {
@@ -83,6 +85,7 @@ const char *store_strstatus(int rc)
     static const char *const names[] = {
         "STORE_OK",          "STORE_NOTFOUND", "STORE_EXISTS", "STORE_BUSY",    "STORE_CONFLICT",
         "STORE_UNAVAILABLE", "STORE_CORRUPT",  "STORE_NOMEM",  "STORE_INVALID", "STORE_FULL",
+        "STORE_STOPPED",
     };
     return rc >= 0 && (size_t)rc < sizeof names / sizeof names[0] ? names[rc] : "STORE_?";
 }
@@ -274,7 +277,7 @@ static int op_end(store_op *op, uint64_t t0, int rc)
         b++;
     add(&s->hist[op->kind][b], 1);
     if (rc != STORE_OK && rc != STORE_NOTFOUND && rc != STORE_EXISTS && rc != STORE_BUSY &&
-        rc != STORE_CONFLICT)
+        rc != STORE_CONFLICT && rc != STORE_STOPPED)
         add(&s->errors[op->kind], 1);
     return rc;
 }
@@ -891,6 +894,10 @@ int store_lock(store *st, const char *name, uint64_t ttl_ms, uint64_t wait_ms,
             rc = store__fail(STORE_BUSY, "session %s is locked by another request", name);
             break;
         }
+        if (atomic_load(&st->stop_waits)) {
+            rc = store__fail(STORE_STOPPED, "the wait for session %s's lock was stopped", name);
+            break;
+        }
         uint64_t left = (end - now) / 1000000u + 1;
         sleep_ms(pause < left ? pause : left);
         pause = pause * 2 > 50 ? 50 : pause * 2;
@@ -905,6 +912,11 @@ int store_lock(store *st, const char *name, uint64_t ttl_ms, uint64_t wait_ms,
         free(lk);
     }
     return op_end(&op, t0, rc);
+}
+
+void store_stop_waits(store *st)
+{
+    atomic_store(&st->stop_waits, 1);
 }
 
 int store_lock_refresh(struct store_lock *lk)

@@ -38,7 +38,8 @@ enum {
     STORE_CORRUPT,     /* stored bytes fail their checks (hash, manifest) */
     STORE_NOMEM,
     STORE_INVALID,     /* bad argument: name, URL, length, fd */
-    STORE_FULL         /* the memory store's max_bytes would be passed */
+    STORE_FULL,        /* the memory store's max_bytes would be passed */
+    STORE_STOPPED      /* a lock's wait ended by store_stop_waits */
 };
 
 /* Names of sessions and marks: 1..STORE_NAME_MAX bytes of [A-Za-z0-9._:-]
@@ -104,6 +105,10 @@ int store_delete(store *st, const char *name);
  * check refuses its stale write (STORE_CONFLICT). */
 int store_lock(store *st, const char *name, uint64_t ttl_ms, uint64_t wait_ms,
                struct store_lock **out);
+/* From any thread: store_lock's waits for another holder's lock, those in
+ * progress (within ~50 ms) and later ones, end with STORE_STOPPED (a
+ * stopping server does not wait out wait_ms past its own grace). */
+void store_stop_waits(store *st);
 /* Extends the expiry by the lock's ttl; STORE_CONFLICT if it is no longer ours. */
 int store_lock_refresh(struct store_lock *lk);
 /* Releases the lock if it is still ours (never another holder's), frees lk.

@@ -35,6 +35,7 @@ struct ws_conn {
     size_t max_message;        /* the most one message received may hold */
     size_t send_max;           /* and one sent: max_message, or the server's
                                 * smaller bound (client side) */
+    uint64_t peer_max_timeout_ms; /* the server's time limit, if it said */
     uint8_t *rbuf;             /* bytes read, not yet parsed */
     size_t rlen, rcap, consumed;
     uint8_t *msg;              /* a fragmented message being assembled */
@@ -316,7 +317,7 @@ static int accept_value(const char *key, char out[29])
     return 0;
 }
 
-int ws_conn_accept(ws_conn *c, const http_req *req)
+int ws_conn_accept(ws_conn *c, const http_req *req, const char *headers)
 {
     char accept[29];
     /* RFC 6455 4.1-4.2: a GET of HTTP/1.1 at least, with a Host. */
@@ -333,12 +334,14 @@ int ws_conn_accept(ws_conn *c, const http_req *req)
                          "Sec-WebSocket-Version 13 is required\n");
         return -1;
     }
-    char head[320];
+    char head[512];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
-                     WS_MAX_MESSAGE_HEADER ": %zu\r\n\r\n",
-                     accept, c->max_message);
+                     WS_MAX_MESSAGE_HEADER ": %zu\r\n%s\r\n",
+                     accept, c->max_message, headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof head)
+        return -1;
     return write_all(c, head, (size_t)n, (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS);
 }
 
@@ -411,19 +414,32 @@ static void quote_answer(ws_conn *c, const char *head, size_t head_len)
         *nl = '\0';
 }
 
-/* A server that says how large a message it takes (its --max-message) bounds
- * what this client sends too; one that says nothing (an older eryx) leaves
- * the client's own bound. */
-static void adopt_peer_bound(ws_conn *c, const char *head)
+/* The positive decimal number in header name of head, or 0. */
+static unsigned long long header_number(const char *head, const char *name)
 {
     char v[32], *end;
-    if (response_header(head, WS_MAX_MESSAGE_HEADER, v, sizeof v) < 0 || v[0] < '0' ||
-        v[0] > '9')
-        return;
+    if (response_header(head, name, v, sizeof v) < 0 || v[0] < '0' || v[0] > '9')
+        return 0;
     errno = 0;
-    unsigned long long bound = strtoull(v, &end, 10);
-    if (errno == 0 && *end == '\0' && bound > 0 && bound < c->send_max)
+    unsigned long long n = strtoull(v, &end, 10);
+    return errno == 0 && *end == '\0' ? n : 0;
+}
+
+/* A server that says how large a message it takes (its --max-message) bounds
+ * what this client sends too; one that says nothing (an older eryx) leaves
+ * the client's own bound. Its time limit is kept for the client's
+ * patience. */
+static void adopt_peer_bounds(ws_conn *c, const char *head)
+{
+    unsigned long long bound = header_number(head, WS_MAX_MESSAGE_HEADER);
+    if (bound > 0 && bound < c->send_max)
         c->send_max = (size_t)bound;
+    c->peer_max_timeout_ms = header_number(head, WS_MAX_TIMEOUT_HEADER);
+}
+
+uint64_t ws_conn_peer_max_timeout_ms(const ws_conn *c)
+{
+    return c->peer_max_timeout_ms;
 }
 
 size_t ws_conn_send_max(const ws_conn *c)
@@ -481,7 +497,7 @@ int ws_conn_connect(ws_conn *c, const char *host_header, const char *path,
         fail(c, "%s", "the server's WebSocket handshake is wrong");
     }
     if (ok)
-        adopt_peer_bound(c, head);
+        adopt_peer_bounds(c, head);
     free(head);
     if (!ok)
         return -1;

@@ -41,11 +41,15 @@ void ws_conn_http_answer(ws_conn *c, int code, const char *reason, const char *t
 /* The header of the 101 answer with which a server says how large a
  * message it takes (its max_message, in bytes, decimal). */
 #define WS_MAX_MESSAGE_HEADER "Eryx-Max-Message"
+/* And the one with which it says its longest time limit (ms, decimal): a
+ * client may give up on a server silent for much longer. */
+#define WS_MAX_TIMEOUT_HEADER "Eryx-Max-Timeout-Ms"
 
 /* Server side: checks req is a WebSocket upgrade (answering 400/426 if
- * not) and sends the 101 answer, WS_MAX_MESSAGE_HEADER included. 0 on
- * success. */
-int ws_conn_accept(ws_conn *c, const http_req *req);
+ * not) and sends the 101 answer, WS_MAX_MESSAGE_HEADER included, and the
+ * header lines in headers (each ending in \r\n; may be NULL; at most a
+ * few hundred bytes). 0 on success. */
+int ws_conn_accept(ws_conn *c, const http_req *req, const char *headers);
 
 /* Client side: TLS, the upgrade request for path with extra header lines
  * (each ending in \r\n, may be NULL), the 101 answer checked; a smaller
@@ -78,6 +82,9 @@ int ws_conn_send_json(ws_conn *c, json_t *msg);
 /* The most one message sent may hold: max_message, or on the client side
  * the server's bound when it said a smaller one. */
 size_t ws_conn_send_max(const ws_conn *c);
+/* Client side: the server's WS_MAX_TIMEOUT_HEADER, or 0 when it said
+ * none (an older eryx). */
+uint64_t ws_conn_peer_max_timeout_ms(const ws_conn *c);
 /* Sends a close frame (best effort) and marks the connection closed. */
 void ws_conn_close(ws_conn *c, int code, const char *reason);
 

@@ -941,11 +941,13 @@ ERYX_API int eryx_exec_ready(const eryx_exec *ex);
 
 /* Called each time stepping becomes worthwhile: a reply arrived (called on
  * the replying thread) or a timeout or interrupt wants the guest stopped
- * (on the thread that asked for it, or eryx's timer thread). Wake your
- * loop here (write to an eventfd, signal a condition) and return: while it
- * runs on the timer thread, the time limits of other sandboxes' running
- * code wait for it (a parked execution's are kept by its own step at
- * eryx_exec_deadline_ns). It is called with no lock of eryx held: it may
+ * (on the thread that asked for it, or eryx's notifier thread when a time
+ * limit passed). Wake your loop here (write to an eventfd, signal a
+ * condition) and return: while it runs on the notifier thread, the notifies
+ * of other executions' time limits wait for it (their limits do not: the
+ * guest is stopped all the same, and a parked execution's step at
+ * eryx_exec_deadline_ns finds it stopped). Such a notify still queued when
+ * its execution finishes is dropped. It is called with no lock of eryx held: it may
  * call eryx_exec_ready and eryx_exec_deadline_ns, but must not step or
  * finish the execution. eryx_exec_finish waits for a notify in flight to
  * return, so ud may be freed after it. May be NULL. */

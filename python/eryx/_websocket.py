@@ -82,7 +82,8 @@ class WebSocket:
     lock keeps frames whole); recv() from one thread at a time."""
 
     def __init__(self, sock: socket.socket, leftover: bytes, max_message: int,
-                 send_max: Optional[int] = None) -> None:
+                 send_max: Optional[int] = None,
+                 peer_max_timeout_ms: Optional[int] = None) -> None:
         self._sock = sock
         self._buf = bytearray(leftover)
         self._max = max_message
@@ -90,6 +91,9 @@ class WebSocket:
         # when it says it (the Eryx-Max-Message header; an older server
         # does not), else this side's own bound.
         self.send_max = send_max if send_max is not None else max_message
+        # The server's longest time limit (Eryx-Max-Timeout-Ms), None when
+        # it does not say.
+        self.peer_max_timeout_ms = peer_max_timeout_ms
         self._send_lock = threading.Lock()
         self._close_sent = False
         self.closed = False
@@ -130,7 +134,8 @@ class WebSocket:
                 raise HandshakeError(status, reason, _read_body(sock, fields, rest))
             _check_upgrade(fields, key)
             sock.settimeout(None)
-            return cls(sock, rest, max_message, _peer_bound(fields, max_message))
+            return cls(sock, rest, max_message, _peer_bound(fields, max_message),
+                       _header_number(fields, "eryx-max-timeout-ms"))
         except BaseException:
             sock.close()
             raise
@@ -319,13 +324,19 @@ class WebSocket:
             pass
 
 
+def _header_number(fields: Dict[str, str], name: str) -> Optional[int]:
+    """The positive decimal number in header name, or None."""
+    value = fields.get(name, "")
+    if not value.isascii() or not value.isdigit() or len(value) > 20 or int(value) == 0:
+        return None
+    return int(value)
+
+
 def _peer_bound(fields: Dict[str, str], own: int) -> int:
     """What the server says one message may hold (Eryx-Max-Message), when
     it is smaller than this side's bound."""
-    value = fields.get("eryx-max-message", "")
-    if not value.isascii() or not value.isdigit() or len(value) > 20:
-        return own
-    return min(own, int(value)) if int(value) > 0 else own
+    bound = _header_number(fields, "eryx-max-message")
+    return min(own, bound) if bound is not None else own
 
 
 def _read_head(sock: socket.socket) -> Tuple[int, str, Dict[str, str], bytes]:

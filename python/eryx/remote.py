@@ -42,11 +42,12 @@ OutputFn = Optional[Callable[[str], None]]
 _STATUS_CODES = {"ok": 0, "exception": 4, "trap": 5, "dead": 6, "timeout": 12,
                  "interrupted": 13, "fuel": 14}
 _NOMEM = 1
-# With a time limit, a server silent for that long and this many seconds
-# more is given up on (RemoteConnectionError): a stopped or wedged server.
-# The grace covers its own limit and its default waits for a session's
-# lock (10 s) and a pooled sandbox (2 s), in which it sends nothing. Until
-# 2026-12-07 the client waited forever.
+# A server silent for the run's time limit and this many seconds more is
+# given up on (RemoteConnectionError): a stopped or wedged server. The
+# limit is the request's or the server's (Eryx-Max-Timeout-Ms), the
+# smaller. The grace covers its own limit and its default waits for a
+# session's lock (10 s) and a pooled sandbox (2 s), in which it sends
+# nothing. Until 2026-12-07 the client waited forever.
 _SILENCE_GRACE = 15
 # A request that runs no code (delete, fork, export, ping, ...) is answered
 # within the server's waits for a lock and its store: a server silent this
@@ -140,7 +141,7 @@ class ExecuteResult:
                  "result_error", "exception_type", "exception_message", "traceback",
                  "exit_code", "exited", "stdout_truncated", "stderr_truncated",
                  "hard_stopped", "status", "status_name", "session", "version", "saved",
-                 "replica")
+                 "replica", "server_stopping")
 
     def __init__(self, ev: Mapping[str, Any], stdout: str, stderr: str) -> None:
         self.stdout = stdout
@@ -175,6 +176,8 @@ class ExecuteResult:
         self.stdout_truncated = bool(ev.get("stdout_truncated", False))
         self.stderr_truncated = bool(ev.get("stderr_truncated", False))
         self.hard_stopped = bool(ev.get("hard_stopped", False))
+        # Interrupted by the server's own stop (SIGTERM), not by a cancel.
+        self.server_stopping = bool(ev.get("server_stopping", False))
         self.session = ev.get("session")
         self.version = ev.get("version")
         self.saved = bool(ev.get("saved", False))
@@ -241,6 +244,13 @@ def _raise_for_status(r: ExecuteResult) -> None:
         msg = r.traceback or f"{r.exception_type}: {r.exception_message}"
     elif s == "timeout":
         cls, msg = _eryx.TimeoutError, f"execution timed out{stopped}"
+    elif s == "interrupted" and r.server_stopping:
+        # Not a cancel: the service went away (a connection error, as when
+        # it cannot be reached). Until 2026-12-07 a CancelledError.
+        exc = RemoteConnectionError(f"the server is stopping: it interrupted the execution"
+                                    f"{stopped} (its session keeps what ran)", "server_stopping")
+        exc.result = r  # type: ignore[attr-defined]
+        raise exc
     elif s == "interrupted":
         cls, msg = _eryx.CancelledError, f"execution interrupted{stopped}"
     elif s == "fuel":
@@ -505,10 +515,11 @@ class _Client:
         with self._lock:
             req = self._send(msg)
             req.stdin = stdin
-            if msg.get("timeout_ms"):
-                req.silence = msg["timeout_ms"] / 1000 + _SILENCE_GRACE
-                req.silence_why = (f"past the request's time limit and {_SILENCE_GRACE} s "
-                                   f"of grace")
+            limit = _run_limit_ms(msg.get("timeout_ms"), req.conn.peer_max_timeout_ms)
+            if limit:
+                req.silence = limit / 1000 + _SILENCE_GRACE
+                req.silence_why = (f"past the run's time limit ({limit} ms) and "
+                                   f"{_SILENCE_GRACE} s of grace")
             self._active = req
             try:
                 return self._events(req)
@@ -736,6 +747,13 @@ def _stdin_read(stdin: StdinArg) -> Optional[StdinRead]:
     if not callable(read):
         raise TypeError(f"stdin must be str, a file object or None, not {type(stdin).__name__}")
     return read
+
+
+def _run_limit_ms(own: Optional[int], server: Optional[int]) -> Optional[int]:
+    """The run's time limit as far as the client knows: the request's or
+    the server's (its handshake says it), the smaller; None if neither."""
+    known = [t for t in (own, server) if t]
+    return min(known) if known else None
 
 
 def _limits(msg: Dict[str, Any], timeout_ms: Optional[int], fuel: Optional[int],

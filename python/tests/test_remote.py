@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import re
+import signal
 import ssl
 import struct
 import subprocess
@@ -507,6 +508,30 @@ def test_export_and_import_state(server, work, session):
             other.delete()
 
 
+def test_an_import_past_the_time_limit_is_a_timeout(server, work, session):
+    """An import whose decoding in the sandbox runs past the server's
+    --timeout is the error `timeout`, and the session is as it was. Until
+    2026-12-07 it was `bad_request`, as corrupt bytes are."""
+    session.execute("big = [str(i) for i in range(1_000_000)]")
+    with pytest.raises(remote.RemoteError) as ei:
+        session.import_state(b"not an export")
+    assert ei.value.code == "bad_request", ei.value
+    data, _ = session.export_state()
+    srv = _start(work, "hasty", extra=("--timeout", "5"))
+    try:
+        with remote.Session(srv.url, work["token"], session="hasty") as s:
+            s.execute("kept = 1")
+            with pytest.raises(remote.RemoteError) as ei:
+                s.import_state(data)
+            assert ei.value.code == "timeout", ei.value
+            assert "time limit" in str(ei.value)
+            assert s.execute("print(kept, 'big' in globals())").stdout == "1 False\n"
+    finally:
+        alive = srv.alive
+        srv.stop()
+        assert alive, srv.log()
+
+
 def test_auto_named_session_is_deleted_on_close(server, work):
     s = remote.Session(server.url, work["token"])
     s.execute("z = 3")
@@ -663,10 +688,11 @@ def test_clients_keep_to_the_servers_max_message(work):
     # the execution): a request over it is refused on this side, a
     # callback's result over it becomes a failed call in the code.
     cap = 100000
-    srv = _start(work, "bounds", extra=("--max-message", str(cap)))
+    srv = _start(work, "bounds", extra=("--max-message", str(cap), "--timeout", "7000"))
     try:
         ws = WebSocket.connect(srv.url, headers={"Authorization": f"Bearer {work['token']}"})
         assert ws.send_max == cap
+        assert ws.peer_max_timeout_ms == 7000  # its --timeout, for the clients' patience
         ws.close()
         big = [{"name": "big", "fn": lambda: "x" * (2 * cap)},
                {"name": "small", "fn": lambda: "ok"}]
@@ -975,6 +1001,44 @@ def test_a_server_that_goes_silent_is_given_up_past_the_time_limit():
             remote.Session(fake.url, "t").execute("pass", timeout_ms=1000)
         assert 15 < time.monotonic() - start < 30
         assert "sent nothing" in str(ei.value) and ei.value.code == "connection"
+    finally:
+        fake.stop()
+
+
+def test_a_run_the_server_stops_is_a_connection_error(work):
+    """A run the server's SIGTERM interrupted is a RemoteConnectionError
+    (code server_stopping), its result attached: the service went away.
+    Until 2026-12-07 it was a CancelledError, as if the caller had
+    cancelled it."""
+    srv = _start(work, "stopped")
+    try:
+        def on_stdout(chunk):
+            if "started" in chunk:
+                srv.proc.send_signal(signal.SIGTERM)
+        code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+        with pytest.raises(remote.RemoteConnectionError) as ei:
+            remote.Session(srv.url, work["token"], session="stopped",
+                           on_stdout=on_stdout).execute(code)
+        assert ei.value.code == "server_stopping" and "server is stopping" in str(ei.value)
+        assert ei.value.result.server_stopping and ei.value.result.stdout == "started\n"
+        assert srv.proc.wait(10) == 0
+    finally:
+        srv.stop()
+
+
+def test_a_silent_server_is_given_up_past_its_own_time_limit(monkeypatch):
+    """The limit the server's handshake says bounds the wait too: without
+    timeout_ms, and with a longer one. Until 2026-12-07 both waited
+    forever. The grace is 2 s here (15 s)."""
+    monkeypatch.setattr(remote, "_SILENCE_GRACE", 2)
+    fake = FakeServer("silent", max_timeout_ms=1000)
+    try:
+        for own in (None, 600000):
+            start = time.monotonic()
+            with pytest.raises(remote.RemoteConnectionError) as ei:
+                remote.Sandbox(fake.url, "t").execute("pass", timeout_ms=own)
+            assert 2.5 < time.monotonic() - start < 15
+            assert "time limit (1000 ms)" in str(ei.value)
     finally:
         fake.stop()
 

@@ -70,6 +70,104 @@ void eryx__notice_deliver(eryx__notice *n)
     n->hub = NULL;
 }
 
+/* ---- the notifier thread --------------------------------------------------
+ * The watchdog's notices (a time limit passed) are delivered on a thread of
+ * their own: delivered by the watchdog, an embedder's notify that blocked
+ * held the time limit of every other running guest in the process with it.
+ * Here it holds only the notices queued behind it, and an execution that
+ * ends drops its own from the queue (notices_drop_locked) rather than wait
+ * for them. nq_mu is a leaf: nothing is locked while it is held. */
+
+typedef struct posted {
+    struct posted *next;
+    eryx__notice notice;
+} posted;
+
+static pthread_mutex_t nq_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t nq_cv = PTHREAD_COND_INITIALIZER;
+static posted *nq_head, **nq_tail = &nq_head;
+static int nq_started;
+
+static void *notifier(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&nq_mu);
+    for (;;) {
+        while (!nq_head)
+            pthread_cond_wait(&nq_cv, &nq_mu);
+        posted *p = nq_head;
+        nq_head = p->next;
+        if (!nq_head)
+            nq_tail = &nq_head;
+        pthread_mutex_unlock(&nq_mu);
+        eryx__notice_deliver(&p->notice);
+        free(p);
+        pthread_mutex_lock(&nq_mu);
+    }
+    return NULL;
+}
+
+void eryx__notice_post(eryx__notice *n)
+{
+    if (!n->hub)
+        return;
+    posted *p = malloc(sizeof *p);
+    pthread_mutex_lock(&nq_mu);
+    if (p && !nq_started && eryx__thread_start_detached(notifier, NULL) == 0)
+        nq_started = 1;
+    if (!p || !nq_started) {
+        /* Out of memory or threads: delivered here, as it was before. */
+        pthread_mutex_unlock(&nq_mu);
+        free(p);
+        eryx__notice_deliver(n);
+        return;
+    }
+    p->notice = *n;
+    p->next = NULL;
+    *nq_tail = p;
+    nq_tail = &p->next;
+    n->hub = NULL;
+    pthread_cond_signal(&nq_cv);
+    pthread_mutex_unlock(&nq_mu);
+}
+
+/* h->mu held, h closed: drops h's notices still queued; the execution
+ * holds a reference, so h stays. */
+static void notices_drop_locked(eryx__hub *h)
+{
+    pthread_mutex_lock(&nq_mu);
+    posted **pp = &nq_head;
+    while (*pp) {
+        posted *p = *pp;
+        if (p->notice.hub != h) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        h->notifying--;
+        h->refs--;
+        free(p);
+    }
+    nq_tail = pp;
+    pthread_mutex_unlock(&nq_mu);
+}
+
+/* The queue's notices are kept in the child; the thread is not there, and
+ * the next post starts one, which delivers them all. */
+void eryx__notifier_fork(enum eryx__fork_phase phase)
+{
+    if (phase == ERYX__FORK_PREPARE) {
+        pthread_mutex_lock(&nq_mu);
+        return;
+    }
+    if (phase == ERYX__FORK_CHILD) {
+        pthread_cond_t fresh_cv = PTHREAD_COND_INITIALIZER;
+        nq_cv = fresh_cv; /* (its waiter, the notifier, is not here) */
+        nq_started = 0;
+    }
+    pthread_mutex_unlock(&nq_mu);
+}
+
 static void call_free(eryx_call *c)
 {
     free(c->name);
@@ -1133,6 +1231,7 @@ static void exec_free(eryx_exec *ex)
     pthread_mutex_lock(&h->mu);
     h->closed = 1;
     h->journal = NULL;
+    notices_drop_locked(h);
     while (h->notifying)
         pthread_cond_wait(&h->cv, &h->mu);
     for (size_t i = 0; i < ex->n_calls; i++)

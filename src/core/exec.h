@@ -65,6 +65,9 @@ typedef struct eryx__notice {
 int eryx__hub_notice_locked(eryx__hub *h, eryx__notice *n);
 /* No lock held: calls the notify and releases what the notice kept. */
 void eryx__notice_deliver(eryx__notice *n);
+/* No lock held: has the notifier thread deliver it (or delivers it here
+ * when it cannot); the watchdog's way, which must not wait for a notify. */
+void eryx__notice_post(eryx__notice *n);
 
 enum eryx__call_state {
     ERYX__CALL_WAITING,         /* no reply yet */

@@ -27,10 +27,12 @@ static void prepare(void)
     eryx__watchdog_fork(ERYX__FORK_PREPARE);
     eryx__handles_fork(ERYX__FORK_PREPARE);
     eryx__parking_fork(ERYX__FORK_PREPARE);
+    eryx__notifier_fork(ERYX__FORK_PREPARE); /* a leaf lock: last */
 }
 
 static void after(enum eryx__fork_phase phase)
 {
+    eryx__notifier_fork(phase);
     eryx__parking_fork(phase);
     eryx__handles_fork(phase);
     eryx__watchdog_fork(phase);

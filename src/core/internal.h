@@ -354,6 +354,7 @@ void eryx__watchdog_fork(enum eryx__fork_phase phase); /* interrupt.c */
 void eryx__workers_fork(enum eryx__fork_phase phase);  /* run.c */
 void eryx__net_fork(enum eryx__fork_phase phase);      /* net/net.c */
 void eryx__parking_fork(enum eryx__fork_phase phase); /* instance.c */
+void eryx__notifier_fork(enum eryx__fork_phase phase); /* exec.c */
 
 /* run.c's callback workers: handlers one sandbox may run at once (its
  * further calls wait in the queue). api.c: whether the call of a handle

@@ -12,6 +12,8 @@
  *
  * One watchdog thread per process fires the timers: each run with a time
  * limit, and each graceful stop waiting for its hard stop, is armed there.
+ * It posts the executions' notifies to the notifier thread (exec.c) rather
+ * than call them: an embedder's notify must not hold the timers.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -155,8 +157,10 @@ static void *watchdog(void *arg)
                 pthread_cond_broadcast(&wd_idle_cv);
                 pthread_mutex_unlock(&wd_mu);
                 pthread_mutex_unlock(&sb->irq.mu);
-                /* sb may be gone from here: the notice holds the hub. */
-                eryx__notice_deliver(&notice);
+                /* sb may be gone from here: the notice holds the hub.
+                 * Posted, not delivered: a notify that blocked here held
+                 * every other running guest's time limit with it. */
+                eryx__notice_post(&notice);
                 pthread_mutex_lock(&wd_mu);
                 fired = 1; /* the list may have changed: scan again */
                 continue;

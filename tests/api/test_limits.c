@@ -510,9 +510,11 @@ TEST_CASE(test_stop_races_the_park)
  * overwrote that arming with what it had seen before it ("nothing due"):
  * the grace had no hard stop, and code that swallowed the KeyboardInterrupt
  * and spun ran on (net_net hung in CI on it: there the window was the few
- * instructions of eryx_sandbox_run's own notify). Here the notify holds the watchdog until the step
- * has armed the grace; the code then spins, and only the watchdog can stop
- * it. The spin is cut at 10 s, which the old order reached. */
+ * instructions of eryx_sandbox_run's own notify). Here the notify is held
+ * until the step has armed the grace; the code then spins, and only the
+ * watchdog can stop it. The spin is cut at 10 s, which the old order
+ * reached. (The watchdog no longer calls notifies itself: the notifier
+ * thread does, test_a_blocking_notify_holds_nothing_else.) */
 typedef struct held_notify {
     atomic_int called, released;
 } held_notify;
@@ -552,7 +554,7 @@ TEST_CASE(test_grace_armed_while_the_watchdog_notifies)
     for (int i = 0; i < 20000 && !atomic_load(&h.called); i++)
         usleep(1000);
     REQUIRE(atomic_load(&h.called));
-    /* The watchdog is in the notify: the step resumes the guest, the grace
+    /* The notify is in flight: the step resumes the guest, the grace
      * starts, and the code stops at the tick. */
     REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING);
     eryx_call *c = eryx_exec_next_call(ex);
@@ -571,6 +573,83 @@ TEST_CASE(test_grace_armed_while_the_watchdog_notifies)
     CHECK(r->duration_ns < 8ull * 1000000000u);
     eryx_result_free(r);
     eryx_sandbox_free(sb);
+}
+
+/* A notify that blocks holds nothing else up. The watchdog delivered the
+ * notifies of the limits it fired, so one that blocked held the time limit
+ * of every other running guest in the process; they go to a thread of their
+ * own now. A parked run with a 100 ms limit gets the blocking notify (held
+ * up to 20 s). Meanwhile a loop with a 300 ms limit stops in time (on the
+ * old code it ran until the notify returned), and a second parked run,
+ * whose notify is queued behind the blocked one, finishes without waiting
+ * for it and is never notified. */
+static void count_notify(void *ud)
+{
+    atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+static eryx_exec *start_parked(eryx_sandbox *sb, uint64_t timeout_ms, void (*notify)(void *),
+                               void *ud)
+{
+    static const char sleeper[] = "import time\ntime.sleep(30)\n";
+    eryx_run_options o;
+    eryx_run_options_default(&o);
+    o.timeout_ns = timeout_ms * 1000000u;
+    eryx_exec *ex = NULL;
+    REQUIRE_INT(eryx_exec_start(sb, sleeper, strlen(sleeper), &o, &ex), ERYX_OK);
+    eryx_exec_set_notify(ex, notify, ud);
+    REQUIRE_INT(eryx_exec_step(ex), ERYX_PENDING);
+    return ex;
+}
+
+static void finish_stopped(eryx_exec *ex)
+{
+    int rc;
+    while ((rc = eryx_exec_step(ex)) == ERYX_PENDING)
+        usleep(1000);
+    CHECK_INT(rc, ERYX_TIMEOUT);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_exec_finish(ex, &r), ERYX_TIMEOUT);
+    eryx_result_free(r);
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+TEST_CASE(test_a_blocking_notify_holds_nothing_else)
+{
+    eryx_sandbox *held_sb = new_sandbox(1000), *queued_sb = new_sandbox(1000);
+    held_notify h = {0};
+    eryx_exec *held = start_parked(held_sb, 100, hold_watchdog, &h);
+    for (int i = 0; i < 20000 && !atomic_load(&h.called); i++)
+        usleep(1000);
+    REQUIRE(atomic_load(&h.called));
+
+    atomic_int queued_calls = 0;
+    eryx_exec *queued = start_parked(queued_sb, 100, count_notify, &queued_calls);
+    eryx_sandbox *sb = new_sandbox(1000);
+    eryx_result *r = NULL;
+    CHECK_INT(run_limited(sb, "while True:\n    pass\n", 300, &r), ERYX_TIMEOUT);
+    REQUIRE(r != NULL);
+    CHECK(r->duration_ns < 5ull * 1000000000u);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+
+    /* The loop ran past the second run's limit: its notice waits in the
+     * queue (or, with the watchdog late, the step stops it itself). */
+    uint64_t t0 = now_ns();
+    finish_stopped(queued);
+    CHECK(now_ns() - t0 < 5ull * 1000000000u);
+    CHECK(!atomic_load(&h.released));
+    atomic_store(&h.released, 1);
+    finish_stopped(held);
+    CHECK_INT(atomic_load(&queued_calls), 0);
+    eryx_sandbox_free(queued_sb);
+    eryx_sandbox_free(held_sb);
 }
 
 /* A stop that comes before the code has begun (between eryx_exec_start and

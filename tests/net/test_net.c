@@ -469,15 +469,16 @@ static void hold_notify(void *ud)
  * inside the try: a time limit instead raced the start-up (under valgrind
  * here, limits up to ~100 ms still landed before the code reached its try)
  * and the stop ended the run gracefully.
- * Meanwhile the watchdog is kept busy in another execution's notify: a
- * step at the deadline acts on it itself. It used to wait for the
+ * Meanwhile another execution's notify is held (it held the watchdog,
+ * which called it, until notifies got a thread of their own), and the
+ * step at the deadline can act on it itself. It used to wait for the
  * watchdog (a blocking run stepped in a loop meanwhile, and under
  * valgrind that spin starved the watchdog: CI hung here). */
 TEST_CASE(a_run_that_kills_the_sandbox_closes_its_connections)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    cfg.timeout_ns = 1000 * 1000000ull; /* the watchdog's to stop: its notify holds it */
+    cfg.timeout_ns = 1000 * 1000000ull; /* the watchdog stops it; its notify is held */
     eryx_sandbox *holder;
     REQUIRE(eryx_sandbox_new(rt, &cfg, &holder) == ERYX_OK);
     static const char sleeper[] = "import time\ntime.sleep(60)\n";

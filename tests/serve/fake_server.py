@@ -51,10 +51,13 @@ class FakeServer:
     """Listens on a free loopback port (url) until stop(). Modes: silent
     (says nothing more), badjson (a message that is not JSON), deep (JSON
     nested past what a client reads), wrongid (a `done` of request 999),
-    flood (4 MiB of output, then the end)."""
+    flood (4 MiB of output, then the end). max_timeout_ms: the time limit its
+    handshake says (Eryx-Max-Timeout-Ms), or none."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, max_timeout_ms=None):
         self.mode = mode
+        self._limit = (b"" if max_timeout_ms is None
+                       else b"Eryx-Max-Timeout-Ms: %d\r\n" % max_timeout_ms)
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
         self._sock.listen(8)
@@ -81,7 +84,8 @@ class FakeServer:
                    if line.lower().startswith(b"sec-websocket-key")][0]
             accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
             c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n"
+                      + self._limit + b"\r\n")
             rid = json.loads(_read_message(c)).get("id")
             if self.mode == "badjson":
                 c.sendall(_frame("not json"))

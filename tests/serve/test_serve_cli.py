@@ -215,6 +215,23 @@ def test_a_server_that_goes_silent_is_given_up_past_the_timeout():
     assert 15 < took < 30
 
 
+def test_a_silent_server_is_given_up_past_its_own_time_limit():
+    """Without --timeout, the limit the server's handshake says is the
+    run's: silent for that and 15 s more, it is given up on (71). Until
+    2026-12-07 such a client waited forever."""
+    fake = FakeServer("silent", max_timeout_ms=1000)
+    try:
+        start = time.monotonic()
+        p = subprocess.run([eryx_cli(), "--remote", fake.url, "-c", "pass"],
+                           capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - start
+    finally:
+        fake.stop()
+    assert p.returncode == 71, p.stderr
+    assert "time limit (1000 ms)" in p.stderr
+    assert 15 < took < 30
+
+
 @pytest.mark.parametrize("mode,why", [("badjson", "not a JSON object"),
                                       ("deep", "not a JSON object"),
                                       ("wrongid", "for another request")])
@@ -543,6 +560,7 @@ def test_sigterm_stops_cleanly(tmp_path):
         op, payload = _read_frame(busy)
         done = json.loads(payload)
         assert done["ev"] == "done" and done["status"] == "interrupted" and done["saved"], done
+        assert done["server_stopping"] is True, done
         for s in (busy, idle):
             op, payload = _read_frame(s)
             assert op == 8 and int.from_bytes(payload[:2], "big") == 1001, (op, payload)
@@ -550,6 +568,28 @@ def test_sigterm_stops_cleanly(tmp_path):
         assert time.monotonic() - start < 6
         log = r.log()
         assert '"event":"stopping"' in log and '"event":"stopped"' in log, log
+    finally:
+        r.stop()
+
+
+def test_remote_run_stopped_by_the_server_is_71(tmp_path):
+    """A run the server's SIGTERM interrupted ends eryx --remote with 71
+    and says why: the service went away. Until 2026-12-07 it was 130, as
+    if Ctrl-C had been pressed."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("stopped", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--timeout", "60000"])
+    try:
+        code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+        p = subprocess.Popen([eryx_cli(), "--remote", r.url, "--token-file", token_file,
+                              "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        assert p.stdout.readline() == "started\n"
+        r.proc.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 71, err
+        assert "the server is stopping" in err, err
     finally:
         r.stop()
 

@@ -338,6 +338,44 @@ static void *lock_worker(void *arg)
     return NULL;
 }
 
+typedef struct lock_wait {
+    store *st;
+    int rc;
+    double took;
+} lock_wait;
+
+static void *wait_for_L(void *arg)
+{
+    lock_wait *w = arg;
+    struct store_lock *lk = NULL;
+    double t0 = now_s();
+    w->rc = store_lock(w->st, "L", 5000, 5000, &lk);
+    w->took = now_s() - t0;
+    store_unlock(lk);
+    return NULL;
+}
+
+/* store_stop_waits ends a wait in progress (a stopping server's request
+ * waited out the 10 s past its 5 s grace) and later ones at once; a free
+ * lock is still taken. Leaves the store stopped. */
+static void t_lock_stopped(store *st)
+{
+    struct store_lock *a = NULL, *b = NULL;
+    REQUIRE_INT(store_lock(st, "L", 5000, 0, &a), STORE_OK);
+    lock_wait w = {st, -1, 0};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, wait_for_L, &w) == 0);
+    usleep(200000);
+    store_stop_waits(st);
+    pthread_join(t, NULL);
+    CHECK_INT(w.rc, STORE_STOPPED);
+    CHECK(w.took >= 0.15 && w.took < 2.0);
+    CHECK_INT(store_lock(st, "L", 5000, 5000, &b), STORE_STOPPED);
+    CHECK_INT(store_lock(st, "M", 5000, 5000, &b), STORE_OK);
+    store_unlock(b);
+    store_unlock(a);
+}
+
 static void t_lock(const char *url)
 {
     store *st = open_store(url);
@@ -367,6 +405,7 @@ static void t_lock(const char *url)
     CHECK_INT(store_lock(st, "L", 300, 0, &c), STORE_OK);
     store_unlock(c);
     CHECK_INT(store_lock(st, "L", 0, 0, &c), STORE_INVALID);
+    t_lock_stopped(st);
     store_close(st);
 }
 
