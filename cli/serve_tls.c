@@ -31,6 +31,7 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
+    char why[200];              /* the last TLS_ERROR's reason, or "" */
 };
 
 static void ssl_error(char *err, size_t errlen, const char *what)
@@ -185,12 +186,30 @@ int tls_conn_handshake(tls_conn *c, char *err, size_t errlen)
     return TLS_ERROR;
 }
 
+/* Why a read or write failed, kept for tls_conn_error. With TLS 1.3 a
+ * server that wants a client certificate says so only after the client's
+ * handshake is over, at its first read or write: said plainly (it was
+ * "the connection failed while sending"). */
+static void keep_why(tls_conn *c)
+{
+    unsigned long e = L->ERR_get_error();
+    char buf[160] = "";
+    if (e)
+        L->ERR_error_string_n(e, buf, sizeof buf);
+    if (e && ERR_GET_REASON(e) == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED)
+        snprintf(c->why, sizeof c->why, "the server requires a client certificate (%s)", buf);
+    else
+        snprintf(c->why, sizeof c->why, "%s%s", e ? "TLS: " : "", buf);
+}
+
 long tls_conn_read(tls_conn *c, void *buf, size_t n)
 {
     int r = L->SSL_read(c->ssl, buf, n > 1 << 30 ? 1 << 30 : (int)n);
     if (r > 0)
         return r;
     int m = map_error(c, r);
+    if (m == TLS_ERROR)
+        keep_why(c);
     L->ERR_clear_error();
     return m;
 }
@@ -201,8 +220,15 @@ long tls_conn_write(tls_conn *c, const void *buf, size_t n)
     if (r > 0)
         return r;
     int m = map_error(c, r);
+    if (m != TLS_WANT_READ && m != TLS_WANT_WRITE)
+        keep_why(c);
     L->ERR_clear_error();
     return m == 0 ? TLS_ERROR : m;
+}
+
+const char *tls_conn_error(const tls_conn *c)
+{
+    return c->why;
 }
 
 size_t tls_conn_pending(tls_conn *c)

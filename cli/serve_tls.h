@@ -37,6 +37,8 @@ int tls_conn_handshake(tls_conn *c, char *err, size_t errlen);
 /* >0 bytes, 0 the peer closed, TLS_WANT_*, TLS_ERROR. */
 long tls_conn_read(tls_conn *c, void *buf, size_t n);
 long tls_conn_write(tls_conn *c, const void *buf, size_t n);
+/* Why the last read or write gave TLS_ERROR (OpenSSL's reason), or "". */
+const char *tls_conn_error(const tls_conn *c);
 /* Decrypted bytes buffered inside OpenSSL (readable without the socket). */
 size_t tls_conn_pending(tls_conn *c);
 

@@ -159,6 +159,19 @@ static int wait_for(ws_conn *c, long want, int64_t deadline)
     }
 }
 
+/* A failed read or write, with TLS's reason when there is one. */
+static int fail_io(ws_conn *c, const char *doing)
+{
+    char why[160] = "", what[256];
+    pthread_mutex_lock(&c->lock); /* the TLS object's, as in raw_read */
+    if (c->tls)
+        snprintf(why, sizeof why, "%s", tls_conn_error(c->tls));
+    pthread_mutex_unlock(&c->lock);
+    snprintf(what, sizeof what, "the connection failed while %s%s%s", doing, why[0] ? ": " : "",
+             why);
+    return fail(c, "%s", what);
+}
+
 static int write_all(ws_conn *c, const void *buf, size_t n, int64_t deadline)
 {
     const uint8_t *p = buf;
@@ -173,7 +186,7 @@ static int write_all(ws_conn *c, const void *buf, size_t n, int64_t deadline)
             if (!wait_for(c, r, deadline))
                 return fail(c, "%s", "the peer stopped reading (send timed out)");
         } else {
-            return fail(c, "%s", "the connection failed while sending");
+            return fail_io(c, "sending");
         }
     }
     return 0;
@@ -207,9 +220,33 @@ static int fill(ws_conn *c, int64_t deadline)
         if (r == 0)
             return fail(c, "%s", "the peer closed the connection");
         if (r == TLS_ERROR)
-            return fail(c, "%s", "the connection failed while reading");
+            return fail_io(c, "reading");
         if (!wait_for(c, r, deadline))
             return 0;
+    }
+}
+
+/* A server's refusal in the handshake (a TLS 1.3 client certificate
+ * missing: the alert comes after the client has sent its request) is
+ * followed by a lingering close: closed with the request unread, the
+ * socket sent a reset, which could reach the client before the alert and
+ * lose it, and the client said only that the connection failed. What
+ * comes is read and dropped until the client closes, at most 64 KiB and
+ * LINGER_MS (within deadline). */
+#define LINGER_MS 1000
+
+static void linger(ws_conn *c, int64_t deadline)
+{
+    int64_t until = (int64_t)eryx_cli_now_ms() + LINGER_MS;
+    if (deadline >= 0 && deadline < until)
+        until = deadline;
+    shutdown(c->fd, SHUT_WR);
+    char buf[4096];
+    for (size_t got = 0; got < 65536 && wait_for(c, TLS_WANT_READ, until);) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n <= 0 && !(n < 0 && errno == EINTR))
+            return;
+        got += n > 0 ? (size_t)n : 0;
     }
 }
 
@@ -224,8 +261,11 @@ static int handshake_tls(ws_conn *c, int64_t deadline)
         pthread_mutex_unlock(&c->lock);
         if (r == 1)
             return 0;
-        if (r == TLS_ERROR)
+        if (r == TLS_ERROR) {
+            if (!c->client)
+                linger(c, deadline);
             return fail(c, "%s", err);
+        }
         if (!wait_for(c, r, deadline))
             return fail(c, "%s", "TLS handshake timed out");
     }

@@ -400,7 +400,10 @@ class _Client:
         except ProtocolError as exc:
             raise RemoteError(f"{self.url} is not an eryx server: {exc}", "protocol") from None
         except OSError as exc:
-            raise RemoteConnectionError(f"cannot connect to {self.url}: {exc}",
+            why = str(exc)
+            if getattr(exc, "reason", None) == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+                why = f"the server requires a client certificate (client_cert=...): {exc}"
+            raise RemoteConnectionError(f"cannot connect to {self.url}: {why}",
                                         "connection") from None
 
     def _send(self, msg: Dict[str, Any]) -> _Request:
