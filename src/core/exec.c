@@ -1231,7 +1231,8 @@ static void exec_free(eryx_exec *ex)
     pthread_mutex_lock(&h->mu);
     h->closed = 1;
     h->journal = NULL;
-    notices_drop_locked(h);
+    if (h->notifying) /* (the queue's lock is not taken by every run's end) */
+        notices_drop_locked(h);
     while (h->notifying)
         pthread_cond_wait(&h->cv, &h->mu);
     for (size_t i = 0; i < ex->n_calls; i++)

@@ -49,6 +49,10 @@ static int mount_hosts(eryx__vfs *vfs, const eryx_sandbox_config *cfg)
                                    "file systems (/proc, /sys, ...), whose files are the host "
                                    "process and machine themselves", m->host_path,
                              m->guest_path ? m->guest_path : "(null)");
+        else if (err == -ENOTDIR)
+            eryx__set_errmsg(NULL, "cannot mount %s at %s: it is not a directory (a mount "
+                                   "shares a directory: mount the one that holds it)",
+                             m->host_path, m->guest_path);
         else if (err != 0)
             eryx__set_errmsg(NULL, "cannot mount %s at %s: %s", m->host_path,
                              m->guest_path, strerror(-err));
