@@ -31,7 +31,7 @@ struct tls_ctx {
 
 struct tls_conn {
     SSL *ssl;
-    char why[200];              /* the last TLS_ERROR's reason, or "" */
+    char why[256];              /* the last TLS_ERROR's reason, or "" */
 };
 
 static void ssl_error(char *err, size_t errlen, const char *what)
