@@ -517,9 +517,10 @@ def test_an_import_past_the_time_limit_is_a_timeout(server, work, session):
         session.import_state(b"not an export")
     assert ei.value.code == "bad_request", ei.value
     data, _ = session.export_state()
-    # 250 ms: the decoding takes about 1 s here; the small runs around it
-    # take a few ms (a 5 ms limit stopped them too, under load).
-    srv = _start(work, "hasty", extra=("--timeout", "250"))
+    # 100 ms: the decoding took about 250 ms here (a 250 ms limit let it
+    # through once), the small runs around it a few ms (a 5 ms limit
+    # stopped one of them, at 12 ms, under load).
+    srv = _start(work, "hasty", extra=("--timeout", "100"))
     try:
         with remote.Session(srv.url, work["token"], session="hasty") as s:
             s.execute("kept = 1")
