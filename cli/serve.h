@@ -104,8 +104,9 @@ void serve_slots_init(server *sv);
 /* serve_request.c: serves one upgraded WebSocket connection. */
 void serve_client(server *sv, ws_conn *c, const char *peer);
 /* serve_request.c: after sv->stopping is set, interrupts every running
- * execution and wakes every connection, which then ends with 1001 once
- * its execution has ended (its session stored and unlocked). */
+ * execution, refuses those waiting for a --pool slot (busy) and wakes
+ * every connection, which then ends with 1001 once its execution has
+ * ended (its session stored and unlocked). */
 void serve_stop_clients(server *sv);
 /* The sandboxes' on_output: streams to the client of the execution that
  * runs on the calling thread. */

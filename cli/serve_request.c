@@ -858,21 +858,22 @@ bad:
  * or not: the pool alone bounded only the fresh sandboxes, and a token
  * holder's requests naming sessions each loaded a sandbox of their own, as
  * many at once as it had connections. More wait POOL_WAIT_NS, then are
- * refused. 0, or -1 when none came free. */
+ * refused. 0; -1 when none came free; -2 when the server is stopping (a
+ * stop wakes the waits: serve_stop_clients). */
 static int slot_take(server *sv)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += (time_t)(POOL_WAIT_NS / 1000000000);
     pthread_mutex_lock(&sv->run_mu);
-    int waited = 0;
-    while (sv->running >= sv->cfg.pool && waited == 0)
+    int waited = 0, stopping;
+    while (!(stopping = atomic_load(&sv->stopping)) && sv->running >= sv->cfg.pool && waited == 0)
         waited = pthread_cond_timedwait(&sv->run_cv, &sv->run_mu, &until);
-    int ok = sv->running < sv->cfg.pool;
+    int ok = !stopping && sv->running < sv->cfg.pool;
     if (ok)
         sv->running++;
     pthread_mutex_unlock(&sv->run_mu);
-    return ok ? 0 : -1;
+    return ok ? 0 : stopping ? -2 : -1;
 }
 
 void serve_slots_init(server *sv)
@@ -899,10 +900,16 @@ static void slot_give(server *sv)
 static int take_sandbox(server *sv, exec_request *q, session_ref *ref, eryx_sandbox **sb,
                         const char **code, char *msg, size_t msglen)
 {
-    if (slot_take(sv) < 0) {
+    int slot = slot_take(sv);
+    if (slot < 0) {
+        /* Refused before anything ran: safe to send again, elsewhere. */
         *code = "busy";
-        snprintf(msg, msglen, "every sandbox is in use (--pool %u); try again shortly",
-                 sv->cfg.pool);
+        if (slot == -2)
+            snprintf(msg, msglen, "the server is stopping; nothing ran: try again on another "
+                                  "server");
+        else
+            snprintf(msg, msglen, "every sandbox is in use (--pool %u); try again shortly",
+                     sv->cfg.pool);
         return -1;
     }
     int rc = 0;
@@ -1195,6 +1202,9 @@ static void *reader_main(void *arg)
 
 void serve_stop_clients(server *sv)
 {
+    pthread_mutex_lock(&sv->run_mu); /* requests waiting for a slot give up */
+    pthread_cond_broadcast(&sv->run_cv);
+    pthread_mutex_unlock(&sv->run_mu);
     pthread_mutex_lock(&sv->clients_mu);
     for (client *cl = sv->clients; cl; cl = cl->next) {
         pthread_mutex_lock(&cl->mu);

@@ -561,6 +561,37 @@ def test_sigterm_stops_cleanly(tmp_path):
         r.stop()
 
 
+def test_a_request_waiting_for_a_slot_is_refused_when_the_server_stops(tmp_path):
+    """With every --pool slot taken, a request waits (up to 2 s) for one.
+    A stop refuses it at once, `busy`, saying nothing ran: safe to send
+    again to another replica. Until 2026-12-07 it took the slot the
+    interrupted run gave back, started, and was interrupted itself."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    r = Replica("full", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--timeout", "60000", "--pool", "1"])
+    try:
+        token = open(token_file).read().strip()
+        busy, waiting = _ws_connect(r.port, token), _ws_connect(r.port, token)
+        code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
+        busy.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code}).encode()))
+        assert json.loads(_read_frame(busy)[1])["ev"] == "output"
+        waiting.sendall(_frame(json.dumps({"id": 2, "op": "execute",
+                                           "code": "print('ran')"}).encode()))
+        time.sleep(0.5)  # in the wait for the slot (2 s)
+        r.proc.send_signal(signal.SIGTERM)
+        answer = json.loads(_read_frame(waiting)[1])
+        assert answer.get("ev") == "error" and answer.get("code") == "busy", answer
+        assert "the server is stopping" in answer["message"], answer
+        op, payload = _read_frame(waiting)
+        assert op == 8 and int.from_bytes(payload[:2], "big") == 1001, (op, payload)
+        done = json.loads(_read_frame(busy)[1])
+        assert done["ev"] == "done" and done["status"] == "interrupted", done
+        assert r.proc.wait(10) == 0
+    finally:
+        r.stop()
+
+
 def test_remote_run_stopped_by_the_server_is_71(tmp_path):
     """A run the server's SIGTERM interrupted ends eryx --remote with 71
     and says why: the service went away. Until 2026-12-07 it was 130, as
