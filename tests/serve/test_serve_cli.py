@@ -561,24 +561,29 @@ def test_sigterm_stops_cleanly(tmp_path):
         r.stop()
 
 
-def test_a_request_waiting_for_a_slot_is_refused_when_the_server_stops(tmp_path):
-    """With every --pool slot taken, a request waits (up to 2 s) for one.
-    A stop refuses it at once, `busy`, saying nothing ran: safe to send
-    again to another replica. Until 2026-12-07 it took the slot the
-    interrupted run gave back, started, and was interrupted itself."""
+@pytest.mark.parametrize("wait", ["slot", "lock"])
+def test_a_request_waiting_is_refused_when_the_server_stops(tmp_path, wait):
+    """A request waits for a --pool slot (up to 2 s) when all are taken,
+    and for its session's lock (up to 10 s) while another request runs in
+    the session. A stop refuses it at once, `busy`, saying the server is
+    stopping: nothing ran, it may be sent again to another replica. Until
+    2026-12-07 the one waiting for a slot took the slot the interrupted run
+    gave back, started, and was interrupted itself."""
     token_file = str(tmp_path / "token")
     write_secret(token_file)
     r = Replica("full", str(tmp_path), token_file=token_file, key_file=None,
-                extra=["--timeout", "60000", "--pool", "1"])
+                extra=["--timeout", "60000"] + (["--pool", "1"] if wait == "slot" else []))
+    session = {"session": "s", "create": True} if wait == "lock" else {}
     try:
         token = open(token_file).read().strip()
         busy, waiting = _ws_connect(r.port, token), _ws_connect(r.port, token)
         code = "import time\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)\n"
-        busy.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code}).encode()))
+        busy.sendall(_frame(json.dumps({"id": 1, "op": "execute", "code": code,
+                                        **session}).encode()))
         assert json.loads(_read_frame(busy)[1])["ev"] == "output"
-        waiting.sendall(_frame(json.dumps({"id": 2, "op": "execute",
-                                           "code": "print('ran')"}).encode()))
-        time.sleep(0.5)  # in the wait for the slot (2 s)
+        waiting.sendall(_frame(json.dumps({"id": 2, "op": "execute", "code": "print('ran')",
+                                           **session}).encode()))
+        time.sleep(0.5)  # in its wait
         r.proc.send_signal(signal.SIGTERM)
         answer = json.loads(_read_frame(waiting)[1])
         assert answer.get("ev") == "error" and answer.get("code") == "busy", answer
