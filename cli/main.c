@@ -270,11 +270,24 @@ static int option_number(int argc, char **argv, int *i, const char *what, uint64
 }
 
 /* Whether the files at paths a and b are one (both exist). */
+/* Whether paths a and b are one file, existing or to be made: --trace's
+ * file made first, at a --session path with no file yet, was taken for a
+ * session file and left empty (every later run refused it). */
 static int same_file(const char *a, const char *b)
 {
     struct stat x, y;
-    return a && b && stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev &&
-           x.st_ino == y.st_ino;
+    if (!a || !b)
+        return 0;
+    int ha = stat(a, &x) == 0, hb = stat(b, &y) == 0;
+    if (ha && hb)
+        return x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+    if (ha || hb)
+        return 0;
+    char *fa = eryx_cli_file_final_name(a), *fb = eryx_cli_file_final_name(b);
+    int same = fa && fb && strcmp(fa, fb) == 0;
+    free(fa);
+    free(fb);
+    return same;
 }
 
 /* Opens --trace's file, which truncates it: once the options are read, so
@@ -387,7 +400,7 @@ static int parse_args(cli *c, int argc, char **argv)
         } else if (strcmp(a, "--stats") == 0) {
             c->stats = 1;
         } else if (strcmp(a, "--max-memory") == 0) {
-            if (option_number(argc, argv, &i, "a size in bytes (256M, 1G; 0: no limit)",
+            if (option_number(argc, argv, &i, "a size in bytes (256M, 1G; 0: 4G, the most)",
                               &c->max_memory) < 0)
                 return -1;
             if (c->max_memory > WASM32_MEMORY_MAX) {

@@ -111,7 +111,7 @@ const char eryx_cli_mcp_usage[] =
     "  --mcp-config PATH\n"
     "                  also start the servers that this JSON file names; repeatable\n"
     "  --mcp-timeout MS  time a server has to start, initialize and list its\n"
-    "                  tools (default 30000)\n"
+    "                  tools (default 30000; at least 1)\n"
     "  --mcp-max-message BYTES\n"
     "                  largest JSON-RPC message taken from or given to an MCP\n"
     "                  peer (default 16M)\n"
@@ -187,9 +187,17 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
         return 1;
     }
     case 1:
+    case 3:
         if (parse_u64(a, v, &n, 0) < 0)
             return -1;
-        m->connect_timeout_ms = n;
+        /* Bounded as --timeout is: a deadline of now + 2^64 - 1 ms wrapped
+         * to the past, and the servers were given up on at once. */
+        if (n == 0 || n > UINT64_MAX / 1000000u) {
+            fprintf(stderr, "eryx: %s must be positive and at most %" PRIu64 " ms\n", a,
+                    UINT64_MAX / 1000000u);
+            return -1;
+        }
+        *(k == 1 ? &m->connect_timeout_ms : &m->callback_timeout_ms) = n;
         return 1;
     case 2:
         if (parse_u64(a, v, &n, 1) < 0)
@@ -199,16 +207,6 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
             return -1;
         }
         m->max_message = n;
-        return 1;
-    case 3:
-        if (parse_u64(a, v, &n, 0) < 0)
-            return -1;
-        if (n == 0 || n > UINT64_MAX / 1000000u) {
-            fprintf(stderr, "eryx: --callback-timeout must be positive and at most %" PRIu64
-                            " ms\n", UINT64_MAX / 1000000u);
-            return -1;
-        }
-        m->callback_timeout_ms = n;
         return 1;
     case 5: case 7: case 8: case 9: { /* the options of --http: paths and ADDR:PORT */
         const char **to[] = {[5] = &m->http, [7] = &m->http_token_file,
@@ -225,8 +223,8 @@ int eryx_cli_mcp_option(eryx_cli_mcp *m, int argc, char **argv, int *i)
         m->configs[m->n_configs++] = v;
         return 1;
     default:
-        if (parse_u64(a, v, &n, 0) < 0 || n == 0 || n > 1024) {
-            fprintf(stderr, "eryx: --max-sessions wants 1 to 1024\n");
+        if (eryx_cli_parse_number(v, &n, 0) < 0 || n == 0 || n > 1024) {
+            fprintf(stderr, "eryx: --max-sessions wants 1 to 1024, not '%s'\n", v);
             return -1;
         }
         m->max_sessions = (uint32_t)n;

@@ -1033,6 +1033,10 @@ static int parse_options(proxy *p, int argc, char **argv)
             return usage(stderr);
         }
     }
+    if (p->ca_file && !p->url.tls) { /* passed over, a CA file that did not load went unsaid */
+        fprintf(stderr, "eryx mcp-proxy: --ca-file is for an https:// URL, not %s\n", argv[1]);
+        return 2;
+    }
     return 0;
 }
 

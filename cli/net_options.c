@@ -60,8 +60,14 @@ static int parse_secret(cli_net *n, const char *spec)
     text[at - spec] = '\0';
     const char *value = getenv(text);
     if (!value || !*value) {
-        fprintf(stderr, "eryx: --secret %s: the environment variable %s is not set\n", spec,
-                text);
+        fprintf(stderr, "eryx: --secret %s: the environment variable %s is %s\n", spec, text,
+                value ? "empty" : "not set");
+        free(text);
+        return -1;
+    }
+    const char *hosts = at + 1;
+    if (*hosts == ',' || hosts[strlen(hosts) - 1] == ',' || strstr(hosts, ",,")) {
+        fprintf(stderr, "eryx: --secret %s: a host in the list is empty\n", spec);
         free(text);
         return -1;
     }

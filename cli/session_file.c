@@ -54,6 +54,23 @@ static char *follow_links(const char *path)
     return NULL;
 }
 
+char *eryx_cli_file_final_name(const char *path)
+{
+    char *p = follow_links(path), *out = NULL;
+    if (!p)
+        return NULL;
+    char *slash = strrchr(p, '/');
+    const char *base = slash ? slash + 1 : p;
+    if (slash)
+        *slash = '\0';
+    char *dir = realpath(slash == p ? "/" : slash ? p : ".", NULL);
+    if (dir && *base && (out = malloc(strlen(dir) + strlen(base) + 2)))
+        sprintf(out, "%s/%s", strcmp(dir, "/") ? dir : "", base);
+    free(dir);
+    free(p);
+    return out;
+}
+
 /* Calls fn on each prefix of path that ends a component ("a", "a/b", ...,
  * path itself), k counting from 0, top-down, until fn returns non-zero;
  * returns that, or 0. path is cut in place for the call, then restored. */

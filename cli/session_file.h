@@ -27,6 +27,13 @@ typedef struct session_file {
 
 #define SESSION_FILE_INIT {NULL, NULL, -1, NULL, 0}
 
+/* The absolute name of the file path leads to, once its links are
+ * followed, whether or not that file exists yet (what creating it would
+ * make): its directory's real path and its last component (malloc'd), or
+ * NULL (no such directory, a loop, no file name). Two inputs that do not
+ * exist yet are the same file when these are equal. */
+char *eryx_cli_file_final_name(const char *path);
+
 /* Follows the links of the path given, opens its directory and records the
  * path's components: 0, or -1 with errno set (a loop of links, a directory
  * that does not exist, a path without a file name). Close s either way. */

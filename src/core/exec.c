@@ -76,7 +76,8 @@ void eryx__notice_deliver(eryx__notice *n)
  * held the time limit of every other running guest in the process with it.
  * Here it holds only the notices queued behind it, and an execution that
  * ends drops its own from the queue (notices_drop_locked) rather than wait
- * for them. nq_mu is a leaf: nothing is locked while it is held. */
+ * for them. nq_mu is taken last: after a hub's lock (eryx__notice_post,
+ * notices_drop_locked), and nothing is locked while it is held. */
 
 typedef struct posted {
     struct posted *next;
@@ -107,17 +108,32 @@ static void *notifier(void *arg)
     return NULL;
 }
 
+/* Queues n for the notifier. Under n's hub's lock, as exec_free drops the
+ * queued ones under it: a notice is either queued before its execution
+ * ends, and dropped then, or dropped here. (Checked outside it, an end in
+ * between waited for the notifier, and so for a notify blocked ahead.) */
 void eryx__notice_post(eryx__notice *n)
 {
-    if (!n->hub)
+    eryx__hub *h = n->hub;
+    if (!h)
         return;
     posted *p = malloc(sizeof *p);
+    pthread_mutex_lock(&h->mu);
+    if (h->closed) {
+        free(p);
+        n->hub = NULL;
+        if (--h->notifying == 0)
+            pthread_cond_broadcast(&h->cv);
+        hub_unref_unlock(h);
+        return;
+    }
     pthread_mutex_lock(&nq_mu);
     if (p && !nq_started && eryx__thread_start_detached(notifier, NULL) == 0)
         nq_started = 1;
     if (!p || !nq_started) {
         /* Out of memory or threads: delivered here, as it was before. */
         pthread_mutex_unlock(&nq_mu);
+        pthread_mutex_unlock(&h->mu);
         free(p);
         eryx__notice_deliver(n);
         return;
@@ -129,6 +145,7 @@ void eryx__notice_post(eryx__notice *n)
     n->hub = NULL;
     pthread_cond_signal(&nq_cv);
     pthread_mutex_unlock(&nq_mu);
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* h->mu held, h closed: drops h's notices still queued; the execution

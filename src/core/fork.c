@@ -27,7 +27,7 @@ static void prepare(void)
     eryx__watchdog_fork(ERYX__FORK_PREPARE);
     eryx__handles_fork(ERYX__FORK_PREPARE);
     eryx__parking_fork(ERYX__FORK_PREPARE);
-    eryx__notifier_fork(ERYX__FORK_PREPARE); /* a leaf lock: last */
+    eryx__notifier_fork(ERYX__FORK_PREPARE); /* last: nothing is taken after it */
 }
 
 static void after(enum eryx__fork_phase phase)

@@ -419,9 +419,10 @@ static int add_wheel(pkg_set *s, const char *wheel)
     if (!za) {
         zip_error_t e;
         z.error_init_with_code(&e, zerr);
-        eryx__set_errmsg(NULL, "%s is not a valid wheel (zip archive): %s", wheel,
-                         z.error_strerror(&e));
         int io = zerr == ZIP_ER_OPEN || zerr == ZIP_ER_NOENT || zerr == ZIP_ER_READ;
+        eryx__set_errmsg(NULL, io ? "cannot read the wheel %s: %s"
+                                  : "%s is not a valid wheel (zip archive): %s",
+                         wheel, z.error_strerror(&e));
         z.error_fini(&e);
         return io ? ERYX_IO : ERYX_INVALID;
     }

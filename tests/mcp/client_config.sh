@@ -207,6 +207,12 @@ check proxy_usage 2 "" "want an http:// or https:// URL" -- mcp-proxy ftp://x
 check proxy_header 2 "" "'Name: value' on one line" -- mcp-proxy http://127.0.0.1:1/ --header bad
 check proxy_transport 2 "" "transport is http .*, sse .* or auto" -- \
     mcp-proxy http://127.0.0.1:1/ --transport ws
+check proxy_ca_plain 2 "" "ca-file is for an https:// URL" -- \
+    mcp-proxy http://127.0.0.1:1/ --ca-file "$tmp/none.pem"
+check mcp_timeout_bounds 2 "" "mcp-timeout must be positive and at most 18446744073709 ms" -- \
+    --mcp-server x='sleep 30' --mcp-timeout 18446744073709551615 -c 'print(1)'
+check mcp_timeout_zero 2 "" "mcp-timeout must be positive" -- \
+    --mcp-server x='sleep 30' --mcp-timeout 0 -c 'print(1)'
 echo '{"jsonrpc":"2.0","id":7,"method":"tools/list"}' |
     timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$dead_port/mcp" --timeout 2000 >"$tmp/out" 2>&1
 grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||

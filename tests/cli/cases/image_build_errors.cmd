@@ -1,10 +1,11 @@
-# Setup code that raises, a damaged wheel, a wheel with a path outside its
+# Setup code that raises, a damaged wheel, a missing one, a wheel with a path outside its
 # root, a native one: exit 1, a clear message, no image written.
 $ERYX image build -o a.img --setup-code 'def f():
     raise ValueError("bad setup")
 f()'; echo "status $?"
 printf 'not a zip at all' > bad.whl
 $ERYX image build -o b.img --wheel bad.whl; echo "status $?"
+$ERYX image build -o b.img --wheel missing.whl; echo "status $?"
 python3 -c "
 import zipfile
 with zipfile.ZipFile('up.whl', 'w') as z:
