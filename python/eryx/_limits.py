@@ -22,7 +22,21 @@ def _check(name: str, value: Optional[int], *, allow_zero: bool = False) -> Opti
                          f"or None, got {value}")
     if value >= 2**63:
         raise ValueError(f"{name} is too large: {value}")
+    if name.endswith("_ms"):
+        check_ms(name, value)
     return value
+
+
+# The most milliseconds liberyx's nanoseconds (a uint64_t) hold.
+MAX_MS = (2**64 - 1) // 1_000_000
+
+
+def check_ms(name: str, value: int) -> None:
+    """A time in ms that liberyx can take: caught here, not when a sandbox,
+    a run or an acquire refused it later, named by liberyx's field
+    ("timeout_ns is too large")."""
+    if value > MAX_MS:
+        raise ValueError(f"{name} is too large: {value} (at most {MAX_MS} ms)")
 
 
 class ResourceLimits:

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from . import _callbacks, _eryx, _journal, _mcp
+from . import _callbacks, _eryx, _journal, _limits, _mcp
 from ._journal import ReplayOutcome
 from ._callbacks import CallbackRegistry, CallbacksArg
 from ._limits import NetConfig, ResourceLimits
@@ -188,13 +188,20 @@ class _Config:
 
 
 def _capture_variable(h: Any, result: Any, name: str) -> None:
-    """Fills result.result from a variable other than `result` (one more small run)."""
+    """Fills result.result from a variable other than `result` (one more small
+    run), as the glue reports `result`: when the run assigned it (its code
+    stores it: the glue keeps that code as _prev_code for this probe) or it
+    holds another object than the one reported last. The variable stays:
+    until 2026-12-07 the probe popped it, and a Session's next run found it
+    undefined."""
     stateless = h.stateless
     h.stateless = False
     try:
-        probe = h.run(f"if {name!r} in globals():\n"
-                      f"    __import__('sys').stdout.write(__import__('json').dumps("
-                      f"globals().pop({name!r})))\n")
+        probe = h.run(
+            "(lambda g, n, e: n in g and (e._stores_result(e._prev_code, n) or "
+            "g[n] is not getattr(e, '_reported', e)) and (setattr(e, '_reported', g[n]) or "
+            "__import__('sys').stdout.write(__import__('json').dumps(g[n], allow_nan=False))))"
+            f"(globals(), {name!r}, __import__('_eryx'))\n")
         text = probe.stdout
         result._set_result(text if text else None, None)
     except ExecutionError as exc:
@@ -248,9 +255,7 @@ class _Runner:
                 r = h.run(code)
         finally:
             self._ran()  # a failed run counts, and dirties, too
-        if self._cfg.result_variable != "result":
-            _capture_variable(h, r, self._cfg.result_variable)
-        return r
+        return self._finish(h, r)
 
     def _ran(self) -> None:
         pass
@@ -523,7 +528,8 @@ class Sandbox(_Runner):
         on_stdout, on_stderr: called with each chunk of output (str) as it is
             written, on the thread running the code.
         result_variable: the global whose value (JSON) is ExecuteResult.result
-            (default "result").
+            (default "result"), when the run assigned it; another name costs
+            one more small run after each execute, and the variable stays.
         env: extra environment variables {NAME: value} (ours).
         mcp: an MCPManager: each tool of its servers is the host function
             ``mcp.SERVER.TOOL`` (``await mcp.fs.read_file(path=...)``, or
@@ -694,6 +700,7 @@ class Session(_Runner):
             raise TypeError("execution_timeout_ms must be an int or None")
         if value <= 0:
             raise ValueError("execution_timeout_ms must be positive (or None for no limit)")
+        _limits.check_ms("execution_timeout_ms", value)
         self._timeout_ns = value * _MS
 
     @property
@@ -887,9 +894,7 @@ class PooledSandbox(_Runner):
             raise ValueError("this pooled sandbox was released")
         r = h.run(code, self._timeout_ns, self._fuel, 0, None, None, None,
                   self._on_stdout, self._on_stderr)
-        if self._cfg.result_variable != "result":
-            _capture_variable(h, r, self._cfg.result_variable)
-        return r
+        return self._finish(h, r)
 
     execute.__doc__ = _Runner.execute.__doc__
 
@@ -988,6 +993,8 @@ class SandboxPool:
                         ("idle_timeout_ms", idle_timeout_ms)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {v!r}")
+            if name.endswith("_ms"):
+                _limits.check_ms(name, v)
         if max_size < 1:
             raise ValueError("max_size must be at least 1")
         self._cfg = _Config(resource_limits=resource_limits, network=network,
@@ -1088,6 +1095,8 @@ class FactoryPool:
                         ("idle_timeout_ms", idle_timeout_ms)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {v!r}")
+            if name.endswith("_ms"):
+                _limits.check_ms(name, v)
         if max_size < 1 or min_idle > max_size:
             raise ValueError("max_size must be at least 1 and min_idle at most max_size")
         self._factory = factory

@@ -15,6 +15,7 @@ walked one component at a time without following links, so a link the
 code planted cannot make the host read or write outside the directory.
 """
 
+import errno
 import os
 import shutil
 import stat
@@ -25,6 +26,17 @@ from typing import List, Optional, Union
 
 def _remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def _regular(fd: int, path: str) -> int:
+    """fd, if it is a regular file's; else closed, and an OSError naming path."""
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISREG(mode):
+        return fd
+    os.close(fd)
+    if stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    raise OSError(errno.EINVAL, "VfsStorage: not a regular file", path)
 
 
 class VfsStorage:
@@ -118,29 +130,32 @@ class VfsStorage:
             raise IsADirectoryError(path)
         dfd = self._open_dir(parts[:-1])
         try:
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            # O_NONBLOCK: a FIFO planted in the storage does not hang the open.
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=dfd)
         finally:
             os.close(dfd)
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise OSError(f"VfsStorage: {path!r} is not a regular file")
+        # Checked before fdopen, which on a directory raised naming the fd
+        # and left it open (one descriptor leaked per call).
+        with os.fdopen(_regular(fd, path), "rb") as f:
             return f.read()
 
     def write_file(self, path: str, data: Union[bytes, str]) -> None:
         """Writes data (str as UTF-8) to the file at path, creating it and
         its parent directories, replacing what was there."""
-        if isinstance(data, str):
-            data = data.encode()
+        # Checked first: the file is truncated as it opens, and a TypeError
+        # from the write left it empty.
+        data = memoryview(data.encode() if isinstance(data, str) else data)
         parts = self._parts(path)
         if not parts:
             raise IsADirectoryError(path)
         dfd = self._open_dir(parts[:-1], create=True)
         try:
             fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+                         | os.O_CLOEXEC | os.O_NONBLOCK, 0o644, dir_fd=dfd)
         finally:
             os.close(dfd)
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(_regular(fd, path), "wb") as f:
             f.write(data)
 
     def listdir(self, path: str = "/") -> List[str]:

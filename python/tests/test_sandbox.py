@@ -444,3 +444,24 @@ def test_os_exit():
         s.execute("pass")
     s.reset()
     assert s.execute("print(5)").stdout == "5\n"
+
+
+def test_times_too_large_for_liberyx_are_refused_when_given():
+    # Accepted up to 2**63 ms, they failed later, at the sandbox, the run or
+    # the acquire, named by liberyx's field ("timeout_ns is too large").
+    most = (2**64 - 1) // 1_000_000
+    for name in ("execution_timeout_ms", "callback_timeout_ms"):
+        with pytest.raises(ValueError, match=f"{name} is too large"):
+            eryx.ResourceLimits(**{name: most + 1})
+    with pytest.raises(ValueError, match="too large"):
+        eryx.NetConfig(connect_timeout_ms=most + 1)
+    with pytest.raises(ValueError, match="acquire_timeout_ms is too large"):
+        eryx.SandboxPool(acquire_timeout_ms=most + 1)
+    with eryx.Session() as s:
+        with pytest.raises(ValueError, match="too large"):
+            s.execution_timeout_ms = most + 1
+        s.execution_timeout_ms = most
+        assert s.execute("print(1)").stdout == "1\n"
+    sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(execution_timeout_ms=most,
+                                                          callback_timeout_ms=most))
+    assert sb.execute("print(2)").stdout == "2\n"

@@ -115,6 +115,26 @@ def test_wrong_arguments():
             eryx.Session(vfs=s, vfs_mount_path="relative")
 
 
+def test_host_side_misuse_loses_nothing(storage):
+    # read_file of a directory leaked a descriptor a call (os.fdopen failed
+    # on it and kept it), naming the fd as the file; write_file with data of
+    # the wrong type emptied the file before the TypeError.
+    storage.write_file("dir/f", b"1")
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(50):
+        with pytest.raises(IsADirectoryError) as e:
+            storage.read_file("dir")
+    assert len(os.listdir("/proc/self/fd")) == fds
+    assert e.value.filename == "dir"
+    storage.write_file("keep.txt", b"precious")
+    with pytest.raises(TypeError):
+        storage.write_file("keep.txt", 12345)
+    assert storage.read_file("keep.txt") == b"precious"
+    os.mkfifo(os.path.join(storage.path, "fifo"))
+    with pytest.raises(OSError):
+        storage.read_file("fifo")  # neither hangs nor reads
+
+
 def test_fork_load_and_factory_sessions_keep_the_storage(storage, tmp_path):
     with eryx.Session(vfs=storage, vfs_mount_path="/work") as s:
         s.execute("open('/work/a', 'w').write('1')")

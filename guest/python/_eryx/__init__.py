@@ -202,6 +202,18 @@ def _install_asyncio_policy(code):
         from . import loop  # installs the policy
 
 
+def _forget_stale_loop():
+    """No event loop runs between runs: one still marked running is the
+    mark of a loop that a stop (the KeyboardInterrupt of a timeout or an
+    interrupt) left in asyncio's own bookkeeping, between the loop marking
+    itself running and unmarking. Kept, every later top-level await and
+    asyncio.run of the session raised "Cannot run the event loop while
+    another loop is running"."""
+    events = sys.modules.get("asyncio.events")
+    if events is not None and events._get_running_loop() is not None:
+        events._set_running_loop(None)
+
+
 def _run_code(filename, code, trace, interactive=False):
     global _last_code
     g = _main.__dict__
@@ -322,20 +334,23 @@ def _report_result(before):
 
 
 _last_code = None  # the code object of this run's source, if it had one
+_prev_code = None  # the last run's
 
 
-def _stores_result(co):
+def _stores_result(co, name="result"):
     """Whether code object co (or one nested in it) assigns the global
-    `result`: a run that sets it to the object it already held (True, a
-    small int, a shared string) assigned it all the same."""
+    `name`: a run that sets it to the object it already held (True, a
+    small int, a shared string) assigned it all the same. (The Python
+    package asks it of another name, its result_variable, in a run of its
+    own after the user's: about _prev_code.)"""
     if co is None:
         return False
-    if "result" in co.co_names:
+    if name in co.co_names:
         import dis
         for ins in dis.get_instructions(co):
-            if ins.opname in ("STORE_NAME", "STORE_GLOBAL") and ins.argval == "result":
+            if ins.opname in ("STORE_NAME", "STORE_GLOBAL") and ins.argval == name:
                 return True
-    return any(_stores_result(c) for c in co.co_consts if isinstance(c, type(co)))
+    return any(_stores_result(c, name) for c in co.co_consts if isinstance(c, type(co)))
 
 
 def _user_traceback(tb, filename):
@@ -419,7 +434,7 @@ def _finish(before):
 
 
 def run(request):
-    global _last_code
+    global _last_code, _prev_code
     try:
         mode, flags, filename, cbs, setup, argv, code = _parse(request)
         _setup(setup)
@@ -427,9 +442,10 @@ def run(request):
         _fresh_stdio("s" in flags)
         callbacks.install(_main.__dict__, cbs)
         _install_asyncio_policy(code)
+        _forget_stale_loop()
     except Exception as exc:
         return INTERNAL, 1, "InternalError", f"bad request: {exc!r}", ""
-    _last_code = None
+    _prev_code, _last_code = _last_code, None
     before = _STATE_RUN if mode in ("x", "y", "z") else _main.__dict__.get("result", _MISSING)
     # A timeout's KeyboardInterrupt may land in the glue's own code after the
     # user's: it is raised only once, so each step is tried twice. No
