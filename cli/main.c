@@ -760,7 +760,7 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
          * then it limits each entry. */
         uint64_t per_entry = c->timeout_set && c->timeout_ms ? c->timeout_ms * 1000000u
                                                              : ERYX_NO_LIMIT;
-        status = eryx_cli_repl(sb, per_entry);
+        status = eryx_cli_repl(sb, per_entry, session == NULL);
         goto save;
     }
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);

@@ -154,7 +154,22 @@ static int run_block(eryx_sandbox *sb, const char *src, size_t len, uint64_t tim
     return end;
 }
 
-int eryx_cli_repl(eryx_sandbox *sb, uint64_t timeout_ns)
+/* After an entry stopped hard (the sandbox dead): without a session file
+ * a fresh interpreter goes on, as a person at a prompt expects; with one,
+ * the prompt ends (70) and the file keeps what it held, rather than be
+ * saved over with a fresh interpreter's state. Whether to go on. */
+static int survive_death(eryx_sandbox *sb, int fresh_after_death)
+{
+    if (fresh_after_death && eryx_sandbox_reset(sb) == ERYX_OK) {
+        fprintf(stderr, "eryx: the interpreter was stopped hard and is gone; a fresh one goes "
+                        "on (the names defined so far are lost)\n");
+        return 1;
+    }
+    fprintf(stderr, "eryx: the session is dead: %s\n", eryx_errmsg(sb));
+    return 0;
+}
+
+int eryx_cli_repl(eryx_sandbox *sb, uint64_t timeout_ns, int fresh_after_death)
 {
     int end = -1;
     eryx_cli_signals_keep_terminal(STDIN_FILENO); /* before libedit makes it raw */
@@ -183,10 +198,8 @@ int eryx_cli_repl(eryx_sandbox *sb, uint64_t timeout_ns)
             end = run_block(sb, buf, len, timeout_ns);
         if (end >= 0)
             break;
-        if (eryx_sandbox_is_dead(sb)) {
-            fprintf(stderr, "eryx: the session is dead: %s\n", eryx_errmsg(sb));
+        if (eryx_sandbox_is_dead(sb) && !survive_death(sb, fresh_after_death))
             break;
-        }
         len = 0;
     }
     free(buf);

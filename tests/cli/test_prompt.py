@@ -120,6 +120,22 @@ def main():
                                 env, home)
         check("--timeout at the prompt", status, 0, screen,
               ["time limit", "still here 42"])
+        # An entry that does not unwind is stopped hard, and the interpreter
+        # with it: a fresh one goes on (the prompt ended with 70 until
+        # 2026-12-07); with --session the prompt ends, the file untouched.
+        stuck = ["x = 1", "try:", "    while 1: pass", "except KeyboardInterrupt:",
+                 "    while 1: pass", ""]
+        status, screen = prompt(["--timeout", "300"],
+                                stuck + ["print('fresh', 'x' in globals())", "exit(3)"], env, home)
+        check("a hard stop at the prompt: a fresh interpreter", status, 3, screen,
+              ["stopped hard", "a fresh one goes on", "fresh False"])
+        status, screen = prompt(["--timeout", "300", "--session", "s.img"],
+                                stuck + ["print('never')"], env, home)
+        check("a hard stop at the prompt with --session", status, 70, screen,
+              ["the session is dead"])
+        out = subprocess.run([ERYX, "--session", "s.img", "-c", "print(x + 1)"], cwd=home,
+                             env=env, capture_output=True, text=True)
+        check("--session kept as saved before", out.returncode, 0, out.stdout, ["42"])
         status, screen = prompt([], ["import time", "time.sleep(0.5); print('slept', 1)",
                                      "exit()"], env, home)
         check("no --timeout: no limit", status, 0, screen, ["slept 1"])
