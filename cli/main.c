@@ -408,6 +408,11 @@ static int parse_args(cli *c, int argc, char **argv)
                                 "can be), not '%s'\n", argv[i]);
                 return -1;
             }
+            if (c->max_memory && c->max_memory < (32u << 20)) { /* src/api/config.c's floor */
+                fprintf(stderr, "eryx: --max-memory is at least 32M (the interpreter needs "
+                                "that much to start), not '%s'\n", argv[i]);
+                return -1;
+            }
             c->max_memory = c->max_memory ? c->max_memory : ERYX_NO_LIMIT;
         } else if (strcmp(a, "--mount") == 0 || strcmp(a, "--volume") == 0 ||
                    strcmp(a, "-v") == 0) {
