@@ -888,10 +888,16 @@ class PooledSandbox(_Runner):
         self._on_stderr = on_stderr
         self._jr_start = (h, h.run_count)  # as leased: its fresh state
 
-    def execute(self, code: str) -> ExecuteResult:
+    def _handle(self) -> Any:
+        # One message for every use after the release (execute_async's was
+        # the generic "this PooledSandbox is closed").
         h = self._h
         if h is None:
             raise ValueError("this pooled sandbox was released")
+        return h
+
+    def execute(self, code: str) -> ExecuteResult:
+        h = self._handle()
         r = h.run(code, self._timeout_ns, self._fuel, 0, None, None, None,
                   self._on_stdout, self._on_stderr)
         return self._finish(h, r)

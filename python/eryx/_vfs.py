@@ -91,9 +91,11 @@ class VfsStorage:
 
     # ---- the host's access -------------------------------------------------
 
-    def _parts(self, path: str) -> List[str]:
+    def _parts(self, path: Union[str, "os.PathLike[str]"]) -> List[str]:
         if self._closed:
             raise ValueError("VfsStorage is closed")
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
         if not isinstance(path, str) or "\0" in path:
             raise ValueError(f"VfsStorage: invalid path {path!r}")
         parts = [p for p in path.split("/") if p not in ("", ".")]
@@ -127,7 +129,7 @@ class VfsStorage:
         (ELOOP) for a symbolic link."""
         parts = self._parts(path)
         if not parts:
-            raise IsADirectoryError(path)
+            raise IsADirectoryError(errno.EISDIR, "the storage's root is a directory", path)
         dfd = self._open_dir(parts[:-1])
         try:
             # O_NONBLOCK: a FIFO planted in the storage does not hang the open.
@@ -148,7 +150,7 @@ class VfsStorage:
         data = memoryview(data.encode() if isinstance(data, str) else data)
         parts = self._parts(path)
         if not parts:
-            raise IsADirectoryError(path)
+            raise IsADirectoryError(errno.EISDIR, "the storage's root is a directory", path)
         dfd = self._open_dir(parts[:-1], create=True)
         try:
             fd = os.open(parts[-1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW

@@ -1,3 +1,4 @@
+import asyncio
 import os
 import threading
 import time
@@ -166,6 +167,8 @@ def test_pool_acquire_release_and_stats():
     a.release()
     with pytest.raises(ValueError, match="released"):
         a.execute("pass")
+    with pytest.raises(ValueError, match="released"):  # was "is closed"
+        asyncio.run(a.execute_async("pass"))
     b.release()
     pool.close()
     assert pool.is_closed
@@ -185,7 +188,7 @@ def test_pool_lease_reset_revives_a_dead_one():
             lease.execute("print(1)")
         lease.reset()
         assert lease.execute("print('x' in globals())").stdout == "False\n"
-    with pytest.raises(ValueError, match="closed"):
+    with pytest.raises(ValueError, match="released"):
         lease.reset()
     pool.close()
 

@@ -133,6 +133,12 @@ def test_host_side_misuse_loses_nothing(storage):
     os.mkfifo(os.path.join(storage.path, "fifo"))
     with pytest.raises(OSError):
         storage.read_file("fifo")  # neither hangs nor reads
+    # Path objects are paths (they were refused); the root says what it is.
+    import pathlib
+    storage.write_file(pathlib.PurePosixPath("p/q.txt"), "text")
+    assert storage.read_file(pathlib.PurePosixPath("p") / "q.txt") == b"text"
+    with pytest.raises(IsADirectoryError, match="root"):
+        storage.read_file("")
 
 
 def test_fork_load_and_factory_sessions_keep_the_storage(storage, tmp_path):
