@@ -576,7 +576,7 @@ static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config 
             "\"memory_bytes\": %llu, \"memory_limit\": %s, \"stdout_bytes\": %zu, "
             "\"stderr_bytes\": %zu, \"output_limit\": %s, \"output_truncated\": %s, "
             "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %s, "
-            "\"hard_stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
+            "\"hard_stopped\": %s, \"stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
             eryx_cli_status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
             (unsigned long long)(r ? r->memory_bytes : 0),
             limit_json(cfg->max_memory, 1, mem, sizeof mem), r ? r->out_len : 0,
@@ -585,6 +585,9 @@ static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config 
             r ? r->n_callbacks : 0, cfg->max_callbacks,
             limit_json(cfg->timeout_ns, 1000000u, time, sizeof time),
             r && r->hard_stopped ? "true" : "false",
+            !r || !r->stop_cause                 ? "null"
+            : r->stop_cause == ERYX_TIMEOUT      ? "\"timeout\""
+                                                 : "\"interrupted\"",
             (unsigned long long)(r ? r->fuel_used : 0), (unsigned long long)cfg->fuel);
 }
 
@@ -607,7 +610,19 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
     if (rc == ERYX_PYTHON_EXCEPTION && res->traceback) {
         fflush(stdout);
         fwrite(res->traceback, 1, res->traceback_len, stderr);
-        return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
+        if (res->stop_cause != ERYX_TIMEOUT)
+            return res->exc_type && strcmp(res->exc_type, "MemoryError") == 0 ? EXIT_MEMORY : 1;
+    }
+    if ((rc == ERYX_OK || rc == ERYX_PYTHON_EXCEPTION) && res->stop_cause == ERYX_TIMEOUT) {
+        /* The code caught the KeyboardInterrupt and ended on its own: the
+         * limit passed all the same, and says so, as GNU timeout exits 124
+         * for a command that handled its SIGTERM (it exited 0 until
+         * 2026-12-07: untrusted code could hide its timeout). A Ctrl-C the
+         * code caught ends as the code chose, as at Python's. */
+        fflush(stdout);
+        fprintf(stderr, "eryx: the run exceeded its time limit (the code caught the "
+                        "KeyboardInterrupt and ended on its own)\n");
+        return EXIT_TIMEOUT;
     }
     if (rc == ERYX_NOMEM && !res) {
         /* The run request (the program) found no room in the sandbox's

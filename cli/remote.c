@@ -357,6 +357,16 @@ static int run_status(json_t *ev, const char *status, int truncated)
     json_t *tb = json_object_get(ev, "traceback");
     const char *exc = json_string_value(json_object_get(ev, "exc_type"));
     int exit_code = (int)json_integer_value(json_object_get(ev, "exit_code"));
+    const char *stopped = json_string_value(json_object_get(ev, "stopped"));
+    if (stopped && strcmp(stopped, "timeout") == 0 &&
+        (strcmp(status, "ok") == 0 || strcmp(status, "exception") == 0)) {
+        /* As locally (report, main.c): the code caught the stop. */
+        if (json_is_string(tb))
+            fwrite(json_string_value(tb), 1, json_string_length(tb), stderr);
+        fprintf(stderr, "eryx: the run exceeded its time limit (the code caught the "
+                        "KeyboardInterrupt and ended on its own)\n");
+        return EXIT_TIMEOUT;
+    }
     if (strcmp(status, "ok") == 0)
         return exit_code == 0 && truncated ? EXIT_OUTPUT_LIMIT : exit_code;
     if (strcmp(status, "interrupted") == 0 && stdout_errno == EPIPE)

@@ -820,6 +820,13 @@ typedef struct eryx_result {
     size_t traceback_len;    /* the final NUL: an exception's text may hold
                                 NUL characters ("x\0y"), which strlen would
                                 stop at; 0 when the field is NULL */
+    int stop_cause;          /* ERYX_TIMEOUT or ERYX_INTERRUPTED if the run's
+                                time limit passed or it was interrupted,
+                                whatever the code did then; else 0. Code
+                                that catches the KeyboardInterrupt and ends
+                                within the grace returns as it ended (rc
+                                ERYX_OK, say): this says the stop came all
+                                the same, which the code cannot hide */
 } eryx_result;
 
 typedef enum eryx_run_mode {

@@ -82,6 +82,9 @@ class ExecuteResult:
     @property
     def hard_stopped(self) -> bool: ...
     @property
+    def stopped(self) -> Optional[str]:
+        """'timeout' or 'interrupted' when a stop came, even if the code caught it."""
+    @property
     def status(self) -> int: ...
     def _set_result(self, json: Optional[str], error: Optional[str]) -> None: ...
 

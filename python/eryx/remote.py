@@ -140,8 +140,8 @@ class ExecuteResult:
                  "peak_memory_bytes", "fuel_consumed", "result", "result_json",
                  "result_error", "exception_type", "exception_message", "traceback",
                  "exit_code", "exited", "stdout_truncated", "stderr_truncated",
-                 "hard_stopped", "status", "status_name", "session", "version", "saved",
-                 "replica", "server_stopping")
+                 "hard_stopped", "stopped", "status", "status_name", "session", "version",
+                 "saved", "replica", "server_stopping")
 
     def __init__(self, ev: Mapping[str, Any], stdout: str, stderr: str) -> None:
         self.stdout = stdout
@@ -176,6 +176,8 @@ class ExecuteResult:
         self.stdout_truncated = bool(ev.get("stdout_truncated", False))
         self.stderr_truncated = bool(ev.get("stderr_truncated", False))
         self.hard_stopped = bool(ev.get("hard_stopped", False))
+        stopped = ev.get("stopped")
+        self.stopped = stopped if stopped in ("timeout", "interrupted") else None
         # Interrupted by the server's own stop (SIGTERM), not by a cancel.
         self.server_stopping = bool(ev.get("server_stopping", False))
         self.session = ev.get("session")

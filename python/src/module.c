@@ -741,6 +741,7 @@ typedef struct {
     PyObject *result_json, *result_error, *exc_type, *exc_message, *traceback;
     PyObject *result;   /* decoded lazily; NULL until asked */
     int exit_code, exited, stdout_truncated, stderr_truncated, hard_stopped, status;
+    int stop_cause; /* eryx_result.stop_cause */
 } pyeryx_result;
 
 static PyObject *text_or_none(const char *s, size_t n)
@@ -774,6 +775,7 @@ static PyObject *result_new_from(int rc, eryx_result *res)
     r->stdout_truncated = res->out_truncated;
     r->stderr_truncated = res->err_truncated;
     r->hard_stopped = res->hard_stopped;
+    r->stop_cause = res->stop_cause;
     r->status = rc;
     if (!r->stdout_ || !r->stderr_ || !r->result_json || !r->result_error || !r->exc_type ||
         !r->exc_message || !r->traceback) {
@@ -926,6 +928,16 @@ static PyMemberDef result_members[] = {
      "liberyx's status code of the run (0 = ERYX_OK)."},
     {NULL}};
 
+static PyObject *result_stopped(pyeryx_result *r, void *unused)
+{
+    (void)unused;
+    if (r->stop_cause == ERYX_TIMEOUT)
+        return PyUnicode_FromString("timeout");
+    if (r->stop_cause == ERYX_INTERRUPTED)
+        return PyUnicode_FromString("interrupted");
+    Py_RETURN_NONE;
+}
+
 static PyGetSetDef result_getset[] = {
     {"result", (getter)result_get_result, NULL,
      "The value of the result variable, decoded from JSON, or None if the run did not "
@@ -936,6 +948,10 @@ static PyGetSetDef result_getset[] = {
      "sandbox reported text that is not JSON. None otherwise.",
      NULL},
     {"duration_ms", (getter)result_duration, NULL, "Wall time of the run, in milliseconds.",
+     NULL},
+    {"stopped", (getter)result_stopped, NULL,
+     "'timeout' or 'interrupted' if the run's time limit passed or it was interrupted, even "
+     "when the code caught the KeyboardInterrupt and ended normally (status 0); else None.",
      NULL},
     {"callback_invocations", (getter)result_calls, NULL,
      "Number of callback invocations during the run.", NULL},

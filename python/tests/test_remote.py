@@ -163,6 +163,12 @@ def test_timeout_maps_to_timeout_error(session):
     with pytest.raises(eryx.TimeoutError) as ei:
         session.execute("while True: pass", timeout_ms=300)
     assert isinstance(ei.value, TimeoutError) and ei.value.result.status_name == "timeout"
+    assert ei.value.result.stopped == "timeout"
+    # Code that catches the stop ends normally; `stopped` still says it came.
+    r = session.execute("import time\ntry:\n    time.sleep(5)\nexcept KeyboardInterrupt:\n"
+                        "    print('caught')", timeout_ms=300)
+    assert (r.stdout, r.status_name, r.stopped) == ("caught\n", "ok", "timeout")
+    assert session.execute("print(1)").stopped is None
 
 
 def _when(event, fn):

@@ -465,3 +465,14 @@ def test_times_too_large_for_liberyx_are_refused_when_given():
     sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(execution_timeout_ms=most,
                                                           callback_timeout_ms=most))
     assert sb.execute("print(2)").stdout == "2\n"
+
+
+def test_a_caught_stop_still_shows():
+    # Code that catches the timeout's KeyboardInterrupt and ends within the
+    # grace returns normally; `stopped` says the limit passed all the same
+    # (nothing did until 2026-12-07: untrusted code could hide its timeout).
+    with eryx.Session(execution_timeout_ms=300) as s:
+        r = s.execute("import time\ntry:\n    time.sleep(5)\nexcept KeyboardInterrupt:\n"
+                      "    print('caught')")
+        assert (r.stdout, r.status, r.stopped) == ("caught\n", 0, "timeout")
+        assert s.execute("print(1)").stopped is None

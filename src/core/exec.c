@@ -1645,6 +1645,7 @@ static int conclude(eryx_exec *ex, int rc)
         return ex->final_rc = ERYX_NOMEM;
     }
     r->duration_ns = eryx__now_ns() - ex->t0;
+    r->stop_cause = cause;
     /* Out of fuel leaves the counter at -1: the run used all of it. */
     r->fuel_used = ERYX_HAVE_FUEL ? (uint64_t)(ex->fuel_start - (sb->in.host.fuel < 0 ? 0 : sb->in.host.fuel))
                                   : 0;

@@ -144,6 +144,40 @@ TEST_CASE(test_interrupt_from_thread)
     eryx_sandbox_free(sb);
 }
 
+/* Code that catches a stop's KeyboardInterrupt and ends within the grace
+ * returns as it ended, and the result says the stop came all the same
+ * (stop_cause): until 2026-12-07 nothing did, and untrusted code could hide
+ * its timeout (an audit's finding). */
+TEST_CASE(test_a_caught_stop_still_shows)
+{
+    eryx_sandbox *sb = new_sandbox(2000);
+    static const char swallow[] = "import time\ntry:\n    time.sleep(30)\n"
+                                  "except KeyboardInterrupt:\n    print('caught')\n";
+    eryx_result *r;
+    CHECK_INT(run_limited(sb, swallow, 100, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_STR(r->out, "caught\n");
+    CHECK_INT(r->stop_cause, ERYX_TIMEOUT);
+    eryx_result_free(r);
+    struct interrupter i = {sb, 100};
+    pthread_t t;
+    pthread_create(&t, NULL, interrupt_later, &i);
+    CHECK_INT(run_limited(sb, swallow, 0, &r), ERYX_OK);
+    pthread_join(t, NULL);
+    REQUIRE(r != NULL);
+    CHECK_INT(r->stop_cause, ERYX_INTERRUPTED);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "while True: pass", 100, &r), ERYX_TIMEOUT);
+    REQUIRE(r != NULL);
+    CHECK_INT(r->stop_cause, ERYX_TIMEOUT);
+    eryx_result_free(r);
+    CHECK_INT(run_limited(sb, "print('no stop')", 100, &r), ERYX_OK);
+    REQUIRE(r != NULL);
+    CHECK_INT(r->stop_cause, 0);
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+}
+
 /* 200 timeouts in a row in one sandbox: nothing grows. */
 TEST_CASE(test_many_timeouts)
 {

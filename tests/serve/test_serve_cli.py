@@ -74,6 +74,14 @@ def test_exit_statuses_match_the_local_run(server):
     local = subprocess.run([eryx_cli(), "--timeout", "300", "-c", "while True: pass"],
                            capture_output=True, text=True, timeout=60)
     assert (p.stderr, local.returncode) == (local.stderr, 124), (p.stderr, local.stderr)
+    # Code that catches the stop and ends on its own: 124 all the same, as
+    # locally (the server's done says "stopped").
+    caught = "import time\ntry:\n    time.sleep(5)\nexcept KeyboardInterrupt:\n    print('caught')"
+    p = remote(server, "--timeout", "300", "-c", caught)
+    local = subprocess.run([eryx_cli(), "--timeout", "300", "-c", caught],
+                           capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout, p.stderr) == (124, "caught\n", local.stderr), p
+    assert local.returncode == 124
     # Output cut by the server's limit is said on stderr, as locally.
     p = remote(server, "-c", "print('a' * (11 << 20))")
     assert p.returncode == 123 and "output truncated" in p.stderr, p.stderr
