@@ -137,6 +137,11 @@ json_t *eryx_mcp_run_answer(const mcp_run_facts *j, int rc, eryx_result *res,
                         json_boolean(res && (res->out_truncated || res->err_truncated ||
                                              res->out_len > out_cap || res->err_len > out_cap)));
     json_object_set_new(sc, "session_reset", json_boolean(was_reset));
+    /* A stop that came though the code caught it and ended on its own. */
+    const char *stopped = !res || !res->stop_cause             ? NULL
+                          : res->stop_cause == ERYX_TIMEOUT      ? "timeout"
+                                                                 : "interrupted";
+    json_object_set_new(sc, "stopped", stopped ? json_string(stopped) : json_null());
 
     /* The text: what a person would see in a terminal, then the rest. */
     char *text = NULL;
@@ -160,6 +165,14 @@ json_t *eryx_mcp_run_answer(const mcp_run_facts *j, int rc, eryx_result *res,
         }
     }
     json_decref(result);
+    if (stopped && (rc == ERYX_OK || rc == ERYX_PYTHON_EXCEPTION)) {
+        eryx_cli_mcp_append_str(&text, &len, len ? "\n" : "");
+        eryx_cli_mcp_append_str(&text, &len, stopped[0] == 't'
+                                                 ? "[the time limit passed: the code caught the "
+                                                   "KeyboardInterrupt and ended on its own]"
+                                                 : "[interrupted: the code caught the "
+                                                   "KeyboardInterrupt and ended on its own]");
+    }
     if (strcmp(status, "ok") != 0) {
         char line[160];
         snprintf(line, sizeof line, "%s[%s]", len ? "\n" : "", status);

@@ -119,7 +119,7 @@ static json_t *output_schema(void)
 {
     return json_pack(
         "{s:s, s:{s:{s:s, s:[s,s,s,s,s,s,s,s]}, s:{s:s}, s:{s:s}, s:{s:s}, s:{}, s:{s:[s,s]},"
-        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}}, s:[s,s,s,s,s]}",
+        " s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:s}, s:{s:[s,s]}}, s:[s,s,s,s,s]}",
         "type", "object", "properties",
         "status", "type", "string", "enum", "ok", "exit", "exception", "timeout", "interrupted",
         "fuel", "crashed", "error",
@@ -134,6 +134,7 @@ static json_t *output_schema(void)
         "session_reset", "type", "boolean",
         "result_error", "type", "string",
         "result_json", "type", "string",
+        "stopped", "type", "string", "null",
         "required", "status", "session", "stdout", "stderr", "error");
 }
 

@@ -183,6 +183,15 @@ await test('run_python: exceptions and bad arguments', async () => {
 await test('limits: timeout, memory, output, mount', async () => {
   let r = await run(client, 'while True: pass', { timeout_ms: 300 });
   assert.equal(r.structuredContent.status, 'timeout');
+  assert.equal(r.structuredContent.stopped, 'timeout');
+  // Code that catches the stop ends ok; `stopped` and the text still say it.
+  r = await run(client, 'import time\ntry:\n    time.sleep(5)\nexcept KeyboardInterrupt:\n    print("caught")',
+                { timeout_ms: 300 });
+  assert.equal(r.structuredContent.status, 'ok');
+  assert.equal(r.structuredContent.stopped, 'timeout');
+  assert.match(r.content[0].text, /^caught\n\n\[the time limit passed: the code caught/);
+  r = await run(client, 'print(1)');
+  assert.equal(r.structuredContent.stopped, null);
   r = await run(client, 'b = bytearray(200 << 20)');
   assert.equal(r.structuredContent.error.type, 'MemoryError');
   r = await run(client, 'print("z" * 100000)');
