@@ -963,8 +963,69 @@ static PyGetSetDef result_getset[] = {
      NULL},
     {NULL}};
 
+/* Pickling: results and the errors that carry them cross process
+ * boundaries (multiprocessing, ProcessPoolExecutor); they raised
+ * "cannot pickle 'eryx.ExecuteResult' object". The state is every field as
+ * the run gave it; the result is decoded again, lazily, from its JSON. */
+#define RESULT_STATE "(OOdkKKOOOOOiiiiiii)"
+
+static PyObject *result_reduce(pyeryx_result *r, PyObject *unused)
+{
+    (void)unused;
+    PyObject *mod = PyImport_ImportModule("eryx._eryx");
+    PyObject *restore = mod ? PyObject_GetAttrString(mod, "_result_restore") : NULL;
+    Py_XDECREF(mod);
+    if (!restore)
+        return NULL;
+    PyObject *state = Py_BuildValue(
+        RESULT_STATE, r->stdout_, r->stderr_, r->duration_ms, r->callback_invocations,
+        r->peak_memory_bytes, r->fuel_consumed, r->result_json, r->result_error, r->exc_type,
+        r->exc_message, r->traceback, r->exit_code, r->exited, r->stdout_truncated,
+        r->stderr_truncated, r->hard_stopped, r->status, r->stop_cause);
+    PyObject *out = state ? Py_BuildValue("(O(N))", restore, state) : NULL;
+    Py_DECREF(restore);
+    return out;
+}
+
+static PyObject *mod_result_restore(PyObject *self, PyObject *args)
+{
+    (void)self;
+    pyeryx_result *r = PyObject_New(pyeryx_result, &pyeryx_ResultType);
+    if (!r)
+        return NULL;
+    r->stdout_ = r->stderr_ = r->result_json = r->result_error = NULL;
+    r->exc_type = r->exc_message = r->traceback = r->result = NULL;
+    PyObject *o[7];
+    if (!PyArg_ParseTuple(args, RESULT_STATE ":_result_restore", &o[0], &o[1], &r->duration_ms,
+                          &r->callback_invocations, &r->peak_memory_bytes, &r->fuel_consumed,
+                          &o[2], &o[3], &o[4], &o[5], &o[6], &r->exit_code, &r->exited,
+                          &r->stdout_truncated, &r->stderr_truncated, &r->hard_stopped,
+                          &r->status, &r->stop_cause)) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    for (int i = 0; i < 7; i++) {
+        int text = i < 2;
+        if (!(text ? PyUnicode_Check(o[i]) : o[i] == Py_None || PyUnicode_Check(o[i]))) {
+            Py_DECREF(r);
+            PyErr_SetString(PyExc_TypeError, "_result_restore: not an ExecuteResult's state");
+            return NULL;
+        }
+    }
+    r->stdout_ = Py_NewRef(o[0]);
+    r->stderr_ = Py_NewRef(o[1]);
+    r->result_json = Py_NewRef(o[2]);
+    r->result_error = Py_NewRef(o[3]);
+    r->exc_type = Py_NewRef(o[4]);
+    r->exc_message = Py_NewRef(o[5]);
+    r->traceback = Py_NewRef(o[6]);
+    return (PyObject *)r;
+}
+
 static PyMethodDef result_methods[] = {
-    {"_set_result", (PyCFunction)result_set_result, METH_VARARGS, NULL}, {NULL}};
+    {"_set_result", (PyCFunction)result_set_result, METH_VARARGS, NULL},
+    {"__reduce__", (PyCFunction)result_reduce, METH_NOARGS, NULL},
+    {NULL}};
 
 PyTypeObject pyeryx_ResultType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "eryx.ExecuteResult",
@@ -1319,6 +1380,8 @@ static PyMethodDef module_methods[] = {
     {"build_has_fuel", mod_has_fuel, METH_NOARGS,
      "True if this liberyx counts fuel (ResourceLimits.max_fuel works)."},
     {"errstr", mod_errstr, METH_O, "Name and description of a liberyx status code."},
+    {"_result_restore", mod_result_restore, METH_VARARGS,
+     "An ExecuteResult from its pickled state (ExecuteResult.__reduce__)."},
     {"journal_info", mod_journal_info, METH_O,
      "journal_info(data) -> (entries, pending): checks a journal's bytes "
      "(eryx_journal_load); JournalError if they are not one."},

@@ -476,3 +476,22 @@ def test_a_caught_stop_still_shows():
                       "    print('caught')")
         assert (r.stdout, r.status, r.stopped) == ("caught\n", 0, "timeout")
         assert s.execute("print(1)").stopped is None
+
+
+def test_results_and_errors_pickle():
+    # For multiprocessing and ProcessPoolExecutor: they raised "cannot
+    # pickle 'eryx.ExecuteResult' object", and so did an error carrying one.
+    import pickle
+    with eryx.Session() as s:
+        r = s.execute("print('hi')\nresult = {'a': [1, 2]}")
+        back = pickle.loads(pickle.dumps(r))
+        assert (back.stdout, back.result, back.status, back.duration_ms, back.stopped) == \
+            ("hi\n", {"a": [1, 2]}, 0, r.duration_ms, None)
+        with pytest.raises(eryx.ExecutionError) as ei:
+            s.execute("raise ValueError('no')")
+        err = pickle.loads(pickle.dumps(ei.value))
+        assert type(err) is eryx.ExecutionError and str(err) == str(ei.value)
+        assert err.result.exception_type == "ValueError"
+    with pytest.raises(TypeError):
+        eryx._eryx._result_restore((1, 2, 3.0, 1, 1, 1, None, None, None, None, None,
+                                    0, 0, 0, 0, 0, 0, 0))
