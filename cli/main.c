@@ -262,14 +262,15 @@ static int option_number(int argc, char **argv, int *i, const char *what, uint64
         return -1;
     }
     const char *s = argv[++*i];
-    if (eryx_cli_parse_size(s, out) < 0) {
+    /* Suffixes (k, M, G: binary) for sizes and counts; a time in ms takes
+     * none (--timeout 1k was 1024 ms). */
+    if (eryx_cli_parse_number(s, out, strcmp(opt, "--timeout") != 0) < 0) {
         fprintf(stderr, "eryx: %s wants %s, not '%s'\n", opt, what, s);
         return -1;
     }
     return 0;
 }
 
-/* Whether the files at paths a and b are one (both exist). */
 /* Whether paths a and b are one file, existing or to be made: --trace's
  * file made first, at a --session path with no file yet, was taken for a
  * session file and left empty (every later run refused it). */
@@ -383,7 +384,8 @@ static int parse_args(cli *c, int argc, char **argv)
             if (!(c->image = option_value(argc, argv, &i)))
                 return -1;
         } else if (strcmp(a, "--fuel") == 0) {
-            if (option_number(argc, argv, &i, "a whole number of instructions", &c->fuel) < 0)
+            if (option_number(argc, argv, &i, "a whole number of units (suffixes k, M, G)",
+                              &c->fuel) < 0)
                 return -1;
         } else if (strcmp(a, "--trace") == 0) {
             char *v = option_value(argc, argv, &i);

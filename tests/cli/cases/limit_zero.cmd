@@ -12,3 +12,4 @@ $ERYX --max-memory 0 --timeout 0 --stats -c 'pass' 2>&1 |
     python3 -c 'import json, sys; s = json.load(sys.stdin); print(s["memory_limit"], s["output_limit"], s["timeout_ms"])'
 $ERYX --max-memory 5G -c 'pass'; echo "status $?"
 $ERYX --max-memory 1M -c 'pass'; echo "status $?"
+$ERYX --timeout 1k -c 'pass'; echo "status $?"
