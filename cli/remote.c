@@ -170,7 +170,7 @@ static int answer_call(calls *cs, json_t *ev)
                                        : json_dumps(json_object_get(ev, "args"), JSON_COMPACT);
     char *out = NULL, msg[4096] = "no such callback here";
     size_t len = 0;
-    json_t *reply = json_pack("{ss sO}", "op", "reply", "call", cid);
+    json_t *reply = json_pack("{si ss sO}", "id", 1, "op", "reply", "call", cid);
     json_t *result = NULL;
     shell_wanted w = {still_wanted, cs};
     if (command && args && eryx_cli_shell_run(command, args, &w, &out, &len, msg, sizeof msg) == 0) {
@@ -191,8 +191,8 @@ static int answer_call(calls *cs, json_t *ev)
         return sent;
     snprintf(msg, sizeof msg, "the command's output is over the %zu bytes one message to the "
                               "server may carry", ws_conn_send_max(c));
-    return ws_conn_send_json(c, json_pack("{ss sO s{ss ss}}", "op", "reply", "call", cid, "error",
-                                          "kind", "failed", "message", msg));
+    return ws_conn_send_json(c, json_pack("{si ss sO s{ss ss}}", "id", 1, "op", "reply", "call",
+                                          cid, "error", "kind", "failed", "message", msg));
 }
 
 static void *call_worker(void *arg)

@@ -65,6 +65,7 @@ typedef struct client {
     size_t owed;                   /* calls asked of the client, unanswered */
     int reader_done;               /* the client went away (or idled out) */
     eryx_sandbox *live;            /* the sandbox running its execution */
+    json_t *live_id;               /* its request's id (a reference), or NULL */
     struct client *next;           /* in sv->clients, under sv->clients_mu */
 } client;
 
@@ -390,9 +391,29 @@ static void on_stdin(running *r, json_t *msg)
     r->in_used = 1;
 }
 
+/* Whether msg belongs to the request of id live: it carries that id, or
+ * none (the running one is meant). A reply, cancel or stdin of a request
+ * that has ended was applied to the next one on the connection: in a
+ * pooled sandbox call numbers start at 1 again, and a late reply answered
+ * the next run's first call with the data of another (an audit's finding). */
+static int for_request(json_t *msg, json_t *live)
+{
+    json_t *id = json_object_get(msg, "id");
+    return !id || (live && json_equal(id, live));
+}
+
 static void on_message_while_running(running *r, json_t *msg)
 {
     const char *op = json_string_value(json_object_get(msg, "op"));
+    if (op && !for_request(msg, r->id) &&
+        (strcmp(op, "reply") == 0 || strcmp(op, "cancel") == 0 || strcmp(op, "stdin") == 0)) {
+        return; /* late: its request has ended (docs/serve.md) */
+    }
+    if (op && strcmp(op, "suspend") == 0 && !for_request(msg, r->id)) {
+        send_error(r->c, json_object_get(msg, "id"), "bad_request",
+                   "nothing to suspend: that request is not the one running");
+        return;
+    }
     if (!op) {
         send_error(r->c, json_object_get(msg, "id"), "bad_request", "a message needs an \"op\"");
     } else if (strcmp(op, "reply") == 0) {
@@ -954,16 +975,18 @@ static void give_back(server *sv, running *r, session_ref *ref, int save, json_t
 
 /* Makes sb the one a cancel or a disconnect interrupts (NULL: none). A
  * cancel that arrived before the execution started stops it as it starts. */
-static void set_live(client *cl, eryx_sandbox *sb)
+static void set_live(client *cl, eryx_sandbox *sb, json_t *id)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
+    json_decref(cl->live_id);
+    cl->live_id = sb ? json_incref(id) : NULL;
     int stop = cl->reader_done || atomic_load(&cl->sv->stopping);
     size_t i;
     json_t *msg;
     json_array_foreach(cl->inbox, i, msg) {
         const char *op = json_string_value(json_object_get(msg, "op"));
-        stop |= op && strcmp(op, "cancel") == 0;
+        stop |= op && strcmp(op, "cancel") == 0 && sb && for_request(msg, id);
     }
     pthread_mutex_unlock(&cl->mu);
     if (sb && stop)
@@ -1011,10 +1034,10 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     }
     eryx_exec_set_notify(r.ex, notify, &cl->efd);
     atomic_fetch_add(&sv->m.executing, 1);
-    set_live(cl, r.sb);
+    set_live(cl, r.sb, id);
     eryx_result *res;
     rc = drive(&r, q.journal, &res);
-    set_live(cl, NULL);
+    set_live(cl, NULL, NULL);
     atomic_fetch_sub(&sv->m.executing, 1);
     if (rc == -1) {
         give_back(sv, &r, &ref, 0, NULL);
@@ -1176,7 +1199,7 @@ static void *reader_main(void *arg)
         }
         const char *op = json_string_value(json_object_get(msg, "op"));
         pthread_mutex_lock(&cl->mu);
-        if (op && strcmp(op, "cancel") == 0 && cl->live)
+        if (op && strcmp(op, "cancel") == 0 && cl->live && for_request(msg, cl->live_id))
             eryx_sandbox_interrupt(cl->live);
         size_t n = json_array_size(cl->inbox);
         int full = n >= MAX_INBOX + cl->owed || cl->inbox_bytes + tree > tree_max ||

@@ -536,6 +536,57 @@ def _read_frame(s):
     return b0 & 0x0F, recv_exactly(s, n)
 
 
+def _until_done(s):
+    """The events of one request, its done or error last."""
+    evs = []
+    while True:
+        ev = json.loads(_read_frame(s)[1])
+        evs.append(ev)
+        if ev.get("ev") in ("done", "error"):
+            return evs
+
+
+def test_a_late_message_is_not_taken_by_the_next_request(server):
+    """A reply, cancel or stdin carrying the id of a request that has ended
+    is ignored. Until 2026-12-07 the id was not looked at: a late reply
+    answered the next run's first call (pooled sandboxes number calls from
+    1 each time), a late cancel stopped it, a late stdin was read by it."""
+    token = open(server.token_file).read().strip()
+    s = _ws_connect(server.port, token)
+    send = lambda m: s.sendall(_frame(json.dumps(m).encode()))  # noqa: E731
+    cb = [{"name": "f", "description": "d", "schema": {"type": "object"}}]
+    send({"op": "execute", "id": 1, "code": "print(await f())", "callbacks": cb})
+    assert json.loads(_read_frame(s)[1])["ev"] == "call"
+    send({"op": "cancel", "id": 1})
+    assert _until_done(s)[-1]["status"] == "interrupted"
+    send({"op": "execute", "id": 2, "code": "print(await f())", "callbacks": cb})
+    call = json.loads(_read_frame(s)[1])
+    assert call["ev"] == "call" and call["id"] == 2
+    send({"op": "reply", "id": 1, "call": call["call"], "result": "stale, of request 1"})
+    send({"op": "reply", "id": 2, "call": call["call"], "result": "of request 2"})
+    evs = _until_done(s)
+    assert [e["data"] for e in evs if e["ev"] == "output"] == ["of request 2\n"], evs
+    send({"op": "execute", "id": 3, "code": "import time\ntime.sleep(1)\nprint('ran')"})
+    time.sleep(0.3)
+    send({"op": "cancel", "id": 2})
+    evs = _until_done(s)
+    assert evs[-1]["status"] == "ok" and evs[0].get("data") == "ran\n", evs
+    send({"op": "execute", "id": 4, "code": "import sys\nprint(sys.stdin.read())",
+          "stdin_stream": True})
+    assert json.loads(_read_frame(s)[1])["ev"] == "read"
+    send({"op": "stdin", "id": 3, "data": "stale"})
+    send({"op": "stdin", "id": 4, "data": "fresh", "eof": True})
+    evs = _until_done(s)
+    assert [e["data"] for e in evs if e["ev"] == "output"] == ["fresh\n"], evs
+    # A message without an id is the running request's, as before.
+    send({"op": "execute", "id": 5, "code": "print(await f())", "callbacks": cb})
+    call = json.loads(_read_frame(s)[1])
+    send({"op": "reply", "call": call["call"], "result": "no id"})
+    evs = _until_done(s)
+    assert [e["data"] for e in evs if e["ev"] == "output"] == ["no id\n"], evs
+    s.close()
+
+
 def test_sigterm_stops_cleanly(tmp_path):
     """SIGTERM: the running execution is interrupted and ends as usual (its
     session stored), every connection gets a close frame with 1001, a log
