@@ -65,6 +65,20 @@ static int store_failed(int rc, const char **code, char *msg, size_t msglen, con
     return -1;
 }
 
+/* After a create (a first version) of name failed, with name's lock held
+ * and no session of that name: the chunks stored before the failure (the
+ * store full part way, say) stayed counted against --store-max-bytes under
+ * a name with no session, freed only by a delete of it, which a client
+ * that had picked a random name never sends (an audit's finding). Called
+ * after store_failed has read the failure's message. */
+static void drop_failed_create(server *sv, const char *name, int rc)
+{
+    /* (Not when the store cannot be reached: the delete would wait as
+     * long again, and fail.) */
+    if (rc != STORE_OK && rc != STORE_EXISTS && rc != STORE_UNAVAILABLE && rc != STORE_STOPPED)
+        (void)store_delete(sv->st, name);
+}
+
 /* ---- the replica's cache ------------------------------------------------------ */
 
 /* Takes the cached sandbox of name if it holds version. */
@@ -181,8 +195,11 @@ int session_open(server *sv, const char *name, int create, uint64_t want_version
     if (rc == STORE_NOTFOUND && create && !want_version) {
         if (eryx_sandbox_new(sv->rt, &sv->sbcfg, &ref->sb) != ERYX_OK)
             rc = STORE_NOMEM;
-        else
-            rc = store_state(sv, name, ref->sb, 0, &v);
+        else if ((rc = store_state(sv, name, ref->sb, 0, &v)) != STORE_OK) {
+            store_failed(rc, code, msg, msglen, name);
+            drop_failed_create(sv, name, rc);
+            goto fail;
+        }
     } else if (rc == STORE_OK && want_version && v != want_version) {
         *code = "journal_stale";
         snprintf(msg, msglen, "session %s changed since the suspension (version %llu, now %llu)",
@@ -205,13 +222,15 @@ fail:
     return -1;
 }
 
-static void close_mode(server *sv, session_ref *ref, int mode, int *saved, char *msg,
-                       size_t msglen)
+/* Returns the store's status of the save (STORE_OK when none was asked). */
+static int close_mode(server *sv, session_ref *ref, int mode, int *saved, char *msg,
+                      size_t msglen)
 {
     *saved = 0;
+    int rc = STORE_OK;
     if (mode == SESSION_SAVE && ref->sb && !eryx_sandbox_is_dead(ref->sb)) {
         uint64_t v;
-        int rc = store_state(sv, ref->name, ref->sb, ref->version, &v);
+        rc = store_state(sv, ref->name, ref->sb, ref->version, &v);
         if (rc == STORE_OK) {
             ref->version = v;
             *saved = 1;
@@ -227,6 +246,7 @@ static void close_mode(server *sv, session_ref *ref, int mode, int *saved, char 
     ref->sb = NULL;
     store_unlock(ref->lock);
     ref->lock = NULL;
+    return rc;
 }
 
 void session_close(server *sv, session_ref *ref, int save, int *saved, char *msg, size_t msglen)
@@ -280,11 +300,15 @@ static int fresh_state(server *sv, const char *name, int reset, uint64_t *v, con
     if (eryx_sandbox_new(sv->rt, &sv->sbcfg, &sb) != ERYX_OK)
         return store_failed(STORE_NOMEM, code, msg, msglen, "cannot make a sandbox");
     rc = store_state(sv, name, sb, reset ? cur : 0, v);
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         cache_put(sv, name, *v, sb);
-    else
-        eryx_sandbox_free(sb);
-    return rc == STORE_OK ? 0 : store_failed(rc, code, msg, msglen, name);
+        return 0;
+    }
+    eryx_sandbox_free(sb);
+    store_failed(rc, code, msg, msglen, name);
+    if (!reset)
+        drop_failed_create(sv, name, rc);
+    return -1;
 }
 
 static int fork_session(server *sv, const char *from, const char *to, uint64_t *v,
@@ -293,14 +317,23 @@ static int fork_session(server *sv, const char *from, const char *to, uint64_t *
     struct store_lock *lk;
     if (lock_only(sv, to, &lk, code, msg, msglen) < 0)
         return -1;
-    int fd = memfd_create("eryx-session", MFD_CLOEXEC), rc = STORE_NOMEM;
+    int fd = memfd_create("eryx-session", MFD_CLOEXEC), rc = STORE_NOMEM, put = 0;
     uint64_t src_version;
-    if (fd >= 0 && (rc = store_get(sv->st, from, fd, &src_version)) == STORE_OK)
+    if (fd >= 0 && (rc = store_get(sv->st, from, fd, &src_version)) == STORE_OK) {
         rc = store_put_fd(sv->st, to, fd, 0, v);
+        put = 1;
+    }
     if (fd >= 0)
         close(fd);
+    /* The message before the unlock, which clears the store's (it was
+     * "a: " and nothing more), naming the session the failing step was
+     * about: the copy's for the put. */
+    if (rc != STORE_OK)
+        store_failed(rc, code, msg, msglen, put ? to : from);
+    if (put)
+        drop_failed_create(sv, to, rc);
     store_unlock(lk);
-    return rc == STORE_OK ? 0 : store_failed(rc, code, msg, msglen, rc == STORE_EXISTS ? to : from);
+    return rc == STORE_OK ? 0 : -1;
 }
 
 static int export_session(server *sv, const char *name, json_t *out, const char **code,
@@ -361,9 +394,10 @@ static int import_session(server *sv, const char *name, json_t *req, json_t *out
                                          : "internal";
         snprintf(msg, msglen, "cannot import: %s", eryx_errmsg(ref.sb));
     }
-    close_mode(sv, &ref, rc == ERYX_OK ? SESSION_SAVE : SESSION_DISCARD, &saved, msg, msglen);
-    if (rc == ERYX_OK && !saved)
-        *code = "store_unavailable";
+    int src = close_mode(sv, &ref, rc == ERYX_OK ? SESSION_SAVE : SESSION_DISCARD, &saved, msg,
+                         msglen);
+    if (rc == ERYX_OK && !saved) /* a full store is store_full (it was store_unavailable) */
+        *code = src != STORE_OK ? store_code(src) : "store_unavailable";
     json_t *f = failed ? json_loads(failed, 0, NULL) : NULL;
     json_object_set_new(out, "failed", f ? f : json_array());
     json_object_set_new(out, "version", json_integer((json_int_t)ref.version));

@@ -476,7 +476,9 @@ def _ws_connect(port, token):
 def _frame(payload: bytes) -> bytes:
     mask = b"\x01\x02\x03\x04"
     n = len(payload)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126
+                            else bytes([0x80 | 126]) + n.to_bytes(2, "big") if n < 65536
+                            else bytes([0x80 | 127]) + n.to_bytes(8, "big"))
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
@@ -585,6 +587,50 @@ def test_a_late_message_is_not_taken_by_the_next_request(server):
     evs = _until_done(s)
     assert [e["data"] for e in evs if e["ev"] == "output"] == ["no id\n"], evs
     s.close()
+
+
+def test_a_full_store_loses_nothing_to_failed_creates(tmp_path):
+    """A create or fork that --store-max-bytes refuses part way leaves no
+    chunks counted: until 2026-12-07 they stayed, under a name with no
+    session, until a delete of that name, and the store stayed full with
+    no session in it. A full store is store_full for an import too (it
+    was store_unavailable), and a fork's refusal says why (it was "a: ")."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    free_r = Replica("unlimited", str(tmp_path), token_file=token_file, key_file=None)
+    full = Replica("limited", str(tmp_path), token_file=token_file, key_file=None,
+                   extra=["--store-max-bytes", "6M"])  # a fresh session: ~3.8 MB
+    try:
+        token = open(token_file).read().strip()
+        s, t = _ws_connect(full.port, token), _ws_connect(free_r.port, token)
+        ids = iter(range(1, 1000))
+
+        def rq(sock, **m):
+            sock.sendall(_frame(json.dumps({"id": next(ids), **m}).encode()))
+            return _until_done(sock)[-1]
+
+        assert rq(s, op="session.create", session="a")["ev"] == "done"
+        e = rq(s, op="session.create", session="b")
+        assert e["ev"] == "error" and e["code"] == "store_full", e
+        e = rq(s, op="session.fork", session="a", to="f")
+        assert e["code"] == "store_full" and e["message"].startswith("f: ") and \
+            "full" in e["message"], e
+        assert rq(s, op="session.delete", session="a")["ev"] == "done"
+        # The store holds no session: a whole one fits, and its next state.
+        assert rq(s, op="session.create", session="c")["ev"] == "done"
+        e = rq(s, op="execute", session="c", code="import os\ny = os.urandom(500_000)")
+        assert e["ev"] == "done" and e["saved"], e
+        # An import the full store refuses: store_full.
+        assert rq(t, op="execute", session="x", create=True,
+                  code="import os\nbig = os.urandom(3_000_000)")["saved"]
+        data = rq(t, op="session.export", session="x")["data"]
+        e = rq(s, op="session.import", session="c", data=data)
+        assert e["ev"] == "error" and e["code"] == "store_full", e
+        s.close()
+        t.close()
+    finally:
+        full.stop()
+        free_r.stop()
 
 
 def test_sigterm_stops_cleanly(tmp_path):
