@@ -97,6 +97,20 @@ static int header(const char *p, size_t n, http_req *r)
         if ((unsigned char)v[i] < ' ' && v[i] != '\t')
             return -1;
 #define IS(name) (nn == sizeof name - 1 && strncasecmp(p, name, nn) == 0)
+    /* A header that names one thing (RFC 9112 3.2: Host) may come once: a
+     * second Host or Origin was taken, the last winning, past the checks
+     * made of the first (an audit's finding). */
+    static const char *const single[] = {"Host", "Origin", "Mcp-Session-Id",
+                                          "MCP-Protocol-Version", "Last-Event-ID", "Authorization",
+                                          "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+                                          "Content-Type"};
+    for (unsigned k = 0; k < sizeof single / sizeof *single; k++) {
+        if (nn == strlen(single[k]) && strncasecmp(p, single[k], nn) == 0) {
+            if (r->seen & (1u << k))
+                return -1;
+            r->seen |= 1u << k;
+        }
+    }
     if (IS("Host"))
         return copy(r->host, sizeof r->host, v, vn);
     if (IS("Origin")) {

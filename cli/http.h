@@ -31,11 +31,13 @@ typedef struct http_req {
     int connection_close;    /* Connection names close */
     int http10;              /* an HTTP/1.0 request (no keep-alive) */
     int has_origin, has_session, has_protocol, has_last_event_id;
+    unsigned seen;           /* the single-valued headers met (http.c) */
 } http_req;
 
 /* Parses the head at buf[0..len): >0 its length (through the blank line),
  * 0 when more bytes are needed, -1 when it is malformed (or a value is
- * longer than its field), -2 when no blank line comes within
+ * longer than its field, or a single-valued header such as Host or Origin
+ * comes twice), -2 when no blank line comes within
  * HTTP_MAX_HEAD bytes. */
 int http_parse_head(const char *buf, size_t len, http_req *req);
 

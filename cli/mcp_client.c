@@ -1119,9 +1119,17 @@ int eryx_cli_mcp_connect(const eryx_cli_mcp *m, eryx_sandbox_config *cfg)
         json_t *tool;
         size_t first = n;
         json_array_foreach(c->tools, k, tool) {
-            const char *tname = str_or(json_object_get(tool, "name"), NULL);
+            json_t *jname = json_object_get(tool, "name");
+            const char *tname = str_or(jname, NULL);
             if (!tname) {
                 fprintf(stderr, "eryx: %s: a tool without a name (skipped)\n", c->who);
+                continue;
+            }
+            if (strlen(tname) != json_string_length(jname)) {
+                /* Read as its part before the NUL, it was called by that
+                 * name: another tool's, maybe (an audit's finding). */
+                fprintf(stderr, "eryx: %s: a tool whose name holds a NUL character (skipped)\n",
+                        c->who);
                 continue;
             }
             struct eryx_cli_mcp_tool *t = calloc(1, sizeof *t);

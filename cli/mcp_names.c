@@ -44,11 +44,15 @@ char *eryx_cli_py_name(const char *tool)
     char *s = malloc(n + 7);
     if (!s)
         return NULL;
+    /* A name that maps to a leading underscore is the namespace's own kind
+     * of name (its _path, Python's __class__ and __dict__, which binding
+     * could not set, and every run failed): it gets "tool" before it.
+     * Judged by the mapped name: "-_class__" and "\xc3\xa9class__" (each
+     * byte of UTF-8 a "_") came through as __class__ (an audit's finding). */
+    int lead_ = n > 0 && !((tool[0] >= 'a' && tool[0] <= 'z') || (tool[0] >= 'A' && tool[0] <= 'Z') ||
+                           (tool[0] >= '0' && tool[0] <= '9'));
     size_t o = 0;
-    /* A name with a leading underscore is the namespace's own kind of name
-     * (its _path, Python's __class__ and __dict__, which binding could not
-     * set, and every run failed): it gets "tool" before it. */
-    if (tool[0] == '_') {
+    if (lead_) {
         memcpy(s, "tool", 4);
         o = 4;
     } else if (n == 0 || (tool[0] >= '0' && tool[0] <= '9')) {

@@ -73,11 +73,16 @@ class MCPError(_eryx.EryxError):
 
 def _py_name(tool: str) -> str:
     """A Python identifier for an MCP tool name, as the eryx command makes
-    it: other characters (each byte of UTF-8) become "_", a leading digit
-    gets "_" before it, a keyword "_" after it; at most 100 bytes."""
+    it (cli/mcp_names.c): other characters (each byte of UTF-8) become "_",
+    a name that so begins with "_" gets "tool" before it (the namespace's
+    own names and Python's __class__ and __dict__ begin so: such a tool
+    made every run fail), a leading digit "_", a keyword "_" after it; at
+    most 100 bytes."""
     raw = tool.encode("utf-8", "surrogatepass")[:100]
     s = "".join(chr(b) if b < 128 and (chr(b).isalnum() or b == 0x5F) else "_" for b in raw)
-    if not s or s[0].isdigit():
+    if s.startswith("_"):
+        s = "tool" + s
+    elif not s or s[0].isdigit():
         s = "_" + s
     if keyword.iskeyword(s):
         s += "_"
@@ -121,6 +126,12 @@ def _name_tools(server: str, raw: List[Any]) -> List[_Tool]:
         if not isinstance(name, str):
             _log.warning("MCP server %s listed a tool without a name (skipped)", server)
             continue
+        if "\0" in name:
+            # A callback's name and description may hold none: one such
+            # tool made every Sandbox(mcp=...) of the manager fail.
+            _log.warning("MCP server %s listed a tool whose name holds a NUL character "
+                         "(skipped)", server)
+            continue
         py = _py_name(name)
         callback, pyname, n = f"mcp.{server}.{py}", py, 2
         while callback in taken:  # two names mapping to one identifier
@@ -131,6 +142,7 @@ def _name_tools(server: str, raw: List[Any]) -> List[_Tool]:
         desc = t.get("description")
         if not isinstance(desc, str):
             desc = t.get("title") if isinstance(t.get("title"), str) else ""
+        desc = desc.replace("\0", "")
         schema = t.get("inputSchema")
         if not isinstance(schema, dict):
             schema = {"type": "object", "properties": {}}

@@ -535,8 +535,16 @@ def test_interpreter_exit_stops_servers(fake, tmp_path):
 
 
 def test_tool_names_map_as_the_eryx_command_maps_them():
-    assert [_mcp._py_name(n) for n in ("get-sum", "a.b c", "1st", "class", "ok_2", "é", "")] == \
-        ["get_sum", "a_b_c", "_1st", "class_", "ok_2", "__", "_"]
+    # A name that begins with "_" once mapped gets "tool" (a dunder made
+    # every Sandbox(mcp=...) fail: "-_class__", "éclass__" were __class__).
+    assert [_mcp._py_name(n) for n in ("get-sum", "a.b c", "1st", "class", "ok_2", "é", "",
+                                       "__class__", "-_class__", "\u00e9class__")] == \
+        ["get_sum", "a_b_c", "_1st", "class_", "ok_2", "tool__", "_",
+         "tool__class__", "tool__class__", "tool__class__"]
+    # A name with a NUL is left out; a NUL in a description is dropped
+    # (either made every Sandbox(mcp=...) of the manager fail).
+    tools = _mcp._name_tools("s", [{"name": "x\0y"}, {"name": "z", "description": "a\0b"}])
+    assert [(t.name, t.description) for t in tools] == [("z", "ab")]
     tools = _mcp._name_tools("s", [{"name": "a-b"}, {"name": "a_b"}, {"name": "a.b"},
                                    {"nameless": 1}, {"name": "x", "title": "T"}])
     assert [(t.callback, t.name, t.description) for t in tools] == [

@@ -15,8 +15,9 @@
 //   tool_error()  answers with isError: true
 // Mode argument (argv[2]): "normal", "no-init" (never answers initialize),
 // "paged" (tools/list in pages of one tool, with cursors), "odd-names"
-// (tools named __class__ and _path, which answer their name, and one whose
-// description has a two-byte character astride the stubs' 1500-byte cut).
+// (tools named __class__, _path, -_dict__, x and x\0y, which answer their
+// name, and one whose description has a two-byte character astride the
+// stubs' 1500-byte cut).
 import readline from 'node:readline';
 
 const mode = process.argv[2] || 'normal';
@@ -34,6 +35,9 @@ const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading',
 const oddTools = [
   { name: '__class__', description: 'dunder', inputSchema: { type: 'object' } },
   { name: '_path', description: 'private', inputSchema: { type: 'object' } },
+  { name: '-_dict__', description: 'maps to a dunder', inputSchema: { type: 'object' } },
+  { name: 'x', description: 'plain', inputSchema: { type: 'object' } },
+  { name: 'x\u0000y', description: 'a NUL', inputSchema: { type: 'object' } },
   { name: 'long', description: 'a' + '\u00e9'.repeat(1000), inputSchema: { type: 'object' } },
 ];
 

@@ -204,13 +204,17 @@ else
     echo "FAIL repl:"; cat "$tmp/out"; fails=$((fails + 1))
 fi
 
-# Tool names with a leading underscore get "tool" before them: __class__
-# could not be bound (every run failed, MCP or not), _path replaced the
-# namespace's own. A description cut at 1500 bytes inside a character made
-# `eryx mcp` fail to start ("cannot describe the tools").
-printf '__class__ _path long\n' >"$tmp/odd.want"
+# Tool names that begin with an underscore once mapped get "tool" before
+# them: __class__ could not be bound (every run failed, MCP or not), _path
+# replaced the namespace's own, and -_dict__ came through as __dict__ until
+# 2026-12-07. A name with a NUL is left out (it was called as its part
+# before the NUL: x). A description cut at 1500 bytes inside a character
+# made `eryx mcp` fail to start ("cannot describe the tools").
+printf '__class__ _path -_dict__ long x\n[%s]\n' "'mcp.bad.long', 'mcp.bad.tool__class__', 'mcp.bad.tool__dict__', 'mcp.bad.tool_path', 'mcp.bad.x'" \
+    >"$tmp/odd.want"
 expect odd-names "$tmp/odd.want" 0 -- --mcp-server bad="$BAD odd-names" \
-    -c 'print(await mcp.bad.tool__class__(), await mcp.bad.tool_path(), await mcp.bad.long())'
+    -c 'print(await mcp.bad.tool__class__(), await mcp.bad.tool_path(), await mcp.bad.tool__dict__(), await mcp.bad.long(), await mcp.bad.x())
+print(sorted(c["name"] for c in list_callbacks() if c["name"].startswith("mcp.")))'
 printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}' \
     '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
     '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' |

@@ -459,6 +459,13 @@ def test_head_has_no_body_and_a_long_head_gets_431(server):
     big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: "
     big += b"a" * (16384 - len(big))
     assert _http_exchange(server.port, big).startswith(b"HTTP/1.1 431")
+    # A header that names one thing, given twice, is refused (RFC 9112
+    # 3.2 for Host): the last one was taken, past the checks of the first.
+    for name in (b"Host", b"Origin", b"Authorization"):
+        r = _http_exchange(server.port, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+                           (name + b": a\r\n" + name + b": b\r\n" if name != b"Host"
+                            else b"Host: evil.example\r\n") + b"\r\n")
+        assert r.startswith(b"HTTP/1.1 400"), (name, r[:80])
 
 
 def _ws_connect(port, token):
