@@ -284,6 +284,7 @@ class _Request:
     def __init__(self, conn: WebSocket, rid: int) -> None:
         self.conn = conn
         self.rid = rid
+        self.done = False           # its done came: the connection is as it was
         self.suspending = False
         self.pending = 0            # calls the server asked and we have not answered
         self.stdin: Optional[StdinRead] = None   # a file given as stdin: its read
@@ -533,7 +534,11 @@ class _Client:
             except BaseException:
                 # KeyboardInterrupt, a failing output function...: the
                 # connection's state is unknown; dropping it cancels the run.
-                self._drop()
+                # Not the error a finished run raises (ExecutionError,
+                # TimeoutError...): its connection is fine, and was dropped
+                # and made again for each (an audit's finding).
+                if not req.done:
+                    self._drop()
                 raise
             finally:
                 self._active = None
@@ -556,6 +561,7 @@ class _Client:
                 r.stdout_truncated |= out.cut[1]
                 r.stderr_truncated |= out.cut[2]
                 self._ran(r)
+                req.done = True
                 _raise_for_status(r)
                 return r
             elif kind == "suspended":

@@ -159,6 +159,20 @@ def test_exception_maps_to_execution_error(session):
     assert session.execute("print(x)").stdout == "1\n"
 
 
+def test_a_run_that_raises_keeps_the_connection(session):
+    # Each ExecutionError, TimeoutError or CancelledError dropped the
+    # connection and the next request made another (a new TLS handshake,
+    # and another replica behind a balancer).
+    session.execute("x = 1")
+    conn = session._conn
+    for code in ("raise ValueError(1)", "while True: pass"):
+        with pytest.raises((eryx.ExecutionError, eryx.TimeoutError)):
+            session.execute(code, timeout_ms=300)
+        assert session._conn is conn
+    assert session.execute("print(x)").stdout == "1\n"
+    assert session._conn is conn
+
+
 def test_timeout_maps_to_timeout_error(session):
     with pytest.raises(eryx.TimeoutError) as ei:
         session.execute("while True: pass", timeout_ms=300)
