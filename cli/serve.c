@@ -229,22 +229,36 @@ typedef struct conn_arg {
     char peer[64];
 } conn_arg;
 
+/* The --metrics port has a gate of its own, and its scrapes are not the
+ * service's connections: sharing --max-connections, /metrics answered 503
+ * exactly when the service was full (an audit's finding), and each scrape
+ * counted in eryx_connections. */
+#define METRICS_MAX_CONNECTIONS 16
+#define METRICS_MAX_PER_CLIENT 8
+
+static cli_gate *gate_of(server *sv, const conn_arg *a)
+{
+    return a->metrics_only ? &sv->metrics_gate : &sv->gate;
+}
+
 /* Counts a connection from a->peer on a->fd into a->ticket; 0 if it is
  * over a limit. */
 static int admit(server *sv, conn_arg *a)
 {
-    a->ticket = cli_gate_enter(&sv->gate, a->peer, a->fd);
+    a->ticket = cli_gate_enter(gate_of(sv, a), a->peer, a->fd);
     if (a->ticket < 0)
         return 0;
-    atomic_fetch_add(&sv->m.connections, 1);
+    if (!a->metrics_only)
+        atomic_fetch_add(&sv->m.connections, 1);
     return 1;
 }
 
 /* Before the connection's fd is closed (the gate may shut it down). */
 static void leave(server *sv, const conn_arg *a)
 {
-    cli_gate_leave(&sv->gate, a->ticket);
-    atomic_fetch_sub(&sv->m.connections, 1);
+    cli_gate_leave(gate_of(sv, a), a->ticket);
+    if (!a->metrics_only)
+        atomic_fetch_sub(&sv->m.connections, 1);
 }
 
 /* "Bearer TOKEN" matches the server's token (constant time). The scheme
@@ -370,9 +384,11 @@ static void accept_loop(server *sv, int lfd, int metrics_only)
             a->fd = fd;
             a->metrics_only = metrics_only;
         }
-        atomic_fetch_add(&sv->m.connections_total, 1);
+        if (!metrics_only)
+            atomic_fetch_add(&sv->m.connections_total, 1);
         if (!a || !admit(sv, a)) {
-            atomic_fetch_add(&sv->m.connections_refused, 1);
+            if (!metrics_only)
+                atomic_fetch_add(&sv->m.connections_refused, 1);
             free(a);
             refuse_busy(fd);
             continue;
@@ -566,6 +582,7 @@ int eryx_cli_serve(int argc, char **argv)
     pthread_mutex_init(&sv.clients_mu, NULL);
     serve_slots_init(&sv);
     cli_gate_init(&sv.gate, sv.cfg.max_connections, sv.cfg.max_per_client);
+    cli_gate_init(&sv.metrics_gate, METRICS_MAX_CONNECTIONS, METRICS_MAX_PER_CLIENT);
     char host[64] = "";
     gethostname(host, sizeof host - 1);
     snprintf(sv.replica, sizeof sv.replica, "%.40s:%d", host, (int)getpid());

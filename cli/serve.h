@@ -89,6 +89,8 @@ typedef struct server {
     cached_session *cache;         /* most recently used first */
     uint32_t n_cached;
     cli_gate gate;                 /* connections, in all and per client */
+    cli_gate metrics_gate;         /* the --metrics port's, apart: a scrape
+                                      is answered when the service is full */
     pthread_mutex_t run_mu;        /* guards running */
     pthread_cond_t run_cv;         /* a slot came free (CLOCK_MONOTONIC) */
     uint32_t running;              /* executions holding a --pool slot */

@@ -640,6 +640,33 @@ def test_a_full_store_loses_nothing_to_failed_creates(tmp_path):
         free_r.stop()
 
 
+def test_metrics_are_answered_when_the_service_is_full(tmp_path):
+    """The --metrics port has a gate of its own: with --max-connections
+    taken by WebSocket clients it answered 503 (monitoring went blind
+    exactly then), and each scrape counted as a connection."""
+    token_file = str(tmp_path / "token")
+    write_secret(token_file)
+    metrics_port = free_port()
+    r = Replica("saturated", str(tmp_path), token_file=token_file, key_file=None,
+                extra=["--max-connections", "4", "--metrics", f"127.0.0.1:{metrics_port}"])
+    try:
+        token = open(token_file).read().strip()
+        socks = [_ws_connect(r.port, token) for _ in range(4)]
+        totals = set()
+        for _ in range(3):
+            with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                        timeout=10) as resp:
+                text = resp.read().decode()
+            assert "eryx_connections 4\n" in text, text
+            totals.add(next(line for line in text.splitlines()
+                            if line.startswith("eryx_connections_total ")))
+        assert len(totals) == 1, totals  # the scrapes are not counted
+        for s in socks:
+            s.close()
+    finally:
+        r.stop()
+
+
 def test_sigterm_stops_cleanly(tmp_path):
     """SIGTERM: the running execution is interrupted and ends as usual (its
     session stored), every connection gets a close frame with 1001, a log
