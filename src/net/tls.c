@@ -61,9 +61,9 @@ int eryx__tls_conf_init(eryx__net_conf *c, const eryx_net_config *cfg, char *err
         BIO *b = path ? L->BIO_new_file(path, "r") : NULL;
         int n = b ? count_pem(b) : -1;
         L->BIO_free(b);
-        struct stat st;
         if (n <= 0) {
             /* A directory opens, and reads as no certificate at all. */
+            struct stat st;
             int dir = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
             snprintf(err, errsize, "CA file %.200s: %s", path ? path : "(null)",
                      dir     ? "is a directory (a file of PEM certificates is wanted)"
