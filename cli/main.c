@@ -573,12 +573,13 @@ static const char *limit_json(uint64_t v, uint64_t unit, char *buf, size_t cap)
 static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config *cfg)
 {
     char mem[24], out[24], time[24];
+    const char *stop = eryx_cli_stop_name(r), *q = stop ? "\"" : "";
     fprintf(stderr,
             "{\"status\": \"%s\", \"exit_code\": %d, \"duration_ms\": %.3f, "
             "\"memory_bytes\": %llu, \"memory_limit\": %s, \"stdout_bytes\": %zu, "
             "\"stderr_bytes\": %zu, \"output_limit\": %s, \"output_truncated\": %s, "
             "\"callbacks\": %u, \"callback_limit\": %u, \"timeout_ms\": %s, "
-            "\"hard_stopped\": %s, \"stopped\": %s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
+            "\"hard_stopped\": %s, \"stopped\": %s%s%s, \"fuel_used\": %llu, \"fuel_limit\": %llu}\n",
             eryx_cli_status_name(rc), r ? r->exit_code : 1, r ? r->duration_ns / 1e6 : 0.0,
             (unsigned long long)(r ? r->memory_bytes : 0),
             limit_json(cfg->max_memory, 1, mem, sizeof mem), r ? r->out_len : 0,
@@ -587,9 +588,7 @@ static void print_stats(int rc, const eryx_result *r, const eryx_sandbox_config 
             r ? r->n_callbacks : 0, cfg->max_callbacks,
             limit_json(cfg->timeout_ns, 1000000u, time, sizeof time),
             r && r->hard_stopped ? "true" : "false",
-            !r || !r->stop_cause                 ? "null"
-            : r->stop_cause == ERYX_TIMEOUT      ? "\"timeout\""
-                                                 : "\"interrupted\"",
+            q, stop ? stop : "null", q,
             (unsigned long long)(r ? r->fuel_used : 0), (unsigned long long)cfg->fuel);
 }
 
@@ -622,8 +621,7 @@ static int report(int rc, eryx_sandbox *sb, eryx_result *res)
          * 2026-12-07: untrusted code could hide its timeout). A Ctrl-C the
          * code caught ends as the code chose, as at Python's. */
         fflush(stdout);
-        fprintf(stderr, "eryx: the run exceeded its time limit (the code caught the "
-                        "KeyboardInterrupt and ended on its own)\n");
+        fprintf(stderr, "eryx: %s\n", ERYX_CLI_CAUGHT_TIMEOUT);
         return EXIT_TIMEOUT;
     }
     if (rc == ERYX_NOMEM && !res) {

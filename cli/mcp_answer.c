@@ -9,6 +9,7 @@
 
 #include "jsonrpc.h"
 #include "mcp_internal.h"
+#include "run_status.h"
 #include "result_json.h"
 
 /* A text item of len bytes: the text may hold NUL characters (the code's
@@ -138,9 +139,7 @@ json_t *eryx_mcp_run_answer(const mcp_run_facts *j, int rc, eryx_result *res,
                                              res->out_len > out_cap || res->err_len > out_cap)));
     json_object_set_new(sc, "session_reset", json_boolean(was_reset));
     /* A stop that came though the code caught it and ended on its own. */
-    const char *stopped = !res || !res->stop_cause             ? NULL
-                          : res->stop_cause == ERYX_TIMEOUT      ? "timeout"
-                                                                 : "interrupted";
+    const char *stopped = eryx_cli_stop_name(res);
     json_object_set_new(sc, "stopped", stopped ? json_string(stopped) : json_null());
 
     /* The text: what a person would see in a terminal, then the rest. */

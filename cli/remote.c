@@ -20,6 +20,7 @@
 #include "dial.h"
 #include "net/base64.h"
 #include "remote.h"
+#include "run_status.h"
 #include "result_json.h"
 #include "shell_callback.h"
 #include "ws.h"
@@ -363,8 +364,7 @@ static int run_status(json_t *ev, const char *status, int truncated)
         /* As locally (report, main.c): the code caught the stop. */
         if (json_is_string(tb))
             fwrite(json_string_value(tb), 1, json_string_length(tb), stderr);
-        fprintf(stderr, "eryx: the run exceeded its time limit (the code caught the "
-                        "KeyboardInterrupt and ended on its own)\n");
+        fprintf(stderr, "eryx: %s\n", ERYX_CLI_CAUGHT_TIMEOUT);
         return EXIT_TIMEOUT;
     }
     if (strcmp(status, "ok") == 0)

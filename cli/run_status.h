@@ -20,4 +20,16 @@ static inline const char *eryx_cli_status_name(int rc)
     }
 }
 
+/* eryx_result.stop_cause's name ("timeout", "interrupted"), or NULL when
+ * no stop came: `--stats`', the done event's and MCP's `stopped`. */
+static inline const char *eryx_cli_stop_name(const eryx_result *r)
+{
+    return r && r->stop_cause ? eryx_cli_status_name(r->stop_cause) : NULL;
+}
+
+/* What eryx says, locally and with --remote, of a run whose time limit
+ * passed though its code caught the KeyboardInterrupt and ended. */
+#define ERYX_CLI_CAUGHT_TIMEOUT \
+    "the run exceeded its time limit (the code caught the KeyboardInterrupt and ended on its own)"
+
 #endif

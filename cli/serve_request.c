@@ -565,9 +565,8 @@ static json_t *done_fields(int rc, const eryx_result *res)
     json_object_set_new(d, "callbacks", json_integer(res->n_callbacks));
     json_object_set_new(d, "memory_bytes", json_integer((json_int_t)res->memory_bytes));
     json_object_set_new(d, "hard_stopped", json_boolean(res->hard_stopped));
-    json_object_set_new(d, "stopped", res->stop_cause == ERYX_TIMEOUT       ? json_string("timeout")
-                                      : res->stop_cause == ERYX_INTERRUPTED ? json_string("interrupted")
-                                                                            : json_null());
+    const char *stopped = eryx_cli_stop_name(res);
+    json_object_set_new(d, "stopped", stopped ? json_string(stopped) : json_null());
     json_object_set_new(d, "stdout_truncated", json_boolean(res->out_truncated));
     json_object_set_new(d, "stderr_truncated", json_boolean(res->err_truncated));
     return d;
