@@ -333,9 +333,15 @@ static void complete_call(mcp_conn *c, pending *p, json_t *result, json_t *error
     }
     json_t *content = json_object_get(result, "content");
     json_t *structured = json_object_get(result, "structuredContent");
-    if (!json_is_object(result) || (content && !json_is_array(content))) {
-        snprintf(msg, sizeof msg, "MCP server %s, tool %s: the answer is not a tool result",
-                 c->name, p->tool);
+    /* MCP types structuredContent as an object; null passes (as None). */
+    const char *not_result =
+        !json_is_object(result) || (content && !json_is_array(content)) ? ""
+        : structured && !json_is_object(structured) && !json_is_null(structured)
+            ? " (its structuredContent is not an object)"
+            : NULL;
+    if (not_result) {
+        snprintf(msg, sizeof msg, "MCP server %s, tool %s: the answer is not a tool result%s",
+                 c->name, p->tool, not_result);
         fail_entry(c, p, ERYX_CALL_FAILED, msg);
         return;
     }
@@ -482,13 +488,36 @@ static int refuse_wide(mcp_conn *c, const char *line, size_t len, jr_msg *m)
     return -1;
 }
 
+/* A line of the server's that eryx cannot read as JSON: a number beyond a
+ * double's range (1e400), nesting deeper than jansson's 2,048, or no JSON
+ * at all. When its ends show which call it answers, that call fails now
+ * with the reason, instead of waiting out its callback timeout; else m
+ * stays invalid and the line is skipped. */
+static void refuse_unreadable(const char *line, size_t len, jr_msg *m)
+{
+    json_error_t err;
+    json_t *v = json_loadb(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_decref(v);
+    const char *reason = eryx__json_number_overflows(line, len, JSON_DECODE_ANY | JSON_ALLOW_NUL)
+                             ? "a number beyond a double's range"
+                             : v ? "not JSON" : err.text;
+    char why[300];
+    snprintf(why, sizeof why, "eryx could not read the answer: %s", reason);
+    jr_msg_clear(m);
+    if (jr_decode_unread(line, len, why, m) < 0)
+        m->parse_error = 1;
+}
+
 static void handle_line(mcp_conn *c, const char *line, size_t len)
 {
     jr_msg m;
-    if (eryx__json_tree_fits(line, len, JR_MAX_TREE(c->max_message), NULL))
+    if (eryx__json_tree_fits(line, len, JR_MAX_TREE(c->max_message), NULL)) {
         jr_decode(line, len, &m);
-    else if (refuse_wide(c, line, len, &m) < 0)
+        if (m.parse_error)
+            refuse_unreadable(line, len, &m);
+    } else if (refuse_wide(c, line, len, &m) < 0) {
         return;
+    }
     switch (m.kind) {
     case JR_RESPONSE:
     case JR_ERROR_RESPONSE: {

@@ -168,6 +168,10 @@ def _tool_value(server: str, tool: str, outcome: Outcome, result_format: str = "
     if not isinstance(result, dict) or ("content" in result
                                         and not isinstance(result["content"], list)):
         raise MCPError(f"{where}: the answer is not a tool result")
+    # MCP types structuredContent as an object; null passes (as None).
+    if not isinstance(result.get("structuredContent", {}), (dict, type(None))):
+        raise MCPError(f"{where}: the answer is not a tool result "
+                       "(its structuredContent is not an object)")
     content = result.get("content") or []
     texts = [item["text"] for item in content
              if isinstance(item, dict) and item.get("type") == "text"
@@ -542,15 +546,22 @@ class _Server:
         if not line.strip():
             return
         wide = _peer_json.too_wide(line, self.max_message)
+        limit = _peer_json.max_containers(self.max_message)
         if wide:
-            self._fail_pending(f"MCP server {self.name} sent a message of {wide} objects and "
-                               f"arrays, more than the "
-                               f"{_peer_json.max_containers(self.max_message)} read of one "
-                               f"message; it was dropped, and the calls in flight fail")
+            if not self._refuse_unread(line, f"its JSON makes {wide} objects and arrays, more "
+                                             f"than the {limit} read of one message"):
+                self._fail_pending(f"MCP server {self.name} sent a message of {wide} objects "
+                                   f"and arrays, more than the {limit} read of one message; it "
+                                   f"was dropped, and the calls in flight fail")
             return
         try:
             msg = json.loads(line)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError) as e:
+            # A number beyond a double's range is read as inf; nesting
+            # deeper than the recursion limit and broken text are not.
+            why = "nested too deep" if isinstance(e, RecursionError) else "not JSON"
+            if self._refuse_unread(line, why):
+                return
             msg = None
         if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
             self._bad_line()
@@ -581,6 +592,19 @@ class _Server:
         if deliver is not None:
             self._deliver(deliver, ("result", msg["result"]) if "result" in msg
                           else ("error", msg["error"]))
+
+    def _refuse_unread(self, line: bytes, why: str) -> bool:
+        """A message that cannot be read fails the call its ends name, at
+        once, with why, instead of leaving it to its timeout. False when
+        they name none in flight."""
+        rid = _peer_json.id_at_ends(line)
+        with self.lock:
+            deliver = self.pending.pop(rid, None) if rid is not None else None
+        if deliver is None:
+            return False
+        self._deliver(deliver, ("error", {"code": -32000,
+                                          "message": f"eryx did not read the answer: {why}"}))
+        return True
 
     def _bad_line(self) -> None:
         if not self.warned:

@@ -38,3 +38,20 @@ def too_wide(data: bytes, max_message: int) -> int:
     bare = _STRING.sub(b'""', data)
     n = bare.count(b"{") + bare.count(b"[")
     return n if n > limit else 0
+
+
+# A message's integer id seen only at its ends, as the eryx command finds
+# it (cli/jsonrpc.c, jr_id_of_ends): among the scalar members before the
+# first nested value, or as the last member before the closing brace.
+_ENDS = 256
+_ID_AT_HEAD = re.compile(
+    rb'\s*\{(?:\s*"[^"\\]*"\s*:\s*(?:"[^"\\]*"|[-+.\w]+)\s*,)*?\s*"id"\s*:\s*(-?\d+)\s*[,}]')
+_ID_AT_TAIL = re.compile(rb'[{,]\s*"id"\s*:\s*(-?\d+)\s*\}\s*\Z')
+
+
+def id_at_ends(data: bytes) -> "int | None":
+    """The integer id of a message that cannot be read whole (too wide, or
+    not JSON that json.loads reads), from its first and last 256 bytes;
+    None when neither end shows it."""
+    m = _ID_AT_HEAD.match(data[:_ENDS]) or _ID_AT_TAIL.search(data[-_ENDS:])
+    return int(m.group(1)) if m else None

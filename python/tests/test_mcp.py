@@ -390,14 +390,62 @@ def test_a_message_too_wide_to_read_is_dropped():
     with eryx.MCPManager(max_message=2 << 20) as m:
         m.connect("bad", "node", [BAD_SERVER], timeout_secs=60)
         sb = eryx.Sandbox(mcp=m, resource_limits=eryx.ResourceLimits(callback_timeout_ms=20000))
-        r = sb.execute("try:\n    await mcp.bad.wide(mb=1.5)\nexcept CallbackError as e:\n"
-                       "    print(e)\nprint(await mcp.bad.ok(x=3))\n"
+        r = sb.execute("for mb, hide in ((1.5, False), (0.9, True)):\n    try:\n"
+                       "        await mcp.bad.wide(mb=mb, hide_id=hide)\n"
+                       "    except CallbackError as e:\n        print(e)\n"
+                       "print(await mcp.bad.ok(x=3))\n"
                        "print(len((await mcp.bad.wide(mb=0.01))['items']))\n"
                        "print(len(await mcp.bad.wide(mb=0.5, as_text=True)))")
-        assert r.stdout == ("MCPError: MCP server bad sent a message of 524294 objects and arrays, "
+        assert r.stdout == ("MCPError: MCP server bad, tool wide: error -32000: eryx did not read "
+                            "the answer: its JSON makes 524294 objects and arrays, more than the "
+                            "335544 read of one message\n"
+                            "MCPError: MCP server bad sent a message of 629151 objects and arrays, "
                             "more than the 335544 read of one message; it was dropped, and the "
                             "calls in flight fail\n{'x': 3}\n3495\n"
                             "524287\n")
+
+
+def test_an_answer_that_cannot_be_read_fails_its_call_at_once(bad):
+    # Nested deeper than json.loads reads: the call its ends name fails now
+    # (until 2026-12-07 it waited out its timeout, as one whose id neither
+    # end shows still does). A number beyond a double's range reads as inf,
+    # which the guest cannot be given.
+    # A structuredContent that is not an object is no tool result.
+    sb = eryx.Sandbox(mcp=bad, resource_limits=eryx.ResourceLimits(callback_timeout_ms=3000))
+    r = sb.execute(textwrap.dedent("""
+        import time
+        for how in ("deep", "hidden", "overflow"):
+            t = time.monotonic()
+            try:
+                await mcp.bad.unreadable(how=how)
+            except CallbackError as e:
+                print(how, e.kind, e, time.monotonic() - t < 2)
+        try:
+            await mcp.bad.not_object()
+        except CallbackError as e:
+            print("not_object", e.kind, e)
+    """))
+    assert r.stdout.splitlines() == [
+        "deep failed MCPError: MCP server bad, tool unreadable: error -32000: eryx did not read "
+        "the answer: nested too deep True",
+        "hidden timeout the host function did not answer in time False",
+        "overflow failed callback 'mcp.bad.unreadable' returned a value that is not "
+        "JSON-serialisable: ValueError: Out of range float values are not JSON compliant True",
+        "not_object failed MCPError: MCP server bad, tool not_object: the answer is not a tool "
+        "result (its structuredContent is not an object)",
+    ], r.stdout + r.stderr
+
+
+def test_a_message_id_is_found_at_its_ends():
+    from eryx._peer_json import id_at_ends
+    deep = b"[" * 5000 + b"]" * 5000
+    assert id_at_ends(b'{"jsonrpc":"2.0","id":12,"result":' + deep + b"}") == 12
+    assert id_at_ends(b'{ "id" : -3 , "x": 1}') == -3
+    assert id_at_ends(b'{"result":' + deep + b',"jsonrpc":"2.0","id":7}\n') == 7
+    assert id_at_ends(b'{"result":' + deep + b',"id":7,"more":1}') is None
+    assert id_at_ends(b'{"a":{"id":4},"result":' + deep + b"}") is None
+    assert id_at_ends(b'{"id":"s","result":1}') is None
+    assert id_at_ends(b"") is None
 
 
 def test_counting_a_wide_message_takes_linear_time():
@@ -415,7 +463,7 @@ def test_counting_a_wide_message_takes_linear_time():
 
 def test_paginated_tool_list():
     with eryx.MCPManager() as m:
-        assert m.connect("paged", "node", [BAD_SERVER, "paged"], timeout_secs=60) == 9
+        assert m.connect("paged", "node", [BAD_SERVER, "paged"], timeout_secs=60) == 11
         assert [t["tool"] for t in m.list_tools()][:2] == ["ok", "crash"]
 
 

@@ -13,6 +13,10 @@
 //   stop_reading()  stops reading stdin (never answers)
 //   error()     answers with a JSON-RPC error
 //   tool_error()  answers with isError: true
+//   unreadable(how)  answers with JSON a reader refuses: "overflow" a number
+//               beyond a double's range, "deep" arrays nested 100 000 deep,
+//               "hidden" deep with the id where neither end shows it
+//   not_object()  answers with structuredContent that is a list
 // Mode argument (argv[2]): "normal", "no-init" (never answers initialize),
 // "paged" (tools/list in pages of one tool, with cursors), "odd-names"
 // (tools named __class__, _path, -_dict__, x and x\0y, which answer their
@@ -21,14 +25,16 @@
 import readline from 'node:readline';
 
 const mode = process.argv[2] || 'normal';
-const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading', 'error', 'tool_error']
+const tools = ['ok', 'crash', 'hang', 'garbage', 'huge', 'wide', 'stop_reading', 'error', 'tool_error',
+  'unreadable', 'not_object']
   .map((name) => ({
     name,
     description: `misbehaves: ${name}`,
     inputSchema: {
       type: 'object',
       properties: name === 'ok' ? { x: { type: 'integer' } } : name === 'huge' ? { mb: { type: 'number' } }
-        : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' }, as_text: { type: 'boolean' } } : {},
+        : name === 'wide' ? { mb: { type: 'number' }, hide_id: { type: 'boolean' }, as_text: { type: 'boolean' } }
+        : name === 'unreadable' ? { how: { type: 'string' } } : {},
     },
   }));
 
@@ -107,6 +113,19 @@ rl.on('line', (line) => {
         break;
       case 'error':
         send({ jsonrpc: '2.0', id: msg.id, error: { code: -32000, message: 'it went wrong' } });
+        break;
+      case 'unreadable': {
+        const id = JSON.stringify(msg.id);
+        const deep = '['.repeat(100000) + ']'.repeat(100000);
+        process.stdout.write(args.how === 'overflow'
+          ? `{"jsonrpc":"2.0","id":${id},"result":{"content":[],"structuredContent":{"v":1e400}}}\n`
+          : args.how === 'deep'
+            ? `{"jsonrpc":"2.0","id":${id},"result":{"content":[],"structuredContent":{"v":${deep}}}}\n`
+            : `{"jsonrpc":"2.0","result":{"content":[],"structuredContent":{"v":${deep}}},"id":${id},"more":1}\n`);
+        break;
+      }
+      case 'not_object':
+        reply({ content: [{ type: 'text', text: '[1, 2]' }], structuredContent: [1, 2] });
         break;
       case 'tool_error':
         reply({ content: [{ type: 'text', text: 'the tool failed' }], isError: true });

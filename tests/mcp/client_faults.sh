@@ -134,6 +134,34 @@ else
     echo "ok   wide_memory ($rss_kb KB against $base_kb KB)"
 fi
 
+# An answer eryx cannot read as JSON (a number beyond a double's range,
+# nesting 100 000 deep) fails its call at once when one of its ends shows
+# the id; until 2026-12-07 every such call waited out its timeout, as the
+# one whose id neither end shows still does. A structuredContent that is
+# not an object is no tool result (it was passed on as the value).
+cat >"$tmp/unreadable.py" <<'EOF'
+import time
+for how in ("overflow", "deep", "hidden"):
+    t = time.monotonic()
+    try:
+        await mcp.bad.unreadable(how=how)
+    except CallbackError as e:
+        print(how, e.kind, e, time.monotonic() - t < 2)
+try:
+    await mcp.bad.not_object()
+except CallbackError as e:
+    print("not_object", e.kind, e)
+print(await mcp.bad.ok(x=4))
+EOF
+cat >"$tmp/unreadable.want" <<'EOF'
+overflow failed MCP server bad, tool unreadable: error -32000: eryx could not read the answer: a number beyond a double's range True
+deep failed MCP server bad, tool unreadable: error -32000: eryx could not read the answer: maximum parsing depth reached near '[' True
+hidden timeout the host function did not answer in time False
+not_object failed MCP server bad, tool not_object: the answer is not a tool result (its structuredContent is not an object)
+{'x': 4}
+EOF
+expect unreadable "$tmp/unreadable.want" 0 -- --callback-timeout 3000 --mcp-server bad="$BAD" "$tmp/unreadable.py"
+
 # A server that stops reading its stdin: the call that cannot be written
 # times out, the server is stopped, later calls fail at once.
 cat >"$tmp/stop.py" <<'EOF'
@@ -173,7 +201,7 @@ print([c["parameters"] for c in list_callbacks() if c["name"] == "mcp.bad.ok"])
 print(await mcp.bad.ok(7))
 EOF
 cat >"$tmp/paged.want" <<'EOF'
-['mcp.bad.crash', 'mcp.bad.error', 'mcp.bad.garbage', 'mcp.bad.hang', 'mcp.bad.huge', 'mcp.bad.ok', 'mcp.bad.stop_reading', 'mcp.bad.tool_error', 'mcp.bad.wide']
+['mcp.bad.crash', 'mcp.bad.error', 'mcp.bad.garbage', 'mcp.bad.hang', 'mcp.bad.huge', 'mcp.bad.not_object', 'mcp.bad.ok', 'mcp.bad.stop_reading', 'mcp.bad.tool_error', 'mcp.bad.unreadable', 'mcp.bad.wide']
 [{'type': 'object', 'properties': {'x': {'type': 'integer'}}}]
 {'x': 7}
 EOF
