@@ -213,7 +213,9 @@ typedef struct eryx_runtime_config {
                                          checked: replace the file by
                                          renaming a new one over it, never
                                          rewrite it in place, while a runtime
-                                         uses it */
+                                         uses it. Sandboxes cannot: writes to
+                                         it through a mount fail with ETXTBSY
+                                         while it is mapped */
 } eryx_runtime_config;
 
 /* Do not build the runtime's copy-on-write image (100–150 ms at creation):

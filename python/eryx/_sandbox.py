@@ -854,12 +854,12 @@ class PoolStats:
     __slots__ = ("total", "idle", "in_use", "available", "total_acquisitions",
                  "total_creations", "wait_count", "evictions", "max_size")
 
-    def __init__(self, d: Dict[str, int]) -> None:
+    def __init__(self, d: Dict[str, int], closed: bool = False) -> None:
         self.idle = d["idle"]
         self.in_use = d["in_use"]
         self.total = self.idle + self.in_use
         self.max_size = d["max_size"]
-        self.available = self.max_size - self.in_use
+        self.available = 0 if closed else self.max_size - self.in_use
         self.total_acquisitions = d["acquisitions"]
         self.total_creations = d["creations"]
         self.wait_count = d["waits"]
@@ -1058,8 +1058,8 @@ class SandboxPool:
         return self._lease(0, resource_limits, callbacks, on_stdout, on_stderr)
 
     def stats(self) -> PoolStats:
-        """The pool's counters."""
-        return PoolStats(self._pool.stats())
+        """The pool's counters (after close: as they ended, none available)."""
+        return PoolStats(self._pool.stats(), self.is_closed)
 
     def close(self) -> None:
         """No more acquires (PoolClosedError). Idle sandboxes are freed; leases
@@ -1189,7 +1189,7 @@ class FactoryPool:
         """The pool's counters."""
         with self._cond:
             return PoolStats(dict(self._counts, idle=len(self._idle), in_use=self._in_use,
-                                  max_size=self._max))
+                                  max_size=self._max), self._closed)
 
     def close(self) -> None:
         """No more acquires; idle sandboxes are freed, leases keep working."""

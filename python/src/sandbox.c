@@ -1417,6 +1417,7 @@ typedef struct {
     uint32_t max_size;
     int closed;
     long leased;
+    eryx_pool_stats last; /* the counters as the pool was freed (stats() after close) */
 } pyeryx_pool;
 
 static PyObject *pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
@@ -1487,6 +1488,9 @@ static void pool_free_now(pyeryx_pool *self)
     if (self->pool && self->leased == 0) {
         eryx_pool *p = self->pool;
         self->pool = NULL;
+        self->last.size = sizeof self->last;
+        eryx_pool_get_stats(p, &self->last);
+        self->last.idle = self->last.in_use = 0; /* freed with the pool */
         Py_BEGIN_ALLOW_THREADS
         eryx_pool_free(p);
         Py_END_ALLOW_THREADS
@@ -1554,8 +1558,7 @@ static PyObject *pool_acquire(pyeryx_pool *self, PyObject *args)
 
 static PyObject *pool_stats(pyeryx_pool *self, PyObject *u)
 {
-    eryx_pool_stats st;
-    memset(&st, 0, sizeof st);
+    eryx_pool_stats st = self->last;
     st.size = sizeof st;
     if (self->pool)
         eryx_pool_get_stats(self->pool, &st);

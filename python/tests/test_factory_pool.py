@@ -1,6 +1,7 @@
 import asyncio
 import os
 import threading
+import textwrap
 import time
 import zipfile
 
@@ -174,6 +175,11 @@ def test_pool_acquire_release_and_stats():
     assert pool.is_closed
     with pytest.raises(eryx.PoolClosedError):
         pool.acquire()
+    # The counters outlive the pool (they read as zeros until 2026-12-07).
+    after = pool.stats()
+    assert after.total_acquisitions == st.total_acquisitions
+    assert after.total_creations == st.total_creations >= 2
+    assert after.in_use == after.available == 0
 
 
 def test_pool_lease_reset_revives_a_dead_one():
@@ -348,3 +354,46 @@ def test_factory_file_mode_save_replaces_a_link(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == ["f.bin", "victim"]
     g = eryx.SandboxFactory.load(path)
     assert g.create_sandbox().execute("print(X)").stdout == "6\n"
+
+
+def test_no_sandbox_may_write_a_loaded_image_file(tmp_path):
+    # A loaded image's memory is mapped from its file: a guest with a
+    # writable mount of its directory rewrote the memory of every sandbox
+    # made from it (a later tenant's and a running session's), and a
+    # truncation crashed the host with SIGBUS, until 2026-12-07. Writes to
+    # the file are refused (ETXTBSY) while an image of it lives, also
+    # through a descriptor opened before it was loaded.
+    path = str(tmp_path / "app.img")
+    eryx.SandboxFactory(setup_code='MARK = "ORIGINAL"').save(path)
+    attacker = eryx.Session(volumes=[(str(tmp_path), "/work", False)])
+    attacker.execute('early = open("/work/app.img", "r+b")')
+    f = eryx.SandboxFactory.load(path)
+    victim = f.create_session()
+    assert victim.execute("print(MARK)").stdout == "ORIGINAL\n"
+    r = attacker.execute(textwrap.dedent("""
+        import errno, os
+        data = open("/work/app.img", "rb").read()       # reading is fine
+        i = data.find(b"ORIGINAL")
+        print(i > 0)
+        tries = [lambda: open("/work/app.img", "r+b"),
+                 lambda: open("/work/app.img", "wb"),
+                 lambda: open("/work/app.img", "ab"),
+                 lambda: os.truncate("/work/app.img", 0),
+                 lambda: (early.seek(i), early.write(b"HACKED!!"), early.flush()),
+                 lambda: early.truncate(0)]
+        for t in tries:
+            try:
+                t()
+                print("wrote")
+            except OSError as e:
+                print(e.errno == errno.ETXTBSY)
+    """))
+    assert r.stdout == "True\n" + "True\n" * 6, r.stdout + r.stderr
+    assert victim.execute("print(MARK)").stdout == "ORIGINAL\n"
+    assert f.create_sandbox().execute("print(MARK)").stdout == "ORIGINAL\n"
+    # Once no image of the file is left, it is an ordinary file again.
+    del victim, f
+    import gc
+    gc.collect()
+    r = attacker.execute('open("/work/app.img", "ab").close(); print("ok")')
+    assert r.stdout == "ok\n", r.stderr

@@ -11,7 +11,8 @@
  * held too: the child may make sandboxes of the parent's runtimes, and a
  * sandbox made or freed on another thread at the fork left that lock held.
  * So is the network policy's cache of this machine's addresses (a connect
- * checked on another thread at the fork left its lock held).
+ * checked on another thread at the fork left its lock held), and the list
+ * of files images are mapped from (engine/snapshot.c).
  * Per-object locks (a pool's, a sandbox's) are not held: what another
  * thread was using at the fork is not to be used in the child
  * (include/eryx.h, "fork(2)").
@@ -27,11 +28,13 @@ static void prepare(void)
     eryx__watchdog_fork(ERYX__FORK_PREPARE);
     eryx__handles_fork(ERYX__FORK_PREPARE);
     eryx__parking_fork(ERYX__FORK_PREPARE);
-    eryx__notifier_fork(ERYX__FORK_PREPARE); /* last: nothing is taken after it */
+    eryx__notifier_fork(ERYX__FORK_PREPARE);
+    eryx__mem_images_fork(ERYX__FORK_PREPARE); /* last: a leaf, taken under others */
 }
 
 static void after(enum eryx__fork_phase phase)
 {
+    eryx__mem_images_fork(phase);
     eryx__notifier_fork(phase);
     eryx__parking_fork(phase);
     eryx__handles_fork(phase);

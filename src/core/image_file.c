@@ -417,6 +417,9 @@ int eryx__runtime_load_image(eryx_runtime *rt, const char *path, int trusted)
         }
     }
     if (rc == ERYX_OK) {
+        /* The memory is mapped from the file itself: no sandbox may write
+         * it while it is (a writable mount may hold it). */
+        eryx__vfs_set_write_guard(eryx__mem_image_maps_file);
         int err = eryx__mem_image_from_file(fd, HEADER_BYTES, h.mem_size, &img);
         if (err < 0) {
             eryx__set_errmsg(NULL, "cannot map %s: %s", path, strerror(-err));

@@ -375,9 +375,17 @@ int eryx__memory_write_sparse(const wasm_rt_memory_t *m, int fd, uint64_t at);
  * mapped from the file itself (copy-on-write, nothing copied; fd is
  * duplicated). Unlike the other images it is not sealed: the caller checks
  * the bytes first, and the file must not be changed or truncated in place
- * while it is used (replace it by renaming a new file over it). 0 or
- * -errno. */
+ * while it is used (replace it by renaming a new file over it). The VFS
+ * keeps the guest from doing either (eryx__mem_image_maps_file, its write
+ * guard). 0 or -errno. */
 int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_image **out);
+/* 1 if a live image of this process is mapped from the file with inode
+ * (dev, ino). Thread-safe; takes no lock while no image is mapped from a
+ * file. */
+int eryx__mem_image_maps_file(uint64_t dev, uint64_t ino);
+/* fork(2): phase 0 (prepare) takes the list's lock, 1 and 2 (parent,
+ * child) release it (core/fork.c). */
+void eryx__mem_images_fork(int phase);
 /* img's bytes, read-only (size bytes; pages come from its file when read). */
 const uint8_t *eryx__mem_image_view(const eryx__mem_image *img);
 /* Reads size bytes (a multiple of 64 KiB) from fd into a new image. 0 or

@@ -39,6 +39,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,9 @@ struct eryx__mem_image {
     atomic_uint refs;
     int fd;                     /* sealed memfd, size bytes; or a file
                                    holding them from offset base */
+    int from_file;              /* fd is a file: on the list of mapped files */
+    uint64_t file_dev, file_ino;
+    eryx__mem_image *file_next;
     uint64_t base;
     const uint8_t *view;        /* fd mapped read-only (restoring in place) */
     uint64_t size;              /* a multiple of the wasm page size */
@@ -69,6 +73,61 @@ struct eryx__mem_image {
     uint32_t next;
     image_extent ext[];
 };
+
+/* ---- the files images are mapped from --------------------------------
+ *
+ * An image mapped from a file (eryx__mem_image_from_file) is not sealed: a
+ * write to the file reaches every memory restored from it, other tenants'
+ * included, on every page they have not written, and a truncation makes
+ * their next read of it a SIGBUS. So the file's inode is listed while the
+ * image lives, and the VFS refuses the guest any write to a listed inode
+ * (eryx__mem_image_maps_file; ETXTBSY, as Linux refuses writes to a
+ * running program). A leaf lock, held across fork(2) (core/fork.c). */
+static pthread_mutex_t file_images_lock = PTHREAD_MUTEX_INITIALIZER;
+static eryx__mem_image *file_images;
+static atomic_uint file_image_count; /* lets the VFS skip the lock when 0 */
+
+static void list_file_image(eryx__mem_image *img)
+{
+    pthread_mutex_lock(&file_images_lock);
+    img->file_next = file_images;
+    file_images = img;
+    atomic_fetch_add_explicit(&file_image_count, 1, memory_order_release);
+    pthread_mutex_unlock(&file_images_lock);
+}
+
+static void unlist_file_image(eryx__mem_image *img)
+{
+    pthread_mutex_lock(&file_images_lock);
+    for (eryx__mem_image **pp = &file_images; *pp; pp = &(*pp)->file_next) {
+        if (*pp == img) {
+            *pp = img->file_next;
+            atomic_fetch_sub_explicit(&file_image_count, 1, memory_order_release);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&file_images_lock);
+}
+
+int eryx__mem_image_maps_file(uint64_t dev, uint64_t ino)
+{
+    if (atomic_load_explicit(&file_image_count, memory_order_acquire) == 0)
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&file_images_lock);
+    for (const eryx__mem_image *img = file_images; img && !found; img = img->file_next)
+        found = img->file_dev == dev && img->file_ino == ino;
+    pthread_mutex_unlock(&file_images_lock);
+    return found;
+}
+
+void eryx__mem_images_fork(int phase)
+{
+    if (phase == 0)
+        pthread_mutex_lock(&file_images_lock);
+    else
+        pthread_mutex_unlock(&file_images_lock);
+}
 
 static int page_is_zero(const uint8_t *p)
 {
@@ -244,6 +303,8 @@ static int wrap(int fd, uint64_t base, uint64_t size, int seal, eryx__mem_image 
     img->view = view;
     atomic_init(&img->refs, 1);
     img->fd = fd;
+    img->from_file = 0;
+    img->file_next = NULL;
     img->base = base;
     img->size = size;
     img->data_bytes = data;
@@ -265,10 +326,22 @@ int eryx__mem_image_from_file(int fd, uint64_t offset, uint64_t size, eryx__mem_
     *out = NULL;
     if (!valid_size(size) || offset % PAGE4K != 0)
         return -EINVAL;
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
     int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0)
         return -errno;
-    return wrap(own, offset, size, 0, out);
+    int rc = wrap(own, offset, size, 0, out);
+    if (rc == 0) {
+        /* Listed before the caller checks the bytes: a write after the
+         * check is refused, one before it fails the check. */
+        (*out)->from_file = 1;
+        (*out)->file_dev = (uint64_t)st.st_dev;
+        (*out)->file_ino = (uint64_t)st.st_ino;
+        list_file_image(*out);
+    }
+    return rc;
 }
 
 int eryx__mem_image_capture(const wasm_rt_memory_t *m, eryx__mem_image **out)
@@ -297,6 +370,8 @@ void eryx__mem_image_unref(eryx__mem_image *img)
 {
     if (!img || atomic_fetch_sub_explicit(&img->refs, 1, memory_order_acq_rel) != 1)
         return;
+    if (img->from_file)
+        unlist_file_image(img);
     if (img->view)
         munmap((void *)img->view, (size_t)img->size);
     close(img->fd);

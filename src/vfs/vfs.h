@@ -44,6 +44,12 @@ int eryx__image_find(const void *image, const char *path, size_t len);
 
 eryx__vfs *eryx__vfs_new(uint64_t tmp_quota_bytes);
 
+/* The process's test of a host inode that no sandbox may write through a
+ * mount (opened for writing or truncation, written, truncated: ETXTBSY),
+ * or NULL (the default) for none. Thread-safe; the core sets it when it
+ * first maps a runtime image from a file (core/image_file.c). */
+void eryx__vfs_set_write_guard(int (*refused)(uint64_t dev, uint64_t ino));
+
 /* Changes the /tmp quota (a clone's new owner sets its own). What is already
  * stored stays, even above the new quota. */
 void eryx__vfs_set_tmp_quota(eryx__vfs *vfs, uint64_t tmp_quota_bytes);

@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <linux/magic.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -205,6 +206,23 @@ static int create_file(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int 
     return fd;
 }
 
+static int (*_Atomic write_guard)(uint64_t dev, uint64_t ino);
+
+void eryx__vfs_set_write_guard(int (*refused)(uint64_t dev, uint64_t ino))
+{
+    atomic_store(&write_guard, refused);
+}
+
+/* -ETXTBSY if the host inode is one the guest may not write (a runtime
+ * image the embedder loaded from a file in a writable mount: a write would
+ * reach other sandboxes' memories), as Linux refuses writes to a running
+ * program. */
+static int refuse_guarded(uint64_t dev, uint64_t ino)
+{
+    int (*refused)(uint64_t, uint64_t) = atomic_load(&write_guard);
+    return refused && refused(dev, ino) ? -ETXTBSY : 0;
+}
+
 /* Opens rel for I/O: O_PATH first, type check, then reopen. Returns the fd
  * with *st describing it. */
 static int open_checked(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int flags,
@@ -228,6 +246,8 @@ static int open_checked(eryx__vfs *vfs, const vfs_mount *m, const char *rel, int
                                                                              : refuse_type(st);
         if (rc == 0 && S_ISDIR(st->st_mode) && (flags & (ERYX__VFS_O_WRITE | ERYX__VFS_O_TRUNC)))
             rc = -EISDIR;
+        if (rc == 0 && (flags & (ERYX__VFS_O_WRITE | ERYX__VFS_O_TRUNC)))
+            rc = refuse_guarded((uint64_t)st->st_dev, (uint64_t)st->st_ino);
         int fd = rc < 0 ? rc : reopen(m, rel, pfd, st, io_flags(flags));
         close(pfd);
         if (fd >= 0 && (flags & ERYX__VFS_O_TRUNC)) {
@@ -354,7 +374,9 @@ int vfs_host_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off
     if (off > INT64_MAX || len > INT64_MAX - off)
         return -EFBIG;
     uint64_t size;
-    int rc = host_size(f->u.hostfd, &size);
+    int rc = refuse_guarded(f->host_dev, f->host_ino); /* mapped since the open */
+    if (rc == 0)
+        rc = host_size(f->u.hostfd, &size);
     uint64_t grow = off + len > size ? off + len - size : 0;
     if (rc < 0 || (rc = host_charge(f->vfs, grow)) < 0)
         return rc;
@@ -415,7 +437,9 @@ int vfs_host_ftruncate(eryx__vfs_file *f, uint64_t size)
     if (size > INT64_MAX)
         return -EFBIG;
     uint64_t old;
-    int rc = host_size(f->u.hostfd, &old);
+    int rc = refuse_guarded(f->host_dev, f->host_ino); /* mapped since the open */
+    if (rc == 0)
+        rc = host_size(f->u.hostfd, &old);
     if (rc < 0 || (size > old && (rc = host_charge(f->vfs, size - old)) < 0))
         return rc;
     if (ftruncate(f->u.hostfd, (off_t)size) < 0) {
