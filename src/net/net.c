@@ -556,6 +556,12 @@ static int fill_in(eryx__conn *c)
                          : eryx__conn_take_plain(c, buf, (size_t)r) < 0 ? ENOMEM : 0;
         if (err)
             return err;
+        /* A tail held back (scrub_in) waits until bytes stop coming: a
+         * deadline counted from the first hold cut a steadily streamed
+         * echo inside a value, and gave the guest its two halves. */
+        c->hold_release = 0;
+        if (c->hold_until)
+            c->hold_until = eryx__now_ns() + HOLD_NS;
         if (c->ssl)
             fed += (size_t)r;
     }
@@ -581,7 +587,7 @@ static int conn_carries(const eryx__conn *c, const eryx__secret *s)
 /* On a connection that carries secrets: replaces their values by their
  * placeholders in the bytes not yet final, and holds back a tail as long
  * as the longest value less one, whatever those bytes are, until more
- * arrive, the peer closes or HOLD_NS pass. A value split between two reads
+ * arrive, the peer closes or HOLD_NS pass with none arriving (fill_in). A value split between two reads
  * is then still whole when scrubbed. The tail is held whether or not it
  * could begin a value: held only then, how much recv returned and when
  * told a guest whose own bytes a server echoed which of its guesses began
@@ -634,6 +640,13 @@ static json_t *b64_value(const uint8_t *p, size_t n)
     return v;
 }
 
+/* The message of c's standing failure (c->err): its own, TLS's, or NULL
+ * for strerror's. */
+static const char *conn_errmsg(eryx__conn *c)
+{
+    return c->err_why ? c->err_why : eryx__tls_errmsg(c, c->err);
+}
+
 /* Gives the guest's pending read what it may have. */
 static void deliver_read(eryx__conn *c, done_list *l)
 {
@@ -648,7 +661,7 @@ static void deliver_read(eryx__conn *c, done_list *l)
         return; /* nothing yet, or all held back until scrub_in's deadline */
     c->hold_release = 0;
     if (n == 0 && c->err) {
-        op_fail(l, &c->rd, c->err, NULL);
+        op_fail(l, &c->rd, c->err, conn_errmsg(c));
         return;
     }
     if (n > c->rd.max)
@@ -685,14 +698,32 @@ static void deliver_read(eryx__conn *c, done_list *l)
  * out). Kept, they went out later behind the guest's back, and a guest
  * that sent again after the TimeoutError sent them twice. TLS records stay
  * queued: the peer would reject the stream with one missing, and OpenSSL
- * likewise keeps a record a timed-out SSL_write began. */
+ * likewise keeps a record a timed-out SSL_write began.
+ *
+ * A plain send that carries a secret's value and is given up on part way
+ * may have cut a value: its first bytes went, and a peer that echoes them
+ * would hand the guest that part of the value as it is (scrubbing catches
+ * whole values), a prefix of random length at each try. That connection
+ * is finished instead: nothing more goes or is read, and what came and was
+ * not read is dropped. */
 static void drop_stale(eryx__conn *c)
 {
     if (c->rd.call && !eryx__call_pending(c->rd.call))
         eryx__op_drop(&c->rd);
     if (c->wr.call && !eryx__call_pending(c->wr.call)) {
-        if (c->wr.kind == ERYX__OP_SEND && !c->ssl)
+        if (c->wr.kind == ERYX__OP_SEND && !c->ssl) {
+            if (c->out_secret && c->out_off > 0 && c->out_off < c->out_len) {
+                c->err = ECONNABORTED;
+                c->err_why = "the connection was closed: a send that carried a secret was "
+                             "given up on part way (its timeout passed), and the peer may "
+                             "have had part of the value";
+                c->eof = 1;
+                c->in_len = c->in_clean = 0;
+                c->hold_until = 0;
+                shutdown(c->fd, SHUT_RDWR);
+            }
             c->out_off = c->out_len = 0;
+        }
         eryx__op_drop(&c->wr);
     }
 }
@@ -1309,7 +1340,7 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
     }
     if (c->err || c->shut_wr) {
         free(data);
-        op_fail(l, op, c->err ? c->err : EPIPE, NULL);
+        op_fail(l, op, c->err ? c->err : EPIPE, c->err ? conn_errmsg(c) : NULL);
         return;
     }
     if (c->out_len - c->out_off > MAX_OUTBUF) {
@@ -1367,6 +1398,7 @@ static void op_send(eryx__net *net, eryx__conn *c, eryx__op *op, json_t *args, d
     }
     int err = c->ssl ? eryx__tls_write(c, wire, wlen)
                      : eryx__conn_queue_plain(c, wire, wlen) < 0 ? ENOMEM : 0;
+    c->out_secret = wire != data; /* c->out holds only this send (drop_stale) */
     if (wire != data)
         free(wire);
     free(data);

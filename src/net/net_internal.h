@@ -64,6 +64,8 @@ typedef struct eryx__conn {
                                    sends; the FIN goes once out is empty */
     int fin_sent;               /* ...and it went (after TLS's close_notify) */
     int err;                    /* a failure every later operation gets */
+    const char *err_why;        /* ...and its message, when strerror's and
+                                   TLS's are not it (a static string) */
     eryx__addr addr;
     uint16_t port;
     char host[256];             /* the name it was resolved from, or "" */
@@ -72,10 +74,12 @@ typedef struct eryx__conn {
     uint8_t *in;                /* plain bytes for the guest */
     size_t in_len, in_cap;
     size_t in_clean;            /* in[0..in_clean) may go to the guest */
-    uint64_t hold_until;        /* a held-back tail goes by then */
-    int hold_release;
+    uint64_t hold_until;        /* a held-back tail goes by then, unless
+                                   more bytes arrive first */
+    int hold_release;           /* ...it is due, at the next read */
     uint8_t *out;               /* bytes for the wire */
     size_t out_len, out_off, out_cap;
+    int out_secret;             /* out holds a secret's value (plain TCP) */
     uint8_t *sent_tail;         /* the end of what the guest sent, as long
                                    as the longest placeholder less one */
     size_t sent_tail_len;

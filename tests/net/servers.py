@@ -111,6 +111,35 @@ def count(conn):
     conn.close()
 
 
+def echo(conn):
+    """Sends back what comes, as it comes."""
+    try:
+        while True:
+            data = conn.recv(1 << 16)
+            if not data:
+                break
+            conn.sendall(data)
+    except OSError:
+        pass
+    conn.close()
+
+
+def paced_echo(conn):
+    """Sends back what comes in pieces of 1000 bytes, 1 ms apart: a stream
+    that flows longer than the 50 ms a held-back tail waits."""
+    try:
+        while True:
+            data = conn.recv(1 << 16)
+            if not data:
+                break
+            for i in range(0, len(data), 1000):
+                conn.sendall(data[i:i + 1000])
+                time.sleep(0.001)
+    except OSError:
+        pass
+    conn.close()
+
+
 def late_count(conn):
     """count, after 3 s without reading."""
     time.sleep(3)
@@ -163,6 +192,8 @@ def main():
     ports["big"] = serve_raw(big)
     ports["count"] = serve_raw(count)
     ports["late_count"] = serve_raw(late_count)
+    ports["echo"] = serve_raw(echo)
+    ports["paced_echo"] = serve_raw(paced_echo)
     ports["tls_count"] = serve_raw(tls_count(ctx))
     with open(os.path.join(d, "ports.json.tmp"), "w") as f:
         json.dump(ports, f)

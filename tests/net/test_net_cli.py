@@ -531,6 +531,44 @@ for var, cuts in (("API_KEY", (5, 12, 20)), ("LONG_KEY", (150,))):
     s.close()
 """, env={"API_KEY": SECRET, "LONG_KEY": "L" * 300},
          want=["API_KEY refused at part 3 of 4", "LONG_KEY refused at part 1 of 2"])
+    # An audit (2026-12-07) read values back from an allowed echo server in
+    # two ways. A tail held back was released 50 ms after the first hold
+    # however the echo went on: a stream of whole values came back with
+    # values cut in two. And a send given up on inside a value put part of
+    # it on the wire, whose echo came back as it was: a prefix of random
+    # length at each try. Now the tail waits for 50 ms without bytes, and
+    # such a connection is closed.
+    echo_sec = ["--allow-net", "127.0.0.1", "--secret", f"API_KEY@127.0.0.1:{P['paced_echo']}",
+                "--secret", f"API_KEY2@127.0.0.1:{P['echo']}"]
+    case("a streamed echo of whole values gives back only placeholders", echo_sec, f"""
+import os, socket
+ph = os.environ["API_KEY"].encode()
+s = socket.create_connection(("127.0.0.1", {P['paced_echo']})); s.settimeout(10)
+data = ph * 2500
+s.sendall(data)
+got = bytearray()
+while len(got) < len(data):
+    got += s.recv(65536)
+print("other pieces:", set(p for p in bytes(got).split(ph) if p))
+""", env={"API_KEY": SECRET, "API_KEY2": SECRET + "2"}, want=["other pieces: set()"],
+         absent=[SECRET[3:]])
+    case("a send cut inside a value closes its connection", echo_sec + ["--timeout", "60000"], f"""
+import os, socket
+ph = os.environ["API_KEY2"].encode()
+s = socket.create_connection(("127.0.0.1", {P['echo']})); s.settimeout(0.5)
+try:
+    while True:
+        s.sendall(ph * 25000)
+except TimeoutError:
+    print("the send timed out")
+try:
+    print("read back", s.recv(1 << 20)[-60:])
+except ConnectionAbortedError as e:
+    print("closed:", e)
+""", env={"API_KEY": SECRET, "API_KEY2": SECRET + "2"},
+         want=["the send timed out", "closed: [Errno", "may have had part of the value"],
+         absent=[SECRET[3:]])
+
     case("the name TLS sends is checked against the policy too", tls + ["--deny-net", "denied.eryx"],
          f"""
 import socket, ssl
