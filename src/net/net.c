@@ -1045,6 +1045,13 @@ static void op_resolve(eryx__net *net, eryx__op *op, json_t *args, done_list *l)
         }
         return;
     }
+    const char *deny = eryx__policy_name_denied(&net->conf->policy, name, (uint16_t)port);
+    if (deny) {
+        snprintf(why, sizeof why, "%s:%u is refused by the deny rule \"%s\"", name,
+                 (unsigned)port, deny);
+        op_fail(l, op, EACCES, why);
+        return;
+    }
     if (!eryx__policy_name_possible(&net->conf->policy, name, (uint16_t)port)) {
         const eryx__policy *p = &net->conf->policy;
         int address_rules = 0;

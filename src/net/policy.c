@@ -526,6 +526,14 @@ int eryx__policy_name_possible(const eryx__policy *p, const char *name, uint16_t
     return 0;
 }
 
+const char *eryx__policy_name_denied(const eryx__policy *p, const char *name, uint16_t port)
+{
+    for (size_t i = 0; i < p->n_deny; i++)
+        if (p->deny[i].kind != ERYX__RULE_NET && eryx__rule_matches(&p->deny[i], name, NULL, port))
+            return p->deny[i].text;
+    return NULL;
+}
+
 int eryx__policy_check(const eryx__policy *p, const char *name, const eryx__addr *a,
                        uint16_t port, char *why, size_t whysize)
 {

@@ -112,6 +112,10 @@ void eryx__policy_fork_lock(int lock);
  * what the name holds to whoever serves its DNS, and with only address
  * rules that would be anyone. */
 int eryx__policy_name_possible(const eryx__policy *p, const char *name, uint16_t port);
+/* The text of the first deny rule that refuses name at port by the name
+ * alone, or NULL: such a name is not looked up (the lookup itself would
+ * carry the name, and what the guest put in it, to the domain's servers). */
+const char *eryx__policy_name_denied(const eryx__policy *p, const char *name, uint16_t port);
 
 /* Decides on a connection to a:port reached through name (NULL for an IP
  * literal). Returns 1 (allowed) or 0; why[] says which rule allowed it or

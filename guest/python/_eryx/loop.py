@@ -94,8 +94,9 @@ class SandboxEventLoop(asyncio.BaseEventLoop):
         if timeout is not None and not math.isfinite(timeout):
             timeout = None
         from . import net
-        calls = self._outbox + [hostcall.call_text(c["id"], c["name"], hostcall.encode(c["args"]))
-                                for c in net._extra()]
+        # Closes of collected sockets first (hostcall._request says why).
+        calls = [hostcall.call_text(c["id"], c["name"], hostcall.encode(c["args"]))
+                 for c in net._extra()] + self._outbox
         self._outbox = []
         # In requests the host takes (at most 8 MiB, 65536 calls each): the
         # calls of one turn may be more (12 uploads of 1 MiB gathered). All

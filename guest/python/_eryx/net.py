@@ -12,6 +12,7 @@ accept) and UDP are refused with EPERM.
 """
 
 import errno as _errno
+import weakref
 import sys
 
 import _socket as _real
@@ -60,7 +61,39 @@ _SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "domain
              "smtps": 465, "ldap": 389, "ldaps": 636, "redis": 6379, "postgresql": 5432,
              "mysql": 3306, "http-alt": 8080}
 _default_timeout = [None]
-_by_fd = {}         # fake descriptor -> socket, for select and close(fd)
+class _Sockets:
+    """Fake descriptor -> socket, for select and close(fd). Weak: a socket
+    dropped without close() must be collected, as natively (its __del__
+    queues the close); held here, every one kept its connection, and the
+    eleventh create_connection of a loop hit max_connections. The socket
+    module's class (every socket code makes) takes weak references; this
+    module's own, which cannot (the socket module adds the slot), is held."""
+
+    __slots__ = ("_refs",)
+
+    def __init__(self):
+        self._refs = {}
+
+    def __setitem__(self, fd, sock):
+        try:
+            self._refs[fd] = weakref.ref(sock)
+        except TypeError:
+            self._refs[fd] = lambda: sock
+
+    def get(self, fd):
+        ref = self._refs.get(fd)
+        return None if ref is None else ref()
+
+    def pop(self, fd, default=None):
+        ref = self._refs.pop(fd, None)
+        sock = None if ref is None else ref()
+        return default if sock is None else sock
+
+    def __contains__(self, fd):
+        return self.get(fd) is not None
+
+
+_by_fd = _Sockets()
 _next_fd = [1 << 20]
 _to_close = []      # connection ids of sockets collected unclosed
 
