@@ -3,6 +3,7 @@
  */
 #include "net_options.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +138,7 @@ int cli_net_option(cli_net *n, int argc, char **argv, int *i)
     default: {
         char *end;
         unsigned long m = strtoul(v, &end, 10);
-        if (*end || !*v || m == 0 || m > 100000) {
+        if (*end || !isdigit((unsigned char)v[0]) || m == 0 || m > 100000) {
             fprintf(stderr, "eryx: --max-connections wants a number from 1 to 100000\n");
             return -1;
         }

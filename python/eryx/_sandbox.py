@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ipaddress
 import json
 import os
 import threading
@@ -76,15 +77,27 @@ def _rule_is_too_wide(rule: str) -> bool:
     if host == "*" or (host.startswith("*.") and "." not in host[2:].rstrip(".")):
         return True
     if "/" in host:
-        addr, prefix = host.rsplit("/", 1)
-        if not prefix.isdigit():
+        try:
+            net = ipaddress.ip_network(host, strict=False)
+        except ValueError:
             return True
-        # IPv4 inside IPv6 (::ffff:0:0/96 is every IPv4 address): judged
-        # as the IPv4 range it is.
-        if addr.lower().startswith("::ffff:"):
-            return int(prefix) - 96 < 8
-        return int(prefix) < (16 if ":" in host else 8)
+        if net.version == 4:
+            return net.prefixlen < 8
+        if net.prefixlen < 16:
+            return True
+        # IPv4 inside IPv6 (::ffff:0:0/96 is every IPv4 address), however
+        # the rule is spelt ("0::ffff:0:0/96", "::/64" around it): judged as
+        # the IPv4 range it reaches. Until 2026-12-07 only the "::ffff:"
+        # spelling was, and "::/64" let a secret go to every IPv4 host.
+        return any(net.overlaps(embed) and net.prefixlen - embed.prefixlen < 8
+                   for embed in _IPV4_IN_IPV6)
     return False
+
+
+# The ways IPv6 addresses carry IPv4 ones in the 32 bits after the prefix:
+# mapped, compatible (deprecated), NAT64's well-known prefix, 6to4.
+_IPV4_IN_IPV6 = tuple(ipaddress.ip_network(n)
+                      for n in ("::ffff:0:0/96", "::/96", "64:ff9b::/96", "2002::/16"))
 
 
 def _secret_fallback_hosts(name: str, network: NetConfig) -> List[str]:

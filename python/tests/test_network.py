@@ -144,12 +144,17 @@ def test_secret_without_hosts_goes_where_the_network_allows(server):
         eryx.Sandbox(network=eryx.NetConfig.permissive(), secrets={"API_KEY": "x" * 20})
     for every in (["*:443"], ["0.0.0.0/0"], ["[::/0]:443"], ["api.example.com", "::/0"],
                   ["*.com"], ["*.com.:443"], ["0.0.0.0/1", "128.0.0.0/1"], ["2000::/3"],
-                  ["::ffff:0:0/96"], ["[::ffff:0.0.0.0/100]:443"]):
+                  ["::ffff:0:0/96"], ["[::ffff:0.0.0.0/100]:443"],
+                  # IPv6 ranges around or spelling the IPv4 ones (passed
+                  # until 2026-12-07), NAT64's and 6to4's.
+                  ["0::ffff:0:0/96"], ["::/64"], ["::fffe:0:0/95"], ["64:ff9b::/96"],
+                  ["2002::/16"], ["::/96"]):
         with pytest.raises(ValueError, match="no allowed_hosts.*every host"):
             eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=every),
                          secrets={"API_KEY": "x" * 20})
     # Narrower rules stay the secret's hosts.
-    eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=["*.example.com", "10.0.0.0/8"]),
+    eryx.Sandbox(network=eryx.NetConfig(allowed_hosts=["*.example.com", "10.0.0.0/8",
+                                                       "::ffff:10.0.0.0/104", "2001:db8::/32"]),
                  secrets={"API_KEY": "x" * 20}).close()
 
 

@@ -137,6 +137,14 @@ int eryx__net_new(const eryx_net_config *given, const eryx_secret *secrets, size
                      s.name ? s.name : "(null)");
             goto fail;
         }
+        /* Two of one name: the guest's $NAME holds one placeholder, and
+         * the other's hosts were silently left out. */
+        for (size_t j = 0; s.name && j < c->n_secrets; j++)
+            if (strcmp(c->secrets[j].name, s.name) == 0) {
+                snprintf(err, errsize, "secret %.100s is given twice: give it once, with all "
+                         "its hosts", s.name);
+                goto fail;
+            }
         if (eryx__secret_init(&c->secrets[c->n_secrets], s.name, s.value, s.hosts, s.n_hosts,
                               err, errsize) < 0)
             goto fail;
