@@ -451,7 +451,9 @@ typedef struct eryx_net_config {
  * hosts"). */
 typedef struct eryx_secret {
     size_t size;                     /* 0 or sizeof(eryx_secret) */
-    const char *name;                /* environment variable name */
+    const char *name;                /* environment variable name; one
+                                        secret per name (a second is
+                                        ERYX_INVALID) */
     const char *value;               /* the real value (not empty) */
     const char *const *hosts;        /* where it may be sent */
     size_t n_hosts;

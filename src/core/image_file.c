@@ -81,8 +81,10 @@ int eryx__image_file_check(const void *data, size_t len, uint64_t file_size, con
         return refuse(path, "is truncated (shorter than its header)");
     memcpy(&h, data, sizeof h);
     if (strncmp(h.build_id, ERYX_BUILD_ID, sizeof h.build_id) != 0) {
-        eryx__set_errmsg(NULL, "%s was made by another build of eryx (%.64s, this is %s)",
-                         path, h.build_id, ERYX_BUILD_ID);
+        char id[4 * sizeof h.build_id + 1];
+        eryx__set_errmsg(NULL, "%s was made by another build of eryx (%s, this is %s)", path,
+                         eryx__printable(h.build_id, sizeof h.build_id, id, sizeof id),
+                         ERYX_BUILD_ID);
         return ERYX_INVALID;
     }
     if (h.header_size != sizeof h || h.globals_size != sizeof h.globals)

@@ -178,6 +178,11 @@ void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void eryx__clear_errmsg(eryx_sandbox *sb);
 const char *eryx__errmsg(const eryx_sandbox *sb);
+/* The first n bytes of text (or up to a NUL) as printable ASCII, the rest
+ * as \xNN, into out (cap bytes, NUL-terminated, cut to fit): for bytes of
+ * a file put in a message (a crafted one could put terminal escapes in
+ * the user's stderr). Returns out. */
+char *eryx__printable(const char *text, size_t n, char *out, size_t cap);
 
 /* callbacks.c */
 /* Replaces sb's callbacks by cbs (checked and copied); on failure sb keeps

@@ -229,8 +229,10 @@ static int read_session_header(int fd, off_t base, const char *path,
         return ERYX_INVALID;
     }
     if (strncmp(h->build_id, ERYX_BUILD_ID, sizeof h->build_id) != 0) {
-        eryx__set_errmsg(NULL, "%s was saved by another build of eryx (%.64s, this is %s)",
-                         path, h->build_id, ERYX_BUILD_ID);
+        char id[4 * sizeof h->build_id + 1];
+        eryx__set_errmsg(NULL, "%s was saved by another build of eryx (%s, this is %s)", path,
+                         eryx__printable(h->build_id, sizeof h->build_id, id, sizeof id),
+                         ERYX_BUILD_ID);
         return ERYX_INVALID;
     }
     if (fstat(fd, &st) != 0) {
@@ -338,9 +340,12 @@ static int restore_wasi_state(eryx_sandbox *sb, const char *path, const uint8_t 
         eryx__sandbox_free(sb);
         return err == -ENOMEM ? ERYX_NOMEM : ERYX_INVALID;
     }
-    if (lost)
+    if (lost) {
+        /* Paths from the file: shown printable (errmsg keeps 512 bytes). */
+        char shown[512];
         eryx__set_errmsg(sb, "loaded, but these open files could not be reopened and are "
-                             "closed: %s", lost);
+                             "closed: %s", eryx__printable(lost, strlen(lost), shown, sizeof shown));
+    }
     free(lost);
     return ERYX_OK;
 }

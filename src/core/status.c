@@ -76,6 +76,21 @@ void eryx__set_errmsg(eryx_sandbox *sb, const char *fmt, ...)
     va_end(ap);
 }
 
+char *eryx__printable(const char *text, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && text[i] && o + 5 <= cap; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    if (cap)
+        out[o < cap ? o : cap - 1] = '\0';
+    return out;
+}
+
 /* Clearing and reading never allocate: a thread that has had no error
  * (the watchdog, a handler worker) never mallocs here, which would give it
  * an allocator arena of its own: mappings that a leak check counts. */

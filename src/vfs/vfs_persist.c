@@ -450,14 +450,19 @@ static int write_file(eryx__vfs *vfs, const char *path, int flags, const uint8_t
     return rc;
 }
 
-/* 1 if path is a mount point of an in-memory tree: where the records of
- * each tree start. */
-static int is_tmp_root(const eryx__vfs *vfs, const char *path)
+/* The index in vfs->mounts of the in-memory tree mounted at path (where
+ * the records of each tree start), or -1. */
+static long tmp_root_index(const eryx__vfs *vfs, const char *path)
 {
     for (size_t i = 0; i < vfs->nmounts; i++)
         if (vfs->mounts[i]->kind == VFS_MNT_TMP && strcmp(vfs->mounts[i]->path, path) == 0)
-            return 1;
-    return 0;
+            return (long)i;
+    return -1;
+}
+
+static int is_tmp_root(const eryx__vfs *vfs, const char *path)
+{
+    return tmp_root_index(vfs, path) >= 0;
 }
 
 /* 1 if path is absolute and has no empty, "." or ".." component, and no
@@ -512,8 +517,13 @@ static int get_tree_path(eryx__blob_reader *r, const char *prev, char *path)
  * creating an entry changes its directory's mtime. prev holds
  * ERYX__VFS_PATH_MAX bytes (the last path, for the order check). */
 static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, char *prev,
-                     int dir_times)
+                     uint8_t *roots_seen, int dir_times)
 {
+    /* Each tree once (roots_seen: one byte a mount): a root record
+     * restarts the order check, so a file alternating a root and one
+     * entry, in falling order, made every insertion shift the entries
+     * before it (20 s of load for 340 000 entries, found by an audit). */
+    memset(roots_seen, 0, vfs->nmounts);
     prev[0] = '\0';
     for (;;) {
         uint8_t type;
@@ -529,10 +539,15 @@ static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, char *pre
             (type == ERYX__VFS_T_REG && !(data = get_bytes(r, &size))) ||
             !vfs_path_is_tmp(vfs, path) || !canonical(path))
             return -EINVAL;
-        if (type == ERYX__VFS_T_DIR && is_tmp_root(vfs, path))
-            prev[0] = '\0';     /* the next tree */
-        else if (!prev[0] || !in_order(prev, path))
+        long root = type == ERYX__VFS_T_DIR ? tmp_root_index(vfs, path) : -1;
+        if (root >= 0 && roots_seen[root])
             return -EINVAL;
+        if (root >= 0) {
+            roots_seen[root] = 1;
+            prev[0] = '\0';     /* the next tree */
+        } else if (!prev[0] || !in_order(prev, path)) {
+            return -EINVAL;
+        }
         memcpy(prev, path, strlen(path) + 1);
         int rc = 0;
         if (type == ERYX__VFS_T_DIR && !dir_times) {
@@ -554,18 +569,20 @@ static int tree_pass(eryx__vfs *vfs, eryx__blob_reader *r, char *path, char *pre
 int eryx__vfs_restore_tmp(eryx__vfs *vfs, eryx__blob_reader *r)
 {
     char *path = malloc(ERYX__VFS_PATH_MAX), *prev = malloc(ERYX__VFS_PATH_MAX);
-    int rc = path && prev ? 0 : -ENOMEM;
+    uint8_t *seen = malloc(vfs->nmounts + 1);
+    int rc = path && prev && seen ? 0 : -ENOMEM;
     size_t start = r->pos;
     if (rc == 0)
-        rc = tree_pass(vfs, r, path, prev, 0);
+        rc = tree_pass(vfs, r, path, prev, seen, 0);
     if (rc == 0) {
         size_t end = r->pos;
         r->pos = start;
-        rc = tree_pass(vfs, r, path, prev, 1);
+        rc = tree_pass(vfs, r, path, prev, seen, 1);
         r->pos = end;
     }
     free(path);
     free(prev);
+    free(seen);
     return rc;
 }
 

@@ -345,6 +345,19 @@ TEST_CASE(test_huge_sizes)
     free(p);
 }
 
+/* Another build's id is shown printable: a crafted one put terminal
+ * escapes in the message (the user's stderr) until 2026-12-07. */
+TEST_CASE(test_build_id_shown_printable)
+{
+    size_t size;
+    unsigned char *p = file_bytes(good, &size);
+    memcpy(p + 8, "\x1b]0;PWNED\x07\x1b[2J\\", 15);
+    write_bytes(bad, p, size);
+    expect_refused(bad, "was saved by another build of eryx (\\x1b]0;PWNED\\x07\\x1b[2J\\x5c");
+    CHECK(strchr(eryx_errmsg(NULL), 0x1b) == NULL);
+    free(p);
+}
+
 /* ---- A3: saved addresses --------------------------------------------- */
 
 TEST_CASE(test_bad_addresses)
