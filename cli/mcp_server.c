@@ -743,13 +743,18 @@ static int first_of_session(const job *j)
     return 0;
 }
 
-/* The request will get no answer (cancelled, or the server closes): an
- * HTTP connection waiting for it is let go. */
+/* The request will get no answer (cancelled, its MCP session deleted, or
+ * the server closes): an HTTP connection waiting for it is let go, its
+ * response ended properly with no answer in it (the head, if it has not
+ * gone, and a kept connection's empty last chunk). Until 2026-12-07 it was
+ * cut mid-response, which a client's HTTP library takes for a failure. */
 static void ch_abandon(channel *ch)
 {
     if (ch->kind != CH_HTTP)
         return;
     pthread_mutex_lock(&ch->lock);
+    if (!ch->broken && !ch->done && http_stream_write(ch, NULL, 0, 1) < 0)
+        ch_break(ch);
     ch->done = 1;
     ch->done_ms = eryx_cli_now_ms();
     ch_drop_token(ch);

@@ -233,6 +233,48 @@ s.close()
 print("ok   keep_alive")
 PY
 
+# DELETE of an MCP session with a tools/call in flight on a kept
+# connection: that call's event stream ends properly (its last chunk), with
+# no answer in it, and the connection carries the next request. Until
+# 2026-12-07 it was cut mid-response (http.client: IncompleteRead).
+python3 - "$port" <<'PY' || fails=$((fails + 1))
+import http.client, json, threading, time, sys
+port = int(sys.argv[1])
+H = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+a = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+a.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+          "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                     "clientInfo": {"name": "t", "version": "1"}}}), H)
+r = a.getresponse()
+sid = r.getheader("Mcp-Session-Id")
+r.read()
+def delete_soon():
+    time.sleep(1.0)
+    b = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    b.request("DELETE", "/mcp", headers={"Mcp-Session-Id": sid})
+    assert b.getresponse().status == 200
+t = threading.Thread(target=delete_soon)
+t.start()
+a.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+    "name": "run_python", "arguments": {"code": "import time; time.sleep(30)"}}}),
+    {**H, "Mcp-Session-Id": sid, "Accept": "application/json, text/event-stream"})
+r = a.getresponse()
+t0 = time.monotonic()
+body = r.read()             # IncompleteRead when cut
+t.join()
+assert r.status == 200 and b'"id":2' not in body and time.monotonic() - t0 < 10, (r.status, body)
+sock = a.sock
+a.request("GET", "/healthz")
+r = a.getresponse()
+assert r.read() == b"ok\n" and a.sock is sock and not r.will_close  # the connection goes on
+a.request("POST", "/mcp", json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"}),
+          {**H, "Mcp-Session-Id": sid})
+r = a.getresponse()
+r.read()
+assert r.status == 404, r.status   # the session is gone
+print("ok   delete_ends_streams")
+PY
+
 # MCP sessions that clients leave open (no DELETE): at 64, a new one ends
 # the least recently used one that is not running code (its client gets
 # 404), so the server never refuses new clients for old ones; one running
