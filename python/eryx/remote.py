@@ -162,9 +162,12 @@ class ExecuteResult:
         exact = ev.get("result_json")
         self.result_error = ev.get("result_error")
         if isinstance(exact, str):
-            self.result = json.loads(exact)
             self.result_json = exact
-            self.result_error = None
+            try:
+                self.result, self.result_error = json.loads(exact), None
+            except (ValueError, RecursionError) as e:  # more digits than this Python reads
+                self.result = None
+                self.result_error = f"the sandbox reported a result this Python cannot read: {e}"
         else:
             self.result = ev.get("result")
             self.result_json = None if self.result is None else json.dumps(self.result)

@@ -798,7 +798,7 @@ static void result_dealloc(pyeryx_result *r)
     PyObject_Free(r);
 }
 
-static PyObject *json_loads;
+static PyObject *json_loads, *json_error; /* json.loads, json.JSONDecodeError */
 
 /* Decodes result_json, once, on first use. The sandbox's code can hand
  * the host any text as its result: text json.loads refuses gives no result
@@ -817,17 +817,35 @@ static int decode_result(pyeryx_result *r)
         if (!json)
             return -1;
         json_loads = PyObject_GetAttrString(json, "loads");
+        json_error = PyObject_GetAttrString(json, "JSONDecodeError");
         Py_DECREF(json);
-        if (!json_loads)
+        if (!json_loads || !json_error) {
+            Py_CLEAR(json_loads);
+            Py_CLEAR(json_error);
             return -1;
+        }
     }
     PyObject *v = PyObject_CallOneArg(json_loads, r->result_json);
     if (!v) {
-        if (!PyErr_ExceptionMatches(PyExc_ValueError))
+        /* Not JSON (forged), or JSON this Python will not read: nested
+         * deeper than its recursion limit (honest code makes that: it
+         * raised RecursionError from the attribute until 2026-12-07), an
+         * int past sys.get_int_max_str_digits(). */
+        if (!PyErr_ExceptionMatches(PyExc_ValueError) &&
+            !PyErr_ExceptionMatches(PyExc_RecursionError))
             return -1;
-        PyErr_Clear();
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        PyErr_NormalizeException(&type, &value, &tb);
+        PyObject *why = r->result_error != Py_None ? NULL
+                        : PyObject_IsInstance(value, json_error) == 1
+                            ? PyUnicode_FromString("the sandbox reported a result that is not JSON")
+                            : PyUnicode_FromFormat("the sandbox reported a result this Python "
+                                                   "cannot read: %S", value);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(tb);
         if (r->result_error == Py_None) {
-            PyObject *why = PyUnicode_FromString("the sandbox reported a result that is not JSON");
             if (!why)
                 return -1;
             Py_SETREF(r->result_error, why);

@@ -495,3 +495,28 @@ def test_results_and_errors_pickle():
     with pytest.raises(TypeError):
         eryx._eryx._result_restore((1, 2, 3.0, 1, 1, 1, None, None, None, None, None,
                                     0, 0, 0, 0, 0, 0, 0))
+
+
+def test_a_result_this_python_cannot_read_is_a_result_error():
+    # Nested deeper than json.loads reads, or an int of more digits than
+    # it converts: honest code makes both, and reading r.result raised
+    # RecursionError (or said "not JSON") until 2026-12-07.
+    sb = eryx.Sandbox()
+    r = sb.execute("x = []\nfor i in range(3000):\n    x = [x]\nresult = x")
+    assert r.result is None
+    assert r.result_error.startswith("the sandbox reported a result this Python cannot read: "
+                                     "maximum recursion depth exceeded"), r.result_error
+    r = sb.execute("import sys\nsys.set_int_max_str_digits(0)\nresult = 10**5000")
+    assert r.result is None and "4300 digits" in r.result_error, r.result_error
+    # An exception's text is kept to max_output (at least 1 KiB).
+    sb = eryx.Sandbox(resource_limits=eryx.ResourceLimits(max_output_bytes=2000))
+    with pytest.raises(eryx.ExecutionError) as e:
+        sb.execute('raise ValueError("x" * 10_000_000)')
+    r = e.value.result
+    assert len(r.exception_message) < 2100 and len(r.traceback) < 2100, len(r.traceback)
+    assert r.traceback.endswith("bytes more cut: max_output]\n"), r.traceback[-80:]
+    r = sb.execute('import _eryx_host\n_eryx_host.event(3, b"y" * 10_000_000)')
+    assert len(r.result_error) < 2100 and "cut: max_output" in r.result_error
+    # A SystemExit whose code str() refuses is still a SystemExit.
+    r = sb.execute("import sys\nsys.exit(10**5000)")
+    assert r.exited and r.exit_code == 1, (r.exited, r.exit_code)

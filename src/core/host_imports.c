@@ -175,8 +175,10 @@ void Z_eryxZ_event(struct Z_eryx_instance_t *host, u32 kind, u32 ptr, u32 len)
         ex->result_error = strdup(why);
     } else if (kind == ERYX_EVENT_RESULT || kind == ERYX_EVENT_RESULT_ERROR) {
         char **slot = kind == ERYX_EVENT_RESULT ? &ex->result_json : &ex->result_error;
+        size_t n;
         free(*slot);
-        *slot = strndup(data, len);
+        *slot = kind == ERYX_EVENT_RESULT ? strndup(data, len)
+                                          : eryx__text_cut(data, len, sb->cfg.max_output, &n);
     }
     eryx__engine_leave_host();
 }

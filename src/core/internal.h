@@ -183,6 +183,12 @@ const char *eryx__errmsg(const eryx_sandbox *sb);
  * a file put in a message (a crafted one could put terminal escapes in
  * the user's stderr). Returns out. */
 char *eryx__printable(const char *text, size_t n, char *out, size_t cap);
+/* A malloc'ed, NUL-terminated copy of text[0..len) cut to max bytes (at
+ * least 1 KiB; at a UTF-8 character's start), a line saying how much was
+ * cut after it; *out_len its length. For the guest's texts that are not
+ * stdout or stderr but output all the same (an exception's message and
+ * traceback, result_error): max is max_output. NULL: no memory (guest.c). */
+char *eryx__text_cut(const char *text, size_t len, uint64_t max, size_t *out_len);
 
 /* callbacks.c */
 /* Replaces sb's callbacks by cbs (checked and copied); on failure sb keeps

@@ -120,6 +120,24 @@ def _exit_code(exc):
     return 1
 
 
+def _exit_status(exc):
+    """The status of a SystemExit. Its code's text may not be made: an int
+    of more digits than str() writes (sys.exit(10**5000)), a __str__ that
+    raises; that escaped and was reported as a KeyboardInterrupt."""
+    status = _exit_code(exc)
+    try:
+        text = str(exc.code)
+    except Exception:
+        text = f"(a {type(exc.code).__name__} that str() refuses)"
+    return EXIT, status, "SystemExit", text, ""
+
+
+def _stop_name(exc):
+    """The type reported when describing exc failed even twice: a stop's
+    late KeyboardInterrupt, or memory too full to describe it."""
+    return "MemoryError" if isinstance(exc, MemoryError) else "KeyboardInterrupt"
+
+
 def _type_name(exc):
     cls = type(exc)
     if cls.__module__ in ("builtins", "__main__"):
@@ -379,7 +397,7 @@ def _failure(exc, filename):
             if not isinstance(exc, KeyboardInterrupt):
                 late.__context__ = exc
                 exc = late
-    return EXCEPTION, 1, "KeyboardInterrupt", "", ""
+    return EXCEPTION, 1, _stop_name(exc), "", ""
 
 
 def _execute(mode, filename, code, trace):
@@ -398,7 +416,7 @@ def _execute(mode, filename, code, trace):
             _run_code(filename, code, trace, interactive=mode == "i")
         return OK, 0, "", "", ""
     except SystemExit as exc:
-        return EXIT, _exit_code(exc), "SystemExit", str(exc.code), ""
+        return _exit_status(exc)
     except BaseException as exc:
         return _failure(exc, filename)
 
@@ -452,8 +470,8 @@ def run(request):
     # bytecode between the two try statements checks for it.
     try:
         status = _execute(mode, filename, code, "t" in flags)
-    except BaseException:
-        status = EXCEPTION, 1, "KeyboardInterrupt", "", ""
+    except BaseException as exc:
+        status = EXCEPTION, 1, _stop_name(exc), "", ""
     try:
         _finish(before)
     except BaseException:
