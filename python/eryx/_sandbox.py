@@ -656,19 +656,23 @@ class Session(_Runner):
         self._h = None
         self._factory = _factory
         self._count = 0
+        self._timeout_ns = 0
+        if execution_timeout_ms is not None:
+            self.execution_timeout_ms = execution_timeout_ms
         if _cfg is None:
             if resource_limits is None and execution_timeout_ms is None:
                 resource_limits = ResourceLimits(execution_timeout_ms=None)
+            # The session's limit is the sandbox's too: export_state,
+            # import_state and clear_state run the session's code as well
+            # (a pickling hook that loops), and ran under the default 30 s.
             _cfg = _Config(resource_limits=resource_limits, network=network,
                            callbacks=callbacks, secrets=secrets, volumes=volumes,
                            on_stdout=on_stdout, on_stderr=on_stderr,
                            result_variable=result_variable, env=env,
                            mounts=_factory._mounts if _factory is not None else (), mcp=mcp,
-                           vfs=vfs, vfs_mount_path=vfs_mount_path)
+                           vfs=vfs, vfs_mount_path=vfs_mount_path,
+                           timeout_override=self._timeout_ns or None)
         self._cfg = _cfg
-        self._timeout_ns = 0
-        if execution_timeout_ms is not None:
-            self.execution_timeout_ms = execution_timeout_ms
         if max_fuel is not None:
             self.fuel_limit = max_fuel
         if _handle is not None:

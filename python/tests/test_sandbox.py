@@ -520,3 +520,16 @@ def test_a_result_this_python_cannot_read_is_a_result_error():
     # A SystemExit whose code str() refuses is still a SystemExit.
     r = sb.execute("import sys\nsys.exit(10**5000)")
     assert r.exited and r.exit_code == 1, (r.exited, r.exit_code)
+
+
+def test_state_operations_keep_the_session_timeout():
+    # export_state runs the session's code (a pickling hook): it ran under
+    # the default 30 s, not the session's execution_timeout_ms, until
+    # 2026-12-07.
+    s = eryx.Session(execution_timeout_ms=1000)
+    s.execute("import _eryx.state as st\ndef forever(g):\n    while True:\n        pass\n"
+              "st.export = forever")
+    t = time.monotonic()
+    with pytest.raises(eryx.ExecutionError, match="ERYX_TIMEOUT"):
+        s.export_state()
+    assert time.monotonic() - t < 5
