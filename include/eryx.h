@@ -114,7 +114,7 @@ extern "C" {
     X(TRAP, 5, "the sandboxed code trapped (out-of-bounds access, stack "           \
                "exhaustion, ...); the sandbox is now dead")                         \
     X(DEAD, 6, "the sandbox can no longer run code (an earlier run trapped or "     \
-               "called os._exit); free it")                                         \
+               "called os._exit); reset or free it")                                \
     X(INIT, 7, "the interpreter could not be started or does not match this "       \
                "library")                                                           \
     X(IO, 8, "a host file or directory could not be used")                          \
