@@ -487,7 +487,10 @@ typedef struct eryx_sandbox_config {
                                   the result's *_truncated flag is set.
                                   Also the most JSON `result` may take:
                                   beyond, result_json is NULL and
-                                  result_error says so */
+                                  result_error says so; and the most an
+                                  exception's message and traceback and
+                                  result_error keep (at least 1 KiB;
+                                  then a line says how much was cut) */
     uint64_t tmp_quota;        /* bytes the in-memory /tmp may hold (64 MiB) */
     eryx_output_fn on_output;  /* optional streaming of stdout/stderr */
     void *output_user_data;
