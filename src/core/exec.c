@@ -1564,14 +1564,19 @@ static int glue_out_of_memory(eryx_exec *ex, eryx_result *r)
     int at_start = r->exc_message && strcmp(r->exc_message, before) == 0;
     if (ex->mode != 0 || (!at_start && (!r->exc_message || strcmp(r->exc_message, after) != 0)))
         return ERYX_INTERNAL;
-    char msg[200];
+    /* A session whose own objects fill its memory meets this at every run,
+     * which no code of its can mend: the message says what can. */
+    static const char hint[] = ": if the session's own objects fill it, reset the session or "
+                               "give it a larger max_memory";
+    char msg[320];
     if (at_start)
         snprintf(msg, sizeof msg, "the program does not fit in the sandbox's memory (max_memory "
-                 "%llu bytes) with the %zu bytes of its run request",
-                 (unsigned long long)ex->sb->cfg.max_memory, ex->request_len);
+                 "%llu bytes) with the %zu bytes of its run request%s",
+                 (unsigned long long)ex->sb->cfg.max_memory, ex->request_len, hint);
     else
         snprintf(msg, sizeof msg, "no memory was left in the sandbox (max_memory %llu bytes) "
-                 "to report the run's outcome", (unsigned long long)ex->sb->cfg.max_memory);
+                 "to report the run's outcome%s", (unsigned long long)ex->sb->cfg.max_memory,
+                 hint);
     return replace_exception(r, "MemoryError", msg) ? ERYX_PYTHON_EXCEPTION : ERYX_INTERNAL;
 }
 
