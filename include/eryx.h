@@ -332,8 +332,12 @@ typedef struct eryx_callback {
  * the other, instead of on worker threads. Much cheaper per call. */
 #define ERYX_CALLBACK_INLINE 1u
 
-/* Name, arguments (a JSON object, NUL-terminated) and id (unique within the
- * execution) of a call. Borrowed until the call is completed. A string value
+/* Name, arguments (a JSON object, NUL-terminated) and id of a call. The
+ * guest chooses ids: its glue numbers each execution's calls uniquely, but
+ * code that calls the raw _eryx_host module can repeat one, so do not key
+ * anything but that guest's own calls by id (each call has its own
+ * eryx_call; the service matches a client's reply by id within its
+ * request). Borrowed until the call is completed. A string value
  * in the arguments may hold NUL characters, escaped as \u0000 (JSON allows
  * it: read with jansson's JSON_ALLOW_NUL; a key holding one is refused in
  * the guest, as jansson reads none). The arguments
