@@ -373,7 +373,7 @@ int vfs_host_pwrite(eryx__vfs_file *f, const void *buf, size_t len, uint64_t off
 {
     if (off > INT64_MAX || len > INT64_MAX - off)
         return -EFBIG;
-    uint64_t size;
+    uint64_t size = 0;
     int rc = refuse_guarded(f->host_dev, f->host_ino); /* mapped since the open */
     if (rc == 0)
         rc = host_size(f->u.hostfd, &size);
@@ -436,7 +436,7 @@ int vfs_host_ftruncate(eryx__vfs_file *f, uint64_t size)
 {
     if (size > INT64_MAX)
         return -EFBIG;
-    uint64_t old;
+    uint64_t old = 0;
     int rc = refuse_guarded(f->host_dev, f->host_ino); /* mapped since the open */
     if (rc == 0)
         rc = host_size(f->u.hostfd, &old);
