@@ -12,8 +12,8 @@ accept) and UDP are refused with EPERM.
 """
 
 import errno as _errno
-import weakref
 import sys
+import weakref
 
 import _socket as _real
 
@@ -61,6 +61,8 @@ _SERVICES = {"http": 80, "https": 443, "ftp": 21, "ssh": 22, "smtp": 25, "domain
              "smtps": 465, "ldap": 389, "ldaps": 636, "redis": 6379, "postgresql": 5432,
              "mysql": 3306, "http-alt": 8080}
 _default_timeout = [None]
+
+
 class _Sockets:
     """Fake descriptor -> socket, for select and close(fd). Weak: a socket
     dropped without close() must be collected, as natively (its __del__
