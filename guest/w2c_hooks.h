@@ -14,7 +14,8 @@
  *   eryx__w2c_skip_data_segments (src/core/snapshot.c) is set around such
  *   instantiations;
  * - FUNC_PROLOGUE (every function entry) and every loop header charge one
- *   unit of fuel (ERYX_FUEL_TICK): a deterministic count of guest work;
+ *   unit of fuel (ERYX_FUEL_TICK), and memory.fill and memory.copy one per
+ *   16 bytes (ERYX_FUEL_BULK): a deterministic count of guest work;
  * - every load and store of linear memory, and the bulk copies, go through
  *   the macros of w2c_segment.h, without wasm2c's forced read after each
  *   load (ERYX_MEM_LOADED, which w2c_segment.h explains).
@@ -37,6 +38,19 @@ extern _Thread_local int eryx__w2c_skip_data_segments;
 #define ERYX_FUEL_TICK()                                                    \
     do {                                                                    \
         if (__builtin_expect(--instance->Z_eryx_instance->fuel < 0, 0))     \
+            eryx__fuel_out(instance->Z_eryx_instance);                      \
+    } while (0)
+
+/* A bulk instruction of n bytes costs n / 16 units, as the host's scans do
+ * (src/core/host_imports.c). memset and memmove take about a cycle for 16
+ * bytes, less than a function entry or a loop's turn: the charge errs on
+ * the dear side, and keeps what a unit buys within a small factor of
+ * itself. Charged before the copy, so a run without the fuel for it stops
+ * without doing it. n is a u32: no charge can wrap the counter. */
+#define ERYX_FUEL_BULK(n)                                                   \
+    do {                                                                    \
+        instance->Z_eryx_instance->fuel -= (int64_t)((n) >> 4);             \
+        if (__builtin_expect(instance->Z_eryx_instance->fuel < 0, 0))       \
             eryx__fuel_out(instance->Z_eryx_instance);                      \
     } while (0)
 

@@ -18,7 +18,8 @@
 #                  other than the Python guest (the engine tests)
 #   --table        with --memory-only: the static table too (w2c_table.h)
 #   --dispatch     with --memory-only: the dispatch tables too (below)
-#   --fuel         also charge fuel at function entries and loop headers
+#   --fuel         also charge fuel at function entries, loop headers and
+#                  bulk memory instructions (by their length)
 set -euo pipefail
 file=$1
 shift
@@ -353,4 +354,17 @@ if [ "$fuel" = 1 ]; then
     [ "$(count '^ *FUNC_PROLOGUE;$')" -gt 0 ] || fail "no function uses FUNC_PROLOGUE"
     rewrite "loop fuel" "$(count '^ *w2c_L[0-9]+:')" '^( *w2c_L[0-9]+:) $' '\1 ERYX_FUEL_TICK();'
     check_loop_fuel
+    # And the bulk instructions by their length (ERYX_FUEL_BULK), charged
+    # before the copy at each call site, where the instance is at hand (the
+    # helpers get only the memory). Otherwise one unit bought a 100 MB
+    # memset: `while True: c = b[1:]` ran 100 times longer than
+    # `while True: pass` on the same fuel. Every call, however written,
+    # must be a rewritten one (the helper's definition is the one other).
+    local_arg='[^,;()]+'
+    rewrite "memory.fill fuel" "$(( $(count '\bmemory_fill\(') - 1 ))" \
+        "^( *)(memory_fill\(&instance->w2c_memory, $local_arg, $local_arg, ($local_arg)\);)\$" \
+        '\1ERYX_FUEL_BULK(\3); \2'
+    rewrite "memory.copy fuel" "$(( $(count '\bmemory_copy\(') - 1 ))" \
+        "^( *)(memory_copy\(&instance->w2c_memory, &instance->w2c_memory, $local_arg, $local_arg, ($local_arg)\);)\$" \
+        '\1ERYX_FUEL_BULK(\3); \2'
 fi

@@ -534,9 +534,10 @@ typedef struct eryx_sandbox_config {
                                     then runs on) */
     uint64_t fuel;               /* budget of guest work per run: one unit per
                                     function call and loop iteration of the
-                                    interpreter's code, and per 16 bytes of
-                                    a long memory scan the host does for it
-                                    (docs/limits.md) (0 or ERYX_NO_LIMIT =
+                                    interpreter's code, per 16 bytes of a
+                                    bulk memory fill or copy, and per 16
+                                    bytes of a long memory scan the host
+                                    does for it (docs/limits.md) (0 or ERYX_NO_LIMIT =
                                     unlimited, the default; the use is
                                     counted and reported anyway).
                                     Only in builds that count fuel

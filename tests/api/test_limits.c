@@ -338,12 +338,26 @@ TEST_CASE(test_fuel)
     CHECK(r->fuel_used > 0 && r->fuel_used < used[0]);
     eryx_result_free(r);
     eryx_sandbox_free(sb);
+    /* Bulk memory costs by its length, a unit per 16 bytes: an 8 MB fill
+     * (b'x' * n is a memset) and its copy (b[1:]) cost a million units more
+     * than the same code on 1 KB. They cost a unit each before. */
+    const char *bulk[] = {"b = b'x' * 1000\nc = b[1:]", "b = b'x' * 8000000\nc = b[1:]"};
+    uint64_t bulk_used[2];
+    for (int i = 0; i < 2; i++) {
+        sb = new_sandbox(1000);
+        CHECK_INT(run_limited(sb, bulk[i], 0, &r), ERYX_OK);
+        bulk_used[i] = r->fuel_used;
+        eryx_result_free(r);
+        eryx_sandbox_free(sb);
+    }
+    CHECK(bulk_used[1] > bulk_used[0] + 2 * 8000000 / 16 * 9 / 10);
 
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.fuel = used[0] / 2;
-    const char *hostile[] = {"while True: pass", "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')"};
-    for (int i = 0; i < 2; i++) {
+    const char *hostile[] = {"while True: pass", "import re\nre.match(r'(a+)+$', 'a' * 64 + 'b')",
+                             "b = bytes(10**6)\nwhile True: c = b[1:]"};
+    for (int i = 0; i < 3; i++) {
         REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
         CHECK_INT(run_limited(sb, hostile[i], 0, &r), ERYX_FUEL);
         REQUIRE(r != NULL);

@@ -74,6 +74,8 @@ expect_count "$dir/full.c" ', w2c_i0, instance);' 1
 expect_count "$dir/full.c" '#define FUNC_PROLOGUE ERYX_FUEL_TICK()' 1
 expect_count "$dir/full.c" 'w2c_L0: ERYX_FUEL_TICK();' 2
 expect_count "$dir/full.c" 'w2c_L1: ERYX_FUEL_TICK();' 1
+expect_count "$dir/full.c" '  ERYX_FUEL_BULK(w2c_i2); memory_fill(&instance->w2c_memory, ' 1
+expect_count "$dir/full.c" '  ERYX_FUEL_BULK(w2c_i2); memory_copy(&instance->w2c_memory, ' 1
 expect_count "$dir/full.c" 'goto *eryx_dispatch_' 1
 expect_count "$dir/full.c" 'switch (' 0
 cp "$dir/good.c" "$dir/memory.c"
@@ -93,6 +95,10 @@ mutate "a loop label without the trailing space" '0,/^  w2c_L0: $/s//  w2c_L0:/'
 mutate "a loop label named otherwise" 's/w2c_L0\b/w2c_loop0/g' --fuel
 mutate "one loop's label named otherwise" '/^static void w2c_fill(/,/^}/s/w2c_L0\b/w2c_loop0/g' --fuel
 mutate "no FUNC_PROLOGUE macro" 's/^#define FUNC_PROLOGUE$/#define FUNC_PROLOGUE_/' --fuel
+mutate "a memory.fill whose length is an expression" \
+    's/^\(  memory_fill(&instance->w2c_memory, w2c_i0, w2c_i1, \)w2c_i2);$/\1(w2c_i2));/' --fuel
+mutate "a memory.copy of another memory" \
+    's/^  memory_copy(&instance->w2c_memory, &instance->w2c_memory, /  memory_copy(\&instance->w2c_memory, \&instance->w2c_memory1, /' --fuel
 mutate "a second load helper" 's/^\( *\)\(wasm_rt_memcpy(&result, &mem->data\[addr\], sizeof(t1));\)/&\1\2/'
 mutate "a store written otherwise" 's/wasm_rt_memcpy(&mem->data\[addr\], &wrapped, sizeof(t1));/wasm_rt_memcpy(\&mem->data[addr], \&wrapped, sizeof wrapped);/' --memory-only
 mutate "a dispatch switch written otherwise" 's/^\( *\)case 7: goto \(w2c_B[0-9]*\);$/\1case 7: {goto \2;}/'
