@@ -4,6 +4,7 @@ Use the names of the ``eryx`` package; this module is its implementation.
 """
 
 import builtins
+import os
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 LIB_VERSION: str
@@ -90,7 +91,13 @@ class ExecuteResult:
 
 class Runtime:
     """liberyx's interpreter image (eryx_runtime)."""
-    def __init__(self, flags: int = 0) -> None: ...
+    def __init__(self, flags: int = 0, site_packages: Optional[List[str]] = None,
+                 wheels: Optional[List[str]] = None, imports: Optional[List[str]] = None,
+                 setup_code: Optional[str] = None, setup_timeout_ns: int = 0,
+                 image_path: Optional[str] = None) -> None: ...
+    def save_image(self, path: Union[str, bytes, "os.PathLike[str]"]) -> None: ...
+    @property
+    def image_size(self) -> int: ...
 
 class Call:
     """One invocation of a callback by the guest (non-blocking core)."""

@@ -1351,7 +1351,8 @@ static int exec_start(eryx_sandbox *sb, char mode, const char *code, size_t len,
     sb->exec = ex;
     ex->took_setup = sb->needs_setup;
     ex->took_reseed = sb->reseed_only;
-    sb->needs_setup = sb->reseed_only = 0;
+    ex->took_rebind = sb->rebind_imports;
+    sb->needs_setup = sb->reseed_only = sb->rebind_imports = 0;
     sb->run_count++;
     *out = ex;
     return ERYX_OK;
@@ -1622,6 +1623,7 @@ static void give_back_setup(eryx_exec *ex)
 {
     ex->sb->needs_setup |= ex->took_setup;
     ex->sb->reseed_only |= ex->took_reseed;
+    ex->sb->rebind_imports |= ex->took_rebind;
 }
 
 /* A dead sandbox's program is gone, and nothing can use its sockets until

@@ -122,7 +122,7 @@ struct eryx_exec {
     uint32_t request_ptr;       /* the request's copy in guest memory */
     uint32_t outcome_ptr;       /* what eryx_exec returned */
     uint64_t t0;
-    int took_setup, took_reseed; /* the sandbox's set-up flags it took */
+    int took_setup, took_reseed, took_rebind; /* the sandbox's set-up flags it took */
     int64_t fuel_start;         /* the run's fuel budget */
     eryx_call **calls;          /* every call not yet delivered, in the
                                    order they were made, and NULL where

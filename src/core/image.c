@@ -264,9 +264,12 @@ static int run_setup(eryx_sandbox *tpl, const eryx_runtime_config *cfg)
     uint64_t deadline = limit == ERYX_NO_LIMIT ? 0 : eryx__deadline_after(limit);
     int rc = ERYX_OK;
     if (tpl->rt->packages) {
-        /* After the standard library, as site-packages is in Python. */
+        /* After the standard library, as site-packages is in Python,
+         * and once: CPython's own start (site.py) has put it there already
+         * when the directory existed then. */
         static const char add_path[] = "import sys as _s\n"
-                                       "_s.path.append('" ERYX__SITE_PACKAGES "')\n"
+                                       "if '" ERYX__SITE_PACKAGES "' not in _s.path:\n"
+                                       "    _s.path.append('" ERYX__SITE_PACKAGES "')\n"
                                        "del _s\n";
         rc = setup_run(tpl, "adding site-packages to sys.path", add_path,
                        sizeof add_path - 1, deadline);

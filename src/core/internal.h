@@ -150,6 +150,9 @@ struct eryx_sandbox {
     char **env_copy;
     int needs_setup;            /* next run: reseed random, apply env */
     int reseed_only;            /* next run: reseed random only */
+    int rebind_imports;         /* next run (a loaded session's): put the
+                                   runtime's site-packages on sys.path,
+                                   clear the import system's caches */
     uint64_t run_count;
     eryx__callback *callbacks;
     size_t n_callbacks;

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "core/exec.h"
+#include "core/packages.h"
 
 /* Largest request: code, argv and filename together. The guest's memory
  * (at most 4 GiB) must also hold the interpreter and a copy of the source. */
@@ -20,15 +21,19 @@
 
 /* What a sandbox made from an image does on its first run: reseed random
  * (the image holds the template's state) and, unless it is a fork or a
- * loaded session, apply its environment. seed: whether to reseed, or -1 as
- * the sandbox says (a journal's replay reseeds as the recorded run did).
- * "" when nothing is to be done. */
+ * loaded session, apply its environment; a loaded session's first run
+ * also takes the packages of the runtime it was loaded into. seed: whether
+ * to reseed, or -1 as the sandbox says (a journal's replay reseeds as the
+ * recorded run did). "" when nothing is to be done. */
 static char *build_setup(const eryx_sandbox *sb, int seed)
 {
     int reseed = seed < 0 ? sb->needs_setup || sb->reseed_only : seed;
-    if (!sb->needs_setup && !reseed)
+    if (!sb->needs_setup && !reseed && !sb->rebind_imports)
         return strdup("");
     json_t *setup = reseed ? json_pack("{s:b}", "seed", 1) : json_object();
+    if (setup && sb->rebind_imports)
+        json_object_set_new(setup, "imports",
+                            sb->rt->packages ? json_string(ERYX__SITE_PACKAGES) : json_true());
     json_t *env = json_object();
     for (size_t i = 0; sb->needs_setup && sb->cfg.env && sb->cfg.env[i]; i++) {
         const char *kv = sb->cfg.env[i], *eq = strchr(kv, '=');

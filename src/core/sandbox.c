@@ -273,7 +273,7 @@ void eryx__sandbox_retire(eryx_sandbox *sb)
     memset(&sb->cfg, 0, sizeof sb->cfg);
     sb->state = ERYX__SB_PARKED;
     sb->exit_code = 0;
-    sb->needs_setup = sb->reseed_only = 0;
+    sb->needs_setup = sb->reseed_only = sb->rebind_imports = 0;
     sb->in.prefault_pending = 0;
     sb->run_count = 0;
     sb->in.host.fuel = ERYX__FUEL_UNLIMITED;
@@ -560,6 +560,7 @@ int eryx__sandbox_reset(eryx_sandbox *sb)
     }
     sb->state = ERYX__SB_READY;
     sb->needs_setup = 1;
+    sb->rebind_imports = 0; /* the image's sys.path is the runtime's */
     sb->run_count = 0;
     return ERYX_OK;
 }
@@ -587,6 +588,7 @@ int eryx__sandbox_fork(eryx_sandbox *sb, eryx_sandbox **out)
          * ran, its pending setup)... */
         (*out)->needs_setup = sb->needs_setup;
         (*out)->reseed_only = 1; /* ...but must not share its future */
+        (*out)->rebind_imports = sb->rebind_imports;
         (*out)->run_count = sb->run_count;
     } else {
         eryx__set_errmsg(sb, "%s", eryx__errmsg(NULL));

@@ -395,6 +395,9 @@ static int load_session(eryx_runtime *rt, const eryx_sandbox_config *cfg, int fd
     if (rc == ERYX_OK) {
         sb->needs_setup = 0;
         sb->reseed_only = 1;
+        /* Its sys.path and import caches are those of the runtime it was
+         * saved from, whose packages may differ from this one's. */
+        sb->rebind_imports = 1;
         sb->run_count = h.run_count;
         /* Past the session, as a read would leave it (the fd's owner may
          * read on). */

@@ -214,18 +214,94 @@ TEST_CASE(packages_import_in_every_sandbox)
     check_run(rt,
               "import sys, os\n"
               "print(sys.path[-1], os.path.exists(sys.path[-1] + '/jinja2/__init__.py'))\n"
+              "print(sys.path.count(sys.path[-1]))\n"
               "print(sorted(os.listdir(sys.path[-1] + '/markupsafe/__pycache__')))\n"
               "try:\n"
               "    open(sys.path[-1] + '/x.py', 'w')\n"
               "except OSError as e:\n"
               "    import errno\n"
               "    print('refused', errno.errorcode[e.errno])\n",
-              "/usr/lib/python3.13/site-packages True\n"
+              "/usr/lib/python3.13/site-packages True\n1\n"
               "['__init__.cpython-313.pyc', '_native.cpython-313.pyc']\nrefused EROFS\n");
     uint64_t bytes = 0;
     CHECK_INT(eryx_runtime_image_size(rt, &bytes), ERYX_OK);
     CHECK(bytes > 1000000);
     CHECK_INT(eryx_runtime_free(rt), ERYX_OK);
+    remove_workdir();
+}
+
+/* Runs code in a session loaded from path into rt; its output, or NULL. */
+static char *run_loaded(eryx_runtime *rt, const char *path, const char *code)
+{
+    eryx_sandbox *sb;
+    if (eryx_sandbox_load(rt, NULL, path, &sb) != ERYX_OK) {
+        fprintf(stderr, "sandbox_load: %s\n", eryx_errmsg(NULL));
+        return NULL;
+    }
+    eryx_result *r = NULL;
+    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
+    char *out = rc == ERYX_OK ? strdup(r->out) : NULL;
+    if (rc != ERYX_OK)
+        fprintf(stderr, "run: %s %s\n", eryx_errstr(rc), r && r->traceback ? r->traceback : "");
+    eryx_result_free(r);
+    eryx_sandbox_free(sb);
+    return out;
+}
+
+/* A session carries its whole memory, sys.path included, into the runtime
+ * it is loaded into; the modules it had not imported come from that
+ * runtime, its packages too. A session made without packages could not
+ * import those of the runtime it was loaded into (its sys.path lacked
+ * site-packages) until 2026-12-07. */
+TEST_CASE(session_imports_the_packages_of_its_runtime)
+{
+    make_workdir();
+    eryx_runtime *plain, *pkgs;
+    REQUIRE_INT(eryx_runtime_new(NULL, &plain), ERYX_OK);
+    REQUIRE_INT(new_runtime(&pkgs, site_dir(), NULL), ERYX_OK);
+    char plain_ses[300], pkgs_ses[300];
+    snprintf(plain_ses, sizeof plain_ses, "%s/plain.session", workdir);
+    snprintf(pkgs_ses, sizeof pkgs_ses, "%s/pkgs.session", workdir);
+    eryx_sandbox *sb;
+    eryx_result *r = NULL;
+    const char *code = "x = 42";
+    REQUIRE_INT(eryx_sandbox_new(plain, NULL, &sb), ERYX_OK);
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_sandbox_save(sb, plain_ses), ERYX_OK);
+    eryx_sandbox_free(sb);
+    code = "y = render('s')";
+    REQUIRE_INT(eryx_sandbox_new(pkgs, NULL, &sb), ERYX_OK);
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_sandbox_save(sb, pkgs_ses), ERYX_OK);
+    eryx_sandbox_free(sb);
+
+    /* Without packages, into a runtime with: they import, and
+     * site-packages is on the path once, after the standard library. */
+    char *out = run_loaded(pkgs, plain_ses,
+                           "import sys, markupsafe, tabulate\n"
+                           "print(x, markupsafe.escape('<'), tabulate.__name__)\n"
+                           "print(sys.path.count('/usr/lib/python3.13/site-packages'),\n"
+                           "      sys.path[-1])\n");
+    CHECK(out != NULL);
+    if (out)
+        CHECK_STR(out, "42 &lt; tabulate\n1 /usr/lib/python3.13/site-packages\n");
+    free(out);
+    /* With packages, into a runtime without: what it imported lives on in
+     * its memory; a package it had not imported is not found. */
+    out = run_loaded(plain, pkgs_ses,
+                     "print(y, render('again'))\n"
+                     "try:\n"
+                     "    import tabulate\n"
+                     "except ModuleNotFoundError as e:\n"
+                     "    print(e)\n");
+    CHECK(out != NULL);
+    if (out)
+        CHECK_STR(out, "<p>s</p> <p>again</p>\nNo module named 'tabulate'\n");
+    free(out);
+    CHECK_INT(eryx_runtime_free(pkgs), ERYX_OK);
+    CHECK_INT(eryx_runtime_free(plain), ERYX_OK);
     remove_workdir();
 }
 

@@ -82,7 +82,8 @@ def _parse(request):
 
 def _setup(setup):
     """First run of a sandbox made from an image: the image holds the
-    template's random state and environment, not this sandbox's."""
+    template's random state and environment, not this sandbox's. And
+    first run of a loaded session: its imports come from this runtime."""
     if not setup:
         return
     import json
@@ -99,9 +100,16 @@ def _setup(setup):
         path = spec["env"].get("PYTHONPATH")
         if path:
             sys.path[:0] = [d for d in path.split(os.pathsep) if d and d not in sys.path]
-    if spec.get("mounts"):
+    imports = spec.get("imports")
+    if isinstance(imports, str) and imports not in sys.path:
+        # A loaded session keeps the sys.path it was saved with; the
+        # runtime it is loaded into has packages (where site-packages is
+        # in Python: after the standard library).
+        sys.path.append(imports)
+    if spec.get("mounts") or imports:
         # The image's import system cached its directory listings before
-        # this sandbox's mounts existed.
+        # this sandbox's mounts existed; a loaded session's, those of the
+        # runtime it was saved with.
         import importlib
         importlib.invalidate_caches()
 
