@@ -23,8 +23,9 @@
  *   its free (or, for a call, its reply; for an execution, its finish; for a
  *   sandbox given back to a pool, the release). Every function given a dead
  *   handle, or one of the wrong type, returns ERYX_MISUSE (0, NULL or ""
- *   for functions without a status; eryx_sandbox_is_dead: 1) and does
- *   nothing, also when the object behind it was reused for another owner.
+ *   for functions without a status; eryx_sandbox_is_dead: 1; eryx_errmsg:
+ *   a message saying so) and does nothing, also when the object behind it
+ *   was reused for another owner.
  *
  * Threading
  *   A runtime may be used from any number of threads at once. A sandbox is
@@ -736,7 +737,8 @@ typedef struct eryx_pool_config {
     uint32_t max_size;                  /* sandboxes at most, idle or not (16) */
     uint32_t min_idle;                  /* kept ready (1) */
     uint64_t idle_timeout_ns;           /* idle ones beyond min_idle are freed
-                                           after this (60 s) */
+                                           after this (60 s; 0 = that default,
+                                           ERYX_NO_LIMIT = never) */
 } eryx_pool_config;
 
 typedef struct eryx_pool_stats {
@@ -753,7 +755,9 @@ ERYX_API void eryx_pool_config_default(eryx_pool_config *cfg);
 
 /* A thread-safe pool over rt (cfg may be NULL). All its functions may be
  * called from any thread, eryx_pool_free only once no other call on the
- * pool is in progress or can start (as with eryx_sandbox_free). */
+ * pool is in progress or can start (as with eryx_sandbox_free).
+ * ERYX_INVALID for a runtime made with ERYX_RUNTIME_NO_IMAGE (a release
+ * resets its sandbox to the image) or a config out of range. */
 ERYX_API int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out);
 
 /* Frees the pool and its idle sandboxes; every acquired sandbox must have
@@ -786,7 +790,10 @@ ERYX_API int eryx_pool_acquire(eryx_pool *pool, uint64_t timeout_ns, eryx_sandbo
  * hand out (made by eryx_sandbox_new, forked, loaded, another pool's). On
  * a thread inside a sandbox's guest code (its on_output), where `pass`
  * cannot run, the sandbox is freed instead of kept (ERYX_OK: the pool
- * makes another when one is wanted). */
+ * makes another when one is wanted). A sandbox that cannot be cleaned (its
+ * reset, callbacks or warm-up failed: ERYX_NOMEM, ERYX_TIMEOUT...) is
+ * freed too, and that status returned, with the reason in
+ * eryx_errmsg(NULL): the handle is dead either way. */
 ERYX_API int eryx_pool_release(eryx_pool *pool, eryx_sandbox *sb);
 
 /* Fills the fields of *out that its size covers (set out->size, or zero
@@ -807,8 +814,12 @@ typedef struct eryx_result {
                                 SystemExit's code, os._exit's code */
     int exited;              /* 1 if the code raised SystemExit or called
                                 os._exit */
-    char *exc_type;          /* "ValueError", "json.decoder.JSONDecodeError";
-                                NULL unless rc was ERYX_PYTHON_EXCEPTION */
+    char *exc_type;          /* "ValueError", "json.decoder.JSONDecodeError":
+                                the exception that ended the code; NULL
+                                unless rc was ERYX_PYTHON_EXCEPTION, or
+                                ERYX_TIMEOUT or ERYX_INTERRUPTED when the
+                                stop's KeyboardInterrupt ended it
+                                ("KeyboardInterrupt") */
     char *exc_message;       /* str(exception), or NULL */
     char *traceback;         /* formatted like Python's, or NULL */
     uint64_t duration_ns;    /* wall time of the run */
@@ -1126,7 +1137,8 @@ ERYX_API size_t eryx_exec_replayed(const eryx_exec *ex);
 
 /* Message of the last failure on sb, or, with NULL, of the last failure on
  * this thread of a call that returns no handle (eryx_runtime_new,
- * eryx_sandbox_new). Never NULL ("" when there was none). */
+ * eryx_sandbox_new). Never NULL ("" when there was none; "not a sandbox
+ * (freed?)" for a dead handle). */
 ERYX_API const char *eryx_errmsg(const eryx_sandbox *sb);
 
 #ifdef __cplusplus

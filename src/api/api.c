@@ -77,6 +77,19 @@ static int busy(eryx_sandbox *sb)
     return ERYX_MISUSE;
 }
 
+/* An argument refused before the call enters its sandbox: the message goes
+ * to the sandbox when no other thread is inside it (that thread owns the
+ * message, and may be writing it: a run's outcome), else to this thread's,
+ * as busy() tells a refusal. sb may be NULL (a bad handle). */
+static int refuse(eryx_sandbox *sb, const char *what)
+{
+    if (!sb || !claim(sb))
+        return misuse(NULL, what);
+    int rc = misuse(sb, what);
+    leave(sb);
+    return rc;
+}
+
 /* ---- runtimes ------------------------------------------------------------- */
 
 int eryx_runtime_new(const eryx_runtime_config *given, eryx_runtime **out)
@@ -380,14 +393,14 @@ static int save(eryx_sandbox *h, int dir, const char *name, int fd, const char *
 int eryx_sandbox_save(eryx_sandbox *h, const char *path)
 {
     if (!path)
-        return misuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
+        return refuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
     return save(h, AT_FDCWD, path, -1, "eryx_sandbox_save");
 }
 
 int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
 {
     if (!name || (dirfd < 0 && dirfd != AT_FDCWD))
-        return misuse(get_sandbox(h), "eryx_sandbox_save_at: name is NULL, or dirfd is "
+        return refuse(get_sandbox(h), "eryx_sandbox_save_at: name is NULL, or dirfd is "
                                       "negative and not AT_FDCWD");
     return save(h, dirfd, name, -1, "eryx_sandbox_save_at");
 }
@@ -395,7 +408,7 @@ int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
 int eryx_sandbox_save_fd(eryx_sandbox *h, int fd)
 {
     if (fd < 0)
-        return misuse(get_sandbox(h), "eryx_sandbox_save_fd: fd is negative");
+        return refuse(get_sandbox(h), "eryx_sandbox_save_fd: fd is negative");
     return save(h, AT_FDCWD, NULL, fd, "eryx_sandbox_save_fd");
 }
 
@@ -434,7 +447,7 @@ int eryx_sandbox_load_fd(eryx_runtime *rth, const eryx_sandbox_config *given, in
 int eryx_sandbox_set_callbacks(eryx_sandbox *h, const eryx_callback *cbs, size_t n)
 {
     if (n && !cbs)
-        return misuse(get_sandbox(h), "eryx_sandbox_set_callbacks: cbs is NULL, n is not 0");
+        return refuse(get_sandbox(h), "eryx_sandbox_set_callbacks: cbs is NULL, n is not 0");
     int rc;
     eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_set_callbacks", 1, 1, &rc);
     if (!sb)
@@ -465,7 +478,7 @@ int eryx_sandbox_is_dead(const eryx_sandbox *h)
 int eryx_sandbox_export_state(eryx_sandbox *h, void **data, size_t *len, char **skipped)
 {
     if (!data || !len || !skipped)
-        return misuse(get_sandbox(h), "eryx_sandbox_export_state: NULL out");
+        return refuse(get_sandbox(h), "eryx_sandbox_export_state: NULL out");
     *data = NULL;
     *len = 0;
     *skipped = NULL;
@@ -483,7 +496,7 @@ int eryx_sandbox_export_state(eryx_sandbox *h, void **data, size_t *len, char **
 int eryx_sandbox_import_state(eryx_sandbox *h, const void *data, size_t len, char **failed)
 {
     if (!failed || (!data && len))
-        return misuse(get_sandbox(h), "eryx_sandbox_import_state: NULL argument");
+        return refuse(get_sandbox(h), "eryx_sandbox_import_state: NULL argument");
     *failed = NULL;
     int rc;
     eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_import_state", 1, 0, &rc);
@@ -528,17 +541,21 @@ static int start(eryx_sandbox *h, const char *code, size_t len, const eryx_run_o
         return ERYX_MISUSE;
     }
     if (!out || (!code && len))
-        return misuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
+        return refuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
     *out = NULL;
-    eryx_run_options opts;
-    int rc = eryx__run_options_take(sb, given, &opts), unused = 0;
-    if (rc != ERYX_OK)
-        return rc;
+    int rc, unused = 0;
     if ((rc = enter(sb, 1, 0)) != ERYX_OK)
         return rc;
-    if (j && !atomic_compare_exchange_strong(&j->busy, &unused, 1)) {
+    /* Inside: the options' refusals are written on the sandbox's message. */
+    eryx_run_options opts;
+    if ((rc = eryx__run_options_take(sb, given, &opts)) != ERYX_OK) {
         leave(sb);
-        return misuse(sb, "eryx_exec_start_journaled: another execution uses the journal");
+        return rc;
+    }
+    if (j && !atomic_compare_exchange_strong(&j->busy, &unused, 1)) {
+        rc = misuse(sb, "eryx_exec_start_journaled: another execution uses the journal");
+        leave(sb);
+        return rc;
     }
     eryx_exec *ex = NULL;
     rc = j ? eryx__exec_start_journaled(sb, code, len, &opts, j, &ex)
@@ -566,7 +583,7 @@ int eryx_exec_start_journaled(eryx_sandbox *h, const char *code, size_t len,
                               const eryx_run_options *given, eryx_journal *j, eryx_exec **out)
 {
     if (!j)
-        return misuse(get_sandbox(h), "eryx_exec_start_journaled: the journal is NULL");
+        return refuse(get_sandbox(h), "eryx_exec_start_journaled: the journal is NULL");
     return start(h, code, len, given, j, out);
 }
 

@@ -344,6 +344,11 @@ int eryx__pool_config_take(const eryx_pool_config *given, eryx_pool_config *out)
         return ERYX_INVALID;
     }
     take_fields(out, given, given->size, pool_fields, N_FIELDS(pool_fields));
+    if (out->idle_timeout_ns == 0) { /* not set, as for every limit */
+        eryx_pool_config d;
+        eryx_pool_config_default(&d);
+        out->idle_timeout_ns = d.idle_timeout_ns;
+    }
     if (out->max_size == 0 || out->min_idle > out->max_size) {
         eryx__set_errmsg(NULL, "eryx_pool_config: max_size must be > 0 and >= min_idle");
         return ERYX_INVALID;

@@ -83,9 +83,18 @@ int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *given, eryx_pool **o
     if (!out)
         return ERYX_MISUSE;
     *out = NULL;
-    if (!eryx__handle_get(rt, ERYX__H_RUNTIME)) {
+    eryx_runtime *runtime = eryx__handle_get(rt, ERYX__H_RUNTIME);
+    if (!runtime) {
         eryx__set_errmsg(NULL, "misuse: eryx_pool_new: not a runtime");
         return ERYX_MISUSE;
+    }
+    /* A release resets its sandbox to the image: without one, every
+     * release failed and freed its sandbox, and the pool kept none. */
+    if (!runtime->image) {
+        eryx__set_errmsg(NULL, "eryx_pool_new: the runtime was made with "
+                               "ERYX_RUNTIME_NO_IMAGE, and a pool resets the sandboxes "
+                               "given back to it to the runtime's image");
+        return ERYX_INVALID;
     }
     int rc = eryx__pool_config_take(given, cfg);
     if (rc != ERYX_OK)
@@ -251,7 +260,12 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
     evict_locked(p, eryx__now_ns());
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    eryx_sandbox_free(sb); /* one that could not be reset is not reused */
+    /* One that could not be cleaned is freed, not reused; why is told on
+     * this thread's message, the handle the caller had being dead. */
+    if (rc != ERYX_OK && sb)
+        eryx__set_errmsg(NULL, "eryx_pool_release: the sandbox could not be cleaned and was "
+                               "freed: %s", eryx_errmsg(sb));
+    eryx_sandbox_free(sb);
     return rc;
 }
 

@@ -78,6 +78,18 @@ TEST_CASE(test_eviction)
     CHECK_INT(st.idle, 1);
     CHECK_INT(st.evictions, 2);
     CHECK_INT(eryx_pool_free(pool), ERYX_OK);
+    /* An idle_timeout_ns of 0 is not set, as for every limit: the 60 s
+     * default, not "at once" (which it was until 2026-12-07). */
+    cfg.idle_timeout_ns = 0;
+    REQUIRE(eryx_pool_new(rt, &cfg, &pool) == ERYX_OK);
+    for (int i = 0; i < 3; i++)
+        REQUIRE(eryx_pool_acquire(pool, 0, &s[i]) == ERYX_OK);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT(eryx_pool_release(pool, s[i]), ERYX_OK);
+    eryx_pool_get_stats(pool, &st);
+    CHECK_INT(st.idle, 3);
+    CHECK_INT(st.evictions, 0);
+    CHECK_INT(eryx_pool_free(pool), ERYX_OK);
 }
 
 struct worker {
@@ -356,6 +368,17 @@ TEST_CASE(test_bad_config)
     bad.min_idle = 100;
     eryx_pool *p = NULL;
     CHECK_INT(eryx_pool_new(rt, &bad, &p), ERYX_INVALID);
+    /* A runtime without an image has nothing to reset a sandbox to: its
+     * pool failed every release, freeing the sandbox, until 2026-12-07. */
+    eryx_runtime_config rc;
+    eryx_runtime_config_default(&rc);
+    rc.flags = ERYX_RUNTIME_NO_IMAGE;
+    eryx_runtime *bare = NULL;
+    REQUIRE(eryx_runtime_new(&rc, &bare) == ERYX_OK);
+    CHECK_INT(eryx_pool_new(bare, NULL, &p), ERYX_INVALID);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "ERYX_RUNTIME_NO_IMAGE");
+    CHECK(p == NULL);
+    CHECK_INT(eryx_runtime_free(bare), ERYX_OK);
 }
 
 static void setup(void)

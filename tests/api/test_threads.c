@@ -1,6 +1,8 @@
 /* Several threads run their own sandboxes at once, from one runtime. */
 #include <eryx.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 #include "../check.h"
@@ -120,6 +122,67 @@ TEST_CASE(test_concurrent_use_detected)
     CHECK_INT(eryx_sandbox_run(s.sb, "1", 1, &r), ERYX_OK);
     eryx_result_free(r);
     eryx_sandbox_free(s.sb);
+}
+
+struct timed_runs {
+    eryx_sandbox *sb;
+    atomic_int done;
+    int wrong;          /* runs whose message was not their own */
+    int timeouts;
+};
+
+static void *run_into_the_limit(void *arg)
+{
+    struct timed_runs *t = arg;
+    for (int i = 0; i < 60; i++) {
+        eryx_result *r = NULL;
+        int rc = eryx_sandbox_run(t->sb, "while True: pass", 16, &r);
+        /* ERYX_MISUSE: the other thread was inside for a moment. */
+        if (rc == ERYX_TIMEOUT)
+            t->timeouts++;
+        if ((rc != ERYX_TIMEOUT && rc != ERYX_MISUSE) ||
+            (rc == ERYX_TIMEOUT && strstr(eryx_errmsg(t->sb), "misuse")))
+            t->wrong++;
+        eryx_result_free(r);
+    }
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+/* Calls refused for their arguments while another thread runs the sandbox
+ * tell it on their own thread's message: the sandbox's is the running
+ * thread's. They wrote the sandbox's, which the run's outcome then read
+ * (a timeout reported as "misuse: eryx_exec_start: out is NULL ..." in
+ * half the runs of an audit's reproducer, and a data race to TSan). */
+TEST_CASE(test_bad_arguments_leave_a_running_sandbox_message)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.timeout_ns = 2 * 1000 * 1000;
+    struct timed_runs t = {NULL, 0, 0, 0};
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &t.sb) == ERYX_OK);
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, run_into_the_limit, &t) == 0);
+    int refused = 0, calls = 0;
+    eryx_run_options bad;
+    eryx_run_options_default(&bad);
+    bad.size = 3;
+    while (!atomic_load(&t.done)) {
+        eryx_exec *ex = NULL;
+        calls += 3;
+        refused += eryx_sandbox_save(t.sb, NULL) == ERYX_MISUSE;
+        refused += eryx_exec_start(t.sb, NULL, 5, NULL, &ex) == ERYX_MISUSE;
+        int rc = eryx_exec_start(t.sb, "1", 1, &bad, &ex);
+        refused += rc == ERYX_MISUSE || rc == ERYX_INVALID;
+    }
+    pthread_join(th, NULL);
+    CHECK_INT(refused, calls);
+    CHECK_INT(t.wrong, 0);
+    CHECK(t.timeouts >= 30);
+    /* Idle, a refusal is the sandbox's message, as before. */
+    CHECK_INT(eryx_sandbox_save(t.sb, NULL), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(t.sb), "path is NULL");
+    eryx_sandbox_free(t.sb);
 }
 
 /* fn on THREADS threads at once; each must report no failure. */
