@@ -700,7 +700,10 @@ ERYX_API int eryx_sandbox_load_fd(eryx_runtime *rt, const eryx_sandbox_config *c
  * silently lost. Modules bound to globals (`import json`) are left out and
  * not listed: import them again after eryx_sandbox_import_state (dunder
  * names and the callback glue are left out too). Free *data and *skipped
- * with eryx_free(). */
+ * with eryx_free(). Pickling runs the session's own code (its __reduce__
+ * and copyreg functions), under the sandbox's time limit: ERYX_TIMEOUT
+ * when it loops, ERYX_DEAD when it calls os._exit (the sandbox is then
+ * dead), ERYX_INTERNAL when the export itself fails. */
 ERYX_API int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len,
                                        char **skipped);
 

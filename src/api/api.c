@@ -203,12 +203,21 @@ int eryx_sandbox_new(eryx_runtime *rth, const eryx_sandbox_config *given, eryx_s
     return rc == ERYX_OK ? hand_out(sb, out) : rc;
 }
 
-/* Enters sb for one call: fails if another thread is inside, the sandbox is
- * dead (unless dead_ok), or (when idle_only) an execution is in progress. */
-static int enter(eryx_sandbox *sb, int idle_only, int dead_ok)
+/* Enters sb, the sandbox of handle h, for one call: fails if another thread
+ * is inside, the handle died meanwhile, the sandbox is dead (unless
+ * dead_ok), or (when idle_only) an execution is in progress. */
+static int enter(const eryx_sandbox *h, eryx_sandbox *sb, int idle_only, int dead_ok)
 {
     if (!claim(sb))
         return busy(sb);
+    if (get_sandbox(h) != sb) {
+        /* Freed by another thread between the look-up and the claim, and
+         * maybe reused for another owner since: the handle is dead. Once
+         * claimed, no free can come between (a free claims too). */
+        leave(sb);
+        eryx__set_errmsg(NULL, "misuse: not a sandbox (freed by another thread meanwhile)");
+        return ERYX_MISUSE;
+    }
     eryx__clear_errmsg(sb);
     int rc = ERYX_OK;
     if (sb->state == ERYX__SB_DEAD && !dead_ok) {
@@ -232,7 +241,7 @@ static eryx_sandbox *enter_handle(const eryx_sandbox *h, const char *fn, int idl
         *rc = ERYX_MISUSE;
         return NULL;
     }
-    *rc = enter(sb, idle_only, dead_ok);
+    *rc = enter(h, sb, idle_only, dead_ok);
     return *rc == ERYX_OK ? sb : NULL;
 }
 
@@ -544,7 +553,7 @@ static int start(eryx_sandbox *h, const char *code, size_t len, const eryx_run_o
         return refuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
     *out = NULL;
     int rc, unused = 0;
-    if ((rc = enter(sb, 1, 0)) != ERYX_OK)
+    if ((rc = enter(h, sb, 1, 0)) != ERYX_OK)
         return rc;
     /* Inside: the options' refusals are written on the sandbox's message. */
     eryx_run_options opts;

@@ -23,7 +23,14 @@ int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char 
     int rc = eryx__exec_run_internal(sb, 'x', "", 0, NULL, &ex);
     if (!ex)
         return rc;
-    if (rc == ERYX_OK && !ex->exported) {
+    if (rc == ERYX_OK && !ex->exported && ex->result && ex->result->exited) {
+        /* The session's own code ran in the export (a copyreg reducer, a
+         * __reduce__) and ended the interpreter: its doing, not the glue's. */
+        eryx__set_errmsg(sb, "the session's code called os._exit(%d) during the export (in a "
+                             "__reduce__ or copyreg function of its objects): the sandbox is "
+                             "dead", ex->result->exit_code);
+        rc = ERYX_DEAD;
+    } else if (rc == ERYX_OK && !ex->exported) {
         eryx__set_errmsg(sb, "the sandbox exported no state");
         rc = ERYX_INTERNAL;
     }

@@ -573,6 +573,19 @@ TEST_CASE(test_state_export_import)
     eryx_free(skipped);
     eryx_sandbox_free(a);
     eryx_sandbox_free(b);
+    /* The export pickles with the session's own reducers: one that ends
+     * the interpreter is the code's doing (ERYX_DEAD), not the glue's
+     * (ERYX_INTERNAL, "exported no state", until 2026-12-07). */
+    a = new_sandbox(NULL);
+    check_out(a, "import copyreg, os\ndef red(x):\n    os._exit(1)\n"
+                 "copyreg.pickle(complex, red)\nz = 1j", "");
+    data = NULL;
+    skipped = NULL;
+    CHECK_INT(eryx_sandbox_export_state(a, &data, &len, &skipped), ERYX_DEAD);
+    CHECK_CONTAINS(eryx_errmsg(a), "os._exit(1) during the export");
+    CHECK(data == NULL && skipped == NULL);
+    CHECK(eryx_sandbox_is_dead(a));
+    eryx_sandbox_free(a);
 }
 
 /* A runtime without an image: sandboxes boot CPython; no reset or load. */
