@@ -1,7 +1,6 @@
 /* Several threads run their own sandboxes at once, from one runtime. */
 #include <eryx.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -124,65 +123,91 @@ TEST_CASE(test_concurrent_use_detected)
     eryx_sandbox_free(s.sb);
 }
 
-struct timed_runs {
+/* A run that waits, inside a callback, while another thread makes calls
+ * on its sandbox that are refused for their arguments. */
+struct handoff {
     eryx_sandbox *sb;
-    atomic_int done;
-    int wrong;          /* runs whose message was not their own */
-    int timeouts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage;          /* 1: the run is inside; 2: the refusals are done */
+    int refused;
+    char msg[256];      /* the refusing thread's own message */
 };
 
-static void *run_into_the_limit(void *arg)
+static void set_stage(struct handoff *h, int stage)
 {
-    struct timed_runs *t = arg;
-    for (int i = 0; i < 60; i++) {
-        eryx_result *r = NULL;
-        int rc = eryx_sandbox_run(t->sb, "while True: pass", 16, &r);
-        /* ERYX_MISUSE: the other thread was inside for a moment. */
-        if (rc == ERYX_TIMEOUT)
-            t->timeouts++;
-        if ((rc != ERYX_TIMEOUT && rc != ERYX_MISUSE) ||
-            (rc == ERYX_TIMEOUT && strstr(eryx_errmsg(t->sb), "misuse")))
-            t->wrong++;
-        eryx_result_free(r);
-    }
-    atomic_store(&t->done, 1);
+    pthread_mutex_lock(&h->mu);
+    h->stage = stage;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void wait_stage(struct handoff *h, int stage)
+{
+    pthread_mutex_lock(&h->mu);
+    while (h->stage != stage)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
+static void inside(void *user_data, eryx_call *call)
+{
+    struct handoff *h = user_data;
+    set_stage(h, 1);
+    wait_stage(h, 2);
+    eryx_call_reply(call, "null", 4);
+}
+
+static void *refuse_meanwhile(void *arg)
+{
+    struct handoff *h = arg;
+    wait_stage(h, 1);
+    eryx_run_options bad;
+    eryx_run_options_default(&bad);
+    bad.size = 3;
+    eryx_exec *ex = NULL;
+    h->refused += eryx_sandbox_save(h->sb, NULL) == ERYX_MISUSE;
+    h->refused += eryx_exec_start(h->sb, NULL, 5, NULL, &ex) == ERYX_MISUSE;
+    h->refused += eryx_exec_start(h->sb, "1", 1, &bad, &ex) == ERYX_MISUSE;
+    snprintf(h->msg, sizeof h->msg, "%s", eryx_errmsg(NULL));
+    set_stage(h, 2);
     return NULL;
 }
 
 /* Calls refused for their arguments while another thread runs the sandbox
- * tell it on their own thread's message: the sandbox's is the running
- * thread's. They wrote the sandbox's, which the run's outcome then read
- * (a timeout reported as "misuse: eryx_exec_start: out is NULL ..." in
- * half the runs of an audit's reproducer, and a data race to TSan). */
+ * tell it on their own thread's message: the sandbox's belongs to the
+ * thread inside. Until 2026-12-07 they wrote the sandbox's while the run
+ * owned it (a data race to TSan, in an audit's reproducer), and a bad
+ * options struct was judged before the sandbox was entered: ERYX_INVALID
+ * where the sandbox being in use is ERYX_MISUSE (refused == 2 here). */
 TEST_CASE(test_bad_arguments_leave_a_running_sandbox_message)
 {
+    struct handoff h = {.stage = 0};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    eryx_callback cb = {0, "inside", NULL, NULL, inside, &h, ERYX_CALLBACK_INLINE};
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
-    cfg.timeout_ns = 2 * 1000 * 1000;
-    struct timed_runs t = {NULL, 0, 0, 0};
-    REQUIRE(eryx_sandbox_new(rt, &cfg, &t.sb) == ERYX_OK);
+    cfg.callbacks = &cb;
+    cfg.n_callbacks = 1;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &h.sb) == ERYX_OK);
     pthread_t th;
-    REQUIRE(pthread_create(&th, NULL, run_into_the_limit, &t) == 0);
-    int refused = 0, calls = 0;
-    eryx_run_options bad;
-    eryx_run_options_default(&bad);
-    bad.size = 3;
-    while (!atomic_load(&t.done)) {
-        eryx_exec *ex = NULL;
-        calls += 3;
-        refused += eryx_sandbox_save(t.sb, NULL) == ERYX_MISUSE;
-        refused += eryx_exec_start(t.sb, NULL, 5, NULL, &ex) == ERYX_MISUSE;
-        int rc = eryx_exec_start(t.sb, "1", 1, &bad, &ex);
-        refused += rc == ERYX_MISUSE || rc == ERYX_INVALID;
-    }
+    REQUIRE(pthread_create(&th, NULL, refuse_meanwhile, &h) == 0);
+    eryx_result *r = NULL;
+    const char *code = "await inside()\nprint('done')";
+    CHECK_INT(eryx_sandbox_run(h.sb, code, strlen(code), &r), ERYX_OK);
+    CHECK_STR(eryx_errmsg(h.sb), "");
     pthread_join(th, NULL);
-    CHECK_INT(refused, calls);
-    CHECK_INT(t.wrong, 0);
-    CHECK(t.timeouts >= 30);
+    CHECK_STR(r ? r->out : "", "done\n");
+    eryx_result_free(r);
+    CHECK_INT(h.refused, 3);
+    CHECK_CONTAINS(h.msg, "misuse");
     /* Idle, a refusal is the sandbox's message, as before. */
-    CHECK_INT(eryx_sandbox_save(t.sb, NULL), ERYX_MISUSE);
-    CHECK_CONTAINS(eryx_errmsg(t.sb), "path is NULL");
-    eryx_sandbox_free(t.sb);
+    CHECK_INT(eryx_sandbox_save(h.sb, NULL), ERYX_MISUSE);
+    CHECK_CONTAINS(eryx_errmsg(h.sb), "path is NULL");
+    eryx_sandbox_free(h.sb);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
 }
 
 /* fn on THREADS threads at once; each must report no failure. */
