@@ -230,22 +230,29 @@ TEST_CASE(packages_import_in_every_sandbox)
     remove_workdir();
 }
 
-/* Runs code in a session loaded from path into rt; its output, or NULL. */
-static char *run_loaded(eryx_runtime *rt, const char *path, const char *code)
+/* Runs code in a new sandbox of rt and saves it as a session at path. */
+static void save_after(eryx_runtime *rt, const char *code, const char *path)
 {
     eryx_sandbox *sb;
-    if (eryx_sandbox_load(rt, NULL, path, &sb) != ERYX_OK) {
-        fprintf(stderr, "sandbox_load: %s\n", eryx_errmsg(NULL));
-        return NULL;
-    }
+    REQUIRE_INT(eryx_sandbox_new(rt, NULL, &sb), ERYX_OK);
     eryx_result *r = NULL;
-    int rc = eryx_sandbox_run(sb, code, strlen(code), &r);
-    char *out = rc == ERYX_OK ? strdup(r->out) : NULL;
-    if (rc != ERYX_OK)
-        fprintf(stderr, "run: %s %s\n", eryx_errstr(rc), r && r->traceback ? r->traceback : "");
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    eryx_result_free(r);
+    CHECK_INT(eryx_sandbox_save(sb, path), ERYX_OK);
+    eryx_sandbox_free(sb);
+}
+
+/* Runs code in the session at path loaded into rt: it must print want. */
+static void check_loaded(eryx_runtime *rt, const char *path, const char *code,
+                         const char *want)
+{
+    eryx_sandbox *sb;
+    REQUIRE_INT(eryx_sandbox_load(rt, NULL, path, &sb), ERYX_OK);
+    eryx_result *r = NULL;
+    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
+    CHECK_STR(r ? r->out : "", want);
     eryx_result_free(r);
     eryx_sandbox_free(sb);
-    return out;
 }
 
 /* A session carries its whole memory, sys.path included, into the runtime
@@ -262,44 +269,24 @@ TEST_CASE(session_imports_the_packages_of_its_runtime)
     char plain_ses[300], pkgs_ses[300];
     snprintf(plain_ses, sizeof plain_ses, "%s/plain.session", workdir);
     snprintf(pkgs_ses, sizeof pkgs_ses, "%s/pkgs.session", workdir);
-    eryx_sandbox *sb;
-    eryx_result *r = NULL;
-    const char *code = "x = 42";
-    REQUIRE_INT(eryx_sandbox_new(plain, NULL, &sb), ERYX_OK);
-    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
-    eryx_result_free(r);
-    CHECK_INT(eryx_sandbox_save(sb, plain_ses), ERYX_OK);
-    eryx_sandbox_free(sb);
-    code = "y = render('s')";
-    REQUIRE_INT(eryx_sandbox_new(pkgs, NULL, &sb), ERYX_OK);
-    CHECK_INT(eryx_sandbox_run(sb, code, strlen(code), &r), ERYX_OK);
-    eryx_result_free(r);
-    CHECK_INT(eryx_sandbox_save(sb, pkgs_ses), ERYX_OK);
-    eryx_sandbox_free(sb);
-
+    save_after(plain, "x = 42", plain_ses);
+    save_after(pkgs, "y = render('s')", pkgs_ses);
     /* Without packages, into a runtime with: they import, and
      * site-packages is on the path once, after the standard library. */
-    char *out = run_loaded(pkgs, plain_ses,
-                           "import sys, markupsafe, tabulate\n"
-                           "print(x, markupsafe.escape('<'), tabulate.__name__)\n"
-                           "print(sys.path.count('/usr/lib/python3.13/site-packages'),\n"
-                           "      sys.path[-1])\n");
-    CHECK(out != NULL);
-    if (out)
-        CHECK_STR(out, "42 &lt; tabulate\n1 /usr/lib/python3.13/site-packages\n");
-    free(out);
+    check_loaded(pkgs, plain_ses,
+                 "import sys, markupsafe, tabulate\n"
+                 "print(x, markupsafe.escape('<'), tabulate.__name__)\n"
+                 "print(sys.path.count('/usr/lib/python3.13/site-packages'), sys.path[-1])\n",
+                 "42 &lt; tabulate\n1 /usr/lib/python3.13/site-packages\n");
     /* With packages, into a runtime without: what it imported lives on in
      * its memory; a package it had not imported is not found. */
-    out = run_loaded(plain, pkgs_ses,
-                     "print(y, render('again'))\n"
-                     "try:\n"
-                     "    import tabulate\n"
-                     "except ModuleNotFoundError as e:\n"
-                     "    print(e)\n");
-    CHECK(out != NULL);
-    if (out)
-        CHECK_STR(out, "<p>s</p> <p>again</p>\nNo module named 'tabulate'\n");
-    free(out);
+    check_loaded(plain, pkgs_ses,
+                 "print(y, render('again'))\n"
+                 "try:\n"
+                 "    import tabulate\n"
+                 "except ModuleNotFoundError as e:\n"
+                 "    print(e)\n",
+                 "<p>s</p> <p>again</p>\nNo module named 'tabulate'\n");
     CHECK_INT(eryx_runtime_free(pkgs), ERYX_OK);
     CHECK_INT(eryx_runtime_free(plain), ERYX_OK);
     remove_workdir();
