@@ -318,7 +318,9 @@ static int overdue_locked(const eryx_call *c, uint64_t now)
 /* Completes an overdue call with the timeout every caller sees; h->mu
  * held. A call still queued says why its handler never ran: every
  * handler it could have had was busy (most often with the sandbox's
- * earlier calls that block). */
+ * earlier calls that block), or, under a timeout of a few milliseconds,
+ * the thread that would run it had not started yet (the message blamed
+ * busy handlers alone, which puzzled a user with one call in flight). */
 static void expire_locked(eryx_call *c)
 {
 #define STR_(x) #x
@@ -327,7 +329,8 @@ static void expire_locked(eryx_call *c)
                           ? "the host function did not answer in time: it never started, "
                             "waiting for a free handler (" STR(ERYX__HANDLERS_PER_SANDBOX)
                             " at once per sandbox, busy with its earlier calls, or the "
-                            "process's " STR(ERYX__HANDLERS_PER_PROCESS) ")"
+                            "process's " STR(ERYX__HANDLERS_PER_PROCESS) "; or a handler "
+                            "thread still starting, under a timeout of a few ms)"
                           : "the host function did not answer in time";
 #undef STR
 #undef STR_
