@@ -703,7 +703,8 @@ ERYX_API int eryx_sandbox_load_fd(eryx_runtime *rt, const eryx_sandbox_config *c
  * with eryx_free(). Pickling runs the session's own code (its __reduce__
  * and copyreg functions), under the sandbox's time limit: ERYX_TIMEOUT
  * when it loops, ERYX_DEAD when it calls os._exit (the sandbox is then
- * dead), ERYX_INTERNAL when the export itself fails. */
+ * dead), ERYX_PYTHON_EXCEPTION when it raises SystemExit (the sandbox goes
+ * on), ERYX_INTERNAL when the export itself fails. */
 ERYX_API int eryx_sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len,
                                        char **skipped);
 
@@ -758,9 +759,11 @@ ERYX_API void eryx_pool_config_default(eryx_pool_config *cfg);
 
 /* A thread-safe pool over rt (cfg may be NULL). All its functions may be
  * called from any thread, eryx_pool_free only once no other call on the
- * pool is in progress or can start (as with eryx_sandbox_free).
- * ERYX_INVALID for a runtime made with ERYX_RUNTIME_NO_IMAGE (a release
- * resets its sandbox to the image) or a config out of range. */
+ * pool is in progress or can start (as with eryx_sandbox_free). Over a
+ * runtime made with ERYX_RUNTIME_NO_IMAGE, which has no image to reset a
+ * sandbox to, a release frees the sandbox: an acquire that finds none idle
+ * makes one (~35 ms without an image). ERYX_INVALID for a config out of
+ * range. */
 ERYX_API int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *cfg, eryx_pool **out);
 
 /* Frees the pool and its idle sandboxes; every acquired sandbox must have
@@ -822,7 +825,8 @@ typedef struct eryx_result {
                                 unless rc was ERYX_PYTHON_EXCEPTION, or
                                 ERYX_TIMEOUT or ERYX_INTERRUPTED when the
                                 stop's KeyboardInterrupt ended it
-                                ("KeyboardInterrupt") */
+                                ("KeyboardInterrupt"), or ERYX_INTERNAL
+                                (the glue's own, "InternalError") */
     char *exc_message;       /* str(exception), or NULL */
     char *traceback;         /* formatted like Python's, or NULL */
     uint64_t duration_ns;    /* wall time of the run */

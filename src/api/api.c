@@ -68,6 +68,27 @@ static void leave(eryx_sandbox *sb)
         atomic_store(&sb->owner, 0);
 }
 
+/* Claims sb, the sandbox of handle h, and checks once it holds it that h
+ * still leads there: a free by another thread (which claims too, so none
+ * can come once this holds it) and a reuse of the sandbox for another
+ * owner may have come between the look-up and the claim. 1: held; 0:
+ * another thread is inside; -1: h died meanwhile (nothing held). */
+static int claim_handle(const eryx_sandbox *h, eryx_sandbox *sb)
+{
+    if (!claim(sb))
+        return 0;
+    if (get_sandbox(h) == sb)
+        return 1;
+    leave(sb);
+    return -1;
+}
+
+static int freed_meanwhile(void)
+{
+    eryx__set_errmsg(NULL, "misuse: not a sandbox (freed by another thread meanwhile)");
+    return ERYX_MISUSE;
+}
+
 /* Another thread is inside sb: its message belongs to that thread (which
  * may be writing it), so the refusal is told on this thread's message. */
 static int busy(eryx_sandbox *sb)
@@ -80,10 +101,11 @@ static int busy(eryx_sandbox *sb)
 /* An argument refused before the call enters its sandbox: the message goes
  * to the sandbox when no other thread is inside it (that thread owns the
  * message, and may be writing it: a run's outcome), else to this thread's,
- * as busy() tells a refusal. sb may be NULL (a bad handle). */
-static int refuse(eryx_sandbox *sb, const char *what)
+ * as busy() tells a refusal; a dead handle's to this thread's too. */
+static int refuse(const eryx_sandbox *h, const char *what)
 {
-    if (!sb || !claim(sb))
+    eryx_sandbox *sb = get_sandbox(h);
+    if (!sb || claim_handle(h, sb) != 1)
         return misuse(NULL, what);
     int rc = misuse(sb, what);
     leave(sb);
@@ -208,16 +230,9 @@ int eryx_sandbox_new(eryx_runtime *rth, const eryx_sandbox_config *given, eryx_s
  * dead_ok), or (when idle_only) an execution is in progress. */
 static int enter(const eryx_sandbox *h, eryx_sandbox *sb, int idle_only, int dead_ok)
 {
-    if (!claim(sb))
-        return busy(sb);
-    if (get_sandbox(h) != sb) {
-        /* Freed by another thread between the look-up and the claim, and
-         * maybe reused for another owner since: the handle is dead. Once
-         * claimed, no free can come between (a free claims too). */
-        leave(sb);
-        eryx__set_errmsg(NULL, "misuse: not a sandbox (freed by another thread meanwhile)");
-        return ERYX_MISUSE;
-    }
+    int held = claim_handle(h, sb);
+    if (held != 1)
+        return held == 0 ? busy(sb) : freed_meanwhile();
     eryx__clear_errmsg(sb);
     int rc = ERYX_OK;
     if (sb->state == ERYX__SB_DEAD && !dead_ok) {
@@ -277,7 +292,8 @@ int eryx__sandbox_hold(eryx_sandbox *h)
         eryx__set_errmsg(NULL, "misuse: eryx_sandbox_run: not a sandbox (NULL or freed)");
         return ERYX_MISUSE;
     }
-    return claim(sb) ? ERYX_OK : busy(sb);
+    int held = claim_handle(h, sb);
+    return held == 1 ? ERYX_OK : held == 0 ? busy(sb) : freed_meanwhile();
 }
 
 void eryx__sandbox_unhold(eryx_sandbox *h)
@@ -402,14 +418,14 @@ static int save(eryx_sandbox *h, int dir, const char *name, int fd, const char *
 int eryx_sandbox_save(eryx_sandbox *h, const char *path)
 {
     if (!path)
-        return refuse(get_sandbox(h), "eryx_sandbox_save: path is NULL");
+        return refuse(h, "eryx_sandbox_save: path is NULL");
     return save(h, AT_FDCWD, path, -1, "eryx_sandbox_save");
 }
 
 int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
 {
     if (!name || (dirfd < 0 && dirfd != AT_FDCWD))
-        return refuse(get_sandbox(h), "eryx_sandbox_save_at: name is NULL, or dirfd is "
+        return refuse(h, "eryx_sandbox_save_at: name is NULL, or dirfd is "
                                       "negative and not AT_FDCWD");
     return save(h, dirfd, name, -1, "eryx_sandbox_save_at");
 }
@@ -417,7 +433,7 @@ int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
 int eryx_sandbox_save_fd(eryx_sandbox *h, int fd)
 {
     if (fd < 0)
-        return refuse(get_sandbox(h), "eryx_sandbox_save_fd: fd is negative");
+        return refuse(h, "eryx_sandbox_save_fd: fd is negative");
     return save(h, AT_FDCWD, NULL, fd, "eryx_sandbox_save_fd");
 }
 
@@ -456,7 +472,7 @@ int eryx_sandbox_load_fd(eryx_runtime *rth, const eryx_sandbox_config *given, in
 int eryx_sandbox_set_callbacks(eryx_sandbox *h, const eryx_callback *cbs, size_t n)
 {
     if (n && !cbs)
-        return refuse(get_sandbox(h), "eryx_sandbox_set_callbacks: cbs is NULL, n is not 0");
+        return refuse(h, "eryx_sandbox_set_callbacks: cbs is NULL, n is not 0");
     int rc;
     eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_set_callbacks", 1, 1, &rc);
     if (!sb)
@@ -487,7 +503,7 @@ int eryx_sandbox_is_dead(const eryx_sandbox *h)
 int eryx_sandbox_export_state(eryx_sandbox *h, void **data, size_t *len, char **skipped)
 {
     if (!data || !len || !skipped)
-        return refuse(get_sandbox(h), "eryx_sandbox_export_state: NULL out");
+        return refuse(h, "eryx_sandbox_export_state: NULL out");
     *data = NULL;
     *len = 0;
     *skipped = NULL;
@@ -505,7 +521,7 @@ int eryx_sandbox_export_state(eryx_sandbox *h, void **data, size_t *len, char **
 int eryx_sandbox_import_state(eryx_sandbox *h, const void *data, size_t len, char **failed)
 {
     if (!failed || (!data && len))
-        return refuse(get_sandbox(h), "eryx_sandbox_import_state: NULL argument");
+        return refuse(h, "eryx_sandbox_import_state: NULL argument");
     *failed = NULL;
     int rc;
     eryx_sandbox *sb = enter_handle(h, "eryx_sandbox_import_state", 1, 0, &rc);
@@ -550,7 +566,7 @@ static int start(eryx_sandbox *h, const char *code, size_t len, const eryx_run_o
         return ERYX_MISUSE;
     }
     if (!out || (!code && len))
-        return refuse(sb, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
+        return refuse(h, "eryx_exec_start: out is NULL, or code is NULL with len > 0");
     *out = NULL;
     int rc, unused = 0;
     if ((rc = enter(h, sb, 1, 0)) != ERYX_OK)
@@ -592,7 +608,7 @@ int eryx_exec_start_journaled(eryx_sandbox *h, const char *code, size_t len,
                               const eryx_run_options *given, eryx_journal *j, eryx_exec **out)
 {
     if (!j)
-        return refuse(get_sandbox(h), "eryx_exec_start_journaled: the journal is NULL");
+        return refuse(h, "eryx_exec_start_journaled: the journal is NULL");
     return start(h, code, len, given, j, out);
 }
 

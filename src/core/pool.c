@@ -18,6 +18,7 @@
  * hands out the sandbox again.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -39,6 +40,11 @@ struct eryx_pool {
     idle_entry *idle;           /* a stack: the most recently used on top */
     uint32_t n_idle, in_use;
     int closed;                 /* eryx_pool_close: no more acquires */
+    int resets;                 /* the runtime has an image to reset a
+                                   released sandbox to; without one (the
+                                   CLI's fallback when it has no cache) a
+                                   release frees it: nothing else would
+                                   clean it */
     eryx_pool_stats stats;
 };
 
@@ -49,6 +55,19 @@ void eryx_pool_config_default(eryx_pool_config *cfg)
     cfg->max_size = 16;
     cfg->min_idle = 1;
     cfg->idle_timeout_ns = 60ull * 1000 * 1000 * 1000;
+}
+
+/* A released sandbox that could not be cleaned is freed, not reused: why
+ * is told on this thread's message, the caller's handle being dead. The
+ * reason is the sandbox's message, or the thread's (a reset's mounts and
+ * a config's copy report there), or the status's text. */
+static void tell_why_freed(eryx_sandbox *sb, int rc)
+{
+    char why[512];
+    const char *own = eryx_errmsg(sb), *thread = eryx_errmsg(NULL);
+    snprintf(why, sizeof why, "%s", own[0] ? own : thread[0] ? thread : eryx_errstr(rc));
+    eryx__set_errmsg(NULL, "eryx_pool_release: the sandbox could not be cleaned and was "
+                           "freed: %s", why);
 }
 
 /* Pays the first run's costs now (see the top of the file). */
@@ -88,14 +107,6 @@ int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *given, eryx_pool **o
         eryx__set_errmsg(NULL, "misuse: eryx_pool_new: not a runtime");
         return ERYX_MISUSE;
     }
-    /* A release resets its sandbox to the image: without one, every
-     * release failed and freed its sandbox, and the pool kept none. */
-    if (!runtime->image) {
-        eryx__set_errmsg(NULL, "eryx_pool_new: the runtime was made with "
-                               "ERYX_RUNTIME_NO_IMAGE, and a pool resets the sandboxes "
-                               "given back to it to the runtime's image");
-        return ERYX_INVALID;
-    }
     int rc = eryx__pool_config_take(given, cfg);
     if (rc != ERYX_OK)
         return rc;
@@ -106,6 +117,7 @@ int eryx_pool_new(eryx_runtime *rt, const eryx_pool_config *given, eryx_pool **o
     }
     p->rt = rt;
     p->cfg = *cfg;
+    p->resets = runtime->image != NULL;
     pthread_mutex_init(&p->mu, NULL);
     eryx__cond_init_monotonic(&p->cv);
     /* Fill min_idle now, so the first acquires find sandboxes ready. */
@@ -244,7 +256,7 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
      * warm-up cannot run: the sandbox is let go instead of kept. Refusing
      * left bindings that release from a finalizer, which may run there, no
      * way to give its place back. */
-    int keep = !eryx__in_guest_code();
+    int keep = p->resets && !eryx__in_guest_code();
     if (keep)
         rc = eryx_sandbox_reset(sb);
     if (keep && rc == ERYX_OK)
@@ -260,11 +272,8 @@ int eryx_pool_release(eryx_pool *h, eryx_sandbox *sb)
     evict_locked(p, eryx__now_ns());
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    /* One that could not be cleaned is freed, not reused; why is told on
-     * this thread's message, the handle the caller had being dead. */
     if (rc != ERYX_OK && sb)
-        eryx__set_errmsg(NULL, "eryx_pool_release: the sandbox could not be cleaned and was "
-                               "freed: %s", eryx_errmsg(sb));
+        tell_why_freed(sb, rc);
     eryx_sandbox_free(sb);
     return rc;
 }

@@ -23,24 +23,29 @@ int eryx__sandbox_export_state(eryx_sandbox *sb, void **data, size_t *len, char 
     int rc = eryx__exec_run_internal(sb, 'x', "", 0, NULL, &ex);
     if (!ex)
         return rc;
-    if (rc == ERYX_OK && !ex->exported && ex->result && ex->result->exited) {
-        /* The session's own code ran in the export (a copyreg reducer, a
-         * __reduce__) and ended the interpreter: its doing, not the glue's. */
-        eryx__set_errmsg(sb, "the session's code called os._exit(%d) during the export (in a "
-                             "__reduce__ or copyreg function of its objects): the sandbox is "
-                             "dead", ex->result->exit_code);
-        rc = ERYX_DEAD;
-    } else if (rc == ERYX_OK && !ex->exported) {
-        eryx__set_errmsg(sb, "the sandbox exported no state");
-        rc = ERYX_INTERNAL;
-    }
-    if (rc == ERYX_OK) {
+    eryx_result *r = ex->result;
+    if (rc == ERYX_OK && ex->exported) {
         *data = ex->exported;
         *len = ex->exported_len;
         ex->exported = NULL;
         *skipped = take_result_json(ex);
-    } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
-        eryx__set_errmsg(sb, "exporting the state failed: %s", ex->result->exc_message);
+    } else if ((rc == ERYX_OK || rc == ERYX_PYTHON_EXCEPTION) && r && r->exited) {
+        /* The session's own code ran in the export (a copyreg reducer, a
+         * __reduce__) and exited: its doing, not the glue's. os._exit
+         * ended the interpreter; SystemExit was caught, and the sandbox
+         * goes on. */
+        int dead = sb->state == ERYX__SB_DEAD;
+        eryx__set_errmsg(sb, "the session's code %s(%d) during the export (in a __reduce__ or "
+                             "copyreg function of its objects)%s",
+                         dead ? "called os._exit" : "raised SystemExit", r->exit_code,
+                         dead ? ": the sandbox is dead" : "");
+        rc = dead ? ERYX_DEAD : ERYX_PYTHON_EXCEPTION;
+    } else if (rc == ERYX_OK) {
+        eryx__set_errmsg(sb, "the sandbox exported no state");
+        rc = ERYX_INTERNAL;
+    } else if (rc == ERYX_PYTHON_EXCEPTION && r) {
+        eryx__set_errmsg(sb, "exporting the state failed: %s",
+                         r->exc_message ? r->exc_message : r->exc_type ? r->exc_type : "?");
         rc = ERYX_INTERNAL;
     }
     eryx__exec_finish(ex, NULL);
@@ -56,7 +61,10 @@ int eryx__sandbox_import_state(eryx_sandbox *sb, const void *data, size_t len, c
     if (rc == ERYX_OK) {
         *failed = take_result_json(ex);
     } else if (rc == ERYX_PYTHON_EXCEPTION && ex->result) {
-        eryx__set_errmsg(sb, "%s", ex->result->exc_message);
+        const eryx_result *r = ex->result;
+        eryx__set_errmsg(sb, "%s", r->exc_message ? r->exc_message
+                                   : r->exc_type   ? r->exc_type
+                                                   : "the state could not be imported");
         rc = ERYX_INVALID;
     }
     eryx__exec_finish(ex, NULL);

@@ -368,16 +368,65 @@ TEST_CASE(test_bad_config)
     bad.min_idle = 100;
     eryx_pool *p = NULL;
     CHECK_INT(eryx_pool_new(rt, &bad, &p), ERYX_INVALID);
-    /* A runtime without an image has nothing to reset a sandbox to: its
-     * pool failed every release, freeing the sandbox, until 2026-12-07. */
+}
+
+/* A sandbox that cannot be cleaned at its release (its mount's directory
+ * is gone) is freed, and the release says why on the caller's thread: the
+ * reset's own message, which it wrote there. It said "...freed: " with
+ * nothing after (the sandbox's message, empty) for a day. */
+TEST_CASE(test_release_says_why_it_freed)
+{
+    char dir[] = "/tmp/eryx-pool-XXXXXX";
+    REQUIRE(mkdtemp(dir) != NULL);
+    eryx_mount m = {0, dir, "/data", 0};
+    eryx_sandbox_config sc;
+    eryx_sandbox_config_default(&sc);
+    sc.mounts = &m;
+    sc.n_mounts = 1;
+    eryx_pool_config pc;
+    eryx_pool_config_default(&pc);
+    pc.sandbox = &sc;
+    pc.min_idle = 0;
+    eryx_pool *p = NULL;
+    REQUIRE_INT(eryx_pool_new(rt, &pc, &p), ERYX_OK);
+    eryx_sandbox *sb = NULL;
+    REQUIRE_INT(eryx_pool_acquire(p, 0, &sb), ERYX_OK);
+    REQUIRE(rmdir(dir) == 0);
+    CHECK(eryx_pool_release(p, sb) != ERYX_OK);
+    CHECK_CONTAINS(eryx_errmsg(NULL), "could not be cleaned and was freed: ");
+    CHECK_CONTAINS(eryx_errmsg(NULL), dir);
+    eryx_pool_stats st = {.size = sizeof st};
+    eryx_pool_get_stats(p, &st);
+    CHECK_INT(st.idle + st.in_use, 0);
+    CHECK_INT(eryx_pool_free(p), ERYX_OK);
+}
+
+/* A runtime without an image (the CLI's when it has no cache) has nothing
+ * to reset a sandbox to: a release frees it, and the next user gets a new
+ * one. Until 2026-12-07 every release failed (ERYX_INVALID, with no
+ * message on the caller's thread) and freed it anyway. */
+TEST_CASE(test_pool_without_an_image)
+{
     eryx_runtime_config rc;
     eryx_runtime_config_default(&rc);
     rc.flags = ERYX_RUNTIME_NO_IMAGE;
     eryx_runtime *bare = NULL;
     REQUIRE(eryx_runtime_new(&rc, &bare) == ERYX_OK);
-    CHECK_INT(eryx_pool_new(bare, NULL, &p), ERYX_INVALID);
-    CHECK_CONTAINS(eryx_errmsg(NULL), "ERYX_RUNTIME_NO_IMAGE");
-    CHECK(p == NULL);
+    eryx_pool *p = NULL;
+    REQUIRE_INT(eryx_pool_new(bare, NULL, &p), ERYX_OK);
+    for (int i = 0; i < 3; i++) {
+        eryx_sandbox *sb = NULL;
+        REQUIRE_INT(eryx_pool_acquire(p, 0, &sb), ERYX_OK);
+        char *out = run_out(sb, "print('x' in globals())\nx = 1");
+        CHECK_STR(out, "False\n");
+        free(out);
+        CHECK_INT(eryx_pool_release(p, sb), ERYX_OK);
+    }
+    eryx_pool_stats st = {.size = sizeof st};
+    eryx_pool_get_stats(p, &st);
+    CHECK_INT(st.idle, 0);
+    CHECK_INT(st.creations, 3);
+    CHECK_INT(eryx_pool_free(p), ERYX_OK);
     CHECK_INT(eryx_runtime_free(bare), ERYX_OK);
 }
 

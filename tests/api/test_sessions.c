@@ -586,6 +586,15 @@ TEST_CASE(test_state_export_import)
     CHECK(data == NULL && skipped == NULL);
     CHECK(eryx_sandbox_is_dead(a));
     eryx_sandbox_free(a);
+    /* SystemExit is caught: the sandbox goes on. */
+    a = new_sandbox(NULL);
+    check_out(a, "import copyreg, sys\ndef red(x):\n    sys.exit(3)\n"
+                 "copyreg.pickle(complex, red)\nz = 1j", "");
+    CHECK_INT(eryx_sandbox_export_state(a, &data, &len, &skipped), ERYX_PYTHON_EXCEPTION);
+    CHECK_CONTAINS(eryx_errmsg(a), "raised SystemExit(3) during the export");
+    CHECK(!eryx_sandbox_is_dead(a));
+    check_out(a, "print(z)", "1j\n");
+    eryx_sandbox_free(a);
 }
 
 /* A runtime without an image: sandboxes boot CPython; no reset or load. */
