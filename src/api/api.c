@@ -425,8 +425,8 @@ int eryx_sandbox_save(eryx_sandbox *h, const char *path)
 int eryx_sandbox_save_at(eryx_sandbox *h, int dirfd, const char *name)
 {
     if (!name || (dirfd < 0 && dirfd != AT_FDCWD))
-        return refuse(h, "eryx_sandbox_save_at: name is NULL, or dirfd is "
-                                      "negative and not AT_FDCWD");
+        return refuse(h, "eryx_sandbox_save_at: name is NULL, or dirfd is negative and "
+                         "not AT_FDCWD");
     return save(h, dirfd, name, -1, "eryx_sandbox_save_at");
 }
 

@@ -376,6 +376,10 @@ TEST_CASE(test_bad_config)
  * nothing after (the sandbox's message, empty) for a day. */
 TEST_CASE(test_release_says_why_it_freed)
 {
+    /* Host mounts resolve every path with openat2(2), which valgrind does
+     * not know (ENOSYS: the mount fails). The other tiers run this. */
+    if (RUNNING_ON_VALGRIND)
+        return;
     char dir[] = "/tmp/eryx-pool-XXXXXX";
     REQUIRE(mkdtemp(dir) != NULL);
     eryx_mount m = {0, dir, "/data", 0};
