@@ -168,6 +168,9 @@ def test_execute_async_sync_callback_errors_and_timeout():
         with pytest.raises(eryx.TimeoutError):
             await s.execute_async("while True: pass")
         # The loop stays responsive while the guest computes (steps run in the executor).
+        # On a session of its own: 0.2 s of spinning within s's 300 ms left
+        # a loaded machine 100 ms for the rest of the run.
+        spinner = eryx.Session()
         ticks = 0
 
         async def tick():
@@ -176,7 +179,7 @@ def test_execute_async_sync_callback_errors_and_timeout():
                 await asyncio.sleep(0.01)
                 ticks += 1
         t = asyncio.ensure_future(tick())
-        await s.execute_async("import time\nx = 0\nend = time.time() + 0.2\n"
+        await spinner.execute_async("import time\nx = 0\nend = time.time() + 0.2\n"
                               "while time.time() < end: x += 1")
         t.cancel()
         assert ticks >= 5

@@ -353,25 +353,28 @@ def test_system_exit_is_not_an_error(sandbox):
 
 
 def test_two_threads_on_one_sandbox():
-    sb = eryx.Sandbox()
+    # The run holds inside a callback until the other thread is done: a
+    # fixed sleep could end first on a loaded machine.
+    entered, release = threading.Event(), threading.Event()
+
+    def hold():
+        entered.set()
+        release.wait(30)
+    sb = eryx.Sandbox(callbacks=[{"name": "hold", "fn": hold}])
     errors = []
-    started = threading.Event()
-
-    def run():
-        started.set()
-        sb.execute("import time; time.sleep(0.5)")
-
-    t = threading.Thread(target=run)
+    t = threading.Thread(target=lambda: sb.execute("await hold()"))
     t.start()
-    started.wait()
-    time.sleep(0.1)
+    assert entered.wait(30)
     try:
         sb.execute("pass")
     except eryx.EryxError as e:
         errors.append(str(e))
-    with pytest.raises(eryx.EryxError, match="while it runs"):
-        sb.close()
-    t.join()
+    try:
+        with pytest.raises(eryx.EryxError, match="while it runs"):
+            sb.close()
+    finally:
+        release.set()
+        t.join()
     assert errors and "one thread at a time" in errors[0]
     sb.close()
 

@@ -104,14 +104,39 @@ TEST_CASE(test_timeout_hard)
     }
 }
 
+/* Interrupts sb delay_ms after its code printed (the run is inside then:
+ * an interrupt of an idle sandbox does nothing, and a thread started
+ * before the run could fire before it on a loaded machine). */
 struct interrupter {
     eryx_sandbox *sb;
     int delay_ms;
+    atomic_int started;
 };
+
+static void note_started(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    atomic_store(&((struct interrupter *)ud)->started, 1);
+}
+
+static eryx_sandbox *new_watched_sandbox(uint64_t grace_ms, struct interrupter *i)
+{
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.interrupt_grace_ns = grace_ms * 1000000u;
+    cfg.max_memory = 64u << 20;
+    cfg.on_output = note_started;
+    cfg.output_user_data = i;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &i->sb) == ERYX_OK);
+    atomic_store(&i->started, 0);
+    return i->sb;
+}
 
 static void *interrupt_later(void *arg)
 {
     struct interrupter *i = arg;
+    while (!atomic_load(&i->started))
+        usleep(1000);
     usleep((useconds_t)i->delay_ms * 1000u);
     eryx_sandbox_interrupt(i->sb);
     return NULL;
@@ -119,13 +144,14 @@ static void *interrupt_later(void *arg)
 
 TEST_CASE(test_interrupt_from_thread)
 {
-    eryx_sandbox *sb = new_sandbox(2000);
-    struct interrupter i = {sb, 50};
+    struct interrupter i = {.delay_ms = 50};
+    eryx_sandbox *sb = new_watched_sandbox(2000, &i);
     pthread_t t;
     eryx_result *r;
     CHECK_INT(eryx_sandbox_interrupt(sb), ERYX_OK); /* idle: nothing to do */
     pthread_create(&t, NULL, interrupt_later, &i);
-    CHECK_INT(run_limited(sb, "n = 0\nwhile True:\n    n += 1", 0, &r), ERYX_INTERRUPTED);
+    CHECK_INT(run_limited(sb, "print('in', flush=True)\nn = 0\nwhile True:\n    n += 1", 0, &r),
+              ERYX_INTERRUPTED);
     pthread_join(t, NULL);
     CHECK_STR(r->exc_type, "KeyboardInterrupt");
     eryx_result_free(r);
@@ -134,10 +160,10 @@ TEST_CASE(test_interrupt_from_thread)
     eryx_result_free(r);
     /* Hard: C code that never checks. */
     eryx_sandbox_free(sb);
-    sb = new_sandbox(50);
-    i.sb = sb;
+    sb = new_watched_sandbox(50, &i);
     pthread_create(&t, NULL, interrupt_later, &i);
-    CHECK_INT(run_limited(sb, "x = 10 ** 10 ** 8", 0, &r), ERYX_INTERRUPTED);
+    CHECK_INT(run_limited(sb, "print('in', flush=True)\nx = 10 ** 10 ** 8", 0, &r),
+              ERYX_INTERRUPTED);
     pthread_join(t, NULL);
     CHECK_INT(r->hard_stopped, 1);
     eryx_result_free(r);
@@ -150,7 +176,8 @@ TEST_CASE(test_interrupt_from_thread)
  * its timeout (an audit's finding). */
 TEST_CASE(test_a_caught_stop_still_shows)
 {
-    eryx_sandbox *sb = new_sandbox(2000);
+    struct interrupter i = {.delay_ms = 100};
+    eryx_sandbox *sb = new_watched_sandbox(2000, &i);
     static const char swallow[] = "import time\ntry:\n    time.sleep(30)\n"
                                   "except KeyboardInterrupt:\n    print('caught')\n";
     eryx_result *r;
@@ -159,10 +186,13 @@ TEST_CASE(test_a_caught_stop_still_shows)
     CHECK_STR(r->out, "caught\n");
     CHECK_INT(r->stop_cause, ERYX_TIMEOUT);
     eryx_result_free(r);
-    struct interrupter i = {sb, 100};
+    atomic_store(&i.started, 0);
     pthread_t t;
     pthread_create(&t, NULL, interrupt_later, &i);
-    CHECK_INT(run_limited(sb, swallow, 0, &r), ERYX_OK);
+    static const char announced[] = "print('in', flush=True)\nimport time\ntry:\n"
+                                    "    time.sleep(30)\nexcept KeyboardInterrupt:\n"
+                                    "    print('caught')\n";
+    CHECK_INT(run_limited(sb, announced, 0, &r), ERYX_OK);
     pthread_join(t, NULL);
     REQUIRE(r != NULL);
     CHECK_INT(r->stop_cause, ERYX_INTERRUPTED);

@@ -1,6 +1,7 @@
 /* Several threads run their own sandboxes at once, from one runtime. */
 #include <eryx.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -89,14 +90,21 @@ static void *forker(void *arg)
 
 struct sleeper {
     eryx_sandbox *sb;
+    atomic_int inside; /* the run printed: it is in its sleep */
     int rc;
 };
+
+static void note_inside(void *ud, int fd, const char *data, size_t len)
+{
+    (void)fd, (void)data, (void)len;
+    atomic_store(&((struct sleeper *)ud)->inside, 1);
+}
 
 static void *sleep_in_sandbox(void *arg)
 {
     struct sleeper *s = arg;
     eryx_result *r = NULL;
-    const char *code = "import time\ntime.sleep(0.5)";
+    const char *code = "import time\nprint('in', flush=True)\ntime.sleep(1)";
     s->rc = eryx_sandbox_run(s->sb, code, strlen(code), &r);
     eryx_result_free(r);
     return NULL;
@@ -106,12 +114,17 @@ static void *sleep_in_sandbox(void *arg)
  * and the first run is not disturbed. */
 TEST_CASE(test_concurrent_use_detected)
 {
-    struct sleeper s = {NULL, -1};
-    REQUIRE(eryx_sandbox_new(rt, NULL, &s.sb) == ERYX_OK);
+    struct sleeper s = {.rc = -1};
+    eryx_sandbox_config cfg;
+    eryx_sandbox_config_default(&cfg);
+    cfg.on_output = note_inside;
+    cfg.output_user_data = &s;
+    REQUIRE(eryx_sandbox_new(rt, &cfg, &s.sb) == ERYX_OK);
     pthread_t t;
     REQUIRE(pthread_create(&t, NULL, sleep_in_sandbox, &s) == 0);
-    struct timespec pause = {0, 150 * 1000 * 1000};
-    nanosleep(&pause, NULL);
+    struct timespec pause = {0, 1000 * 1000};
+    while (!atomic_load(&s.inside))
+        nanosleep(&pause, NULL);
     eryx_result *r = NULL;
     CHECK_INT(eryx_sandbox_run(s.sb, "1", 1, &r), ERYX_MISUSE);
     CHECK_CONTAINS(eryx_errmsg(NULL), "in use by another thread");

@@ -564,7 +564,7 @@ static const char select_code[] =
     "s.sendall(b'go'); ev = p.poll(10000); data += s.recv(100)\n"
     "forever = s.sendall(b'go') or select.select([s], [], [])[0] == [s]\n"
     "data += s.recv(100)\n"
-    "result = [idle == ([], [], []), 0.19 < t_idle < 2, writable, r == [s], 0.25 < t_late < 5,\n"
+    "result = [idle == ([], [], []), 0.19 < t_idle < 2, writable, r == [s], 0.1 < t_late < 5,\n"
     "          data.decode(), none, t_none > 0.14, ev == [(s.fileno(), select.POLLIN)], forever,\n"
     "          len(polls) <= 8 or len(polls)]\n";
 static const char select_want[] =

@@ -628,8 +628,8 @@ s = socket.create_connection(("127.0.0.1", {P['slow']}))
 s.settimeout(0.3)
 t = time.monotonic()
 try: s.recv(1)
-except TimeoutError as e: print("timed out:", e, round(time.monotonic() - t, 1))
-""", want=["timed out: timed out 0.3"])
+except TimeoutError as e: print("timed out:", e, 0.29 < time.monotonic() - t < 3)
+""", want=["timed out: timed out True"])
     t0 = time.monotonic()
     case("the run's timeout stops a blocking recv", sl + ["--timeout", "700"], f"""
 import socket

@@ -165,9 +165,13 @@ def test_remote_callback_still_running_at_the_end_is_stopped(server, tmp_path):
     """A call the code no longer awaits: its command is stopped when the
     run ends, not left behind."""
     pidfile = tmp_path / "pid"
+    # started answers once slow's command is running (a fixed sleep in the
+    # code could end first on a loaded machine, under TSan).
     p = remote(server, "--callback", f"slow=echo $$ > {pidfile}; exec sleep 60",
+               "--callback", f"started=for i in $(seq 400); do [ -s {pidfile} ] && break; "
+                             f"sleep 0.05; done; echo 1",
                "-c", "import asyncio\nt = asyncio.ensure_future(slow())\n"
-                     "await asyncio.sleep(0.5)\nprint('end')")
+                     "await started()\nprint('end')")
     assert p.returncode == 0 and p.stdout == "end\n", p.stderr
     pid = int(pidfile.read_text())
     time.sleep(0.2)
