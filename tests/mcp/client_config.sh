@@ -223,17 +223,21 @@ grep -q '"id": *7.*"error".*cannot connect' "$tmp/out" ||
 # the stream never brings (the stream ends: `cut`) gets an error answer,
 # and so does every later one; an endpoint of another origin (where the
 # headers would go) is refused.
+feed() { # the messages, a line each, 0.3 s apart, then 0.5 s; wait:PATTERN
+          # waits until the output has PATTERN (a fixed pause can be too short)
+    for m in "$@"; do
+        case $m in
+        wait:*) for _ in $(seq 200); do grep -q "${m#wait:}" "$tmp/out" && break; sleep 0.05; done ;;
+        *) sleep 0.3; echo "$m" ;;
+        esac
+    done
+    sleep 0.5
+}
 proxy_sse() { # PATH, then the messages after initialize, a line each
     local path=$1
     shift
     { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
-      for m in "$@"; do
-          case $m in
-          wait:*) # until the output has the pattern (a fixed pause can be too short)
-              for _ in $(seq 200); do grep -q "${m#wait:}" "$tmp/out" && break; sleep 0.05; done ;;
-          *) sleep 0.3; echo "$m" ;;
-          esac
-      done; sleep 0.5; } |
+      feed "$@"; } |
         timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" --transport sse \
             --header 'X-Team: sse' --max-message 16k >"$tmp/out" 2>&1
 }
@@ -288,13 +292,7 @@ proxy_http() { # PATH, then the messages after initialize, a line each
     local path=$1
     shift
     { echo '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
-      for m in "$@"; do
-          case $m in
-          wait:*) # until the output has the pattern (a fixed pause can be too short)
-              for _ in $(seq 200); do grep -q "${m#wait:}" "$tmp/out" && break; sleep 0.05; done ;;
-          *) sleep 0.3; echo "$m" ;;
-          esac
-      done; sleep 0.5; } |
+      feed "$@"; } |
         timeout 30 "$ERYX" mcp-proxy "http://127.0.0.1:$http_port$path" ${proxy_args:-} \
             >"$tmp/out" 2>&1
 }

@@ -98,10 +98,13 @@ class Handler(BaseHTTPRequestHandler):
             events = ": a comment\n\nid: 1\ndata:\n\n" + \
                 "".join(f"data: {line}\n" for line in json.dumps(msg, indent=1).split("\n")) + "\n"
             raw = events.encode()
-            for i in range(0, len(raw), 7):
-                piece = raw[i:i + 7]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.write(b"0\r\n\r\n")
+            # Chunks of 7 bytes, sent in one write with the last chunk: sent
+            # one by one, the answer's event could be read before the end of
+            # the response, and the proxy, answering at once, see its
+            # connection still busy when the next request came, and open
+            # another (`port` differed under load).
+            self.wfile.write(b"".join(b"%x\r\n%s\r\n" % (len(raw[i:i + 7]), raw[i:i + 7])
+                                      for i in range(0, len(raw), 7)) + b"0\r\n\r\n")
 
     def sse_head(self):
         self.send_response(200)
