@@ -12,15 +12,24 @@
 
 static eryx_runtime *rt;
 
-static eryx_sandbox *new_sandbox(uint64_t grace_ms)
+/* A sandbox of 64 MiB with that grace, its output streamed to on_output
+ * when not NULL. */
+static eryx_sandbox *new_streaming_sandbox(uint64_t grace_ms, eryx_output_fn on_output, void *ud)
 {
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
     cfg.interrupt_grace_ns = grace_ms * 1000000u;
     cfg.max_memory = 64u << 20;
+    cfg.on_output = on_output;
+    cfg.output_user_data = ud;
     eryx_sandbox *sb = NULL;
     REQUIRE(eryx_sandbox_new(rt, &cfg, &sb) == ERYX_OK);
     return sb;
+}
+
+static eryx_sandbox *new_sandbox(uint64_t grace_ms)
+{
+    return new_streaming_sandbox(grace_ms, NULL, NULL);
 }
 
 static int run_limited(eryx_sandbox *sb, const char *code, uint64_t timeout_ms, eryx_result **r)
@@ -121,21 +130,16 @@ static void note_started(void *ud, int fd, const char *data, size_t len)
 
 static eryx_sandbox *new_watched_sandbox(uint64_t grace_ms, struct interrupter *i)
 {
-    eryx_sandbox_config cfg;
-    eryx_sandbox_config_default(&cfg);
-    cfg.interrupt_grace_ns = grace_ms * 1000000u;
-    cfg.max_memory = 64u << 20;
-    cfg.on_output = note_started;
-    cfg.output_user_data = i;
-    REQUIRE(eryx_sandbox_new(rt, &cfg, &i->sb) == ERYX_OK);
     atomic_store(&i->started, 0);
-    return i->sb;
+    return i->sb = new_streaming_sandbox(grace_ms, note_started, i);
 }
 
 static void *interrupt_later(void *arg)
 {
     struct interrupter *i = arg;
-    while (!atomic_load(&i->started))
+    /* (At most 30 s: a run that failed before printing must not leave the
+     * test waiting on this thread for good.) */
+    for (int ms = 0; !atomic_load(&i->started) && ms < 30000; ms++)
         usleep(1000);
     usleep((useconds_t)i->delay_ms * 1000u);
     eryx_sandbox_interrupt(i->sb);
