@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,10 +21,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "eryx.h"
 #include "image_cmd.h"
 #include "mcp.h"
 #include "net_options.h"
+#include "out_stream.h"
 #include "remote.h"
 #include "serve.h"
 #include "repl.h"
@@ -543,10 +546,32 @@ static int check_stdout(int status)
     errno = 0;
     if ((fflush(stdout) != 0 || ferror(stdout)) && !stdout_errno)
         stdout_errno = errno ? errno : EIO;
-    if (!stdout_errno)
+    uint64_t dropped = eryx_cli_out_dropped(STDOUT_FILENO);
+    if (stdout_errno)
+        fprintf(stderr, "eryx: cannot write the program's output: %s\n", strerror(stdout_errno));
+    else if (dropped)
+        fprintf(stderr, "eryx: %llu bytes of the program's output were dropped: its reader "
+                        "did not take them before the run was stopped\n",
+                (unsigned long long)dropped);
+    else
         return status;
-    fprintf(stderr, "eryx: cannot write the program's output: %s\n", strerror(stdout_errno));
     return status ? status : EXIT_OUTPUT_LOST;
+}
+
+/* When the run is due to stop (its time limit passed: 0 = none, in
+ * CLOCK_MONOTONIC ms), set just before it starts. */
+static _Atomic uint64_t run_deadline_ms;
+
+/* Whether a write that waits on a stalled reader of our stdout or stderr
+ * gives up (out_stream.h): once the run's time limit has passed or Ctrl-C
+ * has interrupted it. Until then the run waits for its reader, as
+ * python's writes do; after, a run held in a write would never see its
+ * stop (the write is host code, which neither the limit's exception nor
+ * its hard stop reaches). */
+static int run_stopping(void)
+{
+    uint64_t deadline = atomic_load(&run_deadline_ms);
+    return eryx_cli_signals_interrupts() != 0 || (deadline && eryx_cli_now_ms() >= deadline);
 }
 
 /* Builds sys.argv as python does: ['-c', args...], [FILE, args...],
@@ -698,6 +723,11 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     int status = EXIT_SETUP, refused_config = 0;
     eryx_sandbox_config cfg;
     eryx_sandbox_config_default(&cfg);
+    /* A program's run: its output must not hold it past its stop. Before
+     * the threads that write start (the signal thread, MCP clients'). */
+    if (code && !c->mcp.serve && eryx_cli_out_bound(run_stopping) < 0)
+        fprintf(stderr, "eryx: warning: a reader that stalls stdout or stderr can hold the run "
+                        "past its time limit (no stream of our own: %s)\n", strerror(errno));
     session_file sf = SESSION_FILE_INIT;
     if (c->session && eryx_cli_session_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
@@ -784,6 +814,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
         status = eryx_cli_repl(sb, per_entry, session == NULL);
         goto save;
     }
+    if (cfg.timeout_ns && cfg.timeout_ns != ERYX_NO_LIMIT)
+        atomic_store(&run_deadline_ms, eryx_cli_now_ms() + (cfg.timeout_ns + 999999u) / 1000000u);
     rc = eryx_sandbox_run_ex(sb, code, len, &opts, &res);
     status = report(rc, sb, res);
     if (c->stats)

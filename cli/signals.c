@@ -23,6 +23,7 @@
 static _Atomic(eryx_sandbox *) interruptible;
 static atomic_int dying; /* die_of began: the process ends by the signal */
 static atomic_int saving; /* a --session save is being written */
+static atomic_uint interrupts; /* SIGINTs handed to a sandbox */
 static struct termios terminal; /* the prompt's, before its line editor */
 static atomic_int terminal_fd = -1;
 
@@ -93,12 +94,19 @@ static void *signal_main(void *arg)
         if (sigwait(&set, &sig) != 0)
             continue;
         eryx_sandbox *sb = atomic_load(&interruptible);
-        if (sig == SIGINT && sb)
+        if (sig == SIGINT && sb) {
+            atomic_fetch_add(&interrupts, 1);
             eryx_sandbox_interrupt(sb);
+        }
         else
             die_of(sig);
     }
     return NULL;
+}
+
+unsigned eryx_cli_signals_interrupts(void)
+{
+    return atomic_load(&interrupts);
 }
 
 int eryx_cli_signals_start(int take_sigint)

@@ -20,6 +20,9 @@ int eryx_cli_signals_start(int take_sigint);
 /* The sandbox that SIGINT interrupts from now on (thread-safe). */
 void eryx_cli_signals_sandbox(eryx_sandbox *sb);
 
+/* How many SIGINTs have interrupted a sandbox so far (thread-safe). */
+unsigned eryx_cli_signals_interrupts(void);
+
 /* A --session save begins (1) or ends (0): SIGTERM and SIGHUP wait for its
  * end (30 s at most) before the process dies, so that the temporary file
  * it writes is renamed or removed, not left behind. */
