@@ -8,8 +8,9 @@
  * O_NONBLOCK would be set on a file description the shell and the other
  * commands of a pipeline share. So each stream is written the cheapest
  * way that cannot block:
- * - a regular file never waits on a reader: written as before;
- * - a pipe or terminal is reopened through /proc/self/fd, which gives a
+ * - a regular file (or /dev/null) never waits on a reader: written as
+ *   before;
+ * - a pipe or terminal is opened again through /proc/self/fd, which gives a
  *   file description of our own on the same pipe or device, made
  *   non-blocking: a write that would wait fails with EAGAIN, then poll;
  * - a socket is sent to with MSG_DONTWAIT, the same per call;
@@ -29,6 +30,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* How long a write waits on poll before it asks stop_due again: the
@@ -130,7 +132,8 @@ static void choose_how(out_stream *s)
         s->how = WRITE_PLAIN; /* closed: the write says so */
         return;
     }
-    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) ||
+        (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3))) { /* /dev/null */
         s->how = WRITE_PLAIN;
         return;
     }
@@ -138,6 +141,11 @@ static void choose_how(out_stream *s)
         s->how = WRITE_SEND;
         return;
     }
+    /* Only a pipe or a terminal is opened again: opening some devices
+     * does something (a tape's rewind, a watchdog's arming). */
+    s->how = WRITE_POLLED;
+    if (!S_ISFIFO(st.st_mode) && !isatty(s->fd))
+        return;
     char path[32];
     snprintf(path, sizeof path, "/proc/self/fd/%d", s->fd);
     s->own_fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -149,7 +157,6 @@ static void choose_how(out_stream *s)
     if (s->own_fd >= 0)
         close(s->own_fd);
     s->own_fd = -1;
-    s->how = WRITE_POLLED;
 }
 
 int eryx_cli_out_bound(int (*due)(void))
