@@ -574,6 +574,16 @@ static int run_stopping(void)
     return eryx_cli_signals_interrupts() != 0 || (deadline && eryx_cli_now_ms() >= deadline);
 }
 
+/* Our stdout and stderr become out_stream.h's, giving up on a stalled
+ * reader once stop_due says. */
+static void bind_output(int (*stop_due)(void))
+{
+    if (eryx_cli_out_bound(stop_due) < 0)
+        fprintf(stderr, "eryx: warning: a reader that stalls stdout or stderr can hold eryx "
+                        "past the run's time limit (no stream of its own: %s)\n",
+                strerror(errno));
+}
+
 /* Builds sys.argv as python does: ['-c', args...], [FILE, args...],
  * [module, args...] (runpy sets argv[0] to the module's path). */
 static const char **build_argv(const cli *c, const char *argv0)
@@ -725,9 +735,8 @@ static int run(const cli *c, const char *code, size_t len, const char *filename,
     eryx_sandbox_config_default(&cfg);
     /* A program's run: its output must not hold it past its stop. Before
      * the threads that write start (the signal thread, MCP clients'). */
-    if (code && !c->mcp.serve && eryx_cli_out_bound(run_stopping) < 0)
-        fprintf(stderr, "eryx: warning: a reader that stalls stdout or stderr can hold the run "
-                        "past its time limit (no stream of our own: %s)\n", strerror(errno));
+    if (code && !c->mcp.serve)
+        bind_output(run_stopping);
     session_file sf = SESSION_FILE_INIT;
     if (c->session && eryx_cli_session_open(c->session, &sf) < 0) {
         fprintf(stderr, "eryx: --session %s: %s\n", c->session, strerror(errno));
@@ -856,6 +865,7 @@ static int run_remote(const cli *c, const char *code, size_t len)
         fprintf(stderr, "eryx: --remote-cert and --remote-key go together\n");
         return EXIT_USAGE;
     }
+    bind_output(eryx_cli_remote_stopping);
     /* SIGINT is remote.c's (it cancels the run); SIGTERM and SIGHUP kill
      * the --callback commands' groups and end eryx. */
     if (eryx_cli_signals_start(0) < 0)

@@ -46,6 +46,22 @@ enum { EXIT_SANDBOX = 70, EXIT_SETUP = 71, EXIT_OUTPUT_LOST = 120, EXIT_FUEL = 1
 
 static volatile sig_atomic_t interrupted;
 
+/* How long past the run's limit a stalled reader of our stdout or stderr
+ * is waited for: the server has ended the run by then, unless it queued
+ * it first. */
+#define OUTPUT_GRACE_MS 5000
+
+/* When our writes to a stalled reader give up (out_stream.h): the request
+ * went out then plus the run's limit and OUTPUT_GRACE_MS; 0 while neither
+ * limit is known. */
+static _Atomic uint64_t output_give_up_ms;
+
+int eryx_cli_remote_stopping(void)
+{
+    uint64_t at = atomic_load(&output_give_up_ms);
+    return interrupted || (at && eryx_cli_now_ms() >= at);
+}
+
 /* The first error writing stdout, or 0. EPIPE: its reader went away; the
  * run is cancelled then, as by Ctrl-C, so that the server ends it and
  * stores the session (a client that died of SIGPIPE left the execution
@@ -526,6 +542,8 @@ int eryx_cli_remote(const remote_opts *o, const char *code, size_t len)
     calls cs;
     calls_init(&cs, c, o);
     uint64_t heard = eryx_cli_now_ms(), limit = run_limit_ms(c, o);
+    if (limit)
+        atomic_store(&output_give_up_ms, heard + limit + OUTPUT_GRACE_MS);
     for (status = -1; status < 0;) {
         uint8_t *data;
         size_t n;

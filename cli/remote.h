@@ -26,6 +26,10 @@ typedef struct remote_opts {
  * reached or refuses, 70 for other failures. */
 int eryx_cli_remote(const remote_opts *o, const char *code, size_t len);
 
+/* Whether a write to a stalled reader of our stdout or stderr gives up
+ * (out_stream.h): after Ctrl-C, or 5 s past the run's time limit. */
+int eryx_cli_remote_stopping(void);
+
 /* The first error writing stdout during eryx_cli_remote, or 0 (EPIPE: its
  * reader went away, and the run was cancelled). */
 int eryx_cli_remote_stdout_errno(void);

@@ -210,6 +210,28 @@ def test_a_reader_of_stdout_that_goes_away_cancels_the_run_and_keeps_the_session
     assert p.returncode == 0 and p.stdout == "42\n", p.stderr
 
 
+def test_a_reader_of_stdout_that_takes_nothing_holds_the_client_past_the_limit_5_s_at_most(server):
+    # A parent that reads eryx's stdout only after the exit: the client
+    # waited in its write for as long as the reader did not read (forever),
+    # unable even to read the server's end of the run. Now its writes give
+    # up 5 s past the run's limit; what was dropped is counted.
+    r, w = os.pipe()
+    start = time.monotonic()
+    p = subprocess.Popen([eryx_cli(), "--remote", server.url, "--token-file", server.token_file,
+                          "--timeout", "500", "-c", "while True: print('y' * 1000)"],
+                         stdout=w, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    try:
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+        os.close(r)
+    took = time.monotonic() - start
+    assert p.returncode != 0, err
+    assert "bytes of the program's output were dropped" in err, err
+    assert 5 < took < 40, took
+
+
 @pytest.mark.parametrize("flags,server_limit,said", [
     (["--timeout", "1000"], None, "time limit (1000 ms)"),
     ([], 1000, "time limit (1000 ms)"),
