@@ -468,7 +468,13 @@ typedef struct eryx_secret {
 
 /* Receives the guest's output as it is written: fd is 1 (stdout) or 2
  * (stderr). Called on the thread running the code, during the run. The
- * complete output is also in the result. */
+ * complete output is also in the result. While it runs, the run is in
+ * host code, which neither the time limit nor eryx_sandbox_interrupt
+ * reaches: one that blocks (a write to a pipe nobody reads) holds the run
+ * past its limit, and if it returns after the stop's grace, the sandbox is
+ * stopped hard at once. Return quickly once a stop is due; the eryx
+ * command drops what its stalled reader will not take then
+ * (cli/out_stream.c). */
 typedef void (*eryx_output_fn)(void *user_data, int fd, const char *data, size_t len);
 
 typedef struct eryx_sandbox_config {
