@@ -365,6 +365,11 @@ static int finish(json_t *ev)
         fprintf(stderr, "eryx: --remote: %s\n", save_error);
     if (truncated)
         fprintf(stderr, "eryx: output truncated at the server's output limit\n");
+    json_int_t dropped = json_integer_value(json_object_get(ev, "output_dropped"));
+    if (dropped > 0)
+        fprintf(stderr, "eryx: --remote: the server dropped %lld bytes of the program's output: "
+                        "this client did not take them before the run was stopped\n",
+                (long long)dropped);
     int rc = run_status(ev, status ? status : "error", truncated);
     return rc == 0 && save_error ? EXIT_SETUP : rc;
 }

@@ -64,6 +64,7 @@ typedef struct client {
     size_t inbox_bytes;
     size_t owed;                   /* calls asked of the client, unanswered */
     int reader_done;               /* the client went away (or idled out) */
+    int live_cancelled;            /* live was interrupted by a cancel */
     eryx_sandbox *live;            /* the sandbox running its execution */
     json_t *live_id;               /* its request's id (a reference), or NULL */
     struct client *next;           /* in sv->clients, under sv->clients_mu */
@@ -88,6 +89,8 @@ typedef struct running {
                                       the output is the client's already */
     int interrupted, suspend_wanted;
     uint64_t next_refresh_ms;
+    uint64_t stop_at_ms;           /* the run's time limit passes (0: none) */
+    uint64_t output_dropped;       /* bytes not sent: serve_output says why */
     /* "stdin_stream": the program's stdin asked of the client as it reads
      * (a "read" event, answered by one "stdin" message). in holds one
      * message's bytes at most: nothing is asked while it has any. */
@@ -119,10 +122,27 @@ static void send_too_structured(ws_conn *c, size_t len, size_t max)
     send_error(c, NULL, "too_large", msg);
 }
 
+/* Whether r's run is being stopped: its time limit passed, it was
+ * cancelled, its client went away or its lock was lost, or the server is
+ * stopping. */
+static int stopping(void *arg)
+{
+    running *r = arg;
+    if (r->interrupted || atomic_load(&r->sv->stopping) ||
+        (r->stop_at_ms && eryx_cli_now_ms() >= r->stop_at_ms))
+        return 1;
+    pthread_mutex_lock(&r->cl->mu);
+    int stop = r->cl->reader_done || r->cl->live_cancelled;
+    pthread_mutex_unlock(&r->cl->mu);
+    return stop;
+}
+
 /* Sends an event of the running request (fields taken): 0, -1 when the
  * client is gone, WS_TOO_LARGE (nothing sent, the client still there)
- * when it would be over --max-message: the caller makes it fit. */
-static int send_event(running *r, const char *ev, json_t *fields)
+ * when it would be over --max-message: the caller makes it fit. With
+ * may_park, a send still waiting for the client once the run is being
+ * stopped keeps its rest for the next send and returns WS_PARKED. */
+static int send_event_or_park(running *r, const char *ev, json_t *fields, int may_park)
 {
     if (!fields)
         return -1;
@@ -132,8 +152,9 @@ static int send_event(running *r, const char *ev, json_t *fields)
         json_decref(fields);
         return -1;
     }
-    int rc = ws_conn_send_json(r->c, fields);
-    if (rc == WS_TOO_LARGE)
+    int rc = may_park ? ws_conn_send_json_or_park(r->c, fields, stopping, r)
+                      : ws_conn_send_json(r->c, fields);
+    if (rc == WS_TOO_LARGE || rc == WS_PARKED)
         return rc;
     if (rc < 0) {
         /* The client is gone or stopped reading (the send's time limit):
@@ -149,6 +170,11 @@ static int send_event(running *r, const char *ev, json_t *fields)
     return r->gone ? -1 : 0;
 }
 
+static int send_event(running *r, const char *ev, json_t *fields)
+{
+    return send_event_or_park(r, ev, fields, 0);
+}
+
 /* How many bytes of output one event carries at most, so that it stays
  * under --max-message: a byte of text takes up to 6 in JSON (\u001f), 3
  * bytes of anything else take 4 in base64. */
@@ -160,7 +186,13 @@ static size_t output_piece(size_t max_message, int text)
 
 /* The sandboxes' on_output: streams to the client whose execution runs on
  * this thread, in pieces that fit a message (text cut between characters).
- * Text that is not UTF-8 goes as base64. */
+ * Text that is not UTF-8 goes as base64. Once the run is being stopped,
+ * output the client takes no more of is dropped, and counted in done's
+ * "output_dropped": a send that waited for the client waited in host
+ * code, out of reach of the stop, whose grace then ran out; the sandbox
+ * was stopped hard and the session not stored (a client reading nothing
+ * held a 500 ms run 5 s). The event being sent then goes whole, first
+ * thing with the next one. */
 void serve_output(void *ud, int fd, const char *data, size_t len)
 {
     (void)ud;
@@ -170,6 +202,10 @@ void serve_output(void *ud, int fd, const char *data, size_t len)
     int text = ws_utf8_valid((const uint8_t *)data, len);
     size_t piece = output_piece(r->sv->cfg.max_message, text);
     for (size_t off = 0, n; off < len && !r->gone; off += n) {
+        if (ws_conn_parked(r->c)) { /* the client takes nothing, and the run stops */
+            r->output_dropped += len - off;
+            return;
+        }
         n = len - off < piece ? len - off : piece;
         while (text && off + n < len && n > 1 && ((uint8_t)data[off + n] & 0xC0) == 0x80)
             n--; /* data[off + n] continues a character: end before it */
@@ -182,7 +218,7 @@ void serve_output(void *ud, int fd, const char *data, size_t len)
             json_object_set_new(ev, "b64", b ? json_stringn(b, b64_len) : json_null());
             free(b);
         }
-        send_event(r, "output", ev);
+        send_event_or_park(r, "output", ev, 1);
     }
 }
 
@@ -978,6 +1014,7 @@ static void set_live(client *cl, eryx_sandbox *sb, json_t *id)
 {
     pthread_mutex_lock(&cl->mu);
     cl->live = sb;
+    cl->live_cancelled = 0;
     json_decref(cl->live_id);
     cl->live_id = sb ? json_incref(id) : NULL;
     int stop = cl->reader_done || atomic_load(&cl->sv->stopping);
@@ -1024,6 +1061,8 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
         q.opts.stdin_user_data = &r;
     }
     int rc = eryx_sandbox_set_callbacks(r.sb, q.cbs, q.n_cbs);
+    if (q.opts.timeout_ns)
+        r.stop_at_ms = eryx_cli_now_ms() + q.opts.timeout_ns / 1000000u;
     if (rc == ERYX_OK)
         rc = eryx_exec_start_journaled(r.sb, q.code, q.code_len, &q.opts, q.journal, &r.ex);
     if (rc != ERYX_OK) {
@@ -1045,6 +1084,7 @@ static void execute(client *cl, json_t *id, json_t *req, int resume)
     metrics_execution(sv, metrics_status_index(rc, res), res ? res->duration_ns : 0);
     json_t *done = done_fields(rc, res);
     json_object_set_new(done, "replica", json_string(sv->replica));
+    json_object_set_new(done, "output_dropped", json_integer((json_int_t)r.output_dropped));
     /* Stopped by the server's own stop (SIGTERM), not by this client: the
      * clients say so, rather than report a cancel nobody asked for. */
     if (rc == ERYX_INTERRUPTED && !r.interrupted && atomic_load(&sv->stopping))
@@ -1198,8 +1238,10 @@ static void *reader_main(void *arg)
         }
         const char *op = json_string_value(json_object_get(msg, "op"));
         pthread_mutex_lock(&cl->mu);
-        if (op && strcmp(op, "cancel") == 0 && cl->live && for_request(msg, cl->live_id))
+        if (op && strcmp(op, "cancel") == 0 && cl->live && for_request(msg, cl->live_id)) {
             eryx_sandbox_interrupt(cl->live);
+            cl->live_cancelled = 1;
+        }
         size_t n = json_array_size(cl->inbox);
         int full = n >= MAX_INBOX + cl->owed || cl->inbox_bytes + tree > tree_max ||
                    json_array_append_new(cl->sizes, json_integer((json_int_t)tree)) < 0;

@@ -133,6 +133,9 @@ tls_conn *tls_conn_new(tls_ctx *ctx, int fd, const char *host)
         goto fail;
     if (L->SSL_set_fd(c->ssl, fd) != 1)
         goto fail;
+    /* A write that must be repeated may be repeated from a copy of its
+     * bytes: ws_conn.c keeps the rest of a message it gave up on. */
+    L->SSL_ctrl(c->ssl, SSL_CTRL_MODE, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER, NULL);
     if (host) {
         L->SSL_set_connect_state(c->ssl);
         if (eryx__ssl_set_sni(L, c->ssl, host) != 1 || L->SSL_set1_host(c->ssl, host) != 1)

@@ -42,6 +42,8 @@ struct ws_conn {
     size_t msg_len, msg_cap;
     int msg_op;                /* its opcode, or -1 when there is none */
     int head_only;             /* the request was HEAD: answers carry no body */
+    uint8_t *parked;           /* the rest of a message given up on, sent */
+    size_t parked_len;         /* before the next (send_lock guards both) */
     char host[256];
     char err[256];
 };
@@ -96,6 +98,7 @@ void ws_conn_free(ws_conn *c)
     pthread_mutex_destroy(&c->send_lock);
     free(c->rbuf);
     free(c->msg);
+    free(c->parked);
     free(c);
 }
 
@@ -172,7 +175,16 @@ static int fail_io(ws_conn *c, const char *doing)
     return fail(c, "%s", what);
 }
 
-static int write_all(ws_conn *c, const void *buf, size_t n, int64_t deadline)
+/* How often a send that may give up asks whether it does. */
+#define GIVE_UP_SLICE_MS 10
+
+/* Writes buf whole, waiting for the peer until the deadline; or, when
+ * give_up (which may be NULL) says so while it waits, keeps what is left
+ * in c->parked (send_lock held) and returns WS_PARKED. A TLS write retried
+ * later from that copy is the same bytes from another place, which
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER (serve_tls.c) allows. */
+static int write_some_or_park(ws_conn *c, const void *buf, size_t n, int64_t deadline,
+                              int (*give_up)(void *), void *arg)
 {
     const uint8_t *p = buf;
     while (n) {
@@ -182,14 +194,43 @@ static int write_all(ws_conn *c, const void *buf, size_t n, int64_t deadline)
         if (r > 0) {
             p += r;
             n -= (size_t)r;
-        } else if (r == TLS_WANT_READ || r == TLS_WANT_WRITE) {
-            if (!wait_for(c, r, deadline))
-                return fail(c, "%s", "the peer stopped reading (send timed out)");
-        } else {
-            return fail_io(c, "sending");
+            continue;
         }
+        if (r != TLS_WANT_READ && r != TLS_WANT_WRITE)
+            return fail_io(c, "sending");
+        int64_t until = deadline;
+        if (give_up) {
+            if (give_up(arg)) {
+                if (!(c->parked = malloc(n)))
+                    return fail(c, "%s", "out of memory");
+                memcpy(c->parked, p, n);
+                c->parked_len = n;
+                return WS_PARKED;
+            }
+            int64_t slice = (int64_t)eryx_cli_now_ms() + GIVE_UP_SLICE_MS;
+            until = slice < deadline ? slice : deadline;
+        }
+        if (!wait_for(c, r, until) && until == deadline)
+            return fail(c, "%s", "the peer stopped reading (send timed out)");
     }
     return 0;
+}
+
+static int write_all(ws_conn *c, const void *buf, size_t n, int64_t deadline)
+{
+    return write_some_or_park(c, buf, n, deadline, NULL, NULL);
+}
+
+/* Sends the rest of a message given up on, first; send_lock held. */
+static int send_parked(ws_conn *c, int64_t deadline)
+{
+    if (!c->parked)
+        return 0;
+    int r = write_all(c, c->parked, c->parked_len, deadline);
+    free(c->parked);
+    c->parked = NULL;
+    c->parked_len = 0;
+    return r;
 }
 
 /* Reads more into rbuf: 1 got bytes, 0 timed out, -1 closed or failed. */
@@ -563,6 +604,8 @@ static int send_frame(ws_conn *c, int opcode, const void *data, size_t len)
         return -1;
     uint8_t hdr[WS_MAX_HEADER], mask[4];
     int64_t deadline = (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS;
+    if (send_parked(c, deadline) < 0)
+        return -1;
     if (!c->client) {
         size_t h = ws_frame_header(hdr, opcode, len, NULL);
         if (write_all(c, hdr, h, deadline) < 0)
@@ -583,6 +626,39 @@ static int send_frame(ws_conn *c, int opcode, const void *data, size_t len)
             return -1;
     }
     return 0;
+}
+
+int ws_conn_parked(ws_conn *c)
+{
+    pthread_mutex_lock(&c->send_lock);
+    int parked = c->parked != NULL;
+    pthread_mutex_unlock(&c->send_lock);
+    return parked;
+}
+
+int ws_conn_send_json_or_park(ws_conn *c, json_t *msg, int (*give_up)(void *), void *arg)
+{
+    char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    if (!s)
+        return fail(c, "%s", "out of memory");
+    size_t len = strlen(s);
+    uint8_t *frame = len <= c->send_max ? malloc(WS_MAX_HEADER + len) : NULL;
+    int r = len > c->send_max ? WS_TOO_LARGE : frame ? 0 : fail(c, "%s", "out of memory");
+    if (r == 0) {
+        /* The head and the body in one buffer: a rest kept is one piece. */
+        size_t h = ws_frame_header(frame, WS_TEXT, len, NULL);
+        memcpy(frame + h, s, len);
+        int64_t deadline = (int64_t)eryx_cli_now_ms() + SEND_TIMEOUT_MS;
+        pthread_mutex_lock(&c->send_lock);
+        r = c->client || c->closed ? -1 : send_parked(c, deadline);
+        if (r == 0)
+            r = write_some_or_park(c, frame, h + len, deadline, give_up, arg);
+        pthread_mutex_unlock(&c->send_lock);
+    }
+    free(frame);
+    free(s);
+    return r;
 }
 
 int ws_conn_send_json(ws_conn *c, json_t *msg)

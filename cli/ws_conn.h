@@ -79,6 +79,16 @@ int ws_conn_send(ws_conn *c, int opcode, const void *data, size_t len);
  * refuse the message (and close the connection). */
 #define WS_TOO_LARGE (-2)
 int ws_conn_send_json(ws_conn *c, json_t *msg);
+/* ws_conn_send_json from the server's side that stops waiting for the
+ * peer once give_up(arg) says (asked every 10 ms while it waits): the
+ * rest of the message is then kept and goes first with the next message
+ * sent, and WS_PARKED is returned. Until then nothing more should be
+ * offered with it: ws_conn_parked says whether a rest waits. */
+#define WS_PARKED (-3)
+int ws_conn_send_json_or_park(ws_conn *c, json_t *msg, int (*give_up)(void *), void *arg);
+/* 1 while the rest of a message ws_conn_send_json_or_park gave up on
+ * waits to be sent. */
+int ws_conn_parked(ws_conn *c);
 /* The most one message sent may hold: max_message, or on the client side
  * the server's bound when it said a smaller one. */
 size_t ws_conn_send_max(const ws_conn *c);

@@ -214,11 +214,16 @@ def test_a_reader_of_stdout_that_takes_nothing_holds_the_client_past_the_limit_5
     # A parent that reads eryx's stdout only after the exit: the client
     # waited in its write for as long as the reader did not read (forever),
     # unable even to read the server's end of the run. Now its writes give
-    # up 5 s past the run's limit; what was dropped is counted.
+    # up 5 s past the run's limit; what was dropped is counted. The server,
+    # its client reading nothing, still stops the run at its limit and
+    # stores the session: its send of output waited up to 10 s, the grace
+    # ran out, the sandbox was stopped hard and the session not stored.
+    name = f"stalled-{os.getpid()}"
     r, w = os.pipe()
     start = time.monotonic()
     p = subprocess.Popen([eryx_cli(), "--remote", server.url, "--token-file", server.token_file,
-                          "--timeout", "500", "-c", "while True: print('y' * 1000)"],
+                          "--session", name, "--timeout", "500",
+                          "-c", "x = 42\nwhile True: print('y' * 1000)"],
                          stdout=w, stderr=subprocess.PIPE, text=True)
     os.close(w)
     try:
@@ -230,6 +235,8 @@ def test_a_reader_of_stdout_that_takes_nothing_holds_the_client_past_the_limit_5
     assert p.returncode != 0, err
     assert "bytes of the program's output were dropped" in err, err
     assert 5 < took < 40, took
+    p = remote(server, "--session", name, "-c", "print(x)")
+    assert p.returncode == 0 and p.stdout == "42\n", p.stderr
 
 
 @pytest.mark.parametrize("flags,server_limit,said", [
