@@ -141,7 +141,7 @@ class ExecuteResult:
                  "result_error", "exception_type", "exception_message", "traceback",
                  "exit_code", "exited", "stdout_truncated", "stderr_truncated",
                  "hard_stopped", "stopped", "status", "status_name", "session", "version",
-                 "saved", "replica", "server_stopping")
+                 "saved", "replica", "server_stopping", "output_dropped")
 
     def __init__(self, ev: Mapping[str, Any], stdout: str, stderr: str) -> None:
         self.stdout = stdout
@@ -183,6 +183,10 @@ class ExecuteResult:
         self.stopped = stopped if stopped in ("timeout", "interrupted") else None
         # Interrupted by the server's own stop (SIGTERM), not by a cancel.
         self.server_stopping = bool(ev.get("server_stopping", False))
+        # Bytes of output the server did not send: this client took no more
+        # once the run was being stopped (docs/serve.md).
+        dropped = ev.get("output_dropped")
+        self.output_dropped = dropped if isinstance(dropped, int) and dropped > 0 else 0
         self.session = ev.get("session")
         self.version = ev.get("version")
         self.saved = bool(ev.get("saved", False))

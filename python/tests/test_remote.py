@@ -83,6 +83,7 @@ def test_execute_result_and_output(session):
     assert r.status == 0 and r.status_name == "ok" and r.exception_type is None
     assert r.duration_ms >= 0 and r.replica and r.saved
     assert r.version is not None and session.version == r.version
+    assert r.output_dropped == 0  # a client that reads: nothing dropped
     # A result the service cannot carry as JSON is an error saying so: NaN,
     # or text the guest's code forged as its result (event kind 2).
     r = session.execute("result = float('nan')")
