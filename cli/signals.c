@@ -97,9 +97,9 @@ static void *signal_main(void *arg)
         if (sig == SIGINT && sb) {
             atomic_fetch_add(&interrupts, 1);
             eryx_sandbox_interrupt(sb);
-        }
-        else
+        } else {
             die_of(sig);
+        }
     }
     return NULL;
 }
