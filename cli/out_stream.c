@@ -83,9 +83,9 @@ static ssize_t write_some(const out_stream *s, const char *buf, size_t n)
     case WRITE_SEND:
         return send(s->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
     case WRITE_POLLED: {
-        int w = wait_writable(s);
-        if (w <= 0) {
-            errno = w < 0 ? errno : EAGAIN;
+        struct pollfd p = {s->fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) == 0) {
+            errno = EAGAIN; /* bounded_write waits */
             return -1;
         }
         return write(s->fd, buf, n < PIPE_BUF ? n : PIPE_BUF);
@@ -175,6 +175,9 @@ int eryx_cli_out_bound(int (*due)(void))
             fclose(out);
         if (err)
             fclose(err);
+        for (int i = 0; i < 2; i++)
+            if (streams[i].own_fd >= 0)
+                close(streams[i].own_fd);
         return -1;
     }
     /* glibc's standard streams are variables a program may set. */

@@ -636,15 +636,34 @@ int ws_conn_parked(ws_conn *c)
     return parked;
 }
 
-int ws_conn_send_json_or_park(ws_conn *c, json_t *msg, int (*give_up)(void *), void *arg)
+/* msg (taken) as the compact JSON text of a message: NULL, with *rc
+ * WS_TOO_LARGE when it is over send_max, or -1 (out of memory). */
+static char *message_text(ws_conn *c, json_t *msg, size_t *len, int *rc)
 {
     char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
     json_decref(msg);
+    if (!s) {
+        *rc = fail(c, "%s", "out of memory");
+        return NULL;
+    }
+    *len = strlen(s);
+    if (*len > c->send_max) {
+        free(s);
+        *rc = WS_TOO_LARGE;
+        return NULL;
+    }
+    return s;
+}
+
+int ws_conn_send_json_or_park(ws_conn *c, json_t *msg, int (*give_up)(void *), void *arg)
+{
+    size_t len;
+    int r;
+    char *s = message_text(c, msg, &len, &r);
     if (!s)
-        return fail(c, "%s", "out of memory");
-    size_t len = strlen(s);
-    uint8_t *frame = len <= c->send_max ? malloc(WS_MAX_HEADER + len) : NULL;
-    int r = len > c->send_max ? WS_TOO_LARGE : frame ? 0 : fail(c, "%s", "out of memory");
+        return r;
+    uint8_t *frame = malloc(WS_MAX_HEADER + len);
+    r = frame ? 0 : fail(c, "%s", "out of memory");
     if (r == 0) {
         /* The head and the body in one buffer: a rest kept is one piece. */
         size_t h = ws_frame_header(frame, WS_TEXT, len, NULL);
@@ -663,16 +682,12 @@ int ws_conn_send_json_or_park(ws_conn *c, json_t *msg, int (*give_up)(void *), v
 
 int ws_conn_send_json(ws_conn *c, json_t *msg)
 {
-    char *s = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-    json_decref(msg);
+    size_t len;
+    int r;
+    char *s = message_text(c, msg, &len, &r);
     if (!s)
-        return fail(c, "%s", "out of memory");
-    size_t len = strlen(s);
-    if (len > c->send_max) {
-        free(s);
-        return WS_TOO_LARGE;
-    }
-    int r = ws_conn_send(c, WS_TEXT, s, len);
+        return r;
+    r = ws_conn_send(c, WS_TEXT, s, len);
     free(s);
     return r;
 }
